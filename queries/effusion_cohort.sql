@@ -1,0 +1,15 @@
+-- @description Cohort: images with one finding and without another, by sex, age range and view ('any' matches all).
+-- @param finding TEXT = Effusion
+-- @param exclude TEXT = Pneumothorax
+-- @param sex TEXT = any
+-- @param min_age INT = 0
+-- @param max_age INT = 120
+-- @param view TEXT = any
+SELECT image_index, patient_id, follow_up, age, sex, view_position, labels, split
+FROM images
+WHERE array_has(labels, $finding)
+  AND ($exclude = '' OR NOT array_has(labels, $exclude))
+  AND ($sex = 'any' OR sex = $sex)
+  AND age BETWEEN $min_age AND $max_age
+  AND ($view = 'any' OR view_position = $view)
+ORDER BY patient_id, follow_up;

@@ -1,0 +1,62 @@
+//! `cxr cohort`: the images of a cohort, or a summary of it.
+
+use clap::Args;
+
+use crate::cli::AnalysisArgs;
+use crate::error::Result;
+use crate::findings::FINDINGS;
+
+/// Arguments of `cxr cohort`.
+#[derive(Debug, Args)]
+pub struct CohortCmd {
+    #[command(flatten)]
+    pub common: AnalysisArgs,
+    /// Print images, patients, sex and view breakdown, age quartiles and the
+    /// prevalence of each finding instead of the images.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+/// The SQL of `cxr cohort`, from the cohort's `images` query.
+pub fn sql(cohort: &str, summary: bool) -> String {
+    if !summary {
+        return format!(
+            "WITH cohort AS (\n{cohort}\n)\nSELECT image_index, patient_id, follow_up, age, sex, view_position, labels, split\nFROM cohort\nORDER BY patient_id, follow_up, image_index"
+        );
+    }
+    let findings: Vec<String> = FINDINGS.iter().map(|f| format!("('{f}')")).collect();
+    format!(
+        "WITH cohort AS (\n{cohort}\n),
+total AS (SELECT COUNT(*) AS n FROM cohort),
+finding(label) AS (VALUES {}),
+ages AS (
+    SELECT age, ROW_NUMBER() OVER (ORDER BY age) AS r, COUNT(*) OVER () AS n
+    FROM cohort WHERE age IS NOT NULL
+),
+rows AS (
+    SELECT 1 AS part, 'images' AS measure, '' AS item, COUNT(*) AS n FROM cohort
+    UNION ALL SELECT 2, 'patients', '', COUNT(DISTINCT patient_id) FROM cohort
+    UNION ALL SELECT 3, 'sex', COALESCE(sex, 'NULL'), COUNT(*) FROM cohort GROUP BY sex
+    UNION ALL SELECT 4, 'view', COALESCE(view_position, 'NULL'), COUNT(*) FROM cohort GROUP BY view_position
+    UNION ALL SELECT 5, 'age', 'min', MIN(age) FROM ages
+    UNION ALL SELECT 6, 'age', 'q1', MIN(CASE WHEN r * 4 >= n THEN age END) FROM ages
+    UNION ALL SELECT 7, 'age', 'median', MIN(CASE WHEN r * 2 >= n THEN age END) FROM ages
+    UNION ALL SELECT 8, 'age', 'q3', MIN(CASE WHEN r * 4 >= n * 3 THEN age END) FROM ages
+    UNION ALL SELECT 9, 'age', 'max', MAX(age) FROM ages
+    UNION ALL SELECT 10, 'finding', f.label, COUNT(c.image_index)
+        FROM finding f LEFT JOIN cohort c ON array_has(c.labels, f.label) GROUP BY f.label
+    UNION ALL SELECT 11, 'finding', 'No Finding', COUNT(*) FROM cohort WHERE no_finding
+)
+SELECT measure, item, n,
+       CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total.n, 0), 2) END AS pct
+FROM rows CROSS JOIN total
+ORDER BY part, n DESC, item",
+        findings.join(", ")
+    )
+}
+
+/// Runs `cxr cohort`.
+pub async fn run(args: CohortCmd) -> Result<()> {
+    let summary = args.summary;
+    args.common.run(|cohort| Ok(sql(cohort, summary))).await
+}

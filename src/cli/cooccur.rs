@@ -1,0 +1,107 @@
+//! `cxr cooccur`: the 14 × 14 co-occurrence matrix of a cohort.
+
+use std::io::IsTerminal;
+
+use clap::{Args, ValueEnum};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::cli::AnalysisArgs;
+use crate::error::Result;
+use crate::findings::FINDINGS;
+use crate::output::Format;
+
+/// The value shown in each cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    /// Images with both findings.
+    Count,
+    /// P(column | row) = n_ab / n_a.
+    Conditional,
+    /// n_ab / (n_a + n_b − n_ab).
+    Jaccard,
+    /// n_ab · N / (n_a · n_b).
+    Lift,
+}
+
+impl Metric {
+    fn expr(self) -> &'static str {
+        match self {
+            Metric::Count => "CAST(n_ab AS DOUBLE)",
+            Metric::Conditional => "p_b_given_a",
+            Metric::Jaccard => "jaccard",
+            Metric::Lift => "lift",
+        }
+    }
+}
+
+/// Arguments of `cxr cooccur`.
+#[derive(Debug, Args)]
+pub struct CooccurCmd {
+    #[command(flatten)]
+    pub common: AnalysisArgs,
+    /// The value in each cell.
+    #[arg(long, value_enum, default_value_t = Metric::Count)]
+    pub metric: Metric,
+}
+
+/// The long-form SQL: one row per ordered pair with the chosen metric as `value`.
+pub fn sql(cohort: &str, metric: Metric) -> String {
+    let pairs = crate::sql::view_sql("cooccurrence", "cohort", "cohort_findings");
+    format!(
+        "WITH cohort AS (\n{cohort}\n),\ncohort_findings AS (\n    SELECT f.* FROM findings f JOIN cohort c ON c.image_index = f.image_index\n),\npairs AS (\n{pairs}\n)\nSELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM pairs\nORDER BY label_a, label_b",
+        metric.expr()
+    )
+}
+
+/// Runs `cxr cooccur`: a matrix on a terminal, the long form otherwise.
+pub async fn run(args: CooccurCmd) -> Result<()> {
+    let metric = args.metric;
+    let matrix = args.common.output.out.is_none()
+        && !args.common.show_sql
+        && match args.common.output.format {
+            Some(f) => f == Format::Table,
+            None => std::io::stdout().is_terminal(),
+        };
+    if !matrix {
+        return args.common.run(|c| Ok(sql(c, metric))).await;
+    }
+    let (_, rows) = args.common.rows(|c| Ok(sql(c, metric))).await?;
+    println!("{}", matrix_table(&rows, metric));
+    Ok(())
+}
+
+/// Pivots long-form rows (label_a, label_b, n_a, n_b, n_ab, value) into a table.
+fn matrix_table(rows: &[Vec<String>], metric: Metric) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut header = vec!["row \\ column".to_string()];
+    header.extend(FINDINGS.iter().map(|f| f.replace('_', " ")));
+    t.set_header(header);
+    for a in FINDINGS {
+        let mut line = vec![a.to_string()];
+        for b in FINDINGS {
+            let cell = if a == b {
+                let n_a = rows.iter().find(|r| r[0] == a).map(|r| r[2].clone());
+                if metric == Metric::Count { n_a.unwrap_or_default() } else { "·".into() }
+            } else {
+                rows.iter()
+                    .find(|r| r[0] == a && r[1] == b)
+                    .map(|r| format_value(&r[5], metric))
+                    .unwrap_or_default()
+            };
+            line.push(cell);
+        }
+        t.add_row(line);
+    }
+    t
+}
+
+fn format_value(v: &str, metric: Metric) -> String {
+    match (metric, v.parse::<f64>()) {
+        (Metric::Count, Ok(x)) => format!("{x:.0}"),
+        (Metric::Lift, Ok(x)) => format!("{x:.2}"),
+        (_, Ok(x)) => format!("{x:.3}"),
+        _ => v.to_string(),
+    }
+}

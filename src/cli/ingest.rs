@@ -1,0 +1,162 @@
+//! `cxr ingest`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::cli::WarehouseArg;
+use crate::error::Result;
+use crate::ingest::{IngestOptions, IngestSummary};
+
+/// Arguments of `cxr ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Metadata CSV (plain or gzip) [default: data/Data_Entry_2017_v2020.csv.gz]
+    #[arg(long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+    /// Bounding-box CSV [default: data/BBox_List_2017.csv]
+    #[arg(long, value_name = "FILE")]
+    pub bbox: Option<PathBuf>,
+    /// Expert (Google 2019) labels CSV [default: data/google2019_nih-chest-xray-labels.csv.gz]
+    #[arg(long, value_name = "FILE")]
+    pub expert: Option<PathBuf>,
+    /// Official split lists [default: data/train_val_list.txt data/test_list.txt]
+    #[arg(long, num_args = 2, value_names = ["TRAIN_VAL_LIST", "TEST_LIST"])]
+    pub splits: Option<Vec<PathBuf>>,
+    /// Image inputs for pixel_stats: .tar, .tar.gz/.tgz or folders of PNGs (repeatable)
+    /// [default: data/sample-images-224.tar]
+    #[arg(long, value_name = "PATH")]
+    pub images: Vec<PathBuf>,
+    /// Skip pixel statistics (pixel_stats and pixel_errors stay empty).
+    #[arg(long, conflicts_with = "images")]
+    pub no_images: bool,
+    /// Leave the bboxes table empty.
+    #[arg(long, conflicts_with = "bbox")]
+    pub no_bbox: bool,
+    /// Leave the expert_labels table empty.
+    #[arg(long, conflicts_with = "expert")]
+    pub no_expert: bool,
+    /// Leave every split NULL.
+    #[arg(long, conflicts_with = "splits")]
+    pub no_splits: bool,
+    #[command(flatten)]
+    pub warehouse: WarehouseArg,
+}
+
+impl IngestArgs {
+    /// Resolves defaults against the shipped data directory.
+    pub fn options(&self) -> IngestOptions {
+        let data = crate::data_dir();
+        let pick = |given: &Option<PathBuf>, skip: bool, name: &str| -> Option<PathBuf> {
+            if skip {
+                None
+            } else {
+                Some(given.clone().unwrap_or_else(|| data.join(name)))
+            }
+        };
+        let splits = if self.no_splits {
+            None
+        } else {
+            Some(match &self.splits {
+                Some(v) => [v[0].clone(), v[1].clone()],
+                None => [data.join("train_val_list.txt"), data.join("test_list.txt")],
+            })
+        };
+        IngestOptions {
+            metadata: pick(&self.metadata, false, "Data_Entry_2017_v2020.csv.gz").expect("always set"),
+            bbox: pick(&self.bbox, self.no_bbox, "BBox_List_2017.csv"),
+            expert: pick(&self.expert, self.no_expert, "google2019_nih-chest-xray-labels.csv.gz"),
+            splits,
+            images: if self.no_images {
+                Vec::new()
+            } else if self.images.is_empty() {
+                vec![data.join("sample-images-224.tar")]
+            } else {
+                self.images.clone()
+            },
+            warehouse: self.warehouse.path(),
+        }
+    }
+}
+
+/// Runs `cxr ingest` and prints its summary table.
+pub fn run(args: IngestArgs) -> Result<()> {
+    let opts = args.options();
+    if std::io::stderr().is_terminal() {
+        eprintln!("ingesting {} ...", opts.metadata.display());
+    }
+    let summary = if std::io::stderr().is_terminal() && !opts.images.is_empty() {
+        let bar = Bar::new(crate::pixels::source::total_bytes(&opts.images));
+        crate::ingest::run_with_progress(&opts, &bar)?
+    } else {
+        crate::ingest::run(&opts)?
+    };
+    println!("{}", summary_table(&summary));
+    if let Some(p) = &summary.pixels {
+        let rate = p.measured as f64 / p.seconds.max(1e-9);
+        println!(
+            "pixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
+            crate::output::thousands(p.measured),
+            crate::output::thousands(p.errors),
+            crate::output::thousands(p.skipped),
+            if p.resumed > 0 {
+                format!(", {} members resumed from an interrupted run", crate::output::thousands(p.resumed))
+            } else {
+                String::new()
+            },
+            p.seconds,
+            rate
+        );
+    }
+    println!(
+        "warehouse {} written from the {} metadata in {:.2} s",
+        opts.warehouse.display(),
+        summary.revision,
+        summary.seconds
+    );
+    Ok(())
+}
+
+fn summary_table(s: &IngestSummary) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["table", "rows"]);
+    for (name, rows) in &s.tables {
+        t.add_row(vec![name.clone(), crate::output::thousands(*rows)]);
+    }
+    t
+}
+
+/// An indicatif bar over the bytes of the image inputs, on stderr.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new(total: u64) -> Bar {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {percent:>3}% {msg} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        Bar(bar)
+    }
+}
+
+impl crate::pixels::run::Progress for Bar {
+    fn update(&self, images: u64, bytes: u64) {
+        let secs = self.0.elapsed().as_secs_f64().max(1e-3);
+        self.0.set_position(bytes);
+        self.0.set_message(format!(
+            "{} images, {:.0}/s",
+            crate::output::thousands(images),
+            images as f64 / secs
+        ));
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,0 +1,323 @@
+//! `cxr plot`: co-occurrence heatmap, finding prevalence bars, age histogram by sex,
+//! and the distribution of per-image mean intensity, as SVG or PNG (plotters).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::cli::AnalysisArgs;
+use crate::cli::cooccur::Metric;
+use crate::error::{Error, Result};
+use crate::findings::FINDINGS;
+
+/// What to plot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlotKind {
+    /// 14 × 14 heatmap of the co-occurrence metric.
+    Cooccurrence,
+    /// Prevalence of each finding (bars).
+    Labels,
+    /// Age histogram by sex.
+    Age,
+    /// Distribution of per-image mean intensity (needs pixel statistics).
+    Pixels,
+}
+
+/// Arguments of `cxr plot`.
+#[derive(Debug, Args)]
+pub struct PlotCmd {
+    /// The plot.
+    #[arg(value_enum)]
+    pub kind: PlotKind,
+    #[command(flatten)]
+    pub common: AnalysisArgs,
+    /// The heatmap's value.
+    #[arg(long, value_enum, default_value_t = Metric::Count)]
+    pub metric: Metric,
+    /// Image size in pixels, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1000x800", value_name = "WxH")]
+    pub size: String,
+}
+
+type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let bad = || Error::Usage(format!("--size `{s}`: expected WIDTHxHEIGHT, e.g. 1000x800"));
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h) = (w.trim().parse::<u32>().map_err(|_| bad())?, h.trim().parse::<u32>().map_err(|_| bad())?);
+    if !(200..=8000).contains(&w) || !(200..=8000).contains(&h) {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// Registers a TrueType font for text: `$CXR_FONT`, else DejaVu Sans.
+fn register_font() -> Result<()> {
+    static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let candidates: Vec<PathBuf> = std::env::var_os("CXR_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(
+                [
+                    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+                ]
+                .map(PathBuf::from),
+            )
+            .collect();
+        let bytes = candidates
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .ok_or("no TrueType font found for plot text; set CXR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| "the plot font is not a valid TrueType font".to_string())
+    })
+    .clone()
+    .map_err(Error::Usage)
+}
+
+/// Runs `cxr plot`.
+pub async fn run(cmd: PlotCmd) -> Result<()> {
+    let out = cmd
+        .common
+        .output
+        .out
+        .clone()
+        .ok_or_else(|| Error::Usage("cxr plot needs --out FILE.svg or FILE.png".into()))?;
+    let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if ext != "svg" && ext != "png" {
+        return Err(Error::Usage(format!("{}: plots are written as .svg or .png", out.display())));
+    }
+    let size = parse_size(&cmd.size)?;
+    register_font()?;
+    let metric = cmd.metric;
+    let kind = cmd.kind;
+    let (_, rows) = cmd
+        .common
+        .rows(|cohort| {
+            Ok(match kind {
+                PlotKind::Cooccurrence => crate::cli::cooccur::sql(cohort, metric),
+                PlotKind::Labels => labels_sql(cohort),
+                PlotKind::Age => format!(
+                    "WITH cohort AS (\n{cohort}\n)\nSELECT COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+                ),
+                PlotKind::Pixels => format!(
+                    "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
+                ),
+            })
+        })
+        .await?;
+    if kind == PlotKind::Pixels && rows.is_empty() {
+        return Err(Error::Usage("no pixel statistics for this cohort; run `cxr ingest --images ...`".into()));
+    }
+    let drawn = if ext == "svg" {
+        draw(SVGBackend::new(&out, size).into_drawing_area(), kind, metric, &rows)
+    } else {
+        draw(BitMapBackend::new(&out, size).into_drawing_area(), kind, metric, &rows)
+    };
+    drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn labels_sql(cohort: &str) -> String {
+    let v: Vec<String> = FINDINGS.iter().map(|f| format!("('{f}')")).collect();
+    format!(
+        "WITH cohort AS (\n{cohort}\n),\nfinding(label) AS (VALUES {}),\ntotal AS (SELECT COUNT(*) AS n FROM cohort)\nSELECT f.label, COUNT(c.image_index) AS n, MAX(total.n) AS total\nFROM finding f CROSS JOIN total LEFT JOIN cohort c ON array_has(c.labels, f.label)\nGROUP BY f.label ORDER BY n DESC, f.label",
+        v.join(", ")
+    )
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    kind: PlotKind,
+    metric: Metric,
+    rows: &[Vec<String>],
+) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    match kind {
+        PlotKind::Cooccurrence => heatmap(&root, metric, rows)?,
+        PlotKind::Labels => labels(&root, rows)?,
+        PlotKind::Age => age(&root, rows)?,
+        PlotKind::Pixels => pixels(&root, rows)?,
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn num(s: &str) -> f64 {
+    s.parse().unwrap_or(0.0)
+}
+
+/// Light yellow to dark blue.
+fn shade(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    RGBColor(lerp(255.0, 8.0), lerp(247.0, 48.0), lerp(188.0, 107.0))
+}
+
+fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, metric: Metric, rows: &[Vec<String>]) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (w, h) = root.dim_in_pixel();
+    let title = format!("Finding co-occurrence ({})", format!("{metric:?}").to_lowercase());
+    root.draw(&Text::new(title, (20, 12), ("sans-serif", 24).into_font()))?;
+    let (left, top) = (170i32, 60i32);
+    let bottom_labels = 150i32;
+    let cell = (((w as i32 - left - 20).min(h as i32 - top - bottom_labels)) / 14).max(10);
+    let value = |a: &str, b: &str| rows.iter().find(|r| r[0] == a && r[1] == b).map(|r| num(&r[5]));
+    let max = rows.iter().map(|r| num(&r[5])).fold(0.0f64, f64::max).max(1e-12);
+    let small = ("sans-serif", (cell / 3).clamp(8, 14)).into_font();
+    let label_font = ("sans-serif", 14).into_font();
+    for (i, a) in FINDINGS.iter().enumerate() {
+        let y = top + i as i32 * cell;
+        root.draw(&Text::new(
+            a.replace('_', " "),
+            (left - 8, y + cell / 2),
+            TextStyle::from(label_font.clone()).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+        for (j, b) in FINDINGS.iter().enumerate() {
+            let x = left + j as i32 * cell;
+            let v = if a == b { None } else { value(a, b) };
+            let colour = v.map_or(RGBColor(230, 230, 230), |v| shade(v / max));
+            root.draw(&Rectangle::new([(x, y), (x + cell - 1, y + cell - 1)], colour.filled()))?;
+            if let Some(v) = v {
+                let text = match metric {
+                    Metric::Count => format!("{v:.0}"),
+                    Metric::Lift => format!("{v:.1}"),
+                    _ => format!("{v:.2}"),
+                };
+                let ink = if v / max > 0.55 { WHITE } else { BLACK };
+                root.draw(&Text::new(
+                    text,
+                    (x + cell / 2, y + cell / 2),
+                    small.clone().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+                ))?;
+            }
+        }
+    }
+    let base = top + 14 * cell + 8;
+    for (j, b) in FINDINGS.iter().enumerate() {
+        let x = left + j as i32 * cell + cell / 2;
+        root.draw(&Text::new(
+            b.replace('_', " "),
+            (x, base),
+            TextStyle::from(label_font.clone().transform(FontTransform::Rotate270)).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+    }
+    let note = match metric {
+        Metric::Conditional => "rows: finding A, columns: finding B, cell: P(B | A)",
+        _ => "rows: finding A, columns: finding B",
+    };
+    root.draw(&Text::new(note, (left, h as i32 - 24), ("sans-serif", 14).into_font()))?;
+    Ok(())
+}
+
+fn labels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Vec<String>]) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let total = rows.first().map(|r| num(&r[2])).unwrap_or(0.0).max(1.0);
+    let pct: Vec<(String, f64)> = rows.iter().map(|r| (r[0].replace('_', " "), 100.0 * num(&r[1]) / total)).collect();
+    let max = pct.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
+    let n = pct.len() as i32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("Finding prevalence ({} images)", total as u64), ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(170)
+        .build_cartesian_2d(0f64..max, (0..n).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(pct.len())
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => pct.get((n - 1 - *i) as usize).map(|p| p.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("% of images")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    chart.draw_series(pct.iter().enumerate().map(|(i, (_, v))| {
+        let row = n - 1 - i as i32;
+        let mut bar = Rectangle::new(
+            [(0.0, SegmentValue::Exact(row)), (*v, SegmentValue::Exact(row + 1))],
+            RGBColor(49, 130, 189).filled(),
+        );
+        bar.set_margin(3, 3, 0, 0);
+        bar
+    }))?;
+    Ok(())
+}
+
+fn age<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Vec<String>]) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let max_n = rows.iter().map(|r| num(&r[2])).fold(1.0f64, f64::max) * 1.1;
+    let max_age = rows.iter().map(|r| num(&r[1])).fold(0.0f64, f64::max) + 5.0;
+    let mut chart = ChartBuilder::on(root)
+        .caption("Age by sex (5-year bins)", ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..max_age.max(10.0), 0f64..max_n)?;
+    chart
+        .configure_mesh()
+        .x_desc("age (years)")
+        .y_desc("images")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    for (sex, colour, offset) in [("M", RGBColor(49, 130, 189), 0.0), ("F", RGBColor(222, 45, 38), 2.5)] {
+        let bars: Vec<(f64, f64)> = rows.iter().filter(|r| r[0] == sex).map(|r| (num(&r[1]), num(&r[2]))).collect();
+        chart
+            .draw_series(bars.iter().map(move |(bin, n)| {
+                Rectangle::new([(bin + offset, 0.0), (bin + offset + 2.4, *n)], colour.filled())
+            }))?
+            .label(if sex == "M" { "male" } else { "female" })
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .label_font(("sans-serif", 16))
+        .draw()?;
+    Ok(())
+}
+
+fn pixels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Vec<String>]) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let max_n = rows.iter().map(|r| num(&r[1])).fold(1.0f64, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(root)
+        .caption("Per-image mean intensity", ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..256f64, 0f64..max_n)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean grey value (bins of 8)")
+        .y_desc("images")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    chart.draw_series(rows.iter().map(|r| {
+        let bin = num(&r[0]);
+        Rectangle::new([(bin + 0.5, 0.0), (bin + 7.5, num(&r[1]))], RGBColor(99, 99, 99).filled())
+    }))?;
+    Ok(())
+}
+

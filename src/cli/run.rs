@@ -1,0 +1,60 @@
+//! `cxr run`: saved, parameterised queries from `queries/`.
+
+use clap::Args;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::cli::{OutputArgs, WarehouseArg};
+use crate::error::{Error, Result};
+use crate::sql::params::{self, QueryFile};
+use crate::sql::{Register, Warehouse};
+
+/// Arguments of `cxr run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A query name (`effusion_cohort` finds queries/effusion_cohort.sql) or a file path.
+    #[arg(value_name = "QUERY", required_unless_present = "list")]
+    pub query: Option<String>,
+    /// A parameter value, NAME=VALUE (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_kv)]
+    pub params: Vec<(String, String)>,
+    /// List the saved queries with their descriptions and parameters.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub warehouse: WarehouseArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    Ok((k.trim().trim_start_matches('$').to_string(), v.to_string()))
+}
+
+/// Runs `cxr run`.
+pub async fn run(args: RunArgs) -> Result<()> {
+    if args.list {
+        return list();
+    }
+    let name = args.query.as_deref().ok_or_else(|| Error::Usage("no query given".into()))?;
+    let qf = QueryFile::load(&params::resolve(name)?)?;
+    let values = qf.bind(&args.params)?;
+    let wh = Warehouse::open(&args.warehouse.path(), Register::For(&qf.sql)).await?;
+    let frames = wh.plan(&qf.sql, false, &values).await?;
+    crate::cli::emit(frames, &args.output).await
+}
+
+fn list() -> Result<()> {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec!["query", "description", "parameters"]);
+    for q in params::list()? {
+        let ps: Vec<String> = q.params.iter().map(ToString::to_string).collect();
+        t.add_row(vec![q.name, q.description, ps.join("\n")]);
+    }
+    println!("{t}");
+    Ok(())
+}

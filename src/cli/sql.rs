@@ -1,0 +1,40 @@
+//! `cxr sql`: ad-hoc SQL over the warehouse.
+
+use std::io::Read;
+
+use clap::Args;
+
+use crate::cli::{OutputArgs, WarehouseArg};
+use crate::error::{Error, Result};
+use crate::sql::{Register, Warehouse};
+
+/// Arguments of `cxr sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// One or more `;`-separated statements; `-` reads them from stdin.
+    #[arg(value_name = "SQL")]
+    pub sql: String,
+    /// Allow statements that write (CREATE, INSERT, COPY, ...).
+    #[arg(long)]
+    pub allow_write: bool,
+    #[command(flatten)]
+    pub warehouse: WarehouseArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Runs `cxr sql`.
+pub async fn run(args: SqlArgs) -> Result<()> {
+    let sql = if args.sql == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io("reading SQL from stdin", e))?;
+        s
+    } else {
+        args.sql.clone()
+    };
+    let wh = Warehouse::open(&args.warehouse.path(), Register::For(&sql)).await?;
+    let frames = wh.plan(&sql, args.allow_write, &[]).await?;
+    crate::cli::emit(frames, &args.output).await
+}

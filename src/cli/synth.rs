@@ -1,0 +1,69 @@
+//! `cxr synth`: deterministic synthetic image archives for tests and benchmarks,
+//! and the shipped sample tar made from real full-size PNGs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::error::Result;
+use crate::pixels::synth::{SynthOptions, sample_tar, write_tar};
+
+/// Arguments of `cxr synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// What to generate.
+    #[command(subcommand)]
+    pub what: SynthWhat,
+}
+
+/// The generators.
+#[derive(Debug, Subcommand)]
+pub enum SynthWhat {
+    /// A tar of synthetic chest-X-ray-like PNGs named after real image indices.
+    Images {
+        /// Number of regular images.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Side of the images in pixels.
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// Also add edge cases: RGBA, 16-bit, palette, 1024-pixel, truncated, non-PNG,
+        /// duplicate name, oversize header.
+        #[arg(long)]
+        edge_cases: bool,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 2017)]
+        seed: u64,
+        /// The tar file to write.
+        #[arg(long, value_name = "FILE.tar")]
+        out: PathBuf,
+    },
+    /// A tar of real full-size PNGs reduced as the images-224 release was: grey, short
+    /// side resized to SIZE, centre-cropped.
+    Sample {
+        /// Folder of full-size PNGs.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Side of the output images.
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// The tar file to write.
+        #[arg(long, value_name = "FILE.tar")]
+        out: PathBuf,
+    },
+}
+
+/// Runs `cxr synth`.
+pub fn run(args: SynthArgs) -> Result<()> {
+    match args.what {
+        SynthWhat::Images { count, size, edge_cases, seed, out } => {
+            let members = write_tar(&out, &SynthOptions { count, size, edge_cases, seed })?;
+            println!("wrote {} ({members} members)", out.display());
+        }
+        SynthWhat::Sample { from, size, out } => {
+            let n = sample_tar(&from, &out, size)?;
+            println!("wrote {} ({n} images, {size}×{size})", out.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! Cohort definitions shared by the analysis and export commands: flags in, one SQL
+//! relation of `images` rows out.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::findings::{FINDINGS, lookup};
+
+/// The cohort flags, the same on every command that takes them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CohortArgs {
+    /// Images with this finding (repeatable: all must be present).
+    #[arg(long = "with", value_name = "LABEL")]
+    pub with: Vec<String>,
+    /// Images with at least one of these findings (repeatable).
+    #[arg(long = "any", value_name = "LABEL")]
+    pub any: Vec<String>,
+    /// Images without this finding (repeatable).
+    #[arg(long = "without", value_name = "LABEL")]
+    pub without: Vec<String>,
+    /// Images with no finding at all.
+    #[arg(long)]
+    pub no_finding: bool,
+    /// Age range in years, inclusive: `40..60`, `40..`, `..60`.
+    #[arg(long, value_name = "MIN..MAX")]
+    pub age: Option<String>,
+    /// M or F.
+    #[arg(long, value_name = "M|F")]
+    pub sex: Option<String>,
+    /// PA or AP.
+    #[arg(long, value_name = "PA|AP")]
+    pub view: Option<String>,
+    /// A split name (train_val, test, or one made by `cxr split`).
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+    /// One image per patient: the lowest follow-up among the selected images.
+    #[arg(long)]
+    pub first_study: bool,
+    /// Only patients with at least N images.
+    #[arg(long, value_name = "N")]
+    pub min_studies: Option<u32>,
+    /// An SQL predicate over the columns of images (and pixel_stats when present).
+    #[arg(long = "where", value_name = "PREDICATE")]
+    pub predicate: Option<String>,
+    /// A saved query returning image_index; the cohort is limited to its images.
+    #[arg(long, value_name = "FILE.sql")]
+    pub cohort: Option<PathBuf>,
+}
+
+/// What the cohort SQL may join to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Available {
+    /// The warehouse has a non-empty pixel_stats table.
+    pub pixel_stats: bool,
+    /// The warehouse has a `splits` table (from `cxr split`).
+    pub splits: bool,
+}
+
+fn finding(name: &str) -> Result<&'static str> {
+    lookup(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "unknown finding `{name}`; the 14 findings are: {}",
+            FINDINGS.join(", ")
+        ))
+    })
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Parses `MIN..MAX` with either end optional.
+pub fn parse_age(s: &str) -> Result<(Option<i64>, Option<i64>)> {
+    let bad = || Error::Usage(format!("--age `{s}`: expected MIN..MAX, MIN.. or ..MAX in years"));
+    let (lo, hi) = s.split_once("..").ok_or_else(bad)?;
+    let parse = |v: &str| -> Result<Option<i64>> {
+        let v = v.trim();
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            v.parse().map(Some).map_err(|_| bad())
+        }
+    };
+    Ok((parse(lo)?, parse(hi)?))
+}
+
+impl CohortArgs {
+    /// The SQL predicates over `i` (images) and `p` (pixel_stats).
+    fn predicates(&self, avail: Available) -> Result<Vec<String>> {
+        let mut w = Vec::new();
+        for l in &self.with {
+            w.push(format!("array_has(i.labels, {})", quote(finding(l)?)));
+        }
+        if !self.any.is_empty() {
+            let any: Vec<String> = self
+                .any
+                .iter()
+                .map(|l| Ok(format!("array_has(i.labels, {})", quote(finding(l)?))))
+                .collect::<Result<_>>()?;
+            w.push(format!("({})", any.join(" OR ")));
+        }
+        for l in &self.without {
+            w.push(format!("NOT array_has(i.labels, {})", quote(finding(l)?)));
+        }
+        if self.no_finding {
+            w.push("i.no_finding".into());
+        }
+        if let Some(a) = &self.age {
+            match parse_age(a)? {
+                (Some(lo), Some(hi)) => w.push(format!("i.age BETWEEN {lo} AND {hi}")),
+                (Some(lo), None) => w.push(format!("i.age >= {lo}")),
+                (None, Some(hi)) => w.push(format!("i.age <= {hi}")),
+                (None, None) => {}
+            }
+        }
+        if let Some(s) = &self.sex {
+            let s = s.to_ascii_uppercase();
+            if s != "M" && s != "F" {
+                return Err(Error::Usage(format!("--sex `{s}`: expected M or F")));
+            }
+            w.push(format!("i.sex = {}", quote(&s)));
+        }
+        if let Some(v) = &self.view {
+            let v = v.to_ascii_uppercase();
+            if v != "PA" && v != "AP" {
+                return Err(Error::Usage(format!("--view `{v}`: expected PA or AP")));
+            }
+            w.push(format!("i.view_position = {}", quote(&v)));
+        }
+        if let Some(s) = &self.split {
+            // A split made by `cxr split` wins; otherwise the official images.split.
+            let q = quote(s);
+            if avail.splits {
+                w.push(format!(
+                    "(i.patient_id IN (SELECT patient_id FROM splits WHERE split = {q}) \
+                     OR (NOT EXISTS (SELECT 1 FROM splits WHERE split = {q}) AND i.split = {q}))"
+                ));
+            } else {
+                w.push(format!("i.split = {q}"));
+            }
+        }
+        if let Some(n) = self.min_studies {
+            w.push(format!(
+                "i.patient_id IN (SELECT patient_id FROM patients WHERE n_images >= {n})"
+            ));
+        }
+        if let Some(file) = &self.cohort {
+            let q = crate::sql::params::QueryFile::load(file)?;
+            if q.params.iter().any(|p| p.default.is_none()) {
+                return Err(Error::Usage(format!(
+                    "--cohort {}: every parameter needs a default to be used as a cohort\n{}",
+                    file.display(),
+                    q.usage()
+                )));
+            }
+            let body = strip_sql(&q.sql);
+            w.push(format!("i.image_index IN (SELECT image_index FROM ({body}) AS saved)"));
+        }
+        if let Some(p) = &self.predicate {
+            if !avail.pixel_stats && mentions_pixel_column(p) {
+                return Err(Error::Usage(format!(
+                    "--where `{p}` uses pixel statistics, but this warehouse has none; run `cxr ingest --images ...`"
+                )));
+            }
+            w.push(format!("({p})"));
+        }
+        Ok(w)
+    }
+
+    /// A query returning the cohort's `images` rows (all columns of images).
+    pub fn images_sql(&self, avail: Available) -> Result<String> {
+        let preds = self.predicates(avail)?;
+        let join = if avail.pixel_stats {
+            " LEFT JOIN pixel_stats p ON p.image_index = i.image_index"
+        } else {
+            ""
+        };
+        let filter = if preds.is_empty() {
+            String::new()
+        } else {
+            format!("\n  WHERE {}", preds.join("\n    AND "))
+        };
+        if self.first_study {
+            Ok(format!(
+                "SELECT * EXCEPT (study_order) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.patient_id ORDER BY i.follow_up, i.image_index) AS study_order\n  FROM images i{join}{filter}\n) AS firsts WHERE study_order = 1"
+            ))
+        } else {
+            Ok(format!("SELECT i.* FROM images i{join}{filter}"))
+        }
+    }
+
+    /// Whether any flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.images_sql(Available::default())
+            .map(|s| s == "SELECT i.* FROM images i")
+            .unwrap_or(false)
+    }
+
+    /// Saved queries whose parameters must be bound with their defaults.
+    pub fn default_params(&self) -> Result<Vec<(String, datafusion::scalar::ScalarValue)>> {
+        match &self.cohort {
+            Some(file) => crate::sql::params::QueryFile::load(file)?.bind(&[]),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The SQL of a saved query as a subquery: comments and the final `;` removed.
+fn strip_sql(sql: &str) -> String {
+    let body: Vec<&str> = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    body.join("\n").trim().trim_end_matches(';').trim().to_string()
+}
+
+fn mentions_pixel_column(p: &str) -> bool {
+    const PIXEL_ONLY: [&str; 14] = [
+        "mean", "std", "p01", "p05", "p50", "p95", "p99", "entropy", "histogram", "dhash",
+        "file_bytes", "bit_depth", "color_type", "width",
+    ];
+    let lower = p.to_ascii_lowercase();
+    lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| PIXEL_ONLY.contains(&w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("40..60").unwrap(), (Some(40), Some(60)));
+        assert_eq!(parse_age("40..").unwrap(), (Some(40), None));
+        assert_eq!(parse_age("..60").unwrap(), (None, Some(60)));
+        assert!(parse_age("forty").is_err());
+    }
+
+    #[test]
+    fn unknown_label_lists_the_findings() {
+        let c = CohortArgs {
+            with: vec!["Covid".into()],
+            ..Default::default()
+        };
+        let e = c.images_sql(Available::default()).unwrap_err().to_string();
+        assert!(e.contains("unknown finding `Covid`") && e.contains("Pleural_Thickening"));
+    }
+
+    #[test]
+    fn labels_match_case_insensitively() {
+        let c = CohortArgs {
+            with: vec!["effusion".into()],
+            without: vec!["PNEUMOTHORAX".into()],
+            ..Default::default()
+        };
+        let sql = c.images_sql(Available::default()).unwrap();
+        assert!(sql.contains("array_has(i.labels, 'Effusion')"));
+        assert!(sql.contains("NOT array_has(i.labels, 'Pneumothorax')"));
+    }
+}

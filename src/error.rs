@@ -1,0 +1,111 @@
+//! The one error type of cxr and its exit codes.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in cxr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input file that cannot be used at all (missing, corrupt, wrong shape).
+    #[error("{}{}: {message}", path.display(), location(*line, column.as_deref()))]
+    Input {
+        /// The file at fault.
+        path: PathBuf,
+        /// 1-based line, where one applies (the header is line 1).
+        line: Option<u64>,
+        /// The source column, where one applies.
+        column: Option<String>,
+        /// What is wrong and what to do about it.
+        message: String,
+    },
+    /// A bad command line: flags, parameters, names.
+    #[error("{0}")]
+    Usage(String),
+    /// The warehouse is missing or unreadable.
+    #[error("{0}")]
+    Warehouse(String),
+    /// A query failed to plan or run.
+    #[error("{0}")]
+    Query(String),
+    /// A file system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What cxr was doing.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An error inside polars.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    /// An error inside DataFusion.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// An error inside arrow.
+    #[error("arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// An error inside the parquet crate.
+    #[error("parquet: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+}
+
+fn location(line: Option<u64>, column: Option<&str>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(", line {l}, column '{c}'"),
+        (Some(l), None) => format!(", line {l}"),
+        (None, Some(c)) => format!(", column '{c}'"),
+        (None, None) => String::new(),
+    }
+}
+
+/// cxr's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The process exit code for this error: 2 for bad input or usage, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input { .. } | Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// An input error about a whole file.
+    pub fn input(path: &Path, message: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    /// An input error at a line (and column) of a file.
+    pub fn input_at(path: &Path, line: u64, column: Option<&str>, message: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.to_path_buf(),
+            line: Some(line),
+            column: column.map(str::to_string),
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error with what cxr was doing when it happened.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Adds context to `std::io::Result`.
+pub trait IoContext<T> {
+    /// Wraps an I/O error with a description of what was being done.
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

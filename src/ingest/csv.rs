@@ -1,0 +1,280 @@
+//! Reading the NIH CSV files: plain or gzip, LF or CRLF, with or without a BOM or a
+//! final newline, columns found by header name. Polars parses the records; a light
+//! pre-scan keeps the source line number of every record for `data_issues`.
+
+use std::io::Read;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{Error, IoContext, Result};
+use crate::ingest::issues::Issues;
+
+/// A CSV file read into string columns, with each record's source line.
+pub struct CsvTable {
+    /// The file's path, as given.
+    pub path: std::path::PathBuf,
+    /// The file name used as `source_file` in `data_issues`.
+    pub source: String,
+    /// Header fields as written (trimmed).
+    pub header: Vec<String>,
+    /// One string column per field position, named `c0`, `c1`, ...
+    pub frame: DataFrame,
+    /// 1-based source line of each record (the header is line 1).
+    pub lines: Vec<u64>,
+}
+
+/// Reads a whole input file, decompressing gzip by its magic bytes.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| {
+        Error::input(path, format!("cannot read the file: {e}"))
+    })?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 8);
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::input(path, format!("corrupt gzip data: {e}")))?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+impl CsvTable {
+    /// Reads `path` as CSV. Errors name the file; an empty file, a binary file or a
+    /// header that is not text are refused here.
+    pub fn read(path: &Path, issues: &mut Issues) -> Result<CsvTable> {
+        let bytes = read_bytes(path)?;
+        let source = source_name(path);
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        if body.iter().take(4096).any(|&b| b == 0) {
+            return Err(Error::input(path, "not a CSV file (binary data)"));
+        }
+        let header_end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+        let header_line = std::str::from_utf8(&body[..header_end])
+            .map_err(|_| Error::input_at(path, 1, None, "the header is not UTF-8 text"))?
+            .trim_end_matches('\r');
+        if header_line.trim().is_empty() {
+            return Err(Error::input(path, "empty file: no header line"));
+        }
+        let header: Vec<String> = split_record(header_line)
+            .into_iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        let data = if header_end < body.len() {
+            &body[header_end + 1..]
+        } else {
+            &[][..]
+        };
+        let records = scan_records(data);
+        let width = records
+            .iter()
+            .map(|r| r.fields)
+            .max()
+            .unwrap_or(0)
+            .max(header.len());
+        for r in &records {
+            if r.fields > header.len() {
+                issues.push(
+                    &source,
+                    Some(r.line),
+                    None,
+                    None,
+                    format!(
+                        "record has {} fields but the header has {}; fields past the header ignored",
+                        r.fields,
+                        header.len()
+                    ),
+                );
+            }
+        }
+        let frame = parse_frame(path, data, width, records.len())?;
+        Ok(CsvTable {
+            path: path.to_path_buf(),
+            source,
+            header,
+            frame,
+            lines: records.iter().map(|r| r.line).collect(),
+        })
+    }
+
+    /// Position of the first header field whose squashed name is one of `names`.
+    pub fn find(&self, names: &[&str]) -> Option<usize> {
+        self.header
+            .iter()
+            .position(|h| names.contains(&squash(h).as_str()))
+    }
+
+    /// Like [`CsvTable::find`], but a missing column is an input error.
+    pub fn require(&self, label: &str, names: &[&str]) -> Result<usize> {
+        self.find(names).ok_or_else(|| {
+            Error::input(
+                &self.path,
+                format!(
+                    "missing required column '{label}'; the header has: {}",
+                    self.header.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The values of the field at `pos`, one per record (None for empty or absent).
+    pub fn values(&self, pos: usize) -> Result<Vec<Option<&str>>> {
+        let col = self.frame.column(&format!("c{pos}"))?.str()?;
+        Ok(col
+            .iter()
+            .map(|v| v.map(str::trim).filter(|s| !s.is_empty()))
+            .collect())
+    }
+
+    /// The header name of the field at `pos`.
+    pub fn name(&self, pos: usize) -> &str {
+        self.header.get(pos).map(String::as_str).unwrap_or("")
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether the file has no records.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// The file name of `path`, used as `source_file` in `data_issues`.
+pub fn source_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Lower-cases and keeps only ASCII letters and digits: `Follow-up #` → `followup`.
+pub fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+struct Record {
+    line: u64,
+    fields: usize,
+}
+
+/// Finds the records of `data` (the text after the header): their first line number
+/// and field count. Empty lines are not records; quoted fields may span lines.
+fn scan_records(data: &[u8]) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut line: u64 = 2;
+    let mut start_line = line;
+    let mut fields = 1;
+    let mut in_quotes = false;
+    let mut empty = true;
+    for &b in data {
+        match b {
+            b'"' => {
+                in_quotes = !in_quotes;
+                empty = false;
+            }
+            b',' if !in_quotes => {
+                fields += 1;
+                empty = false;
+            }
+            b'\n' => {
+                if in_quotes {
+                    line += 1;
+                    continue;
+                }
+                if !empty {
+                    records.push(Record {
+                        line: start_line,
+                        fields,
+                    });
+                }
+                line += 1;
+                start_line = line;
+                fields = 1;
+                empty = true;
+            }
+            b'\r' => {}
+            _ => empty = false,
+        }
+    }
+    if !empty {
+        records.push(Record {
+            line: start_line,
+            fields,
+        });
+    }
+    records
+}
+
+fn parse_frame(path: &Path, data: &[u8], width: usize, expected: usize) -> Result<DataFrame> {
+    let schema: Schema = (0..width)
+        .map(|i| Field::new(format!("c{i}").into(), DataType::String))
+        .collect();
+    let frame = CsvReadOptions::default()
+        .with_has_header(false)
+        .with_schema(Some(Arc::new(schema)))
+        .with_raise_if_empty(false)
+        .map_parse_options(|o| o.with_missing_is_null(true).with_truncate_ragged_lines(true))
+        .into_reader_with_file_handle(std::io::Cursor::new(data.to_vec()))
+        .finish()
+        .map_err(|e| Error::input(path, format!("not a readable CSV file: {e}")))?;
+    if frame.height() != expected {
+        return Err(Error::input(
+            path,
+            format!(
+                "CSV parser found {} records where {} non-empty lines were expected; check for unbalanced quotes",
+                frame.height(),
+                expected
+            ),
+        ));
+    }
+    Ok(frame)
+}
+
+/// Splits one CSV line into fields, honouring double quotes.
+pub fn split_record(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => fields.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+/// Reads a file of names, one per line (the official split lists), skipping blank
+/// lines. Returns (line, name) pairs.
+pub fn read_list(path: &Path) -> Result<Vec<(u64, String)>> {
+    let bytes = read_bytes(path)?;
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::input(path, "not a text file (invalid UTF-8)"))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.trim().to_string()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect())
+}
+
+/// Checks that a path exists before anything is read, with a clear error.
+pub fn check_exists(path: &Path) -> Result<()> {
+    std::fs::metadata(path)
+        .map(|_| ())
+        .ctx(|| format!("{}: input file not found", path.display()))
+        .map_err(|_| Error::input(path, "input file not found"))
+}

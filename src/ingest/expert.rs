@@ -1,0 +1,117 @@
+//! Google's 2019 radiologist-adjudicated labels → `expert_labels`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::Result;
+use crate::ingest::csv::CsvTable;
+use crate::ingest::issues::Issues;
+use crate::ingest::metadata::Image;
+
+/// The four adjudicated findings: (table column, header name, squashed aliases).
+const FLAGS: [(&str, &str, &[&str]); 4] = [
+    ("fracture", "Fracture", &["fracture"]),
+    ("pneumothorax", "Pneumothorax", &["pneumothorax"]),
+    ("airspace_opacity", "Airspace opacity", &["airspaceopacity"]),
+    ("nodule_or_mass", "Nodule or mass", &["noduleormass"]),
+];
+
+/// One cleaned row of the expert file.
+#[derive(Debug, Clone)]
+pub struct ExpertRow {
+    /// Image file name.
+    pub image_index: String,
+    /// fracture, pneumothorax, airspace_opacity, nodule_or_mass.
+    pub flags: [Option<bool>; 4],
+    /// `test` or `val`.
+    pub set_id: Option<String>,
+}
+
+/// Reads and cleans the expert label file.
+pub fn read(
+    path: &Path,
+    images: &HashMap<&str, &Image>,
+    issues: &mut Issues,
+) -> Result<Vec<ExpertRow>> {
+    let t = CsvTable::read(path, issues)?;
+    let index = t.require("Image Index", &["imageindex", "image"])?;
+    let set = t.require("Set Id", &["setid", "set"])?;
+    let flag_pos: Vec<usize> = FLAGS
+        .iter()
+        .map(|(_, name, aliases)| t.require(name, aliases))
+        .collect::<Result<_>>()?;
+    let idx = t.values(index)?;
+    let sets = t.values(set)?;
+    let flag_vals: Vec<Vec<Option<&str>>> =
+        flag_pos.iter().map(|&p| t.values(p)).collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(t.len());
+    for r in 0..t.len() {
+        let line = Some(t.lines[r]);
+        let Some(image_index) = idx[r] else {
+            issues.push(&t.source, line, Some(t.name(index)), None, "Image Index is empty; row refused");
+            continue;
+        };
+        if !images.contains_key(image_index) {
+            issues.push(
+                &t.source,
+                line,
+                Some(t.name(index)),
+                Some(image_index),
+                "image not in the metadata; row kept",
+            );
+        }
+        let mut flags = [None; 4];
+        for k in 0..4 {
+            let v = flag_vals[k][r];
+            flags[k] = v.and_then(parse_bool);
+            if flags[k].is_none() {
+                issues.push(
+                    &t.source,
+                    line,
+                    Some(t.name(flag_pos[k])),
+                    v,
+                    "not YES or NO; set to NULL",
+                );
+            }
+        }
+        let set_id = sets[r].map(|s| {
+            let lower = s.to_ascii_lowercase();
+            if lower != s {
+                issues.push(&t.source, line, Some(t.name(set)), Some(s), format!("normalised to '{lower}'"));
+            }
+            lower
+        });
+        out.push(ExpertRow {
+            image_index: image_index.to_string(),
+            flags,
+            set_id,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_uppercase().as_str() {
+        "YES" | "Y" | "TRUE" | "T" | "1" => Some(true),
+        "NO" | "N" | "FALSE" | "F" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Builds the `expert_labels` table.
+pub fn frame(rows: &[ExpertRow]) -> PolarsResult<DataFrame> {
+    let mut cols = vec![Column::new(
+        "image_index".into(),
+        rows.iter().map(|r| r.image_index.as_str()).collect::<Vec<_>>(),
+    )];
+    for (k, (name, _, _)) in FLAGS.iter().enumerate() {
+        cols.push(Column::new((*name).into(), rows.iter().map(|r| r.flags[k]).collect::<Vec<_>>()));
+    }
+    cols.push(Column::new(
+        "set_id".into(),
+        rows.iter().map(|r| r.set_id.as_deref()).collect::<Vec<_>>(),
+    ));
+    DataFrame::new_infer_height(cols)
+}

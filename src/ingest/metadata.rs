@@ -1,0 +1,523 @@
+//! `Data_Entry_2017*.csv` → `images`, `findings`, `patients`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::Result;
+use crate::findings::{FINDINGS, Label, classify, column_name};
+use crate::ingest::csv::CsvTable;
+use crate::ingest::issues::Issues;
+
+/// Ages above this many years are implausible and become NULL.
+pub const MAX_AGE: i64 = 120;
+
+/// One cleaned row of the metadata file.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `00000001_000.png`
+    pub image_index: String,
+    /// Patient number.
+    pub patient_id: i32,
+    /// The source's `Follow-up #`.
+    pub follow_up: i32,
+    /// Age in whole years, NULL where implausible.
+    pub age: Option<i16>,
+    /// `M` or `F`.
+    pub sex: Option<String>,
+    /// `PA` or `AP`.
+    pub view_position: Option<String>,
+    /// Original width in pixels.
+    pub orig_width: Option<i32>,
+    /// Original height in pixels.
+    pub orig_height: Option<i32>,
+    /// mm per pixel, x.
+    pub pixel_spacing_x: Option<f64>,
+    /// mm per pixel, y.
+    pub pixel_spacing_y: Option<f64>,
+    /// The source string, unchanged.
+    pub finding_labels: String,
+    /// Normalised findings, sorted, unique.
+    pub labels: Vec<&'static str>,
+    /// Official split, when lists were given.
+    pub split: Option<&'static str>,
+    /// Source line.
+    pub line: u64,
+}
+
+/// What the metadata file looked like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revision {
+    /// The original 2017 release: ages with units, zero-padded ids.
+    Original2017,
+    /// The 2020 label revision: integer ages and ids.
+    Revised2020,
+}
+
+impl Revision {
+    /// The name recorded in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Revision::Original2017 => "2017",
+            Revision::Revised2020 => "2020",
+        }
+    }
+}
+
+/// The metadata file, cleaned.
+pub struct Metadata {
+    /// Rows in file order.
+    pub images: Vec<Image>,
+    /// Which release the file looks like.
+    pub revision: Revision,
+}
+
+struct Columns {
+    index: usize,
+    labels: usize,
+    follow_up: usize,
+    patient: usize,
+    age: usize,
+    sex: usize,
+    view: usize,
+    width: Option<usize>,
+    height: Option<usize>,
+    spacing_x: Option<usize>,
+    spacing_y: Option<usize>,
+}
+
+fn find_columns(t: &CsvTable, issues: &mut Issues) -> Result<Columns> {
+    // The NIH header splits `OriginalImage[Width,Height]` into two fields
+    // (`OriginalImage[Width`, `Height]`); a quoted header keeps it as one.
+    let pair = |single: &[&str], joined: &str| -> (Option<usize>, Option<usize>) {
+        match t.find(&[joined]) {
+            Some(i) => (Some(i), Some(i + 1)),
+            None => (t.find(&single[..1]).or(t.find(&single[1..2])), None),
+        }
+    };
+    let (width, h2) = pair(&["originalimagewidth", "width"], "originalimagewidthheight");
+    let height = h2.or(t.find(&["height", "originalimageheight"]));
+    let (spacing_x, y2) = pair(
+        &["originalimagepixelspacingx", "pixelspacingx"],
+        "originalimagepixelspacingxy",
+    );
+    let spacing_y = y2.or(t.find(&["y", "pixelspacingy", "originalimagepixelspacingy"]));
+    for (name, pos) in [
+        ("OriginalImage[Width", width),
+        ("Height]", height),
+        ("OriginalImagePixelSpacing[x", spacing_x),
+        ("y]", spacing_y),
+    ] {
+        if pos.is_none() {
+            issues.push(
+                &t.source,
+                Some(1),
+                Some(name),
+                None,
+                "column not in the header; values set to NULL",
+            );
+        }
+    }
+    Ok(Columns {
+        index: t.require("Image Index", &["imageindex", "image"])?,
+        labels: t.require("Finding Labels", &["findinglabels", "findinglabel", "labels"])?,
+        follow_up: t.require("Follow-up #", &["followup", "followupnumber"])?,
+        patient: t.require("Patient ID", &["patientid"])?,
+        age: t.require("Patient Age", &["patientage", "age"])?,
+        sex: t.require("Patient Gender", &["patientgender", "patientsex", "gender", "sex"])?,
+        view: t.require("View Position", &["viewposition", "view"])?,
+        width,
+        height,
+        spacing_x,
+        spacing_y,
+    })
+}
+
+/// Reads and cleans the metadata file.
+pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
+    let t = CsvTable::read(path, issues)?;
+    let c = find_columns(&t, issues)?;
+    let get = |pos: Option<usize>| -> Result<Vec<Option<&str>>> {
+        match pos {
+            Some(p) => t.values(p),
+            None => Ok(vec![None; t.len()]),
+        }
+    };
+    let (index, labels, follow, patient) = (
+        t.values(c.index)?,
+        t.values(c.labels)?,
+        t.values(c.follow_up)?,
+        t.values(c.patient)?,
+    );
+    let (age, sex, view) = (t.values(c.age)?, t.values(c.sex)?, t.values(c.view)?);
+    let (width, height) = (get(c.width)?, get(c.height)?);
+    let (sx, sy) = (get(c.spacing_x)?, get(c.spacing_y)?);
+
+    let mut row = RowCleaner {
+        source: &t.source,
+        issues,
+        line: 0,
+    };
+    let mut images = Vec::with_capacity(t.len());
+    let mut seen: HashMap<String, u64> = HashMap::with_capacity(t.len());
+    let mut units_seen = false;
+    for i in 0..t.len() {
+        row.line = t.lines[i];
+        let Some(image_index) = row.required(t.name(c.index), index[i]) else {
+            continue;
+        };
+        if let Some(first) = seen.get(image_index) {
+            let msg = format!("duplicate Image Index (first on line {first}); row refused");
+            row.refuse(t.name(c.index), Some(image_index), msg);
+            continue;
+        }
+        let Some(patient_id) = row.int(t.name(c.patient), patient[i]) else {
+            continue;
+        };
+        let Some(follow_up) = row.int(t.name(c.follow_up), follow[i]) else {
+            continue;
+        };
+        units_seen |= age[i].is_some_and(|a| a.ends_with(|ch: char| ch.is_ascii_alphabetic()));
+        let finding_labels = labels[i].unwrap_or("").to_string();
+        let image = Image {
+            patient_id,
+            follow_up,
+            age: row.age(t.name(c.age), age[i]),
+            sex: row.sex(t.name(c.sex), sex[i]),
+            view_position: row.view(t.name(c.view), view[i]),
+            orig_width: row.opt_int(c.width.map(|p| t.name(p)), width[i]),
+            orig_height: row.opt_int(c.height.map(|p| t.name(p)), height[i]),
+            pixel_spacing_x: row.opt_float(c.spacing_x.map(|p| t.name(p)), sx[i]),
+            pixel_spacing_y: row.opt_float(c.spacing_y.map(|p| t.name(p)), sy[i]),
+            labels: row.labels(t.name(c.labels), labels[i]),
+            finding_labels,
+            split: None,
+            line: row.line,
+            image_index: image_index.to_string(),
+        };
+        seen.insert(image.image_index.clone(), row.line);
+        images.push(image);
+    }
+    let revision = if units_seen || patient.iter().flatten().any(|p| p.starts_with('0')) {
+        Revision::Original2017
+    } else {
+        Revision::Revised2020
+    };
+    Ok(Metadata { images, revision })
+}
+
+/// Parses the fields of one row, recording every change in `data_issues`.
+struct RowCleaner<'a> {
+    source: &'a str,
+    issues: &'a mut Issues,
+    line: u64,
+}
+
+impl RowCleaner<'_> {
+    fn note(&mut self, field: &str, value: Option<&str>, issue: impl Into<String>) {
+        self.issues
+            .push(self.source, Some(self.line), Some(field), value, issue);
+    }
+
+    fn refuse(&mut self, field: &str, value: Option<&str>, why: impl Into<String>) {
+        self.note(field, value, why);
+    }
+
+    fn required<'v>(&mut self, field: &str, v: Option<&'v str>) -> Option<&'v str> {
+        if v.is_none() {
+            self.refuse(field, None, "required value is empty; row refused");
+        }
+        v
+    }
+
+    fn int(&mut self, field: &str, v: Option<&str>) -> Option<i32> {
+        let s = self.required(field, v)?;
+        match s.parse::<i32>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                self.refuse(field, Some(s), "not a non-negative integer; row refused");
+                None
+            }
+        }
+    }
+
+    fn opt_int(&mut self, field: Option<&str>, v: Option<&str>) -> Option<i32> {
+        let (field, s) = (field?, v?);
+        match s.parse::<i32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                self.note(field, Some(s), "not a positive integer; set to NULL");
+                None
+            }
+        }
+    }
+
+    fn opt_float(&mut self, field: Option<&str>, v: Option<&str>) -> Option<f64> {
+        let (field, s) = (field?, v?);
+        match s.parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 => Some(x),
+            _ => {
+                self.note(field, Some(s), "not a positive number; set to NULL");
+                None
+            }
+        }
+    }
+
+    /// `58`, `058Y`, `011M`, `001D`, `12W` → whole years; over 120 → NULL.
+    fn age(&mut self, field: &str, v: Option<&str>) -> Option<i16> {
+        let Some(s) = v else {
+            self.note(field, None, "age missing; set to NULL");
+            return None;
+        };
+        let (num, unit) = match s.char_indices().last() {
+            Some((i, u)) if u.is_ascii_alphabetic() => (&s[..i], u.to_ascii_uppercase()),
+            _ => (s, 'Y'),
+        };
+        let value = num.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+        let per_year = match unit {
+            'Y' => Some(1.0),
+            'M' => Some(12.0),
+            'W' => Some(52.1775),
+            'D' => Some(365.25),
+            _ => None,
+        };
+        let (Some(value), Some(per_year)) = (value, per_year) else {
+            self.note(field, Some(s), "not an age; set to NULL");
+            return None;
+        };
+        let years = (value / per_year).floor() as i64;
+        if years > MAX_AGE {
+            self.note(
+                field,
+                Some(s),
+                format!("implausible age ({years} years, over {MAX_AGE}); set to NULL"),
+            );
+            return None;
+        }
+        if unit != 'Y' {
+            let unit_name = match unit {
+                'M' => "months",
+                'W' => "weeks",
+                _ => "days",
+            };
+            self.note(
+                field,
+                Some(s),
+                format!("age given in {unit_name}; converted to {years} whole years"),
+            );
+        } else if value.fract() != 0.0 {
+            self.note(field, Some(s), format!("fractional age; truncated to {years}"));
+        }
+        Some(years as i16)
+    }
+
+    fn sex(&mut self, field: &str, v: Option<&str>) -> Option<String> {
+        let s = v?;
+        let norm = match s.to_ascii_uppercase().as_str() {
+            "M" | "MALE" => "M",
+            "F" | "FEMALE" => "F",
+            _ => {
+                self.note(field, Some(s), "not M or F; set to NULL");
+                return None;
+            }
+        };
+        if norm != s {
+            self.note(field, Some(s), format!("normalised to '{norm}'"));
+        }
+        Some(norm.to_string())
+    }
+
+    fn view(&mut self, field: &str, v: Option<&str>) -> Option<String> {
+        let s = v?;
+        let up = s.to_ascii_uppercase();
+        if up != "PA" && up != "AP" {
+            self.note(field, Some(s), "not PA or AP; set to NULL");
+            return None;
+        }
+        if up != s {
+            self.note(field, Some(s), format!("normalised to '{up}'"));
+        }
+        Some(up)
+    }
+
+    fn labels(&mut self, field: &str, v: Option<&str>) -> Vec<&'static str> {
+        let Some(s) = v else {
+            self.note(field, None, "empty Finding Labels; treated as No Finding");
+            return Vec::new();
+        };
+        let (labels, notes) = parse_labels(s);
+        for n in notes {
+            self.note(field, Some(s), n);
+        }
+        labels
+    }
+}
+
+/// Splits a pipe-separated label string into sorted, unique findings, with a note
+/// for every spelling changed, duplicate removed or label left out.
+pub fn parse_labels(s: &str) -> (Vec<&'static str>, Vec<String>) {
+    let mut labels = Vec::new();
+    let mut notes = Vec::new();
+    let mut no_finding = false;
+    for part in s.split('|').map(str::trim) {
+        match classify(part) {
+            Label::Exact(f) => labels.push(f),
+            Label::Normalised(f) => {
+                notes.push(format!("label '{part}' normalised to '{f}'"));
+                labels.push(f);
+            }
+            Label::NoFinding => no_finding = true,
+            Label::Unknown if part.is_empty() => {
+                notes.push("empty label between '|' separators; ignored".to_string())
+            }
+            Label::Unknown => notes.push(format!(
+                "unknown label '{part}' (not one of the 14 findings); left out of labels"
+            )),
+        }
+    }
+    labels.sort_unstable();
+    let before = labels.len();
+    labels.dedup();
+    if labels.len() < before {
+        notes.push("duplicate label; kept once".to_string());
+    }
+    if no_finding && !labels.is_empty() {
+        notes.push("'No Finding' together with findings; 'No Finding' ignored".to_string());
+    }
+    (labels, notes)
+}
+
+/// Builds the `images` table.
+pub fn images_frame(images: &[Image]) -> PolarsResult<DataFrame> {
+    let mut cols = vec![
+        Column::new(
+            "image_index".into(),
+            images.iter().map(|i| i.image_index.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new("patient_id".into(), images.iter().map(|i| i.patient_id).collect::<Vec<_>>()),
+        Column::new("follow_up".into(), images.iter().map(|i| i.follow_up).collect::<Vec<_>>()),
+        Column::new("age".into(), images.iter().map(|i| i.age).collect::<Vec<_>>()),
+        Column::new("sex".into(), images.iter().map(|i| i.sex.as_deref()).collect::<Vec<_>>()),
+        Column::new(
+            "view_position".into(),
+            images.iter().map(|i| i.view_position.as_deref()).collect::<Vec<_>>(),
+        ),
+        Column::new("orig_width".into(), images.iter().map(|i| i.orig_width).collect::<Vec<_>>()),
+        Column::new("orig_height".into(), images.iter().map(|i| i.orig_height).collect::<Vec<_>>()),
+        Column::new(
+            "pixel_spacing_x".into(),
+            images.iter().map(|i| i.pixel_spacing_x).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "pixel_spacing_y".into(),
+            images.iter().map(|i| i.pixel_spacing_y).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "finding_labels".into(),
+            images.iter().map(|i| i.finding_labels.as_str()).collect::<Vec<_>>(),
+        ),
+        list_column("labels", images.iter().map(|i| i.labels.as_slice())),
+        Column::new(
+            "n_labels".into(),
+            images.iter().map(|i| i.labels.len() as i8).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "no_finding".into(),
+            images.iter().map(|i| i.labels.is_empty()).collect::<Vec<_>>(),
+        ),
+    ];
+    for f in FINDINGS {
+        cols.push(Column::new(
+            column_name(f).into(),
+            images.iter().map(|i| i.labels.contains(&f)).collect::<Vec<_>>(),
+        ));
+    }
+    cols.push(Column::new("split".into(), images.iter().map(|i| i.split).collect::<Vec<_>>()));
+    DataFrame::new_infer_height(cols)
+}
+
+/// A `List(Utf8)` column from slices of labels.
+pub fn list_column<'a, S: AsRef<str> + 'a>(
+    name: &str,
+    rows: impl ExactSizeIterator<Item = &'a [S]>,
+) -> Column {
+    let mut b = ListStringChunkedBuilder::new(name.into(), rows.len(), rows.len() * 2);
+    for r in rows {
+        b.append_values_iter(r.iter().map(AsRef::as_ref));
+    }
+    b.finish().into_series().into_column()
+}
+
+/// Builds the `findings` table: one row per (image, finding).
+pub fn findings_frame(images: &[Image]) -> PolarsResult<DataFrame> {
+    let rows: Vec<(&Image, &str)> = images
+        .iter()
+        .flat_map(|i| i.labels.iter().map(move |l| (i, *l)))
+        .collect();
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "image_index".into(),
+            rows.iter().map(|(i, _)| i.image_index.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new("patient_id".into(), rows.iter().map(|(i, _)| i.patient_id).collect::<Vec<_>>()),
+        Column::new("follow_up".into(), rows.iter().map(|(i, _)| i.follow_up).collect::<Vec<_>>()),
+        Column::new("label".into(), rows.iter().map(|(_, l)| *l).collect::<Vec<_>>()),
+    ])
+}
+
+/// Builds the `patients` table, noting patients whose sex differs between studies.
+pub fn patients_frame(images: &[Image], source: &str, issues: &mut Issues) -> PolarsResult<DataFrame> {
+    let mut by_patient: BTreeMap<i32, Vec<&Image>> = BTreeMap::new();
+    for i in images {
+        by_patient.entry(i.patient_id).or_default().push(i);
+    }
+    let n = by_patient.len();
+    let mut id = Vec::with_capacity(n);
+    let mut sex = Vec::with_capacity(n);
+    let mut n_images = Vec::with_capacity(n);
+    let (mut first_fu, mut last_fu, mut first_age, mut last_age) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut labels_ever: Vec<Vec<&str>> = Vec::with_capacity(n);
+    let mut split = Vec::with_capacity(n);
+    for (pid, mut studies) in by_patient {
+        studies.sort_by(|a, b| (a.follow_up, &a.image_index).cmp(&(b.follow_up, &b.image_index)));
+        let (first, last) = (studies[0], studies[studies.len() - 1]);
+        for s in &studies[1..] {
+            if s.sex.is_some() && first.sex.is_some() && s.sex != first.sex {
+                issues.push(
+                    source,
+                    Some(s.line),
+                    Some("Patient Gender"),
+                    s.sex.as_deref(),
+                    format!("patient {pid} has a different sex on another study; patients.sex uses the first study's"),
+                );
+            }
+        }
+        let mut ever: Vec<&str> = studies.iter().flat_map(|s| s.labels.iter().copied()).collect();
+        ever.sort_unstable();
+        ever.dedup();
+        let first_split = studies[0].split;
+        let same_split = studies.iter().all(|s| s.split == first_split);
+        id.push(pid);
+        sex.push(first.sex.clone());
+        n_images.push(studies.len() as i32);
+        first_fu.push(first.follow_up);
+        last_fu.push(last.follow_up);
+        first_age.push(first.age);
+        last_age.push(last.age);
+        labels_ever.push(ever);
+        split.push(if same_split { first_split } else { None });
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("patient_id".into(), id),
+        Column::new("sex".into(), sex),
+        Column::new("n_images".into(), n_images),
+        Column::new("first_follow_up".into(), first_fu),
+        Column::new("last_follow_up".into(), last_fu),
+        Column::new("first_age".into(), first_age),
+        Column::new("last_age".into(), last_age),
+        list_column("labels_ever", labels_ever.iter().map(Vec::as_slice)),
+        Column::new("split".into(), split),
+    ])
+}

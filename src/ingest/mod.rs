@@ -1,0 +1,228 @@
+//! `cxr ingest`: the CSVs (and image archives) in, a complete warehouse out.
+//!
+//! Everything is read and cleaned in memory first, then written into a staging
+//! directory beside the warehouse and swapped in whole, so a failed or interrupted
+//! ingest leaves the previous warehouse exactly as it was.
+
+pub mod boxes;
+pub mod csv;
+pub mod expert;
+pub mod issues;
+pub mod metadata;
+pub mod splits;
+pub mod warehouse;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use polars::prelude::DataFrame;
+
+use crate::error::Result;
+use issues::Issues;
+use warehouse::{InputFile, Manifest, SCHEMA_VERSION, Staging, write_parquet};
+
+/// What to ingest and where to put it.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// `Data_Entry_2017*.csv[.gz]`.
+    pub metadata: PathBuf,
+    /// `BBox_List_2017.csv`, if any.
+    pub bbox: Option<PathBuf>,
+    /// Google's expert labels, if any.
+    pub expert: Option<PathBuf>,
+    /// The official train_val and test lists, if any.
+    pub splits: Option<[PathBuf; 2]>,
+    /// Image inputs (tar, tar.gz or folders of PNGs) for `pixel_stats`.
+    pub images: Vec<PathBuf>,
+    /// The warehouse directory to (re)create.
+    pub warehouse: PathBuf,
+}
+
+/// What an ingest produced, for the closing summary.
+#[derive(Debug, Clone)]
+pub struct IngestSummary {
+    /// (table, rows), in write order.
+    pub tables: Vec<(String, u64)>,
+    /// Rows in `data_issues`.
+    pub issues: u64,
+    /// Which metadata release was read.
+    pub revision: String,
+    /// The pixel run, when images were given.
+    pub pixels: Option<PixelSummary>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// The closing summary of the pixel statistics.
+#[derive(Debug, Clone)]
+pub struct PixelSummary {
+    /// Images measured.
+    pub measured: u64,
+    /// Members in `pixel_errors`.
+    pub errors: u64,
+    /// Members skipped as not PNG.
+    pub skipped: u64,
+    /// Members taken over from an interrupted earlier run.
+    pub resumed: u64,
+    /// Seconds spent on pixels.
+    pub seconds: f64,
+}
+
+/// Runs a whole ingest without progress output.
+pub fn run(opts: &IngestOptions) -> Result<IngestSummary> {
+    run_with_progress(opts, &crate::pixels::run::Quiet)
+}
+
+/// Runs a whole ingest: read, clean, measure pixels, write, commit.
+pub fn run_with_progress(
+    opts: &IngestOptions,
+    progress: &dyn crate::pixels::run::Progress,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    check_inputs(opts)?;
+    let mut issues = Issues::default();
+    let mut inputs = vec![InputFile::describe("metadata", &opts.metadata)?];
+
+    let meta = metadata::read(&opts.metadata, &mut issues)?;
+    let mut images = meta.images;
+    if let Some([train_val, test]) = &opts.splits {
+        splits::assign([train_val, test], &mut images, &mut issues)?;
+        inputs.push(InputFile::describe("split_train_val", train_val)?);
+        inputs.push(InputFile::describe("split_test", test)?);
+    }
+    let by_name: HashMap<&str, &metadata::Image> =
+        images.iter().map(|i| (i.image_index.as_str(), i)).collect();
+    let boxes = match &opts.bbox {
+        Some(p) => {
+            inputs.push(InputFile::describe("bbox", p)?);
+            boxes::read(p, &by_name, &mut issues)?
+        }
+        None => Vec::new(),
+    };
+    let experts = match &opts.expert {
+        Some(p) => {
+            inputs.push(InputFile::describe("expert", p)?);
+            expert::read(p, &by_name, &mut issues)?
+        }
+        None => Vec::new(),
+    };
+    let source = csv::source_name(&opts.metadata);
+    let mut frames: Vec<(&str, DataFrame)> = vec![
+        ("images", metadata::images_frame(&images)?),
+        ("findings", metadata::findings_frame(&images)?),
+        ("patients", metadata::patients_frame(&images, &source, &mut issues)?),
+        ("bboxes", boxes::frame(&boxes)?),
+        ("expert_labels", expert::frame(&experts)?),
+    ];
+    let cache = warehouse::sibling(
+        &opts.warehouse,
+        &format!("pixels-{}", crate::pixels::run::cache_key(&opts.images)),
+    );
+    let pixel_run = if opts.images.is_empty() {
+        None
+    } else {
+        for p in &opts.images {
+            inputs.push(InputFile::describe_quick("images", p)?);
+        }
+        let run = crate::pixels::run::measure(&opts.images, &cache, progress)?;
+        note_unknown_images(&run, &by_name, &mut issues);
+        Some(run)
+    };
+    frames.push(("data_issues", issues.to_frame()?));
+
+    let staging = Staging::new(&opts.warehouse)?;
+    let mut tables = Vec::new();
+    for (name, df) in frames.iter_mut() {
+        write_parquet(df, &staging.path(&format!("{name}.parquet")))?;
+        tables.push((name.to_string(), df.height() as u64));
+    }
+    let empty = crate::pixels::run::PixelRun::default();
+    let run = pixel_run.as_ref().unwrap_or(&empty);
+    tables.extend(write_pixel_tables(run, &staging)?);
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        cxr_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        metadata_revision: meta.revision.name().to_string(),
+        inputs,
+        tables: tables.iter().cloned().collect::<BTreeMap<_, _>>(),
+    };
+    let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    let manifest_path = staging.path(warehouse::MANIFEST);
+    std::fs::write(&manifest_path, json + "\n").map_err(|e| {
+        crate::error::Error::io(format!("{}: cannot write", manifest_path.display()), e)
+    })?;
+    staging.commit()?;
+    if pixel_run.is_some() {
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    Ok(IngestSummary {
+        tables,
+        issues: issues.len() as u64,
+        revision: meta.revision.name().to_string(),
+        pixels: pixel_run.map(|r| PixelSummary {
+            measured: r.measured,
+            errors: r.errors.len() as u64,
+            skipped: r.skipped,
+            resumed: r.resumed,
+            seconds: r.seconds,
+        }),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// A measured image whose name has no `images` row is kept, with a `data_issues` row.
+fn note_unknown_images(
+    run: &crate::pixels::run::PixelRun,
+    known: &HashMap<&str, &metadata::Image>,
+    issues: &mut Issues,
+) {
+    for (source, member, name) in &run.names {
+        if !known.contains_key(name.as_str()) {
+            issues.push(
+                &csv::source_name(std::path::Path::new(source)),
+                None,
+                Some(member),
+                Some(name),
+                "image not in the metadata; measured anyway",
+            );
+        }
+    }
+}
+
+/// Writes `pixel_stats` (the committed chunks, merged in member order) and
+/// `pixel_errors` into the staging directory.
+fn write_pixel_tables(
+    run: &crate::pixels::run::PixelRun,
+    staging: &Staging,
+) -> Result<Vec<(String, u64)>> {
+    use crate::pixels::run::{errors_batch, errors_schema, read_batches, stats_schema, write_batches};
+    let mut batches = Vec::new();
+    for chunk in &run.chunks {
+        batches.extend(read_batches(chunk)?);
+    }
+    let stats_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+    write_batches(&staging.path("pixel_stats.parquet"), stats_schema(), &batches)?;
+    write_batches(
+        &staging.path("pixel_errors.parquet"),
+        errors_schema(),
+        &[errors_batch(&run.errors)?],
+    )?;
+    Ok(vec![
+        ("pixel_stats".to_string(), stats_rows),
+        ("pixel_errors".to_string(), run.errors.len() as u64),
+    ])
+}
+
+/// Fails before anything is read if an input file does not exist.
+fn check_inputs(opts: &IngestOptions) -> Result<()> {
+    csv::check_exists(&opts.metadata)?;
+    for p in opts.bbox.iter().chain(opts.expert.iter()) {
+        csv::check_exists(p)?;
+    }
+    for p in opts.splits.iter().flatten() {
+        csv::check_exists(p)?;
+    }
+    crate::pixels::source::check(&opts.images).map_err(|u| crate::error::Error::input(&u.path, u.reason))
+}

@@ -1,0 +1,33 @@
+//! cxr: a columnar analytics engine over the NIH ChestX-ray14 metadata and images.
+//!
+//! The library is organised as the command line is: [`ingest`] builds the Parquet
+//! warehouse, [`sql`] opens it in DataFusion, [`output`] prints or writes results,
+//! and [`cli`] holds one module per subcommand.
+
+pub mod cli;
+pub mod cohort;
+pub mod error;
+pub mod findings;
+pub mod ingest;
+pub mod output;
+pub mod pixels;
+pub mod sql;
+
+pub use error::{Error, Result};
+
+use std::path::PathBuf;
+
+/// The directory of the shipped NIH metadata: `$CXR_DATA`, else `data/` of the
+/// source tree cxr was built from.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("CXR_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
+/// The default warehouse: `$CXR_WAREHOUSE`, else `./warehouse`.
+pub fn default_warehouse() -> PathBuf {
+    std::env::var_os("CXR_WAREHOUSE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("warehouse"))
+}

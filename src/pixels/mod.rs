@@ -1,0 +1,9 @@
+//! Pixel statistics: decoding PNGs to one grey channel ([`decode`]), the statistics
+//! ([`stats`]), streaming members out of archives and folders ([`source`]), the
+//! parallel, resumable measuring run ([`run`]) and synthetic test images ([`synth`]).
+
+pub mod decode;
+pub mod run;
+pub mod source;
+pub mod stats;
+pub mod synth;

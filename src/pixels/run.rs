@@ -1,0 +1,504 @@
+//! The measuring run: one reader thread streams members, worker threads decode and
+//! measure them through bounded queues, and the collector puts results back in
+//! member order and commits them in chunks, so an interrupted run resumes where the
+//! last committed chunk ended.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, ListBuilder, Int32Builder,
+    RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::pixels::decode::decode;
+use crate::pixels::source::{self, Kind, Member};
+use crate::pixels::stats::{self, Stats};
+
+/// Members per committed chunk.
+pub const CHUNK: u64 = 4096;
+
+/// One measured image.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// File name of the member.
+    pub image_index: String,
+    /// `<archive or folder>:<member path>`.
+    pub source: String,
+    /// Size of the PNG.
+    pub file_bytes: i64,
+    /// Decoded size.
+    pub width: i32,
+    /// Decoded size.
+    pub height: i32,
+    /// As stored.
+    pub bit_depth: i8,
+    /// As stored.
+    pub color_type: &'static str,
+    /// The statistics.
+    pub stats: Stats,
+}
+
+/// One row of `pixel_errors`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PixelError {
+    /// The archive or folder.
+    pub source: String,
+    /// The member path (empty for damage to the archive itself).
+    pub member: String,
+    /// The member's file name, when there is a member.
+    pub image_index: Option<String>,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// What a finished chunk records besides its measured rows.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ChunkInfo {
+    members: u64,
+    skipped: u64,
+    errors: Vec<PixelError>,
+    /// PNG names seen in the chunk (measured or failed), for duplicate detection.
+    names: Vec<String>,
+}
+
+/// The outcome of a measuring run.
+#[derive(Debug, Default)]
+pub struct PixelRun {
+    /// Chunk files holding `pixel_stats` rows, in member order.
+    pub chunks: Vec<PathBuf>,
+    /// Rows of `pixel_errors`.
+    pub errors: Vec<PixelError>,
+    /// Images measured.
+    pub measured: u64,
+    /// Members skipped as not PNG.
+    pub skipped: u64,
+    /// Members already committed by an earlier, interrupted run.
+    pub resumed: u64,
+    /// (source, member path, name) of measured images, for the metadata check.
+    pub names: Vec<(String, String, String)>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+enum Outcome {
+    Measured(Box<Measured>),
+    Failed(PixelError),
+    Skipped,
+    Done,
+}
+
+/// The schema of `pixel_stats`.
+pub fn stats_schema() -> SchemaRef {
+    let i16f = |n: &str| Field::new(n, DataType::Int16, true);
+    Arc::new(Schema::new(vec![
+        Field::new("image_index", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file_bytes", DataType::Int64, false),
+        Field::new("width", DataType::Int32, false),
+        Field::new("height", DataType::Int32, false),
+        Field::new("bit_depth", DataType::Int8, false),
+        Field::new("color_type", DataType::Utf8, false),
+        Field::new("mean", DataType::Float64, false),
+        Field::new("std", DataType::Float64, false),
+        i16f("min"),
+        i16f("max"),
+        i16f("p01"),
+        i16f("p05"),
+        i16f("p50"),
+        i16f("p95"),
+        i16f("p99"),
+        Field::new("entropy", DataType::Float64, false),
+        Field::new(
+            "histogram",
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            false,
+        ),
+        Field::new("dhash", DataType::Utf8, false),
+    ]))
+}
+
+/// The schema of `pixel_errors`.
+pub fn errors_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("member", DataType::Utf8, false),
+        Field::new("image_index", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, false),
+    ]))
+}
+
+/// Builds a `pixel_stats` batch.
+pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
+    let col_i16 = |f: &dyn Fn(&Measured) -> i16| -> ArrayRef {
+        Arc::new(Int16Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let mut hist = ListBuilder::new(Int32Builder::new());
+    for r in rows {
+        hist.values().append_slice(&r.stats.histogram);
+        hist.append(true);
+    }
+    let hist = hist.finish();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.image_index.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.source.as_str()))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.file_bytes))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.width))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.height))),
+        Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.bit_depth))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.color_type))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stats.mean))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stats.std))),
+        col_i16(&|r| r.stats.min),
+        col_i16(&|r| r.stats.max),
+        col_i16(&|r| r.stats.percentiles[0]),
+        col_i16(&|r| r.stats.percentiles[1]),
+        col_i16(&|r| r.stats.percentiles[2]),
+        col_i16(&|r| r.stats.percentiles[3]),
+        col_i16(&|r| r.stats.percentiles[4]),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stats.entropy))),
+        Arc::new(hist),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.stats.dhash.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(stats_schema(), columns)?)
+}
+
+/// Builds the `pixel_errors` batch.
+pub fn errors_batch(rows: &[PixelError]) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.source.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.member.as_str()))),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.image_index.as_deref()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.error.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(errors_schema(), columns)?)
+}
+
+/// ZSTD writer properties shared by every Parquet file cxr writes with arrow.
+pub fn writer_props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build()
+}
+
+/// Writes batches as one ZSTD Parquet file, atomically (temporary name, then rename).
+pub fn write_batches(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    write_with(path, schema, batches, writer_props())
+}
+
+/// Writes batches as one Parquet file with the given properties, atomically.
+pub fn write_with(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    props: WriterProperties,
+) -> Result<()> {
+    let tmp = path.with_extension("parquet.tmp");
+    let file = File::create(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
+    let mut w = ArrowWriter::try_new(&file, schema, Some(props))?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    file.sync_all().ctx(|| format!("{}: cannot sync", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("{}: cannot rename", path.display()))
+}
+
+/// Reads every batch of a Parquet file.
+pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// A key for the resume cache: the inputs' paths, sizes and modification times.
+pub fn cache_key(inputs: &[PathBuf]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in inputs {
+        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        h.update(abs.to_string_lossy().as_bytes());
+        if let Ok(m) = std::fs::metadata(p) {
+            h.update(m.len().to_le_bytes());
+            if let Ok(t) = m.modified()
+                && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+            {
+                h.update(d.as_nanos().to_le_bytes());
+            }
+        }
+        h.update([0]);
+    }
+    crate::ingest::warehouse::hex(&h.finalize())[..16].to_string()
+}
+
+fn chunk_paths(cache: &Path, k: u64) -> (PathBuf, PathBuf) {
+    (
+        cache.join(format!("chunk-{k:06}.parquet")),
+        cache.join(format!("chunk-{k:06}.json")),
+    )
+}
+
+/// Progress reporting: a bar on a terminal, nothing otherwise.
+pub trait Progress: Send {
+    /// Called now and then with images done and bytes read.
+    fn update(&self, images: u64, bytes: u64);
+    /// Called once at the end.
+    fn finish(&self);
+}
+
+/// No progress output.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn update(&self, _: u64, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Measures every member of `inputs`, committing chunks under `cache` and resuming
+/// from the chunks an earlier run left there.
+pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Result<PixelRun> {
+    let start = Instant::now();
+    source::check(inputs).map_err(|u| Error::input(&u.path, u.reason))?;
+    std::fs::create_dir_all(cache).ctx(|| format!("{}: cannot create", cache.display()))?;
+
+    // Resume: every complete chunk from 0 on is kept.
+    let mut run = PixelRun::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut k = 0u64;
+    let mut finished = false;
+    loop {
+        let (pq, js) = chunk_paths(cache, k);
+        let Ok(text) = std::fs::read_to_string(&js) else { break };
+        let Ok(info) = serde_json::from_str::<ChunkInfo>(&text) else { break };
+        if !pq.exists() {
+            break;
+        }
+        absorb(&mut run, &mut seen, &pq, info.skipped, info.errors, info.names)?;
+        run.resumed += info.members;
+        k += 1;
+        if info.members < CHUNK {
+            finished = true;
+            break;
+        }
+    }
+    let resume_from = k * CHUNK;
+    if finished {
+        run.seconds = start.elapsed().as_secs_f64();
+        return Ok(run);
+    }
+
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (job_tx, job_rx) = sync_channel::<Member>(workers * 8);
+    let (res_tx, res_rx) = sync_channel::<(u64, Outcome)>(workers * 8);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let bytes_read = Arc::new(AtomicU64::new(0));
+
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = {
+            let bytes_read = bytes_read.clone();
+            let seen_before = seen.clone();
+            scope.spawn(move || read_members(inputs, resume_from, bytes_read, seen_before, job_tx))
+        };
+        for _ in 0..workers {
+            let rx = job_rx.clone();
+            let tx = res_tx.clone();
+            scope.spawn(move || work(rx, tx));
+        }
+        drop(res_tx);
+        let collected = collect(res_rx, cache, k, &mut run, &mut seen, &bytes_read, progress);
+        let read = reader.join().expect("reader thread does not panic");
+        collected?;
+        read.map_err(|u| Error::input(&u.path, u.reason))
+    })?;
+    progress.finish();
+    run.seconds = start.elapsed().as_secs_f64();
+    Ok(run)
+}
+
+/// Adds a committed chunk to the run.
+fn absorb(
+    run: &mut PixelRun,
+    seen: &mut HashSet<String>,
+    parquet: &Path,
+    skipped: u64,
+    errors: Vec<PixelError>,
+    names: Vec<String>,
+) -> Result<()> {
+    for b in read_batches(parquet)? {
+        let idx = b.column(0).as_any().downcast_ref::<StringArray>().expect("image_index is Utf8");
+        let src = b.column(1).as_any().downcast_ref::<StringArray>().expect("source is Utf8");
+        for i in 0..b.num_rows() {
+            let source = src.value(i);
+            let (archive, member) = source.rsplit_once(':').unwrap_or((source, ""));
+            run.names.push((archive.to_string(), member.to_string(), idx.value(i).to_string()));
+        }
+        run.measured += b.num_rows() as u64;
+    }
+    run.chunks.push(parquet.to_path_buf());
+    run.skipped += skipped;
+    run.errors.extend(errors);
+    seen.extend(names);
+    Ok(())
+}
+
+/// The reader: streams members into the job queue, turning repeated names into
+/// duplicate errors (a decision that must be made in member order).
+fn read_members(
+    inputs: &[PathBuf],
+    resume_from: u64,
+    bytes_read: Arc<AtomicU64>,
+    mut seen: HashSet<String>,
+    jobs: SyncSender<Member>,
+) -> std::result::Result<(), source::Unreadable> {
+    let mut first_source: std::collections::HashMap<String, String> = Default::default();
+    source::stream(inputs, resume_from, bytes_read, &mut |mut m: Member| {
+        if m.ordinal >= resume_from && matches!(m.kind, Kind::Png(_)) {
+            let name = m.name().to_string();
+            if !seen.insert(name.clone()) {
+                let first = first_source.get(&name).cloned().unwrap_or_else(|| "an earlier member".into());
+                m.kind = Kind::Failed(format!("duplicate image name: already measured from {first}"));
+            } else {
+                first_source.insert(name, format!("{}:{}", m.source, m.path));
+            }
+        }
+        jobs.send(m).is_ok()
+    })
+}
+
+/// A worker: decodes and measures PNG members; passes everything else through.
+fn work(jobs: Arc<Mutex<Receiver<Member>>>, results: SyncSender<(u64, Outcome)>) {
+    loop {
+        let job = jobs.lock().expect("job queue lock").recv();
+        let Ok(mut m) = job else { return };
+        let outcome = match std::mem::replace(&mut m.kind, Kind::Done) {
+            Kind::Png(bytes) => measure_one(&m, &bytes),
+            Kind::Failed(e) => Outcome::Failed(error_row(&m, e)),
+            Kind::Skipped => Outcome::Skipped,
+            Kind::Done => Outcome::Done,
+        };
+        if results.send((m.ordinal, outcome)).is_err() {
+            return;
+        }
+    }
+}
+
+fn error_row(m: &Member, error: String) -> PixelError {
+    PixelError {
+        source: m.source.clone(),
+        member: m.path.clone(),
+        image_index: (!m.path.is_empty()).then(|| m.name().to_string()),
+        error,
+    }
+}
+
+fn measure_one(m: &Member, bytes: &[u8]) -> Outcome {
+    match decode(bytes) {
+        Ok(g) => Outcome::Measured(Box::new(Measured {
+            image_index: m.name().to_string(),
+            source: format!("{}:{}", m.source, m.path),
+            file_bytes: bytes.len() as i64,
+            width: g.width as i32,
+            height: g.height as i32,
+            bit_depth: g.bit_depth as i8,
+            color_type: g.color_type,
+            stats: stats::compute(&g.pixels, g.width as usize, g.height as usize),
+        })),
+        Err(e) => Outcome::Failed(error_row(m, e)),
+    }
+}
+
+/// The collector: restores member order and commits a chunk every [`CHUNK`] members.
+fn collect(
+    results: Receiver<(u64, Outcome)>,
+    cache: &Path,
+    first_chunk: u64,
+    run: &mut PixelRun,
+    seen: &mut HashSet<String>,
+    bytes_read: &AtomicU64,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut pending: BTreeMap<u64, Outcome> = BTreeMap::new();
+    let mut next = first_chunk * CHUNK;
+    let mut chunk = first_chunk;
+    let mut rows: Vec<Measured> = Vec::new();
+    let mut info = ChunkInfo::default();
+    let mut last_update = Instant::now();
+    // Fault injection for the resume tests: fail after committing this many chunks.
+    let fail_after: Option<u64> = std::env::var("CXR_TEST_FAIL_AFTER_CHUNKS").ok().and_then(|v| v.parse().ok());
+    for (ordinal, outcome) in results {
+        pending.insert(ordinal, outcome);
+        while let Some(outcome) = pending.remove(&next) {
+            match outcome {
+                Outcome::Measured(row) => {
+                    info.names.push(row.image_index.clone());
+                    rows.push(*row);
+                }
+                Outcome::Failed(e) => {
+                    if let Some(n) = &e.image_index {
+                        info.names.push(n.clone());
+                    }
+                    info.errors.push(e);
+                }
+                Outcome::Skipped => info.skipped += 1,
+                Outcome::Done => {}
+            }
+            info.members += 1;
+            next += 1;
+            if info.members == CHUNK {
+                commit_chunk(cache, chunk, &mut rows, &mut info, run, seen)?;
+                chunk += 1;
+                if fail_after.is_some_and(|n| chunk - first_chunk >= n) {
+                    return Err(Error::Query(format!(
+                        "stopped after {} chunks (CXR_TEST_FAIL_AFTER_CHUNKS)",
+                        chunk - first_chunk
+                    )));
+                }
+            }
+        }
+        if last_update.elapsed().as_millis() >= 200 {
+            progress.update(run.measured + rows.len() as u64, bytes_read.load(Ordering::Relaxed));
+            last_update = Instant::now();
+        }
+    }
+    // The last, partial chunk (possibly empty) marks the end of the inputs.
+    commit_chunk(cache, chunk, &mut rows, &mut info, run, seen)
+}
+
+fn commit_chunk(
+    cache: &Path,
+    k: u64,
+    rows: &mut Vec<Measured>,
+    info: &mut ChunkInfo,
+    run: &mut PixelRun,
+    seen: &mut HashSet<String>,
+) -> Result<()> {
+    let (pq, js) = chunk_paths(cache, k);
+    write_batches(&pq, stats_schema(), &[stats_batch(rows)?])?;
+    let done = std::mem::take(info);
+    let tmp = js.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&done).expect("chunk info serialises"))
+        .ctx(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, &js).ctx(|| format!("{}: cannot rename", js.display()))?;
+    for r in rows.drain(..) {
+        let (archive, member) = r.source.rsplit_once(':').unwrap_or((&r.source, ""));
+        run.names.push((archive.to_string(), member.to_string(), r.image_index.clone()));
+        run.measured += 1;
+    }
+    run.chunks.push(pq);
+    run.skipped += done.skipped;
+    run.errors.extend(done.errors);
+    seen.extend(done.names);
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Streaming the members of image inputs, in a fixed order: `.tar`, `.tar.gz`/`.tgz`
+//! (read once, sequentially, never extracted) and directories (walked recursively,
+//! sorted). Every member gets an ordinal, so an interrupted run can skip what a
+//! previous run already committed.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// PNG members larger than this are refused without being read.
+pub const MAX_MEMBER_BYTES: u64 = 512 << 20;
+
+/// One member of an input.
+#[derive(Debug)]
+pub struct Member {
+    /// Position among all members of all inputs, from 0.
+    pub ordinal: u64,
+    /// The archive or folder, as given.
+    pub source: String,
+    /// The member path inside it.
+    pub path: String,
+    /// What the member is.
+    pub kind: Kind,
+}
+
+/// What a member turned out to be.
+#[derive(Debug)]
+pub enum Kind {
+    /// A `.png` file and its bytes.
+    Png(Vec<u8>),
+    /// A `.png` file that was already committed by an earlier run (not read).
+    Done,
+    /// Not a PNG file (directory, text file, ...).
+    Skipped,
+    /// A `.png` member that could not be read, or damage in the archive itself.
+    Failed(String),
+}
+
+impl Member {
+    /// The file name of the member, without folders (the image index).
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// An input that cannot be opened at all.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// The input.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+fn is_png_name(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".png")
+}
+
+/// Counts bytes read from the underlying file, for progress and ETA.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Checks that every input exists and is a tar, tar.gz or directory.
+pub fn check(inputs: &[PathBuf]) -> Result<(), Unreadable> {
+    for p in inputs {
+        let meta = std::fs::metadata(p).map_err(|e| Unreadable {
+            path: p.clone(),
+            reason: format!("cannot open image input: {e}"),
+        })?;
+        if !meta.is_dir() && kind_of(p).is_none() {
+            return Err(Unreadable {
+                path: p.clone(),
+                reason: "not a directory, .tar, .tar.gz or .tgz".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum ArchiveKind {
+    Tar,
+    TarGz,
+}
+
+fn kind_of(p: &Path) -> Option<ArchiveKind> {
+    let name = p.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".tar") {
+        Some(ArchiveKind::Tar)
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Some(ArchiveKind::TarGz)
+    } else {
+        None
+    }
+}
+
+/// Total size in bytes of the inputs (archives' file sizes, folders' PNG sizes).
+pub fn total_bytes(inputs: &[PathBuf]) -> u64 {
+    inputs
+        .iter()
+        .map(|p| {
+            if p.is_dir() {
+                walk(p).iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()
+            } else {
+                std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+/// Streams every member of every input to `send`, in order. Members with an
+/// ordinal below `resume_from` whose names are PNGs come as [`Kind::Done`] without
+/// being read. `send` returns false to stop early.
+pub fn stream(
+    inputs: &[PathBuf],
+    resume_from: u64,
+    bytes_read: Arc<AtomicU64>,
+    send: &mut dyn FnMut(Member) -> bool,
+) -> Result<(), Unreadable> {
+    let mut ordinal = 0u64;
+    for input in inputs {
+        let source = input.display().to_string();
+        let go_on = if input.is_dir() {
+            stream_dir(input, &source, resume_from, &mut ordinal, &bytes_read, send)
+        } else {
+            let file = std::fs::File::open(input).map_err(|e| Unreadable {
+                path: input.clone(),
+                reason: format!("cannot open: {e}"),
+            })?;
+            let counted = Counting {
+                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                count: bytes_read.clone(),
+            };
+            match kind_of(input) {
+                Some(ArchiveKind::TarGz) => stream_tar(
+                    flate2::read::MultiGzDecoder::new(counted),
+                    &source,
+                    resume_from,
+                    &mut ordinal,
+                    send,
+                ),
+                _ => stream_tar(counted, &source, resume_from, &mut ordinal, send),
+            }
+        };
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn stream_tar<R: Read>(
+    reader: R,
+    source: &str,
+    resume_from: u64,
+    ordinal: &mut u64,
+    send: &mut dyn FnMut(Member) -> bool,
+) -> bool {
+    let mut archive = tar::Archive::new(reader);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => return send(damage(source, *ordinal, &format!("unreadable archive: {e}"), ordinal)),
+    };
+    let mut last = String::from("(start of archive)");
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = format!("archive damaged or truncated after member {last}: {e}; members before it were kept");
+                return send(damage(source, *ordinal, &msg, ordinal));
+            }
+        };
+        let path = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let is_file = entry.header().entry_type().is_file();
+        let size = entry.size();
+        let kind = if !is_file || !is_png_name(&path) {
+            Kind::Skipped
+        } else if *ordinal < resume_from {
+            Kind::Done
+        } else if size > MAX_MEMBER_BYTES {
+            Kind::Failed(format!("member too large ({size} bytes)"))
+        } else {
+            let mut bytes = Vec::with_capacity(size as usize);
+            match entry.read_to_end(&mut bytes) {
+                Ok(_) => Kind::Png(bytes),
+                Err(e) => Kind::Failed(format!("truncated member: {e}")),
+            }
+        };
+        last = path.clone();
+        let member = Member {
+            ordinal: *ordinal,
+            source: source.to_string(),
+            path,
+            kind,
+        };
+        *ordinal += 1;
+        if !send(member) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A pixel error for damage in the archive itself (no member to blame).
+fn damage(source: &str, at: u64, msg: &str, ordinal: &mut u64) -> Member {
+    *ordinal += 1;
+    Member {
+        ordinal: at,
+        source: source.to_string(),
+        path: String::new(),
+        kind: Kind::Failed(msg.to_string()),
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn stream_dir(
+    dir: &Path,
+    source: &str,
+    resume_from: u64,
+    ordinal: &mut u64,
+    bytes_read: &AtomicU64,
+    send: &mut dyn FnMut(Member) -> bool,
+) -> bool {
+    for file in walk(dir) {
+        let rel = file.strip_prefix(dir).unwrap_or(&file).to_string_lossy().into_owned();
+        let kind = if !is_png_name(&rel) {
+            Kind::Skipped
+        } else if *ordinal < resume_from {
+            Kind::Done
+        } else {
+            match std::fs::read(&file) {
+                Ok(b) => {
+                    bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    Kind::Png(b)
+                }
+                Err(e) => Kind::Failed(format!("cannot read: {e}")),
+            }
+        };
+        let member = Member {
+            ordinal: *ordinal,
+            source: source.to_string(),
+            path: rel,
+            kind,
+        };
+        *ordinal += 1;
+        if !send(member) {
+            return false;
+        }
+    }
+    true
+}

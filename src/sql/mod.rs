@@ -1,0 +1,207 @@
+//! The SQL layer: a DataFusion `SessionContext` over a warehouse, with the built-in
+//! views, read-only statement checks and saved parameterised queries.
+
+pub mod params;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, ParquetReadOptions};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::DFParser;
+
+use crate::error::{Error, Result};
+use crate::ingest::warehouse::{Manifest, SCHEMA_VERSION};
+
+/// The built-in views: (name, SQL template, tables it reads). Their SQL lives in
+/// `views/`, written over `{images}` and `{findings}` so that the analysis commands
+/// can run the same definitions over a cohort.
+pub const VIEWS: [(&str, &str, &[&str]); 2] = [
+    ("cooccurrence", include_str!("views/cooccurrence.sql"), &["images", "findings"]),
+    ("followups", include_str!("views/followups.sql"), &["images"]),
+];
+
+/// The SQL of a built-in view over the given relations.
+pub fn view_sql(name: &str, images: &str, findings: &str) -> String {
+    let (_, template, _) = VIEWS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .expect("a built-in view name");
+    template
+        .replace("{images}", images)
+        .replace("{findings}", findings)
+}
+
+/// A warehouse opened for querying.
+pub struct Warehouse {
+    /// The DataFusion context with tables and views registered.
+    pub ctx: SessionContext,
+    /// The warehouse directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// Which tables and views to register.
+pub enum Register<'a> {
+    /// Everything in the warehouse (the shell, `\d`).
+    All,
+    /// Only what this SQL text can refer to: start-up stays short for one-off queries.
+    For(&'a str),
+}
+
+/// Lists the tables stored in a warehouse: `<name>.parquet` files and `<name>/` dirs.
+pub fn stored_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::Warehouse(format!("{}: cannot list the warehouse: {e}", dir.display())))?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".parquet") {
+            out.push((stem.to_string(), path));
+        } else if path.is_dir() {
+            out.push((name, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `dir`, registering its tables and the built-in views.
+    pub async fn open(dir: &Path, register: Register<'_>) -> Result<Warehouse> {
+        crate::ingest::warehouse::recover(dir)?;
+        let manifest = Manifest::load(dir)?;
+        if manifest.schema_version != SCHEMA_VERSION {
+            return Err(Error::Warehouse(format!(
+                "{} was written with schema_version {} but this cxr reads version {SCHEMA_VERSION}; run `cxr ingest` again",
+                dir.display(),
+                manifest.schema_version
+            )));
+        }
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let ctx = SessionContext::new_with_config(config);
+        let wanted = Wanted::new(&register);
+        for (name, path) in stored_tables(dir)? {
+            if wanted.table(&name) {
+                let mut url = path.display().to_string();
+                if path.is_dir() && !url.ends_with('/') {
+                    url.push('/');
+                }
+                ctx.register_parquet(&name, &url, ParquetReadOptions::default())
+                    .await?;
+            }
+        }
+        for (name, _, _) in VIEWS {
+            if wanted.view(name) {
+                let view = ctx.sql(&view_sql(name, "images", "findings")).await?.into_view();
+                ctx.register_table(name, view)?;
+            }
+        }
+        Ok(Warehouse {
+            ctx,
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Plans every `;`-separated statement of `sql`, refusing writes unless
+    /// `allow_write`, and binds `params` to `$name` placeholders.
+    pub async fn plan(
+        &self,
+        sql: &str,
+        allow_write: bool,
+        params: &[(String, ScalarValue)],
+    ) -> Result<Vec<DataFrame>> {
+        let statements = DFParser::parse_sql(sql).map_err(|e| Error::Query(e.to_string()))?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(allow_write)
+            .with_allow_dml(allow_write)
+            .with_allow_statements(allow_write);
+        let mut frames = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let text = statement.to_string();
+            let plan = self.ctx.state().statement_to_plan(statement).await?;
+            if let Err(e) = options.verify_plan(&plan) {
+                return Err(Error::Query(format!(
+                    "refused: the warehouse is read-only ({e}). Pass --allow-write to run `{}`",
+                    truncate(&text, 60)
+                )));
+            }
+            let mut df = self.ctx.execute_logical_plan(plan).await?;
+            if !params.is_empty() {
+                let values: Vec<(&str, ScalarValue)> =
+                    params.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+                df = df.with_param_values(values)?;
+            }
+            frames.push(df);
+        }
+        Ok(frames)
+    }
+}
+
+/// Runs a planned query to completion.
+pub async fn collect(df: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let schema: SchemaRef = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+    Ok((schema, batches))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        one_line.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+/// Names the SQL text may refer to: a cheap superset from its identifiers.
+struct Wanted {
+    words: Option<BTreeSet<String>>,
+}
+
+impl Wanted {
+    fn new(register: &Register<'_>) -> Wanted {
+        let words = match register {
+            Register::All => None,
+            Register::For(sql) => {
+                let lower = sql.to_ascii_lowercase();
+                let mut words: BTreeSet<String> = lower
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                // Catalogue queries see everything.
+                if words.contains("information_schema") || words.contains("show") {
+                    return Wanted { words: None };
+                }
+                for (view, _, tables) in VIEWS {
+                    if words.contains(view) {
+                        words.extend(tables.iter().map(|t| t.to_string()));
+                    }
+                }
+                Some(words)
+            }
+        };
+        Wanted { words }
+    }
+
+    fn table(&self, name: &str) -> bool {
+        self.words.as_ref().is_none_or(|w| w.contains(&name.to_ascii_lowercase()))
+    }
+
+    fn view(&self, name: &str) -> bool {
+        self.table(name)
+    }
+}

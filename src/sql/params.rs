@@ -1,0 +1,339 @@
+//! Saved query files: a header of `-- @description` and `-- @param` comment lines
+//! over SQL with `$name` placeholders, bound through DataFusion's parameter binding.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::scalar::ScalarValue;
+
+use crate::error::{Error, Result};
+
+/// The type of a saved-query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// 64-bit integer.
+    Int,
+    /// 64-bit float.
+    Float,
+    /// Text.
+    Text,
+    /// true/false.
+    Bool,
+}
+
+impl ParamType {
+    fn parse(s: &str) -> Option<ParamType> {
+        match s.to_ascii_uppercase().as_str() {
+            "INT" | "INTEGER" | "BIGINT" => Some(ParamType::Int),
+            "FLOAT" | "DOUBLE" | "REAL" => Some(ParamType::Float),
+            "TEXT" | "STRING" | "VARCHAR" => Some(ParamType::Text),
+            "BOOL" | "BOOLEAN" => Some(ParamType::Bool),
+            _ => None,
+        }
+    }
+
+    /// The name used in query files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::Int => "INT",
+            ParamType::Float => "FLOAT",
+            ParamType::Text => "TEXT",
+            ParamType::Bool => "BOOL",
+        }
+    }
+
+    /// Parses a value given on the command line.
+    pub fn value(self, s: &str) -> Option<ScalarValue> {
+        match self {
+            ParamType::Int => s.trim().parse::<i64>().ok().map(ScalarValue::from),
+            ParamType::Float => s.trim().parse::<f64>().ok().map(ScalarValue::from),
+            ParamType::Text => Some(ScalarValue::Utf8(Some(s.to_string()))),
+            ParamType::Bool => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "yes" | "1" => Some(ScalarValue::Boolean(Some(true))),
+                "false" | "f" | "no" | "0" => Some(ScalarValue::Boolean(Some(false))),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Name, without the `$`.
+    pub name: String,
+    /// Declared type.
+    pub ty: ParamType,
+    /// Default value as written, if any.
+    pub default: Option<String>,
+}
+
+impl std::fmt::Display for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.ty.name())?;
+        if let Some(d) = &self.default {
+            write!(f, " = {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A saved query file.
+#[derive(Debug, Clone)]
+pub struct QueryFile {
+    /// File stem (`effusion_cohort`).
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The `@description` text.
+    pub description: String,
+    /// Declared parameters, in order.
+    pub params: Vec<Param>,
+    /// The whole file text (comments are valid SQL).
+    pub sql: String,
+}
+
+impl QueryFile {
+    /// Reads and checks a query file: every `$name` used must be declared.
+    pub fn load(path: &Path) -> Result<QueryFile> {
+        let sql = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
+        let mut description = String::new();
+        let mut params: Vec<Param> = Vec::new();
+        for (i, line) in sql.lines().enumerate() {
+            let Some(rest) = line.trim().strip_prefix("--") else {
+                continue;
+            };
+            let rest = rest.trim();
+            if let Some(d) = rest.strip_prefix("@description") {
+                if !description.is_empty() {
+                    description.push(' ');
+                }
+                description.push_str(d.trim());
+            } else if let Some(p) = rest.strip_prefix("@param") {
+                let param = parse_param(p).ok_or_else(|| {
+                    Error::input_at(
+                        path,
+                        i as u64 + 1,
+                        None,
+                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL [= DEFAULT]`", line.trim()),
+                    )
+                })?;
+                if let Some(d) = &param.default
+                    && param.ty.value(d).is_none()
+                {
+                    return Err(Error::input_at(
+                        path,
+                        i as u64 + 1,
+                        None,
+                        format!("default `{d}` of ${} is not a {}", param.name, param.ty.name()),
+                    ));
+                }
+                params.push(param);
+            }
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let qf = QueryFile {
+            name,
+            path: path.to_path_buf(),
+            description,
+            params,
+            sql,
+        };
+        for used in placeholders(&strip_comments(&qf.sql)) {
+            if !qf.params.iter().any(|p| p.name == used) {
+                return Err(Error::input(
+                    path,
+                    format!("uses ${used} but declares no `-- @param {used} TYPE`"),
+                ));
+            }
+        }
+        Ok(qf)
+    }
+
+    /// Binds command-line `NAME=VALUE` pairs and defaults to the declared parameters.
+    pub fn bind(&self, given: &[(String, String)]) -> Result<Vec<(String, ScalarValue)>> {
+        for (name, _) in given {
+            if !self.params.iter().any(|p| &p.name == name) {
+                return Err(self.param_error(format!("unknown parameter `{name}`")));
+            }
+        }
+        let mut out = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            let raw = given
+                .iter()
+                .rev()
+                .find(|(n, _)| n == &p.name)
+                .map(|(_, v)| v.as_str())
+                .or(p.default.as_deref());
+            let Some(raw) = raw else {
+                return Err(self.param_error(format!("missing value for parameter `{}`", p.name)));
+            };
+            let value = p.ty.value(raw).ok_or_else(|| {
+                self.param_error(format!("`{raw}` is not a valid {} for parameter `{}`", p.ty.name(), p.name))
+            })?;
+            out.push((p.name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    fn param_error(&self, msg: String) -> Error {
+        Error::Usage(format!("{}: {msg}\n{}", self.path.display(), self.usage()))
+    }
+
+    /// A description of the parameters, for errors and `--list`.
+    pub fn usage(&self) -> String {
+        if self.params.is_empty() {
+            return format!("{} takes no parameters", self.name);
+        }
+        let lines: Vec<String> = self.params.iter().map(|p| format!("  --param {p}")).collect();
+        format!("parameters of {}:\n{}", self.name, lines.join("\n"))
+    }
+}
+
+/// Parses `NAME TYPE [= DEFAULT]`.
+fn parse_param(s: &str) -> Option<Param> {
+    let (decl, default) = match s.split_once('=') {
+        Some((d, v)) => (d, Some(unquote(v.trim()).to_string())),
+        None => (s, None),
+    };
+    let mut words = decl.split_whitespace();
+    let name = words.next()?.trim_start_matches('$').to_string();
+    let ty = ParamType::parse(words.next()?)?;
+    if words.next().is_some() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    Some(Param { name, ty, default })
+}
+
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+        .unwrap_or(s)
+}
+
+/// Removes `--` comments and string literals, so placeholders are found only in code.
+fn strip_comments(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        break;
+                    }
+                }
+                out.push_str("''");
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The distinct `$name` placeholders in SQL text.
+fn placeholders(sql: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        let tail = &rest[i + 1..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        if !name.is_empty() && !name.chars().all(|c| c.is_ascii_digit()) && !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// Where saved queries are looked up: `$CXR_QUERIES`, `./queries`, and the
+/// `queries/` of the source tree cxr was built from.
+pub fn query_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("CXR_QUERIES") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("queries"));
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
+    if !dirs.contains(&shipped) {
+        dirs.push(shipped);
+    }
+    dirs
+}
+
+/// Finds a query by file path or by name in the query directories.
+pub fn resolve(name: &str) -> Result<PathBuf> {
+    let direct = Path::new(name);
+    if direct.is_file() {
+        return Ok(direct.to_path_buf());
+    }
+    let stem = name.strip_suffix(".sql").unwrap_or(name);
+    for d in query_dirs() {
+        let p = d.join(format!("{stem}.sql"));
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::Usage(format!(
+        "no saved query `{name}`: not a file, and not in {}; `cxr run --list` shows the saved queries",
+        query_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// Every saved query in the query directories (first directory wins on a name).
+pub fn list() -> Result<Vec<QueryFile>> {
+    let mut out: Vec<QueryFile> = Vec::new();
+    for d in query_dirs() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let q = QueryFile::load(&p)?;
+            if !out.iter().any(|o| o.name == q.name) {
+                out.push(q);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_params() {
+        let p = parse_param(" min_age INT = 40").unwrap();
+        assert_eq!((p.name.as_str(), p.ty, p.default.as_deref()), ("min_age", ParamType::Int, Some("40")));
+        let p = parse_param("sex TEXT = 'F'").unwrap();
+        assert_eq!(p.default.as_deref(), Some("F"));
+        assert!(parse_param("x NUMBER").is_none());
+    }
+
+    #[test]
+    fn finds_placeholders_outside_comments_and_strings() {
+        let sql = "-- @param a INT\nSELECT $a, '$notme' FROM t WHERE x = $b_2 AND y = $a";
+        assert_eq!(placeholders(&strip_comments(sql)), vec!["a", "b_2"]);
+    }
+}

@@ -1,0 +1,119 @@
+//! Shared helpers: warehouses ingested once per test binary from the shipped data,
+//! SQL through the library, and the `cxr` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use cxr::ingest::IngestOptions;
+use cxr::sql::{Register, Warehouse};
+
+/// The shipped data directory.
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// Ingest options over the shipped files with the given metadata file.
+pub fn options(metadata: &str, warehouse: &Path) -> IngestOptions {
+    IngestOptions {
+        metadata: data(metadata),
+        bbox: Some(data("BBox_List_2017.csv")),
+        expert: Some(data("google2019_nih-chest-xray-labels.csv.gz")),
+        splits: Some([data("train_val_list.txt"), data("test_list.txt")]),
+        warehouse: warehouse.to_path_buf(),
+    }
+}
+
+fn ingest_once(cell: &'static OnceLock<tempfile::TempDir>, metadata: &str) -> PathBuf {
+    let dir = cell.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        cxr::ingest::run(&options(metadata, &dir.path().join("wh"))).unwrap();
+        dir
+    });
+    dir.path().join("wh")
+}
+
+/// A warehouse of the default (2020) metadata, built once per test binary.
+pub fn wh2020() -> PathBuf {
+    static CELL: OnceLock<tempfile::TempDir> = OnceLock::new();
+    ingest_once(&CELL, "Data_Entry_2017_v2020.csv.gz")
+}
+
+/// A warehouse of the original 2017 metadata, built once per test binary.
+pub fn wh2017() -> PathBuf {
+    static CELL: OnceLock<tempfile::TempDir> = OnceLock::new();
+    ingest_once(&CELL, "Data_Entry_2017.csv.gz")
+}
+
+/// Runs SQL through the library and returns every row as text cells.
+pub fn rows(wh: &Path, sql: &str) -> Vec<Vec<String>> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let w = Warehouse::open(wh, Register::All).await.unwrap();
+        let df = w.plan(sql, false, &[]).await.unwrap().pop().unwrap();
+        let (schema, batches) = cxr::sql::collect(df).await.unwrap();
+        let mut out = Vec::new();
+        cxr::output::write_batches(&mut out, &schema, &batches, cxr::output::Format::Csv, 0).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        parse_csv(&text).into_iter().skip(1).collect()
+    })
+}
+
+/// The single integer a query returns.
+pub fn int(wh: &Path, sql: &str) -> i64 {
+    let r = rows(wh, sql);
+    assert_eq!(r.len(), 1, "{sql} returned {} rows", r.len());
+    r[0][0].parse().unwrap_or_else(|_| panic!("{sql} returned {:?}", r[0][0]))
+}
+
+/// A tiny CSV parser for checking cxr's own output (quotes and doubled quotes).
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => row.push(std::mem::take(&mut cur)),
+            '\n' if !in_quotes => {
+                row.push(std::mem::take(&mut cur));
+                rows.push(std::mem::take(&mut row));
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() || !row.is_empty() {
+        row.push(cur);
+        rows.push(row);
+    }
+    rows
+}
+
+/// The `cxr` binary with CXR_* variables cleared.
+pub fn cxr() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cxr"));
+    c.env_remove("CXR_WAREHOUSE").env_remove("CXR_DATA").env_remove("CXR_QUERIES");
+    c
+}
+
+/// Runs `cxr` with args and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    cxr().args(args).output().unwrap()
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
