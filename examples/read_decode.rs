@@ -9,13 +9,18 @@ use std::io::Read;
 use std::time::Instant;
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: read_decode FILE.tar");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: read_decode FILE.tar");
     let start = Instant::now();
-    let mut archive = tar::Archive::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+    let mut archive =
+        tar::Archive::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
     let mut members: Vec<Vec<u8>> = Vec::new();
     for entry in archive.entries().unwrap() {
         let mut e = entry.unwrap();
-        if e.header().entry_type().is_file() && e.path().unwrap().to_string_lossy().ends_with(".png") {
+        if e.header().entry_type().is_file()
+            && e.path().unwrap().to_string_lossy().ends_with(".png")
+        {
             let mut buf = Vec::with_capacity(e.size() as usize);
             e.read_to_end(&mut buf).unwrap();
             members.push(buf);
@@ -28,20 +33,24 @@ fn main() {
     let decoded = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(bytes) = members.get(i) else { break };
-                let mut d = png::Decoder::new(&bytes[..]);
-                d.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-                let Ok(mut r) = d.read_info() else { continue };
-                let mut buf = vec![0u8; r.output_buffer_size()];
-                if r.next_frame(&mut buf).is_ok() {
-                    let mut hist = [0u64; 256];
-                    for &v in &buf {
-                        hist[v as usize] += 1;
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(bytes) = members.get(i) else { break };
+                    let mut d = png::Decoder::new(&bytes[..]);
+                    d.set_transformations(
+                        png::Transformations::EXPAND | png::Transformations::STRIP_16,
+                    );
+                    let Ok(mut r) = d.read_info() else { continue };
+                    let mut buf = vec![0u8; r.output_buffer_size()];
+                    if r.next_frame(&mut buf).is_ok() {
+                        let mut hist = [0u64; 256];
+                        for &v in &buf {
+                            hist[v as usize] += 1;
+                        }
+                        std::hint::black_box(hist);
+                        decoded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    std::hint::black_box(hist);
-                    decoded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
         }

@@ -73,7 +73,11 @@ fn quote(s: &str) -> String {
 
 /// Parses `MIN..MAX` with either end optional.
 pub fn parse_age(s: &str) -> Result<(Option<i64>, Option<i64>)> {
-    let bad = || Error::Usage(format!("--age `{s}`: expected MIN..MAX, MIN.. or ..MAX in years"));
+    let bad = || {
+        Error::Usage(format!(
+            "--age `{s}`: expected MIN..MAX, MIN.. or ..MAX in years"
+        ))
+    };
     let (lo, hi) = s.split_once("..").ok_or_else(bad)?;
     let parse = |v: &str| -> Result<Option<i64>> {
         let v = v.trim();
@@ -156,7 +160,9 @@ impl CohortArgs {
                 )));
             }
             let body = strip_sql(&q.sql);
-            w.push(format!("i.image_index IN (SELECT image_index FROM ({body}) AS saved)"));
+            w.push(format!(
+                "i.image_index IN (SELECT image_index FROM ({body}) AS saved)"
+            ));
         }
         if let Some(p) = &self.predicate {
             if !avail.pixel_stats && mentions_pixel_column(p) {
@@ -213,13 +219,29 @@ fn strip_sql(sql: &str) -> String {
         .lines()
         .filter(|l| !l.trim_start().starts_with("--"))
         .collect();
-    body.join("\n").trim().trim_end_matches(';').trim().to_string()
+    body.join("\n")
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string()
 }
 
 fn mentions_pixel_column(p: &str) -> bool {
     const PIXEL_ONLY: [&str; 14] = [
-        "mean", "std", "p01", "p05", "p50", "p95", "p99", "entropy", "histogram", "dhash",
-        "file_bytes", "bit_depth", "color_type", "width",
+        "mean",
+        "std",
+        "p01",
+        "p05",
+        "p50",
+        "p95",
+        "p99",
+        "entropy",
+        "histogram",
+        "dhash",
+        "file_bytes",
+        "bit_depth",
+        "color_type",
+        "width",
     ];
     let lower = p.to_ascii_lowercase();
     lower

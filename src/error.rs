@@ -80,7 +80,12 @@ impl Error {
     }
 
     /// An input error at a line (and column) of a file.
-    pub fn input_at(path: &Path, line: u64, column: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn input_at(
+        path: &Path,
+        line: u64,
+        column: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Input {
             path: path.to_path_buf(),
             line: Some(line),

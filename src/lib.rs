@@ -31,3 +31,14 @@ pub fn default_warehouse() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("warehouse"))
 }
+
+/// Phase timings on stderr when `CXR_TRACE` is set: where the time of a run goes.
+pub fn trace(phase: &str, since: std::time::Instant) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("CXR_TRACE").is_some()) {
+        eprintln!(
+            "[trace] {phase}: {:.1} ms",
+            since.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}

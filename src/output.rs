@@ -88,7 +88,9 @@ pub fn print_batches(
     let mut lock = std::io::BufWriter::new(stdout.lock());
     write_batches(&mut lock, schema, batches, format, max_rows)?;
     match lock.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing to stdout", e)),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", e))
+        }
         _ => Ok(()),
     }
 }
@@ -121,7 +123,11 @@ fn write_table(
     max_rows: usize,
 ) -> Result<()> {
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let limit = if max_rows == 0 { total } else { max_rows.min(total) };
+    let limit = if max_rows == 0 {
+        total
+    } else {
+        max_rows.min(total)
+    };
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -143,7 +149,12 @@ fn write_table(
     writeln!(out, "{table}").map_err(io)?;
     let noun = if total == 1 { "row" } else { "rows" };
     if shown < total {
-        writeln!(out, "{} {noun} ({shown} shown; --max-rows 0 shows all)", thousands(total as u64)).map_err(io)
+        writeln!(
+            out,
+            "{} {noun} ({shown} shown; --max-rows 0 shows all)",
+            thousands(total as u64)
+        )
+        .map_err(io)
     } else {
         writeln!(out, "{} {noun}", thousands(total as u64)).map_err(io)
     }
@@ -158,7 +169,10 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn write_csv(out: &mut dyn Write, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let head: Vec<_> = header(schema).iter().map(|h| csv_field(h).into_owned()).collect();
+    let head: Vec<_> = header(schema)
+        .iter()
+        .map(|h| csv_field(h).into_owned())
+        .collect();
     writeln!(out, "{}", head.join(",")).map_err(io)?;
     for b in batches {
         for row in rows_as_text(b, "")? {
@@ -172,12 +186,21 @@ fn write_csv(out: &mut dyn Write, schema: &SchemaRef, batches: &[RecordBatch]) -
 fn write_markdown(out: &mut dyn Write, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
     let esc = |s: &str| s.replace('|', "\\|");
     let head = header(schema);
-    writeln!(out, "| {} |", head.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | ")).map_err(io)?;
+    writeln!(
+        out,
+        "| {} |",
+        head.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | ")
+    )
+    .map_err(io)?;
     writeln!(out, "|{}", " --- |".repeat(head.len())).map_err(io)?;
     for b in batches {
         for row in rows_as_text(b, "")? {
-            writeln!(out, "| {} |", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "))
-                .map_err(io)?;
+            writeln!(
+                out,
+                "| {} |",
+                row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+            )
+            .map_err(io)?;
         }
     }
     Ok(())
@@ -239,7 +262,10 @@ pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Resu
     use datafusion::dataframe::DataFrameWriteOptions;
 
     let format = Format::from_extension(path)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
     let rows = match format {
         None => {
@@ -253,7 +279,8 @@ pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Resu
                     Some(opts),
                 )
                 .await?;
-            std::fs::rename(&tmp_parquet, &tmp).map_err(|e| Error::io(format!("{}: cannot rename", tmp.display()), e))?;
+            std::fs::rename(&tmp_parquet, &tmp)
+                .map_err(|e| Error::io(format!("{}: cannot rename", tmp.display()), e))?;
             row_count(&counts)
         }
         Some(format) => {
@@ -263,11 +290,13 @@ pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Resu
                 .map_err(|e| Error::io(format!("{}: cannot create", tmp.display()), e))?;
             let mut w = std::io::BufWriter::new(file);
             write_batches(&mut w, &schema, &batches, format, 0)?;
-            w.flush().map_err(|e| Error::io(format!("{}: cannot write", tmp.display()), e))?;
+            w.flush()
+                .map_err(|e| Error::io(format!("{}: cannot write", tmp.display()), e))?;
             batches.iter().map(|b| b.num_rows() as u64).sum()
         }
     };
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("{}: cannot write", path.display()), e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format!("{}: cannot write", path.display()), e))?;
     Ok(rows)
 }
 
@@ -276,6 +305,11 @@ fn row_count(batches: &[RecordBatch]) -> u64 {
     use datafusion::arrow::array::{Array, UInt64Array};
     batches
         .iter()
-        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>()))
+        .filter_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>())
+        })
         .sum()
 }

@@ -54,7 +54,11 @@ fn assert_counts(wh: &Path, expected: &[(&str, i64)]) {
     for (label, n) in expected {
         assert_eq!(got[*label], *n, "{label}");
         let col = label.to_ascii_lowercase();
-        assert_eq!(int(wh, &format!("SELECT COUNT(*) FROM images WHERE {col}")), *n, "{col}");
+        assert_eq!(
+            int(wh, &format!("SELECT COUNT(*) FROM images WHERE {col}")),
+            *n,
+            "{col}"
+        );
     }
 }
 
@@ -62,16 +66,37 @@ fn assert_counts(wh: &Path, expected: &[(&str, i64)]) {
 fn revision_2020_tables_have_the_published_counts() {
     let wh = wh2020();
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM images"), 112_120);
-    assert_eq!(int(&wh, "SELECT COUNT(DISTINCT image_index) FROM images"), 112_120);
+    assert_eq!(
+        int(&wh, "SELECT COUNT(DISTINCT image_index) FROM images"),
+        112_120
+    );
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM patients"), 30_805);
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM findings"), 81_176);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE no_finding"), 60_361);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE cardinality(labels) = 0"), 60_361);
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE no_finding"),
+        60_361
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM images WHERE cardinality(labels) = 0"
+        ),
+        60_361
+    );
     assert_eq!(int(&wh, "SELECT SUM(n_labels) FROM images"), 81_176);
     assert_eq!(int(&wh, "SELECT SUM(n_images) FROM patients"), 112_120);
     assert_counts(&wh, &COUNTS_2020);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE view_position = 'PA'"), 67_310);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE sex = 'M'"), 63_340);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM images WHERE view_position = 'PA'"
+        ),
+        67_310
+    );
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE sex = 'M'"),
+        63_340
+    );
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE age IS NULL"), 0);
     assert_eq!(int(&wh, "SELECT MAX(age) FROM images"), 95);
 }
@@ -80,39 +105,87 @@ fn revision_2020_tables_have_the_published_counts() {
 fn boxes_and_expert_labels() {
     let wh = wh2020();
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM bboxes"), 984);
-    assert_eq!(int(&wh, "SELECT COUNT(DISTINCT image_index) FROM bboxes"), 880);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM bboxes WHERE label = 'Infiltration'"), 123);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM bboxes WHERE label = 'Infiltrate'"), 0);
     assert_eq!(
-        int(&wh, "SELECT COUNT(*) FROM bboxes b JOIN images i ON i.image_index = b.image_index WHERE array_has(i.labels, b.label)"),
+        int(&wh, "SELECT COUNT(DISTINCT image_index) FROM bboxes"),
+        880
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM bboxes WHERE label = 'Infiltration'"
+        ),
+        123
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM bboxes WHERE label = 'Infiltrate'"
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM bboxes b JOIN images i ON i.image_index = b.image_index WHERE array_has(i.labels, b.label)"
+        ),
         984
     );
     assert_eq!(
-        int(&wh, "SELECT COUNT(*) FROM bboxes WHERE abs(x_224 - x * 224.0 / 1024.0) > 1e-9 OR abs(h_224 - h * 0.21875) > 1e-9"),
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM bboxes WHERE abs(x_224 - x * 224.0 / 1024.0) > 1e-9 OR abs(h_224 - h * 0.21875) > 1e-9"
+        ),
         0
     );
     // The 123 Infiltrate spellings were normalised, each with a data_issues row.
     assert_eq!(
-        int(&wh, "SELECT COUNT(*) FROM data_issues WHERE source_file = 'BBox_List_2017.csv' AND value = 'Infiltrate'"),
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE source_file = 'BBox_List_2017.csv' AND value = 'Infiltrate'"
+        ),
         123
     );
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM expert_labels"), 4_376);
-    assert_eq!(int(&wh, "SELECT COUNT(DISTINCT set_id) FROM expert_labels"), 2);
+    assert_eq!(
+        int(&wh, "SELECT COUNT(DISTINCT set_id) FROM expert_labels"),
+        2
+    );
 }
 
 #[test]
 fn official_splits_and_patients() {
     let wh = wh2020();
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE split = 'train_val'"), 86_524);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE split = 'test'"), 25_596);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM patients WHERE split = 'train_val'"), 28_008);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM patients WHERE split = 'test'"), 2_797);
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE split = 'train_val'"),
+        86_524
+    );
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE split = 'test'"),
+        25_596
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM patients WHERE split = 'train_val'"
+        ),
+        28_008
+    );
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM patients WHERE split = 'test'"),
+        2_797
+    );
     // Patient rows agree with their images.
     assert_eq!(
-        int(&wh, "SELECT COUNT(*) FROM patients p JOIN (SELECT patient_id, MIN(follow_up) AS f, MAX(follow_up) AS l FROM images GROUP BY patient_id) i ON i.patient_id = p.patient_id WHERE i.f <> p.first_follow_up OR i.l <> p.last_follow_up"),
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM patients p JOIN (SELECT patient_id, MIN(follow_up) AS f, MAX(follow_up) AS l FROM images GROUP BY patient_id) i ON i.patient_id = p.patient_id WHERE i.f <> p.first_follow_up OR i.l <> p.last_follow_up"
+        ),
         0
     );
-    let r = rows(&wh, "SELECT n_images, first_follow_up, last_follow_up, first_age, last_age, sex FROM patients WHERE patient_id = 1");
+    let r = rows(
+        &wh,
+        "SELECT n_images, first_follow_up, last_follow_up, first_age, last_age, sex FROM patients WHERE patient_id = 1",
+    );
     assert_eq!(r, vec![vec!["3", "0", "2", "57", "58", "M"]]);
     let r = rows(&wh, "SELECT labels_ever FROM patients WHERE patient_id = 1");
     assert_eq!(r[0][0], "[Cardiomegaly, Effusion, Emphysema]");
@@ -123,18 +196,60 @@ fn original_2017_release_ingests_with_its_own_counts() {
     let wh = wh2017();
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM images"), 112_120);
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM patients"), 30_805);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE no_finding"), 60_412);
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE no_finding"),
+        60_412
+    );
     assert_counts(&wh, &COUNTS_2017);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images WHERE age IS NULL"), 16);
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE age IS NULL"),
+        16
+    );
     assert_eq!(int(&wh, "SELECT MAX(age) FROM images"), 95);
     // Zero-padded ids and follow-ups parse as numbers.
-    assert_eq!(int(&wh, "SELECT follow_up FROM images WHERE image_index = '00000001_002.png'"), 2);
-    assert_eq!(int(&wh, "SELECT patient_id FROM images WHERE image_index = '00030805_000.png'"), 30_805);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT follow_up FROM images WHERE image_index = '00000001_002.png'"
+        ),
+        2
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT patient_id FROM images WHERE image_index = '00030805_000.png'"
+        ),
+        30_805
+    );
     // 26 month ages and 1 day age converted, 16 implausible ages nulled: all recorded.
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND issue LIKE '%months%'"), 26);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND issue LIKE '%days%'"), 1);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND issue LIKE 'implausible%'"), 16);
-    assert_eq!(int(&wh, "SELECT MIN(line) FROM data_issues WHERE field = 'Patient Age'") >= 2, true);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND issue LIKE '%months%'"
+        ),
+        26
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND issue LIKE '%days%'"
+        ),
+        1
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND issue LIKE 'implausible%'"
+        ),
+        16
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT MIN(line) FROM data_issues WHERE field = 'Patient Age'"
+        ) >= 2,
+        true
+    );
     let m = cxr::ingest::warehouse::Manifest::load(&wh).unwrap();
     assert_eq!(m.metadata_revision, "2017");
     assert_eq!(m.tables["images"], 112_120);
@@ -149,7 +264,10 @@ fn manifest_records_inputs_and_revision() {
     assert_eq!(m.tables["findings"], 81_176);
     let bbox = m.inputs.iter().find(|i| i.role == "bbox").unwrap();
     assert_eq!(bbox.size, 92_416);
-    assert_eq!(bbox.sha256, "0bbfea9d4c4e9771481b3023b1bc9f0df9dea924453b12986beb29b0c4d0c95b");
+    assert_eq!(
+        bbox.sha256,
+        "0bbfea9d4c4e9771481b3023b1bc9f0df9dea924453b12986beb29b0c4d0c95b"
+    );
 }
 
 // ---------- malformed inputs ----------
@@ -194,12 +312,20 @@ fn bad_values_become_data_issues_with_line_and_column() {
     assert!(out.status.success(), "{}", stderr(&out));
     let wh = dir.path().join("wh");
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM images"), 4);
-    let issues = rows(&wh, "SELECT line, field, value, issue FROM data_issues ORDER BY line, field, issue");
+    let issues = rows(
+        &wh,
+        "SELECT line, field, value, issue FROM data_issues ORDER BY line, field, issue",
+    );
     let has = |line: &str, field: &str, needle: &str| {
-        issues.iter().any(|r| r[0] == line && r[1] == field && r[3].contains(needle))
+        issues
+            .iter()
+            .any(|r| r[0] == line && r[1] == field && r[3].contains(needle))
     };
     assert!(has("3", "Patient Age", "implausible"), "{issues:?}");
-    assert!(has("3", "Finding Labels", "unknown label 'Fracture'"), "{issues:?}");
+    assert!(
+        has("3", "Finding Labels", "unknown label 'Fracture'"),
+        "{issues:?}"
+    );
     assert!(has("4", "Image Index", "duplicate"), "{issues:?}");
     assert!(has("6", "Patient ID", "row refused"), "{issues:?}");
     assert!(has("7", "Patient Age", "months"), "{issues:?}");
@@ -208,25 +334,45 @@ fn bad_values_become_data_issues_with_line_and_column() {
     assert!(has("7", "OriginalImage[Width", "set to NULL"), "{issues:?}");
     assert!(has("8", "Finding Labels", "duplicate label"), "{issues:?}");
     assert!(has("8", "Patient Gender", "normalised"), "{issues:?}");
-    let r = rows(&wh, "SELECT image_index, age, sex, view_position, labels, orig_width FROM images ORDER BY image_index");
-    assert_eq!(r[1], vec!["00000001_001.png", "", "M", "PA", "[Effusion]", "2682"]);
+    let r = rows(
+        &wh,
+        "SELECT image_index, age, sex, view_position, labels, orig_width FROM images ORDER BY image_index",
+    );
+    assert_eq!(
+        r[1],
+        vec!["00000001_001.png", "", "M", "PA", "[Effusion]", "2682"]
+    );
     assert_eq!(r[2], vec!["00000003_000.png", "0", "", "", "[]", ""]);
-    assert_eq!(r[3], vec!["00000004_000.png", "40", "F", "PA", "[Mass]", "2682"]);
+    assert_eq!(
+        r[3],
+        vec!["00000004_000.png", "40", "F", "PA", "[Mass]", "2682"]
+    );
 }
 
 #[test]
 fn both_line_endings_gzip_and_no_final_newline() {
     let dir = tempfile::tempdir().unwrap();
-    let body = format!("{HEADER},\r\n00000001_000.png,Cardiomegaly,000,00000001,058Y,M,PA,2682,2749,0.143,0.143\r\n00000001_001.png,No Finding,001,00000001,058Y,M,AP,2682,2749,0.143,0.143");
+    let body = format!(
+        "{HEADER},\r\n00000001_000.png,Cardiomegaly,000,00000001,058Y,M,PA,2682,2749,0.143,0.143\r\n00000001_001.png,No Finding,001,00000001,058Y,M,AP,2682,2749,0.143,0.143"
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
     let p = write(dir.path(), "meta.csv.gz", &gz.finish().unwrap());
     let out = ingest_metadata(dir.path(), &p);
     assert!(out.status.success(), "{}", stderr(&out));
     let wh = dir.path().join("wh");
-    let r = rows(&wh, "SELECT image_index, follow_up, patient_id, age, view_position, pixel_spacing_y FROM images ORDER BY 1");
-    assert_eq!(r[0], vec!["00000001_000.png", "0", "1", "58", "PA", "0.143"]);
-    assert_eq!(r[1], vec!["00000001_001.png", "1", "1", "58", "AP", "0.143"]);
+    let r = rows(
+        &wh,
+        "SELECT image_index, follow_up, patient_id, age, view_position, pixel_spacing_y FROM images ORDER BY 1",
+    );
+    assert_eq!(
+        r[0],
+        vec!["00000001_000.png", "0", "1", "58", "PA", "0.143"]
+    );
+    assert_eq!(
+        r[1],
+        vec!["00000001_001.png", "1", "1", "58", "AP", "0.143"]
+    );
 }
 
 #[test]
@@ -238,8 +384,21 @@ fn columns_are_found_by_name_not_position() {
     let out = ingest_metadata(dir.path(), &p);
     assert!(out.status.success(), "{}", stderr(&out));
     let wh = dir.path().join("wh");
-    let r = rows(&wh, "SELECT image_index, patient_id, sex, age, labels, orig_width FROM images");
-    assert_eq!(r, vec![vec!["00000007_000.png", "7", "F", "33", "[Edema, Effusion]", ""]]);
+    let r = rows(
+        &wh,
+        "SELECT image_index, patient_id, sex, age, labels, orig_width FROM images",
+    );
+    assert_eq!(
+        r,
+        vec![vec![
+            "00000007_000.png",
+            "7",
+            "F",
+            "33",
+            "[Edema, Effusion]",
+            ""
+        ]]
+    );
 }
 
 fn assert_input_error(out: &std::process::Output, needles: &[&str]) {
@@ -254,16 +413,40 @@ fn assert_input_error(out: &std::process::Output, needles: &[&str]) {
 fn unusable_inputs_are_clear_errors_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.csv");
-    assert_input_error(&ingest_metadata(dir.path(), &missing), &["nope.csv", "not found"]);
+    assert_input_error(
+        &ingest_metadata(dir.path(), &missing),
+        &["nope.csv", "not found"],
+    );
 
-    let p = write(dir.path(), "nocol.csv", b"Image Index,Finding Labels\nx.png,Mass\n");
-    assert_input_error(&ingest_metadata(dir.path(), &p), &["nocol.csv", "missing required column 'Follow-up #'"]);
+    let p = write(
+        dir.path(),
+        "nocol.csv",
+        b"Image Index,Finding Labels\nx.png,Mass\n",
+    );
+    assert_input_error(
+        &ingest_metadata(dir.path(), &p),
+        &["nocol.csv", "missing required column 'Follow-up #'"],
+    );
 
-    let p = write(dir.path(), "binary.csv", &[0x89, b'P', b'N', b'G', 0, 0, 1, 2, 3]);
-    assert_input_error(&ingest_metadata(dir.path(), &p), &["binary.csv", "not a CSV"]);
+    let p = write(
+        dir.path(),
+        "binary.csv",
+        &[0x89, b'P', b'N', b'G', 0, 0, 1, 2, 3],
+    );
+    assert_input_error(
+        &ingest_metadata(dir.path(), &p),
+        &["binary.csv", "not a CSV"],
+    );
 
-    let p = write(dir.path(), "broken.csv.gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]);
-    assert_input_error(&ingest_metadata(dir.path(), &p), &["broken.csv.gz", "corrupt gzip"]);
+    let p = write(
+        dir.path(),
+        "broken.csv.gz",
+        &[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7],
+    );
+    assert_input_error(
+        &ingest_metadata(dir.path(), &p),
+        &["broken.csv.gz", "corrupt gzip"],
+    );
 
     let p = write(dir.path(), "empty.csv", b"");
     assert_input_error(&ingest_metadata(dir.path(), &p), &["empty.csv", "empty"]);
@@ -273,7 +456,10 @@ fn unusable_inputs_are_clear_errors_with_exit_code_2() {
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
-        out.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap());
+        out.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        );
     }
     out
 }
@@ -294,8 +480,15 @@ fn failed_ingest_leaves_the_previous_warehouse_byte_for_byte() {
     assert_eq!(ingest_metadata(dir.path(), &bad).status.code(), Some(2));
     let bad_bbox = write(dir.path(), "bbox.csv", b"nothing,useful\n1,2\n");
     let out = run(&[
-        "ingest", "--metadata", good.to_str().unwrap(), "--bbox", bad_bbox.to_str().unwrap(),
-        "--no-expert", "--no-splits", "--warehouse", dir.path().join("wh").to_str().unwrap(),
+        "ingest",
+        "--metadata",
+        good.to_str().unwrap(),
+        "--bbox",
+        bad_bbox.to_str().unwrap(),
+        "--no-expert",
+        "--no-splits",
+        "--warehouse",
+        dir.path().join("wh").to_str().unwrap(),
     ]);
     assert_input_error(&out, &["bbox.csv", "missing required column"]);
     assert_eq!(snapshot(&dir.path().join("wh")), before);
@@ -321,7 +514,12 @@ fn killed_commit_is_recovered() {
     assert!(ingest_metadata(dir.path(), &good).status.success());
     let wh = dir.path().join("wh");
     std::fs::rename(&wh, dir.path().join(".wh.old-999999")).unwrap();
-    let out = run(&["sql", "--warehouse", wh.to_str().unwrap(), "SELECT COUNT(*) AS n FROM images"]);
+    let out = run(&[
+        "sql",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "SELECT COUNT(*) AS n FROM images",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "n\n1\n");
 }

@@ -21,9 +21,18 @@ fn tar_of(path: &Path, members: &[(&str, Vec<u8>)]) {
     b.into_inner().unwrap();
 }
 
-fn ingest_images(dir: &Path, images: &[&Path], extra: &[(&str, &str)]) -> (PathBuf, std::process::Output) {
+fn ingest_images(
+    dir: &Path,
+    images: &[&Path],
+    extra: &[(&str, &str)],
+) -> (PathBuf, std::process::Output) {
     let wh = dir.join("wh");
-    let mut args = vec!["ingest".to_string(), "--no-bbox".into(), "--no-expert".into(), "--no-splits".into()];
+    let mut args = vec![
+        "ingest".to_string(),
+        "--no-bbox".into(),
+        "--no-expert".into(),
+        "--no-splits".into(),
+    ];
     for i in images {
         args.push("--images".into());
         args.push(i.to_str().unwrap().into());
@@ -51,8 +60,15 @@ fn independent(px: &[u8]) -> (f64, f64, [i64; 5], f64) {
         sorted[rank - 1] as i64
     });
     let mut counts = std::collections::HashMap::new();
-    px.iter().for_each(|v| *counts.entry(v).or_insert(0usize) += 1);
-    let entropy = counts.values().map(|&c| { let p = c as f64 / n; -p * p.log2() }).sum::<f64>();
+    px.iter()
+        .for_each(|v| *counts.entry(v).or_insert(0usize) += 1);
+    let entropy = counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum::<f64>();
     (mean, std, pct, entropy)
 }
 
@@ -61,37 +77,99 @@ fn statistics_match_an_independent_computation() {
     let dir = tempfile::tempdir().unwrap();
     let (w, h) = (224usize, 224usize);
     let constant = vec![77u8; w * h];
-    let two_level: Vec<u8> = (0..w * h).map(|i| if (i / w) < 56 { 10 } else { 200 }).collect();
-    let gradient: Vec<u8> = (0..w * h).map(|i| ((i % w) * 255 / (w - 1)) as u8).collect();
+    let two_level: Vec<u8> = (0..w * h)
+        .map(|i| if (i / w) < 56 { 10 } else { 200 })
+        .collect();
+    let gradient: Vec<u8> = (0..w * h)
+        .map(|i| ((i % w) * 255 / (w - 1)) as u8)
+        .collect();
     let chest = chest_image(224, 3);
-    let images = [("00000001_000.png", &constant), ("00000001_001.png", &two_level), ("00000001_002.png", &gradient), ("00000002_000.png", &chest)];
-    let members: Vec<(String, Vec<u8>)> = images.iter().map(|(n, px)| (format!("images-224/{n}"), grey_png(px, w as u32, h as u32))).collect();
-    let refs: Vec<(&str, Vec<u8>)> = members.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let images = [
+        ("00000001_000.png", &constant),
+        ("00000001_001.png", &two_level),
+        ("00000001_002.png", &gradient),
+        ("00000002_000.png", &chest),
+    ];
+    let members: Vec<(String, Vec<u8>)> = images
+        .iter()
+        .map(|(n, px)| (format!("images-224/{n}"), grey_png(px, w as u32, h as u32)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.clone()))
+        .collect();
     let tar = dir.path().join("known.tar");
     tar_of(&tar, &refs);
     let (wh, out) = ingest_images(dir.path(), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     for (name, px) in images {
-        let r = rows(&wh, &format!("SELECT mean, std, p01, p05, p50, p95, p99, entropy, min, max, width, height, bit_depth, color_type, histogram FROM pixel_stats WHERE image_index = '{name}'"));
+        let r = rows(
+            &wh,
+            &format!(
+                "SELECT mean, std, p01, p05, p50, p95, p99, entropy, min, max, width, height, bit_depth, color_type, histogram FROM pixel_stats WHERE image_index = '{name}'"
+            ),
+        );
         let r = &r[0];
         let (mean, std, pct, entropy) = independent(px);
-        assert!((r[0].parse::<f64>().unwrap() - mean).abs() < 1e-9, "{name} mean");
-        assert!((r[1].parse::<f64>().unwrap() - std).abs() < 1e-9, "{name} std");
+        assert!(
+            (r[0].parse::<f64>().unwrap() - mean).abs() < 1e-9,
+            "{name} mean"
+        );
+        assert!(
+            (r[1].parse::<f64>().unwrap() - std).abs() < 1e-9,
+            "{name} std"
+        );
         for k in 0..5 {
-            assert_eq!(r[2 + k].parse::<i64>().unwrap(), pct[k], "{name} percentile {k}");
+            assert_eq!(
+                r[2 + k].parse::<i64>().unwrap(),
+                pct[k],
+                "{name} percentile {k}"
+            );
         }
-        assert!((r[7].parse::<f64>().unwrap() - entropy).abs() < 1e-9, "{name} entropy");
-        assert_eq!(r[8].parse::<i64>().unwrap(), *px.iter().min().unwrap() as i64);
-        assert_eq!(r[9].parse::<i64>().unwrap(), *px.iter().max().unwrap() as i64);
+        assert!(
+            (r[7].parse::<f64>().unwrap() - entropy).abs() < 1e-9,
+            "{name} entropy"
+        );
+        assert_eq!(
+            r[8].parse::<i64>().unwrap(),
+            *px.iter().min().unwrap() as i64
+        );
+        assert_eq!(
+            r[9].parse::<i64>().unwrap(),
+            *px.iter().max().unwrap() as i64
+        );
         assert_eq!(&r[10..14], &["224", "224", "8", "grey"]);
         let mut hist = [0usize; 16];
         px.iter().for_each(|&v| hist[v as usize * 16 / 256] += 1);
-        let expect = format!("[{}]", hist.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "));
+        let expect = format!(
+            "[{}]",
+            hist.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         assert_eq!(r[14], expect, "{name} histogram");
     }
-    // Equal pixels give equal hashes; different images differ.
-    assert_eq!(int(&wh, "SELECT COUNT(DISTINCT dhash) FROM pixel_stats"), 4);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats WHERE length(dhash) = 16"), 4);
+    // dhash compares horizontally adjacent cells: flat rows give 0 bits, a
+    // left-to-right gradient all 1 bits.
+    let hash = |n: &str| {
+        rows(
+            &wh,
+            &format!("SELECT dhash FROM pixel_stats WHERE image_index = '{n}'"),
+        )[0][0]
+            .clone()
+    };
+    assert_eq!(hash("00000001_000.png"), "0000000000000000");
+    assert_eq!(hash("00000001_001.png"), "0000000000000000");
+    assert_eq!(hash("00000001_002.png"), "ffffffffffffffff");
+    assert_ne!(hash("00000002_000.png"), "0000000000000000");
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM pixel_stats WHERE length(dhash) = 16"
+        ),
+        4
+    );
 }
 
 #[test]
@@ -101,28 +179,80 @@ fn every_colour_type_reduces_to_the_same_grey() {
     let rgb: Vec<u8> = px.iter().flat_map(|&v| [v, v, v]).collect();
     let rgba: Vec<u8> = px.iter().flat_map(|&v| [v, v, v, 255]).collect();
     let ga: Vec<u8> = px.iter().flat_map(|&v| [v, 128]).collect();
-    let wide: Vec<u8> = px.iter().flat_map(|&v| (v as u16 * 256 + 77).to_be_bytes()).collect();
+    let wide: Vec<u8> = px
+        .iter()
+        .flat_map(|&v| (v as u16 * 256 + 77).to_be_bytes())
+        .collect();
     let palette: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
     let members = vec![
         ("a/00000001_000.png", grey_png(&px, 64, 64)),
-        ("a/00000001_001.png", encode_png(&rgb, 64, 64, ColorType::Rgb, BitDepth::Eight, None)),
-        ("a/00000001_002.png", encode_png(&rgba, 64, 64, ColorType::Rgba, BitDepth::Eight, None)),
-        ("a/00000002_000.png", encode_png(&ga, 64, 64, ColorType::GrayscaleAlpha, BitDepth::Eight, None)),
-        ("a/00000003_000.png", encode_png(&wide, 64, 64, ColorType::Grayscale, BitDepth::Sixteen, None)),
-        ("a/00000003_001.png", encode_png(&px, 64, 64, ColorType::Indexed, BitDepth::Eight, Some(palette))),
+        (
+            "a/00000001_001.png",
+            encode_png(&rgb, 64, 64, ColorType::Rgb, BitDepth::Eight, None),
+        ),
+        (
+            "a/00000001_002.png",
+            encode_png(&rgba, 64, 64, ColorType::Rgba, BitDepth::Eight, None),
+        ),
+        (
+            "a/00000002_000.png",
+            encode_png(
+                &ga,
+                64,
+                64,
+                ColorType::GrayscaleAlpha,
+                BitDepth::Eight,
+                None,
+            ),
+        ),
+        (
+            "a/00000003_000.png",
+            encode_png(&wide, 64, 64, ColorType::Grayscale, BitDepth::Sixteen, None),
+        ),
+        (
+            "a/00000003_001.png",
+            encode_png(
+                &px,
+                64,
+                64,
+                ColorType::Indexed,
+                BitDepth::Eight,
+                Some(palette),
+            ),
+        ),
     ];
     let tar = dir.path().join("colours.tar");
     tar_of(&tar, &members);
     let (wh, out) = ingest_images(dir.path(), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let r = rows(&wh, "SELECT color_type, bit_depth, mean, std, p50, dhash FROM pixel_stats ORDER BY image_index");
+    let r = rows(
+        &wh,
+        "SELECT color_type, bit_depth, mean, std, p50, dhash FROM pixel_stats ORDER BY image_index",
+    );
     let types: Vec<(&str, &str)> = r.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
-    assert_eq!(types, vec![("grey", "8"), ("rgb", "8"), ("rgba", "8"), ("grey_alpha", "8"), ("grey", "16"), ("palette", "8")]);
+    assert_eq!(
+        types,
+        vec![
+            ("grey", "8"),
+            ("rgb", "8"),
+            ("rgba", "8"),
+            ("grey_alpha", "8"),
+            ("grey", "16"),
+            ("palette", "8")
+        ]
+    );
     for row in &r[1..] {
         assert_eq!(row[2..], r[0][2..], "{row:?}");
     }
     // Luminance of a coloured pixel follows the integer formula.
-    let red = encode_png(&[255, 0, 0].repeat(16), 4, 4, ColorType::Rgb, BitDepth::Eight, None);
+    let red = encode_png(
+        &[255, 0, 0].repeat(16),
+        4,
+        4,
+        ColorType::Rgb,
+        BitDepth::Eight,
+        None,
+    );
     let tar2 = dir.path().join("red.tar");
     tar_of(&tar2, &[("00000004_000.png", red)]);
     let (wh2, out) = ingest_images(&dir.path().join("second"), &[&tar2], &[]);
@@ -134,21 +264,54 @@ fn every_colour_type_reduces_to_the_same_grey() {
 fn edge_cases_land_where_they_should() {
     let dir = tempfile::tempdir().unwrap();
     let tar = dir.path().join("edge.tar");
-    let out = run(&["synth", "images", "--count", "20", "--edge-cases", "--out", tar.to_str().unwrap()]);
+    let out = run(&[
+        "synth",
+        "images",
+        "--count",
+        "20",
+        "--edge-cases",
+        "--out",
+        tar.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (wh, out) = ingest_images(dir.path(), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // 20 regular + RGBA + 16-bit + palette + 1024-pixel are measured.
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 24);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats WHERE width = 1024"), 1);
-    let errors = rows(&wh, "SELECT member, error FROM pixel_errors ORDER BY member");
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM pixel_stats WHERE width = 1024"),
+        1
+    );
+    let errors = rows(
+        &wh,
+        "SELECT member, error FROM pixel_errors ORDER BY member",
+    );
     assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(errors.iter().any(|e| e[0].contains("/dup/") && e[1].contains("duplicate")), "{errors:?}");
-    assert!(errors.iter().any(|e| e[1].contains("truncated") || e[1].contains("corrupt")), "{errors:?}");
-    assert!(errors.iter().any(|e| e[1].contains("too large")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e[0].contains("/dup/") && e[1].contains("duplicate")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e[1].contains("truncated") || e[1].contains("corrupt")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e[1].contains("too large")),
+        "{errors:?}"
+    );
     assert!(stdout(&out).contains("2 skipped"), "{}", stdout(&out));
     // Every image is in the metadata (names are real image indices): no issues for them.
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM data_issues WHERE issue LIKE '%measured anyway%'"), 0);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE issue LIKE '%measured anyway%'"
+        ),
+        0
+    );
 }
 
 #[test]
@@ -158,15 +321,26 @@ fn unknown_names_truncated_archives_and_folders() {
     let good = grey_png(&px, 32, 32);
     let tar = dir.path().join("full.tar");
     let members: Vec<(String, Vec<u8>)> = (0..6)
-        .map(|i| (format!("x/{:08}_000.png", if i == 5 { 99_999_999 } else { i + 1 }), good.clone()))
+        .map(|i| {
+            (
+                format!("x/{:08}_000.png", if i == 5 { 99_999_999 } else { i + 1 }),
+                good.clone(),
+            )
+        })
         .collect();
-    let refs: Vec<(&str, Vec<u8>)> = members.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let refs: Vec<(&str, Vec<u8>)> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.clone()))
+        .collect();
     tar_of(&tar, &refs);
     let (wh, out) = ingest_images(dir.path(), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 6);
     assert_eq!(
-        int(&wh, "SELECT COUNT(*) FROM data_issues WHERE value = '99999999_000.png' AND field = 'x/99999999_000.png'"),
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE value = '99999999_000.png' AND field = 'x/99999999_000.png'"
+        ),
         1
     );
     // Cut the archive inside the fourth member: the first three are kept.
@@ -177,7 +351,12 @@ fn unknown_names_truncated_archives_and_folders() {
     let (wh, out) = ingest_images(&dir.path().join("c"), &[&cut], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 3);
-    assert!(int(&wh, "SELECT COUNT(*) FROM pixel_errors WHERE error LIKE '%truncated%'") >= 1);
+    assert!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM pixel_errors WHERE error LIKE '%truncated%'"
+        ) >= 1
+    );
     // A folder, walked recursively, with a text file skipped.
     let folder = dir.path().join("folder/sub");
     std::fs::create_dir_all(&folder).unwrap();
@@ -198,14 +377,28 @@ fn pixel_rows(wh: &Path) -> Vec<Vec<String>> {
 fn interrupted_run_resumes_to_identical_tables() {
     let dir = tempfile::tempdir().unwrap();
     let tar = dir.path().join("many.tar");
-    let out = run(&["synth", "images", "--count", "9000", "--size", "32", "--edge-cases", "--out", tar.to_str().unwrap()]);
+    let out = run(&[
+        "synth",
+        "images",
+        "--count",
+        "9000",
+        "--size",
+        "32",
+        "--edge-cases",
+        "--out",
+        tar.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let (reference, out) = ingest_images(&dir.path().join("ref"), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // A run that dies after committing one chunk leaves no warehouse, but the chunk.
-    let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")]);
+    let (wh, out) = ingest_images(
+        &dir.path().join("run"),
+        &[&tar],
+        &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")],
+    );
     assert!(!out.status.success());
     assert!(!wh.exists());
     let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[]);
@@ -213,10 +406,16 @@ fn interrupted_run_resumes_to_identical_tables() {
     assert!(stdout(&out).contains("resumed"), "{}", stdout(&out));
     assert_eq!(pixel_rows(&wh).len(), 9004);
     let same = |sql: &str| assert_eq!(rows(&wh, sql), rows(&reference, sql), "{sql}");
-    same("SELECT image_index, file_bytes, width, height, bit_depth, color_type, mean, std, min, max, p01, p05, p50, p95, p99, entropy, histogram, dhash FROM pixel_stats ORDER BY image_index");
+    same(
+        "SELECT image_index, file_bytes, width, height, bit_depth, color_type, mean, std, min, max, p01, p05, p50, p95, p99, entropy, histogram, dhash FROM pixel_stats ORDER BY image_index",
+    );
     same("SELECT member, error FROM pixel_errors ORDER BY member");
     // The cache of committed chunks is gone after success.
-    let leftovers = std::fs::read_dir(dir.path().join("run")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("pixels-")).count();
+    let leftovers = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("pixels-"))
+        .count();
     assert_eq!(leftovers, 0);
 }
 
@@ -224,16 +423,32 @@ fn interrupted_run_resumes_to_identical_tables() {
 fn shipped_sample_of_real_images() {
     let wh = wh_default_with_images();
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 24);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats WHERE width = 224 AND height = 224 AND color_type = 'grey'"), 24);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM pixel_stats WHERE width = 224 AND height = 224 AND color_type = 'grey'"
+        ),
+        24
+    );
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_errors"), 0);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats p JOIN images i ON i.image_index = p.image_index"), 24);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM pixel_stats p JOIN images i ON i.image_index = p.image_index"
+        ),
+        24
+    );
 }
 
 fn wh_default_with_images() -> PathBuf {
     static CELL: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let dir = CELL.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        let out = run(&["ingest", "--warehouse", d.path().join("wh").to_str().unwrap()]);
+        let out = run(&[
+            "ingest",
+            "--warehouse",
+            d.path().join("wh").to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         d
     });

@@ -9,34 +9,76 @@ fn cooccurrence_view_matches_published_pairs() {
     let wh = wh2020();
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM cooccurrence"), 182);
     let pair = |a: &str, b: &str| {
-        int(&wh, &format!("SELECT n_ab FROM cooccurrence WHERE label_a = '{a}' AND label_b = '{b}'"))
+        int(
+            &wh,
+            &format!("SELECT n_ab FROM cooccurrence WHERE label_a = '{a}' AND label_b = '{b}'"),
+        )
     };
     assert_eq!(pair("Effusion", "Infiltration"), 4_000);
     assert_eq!(pair("Infiltration", "Effusion"), 4_000);
     assert_eq!(pair("Atelectasis", "Effusion"), 3_275);
     assert_eq!(pair("Atelectasis", "Infiltration"), 3_264);
     // Definitions: p(b|a), jaccard and lift from the counts.
-    let r = rows(&wh, "SELECT n_a, n_b, n_ab, p_b_given_a, jaccard, lift FROM cooccurrence WHERE label_a = 'Effusion' AND label_b = 'Infiltration'");
+    let r = rows(
+        &wh,
+        "SELECT n_a, n_b, n_ab, p_b_given_a, jaccard, lift FROM cooccurrence WHERE label_a = 'Effusion' AND label_b = 'Infiltration'",
+    );
     let v: Vec<f64> = r[0].iter().map(|s| s.parse().unwrap()).collect();
     assert_eq!((v[0], v[1], v[2]), (13_317.0, 19_894.0, 4_000.0));
     assert!((v[3] - 4000.0 / 13317.0).abs() < 1e-12);
     assert!((v[4] - 4000.0 / (13317.0 + 19894.0 - 4000.0)).abs() < 1e-12);
     assert!((v[5] - 4000.0 * 112_120.0 / (13317.0 * 19894.0)).abs() < 1e-9);
     // Every ordered pair once, never a finding with itself.
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM cooccurrence WHERE label_a = label_b"), 0);
-    assert_eq!(int(&wh, "SELECT COUNT(DISTINCT label_a || '/' || label_b) FROM cooccurrence"), 182);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM cooccurrence WHERE label_a = label_b"
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(DISTINCT label_a || '/' || label_b) FROM cooccurrence"
+        ),
+        182
+    );
 }
 
 #[test]
 fn followups_view() {
     let wh = wh2020();
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM followups"), 112_120);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM followups WHERE new_labels IS NULL"), 30_805);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM followups WHERE prev_labels IS NULL"), 30_805);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM followups WHERE study_rank = 1"), 30_805);
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM followups WHERE patient_id = 18404"), 19);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM followups WHERE new_labels IS NULL"
+        ),
+        30_805
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM followups WHERE prev_labels IS NULL"
+        ),
+        30_805
+    );
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM followups WHERE study_rank = 1"),
+        30_805
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM followups WHERE patient_id = 18404"
+        ),
+        19
+    );
     // Patient 1: Cardiomegaly, then Cardiomegaly|Emphysema, then Cardiomegaly|Effusion.
-    let r = rows(&wh, "SELECT study_rank, new_labels, resolved_labels FROM followups WHERE patient_id = 1 ORDER BY study_rank");
+    let r = rows(
+        &wh,
+        "SELECT study_rank, new_labels, resolved_labels FROM followups WHERE patient_id = 1 ORDER BY study_rank",
+    );
     assert_eq!(r[0], vec!["1", "", ""]);
     assert_eq!(r[1], vec!["2", "[Emphysema]", "[]"]);
     assert_eq!(r[2], vec!["3", "[Effusion]", "[Emphysema]"]);
@@ -60,9 +102,24 @@ fn wh_arg() -> String {
 fn saved_cohort_query_with_parameters() {
     let wh = wh_arg();
     let out = run(&[
-        "run", "effusion_cohort", "-w", &wh, "--format", "csv",
-        "--param", "finding=Effusion", "--param", "exclude=Pneumothorax", "--param", "sex=F",
-        "--param", "min_age=40", "--param", "max_age=60", "--param", "view=PA",
+        "run",
+        "effusion_cohort",
+        "-w",
+        &wh,
+        "--format",
+        "csv",
+        "--param",
+        "finding=Effusion",
+        "--param",
+        "exclude=Pneumothorax",
+        "--param",
+        "sex=F",
+        "--param",
+        "min_age=40",
+        "--param",
+        "max_age=60",
+        "--param",
+        "view=PA",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = parse_csv(&stdout(&out));
@@ -83,28 +140,54 @@ fn first_study_pa_gives_torchxrayvision_count() {
 #[test]
 fn parameter_errors_list_the_parameters() {
     let wh = wh_arg();
-    let out = run(&["run", "effusion_cohort", "-w", &wh, "--param", "min_age=forty"]);
+    let out = run(&[
+        "run",
+        "effusion_cohort",
+        "-w",
+        &wh,
+        "--param",
+        "min_age=forty",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("`forty` is not a valid INT") && err.contains("--param min_age INT = 0"), "{err}");
+    assert!(
+        err.contains("`forty` is not a valid INT") && err.contains("--param min_age INT = 0"),
+        "{err}"
+    );
 
     let out = run(&["run", "effusion_cohort", "-w", &wh, "--param", "colour=red"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown parameter `colour`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown parameter `colour`"),
+        "{}",
+        stderr(&out)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("needs.sql");
-    std::fs::write(&q, "-- @description needs a value\n-- @param n INT\nSELECT $n AS n\n").unwrap();
+    std::fs::write(
+        &q,
+        "-- @description needs a value\n-- @param n INT\nSELECT $n AS n\n",
+    )
+    .unwrap();
     let out = run(&["run", q.to_str().unwrap(), "-w", &wh]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("missing value for parameter `n`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing value for parameter `n`"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["run", q.to_str().unwrap(), "-w", &wh, "-p", "n=7"]);
     assert_eq!(stdout(&out), "n\n7\n");
 
     std::fs::write(&q, "-- @description undeclared\nSELECT $m AS m\n").unwrap();
     let out = run(&["run", q.to_str().unwrap(), "-w", &wh]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("declares no `-- @param m"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("declares no `-- @param m"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -118,10 +201,22 @@ fn writes_are_refused_unless_allowed() {
     ] {
         let out = run(&["sql", "-w", &wh, sql]);
         assert!(!out.status.success(), "{sql} ran");
-        assert!(stderr(&out).contains("read-only") || stderr(&out).contains("--allow-write") || stderr(&out).contains("not supported"), "{sql}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("read-only")
+                || stderr(&out).contains("--allow-write")
+                || stderr(&out).contains("not supported"),
+            "{sql}: {}",
+            stderr(&out)
+        );
     }
     assert!(!std::path::Path::new("/tmp/cxr-refused.csv").exists());
-    let out = run(&["sql", "-w", &wh, "--allow-write", "CREATE VIEW v AS SELECT 41 + 1 AS x; SELECT x FROM v"]);
+    let out = run(&[
+        "sql",
+        "-w",
+        &wh,
+        "--allow-write",
+        "CREATE VIEW v AS SELECT 41 + 1 AS x; SELECT x FROM v",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "x\n42\n");
 }
@@ -147,7 +242,10 @@ fn every_output_format_parses_back() {
     assert!(json[1]["parity"].is_array());
 
     let nd = get("ndjson");
-    let lines: Vec<serde_json::Value> = nd.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["n"], 2303);
 
@@ -157,7 +255,10 @@ fn every_output_format_parses_back() {
     assert!(md_lines[2].starts_with("| Edema | 2303 |"));
 
     let table = get("table");
-    assert!(table.contains("Hernia") && table.contains("227") && table.contains("2 rows"), "{table}");
+    assert!(
+        table.contains("Hernia") && table.contains("227") && table.contains("2 rows"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -175,13 +276,23 @@ fn out_files_in_every_format() {
     let p = dir.path().join("r.parquet");
     let n = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let ctx = datafusion::prelude::SessionContext::new();
-        let df = ctx.read_parquet(p.to_str().unwrap(), Default::default()).await.unwrap();
+        let df = ctx
+            .read_parquet(p.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
         df.count().await.unwrap()
     });
     assert_eq!(n, 2);
     let csv = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
     assert_eq!(parse_csv(&csv).len(), 3);
-    let bad = run(&["sql", "-w", &wh, "--out", dir.path().join("r.xlsx").to_str().unwrap(), Q]);
+    let bad = run(&[
+        "sql",
+        "-w",
+        &wh,
+        "--out",
+        dir.path().join("r.xlsx").to_str().unwrap(),
+        Q,
+    ]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -209,26 +320,52 @@ fn shipped_queries_give_known_answers() {
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         parse_csv(&stdout(&out))
     };
-    assert_eq!(csv(&["patient_leakage"]).len(), 1, "header only: no patient in two splits");
+    assert_eq!(
+        csv(&["patient_leakage"]).len(),
+        1,
+        "header only: no patient in two splits"
+    );
     let top = csv(&["top_pairs", "-p", "top=1"]);
-    assert_eq!(top[1][..3], ["Effusion".to_string(), "Infiltration".to_string(), "4000".to_string()]);
+    assert_eq!(
+        top[1][..3],
+        [
+            "Effusion".to_string(),
+            "Infiltration".to_string(),
+            "4000".to_string()
+        ]
+    );
     let timeline = csv(&["patient_timeline", "-p", "patient=18404"]);
     assert_eq!(timeline.len() - 1, 19);
     let counts = csv(&["label_counts"]);
-    assert_eq!(counts[1][..2], ["No Finding".to_string(), "60361".to_string()]);
+    assert_eq!(
+        counts[1][..2],
+        ["No Finding".to_string(), "60361".to_string()]
+    );
     // Appearances per finding equal the finding's count in followups.new_labels.
     let transitions = csv(&["transitions"]);
     let effusion = transitions.iter().find(|r| r[0] == "Effusion").unwrap();
-    let direct = int(&wh2020(), "SELECT COUNT(*) FROM followups WHERE array_has(new_labels, 'Effusion')");
+    let direct = int(
+        &wh2020(),
+        "SELECT COUNT(*) FROM followups WHERE array_has(new_labels, 'Effusion')",
+    );
     assert_eq!(effusion[1].parse::<i64>().unwrap(), direct);
 }
 
 #[test]
 fn missing_or_incompatible_warehouse_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&["sql", "-w", dir.path().join("none").to_str().unwrap(), "SELECT 1"]);
+    let out = run(&[
+        "sql",
+        "-w",
+        dir.path().join("none").to_str().unwrap(),
+        "SELECT 1",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("run `cxr ingest` first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("run `cxr ingest` first"),
+        "{}",
+        stderr(&out)
+    );
 
     let fake = dir.path().join("old");
     std::fs::create_dir(&fake).unwrap();
@@ -238,5 +375,9 @@ fn missing_or_incompatible_warehouse_is_a_clear_error() {
     )
     .unwrap();
     let out = run(&["sql", "-w", fake.to_str().unwrap(), "SELECT 1"]);
-    assert!(stderr(&out).contains("schema_version 99"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("schema_version 99"),
+        "{}",
+        stderr(&out)
+    );
 }

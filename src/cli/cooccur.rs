@@ -83,7 +83,11 @@ fn matrix_table(rows: &[Vec<String>], metric: Metric) -> Table {
         for b in FINDINGS {
             let cell = if a == b {
                 let n_a = rows.iter().find(|r| r[0] == a).map(|r| r[2].clone());
-                if metric == Metric::Count { n_a.unwrap_or_default() } else { "·".into() }
+                if metric == Metric::Count {
+                    n_a.unwrap_or_default()
+                } else {
+                    "·".into()
+                }
             } else {
                 rows.iter()
                     .find(|r| r[0] == a && r[1] == b)

@@ -69,7 +69,11 @@ pub mod keys {
 
 fn parse_compression(s: &str) -> Result<Compression> {
     let lower = s.trim().to_ascii_lowercase();
-    let bad = || Error::Usage(format!("--compression `{s}`: expected zstd, zstd(N), snappy or none"));
+    let bad = || {
+        Error::Usage(format!(
+            "--compression `{s}`: expected zstd, zstd(N), snappy or none"
+        ))
+    };
     Ok(match lower.as_str() {
         "none" | "uncompressed" => Compression::UNCOMPRESSED,
         "snappy" => Compression::SNAPPY,
@@ -97,16 +101,30 @@ impl ExportCmd {
     /// The SQL of the export: the manifest columns (plus options) for the cohort.
     fn sql(&self, cohort: &str) -> Result<String> {
         let selection = match &self.query {
-            Some(q) => format!("SELECT i.* FROM images i WHERE i.image_index IN (SELECT image_index FROM ({}) AS q)", q.trim().trim_end_matches(';')),
+            Some(q) => format!(
+                "SELECT i.* FROM images i WHERE i.image_index IN (SELECT image_index FROM ({}) AS q)",
+                q.trim().trim_end_matches(';')
+            ),
             None => cohort.to_string(),
         };
         let mut cols = vec![
-            "c.image_index", "c.patient_id", "c.follow_up", "c.age", "c.sex", "c.view_position", "c.split", "c.labels",
+            "c.image_index",
+            "c.patient_id",
+            "c.follow_up",
+            "c.age",
+            "c.sex",
+            "c.view_position",
+            "c.split",
+            "c.labels",
         ]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
-        cols.extend(FINDINGS.iter().map(|f| format!("c.{} AS \"target.{f}\"", column_name(f))));
+        cols.extend(
+            FINDINGS
+                .iter()
+                .map(|f| format!("c.{} AS \"target.{f}\"", column_name(f))),
+        );
         if let Some(root) = &self.image_root {
             let root = root.trim_end_matches('/').replace('\'', "''");
             cols.push(format!("'{root}/' || c.image_index AS path"));
@@ -137,20 +155,35 @@ fn with_targets(batch: &RecordBatch) -> Result<RecordBatch> {
     let n = batch.num_rows();
     let mut values = Vec::with_capacity(n * 14);
     let bools: Vec<&BooleanArray> = (0..14)
-        .map(|k| batch.column(first + k).as_any().downcast_ref::<BooleanArray>().expect("finding columns are Boolean"))
+        .map(|k| {
+            batch
+                .column(first + k)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .expect("finding columns are Boolean")
+        })
         .collect();
     for r in 0..n {
         for b in &bools {
-            values.push(if b.is_valid(r) && b.value(r) { 1.0f32 } else { 0.0 });
+            values.push(if b.is_valid(r) && b.value(r) {
+                1.0f32
+            } else {
+                0.0
+            });
         }
     }
     let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let targets = FixedSizeListArray::try_new(item.clone(), 14, Arc::new(Float32Array::from(values)), None)?;
+    let targets =
+        FixedSizeListArray::try_new(item.clone(), 14, Arc::new(Float32Array::from(values)), None)?;
     let mut fields: Vec<Field> = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
     for (i, f) in schema.fields().iter().enumerate() {
         if i == first {
-            fields.push(Field::new("targets", DataType::FixedSizeList(item.clone(), 14), false));
+            fields.push(Field::new(
+                "targets",
+                DataType::FixedSizeList(item.clone(), 14),
+                false,
+            ));
             cols.push(Arc::new(targets.clone()));
         }
         if i >= first && i < first + 14 {
@@ -191,29 +224,45 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         .ok_or_else(|| Error::Usage("cxr export needs --out FILE.parquet or DIR".into()))?;
     let wh = Warehouse::open(&cmd.common.warehouse.path(), Register::All).await?;
     let avail = crate::cohort::Available {
-        pixel_stats: wh.manifest.tables.get("pixel_stats").is_some_and(|n| *n > 0),
-        splits: crate::sql::stored_tables(&wh.dir)?.iter().any(|(n, _)| n == "splits"),
+        pixel_stats: wh
+            .manifest
+            .tables
+            .get("pixel_stats")
+            .is_some_and(|n| *n > 0),
+        splits: crate::sql::stored_tables(&wh.dir)?
+            .iter()
+            .any(|(n, _)| n == "splits"),
     };
     if cmd.with_pixels && !avail.pixel_stats {
-        return Err(Error::Usage("--with-pixels: this warehouse has no pixel statistics".into()));
+        return Err(Error::Usage(
+            "--with-pixels: this warehouse has no pixel statistics".into(),
+        ));
     }
     let sql = cmd.sql(&cmd.common.cohort.images_sql(avail)?)?;
     if cmd.common.show_sql {
         println!("{sql};");
         return Ok(());
     }
-    let mut frames = wh.plan(&sql, false, &cmd.common.cohort.default_params()?).await?;
-    let df = frames.pop().ok_or_else(|| Error::Query("no statement".into()))?;
+    let mut frames = wh
+        .plan(&sql, false, &cmd.common.cohort.default_params()?)
+        .await?;
+    let df = frames
+        .pop()
+        .ok_or_else(|| Error::Query("no statement".into()))?;
     let (schema, batches) = crate::sql::collect(df).await?;
     let batch = concat_batches(&schema, &batches)?;
     let batch = with_targets(&batch)?;
     let manifest_hash = {
         use sha2::{Digest, Sha256};
-        let bytes = std::fs::read(wh.dir.join(crate::ingest::warehouse::MANIFEST)).unwrap_or_default();
+        let bytes =
+            std::fs::read(wh.dir.join(crate::ingest::warehouse::MANIFEST)).unwrap_or_default();
         crate::ingest::warehouse::hex(&Sha256::digest(&bytes))
     };
     let meta = vec![
-        KeyValue::new(keys::TARGETS.into(), serde_json::to_string(&FINDINGS).expect("names serialise")),
+        KeyValue::new(
+            keys::TARGETS.into(),
+            serde_json::to_string(&FINDINGS).expect("names serialise"),
+        ),
         KeyValue::new(keys::QUERY.into(), sql.clone()),
         KeyValue::new(keys::VERSION.into(), env!("CARGO_PKG_VERSION").to_string()),
         KeyValue::new(keys::MANIFEST.into(), manifest_hash),
@@ -246,20 +295,36 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
 
 /// Hive-style partitions: `<out>/<col>=<value>/part-0.parquet`, the column itself
 /// left out of the files (readers take it from the path).
-fn write_partitioned(out: &Path, batch: &RecordBatch, col: &str, props: WriterProperties) -> Result<usize> {
-    let idx = batch
-        .schema()
-        .index_of(col)
-        .map_err(|_| Error::Usage(format!("--partition-by `{col}`: no such column in the export")))?;
+fn write_partitioned(
+    out: &Path,
+    batch: &RecordBatch,
+    col: &str,
+    props: WriterProperties,
+) -> Result<usize> {
+    let idx = batch.schema().index_of(col).map_err(|_| {
+        Error::Usage(format!(
+            "--partition-by `{col}`: no such column in the export"
+        ))
+    })?;
     let values = batch.column(idx);
-    if matches!(values.data_type(), DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)) {
-        return Err(Error::Usage(format!("--partition-by `{col}`: cannot partition by a list column")));
+    if matches!(
+        values.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+    ) {
+        return Err(Error::Usage(format!(
+            "--partition-by `{col}`: cannot partition by a list column"
+        )));
     }
-    let fmt = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default().with_null("__HIVE_DEFAULT_PARTITION__"))?;
+    let fmt = ArrayFormatter::try_new(
+        values.as_ref(),
+        &FormatOptions::default().with_null("__HIVE_DEFAULT_PARTITION__"),
+    )?;
     let mut groups: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for r in 0..batch.num_rows() {
         let key = fmt.value(r).to_string();
-        groups.entry(key).or_insert_with(|| vec![false; batch.num_rows()])[r] = true;
+        groups
+            .entry(key)
+            .or_insert_with(|| vec![false; batch.num_rows()])[r] = true;
     }
     let mut keep: Vec<usize> = (0..batch.num_columns()).collect();
     keep.remove(idx);
@@ -268,9 +333,19 @@ fn write_partitioned(out: &Path, batch: &RecordBatch, col: &str, props: WriterPr
         let part = filter_record_batch(&projected, &BooleanArray::from(mask.clone()))?;
         let safe: String = value
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        write_file(&out.join(format!("{col}={safe}")).join("part-0.parquet"), &part, props.clone())?;
+        write_file(
+            &out.join(format!("{col}={safe}")).join("part-0.parquet"),
+            &part,
+            props.clone(),
+        )?;
     }
     Ok(groups.len())
 }
@@ -290,19 +365,24 @@ fn export_tables(warehouse: &WarehouseArg, dir: &Path) -> Result<()> {
         }
         n += 1;
     }
-    std::fs::copy(wh.join("manifest.json"), dir.join("manifest.json")).ctx(|| "copying manifest.json".into())?;
+    std::fs::copy(wh.join("manifest.json"), dir.join("manifest.json"))
+        .ctx(|| "copying manifest.json".into())?;
     eprintln!("exported {n} tables to {}", dir.display());
     Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).ctx(|| format!("{}: cannot create", to.display()))?;
-    for e in std::fs::read_dir(from).ctx(|| format!("{}: cannot list", from.display()))?.flatten() {
+    for e in std::fs::read_dir(from)
+        .ctx(|| format!("{}: cannot list", from.display()))?
+        .flatten()
+    {
         let p = e.path();
         if p.is_dir() {
             copy_dir(&p, &to.join(e.file_name()))?;
         } else {
-            std::fs::copy(&p, to.join(e.file_name())).ctx(|| format!("{}: cannot copy", p.display()))?;
+            std::fs::copy(&p, to.join(e.file_name()))
+                .ctx(|| format!("{}: cannot copy", p.display()))?;
         }
     }
     Ok(())
@@ -320,7 +400,10 @@ pub fn inspect(cmd: InspectCmd) -> Result<()> {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     let files = parquet_files(&cmd.path);
     if files.is_empty() {
-        return Err(Error::Usage(format!("{}: no Parquet files", cmd.path.display())));
+        return Err(Error::Usage(format!(
+            "{}: no Parquet files",
+            cmd.path.display()
+        )));
     }
     for f in files {
         let file = std::fs::File::open(&f).ctx(|| format!("{}: cannot open", f.display()))?;
@@ -329,16 +412,37 @@ pub fn inspect(cmd: InspectCmd) -> Result<()> {
         let meta = reader.metadata();
         let fm = meta.file_metadata();
         println!("{}", f.display());
-        println!("  rows: {}  row groups: {}  created by: {}", fm.num_rows(), meta.num_row_groups(), fm.created_by().unwrap_or("?"));
-        let arrow_schema = datafusion::parquet::arrow::parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())?;
+        println!(
+            "  rows: {}  row groups: {}  created by: {}",
+            fm.num_rows(),
+            meta.num_row_groups(),
+            fm.created_by().unwrap_or("?")
+        );
+        let arrow_schema = datafusion::parquet::arrow::parquet_to_arrow_schema(
+            fm.schema_descr(),
+            fm.key_value_metadata(),
+        )?;
         println!("  schema:");
         for field in arrow_schema.fields() {
-            println!("    {}: {}{}", field.name(), field.data_type(), if field.is_nullable() { "" } else { " not null" });
+            println!(
+                "    {}: {}{}",
+                field.name(),
+                field.data_type(),
+                if field.is_nullable() { "" } else { " not null" }
+            );
         }
         println!("  row groups:");
         for (i, rg) in meta.row_groups().iter().enumerate() {
-            let codec = rg.columns().first().map(|c| format!("{:?}", c.compression())).unwrap_or_default();
-            println!("    {i}: {} rows, {} bytes compressed ({codec})", rg.num_rows(), rg.compressed_size());
+            let codec = rg
+                .columns()
+                .first()
+                .map(|c| format!("{:?}", c.compression()))
+                .unwrap_or_default();
+            println!(
+                "    {i}: {} rows, {} bytes compressed ({codec})",
+                rg.num_rows(),
+                rg.compressed_size()
+            );
         }
         println!("  metadata:");
         for kv in fm.key_value_metadata().into_iter().flatten() {

@@ -65,9 +65,14 @@ impl IngestArgs {
             })
         };
         IngestOptions {
-            metadata: pick(&self.metadata, false, "Data_Entry_2017_v2020.csv.gz").expect("always set"),
+            metadata: pick(&self.metadata, false, "Data_Entry_2017_v2020.csv.gz")
+                .expect("always set"),
             bbox: pick(&self.bbox, self.no_bbox, "BBox_List_2017.csv"),
-            expert: pick(&self.expert, self.no_expert, "google2019_nih-chest-xray-labels.csv.gz"),
+            expert: pick(
+                &self.expert,
+                self.no_expert,
+                "google2019_nih-chest-xray-labels.csv.gz",
+            ),
             splits,
             images: if self.no_images {
                 Vec::new()
@@ -102,7 +107,10 @@ pub fn run(args: IngestArgs) -> Result<()> {
             crate::output::thousands(p.errors),
             crate::output::thousands(p.skipped),
             if p.resumed > 0 {
-                format!(", {} members resumed from an interrupted run", crate::output::thousands(p.resumed))
+                format!(
+                    ", {} members resumed from an interrupted run",
+                    crate::output::thousands(p.resumed)
+                )
             } else {
                 String::new()
             },
@@ -121,7 +129,8 @@ pub fn run(args: IngestArgs) -> Result<()> {
 
 fn summary_table(s: &IngestSummary) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["table", "rows"]);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(vec!["table", "rows"]);
     for (name, rows) in &s.tables {
         t.add_row(vec![name.clone(), crate::output::thousands(*rows)]);
     }

@@ -32,40 +32,60 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the Parquet warehouse from the NIH CSVs (shipped in data/ by default).
-    #[command(after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata Data_Entry_2017.csv --warehouse /tmp/wh")]
+    #[command(
+        after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata Data_Entry_2017.csv --warehouse /tmp/wh"
+    )]
     Ingest(ingest::IngestArgs),
     /// Run SQL over the warehouse tables and views.
-    #[command(after_help = "Example:\n  cxr sql \"SELECT label, count(*) AS n FROM findings GROUP BY label ORDER BY n DESC\"")]
+    #[command(
+        after_help = "Example:\n  cxr sql \"SELECT label, count(*) AS n FROM findings GROUP BY label ORDER BY n DESC\""
+    )]
     Sql(sql::SqlArgs),
     /// Run a saved, parameterised query from queries/.
-    #[command(after_help = "Example:\n  cxr run --list\n  cxr run cohort --param finding=Effusion --param sex=F")]
+    #[command(
+        after_help = "Example:\n  cxr run --list\n  cxr run cohort --param finding=Effusion --param sex=F"
+    )]
     Run(run::RunArgs),
     /// Generate synthetic image archives (tests, benchmarks) or the shipped sample.
-    #[command(after_help = "Example:\n  cxr synth images --count 1000 --edge-cases --out /tmp/synth.tar\n  cxr ingest --images /tmp/synth.tar")]
+    #[command(
+        after_help = "Example:\n  cxr synth images --count 1000 --edge-cases --out /tmp/synth.tar\n  cxr ingest --images /tmp/synth.tar"
+    )]
     Synth(synth::SynthArgs),
     /// The images of a cohort, or a summary of it.
-    #[command(after_help = "Example:\n  cxr cohort --with Effusion --without Pneumothorax --sex F --age 40..60 --view PA --summary")]
+    #[command(
+        after_help = "Example:\n  cxr cohort --with Effusion --without Pneumothorax --sex F --age 40..60 --view PA --summary"
+    )]
     Cohort(cohort::CohortCmd),
     /// The 14 × 14 finding co-occurrence matrix of a cohort.
     #[command(after_help = "Example:\n  cxr cooccur --metric lift --view PA")]
     Cooccur(cooccur::CooccurCmd),
     /// Patient timelines, per-finding longitudinal statistics, transitions.
-    #[command(after_help = "Example:\n  cxr followup --patient 18404\n  cxr followup --transitions")]
+    #[command(
+        after_help = "Example:\n  cxr followup --patient 18404\n  cxr followup --transitions"
+    )]
     Followup(followup::FollowupCmd),
     /// Plots: co-occurrence heatmap, finding prevalence, age by sex, pixel means.
-    #[command(after_help = "Example:\n  cxr plot cooccurrence --metric lift --out cooc.svg\n  cxr plot age --with Effusion --out age.png")]
+    #[command(
+        after_help = "Example:\n  cxr plot cooccurrence --metric lift --out cooc.svg\n  cxr plot age --with Effusion --out age.png"
+    )]
     Plot(plot::PlotCmd),
     /// Parquet for downstream tools: training manifests, partitioned datasets, tables.
-    #[command(after_help = "Example:\n  cxr export --view PA --first-study --image-root /data/images-224 --out pa.parquet\n  cxr export --partition-by split --out dataset/\n  cxr export --tables /tmp/warehouse-parquet")]
+    #[command(
+        after_help = "Example:\n  cxr export --view PA --first-study --image-root /data/images-224 --out pa.parquet\n  cxr export --partition-by split --out dataset/\n  cxr export --tables /tmp/warehouse-parquet"
+    )]
     Export(export::ExportCmd),
     /// Show a Parquet file's schema, row groups and provenance metadata.
     #[command(after_help = "Example:\n  cxr inspect pa.parquet")]
     Inspect(export::InspectCmd),
     /// Patient-level splits: official, or random and reproducible, optionally stratified.
-    #[command(after_help = "Example:\n  cxr split --seed 7 --fractions 0.7,0.1,0.2 --stratify\n  cxr split --official\n  cxr split --check")]
+    #[command(
+        after_help = "Example:\n  cxr split --seed 7 --fractions 0.7,0.1,0.2 --stratify\n  cxr split --official\n  cxr split --check"
+    )]
     Split(split::SplitCmd),
     /// Interactive SQL shell over the warehouse.
-    #[command(after_help = "Example:\n  cxr shell\n  cxr> \\d images\n  cxr> SELECT count(*) FROM patients;")]
+    #[command(
+        after_help = "Example:\n  cxr shell\n  cxr> \\d images\n  cxr> SELECT count(*) FROM patients;"
+    )]
     Shell(shell::ShellArgs),
 }
 
@@ -80,7 +100,9 @@ pub struct WarehouseArg {
 impl WarehouseArg {
     /// The warehouse directory to use.
     pub fn path(&self) -> PathBuf {
-        self.warehouse.clone().unwrap_or_else(crate::default_warehouse)
+        self.warehouse
+            .clone()
+            .unwrap_or_else(crate::default_warehouse)
     }
 }
 
@@ -133,14 +155,20 @@ pub async fn emit(frames: Vec<datafusion::prelude::DataFrame>, out: &OutputArgs)
             && let Some(path) = &out.out
         {
             let rows = crate::output::write_file(df, path).await?;
-            eprintln!("wrote {} rows to {}", crate::output::thousands(rows), path.display());
+            eprintln!(
+                "wrote {} rows to {}",
+                crate::output::thousands(rows),
+                path.display()
+            );
             continue;
         }
         let (schema, batches) = crate::sql::collect(df).await?;
         if schema.fields().is_empty() {
             continue;
         }
-        let format = out.format.unwrap_or_else(crate::output::Format::default_for_stdout);
+        let format = out
+            .format
+            .unwrap_or_else(crate::output::Format::default_for_stdout);
         crate::output::print_batches(&schema, &batches, format, out.max_rows)?;
     }
     Ok(())
@@ -166,10 +194,17 @@ impl AnalysisArgs {
         &self,
         build: impl FnOnce(&str) -> Result<String>,
     ) -> Result<(crate::sql::Warehouse, String)> {
-        let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::All).await?;
+        let wh =
+            crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::All).await?;
         let avail = crate::cohort::Available {
-            pixel_stats: wh.manifest.tables.get("pixel_stats").is_some_and(|n| *n > 0),
-            splits: crate::sql::stored_tables(&wh.dir)?.iter().any(|(n, _)| n == "splits"),
+            pixel_stats: wh
+                .manifest
+                .tables
+                .get("pixel_stats")
+                .is_some_and(|n| *n > 0),
+            splits: crate::sql::stored_tables(&wh.dir)?
+                .iter()
+                .any(|(n, _)| n == "splits"),
         };
         let sql = build(&self.cohort.images_sql(avail)?)?;
         Ok((wh, sql))
@@ -193,7 +228,9 @@ impl AnalysisArgs {
     ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<Vec<String>>)> {
         let (wh, sql) = self.prepare(build).await?;
         let mut frames = wh.plan(&sql, false, &self.cohort.default_params()?).await?;
-        let df = frames.pop().ok_or_else(|| Error::Query("no statement".into()))?;
+        let df = frames
+            .pop()
+            .ok_or_else(|| Error::Query("no statement".into()))?;
         let (schema, batches) = crate::sql::collect(df).await?;
         let mut rows = Vec::new();
         for b in &batches {

@@ -45,9 +45,16 @@ pub struct PlotCmd {
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let bad = || Error::Usage(format!("--size `{s}`: expected WIDTHxHEIGHT, e.g. 1000x800"));
+    let bad = || {
+        Error::Usage(format!(
+            "--size `{s}`: expected WIDTHxHEIGHT, e.g. 1000x800"
+        ))
+    };
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (w, h) = (w.trim().parse::<u32>().map_err(|_| bad())?, h.trim().parse::<u32>().map_err(|_| bad())?);
+    let (w, h) = (
+        w.trim().parse::<u32>().map_err(|_| bad())?,
+        h.trim().parse::<u32>().map_err(|_| bad())?,
+    );
     if !(200..=8000).contains(&w) || !(200..=8000).contains(&h) {
         return Err(bad());
     }
@@ -91,9 +98,15 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         .out
         .clone()
         .ok_or_else(|| Error::Usage("cxr plot needs --out FILE.svg or FILE.png".into()))?;
-    let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     if ext != "svg" && ext != "png" {
-        return Err(Error::Usage(format!("{}: plots are written as .svg or .png", out.display())));
+        return Err(Error::Usage(format!(
+            "{}: plots are written as .svg or .png",
+            out.display()
+        )));
     }
     let size = parse_size(&cmd.size)?;
     register_font()?;
@@ -115,12 +128,24 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         })
         .await?;
     if kind == PlotKind::Pixels && rows.is_empty() {
-        return Err(Error::Usage("no pixel statistics for this cohort; run `cxr ingest --images ...`".into()));
+        return Err(Error::Usage(
+            "no pixel statistics for this cohort; run `cxr ingest --images ...`".into(),
+        ));
     }
     let drawn = if ext == "svg" {
-        draw(SVGBackend::new(&out, size).into_drawing_area(), kind, metric, &rows)
+        draw(
+            SVGBackend::new(&out, size).into_drawing_area(),
+            kind,
+            metric,
+            &rows,
+        )
     } else {
-        draw(BitMapBackend::new(&out, size).into_drawing_area(), kind, metric, &rows)
+        draw(
+            BitMapBackend::new(&out, size).into_drawing_area(),
+            kind,
+            metric,
+            &rows,
+        )
     };
     drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
     eprintln!("wrote {}", out.display());
@@ -166,18 +191,33 @@ fn shade(t: f64) -> RGBColor {
     RGBColor(lerp(255.0, 8.0), lerp(247.0, 48.0), lerp(188.0, 107.0))
 }
 
-fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, metric: Metric, rows: &[Vec<String>]) -> DrawResult<()>
+fn heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    metric: Metric,
+    rows: &[Vec<String>],
+) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     let (w, h) = root.dim_in_pixel();
-    let title = format!("Finding co-occurrence ({})", format!("{metric:?}").to_lowercase());
+    let title = format!(
+        "Finding co-occurrence ({})",
+        format!("{metric:?}").to_lowercase()
+    );
     root.draw(&Text::new(title, (20, 12), ("sans-serif", 24).into_font()))?;
     let (left, top) = (170i32, 60i32);
     let bottom_labels = 150i32;
     let cell = (((w as i32 - left - 20).min(h as i32 - top - bottom_labels)) / 14).max(10);
-    let value = |a: &str, b: &str| rows.iter().find(|r| r[0] == a && r[1] == b).map(|r| num(&r[5]));
-    let max = rows.iter().map(|r| num(&r[5])).fold(0.0f64, f64::max).max(1e-12);
+    let value = |a: &str, b: &str| {
+        rows.iter()
+            .find(|r| r[0] == a && r[1] == b)
+            .map(|r| num(&r[5]))
+    };
+    let max = rows
+        .iter()
+        .map(|r| num(&r[5]))
+        .fold(0.0f64, f64::max)
+        .max(1e-12);
     let small = ("sans-serif", (cell / 3).clamp(8, 14)).into_font();
     let label_font = ("sans-serif", 14).into_font();
     for (i, a) in FINDINGS.iter().enumerate() {
@@ -191,7 +231,10 @@ where
             let x = left + j as i32 * cell;
             let v = if a == b { None } else { value(a, b) };
             let colour = v.map_or(RGBColor(230, 230, 230), |v| shade(v / max));
-            root.draw(&Rectangle::new([(x, y), (x + cell - 1, y + cell - 1)], colour.filled()))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell - 1, y + cell - 1)],
+                colour.filled(),
+            ))?;
             if let Some(v) = v {
                 let text = match metric {
                     Metric::Count => format!("{v:.0}"),
@@ -202,7 +245,10 @@ where
                 root.draw(&Text::new(
                     text,
                     (x + cell / 2, y + cell / 2),
-                    small.clone().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+                    small
+                        .clone()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
                 ))?;
             }
         }
@@ -213,14 +259,19 @@ where
         root.draw(&Text::new(
             b.replace('_', " "),
             (x, base),
-            TextStyle::from(label_font.clone().transform(FontTransform::Rotate270)).pos(Pos::new(HPos::Right, VPos::Center)),
+            TextStyle::from(label_font.clone().transform(FontTransform::Rotate270))
+                .pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
     }
     let note = match metric {
         Metric::Conditional => "rows: finding A, columns: finding B, cell: P(B | A)",
         _ => "rows: finding A, columns: finding B",
     };
-    root.draw(&Text::new(note, (left, h as i32 - 24), ("sans-serif", 14).into_font()))?;
+    root.draw(&Text::new(
+        note,
+        (left, h as i32 - 24),
+        ("sans-serif", 14).into_font(),
+    ))?;
     Ok(())
 }
 
@@ -229,11 +280,17 @@ where
     DB::ErrorType: 'static,
 {
     let total = rows.first().map(|r| num(&r[2])).unwrap_or(0.0).max(1.0);
-    let pct: Vec<(String, f64)> = rows.iter().map(|r| (r[0].replace('_', " "), 100.0 * num(&r[1]) / total)).collect();
+    let pct: Vec<(String, f64)> = rows
+        .iter()
+        .map(|r| (r[0].replace('_', " "), 100.0 * num(&r[1]) / total))
+        .collect();
     let max = pct.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
     let n = pct.len() as i32;
     let mut chart = ChartBuilder::on(root)
-        .caption(format!("Finding prevalence ({} images)", total as u64), ("sans-serif", 24))
+        .caption(
+            format!("Finding prevalence ({} images)", total as u64),
+            ("sans-serif", 24),
+        )
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(170)
@@ -243,7 +300,10 @@ where
         .disable_y_mesh()
         .y_labels(pct.len())
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => pct.get((n - 1 - *i) as usize).map(|p| p.0.clone()).unwrap_or_default(),
+            SegmentValue::CenterOf(i) => pct
+                .get((n - 1 - *i) as usize)
+                .map(|p| p.0.clone())
+                .unwrap_or_default(),
             _ => String::new(),
         })
         .x_desc("% of images")
@@ -252,7 +312,10 @@ where
     chart.draw_series(pct.iter().enumerate().map(|(i, (_, v))| {
         let row = n - 1 - i as i32;
         let mut bar = Rectangle::new(
-            [(0.0, SegmentValue::Exact(row)), (*v, SegmentValue::Exact(row + 1))],
+            [
+                (0.0, SegmentValue::Exact(row)),
+                (*v, SegmentValue::Exact(row + 1)),
+            ],
             RGBColor(49, 130, 189).filled(),
         );
         bar.set_margin(3, 3, 0, 0);
@@ -279,11 +342,21 @@ where
         .y_desc("images")
         .label_style(("sans-serif", 15))
         .draw()?;
-    for (sex, colour, offset) in [("M", RGBColor(49, 130, 189), 0.0), ("F", RGBColor(222, 45, 38), 2.5)] {
-        let bars: Vec<(f64, f64)> = rows.iter().filter(|r| r[0] == sex).map(|r| (num(&r[1]), num(&r[2]))).collect();
+    for (sex, colour, offset) in [
+        ("M", RGBColor(49, 130, 189), 0.0),
+        ("F", RGBColor(222, 45, 38), 2.5),
+    ] {
+        let bars: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r[0] == sex)
+            .map(|r| (num(&r[1]), num(&r[2])))
+            .collect();
         chart
             .draw_series(bars.iter().map(move |(bin, n)| {
-                Rectangle::new([(bin + offset, 0.0), (bin + offset + 2.4, *n)], colour.filled())
+                Rectangle::new(
+                    [(bin + offset, 0.0), (bin + offset + 2.4, *n)],
+                    colour.filled(),
+                )
             }))?
             .label(if sex == "M" { "male" } else { "female" })
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
@@ -316,8 +389,10 @@ where
         .draw()?;
     chart.draw_series(rows.iter().map(|r| {
         let bin = num(&r[0]);
-        Rectangle::new([(bin + 0.5, 0.0), (bin + 7.5, num(&r[1]))], RGBColor(99, 99, 99).filled())
+        Rectangle::new(
+            [(bin + 0.5, 0.0), (bin + 7.5, num(&r[1]))],
+            RGBColor(99, 99, 99).filled(),
+        )
     }))?;
     Ok(())
 }
-

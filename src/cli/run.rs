@@ -38,7 +38,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if args.list {
         return list();
     }
-    let name = args.query.as_deref().ok_or_else(|| Error::Usage("no query given".into()))?;
+    let name = args
+        .query
+        .as_deref()
+        .ok_or_else(|| Error::Usage("no query given".into()))?;
     let qf = QueryFile::load(&params::resolve(name)?)?;
     let values = qf.bind(&args.params)?;
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&qf.sql)).await?;

@@ -56,12 +56,16 @@ pub fn run(args: ShellArgs) -> Result<()> {
         timing: false,
         allow_write: args.allow_write,
     };
-    let mut editor = DefaultEditor::new().map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+    let mut editor = DefaultEditor::new()
+        .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    eprintln!("cxr shell on {} (\\? for help, \\q to quit)", s.wh.dir.display());
+    eprintln!(
+        "cxr shell on {} (\\? for help, \\q to quit)",
+        s.wh.dir.display()
+    );
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { "cxr> " } else { "...> " };

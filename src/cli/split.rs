@@ -84,7 +84,10 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
             bounds.push((acc * n).round() as usize);
         }
         for (rank, &p) in order.iter().enumerate() {
-            out[p] = bounds.iter().position(|&b| rank < b).unwrap_or(fractions.len() - 1);
+            out[p] = bounds
+                .iter()
+                .position(|&b| rank < b)
+                .unwrap_or(fractions.len() - 1);
         }
         return out;
     }
@@ -103,14 +106,20 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
         .collect();
     let mut remaining: Vec<usize> = order;
     loop {
-        let count = |l: usize, rem: &[usize]| rem.iter().filter(|&&p| patients[p].label_images[l] > 0).count();
+        let count = |l: usize, rem: &[usize]| {
+            rem.iter()
+                .filter(|&&p| patients[p].label_images[l] > 0)
+                .count()
+        };
         let label = (0..14)
             .map(|l| (count(l, &remaining), l))
             .filter(|(c, _)| *c > 0)
             .min()
             .map(|(_, l)| l);
         let (take, keep): (Vec<usize>, Vec<usize>) = match label {
-            Some(l) => remaining.iter().partition(|&&p| patients[p].label_images[l] > 0),
+            Some(l) => remaining
+                .iter()
+                .partition(|&&p| patients[p].label_images[l] > 0),
             None => (remaining.clone(), Vec::new()),
         };
         for p in take {
@@ -119,7 +128,12 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
                 None => (desired[s], 0.0),
             };
             let s = (0..fractions.len())
-                .max_by(|&a, &b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal).then(b.cmp(&a)))
+                .max_by(|&a, &b| {
+                    score(a)
+                        .partial_cmp(&score(b))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then(b.cmp(&a))
+                })
                 .expect("at least one split");
             out[p] = s;
             desired[s] -= patients[p].images as f64;
@@ -138,7 +152,12 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
 async fn load_patients(wh: &Warehouse) -> Result<Vec<Patient>> {
     let cols: Vec<String> = FINDINGS
         .iter()
-        .map(|f| format!("CAST(SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS BIGINT)", f.to_ascii_lowercase()))
+        .map(|f| {
+            format!(
+                "CAST(SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS BIGINT)",
+                f.to_ascii_lowercase()
+            )
+        })
         .collect();
     let sql = format!(
         "SELECT patient_id, COUNT(*) AS n, {} FROM images GROUP BY patient_id ORDER BY patient_id",
@@ -178,7 +197,10 @@ async fn official(wh: &Warehouse) -> Result<Vec<(i32, String)>> {
 /// Writes `splits.parquet` into a copy of the warehouse and swaps it in.
 fn commit_splits(dir: &std::path::Path, manifest: &Manifest, rows: &[(i32, String)]) -> Result<()> {
     let staging = Staging::new(dir)?;
-    for e in std::fs::read_dir(dir).ctx(|| format!("{}: cannot list", dir.display()))?.flatten() {
+    for e in std::fs::read_dir(dir)
+        .ctx(|| format!("{}: cannot list", dir.display()))?
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         if name == MANIFEST || name == "splits.parquet" || e.path().is_dir() {
             continue;
@@ -188,7 +210,11 @@ fn commit_splits(dir: &std::path::Path, manifest: &Manifest, rows: &[(i32, Strin
             std::fs::copy(e.path(), &to).ctx(|| format!("{}: cannot copy", e.path().display()))?;
         }
     }
-    crate::pixels::run::write_batches(&staging.path("splits.parquet"), splits_schema(), &[batch(rows)?])?;
+    crate::pixels::run::write_batches(
+        &staging.path("splits.parquet"),
+        splits_schema(),
+        &[batch(rows)?],
+    )?;
     let mut m = manifest.clone();
     m.tables.insert("splits".into(), rows.len() as u64);
     let json = serde_json::to_string_pretty(&m).expect("manifest serialises");
@@ -199,7 +225,9 @@ fn commit_splits(dir: &std::path::Path, manifest: &Manifest, rows: &[(i32, Strin
 fn batch(rows: &[(i32, String)]) -> Result<RecordBatch> {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.1.as_str()),
+        )),
     ];
     Ok(RecordBatch::try_new(splits_schema(), cols)?)
 }
@@ -214,9 +242,13 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     let rows: Vec<(i32, String)> = if cmd.official {
         official(&wh).await?
     } else {
-        let seed = cmd.seed.ok_or_else(|| Error::Usage("give --official, or --seed S for a random split".into()))?;
+        let seed = cmd.seed.ok_or_else(|| {
+            Error::Usage("give --official, or --seed S for a random split".into())
+        })?;
         if cmd.fractions.len() != cmd.names.len() || cmd.fractions.iter().any(|f| *f < 0.0) {
-            return Err(Error::Usage("--fractions and --names must have the same length, fractions >= 0".into()));
+            return Err(Error::Usage(
+                "--fractions and --names must have the same length, fractions >= 0".into(),
+            ));
         }
         let sum: f64 = cmd.fractions.iter().sum();
         if (sum - 1.0).abs() > 1e-6 {
@@ -224,13 +256,20 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
         }
         let patients = load_patients(&wh).await?;
         let a = assign(&patients, &cmd.fractions, seed, cmd.stratify);
-        patients.iter().zip(a).map(|(p, s)| (p.id, cmd.names[s].clone())).collect()
+        patients
+            .iter()
+            .zip(a)
+            .map(|(p, s)| (p.id, cmd.names[s].clone()))
+            .collect()
     };
     commit_splits(&dir, &wh.manifest, &rows)?;
     if let Some(out) = &cmd.out {
         crate::pixels::run::write_batches(out, splits_schema(), &[batch(&rows)?])?;
     }
-    eprintln!("wrote splits for {} patients", crate::output::thousands(rows.len() as u64));
+    eprintln!(
+        "wrote splits for {} patients",
+        crate::output::thousands(rows.len() as u64)
+    );
     let wh = Warehouse::open(&dir, Register::All).await?;
     println!("{}", prevalence_table(&wh).await?);
     Ok(())
@@ -240,7 +279,12 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
 pub async fn prevalence(wh: &Warehouse) -> Result<BTreeMap<String, Vec<f64>>> {
     let cols: Vec<String> = FINDINGS
         .iter()
-        .map(|f| format!("100.0 * AVG(CASE WHEN i.{} THEN 1.0 ELSE 0.0 END)", f.to_ascii_lowercase()))
+        .map(|f| {
+            format!(
+                "100.0 * AVG(CASE WHEN i.{} THEN 1.0 ELSE 0.0 END)",
+                f.to_ascii_lowercase()
+            )
+        })
         .collect();
     let sql = format!(
         "SELECT COALESCE(s.split, '(all)') AS split, CAST(COUNT(*) AS DOUBLE), CAST(COUNT(DISTINCT i.patient_id) AS DOUBLE), {c}
@@ -254,7 +298,10 @@ pub async fn prevalence(wh: &Warehouse) -> Result<BTreeMap<String, Vec<f64>>> {
     let mut out = BTreeMap::new();
     for b in &batches {
         for row in crate::output::rows_as_text(b, "0")? {
-            out.insert(row[0].clone(), row[1..].iter().map(|v| v.parse().unwrap_or(0.0)).collect());
+            out.insert(
+                row[0].clone(),
+                row[1..].iter().map(|v| v.parse().unwrap_or(0.0)).collect(),
+            );
         }
     }
     Ok(out)
@@ -271,7 +318,11 @@ async fn prevalence_table(wh: &Warehouse) -> Result<Table> {
     t.set_header(header);
     for (i, label) in ["images", "patients"].iter().enumerate() {
         let mut row = vec![label.to_string()];
-        row.extend(names.iter().map(|n| crate::output::thousands(p[*n][i] as u64)));
+        row.extend(
+            names
+                .iter()
+                .map(|n| crate::output::thousands(p[*n][i] as u64)),
+        );
         t.add_row(row);
     }
     for (k, f) in FINDINGS.iter().enumerate() {
@@ -283,7 +334,9 @@ async fn prevalence_table(wh: &Warehouse) -> Result<Table> {
 }
 
 async fn check(wh: &Warehouse) -> Result<()> {
-    let has_splits = crate::sql::stored_tables(&wh.dir)?.iter().any(|(n, _)| n == "splits");
+    let has_splits = crate::sql::stored_tables(&wh.dir)?
+        .iter()
+        .any(|(n, _)| n == "splits");
     let mut sql = String::from(
         "SELECT 'official (images.split)' AS assignment, COUNT(*) AS patients_in_more_than_one_split FROM (SELECT patient_id FROM images WHERE split IS NOT NULL GROUP BY patient_id HAVING COUNT(DISTINCT split) > 1) AS t",
     );
@@ -291,5 +344,13 @@ async fn check(wh: &Warehouse) -> Result<()> {
         sql.push_str(" UNION ALL SELECT 'splits table', COUNT(*) FROM (SELECT patient_id FROM splits GROUP BY patient_id HAVING COUNT(DISTINCT split) > 1) AS u");
     }
     let frames = wh.plan(&sql, false, &[]).await?;
-    crate::cli::emit(frames, &crate::cli::OutputArgs { format: None, out: None, max_rows: 40 }).await
+    crate::cli::emit(
+        frames,
+        &crate::cli::OutputArgs {
+            format: None,
+            out: None,
+            max_rows: 40,
+        },
+    )
+    .await
 }

@@ -56,8 +56,22 @@ pub enum SynthWhat {
 /// Runs `cxr synth`.
 pub fn run(args: SynthArgs) -> Result<()> {
     match args.what {
-        SynthWhat::Images { count, size, edge_cases, seed, out } => {
-            let members = write_tar(&out, &SynthOptions { count, size, edge_cases, seed })?;
+        SynthWhat::Images {
+            count,
+            size,
+            edge_cases,
+            seed,
+            out,
+        } => {
+            let members = write_tar(
+                &out,
+                &SynthOptions {
+                    count,
+                    size,
+                    edge_cases,
+                    seed,
+                },
+            )?;
             println!("wrote {} ({members} members)", out.display());
         }
         SynthWhat::Sample { from, size, out } => {

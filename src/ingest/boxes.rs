@@ -52,7 +52,14 @@ pub fn read(path: &Path, images: &HashMap<&str, &Image>, issues: &mut Issues) ->
     'rows: for r in 0..t.len() {
         let line = Some(t.lines[r]);
         let Some(image_index) = idx[r] else {
-            refuse(issues, &t.source, line, t.name(index), None, "Image Index is empty");
+            refuse(
+                issues,
+                &t.source,
+                line,
+                t.name(index),
+                None,
+                "Image Index is empty",
+            );
             continue;
         };
         let raw_label = lab[r].unwrap_or("");
@@ -69,16 +76,33 @@ pub fn read(path: &Path, images: &HashMap<&str, &Image>, issues: &mut Issues) ->
                 f
             }
             _ => {
-                refuse(issues, &t.source, line, t.name(label_col), lab[r], "not one of the 14 findings");
+                refuse(
+                    issues,
+                    &t.source,
+                    line,
+                    t.name(label_col),
+                    lab[r],
+                    "not one of the 14 findings",
+                );
                 continue;
             }
         };
         let mut xywh = [0.0; 4];
         for k in 0..4 {
-            match xs[k][r].and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite()) {
+            match xs[k][r]
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+            {
                 Some(v) => xywh[k] = v,
                 None => {
-                    refuse(issues, &t.source, line, &names[k], xs[k][r], "coordinate is not a number");
+                    refuse(
+                        issues,
+                        &t.source,
+                        line,
+                        &names[k],
+                        xs[k][r],
+                        "coordinate is not a number",
+                    );
                     continue 'rows;
                 }
             }
@@ -108,7 +132,14 @@ pub fn read(path: &Path, images: &HashMap<&str, &Image>, issues: &mut Issues) ->
                     p
                 }
                 None => {
-                    refuse(issues, &t.source, line, t.name(index), Some(image_index), "image not in the metadata");
+                    refuse(
+                        issues,
+                        &t.source,
+                        line,
+                        t.name(index),
+                        Some(image_index),
+                        "image not in the metadata",
+                    );
                     continue;
                 }
             },
@@ -123,8 +154,21 @@ pub fn read(path: &Path, images: &HashMap<&str, &Image>, issues: &mut Issues) ->
     Ok(out)
 }
 
-fn refuse(issues: &mut Issues, source: &str, line: Option<u64>, field: &str, value: Option<&str>, why: &str) {
-    issues.push(source, line, Some(field), value, format!("{why}; box refused"));
+fn refuse(
+    issues: &mut Issues,
+    source: &str,
+    line: Option<u64>,
+    field: &str,
+    value: Option<&str>,
+    why: &str,
+) {
+    issues.push(
+        source,
+        line,
+        Some(field),
+        value,
+        format!("{why}; box refused"),
+    );
 }
 
 /// `00013118_008.png` → 13118.
@@ -138,13 +182,25 @@ pub fn frame(boxes: &[BBox]) -> PolarsResult<DataFrame> {
     let mut cols = vec![
         Column::new(
             "image_index".into(),
-            boxes.iter().map(|b| b.image_index.as_str()).collect::<Vec<_>>(),
+            boxes
+                .iter()
+                .map(|b| b.image_index.as_str())
+                .collect::<Vec<_>>(),
         ),
-        Column::new("patient_id".into(), boxes.iter().map(|b| b.patient_id).collect::<Vec<_>>()),
-        Column::new("label".into(), boxes.iter().map(|b| b.label).collect::<Vec<_>>()),
+        Column::new(
+            "patient_id".into(),
+            boxes.iter().map(|b| b.patient_id).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "label".into(),
+            boxes.iter().map(|b| b.label).collect::<Vec<_>>(),
+        ),
     ];
     for (k, name) in ["x", "y", "w", "h"].iter().enumerate() {
-        cols.push(Column::new((*name).into(), boxes.iter().map(|b| b.xywh[k]).collect::<Vec<_>>()));
+        cols.push(Column::new(
+            (*name).into(),
+            boxes.iter().map(|b| b.xywh[k]).collect::<Vec<_>>(),
+        ));
     }
     for (k, name) in ["x_224", "y_224", "w_224", "h_224"].iter().enumerate() {
         cols.push(Column::new(

@@ -26,9 +26,8 @@ pub struct CsvTable {
 
 /// Reads a whole input file, decompressing gzip by its magic bytes.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| {
-        Error::input(path, format!("cannot read the file: {e}"))
-    })?;
+    let raw = std::fs::read(path)
+        .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 8);
         flate2::read::MultiGzDecoder::new(&raw[..])
@@ -87,7 +86,7 @@ impl CsvTable {
                 );
             }
         }
-        let frame = parse_frame(path, data, width, records.len())?;
+        let frame = parse_frame(path, &strip_blank_lines(data), width, records.len())?;
         Ok(CsvTable {
             path: path.to_path_buf(),
             source,
@@ -197,7 +196,7 @@ fn scan_records(data: &[u8]) -> Vec<Record> {
                 fields = 1;
                 empty = true;
             }
-            b'\r' => {}
+            b'\r' | b' ' | b'\t' => {}
             _ => empty = false,
         }
     }
@@ -210,6 +209,44 @@ fn scan_records(data: &[u8]) -> Vec<Record> {
     records
 }
 
+/// Removes blank lines (outside quotes): the parser would read them as records of
+/// nulls, while they are not records at all.
+fn strip_blank_lines(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut in_quotes = false;
+    let mut line_start = 0;
+    let mut blank = true;
+    for (i, &b) in data.iter().enumerate() {
+        match b {
+            b'"' => {
+                in_quotes = !in_quotes;
+                blank = false;
+            }
+            b'\n' if !in_quotes => {
+                let line = &data[line_start..=i];
+                match (&mut out, blank) {
+                    (Some(o), false) => o.extend_from_slice(line),
+                    (None, true) => out = Some(data[..line_start].to_vec()),
+                    _ => {}
+                }
+                line_start = i + 1;
+                blank = true;
+            }
+            b'\r' | b' ' | b'\t' => {}
+            _ => blank = false,
+        }
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(data),
+        Some(mut o) => {
+            if !blank {
+                o.extend_from_slice(&data[line_start..]);
+            }
+            std::borrow::Cow::Owned(o)
+        }
+    }
+}
+
 fn parse_frame(path: &Path, data: &[u8], width: usize, expected: usize) -> Result<DataFrame> {
     let schema: Schema = (0..width)
         .map(|i| Field::new(format!("c{i}").into(), DataType::String))
@@ -218,7 +255,10 @@ fn parse_frame(path: &Path, data: &[u8], width: usize, expected: usize) -> Resul
         .with_has_header(false)
         .with_schema(Some(Arc::new(schema)))
         .with_raise_if_empty(false)
-        .map_parse_options(|o| o.with_missing_is_null(true).with_truncate_ragged_lines(true))
+        .map_parse_options(|o| {
+            o.with_missing_is_null(true)
+                .with_truncate_ragged_lines(true)
+        })
         .into_reader_with_file_handle(std::io::Cursor::new(data.to_vec()))
         .finish()
         .map_err(|e| Error::input(path, format!("not a readable CSV file: {e}")))?;

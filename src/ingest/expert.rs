@@ -44,13 +44,21 @@ pub fn read(
         .collect::<Result<_>>()?;
     let idx = t.values(index)?;
     let sets = t.values(set)?;
-    let flag_vals: Vec<Vec<Option<&str>>> =
-        flag_pos.iter().map(|&p| t.values(p)).collect::<Result<_>>()?;
+    let flag_vals: Vec<Vec<Option<&str>>> = flag_pos
+        .iter()
+        .map(|&p| t.values(p))
+        .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(t.len());
     for r in 0..t.len() {
         let line = Some(t.lines[r]);
         let Some(image_index) = idx[r] else {
-            issues.push(&t.source, line, Some(t.name(index)), None, "Image Index is empty; row refused");
+            issues.push(
+                &t.source,
+                line,
+                Some(t.name(index)),
+                None,
+                "Image Index is empty; row refused",
+            );
             continue;
         };
         if !images.contains_key(image_index) {
@@ -79,7 +87,13 @@ pub fn read(
         let set_id = sets[r].map(|s| {
             let lower = s.to_ascii_lowercase();
             if lower != s {
-                issues.push(&t.source, line, Some(t.name(set)), Some(s), format!("normalised to '{lower}'"));
+                issues.push(
+                    &t.source,
+                    line,
+                    Some(t.name(set)),
+                    Some(s),
+                    format!("normalised to '{lower}'"),
+                );
             }
             lower
         });
@@ -104,10 +118,15 @@ fn parse_bool(s: &str) -> Option<bool> {
 pub fn frame(rows: &[ExpertRow]) -> PolarsResult<DataFrame> {
     let mut cols = vec![Column::new(
         "image_index".into(),
-        rows.iter().map(|r| r.image_index.as_str()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.image_index.as_str())
+            .collect::<Vec<_>>(),
     )];
     for (k, (name, _, _)) in FLAGS.iter().enumerate() {
-        cols.push(Column::new((*name).into(), rows.iter().map(|r| r.flags[k]).collect::<Vec<_>>()));
+        cols.push(Column::new(
+            (*name).into(),
+            rows.iter().map(|r| r.flags[k]).collect::<Vec<_>>(),
+        ));
     }
     cols.push(Column::new(
         "set_id".into(),

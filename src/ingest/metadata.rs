@@ -121,11 +121,17 @@ fn find_columns(t: &CsvTable, issues: &mut Issues) -> Result<Columns> {
     }
     Ok(Columns {
         index: t.require("Image Index", &["imageindex", "image"])?,
-        labels: t.require("Finding Labels", &["findinglabels", "findinglabel", "labels"])?,
+        labels: t.require(
+            "Finding Labels",
+            &["findinglabels", "findinglabel", "labels"],
+        )?,
         follow_up: t.require("Follow-up #", &["followup", "followupnumber"])?,
         patient: t.require("Patient ID", &["patientid"])?,
         age: t.require("Patient Age", &["patientage", "age"])?,
-        sex: t.require("Patient Gender", &["patientgender", "patientsex", "gender", "sex"])?,
+        sex: t.require(
+            "Patient Gender",
+            &["patientgender", "patientsex", "gender", "sex"],
+        )?,
         view: t.require("View Position", &["viewposition", "view"])?,
         width,
         height,
@@ -136,7 +142,9 @@ fn find_columns(t: &CsvTable, issues: &mut Issues) -> Result<Columns> {
 
 /// Reads and cleans the metadata file.
 pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
+    let start = std::time::Instant::now();
     let t = CsvTable::read(path, issues)?;
+    crate::trace("  parse csv", start);
     let c = find_columns(&t, issues)?;
     let get = |pos: Option<usize>| -> Result<Vec<Option<&str>>> {
         match pos {
@@ -274,7 +282,11 @@ impl RowCleaner<'_> {
             Some((i, u)) if u.is_ascii_alphabetic() => (&s[..i], u.to_ascii_uppercase()),
             _ => (s, 'Y'),
         };
-        let value = num.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+        let value = num
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0);
         let per_year = match unit {
             'Y' => Some(1.0),
             'M' => Some(12.0),
@@ -307,7 +319,11 @@ impl RowCleaner<'_> {
                 format!("age given in {unit_name}; converted to {years} whole years"),
             );
         } else if value.fract() != 0.0 {
-            self.note(field, Some(s), format!("fractional age; truncated to {years}"));
+            self.note(
+                field,
+                Some(s),
+                format!("fractional age; truncated to {years}"),
+            );
         }
         Some(years as i16)
     }
@@ -393,18 +409,42 @@ pub fn images_frame(images: &[Image]) -> PolarsResult<DataFrame> {
     let mut cols = vec![
         Column::new(
             "image_index".into(),
-            images.iter().map(|i| i.image_index.as_str()).collect::<Vec<_>>(),
+            images
+                .iter()
+                .map(|i| i.image_index.as_str())
+                .collect::<Vec<_>>(),
         ),
-        Column::new("patient_id".into(), images.iter().map(|i| i.patient_id).collect::<Vec<_>>()),
-        Column::new("follow_up".into(), images.iter().map(|i| i.follow_up).collect::<Vec<_>>()),
-        Column::new("age".into(), images.iter().map(|i| i.age).collect::<Vec<_>>()),
-        Column::new("sex".into(), images.iter().map(|i| i.sex.as_deref()).collect::<Vec<_>>()),
+        Column::new(
+            "patient_id".into(),
+            images.iter().map(|i| i.patient_id).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "follow_up".into(),
+            images.iter().map(|i| i.follow_up).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "age".into(),
+            images.iter().map(|i| i.age).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "sex".into(),
+            images.iter().map(|i| i.sex.as_deref()).collect::<Vec<_>>(),
+        ),
         Column::new(
             "view_position".into(),
-            images.iter().map(|i| i.view_position.as_deref()).collect::<Vec<_>>(),
+            images
+                .iter()
+                .map(|i| i.view_position.as_deref())
+                .collect::<Vec<_>>(),
         ),
-        Column::new("orig_width".into(), images.iter().map(|i| i.orig_width).collect::<Vec<_>>()),
-        Column::new("orig_height".into(), images.iter().map(|i| i.orig_height).collect::<Vec<_>>()),
+        Column::new(
+            "orig_width".into(),
+            images.iter().map(|i| i.orig_width).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "orig_height".into(),
+            images.iter().map(|i| i.orig_height).collect::<Vec<_>>(),
+        ),
         Column::new(
             "pixel_spacing_x".into(),
             images.iter().map(|i| i.pixel_spacing_x).collect::<Vec<_>>(),
@@ -415,25 +455,40 @@ pub fn images_frame(images: &[Image]) -> PolarsResult<DataFrame> {
         ),
         Column::new(
             "finding_labels".into(),
-            images.iter().map(|i| i.finding_labels.as_str()).collect::<Vec<_>>(),
+            images
+                .iter()
+                .map(|i| i.finding_labels.as_str())
+                .collect::<Vec<_>>(),
         ),
         list_column("labels", images.iter().map(|i| i.labels.as_slice())),
         Column::new(
             "n_labels".into(),
-            images.iter().map(|i| i.labels.len() as i8).collect::<Vec<_>>(),
+            images
+                .iter()
+                .map(|i| i.labels.len() as i8)
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "no_finding".into(),
-            images.iter().map(|i| i.labels.is_empty()).collect::<Vec<_>>(),
+            images
+                .iter()
+                .map(|i| i.labels.is_empty())
+                .collect::<Vec<_>>(),
         ),
     ];
     for f in FINDINGS {
         cols.push(Column::new(
             column_name(f).into(),
-            images.iter().map(|i| i.labels.contains(&f)).collect::<Vec<_>>(),
+            images
+                .iter()
+                .map(|i| i.labels.contains(&f))
+                .collect::<Vec<_>>(),
         ));
     }
-    cols.push(Column::new("split".into(), images.iter().map(|i| i.split).collect::<Vec<_>>()));
+    cols.push(Column::new(
+        "split".into(),
+        images.iter().map(|i| i.split).collect::<Vec<_>>(),
+    ));
     DataFrame::new_infer_height(cols)
 }
 
@@ -458,16 +513,31 @@ pub fn findings_frame(images: &[Image]) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
         Column::new(
             "image_index".into(),
-            rows.iter().map(|(i, _)| i.image_index.as_str()).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|(i, _)| i.image_index.as_str())
+                .collect::<Vec<_>>(),
         ),
-        Column::new("patient_id".into(), rows.iter().map(|(i, _)| i.patient_id).collect::<Vec<_>>()),
-        Column::new("follow_up".into(), rows.iter().map(|(i, _)| i.follow_up).collect::<Vec<_>>()),
-        Column::new("label".into(), rows.iter().map(|(_, l)| *l).collect::<Vec<_>>()),
+        Column::new(
+            "patient_id".into(),
+            rows.iter().map(|(i, _)| i.patient_id).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "follow_up".into(),
+            rows.iter().map(|(i, _)| i.follow_up).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "label".into(),
+            rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+        ),
     ])
 }
 
 /// Builds the `patients` table, noting patients whose sex differs between studies.
-pub fn patients_frame(images: &[Image], source: &str, issues: &mut Issues) -> PolarsResult<DataFrame> {
+pub fn patients_frame(
+    images: &[Image],
+    source: &str,
+    issues: &mut Issues,
+) -> PolarsResult<DataFrame> {
     let mut by_patient: BTreeMap<i32, Vec<&Image>> = BTreeMap::new();
     for i in images {
         by_patient.entry(i.patient_id).or_default().push(i);
@@ -494,7 +564,10 @@ pub fn patients_frame(images: &[Image], source: &str, issues: &mut Issues) -> Po
                 );
             }
         }
-        let mut ever: Vec<&str> = studies.iter().flat_map(|s| s.labels.iter().copied()).collect();
+        let mut ever: Vec<&str> = studies
+            .iter()
+            .flat_map(|s| s.labels.iter().copied())
+            .collect();
         ever.sort_unstable();
         ever.dedup();
         let first_split = studies[0].split;

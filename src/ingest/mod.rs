@@ -84,7 +84,11 @@ pub fn run_with_progress(
     let mut issues = Issues::default();
     let mut inputs = vec![InputFile::describe("metadata", &opts.metadata)?];
 
+    crate::trace("describe metadata", start);
+    let t = Instant::now();
     let meta = metadata::read(&opts.metadata, &mut issues)?;
+    crate::trace("read metadata", t);
+    let t = Instant::now();
     let mut images = meta.images;
     if let Some([train_val, test]) = &opts.splits {
         splits::assign([train_val, test], &mut images, &mut issues)?;
@@ -107,14 +111,20 @@ pub fn run_with_progress(
         }
         None => Vec::new(),
     };
+    crate::trace("splits, boxes, expert", t);
+    let t = Instant::now();
     let source = csv::source_name(&opts.metadata);
     let mut frames: Vec<(&str, DataFrame)> = vec![
         ("images", metadata::images_frame(&images)?),
         ("findings", metadata::findings_frame(&images)?),
-        ("patients", metadata::patients_frame(&images, &source, &mut issues)?),
+        (
+            "patients",
+            metadata::patients_frame(&images, &source, &mut issues)?,
+        ),
         ("bboxes", boxes::frame(&boxes)?),
         ("expert_labels", expert::frame(&experts)?),
     ];
+    crate::trace("build frames", t);
     let cache = warehouse::sibling(
         &opts.warehouse,
         &format!("pixels-{}", crate::pixels::run::cache_key(&opts.images)),
@@ -131,6 +141,7 @@ pub fn run_with_progress(
     };
     frames.push(("data_issues", issues.to_frame()?));
 
+    let t = Instant::now();
     let staging = Staging::new(&opts.warehouse)?;
     let mut tables = Vec::new();
     for (name, df) in frames.iter_mut() {
@@ -153,6 +164,7 @@ pub fn run_with_progress(
     std::fs::write(&manifest_path, json + "\n").map_err(|e| {
         crate::error::Error::io(format!("{}: cannot write", manifest_path.display()), e)
     })?;
+    crate::trace("write tables", t);
     staging.commit()?;
     if pixel_run.is_some() {
         let _ = std::fs::remove_dir_all(&cache);
@@ -197,13 +209,19 @@ fn write_pixel_tables(
     run: &crate::pixels::run::PixelRun,
     staging: &Staging,
 ) -> Result<Vec<(String, u64)>> {
-    use crate::pixels::run::{errors_batch, errors_schema, read_batches, stats_schema, write_batches};
+    use crate::pixels::run::{
+        errors_batch, errors_schema, read_batches, stats_schema, write_batches,
+    };
     let mut batches = Vec::new();
     for chunk in &run.chunks {
         batches.extend(read_batches(chunk)?);
     }
     let stats_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    write_batches(&staging.path("pixel_stats.parquet"), stats_schema(), &batches)?;
+    write_batches(
+        &staging.path("pixel_stats.parquet"),
+        stats_schema(),
+        &batches,
+    )?;
     write_batches(
         &staging.path("pixel_errors.parquet"),
         errors_schema(),
@@ -224,5 +242,6 @@ fn check_inputs(opts: &IngestOptions) -> Result<()> {
     for p in opts.splits.iter().flatten() {
         csv::check_exists(p)?;
     }
-    crate::pixels::source::check(&opts.images).map_err(|u| crate::error::Error::input(&u.path, u.reason))
+    crate::pixels::source::check(&opts.images)
+        .map_err(|u| crate::error::Error::input(&u.path, u.reason))
 }

@@ -25,7 +25,13 @@ pub fn assign(lists: [&Path; 2], images: &mut [Image], issues: &mut Issues) -> R
         for (line, entry) in read_list(path)? {
             let file = entry.rsplit('/').next().unwrap_or(&entry).to_string();
             if !known.contains(&file) {
-                issues.push(&source, Some(line), None, Some(&entry), "image not in the metadata; ignored");
+                issues.push(
+                    &source,
+                    Some(line),
+                    None,
+                    Some(&entry),
+                    "image not in the metadata; ignored",
+                );
                 continue;
             }
             match split_of.get(&file) {

@@ -55,7 +55,9 @@ impl InputFile {
         let mut buf = vec![0u8; 1 << 16];
         let mut size = 0u64;
         loop {
-            let n = f.read(&mut buf).ctx(|| format!("{}: cannot read", path.display()))?;
+            let n = f
+                .read(&mut buf)
+                .ctx(|| format!("{}: cannot read", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -111,7 +113,8 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     ParquetWriter::new(&file)
         .with_compression(ParquetCompression::Zstd(None))
         .finish(df)?;
-    file.sync_all().ctx(|| format!("{}: cannot sync", path.display()))
+    file.sync_all()
+        .ctx(|| format!("{}: cannot sync", path.display()))
 }
 
 /// A new warehouse being built beside the target directory. Dropped without
@@ -153,15 +156,22 @@ impl Staging {
         let old = sibling(&self.target, &format!("old-{}", std::process::id()));
         let had_old = self.target.exists();
         if had_old {
-            std::fs::rename(&self.target, &old)
-                .ctx(|| format!("{}: cannot move the old warehouse aside", self.target.display()))?;
+            std::fs::rename(&self.target, &old).ctx(|| {
+                format!(
+                    "{}: cannot move the old warehouse aside",
+                    self.target.display()
+                )
+            })?;
         }
         if let Err(e) = std::fs::rename(&self.dir, &self.target) {
             if had_old {
                 let _ = std::fs::rename(&old, &self.target);
             }
             return Err(Error::io(
-                format!("{}: cannot move the new warehouse into place", self.target.display()),
+                format!(
+                    "{}: cannot move the new warehouse into place",
+                    self.target.display()
+                ),
                 e,
             ));
         }

@@ -28,7 +28,9 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     // STRIP_16 keeps the high byte (value >> 8); EXPAND turns palettes into RGB(A)
     // and low-bit grey into 8-bit.
     decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
-    let header = decoder.read_header_info().map_err(|e| format!("bad PNG header: {e}"))?;
+    let header = decoder
+        .read_header_info()
+        .map_err(|e| format!("bad PNG header: {e}"))?;
     let (width, height) = (header.width, header.height);
     if width == 0 || height == 0 {
         return Err(format!("empty image ({width}×{height})"));
@@ -40,13 +42,22 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     }
     let stored_type = header.color_type;
     let bit_depth = header.bit_depth as u8;
-    let mut reader = decoder.read_info().map_err(|e| format!("corrupt PNG: {e}"))?;
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("corrupt PNG: {e}"))?;
     let mut buf = vec![0u8; reader.output_buffer_size()];
     let frame = reader
         .next_frame(&mut buf)
         .map_err(|e| format!("corrupt or truncated PNG: {e}"))?;
     buf.truncate(frame.buffer_size());
-    let pixels = to_grey(&buf, frame.color_type, frame.bit_depth, frame.line_size, width, height)?;
+    let pixels = to_grey(
+        &buf,
+        frame.color_type,
+        frame.bit_depth,
+        frame.line_size,
+        width,
+        height,
+    )?;
     Ok(Grey {
         width,
         height,
@@ -104,7 +115,10 @@ fn to_grey(
         match channels {
             1 => out.extend_from_slice(row),
             2 => out.extend(row.chunks_exact(2).map(|p| p[0])),
-            _ => out.extend(row.chunks_exact(channels).map(|p| luminance(p[0], p[1], p[2]))),
+            _ => out.extend(
+                row.chunks_exact(channels)
+                    .map(|p| luminance(p[0], p[1], p[2])),
+            ),
         }
     }
     Ok(out)

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, ListBuilder, Int32Builder,
-    RecordBatch, StringArray,
+    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int32Builder, Int64Array,
+    ListBuilder, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -152,15 +152,29 @@ pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
     }
     let hist = hist.finish();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.image_index.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.source.as_str()))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.file_bytes))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.image_index.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.source.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.file_bytes),
+        )),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.width))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.height))),
-        Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.bit_depth))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.color_type))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stats.mean))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stats.std))),
+        Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|r| r.bit_depth),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.color_type),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.stats.mean),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.stats.std),
+        )),
         col_i16(&|r| r.stats.min),
         col_i16(&|r| r.stats.max),
         col_i16(&|r| r.stats.percentiles[0]),
@@ -168,9 +182,13 @@ pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
         col_i16(&|r| r.stats.percentiles[2]),
         col_i16(&|r| r.stats.percentiles[3]),
         col_i16(&|r| r.stats.percentiles[4]),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stats.entropy))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.stats.entropy),
+        )),
         Arc::new(hist),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.stats.dhash.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.stats.dhash.as_str()),
+        )),
     ];
     Ok(RecordBatch::try_new(stats_schema(), columns)?)
 }
@@ -178,10 +196,20 @@ pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
 /// Builds the `pixel_errors` batch.
 pub fn errors_batch(rows: &[PixelError]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.source.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.member.as_str()))),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.image_index.as_deref()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.error.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.source.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.member.as_str()),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| r.image_index.as_deref())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.error.as_str()),
+        )),
     ];
     Ok(RecordBatch::try_new(errors_schema(), columns)?)
 }
@@ -212,7 +240,8 @@ pub fn write_with(
         w.write(b)?;
     }
     w.close()?;
-    file.sync_all().ctx(|| format!("{}: cannot sync", tmp.display()))?;
+    file.sync_all()
+        .ctx(|| format!("{}: cannot sync", tmp.display()))?;
     std::fs::rename(&tmp, path).ctx(|| format!("{}: cannot rename", path.display()))
 }
 
@@ -280,12 +309,23 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
     let mut finished = false;
     loop {
         let (pq, js) = chunk_paths(cache, k);
-        let Ok(text) = std::fs::read_to_string(&js) else { break };
-        let Ok(info) = serde_json::from_str::<ChunkInfo>(&text) else { break };
+        let Ok(text) = std::fs::read_to_string(&js) else {
+            break;
+        };
+        let Ok(info) = serde_json::from_str::<ChunkInfo>(&text) else {
+            break;
+        };
         if !pq.exists() {
             break;
         }
-        absorb(&mut run, &mut seen, &pq, info.skipped, info.errors, info.names)?;
+        absorb(
+            &mut run,
+            &mut seen,
+            &pq,
+            info.skipped,
+            info.errors,
+            info.names,
+        )?;
         run.resumed += info.members;
         k += 1;
         if info.members < CHUNK {
@@ -316,7 +356,10 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
             let tx = res_tx.clone();
             scope.spawn(move || work(rx, tx));
         }
+        // Only the workers hold the queues now: if the collector stops early, they
+        // and then the reader see closed channels and stop too.
         drop(res_tx);
+        drop(job_rx);
         let collected = collect(res_rx, cache, k, &mut run, &mut seen, &bytes_read, progress);
         let read = reader.join().expect("reader thread does not panic");
         collected?;
@@ -337,12 +380,24 @@ fn absorb(
     names: Vec<String>,
 ) -> Result<()> {
     for b in read_batches(parquet)? {
-        let idx = b.column(0).as_any().downcast_ref::<StringArray>().expect("image_index is Utf8");
-        let src = b.column(1).as_any().downcast_ref::<StringArray>().expect("source is Utf8");
+        let idx = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("image_index is Utf8");
+        let src = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("source is Utf8");
         for i in 0..b.num_rows() {
             let source = src.value(i);
             let (archive, member) = source.rsplit_once(':').unwrap_or((source, ""));
-            run.names.push((archive.to_string(), member.to_string(), idx.value(i).to_string()));
+            run.names.push((
+                archive.to_string(),
+                member.to_string(),
+                idx.value(i).to_string(),
+            ));
         }
         run.measured += b.num_rows() as u64;
     }
@@ -367,8 +422,13 @@ fn read_members(
         if m.ordinal >= resume_from && matches!(m.kind, Kind::Png(_)) {
             let name = m.name().to_string();
             if !seen.insert(name.clone()) {
-                let first = first_source.get(&name).cloned().unwrap_or_else(|| "an earlier member".into());
-                m.kind = Kind::Failed(format!("duplicate image name: already measured from {first}"));
+                let first = first_source
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| "an earlier member".into());
+                m.kind = Kind::Failed(format!(
+                    "duplicate image name: already measured from {first}"
+                ));
             } else {
                 first_source.insert(name, format!("{}:{}", m.source, m.path));
             }
@@ -436,7 +496,9 @@ fn collect(
     let mut info = ChunkInfo::default();
     let mut last_update = Instant::now();
     // Fault injection for the resume tests: fail after committing this many chunks.
-    let fail_after: Option<u64> = std::env::var("CXR_TEST_FAIL_AFTER_CHUNKS").ok().and_then(|v| v.parse().ok());
+    let fail_after: Option<u64> = std::env::var("CXR_TEST_FAIL_AFTER_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (ordinal, outcome) in results {
         pending.insert(ordinal, outcome);
         while let Some(outcome) = pending.remove(&next) {
@@ -468,7 +530,10 @@ fn collect(
             }
         }
         if last_update.elapsed().as_millis() >= 200 {
-            progress.update(run.measured + rows.len() as u64, bytes_read.load(Ordering::Relaxed));
+            progress.update(
+                run.measured + rows.len() as u64,
+                bytes_read.load(Ordering::Relaxed),
+            );
             last_update = Instant::now();
         }
     }
@@ -488,12 +553,19 @@ fn commit_chunk(
     write_batches(&pq, stats_schema(), &[stats_batch(rows)?])?;
     let done = std::mem::take(info);
     let tmp = js.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&done).expect("chunk info serialises"))
-        .ctx(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&done).expect("chunk info serialises"),
+    )
+    .ctx(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, &js).ctx(|| format!("{}: cannot rename", js.display()))?;
     for r in rows.drain(..) {
         let (archive, member) = r.source.rsplit_once(':').unwrap_or((&r.source, ""));
-        run.names.push((archive.to_string(), member.to_string(), r.image_index.clone()));
+        run.names.push((
+            archive.to_string(),
+            member.to_string(),
+            r.image_index.clone(),
+        ));
         run.measured += 1;
     }
     run.chunks.push(pq);

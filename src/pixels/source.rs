@@ -111,7 +111,11 @@ pub fn total_bytes(inputs: &[PathBuf]) -> u64 {
         .iter()
         .map(|p| {
             if p.is_dir() {
-                walk(p).iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()
+                walk(p)
+                    .iter()
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
             } else {
                 std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
             }
@@ -170,18 +174,30 @@ fn stream_tar<R: Read>(
     let mut archive = tar::Archive::new(reader);
     let entries = match archive.entries() {
         Ok(e) => e,
-        Err(e) => return send(damage(source, *ordinal, &format!("unreadable archive: {e}"), ordinal)),
+        Err(e) => {
+            return send(damage(
+                source,
+                *ordinal,
+                &format!("unreadable archive: {e}"),
+                ordinal,
+            ));
+        }
     };
     let mut last = String::from("(start of archive)");
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let msg = format!("archive damaged or truncated after member {last}: {e}; members before it were kept");
+                let msg = format!(
+                    "archive damaged or truncated after member {last}: {e}; members before it were kept"
+                );
                 return send(damage(source, *ordinal, &msg, ordinal));
             }
         };
-        let path = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let is_file = entry.header().entry_type().is_file();
         let size = entry.size();
         let kind = if !is_file || !is_png_name(&path) {
@@ -252,7 +268,11 @@ fn stream_dir(
     send: &mut dyn FnMut(Member) -> bool,
 ) -> bool {
     for file in walk(dir) {
-        let rel = file.strip_prefix(dir).unwrap_or(&file).to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(dir)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .into_owned();
         let kind = if !is_png_name(&rel) {
             Kind::Skipped
         } else if *ordinal < resume_from {

@@ -140,7 +140,9 @@ mod tests {
     fn two_level_image() {
         // Left half 0, right half 255: mean 127.5, std 127.5, entropy 1 bit.
         let (w, h) = (20usize, 10usize);
-        let img: Vec<u8> = (0..w * h).map(|i| if i % w < w / 2 { 0 } else { 255 }).collect();
+        let img: Vec<u8> = (0..w * h)
+            .map(|i| if i % w < w / 2 { 0 } else { 255 })
+            .collect();
         let s = compute(&img, w, h);
         assert_eq!(s.mean, 127.5);
         assert_eq!(s.std, 127.5);

@@ -65,7 +65,14 @@ pub fn chest_image(size: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Encodes pixels as PNG. `data` is laid out as `color` and `depth` require.
-pub fn encode_png(data: &[u8], width: u32, height: u32, color: ColorType, depth: BitDepth, palette: Option<Vec<u8>>) -> Vec<u8> {
+pub fn encode_png(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    color: ColorType,
+    depth: BitDepth,
+    palette: Option<Vec<u8>>,
+) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, width, height);
@@ -75,14 +82,22 @@ pub fn encode_png(data: &[u8], width: u32, height: u32, color: ColorType, depth:
             enc.set_palette(p);
         }
         let mut w = enc.write_header().expect("valid PNG header");
-        w.write_image_data(data).expect("image data matches the header");
+        w.write_image_data(data)
+            .expect("image data matches the header");
     }
     out
 }
 
 /// An 8-bit grey PNG.
 pub fn grey_png(pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
-    encode_png(pixels, width, height, ColorType::Grayscale, BitDepth::Eight, None)
+    encode_png(
+        pixels,
+        width,
+        height,
+        ColorType::Grayscale,
+        BitDepth::Eight,
+        None,
+    )
 }
 
 /// Real NIH image names from the shipped metadata, or a synthetic pattern.
@@ -95,7 +110,11 @@ fn names(count: usize) -> Vec<String> {
     }
     let mut extra = 0;
     while out.len() < count {
-        out.push(format!("{:08}_{:03}.png", 90_000_000 + extra / 1000, extra % 1000));
+        out.push(format!(
+            "{:08}_{:03}.png",
+            90_000_000 + extra / 1000,
+            extra % 1000
+        ));
         extra += 1;
     }
     out
@@ -144,7 +163,12 @@ pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<u64> {
     let side = opts.size as u32;
     for (i, name) in all.iter().take(opts.count).enumerate() {
         let px = chest_image(opts.size, opts.seed.wrapping_add(i as u64));
-        append(&mut b, &format!("{MEMBER_DIR}/{name}"), &grey_png(&px, side, side)).map_err(io)?;
+        append(
+            &mut b,
+            &format!("{MEMBER_DIR}/{name}"),
+            &grey_png(&px, side, side),
+        )
+        .map_err(io)?;
     }
     let mut members = opts.count as u64 + 1;
     if opts.edge_cases {
@@ -165,19 +189,55 @@ pub fn edge_cases(names: &[String], size: usize, seed: u64) -> Vec<(String, Opti
     let side = size as u32;
     let px = chest_image(size, seed ^ 0xED6E);
     let rgba: Vec<u8> = px.iter().flat_map(|&v| [v, v, v, 255]).collect();
-    let wide: Vec<u8> = px.iter().flat_map(|&v| (v as u16 * 257).to_be_bytes()).collect();
+    let wide: Vec<u8> = px
+        .iter()
+        .flat_map(|&v| (v as u16 * 257).to_be_bytes())
+        .collect();
     let palette: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
     let big = chest_image(1024, seed ^ 0xB16);
     let good = grey_png(&px, side, side);
     let truncated = good[..good.len() / 2].to_vec();
     let n = |i: usize| format!("{MEMBER_DIR}/{}", names[i]);
     vec![
-        (n(0), Some(encode_png(&rgba, side, side, ColorType::Rgba, BitDepth::Eight, None))),
-        (n(1), Some(encode_png(&wide, side, side, ColorType::Grayscale, BitDepth::Sixteen, None))),
-        (n(2), Some(encode_png(&px, side, side, ColorType::Indexed, BitDepth::Eight, Some(palette)))),
+        (
+            n(0),
+            Some(encode_png(
+                &rgba,
+                side,
+                side,
+                ColorType::Rgba,
+                BitDepth::Eight,
+                None,
+            )),
+        ),
+        (
+            n(1),
+            Some(encode_png(
+                &wide,
+                side,
+                side,
+                ColorType::Grayscale,
+                BitDepth::Sixteen,
+                None,
+            )),
+        ),
+        (
+            n(2),
+            Some(encode_png(
+                &px,
+                side,
+                side,
+                ColorType::Indexed,
+                BitDepth::Eight,
+                Some(palette),
+            )),
+        ),
         (n(3), Some(grey_png(&big, 1024, 1024))),
         (n(4), Some(truncated)),
-        (format!("{MEMBER_DIR}/README.txt"), Some(b"not an image\n".to_vec())),
+        (
+            format!("{MEMBER_DIR}/README.txt"),
+            Some(b"not an image\n".to_vec()),
+        ),
         (format!("{MEMBER_DIR}/dup/{}", names[0]), Some(good)),
         (n(5), Some(oversize_header())),
     ]
@@ -203,7 +263,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -269,7 +333,12 @@ pub fn sample_tar(dir: &Path, out: &Path, side: usize) -> Result<u64> {
         let g = decode(&bytes).map_err(|e| Error::input(f, e))?;
         let small = resize_crop(&g.pixels, g.width as usize, g.height as usize, side);
         let name = f.file_name().expect("files have names").to_string_lossy();
-        append(&mut b, &format!("{MEMBER_DIR}/{name}"), &grey_png(&small, side as u32, side as u32)).map_err(io)?;
+        append(
+            &mut b,
+            &format!("{MEMBER_DIR}/{name}"),
+            &grey_png(&small, side as u32, side as u32),
+        )
+        .map_err(io)?;
     }
     b.into_inner().and_then(|mut w| w.flush()).map_err(io)?;
     Ok(files.len() as u64)

@@ -20,8 +20,16 @@ use crate::ingest::warehouse::{Manifest, SCHEMA_VERSION};
 /// `views/`, written over `{images}` and `{findings}` so that the analysis commands
 /// can run the same definitions over a cohort.
 pub const VIEWS: [(&str, &str, &[&str]); 2] = [
-    ("cooccurrence", include_str!("views/cooccurrence.sql"), &["images", "findings"]),
-    ("followups", include_str!("views/followups.sql"), &["images"]),
+    (
+        "cooccurrence",
+        include_str!("views/cooccurrence.sql"),
+        &["images", "findings"],
+    ),
+    (
+        "followups",
+        include_str!("views/followups.sql"),
+        &["images"],
+    ),
 ];
 
 /// The SQL of a built-in view over the given relations.
@@ -55,8 +63,9 @@ pub enum Register<'a> {
 
 /// Lists the tables stored in a warehouse: `<name>.parquet` files and `<name>/` dirs.
 pub fn stored_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::Warehouse(format!("{}: cannot list the warehouse: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Warehouse(format!("{}: cannot list the warehouse: {e}", dir.display()))
+    })?;
     let mut out = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
@@ -103,7 +112,10 @@ impl Warehouse {
         }
         for (name, _, _) in VIEWS {
             if wanted.view(name) {
-                let view = ctx.sql(&view_sql(name, "images", "findings")).await?.into_view();
+                let view = ctx
+                    .sql(&view_sql(name, "images", "findings"))
+                    .await?
+                    .into_view();
                 ctx.register_table(name, view)?;
             }
         }
@@ -139,8 +151,10 @@ impl Warehouse {
             }
             let mut df = self.ctx.execute_logical_plan(plan).await?;
             if !params.is_empty() {
-                let values: Vec<(&str, ScalarValue)> =
-                    params.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+                let values: Vec<(&str, ScalarValue)> = params
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.clone()))
+                    .collect();
                 df = df.with_param_values(values)?;
             }
             frames.push(df);
@@ -198,7 +212,9 @@ impl Wanted {
     }
 
     fn table(&self, name: &str) -> bool {
-        self.words.as_ref().is_none_or(|w| w.contains(&name.to_ascii_lowercase()))
+        self.words
+            .as_ref()
+            .is_none_or(|w| w.contains(&name.to_ascii_lowercase()))
     }
 
     fn view(&self, name: &str) -> bool {

@@ -95,8 +95,9 @@ pub struct QueryFile {
 impl QueryFile {
     /// Reads and checks a query file: every `$name` used must be declared.
     pub fn load(path: &Path) -> Result<QueryFile> {
-        let sql = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
+        let sql = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!("{}: cannot read query file: {e}", path.display()))
+        })?;
         let mut description = String::new();
         let mut params: Vec<Param> = Vec::new();
         for (i, line) in sql.lines().enumerate() {
@@ -125,7 +126,11 @@ impl QueryFile {
                         path,
                         i as u64 + 1,
                         None,
-                        format!("default `{d}` of ${} is not a {}", param.name, param.ty.name()),
+                        format!(
+                            "default `{d}` of ${} is not a {}",
+                            param.name,
+                            param.ty.name()
+                        ),
                     ));
                 }
                 params.push(param);
@@ -172,7 +177,11 @@ impl QueryFile {
                 return Err(self.param_error(format!("missing value for parameter `{}`", p.name)));
             };
             let value = p.ty.value(raw).ok_or_else(|| {
-                self.param_error(format!("`{raw}` is not a valid {} for parameter `{}`", p.ty.name(), p.name))
+                self.param_error(format!(
+                    "`{raw}` is not a valid {} for parameter `{}`",
+                    p.ty.name(),
+                    p.name
+                ))
             })?;
             out.push((p.name.clone(), value));
         }
@@ -188,7 +197,11 @@ impl QueryFile {
         if self.params.is_empty() {
             return format!("{} takes no parameters", self.name);
         }
-        let lines: Vec<String> = self.params.iter().map(|p| format!("  --param {p}")).collect();
+        let lines: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("  --param {p}"))
+            .collect();
         format!("parameters of {}:\n{}", self.name, lines.join("\n"))
     }
 }
@@ -253,7 +266,10 @@ fn placeholders(sql: &str) -> Vec<String> {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
         let name = &tail[..end];
-        if !name.is_empty() && !name.chars().all(|c| c.is_ascii_digit()) && !out.iter().any(|n| n == name) {
+        if !name.is_empty()
+            && !name.chars().all(|c| c.is_ascii_digit())
+            && !out.iter().any(|n| n == name)
+        {
             out.push(name.to_string());
         }
         rest = &tail[end..];
@@ -291,7 +307,11 @@ pub fn resolve(name: &str) -> Result<PathBuf> {
     }
     Err(Error::Usage(format!(
         "no saved query `{name}`: not a file, and not in {}; `cxr run --list` shows the saved queries",
-        query_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        query_dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
@@ -325,7 +345,10 @@ mod tests {
     #[test]
     fn parses_params() {
         let p = parse_param(" min_age INT = 40").unwrap();
-        assert_eq!((p.name.as_str(), p.ty, p.default.as_deref()), ("min_age", ParamType::Int, Some("40")));
+        assert_eq!(
+            (p.name.as_str(), p.ty, p.default.as_deref()),
+            ("min_age", ParamType::Int, Some("40"))
+        );
         let p = parse_param("sex TEXT = 'F'").unwrap();
         assert_eq!(p.default.as_deref(), Some("F"));
         assert!(parse_param("x NUMBER").is_none());

@@ -11,7 +11,9 @@ use cxr::sql::{Register, Warehouse};
 
 /// The shipped data directory.
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
 }
 
 /// Ingest options over the shipped files with the given metadata file.
@@ -21,6 +23,7 @@ pub fn options(metadata: &str, warehouse: &Path) -> IngestOptions {
         bbox: Some(data("BBox_List_2017.csv")),
         expert: Some(data("google2019_nih-chest-xray-labels.csv.gz")),
         splits: Some([data("train_val_list.txt"), data("test_list.txt")]),
+        images: vec![data("sample-images-224.tar")],
         warehouse: warehouse.to_path_buf(),
     }
 }
@@ -54,7 +57,8 @@ pub fn rows(wh: &Path, sql: &str) -> Vec<Vec<String>> {
         let df = w.plan(sql, false, &[]).await.unwrap().pop().unwrap();
         let (schema, batches) = cxr::sql::collect(df).await.unwrap();
         let mut out = Vec::new();
-        cxr::output::write_batches(&mut out, &schema, &batches, cxr::output::Format::Csv, 0).unwrap();
+        cxr::output::write_batches(&mut out, &schema, &batches, cxr::output::Format::Csv, 0)
+            .unwrap();
         let text = String::from_utf8(out).unwrap();
         parse_csv(&text).into_iter().skip(1).collect()
     })
@@ -64,7 +68,9 @@ pub fn rows(wh: &Path, sql: &str) -> Vec<Vec<String>> {
 pub fn int(wh: &Path, sql: &str) -> i64 {
     let r = rows(wh, sql);
     assert_eq!(r.len(), 1, "{sql} returned {} rows", r.len());
-    r[0][0].parse().unwrap_or_else(|_| panic!("{sql} returned {:?}", r[0][0]))
+    r[0][0]
+        .parse()
+        .unwrap_or_else(|_| panic!("{sql} returned {:?}", r[0][0]))
 }
 
 /// A tiny CSV parser for checking cxr's own output (quotes and doubled quotes).
@@ -99,7 +105,9 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
 /// The `cxr` binary with CXR_* variables cleared.
 pub fn cxr() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cxr"));
-    c.env_remove("CXR_WAREHOUSE").env_remove("CXR_DATA").env_remove("CXR_QUERIES");
+    c.env_remove("CXR_WAREHOUSE")
+        .env_remove("CXR_DATA")
+        .env_remove("CXR_QUERIES");
     c
 }
 
