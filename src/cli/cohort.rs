@@ -27,7 +27,7 @@ pub fn sql(cohort: &str, summary: bool) -> String {
     let findings: Vec<String> = FINDINGS.iter().map(|f| format!("('{f}')")).collect();
     format!(
         "WITH cohort AS (\n{cohort}\n),
-total AS (SELECT COUNT(*) AS n FROM cohort),
+total AS (SELECT COUNT(*) AS total_n FROM cohort),
 finding(label) AS (VALUES {}),
 ages AS (
     SELECT age, ROW_NUMBER() OVER (ORDER BY age) AS r, COUNT(*) OVER () AS n
@@ -48,7 +48,7 @@ rows AS (
     UNION ALL SELECT 11, 'finding', 'No Finding', COUNT(*) FROM cohort WHERE no_finding
 )
 SELECT measure, item, n,
-       CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total.n, 0), 2) END AS pct
+       CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total_n, 0), 2) END AS pct
 FROM rows CROSS JOIN total
 ORDER BY part, n DESC, item",
         findings.join(", ")

@@ -189,10 +189,26 @@ fn with_targets(batch: &RecordBatch) -> Result<RecordBatch> {
         if i >= first && i < first + 14 {
             continue;
         }
-        fields.push(f.as_ref().clone());
-        cols.push(batch.column(i).clone());
+        // Plain Utf8 and List rather than view and large types: what every reader,
+        // old pyarrow and Spark included, expects.
+        let plain = plain_type(f.data_type());
+        fields.push(f.as_ref().clone().with_data_type(plain.clone()));
+        cols.push(datafusion::arrow::compute::cast(batch.column(i), &plain)?);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// Utf8View/LargeUtf8 → Utf8 and LargeList → List, recursively.
+fn plain_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::List(f) | DataType::LargeList(f) => DataType::List(Arc::new(Field::new(
+            "item",
+            plain_type(f.data_type()),
+            f.is_nullable(),
+        ))),
+        other => other.clone(),
+    }
 }
 
 /// Writes one Parquet file with the provenance metadata.

@@ -307,6 +307,7 @@ where
             _ => String::new(),
         })
         .x_desc("% of images")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
     chart.draw_series(pct.iter().enumerate().map(|(i, (_, v))| {
@@ -340,6 +341,8 @@ where
         .configure_mesh()
         .x_desc("age (years)")
         .y_desc("images")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
     for (sex, colour, offset) in [
@@ -385,6 +388,8 @@ where
         .configure_mesh()
         .x_desc("mean grey value (bins of 8)")
         .y_desc("images")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
     chart.draw_series(rows.iter().map(|r| {

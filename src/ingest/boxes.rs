@@ -1,7 +1,6 @@
 //! `BBox_List_2017.csv` → `bboxes`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use polars::prelude::*;
 
@@ -29,9 +28,12 @@ pub struct BBox {
     pub xywh: [f64; 4],
 }
 
-/// Reads and cleans the box list. `images` is keyed by image index.
-pub fn read(path: &Path, images: &HashMap<&str, &Image>, issues: &mut Issues) -> Result<Vec<BBox>> {
-    let t = CsvTable::read(path, issues)?;
+/// Cleans the box list read into `t`. `images` is keyed by image index.
+pub fn clean(
+    t: &CsvTable,
+    images: &HashMap<&str, &Image>,
+    issues: &mut Issues,
+) -> Result<Vec<BBox>> {
     let index = t.require("Image Index", &["imageindex", "image"])?;
     let label_col = t.require("Finding Label", &["findinglabel", "findinglabels", "label"])?;
     // `Bbox [x,y,w,h]` is split over four header fields, or is one quoted field.

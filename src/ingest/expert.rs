@@ -1,7 +1,6 @@
 //! Google's 2019 radiologist-adjudicated labels → `expert_labels`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use polars::prelude::*;
 
@@ -29,13 +28,12 @@ pub struct ExpertRow {
     pub set_id: Option<String>,
 }
 
-/// Reads and cleans the expert label file.
-pub fn read(
-    path: &Path,
+/// Cleans the expert label file read into `t`.
+pub fn clean(
+    t: &CsvTable,
     images: &HashMap<&str, &Image>,
     issues: &mut Issues,
 ) -> Result<Vec<ExpertRow>> {
-    let t = CsvTable::read(path, issues)?;
     let index = t.require("Image Index", &["imageindex", "image"])?;
     let set = t.require("Set Id", &["setid", "set"])?;
     let flag_pos: Vec<usize> = FLAGS

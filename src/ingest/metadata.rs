@@ -162,6 +162,7 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
     let (width, height) = (get(c.width)?, get(c.height)?);
     let (sx, sy) = (get(c.spacing_x)?, get(c.spacing_y)?);
 
+    crate::trace("  column values", start);
     let mut row = RowCleaner {
         source: &t.source,
         issues,
@@ -207,6 +208,7 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
         seen.insert(image.image_index.clone(), row.line);
         images.push(image);
     }
+    crate::trace("  clean rows", start);
     let revision = if units_seen || patient.iter().flatten().any(|p| p.starts_with('0')) {
         Revision::Original2017
     } else {

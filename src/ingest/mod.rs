@@ -82,45 +82,48 @@ pub fn run_with_progress(
     let start = Instant::now();
     check_inputs(opts)?;
     let mut issues = Issues::default();
-    let mut inputs = vec![InputFile::describe("metadata", &opts.metadata)?];
-
-    crate::trace("describe metadata", start);
+    // The side inputs do not need the metadata until they are matched against it:
+    // parse them on another thread while the metadata is read and cleaned.
+    let (meta, side) = std::thread::scope(|s| {
+        let side = s.spawn(|| read_side(opts));
+        let meta = metadata::read(&opts.metadata, &mut issues);
+        (meta, side.join().expect("side input reader does not panic"))
+    });
+    let (meta, mut side) = (meta?, side?);
+    crate::trace("read inputs", start);
     let t = Instant::now();
-    let meta = metadata::read(&opts.metadata, &mut issues)?;
-    crate::trace("read metadata", t);
-    let t = Instant::now();
+    issues.extend(std::mem::take(&mut side.issues));
+    let mut inputs = side.inputs;
     let mut images = meta.images;
-    if let Some([train_val, test]) = &opts.splits {
-        splits::assign([train_val, test], &mut images, &mut issues)?;
-        inputs.push(InputFile::describe("split_train_val", train_val)?);
-        inputs.push(InputFile::describe("split_test", test)?);
+    if let Some(lists) = &side.lists {
+        splits::assign(lists, &side.list_sources, &mut images, &mut issues);
     }
     let by_name: HashMap<&str, &metadata::Image> =
         images.iter().map(|i| (i.image_index.as_str(), i)).collect();
-    let boxes = match &opts.bbox {
-        Some(p) => {
-            inputs.push(InputFile::describe("bbox", p)?);
-            boxes::read(p, &by_name, &mut issues)?
-        }
+    let boxes = match &side.bbox {
+        Some(t) => boxes::clean(t, &by_name, &mut issues)?,
         None => Vec::new(),
     };
-    let experts = match &opts.expert {
-        Some(p) => {
-            inputs.push(InputFile::describe("expert", p)?);
-            expert::read(p, &by_name, &mut issues)?
-        }
+    let experts = match &side.expert {
+        Some(t) => expert::clean(t, &by_name, &mut issues)?,
         None => Vec::new(),
     };
     crate::trace("splits, boxes, expert", t);
     let t = Instant::now();
     let source = csv::source_name(&opts.metadata);
-    let mut frames: Vec<(&str, DataFrame)> = vec![
-        ("images", metadata::images_frame(&images)?),
-        ("findings", metadata::findings_frame(&images)?),
+    let patients = metadata::patients_frame(&images, &source, &mut issues)?;
+    let (images_df, findings_df) = std::thread::scope(|s| {
+        let findings = s.spawn(|| metadata::findings_frame(&images));
+        let images_df = metadata::images_frame(&images);
         (
-            "patients",
-            metadata::patients_frame(&images, &source, &mut issues)?,
-        ),
+            images_df,
+            findings.join().expect("frame builder does not panic"),
+        )
+    });
+    let mut frames: Vec<(&str, DataFrame)> = vec![
+        ("images", images_df?),
+        ("findings", findings_df?),
+        ("patients", patients),
         ("bboxes", boxes::frame(&boxes)?),
         ("expert_labels", expert::frame(&experts)?),
     ];
@@ -143,11 +146,23 @@ pub fn run_with_progress(
 
     let t = Instant::now();
     let staging = Staging::new(&opts.warehouse)?;
-    let mut tables = Vec::new();
-    for (name, df) in frames.iter_mut() {
-        write_parquet(df, &staging.path(&format!("{name}.parquet")))?;
-        tables.push((name.to_string(), df.height() as u64));
-    }
+    let mut tables: Vec<(String, u64)> = frames
+        .iter()
+        .map(|(name, df)| (name.to_string(), df.height() as u64))
+        .collect();
+    // Tables are independent files: write them concurrently.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = frames
+            .iter_mut()
+            .map(|(name, df)| {
+                let path = staging.path(&format!("{name}.parquet"));
+                s.spawn(move || write_parquet(df, &path))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("writer does not panic"))
+    })?;
     let empty = crate::pixels::run::PixelRun::default();
     let run = pixel_run.as_ref().unwrap_or(&empty);
     tables.extend(write_pixel_tables(run, &staging)?);
@@ -182,6 +197,45 @@ pub fn run_with_progress(
         }),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The inputs read beside the metadata: parsed, not yet matched against it.
+struct Side {
+    lists: Option<[Vec<(u64, String)>; 2]>,
+    list_sources: [String; 2],
+    bbox: Option<csv::CsvTable>,
+    expert: Option<csv::CsvTable>,
+    inputs: Vec<InputFile>,
+    issues: Issues,
+}
+
+/// Describes every input file (size, SHA-256) and parses the box list, the expert
+/// labels and the split lists.
+fn read_side(opts: &IngestOptions) -> Result<Side> {
+    let mut side = Side {
+        lists: None,
+        list_sources: Default::default(),
+        bbox: None,
+        expert: None,
+        inputs: vec![InputFile::describe("metadata", &opts.metadata)?],
+        issues: Issues::default(),
+    };
+    if let Some([train_val, test]) = &opts.splits {
+        side.inputs
+            .push(InputFile::describe("split_train_val", train_val)?);
+        side.inputs.push(InputFile::describe("split_test", test)?);
+        side.lists = Some([csv::read_list(train_val)?, csv::read_list(test)?]);
+        side.list_sources = [csv::source_name(train_val), csv::source_name(test)];
+    }
+    if let Some(p) = &opts.bbox {
+        side.inputs.push(InputFile::describe("bbox", p)?);
+        side.bbox = Some(csv::CsvTable::read(p, &mut side.issues)?);
+    }
+    if let Some(p) = &opts.expert {
+        side.inputs.push(InputFile::describe("expert", p)?);
+        side.expert = Some(csv::CsvTable::read(p, &mut side.issues)?);
+    }
+    Ok(side)
 }
 
 /// A measured image whose name has no `images` row is kept, with a `data_issues` row.

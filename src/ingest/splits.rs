@@ -1,69 +1,72 @@
 //! The official split lists (`train_val_list.txt`, `test_list.txt`) → `images.split`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
-use crate::error::Result;
-use crate::ingest::csv::{read_list, source_name};
 use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
 
 /// Split names, in the order of the `--splits` arguments.
 pub const SPLIT_NAMES: [&str; 2] = ["train_val", "test"];
 
-/// Sets `split` on every image from the two lists. Names missing from the metadata,
-/// names in both lists and images in neither list are recorded in `data_issues`.
-pub fn assign(lists: [&Path; 2], images: &mut [Image], issues: &mut Issues) -> Result<()> {
-    let known: HashSet<String> = images.iter().map(|i| i.image_index.clone()).collect();
-    let mut split_of: HashMap<String, Option<&'static str>> = HashMap::new();
-    let mut first_source = String::new();
-    for (path, name) in lists.iter().zip(SPLIT_NAMES) {
-        let source = source_name(path);
-        if first_source.is_empty() {
-            first_source = source.clone();
-        }
-        for (line, entry) in read_list(path)? {
-            let file = entry.rsplit('/').next().unwrap_or(&entry).to_string();
-            if !known.contains(&file) {
-                issues.push(
-                    &source,
-                    Some(line),
-                    None,
-                    Some(&entry),
-                    "image not in the metadata; ignored",
-                );
-                continue;
-            }
-            match split_of.get(&file) {
-                Some(Some(prev)) if *prev == name => issues.push(
-                    &source,
-                    Some(line),
-                    None,
-                    Some(&entry),
-                    "listed twice; kept once",
-                ),
-                Some(_) => {
+/// Sets `split` on every image from the two lists of (line, name), read from the
+/// files named in `sources`. Names missing from the metadata, names in both lists
+/// and images in neither list are recorded in `data_issues`.
+pub fn assign(
+    lists: &[Vec<(u64, String)>; 2],
+    sources: &[String; 2],
+    images: &mut [Image],
+    issues: &mut Issues,
+) {
+    // What each image gets: None until listed, Some(None) when listed in both.
+    let mut split_of: Vec<Option<Option<&'static str>>> = vec![None; images.len()];
+    {
+        let index: HashMap<&str, usize> = images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| (img.image_index.as_str(), i))
+            .collect();
+        for ((list, name), source) in lists.iter().zip(SPLIT_NAMES).zip(sources) {
+            for (line, entry) in list {
+                let file = entry.rsplit('/').next().unwrap_or(entry);
+                let Some(&i) = index.get(file) else {
                     issues.push(
-                        &source,
-                        Some(line),
+                        source,
+                        Some(*line),
                         None,
-                        Some(&entry),
-                        "image is in more than one split list; split set to NULL",
+                        Some(entry),
+                        "image not in the metadata; ignored",
                     );
-                    split_of.insert(file, None);
-                }
-                None => {
-                    split_of.insert(file, Some(name));
+                    continue;
+                };
+                match split_of[i] {
+                    Some(Some(prev)) if prev == name => issues.push(
+                        source,
+                        Some(*line),
+                        None,
+                        Some(entry),
+                        "listed twice; kept once",
+                    ),
+                    Some(_) => {
+                        issues.push(
+                            source,
+                            Some(*line),
+                            None,
+                            Some(entry),
+                            "image is in more than one split list; split set to NULL",
+                        );
+                        split_of[i] = Some(None);
+                    }
+                    None => split_of[i] = Some(Some(name)),
                 }
             }
         }
     }
-    let sources = lists.map(source_name).join(" + ");
-    for img in images.iter_mut() {
-        img.split = split_of.get(&img.image_index).copied().flatten();
-        if !split_of.contains_key(&img.image_index) {
+    let both = sources.join(" + ");
+    for (img, s) in images.iter_mut().zip(split_of) {
+        img.split = s.flatten();
+        if s.is_none() {
             issues.push(
-                &sources,
+                &both,
                 None,
                 None,
                 Some(&img.image_index),
@@ -71,8 +74,7 @@ pub fn assign(lists: [&Path; 2], images: &mut [Image], issues: &mut Issues) -> R
             );
         }
     }
-    leak_check(images, &sources, issues);
-    Ok(())
+    leak_check(images, &both, issues);
 }
 
 /// Records every patient whose images fall in more than one split.

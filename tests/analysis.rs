@@ -1,0 +1,499 @@
+//! Cohort, co-occurrence, follow-up and plot commands; export, inspect and split.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+
+fn wh() -> String {
+    wh2020().to_str().unwrap().to_string()
+}
+
+fn csv_rows(args: &[&str]) -> Vec<Vec<String>> {
+    let w = wh();
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend_from_slice(&["-w", &w, "--format", "csv"]);
+    let out = run(&a);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    parse_csv(&stdout(&out)).into_iter().skip(1).collect()
+}
+
+#[test]
+fn cohort_flags_give_published_counts() {
+    let r = csv_rows(&[
+        "cohort",
+        "--with",
+        "Effusion",
+        "--without",
+        "Pneumothorax",
+        "--sex",
+        "F",
+        "--age",
+        "40..60",
+        "--view",
+        "PA",
+    ]);
+    assert_eq!(r.len(), 1_416);
+    assert_eq!(
+        r.iter()
+            .map(|r| r[1].as_str())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        761
+    );
+    assert_eq!(
+        csv_rows(&["cohort", "--view", "PA", "--first-study"]).len(),
+        28_868
+    );
+    // Case-insensitive labels, open-ended ages.
+    assert_eq!(
+        csv_rows(&["cohort", "--with", "hernia", "--age", "..30"]).len() as i64,
+        int(
+            &wh2020(),
+            "SELECT COUNT(*) FROM images WHERE hernia AND age <= 30"
+        )
+    );
+    assert_eq!(
+        csv_rows(&[
+            "cohort",
+            "--any",
+            "Hernia",
+            "--any",
+            "Edema",
+            "--no-finding"
+        ])
+        .len(),
+        0
+    );
+    assert_eq!(
+        csv_rows(&["cohort", "--min-studies", "50", "--split", "test"]).len() as i64,
+        int(
+            &wh2020(),
+            "SELECT COUNT(*) FROM images i JOIN patients p ON p.patient_id = i.patient_id WHERE p.n_images >= 50 AND i.split = 'test'"
+        )
+    );
+    let out = run(&["cohort", "-w", &wh(), "--with", "Covid"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Pleural_Thickening"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cohort_summary_and_pixel_predicates() {
+    let r = csv_rows(&["cohort", "--with", "Effusion", "--summary"]);
+    let get = |m: &str, i: &str| {
+        r.iter()
+            .find(|x| x[0] == m && x[1] == i)
+            .map(|x| x[2].clone())
+            .unwrap()
+    };
+    assert_eq!(get("images", ""), "13317");
+    assert_eq!(get("finding", "Infiltration"), "4000");
+    // The shipped sample has pixel statistics for 24 images.
+    let r = csv_rows(&["cohort", "--where", "mean > 0"]);
+    assert_eq!(r.len(), 24);
+}
+
+#[test]
+fn show_sql_runs_through_cxr_sql_with_the_same_rows() {
+    for args in [
+        vec!["cohort", "--with", "Mass", "--view", "AP", "--first-study"],
+        vec!["cooccur", "--metric", "jaccard", "--sex", "M"],
+        vec!["followup", "--transitions", "--view", "PA"],
+    ] {
+        let w = wh();
+        let mut a = args.clone();
+        a.extend_from_slice(&["-w", &w, "--show-sql"]);
+        let sql = stdout(&run(&a));
+        assert!(sql.trim_end().ends_with(';'), "{sql}");
+        let via_sql = run(&["sql", "-w", &w, "--format", "csv", &sql]);
+        assert!(via_sql.status.success(), "{}", stderr(&via_sql));
+        let direct = csv_rows(&args);
+        assert_eq!(
+            parse_csv(&stdout(&via_sql))[1..].to_vec(),
+            direct,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn cooccur_matches_the_view() {
+    let r = csv_rows(&["cooccur"]);
+    assert_eq!(r.len(), 182);
+    let view = rows(
+        &wh2020(),
+        "SELECT label_a, label_b, n_a, n_b, n_ab FROM cooccurrence ORDER BY label_a, label_b",
+    );
+    let mine: Vec<Vec<String>> = r.iter().map(|x| x[..5].to_vec()).collect();
+    assert_eq!(mine, view);
+    let lift = csv_rows(&["cooccur", "--metric", "lift"]);
+    let e = lift
+        .iter()
+        .find(|x| x[0] == "Effusion" && x[1] == "Infiltration")
+        .unwrap();
+    assert!(
+        (e[5].parse::<f64>().unwrap() - 4000.0 * 112_120.0 / (13_317.0 * 19_894.0)).abs() < 1e-9
+    );
+    // The matrix form on a table.
+    let w = wh();
+    let t = stdout(&run(&["cooccur", "-w", &w, "--format", "table"]));
+    assert!(
+        t.contains("Pleural Thickening") && t.contains("4000"),
+        "{t}"
+    );
+}
+
+#[test]
+fn followup_timeline_and_transitions() {
+    let t = csv_rows(&["followup", "--patient", "18404"]);
+    assert_eq!(t.len(), 19);
+    assert_eq!(t[0][0], "1");
+    assert_eq!(t[0][6], "", "no new_labels on the first study");
+    let tr = csv_rows(&["followup", "--transitions"]);
+    assert_eq!(tr.len(), 14);
+    for row in &tr {
+        let direct = int(
+            &wh2020(),
+            &format!(
+                "SELECT COUNT(*) FROM followups WHERE array_has(new_labels, '{}')",
+                row[0]
+            ),
+        );
+        assert_eq!(row[1].parse::<i64>().unwrap(), direct, "{}", row[0]);
+    }
+    let summary = csv_rows(&["followup"]);
+    let eff = summary.iter().find(|r| r[0] == "Effusion").unwrap();
+    let ever: i64 = eff[2].parse().unwrap();
+    let first: i64 = eff[3].parse().unwrap();
+    let incident: i64 = eff[4].parse().unwrap();
+    assert_eq!(ever, first + incident);
+    assert_eq!(
+        ever,
+        int(
+            &wh2020(),
+            "SELECT COUNT(DISTINCT patient_id) FROM images WHERE effusion AND patient_id IN (SELECT patient_id FROM patients WHERE n_images >= 2)"
+        )
+    );
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    (
+        u32::from_be_bytes(b[16..20].try_into().unwrap()),
+        u32::from_be_bytes(b[20..24].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn plots_are_valid_files_of_the_right_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = wh();
+    for (kind, file, size) in [
+        ("cooccurrence", "c.png", "1000x800"),
+        ("labels", "l.svg", "900x600"),
+        ("age", "a.png", "800x500"),
+        ("pixels", "p.svg", "700x500"),
+    ] {
+        let out_path = dir.path().join(file);
+        let out = run(&[
+            "plot",
+            kind,
+            "-w",
+            &w,
+            "--size",
+            size,
+            "--out",
+            out_path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        let (ew, eh): (u32, u32) = {
+            let (a, b) = size.split_once('x').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        };
+        if file.ends_with(".png") {
+            assert_eq!(png_size(&out_path), (ew, eh));
+        } else {
+            let svg = std::fs::read_to_string(&out_path).unwrap();
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+            assert!(
+                svg.contains(&format!("width=\"{ew}\""))
+                    && svg.contains(&format!("height=\"{eh}\""))
+            );
+            if kind == "labels" {
+                assert!(svg.contains("Pleural Thickening") && svg.contains("% of images"));
+            }
+        }
+    }
+}
+
+fn read_parquet(
+    path: &str,
+) -> (
+    datafusion::arrow::datatypes::SchemaRef,
+    Vec<datafusion::arrow::array::RecordBatch>,
+) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let df = ctx.read_parquet(path, Default::default()).await.unwrap();
+        let schema = df.schema().inner().clone();
+        (schema, df.collect().await.unwrap())
+    })
+}
+
+#[test]
+fn export_training_manifest_reads_back() {
+    use datafusion::arrow::array::{Array, FixedSizeListArray, Float32Array, StringArray};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pa.parquet");
+    let w = wh();
+    let out = run(&[
+        "export",
+        "-w",
+        &w,
+        "--view",
+        "PA",
+        "--first-study",
+        "--image-root",
+        "/data/img",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (schema, batches) = read_parquet(file.to_str().unwrap());
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 28_868);
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "image_index",
+            "patient_id",
+            "follow_up",
+            "age",
+            "sex",
+            "view_position",
+            "split",
+            "labels",
+            "targets",
+            "path"
+        ]
+    );
+    // targets equal the boolean columns: compare every image's vector to its labels.
+    let mut positives = 0.0f32;
+    for b in &batches {
+        let t = b
+            .column_by_name("targets")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .unwrap();
+        // DataFusion reads strings back as views: cast for the comparison.
+        let text = |name: &str| {
+            let c = datafusion::arrow::compute::cast(
+                b.column_by_name(name).unwrap(),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            c.as_any().downcast_ref::<StringArray>().unwrap().clone()
+        };
+        let (p, idx) = (text("path"), text("image_index"));
+        assert_eq!(t.value_length(), 14);
+        let v = t.values().as_any().downcast_ref::<Float32Array>().unwrap();
+        positives += v.values().iter().sum::<f32>();
+        assert_eq!(p.value(0), format!("/data/img/{}", idx.value(0)));
+    }
+    let expected = int(
+        &wh2020(),
+        "WITH f AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY patient_id ORDER BY follow_up, image_index) AS r FROM images WHERE view_position = 'PA') SELECT SUM(n_labels) FROM f WHERE r = 1",
+    );
+    assert_eq!(positives as i64, expected);
+    // Provenance metadata, shown by inspect.
+    let info = stdout(&run(&["inspect", file.to_str().unwrap()]));
+    assert!(
+        info.contains("cxr.targets: [\"Atelectasis\"")
+            && info.contains("cxr.manifest_sha256")
+            && info.contains("cxr.query"),
+        "{info}"
+    );
+    assert!(info.contains("targets: FixedSizeList(14"), "{info}");
+}
+
+#[test]
+fn partitioned_export_keeps_partition_values_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("ds");
+    let w = wh();
+    let out = run(&[
+        "export",
+        "-w",
+        &w,
+        "--partition-by",
+        "split",
+        "--compression",
+        "snappy",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out_dir.join("split=test/part-0.parquet").exists());
+    let (schema, _) = read_parquet(out_dir.join("split=test/part-0.parquet").to_str().unwrap());
+    assert!(
+        schema.field_with_name("split").is_err(),
+        "partition column must not be inside the files"
+    );
+    let n = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let opts = datafusion::prelude::ParquetReadOptions::default().table_partition_cols(vec![(
+            "split".to_string(),
+            datafusion::arrow::datatypes::DataType::Utf8,
+        )]);
+        ctx.register_parquet("ds", out_dir.to_str().unwrap(), opts)
+            .await
+            .unwrap();
+        let b = ctx
+            .sql("SELECT split, COUNT(*) FROM ds GROUP BY split ORDER BY split")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        cxr::output::write_batches(&mut out, &b[0].schema(), &b, cxr::output::Format::Csv, 0)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    });
+    assert_eq!(
+        n.lines().skip(1).collect::<Vec<_>>(),
+        ["test,25596", "train_val,86524"]
+    );
+
+    let tables = dir.path().join("tables");
+    let out = run(&["export", "-w", &w, "--tables", tables.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for t in [
+        "images",
+        "findings",
+        "patients",
+        "bboxes",
+        "expert_labels",
+        "data_issues",
+        "pixel_stats",
+        "pixel_errors",
+    ] {
+        assert!(tables.join(format!("{t}.parquet")).exists(), "{t}");
+    }
+}
+
+fn copy_warehouse(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(wh2020()).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn splits_official_random_and_stratified() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("wh");
+    copy_warehouse(&w);
+    let ws = w.to_str().unwrap();
+    let out = run(&["split", "-w", ws, "--official"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        int(
+            &w,
+            "SELECT COUNT(*) FROM images i JOIN splits s ON s.patient_id = i.patient_id WHERE s.split = 'train_val'"
+        ),
+        86_524
+    );
+    assert_eq!(
+        int(
+            &w,
+            "SELECT COUNT(*) FROM images i JOIN splits s ON s.patient_id = i.patient_id WHERE s.split = 'test'"
+        ),
+        25_596
+    );
+    let check = stdout(&run(&["split", "-w", ws, "--check", "--format", "csv"]));
+    assert!(check.lines().skip(1).all(|l| l.ends_with(",0")), "{check}");
+
+    let assignment = |seed: &str, stratify: bool| {
+        let out_file = dir.path().join(format!("a{seed}{stratify}.parquet"));
+        let mut a = vec![
+            "split",
+            "-w",
+            ws,
+            "--seed",
+            seed,
+            "--fractions",
+            "0.7,0.1,0.2",
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
+        if stratify {
+            a.push("--stratify");
+        }
+        let out = run(&a);
+        assert!(out.status.success(), "{}", stderr(&out));
+        rows(
+            &w,
+            "SELECT patient_id, split FROM splits ORDER BY patient_id",
+        )
+    };
+    let a = assignment("7", false);
+    assert_eq!(a, assignment("7", false), "same seed, same split");
+    assert_ne!(a, assignment("8", false));
+    assert_eq!(a.len(), 30_805, "one row per patient: nobody in two splits");
+    let n = |s: &str| a.iter().filter(|r| r[1] == s).count() as f64 / 30_805.0;
+    assert!((n("train") - 0.7).abs() < 0.001 && (n("val") - 0.1).abs() < 0.001);
+
+    assignment("7", true);
+    // Every finding's image prevalence per split within 0.25 points (and 15 %) of the whole.
+    let prev = rows(
+        &w,
+        "SELECT f.label, s.split, COUNT(*) FROM findings f JOIN splits s ON s.patient_id = f.patient_id GROUP BY 1, 2",
+    );
+    let sizes = rows(
+        &w,
+        "SELECT s.split, COUNT(*) FROM images i JOIN splits s ON s.patient_id = i.patient_id GROUP BY 1",
+    );
+    let size = |s: &str| {
+        sizes.iter().find(|r| r[0] == s).unwrap()[1]
+            .parse::<f64>()
+            .unwrap()
+    };
+    for r in &prev {
+        let whole = int(
+            &w,
+            &format!("SELECT COUNT(*) FROM findings WHERE label = '{}'", r[0]),
+        ) as f64
+            / 112_120.0
+            * 100.0;
+        let here = r[2].parse::<f64>().unwrap() / size(&r[1]) * 100.0;
+        assert!(
+            (here - whole).abs() < 0.25 && (here - whole).abs() / whole < 0.15,
+            "{r:?}: {here} vs {whole}"
+        );
+    }
+    // The cohort flag uses the new split.
+    assert_eq!(
+        csv_rows_in(ws, &["cohort", "--split", "val"]).len() as i64,
+        int(
+            &w,
+            "SELECT COUNT(*) FROM images i JOIN splits s ON s.patient_id = i.patient_id WHERE s.split = 'val'"
+        )
+    );
+}
+
+fn csv_rows_in(w: &str, args: &[&str]) -> Vec<Vec<String>> {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend_from_slice(&["-w", w, "--format", "csv"]);
+    let out = run(&a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    parse_csv(&stdout(&out)).into_iter().skip(1).collect()
+}
