@@ -227,32 +227,12 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separates() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(112120), "112,120");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
-
-    #[test]
-    fn csv_quotes_when_needed() {
-        assert_eq!(csv_field("a"), "a");
-        assert_eq!(csv_field("[a, b]"), "\"[a, b]\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
 }
 
 /// Writes a whole result to `path`, the format taken from its extension. The file
@@ -312,4 +292,24 @@ fn row_count(batches: &[RecordBatch]) -> u64 {
                 .map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>())
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separates() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(112120), "112,120");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn csv_quotes_when_needed() {
+        assert_eq!(csv_field("a"), "a");
+        assert_eq!(csv_field("[a, b]"), "\"[a, b]\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 }

@@ -137,8 +137,8 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
                 .expect("at least one split");
             out[p] = s;
             desired[s] -= patients[p].images as f64;
-            for l in 0..14 {
-                desired_label[s][l] -= patients[p].label_images[l] as f64;
+            for (slot, n) in desired_label[s].iter_mut().zip(patients[p].label_images) {
+                *slot -= n as f64;
             }
         }
         remaining = keep;
