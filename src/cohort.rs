@@ -58,6 +58,20 @@ pub struct Available {
     pub splits: bool,
 }
 
+impl Available {
+    /// What the opened warehouse has.
+    pub fn of(wh: &crate::sql::Warehouse) -> Result<Available> {
+        Ok(Available {
+            pixel_stats: wh
+                .manifest
+                .tables
+                .get("pixel_stats")
+                .is_some_and(|n| *n > 0),
+            splits: wh.has_table("splits")?,
+        })
+    }
+}
+
 fn finding(name: &str) -> Result<&'static str> {
     lookup(name).ok_or_else(|| {
         Error::Usage(format!(

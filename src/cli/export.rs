@@ -239,16 +239,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         .clone()
         .ok_or_else(|| Error::Usage("cxr export needs --out FILE.parquet or DIR".into()))?;
     let wh = Warehouse::open(&cmd.common.warehouse.path(), Register::All).await?;
-    let avail = crate::cohort::Available {
-        pixel_stats: wh
-            .manifest
-            .tables
-            .get("pixel_stats")
-            .is_some_and(|n| *n > 0),
-        splits: crate::sql::stored_tables(&wh.dir)?
-            .iter()
-            .any(|(n, _)| n == "splits"),
-    };
+    let avail = crate::cohort::Available::of(&wh)?;
     if cmd.with_pixels && !avail.pixel_stats {
         return Err(Error::Usage(
             "--with-pixels: this warehouse has no pixel statistics".into(),

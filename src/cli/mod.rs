@@ -196,16 +196,7 @@ impl AnalysisArgs {
     ) -> Result<(crate::sql::Warehouse, String)> {
         let wh =
             crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::All).await?;
-        let avail = crate::cohort::Available {
-            pixel_stats: wh
-                .manifest
-                .tables
-                .get("pixel_stats")
-                .is_some_and(|n| *n > 0),
-            splits: crate::sql::stored_tables(&wh.dir)?
-                .iter()
-                .any(|(n, _)| n == "splits"),
-        };
+        let avail = crate::cohort::Available::of(&wh)?;
         let sql = build(&self.cohort.images_sql(avail)?)?;
         Ok((wh, sql))
     }

@@ -334,9 +334,7 @@ async fn prevalence_table(wh: &Warehouse) -> Result<Table> {
 }
 
 async fn check(wh: &Warehouse) -> Result<()> {
-    let has_splits = crate::sql::stored_tables(&wh.dir)?
-        .iter()
-        .any(|(n, _)| n == "splits");
+    let has_splits = wh.has_table("splits")?;
     let mut sql = String::from(
         "SELECT 'official (images.split)' AS assignment, COUNT(*) AS patients_in_more_than_one_split FROM (SELECT patient_id FROM images WHERE split IS NOT NULL GROUP BY patient_id HAVING COUNT(DISTINCT split) > 1) AS t",
     );

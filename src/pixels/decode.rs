@@ -51,7 +51,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         .map_err(|e| format!("corrupt or truncated PNG: {e}"))?;
     buf.truncate(frame.buffer_size());
     let pixels = to_grey(
-        &buf,
+        buf,
         frame.color_type,
         frame.bit_depth,
         frame.line_size,
@@ -85,7 +85,7 @@ pub fn luminance(r: u8, g: u8, b: u8) -> u8 {
 }
 
 fn to_grey(
-    buf: &[u8],
+    mut buf: Vec<u8>,
     color: ColorType,
     depth: BitDepth,
     line_size: usize,
@@ -107,7 +107,8 @@ fn to_grey(
         return Err("decoded buffer shorter than the image".into());
     }
     if channels == 1 && line_size == w {
-        return Ok(buf[..w * h].to_vec());
+        buf.truncate(w * h);
+        return Ok(buf);
     }
     let mut out = Vec::with_capacity(w * h);
     for row in buf.chunks(line_size).take(h) {

@@ -30,20 +30,37 @@ pub const PERCENTILES: [u64; 5] = [1, 5, 50, 95, 99];
 /// pixel). The image must not be empty.
 pub fn compute(grey: &[u8], width: usize, height: usize) -> Stats {
     debug_assert_eq!(grey.len(), width * height);
-    let mut hist = [0u64; 256];
-    // Cell sums for the 9 × 8 dhash grid: each pixel adds to one cell (box filter).
+    // Four interleaved histograms avoid stalls on runs of equal values.
+    let mut hists = [[0u32; 256]; 4];
+    // The dhash grid's column boundaries: pixel x belongs to cell x * 9 / width.
     let col_cell: Vec<usize> = (0..width).map(|x| x * 9 / width).collect();
+    let bounds: Vec<(usize, usize)> = (0..9)
+        .map(|c| {
+            let a = col_cell.iter().position(|&k| k == c).unwrap_or(width);
+            let b = col_cell.iter().rposition(|&k| k == c).map_or(a, |i| i + 1);
+            (a, b)
+        })
+        .collect();
     let mut cells = [0u64; 72];
     for (y, row) in grey.chunks_exact(width).enumerate() {
         let base = (y * 8 / height) * 9;
-        let mut row_cells = [0u64; 9];
-        for (x, &v) in row.iter().enumerate() {
-            hist[v as usize] += 1;
-            row_cells[col_cell[x]] += v as u64;
+        for (c, &(a, b)) in bounds.iter().enumerate() {
+            cells[base + c] += row[a..b].iter().map(|&v| v as u64).sum::<u64>();
         }
-        for c in 0..9 {
-            cells[base + c] += row_cells[c];
+        let quads = row.chunks_exact(4);
+        for &v in quads.remainder() {
+            hists[0][v as usize] += 1;
         }
+        for q in quads {
+            hists[0][q[0] as usize] += 1;
+            hists[1][q[1] as usize] += 1;
+            hists[2][q[2] as usize] += 1;
+            hists[3][q[3] as usize] += 1;
+        }
+    }
+    let mut hist = [0u64; 256];
+    for (v, h) in hist.iter_mut().enumerate() {
+        *h = hists.iter().map(|x| x[v] as u64).sum();
     }
     let mut cols = [0u64; 9];
     col_cell.iter().for_each(|&c| cols[c] += 1);

@@ -126,6 +126,11 @@ impl Warehouse {
         })
     }
 
+    /// Whether the warehouse stores a table of this name.
+    pub fn has_table(&self, name: &str) -> Result<bool> {
+        Ok(stored_tables(&self.dir)?.iter().any(|(n, _)| n == name))
+    }
+
     /// Plans every `;`-separated statement of `sql`, refusing writes unless
     /// `allow_write`, and binds `params` to `$name` placeholders.
     pub async fn plan(
