@@ -1,6 +1,5 @@
 //! `Data_Entry_2017*.csv` → `images`, `findings`, `patients`.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -25,9 +24,9 @@ pub struct Image {
     /// Age in whole years, NULL where implausible.
     pub age: Option<i16>,
     /// `M` or `F`.
-    pub sex: Option<String>,
+    pub sex: Option<&'static str>,
     /// `PA` or `AP`.
-    pub view_position: Option<String>,
+    pub view_position: Option<&'static str>,
     /// Original width in pixels.
     pub orig_width: Option<i32>,
     /// Original height in pixels.
@@ -169,7 +168,7 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
         line: 0,
     };
     let mut images = Vec::with_capacity(t.len());
-    let mut seen: HashMap<String, u64> = HashMap::with_capacity(t.len());
+    let mut seen: PlHashMap<&str, u64> = PlHashMap::with_capacity(t.len());
     let mut units_seen = false;
     for i in 0..t.len() {
         row.line = t.lines[i];
@@ -205,7 +204,7 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
             line: row.line,
             image_index: image_index.to_string(),
         };
-        seen.insert(image.image_index.clone(), row.line);
+        seen.insert(image_index, row.line);
         images.push(image);
     }
     crate::trace("  clean rows", start);
@@ -330,7 +329,7 @@ impl RowCleaner<'_> {
         Some(years as i16)
     }
 
-    fn sex(&mut self, field: &str, v: Option<&str>) -> Option<String> {
+    fn sex(&mut self, field: &str, v: Option<&str>) -> Option<&'static str> {
         let s = v?;
         let norm = match s.to_ascii_uppercase().as_str() {
             "M" | "MALE" => "M",
@@ -343,20 +342,23 @@ impl RowCleaner<'_> {
         if norm != s {
             self.note(field, Some(s), format!("normalised to '{norm}'"));
         }
-        Some(norm.to_string())
+        Some(norm)
     }
 
-    fn view(&mut self, field: &str, v: Option<&str>) -> Option<String> {
+    fn view(&mut self, field: &str, v: Option<&str>) -> Option<&'static str> {
         let s = v?;
-        let up = s.to_ascii_uppercase();
-        if up != "PA" && up != "AP" {
+        let norm = if s.eq_ignore_ascii_case("PA") {
+            "PA"
+        } else if s.eq_ignore_ascii_case("AP") {
+            "AP"
+        } else {
             self.note(field, Some(s), "not PA or AP; set to NULL");
             return None;
+        };
+        if norm != s {
+            self.note(field, Some(s), format!("normalised to '{norm}'"));
         }
-        if up != s {
-            self.note(field, Some(s), format!("normalised to '{up}'"));
-        }
-        Some(up)
+        Some(norm)
     }
 
     fn labels(&mut self, field: &str, v: Option<&str>) -> Vec<&'static str> {
@@ -430,14 +432,11 @@ pub fn images_frame(images: &[Image]) -> PolarsResult<DataFrame> {
         ),
         Column::new(
             "sex".into(),
-            images.iter().map(|i| i.sex.as_deref()).collect::<Vec<_>>(),
+            images.iter().map(|i| i.sex).collect::<Vec<_>>(),
         ),
         Column::new(
             "view_position".into(),
-            images
-                .iter()
-                .map(|i| i.view_position.as_deref())
-                .collect::<Vec<_>>(),
+            images.iter().map(|i| i.view_position).collect::<Vec<_>>(),
         ),
         Column::new(
             "orig_width".into(),
@@ -540,10 +539,19 @@ pub fn patients_frame(
     source: &str,
     issues: &mut Issues,
 ) -> PolarsResult<DataFrame> {
-    let mut by_patient: BTreeMap<i32, Vec<&Image>> = BTreeMap::new();
-    for i in images {
-        by_patient.entry(i.patient_id).or_default().push(i);
-    }
+    // One sort by (patient, follow-up) instead of a map of vectors.
+    let mut order: Vec<&Image> = images.iter().collect();
+    order.sort_unstable_by(|a, b| {
+        (a.patient_id, a.follow_up, &a.image_index).cmp(&(
+            b.patient_id,
+            b.follow_up,
+            &b.image_index,
+        ))
+    });
+    let by_patient: Vec<(i32, &[&Image])> = order
+        .chunk_by(|a, b| a.patient_id == b.patient_id)
+        .map(|c| (c[0].patient_id, c))
+        .collect();
     let n = by_patient.len();
     let mut id = Vec::with_capacity(n);
     let mut sex = Vec::with_capacity(n);
@@ -552,8 +560,7 @@ pub fn patients_frame(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut labels_ever: Vec<Vec<&str>> = Vec::with_capacity(n);
     let mut split = Vec::with_capacity(n);
-    for (pid, mut studies) in by_patient {
-        studies.sort_by(|a, b| (a.follow_up, &a.image_index).cmp(&(b.follow_up, &b.image_index)));
+    for (pid, studies) in by_patient {
         let (first, last) = (studies[0], studies[studies.len() - 1]);
         for s in &studies[1..] {
             if s.sex.is_some() && first.sex.is_some() && s.sex != first.sex {
@@ -561,7 +568,7 @@ pub fn patients_frame(
                     source,
                     Some(s.line),
                     Some("Patient Gender"),
-                    s.sex.as_deref(),
+                    s.sex,
                     format!("patient {pid} has a different sex on another study; patients.sex uses the first study's"),
                 );
             }
@@ -575,7 +582,7 @@ pub fn patients_frame(
         let first_split = studies[0].split;
         let same_split = studies.iter().all(|s| s.split == first_split);
         id.push(pid);
-        sex.push(first.sex.clone());
+        sex.push(first.sex);
         n_images.push(studies.len() as i32);
         first_fu.push(first.follow_up);
         last_fu.push(last.follow_up);

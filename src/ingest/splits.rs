@@ -1,6 +1,6 @@
 //! The official split lists (`train_val_list.txt`, `test_list.txt`) → `images.split`.
 
-use std::collections::{HashMap, HashSet};
+use polars::prelude::PlHashMap;
 
 use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
@@ -20,7 +20,7 @@ pub fn assign(
     // What each image gets: None until listed, Some(None) when listed in both.
     let mut split_of: Vec<Option<Option<&'static str>>> = vec![None; images.len()];
     {
-        let index: HashMap<&str, usize> = images
+        let index: PlHashMap<&str, usize> = images
             .iter()
             .enumerate()
             .map(|(i, img)| (img.image_index.as_str(), i))
@@ -79,13 +79,15 @@ pub fn assign(
 
 /// Records every patient whose images fall in more than one split.
 fn leak_check(images: &[Image], source: &str, issues: &mut Issues) {
-    let mut seen: HashMap<i32, HashSet<&str>> = HashMap::new();
+    // A bit per split name for each patient.
+    let mut seen: PlHashMap<i32, u8> = PlHashMap::default();
     for i in images {
         if let Some(s) = i.split {
-            seen.entry(i.patient_id).or_default().insert(s);
+            let bit = if s == SPLIT_NAMES[0] { 1 } else { 2 };
+            *seen.entry(i.patient_id).or_default() |= bit;
         }
     }
-    let mut leaky: Vec<_> = seen.into_iter().filter(|(_, s)| s.len() > 1).collect();
+    let mut leaky: Vec<_> = seen.into_iter().filter(|(_, bits)| *bits == 3).collect();
     leaky.sort_by_key(|(p, _)| *p);
     for (p, _) in leaky {
         issues.push(
