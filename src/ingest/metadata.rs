@@ -162,51 +162,96 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
     let (sx, sy) = (get(c.spacing_x)?, get(c.spacing_y)?);
 
     crate::trace("  column values", start);
-    let mut row = RowCleaner {
-        source: &t.source,
-        issues,
-        line: 0,
-    };
-    let mut images = Vec::with_capacity(t.len());
-    let mut seen: PlHashMap<&str, u64> = PlHashMap::with_capacity(t.len());
-    let mut units_seen = false;
-    for i in 0..t.len() {
-        row.line = t.lines[i];
-        let Some(image_index) = row.required(t.name(c.index), index[i]) else {
-            continue;
+    // Pass 1, in file order: the row's identity (name, patient, follow-up) and
+    // duplicate names, which must be decided sequentially.
+    let mut keys: Vec<Option<(i32, i32)>> = vec![None; t.len()];
+    {
+        let mut row = RowCleaner {
+            source: &t.source,
+            issues: &mut *issues,
+            line: 0,
         };
-        if let Some(first) = seen.get(image_index) {
-            let msg = format!("duplicate Image Index (first on line {first}); row refused");
-            row.refuse(t.name(c.index), Some(image_index), msg);
-            continue;
+        let mut seen: PlHashMap<&str, u64> = PlHashMap::with_capacity(t.len());
+        for (i, key) in keys.iter_mut().enumerate() {
+            row.line = t.lines[i];
+            let Some(image_index) = row.required(t.name(c.index), index[i]) else {
+                continue;
+            };
+            if let Some(first) = seen.get(image_index) {
+                let msg = format!("duplicate Image Index (first on line {first}); row refused");
+                row.refuse(t.name(c.index), Some(image_index), msg);
+                continue;
+            }
+            let Some(patient_id) = row.int(t.name(c.patient), patient[i]) else {
+                continue;
+            };
+            let Some(follow_up) = row.int(t.name(c.follow_up), follow[i]) else {
+                continue;
+            };
+            seen.insert(image_index, row.line);
+            *key = Some((patient_id, follow_up));
         }
-        let Some(patient_id) = row.int(t.name(c.patient), patient[i]) else {
-            continue;
-        };
-        let Some(follow_up) = row.int(t.name(c.follow_up), follow[i]) else {
-            continue;
-        };
-        units_seen |= age[i].is_some_and(|a| a.ends_with(|ch: char| ch.is_ascii_alphabetic()));
-        let finding_labels = labels[i].unwrap_or("").to_string();
-        let image = Image {
-            patient_id,
-            follow_up,
-            age: row.age(t.name(c.age), age[i]),
-            sex: row.sex(t.name(c.sex), sex[i]),
-            view_position: row.view(t.name(c.view), view[i]),
-            orig_width: row.opt_int(c.width.map(|p| t.name(p)), width[i]),
-            orig_height: row.opt_int(c.height.map(|p| t.name(p)), height[i]),
-            pixel_spacing_x: row.opt_float(c.spacing_x.map(|p| t.name(p)), sx[i]),
-            pixel_spacing_y: row.opt_float(c.spacing_y.map(|p| t.name(p)), sy[i]),
-            labels: row.labels(t.name(c.labels), labels[i]),
-            finding_labels,
-            split: None,
-            line: row.line,
-            image_index: image_index.to_string(),
-        };
-        seen.insert(image_index, row.line);
-        images.push(image);
     }
+    // Pass 2, in parallel over ranges of rows: every other field.
+    let clean_range = |range: std::ops::Range<usize>| -> (Vec<Image>, Issues) {
+        let mut local = Issues::default();
+        let mut row = RowCleaner {
+            source: &t.source,
+            issues: &mut local,
+            line: 0,
+        };
+        let mut out = Vec::with_capacity(range.len());
+        for i in range {
+            let Some((patient_id, follow_up)) = keys[i] else {
+                continue;
+            };
+            row.line = t.lines[i];
+            out.push(Image {
+                patient_id,
+                follow_up,
+                age: row.age(t.name(c.age), age[i]),
+                sex: row.sex(t.name(c.sex), sex[i]),
+                view_position: row.view(t.name(c.view), view[i]),
+                orig_width: row.opt_int(c.width.map(|p| t.name(p)), width[i]),
+                orig_height: row.opt_int(c.height.map(|p| t.name(p)), height[i]),
+                pixel_spacing_x: row.opt_float(c.spacing_x.map(|p| t.name(p)), sx[i]),
+                pixel_spacing_y: row.opt_float(c.spacing_y.map(|p| t.name(p)), sy[i]),
+                labels: row.labels(t.name(c.labels), labels[i]),
+                finding_labels: labels[i].unwrap_or("").to_string(),
+                split: None,
+                line: row.line,
+                image_index: index[i].unwrap_or("").to_string(),
+            });
+        }
+        (out, local)
+    };
+    let parts = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1);
+    let n = t.len();
+    let step = n.div_ceil(parts).max(1);
+    let cleaned: Vec<(Vec<Image>, Issues)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(step)
+            .map(|a| {
+                let clean_range = &clean_range;
+                s.spawn(move || clean_range(a..(a + step).min(n)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("row cleaner does not panic"))
+            .collect()
+    });
+    let mut images = Vec::with_capacity(t.len());
+    for (part, part_issues) in cleaned {
+        images.extend(part);
+        issues.extend(part_issues);
+    }
+    let units_seen = age
+        .iter()
+        .flatten()
+        .any(|a| a.ends_with(|ch: char| ch.is_ascii_alphabetic()));
     crate::trace("  clean rows", start);
     let revision = if units_seen || patient.iter().flatten().any(|p| p.starts_with('0')) {
         Revision::Original2017

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, PolarsResult};
 
 use crate::error::Result;
 use issues::Issues;
@@ -109,25 +109,6 @@ pub fn run_with_progress(
         None => Vec::new(),
     };
     crate::trace("splits, boxes, expert", t);
-    let t = Instant::now();
-    let source = csv::source_name(&opts.metadata);
-    let patients = metadata::patients_frame(&images, &source, &mut issues)?;
-    let (images_df, findings_df) = std::thread::scope(|s| {
-        let findings = s.spawn(|| metadata::findings_frame(&images));
-        let images_df = metadata::images_frame(&images);
-        (
-            images_df,
-            findings.join().expect("frame builder does not panic"),
-        )
-    });
-    let mut frames: Vec<(&str, DataFrame)> = vec![
-        ("images", images_df?),
-        ("findings", findings_df?),
-        ("patients", patients),
-        ("bboxes", boxes::frame(&boxes)?),
-        ("expert_labels", expert::frame(&experts)?),
-    ];
-    crate::trace("build frames", t);
     let cache = warehouse::sibling(
         &opts.warehouse,
         &format!("pixels-{}", crate::pixels::run::cache_key(&opts.images)),
@@ -142,27 +123,38 @@ pub fn run_with_progress(
         note_unknown_images(&run, &by_name, &mut issues);
         Some(run)
     };
-    frames.push(("data_issues", issues.to_frame()?));
 
     let t = Instant::now();
     let staging = Staging::new(&opts.warehouse)?;
-    let mut tables: Vec<(String, u64)> = frames
-        .iter()
-        .map(|(name, df)| (name.to_string(), df.height() as u64))
-        .collect();
-    // Tables are independent files: write them concurrently.
-    std::thread::scope(|s| {
-        let handles: Vec<_> = frames
-            .iter_mut()
-            .map(|(name, df)| {
-                let path = staging.path(&format!("{name}.parquet"));
-                s.spawn(move || write_parquet(df, &path))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("writer does not panic"))
-    })?;
+    let source = csv::source_name(&opts.metadata);
+    // Each big table is built and written on its own thread; the small ones and
+    // data_issues (which the patients table adds to) follow on this one.
+    let build_and_write = |name: &str, df: PolarsResult<DataFrame>| -> Result<(String, u64)> {
+        let mut df = df?;
+        write_parquet(&mut df, &staging.path(&format!("{name}.parquet")))?;
+        Ok((name.to_string(), df.height() as u64))
+    };
+    let (big, patient_issues) = std::thread::scope(|s| {
+        let images_t = s.spawn(|| build_and_write("images", metadata::images_frame(&images)));
+        let findings_t = s.spawn(|| build_and_write("findings", metadata::findings_frame(&images)));
+        let mut patient_issues = Issues::default();
+        let patients = build_and_write(
+            "patients",
+            metadata::patients_frame(&images, &source, &mut patient_issues),
+        );
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
+            h.join().expect("table writer does not panic")
+        };
+        (
+            vec![join(images_t), join(findings_t), patients],
+            patient_issues,
+        )
+    });
+    issues.extend(patient_issues);
+    let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
+    tables.push(build_and_write("bboxes", boxes::frame(&boxes))?);
+    tables.push(build_and_write("expert_labels", expert::frame(&experts))?);
+    tables.push(build_and_write("data_issues", issues.to_frame())?);
     let empty = crate::pixels::run::PixelRun::default();
     let run = pixel_run.as_ref().unwrap_or(&empty);
     tables.extend(write_pixel_tables(run, &staging)?);
