@@ -522,3 +522,27 @@ fn killed_commit_is_recovered() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "n\n1\n");
 }
+
+#[test]
+fn never_replaces_a_directory_that_is_not_a_warehouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("wh");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("thesis.tex"), "years of work").unwrap();
+    let good = write(
+        dir.path(),
+        "good.csv",
+        format!("{HEADER}\n00000001_000.png,Mass,0,1,58,M,PA,1,1,0.1,0.1\n").as_bytes(),
+    );
+    let out = ingest_metadata(dir.path(), &good);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a cxr warehouse"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(precious.join("thesis.tex")).unwrap(),
+        "years of work"
+    );
+}

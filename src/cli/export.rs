@@ -378,7 +378,8 @@ fn export_tables(warehouse: &WarehouseArg, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).ctx(|| format!("{}: cannot create", to.display()))?;
     for e in std::fs::read_dir(from)
         .ctx(|| format!("{}: cannot list", from.display()))?

@@ -202,7 +202,11 @@ fn commit_splits(dir: &std::path::Path, manifest: &Manifest, rows: &[(i32, Strin
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name == MANIFEST || name == "splits.parquet" || e.path().is_dir() {
+        if name == MANIFEST || name == "splits.parquet" || name.starts_with('.') {
+            continue;
+        }
+        if e.path().is_dir() {
+            crate::cli::export::copy_dir(&e.path(), &staging.path(&name))?;
             continue;
         }
         let to = staging.path(&name);
@@ -245,7 +249,9 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
         let seed = cmd.seed.ok_or_else(|| {
             Error::Usage("give --official, or --seed S for a random split".into())
         })?;
-        if cmd.fractions.len() != cmd.names.len() || cmd.fractions.iter().any(|f| *f < 0.0) {
+        if cmd.fractions.len() != cmd.names.len()
+            || cmd.fractions.iter().any(|f| !f.is_finite() || *f < 0.0)
+        {
             return Err(Error::Usage(
                 "--fractions and --names must have the same length, fractions >= 0".into(),
             ));

@@ -25,8 +25,8 @@ pub enum SynthWhat {
         #[arg(long, default_value_t = 100)]
         count: usize,
         /// Side of the images in pixels.
-        #[arg(long, default_value_t = 224)]
-        size: usize,
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(8..=8192))]
+        size: u32,
         /// Also add edge cases: RGBA, 16-bit, palette, 1024-pixel, truncated, non-PNG,
         /// duplicate name, oversize header.
         #[arg(long)]
@@ -45,8 +45,8 @@ pub enum SynthWhat {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
         /// Side of the output images.
-        #[arg(long, default_value_t = 224)]
-        size: usize,
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(8..=8192))]
+        size: u32,
         /// The tar file to write.
         #[arg(long, value_name = "FILE.tar")]
         out: PathBuf,
@@ -67,7 +67,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
                 &out,
                 &SynthOptions {
                     count,
-                    size,
+                    size: size as usize,
                     edge_cases,
                     seed,
                 },
@@ -75,7 +75,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             println!("wrote {} ({members} members)", out.display());
         }
         SynthWhat::Sample { from, size, out } => {
-            let n = sample_tar(&from, &out, size)?;
+            let n = sample_tar(&from, &out, size as usize)?;
             println!("wrote {} ({n} images, {size}×{size})", out.display());
         }
     }

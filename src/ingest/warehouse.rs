@@ -132,6 +132,7 @@ impl Staging {
         std::fs::create_dir_all(&parent)
             .ctx(|| format!("{}: cannot create directory", parent.display()))?;
         recover(target)?;
+        refuse_foreign(target)?;
         remove_stale(target);
         let dir = sibling(target, &format!("staging-{}", std::process::id()));
         if dir.exists() {
@@ -189,6 +190,24 @@ impl Drop for Staging {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A commit replaces the target directory: never do that to a directory that is
+/// not a cxr warehouse (a user's data folder given as `--warehouse` by mistake).
+fn refuse_foreign(target: &Path) -> Result<()> {
+    if !target.exists() || target.join(MANIFEST).exists() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(target)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if empty {
+        return Ok(());
+    }
+    Err(Error::Warehouse(format!(
+        "refusing to replace {}: it is not a cxr warehouse (no {MANIFEST}) and not empty; choose another --warehouse",
+        target.display()
+    )))
 }
 
 fn parent_of(target: &Path) -> PathBuf {

@@ -256,7 +256,22 @@ pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
 pub fn cache_key(inputs: &[PathBuf]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(CHUNK.to_le_bytes());
     for p in inputs {
+        if p.is_dir() {
+            for f in source::walk(p) {
+                h.update(f.to_string_lossy().as_bytes());
+                if let Ok(m) = f.metadata() {
+                    h.update(m.len().to_le_bytes());
+                    if let Ok(t) = m.modified()
+                        && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+                    {
+                        h.update(d.as_nanos().to_le_bytes());
+                    }
+                }
+            }
+        }
         let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
         h.update(abs.to_string_lossy().as_bytes());
         if let Ok(m) = std::fs::metadata(p) {
@@ -362,8 +377,10 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
         drop(job_rx);
         let collected = collect(res_rx, cache, k, &mut run, &mut seen, &bytes_read, progress);
         let read = reader.join().expect("reader thread does not panic");
-        collected?;
-        read.map_err(|u| Error::input(&u.path, u.reason))
+        let (last, mut rows, mut info) = collected?;
+        read.map_err(|u| Error::input(&u.path, u.reason))?;
+        // Only a complete read may commit the last chunk, which marks the end.
+        commit_chunk(cache, last, &mut rows, &mut info, &mut run, &mut seen)
     })?;
     progress.finish();
     run.seconds = start.elapsed().as_secs_f64();
@@ -419,7 +436,15 @@ fn read_members(
 ) -> std::result::Result<(), source::Unreadable> {
     let mut first_source: std::collections::HashMap<String, String> = Default::default();
     source::stream(inputs, resume_from, bytes_read, &mut |mut m: Member| {
-        if m.ordinal >= resume_from && matches!(m.kind, Kind::Png(_)) {
+        // Members committed by an earlier run are accounted for already.
+        if m.ordinal < resume_from {
+            return true;
+        }
+        // Failed PNG members claim their name too, as they do in a resumed run.
+        if matches!(m.kind, Kind::Failed(_)) && !m.path.is_empty() {
+            seen.insert(m.name().to_string());
+        }
+        if matches!(m.kind, Kind::Png(_)) {
             let name = m.name().to_string();
             if !seen.insert(name.clone()) {
                 let first = first_source
@@ -443,7 +468,15 @@ fn work(jobs: Arc<Mutex<Receiver<Member>>>, results: SyncSender<(u64, Outcome)>)
         let job = jobs.lock().expect("job queue lock").recv();
         let Ok(mut m) = job else { return };
         let outcome = match std::mem::replace(&mut m.kind, Kind::Done) {
-            Kind::Png(bytes) => measure_one(&m, &bytes),
+            Kind::Png(bytes) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| measure_one(&m, &bytes)))
+                    .unwrap_or_else(|_| {
+                        Outcome::Failed(error_row(
+                            &m,
+                            "the PNG decoder panicked on this file".into(),
+                        ))
+                    })
+            }
             Kind::Failed(e) => Outcome::Failed(error_row(&m, e)),
             Kind::Skipped => Outcome::Skipped,
             Kind::Done => Outcome::Done,
@@ -488,7 +521,7 @@ fn collect(
     seen: &mut HashSet<String>,
     bytes_read: &AtomicU64,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<(u64, Vec<Measured>, ChunkInfo)> {
     let mut pending: BTreeMap<u64, Outcome> = BTreeMap::new();
     let mut next = first_chunk * CHUNK;
     let mut chunk = first_chunk;
@@ -537,8 +570,14 @@ fn collect(
             last_update = Instant::now();
         }
     }
-    // The last, partial chunk (possibly empty) marks the end of the inputs.
-    commit_chunk(cache, chunk, &mut rows, &mut info, run, seen)
+    if let Some(gap) = pending.keys().next() {
+        return Err(Error::Query(format!(
+            "pixel run lost member {next} (next received: {gap}); nothing after it was committed"
+        )));
+    }
+    // The last, partial chunk (possibly empty) marks the end of the inputs: the
+    // caller commits it once the reader has finished without error.
+    Ok((chunk, rows, info))
 }
 
 fn commit_chunk(
