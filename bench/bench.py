@@ -132,12 +132,17 @@ def bench_pixels(count=20000):
     line("peak RSS (target < 300 MiB)", f"{rss:.0f} MiB")
 
 
+def bench_interop():
+    print("interop (pyarrow and DuckDB read cxr's exports)")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "interop.py")], check=True)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    sections = sys.argv[1:] or ["ingest", "sql", "pixels"]
+    sections = sys.argv[1:] or ["ingest", "sql", "pixels", "interop"]
     print(f"cxr benchmarks on {os.cpu_count()} cores; duckdb: {DUCKDB or 'not installed'}")
     for s in sections:
-        {"ingest": bench_ingest, "sql": bench_sql, "pixels": bench_pixels}[s]()
+        {"ingest": bench_ingest, "sql": bench_sql, "pixels": bench_pixels, "interop": bench_interop}[s]()
 
 
 if __name__ == "__main__":

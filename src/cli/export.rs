@@ -278,6 +278,15 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
     ];
+    // Also in the Arrow schema's metadata, where pyarrow and pandas look first.
+    let schema_meta: std::collections::HashMap<String, String> = meta
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(batch.schema().as_ref().clone().with_metadata(schema_meta)),
+        batch.columns().to_vec(),
+    )?;
     let props = props(&cmd, &meta)?;
     let files = match &cmd.partition_by {
         None => {
