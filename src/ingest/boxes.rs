@@ -1,7 +1,5 @@
 //! `BBox_List_2017.csv` → `bboxes`.
 
-use std::collections::HashMap;
-
 use polars::prelude::*;
 
 use crate::error::Result;
@@ -31,7 +29,7 @@ pub struct BBox {
 /// Cleans the box list read into `t`. `images` is keyed by image index.
 pub fn clean(
     t: &CsvTable,
-    images: &HashMap<&str, &Image>,
+    images: &PlHashMap<&str, &Image>,
     issues: &mut Issues,
 ) -> Result<Vec<BBox>> {
     let index = t.require("Image Index", &["imageindex", "image"])?;

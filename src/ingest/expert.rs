@@ -1,7 +1,5 @@
 //! Google's 2019 radiologist-adjudicated labels → `expert_labels`.
 
-use std::collections::HashMap;
-
 use polars::prelude::*;
 
 use crate::error::Result;
@@ -31,7 +29,7 @@ pub struct ExpertRow {
 /// Cleans the expert label file read into `t`.
 pub fn clean(
     t: &CsvTable,
-    images: &HashMap<&str, &Image>,
+    images: &PlHashMap<&str, &Image>,
     issues: &mut Issues,
 ) -> Result<Vec<ExpertRow>> {
     let index = t.require("Image Index", &["imageindex", "image"])?;

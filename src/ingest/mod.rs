@@ -12,11 +12,11 @@ pub mod metadata;
 pub mod splits;
 pub mod warehouse;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use polars::prelude::{DataFrame, PolarsResult};
+use polars::prelude::{DataFrame, PlHashMap, PolarsResult};
 
 use crate::error::Result;
 use issues::Issues;
@@ -98,7 +98,7 @@ pub fn run_with_progress(
     if let Some(lists) = &side.lists {
         splits::assign(lists, &side.list_sources, &mut images, &mut issues);
     }
-    let by_name: HashMap<&str, &metadata::Image> =
+    let by_name: PlHashMap<&str, &metadata::Image> =
         images.iter().map(|i| (i.image_index.as_str(), i)).collect();
     let boxes = match &side.bbox {
         Some(t) => boxes::clean(t, &by_name, &mut issues)?,
@@ -233,7 +233,7 @@ fn read_side(opts: &IngestOptions) -> Result<Side> {
 /// A measured image whose name has no `images` row is kept, with a `data_issues` row.
 fn note_unknown_images(
     run: &crate::pixels::run::PixelRun,
-    known: &HashMap<&str, &metadata::Image>,
+    known: &PlHashMap<&str, &metadata::Image>,
     issues: &mut Issues,
 ) {
     for (source, member, name) in &run.names {
