@@ -131,7 +131,9 @@ pub fn run_with_progress(
     // data_issues (which the patients table adds to) follow on this one.
     let build_and_write = |name: &str, df: PolarsResult<DataFrame>| -> Result<(String, u64)> {
         let mut df = df?;
+        let w = Instant::now();
         write_parquet(&mut df, &staging.path(&format!("{name}.parquet")))?;
+        crate::trace(&format!("  write {name}"), w);
         Ok((name.to_string(), df.height() as u64))
     };
     let (big, patient_issues) = std::thread::scope(|s| {
