@@ -345,6 +345,7 @@ fn write_partitioned(
     let mut keep: Vec<usize> = (0..batch.num_columns()).collect();
     keep.remove(idx);
     let projected = batch.project(&keep)?;
+    let mut used = std::collections::BTreeSet::new();
     for (value, mask) in &groups {
         let part = filter_record_batch(&projected, &BooleanArray::from(mask.clone()))?;
         let safe: String = value
@@ -357,6 +358,11 @@ fn write_partitioned(
                 }
             })
             .collect();
+        if !used.insert(safe.clone()) {
+            return Err(Error::Usage(format!(
+                "--partition-by {col}: values such as `{value}` give the same directory name `{safe}`; partition by another column"
+            )));
+        }
         write_file(
             &out.join(format!("{col}={safe}")).join("part-0.parquet"),
             &part,

@@ -233,7 +233,8 @@ pub fn recover(target: &Path) -> Result<()> {
         return Ok(());
     }
     for old in siblings_with(target, "old-") {
-        if old.join(MANIFEST).exists() {
+        // A live process is between its two renames: its commit is not ours to undo.
+        if old.join(MANIFEST).exists() && !owner_alive(&old) {
             std::fs::rename(&old, target)
                 .ctx(|| format!("{}: cannot restore the previous warehouse", old.display()))?;
             return Ok(());
@@ -246,17 +247,24 @@ pub fn recover(target: &Path) -> Result<()> {
 fn remove_stale(target: &Path) {
     for kind in ["staging-", "old-"] {
         for dir in siblings_with(target, kind) {
-            let pid = dir
-                .to_string_lossy()
-                .rsplit('-')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive || pid == Some(std::process::id()) {
+            if !owner_alive(&dir) || owner(&dir) == Some(std::process::id()) {
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }
     }
+}
+
+/// The process id in a `.…-<pid>` sibling's name.
+fn owner(dir: &Path) -> Option<u32> {
+    dir.to_string_lossy()
+        .rsplit('-')
+        .next()
+        .and_then(|p| p.parse().ok())
+}
+
+/// Whether the process that made a sibling directory still runs (Linux `/proc`).
+fn owner_alive(dir: &Path) -> bool {
+    owner(dir).is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists())
 }
 
 fn siblings_with(target: &Path, kind: &str) -> Vec<PathBuf> {
