@@ -211,13 +211,6 @@ impl CohortArgs {
         }
     }
 
-    /// Whether any flag was given.
-    pub fn is_empty(&self) -> bool {
-        self.images_sql(Available::default())
-            .map(|s| s == "SELECT i.* FROM images i")
-            .unwrap_or(false)
-    }
-
     /// Saved queries whose parameters must be bound with their defaults.
     pub fn default_params(&self) -> Result<Vec<(String, datafusion::scalar::ScalarValue)>> {
         match &self.cohort {

@@ -97,7 +97,6 @@ enum Outcome {
     Measured(Box<Measured>),
     Failed(PixelError),
     Skipped,
-    Done,
 }
 
 /// The schema of `pixel_stats`.
@@ -387,7 +386,7 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
     Ok(run)
 }
 
-/// Adds a committed chunk to the run.
+/// Adds a chunk committed by an earlier run.
 fn absorb(
     run: &mut PixelRun,
     seen: &mut HashSet<String>,
@@ -408,21 +407,37 @@ fn absorb(
             .downcast_ref::<StringArray>()
             .expect("source is Utf8");
         for i in 0..b.num_rows() {
-            let source = src.value(i);
-            let (archive, member) = source.rsplit_once(':').unwrap_or((source, ""));
-            run.names.push((
-                archive.to_string(),
-                member.to_string(),
-                idx.value(i).to_string(),
-            ));
+            note_measured(run, src.value(i), idx.value(i));
         }
-        run.measured += b.num_rows() as u64;
     }
+    note_chunk(run, seen, parquet, skipped, errors, names);
+    Ok(())
+}
+
+/// Counts one measured image and keeps its (archive, member, name).
+fn note_measured(run: &mut PixelRun, source: &str, image_index: &str) {
+    let (archive, member) = source.rsplit_once(':').unwrap_or((source, ""));
+    run.names.push((
+        archive.to_string(),
+        member.to_string(),
+        image_index.to_string(),
+    ));
+    run.measured += 1;
+}
+
+/// Adds a committed chunk's file, skips, errors and names to the run.
+fn note_chunk(
+    run: &mut PixelRun,
+    seen: &mut HashSet<String>,
+    parquet: &Path,
+    skipped: u64,
+    errors: Vec<PixelError>,
+    names: Vec<String>,
+) {
     run.chunks.push(parquet.to_path_buf());
     run.skipped += skipped;
     run.errors.extend(errors);
     seen.extend(names);
-    Ok(())
 }
 
 /// The reader: streams members into the job queue, turning repeated names into
@@ -479,7 +494,8 @@ fn work(jobs: Arc<Mutex<Receiver<Member>>>, results: SyncSender<(u64, Outcome)>)
             }
             Kind::Failed(e) => Outcome::Failed(error_row(&m, e)),
             Kind::Skipped => Outcome::Skipped,
-            Kind::Done => Outcome::Done,
+            // Members committed by an earlier run are never queued.
+            Kind::Done => continue,
         };
         if results.send((m.ordinal, outcome)).is_err() {
             return;
@@ -547,7 +563,6 @@ fn collect(
                     info.errors.push(e);
                 }
                 Outcome::Skipped => info.skipped += 1,
-                Outcome::Done => {}
             }
             info.members += 1;
             next += 1;
@@ -599,17 +614,8 @@ fn commit_chunk(
     .ctx(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, &js).ctx(|| format!("{}: cannot rename", js.display()))?;
     for r in rows.drain(..) {
-        let (archive, member) = r.source.rsplit_once(':').unwrap_or((&r.source, ""));
-        run.names.push((
-            archive.to_string(),
-            member.to_string(),
-            r.image_index.clone(),
-        ));
-        run.measured += 1;
+        note_measured(run, &r.source, &r.image_index);
     }
-    run.chunks.push(pq);
-    run.skipped += done.skipped;
-    run.errors.extend(done.errors);
-    seen.extend(done.names);
+    note_chunk(run, seen, &pq, done.skipped, done.errors, done.names);
     Ok(())
 }
