@@ -138,13 +138,17 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Runs a future on a fresh multi-threaded tokio runtime.
-pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+/// A multi-threaded tokio runtime for the query engine.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::io("cannot start the async runtime", e))?
-        .block_on(f)
+        .map_err(|e| Error::io("cannot start the async runtime", e))
+}
+
+/// Runs a future on a fresh runtime.
+pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    runtime()?.block_on(f)
 }
 
 /// Prints every result, or writes the last one to `--out`.

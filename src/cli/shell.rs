@@ -44,10 +44,7 @@ struct Session {
 
 /// Runs the shell until `\q` or end of input.
 pub fn run(args: ShellArgs) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("cannot start the async runtime", e))?;
+    let rt = crate::cli::runtime()?;
     let wh = rt.block_on(Warehouse::open(&args.warehouse.path(), Register::All))?;
     let mut s = Session {
         wh,
