@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cohort;
+pub mod datasets;
 pub mod error;
 pub mod findings;
 pub mod ingest;
