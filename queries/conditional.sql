@@ -1,5 +1,5 @@
 -- @description For one finding A, P(B | A) and lift for every other finding B, most likely first.
--- @param finding TEXT = Effusion
+-- @param finding FINDING = Effusion
 SELECT label_a, label_b, n_a, n_ab,
        round(p_b_given_a, 4) AS p_b_given_a, round(lift, 3) AS lift
 FROM cooccurrence

@@ -1,5 +1,5 @@
 -- @description Cohort: images with one finding and without another, by sex, age range and view ('any' matches all).
--- @param finding TEXT = Effusion
+-- @param finding FINDING = Effusion
 -- @param exclude TEXT = Pneumothorax
 -- @param sex TEXT = any
 -- @param min_age INT = 0

@@ -1,5 +1,5 @@
 -- @description Patients whose first study shows no finding and who later develop a finding: the first study where it appears.
--- @param finding TEXT = Pneumothorax
+-- @param finding FINDING = Pneumothorax
 WITH clean_start AS (
     SELECT patient_id FROM followups WHERE study_rank = 1 AND cardinality(labels) = 0
 ),

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::findings::{FINDINGS, lookup};
+use crate::sql::snippets::quote;
 
 /// The cohort flags, the same on every command that takes them.
 #[derive(Debug, Clone, Default, Args)]
@@ -50,25 +51,46 @@ pub struct CohortArgs {
 }
 
 /// What the cohort SQL may join to.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Available {
     /// The warehouse has a non-empty pixel_stats table.
     pub pixel_stats: bool,
-    /// The warehouse has a `splits` table (from `cxr split`).
+    /// The warehouse has a `splits` table (from `cxr split`): it then is where
+    /// every split name and every `split` value comes from.
     pub splits: bool,
+    /// The split names a cohort may ask for.
+    pub split_names: Vec<String>,
 }
 
 impl Available {
     /// What the opened warehouse has.
-    pub fn of(wh: &crate::sql::Warehouse) -> Result<Available> {
+    pub async fn of(wh: &crate::sql::Warehouse) -> Result<Available> {
+        let splits = wh.has_table("splits");
+        let names_sql = if splits {
+            "SELECT DISTINCT split FROM splits WHERE split IS NOT NULL ORDER BY split"
+        } else {
+            "SELECT DISTINCT split FROM images WHERE split IS NOT NULL ORDER BY split"
+        };
         Ok(Available {
             pixel_stats: wh
+                .snapshot
                 .manifest
                 .tables
                 .get("pixel_stats")
                 .is_some_and(|n| *n > 0),
-            splits: wh.has_table("splits")?,
+            splits,
+            split_names: wh.query(names_sql, &[]).await?.required_strings("split")?,
         })
+    }
+
+    /// The relation of images the cohort reads: `images`, with `split` taken from
+    /// the `splits` table when there is one.
+    fn images(&self) -> &'static str {
+        if self.splits {
+            "(SELECT i0.* EXCEPT (split), sp.split AS split FROM images i0 LEFT JOIN splits sp ON sp.patient_id = i0.patient_id)"
+        } else {
+            "images"
+        }
     }
 }
 
@@ -79,10 +101,6 @@ fn finding(name: &str) -> Result<&'static str> {
             FINDINGS.join(", ")
         ))
     })
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Parses `MIN..MAX` with either end optional.
@@ -101,12 +119,36 @@ pub fn parse_age(s: &str) -> Result<(Option<i64>, Option<i64>)> {
             v.parse().map(Some).map_err(|_| bad())
         }
     };
-    Ok((parse(lo)?, parse(hi)?))
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if let (Some(l), Some(h)) = (lo, hi)
+        && l > h
+    {
+        return Err(Error::Usage(format!(
+            "--age `{s}`: the range is empty ({l} is above {h})"
+        )));
+    }
+    Ok((lo, hi))
 }
 
 impl CohortArgs {
+    /// Whether no flag narrows the cohort.
+    pub fn is_empty(&self) -> bool {
+        self.with.is_empty()
+            && self.any.is_empty()
+            && self.without.is_empty()
+            && !self.no_finding
+            && self.age.is_none()
+            && self.sex.is_none()
+            && self.view.is_none()
+            && self.split.is_none()
+            && !self.first_study
+            && self.min_studies.is_none()
+            && self.predicate.is_none()
+            && self.cohort.is_none()
+    }
+
     /// The SQL predicates over `i` (images) and `p` (pixel_stats).
-    fn predicates(&self, avail: Available) -> Result<Vec<String>> {
+    fn predicates(&self, avail: &Available) -> Result<Vec<String>> {
         let mut w = Vec::new();
         for l in &self.with {
             w.push(format!("array_has(i.labels, {})", quote(finding(l)?)));
@@ -148,16 +190,22 @@ impl CohortArgs {
             w.push(format!("i.view_position = {}", quote(&v)));
         }
         if let Some(s) = &self.split {
-            // A split made by `cxr split` wins; otherwise the official images.split.
-            let q = quote(s);
-            if avail.splits {
-                w.push(format!(
-                    "(i.patient_id IN (SELECT patient_id FROM splits WHERE split = {q}) \
-                     OR (NOT EXISTS (SELECT 1 FROM splits WHERE split = {q}) AND i.split = {q}))"
-                ));
-            } else {
-                w.push(format!("i.split = {q}"));
+            if !avail.split_names.iter().any(|n| n == s) {
+                let from = if avail.splits {
+                    "the splits table (cxr split)"
+                } else {
+                    "the official lists"
+                };
+                return Err(Error::Usage(format!(
+                    "--split `{s}`: no such split in {from}; the splits are: {}",
+                    if avail.split_names.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        avail.split_names.join(", ")
+                    }
+                )));
             }
+            w.push(format!("i.split = {}", quote(s)));
         }
         if let Some(n) = self.min_studies {
             w.push(format!(
@@ -173,7 +221,8 @@ impl CohortArgs {
                     q.usage()
                 )));
             }
-            let body = strip_sql(&q.sql);
+            let body =
+                crate::sql::snippets::statement(&q.sql, &format!("--cohort {}", file.display()))?;
             w.push(format!(
                 "i.image_index IN (SELECT image_index FROM ({body}) AS saved)"
             ));
@@ -184,14 +233,15 @@ impl CohortArgs {
                     "--where `{p}` uses pixel statistics, but this warehouse has none; run `cxr ingest --images ...`"
                 )));
             }
-            w.push(format!("({p})"));
+            w.push(crate::sql::snippets::predicate(p));
         }
         Ok(w)
     }
 
     /// A query returning the cohort's `images` rows (all columns of images).
-    pub fn images_sql(&self, avail: Available) -> Result<String> {
+    pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
+        let images = avail.images();
         let join = if avail.pixel_stats {
             " LEFT JOIN pixel_stats p ON p.image_index = i.image_index"
         } else {
@@ -204,10 +254,10 @@ impl CohortArgs {
         };
         if self.first_study {
             Ok(format!(
-                "SELECT * EXCEPT (study_order) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.patient_id ORDER BY i.follow_up, i.image_index) AS study_order\n  FROM images i{join}{filter}\n) AS firsts WHERE study_order = 1"
+                "SELECT * EXCEPT (study_order) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.patient_id ORDER BY i.follow_up, i.image_index) AS study_order\n  FROM {images} i{join}{filter}\n) AS firsts WHERE study_order = 1"
             ))
         } else {
-            Ok(format!("SELECT i.* FROM images i{join}{filter}"))
+            Ok(format!("SELECT i.* FROM {images} i{join}{filter}"))
         }
     }
 
@@ -218,19 +268,6 @@ impl CohortArgs {
             None => Ok(Vec::new()),
         }
     }
-}
-
-/// The SQL of a saved query as a subquery: comments and the final `;` removed.
-fn strip_sql(sql: &str) -> String {
-    let body: Vec<&str> = sql
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect();
-    body.join("\n")
-        .trim()
-        .trim_end_matches(';')
-        .trim()
-        .to_string()
 }
 
 fn mentions_pixel_column(p: &str) -> bool {

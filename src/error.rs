@@ -61,12 +61,24 @@ fn location(line: Option<u64>, column: Option<&str>) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The process exit code for this error: 2 for bad input or usage, 1 otherwise.
+    /// The process exit code for this error: 2 for anything the user can fix in what
+    /// they asked (bad input files, flags, SQL that does not parse or plan, a refused
+    /// statement, a missing warehouse), 1 for failures inside cxr or the system.
     pub fn exit_code(&self) -> i32 {
+        use datafusion::error::DataFusionError as D;
         match self {
-            Error::Input { .. } | Error::Usage(_) => 2,
+            Error::Input { .. } | Error::Usage(_) | Error::Query(_) | Error::Warehouse(_) => 2,
+            Error::DataFusion(e) => match e.find_root() {
+                D::SQL(..) | D::Plan(_) | D::SchemaError(..) | D::NotImplemented(_) => 2,
+                _ => 1,
+            },
             _ => 1,
         }
+    }
+
+    /// Whether this is a write to a closed pipe (a reader such as `head` left).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// An input error about a whole file.

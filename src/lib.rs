@@ -8,11 +8,14 @@ pub mod cli;
 pub mod cohort;
 pub mod datasets;
 pub mod error;
+pub mod export;
 pub mod findings;
 pub mod ingest;
 pub mod output;
 pub mod pixels;
+pub mod split;
 pub mod sql;
+pub mod warehouse;
 
 pub use error::{Error, Result};
 

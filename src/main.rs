@@ -1,4 +1,6 @@
-//! The `cxr` command line: parse arguments, dispatch, report errors.
+//! The `cxr` command line: parse arguments, dispatch, and turn an error into one
+//! message and one exit code (0 ok, 1 failure inside cxr or the system, 2 bad input
+//! or usage, 130 interrupted).
 
 use clap::Parser;
 
@@ -8,8 +10,20 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = cxr::cli::Cli::parse();
+    let cli = match cxr::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and succeed; a bad command line is 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     if let Err(e) = cxr::cli::run(cli) {
+        if e.is_broken_pipe() {
+            // The reader of our output went away (`| head`): not a failure.
+            std::process::exit(0);
+        }
         eprintln!("cxr: error: {e}");
         std::process::exit(e.exit_code());
     }

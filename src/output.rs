@@ -55,44 +55,121 @@ impl Format {
     }
 }
 
-/// Writes `batches` to `out` in `format`. `max_rows` limits the table format only
-/// (0 = all rows).
-pub fn write_batches(
-    out: &mut dyn Write,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    format: Format,
-    max_rows: usize,
-) -> Result<()> {
-    let result = match format {
-        Format::Table => write_table(out, schema, batches, max_rows),
-        Format::Csv => write_csv(out, schema, batches),
-        Format::Markdown => write_markdown(out, schema, batches),
-        Format::Json => write_json(out, batches, true),
-        Format::Ndjson => write_json(out, batches, false),
-    };
-    match result {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
+/// Longest cell text in the table format; longer cells are cut with `…`.
+const MAX_CELL: usize = 80;
+
+/// A result being written row batch by row batch in one of the text formats.
+enum TextSink<'w> {
+    Csv(&'w mut dyn Write),
+    Markdown(&'w mut dyn Write),
+    Json(datafusion::arrow::json::ArrayWriter<&'w mut dyn Write>),
+    Ndjson(datafusion::arrow::json::LineDelimitedWriter<&'w mut dyn Write>),
+}
+
+impl<'w> TextSink<'w> {
+    /// Starts writing; the header (if the format has one) goes out at once.
+    fn begin(out: &'w mut dyn Write, schema: &SchemaRef, format: Format) -> Result<TextSink<'w>> {
+        use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
+        let head = header(schema);
+        Ok(match format {
+            Format::Csv | Format::Table => {
+                let cells: Vec<_> = head.iter().map(|h| csv_field(h).into_owned()).collect();
+                writeln!(out, "{}", cells.join(",")).map_err(io)?;
+                TextSink::Csv(out)
+            }
+            Format::Markdown => {
+                let cells: Vec<_> = head.iter().map(|h| h.replace('|', "\\|")).collect();
+                writeln!(out, "| {} |", cells.join(" | ")).map_err(io)?;
+                writeln!(out, "|{}", " --- |".repeat(head.len())).map_err(io)?;
+                TextSink::Markdown(out)
+            }
+            Format::Json => TextSink::Json(ArrayWriter::new(out)),
+            Format::Ndjson => TextSink::Ndjson(LineDelimitedWriter::new(out)),
+        })
+    }
+
+    fn write(&mut self, b: &RecordBatch) -> Result<()> {
+        match self {
+            TextSink::Csv(out) => {
+                for row in rows_as_text(b, "")? {
+                    let cells: Vec<_> = row.iter().map(|c| csv_field(c)).collect();
+                    writeln!(out, "{}", cells.join(",")).map_err(io)?;
+                }
+            }
+            TextSink::Markdown(out) => {
+                for row in rows_as_text(b, "")? {
+                    let cells: Vec<_> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+                    writeln!(out, "| {} |", cells.join(" | ")).map_err(io)?;
+                }
+            }
+            TextSink::Json(w) => w.write(b).map_err(arrow_io)?,
+            TextSink::Ndjson(w) => w.write(b).map_err(arrow_io)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            TextSink::Json(mut w) => {
+                w.finish().map_err(arrow_io)?;
+                writeln!(w.into_inner()).map_err(io)
+            }
+            TextSink::Ndjson(mut w) => w.finish().map_err(arrow_io),
+            _ => Ok(()),
+        }
     }
 }
 
-/// Prints `batches` to stdout.
-pub fn print_batches(
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
+/// An arrow write error that wraps an I/O error (a closed pipe) stays an I/O error.
+fn arrow_io(e: datafusion::arrow::error::ArrowError) -> Error {
+    match e {
+        datafusion::arrow::error::ArrowError::IoError(msg, source) => {
+            Error::io(format!("writing results: {msg}"), source)
+        }
+        other => other.into(),
+    }
+}
+
+/// Prints a query's result to stdout as it streams: the query stops as soon as the
+/// reader goes away (a closed pipe) or, for the table format, `max_rows` rows (0:
+/// all) are in hand, so memory stays bounded by what is shown.
+pub async fn print_stream(
+    df: datafusion::prelude::DataFrame,
     format: Format,
     max_rows: usize,
 ) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut lock = std::io::BufWriter::new(stdout.lock());
-    write_batches(&mut lock, schema, batches, format, max_rows)?;
-    match lock.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("writing to stdout", e))
-        }
-        _ => Ok(()),
+    use futures::StreamExt;
+    let schema: SchemaRef = df.schema().inner().clone();
+    if schema.fields().is_empty() {
+        // A statement without a result (e.g. CREATE VIEW with --allow-write).
+        df.collect().await?;
+        return Ok(());
     }
+    let mut stream = df.execute_stream().await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if format == Format::Table {
+        let mut batches = Vec::new();
+        let mut rows = 0usize;
+        while let Some(b) = stream.next().await {
+            let b = b?;
+            rows += b.num_rows();
+            batches.push(b);
+            if max_rows > 0 && rows > max_rows {
+                break;
+            }
+        }
+        let complete = max_rows == 0 || rows <= max_rows;
+        drop(stream);
+        write_table(&mut out, &schema, &batches, max_rows, complete)?;
+    } else {
+        let mut sink = TextSink::begin(&mut out, &schema, format)?;
+        while let Some(b) = stream.next().await {
+            sink.write(&b?)?;
+        }
+        sink.finish()?;
+    }
+    out.flush().map_err(|e| Error::io("writing to stdout", e))
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -116,11 +193,21 @@ fn header(schema: &SchemaRef) -> Vec<String> {
     schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
+/// Cuts a cell to [`MAX_CELL`] characters.
+fn cut(cell: String) -> String {
+    if cell.chars().count() <= MAX_CELL {
+        cell
+    } else {
+        cell.chars().take(MAX_CELL - 1).collect::<String>() + "…"
+    }
+}
+
 fn write_table(
     out: &mut dyn Write,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     max_rows: usize,
+    complete: bool,
 ) -> Result<()> {
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let limit = if max_rows == 0 {
@@ -128,31 +215,24 @@ fn write_table(
     } else {
         max_rows.min(total)
     };
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header(schema));
-    if !std::io::stdout().is_terminal() {
-        table.set_width(200);
-    }
+    let mut table = text_table(header(schema));
     let mut shown = 0;
     'outer: for b in batches {
         for row in rows_as_text(b, "NULL")? {
             if shown == limit {
                 break 'outer;
             }
-            table.add_row(row);
+            table.add_row(row.into_iter().map(cut).collect::<Vec<_>>());
             shown += 1;
         }
     }
     writeln!(out, "{table}").map_err(io)?;
     let noun = if total == 1 { "row" } else { "rows" };
-    if shown < total {
+    if !complete {
         writeln!(
             out,
-            "{} {noun} ({shown} shown; --max-rows 0 shows all)",
-            thousands(total as u64)
+            "more than {} rows ({shown} shown; --max-rows 0 shows all)",
+            thousands(max_rows as u64)
         )
         .map_err(io)
     } else {
@@ -165,60 +245,6 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
         s.into()
-    }
-}
-
-fn write_csv(out: &mut dyn Write, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let head: Vec<_> = header(schema)
-        .iter()
-        .map(|h| csv_field(h).into_owned())
-        .collect();
-    writeln!(out, "{}", head.join(",")).map_err(io)?;
-    for b in batches {
-        for row in rows_as_text(b, "")? {
-            let cells: Vec<_> = row.iter().map(|c| csv_field(c)).collect();
-            writeln!(out, "{}", cells.join(",")).map_err(io)?;
-        }
-    }
-    Ok(())
-}
-
-fn write_markdown(out: &mut dyn Write, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let esc = |s: &str| s.replace('|', "\\|");
-    let head = header(schema);
-    writeln!(
-        out,
-        "| {} |",
-        head.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | ")
-    )
-    .map_err(io)?;
-    writeln!(out, "|{}", " --- |".repeat(head.len())).map_err(io)?;
-    for b in batches {
-        for row in rows_as_text(b, "")? {
-            writeln!(
-                out,
-                "| {} |",
-                row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
-            )
-            .map_err(io)?;
-        }
-    }
-    Ok(())
-}
-
-fn write_json(out: &mut dyn Write, batches: &[RecordBatch], array: bool) -> Result<()> {
-    use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    if array {
-        let mut w = ArrayWriter::new(&mut *out);
-        w.write_batches(&refs)?;
-        w.finish()?;
-        writeln!(out).map_err(io)
-    } else {
-        let mut w = LineDelimitedWriter::new(&mut *out);
-        w.write_batches(&refs)?;
-        w.finish()?;
-        Ok(())
     }
 }
 
@@ -235,63 +261,67 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Writes a whole result to `path`, the format taken from its extension. The file
-/// appears only when complete (written under a temporary name, then renamed).
-pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Result<u64> {
-    use datafusion::config::TableParquetOptions;
-    use datafusion::dataframe::DataFrameWriteOptions;
-
-    let format = Format::from_extension(path)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let rows = match format {
-        None => {
-            let mut opts = TableParquetOptions::default();
-            opts.global.compression = Some("zstd(3)".into());
-            let tmp_parquet = tmp.with_extension("parquet");
-            let counts = df
-                .write_parquet(
-                    &tmp_parquet.display().to_string(),
-                    DataFrameWriteOptions::new().with_single_file_output(true),
-                    Some(opts),
-                )
-                .await?;
-            std::fs::rename(&tmp_parquet, &tmp)
-                .map_err(|e| Error::io(format!("{}: cannot rename", tmp.display()), e))?;
-            row_count(&counts)
-        }
-        Some(format) => {
-            let schema: SchemaRef = df.schema().inner().clone();
-            let batches = df.collect().await?;
-            let file = std::fs::File::create(&tmp)
-                .map_err(|e| Error::io(format!("{}: cannot create", tmp.display()), e))?;
-            let mut w = std::io::BufWriter::new(file);
-            write_batches(&mut w, &schema, &batches, format, 0)?;
-            w.flush()
-                .map_err(|e| Error::io(format!("{}: cannot write", tmp.display()), e))?;
-            batches.iter().map(|b| b.num_rows() as u64).sum()
-        }
-    };
-    std::fs::rename(&tmp, path)
-        .map_err(|e| Error::io(format!("{}: cannot write", path.display()), e))?;
-    Ok(rows)
+/// A text table in cxr's style, sized to the terminal (or 200 columns off one).
+pub fn text_table(header: Vec<String>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    if !std::io::stdout().is_terminal() {
+        t.set_width(200);
+    }
+    t
 }
 
-/// The row count DataFusion reports after a write.
-fn row_count(batches: &[RecordBatch]) -> u64 {
-    use datafusion::arrow::array::{Array, UInt64Array};
-    batches
-        .iter()
-        .filter_map(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>())
-        })
-        .sum()
+/// Prints text to stdout; a closed pipe ends quietly, other errors are reported.
+pub fn print_text(text: &str) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match writeln!(lock, "{text}").and_then(|_| lock.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("writing to stdout", e)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Prints generated SQL (`--show-sql`).
+pub fn print_sql(sql: &str) -> Result<()> {
+    print_text(&format!("{sql};"))
+}
+
+/// Writes a whole result to `path`, the format taken from its extension, streaming
+/// batch by batch. The file appears only when complete.
+pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Result<u64> {
+    use futures::StreamExt;
+    let format = Format::from_extension(path)?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    let mut stream = df.execute_stream().await?;
+    match format {
+        None => {
+            let mut sink = crate::warehouse::parquet::ParquetSink::create(
+                path,
+                &schema,
+                &crate::warehouse::parquet::WriteOptions::default(),
+            )?;
+            while let Some(b) = stream.next().await {
+                sink.write(&b?)?;
+            }
+            sink.finish()
+        }
+        Some(format) => {
+            let mut file = crate::warehouse::AtomicFile::create(path)?;
+            let mut rows = 0u64;
+            let mut sink = TextSink::begin(file.writer(), &schema, format)?;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                sink.write(&b)?;
+            }
+            sink.finish()?;
+            file.commit()?;
+            Ok(rows)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -249,24 +249,53 @@ fn original_2017_release_ingests_with_its_own_counts() {
             "SELECT MIN(line) FROM data_issues WHERE field = 'Patient Age'"
         ) >= 2
     );
-    let m = cxr::ingest::warehouse::Manifest::load(&wh).unwrap();
-    assert_eq!(m.metadata_revision, "2017");
-    assert_eq!(m.tables["images"], 112_120);
+    let m = manifest(&wh);
+    assert_eq!(m["metadata_revision"], "2017");
+    assert_eq!(m["tables"]["images"], 112_120);
 }
 
 #[test]
 fn manifest_records_inputs_and_revision() {
     let wh = wh2020();
-    let m = cxr::ingest::warehouse::Manifest::load(&wh).unwrap();
-    assert_eq!(m.metadata_revision, "2020");
-    assert_eq!(m.schema_version, 1);
-    assert_eq!(m.tables["findings"], 81_176);
-    let bbox = m.inputs.iter().find(|i| i.role == "bbox").unwrap();
-    assert_eq!(bbox.size, 92_416);
+    let m = manifest(&wh);
+    assert_eq!(m["format"], "cxr-warehouse");
+    assert_eq!(m["metadata_revision"], "2020");
+    assert_eq!(m["schema_version"], 2);
+    assert_eq!(m["tables"]["findings"], 81_176);
+    let inputs = m["inputs"].as_array().unwrap();
+    let bbox = inputs.iter().find(|i| i["role"] == "bbox").unwrap();
+    assert_eq!(bbox["size"], 92_416);
+    // sha256sum data/BBox_List_2017.csv
     assert_eq!(
-        bbox.sha256,
+        bbox["sha256"],
         "0bbfea9d4c4e9771481b3023b1bc9f0df9dea924453b12986beb29b0c4d0c95b"
     );
+    // The image archive is hashed while it streams: sha256sum data/sample-images-224.tar
+    let images = inputs.iter().find(|i| i["role"] == "images").unwrap();
+    let tar = common::data("sample-images-224.tar");
+    assert_eq!(images["size"], std::fs::metadata(&tar).unwrap().len());
+    assert_eq!(images["sha256"], sha256sum(&tar));
+    // The data directory the manifest names holds the tables.
+    let data = wh.join(m["data"].as_str().unwrap());
+    assert!(data.join("images.parquet").is_file());
+}
+
+fn manifest(wh: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(wh.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// The system's sha256sum, independent of cxr's hashing.
+fn sha256sum(p: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 // ---------- malformed inputs ----------
@@ -452,13 +481,20 @@ fn unusable_inputs_are_clear_errors_with_exit_code_2() {
     assert!(!dir.path().join("wh").exists(), "nothing may be written");
 }
 
+/// Every file below `dir` (relative path → bytes), lock file aside.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        out.insert(
-            e.file_name().to_string_lossy().into_owned(),
-            std::fs::read(e.path()).unwrap(),
-        );
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.file_name() != ".cxr.lock" {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
     }
     out
 }
@@ -473,7 +509,10 @@ fn failed_ingest_leaves_the_previous_warehouse_byte_for_byte() {
     );
     assert!(ingest_metadata(dir.path(), &good).status.success());
     let before = snapshot(&dir.path().join("wh"));
-    assert!(before.contains_key("images.parquet") && before.contains_key("manifest.json"));
+    assert!(
+        before.keys().any(|k| k.ends_with("/images.parquet"))
+            && before.contains_key("manifest.json")
+    );
 
     let bad = write(dir.path(), "bad.csv", b"Image Index\nx.png\n");
     assert_eq!(ingest_metadata(dir.path(), &bad).status.code(), Some(2));
@@ -501,9 +540,9 @@ fn failed_ingest_leaves_the_previous_warehouse_byte_for_byte() {
 }
 
 #[test]
-fn killed_commit_is_recovered() {
-    // A process killed between the two renames of a commit leaves the previous
-    // warehouse in `.wh.old-<pid>`; the next open puts it back.
+fn a_killed_writer_leaves_nothing_a_reader_sees() {
+    // A writer killed before its commit leaves a `.staging-*` directory inside the
+    // warehouse: readers never look at it, and the next writer removes it.
     let dir = tempfile::tempdir().unwrap();
     let good = write(
         dir.path(),
@@ -512,7 +551,9 @@ fn killed_commit_is_recovered() {
     );
     assert!(ingest_metadata(dir.path(), &good).status.success());
     let wh = dir.path().join("wh");
-    std::fs::rename(&wh, dir.path().join(".wh.old-999999")).unwrap();
+    let stale = wh.join(".staging-19700101T000000-999999");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("images.parquet"), b"half a file").unwrap();
     let out = run(&[
         "sql",
         "--warehouse",
@@ -521,6 +562,8 @@ fn killed_commit_is_recovered() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "n\n1\n");
+    assert!(ingest_metadata(dir.path(), &good).status.success());
+    assert!(!stale.exists());
 }
 
 #[test]

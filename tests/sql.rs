@@ -360,9 +360,9 @@ fn missing_or_incompatible_warehouse_is_a_clear_error() {
         dir.path().join("none").to_str().unwrap(),
         "SELECT 1",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("run `cxr ingest` first"),
+        stderr(&out).contains("no warehouse at") && stderr(&out).contains("cxr ingest"),
         "{}",
         stderr(&out)
     );

@@ -4,10 +4,12 @@ use clap::Args;
 
 use crate::cli::AnalysisArgs;
 use crate::error::Result;
-use crate::findings::FINDINGS;
 
 /// Arguments of `cxr cohort`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr cohort --with Effusion --without Pneumothorax --sex F --age 40..60 --view PA --summary"
+)]
 pub struct CohortCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
@@ -24,11 +26,10 @@ pub fn sql(cohort: &str, summary: bool) -> String {
             "WITH cohort AS (\n{cohort}\n)\nSELECT image_index, patient_id, follow_up, age, sex, view_position, labels, split\nFROM cohort\nORDER BY patient_id, follow_up, image_index"
         );
     }
-    let findings: Vec<String> = FINDINGS.iter().map(|f| format!("('{f}')")).collect();
     format!(
         "WITH cohort AS (\n{cohort}\n),
 total AS (SELECT COUNT(*) AS total_n FROM cohort),
-finding(label) AS (VALUES {}),
+{findings},
 ages AS (
     SELECT age, ROW_NUMBER() OVER (ORDER BY age) AS r, COUNT(*) OVER () AS n
     FROM cohort WHERE age IS NOT NULL
@@ -51,7 +52,7 @@ SELECT measure, item, n,
        CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total_n, 0), 2) END AS pct
 FROM rows CROSS JOIN total
 ORDER BY part, n DESC, item",
-        findings.join(", ")
+        findings = crate::sql::snippets::findings_cte()
     )
 }
 

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 
 use crate::cli::AnalysisArgs;
 use crate::error::Result;
@@ -36,6 +36,7 @@ impl Metric {
 
 /// Arguments of `cxr cooccur`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:\n  cxr cooccur --metric lift --view PA")]
 pub struct CooccurCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
@@ -65,47 +66,46 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     if !matrix {
         return args.common.run(|c| Ok(sql(c, metric))).await;
     }
-    let (_, rows) = args.common.rows(|c| Ok(sql(c, metric))).await?;
-    println!("{}", matrix_table(&rows, metric));
-    Ok(())
+    let rows = args.common.query(|c| Ok(sql(c, metric))).await?;
+    crate::output::print_text(&matrix_table(&rows, metric)?.to_string())
 }
 
 /// Pivots long-form rows (label_a, label_b, n_a, n_b, n_ab, value) into a table.
-fn matrix_table(rows: &[Vec<String>], metric: Metric) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+fn matrix_table(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<Table> {
+    let a_col = rows.required_strings("label_a")?;
+    let b_col = rows.required_strings("label_b")?;
+    let n_a = rows.required_i64s("n_a")?;
+    let value = rows.f64s("value")?;
     let mut header = vec!["row \\ column".to_string()];
-    header.extend(FINDINGS.iter().map(|f| f.replace('_', " ")));
-    t.set_header(header);
+    header.extend(FINDINGS.iter().map(|f| f.to_string()));
+    let mut t = crate::output::text_table(header);
     for a in FINDINGS {
         let mut line = vec![a.to_string()];
         for b in FINDINGS {
             let cell = if a == b {
-                let n_a = rows.iter().find(|r| r[0] == a).map(|r| r[2].clone());
-                if metric == Metric::Count {
-                    n_a.unwrap_or_default()
-                } else {
-                    "·".into()
+                match (metric, a_col.iter().position(|x| x == a)) {
+                    (Metric::Count, Some(r)) => n_a[r].to_string(),
+                    (Metric::Count, None) => "0".into(),
+                    _ => "·".into(),
                 }
             } else {
-                rows.iter()
-                    .find(|r| r[0] == a && r[1] == b)
-                    .map(|r| format_value(&r[5], metric))
+                (0..rows.len())
+                    .find(|&r| a_col[r] == a && b_col[r] == b)
+                    .and_then(|r| value[r])
+                    .map(|x| format_value(x, metric))
                     .unwrap_or_default()
             };
             line.push(cell);
         }
         t.add_row(line);
     }
-    t
+    Ok(t)
 }
 
-fn format_value(v: &str, metric: Metric) -> String {
-    match (metric, v.parse::<f64>()) {
-        (Metric::Count, Ok(x)) => format!("{x:.0}"),
-        (Metric::Lift, Ok(x)) => format!("{x:.2}"),
-        (_, Ok(x)) => format!("{x:.3}"),
-        _ => v.to_string(),
+fn format_value(x: f64, metric: Metric) -> String {
+    match metric {
+        Metric::Count => format!("{x:.0}"),
+        Metric::Lift => format!("{x:.2}"),
+        _ => format!("{x:.3}"),
     }
 }

@@ -5,10 +5,10 @@ use clap::Args;
 
 use crate::cli::AnalysisArgs;
 use crate::error::Result;
-use crate::findings::FINDINGS;
 
 /// Arguments of `cxr followup`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:\n  cxr followup --patient 18404\n  cxr followup --transitions")]
 pub struct FollowupCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
@@ -21,19 +21,22 @@ pub struct FollowupCmd {
 }
 
 fn findings_values() -> String {
-    let v: Vec<String> = FINDINGS.iter().map(|f| format!("('{f}')")).collect();
-    format!("finding(label) AS (VALUES {})", v.join(", "))
+    crate::sql::snippets::findings_cte()
 }
 
+/// The cohort flags select patients: every image of a patient with at least one
+/// image in the cohort, so that each timeline is complete.
 fn with_followups(cohort: &str) -> String {
-    let fu = crate::sql::view_sql("followups", "cohort", "findings");
-    format!("WITH cohort AS (\n{cohort}\n),\nfu AS (\n{fu}\n)")
+    let fu = crate::sql::view_sql("followups", "timeline", "findings");
+    format!(
+        "WITH cohort AS (\n{cohort}\n),\ntimeline AS (\n    SELECT t.* FROM images t JOIN (SELECT DISTINCT patient_id FROM cohort) AS cp ON cp.patient_id = t.patient_id\n),\nfu AS (\n{fu}\n)"
+    )
 }
 
 /// The timeline of one patient.
 pub fn timeline_sql(cohort: &str, patient: i64) -> String {
     format!(
-        "{},\nstudies AS (SELECT fu.*, c.view_position FROM fu JOIN cohort c ON c.image_index = fu.image_index)\nSELECT study_rank, image_index, follow_up, age, view_position, labels, new_labels, resolved_labels\nFROM studies WHERE patient_id = {patient}\nORDER BY study_rank",
+        "{},\nstudies AS (SELECT fu.*, t.view_position FROM fu JOIN timeline t ON t.image_index = fu.image_index)\nSELECT study_rank, image_index, follow_up, age, view_position, labels, new_labels, resolved_labels\nFROM studies WHERE patient_id = {patient}\nORDER BY study_rank",
         with_followups(cohort)
     )
 }
@@ -104,6 +107,20 @@ ORDER BY ever_positive DESC, b.label",
 /// Runs `cxr followup`.
 pub async fn run(args: FollowupCmd) -> Result<()> {
     let (patient, transitions) = (args.patient, args.transitions);
+    if let Some(p) = patient
+        && !args.common.show_sql
+    {
+        let found = args
+            .common
+            .query(|c| Ok(format!("WITH cohort AS (\n{c}\n)\nSELECT COUNT(*) AS n FROM cohort WHERE patient_id = {p}")))
+            .await?
+            .required_i64s("n")?;
+        if found.first().copied().unwrap_or(0) == 0 {
+            return Err(crate::Error::Usage(format!(
+                "patient {p} has no images in this warehouse (or cohort)"
+            )));
+        }
+    }
     args.common
         .run(|c| {
             Ok(match (patient, transitions) {

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 
 use crate::cli::WarehouseArg;
 use crate::error::Result;
@@ -12,6 +12,9 @@ use crate::ingest::{IngestOptions, IngestSummary};
 
 /// Arguments of `cxr ingest`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata Data_Entry_2017.csv --warehouse /tmp/wh"
+)]
 pub struct IngestArgs {
     /// Metadata CSV (plain or gzip) [default: data/Data_Entry_2017_v2020.csv.gz]
     #[arg(long, value_name = "FILE")]
@@ -98,11 +101,11 @@ pub fn run(args: IngestArgs) -> Result<()> {
     } else {
         crate::ingest::run(&opts)?
     };
-    println!("{}", summary_table(&summary));
+    let mut text = summary_table(&summary).to_string();
     if let Some(p) = &summary.pixels {
         let rate = p.measured as f64 / p.seconds.max(1e-9);
-        println!(
-            "pixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
+        text += &format!(
+            "\npixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
             crate::output::thousands(p.measured),
             crate::output::thousands(p.errors),
             crate::output::thousands(p.skipped),
@@ -118,19 +121,17 @@ pub fn run(args: IngestArgs) -> Result<()> {
             rate
         );
     }
-    println!(
-        "warehouse {} written from the {} metadata in {:.2} s",
+    text += &format!(
+        "\nwarehouse {} written from the {} metadata in {:.2} s",
         opts.warehouse.display(),
         summary.revision,
         summary.seconds
     );
-    Ok(())
+    crate::output::print_text(&text)
 }
 
 fn summary_table(s: &IngestSummary) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(vec!["table", "rows"]);
+    let mut t = crate::output::text_table(vec!["table".into(), "rows".into()]);
     for (name, rows) in &s.tables {
         t.add_row(vec![name.clone(), crate::output::thousands(*rows)]);
     }

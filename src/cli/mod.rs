@@ -5,6 +5,7 @@ pub mod cooccur;
 pub mod export;
 pub mod followup;
 pub mod ingest;
+pub mod inspect;
 pub mod plot;
 pub mod run;
 pub mod shell;
@@ -32,60 +33,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the Parquet warehouse from the NIH CSVs (shipped in data/ by default).
-    #[command(
-        after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata Data_Entry_2017.csv --warehouse /tmp/wh"
-    )]
     Ingest(ingest::IngestArgs),
     /// Run SQL over the warehouse tables and views.
-    #[command(
-        after_help = "Example:\n  cxr sql \"SELECT label, count(*) AS n FROM findings GROUP BY label ORDER BY n DESC\""
-    )]
     Sql(sql::SqlArgs),
     /// Run a saved, parameterised query from queries/.
-    #[command(
-        after_help = "Example:\n  cxr run --list\n  cxr run cohort --param finding=Effusion --param sex=F"
-    )]
     Run(run::RunArgs),
     /// Generate synthetic image archives (tests, benchmarks) or the shipped sample.
-    #[command(
-        after_help = "Example:\n  cxr synth images --count 1000 --edge-cases --out /tmp/synth.tar\n  cxr ingest --images /tmp/synth.tar"
-    )]
     Synth(synth::SynthArgs),
     /// The images of a cohort, or a summary of it.
-    #[command(
-        after_help = "Example:\n  cxr cohort --with Effusion --without Pneumothorax --sex F --age 40..60 --view PA --summary"
-    )]
     Cohort(cohort::CohortCmd),
     /// The 14 × 14 finding co-occurrence matrix of a cohort.
-    #[command(after_help = "Example:\n  cxr cooccur --metric lift --view PA")]
     Cooccur(cooccur::CooccurCmd),
     /// Patient timelines, per-finding longitudinal statistics, transitions.
-    #[command(
-        after_help = "Example:\n  cxr followup --patient 18404\n  cxr followup --transitions"
-    )]
     Followup(followup::FollowupCmd),
     /// Plots: co-occurrence heatmap, finding prevalence, age by sex, pixel means.
-    #[command(
-        after_help = "Example:\n  cxr plot cooccurrence --metric lift --out cooc.svg\n  cxr plot age --with Effusion --out age.png"
-    )]
     Plot(plot::PlotCmd),
     /// Parquet for downstream tools: training manifests, partitioned datasets, tables.
-    #[command(
-        after_help = "Example:\n  cxr export --view PA --first-study --image-root /data/images-224 --out pa.parquet\n  cxr export --partition-by split --out dataset/\n  cxr export --tables /tmp/warehouse-parquet"
-    )]
     Export(export::ExportCmd),
     /// Show a Parquet file's schema, row groups and provenance metadata.
-    #[command(after_help = "Example:\n  cxr inspect pa.parquet")]
-    Inspect(export::InspectCmd),
+    Inspect(inspect::InspectCmd),
     /// Patient-level splits: official, or random and reproducible, optionally stratified.
-    #[command(
-        after_help = "Example:\n  cxr split --seed 7 --fractions 0.7,0.1,0.2 --stratify\n  cxr split --official\n  cxr split --check"
-    )]
     Split(split::SplitCmd),
     /// Interactive SQL shell over the warehouse.
-    #[command(
-        after_help = "Example:\n  cxr shell\n  cxr> \\d images\n  cxr> SELECT count(*) FROM patients;"
-    )]
     Shell(shell::ShellArgs),
 }
 
@@ -122,6 +91,9 @@ pub struct OutputArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    if !matches!(cli.command, Command::Shell(_)) {
+        exit_on_interrupt();
+    }
     match cli.command {
         Command::Ingest(a) => ingest::run(a),
         Command::Sql(a) => block_on(sql::run(a)),
@@ -133,8 +105,28 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Followup(a) => block_on(followup::run(a)),
         Command::Export(a) => block_on(export::run(a)),
         Command::Plot(a) => block_on(plot::run(a)),
-        Command::Inspect(a) => export::inspect(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Split(a) => block_on(split::run(a)),
+    }
+}
+
+/// Ctrl-C ends the process at once with exit code 130. Nothing is lost: every
+/// write is to a temporary name or a staging directory that only a rename makes
+/// visible, and the next writer clears what is left. (The shell handles Ctrl-C
+/// itself: it cancels the running query.)
+fn exit_on_interrupt() {
+    extern "C" fn on_sigint(_: libc::c_int) {
+        const MSG: &[u8] = b"cxr: interrupted\n";
+        // Only async-signal-safe calls here.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(130);
+        }
+    }
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: installs a handler that calls only async-signal-safe functions.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
     }
 }
 
@@ -151,29 +143,34 @@ pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()>
     runtime()?.block_on(f)
 }
 
-/// Prints every result, or writes the last one to `--out`.
-pub async fn emit(frames: Vec<datafusion::prelude::DataFrame>, out: &OutputArgs) -> Result<()> {
-    let n = frames.len();
-    for (i, df) in frames.into_iter().enumerate() {
-        if i + 1 == n
-            && let Some(path) = &out.out
-        {
-            let rows = crate::output::write_file(df, path).await?;
-            eprintln!(
-                "wrote {} rows to {}",
-                crate::output::thousands(rows),
-                path.display()
-            );
-            continue;
-        }
-        let (schema, batches) = crate::sql::collect(df).await?;
-        if schema.fields().is_empty() {
-            continue;
-        }
-        let format = out
-            .format
-            .unwrap_or_else(crate::output::Format::default_for_stdout);
-        crate::output::print_batches(&schema, &batches, format, out.max_rows)?;
+/// Prints every result, or writes the one result to `--out`.
+pub async fn emit(
+    wh: &crate::sql::Warehouse,
+    frames: Vec<datafusion::prelude::DataFrame>,
+    out: &OutputArgs,
+) -> Result<()> {
+    if let Some(path) = &out.out {
+        crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
+        let [df]: [datafusion::prelude::DataFrame; 1] =
+            frames.try_into().map_err(|f: Vec<_>| {
+                Error::Usage(format!(
+                    "--out writes one result, but the SQL has {} statements",
+                    f.len()
+                ))
+            })?;
+        let rows = crate::output::write_file(df, path).await?;
+        eprintln!(
+            "wrote {} rows to {}",
+            crate::output::thousands(rows),
+            path.display()
+        );
+        return Ok(());
+    }
+    let format = out
+        .format
+        .unwrap_or_else(crate::output::Format::default_for_stdout);
+    for df in frames {
+        crate::output::print_stream(df, format, out.max_rows).await?;
     }
     Ok(())
 }
@@ -200,8 +197,11 @@ impl AnalysisArgs {
     ) -> Result<(crate::sql::Warehouse, String)> {
         let wh =
             crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::All).await?;
-        let avail = crate::cohort::Available::of(&wh)?;
-        let sql = build(&self.cohort.images_sql(avail)?)?;
+        let avail = crate::cohort::Available::of(&wh).await?;
+        if avail.splits {
+            eprintln!("cxr: note: splits come from the `splits` table written by `cxr split`");
+        }
+        let sql = build(&self.cohort.images_sql(&avail)?)?;
         Ok((wh, sql))
     }
 
@@ -209,28 +209,18 @@ impl AnalysisArgs {
     pub async fn run(self, build: impl FnOnce(&str) -> Result<String>) -> Result<()> {
         let (wh, sql) = self.prepare(build).await?;
         if self.show_sql {
-            println!("{sql};");
-            return Ok(());
+            return crate::output::print_sql(&sql);
         }
         let frames = wh.plan(&sql, false, &self.cohort.default_params()?).await?;
-        emit(frames, &self.output).await
+        emit(&wh, frames, &self.output).await
     }
 
-    /// Builds and runs the command's SQL, returning the rows as text.
-    pub async fn rows(
+    /// Builds and runs the command's SQL, returning the result for computing on.
+    pub async fn query(
         &self,
         build: impl FnOnce(&str) -> Result<String>,
-    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<Vec<String>>)> {
+    ) -> Result<crate::sql::Rows> {
         let (wh, sql) = self.prepare(build).await?;
-        let mut frames = wh.plan(&sql, false, &self.cohort.default_params()?).await?;
-        let df = frames
-            .pop()
-            .ok_or_else(|| Error::Query("no statement".into()))?;
-        let (schema, batches) = crate::sql::collect(df).await?;
-        let mut rows = Vec::new();
-        for b in &batches {
-            rows.extend(crate::output::rows_as_text(b, "")?);
-        }
-        Ok((schema, rows))
+        wh.query(&sql, &self.cohort.default_params()?).await
     }
 }

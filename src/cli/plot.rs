@@ -28,6 +28,9 @@ pub enum PlotKind {
 
 /// Arguments of `cxr plot`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr plot cooccurrence --metric lift --out cooc.svg\n  cxr plot age --with Effusion --out age.png"
+)]
 pub struct PlotCmd {
     /// The plot.
     #[arg(value_enum)]
@@ -112,9 +115,9 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     register_font()?;
     let metric = cmd.metric;
     let kind = cmd.kind;
-    let (_, rows) = cmd
+    let rows = cmd
         .common
-        .rows(|cohort| {
+        .query(|cohort| {
             Ok(match kind {
                 PlotKind::Cooccurrence => crate::cli::cooccur::sql(cohort, metric),
                 PlotKind::Labels => labels_sql(cohort),
@@ -132,19 +135,23 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "no pixel statistics for this cohort; run `cxr ingest --images ...`".into(),
         ));
     }
+    let data = Data::from_rows(kind, &rows)?;
+    if data.is_empty() {
+        return Err(Error::Usage(
+            "the cohort is empty: nothing to plot (check the cohort flags)".into(),
+        ));
+    }
     let drawn = if ext == "svg" {
         draw(
             SVGBackend::new(&out, size).into_drawing_area(),
-            kind,
             metric,
-            &rows,
+            &data,
         )
     } else {
         draw(
             BitMapBackend::new(&out, size).into_drawing_area(),
-            kind,
             metric,
-            &rows,
+            &data,
         )
     };
     drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
@@ -153,35 +160,89 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
 }
 
 fn labels_sql(cohort: &str) -> String {
-    let v: Vec<String> = FINDINGS.iter().map(|f| format!("('{f}')")).collect();
     format!(
-        "WITH cohort AS (\n{cohort}\n),\nfinding(label) AS (VALUES {}),\ntotal AS (SELECT COUNT(*) AS n FROM cohort)\nSELECT f.label, COUNT(c.image_index) AS n, MAX(total.n) AS total\nFROM finding f CROSS JOIN total LEFT JOIN cohort c ON array_has(c.labels, f.label)\nGROUP BY f.label ORDER BY n DESC, f.label",
-        v.join(", ")
+        "WITH cohort AS (\n{cohort}\n),\n{},\ntotal AS (SELECT COUNT(*) AS n FROM cohort)\nSELECT f.label, COUNT(c.image_index) AS n, MAX(total.n) AS total\nFROM finding f CROSS JOIN total LEFT JOIN cohort c ON array_has(c.labels, f.label)\nGROUP BY f.label ORDER BY n DESC, f.label",
+        crate::sql::snippets::findings_cte()
     )
+}
+
+/// What a plot draws, typed.
+enum Data {
+    /// (finding a, finding b, value) per ordered pair.
+    Pairs(Vec<(String, String, f64)>),
+    /// (finding, images) and the cohort's size.
+    Labels(Vec<(String, f64)>, f64),
+    /// (sex, 5-year bin, images).
+    Age(Vec<(String, f64, f64)>),
+    /// (bin of 8 grey values, images).
+    Pixels(Vec<(f64, f64)>),
+}
+
+impl Data {
+    fn from_rows(kind: PlotKind, rows: &crate::sql::Rows) -> Result<Data> {
+        Ok(match kind {
+            PlotKind::Cooccurrence => Data::Pairs(
+                rows.required_strings("label_a")?
+                    .into_iter()
+                    .zip(rows.required_strings("label_b")?)
+                    .zip(rows.f64s("value")?)
+                    .filter_map(|((a, b), v)| v.map(|v| (a, b, v)))
+                    .collect(),
+            ),
+            PlotKind::Labels => {
+                let total = rows.required_f64s("total")?.first().copied().unwrap_or(0.0);
+                Data::Labels(
+                    rows.required_strings("label")?
+                        .into_iter()
+                        .zip(rows.required_f64s("n")?)
+                        .collect(),
+                    total,
+                )
+            }
+            PlotKind::Age => Data::Age(
+                rows.required_strings("sex")?
+                    .into_iter()
+                    .zip(rows.required_f64s("bin")?)
+                    .zip(rows.required_f64s("n")?)
+                    .map(|((s, b), n)| (s, b, n))
+                    .collect(),
+            ),
+            PlotKind::Pixels => Data::Pixels(
+                rows.required_f64s("bin")?
+                    .into_iter()
+                    .zip(rows.required_f64s("n")?)
+                    .collect(),
+            ),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Data::Pairs(p) => p.iter().all(|r| r.2 == 0.0),
+            Data::Labels(_, total) => *total == 0.0,
+            Data::Age(a) => a.is_empty(),
+            Data::Pixels(p) => p.is_empty(),
+        }
+    }
 }
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    kind: PlotKind,
     metric: Metric,
-    rows: &[Vec<String>],
+    data: &Data,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    match kind {
-        PlotKind::Cooccurrence => heatmap(&root, metric, rows)?,
-        PlotKind::Labels => labels(&root, rows)?,
-        PlotKind::Age => age(&root, rows)?,
-        PlotKind::Pixels => pixels(&root, rows)?,
+    match data {
+        Data::Pairs(rows) => heatmap(&root, metric, rows)?,
+        Data::Labels(rows, total) => labels(&root, rows, *total)?,
+        Data::Age(rows) => age(&root, rows)?,
+        Data::Pixels(rows) => pixels(&root, rows)?,
     }
     root.present()?;
     Ok(())
-}
-
-fn num(s: &str) -> f64 {
-    s.parse().unwrap_or(0.0)
 }
 
 /// Light yellow to dark blue.
@@ -194,7 +255,7 @@ fn shade(t: f64) -> RGBColor {
 fn heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     metric: Metric,
-    rows: &[Vec<String>],
+    rows: &[(String, String, f64)],
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
@@ -208,16 +269,8 @@ where
     let (left, top) = (170i32, 60i32);
     let bottom_labels = 150i32;
     let cell = (((w as i32 - left - 20).min(h as i32 - top - bottom_labels)) / 14).max(10);
-    let value = |a: &str, b: &str| {
-        rows.iter()
-            .find(|r| r[0] == a && r[1] == b)
-            .map(|r| num(&r[5]))
-    };
-    let max = rows
-        .iter()
-        .map(|r| num(&r[5]))
-        .fold(0.0f64, f64::max)
-        .max(1e-12);
+    let value = |a: &str, b: &str| rows.iter().find(|r| r.0 == a && r.1 == b).map(|r| r.2);
+    let max = rows.iter().map(|r| r.2).fold(0.0f64, f64::max).max(1e-12);
     let small = ("sans-serif", (cell / 3).clamp(8, 14)).into_font();
     let label_font = ("sans-serif", 14).into_font();
     for (i, a) in FINDINGS.iter().enumerate() {
@@ -275,14 +328,18 @@ where
     Ok(())
 }
 
-fn labels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Vec<String>]) -> DrawResult<()>
+fn labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[(String, f64)],
+    total: f64,
+) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let total = rows.first().map(|r| num(&r[2])).unwrap_or(0.0).max(1.0);
+    let total = total.max(1.0);
     let pct: Vec<(String, f64)> = rows
         .iter()
-        .map(|r| (r[0].replace('_', " "), 100.0 * num(&r[1]) / total))
+        .map(|(label, n)| (label.replace('_', " "), 100.0 * n / total))
         .collect();
     let max = pct.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
     let n = pct.len() as i32;
@@ -325,12 +382,15 @@ where
     Ok(())
 }
 
-fn age<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Vec<String>]) -> DrawResult<()>
+fn age<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[(String, f64, f64)],
+) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let max_n = rows.iter().map(|r| num(&r[2])).fold(1.0f64, f64::max) * 1.1;
-    let max_age = rows.iter().map(|r| num(&r[1])).fold(0.0f64, f64::max) + 5.0;
+    let max_n = rows.iter().map(|r| r.2).fold(1.0f64, f64::max) * 1.1;
+    let max_age = rows.iter().map(|r| r.1).fold(0.0f64, f64::max) + 5.0;
     let mut chart = ChartBuilder::on(root)
         .caption("Age by sex (5-year bins)", ("sans-serif", 24))
         .margin(20)
@@ -351,8 +411,8 @@ where
     ] {
         let bars: Vec<(f64, f64)> = rows
             .iter()
-            .filter(|r| r[0] == sex)
-            .map(|r| (num(&r[1]), num(&r[2])))
+            .filter(|r| r.0 == sex)
+            .map(|r| (r.1, r.2))
             .collect();
         chart
             .draw_series(bars.iter().map(move |(bin, n)| {
@@ -373,11 +433,11 @@ where
     Ok(())
 }
 
-fn pixels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Vec<String>]) -> DrawResult<()>
+fn pixels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[(f64, f64)]) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let max_n = rows.iter().map(|r| num(&r[1])).fold(1.0f64, f64::max) * 1.1;
+    let max_n = rows.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(root)
         .caption("Per-image mean intensity", ("sans-serif", 24))
         .margin(20)
@@ -392,10 +452,9 @@ where
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
-    chart.draw_series(rows.iter().map(|r| {
-        let bin = num(&r[0]);
+    chart.draw_series(rows.iter().map(|&(bin, n)| {
         Rectangle::new(
-            [(bin + 0.5, 0.0), (bin + 7.5, num(&r[1]))],
+            [(bin + 0.5, 0.0), (bin + 7.5, n)],
             RGBColor(99, 99, 99).filled(),
         )
     }))?;

@@ -1,7 +1,6 @@
 //! `cxr run`: saved, parameterised queries from `queries/`.
 
 use clap::Args;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::cli::{OutputArgs, WarehouseArg};
 use crate::error::{Error, Result};
@@ -10,6 +9,9 @@ use crate::sql::{Register, Warehouse};
 
 /// Arguments of `cxr run`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr run --list\n  cxr run effusion_cohort --param sex=F --param min_age=40\n  cxr run conditional -p finding=Effusion"
+)]
 pub struct RunArgs {
     /// A query name (`effusion_cohort` finds queries/effusion_cohort.sql) or a file path.
     #[arg(value_name = "QUERY", required_unless_present = "list")]
@@ -42,22 +44,29 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .query
         .as_deref()
         .ok_or_else(|| Error::Usage("no query given".into()))?;
-    let qf = QueryFile::load(&params::resolve(name)?)?;
+    let path = params::resolve(name)?;
+    let qf = QueryFile::load(&path)?;
     let values = qf.bind(&args.params)?;
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&qf.sql)).await?;
-    let frames = wh.plan(&qf.sql, false, &values).await?;
-    crate::cli::emit(frames, &args.output).await
+    let frames = wh
+        .plan(&qf.sql, false, &values)
+        .await
+        .map_err(|e| match e {
+            Error::Usage(_) | Error::Warehouse(_) => e,
+            other => Error::Query(format!("{}: {other}", path.display())),
+        })?;
+    crate::cli::emit(&wh, frames, &args.output).await
 }
 
 fn list() -> Result<()> {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec!["query", "description", "parameters"]);
+    let mut t = crate::output::text_table(vec![
+        "query".into(),
+        "description".into(),
+        "parameters".into(),
+    ]);
     for q in params::list()? {
         let ps: Vec<String> = q.params.iter().map(ToString::to_string).collect();
         t.add_row(vec![q.name, q.description, ps.join("\n")]);
     }
-    println!("{t}");
-    Ok(())
+    crate::output::print_text(&t.to_string())
 }

@@ -17,6 +17,9 @@ use crate::sql::{Register, Warehouse};
 
 /// Arguments of `cxr shell`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr shell\n  cxr> \\d images\n  cxr> SELECT count(*) FROM patients;"
+)]
 pub struct ShellArgs {
     #[command(flatten)]
     pub warehouse: WarehouseArg,
@@ -61,7 +64,7 @@ pub fn run(args: ShellArgs) -> Result<()> {
     }
     eprintln!(
         "cxr shell on {} (\\? for help, \\q to quit)",
-        s.wh.dir.display()
+        s.wh.snapshot.root.display()
     );
     let mut buffer = String::new();
     loop {
@@ -148,10 +151,7 @@ impl Session {
         let (wh, format, allow_write) = (&self.wh, self.format, self.allow_write);
         let work = async {
             for df in wh.plan(sql, allow_write, &[]).await? {
-                let (schema, batches) = crate::sql::collect(df).await?;
-                if !schema.fields().is_empty() {
-                    crate::output::print_batches(&schema, &batches, format, 0)?;
-                }
+                crate::output::print_stream(df, format, 0).await?;
             }
             Ok::<(), Error>(())
         };

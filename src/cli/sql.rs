@@ -10,6 +10,9 @@ use crate::sql::{Register, Warehouse};
 
 /// Arguments of `cxr sql`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr sql \"SELECT label, count(*) AS n FROM findings GROUP BY label ORDER BY n DESC\""
+)]
 pub struct SqlArgs {
     /// One or more `;`-separated statements; `-` reads them from stdin.
     #[arg(value_name = "SQL")]
@@ -34,7 +37,14 @@ pub async fn run(args: SqlArgs) -> Result<()> {
     } else {
         args.sql.clone()
     };
+    let t = std::time::Instant::now();
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&sql)).await?;
+    crate::trace("open the warehouse", t);
+    let t = std::time::Instant::now();
     let frames = wh.plan(&sql, args.allow_write, &[]).await?;
-    crate::cli::emit(frames, &args.output).await
+    crate::trace("plan", t);
+    let t = std::time::Instant::now();
+    let done = crate::cli::emit(&wh, frames, &args.output).await;
+    crate::trace("run and print", t);
+    done
 }

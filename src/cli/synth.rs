@@ -10,6 +10,9 @@ use crate::pixels::synth::{SynthOptions, sample_tar, write_tar};
 
 /// Arguments of `cxr synth`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cxr synth images --count 1000 --edge-cases --out /tmp/synth.tar\n  cxr ingest --images /tmp/synth.tar"
+)]
 pub struct SynthArgs {
     /// What to generate.
     #[command(subcommand)]
@@ -22,8 +25,8 @@ pub enum SynthWhat {
     /// A tar of synthetic chest-X-ray-like PNGs named after real image indices.
     Images {
         /// Number of regular images.
-        #[arg(long, default_value_t = 100)]
-        count: usize,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+        count: u64,
         /// Side of the images in pixels.
         #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(8..=8192))]
         size: u32,
@@ -63,20 +66,25 @@ pub fn run(args: SynthArgs) -> Result<()> {
             seed,
             out,
         } => {
+            let count = count as usize;
             let members = write_tar(
                 &out,
                 &SynthOptions {
+                    names: crate::ingest::image_names(count + 8),
                     count,
                     size: size as usize,
                     edge_cases,
                     seed,
                 },
             )?;
-            println!("wrote {} ({members} members)", out.display());
+            crate::output::print_text(&format!("wrote {} ({members} members)", out.display()))?;
         }
         SynthWhat::Sample { from, size, out } => {
             let n = sample_tar(&from, &out, size as usize)?;
-            println!("wrote {} ({n} images, {size}×{size})", out.display());
+            crate::output::print_text(&format!(
+                "wrote {} ({n} images, {size}×{size})",
+                out.display()
+            ))?;
         }
     }
     Ok(())

@@ -1,12 +1,14 @@
 //! `BBox_List_2017.csv` → `bboxes`.
 
-use polars::prelude::*;
+use datafusion::arrow::array::RecordBatch;
+use polars::prelude::PlHashMap;
 
 use crate::error::Result;
 use crate::findings::{Label, classify};
 use crate::ingest::csv::CsvTable;
 use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
+use crate::ingest::table::{batch, f64s, i32s, text};
 
 /// Side of the source images the box coordinates refer to.
 pub const SOURCE_SIZE: f64 = 1024.0;
@@ -177,36 +179,23 @@ pub fn patient_from_name(name: &str) -> Option<i32> {
 }
 
 /// Builds the `bboxes` table.
-pub fn frame(boxes: &[BBox]) -> PolarsResult<DataFrame> {
+pub fn boxes_batch(boxes: &[BBox]) -> Result<RecordBatch> {
     let scale = SMALL_SIZE / SOURCE_SIZE;
-    let mut cols = vec![
-        Column::new(
-            "image_index".into(),
-            boxes
-                .iter()
-                .map(|b| b.image_index.as_str())
-                .collect::<Vec<_>>(),
+    let coord = |k: usize, s: f64| f64s(boxes.iter().map(|b| Some(b.xywh[k] * s)));
+    batch(vec![
+        (
+            "image_index",
+            text(boxes.iter().map(|b| b.image_index.as_str())),
         ),
-        Column::new(
-            "patient_id".into(),
-            boxes.iter().map(|b| b.patient_id).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "label".into(),
-            boxes.iter().map(|b| b.label).collect::<Vec<_>>(),
-        ),
-    ];
-    for (k, name) in ["x", "y", "w", "h"].iter().enumerate() {
-        cols.push(Column::new(
-            (*name).into(),
-            boxes.iter().map(|b| b.xywh[k]).collect::<Vec<_>>(),
-        ));
-    }
-    for (k, name) in ["x_224", "y_224", "w_224", "h_224"].iter().enumerate() {
-        cols.push(Column::new(
-            (*name).into(),
-            boxes.iter().map(|b| b.xywh[k] * scale).collect::<Vec<_>>(),
-        ));
-    }
-    DataFrame::new_infer_height(cols)
+        ("patient_id", i32s(boxes.iter().map(|b| Some(b.patient_id)))),
+        ("label", text(boxes.iter().map(|b| b.label))),
+        ("x", coord(0, 1.0)),
+        ("y", coord(1, 1.0)),
+        ("w", coord(2, 1.0)),
+        ("h", coord(3, 1.0)),
+        ("x_224", coord(0, scale)),
+        ("y_224", coord(1, scale)),
+        ("w_224", coord(2, scale)),
+        ("h_224", coord(3, scale)),
+    ])
 }

@@ -24,18 +24,57 @@ pub struct CsvTable {
     pub lines: Vec<u64>,
 }
 
-/// Reads a whole input file, decompressing gzip by its magic bytes.
+/// The largest CSV cxr reads, after decompression (the largest real metadata file,
+/// PadChest's, is 99 MB): a bound on what a hostile input can make cxr allocate.
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
+
+/// The most header fields a CSV may have (OpenI's DICOM dump, the widest real file,
+/// has 176).
+pub const MAX_FIELDS: usize = 4096;
+
+/// Reads a whole input file, decompressing gzip by its magic bytes; at most
+/// [`MAX_CSV_BYTES`] either way.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 8);
-        flate2::read::MultiGzDecoder::new(&raw[..])
+    let mut reader = std::io::BufReader::new(file);
+    let magic = std::io::BufRead::fill_buf(&mut reader)
+        .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut out = Vec::new();
+    let too_big = || {
+        Error::input(
+            path,
+            format!(
+                "larger than {} MiB{}: not a metadata file cxr reads",
+                MAX_CSV_BYTES >> 20,
+                if magic { " once decompressed" } else { "" }
+            ),
+        )
+    };
+    if magic {
+        flate2::read::MultiGzDecoder::new(reader)
+            .take(MAX_CSV_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::input(path, format!("corrupt gzip data: {e}")))?;
-        return Ok(out);
+    } else {
+        reader
+            .take(MAX_CSV_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?;
     }
-    Ok(raw)
+    if out.len() as u64 > MAX_CSV_BYTES {
+        return Err(too_big());
+    }
+    // Classic Mac line ends (CR only): one line per record all the same.
+    if !out.contains(&b'\n') && out.contains(&b'\r') {
+        for b in out.iter_mut() {
+            if *b == b'\r' {
+                *b = b'\n';
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl CsvTable {
@@ -59,18 +98,16 @@ impl CsvTable {
             .into_iter()
             .map(|h| h.trim().to_string())
             .collect();
+        check_header(path, &header)?;
         let data = if header_end < body.len() {
             &body[header_end + 1..]
         } else {
             &[][..]
         };
         let records = scan_records(data);
-        let width = records
-            .iter()
-            .map(|r| r.fields)
-            .max()
-            .unwrap_or(0)
-            .max(header.len());
+        // Fields past the header are reported below and never parsed: a record with
+        // a million commas costs a count, not a million columns.
+        let width = header.len();
         for r in &records {
             if r.fields > header.len() {
                 issues.push(
@@ -139,6 +176,34 @@ impl CsvTable {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+}
+
+/// A header is refused when it is too wide or names a column twice (every later
+/// column would be read from the wrong position).
+fn check_header(path: &Path, header: &[String]) -> Result<()> {
+    if header.len() > MAX_FIELDS {
+        return Err(Error::input_at(
+            path,
+            1,
+            None,
+            format!(
+                "the header has {} fields; more than {MAX_FIELDS} is not a metadata file",
+                header.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for h in header.iter().filter(|h| !h.is_empty()) {
+        if !seen.insert(h.as_str()) {
+            return Err(Error::input_at(
+                path,
+                1,
+                Some(h),
+                "this column appears twice in the header",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The file name of `path`, used as `source_file` in `data_issues`.

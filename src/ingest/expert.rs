@@ -1,11 +1,13 @@
 //! Google's 2019 radiologist-adjudicated labels → `expert_labels`.
 
-use polars::prelude::*;
+use datafusion::arrow::array::RecordBatch;
+use polars::prelude::PlHashMap;
 
 use crate::error::Result;
 use crate::ingest::csv::CsvTable;
 use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
+use crate::ingest::table::{batch, bools, text, utf8};
 
 /// The four adjudicated findings: (table column, header name, squashed aliases).
 const FLAGS: [(&str, &str, &[&str]); 4] = [
@@ -111,22 +113,14 @@ fn parse_bool(s: &str) -> Option<bool> {
 }
 
 /// Builds the `expert_labels` table.
-pub fn frame(rows: &[ExpertRow]) -> PolarsResult<DataFrame> {
-    let mut cols = vec![Column::new(
-        "image_index".into(),
-        rows.iter()
-            .map(|r| r.image_index.as_str())
-            .collect::<Vec<_>>(),
+pub fn expert_batch(rows: &[ExpertRow]) -> Result<RecordBatch> {
+    let mut cols = vec![(
+        "image_index",
+        text(rows.iter().map(|r| r.image_index.as_str())),
     )];
     for (k, (name, _, _)) in FLAGS.iter().enumerate() {
-        cols.push(Column::new(
-            (*name).into(),
-            rows.iter().map(|r| r.flags[k]).collect::<Vec<_>>(),
-        ));
+        cols.push((*name, bools(rows.iter().map(|r| r.flags[k]))));
     }
-    cols.push(Column::new(
-        "set_id".into(),
-        rows.iter().map(|r| r.set_id.as_deref()).collect::<Vec<_>>(),
-    ));
-    DataFrame::new_infer_height(cols)
+    cols.push(("set_id", utf8(rows.iter().map(|r| r.set_id.as_deref()))));
+    batch(cols)
 }

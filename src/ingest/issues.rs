@@ -1,6 +1,9 @@
 //! The `data_issues` table: everything ingest changed, nulled or refused.
 
-use polars::prelude::*;
+use datafusion::arrow::array::RecordBatch;
+
+use crate::error::Result;
+use crate::ingest::table::{batch, i64s, text, utf8};
 
 /// One row of `data_issues`.
 #[derive(Debug, Clone)]
@@ -52,37 +55,23 @@ impl Issues {
         self.rows.is_empty()
     }
 
-    /// The recorded issues.
-    pub fn rows(&self) -> &[Issue] {
-        &self.rows
-    }
-
     /// Appends all issues of `other`.
     pub fn extend(&mut self, other: Issues) {
         self.rows.extend(other.rows);
     }
 
     /// The `data_issues` table.
-    pub fn to_frame(&self) -> PolarsResult<DataFrame> {
+    pub fn to_batch(&self) -> Result<RecordBatch> {
         let r = &self.rows;
-        DataFrame::new_infer_height(vec![
-            Column::new(
-                "source_file".into(),
-                r.iter().map(|i| i.source_file.as_str()).collect::<Vec<_>>(),
+        batch(vec![
+            (
+                "source_file",
+                text(r.iter().map(|i| i.source_file.as_str())),
             ),
-            Column::new("line".into(), r.iter().map(|i| i.line).collect::<Vec<_>>()),
-            Column::new(
-                "field".into(),
-                r.iter().map(|i| i.field.as_deref()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "value".into(),
-                r.iter().map(|i| i.value.as_deref()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "issue".into(),
-                r.iter().map(|i| i.issue.as_str()).collect::<Vec<_>>(),
-            ),
+            ("line", i64s(r.iter().map(|i| i.line))),
+            ("field", utf8(r.iter().map(|i| i.field.as_deref()))),
+            ("value", utf8(r.iter().map(|i| i.value.as_deref()))),
+            ("issue", text(r.iter().map(|i| i.issue.as_str()))),
         ])
     }
 }

@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
-use polars::prelude::*;
+use datafusion::arrow::array::RecordBatch;
+use polars::prelude::{InitHashMaps, PlHashMap};
 
 use crate::error::Result;
 use crate::findings::{FINDINGS, Label, classify, column_name};
 use crate::ingest::csv::CsvTable;
 use crate::ingest::issues::Issues;
+use crate::ingest::table::{batch, bools, f64s, i8s, i16s, i32s, list_utf8, text, utf8};
 
 /// Ages above this many years are implausible and become NULL.
 pub const MAX_AGE: i64 = 120;
@@ -258,6 +260,12 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
     } else {
         Revision::Revised2020
     };
+    if images.is_empty() {
+        return Err(crate::error::Error::input(
+            path,
+            "no image rows: the file has a header but no usable records (nothing was written)",
+        ));
+    }
     Ok(Metadata { images, revision })
 }
 
@@ -454,115 +462,86 @@ pub fn parse_labels(s: &str) -> (Vec<&'static str>, Vec<String>) {
 }
 
 /// Builds the `images` table.
-pub fn images_frame(images: &[Image]) -> PolarsResult<DataFrame> {
-    // One pass over the rows fills every column: walking 112,120 structs once per
-    // column costs more than building the columns.
-    let n = images.len();
-    let mut index = Vec::with_capacity(n);
-    let mut patient = Vec::with_capacity(n);
-    let mut follow = Vec::with_capacity(n);
-    let mut age = Vec::with_capacity(n);
-    let mut sex = Vec::with_capacity(n);
-    let mut view = Vec::with_capacity(n);
-    let mut width = Vec::with_capacity(n);
-    let mut height = Vec::with_capacity(n);
-    let mut sx = Vec::with_capacity(n);
-    let mut sy = Vec::with_capacity(n);
-    let mut source_labels = Vec::with_capacity(n);
-    let mut n_labels = Vec::with_capacity(n);
-    let mut no_finding = Vec::with_capacity(n);
-    let mut split = Vec::with_capacity(n);
-    let mut flags: Vec<Vec<bool>> = vec![Vec::with_capacity(n); FINDINGS.len()];
-    let mut labels = ListStringChunkedBuilder::new("labels".into(), n, n * 2);
-    for i in images {
-        index.push(i.image_index.as_str());
-        patient.push(i.patient_id);
-        follow.push(i.follow_up);
-        age.push(i.age);
-        sex.push(i.sex);
-        view.push(i.view_position);
-        width.push(i.orig_width);
-        height.push(i.orig_height);
-        sx.push(i.pixel_spacing_x);
-        sy.push(i.pixel_spacing_y);
-        source_labels.push(i.finding_labels.as_str());
-        n_labels.push(i.labels.len() as i8);
-        no_finding.push(i.labels.is_empty());
-        split.push(i.split);
-        labels.append_values_iter(i.labels.iter().copied());
-        for (k, f) in FINDINGS.iter().enumerate() {
-            flags[k].push(i.labels.contains(f));
-        }
-    }
+pub fn images_batch(images: &[Image]) -> Result<RecordBatch> {
     let mut cols = vec![
-        Column::new("image_index".into(), index),
-        Column::new("patient_id".into(), patient),
-        Column::new("follow_up".into(), follow),
-        Column::new("age".into(), age),
-        Column::new("sex".into(), sex),
-        Column::new("view_position".into(), view),
-        Column::new("orig_width".into(), width),
-        Column::new("orig_height".into(), height),
-        Column::new("pixel_spacing_x".into(), sx),
-        Column::new("pixel_spacing_y".into(), sy),
-        Column::new("finding_labels".into(), source_labels),
-        labels.finish().into_series().into_column(),
-        Column::new("n_labels".into(), n_labels),
-        Column::new("no_finding".into(), no_finding),
+        (
+            "image_index",
+            text(images.iter().map(|i| i.image_index.as_str())),
+        ),
+        (
+            "patient_id",
+            i32s(images.iter().map(|i| Some(i.patient_id))),
+        ),
+        ("follow_up", i32s(images.iter().map(|i| Some(i.follow_up)))),
+        ("age", i16s(images.iter().map(|i| i.age))),
+        ("sex", utf8(images.iter().map(|i| i.sex))),
+        (
+            "view_position",
+            utf8(images.iter().map(|i| i.view_position)),
+        ),
+        ("orig_width", i32s(images.iter().map(|i| i.orig_width))),
+        ("orig_height", i32s(images.iter().map(|i| i.orig_height))),
+        (
+            "pixel_spacing_x",
+            f64s(images.iter().map(|i| i.pixel_spacing_x)),
+        ),
+        (
+            "pixel_spacing_y",
+            f64s(images.iter().map(|i| i.pixel_spacing_y)),
+        ),
+        (
+            "finding_labels",
+            text(images.iter().map(|i| i.finding_labels.as_str())),
+        ),
+        (
+            "labels",
+            list_utf8(images.iter().map(|i| i.labels.as_slice())),
+        ),
+        (
+            "n_labels",
+            i8s(images.iter().map(|i| Some(i.labels.len() as i8))),
+        ),
+        (
+            "no_finding",
+            bools(images.iter().map(|i| Some(i.labels.is_empty()))),
+        ),
     ];
-    for (f, values) in FINDINGS.iter().zip(flags) {
-        cols.push(Column::new(column_name(f).into(), values));
+    let names: Vec<String> = FINDINGS.iter().map(|f| column_name(f)).collect();
+    for (f, name) in FINDINGS.iter().zip(&names) {
+        cols.push((
+            name,
+            bools(images.iter().map(|i| Some(i.labels.contains(f)))),
+        ));
     }
-    cols.push(Column::new("split".into(), split));
-    DataFrame::new_infer_height(cols)
-}
-
-/// A `List(Utf8)` column from slices of labels.
-pub fn list_column<'a, S: AsRef<str> + 'a>(
-    name: &str,
-    rows: impl ExactSizeIterator<Item = &'a [S]>,
-) -> Column {
-    let mut b = ListStringChunkedBuilder::new(name.into(), rows.len(), rows.len() * 2);
-    for r in rows {
-        b.append_values_iter(r.iter().map(AsRef::as_ref));
-    }
-    b.finish().into_series().into_column()
+    cols.push(("split", utf8(images.iter().map(|i| i.split))));
+    batch(cols)
 }
 
 /// Builds the `findings` table: one row per (image, finding).
-pub fn findings_frame(images: &[Image]) -> PolarsResult<DataFrame> {
+pub fn findings_batch(images: &[Image]) -> Result<RecordBatch> {
     let rows: Vec<(&Image, &str)> = images
         .iter()
         .flat_map(|i| i.labels.iter().map(move |l| (i, *l)))
         .collect();
-    DataFrame::new_infer_height(vec![
-        Column::new(
-            "image_index".into(),
-            rows.iter()
-                .map(|(i, _)| i.image_index.as_str())
-                .collect::<Vec<_>>(),
+    batch(vec![
+        (
+            "image_index",
+            text(rows.iter().map(|(i, _)| i.image_index.as_str())),
         ),
-        Column::new(
-            "patient_id".into(),
-            rows.iter().map(|(i, _)| i.patient_id).collect::<Vec<_>>(),
+        (
+            "patient_id",
+            i32s(rows.iter().map(|(i, _)| Some(i.patient_id))),
         ),
-        Column::new(
-            "follow_up".into(),
-            rows.iter().map(|(i, _)| i.follow_up).collect::<Vec<_>>(),
+        (
+            "follow_up",
+            i32s(rows.iter().map(|(i, _)| Some(i.follow_up))),
         ),
-        Column::new(
-            "label".into(),
-            rows.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
-        ),
+        ("label", text(rows.iter().map(|(_, l)| *l))),
     ])
 }
 
 /// Builds the `patients` table, noting patients whose sex differs between studies.
-pub fn patients_frame(
-    images: &[Image],
-    source: &str,
-    issues: &mut Issues,
-) -> PolarsResult<DataFrame> {
+pub fn patients_batch(images: &[Image], source: &str, issues: &mut Issues) -> Result<RecordBatch> {
     // One sort by (patient, follow-up) instead of a map of vectors.
     let mut order: Vec<&Image> = images.iter().collect();
     order.sort_unstable_by(|a, b| {
@@ -615,15 +594,18 @@ pub fn patients_frame(
         labels_ever.push(ever);
         split.push(if same_split { first_split } else { None });
     }
-    DataFrame::new_infer_height(vec![
-        Column::new("patient_id".into(), id),
-        Column::new("sex".into(), sex),
-        Column::new("n_images".into(), n_images),
-        Column::new("first_follow_up".into(), first_fu),
-        Column::new("last_follow_up".into(), last_fu),
-        Column::new("first_age".into(), first_age),
-        Column::new("last_age".into(), last_age),
-        list_column("labels_ever", labels_ever.iter().map(Vec::as_slice)),
-        Column::new("split".into(), split),
+    batch(vec![
+        ("patient_id", i32s(id.into_iter().map(Some))),
+        ("sex", utf8(sex)),
+        ("n_images", i32s(n_images.into_iter().map(Some))),
+        ("first_follow_up", i32s(first_fu.into_iter().map(Some))),
+        ("last_follow_up", i32s(last_fu.into_iter().map(Some))),
+        ("first_age", i16s(first_age)),
+        ("last_age", i16s(last_age)),
+        (
+            "labels_ever",
+            list_utf8(labels_ever.iter().map(Vec::as_slice)),
+        ),
+        ("split", utf8(split)),
     ])
 }

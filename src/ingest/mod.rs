@@ -10,17 +10,18 @@ pub mod expert;
 pub mod issues;
 pub mod metadata;
 pub mod splits;
-pub mod warehouse;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use polars::prelude::{DataFrame, PlHashMap, PolarsResult};
+use datafusion::arrow::array::RecordBatch;
+use polars::prelude::PlHashMap;
 
 use crate::error::Result;
+use crate::warehouse::{InputFile, Manifest, Staging, WriteLock, parquet};
 use issues::Issues;
-use warehouse::{InputFile, Manifest, SCHEMA_VERSION, Staging, write_parquet};
 
 /// What to ingest and where to put it.
 #[derive(Debug, Clone)]
@@ -44,8 +45,6 @@ pub struct IngestOptions {
 pub struct IngestSummary {
     /// (table, rows), in write order.
     pub tables: Vec<(String, u64)>,
-    /// Rows in `data_issues`.
-    pub issues: u64,
     /// Which metadata release was read.
     pub revision: String,
     /// The pixel run, when images were given.
@@ -69,6 +68,21 @@ pub struct PixelSummary {
     pub seconds: f64,
 }
 
+/// The first `count` image names of the shipped NIH metadata (none if it is absent).
+pub fn image_names(count: usize) -> Vec<String> {
+    let meta = crate::data_dir().join("Data_Entry_2017_v2020.csv.gz");
+    let mut issues = Issues::default();
+    metadata::read(&meta, &mut issues)
+        .map(|m| {
+            m.images
+                .into_iter()
+                .take(count)
+                .map(|i| i.image_index)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Runs a whole ingest without progress output.
 pub fn run(opts: &IngestOptions) -> Result<IngestSummary> {
     run_with_progress(opts, &crate::pixels::run::Quiet)
@@ -81,68 +95,61 @@ pub fn run_with_progress(
 ) -> Result<IngestSummary> {
     let start = Instant::now();
     check_inputs(opts)?;
+    // Refuse a wrong --warehouse before any work; write nothing for bad inputs.
+    WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
-    // The side inputs do not need the metadata until they are matched against it:
-    // parse them on another thread while the metadata is read and cleaned.
-    let (meta, side) = std::thread::scope(|s| {
-        let side = s.spawn(|| read_side(opts));
-        let meta = metadata::read(&opts.metadata, &mut issues);
-        (meta, side.join().expect("side input reader does not panic"))
-    });
-    let (meta, mut side) = (meta?, side?);
+    let (meta, side) = read_inputs(opts, &mut issues)?;
+    // Other writers wait here; from now on the warehouse is ours to change.
+    let lock = WriteLock::acquire(&opts.warehouse)?;
+    let Side {
+        lists,
+        list_sources,
+        bbox,
+        expert,
+        mut inputs,
+        issues: side_issues,
+    } = side;
+    issues.extend(side_issues);
     crate::trace("read inputs", start);
     let t = Instant::now();
-    issues.extend(std::mem::take(&mut side.issues));
-    let mut inputs = side.inputs;
     let mut images = meta.images;
-    if let Some(lists) = &side.lists {
-        splits::assign(lists, &side.list_sources, &mut images, &mut issues);
+    if let Some(lists) = &lists {
+        splits::assign(lists, &list_sources, &mut images, &mut issues);
     }
     let by_name: PlHashMap<&str, &metadata::Image> =
         images.iter().map(|i| (i.image_index.as_str(), i)).collect();
-    let boxes = match &side.bbox {
+    let boxes = match &bbox {
         Some(t) => boxes::clean(t, &by_name, &mut issues)?,
         None => Vec::new(),
     };
-    let experts = match &side.expert {
+    let experts = match &expert {
         Some(t) => expert::clean(t, &by_name, &mut issues)?,
         None => Vec::new(),
     };
     crate::trace("splits, boxes, expert", t);
-    let cache = warehouse::sibling(
-        &opts.warehouse,
-        &format!("pixels-{}", crate::pixels::run::cache_key(&opts.images)),
-    );
-    let pixel_run = if opts.images.is_empty() {
-        None
-    } else {
-        for p in &opts.images {
-            inputs.push(InputFile::describe_quick("images", p)?);
-        }
-        let run = crate::pixels::run::measure(&opts.images, &cache, progress)?;
-        note_unknown_images(&run, &by_name, &mut issues);
-        Some(run)
-    };
+    let pixel_run = measure_pixels(opts, &lock, progress, &mut inputs)?;
+    if let Some(run) = &pixel_run {
+        note_unknown_images(run, &by_name, &mut issues);
+    }
 
     let t = Instant::now();
-    let staging = Staging::new(&opts.warehouse)?;
+    let staging = lock.stage()?;
     let source = csv::source_name(&opts.metadata);
-    // Each big table is built and written on its own thread; the small ones and
-    // data_issues (which the patients table adds to) follow on this one.
-    let build_and_write = |name: &str, df: PolarsResult<DataFrame>| -> Result<(String, u64)> {
-        let mut df = df?;
+    let write = |name: &str, batch: Result<RecordBatch>| -> Result<(String, u64)> {
         let w = Instant::now();
-        write_parquet(&mut df, &staging.path(&format!("{name}.parquet")))?;
+        let rows = parquet::write_table(&staging.path(&format!("{name}.parquet")), &batch?)?;
         crate::trace(&format!("  write {name}"), w);
-        Ok((name.to_string(), df.height() as u64))
+        Ok((name.to_string(), rows))
     };
+    // The big tables are built and written on threads of their own; the small ones
+    // and data_issues (which the patients table adds to) follow on this one.
     let (big, patient_issues) = std::thread::scope(|s| {
-        let images_t = s.spawn(|| build_and_write("images", metadata::images_frame(&images)));
-        let findings_t = s.spawn(|| build_and_write("findings", metadata::findings_frame(&images)));
+        let images_t = s.spawn(|| write("images", metadata::images_batch(&images)));
+        let findings_t = s.spawn(|| write("findings", metadata::findings_batch(&images)));
         let mut patient_issues = Issues::default();
-        let patients = build_and_write(
+        let patients = write(
             "patients",
-            metadata::patients_frame(&images, &source, &mut patient_issues),
+            metadata::patients_batch(&images, &source, &mut patient_issues),
         );
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
             h.join().expect("table writer does not panic")
@@ -154,33 +161,24 @@ pub fn run_with_progress(
     });
     issues.extend(patient_issues);
     let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
-    tables.push(build_and_write("bboxes", boxes::frame(&boxes))?);
-    tables.push(build_and_write("expert_labels", expert::frame(&experts))?);
-    tables.push(build_and_write("data_issues", issues.to_frame())?);
+    tables.push(write("bboxes", boxes::boxes_batch(&boxes))?);
+    tables.push(write("expert_labels", expert::expert_batch(&experts))?);
+    tables.push(write("data_issues", issues.to_batch())?);
     let empty = crate::pixels::run::PixelRun::default();
-    let run = pixel_run.as_ref().unwrap_or(&empty);
-    tables.extend(write_pixel_tables(run, &staging)?);
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        cxr_version: env!("CARGO_PKG_VERSION").to_string(),
-        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        metadata_revision: meta.revision.name().to_string(),
-        inputs,
-        tables: tables.iter().cloned().collect::<BTreeMap<_, _>>(),
-    };
-    let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    let manifest_path = staging.path(warehouse::MANIFEST);
-    std::fs::write(&manifest_path, json + "\n").map_err(|e| {
-        crate::error::Error::io(format!("{}: cannot write", manifest_path.display()), e)
-    })?;
+    tables.extend(write_pixel_tables(
+        pixel_run.as_ref().unwrap_or(&empty),
+        &staging,
+    )?);
+    let mut manifest = Manifest::new(meta.revision.name());
+    manifest.inputs = inputs;
+    manifest.tables = tables.iter().cloned().collect::<BTreeMap<_, _>>();
     crate::trace("write tables", t);
-    staging.commit()?;
+    staging.commit(manifest)?;
     if pixel_run.is_some() {
-        let _ = std::fs::remove_dir_all(&cache);
+        let _ = std::fs::remove_dir_all(pixel_cache(opts, &lock));
     }
     Ok(IngestSummary {
         tables,
-        issues: issues.len() as u64,
         revision: meta.revision.name().to_string(),
         pixels: pixel_run.map(|r| PixelSummary {
             measured: r.measured,
@@ -191,6 +189,40 @@ pub fn run_with_progress(
         }),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Reads the metadata and, on another thread meanwhile, the side inputs (which do
+/// not need the metadata until they are matched against it).
+fn read_inputs(opts: &IngestOptions, issues: &mut Issues) -> Result<(metadata::Metadata, Side)> {
+    let (meta, side) = std::thread::scope(|s| {
+        let side = s.spawn(|| read_side(opts));
+        let meta = metadata::read(&opts.metadata, issues);
+        (meta, side.join().expect("side input reader does not panic"))
+    });
+    Ok((meta?, side?))
+}
+
+/// The resume cache of a pixel run: inside the warehouse, keyed by the inputs.
+fn pixel_cache(opts: &IngestOptions, lock: &WriteLock) -> PathBuf {
+    lock.scratch(&format!(
+        "pixels-{}",
+        crate::pixels::run::cache_key(&opts.images)
+    ))
+}
+
+/// Measures the image inputs, if any, recording each as an input of the ingest.
+fn measure_pixels(
+    opts: &IngestOptions,
+    lock: &WriteLock,
+    progress: &dyn crate::pixels::run::Progress,
+    inputs: &mut Vec<InputFile>,
+) -> Result<Option<crate::pixels::run::PixelRun>> {
+    if opts.images.is_empty() {
+        return Ok(None);
+    }
+    let run = crate::pixels::run::measure(&opts.images, &pixel_cache(opts, lock), progress)?;
+    inputs.extend(run.inputs.iter().cloned());
+    Ok(Some(run))
 }
 
 /// The inputs read beside the metadata: parsed, not yet matched against it.
@@ -252,32 +284,30 @@ fn note_unknown_images(
 }
 
 /// Writes `pixel_stats` (the committed chunks, merged in member order) and
-/// `pixel_errors` into the staging directory.
+/// `pixel_errors` into the new version.
 fn write_pixel_tables(
     run: &crate::pixels::run::PixelRun,
     staging: &Staging,
 ) -> Result<Vec<(String, u64)>> {
-    use crate::pixels::run::{
-        errors_batch, errors_schema, read_batches, stats_schema, write_batches,
-    };
-    let mut batches = Vec::new();
+    use crate::pixels::run::{errors_batch, errors_schema, stats_schema};
+    let opts = parquet::WriteOptions::default();
+    let mut stats =
+        parquet::ParquetSink::create(&staging.path("pixel_stats.parquet"), &stats_schema(), &opts)?;
     for chunk in &run.chunks {
-        batches.extend(read_batches(chunk)?);
+        for b in parquet::read(chunk)? {
+            stats.write(&b)?;
+        }
     }
-    let stats_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    write_batches(
-        &staging.path("pixel_stats.parquet"),
-        stats_schema(),
-        &batches,
-    )?;
-    write_batches(
+    let stats_rows = stats.finish()?;
+    let error_rows = parquet::write(
         &staging.path("pixel_errors.parquet"),
-        errors_schema(),
+        &errors_schema(),
         &[errors_batch(&run.errors)?],
+        &opts,
     )?;
     Ok(vec![
         ("pixel_stats".to_string(), stats_rows),
-        ("pixel_errors".to_string(), run.errors.len() as u64),
+        ("pixel_errors".to_string(), error_rows),
     ])
 }
 

@@ -4,7 +4,6 @@
 //! last committed chunk ended.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -16,16 +15,14 @@ use datafusion::arrow::array::{
     ListBuilder, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::pixels::decode::decode;
 use crate::pixels::source::{self, Kind, Member};
 use crate::pixels::stats::{self, Stats};
+use crate::warehouse::InputFile;
+use crate::warehouse::parquet::{self, WriteOptions};
 
 /// Members per committed chunk.
 pub const CHUNK: u64 = 4096;
@@ -89,6 +86,8 @@ pub struct PixelRun {
     pub resumed: u64,
     /// (source, member path, name) of measured images, for the metadata check.
     pub names: Vec<(String, String, String)>,
+    /// The image inputs, each hashed while it streamed.
+    pub inputs: Vec<InputFile>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -213,44 +212,6 @@ pub fn errors_batch(rows: &[PixelError]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(errors_schema(), columns)?)
 }
 
-/// ZSTD writer properties shared by every Parquet file cxr writes with arrow.
-pub fn writer_props() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build()
-}
-
-/// Writes batches as one ZSTD Parquet file, atomically (temporary name, then rename).
-pub fn write_batches(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    write_with(path, schema, batches, writer_props())
-}
-
-/// Writes batches as one Parquet file with the given properties, atomically.
-pub fn write_with(
-    path: &Path,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    props: WriterProperties,
-) -> Result<()> {
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
-    let mut w = ArrowWriter::try_new(&file, schema, Some(props))?;
-    for b in batches {
-        w.write(b)?;
-    }
-    w.close()?;
-    file.sync_all()
-        .ctx(|| format!("{}: cannot sync", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("{}: cannot rename", path.display()))
-}
-
-/// Reads every batch of a Parquet file.
-pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
-}
-
 /// A key for the resume cache: the inputs' paths, sizes and modification times.
 pub fn cache_key(inputs: &[PathBuf]) -> String {
     use sha2::{Digest, Sha256};
@@ -283,7 +244,7 @@ pub fn cache_key(inputs: &[PathBuf]) -> String {
         }
         h.update([0]);
     }
-    crate::ingest::warehouse::hex(&h.finalize())[..16].to_string()
+    crate::warehouse::hex(&h.finalize())[..16].to_string()
 }
 
 fn chunk_paths(cache: &Path, k: u64) -> (PathBuf, PathBuf) {
@@ -349,12 +310,16 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
     }
     let resume_from = k * CHUNK;
     if finished {
+        // Everything was measured before: read the inputs once more, only to hash them.
+        run.inputs = source::stream(inputs, u64::MAX, Arc::default(), &mut |_| true)
+            .map_err(|u| Error::input(&u.path, u.reason))?;
         run.seconds = start.elapsed().as_secs_f64();
         return Ok(run);
     }
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (job_tx, job_rx) = sync_channel::<Member>(workers * 8);
+    let budget = Arc::new(Budget::new(QUEUE_BYTES));
     let (res_tx, res_rx) = sync_channel::<(u64, Outcome)>(workers * 8);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let bytes_read = Arc::new(AtomicU64::new(0));
@@ -363,12 +328,23 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
         let reader = {
             let bytes_read = bytes_read.clone();
             let seen_before = seen.clone();
-            scope.spawn(move || read_members(inputs, resume_from, bytes_read, seen_before, job_tx))
+            let budget = budget.clone();
+            scope.spawn(move || {
+                read_members(
+                    inputs,
+                    resume_from,
+                    bytes_read,
+                    seen_before,
+                    job_tx,
+                    &budget,
+                )
+            })
         };
         for _ in 0..workers {
             let rx = job_rx.clone();
             let tx = res_tx.clone();
-            scope.spawn(move || work(rx, tx));
+            let budget = budget.clone();
+            scope.spawn(move || work(rx, tx, &budget));
         }
         // Only the workers hold the queues now: if the collector stops early, they
         // and then the reader see closed channels and stop too.
@@ -377,7 +353,7 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
         let collected = collect(res_rx, cache, k, &mut run, &mut seen, &bytes_read, progress);
         let read = reader.join().expect("reader thread does not panic");
         let (last, mut rows, mut info) = collected?;
-        read.map_err(|u| Error::input(&u.path, u.reason))?;
+        run.inputs = read.map_err(|u| Error::input(&u.path, u.reason))?;
         // Only a complete read may commit the last chunk, which marks the end.
         commit_chunk(cache, last, &mut rows, &mut info, &mut run, &mut seen)
     })?;
@@ -390,12 +366,12 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
 fn absorb(
     run: &mut PixelRun,
     seen: &mut HashSet<String>,
-    parquet: &Path,
+    chunk: &Path,
     skipped: u64,
     errors: Vec<PixelError>,
     names: Vec<String>,
 ) -> Result<()> {
-    for b in read_batches(parquet)? {
+    for b in parquet::read(chunk)? {
         let idx = b
             .column(0)
             .as_any()
@@ -410,7 +386,7 @@ fn absorb(
             note_measured(run, src.value(i), idx.value(i));
         }
     }
-    note_chunk(run, seen, parquet, skipped, errors, names);
+    note_chunk(run, seen, chunk, skipped, errors, names);
     Ok(())
 }
 
@@ -448,7 +424,8 @@ fn read_members(
     bytes_read: Arc<AtomicU64>,
     mut seen: HashSet<String>,
     jobs: SyncSender<Member>,
-) -> std::result::Result<(), source::Unreadable> {
+    budget: &Budget,
+) -> std::result::Result<Vec<InputFile>, source::Unreadable> {
     let mut first_source: std::collections::HashMap<String, String> = Default::default();
     source::stream(inputs, resume_from, bytes_read, &mut |mut m: Member| {
         // Members committed by an earlier run are accounted for already.
@@ -473,24 +450,68 @@ fn read_members(
                 first_source.insert(name, format!("{}:{}", m.source, m.path));
             }
         }
+        if let Kind::Png(bytes) = &m.kind {
+            budget.take(bytes.len() as u64);
+        }
         jobs.send(m).is_ok()
     })
 }
 
+/// The compressed bytes queued for the workers at most (a member larger than this
+/// waits until the queue is empty): memory stays bounded whatever the members' sizes.
+const QUEUE_BYTES: u64 = 64 << 20;
+
+/// Bytes of PNG data between the reader and the workers.
+struct Budget {
+    used: Mutex<u64>,
+    freed: std::sync::Condvar,
+    cap: u64,
+}
+
+impl Budget {
+    fn new(cap: u64) -> Budget {
+        Budget {
+            used: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            cap,
+        }
+    }
+
+    /// Waits until `n` more bytes fit (or nothing is queued), then counts them.
+    fn take(&self, n: u64) {
+        let mut used = self.used.lock().expect("budget lock");
+        while *used > 0 && *used + n > self.cap {
+            used = self.freed.wait(used).expect("budget lock");
+        }
+        *used += n;
+    }
+
+    /// Returns `n` bytes to the budget.
+    fn give(&self, n: u64) {
+        let mut used = self.used.lock().expect("budget lock");
+        *used = used.saturating_sub(n);
+        self.freed.notify_all();
+    }
+}
+
 /// A worker: decodes and measures PNG members; passes everything else through.
-fn work(jobs: Arc<Mutex<Receiver<Member>>>, results: SyncSender<(u64, Outcome)>) {
+fn work(jobs: Arc<Mutex<Receiver<Member>>>, results: SyncSender<(u64, Outcome)>, budget: &Budget) {
     loop {
         let job = jobs.lock().expect("job queue lock").recv();
         let Ok(mut m) = job else { return };
         let outcome = match std::mem::replace(&mut m.kind, Kind::Done) {
             Kind::Png(bytes) => {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| measure_one(&m, &bytes)))
-                    .unwrap_or_else(|_| {
-                        Outcome::Failed(error_row(
-                            &m,
-                            "the PNG decoder panicked on this file".into(),
-                        ))
-                    })
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    measure_one(&m, &bytes)
+                }))
+                .unwrap_or_else(|_| {
+                    Outcome::Failed(error_row(
+                        &m,
+                        "the PNG decoder panicked on this file".into(),
+                    ))
+                });
+                budget.give(bytes.len() as u64);
+                outcome
             }
             Kind::Failed(e) => Outcome::Failed(error_row(&m, e)),
             Kind::Skipped => Outcome::Skipped,
@@ -604,15 +625,17 @@ fn commit_chunk(
     seen: &mut HashSet<String>,
 ) -> Result<()> {
     let (pq, js) = chunk_paths(cache, k);
-    write_batches(&pq, stats_schema(), &[stats_batch(rows)?])?;
+    parquet::write(
+        &pq,
+        &stats_schema(),
+        &[stats_batch(rows)?],
+        &WriteOptions::default(),
+    )?;
     let done = std::mem::take(info);
-    let tmp = js.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&done).expect("chunk info serialises"),
-    )
-    .ctx(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, &js).ctx(|| format!("{}: cannot rename", js.display()))?;
+    crate::warehouse::write_atomic(
+        &js,
+        &serde_json::to_vec(&done).expect("chunk info serialises"),
+    )?;
     for r in rows.drain(..) {
         note_measured(run, &r.source, &r.image_index);
     }

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::warehouse::InputFile;
+use crate::warehouse::files::HashingReader;
+
 /// PNG members larger than this are refused without being read.
-pub const MAX_MEMBER_BYTES: u64 = 512 << 20;
+pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 
 /// One member of an input.
 #[derive(Debug)]
@@ -125,117 +128,137 @@ pub fn total_bytes(inputs: &[PathBuf]) -> u64 {
 
 /// Streams every member of every input to `send`, in order. Members with an
 /// ordinal below `resume_from` whose names are PNGs come as [`Kind::Done`] without
-/// being read. `send` returns false to stop early.
+/// being sent for measuring. `send` returns false to stop early. Each input is
+/// hashed as it streams (see [`InputFile`]); the descriptions come back when every
+/// input was read to its end.
 pub fn stream(
     inputs: &[PathBuf],
     resume_from: u64,
     bytes_read: Arc<AtomicU64>,
     send: &mut dyn FnMut(Member) -> bool,
-) -> Result<(), Unreadable> {
+) -> Result<Vec<InputFile>, Unreadable> {
     let mut ordinal = 0u64;
+    let mut described = Vec::new();
     for input in inputs {
         let source = input.display().to_string();
-        let go_on = if input.is_dir() {
+        let step = if input.is_dir() {
             stream_dir(input, &source, resume_from, &mut ordinal, &bytes_read, send)
         } else {
             let file = std::fs::File::open(input).map_err(|e| Unreadable {
                 path: input.clone(),
                 reason: format!("cannot open: {e}"),
             })?;
-            let counted = Counting {
+            let hashed = HashingReader::new(Counting {
                 inner: std::io::BufReader::with_capacity(1 << 20, file),
                 count: bytes_read.clone(),
+            });
+            let mut at = Cursor {
+                source: &source,
+                resume_from,
+                ordinal: &mut ordinal,
+                send,
             };
             match kind_of(input) {
-                Some(ArchiveKind::TarGz) => stream_tar(
-                    flate2::read::MultiGzDecoder::new(counted),
-                    &source,
-                    resume_from,
-                    &mut ordinal,
-                    send,
-                ),
-                _ => stream_tar(counted, &source, resume_from, &mut ordinal, send),
+                Some(ArchiveKind::TarGz) => {
+                    let gz = flate2::read::MultiGzDecoder::new(hashed);
+                    at.tar(gz).map(|gz| drain(gz.into_inner()))
+                }
+                _ => at.tar(hashed).map(drain),
             }
         };
-        if !go_on {
-            break;
-        }
+        let Some((size, sha256)) = step else {
+            return Ok(described);
+        };
+        described.push(InputFile {
+            role: "images".into(),
+            path: source,
+            size,
+            sha256,
+        });
     }
-    Ok(())
+    Ok(described)
 }
 
-fn stream_tar<R: Read>(
-    reader: R,
-    source: &str,
+/// Reads what is left of an input after its last member (tar padding, a trailing
+/// gzip member) so that the hash covers every byte.
+fn drain<R: Read>(mut r: HashingReader<R>) -> (u64, String) {
+    let _ = std::io::copy(&mut r, &mut std::io::sink());
+    r.finish()
+}
+
+/// Where the stream is: the input, the next ordinal and the consumer.
+struct Cursor<'a, 'b> {
+    source: &'a str,
     resume_from: u64,
-    ordinal: &mut u64,
-    send: &mut dyn FnMut(Member) -> bool,
-) -> bool {
-    let mut archive = tar::Archive::new(reader);
-    let entries = match archive.entries() {
-        Ok(e) => e,
-        Err(e) => {
-            return send(damage(
-                source,
-                *ordinal,
-                &format!("unreadable archive: {e}"),
-                ordinal,
-            ));
-        }
-    };
-    let mut last = String::from("(start of archive)");
-    for entry in entries {
-        let mut entry = match entry {
+    ordinal: &'a mut u64,
+    send: &'a mut (dyn FnMut(Member) -> bool + 'b),
+}
+
+impl Cursor<'_, '_> {
+    /// Streams the members of one tar; returns its reader when the consumer wants
+    /// more, None when it stopped the stream.
+    fn tar<R: Read>(&mut self, reader: R) -> Option<R> {
+        let mut archive = tar::Archive::new(reader);
+        let go_on = self.members(&mut archive);
+        go_on.then(|| archive.into_inner())
+    }
+
+    fn members<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> bool {
+        let entries = match archive.entries() {
             Ok(e) => e,
-            Err(e) => {
-                let msg = format!(
-                    "archive damaged or truncated after member {last}: {e}; members before it were kept"
-                );
-                return send(damage(source, *ordinal, &msg, ordinal));
-            }
+            Err(e) => return self.damage(&format!("unreadable archive: {e}")),
         };
-        let path = entry
-            .path()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let is_file = entry.header().entry_type().is_file();
-        let size = entry.size();
-        let kind = if !is_file || !is_png_name(&path) {
-            Kind::Skipped
-        } else if *ordinal < resume_from {
-            Kind::Done
-        } else if size > MAX_MEMBER_BYTES {
-            Kind::Failed(format!("member too large ({size} bytes)"))
-        } else {
-            let mut bytes = Vec::with_capacity(size as usize);
-            match entry.read_to_end(&mut bytes) {
-                Ok(_) => Kind::Png(bytes),
-                Err(e) => Kind::Failed(format!("truncated member: {e}")),
+        let mut last = String::from("(start of archive)");
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    return self.damage(&format!(
+                        "archive damaged or truncated after member {last}: {e}; members before it were kept"
+                    ));
+                }
+            };
+            let path = entry
+                .path()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let is_file = entry.header().entry_type().is_file();
+            let size = entry.size();
+            let kind = if !is_file || !is_png_name(&path) {
+                Kind::Skipped
+            } else if *self.ordinal < self.resume_from {
+                Kind::Done
+            } else if size > MAX_MEMBER_BYTES {
+                Kind::Failed(format!("member too large ({size} bytes)"))
+            } else {
+                let mut bytes = Vec::with_capacity(size as usize);
+                match entry.read_to_end(&mut bytes) {
+                    Ok(_) => Kind::Png(bytes),
+                    Err(e) => Kind::Failed(format!("truncated member: {e}")),
+                }
+            };
+            last = path.clone();
+            if !self.emit(path, kind) {
+                return false;
             }
-        };
-        last = path.clone();
+        }
+        true
+    }
+
+    fn emit(&mut self, path: String, kind: Kind) -> bool {
         let member = Member {
-            ordinal: *ordinal,
-            source: source.to_string(),
+            ordinal: *self.ordinal,
+            source: self.source.to_string(),
             path,
             kind,
         };
-        *ordinal += 1;
-        if !send(member) {
-            return false;
-        }
+        *self.ordinal += 1;
+        (self.send)(member)
     }
-    true
-}
 
-/// A pixel error for damage in the archive itself (no member to blame).
-fn damage(source: &str, at: u64, msg: &str, ordinal: &mut u64) -> Member {
-    *ordinal += 1;
-    Member {
-        ordinal: at,
-        source: source.to_string(),
-        path: String::new(),
-        kind: Kind::Failed(msg.to_string()),
+    /// A pixel error for damage in the archive itself (no member to blame).
+    fn damage(&mut self, msg: &str) -> bool {
+        self.emit(String::new(), Kind::Failed(msg.to_string()))
     }
 }
 
@@ -260,6 +283,8 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Streams a folder's files in sorted order; returns (total size, digest over each
+/// file's relative name, size and bytes), or None when the consumer stopped.
 fn stream_dir(
     dir: &Path,
     source: &str,
@@ -267,25 +292,51 @@ fn stream_dir(
     ordinal: &mut u64,
     bytes_read: &AtomicU64,
     send: &mut dyn FnMut(Member) -> bool,
-) -> bool {
+) -> Option<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut total = 0u64;
     for file in walk(dir) {
         let rel = file
             .strip_prefix(dir)
             .unwrap_or(&file)
             .to_string_lossy()
             .into_owned();
-        let kind = if !is_png_name(&rel) {
-            Kind::Skipped
-        } else if *ordinal < resume_from {
-            Kind::Done
+        let png = is_png_name(&rel);
+        let measure = png && *ordinal >= resume_from;
+        // A member to measure is read whole (it is capped by the tar rule's twin:
+        // MAX_MEMBER_BYTES); any other file is read only to hash it, in a stream.
+        let too_large =
+            measure && std::fs::metadata(&file).is_ok_and(|m| m.len() > MAX_MEMBER_BYTES);
+        let read = if measure && !too_large {
+            std::fs::read(&file).map(|b| {
+                let sha = crate::warehouse::sha256_hex(&b);
+                (b.len() as u64, sha, Some(b))
+            })
         } else {
-            match std::fs::read(&file) {
-                Ok(b) => {
-                    bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
-                    Kind::Png(b)
+            crate::warehouse::hash_file(&file)
+                .map(|(n, sha)| (n, sha, None))
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        let kind = match read {
+            Ok((n, sha, bytes)) => {
+                digest.update(rel.as_bytes());
+                digest.update([0]);
+                digest.update(n.to_le_bytes());
+                digest.update(sha.as_bytes());
+                total += n;
+                match bytes {
+                    Some(b) => {
+                        bytes_read.fetch_add(n, Ordering::Relaxed);
+                        Kind::Png(b)
+                    }
+                    None if too_large => Kind::Failed(format!("member too large ({n} bytes)")),
+                    None if png => Kind::Done,
+                    None => Kind::Skipped,
                 }
-                Err(e) => Kind::Failed(format!("cannot read: {e}")),
             }
+            Err(e) if png => Kind::Failed(format!("cannot read: {e}")),
+            Err(_) => Kind::Skipped,
         };
         let member = Member {
             ordinal: *ordinal,
@@ -295,8 +346,8 @@ fn stream_dir(
         };
         *ordinal += 1;
         if !send(member) {
-            return false;
+            return None;
         }
     }
-    true
+    Some((total, crate::warehouse::hex(&digest.finalize())))
 }

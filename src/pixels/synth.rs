@@ -100,24 +100,20 @@ pub fn grey_png(pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
     )
 }
 
-/// Real NIH image names from the shipped metadata, or a synthetic pattern.
-fn names(count: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(count);
-    let meta = crate::data_dir().join("Data_Entry_2017_v2020.csv.gz");
-    let mut issues = crate::ingest::issues::Issues::default();
-    if let Ok(m) = crate::ingest::metadata::read(&meta, &mut issues) {
-        out.extend(m.images.into_iter().take(count).map(|i| i.image_index));
-    }
+/// `names`, padded to `count` with a synthetic pattern (patients 90,000,000 on, which
+/// no NIH release uses).
+pub fn pad_names(mut names: Vec<String>, count: usize) -> Vec<String> {
+    names.truncate(count);
     let mut extra = 0;
-    while out.len() < count {
-        out.push(format!(
+    while names.len() < count {
+        names.push(format!(
             "{:08}_{:03}.png",
             90_000_000 + extra / 1000,
             extra % 1000
         ));
         extra += 1;
     }
-    out
+    names
 }
 
 /// Options of `cxr synth images`.
@@ -131,6 +127,8 @@ pub struct SynthOptions {
     pub edge_cases: bool,
     /// Seed of the generator.
     pub seed: u64,
+    /// Member names to use first (e.g. real NIH image names), padded as needed.
+    pub names: Vec<String>,
 }
 
 /// Appends one regular file to a tar with deterministic metadata.
@@ -155,7 +153,7 @@ fn append_dir(builder: &mut tar::Builder<impl Write>, path: &str) -> std::io::Re
 /// Writes a tar of synthetic images; returns the number of members.
 pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<u64> {
     let extra = if opts.edge_cases { 8 } else { 0 };
-    let all = names(opts.count + extra);
+    let all = pad_names(opts.names.clone(), opts.count + extra);
     let file = std::fs::File::create(out).ctx(|| format!("{}: cannot create", out.display()))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(file));
     let io = |e| Error::io(format!("{}: cannot write", out.display()), e);

@@ -2,9 +2,13 @@
 //! views, read-only statement checks and saved parameterised queries.
 
 pub mod params;
+mod rows;
+pub mod snippets;
+
+pub use rows::Rows;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -14,7 +18,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::DFParser;
 
 use crate::error::{Error, Result};
-use crate::ingest::warehouse::{Manifest, SCHEMA_VERSION};
+use crate::warehouse::Snapshot;
 
 /// The built-in views: (name, SQL template, tables it reads). Their SQL lives in
 /// `views/`, written over `{images}` and `{findings}` so that the analysis commands
@@ -43,14 +47,12 @@ pub fn view_sql(name: &str, images: &str, findings: &str) -> String {
         .replace("{findings}", findings)
 }
 
-/// A warehouse opened for querying.
+/// A warehouse opened for querying: one snapshot, its tables and the views.
 pub struct Warehouse {
     /// The DataFusion context with tables and views registered.
     pub ctx: SessionContext,
-    /// The warehouse directory.
-    pub dir: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
+    /// The version of the warehouse every table is read from.
+    pub snapshot: Snapshot,
 }
 
 /// Which tables and views to register.
@@ -61,46 +63,17 @@ pub enum Register<'a> {
     For(&'a str),
 }
 
-/// Lists the tables stored in a warehouse: `<name>.parquet` files and `<name>/` dirs.
-pub fn stored_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::Warehouse(format!("{}: cannot list the warehouse: {e}", dir.display()))
-    })?;
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        if let Some(stem) = name.strip_suffix(".parquet") {
-            out.push((stem.to_string(), path));
-        } else if path.is_dir() {
-            out.push((name, path));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 impl Warehouse {
     /// Opens the warehouse at `dir`, registering its tables and the built-in views.
+    /// Files named in a query (`FROM 'x.parquet'`) are read too.
     pub async fn open(dir: &Path, register: Register<'_>) -> Result<Warehouse> {
-        crate::ingest::warehouse::recover(dir)?;
-        let manifest = Manifest::load(dir)?;
-        if manifest.schema_version != SCHEMA_VERSION {
-            return Err(Error::Warehouse(format!(
-                "{} was written with schema_version {} but this cxr reads version {SCHEMA_VERSION}; run `cxr ingest` again",
-                dir.display(),
-                manifest.schema_version
-            )));
-        }
+        let snapshot = Snapshot::open(dir)?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config(config).enable_url_table();
         let wanted = Wanted::new(&register);
-        for (name, path) in stored_tables(dir)? {
+        for (name, path) in snapshot.tables()? {
             if wanted.table(&name) {
                 let mut url = path.display().to_string();
                 if path.is_dir() && !url.ends_with('/') {
@@ -119,16 +92,12 @@ impl Warehouse {
                 ctx.register_table(name, view)?;
             }
         }
-        Ok(Warehouse {
-            ctx,
-            dir: dir.to_path_buf(),
-            manifest,
-        })
+        Ok(Warehouse { ctx, snapshot })
     }
 
     /// Whether the warehouse stores a table of this name.
-    pub fn has_table(&self, name: &str) -> Result<bool> {
-        Ok(stored_tables(&self.dir)?.iter().any(|(n, _)| n == name))
+    pub fn has_table(&self, name: &str) -> bool {
+        self.snapshot.table(name).is_some()
     }
 
     /// Plans every `;`-separated statement of `sql`, refusing writes unless
@@ -165,6 +134,19 @@ impl Warehouse {
             frames.push(df);
         }
         Ok(frames)
+    }
+}
+
+impl Warehouse {
+    /// Runs one read-only statement and collects its result for computing on.
+    pub async fn query(&self, sql: &str, params: &[(String, ScalarValue)]) -> Result<Rows> {
+        let mut frames = self.plan(sql, false, params).await?;
+        let df = match (frames.pop(), frames.is_empty()) {
+            (Some(df), true) => df,
+            _ => return Err(Error::Query("expected exactly one statement".into())),
+        };
+        let (schema, batches) = collect(df).await?;
+        Rows::new(&schema, &batches)
     }
 }
 

@@ -18,6 +18,9 @@ pub enum ParamType {
     Text,
     /// true/false.
     Bool,
+    /// One of the 14 findings, matched case-insensitively and bound in its
+    /// canonical spelling (`any` passes through for queries that accept it).
+    Finding,
 }
 
 impl ParamType {
@@ -27,6 +30,7 @@ impl ParamType {
             "FLOAT" | "DOUBLE" | "REAL" => Some(ParamType::Float),
             "TEXT" | "STRING" | "VARCHAR" => Some(ParamType::Text),
             "BOOL" | "BOOLEAN" => Some(ParamType::Bool),
+            "FINDING" => Some(ParamType::Finding),
             _ => None,
         }
     }
@@ -38,6 +42,7 @@ impl ParamType {
             ParamType::Float => "FLOAT",
             ParamType::Text => "TEXT",
             ParamType::Bool => "BOOL",
+            ParamType::Finding => "FINDING",
         }
     }
 
@@ -52,6 +57,12 @@ impl ParamType {
                 "false" | "f" | "no" | "0" => Some(ScalarValue::Boolean(Some(false))),
                 _ => None,
             },
+            ParamType::Finding if s.trim().eq_ignore_ascii_case("any") => {
+                Some(ScalarValue::Utf8(Some("any".into())))
+            }
+            ParamType::Finding => {
+                crate::findings::lookup(s).map(|f| ScalarValue::Utf8(Some(f.to_string())))
+            }
         }
     }
 }
@@ -77,6 +88,30 @@ impl std::fmt::Display for Param {
     }
 }
 
+/// Query files larger than this are refused (a saved query is a page of SQL).
+const MAX_QUERY_BYTES: u64 = 1 << 20;
+
+/// Reads a query file of at most [`MAX_QUERY_BYTES`] UTF-8 bytes.
+fn read_capped(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_QUERY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_QUERY_BYTES {
+        return Err(Error::input(path, "larger than 1 MiB: not a query file"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        Error::input_at(path, line, None, "not UTF-8 text: not a query file")
+    })
+}
+
 /// A saved query file.
 #[derive(Debug, Clone)]
 pub struct QueryFile {
@@ -95,9 +130,7 @@ pub struct QueryFile {
 impl QueryFile {
     /// Reads and checks a query file: every `$name` used must be declared.
     pub fn load(path: &Path) -> Result<QueryFile> {
-        let sql = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!("{}: cannot read query file: {e}", path.display()))
-        })?;
+        let sql = read_capped(path)?;
         let mut description = String::new();
         let mut params: Vec<Param> = Vec::new();
         for (i, line) in sql.lines().enumerate() {
@@ -116,7 +149,7 @@ impl QueryFile {
                         path,
                         i as u64 + 1,
                         None,
-                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL [= DEFAULT]`", line.trim()),
+                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL|FINDING [= DEFAULT]`", line.trim()),
                     )
                 })?;
                 if let Some(d) = &param.default
@@ -177,8 +210,13 @@ impl QueryFile {
                 return Err(self.param_error(format!("missing value for parameter `{}`", p.name)));
             };
             let value = p.ty.value(raw).ok_or_else(|| {
+                let known = if p.ty == ParamType::Finding {
+                    format!(" (one of: {})", crate::findings::FINDINGS.join(", "))
+                } else {
+                    String::new()
+                };
                 self.param_error(format!(
-                    "`{raw}` is not a valid {} for parameter `{}`",
+                    "`{raw}` is not a valid {} for parameter `{}`{known}",
                     p.ty.name(),
                     p.name
                 ))

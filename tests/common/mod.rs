@@ -55,12 +55,12 @@ pub fn rows(wh: &Path, sql: &str) -> Vec<Vec<String>> {
     rt.block_on(async {
         let w = Warehouse::open(wh, Register::All).await.unwrap();
         let df = w.plan(sql, false, &[]).await.unwrap().pop().unwrap();
-        let (schema, batches) = cxr::sql::collect(df).await.unwrap();
-        let mut out = Vec::new();
-        cxr::output::write_batches(&mut out, &schema, &batches, cxr::output::Format::Csv, 0)
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        parse_csv(&text).into_iter().skip(1).collect()
+        let (_, batches) = cxr::sql::collect(df).await.unwrap();
+        let mut rows = Vec::new();
+        for b in &batches {
+            rows.extend(cxr::output::rows_as_text(b, "").unwrap());
+        }
+        rows
     })
 }
 
@@ -124,4 +124,42 @@ pub fn stdout(o: &Output) -> String {
 /// stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One row of the shipped 2020 metadata CSV, read here without cxr.
+#[derive(Debug, Clone)]
+pub struct CsvImage {
+    pub index: String,
+    pub patient: i64,
+    pub follow_up: i64,
+    pub labels: std::collections::BTreeSet<String>,
+}
+
+/// The shipped 2020 metadata, parsed independently of cxr (gzip + split on commas:
+/// its first four fields never hold a comma).
+pub fn nih_csv() -> Vec<CsvImage> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(data("Data_Entry_2017_v2020.csv.gz")).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            CsvImage {
+                index: f[0].to_string(),
+                labels: f[1]
+                    .split('|')
+                    .filter(|x| *x != "No Finding")
+                    .map(str::to_string)
+                    .collect(),
+                follow_up: f[2].trim().parse().unwrap(),
+                patient: f[3].trim().parse().unwrap(),
+            }
+        })
+        .collect()
 }

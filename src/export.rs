@@ -1,0 +1,458 @@
+//! Exports for downstream tools: training manifests with a fixed `targets` vector,
+//! hive-partitioned datasets, and the warehouse's tables as plain Parquet files.
+//! Every output appears whole or not at all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, RecordBatch,
+};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::parquet::basic::Compression;
+use datafusion::scalar::ScalarValue;
+
+use crate::error::{Error, IoContext, Result};
+use crate::findings::FINDINGS;
+use crate::sql::Warehouse;
+use crate::sql::snippets::{column_name, quote, statement};
+use crate::warehouse::parquet::{self, WriteOptions};
+use crate::warehouse::{Snapshot, refuse_inside, resolve};
+
+/// Key-value metadata keys written into every exported file.
+pub mod keys {
+    /// JSON array of the 14 findings, in `targets` order.
+    pub const TARGETS: &str = "cxr.targets";
+    /// The SQL that produced the rows.
+    pub const QUERY: &str = "cxr.query";
+    /// cxr's version.
+    pub const VERSION: &str = "cxr.version";
+    /// SHA-256 of the warehouse's manifest.json.
+    pub const MANIFEST: &str = "cxr.manifest_sha256";
+    /// Export time.
+    pub const CREATED: &str = "cxr.created";
+    /// The codec and level asked for (Parquet itself records no level).
+    pub const COMPRESSION: &str = "cxr.compression";
+}
+
+/// What to export, beside the cohort.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// A query returning `image_index` that selects the images instead of a cohort.
+    pub query: Option<String>,
+    /// Adds `path`: this folder joined with the image name.
+    pub image_root: Option<String>,
+    /// Adds the pixel statistics.
+    pub with_pixels: bool,
+    /// Hive partitions by this column.
+    pub partition_by: Option<String>,
+    /// The codec.
+    pub compression: Compression,
+    /// Rows per row group.
+    pub row_group_size: usize,
+    /// Sort column (default: patient_id, follow_up, image_index).
+    pub sort_by: Option<String>,
+    /// Replace an existing output.
+    pub overwrite: bool,
+}
+
+/// A plain column name, or a usage error.
+pub fn ident(col: &str) -> Result<String> {
+    if !col.is_empty() && col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(col.to_string())
+    } else {
+        Err(Error::Usage(format!("`{col}` is not a column name")))
+    }
+}
+
+impl Spec {
+    /// The SQL of the export: the manifest columns (plus options) for the cohort.
+    pub fn sql(&self, cohort: &str) -> Result<String> {
+        let selection = match &self.query {
+            Some(q) => format!(
+                "SELECT i.* FROM images i\nJOIN (SELECT DISTINCT image_index FROM (\n{}\n) AS q) AS s ON s.image_index = i.image_index",
+                statement(q, "--sql")?
+            ),
+            None => cohort.to_string(),
+        };
+        let mut cols: Vec<String> = [
+            "image_index",
+            "patient_id",
+            "follow_up",
+            "age",
+            "sex",
+            "view_position",
+            "split",
+            "labels",
+        ]
+        .iter()
+        .map(|c| format!("c.{c}"))
+        .collect();
+        cols.extend(
+            FINDINGS
+                .iter()
+                .map(|f| format!("c.{} AS \"target.{f}\"", column_name(f))),
+        );
+        if let Some(root) = &self.image_root {
+            let root = format!("{}/", root.trim_end_matches('/'));
+            cols.push(format!("{} || c.image_index AS path", quote(&root)));
+        }
+        let join = if self.with_pixels {
+            cols.push("p.* EXCLUDE (image_index)".into());
+            "\nLEFT JOIN pixel_stats p ON p.image_index = c.image_index"
+        } else {
+            ""
+        };
+        let order = match &self.sort_by {
+            Some(col) => ident(col)?,
+            None => "patient_id, follow_up, image_index".into(),
+        };
+        Ok(format!(
+            "WITH c AS (\n{selection}\n)\nSELECT {}\nFROM c{join}\nORDER BY {order}",
+            cols.join(", ")
+        ))
+    }
+
+    fn options(&self, meta: Vec<(String, String)>) -> WriteOptions {
+        WriteOptions {
+            compression: self.compression,
+            row_group_rows: Some(self.row_group_size),
+            metadata: meta,
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Rows written.
+    pub rows: u64,
+    /// Files written.
+    pub files: usize,
+}
+
+/// Runs the export query and writes `out` (a file, or a directory of partitions).
+pub async fn run(
+    wh: &Warehouse,
+    spec: &Spec,
+    sql: &str,
+    params: &[(String, ScalarValue)],
+    out: &Path,
+) -> Result<Summary> {
+    refuse_inside(&wh.snapshot.root, out, "--out")?;
+    check_output(out, spec.overwrite)?;
+    let rows = wh.query(sql, params).await?;
+    let batch = with_targets(rows.batch())?;
+    let meta = vec![
+        (
+            keys::TARGETS.to_string(),
+            serde_json::to_string(&FINDINGS).expect("names serialise"),
+        ),
+        (keys::QUERY.to_string(), sql.to_string()),
+        (
+            keys::VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            keys::MANIFEST.to_string(),
+            wh.snapshot.manifest_sha256.clone(),
+        ),
+        (
+            keys::CREATED.to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        (
+            keys::COMPRESSION.to_string(),
+            format!("{:?}", spec.compression),
+        ),
+    ];
+    let opts = spec.options(meta);
+    let files = match &spec.partition_by {
+        None if is_parquet_name(out) => {
+            parquet::write(out, &batch.schema(), std::slice::from_ref(&batch), &opts)?;
+            1
+        }
+        None => in_new_dir(out, spec.overwrite, |dir| {
+            parquet::write(
+                &dir.join("part-0.parquet"),
+                &batch.schema(),
+                std::slice::from_ref(&batch),
+                &opts,
+            )?;
+            Ok(1)
+        })?,
+        Some(col) => {
+            let col = ident(col)?;
+            in_new_dir(out, spec.overwrite, |dir| {
+                write_partitioned(dir, &batch, &col, &opts)
+            })?
+        }
+    };
+    Ok(Summary {
+        rows: batch.num_rows() as u64,
+        files,
+    })
+}
+
+fn is_parquet_name(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// An output that exists is replaced only with `--overwrite`; an output file's
+/// folder must exist.
+fn check_output(out: &Path, overwrite: bool) -> Result<()> {
+    if out.is_dir() {
+        let empty = std::fs::read_dir(out)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty && !overwrite {
+            return Err(Error::Usage(format!(
+                "{}: exists and is not empty; pass --overwrite to replace it",
+                out.display()
+            )));
+        }
+    } else if out.exists() && !overwrite && !is_parquet_name(out) {
+        return Err(Error::Usage(format!(
+            "{}: exists and is not a directory",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Builds a directory output in a hidden sibling and swaps it in whole: a failed or
+/// killed export leaves the previous output (or nothing) in place.
+fn in_new_dir(
+    out: &Path,
+    overwrite: bool,
+    fill: impl FnOnce(&Path) -> Result<usize>,
+) -> Result<usize> {
+    let out = resolve(out).unwrap_or_else(|| out.to_path_buf());
+    let parent = out
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&parent).ctx(|| format!("{}: cannot create", parent.display()))?;
+    let tmp = crate::warehouse::files::temp_beside(&out);
+    std::fs::create_dir(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
+    let filled = fill(&tmp);
+    let n = match filled {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let old = crate::warehouse::files::temp_beside(&out);
+    let had_old = out.exists();
+    if had_old {
+        if !overwrite {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(Error::Usage(format!(
+                "{}: appeared while exporting; pass --overwrite to replace it",
+                out.display()
+            )));
+        }
+        std::fs::rename(&out, &old).ctx(|| format!("{}: cannot move aside", out.display()))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, &out) {
+        if had_old {
+            std::fs::rename(&old, &out).ctx(|| {
+                format!(
+                    "{}: cannot restore the previous output (it is at {})",
+                    out.display(),
+                    old.display()
+                )
+            })?;
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(Error::io(
+            format!("{}: cannot move into place", out.display()),
+            e,
+        ));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(n)
+}
+
+/// Replaces the 14 `target.*` boolean columns by one `targets` FixedSizeList(14, Float32).
+fn with_targets(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let first = schema
+        .index_of(&format!("target.{}", FINDINGS[0]))
+        .map_err(|_| Error::Query("export query lost its target columns".into()))?;
+    let n = batch.num_rows();
+    let bools: Vec<&BooleanArray> = (0..FINDINGS.len())
+        .map(|k| {
+            batch
+                .column(first + k)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| Error::Query("finding columns must be Boolean".into()))
+        })
+        .collect::<Result<_>>()?;
+    let mut values = Vec::with_capacity(n * FINDINGS.len());
+    for r in 0..n {
+        for b in &bools {
+            values.push(if b.is_valid(r) && b.value(r) {
+                1.0f32
+            } else {
+                0.0
+            });
+        }
+    }
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let width = FINDINGS.len() as i32;
+    let targets = FixedSizeListArray::try_new(
+        item.clone(),
+        width,
+        Arc::new(Float32Array::from(values)),
+        None,
+    )?;
+    let mut fields: Vec<Field> = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        if i == first {
+            fields.push(Field::new(
+                "targets",
+                DataType::FixedSizeList(item.clone(), width),
+                false,
+            ));
+            cols.push(Arc::new(targets.clone()));
+        }
+        if i >= first && i < first + FINDINGS.len() {
+            continue;
+        }
+        fields.push(f.as_ref().clone());
+        cols.push(batch.column(i).clone());
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// Hive-style partitions: `<dir>/<col>=<value>/part-0.parquet`, the column itself
+/// left out of the files (readers take it from the path).
+fn write_partitioned(
+    dir: &Path,
+    batch: &RecordBatch,
+    col: &str,
+    opts: &WriteOptions,
+) -> Result<usize> {
+    let idx = batch.schema().index_of(col).map_err(|_| {
+        Error::Usage(format!(
+            "--partition-by `{col}`: no such column in the export"
+        ))
+    })?;
+    let values = batch.column(idx);
+    if matches!(
+        values.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+    ) {
+        return Err(Error::Usage(format!(
+            "--partition-by `{col}`: cannot partition by a list column"
+        )));
+    }
+    let fmt = ArrayFormatter::try_new(
+        values.as_ref(),
+        &FormatOptions::default().with_null("__HIVE_DEFAULT_PARTITION__"),
+    )?;
+    let mut groups: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for r in 0..batch.num_rows() {
+        groups
+            .entry(fmt.value(r).to_string())
+            .or_insert_with(|| vec![false; batch.num_rows()])[r] = true;
+    }
+    let mut keep: Vec<usize> = (0..batch.num_columns()).collect();
+    keep.remove(idx);
+    let projected = batch.project(&keep)?;
+    let mut used = std::collections::BTreeSet::new();
+    for (value, mask) in &groups {
+        let part = filter_record_batch(&projected, &BooleanArray::from(mask.clone()))?;
+        let safe: String = value
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if !used.insert(safe.clone()) {
+            return Err(Error::Usage(format!(
+                "--partition-by {col}: values such as `{value}` give the same directory name `{safe}`; partition by another column"
+            )));
+        }
+        let sub = dir.join(format!("{col}={safe}"));
+        std::fs::create_dir_all(&sub).ctx(|| format!("{}: cannot create", sub.display()))?;
+        parquet::write(
+            &sub.join("part-0.parquet"),
+            &part.schema(),
+            &[part.clone()],
+            opts,
+        )?;
+    }
+    Ok(groups.len())
+}
+
+/// Writes every table of the snapshot into `dir` as plain Parquet (view types made
+/// plain, the data rewritten, not copied), with the manifest. Returns the tables.
+pub fn tables(snapshot: &Snapshot, dir: &Path, overwrite: bool) -> Result<usize> {
+    refuse_inside(&snapshot.root, dir, "--tables")?;
+    check_output(dir, overwrite)?;
+    let tables = snapshot.tables()?;
+    in_new_dir(dir, overwrite, |tmp| {
+        for (name, path) in &tables {
+            let files = if path.is_dir() {
+                parquet_files(path)
+            } else {
+                vec![path.clone()]
+            };
+            for f in files {
+                let rel = f.strip_prefix(&snapshot.data).unwrap_or(&f);
+                let to = tmp.join(rel);
+                if let Some(p) = to.parent() {
+                    std::fs::create_dir_all(p).ctx(|| format!("{}: cannot create", p.display()))?;
+                }
+                let batches = parquet::read(&f)?;
+                let schema = batches
+                    .first()
+                    .map(|b| b.schema())
+                    .unwrap_or_else(|| Arc::new(Schema::empty()));
+                let batch = concat_batches(&schema, &batches)?;
+                parquet::write(&to, &schema, &[batch], &WriteOptions::default())?;
+            }
+            let _ = name;
+        }
+        let manifest =
+            serde_json::to_string_pretty(&snapshot.manifest).expect("manifest serialises");
+        crate::warehouse::write_atomic(&tmp.join("manifest.json"), (manifest + "\n").as_bytes())?;
+        Ok(tables.len())
+    })
+}
+
+/// Every `.parquet` file below `path` (or `path` itself), sorted.
+pub fn parquet_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

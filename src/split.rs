@@ -1,0 +1,266 @@
+//! Patient-level splits: the official NIH assignment, or a reproducible random one
+//! (optionally with iterative stratification over the findings), stored as the
+//! warehouse table `splits` (patient_id → split).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::Result;
+use crate::findings::FINDINGS;
+use crate::sql::Warehouse;
+use crate::sql::snippets::column_name;
+use crate::warehouse::WriteLock;
+use crate::warehouse::parquet::{self, WriteOptions};
+
+/// SplitMix64: a small seeded generator, so a seed means the same split in every
+/// version of cxr.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// A patient as the splitter sees it.
+#[derive(Debug, Clone)]
+pub struct Patient {
+    /// Patient id.
+    pub id: i32,
+    /// Number of images.
+    pub images: u64,
+    /// Images with each finding, in FINDINGS order.
+    pub label_images: [u64; 14],
+}
+
+/// Assigns patients to splits at random (seeded), in proportion to `fractions` of
+/// images when stratifying, of patients otherwise. Returns one split index per patient.
+pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..patients.len()).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut out = vec![usize::MAX; patients.len()];
+    if !stratify {
+        let n = patients.len() as f64;
+        let mut bounds = Vec::new();
+        let mut acc = 0.0;
+        for f in fractions {
+            acc += f;
+            bounds.push((acc * n).round() as usize);
+        }
+        for (rank, &p) in order.iter().enumerate() {
+            out[p] = bounds
+                .iter()
+                .position(|&b| rank < b)
+                .unwrap_or(fractions.len() - 1);
+        }
+        return out;
+    }
+    // Iterative stratification (Sechidis et al. 2011), weighted by images.
+    let total: u64 = patients.iter().map(|p| p.images).sum();
+    let mut desired: Vec<f64> = fractions.iter().map(|f| f * total as f64).collect();
+    let mut desired_label: Vec<[f64; 14]> = fractions
+        .iter()
+        .map(|f| {
+            let mut d = [0.0; 14];
+            for (l, slot) in d.iter_mut().enumerate() {
+                *slot = f * patients.iter().map(|p| p.label_images[l]).sum::<u64>() as f64;
+            }
+            d
+        })
+        .collect();
+    let mut remaining: Vec<usize> = order;
+    loop {
+        let count = |l: usize, rem: &[usize]| {
+            rem.iter()
+                .filter(|&&p| patients[p].label_images[l] > 0)
+                .count()
+        };
+        let label = (0..14)
+            .map(|l| (count(l, &remaining), l))
+            .filter(|(c, _)| *c > 0)
+            .min()
+            .map(|(_, l)| l);
+        let (take, keep): (Vec<usize>, Vec<usize>) = match label {
+            Some(l) => remaining
+                .iter()
+                .partition(|&&p| patients[p].label_images[l] > 0),
+            None => (remaining.clone(), Vec::new()),
+        };
+        for p in take {
+            let score = |s: usize| match label {
+                Some(l) => (desired_label[s][l], desired[s]),
+                None => (desired[s], 0.0),
+            };
+            let s = (0..fractions.len())
+                .max_by(|&a, &b| {
+                    score(a)
+                        .partial_cmp(&score(b))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then(b.cmp(&a))
+                })
+                .expect("at least one split");
+            out[p] = s;
+            desired[s] -= patients[p].images as f64;
+            for (slot, n) in desired_label[s].iter_mut().zip(patients[p].label_images) {
+                *slot -= n as f64;
+            }
+        }
+        remaining = keep;
+        if label.is_none() || remaining.is_empty() {
+            break;
+        }
+    }
+    out
+}
+
+/// Every patient with image and per-finding image counts.
+pub async fn load_patients(wh: &Warehouse) -> Result<Vec<Patient>> {
+    let cols: Vec<String> = FINDINGS
+        .iter()
+        .map(|f| {
+            let c = column_name(f);
+            format!("CAST(SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS BIGINT) AS {c}")
+        })
+        .collect();
+    let sql = format!(
+        "SELECT patient_id, COUNT(*) AS n, {} FROM images GROUP BY patient_id ORDER BY patient_id",
+        cols.join(", ")
+    );
+    let rows = wh.query(&sql, &[]).await?;
+    let ids = rows.required_i64s("patient_id")?;
+    let n = rows.required_i64s("n")?;
+    let per_finding: Vec<Vec<i64>> = FINDINGS
+        .iter()
+        .map(|f| rows.required_i64s(&column_name(f)))
+        .collect::<Result<_>>()?;
+    Ok((0..rows.len())
+        .map(|r| {
+            let mut label_images = [0u64; 14];
+            for (k, slot) in label_images.iter_mut().enumerate() {
+                *slot = per_finding[k][r] as u64;
+            }
+            Patient {
+                id: ids[r] as i32,
+                images: n[r] as u64,
+                label_images,
+            }
+        })
+        .collect())
+}
+
+/// The official assignment per patient (patients whose images sit in one list).
+pub async fn official(wh: &Warehouse) -> Result<Vec<(i32, String)>> {
+    let rows = wh
+        .query(
+            "SELECT patient_id, MIN(split) AS split FROM images WHERE split IS NOT NULL GROUP BY patient_id HAVING COUNT(DISTINCT split) = 1 ORDER BY patient_id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .required_i64s("patient_id")?
+        .into_iter()
+        .map(|p| p as i32)
+        .zip(rows.required_strings("split")?)
+        .collect())
+}
+
+/// The schema of the `splits` table.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("patient_id", DataType::Int32, false),
+        Field::new("split", DataType::Utf8, false),
+    ]))
+}
+
+/// The `splits` rows as a batch.
+pub fn batch(rows: &[(i32, String)]) -> Result<RecordBatch> {
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.1.as_str()),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema(), cols)?)
+}
+
+/// Commits a new version of the warehouse with these `splits`, every other table
+/// carried over unchanged. Refuses if the warehouse changed since `based_on` was read.
+pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<()> {
+    let lock = WriteLock::acquire(root)?;
+    let (Some(base), Some(data)) = (lock.base().cloned(), lock.base_data()) else {
+        return Err(crate::Error::Warehouse(format!(
+            "no warehouse at {}; run `cxr ingest` first",
+            root.display()
+        )));
+    };
+    if base.data != based_on {
+        return Err(crate::Error::Warehouse(format!(
+            "{} changed while the split was computed (another ingest or split committed); run cxr split again",
+            root.display()
+        )));
+    }
+    let staging = lock.stage()?;
+    for (name, path) in crate::warehouse::stored_tables(&data)? {
+        if name != "splits" {
+            staging.keep(&path)?;
+        }
+    }
+    parquet::write(
+        &staging.path("splits.parquet"),
+        &schema(),
+        &[batch(rows)?],
+        &WriteOptions::default(),
+    )?;
+    let mut manifest = base;
+    manifest.tables.insert("splits".into(), rows.len() as u64);
+    manifest.created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    staging.commit(manifest)
+}
+
+/// Per split (and `(all)`): images, patients and the prevalence (%) of each finding.
+pub async fn prevalence(wh: &Warehouse) -> Result<BTreeMap<String, Vec<f64>>> {
+    let cols: Vec<String> = FINDINGS
+        .iter()
+        .map(|f| {
+            let c = column_name(f);
+            format!("100.0 * AVG(CASE WHEN i.{c} THEN 1.0 ELSE 0.0 END) AS {c}")
+        })
+        .collect();
+    let sql = format!(
+        "SELECT COALESCE(s.split, '(all)') AS split, CAST(COUNT(*) AS DOUBLE) AS images, CAST(COUNT(DISTINCT i.patient_id) AS DOUBLE) AS patients, {c}
+         FROM images i JOIN splits s ON s.patient_id = i.patient_id GROUP BY s.split
+         UNION ALL
+         SELECT '(all)', CAST(COUNT(*) AS DOUBLE), CAST(COUNT(DISTINCT i.patient_id) AS DOUBLE), {c} FROM images i",
+        c = cols.join(", ")
+    );
+    let rows = wh.query(&sql, &[]).await?;
+    let mut columns = vec![
+        rows.required_f64s("images")?,
+        rows.required_f64s("patients")?,
+    ];
+    for f in FINDINGS {
+        columns.push(rows.required_f64s(&column_name(f))?);
+    }
+    Ok(rows
+        .required_strings("split")?
+        .into_iter()
+        .enumerate()
+        .map(|(r, name)| (name, columns.iter().map(|c| c[r]).collect()))
+        .collect())
+}

@@ -1,0 +1,70 @@
+//! The pieces of generated SQL that more than one command uses: the findings list,
+//! finding column names, quoting, and user SQL embedded safely in generated SQL.
+
+use datafusion::sql::parser::DFParser;
+
+use crate::error::{Error, Result};
+use crate::findings::FINDINGS;
+
+pub use crate::findings::column_name;
+
+/// `finding(label) AS (VALUES ('Atelectasis'), ...)`: the 14 findings as a relation.
+pub fn findings_cte() -> String {
+    let v: Vec<String> = FINDINGS.iter().map(|f| format!("({})", quote(f))).collect();
+    format!("finding(label) AS (VALUES {})", v.join(", "))
+}
+
+/// A SQL string literal.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// One user statement (a `--sql` query, a saved cohort file) as the body of a
+/// subquery: parsed and printed back, so comments and a final `;` cannot swallow or
+/// break the SQL around it. `what` names the source in errors.
+pub fn statement(sql: &str, what: &str) -> Result<String> {
+    let mut statements =
+        DFParser::parse_sql(sql).map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(s), true) => Ok(s.to_string()),
+        (None, _) => Err(Error::Usage(format!("{what}: no SQL statement"))),
+        (Some(_), false) => Err(Error::Usage(format!(
+            "{what}: expected one SQL statement, found several"
+        ))),
+    }
+}
+
+/// A user predicate (`--where`) in parentheses on lines of its own, so that a
+/// trailing `-- comment` ends at its own line break.
+pub fn predicate(p: &str) -> String {
+    format!("(\n{}\n)", p.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_comments_stay_inside() {
+        let s = statement("SELECT image_index FROM images -- the lot\n;", "--sql").unwrap();
+        assert!(!s.contains("--"));
+        assert!(!s.contains(';'));
+        let wrapped = format!("SELECT * FROM ({s}) AS q WHERE 1 = 1");
+        assert!(DFParser::parse_sql(&wrapped).is_ok());
+        let p = predicate("age > 40 -- adults");
+        assert!(p.ends_with("\n)"));
+    }
+
+    #[test]
+    fn refuses_several_statements() {
+        assert!(statement("SELECT 1; SELECT 2", "--sql").is_err());
+        assert!(statement("-- nothing", "--sql").is_err());
+    }
+
+    #[test]
+    fn findings_relation_lists_all() {
+        let cte = findings_cte();
+        assert_eq!(cte.matches("('").count(), 14);
+        assert!(cte.contains("('Pleural_Thickening')"));
+    }
+}

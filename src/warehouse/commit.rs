@@ -1,0 +1,291 @@
+//! Writers: one at a time per warehouse (a lock file), each commit a new immutable
+//! version directory named by an atomically replaced manifest; old versions go once
+//! no reader holds them.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::warehouse::{MANIFEST, Manifest, resolve, write_atomic};
+
+const LOCK: &str = ".cxr.lock";
+const READERS: &str = ".readers";
+
+/// The right to write one warehouse, held until dropped. Taking it waits for any
+/// other cxr process writing the same warehouse.
+pub struct WriteLock {
+    root: PathBuf,
+    base: Option<Manifest>,
+    /// Whether this lock created the directory: if nothing is committed, it goes again.
+    created: bool,
+    _file: File,
+}
+
+impl WriteLock {
+    /// Takes the write lock of the warehouse at `root`, creating the directory if
+    /// needed. Refuses a directory that holds files but no cxr manifest, or another
+    /// program's `manifest.json`.
+    pub fn acquire(root: &Path) -> Result<WriteLock> {
+        let root = resolve(root).unwrap_or_else(|| root.to_path_buf());
+        refuse_foreign(&root)?;
+        let created = !root.exists();
+        std::fs::create_dir_all(&root)
+            .ctx(|| format!("{}: cannot create the warehouse directory", root.display()))?;
+        let path = root.join(LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("{}: cannot write into the warehouse", root.display()))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            eprintln!(
+                "cxr: waiting for another cxr process writing {}",
+                root.display()
+            );
+            file.lock()
+                .ctx(|| format!("{}: cannot lock", path.display()))?;
+        }
+        // Read the base only now: a writer that finished while we waited changed it.
+        let base = Manifest::read(&root)?.map(|(m, _)| m);
+        Ok(WriteLock {
+            root,
+            base,
+            created,
+            _file: file,
+        })
+    }
+
+    /// Checks, without writing anything, that `root` may become or is a warehouse.
+    pub fn check(root: &Path) -> Result<()> {
+        refuse_foreign(&resolve(root).unwrap_or_else(|| root.to_path_buf()))
+    }
+
+    /// The warehouse directory (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The current manifest, if the warehouse has one.
+    pub fn base(&self) -> Option<&Manifest> {
+        self.base.as_ref()
+    }
+
+    /// The data directory of the current version, for a commit that keeps tables.
+    pub fn base_data(&self) -> Option<PathBuf> {
+        self.base
+            .as_ref()
+            .filter(|m| !m.data.is_empty())
+            .map(|m| self.root.join(&m.data))
+    }
+
+    /// A hidden working directory inside the warehouse (e.g. the pixel resume cache).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.root.join(format!(".{name}"))
+    }
+
+    /// Starts a new version.
+    pub fn stage(&self) -> Result<Staging<'_>> {
+        remove_stale_staging(&self.root);
+        let id = format!(
+            "{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+            std::process::id()
+        );
+        let dir = self.root.join(format!(".staging-{id}"));
+        std::fs::create_dir(&dir).ctx(|| format!("{}: cannot create", dir.display()))?;
+        File::create(dir.join(READERS)).ctx(|| format!("{}: cannot create", dir.display()))?;
+        Ok(Staging {
+            lock: self,
+            dir,
+            id,
+            committed: false,
+        })
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        // A failed first ingest leaves no directory behind (a resume cache keeps it).
+        if self.created && !self.root.join(MANIFEST).exists() {
+            let _ = std::fs::remove_file(self.root.join(LOCK));
+            let _ = std::fs::remove_dir(&self.root);
+        }
+    }
+}
+
+/// A new version being written. Dropped without [`Staging::commit`], it is removed
+/// and the warehouse is untouched.
+pub struct Staging<'a> {
+    lock: &'a WriteLock,
+    dir: PathBuf,
+    id: String,
+    committed: bool,
+}
+
+impl Staging<'_> {
+    /// Path of a table file inside the new version.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Carries a table of the current version over unchanged (a hard link, or a copy
+    /// where links are not possible).
+    pub fn keep(&self, from: &Path) -> Result<()> {
+        let name = from.file_name().expect("a table file name");
+        link_tree(from, &self.dir.join(name))
+    }
+
+    /// Makes the new version current: its directory is renamed into place, then the
+    /// manifest naming it replaces the old one in one rename. Old versions that no
+    /// reader holds are removed afterwards.
+    pub fn commit(mut self, mut manifest: Manifest) -> Result<()> {
+        let root = self.lock.root.clone();
+        let name = format!("v-{}", self.id);
+        let data = root.join(&name);
+        std::fs::rename(&self.dir, &data)
+            .ctx(|| format!("{}: cannot move the new version into place", data.display()))?;
+        self.committed = true;
+        manifest.data = name.clone();
+        let json = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
+        if let Err(e) = write_atomic(&root.join(MANIFEST), (json + "\n").as_bytes()) {
+            let _ = std::fs::remove_dir_all(&data);
+            return Err(e);
+        }
+        remove_legacy_tables(&root, self.lock.base.as_ref());
+        collect_garbage(&root, &name);
+        Ok(())
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A reader's shared hold on one version: while any exists, the version stays.
+pub struct ReadHold {
+    _file: File,
+}
+
+impl ReadHold {
+    /// Holds the version in `data`; None if it is already gone.
+    pub fn take(data: &Path) -> Result<Option<ReadHold>> {
+        let path = data.join(READERS);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("{}: cannot open", path.display()), e)),
+        };
+        file.lock_shared()
+            .ctx(|| format!("{}: cannot lock", path.display()))?;
+        // The collector deletes while holding the lock exclusively: after our
+        // shared lock, a version that still has its file is safe.
+        Ok(path.exists().then_some(ReadHold { _file: file }))
+    }
+}
+
+/// A directory is replaced or written into only if it is empty or cxr's.
+fn refuse_foreign(root: &Path) -> Result<()> {
+    if !root.exists() {
+        return Ok(());
+    }
+    if !root.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: not a directory; choose another --warehouse",
+            root.display()
+        )));
+    }
+    match Manifest::read(root) {
+        Ok(Some((m, _))) if m.is_cxr() => return Ok(()),
+        Ok(Some(_)) | Err(_) => {
+            return Err(Error::Usage(format!(
+                "refusing to write into {}: its manifest.json was not written by cxr; choose another --warehouse",
+                root.display()
+            )));
+        }
+        Ok(None) => {}
+    }
+    let only_ours = std::fs::read_dir(root)
+        .ctx(|| format!("{}: cannot list", root.display()))?
+        .flatten()
+        .all(|e| e.file_name().to_string_lossy().starts_with('.'));
+    if only_ours {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "refusing to write into {}: it is not a cxr warehouse (no {MANIFEST}) and not empty; choose another --warehouse",
+        root.display()
+    )))
+}
+
+/// The flat tables of a version-1 warehouse, named by its manifest, go once a
+/// version-2 commit replaced them. Nothing else in the directory is touched.
+fn remove_legacy_tables(root: &Path, base: Option<&Manifest>) {
+    let Some(base) = base.filter(|m| m.data.is_empty()) else {
+        return;
+    };
+    for name in base.tables.keys() {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            continue;
+        }
+        let file = root.join(format!("{name}.parquet"));
+        if file.is_file() {
+            let _ = std::fs::remove_file(&file);
+        } else if root.join(name).is_dir() {
+            let _ = std::fs::remove_dir_all(root.join(name));
+        }
+    }
+}
+
+/// Removes old versions (`v-*` other than `keep`) that no reader holds.
+fn collect_garbage(root: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("v-") || name == keep {
+            continue;
+        }
+        let Ok(f) = File::open(e.path().join(READERS)) else {
+            continue;
+        };
+        if f.try_lock().is_ok() {
+            let _ = std::fs::remove_file(e.path().join(READERS));
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Staging directories of writers that died: we hold the lock, so none is live.
+fn remove_stale_staging(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".staging-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).ctx(|| format!("{}: cannot create", to.display()))?;
+        for e in std::fs::read_dir(from)
+            .ctx(|| format!("{}: cannot list", from.display()))?
+            .flatten()
+        {
+            link_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        return Ok(());
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).ctx(|| format!("{}: cannot copy", from.display()))?;
+    }
+    Ok(())
+}

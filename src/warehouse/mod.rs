@@ -1,0 +1,277 @@
+//! Everything cxr keeps on disk: the warehouse layout, its manifest, commits and
+//! snapshot reads, and every Parquet file cxr reads or writes.
+//!
+//! A warehouse is a directory:
+//!
+//! ```text
+//! W/manifest.json     the current version: which data directory, row counts, inputs
+//! W/v-<id>/NAME.parquet  one immutable directory of tables per commit
+//! W/.cxr.lock         held by the one process writing (a lock, not a marker)
+//! ```
+//!
+//! A commit writes a new `v-<id>` directory, then replaces `manifest.json`
+//! atomically; table files are never rewritten in place. A reader resolves every
+//! table through the one manifest it read and holds a shared lock on that version,
+//! so a query never sees half of two versions, and old versions are removed only
+//! when no reader holds them. Files cxr did not write are never deleted.
+
+mod commit;
+pub mod files;
+pub mod parquet;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use commit::{Staging, WriteLock};
+pub use files::{AtomicFile, hash_file, hex, sha256_hex, write_atomic};
+
+/// Version of the table layout in docs/SCHEMA.md; bumped on any breaking change.
+/// Version 2: tables live in `v-<id>/` directories named by the manifest.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The manifest file name inside a warehouse.
+pub const MANIFEST: &str = "manifest.json";
+
+/// The `format` value that marks a manifest as cxr's.
+pub const FORMAT: &str = "cxr-warehouse";
+
+/// `manifest.json`: what was ingested, from what, when, and where the tables are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `cxr-warehouse`: a directory is replaced only when it says so.
+    #[serde(default)]
+    pub format: String,
+    /// Layout version of the tables.
+    pub schema_version: u32,
+    /// Version of cxr that wrote the warehouse.
+    pub cxr_version: String,
+    /// UTC time of the commit, RFC 3339.
+    pub created: String,
+    /// The data directory of this version (`v-<id>`), relative to the warehouse.
+    #[serde(default)]
+    pub data: String,
+    /// Which release the NIH metadata file is: `2017` (original) or `2020` (revision).
+    pub metadata_revision: String,
+    /// Every input file.
+    pub inputs: Vec<InputFile>,
+    /// Row count of every table.
+    pub tables: BTreeMap<String, u64>,
+}
+
+/// One input of an ingest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputFile {
+    /// What the input was used for (`metadata`, `bbox`, `expert`, `images`, ...).
+    pub role: String,
+    /// The path as given.
+    pub path: String,
+    /// Size in bytes (for a folder: the sum of its members' sizes).
+    pub size: u64,
+    /// SHA-256 of the file's bytes; for a folder, of its members' names, sizes and
+    /// bytes (see [`crate::pixels::source`]). Lower-case hex.
+    pub sha256: String,
+}
+
+impl InputFile {
+    /// Describes a file, hashing its content.
+    pub fn describe(role: &str, path: &Path) -> Result<InputFile> {
+        let (size, sha256) = hash_file(path)?;
+        Ok(InputFile {
+            role: role.to_string(),
+            path: path.display().to_string(),
+            size,
+            sha256,
+        })
+    }
+}
+
+impl Manifest {
+    /// A manifest for a new version, without tables or inputs yet.
+    pub fn new(metadata_revision: &str) -> Manifest {
+        Manifest {
+            format: FORMAT.to_string(),
+            schema_version: SCHEMA_VERSION,
+            cxr_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            data: String::new(),
+            metadata_revision: metadata_revision.to_string(),
+            inputs: Vec::new(),
+            tables: BTreeMap::new(),
+        }
+    }
+
+    /// Reads `<warehouse>/manifest.json`, or None when there is none.
+    fn read(warehouse: &Path) -> Result<Option<(Manifest, String)>> {
+        let path = warehouse.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("{}: cannot read", path.display()), e)),
+        };
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::Warehouse(format!(
+                "{}: not a cxr manifest ({e}); is {} a cxr warehouse?",
+                path.display(),
+                warehouse.display()
+            ))
+        })?;
+        Ok(Some((m, sha256_hex(text.as_bytes()))))
+    }
+
+    /// Whether cxr wrote this manifest (this layout, or the flat layout of version 1).
+    fn is_cxr(&self) -> bool {
+        self.format == FORMAT || (self.schema_version == 1 && !self.cxr_version.is_empty())
+    }
+}
+
+/// One consistent version of a warehouse, open for reading. While it lives, its data
+/// directory is not removed by later commits.
+pub struct Snapshot {
+    /// The warehouse directory.
+    pub root: PathBuf,
+    /// The data directory of this version.
+    pub data: PathBuf,
+    /// The manifest of this version.
+    pub manifest: Manifest,
+    /// SHA-256 of the manifest's bytes (the provenance of exports).
+    pub manifest_sha256: String,
+    _hold: commit::ReadHold,
+}
+
+impl Snapshot {
+    /// Opens the current version of the warehouse at `root`.
+    pub fn open(root: &Path) -> Result<Snapshot> {
+        // A commit between reading the manifest and holding its version can remove
+        // that version: read again (a few times) until the hold is on a live one.
+        for _ in 0..20 {
+            let Some((manifest, manifest_sha256)) = Manifest::read(root)? else {
+                return Err(Error::Warehouse(format!(
+                    "no warehouse at {} (missing {MANIFEST}); run `cxr ingest -w {}` first",
+                    root.display(),
+                    root.display()
+                )));
+            };
+            if !manifest.is_cxr() {
+                return Err(Error::Warehouse(format!(
+                    "{}: this manifest.json was not written by cxr",
+                    root.display()
+                )));
+            }
+            if manifest.schema_version != SCHEMA_VERSION {
+                return Err(Error::Warehouse(format!(
+                    "{} was written with schema_version {} but this cxr reads version {SCHEMA_VERSION}; run `cxr ingest -w {}` again",
+                    root.display(),
+                    manifest.schema_version,
+                    root.display()
+                )));
+            }
+            let data = root.join(&manifest.data);
+            if let Some(hold) = commit::ReadHold::take(&data)? {
+                return Ok(Snapshot {
+                    root: root.to_path_buf(),
+                    data,
+                    manifest,
+                    manifest_sha256,
+                    _hold: hold,
+                });
+            }
+        }
+        Err(Error::Warehouse(format!(
+            "{}: the warehouse keeps changing under this reader; try again",
+            root.display()
+        )))
+    }
+
+    /// The stored tables: `<name>.parquet` files and `<name>/` directories.
+    pub fn tables(&self) -> Result<Vec<(String, PathBuf)>> {
+        stored_tables(&self.data)
+    }
+
+    /// The path of a stored table.
+    pub fn table(&self, name: &str) -> Option<PathBuf> {
+        self.tables()
+            .ok()?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p)
+    }
+}
+
+/// Lists the tables stored in a data directory: `<name>.parquet` files and `<name>/`
+/// directories, hidden names excluded.
+pub fn stored_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Warehouse(format!("{}: cannot list the warehouse: {e}", dir.display()))
+    })?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".parquet") {
+            out.push((stem.to_string(), path));
+        } else if path.is_dir() {
+            out.push((name, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Refuses an output path inside the warehouse `root` (or equal to it): outputs are
+/// never written over tables the manifest vouches for.
+pub fn refuse_inside(root: &Path, output: &Path, what: &str) -> Result<()> {
+    let (Some(root), Some(out)) = (resolve(root), resolve(output)) else {
+        return Ok(());
+    };
+    if out.starts_with(&root) || root.starts_with(&out) {
+        return Err(Error::Usage(format!(
+            "{what} {}: inside (or containing) the warehouse {}; choose a path outside it",
+            output.display(),
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The absolute, symlink-free form of a path whose last components may not exist yet.
+pub fn resolve(path: &Path) -> Option<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut missing = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(cur) {
+            let mut out = c;
+            for part in missing.iter().rev() {
+                out.push(part);
+            }
+            return Some(lexical(&out));
+        }
+        missing.push(cur.file_name()?.to_os_string());
+        cur = cur.parent()?;
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

@@ -1,0 +1,322 @@
+//! The one Parquet writer and reader of cxr.
+//!
+//! Every file is written through [`ParquetSink`], which casts view and large types
+//! to their plain forms first (`Utf8View` → `Utf8`, `LargeList` → `List`, ...):
+//! DataFusion produces view types and pyarrow before 16 cannot read a file whose
+//! embedded Arrow schema names them. Files appear only when complete.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, IoContext, Result};
+use crate::warehouse::files::AtomicFile;
+
+/// How a Parquet file is written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// The codec (ZSTD level 3 unless asked otherwise).
+    pub compression: Compression,
+    /// Rows per row group (None: the writer's default).
+    pub row_group_rows: Option<usize>,
+    /// Key-value metadata, written both into the Parquet footer and into the
+    /// embedded Arrow schema (where pyarrow and pandas look first).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            compression: Compression::ZSTD(ZstdLevel::try_new(3).expect("a valid level")),
+            row_group_rows: None,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+impl WriteOptions {
+    fn properties(&self) -> WriterProperties {
+        let mut b = WriterProperties::builder().set_compression(self.compression);
+        if let Some(n) = self.row_group_rows {
+            b = b.set_max_row_group_row_count(Some(n.max(1)));
+        }
+        if !self.metadata.is_empty() {
+            b = b.set_key_value_metadata(Some(
+                self.metadata
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                    .collect(),
+            ));
+        }
+        b.build()
+    }
+}
+
+/// Parses `zstd`, `zstd(N)`, `snappy` or `none`.
+pub fn parse_compression(s: &str) -> Result<Compression> {
+    let lower = s.trim().to_ascii_lowercase();
+    let bad = || {
+        Error::Usage(format!(
+            "--compression `{s}`: expected zstd, zstd(N) with N in 1..=22, snappy or none"
+        ))
+    };
+    Ok(match lower.as_str() {
+        "none" | "uncompressed" => Compression::UNCOMPRESSED,
+        "snappy" => Compression::SNAPPY,
+        "zstd" => Compression::ZSTD(ZstdLevel::try_new(3).expect("a valid level")),
+        _ => {
+            let level = lower
+                .strip_prefix("zstd(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|n| n.trim().parse::<i32>().ok())
+                .ok_or_else(bad)?;
+            Compression::ZSTD(ZstdLevel::try_new(level).map_err(|_| bad())?)
+        }
+    })
+}
+
+/// The plain form of a type: what every Parquet reader, old pyarrow included, reads.
+pub fn plain_type(t: &DataType) -> DataType {
+    let item = |f: &Arc<Field>| Arc::new(plain_field(f));
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f) => DataType::List(item(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(item(f), *n),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| plain_field(f)).collect::<Fields>())
+        }
+        DataType::Dictionary(_, v) => plain_type(v),
+        other => other.clone(),
+    }
+}
+
+fn plain_field(f: &Field) -> Field {
+    f.clone().with_data_type(plain_type(f.data_type()))
+}
+
+/// `schema` with every field in its plain form, metadata kept.
+pub fn plain_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| plain_field(f))
+            .collect::<Fields>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// Casts a batch to `schema` (its plain form).
+fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(RecordBatch::try_new(
+            schema.clone(),
+            batch.columns().to_vec(),
+        )?);
+    }
+    let cols = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+/// A Parquet file being written batch by batch; it appears at its path only when
+/// [`ParquetSink::finish`] succeeds.
+pub struct ParquetSink {
+    writer: ArrowWriter<AtomicFile>,
+    schema: SchemaRef,
+    rows: u64,
+}
+
+impl ParquetSink {
+    /// Starts a file whose batches have `schema` (cast to plain types on write).
+    pub fn create(path: &Path, schema: &Schema, opts: &WriteOptions) -> Result<ParquetSink> {
+        let mut meta: HashMap<String, String> = schema.metadata().clone();
+        meta.extend(opts.metadata.iter().cloned());
+        let plain = plain_schema(schema);
+        let schema = Arc::new(plain.as_ref().clone().with_metadata(meta));
+        let file = AtomicFile::create(path)?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(opts.properties()))?;
+        Ok(ParquetSink {
+            writer,
+            schema,
+            rows: 0,
+        })
+    }
+
+    /// Appends a batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        let batch = cast_batch(batch, &self.schema)?;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    /// Closes the file and moves it into place; returns the rows written.
+    pub fn finish(self) -> Result<u64> {
+        let file = self.writer.into_inner()?;
+        file.commit()?;
+        Ok(self.rows)
+    }
+}
+
+/// Writes `batches` (all of `schema`) as one Parquet file, atomically.
+pub fn write(
+    path: &Path,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    opts: &WriteOptions,
+) -> Result<u64> {
+    let mut sink = ParquetSink::create(path, schema, opts)?;
+    for b in batches {
+        sink.write(b)?;
+    }
+    sink.finish()
+}
+
+/// Writes one batch with the default options (a warehouse table).
+pub fn write_table(path: &Path, batch: &RecordBatch) -> Result<u64> {
+    write(
+        path,
+        &batch.schema(),
+        std::slice::from_ref(batch),
+        &WriteOptions::default(),
+    )
+}
+
+/// Reads every batch of a Parquet file.
+pub fn read(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?
+        .build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// What a Parquet file says about itself.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    /// Rows in the file.
+    pub rows: i64,
+    /// The writer, as recorded.
+    pub created_by: Option<String>,
+    /// (name, Arrow type, nullable) of each column, as a reader sees them.
+    pub fields: Vec<(String, DataType, bool)>,
+    /// (rows, compressed bytes, codec name) per row group. Parquet records the codec
+    /// but not its level.
+    pub row_groups: Vec<(i64, i64, String)>,
+    /// Key-value metadata, the embedded Arrow schema left out.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Reads the footer of a Parquet file.
+pub fn describe(path: &Path) -> Result<FileInfo> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| Error::input(path, format!("not a Parquet file: {e}")))?;
+    let meta = reader.metadata();
+    let fm = meta.file_metadata();
+    let schema = datafusion::parquet::arrow::parquet_to_arrow_schema(
+        fm.schema_descr(),
+        fm.key_value_metadata(),
+    )?;
+    let codec = |c: Compression| match c {
+        Compression::ZSTD(_) => "ZSTD".to_string(),
+        Compression::GZIP(_) => "GZIP".to_string(),
+        Compression::BROTLI(_) => "BROTLI".to_string(),
+        other => format!("{other:?}"),
+    };
+    Ok(FileInfo {
+        rows: fm.num_rows(),
+        created_by: fm.created_by().map(str::to_string),
+        fields: schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
+            .collect(),
+        row_groups: meta
+            .row_groups()
+            .iter()
+            .map(|rg| {
+                let c = rg
+                    .columns()
+                    .first()
+                    .map(|c| codec(c.compression()))
+                    .unwrap_or_default();
+                (rg.num_rows(), rg.compressed_size(), c)
+            })
+            .collect(),
+        metadata: fm
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .filter(|kv| kv.key != "ARROW:schema")
+            .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ListBuilder, StringViewArray, StringViewBuilder};
+
+    #[test]
+    fn view_types_are_written_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut lists = ListBuilder::new(StringViewBuilder::new());
+        lists.values().append_value("Effusion");
+        lists.append(true);
+        let names = StringViewArray::from(vec!["a"]);
+        let schema = Schema::new(vec![
+            Field::new("name", DataType::Utf8View, true),
+            Field::new(
+                "labels",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8View, true))),
+                true,
+            ),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema.clone()),
+            vec![Arc::new(names), Arc::new(lists.finish())],
+        )
+        .unwrap();
+        assert_eq!(
+            write(&path, &schema, &[batch], &WriteOptions::default()).unwrap(),
+            1
+        );
+        let back = read(&path).unwrap();
+        let s = back[0].schema();
+        assert_eq!(s.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(
+            s.field(1).data_type(),
+            &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+        );
+    }
+
+    #[test]
+    fn compression_names() {
+        assert!(parse_compression("zstd(9)").is_ok());
+        assert!(parse_compression("snappy").is_ok());
+        assert!(parse_compression("zstd(99)").is_err());
+        assert!(parse_compression("gzip").is_err());
+    }
+}
