@@ -311,7 +311,7 @@ mod tests {
             with: vec!["Covid".into()],
             ..Default::default()
         };
-        let e = c.images_sql(Available::default()).unwrap_err().to_string();
+        let e = c.images_sql(&Available::default()).unwrap_err().to_string();
         assert!(e.contains("unknown finding `Covid`") && e.contains("Pleural_Thickening"));
     }
 
@@ -322,7 +322,7 @@ mod tests {
             without: vec!["PNEUMOTHORAX".into()],
             ..Default::default()
         };
-        let sql = c.images_sql(Available::default()).unwrap();
+        let sql = c.images_sql(&Available::default()).unwrap();
         assert!(sql.contains("array_has(i.labels, 'Effusion')"));
         assert!(sql.contains("NOT array_has(i.labels, 'Pneumothorax')"));
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, RecordBatch,
 };
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::basic::Compression;
@@ -419,13 +419,8 @@ pub fn tables(snapshot: &Snapshot, dir: &Path, overwrite: bool) -> Result<usize>
                 if let Some(p) = to.parent() {
                     std::fs::create_dir_all(p).ctx(|| format!("{}: cannot create", p.display()))?;
                 }
-                let batches = parquet::read(&f)?;
-                let schema = batches
-                    .first()
-                    .map(|b| b.schema())
-                    .unwrap_or_else(|| Arc::new(Schema::empty()));
-                let batch = concat_batches(&schema, &batches)?;
-                parquet::write(&to, &schema, &[batch], &WriteOptions::default())?;
+                let (schema, batches) = parquet::read_with_schema(&f)?;
+                parquet::write(&to, &schema, &batches, &WriteOptions::default())?;
             }
             let _ = name;
         }

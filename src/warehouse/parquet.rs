@@ -202,11 +202,19 @@ pub fn write_table(path: &Path, batch: &RecordBatch) -> Result<u64> {
 
 /// Reads every batch of a Parquet file.
 pub fn read(path: &Path) -> Result<Vec<RecordBatch>> {
+    Ok(read_with_schema(path)?.1)
+}
+
+/// Reads a Parquet file: its schema (known even when it has no rows) and batches.
+pub fn read_with_schema(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?
-        .build()?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+    let schema = builder.schema().clone();
+    let batches = builder
+        .build()?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
 }
 
 /// What a Parquet file says about itself.
