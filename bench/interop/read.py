@@ -32,6 +32,16 @@ def short_error(e):
     return f"{type(e).__name__}: {first[:300]}"
 
 
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def part_key(k):
+    """A partition value as text; NULL as the hive directory name for it."""
+    if k is None or (isinstance(k, float) and k != k):
+        return HIVE_NULL
+    return str(k)
+
+
 def expected_targets(labels, order):
     s = set(labels) if labels is not None else set()
     return [1.0 if f in s else 0.0 for f in order]
@@ -115,7 +125,8 @@ def read_pyarrow(unit, order):
     if unit.get("partition"):
         col = unit["partition"]["column"]
         if col in df.columns:
-            r["partition_counts"] = {str(k): int(v) for k, v in df[col].astype(str).value_counts().items()}
+            vc = df[col].astype(object).value_counts(dropna=False)
+            r["partition_counts"] = {part_key(k): int(v) for k, v in vc.items()}
     # provenance in the Arrow schema's metadata too (where pandas looks)
     sm = table.schema.metadata or {}
     r["schema_meta_keys"] = sorted(k.decode() for k in sm if not k.startswith(b"ARROW:") and k != b"pandas")
@@ -170,7 +181,7 @@ def read_polars(unit, order):
         col = unit["partition"]["column"]
         if col in df.columns:
             vc = df.group_by(col).len()
-            r["partition_counts"] = {str(k): int(v) for k, v in vc.iter_rows()}
+            r["partition_counts"] = {part_key(k): int(v) for k, v in vc.iter_rows()}
     return r
 
 
@@ -236,7 +247,7 @@ def read_duckdb(unit, order):
         col = unit["partition"]["column"]
         if col in names:
             rows = con.execute(f'SELECT CAST("{col}" AS VARCHAR), COUNT(*) FROM {src} GROUP BY 1').fetchall()
-            r["partition_counts"] = {str(k): int(v) for k, v in rows}
+            r["partition_counts"] = {part_key(k): int(v) for k, v in rows}
     if unit["files"]:
         f0 = unit["files"][0].replace("'", "''")
         kv = con.execute(f"SELECT CAST(key AS VARCHAR) FROM parquet_kv_metadata('{f0}')").fetchall()
@@ -322,8 +333,7 @@ def read_spark(unit, order):
         col = unit["partition"]["column"]
         if col in names:
             rows = df.groupBy(col).count().collect()
-            r["partition_counts"] = {
-                ("__HIVE_DEFAULT_PARTITION__" if row[0] is None else str(row[0])): int(row[1]) for row in rows}
+            r["partition_counts"] = {part_key(row[0]): int(row[1]) for row in rows}
     return r
 
 
