@@ -148,6 +148,9 @@ def main():
     P = Producer(a.cxr, a.scratch, a.repo)
     wh = P.wh
     t0 = time.time()
+    # A reused scratch dir: start from nothing, so no file of an earlier run is read.
+    for sub in ("wh", "split", "export", "sql", "cmd", "selftest", "results"):
+        shutil.rmtree(os.path.join(a.scratch, sub), ignore_errors=True)
 
     # 1. The warehouse, from the shipped data (the default inputs).
     if not P.run("ingest", ["ingest", "-w", wh], [wh]):
@@ -167,8 +170,12 @@ def main():
             manifest = json.load(f)
     except (OSError, ValueError) as e:
         P.failures.append({"what": "manifest.json", "command": "", "error": str(e)})
+    # Schema version 2 keeps the tables of the current version in W/<manifest.data>/;
+    # version 1 kept them in W itself.
+    data = os.path.join(wh, manifest.get("data") or "")
+    data = data.rstrip("/") if manifest.get("data") else wh
 
-    con = duck_expectations(wh)
+    con = duck_expectations(data)
 
     def q(sql):
         try:
@@ -181,14 +188,17 @@ def main():
         rows = q(sql)
         return rows[0][0] if rows else None
 
-    # 3. The warehouse tables themselves (every *.parquet, and table directories).
-    for f in sorted(glob.glob(os.path.join(wh, "*.parquet"))):
+    # 3. The warehouse tables themselves (every *.parquet, and table directories), of the
+    # version manifest.json names. Shown as wh/NAME.
+    for f in sorted(glob.glob(os.path.join(data, "*.parquet"))):
         name = os.path.basename(f)[: -len(".parquet")]
         exp = NIH_ROWS.get(name)
-        P.add(P.rel(f), f, expected=exp, why="NIH release" if exp is not None else None, writer="ingest")
-    for d in sorted(glob.glob(os.path.join(wh, "*"))):
-        if os.path.isdir(d) and not os.path.basename(d).startswith("."):
-            P.add(P.rel(d) + "/", d, kind="dataset", expected=NIH_ROWS.get(os.path.basename(d)), writer="ingest")
+        P.add("wh/" + os.path.basename(f), f, expected=exp, why="NIH release" if exp is not None else None,
+              writer="ingest" if name != "splits" else "split")
+    for d in sorted(glob.glob(os.path.join(data, "*"))):
+        if os.path.isdir(d) and not os.path.basename(d).startswith(".") and d != data:
+            P.add("wh/" + os.path.basename(d) + "/", d, kind="dataset", expected=NIH_ROWS.get(os.path.basename(d)),
+                  writer="ingest")
 
     if split_ok:
         P.add(
@@ -240,7 +250,13 @@ def main():
     # Hive-partitioned: split=<value>/part-0.parquet, read as a dataset.
     part = os.path.join(ex, "by_split")
     if P.run("export --partition-by split", ["export", "-w", wh, "--partition-by", "split", "--out", part], [part]):
-        rows = q("SELECT COALESCE(split, '__HIVE_DEFAULT_PARTITION__'), COUNT(*) FROM images GROUP BY 1")
+        # After `cxr split`, an export's `split` is the splits table's (docs/SCHEMA.md);
+        # before, the official images.split.
+        if split_ok:
+            rows = q("SELECT COALESCE(sp.split, '__HIVE_DEFAULT_PARTITION__'), COUNT(*) FROM images i "
+                     "LEFT JOIN splits sp ON sp.patient_id = i.patient_id GROUP BY 1")
+        else:
+            rows = q("SELECT COALESCE(split, '__HIVE_DEFAULT_PARTITION__'), COUNT(*) FROM images GROUP BY 1")
         counts = {k: v for k, v in rows} if rows is not None else None
         P.add(P.rel(part) + "/", part, kind="dataset", expected=all_images, why="DuckDB: all images",
               targets=True, partition={"column": "split", "counts": counts}, writer="export --partition-by split")
@@ -319,7 +335,10 @@ def main():
             covered.update(glob.glob(os.path.join(u["path"], "**", "*.parquet"), recursive=True))
         else:
             covered.add(u["path"])
+    # (Older versions' directories in the warehouse are the same tables: left out.)
     for f in sorted(glob.glob(os.path.join(a.scratch, "**", "*.parquet"), recursive=True)):
+        if f.startswith(wh + os.sep) and not f.startswith(data + os.sep):
+            continue
         if f not in covered:
             P.add(P.rel(f), f, writer="(found)")
 

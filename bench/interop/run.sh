@@ -14,6 +14,8 @@
 #   CXR_INTEROP_REFRESH=1  rebuild both venvs (e.g. to pick up newer "newest" versions)
 #   CXR_INTEROP_READERS  comma list of readers to run (default: all:
 #                        pyarrow14,pyarrow_new,polars,duckdb,spark)
+#   CXR_INTEROP_SELFTEST=0 skip the self-test (view-typed and wrong-targets files
+#                        that must be reported as FAIL)
 #
 # Prints one line per (file, reader), then `interop: N passed, M failed`; exits 1 when
 # anything failed. pip's log goes to CACHE/pip.log, cxr's and each reader's (Spark's) to
@@ -136,8 +138,16 @@ run_reader "$NEW_PY" spark
 t_read=$((SECONDS - t2))
 
 set +e
+# First the check checks itself: a view-typed file must fail with pyarrow 14, wrong
+# targets must fail everywhere (a few seconds; CXR_INTEROP_SELFTEST=0 skips it).
+self_rc=0
+if [[ "${CXR_INTEROP_SELFTEST:-1}" != 0 ]]; then
+    "$NEW_PY" "$HERE/selftest.py" --scratch "$SCRATCH" --old-python "$OLD_PY" --new-python "$NEW_PY"
+    self_rc=$?
+fi
 "$NEW_PY" "$HERE/compare.py" --plan "$SCRATCH/plan.json" --results "$RESULTS" --readers "$READERS"
 rc=$?
+[[ $self_rc == 0 ]] || rc=1
 set -e
 note "time: venvs ${t_env} s, cxr ${t_produce} s, readers ${t_read} s, total $((SECONDS - t0)) s"
 if [[ "$KEEP" == 1 || $rc != 0 ]]; then
