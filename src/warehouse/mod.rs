@@ -121,9 +121,10 @@ impl Manifest {
         Ok(Some((m, sha256_hex(text.as_bytes()))))
     }
 
-    /// Whether cxr wrote this manifest (this layout, or the flat layout of version 1).
+    /// Whether cxr wrote this manifest (this layout, or an older one: every cxr
+    /// manifest names the cxr version that wrote it).
     fn is_cxr(&self) -> bool {
-        self.format == FORMAT || (self.schema_version == 1 && !self.cxr_version.is_empty())
+        self.format == FORMAT || !self.cxr_version.is_empty()
     }
 }
 
