@@ -174,6 +174,51 @@ pub fn read(
 }
 
 #[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn read_dispatches_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "train.csv",
+            "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices\n\
+             CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,1.0,,,,,,,,,,,,,\n",
+        );
+        let spec = DatasetSpec {
+            name: "chexpert".into(),
+            paths: vec![p.clone()],
+        };
+        let map = LabelMap::default();
+        let (rows, info) = read(&spec, &map, &mut Issues::default()).unwrap();
+        assert_eq!(rows.images.len(), 1);
+        assert_eq!(info.dataset, "chexpert");
+        assert_eq!(info.source_files, ["train.csv"]);
+        assert_eq!(info.label_sources, ["chexpert"]);
+
+        // The CheXpert file given as PadChest: an input error naming file and columns.
+        let spec = DatasetSpec {
+            name: "padchest".into(),
+            paths: vec![p.clone()],
+        };
+        let e = read(&spec, &map, &mut Issues::default()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(matches!(e, Error::Input { .. }));
+        assert!(e.to_string().contains("train.csv") && e.to_string().contains("'ImageID'"));
+
+        let spec = DatasetSpec {
+            name: "nosuch".into(),
+            paths: vec![p],
+        };
+        let e = read(&spec, &map, &mut Issues::default()).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert!(e.to_string().contains("chexpert, mimic, padchest"), "{e}");
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod test_support {
     //! Fixture helpers for the reader tests.
     use std::path::{Path, PathBuf};
