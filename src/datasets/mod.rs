@@ -3,7 +3,18 @@
 //! (docs/DATASETS.md). Each reader turns one release's files into [`DatasetRows`];
 //! the warehouse module writes them.
 
+pub mod chexpert;
+pub mod common;
+pub mod label_map;
+pub mod mimic;
+pub mod nih;
+pub mod padchest;
+
 use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::ingest::issues::Issues;
+pub use label_map::{LabelMap, Lookup};
 
 /// The 18 findings of the cross-dataset vocabulary: the 14 NIH findings plus four
 /// of TorchXRayVision's default pathologies, in this order (the `targets` order of
@@ -113,4 +124,163 @@ pub struct DatasetRows {
 pub struct DatasetSpec {
     pub name: String,
     pub paths: Vec<PathBuf>,
+}
+
+/// The dataset names `read` knows.
+pub const KNOWN: [&str; 3] = ["chexpert", "mimic", "padchest"];
+
+/// Reads one `--dataset NAME=PATH[,PATH...]` request into rows and its `datasets` row.
+/// A file that is not of the named dataset is an input error (exit 2) naming the file
+/// and its missing columns, raised before any row is returned.
+pub fn read(
+    spec: &DatasetSpec,
+    map: &LabelMap,
+    issues: &mut Issues,
+) -> Result<(DatasetRows, DatasetInfo)> {
+    let (dataset, title, rows): (&'static str, &str, DatasetRows) = match spec.name.as_str() {
+        "chexpert" => (
+            chexpert::NAME,
+            "CheXpert v1.0",
+            chexpert::read(&spec.paths, map, issues)?,
+        ),
+        "padchest" => (
+            padchest::NAME,
+            "PadChest",
+            padchest::read(&spec.paths, map, issues)?,
+        ),
+        "mimic" => (
+            mimic::NAME,
+            "MIMIC-CXR-JPG 2.0.0",
+            mimic::read(&spec.paths, map, issues)?,
+        ),
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown dataset '{other}'; known datasets: {}",
+                KNOWN.join(", ")
+            )));
+        }
+    };
+    let info = DatasetInfo {
+        dataset,
+        title: title.to_string(),
+        source_files: spec
+            .paths
+            .iter()
+            .map(|p| crate::ingest::csv::source_name(p))
+            .collect(),
+        label_sources: common::label_sources(&rows.labels),
+    };
+    Ok((rows, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn read_dispatches_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "train.csv",
+            "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices\n\
+             CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,1.0,,,,,,,,,,,,,\n",
+        );
+        let spec = DatasetSpec {
+            name: "chexpert".into(),
+            paths: vec![p.clone()],
+        };
+        let map = LabelMap::default();
+        let (rows, info) = read(&spec, &map, &mut Issues::default()).unwrap();
+        assert_eq!(rows.images.len(), 1);
+        assert_eq!(info.dataset, "chexpert");
+        assert_eq!(info.source_files, ["train.csv"]);
+        assert_eq!(info.label_sources, ["chexpert"]);
+
+        // The CheXpert file given as PadChest: an input error naming file and columns.
+        let spec = DatasetSpec {
+            name: "padchest".into(),
+            paths: vec![p.clone()],
+        };
+        let e = read(&spec, &map, &mut Issues::default()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(matches!(e, Error::Input { .. }));
+        assert!(e.to_string().contains("train.csv") && e.to_string().contains("'ImageID'"));
+
+        let spec = DatasetSpec {
+            name: "nosuch".into(),
+            paths: vec![p],
+        };
+        let e = read(&spec, &map, &mut Issues::default()).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert!(e.to_string().contains("chexpert, mimic, padchest"), "{e}");
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Fixture helpers for the reader tests.
+    use std::path::{Path, PathBuf};
+
+    use crate::ingest::issues::Issues;
+
+    /// Writes `text` to `dir/name` and returns the path.
+    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Writes `text` gzip-compressed to `dir/name`.
+    pub fn write_gz(dir: &Path, name: &str, text: &str) -> PathBuf {
+        use std::io::Write;
+        let p = dir.join(name);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&p, e.finish().unwrap()).unwrap();
+        p
+    }
+
+    /// (line, field, value) of every issue; None becomes "".
+    pub fn issue_keys(issues: &Issues) -> Vec<(i64, String, String)> {
+        issues
+            .rows()
+            .iter()
+            .map(|i| {
+                (
+                    i.line.unwrap_or(0),
+                    i.field.clone().unwrap_or_default(),
+                    i.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether `keys` has (line, field, value).
+    pub fn has(keys: &[(i64, String, String)], line: i64, field: &str, value: &str) -> bool {
+        keys.iter()
+            .any(|(l, f, v)| *l == line && f == field && v == value)
+    }
+
+    /// The shared real files: `$CXR_SHARED_DATASETS`, else `../shared/datasets` from the
+    /// crate root; None (the test is skipped) where neither exists.
+    pub fn shared_datasets() -> Option<PathBuf> {
+        let p = std::env::var_os("CXR_SHARED_DATASETS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")
+            });
+        if p.is_dir() {
+            Some(p)
+        } else {
+            eprintln!("skipped: no shared datasets at {}", p.display());
+            None
+        }
+    }
+
+    /// Number of distinct values.
+    pub fn distinct<T: std::hash::Hash + Eq>(it: impl Iterator<Item = T>) -> usize {
+        it.collect::<std::collections::HashSet<_>>().len()
+    }
 }

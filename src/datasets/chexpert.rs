@@ -1,0 +1,447 @@
+//! CheXpert v1.0 (`train.csv`, optionally `valid.csv`) → `xr_images`, `xr_labels`.
+//!
+//! * ids come from `Path` (`CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`):
+//!   patient `patient00001`, study `patient00001/study1`; `image_id` and `path` are
+//!   `Path` unchanged.
+//! * split: the `train`/`valid`/`test` segment of `Path`, else the file name.
+//! * sex: `Male`/`Female` → `M`/`F`; anything else (`Unknown`, empty) → NULL + issue.
+//! * age: kept as given (0 included); not a number, negative or over 120 → NULL + issue.
+//! * view: `Lateral` → `LATERAL`; `Frontal` with `AP/PA` `AP`/`PA` → that. The 17 rows
+//!   marked `Frontal` whose `AP/PA` is `LL`/`RL` (a lateral decubitus code) contradict
+//!   themselves: view `OTHER`, `frontal` NULL (neither claim is trusted), one issue each.
+//! * labels: one row per non-empty cell of the 14 label columns, value 1/0/-1, source
+//!   `chexpert`; any other cell value is refused with an issue.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::datasets::common::{Col, MAX_AGE, frontal_of, label_value, require_all};
+use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::{DatasetRows, XrImage, XrLabel};
+use crate::error::{Error, Result};
+use crate::ingest::csv::{CsvTable, source_name, squash};
+use crate::ingest::issues::Issues;
+
+/// Dataset name.
+pub const NAME: &str = "chexpert";
+/// Label source.
+pub const SOURCE: &str = "chexpert";
+
+/// The 14 label columns of the CheXpert labeler, as in the header.
+pub const LABEL_COLUMNS: [&str; 14] = [
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+];
+
+const BASE: [Col<'static>; 5] = [
+    ("Path", &["path"]),
+    ("Sex", &["sex"]),
+    ("Age", &["age"]),
+    ("Frontal/Lateral", &["frontallateral"]),
+    ("AP/PA", &["appa"]),
+];
+
+/// Reads CheXpert CSV files (train.csv, valid.csv). Every file's columns are checked
+/// before any row is read.
+pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
+    if paths.is_empty() {
+        return Err(Error::Usage(
+            "chexpert needs at least one file (train.csv, valid.csv)".into(),
+        ));
+    }
+    let mut tables = Vec::with_capacity(paths.len());
+    for p in paths {
+        let t = CsvTable::read(p, issues)?;
+        let squashed: Vec<String> = LABEL_COLUMNS.iter().map(|n| squash(n)).collect();
+        let aliases: Vec<[&str; 1]> = squashed.iter().map(|s| [s.as_str()]).collect();
+        let mut cols: Vec<Col> = BASE.to_vec();
+        cols.extend(
+            LABEL_COLUMNS
+                .iter()
+                .zip(&aliases)
+                .map(|(n, a)| (*n, &a[..])),
+        );
+        let pos = require_all(&t, "CheXpert", &cols)?;
+        tables.push((t, pos));
+    }
+    let mut rows = DatasetRows::default();
+    let mut resolver = Resolver::new(map, NAME);
+    let mut seen: HashMap<String, (String, u64)> = HashMap::new();
+    for (t, pos) in &tables {
+        read_table(t, pos, &mut resolver, &mut seen, &mut rows, issues)?;
+    }
+    Ok(rows)
+}
+
+fn split_of(path_value: &str, file: &str) -> Option<String> {
+    for seg in path_value.split('/') {
+        if matches!(seg, "train" | "valid" | "test") {
+            return Some(seg.to_string());
+        }
+    }
+    let f = file.to_ascii_lowercase();
+    ["valid", "train", "test"]
+        .into_iter()
+        .find(|s| f.contains(s))
+        .map(str::to_string)
+}
+
+/// (patient, study) from a CheXpert path.
+fn ids_of(path_value: &str) -> Option<(String, String)> {
+    let segs: Vec<&str> = path_value.split('/').collect();
+    let i = segs.iter().position(|s| {
+        s.strip_prefix("patient")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    })?;
+    let study = segs.get(i + 1).filter(|s| {
+        s.strip_prefix("study")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    })?;
+    // The study segment must be followed by the image file.
+    if segs.len() < i + 3 {
+        return None;
+    }
+    Some((segs[i].to_string(), format!("{}/{}", segs[i], study)))
+}
+
+fn read_table(
+    t: &CsvTable,
+    pos: &[usize],
+    resolver: &mut Resolver,
+    seen: &mut HashMap<String, (String, u64)>,
+    rows: &mut DatasetRows,
+    issues: &mut Issues,
+) -> Result<()> {
+    let src = source_name(&t.path);
+    let (path, sex, age, fl, appa) = (
+        t.values(pos[0])?,
+        t.values(pos[1])?,
+        t.values(pos[2])?,
+        t.values(pos[3])?,
+        t.values(pos[4])?,
+    );
+    let labels: Vec<Vec<Option<&str>>> = pos[5..]
+        .iter()
+        .map(|&p| t.values(p))
+        .collect::<Result<_>>()?;
+    // Map each label column once (an unknown name is reported at the header).
+    let label_names: Vec<&str> = pos[5..].iter().map(|&p| t.name(p)).collect();
+    let findings: Vec<Option<&'static str>> = label_names
+        .iter()
+        .map(|n| resolver.resolve(n, issues, &src, Some(1), n))
+        .collect();
+    rows.images.reserve(t.len());
+    for r in 0..t.len() {
+        let line = t.lines[r];
+        let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
+            issues.push(&src, Some(line), Some(t.name(pos[col])), v, msg);
+        };
+        let Some(p) = path[r] else {
+            push(issues, 0, None, "Path is empty; row refused");
+            continue;
+        };
+        if let Some((file, first)) = seen.get(p) {
+            let msg = format!("duplicate Path (first in {file} line {first}); row refused");
+            push(issues, 0, Some(p), &msg);
+            continue;
+        }
+        seen.insert(p.to_string(), (src.clone(), line));
+        let ids = ids_of(p);
+        if ids.is_none() {
+            push(
+                issues,
+                0,
+                Some(p),
+                "no patientNNNNN/studyN in Path; patient_id and study_id set to NULL",
+            );
+        }
+        let (patient_id, study_id) = ids.unzip();
+        let sex = match sex[r] {
+            Some("Male") => Some("M"),
+            Some("Female") => Some("F"),
+            v => {
+                push(issues, 1, v, "Sex is not Male or Female; set to NULL");
+                None
+            }
+        };
+        let age = match age[r] {
+            None => None,
+            Some(v) => match v.parse::<f32>() {
+                Ok(a) if a.is_finite() && (0.0..=MAX_AGE).contains(&a) => Some(a),
+                Ok(_) => {
+                    push(
+                        issues,
+                        2,
+                        Some(v),
+                        "Age is negative or over 120; set to NULL",
+                    );
+                    None
+                }
+                Err(_) => {
+                    push(issues, 2, Some(v), "Age is not a number; set to NULL");
+                    None
+                }
+            },
+        };
+        let (view, frontal) = match (fl[r], appa[r]) {
+            (Some("Lateral"), _) => (Some("LATERAL"), Some(false)),
+            (Some("Frontal"), Some("AP")) => (Some("AP"), Some(true)),
+            (Some("Frontal"), Some("PA")) => (Some("PA"), Some(true)),
+            (Some("Frontal"), None) => (None, Some(true)),
+            (Some("Frontal"), Some(v @ ("LL" | "RL"))) => {
+                push(
+                    issues,
+                    4,
+                    Some(v),
+                    "lateral AP/PA code on a row marked Frontal; view set to OTHER, frontal to NULL",
+                );
+                (Some("OTHER"), None)
+            }
+            (Some("Frontal"), Some(v)) => {
+                push(issues, 4, Some(v), "unknown AP/PA value; view set to NULL");
+                (None, Some(true))
+            }
+            (None, _) => (None, None),
+            (Some(v), _) => {
+                push(
+                    issues,
+                    3,
+                    Some(v),
+                    "Frontal/Lateral is neither Frontal nor Lateral; view set to NULL",
+                );
+                (None, None)
+            }
+        };
+        debug_assert!(view.is_none() || frontal.is_none() || frontal_of(view) == frontal);
+        for (k, col) in labels.iter().enumerate() {
+            let Some(v) = col[r] else { continue };
+            let Some(value) = label_value(v) else {
+                push(
+                    issues,
+                    5 + k,
+                    Some(v),
+                    "label value is not 1.0, 0.0 or -1.0; label refused",
+                );
+                continue;
+            };
+            rows.labels.push(XrLabel {
+                dataset: NAME,
+                image_id: p.to_string(),
+                source: SOURCE.to_string(),
+                raw_label: label_names[k].to_string(),
+                finding: findings[k].map(str::to_string),
+                value,
+            });
+        }
+        rows.images.push(XrImage {
+            dataset: NAME,
+            image_id: p.to_string(),
+            patient_id,
+            study_id,
+            view,
+            frontal,
+            sex,
+            age,
+            split: split_of(p, &src),
+            path: Some(p.to_string()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::test_support::*;
+
+    const HEADER: &str = "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices";
+
+    fn fixture() -> String {
+        let rows = [
+            // line 2: frontal AP, positive effusion, uncertain atelectasis
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,,,,1.0,,,,,-1.0,0.0,1.0,,,1.0",
+            // line 3: lateral, male, no finding
+            "CheXpert-v1.0-small/train/patient00001/study1/view2_lateral.jpg,Male,68,Lateral,,1.0,,,,,,,,,,,,,",
+            // line 4: PA, unknown sex, age 0
+            "CheXpert-v1.0-small/train/patient00002/study2/view1_frontal.jpg,Unknown,0,Frontal,PA,,0.0,,,,,,,,,,,,",
+            // line 5: LL on frontal, age 130, bad label cell
+            "CheXpert-v1.0-small/train/patient00003/study1/view1_frontal.jpg,Male,130,Frontal,LL,,,2.0,,,,,,,,,,,",
+            // line 6: duplicate path
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,,,,,,,,,,,,,,",
+            // line 7: path without ids, empty sex
+            "somewhere/else.jpg,,40,Frontal,AP,,,,,,,,,,,,,,",
+        ];
+        format!("{HEADER}\n{}\n", rows.join("\n"))
+    }
+
+    #[test]
+    fn reads_a_fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "train.csv", &fixture());
+        let map = LabelMap::default();
+        let mut issues = Issues::default();
+        let rows = read(&[p], &map, &mut issues).unwrap();
+        assert_eq!(rows.images.len(), 5);
+        let i0 = &rows.images[0];
+        assert_eq!(i0.patient_id.as_deref(), Some("patient00001"));
+        assert_eq!(i0.study_id.as_deref(), Some("patient00001/study1"));
+        assert_eq!(
+            (i0.view, i0.frontal, i0.sex),
+            (Some("AP"), Some(true), Some("F"))
+        );
+        assert_eq!(i0.age, Some(68.0));
+        assert_eq!(i0.split.as_deref(), Some("train"));
+        assert_eq!(i0.path.as_deref(), Some(i0.image_id.as_str()));
+        let i1 = &rows.images[1];
+        assert_eq!(
+            (i1.view, i1.frontal, i1.sex),
+            (Some("LATERAL"), Some(false), Some("M"))
+        );
+        let i2 = &rows.images[2];
+        assert_eq!((i2.view, i2.sex, i2.age), (Some("PA"), None, Some(0.0)));
+        let i3 = &rows.images[3];
+        assert_eq!((i3.view, i3.frontal, i3.age), (Some("OTHER"), None, None));
+        let i4 = &rows.images[4];
+        assert_eq!((i4.patient_id.as_ref(), i4.study_id.as_ref()), (None, None));
+
+        let l0: Vec<_> = rows
+            .labels
+            .iter()
+            .filter(|l| l.image_id == i0.image_id)
+            .map(|l| (l.raw_label.as_str(), l.finding.as_deref(), l.value))
+            .collect();
+        assert_eq!(
+            l0,
+            [
+                ("Lung Opacity", Some("Lung_Opacity"), 1),
+                ("Atelectasis", Some("Atelectasis"), -1),
+                ("Pneumothorax", Some("Pneumothorax"), 0),
+                ("Pleural Effusion", Some("Effusion"), 1),
+                ("Support Devices", None, 1),
+            ]
+        );
+        assert!(rows.labels.iter().all(|l| l.source == "chexpert"));
+        assert_eq!(rows.labels.len(), 5 + 1 + 1);
+
+        let got = issue_keys(&issues);
+        for want in [
+            (4, "Sex", "Unknown"),
+            (5, "AP/PA", "LL"),
+            (5, "Age", "130"),
+            (5, "Cardiomegaly", "2.0"),
+            (
+                6,
+                "Path",
+                "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg",
+            ),
+            (7, "Path", "somewhere/else.jpg"),
+            (7, "Sex", ""),
+        ] {
+            assert!(
+                has(&got, want.0, want.1, want.2),
+                "missing {want:?} in {got:?}"
+            );
+        }
+        assert_eq!(got.len(), 7, "{got:?}");
+        assert!(issues.rows().iter().all(|i| i.source_file == "train.csv"));
+    }
+
+    #[test]
+    fn valid_file_gets_valid_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{HEADER}\nCheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg,Male,73,Frontal,AP,,1.0,,,,,,,,,,,,\n"
+        );
+        let v = write(dir.path(), "valid.csv", &text);
+        let t = write(dir.path(), "train.csv", &fixture());
+        let mut issues = Issues::default();
+        let rows = read(&[t, v], &LabelMap::default(), &mut issues).unwrap();
+        assert_eq!(rows.images.last().unwrap().split.as_deref(), Some("valid"));
+        assert_eq!(
+            split_of("x.jpg", "CheXpert_valid.csv").as_deref(),
+            Some("valid")
+        );
+    }
+
+    #[test]
+    fn wrong_file_is_an_input_error_naming_missing_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "padchest.csv",
+            ",ImageID,ImageDir,PatientID\n0,a.png,0,1\n",
+        );
+        let e = read(&[p], &LabelMap::default(), &mut Issues::default()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(
+            m.contains("padchest.csv") && m.contains("'Path'") && m.contains("'Frontal/Lateral'"),
+            "{m}"
+        );
+    }
+
+    /// The real `chexpert_train.csv.gz`; counts from SOURCES.md.
+    #[test]
+    fn real_file_counts() {
+        let Some(dir) = shared_datasets() else { return };
+        let start = std::time::Instant::now();
+        let mut issues = Issues::default();
+        let rows = read(
+            &[dir.join("chexpert_train.csv.gz")],
+            &LabelMap::default(),
+            &mut issues,
+        )
+        .unwrap();
+        eprintln!("chexpert: {:.2} s", start.elapsed().as_secs_f64());
+        assert_eq!(rows.images.len(), 223_414);
+        assert_eq!(
+            distinct(rows.images.iter().map(|i| i.patient_id.clone())),
+            64_540
+        );
+        assert_eq!(
+            distinct(rows.images.iter().map(|i| i.study_id.clone())),
+            187_641
+        );
+        let counts = |label: &str| {
+            let mut c = [0usize; 3];
+            for l in rows.labels.iter().filter(|l| l.raw_label == label) {
+                c[(l.value + 1) as usize] += 1;
+            }
+            (c[2], c[1], c[0])
+        };
+        assert_eq!(counts("Pleural Effusion"), (86_187, 35_396, 11_628));
+        assert_eq!(counts("Atelectasis"), (33_376, 1_328, 33_739));
+        assert_eq!(counts("No Finding"), (22_381, 0, 0));
+        // Pleural Effusion: 90,203 empty cells have no row.
+        assert_eq!(223_414 - 86_187 - 35_396 - 11_628, 90_203);
+        let by = |f: &dyn Fn(&XrImage) -> bool| rows.images.iter().filter(|i| f(i)).count();
+        assert_eq!(by(&|i| i.sex == Some("M")), 132_636);
+        assert_eq!(by(&|i| i.sex == Some("F")), 90_777);
+        assert_eq!(by(&|i| i.sex.is_none()), 1);
+        assert_eq!(by(&|i| i.view == Some("LATERAL")), 32_387);
+        assert_eq!(by(&|i| i.view == Some("AP")), 161_590);
+        assert_eq!(by(&|i| i.view == Some("PA")), 29_420);
+        assert_eq!(by(&|i| i.view == Some("OTHER")), 16 + 1);
+        assert_eq!(by(&|i| i.age == Some(0.0)), 3);
+        assert_eq!(by(&|i| i.split.as_deref() == Some("train")), 223_414);
+        // Issues: the Unknown sex and the 17 LL/RL rows, nothing else.
+        assert_eq!(
+            issues.len(),
+            1 + 17,
+            "{:?}",
+            &issues.rows()[..issues.len().min(5)]
+        );
+    }
+}

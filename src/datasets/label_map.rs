@@ -1,0 +1,393 @@
+//! The label map: each dataset's raw label → a finding of [`XR_FINDINGS`].
+//!
+//! One CSV file, `dataset,raw_label,finding` (`label_map.csv` beside this module,
+//! embedded as the default; a user's file replaces it whole). An empty finding means
+//! "kept, not mapped". Lines starting with `#` are comments. Raw labels match exactly
+//! after trimming; PadChest's match case-insensitively.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::datasets::XR_FINDINGS;
+use crate::error::{Error, Result};
+use crate::ingest::csv::split_record;
+use crate::ingest::issues::Issues;
+
+/// The shipped map.
+pub const DEFAULT_MAP: &str = include_str!("label_map.csv");
+
+/// Datasets whose raw labels are matched case-insensitively.
+const CASE_INSENSITIVE: [&str; 1] = ["padchest"];
+
+/// What the map says about one raw label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The label maps to this finding.
+    Mapped(&'static str),
+    /// The label is in the map with an empty finding: kept, not mapped.
+    Unmapped,
+    /// The label is in no row of the map.
+    Unknown,
+}
+
+impl Lookup {
+    /// The finding, if mapped.
+    pub fn finding(self) -> Option<&'static str> {
+        match self {
+            Lookup::Mapped(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// The raw label → finding map of every dataset.
+#[derive(Debug, Clone)]
+pub struct LabelMap {
+    /// dataset → normalised raw label → finding (None = kept, not mapped).
+    rows: HashMap<String, HashMap<String, Option<&'static str>>>,
+}
+
+impl Default for LabelMap {
+    /// The shipped map (`src/datasets/label_map.csv`).
+    fn default() -> Self {
+        Self::parse(DEFAULT_MAP, Path::new("label_map.csv"))
+            .expect("the shipped label map is valid (checked by its unit test)")
+    }
+}
+
+fn key(dataset: &str, raw: &str) -> String {
+    let raw = raw.trim();
+    if CASE_INSENSITIVE.contains(&dataset) {
+        raw.to_lowercase()
+    } else {
+        raw.to_string()
+    }
+}
+
+impl LabelMap {
+    /// Reads a user's map file. Errors name the file and the line: a wrong header, a
+    /// line without three fields, a finding not in the vocabulary, a label given twice
+    /// for one dataset.
+    pub fn from_file(path: &Path) -> Result<LabelMap> {
+        let bytes = crate::ingest::csv::read_bytes(path)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::input(path, "the label map is not UTF-8 text"))?;
+        Self::parse(text, path)
+    }
+
+    /// Parses map text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<LabelMap> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut rows: HashMap<String, HashMap<String, Option<&'static str>>> = HashMap::new();
+        let mut header_seen = false;
+        for (i, raw_line) in text.lines().enumerate() {
+            let line = i as u64 + 1;
+            let l = raw_line.trim_end_matches('\r');
+            if l.trim().is_empty() || l.trim_start().starts_with('#') {
+                continue;
+            }
+            let fields: Vec<String> = split_record(l)
+                .into_iter()
+                .map(|f| f.trim().to_string())
+                .collect();
+            if !header_seen {
+                let h: Vec<String> = fields.iter().map(|f| f.to_ascii_lowercase()).collect();
+                if h != ["dataset", "raw_label", "finding"] {
+                    return Err(Error::input_at(
+                        path,
+                        line,
+                        None,
+                        format!(
+                            "label map header must be 'dataset,raw_label,finding', found '{l}'"
+                        ),
+                    ));
+                }
+                header_seen = true;
+                continue;
+            }
+            if fields.len() != 3 {
+                return Err(Error::input_at(
+                    path,
+                    line,
+                    None,
+                    format!(
+                        "expected 3 fields (dataset,raw_label,finding), found {}",
+                        fields.len()
+                    ),
+                ));
+            }
+            let (dataset, raw, finding) = (&fields[0], &fields[1], &fields[2]);
+            if dataset.is_empty() || raw.is_empty() {
+                return Err(Error::input_at(
+                    path,
+                    line,
+                    None,
+                    "dataset and raw_label must not be empty",
+                ));
+            }
+            let finding = if finding.is_empty() {
+                None
+            } else {
+                match XR_FINDINGS.iter().find(|f| **f == finding.as_str()) {
+                    Some(f) => Some(*f),
+                    None => {
+                        return Err(Error::input_at(
+                            path,
+                            line,
+                            Some("finding"),
+                            format!(
+                                "unknown finding '{finding}'; the findings are: {}",
+                                XR_FINDINGS.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            };
+            let dataset = dataset.to_ascii_lowercase();
+            let k = key(&dataset, raw);
+            let per = rows.entry(dataset.clone()).or_default();
+            if let Some(prev) = per.insert(k, finding)
+                && prev != finding
+            {
+                return Err(Error::input_at(
+                    path,
+                    line,
+                    Some("raw_label"),
+                    format!("'{raw}' of {dataset} is mapped twice, to different findings"),
+                ));
+            }
+        }
+        if !header_seen {
+            return Err(Error::input(
+                path,
+                "empty label map: no 'dataset,raw_label,finding' header",
+            ));
+        }
+        Ok(LabelMap { rows })
+    }
+
+    /// What the map says about `raw` of `dataset`.
+    pub fn lookup(&self, dataset: &str, raw: &str) -> Lookup {
+        let Some(per) = self.rows.get(dataset) else {
+            return Lookup::Unknown;
+        };
+        let hit = if CASE_INSENSITIVE.contains(&dataset) {
+            per.get(&key(dataset, raw))
+        } else {
+            per.get(raw.trim())
+        };
+        match hit {
+            Some(Some(f)) => Lookup::Mapped(f),
+            Some(None) => Lookup::Unmapped,
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Number of rows (labels) for `dataset`.
+    pub fn len_of(&self, dataset: &str) -> usize {
+        self.rows.get(dataset).map_or(0, HashMap::len)
+    }
+}
+
+/// Resolves raw labels while a dataset is read: one `data_issues` row per distinct
+/// (dataset, label) that is in no row of the map.
+pub struct Resolver<'a> {
+    map: &'a LabelMap,
+    dataset: &'static str,
+    reported: HashSet<String>,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver for one dataset.
+    pub fn new(map: &'a LabelMap, dataset: &'static str) -> Self {
+        Resolver {
+            map,
+            dataset,
+            reported: HashSet::new(),
+        }
+    }
+
+    /// The finding of `raw`; an unknown label is reported once (at its first place).
+    pub fn resolve(
+        &mut self,
+        raw: &str,
+        issues: &mut Issues,
+        source_file: &str,
+        line: Option<u64>,
+        field: &str,
+    ) -> Option<&'static str> {
+        match self.map.lookup(self.dataset, raw) {
+            Lookup::Mapped(f) => Some(f),
+            Lookup::Unmapped => None,
+            Lookup::Unknown => {
+                let k = key(self.dataset, raw);
+                if !self.reported.contains(&k) {
+                    issues.push(
+                        source_file,
+                        line,
+                        Some(field),
+                        Some(raw.trim()),
+                        format!(
+                            "{} label not in the label map; kept with a NULL finding (reported once per label)",
+                            self.dataset
+                        ),
+                    );
+                    self.reported.insert(k);
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_map_parses_and_maps_the_reference_labels() {
+        let m = LabelMap::default();
+        let cases = [
+            (
+                "nih",
+                "Pleural_Thickening",
+                Lookup::Mapped("Pleural_Thickening"),
+            ),
+            ("nih", "No Finding", Lookup::Unmapped),
+            ("nih", "Airspace opacity", Lookup::Mapped("Lung_Opacity")),
+            ("chexpert", "Pleural Effusion", Lookup::Mapped("Effusion")),
+            ("chexpert", "Lung Lesion", Lookup::Mapped("Lung_Lesion")),
+            ("chexpert", "Lung Opacity", Lookup::Mapped("Lung_Opacity")),
+            (
+                "chexpert",
+                "Enlarged Cardiomediastinum",
+                Lookup::Mapped("Enlarged_Cardiomediastinum"),
+            ),
+            ("chexpert", "Support Devices", Lookup::Unmapped),
+            ("mimic", "Pleural Effusion", Lookup::Mapped("Effusion")),
+            ("padchest", "pleural effusion", Lookup::Mapped("Effusion")),
+            (
+                "padchest",
+                "  Pleural Effusion ",
+                Lookup::Mapped("Effusion"),
+            ),
+            ("padchest", "infiltrates", Lookup::Mapped("Infiltration")),
+            ("padchest", "pulmonary mass", Lookup::Mapped("Mass")),
+            ("padchest", "nodule", Lookup::Mapped("Nodule")),
+            ("padchest", "hiatal hernia", Lookup::Mapped("Hernia")),
+            ("padchest", "rib fracture", Lookup::Mapped("Fracture")),
+            ("padchest", "vertebral fracture", Lookup::Mapped("Fracture")),
+            ("padchest", "consolidation", Lookup::Mapped("Consolidation")),
+            (
+                "padchest",
+                "pleural thickening",
+                Lookup::Mapped("Pleural_Thickening"),
+            ),
+            ("padchest", "normal", Lookup::Unmapped),
+            ("padchest", "COPD signs", Lookup::Unmapped),
+            ("padchest", "copd SIGNS", Lookup::Unmapped),
+            ("padchest", "no such label", Lookup::Unknown),
+            ("vindr", "Pleural effusion", Lookup::Mapped("Effusion")),
+            ("vindr", "No finding", Lookup::Unmapped),
+            ("rsna", "Pneumonia", Lookup::Mapped("Pneumonia")),
+            ("rsna", "Target", Lookup::Mapped("Pneumonia")),
+            ("siim", "Pneumothorax", Lookup::Mapped("Pneumothorax")),
+            ("openi", "Cardiomegaly", Lookup::Mapped("Cardiomegaly")),
+            ("openi", "Pleural Effusion", Lookup::Mapped("Effusion")),
+            ("openi", "Opacity", Lookup::Mapped("Lung_Opacity")),
+            ("openi", "Lung", Lookup::Unmapped),
+            ("openi", "Hernia, Hiatal", Lookup::Mapped("Hernia")),
+            // Exact (case-sensitive) outside PadChest.
+            ("chexpert", "pleural effusion", Lookup::Unknown),
+            ("nosuch", "Cardiomegaly", Lookup::Unknown),
+        ];
+        for (ds, raw, want) in cases {
+            assert_eq!(m.lookup(ds, raw), want, "{ds} {raw}");
+        }
+        // 193 PadChest labels (python: distinct stripped non-empty items of Labels in
+        // the 160K file, see padchest.rs), 15 VinDr classes, 14 CheXpert columns.
+        assert_eq!(m.len_of("padchest"), 193);
+        assert_eq!(m.len_of("vindr"), 15);
+        assert_eq!(m.len_of("chexpert"), 14);
+        assert_eq!(m.len_of("mimic"), 14);
+    }
+
+    #[test]
+    fn every_vocabulary_finding_is_reachable_from_some_dataset() {
+        let text = DEFAULT_MAP;
+        for f in XR_FINDINGS {
+            assert!(text.contains(&format!(",{f}\n")), "{f}");
+        }
+    }
+
+    #[test]
+    fn user_map_is_validated() {
+        let p = Path::new("my_map.csv");
+        let ok = LabelMap::parse(
+            "# comment\ndataset,raw_label,finding\r\nchexpert,Foo,Edema\n# c\nchexpert,\"Bar, baz\",\n",
+            p,
+        )
+        .unwrap();
+        assert_eq!(ok.lookup("chexpert", "Foo"), Lookup::Mapped("Edema"));
+        assert_eq!(ok.lookup("chexpert", " Bar, baz "), Lookup::Unmapped);
+        assert_eq!(ok.lookup("chexpert", "Pleural Effusion"), Lookup::Unknown);
+
+        let e = LabelMap::parse("dataset,raw_label,finding\nchexpert,Foo,Edemaa\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("my_map.csv, line 2") && e.contains("Edemaa"),
+            "{e}"
+        );
+        let e = LabelMap::parse("a,b,c\n", p).unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("header"), "{e}");
+        let e = LabelMap::parse("dataset,raw_label,finding\nx,y\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("3 fields"), "{e}");
+        let e = LabelMap::parse("# only\n", p).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = LabelMap::parse(
+            "dataset,raw_label,finding\npadchest,Mass,Mass\npadchest,mass,Nodule\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn from_file_reads_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "dataset,raw_label,finding\nsiim,PTX,Pneumothorax\n").unwrap();
+        let m = LabelMap::from_file(&p).unwrap();
+        assert_eq!(m.lookup("siim", "PTX"), Lookup::Mapped("Pneumothorax"));
+        let e = LabelMap::from_file(&dir.path().join("missing.csv")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn unknown_labels_are_reported_once() {
+        let m = LabelMap::default();
+        let mut r = Resolver::new(&m, "padchest");
+        let mut issues = Issues::default();
+        for line in [2, 3, 4] {
+            assert_eq!(
+                r.resolve("martian", &mut issues, "f.csv", Some(line), "Labels"),
+                None
+            );
+            assert_eq!(
+                r.resolve("Martian ", &mut issues, "f.csv", Some(line), "Labels"),
+                None
+            );
+        }
+        assert_eq!(
+            r.resolve("cardiomegaly", &mut issues, "f.csv", Some(5), "Labels"),
+            Some("Cardiomegaly")
+        );
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues.rows()[0].line, Some(2));
+        assert_eq!(issues.rows()[0].value.as_deref(), Some("martian"));
+    }
+}

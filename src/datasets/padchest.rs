@@ -1,0 +1,599 @@
+//! PadChest (`PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv[.gz]`) →
+//! `xr_images`, `xr_labels`.
+//!
+//! * ids: `image_id` = `ImageID`, `patient_id` = `PatientID`, `study_id` = `StudyID`;
+//!   `path` = `ImageDir/ImageID` (ImageDir is the folder number of the release).
+//! * view from `Projection`: `PA`, `AP`, `AP_horizontal` → `AP_SUPINE`, `L` → `LATERAL`,
+//!   `COSTAL` → `OTHER`; `EXCLUDE`, `UNK` and anything else → NULL + issue.
+//! * sex from `PatientSex_DICOM`: `M`/`F`; `O`, empty and anything else → NULL + issue.
+//! * age = year of `StudyDate_DICOM` − `PatientBirth` (a float year). NULL where either
+//!   is missing; an unreadable value or an age outside 0–120 → NULL + issue.
+//! * labels: `Labels` is a Python list literal; one row per distinct stripped item,
+//!   value 1, source `padchest_physician` / `padchest_rnn` by `MethodLabel`. Empty items
+//!   are dropped with one issue per image; an image without `Labels` (empty or `nan`,
+//!   103 in the 160K release) or with an unreadable list gets one issue and no labels.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::datasets::common::{Col, MAX_AGE, frontal_of, require_all, year_of_date};
+use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::{DatasetRows, XrImage, XrLabel};
+use crate::error::{Error, Result};
+use crate::ingest::csv::{CsvTable, source_name};
+use crate::ingest::issues::Issues;
+
+/// Dataset name.
+pub const NAME: &str = "padchest";
+
+const COLS: [Col<'static>; 10] = [
+    ("ImageID", &["imageid"]),
+    ("ImageDir", &["imagedir"]),
+    ("StudyDate_DICOM", &["studydatedicom"]),
+    ("StudyID", &["studyid"]),
+    ("PatientID", &["patientid"]),
+    ("PatientBirth", &["patientbirth"]),
+    ("PatientSex_DICOM", &["patientsexdicom"]),
+    ("Projection", &["projection"]),
+    ("MethodLabel", &["methodlabel"]),
+    ("Labels", &["labels"]),
+];
+
+/// Reads PadChest label files (normally one). Every file's columns are checked before
+/// any row is read.
+pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
+    if paths.is_empty() {
+        return Err(Error::Usage(
+            "padchest needs its labels CSV (PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz)"
+                .into(),
+        ));
+    }
+    let mut tables = Vec::with_capacity(paths.len());
+    for p in paths {
+        let t = CsvTable::read(p, issues)?;
+        let pos = require_all(&t, "PadChest", &COLS)?;
+        tables.push((t, pos));
+    }
+    let mut rows = DatasetRows::default();
+    let mut resolver = Resolver::new(map, NAME);
+    let mut seen: HashMap<String, (String, u64)> = HashMap::new();
+    for (t, pos) in &tables {
+        read_table(t, pos, &mut resolver, &mut seen, &mut rows, issues)?;
+    }
+    Ok(rows)
+}
+
+fn read_table(
+    t: &CsvTable,
+    pos: &[usize],
+    resolver: &mut Resolver,
+    seen: &mut HashMap<String, (String, u64)>,
+    rows: &mut DatasetRows,
+    issues: &mut Issues,
+) -> Result<()> {
+    let src = source_name(&t.path);
+    let v: Vec<Vec<Option<&str>>> = pos.iter().map(|&p| t.values(p)).collect::<Result<_>>()?;
+    let [
+        id,
+        dir,
+        date,
+        study,
+        patient,
+        birth,
+        sex,
+        proj,
+        method,
+        labels,
+    ] = &v[..]
+    else {
+        unreachable!("COLS has 10 columns")
+    };
+    rows.images.reserve(t.len());
+    for r in 0..t.len() {
+        let line = t.lines[r];
+        let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
+            issues.push(&src, Some(line), Some(t.name(pos[col])), v, msg);
+        };
+        let Some(image_id) = id[r] else {
+            push(issues, 0, None, "ImageID is empty; row refused");
+            continue;
+        };
+        if let Some((file, first)) = seen.get(image_id) {
+            let msg = format!("duplicate ImageID (first in {file} line {first}); row refused");
+            push(issues, 0, Some(image_id), &msg);
+            continue;
+        }
+        seen.insert(image_id.to_string(), (src.clone(), line));
+        let path = match dir[r] {
+            Some(d) => Some(format!("{d}/{image_id}")),
+            None => {
+                push(issues, 1, None, "ImageDir is empty; path set to NULL");
+                None
+            }
+        };
+        let view = match proj[r] {
+            Some("PA") => Some("PA"),
+            Some("AP") => Some("AP"),
+            Some("AP_horizontal") => Some("AP_SUPINE"),
+            Some("L") => Some("LATERAL"),
+            Some("COSTAL") => Some("OTHER"),
+            None => None,
+            Some(v) => {
+                push(
+                    issues,
+                    7,
+                    Some(v),
+                    "Projection is not a view; view set to NULL",
+                );
+                None
+            }
+        };
+        let sex = match sex[r] {
+            Some("M") => Some("M"),
+            Some("F") => Some("F"),
+            v => {
+                push(
+                    issues,
+                    6,
+                    v,
+                    "PatientSex_DICOM is not M or F; sex set to NULL",
+                );
+                None
+            }
+        };
+        let year = match date[r] {
+            None => None,
+            Some(d) => {
+                let y = year_of_date(d);
+                if y.is_none() {
+                    push(
+                        issues,
+                        2,
+                        Some(d),
+                        "StudyDate_DICOM is not a YYYYMMDD date; age set to NULL",
+                    );
+                }
+                y
+            }
+        };
+        let born = match birth[r] {
+            None => None,
+            Some(b) => match b.parse::<f64>() {
+                Ok(x) if x.is_finite() => Some(x),
+                _ => {
+                    push(
+                        issues,
+                        5,
+                        Some(b),
+                        "PatientBirth is not a year; age set to NULL",
+                    );
+                    None
+                }
+            },
+        };
+        let age = match (year, born) {
+            (Some(y), Some(b)) => {
+                let a = (y as f64 - b) as f32;
+                if (0.0..=MAX_AGE).contains(&a) {
+                    Some(a)
+                } else {
+                    let msg = format!(
+                        "age {a} from StudyDate_DICOM {} and PatientBirth is negative or over 120; set to NULL",
+                        date[r].unwrap_or("")
+                    );
+                    push(issues, 5, birth[r], &msg);
+                    None
+                }
+            }
+            _ => None,
+        };
+        let source = match method[r] {
+            Some("Physician") => Some("padchest_physician"),
+            Some("RNN_model") => Some("padchest_rnn"),
+            v => {
+                push(
+                    issues,
+                    8,
+                    v,
+                    "MethodLabel is not Physician or RNN_model; the image's labels are refused",
+                );
+                None
+            }
+        };
+        match labels[r] {
+            None | Some("nan") => {
+                push(issues, 9, labels[r], "no Labels; image kept without labels")
+            }
+            Some(text) => match parse_py_list(text) {
+                None => push(
+                    issues,
+                    9,
+                    Some(text),
+                    "Labels is not a list literal; image kept without labels",
+                ),
+                Some(items) => {
+                    let mut distinct: Vec<&str> = Vec::with_capacity(items.len());
+                    let mut had_empty = false;
+                    for item in &items {
+                        let s = item.trim();
+                        if s.is_empty() {
+                            had_empty = true;
+                        } else if !distinct.contains(&s) {
+                            distinct.push(s);
+                        }
+                    }
+                    if had_empty {
+                        push(issues, 9, Some(text), "empty item in Labels; dropped");
+                    }
+                    if items.is_empty() {
+                        push(
+                            issues,
+                            9,
+                            Some(text),
+                            "Labels is an empty list; image kept without labels",
+                        );
+                    }
+                    if let Some(source) = source {
+                        for s in distinct {
+                            let finding =
+                                resolver.resolve(s, issues, &src, Some(line), t.name(pos[9]));
+                            rows.labels.push(XrLabel {
+                                dataset: NAME,
+                                image_id: image_id.to_string(),
+                                source: source.to_string(),
+                                raw_label: s.to_string(),
+                                finding: finding.map(str::to_string),
+                                value: 1,
+                            });
+                        }
+                    }
+                }
+            },
+        }
+        rows.images.push(XrImage {
+            dataset: NAME,
+            image_id: image_id.to_string(),
+            patient_id: patient[r].map(str::to_string),
+            study_id: study[r].map(str::to_string),
+            view,
+            frontal: frontal_of(view),
+            sex,
+            age,
+            split: None,
+            path,
+        });
+    }
+    Ok(())
+}
+
+/// Parses a Python list literal of strings (`['a', " b", '']`): the items, unstripped;
+/// None when the text is not such a literal.
+pub fn parse_py_list(text: &str) -> Option<Vec<String>> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+    let mut items = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(q) = chars.next() else { break };
+        if q != '\'' && q != '"' {
+            return None;
+        }
+        let mut item = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => {
+                    let e = chars.next()?;
+                    item.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        other => other,
+                    });
+                }
+                c if c == q => break,
+                c => item.push(c),
+            }
+        }
+        items.push(item);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
+    Some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::test_support::*;
+
+    #[test]
+    fn python_lists() {
+        let p = |s: &str| parse_py_list(s);
+        assert_eq!(p("[]"), Some(vec![]));
+        assert_eq!(p("['a']").unwrap(), ["a"]);
+        assert_eq!(p("['a', ' b','']").unwrap(), ["a", " b", ""]);
+        assert_eq!(p(r#"["it's", 'x\'y', ]"#).unwrap(), ["it's", "x'y"]);
+        assert_eq!(p("nan"), None);
+        assert_eq!(p("['a' 'b']"), None);
+        assert_eq!(p("['unterminated]"), None);
+        assert_eq!(p("[a]"), None);
+    }
+
+    /// Same columns and order as the real header (36 columns, first unnamed); the
+    /// values are invented.
+    const HEADER: &str = ",ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,ViewPosition_DICOM,Projection,MethodProjection,Pediatric,Modality_DICOM,Manufacturer_DICOM,PhotometricInterpretation_DICOM,PixelRepresentation_DICOM,PixelAspectRatio_DICOM,SpatialResolution_DICOM,BitsStored_DICOM,WindowCenter_DICOM,WindowWidth_DICOM,Rows_DICOM,Columns_DICOM,XRayTubeCurrent_DICOM,Exposure_DICOM,ExposureInuAs_DICOM,ExposureTime,RelativeXRayExposure_DICOM,ReportID,Report,MethodLabel,Labels,Localizations,LabelsLocalizationsBySentence,labelCUIS,LocalizationsCUIS";
+
+    fn row(
+        i: usize,
+        dir: &str,
+        date: &str,
+        birth: &str,
+        sex: &str,
+        proj: &str,
+        method: &str,
+        labels: &str,
+    ) -> String {
+        format!(
+            "{i},img{i}.png,{dir},{date},st{},pt{},{birth},{sex},POSTEROANTERIOR,{proj},Manual,No,CR,Maker,MONOCHROME2,0,1\\1,0.1,12,2048,4096,2000,2000,100,5,5000,10,,{i},texto del informe,{method},\"{labels}\",\"['loc left']\",\"[['x', 'loc left']]\",\"['C0']\",\"['C1']\"",
+            i / 2,
+            i / 3
+        )
+    }
+
+    fn fixture() -> String {
+        let rows = [
+            row(
+                0,
+                "0",
+                "20140203",
+                "1930.0",
+                "M",
+                "PA",
+                "Physician",
+                "['normal']",
+            ),
+            row(
+                1,
+                "0",
+                "20140203",
+                "1930.0",
+                "F",
+                "L",
+                "RNN_model",
+                "['pleural effusion', ' cardiomegaly', '', 'pleural effusion']",
+            ),
+            row(
+                2,
+                "12",
+                "20150101",
+                "",
+                "O",
+                "AP_horizontal",
+                "RNN_model",
+                "['Pleural Effusion', 'martian sign']",
+            ),
+            row(3, "12", "2015", "1999.0", "", "COSTAL", "Physician", "nan"),
+            row(
+                4,
+                "3",
+                "20150101",
+                "2016.0",
+                "M",
+                "EXCLUDE",
+                "Physician",
+                "['martian sign', 'nodule']",
+            ),
+            row(
+                5,
+                "3",
+                "20150101",
+                "1950.0",
+                "F",
+                "AP",
+                "Robot",
+                "['nodule']",
+            ),
+        ];
+        format!("{HEADER}\n{}\n", rows.join("\n"))
+    }
+
+    #[test]
+    fn reads_a_fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_gz(dir.path(), "padchest.csv.gz", &fixture());
+        let mut issues = Issues::default();
+        let rows = read(&[p], &LabelMap::default(), &mut issues).unwrap();
+        assert_eq!(rows.images.len(), 6);
+        let img = |i: usize| &rows.images[i];
+        assert_eq!(img(0).path.as_deref(), Some("0/img0.png"));
+        assert_eq!(
+            (img(0).patient_id.as_deref(), img(0).study_id.as_deref()),
+            (Some("pt0"), Some("st0"))
+        );
+        assert_eq!(
+            (img(0).view, img(0).frontal, img(0).sex, img(0).age),
+            (Some("PA"), Some(true), Some("M"), Some(84.0))
+        );
+        assert_eq!(
+            (img(1).view, img(1).frontal),
+            (Some("LATERAL"), Some(false))
+        );
+        assert_eq!(
+            (img(2).view, img(2).frontal, img(2).sex, img(2).age),
+            (Some("AP_SUPINE"), Some(true), None, None)
+        );
+        assert_eq!(
+            (img(3).view, img(3).frontal, img(3).sex, img(3).age),
+            (Some("OTHER"), Some(false), None, None)
+        );
+        assert_eq!(
+            (img(4).view, img(4).frontal, img(4).age),
+            (None, None, None)
+        );
+        assert_eq!(img(5).view, Some("AP"));
+
+        let labels: Vec<_> = rows
+            .labels
+            .iter()
+            .map(|l| {
+                (
+                    l.image_id.as_str(),
+                    l.source.as_str(),
+                    l.raw_label.as_str(),
+                    l.finding.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("img0.png", "padchest_physician", "normal", None),
+                (
+                    "img1.png",
+                    "padchest_rnn",
+                    "pleural effusion",
+                    Some("Effusion")
+                ),
+                (
+                    "img1.png",
+                    "padchest_rnn",
+                    "cardiomegaly",
+                    Some("Cardiomegaly")
+                ),
+                (
+                    "img2.png",
+                    "padchest_rnn",
+                    "Pleural Effusion",
+                    Some("Effusion")
+                ),
+                ("img2.png", "padchest_rnn", "martian sign", None),
+                ("img4.png", "padchest_physician", "martian sign", None),
+                ("img4.png", "padchest_physician", "nodule", Some("Nodule")),
+            ]
+        );
+        assert!(rows.labels.iter().all(|l| l.value == 1));
+
+        let got = issue_keys(&issues);
+        let want: [(i64, &str, &str); 9] = [
+            (
+                3,
+                "Labels",
+                "['pleural effusion', ' cardiomegaly', '', 'pleural effusion']",
+            ),
+            (4, "PatientSex_DICOM", "O"),
+            (4, "Labels", "martian sign"),
+            (5, "PatientSex_DICOM", ""),
+            (5, "StudyDate_DICOM", "2015"),
+            (5, "Labels", "nan"),
+            (6, "Projection", "EXCLUDE"),
+            (6, "PatientBirth", "2016.0"),
+            (7, "MethodLabel", "Robot"),
+        ];
+        for (l, f, v) in want {
+            assert!(has(&got, l, f, v), "missing {l} {f} {v} in {got:?}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:?}");
+    }
+
+    #[test]
+    fn wrong_file_is_an_input_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "train.csv", "Path,Sex,Age\na.jpg,Male,3\n");
+        let e = read(&[p], &LabelMap::default(), &mut Issues::default()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(
+            m.contains("train.csv") && m.contains("'ImageID'") && m.contains("'Labels'"),
+            "{m}"
+        );
+    }
+
+    /// The real PadChest file. Counts from SOURCES.md, except where noted.
+    #[test]
+    fn real_file_counts() {
+        let Some(dir) = shared_datasets() else { return };
+        let start = std::time::Instant::now();
+        let mut issues = Issues::default();
+        let file = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz";
+        let rows = read(&[dir.join(file)], &LabelMap::default(), &mut issues).unwrap();
+        eprintln!("padchest: {:.2} s", start.elapsed().as_secs_f64());
+        assert_eq!(rows.images.len(), 160_861);
+        assert_eq!(
+            distinct(rows.images.iter().map(|i| i.patient_id.clone())),
+            67_625
+        );
+        assert_eq!(
+            distinct(rows.images.iter().map(|i| i.study_id.clone())),
+            109_931
+        );
+        let n_label = |s: &str| rows.labels.iter().filter(|l| l.raw_label == s).count();
+        assert_eq!(n_label("normal"), 50_616);
+        assert_eq!(n_label("COPD signs"), 23_280);
+        assert_eq!(n_label("cardiomegaly"), 15_022);
+        assert_eq!(n_label("pleural effusion"), 9_853);
+        assert_eq!(n_label("pneumonia"), 7_953);
+        assert_eq!(n_label("pneumothorax"), 533);
+        // 193 distinct non-empty stripped labels (SOURCES.md's 194 counts the empty
+        // item): python3 -c "import csv,gzip,ast; r=csv.DictReader(gzip.open(F,'rt',newline=''));
+        //   print(len({x.strip() for row in r if row['Labels'].startswith('[')
+        //   for x in ast.literal_eval(row['Labels'])} - {''}))"
+        assert_eq!(
+            distinct(rows.labels.iter().map(|l| l.raw_label.as_str())),
+            193
+        );
+        // Every label is in the shipped map: no unknown-label issue.
+        assert!(
+            !issues
+                .rows()
+                .iter()
+                .any(|i| i.issue.contains("not in the label map"))
+        );
+        let by = |f: &dyn Fn(&XrImage) -> bool| rows.images.iter().filter(|i| f(i)).count();
+        assert_eq!(by(&|i| i.view == Some("PA")), 91_728);
+        assert_eq!(by(&|i| i.view == Some("LATERAL")), 49_579);
+        assert_eq!(by(&|i| i.view == Some("AP_SUPINE")), 14_346);
+        assert_eq!(by(&|i| i.view == Some("AP")), 4_559);
+        assert_eq!(by(&|i| i.view == Some("OTHER")), 630);
+        assert_eq!(by(&|i| i.view.is_none()), 11 + 8);
+        assert_eq!(by(&|i| i.sex == Some("M")), 80_920);
+        assert_eq!(by(&|i| i.sex == Some("F")), 79_919);
+        assert_eq!(by(&|i| i.sex.is_none()), 18 + 4);
+        let n_issue = |field: &str, what: &str| {
+            issues
+                .rows()
+                .iter()
+                .filter(|i| i.field.as_deref() == Some(field) && i.issue.contains(what))
+                .count()
+        };
+        assert_eq!(n_issue("Labels", "empty item"), 3_041);
+        assert_eq!(n_issue("Labels", "no Labels"), 103);
+        assert_eq!(n_issue("Projection", ""), 11 + 8);
+        assert_eq!(n_issue("PatientSex_DICOM", ""), 18 + 4);
+        // Images with at least one non-empty label, per MethodLabel, and images
+        // without an age, computed independently (F = the .csv.gz):
+        // python3 -c "import csv,gzip,ast,collections; r=list(csv.DictReader(gzip.open(F,'rt',newline='')));
+        //   print(collections.Counter(x['MethodLabel'] for x in r if x['Labels'].startswith('[')
+        //   and any(i.strip() for i in ast.literal_eval(x['Labels']))),
+        //   sum(1 for x in r if not x['PatientBirth'] or not 0<=int(x['StudyDate_DICOM'][:4])-float(x['PatientBirth'])<=120))"
+        // → RNN_model 120928, Physician 39053; 6.
+        let images_of = |src: &str| {
+            distinct(
+                rows.labels
+                    .iter()
+                    .filter(|l| l.source == src)
+                    .map(|l| &l.image_id),
+            )
+        };
+        assert_eq!(images_of("padchest_physician"), 39_053);
+        assert_eq!(images_of("padchest_rnn"), 120_928);
+        assert_eq!(by(&|i| i.age.is_none()), 6);
+        assert_eq!(n_issue("PatientBirth", ""), 0);
+    }
+}
