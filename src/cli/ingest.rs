@@ -44,6 +44,21 @@ pub struct IngestArgs {
     /// Leave every split NULL.
     #[arg(long, conflicts_with = "splits")]
     pub no_splits: bool,
+    /// Another dataset for the cross-dataset tables: chexpert=TRAIN[,VALID],
+    /// padchest=CSV, mimic=METADATA,CHEXPERT,NEGBIO,SPLIT[,PATIENTS] (any order),
+    /// vindr=CSV, rsna=LABELS,HEADERS, siim=CSV, openi=DICOM_CSV,REPORTS_TGZ (repeatable).
+    #[arg(long = "dataset", value_name = "NAME=PATH[,PATH...]", value_parser = parse_dataset)]
+    pub datasets: Vec<crate::datasets::DatasetSpec>,
+    /// A label map CSV (dataset,raw_label,finding) replacing the shipped one.
+    #[arg(long, value_name = "FILE")]
+    pub label_map: Option<PathBuf>,
+    /// The other NIH label release, a second label source in xr_labels
+    /// [default: the shipped file of the release --metadata is not].
+    #[arg(long, value_name = "FILE")]
+    pub other_release: Option<PathBuf>,
+    /// Do not read the other NIH label release.
+    #[arg(long, conflicts_with = "other_release")]
+    pub no_other_release: bool,
     #[command(flatten)]
     pub warehouse: WarehouseArg,
 }
@@ -84,9 +99,57 @@ impl IngestArgs {
             } else {
                 self.images.clone()
             },
+            other_release: self.other_release(&data),
+            datasets: self.datasets.clone(),
+            label_map: self.label_map.clone(),
             warehouse: self.warehouse.path(),
         }
     }
+
+    /// The other shipped release: 2017 beside the 2020 default, and the reverse.
+    fn other_release(&self, data: &std::path::Path) -> Option<PathBuf> {
+        if self.no_other_release {
+            return None;
+        }
+        if let Some(p) = &self.other_release {
+            return Some(p.clone());
+        }
+        let (v2020, v2017) = (
+            data.join("Data_Entry_2017_v2020.csv.gz"),
+            data.join("Data_Entry_2017.csv.gz"),
+        );
+        let given = self.metadata.clone().unwrap_or_else(|| v2020.clone());
+        let same = |a: &std::path::Path, b: &std::path::Path| {
+            std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+        };
+        if same(&given, &v2020) {
+            v2017.exists().then_some(v2017)
+        } else if same(&given, &v2017) {
+            v2020.exists().then_some(v2020)
+        } else {
+            None
+        }
+    }
+}
+
+/// `NAME=PATH[,PATH...]`.
+fn parse_dataset(s: &str) -> std::result::Result<crate::datasets::DatasetSpec, String> {
+    let (name, paths) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=PATH[,PATH...]"))?;
+    let paths: Vec<PathBuf> = paths
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if paths.is_empty() {
+        return Err(format!("`{s}`: no file given for {name}"));
+    }
+    Ok(crate::datasets::DatasetSpec {
+        name: name.trim().to_ascii_lowercase(),
+        paths,
+    })
 }
 
 /// Runs `cxr ingest` and prints its summary table.

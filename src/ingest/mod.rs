@@ -11,6 +11,7 @@ pub mod issues;
 pub mod metadata;
 pub mod splits;
 pub mod table;
+pub mod xr;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,8 +37,32 @@ pub struct IngestOptions {
     pub splits: Option<[PathBuf; 2]>,
     /// Image inputs (tar, tar.gz or folders of PNGs) for `pixel_stats`.
     pub images: Vec<PathBuf>,
+    /// The other NIH label release (the 2017 file beside the 2020 one, or the
+    /// reverse), a second label source in `xr_labels`.
+    pub other_release: Option<PathBuf>,
+    /// Other datasets for the cross-dataset tables.
+    pub datasets: Vec<crate::datasets::DatasetSpec>,
+    /// A label map replacing the shipped one.
+    pub label_map: Option<PathBuf>,
     /// The warehouse directory to (re)create.
     pub warehouse: PathBuf,
+}
+
+impl IngestOptions {
+    /// Only the NIH metadata at `metadata`, into `warehouse`: no side inputs.
+    pub fn metadata_only(metadata: PathBuf, warehouse: PathBuf) -> IngestOptions {
+        IngestOptions {
+            metadata,
+            bbox: None,
+            expert: None,
+            splits: None,
+            images: Vec::new(),
+            other_release: None,
+            datasets: Vec::new(),
+            label_map: None,
+            warehouse,
+        }
+    }
 }
 
 /// What an ingest produced, for the closing summary.
@@ -99,6 +124,7 @@ pub fn run_with_progress(
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
     let (meta, side) = read_inputs(opts, &mut issues)?;
+    let others = read_datasets(opts, &mut issues)?;
     // Other writers wait here; from now on the warehouse is ours to change.
     let lock = WriteLock::acquire(&opts.warehouse)?;
     let Side {
@@ -163,6 +189,17 @@ pub fn run_with_progress(
     let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
     tables.push(write("bboxes", boxes::boxes_batch(&boxes))?);
     tables.push(write("expert_labels", expert::expert_batch(&experts))?);
+    let nih_source = match meta.revision {
+        metadata::Revision::Original2017 => "nih_2017",
+        metadata::Revision::Revised2020 => "nih_2020",
+    };
+    let cross = cross_dataset(opts, &images, nih_source, &boxes, &experts, others);
+    tables.push(write("xr_images", xr::images_batch(&cross.rows.images))?);
+    tables.push(write("xr_labels", xr::labels_batch(&cross.rows.labels))?);
+    tables.push(write("xr_boxes", xr::boxes_batch(&cross.rows.boxes))?);
+    tables.push(write("reports", xr::reports_batch(&cross.rows.reports))?);
+    tables.push(write("datasets", xr::datasets_batch(&cross.datasets))?);
+    inputs.extend(cross.inputs);
     tables.push(write("data_issues", issues.to_batch())?);
     let empty = crate::pixels::run::PixelRun::default();
     tables.extend(write_pixel_tables(
@@ -189,6 +226,179 @@ pub fn run_with_progress(
         }),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Every dataset's rows in the cross-dataset tables, and the `datasets` rows.
+struct Cross {
+    rows: crate::datasets::DatasetRows,
+    datasets: Vec<(crate::datasets::DatasetInfo, [i64; 3])>,
+    inputs: Vec<InputFile>,
+}
+
+/// The other datasets, each read on a thread of its own, with its `data_issues`.
+fn read_datasets(
+    opts: &IngestOptions,
+    issues: &mut Issues,
+) -> Result<Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>> {
+    use crate::datasets::{LabelMap, read};
+    let map = match &opts.label_map {
+        Some(p) => LabelMap::from_file(p)?,
+        None => LabelMap::default(),
+    };
+    let mut specs = opts.datasets.clone();
+    if let Some(other) = &opts.other_release {
+        specs.push(crate::datasets::DatasetSpec {
+            name: OTHER_RELEASE.into(),
+            paths: vec![other.clone()],
+        });
+    }
+    let results: Vec<Result<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo, Issues)>> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = specs
+                .iter()
+                .map(|spec| {
+                    let map = &map;
+                    s.spawn(move || {
+                        let mut own = Issues::default();
+                        if spec.name == OTHER_RELEASE {
+                            let m = metadata::read(&spec.paths[0], &mut own)?;
+                            let source = match m.revision {
+                                metadata::Revision::Original2017 => "nih_2017",
+                                metadata::Revision::Revised2020 => "nih_2020",
+                            };
+                            let rows = crate::datasets::DatasetRows {
+                                labels: crate::datasets::nih::labels_only(&m.images, source),
+                                ..Default::default()
+                            };
+                            let info = crate::datasets::DatasetInfo {
+                                dataset: "nih",
+                                title: String::new(),
+                                source_files: vec![csv::source_name(&spec.paths[0])],
+                                label_sources: vec![source.to_string()],
+                            };
+                            return Ok((rows, info, own));
+                        }
+                        let (rows, info) = read(spec, map, &mut own)?;
+                        Ok((rows, info, own))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("dataset reader does not panic"))
+                .collect()
+        });
+    let mut out = Vec::new();
+    for r in results {
+        let (rows, info, own) = r?;
+        issues.extend(own);
+        out.push((rows, info));
+    }
+    Ok(out)
+}
+
+/// The pseudo-dataset name of the other NIH label release among the readers.
+const OTHER_RELEASE: &str = "nih (other release)";
+
+/// NIH (images, labels of both releases, Google's labels, boxes) and every other
+/// dataset, as rows of the cross-dataset tables.
+fn cross_dataset(
+    opts: &IngestOptions,
+    images: &[metadata::Image],
+    nih_source: &str,
+    boxes: &[boxes::BBox],
+    experts: &[expert::ExpertRow],
+    others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
+) -> Cross {
+    use crate::datasets::{DatasetInfo, XrBox, nih};
+    let mut rows = nih::to_rows(images, nih_source);
+    rows.labels.extend(nih::expert_labels(experts));
+    rows.boxes.extend(boxes.iter().map(|b| XrBox {
+        dataset: "nih",
+        image_id: b.image_index.clone(),
+        source: "nih_bbox_2017".into(),
+        raw_label: b.label.to_string(),
+        finding: Some(b.label.to_string()),
+        reader: None,
+        x: b.xywh[0],
+        y: b.xywh[1],
+        w: b.xywh[2],
+        h: b.xywh[3],
+        mask_rle: None,
+    }));
+    let mut nih_files = vec![csv::source_name(&opts.metadata)];
+    nih_files.extend(opts.expert.iter().map(|p| csv::source_name(p)));
+    nih_files.extend(opts.bbox.iter().map(|p| csv::source_name(p)));
+    let mut nih_info = DatasetInfo {
+        dataset: "nih",
+        title: "NIH ChestX-ray14".into(),
+        source_files: nih_files,
+        label_sources: Vec::new(),
+    };
+    let mut datasets = Vec::new();
+    let mut inputs = Vec::new();
+    for (other, info) in others {
+        if info.dataset == "nih" {
+            // The other NIH release: labels only, over the same images.
+            nih_info.source_files.extend(info.source_files);
+            rows.labels.extend(other.labels);
+            continue;
+        }
+        for spec in opts.datasets.iter().filter(|s| s.name == info.dataset) {
+            for p in &spec.paths {
+                if let Ok(f) = InputFile::describe(info.dataset, p) {
+                    inputs.push(f);
+                }
+            }
+        }
+        datasets.push((info.clone(), counts(&other.images)));
+        rows.images.extend(other.images);
+        rows.labels.extend(other.labels);
+        rows.boxes.extend(other.boxes);
+        rows.reports.extend(other.reports);
+    }
+    if let Some(p) = &opts.other_release
+        && let Ok(f) = InputFile::describe("metadata_other_release", p)
+    {
+        inputs.push(f);
+    }
+    nih_info.label_sources = sources_of(&rows.labels, "nih");
+    let nih_images: Vec<_> = rows.images.iter().filter(|i| i.dataset == "nih").cloned().collect();
+    datasets.insert(0, (nih_info, counts(&nih_images)));
+    for (info, _) in datasets.iter_mut().skip(1) {
+        info.label_sources = sources_of(&rows.labels, info.dataset);
+    }
+    Cross {
+        rows,
+        datasets,
+        inputs,
+    }
+}
+
+/// (images, distinct patients, distinct studies) of one dataset's images.
+fn counts(images: &[crate::datasets::XrImage]) -> [i64; 3] {
+    let distinct = |f: &dyn Fn(&crate::datasets::XrImage) -> Option<&str>| {
+        images
+            .iter()
+            .filter_map(f)
+            .collect::<std::collections::HashSet<_>>()
+            .len() as i64
+    };
+    [
+        images.len() as i64,
+        distinct(&|i| i.patient_id.as_deref()),
+        distinct(&|i| i.study_id.as_deref()),
+    ]
+}
+
+/// The label sources of a dataset, sorted.
+fn sources_of(labels: &[crate::datasets::XrLabel], dataset: &str) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = labels
+        .iter()
+        .filter(|l| l.dataset == dataset)
+        .map(|l| l.source.as_str())
+        .collect();
+    set.into_iter().map(str::to_string).collect()
 }
 
 /// Reads the metadata and, on another thread meanwhile, the side inputs (which do

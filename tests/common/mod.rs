@@ -24,6 +24,13 @@ pub fn options(metadata: &str, warehouse: &Path) -> IngestOptions {
         expert: Some(data("google2019_nih-chest-xray-labels.csv.gz")),
         splits: Some([data("train_val_list.txt"), data("test_list.txt")]),
         images: vec![data("sample-images-224.tar")],
+        other_release: Some(data(if metadata.contains("v2020") {
+            "Data_Entry_2017.csv.gz"
+        } else {
+            "Data_Entry_2017_v2020.csv.gz"
+        })),
+        datasets: Vec::new(),
+        label_map: None,
         warehouse: warehouse.to_path_buf(),
     }
 }
