@@ -5,6 +5,17 @@
 
 use std::path::PathBuf;
 
+pub mod agree;
+pub mod common;
+pub mod map_api;
+pub mod openi;
+pub mod rsna;
+pub mod siim;
+#[cfg(test)]
+mod testutil;
+pub mod vindr;
+pub mod zip;
+
 /// The 18 findings of the cross-dataset vocabulary: the 14 NIH findings plus four
 /// of TorchXRayVision's default pathologies, in this order (the `targets` order of
 /// cross-dataset exports).
@@ -75,6 +86,9 @@ pub struct XrBox {
     pub h: f64,
     /// SIIM's run-length code, unchanged.
     pub mask_rle: Option<String>,
+    /// Pixel count of a mask region (SIIM: the sum of the run lengths); None for
+    /// rectangular boxes, whose area is `w * h`.
+    pub area: Option<f64>,
 }
 
 /// One row of `reports` (OpenI): a radiology report and the images it covers.
