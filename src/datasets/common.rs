@@ -41,7 +41,7 @@ pub fn require_columns(table: &CsvTable, wanted: &[(&str, &[&str])]) -> Result<V
 /// The one path of a single-file dataset.
 pub fn one_path<'a>(dataset: &str, paths: &'a [PathBuf]) -> Result<&'a Path> {
     match paths {
-        [p] => Ok(p),
+        [p] => Ok(p.as_path()),
         _ => Err(Error::Usage(format!(
             "dataset '{dataset}' takes exactly one file, got {}",
             paths.len()

@@ -228,19 +228,24 @@ fn respelled(id: &str) -> Option<String> {
         .then(|| format!("{a}_{c}"))
 }
 
+/// An optional column: its position and values.
+#[allow(clippy::type_complexity)]
+fn optional<'t>(t: &'t CsvTable, names: &[&str]) -> Result<Option<(usize, Vec<Option<&'t str>>)>> {
+    t.find(names).map(|i| Ok((i, t.values(i)?))).transpose()
+}
+
 fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Result<()> {
     let t = CsvTable::read(path, issues)?;
-    let c = require_columns(&t, &[("imageid", &["imageid"])])?;
+    // `View Position` is required too: other datasets' ids (`ImageId`, `image_id`)
+    // squash to the same name as `imageid`.
+    let c = require_columns(&t, &[("imageid", &["imageid"]), ("View Position", &["viewposition"])])?;
     let ids = t.values(c[0])?;
-    let opt = |names: &[&str]| -> Result<Option<(usize, Vec<Option<&str>>)>> {
-        t.find(names).map(|i| Ok((i, t.values(i)?))).transpose()
-    };
-    let pid = opt(&["patientid"])?;
-    let study = opt(&["studyinstanceuid"])?;
-    let view = opt(&["viewposition"])?;
-    let sex = opt(&["patientssex", "patientsex"])?;
-    let birth = opt(&["patientsbirthdate"])?;
-    let date = opt(&["studydate"])?;
+    let pid = optional(&t, &["patientid"])?;
+    let study = optional(&t, &["studyinstanceuid"])?;
+    let view = optional(&t, &["viewposition"])?;
+    let sex = optional(&t, &["patientssex", "patientsex"])?;
+    let birth = optional(&t, &["patientsbirthdate"])?;
+    let date = optional(&t, &["studydate"])?;
     let src = t.source.clone();
     let sex_all_empty = sex.as_ref().is_some_and(|(_, v)| v.iter().all(Option::is_none));
     if let Some((i, _)) = sex.as_ref().filter(|_| sex_all_empty) {
@@ -493,7 +498,7 @@ fn decode(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        let Some(semi) = rest.char_indices().take(12).find(|(_, c)| *c == ';').map(|(i, _)| i) else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -552,7 +557,7 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
             "major" => rep.mesh_major.extend(nonempty(t)),
             "automatic" | "minor" => rep.mesh_minor.extend(nonempty(t)),
             "parentImage" => match t.attr("id").map(str::trim).filter(|s| !s.is_empty()) {
-                Some(id) if !rep.image_ids.iter().any(|x| x == id) => rep.image_ids.push(id.to_string()),
+                Some(id) if !rep.image_ids.iter().any(|x| x.as_str() == id) => rep.image_ids.push(id.to_string()),
                 Some(_) => {}
                 None => issues.push(src, None, Some(member), None, "parentImage without an id: ignored"),
             },
@@ -719,9 +724,9 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "siim.csv", b"ImageId, EncodedPixels\n1.2.3,-1\n");
         let m = read_openi(&[p], &StaticMap::ds2(), &mut Issues::default()).unwrap_err().to_string();
-        assert!(m.contains("siim.csv") && m.contains("'imageid'"), "{m}");
+        assert!(m.contains("siim.csv") && m.contains("'View Position'"), "{m}");
         let bad = write_fixture(dir.path(), "bad.tgz", &gzip(&[b'x'; 1024]));
-        assert!(read(None, Some(&bad), &StaticMap::ds2(), &mut Issues::default()).is_err());
+        assert!(read(None, Some(bad.as_path()), &StaticMap::ds2(), &mut Issues::default()).is_err());
     }
 
     /// Real files: 7,469 header rows and 3,955 reports from SOURCES.md. The rest from

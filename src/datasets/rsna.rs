@@ -352,7 +352,7 @@ p6,-1,2,3,4,1
         // Either order.
         let rows = read_rsna(&[h.clone(), z.clone()], &map, &mut issues).unwrap();
         let mut issues2 = Issues::default();
-        let rows2 = read(&plain, Some(&h), &map, &mut issues2).unwrap();
+        let rows2 = read(&plain, Some(h.as_path()), &map, &mut issues2).unwrap();
         assert_eq!(rows.labels, rows2.labels);
         assert_eq!(rows.images, rows2.images);
         assert_eq!(issues.len(), issues2.len());
@@ -425,7 +425,7 @@ p6,-1,2,3,4,1
         assert_eq!(rows.labels.len(), 26_684);
         assert_eq!(rows.boxes.len(), 9_555);
         assert_eq!(rows.labels.iter().filter(|l| l.value == 1).count(), 6_012);
-        let n = |f: &dyn Fn(&super::super::XrImage) -> bool| rows.images.iter().filter(|i| f(i)).count();
+        let n = |f: &dyn Fn(&super::super::XrImage) -> bool| rows.images.iter().filter(|i| f(*i)).count();
         assert_eq!(n(&|i| i.sex == Some("M")), 15_166);
         assert_eq!(n(&|i| i.sex == Some("F")), 11_518);
         assert_eq!(n(&|i| i.view == Some("PA")), 14_511);

@@ -254,7 +254,7 @@ img_c,Lung Opacity,7,,1,1,2,2
         let e = read_vindr(&[p], &map(), &mut Issues::default()).unwrap_err();
         let m = e.to_string();
         assert_eq!(e.exit_code(), 2);
-        assert!(m.contains("siim.csv") && m.contains("'image_id'") && m.contains("'rad_id'"), "{m}");
+        assert!(m.contains("siim.csv") && m.contains("'class_name'") && m.contains("'rad_id'"), "{m}");
     }
 
     /// The real file of ../shared/datasets: counts from SOURCES.md; the label counts
@@ -296,7 +296,7 @@ img_c,Lung Opacity,7,,1,1,2,2
         // Each image read by three radiologists.
         let mut per_image: std::collections::HashMap<&str, HashSet<&str>> = Default::default();
         for l in &rows.labels {
-            per_image.entry(&l.image_id).or_default().insert(&l.source);
+            per_image.entry(l.image_id.as_str()).or_default().insert(l.source.as_str());
         }
         assert!(per_image.values().all(|s| s.len() == 3));
         assert_eq!(

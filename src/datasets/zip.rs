@@ -56,8 +56,8 @@ fn entries(path: &Path, b: &[u8]) -> Result<Vec<Entry>> {
             return Err(bad("corrupt central directory"));
         }
         let field = |o: usize, four: bool| {
-            if four { u32_at(b, at + o) } else { u16_at(b, at + o) }
-                .ok_or_else(|| bad("truncated central directory"))
+            let v = if four { u32_at(b, at + o) } else { u16_at(b, at + o) };
+            v.ok_or_else(|| bad("truncated central directory"))
         };
         let flags = field(8, false)?;
         let method = field(10, false)?;
