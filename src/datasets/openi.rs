@@ -159,7 +159,7 @@ pub fn read(
                         &csrc,
                         None,
                         Some("imageid"),
-                        Some(&im.image_id),
+                        Some(im.image_id.as_str()),
                         "image covered by no report: no labels",
                     );
                 }
@@ -381,8 +381,8 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             issues.push(
                 &src,
                 None,
-                Some(&member),
-                Some(&size.to_string()),
+                Some(member.as_str()),
+                Some(size.to_string().as_str()),
                 format!("report larger than {MAX_XML} bytes: skipped"),
             );
             continue;
@@ -392,7 +392,7 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
         let text = match String::from_utf8(buf) {
             Ok(t) => t,
             Err(_) => {
-                issues.push(&src, None, Some(&member), None, "report is not UTF-8 text: skipped");
+                issues.push(&src, None, Some(member.as_str()), None, "report is not UTF-8 text: skipped");
                 continue;
             }
         };

@@ -303,7 +303,7 @@ fn read_tables(
                     &src,
                     Some(line),
                     Some(names[0]),
-                    Some(&images.images[img].image_id),
+                    Some(images.images[img].image_id.as_str()),
                     "image not in the DICOM headers file: sex, age and view NULL",
                 );
             }

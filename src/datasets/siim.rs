@@ -171,7 +171,7 @@ pub fn read_siim(
                         &src,
                         Some(line),
                         Some(names[1]),
-                        Some(&shown),
+                        Some(shown.as_str()),
                         format!("malformed run-length code ({why}): box dropped, image still labelled positive"),
                     );
                 }
