@@ -62,15 +62,39 @@ fn entries(path: &Path, b: &[u8]) -> Result<Vec<Entry>> {
         let flags = field(8, false)?;
         let method = field(10, false)?;
         let crc = field(16, true)? as u32;
-        let csize = field(20, true)?;
-        let usize = field(24, true)?;
+        let mut csize = field(20, true)?;
+        let mut usize = field(24, true)?;
         let name_len = field(28, false)? as usize;
         let extra_len = field(30, false)? as usize;
         let comment_len = field(32, false)? as usize;
-        let offset = field(42, true)?;
+        let mut offset = field(42, true)?;
         let name = b
             .get(at + 46..at + 46 + name_len)
             .ok_or_else(|| bad("truncated central directory"))?;
+        let extra = b
+            .get(at + 46 + name_len..at + 46 + name_len + extra_len)
+            .ok_or_else(|| bad("truncated central directory"))?;
+        // ZIP64 extended information (extra field 0x0001): the 64-bit values of the
+        // fields saturated at 0xFFFFFFFF, in this order (as in the RSNA archive).
+        let mut e = 0;
+        while e + 4 <= extra.len() {
+            let id = u16_at(extra, e).unwrap_or(0);
+            let len = u16_at(extra, e + 2).unwrap_or(0) as usize;
+            let body = extra.get(e + 4..e + 4 + len).unwrap_or(&[]);
+            if id == 1 {
+                let mut k = 0;
+                for v in [&mut usize, &mut csize, &mut offset] {
+                    if *v == 0xFFFF_FFFF {
+                        let big = body
+                            .get(k..k + 8)
+                            .ok_or_else(|| bad("truncated ZIP64 extra field"))?;
+                        *v = u64::from_le_bytes(big.try_into().unwrap_or([0xFF; 8]));
+                        k += 8;
+                    }
+                }
+            }
+            e += 4 + len;
+        }
         out.push(Entry {
             name: String::from_utf8_lossy(name).into_owned(),
             flags,
@@ -114,13 +138,13 @@ pub fn read_member(
     if e.flags & 1 != 0 {
         return Err(bad(format!("member '{}' is encrypted", e.name)));
     }
-    if e.usize > MAX_MEMBER || e.csize == 0xFFFF_FFFF {
+    if e.usize > MAX_MEMBER || e.csize > MAX_MEMBER {
         return Err(bad(format!(
             "member '{}' is larger than {} bytes",
             e.name, MAX_MEMBER
         )));
     }
-    let lh = e.offset as usize;
+    let lh = usize::try_from(e.offset).unwrap_or(usize::MAX);
     if !bytes.get(lh..).is_some_and(|s| s.starts_with(b"PK\x03\x04")) {
         return Err(bad(format!("no local header for member '{}'", e.name)));
     }
@@ -170,6 +194,12 @@ pub(crate) mod tests {
 
     /// Builds a one-member zip archive (deflated) by hand, as test fixtures.
     pub(crate) fn make_zip(name: &str, content: &[u8]) -> Vec<u8> {
+        build_zip(name, content, false)
+    }
+
+    /// Like [`make_zip`], with the sizes in a ZIP64 extra field (as `zip` tools write
+    /// when streaming, e.g. the RSNA labels archive).
+    pub(crate) fn build_zip(name: &str, content: &[u8], zip64: bool) -> Vec<u8> {
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(content).unwrap();
         let data = enc.finish().unwrap();
@@ -185,12 +215,27 @@ pub(crate) mod tests {
         z.extend_from_slice(&0u16.to_le_bytes()); // flags
         z.extend_from_slice(&8u16.to_le_bytes()); // deflate
         z.extend_from_slice(&[0; 4]); // time, date
+        let sizes = |z: &mut Vec<u8>| {
+            if zip64 {
+                z.extend_from_slice(&[0xFF; 8]);
+            } else {
+                z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                z.extend_from_slice(&(content.len() as u32).to_le_bytes());
+            }
+        };
+        let mut extra = Vec::new();
+        if zip64 {
+            extra.extend_from_slice(&1u16.to_le_bytes());
+            extra.extend_from_slice(&16u16.to_le_bytes());
+            extra.extend_from_slice(&(content.len() as u64).to_le_bytes());
+            extra.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        }
         z.extend_from_slice(&crc.to_le_bytes());
-        z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        z.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        sizes(&mut z);
         z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        z.extend_from_slice(&0u16.to_le_bytes());
+        z.extend_from_slice(&(extra.len() as u16).to_le_bytes());
         z.extend_from_slice(name.as_bytes());
+        z.extend_from_slice(&extra);
         z.extend_from_slice(&data);
         let cd = z.len();
         local(&mut z, b"PK\x01\x02");
@@ -200,12 +245,13 @@ pub(crate) mod tests {
         z.extend_from_slice(&8u16.to_le_bytes());
         z.extend_from_slice(&[0; 4]);
         z.extend_from_slice(&crc.to_le_bytes());
-        z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        z.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        sizes(&mut z);
         z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        z.extend_from_slice(&[0; 12]); // extra, comment, disk, internal attrs, external attrs
+        z.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        z.extend_from_slice(&[0; 10]); // comment, disk, internal attrs, external attrs
         z.extend_from_slice(&0u32.to_le_bytes()); // local header offset
         z.extend_from_slice(name.as_bytes());
+        z.extend_from_slice(&extra);
         let cd_size = z.len() - cd;
         local(&mut z, b"PK\x05\x06");
         z.extend_from_slice(&[0; 4]);
@@ -240,5 +286,16 @@ pub(crate) mod tests {
         let at = 30 + 5 + 2; // inside the deflate data
         d[at] ^= 0xff;
         assert!(read_member(p, &d, |_| true).is_err());
+        // Sizes in a ZIP64 extra field.
+        let z64 = build_zip("b.csv", b"x,y\n1,2\n", true);
+        assert_eq!(read_member(p, &z64, |_| true).unwrap().1, b"x,y\n1,2\n");
+        for cut in 0..z64.len() {
+            let _ = read_member(p, &z64[..cut], |_| true);
+        }
+        for i in 0..z64.len() {
+            let mut d = z64.clone();
+            d[i] ^= 0x5a;
+            let _ = read_member(p, &d, |_| true);
+        }
     }
 }
