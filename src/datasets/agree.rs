@@ -83,7 +83,11 @@ pub fn fleiss_counts(counts: &[Vec<u64>]) -> Option<f64> {
     let first = counts.first()?;
     let n: u64 = first.iter().sum();
     let k = first.len();
-    if n < 2 || counts.iter().any(|r| r.len() != k || r.iter().sum::<u64>() != n) {
+    if n < 2
+        || counts
+            .iter()
+            .any(|r| r.len() != k || r.iter().sum::<u64>() != n)
+    {
         return None;
     }
     let items = counts.len() as f64;
@@ -135,12 +139,31 @@ mod tests {
         // A yes/B no 5, A no/B yes 10, both no 15. p_o = 35/50 = 0.7;
         // p_yes = 25/50 · 30/50 = 0.3, p_no = 25/50 · 20/50 = 0.2, p_e = 0.5;
         // kappa = (0.7 − 0.5)/(1 − 0.5) = 0.4.
-        let a = cohen(Pairs { yes_yes: 20, yes_no: 5, no_yes: 10, no_no: 15 });
+        let a = cohen(Pairs {
+            yes_yes: 20,
+            yes_no: 5,
+            no_yes: 10,
+            no_no: 15,
+        });
         assert_eq!((a.n, a.pos_a, a.pos_b, a.both), (50, 25, 30, 20));
         assert!(close(a.percent, 70.0));
         assert!(close(a.kappa, 0.4));
-        let calls = [(true, true), (true, false), (false, true), (false, false), (true, true)];
-        assert_eq!(Pairs::from_calls(calls), Pairs { yes_yes: 2, yes_no: 1, no_yes: 1, no_no: 1 });
+        let calls = [
+            (true, true),
+            (true, false),
+            (false, true),
+            (false, false),
+            (true, true),
+        ];
+        assert_eq!(
+            Pairs::from_calls(calls),
+            Pairs {
+                yes_yes: 2,
+                yes_no: 1,
+                no_yes: 1,
+                no_no: 1
+            }
+        );
     }
 
     #[test]
@@ -148,13 +171,32 @@ mod tests {
         let empty = cohen(Pairs::default());
         assert_eq!((empty.n, empty.percent, empty.kappa), (0, None, None));
         // Both readers say no to everything: agreement 100 %, kappa undefined.
-        let all_no = cohen(Pairs { no_no: 7, ..Default::default() });
+        let all_no = cohen(Pairs {
+            no_no: 7,
+            ..Default::default()
+        });
         assert!(close(all_no.percent, 100.0));
         assert_eq!(all_no.kappa, None);
         // Perfect agreement with both calls used: kappa 1. Total disagreement on a
         // balanced table: p_o = 0, p_e = 0.5, kappa −1.
-        assert!(close(cohen(Pairs { yes_yes: 3, no_no: 5, ..Default::default() }).kappa, 1.0));
-        assert!(close(cohen(Pairs { yes_no: 4, no_yes: 4, ..Default::default() }).kappa, -1.0));
+        assert!(close(
+            cohen(Pairs {
+                yes_yes: 3,
+                no_no: 5,
+                ..Default::default()
+            })
+            .kappa,
+            1.0
+        ));
+        assert!(close(
+            cohen(Pairs {
+                yes_no: 4,
+                no_yes: 4,
+                ..Default::default()
+            })
+            .kappa,
+            -1.0
+        ));
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub fn require_columns(table: &CsvTable, wanted: &[(&str, &[&str])]) -> Result<V
         format!(
             "missing required column{} {}; the header has: {}{}",
             if missing.len() > 1 { "s" } else { "" },
-            missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             shown.join(", "),
             if table.header.len() > 20 { ", ..." } else { "" }
         ),
@@ -174,8 +178,14 @@ mod tests {
         assert_eq!(sex_or_issue(Some("O"), "f", 3, "s", &mut issues), None);
         assert_eq!(sex_or_issue(None, "f", 4, "s", &mut issues), None);
         assert_eq!(issues.len(), 2);
-        assert_eq!(age_or_issue(Some("43"), "f", 2, "a", &mut issues), Some(43.0));
-        assert_eq!(age_or_issue(Some("120"), "f", 2, "a", &mut issues), Some(120.0));
+        assert_eq!(
+            age_or_issue(Some("43"), "f", 2, "a", &mut issues),
+            Some(43.0)
+        );
+        assert_eq!(
+            age_or_issue(Some("120"), "f", 2, "a", &mut issues),
+            Some(120.0)
+        );
         assert_eq!(age_or_issue(None, "f", 2, "a", &mut issues), None);
         assert_eq!(issues.len(), 2);
         for bad in ["155", "-1", "x", "NaN", "inf"] {

@@ -151,12 +151,19 @@ mod tests {
 
     #[test]
     fn static_map_and_mapper_report_unknown_once() {
-        let map = StaticMap::new(&[("vindr", "Cardiomegaly", "Cardiomegaly"), ("vindr", "ILD", "")]);
+        let map = StaticMap::new(&[
+            ("vindr", "Cardiomegaly", "Cardiomegaly"),
+            ("vindr", "ILD", ""),
+        ]);
         assert_eq!(map.lookup("vindr", "ILD"), MapOutcome::Unmapped);
         assert_eq!(map.lookup("rsna", "ILD"), MapOutcome::Unknown);
         let mut issues = Issues::default();
         let mut m = Mapper::new(&map, "vindr", "f.csv");
-        assert_eq!(m.finding("Cardiomegaly", Some(2), "class_name", &mut issues).as_deref(), Some("Cardiomegaly"));
+        assert_eq!(
+            m.finding("Cardiomegaly", Some(2), "class_name", &mut issues)
+                .as_deref(),
+            Some("Cardiomegaly")
+        );
         assert_eq!(m.finding("ILD", Some(3), "class_name", &mut issues), None);
         assert!(issues.is_empty());
         assert_eq!(m.finding("Thing", Some(4), "class_name", &mut issues), None);
@@ -170,10 +177,19 @@ mod tests {
         let map = StaticMap::ds2();
         assert_eq!(map.rows.len(), DS2_MAP_CSV.lines().count() - 1);
         for ((d, r), f) in &map.rows {
-            assert!(f.is_empty() || super::super::XR_FINDINGS.contains(&f.as_str()), "{d},{r},{f}");
+            assert!(
+                f.is_empty() || super::super::XR_FINDINGS.contains(&f.as_str()),
+                "{d},{r},{f}"
+            );
         }
-        assert_eq!(map.lookup("openi", "Fractures, Bone"), MapOutcome::Mapped("Fracture".into()));
-        assert_eq!(map.lookup("vindr", "Pleural effusion"), MapOutcome::Mapped("Effusion".into()));
+        assert_eq!(
+            map.lookup("openi", "Fractures, Bone"),
+            MapOutcome::Mapped("Fracture".into())
+        );
+        assert_eq!(
+            map.lookup("vindr", "Pleural effusion"),
+            MapOutcome::Mapped("Effusion".into())
+        );
         assert_eq!(map.lookup("openi", "normal"), MapOutcome::Unmapped);
     }
 }

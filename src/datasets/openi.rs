@@ -122,7 +122,16 @@ pub fn read(
         for (member, mut rep) in reports {
             let mut ids = Vec::with_capacity(rep.image_ids.len());
             for raw in &rep.image_ids {
-                let id = resolve(raw, &member, &src, &mut images, &mut meta, n_meta, dicom_metadata_csv.is_some(), issues);
+                let id = resolve(
+                    raw,
+                    &member,
+                    &src,
+                    &mut images,
+                    &mut meta,
+                    n_meta,
+                    dicom_metadata_csv.is_some(),
+                    issues,
+                );
                 covered.insert(id.clone());
                 ids.push(id);
             }
@@ -238,7 +247,13 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
     let t = CsvTable::read(path, issues)?;
     // `View Position` is required too: other datasets' ids (`ImageId`, `image_id`)
     // squash to the same name as `imageid`.
-    let c = require_columns(&t, &[("imageid", &["imageid"]), ("View Position", &["viewposition"])])?;
+    let c = require_columns(
+        &t,
+        &[
+            ("imageid", &["imageid"]),
+            ("View Position", &["viewposition"]),
+        ],
+    )?;
     let ids = t.values(c[0])?;
     let pid = optional(&t, &["patientid"])?;
     let study = optional(&t, &["studyinstanceuid"])?;
@@ -247,7 +262,9 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
     let birth = optional(&t, &["patientsbirthdate"])?;
     let date = optional(&t, &["studydate"])?;
     let src = t.source.clone();
-    let sex_all_empty = sex.as_ref().is_some_and(|(_, v)| v.iter().all(Option::is_none));
+    let sex_all_empty = sex
+        .as_ref()
+        .is_some_and(|(_, v)| v.iter().all(Option::is_none));
     if let Some((i, _)) = sex.as_ref().filter(|_| sex_all_empty) {
         issues.push(
             &src,
@@ -259,7 +276,13 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
     }
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(id) = ids[r] else {
-            issues.push(&src, Some(line), Some(t.name(c[0])), None, "no imageid: row skipped");
+            issues.push(
+                &src,
+                Some(line),
+                Some(t.name(c[0])),
+                None,
+                "no imageid: row skipped",
+            );
             continue;
         };
         if images.contains(id) {
@@ -282,7 +305,13 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
                 Some("AP") => Some("AP"),
                 Some("LL" | "RL" | "LATERAL" | "LARGE LATERAL") => Some("LATERAL"),
                 Some(_) => {
-                    issues.push(&src, Some(line), Some(t.name(*i)), v[r], "unknown view: set to OTHER");
+                    issues.push(
+                        &src,
+                        Some(line),
+                        Some(t.name(*i)),
+                        v[r],
+                        "unknown view: set to OTHER",
+                    );
                     Some("OTHER")
                 }
             };
@@ -315,11 +344,23 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
                         }
                     }
                     (None, _) => {
-                        issues.push(&src, Some(line), Some(t.name(*bi)), Some(bv), "not a YYYYMMDD date: age NULL");
+                        issues.push(
+                            &src,
+                            Some(line),
+                            Some(t.name(*bi)),
+                            Some(bv),
+                            "not a YYYYMMDD date: age NULL",
+                        );
                         None
                     }
                     (_, None) => {
-                        issues.push(&src, Some(line), Some(t.name(*di)), Some(dv), "not a YYYYMMDD date: age NULL");
+                        issues.push(
+                            &src,
+                            Some(line),
+                            Some(t.name(*di)),
+                            Some(dv),
+                            "not a YYYYMMDD date: age NULL",
+                        );
                         None
                     }
                 },
@@ -359,11 +400,15 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
         Box::new(chained)
     };
     let mut ar = tar::Archive::new(reader);
-    let corrupt = |e: std::io::Error| Error::input(path, format!("not a readable tar archive: {e}"));
+    let corrupt =
+        |e: std::io::Error| Error::input(path, format!("not a readable tar archive: {e}"));
     let mut out = Vec::new();
     for (k, entry) in ar.entries().map_err(corrupt)?.enumerate() {
         if k >= MAX_MEMBERS {
-            return Err(Error::input(path, format!("more than {MAX_MEMBERS} archive members")));
+            return Err(Error::input(
+                path,
+                format!("more than {MAX_MEMBERS} archive members"),
+            ));
         }
         let mut entry = entry.map_err(corrupt)?;
         if !entry.header().entry_type().is_file() {
@@ -388,11 +433,20 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             continue;
         }
         let mut buf = Vec::with_capacity(size as usize);
-        (&mut entry).take(MAX_XML).read_to_end(&mut buf).map_err(corrupt)?;
+        (&mut entry)
+            .take(MAX_XML)
+            .read_to_end(&mut buf)
+            .map_err(corrupt)?;
         let text = match String::from_utf8(buf) {
             Ok(t) => t,
             Err(_) => {
-                issues.push(&src, None, Some(member.as_str()), None, "report is not UTF-8 text: skipped");
+                issues.push(
+                    &src,
+                    None,
+                    Some(member.as_str()),
+                    None,
+                    "report is not UTF-8 text: skipped",
+                );
                 continue;
             }
         };
@@ -420,7 +474,10 @@ struct Tag<'a> {
 
 impl Tag<'_> {
     fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -430,7 +487,12 @@ fn scan(xml: &str) -> Vec<Tag<'_>> {
     let mut rest = xml;
     while let Some(lt) = rest.find('<') {
         rest = &rest[lt..];
-        for (open, close) in [("<!--", "-->"), ("<?", "?>"), ("<![CDATA[", "]]>"), ("<!", ">")] {
+        for (open, close) in [
+            ("<!--", "-->"),
+            ("<?", "?>"),
+            ("<![CDATA[", "]]>"),
+            ("<!", ">"),
+        ] {
             if rest.starts_with(open) {
                 rest = match rest.find(close) {
                     Some(e) => &rest[e + close.len()..],
@@ -481,7 +543,9 @@ fn parse_attrs(s: &str) -> Vec<(&str, String)> {
         let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
             break;
         };
-        let Some(close) = after[1..].find(q) else { break };
+        let Some(close) = after[1..].find(q) else {
+            break;
+        };
         out.push((name, decode(&after[1..1 + close])));
         rest = &after[close + 2..];
     }
@@ -498,7 +562,12 @@ fn decode(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest.char_indices().take(12).find(|(_, c)| *c == ';').map(|(i, _)| i) else {
+        let Some(semi) = rest
+            .char_indices()
+            .take(12)
+            .find(|(_, c)| *c == ';')
+            .map(|(i, _)| i)
+        else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -543,7 +612,13 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
         mesh_minor: Vec::new(),
         image_ids: Vec::new(),
     };
-    let nonempty = |t: &Tag| t.text.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let nonempty = |t: &Tag| {
+        t.text
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     for t in &tags {
         match t.name {
             "uId" if rep.report_id.is_empty() => {
@@ -557,15 +632,29 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
             "major" => rep.mesh_major.extend(nonempty(t)),
             "automatic" | "minor" => rep.mesh_minor.extend(nonempty(t)),
             "parentImage" => match t.attr("id").map(str::trim).filter(|s| !s.is_empty()) {
-                Some(id) if !rep.image_ids.iter().any(|x| x.as_str() == id) => rep.image_ids.push(id.to_string()),
+                Some(id) if !rep.image_ids.iter().any(|x| x.as_str() == id) => {
+                    rep.image_ids.push(id.to_string())
+                }
                 Some(_) => {}
-                None => issues.push(src, None, Some(member), None, "parentImage without an id: ignored"),
+                None => issues.push(
+                    src,
+                    None,
+                    Some(member),
+                    None,
+                    "parentImage without an id: ignored",
+                ),
             },
             _ => {}
         }
     }
     if rep.report_id.is_empty() {
-        issues.push(src, None, Some(member), None, format!("no <uId id=…>: report id taken from the file name, '{stem}'"));
+        issues.push(
+            src,
+            None,
+            Some(member),
+            None,
+            format!("no <uId id=…>: report id taken from the file name, '{stem}'"),
+        );
         rep.report_id = stem.to_string();
     }
     rep
@@ -577,7 +666,13 @@ mod tests {
     use crate::datasets::map_api::StaticMap;
     use crate::datasets::testutil::{gzip, real_dir, write_fixture};
 
-    fn report_xml(uid: &str, findings: &str, majors: &[&str], autos: &[&str], images: &[&str]) -> String {
+    fn report_xml(
+        uid: &str,
+        findings: &str,
+        majors: &[&str],
+        autos: &[&str],
+        images: &[&str],
+    ) -> String {
         let mut s = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<eCitation>\n   <meta type=\"rr\"/>\n   <uId id=\"{uid}\"/>\n<!-- a comment <major>not this</major> -->\n   <MedlineCitation Owner=\"x\">\n      <Abstract>\n         <AbstractText Label=\"COMPARISON\">None.</AbstractText>\n         <AbstractText Label=\"FINDINGS\">{findings}</AbstractText>\n         <AbstractText Label=\"IMPRESSION\"/>\n      </Abstract>\n   </MedlineCitation>\n   <MeSH>\n"
         );
@@ -589,7 +684,9 @@ mod tests {
         }
         s += "   </MeSH>\n";
         for i in images {
-            s += &format!("   <parentImage id=\"{i}\">\n      <figureId>F1</figureId>\n      <caption>Chest</caption>\n   </parentImage>\n");
+            s += &format!(
+                "   <parentImage id=\"{i}\">\n      <figureId>F1</figureId>\n      <caption>Chest</caption>\n   </parentImage>\n"
+            );
         }
         s + "</eCitation>\n"
     }
@@ -625,12 +722,26 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
                 report_xml(
                     "CXR1",
                     "Heart size &lt; normal &amp; clear.",
-                    &["Opacity/lung/base/left", "Opacity/lung/apex", "Pulmonary Atelectasis/base", "Thing "],
+                    &[
+                        "Opacity/lung/base/left",
+                        "Opacity/lung/apex",
+                        "Pulmonary Atelectasis/base",
+                        "Thing ",
+                    ],
                     &["atelectases"],
                     &["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"],
                 ),
             ),
-            ("ecgen-radiology/2.xml", report_xml("CXR2", "", &["normal"], &[], &["CXR2_IM-0002-1001", "CXR9_IM-0009-1001"])),
+            (
+                "ecgen-radiology/2.xml",
+                report_xml(
+                    "CXR2",
+                    "",
+                    &["normal"],
+                    &[],
+                    &["CXR2_IM-0002-1001", "CXR9_IM-0009-1001"],
+                ),
+            ),
             ("ecgen-radiology/readme.txt", "not xml".to_string()),
         ]);
         let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
@@ -638,17 +749,35 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         let rows = read_openi(&[tgz_path, csv], &StaticMap::ds2(), &mut issues).unwrap();
 
         let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
-        assert_eq!(ids, ["CXR1_IM-0001-3001", "CXR1_IM-0001-4001", "CXR2_IM-0002-1001", "CXR3_IM-0003-1001", "CXR9_IM-0009-1001"]);
+        assert_eq!(
+            ids,
+            [
+                "CXR1_IM-0001-3001",
+                "CXR1_IM-0001-4001",
+                "CXR2_IM-0002-1001",
+                "CXR3_IM-0003-1001",
+                "CXR9_IM-0009-1001"
+            ]
+        );
         let i0 = &rows.images[0];
-        assert_eq!((i0.view, i0.frontal, i0.sex, i0.age), (Some("PA"), Some(true), None, Some(41.0)));
+        assert_eq!(
+            (i0.view, i0.frontal, i0.sex, i0.age),
+            (Some("PA"), Some(true), None, Some(41.0))
+        );
         assert_eq!(i0.patient_id.as_deref(), Some("1"));
         assert_eq!(i0.study_id.as_deref(), Some("9.1"));
         assert_eq!(i0.path.as_deref(), Some("CXR1_1_IM-0001-3001.png"));
         let i1 = &rows.images[1];
-        assert_eq!((i1.view, i1.frontal, i1.age), (Some("LATERAL"), Some(false), Some(42.0)));
+        assert_eq!(
+            (i1.view, i1.frontal, i1.age),
+            (Some("LATERAL"), Some(false), Some(42.0))
+        );
         assert_eq!(rows.images[2].age, None);
         assert_eq!(rows.images[3].view, Some("OTHER"));
-        assert_eq!(rows.images[3].path.as_deref(), Some("CXR3_IM-0003-1001.png"));
+        assert_eq!(
+            rows.images[3].path.as_deref(),
+            Some("CXR3_IM-0003-1001.png")
+        );
         assert_eq!(rows.images[4].view, None);
 
         assert_eq!(rows.reports.len(), 2);
@@ -664,41 +793,106 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         let labels: Vec<(&str, &str, Option<&str>)> = rows
             .labels
             .iter()
-            .map(|l| (l.image_id.as_str(), l.raw_label.as_str(), l.finding.as_deref()))
+            .map(|l| {
+                (
+                    l.image_id.as_str(),
+                    l.raw_label.as_str(),
+                    l.finding.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             labels,
             [
                 ("CXR1_IM-0001-3001", "Opacity", Some("Lung_Opacity")),
                 ("CXR1_IM-0001-4001", "Opacity", Some("Lung_Opacity")),
-                ("CXR1_IM-0001-3001", "Pulmonary Atelectasis", Some("Atelectasis")),
-                ("CXR1_IM-0001-4001", "Pulmonary Atelectasis", Some("Atelectasis")),
+                (
+                    "CXR1_IM-0001-3001",
+                    "Pulmonary Atelectasis",
+                    Some("Atelectasis")
+                ),
+                (
+                    "CXR1_IM-0001-4001",
+                    "Pulmonary Atelectasis",
+                    Some("Atelectasis")
+                ),
                 ("CXR1_IM-0001-3001", "Thing", None),
                 ("CXR1_IM-0001-4001", "Thing", None),
                 ("CXR2_IM-0002-1001", "normal", None),
                 ("CXR9_IM-0009-1001", "normal", None),
             ]
         );
-        assert!(rows.labels.iter().all(|l| l.value == 1 && l.source == "openi_mesh"));
+        assert!(
+            rows.labels
+                .iter()
+                .all(|l| l.value == 1 && l.source == "openi_mesh")
+        );
 
         let got: Vec<(&str, Option<i64>, Option<&str>, Option<&str>)> = issues
             .rows()
             .iter()
-            .map(|i| (i.source_file.as_str(), i.line, i.field.as_deref(), i.value.as_deref()))
+            .map(|i| {
+                (
+                    i.source_file.as_str(),
+                    i.line,
+                    i.field.as_deref(),
+                    i.value.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
                 ("meta.csv.gz", None, Some("Patient's Sex"), None),
-                ("meta.csv.gz", Some(4), Some("Patient's Birth Date"), Some("18500101")),
+                (
+                    "meta.csv.gz",
+                    Some(4),
+                    Some("Patient's Birth Date"),
+                    Some("18500101")
+                ),
                 ("meta.csv.gz", Some(5), Some("View Position"), Some("WEIRD")),
-                ("meta.csv.gz", Some(5), Some("Patient's Birth Date"), Some("1970")),
-                ("meta.csv.gz", Some(6), Some("imageid"), Some("CXR3_IM-0003-1001")),
-                ("reports.tgz", None, Some("ecgen-radiology/1.xml"), Some("CXR1_1_IM-0001-3001")),
-                ("reports.tgz", None, Some("ecgen-radiology/1.xml"), Some("CXR1_1_IM-0001-4001")),
-                ("reports.tgz", None, Some("ecgen-radiology/1.xml"), Some("Thing")),
-                ("reports.tgz", None, Some("ecgen-radiology/2.xml"), Some("CXR9_IM-0009-1001")),
-                ("meta.csv.gz", None, Some("imageid"), Some("CXR3_IM-0003-1001")),
+                (
+                    "meta.csv.gz",
+                    Some(5),
+                    Some("Patient's Birth Date"),
+                    Some("1970")
+                ),
+                (
+                    "meta.csv.gz",
+                    Some(6),
+                    Some("imageid"),
+                    Some("CXR3_IM-0003-1001")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/1.xml"),
+                    Some("CXR1_1_IM-0001-3001")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/1.xml"),
+                    Some("CXR1_1_IM-0001-4001")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/1.xml"),
+                    Some("Thing")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/2.xml"),
+                    Some("CXR9_IM-0009-1001")
+                ),
+                (
+                    "meta.csv.gz",
+                    None,
+                    Some("imageid"),
+                    Some("CXR3_IM-0003-1001")
+                ),
             ]
         );
     }
@@ -712,7 +906,13 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
             }
         }
         let mut issues = Issues::default();
-        let r = parse_report("<eCitation><major>a &#x41;&#66;&bogus; &</major>", "7", "s", "m", &mut issues);
+        let r = parse_report(
+            "<eCitation><major>a &#x41;&#66;&bogus; &</major>",
+            "7",
+            "s",
+            "m",
+            &mut issues,
+        );
         assert_eq!(r.report_id, "7");
         assert_eq!(r.mesh_major, ["a AB&bogus; &"]);
         assert_eq!(issues.len(), 1);
@@ -722,11 +922,28 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
     #[test]
     fn wrong_file() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write_fixture(dir.path(), "siim.csv", b"ImageId, EncodedPixels\n1.2.3,-1\n");
-        let m = read_openi(&[p], &StaticMap::ds2(), &mut Issues::default()).unwrap_err().to_string();
-        assert!(m.contains("siim.csv") && m.contains("'View Position'"), "{m}");
+        let p = write_fixture(
+            dir.path(),
+            "siim.csv",
+            b"ImageId, EncodedPixels\n1.2.3,-1\n",
+        );
+        let m = read_openi(&[p], &StaticMap::ds2(), &mut Issues::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("siim.csv") && m.contains("'View Position'"),
+            "{m}"
+        );
         let bad = write_fixture(dir.path(), "bad.tgz", &gzip(&[b'x'; 1024]));
-        assert!(read(None, Some(bad.as_path()), &StaticMap::ds2(), &mut Issues::default()).is_err());
+        assert!(
+            read(
+                None,
+                Some(bad.as_path()),
+                &StaticMap::ds2(),
+                &mut Issues::default()
+            )
+            .is_err()
+        );
     }
 
     /// Real files: 7,469 header rows and 3,955 reports from SOURCES.md. The rest from
@@ -742,33 +959,98 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         let Some(dir) = real_dir() else { return };
         let mut issues = Issues::default();
         let rows = read_openi(
-            &[dir.join("nlmcxr_dicom_metadata.csv.gz"), dir.join("NLMCXR_reports.tgz")],
+            &[
+                dir.join("nlmcxr_dicom_metadata.csv.gz"),
+                dir.join("NLMCXR_reports.tgz"),
+            ],
             &StaticMap::ds2(),
             &mut issues,
         )
         .unwrap();
         assert_eq!(rows.images.len(), 7_470);
         assert_eq!(rows.reports.len(), 3_955);
-        assert_eq!(rows.reports.iter().filter(|r| r.image_ids.is_empty()).count(), 104);
-        assert_eq!(rows.reports.iter().map(|r| r.mesh_major.len()).sum::<usize>(), 8_298);
-        assert_eq!(rows.reports.iter().map(|r| r.mesh_minor.len()).sum::<usize>(), 7_047);
-        assert_eq!(rows.reports.iter().map(|r| r.image_ids.len()).sum::<usize>(), 7_470);
-        assert_eq!(rows.reports.iter().filter(|r| r.findings.is_some()).count(), 3_425);
-        assert_eq!(rows.reports.iter().filter(|r| r.impression.is_some()).count(), 3_921);
+        assert_eq!(
+            rows.reports
+                .iter()
+                .filter(|r| r.image_ids.is_empty())
+                .count(),
+            104
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .map(|r| r.mesh_major.len())
+                .sum::<usize>(),
+            8_298
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .map(|r| r.mesh_minor.len())
+                .sum::<usize>(),
+            7_047
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .map(|r| r.image_ids.len())
+                .sum::<usize>(),
+            7_470
+        );
+        assert_eq!(
+            rows.reports.iter().filter(|r| r.findings.is_some()).count(),
+            3_425
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .filter(|r| r.impression.is_some())
+                .count(),
+            3_921
+        );
         assert_eq!(rows.labels.len(), OPENI_LABELS);
-        assert_eq!(rows.labels.iter().filter(|l| l.raw_label == "normal").count(), OPENI_NORMAL);
+        assert_eq!(
+            rows.labels
+                .iter()
+                .filter(|l| l.raw_label == "normal")
+                .count(),
+            OPENI_NORMAL
+        );
         let n = |v: &str| rows.images.iter().filter(|i| i.view == Some(v)).count();
         assert_eq!((n("PA"), n("AP"), n("LATERAL")), (3_593, 423, 867));
-        assert_eq!(rows.images.iter().filter(|i| i.view.is_none()).count(), 2_586 + 1);
-        let patients: HashSet<&str> = rows.images.iter().filter_map(|i| i.patient_id.as_deref()).collect();
+        assert_eq!(
+            rows.images.iter().filter(|i| i.view.is_none()).count(),
+            2_586 + 1
+        );
+        let patients: HashSet<&str> = rows
+            .images
+            .iter()
+            .filter_map(|i| i.patient_id.as_deref())
+            .collect();
         assert_eq!(patients.len(), 3_851);
         assert!(rows.images.iter().all(|i| i.sex.is_none()));
-        let ages: f64 = rows.images.iter().filter_map(|i| i.age).map(f64::from).sum();
-        assert_eq!(rows.images.iter().filter(|i| i.age.is_some()).count(), 7_469);
+        let ages: f64 = rows
+            .images
+            .iter()
+            .filter_map(|i| i.age)
+            .map(f64::from)
+            .sum();
+        assert_eq!(
+            rows.images.iter().filter(|i| i.age.is_some()).count(),
+            7_469
+        );
         assert_eq!(ages, OPENI_AGE_SUM);
-        let respelled = issues.rows().iter().filter(|i| i.issue.contains("spelled differently")).count();
+        let respelled = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.contains("spelled differently"))
+            .count();
         assert_eq!(respelled, 2);
-        let missing = issues.rows().iter().filter(|i| i.issue.contains("not in the DICOM header")).count();
+        let missing = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.contains("not in the DICOM header"))
+            .count();
         assert_eq!(missing, 1);
     }
 

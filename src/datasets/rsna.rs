@@ -69,7 +69,9 @@ pub fn read_rsna(
         let t = read_table(p, issues)?;
         if has(&t, "viewposition") && !has(&t, "target") {
             if headers.replace(t).is_some() {
-                return Err(Error::Usage("dataset 'rsna': two DICOM headers files given".into()));
+                return Err(Error::Usage(
+                    "dataset 'rsna': two DICOM headers files given".into(),
+                ));
             }
         } else if labels.is_none() {
             labels = Some(t);
@@ -122,7 +124,9 @@ fn read_tables(
     issues: &mut Issues,
 ) -> Result<DatasetRows> {
     let c = require_columns(t, LABEL_COLUMNS)?;
-    let h_cols = headers.map(|h| require_columns(h, HEADER_COLUMNS)).transpose()?;
+    let h_cols = headers
+        .map(|h| require_columns(h, HEADER_COLUMNS))
+        .transpose()?;
     let cols: Vec<Vec<Option<&str>>> = c.iter().map(|&i| t.values(i)).collect::<Result<_>>()?;
     let names: Vec<&str> = c.iter().map(|&i| t.name(i)).collect();
     let src = t.source.clone();
@@ -135,7 +139,13 @@ fn read_tables(
 
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(id) = cols[0][r] else {
-            issues.push(&src, Some(line), Some(names[0]), None, "no patientId: row skipped");
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[0]),
+                None,
+                "no patientId: row skipped",
+            );
             continue;
         };
         let (img, new) = images.add(bare_image(
@@ -201,7 +211,10 @@ fn read_tables(
                     break;
                 }
                 None => {
-                    bad = Some((k, "box coordinate missing or not a finite number: box dropped"));
+                    bad = Some((
+                        k,
+                        "box coordinate missing or not a finite number: box dropped",
+                    ));
                     break;
                 }
             }
@@ -246,7 +259,13 @@ fn read_tables(
         let mut seen: HashMap<usize, u64> = HashMap::new();
         for (r, &line) in h.lines.iter().enumerate() {
             let Some(id) = hv[0][r] else {
-                issues.push(&hsrc, Some(line), Some(hn[0]), None, "no PatientID: row skipped");
+                issues.push(
+                    &hsrc,
+                    Some(line),
+                    Some(hn[0]),
+                    None,
+                    "no PatientID: row skipped",
+                );
                 continue;
             };
             let (img, new) = images.add(bare_image(
@@ -344,7 +363,11 @@ p6,-1,2,3,4,1
     #[test]
     fn fixture_zip_and_plain() {
         let dir = tempfile::tempdir().unwrap();
-        let z = write_fixture(dir.path(), "labels.csv.zip", &make_zip("stage_2_train_labels.csv", LABELS.as_bytes()));
+        let z = write_fixture(
+            dir.path(),
+            "labels.csv.zip",
+            &make_zip("stage_2_train_labels.csv", LABELS.as_bytes()),
+        );
         let plain = write_fixture(dir.path(), "labels.csv", LABELS.as_bytes());
         let h = write_fixture(dir.path(), "headers.csv.gz", &gzip(HEADERS.as_bytes()));
         let map = StaticMap::ds2();
@@ -359,22 +382,54 @@ p6,-1,2,3,4,1
 
         let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
         assert_eq!(ids, ["p1", "p2", "p3", "p4", "p5", "p6", "p9"]);
-        let labels: Vec<(&str, i8)> = rows.labels.iter().map(|l| (l.image_id.as_str(), l.value)).collect();
-        assert_eq!(labels, [("p1", 0), ("p2", 1), ("p3", 1), ("p4", 0), ("p6", 1)]);
-        assert!(rows.labels.iter().all(|l| l.source == "rsna_2018" && l.finding.as_deref() == Some("Pneumonia")));
+        let labels: Vec<(&str, i8)> = rows
+            .labels
+            .iter()
+            .map(|l| (l.image_id.as_str(), l.value))
+            .collect();
+        assert_eq!(
+            labels,
+            [("p1", 0), ("p2", 1), ("p3", 1), ("p4", 0), ("p6", 1)]
+        );
+        assert!(
+            rows.labels
+                .iter()
+                .all(|l| l.source == "rsna_2018" && l.finding.as_deref() == Some("Pneumonia"))
+        );
         assert_eq!(rows.boxes.len(), 2);
-        assert_eq!((rows.boxes[1].x, rows.boxes[1].y, rows.boxes[1].w, rows.boxes[1].h), (562.0, 152.0, 256.0, 453.0));
+        assert_eq!(
+            (
+                rows.boxes[1].x,
+                rows.boxes[1].y,
+                rows.boxes[1].w,
+                rows.boxes[1].h
+            ),
+            (562.0, 152.0, 256.0, 453.0)
+        );
         let p1 = &rows.images[0];
-        assert_eq!((p1.sex, p1.age, p1.view, p1.frontal), (Some("F"), Some(43.0), Some("AP"), Some(true)));
+        assert_eq!(
+            (p1.sex, p1.age, p1.view, p1.frontal),
+            (Some("F"), Some(43.0), Some("AP"), Some(true))
+        );
         assert_eq!(p1.patient_id, None);
         let p2 = &rows.images[1];
         assert_eq!((p2.sex, p2.age, p2.view), (Some("M"), None, Some("PA")));
         let p3 = &rows.images[2];
-        assert_eq!((p3.sex, p3.view, p3.frontal), (None, Some("OTHER"), Some(false)));
+        assert_eq!(
+            (p3.sex, p3.view, p3.frontal),
+            (None, Some("OTHER"), Some(false))
+        );
         let got: Vec<(&str, Option<i64>, Option<&str>, Option<&str>)> = issues
             .rows()
             .iter()
-            .map(|i| (i.source_file.as_str(), i.line, i.field.as_deref(), i.value.as_deref()))
+            .map(|i| {
+                (
+                    i.source_file.as_str(),
+                    i.line,
+                    i.field.as_deref(),
+                    i.value.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -400,7 +455,10 @@ p6,-1,2,3,4,1
         let v = write_fixture(dir.path(), "vindr.csv", b"image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\n");
         let e = read_rsna(&[v], &StaticMap::ds2(), &mut Issues::default()).unwrap_err();
         let m = e.to_string();
-        assert!(m.contains("vindr.csv") && m.contains("'patientId'") && m.contains("'Target'"), "{m}");
+        assert!(
+            m.contains("vindr.csv") && m.contains("'patientId'") && m.contains("'Target'"),
+            "{m}"
+        );
         let junk = write_fixture(dir.path(), "junk.zip", b"PK\x03\x04garbage");
         assert!(read_rsna(&[junk], &StaticMap::ds2(), &mut Issues::default()).is_err());
     }
@@ -425,13 +483,25 @@ p6,-1,2,3,4,1
         assert_eq!(rows.labels.len(), 26_684);
         assert_eq!(rows.boxes.len(), 9_555);
         assert_eq!(rows.labels.iter().filter(|l| l.value == 1).count(), 6_012);
-        let n = |f: &dyn Fn(&super::super::XrImage) -> bool| rows.images.iter().filter(|i| f(*i)).count();
+        let n = |f: &dyn Fn(&super::super::XrImage) -> bool| {
+            rows.images.iter().filter(|i| f(*i)).count()
+        };
         assert_eq!(n(&|i| i.sex == Some("M")), 15_166);
         assert_eq!(n(&|i| i.sex == Some("F")), 11_518);
         assert_eq!(n(&|i| i.view == Some("PA")), 14_511);
         assert_eq!(n(&|i| i.view == Some("AP")), 12_173);
         assert_eq!(n(&|i| i.age.is_none()), 5);
-        assert_eq!(issues.len(), 5, "{:?}", &issues.rows()[..issues.len().min(8)]);
-        assert!(issues.rows().iter().all(|i| i.field.as_deref() == Some("PatientAge")));
+        assert_eq!(
+            issues.len(),
+            5,
+            "{:?}",
+            &issues.rows()[..issues.len().min(8)]
+        );
+        assert!(
+            issues
+                .rows()
+                .iter()
+                .all(|i| i.field.as_deref() == Some("PatientAge"))
+        );
     }
 }

@@ -112,7 +112,10 @@ pub fn read_siim(
     let t = CsvTable::read(path, issues)?;
     let c = require_columns(
         &t,
-        &[("ImageId", &["imageid"]), ("EncodedPixels", &["encodedpixels"])],
+        &[
+            ("ImageId", &["imageid"]),
+            ("EncodedPixels", &["encodedpixels"]),
+        ],
     )?;
     let ids = t.values(c[0])?;
     let codes = t.values(c[1])?;
@@ -128,7 +131,13 @@ pub fn read_siim(
 
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(id) = ids[r] else {
-            issues.push(&src, Some(line), Some(names[0]), None, "no ImageId: row skipped");
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[0]),
+                None,
+                "no ImageId: row skipped",
+            );
             continue;
         };
         let (img, new) = images.add(bare_image(DATASET, id, None));
@@ -214,17 +223,62 @@ mod tests {
     #[test]
     fn rle_decoding() {
         // One pixel at index 5 of a 4×4 mask: column 1, row 1.
-        assert_eq!(decode_rle("5 1", 4, 4), Ok(Region { x: 1, y: 1, w: 1, h: 1, area: 1 }));
+        assert_eq!(
+            decode_rle("5 1", 4, 4),
+            Ok(Region {
+                x: 1,
+                y: 1,
+                w: 1,
+                h: 1,
+                area: 1
+            })
+        );
         // Relative starts: runs at [1,3) then (3+2)=[5,7): rows 1..2 of column 0 and
         // rows 1..2 of column 1.
-        assert_eq!(decode_rle("1 2 2 2", 4, 4), Ok(Region { x: 0, y: 1, w: 2, h: 2, area: 4 }));
+        assert_eq!(
+            decode_rle("1 2 2 2", 4, 4),
+            Ok(Region {
+                x: 0,
+                y: 1,
+                w: 2,
+                h: 2,
+                area: 4
+            })
+        );
         // A run crossing a column boundary spans all rows: [3,5) is (0,3) and (1,0).
-        assert_eq!(decode_rle("3 2", 4, 4), Ok(Region { x: 0, y: 0, w: 2, h: 4, area: 2 }));
+        assert_eq!(
+            decode_rle("3 2", 4, 4),
+            Ok(Region {
+                x: 0,
+                y: 0,
+                w: 2,
+                h: 4,
+                area: 2
+            })
+        );
         // The whole mask; then one past the end.
-        assert_eq!(decode_rle("0 16", 4, 4), Ok(Region { x: 0, y: 0, w: 4, h: 4, area: 16 }));
+        assert_eq!(
+            decode_rle("0 16", 4, 4),
+            Ok(Region {
+                x: 0,
+                y: 0,
+                w: 4,
+                h: 4,
+                area: 16
+            })
+        );
         assert!(decode_rle("0 17", 4, 4).is_err());
         assert!(decode_rle("10 2 5 1", 4, 4).is_err());
-        for bad in ["", "1", "1 2 3", "a 1", "1 -2", "1 0", "18446744073709551615 2", "1.5 2"] {
+        for bad in [
+            "",
+            "1",
+            "1 2 3",
+            "a 1",
+            "1 -2",
+            "1 0",
+            "18446744073709551615 2",
+            "1.5 2",
+        ] {
             assert!(decode_rle(bad, 4, 4).is_err(), "{bad}");
         }
         assert!(decode_rle("18446744073709551615 1", u64::MAX, 2).is_err());
@@ -249,24 +303,48 @@ ImageId, EncodedPixels
         let mut issues = Issues::default();
         let rows = read_siim(&[p], &StaticMap::ds2(), &mut issues).unwrap();
         assert_eq!(rows.images.len(), 5);
-        let labels: Vec<(&str, i8)> = rows.labels.iter().map(|l| (l.image_id.as_str(), l.value)).collect();
-        assert_eq!(labels, [("1.2.1", 0), ("1.2.2", 1), ("1.2.3", 1), ("1.2.4", 1)]);
-        assert!(rows.labels.iter().all(|l| l.source == "siim_2019" && l.finding.as_deref() == Some("Pneumothorax")));
+        let labels: Vec<(&str, i8)> = rows
+            .labels
+            .iter()
+            .map(|l| (l.image_id.as_str(), l.value))
+            .collect();
+        assert_eq!(
+            labels,
+            [("1.2.1", 0), ("1.2.2", 1), ("1.2.3", 1), ("1.2.4", 1)]
+        );
+        assert!(
+            rows.labels
+                .iter()
+                .all(|l| l.source == "siim_2019" && l.finding.as_deref() == Some("Pneumothorax"))
+        );
         assert_eq!(rows.boxes.len(), 3);
         // 2049 = column 2, row 1: rows 1..3; then 2052 + 1021 = 3073 = column 3, row 1.
         let b = &rows.boxes[0];
-        assert_eq!((b.x, b.y, b.w, b.h, b.area), (2.0, 1.0, 2.0, 3.0, Some(6.0)));
+        assert_eq!(
+            (b.x, b.y, b.w, b.h, b.area),
+            (2.0, 1.0, 2.0, 3.0, Some(6.0))
+        );
         assert_eq!(b.mask_rle.as_deref(), Some("2049 3 1021 3"));
         // The last two pixels of the mask: column 1023, rows 1022..1023.
         let b = &rows.boxes[1];
-        assert_eq!((b.x, b.y, b.w, b.h, b.area), (1023.0, 1022.0, 1.0, 2.0, Some(2.0)));
+        assert_eq!(
+            (b.x, b.y, b.w, b.h, b.area),
+            (1023.0, 1022.0, 1.0, 2.0, Some(2.0))
+        );
         let b = &rows.boxes[2];
         assert_eq!((b.x, b.y, b.w, b.h), (0.0, 0.0, 1.0, 1.0));
-        let got: Vec<(Option<i64>, Option<&str>)> =
-            issues.rows().iter().map(|i| (i.line, i.field.as_deref())).collect();
+        let got: Vec<(Option<i64>, Option<&str>)> = issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.field.as_deref()))
+            .collect();
         assert_eq!(
             got,
-            [(Some(5), Some("EncodedPixels")), (Some(7), Some("EncodedPixels")), (Some(8), Some("EncodedPixels"))]
+            [
+                (Some(5), Some("EncodedPixels")),
+                (Some(7), Some("EncodedPixels")),
+                (Some(8), Some("EncodedPixels"))
+            ]
         );
         assert!(issues.rows()[0].issue.contains("odd number"));
     }
@@ -275,8 +353,13 @@ ImageId, EncodedPixels
     fn wrong_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "vindr.csv", b"image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\n");
-        let m = read_siim(&[p], &StaticMap::ds2(), &mut Issues::default()).unwrap_err().to_string();
-        assert!(m.contains("vindr.csv") && m.contains("'EncodedPixels'"), "{m}");
+        let m = read_siim(&[p], &StaticMap::ds2(), &mut Issues::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("vindr.csv") && m.contains("'EncodedPixels'"),
+            "{m}"
+        );
     }
 
     /// Real file: rows, images and `-1` rows from SOURCES.md; images with a mask
@@ -286,14 +369,27 @@ ImageId, EncodedPixels
     fn real_file() {
         let Some(dir) = real_dir() else { return };
         let mut issues = Issues::default();
-        let rows = read_siim(&[dir.join("siim-pneumothorax-train-rle.csv.gz")], &StaticMap::ds2(), &mut issues).unwrap();
+        let rows = read_siim(
+            &[dir.join("siim-pneumothorax-train-rle.csv.gz")],
+            &StaticMap::ds2(),
+            &mut issues,
+        )
+        .unwrap();
         assert_eq!(rows.images.len(), 12_047);
         assert_eq!(rows.labels.len(), 12_047);
         assert_eq!(rows.boxes.len(), 12_954 - 9_378);
-        assert_eq!(rows.labels.iter().filter(|l| l.value == 1).count(), SIIM_POSITIVE_IMAGES);
+        assert_eq!(
+            rows.labels.iter().filter(|l| l.value == 1).count(),
+            SIIM_POSITIVE_IMAGES
+        );
         let area: f64 = rows.boxes.iter().filter_map(|b| b.area).sum();
         assert_eq!(area, SIIM_MASK_PIXELS);
-        assert_eq!(issues.len(), SIIM_ISSUES, "{:?}", &issues.rows()[..issues.len().min(5)]);
+        assert_eq!(
+            issues.len(),
+            SIIM_ISSUES,
+            "{:?}",
+            &issues.rows()[..issues.len().min(5)]
+        );
     }
 
     const SIIM_POSITIVE_IMAGES: usize = 2_669;

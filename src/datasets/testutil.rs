@@ -23,11 +23,16 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 pub fn real_dir() -> Option<PathBuf> {
     let p = std::env::var_os("CXR_SHARED_DATASETS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")));
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets"))
+        });
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("real dataset files not found at {}: test skipped", p.display());
+        eprintln!(
+            "real dataset files not found at {}: test skipped",
+            p.display()
+        );
         None
     }
 }

@@ -61,7 +61,13 @@ pub fn read_vindr(
 
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(image_id) = cols[0][r] else {
-            issues.push(&src, Some(line), Some(names[0]), None, "no image_id: row skipped");
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[0]),
+                None,
+                "no image_id: row skipped",
+            );
             continue;
         };
         let (img, _) = images.add(bare_image(
@@ -70,7 +76,13 @@ pub fn read_vindr(
             Some(format!("train/{image_id}.dicom")),
         ));
         let Some(class) = cols[1][r] else {
-            issues.push(&src, Some(line), Some(names[1]), None, "no class_name: row skipped");
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[1]),
+                None,
+                "no class_name: row skipped",
+            );
             continue;
         };
         let Some(rad) = cols[2][r] else {
@@ -203,7 +215,14 @@ img_c,Lung Opacity,7,,1,1,2,2
         let labels: Vec<(&str, &str, &str, Option<&str>)> = rows
             .labels
             .iter()
-            .map(|l| (l.image_id.as_str(), l.source.as_str(), l.raw_label.as_str(), l.finding.as_deref()))
+            .map(|l| {
+                (
+                    l.image_id.as_str(),
+                    l.source.as_str(),
+                    l.raw_label.as_str(),
+                    l.finding.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             labels,
@@ -250,11 +269,18 @@ img_c,Lung Opacity,7,,1,1,2,2
     #[test]
     fn wrong_file_names_missing_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write_fixture(dir.path(), "siim.csv", b"ImageId, EncodedPixels\n1.2.3,-1\n");
+        let p = write_fixture(
+            dir.path(),
+            "siim.csv",
+            b"ImageId, EncodedPixels\n1.2.3,-1\n",
+        );
         let e = read_vindr(&[p], &map(), &mut Issues::default()).unwrap_err();
         let m = e.to_string();
         assert_eq!(e.exit_code(), 2);
-        assert!(m.contains("siim.csv") && m.contains("'class_name'") && m.contains("'rad_id'"), "{m}");
+        assert!(
+            m.contains("siim.csv") && m.contains("'class_name'") && m.contains("'rad_id'"),
+            "{m}"
+        );
     }
 
     /// The real file of ../shared/datasets: counts from SOURCES.md; the label counts
@@ -270,7 +296,11 @@ img_c,Lung Opacity,7,,1,1,2,2
         assert_eq!(rows.images.len(), 15_000);
         // Every non-"No finding" row has a box: 67,914 − 31,818.
         assert_eq!(rows.boxes.len(), 67_914 - 31_818);
-        let readers: HashSet<&str> = rows.boxes.iter().filter_map(|b| b.reader.as_deref()).collect();
+        let readers: HashSet<&str> = rows
+            .boxes
+            .iter()
+            .filter_map(|b| b.reader.as_deref())
+            .collect();
         let sources: HashSet<&str> = rows.labels.iter().map(|l| l.source.as_str()).collect();
         assert_eq!(sources.len(), 17);
         assert!(readers.len() <= 17);
@@ -296,15 +326,25 @@ img_c,Lung Opacity,7,,1,1,2,2
         // Each image read by three radiologists.
         let mut per_image: std::collections::HashMap<&str, HashSet<&str>> = Default::default();
         for l in &rows.labels {
-            per_image.entry(l.image_id.as_str()).or_default().insert(l.source.as_str());
+            per_image
+                .entry(l.image_id.as_str())
+                .or_default()
+                .insert(l.source.as_str());
         }
         assert!(per_image.values().all(|s| s.len() == 3));
         assert_eq!(
-            rows.labels.iter().filter(|l| l.raw_label == NO_FINDING).count(),
+            rows.labels
+                .iter()
+                .filter(|l| l.raw_label == NO_FINDING)
+                .count(),
             VINDR_NO_FINDING_LABELS
         );
         assert_eq!(rows.labels.len(), VINDR_LABELS);
-        assert!(issues.is_empty(), "{:?}", &issues.rows()[..issues.len().min(5)]);
+        assert!(
+            issues.is_empty(),
+            "{:?}",
+            &issues.rows()[..issues.len().min(5)]
+        );
     }
 
     const VINDR_LABELS: usize = 61_274;

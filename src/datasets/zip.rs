@@ -18,7 +18,8 @@ pub fn is_zip(bytes: &[u8]) -> bool {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as u64)
+    b.get(at..at + 2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]) as u64)
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u64> {
@@ -56,7 +57,11 @@ fn entries(path: &Path, b: &[u8]) -> Result<Vec<Entry>> {
             return Err(bad("corrupt central directory"));
         }
         let field = |o: usize, four: bool| {
-            let v = if four { u32_at(b, at + o) } else { u16_at(b, at + o) };
+            let v = if four {
+                u32_at(b, at + o)
+            } else {
+                u16_at(b, at + o)
+            };
             v.ok_or_else(|| bad("truncated central directory"))
         };
         let flags = field(8, false)?;
@@ -130,7 +135,11 @@ pub fn read_member(
                 path,
                 format!(
                     "the zip archive holds several candidate files ({}); give the one to read",
-                    files.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                    files
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -145,7 +154,10 @@ pub fn read_member(
         )));
     }
     let lh = usize::try_from(e.offset).unwrap_or(usize::MAX);
-    if !bytes.get(lh..).is_some_and(|s| s.starts_with(b"PK\x03\x04")) {
+    if !bytes
+        .get(lh..)
+        .is_some_and(|s| s.starts_with(b"PK\x03\x04"))
+    {
         return Err(bad(format!("no local header for member '{}'", e.name)));
     }
     let n = u16_at(bytes, lh + 26).ok_or_else(|| bad("truncated local header".into()))? as usize;
@@ -155,7 +167,8 @@ pub fn read_member(
         .checked_add(e.csize as usize)
         .and_then(|end| bytes.get(start..end))
         .ok_or_else(|| bad(format!("member '{}' is truncated", e.name)))?;
-    let mut out = Vec::with_capacity(e.usize.min(e.csize.saturating_mul(1032)).min(1 << 26) as usize);
+    let mut out =
+        Vec::with_capacity(e.usize.min(e.csize.saturating_mul(1032)).min(1 << 26) as usize);
     match e.method {
         0 => out.extend_from_slice(data),
         8 => {
@@ -200,7 +213,8 @@ pub(crate) mod tests {
     /// Like [`make_zip`], with the sizes in a ZIP64 extra field (as `zip` tools write
     /// when streaming, e.g. the RSNA labels archive).
     pub(crate) fn build_zip(name: &str, content: &[u8], zip64: bool) -> Vec<u8> {
-        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(content).unwrap();
         let data = enc.finish().unwrap();
         let mut crc = flate2::Crc::new();
