@@ -705,11 +705,11 @@ mod tests {
 
     const META: &str = "\
 imageid,Accession Number,Image Type,Patient ID,Patient's Birth Date,Patient's Sex,Study Date,Study Instance UID,View Position
-CXR1_IM-0001-3001,,\"['DERIVED', 'PRIMARY']\",1,19700615,,20120614,9.1,PA
-CXR1_IM-0001-4001,,,1,19700615,,20120615,9.1,LL
-CXR2_IM-0002-1001,,,2,18500101,,20120101,9.2,AP
-CXR3_IM-0003-1001,,,3,1970,,20120101,9.3,WEIRD
-CXR3_IM-0003-1001,,,3,,,,9.3,PA
+CXR7_IM-0071-3001,,\"['DERIVED', 'PRIMARY']\",1,19700615,,20120614,9.1,PA
+CXR7_IM-0071-4001,,,1,19700615,,20120615,9.1,LL
+CXR8_IM-0082-1001,,,2,18500101,,20120101,9.2,AP
+CXR9_IM-0093-1001,,,3,1970,,20120101,9.3,WEIRD
+CXR9_IM-0093-1001,,,3,,,,9.3,PA
 ";
 
     #[test]
@@ -720,7 +720,7 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
             (
                 "ecgen-radiology/1.xml",
                 report_xml(
-                    "CXR1",
+                    "CXR7",
                     "Heart size &lt; normal &amp; clear.",
                     &[
                         "Opacity/lung/base/left",
@@ -729,17 +729,17 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
                         "Thing ",
                     ],
                     &["atelectases"],
-                    &["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"],
+                    &["CXR7_1_IM-0071-3001", "CXR7_1_IM-0071-4001"],
                 ),
             ),
             (
                 "ecgen-radiology/2.xml",
                 report_xml(
-                    "CXR2",
+                    "CXR8",
                     "",
                     &["normal"],
                     &[],
-                    &["CXR2_IM-0002-1001", "CXR9_IM-0009-1001"],
+                    &["CXR8_IM-0082-1001", "CXR6_IM-0066-1001"],
                 ),
             ),
             ("ecgen-radiology/readme.txt", "not xml".to_string()),
@@ -752,11 +752,11 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         assert_eq!(
             ids,
             [
-                "CXR1_IM-0001-3001",
-                "CXR1_IM-0001-4001",
-                "CXR2_IM-0002-1001",
-                "CXR3_IM-0003-1001",
-                "CXR9_IM-0009-1001"
+                "CXR7_IM-0071-3001",
+                "CXR7_IM-0071-4001",
+                "CXR8_IM-0082-1001",
+                "CXR9_IM-0093-1001",
+                "CXR6_IM-0066-1001"
             ]
         );
         let i0 = &rows.images[0];
@@ -766,7 +766,7 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         );
         assert_eq!(i0.patient_id.as_deref(), Some("1"));
         assert_eq!(i0.study_id.as_deref(), Some("9.1"));
-        assert_eq!(i0.path.as_deref(), Some("CXR1_1_IM-0001-3001.png"));
+        assert_eq!(i0.path.as_deref(), Some("CXR7_1_IM-0071-3001.png"));
         let i1 = &rows.images[1];
         assert_eq!(
             (i1.view, i1.frontal, i1.age),
@@ -776,18 +776,18 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         assert_eq!(rows.images[3].view, Some("OTHER"));
         assert_eq!(
             rows.images[3].path.as_deref(),
-            Some("CXR3_IM-0003-1001.png")
+            Some("CXR9_IM-0093-1001.png")
         );
         assert_eq!(rows.images[4].view, None);
 
         assert_eq!(rows.reports.len(), 2);
         let r = &rows.reports[0];
-        assert_eq!(r.report_id, "CXR1");
+        assert_eq!(r.report_id, "CXR7");
         assert_eq!(r.findings.as_deref(), Some("Heart size < normal & clear."));
         assert_eq!(r.impression, None);
         assert_eq!(r.mesh_major.len(), 4);
         assert_eq!(r.mesh_minor, ["atelectases"]);
-        assert_eq!(r.image_ids, ["CXR1_IM-0001-3001", "CXR1_IM-0001-4001"]);
+        assert_eq!(r.image_ids, ["CXR7_IM-0071-3001", "CXR7_IM-0071-4001"]);
         assert_eq!(rows.reports[1].findings, None);
 
         let labels: Vec<(&str, &str, Option<&str>)> = rows
@@ -804,22 +804,22 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
         assert_eq!(
             labels,
             [
-                ("CXR1_IM-0001-3001", "Opacity", Some("Lung_Opacity")),
-                ("CXR1_IM-0001-4001", "Opacity", Some("Lung_Opacity")),
+                ("CXR7_IM-0071-3001", "Opacity", Some("Lung_Opacity")),
+                ("CXR7_IM-0071-4001", "Opacity", Some("Lung_Opacity")),
                 (
-                    "CXR1_IM-0001-3001",
+                    "CXR7_IM-0071-3001",
                     "Pulmonary Atelectasis",
                     Some("Atelectasis")
                 ),
                 (
-                    "CXR1_IM-0001-4001",
+                    "CXR7_IM-0071-4001",
                     "Pulmonary Atelectasis",
                     Some("Atelectasis")
                 ),
-                ("CXR1_IM-0001-3001", "Thing", None),
-                ("CXR1_IM-0001-4001", "Thing", None),
-                ("CXR2_IM-0002-1001", "normal", None),
-                ("CXR9_IM-0009-1001", "normal", None),
+                ("CXR7_IM-0071-3001", "Thing", None),
+                ("CXR7_IM-0071-4001", "Thing", None),
+                ("CXR8_IM-0082-1001", "normal", None),
+                ("CXR6_IM-0066-1001", "normal", None),
             ]
         );
         assert!(
@@ -861,19 +861,19 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
                     "meta.csv.gz",
                     Some(6),
                     Some("imageid"),
-                    Some("CXR3_IM-0003-1001")
+                    Some("CXR9_IM-0093-1001")
                 ),
                 (
                     "reports.tgz",
                     None,
                     Some("ecgen-radiology/1.xml"),
-                    Some("CXR1_1_IM-0001-3001")
+                    Some("CXR7_1_IM-0071-3001")
                 ),
                 (
                     "reports.tgz",
                     None,
                     Some("ecgen-radiology/1.xml"),
-                    Some("CXR1_1_IM-0001-4001")
+                    Some("CXR7_1_IM-0071-4001")
                 ),
                 (
                     "reports.tgz",
@@ -885,13 +885,13 @@ CXR3_IM-0003-1001,,,3,,,,9.3,PA
                     "reports.tgz",
                     None,
                     Some("ecgen-radiology/2.xml"),
-                    Some("CXR9_IM-0009-1001")
+                    Some("CXR6_IM-0066-1001")
                 ),
                 (
                     "meta.csv.gz",
                     None,
                     Some("imageid"),
-                    Some("CXR3_IM-0003-1001")
+                    Some("CXR9_IM-0093-1001")
                 ),
             ]
         );
