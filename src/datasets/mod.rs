@@ -16,6 +16,17 @@ use crate::error::{Error, Result};
 use crate::ingest::issues::Issues;
 pub use label_map::{LabelMap, Lookup};
 
+pub mod agree;
+pub mod map_api;
+pub mod openi;
+pub mod readers;
+pub mod rsna;
+pub mod siim;
+#[cfg(test)]
+mod testutil;
+pub mod vindr;
+pub mod zip;
+
 /// The 18 findings of the cross-dataset vocabulary: the 14 NIH findings plus four
 /// of TorchXRayVision's default pathologies, in this order (the `targets` order of
 /// cross-dataset exports).
@@ -86,6 +97,9 @@ pub struct XrBox {
     pub h: f64,
     /// SIIM's run-length code, unchanged.
     pub mask_rle: Option<String>,
+    /// Pixel count of a mask region (SIIM: the sum of the run lengths); None for
+    /// rectangular boxes, whose area is `w * h`.
+    pub area: Option<f64>,
 }
 
 /// One row of `reports` (OpenI): a radiology report and the images it covers.
@@ -127,7 +141,9 @@ pub struct DatasetSpec {
 }
 
 /// The dataset names `read` knows.
-pub const KNOWN: [&str; 3] = ["chexpert", "mimic", "padchest"];
+pub const KNOWN: [&str; 7] = [
+    "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
+];
 
 /// Reads one `--dataset NAME=PATH[,PATH...]` request into rows and its `datasets` row.
 /// A file that is not of the named dataset is an input error (exit 2) naming the file
@@ -152,6 +168,22 @@ pub fn read(
             mimic::NAME,
             "MIMIC-CXR-JPG 2.0.0",
             mimic::read(&spec.paths, map, issues)?,
+        ),
+        "vindr" => ("vindr", "VinDr-CXR", vindr::read_vindr(&spec.paths, map, issues)?),
+        "rsna" => (
+            "rsna",
+            "RSNA Pneumonia Detection Challenge 2018",
+            rsna::read_rsna(&spec.paths, map, issues)?,
+        ),
+        "siim" => (
+            "siim",
+            "SIIM-ACR Pneumothorax Segmentation",
+            siim::read_siim(&spec.paths, map, issues)?,
+        ),
+        "openi" => (
+            "openi",
+            "OpenI (Indiana University chest X-rays)",
+            openi::read_openi(&spec.paths, map, issues)?,
         ),
         other => {
             return Err(Error::Usage(format!(

@@ -82,8 +82,14 @@ impl CsvTable {
     /// header that is not text are refused here.
     pub fn read(path: &Path, issues: &mut Issues) -> Result<CsvTable> {
         let bytes = read_bytes(path)?;
+        Self::from_bytes(path, &bytes, issues)
+    }
+
+    /// Parses CSV text already read from `path` (e.g. a member of an archive); errors
+    /// and `data_issues` rows name `path`.
+    pub fn from_bytes(path: &Path, bytes: &[u8], issues: &mut Issues) -> Result<CsvTable> {
         let source = source_name(path);
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if body.iter().take(4096).any(|&b| b == 0) {
             return Err(Error::input(path, "not a CSV file (binary data)"));
         }

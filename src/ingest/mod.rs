@@ -324,6 +324,7 @@ fn cross_dataset(
         y: b.xywh[1],
         w: b.xywh[2],
         h: b.xywh[3],
+        area: None,
         mask_rle: None,
     }));
     let mut nih_files = vec![csv::source_name(&opts.metadata)];

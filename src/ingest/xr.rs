@@ -54,6 +54,7 @@ pub fn boxes_batch(rows: &[XrBox]) -> Result<RecordBatch> {
         ("y", f64s(rows.iter().map(|r| Some(r.y)))),
         ("w", f64s(rows.iter().map(|r| Some(r.w)))),
         ("h", f64s(rows.iter().map(|r| Some(r.h)))),
+        ("area", f64s(rows.iter().map(|r| r.area))),
         ("mask_rle", utf8(rows.iter().map(|r| r.mask_rle.as_deref()))),
     ])
 }

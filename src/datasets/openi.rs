@@ -1,0 +1,1060 @@
+//! OpenI (Indiana University chest X-ray collection): the DICOM header fields
+//! (`nlmcxr_dicom_metadata.csv`, one row per image, `imageid` plus 175 DICOM
+//! attributes by name) and the reports (`NLMCXR_reports.tgz`, one XML file per report
+//! under `ecgen-radiology/`).
+//!
+//! - `xr_images`: one row per `imageid`. `patient_id` = `Patient ID`, `study_id` =
+//!   `Study Instance UID`, view from `View Position` (`PA`, `AP`; `LL`, `RL`,
+//!   `LATERAL`, `LARGE LATERAL` → `LATERAL`; other values `OTHER` with a
+//!   `data_issues` row; empty NULL), sex from `Patient's Sex` (empty in every row of
+//!   the public file: one file-level `data_issues` row), age = completed years from
+//!   `Patient's Birth Date` to `Study Date` (YYYYMMDD; bad dates or ages outside
+//!   0–120 NULL with an issue). `path` is `<id>.png` with the id as the reports spell
+//!   it (the PNG release's names). An image a report covers but the header file
+//!   lacks is added with NULL metadata and an issue; a report id spelled
+//!   `CXR<n>_<k>_IM-…` where the header file has `CXR<n>_IM-…` is matched to it,
+//!   with an issue.
+//! - `reports`: one per XML file: `report_id` from `<uId id=…>` (else the file name),
+//!   FINDINGS and IMPRESSION `AbstractText`, `mesh_major` the `<major>` terms as
+//!   written, `mesh_minor` the `<automatic>` terms (the files have no `<minor>`
+//!   element; any is added too), `image_ids` the covered images (`<parentImage id=…>`,
+//!   as image ids of `xr_images`).
+//! - `xr_labels`: source `openi_mesh`, value 1, raw label = the heading of a major term
+//!   (text before the first `/`, trimmed), one row per distinct (image, heading), for
+//!   every image the report covers; `normal` maps to a NULL finding.
+//!
+//! The XML is read by a small scanner for these leaf elements, not a general parser.
+//! Each member is capped at [`MAX_XML`] bytes, the archive at [`MAX_MEMBERS`] files.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::ingest::csv::{CsvTable, source_name};
+use crate::ingest::issues::Issues;
+
+use super::readers::{ImageList, bare_image, frontal_of, require_columns, sex_or_issue};
+use super::map_api::{FindingMap, Mapper};
+use super::{DatasetRows, Report, XrLabel};
+
+/// The dataset name.
+pub const DATASET: &str = "openi";
+/// The label source.
+pub const SOURCE: &str = "openi_mesh";
+/// Largest XML member read (bytes); larger ones are skipped with an issue.
+pub const MAX_XML: u64 = 4 << 20;
+/// Most archive members looked at.
+pub const MAX_MEMBERS: usize = 1_000_000;
+
+/// Whether the file at `path` is a tar archive, plain or gzip.
+pub fn is_tar(path: &Path) -> Result<bool> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?;
+    let mut head = Vec::with_capacity(512);
+    let mut magic = [0u8; 2];
+    let mut r = std::io::BufReader::new(f);
+    let n = r.read(&mut magic).unwrap_or(0);
+    let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(r);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        let _ = flate2::read::MultiGzDecoder::new(chained)
+            .take(512)
+            .read_to_end(&mut head);
+    } else {
+        let _ = chained.take(512).read_to_end(&mut head);
+    }
+    Ok(head.len() >= 262 && &head[257..262] == b"ustar")
+}
+
+/// Reads the DICOM header CSV and the report archive, in either order (told apart by
+/// content); either may be left out.
+pub fn read_openi(
+    paths: &[PathBuf],
+    map: &dyn FindingMap,
+    issues: &mut Issues,
+) -> Result<DatasetRows> {
+    if paths.is_empty() || paths.len() > 2 {
+        return Err(Error::Usage(format!(
+            "dataset 'openi' takes the DICOM metadata CSV and the reports .tgz, got {} files",
+            paths.len()
+        )));
+    }
+    let (mut csv, mut tgz) = (None, None);
+    for p in paths {
+        let slot = if is_tar(p)? { &mut tgz } else { &mut csv };
+        if slot.replace(p.as_path()).is_some() {
+            return Err(Error::Usage(format!(
+                "dataset 'openi': two files of the same kind given ({})",
+                p.display()
+            )));
+        }
+    }
+    read(csv, tgz, map, issues)
+}
+
+struct Meta {
+    /// Report spelling of each image id → xr_images id.
+    alias: HashMap<String, String>,
+}
+
+/// Reads the DICOM metadata CSV and/or the reports archive.
+pub fn read(
+    dicom_metadata_csv: Option<&Path>,
+    reports_tgz: Option<&Path>,
+    map: &dyn FindingMap,
+    issues: &mut Issues,
+) -> Result<DatasetRows> {
+    let mut images = ImageList::default();
+    let mut rows = DatasetRows::default();
+    if let Some(p) = dicom_metadata_csv {
+        read_metadata(p, &mut images, issues)?;
+    }
+    let n_meta = images.images.len();
+    let mut meta = Meta {
+        alias: HashMap::new(),
+    };
+    let mut covered: HashSet<String> = HashSet::new();
+    if let Some(tgz) = reports_tgz {
+        let src = source_name(tgz);
+        let mut mapper = Mapper::new(map, DATASET, &src);
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let reports = read_reports(tgz, issues)?;
+        for (member, mut rep) in reports {
+            let mut ids = Vec::with_capacity(rep.image_ids.len());
+            for raw in &rep.image_ids {
+                let id = resolve(
+                    raw,
+                    &member,
+                    &src,
+                    &mut images,
+                    &mut meta,
+                    n_meta,
+                    dicom_metadata_csv.is_some(),
+                    issues,
+                );
+                covered.insert(id.clone());
+                ids.push(id);
+            }
+            rep.image_ids = ids;
+            let mut headings: Vec<String> = Vec::new();
+            for term in &rep.mesh_major {
+                let h = term.split('/').next().unwrap_or("").trim().to_string();
+                if !h.is_empty() && !headings.contains(&h) {
+                    headings.push(h);
+                }
+            }
+            for h in &headings {
+                let finding = mapper.finding(h, None, &member, issues);
+                for id in &rep.image_ids {
+                    if seen.insert((id.clone(), h.clone())) {
+                        rows.labels.push(XrLabel {
+                            dataset: DATASET,
+                            image_id: id.clone(),
+                            source: SOURCE.to_string(),
+                            raw_label: h.clone(),
+                            finding: finding.clone(),
+                            value: 1,
+                        });
+                    }
+                }
+            }
+            rows.reports.push(rep);
+        }
+        if let Some(csv) = dicom_metadata_csv {
+            let csrc = source_name(csv);
+            for im in images.images.iter().take(n_meta) {
+                if !covered.contains(&im.image_id) {
+                    issues.push(
+                        &csrc,
+                        None,
+                        Some("imageid"),
+                        Some(im.image_id.as_str()),
+                        "image covered by no report: no labels",
+                    );
+                }
+            }
+        }
+    }
+    rows.images = images.images;
+    Ok(rows)
+}
+
+/// The xr_images id of an image id as a report writes it, adding the image when the
+/// header file lacks it.
+#[allow(clippy::too_many_arguments)]
+fn resolve(
+    raw: &str,
+    member: &str,
+    src: &str,
+    images: &mut ImageList,
+    meta: &mut Meta,
+    n_meta: usize,
+    have_csv: bool,
+    issues: &mut Issues,
+) -> String {
+    if let Some(id) = meta.alias.get(raw) {
+        return id.clone();
+    }
+    let png = Some(format!("{raw}.png"));
+    let id = if let Some(i) = images.get(raw) {
+        if i < n_meta {
+            images.at(i).path = png;
+        }
+        raw.to_string()
+    } else if let Some(alt) = respelled(raw).filter(|a| images.get(a).is_some_and(|i| i < n_meta)) {
+        issues.push(
+            src,
+            None,
+            Some(member),
+            Some(raw),
+            format!("image id spelled differently in the DICOM header file: matched to '{alt}'"),
+        );
+        let i = images.get(&alt).unwrap_or(0);
+        images.at(i).path = png;
+        alt
+    } else {
+        if have_csv {
+            issues.push(
+                src,
+                None,
+                Some(member),
+                Some(raw),
+                "image in a report but not in the DICOM header file: kept with NULL metadata",
+            );
+        }
+        images.add(bare_image(DATASET, raw, png));
+        raw.to_string()
+    };
+    meta.alias.insert(raw.to_string(), id.clone());
+    id
+}
+
+/// `CXR<n>_<k>_IM-…` → `CXR<n>_IM-…`.
+fn respelled(id: &str) -> Option<String> {
+    let mut parts = id.splitn(3, '_');
+    let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
+    (a.starts_with("CXR") && !b.is_empty() && b.bytes().all(|x| x.is_ascii_digit()))
+        .then(|| format!("{a}_{c}"))
+}
+
+/// An optional column: its position and values.
+#[allow(clippy::type_complexity)]
+fn optional<'t>(t: &'t CsvTable, names: &[&str]) -> Result<Option<(usize, Vec<Option<&'t str>>)>> {
+    t.find(names).map(|i| Ok((i, t.values(i)?))).transpose()
+}
+
+fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Result<()> {
+    let t = CsvTable::read(path, issues)?;
+    // `View Position` is required too: other datasets' ids (`ImageId`, `image_id`)
+    // squash to the same name as `imageid`.
+    let c = require_columns(
+        &t,
+        &[
+            ("imageid", &["imageid"]),
+            ("View Position", &["viewposition"]),
+        ],
+    )?;
+    let ids = t.values(c[0])?;
+    let pid = optional(&t, &["patientid"])?;
+    let study = optional(&t, &["studyinstanceuid"])?;
+    let view = optional(&t, &["viewposition"])?;
+    let sex = optional(&t, &["patientssex", "patientsex"])?;
+    let birth = optional(&t, &["patientsbirthdate"])?;
+    let date = optional(&t, &["studydate"])?;
+    let src = t.source.clone();
+    let sex_all_empty = sex
+        .as_ref()
+        .is_some_and(|(_, v)| v.iter().all(Option::is_none));
+    if let Some((i, _)) = sex.as_ref().filter(|_| sex_all_empty) {
+        issues.push(
+            &src,
+            None,
+            Some(t.name(*i)),
+            None,
+            "sex empty in every row: NULL for every image",
+        );
+    }
+    for (r, &line) in t.lines.iter().enumerate() {
+        let Some(id) = ids[r] else {
+            issues.push(
+                &src,
+                Some(line),
+                Some(t.name(c[0])),
+                None,
+                "no imageid: row skipped",
+            );
+            continue;
+        };
+        if images.contains(id) {
+            issues.push(
+                &src,
+                Some(line),
+                Some(t.name(c[0])),
+                Some(id),
+                "image listed again: this row ignored",
+            );
+            continue;
+        }
+        let mut im = bare_image(DATASET, id, Some(format!("{id}.png")));
+        im.patient_id = pid.as_ref().and_then(|(_, v)| v[r]).map(str::to_string);
+        im.study_id = study.as_ref().and_then(|(_, v)| v[r]).map(str::to_string);
+        if let Some((i, v)) = &view {
+            im.view = match v[r].map(|s| s.to_ascii_uppercase()).as_deref() {
+                None => None,
+                Some("PA") => Some("PA"),
+                Some("AP") => Some("AP"),
+                Some("LL" | "RL" | "LATERAL" | "LARGE LATERAL") => Some("LATERAL"),
+                Some(_) => {
+                    issues.push(
+                        &src,
+                        Some(line),
+                        Some(t.name(*i)),
+                        v[r],
+                        "unknown view: set to OTHER",
+                    );
+                    Some("OTHER")
+                }
+            };
+            im.frontal = frontal_of(im.view);
+        }
+        if let Some((i, v)) = &sex {
+            if !sex_all_empty {
+                im.sex = sex_or_issue(v[r], &src, line, t.name(*i), issues);
+            }
+        }
+        if let (Some((bi, b)), Some((di, d))) = (&birth, &date) {
+            im.age = match (b[r], d[r]) {
+                (Some(bv), Some(dv)) => match (ymd(bv), ymd(dv)) {
+                    (Some(bd), Some(sd)) => {
+                        let mut a = sd.0 - bd.0;
+                        if (sd.1, sd.2) < (bd.1, bd.2) {
+                            a -= 1;
+                        }
+                        if (0..=120).contains(&a) {
+                            Some(a as f32)
+                        } else {
+                            issues.push(
+                                &src,
+                                Some(line),
+                                Some(t.name(*bi)),
+                                Some(bv),
+                                format!("age {a} from birth and study dates is outside 0–120: set to NULL"),
+                            );
+                            None
+                        }
+                    }
+                    (None, _) => {
+                        issues.push(
+                            &src,
+                            Some(line),
+                            Some(t.name(*bi)),
+                            Some(bv),
+                            "not a YYYYMMDD date: age NULL",
+                        );
+                        None
+                    }
+                    (_, None) => {
+                        issues.push(
+                            &src,
+                            Some(line),
+                            Some(t.name(*di)),
+                            Some(dv),
+                            "not a YYYYMMDD date: age NULL",
+                        );
+                        None
+                    }
+                },
+                _ => None,
+            };
+        }
+        images.add(im);
+    }
+    Ok(())
+}
+
+/// `YYYYMMDD` → (year, month, day), checked loosely (month 1–12, day 1–31).
+fn ymd(s: &str) -> Option<(i32, u32, u32)> {
+    let s = s.trim();
+    let s = s.strip_suffix(".0").unwrap_or(s);
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y: i32 = s[..4].parse().ok()?;
+    let m: u32 = s[4..6].parse().ok()?;
+    let d: u32 = s[6..].parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// Reads every `.xml` member of the archive: (member path, report).
+fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)>> {
+    let src = source_name(path);
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?;
+    let mut raw = std::io::BufReader::new(f);
+    let mut magic = [0u8; 2];
+    let n = raw.read(&mut magic).unwrap_or(0);
+    let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(raw);
+    let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(chained))
+    } else {
+        Box::new(chained)
+    };
+    let mut ar = tar::Archive::new(reader);
+    let corrupt =
+        |e: std::io::Error| Error::input(path, format!("not a readable tar archive: {e}"));
+    let mut out = Vec::new();
+    for (k, entry) in ar.entries().map_err(corrupt)?.enumerate() {
+        if k >= MAX_MEMBERS {
+            return Err(Error::input(
+                path,
+                format!("more than {MAX_MEMBERS} archive members"),
+            ));
+        }
+        let mut entry = entry.map_err(corrupt)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let member = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !member.to_ascii_lowercase().ends_with(".xml") {
+            continue;
+        }
+        let size = entry.header().size().unwrap_or(u64::MAX);
+        if size > MAX_XML {
+            issues.push(
+                &src,
+                None,
+                Some(member.as_str()),
+                Some(size.to_string().as_str()),
+                format!("report larger than {MAX_XML} bytes: skipped"),
+            );
+            continue;
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        (&mut entry)
+            .take(MAX_XML)
+            .read_to_end(&mut buf)
+            .map_err(corrupt)?;
+        let text = match String::from_utf8(buf) {
+            Ok(t) => t,
+            Err(_) => {
+                issues.push(
+                    &src,
+                    None,
+                    Some(member.as_str()),
+                    None,
+                    "report is not UTF-8 text: skipped",
+                );
+                continue;
+            }
+        };
+        let stem = member
+            .rsplit('/')
+            .next()
+            .unwrap_or(&member)
+            .trim_end_matches(".xml")
+            .trim_end_matches(".XML")
+            .to_string();
+        let rep = parse_report(&text, &stem, &src, &member, issues);
+        out.push((member, rep));
+    }
+    Ok(out)
+}
+
+/// One XML tag as the scanner sees it.
+#[derive(Debug)]
+struct Tag<'a> {
+    name: &'a str,
+    attrs: Vec<(&'a str, String)>,
+    /// Text up to the matching end tag, when the element holds only text.
+    text: Option<String>,
+}
+
+impl Tag<'_> {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The start (and empty-element) tags of `xml`, with the text of leaf elements.
+fn scan(xml: &str) -> Vec<Tag<'_>> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(lt) = rest.find('<') {
+        rest = &rest[lt..];
+        for (open, close) in [
+            ("<!--", "-->"),
+            ("<?", "?>"),
+            ("<![CDATA[", "]]>"),
+            ("<!", ">"),
+        ] {
+            if rest.starts_with(open) {
+                rest = match rest.find(close) {
+                    Some(e) => &rest[e + close.len()..],
+                    None => "",
+                };
+                break;
+            }
+        }
+        if !rest.starts_with('<') {
+            continue;
+        }
+        if rest.starts_with("</") {
+            rest = rest.find('>').map_or("", |e| &rest[e + 1..]);
+            continue;
+        }
+        let Some(gt) = rest.find('>') else { break };
+        let inner = &rest[1..gt];
+        let self_closing = inner.ends_with('/');
+        let inner = inner.trim_end_matches('/');
+        let name_end = inner
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(inner.len());
+        let name = &inner[..name_end];
+        let attrs = parse_attrs(&inner[name_end..]);
+        rest = &rest[gt + 1..];
+        let mut text = None;
+        if !self_closing {
+            let end = rest.find('<').unwrap_or(rest.len());
+            let after = &rest[end..];
+            if after.starts_with("</")
+                && after[2..].starts_with(name)
+                && after[2 + name.len()..].trim_start().starts_with('>')
+            {
+                text = Some(decode(&rest[..end]));
+            }
+        }
+        out.push(Tag { name, attrs, text });
+    }
+    out
+}
+
+fn parse_attrs(s: &str) -> Vec<(&str, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            break;
+        };
+        let Some(close) = after[1..].find(q) else {
+            break;
+        };
+        out.push((name, decode(&after[1..1 + close])));
+        rest = &after[close + 2..];
+    }
+    out
+}
+
+/// Decodes the five named XML entities and numeric character references.
+fn decode(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest
+            .char_indices()
+            .take(12)
+            .find(|(_, c)| *c == ';')
+            .map(|(i, _)| i)
+        else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let ent = &rest[1..semi];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => ent
+                .strip_prefix("#x")
+                .or_else(|| ent.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Issues) -> Report {
+    let tags = scan(xml);
+    let mut rep = Report {
+        dataset: DATASET,
+        report_id: String::new(),
+        findings: None,
+        impression: None,
+        mesh_major: Vec::new(),
+        mesh_minor: Vec::new(),
+        image_ids: Vec::new(),
+    };
+    let nonempty = |t: &Tag| {
+        t.text
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    for t in &tags {
+        match t.name {
+            "uId" if rep.report_id.is_empty() => {
+                rep.report_id = t.attr("id").unwrap_or("").trim().to_string();
+            }
+            "AbstractText" => match t.attr("Label").map(str::to_ascii_uppercase).as_deref() {
+                Some("FINDINGS") => rep.findings = nonempty(t),
+                Some("IMPRESSION") => rep.impression = nonempty(t),
+                _ => {}
+            },
+            "major" => rep.mesh_major.extend(nonempty(t)),
+            "automatic" | "minor" => rep.mesh_minor.extend(nonempty(t)),
+            "parentImage" => match t.attr("id").map(str::trim).filter(|s| !s.is_empty()) {
+                Some(id) if !rep.image_ids.iter().any(|x| x.as_str() == id) => {
+                    rep.image_ids.push(id.to_string())
+                }
+                Some(_) => {}
+                None => issues.push(
+                    src,
+                    None,
+                    Some(member),
+                    None,
+                    "parentImage without an id: ignored",
+                ),
+            },
+            _ => {}
+        }
+    }
+    if rep.report_id.is_empty() {
+        issues.push(
+            src,
+            None,
+            Some(member),
+            None,
+            format!("no <uId id=…>: report id taken from the file name, '{stem}'"),
+        );
+        rep.report_id = stem.to_string();
+    }
+    rep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::map_api::StaticMap;
+    use crate::datasets::testutil::{gzip, real_dir, write_fixture};
+
+    fn report_xml(
+        uid: &str,
+        findings: &str,
+        majors: &[&str],
+        autos: &[&str],
+        images: &[&str],
+    ) -> String {
+        let mut s = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<eCitation>\n   <meta type=\"rr\"/>\n   <uId id=\"{uid}\"/>\n<!-- a comment <major>not this</major> -->\n   <MedlineCitation Owner=\"x\">\n      <Abstract>\n         <AbstractText Label=\"COMPARISON\">None.</AbstractText>\n         <AbstractText Label=\"FINDINGS\">{findings}</AbstractText>\n         <AbstractText Label=\"IMPRESSION\"/>\n      </Abstract>\n   </MedlineCitation>\n   <MeSH>\n"
+        );
+        for m in majors {
+            s += &format!("      <major>{m}</major>\n");
+        }
+        for a in autos {
+            s += &format!("      <automatic>{a}</automatic>\n");
+        }
+        s += "   </MeSH>\n";
+        for i in images {
+            s += &format!(
+                "   <parentImage id=\"{i}\">\n      <figureId>F1</figureId>\n      <caption>Chest</caption>\n   </parentImage>\n"
+            );
+        }
+        s + "</eCitation>\n"
+    }
+
+    fn tgz(members: &[(&str, String)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, body) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        gzip(&b.into_inner().unwrap())
+    }
+
+    const META: &str = "\
+imageid,Accession Number,Image Type,Patient ID,Patient's Birth Date,Patient's Sex,Study Date,Study Instance UID,View Position
+CXR7_IM-0071-3001,,\"['DERIVED', 'PRIMARY']\",1,19700615,,20120614,9.1,PA
+CXR7_IM-0071-4001,,,1,19700615,,20120615,9.1,LL
+CXR8_IM-0082-1001,,,2,18500101,,20120101,9.2,AP
+CXR9_IM-0093-1001,,,3,1970,,20120101,9.3,WEIRD
+CXR9_IM-0093-1001,,,3,,,,9.3,PA
+";
+
+    #[test]
+    fn fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write_fixture(dir.path(), "meta.csv.gz", &gzip(META.as_bytes()));
+        let reports = tgz(&[
+            (
+                "ecgen-radiology/1.xml",
+                report_xml(
+                    "CXR7",
+                    "Heart size &lt; normal &amp; clear.",
+                    &[
+                        "Opacity/lung/base/left",
+                        "Opacity/lung/apex",
+                        "Pulmonary Atelectasis/base",
+                        "Thing ",
+                    ],
+                    &["atelectases"],
+                    &["CXR7_1_IM-0071-3001", "CXR7_1_IM-0071-4001"],
+                ),
+            ),
+            (
+                "ecgen-radiology/2.xml",
+                report_xml(
+                    "CXR8",
+                    "",
+                    &["normal"],
+                    &[],
+                    &["CXR8_IM-0082-1001", "CXR6_IM-0066-1001"],
+                ),
+            ),
+            ("ecgen-radiology/readme.txt", "not xml".to_string()),
+        ]);
+        let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
+        let mut issues = Issues::default();
+        let rows = read_openi(&[tgz_path, csv], &StaticMap::ds2(), &mut issues).unwrap();
+
+        let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "CXR7_IM-0071-3001",
+                "CXR7_IM-0071-4001",
+                "CXR8_IM-0082-1001",
+                "CXR9_IM-0093-1001",
+                "CXR6_IM-0066-1001"
+            ]
+        );
+        let i0 = &rows.images[0];
+        assert_eq!(
+            (i0.view, i0.frontal, i0.sex, i0.age),
+            (Some("PA"), Some(true), None, Some(41.0))
+        );
+        assert_eq!(i0.patient_id.as_deref(), Some("1"));
+        assert_eq!(i0.study_id.as_deref(), Some("9.1"));
+        assert_eq!(i0.path.as_deref(), Some("CXR7_1_IM-0071-3001.png"));
+        let i1 = &rows.images[1];
+        assert_eq!(
+            (i1.view, i1.frontal, i1.age),
+            (Some("LATERAL"), Some(false), Some(42.0))
+        );
+        assert_eq!(rows.images[2].age, None);
+        assert_eq!(rows.images[3].view, Some("OTHER"));
+        assert_eq!(
+            rows.images[3].path.as_deref(),
+            Some("CXR9_IM-0093-1001.png")
+        );
+        assert_eq!(rows.images[4].view, None);
+
+        assert_eq!(rows.reports.len(), 2);
+        let r = &rows.reports[0];
+        assert_eq!(r.report_id, "CXR7");
+        assert_eq!(r.findings.as_deref(), Some("Heart size < normal & clear."));
+        assert_eq!(r.impression, None);
+        assert_eq!(r.mesh_major.len(), 4);
+        assert_eq!(r.mesh_minor, ["atelectases"]);
+        assert_eq!(r.image_ids, ["CXR7_IM-0071-3001", "CXR7_IM-0071-4001"]);
+        assert_eq!(rows.reports[1].findings, None);
+
+        let labels: Vec<(&str, &str, Option<&str>)> = rows
+            .labels
+            .iter()
+            .map(|l| {
+                (
+                    l.image_id.as_str(),
+                    l.raw_label.as_str(),
+                    l.finding.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("CXR7_IM-0071-3001", "Opacity", Some("Lung_Opacity")),
+                ("CXR7_IM-0071-4001", "Opacity", Some("Lung_Opacity")),
+                (
+                    "CXR7_IM-0071-3001",
+                    "Pulmonary Atelectasis",
+                    Some("Atelectasis")
+                ),
+                (
+                    "CXR7_IM-0071-4001",
+                    "Pulmonary Atelectasis",
+                    Some("Atelectasis")
+                ),
+                ("CXR7_IM-0071-3001", "Thing", None),
+                ("CXR7_IM-0071-4001", "Thing", None),
+                ("CXR8_IM-0082-1001", "normal", None),
+                ("CXR6_IM-0066-1001", "normal", None),
+            ]
+        );
+        assert!(
+            rows.labels
+                .iter()
+                .all(|l| l.value == 1 && l.source == "openi_mesh")
+        );
+
+        let got: Vec<(&str, Option<i64>, Option<&str>, Option<&str>)> = issues
+            .rows()
+            .iter()
+            .map(|i| {
+                (
+                    i.source_file.as_str(),
+                    i.line,
+                    i.field.as_deref(),
+                    i.value.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("meta.csv.gz", None, Some("Patient's Sex"), None),
+                (
+                    "meta.csv.gz",
+                    Some(4),
+                    Some("Patient's Birth Date"),
+                    Some("18500101")
+                ),
+                ("meta.csv.gz", Some(5), Some("View Position"), Some("WEIRD")),
+                (
+                    "meta.csv.gz",
+                    Some(5),
+                    Some("Patient's Birth Date"),
+                    Some("1970")
+                ),
+                (
+                    "meta.csv.gz",
+                    Some(6),
+                    Some("imageid"),
+                    Some("CXR9_IM-0093-1001")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/1.xml"),
+                    Some("CXR7_1_IM-0071-3001")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/1.xml"),
+                    Some("CXR7_1_IM-0071-4001")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/1.xml"),
+                    Some("Thing")
+                ),
+                (
+                    "reports.tgz",
+                    None,
+                    Some("ecgen-radiology/2.xml"),
+                    Some("CXR6_IM-0066-1001")
+                ),
+                (
+                    "meta.csv.gz",
+                    None,
+                    Some("imageid"),
+                    Some("CXR9_IM-0093-1001")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn scanner_edge_cases_never_panic() {
+        let xml = report_xml("CXR5", "a", &["x/y"], &[], &["CXR5_IM-1"]);
+        for cut in 0..xml.len() {
+            if xml.is_char_boundary(cut) {
+                let _ = parse_report(&xml[..cut], "5", "s", "m", &mut Issues::default());
+            }
+        }
+        let mut issues = Issues::default();
+        let r = parse_report(
+            "<eCitation><major>a &#x41;&#66;&bogus; &</major>",
+            "7",
+            "s",
+            "m",
+            &mut issues,
+        );
+        assert_eq!(r.report_id, "7");
+        assert_eq!(r.mesh_major, ["a AB&bogus; &"]);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(decode("&#1114112;&#xZZ;"), "&#1114112;&#xZZ;");
+    }
+
+    #[test]
+    fn wrong_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_fixture(
+            dir.path(),
+            "siim.csv",
+            b"ImageId, EncodedPixels\n1.2.3,-1\n",
+        );
+        let m = read_openi(&[p], &StaticMap::ds2(), &mut Issues::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("siim.csv") && m.contains("'View Position'"),
+            "{m}"
+        );
+        let bad = write_fixture(dir.path(), "bad.tgz", &gzip(&[b'x'; 1024]));
+        assert!(
+            read(
+                None,
+                Some(bad.as_path()),
+                &StaticMap::ds2(),
+                &mut Issues::default()
+            )
+            .is_err()
+        );
+    }
+
+    /// Real files: 7,469 header rows and 3,955 reports from SOURCES.md. The rest from
+    /// one independent Python run (ElementTree over the extracted archive, csv over the
+    /// header file): 7,470 distinct `parentImage` ids, of which 7,467 are header ids,
+    /// 2 are `CXR1_1_IM-…` spellings of header ids and 1 (`CXR1000_IM-0003-1001`) is
+    /// missing from the header file; 104 reports cover no image; 8,298 `major` and
+    /// 7,047 `automatic` elements; non-empty FINDINGS 3,425, IMPRESSION 3,921; distinct (image, heading) pairs 14,768 (of which
+    /// `normal` 2,696); view PA 3,593, AP 423, lateral 717+119+29+2 = 867, empty 2,586;
+    /// 3,851 distinct `Patient ID`; completed-year ages: none outside 0–120, sum 370,458.
+    #[test]
+    fn real_files() {
+        let Some(dir) = real_dir() else { return };
+        let mut issues = Issues::default();
+        let rows = read_openi(
+            &[
+                dir.join("nlmcxr_dicom_metadata.csv.gz"),
+                dir.join("NLMCXR_reports.tgz"),
+            ],
+            &StaticMap::ds2(),
+            &mut issues,
+        )
+        .unwrap();
+        assert_eq!(rows.images.len(), 7_470);
+        assert_eq!(rows.reports.len(), 3_955);
+        assert_eq!(
+            rows.reports
+                .iter()
+                .filter(|r| r.image_ids.is_empty())
+                .count(),
+            104
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .map(|r| r.mesh_major.len())
+                .sum::<usize>(),
+            8_298
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .map(|r| r.mesh_minor.len())
+                .sum::<usize>(),
+            7_047
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .map(|r| r.image_ids.len())
+                .sum::<usize>(),
+            7_470
+        );
+        assert_eq!(
+            rows.reports.iter().filter(|r| r.findings.is_some()).count(),
+            3_425
+        );
+        assert_eq!(
+            rows.reports
+                .iter()
+                .filter(|r| r.impression.is_some())
+                .count(),
+            3_921
+        );
+        assert_eq!(rows.labels.len(), OPENI_LABELS);
+        assert_eq!(
+            rows.labels
+                .iter()
+                .filter(|l| l.raw_label == "normal")
+                .count(),
+            OPENI_NORMAL
+        );
+        let n = |v: &str| rows.images.iter().filter(|i| i.view == Some(v)).count();
+        assert_eq!((n("PA"), n("AP"), n("LATERAL")), (3_593, 423, 867));
+        assert_eq!(
+            rows.images.iter().filter(|i| i.view.is_none()).count(),
+            2_586 + 1
+        );
+        let patients: HashSet<&str> = rows
+            .images
+            .iter()
+            .filter_map(|i| i.patient_id.as_deref())
+            .collect();
+        assert_eq!(patients.len(), 3_851);
+        assert!(rows.images.iter().all(|i| i.sex.is_none()));
+        let ages: f64 = rows
+            .images
+            .iter()
+            .filter_map(|i| i.age)
+            .map(f64::from)
+            .sum();
+        assert_eq!(
+            rows.images.iter().filter(|i| i.age.is_some()).count(),
+            7_469
+        );
+        assert_eq!(ages, OPENI_AGE_SUM);
+        let respelled = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.contains("spelled differently"))
+            .count();
+        assert_eq!(respelled, 2);
+        let missing = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.contains("not in the DICOM header"))
+            .count();
+        assert_eq!(missing, 1);
+    }
+
+    const OPENI_LABELS: usize = 14_768;
+    const OPENI_NORMAL: usize = 2_696;
+    const OPENI_AGE_SUM: f64 = 370_458.0;
+}

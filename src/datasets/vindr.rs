@@ -1,0 +1,352 @@
+//! VinDr-CXR (VinBigData challenge) training annotations:
+//! `image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max`, one row per box or
+//! per `No finding` vote, each image read by three of 17 radiologists.
+//!
+//! - `xr_images`: one row per image. The file has no sex, age or view: those are
+//!   NULL (the images are frontal chest films, but the file does not say which view,
+//!   so `view` and `frontal` stay NULL rather than guessed). `path` is
+//!   `train/<image_id>.dicom`, as the release (and TorchXRayVision) lays it out.
+//! - `xr_labels`: per reader, source `vindr_<rad_id>` (`vindr_R1` … `vindr_R17`), one
+//!   row per distinct (image, reader, class_name), value 1, `No finding` included
+//!   (its finding NULL by the map).
+//! - `xr_boxes`: every box, source `vindr_<rad_id>`, reader = `rad_id`, x = x_min,
+//!   y = y_min, w = x_max − x_min, h = y_max − y_min. A coordinate that is not a
+//!   finite number, negative, or an inverted box drops the box with a `data_issues`
+//!   row (the reader's label stays); coordinates on a `No finding` row are ignored
+//!   with one.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::ingest::csv::CsvTable;
+use crate::ingest::issues::Issues;
+
+use super::readers::{ImageList, bare_image, one_path, parse_finite, require_columns};
+use super::map_api::{FindingMap, Mapper};
+use super::{DatasetRows, XrBox, XrLabel};
+
+/// The dataset name.
+pub const DATASET: &str = "vindr";
+/// The class that is a vote for no finding (no box).
+pub const NO_FINDING: &str = "No finding";
+
+/// Reads the VinDr-CXR annotation CSV (`paths` holds exactly that file; plain or gzip).
+pub fn read_vindr(
+    paths: &[PathBuf],
+    map: &dyn FindingMap,
+    issues: &mut Issues,
+) -> Result<DatasetRows> {
+    let path = one_path(DATASET, paths)?;
+    let t = CsvTable::read(path, issues)?;
+    let c = require_columns(
+        &t,
+        &[
+            ("image_id", &["imageid"]),
+            ("class_name", &["classname"]),
+            ("rad_id", &["radid"]),
+            ("x_min", &["xmin"]),
+            ("y_min", &["ymin"]),
+            ("x_max", &["xmax"]),
+            ("y_max", &["ymax"]),
+        ],
+    )?;
+    let cols: Vec<Vec<Option<&str>>> = c.iter().map(|&i| t.values(i)).collect::<Result<_>>()?;
+    let names: Vec<&str> = c.iter().map(|&i| t.name(i)).collect();
+    let src = t.source.clone();
+    let mut mapper = Mapper::new(map, DATASET, &src);
+    let mut images = ImageList::default();
+    let mut rows = DatasetRows::default();
+    let mut seen: HashSet<(usize, String, String)> = HashSet::new();
+
+    for (r, &line) in t.lines.iter().enumerate() {
+        let Some(image_id) = cols[0][r] else {
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[0]),
+                None,
+                "no image_id: row skipped",
+            );
+            continue;
+        };
+        let (img, _) = images.add(bare_image(
+            DATASET,
+            image_id,
+            Some(format!("train/{image_id}.dicom")),
+        ));
+        let Some(class) = cols[1][r] else {
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[1]),
+                None,
+                "no class_name: row skipped",
+            );
+            continue;
+        };
+        let Some(rad) = cols[2][r] else {
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[2]),
+                None,
+                "no rad_id: the reader is unknown, row skipped",
+            );
+            continue;
+        };
+        let source = format!("vindr_{rad}");
+        let finding = mapper.finding(class, Some(line), names[1], issues);
+        if seen.insert((img, rad.to_string(), class.to_string())) {
+            rows.labels.push(XrLabel {
+                dataset: DATASET,
+                image_id: image_id.to_string(),
+                source: source.clone(),
+                raw_label: class.to_string(),
+                finding: finding.clone(),
+                value: 1,
+            });
+        }
+        let raw: Vec<Option<&str>> = (3..7).map(|k| cols[k][r]).collect();
+        if class == NO_FINDING {
+            if let Some(k) = raw.iter().position(Option::is_some) {
+                issues.push(
+                    &src,
+                    Some(line),
+                    Some(names[3 + k]),
+                    raw[k],
+                    "coordinates on a 'No finding' row: ignored, no box",
+                );
+            }
+            continue;
+        }
+        if raw.iter().all(Option::is_none) {
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[3]),
+                None,
+                "finding without coordinates: label kept, no box",
+            );
+            continue;
+        }
+        let mut v = [0f64; 4];
+        let mut bad = None;
+        for k in 0..4 {
+            match raw[k].and_then(parse_finite) {
+                Some(x) if x >= 0.0 => v[k] = x,
+                Some(_) => {
+                    bad = Some((k, "negative coordinate: box dropped"));
+                    break;
+                }
+                None => {
+                    bad = Some((k, "coordinate missing or not a finite number: box dropped"));
+                    break;
+                }
+            }
+        }
+        if bad.is_none() {
+            if v[2] < v[0] {
+                bad = Some((2, "x_max below x_min (inverted box): box dropped"));
+            } else if v[3] < v[1] {
+                bad = Some((3, "y_max below y_min (inverted box): box dropped"));
+            }
+        }
+        if let Some((k, what)) = bad {
+            issues.push(&src, Some(line), Some(names[3 + k]), raw[k], what);
+            continue;
+        }
+        rows.boxes.push(XrBox {
+            dataset: DATASET,
+            image_id: image_id.to_string(),
+            source,
+            raw_label: class.to_string(),
+            finding,
+            reader: Some(rad.to_string()),
+            x: v[0],
+            y: v[1],
+            w: v[2] - v[0],
+            h: v[3] - v[1],
+            mask_rle: None,
+            area: None,
+        });
+    }
+    rows.images = images.images;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::map_api::StaticMap;
+    use crate::datasets::testutil::{real_dir, write_fixture};
+
+    const FIXTURE: &str = "\
+image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
+img_a,No finding,14,R1,,,,
+img_a,No finding,14,R2,,,,
+img_a,Cardiomegaly,3,R3,100.0,200.0,400.0,300.0
+img_b,Nodule/Mass,8,R3,10,10,20,25
+img_b,Nodule/Mass,8,R3,50,50,60,60
+img_b,Pleural effusion,10,R9,5,5,1,9
+img_b,Pleural effusion,10,R9,-5,5,10,9
+img_b,Mystery,99,R9,1,2,3,4
+img_c,Aortic enlargement,0,R12,nan,1,2,3
+img_c,No finding,14,R12,1,1,2,2
+img_c,Lung Opacity,7,,1,1,2,2
+";
+
+    fn map() -> StaticMap {
+        StaticMap::ds2()
+    }
+
+    #[test]
+    fn fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_fixture(dir.path(), "vindr.csv", FIXTURE.as_bytes());
+        let mut issues = Issues::default();
+        let rows = read_vindr(&[p], &map(), &mut issues).unwrap();
+        let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
+        assert_eq!(ids, ["img_a", "img_b", "img_c"]);
+        assert_eq!(rows.images[0].path.as_deref(), Some("train/img_a.dicom"));
+        assert_eq!(rows.images[0].view, None);
+        // Labels: a: R1,R2 no finding, R3 cardiomegaly; b: R3 nodule (once), R9
+        // effusion (once), R9 Mystery; c: R12 aortic, R12 no finding.
+        let labels: Vec<(&str, &str, &str, Option<&str>)> = rows
+            .labels
+            .iter()
+            .map(|l| {
+                (
+                    l.image_id.as_str(),
+                    l.source.as_str(),
+                    l.raw_label.as_str(),
+                    l.finding.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("img_a", "vindr_R1", "No finding", None),
+                ("img_a", "vindr_R2", "No finding", None),
+                ("img_a", "vindr_R3", "Cardiomegaly", Some("Cardiomegaly")),
+                ("img_b", "vindr_R3", "Nodule/Mass", None),
+                ("img_b", "vindr_R9", "Pleural effusion", Some("Effusion")),
+                ("img_b", "vindr_R9", "Mystery", None),
+                ("img_c", "vindr_R12", "Aortic enlargement", None),
+                ("img_c", "vindr_R12", "No finding", None),
+            ]
+        );
+        assert!(rows.labels.iter().all(|l| l.value == 1));
+        // Boxes: cardiomegaly, two nodules, Mystery.
+        assert_eq!(rows.boxes.len(), 4);
+        let b = &rows.boxes[0];
+        assert_eq!((b.x, b.y, b.w, b.h), (100.0, 200.0, 300.0, 100.0));
+        assert_eq!(b.reader.as_deref(), Some("R3"));
+        assert_eq!(b.source, "vindr_R3");
+        assert_eq!((rows.boxes[1].w, rows.boxes[1].h), (10.0, 15.0));
+        // Issues: inverted (line 7), negative (8), Mystery unknown (9), nan (10),
+        // coordinates on No finding (11), no rad_id (12).
+        let got: Vec<(Option<i64>, Option<&str>, Option<&str>)> = issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.field.as_deref(), i.value.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(7), Some("x_max"), Some("1")),
+                (Some(8), Some("x_min"), Some("-5")),
+                (Some(9), Some("class_name"), Some("Mystery")),
+                (Some(10), Some("x_min"), Some("nan")),
+                (Some(11), Some("x_min"), Some("1")),
+                (Some(12), Some("rad_id"), None),
+            ]
+        );
+        assert!(issues.rows().iter().all(|i| i.source_file == "vindr.csv"));
+    }
+
+    #[test]
+    fn wrong_file_names_missing_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_fixture(
+            dir.path(),
+            "siim.csv",
+            b"ImageId, EncodedPixels\n1.2.3,-1\n",
+        );
+        let e = read_vindr(&[p], &map(), &mut Issues::default()).unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            m.contains("siim.csv") && m.contains("'class_name'") && m.contains("'rad_id'"),
+            "{m}"
+        );
+    }
+
+    /// The real file of ../shared/datasets: counts from SOURCES.md; the label counts
+    /// from one independent Python run over the same file:
+    /// `r=list(csv.DictReader(gzip.open('vinbigdata-train.csv.gz','rt')));
+    ///  s={(x['image_id'],x['rad_id'],x['class_name']) for x in r}` → len(s) 61,274, of
+    /// which 31,818 `No finding` (no inverted, negative or missing coordinates there).
+    #[test]
+    fn real_file() {
+        let Some(dir) = real_dir() else { return };
+        let mut issues = Issues::default();
+        let rows = read_vindr(&[dir.join("vinbigdata-train.csv.gz")], &map(), &mut issues).unwrap();
+        assert_eq!(rows.images.len(), 15_000);
+        // Every non-"No finding" row has a box: 67,914 − 31,818.
+        assert_eq!(rows.boxes.len(), 67_914 - 31_818);
+        let readers: HashSet<&str> = rows
+            .boxes
+            .iter()
+            .filter_map(|b| b.reader.as_deref())
+            .collect();
+        let sources: HashSet<&str> = rows.labels.iter().map(|l| l.source.as_str()).collect();
+        assert_eq!(sources.len(), 17);
+        assert!(readers.len() <= 17);
+        let count = |c: &str| rows.boxes.iter().filter(|b| b.raw_label == c).count();
+        for (c, n) in [
+            ("Aortic enlargement", 7_162),
+            ("Cardiomegaly", 5_427),
+            ("Pleural thickening", 4_842),
+            ("Pulmonary fibrosis", 4_655),
+            ("Nodule/Mass", 2_580),
+            ("Lung Opacity", 2_483),
+            ("Pleural effusion", 2_476),
+            ("Other lesion", 2_203),
+            ("Infiltration", 1_247),
+            ("ILD", 1_000),
+            ("Calcification", 960),
+            ("Consolidation", 556),
+            ("Atelectasis", 279),
+            ("Pneumothorax", 226),
+        ] {
+            assert_eq!(count(c), n, "{c}");
+        }
+        // Each image read by three radiologists.
+        let mut per_image: std::collections::HashMap<&str, HashSet<&str>> = Default::default();
+        for l in &rows.labels {
+            per_image
+                .entry(l.image_id.as_str())
+                .or_default()
+                .insert(l.source.as_str());
+        }
+        assert!(per_image.values().all(|s| s.len() == 3));
+        assert_eq!(
+            rows.labels
+                .iter()
+                .filter(|l| l.raw_label == NO_FINDING)
+                .count(),
+            VINDR_NO_FINDING_LABELS
+        );
+        assert_eq!(rows.labels.len(), VINDR_LABELS);
+        assert!(
+            issues.is_empty(),
+            "{:?}",
+            &issues.rows()[..issues.len().min(5)]
+        );
+    }
+
+    const VINDR_LABELS: usize = 61_274;
+    const VINDR_NO_FINDING_LABELS: usize = 31_818;
+}
