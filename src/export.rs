@@ -141,15 +141,23 @@ pub async fn run(
     sql: &str,
     params: &[(String, ScalarValue)],
     out: &Path,
+    xr: Option<&crate::export_xr::XrSpec>,
 ) -> Result<Summary> {
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
     let rows = wh.query(sql, params).await?;
-    let batch = with_targets(rows.batch())?;
-    let meta = vec![
+    let (batch, names, mut meta) = match xr {
+        None => (with_targets(rows.batch())?, FINDINGS.to_vec(), Vec::new()),
+        Some(x) => (
+            crate::export_xr::with_targets(rows.batch())?,
+            crate::datasets::XR_FINDINGS.to_vec(),
+            xr_provenance(wh, x),
+        ),
+    };
+    meta.extend(vec![
         (
             keys::TARGETS.to_string(),
-            serde_json::to_string(&FINDINGS).expect("names serialise"),
+            serde_json::to_string(&names).expect("names serialise"),
         ),
         (keys::QUERY.to_string(), sql.to_string()),
         (
@@ -168,7 +176,7 @@ pub async fn run(
             keys::COMPRESSION.to_string(),
             format!("{:?}", spec.compression),
         ),
-    ];
+    ]);
     let opts = spec.options(meta);
     let files = match &spec.partition_by {
         None if is_parquet_name(out) => {
@@ -200,6 +208,30 @@ pub async fn run(
 fn is_parquet_name(p: &Path) -> bool {
     p.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// What a cross-dataset manifest records beside the common keys: the label map it
+/// was built with, the uncertain-label policy and the sources.
+fn xr_provenance(wh: &Warehouse, x: &crate::export_xr::XrSpec) -> Vec<(String, String)> {
+    let map = wh
+        .snapshot
+        .manifest
+        .inputs
+        .iter()
+        .find(|i| i.role == "label_map")
+        .map(|i| format!("{} (sha256 {})", i.path, i.sha256))
+        .unwrap_or_else(|| "unknown".into());
+    let sources = if x.sources.is_empty() {
+        format!("every source of each dataset; NIH: {}", x.nih_primary)
+    } else {
+        x.sources.join(", ")
+    };
+    vec![
+        ("cxr.label_map".to_string(), map),
+        ("cxr.uncertain".to_string(), x.uncertain.name().to_string()),
+        ("cxr.sources".to_string(), sources),
+        ("cxr.datasets".to_string(), x.datasets.join(", ")),
+    ]
 }
 
 /// An output that exists is replaced only with `--overwrite`; an output file's

@@ -9,6 +9,7 @@ pub mod cohort;
 pub mod datasets;
 pub mod error;
 pub mod export;
+pub mod export_xr;
 pub mod findings;
 pub mod ingest;
 pub mod output;

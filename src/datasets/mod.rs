@@ -169,7 +169,11 @@ pub fn read(
             "MIMIC-CXR-JPG 2.0.0",
             mimic::read(&spec.paths, map, issues)?,
         ),
-        "vindr" => ("vindr", "VinDr-CXR", vindr::read_vindr(&spec.paths, map, issues)?),
+        "vindr" => (
+            "vindr",
+            "VinDr-CXR",
+            vindr::read_vindr(&spec.paths, map, issues)?,
+        ),
         "rsna" => (
             "rsna",
             "RSNA Pneumonia Detection Challenge 2018",

@@ -34,8 +34,8 @@ use crate::error::{Error, Result};
 use crate::ingest::csv::{CsvTable, source_name};
 use crate::ingest::issues::Issues;
 
-use super::readers::{ImageList, bare_image, frontal_of, require_columns, sex_or_issue};
 use super::map_api::{FindingMap, Mapper};
+use super::readers::{ImageList, bare_image, frontal_of, require_columns, sex_or_issue};
 use super::{DatasetRows, Report, XrLabel};
 
 /// The dataset name.

@@ -21,10 +21,10 @@ use crate::error::{Error, Result};
 use crate::ingest::csv::{CsvTable, read_bytes, squash};
 use crate::ingest::issues::Issues;
 
+use super::map_api::{FindingMap, Mapper};
 use super::readers::{
     ImageList, age_or_issue, bare_image, frontal_of, parse_finite, require_columns, sex_or_issue,
 };
-use super::map_api::{FindingMap, Mapper};
 use super::zip::{is_zip, read_member};
 use super::{DatasetRows, XrBox, XrLabel};
 

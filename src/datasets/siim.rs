@@ -21,8 +21,8 @@ use crate::error::Result;
 use crate::ingest::csv::CsvTable;
 use crate::ingest::issues::Issues;
 
-use super::readers::{ImageList, bare_image, one_path, require_columns};
 use super::map_api::{FindingMap, Mapper};
+use super::readers::{ImageList, bare_image, one_path, require_columns};
 use super::{DatasetRows, XrBox, XrLabel};
 
 /// The dataset name.

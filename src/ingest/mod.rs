@@ -252,42 +252,47 @@ fn read_datasets(
             paths: vec![other.clone()],
         });
     }
-    let results: Vec<Result<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo, Issues)>> =
-        std::thread::scope(|s| {
-            let handles: Vec<_> = specs
-                .iter()
-                .map(|spec| {
-                    let map = &map;
-                    s.spawn(move || {
-                        let mut own = Issues::default();
-                        if spec.name == OTHER_RELEASE {
-                            let m = metadata::read(&spec.paths[0], &mut own)?;
-                            let source = match m.revision {
-                                metadata::Revision::Original2017 => "nih_2017",
-                                metadata::Revision::Revised2020 => "nih_2020",
-                            };
-                            let rows = crate::datasets::DatasetRows {
-                                labels: crate::datasets::nih::labels_only(&m.images, source),
-                                ..Default::default()
-                            };
-                            let info = crate::datasets::DatasetInfo {
-                                dataset: "nih",
-                                title: String::new(),
-                                source_files: vec![csv::source_name(&spec.paths[0])],
-                                label_sources: vec![source.to_string()],
-                            };
-                            return Ok((rows, info, own));
-                        }
-                        let (rows, info) = read(spec, map, &mut own)?;
-                        Ok((rows, info, own))
-                    })
+    let results: Vec<
+        Result<(
+            crate::datasets::DatasetRows,
+            crate::datasets::DatasetInfo,
+            Issues,
+        )>,
+    > = std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                let map = &map;
+                s.spawn(move || {
+                    let mut own = Issues::default();
+                    if spec.name == OTHER_RELEASE {
+                        let m = metadata::read(&spec.paths[0], &mut own)?;
+                        let source = match m.revision {
+                            metadata::Revision::Original2017 => "nih_2017",
+                            metadata::Revision::Revised2020 => "nih_2020",
+                        };
+                        let rows = crate::datasets::DatasetRows {
+                            labels: crate::datasets::nih::labels_only(&m.images, source),
+                            ..Default::default()
+                        };
+                        let info = crate::datasets::DatasetInfo {
+                            dataset: "nih",
+                            title: String::new(),
+                            source_files: vec![csv::source_name(&spec.paths[0])],
+                            label_sources: vec![source.to_string()],
+                        };
+                        return Ok((rows, info, own));
+                    }
+                    let (rows, info) = read(spec, map, &mut own)?;
+                    Ok((rows, info, own))
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("dataset reader does not panic"))
-                .collect()
-        });
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("dataset reader does not panic"))
+            .collect()
+    });
     let mut out = Vec::new();
     for r in results {
         let (rows, info, own) = r?;
@@ -363,8 +368,17 @@ fn cross_dataset(
     {
         inputs.push(f);
     }
+    inputs.push(match &opts.label_map {
+        Some(p) => InputFile::describe("label_map", p).unwrap_or_else(|_| shipped_map()),
+        None => shipped_map(),
+    });
     nih_info.label_sources = sources_of(&rows.labels, "nih");
-    let nih_images: Vec<_> = rows.images.iter().filter(|i| i.dataset == "nih").cloned().collect();
+    let nih_images: Vec<_> = rows
+        .images
+        .iter()
+        .filter(|i| i.dataset == "nih")
+        .cloned()
+        .collect();
     datasets.insert(0, (nih_info, counts(&nih_images)));
     for (info, _) in datasets.iter_mut().skip(1) {
         info.label_sources = sources_of(&rows.labels, info.dataset);
@@ -373,6 +387,17 @@ fn cross_dataset(
         rows,
         datasets,
         inputs,
+    }
+}
+
+/// The shipped label map as an input of the ingest (its content hashed).
+fn shipped_map() -> InputFile {
+    let text = crate::datasets::label_map::DEFAULT_MAP;
+    InputFile {
+        role: "label_map".into(),
+        path: "(shipped) src/datasets/label_map.csv".into(),
+        size: text.len() as u64,
+        sha256: crate::warehouse::sha256_hex(text.as_bytes()),
     }
 }
 

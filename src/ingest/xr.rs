@@ -11,7 +11,10 @@ pub fn images_batch(rows: &[XrImage]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
         ("image_id", text(rows.iter().map(|r| r.image_id.as_str()))),
-        ("patient_id", utf8(rows.iter().map(|r| r.patient_id.as_deref()))),
+        (
+            "patient_id",
+            utf8(rows.iter().map(|r| r.patient_id.as_deref())),
+        ),
         ("study_id", utf8(rows.iter().map(|r| r.study_id.as_deref()))),
         ("view", utf8(rows.iter().map(|r| r.view))),
         ("frontal", bools(rows.iter().map(|r| r.frontal))),
@@ -65,10 +68,22 @@ pub fn reports_batch(rows: &[Report]) -> Result<RecordBatch> {
         ("dataset", text(rows.iter().map(|r| r.dataset))),
         ("report_id", text(rows.iter().map(|r| r.report_id.as_str()))),
         ("findings", utf8(rows.iter().map(|r| r.findings.as_deref()))),
-        ("impression", utf8(rows.iter().map(|r| r.impression.as_deref()))),
-        ("mesh_major", list_utf8(rows.iter().map(|r| r.mesh_major.as_slice()))),
-        ("mesh_minor", list_utf8(rows.iter().map(|r| r.mesh_minor.as_slice()))),
-        ("image_ids", list_utf8(rows.iter().map(|r| r.image_ids.as_slice()))),
+        (
+            "impression",
+            utf8(rows.iter().map(|r| r.impression.as_deref())),
+        ),
+        (
+            "mesh_major",
+            list_utf8(rows.iter().map(|r| r.mesh_major.as_slice())),
+        ),
+        (
+            "mesh_minor",
+            list_utf8(rows.iter().map(|r| r.mesh_minor.as_slice())),
+        ),
+        (
+            "image_ids",
+            list_utf8(rows.iter().map(|r| r.image_ids.as_slice())),
+        ),
     ])
 }
 
