@@ -4,6 +4,7 @@
 //! warehouse, [`sql`] opens it in DataFusion, [`output`] prints or writes results,
 //! and [`cli`] holds one module per subcommand.
 
+pub mod agree;
 pub mod cli;
 pub mod cohort;
 pub mod datasets;

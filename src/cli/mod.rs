@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive) and dispatch: one module per subcommand.
 
+pub mod agree;
 pub mod cohort;
 pub mod cooccur;
 pub mod export;
@@ -54,6 +55,8 @@ pub enum Command {
     Inspect(inspect::InspectCmd),
     /// Patient-level splits: official, or random and reproducible, optionally stratified.
     Split(split::SplitCmd),
+    /// Agreement between label sources (Cohen's kappa) or readers (Fleiss' kappa).
+    Agree(agree::AgreeCmd),
     /// Interactive SQL shell over the warehouse.
     Shell(shell::ShellArgs),
 }
@@ -107,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => block_on(plot::run(a)),
         Command::Inspect(a) => inspect::run(a),
         Command::Split(a) => block_on(split::run(a)),
+        Command::Agree(a) => block_on(agree::run(a)),
     }
 }
 

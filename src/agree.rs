@@ -1,0 +1,163 @@
+//! Agreement between label sources: Cohen's kappa per finding for two sources over
+//! the images both label, and Fleiss' kappa per finding for a dataset whose images
+//! are each read by several readers (VinDr-CXR's radiologists).
+
+use crate::datasets::agree::{Agreement, Pairs, cohen, fleiss};
+use crate::error::{Error, Result};
+use crate::sql::Warehouse;
+use crate::sql::snippets::quote;
+
+/// One finding's agreement between two sources.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The finding.
+    pub finding: String,
+    /// Counts, percent agreement and kappa.
+    pub agreement: Agreement,
+}
+
+/// The SQL of the 2 × 2 table per finding for sources `a` and `b`: over the images
+/// both sources label, for the findings both sources label; a finding a source does
+/// not state positive counts as negative for that image.
+pub fn pairwise_sql(a: &str, b: &str, datasets: &[String]) -> String {
+    let (qa, qb) = (quote(a), quote(b));
+    let in_datasets = if datasets.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND dataset IN ({})",
+            datasets.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    format!(
+        "WITH la AS (SELECT * FROM xr_labels WHERE source = {qa}{in_datasets}),
+lb AS (SELECT * FROM xr_labels WHERE source = {qb}{in_datasets}),
+both_images AS (SELECT DISTINCT la.dataset, la.image_id FROM la JOIN lb ON la.dataset = lb.dataset AND la.image_id = lb.image_id),
+f AS (SELECT DISTINCT finding FROM la WHERE finding IS NOT NULL INTERSECT SELECT DISTINCT finding FROM lb WHERE finding IS NOT NULL),
+pa AS (SELECT DISTINCT dataset, image_id, finding FROM la WHERE \"value\" = 1 AND finding IS NOT NULL),
+pb AS (SELECT DISTINCT dataset, image_id, finding FROM lb WHERE \"value\" = 1 AND finding IS NOT NULL),
+grid AS (SELECT i.dataset, i.image_id, f.finding FROM both_images i CROSS JOIN f),
+calls AS (
+    SELECT g.finding, pa.image_id IS NOT NULL AS ya, pb.image_id IS NOT NULL AS yb
+    FROM grid g
+    LEFT JOIN pa ON pa.dataset = g.dataset AND pa.image_id = g.image_id AND pa.finding = g.finding
+    LEFT JOIN pb ON pb.dataset = g.dataset AND pb.image_id = g.image_id AND pb.finding = g.finding
+)
+SELECT finding,
+       SUM(CASE WHEN ya AND yb THEN 1 ELSE 0 END) AS yes_yes,
+       SUM(CASE WHEN ya AND NOT yb THEN 1 ELSE 0 END) AS yes_no,
+       SUM(CASE WHEN yb AND NOT ya THEN 1 ELSE 0 END) AS no_yes,
+       SUM(CASE WHEN NOT ya AND NOT yb THEN 1 ELSE 0 END) AS no_no
+FROM calls GROUP BY finding ORDER BY finding"
+    )
+}
+
+/// Cohen's kappa per finding between sources `a` and `b`.
+pub async fn pairwise(wh: &Warehouse, a: &str, b: &str, datasets: &[String]) -> Result<Vec<Row>> {
+    check_source(wh, a).await?;
+    check_source(wh, b).await?;
+    let rows = wh.query(&pairwise_sql(a, b, datasets), &[]).await?;
+    let count = |c: &str| -> Result<Vec<u64>> {
+        Ok(rows.required_i64s(c)?.into_iter().map(|v| v as u64).collect())
+    };
+    let (yy, yn, ny, nn) = (count("yes_yes")?, count("yes_no")?, count("no_yes")?, count("no_no")?);
+    Ok(rows
+        .required_strings("finding")?
+        .into_iter()
+        .enumerate()
+        .map(|(r, finding)| Row {
+            finding,
+            agreement: cohen(Pairs {
+                yes_yes: yy[r],
+                yes_no: yn[r],
+                no_yes: ny[r],
+                no_no: nn[r],
+            }),
+        })
+        .collect())
+}
+
+/// Refuses a source no label row names, listing the known ones.
+async fn check_source(wh: &Warehouse, source: &str) -> Result<()> {
+    if !wh.has_table("xr_labels") {
+        return Err(Error::Usage(
+            "this warehouse has no xr_labels table; run `cxr ingest` again with this cxr".into(),
+        ));
+    }
+    let known = wh
+        .query("SELECT DISTINCT source FROM xr_labels ORDER BY source", &[])
+        .await?
+        .required_strings("source")?;
+    if known.iter().any(|k| k == source) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "unknown label source `{source}`; the sources are: {}",
+            known.join(", ")
+        )))
+    }
+}
+
+/// One finding's agreement among the readers of a multi-reader dataset.
+#[derive(Debug, Clone)]
+pub struct ReadersRow {
+    /// The finding.
+    pub finding: String,
+    /// Images rated.
+    pub images: u64,
+    /// Readers per image.
+    pub readers: u64,
+    /// Reader calls that were positive.
+    pub positive_calls: u64,
+    /// Fleiss' kappa (None when undefined).
+    pub kappa: Option<f64>,
+}
+
+/// Fleiss' kappa per finding over the images of `dataset` whose readers are the
+/// sources `<dataset>_R*`; images read by another number of readers than the most
+/// common one are left out (Fleiss' kappa needs a fixed number of raters).
+pub async fn readers(wh: &Warehouse, dataset: &str) -> Result<Vec<ReadersRow>> {
+    let q = quote(dataset);
+    let prefix = quote(&format!("{dataset}_R%"));
+    let sql = format!(
+        "WITH l AS (SELECT * FROM xr_labels WHERE dataset = {q} AND source LIKE {prefix}),
+r AS (SELECT image_id, COUNT(DISTINCT source) AS raters FROM l GROUP BY image_id),
+f AS (SELECT DISTINCT finding FROM l WHERE finding IS NOT NULL),
+pos AS (SELECT image_id, finding, COUNT(DISTINCT source) AS n_pos FROM l WHERE \"value\" = 1 AND finding IS NOT NULL GROUP BY image_id, finding)
+SELECT f.finding, r.image_id, r.raters, COALESCE(pos.n_pos, 0) AS n_pos
+FROM r CROSS JOIN f LEFT JOIN pos ON pos.image_id = r.image_id AND pos.finding = f.finding
+ORDER BY f.finding"
+    );
+    let rows = wh.query(&sql, &[]).await?;
+    if rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "dataset `{dataset}` has no per-reader label sources ({dataset}_R1, ...) in this warehouse"
+        )));
+    }
+    let findings = rows.required_strings("finding")?;
+    let raters = rows.required_i64s("raters")?;
+    let n_pos = rows.required_i64s("n_pos")?;
+    let mut by_raters = std::collections::HashMap::<i64, usize>::new();
+    for r in &raters {
+        *by_raters.entry(*r).or_default() += 1;
+    }
+    let usual = by_raters.into_iter().max_by_key(|(k, n)| (*n, *k)).map(|(k, _)| k).unwrap_or(0);
+    let mut out: Vec<ReadersRow> = Vec::new();
+    let mut i = 0;
+    while i < findings.len() {
+        let j = (i..findings.len()).find(|&j| findings[j] != findings[i]).unwrap_or(findings.len());
+        let items: Vec<(u64, u64)> = (i..j)
+            .filter(|&k| raters[k] == usual)
+            .map(|k| (n_pos[k] as u64, raters[k] as u64))
+            .collect();
+        out.push(ReadersRow {
+            finding: findings[i].clone(),
+            images: items.len() as u64,
+            readers: usual as u64,
+            positive_calls: items.iter().map(|x| x.0).sum(),
+            kappa: fleiss(&items),
+        });
+        i = j;
+    }
+    Ok(out)
+}

@@ -1,0 +1,87 @@
+//! `cxr agree`: agreement between two label sources (Cohen's kappa per finding), or
+//! among the readers of a multi-reader dataset (Fleiss' kappa per finding).
+
+use clap::Args;
+
+use crate::cli::WarehouseArg;
+use crate::error::{Error, Result};
+use crate::sql::{Register, Warehouse};
+
+/// Arguments of `cxr agree`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  cxr agree --a nih_2020 --b google_2019\n  cxr agree --a nih_2017 --b nih_2020\n  cxr agree --readers vindr"
+)]
+pub struct AgreeCmd {
+    /// The first label source (e.g. nih_2020).
+    #[arg(long, value_name = "SOURCE", requires = "b", conflicts_with = "readers")]
+    pub a: Option<String>,
+    /// The second label source (e.g. google_2019).
+    #[arg(long, value_name = "SOURCE", requires = "a")]
+    pub b: Option<String>,
+    /// Only images of these datasets (comma-separated).
+    #[arg(long = "dataset", value_name = "NAMES", value_delimiter = ',')]
+    pub datasets: Vec<String>,
+    /// Fleiss' kappa among the readers of this dataset (vindr).
+    #[arg(long, value_name = "DATASET")]
+    pub readers: Option<String>,
+    #[command(flatten)]
+    pub warehouse: WarehouseArg,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "NULL".into())
+}
+
+/// Runs `cxr agree`.
+pub async fn run(cmd: AgreeCmd) -> Result<()> {
+    let wh = Warehouse::open(&cmd.warehouse.path(), Register::All).await?;
+    let mut t;
+    if let Some(d) = &cmd.readers {
+        let rows = crate::agree::readers(&wh, d).await?;
+        t = crate::output::text_table(
+            ["finding", "images", "readers", "positive_calls", "fleiss_kappa"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for r in rows {
+            t.add_row(vec![
+                r.finding,
+                r.images.to_string(),
+                r.readers.to_string(),
+                r.positive_calls.to_string(),
+                opt(r.kappa, 4),
+            ]);
+        }
+    } else {
+        let (Some(a), Some(b)) = (&cmd.a, &cmd.b) else {
+            return Err(Error::Usage(
+                "give --a SOURCE --b SOURCE, or --readers DATASET".into(),
+            ));
+        };
+        let rows = crate::agree::pairwise(&wh, a, b, &cmd.datasets).await?;
+        if rows.is_empty() {
+            return Err(Error::Usage(format!(
+                "`{a}` and `{b}` label no image and finding in common"
+            )));
+        }
+        t = crate::output::text_table(
+            ["finding", "n", "pos_a", "pos_b", "both", "percent_agreement", "kappa"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for r in rows {
+            let g = r.agreement;
+            t.add_row(vec![
+                r.finding,
+                g.n.to_string(),
+                g.pos_a.to_string(),
+                g.pos_b.to_string(),
+                g.both.to_string(),
+                opt(g.percent, 2),
+                opt(g.kappa, 4),
+            ]);
+        }
+    }
+    crate::output::print_text(&t.to_string())
+}
