@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::datasets::chexpert::LABEL_COLUMNS;
-use crate::datasets::common::{
+use crate::datasets::fields::{
     Col, MAX_AGE, frontal_of, has_all, label_value, require_all, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};

@@ -4,7 +4,7 @@
 //! the warehouse module writes them.
 
 pub mod chexpert;
-pub mod common;
+pub mod fields;
 pub mod label_map;
 pub mod mimic;
 pub mod nih;
@@ -168,7 +168,7 @@ pub fn read(
             .iter()
             .map(|p| crate::ingest::csv::source_name(p))
             .collect(),
-        label_sources: common::label_sources(&rows.labels),
+        label_sources: fields::label_sources(&rows.labels),
     };
     Ok((rows, info))
 }
