@@ -12,14 +12,14 @@
 //! * labels: one row per non-empty cell of the 14 label columns, value 1/0/-1, source
 //!   `chexpert`; any other cell value is refused with an issue.
 
-use std::collections::HashMap;
+use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::common::{Col, MAX_AGE, frontal_of, label_value, require_all};
+use crate::datasets::fields::{Col, MAX_AGE, frontal_of, label_value, require_all};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
-use crate::ingest::csv::{CsvTable, source_name, squash};
+use crate::ingest::csv::{CsvTable, squash};
 use crate::ingest::issues::Issues;
 
 /// Dataset name.
@@ -78,7 +78,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     }
     let mut rows = DatasetRows::default();
     let mut resolver = Resolver::new(map, NAME);
-    let mut seen: HashMap<String, (String, u64)> = HashMap::new();
+    let mut seen: PlHashMap<&str, (&str, u64)> = PlHashMap::default();
     for (t, pos) in &tables {
         read_table(t, pos, &mut resolver, &mut seen, &mut rows, issues)?;
     }
@@ -98,33 +98,32 @@ fn split_of(path_value: &str, file: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// (patient, study) from a CheXpert path.
+/// (patient, study) from a CheXpert path: `.../patientNNNNN/studyN/<image>`.
 fn ids_of(path_value: &str) -> Option<(String, String)> {
-    let segs: Vec<&str> = path_value.split('/').collect();
-    let i = segs.iter().position(|s| {
-        s.strip_prefix("patient")
+    let numbered = |s: &str, prefix: &str| {
+        s.strip_prefix(prefix)
             .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-    })?;
-    let study = segs.get(i + 1).filter(|s| {
-        s.strip_prefix("study")
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-    })?;
-    // The study segment must be followed by the image file.
-    if segs.len() < i + 3 {
-        return None;
+    };
+    let mut it = path_value.split('/');
+    while let Some(seg) = it.next() {
+        if numbered(seg, "patient") {
+            let study = it.next().filter(|s| numbered(s, "study"))?;
+            it.next().filter(|f| !f.is_empty())?;
+            return Some((seg.to_string(), format!("{seg}/{study}")));
+        }
     }
-    Some((segs[i].to_string(), format!("{}/{}", segs[i], study)))
+    None
 }
 
-fn read_table(
-    t: &CsvTable,
+fn read_table<'t>(
+    t: &'t CsvTable,
     pos: &[usize],
     resolver: &mut Resolver,
-    seen: &mut HashMap<String, (String, u64)>,
+    seen: &mut PlHashMap<&'t str, (&'t str, u64)>,
     rows: &mut DatasetRows,
     issues: &mut Issues,
 ) -> Result<()> {
-    let src = source_name(&t.path);
+    let src: &'t str = &t.source;
     let (path, sex, age, fl, appa) = (
         t.values(pos[0])?,
         t.values(pos[1])?,
@@ -140,13 +139,15 @@ fn read_table(
     let label_names: Vec<&str> = pos[5..].iter().map(|&p| t.name(p)).collect();
     let findings: Vec<Option<&'static str>> = label_names
         .iter()
-        .map(|n| resolver.resolve(n, issues, &src, Some(1), n))
+        .map(|n| resolver.resolve(n, issues, src, Some(1), n))
         .collect();
     rows.images.reserve(t.len());
+    rows.labels
+        .reserve(labels.iter().map(|c| c.iter().flatten().count()).sum());
     for r in 0..t.len() {
         let line = t.lines[r];
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
-            issues.push(&src, Some(line), Some(t.name(pos[col])), v, msg);
+            issues.push(src, Some(line), Some(t.name(pos[col])), v, msg);
         };
         let Some(p) = path[r] else {
             push(issues, 0, None, "Path is empty; row refused");
@@ -157,7 +158,7 @@ fn read_table(
             push(issues, 0, Some(p), &msg);
             continue;
         }
-        seen.insert(p.to_string(), (src.clone(), line));
+        seen.insert(p, (src, line));
         let ids = ids_of(p);
         if ids.is_none() {
             push(
@@ -254,7 +255,7 @@ fn read_table(
             frontal,
             sex,
             age,
-            split: split_of(p, &src),
+            split: split_of(p, src),
             path: Some(p.to_string()),
         });
     }
@@ -396,7 +397,7 @@ mod tests {
     #[test]
     fn real_file_counts() {
         let Some(dir) = shared_datasets() else { return };
-        let start = std::time::Instant::now();
+        let (start, cpu) = (std::time::Instant::now(), cpu_seconds());
         let mut issues = Issues::default();
         let rows = read(
             &[dir.join("chexpert_train.csv.gz")],
@@ -404,7 +405,11 @@ mod tests {
             &mut issues,
         )
         .unwrap();
-        eprintln!("chexpert: {:.2} s", start.elapsed().as_secs_f64());
+        eprintln!(
+            "chexpert: {:.2} s wall, {:.2} s CPU",
+            start.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu
+        );
         assert_eq!(rows.images.len(), 223_414);
         assert_eq!(
             distinct(rows.images.iter().map(|i| i.patient_id.clone())),

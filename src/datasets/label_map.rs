@@ -5,7 +5,9 @@
 //! "kept, not mapped". Lines starting with `#` are comments. Raw labels match exactly
 //! after trimming; PadChest's match case-insensitively.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use polars::prelude::PlHashMap;
 use std::path::Path;
 
 use crate::datasets::XR_FINDINGS;
@@ -44,7 +46,7 @@ impl Lookup {
 #[derive(Debug, Clone)]
 pub struct LabelMap {
     /// dataset → normalised raw label → finding (None = kept, not mapped).
-    rows: HashMap<String, HashMap<String, Option<&'static str>>>,
+    rows: PlHashMap<String, PlHashMap<String, Option<&'static str>>>,
 }
 
 impl Default for LabelMap {
@@ -56,11 +58,17 @@ impl Default for LabelMap {
 }
 
 fn key(dataset: &str, raw: &str) -> String {
+    normalised(dataset, raw).into_owned()
+}
+
+/// The raw label as the map's keys spell it: trimmed, and lower-cased for the
+/// case-insensitive datasets (without allocating when it already is).
+fn normalised<'r>(dataset: &str, raw: &'r str) -> std::borrow::Cow<'r, str> {
     let raw = raw.trim();
-    if CASE_INSENSITIVE.contains(&dataset) {
-        raw.to_lowercase()
+    if CASE_INSENSITIVE.contains(&dataset) && raw.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(raw.to_lowercase())
     } else {
-        raw.to_string()
+        std::borrow::Cow::Borrowed(raw)
     }
 }
 
@@ -78,7 +86,8 @@ impl LabelMap {
     /// Parses map text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<LabelMap> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut rows: HashMap<String, HashMap<String, Option<&'static str>>> = HashMap::new();
+        let mut rows: PlHashMap<String, PlHashMap<String, Option<&'static str>>> =
+            PlHashMap::default();
         let mut header_seen = false;
         for (i, raw_line) in text.lines().enumerate() {
             let line = i as u64 + 1;
@@ -171,11 +180,7 @@ impl LabelMap {
         let Some(per) = self.rows.get(dataset) else {
             return Lookup::Unknown;
         };
-        let hit = if CASE_INSENSITIVE.contains(&dataset) {
-            per.get(&key(dataset, raw))
-        } else {
-            per.get(raw.trim())
-        };
+        let hit = per.get(normalised(dataset, raw).as_ref());
         match hit {
             Some(Some(f)) => Lookup::Mapped(f),
             Some(None) => Lookup::Unmapped,
@@ -185,7 +190,7 @@ impl LabelMap {
 
     /// Number of rows (labels) for `dataset`.
     pub fn len_of(&self, dataset: &str) -> usize {
-        self.rows.get(dataset).map_or(0, HashMap::len)
+        self.rows.get(dataset).map_or(0, PlHashMap::len)
     }
 }
 

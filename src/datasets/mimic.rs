@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::datasets::chexpert::LABEL_COLUMNS;
-use crate::datasets::common::{
+use crate::datasets::fields::{
     Col, MAX_AGE, frontal_of, has_all, label_value, require_all, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
@@ -378,6 +378,12 @@ fn read_split(
     Ok(out)
 }
 
+/// A patient's (sex, anchor_age, anchor_year), each None where unusable.
+type Patient = (Option<&'static str>, Option<f32>, Option<i32>);
+
+/// A study's label-file line and its (label column, value) pairs.
+type StudyLabels = (u64, Vec<(u8, i8)>);
+
 fn read_patients(
     t: &CsvTable,
     pos: &[usize],
@@ -392,8 +398,7 @@ fn read_patients(
         unreachable!("PATIENTS has 4 columns")
     };
     // subject → (sex, anchor_age, anchor_year), each None where unusable.
-    let mut by_subject: HashMap<&str, (Option<&'static str>, Option<f32>, Option<i32>)> =
-        HashMap::with_capacity(t.len());
+    let mut by_subject: HashMap<&str, Patient> = HashMap::with_capacity(t.len());
     for r in 0..t.len() {
         let line = Some(t.lines[r]);
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
@@ -531,7 +536,7 @@ fn study_labels(
         .map(|n| resolver.resolve(n, issues, &src, Some(1), n))
         .collect();
     // study → (line, [(label column, value)])
-    let mut by_study: HashMap<&str, (u64, Vec<(u8, i8)>)> = HashMap::with_capacity(t.len());
+    let mut by_study: HashMap<&str, StudyLabels> = HashMap::with_capacity(t.len());
     for r in 0..t.len() {
         let line = t.lines[r];
         let Some(s) = study[r].and_then(id_text) else {

@@ -4,7 +4,7 @@
 //! the warehouse module writes them.
 
 pub mod chexpert;
-pub mod common;
+pub mod fields;
 pub mod label_map;
 pub mod mimic;
 pub mod nih;
@@ -204,7 +204,7 @@ pub fn read(
             .iter()
             .map(|p| crate::ingest::csv::source_name(p))
             .collect(),
-        label_sources: common::label_sources(&rows.labels),
+        label_sources: fields::label_sources(&rows.labels),
     };
     Ok((rows, info))
 }
@@ -313,6 +313,21 @@ pub(crate) mod test_support {
             eprintln!("skipped: no shared datasets at {}", p.display());
             None
         }
+    }
+
+    /// CPU seconds used by this process so far (user + system, all threads), from
+    /// /proc/self/stat; 0 where unavailable. Timings of the real-file tests report it
+    /// beside wall time, which is meaningless on a loaded machine.
+    pub fn cpu_seconds() -> f64 {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return 0.0;
+        };
+        // Fields after the command name (which is in parentheses): utime is the 12th,
+        // stime the 13th, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (tick(11) + tick(12)) / 100.0
     }
 
     /// Number of distinct values.

@@ -55,12 +55,10 @@ pub fn label_value(s: &str) -> Option<i8> {
         "1.0" | "1" | "1.00" => Some(1),
         "0.0" | "0" | "-0.0" | "0.00" => Some(0),
         "-1.0" | "-1" | "-1.00" => Some(-1),
-        other => match other.parse::<f64>() {
-            Ok(v) if v == 1.0 => Some(1),
-            Ok(v) if v == 0.0 => Some(0),
-            Ok(v) if v == -1.0 => Some(-1),
-            _ => None,
-        },
+        other => {
+            let v = other.parse::<f64>().ok()?;
+            [1i8, 0, -1].into_iter().find(|&x| f64::from(x) == v)
+        }
     }
 }
 
@@ -86,7 +84,7 @@ pub fn frontal_of(view: Option<&str>) -> Option<bool> {
 pub fn label_sources(labels: &[crate::datasets::XrLabel]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for l in labels {
-        if !out.iter().any(|s| *s == l.source) {
+        if !out.contains(&l.source) {
             out.push(l.source.clone());
         }
     }
