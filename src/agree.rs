@@ -26,7 +26,11 @@ pub fn pairwise_sql(a: &str, b: &str, datasets: &[String]) -> String {
     } else {
         format!(
             " AND dataset IN ({})",
-            datasets.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", ")
+            datasets
+                .iter()
+                .map(|d| quote(d))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     format!(
@@ -58,9 +62,18 @@ pub async fn pairwise(wh: &Warehouse, a: &str, b: &str, datasets: &[String]) -> 
     check_source(wh, b).await?;
     let rows = wh.query(&pairwise_sql(a, b, datasets), &[]).await?;
     let count = |c: &str| -> Result<Vec<u64>> {
-        Ok(rows.required_i64s(c)?.into_iter().map(|v| v as u64).collect())
+        Ok(rows
+            .required_i64s(c)?
+            .into_iter()
+            .map(|v| v as u64)
+            .collect())
     };
-    let (yy, yn, ny, nn) = (count("yes_yes")?, count("yes_no")?, count("no_yes")?, count("no_no")?);
+    let (yy, yn, ny, nn) = (
+        count("yes_yes")?,
+        count("yes_no")?,
+        count("no_yes")?,
+        count("no_no")?,
+    );
     Ok(rows
         .required_strings("finding")?
         .into_iter()
@@ -141,11 +154,17 @@ ORDER BY f.finding"
     for r in &raters {
         *by_raters.entry(*r).or_default() += 1;
     }
-    let usual = by_raters.into_iter().max_by_key(|(k, n)| (*n, *k)).map(|(k, _)| k).unwrap_or(0);
+    let usual = by_raters
+        .into_iter()
+        .max_by_key(|(k, n)| (*n, *k))
+        .map(|(k, _)| k)
+        .unwrap_or(0);
     let mut out: Vec<ReadersRow> = Vec::new();
     let mut i = 0;
     while i < findings.len() {
-        let j = (i..findings.len()).find(|&j| findings[j] != findings[i]).unwrap_or(findings.len());
+        let j = (i..findings.len())
+            .find(|&j| findings[j] != findings[i])
+            .unwrap_or(findings.len());
         let items: Vec<(u64, u64)> = (i..j)
             .filter(|&k| raters[k] == usual)
             .map(|k| (n_pos[k] as u64, raters[k] as u64))

@@ -52,36 +52,85 @@ fn chexpert_rows_labels_and_quirks() {
     assert!(out.status.success(), "{}", stderr(&out));
     let wh = dir.path().join("wh");
     assert_eq!(
-        q(&wh, "SELECT COUNT(*), COUNT(DISTINCT patient_id), COUNT(DISTINCT study_id) FROM xr_images WHERE dataset = 'chexpert'"),
+        q(
+            &wh,
+            "SELECT COUNT(*), COUNT(DISTINCT patient_id), COUNT(DISTINCT study_id) FROM xr_images WHERE dataset = 'chexpert'"
+        ),
         [["4", "3", "4"]]
     );
     // Patient and study from the path.
     assert_eq!(
-        q(&wh, "SELECT patient_id, study_id, \"view\", frontal, sex, age FROM xr_images WHERE dataset = 'chexpert' ORDER BY image_id"),
+        q(
+            &wh,
+            "SELECT patient_id, study_id, \"view\", frontal, sex, age FROM xr_images WHERE dataset = 'chexpert' ORDER BY image_id"
+        ),
         [
-            ["patient00001", "patient00001/study1", "AP", "true", "F", "68.0"],
-            ["patient00001", "patient00001/study2", "PA", "true", "F", "69.0"],
-            ["patient00002", "patient00002/study1", "LATERAL", "false", "", "50.0"],
-            ["patient00003", "patient00003/study1", "OTHER", "", "M", "40.0"],
+            [
+                "patient00001",
+                "patient00001/study1",
+                "AP",
+                "true",
+                "F",
+                "68.0"
+            ],
+            [
+                "patient00001",
+                "patient00001/study2",
+                "PA",
+                "true",
+                "F",
+                "69.0"
+            ],
+            [
+                "patient00002",
+                "patient00002/study1",
+                "LATERAL",
+                "false",
+                "",
+                "50.0"
+            ],
+            [
+                "patient00003",
+                "patient00003/study1",
+                "OTHER",
+                "",
+                "M",
+                "40.0"
+            ],
         ]
     );
     // One row per non-empty label cell, values as written, mapped by the label map.
     assert_eq!(
-        q(&wh, "SELECT raw_label, finding, \"value\" FROM xr_labels WHERE dataset = 'chexpert' AND image_id LIKE '%patient00001/study1/%' ORDER BY raw_label"),
+        q(
+            &wh,
+            "SELECT raw_label, finding, \"value\" FROM xr_labels WHERE dataset = 'chexpert' AND image_id LIKE '%patient00001/study1/%' ORDER BY raw_label"
+        ),
         [
             ["Cardiomegaly", "Cardiomegaly", "1"],
             ["Pleural Effusion", "Effusion", "-1"],
             ["Pneumothorax", "Pneumothorax", "0"],
         ]
     );
-    assert_eq!(q(&wh, "SELECT COUNT(*) FROM xr_labels WHERE dataset = 'chexpert'"), [["6"]]);
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM xr_labels WHERE dataset = 'chexpert'"
+        ),
+        [["6"]]
+    );
     // Unknown sex and the LL row marked Frontal are recorded.
     assert_eq!(
-        q(&wh, "SELECT COUNT(*) FROM data_issues WHERE source_file = 'train.csv' AND value IN ('Unknown', 'LL')"),
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE source_file = 'train.csv' AND value IN ('Unknown', 'LL')"
+        ),
         [["2"]]
     );
     assert_eq!(
-        q(&wh, "SELECT n_images, n_patients, label_sources FROM datasets WHERE dataset = 'chexpert'"),
+        q(
+            &wh,
+            "SELECT n_images, n_patients, label_sources FROM datasets WHERE dataset = 'chexpert'"
+        ),
         [["4", "3", "[chexpert]"]]
     );
     // NIH is always there too, with Google's labels as a second source.
@@ -101,8 +150,15 @@ fn cross_dataset_manifest_targets() {
     let targets = |policy: &str| -> Vec<String> {
         let out = dir.path().join(format!("m-{policy}.parquet"));
         let r = run(&[
-            "export", "-w", wh.to_str().unwrap(), "--dataset", "chexpert,nih", "--uncertain", policy,
-            "--out", out.to_str().unwrap(),
+            "export",
+            "-w",
+            wh.to_str().unwrap(),
+            "--dataset",
+            "chexpert,nih",
+            "--uncertain",
+            policy,
+            "--out",
+            out.to_str().unwrap(),
         ]);
         assert!(r.status.success(), "{}", stderr(&r));
         // Read back through cxr's SQL over the file (targets in XR_FINDINGS order:
@@ -135,7 +191,10 @@ fn a_wrong_file_for_a_dataset_is_refused_and_nothing_is_written() {
     let out = ingest(dir.path(), &["--dataset", &arg]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("padchest.csv") && err.contains("Frontal/Lateral"), "{err}");
+    assert!(
+        err.contains("padchest.csv") && err.contains("Frontal/Lateral"),
+        "{err}"
+    );
     assert!(!dir.path().join("wh").exists());
     let out = ingest(dir.path(), &["--dataset", "nosuch=x.csv"]);
     assert_eq!(out.status.code(), Some(2));
@@ -153,12 +212,27 @@ fn agreement_between_the_two_nih_releases() {
             .unwrap();
         text.lines()
             .skip(1)
-            .filter(|l| l.split(',').nth(1).is_some_and(|f| f.split('|').any(|x| x == "Pneumonia")))
+            .filter(|l| {
+                l.split(',')
+                    .nth(1)
+                    .is_some_and(|f| f.split('|').any(|x| x == "Pneumonia"))
+            })
             .count() as i64
     };
-    let (p17, p20) = (count("Data_Entry_2017.csv.gz"), count("Data_Entry_2017_v2020.csv.gz"));
+    let (p17, p20) = (
+        count("Data_Entry_2017.csv.gz"),
+        count("Data_Entry_2017_v2020.csv.gz"),
+    );
     let w = wh2020();
-    let out = run(&["agree", "-w", w.to_str().unwrap(), "--a", "nih_2017", "--b", "nih_2020"]);
+    let out = run(&[
+        "agree",
+        "-w",
+        w.to_str().unwrap(),
+        "--a",
+        "nih_2017",
+        "--b",
+        "nih_2020",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let line = stdout(&out)
         .lines()
@@ -173,7 +247,15 @@ fn agreement_between_the_two_nih_releases() {
     assert_eq!(cells[1], "112120");
     assert_eq!(cells[2].parse::<i64>().unwrap(), p17);
     assert_eq!(cells[3].parse::<i64>().unwrap(), p20);
-    let out = run(&["agree", "-w", w.to_str().unwrap(), "--a", "nih_2017", "--b", "nosuch"]);
+    let out = run(&[
+        "agree",
+        "-w",
+        w.to_str().unwrap(),
+        "--a",
+        "nih_2017",
+        "--b",
+        "nosuch",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("google_2019"), "{}", stderr(&out));
 }
@@ -192,11 +274,22 @@ fn real_files_of_every_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let specs = [
         format!("chexpert={}", f("chexpert_train.csv.gz")),
-        format!("padchest={}", f("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz")),
+        format!(
+            "padchest={}",
+            f("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz")
+        ),
         format!("vindr={}", f("vinbigdata-train.csv.gz")),
-        format!("rsna={},{}", f("kaggle_stage_2_train_labels.csv.zip"), f("kaggle_stage_2_train_images_dicom_headers.csv.gz")),
+        format!(
+            "rsna={},{}",
+            f("kaggle_stage_2_train_labels.csv.zip"),
+            f("kaggle_stage_2_train_images_dicom_headers.csv.gz")
+        ),
         format!("siim={}", f("siim-pneumothorax-train-rle.csv.gz")),
-        format!("openi={},{}", f("nlmcxr_dicom_metadata.csv.gz"), f("NLMCXR_reports.tgz")),
+        format!(
+            "openi={},{}",
+            f("nlmcxr_dicom_metadata.csv.gz"),
+            f("NLMCXR_reports.tgz")
+        ),
     ];
     let mut a: Vec<&str> = Vec::new();
     for s in &specs {
@@ -206,26 +299,50 @@ fn real_files_of_every_dataset() {
     assert!(out.status.success(), "{}", stderr(&out));
     let wh = dir.path().join("wh");
     assert_eq!(
-        q(&wh, "SELECT dataset, n_images, n_patients, n_studies FROM datasets WHERE dataset IN ('chexpert', 'padchest') ORDER BY dataset"),
-        [["chexpert", "223414", "64540", "187641"], ["padchest", "160861", "67625", "109931"]]
+        q(
+            &wh,
+            "SELECT dataset, n_images, n_patients, n_studies FROM datasets WHERE dataset IN ('chexpert', 'padchest') ORDER BY dataset"
+        ),
+        [
+            ["chexpert", "223414", "64540", "187641"],
+            ["padchest", "160861", "67625", "109931"]
+        ]
     );
     assert_eq!(
-        q(&wh, "SELECT dataset, COUNT(*) FROM xr_images WHERE dataset IN ('vindr', 'rsna', 'siim') GROUP BY dataset ORDER BY dataset"),
+        q(
+            &wh,
+            "SELECT dataset, COUNT(*) FROM xr_images WHERE dataset IN ('vindr', 'rsna', 'siim') GROUP BY dataset ORDER BY dataset"
+        ),
         [["rsna", "26684"], ["siim", "12047"], ["vindr", "15000"]]
     );
     // CheXpert Pleural Effusion: 86,187 positive, 35,396 negative, 11,628 uncertain.
     assert_eq!(
-        q(&wh, "SELECT \"value\", COUNT(*) FROM xr_labels WHERE source = 'chexpert' AND raw_label = 'Pleural Effusion' GROUP BY \"value\" ORDER BY \"value\""),
+        q(
+            &wh,
+            "SELECT \"value\", COUNT(*) FROM xr_labels WHERE source = 'chexpert' AND raw_label = 'Pleural Effusion' GROUP BY \"value\" ORDER BY \"value\""
+        ),
         [["-1", "11628"], ["0", "35396"], ["1", "86187"]]
     );
     // PadChest: images per label, e.g. pleural effusion 9,853, pneumothorax 533.
     assert_eq!(
-        q(&wh, "SELECT raw_label, COUNT(DISTINCT image_id) FROM xr_labels WHERE dataset = 'padchest' AND raw_label IN ('pleural effusion', 'pneumothorax') GROUP BY raw_label ORDER BY raw_label"),
+        q(
+            &wh,
+            "SELECT raw_label, COUNT(DISTINCT image_id) FROM xr_labels WHERE dataset = 'padchest' AND raw_label IN ('pleural effusion', 'pneumothorax') GROUP BY raw_label ORDER BY raw_label"
+        ),
         [["pleural effusion", "9853"], ["pneumothorax", "533"]]
     );
     // VinDr: 17 readers (some only ever voted No finding); RSNA: 9,555 boxes;
     // OpenI: 3,955 reports.
-    assert_eq!(q(&wh, "SELECT COUNT(DISTINCT source) FROM xr_labels WHERE dataset = 'vindr'"), [["17"]]);
-    assert_eq!(q(&wh, "SELECT COUNT(*) FROM xr_boxes WHERE dataset = 'rsna'"), [["9555"]]);
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(DISTINCT source) FROM xr_labels WHERE dataset = 'vindr'"
+        ),
+        [["17"]]
+    );
+    assert_eq!(
+        q(&wh, "SELECT COUNT(*) FROM xr_boxes WHERE dataset = 'rsna'"),
+        [["9555"]]
+    );
     assert_eq!(q(&wh, "SELECT COUNT(*) FROM reports"), [["3955"]]);
 }

@@ -14,7 +14,12 @@ use crate::sql::{Register, Warehouse};
 )]
 pub struct AgreeCmd {
     /// The first label source (e.g. nih_2020).
-    #[arg(long, value_name = "SOURCE", requires = "b", conflicts_with = "readers")]
+    #[arg(
+        long,
+        value_name = "SOURCE",
+        requires = "b",
+        conflicts_with = "readers"
+    )]
     pub a: Option<String>,
     /// The second label source (e.g. google_2019).
     #[arg(long, value_name = "SOURCE", requires = "a")]
@@ -30,7 +35,8 @@ pub struct AgreeCmd {
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "NULL".into())
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "NULL".into())
 }
 
 /// Runs `cxr agree`.
@@ -40,9 +46,15 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
     if let Some(d) = &cmd.readers {
         let rows = crate::agree::readers(&wh, d).await?;
         t = crate::output::text_table(
-            ["finding", "images", "readers", "positive_calls", "fleiss_kappa"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "finding",
+                "images",
+                "readers",
+                "positive_calls",
+                "fleiss_kappa",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         for r in rows {
             t.add_row(vec![
@@ -66,9 +78,17 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
             )));
         }
         t = crate::output::text_table(
-            ["finding", "n", "pos_a", "pos_b", "both", "percent_agreement", "kappa"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "finding",
+                "n",
+                "pos_a",
+                "pos_b",
+                "both",
+                "percent_agreement",
+                "kappa",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         for r in rows {
             let g = r.agreement;
