@@ -55,6 +55,11 @@ impl Issues {
         self.rows.is_empty()
     }
 
+    /// The recorded issues.
+    pub fn rows(&self) -> &[Issue] {
+        &self.rows
+    }
+
     /// Appends all issues of `other`.
     pub fn extend(&mut self, other: Issues) {
         self.rows.extend(other.rows);
