@@ -8,6 +8,7 @@ pub mod followup;
 pub mod ingest;
 pub mod inspect;
 pub mod plot;
+pub mod plot_boxes;
 pub mod run;
 pub mod shell;
 pub mod split;

@@ -24,6 +24,9 @@ pub enum PlotKind {
     Age,
     /// Distribution of per-image mean intensity (needs pixel statistics).
     Pixels,
+    /// Where boxes lie on the normalised image, a density panel per finding
+    /// (cross-dataset boxes: --dataset, --finding).
+    Boxes,
 }
 
 /// Arguments of `cxr plot`.
@@ -43,6 +46,12 @@ pub struct PlotCmd {
     /// Image size in pixels, WIDTHxHEIGHT.
     #[arg(long, default_value = "1000x800", value_name = "WxH")]
     pub size: String,
+    /// `boxes`: only these datasets (nih, rsna, siim; comma-separated).
+    #[arg(long = "dataset", value_name = "NAMES", value_delimiter = ',')]
+    pub datasets: Vec<String>,
+    /// `boxes`: only this finding (or raw label).
+    #[arg(long, value_name = "FINDING")]
+    pub finding: Option<String>,
 }
 
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -113,6 +122,27 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     }
     let size = parse_size(&cmd.size)?;
     register_font()?;
+    if cmd.kind == PlotKind::Boxes {
+        if !cmd.common.cohort.is_empty() {
+            return Err(Error::Usage(
+                "plot boxes takes --dataset and --finding; the NIH cohort flags do not apply"
+                    .into(),
+            ));
+        }
+        return crate::cli::plot_boxes::run(
+            &cmd.common.warehouse.path(),
+            &cmd.datasets,
+            cmd.finding.as_deref(),
+            &out,
+            size,
+        )
+        .await;
+    }
+    if !cmd.datasets.is_empty() || cmd.finding.is_some() {
+        return Err(Error::Usage(
+            "--dataset and --finding apply to `cxr plot boxes` only".into(),
+        ));
+    }
     let metric = cmd.metric;
     let kind = cmd.kind;
     let rows = cmd
@@ -124,6 +154,9 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
                 PlotKind::Age => format!(
                     "WITH cohort AS (\n{cohort}\n)\nSELECT COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
                 ),
+                PlotKind::Boxes => {
+                    return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
+                }
                 PlotKind::Pixels => format!(
                     "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
                 ),
@@ -207,6 +240,9 @@ impl Data {
                     .map(|((s, b), n)| (s, b, n))
                     .collect(),
             ),
+            PlotKind::Boxes => {
+                return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
+            }
             PlotKind::Pixels => Data::Pixels(
                 rows.required_f64s("bin")?
                     .into_iter()

@@ -1,0 +1,204 @@
+//! `cxr plot boxes`: where boxes lie on the normalised image, one density panel per
+//! finding (the share of boxes covering each cell of a 48 × 48 grid).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::sql::snippets::quote;
+use crate::sql::{Register, Warehouse};
+
+/// Datasets whose boxes are in pixels of 1024 × 1024 originals.
+const KNOWN_SIZE: [&str; 3] = ["nih", "rsna", "siim"];
+const GRID: usize = 48;
+const MAX_PANELS: usize = 9;
+
+type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Per finding: (boxes, coverage grid).
+type Panels = Vec<(String, usize, Vec<f64>)>;
+
+/// Loads the boxes and draws the panels into `out`.
+pub async fn run(
+    warehouse: &Path,
+    datasets: &[String],
+    finding: Option<&str>,
+    out: &Path,
+    size: (u32, u32),
+) -> Result<()> {
+    for d in datasets {
+        if !KNOWN_SIZE.contains(&d.as_str()) {
+            return Err(Error::Usage(format!(
+                "--dataset {d}: its files do not give the images' sizes, so its boxes cannot be placed on a normalised image; boxes plot for {}",
+                KNOWN_SIZE.join(", ")
+            )));
+        }
+    }
+    let wh = Warehouse::open(warehouse, Register::All).await?;
+    if !wh.has_table("xr_boxes") {
+        return Err(Error::Usage(
+            "this warehouse has no xr_boxes table; run `cxr ingest` again with this cxr".into(),
+        ));
+    }
+    let chosen: Vec<&str> = if datasets.is_empty() {
+        KNOWN_SIZE.to_vec()
+    } else {
+        datasets.iter().map(String::as_str).collect()
+    };
+    let mut sql = format!(
+        "SELECT COALESCE(finding, raw_label) AS label, x, y, w, h FROM xr_boxes WHERE dataset IN ({})",
+        chosen
+            .iter()
+            .map(|d| quote(d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(f) = finding {
+        sql.push_str(&format!(
+            " AND (lower(finding) = lower({q}) OR lower(raw_label) = lower({q}))",
+            q = quote(f)
+        ));
+    }
+    let rows = wh.query(&sql, &[]).await?;
+    if rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "no boxes for {}{}",
+            chosen.join(", "),
+            finding
+                .map(|f| format!(" and finding `{f}`"))
+                .unwrap_or_default()
+        )));
+    }
+    let panels = density(
+        &rows.required_strings("label")?,
+        &[
+            rows.required_f64s("x")?,
+            rows.required_f64s("y")?,
+            rows.required_f64s("w")?,
+            rows.required_f64s("h")?,
+        ],
+    );
+    let title = format!("Where boxes lie ({})", chosen.join(", "));
+    let drawn = if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        draw(
+            SVGBackend::new(out, size).into_drawing_area(),
+            &title,
+            &panels,
+        )
+    } else {
+        draw(
+            BitMapBackend::new(out, size).into_drawing_area(),
+            &title,
+            &panels,
+        )
+    };
+    drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Coverage grids per label, the most boxed labels first.
+fn density(labels: &[String], xywh: &[Vec<f64>; 4]) -> Panels {
+    let mut by: BTreeMap<&str, (usize, Vec<f64>)> = BTreeMap::new();
+    for (i, label) in labels.iter().enumerate() {
+        let cell = |v: f64| ((v / 1024.0) * GRID as f64).clamp(0.0, GRID as f64);
+        let (x0, y0) = (cell(xywh[0][i]), cell(xywh[1][i]));
+        let (x1, y1) = (cell(xywh[0][i] + xywh[2][i]), cell(xywh[1][i] + xywh[3][i]));
+        let entry = by
+            .entry(label)
+            .or_insert_with(|| (0, vec![0.0; GRID * GRID]));
+        entry.0 += 1;
+        for gy in y0.floor() as usize..(y1.ceil() as usize).min(GRID) {
+            for gx in x0.floor() as usize..(x1.ceil() as usize).min(GRID) {
+                entry.1[gy * GRID + gx] += 1.0;
+            }
+        }
+    }
+    let mut panels: Panels = by
+        .into_iter()
+        .map(|(l, (n, g))| {
+            (
+                l.to_string(),
+                n,
+                g.into_iter().map(|c| c / n as f64).collect(),
+            )
+        })
+        .collect();
+    panels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    panels.truncate(MAX_PANELS);
+    panels
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &Panels,
+) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (body, _) = {
+        let titled = root.titled(title, ("sans-serif", 24))?;
+        (titled, ())
+    };
+    let cols = (panels.len() as f64).sqrt().ceil() as usize;
+    let rows = panels.len().div_ceil(cols);
+    let areas = body.split_evenly((rows, cols));
+    for ((label, n, grid), area) in panels.iter().zip(areas) {
+        let (w, h) = area.dim_in_pixel();
+        let side = (w.min(h.saturating_sub(30)) as i32 - 10).max(GRID as i32);
+        let cell = side / GRID as i32;
+        area.draw(&Text::new(
+            format!("{} ({n} boxes)", label.replace('_', " ")),
+            (5, 5),
+            ("sans-serif", 16).into_font(),
+        ))?;
+        let max = grid.iter().cloned().fold(1e-12, f64::max);
+        for gy in 0..GRID {
+            for gx in 0..GRID {
+                let v = grid[gy * GRID + gx] / max;
+                let (x, y) = (5 + gx as i32 * cell, 28 + gy as i32 * cell);
+                area.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    shade(v).filled(),
+                ))?;
+            }
+        }
+        area.draw(&Rectangle::new(
+            [(5, 28), (5 + cell * GRID as i32, 28 + cell * GRID as i32)],
+            BLACK.stroke_width(1),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// White to dark blue.
+fn shade(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    RGBColor(lerp(255.0, 8.0), lerp(255.0, 48.0), lerp(255.0, 107.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_box_covers_the_cells_under_it() {
+        // One box over the left half of a 1024-px image: half the columns, every row.
+        let labels = vec!["Mass".to_string()];
+        let xywh = [vec![0.0], vec![0.0], vec![512.0], vec![1024.0]];
+        let p = density(&labels, &xywh);
+        assert_eq!(p[0].1, 1);
+        let covered = p[0].2.iter().filter(|&&c| c > 0.0).count();
+        assert_eq!(covered, GRID * GRID / 2);
+    }
+}
