@@ -13,6 +13,7 @@ pub mod export;
 pub mod export_xr;
 pub mod findings;
 pub mod ingest;
+pub mod input;
 pub mod output;
 pub mod pixels;
 pub mod split;

@@ -19,8 +19,8 @@ use crate::datasets::fields::{Col, MAX_AGE, frontal_of, label_value, require_all
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
-use crate::ingest::csv::{CsvTable, squash};
-use crate::ingest::issues::Issues;
+use crate::input::csv::{CsvTable, squash};
+use crate::input::issues::Issues;
 
 /// Dataset name.
 pub const NAME: &str = "chexpert";

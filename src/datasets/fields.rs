@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::ingest::csv::{CsvTable, squash};
+use crate::input::csv::{CsvTable, squash};
 
 /// Ages above this many years are implausible and become NULL (as for NIH).
 pub const MAX_AGE: f32 = 120.0;

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use crate::datasets::XR_FINDINGS;
 use crate::error::{Error, Result};
-use crate::ingest::csv::split_record;
-use crate::ingest::issues::Issues;
+use crate::input::csv::split_record;
+use crate::input::issues::Issues;
 
 /// The shipped map.
 pub const DEFAULT_MAP: &str = include_str!("label_map.csv");
@@ -77,7 +77,7 @@ impl LabelMap {
     /// line without three fields, a finding not in the vocabulary, a label given twice
     /// for one dataset.
     pub fn from_file(path: &Path) -> Result<LabelMap> {
-        let bytes = crate::ingest::csv::read_bytes(path)?;
+        let bytes = crate::input::csv::read_bytes(path)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::input(path, "the label map is not UTF-8 text"))?;
         Self::parse(text, path)

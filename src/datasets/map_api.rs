@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ingest::issues::Issues;
+use crate::input::issues::Issues;
 
 /// What the map says about one raw label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl StaticMap {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .filter(|l| !l.starts_with("dataset,raw_label"))
             .map(|l| {
-                let f = crate::ingest::csv::split_record(l);
+                let f = crate::input::csv::split_record(l);
                 let g = |i: usize| f.get(i).cloned().unwrap_or_default();
                 (g(0), g(1), g(2))
             })

@@ -28,8 +28,8 @@ use crate::datasets::fields::{
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
-use crate::ingest::csv::{CsvTable, source_name, squash};
-use crate::ingest::issues::Issues;
+use crate::input::csv::{CsvTable, source_name, squash};
+use crate::input::issues::Issues;
 
 /// Dataset name.
 pub const NAME: &str = "mimic";

@@ -7,13 +7,13 @@ pub mod chexpert;
 pub mod fields;
 pub mod label_map;
 pub mod mimic;
-pub mod nih;
+
 pub mod padchest;
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::ingest::issues::Issues;
+use crate::input::issues::Issues;
 pub use label_map::{LabelMap, Lookup};
 
 pub mod agree;
@@ -30,26 +30,25 @@ pub mod zip;
 /// The 18 findings of the cross-dataset vocabulary: the 14 NIH findings plus four
 /// of TorchXRayVision's default pathologies, in this order (the `targets` order of
 /// cross-dataset exports).
-pub const XR_FINDINGS: [&str; 18] = [
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Effusion",
-    "Emphysema",
-    "Fibrosis",
-    "Hernia",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pleural_Thickening",
-    "Pneumonia",
-    "Pneumothorax",
-    "Enlarged_Cardiomediastinum",
-    "Fracture",
-    "Lung_Lesion",
-    "Lung_Opacity",
-];
+pub const XR_FINDINGS: [&str; 18] = {
+    let extra = [
+        "Enlarged_Cardiomediastinum",
+        "Fracture",
+        "Lung_Lesion",
+        "Lung_Opacity",
+    ];
+    let mut out = [""; 18];
+    let mut i = 0;
+    while i < 18 {
+        out[i] = if i < 14 {
+            crate::findings::FINDINGS[i]
+        } else {
+            extra[i - 14]
+        };
+        i += 1;
+    }
+    out
+};
 
 /// One row of `xr_images`.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,7 +201,7 @@ pub fn read(
         source_files: spec
             .paths
             .iter()
-            .map(|p| crate::ingest::csv::source_name(p))
+            .map(|p| crate::input::csv::source_name(p))
             .collect(),
         label_sources: fields::label_sources(&rows.labels),
     };
@@ -259,7 +258,7 @@ pub(crate) mod test_support {
     //! Fixture helpers for the reader tests.
     use std::path::{Path, PathBuf};
 
-    use crate::ingest::issues::Issues;
+    use crate::input::issues::Issues;
 
     /// Writes `text` to `dir/name` and returns the path.
     pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

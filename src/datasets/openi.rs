@@ -31,8 +31,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::ingest::csv::{CsvTable, source_name};
-use crate::ingest::issues::Issues;
+use crate::input::csv::{CsvTable, source_name};
+use crate::input::issues::Issues;
 
 use super::map_api::{FindingMap, Mapper};
 use super::readers::{ImageList, bare_image, frontal_of, require_columns, sex_or_issue};
@@ -317,10 +317,10 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
             };
             im.frontal = frontal_of(im.view);
         }
-        if let Some((i, v)) = &sex {
-            if !sex_all_empty {
-                im.sex = sex_or_issue(v[r], &src, line, t.name(*i), issues);
-            }
+        if let Some((i, v)) = &sex
+            && !sex_all_empty
+        {
+            im.sex = sex_or_issue(v[r], &src, line, t.name(*i), issues);
         }
         if let (Some((bi, b)), Some((di, d))) = (&birth, &date) {
             im.age = match (b[r], d[r]) {
@@ -828,6 +828,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
                 .all(|l| l.value == 1 && l.source == "openi_mesh")
         );
 
+        #[allow(clippy::type_complexity)]
         let got: Vec<(&str, Option<i64>, Option<&str>, Option<&str>)> = issues
             .rows()
             .iter()

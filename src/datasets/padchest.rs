@@ -20,8 +20,8 @@ use crate::datasets::fields::{Col, MAX_AGE, frontal_of, require_all, year_of_dat
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
-use crate::ingest::csv::CsvTable;
-use crate::ingest::issues::Issues;
+use crate::input::csv::CsvTable;
+use crate::input::issues::Issues;
 
 /// Dataset name.
 pub const NAME: &str = "padchest";

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::ingest::csv::CsvTable;
-use crate::ingest::issues::Issues;
+use crate::input::csv::CsvTable;
+use crate::input::issues::Issues;
 
 use super::XrImage;
 

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::ingest::csv::{CsvTable, read_bytes, squash};
-use crate::ingest::issues::Issues;
+use crate::input::csv::{CsvTable, read_bytes, squash};
+use crate::input::issues::Issues;
 
 use super::map_api::{FindingMap, Mapper};
 use super::readers::{
@@ -158,8 +158,8 @@ fn read_tables(
             first_line.push(line);
         }
         let tv = match cols[5][r].map(|v| parse_finite(v).unwrap_or(f64::NAN)) {
-            Some(v) if v == 0.0 => 0i8,
-            Some(v) if v == 1.0 => 1i8,
+            Some(0.0) => 0i8,
+            Some(1.0) => 1i8,
             _ => {
                 issues.push(
                     &src,
@@ -419,6 +419,7 @@ p6,-1,2,3,4,1
             (p3.sex, p3.view, p3.frontal),
             (None, Some("OTHER"), Some(false))
         );
+        #[allow(clippy::type_complexity)]
         let got: Vec<(&str, Option<i64>, Option<&str>, Option<&str>)> = issues
             .rows()
             .iter()
@@ -484,7 +485,7 @@ p6,-1,2,3,4,1
         assert_eq!(rows.boxes.len(), 9_555);
         assert_eq!(rows.labels.iter().filter(|l| l.value == 1).count(), 6_012);
         let n = |f: &dyn Fn(&super::super::XrImage) -> bool| {
-            rows.images.iter().filter(|i| f(*i)).count()
+            rows.images.iter().filter(|i| f(i)).count()
         };
         assert_eq!(n(&|i| i.sex == Some("M")), 15_166);
         assert_eq!(n(&|i| i.sex == Some("F")), 11_518);

@@ -19,8 +19,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::ingest::csv::CsvTable;
-use crate::ingest::issues::Issues;
+use crate::input::csv::CsvTable;
+use crate::input::issues::Issues;
 
 use super::map_api::{FindingMap, Mapper};
 use super::readers::{ImageList, bare_image, one_path, parse_finite, require_columns};

@@ -5,10 +5,10 @@ use polars::prelude::PlHashMap;
 
 use crate::error::Result;
 use crate::findings::{Label, classify};
-use crate::ingest::csv::CsvTable;
-use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
-use crate::ingest::table::{batch, f64s, i32s, text};
+use crate::input::csv::CsvTable;
+use crate::input::issues::Issues;
+use crate::input::table::{batch, f64s, i32s, text};
 
 /// Side of the source images the box coordinates refer to.
 pub const SOURCE_SIZE: f64 = 1024.0;

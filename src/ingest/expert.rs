@@ -4,10 +4,10 @@ use datafusion::arrow::array::RecordBatch;
 use polars::prelude::PlHashMap;
 
 use crate::error::Result;
-use crate::ingest::csv::CsvTable;
-use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
-use crate::ingest::table::{batch, bools, text, utf8};
+use crate::input::csv::CsvTable;
+use crate::input::issues::Issues;
+use crate::input::table::{batch, bools, text, utf8};
 
 /// The four adjudicated findings: (table column, header name, squashed aliases).
 const FLAGS: [(&str, &str, &[&str]); 4] = [

@@ -7,9 +7,9 @@ use polars::prelude::{InitHashMaps, PlHashMap};
 
 use crate::error::Result;
 use crate::findings::{FINDINGS, Label, classify, column_name};
-use crate::ingest::csv::CsvTable;
-use crate::ingest::issues::Issues;
-use crate::ingest::table::{batch, bools, f64s, i8s, i16s, i32s, list_utf8, text, utf8};
+use crate::input::csv::CsvTable;
+use crate::input::issues::Issues;
+use crate::input::table::{batch, bools, f64s, i8s, i16s, i32s, list_utf8, text, utf8};
 
 /// Ages above this many years are implausible and become NULL.
 pub const MAX_AGE: i64 = 120;

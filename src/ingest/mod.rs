@@ -4,13 +4,16 @@
 //! directory beside the warehouse and swapped in whole, so a failed or interrupted
 //! ingest leaves the previous warehouse exactly as it was.
 
+pub use crate::input::{csv, issues, table};
+
 pub mod boxes;
-pub mod csv;
+
 pub mod expert;
-pub mod issues;
+
 pub mod metadata;
 pub mod splits;
-pub mod table;
+
+pub mod nih_xr;
 pub mod xr;
 
 use std::collections::BTreeMap;
@@ -272,7 +275,7 @@ fn read_datasets(
                             metadata::Revision::Revised2020 => "nih_2020",
                         };
                         let rows = crate::datasets::DatasetRows {
-                            labels: crate::datasets::nih::labels_only(&m.images, source),
+                            labels: crate::ingest::nih_xr::labels_only(&m.images, source),
                             ..Default::default()
                         };
                         let info = crate::datasets::DatasetInfo {
@@ -315,7 +318,8 @@ fn cross_dataset(
     experts: &[expert::ExpertRow],
     others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
 ) -> Cross {
-    use crate::datasets::{DatasetInfo, XrBox, nih};
+    use crate::datasets::{DatasetInfo, XrBox};
+    use nih_xr as nih;
     let mut rows = nih::to_rows(images, nih_source);
     rows.labels.extend(nih::expert_labels(experts));
     rows.boxes.extend(boxes.iter().map(|b| XrBox {

@@ -2,8 +2,8 @@
 
 use polars::prelude::PlHashMap;
 
-use crate::ingest::issues::Issues;
 use crate::ingest::metadata::Image;
+use crate::input::issues::Issues;
 
 /// Split names, in the order of the `--splits` arguments.
 pub const SPLIT_NAMES: [&str; 2] = ["train_val", "test"];

@@ -4,7 +4,7 @@ use datafusion::arrow::array::RecordBatch;
 
 use crate::datasets::{DatasetInfo, Report, XrBox, XrImage, XrLabel};
 use crate::error::Result;
-use crate::ingest::table::{batch, bools, f64s, i8s, i64s, list_utf8, text, utf8};
+use crate::input::table::{batch, bools, f64s, i8s, i64s, list_utf8, text, utf8};
 
 /// `xr_images`.
 pub fn images_batch(rows: &[XrImage]) -> Result<RecordBatch> {

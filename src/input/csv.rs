@@ -8,7 +8,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::ingest::issues::Issues;
+use crate::input::issues::Issues;
 
 /// A CSV file read into string columns, with each record's source line.
 pub struct CsvTable {

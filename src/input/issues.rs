@@ -3,7 +3,7 @@
 use datafusion::arrow::array::RecordBatch;
 
 use crate::error::Result;
-use crate::ingest::table::{batch, i64s, text, utf8};
+use crate::input::table::{batch, i64s, text, utf8};
 
 /// One row of `data_issues`.
 #[derive(Debug, Clone)]
