@@ -65,7 +65,31 @@ pub struct Available {
 impl Available {
     /// What the opened warehouse has.
     pub async fn of(wh: &crate::sql::Warehouse) -> Result<Available> {
+        Self::for_cohort(wh, None).await
+    }
+
+    /// What the opened warehouse has, as far as `cohort` needs to know: the split
+    /// names (a query) only when it selects a split. Registers what it reads.
+    pub async fn for_cohort(
+        wh: &crate::sql::Warehouse,
+        cohort: Option<&CohortArgs>,
+    ) -> Result<Available> {
         let splits = wh.has_table("splits");
+        let pixel_stats = wh
+            .snapshot
+            .manifest
+            .tables
+            .get("pixel_stats")
+            .is_some_and(|n| *n > 0);
+        if cohort.is_some_and(|c| c.split.is_none()) {
+            return Ok(Available {
+                pixel_stats,
+                splits,
+                split_names: Vec::new(),
+            });
+        }
+        wh.register(crate::sql::Register::For("images splits"))
+            .await?;
         let names_sql = if splits {
             "SELECT DISTINCT split FROM splits WHERE split IS NOT NULL ORDER BY split"
         } else {
@@ -242,7 +266,8 @@ impl CohortArgs {
     pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
         let images = avail.images();
-        let join = if avail.pixel_stats {
+        // pixel_stats is joined only when a --where predicate may read it.
+        let join = if avail.pixel_stats && self.predicate.is_some() {
             " LEFT JOIN pixel_stats p ON p.image_index = i.image_index"
         } else {
             ""
@@ -252,7 +277,13 @@ impl CohortArgs {
         } else {
             format!("\n  WHERE {}", preds.join("\n    AND "))
         };
-        if self.first_study {
+        if self.first_study && preds.is_empty() {
+            // Every patient's first study: `followups` (materialised at ingest, or
+            // the view on an older warehouse) knows each image's rank.
+            Ok(format!(
+                "SELECT i.* FROM {images} i\n  WHERE i.image_index IN (SELECT image_index FROM followups WHERE study_rank = 1)"
+            ))
+        } else if self.first_study {
             Ok(format!(
                 "SELECT * EXCEPT (study_order) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.patient_id ORDER BY i.follow_up, i.image_index) AS study_order\n  FROM {images} i{join}{filter}\n) AS firsts WHERE study_order = 1"
             ))

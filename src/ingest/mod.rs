@@ -6,6 +6,7 @@
 
 pub mod boxes;
 pub mod csv;
+pub mod derived;
 pub mod expert;
 pub mod issues;
 pub mod metadata;
@@ -143,9 +144,10 @@ pub fn run_with_progress(
     };
     // The big tables are built and written on threads of their own; the small ones
     // and data_issues (which the patients table adds to) follow on this one.
-    let (big, patient_issues) = std::thread::scope(|s| {
+    let (big, patient_issues, derived) = std::thread::scope(|s| {
         let images_t = s.spawn(|| write("images", metadata::images_batch(&images)));
         let findings_t = s.spawn(|| write("findings", metadata::findings_batch(&images)));
+        let derived_t = s.spawn(|| derived::write(&images, &staging));
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
@@ -154,13 +156,16 @@ pub fn run_with_progress(
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
             h.join().expect("table writer does not panic")
         };
+        let derived = derived_t.join().expect("derived tables writer does not panic");
         (
             vec![join(images_t), join(findings_t), patients],
             patient_issues,
+            derived,
         )
     });
     issues.extend(patient_issues);
     let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
+    tables.extend(derived?);
     tables.push(write("bboxes", boxes::boxes_batch(&boxes))?);
     tables.push(write("expert_labels", expert::expert_batch(&experts))?);
     tables.push(write("data_issues", issues.to_batch())?);
