@@ -10,6 +10,7 @@ pub mod derived;
 pub mod expert;
 pub mod issues;
 pub mod metadata;
+mod overlap;
 pub mod splits;
 pub mod table;
 
@@ -99,9 +100,16 @@ pub fn run_with_progress(
     // Refuse a wrong --warehouse before any work; write nothing for bad inputs.
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
-    let (meta, side) = read_inputs(opts, &mut issues)?;
-    // Other writers wait here; from now on the warehouse is ours to change.
-    let lock = WriteLock::acquire(&opts.warehouse)?;
+    // With images, the pixel pass runs while the CSVs are read (overlap.rs).
+    let (read, lock, early_pixels) = if opts.images.is_empty() {
+        let read = read_inputs(opts, &mut issues)?;
+        // Other writers wait here; from now on the warehouse is ours to change.
+        (read, WriteLock::acquire(&opts.warehouse)?, None)
+    } else {
+        let (read, lock, run) = overlap::read_while_measuring(opts, progress, &mut issues)?;
+        (read, lock, Some(run))
+    };
+    let (meta, side) = read;
     let Side {
         lists,
         list_sources,
@@ -128,7 +136,10 @@ pub fn run_with_progress(
         None => Vec::new(),
     };
     crate::trace("splits, boxes, expert", t);
-    let pixel_run = measure_pixels(opts, &lock, progress, &mut inputs)?;
+    let pixel_run = match early_pixels {
+        Some(run) => Some(run),
+        None => measure_pixels(opts, &lock, progress, &mut inputs)?,
+    };
     if let Some(run) = &pixel_run {
         note_unknown_images(run, &by_name, &mut issues);
     }
