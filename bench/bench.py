@@ -168,8 +168,8 @@ WITH o AS (
   SELECT labels, LAG(labels) OVER (PARTITION BY patient_id ORDER BY follow_up, image_index) AS prev
   FROM {images}),
 t AS (SELECT labels, prev FROM o WHERE prev IS NOT NULL),
-ap AS (SELECT unnest(list_filter(labels, x -> NOT list_contains(prev, x))) AS label FROM t),
-re AS (SELECT unnest(list_filter(prev, x -> NOT list_contains(labels, x))) AS label FROM t),
+ap AS (SELECT unnest(list_filter(labels, lambda x: NOT list_contains(prev, x))) AS label FROM t),
+re AS (SELECT unnest(list_filter(prev, lambda x: NOT list_contains(labels, x))) AS label FROM t),
 f AS (SELECT unnest(%s) AS label)
 SELECT f.label, COALESCE(a.n, 0) AS appeared, COALESCE(r.n, 0) AS resolved
 FROM f LEFT JOIN (SELECT label, COUNT(*) AS n FROM ap GROUP BY label) a ON a.label = f.label

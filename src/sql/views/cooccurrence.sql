@@ -1,7 +1,8 @@
 -- cooccurrence: every ordered pair of two different findings (182 rows).
--- {images} names the relation it reads: the images table, or a cohort.
+-- {images} names the relation it reads: the images table, or a cohort (any relation
+-- with the images table's 14 finding columns).
 -- n_a, n_b: images with each finding; n_ab: images with both; N: all images.
--- Each image's labels become a 14-bit mask; images are counted per distinct mask (a
+-- Each image's finding columns become a 14-bit mask; images are counted per distinct mask (a
 -- few hundred at most), and every count is a sum over the masks with the right bits:
 -- one pass over the images, no join of findings with themselves.
 WITH finding(label, bit) AS (
@@ -13,20 +14,20 @@ WITH finding(label, bit) AS (
 masks AS (
     SELECT mask, COUNT(*) AS n
     FROM (
-        SELECT CASE WHEN array_has(labels, 'Atelectasis') THEN 1 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Cardiomegaly') THEN 2 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Consolidation') THEN 4 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Edema') THEN 8 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Effusion') THEN 16 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Emphysema') THEN 32 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Fibrosis') THEN 64 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Hernia') THEN 128 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Infiltration') THEN 256 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Mass') THEN 512 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Nodule') THEN 1024 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Pleural_Thickening') THEN 2048 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Pneumonia') THEN 4096 ELSE 0 END
-             + CASE WHEN array_has(labels, 'Pneumothorax') THEN 8192 ELSE 0 END AS mask
+        SELECT CASE WHEN atelectasis THEN 1 ELSE 0 END
+             + CASE WHEN cardiomegaly THEN 2 ELSE 0 END
+             + CASE WHEN consolidation THEN 4 ELSE 0 END
+             + CASE WHEN edema THEN 8 ELSE 0 END
+             + CASE WHEN effusion THEN 16 ELSE 0 END
+             + CASE WHEN emphysema THEN 32 ELSE 0 END
+             + CASE WHEN fibrosis THEN 64 ELSE 0 END
+             + CASE WHEN hernia THEN 128 ELSE 0 END
+             + CASE WHEN infiltration THEN 256 ELSE 0 END
+             + CASE WHEN mass THEN 512 ELSE 0 END
+             + CASE WHEN nodule THEN 1024 ELSE 0 END
+             + CASE WHEN pleural_thickening THEN 2048 ELSE 0 END
+             + CASE WHEN pneumonia THEN 4096 ELSE 0 END
+             + CASE WHEN pneumothorax THEN 8192 ELSE 0 END AS mask
         FROM {images}
     ) AS labelled
     GROUP BY mask
