@@ -32,28 +32,25 @@ masks AS (
     ) AS labelled
     GROUP BY mask
 ),
-total AS (SELECT CAST(COALESCE(SUM(n), 0) AS DOUBLE) AS n FROM masks),
-per_label AS (
-    SELECT f.label, COALESCE(SUM(m.n), 0) AS n
-    FROM finding f LEFT JOIN masks m ON (m.mask & f.bit) <> 0
-    GROUP BY f.label
-),
-pair AS (
-    SELECT a.label AS label_a, b.label AS label_b, COALESCE(SUM(m.n), 0) AS n_ab
+counts AS (
+    -- masks is read once: DataFusion would scan the images again for each reference.
+    SELECT a.label AS label_a,
+           b.label AS label_b,
+           COALESCE(SUM(CASE WHEN (m.mask & a.bit) <> 0 THEN m.n ELSE 0 END), 0) AS n_a,
+           COALESCE(SUM(CASE WHEN (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END), 0) AS n_b,
+           COALESCE(SUM(CASE WHEN (m.mask & a.bit) <> 0 AND (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END), 0) AS n_ab,
+           CAST(COALESCE(SUM(m.n), 0) AS DOUBLE) AS total
     FROM finding a
     JOIN finding b ON a.label <> b.label
-    LEFT JOIN masks m ON (m.mask & a.bit) <> 0 AND (m.mask & b.bit) <> 0
+    LEFT JOIN masks m ON true
     GROUP BY a.label, b.label
 )
-SELECT a.label AS label_a,
-       b.label AS label_b,
-       a.n AS n_a,
-       b.n AS n_b,
-       p.n_ab AS n_ab,
-       CAST(p.n_ab AS DOUBLE) / NULLIF(a.n, 0) AS p_b_given_a,
-       CAST(p.n_ab AS DOUBLE) / NULLIF(a.n + b.n - p.n_ab, 0) AS jaccard,
-       CAST(p.n_ab AS DOUBLE) * total.n / NULLIF(CAST(a.n AS DOUBLE) * b.n, 0) AS lift
-FROM pair p
-JOIN per_label a ON a.label = p.label_a
-JOIN per_label b ON b.label = p.label_b
-CROSS JOIN total
+SELECT label_a,
+       label_b,
+       n_a,
+       n_b,
+       n_ab,
+       CAST(n_ab AS DOUBLE) / NULLIF(n_a, 0) AS p_b_given_a,
+       CAST(n_ab AS DOUBLE) / NULLIF(n_a + n_b - n_ab, 0) AS jaccard,
+       CAST(n_ab AS DOUBLE) * total / NULLIF(CAST(n_a AS DOUBLE) * n_b, 0) AS lift
+FROM counts
