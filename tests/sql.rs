@@ -116,7 +116,12 @@ fn materialised_tables_equal_their_views() {
     for (name, cols) in columns {
         let view = cxr::sql::view_sql(name, "images", "findings");
         for c in cols.split(' ') {
-            let ty = |from: &str| rows(&wh, &format!("SELECT arrow_typeof({c}) FROM {from} LIMIT 1"));
+            // Strings read from Parquet come back as Utf8View, VALUES give Utf8: the
+            // same stored type.
+            let ty = |from: &str| {
+                rows(&wh, &format!("SELECT arrow_typeof({c}) FROM {from} LIMIT 1"))[0][0]
+                    .replace("Utf8View", "Utf8")
+            };
             assert_eq!(ty(name), ty(&format!("({view})")), "{name}.{c}");
         }
     }

@@ -101,13 +101,14 @@ pub fn run_with_progress(
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
     // With images, the pixel pass runs while the CSVs are read (overlap.rs).
-    let (read, lock, early_pixels) = if opts.images.is_empty() {
+    let (read, lock, early_pixels, _cache_guard) = if opts.images.is_empty() {
         let read = read_inputs(opts, &mut issues)?;
         // Other writers wait here; from now on the warehouse is ours to change.
-        (read, WriteLock::acquire(&opts.warehouse)?, None)
+        (read, WriteLock::acquire(&opts.warehouse)?, None, None)
     } else {
-        let (read, lock, run) = overlap::read_while_measuring(opts, progress, &mut issues)?;
-        (read, lock, Some(run))
+        let (read, lock, run, guard) =
+            overlap::read_while_measuring(opts, progress, &mut issues)?;
+        (read, lock, Some(run), Some(guard))
     };
     let (meta, side) = read;
     let Side {

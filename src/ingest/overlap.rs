@@ -11,8 +11,24 @@ use crate::ingest::issues::Issues;
 use crate::pixels::run::{PixelRun, Progress};
 use crate::warehouse::WriteLock;
 
-/// What [`read_while_measuring`] hands back: the inputs read, the lock, the pixel run.
-pub(super) type Overlapped = ((metadata::Metadata, Side), WriteLock, PixelRun);
+/// What [`read_while_measuring`] hands back: the inputs read, the lock, the pixel run,
+/// and the guard of its resume cache.
+pub(super) type Overlapped = ((metadata::Metadata, Side), WriteLock, PixelRun, CacheGuard);
+
+/// Removes, when dropped, the resume cache of a pixel run that this ingest created and
+/// completed: the ingest then failed on its inputs (a box list without its columns is
+/// only found out when it is matched), and a bad input writes nothing. A pixel run that
+/// itself stopped keeps its chunks, to resume from. A successful ingest removes the
+/// cache itself.
+pub(super) struct CacheGuard(Option<std::path::PathBuf>);
+
+impl Drop for CacheGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
 
 /// Reads the inputs and measures the images at the same time.
 pub(super) fn read_while_measuring(
@@ -47,7 +63,8 @@ pub(super) fn read_while_measuring(
         Ok((meta, mut side)) => {
             let run = run?;
             side.inputs.extend(run.inputs.iter().cloned());
-            Ok(((meta, side), lock, run))
+            let guard = CacheGuard((!existed).then_some(cache));
+            Ok(((meta, side), lock, run, guard))
         }
     }
 }
