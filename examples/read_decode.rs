@@ -22,7 +22,8 @@ fn main() {
     for entry in archive.entries().expect("a tar") {
         let e = entry.expect("a tar member");
         if e.header().entry_type().is_file()
-            && e.path().is_ok_and(|p| p.to_string_lossy().ends_with(".png"))
+            && e.path()
+                .is_ok_and(|p| p.to_string_lossy().ends_with(".png"))
         {
             let at = e.raw_file_position() as usize;
             members.push((at, e.size() as usize));
@@ -40,7 +41,9 @@ fn main() {
                 let mut sum = 0u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(at, len)) = members.get(i) else { break };
+                    let Some(&(at, len)) = members.get(i) else {
+                        break;
+                    };
                     if let Ok(g) = cxr::pixels::decode::decode(&data[at..at + len]) {
                         let st = cxr::pixels::stats::compute(
                             &g.pixels,

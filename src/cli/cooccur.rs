@@ -73,9 +73,15 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
             None => std::io::stdout().is_terminal(),
         };
     if !matrix {
-        return args.common.run(|c| Ok(sql((!global).then_some(c), metric))).await;
+        return args
+            .common
+            .run(|c| Ok(sql((!global).then_some(c), metric)))
+            .await;
     }
-    let rows = args.common.query(|c| Ok(sql((!global).then_some(c), metric))).await?;
+    let rows = args
+        .common
+        .query(|c| Ok(sql((!global).then_some(c), metric)))
+        .await?;
     crate::output::print_text(&matrix_table(&rows, metric)?.to_string())
 }
 

@@ -197,9 +197,8 @@ impl AnalysisArgs {
     ) -> Result<(crate::sql::Warehouse, String)> {
         // Start-up stays short: only what the command's SQL names is registered, and
         // the split names are read only when --split needs them.
-        let wh =
-            crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
-                .await?;
+        let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
+            .await?;
         let avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
         if avail.splits {
             eprintln!("cxr: note: splits come from the `splits` table written by `cxr split`");

@@ -98,7 +98,10 @@ pub fn followups_batch(images: &[Image]) -> Result<datafusion::arrow::array::Rec
     };
     batch(vec![
         ("patient_id", i32s(order.iter().map(|i| Some(i.patient_id)))),
-        ("image_index", text(order.iter().map(|i| i.image_index.as_str()))),
+        (
+            "image_index",
+            text(order.iter().map(|i| i.image_index.as_str())),
+        ),
         ("follow_up", i32s(order.iter().map(|i| Some(i.follow_up)))),
         ("study_rank", i32s(rank.iter().map(|r| Some(*r)))),
         ("age", i16s(order.iter().map(|i| i.age))),
@@ -151,9 +154,10 @@ pub fn cooccurrence_batch(images: &[Image]) -> Result<datafusion::arrow::array::
         ("n_ab", i64s(rows.iter().map(|&(a, b)| Some(both[a][b])))),
         (
             "p_b_given_a",
-            f64s(rows.iter().map(|&(a, b)| {
-                nz(n[a] as f64).map(|d| both[a][b] as f64 / d)
-            })),
+            f64s(
+                rows.iter()
+                    .map(|&(a, b)| nz(n[a] as f64).map(|d| both[a][b] as f64 / d)),
+            ),
         ),
         (
             "jaccard",

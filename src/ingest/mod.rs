@@ -106,8 +106,7 @@ pub fn run_with_progress(
         // Other writers wait here; from now on the warehouse is ours to change.
         (read, WriteLock::acquire(&opts.warehouse)?, None, None)
     } else {
-        let (read, lock, run, guard) =
-            overlap::read_while_measuring(opts, progress, &mut issues)?;
+        let (read, lock, run, guard) = overlap::read_while_measuring(opts, progress, &mut issues)?;
         (read, lock, Some(run), Some(guard))
     };
     let (meta, side) = read;
@@ -168,7 +167,9 @@ pub fn run_with_progress(
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
             h.join().expect("table writer does not panic")
         };
-        let derived = derived_t.join().expect("derived tables writer does not panic");
+        let derived = derived_t
+            .join()
+            .expect("derived tables writer does not panic");
         (
             vec![join(images_t), join(findings_t), patients],
             patient_issues,

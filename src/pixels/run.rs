@@ -273,7 +273,12 @@ impl Progress for Quiet {
 /// Measures every member of `inputs`, committing chunks under `cache` and resuming
 /// from the chunks an earlier run left there.
 pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Result<PixelRun> {
-    measure_until(inputs, cache, progress, &std::sync::atomic::AtomicBool::new(false))
+    measure_until(
+        inputs,
+        cache,
+        progress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
 }
 
 /// [`measure`], stopping with an error (the chunks committed so far kept) as soon as
@@ -361,7 +366,16 @@ pub fn measure_until(
         // and then the reader see closed channels and stop too.
         drop(res_tx);
         drop(job_rx);
-        let collected = collect(res_rx, cache, k, &mut run, &mut seen, &bytes_read, progress, cancel);
+        let collected = collect(
+            res_rx,
+            cache,
+            k,
+            &mut run,
+            &mut seen,
+            &bytes_read,
+            progress,
+            cancel,
+        );
         let read = reader.join().expect("reader thread does not panic");
         let (last, mut rows, mut info) = collected?;
         run.inputs = read.map_err(|u| Error::input(&u.path, u.reason))?;
