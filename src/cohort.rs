@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::findings::{FINDINGS, lookup};
-use crate::sql::snippets::quote;
+use crate::sql::snippets::{column_name, quote};
 
 /// The cohort flags, the same on every command that takes them.
 #[derive(Debug, Clone, Default, Args)]
@@ -65,7 +65,31 @@ pub struct Available {
 impl Available {
     /// What the opened warehouse has.
     pub async fn of(wh: &crate::sql::Warehouse) -> Result<Available> {
+        Self::for_cohort(wh, None).await
+    }
+
+    /// What the opened warehouse has, as far as `cohort` needs to know: the split
+    /// names (a query) only when it selects a split. Registers what it reads.
+    pub async fn for_cohort(
+        wh: &crate::sql::Warehouse,
+        cohort: Option<&CohortArgs>,
+    ) -> Result<Available> {
         let splits = wh.has_table("splits");
+        let pixel_stats = wh
+            .snapshot
+            .manifest
+            .tables
+            .get("pixel_stats")
+            .is_some_and(|n| *n > 0);
+        if cohort.is_some_and(|c| c.split.is_none()) {
+            return Ok(Available {
+                pixel_stats,
+                splits,
+                split_names: Vec::new(),
+            });
+        }
+        wh.register(crate::sql::Register::For("images splits"))
+            .await?;
         let names_sql = if splits {
             "SELECT DISTINCT split FROM splits WHERE split IS NOT NULL ORDER BY split"
         } else {
@@ -150,19 +174,17 @@ impl CohortArgs {
     /// The SQL predicates over `i` (images) and `p` (pixel_stats).
     fn predicates(&self, avail: &Available) -> Result<Vec<String>> {
         let mut w = Vec::new();
+        // The images table's Boolean finding columns: cheaper than searching `labels`.
+        let col = |l: &str| -> Result<String> { Ok(format!("i.{}", column_name(finding(l)?))) };
         for l in &self.with {
-            w.push(format!("array_has(i.labels, {})", quote(finding(l)?)));
+            w.push(col(l)?);
         }
         if !self.any.is_empty() {
-            let any: Vec<String> = self
-                .any
-                .iter()
-                .map(|l| Ok(format!("array_has(i.labels, {})", quote(finding(l)?))))
-                .collect::<Result<_>>()?;
+            let any: Vec<String> = self.any.iter().map(|l| col(l)).collect::<Result<_>>()?;
             w.push(format!("({})", any.join(" OR ")));
         }
         for l in &self.without {
-            w.push(format!("NOT array_has(i.labels, {})", quote(finding(l)?)));
+            w.push(format!("NOT {}", col(l)?));
         }
         if self.no_finding {
             w.push("i.no_finding".into());
@@ -242,7 +264,8 @@ impl CohortArgs {
     pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
         let images = avail.images();
-        let join = if avail.pixel_stats {
+        // pixel_stats is joined only when a --where predicate may read it.
+        let join = if avail.pixel_stats && self.predicate.is_some() {
             " LEFT JOIN pixel_stats p ON p.image_index = i.image_index"
         } else {
             ""
@@ -252,7 +275,13 @@ impl CohortArgs {
         } else {
             format!("\n  WHERE {}", preds.join("\n    AND "))
         };
-        if self.first_study {
+        if self.first_study && preds.is_empty() {
+            // Every patient's first study: `followups` (materialised at ingest, or
+            // the view on an older warehouse) knows each image's rank.
+            Ok(format!(
+                "SELECT i.* FROM {images} i\n  WHERE i.image_index IN (SELECT image_index FROM followups WHERE study_rank = 1)"
+            ))
+        } else if self.first_study {
             Ok(format!(
                 "SELECT * EXCEPT (study_order) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.patient_id ORDER BY i.follow_up, i.image_index) AS study_order\n  FROM {images} i{join}{filter}\n) AS firsts WHERE study_order = 1"
             ))
@@ -323,7 +352,7 @@ mod tests {
             ..Default::default()
         };
         let sql = c.images_sql(&Available::default()).unwrap();
-        assert!(sql.contains("array_has(i.labels, 'Effusion')"));
-        assert!(sql.contains("NOT array_has(i.labels, 'Pneumothorax')"));
+        assert!(sql.contains("i.effusion"));
+        assert!(sql.contains("NOT i.pneumothorax"));
     }
 }

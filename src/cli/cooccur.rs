@@ -46,10 +46,18 @@ pub struct CooccurCmd {
 }
 
 /// The long-form SQL: one row per ordered pair with the chosen metric as `value`.
-pub fn sql(cohort: &str, metric: Metric) -> String {
-    let pairs = crate::sql::view_sql("cooccurrence", "cohort", "cohort_findings");
+/// `cohort` is `None` for the whole warehouse: the pairs are then read from
+/// `cooccurrence` (materialised at ingest).
+pub fn sql(cohort: Option<&str>, metric: Metric) -> String {
+    let Some(cohort) = cohort else {
+        return format!(
+            "SELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM cooccurrence\nORDER BY label_a, label_b",
+            metric.expr()
+        );
+    };
+    let pairs = crate::sql::view_sql("cooccurrence", "cohort", "findings");
     format!(
-        "WITH cohort AS (\n{cohort}\n),\ncohort_findings AS (\n    SELECT f.* FROM findings f JOIN cohort c ON c.image_index = f.image_index\n),\npairs AS (\n{pairs}\n)\nSELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM pairs\nORDER BY label_a, label_b",
+        "WITH cohort AS (\n{cohort}\n),\npairs AS (\n{pairs}\n)\nSELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM pairs\nORDER BY label_a, label_b",
         metric.expr()
     )
 }
@@ -57,6 +65,7 @@ pub fn sql(cohort: &str, metric: Metric) -> String {
 /// Runs `cxr cooccur`: a matrix on a terminal, the long form otherwise.
 pub async fn run(args: CooccurCmd) -> Result<()> {
     let metric = args.metric;
+    let global = args.common.cohort.is_empty();
     let matrix = args.common.output.out.is_none()
         && !args.common.show_sql
         && match args.common.output.format {
@@ -64,9 +73,15 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
             None => std::io::stdout().is_terminal(),
         };
     if !matrix {
-        return args.common.run(|c| Ok(sql(c, metric))).await;
+        return args
+            .common
+            .run(|c| Ok(sql((!global).then_some(c), metric)))
+            .await;
     }
-    let rows = args.common.query(|c| Ok(sql(c, metric))).await?;
+    let rows = args
+        .common
+        .query(|c| Ok(sql((!global).then_some(c), metric)))
+        .await?;
     crate::output::print_text(&matrix_table(&rows, metric)?.to_string())
 }
 

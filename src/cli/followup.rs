@@ -25,8 +25,13 @@ fn findings_values() -> String {
 }
 
 /// The cohort flags select patients: every image of a patient with at least one
-/// image in the cohort, so that each timeline is complete.
-fn with_followups(cohort: &str) -> String {
+/// image in the cohort, so that each timeline is complete. `cohort` is `None` for the
+/// whole warehouse: `fu` then reads `followups` (materialised at ingest).
+fn with_followups(cohort: Option<&str>) -> String {
+    let Some(cohort) = cohort else {
+        return "WITH timeline AS (SELECT * FROM images),\nfu AS (SELECT * FROM followups)"
+            .to_string();
+    };
     let fu = crate::sql::view_sql("followups", "timeline", "findings");
     format!(
         "WITH cohort AS (\n{cohort}\n),\ntimeline AS (\n    SELECT t.* FROM images t JOIN (SELECT DISTINCT patient_id FROM cohort) AS cp ON cp.patient_id = t.patient_id\n),\nfu AS (\n{fu}\n)"
@@ -34,7 +39,7 @@ fn with_followups(cohort: &str) -> String {
 }
 
 /// The timeline of one patient.
-pub fn timeline_sql(cohort: &str, patient: i64) -> String {
+pub fn timeline_sql(cohort: Option<&str>, patient: i64) -> String {
     format!(
         "{},\nstudies AS (SELECT fu.*, t.view_position FROM fu JOIN timeline t ON t.image_index = fu.image_index)\nSELECT study_rank, image_index, follow_up, age, view_position, labels, new_labels, resolved_labels\nFROM studies WHERE patient_id = {patient}\nORDER BY study_rank",
         with_followups(cohort)
@@ -42,15 +47,17 @@ pub fn timeline_sql(cohort: &str, patient: i64) -> String {
 }
 
 /// Appearances and resolutions per finding between consecutive studies.
-pub fn transitions_sql(cohort: &str) -> String {
+pub fn transitions_sql(cohort: Option<&str>) -> String {
     format!(
         "{},\n{},
-appeared AS (SELECT unnest(new_labels) AS label FROM fu WHERE new_labels IS NOT NULL),
-resolved AS (SELECT unnest(resolved_labels) AS label FROM fu WHERE resolved_labels IS NOT NULL)
+appeared AS (SELECT label, COUNT(*) AS n FROM (SELECT unnest(new_labels) AS label FROM fu WHERE new_labels IS NOT NULL) AS a GROUP BY label),
+resolved AS (SELECT label, COUNT(*) AS n FROM (SELECT unnest(resolved_labels) AS label FROM fu WHERE resolved_labels IS NOT NULL) AS r GROUP BY label)
 SELECT f.label,
-       (SELECT COUNT(*) FROM appeared a WHERE a.label = f.label) AS appeared,
-       (SELECT COUNT(*) FROM resolved r WHERE r.label = f.label) AS resolved
+       COALESCE(a.n, 0) AS appeared,
+       COALESCE(r.n, 0) AS resolved
 FROM finding f
+LEFT JOIN appeared a ON a.label = f.label
+LEFT JOIN resolved r ON r.label = f.label
 ORDER BY appeared DESC, f.label",
         with_followups(cohort),
         findings_values()
@@ -60,45 +67,47 @@ ORDER BY appeared DESC, f.label",
 /// Per finding, over patients with at least two studies: ever positive, positive at
 /// the first study, incident, median studies before the first appearance (incident
 /// patients), and persistence (share of positive studies whose next is positive).
-pub fn summary_sql(cohort: &str) -> String {
+///
+/// Computed from the positive studies only (the labels unnested) and from
+/// `prev_labels` / `resolved_labels`: a positive study followed by another is a
+/// previous study's label; it stays positive unless it is resolved.
+pub fn summary_sql(cohort: Option<&str>) -> String {
     format!(
         "{},\n{},
-multi AS (SELECT patient_id FROM fu GROUP BY patient_id HAVING COUNT(*) >= 2),
-s AS (
-    SELECT fu.patient_id, fu.study_rank, fu.labels,
-           LEAD(fu.labels) OVER (PARTITION BY fu.patient_id ORDER BY fu.study_rank) AS next_labels
+multi AS (SELECT patient_id FROM fu WHERE study_rank = 2),
+n_multi AS (SELECT COUNT(*) AS n FROM multi),
+pos AS (
+    SELECT fu.patient_id, fu.study_rank, unnest(fu.labels) AS label
     FROM fu JOIN multi m ON m.patient_id = fu.patient_id
 ),
-per AS (
-    SELECT f.label, s.patient_id, s.study_rank,
-           array_has(s.labels, f.label) AS pos,
-           s.next_labels IS NOT NULL AS has_next,
-           COALESCE(array_has(s.next_labels, f.label), false) AS next_pos
-    FROM s CROSS JOIN finding f
-),
 by_patient AS (
-    SELECT label, patient_id,
-           MAX(CASE WHEN pos THEN 1 ELSE 0 END) AS ever,
-           MAX(CASE WHEN pos AND study_rank = 1 THEN 1 ELSE 0 END) AS at_first,
-           MIN(CASE WHEN pos THEN study_rank END) AS first_rank
-    FROM per GROUP BY label, patient_id
+    SELECT label, patient_id, MIN(study_rank) AS first_rank
+    FROM pos GROUP BY label, patient_id
 ),
-persist AS (
+per_label AS (
     SELECT label,
-           SUM(CASE WHEN pos AND has_next AND next_pos THEN 1 ELSE 0 END) AS kept,
-           SUM(CASE WHEN pos AND has_next THEN 1 ELSE 0 END) AS followed
-    FROM per GROUP BY label
-)
-SELECT b.label,
-       COUNT(*) AS patients,
-       SUM(b.ever) AS ever_positive,
-       SUM(b.at_first) AS positive_at_first,
-       SUM(CASE WHEN b.ever = 1 AND b.at_first = 0 THEN 1 ELSE 0 END) AS incident,
-       median(CASE WHEN b.ever = 1 AND b.at_first = 0 THEN b.first_rank - 1 END) AS median_studies_before_first,
-       round(CAST(MAX(p.kept) AS DOUBLE) / NULLIF(MAX(p.followed), 0), 4) AS persistence
-FROM by_patient b JOIN persist p ON p.label = b.label
-GROUP BY b.label
-ORDER BY ever_positive DESC, b.label",
+           COUNT(*) AS ever_positive,
+           SUM(CASE WHEN first_rank = 1 THEN 1 ELSE 0 END) AS positive_at_first,
+           SUM(CASE WHEN first_rank > 1 THEN 1 ELSE 0 END) AS incident,
+           median(CASE WHEN first_rank > 1 THEN first_rank - 1 END) AS median_studies_before_first
+    FROM by_patient GROUP BY label
+),
+followed AS (SELECT label, COUNT(*) AS n FROM (SELECT unnest(prev_labels) AS label FROM fu WHERE prev_labels IS NOT NULL) AS x GROUP BY label),
+dropped AS (SELECT label, COUNT(*) AS n FROM (SELECT unnest(resolved_labels) AS label FROM fu WHERE resolved_labels IS NOT NULL) AS x GROUP BY label)
+SELECT f.label,
+       nm.n AS patients,
+       COALESCE(b.ever_positive, 0) AS ever_positive,
+       COALESCE(b.positive_at_first, 0) AS positive_at_first,
+       COALESCE(b.incident, 0) AS incident,
+       b.median_studies_before_first,
+       round(CAST(COALESCE(fo.n, 0) - COALESCE(d.n, 0) AS DOUBLE) / NULLIF(COALESCE(fo.n, 0), 0), 4) AS persistence
+FROM finding f
+CROSS JOIN n_multi nm
+LEFT JOIN per_label b ON b.label = f.label
+LEFT JOIN followed fo ON fo.label = f.label
+LEFT JOIN dropped d ON d.label = f.label
+WHERE nm.n > 0
+ORDER BY ever_positive DESC, f.label",
         with_followups(cohort),
         findings_values()
     )
@@ -121,8 +130,10 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
             )));
         }
     }
+    let global = args.common.cohort.is_empty();
     args.common
         .run(|c| {
+            let c = (!global).then_some(c);
             Ok(match (patient, transitions) {
                 (Some(p), _) => timeline_sql(c, p),
                 (None, true) => transitions_sql(c),

@@ -200,13 +200,16 @@ impl AnalysisArgs {
         &self,
         build: impl FnOnce(&str) -> Result<String>,
     ) -> Result<(crate::sql::Warehouse, String)> {
-        let wh =
-            crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::All).await?;
-        let avail = crate::cohort::Available::of(&wh).await?;
+        // Start-up stays short: only what the command's SQL names is registered, and
+        // the split names are read only when --split needs them.
+        let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
+            .await?;
+        let avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
         if avail.splits {
             eprintln!("cxr: note: splits come from the `splits` table written by `cxr split`");
         }
         let sql = build(&self.cohort.images_sql(&avail)?)?;
+        wh.register(crate::sql::Register::For(&sql)).await?;
         Ok((wh, sql))
     }
 

@@ -149,7 +149,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         .common
         .query(|cohort| {
             Ok(match kind {
-                PlotKind::Cooccurrence => crate::cli::cooccur::sql(cohort, metric),
+                PlotKind::Cooccurrence => crate::cli::cooccur::sql(Some(cohort), metric),
                 PlotKind::Labels => labels_sql(cohort),
                 PlotKind::Age => format!(
                     "WITH cohort AS (\n{cohort}\n)\nSELECT COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"

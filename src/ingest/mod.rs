@@ -7,10 +7,11 @@
 pub use crate::input::{csv, issues, table};
 
 pub mod boxes;
-
+pub mod derived;
 pub mod expert;
 
 pub mod metadata;
+mod overlap;
 pub mod splits;
 
 pub mod nih_xr;
@@ -126,10 +127,18 @@ pub fn run_with_progress(
     // Refuse a wrong --warehouse before any work; write nothing for bad inputs.
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
-    let (meta, side) = read_inputs(opts, &mut issues)?;
+    // Other datasets first: a wrong file is refused before any pixel work.
     let others = read_datasets(opts, &mut issues)?;
-    // Other writers wait here; from now on the warehouse is ours to change.
-    let lock = WriteLock::acquire(&opts.warehouse)?;
+    // With images, the pixel pass runs while the CSVs are read (overlap.rs).
+    let (read, lock, early_pixels, _cache_guard) = if opts.images.is_empty() {
+        let read = read_inputs(opts, &mut issues)?;
+        // Other writers wait here; from now on the warehouse is ours to change.
+        (read, WriteLock::acquire(&opts.warehouse)?, None, None)
+    } else {
+        let (read, lock, run, guard) = overlap::read_while_measuring(opts, progress, &mut issues)?;
+        (read, lock, Some(run), Some(guard))
+    };
+    let (meta, side) = read;
     let Side {
         lists,
         list_sources,
@@ -156,7 +165,11 @@ pub fn run_with_progress(
         None => Vec::new(),
     };
     crate::trace("splits, boxes, expert", t);
-    let pixel_run = measure_pixels(opts, &lock, progress, &mut inputs)?;
+    let pixel_run = match early_pixels {
+        // overlap.rs recorded the archives among the inputs.
+        Some(run) => Some(run),
+        None => measure_pixels(opts, &lock, progress, &mut inputs)?,
+    };
     if let Some(run) = &pixel_run {
         note_unknown_images(run, &by_name, &mut issues);
     }
@@ -172,9 +185,10 @@ pub fn run_with_progress(
     };
     // The big tables are built and written on threads of their own; the small ones
     // and data_issues (which the patients table adds to) follow on this one.
-    let (big, patient_issues) = std::thread::scope(|s| {
+    let (big, patient_issues, derived) = std::thread::scope(|s| {
         let images_t = s.spawn(|| write("images", metadata::images_batch(&images)));
         let findings_t = s.spawn(|| write("findings", metadata::findings_batch(&images)));
+        let derived_t = s.spawn(|| derived::write(&images, &staging));
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
@@ -183,13 +197,18 @@ pub fn run_with_progress(
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
             h.join().expect("table writer does not panic")
         };
+        let derived = derived_t
+            .join()
+            .expect("derived tables writer does not panic");
         (
             vec![join(images_t), join(findings_t), patients],
             patient_issues,
+            derived,
         )
     });
     issues.extend(patient_issues);
     let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
+    tables.extend(derived?);
     tables.push(write("bboxes", boxes::boxes_batch(&boxes))?);
     tables.push(write("expert_labels", expert::expert_batch(&experts))?);
     let nih_source = match meta.revision {

@@ -24,7 +24,7 @@ pub struct Grey {
 
 /// Decodes a PNG and reduces it to grey. Errors are one-line descriptions.
 pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
-    let mut decoder = png::Decoder::new(bytes);
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     // STRIP_16 keeps the high byte (value >> 8); EXPAND turns palettes into RGB(A)
     // and low-bit grey into 8-bit.
     decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
@@ -45,7 +45,10 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     let mut reader = decoder
         .read_info()
         .map_err(|e| format!("corrupt PNG: {e}"))?;
-    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| "image too large for memory".to_string())?;
+    let mut buf = vec![0u8; size];
     let frame = reader
         .next_frame(&mut buf)
         .map_err(|e| format!("corrupt or truncated PNG: {e}"))?;

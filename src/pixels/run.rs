@@ -273,6 +273,22 @@ impl Progress for Quiet {
 /// Measures every member of `inputs`, committing chunks under `cache` and resuming
 /// from the chunks an earlier run left there.
 pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Result<PixelRun> {
+    measure_until(
+        inputs,
+        cache,
+        progress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+}
+
+/// [`measure`], stopping with an error (the chunks committed so far kept) as soon as
+/// `cancel` is set: ingest measures while it reads the CSVs, and stops if they fail.
+pub fn measure_until(
+    inputs: &[PathBuf],
+    cache: &Path,
+    progress: &dyn Progress,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<PixelRun> {
     let start = Instant::now();
     source::check(inputs).map_err(|u| Error::input(&u.path, u.reason))?;
     std::fs::create_dir_all(cache).ctx(|| format!("{}: cannot create", cache.display()))?;
@@ -350,7 +366,16 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
         // and then the reader see closed channels and stop too.
         drop(res_tx);
         drop(job_rx);
-        let collected = collect(res_rx, cache, k, &mut run, &mut seen, &bytes_read, progress);
+        let collected = collect(
+            res_rx,
+            cache,
+            k,
+            &mut run,
+            &mut seen,
+            &bytes_read,
+            progress,
+            cancel,
+        );
         let read = reader.join().expect("reader thread does not panic");
         let (last, mut rows, mut info) = collected?;
         run.inputs = read.map_err(|u| Error::input(&u.path, u.reason))?;
@@ -550,6 +575,7 @@ fn measure_one(m: &Member, bytes: &[u8]) -> Outcome {
 }
 
 /// The collector: restores member order and commits a chunk every [`CHUNK`] members.
+#[allow(clippy::too_many_arguments)]
 fn collect(
     results: Receiver<(u64, Outcome)>,
     cache: &Path,
@@ -558,6 +584,7 @@ fn collect(
     seen: &mut HashSet<String>,
     bytes_read: &AtomicU64,
     progress: &dyn Progress,
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<(u64, Vec<Measured>, ChunkInfo)> {
     let mut pending: BTreeMap<u64, Outcome> = BTreeMap::new();
     let mut next = first_chunk * CHUNK;
@@ -570,6 +597,9 @@ fn collect(
         .ok()
         .and_then(|v| v.parse().ok());
     for (ordinal, outcome) in results {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Query("pixel run stopped: the ingest failed".into()));
+        }
         pending.insert(ordinal, outcome);
         while let Some(outcome) = pending.remove(&next) {
             match outcome {

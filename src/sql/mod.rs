@@ -21,13 +21,14 @@ use crate::error::{Error, Result};
 use crate::warehouse::Snapshot;
 
 /// The built-in views: (name, SQL template, tables it reads). Their SQL lives in
-/// `views/`, written over `{images}` and `{findings}` so that the analysis commands
-/// can run the same definitions over a cohort.
+/// `views/`, written over `{images}` (and `{findings}`) so that the analysis commands
+/// can run the same definitions over a cohort. Ingest stores both as tables too
+/// (`ingest::derived`); a view is registered only where the warehouse has no table.
 pub const VIEWS: [(&str, &str, &[&str]); 2] = [
     (
         "cooccurrence",
         include_str!("views/cooccurrence.sql"),
-        &["images", "findings"],
+        &["images"],
     ),
     (
         "followups",
@@ -67,32 +68,47 @@ impl Warehouse {
     /// Opens the warehouse at `dir`, registering its tables and the built-in views.
     /// Files named in a query (`FROM 'x.parquet'`) are read too.
     pub async fn open(dir: &Path, register: Register<'_>) -> Result<Warehouse> {
+        let t = std::time::Instant::now();
         let snapshot = Snapshot::open(dir)?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
         let ctx = SessionContext::new_with_config(config).enable_url_table();
-        let wanted = Wanted::new(&register);
-        for (name, path) in snapshot.tables()? {
-            if wanted.table(&name) {
+        let wh = Warehouse { ctx, snapshot };
+        wh.register(register).await?;
+        crate::trace("open warehouse", t);
+        Ok(wh)
+    }
+
+    /// Registers the tables and views `register` asks for that are not registered
+    /// yet. A view the warehouse stores materialised (`followups`, `cooccurrence`,
+    /// written by ingest) is registered as that table: same columns, no computing.
+    pub async fn register(&self, register: Register<'_>) -> Result<()> {
+        let stored = self.snapshot.tables()?;
+        let is_stored = |n: &str| stored.iter().any(|(s, _)| s == n);
+        let wanted = Wanted::new(&register, &is_stored);
+        for (name, path) in &stored {
+            if wanted.table(name) && !self.ctx.table_exist(name.as_str())? {
                 let mut url = path.display().to_string();
                 if path.is_dir() && !url.ends_with('/') {
                     url.push('/');
                 }
-                ctx.register_parquet(&name, &url, ParquetReadOptions::default())
+                self.ctx
+                    .register_parquet(name.as_str(), &url, ParquetReadOptions::default())
                     .await?;
             }
         }
         for (name, _, _) in VIEWS {
-            if wanted.view(name) {
-                let view = ctx
+            if wanted.view(name) && !is_stored(name) && !self.ctx.table_exist(name)? {
+                let view = self
+                    .ctx
                     .sql(&view_sql(name, "images", "findings"))
                     .await?
                     .into_view();
-                ctx.register_table(name, view)?;
+                self.ctx.register_table(name, view)?;
             }
         }
-        Ok(Warehouse { ctx, snapshot })
+        Ok(())
     }
 
     /// Whether the warehouse stores a table of this name.
@@ -173,7 +189,7 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn new(register: &Register<'_>) -> Wanted {
+    fn new(register: &Register<'_>, is_stored: &dyn Fn(&str) -> bool) -> Wanted {
         let words = match register {
             Register::All => None,
             Register::For(sql) => {
@@ -188,7 +204,7 @@ impl Wanted {
                     return Wanted { words: None };
                 }
                 for (view, _, tables) in VIEWS {
-                    if words.contains(view) {
+                    if words.contains(view) && !is_stored(view) {
                         words.extend(tables.iter().map(|t| t.to_string()));
                     }
                 }
