@@ -159,7 +159,7 @@ fn cooccur_matches_counts_from_the_csv() {
     let w = wh();
     let t = stdout(&run(&["cooccur", "-w", &w, "--format", "table"]));
     assert!(
-        t.contains("Pleural Thickening") && t.contains("4000"),
+        t.contains("Pleural_Thickening") && t.contains("4000"),
         "{t}"
     );
 }
