@@ -128,7 +128,19 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
         metric_name(metric)
     );
-    out.run(|c| Ok(sql_with(c, metric, keep))).await
+    out.run(|c| {
+        // Only the columns that fit 80 columns: the pair, n_ab and the rounded value.
+        let value = if metric == Metric::Count {
+            String::new()
+        } else {
+            ", round(value, 3) AS value".into()
+        };
+        Ok(format!(
+            "SELECT label_a, label_b, n_ab{value} FROM (\n{}\n) pairs ORDER BY label_a, label_b",
+            sql_with(c, metric, keep)
+        ))
+    })
+    .await
 }
 
 fn metric_name(m: Metric) -> &'static str {
@@ -182,7 +194,10 @@ fn compact_matrix(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<Stri
         }
         out.push('\n');
     }
-    out.push_str(&format!("\n{} (row finding, column finding); key:\n", metric_name(metric)));
+    out.push_str(&format!(
+        "\n{} (row finding, column finding); key:\n",
+        metric_name(metric)
+    ));
     let keys: Vec<String> = CODES
         .iter()
         .zip(FINDINGS)
@@ -227,7 +242,7 @@ fn cells(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<Vec<Vec<Strin
 fn format_value(x: f64, metric: Metric) -> String {
     match metric {
         Metric::Count => format!("{x:.0}"),
-        Metric::Lift => format!("{x:.2}"),
+        Metric::Lift => format!("{x:.1}"),
         // Two decimals, without the leading zero, to fit 80 columns: .30
         _ => format!("{x:.2}").trim_start_matches('0').to_string(),
     }

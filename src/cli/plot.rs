@@ -482,7 +482,10 @@ where
 {
     let max_n = rows.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(root)
-        .caption(format!("Per-image mean intensity — {cohort}"), ("sans-serif", 24))
+        .caption(
+            format!("Per-image mean intensity — {cohort}"),
+            ("sans-serif", 24),
+        )
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)

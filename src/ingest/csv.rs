@@ -87,12 +87,12 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
         if out.len() as u64 > MAX_CSV_BYTES {
             return Err(too_big());
         }
-        // Real metadata compresses 5 to 20 times; 100 times past 64 MiB is a bomb.
-        if magic && out.len() as u64 > 64 << 20 && out.len() as u64 > 100 * compressed.max(1) {
+        // Real metadata compresses about 9 times; 40 times past 32 MiB is a bomb.
+        if magic && out.len() as u64 > 32 << 20 && out.len() as u64 > 40 * compressed.max(1) {
             return Err(Error::input(
                 path,
                 format!(
-                    "decompresses to more than 100 times its {compressed} bytes: not a metadata file cxr reads"
+                    "decompresses to more than 40 times its {compressed} bytes: not a metadata file cxr reads"
                 ),
             ));
         }
@@ -261,7 +261,12 @@ struct Record {
 /// Refuses data that is not UTF-8 text (Latin-1 exports, say) or that has a double
 /// quote inside an unquoted field, naming the line and column of the first one.
 fn check_text(path: &Path, header: &[String], data: &[u8]) -> Result<()> {
-    let column = |field: usize| header.get(field).map(String::as_str).unwrap_or("(past the header)");
+    let column = |field: usize| {
+        header
+            .get(field)
+            .map(String::as_str)
+            .unwrap_or("(past the header)")
+    };
     if let Err(e) = std::str::from_utf8(data) {
         let at = e.valid_up_to();
         let (line, field) = position(data, at);
@@ -323,7 +328,10 @@ fn check_text(path: &Path, header: &[String], data: &[u8]) -> Result<()> {
 fn position(data: &[u8], at: usize) -> (u64, usize) {
     let before = &data[..at];
     let line = 2 + before.iter().filter(|&&b| b == b'\n').count() as u64;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
     let field = before[line_start..].iter().filter(|&&b| b == b',').count();
     (line, field)
 }

@@ -130,29 +130,36 @@ fn first_header(p: &Path, kind: ArchiveKind) -> Result<(), String> {
     let mut block = [0u8; 512];
     let read = match kind {
         ArchiveKind::Tar => read_block(file, &mut block),
-        ArchiveKind::TarGz => {
-            read_block(flate2::read::MultiGzDecoder::new(file), &mut block).map_err(|e| {
-                std::io::Error::other(format!("not a gzip file or corrupt gzip ({e})"))
-            })
-        }
+        ArchiveKind::TarGz => read_block(flate2::read::MultiGzDecoder::new(file), &mut block)
+            .map_err(|e| std::io::Error::other(format!("not a gzip file or corrupt gzip ({e})"))),
     };
     let n = read.map_err(|e| e.to_string())?;
     if n == 0 {
         return Err("empty archive: no tar header".into());
     }
     if n < 512 {
-        return Err(format!("not a tar archive: {n} bytes, shorter than one tar header"));
+        return Err(format!(
+            "not a tar archive: {n} bytes, shorter than one tar header"
+        ));
     }
     if block.iter().all(|&b| b == 0) {
         // An empty archive (two zero blocks) is a valid tar with no members.
         return Ok(());
     }
     let header = tar::Header::from_byte_slice(&block);
-    let stored = header.cksum().map_err(|_| "not a tar archive: no tar header at its start".to_string())?;
+    let stored = header
+        .cksum()
+        .map_err(|_| "not a tar archive: no tar header at its start".to_string())?;
     let sum: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { b' ' as u32 } else { b as u32 })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                b' ' as u32
+            } else {
+                b as u32
+            }
+        })
         .sum();
     if stored != sum {
         return Err("not a tar archive: the first header's checksum does not match".into());
@@ -351,7 +358,11 @@ impl Cursor<'_, '_> {
                 if *self.ordinal < self.resume_from {
                     Kind::Done
                 } else {
-                    let what = if kind.is_hard_link() { "hard" } else { "symbolic" };
+                    let what = if kind.is_hard_link() {
+                        "hard"
+                    } else {
+                        "symbolic"
+                    };
                     let target = entry
                         .link_name()
                         .ok()
@@ -418,7 +429,10 @@ fn walk_all(dir: &Path) -> Vec<(PathBuf, Option<String>)> {
             Ok(e) => e,
             Err(e) => {
                 if d.as_path() != dir {
-                    out.push((d, Some(format!("cannot read folder: {e}; its files were not read"))));
+                    out.push((
+                        d,
+                        Some(format!("cannot read folder: {e}; its files were not read")),
+                    ));
                 }
                 continue;
             }

@@ -323,7 +323,10 @@ pub fn sample_tar(dir: &Path, out: &Path, side: usize) -> Result<u64> {
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
         .collect();
     if files.is_empty() {
-        return Err(Error::input(dir, "no .png files in this folder or its subfolders"));
+        return Err(Error::input(
+            dir,
+            "no .png files in this folder or its subfolders",
+        ));
     }
     let mut names = std::collections::HashSet::new();
     for f in &files {
