@@ -636,7 +636,7 @@ fn sigint_exits_130_and_the_warehouse_is_intact() {
             "sql",
             "-w",
             w,
-            "SELECT COUNT(*) FROM images a JOIN images b ON a.age + b.age = 1000",
+            "SELECT COUNT(*) FROM range(1, 20000000000) t WHERE t.value % 7 = 3",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
