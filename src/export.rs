@@ -393,7 +393,7 @@ fn write_partitioned(
         parquet::write(
             &sub.join("part-0.parquet"),
             &part.schema(),
-            &[part.clone()],
+            std::slice::from_ref(&part),
             opts,
         )?;
     }

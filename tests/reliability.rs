@@ -679,6 +679,7 @@ fn ingest_to_a_full_stdout_fails_but_commits() {
 
 /// Runs cxr and returns (exit code, stderr, peak RSS in MiB) of that one process
 /// (wait4 gives the child's own rusage).
+#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
 fn run_measured(args: &[&str]) -> (Option<i32>, String, f64) {
     let mut child = cxr()
         .args(args)
