@@ -155,6 +155,52 @@ pub fn parse_age(s: &str) -> Result<(Option<i64>, Option<i64>)> {
 }
 
 impl CohortArgs {
+    /// The cohort in a few words, for plot titles: "Effusion, F, PA, age 40..60",
+    /// or "all images".
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(self.with.iter().cloned());
+        if !self.any.is_empty() {
+            parts.push(format!("any of {}", self.any.join("/")));
+        }
+        parts.extend(self.without.iter().map(|l| format!("no {l}")));
+        if self.no_finding {
+            parts.push("no finding".into());
+        }
+        if let Some(s) = &self.sex {
+            parts.push(s.to_ascii_uppercase());
+        }
+        if let Some(v) = &self.view {
+            parts.push(v.to_ascii_uppercase());
+        }
+        if let Some(a) = &self.age {
+            parts.push(format!("age {a}"));
+        }
+        if let Some(s) = &self.split {
+            parts.push(format!("split {s}"));
+        }
+        if self.first_study {
+            parts.push("first study".into());
+        }
+        if let Some(n) = self.min_studies {
+            parts.push(format!("≥ {n} studies"));
+        }
+        if let Some(p) = &self.predicate {
+            parts.push(format!("where {p}"));
+        }
+        if let Some(c) = &self.cohort {
+            parts.push(c.file_name().map_or_else(
+                || c.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ));
+        }
+        if parts.is_empty() {
+            "all images".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// Whether no flag narrows the cohort.
     pub fn is_empty(&self) -> bool {
         self.with.is_empty()

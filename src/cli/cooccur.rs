@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
-use comfy_table::Table;
 
 use crate::cli::AnalysisArgs;
 use crate::error::Result;
@@ -43,29 +42,80 @@ pub struct CooccurCmd {
     /// The value in each cell.
     #[arg(long, value_enum, default_value_t = Metric::Count)]
     pub metric: Metric,
+    /// Keep only pairs with a lift of at least X.
+    #[arg(long, value_name = "X")]
+    pub min_lift: Option<f64>,
+    /// Keep only pairs seen together in at least N images.
+    #[arg(long, value_name = "N")]
+    pub min_count: Option<u64>,
+}
+
+/// Pair thresholds (`--min-lift`, `--min-count`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Thresholds {
+    /// Smallest lift kept.
+    pub min_lift: Option<f64>,
+    /// Smallest n_ab kept.
+    pub min_count: Option<u64>,
+}
+
+impl Thresholds {
+    fn predicate(self) -> String {
+        let mut p = Vec::new();
+        if let Some(x) = self.min_lift {
+            p.push(format!("lift >= {x:?}"));
+        }
+        if let Some(n) = self.min_count {
+            p.push(format!("n_ab >= {n}"));
+        }
+        if p.is_empty() {
+            String::new()
+        } else {
+            format!("\nWHERE {}", p.join(" AND "))
+        }
+    }
 }
 
 /// The long-form SQL: one row per ordered pair with the chosen metric as `value`.
 /// `cohort` is `None` for the whole warehouse: the pairs are then read from
 /// `cooccurrence` (materialised at ingest).
 pub fn sql(cohort: Option<&str>, metric: Metric) -> String {
+    sql_with(cohort, metric, Thresholds::default())
+}
+
+/// [`sql`] keeping only the pairs that pass the thresholds.
+pub fn sql_with(cohort: Option<&str>, metric: Metric, keep: Thresholds) -> String {
     let Some(cohort) = cohort else {
         return format!(
-            "SELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM cooccurrence\nORDER BY label_a, label_b",
-            metric.expr()
+            "SELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM cooccurrence{}\nORDER BY label_a, label_b",
+            metric.expr(),
+            keep.predicate()
         );
     };
     let pairs = crate::sql::view_sql("cooccurrence", "cohort", "findings");
     format!(
-        "WITH cohort AS (\n{cohort}\n),\npairs AS (\n{pairs}\n)\nSELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM pairs\nORDER BY label_a, label_b",
-        metric.expr()
+        "WITH cohort AS (\n{cohort}\n),\npairs AS (\n{pairs}\n)\nSELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM pairs{}\nORDER BY label_a, label_b",
+        metric.expr(),
+        keep.predicate()
     )
 }
 
-/// Runs `cxr cooccur`: a matrix on a terminal, the long form otherwise.
+/// Runs `cxr cooccur`: a matrix on a terminal when it fits its width (abbreviated
+/// finding names and a key), the long form otherwise.
 pub async fn run(args: CooccurCmd) -> Result<()> {
     let metric = args.metric;
     let global = args.common.cohort.is_empty();
+    if let Some(x) = args.min_lift
+        && !x.is_finite()
+    {
+        return Err(crate::error::Error::Usage(format!(
+            "--min-lift {x}: expected a finite number"
+        )));
+    }
+    let keep = Thresholds {
+        min_lift: args.min_lift,
+        min_count: args.min_count,
+    };
     let matrix = args.common.output.out.is_none()
         && !args.common.show_sql
         && match args.common.output.format {
@@ -73,34 +123,116 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
             None => std::io::stdout().is_terminal(),
         };
     if !matrix {
-        return args
-            .common
-            .run(|c| Ok(sql((!global).then_some(c), metric)))
-            .await;
+        return args.common.run(|c| Ok(sql_with((!global).then_some(c), metric, keep))).await;
     }
-    let rows = args
-        .common
-        .query(|c| Ok(sql((!global).then_some(c), metric)))
-        .await?;
-    crate::output::print_text(&matrix_table(&rows, metric)?.to_string())
+    let rows = args.common.query(|c| Ok(sql_with((!global).then_some(c), metric, keep))).await?;
+    let width = terminal_width();
+    let compact = compact_matrix(&rows, metric)?;
+    if compact.lines().all(|l| l.chars().count() <= width) {
+        return crate::output::print_text(compact.trim_end());
+    }
+    let mut out = args.common;
+    out.output.format = Some(Format::Table);
+    out.output.max_rows = 0;
+    eprintln!(
+        "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
+        metric_name(metric)
+    );
+    out.run(|c| {
+        // Only the columns that fit 80 columns: the pair, n_ab and the rounded value.
+        let value = if metric == Metric::Count {
+            String::new()
+        } else {
+            ", round(value, 3) AS value".into()
+        };
+        Ok(format!(
+            "SELECT label_a, label_b, n_ab{value} FROM (\n{}\n) pairs ORDER BY label_a, label_b",
+            sql_with((!global).then_some(c), metric, keep)
+        ))
+    })
+    .await
 }
 
-/// Pivots long-form rows (label_a, label_b, n_a, n_b, n_ab, value) into a table.
-fn matrix_table(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<Table> {
+fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Count => "counts",
+        Metric::Conditional => "P(column | row)",
+        Metric::Jaccard => "Jaccard indices",
+        Metric::Lift => "lifts",
+    }
+}
+
+/// The width of the terminal: `$COLUMNS`, else the terminal's own, else 80.
+fn terminal_width() -> usize {
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return c;
+    }
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize struct.
+    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
+    if r == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        80
+    }
+}
+
+/// Two-letter codes of the findings, in [`FINDINGS`] order.
+pub const CODES: [&str; 14] = [
+    "At", "Ca", "Co", "Ed", "Ef", "Em", "Fi", "He", "In", "Ma", "No", "PT", "Pn", "Px",
+];
+
+/// The matrix as plain text: codes as headers, right-aligned cells, then the key.
+fn compact_matrix(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<String> {
+    let cells = cells(rows, metric)?;
+    let width = cells
+        .iter()
+        .flatten()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let mut out = format!("{:<3}", "");
+    for code in CODES {
+        out.push_str(&format!(" {code:>width$}"));
+    }
+    out.push('\n');
+    for (i, line) in cells.iter().enumerate() {
+        out.push_str(&format!("{:<3}", CODES[i]));
+        for c in line {
+            out.push_str(&format!(" {c:>width$}"));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\n{} (row finding, column finding); key:\n",
+        metric_name(metric)
+    ));
+    let keys: Vec<String> = CODES
+        .iter()
+        .zip(FINDINGS)
+        .map(|(c, f)| format!("{c} {f}"))
+        .collect();
+    for chunk in keys.chunks(4) {
+        out.push_str(&format!("  {}\n", chunk.join(", ")));
+    }
+    Ok(out)
+}
+
+/// The cell texts of the matrix, row by row.
+fn cells(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<Vec<Vec<String>>> {
     let a_col = rows.required_strings("label_a")?;
     let b_col = rows.required_strings("label_b")?;
     let n_a = rows.required_i64s("n_a")?;
     let value = rows.f64s("value")?;
-    let mut header = vec!["row \\ column".to_string()];
-    header.extend(FINDINGS.iter().map(|f| f.to_string()));
-    let mut t = crate::output::text_table(header);
+    let mut out = Vec::new();
     for a in FINDINGS {
-        let mut line = vec![a.to_string()];
+        let mut line = Vec::new();
         for b in FINDINGS {
             let cell = if a == b {
                 match (metric, a_col.iter().position(|x| x == a)) {
                     (Metric::Count, Some(r)) => n_a[r].to_string(),
-                    (Metric::Count, None) => "0".into(),
+                    (Metric::Count, None) => "·".into(),
                     _ => "·".into(),
                 }
             } else {
@@ -112,15 +244,16 @@ fn matrix_table(rows: &crate::sql::Rows, metric: Metric) -> crate::Result<Table>
             };
             line.push(cell);
         }
-        t.add_row(line);
+        out.push(line);
     }
-    Ok(t)
+    Ok(out)
 }
 
 fn format_value(x: f64, metric: Metric) -> String {
     match metric {
         Metric::Count => format!("{x:.0}"),
-        Metric::Lift => format!("{x:.2}"),
-        _ => format!("{x:.3}"),
+        Metric::Lift => format!("{x:.1}"),
+        // Two decimals, without the leading zero, to fit 80 columns: .30
+        _ => format!("{x:.2}").trim_start_matches('0').to_string(),
     }
 }

@@ -68,7 +68,9 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
         h.trim().parse::<u32>().map_err(|_| bad())?,
     );
     if !(200..=8000).contains(&w) || !(200..=8000).contains(&h) {
-        return Err(bad());
+        return Err(Error::Usage(format!(
+            "--size `{s}`: {w}x{h} is out of range; width and height must each be 200 to 8000 pixels"
+        )));
     }
     Ok((w, h))
 }
@@ -121,6 +123,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         )));
     }
     let size = parse_size(&cmd.size)?;
+    let cohort = cmd.common.cohort.describe();
     register_font()?;
     if cmd.kind == PlotKind::Boxes {
         if !cmd.common.cohort.is_empty() {
@@ -179,12 +182,14 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             SVGBackend::new(&out, size).into_drawing_area(),
             metric,
             &data,
+            &cohort,
         )
     } else {
         draw(
             BitMapBackend::new(&out, size).into_drawing_area(),
             metric,
             &data,
+            &cohort,
         )
     };
     drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
@@ -266,16 +271,17 @@ fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     metric: Metric,
     data: &Data,
+    cohort: &str,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
     match data {
-        Data::Pairs(rows) => heatmap(&root, metric, rows)?,
-        Data::Labels(rows, total) => labels(&root, rows, *total)?,
-        Data::Age(rows) => age(&root, rows)?,
-        Data::Pixels(rows) => pixels(&root, rows)?,
+        Data::Pairs(rows) => heatmap(&root, metric, rows, cohort)?,
+        Data::Labels(rows, total) => labels(&root, rows, *total, cohort)?,
+        Data::Age(rows) => age(&root, rows, cohort)?,
+        Data::Pixels(rows) => pixels(&root, rows, cohort)?,
     }
     root.present()?;
     Ok(())
@@ -292,19 +298,21 @@ fn heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     metric: Metric,
     rows: &[(String, String, f64)],
+    cohort: &str,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     let (w, h) = root.dim_in_pixel();
     let title = format!(
-        "Finding co-occurrence ({})",
+        "Finding co-occurrence ({}) — {cohort}",
         format!("{metric:?}").to_lowercase()
     );
     root.draw(&Text::new(title, (20, 12), ("sans-serif", 24).into_font()))?;
     let (left, top) = (170i32, 60i32);
     let bottom_labels = 150i32;
-    let cell = (((w as i32 - left - 20).min(h as i32 - top - bottom_labels)) / 14).max(10);
+    // The colour scale takes 90 pixels on the right.
+    let cell = (((w as i32 - left - 110).min(h as i32 - top - bottom_labels)) / 14).max(10);
     let value = |a: &str, b: &str| rows.iter().find(|r| r.0 == a && r.1 == b).map(|r| r.2);
     let max = rows.iter().map(|r| r.2).fold(0.0f64, f64::max).max(1e-12);
     let small = ("sans-serif", (cell / 3).clamp(8, 14)).into_font();
@@ -352,6 +360,33 @@ where
                 .pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
     }
+    // The colour scale: the shade of 0 at the bottom, of the largest value at the top.
+    let (bar_x, bar_h) = (left + 14 * cell + 20, 14 * cell);
+    let steps = 50;
+    for k in 0..steps {
+        let y0 = top + bar_h - (k + 1) * bar_h / steps;
+        let y1 = top + bar_h - k * bar_h / steps;
+        root.draw(&Rectangle::new(
+            [(bar_x, y0), (bar_x + 16, y1)],
+            shade((k as f64 + 0.5) / steps as f64).filled(),
+        ))?;
+    }
+    root.draw(&Rectangle::new(
+        [(bar_x, top), (bar_x + 16, top + bar_h)],
+        BLACK.stroke_width(1),
+    ))?;
+    let scale_label = |v: f64| match metric {
+        Metric::Count => format!("{v:.0}"),
+        Metric::Lift => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    };
+    for (v, y) in [(max, top), (max / 2.0, top + bar_h / 2), (0.0, top + bar_h)] {
+        root.draw(&Text::new(
+            scale_label(v),
+            (bar_x + 20, y),
+            TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
     let note = match metric {
         Metric::Conditional => "rows: finding A, columns: finding B, cell: P(B | A)",
         _ => "rows: finding A, columns: finding B",
@@ -368,6 +403,7 @@ fn labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(String, f64)],
     total: f64,
+    cohort: &str,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
@@ -381,7 +417,7 @@ where
     let n = pct.len() as i32;
     let mut chart = ChartBuilder::on(root)
         .caption(
-            format!("Finding prevalence ({} images)", total as u64),
+            format!("Finding prevalence — {cohort} ({} images)", total as u64),
             ("sans-serif", 24),
         )
         .margin(20)
@@ -421,21 +457,23 @@ where
 fn age<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(String, f64, f64)],
+    cohort: &str,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let max_n = rows.iter().map(|r| r.2).fold(1.0f64, f64::max) * 1.1;
+    // Headroom above the tallest bar keeps the legend (upper right) off the bars.
+    let max_n = rows.iter().map(|r| r.2).fold(1.0f64, f64::max) * 1.3;
     let max_age = rows.iter().map(|r| r.1).fold(0.0f64, f64::max) + 5.0;
     let mut chart = ChartBuilder::on(root)
-        .caption("Age by sex (5-year bins)", ("sans-serif", 24))
+        .caption(format!("Age by sex — {cohort}"), ("sans-serif", 24))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..max_age.max(10.0), 0f64..max_n)?;
     chart
         .configure_mesh()
-        .x_desc("age (years)")
+        .x_desc("age (years, 5-year bins)")
         .y_desc("images")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v:.0}"))
@@ -462,6 +500,7 @@ where
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
         .label_font(("sans-serif", 16))
@@ -469,13 +508,20 @@ where
     Ok(())
 }
 
-fn pixels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[(f64, f64)]) -> DrawResult<()>
+fn pixels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[(f64, f64)],
+    cohort: &str,
+) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     let max_n = rows.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(root)
-        .caption("Per-image mean intensity", ("sans-serif", 24))
+        .caption(
+            format!("Per-image mean intensity — {cohort}"),
+            ("sans-serif", 24),
+        )
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)

@@ -43,19 +43,90 @@ struct Session {
     format: Format,
     timing: bool,
     allow_write: bool,
+    /// SIGINT, for cancelling the running query.
+    interrupts: tokio::signal::unix::Signal,
+    /// Statements and commands that failed.
+    failures: usize,
 }
 
-/// Runs the shell until `\q` or end of input.
+/// Runs the shell until `\q` or end of input. On a terminal it is a line editor with
+/// history; with input from a pipe or file it runs the script line by line (a last
+/// statement without `;` runs at the end) and fails when any statement failed.
 pub fn run(args: ShellArgs) -> Result<()> {
     let rt = crate::cli::runtime()?;
     let wh = rt.block_on(Warehouse::open(&args.warehouse.path(), Register::All))?;
+    // Ctrl-C is ours from here on: it cancels the running query or clears the open
+    // statement, never ends the shell.
+    let interrupts = rt.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    });
+    let interrupts = interrupts.map_err(|e| Error::io("cannot handle Ctrl-C", e))?;
     let mut s = Session {
         wh,
         rt,
         format: Format::Table,
         timing: false,
         allow_write: args.allow_write,
+        interrupts,
+        failures: 0,
     };
+    use std::io::IsTerminal;
+    let on_terminal = std::io::stdin().is_terminal();
+    let result = if on_terminal {
+        interactive(&mut s)
+    } else {
+        script(&mut s)
+    };
+    let failures = s.failures;
+    // Do not wait for a cancelled query's tasks to notice that they were dropped.
+    s.rt.shutdown_background();
+    result?;
+    if failures > 0 && !on_terminal {
+        return Err(Error::Query(format!(
+            "{failures} statement{} failed",
+            if failures == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+/// What one line of input did.
+enum Step {
+    Continue,
+    Quit,
+}
+
+/// Feeds one line to the session: a backslash command (only between statements), or
+/// part of a statement that runs when a line ends with `;`.
+fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
+    let trimmed = line.trim();
+    if trimmed.starts_with('\\') {
+        if !buffer.trim().is_empty() {
+            if matches!(trimmed, "\\q" | "\\quit") {
+                eprintln!("the open statement was not run");
+                return Step::Quit;
+            }
+            s.fail(&format!(
+                "`{trimmed}` inside an open statement: end the statement with ';' first (Ctrl-C clears it)"
+            ));
+            return Step::Continue;
+        }
+        return if s.command(trimmed) {
+            Step::Continue
+        } else {
+            Step::Quit
+        };
+    }
+    buffer.push_str(line);
+    buffer.push('\n');
+    if trimmed.ends_with(';') {
+        let sql = std::mem::take(buffer);
+        s.execute(&sql);
+    }
+    Step::Continue
+}
+
+fn interactive(s: &mut Session) -> Result<()> {
     let mut editor = DefaultEditor::new()
         .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
@@ -70,24 +141,31 @@ pub fn run(args: ShellArgs) -> Result<()> {
     loop {
         let prompt = if buffer.is_empty() { "cxr> " } else { "...> " };
         match editor.readline(prompt) {
-            Ok(line) => {
-                let trimmed = line.trim();
-                if buffer.is_empty() && trimmed.starts_with('\\') {
-                    let _ = editor.add_history_entry(trimmed);
-                    if !s.command(trimmed) {
+            Ok(text) => {
+                // A paste without bracketed paste may bring several lines at once.
+                let mut quit = false;
+                for line in text.split('\n') {
+                    let line = line.trim_end_matches('\r');
+                    if line.trim().starts_with('\\') || line.trim().ends_with(';') {
+                        let entry = format!("{buffer}{line}");
+                        let _ = editor.add_history_entry(entry.trim());
+                    }
+                    if let Step::Quit = feed(s, &mut buffer, line) {
+                        quit = true;
                         break;
                     }
-                    continue;
                 }
-                buffer.push_str(&line);
-                buffer.push('\n');
-                if trimmed.ends_with(';') {
-                    let _ = editor.add_history_entry(buffer.trim());
-                    s.execute(&std::mem::take(&mut buffer));
+                if quit {
+                    break;
                 }
             }
             Err(ReadlineError::Interrupted) => buffer.clear(),
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Eof) => {
+                if !buffer.trim().is_empty() {
+                    s.execute(&std::mem::take(&mut buffer));
+                }
+                break;
+            }
             Err(e) => return Err(Error::Usage(format!("line editor: {e}"))),
         }
     }
@@ -96,6 +174,22 @@ pub fn run(args: ShellArgs) -> Result<()> {
             let _ = std::fs::create_dir_all(dir);
         }
         let _ = editor.save_history(h);
+    }
+    Ok(())
+}
+
+fn script(s: &mut Session) -> Result<()> {
+    use std::io::BufRead;
+    let mut buffer = String::new();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| Error::io("cannot read the shell's input", e))?;
+        if let Step::Quit = feed(s, &mut buffer, &line) {
+            return Ok(());
+        }
+    }
+    if !buffer.trim().is_empty() {
+        s.execute(&buffer);
     }
     Ok(())
 }
@@ -123,13 +217,23 @@ impl Session {
             }
             "\\format" => match Format::from_str(&arg, true) {
                 Ok(f) => self.format = f,
-                Err(_) => eprintln!("unknown format `{arg}`: table, csv, json, ndjson or markdown"),
+                Err(_) => self.fail(&format!(
+                    "unknown format `{arg}`: table, csv, json, ndjson or markdown"
+                )),
             },
             "\\d" if arg.is_empty() => self.execute(
                 "SELECT table_name, table_type FROM information_schema.tables \
                  WHERE table_schema = 'public' ORDER BY table_name;",
             ),
             "\\d" => {
+                let names = self.table_names();
+                if !names.iter().any(|n| n == &arg) {
+                    self.fail(&format!(
+                        "no table or view named `{arg}`; there are: {}",
+                        names.join(", ")
+                    ));
+                    return true;
+                }
                 let table = arg.replace('\'', "''");
                 self.execute(&format!(
                     "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
@@ -138,32 +242,61 @@ impl Session {
             }
             "\\i" => match std::fs::read_to_string(&arg) {
                 Ok(sql) => self.execute(&sql),
-                Err(e) => eprintln!("{arg}: {e}"),
+                Err(e) => self.fail(&format!("{arg}: {e}")),
             },
-            _ => eprintln!("unknown command `{cmd}`\n{HELP}"),
+            _ => self.fail(&format!("unknown command `{cmd}`\n{HELP}")),
         }
         true
     }
 
+    /// Reports a failed statement or command.
+    fn fail(&mut self, msg: &str) {
+        eprintln!("error: {msg}");
+        self.failures += 1;
+    }
+
+    /// The tables and views of the session.
+    fn table_names(&self) -> Vec<String> {
+        let ctx = &self.wh.ctx;
+        let mut names: Vec<String> = ctx
+            .catalog_names()
+            .into_iter()
+            .filter_map(|c| ctx.catalog(&c))
+            .filter_map(|c| c.schema("public"))
+            .flat_map(|s| s.table_names())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Runs statements, printing results or the error; Ctrl-C cancels.
     fn execute(&mut self, sql: &str) {
+        use futures::FutureExt;
         let start = Instant::now();
+        // Forget interrupts that arrived while no query ran.
+        while let Some(Some(())) = self.interrupts.recv().now_or_never() {}
         let (wh, format, allow_write) = (&self.wh, self.format, self.allow_write);
+        let interrupts = &mut self.interrupts;
         let work = async {
             for df in wh.plan(sql, allow_write, &[]).await? {
                 crate::output::print_stream(df, format, 0).await?;
             }
             Ok::<(), Error>(())
         };
+        // Dropping `work` drops the query's stream, which aborts its tasks.
         let result = self.rt.block_on(async {
             tokio::select! {
                 r = work => Some(r),
-                _ = tokio::signal::ctrl_c() => None,
+                _ = interrupts.recv() => None,
             }
         });
         match result {
-            None => eprintln!("cancelled"),
-            Some(Err(e)) => eprintln!("error: {e}"),
+            None => {
+                eprintln!("cancelled");
+                self.failures += 1;
+            }
+            Some(Err(e)) if e.is_broken_pipe() => {}
+            Some(Err(e)) => self.fail(&e.to_string()),
             Some(Ok(())) => {}
         }
         if self.timing {

@@ -109,6 +109,18 @@ pub fn clean(
                 }
             }
         }
+        if let Some(why) = geometry_problem(xywh) {
+            let [x, y, w, h] = xywh;
+            refuse(
+                issues,
+                &t.source,
+                line,
+                "Bbox [x,y,w,h]",
+                Some(format!("{x},{y},{w},{h}").as_str()),
+                why,
+            );
+            continue;
+        }
         let patient_id = match images.get(image_index) {
             Some(img) => {
                 if !img.labels.contains(&label) {
@@ -154,6 +166,19 @@ pub fn clean(
         });
     }
     Ok(out)
+}
+
+/// What is wrong with a box's geometry in the 1024 × 1024 source image, if anything.
+fn geometry_problem([x, y, w, h]: [f64; 4]) -> Option<&'static str> {
+    if x < 0.0 || y < 0.0 {
+        Some("negative coordinate")
+    } else if w <= 0.0 || h <= 0.0 {
+        Some("zero or negative width or height")
+    } else if x + w > SOURCE_SIZE || y + h > SOURCE_SIZE {
+        Some("box extends outside the 1024 × 1024 image")
+    } else {
+        None
+    }
 }
 
 fn refuse(

@@ -52,19 +52,50 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
             ),
         )
     };
-    if magic {
-        flate2::read::MultiGzDecoder::new(reader)
-            .take(MAX_CSV_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::input(path, format!("corrupt gzip data: {e}")))?;
+    let compressed = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut source: Box<dyn Read> = if magic {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
     } else {
-        reader
-            .take(MAX_CSV_BYTES + 1)
+        Box::new(reader)
+    };
+    // Read in steps, so that binary data and gzip bombs are refused after the first
+    // step rather than after inflating them whole.
+    let mut checked_binary = false;
+    loop {
+        let before = out.len();
+        (&mut source)
+            .take(1 << 20)
             .read_to_end(&mut out)
-            .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?;
-    }
-    if out.len() as u64 > MAX_CSV_BYTES {
-        return Err(too_big());
+            .map_err(|e| {
+                if magic {
+                    Error::input(path, format!("corrupt gzip data: {e}"))
+                } else {
+                    Error::input(path, format!("cannot read the file: {e}"))
+                }
+            })?;
+        let done = out.len() == before;
+        if !checked_binary && (out.len() >= 4096 || done) {
+            checked_binary = true;
+            let body = out.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&out);
+            if body.iter().take(4096).any(|&b| b == 0) {
+                return Err(Error::input(path, "not a CSV file (binary data)"));
+            }
+        }
+        if done {
+            break;
+        }
+        if out.len() as u64 > MAX_CSV_BYTES {
+            return Err(too_big());
+        }
+        // Real metadata compresses about 9 times; 40 times past 32 MiB is a bomb.
+        if magic && out.len() as u64 > 32 << 20 && out.len() as u64 > 40 * compressed.max(1) {
+            return Err(Error::input(
+                path,
+                format!(
+                    "decompresses to more than 40 times its {compressed} bytes: not a metadata file cxr reads"
+                ),
+            ));
+        }
     }
     // Classic Mac line ends (CR only): one line per record all the same.
     if !out.contains(&b'\n') && out.contains(&b'\r') {
@@ -110,6 +141,7 @@ impl CsvTable {
         } else {
             &[][..]
         };
+        check_text(path, &header, data)?;
         let records = scan_records(data);
         // Fields past the header are reported below and never parsed: a record with
         // a million commas costs a count, not a million columns.
@@ -230,6 +262,84 @@ pub fn squash(s: &str) -> String {
 struct Record {
     line: u64,
     fields: usize,
+}
+
+/// Refuses data that is not UTF-8 text (Latin-1 exports, say) or that has a double
+/// quote inside an unquoted field, naming the line and column of the first one.
+fn check_text(path: &Path, header: &[String], data: &[u8]) -> Result<()> {
+    let column = |field: usize| {
+        header
+            .get(field)
+            .map(String::as_str)
+            .unwrap_or("(past the header)")
+    };
+    if let Err(e) = std::str::from_utf8(data) {
+        let at = e.valid_up_to();
+        let (line, field) = position(data, at);
+        return Err(Error::input_at(
+            path,
+            line,
+            Some(column(field)),
+            format!(
+                "not UTF-8 text (byte 0x{:02X}); the file may be Latin-1 or another encoding: save it as UTF-8",
+                data[at]
+            ),
+        ));
+    }
+    let mut in_quotes = false;
+    let mut field_start = true;
+    let mut after_close = false;
+    for (i, &b) in data.iter().enumerate() {
+        match b {
+            b'"' if in_quotes => {
+                in_quotes = false;
+                after_close = true;
+            }
+            b'"' if after_close => {
+                // A doubled quote inside a quoted field.
+                in_quotes = true;
+                after_close = false;
+            }
+            b'"' if field_start => {
+                in_quotes = true;
+                field_start = false;
+            }
+            b'"' => {
+                let (line, field) = position(data, i);
+                return Err(Error::input_at(
+                    path,
+                    line,
+                    Some(column(field)),
+                    "a double quote inside a field that does not start with one; \
+                     quote the whole field and double the quotes inside (\"a \"\"b\"\" c\")",
+                ));
+            }
+            _ if in_quotes => {}
+            b',' | b'\n' => {
+                field_start = true;
+                after_close = false;
+            }
+            b' ' | b'\t' | b'\r' => {}
+            _ => {
+                field_start = false;
+                after_close = false;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based line (the header is line 1) and 0-based field of byte `at` of the
+/// data after the header.
+fn position(data: &[u8], at: usize) -> (u64, usize) {
+    let before = &data[..at];
+    let line = 2 + before.iter().filter(|&&b| b == b'\n').count() as u64;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let field = before[line_start..].iter().filter(|&&b| b == b',').count();
+    (line, field)
 }
 
 /// Finds the records of `data` (the text after the header): their first line number

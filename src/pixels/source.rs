@@ -14,6 +14,30 @@ use crate::warehouse::files::HashingReader;
 /// PNG members larger than this are refused without being read.
 pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 
+/// GNU long-name and PAX extended headers larger than this are damage: the archive
+/// is not read past them (the tar crate would otherwise read them whole).
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The `path` record of a PAX extended header (`LEN path=VALUE\n` records).
+fn pax_path(bytes: &[u8]) -> Option<String> {
+    let mut rest = bytes;
+    let mut path = None;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len <= space || len > rest.len() {
+            return path;
+        }
+        let record = &rest[space + 1..len];
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        if let Some(v) = record.strip_prefix(b"path=") {
+            path = Some(String::from_utf8_lossy(v).into_owned());
+        }
+        rest = &rest[len..];
+    }
+    path
+}
+
 /// One member of an input.
 #[derive(Debug)]
 pub struct Member {
@@ -81,14 +105,79 @@ pub fn check(inputs: &[PathBuf]) -> Result<(), Unreadable> {
             path: p.clone(),
             reason: format!("cannot open image input: {e}"),
         })?;
-        if !meta.is_dir() && kind_of(p).is_none() {
+        if meta.is_dir() {
+            continue;
+        }
+        let Some(kind) = kind_of(p) else {
             return Err(Unreadable {
                 path: p.clone(),
                 reason: "not a directory, .tar, .tar.gz or .tgz".into(),
             });
-        }
+        };
+        first_header(p, kind).map_err(|reason| Unreadable {
+            path: p.clone(),
+            reason,
+        })?;
     }
     Ok(())
+}
+
+/// Reads the first 512-byte block of an archive (inflating a `.tar.gz` only that
+/// far) and checks that it is a tar header with a valid checksum, so that random
+/// bytes or a corrupt gzip are refused before any work starts.
+fn first_header(p: &Path, kind: ArchiveKind) -> Result<(), String> {
+    let file = std::fs::File::open(p).map_err(|e| format!("cannot open image input: {e}"))?;
+    let mut block = [0u8; 512];
+    let read = match kind {
+        ArchiveKind::Tar => read_block(file, &mut block),
+        ArchiveKind::TarGz => read_block(flate2::read::MultiGzDecoder::new(file), &mut block)
+            .map_err(|e| std::io::Error::other(format!("not a gzip file or corrupt gzip ({e})"))),
+    };
+    let n = read.map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err("empty archive: no tar header".into());
+    }
+    if n < 512 {
+        return Err(format!(
+            "not a tar archive: {n} bytes, shorter than one tar header"
+        ));
+    }
+    if block.iter().all(|&b| b == 0) {
+        // An empty archive (two zero blocks) is a valid tar with no members.
+        return Ok(());
+    }
+    let header = tar::Header::from_byte_slice(&block);
+    let stored = header
+        .cksum()
+        .map_err(|_| "not a tar archive: no tar header at its start".to_string())?;
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                b' ' as u32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    if stored != sum {
+        return Err("not a tar archive: the first header's checksum does not match".into());
+    }
+    Ok(())
+}
+
+fn read_block(mut r: impl Read, block: &mut [u8; 512]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < block.len() {
+        match r.read(&mut block[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 #[derive(Clone, Copy)]
@@ -205,10 +294,13 @@ impl Cursor<'_, '_> {
 
     fn members<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> bool {
         let entries = match archive.entries() {
-            Ok(e) => e,
+            // Raw: GNU long names and PAX headers come to us as entries, so that
+            // their declared sizes are checked before anything is read.
+            Ok(e) => e.raw(true),
             Err(e) => return self.damage(&format!("unreadable archive: {e}")),
         };
         let mut last = String::from("(start of archive)");
+        let mut long_name: Option<String> = None;
         for entry in entries {
             let mut entry = match entry {
                 Ok(e) => e,
@@ -218,13 +310,70 @@ impl Cursor<'_, '_> {
                     ));
                 }
             };
-            let path = entry
-                .path()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let is_file = entry.header().entry_type().is_file();
+            let kind = entry.header().entry_type();
             let size = entry.size();
-            let kind = if !is_file || !is_png_name(&path) {
+            if matches!(
+                kind,
+                tar::EntryType::GNULongName
+                    | tar::EntryType::GNULongLink
+                    | tar::EntryType::XHeader
+                    | tar::EntryType::XGlobalHeader
+            ) {
+                if size > MAX_HEADER_BYTES {
+                    return self.damage(&format!(
+                        "archive damaged after member {last}: an extended header declares {size} bytes \
+                         (at most {MAX_HEADER_BYTES} are read); members before it were kept"
+                    ));
+                }
+                let mut bytes = Vec::with_capacity(size as usize);
+                if let Err(e) = entry.read_to_end(&mut bytes) {
+                    return self.damage(&format!(
+                        "archive damaged or truncated after member {last}: {e}; members before it were kept"
+                    ));
+                }
+                match kind {
+                    tar::EntryType::GNULongName => {
+                        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                        long_name = Some(String::from_utf8_lossy(&bytes[..end]).into_owned());
+                    }
+                    tar::EntryType::XHeader => {
+                        if let Some(p) = pax_path(&bytes) {
+                            long_name = Some(p);
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let path = match long_name.take() {
+                Some(p) => p,
+                None => entry
+                    .path()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            let is_file = kind.is_file();
+            let is_link = kind.is_hard_link() || kind.is_symlink();
+            let kind = if is_link && is_png_name(&path) {
+                if *self.ordinal < self.resume_from {
+                    Kind::Done
+                } else {
+                    let what = if kind.is_hard_link() {
+                        "hard"
+                    } else {
+                        "symbolic"
+                    };
+                    let target = entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    Kind::Failed(format!(
+                        "{what} link to '{target}': links are not followed; not measured"
+                    ))
+                }
+            } else if !is_file || !is_png_name(&path) {
                 Kind::Skipped
             } else if *self.ordinal < self.resume_from {
                 Kind::Done
@@ -264,17 +413,46 @@ impl Cursor<'_, '_> {
 
 /// Every file below `dir`, sorted; symbolic links are not followed.
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    walk_all(dir)
+        .into_iter()
+        .filter_map(|(p, odd)| odd.is_none().then_some(p))
+        .collect()
+}
+
+/// Every file below `dir`, sorted, with what is odd about the entries that are not
+/// plain files: symbolic links (not followed) and folders that cannot be read.
+fn walk_all(dir: &Path) -> Vec<(PathBuf, Option<String>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                if d.as_path() != dir {
+                    out.push((
+                        d,
+                        Some(format!("cannot read folder: {e}; its files were not read")),
+                    ));
+                }
+                continue;
+            }
         };
         for e in entries.flatten() {
             let p = e.path();
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(p),
-                Ok(t) if t.is_file() => out.push(p),
+                Ok(t) if t.is_file() => out.push((p, None)),
+                Ok(t) if t.is_symlink() => {
+                    let target = std::fs::read_link(&p)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    out.push((
+                        p,
+                        Some(format!(
+                            "symbolic link to '{target}': links are not followed; not measured"
+                        )),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -296,12 +474,35 @@ fn stream_dir(
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
     let mut total = 0u64;
-    for file in walk(dir) {
+    for (file, odd) in walk_all(dir) {
         let rel = file
             .strip_prefix(dir)
             .unwrap_or(&file)
             .to_string_lossy()
             .into_owned();
+        if let Some(why) = odd {
+            // A symbolic link to a PNG, or a folder that cannot be read, is a pixel
+            // error; any other link is skipped like other files that are not PNGs.
+            let folder = !file.is_symlink();
+            let kind = if *ordinal < resume_from && (folder || is_png_name(&rel)) {
+                Kind::Done
+            } else if folder || is_png_name(&rel) {
+                Kind::Failed(why)
+            } else {
+                Kind::Skipped
+            };
+            let member = Member {
+                ordinal: *ordinal,
+                source: source.to_string(),
+                path: rel,
+                kind,
+            };
+            *ordinal += 1;
+            if !send(member) {
+                return None;
+            }
+            continue;
+        }
         let png = is_png_name(&rel);
         let measure = png && *ordinal >= resume_from;
         // A member to measure is read whole (it is capped by the tar rule's twin:

@@ -316,13 +316,27 @@ fn area_resample(src: &[f64], n: usize) -> Vec<f64> {
 /// Builds the sample tar from full-size PNGs in `dir`: grey, short side resized to
 /// `side`, centre-cropped. Returns the number of images.
 pub fn sample_tar(dir: &Path, out: &Path, side: usize) -> Result<u64> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ctx(|| format!("{}: cannot list", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
+    let _listing = std::fs::read_dir(dir).ctx(|| format!("{}: cannot list", dir.display()))?;
+    // Subfolders are walked, as `ingest --images DIR` walks them.
+    let files: Vec<PathBuf> = crate::pixels::source::walk(dir)
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
         .collect();
-    files.sort();
+    if files.is_empty() {
+        return Err(Error::input(
+            dir,
+            "no .png files in this folder or its subfolders",
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for f in &files {
+        if !names.insert(f.file_name()) {
+            return Err(Error::input(
+                f,
+                "another PNG of the same name is in another subfolder; image names must be unique",
+            ));
+        }
+    }
     let file = std::fs::File::create(out).ctx(|| format!("{}: cannot create", out.display()))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(file));
     let io = |e| Error::io(format!("{}: cannot write", out.display()), e);

@@ -1,0 +1,578 @@
+//! The command line a careful user expects (issue 13): exit codes, closed pipes,
+//! Ctrl-C, the shell driven through stdin, and messages that name what is wrong.
+//! Every test runs the real binary.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn w() -> String {
+    wh2020().to_str().unwrap().to_string()
+}
+
+fn code(o: &std::process::Output) -> Option<i32> {
+    o.status.code()
+}
+
+// ---------- exit codes ----------
+
+#[test]
+fn what_the_user_can_fix_exits_2() {
+    let w = w();
+    let missing = tempfile::tempdir().unwrap();
+    let nowh = missing.path().join("nowhere");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["sql", "-w", &w, "SELEC 1"], "SELEC"),
+        (vec!["sql", "-w", &w, "SELECT nosuch FROM images"], "nosuch"),
+        (vec!["cohort", "-w", &w, "--where", "age >"], ""),
+        (vec!["cohort", "-w", &w, "--where", "nosuch = 1"], "nosuch"),
+        (
+            vec!["sql", "-w", &w, "CREATE TABLE t AS SELECT 1"],
+            "--allow-write",
+        ),
+        (
+            vec!["sql", "-w", nowh.to_str().unwrap(), "SELECT 1"],
+            "nowhere",
+        ),
+        (vec!["cohort", "-w", &w, "--age", "60..40"], "60..40"),
+        (vec!["cohort", "-w", &w, "--split", "tset"], "tset"),
+        (vec!["cohort", "-w", &w, "--with", "Efusion"], "Effusion"),
+        (vec!["sql", "-w", &w, "--bogus-flag", "SELECT 1"], "bogus"),
+        (vec!["run", "-w", &w, "no_such_query"], "no_such_query"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&args);
+        assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn plot_size_out_of_range_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("p.svg");
+    let out = run(&[
+        "plot",
+        "labels",
+        "-w",
+        &w(),
+        "--size",
+        "10x10",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2));
+    assert!(stderr(&out).contains("out of range"), "{}", stderr(&out));
+    assert!(!out_file.exists());
+}
+
+#[test]
+fn out_into_a_missing_directory_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("nodir").join("x.csv");
+    let out = run(&[
+        "sql",
+        "-w",
+        &w(),
+        "--out",
+        target.to_str().unwrap(),
+        "SELECT 1 AS a",
+    ]);
+    assert_ne!(code(&out), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("nodir"), "{err}");
+    assert!(
+        !err.contains("/.x.csv"),
+        "a hidden temporary name leaked: {err}"
+    );
+}
+
+// ---------- closed pipes ----------
+
+/// Starts cxr with stdout piped and no stderr capture.
+fn spawn_piped(args: &[&str]) -> Child {
+    cxr()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `lines` lines (0: none) of the child's stdout, closes the pipe, and returns
+/// its exit code and stderr.
+fn close_after(mut child: Child, lines: usize) -> (Option<i32>, String) {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = 0;
+    let mut byte = [0u8; 1];
+    while seen < lines && stdout.read(&mut byte).unwrap() == 1 {
+        if byte[0] == b'\n' {
+            seen += 1;
+        }
+    }
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_failure() {
+    let w = w();
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("f.parquet");
+    let out = run(&[
+        "sql",
+        "-w",
+        &w,
+        "--out",
+        parquet.to_str().unwrap(),
+        "SELECT * FROM images LIMIT 100",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["cohort", "-w", &w, "--with", "Effusion", "--show-sql"],
+        vec!["cooccur", "-w", &w, "--format", "table"],
+        vec!["inspect", parquet.to_str().unwrap()],
+        vec!["run", "--list"],
+        vec!["cohort", "-w", &w, "--format", "csv"],
+        vec!["followup", "-w", &w, "--transitions"],
+        vec![
+            "sql",
+            "-w",
+            &w,
+            "--format",
+            "json",
+            "SELECT * FROM findings",
+        ],
+    ];
+    for args in &cases {
+        for lines in [0, 1] {
+            let (code, err) = close_after(spawn_piped(args), lines);
+            assert_eq!(code, Some(0), "{args:?} after {lines} lines: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_huge_result_into_an_early_closing_reader_ends_quickly() {
+    // 112,120² rows: only streaming and stopping at the closed pipe can end this.
+    let start = Instant::now();
+    let child = spawn_piped(&[
+        "sql",
+        "-w",
+        &w(),
+        "--format",
+        "csv",
+        "SELECT a.image_index, b.image_index FROM images a CROSS JOIN images b LIMIT 100000000",
+    ]);
+    let (code, err) = close_after(child, 1);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(60));
+
+    // --max-rows stops the query too.
+    let out = run(&[
+        "sql",
+        "-w",
+        &w(),
+        "--format",
+        "table",
+        "--max-rows",
+        "3",
+        "SELECT a.image_index FROM images a CROSS JOIN images b",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(90));
+}
+
+// ---------- SIGINT ----------
+
+#[test]
+fn sigint_ends_a_query_with_130() {
+    let child = cxr()
+        .args([
+            "sql",
+            "-w",
+            &w(),
+            "SELECT COUNT(*) FROM images a JOIN images b ON a.age + b.age = 1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+}
+
+// ---------- the shell through stdin ----------
+
+fn shell(script: &str) -> std::process::Output {
+    let mut child = cxr()
+        .args(["shell", "-w", &w()])
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join("cxr-test-history"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    wait_with_timeout(child, Duration::from_secs(60))
+}
+
+fn wait_with_timeout(child: Child, limit: Duration) -> std::process::Output {
+    let id = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            unsafe { libc::kill(id as i32, libc::SIGKILL) };
+            true
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(!watchdog.join().unwrap(), "the shell hung and was killed");
+    out
+}
+
+#[test]
+fn a_shell_script_runs_every_statement_and_fails_when_one_fails() {
+    let out = shell(
+        "\\format csv\n\
+         SELECT COUNT(*) AS n\n  FROM patients;\n\
+         SELECT nosuch FROM images;\n\
+         SELECT 40 + 2 AS answer; SELECT 'two' AS per_line;\n\
+         SELECT 7 AS last_without_semicolon",
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        text,
+        "n\n30805\nanswer\n42\nper_line\ntwo\nlast_without_semicolon\n7\n",
+        "stderr: {}",
+        stderr(&out)
+    );
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+
+    let ok = shell("\\format csv\nSELECT 1 AS one;\n\\q\nSELECT 2 AS never;\n");
+    assert_eq!(code(&ok), Some(0), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok), "one\n1\n");
+}
+
+#[test]
+fn shell_commands_are_checked() {
+    let out = shell("\\d nosuch\n");
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("images"),
+        "lists the tables: {}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+
+    let out = shell("\\format csv\n\\d patients\n");
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("patient_id"), "{}", stdout(&out));
+
+    // A backslash command inside an open statement is not SQL.
+    let out = shell("\\format csv\nSELECT 1 AS a\n\\d\n;\n");
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("open statement"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\n1\n");
+}
+
+/// CPU seconds a process has used (utime + stime from /proc).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[test]
+fn ctrl_c_in_the_shell_stops_the_query_and_the_shell_goes_on() {
+    let mut child = cxr()
+        .args(["shell", "-w", &w()])
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join("cxr-test-history"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"\\format csv\nSELECT COUNT(*) FROM images a JOIN images b ON a.age + b.age = 1000;\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id();
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(1000));
+    // The cancelled query no longer uses the CPU.
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_millis(2000));
+    let used = cpu_seconds(pid) - before;
+    assert!(used < 0.5, "{used:.2} CPU seconds in 2 s after Ctrl-C");
+    stdin.write_all(b"SELECT 42 AS answer;\n").unwrap();
+    drop(stdin);
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(stdout(&out).ends_with("answer\n42\n"), "{}", stdout(&out));
+}
+
+// ---------- other commands ----------
+
+fn write_png(path: &Path, side: u32) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), side, side);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut wr = enc.write_header().unwrap();
+    let px: Vec<u8> = (0..side * side).map(|i| (i % 251) as u8).collect();
+    wr.write_image_data(&px).unwrap();
+}
+
+#[test]
+fn synth_sample_walks_subfolders() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("pngs");
+    std::fs::create_dir_all(from.join("a/b")).unwrap();
+    std::fs::create_dir_all(from.join("c")).unwrap();
+    write_png(&from.join("a/00000001_000.png"), 300);
+    write_png(&from.join("a/b/00000002_000.png"), 300);
+    write_png(&from.join("c/00000003_000.png"), 300);
+    let tar = dir.path().join("s.tar");
+    let out = run(&[
+        "synth",
+        "sample",
+        "--from",
+        from.to_str().unwrap(),
+        "--out",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut names: Vec<String> = tar::Archive::new(std::fs::File::open(&tar).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path().unwrap().into_owned();
+            p.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["00000001_000.png", "00000002_000.png", "00000003_000.png"]
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(&[
+        "synth",
+        "sample",
+        "--from",
+        empty.to_str().unwrap(),
+        "--out",
+        dir.path().join("e.tar").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no .png"), "{}", stderr(&out));
+}
+
+#[test]
+fn cooccur_matrix_fits_80_columns_and_thresholds_filter_pairs() {
+    let w = w();
+    for metric in ["lift", "conditional", "jaccard", "count"] {
+        let out = cxr()
+            .args(["cooccur", "-w", &w, "--format", "table", "--metric", metric])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{metric}: {line:?}");
+        }
+        // Every finding is spelled one way: a key or the long form.
+        assert!(
+            text.contains("Pleural_Thickening") && text.contains("Effusion"),
+            "{metric}: {text}"
+        );
+    }
+    let lift = cxr()
+        .args(["cooccur", "-w", &w, "--format", "table", "--metric", "lift"])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    assert!(stdout(&lift).contains("Ef Effusion"), "{}", stdout(&lift));
+
+    // Pairs with lift ≥ 2 seen together at least 100 times, counted from the CSV.
+    let images = nih_csv();
+    let total = images.len() as f64;
+    let mut n = std::collections::BTreeMap::<(String, String), f64>::new();
+    let mut single = std::collections::BTreeMap::<String, f64>::new();
+    for i in &images {
+        for a in &i.labels {
+            *single.entry(a.clone()).or_default() += 1.0;
+            for b in &i.labels {
+                if a != b {
+                    *n.entry((a.clone(), b.clone())).or_default() += 1.0;
+                }
+            }
+        }
+    }
+    let mut expected: Vec<(String, String)> = n
+        .iter()
+        .filter(|((a, b), ab)| **ab >= 100.0 && **ab * total / (single[a] * single[b]) >= 2.0)
+        .map(|(k, _)| k.clone())
+        .collect();
+    expected.sort();
+    let out = run(&[
+        "cooccur",
+        "-w",
+        &w,
+        "--format",
+        "csv",
+        "--metric",
+        "lift",
+        "--min-lift",
+        "2",
+        "--min-count",
+        "100",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = parse_csv(&stdout(&out));
+    let got: Vec<(String, String)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn plot_titles_name_the_cohort() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = w();
+    for (kind, title) in [
+        ("age", "Age by sex — Effusion, PA"),
+        ("labels", "Finding prevalence — Effusion, PA"),
+        (
+            "cooccurrence",
+            "Finding co-occurrence (count) — Effusion, PA",
+        ),
+    ] {
+        let out_file = dir.path().join(format!("{kind}.svg"));
+        let out = run(&[
+            "plot",
+            kind,
+            "-w",
+            &w,
+            "--with",
+            "Effusion",
+            "--view",
+            "PA",
+            "--out",
+            out_file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        let svg = std::fs::read_to_string(&out_file).unwrap();
+        assert!(svg.contains(title), "{kind}: no title {title:?}");
+    }
+    // The heatmap's colour scale: 50 shaded steps beside the 196 cells.
+    let svg = std::fs::read_to_string(dir.path().join("cooccurrence.svg")).unwrap();
+    assert!(svg.matches("<rect").count() >= 196 + 50, "no colour scale");
+}
+
+const HEADER: &str = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]";
+
+#[test]
+fn latin1_and_stray_quotes_name_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let ingest = |p: &Path| {
+        run(&[
+            "ingest",
+            "--metadata",
+            p.to_str().unwrap(),
+            "--no-bbox",
+            "--no-expert",
+            "--no-splits",
+            "--no-images",
+            "-w",
+            wh.to_str().unwrap(),
+        ])
+    };
+    let mut latin1 =
+        format!("{HEADER}\n00000001_000.png,Mass,0,1,58,M,PA,1,1,0.1,0.1\n").into_bytes();
+    latin1.extend_from_slice(b"00000002_000.png,Effusion,0,2,40,F,PA,1,1,0.1,0.1\n");
+    latin1.extend_from_slice(b"00000003_000.png,Ed\xe8me,0,3,40,F,PA,1,1,0.1,0.1\n");
+    let p = dir.path().join("latin1.csv");
+    std::fs::write(&p, latin1).unwrap();
+    let out = ingest(&p);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("latin1.csv, line 4, column 'Finding Labels'") && err.contains("UTF-8"),
+        "{err}"
+    );
+
+    let quote = format!(
+        "{HEADER}\n00000001_000.png,Mass,0,1,58,M,PA,1,1,0.1,0.1\n00000002_000.png,Ma\"ss,0,2,40,F,PA,1,1,0.1,0.1\n\"00000003_000.png\",\"Mass\",0,3,40,F,PA,1,1,0.1,0.1\n"
+    );
+    let p = dir.path().join("quote.csv");
+    std::fs::write(&p, quote).unwrap();
+    let out = ingest(&p);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("quote.csv, line 3, column 'Finding Labels'") && err.contains("quote"),
+        "{err}"
+    );
+    assert!(!wh.exists(), "nothing may be written");
+
+    // Properly quoted fields, doubled quotes included, still read.
+    let ok = format!(
+        "{HEADER}\n\"00000001_000.png\",\"Mass\",0,1,58,M,PA,1,1,0.1,0.1\n00000002_000.png,Effusion,0,2,40,F,\"P\"\"A\",1,1,0.1,0.1\n"
+    );
+    let p = dir.path().join("ok.csv");
+    std::fs::write(&p, ok).unwrap();
+    let out = ingest(&p);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
