@@ -123,9 +123,15 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
             None => std::io::stdout().is_terminal(),
         };
     if !matrix {
-        return args.common.run(|c| Ok(sql_with((!global).then_some(c), metric, keep))).await;
+        return args
+            .common
+            .run(|c| Ok(sql_with((!global).then_some(c), metric, keep)))
+            .await;
     }
-    let rows = args.common.query(|c| Ok(sql_with((!global).then_some(c), metric, keep))).await?;
+    let rows = args
+        .common
+        .query(|c| Ok(sql_with((!global).then_some(c), metric, keep)))
+        .await?;
     let width = terminal_width();
     let compact = compact_matrix(&rows, metric)?;
     if compact.lines().all(|l| l.chars().count() <= width) {
