@@ -44,7 +44,7 @@ struct Session {
     timing: bool,
     allow_write: bool,
     /// SIGINT, for cancelling the running query.
-    interrupts: tokio::signal::unix::Signal,
+    interrupts: std::sync::Arc<tokio::sync::Notify>,
     /// Statements and commands that failed.
     failures: usize,
 }
@@ -52,15 +52,39 @@ struct Session {
 /// Runs the shell until `\q` or end of input. On a terminal it is a line editor with
 /// history; with input from a pipe or file it runs the script line by line (a last
 /// statement without `;` runs at the end) and fails when any statement failed.
+/// Set by the SIGINT handler; the only thing a signal handler may safely do.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ctrl-C is ours: the handler sets a flag, and a plain thread (not the runtime, whose
+/// workers a running query keeps busy) turns it into a wake-up of the query's select.
+fn watch_interrupts() -> std::sync::Arc<tokio::sync::Notify> {
+    extern "C" fn on_sigint(_: libc::c_int) {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+    }
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let waker = notify.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if INTERRUPTED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                waker.notify_waiters();
+            }
+        }
+    });
+    notify
+}
+
 pub fn run(args: ShellArgs) -> Result<()> {
     let rt = crate::cli::runtime()?;
     let wh = rt.block_on(Warehouse::open(&args.warehouse.path(), Register::All))?;
     // Ctrl-C is ours from here on: it cancels the running query or clears the open
     // statement, never ends the shell.
-    let interrupts = rt.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    });
-    let interrupts = interrupts.map_err(|e| Error::io("cannot handle Ctrl-C", e))?;
+    let interrupts = watch_interrupts();
     let mut s = Session {
         wh,
         rt,
@@ -271,12 +295,11 @@ impl Session {
 
     /// Runs statements, printing results or the error; Ctrl-C cancels.
     fn execute(&mut self, sql: &str) {
-        use futures::FutureExt;
         let start = Instant::now();
         // Forget interrupts that arrived while no query ran.
-        while let Some(Some(())) = self.interrupts.recv().now_or_never() {}
+        INTERRUPTED.store(false, std::sync::atomic::Ordering::SeqCst);
         let (wh, format, allow_write) = (&self.wh, self.format, self.allow_write);
-        let interrupts = &mut self.interrupts;
+        let interrupts = self.interrupts.clone();
         let work = async {
             for df in wh.plan(sql, allow_write, &[]).await? {
                 crate::output::print_stream(df, format, 0).await?;
@@ -287,7 +310,7 @@ impl Session {
         let result = self.rt.block_on(async {
             tokio::select! {
                 r = work => Some(r),
-                _ = interrupts.recv() => None,
+                _ = interrupts.notified() => None,
             }
         });
         match result {

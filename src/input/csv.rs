@@ -74,7 +74,8 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
                 }
             })?;
         let done = out.len() == before;
-        if !checked_binary && (out.len() >= 4096 || done) {
+        // A zip (RSNA's labels) is binary by design: its reader unpacks it.
+        if !checked_binary && (out.len() >= 4096 || done) && !out.starts_with(b"PK\x03\x04") {
             checked_binary = true;
             let body = out.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&out);
             if body.iter().take(4096).any(|&b| b == 0) {
