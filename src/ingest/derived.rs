@@ -129,9 +129,9 @@ pub fn cooccurrence_batch(images: &[Image]) -> Result<datafusion::arrow::array::
         for a in 0..14 {
             if m & (1 << a) != 0 {
                 n[a] += 1;
-                for b in 0..14 {
+                for (b, slot) in both[a].iter_mut().enumerate() {
                     if m & (1 << b) != 0 {
-                        both[a][b] += 1;
+                        *slot += 1;
                     }
                 }
             }
