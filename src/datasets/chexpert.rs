@@ -15,7 +15,7 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::fields::{Col, MAX_AGE, frontal_of, label_value, require_all};
+use crate::datasets::fields::{Col, MAX_AGE, claim_id, frontal_of, label_value, require_all};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
@@ -149,16 +149,9 @@ fn read_table<'t>(
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
             issues.push(src, Some(line), Some(t.name(pos[col])), v, msg);
         };
-        let Some(p) = path[r] else {
-            push(issues, 0, None, "Path is empty; row refused");
+        let Some(p) = claim_id(seen, path[r], (src, line, t.name(pos[0])), issues) else {
             continue;
         };
-        if let Some((file, first)) = seen.get(p) {
-            let msg = format!("duplicate Path (first in {file} line {first}); row refused");
-            push(issues, 0, Some(p), &msg);
-            continue;
-        }
-        seen.insert(p, (src, line));
         let ids = ids_of(p);
         if ids.is_none() {
             push(

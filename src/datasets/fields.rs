@@ -91,6 +91,34 @@ pub fn label_sources(labels: &[crate::datasets::XrLabel]) -> Vec<String> {
     out
 }
 
+/// A row's image id, claimed in `seen`: an empty id or one an earlier row (of this
+/// file or an earlier one) already claimed refuses the row, with a `data_issues` row
+/// naming the column `field` and, for a duplicate, where the id was first seen.
+pub fn claim_id<'t>(
+    seen: &mut polars::prelude::PlHashMap<&'t str, (&'t str, u64)>,
+    id: Option<&'t str>,
+    (src, line, field): (&'t str, u64, &str),
+    issues: &mut crate::input::issues::Issues,
+) -> Option<&'t str> {
+    let Some(id) = id else {
+        issues.push(
+            src,
+            Some(line),
+            Some(field),
+            None,
+            format!("{field} is empty; row refused"),
+        );
+        return None;
+    };
+    if let Some((file, first)) = seen.get(id) {
+        let msg = format!("duplicate {field} (first in {file} line {first}); row refused");
+        issues.push(src, Some(line), Some(field), Some(id), msg);
+        return None;
+    }
+    seen.insert(id, (src, line));
+    Some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

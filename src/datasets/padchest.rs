@@ -16,7 +16,7 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::fields::{Col, MAX_AGE, frontal_of, require_all, year_of_date};
+use crate::datasets::fields::{Col, MAX_AGE, claim_id, frontal_of, require_all, year_of_date};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
@@ -94,16 +94,9 @@ fn read_table<'t>(
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
             issues.push(src, Some(line), Some(t.name(pos[col])), v, msg);
         };
-        let Some(image_id) = id[r] else {
-            push(issues, 0, None, "ImageID is empty; row refused");
+        let Some(image_id) = claim_id(seen, id[r], (src, line, t.name(pos[0])), issues) else {
             continue;
         };
-        if let Some((file, first)) = seen.get(image_id) {
-            let msg = format!("duplicate ImageID (first in {file} line {first}); row refused");
-            push(issues, 0, Some(image_id), &msg);
-            continue;
-        }
-        seen.insert(image_id, (src, line));
         let path = match dir[r] {
             Some(d) => Some(format!("{d}/{image_id}")),
             None => {
