@@ -17,26 +17,21 @@ pub struct Row {
 }
 
 /// The SQL of the 2 × 2 table per finding for sources `a` and `b`: over the images
-/// both sources label, for the findings both sources label; a finding a source does
-/// not state positive counts as negative for that image.
-pub fn pairwise_sql(a: &str, b: &str, datasets: &[String]) -> String {
+/// both sources label (and, given `cohort`, a query of `dataset, image_id` rows, that
+/// are in it), for the findings both sources label; a finding a source does not
+/// state positive counts as negative for that image.
+pub fn pairwise_sql(a: &str, b: &str, cohort: Option<&str>) -> String {
     let (qa, qb) = (quote(a), quote(b));
-    let in_datasets = if datasets.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " AND dataset IN ({})",
-            datasets
-                .iter()
-                .map(|d| quote(d))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let in_cohort = match cohort {
+        None => String::new(),
+        Some(c) => format!(
+            "\n    JOIN (SELECT DISTINCT dataset, image_id FROM (\n{c}\n) AS c0) AS c ON c.dataset = la.dataset AND c.image_id = la.image_id"
+        ),
     };
     format!(
-        "WITH la AS (SELECT * FROM xr_labels WHERE source = {qa}{in_datasets}),
-lb AS (SELECT * FROM xr_labels WHERE source = {qb}{in_datasets}),
-both_images AS (SELECT DISTINCT la.dataset, la.image_id FROM la JOIN lb ON la.dataset = lb.dataset AND la.image_id = lb.image_id),
+        "WITH la AS (SELECT * FROM xr_labels WHERE source = {qa}),
+lb AS (SELECT * FROM xr_labels WHERE source = {qb}),
+both_images AS (SELECT DISTINCT la.dataset, la.image_id FROM la JOIN lb ON la.dataset = lb.dataset AND la.image_id = lb.image_id{in_cohort}),
 f AS (SELECT DISTINCT finding FROM la WHERE finding IS NOT NULL INTERSECT SELECT DISTINCT finding FROM lb WHERE finding IS NOT NULL),
 pa AS (SELECT DISTINCT dataset, image_id, finding FROM la WHERE \"value\" = 1 AND finding IS NOT NULL),
 pb AS (SELECT DISTINCT dataset, image_id, finding FROM lb WHERE \"value\" = 1 AND finding IS NOT NULL),
@@ -57,10 +52,16 @@ FROM calls GROUP BY finding ORDER BY finding"
 }
 
 /// Cohen's kappa per finding between sources `a` and `b`.
-pub async fn pairwise(wh: &Warehouse, a: &str, b: &str, datasets: &[String]) -> Result<Vec<Row>> {
+pub async fn pairwise(
+    wh: &Warehouse,
+    a: &str,
+    b: &str,
+    cohort: Option<&str>,
+    params: &[(String, datafusion::scalar::ScalarValue)],
+) -> Result<Vec<Row>> {
     check_source(wh, a).await?;
     check_source(wh, b).await?;
-    let rows = wh.query(&pairwise_sql(a, b, datasets), &[]).await?;
+    let rows = wh.query(&pairwise_sql(a, b, cohort), params).await?;
     let count = |c: &str| -> Result<Vec<u64>> {
         Ok(rows
             .required_i64s(c)?

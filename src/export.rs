@@ -221,16 +221,24 @@ fn xr_provenance(wh: &Warehouse, x: &crate::export_xr::XrSpec) -> Vec<(String, S
         .find(|i| i.role == "label_map")
         .map(|i| format!("{} (sha256 {})", i.path, i.sha256))
         .unwrap_or_else(|| "unknown".into());
-    let sources = if x.sources.is_empty() {
-        format!("every source of each dataset; NIH: {}", x.nih_primary)
+    let sources = if x.scope.sources.is_empty() {
+        format!("every source of each dataset; NIH: {}", x.scope.nih_primary)
     } else {
-        x.sources.join(", ")
+        x.scope.sources.join(", ")
+    };
+    let datasets = if x.scope.datasets.is_empty() {
+        "every dataset of the warehouse".to_string()
+    } else {
+        x.scope.datasets.join(", ")
     };
     vec![
         ("cxr.label_map".to_string(), map),
-        ("cxr.uncertain".to_string(), x.uncertain.name().to_string()),
+        (
+            "cxr.uncertain".to_string(),
+            x.scope.uncertain.name().to_string(),
+        ),
         ("cxr.sources".to_string(), sources),
-        ("cxr.datasets".to_string(), x.datasets.join(", ")),
+        ("cxr.datasets".to_string(), datasets),
     ]
 }
 

@@ -13,52 +13,16 @@ use datafusion::arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
+use crate::cohort::xr::Scope;
 use crate::datasets::XR_FINDINGS;
 use crate::error::{Error, Result};
-use crate::sql::snippets::quote;
+use crate::sql::snippets::{column_name, quote};
 
-/// What an uncertain label becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Uncertain {
-    /// U-Ignore: NaN (the default).
-    Nan,
-    /// U-Ones: positive.
-    Positive,
-    /// U-Zeros: negative.
-    Negative,
-}
-
-impl Uncertain {
-    fn sql(self) -> &'static str {
-        match self {
-            Uncertain::Nan => "NULL",
-            Uncertain::Positive => "1.0",
-            Uncertain::Negative => "0.0",
-        }
-    }
-
-    /// The name recorded in the provenance metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            Uncertain::Nan => "nan (U-Ignore)",
-            Uncertain::Positive => "positive (U-Ones)",
-            Uncertain::Negative => "negative (U-Zeros)",
-        }
-    }
-}
-
-/// Which rows and labels the manifest takes.
+/// What the manifest adds to a cross-dataset cohort.
 #[derive(Debug, Clone)]
 pub struct XrSpec {
-    /// Datasets to export.
-    pub datasets: Vec<String>,
-    /// Label sources to use; empty: every source of each dataset except the NIH ones
-    /// that are not the warehouse's own release (`nih_primary`).
-    pub sources: Vec<String>,
-    /// The NIH source of the warehouse's metadata (`nih_2020` or `nih_2017`).
-    pub nih_primary: String,
-    /// What an uncertain label becomes.
-    pub uncertain: Uncertain,
+    /// The datasets, sources and uncertainty policy (recorded as provenance).
+    pub scope: Scope,
     /// Adds `path`: this folder joined with the image's relative path.
     pub image_root: Option<String>,
     /// Boxes are also given scaled to images of this side (where the original side
@@ -66,62 +30,14 @@ pub struct XrSpec {
     pub box_size: Option<u32>,
 }
 
-/// The datasets cxr knows, for checking `--dataset`.
-pub const DATASETS: [&str; 8] = [
-    "nih", "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
-];
-
 impl XrSpec {
-    /// The SQL of the manifest (one `target.<finding>` Float64 column per finding).
-    pub fn sql(&self) -> Result<String> {
-        for d in &self.datasets {
-            if !DATASETS.contains(&d.as_str()) {
-                return Err(Error::Usage(format!(
-                    "--dataset `{d}`: unknown; the datasets are {}",
-                    DATASETS.join(", ")
-                )));
-            }
-        }
-        let datasets = self
-            .datasets
-            .iter()
-            .map(|d| quote(d))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let source_filter = if self.sources.is_empty() {
-            format!(
-                "(l.dataset <> 'nih' OR l.source = {})",
-                quote(&self.nih_primary)
-            )
-        } else {
-            format!(
-                "l.source IN ({})",
-                self.sources
-                    .iter()
-                    .map(|s| quote(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let states: Vec<String> = XR_FINDINGS
-            .iter()
-            .map(|f| {
-                format!(
-                    "MAX(CASE WHEN finding = {} THEN state END) AS \"st.{f}\"",
-                    quote(f)
-                )
-            })
-            .collect();
+    /// The SQL of the manifest over `cohort` (rows of a cross-dataset cohort, see
+    /// `cohort::xr`): one `target.<finding>` column per finding, the finding's
+    /// three-valued column as a number (NULL stays NULL, NaN in the file).
+    pub fn sql(&self, cohort: &str) -> String {
         let targets: Vec<String> = XR_FINDINGS
             .iter()
-            .map(|f| {
-                format!(
-                    "CASE WHEN NOT COALESCE(array_has(d.labelled, {q}), false) THEN NULL \
-                     ELSE CASE t.\"st.{f}\" WHEN 2 THEN 1.0 WHEN 1 THEN {u} ELSE 0.0 END END AS \"target.{f}\"",
-                    q = quote(f),
-                    u = self.uncertain.sql()
-                )
-            })
+            .map(|f| format!("CAST(i.{} AS DOUBLE) AS \"target.{f}\"", column_name(f)))
             .collect();
         let path = match &self.image_root {
             Some(root) => format!(
@@ -136,36 +52,33 @@ impl XrSpec {
             }
             None => "CAST(NULL AS DOUBLE)".into(),
         };
-        Ok(format!(
-            "WITH i AS (SELECT * FROM xr_images WHERE dataset IN ({datasets})),
-l AS (SELECT * FROM xr_labels l WHERE l.dataset IN ({datasets}) AND l.finding IS NOT NULL AND {source_filter}),
-d AS (SELECT dataset, array_agg(DISTINCT finding) AS labelled FROM l GROUP BY dataset),
-s AS (
-    SELECT dataset, image_id, finding,
-           MAX(CASE \"value\" WHEN 1 THEN 2 WHEN -1 THEN 1 ELSE 0 END) AS state
-    FROM l GROUP BY dataset, image_id, finding
+        let in_datasets = if self.scope.datasets.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = self.scope.datasets.iter().map(|d| quote(d)).collect();
+            format!("dataset IN ({}) AND ", names.join(", "))
+        };
+        format!(
+            "WITH i AS (
+{cohort}
 ),
-t AS (SELECT dataset, image_id, {states} FROM s GROUP BY dataset, image_id),
 b AS (
     SELECT dataset, image_id,
            array_agg(named_struct('label', raw_label, 'finding', finding, 'reader', reader,
                                   'x', x, 'y', y, 'w', w, 'h', h,
                                   'x_scaled', x * {scale}, 'y_scaled', y * {scale},
                                   'w_scaled', w * {scale}, 'h_scaled', h * {scale})) AS boxes
-    FROM xr_boxes b WHERE dataset IN ({datasets}) AND mask_rle IS NULL
+    FROM xr_boxes b WHERE {in_datasets}mask_rle IS NULL
     GROUP BY dataset, image_id
 )
 SELECT i.dataset, i.image_id, i.patient_id, {path} AS path, i.split, i.sex, i.age, i.view,
        {targets},
        bx.boxes
 FROM i
-LEFT JOIN d ON d.dataset = i.dataset
-LEFT JOIN t ON t.dataset = i.dataset AND t.image_id = i.image_id
 LEFT JOIN b AS bx ON bx.dataset = i.dataset AND bx.image_id = i.image_id
 ORDER BY i.dataset, i.image_id",
             targets = targets.join(",\n       "),
-            states = states.join(", ")
-        ))
+        )
     }
 }
 

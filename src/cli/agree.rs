@@ -10,7 +10,7 @@ use crate::sql::{Register, Warehouse};
 /// Arguments of `cxr agree`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  cxr agree --a nih_2020 --b google_2019\n  cxr agree --a nih_2017 --b nih_2020\n  cxr agree --readers vindr"
+    after_help = "Examples:\n  cxr agree --a nih_2020 --b google_2019\n  cxr agree --a nih_2017 --b nih_2020\n  cxr agree --a nih_2020 --b google_2019 --view PA --sex F\n  cxr agree --readers vindr"
 )]
 pub struct AgreeCmd {
     /// The first label source (e.g. nih_2020).
@@ -24,9 +24,10 @@ pub struct AgreeCmd {
     /// The second label source (e.g. google_2019).
     #[arg(long, value_name = "SOURCE", requires = "a")]
     pub b: Option<String>,
-    /// Only images of these datasets (comma-separated).
-    #[arg(long = "dataset", value_name = "NAMES", value_delimiter = ',')]
-    pub datasets: Vec<String>,
+    /// The images compared: the cohort flags, across datasets (--dataset, --with,
+    /// --sex, ...; a finding flag reads the default sources, or --source).
+    #[command(flatten)]
+    pub cohort: crate::cohort::CohortArgs,
     /// Fleiss' kappa among the readers of this dataset (vindr).
     #[arg(long, value_name = "DATASET")]
     pub readers: Option<String>,
@@ -44,6 +45,12 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
     let wh = Warehouse::open(&cmd.warehouse.path(), Register::All).await?;
     let mut t;
     if let Some(d) = &cmd.readers {
+        if cmd.cohort.is_xr() || cmd.cohort.narrows() {
+            return Err(Error::Usage(
+                "--readers compares every image the readers read; cohort flags apply to --a/--b"
+                    .into(),
+            ));
+        }
         let rows = crate::agree::readers(&wh, d).await?;
         t = crate::output::text_table(
             [
@@ -71,7 +78,25 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 "give --a SOURCE --b SOURCE, or --readers DATASET".into(),
             ));
         };
-        let rows = crate::agree::pairwise(&wh, a, b, &cmd.datasets).await?;
+        let cohort = if cmd.cohort.is_xr() || cmd.cohort.narrows() {
+            let mut c = cmd.cohort.clone();
+            if !c.is_xr() {
+                // Cohort flags alone: every dataset, its default sources.
+                c.uncertain = Some(Default::default());
+            }
+            let avail = crate::cohort::Available::for_cohort(&wh, Some(&c)).await?;
+            Some((c.images_sql(&avail)?, c.default_params()?))
+        } else {
+            None
+        };
+        let rows = crate::agree::pairwise(
+            &wh,
+            a,
+            b,
+            cohort.as_ref().map(|c| c.0.as_str()),
+            cohort.as_ref().map_or(&[][..], |c| &c.1),
+        )
+        .await?;
         if rows.is_empty() {
             return Err(Error::Usage(format!(
                 "`{a}` and `{b}` label no image and finding in common"

@@ -56,8 +56,66 @@ ORDER BY part, n DESC, item",
     )
 }
 
+/// The SQL of `cxr cohort --dataset ...`, from the cross-dataset cohort's query.
+pub fn xr_sql(cohort: &str, summary: bool) -> String {
+    if !summary {
+        return format!(
+            "WITH cohort AS (\n{cohort}\n)\nSELECT dataset, image_id, patient_id, study_id, age, sex, \"view\", labels, split\nFROM cohort\nORDER BY dataset, patient_id, study_order, study_id, image_id"
+        );
+    }
+    // Per dataset; a finding's share is of the images whose state is known (the
+    // dataset labels it and, under U-Ignore, the label is not uncertain).
+    let findings: Vec<String> = crate::datasets::XR_FINDINGS
+        .iter()
+        .map(|f| {
+            let c = crate::sql::snippets::column_name(f);
+            format!(
+                "UNION ALL SELECT dataset, 10, 'finding', {q}, SUM(CASE WHEN {c} THEN 1 ELSE 0 END), COUNT({c}) FROM cohort GROUP BY dataset HAVING COUNT({c}) > 0",
+                q = crate::sql::snippets::quote(f)
+            )
+        })
+        .collect();
+    format!(
+        "WITH cohort AS (\n{cohort}\n),
+ages AS (
+    SELECT dataset, age, ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY age) AS r,
+           COUNT(*) OVER (PARTITION BY dataset) AS n
+    FROM cohort WHERE age IS NOT NULL
+),
+rows AS (
+    SELECT dataset, 1 AS part, 'images' AS measure, '' AS item, COUNT(*) AS n, CAST(NULL AS BIGINT) AS base FROM cohort GROUP BY dataset
+    UNION ALL SELECT dataset, 2, 'patients', '', COUNT(DISTINCT patient_id), NULL FROM cohort GROUP BY dataset
+    UNION ALL SELECT dataset, 3, 'sex', COALESCE(sex, 'NULL'), COUNT(*), NULL FROM cohort GROUP BY dataset, sex
+    UNION ALL SELECT dataset, 4, 'view', COALESCE(\"view\", 'NULL'), COUNT(*), NULL FROM cohort GROUP BY dataset, \"view\"
+    UNION ALL SELECT dataset, 5, 'age', 'min', CAST(MIN(age) AS BIGINT), NULL FROM ages GROUP BY dataset
+    UNION ALL SELECT dataset, 6, 'age', 'q1', CAST(MIN(CASE WHEN r * 4 >= n THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
+    UNION ALL SELECT dataset, 7, 'age', 'median', CAST(MIN(CASE WHEN r * 2 >= n THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
+    UNION ALL SELECT dataset, 8, 'age', 'q3', CAST(MIN(CASE WHEN r * 4 >= n * 3 THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
+    UNION ALL SELECT dataset, 9, 'age', 'max', CAST(MAX(age) AS BIGINT), NULL FROM ages GROUP BY dataset
+    {findings}
+    UNION ALL SELECT dataset, 11, 'finding', 'No Finding', SUM(CASE WHEN cardinality(labels) = 0 THEN 1 ELSE 0 END), COUNT(*) FROM cohort GROUP BY dataset
+),
+total AS (SELECT dataset, COUNT(*) AS total_n FROM cohort GROUP BY dataset)
+SELECT r.dataset, measure, item, n,
+       CASE WHEN part IN (3, 4) THEN round(100.0 * n / NULLIF(total_n, 0), 2)
+            WHEN part IN (10, 11) THEN round(100.0 * n / NULLIF(base, 0), 2) END AS pct
+FROM rows r JOIN total t ON t.dataset = r.dataset
+ORDER BY r.dataset, part, n DESC, item",
+        findings = findings.join("\n    ")
+    )
+}
+
 /// Runs `cxr cohort`.
 pub async fn run(args: CohortCmd) -> Result<()> {
     let summary = args.summary;
-    args.common.run(|cohort| Ok(sql(cohort, summary))).await
+    let xr = args.common.cohort.is_xr();
+    args.common
+        .run(|cohort, _| {
+            Ok(if xr {
+                xr_sql(cohort, summary)
+            } else {
+                sql(cohort, summary)
+            })
+        })
+        .await
 }

@@ -100,6 +100,55 @@ pub fn sql_with(cohort: Option<&str>, metric: Metric, keep: Thresholds) -> Strin
     )
 }
 
+/// The long-form SQL across datasets: per dataset, one row per ordered pair of two
+/// findings the dataset labels. Each image's positive findings become an 18-bit
+/// mask, as in the `cooccurrence` view; a second mask marks the findings whose state
+/// is known, and their union over a dataset is what the dataset labels.
+pub fn xr_sql(cohort: &str, metric: Metric, keep: Thresholds) -> String {
+    format!(
+        "WITH cohort AS (\n{cohort}\n),
+{findings},
+masks AS (
+    SELECT dataset, mask, known, COUNT(*) AS n
+    FROM (
+        SELECT dataset,
+               {positive} AS mask,
+               {known} AS known
+        FROM cohort
+    ) AS labelled
+    GROUP BY dataset, mask, known
+),
+counts AS (
+    SELECT m.dataset, a.label AS label_a, b.label AS label_b,
+           SUM(CASE WHEN (m.mask & a.bit) <> 0 THEN m.n ELSE 0 END) AS n_a,
+           SUM(CASE WHEN (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END) AS n_b,
+           SUM(CASE WHEN (m.mask & a.bit) <> 0 AND (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END) AS n_ab,
+           CAST(SUM(m.n) AS DOUBLE) AS total,
+           bit_or(m.known) AS known, a.bit AS bit_a, b.bit AS bit_b
+    FROM masks m
+    CROSS JOIN finding a
+    JOIN finding b ON a.label <> b.label
+    GROUP BY m.dataset, a.label, a.bit, b.label, b.bit
+),
+pairs AS (
+    SELECT dataset, label_a, label_b, n_a, n_b, n_ab,
+           CAST(n_ab AS DOUBLE) / NULLIF(n_a, 0) AS p_b_given_a,
+           CAST(n_ab AS DOUBLE) / NULLIF(n_a + n_b - n_ab, 0) AS jaccard,
+           CAST(n_ab AS DOUBLE) * total / NULLIF(CAST(n_a AS DOUBLE) * n_b, 0) AS lift
+    FROM counts
+    WHERE (known & bit_a) <> 0 AND (known & bit_b) <> 0
+)
+SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
+FROM pairs{keep}
+ORDER BY dataset, label_a, label_b",
+        findings = crate::cohort::xr::findings_bits_cte(),
+        positive = crate::cohort::xr::positive_mask(false),
+        known = crate::cohort::xr::positive_mask(true),
+        value = metric.expr(),
+        keep = keep.predicate()
+    )
+}
+
 /// Runs `cxr cooccur`: a matrix on a terminal when it fits its width (abbreviated
 /// finding names and a key), the long form otherwise.
 pub async fn run(args: CooccurCmd) -> Result<()> {
@@ -116,6 +165,10 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         min_lift: args.min_lift,
         min_count: args.min_count,
     };
+    if args.common.cohort.is_xr() {
+        // Several datasets, 18 findings: the long form, with a dataset column.
+        return args.common.run(|c, _| Ok(xr_sql(c, metric, keep))).await;
+    }
     let matrix = args.common.output.out.is_none()
         && !args.common.show_sql
         && match args.common.output.format {
@@ -125,12 +178,12 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     if !matrix {
         return args
             .common
-            .run(|c| Ok(sql_with((!global).then_some(c), metric, keep)))
+            .run(|c, _| Ok(sql_with((!global).then_some(c), metric, keep)))
             .await;
     }
     let rows = args
         .common
-        .query(|c| Ok(sql_with((!global).then_some(c), metric, keep)))
+        .query(|c, _| Ok(sql_with((!global).then_some(c), metric, keep)))
         .await?;
     let width = terminal_width();
     let compact = compact_matrix(&rows, metric)?;
@@ -144,7 +197,7 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
         metric_name(metric)
     );
-    out.run(|c| {
+    out.run(|c, _| {
         // Only the columns that fit 80 columns: the pair, n_ab and the rounded value.
         let value = if metric == Metric::Count {
             String::new()

@@ -42,19 +42,8 @@ pub struct ExportCmd {
     /// Replace an existing output directory.
     #[arg(long)]
     pub overwrite: bool,
-    /// A cross-dataset manifest of these datasets (comma-separated: nih, chexpert,
-    /// mimic, padchest, vindr, rsna, siim, openi) with targets over the 18 findings.
-    #[arg(long = "dataset", value_name = "NAMES", value_delimiter = ',')]
-    pub datasets: Vec<String>,
-    /// Label sources for the targets (repeatable) [default: every source of each
-    /// dataset; for NIH the warehouse's own release].
-    #[arg(long = "source", value_name = "SOURCE", requires = "datasets")]
-    pub sources: Vec<String>,
-    /// What an uncertain label becomes: nan (U-Ignore), positive (U-Ones), negative (U-Zeros).
-    #[arg(long, value_enum, default_value_t = crate::export_xr::Uncertain::Nan, requires = "datasets")]
-    pub uncertain: crate::export_xr::Uncertain,
     /// Also give boxes scaled to images of this side (datasets with 1024-px originals).
-    #[arg(long, value_name = "PIXELS", requires = "datasets")]
+    #[arg(long, value_name = "PIXELS")]
     pub box_size: Option<u32>,
     /// Export every warehouse table as plain Parquet into DIR instead.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["query", "partition_by", "image_root", "with_pixels", "sort_by"])]
@@ -110,8 +99,13 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             out.display()
         )));
     }
-    if !cmd.datasets.is_empty() {
+    if cmd.common.cohort.is_xr() {
         return export_datasets(&cmd, &spec, &wh, &out).await;
+    }
+    if cmd.box_size.is_some() {
+        return Err(Error::Usage(
+            "--box-size scales the boxes of a cross-dataset manifest: add --dataset".into(),
+        ));
     }
     let avail = crate::cohort::Available::of(&wh).await?;
     if avail.splits {
@@ -147,34 +141,30 @@ async fn export_datasets(
     wh: &Warehouse,
     out: &std::path::Path,
 ) -> Result<()> {
-    if !cmd.common.cohort.is_empty() || cmd.query.is_some() || cmd.with_pixels {
+    if cmd.query.is_some() || cmd.with_pixels {
         return Err(Error::Usage(
-            "--dataset exports whole datasets: cohort flags, --sql and --with-pixels apply to NIH exports only".into(),
+            "--dataset exports a cohort across datasets: --sql and --with-pixels apply to NIH exports only".into(),
         ));
     }
-    if !wh.has_table("xr_images") {
-        return Err(Error::Usage(
-            "this warehouse has no cross-dataset tables; run `cxr ingest` again with this cxr"
-                .into(),
-        ));
+    let mut avail = crate::cohort::Available::for_cohort(wh, Some(&cmd.common.cohort)).await?;
+    if cmd.common.show_sql {
+        avail = avail.inline();
     }
+    let scope = avail
+        .xr
+        .clone()
+        .expect("a cross-dataset cohort has a scope");
     let xr = crate::export_xr::XrSpec {
-        datasets: cmd
-            .datasets
-            .iter()
-            .map(|d| d.trim().to_ascii_lowercase())
-            .collect(),
-        sources: cmd.sources.clone(),
-        nih_primary: format!("nih_{}", wh.snapshot.manifest.metadata_revision),
-        uncertain: cmd.uncertain,
+        scope,
         image_root: cmd.image_root.clone(),
         box_size: cmd.box_size,
     };
-    let sql = xr.sql()?;
+    let sql = xr.sql(&cmd.common.cohort.images_sql(&avail)?);
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
     }
-    let done = crate::export::run(wh, spec, &sql, &[], out, Some(&xr)).await?;
+    let params = cmd.common.cohort.default_params()?;
+    let done = crate::export::run(wh, spec, &sql, &params, out, Some(&xr)).await?;
     eprintln!(
         "exported {} rows to {} ({} file{})",
         crate::output::thousands(done.rows),

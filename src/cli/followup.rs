@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::cli::AnalysisArgs;
 use crate::error::Result;
+use crate::sql::snippets::quote;
 
 /// Arguments of `cxr followup`.
 #[derive(Debug, Args)]
@@ -14,7 +15,7 @@ pub struct FollowupCmd {
     pub common: AnalysisArgs,
     /// Show this patient's timeline, one row per study.
     #[arg(long, value_name = "ID", conflicts_with = "transitions")]
-    pub patient: Option<i64>,
+    pub patient: Option<String>,
     /// Count findings appearing and resolving between consecutive studies.
     #[arg(long)]
     pub transitions: bool,
@@ -39,7 +40,7 @@ fn with_followups(cohort: Option<&str>) -> String {
 }
 
 /// The timeline of one patient.
-pub fn timeline_sql(cohort: Option<&str>, patient: i64) -> String {
+pub fn timeline_sql(cohort: Option<&str>, patient: &str) -> String {
     format!(
         "{},\nstudies AS (SELECT fu.*, t.view_position FROM fu JOIN timeline t ON t.image_index = fu.image_index)\nSELECT study_rank, image_index, follow_up, age, view_position, labels, new_labels, resolved_labels\nFROM studies WHERE patient_id = {patient}\nORDER BY study_rank",
         with_followups(cohort)
@@ -113,28 +114,192 @@ ORDER BY ever_positive DESC, f.label",
     )
 }
 
+/// Across datasets: every study of the cohort's patients (or of one patient), per
+/// dataset, in the order of `study_order` (datasets that give no order have no
+/// follow-up). A study's findings are the union of its images' positive findings, as
+/// a bit mask (bits of `cohort::xr::findings_bits_cte`): `new_mask` and
+/// `resolved_mask` compare it with the previous study's.
+fn xr_with_followups(cohort: &str, rows: &str, whole: bool, patient: Option<&str>) -> String {
+    let mut timeline = if whole {
+        "SELECT * FROM cohort".to_string()
+    } else {
+        format!(
+            "SELECT r.* FROM {rows} AS r\n    WHERE EXISTS (SELECT 1 FROM cohort c WHERE c.dataset = r.dataset AND c.patient_id = r.patient_id)"
+        )
+    };
+    if let Some(p) = patient {
+        let (sep, q) = (if whole { " WHERE" } else { " AND" }, quote(p));
+        timeline.push_str(&format!("{sep} patient_id = {q}"));
+    }
+    format!(
+        "WITH cohort AS (\n{cohort}\n),
+{findings},
+timeline AS (
+    SELECT t.*, {mask} AS mask FROM ({timeline}) AS t
+),
+studies AS (
+    SELECT dataset, patient_id, COALESCE(study_id, image_id) AS study_id,
+           MIN(study_order) AS study_order, MIN(age) AS age, COUNT(*) AS images,
+           bit_or(mask) AS mask
+    FROM timeline
+    WHERE patient_id IS NOT NULL AND study_order IS NOT NULL
+    GROUP BY dataset, patient_id, COALESCE(study_id, image_id)
+),
+ordered AS (
+    SELECT studies.*, CAST(ROW_NUMBER() OVER w AS INT) AS study_rank, LAG(mask) OVER w AS prev_mask
+    FROM studies
+    WINDOW w AS (PARTITION BY dataset, patient_id ORDER BY study_order, study_id)
+),
+fu AS (
+    SELECT ordered.*,
+           mask - (mask & prev_mask) AS new_mask,
+           prev_mask - (mask & prev_mask) AS resolved_mask
+    FROM ordered
+)",
+        findings = crate::cohort::xr::findings_bits_cte(),
+        mask = crate::cohort::xr::positive_mask(false),
+    )
+}
+
+/// One patient's studies across datasets (a patient id may occur in several).
+pub fn xr_timeline_sql(with: &str) -> String {
+    format!(
+        "{with},
+listed AS (
+    SELECT fu.dataset, fu.study_rank, fu.study_id, fu.study_order, fu.age, fu.images, f.label,
+           (fu.mask & f.bit) <> 0 AS pos,
+           fu.study_rank > 1 AND (fu.new_mask & f.bit) <> 0 AS new,
+           fu.study_rank > 1 AND (fu.resolved_mask & f.bit) <> 0 AS gone
+    FROM fu CROSS JOIN finding f
+)
+SELECT dataset, study_rank, study_id, study_order, age, images,
+       COALESCE(array_agg(label ORDER BY label) FILTER (WHERE pos), CAST(make_array() AS VARCHAR[])) AS labels,
+       CASE WHEN study_rank > 1 THEN COALESCE(array_agg(label ORDER BY label) FILTER (WHERE new), CAST(make_array() AS VARCHAR[])) END AS new_labels,
+       CASE WHEN study_rank > 1 THEN COALESCE(array_agg(label ORDER BY label) FILTER (WHERE gone), CAST(make_array() AS VARCHAR[])) END AS resolved_labels
+FROM listed
+GROUP BY dataset, study_rank, study_id, study_order, age, images
+ORDER BY dataset, study_rank"
+    )
+}
+
+/// Appearances and resolutions per dataset and finding (findings that never appear
+/// or resolve in a dataset are left out).
+pub fn xr_transitions_sql(with: &str) -> String {
+    format!(
+        "{with},
+changes AS (
+    SELECT dataset, new_mask, resolved_mask, COUNT(*) AS n
+    FROM fu WHERE study_rank > 1 GROUP BY dataset, new_mask, resolved_mask
+),
+counted AS (
+    SELECT c.dataset, f.label,
+           SUM(CASE WHEN (c.new_mask & f.bit) <> 0 THEN c.n ELSE 0 END) AS appeared,
+           SUM(CASE WHEN (c.resolved_mask & f.bit) <> 0 THEN c.n ELSE 0 END) AS resolved
+    FROM changes c CROSS JOIN finding f GROUP BY c.dataset, f.label
+)
+SELECT dataset, label, appeared, resolved FROM counted
+WHERE appeared + resolved > 0
+ORDER BY dataset, appeared DESC, label"
+    )
+}
+
+/// [`summary_sql`] per dataset, over the findings positive at least once there.
+pub fn xr_summary_sql(with: &str) -> String {
+    format!(
+        "{with},
+multi AS (SELECT dataset, patient_id FROM fu WHERE study_rank = 2),
+n_multi AS (SELECT dataset, COUNT(*) AS n FROM multi GROUP BY dataset),
+firsts AS (
+    -- Per patient with two or more studies: the first rank at which each finding is positive.
+    SELECT fu.dataset, fu.patient_id, f.label, MIN(fu.study_rank) AS first_rank
+    FROM fu JOIN multi m ON m.dataset = fu.dataset AND m.patient_id = fu.patient_id
+    JOIN finding f ON (fu.mask & f.bit) <> 0
+    GROUP BY fu.dataset, fu.patient_id, f.label
+),
+per_label AS (
+    SELECT dataset, label,
+           COUNT(*) AS ever_positive,
+           SUM(CASE WHEN first_rank = 1 THEN 1 ELSE 0 END) AS positive_at_first,
+           SUM(CASE WHEN first_rank > 1 THEN 1 ELSE 0 END) AS incident,
+           median(CASE WHEN first_rank > 1 THEN first_rank - 1 END) AS median_studies_before_first
+    FROM firsts GROUP BY dataset, label
+),
+pairs AS (
+    SELECT dataset, prev_mask, resolved_mask, COUNT(*) AS n
+    FROM fu WHERE study_rank > 1 GROUP BY dataset, prev_mask, resolved_mask
+),
+kept AS (
+    -- Positive studies followed by another, and those whose finding then resolved.
+    SELECT p.dataset, f.label,
+           SUM(CASE WHEN (p.prev_mask & f.bit) <> 0 THEN p.n ELSE 0 END) AS followed,
+           SUM(CASE WHEN (p.resolved_mask & f.bit) <> 0 THEN p.n ELSE 0 END) AS dropped
+    FROM pairs p CROSS JOIN finding f GROUP BY p.dataset, f.label
+)
+SELECT b.dataset, b.label,
+       nm.n AS patients,
+       b.ever_positive, b.positive_at_first, b.incident, b.median_studies_before_first,
+       round(CAST(COALESCE(k.followed, 0) - COALESCE(k.dropped, 0) AS DOUBLE) / NULLIF(COALESCE(k.followed, 0), 0), 4) AS persistence
+FROM per_label b
+JOIN n_multi nm ON nm.dataset = b.dataset
+LEFT JOIN kept k ON k.dataset = b.dataset AND k.label = b.label
+ORDER BY b.dataset, b.ever_positive DESC, b.label"
+    )
+}
+
 /// Runs `cxr followup`.
 pub async fn run(args: FollowupCmd) -> Result<()> {
-    let (patient, transitions) = (args.patient, args.transitions);
-    if let Some(p) = patient
+    let transitions = args.transitions;
+    let xr = args.common.cohort.is_xr();
+    let patient = match &args.patient {
+        None => None,
+        Some(p) if xr => Some(crate::sql::snippets::quote(p.trim())),
+        Some(p) => Some(
+            p.trim()
+                .parse::<i64>()
+                .map_err(|_| {
+                    crate::Error::Usage(format!(
+                        "--patient `{p}`: NIH patient ids are whole numbers (other datasets' ids need --dataset)"
+                    ))
+                })?
+                .to_string(),
+        ),
+    };
+    if let Some(p) = &patient
         && !args.common.show_sql
     {
         let found = args
             .common
-            .query(|c| Ok(format!("WITH cohort AS (\n{c}\n)\nSELECT COUNT(*) AS n FROM cohort WHERE patient_id = {p}")))
+            .query(|c, _| Ok(format!("WITH cohort AS (\n{c}\n)\nSELECT COUNT(*) AS n FROM cohort WHERE patient_id = {p}")))
             .await?
             .required_i64s("n")?;
         if found.first().copied().unwrap_or(0) == 0 {
             return Err(crate::Error::Usage(format!(
-                "patient {p} has no images in this warehouse (or cohort)"
+                "patient {} has no images in this warehouse (or cohort)",
+                args.patient.as_deref().unwrap_or_default()
             )));
         }
     }
+    if xr {
+        let whole = !args.common.cohort.narrows();
+        let raw = args.patient.clone();
+        return args
+            .common
+            .run(|c, avail| {
+                let with =
+                    xr_with_followups(c, &avail.xr_rows, whole, raw.as_deref().map(str::trim));
+                Ok(match (&raw, transitions) {
+                    (Some(_), _) => xr_timeline_sql(&with),
+                    (None, true) => xr_transitions_sql(&with),
+                    (None, false) => xr_summary_sql(&with),
+                })
+            })
+            .await;
+    }
     let global = args.common.cohort.is_empty();
     args.common
-        .run(|c| {
+        .run(|c, _| {
             let c = (!global).then_some(c);
-            Ok(match (patient, transitions) {
+            Ok(match (&patient, transitions) {
                 (Some(p), _) => timeline_sql(c, p),
                 (None, true) => transitions_sql(c),
                 (None, false) => summary_sql(c),

@@ -198,23 +198,30 @@ pub struct AnalysisArgs {
 impl AnalysisArgs {
     async fn prepare(
         &self,
-        build: impl FnOnce(&str) -> Result<String>,
+        build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
     ) -> Result<(crate::sql::Warehouse, String)> {
         // Start-up stays short: only what the command's SQL names is registered, and
         // the split names are read only when --split needs them.
         let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
             .await?;
-        let avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
+        let mut avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
+        if self.show_sql {
+            avail = avail.inline();
+        }
         if avail.splits {
             eprintln!("cxr: note: splits come from the `splits` table written by `cxr split`");
         }
-        let sql = build(&self.cohort.images_sql(&avail)?)?;
+        let sql = build(&self.cohort.images_sql(&avail)?, &avail)?;
         wh.register(crate::sql::Register::For(&sql)).await?;
         Ok((wh, sql))
     }
 
-    /// Builds the command's SQL around the cohort and runs or prints it.
-    pub async fn run(self, build: impl FnOnce(&str) -> Result<String>) -> Result<()> {
+    /// Builds the command's SQL around the cohort (its query, and what the warehouse
+    /// has) and runs or prints it.
+    pub async fn run(
+        self,
+        build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
+    ) -> Result<()> {
         let (wh, sql) = self.prepare(build).await?;
         if self.show_sql {
             return crate::output::print_sql(&sql);
@@ -226,7 +233,7 @@ impl AnalysisArgs {
     /// Builds and runs the command's SQL, returning the result for computing on.
     pub async fn query(
         &self,
-        build: impl FnOnce(&str) -> Result<String>,
+        build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
     ) -> Result<crate::sql::Rows> {
         let (wh, sql) = self.prepare(build).await?;
         wh.query(&sql, &self.cohort.default_params()?).await

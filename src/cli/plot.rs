@@ -46,9 +46,6 @@ pub struct PlotCmd {
     /// Image size in pixels, WIDTHxHEIGHT.
     #[arg(long, default_value = "1000x800", value_name = "WxH")]
     pub size: String,
-    /// `boxes`: only these datasets (nih, rsna, siim; comma-separated).
-    #[arg(long = "dataset", value_name = "NAMES", value_delimiter = ',')]
-    pub datasets: Vec<String>,
     /// `boxes`: only this finding (or raw label).
     #[arg(long, value_name = "FINDING")]
     pub finding: Option<String>,
@@ -126,36 +123,51 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     let cohort = cmd.common.cohort.describe();
     register_font()?;
     if cmd.kind == PlotKind::Boxes {
-        if !cmd.common.cohort.is_empty() {
+        if cmd.common.cohort.narrows()
+            || !cmd.common.cohort.sources.is_empty()
+            || cmd.common.cohort.uncertain.is_some()
+        {
             return Err(Error::Usage(
-                "plot boxes takes --dataset and --finding; the NIH cohort flags do not apply"
-                    .into(),
+                "plot boxes takes --dataset and --finding; the cohort flags do not apply".into(),
             ));
         }
         return crate::cli::plot_boxes::run(
             &cmd.common.warehouse.path(),
-            &cmd.datasets,
+            &cmd.common.cohort.datasets,
             cmd.finding.as_deref(),
             &out,
             size,
         )
         .await;
     }
-    if !cmd.datasets.is_empty() || cmd.finding.is_some() {
+    if cmd.finding.is_some() {
         return Err(Error::Usage(
-            "--dataset and --finding apply to `cxr plot boxes` only".into(),
+            "--finding applies to `cxr plot boxes` only (cohorts take --with)".into(),
         ));
     }
     let metric = cmd.metric;
     let kind = cmd.kind;
+    let xr = cmd.common.cohort.is_xr();
+    if xr && kind == PlotKind::Pixels {
+        return Err(Error::Usage(
+            "plot pixels reads NIH pixel statistics; the cross-dataset tables have none".into(),
+        ));
+    }
     let rows = cmd
         .common
-        .query(|cohort| {
+        .query(|cohort, _| {
             Ok(match kind {
+                PlotKind::Cooccurrence if xr => crate::cli::cooccur::xr_sql(
+                    cohort,
+                    metric,
+                    crate::cli::cooccur::Thresholds::default(),
+                ),
                 PlotKind::Cooccurrence => crate::cli::cooccur::sql(Some(cohort), metric),
+                PlotKind::Labels if xr => xr_labels_sql(cohort),
                 PlotKind::Labels => labels_sql(cohort),
                 PlotKind::Age => format!(
-                    "WITH cohort AS (\n{cohort}\n)\nSELECT COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+                    "WITH cohort AS (\n{cohort}\n)\nSELECT {dataset} AS dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                    dataset = if xr { "dataset" } else { "''" }
                 ),
                 PlotKind::Boxes => {
                     return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
@@ -171,8 +183,8 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "no pixel statistics for this cohort; run `cxr ingest --images ...`".into(),
         ));
     }
-    let data = Data::from_rows(kind, &rows)?;
-    if data.is_empty() {
+    let panels = Data::panels(kind, &rows, xr)?;
+    if panels.iter().all(|(_, d)| d.is_empty()) {
         return Err(Error::Usage(
             "the cohort is empty: nothing to plot (check the cohort flags)".into(),
         ));
@@ -181,14 +193,14 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         draw(
             SVGBackend::new(&out, size).into_drawing_area(),
             metric,
-            &data,
+            &panels,
             &cohort,
         )
     } else {
         draw(
             BitMapBackend::new(&out, size).into_drawing_area(),
             metric,
-            &data,
+            &panels,
             &cohort,
         )
     };
@@ -199,8 +211,27 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
 
 fn labels_sql(cohort: &str) -> String {
     format!(
-        "WITH cohort AS (\n{cohort}\n),\n{},\ntotal AS (SELECT COUNT(*) AS n FROM cohort)\nSELECT f.label, COUNT(c.image_index) AS n, MAX(total.n) AS total\nFROM finding f CROSS JOIN total LEFT JOIN cohort c ON array_has(c.labels, f.label)\nGROUP BY f.label ORDER BY n DESC, f.label",
+        "WITH cohort AS (\n{cohort}\n),\n{},\ntotal AS (SELECT COUNT(*) AS n FROM cohort)\nSELECT '' AS dataset, f.label, COUNT(c.image_index) AS n, MAX(total.n) AS base, MAX(total.n) AS total\nFROM finding f CROSS JOIN total LEFT JOIN cohort c ON array_has(c.labels, f.label)\nGROUP BY f.label ORDER BY n DESC, f.label",
         crate::sql::snippets::findings_cte()
+    )
+}
+
+/// Per dataset and finding it labels: positive images, images whose state is known
+/// (the share's base) and the dataset's images in the cohort.
+fn xr_labels_sql(cohort: &str) -> String {
+    let parts: Vec<String> = crate::datasets::XR_FINDINGS
+        .iter()
+        .map(|f| {
+            let c = crate::sql::snippets::column_name(f);
+            format!(
+                "SELECT dataset, {q} AS label, SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS n, COUNT({c}) AS base, COUNT(*) AS total FROM cohort GROUP BY dataset HAVING COUNT({c}) > 0",
+                q = crate::sql::snippets::quote(f)
+            )
+        })
+        .collect();
+    format!(
+        "WITH cohort AS (\n{cohort}\n)\nSELECT * FROM (\n{}\n) AS p ORDER BY dataset, CAST(n AS DOUBLE) / base DESC, label",
+        parts.join("\nUNION ALL ")
     )
 }
 
@@ -208,8 +239,8 @@ fn labels_sql(cohort: &str) -> String {
 enum Data {
     /// (finding a, finding b, value) per ordered pair.
     Pairs(Vec<(String, String, f64)>),
-    /// (finding, images) and the cohort's size.
-    Labels(Vec<(String, f64)>, f64),
+    /// (finding, images, images whose state is known) and the cohort's size.
+    Labels(Vec<(String, f64, f64)>, f64),
     /// (sex, 5-year bin, images).
     Age(Vec<(String, f64, f64)>),
     /// (bin of 8 grey values, images).
@@ -217,6 +248,25 @@ enum Data {
 }
 
 impl Data {
+    /// One plot per dataset (across datasets), or one for NIH under the name "".
+    fn panels(kind: PlotKind, rows: &crate::sql::Rows, xr: bool) -> Result<Vec<(String, Data)>> {
+        if !xr || rows.is_empty() {
+            return Ok(vec![(String::new(), Data::from_rows(kind, rows)?)]);
+        }
+        let datasets = rows.required_strings("dataset")?;
+        let mut names: Vec<String> = datasets.clone();
+        names.dedup();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|d| {
+                let keep: Vec<usize> = (0..rows.len()).filter(|&r| datasets[r] == d).collect();
+                Ok((d, Data::from_rows(kind, &rows.take(&keep)?)?))
+            })
+            .collect()
+    }
+
     fn from_rows(kind: PlotKind, rows: &crate::sql::Rows) -> Result<Data> {
         Ok(match kind {
             PlotKind::Cooccurrence => Data::Pairs(
@@ -233,6 +283,8 @@ impl Data {
                     rows.required_strings("label")?
                         .into_iter()
                         .zip(rows.required_f64s("n")?)
+                        .zip(rows.required_f64s("base")?)
+                        .map(|((l, n), b)| (l, n, b))
                         .collect(),
                     total,
                 )
@@ -267,24 +319,47 @@ impl Data {
     }
 }
 
+/// Draws each panel in its cell of a grid (one cell for NIH), titled with its
+/// dataset and the cohort.
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     metric: Metric,
-    data: &Data,
+    panels: &[(String, Data)],
     cohort: &str,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    match data {
-        Data::Pairs(rows) => heatmap(&root, metric, rows, cohort)?,
-        Data::Labels(rows, total) => labels(&root, rows, *total, cohort)?,
-        Data::Age(rows) => age(&root, rows, cohort)?,
-        Data::Pixels(rows) => pixels(&root, rows, cohort)?,
+    // Several datasets: the cohort heads the figure, each panel names its dataset.
+    let (body, panel_titles) = if panels.len() > 1 || panels.iter().any(|p| !p.0.is_empty()) {
+        (root.titled(cohort, ("sans-serif", 22))?, true)
+    } else {
+        (root.clone(), false)
+    };
+    let cols = (panels.len() as f64).sqrt().ceil().max(1.0) as usize;
+    let rows = panels.len().div_ceil(cols);
+    let areas = body.split_evenly((rows, cols));
+    for ((dataset, data), area) in panels.iter().zip(&areas) {
+        let title = if panel_titles {
+            dataset.clone()
+        } else {
+            cohort.to_string()
+        };
+        match data {
+            Data::Pairs(rows) => heatmap(area, metric, rows, &title)?,
+            Data::Labels(rows, total) => labels(area, rows, *total, &title)?,
+            Data::Age(rows) => age(area, rows, &title)?,
+            Data::Pixels(rows) => pixels(area, rows, &title)?,
+        }
     }
     root.present()?;
     Ok(())
+}
+
+/// A caption's font size for an area: 24 on a full-size plot, smaller in a panel.
+fn caption_size<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> u32 {
+    (area.dim_in_pixel().0 / 40).clamp(12, 24)
 }
 
 /// Light yellow to dark blue.
@@ -308,23 +383,35 @@ where
         "Finding co-occurrence ({}) — {cohort}",
         format!("{metric:?}").to_lowercase()
     );
-    root.draw(&Text::new(title, (20, 12), ("sans-serif", 24).into_font()))?;
+    root.draw(&Text::new(
+        title,
+        (20, 12),
+        ("sans-serif", caption_size(root)).into_font(),
+    ))?;
     let (left, top) = (170i32, 60i32);
     let bottom_labels = 150i32;
+    // The findings of the pairs (the 14, or those a dataset labels), sorted.
+    let mut findings: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    findings.sort_unstable();
+    findings.dedup();
+    if findings.is_empty() {
+        findings = FINDINGS.to_vec();
+    }
+    let k = findings.len() as i32;
     // The colour scale takes 90 pixels on the right.
-    let cell = (((w as i32 - left - 110).min(h as i32 - top - bottom_labels)) / 14).max(10);
+    let cell = (((w as i32 - left - 110).min(h as i32 - top - bottom_labels)) / k).max(10);
     let value = |a: &str, b: &str| rows.iter().find(|r| r.0 == a && r.1 == b).map(|r| r.2);
     let max = rows.iter().map(|r| r.2).fold(0.0f64, f64::max).max(1e-12);
     let small = ("sans-serif", (cell / 3).clamp(8, 14)).into_font();
     let label_font = ("sans-serif", 14).into_font();
-    for (i, a) in FINDINGS.iter().enumerate() {
+    for (i, a) in findings.iter().enumerate() {
         let y = top + i as i32 * cell;
         root.draw(&Text::new(
             a.replace('_', " "),
             (left - 8, y + cell / 2),
             TextStyle::from(label_font.clone()).pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
-        for (j, b) in FINDINGS.iter().enumerate() {
+        for (j, b) in findings.iter().enumerate() {
             let x = left + j as i32 * cell;
             let v = if a == b { None } else { value(a, b) };
             let colour = v.map_or(RGBColor(230, 230, 230), |v| shade(v / max));
@@ -350,8 +437,8 @@ where
             }
         }
     }
-    let base = top + 14 * cell + 8;
-    for (j, b) in FINDINGS.iter().enumerate() {
+    let base = top + k * cell + 8;
+    for (j, b) in findings.iter().enumerate() {
         let x = left + j as i32 * cell + cell / 2;
         root.draw(&Text::new(
             b.replace('_', " "),
@@ -361,7 +448,7 @@ where
         ))?;
     }
     // The colour scale: the shade of 0 at the bottom, of the largest value at the top.
-    let (bar_x, bar_h) = (left + 14 * cell + 20, 14 * cell);
+    let (bar_x, bar_h) = (left + k * cell + 20, k * cell);
     let steps = 50;
     for k in 0..steps {
         let y0 = top + bar_h - (k + 1) * bar_h / steps;
@@ -401,24 +488,23 @@ where
 
 fn labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    rows: &[(String, f64)],
+    rows: &[(String, f64, f64)],
     total: f64,
     cohort: &str,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let total = total.max(1.0);
     let pct: Vec<(String, f64)> = rows
         .iter()
-        .map(|(label, n)| (label.replace('_', " "), 100.0 * n / total))
+        .map(|(label, n, base)| (label.replace('_', " "), 100.0 * n / base.max(1.0)))
         .collect();
     let max = pct.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
     let n = pct.len() as i32;
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Finding prevalence — {cohort} ({} images)", total as u64),
-            ("sans-serif", 24),
+            ("sans-serif", caption_size(root)),
         )
         .margin(20)
         .x_label_area_size(50)
@@ -466,7 +552,10 @@ where
     let max_n = rows.iter().map(|r| r.2).fold(1.0f64, f64::max) * 1.3;
     let max_age = rows.iter().map(|r| r.1).fold(0.0f64, f64::max) + 5.0;
     let mut chart = ChartBuilder::on(root)
-        .caption(format!("Age by sex — {cohort}"), ("sans-serif", 24))
+        .caption(
+            format!("Age by sex — {cohort}"),
+            ("sans-serif", caption_size(root)),
+        )
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
@@ -520,7 +609,7 @@ where
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Per-image mean intensity — {cohort}"),
-            ("sans-serif", 24),
+            ("sans-serif", caption_size(root)),
         )
         .margin(20)
         .x_label_area_size(50)

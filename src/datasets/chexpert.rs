@@ -115,6 +115,11 @@ fn ids_of(path_value: &str) -> Option<(String, String)> {
     None
 }
 
+/// N of a study id `patientNNNNN/studyN`.
+fn study_number(study_id: &str) -> Option<i64> {
+    study_id.rsplit_once("/study")?.1.parse().ok()
+}
+
 fn read_table<'t>(
     t: &'t CsvTable,
     pos: &[usize],
@@ -243,6 +248,7 @@ fn read_table<'t>(
             dataset: NAME,
             image_id: p.to_string(),
             patient_id,
+            study_order: study_id.as_deref().and_then(study_number),
             study_id,
             view,
             frontal,

@@ -74,6 +74,15 @@ pub fn year_of_date(s: &str) -> Option<i32> {
     ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some(year)
 }
 
+/// A `YYYYMMDD` date (a `.0` suffix tolerated) as the number YYYYMMDD, which sorts
+/// like the date; None when it is not a valid date.
+pub fn date_key(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.strip_suffix(".0").unwrap_or(s);
+    year_of_date(s)?;
+    s.parse().ok()
+}
+
 /// Whether `view` counts as frontal: PA, AP and AP_SUPINE are; LATERAL and OTHER are
 /// not; unknown is unknown.
 pub fn frontal_of(view: Option<&str>) -> Option<bool> {

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use crate::datasets::chexpert::LABEL_COLUMNS;
 use crate::datasets::fields::{
-    Col, MAX_AGE, frontal_of, has_all, label_value, require_all, year_of_date,
+    Col, MAX_AGE, date_key, frontal_of, has_all, label_value, require_all, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
@@ -209,7 +209,7 @@ fn read_metadata(
 ) -> Result<()> {
     let src = source_name(&t.path);
     let v: Vec<Vec<Option<&str>>> = pos.iter().map(|&p| t.values(p)).collect::<Result<_>>()?;
-    let [dicom, subject, study, view, _date] = &v[..] else {
+    let [dicom, subject, study, view, date] = &v[..] else {
         unreachable!("METADATA has 5 columns")
     };
     let mut seen: HashMap<&str, u64> = HashMap::with_capacity(t.len());
@@ -300,6 +300,7 @@ fn read_metadata(
             image_id: id.to_string(),
             patient_id: subject.map(str::to_string),
             study_id: study.map(str::to_string),
+            study_order: date[r].and_then(date_key),
             view,
             frontal: frontal_of(view),
             sex: None,

@@ -57,6 +57,10 @@ pub struct XrImage {
     pub image_id: String,
     pub patient_id: Option<String>,
     pub study_id: Option<String>,
+    /// Sorts a patient's studies in time (NIH follow-up number, CheXpert study
+    /// number, PadChest and MIMIC study date as YYYYMMDD); None where the release
+    /// gives no order. A key, not a rank.
+    pub study_order: Option<i64>,
     /// `PA`, `AP`, `AP_SUPINE`, `LATERAL`, `OTHER`, or None when unknown.
     pub view: Option<&'static str>,
     pub frontal: Option<bool>,

@@ -16,7 +16,9 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::fields::{Col, MAX_AGE, claim_id, frontal_of, require_all, year_of_date};
+use crate::datasets::fields::{
+    Col, MAX_AGE, claim_id, date_key, frontal_of, require_all, year_of_date,
+};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, XrImage, XrLabel};
 use crate::error::{Error, Result};
@@ -248,6 +250,7 @@ fn read_table<'t>(
             image_id: image_id.to_string(),
             patient_id: patient[r].map(str::to_string),
             study_id: study[r].map(str::to_string),
+            study_order: date[r].and_then(date_key),
             view,
             frontal: frontal_of(view),
             sex,

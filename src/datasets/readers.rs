@@ -153,6 +153,7 @@ pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<String>) -
         image_id: image_id.to_string(),
         patient_id: None,
         study_id: None,
+        study_order: None,
         view: None,
         frontal: None,
         sex: None,

@@ -87,6 +87,7 @@ fn image_row(img: &Image) -> XrImage {
         image_id: img.image_index.clone(),
         patient_id: Some(img.patient_id.to_string()),
         study_id: Some(format!("{}/{}", img.patient_id, img.follow_up)),
+        study_order: Some(i64::from(img.follow_up)),
         view: img.view_position,
         frontal: img.view_position.map(|v| matches!(v, "PA" | "AP")),
         sex: img.sex,

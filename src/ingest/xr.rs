@@ -16,6 +16,7 @@ pub fn images_batch(rows: &[XrImage]) -> Result<RecordBatch> {
             utf8(rows.iter().map(|r| r.patient_id.as_deref())),
         ),
         ("study_id", utf8(rows.iter().map(|r| r.study_id.as_deref()))),
+        ("study_order", i64s(rows.iter().map(|r| r.study_order))),
         ("view", utf8(rows.iter().map(|r| r.view))),
         ("frontal", bools(rows.iter().map(|r| r.frontal))),
         ("sex", utf8(rows.iter().map(|r| r.sex))),

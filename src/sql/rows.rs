@@ -40,6 +40,16 @@ impl Rows {
         &self.batch
     }
 
+    /// The rows at these positions, in this order.
+    pub fn take(&self, positions: &[usize]) -> Result<Rows> {
+        let idx = datafusion::arrow::array::UInt32Array::from_iter_values(
+            positions.iter().map(|&p| p as u32),
+        );
+        Ok(Rows {
+            batch: datafusion::arrow::compute::take_record_batch(&self.batch, &idx)?,
+        })
+    }
+
     fn column_as(&self, name: &str, to: &DataType) -> Result<std::sync::Arc<dyn Array>> {
         let col = self
             .batch

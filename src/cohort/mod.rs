@@ -1,5 +1,8 @@
 //! Cohort definitions shared by the analysis and export commands: flags in, one SQL
-//! relation of `images` rows out.
+//! relation of `images` rows out — or, with `--dataset`, `--source` or
+//! `--uncertain`, of cross-dataset rows (see [`xr`]).
+
+pub mod xr;
 
 use std::path::PathBuf;
 
@@ -45,9 +48,23 @@ pub struct CohortArgs {
     /// An SQL predicate over the columns of images (and pixel_stats when present).
     #[arg(long = "where", value_name = "PREDICATE")]
     pub predicate: Option<String>,
-    /// A saved query returning image_index; the cohort is limited to its images.
+    /// A saved query returning image_index (with --dataset: dataset and image_id);
+    /// the cohort is limited to its images.
     #[arg(long, value_name = "FILE.sql")]
     pub cohort: Option<PathBuf>,
+    /// Images of these datasets (comma-separated: nih, chexpert, mimic, padchest,
+    /// vindr, rsna, siim, openi). The cohort then reads the cross-dataset tables and
+    /// knows the 18 findings of docs/DATASETS.md.
+    #[arg(long = "dataset", value_name = "NAMES", value_delimiter = ',')]
+    pub datasets: Vec<String>,
+    /// Labels from these sources only (comma-separated, e.g. chexpert,nih_2017)
+    /// [default: every source of each dataset; for NIH the warehouse's own release].
+    #[arg(long = "source", value_name = "NAMES", value_delimiter = ',')]
+    pub sources: Vec<String>,
+    /// What an uncertain label counts as: nan (U-Ignore: unknown, in neither --with
+    /// nor --without), positive (U-Ones), negative (U-Zeros) [default: nan].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub uncertain: Option<xr::Uncertain>,
 }
 
 /// What the cohort SQL may join to.
@@ -60,7 +77,15 @@ pub struct Available {
     pub splits: bool,
     /// The split names a cohort may ask for.
     pub split_names: Vec<String>,
+    /// For a cross-dataset cohort: which images and labels it reads.
+    pub xr: Option<xr::Scope>,
+    /// For a cross-dataset cohort: the relation of the scope's rows — the table the
+    /// rows were computed into once ([`XR_ROWS`]), or their query inline (`--show-sql`).
+    pub xr_rows: String,
 }
+
+/// The in-memory table a cross-dataset cohort's rows are computed into.
+pub const XR_ROWS: &str = "xr_cohort_rows";
 
 impl Available {
     /// What the opened warehouse has.
@@ -81,11 +106,16 @@ impl Available {
             .tables
             .get("pixel_stats")
             .is_some_and(|n| *n > 0);
+        if let Some(c) = cohort.filter(|c| c.is_xr()) {
+            return Self::for_xr(wh, c, splits).await;
+        }
         if cohort.is_some_and(|c| c.split.is_none()) {
             return Ok(Available {
                 pixel_stats,
                 splits,
                 split_names: Vec::new(),
+                xr: None,
+                xr_rows: String::new(),
             });
         }
         wh.register(crate::sql::Register::For("images splits"))
@@ -104,7 +134,68 @@ impl Available {
                 .is_some_and(|n| *n > 0),
             splits,
             split_names: wh.query(names_sql, &[]).await?.required_strings("split")?,
+            xr: None,
+            xr_rows: String::new(),
         })
+    }
+
+    /// What a cross-dataset cohort reads: the scope, checked against the datasets
+    /// and sources the warehouse holds, and the split names when `--split` asks.
+    async fn for_xr(
+        wh: &crate::sql::Warehouse,
+        cohort: &CohortArgs,
+        splits: bool,
+    ) -> Result<Available> {
+        if !wh.has_table("xr_images") {
+            return Err(Error::Usage(
+                "this warehouse has no cross-dataset tables; run `cxr ingest` again with this cxr"
+                    .into(),
+            ));
+        }
+        let scope = cohort.scope(wh, splits);
+        wh.register(crate::sql::Register::For("xr_images xr_labels splits"))
+            .await?;
+        let present = wh
+            .query(
+                "SELECT DISTINCT dataset FROM xr_images ORDER BY dataset",
+                &[],
+            )
+            .await?
+            .required_strings("dataset")?;
+        let sources = if cohort.sources.is_empty() {
+            Vec::new()
+        } else {
+            wh.query("SELECT DISTINCT source FROM xr_labels ORDER BY source", &[])
+                .await?
+                .required_strings("source")?
+        };
+        scope.check(&present, &sources)?;
+        // The rows are computed once: the commands' SQL reads them several times.
+        wh.remember(XR_ROWS, &scope.images_sql()).await?;
+        let split_names = if cohort.split.is_some() {
+            let sql = format!(
+                "SELECT DISTINCT split FROM {XR_ROWS} WHERE split IS NOT NULL ORDER BY split"
+            );
+            wh.query(&sql, &[]).await?.required_strings("split")?
+        } else {
+            Vec::new()
+        };
+        Ok(Available {
+            pixel_stats: false,
+            splits,
+            split_names,
+            xr: Some(scope),
+            xr_rows: XR_ROWS.to_string(),
+        })
+    }
+
+    /// The same, with a cross-dataset cohort's rows as their query rather than the
+    /// in-memory table: SQL to print (`--show-sql`) and run elsewhere.
+    pub fn inline(mut self) -> Available {
+        if let Some(scope) = &self.xr {
+            self.xr_rows = format!("(\n{}\n)", scope.images_sql());
+        }
+        self
     }
 
     /// The relation of images the cohort reads: `images`, with `split` taken from
@@ -118,6 +209,7 @@ impl Available {
     }
 }
 
+/// A finding of the 14 NIH ones by name.
 fn finding(name: &str) -> Result<&'static str> {
     lookup(name).ok_or_else(|| {
         Error::Usage(format!(
@@ -188,6 +280,15 @@ impl CohortArgs {
         if let Some(p) = &self.predicate {
             parts.push(format!("where {p}"));
         }
+        if !self.datasets.is_empty() {
+            parts.push(self.datasets.join("+"));
+        }
+        if !self.sources.is_empty() {
+            parts.push(format!("labels by {}", self.sources.join("+")));
+        }
+        if let Some(u) = self.uncertain {
+            parts.push(format!("uncertain as {}", u.name()));
+        }
         if let Some(c) = &self.cohort {
             parts.push(c.file_name().map_or_else(
                 || c.display().to_string(),
@@ -201,9 +302,14 @@ impl CohortArgs {
         }
     }
 
-    /// Whether no flag narrows the cohort.
+    /// Whether no flag narrows the cohort and it reads the NIH tables.
     pub fn is_empty(&self) -> bool {
-        self.with.is_empty()
+        !self.narrows() && !self.is_xr()
+    }
+
+    /// Whether a flag selects some images rather than all (of the datasets chosen).
+    pub fn narrows(&self) -> bool {
+        !(self.with.is_empty()
             && self.any.is_empty()
             && self.without.is_empty()
             && !self.no_finding
@@ -214,14 +320,44 @@ impl CohortArgs {
             && !self.first_study
             && self.min_studies.is_none()
             && self.predicate.is_none()
-            && self.cohort.is_none()
+            && self.cohort.is_none())
+    }
+
+    /// Whether the cohort reads the cross-dataset tables.
+    pub fn is_xr(&self) -> bool {
+        !self.datasets.is_empty() || !self.sources.is_empty() || self.uncertain.is_some()
+    }
+
+    /// The cross-dataset scope these flags ask for.
+    pub fn scope(&self, wh: &crate::sql::Warehouse, splits: bool) -> xr::Scope {
+        xr::Scope {
+            datasets: self
+                .datasets
+                .iter()
+                .map(|d| d.trim().to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            nih_primary: format!("nih_{}", wh.snapshot.manifest.metadata_revision),
+            uncertain: self.uncertain.unwrap_or_default(),
+            nih_splits_table: splits,
+        }
     }
 
     /// The SQL predicates over `i` (images) and `p` (pixel_stats).
     fn predicates(&self, avail: &Available) -> Result<Vec<String>> {
         let mut w = Vec::new();
-        // The images table's Boolean finding columns: cheaper than searching `labels`.
-        let col = |l: &str| -> Result<String> { Ok(format!("i.{}", column_name(finding(l)?))) };
+        let xr = avail.xr.is_some();
+        // The Boolean finding columns: cheaper than searching `labels`.
+        let col = |l: &str| -> Result<String> {
+            let f = if xr { xr::finding(l)? } else { finding(l)? };
+            Ok(format!("i.{}", column_name(f)))
+        };
         for l in &self.with {
             w.push(col(l)?);
         }
@@ -233,7 +369,14 @@ impl CohortArgs {
             w.push(format!("NOT {}", col(l)?));
         }
         if self.no_finding {
-            w.push("i.no_finding".into());
+            w.push(
+                if xr {
+                    "cardinality(i.labels) = 0"
+                } else {
+                    "i.no_finding"
+                }
+                .into(),
+            );
         }
         if let Some(a) = &self.age {
             match parse_age(a)? {
@@ -251,11 +394,7 @@ impl CohortArgs {
             w.push(format!("i.sex = {}", quote(&s)));
         }
         if let Some(v) = &self.view {
-            let v = v.to_ascii_uppercase();
-            if v != "PA" && v != "AP" {
-                return Err(Error::Usage(format!("--view `{v}`: expected PA or AP")));
-            }
-            w.push(format!("i.view_position = {}", quote(&v)));
+            w.push(view_predicate(v, xr)?);
         }
         if let Some(s) = &self.split {
             if !avail.split_names.iter().any(|n| n == s) {
@@ -276,9 +415,14 @@ impl CohortArgs {
             w.push(format!("i.split = {}", quote(s)));
         }
         if let Some(n) = self.min_studies {
-            w.push(format!(
-                "i.patient_id IN (SELECT patient_id FROM patients WHERE n_images >= {n})"
-            ));
+            w.push(if xr {
+                // A study is a study id (an image without one is its own study).
+                format!(
+                    "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = i.patient_id)"
+                )
+            } else {
+                format!("i.patient_id IN (SELECT patient_id FROM patients WHERE n_images >= {n})")
+            });
         }
         if let Some(file) = &self.cohort {
             let q = crate::sql::params::QueryFile::load(file)?;
@@ -291,11 +435,20 @@ impl CohortArgs {
             }
             let body =
                 crate::sql::snippets::statement(&q.sql, &format!("--cohort {}", file.display()))?;
-            w.push(format!(
-                "i.image_index IN (SELECT image_index FROM ({body}) AS saved)"
-            ));
+            w.push(if xr {
+                format!(
+                    "EXISTS (SELECT 1 FROM ({body}) AS saved WHERE saved.dataset = i.dataset AND saved.image_id = i.image_id)"
+                )
+            } else {
+                format!("i.image_index IN (SELECT image_index FROM ({body}) AS saved)")
+            });
         }
         if let Some(p) = &self.predicate {
+            if xr && mentions_pixel_column(p) {
+                return Err(Error::Usage(format!(
+                    "--where `{p}`: a cohort across datasets reads the columns of xr_images (dataset, image_id, patient_id, study_id, study_order, view, frontal, sex, age, split, path), labels and one column per finding; it has no pixel statistics"
+                )));
+            }
             if !avail.pixel_stats && mentions_pixel_column(p) {
                 return Err(Error::Usage(format!(
                     "--where `{p}` uses pixel statistics, but this warehouse has none; run `cxr ingest --images ...`"
@@ -306,9 +459,13 @@ impl CohortArgs {
         Ok(w)
     }
 
-    /// A query returning the cohort's `images` rows (all columns of images).
+    /// A query returning the cohort's `images` rows (all columns of images), or for
+    /// a cross-dataset cohort its rows of [`xr::Scope::images_sql`].
     pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
+        if avail.xr.is_some() {
+            return Ok(xr_cohort_sql(&avail.xr_rows, &preds, self.first_study));
+        }
         let images = avail.images();
         // pixel_stats is joined only when a --where predicate may read it.
         let join = if avail.pixel_stats && self.predicate.is_some() {
@@ -342,6 +499,44 @@ impl CohortArgs {
             Some(file) => crate::sql::params::QueryFile::load(file)?.bind(&[]),
             None => Ok(Vec::new()),
         }
+    }
+}
+
+/// A cross-dataset cohort: the scope's rows filtered, and with `--first-study` each
+/// patient's earliest study (by `study_order`; an image without a patient is its own).
+fn xr_cohort_sql(rows: &str, preds: &[String], first_study: bool) -> String {
+    let filter = if preds.is_empty() {
+        String::new()
+    } else {
+        format!("\n  WHERE {}", preds.join("\n    AND "))
+    };
+    if first_study {
+        format!(
+            "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, COALESCE(i.patient_id, i.image_id) ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"
+        )
+    } else {
+        format!("SELECT i.* FROM {rows} AS i{filter}")
+    }
+}
+
+/// `--view`: PA or AP for NIH; across datasets also AP_SUPINE, LATERAL, OTHER and
+/// FRONTAL (any of PA, AP, AP_SUPINE).
+fn view_predicate(v: &str, xr: bool) -> Result<String> {
+    let v = v.trim().to_ascii_uppercase();
+    if !xr {
+        if v != "PA" && v != "AP" {
+            return Err(Error::Usage(format!(
+                "--view `{v}`: expected PA or AP (with --dataset also AP_SUPINE, LATERAL, OTHER, FRONTAL)"
+            )));
+        }
+        return Ok(format!("i.view_position = {}", quote(&v)));
+    }
+    match v.as_str() {
+        "FRONTAL" => Ok("i.frontal".into()),
+        "PA" | "AP" | "AP_SUPINE" | "LATERAL" | "OTHER" => Ok(format!("i.view = {}", quote(&v))),
+        _ => Err(Error::Usage(format!(
+            "--view `{v}`: expected PA, AP, AP_SUPINE, LATERAL, OTHER or FRONTAL"
+        ))),
     }
 }
 

@@ -1,0 +1,244 @@
+//! The cohort across datasets (`--dataset`, `--source`, `--uncertain`): the rows of
+//! `xr_images` with one three-valued column per finding of the 18, resolved from
+//! `xr_labels` by the chosen sources and uncertainty policy.
+//!
+//! A finding column is TRUE when a chosen source states it positive, FALSE when one
+//! states it negative or the image's dataset labels the finding but says nothing of
+//! it for this image (CheXpert's blank cells), and NULL when the dataset never labels
+//! the finding (NIH has no Fracture) — or, for an uncertain label, what `--uncertain`
+//! says (nan: NULL, positive: TRUE, negative: FALSE). SQL's three-valued logic then
+//! gives each flag its meaning: `--with X` keeps TRUE, `--without X` keeps FALSE, and
+//! an image whose X is unknown is in neither. The export's targets are the same
+//! columns cast to numbers.
+
+use crate::datasets::XR_FINDINGS;
+use crate::error::{Error, Result};
+use crate::sql::snippets::{column_name, quote};
+
+/// What an uncertain label becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Uncertain {
+    /// U-Ignore: unknown (NULL; NaN in targets). The default.
+    #[default]
+    Nan,
+    /// U-Ones: positive.
+    Positive,
+    /// U-Zeros: negative.
+    Negative,
+}
+
+impl Uncertain {
+    fn sql(self) -> &'static str {
+        match self {
+            Uncertain::Nan => "CAST(NULL AS BOOLEAN)",
+            Uncertain::Positive => "TRUE",
+            Uncertain::Negative => "FALSE",
+        }
+    }
+
+    /// The name recorded in provenance metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Uncertain::Nan => "nan (U-Ignore)",
+            Uncertain::Positive => "positive (U-Ones)",
+            Uncertain::Negative => "negative (U-Zeros)",
+        }
+    }
+}
+
+/// The dataset names cxr knows.
+pub const DATASETS: [&str; 8] = [
+    "nih", "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
+];
+
+/// Which images and labels a cross-dataset cohort reads.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Datasets (lower case); empty: every dataset the sources label, or all.
+    pub datasets: Vec<String>,
+    /// Label sources; empty: every source, but for NIH only `nih_primary`.
+    pub sources: Vec<String>,
+    /// The NIH source of the warehouse's own metadata (`nih_2020` or `nih_2017`).
+    pub nih_primary: String,
+    /// What an uncertain label counts as.
+    pub uncertain: Uncertain,
+    /// Take NIH's `split` from the `splits` table (`cxr split`).
+    pub nih_splits_table: bool,
+}
+
+/// A finding of the 18 by name, case-insensitively and ignoring spaces and
+/// underscores (`lung opacity` → `Lung_Opacity`).
+pub fn finding(name: &str) -> Result<&'static str> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let key = squash(name);
+    XR_FINDINGS
+        .iter()
+        .copied()
+        .find(|f| squash(f) == key)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown finding `{name}`; the 18 findings across datasets are: {}",
+                XR_FINDINGS.join(", ")
+            ))
+        })
+}
+
+/// `finding(label, bit) AS (VALUES ('Atelectasis', 1), ...)`: the 18 findings and
+/// their bits in [`positive_mask`].
+pub fn findings_bits_cte() -> String {
+    let bits: Vec<String> = XR_FINDINGS
+        .iter()
+        .enumerate()
+        .map(|(k, f)| format!("({}, {})", quote(f), 1u32 << k))
+        .collect();
+    format!("finding(label, bit) AS (VALUES {})", bits.join(", "))
+}
+
+/// An expression over a cohort row: the bits of its positive findings (or, with
+/// `known`, of the findings whose state is known). Masks replace lists where rows
+/// are compared or grouped: integers are cheap to group, window and test.
+pub fn positive_mask(known: bool) -> String {
+    XR_FINDINGS
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let c = column_name(f);
+            let test = if known { format!("{c} IS NOT NULL") } else { c };
+            format!("CASE WHEN {test} THEN {} ELSE 0 END", 1u32 << k)
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| quote(s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Scope {
+    /// Checks the dataset and source names against what the warehouse holds.
+    pub fn check(&self, present: &[String], sources: &[String]) -> Result<()> {
+        for d in &self.datasets {
+            if !DATASETS.contains(&d.as_str()) {
+                return Err(Error::Usage(format!(
+                    "--dataset `{d}`: unknown; the datasets are {}",
+                    DATASETS.join(", ")
+                )));
+            }
+            if !present.contains(d) {
+                return Err(Error::Usage(format!(
+                    "--dataset `{d}`: not in this warehouse (it holds {}); add it with `cxr ingest --dataset {d}=...`",
+                    present.join(", ")
+                )));
+            }
+        }
+        for s in &self.sources {
+            if !sources.contains(s) {
+                return Err(Error::Usage(format!(
+                    "--source `{s}`: no label of this warehouse comes from it; the sources are: {}",
+                    sources.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The label rows the cohort reads (`dataset, image_id, finding, value`).
+    fn labels_sql(&self) -> String {
+        let mut w = vec!["finding IS NOT NULL".to_string()];
+        if self.sources.is_empty() {
+            w.push(format!(
+                "(dataset <> 'nih' OR source = {})",
+                quote(&self.nih_primary)
+            ));
+        } else {
+            w.push(format!("source IN ({})", list(&self.sources)));
+        }
+        if !self.datasets.is_empty() {
+            w.push(format!("dataset IN ({})", list(&self.datasets)));
+        }
+        format!(
+            "SELECT dataset, image_id, finding, \"value\" FROM xr_labels WHERE {}",
+            w.join(" AND ")
+        )
+    }
+
+    /// A query returning one row per image of the chosen datasets: the columns of
+    /// `xr_images`, `labels` (the positive findings, sorted) and one Boolean column
+    /// per finding (`lung_opacity`), TRUE / FALSE / NULL as the module says.
+    pub fn images_sql(&self) -> String {
+        let states: Vec<String> = XR_FINDINGS
+            .iter()
+            .map(|f| {
+                format!(
+                    "MAX(CASE WHEN finding = {} THEN state END) AS \"s.{f}\"",
+                    quote(f)
+                )
+            })
+            .collect();
+        let columns: Vec<String> = XR_FINDINGS
+            .iter()
+            .map(|f| {
+                format!(
+                    "CASE WHEN NOT COALESCE(array_has(d.labelled, {q}), false) THEN CAST(NULL AS BOOLEAN) \
+                     WHEN t.\"s.{f}\" = 2 THEN TRUE WHEN t.\"s.{f}\" = 1 THEN {u} ELSE FALSE END AS {c}",
+                    q = quote(f),
+                    u = self.uncertain.sql(),
+                    c = column_name(f)
+                )
+            })
+            .collect();
+        let positive = match self.uncertain {
+            Uncertain::Positive => "state >= 1",
+            _ => "state = 2",
+        };
+        let datasets = if !self.datasets.is_empty() {
+            format!("x.dataset IN ({})", list(&self.datasets))
+        } else if !self.sources.is_empty() {
+            "x.dataset IN (SELECT DISTINCT dataset FROM lab)".to_string()
+        } else {
+            "true".to_string()
+        };
+        let (split, splits_join) = if self.nih_splits_table {
+            (
+                "CASE WHEN x.dataset = 'nih' THEN sp.split ELSE x.split END",
+                "\n  LEFT JOIN splits sp ON x.dataset = 'nih' AND CAST(sp.patient_id AS VARCHAR) = x.patient_id",
+            )
+        } else {
+            ("x.split", "")
+        };
+        format!(
+            "WITH lab AS ({labels}),
+  st AS (
+    SELECT dataset, image_id, finding,
+           MAX(CASE \"value\" WHEN 1 THEN 2 WHEN -1 THEN 1 ELSE 0 END) AS state
+    FROM lab GROUP BY dataset, image_id, finding
+  ),
+  t AS (
+    SELECT dataset, image_id, {states},
+           array_sort(array_agg(finding) FILTER (WHERE {positive})) AS positives
+    FROM st GROUP BY dataset, image_id
+  ),
+  d AS (SELECT dataset, array_agg(DISTINCT finding) AS labelled FROM lab GROUP BY dataset)
+  SELECT x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
+         x.sex, x.age, {split} AS split, x.path,
+         COALESCE(t.positives, CAST(make_array() AS VARCHAR[])) AS labels,
+         {columns}
+  FROM xr_images x
+  LEFT JOIN t ON t.dataset = x.dataset AND t.image_id = x.image_id
+  LEFT JOIN d ON d.dataset = x.dataset{splits_join}
+  WHERE {datasets}",
+            labels = self.labels_sql(),
+            states = states.join(", "),
+            columns = columns.join(",\n         "),
+        )
+    }
+}
