@@ -137,13 +137,13 @@ pub async fn print_stream(
     df: datafusion::prelude::DataFrame,
     format: Format,
     max_rows: usize,
-) -> Result<()> {
+) -> Result<usize> {
     use futures::StreamExt;
     let schema: SchemaRef = df.schema().inner().clone();
     if schema.fields().is_empty() {
         // A statement without a result (e.g. CREATE VIEW with --allow-write).
         df.collect().await?;
-        return Ok(());
+        return Ok(0);
     }
     let mut stream = df.execute_stream().await?;
     let stdout = std::io::stdout();
@@ -162,14 +162,19 @@ pub async fn print_stream(
         let complete = max_rows == 0 || rows <= max_rows;
         drop(stream);
         write_table(&mut out, &schema, &batches, max_rows, complete)?;
-    } else {
-        let mut sink = TextSink::begin(&mut out, &schema, format)?;
-        while let Some(b) = stream.next().await {
-            sink.write(&b?)?;
-        }
-        sink.finish()?;
+        out.flush().map_err(|e| Error::io("writing to stdout", e))?;
+        return Ok(rows);
     }
-    out.flush().map_err(|e| Error::io("writing to stdout", e))
+    let mut sink = TextSink::begin(&mut out, &schema, format)?;
+    let mut rows = 0usize;
+    while let Some(b) = stream.next().await {
+        let b = b?;
+        rows += b.num_rows();
+        sink.write(&b)?;
+    }
+    sink.finish()?;
+    out.flush().map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(rows)
 }
 
 fn io(e: std::io::Error) -> Error {

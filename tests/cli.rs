@@ -751,3 +751,38 @@ fn tables_cut_long_cells_and_inspect_says_what_was_asked() {
     let help = stdout(&run(&["help", "run"]));
     assert!(help.contains("cxr run effusion_cohort"), "{help}");
 }
+
+/// An empty result of a cohort that narrows is said on stderr, not left to guess;
+/// the output stays well-formed (a CSV header) and the exit code 0.
+#[test]
+fn an_empty_cohort_says_so() {
+    for args in [
+        &["cohort", "--age", "100..110", "-f", "csv"][..],
+        &[
+            "cooccur",
+            "--dataset",
+            "nih",
+            "--sex",
+            "F",
+            "--age",
+            "..0",
+            "-f",
+            "csv",
+        ][..],
+    ] {
+        let mut a = args.to_vec();
+        let wh = w();
+        a.extend(["-w", wh.as_str()]);
+        let out = run(&a);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), 1, "{args:?}");
+        assert!(
+            stderr(&out).contains("no image matches the cohort"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A cohort that matches says nothing of the kind.
+    let out = run(&["cohort", "--age", "40..41", "-f", "csv", "-w", &w()]);
+    assert!(!stderr(&out).contains("no image matches"));
+}

@@ -247,6 +247,55 @@ fn agreement_between_the_two_nih_releases() {
     assert_eq!(cells[1], "112120");
     assert_eq!(cells[2].parse::<i64>().unwrap(), p17);
     assert_eq!(cells[3].parse::<i64>().unwrap(), p20);
+    // With a cohort flag: the women only (column 6 of the CSV is the sex).
+    let women = |name: &str| -> (i64, i64) {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(data(name)).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let f: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|c| c[5] == "F")
+            .collect();
+        let pneumonia = f
+            .iter()
+            .filter(|c| c[1].split('|').any(|x| x == "Pneumonia"))
+            .count();
+        (f.len() as i64, pneumonia as i64)
+    };
+    let ((n_f, p17_f), (_, p20_f)) = (
+        women("Data_Entry_2017.csv.gz"),
+        women("Data_Entry_2017_v2020.csv.gz"),
+    );
+    let out = run(&[
+        "agree",
+        "-w",
+        w.to_str().unwrap(),
+        "--a",
+        "nih_2017",
+        "--b",
+        "nih_2020",
+        "--sex",
+        "F",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("Pneumonia"))
+        .unwrap()
+        .to_string();
+    let cells: Vec<i64> = line
+        .split(['│', '┆'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .skip(1)
+        .take(3)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(cells, [n_f, p17_f, p20_f]);
     let out = run(&[
         "agree",
         "-w",
@@ -345,4 +394,188 @@ fn real_files_of_every_dataset() {
         [["9555"]]
     );
     assert_eq!(q(&wh, "SELECT COUNT(*) FROM reports"), [["3955"]]);
+    // A cohort across datasets on the real CheXpert file: images positive (1.0) for
+    // Atelectasis, for Cardiomegaly and for both, counted from the CSV here.
+    let (mut a, mut c, mut ac) = (0i64, 0i64, 0i64);
+    {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(f("chexpert_train.csv.gz")).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let at = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        let (ia, ic) = (at("Atelectasis"), at("Cardiomegaly"));
+        for l in lines {
+            let cells: Vec<&str> = l.split(',').collect();
+            let (pa, pc) = (cells[ia] == "1.0", cells[ic] == "1.0");
+            a += pa as i64;
+            c += pc as i64;
+            ac += (pa && pc) as i64;
+        }
+    }
+    let out = run(&[
+        "cooccur",
+        "-w",
+        wh.to_str().unwrap(),
+        "-f",
+        "csv",
+        "--dataset",
+        "chexpert",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pair = parse_csv(&stdout(&out))
+        .into_iter()
+        .find(|r| r[1] == "Atelectasis" && r[2] == "Cardiomegaly")
+        .unwrap();
+    assert_eq!(pair[3..6], [a.to_string(), c.to_string(), ac.to_string()]);
+}
+
+/// The cohort flags across datasets, on the CheXpert fixture beside NIH: each
+/// expected set worked out by hand from the four rows above.
+#[test]
+fn cohort_flags_across_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = chexpert_fixture(dir.path());
+    let arg = format!("chexpert={}", train.display());
+    assert!(ingest(dir.path(), &["--dataset", &arg]).status.success());
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let ids = |flags: &[&str]| -> Vec<String> {
+        let mut a = vec!["cohort", "-w", w, "-f", "csv"];
+        a.extend_from_slice(flags);
+        let out = run(&a);
+        assert!(out.status.success(), "{flags:?}: {}", stderr(&out));
+        let rows = parse_csv(&stdout(&out));
+        assert_eq!(rows[0][..2], ["dataset", "image_id"]);
+        rows[1..]
+            .iter()
+            .map(|r| {
+                // patient00001/study1/view1_frontal.jpg → p1s1
+                let p: Vec<&str> = r[1].split('/').collect();
+                format!(
+                    "p{}s{}",
+                    p[2].trim_start_matches("patient").trim_start_matches('0'),
+                    p[3].trim_start_matches("study")
+                )
+            })
+            .collect()
+    };
+    let c = ["--dataset", "chexpert"];
+    fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["--dataset", "chexpert"][..], extra].concat()
+    }
+    assert_eq!(ids(&c), ["p1s1", "p1s2", "p2s1", "p3s1"]);
+    assert_eq!(ids(&with(&["--with", "cardiomegaly"])), ["p1s1"]);
+    // Effusion is uncertain on p1s1: unknown under U-Ignore, so in neither set;
+    // blank on the others, which CheXpert labels: negative.
+    assert!(ids(&with(&["--with", "Effusion"])).is_empty());
+    assert_eq!(
+        ids(&with(&["--without", "Effusion"])),
+        ["p1s2", "p2s1", "p3s1"]
+    );
+    let pos = with(&["--uncertain", "positive", "--with", "Effusion"]);
+    assert_eq!(ids(&pos), ["p1s1"]);
+    let neg = with(&["--uncertain", "negative", "--without", "Effusion"]);
+    assert_eq!(ids(&neg), ["p1s1", "p1s2", "p2s1", "p3s1"]);
+    // Views, sexes, first studies, a finding only the 18 know.
+    assert_eq!(ids(&with(&["--view", "lateral"])), ["p2s1"]);
+    assert_eq!(
+        ids(&with(&["--view", "frontal", "--sex", "F"])),
+        ["p1s1", "p1s2"]
+    );
+    assert_eq!(ids(&with(&["--first-study"])), ["p1s1", "p2s1", "p3s1"]);
+    assert_eq!(ids(&with(&["--with", "Fracture"])), ["p3s1"]);
+    assert_eq!(ids(&with(&["--min-studies", "2"])), ["p1s1", "p1s2"]);
+    assert_eq!(ids(&with(&["--no-finding"])), ["p1s2"]);
+
+    // A patient's follow-up: Cardiomegaly at study 1, resolved at study 2.
+    let out = run(&[
+        "followup",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--dataset",
+        "chexpert",
+        "--patient",
+        "patient00001",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = parse_csv(&stdout(&out));
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1][col("labels")], "[Cardiomegaly]");
+    assert_eq!(rows[2][col("labels")], "[]");
+    assert_eq!(rows[2][col("resolved_labels")], "[Cardiomegaly]");
+
+    // Names the warehouse does not hold are usage errors that list what it has.
+    for (flags, says) in [
+        (&["--dataset", "mimic"][..], "chexpert, nih"),
+        (&["--dataset", "nosuch"][..], "padchest"),
+        (&["--source", "nosuch"][..], "nih_2020"),
+        (
+            &["--dataset", "chexpert", "--with", "Covid"][..],
+            "Lung_Opacity",
+        ),
+        (&["--view", "LATERAL"][..], "with --dataset"),
+    ] {
+        let mut a = vec!["cohort", "-w", w];
+        a.extend_from_slice(flags);
+        let out = run(&a);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        assert!(stderr(&out).contains(says), "{flags:?}: {}", stderr(&out));
+    }
+}
+
+/// NIH read through the cross-dataset tables (labels from xr_labels, studies from
+/// study_order, findings as bit masks) gives the answers of the NIH tables.
+#[test]
+fn nih_across_datasets_matches_the_nih_tables() {
+    let w = wh2020();
+    let w = w.to_str().unwrap();
+    let csv = |args: &[&str]| -> Vec<Vec<String>> {
+        let mut a = vec!["-w", w, "-f", "csv"];
+        a.splice(0..0, args.iter().copied());
+        let out = run(&a);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        parse_csv(&stdout(&out))
+    };
+    let drop_dataset = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+        rows.into_iter().map(|r| r[1..].to_vec()).collect()
+    };
+    let mut nih = csv(&["cooccur", "--with", "Effusion", "--sex", "F"]);
+    let mut xr = drop_dataset(csv(&[
+        "cooccur",
+        "--dataset",
+        "nih",
+        "--with",
+        "Effusion",
+        "--sex",
+        "F",
+    ]));
+    nih.sort();
+    xr.sort();
+    assert_eq!(nih.len(), 183);
+    assert_eq!(nih, xr);
+    let mut nih = csv(&["followup", "--transitions", "--view", "PA"]);
+    let mut xr = drop_dataset(csv(&[
+        "followup",
+        "--transitions",
+        "--dataset",
+        "nih",
+        "--view",
+        "PA",
+    ]));
+    // The NIH form lists every finding; across datasets those never changing are left out.
+    nih.retain(|r| r[1] != "0" || r[2] != "0");
+    nih.sort();
+    xr.sort();
+    assert_eq!(nih, xr);
+    let mut nih = csv(&["followup"]);
+    let mut xr = drop_dataset(csv(&["followup", "--dataset", "nih"]));
+    nih.sort();
+    xr.sort();
+    assert_eq!(nih, xr);
 }

@@ -148,12 +148,13 @@ pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()>
     runtime()?.block_on(f)
 }
 
-/// Prints every result, or writes the one result to `--out`.
+/// Prints every result, or writes the one result to `--out`; returns the rows of
+/// the last.
 pub async fn emit(
     wh: &crate::sql::Warehouse,
     frames: Vec<datafusion::prelude::DataFrame>,
     out: &OutputArgs,
-) -> Result<()> {
+) -> Result<u64> {
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
         let [df]: [datafusion::prelude::DataFrame; 1] =
@@ -169,15 +170,16 @@ pub async fn emit(
             crate::output::thousands(rows),
             path.display()
         );
-        return Ok(());
+        return Ok(rows as u64);
     }
     let format = out
         .format
         .unwrap_or_else(crate::output::Format::default_for_stdout);
+    let mut rows = 0;
     for df in frames {
-        crate::output::print_stream(df, format, out.max_rows).await?;
+        rows = crate::output::print_stream(df, format, out.max_rows).await?;
     }
-    Ok(())
+    Ok(rows as u64)
 }
 
 /// Flags shared by the analysis commands: the cohort, `--show-sql`, the warehouse
@@ -227,7 +229,14 @@ impl AnalysisArgs {
             return crate::output::print_sql(&sql);
         }
         let frames = wh.plan(&sql, false, &self.cohort.default_params()?).await?;
-        emit(&wh, frames, &self.output).await
+        let rows = emit(&wh, frames, &self.output).await?;
+        if rows == 0 && self.cohort.narrows() {
+            eprintln!(
+                "cxr: note: no result: no image matches the cohort ({})",
+                self.cohort.describe()
+            );
+        }
+        Ok(())
     }
 
     /// Builds and runs the command's SQL, returning the result for computing on.

@@ -55,7 +55,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Error::Usage(_) | Error::Warehouse(_) => e,
             other => Error::Query(format!("{}: {other}", path.display())),
         })?;
-    crate::cli::emit(&wh, frames, &args.output).await
+    crate::cli::emit(&wh, frames, &args.output).await?;
+    Ok(())
 }
 
 fn list() -> Result<()> {

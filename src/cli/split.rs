@@ -139,5 +139,6 @@ async fn check(wh: &Warehouse) -> Result<()> {
             max_rows: 40,
         },
     )
-    .await
+    .await?;
+    Ok(())
 }

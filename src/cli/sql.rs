@@ -46,5 +46,5 @@ pub async fn run(args: SqlArgs) -> Result<()> {
     let t = std::time::Instant::now();
     let done = crate::cli::emit(&wh, frames, &args.output).await;
     crate::trace("run and print", t);
-    done
+    done.map(|_| ())
 }
