@@ -765,7 +765,7 @@ fn an_empty_cohort_says_so() {
             "--sex",
             "F",
             "--age",
-            "..0",
+            "100..110",
             "-f",
             "csv",
         ][..],
