@@ -14,6 +14,7 @@ Sections (default: all but full and interop):
   ingest  `cxr ingest --no-images` of the shipped metadata vs DuckDB CSV -> Parquet
   pixels  `cxr ingest --images` on a 20,000-image synthetic tar vs the reference
   full    `cxr ingest --images` on a 112,120-image synthetic tar: time, peak RSS
+  datasets  ingest of NIH + CheXpert + PadChest vs DuckDB reading the three CSVs
   interop bench/interop/run.sh
 
 Environment: CXR_BIN, CXR_REF (default target/release/{cxr,examples/read_decode},
@@ -288,6 +289,40 @@ def bench_ingest():
            "cxr ingest --no-images vs duckdb COPY read_csv -> parquet", str(n_cxr) == n_duck)
 
 
+SHARED = os.environ.get("CXR_SHARED_DATASETS",
+                        os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets"))
+
+
+def bench_datasets():
+    """NIH with CheXpert and PadChest (issue 14): cxr's whole ingest vs DuckDB reading
+    the same three CSVs into Parquet in one process."""
+    chexpert = os.path.join(SHARED, "chexpert_train.csv.gz")
+    padchest = os.path.join(SHARED, "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz")
+    if not (os.path.exists(chexpert) and os.path.exists(padchest)):
+        print(f"datasets: skipped (no CheXpert/PadChest files under {SHARED})")
+        return
+    print(f"NIH + CheXpert + PadChest ingest (whole process, median of {RUNS}, interleaved)", flush=True)
+    wh = os.path.join(OUT, "wh-datasets")
+    nih = os.path.join(DATA, "Data_Entry_2017_v2020.csv.gz")
+    outs = [os.path.join(OUT, f"duck-{n}.parquet") for n in ("nih", "chexpert", "padchest")]
+    sql = "; ".join(
+        f"COPY (SELECT * FROM read_csv('{src}', all_varchar = true)) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)"
+        for src, dst in zip((nih, chexpert, padchest), outs))
+    cxr_cmd = [CXR, "ingest", "--no-images", "--no-other-release", "--warehouse", wh,
+               "--dataset", f"chexpert={chexpert}", "--dataset", f"padchest={padchest}"]
+    duck_cmd = [DUCKDB, "-c", sql]
+    cxr_s, duck_s = interleaved([cxr_cmd, duck_cmd])
+    n_duck = [int(run([DUCKDB, "-csv", "-c", f"SELECT COUNT(*) FROM read_parquet('{o}')"])[1].split()[1])
+              for o in outs]
+    n_cxr = run([CXR, "sql", "-w", wh, "-f", "csv",
+                 "SELECT n_images FROM datasets WHERE dataset IN ('nih', 'chexpert', 'padchest') "
+                 "ORDER BY CASE dataset WHEN 'nih' THEN 0 WHEN 'chexpert' THEN 1 ELSE 2 END"])[1].split()[1:]
+    print(f"  rows: cxr {n_cxr}, DuckDB {n_duck}")
+    record("ingest NIH + CheXpert + PadChest (cxr: all tables; DuckDB: 3 CSVs -> Parquet)",
+           cxr_s, duck_s, 1.5, "cxr ingest --dataset chexpert= --dataset padchest= vs duckdb COPY x3",
+           [int(x) for x in n_cxr] == n_duck)
+
+
 def synth_tar(count):
     tar = os.path.join(OUT, f"synth-{count}.tar")
     if not os.path.exists(tar):
@@ -367,6 +402,7 @@ def main():
         print(f"  duckdb: {DUCKDB} ({run([DUCKDB, '--version'])[1].strip()})")
     for s in sections:
         {"ingest": bench_ingest, "sql": bench_sql, "pixels": bench_pixels, "full": bench_full,
+         "datasets": bench_datasets,
          "interop": bench_interop}[s]()
     if RESULTS:
         table()

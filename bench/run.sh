@@ -3,7 +3,7 @@
 # issue 10 asks for, with the real DuckDB CLI executable as the peer on the same
 # Parquet files in the same run (see bench/bench.py for what each figure times).
 #   bench/run.sh                 # sql, ingest, pixels
-#   bench/run.sh sql ingest      # some sections: sql, ingest, pixels, full, interop
+#   bench/run.sh sql ingest      # some sections: sql, ingest, pixels, full, datasets, interop
 #   bench/run.sh --runs 5 sql    # fewer runs per median (default 9)
 # Honors CARGO_TARGET_DIR; CXR_BIN / CXR_REF / DUCKDB_BIN override the binaries.
 set -euo pipefail
