@@ -121,6 +121,7 @@ impl Spec {
             compression: self.compression,
             row_group_rows: Some(self.row_group_size),
             metadata: meta,
+            ..Default::default()
         }
     }
 }

@@ -127,16 +127,23 @@ pub fn run_with_progress(
     // Refuse a wrong --warehouse before any work; write nothing for bad inputs.
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
-    // Other datasets first: a wrong file is refused before any pixel work.
-    let others = read_datasets(opts, &mut issues)?;
-    // With images, the pixel pass runs while the CSVs are read (overlap.rs).
-    let (read, lock, early_pixels, _cache_guard) = if opts.images.is_empty() {
-        let read = read_inputs(opts, &mut issues)?;
+    // With images, the other datasets are read first (a wrong file is refused before
+    // any pixel work), then the pixel pass runs while the CSVs are read (overlap.rs).
+    // Without, the other datasets and NIH are read side by side.
+    let (others, read, lock, early_pixels, _cache_guard) = if opts.images.is_empty() {
+        let (others, read) = read_all_side_by_side(opts, &mut issues)?;
         // Other writers wait here; from now on the warehouse is ours to change.
-        (read, WriteLock::acquire(&opts.warehouse)?, None, None)
+        (
+            others,
+            read,
+            WriteLock::acquire(&opts.warehouse)?,
+            None,
+            None,
+        )
     } else {
+        let others = read_datasets(opts, &mut issues)?;
         let (read, lock, run, guard) = overlap::read_while_measuring(opts, progress, &mut issues)?;
-        (read, lock, Some(run), Some(guard))
+        (others, read, lock, Some(run), Some(guard))
     };
     let (meta, side) = read;
     let Side {
@@ -183,12 +190,53 @@ pub fn run_with_progress(
         crate::trace(&format!("  write {name}"), w);
         Ok((name.to_string(), rows))
     };
+    // A table from batches of one schema (the cross-dataset tables, a batch a dataset).
+    let write_parts = |name: &str, batches: Result<Vec<RecordBatch>>| -> Result<(String, u64)> {
+        let w = Instant::now();
+        let batches = batches?;
+        let schema = batches[0].schema();
+        let opts = parquet::WriteOptions {
+            no_dictionary: vec!["image_id", "patient_id", "study_id", "path"],
+            ..Default::default()
+        };
+        let rows = parquet::write(
+            &staging.path(&format!("{name}.parquet")),
+            &schema,
+            &batches,
+            &opts,
+        )?;
+        crate::trace(&format!("  write {name}"), w);
+        Ok((name.to_string(), rows))
+    };
+    let nih_source = match meta.revision {
+        metadata::Revision::Original2017 => "nih_2017",
+        metadata::Revision::Revised2020 => "nih_2020",
+    };
     // The big tables are built and written on threads of their own; the small ones
     // and data_issues (which the patients table adds to) follow on this one.
-    let (big, patient_issues, derived) = std::thread::scope(|s| {
+    let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
         let images_t = s.spawn(|| write("images", metadata::images_batch(&images)));
         let findings_t = s.spawn(|| write("findings", metadata::findings_batch(&images)));
         let derived_t = s.spawn(|| derived::write(&images, &staging));
+        let (images, boxes, experts) = (&images, &boxes, &experts);
+        let (write, write_parts) = (&write, &write_parts);
+        let cross_t = s.spawn(move || -> Result<(Vec<(String, u64)>, Cross)> {
+            let t = Instant::now();
+            let cross = cross_dataset(opts, images, nih_source, boxes, experts, others);
+            crate::trace("  cross-dataset rows", t);
+            let parts = &cross.parts;
+            let each = |f: fn(&crate::datasets::DatasetRows) -> Result<RecordBatch>| {
+                parts.iter().map(f).collect::<Result<Vec<_>>>()
+            };
+            let tables = vec![
+                write_parts("xr_images", each(|p| xr::images_batch(&p.images)))?,
+                write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
+                write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,
+                write_parts("reports", each(|p| xr::reports_batch(&p.reports)))?,
+                write("datasets", xr::datasets_batch(&cross.datasets))?,
+            ];
+            Ok((tables, cross))
+        });
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
@@ -197,31 +245,29 @@ pub fn run_with_progress(
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
             h.join().expect("table writer does not panic")
         };
+        let small = [
+            write("bboxes", boxes::boxes_batch(boxes)),
+            write("expert_labels", expert::expert_batch(experts)),
+        ];
         let derived = derived_t
             .join()
             .expect("derived tables writer does not panic");
-        (
-            vec![join(images_t), join(findings_t), patients],
-            patient_issues,
-            derived,
-        )
+        let cross = cross_t
+            .join()
+            .expect("cross-dataset tables writer does not panic");
+        let mut big = vec![join(images_t), join(findings_t), patients];
+        big.extend(small);
+        (big, patient_issues, derived, cross)
     });
     issues.extend(patient_issues);
     let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
     tables.extend(derived?);
-    tables.push(write("bboxes", boxes::boxes_batch(&boxes))?);
-    tables.push(write("expert_labels", expert::expert_batch(&experts))?);
-    let nih_source = match meta.revision {
-        metadata::Revision::Original2017 => "nih_2017",
-        metadata::Revision::Revised2020 => "nih_2020",
-    };
-    let cross = cross_dataset(opts, &images, nih_source, &boxes, &experts, others);
-    tables.push(write("xr_images", xr::images_batch(&cross.rows.images))?);
-    tables.push(write("xr_labels", xr::labels_batch(&cross.rows.labels))?);
-    tables.push(write("xr_boxes", xr::boxes_batch(&cross.rows.boxes))?);
-    tables.push(write("reports", xr::reports_batch(&cross.rows.reports))?);
-    tables.push(write("datasets", xr::datasets_batch(&cross.datasets))?);
+    let (cross_tables, cross) = cross?;
+    tables.extend(cross_tables);
     inputs.extend(cross.inputs);
+    // A million small strings take a while to free; the caller need not wait for it.
+    let parts = cross.parts;
+    std::thread::spawn(move || drop(parts));
     tables.push(write("data_issues", issues.to_batch())?);
     let empty = crate::pixels::run::PixelRun::default();
     tables.extend(write_pixel_tables(
@@ -252,9 +298,37 @@ pub fn run_with_progress(
 
 /// Every dataset's rows in the cross-dataset tables, and the `datasets` rows.
 struct Cross {
-    rows: crate::datasets::DatasetRows,
+    /// NIH's rows first, then each other dataset's (and the other NIH release's labels).
+    parts: Vec<crate::datasets::DatasetRows>,
     datasets: Vec<(crate::datasets::DatasetInfo, [i64; 3])>,
     inputs: Vec<InputFile>,
+}
+
+/// The other datasets and the NIH inputs, read on threads side by side; issues in
+/// the order of a sequential read (the other datasets' first), and a dataset's error
+/// before NIH's.
+#[allow(clippy::type_complexity)]
+fn read_all_side_by_side(
+    opts: &IngestOptions,
+    issues: &mut Issues,
+) -> Result<(
+    Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
+    (metadata::Metadata, Side),
+)> {
+    let (others, nih) = std::thread::scope(|s| {
+        let nih = s.spawn(|| {
+            let mut own = Issues::default();
+            read_inputs(opts, &mut own).map(|r| (r, own))
+        });
+        let mut own = Issues::default();
+        let others = read_datasets(opts, &mut own).map(|o| (o, own));
+        (others, nih.join().expect("the NIH reader does not panic"))
+    });
+    let (others, other_issues) = others?;
+    let (read, nih_issues) = nih?;
+    issues.extend(other_issues);
+    issues.extend(nih_issues);
+    Ok((others, read))
 }
 
 /// The other datasets, each read on a thread of its own, with its `data_issues`.
@@ -362,30 +436,35 @@ fn cross_dataset(
         dataset: "nih",
         title: "NIH ChestX-ray14".into(),
         source_files: nih_files,
-        label_sources: Vec::new(),
+        label_sources: sources_of(&rows.labels),
     };
+    let nih_counts = counts(&rows.images);
     let mut datasets = Vec::new();
     let mut inputs = Vec::new();
-    for (other, info) in others {
+    // Each dataset's rows stay a part of their own, written as batches of one file:
+    // merging them would copy a million rows for nothing.
+    let mut parts = vec![rows];
+    for (other, mut info) in others {
+        info.label_sources = sources_of(&other.labels);
         if info.dataset == "nih" {
             // The other NIH release: labels only, over the same images.
             nih_info.source_files.extend(info.source_files);
-            rows.labels.extend(other.labels);
-            continue;
-        }
-        for spec in opts.datasets.iter().filter(|s| s.name == info.dataset) {
-            for p in &spec.paths {
-                if let Ok(f) = InputFile::describe(info.dataset, p) {
-                    inputs.push(f);
+            nih_info.label_sources.extend(info.label_sources);
+        } else {
+            for spec in opts.datasets.iter().filter(|s| s.name == info.dataset) {
+                for p in &spec.paths {
+                    if let Ok(f) = InputFile::describe(info.dataset, p) {
+                        inputs.push(f);
+                    }
                 }
             }
+            datasets.push((info, counts(&other.images)));
         }
-        datasets.push((info.clone(), counts(&other.images)));
-        rows.images.extend(other.images);
-        rows.labels.extend(other.labels);
-        rows.boxes.extend(other.boxes);
-        rows.reports.extend(other.reports);
+        parts.push(other);
     }
+    nih_info.label_sources.sort();
+    nih_info.label_sources.dedup();
+    datasets.insert(0, (nih_info, nih_counts));
     if let Some(p) = &opts.other_release
         && let Ok(f) = InputFile::describe("metadata_other_release", p)
     {
@@ -395,19 +474,8 @@ fn cross_dataset(
         Some(p) => InputFile::describe("label_map", p).unwrap_or_else(|_| shipped_map()),
         None => shipped_map(),
     });
-    nih_info.label_sources = sources_of(&rows.labels, "nih");
-    let nih_images: Vec<_> = rows
-        .images
-        .iter()
-        .filter(|i| i.dataset == "nih")
-        .cloned()
-        .collect();
-    datasets.insert(0, (nih_info, counts(&nih_images)));
-    for (info, _) in datasets.iter_mut().skip(1) {
-        info.label_sources = sources_of(&rows.labels, info.dataset);
-    }
     Cross {
-        rows,
+        parts,
         datasets,
         inputs,
     }
@@ -430,7 +498,7 @@ fn counts(images: &[crate::datasets::XrImage]) -> [i64; 3] {
         images
             .iter()
             .filter_map(f)
-            .collect::<std::collections::HashSet<_>>()
+            .collect::<polars::prelude::PlHashSet<_>>()
             .len() as i64
     };
     [
@@ -440,13 +508,17 @@ fn counts(images: &[crate::datasets::XrImage]) -> [i64; 3] {
     ]
 }
 
-/// The label sources of a dataset, sorted.
-fn sources_of(labels: &[crate::datasets::XrLabel], dataset: &str) -> Vec<String> {
-    let set: std::collections::BTreeSet<&str> = labels
-        .iter()
-        .filter(|l| l.dataset == dataset)
-        .map(|l| l.source.as_str())
-        .collect();
+/// The label sources of one dataset's labels, sorted. (A reader's labels come in
+/// runs of one source: comparing with the last one seen skips most of them.)
+fn sources_of(labels: &[crate::datasets::XrLabel]) -> Vec<String> {
+    let mut set: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut last = "";
+    for l in labels {
+        if l.source != last {
+            last = &l.source;
+            set.insert(last);
+        }
+    }
     set.into_iter().map(str::to_string).collect()
 }
 

@@ -142,8 +142,10 @@ impl CsvTable {
         } else {
             &[][..]
         };
-        check_text(path, &header, data)?;
-        let records = scan_records(data);
+        let Scan {
+            records,
+            blank_lines,
+        } = scan(path, &header, data)?;
         // Fields past the header are reported below and never parsed: a record with
         // a million commas costs a count, not a million columns.
         let width = header.len();
@@ -162,7 +164,11 @@ impl CsvTable {
                 );
             }
         }
-        let frame = parse_frame(path, &strip_blank_lines(data), width, records.len())?;
+        let frame = if blank_lines {
+            parse_frame(path, &strip_blank_lines(data), width, records.len())?
+        } else {
+            parse_frame(path, data, width, records.len())?
+        };
         Ok(CsvTable {
             path: path.to_path_buf(),
             source,
@@ -260,14 +266,32 @@ pub fn squash(s: &str) -> String {
         .collect()
 }
 
+#[derive(Debug)]
 struct Record {
     line: u64,
     fields: usize,
 }
 
-/// Refuses data that is not UTF-8 text (Latin-1 exports, say) or that has a double
-/// quote inside an unquoted field, naming the line and column of the first one.
-fn check_text(path: &Path, header: &[String], data: &[u8]) -> Result<()> {
+/// What one pass over the data after the header finds.
+#[derive(Debug)]
+struct Scan {
+    /// The records: first line number and field count.
+    records: Vec<Record>,
+    /// Whether a blank line (outside quotes) must be removed before parsing.
+    blank_lines: bool,
+}
+
+fn is_blank(segment: &[u8]) -> bool {
+    segment.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// One pass over the text after the header: refuses data that is not UTF-8 (Latin-1
+/// exports, say) or that has a double quote inside an unquoted field, naming the line
+/// and column of the first one; finds the records (empty lines are not records;
+/// quoted fields may span lines) and whether there are blank lines. It jumps from one
+/// quote, comma or line break to the next (memchr): the bytes between only matter by
+/// being blank or not.
+fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
     let column = |field: usize| {
         header
             .get(field)
@@ -287,26 +311,45 @@ fn check_text(path: &Path, header: &[String], data: &[u8]) -> Result<()> {
             ),
         ));
     }
-    let mut in_quotes = false;
-    let mut field_start = true;
-    let mut after_close = false;
-    for (i, &b) in data.iter().enumerate() {
-        match b {
-            b'"' if in_quotes => {
+    let mut records = Vec::new();
+    let mut blank_lines = false;
+    let (mut line, mut start_line, mut fields) = (2u64, 2u64, 1usize);
+    // `empty`: nothing but blanks since the record began; `field_start`: nothing but
+    // blanks since the field began; `after_close`: a quoted field just closed.
+    let (mut in_quotes, mut empty, mut field_start, mut after_close) = (false, true, true, false);
+    let mut at = 0;
+    while at < data.len() {
+        if in_quotes {
+            let Some(k) = memchr::memchr2(b'"', b'\n', &data[at..]) else {
+                break;
+            };
+            let i = at + k;
+            if data[i] == b'\n' {
+                line += 1;
+            } else {
                 in_quotes = false;
                 after_close = true;
             }
-            b'"' if after_close => {
-                // A doubled quote inside a quoted field.
+            at = i + 1;
+            continue;
+        }
+        let next = memchr::memchr3(b'"', b',', b'\n', &data[at..]).map_or(data.len(), |k| at + k);
+        if !is_blank(&data[at..next]) {
+            empty = false;
+            field_start = false;
+            after_close = false;
+        }
+        let Some(&b) = data.get(next) else { break };
+        match b {
+            b'"' if after_close || field_start => {
+                // Opens a quoted field, or a doubled quote inside one.
                 in_quotes = true;
                 after_close = false;
-            }
-            b'"' if field_start => {
-                in_quotes = true;
                 field_start = false;
+                empty = false;
             }
             b'"' => {
-                let (line, field) = position(data, i);
+                let (line, field) = position(data, next);
                 return Err(Error::input_at(
                     path,
                     line,
@@ -315,19 +358,41 @@ fn check_text(path: &Path, header: &[String], data: &[u8]) -> Result<()> {
                      quote the whole field and double the quotes inside (\"a \"\"b\"\" c\")",
                 ));
             }
-            _ if in_quotes => {}
-            b',' | b'\n' => {
+            b',' => {
+                fields += 1;
+                empty = false;
                 field_start = true;
                 after_close = false;
             }
-            b' ' | b'\t' | b'\r' => {}
             _ => {
-                field_start = false;
+                if empty {
+                    blank_lines = true;
+                } else {
+                    records.push(Record {
+                        line: start_line,
+                        fields,
+                    });
+                }
+                line += 1;
+                start_line = line;
+                fields = 1;
+                empty = true;
+                field_start = true;
                 after_close = false;
             }
         }
+        at = next + 1;
     }
-    Ok(())
+    if !empty {
+        records.push(Record {
+            line: start_line,
+            fields,
+        });
+    }
+    Ok(Scan {
+        records,
+        blank_lines,
+    })
 }
 
 /// The 1-based line (the header is line 1) and 0-based field of byte `at` of the
@@ -341,54 +406,6 @@ fn position(data: &[u8], at: usize) -> (u64, usize) {
         .map_or(0, |p| p + 1);
     let field = before[line_start..].iter().filter(|&&b| b == b',').count();
     (line, field)
-}
-
-/// Finds the records of `data` (the text after the header): their first line number
-/// and field count. Empty lines are not records; quoted fields may span lines.
-fn scan_records(data: &[u8]) -> Vec<Record> {
-    let mut records = Vec::new();
-    let mut line: u64 = 2;
-    let mut start_line = line;
-    let mut fields = 1;
-    let mut in_quotes = false;
-    let mut empty = true;
-    for &b in data {
-        match b {
-            b'"' => {
-                in_quotes = !in_quotes;
-                empty = false;
-            }
-            b',' if !in_quotes => {
-                fields += 1;
-                empty = false;
-            }
-            b'\n' => {
-                if in_quotes {
-                    line += 1;
-                    continue;
-                }
-                if !empty {
-                    records.push(Record {
-                        line: start_line,
-                        fields,
-                    });
-                }
-                line += 1;
-                start_line = line;
-                fields = 1;
-                empty = true;
-            }
-            b'\r' | b' ' | b'\t' => {}
-            _ => empty = false,
-        }
-    }
-    if !empty {
-        records.push(Record {
-            line: start_line,
-            fields,
-        });
-    }
-    records
 }
 
 /// Removes blank lines (outside quotes): the parser would read them as records of
@@ -499,4 +516,49 @@ pub fn check_exists(path: &Path) -> Result<()> {
         .map(|_| ())
         .ctx(|| format!("{}: input file not found", path.display()))
         .map_err(|_| Error::input(path, "input file not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn scan_finds_records_lines_and_blank_lines() {
+        // Line 2: a record; 3: blank (spaces); 4–5: one record whose quoted field
+        // spans a line break and holds a doubled quote and commas; 6: three fields;
+        // a last record without a line break on 7.
+        let data = b"a,b\n  \n\"x\ny \"\"q\"\", z\",c\n1,2,3\nlast,one";
+        let s = scan(Path::new("t.csv"), &header(2), data).unwrap();
+        let got: Vec<(u64, usize)> = s.records.iter().map(|r| (r.line, r.fields)).collect();
+        assert_eq!(got, [(2, 2), (4, 2), (6, 3), (7, 2)]);
+        assert!(s.blank_lines);
+        let s = scan(Path::new("t.csv"), &header(2), b"a,b\n\"c\",d\n").unwrap();
+        assert_eq!(s.records.len(), 2);
+        assert!(!s.blank_lines);
+    }
+
+    #[test]
+    fn scan_names_the_line_and_column_of_a_stray_quote_or_bad_byte() {
+        let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,e\"f,g\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.csv") && e.contains("line 3") && e.contains("h1"),
+            "{e}"
+        );
+        let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,e,caf\xE9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("h2") && e.contains("0xE9"),
+            "{e}"
+        );
+        // A quote after blanks at a field's start opens it; after a closed quote and
+        // blanks, another one is a doubled quote.
+        assert!(scan(Path::new("t.csv"), &header(2), b"a, \"b\"\n").is_ok());
+    }
 }

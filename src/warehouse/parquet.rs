@@ -31,6 +31,9 @@ pub struct WriteOptions {
     /// Key-value metadata, written both into the Parquet footer and into the
     /// embedded Arrow schema (where pyarrow and pandas look first).
     pub metadata: Vec<(String, String)>,
+    /// Columns written without a dictionary: ids that hardly repeat, where building
+    /// a dictionary costs time and saves nothing.
+    pub no_dictionary: Vec<&'static str>,
 }
 
 impl Default for WriteOptions {
@@ -39,6 +42,7 @@ impl Default for WriteOptions {
             compression: Compression::ZSTD(ZstdLevel::try_new(3).expect("a valid level")),
             row_group_rows: None,
             metadata: Vec::new(),
+            no_dictionary: Vec::new(),
         }
     }
 }
@@ -48,6 +52,12 @@ impl WriteOptions {
         let mut b = WriterProperties::builder().set_compression(self.compression);
         if let Some(n) = self.row_group_rows {
             b = b.set_max_row_group_row_count(Some(n.max(1)));
+        }
+        for c in &self.no_dictionary {
+            b = b.set_column_dictionary_enabled(
+                datafusion::parquet::schema::types::ColumnPath::from(*c),
+                false,
+            );
         }
         if !self.metadata.is_empty() {
             b = b.set_key_value_metadata(Some(
