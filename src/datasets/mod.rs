@@ -19,7 +19,6 @@ pub use label_map::{LabelMap, Lookup};
 pub mod agree;
 pub mod map_api;
 pub mod openi;
-pub mod readers;
 pub mod rsna;
 pub mod siim;
 #[cfg(test)]

@@ -34,8 +34,8 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, source_name};
 use crate::input::issues::Issues;
 
+use super::fields::{ImageList, bare_image, frontal_of, require_all, sex_or_issue};
 use super::map_api::{FindingMap, Mapper};
-use super::readers::{ImageList, bare_image, frontal_of, require_columns, sex_or_issue};
 use super::{DatasetRows, Report, XrLabel};
 
 /// The dataset name.
@@ -247,8 +247,9 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
     let t = CsvTable::read(path, issues)?;
     // `View Position` is required too: other datasets' ids (`ImageId`, `image_id`)
     // squash to the same name as `imageid`.
-    let c = require_columns(
+    let c = require_all(
         &t,
+        "OpenI",
         &[
             ("imageid", &["imageid"]),
             ("View Position", &["viewposition"]),

@@ -21,10 +21,10 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, read_bytes, squash};
 use crate::input::issues::Issues;
 
-use super::map_api::{FindingMap, Mapper};
-use super::readers::{
-    ImageList, age_or_issue, bare_image, frontal_of, parse_finite, require_columns, sex_or_issue,
+use super::fields::{
+    ImageList, age_or_issue, bare_image, frontal_of, parse_finite, require_all, sex_or_issue,
 };
+use super::map_api::{FindingMap, Mapper};
 use super::zip::{is_zip, read_member};
 use super::{DatasetRows, XrBox, XrLabel};
 
@@ -78,7 +78,7 @@ pub fn read_rsna(
         } else {
             // Two files that both look like labels: check the second as headers so
             // the error names its missing columns.
-            require_columns(&t, HEADER_COLUMNS)?;
+            require_all(&t, "RSNA Pneumonia DICOM headers", HEADER_COLUMNS)?;
         }
     }
     let Some(labels) = labels else {
@@ -123,9 +123,9 @@ fn read_tables(
     map: &dyn FindingMap,
     issues: &mut Issues,
 ) -> Result<DatasetRows> {
-    let c = require_columns(t, LABEL_COLUMNS)?;
+    let c = require_all(t, "RSNA Pneumonia", LABEL_COLUMNS)?;
     let h_cols = headers
-        .map(|h| require_columns(h, HEADER_COLUMNS))
+        .map(|h| require_all(h, "RSNA Pneumonia DICOM headers", HEADER_COLUMNS))
         .transpose()?;
     let cols: Vec<Vec<Option<&str>>> = c.iter().map(|&i| t.values(i)).collect::<Result<_>>()?;
     let names: Vec<&str> = c.iter().map(|&i| t.name(i)).collect();

@@ -21,8 +21,8 @@ use crate::error::Result;
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 
+use super::fields::{ImageList, bare_image, one_path, require_all};
 use super::map_api::{FindingMap, Mapper};
-use super::readers::{ImageList, bare_image, one_path, require_columns};
 use super::{DatasetRows, XrBox, XrLabel};
 
 /// The dataset name.
@@ -110,8 +110,9 @@ pub fn read_siim(
 ) -> Result<DatasetRows> {
     let path = one_path(DATASET, paths)?;
     let t = CsvTable::read(path, issues)?;
-    let c = require_columns(
+    let c = require_all(
         &t,
+        "SIIM-ACR",
         &[
             ("ImageId", &["imageid"]),
             ("EncodedPixels", &["encodedpixels"]),

@@ -22,8 +22,8 @@ use crate::error::Result;
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 
+use super::fields::{ImageList, bare_image, one_path, parse_finite, require_all};
 use super::map_api::{FindingMap, Mapper};
-use super::readers::{ImageList, bare_image, one_path, parse_finite, require_columns};
 use super::{DatasetRows, XrBox, XrLabel};
 
 /// The dataset name.
@@ -39,8 +39,9 @@ pub fn read_vindr(
 ) -> Result<DatasetRows> {
     let path = one_path(DATASET, paths)?;
     let t = CsvTable::read(path, issues)?;
-    let c = require_columns(
+    let c = require_all(
         &t,
+        "VinDr-CXR",
         &[
             ("image_id", &["imageid"]),
             ("class_name", &["classname"]),
