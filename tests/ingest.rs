@@ -481,24 +481,6 @@ fn unusable_inputs_are_clear_errors_with_exit_code_2() {
     assert!(!dir.path().join("wh").exists(), "nothing may be written");
 }
 
-/// Every file below `dir` (relative path → bytes), lock file aside.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if e.file_name() != ".cxr.lock" {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn failed_ingest_leaves_the_previous_warehouse_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();

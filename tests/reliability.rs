@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -55,24 +54,6 @@ fn small_warehouse(dir: &Path, n: usize) -> PathBuf {
     let out = run(&ingest_args(meta.to_str().unwrap(), wh.to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
     wh
-}
-
-/// Every file below `dir` (relative path → bytes), the lock file aside.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if e.file_name() != ".cxr.lock" {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn code(o: &std::process::Output) -> Option<i32> {
