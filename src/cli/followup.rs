@@ -279,6 +279,33 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
             )));
         }
     }
+    if xr && !args.common.show_sql {
+        // The follow-up rows are computed once: the summary reads them three times.
+        let whole = !args.common.cohort.narrows();
+        let raw = args.patient.clone();
+        let with = format!(
+            "WITH {},\nfu AS (SELECT * FROM xr_followups)",
+            crate::cohort::xr::findings_bits_cte()
+        );
+        return args
+            .common
+            .run_staged(
+                "xr_followups",
+                |c, avail| {
+                    let staged =
+                        xr_with_followups(c, &avail.xr_rows, whole, raw.as_deref().map(str::trim));
+                    Ok(format!("{staged}\nSELECT * FROM fu"))
+                },
+                || {
+                    Ok(match (&args.patient, transitions) {
+                        (Some(_), _) => xr_timeline_sql(&with),
+                        (None, true) => xr_transitions_sql(&with),
+                        (None, false) => xr_summary_sql(&with),
+                    })
+                },
+            )
+            .await;
+    }
     if xr {
         let whole = !args.common.cohort.narrows();
         let raw = args.patient.clone();

@@ -239,6 +239,24 @@ impl AnalysisArgs {
         Ok(())
     }
 
+    /// Like [`AnalysisArgs::run`] in two steps: `stage` (SQL around the cohort) is
+    /// computed once into the in-memory table `name`, which `build`'s SQL reads
+    /// several times. `--show-sql` is not served here: the caller prints the one-query
+    /// form instead.
+    pub async fn run_staged(
+        self,
+        name: &str,
+        stage: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
+        build: impl FnOnce() -> Result<String>,
+    ) -> Result<()> {
+        let (wh, staged) = self.prepare(stage).await?;
+        let params = self.cohort.default_params()?;
+        wh.remember(name, &staged, &params).await?;
+        let frames = wh.plan(&build()?, false, &[]).await?;
+        emit(&wh, frames, &self.output).await?;
+        Ok(())
+    }
+
     /// Builds and runs the command's SQL, returning the result for computing on.
     pub async fn query(
         &self,

@@ -171,7 +171,7 @@ impl Available {
         };
         scope.check(&present, &sources)?;
         // The rows are computed once: the commands' SQL reads them several times.
-        wh.remember(XR_ROWS, &scope.images_sql()).await?;
+        wh.remember(XR_ROWS, &scope.images_sql(), &[]).await?;
         let split_names = if cohort.split.is_some() {
             let sql = format!(
                 "SELECT DISTINCT split FROM {XR_ROWS} WHERE split IS NOT NULL ORDER BY split"

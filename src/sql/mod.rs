@@ -170,8 +170,13 @@ impl Warehouse {
     /// Runs `sql` once and registers its result in memory as the table `name`, for
     /// a relation that several parts of one query read (DataFusion inlines a CTE at
     /// every reference, so a costly one would be computed again each time).
-    pub async fn remember(&self, name: &str, sql: &str) -> Result<()> {
-        let (schema, batches) = collect(self.plan(sql, false, &[]).await?.remove(0)).await?;
+    pub async fn remember(
+        &self,
+        name: &str,
+        sql: &str,
+        params: &[(String, ScalarValue)],
+    ) -> Result<()> {
+        let (schema, batches) = collect(self.plan(sql, false, params).await?.remove(0)).await?;
         let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
         self.ctx.deregister_table(name)?;
         self.ctx.register_table(name, std::sync::Arc::new(table))?;
