@@ -240,7 +240,7 @@ pub fn run_with_progress(
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
-            metadata::patients_batch(&images, &source, &mut patient_issues),
+            metadata::patients_batch(images, &source, &mut patient_issues),
         );
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
             h.join().expect("table writer does not panic")
