@@ -65,16 +65,6 @@ pub fn xr_sql(cohort: &str, summary: bool) -> String {
     }
     // Per dataset; a finding's share is of the images whose state is known (the
     // dataset labels it and, under U-Ignore, the label is not uncertain).
-    let findings: Vec<String> = crate::datasets::XR_FINDINGS
-        .iter()
-        .map(|f| {
-            let c = crate::sql::snippets::column_name(f);
-            format!(
-                "UNION ALL SELECT dataset, 10, 'finding', {q}, SUM(CASE WHEN {c} THEN 1 ELSE 0 END), COUNT({c}) FROM cohort GROUP BY dataset HAVING COUNT({c}) > 0",
-                q = crate::sql::snippets::quote(f)
-            )
-        })
-        .collect();
     format!(
         "WITH cohort AS (\n{cohort}\n),
 ages AS (
@@ -92,7 +82,9 @@ rows AS (
     UNION ALL SELECT dataset, 7, 'age', 'median', CAST(MIN(CASE WHEN r * 2 >= n THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
     UNION ALL SELECT dataset, 8, 'age', 'q3', CAST(MIN(CASE WHEN r * 4 >= n * 3 THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
     UNION ALL SELECT dataset, 9, 'age', 'max', CAST(MAX(age) AS BIGINT), NULL FROM ages GROUP BY dataset
-    {findings}
+    UNION ALL SELECT dataset, 10, 'finding', label, n, base FROM (
+{findings}
+    ) AS fc
     UNION ALL SELECT dataset, 11, 'finding', 'No Finding', SUM(CASE WHEN cardinality(labels) = 0 THEN 1 ELSE 0 END), COUNT(*) FROM cohort GROUP BY dataset
 ),
 total AS (SELECT dataset, COUNT(*) AS total_n FROM cohort GROUP BY dataset)
@@ -101,7 +93,7 @@ SELECT r.dataset, measure, item, n,
             WHEN part IN (10, 11) THEN round(100.0 * n / NULLIF(base, 0), 2) END AS pct
 FROM rows r JOIN total t ON t.dataset = r.dataset
 ORDER BY r.dataset, part, n DESC, item",
-        findings = findings.join("\n    ")
+        findings = crate::cohort::xr::finding_counts_sql("cohort")
     )
 }
 

@@ -219,19 +219,9 @@ fn labels_sql(cohort: &str) -> String {
 /// Per dataset and finding it labels: positive images, images whose state is known
 /// (the share's base) and the dataset's images in the cohort.
 fn xr_labels_sql(cohort: &str) -> String {
-    let parts: Vec<String> = crate::datasets::XR_FINDINGS
-        .iter()
-        .map(|f| {
-            let c = crate::sql::snippets::column_name(f);
-            format!(
-                "SELECT dataset, {q} AS label, SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS n, COUNT({c}) AS base, COUNT(*) AS total FROM cohort GROUP BY dataset HAVING COUNT({c}) > 0",
-                q = crate::sql::snippets::quote(f)
-            )
-        })
-        .collect();
     format!(
         "WITH cohort AS (\n{cohort}\n)\nSELECT * FROM (\n{}\n) AS p ORDER BY dataset, CAST(n AS DOUBLE) / base DESC, label",
-        parts.join("\nUNION ALL ")
+        crate::cohort::xr::finding_counts_sql("cohort")
     )
 }
 

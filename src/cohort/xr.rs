@@ -115,6 +115,23 @@ pub fn positive_mask(known: bool) -> String {
         .join(" + ")
 }
 
+/// Per dataset and finding it labels, over a relation of cohort rows: `n` images
+/// positive, `base` images whose state is known (a share's denominator) and `total`
+/// images of the dataset.
+pub fn finding_counts_sql(relation: &str) -> String {
+    XR_FINDINGS
+        .iter()
+        .map(|f| {
+            let c = column_name(f);
+            format!(
+                "SELECT dataset, {q} AS label, SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS n, COUNT({c}) AS base, COUNT(*) AS total FROM {relation} GROUP BY dataset HAVING COUNT({c}) > 0",
+                q = quote(f)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\nUNION ALL ")
+}
+
 fn list(items: &[String]) -> String {
     items
         .iter()
