@@ -13,7 +13,7 @@ use rustyline::error::ReadlineError;
 use crate::cli::WarehouseArg;
 use crate::error::{Error, Result};
 use crate::output::Format;
-use crate::sql::{Register, Warehouse};
+use crate::sql::{Interrupt, Register, Warehouse};
 
 /// Arguments of `cxr shell`.
 #[derive(Debug, Args)]
@@ -45,6 +45,8 @@ struct Session {
     allow_write: bool,
     /// SIGINT, for cancelling the running query.
     interrupts: std::sync::Arc<tokio::sync::Notify>,
+    /// Stops the running query's operators (see `sql::Interrupt`).
+    interrupt: Interrupt,
     /// Statements and commands that failed.
     failures: usize,
 }
@@ -56,8 +58,9 @@ struct Session {
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Ctrl-C is ours: the handler sets a flag, and a plain thread (not the runtime, whose
-/// workers a running query keeps busy) turns it into a wake-up of the query's select.
-fn watch_interrupts() -> std::sync::Arc<tokio::sync::Notify> {
+/// workers a running query keeps busy) stops the query's operators and wakes the
+/// query's select.
+fn watch_interrupts(interrupt: Interrupt) -> std::sync::Arc<tokio::sync::Notify> {
     extern "C" fn on_sigint(_: libc::c_int) {
         INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     }
@@ -72,6 +75,7 @@ fn watch_interrupts() -> std::sync::Arc<tokio::sync::Notify> {
         loop {
             std::thread::sleep(std::time::Duration::from_millis(50));
             if INTERRUPTED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                interrupt.fire();
                 waker.notify_waiters();
             }
         }
@@ -81,10 +85,15 @@ fn watch_interrupts() -> std::sync::Arc<tokio::sync::Notify> {
 
 pub fn run(args: ShellArgs) -> Result<()> {
     let rt = crate::cli::runtime()?;
-    let wh = rt.block_on(Warehouse::open(&args.warehouse.path(), Register::All))?;
+    let interrupt = Interrupt::default();
+    let wh = rt.block_on(Warehouse::open_with(
+        &args.warehouse.path(),
+        Register::All,
+        Some(&interrupt),
+    ))?;
     // Ctrl-C is ours from here on: it cancels the running query or clears the open
     // statement, never ends the shell.
-    let interrupts = watch_interrupts();
+    let interrupts = watch_interrupts(interrupt.clone());
     let mut s = Session {
         wh,
         rt,
@@ -92,6 +101,7 @@ pub fn run(args: ShellArgs) -> Result<()> {
         timing: false,
         allow_write: args.allow_write,
         interrupts,
+        interrupt,
         failures: 0,
     };
     use std::io::IsTerminal;
@@ -298,6 +308,7 @@ impl Session {
         let start = Instant::now();
         // Forget interrupts that arrived while no query ran.
         INTERRUPTED.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.interrupt.renew();
         let (wh, format, allow_write) = (&self.wh, self.format, self.allow_write);
         let interrupts = self.interrupts.clone();
         let work = async {

@@ -1,10 +1,12 @@
 //! The SQL layer: a DataFusion `SessionContext` over a warehouse, with the built-in
 //! views, read-only statement checks and saved parameterised queries.
 
+mod interrupt;
 pub mod params;
 mod rows;
 pub mod snippets;
 
+pub use interrupt::Interrupt;
 pub use rows::Rows;
 
 use std::collections::BTreeSet;
@@ -12,6 +14,7 @@ use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
 use datafusion::scalar::ScalarValue;
@@ -68,12 +71,27 @@ impl Warehouse {
     /// Opens the warehouse at `dir`, registering its tables and the built-in views.
     /// Files named in a query (`FROM 'x.parquet'`) are read too.
     pub async fn open(dir: &Path, register: Register<'_>) -> Result<Warehouse> {
+        Self::open_with(dir, register, None).await
+    }
+
+    /// Like [`Warehouse::open`], with queries that `interrupt` can stop mid-batch.
+    pub async fn open_with(
+        dir: &Path,
+        register: Register<'_>,
+        interrupt: Option<&Interrupt>,
+    ) -> Result<Warehouse> {
         let t = std::time::Instant::now();
         let snapshot = Snapshot::open(dir)?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let ctx = SessionContext::new_with_config(config).enable_url_table();
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        if let Some(interrupt) = interrupt {
+            state = state.with_physical_optimizer_rule(interrupt.rule());
+        }
+        let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
         let wh = Warehouse { ctx, snapshot };
         wh.register(register).await?;
         crate::trace("open warehouse", t);
