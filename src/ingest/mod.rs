@@ -128,24 +128,104 @@ pub fn run_with_progress(
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
     // With images, the other datasets are read first (a wrong file is refused before
-    // any pixel work), then the pixel pass runs while the CSVs are read (overlap.rs).
-    // Without, the other datasets and NIH are read side by side.
-    let (others, read, lock, early_pixels, _cache_guard) = if opts.images.is_empty() {
+    // any pixel work), then the pixel pass runs while the CSVs are read and their
+    // tables written (overlap.rs). Without, the other datasets and NIH are read side
+    // by side.
+    let (lock, others, read) = if opts.images.is_empty() {
         let (others, read) = read_all_side_by_side(opts, &mut issues)?;
         // Other writers wait here; from now on the warehouse is ours to change.
-        (
-            others,
-            read,
-            WriteLock::acquire(&opts.warehouse)?,
-            None,
-            None,
-        )
+        (WriteLock::acquire(&opts.warehouse)?, others, Some(read))
     } else {
         let others = read_datasets(opts, &mut issues)?;
-        let (read, lock, run, guard) = overlap::read_while_measuring(opts, progress, &mut issues)?;
-        (others, read, lock, Some(run), Some(guard))
+        (WriteLock::acquire(&opts.warehouse)?, others, None)
     };
-    let (meta, side) = read;
+    let staging = lock.stage()?;
+    let (written, pixel_run, _cache_guard) = match read {
+        Some(read) => {
+            crate::trace("read inputs", start);
+            let written = write_metadata(opts, &staging, others, read, &mut issues)?;
+            (written, None, None)
+        }
+        None => {
+            let (written, run, guard) = overlap::write_while_measuring(
+                opts,
+                &lock,
+                &staging,
+                others,
+                progress,
+                &mut issues,
+            )?;
+            (written, Some(run), Some(guard))
+        }
+    };
+    let Written {
+        mut tables,
+        inputs,
+        images,
+        revision,
+    } = written;
+    let t = Instant::now();
+    if let Some(run) = &pixel_run {
+        note_unknown_images(run, &images, &mut issues);
+    }
+    // A million small strings take a while to free; the caller need not wait for it.
+    std::thread::spawn(move || drop(images));
+    tables.push(write_table(&staging, "data_issues", issues.to_batch())?);
+    let empty = crate::pixels::run::PixelRun::default();
+    tables.extend(write_pixel_tables(
+        pixel_run.as_ref().unwrap_or(&empty),
+        &staging,
+    )?);
+    let mut manifest = Manifest::new(revision.name());
+    manifest.inputs = inputs;
+    manifest.tables = tables.iter().cloned().collect::<BTreeMap<_, _>>();
+    crate::trace("write issues and pixel tables", t);
+    staging.commit(manifest)?;
+    if pixel_run.is_some() {
+        let _ = std::fs::remove_dir_all(pixel_cache(opts, &lock));
+    }
+    Ok(IngestSummary {
+        tables,
+        revision: revision.name().to_string(),
+        pixels: pixel_run.map(|r| PixelSummary {
+            measured: r.measured,
+            errors: r.errors.len() as u64,
+            skipped: r.skipped,
+            resumed: r.resumed,
+            seconds: r.seconds,
+        }),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// What [`write_metadata`] wrote, and what the rest of the ingest needs from it.
+struct Written {
+    /// (table, rows) of every table written.
+    tables: Vec<(String, u64)>,
+    /// Every input file read.
+    inputs: Vec<InputFile>,
+    /// The NIH images, to match measured images against.
+    images: Vec<metadata::Image>,
+    revision: metadata::Revision,
+}
+
+/// One table from one batch into the new version.
+fn write_table(staging: &Staging, name: &str, batch: Result<RecordBatch>) -> Result<(String, u64)> {
+    let w = Instant::now();
+    let rows = parquet::write_table(&staging.path(&format!("{name}.parquet")), &batch?)?;
+    crate::trace(&format!("  write {name}"), w);
+    Ok((name.to_string(), rows))
+}
+
+/// Matches the side inputs against the metadata and writes every table but
+/// `data_issues` and the pixel tables (which wait for the pixel pass).
+fn write_metadata(
+    opts: &IngestOptions,
+    staging: &Staging,
+    others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
+    (meta, side): (metadata::Metadata, Side),
+    issues: &mut Issues,
+) -> Result<Written> {
     let Side {
         lists,
         list_sources,
@@ -155,41 +235,27 @@ pub fn run_with_progress(
         issues: side_issues,
     } = side;
     issues.extend(side_issues);
-    crate::trace("read inputs", start);
     let t = Instant::now();
     let mut images = meta.images;
     if let Some(lists) = &lists {
-        splits::assign(lists, &list_sources, &mut images, &mut issues);
+        splits::assign(lists, &list_sources, &mut images, issues);
     }
     let by_name: PlHashMap<&str, &metadata::Image> =
         images.iter().map(|i| (i.image_index.as_str(), i)).collect();
     let boxes = match &bbox {
-        Some(t) => boxes::clean(t, &by_name, &mut issues)?,
+        Some(t) => boxes::clean(t, &by_name, issues)?,
         None => Vec::new(),
     };
     let experts = match &expert {
-        Some(t) => expert::clean(t, &by_name, &mut issues)?,
+        Some(t) => expert::clean(t, &by_name, issues)?,
         None => Vec::new(),
     };
+    drop(by_name);
     crate::trace("splits, boxes, expert", t);
-    let pixel_run = match early_pixels {
-        // overlap.rs recorded the archives among the inputs.
-        Some(run) => Some(run),
-        None => measure_pixels(opts, &lock, progress, &mut inputs)?,
-    };
-    if let Some(run) = &pixel_run {
-        note_unknown_images(run, &by_name, &mut issues);
-    }
 
     let t = Instant::now();
-    let staging = lock.stage()?;
     let source = csv::source_name(&opts.metadata);
-    let write = |name: &str, batch: Result<RecordBatch>| -> Result<(String, u64)> {
-        let w = Instant::now();
-        let rows = parquet::write_table(&staging.path(&format!("{name}.parquet")), &batch?)?;
-        crate::trace(&format!("  write {name}"), w);
-        Ok((name.to_string(), rows))
-    };
+    let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
     // A table from batches of one schema (the cross-dataset tables, a batch a dataset).
     let write_parts = |name: &str, batches: Result<Vec<RecordBatch>>| -> Result<(String, u64)> {
         let w = Instant::now();
@@ -213,11 +279,11 @@ pub fn run_with_progress(
         metadata::Revision::Revised2020 => "nih_2020",
     };
     // The big tables are built and written on threads of their own; the small ones
-    // and data_issues (which the patients table adds to) follow on this one.
+    // follow on this one.
     let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
         let images_t = s.spawn(|| write("images", metadata::images_batch(&images)));
         let findings_t = s.spawn(|| write("findings", metadata::findings_batch(&images)));
-        let derived_t = s.spawn(|| derived::write(&images, &staging));
+        let derived_t = s.spawn(|| derived::write(&images, staging));
         let (images, boxes, experts) = (&images, &boxes, &experts);
         let (write, write_parts) = (&write, &write_parts);
         let cross_t = s.spawn(move || -> Result<(Vec<(String, u64)>, Cross)> {
@@ -265,34 +331,14 @@ pub fn run_with_progress(
     let (cross_tables, cross) = cross?;
     tables.extend(cross_tables);
     inputs.extend(cross.inputs);
-    // A million small strings take a while to free; the caller need not wait for it.
     let parts = cross.parts;
     std::thread::spawn(move || drop(parts));
-    tables.push(write("data_issues", issues.to_batch())?);
-    let empty = crate::pixels::run::PixelRun::default();
-    tables.extend(write_pixel_tables(
-        pixel_run.as_ref().unwrap_or(&empty),
-        &staging,
-    )?);
-    let mut manifest = Manifest::new(meta.revision.name());
-    manifest.inputs = inputs;
-    manifest.tables = tables.iter().cloned().collect::<BTreeMap<_, _>>();
     crate::trace("write tables", t);
-    staging.commit(manifest)?;
-    if pixel_run.is_some() {
-        let _ = std::fs::remove_dir_all(pixel_cache(opts, &lock));
-    }
-    Ok(IngestSummary {
+    Ok(Written {
         tables,
-        revision: meta.revision.name().to_string(),
-        pixels: pixel_run.map(|r| PixelSummary {
-            measured: r.measured,
-            errors: r.errors.len() as u64,
-            skipped: r.skipped,
-            resumed: r.resumed,
-            seconds: r.seconds,
-        }),
-        seconds: start.elapsed().as_secs_f64(),
+        inputs,
+        images,
+        revision: meta.revision,
     })
 }
 
@@ -541,21 +587,6 @@ fn pixel_cache(opts: &IngestOptions, lock: &WriteLock) -> PathBuf {
     ))
 }
 
-/// Measures the image inputs, if any, recording each as an input of the ingest.
-fn measure_pixels(
-    opts: &IngestOptions,
-    lock: &WriteLock,
-    progress: &dyn crate::pixels::run::Progress,
-    inputs: &mut Vec<InputFile>,
-) -> Result<Option<crate::pixels::run::PixelRun>> {
-    if opts.images.is_empty() {
-        return Ok(None);
-    }
-    let run = crate::pixels::run::measure(&opts.images, &pixel_cache(opts, lock), progress)?;
-    inputs.extend(run.inputs.iter().cloned());
-    Ok(Some(run))
-}
-
 /// The inputs read beside the metadata: parsed, not yet matched against it.
 struct Side {
     lists: Option<[Vec<(u64, String)>; 2]>,
@@ -598,11 +629,13 @@ fn read_side(opts: &IngestOptions) -> Result<Side> {
 /// A measured image whose name has no `images` row is kept, with a `data_issues` row.
 fn note_unknown_images(
     run: &crate::pixels::run::PixelRun,
-    known: &PlHashMap<&str, &metadata::Image>,
+    images: &[metadata::Image],
     issues: &mut Issues,
 ) {
+    let known: std::collections::HashSet<&str> =
+        images.iter().map(|i| i.image_index.as_str()).collect();
     for (source, member, name) in &run.names {
-        if !known.contains_key(name.as_str()) {
+        if !known.contains(name.as_str()) {
             issues.push(
                 &csv::source_name(std::path::Path::new(source)),
                 None,

@@ -1,19 +1,16 @@
-//! An ingest with images reads the CSVs while the pixel pass runs: the pass starts at
-//! once (taking the write lock first), the metadata and side inputs are read on
-//! another thread meanwhile, and if they fail the pass is stopped and its resume
-//! cache removed (when this run created it), so a bad input still writes nothing.
+//! An ingest with images reads the CSVs and writes their tables while the pixel pass
+//! runs: the pass starts at once (the write lock taken first), the metadata and side
+//! inputs are read and written on another thread meanwhile, and if they fail the pass
+//! is stopped and its resume cache removed (when this run created it), so a bad input
+//! still writes nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{IngestOptions, Side, metadata, pixel_cache, read_inputs};
+use super::{IngestOptions, Written, pixel_cache, read_inputs, write_metadata};
 use crate::error::Result;
 use crate::ingest::issues::Issues;
 use crate::pixels::run::{PixelRun, Progress};
-use crate::warehouse::WriteLock;
-
-/// What [`read_while_measuring`] hands back: the inputs read, the lock, the pixel run,
-/// and the guard of its resume cache.
-pub(super) type Overlapped = ((metadata::Metadata, Side), WriteLock, PixelRun, CacheGuard);
+use crate::warehouse::{Staging, WriteLock};
 
 /// Removes, when dropped, the resume cache of a pixel run that this ingest created and
 /// completed: the ingest then failed on its inputs (a box list without its columns is
@@ -30,41 +27,45 @@ impl Drop for CacheGuard {
     }
 }
 
-/// Reads the inputs and measures the images at the same time.
-pub(super) fn read_while_measuring(
+/// Reads the inputs and writes their tables while measuring the images; hands back
+/// what was written, the pixel run and the guard of its resume cache.
+pub(super) fn write_while_measuring(
     opts: &IngestOptions,
+    lock: &WriteLock,
+    staging: &Staging,
+    others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
     progress: &dyn Progress,
     issues: &mut Issues,
-) -> Result<Overlapped> {
-    let lock = WriteLock::acquire(&opts.warehouse)?;
-    let cache = pixel_cache(opts, &lock);
+) -> Result<(Written, PixelRun, CacheGuard)> {
+    let cache = pixel_cache(opts, lock);
     let existed = cache.exists();
     let failed = AtomicBool::new(false);
-    let ((read, read_issues), run) = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
+    let ((written, own_issues), run) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
             let mut own = Issues::default();
-            let read = read_inputs(opts, &mut own);
-            if read.is_err() {
+            let written = read_inputs(opts, &mut own)
+                .and_then(|read| write_metadata(opts, staging, others, read, &mut own));
+            if written.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
-            (read, own)
+            (written, own)
         });
         let run = crate::pixels::run::measure_until(&opts.images, &cache, progress, &failed);
-        (reader.join().expect("input reader does not panic"), run)
+        (writer.join().expect("input reader does not panic"), run)
     });
-    issues.extend(read_issues);
-    match read {
+    issues.extend(own_issues);
+    match written {
         Err(e) => {
             if !existed {
                 let _ = std::fs::remove_dir_all(&cache);
             }
             Err(e)
         }
-        Ok((meta, mut side)) => {
+        Ok(mut written) => {
             let run = run?;
-            side.inputs.extend(run.inputs.iter().cloned());
+            written.inputs.extend(run.inputs.iter().cloned());
             let guard = CacheGuard((!existed).then_some(cache));
-            Ok(((meta, side), lock, run, guard))
+            Ok((written, run, guard))
         }
     }
 }
