@@ -46,6 +46,9 @@ pub enum Error {
     /// An error inside the parquet crate.
     #[error("parquet: {0}")]
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
+    /// A bug: a panic caught at the top, with its message.
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn location(line: Option<u64>, column: Option<&str>) -> String {
@@ -68,9 +71,18 @@ impl Error {
         use datafusion::error::DataFusionError as D;
         match self {
             Error::Input { .. } | Error::Usage(_) | Error::Query(_) | Error::Warehouse(_) => 2,
+            // A query fails on what it asks or reads (a cast that does not hold, a
+            // damaged file it names): the user's to fix. The system's failures and
+            // DataFusion's own bugs are not.
             Error::DataFusion(e) => match e.find_root() {
-                D::SQL(..) | D::Plan(_) | D::SchemaError(..) | D::NotImplemented(_) => 2,
-                _ => 1,
+                D::IoError(_)
+                | D::ObjectStore(_)
+                | D::Internal(_)
+                | D::ResourcesExhausted(_)
+                | D::ExecutionJoin(_)
+                | D::External(_)
+                | D::Shared(_) => 1,
+                _ => 2,
             },
             _ => 1,
         }

@@ -29,7 +29,20 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if let Err(e) = cxr::cli::run(cli) {
+    quiet_panics();
+    // A panic is a bug in cxr or a library, never an answer to bad input: it becomes
+    // one message and exit code 1, not a backtrace and 101.
+    let result = std::panic::catch_unwind(|| cxr::cli::run(cli)).unwrap_or_else(|_| {
+        let what = PANIC
+            .lock()
+            .ok()
+            .and_then(|m| m.clone())
+            .unwrap_or_default();
+        Err(cxr::error::Error::Internal(format!(
+            "{what} (a bug in cxr or a library it uses; please report the command)"
+        )))
+    });
+    if let Err(e) = result {
         if e.is_broken_pipe() {
             // The reader of our output went away (`| head`): not a failure.
             std::process::exit(0);
@@ -37,4 +50,31 @@ fn main() {
         eprintln!("cxr: error: {e}");
         std::process::exit(e.exit_code());
     }
+}
+
+/// The message of the last panic, for the error that replaces it.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Panics are recorded, not printed (some are caught on purpose: a PNG decoder that
+/// panics on one image becomes a `pixel_errors` row). `CXR_TRACE=1` prints them too.
+fn quiet_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut m) = PANIC.lock() {
+            *m = Some(format!("internal error: {message}{at}"));
+        }
+        if std::env::var_os("CXR_TRACE").is_some() {
+            default(info);
+        }
+    }));
 }

@@ -137,44 +137,70 @@ pub async fn print_stream(
     df: datafusion::prelude::DataFrame,
     format: Format,
     max_rows: usize,
-) -> Result<usize> {
+) -> Result<Tally> {
     use futures::StreamExt;
     let schema: SchemaRef = df.schema().inner().clone();
+    let mut tally = Tally::default();
     if schema.fields().is_empty() {
         // A statement without a result (e.g. CREATE VIEW with --allow-write).
         df.collect().await?;
-        return Ok(0);
+        return Ok(tally);
     }
     let mut stream = df.execute_stream().await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if format == Format::Table {
         let mut batches = Vec::new();
-        let mut rows = 0usize;
         while let Some(b) = stream.next().await {
             let b = b?;
-            rows += b.num_rows();
+            tally.add(&b);
             batches.push(b);
-            if max_rows > 0 && rows > max_rows {
+            if max_rows > 0 && tally.rows > max_rows as u64 {
                 break;
             }
         }
-        let complete = max_rows == 0 || rows <= max_rows;
+        let complete = max_rows == 0 || tally.rows <= max_rows as u64;
         drop(stream);
         write_table(&mut out, &schema, &batches, max_rows, complete)?;
         out.flush().map_err(|e| Error::io("writing to stdout", e))?;
-        return Ok(rows);
+        return Ok(tally);
     }
     let mut sink = TextSink::begin(&mut out, &schema, format)?;
-    let mut rows = 0usize;
     while let Some(b) = stream.next().await {
         let b = b?;
-        rows += b.num_rows();
+        tally.add(&b);
         sink.write(&b)?;
     }
     sink.finish()?;
     out.flush().map_err(|e| Error::io("writing to stdout", e))?;
-    Ok(rows)
+    Ok(tally)
+}
+
+/// What a printed or written result held: its rows, and whether any number in it
+/// was other than zero (an aggregate over an empty cohort is rows of zeros).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub rows: u64,
+    pub nonzero: bool,
+}
+
+impl Tally {
+    fn add(&mut self, b: &RecordBatch) {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::{DataType, Float64Type};
+        self.rows += b.num_rows() as u64;
+        if self.nonzero {
+            return;
+        }
+        self.nonzero = b.columns().iter().any(|c| {
+            c.data_type().is_numeric()
+                && datafusion::arrow::compute::cast(c, &DataType::Float64).is_ok_and(|f| {
+                    f.as_primitive::<Float64Type>()
+                        .iter()
+                        .any(|v| v.is_some_and(|x| x != 0.0))
+                })
+        });
+    }
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -296,11 +322,12 @@ pub fn print_sql(sql: &str) -> Result<()> {
 
 /// Writes a whole result to `path`, the format taken from its extension, streaming
 /// batch by batch. The file appears only when complete.
-pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Result<u64> {
+pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Result<Tally> {
     use futures::StreamExt;
     let format = Format::from_extension(path)?;
     let schema: SchemaRef = df.schema().inner().clone();
     let mut stream = df.execute_stream().await?;
+    let mut tally = Tally::default();
     match format {
         None => {
             let mut sink = crate::warehouse::parquet::ParquetSink::create(
@@ -309,24 +336,25 @@ pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Resu
                 &crate::warehouse::parquet::WriteOptions::default(),
             )?;
             while let Some(b) = stream.next().await {
-                sink.write(&b?)?;
+                let b = b?;
+                tally.add(&b);
+                sink.write(&b)?;
             }
-            sink.finish()
+            sink.finish()?;
         }
         Some(format) => {
             let mut file = crate::warehouse::AtomicFile::create(path)?;
-            let mut rows = 0u64;
             let mut sink = TextSink::begin(file.writer(), &schema, format)?;
             while let Some(b) = stream.next().await {
                 let b = b?;
-                rows += b.num_rows() as u64;
+                tally.add(&b);
                 sink.write(&b)?;
             }
             sink.finish()?;
             file.commit()?;
-            Ok(rows)
         }
     }
+    Ok(tally)
 }
 
 #[cfg(test)]

@@ -840,7 +840,224 @@ fn an_empty_cohort_says_so() {
             stderr(&out)
         );
     }
-    // A cohort that matches says nothing of the kind.
-    let out = run(&["cohort", "--age", "40..41", "-f", "csv", "-w", &w()]);
-    assert!(!stderr(&out).contains("no image matches"));
+    // Aggregates over an empty cohort still print their rows (all zero), and say so.
+    for (args, rows) in [
+        (&["cooccur", "--age", "100..110"][..], 182),
+        (&["followup", "--transitions", "--age", "100..110"][..], 14),
+    ] {
+        let mut a = args.to_vec();
+        let wh = w();
+        a.extend(["-f", "csv", "-w", wh.as_str()]);
+        let out = run(&a);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), rows + 1, "{args:?}");
+        assert!(
+            stderr(&out).contains("no image matches the cohort"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A cohort that matches says nothing of the kind, even when every count is zero
+    // (images without findings have no co-occurrences).
+    for args in [
+        &["cohort", "--age", "40..41"][..],
+        &["cooccur", "--no-finding"][..],
+    ] {
+        let mut a = args.to_vec();
+        let wh = w();
+        a.extend(["-f", "csv", "-w", wh.as_str()]);
+        let out = run(&a);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("no image matches"), "{args:?}");
+    }
+}
+
+// ---------- the adversarial sweep of this round ----------
+
+/// Files named in a query: a damaged or empty one is bad input (exit 2, the file
+/// named, no panic); cxr's own NDJSON and JSON outputs read back.
+#[test]
+fn files_named_in_sql_are_checked_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake.parquet");
+    std::fs::write(&fake, b"PAR1garbagePAR1").unwrap();
+    let empty = dir.path().join("empty.parquet");
+    std::fs::write(&empty, b"").unwrap();
+    for f in [&fake, &empty] {
+        let out = run(&[
+            "sql",
+            "-w",
+            &w(),
+            &format!("SELECT count(*) FROM '{}'", f.display()),
+        ]);
+        assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&f.display().to_string()),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    for ext in ["ndjson", "json"] {
+        let file = dir.path().join(format!("o.{ext}"));
+        let wrote = run(&[
+            "sql",
+            "-w",
+            &w(),
+            "--out",
+            file.to_str().unwrap(),
+            "SELECT 7 AS a, 'x' AS b UNION ALL SELECT 8, 'y'",
+        ]);
+        assert_eq!(code(&wrote), Some(0), "{}", stderr(&wrote));
+        let out = run(&[
+            "sql",
+            "-w",
+            &w(),
+            "-f",
+            "csv",
+            &format!("SELECT a, b FROM '{}' ORDER BY a", file.display()),
+        ]);
+        assert_eq!(code(&out), Some(0), "{ext}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "a,b\n7,x\n8,y\n", "{ext}");
+    }
+    // A query that fails on its values is the user's to fix, not cxr's failure.
+    let out = run(&["sql", "-w", &w(), "SELECT CAST('x' AS INT)"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+}
+
+/// `--where` is one condition: it cannot close the parentheses around it and drop
+/// the other cohort flags.
+#[test]
+fn a_where_clause_cannot_break_out() {
+    let out = run(&[
+        "cohort",
+        "--with",
+        "Hernia",
+        "--where",
+        "age > 50) OR (1=1",
+        "-f",
+        "csv",
+        "-w",
+        &w(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    // A trailing comment is still allowed, and the condition still applies: the
+    // Hernia images over 50, counted from the CSV.
+    let expected = nih_csv()
+        .iter()
+        .filter(|i| i.labels.iter().any(|l| l == "Hernia") && i.age > 50)
+        .count();
+    let out = run(&[
+        "cohort",
+        "--with",
+        "Hernia",
+        "--where",
+        "age > 50 -- older",
+        "-f",
+        "csv",
+        "-w",
+        &w(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), expected + 1);
+}
+
+/// No command writes inside a warehouse: not `COPY TO` with --allow-write, not a
+/// plot, not a synthetic archive.
+#[test]
+fn nothing_is_written_inside_a_warehouse() {
+    let root = w();
+    let target = Path::new(&root).join("evil.csv");
+    let attempts: Vec<Vec<String>> = vec![
+        vec![
+            "sql".into(),
+            "-w".into(),
+            root.clone(),
+            "--allow-write".into(),
+            format!("COPY (SELECT 1 AS a) TO '{}'", target.display()),
+        ],
+        vec![
+            "plot".into(),
+            "age".into(),
+            "-w".into(),
+            root.clone(),
+            "--out".into(),
+            Path::new(&root).join("a.svg").display().to_string(),
+        ],
+        vec![
+            "synth".into(),
+            "images".into(),
+            "--count".into(),
+            "2".into(),
+            "--out".into(),
+            Path::new(&root).join("x.tar").display().to_string(),
+        ],
+    ];
+    for a in attempts {
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_eq!(code(&out), Some(2), "{a:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("warehouse"), "{}", stderr(&out));
+    }
+    for name in ["evil.csv", "a.svg", "x.tar"] {
+        assert!(!Path::new(&root).join(name).exists(), "{name} was written");
+    }
+}
+
+/// Inputs that would double data are refused before any work: a dataset given
+/// twice, the same NIH release as both the metadata and the other release; split
+/// names that repeat or are empty.
+#[test]
+fn doubled_inputs_and_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("w");
+    let meta = data("Data_Entry_2017_v2020.csv.gz");
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding\n").unwrap();
+    let twice = format!("chexpert={}", labels.display());
+    let out = run(&[
+        "ingest",
+        "--no-images",
+        "-w",
+        wh.to_str().unwrap(),
+        "--dataset",
+        &twice,
+        "--dataset",
+        &twice,
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("twice"), "{}", stderr(&out));
+    let out = run(&[
+        "ingest",
+        "--no-images",
+        "-w",
+        wh.to_str().unwrap(),
+        "--metadata",
+        meta.to_str().unwrap(),
+        "--other-release",
+        meta.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("same NIH release"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!wh.join("manifest.json").exists(), "nothing is written");
+
+    for names in ["a,a", "a,"] {
+        let out = run(&[
+            "split",
+            "-w",
+            &w(),
+            "--seed",
+            "1",
+            "--fractions",
+            "0.7,0.3",
+            "--names",
+            names,
+        ]);
+        assert_eq!(code(&out), Some(2), "{names}: {}", stderr(&out));
+    }
 }

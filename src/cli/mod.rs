@@ -154,7 +154,7 @@ pub async fn emit(
     wh: &crate::sql::Warehouse,
     frames: Vec<datafusion::prelude::DataFrame>,
     out: &OutputArgs,
-) -> Result<u64> {
+) -> Result<crate::output::Tally> {
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
         let [df]: [datafusion::prelude::DataFrame; 1] =
@@ -164,22 +164,22 @@ pub async fn emit(
                     f.len()
                 ))
             })?;
-        let rows = crate::output::write_file(df, path).await?;
+        let tally = crate::output::write_file(df, path).await?;
         eprintln!(
             "wrote {} rows to {}",
-            crate::output::thousands(rows),
+            crate::output::thousands(tally.rows),
             path.display()
         );
-        return Ok(rows as u64);
+        return Ok(tally);
     }
     let format = out
         .format
         .unwrap_or_else(crate::output::Format::default_for_stdout);
-    let mut rows = 0;
+    let mut tally = crate::output::Tally::default();
     for df in frames {
-        rows = crate::output::print_stream(df, format, out.max_rows).await?;
+        tally = crate::output::print_stream(df, format, out.max_rows).await?;
     }
-    Ok(rows as u64)
+    Ok(tally)
 }
 
 /// Flags shared by the analysis commands: the cohort, `--show-sql`, the warehouse
@@ -201,7 +201,7 @@ impl AnalysisArgs {
     async fn prepare(
         &self,
         build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
-    ) -> Result<(crate::sql::Warehouse, String)> {
+    ) -> Result<(crate::sql::Warehouse, String, crate::cohort::Available)> {
         // Start-up stays short: only what the command's SQL names is registered, and
         // the split names are read only when --split needs them.
         let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
@@ -215,7 +215,7 @@ impl AnalysisArgs {
         }
         let sql = build(&self.cohort.images_sql(&avail)?, &avail)?;
         wh.register(crate::sql::Register::For(&sql)).await?;
-        Ok((wh, sql))
+        Ok((wh, sql, avail))
     }
 
     /// Builds the command's SQL around the cohort (its query, and what the warehouse
@@ -224,15 +224,36 @@ impl AnalysisArgs {
         self,
         build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
     ) -> Result<()> {
-        let (wh, sql) = self.prepare(build).await?;
+        let (wh, sql, avail) = self.prepare(build).await?;
         if self.show_sql {
             return crate::output::print_sql(&sql);
         }
-        let frames = wh.plan(&sql, false, &self.cohort.default_params()?).await?;
-        let rows = emit(&wh, frames, &self.output).await?;
-        if rows == 0 && self.cohort.narrows() {
+        let params = self.cohort.default_params()?;
+        let frames = wh.plan(&sql, false, &params).await?;
+        let tally = emit(&wh, frames, &self.output).await?;
+        self.note_if_empty(&wh, &avail, tally, &params).await
+    }
+
+    /// Says so on stderr when a narrowing cohort has no image: an aggregate over it
+    /// (co-occurrence, transitions, a summary) still prints rows, all zero, so the
+    /// cohort itself is looked at when every number printed was zero.
+    async fn note_if_empty(
+        &self,
+        wh: &crate::sql::Warehouse,
+        avail: &crate::cohort::Available,
+        tally: crate::output::Tally,
+        params: &[(String, datafusion::scalar::ScalarValue)],
+    ) -> Result<()> {
+        if !self.cohort.narrows() || tally.nonzero {
+            return Ok(());
+        }
+        let probe = format!(
+            "SELECT 1 AS any FROM (\n{}\n) AS cohort LIMIT 1",
+            self.cohort.images_sql(avail)?
+        );
+        if tally.rows == 0 || wh.query(&probe, params).await?.is_empty() {
             eprintln!(
-                "cxr: note: no result: no image matches the cohort ({})",
+                "cxr: note: no image matches the cohort ({})",
                 self.cohort.describe()
             );
         }
@@ -249,12 +270,12 @@ impl AnalysisArgs {
         stage: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
         build: impl FnOnce() -> Result<String>,
     ) -> Result<()> {
-        let (wh, staged) = self.prepare(stage).await?;
+        let (wh, staged, avail) = self.prepare(stage).await?;
         let params = self.cohort.default_params()?;
         wh.remember(name, &staged, &params).await?;
         let frames = wh.plan(&build()?, false, &[]).await?;
-        emit(&wh, frames, &self.output).await?;
-        Ok(())
+        let tally = emit(&wh, frames, &self.output).await?;
+        self.note_if_empty(&wh, &avail, tally, &params).await
     }
 
     /// Builds and runs the command's SQL, returning the result for computing on.
@@ -262,7 +283,7 @@ impl AnalysisArgs {
         &self,
         build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
     ) -> Result<crate::sql::Rows> {
-        let (wh, sql) = self.prepare(build).await?;
+        let (wh, sql, _) = self.prepare(build).await?;
         wh.query(&sql, &self.cohort.default_params()?).await
     }
 }

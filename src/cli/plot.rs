@@ -41,8 +41,8 @@ pub struct PlotCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
     /// The heatmap's value.
-    #[arg(long, value_enum, default_value_t = Metric::Count)]
-    pub metric: Metric,
+    #[arg(long, value_enum)]
+    pub metric: Option<Metric>,
     /// Image size in pixels, WIDTHxHEIGHT.
     #[arg(long, default_value = "1000x800", value_name = "WxH")]
     pub size: String,
@@ -101,6 +101,28 @@ fn register_font() -> Result<()> {
     .map_err(Error::Usage)
 }
 
+/// Flags of the analysis commands that a plot has no use for.
+fn refuse_unused_flags(cmd: &PlotCmd) -> Result<()> {
+    let unused = if cmd.common.show_sql {
+        Some("--show-sql")
+    } else if cmd.common.output.format.is_some() {
+        Some("--format")
+    } else if cmd.metric.is_some() && cmd.kind != PlotKind::Cooccurrence {
+        Some("--metric")
+    } else {
+        None
+    };
+    match unused {
+        Some(flag) => Err(Error::Usage(format!(
+            "{flag} does nothing for `cxr plot {}`; leave it out",
+            cmd.kind
+                .to_possible_value()
+                .map_or("?".into(), |v| v.get_name().to_string())
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Runs `cxr plot`.
 pub async fn run(cmd: PlotCmd) -> Result<()> {
     let out = cmd
@@ -119,6 +141,8 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             out.display()
         )));
     }
+    crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
+    refuse_unused_flags(&cmd)?;
     let size = parse_size(&cmd.size)?;
     let cohort = cmd.common.cohort.describe();
     register_font()?;
@@ -145,7 +169,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "--finding applies to `cxr plot boxes` only (cohorts take --with)".into(),
         ));
     }
-    let metric = cmd.metric;
+    let metric = cmd.metric.unwrap_or(Metric::Count);
     let kind = cmd.kind;
     let xr = cmd.common.cohort.is_xr();
     if xr && kind == PlotKind::Pixels {

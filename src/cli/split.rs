@@ -50,7 +50,17 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     let dir = cmd.warehouse.path();
     let wh = Warehouse::open(&dir, Register::All).await?;
     if cmd.check {
+        if cmd.official || cmd.seed.is_some() || cmd.stratify || cmd.out.is_some() {
+            return Err(Error::Usage(
+                "--check only reports: it takes no --official, --seed, --stratify or --out".into(),
+            ));
+        }
         return check(&wh).await;
+    }
+    if cmd.official && cmd.stratify {
+        return Err(Error::Usage(
+            "--stratify shapes a random split (--seed); the official lists are fixed".into(),
+        ));
     }
     let rows: Vec<(i32, String)> = if cmd.official {
         split::official(&wh).await?
@@ -64,6 +74,14 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
             return Err(Error::Usage(
                 "--fractions and --names must have the same length, fractions >= 0".into(),
             ));
+        }
+        for (i, name) in cmd.names.iter().enumerate() {
+            if name.trim().is_empty() || cmd.names[..i].contains(name) {
+                return Err(Error::Usage(format!(
+                    "--names {}: each split needs a name of its own",
+                    cmd.names.join(",")
+                )));
+            }
         }
         let sum: f64 = cmd.fractions.iter().sum();
         if (sum - 1.0).abs() > 1e-6 {

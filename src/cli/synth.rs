@@ -66,6 +66,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             seed,
             out,
         } => {
+            crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
             let count = count as usize;
             let members = write_tar(
                 &out,
@@ -77,14 +78,12 @@ pub fn run(args: SynthArgs) -> Result<()> {
                     seed,
                 },
             )?;
-            crate::output::print_text(&format!("wrote {} ({members} members)", out.display()))?;
+            eprintln!("wrote {} ({members} members)", out.display());
         }
         SynthWhat::Sample { from, size, out } => {
+            crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
             let n = sample_tar(&from, &out, size as usize)?;
-            crate::output::print_text(&format!(
-                "wrote {} ({n} images, {size}×{size})",
-                out.display()
-            ))?;
+            eprintln!("wrote {} ({n} images, {size}×{size})", out.display());
         }
     }
     Ok(())

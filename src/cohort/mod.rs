@@ -454,7 +454,7 @@ impl CohortArgs {
                     "--where `{p}` uses pixel statistics, but this warehouse has none; run `cxr ingest --images ...`"
                 )));
             }
-            w.push(crate::sql::snippets::predicate(p));
+            w.push(crate::sql::snippets::predicate(p)?);
         }
         Ok(w)
     }

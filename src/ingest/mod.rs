@@ -278,6 +278,19 @@ fn write_metadata(
         metadata::Revision::Original2017 => "nih_2017",
         metadata::Revision::Revised2020 => "nih_2020",
     };
+    if let Some(other) = &opts.other_release
+        && others
+            .iter()
+            .any(|(_, info)| info.dataset == "nih" && info.label_sources == [nih_source])
+    {
+        return Err(crate::error::Error::input(
+            other,
+            format!(
+                "the same NIH release ({}) as the metadata; --other-release takes the other one",
+                meta.revision.name()
+            ),
+        ));
+    }
     // The big tables are built and written on threads of their own; the small ones
     // follow on this one.
     let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
@@ -678,6 +691,14 @@ fn write_pixel_tables(
 /// Fails before anything is read if an input file does not exist.
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
     csv::check_exists(&opts.metadata)?;
+    for (i, spec) in opts.datasets.iter().enumerate() {
+        if opts.datasets[..i].iter().any(|s| s.name == spec.name) {
+            return Err(crate::error::Error::Usage(format!(
+                "--dataset {} is given twice; give each dataset once (several files: {}=A,B)",
+                spec.name, spec.name
+            )));
+        }
+    }
     for p in opts.bbox.iter().chain(opts.expert.iter()) {
         csv::check_exists(p)?;
     }

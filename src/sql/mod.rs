@@ -1,6 +1,7 @@
 //! The SQL layer: a DataFusion `SessionContext` over a warehouse, with the built-in
 //! views, read-only statement checks and saved parameterised queries.
 
+mod files;
 mod interrupt;
 pub mod params;
 mod rows;
@@ -150,12 +151,17 @@ impl Warehouse {
         let mut frames = Vec::with_capacity(statements.len());
         for statement in statements {
             let text = statement.to_string();
+            files::prepare(&self.ctx, &statement).await?;
             let plan = self.ctx.state().statement_to_plan(statement).await?;
             if let Err(e) = options.verify_plan(&plan) {
                 return Err(Error::Query(format!(
-                    "refused: the warehouse is read-only ({e}). Pass --allow-write to run `{}`",
+                    "refused: the warehouse is read-only ({e}); `cxr sql --allow-write` runs `{}`",
                     truncate(&text, 60)
                 )));
+            }
+            if let datafusion::logical_expr::LogicalPlan::Copy(copy) = &plan {
+                let target = copy.output_url.trim_start_matches("file://");
+                crate::warehouse::refuse_inside(&self.snapshot.root, Path::new(target), "COPY TO")?;
             }
             let mut df = self.ctx.execute_logical_plan(plan).await?;
             if !params.is_empty() {

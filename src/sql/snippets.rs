@@ -34,10 +34,22 @@ pub fn statement(sql: &str, what: &str) -> Result<String> {
     }
 }
 
-/// A user predicate (`--where`) in parentheses on lines of its own, so that a
-/// trailing `-- comment` ends at its own line break.
-pub fn predicate(p: &str) -> String {
-    format!("(\n{}\n)", p.trim())
+/// A user predicate (`--where`) in parentheses: parsed as one expression and printed
+/// back, so that neither a comment nor an unbalanced `) OR (1=1` can change the SQL
+/// around it.
+pub fn predicate(p: &str) -> Result<String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let bad = |e: String| Error::Usage(format!("--where `{}`: {e}", p.trim()));
+    let mut parser = Parser::new(&GenericDialect {})
+        .try_with_sql(p)
+        .map_err(|e| bad(e.to_string()))?;
+    let expr = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
+    match parser.next_token().token {
+        Token::EOF => Ok(format!("({expr})")),
+        rest => Err(bad(format!("not one condition: `{rest}` follows `{expr}`"))),
+    }
 }
 
 #[cfg(test)]
@@ -51,8 +63,12 @@ mod tests {
         assert!(!s.contains(';'));
         let wrapped = format!("SELECT * FROM ({s}) AS q WHERE 1 = 1");
         assert!(DFParser::parse_sql(&wrapped).is_ok());
-        let p = predicate("age > 40 -- adults");
-        assert!(p.ends_with("\n)"));
+        let p = predicate("age > 40 -- adults").unwrap();
+        assert_eq!(p, "(age > 40)");
+        // Parentheses cannot be closed from inside: the whole text is one condition.
+        assert!(predicate("age > 50) OR (1=1").is_err());
+        assert!(predicate("age > 50; DROP TABLE images").is_err());
+        assert!(predicate("").is_err());
     }
 
     #[test]

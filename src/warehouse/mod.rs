@@ -237,6 +237,24 @@ pub fn refuse_inside(root: &Path, output: &Path, what: &str) -> Result<()> {
             root.display()
         )));
     }
+    refuse_in_any_warehouse(output, what)
+}
+
+/// Refuses an output path inside any warehouse (a folder with a cxr manifest above
+/// it), for commands that open none (`synth`) or another one than the output's.
+pub fn refuse_in_any_warehouse(output: &Path, what: &str) -> Result<()> {
+    let Some(out) = resolve(output) else {
+        return Ok(());
+    };
+    for dir in out.ancestors().skip(1) {
+        if dir.join(MANIFEST).is_file() && matches!(Manifest::read(dir), Ok(Some(_))) {
+            return Err(Error::Usage(format!(
+                "{what} {}: inside the warehouse {}; choose a path outside it",
+                output.display(),
+                dir.display()
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -139,6 +139,7 @@ pub struct CsvImage {
     pub index: String,
     pub patient: i64,
     pub follow_up: i64,
+    pub age: i64,
     pub labels: std::collections::BTreeSet<String>,
 }
 
@@ -166,6 +167,7 @@ pub fn nih_csv() -> Vec<CsvImage> {
                     .collect(),
                 follow_up: f[2].trim().parse().unwrap(),
                 patient: f[3].trim().parse().unwrap(),
+                age: f[4].trim().parse().unwrap(),
             }
         })
         .collect()
