@@ -1,10 +1,10 @@
 -- @description Cohort: images with one finding and without another, by sex, age range and view ('any' matches all).
 -- @param finding FINDING = Effusion
--- @param exclude TEXT = Pneumothorax
--- @param sex TEXT = any
+-- @param exclude FINDING = Pneumothorax
+-- @param sex SEX = any
 -- @param min_age INT = 0
 -- @param max_age INT = 120
--- @param view TEXT = any
+-- @param view VIEW = any
 SELECT image_index, patient_id, follow_up, age, sex, view_position, labels, split
 FROM images
 WHERE array_has(labels, $finding)

@@ -1,5 +1,5 @@
 -- @description Per dataset and finding: images, images labelled positive by the dataset's sources, and prevalence (%).
--- @param dataset TEXT = any
+-- @param dataset DATASET = any
 WITH img AS (
     SELECT dataset, COUNT(*) AS images FROM xr_images
     WHERE $dataset = 'any' OR dataset = $dataset

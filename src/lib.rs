@@ -35,6 +35,7 @@ pub fn data_dir() -> PathBuf {
 /// The default warehouse: `$CXR_WAREHOUSE`, else `./warehouse`.
 pub fn default_warehouse() -> PathBuf {
     std::env::var_os("CXR_WAREHOUSE")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("warehouse"))
 }

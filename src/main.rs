@@ -23,10 +23,21 @@ fn main() {
     let cli = match cxr::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version go to stdout and succeed; a bad command line is 2.
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
+            // Help and version go to stdout and succeed (unless stdout fails); a bad
+            // command line is 2.
+            if e.use_stderr() {
+                let _ = e.print();
+                std::process::exit(2);
+            }
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match write!(out, "{}", e.render()).and_then(|_| out.flush()) {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("cxr: error: writing to stdout: {err}");
+                    std::process::exit(1);
+                }
+                _ => std::process::exit(0),
+            }
         }
     };
     quiet_panics();

@@ -38,6 +38,11 @@ fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
 /// Runs `cxr run`.
 pub async fn run(args: RunArgs) -> Result<()> {
     if args.list {
+        if args.query.is_some() || !args.params.is_empty() {
+            return Err(Error::Usage(
+                "--list lists every saved query; it takes no query name or --param".into(),
+            ));
+        }
         return list();
     }
     let name = args

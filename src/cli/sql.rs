@@ -30,9 +30,13 @@ pub struct SqlArgs {
 pub async fn run(args: SqlArgs) -> Result<()> {
     let sql = if args.sql == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Error::io("reading SQL from stdin", e))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                Error::Usage("the SQL on stdin is not UTF-8 text".into())
+            } else {
+                Error::io("reading SQL from stdin", e)
+            }
+        })?;
         s
     } else {
         args.sql.clone()

@@ -317,7 +317,7 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
     // `empty`: nothing but blanks since the record began; `field_start`: nothing but
     // blanks since the field began; `after_close`: a quoted field just closed.
     let (mut in_quotes, mut empty, mut field_start, mut after_close) = (false, true, true, false);
-    let mut at = 0;
+    let (mut at, mut opened_at) = (0, 0);
     while at < data.len() {
         if in_quotes {
             let Some(k) = memchr::memchr2(b'"', b'\n', &data[at..]) else {
@@ -344,6 +344,7 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
             b'"' if after_close || field_start => {
                 // Opens a quoted field, or a doubled quote inside one.
                 in_quotes = true;
+                opened_at = next;
                 after_close = false;
                 field_start = false;
                 empty = false;
@@ -382,6 +383,15 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
             }
         }
         at = next + 1;
+    }
+    if in_quotes {
+        let (line, field) = position(data, opened_at);
+        return Err(Error::input_at(
+            path,
+            line,
+            Some(column(field)),
+            "a quoted field that never ends: its closing double quote is missing",
+        ));
     }
     if !empty {
         records.push(Record {
@@ -560,5 +570,13 @@ mod tests {
         // A quote after blanks at a field's start opens it; after a closed quote and
         // blanks, another one is a doubled quote.
         assert!(scan(Path::new("t.csv"), &header(2), b"a, \"b\"\n").is_ok());
+        // A quote that opens a field and never closes names where it opened.
+        let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,\"e,f\ng,h,i\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("h1") && e.contains("never ends"),
+            "{e}"
+        );
     }
 }

@@ -144,6 +144,9 @@ impl Warehouse {
         params: &[(String, ScalarValue)],
     ) -> Result<Vec<DataFrame>> {
         let statements = DFParser::parse_sql(sql).map_err(|e| Error::Query(e.to_string()))?;
+        if statements.is_empty() {
+            return Err(Error::Usage("no SQL statement to run".into()));
+        }
         let options = SQLOptions::new()
             .with_allow_ddl(allow_write)
             .with_allow_dml(allow_write)

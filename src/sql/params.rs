@@ -19,8 +19,32 @@ pub enum ParamType {
     /// true/false.
     Bool,
     /// One of the 14 findings, matched case-insensitively and bound in its
-    /// canonical spelling (`any` passes through for queries that accept it).
+    /// canonical spelling (`any` passes through for queries that accept it, `none`
+    /// or nothing as '').
     Finding,
+    /// `M`, `F` or `any`, case-insensitively.
+    Sex,
+    /// A view (PA, AP, AP_SUPINE, LATERAL, OTHER) or `any`, case-insensitively.
+    View,
+    /// A dataset name (nih, chexpert, ...) or `any`, case-insensitively.
+    Dataset,
+}
+
+/// The values of the enumerated types, canonical spelling first; `any` is always
+/// accepted too.
+const SEXES: [&str; 2] = ["M", "F"];
+const VIEWS: [&str; 5] = ["PA", "AP", "AP_SUPINE", "LATERAL", "OTHER"];
+
+/// The canonical spelling of `s` among `known` (or `any`), case-insensitively.
+fn one_of(s: &str, known: &[&str]) -> Option<ScalarValue> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("any") {
+        return Some(ScalarValue::Utf8(Some("any".into())));
+    }
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(s))
+        .map(|k| ScalarValue::Utf8(Some(k.to_string())))
 }
 
 impl ParamType {
@@ -31,6 +55,9 @@ impl ParamType {
             "TEXT" | "STRING" | "VARCHAR" => Some(ParamType::Text),
             "BOOL" | "BOOLEAN" => Some(ParamType::Bool),
             "FINDING" => Some(ParamType::Finding),
+            "SEX" => Some(ParamType::Sex),
+            "VIEW" => Some(ParamType::View),
+            "DATASET" => Some(ParamType::Dataset),
             _ => None,
         }
     }
@@ -43,6 +70,28 @@ impl ParamType {
             ParamType::Text => "TEXT",
             ParamType::Bool => "BOOL",
             ParamType::Finding => "FINDING",
+            ParamType::Sex => "SEX",
+            ParamType::View => "VIEW",
+            ParamType::Dataset => "DATASET",
+        }
+    }
+
+    /// The values a parameter of this type takes, for errors; empty if not a list.
+    fn known(self) -> String {
+        let list = |v: &[&str]| format!(" (one of: {}, any)", v.join(", "));
+        match self {
+            ParamType::Finding => format!(
+                " (one of: {}; any; none)",
+                crate::findings::FINDINGS.join(", ")
+            ),
+            ParamType::Sex => list(&SEXES),
+            ParamType::View => list(&VIEWS),
+            ParamType::Dataset => {
+                let mut names = vec!["nih"];
+                names.extend(crate::datasets::KNOWN);
+                list(&names)
+            }
+            _ => String::new(),
         }
     }
 
@@ -60,8 +109,18 @@ impl ParamType {
             ParamType::Finding if s.trim().eq_ignore_ascii_case("any") => {
                 Some(ScalarValue::Utf8(Some("any".into())))
             }
+            ParamType::Finding if s.trim().is_empty() || s.trim().eq_ignore_ascii_case("none") => {
+                Some(ScalarValue::Utf8(Some(String::new())))
+            }
             ParamType::Finding => {
                 crate::findings::lookup(s).map(|f| ScalarValue::Utf8(Some(f.to_string())))
+            }
+            ParamType::Sex => one_of(s, &SEXES),
+            ParamType::View => one_of(s, &VIEWS),
+            ParamType::Dataset => {
+                let mut names = vec!["nih"];
+                names.extend(crate::datasets::KNOWN);
+                one_of(&s.to_ascii_lowercase(), &names)
             }
         }
     }
@@ -149,7 +208,7 @@ impl QueryFile {
                         path,
                         i as u64 + 1,
                         None,
-                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL|FINDING [= DEFAULT]`", line.trim()),
+                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL|FINDING|SEX|VIEW|DATASET [= DEFAULT]`", line.trim()),
                     )
                 })?;
                 if let Some(d) = &param.default
@@ -164,6 +223,14 @@ impl QueryFile {
                             param.name,
                             param.ty.name()
                         ),
+                    ));
+                }
+                if params.iter().any(|p: &Param| p.name == param.name) {
+                    return Err(Error::input_at(
+                        path,
+                        i as u64 + 1,
+                        None,
+                        format!("${} is declared twice", param.name),
                     ));
                 }
                 params.push(param);
@@ -193,9 +260,12 @@ impl QueryFile {
 
     /// Binds command-line `NAME=VALUE` pairs and defaults to the declared parameters.
     pub fn bind(&self, given: &[(String, String)]) -> Result<Vec<(String, ScalarValue)>> {
-        for (name, _) in given {
+        for (i, (name, _)) in given.iter().enumerate() {
             if !self.params.iter().any(|p| &p.name == name) {
                 return Err(self.param_error(format!("unknown parameter `{name}`")));
+            }
+            if given[..i].iter().any(|(n, _)| n == name) {
+                return Err(self.param_error(format!("parameter `{name}` given twice")));
             }
         }
         let mut out = Vec::with_capacity(self.params.len());
@@ -210,15 +280,11 @@ impl QueryFile {
                 return Err(self.param_error(format!("missing value for parameter `{}`", p.name)));
             };
             let value = p.ty.value(raw).ok_or_else(|| {
-                let known = if p.ty == ParamType::Finding {
-                    format!(" (one of: {})", crate::findings::FINDINGS.join(", "))
-                } else {
-                    String::new()
-                };
                 self.param_error(format!(
-                    "`{raw}` is not a valid {} for parameter `{}`{known}",
+                    "`{raw}` is not a valid {} for parameter `{}`{}",
                     p.ty.name(),
-                    p.name
+                    p.name,
+                    p.ty.known()
                 ))
             })?;
             out.push((p.name.clone(), value));
@@ -317,17 +383,24 @@ fn placeholders(sql: &str) -> Vec<String> {
 
 /// Where saved queries are looked up: `$CXR_QUERIES`, `./queries`, and the
 /// `queries/` of the source tree cxr was built from.
-pub fn query_dirs() -> Vec<PathBuf> {
+pub fn query_dirs() -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("CXR_QUERIES") {
-        dirs.push(PathBuf::from(d));
+    if let Some(d) = std::env::var_os("CXR_QUERIES").filter(|d| !d.is_empty()) {
+        let d = PathBuf::from(d);
+        if !d.is_dir() {
+            return Err(Error::Usage(format!(
+                "CXR_QUERIES={}: no such folder of saved queries",
+                d.display()
+            )));
+        }
+        dirs.push(d);
     }
     dirs.push(PathBuf::from("queries"));
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
     if !dirs.contains(&shipped) {
         dirs.push(shipped);
     }
-    dirs
+    Ok(dirs)
 }
 
 /// Finds a query by file path or by name in the query directories.
@@ -337,7 +410,8 @@ pub fn resolve(name: &str) -> Result<PathBuf> {
         return Ok(direct.to_path_buf());
     }
     let stem = name.strip_suffix(".sql").unwrap_or(name);
-    for d in query_dirs() {
+    let dirs = query_dirs()?;
+    for d in &dirs {
         let p = d.join(format!("{stem}.sql"));
         if p.is_file() {
             return Ok(p);
@@ -345,8 +419,7 @@ pub fn resolve(name: &str) -> Result<PathBuf> {
     }
     Err(Error::Usage(format!(
         "no saved query `{name}`: not a file, and not in {}; `cxr run --list` shows the saved queries",
-        query_dirs()
-            .iter()
+        dirs.iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
@@ -356,7 +429,7 @@ pub fn resolve(name: &str) -> Result<PathBuf> {
 /// Every saved query in the query directories (first directory wins on a name).
 pub fn list() -> Result<Vec<QueryFile>> {
     let mut out: Vec<QueryFile> = Vec::new();
-    for d in query_dirs() {
+    for d in query_dirs()? {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
         };
@@ -390,6 +463,60 @@ mod tests {
         let p = parse_param("sex TEXT = 'F'").unwrap();
         assert_eq!(p.default.as_deref(), Some("F"));
         assert!(parse_param("x NUMBER").is_none());
+    }
+
+    #[test]
+    fn named_values_match_case_insensitively_and_refuse_typos() {
+        let text = |v: Option<ScalarValue>| match v {
+            Some(ScalarValue::Utf8(Some(s))) => Some(s),
+            _ => None,
+        };
+        assert_eq!(text(ParamType::Sex.value("f")).as_deref(), Some("F"));
+        assert_eq!(text(ParamType::Sex.value("Any")).as_deref(), Some("any"));
+        assert_eq!(ParamType::Sex.value("female"), None);
+        assert_eq!(text(ParamType::View.value("pa")).as_deref(), Some("PA"));
+        assert_eq!(
+            text(ParamType::View.value("ap_supine")).as_deref(),
+            Some("AP_SUPINE")
+        );
+        assert_eq!(ParamType::View.value("PAA"), None);
+        assert_eq!(
+            text(ParamType::Dataset.value("CheXpert")).as_deref(),
+            Some("chexpert")
+        );
+        assert_eq!(ParamType::Dataset.value("chexpret"), None);
+        assert_eq!(
+            text(ParamType::Finding.value("pneumothorax")).as_deref(),
+            Some("Pneumothorax")
+        );
+        assert_eq!(text(ParamType::Finding.value("none")).as_deref(), Some(""));
+        assert_eq!(ParamType::Finding.value("Pneumothorx"), None);
+    }
+
+    #[test]
+    fn a_parameter_declared_or_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let twice = dir.path().join("twice.sql");
+        std::fs::write(
+            &twice,
+            "-- @param n INT = 1\n-- @param n INT = 2\nSELECT $n",
+        )
+        .unwrap();
+        let e = QueryFile::load(&twice).unwrap_err().to_string();
+        assert!(e.contains("declared twice") && e.contains("line 2"), "{e}");
+        let once = dir.path().join("once.sql");
+        std::fs::write(&once, "-- @param n INT = 1\nSELECT $n").unwrap();
+        let q = QueryFile::load(&once).unwrap();
+        let given = [
+            ("n".to_string(), "1".to_string()),
+            ("n".to_string(), "2".to_string()),
+        ];
+        assert!(
+            q.bind(&given)
+                .unwrap_err()
+                .to_string()
+                .contains("given twice")
+        );
     }
 
     #[test]
