@@ -144,8 +144,20 @@ ORDER BY f.finding"
     );
     let rows = wh.query(&sql, &[]).await?;
     if rows.is_empty() {
+        let with_readers = wh
+            .query(
+                "SELECT DISTINCT dataset FROM xr_labels WHERE source LIKE dataset || '_R%' ORDER BY dataset",
+                &[],
+            )
+            .await?
+            .required_strings("dataset")?;
         return Err(Error::Usage(format!(
-            "dataset `{dataset}` has no per-reader label sources ({dataset}_R1, ...) in this warehouse"
+            "dataset `{dataset}` has no per-reader label sources ({dataset}_R1, ...) in this warehouse; {}",
+            if with_readers.is_empty() {
+                "no dataset here has (VinDr-CXR has: ingest --dataset vindr=...)".to_string()
+            } else {
+                format!("datasets with readers: {}", with_readers.join(", "))
+            }
         )));
     }
     let findings = rows.required_strings("finding")?;

@@ -78,7 +78,7 @@ impl<'w> TextSink<'w> {
                 TextSink::Csv(out)
             }
             Format::Markdown => {
-                let cells: Vec<_> = head.iter().map(|h| h.replace('|', "\\|")).collect();
+                let cells: Vec<_> = head.iter().map(|h| markdown_cell(h)).collect();
                 writeln!(out, "| {} |", cells.join(" | ")).map_err(io)?;
                 writeln!(out, "|{}", " --- |".repeat(head.len())).map_err(io)?;
                 TextSink::Markdown(out)
@@ -98,7 +98,7 @@ impl<'w> TextSink<'w> {
             }
             TextSink::Markdown(out) => {
                 for row in rows_as_text(b, "")? {
-                    let cells: Vec<_> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+                    let cells: Vec<_> = row.iter().map(|c| markdown_cell(c)).collect();
                     writeln!(out, "| {} |", cells.join(" | ")).map_err(io)?;
                 }
             }
@@ -201,6 +201,14 @@ impl Tally {
                 })
         });
     }
+}
+
+/// A Markdown table cell: a `|` escaped, a line break as `<br>` (a raw one would end
+/// the row).
+fn markdown_cell(c: &str) -> String {
+    c.replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace(['\n', '\r'], "<br>")
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -374,5 +382,11 @@ mod tests {
         assert_eq!(csv_field("a"), "a");
         assert_eq!(csv_field("[a, b]"), "\"[a, b]\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn markdown_cells_stay_on_their_row() {
+        assert_eq!(markdown_cell("a|b"), "a\\|b");
+        assert_eq!(markdown_cell("p\nq\r\nr"), "p<br>q<br>r");
     }
 }

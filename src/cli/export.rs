@@ -78,6 +78,16 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             "--sql selects the images itself; it cannot be combined with cohort flags".into(),
         ));
     }
+    if cmd.tables.is_some()
+        && (!cmd.common.cohort.is_empty()
+            || cmd.common.output.out.is_some()
+            || cmd.common.show_sql
+            || cmd.box_size.is_some())
+    {
+        return Err(Error::Usage(
+            "--tables DIR copies every table whole: it takes no cohort flags, --out, --show-sql or --box-size".into(),
+        ));
+    }
     let wh = Warehouse::open(&cmd.common.warehouse.path(), Register::All).await?;
     if let Some(dir) = &cmd.tables {
         let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite)?;

@@ -17,7 +17,7 @@ pub mod synth;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
 use crate::output::Format;
@@ -157,6 +157,16 @@ pub async fn emit(
 ) -> Result<crate::output::Tally> {
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
+        if let Some(f) = out.format
+            && crate::output::Format::from_extension(path)? != Some(f)
+        {
+            return Err(Error::Usage(format!(
+                "--format {} and --out {} disagree: the file's extension sets its format",
+                f.to_possible_value()
+                    .map_or("?".into(), |v| v.get_name().to_string()),
+                path.display()
+            )));
+        }
         let [df]: [datafusion::prelude::DataFrame; 1] =
             frames.try_into().map_err(|f: Vec<_>| {
                 Error::Usage(format!(

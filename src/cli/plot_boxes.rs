@@ -64,12 +64,32 @@ pub async fn run(
     }
     let rows = wh.query(&sql, &[]).await?;
     if rows.is_empty() {
+        let labels = wh
+            .query(
+                &format!(
+                    "SELECT DISTINCT COALESCE(finding, raw_label) AS label FROM xr_boxes \
+                     WHERE dataset IN ({}) ORDER BY label",
+                    chosen
+                        .iter()
+                        .map(|d| quote(d))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                &[],
+            )
+            .await?
+            .required_strings("label")?;
         return Err(Error::Usage(format!(
-            "no boxes for {}{}",
+            "no boxes for {}{}; {}",
             chosen.join(", "),
             finding
                 .map(|f| format!(" and finding `{f}`"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if labels.is_empty() {
+                "these datasets have no boxes here".to_string()
+            } else {
+                format!("their boxes are of: {}", labels.join(", "))
+            }
         )));
     }
     let panels = density(

@@ -274,8 +274,19 @@ impl Session {
                      WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position;"
                 ))
             }
+            // The file runs as if typed: statement by statement, its commands too.
             "\\i" => match std::fs::read_to_string(&arg) {
-                Ok(sql) => self.execute(&sql),
+                Ok(text) => {
+                    let mut buffer = String::new();
+                    for line in text.lines() {
+                        if let Step::Quit = feed(self, &mut buffer, line) {
+                            return false;
+                        }
+                    }
+                    if !buffer.trim().is_empty() {
+                        self.execute(&buffer);
+                    }
+                }
                 Err(e) => self.fail(&format!("{arg}: {e}")),
             },
             _ => self.fail(&format!("unknown command `{cmd}`\n{HELP}")),

@@ -440,7 +440,9 @@ impl CohortArgs {
                     "EXISTS (SELECT 1 FROM ({body}) AS saved WHERE saved.dataset = i.dataset AND saved.image_id = i.image_id)"
                 )
             } else {
-                format!("i.image_index IN (SELECT image_index FROM ({body}) AS saved)")
+                // Qualified: a file returning other columns must not see the outer
+                // `i.image_index` (a correlated subquery DataFusion cannot run).
+                format!("i.image_index IN (SELECT saved.image_index FROM ({body}) AS saved)")
             });
         }
         if let Some(p) = &self.predicate {

@@ -149,20 +149,29 @@ impl CsvTable {
         // Fields past the header are reported below and never parsed: a record with
         // a million commas costs a count, not a million columns.
         let width = header.len();
+        // Trailing unnamed header fields (`a,b,,,` as in NIH's box list) need no value.
+        let named = header
+            .iter()
+            .rposition(|h| !h.is_empty())
+            .map_or(0, |p| p + 1);
         for r in &records {
-            if r.fields > header.len() {
-                issues.push(
-                    &source,
-                    Some(r.line),
-                    None,
-                    None,
-                    format!(
-                        "record has {} fields but the header has {}; fields past the header ignored",
-                        r.fields,
-                        header.len()
-                    ),
-                );
-            }
+            let what = if r.fields > width {
+                "fields past the header ignored"
+            } else if r.fields < named {
+                "the missing fields are empty"
+            } else {
+                continue;
+            };
+            issues.push(
+                &source,
+                Some(r.line),
+                None,
+                None,
+                format!(
+                    "record has {} fields but the header has {width}; {what}",
+                    r.fields
+                ),
+            );
         }
         let frame = if blank_lines {
             parse_frame(path, &strip_blank_lines(data), width, records.len())?

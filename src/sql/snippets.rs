@@ -25,8 +25,14 @@ pub fn quote(s: &str) -> String {
 pub fn statement(sql: &str, what: &str) -> Result<String> {
     let mut statements =
         DFParser::parse_sql(sql).map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+    use datafusion::sql::parser::Statement;
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
     match (statements.pop_front(), statements.is_empty()) {
-        (Some(s), true) => Ok(s.to_string()),
+        (Some(Statement::Statement(s)), true) if matches!(*s, Sql::Query(_)) => Ok(s.to_string()),
+        (Some(s), true) => Err(Error::Usage(format!(
+            "{what}: expected a query (SELECT or WITH ...), found `{}`",
+            s.to_string().chars().take(60).collect::<String>()
+        ))),
         (None, _) => Err(Error::Usage(format!("{what}: no SQL statement"))),
         (Some(_), false) => Err(Error::Usage(format!(
             "{what}: expected one SQL statement, found several"
@@ -73,6 +79,8 @@ mod tests {
 
     #[test]
     fn refuses_several_statements() {
+        assert!(statement("DROP TABLE images", "--cohort f.sql").is_err());
+        assert!(statement("WITH a AS (SELECT 1 AS x) SELECT x FROM a", "--sql").is_ok());
         assert!(statement("SELECT 1; SELECT 2", "--sql").is_err());
         assert!(statement("-- nothing", "--sql").is_err());
     }
