@@ -143,7 +143,7 @@ pub fn run_with_progress(
     let (written, pixel_run, _cache_guard) = match read {
         Some(read) => {
             crate::trace("read inputs", start);
-            let written = write_metadata(opts, &staging, others, read, &mut issues)?;
+            let written = write_metadata(opts, &staging, others, read, &mut issues, true)?;
             (written, None, None)
         }
         None => {
@@ -198,6 +198,35 @@ pub fn run_with_progress(
     })
 }
 
+/// A piece of work on a thread of its own, or done at once: while the pixel pass
+/// keeps every core busy, the tables are written one after another, which holds one
+/// table's batches in memory at a time instead of all of them.
+enum Task<'s, T> {
+    Running(std::thread::ScopedJoinHandle<'s, T>),
+    Done(T),
+}
+
+impl<'s, T: Send + 's> Task<'s, T> {
+    fn start<'e>(
+        s: &'s std::thread::Scope<'s, 'e>,
+        parallel: bool,
+        work: impl FnOnce() -> T + Send + 's,
+    ) -> Self {
+        if parallel {
+            Task::Running(s.spawn(work))
+        } else {
+            Task::Done(work())
+        }
+    }
+
+    fn join(self) -> T {
+        match self {
+            Task::Running(h) => h.join().expect("a table writer does not panic"),
+            Task::Done(v) => v,
+        }
+    }
+}
+
 /// What [`write_metadata`] wrote, and what the rest of the ingest needs from it.
 struct Written {
     /// (table, rows) of every table written.
@@ -225,6 +254,7 @@ fn write_metadata(
     others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
     (meta, side): (metadata::Metadata, Side),
     issues: &mut Issues,
+    parallel: bool,
 ) -> Result<Written> {
     let Side {
         lists,
@@ -294,47 +324,48 @@ fn write_metadata(
     // The big tables are built and written on threads of their own; the small ones
     // follow on this one.
     let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
-        let images_t = s.spawn(|| write("images", metadata::images_batch(&images)));
-        let findings_t = s.spawn(|| write("findings", metadata::findings_batch(&images)));
-        let derived_t = s.spawn(|| derived::write(&images, staging));
+        let images_t = Task::start(s, parallel, || {
+            write("images", metadata::images_batch(&images))
+        });
+        let findings_t = Task::start(s, parallel, || {
+            write("findings", metadata::findings_batch(&images))
+        });
+        let derived_t = Task::start(s, parallel, || derived::write(&images, staging));
         let (images, boxes, experts) = (&images, &boxes, &experts);
         let (write, write_parts) = (&write, &write_parts);
-        let cross_t = s.spawn(move || -> Result<(Vec<(String, u64)>, Cross)> {
-            let t = Instant::now();
-            let cross = cross_dataset(opts, images, nih_source, boxes, experts, others);
-            crate::trace("  cross-dataset rows", t);
-            let parts = &cross.parts;
-            let each = |f: fn(&crate::datasets::DatasetRows) -> Result<RecordBatch>| {
-                parts.iter().map(f).collect::<Result<Vec<_>>>()
-            };
-            let tables = vec![
-                write_parts("xr_images", each(|p| xr::images_batch(&p.images)))?,
-                write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
-                write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,
-                write_parts("reports", each(|p| xr::reports_batch(&p.reports)))?,
-                write("datasets", xr::datasets_batch(&cross.datasets))?,
-            ];
-            Ok((tables, cross))
-        });
+        let cross_t = Task::start(
+            s,
+            parallel,
+            move || -> Result<(Vec<(String, u64)>, Cross)> {
+                let t = Instant::now();
+                let cross = cross_dataset(opts, images, nih_source, boxes, experts, others);
+                crate::trace("  cross-dataset rows", t);
+                let parts = &cross.parts;
+                let each = |f: fn(&crate::datasets::DatasetRows) -> Result<RecordBatch>| {
+                    parts.iter().map(f).collect::<Result<Vec<_>>>()
+                };
+                let tables = vec![
+                    write_parts("xr_images", each(|p| xr::images_batch(&p.images)))?,
+                    write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
+                    write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,
+                    write_parts("reports", each(|p| xr::reports_batch(&p.reports)))?,
+                    write("datasets", xr::datasets_batch(&cross.datasets))?,
+                ];
+                Ok((tables, cross))
+            },
+        );
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
             metadata::patients_batch(images, &source, &mut patient_issues),
         );
-        let join = |h: std::thread::ScopedJoinHandle<'_, Result<(String, u64)>>| {
-            h.join().expect("table writer does not panic")
-        };
         let small = [
             write("bboxes", boxes::boxes_batch(boxes)),
             write("expert_labels", expert::expert_batch(experts)),
         ];
-        let derived = derived_t
-            .join()
-            .expect("derived tables writer does not panic");
-        let cross = cross_t
-            .join()
-            .expect("cross-dataset tables writer does not panic");
-        let mut big = vec![join(images_t), join(findings_t), patients];
+        let derived = derived_t.join();
+        let cross = cross_t.join();
+        let mut big = vec![images_t.join(), findings_t.join(), patients];
         big.extend(small);
         (big, patient_issues, derived, cross)
     });

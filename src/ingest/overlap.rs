@@ -44,7 +44,7 @@ pub(super) fn write_while_measuring(
         let writer = s.spawn(|| {
             let mut own = Issues::default();
             let written = read_inputs(opts, &mut own)
-                .and_then(|read| write_metadata(opts, staging, others, read, &mut own));
+                .and_then(|read| write_metadata(opts, staging, others, read, &mut own, false));
             if written.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
