@@ -154,8 +154,9 @@ fn append_dir(builder: &mut tar::Builder<impl Write>, path: &str) -> std::io::Re
 pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<u64> {
     let extra = if opts.edge_cases { 8 } else { 0 };
     let all = pad_names(opts.names.clone(), opts.count + extra);
-    let file = std::fs::File::create(out).ctx(|| format!("{}: cannot create", out.display()))?;
-    let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+    // Written aside and renamed into place: an interrupted run leaves no half archive.
+    let mut file = crate::warehouse::AtomicFile::create(out)?;
+    let mut b = tar::Builder::new(file.writer());
     let io = |e| Error::io(format!("{}: cannot write", out.display()), e);
     append_dir(&mut b, &format!("{MEMBER_DIR}/")).map_err(io)?;
     let side = opts.size as u32;
@@ -178,7 +179,8 @@ pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<u64> {
             members += 1;
         }
     }
-    b.into_inner().and_then(|mut w| w.flush()).map_err(io)?;
+    b.into_inner().map_err(io)?;
+    file.commit()?;
     Ok(members)
 }
 
@@ -337,8 +339,9 @@ pub fn sample_tar(dir: &Path, out: &Path, side: usize) -> Result<u64> {
             ));
         }
     }
-    let file = std::fs::File::create(out).ctx(|| format!("{}: cannot create", out.display()))?;
-    let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+    // Written aside and renamed into place: an interrupted run leaves no half archive.
+    let mut file = crate::warehouse::AtomicFile::create(out)?;
+    let mut b = tar::Builder::new(file.writer());
     let io = |e| Error::io(format!("{}: cannot write", out.display()), e);
     for f in &files {
         let bytes = std::fs::read(f).ctx(|| format!("{}: cannot read", f.display()))?;
@@ -352,7 +355,8 @@ pub fn sample_tar(dir: &Path, out: &Path, side: usize) -> Result<u64> {
         )
         .map_err(io)?;
     }
-    b.into_inner().and_then(|mut w| w.flush()).map_err(io)?;
+    b.into_inner().map_err(io)?;
+    file.commit()?;
     Ok(files.len() as u64)
 }
 
