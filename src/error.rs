@@ -80,8 +80,10 @@ impl Error {
                 | D::Internal(_)
                 | D::ResourcesExhausted(_)
                 | D::ExecutionJoin(_)
-                | D::External(_)
                 | D::Shared(_) => 1,
+                // Functions report a bad argument (a regex that does not parse) this
+                // way; the system's own failures come as I/O errors.
+                D::External(inner) if inner.downcast_ref::<std::io::Error>().is_some() => 1,
                 _ => 2,
             },
             _ => 1,

@@ -1000,9 +1000,38 @@ fn nothing_is_written_inside_a_warehouse() {
         assert_eq!(code(&out), Some(2), "{a:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("warehouse"), "{}", stderr(&out));
     }
-    for name in ["evil.csv", "a.svg", "x.tar"] {
+    // Nor through an external table located there, nor an INSERT into its tables.
+    for sql in [
+        format!(
+            "CREATE EXTERNAL TABLE t (a INT) STORED AS CSV LOCATION '{}/ext/'; INSERT INTO t VALUES (1)",
+            root
+        ),
+        "INSERT INTO images SELECT * FROM images LIMIT 1".to_string(),
+    ] {
+        let out = run(&["sql", "-w", &root, "--allow-write", &sql]);
+        assert_eq!(code(&out), Some(2), "{sql}: {}", stderr(&out));
+    }
+    for name in ["evil.csv", "a.svg", "x.tar", "ext"] {
         assert!(!Path::new(&root).join(name).exists(), "{name} was written");
     }
+    assert_eq!(
+        int(Path::new(&root), "SELECT COUNT(*) FROM images"),
+        112_120
+    );
+}
+
+/// A script may end with a comment, and a file that includes itself stops.
+#[test]
+fn shell_scripts_end_with_comments_and_includes_stop() {
+    let out = shell("\\format csv\nSELECT 1 AS a;\n-- end of report\n");
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\n1\n");
+    let dir = tempfile::tempdir().unwrap();
+    let this = dir.path().join("self.sql");
+    std::fs::write(&this, format!("\\i {}\n", this.display())).unwrap();
+    let out = shell(&format!("\\i {}\n", this.display()));
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("deep"), "{}", stderr(&out));
 }
 
 /// Inputs that would double data are refused before any work: a dataset given

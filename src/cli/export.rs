@@ -134,6 +134,12 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
     }
     let params = cmd.common.cohort.default_params()?;
     let done = crate::export::run(&wh, &spec, &sql, &params, &out, None).await?;
+    report(&cmd, &done, &out);
+    Ok(())
+}
+
+/// What was exported, and a note when a narrowing cohort matched nothing.
+fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path) {
     eprintln!(
         "exported {} rows to {} ({} file{})",
         crate::output::thousands(done.rows),
@@ -141,7 +147,12 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         done.files,
         if done.files == 1 { "" } else { "s" }
     );
-    Ok(())
+    if done.rows == 0 && cmd.common.cohort.narrows() {
+        eprintln!(
+            "cxr: note: no image matches the cohort ({})",
+            cmd.common.cohort.describe()
+        );
+    }
 }
 
 /// `cxr export --dataset a,b`: the cross-dataset manifest.
@@ -175,12 +186,6 @@ async fn export_datasets(
     }
     let params = cmd.common.cohort.default_params()?;
     let done = crate::export::run(wh, spec, &sql, &params, out, Some(&xr)).await?;
-    eprintln!(
-        "exported {} rows to {} ({} file{})",
-        crate::output::thousands(done.rows),
-        out.display(),
-        done.files,
-        if done.files == 1 { "" } else { "s" }
-    );
+    report(cmd, &done, out);
     Ok(())
 }

@@ -49,6 +49,22 @@ struct Session {
     interrupt: Interrupt,
     /// Statements and commands that failed.
     failures: usize,
+    /// Where input lines come from, for errors in scripts and `\i` files: the name
+    /// (None on a terminal), the line last read, and the line the open statement
+    /// began on.
+    place: Place,
+    /// How many `\\i` files deep the input is.
+    depth: usize,
+}
+
+/// `\\i` inside `\\i` files: a file that includes itself stops here.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+#[derive(Default, Clone)]
+struct Place {
+    name: Option<String>,
+    line: u64,
+    statement: u64,
 }
 
 /// Runs the shell until `\q` or end of input. On a terminal it is a line editor with
@@ -94,6 +110,8 @@ pub fn run(args: ShellArgs) -> Result<()> {
     // Ctrl-C is ours from here on: it cancels the running query or clears the open
     // statement, never ends the shell.
     let interrupts = watch_interrupts(interrupt.clone());
+    use std::io::IsTerminal;
+    let on_terminal = std::io::stdin().is_terminal();
     let mut s = Session {
         wh,
         rt,
@@ -103,9 +121,12 @@ pub fn run(args: ShellArgs) -> Result<()> {
         interrupts,
         interrupt,
         failures: 0,
+        place: Place {
+            name: (!on_terminal).then(|| "stdin".to_string()),
+            ..Place::default()
+        },
+        depth: 0,
     };
-    use std::io::IsTerminal;
-    let on_terminal = std::io::stdin().is_terminal();
     let result = if on_terminal {
         interactive(&mut s)
     } else {
@@ -134,6 +155,10 @@ enum Step {
 /// part of a statement that runs when a line ends with `;`.
 fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
     let trimmed = line.trim();
+    s.place.line += 1;
+    if buffer.trim().is_empty() {
+        s.place.statement = s.place.line;
+    }
     if trimmed.starts_with('\\') {
         if !buffer.trim().is_empty() {
             if matches!(trimmed, "\\q" | "\\quit") {
@@ -275,16 +300,34 @@ impl Session {
                 ))
             }
             // The file runs as if typed: statement by statement, its commands too.
+            "\\i" if self.depth >= MAX_INCLUDE_DEPTH => self.fail(&format!(
+                "\\i {arg}: files included {MAX_INCLUDE_DEPTH} deep; does a file include itself?"
+            )),
             "\\i" => match std::fs::read_to_string(&arg) {
                 Ok(text) => {
+                    let outer = std::mem::replace(
+                        &mut self.place,
+                        Place {
+                            name: Some(arg.clone()),
+                            ..Place::default()
+                        },
+                    );
                     let mut buffer = String::new();
+                    let mut quit = false;
+                    self.depth += 1;
                     for line in text.lines() {
                         if let Step::Quit = feed(self, &mut buffer, line) {
-                            return false;
+                            quit = true;
+                            break;
                         }
                     }
-                    if !buffer.trim().is_empty() {
+                    if !quit && !buffer.trim().is_empty() {
                         self.execute(&buffer);
+                    }
+                    self.depth -= 1;
+                    self.place = outer;
+                    if quit {
+                        return false;
                     }
                 }
                 Err(e) => self.fail(&format!("{arg}: {e}")),
@@ -296,7 +339,14 @@ impl Session {
 
     /// Reports a failed statement or command.
     fn fail(&mut self, msg: &str) {
-        eprintln!("error: {msg}");
+        match &self.place.name {
+            // The statement's own "Line: L" counts from its first line.
+            Some(name) => eprintln!(
+                "error: {name}, statement at line {}: {msg}",
+                self.place.statement
+            ),
+            None => eprintln!("error: {msg}"),
+        }
         self.failures += 1;
     }
 
@@ -316,6 +366,10 @@ impl Session {
 
     /// Runs statements, printing results or the error; Ctrl-C cancels.
     fn execute(&mut self, sql: &str) {
+        // A script may end with a comment: nothing to run, nothing failed.
+        if crate::sql::no_statement(sql) {
+            return;
+        }
         let start = Instant::now();
         // Forget interrupts that arrived while no query ran.
         INTERRUPTED.store(false, std::sync::atomic::Ordering::SeqCst);

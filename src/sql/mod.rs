@@ -162,10 +162,7 @@ impl Warehouse {
                     truncate(&text, 60)
                 )));
             }
-            if let datafusion::logical_expr::LogicalPlan::Copy(copy) = &plan {
-                let target = copy.output_url.trim_start_matches("file://");
-                crate::warehouse::refuse_inside(&self.snapshot.root, Path::new(target), "COPY TO")?;
-            }
+            self.refuse_writes_inside(&plan)?;
             let mut df = self.ctx.execute_logical_plan(plan).await?;
             if !params.is_empty() {
                 let values: Vec<(&str, ScalarValue)> = params
@@ -181,6 +178,34 @@ impl Warehouse {
 }
 
 impl Warehouse {
+    /// With `--allow-write`, statements may write files, but never inside the
+    /// warehouse: not `COPY ... TO` there, not an external table located there, not
+    /// an `INSERT` into one of its tables.
+    fn refuse_writes_inside(&self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+        use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+        let root = &self.snapshot.root;
+        match plan {
+            LogicalPlan::Copy(copy) => {
+                let target = copy.output_url.trim_start_matches("file://");
+                crate::warehouse::refuse_inside(root, Path::new(target), "COPY TO")
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {
+                for location in &t.locations {
+                    let at = location.trim_start_matches("file://");
+                    crate::warehouse::refuse_inside(root, Path::new(at), "LOCATION")?;
+                }
+                Ok(())
+            }
+            LogicalPlan::Dml(dml) if self.has_table(dml.table_name.table()) => {
+                Err(Error::Query(format!(
+                    "refused: `{}` is a warehouse table, and the warehouse is written only by cxr ingest and cxr split",
+                    dml.table_name
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Runs one read-only statement and collects its result for computing on.
     pub async fn query(&self, sql: &str, params: &[(String, ScalarValue)]) -> Result<Rows> {
         let mut frames = self.plan(sql, false, params).await?;
@@ -209,6 +234,12 @@ impl Warehouse {
         self.ctx.register_table(name, std::sync::Arc::new(table))?;
         Ok(())
     }
+}
+
+/// Whether `sql` holds no statement (blank, or comments only); false if it does not
+/// parse, so that the error is reported where it is planned.
+pub fn no_statement(sql: &str) -> bool {
+    DFParser::parse_sql(sql).is_ok_and(|s| s.is_empty())
 }
 
 /// Runs a planned query to completion.
