@@ -1018,6 +1018,11 @@ fn nothing_is_written_inside_a_warehouse() {
         int(Path::new(&root), "SELECT COUNT(*) FROM images"),
         112_120
     );
+    // Nor a warehouse inside a warehouse (the outer one's next commit would remove it).
+    let inner = Path::new(&root).join("inner");
+    let out = run(&["ingest", "--no-images", "-w", inner.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(!inner.exists());
 }
 
 /// A script may end with a comment, and a file that includes itself stops.

@@ -124,7 +124,9 @@ pub fn run_with_progress(
 ) -> Result<IngestSummary> {
     let start = Instant::now();
     check_inputs(opts)?;
-    // Refuse a wrong --warehouse before any work; write nothing for bad inputs.
+    // Refuse a wrong --warehouse before any work; write nothing for bad inputs. One
+    // inside another would be removed with the outer one's old version.
+    crate::warehouse::refuse_in_any_warehouse(&opts.warehouse, "--warehouse")?;
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
     // With images, the other datasets are read first (a wrong file is refused before
