@@ -47,9 +47,7 @@ impl Uncertain {
 }
 
 /// The dataset names cxr knows.
-pub const DATASETS: [&str; 8] = [
-    "nih", "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
-];
+pub const DATASETS: [&str; 8] = crate::datasets::ALL;
 
 /// Which images and labels a cross-dataset cohort reads.
 #[derive(Debug, Clone, Default)]

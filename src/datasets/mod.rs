@@ -147,6 +147,11 @@ pub const KNOWN: [&str; 7] = [
     "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
 ];
 
+/// Every dataset name of the cross-dataset tables: NIH, always ingested, then [`KNOWN`].
+pub const ALL: [&str; 8] = [
+    "nih", "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
+];
+
 /// Reads one `--dataset NAME=PATH[,PATH...]` request into rows and its `datasets` row.
 /// A file that is not of the named dataset is an input error (exit 2) naming the file
 /// and its missing columns, raised before any row is returned.

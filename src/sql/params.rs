@@ -86,11 +86,7 @@ impl ParamType {
             ),
             ParamType::Sex => list(&SEXES),
             ParamType::View => list(&VIEWS),
-            ParamType::Dataset => {
-                let mut names = vec!["nih"];
-                names.extend(crate::datasets::KNOWN);
-                list(&names)
-            }
+            ParamType::Dataset => list(&crate::datasets::ALL),
             _ => String::new(),
         }
     }
@@ -117,11 +113,7 @@ impl ParamType {
             }
             ParamType::Sex => one_of(s, &SEXES),
             ParamType::View => one_of(s, &VIEWS),
-            ParamType::Dataset => {
-                let mut names = vec!["nih"];
-                names.extend(crate::datasets::KNOWN);
-                one_of(&s.to_ascii_lowercase(), &names)
-            }
+            ParamType::Dataset => one_of(s, &crate::datasets::ALL),
         }
     }
 }
@@ -485,6 +477,8 @@ mod tests {
             Some("chexpert")
         );
         assert_eq!(ParamType::Dataset.value("chexpret"), None);
+        // The one list of names: NIH, then the datasets `--dataset` reads.
+        assert_eq!(crate::datasets::ALL[1..], crate::datasets::KNOWN);
         assert_eq!(
             text(ParamType::Finding.value("pneumothorax")).as_deref(),
             Some("Pneumothorax")
