@@ -60,6 +60,25 @@ fn location(line: Option<u64>, column: Option<&str>) -> String {
     }
 }
 
+/// Whether an I/O error says that a path the user gave does not work: it is missing,
+/// a file where a folder is needed (or the reverse), not theirs to read or write, or
+/// on a read-only file system. Those are the user's to fix (exit 2); a full disk, a
+/// failing device or a closed pipe are the system's (exit 1).
+fn is_users_path(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::NotFound
+            | K::NotADirectory
+            | K::IsADirectory
+            | K::PermissionDenied
+            | K::AlreadyExists
+            | K::InvalidFilename
+            | K::ReadOnlyFilesystem
+            | K::DirectoryNotEmpty
+    )
+}
+
 /// cxr's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -74,7 +93,9 @@ impl Error {
             // A query fails on what it asks or reads (a cast that does not hold, a
             // damaged file it names): the user's to fix. The system's failures and
             // DataFusion's own bugs are not.
+            Error::Io { source, .. } if is_users_path(source) => 2,
             Error::DataFusion(e) => match e.find_root() {
+                D::IoError(io) if is_users_path(io) => 2,
                 D::IoError(_)
                 | D::ObjectStore(_)
                 | D::Internal(_)

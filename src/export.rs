@@ -243,24 +243,91 @@ fn xr_provenance(wh: &Warehouse, x: &crate::export_xr::XrSpec) -> Vec<(String, S
     ]
 }
 
-/// An output that exists is replaced only with `--overwrite`; an output file's
-/// folder must exist.
+/// The file cxr writes into every folder it exports. `--overwrite` replaces only a
+/// folder that has it and holds nothing but what cxr writes there, so a user's
+/// folder (their notes, a warehouse, the current directory) is never deleted.
+const MARKER: &str = ".cxr-export";
+
+/// An output that exists is replaced only with `--overwrite`, and a folder only if
+/// cxr wrote it; an output file's folder must exist.
 fn check_output(out: &Path, overwrite: bool) -> Result<()> {
-    if out.is_dir() {
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::io(
+                format!("{}: cannot look at it", out.display()),
+                e,
+            ));
+        }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(Error::Usage(format!(
+            "{}: is a symbolic link; name the folder or file itself",
+            out.display()
+        )));
+    }
+    if meta.is_dir() {
         let empty = std::fs::read_dir(out)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
-        if !empty && !overwrite {
+        if empty {
+            return Ok(());
+        }
+        if !overwrite {
             return Err(Error::Usage(format!(
                 "{}: exists and is not empty; pass --overwrite to replace it",
                 out.display()
             )));
         }
-    } else if out.exists() && !overwrite && !is_parquet_name(out) {
+        return replaceable(out);
+    }
+    if !is_parquet_name(out) {
         return Err(Error::Usage(format!(
-            "{}: exists and is not a directory",
+            "{}: exists and is not a directory; a folder output never replaces a file",
             out.display()
         )));
+    }
+    Ok(())
+}
+
+/// Whether `dir` is a folder that an earlier export wrote: it has the marker, every
+/// file in it is one that cxr writes, and it is not where the user stands.
+fn replaceable(dir: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Usage(format!(
+            "{}: --overwrite replaces only a folder that cxr exported, and {why}; remove it yourself or choose another folder",
+            dir.display()
+        )))
+    };
+    if !dir.join(MARKER).is_file() {
+        return refuse(format!("it has no {MARKER} file"));
+    }
+    if let (Some(d), Ok(cwd)) = (resolve(dir), std::env::current_dir())
+        && cwd.starts_with(&d)
+    {
+        return refuse("it is (or holds) the current directory".into());
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).ctx(|| format!("{}: cannot list", d.display()))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let kind = e
+                .file_type()
+                .ctx(|| format!("{}: cannot look at it", p.display()))?;
+            let ours = if kind.is_dir() {
+                stack.push(p.clone());
+                true
+            } else {
+                kind.is_file()
+                    && (name.ends_with(".parquet") || name == "manifest.json" || name == MARKER)
+            };
+            if !ours {
+                return refuse(format!("it holds {}, which cxr did not write", p.display()));
+            }
+        }
     }
     Ok(())
 }
@@ -278,9 +345,13 @@ fn in_new_dir(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&parent).ctx(|| format!("{}: cannot create", parent.display()))?;
+    crate::warehouse::files::sweep_stale(&out);
     let tmp = crate::warehouse::files::temp_beside(&out);
     std::fs::create_dir(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
-    let filled = fill(&tmp);
+    let filled = fill(&tmp).and_then(|n| {
+        crate::warehouse::write_atomic(&tmp.join(MARKER), b"written by cxr export\n")?;
+        Ok(n)
+    });
     let n = match filled {
         Ok(n) => n,
         Err(e) => {
@@ -288,38 +359,45 @@ fn in_new_dir(
             return Err(e);
         }
     };
-    let old = crate::warehouse::files::temp_beside(&out);
-    let had_old = out.exists();
-    if had_old {
-        if !overwrite {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(Error::Usage(format!(
-                "{}: appeared while exporting; pass --overwrite to replace it",
-                out.display()
-            )));
-        }
-        std::fs::rename(&out, &old).ctx(|| format!("{}: cannot move aside", out.display()))?;
-    }
-    if let Err(e) = std::fs::rename(&tmp, &out) {
-        if had_old {
-            std::fs::rename(&old, &out).ctx(|| {
-                format!(
-                    "{}: cannot restore the previous output (it is at {})",
-                    out.display(),
-                    old.display()
-                )
-            })?;
-        }
+    let swapped = swap_into_place(&tmp, &out, overwrite);
+    if swapped.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(Error::io(
-            format!("{}: cannot move into place", out.display()),
-            e,
-        ));
     }
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
+    swapped?;
+    crate::warehouse::files::sync_parent(&out);
     Ok(n)
+}
+
+/// Moves the finished folder `tmp` to `out`. An existing `out` (checked replaceable
+/// before the work) is exchanged with it in one rename, so no moment is without
+/// either, then removed; without `--overwrite`, only a missing or empty `out` is
+/// replaced (rename fails on a folder that is not empty).
+fn swap_into_place(tmp: &Path, out: &Path, overwrite: bool) -> Result<()> {
+    let exists = std::fs::symlink_metadata(out).is_ok();
+    if !exists || !overwrite {
+        return std::fs::rename(tmp, out).map_err(|e| match e.kind() {
+            std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists => {
+                Error::Usage(format!(
+                    "{}: appeared while exporting; pass --overwrite to replace it",
+                    out.display()
+                ))
+            }
+            _ => Error::io(format!("{}: cannot move into place", out.display()), e),
+        });
+    }
+    // Checked again: the folder may have changed while the export ran.
+    replaceable(out).or_else(|e| {
+        if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none()) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    crate::warehouse::files::exchange(tmp, out)
+        .ctx(|| format!("{}: cannot swap the new output into place", out.display()))?;
+    // `tmp` now holds the previous output.
+    let _ = std::fs::remove_dir_all(tmp);
+    Ok(())
 }
 
 /// Replaces the 14 `target.*` boolean columns by one `targets` FixedSizeList(14, Float32).
@@ -443,7 +521,12 @@ fn write_partitioned(
 
 /// Writes every table of the snapshot into `dir` as plain Parquet (view types made
 /// plain, the data rewritten, not copied), with the manifest. Returns the tables.
-pub fn tables(snapshot: &Snapshot, dir: &Path, overwrite: bool) -> Result<usize> {
+pub fn tables(
+    snapshot: &Snapshot,
+    dir: &Path,
+    overwrite: bool,
+    opts: &WriteOptions,
+) -> Result<usize> {
     refuse_inside(&snapshot.root, dir, "--tables")?;
     check_output(dir, overwrite)?;
     let tables = snapshot.tables()?;
@@ -461,7 +544,7 @@ pub fn tables(snapshot: &Snapshot, dir: &Path, overwrite: bool) -> Result<usize>
                     std::fs::create_dir_all(p).ctx(|| format!("{}: cannot create", p.display()))?;
                 }
                 let (schema, batches) = parquet::read_with_schema(&f)?;
-                parquet::write(&to, &schema, &batches, &WriteOptions::default())?;
+                parquet::write(&to, &schema, &batches, opts)?;
             }
             let _ = name;
         }

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 /// source tree cxr was built from.
 pub fn data_dir() -> PathBuf {
     std::env::var_os("CXR_DATA")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
 }

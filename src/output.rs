@@ -312,6 +312,53 @@ pub fn text_table(header: Vec<String>) -> Table {
     t
 }
 
+/// Draws an image file under a temporary name beside `out` (with its extension,
+/// which the drawing backend reads) and renames it into place: a failed or
+/// interrupted plot leaves the previous file as it was and no half-drawn image.
+pub fn write_image_atomic<E: std::fmt::Display>(
+    out: &Path,
+    draw: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: is a directory; name an image file",
+            out.display()
+        )));
+    }
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = crate::warehouse::files::temp_beside(out).with_extension(format!("tmp.{ext}"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw(&tmp)));
+    let drawn = match result {
+        Ok(Ok(())) => std::fs::rename(&tmp, out)
+            .map_err(|e| Error::io(format!("{}: cannot write the plot", out.display()), e)),
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            let io = std::io::Error::other(msg.clone());
+            Err(
+                if tmp
+                    .parent()
+                    .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
+                {
+                    Error::Usage(format!("{}: its folder does not exist", out.display()))
+                } else {
+                    Error::io(
+                        format!("{}: cannot draw the plot ({msg})", out.display()),
+                        io,
+                    )
+                },
+            )
+        }
+        Err(p) => std::panic::resume_unwind(p),
+    };
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    drawn
+}
+
 /// Prints text to stdout; a closed pipe ends quietly, other errors are reported.
 pub fn print_text(text: &str) -> Result<()> {
     let stdout = std::io::stdout();

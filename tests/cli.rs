@@ -15,10 +15,6 @@ fn w() -> String {
     wh2020().to_str().unwrap().to_string()
 }
 
-fn code(o: &std::process::Output) -> Option<i32> {
-    o.status.code()
-}
-
 // ---------- exit codes ----------
 
 #[test]
@@ -593,8 +589,6 @@ fn plot_titles_name_the_cohort() {
     let svg = std::fs::read_to_string(dir.path().join("cooccurrence.svg")).unwrap();
     assert!(svg.matches("<rect").count() >= 196 + 50, "no colour scale");
 }
-
-const HEADER: &str = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]";
 
 #[test]
 fn latin1_and_stray_quotes_name_line_and_column() {

@@ -306,8 +306,6 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
     p
 }
 
-const HEADER: &str = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]";
-
 fn ingest_metadata(dir: &Path, metadata: &Path) -> std::process::Output {
     let wh = dir.join("wh");
     run(&[

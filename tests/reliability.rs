@@ -11,42 +11,6 @@ use std::process::Stdio;
 
 use common::*;
 
-const HEADER: &str = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]";
-
-/// A metadata CSV of `n` images of `n / 2` patients.
-fn small_metadata(dir: &Path, n: usize) -> PathBuf {
-    let mut s = format!("{HEADER}\n");
-    for i in 0..n {
-        let labels = if i % 3 == 0 { "Effusion" } else { "No Finding" };
-        s.push_str(&format!(
-            "{:08}_{:03}.png,{labels},{},{},{},{},PA,2048,2048,0.14,0.14\n",
-            i / 2 + 1,
-            i % 2,
-            i % 2,
-            i / 2 + 1,
-            30 + i % 40,
-            if i % 4 < 2 { "M" } else { "F" },
-        ));
-    }
-    let p = dir.join("meta.csv");
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn ingest_args<'a>(metadata: &'a str, wh: &'a str) -> Vec<&'a str> {
-    vec![
-        "ingest",
-        "--metadata",
-        metadata,
-        "--no-bbox",
-        "--no-expert",
-        "--no-splits",
-        "--no-images",
-        "--warehouse",
-        wh,
-    ]
-}
-
 /// A warehouse of `n` small images at `dir/wh`.
 fn small_warehouse(dir: &Path, n: usize) -> PathBuf {
     let meta = small_metadata(dir, n);
@@ -54,10 +18,6 @@ fn small_warehouse(dir: &Path, n: usize) -> PathBuf {
     let out = run(&ingest_args(meta.to_str().unwrap(), wh.to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
     wh
-}
-
-fn code(o: &std::process::Output) -> Option<i32> {
-    o.status.code()
 }
 
 /// Row count of a Parquet file or of every Parquet file below a folder, read with

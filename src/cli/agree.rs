@@ -78,6 +78,15 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 "give --a SOURCE --b SOURCE, or --readers DATASET".into(),
             ));
         };
+        // The sources compared are --a and --b; --source and --uncertain only say how
+        // a finding flag picks the images.
+        if (!cmd.cohort.sources.is_empty() || cmd.cohort.uncertain.is_some())
+            && !cmd.cohort.reads_findings()
+        {
+            return Err(Error::Usage(
+                "--source and --uncertain say how a finding flag (--with, --any, --without, --no-finding, --where) picks images; without one they change nothing (the sources compared are --a and --b)".into(),
+            ));
+        }
         let cohort = if cmd.cohort.is_xr() || cmd.cohort.narrows() {
             let mut c = cmd.cohort.clone();
             if !c.is_xr() {

@@ -169,7 +169,9 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         // Several datasets, 18 findings: the long form, with a dataset column.
         return args.common.run(|c, _| Ok(xr_sql(c, metric, keep))).await;
     }
+    // The compact matrix has no rows to cut: --max-rows asks for the long form.
     let matrix = args.common.output.out.is_none()
+        && args.common.output.max_rows.is_none()
         && !args.common.show_sql
         && match args.common.output.format {
             Some(f) => f == Format::Table,
@@ -192,7 +194,7 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     }
     let mut out = args.common;
     out.output.format = Some(Format::Table);
-    out.output.max_rows = 0;
+    out.output.max_rows = Some(0);
     eprintln!(
         "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
         metric_name(metric)

@@ -73,6 +73,12 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             "cxr export writes Parquet; --format does not apply (use cxr cohort --format)".into(),
         ));
     }
+    if cmd.common.output.max_rows.is_some() {
+        return Err(Error::Usage(
+            "cxr export writes every row; --max-rows does not apply (use cxr cohort --max-rows)"
+                .into(),
+        ));
+    }
     if cmd.query.is_some() && !cmd.common.cohort.is_empty() {
         return Err(Error::Usage(
             "--sql selects the images itself; it cannot be combined with cohort flags".into(),
@@ -90,16 +96,25 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
     }
     let wh = Warehouse::open(&cmd.common.warehouse.path(), Register::All).await?;
     if let Some(dir) = &cmd.tables {
-        let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite)?;
+        let opts = crate::warehouse::parquet::WriteOptions {
+            compression: spec.compression,
+            row_group_rows: Some(spec.row_group_size),
+            ..Default::default()
+        };
+        let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite, &opts)?;
         eprintln!("exported {n} tables to {}", dir.display());
         return Ok(());
     }
-    let out = cmd
-        .common
-        .output
-        .out
-        .clone()
-        .ok_or_else(|| Error::Usage("cxr export needs --out FILE.parquet or DIR".into()))?;
+    // --show-sql writes nothing, so it needs no --out.
+    let out = match (&cmd.common.output.out, cmd.common.show_sql) {
+        (Some(o), _) => o.clone(),
+        (None, true) => PathBuf::new(),
+        (None, false) => {
+            return Err(Error::Usage(
+                "cxr export needs --out FILE.parquet or DIR".into(),
+            ));
+        }
+    };
     if out
         .extension()
         .is_some_and(|e| !e.eq_ignore_ascii_case("parquet"))
@@ -162,9 +177,9 @@ async fn export_datasets(
     wh: &Warehouse,
     out: &std::path::Path,
 ) -> Result<()> {
-    if cmd.query.is_some() || cmd.with_pixels {
+    if cmd.query.is_some() || cmd.with_pixels || cmd.sort_by.is_some() {
         return Err(Error::Usage(
-            "--dataset exports a cohort across datasets: --sql and --with-pixels apply to NIH exports only".into(),
+            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql, --with-pixels and --sort-by apply to NIH exports only".into(),
         ));
     }
     let mut avail = crate::cohort::Available::for_cohort(wh, Some(&cmd.common.cohort)).await?;

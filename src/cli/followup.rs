@@ -248,6 +248,11 @@ ORDER BY b.dataset, b.ever_positive DESC, b.label"
 
 /// Runs `cxr followup`.
 pub async fn run(args: FollowupCmd) -> Result<()> {
+    if args.common.cohort.first_study {
+        return Err(crate::Error::Usage(
+            "--first-study keeps one study per patient, but follow-up reads every study of the patients a cohort picks; leave it out".into(),
+        ));
+    }
     let transitions = args.transitions;
     let xr = args.common.cohort.is_xr();
     let patient = match &args.patient {

@@ -49,8 +49,9 @@ pub struct IngestArgs {
     /// vindr=CSV, rsna=LABELS,HEADERS, siim=CSV, openi=DICOM_CSV,REPORTS_TGZ (repeatable).
     #[arg(long = "dataset", value_name = "NAME=PATH[,PATH...]", value_parser = parse_dataset)]
     pub datasets: Vec<crate::datasets::DatasetSpec>,
-    /// A label map CSV (dataset,raw_label,finding) replacing the shipped one.
-    #[arg(long, value_name = "FILE")]
+    /// A label map CSV (dataset,raw_label,finding) replacing the shipped one (it maps
+    /// the labels of the --dataset releases; NIH's are its own findings).
+    #[arg(long, value_name = "FILE", requires = "datasets")]
     pub label_map: Option<PathBuf>,
     /// The other NIH label release, a second label source in xr_labels
     /// [default: the shipped file of the release --metadata is not].

@@ -88,9 +88,36 @@ pub struct OutputArgs {
     /// Write the full result to FILE (.parquet, .csv, .json, .ndjson) instead of printing it.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Rows shown by the table format (0 for all); other formats print every row.
-    #[arg(long, default_value_t = 40, value_name = "N")]
-    pub max_rows: usize,
+    /// Rows shown by the table format (0 for all) [default: 40]; other formats print every row.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+}
+
+impl OutputArgs {
+    /// Rows the table format shows.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows.unwrap_or(40)
+    }
+
+    /// Refuses the output flags for a command (or mode) that prints or writes no
+    /// query result: they would be silently ignored.
+    pub fn refuse(&self, what: &str) -> Result<()> {
+        let given: Vec<&str> = [
+            ("--format", self.format.is_some()),
+            ("--out", self.out.is_some()),
+            ("--max-rows", self.max_rows.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, on)| on.then_some(flag))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "{what} does not use {}",
+            given.join(", ")
+        )))
+    }
 }
 
 /// Runs the parsed command line.
@@ -187,7 +214,7 @@ pub async fn emit(
         .unwrap_or_else(crate::output::Format::default_for_stdout);
     let mut tally = crate::output::Tally::default();
     for df in frames {
-        tally = crate::output::print_stream(df, format, out.max_rows).await?;
+        tally = crate::output::print_stream(df, format, out.max_rows()).await?;
     }
     Ok(tally)
 }
@@ -199,7 +226,7 @@ pub struct AnalysisArgs {
     #[command(flatten)]
     pub cohort: crate::cohort::CohortArgs,
     /// Print the SQL the command would run (to save or edit) instead of running it.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["out", "format", "max_rows"])]
     pub show_sql: bool,
     #[command(flatten)]
     pub warehouse: WarehouseArg,

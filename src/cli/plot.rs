@@ -76,6 +76,12 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
 fn register_font() -> Result<()> {
     static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
+        // A font the user names must be there: falling back would hide the typo.
+        if let Some(p) = std::env::var_os("CXR_FONT").filter(|v| !v.is_empty()) {
+            std::fs::read(&p).map_err(|e| {
+                format!("CXR_FONT={}: cannot read the font: {e}", p.to_string_lossy())
+            })?;
+        }
         let candidates: Vec<PathBuf> = std::env::var_os("CXR_FONT")
             .map(PathBuf::from)
             .into_iter()
@@ -107,6 +113,8 @@ fn refuse_unused_flags(cmd: &PlotCmd) -> Result<()> {
         Some("--show-sql")
     } else if cmd.common.output.format.is_some() {
         Some("--format")
+    } else if cmd.common.output.max_rows.is_some() {
+        Some("--max-rows")
     } else if cmd.metric.is_some() && cmd.kind != PlotKind::Cooccurrence {
         Some("--metric")
     } else {
@@ -213,22 +221,23 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "the cohort is empty: nothing to plot (check the cohort flags)".into(),
         ));
     }
-    let drawn = if ext == "svg" {
-        draw(
-            SVGBackend::new(&out, size).into_drawing_area(),
-            metric,
-            &panels,
-            &cohort,
-        )
-    } else {
-        draw(
-            BitMapBackend::new(&out, size).into_drawing_area(),
-            metric,
-            &panels,
-            &cohort,
-        )
-    };
-    drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
+    crate::output::write_image_atomic(&out, |tmp| {
+        if ext == "svg" {
+            draw(
+                SVGBackend::new(tmp, size).into_drawing_area(),
+                metric,
+                &panels,
+                &cohort,
+            )
+        } else {
+            draw(
+                BitMapBackend::new(tmp, size).into_drawing_area(),
+                metric,
+                &panels,
+                &cohort,
+            )
+        }
+    })?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

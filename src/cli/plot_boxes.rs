@@ -102,23 +102,24 @@ pub async fn run(
         ],
     );
     let title = format!("Where boxes lie ({})", chosen.join(", "));
-    let drawn = if out
+    let svg = out
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
-    {
-        draw(
-            SVGBackend::new(out, size).into_drawing_area(),
-            &title,
-            &panels,
-        )
-    } else {
-        draw(
-            BitMapBackend::new(out, size).into_drawing_area(),
-            &title,
-            &panels,
-        )
-    };
-    drawn.map_err(|e| Error::Query(format!("{}: cannot draw the plot: {e}", out.display())))?;
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    crate::output::write_image_atomic(out, |tmp| {
+        if svg {
+            draw(
+                SVGBackend::new(tmp, size).into_drawing_area(),
+                &title,
+                &panels,
+            )
+        } else {
+            draw(
+                BitMapBackend::new(tmp, size).into_drawing_area(),
+                &title,
+                &panels,
+            )
+        }
+    })?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

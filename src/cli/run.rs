@@ -38,11 +38,14 @@ fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
 /// Runs `cxr run`.
 pub async fn run(args: RunArgs) -> Result<()> {
     if args.list {
-        if args.query.is_some() || !args.params.is_empty() {
+        if args.query.is_some() || !args.params.is_empty() || args.warehouse.warehouse.is_some() {
             return Err(Error::Usage(
-                "--list lists every saved query; it takes no query name or --param".into(),
+                "--list lists every saved query; it takes no query name, --param or --warehouse"
+                    .into(),
             ));
         }
+        args.output
+            .refuse("--list (it prints a table of the saved queries)")?;
         return list();
     }
     let name = args

@@ -49,6 +49,9 @@ struct Session {
     interrupt: Interrupt,
     /// Statements and commands that failed.
     failures: usize,
+    /// A failure of the shell's own output (stdout that cannot be written): a
+    /// script stops at once and the shell exits with it (exit 1, not a query's 2).
+    fatal: Option<Error>,
     /// Where input lines come from, for errors in scripts and `\i` files: the name
     /// (None on a terminal), the line last read, and the line the open statement
     /// began on.
@@ -121,6 +124,7 @@ pub fn run(args: ShellArgs) -> Result<()> {
         interrupts,
         interrupt,
         failures: 0,
+        fatal: None,
         place: Place {
             name: (!on_terminal).then(|| "stdin".to_string()),
             ..Place::default()
@@ -133,9 +137,13 @@ pub fn run(args: ShellArgs) -> Result<()> {
         script(&mut s)
     };
     let failures = s.failures;
+    let fatal = s.fatal.take();
     // Do not wait for a cancelled query's tasks to notice that they were dropped.
     s.rt.shutdown_background();
     result?;
+    if let Some(e) = fatal {
+        return Err(e);
+    }
     if failures > 0 && !on_terminal {
         return Err(Error::Query(format!(
             "{failures} statement{} failed",
@@ -187,7 +195,7 @@ fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
 
 fn interactive(s: &mut Session) -> Result<()> {
     let mut editor = DefaultEditor::new()
-        .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -225,7 +233,7 @@ fn interactive(s: &mut Session) -> Result<()> {
                 }
                 break;
             }
-            Err(e) => return Err(Error::Usage(format!("line editor: {e}"))),
+            Err(e) => return Err(Error::Internal(format!("line editor: {e}"))),
         }
     }
     if let Some(h) = &history {
@@ -244,6 +252,9 @@ fn script(s: &mut Session) -> Result<()> {
     for line in stdin.lock().lines() {
         let line = line.map_err(|e| Error::io("cannot read the shell's input", e))?;
         if let Step::Quit = feed(s, &mut buffer, &line) {
+            return Ok(());
+        }
+        if s.fatal.is_some() {
             return Ok(());
         }
     }
@@ -395,6 +406,11 @@ impl Session {
                 self.failures += 1;
             }
             Some(Err(e)) if e.is_broken_pipe() => {}
+            Some(Err(e @ Error::Io { .. }))
+                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) =>
+            {
+                self.fatal = Some(e)
+            }
             Some(Err(e)) => self.fail(&e.to_string()),
             Some(Ok(())) => {}
         }

@@ -20,17 +20,17 @@ use crate::sql::{Register, Warehouse};
 )]
 pub struct SplitCmd {
     /// Use the official NIH lists (images.split) per patient.
-    #[arg(long, conflicts_with_all = ["seed", "fractions"])]
+    #[arg(long, conflicts_with_all = ["seed", "fractions", "names"])]
     pub official: bool,
     /// Seed of a random split by patient.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Fractions of a random split, e.g. 0.7,0.1,0.2.
-    #[arg(long, value_delimiter = ',', default_value = "0.7,0.1,0.2")]
-    pub fractions: Vec<f64>,
-    /// Names of the splits, in the order of the fractions.
-    #[arg(long, value_delimiter = ',', default_value = "train,val,test")]
-    pub names: Vec<String>,
+    /// Fractions of a random split [default: 0.7,0.1,0.2].
+    #[arg(long, value_delimiter = ',')]
+    pub fractions: Option<Vec<f64>>,
+    /// Names of the splits, in the order of the fractions [default: train,val,test].
+    #[arg(long, value_delimiter = ',')]
+    pub names: Option<Vec<String>>,
     /// Keep every finding's prevalence per split close to the whole (iterative
     /// stratification over patients' images).
     #[arg(long)]
@@ -50,12 +50,21 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     let dir = cmd.warehouse.path();
     let wh = Warehouse::open(&dir, Register::All).await?;
     if cmd.check {
-        if cmd.official || cmd.seed.is_some() || cmd.stratify || cmd.out.is_some() {
+        if cmd.official
+            || cmd.seed.is_some()
+            || cmd.stratify
+            || cmd.out.is_some()
+            || cmd.fractions.is_some()
+            || cmd.names.is_some()
+        {
             return Err(Error::Usage(
-                "--check only reports: it takes no --official, --seed, --stratify or --out".into(),
+                "--check only reports: it takes no --official, --seed, --fractions, --names, --stratify or --out".into(),
             ));
         }
         return check(&wh).await;
+    }
+    if let Some(out) = &cmd.out {
+        check_out(&wh, out)?;
     }
     if cmd.official && cmd.stratify {
         return Err(Error::Usage(
@@ -68,36 +77,36 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
         let seed = cmd.seed.ok_or_else(|| {
             Error::Usage("give --official, or --seed S for a random split".into())
         })?;
-        if cmd.fractions.len() != cmd.names.len()
-            || cmd.fractions.iter().any(|f| !f.is_finite() || *f < 0.0)
-        {
+        let fractions = cmd.fractions.clone().unwrap_or_else(|| vec![0.7, 0.1, 0.2]);
+        let names = cmd
+            .names
+            .clone()
+            .unwrap_or_else(|| ["train", "val", "test"].map(String::from).to_vec());
+        if fractions.len() != names.len() || fractions.iter().any(|f| !f.is_finite() || *f < 0.0) {
             return Err(Error::Usage(
                 "--fractions and --names must have the same length, fractions >= 0".into(),
             ));
         }
-        for (i, name) in cmd.names.iter().enumerate() {
-            if name.trim().is_empty() || cmd.names[..i].contains(name) {
+        for (i, name) in names.iter().enumerate() {
+            if name.trim().is_empty() || names[..i].contains(name) {
                 return Err(Error::Usage(format!(
                     "--names {}: each split needs a name of its own",
-                    cmd.names.join(",")
+                    names.join(",")
                 )));
             }
         }
-        let sum: f64 = cmd.fractions.iter().sum();
+        let sum: f64 = fractions.iter().sum();
         if (sum - 1.0).abs() > 1e-6 {
             return Err(Error::Usage(format!("--fractions add up to {sum}, not 1")));
         }
         let patients = split::load_patients(&wh).await?;
-        let a = split::assign(&patients, &cmd.fractions, seed, cmd.stratify);
+        let a = split::assign(&patients, &fractions, seed, cmd.stratify);
         patients
             .iter()
             .zip(a)
-            .map(|(p, s)| (p.id, cmd.names[s].clone()))
+            .map(|(p, s)| (p.id, names[s].clone()))
             .collect()
     };
-    if let Some(out) = &cmd.out {
-        crate::warehouse::refuse_inside(&wh.snapshot.root, out, "--out")?;
-    }
     split::commit(&dir, &wh.snapshot.manifest.data, &rows)?;
     if let Some(out) = &cmd.out {
         crate::warehouse::parquet::write(
@@ -113,6 +122,37 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     );
     let wh = Warehouse::open(&dir, Register::All).await?;
     crate::output::print_text(&prevalence_table(&wh).await?.to_string())?;
+    Ok(())
+}
+
+/// `--out` is checked before the split is committed: a bad path fails with nothing
+/// written.
+fn check_out(wh: &Warehouse, out: &std::path::Path) -> Result<()> {
+    crate::warehouse::refuse_inside(&wh.snapshot.root, out, "--out")?;
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        return Err(Error::Usage(format!(
+            "--out {}: the assignment is written as Parquet; name a .parquet file",
+            out.display()
+        )));
+    }
+    if out.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: is a directory; name a .parquet file",
+            out.display()
+        )));
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "--out {}: the directory {} does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
     Ok(())
 }
 
@@ -154,7 +194,7 @@ async fn check(wh: &Warehouse) -> Result<()> {
         &crate::cli::OutputArgs {
             format: None,
             out: None,
-            max_rows: 40,
+            max_rows: None,
         },
     )
     .await?;

@@ -68,10 +68,17 @@ pub fn run(args: SynthArgs) -> Result<()> {
         } => {
             crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
             let count = count as usize;
+            let names = crate::ingest::image_names(count + 8);
+            if names.is_empty() && std::env::var_os("CXR_DATA").is_some_and(|v| !v.is_empty()) {
+                return Err(crate::error::Error::Usage(format!(
+                    "CXR_DATA={}: no Data_Entry_2017_v2020.csv.gz there to name the images after",
+                    crate::data_dir().display()
+                )));
+            }
             let members = write_tar(
                 &out,
                 &SynthOptions {
-                    names: crate::ingest::image_names(count + 8),
+                    names,
                     count,
                     size: size as usize,
                     edge_cases,

@@ -307,6 +307,17 @@ impl CohortArgs {
         !self.narrows() && !self.is_xr()
     }
 
+    /// Whether a flag reads the images' findings (so that --source and --uncertain,
+    /// which say how findings are read, change the cohort).
+    pub fn reads_findings(&self) -> bool {
+        !(self.with.is_empty()
+            && self.any.is_empty()
+            && self.without.is_empty()
+            && !self.no_finding
+            && self.predicate.is_none()
+            && self.cohort.is_none())
+    }
+
     /// Whether a flag selects some images rather than all (of the datasets chosen).
     pub fn narrows(&self) -> bool {
         !(self.with.is_empty()

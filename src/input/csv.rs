@@ -7,7 +7,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::input::issues::Issues;
 
 /// A CSV file read into string columns, with each record's source line.
@@ -531,10 +531,13 @@ pub fn read_list(path: &Path) -> Result<Vec<(u64, String)>> {
 
 /// Checks that a path exists before anything is read, with a clear error.
 pub fn check_exists(path: &Path) -> Result<()> {
-    std::fs::metadata(path)
-        .map(|_| ())
-        .ctx(|| format!("{}: input file not found", path.display()))
-        .map_err(|_| Error::input(path, "input file not found"))
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::input(path, "is a directory, not an input file")),
+        Ok(_) => std::fs::File::open(path)
+            .map(|_| ())
+            .map_err(|e| Error::input(path, format!("cannot open: {e}"))),
+        Err(_) => Err(Error::input(path, "input file not found")),
+    }
 }
 
 #[cfg(test)]

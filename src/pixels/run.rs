@@ -699,7 +699,10 @@ fn commit_chunk(
         &pq,
         &stats_schema(),
         &[stats_batch(rows)?],
-        &WriteOptions::default(),
+        &WriteOptions {
+            no_dictionary: [&parquet::UNIQUE_IDS[..], &["dhash"]].concat(),
+            ..Default::default()
+        },
     )?;
     let done = std::mem::take(info);
     crate::warehouse::write_atomic(

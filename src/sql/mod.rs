@@ -186,13 +186,11 @@ impl Warehouse {
         let root = &self.snapshot.root;
         match plan {
             LogicalPlan::Copy(copy) => {
-                let target = copy.output_url.trim_start_matches("file://");
-                crate::warehouse::refuse_inside(root, Path::new(target), "COPY TO")
+                crate::warehouse::refuse_inside(root, &local_path(&copy.output_url)?, "COPY TO")
             }
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {
                 for location in &t.locations {
-                    let at = location.trim_start_matches("file://");
-                    crate::warehouse::refuse_inside(root, Path::new(at), "LOCATION")?;
+                    crate::warehouse::refuse_inside(root, &local_path(location)?, "LOCATION")?;
                 }
                 Ok(())
             }
@@ -299,4 +297,20 @@ impl Wanted {
     fn view(&self, name: &str) -> bool {
         self.table(name)
     }
+}
+
+/// The local path a statement's URL writes to, read as DataFusion reads it
+/// (`file:/a`, `file://localhost/a`, %-escapes, a plain path), so that no spelling
+/// of a path inside the warehouse slips past the check.
+fn local_path(url: &str) -> Result<std::path::PathBuf> {
+    let parsed = datafusion::datasource::listing::ListingTableUrl::parse(url)?;
+    if parsed.scheme() != "file" {
+        return Err(Error::Query(format!(
+            "`{url}`: cxr writes only to local files"
+        )));
+    }
+    parsed
+        .get_url()
+        .to_file_path()
+        .map_err(|_| Error::Query(format!("`{url}`: not a local file path")))
 }

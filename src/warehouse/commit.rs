@@ -29,23 +29,7 @@ impl WriteLock {
         let root = resolve(root).unwrap_or_else(|| root.to_path_buf());
         refuse_foreign(&root)?;
         let created = !root.exists();
-        std::fs::create_dir_all(&root)
-            .ctx(|| format!("{}: cannot create the warehouse directory", root.display()))?;
-        let path = root.join(LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx(|| format!("{}: cannot write into the warehouse", root.display()))?;
-        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
-            eprintln!(
-                "cxr: waiting for another cxr process writing {}",
-                root.display()
-            );
-            file.lock()
-                .ctx(|| format!("{}: cannot lock", path.display()))?;
-        }
+        let file = lock_file(&root)?;
         // Read the base only now: a writer that finished while we waited changed it.
         let base = Manifest::read(&root)?.map(|(m, _)| m);
         Ok(WriteLock {
@@ -110,6 +94,44 @@ impl Drop for WriteLock {
         if self.created && !self.root.join(MANIFEST).exists() {
             let _ = std::fs::remove_file(self.root.join(LOCK));
             let _ = std::fs::remove_dir(&self.root);
+        }
+    }
+}
+
+/// Opens and locks `root/.cxr.lock`, creating both if needed. A failed first ingest
+/// removes the lock file and the empty folder when it lets go, so a writer that was
+/// waiting on that file checks, once it holds it, that it is still the one at the
+/// path, and starts over if not: two writers never hold different lock files.
+fn lock_file(root: &Path) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(LOCK);
+    let mut said = false;
+    loop {
+        std::fs::create_dir_all(root)
+            .ctx(|| format!("{}: cannot create the warehouse directory", root.display()))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("{}: cannot write into the warehouse", root.display()))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            if !said {
+                eprintln!(
+                    "cxr: waiting for another cxr process writing {}",
+                    root.display()
+                );
+                said = true;
+            }
+            file.lock()
+                .ctx(|| format!("{}: cannot lock", path.display()))?;
+        }
+        let held = file
+            .metadata()
+            .ctx(|| format!("{}: cannot stat", path.display()))?;
+        match std::fs::metadata(&path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(file),
+            _ => continue,
         }
     }
 }
@@ -209,10 +231,15 @@ fn refuse_foreign(root: &Path) -> Result<()> {
         }
         Ok(None) => {}
     }
+    // Only what cxr itself leaves in a warehouse folder before its first commit: a
+    // user's folder of dotfiles (.git, .env) is not taken over.
     let only_ours = std::fs::read_dir(root)
         .ctx(|| format!("{}: cannot list", root.display()))?
         .flatten()
-        .all(|e| e.file_name().to_string_lossy().starts_with('.'));
+        .all(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name == LOCK || name.starts_with(".staging-") || name.starts_with(".pixels-")
+        });
     if only_ours {
         return Ok(());
     }

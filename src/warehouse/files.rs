@@ -33,7 +33,120 @@ pub fn temp_beside(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
+    // The clock's nanoseconds tell apart processes with one pid (containers sharing
+    // a folder); create_temp_beside also never reuses an existing name.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!(".{name}.{}-{n}-{nanos:x}.tmp", std::process::id()))
+}
+
+/// Removes what an interrupted earlier write of `target` left beside it: temporary
+/// names of [`temp_beside`] whose process is gone (Ctrl-C ends cxr at once) and that
+/// have not changed for a minute. Names of live processes are never touched.
+pub fn sweep_stale(target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let entry = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = entry.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once('-') else {
+            continue;
+        };
+        if !rest.contains(".tmp") || pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let live = Path::new("/proc").join(pid).exists();
+        let old = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= 60);
+        if live || !old {
+            continue;
+        }
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(&p);
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// Creates a new temporary file beside `target`, never opening one that exists
+/// (another process's, or a link planted at the name).
+fn create_temp_beside(target: &Path) -> Result<(PathBuf, File)> {
+    sweep_stale(target);
+    loop {
+        let tmp = temp_beside(target);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(format!("{}: cannot create", target.display()), e)),
+        }
+    }
+}
+
+/// Swaps two paths in one atomic rename (Linux `renameat2` with RENAME_EXCHANGE):
+/// there is no moment at which `b` is missing. Falls back to two renames where the
+/// file system cannot exchange.
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths; the call only renames.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        return Err(err);
+    }
+    let aside = temp_beside(b);
+    std::fs::rename(b, &aside)?;
+    if let Err(e) = std::fs::rename(a, b) {
+        let _ = std::fs::rename(&aside, b);
+        return Err(e);
+    }
+    std::fs::rename(&aside, a)
+}
+
+/// Makes a rename into `path`'s folder durable (best effort: some file systems
+/// cannot sync a folder).
+pub fn sync_parent(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// A file being written under a temporary name; [`AtomicFile::commit`] syncs it and
@@ -57,8 +170,13 @@ impl AtomicFile {
                 dir.display()
             )));
         }
-        let tmp = temp_beside(target);
-        let file = File::create(&tmp).ctx(|| format!("{}: cannot create", target.display()))?;
+        if target.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: is a directory; name a file to write",
+                target.display()
+            )));
+        }
+        let (tmp, file) = create_temp_beside(target)?;
         Ok(AtomicFile {
             tmp,
             target: target.to_path_buf(),
@@ -71,8 +189,17 @@ impl AtomicFile {
         self.file.as_mut().expect("an uncommitted file")
     }
 
-    /// Flushes, syncs and renames the file into place.
+    /// Flushes, syncs and renames the file into place; on any failure the temporary
+    /// file is removed and the previous file is left as it was.
     pub fn commit(mut self) -> Result<()> {
+        let done = self.finish();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        done
+    }
+
+    fn finish(&mut self) -> Result<()> {
         let target = self.target.clone();
         let mut w = self.file.take().expect("an uncommitted file");
         w.flush()
@@ -85,7 +212,10 @@ impl AtomicFile {
         })?;
         file.sync_all()
             .ctx(|| format!("{}: cannot sync", target.display()))?;
-        std::fs::rename(&self.tmp, &target).ctx(|| format!("{}: cannot rename", target.display()))
+        std::fs::rename(&self.tmp, &target)
+            .ctx(|| format!("{}: cannot rename", target.display()))?;
+        sync_parent(&target);
+        Ok(())
     }
 }
 

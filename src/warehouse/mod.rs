@@ -275,7 +275,9 @@ pub fn resolve(path: &Path) -> Option<PathBuf> {
             }
             return Some(lexical(&out));
         }
-        missing.push(cur.file_name()?.to_os_string());
+        // `..` after a folder that does not exist yet is kept, and applied below as
+        // it will be once the folder is made (`W/x/../v-1` is `W/v-1`).
+        missing.push(cur.components().next_back()?.as_os_str().to_os_string());
         cur = cur.parent()?;
     }
 }

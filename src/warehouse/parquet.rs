@@ -206,9 +206,17 @@ pub fn write_table(path: &Path, batch: &RecordBatch) -> Result<u64> {
         path,
         &batch.schema(),
         std::slice::from_ref(batch),
-        &WriteOptions::default(),
+        &WriteOptions {
+            no_dictionary: UNIQUE_IDS.to_vec(),
+            ..Default::default()
+        },
     )
 }
+
+/// Columns that name one image or file per row: a dictionary of them would be as
+/// large as the column, so the writer would build it (hashing every value) only to
+/// give up on it.
+pub const UNIQUE_IDS: [&str; 3] = ["image_index", "image_id", "source"];
 
 /// Reads every batch of a Parquet file.
 pub fn read(path: &Path) -> Result<Vec<RecordBatch>> {
@@ -254,7 +262,13 @@ pub fn describe(path: &Path) -> Result<FileInfo> {
     let schema = datafusion::parquet::arrow::parquet_to_arrow_schema(
         fm.schema_descr(),
         fm.key_value_metadata(),
-    )?;
+    )
+    .map_err(|e| {
+        Error::input(
+            path,
+            format!("a Parquet schema that Arrow cannot read: {e}"),
+        )
+    })?;
     let codec = |c: Compression| match c {
         Compression::ZSTD(_) => "ZSTD".to_string(),
         Compression::GZIP(_) => "GZIP".to_string(),

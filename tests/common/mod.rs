@@ -191,3 +191,45 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// The header of the NIH metadata CSV.
+pub const HEADER: &str = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]";
+
+/// A metadata CSV of `n` images of `n / 2` patients.
+pub fn small_metadata(dir: &Path, n: usize) -> PathBuf {
+    let mut s = format!("{HEADER}\n");
+    for i in 0..n {
+        let labels = if i % 3 == 0 { "Effusion" } else { "No Finding" };
+        s.push_str(&format!(
+            "{:08}_{:03}.png,{labels},{},{},{},{},PA,2048,2048,0.14,0.14\n",
+            i / 2 + 1,
+            i % 2,
+            i % 2,
+            i / 2 + 1,
+            30 + i % 40,
+            if i % 4 < 2 { "M" } else { "F" },
+        ));
+    }
+    let p = dir.join("meta.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+pub fn ingest_args<'a>(metadata: &'a str, wh: &'a str) -> Vec<&'a str> {
+    vec![
+        "ingest",
+        "--metadata",
+        metadata,
+        "--no-bbox",
+        "--no-expert",
+        "--no-splits",
+        "--no-images",
+        "--warehouse",
+        wh,
+    ]
+}
+
+/// The exit code of a finished process (None if a signal ended it).
+pub fn code(o: &Output) -> Option<i32> {
+    o.status.code()
+}

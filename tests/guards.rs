@@ -1,0 +1,431 @@
+//! Guards on outputs and flags, through the binary on tiny warehouses: `--overwrite`
+//! replaces only what cxr exported, flags that would do nothing are refused, bad paths
+//! are exit 2. Every check is an exit code plus the files' state afterwards.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+
+const ONLY_EXPORTED: &str = "--overwrite replaces only a folder that cxr exported";
+
+/// A warehouse of 20 images of 10 patients at `dir/<name>` (metadata at dir/meta.csv).
+fn small_warehouse(dir: &Path, name: &str) -> PathBuf {
+    let meta = small_metadata(dir, 20);
+    let wh = dir.join(name);
+    let out = run(&ingest_args(s(&meta), s(&wh)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    wh
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// An empty folder `dir/<name>` (created).
+fn empty_dir(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// No temporary file of an atomic write is left in `dir`.
+fn assert_no_temp_files(dir: &Path) {
+    for n in names(dir) {
+        assert!(
+            !n.ends_with(".tmp") && !n.contains(".tmp."),
+            "{n} left in {}",
+            dir.display()
+        );
+    }
+}
+
+/// The table names the warehouse manifest lists, read with serde_json.
+fn manifest_tables(wh: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wh.join("manifest.json")).unwrap()).unwrap();
+    m["tables"].as_object().unwrap().clone()
+}
+
+fn assert_refused(out: &Output, what: &str, needle: &str) {
+    assert_eq!(code(out), Some(2), "{what}: {}", stderr(out));
+    assert!(stderr(out).contains(needle), "{what}: {}", stderr(out));
+}
+
+/// The `--overwrite` rule for one kind of folder export: `export(dir, overwrite)`
+/// runs it into `dir`. Checks a user's folder, an earlier export, a user's file in an
+/// earlier export and a symbolic link, all below `root`.
+fn overwrite_rule(root: &Path, export: &dyn Fn(&Path, bool) -> Output) {
+    // A user's folder is never replaced.
+    let user = empty_dir(root, "user");
+    std::fs::write(user.join("notes.txt"), b"my notes").unwrap();
+    let out = export(&user, true);
+    assert_refused(&out, "user folder", ONLY_EXPORTED);
+    assert_eq!(names(&user), ["notes.txt"]);
+    assert_eq!(std::fs::read(user.join("notes.txt")).unwrap(), b"my notes");
+
+    // A new export has the marker; it is not replaced without --overwrite.
+    let ex = root.join("ex");
+    let out = export(&ex, false);
+    assert!(out.status.success(), "first export: {}", stderr(&out));
+    assert!(ex.join(".cxr-export").is_file(), "{:?}", names(&ex));
+    let before = snapshot(&ex);
+    let out = export(&ex, false);
+    assert_refused(&out, "export again without --overwrite", "--overwrite");
+    assert_eq!(snapshot(&ex), before);
+
+    // With --overwrite it is replaced whole: a stale file of an earlier export goes.
+    std::fs::write(ex.join("old.parquet"), b"stale").unwrap();
+    let out = export(&ex, true);
+    assert!(out.status.success(), "overwrite: {}", stderr(&out));
+    assert!(ex.join(".cxr-export").is_file(), "{:?}", names(&ex));
+    assert!(!ex.join("old.parquet").exists(), "{:?}", names(&ex));
+
+    // A user's file put into the export makes it theirs: refused, the file kept.
+    std::fs::write(ex.join("notes.txt"), b"added later").unwrap();
+    let before = snapshot(&ex);
+    let out = export(&ex, true);
+    assert_refused(&out, "export holding a user's file", ONLY_EXPORTED);
+    assert_eq!(snapshot(&ex), before);
+    assert_eq!(std::fs::read(ex.join("notes.txt")).unwrap(), b"added later");
+
+    // A symbolic link to an export is refused; the folder it points to is untouched.
+    let target = root.join("target");
+    let out = export(&target, false);
+    assert!(out.status.success(), "target export: {}", stderr(&out));
+    let link = root.join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let before = snapshot(&target);
+    let out = export(&link, true);
+    assert_refused(&out, "symbolic link", "symbolic link");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(snapshot(&target), before);
+
+    assert_no_temp_files(root);
+}
+
+fn export_tables(w: &str, dir: &Path, overwrite: bool) -> Output {
+    let mut args = vec!["export", "-w", w, "--tables", s(&dir)];
+    if overwrite {
+        args.push("--overwrite");
+    }
+    run(&args)
+}
+
+#[test]
+fn tables_overwrite_replaces_only_a_cxr_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let w = s(&wh);
+    let root = empty_dir(dir.path(), "out");
+    overwrite_rule(&root, &|d: &Path, o: bool| export_tables(w, d, o));
+
+    // Another warehouse is not an export folder: refused, and it still answers.
+    let w2 = small_warehouse(dir.path(), "w2");
+    let before = snapshot(&w2);
+    let out = export_tables(w, &w2, true);
+    assert_refused(&out, "another warehouse", ONLY_EXPORTED);
+    assert_eq!(snapshot(&w2), before);
+    let n = run(&["sql", "-w", s(&w2), "SELECT COUNT(*) AS n FROM images"]);
+    assert_eq!(code(&n), Some(0), "{}", stderr(&n));
+    assert_eq!(stdout(&n), "n\n20\n");
+}
+
+#[test]
+fn partitioned_export_overwrite_follows_the_same_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let w = s(&wh);
+    let root = empty_dir(dir.path(), "out");
+    let export = |d: &Path, overwrite: bool| {
+        let mut args = vec!["export", "-w", w, "--partition-by", "split", "--out", s(&d)];
+        if overwrite {
+            args.push("--overwrite");
+        }
+        run(&args)
+    };
+    overwrite_rule(&root, &export);
+    // What was exported is hive partitions by split.
+    assert!(
+        names(&root.join("target"))
+            .iter()
+            .any(|n| n.starts_with("split=")),
+        "{:?}",
+        names(&root.join("target"))
+    );
+}
+
+/// `cxr inspect FILE`: (rows, codec) of every row group.
+fn row_groups(file: &Path) -> Vec<(i64, String)> {
+    let out = run(&["inspect", s(&file)]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let mut groups = Vec::new();
+    for line in stdout(&out).lines() {
+        // "    0: 5 rows, 123 bytes compressed (SNAPPY)"
+        let t = line.trim();
+        let Some((idx, rest)) = t.split_once(": ") else {
+            continue;
+        };
+        if idx.is_empty() || !idx.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Some((rows, _)) = rest.split_once(" rows, ") else {
+            continue;
+        };
+        let codec = rest
+            .rsplit_once('(')
+            .map(|(_, c)| c.trim_end_matches(')').to_string())
+            .unwrap_or_default();
+        groups.push((rows.parse::<i64>().unwrap(), codec));
+    }
+    groups
+}
+
+#[test]
+fn tables_export_honours_compression_and_row_group_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let w = s(&wh);
+
+    // The default: ZSTD, and 20 rows in one row group.
+    let plain = dir.path().join("plain");
+    let out = export_tables(w, &plain, false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let groups = row_groups(&plain.join("images.parquet"));
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0], (20, "ZSTD".to_string()));
+
+    // snappy, and row groups of at most 5 rows.
+    let small = dir.path().join("small");
+    let out = run(&[
+        "export",
+        "-w",
+        w,
+        "--tables",
+        s(&small),
+        "--compression",
+        "snappy",
+        "--row-group-size",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let groups = row_groups(&small.join("images.parquet"));
+    assert!(groups.len() > 1, "{groups:?}");
+    assert!(groups.iter().all(|(n, _)| *n <= 5), "{groups:?}");
+    assert_eq!(groups.iter().map(|(n, _)| n).sum::<i64>(), 20, "{groups:?}");
+    assert!(groups.iter().all(|(_, c)| c == "SNAPPY"), "{groups:?}");
+}
+
+#[test]
+fn flags_that_would_do_nothing_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let w = s(&wh);
+    let cwd = empty_dir(dir.path(), "cwd");
+    // (arguments, what the message names); all but `run` and `ingest` get `-w W`.
+    let cases = [
+        ("export --max-rows 5 --out x.parquet", "--max-rows"),
+        ("plot labels --max-rows 5 --out p.svg", "--max-rows"),
+        ("split --check --names a,b,c", "--check"),
+        ("split --check --fractions 0.5,0.5", "--check"),
+        ("split --official --names a,b,c", "--names"),
+        ("followup --first-study", "--first-study"),
+        ("run --list --format csv", "--format"),
+        ("run --list -o x.csv", "--out"),
+        ("cohort --show-sql --out x.csv", "--show-sql"),
+        (
+            "agree --a nih_2020 --b nih_2017 --source nih_2020",
+            "--source",
+        ),
+        ("ingest --label-map map.csv -w wh2", "--dataset"),
+    ];
+    let before = snapshot(&wh);
+    for (line, needle) in cases {
+        let mut args: Vec<&str> = line.split(' ').collect();
+        if !matches!(args[0], "run" | "ingest") {
+            args.extend(["-w", w]);
+        }
+        let out = cxr().current_dir(&cwd).args(&args).output().unwrap();
+        assert_refused(&out, line, needle);
+        assert!(names(&cwd).is_empty(), "{line} wrote {:?}", names(&cwd));
+    }
+    assert_eq!(snapshot(&wh), before);
+
+    // A font that is named must be there.
+    let out = cxr()
+        .current_dir(&cwd)
+        .env("CXR_FONT", "/nonexistent.ttf")
+        .args(["plot", "labels", "-w", w, "--out", "p.svg"])
+        .output()
+        .unwrap();
+    assert_refused(&out, "CXR_FONT", "CXR_FONT");
+    assert!(!cwd.join("p.svg").exists());
+    assert!(names(&cwd).is_empty(), "{:?}", names(&cwd));
+}
+
+#[test]
+fn export_show_sql_needs_no_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let cwd = empty_dir(dir.path(), "cwd");
+    let out = cxr()
+        .current_dir(&cwd)
+        .args(["export", "-w", s(&wh), "--show-sql"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let sql = stdout(&out);
+    let head = sql.trim_start();
+    assert!(
+        head.starts_with("WITH") || head.starts_with("SELECT"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("SELECT") && sql.contains("image_index"),
+        "{sql}"
+    );
+    assert!(sql.trim_end().ends_with(';'), "{sql}");
+    assert!(names(&cwd).is_empty(), "{:?}", names(&cwd));
+}
+
+#[test]
+fn split_out_that_is_not_parquet_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let w = s(&wh);
+    let csv = dir.path().join("s.csv");
+    let out = run(&["split", "-w", w, "--seed", "1", "--out", s(&csv)]);
+    assert_refused(&out, "split --out s.csv", ".parquet");
+    assert!(!csv.exists());
+    assert!(!manifest_tables(&wh).contains_key("splits"));
+    let q = run(&["sql", "-w", w, "SELECT COUNT(*) FROM splits"]);
+    assert_eq!(code(&q), Some(2), "{}", stderr(&q));
+
+    // The same split with a .parquet name is committed (10 patients).
+    let pq = dir.path().join("s.parquet");
+    let out = run(&[
+        "split",
+        "-w",
+        w,
+        "--seed",
+        "1",
+        "--fractions",
+        "0.5,0.5",
+        "--names",
+        "a,b",
+        "--out",
+        s(&pq),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(pq.is_file());
+    assert_eq!(manifest_tables(&wh)["splits"].as_i64(), Some(10));
+}
+
+#[test]
+fn bad_paths_are_exit_2_and_leave_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let meta = dir.path().join("meta.csv");
+    let m = s(&meta);
+    let root = empty_dir(dir.path(), "root");
+
+    // --out onto an existing directory: it stays, empty, with no temporary beside it.
+    let d = empty_dir(&root, "d.csv");
+    let out = run(&["cohort", "-w", s(&wh), "--out", s(&d)]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(d.is_dir() && names(&d).is_empty(), "{:?}", names(&d));
+    assert_eq!(names(&root), ["d.csv"]);
+    assert_no_temp_files(&root);
+
+    // A regular file as the warehouse of a query.
+    let file = root.join("file.txt");
+    std::fs::write(&file, b"not a warehouse").unwrap();
+    let out = run(&["sql", "-w", s(&file), "SELECT 1"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a warehouse");
+
+    // A directory as the box CSV: named, nothing written.
+    let bbox = empty_dir(&root, "bboxdir");
+    let wh3 = root.join("wh3");
+    let mut args = ingest_args(m, s(&wh3));
+    args.retain(|a| *a != "--no-bbox");
+    args.extend(["--bbox", s(&bbox)]);
+    let out = run(&args);
+    assert_refused(&out, "--bbox DIR", "bboxdir");
+    assert!(!wh3.exists());
+    assert!(bbox.is_dir() && names(&bbox).is_empty());
+
+    // A missing folder of full-size PNGs.
+    let tar = root.join("x.tar");
+    let out = run(&[
+        "synth",
+        "sample",
+        "--from",
+        "/nonexistent",
+        "--out",
+        s(&tar),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(!tar.exists());
+
+    // A warehouse below a regular file.
+    let notes = root.join("notes.txt");
+    std::fs::write(&notes, b"keep me").unwrap();
+    let below = notes.join("wh");
+    let out = run(&ingest_args(m, s(&below)));
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(notes.is_file());
+    assert_eq!(std::fs::read(&notes).unwrap(), b"keep me");
+
+    assert_eq!(names(&root), ["bboxdir", "d.csv", "file.txt", "notes.txt"]);
+    assert_no_temp_files(&root);
+}
+
+#[test]
+fn copy_into_the_warehouse_by_other_spellings_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), "wh");
+    let w = s(&wh);
+    let cwd = empty_dir(dir.path(), "cwd");
+    let before = snapshot(&wh);
+    for sql in [
+        format!("COPY (SELECT 1 AS a) TO 'file:{w}/x.parquet'"),
+        format!("COPY (SELECT 1 AS a) TO '{w}/nosuch/../x.parquet'"),
+    ] {
+        let out = cxr()
+            .current_dir(&cwd)
+            .args(["sql", "-w", w, "--allow-write", sql.as_str()])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(2), "{sql}: {}", stderr(&out));
+        assert!(!wh.join("x.parquet").exists(), "{sql}");
+        assert!(!wh.join("nosuch").exists(), "{sql}");
+        assert_eq!(snapshot(&wh), before, "{sql}");
+        assert!(names(&cwd).is_empty(), "{sql}: {:?}", names(&cwd));
+    }
+    // The same statement to a path outside the warehouse writes the file.
+    let ok = dir.path().join("ok.parquet");
+    let sql = format!("COPY (SELECT 1 AS a) TO '{}'", ok.display());
+    let out = run(&["sql", "-w", w, "--allow-write", &sql]);
+    assert_eq!(code(&out), Some(0), "{sql}: {}", stderr(&out));
+    assert!(ok.is_file(), "{sql}");
+    assert_eq!(snapshot(&wh), before);
+}
