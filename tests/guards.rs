@@ -123,7 +123,7 @@ fn overwrite_rule(root: &Path, export: &dyn Fn(&Path, bool) -> Output) {
 }
 
 fn export_tables(w: &str, dir: &Path, overwrite: bool) -> Output {
-    let mut args = vec!["export", "-w", w, "--tables", s(&dir)];
+    let mut args = vec!["export", "-w", w, "--tables", s(dir)];
     if overwrite {
         args.push("--overwrite");
     }
@@ -156,7 +156,7 @@ fn partitioned_export_overwrite_follows_the_same_rule() {
     let w = s(&wh);
     let root = empty_dir(dir.path(), "out");
     let export = |d: &Path, overwrite: bool| {
-        let mut args = vec!["export", "-w", w, "--partition-by", "split", "--out", s(&d)];
+        let mut args = vec!["export", "-w", w, "--partition-by", "split", "--out", s(d)];
         if overwrite {
             args.push("--overwrite");
         }
@@ -175,7 +175,7 @@ fn partitioned_export_overwrite_follows_the_same_rule() {
 
 /// `cxr inspect FILE`: (rows, codec) of every row group.
 fn row_groups(file: &Path) -> Vec<(i64, String)> {
-    let out = run(&["inspect", s(&file)]);
+    let out = run(&["inspect", s(file)]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let mut groups = Vec::new();
     for line in stdout(&out).lines() {
