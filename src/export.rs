@@ -116,7 +116,8 @@ impl Spec {
         ))
     }
 
-    fn options(&self, meta: Vec<(String, String)>) -> WriteOptions {
+    /// How the export's files are written, with `meta` as key-value metadata.
+    pub fn options(&self, meta: Vec<(String, String)>) -> WriteOptions {
         WriteOptions {
             compression: self.compression,
             row_group_rows: Some(self.row_group_size),

@@ -319,12 +319,7 @@ pub fn write_image_atomic<E: std::fmt::Display>(
     out: &Path,
     draw: impl FnOnce(&Path) -> std::result::Result<(), E>,
 ) -> Result<()> {
-    if out.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: is a directory; name an image file",
-            out.display()
-        )));
-    }
+    crate::warehouse::files::check_file_target(out)?;
     let ext = out
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
@@ -334,23 +329,10 @@ pub fn write_image_atomic<E: std::fmt::Display>(
     let drawn = match result {
         Ok(Ok(())) => std::fs::rename(&tmp, out)
             .map_err(|e| Error::io(format!("{}: cannot write the plot", out.display()), e)),
-        Ok(Err(e)) => {
-            let msg = e.to_string();
-            let io = std::io::Error::other(msg.clone());
-            Err(
-                if tmp
-                    .parent()
-                    .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
-                {
-                    Error::Usage(format!("{}: its folder does not exist", out.display()))
-                } else {
-                    Error::io(
-                        format!("{}: cannot draw the plot ({msg})", out.display()),
-                        io,
-                    )
-                },
-            )
-        }
+        Ok(Err(e)) => Err(Error::io(
+            format!("{}: cannot draw the plot", out.display()),
+            std::io::Error::other(e.to_string()),
+        )),
         Err(p) => std::panic::resume_unwind(p),
     };
     if drawn.is_err() {

@@ -96,12 +96,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
     }
     let wh = Warehouse::open(&cmd.common.warehouse.path(), Register::All).await?;
     if let Some(dir) = &cmd.tables {
-        let opts = crate::warehouse::parquet::WriteOptions {
-            compression: spec.compression,
-            row_group_rows: Some(spec.row_group_size),
-            ..Default::default()
-        };
-        let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite, &opts)?;
+        let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite, &spec.options(Vec::new()))?;
         eprintln!("exported {n} tables to {}", dir.display());
         return Ok(());
     }

@@ -1,8 +1,6 @@
 //! `cxr plot`: co-occurrence heatmap, finding prevalence bars, age histogram by sex,
 //! and the distribution of per-image mean intensity, as SVG or PNG (plotters).
 
-use std::path::PathBuf;
-
 use clap::{Args, ValueEnum};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -77,28 +75,20 @@ fn register_font() -> Result<()> {
     static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
         // A font the user names must be there: falling back would hide the typo.
-        if let Some(p) = std::env::var_os("CXR_FONT").filter(|v| !v.is_empty()) {
-            std::fs::read(&p).map_err(|e| {
+        let bytes = match std::env::var_os("CXR_FONT").filter(|v| !v.is_empty()) {
+            Some(p) => std::fs::read(&p).map_err(|e| {
                 format!("CXR_FONT={}: cannot read the font: {e}", p.to_string_lossy())
-            })?;
-        }
-        let candidates: Vec<PathBuf> = std::env::var_os("CXR_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(
-                [
-                    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-                    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-                    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-                ]
-                .map(PathBuf::from),
-            )
-            .collect();
-        let bytes = candidates
+            })?,
+            None => [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+            ]
             .iter()
             .find_map(|p| std::fs::read(p).ok())
-            .ok_or("no TrueType font found for plot text; set CXR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")?;
+            .ok_or("no TrueType font found for plot text; set CXR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")?,
+        };
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
             .map_err(|_| "the plot font is not a valid TrueType font".to_string())

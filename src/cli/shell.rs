@@ -195,7 +195,7 @@ fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
 
 fn interactive(s: &mut Session) -> Result<()> {
     let mut editor = DefaultEditor::new()
-        .map_err(|e| Error::Internal(format!("cannot start the line editor: {e}")))?;
+        .map_err(|e| Error::io("cannot start the line editor", std::io::Error::other(e)))?;
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -233,7 +233,7 @@ fn interactive(s: &mut Session) -> Result<()> {
                 }
                 break;
             }
-            Err(e) => return Err(Error::Internal(format!("line editor: {e}"))),
+            Err(e) => return Err(Error::io("line editor", std::io::Error::other(e))),
         }
     }
     if let Some(h) = &history {

@@ -138,22 +138,7 @@ fn check_out(wh: &Warehouse, out: &std::path::Path) -> Result<()> {
             out.display()
         )));
     }
-    if out.is_dir() {
-        return Err(Error::Usage(format!(
-            "--out {}: is a directory; name a .parquet file",
-            out.display()
-        )));
-    }
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(Error::Usage(format!(
-            "--out {}: the directory {} does not exist",
-            out.display(),
-            dir.display()
-        )));
-    }
-    Ok(())
+    crate::warehouse::files::check_file_target(out)
 }
 
 async fn prevalence_table(wh: &Warehouse) -> Result<Table> {

@@ -22,9 +22,7 @@ pub const TABLES: [&str; 2] = ["followups", "cooccurrence"];
 pub fn write(images: &[Image], staging: &Staging) -> Result<Vec<(String, u64)>> {
     let t = std::time::Instant::now();
     let followups = followups_batch(images)?;
-    crate::trace("  build followups", t);
     let rows_f = parquet::write_table(&staging.path("followups.parquet"), &followups)?;
-    crate::trace("  write followups", t);
     let cooccurrence = cooccurrence_batch(images)?;
     let rows_c = parquet::write_table(&staging.path("cooccurrence.parquet"), &cooccurrence)?;
     crate::trace("  write followups, cooccurrence", t);

@@ -700,10 +700,7 @@ fn write_pixel_tables(
     staging: &Staging,
 ) -> Result<Vec<(String, u64)>> {
     use crate::pixels::run::{errors_batch, errors_schema, stats_schema};
-    let opts = parquet::WriteOptions {
-        no_dictionary: [&parquet::UNIQUE_IDS[..], &["dhash"]].concat(),
-        ..Default::default()
-    };
+    let opts = parquet::WriteOptions::unique_ids();
     let mut stats =
         parquet::ParquetSink::create(&staging.path("pixel_stats.parquet"), &stats_schema(), &opts)?;
     for chunk in &run.chunks {

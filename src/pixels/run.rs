@@ -699,10 +699,7 @@ fn commit_chunk(
         &pq,
         &stats_schema(),
         &[stats_batch(rows)?],
-        &WriteOptions {
-            no_dictionary: [&parquet::UNIQUE_IDS[..], &["dhash"]].concat(),
-            ..Default::default()
-        },
+        &WriteOptions::unique_ids(),
     )?;
     let done = std::mem::take(info);
     crate::warehouse::write_atomic(

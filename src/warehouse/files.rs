@@ -149,6 +149,27 @@ pub fn sync_parent(path: &Path) {
     }
 }
 
+/// Checks, before any work, that `target` can become a file: its folder exists and
+/// it is not itself a folder.
+pub fn check_file_target(target: &Path) -> Result<()> {
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "{}: the directory {} does not exist",
+            target.display(),
+            dir.display()
+        )));
+    }
+    if target.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: is a directory; name a file to write",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A file being written under a temporary name; [`AtomicFile::commit`] syncs it and
 /// renames it into place. Dropped uncommitted, the temporary file is removed, so a
 /// failed write leaves no trace and the previous file (if any) untouched.
@@ -161,21 +182,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Starts writing `target`; its parent directory must exist.
     pub fn create(target: &Path) -> Result<AtomicFile> {
-        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            return Err(Error::Usage(format!(
-                "{}: the directory {} does not exist",
-                target.display(),
-                dir.display()
-            )));
-        }
-        if target.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: is a directory; name a file to write",
-                target.display()
-            )));
-        }
+        check_file_target(target)?;
         let (tmp, file) = create_temp_beside(target)?;
         Ok(AtomicFile {
             tmp,

@@ -48,6 +48,15 @@ impl Default for WriteOptions {
 }
 
 impl WriteOptions {
+    /// The defaults, with the warehouse's per-row id columns written without a
+    /// dictionary.
+    pub fn unique_ids() -> WriteOptions {
+        WriteOptions {
+            no_dictionary: UNIQUE_IDS.to_vec(),
+            ..Default::default()
+        }
+    }
+
     fn properties(&self) -> WriterProperties {
         let mut b = WriterProperties::builder().set_compression(self.compression);
         if let Some(n) = self.row_group_rows {
@@ -206,17 +215,14 @@ pub fn write_table(path: &Path, batch: &RecordBatch) -> Result<u64> {
         path,
         &batch.schema(),
         std::slice::from_ref(batch),
-        &WriteOptions {
-            no_dictionary: UNIQUE_IDS.to_vec(),
-            ..Default::default()
-        },
+        &WriteOptions::unique_ids(),
     )
 }
 
-/// Columns that name one image or file per row: a dictionary of them would be as
-/// large as the column, so the writer would build it (hashing every value) only to
-/// give up on it.
-pub const UNIQUE_IDS: [&str; 3] = ["image_index", "image_id", "source"];
+/// Columns that name one image or file per row (or nearly: an image's hash): a
+/// dictionary of them would be as large as the column, so the writer would build it
+/// (hashing every value) only to give up on it.
+const UNIQUE_IDS: [&str; 4] = ["image_index", "image_id", "source", "dhash"];
 
 /// Reads every batch of a Parquet file.
 pub fn read(path: &Path) -> Result<Vec<RecordBatch>> {
