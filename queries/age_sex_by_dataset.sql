@@ -1,4 +1,4 @@
--- @description Per dataset: images, patients, share of women, age quartiles (images with a known age) and views.
+-- @description Per dataset: images, patients (NULL where the release gives no patient id), share of women, age quartiles (images with a known age) and views.
 WITH ages AS (
     SELECT dataset, age, ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY age) AS r,
            COUNT(*) OVER (PARTITION BY dataset) AS n
@@ -13,7 +13,7 @@ q AS (
 )
 SELECT i.dataset,
        COUNT(*) AS images,
-       COUNT(DISTINCT i.patient_id) AS patients,
+       NULLIF(COUNT(DISTINCT i.patient_id), 0) AS patients,
        round(100.0 * SUM(CASE WHEN i.sex = 'F' THEN 1 ELSE 0 END) / NULLIF(SUM(CASE WHEN i.sex IS NOT NULL THEN 1 ELSE 0 END), 0), 2) AS female_pct,
        SUM(CASE WHEN i.sex IS NULL THEN 1 ELSE 0 END) AS sex_unknown,
        MAX(q.age_q1) AS age_q1, MAX(q.age_median) AS age_median, MAX(q.age_q3) AS age_q3,

@@ -56,7 +56,7 @@ impl XrSpec {
             String::new()
         } else {
             let names: Vec<String> = self.scope.datasets.iter().map(|d| quote(d)).collect();
-            format!("dataset IN ({}) AND ", names.join(", "))
+            format!(" WHERE dataset IN ({})", names.join(", "))
         };
         format!(
             "WITH i AS (
@@ -67,8 +67,9 @@ b AS (
            array_agg(named_struct('label', raw_label, 'finding', finding, 'reader', reader,
                                   'x', x, 'y', y, 'w', w, 'h', h,
                                   'x_scaled', x * {scale}, 'y_scaled', y * {scale},
-                                  'w_scaled', w * {scale}, 'h_scaled', h * {scale})) AS boxes
-    FROM xr_boxes b WHERE {in_datasets}mask_rle IS NULL
+                                  'w_scaled', w * {scale}, 'h_scaled', h * {scale},
+                                  'mask_rle', mask_rle)) AS boxes
+    FROM xr_boxes b{in_datasets}
     GROUP BY dataset, image_id
 )
 SELECT i.dataset, i.image_id, i.patient_id, {path} AS path, i.split, i.sex, i.age, i.view,

@@ -204,7 +204,7 @@ fn sigint_ends_a_query_with_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    wait_until_busy(child.id(), 0.3);
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -369,13 +369,6 @@ fn lines_pasted_into_the_shell_on_a_terminal_each_run() {
 }
 
 /// CPU seconds a process has used (utime + stime from /proc).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
 
 // On this query DataFusion runs a nested-loop join, which never yields while it joins a
 // probe batch with every buffered row: dropping the query alone left a core busy.

@@ -557,7 +557,7 @@ fn sigint_exits_130_and_the_warehouse_is_intact() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_until_busy(child.id(), 0.2);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), Some(130), "{}", stderr(&out));
@@ -583,7 +583,7 @@ fn sigint_exits_130_and_the_warehouse_is_intact() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_until_busy(child.id(), 0.3);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), Some(130), "{}", stderr(&out));
@@ -711,15 +711,18 @@ fn a_header_of_a_million_columns_is_refused_in_bounded_memory() {
     }
 }
 
-/// `n` bytes of zeros, gzipped, streamed into a file.
+/// `n` bytes of zeros as a gzip file: one gzip member of 1 MiB of zeros, written
+/// `n >> 20` times (concatenated members are one gzip stream, as `zcat` reads it),
+/// so that making the bomb takes milliseconds.
 fn gzip_zeros(path: &Path, n: u64) {
-    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-    let block = vec![0u8; 1 << 20];
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let member = enc.finish().unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for _ in 0..n >> 20 {
-        enc.write_all(&block).unwrap();
+        f.write_all(&member).unwrap();
     }
-    enc.finish().unwrap().flush().unwrap();
+    f.flush().unwrap();
 }
 
 #[test]

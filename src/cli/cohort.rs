@@ -74,7 +74,7 @@ ages AS (
 ),
 rows AS (
     SELECT dataset, 1 AS part, 'images' AS measure, '' AS item, COUNT(*) AS n, CAST(NULL AS BIGINT) AS base FROM cohort GROUP BY dataset
-    UNION ALL SELECT dataset, 2, 'patients', '', COUNT(DISTINCT patient_id), NULL FROM cohort GROUP BY dataset
+    UNION ALL SELECT dataset, 2, 'patients', '', NULLIF(COUNT(DISTINCT patient_id), 0), NULL FROM cohort GROUP BY dataset
     UNION ALL SELECT dataset, 3, 'sex', COALESCE(sex, 'NULL'), COUNT(*), NULL FROM cohort GROUP BY dataset, sex
     UNION ALL SELECT dataset, 4, 'view', COALESCE(\"view\", 'NULL'), COUNT(*), NULL FROM cohort GROUP BY dataset, \"view\"
     UNION ALL SELECT dataset, 5, 'age', 'min', CAST(MIN(age) AS BIGINT), NULL FROM ages GROUP BY dataset
@@ -85,7 +85,7 @@ rows AS (
     UNION ALL SELECT dataset, 10, 'finding', label, n, base FROM (
 {findings}
     ) AS fc
-    UNION ALL SELECT dataset, 11, 'finding', 'No Finding', SUM(CASE WHEN cardinality(labels) = 0 THEN 1 ELSE 0 END), COUNT(*) FROM cohort GROUP BY dataset
+    UNION ALL SELECT dataset, 11, 'finding', 'No Finding', SUM(CASE WHEN no_finding THEN 1 ELSE 0 END), COUNT(no_finding) FROM cohort GROUP BY dataset HAVING COUNT(no_finding) > 0
 ),
 total AS (SELECT dataset, COUNT(*) AS total_n FROM cohort GROUP BY dataset)
 SELECT r.dataset, measure, item, n,

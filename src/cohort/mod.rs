@@ -24,7 +24,10 @@ pub struct CohortArgs {
     /// Images without this finding (repeatable).
     #[arg(long = "without", value_name = "LABEL")]
     pub without: Vec<String>,
-    /// Images with no finding at all.
+    /// Images with no finding at all. Across datasets: images the dataset itself
+    /// states normal (NIH/CheXpert/MIMIC `No Finding`, PadChest and OpenI `normal`,
+    /// VinDr `No finding`) with no label stated positive or uncertain; RSNA and SIIM
+    /// make no such statement.
     #[arg(long)]
     pub no_finding: bool,
     /// Age range in years, inclusive: `40..60`, `40..`, `..60`.
@@ -79,12 +82,12 @@ pub struct Available {
     pub split_names: Vec<String>,
     /// For a cross-dataset cohort: which images and labels it reads.
     pub xr: Option<xr::Scope>,
-    /// For a cross-dataset cohort: the relation of the scope's rows — the table the
-    /// rows were computed into once ([`XR_ROWS`]), or their query inline (`--show-sql`).
+    /// For a cross-dataset cohort: the relation of the scope's rows — the view
+    /// ([`XR_ROWS`]), or its query inline (`--show-sql`).
     pub xr_rows: String,
 }
 
-/// The in-memory table a cross-dataset cohort's rows are computed into.
+/// The view of a cross-dataset cohort's rows (all images of its scope).
 pub const XR_ROWS: &str = "xr_cohort_rows";
 
 impl Available {
@@ -153,25 +156,29 @@ impl Available {
             ));
         }
         let scope = cohort.scope(wh, splits);
-        wh.register(crate::sql::Register::For("xr_images xr_labels splits"))
-            .await?;
+        wh.register(crate::sql::Register::For(
+            "xr_images finding_states datasets splits",
+        ))
+        .await?;
         let present = wh
-            .query(
-                "SELECT DISTINCT dataset FROM xr_images ORDER BY dataset",
-                &[],
-            )
+            .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
             .await?
             .required_strings("dataset")?;
         let sources = if cohort.sources.is_empty() {
             Vec::new()
         } else {
-            wh.query("SELECT DISTINCT source FROM xr_labels ORDER BY source", &[])
+            // The small `datasets` table lists every source of every dataset.
+            wh.query(
+                "SELECT DISTINCT source FROM (SELECT unnest(label_sources) AS source FROM datasets) ORDER BY source",
+                &[],
+            )
                 .await?
                 .required_strings("source")?
         };
         scope.check(&present, &sources)?;
-        // The rows are computed once: the commands' SQL reads them several times.
-        wh.remember(XR_ROWS, &scope.images_sql(), &[]).await?;
+        // A view, not rows computed ahead: each command's filters then reach the
+        // tables, and nothing is held in memory.
+        wh.define_view(XR_ROWS, &scope.images_sql()).await?;
         let split_names = if cohort.split.is_some() {
             let sql = format!(
                 "SELECT DISTINCT split FROM {XR_ROWS} WHERE split IS NOT NULL ORDER BY split"
@@ -380,14 +387,8 @@ impl CohortArgs {
             w.push(format!("NOT {}", col(l)?));
         }
         if self.no_finding {
-            w.push(
-                if xr {
-                    "cardinality(i.labels) = 0"
-                } else {
-                    "i.no_finding"
-                }
-                .into(),
-            );
+            // Across datasets: stated normal by the dataset (see `xr::Scope::images_sql`).
+            w.push("i.no_finding".into());
         }
         if let Some(a) = &self.age {
             match parse_age(a)? {

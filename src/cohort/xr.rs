@@ -1,15 +1,17 @@
 //! The cohort across datasets (`--dataset`, `--source`, `--uncertain`): the rows of
-//! `xr_images` with one three-valued column per finding of the 18, resolved from
-//! `xr_labels` by the chosen sources and uncertainty policy.
+//! `xr_images` with one three-valued column per finding of the 18 and `no_finding`,
+//! read from the per-image bit masks of `finding_states` for the chosen sources and
+//! uncertainty policy.
 //!
 //! A finding column is TRUE when a chosen source states it positive, FALSE when one
-//! states it negative or the image's dataset labels the finding but says nothing of
-//! it for this image (CheXpert's blank cells), and NULL when the dataset never labels
-//! the finding (NIH has no Fracture) — or, for an uncertain label, what `--uncertain`
-//! says (nan: NULL, positive: TRUE, negative: FALSE). SQL's three-valued logic then
-//! gives each flag its meaning: `--with X` keeps TRUE, `--without X` keeps FALSE, and
-//! an image whose X is unknown is in neither. The export's targets are the same
-//! columns cast to numbers.
+//! states it negative or a chosen source that labels the finding has labelled the
+//! image but says nothing of it (CheXpert's blank cells), and NULL when no chosen
+//! source that labels the finding has labelled the image (NIH has no Fracture; an
+//! image without any label knows nothing) — or, for an uncertain label, what
+//! `--uncertain` says (nan: NULL, positive: TRUE, negative: FALSE). SQL's
+//! three-valued logic then gives each flag its meaning: `--with X` keeps TRUE,
+//! `--without X` keeps FALSE, and an image whose X is unknown is in neither. The
+//! export's targets are the same columns cast to numbers.
 
 use crate::datasets::XR_FINDINGS;
 use crate::error::{Error, Result};
@@ -166,9 +168,10 @@ impl Scope {
         Ok(())
     }
 
-    /// The label rows the cohort reads (`dataset, image_id, finding, value`).
-    fn labels_sql(&self) -> String {
-        let mut w = vec!["finding IS NOT NULL".to_string()];
+    /// The `finding_states` rows the cohort reads: its sources (for NIH only the
+    /// warehouse's own release unless `--source` says otherwise) and datasets.
+    fn states_sql(&self) -> String {
+        let mut w = Vec::new();
         if self.sources.is_empty() {
             w.push(format!(
                 "(dataset <> 'nih' OR source = {})",
@@ -180,48 +183,50 @@ impl Scope {
         if !self.datasets.is_empty() {
             w.push(format!("dataset IN ({})", list(&self.datasets)));
         }
-        format!(
-            "SELECT dataset, image_id, finding, \"value\" FROM xr_labels WHERE {}",
-            w.join(" AND ")
-        )
+        format!("SELECT * FROM finding_states WHERE {}", w.join(" AND "))
     }
 
     /// A query returning one row per image of the chosen datasets: the columns of
-    /// `xr_images`, `labels` (the positive findings, sorted) and one Boolean column
-    /// per finding (`lung_opacity`), TRUE / FALSE / NULL as the module says.
+    /// `xr_images`, `labels` (the positive findings, sorted), one Boolean column per
+    /// finding (`lung_opacity`), TRUE / FALSE / NULL as the module says, and
+    /// `no_finding`.
+    ///
+    /// From `finding_states`: a finding is positive when a chosen source says so,
+    /// else uncertain when one says that, else negative when a chosen source that
+    /// labels this finding (in any image) has labelled this image, else unknown. An
+    /// image no chosen source labels is unknown for every finding. `no_finding` is
+    /// TRUE when a chosen source states the image normal and none states a finding,
+    /// or any other label, positive or uncertain; NULL for an unlabelled image and
+    /// in datasets that make no normal statement (RSNA, SIIM).
     pub fn images_sql(&self) -> String {
-        let states: Vec<String> = XR_FINDINGS
-            .iter()
-            .map(|f| {
-                format!(
-                    "MAX(CASE WHEN finding = {} THEN state END) AS \"s.{f}\"",
-                    quote(f)
-                )
-            })
-            .collect();
         let columns: Vec<String> = XR_FINDINGS
             .iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(k, f)| {
+                let bit = 1u32 << k;
                 format!(
-                    "CASE WHEN NOT COALESCE(array_has(d.labelled, {q}), false) THEN CAST(NULL AS BOOLEAN) \
-                     WHEN t.\"s.{f}\" = 2 THEN TRUE WHEN t.\"s.{f}\" = 1 THEN {u} ELSE FALSE END AS {c}",
-                    q = quote(f),
+                    "CASE WHEN (COALESCE(m.known, 0) & {bit}) = 0 THEN CAST(NULL AS BOOLEAN) \
+                     WHEN (m.positive & {bit}) <> 0 THEN TRUE WHEN (m.uncertain & {bit}) <> 0 THEN {u} ELSE FALSE END AS {c}",
                     u = self.uncertain.sql(),
                     c = column_name(f)
                 )
             })
             .collect();
         let positive = match self.uncertain {
-            Uncertain::Positive => "state >= 1",
-            _ => "state = 2",
+            Uncertain::Positive => "m.positive | m.uncertain",
+            _ => "m.positive",
         };
         let datasets = if !self.datasets.is_empty() {
             format!("x.dataset IN ({})", list(&self.datasets))
         } else if !self.sources.is_empty() {
-            "x.dataset IN (SELECT DISTINCT dataset FROM lab)".to_string()
+            "x.dataset IN (SELECT dataset FROM labelled)".to_string()
         } else {
             "true".to_string()
         };
+        let normal_datasets: Vec<String> = crate::datasets::NORMAL_LABELS
+            .iter()
+            .map(|(d, _)| quote(d))
+            .collect();
         let (split, splits_join) = if self.nih_splits_table {
             (
                 "CASE WHEN x.dataset = 'nih' THEN sp.split ELSE x.split END",
@@ -231,29 +236,52 @@ impl Scope {
             ("x.split", "")
         };
         format!(
-            "WITH lab AS ({labels}),
-  st AS (
-    SELECT dataset, image_id, finding,
-           MAX(CASE \"value\" WHEN 1 THEN 2 WHEN -1 THEN 1 ELSE 0 END) AS state
-    FROM lab GROUP BY dataset, image_id, finding
+            "WITH s AS ({states}),
+  labelled AS (
+    SELECT dataset, source, bit_or(positive | uncertain | negative) AS findings
+    FROM s GROUP BY dataset, source
   ),
-  t AS (
-    SELECT dataset, image_id, {states},
-           array_sort(array_agg(finding) FILTER (WHERE {positive})) AS positives
-    FROM st GROUP BY dataset, image_id
-  ),
-  d AS (SELECT dataset, array_agg(DISTINCT finding) AS labelled FROM lab GROUP BY dataset)
+  m AS (
+    SELECT s.dataset, s.image_id, bit_or(s.positive) AS positive, bit_or(s.uncertain) AS uncertain,
+           bit_or(labelled.findings) AS known, bool_or(s.states_normal) AS states_normal,
+           bool_or(s.other_positive) AS other_positive
+    FROM s JOIN labelled ON labelled.dataset = s.dataset AND labelled.source = s.source
+    GROUP BY s.dataset, s.image_id
+  )
   SELECT x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
          x.sex, x.age, {split} AS split, x.path,
-         COALESCE(t.positives, CAST(make_array() AS VARCHAR[])) AS labels,
-         {columns}
+         {labels} AS labels,
+         {columns},
+         CASE WHEN m.image_id IS NULL OR x.dataset NOT IN ({normal_datasets}) THEN CAST(NULL AS BOOLEAN)
+              ELSE m.states_normal AND m.positive = 0 AND m.uncertain = 0 AND NOT m.other_positive END AS no_finding
   FROM xr_images x
-  LEFT JOIN t ON t.dataset = x.dataset AND t.image_id = x.image_id
-  LEFT JOIN d ON d.dataset = x.dataset{splits_join}
+  LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id{splits_join}
   WHERE {datasets}",
-            labels = self.labels_sql(),
-            states = states.join(", "),
+            states = self.states_sql(),
+            labels = mask_labels(positive),
             columns = columns.join(",\n         "),
+            normal_datasets = normal_datasets.join(", "),
         )
     }
+}
+
+/// An expression turning a bit mask of findings into the sorted list of their names
+/// (an empty list for a NULL or zero mask).
+pub fn mask_labels(mask: &str) -> String {
+    let mut findings: Vec<(usize, &str)> = XR_FINDINGS.iter().copied().enumerate().collect();
+    findings.sort_by_key(|(_, f)| *f);
+    let items: Vec<String> = findings
+        .iter()
+        .map(|(k, f)| {
+            format!(
+                "CASE WHEN (({mask}) & {}) <> 0 THEN {} END",
+                1u32 << k,
+                quote(f)
+            )
+        })
+        .collect();
+    format!(
+        "COALESCE(array_compact(make_array({})), CAST(make_array() AS VARCHAR[]))",
+        items.join(", ")
+    )
 }

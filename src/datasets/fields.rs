@@ -94,10 +94,15 @@ pub fn date_key(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-/// Whether `view` counts as frontal: PA, AP and AP_SUPINE are; LATERAL and OTHER are
-/// not; unknown is unknown.
+/// Whether `view` is frontal: PA, AP and AP_SUPINE are, LATERAL is not; OTHER (a
+/// costal or oblique view, a view code that contradicts its row) and unknown are
+/// unknown, so that `frontal = false` means lateral in every dataset.
 pub fn frontal_of(view: Option<&str>) -> Option<bool> {
-    view.map(|v| matches!(v, "PA" | "AP" | "AP_SUPINE"))
+    match view? {
+        "PA" | "AP" | "AP_SUPINE" => Some(true),
+        "LATERAL" => Some(false),
+        _ => None,
+    }
 }
 
 /// Distinct `label_sources` of some label rows, in first-seen order.

@@ -152,6 +152,30 @@ pub const ALL: [&str; 8] = [
     "nih", "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
 ];
 
+/// The raw label by which each dataset states an image normal (no finding at all), as
+/// its source spells it. RSNA and SIIM label one finding each and make no such
+/// statement: whether their images are normal is unknown.
+pub const NORMAL_LABELS: [(&str, &str); 6] = [
+    ("nih", "No Finding"),
+    ("chexpert", "No Finding"),
+    ("mimic", "No Finding"),
+    ("padchest", "normal"),
+    ("vindr", "No finding"),
+    ("openi", "normal"),
+];
+
+/// Raw labels a normal statement allows beside it: CheXpert's and MIMIC's labeler
+/// set `No Finding` whatever `Support Devices` says (a device is not a finding).
+pub const BESIDE_NORMAL: [(&str, &str); 2] = [
+    ("chexpert", "Support Devices"),
+    ("mimic", "Support Devices"),
+];
+
+/// Whether `dataset` states images normal (has a [`NORMAL_LABELS`] entry).
+pub fn states_normal(dataset: &str) -> bool {
+    NORMAL_LABELS.iter().any(|(d, _)| *d == dataset)
+}
+
 /// Reads one `--dataset NAME=PATH[,PATH...]` request into rows and its `datasets` row.
 /// A file that is not of the named dataset is an input error (exit 2) naming the file
 /// and its missing columns, raised before any row is returned.
@@ -306,20 +330,9 @@ pub(crate) mod test_support {
             .any(|(l, f, v)| *l == line && f == field && v == value)
     }
 
-    /// The shared real files: `$CXR_SHARED_DATASETS`, else `../shared/datasets` from the
-    /// crate root; None (the test is skipped) where neither exists.
+    /// The shared real files (see [`super::testutil::real_dir`]).
     pub fn shared_datasets() -> Option<PathBuf> {
-        let p = std::env::var_os("CXR_SHARED_DATASETS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")
-            });
-        if p.is_dir() {
-            Some(p)
-        } else {
-            eprintln!("skipped: no shared datasets at {}", p.display());
-            None
-        }
+        super::testutil::real_dir()
     }
 
     /// CPU seconds used by this process so far (user + system, all threads), from

@@ -18,8 +18,9 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The folder of real dataset files (`CXR_SHARED_DATASETS`, else
-/// `../shared/datasets` beside the crate), when it exists; tests on real files
-/// return early without it.
+/// `../shared/datasets` beside the crate), when it exists. Without it a test on real
+/// files says it is skipped and returns early, except under CI (`CI` set), which
+/// always has the files: there a missing folder fails the test.
 pub fn real_dir() -> Option<PathBuf> {
     let p = std::env::var_os("CXR_SHARED_DATASETS")
         .map(PathBuf::from)
@@ -27,12 +28,13 @@ pub fn real_dir() -> Option<PathBuf> {
             PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets"))
         });
     if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "real dataset files not found at {}: test skipped",
-            p.display()
-        );
-        None
+        return Some(p);
     }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "real dataset files not found at {} (CI is set: they must be there)",
+        p.display()
+    );
+    eprintln!("SKIPPED: real dataset files not found at {}", p.display());
+    None
 }

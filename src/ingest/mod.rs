@@ -349,6 +349,7 @@ fn write_metadata(
                 let tables = vec![
                     write_parts("xr_images", each(|p| xr::images_batch(&p.images)))?,
                     write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
+                    write_parts("finding_states", each(|p| xr::states_batch(&p.labels)))?,
                     write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,
                     write_parts("reports", each(|p| xr::reports_batch(&p.reports)))?,
                     write("datasets", xr::datasets_batch(&cross.datasets))?,
@@ -392,7 +393,7 @@ fn write_metadata(
 struct Cross {
     /// NIH's rows first, then each other dataset's (and the other NIH release's labels).
     parts: Vec<crate::datasets::DatasetRows>,
-    datasets: Vec<(crate::datasets::DatasetInfo, [i64; 3])>,
+    datasets: Vec<(crate::datasets::DatasetInfo, [Option<i64>; 3])>,
     inputs: Vec<InputFile>,
 }
 
@@ -584,17 +585,20 @@ fn shipped_map() -> InputFile {
     }
 }
 
-/// (images, distinct patients, distinct studies) of one dataset's images.
-fn counts(images: &[crate::datasets::XrImage]) -> [i64; 3] {
+/// (images, distinct patients, distinct studies) of one dataset's images; a count of
+/// ids the release does not give (no image has one: VinDr, RSNA and SIIM patients) is
+/// unknown, not 0.
+fn counts(images: &[crate::datasets::XrImage]) -> [Option<i64>; 3] {
     let distinct = |f: &dyn Fn(&crate::datasets::XrImage) -> Option<&str>| {
-        images
+        let n = images
             .iter()
             .filter_map(f)
             .collect::<polars::prelude::PlHashSet<_>>()
-            .len() as i64
+            .len() as i64;
+        (n > 0 || images.is_empty()).then_some(n)
     };
     [
-        images.len() as i64,
+        Some(images.len() as i64),
         distinct(&|i| i.patient_id.as_deref()),
         distinct(&|i| i.study_id.as_deref()),
     ]

@@ -89,7 +89,7 @@ fn image_row(img: &Image) -> XrImage {
         study_id: Some(format!("{}/{}", img.patient_id, img.follow_up)),
         study_order: Some(i64::from(img.follow_up)),
         view: img.view_position,
-        frontal: img.view_position.map(|v| matches!(v, "PA" | "AP")),
+        frontal: crate::datasets::fields::frontal_of(img.view_position),
         sex: img.sex,
         age: img.age.map(f32::from),
         split: img.split.map(str::to_string),

@@ -2,9 +2,13 @@
 
 use datafusion::arrow::array::RecordBatch;
 
-use crate::datasets::{DatasetInfo, Report, XrBox, XrImage, XrLabel};
+use polars::prelude::{InitHashMaps, PlHashMap};
+
+use crate::datasets::{
+    BESIDE_NORMAL, DatasetInfo, NORMAL_LABELS, Report, XR_FINDINGS, XrBox, XrImage, XrLabel,
+};
 use crate::error::Result;
-use crate::input::table::{batch, bools, f64s, i8s, i64s, list_utf8, text, utf8};
+use crate::input::table::{batch, bools, f64s, i8s, i32s, i64s, list_utf8, text, utf8};
 
 /// `xr_images`.
 pub fn images_batch(rows: &[XrImage]) -> Result<RecordBatch> {
@@ -43,6 +47,81 @@ pub fn labels_batch(rows: &[XrLabel]) -> Result<RecordBatch> {
         ("finding", utf8(rows.iter().map(|r| r.finding.as_deref()))),
         ("value", i8s(rows.iter().map(|r| Some(r.value)))),
     ])
+}
+
+/// `finding_states`: per image and label source, the findings the source states
+/// positive, uncertain and negative, as bit masks over the 18 findings (bit k is
+/// `XR_FINDINGS[k]`); whether it states the image normal; whether it states a label
+/// outside the 18 positive or uncertain. A cohort over any sources then reads one
+/// narrow row per image and source instead of resolving `xr_labels` every time. One
+/// row per (image, source) with any label, in the order the labels come (a reader's
+/// labels come image by image).
+pub fn states_batch(labels: &[XrLabel]) -> Result<RecordBatch> {
+    let bits: PlHashMap<&str, i32> = XR_FINDINGS
+        .iter()
+        .enumerate()
+        .map(|(k, f)| (*f, 1 << k))
+        .collect();
+    let mut index: PlHashMap<(&str, &str), usize> = PlHashMap::new();
+    let mut rows: Vec<(&XrLabel, State)> = Vec::new();
+    for label in labels {
+        let key = (label.image_id.as_str(), label.source.as_str());
+        let row = *index.entry(key).or_insert_with(|| {
+            rows.push((label, State::default()));
+            rows.len() - 1
+        });
+        let state = &mut rows[row].1;
+        let stated = label.value != 0;
+        match label.finding.as_deref().and_then(|f| bits.get(f)) {
+            Some(bit) => match label.value {
+                1 => state.masks[0] |= bit,
+                -1 => state.masks[1] |= bit,
+                _ => state.masks[2] |= bit,
+            },
+            None if stated && is_pair(&NORMAL_LABELS, label) => state.normal |= label.value == 1,
+            None if stated && !is_pair(&BESIDE_NORMAL, label) => state.other = true,
+            None => {}
+        }
+    }
+    let mask = |k: usize| i32s(rows.iter().map(|(_, s)| Some(s.masks[k])));
+    batch(vec![
+        ("dataset", text(rows.iter().map(|(l, _)| l.dataset))),
+        (
+            "image_id",
+            text(rows.iter().map(|(l, _)| l.image_id.as_str())),
+        ),
+        ("source", text(rows.iter().map(|(l, _)| l.source.as_str()))),
+        ("positive", mask(0)),
+        ("uncertain", mask(1)),
+        ("negative", mask(2)),
+        (
+            "states_normal",
+            bools(rows.iter().map(|(_, s)| Some(s.normal))),
+        ),
+        (
+            "other_positive",
+            bools(rows.iter().map(|(_, s)| Some(s.other))),
+        ),
+    ])
+}
+
+/// What one source states of one image.
+#[derive(Default)]
+struct State {
+    /// Positive, uncertain and negative findings.
+    masks: [i32; 3],
+    /// It states the image normal.
+    normal: bool,
+    /// It states a label outside the 18 (and not beside a normal statement) positive
+    /// or uncertain.
+    other: bool,
+}
+
+/// Whether a label is one of the (dataset, raw label) pairs.
+fn is_pair(pairs: &[(&str, &str)], label: &XrLabel) -> bool {
+    pairs
+        .iter()
+        .any(|(d, r)| *d == label.dataset && *r == label.raw_label)
 }
 
 /// `xr_boxes`.
@@ -89,7 +168,7 @@ pub fn reports_batch(rows: &[Report]) -> Result<RecordBatch> {
 }
 
 /// `datasets`: one row per dataset with its counts.
-pub fn datasets_batch(rows: &[(DatasetInfo, [i64; 3])]) -> Result<RecordBatch> {
+pub fn datasets_batch(rows: &[(DatasetInfo, [Option<i64>; 3])]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|(d, _)| d.dataset))),
         ("title", text(rows.iter().map(|(d, _)| d.title.as_str()))),
@@ -97,9 +176,9 @@ pub fn datasets_batch(rows: &[(DatasetInfo, [i64; 3])]) -> Result<RecordBatch> {
             "source_files",
             list_utf8(rows.iter().map(|(d, _)| d.source_files.as_slice())),
         ),
-        ("n_images", i64s(rows.iter().map(|(_, n)| Some(n[0])))),
-        ("n_patients", i64s(rows.iter().map(|(_, n)| Some(n[1])))),
-        ("n_studies", i64s(rows.iter().map(|(_, n)| Some(n[2])))),
+        ("n_images", i64s(rows.iter().map(|(_, n)| n[0]))),
+        ("n_patients", i64s(rows.iter().map(|(_, n)| n[1]))),
+        ("n_studies", i64s(rows.iter().map(|(_, n)| n[2]))),
         (
             "label_sources",
             list_utf8(rows.iter().map(|(d, _)| d.label_sources.as_slice())),

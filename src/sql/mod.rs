@@ -26,9 +26,9 @@ use crate::warehouse::Snapshot;
 
 /// The built-in views: (name, SQL template, tables it reads). Their SQL lives in
 /// `views/`, written over `{images}` (and `{findings}`) so that the analysis commands
-/// can run the same definitions over a cohort. Ingest stores both as tables too
+/// can run the same definitions over a cohort (`finding_states` reads `xr_labels`). Ingest stores both as tables too
 /// (`ingest::derived`); a view is registered only where the warehouse has no table.
-pub const VIEWS: [(&str, &str, &[&str]); 2] = [
+pub const VIEWS: [(&str, &str, &[&str]); 3] = [
     (
         "cooccurrence",
         include_str!("views/cooccurrence.sql"),
@@ -38,6 +38,11 @@ pub const VIEWS: [(&str, &str, &[&str]); 2] = [
         "followups",
         include_str!("views/followups.sql"),
         &["images"],
+    ),
+    (
+        "finding_states",
+        include_str!("views/finding_states.sql"),
+        &["xr_labels"],
     ),
 ];
 
@@ -220,6 +225,15 @@ impl Warehouse {
     /// Runs `sql` once and registers its result in memory as the table `name`, for
     /// a relation that several parts of one query read (DataFusion inlines a CTE at
     /// every reference, so a costly one would be computed again each time).
+    /// Registers `sql` as a view named `name` (replacing one of that name): queries
+    /// over it are planned as one, so their filters reach the view's tables.
+    pub async fn define_view(&self, name: &str, sql: &str) -> Result<()> {
+        let view = self.ctx.sql(sql).await?.into_view();
+        self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, view)?;
+        Ok(())
+    }
+
     pub async fn remember(
         &self,
         name: &str,

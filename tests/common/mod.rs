@@ -233,3 +233,44 @@ pub fn ingest_args<'a>(metadata: &'a str, wh: &'a str) -> Vec<&'a str> {
 pub fn code(o: &Output) -> Option<i32> {
     o.status.code()
 }
+
+/// The folder of the other datasets' real files (`CXR_SHARED_DATASETS`, else
+/// `../shared/datasets` beside the crate). Without it a real-file test says it is
+/// skipped and returns early, except under CI (`CI` set), which always has the files:
+/// there a missing folder fails the test.
+pub fn shared_datasets() -> Option<PathBuf> {
+    let p = std::env::var_os("CXR_SHARED_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+    if p.join("SOURCES.md").exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "real dataset files not found at {} (CI is set: they must be there)",
+        p.display()
+    );
+    eprintln!("SKIPPED: real dataset files not found at {}", p.display());
+    None
+}
+
+/// CPU seconds (user + system) a process has used so far, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Waits until a child process has used `cpu` seconds of CPU (it is past start-up
+/// and working, however loaded the machine is), at most a minute: the readiness
+/// check before a signal is sent.
+pub fn wait_until_busy(pid: u32, cpu: f64) {
+    let start = std::time::Instant::now();
+    while cpu_seconds(pid) < cpu && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
