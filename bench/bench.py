@@ -15,6 +15,8 @@ Sections (default: all but full and interop):
   pixels  `cxr ingest --images` on a 20,000-image synthetic tar vs the reference
   full    `cxr ingest --images` on a 112,120-image synthetic tar: time, peak RSS
   datasets  ingest of NIH + CheXpert + PadChest vs DuckDB reading the three CSVs
+  across  cohort, co-occurrence, prevalence and timeline questions across datasets
+          (every real dataset file in ../shared/datasets) vs DuckDB over the plain tables
   interop bench/interop/run.sh
 
 Environment: CXR_BIN, CXR_REF (default target/release/{cxr,examples/read_decode},
@@ -323,6 +325,114 @@ def bench_datasets():
            [int(x) for x in n_cxr] == n_duck)
 
 
+# ------------------------------------------------- questions across datasets
+# cxr over its warehouse of NIH + every dataset whose real files are in SHARED; DuckDB
+# over the plain tables of the same warehouse (`cxr export --tables`), `xr_images` and
+# `xr_labels`, with the SQL a DuckDB user would write. Each: (question, cxr argv,
+# DuckDB SQL, cxr columns compared, DuckDB columns compared), rows compared as sorted sets.
+
+ACROSS_COHORT_DUCK = """
+WITH lab AS (
+  SELECT image_id, finding, MAX(CASE "value" WHEN 1 THEN 2 WHEN -1 THEN 1 ELSE 0 END) AS state
+  FROM xr_labels WHERE dataset = 'chexpert' AND finding IN ('Effusion', 'Pneumothorax') GROUP BY ALL)
+SELECT x.image_id FROM xr_images x
+WHERE x.dataset = 'chexpert' AND x.sex = 'F' AND x.age BETWEEN 40 AND 60 AND x."view" = 'PA'
+  AND x.image_id IN (SELECT image_id FROM lab WHERE finding = 'Effusion' AND state = 2)
+  AND x.image_id NOT IN (SELECT image_id FROM lab WHERE finding = 'Pneumothorax' AND state >= 1)"""
+
+ACROSS_COOCCUR_DUCK = """
+WITH pos AS (
+  SELECT DISTINCT dataset, image_id, finding FROM xr_labels
+  WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL AND "value" = 1),
+lab AS (SELECT DISTINCT dataset, finding FROM xr_labels WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL),
+n AS (SELECT dataset, finding, COUNT(*) AS n FROM pos GROUP BY ALL),
+ab AS (SELECT a.dataset, a.finding AS fa, b.finding AS fb, COUNT(*) AS n_ab
+       FROM pos a JOIN pos b ON a.dataset = b.dataset AND a.image_id = b.image_id AND a.finding <> b.finding GROUP BY ALL)
+SELECT la.dataset, la.finding, lb.finding, COALESCE(na.n, 0), COALESCE(nb.n, 0), COALESCE(ab.n_ab, 0)
+FROM lab la JOIN lab lb ON la.dataset = lb.dataset AND la.finding <> lb.finding
+LEFT JOIN n na ON na.dataset = la.dataset AND na.finding = la.finding
+LEFT JOIN n nb ON nb.dataset = lb.dataset AND nb.finding = lb.finding
+LEFT JOIN ab ON ab.dataset = la.dataset AND ab.fa = la.finding AND ab.fb = lb.finding"""
+
+ACROSS_PREVALENCE_DUCK = """
+WITH pos AS (
+  SELECT DISTINCT dataset, image_id, finding FROM xr_labels
+  WHERE dataset IN ('nih', 'chexpert', 'padchest') AND finding IS NOT NULL AND "value" = 1
+    AND (dataset <> 'nih' OR source = 'nih_2020'))
+SELECT p.dataset, p.finding, COUNT(*) FROM pos p
+JOIN xr_images x ON x.dataset = p.dataset AND x.image_id = p.image_id
+WHERE x.sex = 'F' GROUP BY ALL"""
+
+ACROSS_TIMELINE_DUCK = """
+SELECT DISTINCT study_id FROM xr_images
+WHERE dataset = 'chexpert' AND patient_id = 'patient00011' AND study_order IS NOT NULL"""
+
+ACROSS = [
+    ("across: cohort rows (CheXpert, F, 40-60, PA, Effusion, no Pneumothorax)",
+     ["cohort", "--dataset", "chexpert", "--with", "Effusion", "--without", "Pneumothorax",
+      "--sex", "F", "--age", "40..60", "--view", "PA"], ACROSS_COHORT_DUCK, [1], [0]),
+    ("across: co-occurrence counts (CheXpert + PadChest)",
+     ["cooccur", "--dataset", "chexpert,padchest"], ACROSS_COOCCUR_DUCK, [0, 1, 2, 3, 4, 5],
+     [0, 1, 2, 3, 4, 5]),
+    ("across: positives per finding of women (NIH + CheXpert + PadChest summary)",
+     ["cohort", "--dataset", "nih,chexpert,padchest", "--sex", "F", "--summary"],
+     ACROSS_PREVALENCE_DUCK, "finding-rows", [0, 1, 2]),
+    ("across: one patient's timeline (CheXpert patient00011)",
+     ["followup", "--dataset", "chexpert", "--patient", "patient00011"], ACROSS_TIMELINE_DUCK,
+     [2], [0]),
+]
+
+
+def across_rows(out, cols):
+    """The compared part of a result: `cols` of every row, or for a cohort summary the
+    (dataset, finding, n) of its finding rows with a positive image, but No Finding."""
+    if cols == "finding-rows":
+        return sorted((r[0], r[2], r[3]) for r in rows(out)
+                      if r[1] == "finding" and r[2] != "No Finding" and r[3] != "0")
+    return sorted(tuple(r[c] for c in cols) for r in rows(out))
+
+
+def bench_across():
+    files = {n: os.path.join(SHARED, n) for n in (
+        "chexpert_train.csv.gz", "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz",
+        "vinbigdata-train.csv.gz", "kaggle_stage_2_train_labels.csv.zip",
+        "kaggle_stage_2_train_images_dicom_headers.csv.gz", "siim-pneumothorax-train-rle.csv.gz",
+        "nlmcxr_dicom_metadata.csv.gz", "NLMCXR_reports.tgz")}
+    missing = [n for n, p in files.items() if not os.path.exists(p)]
+    if missing:
+        print(f"across: skipped (missing under {SHARED}: {', '.join(missing)})")
+        return
+    f = lambda n: files[n]
+    specs = [f"chexpert={f('chexpert_train.csv.gz')}",
+             f"padchest={f('PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz')}",
+             f"vindr={f('vinbigdata-train.csv.gz')}",
+             f"rsna={f('kaggle_stage_2_train_labels.csv.zip')},{f('kaggle_stage_2_train_images_dicom_headers.csv.gz')}",
+             f"siim={f('siim-pneumothorax-train-rle.csv.gz')}",
+             f"openi={f('nlmcxr_dicom_metadata.csv.gz')},{f('NLMCXR_reports.tgz')}"]
+    wh = os.path.join(OUT, "wh-across")
+    ingest = [CXR, "ingest", "--no-images", "--warehouse", wh]
+    for spec in specs:
+        ingest += ["--dataset", spec]
+    secs, rss, _ = peak_rss(ingest)
+    print(f"across: ingest of NIH + {len(specs)} datasets: {secs:.2f} s, peak RSS {rss:.0f} MiB (target < 500)")
+    tables = os.path.join(OUT, "wh-across-tables")
+    run([CXR, "export", "--tables", tables, "-w", wh, "--overwrite"])
+    views = "; ".join(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{os.path.join(tables, t + '.parquet')}')"
+                      for t in ("xr_images", "xr_labels"))
+    print(f"across questions (whole process, median of {RUNS}, interleaved with the DuckDB CLI "
+          f"over the exported xr_images and xr_labels)", flush=True)
+    for question, argv, duck_sql, cxr_cols, duck_cols in ACROSS:
+        cxr_cmd = [CXR] + argv + ["-w", wh, "--format", "csv"]
+        duck_cmd = [DUCKDB, "-csv", "-c", f"{views}; {duck_sql}"]
+        a, b = across_rows(run(cxr_cmd)[1], cxr_cols), across_rows(run(duck_cmd)[1], duck_cols)
+        same = a == b and len(a) > 0
+        if not same:
+            print(f"    cxr ({len(a)} rows):    {a[:5]}\n    duckdb ({len(b)} rows): {b[:5]}")
+        cxr_s, duck_s = interleaved([cxr_cmd, duck_cmd])
+        _, rss, _ = peak_rss(cxr_cmd)
+        record(question, cxr_s, duck_s, 1.0, f"cxr {' '.join(argv)} (peak RSS {rss:.0f} MiB, target < 300)"[:160], same)
+
+
 def synth_tar(count):
     tar = os.path.join(OUT, f"synth-{count}.tar")
     if not os.path.exists(tar):
@@ -402,7 +512,7 @@ def main():
         print(f"  duckdb: {DUCKDB} ({run([DUCKDB, '--version'])[1].strip()})")
     for s in sections:
         {"ingest": bench_ingest, "sql": bench_sql, "pixels": bench_pixels, "full": bench_full,
-         "datasets": bench_datasets,
+         "datasets": bench_datasets, "across": bench_across,
          "interop": bench_interop}[s]()
     if RESULTS:
         table()

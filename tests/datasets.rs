@@ -390,6 +390,68 @@ fn real_files_of_every_dataset() {
         [["9555"]]
     );
     assert_eq!(q(&wh, "SELECT COUNT(*) FROM reports"), [["3955"]]);
+    // `frontal = false` means lateral: CheXpert's 32,387 Lateral rows and PadChest's
+    // 49,579 `L` rows (SOURCES.md); COSTAL and the LL/RL rows are not "not frontal".
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT dataset, COUNT(*) FROM xr_images WHERE frontal = false AND dataset IN ('chexpert', 'padchest') GROUP BY dataset ORDER BY dataset"
+        ),
+        [["chexpert", "32387"], ["padchest", "49579"]]
+    );
+    // Patients the release does not identify are unknown, not 0.
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT dataset, n_patients IS NULL FROM datasets WHERE dataset IN ('rsna', 'siim', 'vindr', 'chexpert') ORDER BY dataset"
+        ),
+        [
+            ["chexpert", "false"],
+            ["rsna", "true"],
+            ["siim", "true"],
+            ["vindr", "true"]
+        ]
+    );
+    // PadChest images without any label, counted from the raw file here: unknown for
+    // every finding, so in neither --with nor --without.
+    let padchest = read_gz(&f(
+        "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz",
+    ));
+    let records = parse_csv(&padchest);
+    let labels_at = records[0].iter().position(|h| h == "Labels").unwrap();
+    let unlabelled = records[1..]
+        .iter()
+        .filter(|r| {
+            // `nan`: pandas' missing value, the 103 rows without labels (SOURCES.md).
+            r[labels_at] == "nan"
+                || r[labels_at]
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(',')
+                    .all(|item| item.trim().trim_matches('\'').trim().is_empty())
+        })
+        .count();
+    let total = records.len() - 1;
+    assert!(unlabelled > 0);
+    let count = |flags: &[&str]| -> usize {
+        let mut a = vec![
+            "cohort",
+            "-w",
+            wh.to_str().unwrap(),
+            "-f",
+            "csv",
+            "--dataset",
+            "padchest",
+        ];
+        a.extend_from_slice(flags);
+        let out = run(&a);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        parse_csv(&stdout(&out)).len() - 1
+    };
+    let (with, without) = (
+        count(&["--with", "Effusion"]),
+        count(&["--without", "Effusion"]),
+    );
+    assert_eq!(with + without, total - unlabelled);
     // A cohort across datasets on the real CheXpert file: images positive (1.0) for
     // Atelectasis, for Cardiomegaly and for both, counted from the CSV here.
     let (mut a, mut c, mut ac) = (0i64, 0i64, 0i64);
@@ -617,6 +679,16 @@ fn siim_boxes_reach_the_export() {
             ["1.2.3.2", "", "", "", "", "", "", "", ""],
         ]
     );
+}
+
+/// A gzip file's text.
+fn read_gz(path: &str) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text
 }
 
 /// The cohort flags across datasets, on the CheXpert fixture beside NIH: each

@@ -710,7 +710,7 @@ zzz-9,50000009,19000009,train
         );
         assert_eq!(
             (img("ddd-1").view, img("ddd-1").frontal, img("ddd-1").sex),
-            (Some("OTHER"), Some(false), None)
+            (Some("OTHER"), None, None)
         );
         assert_eq!(img("ddd-2").view, None);
 

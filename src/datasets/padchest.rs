@@ -428,7 +428,7 @@ mod tests {
         );
         assert_eq!(
             (img(3).view, img(3).frontal, img(3).sex, img(3).age),
-            (Some("OTHER"), Some(false), None, None)
+            (Some("OTHER"), None, None, None)
         );
         assert_eq!(
             (img(4).view, img(4).frontal, img(4).age),
