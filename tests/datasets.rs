@@ -452,6 +452,33 @@ fn real_files_of_every_dataset() {
         count(&["--without", "Effusion"]),
     );
     assert_eq!(with + without, total - unlabelled);
+    // The states stored in xr_images for the default sources equal those resolved
+    // from finding_states when the same sources are named: the summary of every
+    // dataset (positives, denominators, No Finding) and its pairs.
+    let csv = |args: &[&str]| -> String {
+        let mut a = vec!["-w", wh.to_str().unwrap(), "-f", "csv"];
+        a.splice(0..0, args.iter().copied());
+        let out = run(&a);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let readers: Vec<String> = (1..=17).map(|r| format!("vindr_R{r}")).collect();
+    for (dataset, sources) in [
+        ("chexpert", "chexpert".to_string()),
+        ("padchest", "padchest_physician,padchest_rnn".to_string()),
+        ("vindr", readers.join(",")),
+        ("rsna", "rsna_2018".to_string()),
+        ("siim", "siim_2019".to_string()),
+        ("openi", "openi_mesh".to_string()),
+    ] {
+        for command in [&["cohort", "--summary"][..], &["cooccur"][..]] {
+            let mut default = command.to_vec();
+            default.extend(["--dataset", dataset]);
+            let mut named = default.clone();
+            named.extend(["--source", sources.as_str()]);
+            assert_eq!(csv(&default), csv(&named), "{dataset} {command:?}");
+        }
+    }
     // A cohort across datasets on the real CheXpert file: images positive (1.0) for
     // Atelectasis, for Cardiomegaly and for both, counted from the CSV here.
     let (mut a, mut c, mut ac) = (0i64, 0i64, 0i64);

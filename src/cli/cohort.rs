@@ -101,6 +101,17 @@ ORDER BY r.dataset, part, n DESC, item",
 pub async fn run(args: CohortCmd) -> Result<()> {
     let summary = args.summary;
     let xr = args.common.cohort.is_xr();
+    if xr && summary && !args.common.show_sql {
+        // The summary reads the cohort's rows a dozen times: they are computed once.
+        return args
+            .common
+            .run_staged(
+                "summary_rows",
+                |cohort, _| Ok(cohort.to_string()),
+                || Ok(xr_sql("SELECT * FROM summary_rows", true)),
+            )
+            .await;
+    }
     args.common
         .run(|cohort, _| {
             Ok(if xr {

@@ -364,6 +364,7 @@ impl CohortArgs {
             nih_primary: format!("nih_{}", wh.snapshot.manifest.metadata_revision),
             uncertain: self.uncertain.unwrap_or_default(),
             nih_splits_table: splits,
+            image_states: false,
         }
     }
 

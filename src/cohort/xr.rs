@@ -64,6 +64,9 @@ pub struct Scope {
     pub uncertain: Uncertain,
     /// Take NIH's `split` from the `splits` table (`cxr split`).
     pub nih_splits_table: bool,
+    /// `xr_images` holds each image's states over the default sources (its
+    /// `positive_findings`, ... columns; a warehouse written before them has not).
+    pub image_states: bool,
 }
 
 /// A finding of the 18 by name, case-insensitively and ignoring spaces and
@@ -117,19 +120,29 @@ pub fn positive_mask(known: bool) -> String {
 
 /// Per dataset and finding it labels, over a relation of cohort rows: `n` images
 /// positive, `base` images whose state is known (a share's denominator) and `total`
-/// images of the dataset.
+/// images of the dataset. One pass over the rows: images are counted per distinct
+/// (positive, known) pair of masks, and each finding's counts are sums over them.
 pub fn finding_counts_sql(relation: &str) -> String {
-    XR_FINDINGS
-        .iter()
-        .map(|f| {
-            let c = column_name(f);
-            format!(
-                "SELECT dataset, {q} AS label, SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS n, COUNT({c}) AS base, COUNT(*) AS total FROM {relation} GROUP BY dataset HAVING COUNT({c}) > 0",
-                q = quote(f)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\nUNION ALL ")
+    format!(
+        "SELECT m.dataset, f.label, SUM(CASE WHEN (m.mask & f.bit) <> 0 THEN m.n ELSE 0 END) AS n,
+       SUM(CASE WHEN (m.known & f.bit) <> 0 THEN m.n ELSE 0 END) AS base, MAX(m.total) AS total
+FROM (
+    SELECT dataset, mask, known, COUNT(*) AS n, SUM(COUNT(*)) OVER (PARTITION BY dataset) AS total
+    FROM (SELECT dataset, {positive} AS mask, {known} AS known FROM {relation}) AS r
+    GROUP BY dataset, mask, known
+) AS m
+CROSS JOIN (VALUES {findings}) AS f(label, bit)
+GROUP BY m.dataset, f.label
+HAVING SUM(CASE WHEN (m.known & f.bit) <> 0 THEN m.n ELSE 0 END) > 0",
+        positive = positive_mask(false),
+        known = positive_mask(true),
+        findings = XR_FINDINGS
+            .iter()
+            .enumerate()
+            .map(|(k, f)| format!("({}, {})", quote(f), 1u32 << k))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 fn list(items: &[String]) -> String {
@@ -191,42 +204,93 @@ impl Scope {
     /// finding (`lung_opacity`), TRUE / FALSE / NULL as the module says, and
     /// `no_finding`.
     ///
-    /// From `finding_states`: a finding is positive when a chosen source says so,
-    /// else uncertain when one says that, else negative when a chosen source that
-    /// labels this finding (in any image) has labelled this image, else unknown. An
-    /// image no chosen source labels is unknown for every finding. `no_finding` is
-    /// TRUE when a chosen source states the image normal and none states a finding,
-    /// or any other label, positive or uncertain; NULL for an unlabelled image and
-    /// in datasets that make no normal statement (RSNA, SIIM).
+    /// With the default sources the states are columns of `xr_images` (written at
+    /// ingest): one scan, no join. With `--source`, from `finding_states`: a finding
+    /// is positive when a chosen source says so, else uncertain when one says that,
+    /// else negative when a chosen source that labels this finding (in any image) has
+    /// labelled this image, else unknown. An image no chosen source labels is unknown
+    /// for every finding. `no_finding` is TRUE when a chosen source states the image
+    /// normal and none states a finding, or any other label, positive or uncertain;
+    /// NULL for an unlabelled image and in datasets that make no normal statement.
     pub fn images_sql(&self) -> String {
+        let (states, from) = if self.sources.is_empty() && self.image_states {
+            let states = States {
+                positive: "x.positive_findings",
+                uncertain: "x.uncertain_findings",
+                known: "x.known_findings",
+                no_finding: "x.no_finding".into(),
+            };
+            (states, "xr_images x".to_string())
+        } else {
+            let normal: Vec<String> = crate::datasets::NORMAL_LABELS
+                .iter()
+                .map(|(d, _)| quote(d))
+                .collect();
+            let states = States {
+                positive: "COALESCE(x.positive, 0)",
+                uncertain: "COALESCE(x.uncertain, 0)",
+                known: "COALESCE(x.known, 0)",
+                no_finding: format!(
+                    "CASE WHEN x.labelled_image IS NULL OR x.dataset NOT IN ({}) THEN CAST(NULL AS BOOLEAN) \
+                     ELSE x.states_normal AND x.positive = 0 AND x.uncertain = 0 AND NOT x.other_positive END",
+                    normal.join(", ")
+                ),
+            };
+            let from = format!(
+                "(\n    WITH s AS ({}),
+    labelled AS (
+      SELECT dataset, source, bit_or(positive | uncertain | negative) AS findings
+      FROM s GROUP BY dataset, source
+    ),
+    m AS (
+      SELECT s.dataset, s.image_id, bit_or(s.positive) AS positive, bit_or(s.uncertain) AS uncertain,
+             bit_or(labelled.findings) AS known, bool_or(s.states_normal) AS states_normal,
+             bool_or(s.other_positive) AS other_positive
+      FROM s JOIN labelled ON labelled.dataset = s.dataset AND labelled.source = s.source
+      GROUP BY s.dataset, s.image_id
+    )
+    SELECT x.*, m.image_id AS labelled_image, m.positive, m.uncertain, m.known, m.states_normal, m.other_positive
+    FROM xr_images x LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id
+  ) AS x",
+                self.states_sql()
+            );
+            (states, from)
+        };
+        self.rows_sql(&states, &from)
+    }
+
+    /// The cohort rows over `from` (aliased `x`), whose states `states` names.
+    fn rows_sql(&self, states: &States, from: &str) -> String {
         let columns: Vec<String> = XR_FINDINGS
             .iter()
             .enumerate()
             .map(|(k, f)| {
                 let bit = 1u32 << k;
                 format!(
-                    "CASE WHEN (COALESCE(m.known, 0) & {bit}) = 0 THEN CAST(NULL AS BOOLEAN) \
-                     WHEN (m.positive & {bit}) <> 0 THEN TRUE WHEN (m.uncertain & {bit}) <> 0 THEN {u} ELSE FALSE END AS {c}",
+                    "CASE WHEN ({known} & {bit}) = 0 THEN CAST(NULL AS BOOLEAN) \
+                     WHEN ({positive} & {bit}) <> 0 THEN TRUE WHEN ({uncertain} & {bit}) <> 0 THEN {u} ELSE FALSE END AS {c}",
+                    known = states.known,
+                    positive = states.positive,
+                    uncertain = states.uncertain,
                     u = self.uncertain.sql(),
                     c = column_name(f)
                 )
             })
             .collect();
-        let positive = match self.uncertain {
-            Uncertain::Positive => "m.positive | m.uncertain",
-            _ => "m.positive",
+        let labels = match self.uncertain {
+            Uncertain::Positive => format!("{} | {}", states.positive, states.uncertain),
+            _ => states.positive.to_string(),
         };
         let datasets = if !self.datasets.is_empty() {
             format!("x.dataset IN ({})", list(&self.datasets))
         } else if !self.sources.is_empty() {
-            "x.dataset IN (SELECT dataset FROM labelled)".to_string()
+            format!(
+                "x.dataset IN (SELECT DISTINCT dataset FROM finding_states WHERE source IN ({}))",
+                list(&self.sources)
+            )
         } else {
             "true".to_string()
         };
-        let normal_datasets: Vec<String> = crate::datasets::NORMAL_LABELS
-            .iter()
-            .map(|(d, _)| quote(d))
-            .collect();
         let (split, splits_join) = if self.nih_splits_table {
             (
                 "CASE WHEN x.dataset = 'nih' THEN sp.split ELSE x.split END",
@@ -236,52 +300,23 @@ impl Scope {
             ("x.split", "")
         };
         format!(
-            "WITH s AS ({states}),
-  labelled AS (
-    SELECT dataset, source, bit_or(positive | uncertain | negative) AS findings
-    FROM s GROUP BY dataset, source
-  ),
-  m AS (
-    SELECT s.dataset, s.image_id, bit_or(s.positive) AS positive, bit_or(s.uncertain) AS uncertain,
-           bit_or(labelled.findings) AS known, bool_or(s.states_normal) AS states_normal,
-           bool_or(s.other_positive) AS other_positive
-    FROM s JOIN labelled ON labelled.dataset = s.dataset AND labelled.source = s.source
-    GROUP BY s.dataset, s.image_id
-  )
-  SELECT x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
+            "SELECT x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
          x.sex, x.age, {split} AS split, x.path,
-         {labels} AS labels,
+         finding_labels({labels}) AS labels,
          {columns},
-         CASE WHEN m.image_id IS NULL OR x.dataset NOT IN ({normal_datasets}) THEN CAST(NULL AS BOOLEAN)
-              ELSE m.states_normal AND m.positive = 0 AND m.uncertain = 0 AND NOT m.other_positive END AS no_finding
-  FROM xr_images x
-  LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id{splits_join}
+         {no_finding} AS no_finding
+  FROM {from}{splits_join}
   WHERE {datasets}",
-            states = self.states_sql(),
-            labels = mask_labels(positive),
             columns = columns.join(",\n         "),
-            normal_datasets = normal_datasets.join(", "),
+            no_finding = states.no_finding,
         )
     }
 }
 
-/// An expression turning a bit mask of findings into the sorted list of their names
-/// (an empty list for a NULL or zero mask).
-pub fn mask_labels(mask: &str) -> String {
-    let mut findings: Vec<(usize, &str)> = XR_FINDINGS.iter().copied().enumerate().collect();
-    findings.sort_by_key(|(_, f)| *f);
-    let items: Vec<String> = findings
-        .iter()
-        .map(|(k, f)| {
-            format!(
-                "CASE WHEN (({mask}) & {}) <> 0 THEN {} END",
-                1u32 << k,
-                quote(f)
-            )
-        })
-        .collect();
-    format!(
-        "COALESCE(array_compact(make_array({})), CAST(make_array() AS VARCHAR[]))",
-        items.join(", ")
-    )
+/// The expressions of a cohort's finding states (bit masks) over its rows `x`.
+struct States {
+    positive: &'static str,
+    uncertain: &'static str,
+    known: &'static str,
+    no_finding: String,
 }

@@ -347,7 +347,13 @@ fn write_metadata(
                     parts.iter().map(f).collect::<Result<Vec<_>>>()
                 };
                 let tables = vec![
-                    write_parts("xr_images", each(|p| xr::images_batch(&p.images)))?,
+                    write_parts(
+                        "xr_images",
+                        parts
+                            .iter()
+                            .map(|p| xr::images_batch(&p.images, &p.labels, nih_source))
+                            .collect(),
+                    )?,
                     write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
                     write_parts("finding_states", each(|p| xr::states_batch(&p.labels)))?,
                     write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,

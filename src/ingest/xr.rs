@@ -10,8 +10,27 @@ use crate::datasets::{
 use crate::error::Result;
 use crate::input::table::{batch, bools, f64s, i8s, i32s, i64s, list_utf8, text, utf8};
 
-/// `xr_images`.
-pub fn images_batch(rows: &[XrImage]) -> Result<RecordBatch> {
+/// `xr_images`, with each image's finding states over its dataset's default label
+/// sources (every source of the dataset; for NIH only `nih_source`, the warehouse's
+/// own release), from `labels` (the part's label rows).
+pub fn images_batch(rows: &[XrImage], labels: &[XrLabel], nih_source: &str) -> Result<RecordBatch> {
+    let defaults: Vec<&XrLabel> = labels
+        .iter()
+        .filter(|l| l.dataset != "nih" || l.source == nih_source)
+        .collect();
+    let states = image_states(&source_states(defaults.iter().copied()));
+    let state = |r: &XrImage| states.get(r.image_id.as_str());
+    let mask = |k: usize| {
+        i32s(
+            rows.iter()
+                .map(|r| Some(state(r).map_or(0, |s| s.masks[k]))),
+        )
+    };
+    let no_finding = rows.iter().map(|r| {
+        let s = state(r)?;
+        crate::datasets::states_normal(r.dataset)
+            .then_some(s.normal && s.masks[0] == 0 && s.masks[1] == 0 && !s.other)
+    });
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
         ("image_id", text(rows.iter().map(|r| r.image_id.as_str()))),
@@ -34,6 +53,10 @@ pub fn images_batch(rows: &[XrImage]) -> Result<RecordBatch> {
         ),
         ("split", utf8(rows.iter().map(|r| r.split.as_deref()))),
         ("path", utf8(rows.iter().map(|r| r.path.as_deref()))),
+        ("positive_findings", mask(0)),
+        ("uncertain_findings", mask(1)),
+        ("known_findings", mask(2)),
+        ("no_finding", bools(no_finding)),
     ])
 }
 
@@ -57,6 +80,46 @@ pub fn labels_batch(rows: &[XrLabel]) -> Result<RecordBatch> {
 /// row per (image, source) with any label, in the order the labels come (a reader's
 /// labels come image by image).
 pub fn states_batch(labels: &[XrLabel]) -> Result<RecordBatch> {
+    let rows = source_states(labels.iter());
+    let mask = |k: usize| i32s(rows.iter().map(|(_, s)| Some(s.masks[k])));
+    batch(vec![
+        ("dataset", text(rows.iter().map(|(l, _)| l.dataset))),
+        (
+            "image_id",
+            text(rows.iter().map(|(l, _)| l.image_id.as_str())),
+        ),
+        ("source", text(rows.iter().map(|(l, _)| l.source.as_str()))),
+        ("positive", mask(0)),
+        ("uncertain", mask(1)),
+        ("negative", mask(2)),
+        (
+            "states_normal",
+            bools(rows.iter().map(|(_, s)| Some(s.normal))),
+        ),
+        (
+            "other_positive",
+            bools(rows.iter().map(|(_, s)| Some(s.other))),
+        ),
+    ])
+}
+
+/// What one source states of one image (or, from [`image_states`], all the default
+/// sources of an image together).
+#[derive(Default, Clone, Copy)]
+struct State {
+    /// Positive, uncertain and negative findings; in [`image_states`], the third is
+    /// the findings known: labelled by a source that labelled the image.
+    masks: [i32; 3],
+    /// It states the image normal.
+    normal: bool,
+    /// It states a label outside the 18 (and not beside a normal statement) positive
+    /// or uncertain.
+    other: bool,
+}
+
+/// One [`State`] per (image, source) of the labels, in first-seen order, each with
+/// its first label (for the names).
+fn source_states<'a>(labels: impl Iterator<Item = &'a XrLabel>) -> Vec<(&'a XrLabel, State)> {
     let bits: PlHashMap<&str, i32> = XR_FINDINGS
         .iter()
         .enumerate()
@@ -83,38 +146,28 @@ pub fn states_batch(labels: &[XrLabel]) -> Result<RecordBatch> {
             None => {}
         }
     }
-    let mask = |k: usize| i32s(rows.iter().map(|(_, s)| Some(s.masks[k])));
-    batch(vec![
-        ("dataset", text(rows.iter().map(|(l, _)| l.dataset))),
-        (
-            "image_id",
-            text(rows.iter().map(|(l, _)| l.image_id.as_str())),
-        ),
-        ("source", text(rows.iter().map(|(l, _)| l.source.as_str()))),
-        ("positive", mask(0)),
-        ("uncertain", mask(1)),
-        ("negative", mask(2)),
-        (
-            "states_normal",
-            bools(rows.iter().map(|(_, s)| Some(s.normal))),
-        ),
-        (
-            "other_positive",
-            bools(rows.iter().map(|(_, s)| Some(s.other))),
-        ),
-    ])
+    rows
 }
 
-/// What one source states of one image.
-#[derive(Default)]
-struct State {
-    /// Positive, uncertain and negative findings.
-    masks: [i32; 3],
-    /// It states the image normal.
-    normal: bool,
-    /// It states a label outside the 18 (and not beside a normal statement) positive
-    /// or uncertain.
-    other: bool,
+/// Per image, the states of all its sources together: positive if any says so,
+/// uncertain if any says that, known what any source that labelled the image labels
+/// in any image (the `known_findings` of xr_images).
+fn image_states<'a>(rows: &[(&'a XrLabel, State)]) -> PlHashMap<&'a str, State> {
+    let mut labelled: PlHashMap<&str, i32> = PlHashMap::new();
+    for (label, state) in rows {
+        *labelled.entry(label.source.as_str()).or_default() |=
+            state.masks[0] | state.masks[1] | state.masks[2];
+    }
+    let mut images: PlHashMap<&str, State> = PlHashMap::new();
+    for (label, state) in rows {
+        let image = images.entry(label.image_id.as_str()).or_default();
+        image.masks[0] |= state.masks[0];
+        image.masks[1] |= state.masks[1];
+        image.masks[2] |= labelled[label.source.as_str()];
+        image.normal |= state.normal;
+        image.other |= state.other;
+    }
+    images
 }
 
 /// Whether a label is one of the (dataset, raw label) pairs.

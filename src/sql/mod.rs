@@ -2,6 +2,7 @@
 //! views, read-only statement checks and saved parameterised queries.
 
 mod files;
+mod functions;
 mod interrupt;
 pub mod params;
 mod rows;
@@ -98,6 +99,9 @@ impl Warehouse {
             state = state.with_physical_optimizer_rule(interrupt.rule());
         }
         let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
+        for function in functions::all() {
+            ctx.register_udf(function);
+        }
         let wh = Warehouse { ctx, snapshot };
         wh.register(register).await?;
         crate::trace("open warehouse", t);
@@ -138,6 +142,12 @@ impl Warehouse {
     /// Whether the warehouse stores a table of this name.
     pub fn has_table(&self, name: &str) -> bool {
         self.snapshot.table(name).is_some()
+    }
+
+    /// Whether a registered table or view has a column of this name.
+    pub async fn has_column(&self, table: &str, column: &str) -> Result<bool> {
+        let provider = self.ctx.table_provider(table).await?;
+        Ok(provider.schema().field_with_name(column).is_ok())
     }
 
     /// Plans every `;`-separated statement of `sql`, refusing writes unless
