@@ -155,11 +155,12 @@ impl Available {
                     .into(),
             ));
         }
-        let scope = cohort.scope(wh, splits);
+        let mut scope = cohort.scope(wh, splits);
         wh.register(crate::sql::Register::For(
             "xr_images finding_states datasets splits",
         ))
         .await?;
+        scope.image_states = wh.has_column("xr_images", "positive_findings").await?;
         let present = wh
             .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
             .await?
