@@ -253,7 +253,7 @@ fn plots_are_valid_files_of_the_right_size() {
                     && svg.contains(&format!("height=\"{eh}\""))
             );
             if kind == "labels" {
-                assert!(svg.contains("Pleural Thickening") && svg.contains("% of images"));
+                assert!(svg.contains("Pleural Thickening") && svg.contains("% of the images whose state is known"));
             }
         }
     }

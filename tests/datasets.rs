@@ -482,6 +482,9 @@ fn real_files_of_every_dataset() {
     // A cohort across datasets on the real CheXpert file: images positive (1.0) for
     // Atelectasis, for Cardiomegaly and for both, counted from the CSV here.
     let (mut a, mut c, mut ac) = (0i64, 0i64, 0i64);
+    // Effusion's denominator: images with a CheXpert label at all (rows whose 14
+    // label cells are all blank know nothing) and no uncertain Effusion.
+    let (mut effusion_known, mut effusion_positive, mut normal) = (0i64, 0i64, 0i64);
     {
         use std::io::Read;
         let mut text = String::new();
@@ -492,14 +495,73 @@ fn real_files_of_every_dataset() {
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let at = |n: &str| header.iter().position(|h| *h == n).unwrap();
         let (ia, ic) = (at("Atelectasis"), at("Cardiomegaly"));
+        let (ie, inf) = (at("Pleural Effusion"), at("No Finding"));
         for l in lines {
             let cells: Vec<&str> = l.split(',').collect();
             let (pa, pc) = (cells[ia] == "1.0", cells[ic] == "1.0");
             a += pa as i64;
             c += pc as i64;
             ac += (pa && pc) as i64;
+            let labels = &cells[inf..];
+            if labels.iter().any(|v| !v.is_empty()) && cells[ie] != "-1.0" {
+                effusion_known += 1;
+                effusion_positive += (cells[ie] == "1.0") as i64;
+            }
+            // Normal: No Finding 1 and nothing positive or uncertain but devices.
+            let devices = at("Support Devices");
+            normal +=
+                (cells[inf] == "1.0"
+                    && labels.iter().enumerate().all(|(k, v)| {
+                        k == 0 || inf + k == devices || (*v != "1.0" && *v != "-1.0")
+                    })) as i64;
         }
     }
+    // One denominator everywhere: the saved prevalence query and the summary.
+    let out = run(&[
+        "run",
+        "prevalence_by_dataset",
+        "-w",
+        wh.to_str().unwrap(),
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let row = parse_csv(&stdout(&out))
+        .into_iter()
+        .find(|r| r[0] == "chexpert" && r[1] == "Effusion")
+        .unwrap();
+    assert_eq!(
+        row[3..5],
+        [effusion_known.to_string(), effusion_positive.to_string()]
+    );
+    let out = run(&[
+        "cohort",
+        "-w",
+        wh.to_str().unwrap(),
+        "-f",
+        "csv",
+        "--dataset",
+        "chexpert",
+        "--summary",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = parse_csv(&stdout(&out));
+    let find = |item: &str| {
+        summary
+            .iter()
+            .find(|r| r[1] == "finding" && r[2] == item)
+            .unwrap()
+            .clone()
+    };
+    let effusion = find("Effusion");
+    assert_eq!(
+        (effusion[3].as_str(), effusion[5].as_str()),
+        (
+            effusion_positive.to_string().as_str(),
+            effusion_known.to_string().as_str()
+        )
+    );
+    assert_eq!(find("No Finding")[3], normal.to_string());
     let out = run(&[
         "cooccur",
         "-w",

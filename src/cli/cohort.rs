@@ -14,7 +14,10 @@ pub struct CohortCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
     /// Print images, patients, sex and view breakdown, age quartiles and the
-    /// prevalence of each finding instead of the images.
+    /// prevalence of each finding instead of the images. Every share (`pct`) has its
+    /// `denominator` beside it: all images of the cohort for sex and view; for a
+    /// finding, the images whose state is known (across datasets: labelled by a
+    /// source that labels it, and not uncertain under U-Ignore).
     #[arg(long)]
     pub summary: bool,
 }
@@ -49,7 +52,8 @@ rows AS (
     UNION ALL SELECT 11, 'finding', 'No Finding', COUNT(*) FROM cohort WHERE no_finding
 )
 SELECT measure, item, n,
-       CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total_n, 0), 2) END AS pct
+       CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total_n, 0), 2) END AS pct,
+       CASE WHEN part IN (3, 4, 10, 11) THEN total_n END AS denominator
 FROM rows CROSS JOIN total
 ORDER BY part, n DESC, item",
         findings = crate::sql::snippets::findings_cte()
@@ -90,7 +94,8 @@ rows AS (
 total AS (SELECT dataset, COUNT(*) AS total_n FROM cohort GROUP BY dataset)
 SELECT r.dataset, measure, item, n,
        CASE WHEN part IN (3, 4) THEN round(100.0 * n / NULLIF(total_n, 0), 2)
-            WHEN part IN (10, 11) THEN round(100.0 * n / NULLIF(base, 0), 2) END AS pct
+            WHEN part IN (10, 11) THEN round(100.0 * n / NULLIF(base, 0), 2) END AS pct,
+       CASE WHEN part IN (3, 4) THEN total_n WHEN part IN (10, 11) THEN base END AS denominator
 FROM rows r JOIN total t ON t.dataset = r.dataset
 ORDER BY r.dataset, part, n DESC, item",
         findings = crate::cohort::xr::finding_counts_sql("cohort")
@@ -107,7 +112,17 @@ pub async fn run(args: CohortCmd) -> Result<()> {
             .common
             .run_staged(
                 "summary_rows",
-                |cohort, _| Ok(cohort.to_string()),
+                |cohort, _| {
+                    // Only the columns the summary reads: no paths, ids or lists.
+                    let findings: Vec<String> = crate::datasets::XR_FINDINGS
+                        .iter()
+                        .map(|f| crate::sql::snippets::column_name(f))
+                        .collect();
+                    Ok(format!(
+                        "SELECT dataset, patient_id, sex, \"view\", age, no_finding, {} FROM (\n{cohort}\n) AS c",
+                        findings.join(", ")
+                    ))
+                },
                 || Ok(xr_sql("SELECT * FROM summary_rows", true)),
             )
             .await;

@@ -534,7 +534,7 @@ where
                 .unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("% of images")
+        .x_desc("% of the images whose state is known")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
