@@ -355,17 +355,33 @@ LEFT JOIN n nb ON nb.dataset = lb.dataset AND nb.finding = lb.finding
 LEFT JOIN ab ON ab.dataset = la.dataset AND ab.fa = la.finding AND ab.fb = lb.finding"""
 
 ACROSS_PREVALENCE_DUCK = """
-WITH pos AS (
-  SELECT DISTINCT dataset, image_id, finding FROM xr_labels
-  WHERE dataset IN ('nih', 'chexpert', 'padchest') AND finding IS NOT NULL AND "value" = 1
-    AND (dataset <> 'nih' OR source = 'nih_2020'))
-SELECT p.dataset, p.finding, COUNT(*) FROM pos p
-JOIN xr_images x ON x.dataset = p.dataset AND x.image_id = p.image_id
-WHERE x.sex = 'F' GROUP BY ALL"""
+WITH l AS (
+  SELECT dataset, image_id, source, finding, "value" FROM xr_labels
+  WHERE dataset IN ('nih', 'chexpert', 'padchest') AND (dataset <> 'nih' OR source = 'nih_2020')),
+source_findings AS (SELECT DISTINCT dataset, source, finding FROM l WHERE finding IS NOT NULL),
+image_sources AS (SELECT DISTINCT dataset, image_id, source FROM l),
+known AS (SELECT DISTINCT i.dataset, i.image_id, s.finding
+          FROM image_sources i JOIN source_findings s ON s.dataset = i.dataset AND s.source = i.source),
+state AS (SELECT dataset, image_id, finding, MAX(CASE "value" WHEN 1 THEN 2 WHEN -1 THEN 1 ELSE 0 END) AS s
+          FROM l WHERE finding IS NOT NULL GROUP BY ALL)
+SELECT k.dataset, k.finding, COUNT(*) FILTER (WHERE COALESCE(st.s, 0) <> 1) AS known,
+       COUNT(*) FILTER (WHERE st.s = 2) AS positive
+FROM known k LEFT JOIN state st ON st.dataset = k.dataset AND st.image_id = k.image_id AND st.finding = k.finding
+GROUP BY ALL"""
 
 ACROSS_TIMELINE_DUCK = """
-SELECT DISTINCT study_id FROM xr_images
-WHERE dataset = 'chexpert' AND patient_id = 'patient00011' AND study_order IS NOT NULL"""
+WITH img AS (
+  SELECT dataset, image_id, study_id, study_order FROM xr_images
+  WHERE dataset = 'chexpert' AND patient_id = 'patient00011' AND study_order IS NOT NULL),
+pos AS (
+  SELECT i.study_id, l.finding FROM img i
+  JOIN xr_labels l ON l.dataset = i.dataset AND l.image_id = i.image_id
+  WHERE l."value" = 1 AND l.finding IS NOT NULL),
+studies AS (SELECT study_id, MIN(study_order) AS o FROM img GROUP BY study_id),
+labelled AS (
+  SELECT s.study_id, s.o, list_sort(list_distinct(list(p.finding) FILTER (WHERE p.finding IS NOT NULL))) AS labels
+  FROM studies s LEFT JOIN pos p ON p.study_id = s.study_id GROUP BY s.study_id, s.o)
+SELECT study_id, labels, LAG(labels) OVER (ORDER BY o, study_id) AS previous FROM labelled ORDER BY o, study_id"""
 
 ACROSS = [
     ("across: cohort rows (CheXpert, F, 40-60, PA, Effusion, no Pneumothorax)",
@@ -374,9 +390,8 @@ ACROSS = [
     ("across: co-occurrence counts (CheXpert + PadChest)",
      ["cooccur", "--dataset", "chexpert,padchest"], ACROSS_COOCCUR_DUCK, [0, 1, 2, 3, 4, 5],
      [0, 1, 2, 3, 4, 5]),
-    ("across: positives per finding of women (NIH + CheXpert + PadChest summary)",
-     ["cohort", "--dataset", "nih,chexpert,padchest", "--sex", "F", "--summary"],
-     ACROSS_PREVALENCE_DUCK, "finding-rows", [0, 1, 2]),
+    ("across: prevalence per finding with its denominator (NIH + CheXpert + PadChest)",
+     ["run", "prevalence_by_dataset"], ACROSS_PREVALENCE_DUCK, "prevalence", [0, 1, 2, 3]),
     ("across: one patient's timeline (CheXpert patient00011)",
      ["followup", "--dataset", "chexpert", "--patient", "patient00011"], ACROSS_TIMELINE_DUCK,
      [2], [0]),
@@ -384,11 +399,10 @@ ACROSS = [
 
 
 def across_rows(out, cols):
-    """The compared part of a result: `cols` of every row, or for a cohort summary the
-    (dataset, finding, n) of its finding rows with a positive image, but No Finding."""
-    if cols == "finding-rows":
-        return sorted((r[0], r[2], r[3]) for r in rows(out)
-                      if r[1] == "finding" and r[2] != "No Finding" and r[3] != "0")
+    """The compared part of a result: `cols` of every row, or for `prevalence_by_dataset`
+    (dataset, finding, known, positive) of NIH, CheXpert and PadChest."""
+    if cols == "prevalence":  # (dataset, finding, known, positive) of three datasets
+        return sorted((r[0], r[1], r[3], r[4]) for r in rows(out) if r[0] in ("nih", "chexpert", "padchest"))
     return sorted(tuple(r[c] for c in cols) for r in rows(out))
 
 
