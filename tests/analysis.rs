@@ -253,7 +253,10 @@ fn plots_are_valid_files_of_the_right_size() {
                     && svg.contains(&format!("height=\"{eh}\""))
             );
             if kind == "labels" {
-                assert!(svg.contains("Pleural Thickening") && svg.contains("% of the images whose state is known"));
+                assert!(
+                    svg.contains("Pleural Thickening")
+                        && svg.contains("% of the images whose state is known")
+                );
             }
         }
     }
@@ -532,4 +535,39 @@ fn csv_rows_in(w: &str, args: &[&str]) -> Vec<Vec<String>> {
     let out = run(&a);
     assert!(out.status.success(), "{}", stderr(&out));
     parse_csv(&stdout(&out)).into_iter().skip(1).collect()
+}
+
+/// `followup --with X` follows the patients ever positive for X; its statistics cover
+/// those with two or more studies, and it says so. Counted from the raw CSV here.
+#[test]
+fn followup_with_a_finding_says_whom_it_covers() {
+    let images = nih_csv();
+    let mut studies: std::collections::HashMap<i64, (usize, bool)> = Default::default();
+    for i in &images {
+        let e = studies.entry(i.patient).or_default();
+        e.0 += 1;
+        e.1 |= i.labels.contains("Effusion");
+    }
+    let ever = studies.values().filter(|(_, eff)| *eff).count();
+    let followed = studies.values().filter(|(n, eff)| *eff && *n >= 2).count();
+    assert!(followed < ever);
+    let out = run(&[
+        "followup",
+        "-w",
+        wh2020().to_str().unwrap(),
+        "-f",
+        "csv",
+        "--with",
+        "Effusion",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("two or more studies"),
+        "{}",
+        stderr(&out)
+    );
+    let rows = parse_csv(&stdout(&out));
+    let at = rows[0].iter().position(|c| c == "patients").unwrap();
+    let effusion = rows.iter().find(|r| r[0] == "Effusion").unwrap();
+    assert_eq!(effusion[at], followed.to_string());
 }

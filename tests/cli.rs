@@ -1082,3 +1082,17 @@ fn doubled_inputs_and_names_are_refused() {
         assert_eq!(code(&out), Some(2), "{names}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn sql_may_start_with_a_comment() {
+    let out = run(&[
+        "sql",
+        "-w",
+        &w(),
+        "-f",
+        "csv",
+        "-- images of the shipped metadata\nSELECT COUNT(*) AS n FROM images",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("n\n{}\n", nih_csv().len()));
+}

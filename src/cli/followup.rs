@@ -9,7 +9,9 @@ use crate::sql::snippets::quote;
 
 /// Arguments of `cxr followup`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  cxr followup --patient 18404\n  cxr followup --transitions")]
+#[command(
+    after_help = "Cohort flags pick patients, not images: every study of a patient with at least one image in the cohort is followed (`--with Effusion`: the whole timeline of each patient ever positive for Effusion). The per-finding statistics cover the patients with two or more studies (their number is the `patients` column); single-study patients have no follow-up.\n\nExample:\n  cxr followup --patient 18404\n  cxr followup --transitions\n  cxr followup --with Effusion"
+)]
 pub struct FollowupCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
@@ -283,6 +285,15 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
                 args.patient.as_deref().unwrap_or_default()
             )));
         }
+    }
+    if args.patient.is_none()
+        && !transitions
+        && args.common.cohort.narrows()
+        && !args.common.show_sql
+    {
+        eprintln!(
+            "cxr: note: the statistics cover the cohort's patients with two or more studies (the `patients` column); its single-study patients have no follow-up"
+        );
     }
     if xr && !args.common.show_sql {
         // The follow-up rows are computed once: the summary reads them three times.

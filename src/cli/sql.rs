@@ -14,8 +14,9 @@ use crate::sql::{Register, Warehouse};
     after_help = "Example:\n  cxr sql \"SELECT label, count(*) AS n FROM findings GROUP BY label ORDER BY n DESC\""
 )]
 pub struct SqlArgs {
-    /// One or more `;`-separated statements; `-` reads them from stdin.
-    #[arg(value_name = "SQL")]
+    /// One or more `;`-separated statements; `-` reads them from stdin. SQL may start
+    /// with a `-- comment`.
+    #[arg(value_name = "SQL", allow_hyphen_values = true)]
     pub sql: String,
     /// Allow statements that write (CREATE, INSERT, COPY, ...).
     #[arg(long)]
