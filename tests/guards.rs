@@ -11,15 +11,6 @@ use common::*;
 
 const ONLY_EXPORTED: &str = "--overwrite replaces only a folder that cxr exported";
 
-/// A warehouse of 20 images of 10 patients at `dir/<name>` (metadata at dir/meta.csv).
-fn small_warehouse(dir: &Path, name: &str) -> PathBuf {
-    let meta = small_metadata(dir, 20);
-    let wh = dir.join(name);
-    let out = run(&ingest_args(s(&meta), s(&wh)));
-    assert!(out.status.success(), "{}", stderr(&out));
-    wh
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -133,13 +124,13 @@ fn export_tables(w: &str, dir: &Path, overwrite: bool) -> Output {
 #[test]
 fn tables_overwrite_replaces_only_a_cxr_export() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = s(&wh);
     let root = empty_dir(dir.path(), "out");
     overwrite_rule(&root, &|d: &Path, o: bool| export_tables(w, d, o));
 
     // Another warehouse is not an export folder: refused, and it still answers.
-    let w2 = small_warehouse(dir.path(), "w2");
+    let w2 = small_warehouse(dir.path(), 20, "w2");
     let before = snapshot(&w2);
     let out = export_tables(w, &w2, true);
     assert_refused(&out, "another warehouse", ONLY_EXPORTED);
@@ -152,7 +143,7 @@ fn tables_overwrite_replaces_only_a_cxr_export() {
 #[test]
 fn partitioned_export_overwrite_follows_the_same_rule() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = s(&wh);
     let root = empty_dir(dir.path(), "out");
     let export = |d: &Path, overwrite: bool| {
@@ -202,7 +193,7 @@ fn row_groups(file: &Path) -> Vec<(i64, String)> {
 #[test]
 fn tables_export_honours_compression_and_row_group_size() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = s(&wh);
 
     // The default: ZSTD, and 20 rows in one row group.
@@ -237,7 +228,7 @@ fn tables_export_honours_compression_and_row_group_size() {
 #[test]
 fn flags_that_would_do_nothing_are_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = s(&wh);
     let cwd = empty_dir(dir.path(), "cwd");
     // (arguments, what the message names); all but `run` and `ingest` get `-w W`.
@@ -284,7 +275,7 @@ fn flags_that_would_do_nothing_are_refused_and_nothing_is_written() {
 #[test]
 fn export_show_sql_needs_no_out() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let cwd = empty_dir(dir.path(), "cwd");
     let out = cxr()
         .current_dir(&cwd)
@@ -309,7 +300,7 @@ fn export_show_sql_needs_no_out() {
 #[test]
 fn split_out_that_is_not_parquet_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = s(&wh);
     let csv = dir.path().join("s.csv");
     let out = run(&["split", "-w", w, "--seed", "1", "--out", s(&csv)]);
@@ -342,7 +333,7 @@ fn split_out_that_is_not_parquet_commits_nothing() {
 #[test]
 fn bad_paths_are_exit_2_and_leave_their_files() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let meta = dir.path().join("meta.csv");
     let m = s(&meta);
     let root = empty_dir(dir.path(), "root");
@@ -402,7 +393,7 @@ fn bad_paths_are_exit_2_and_leave_their_files() {
 #[test]
 fn copy_into_the_warehouse_by_other_spellings_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), "wh");
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = s(&wh);
     let cwd = empty_dir(dir.path(), "cwd");
     let before = snapshot(&wh);

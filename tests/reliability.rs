@@ -11,15 +11,6 @@ use std::process::Stdio;
 
 use common::*;
 
-/// A warehouse of `n` small images at `dir/wh`.
-fn small_warehouse(dir: &Path, n: usize) -> PathBuf {
-    let meta = small_metadata(dir, n);
-    let wh = dir.join("wh");
-    let out = run(&ingest_args(meta.to_str().unwrap(), wh.to_str().unwrap()));
-    assert!(out.status.success(), "{}", stderr(&out));
-    wh
-}
-
 /// Row count of a Parquet file or of every Parquet file below a folder, read with
 /// the parquet crate (not through cxr's manifest).
 fn parquet_rows(p: &Path) -> i64 {
@@ -65,7 +56,7 @@ fn assert_manifest_agrees_with_files(wh: &Path) {
 #[test]
 fn outputs_inside_the_warehouse_are_refused_and_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), 20);
+    let wh = small_warehouse(dir.path(), 20, "wh");
     let w = wh.to_str().unwrap();
     let before = snapshot(&wh);
     let sub = wh.join("sub");
@@ -160,7 +151,7 @@ fn a_warehouse_path_through_dot_dot_works() {
 fn a_read_only_warehouse_is_not_replaced() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), 4);
+    let wh = small_warehouse(dir.path(), 4, "wh");
     let before = snapshot(&wh);
     std::fs::set_permissions(&wh, std::fs::Permissions::from_mode(0o555)).unwrap();
     let meta = small_metadata(dir.path(), 8);
@@ -527,7 +518,7 @@ fn queries_never_fail_while_split_commits() {
 #[test]
 fn sigint_exits_130_and_the_warehouse_is_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), 10);
+    let wh = small_warehouse(dir.path(), 10, "wh");
     let w = wh.to_str().unwrap();
     let tar = dir.path().join("many.tar");
     let out = run(&[
@@ -837,7 +828,7 @@ fn a_tar_gz_of_large_members_stays_in_bounded_memory() {
 #[test]
 fn a_cohort_file_of_endless_zeros_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), 4);
+    let wh = small_warehouse(dir.path(), 4, "wh");
     let (code, err, rss) = run_measured(&[
         "cohort",
         "-w",

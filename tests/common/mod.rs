@@ -274,3 +274,13 @@ pub fn wait_until_busy(pid: u32, cpu: f64) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A warehouse at `dir/<name>` of `images` small images (metadata written to
+/// dir/meta.csv by [`small_metadata`]), ingested by the binary.
+pub fn small_warehouse(dir: &Path, images: usize, name: &str) -> PathBuf {
+    let meta = small_metadata(dir, images);
+    let wh = dir.join(name);
+    let out = run(&ingest_args(meta.to_str().unwrap(), wh.to_str().unwrap()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    wh
+}
