@@ -17,24 +17,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// The folder of real dataset files (`CXR_SHARED_DATASETS`, else
-/// `../shared/datasets` beside the crate), when it exists. Without it a test on real
-/// files says it is skipped and returns early, except under CI (`CI` set), which
-/// always has the files: there a missing folder fails the test.
-pub fn real_dir() -> Option<PathBuf> {
-    let p = std::env::var_os("CXR_SHARED_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets"))
-        });
-    if p.is_dir() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "real dataset files not found at {} (CI is set: they must be there)",
-        p.display()
-    );
-    eprintln!("SKIPPED: real dataset files not found at {}", p.display());
-    None
-}
+#[path = "../../tests/common/shared.rs"]
+mod shared;
+/// The folder of real dataset files, when it exists (see `tests/common/shared.rs`).
+pub use shared::shared_datasets as real_dir;

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod shared;
+#[allow(unused_imports)] // not every test binary reads the real files
+pub use shared::shared_datasets;
+
 use cxr::ingest::IngestOptions;
 use cxr::sql::{Register, Warehouse};
 
@@ -232,26 +236,6 @@ pub fn ingest_args<'a>(metadata: &'a str, wh: &'a str) -> Vec<&'a str> {
 /// The exit code of a finished process (None if a signal ended it).
 pub fn code(o: &Output) -> Option<i32> {
     o.status.code()
-}
-
-/// The folder of the other datasets' real files (`CXR_SHARED_DATASETS`, else
-/// `../shared/datasets` beside the crate). Without it a real-file test says it is
-/// skipped and returns early, except under CI (`CI` set), which always has the files:
-/// there a missing folder fails the test.
-pub fn shared_datasets() -> Option<PathBuf> {
-    let p = std::env::var_os("CXR_SHARED_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    if p.join("SOURCES.md").exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "real dataset files not found at {} (CI is set: they must be there)",
-        p.display()
-    );
-    eprintln!("SKIPPED: real dataset files not found at {}", p.display());
-    None
 }
 
 /// CPU seconds (user + system) a process has used so far, from /proc.
