@@ -16,12 +16,52 @@ pub struct Row {
     pub agreement: Agreement,
 }
 
-/// The SQL of the 2 × 2 table per finding for sources `a` and `b`: over the images
-/// both sources label (and, given `cohort`, a query of `dataset, image_id` rows, that
-/// are in it), for the findings both sources label; a finding a source does not
-/// state positive counts as negative for that image.
+/// Groupings of findings a source may label as one (Google's 2019 NIH expert labels):
+/// (raw label, the findings it groups). A source that labels every finding of a group
+/// is compared on the group too: positive when any of them is, as in Majkowska et al.
+/// (2019) and `queries/expert_agreement.sql`.
+pub const GROUPINGS: [(&str, &[&str]); 2] = [
+    ("Nodule or mass", &["Mass", "Nodule"]),
+    (
+        "Airspace opacity",
+        &["Consolidation", "Infiltration", "Pneumonia"],
+    ),
+];
+
+/// The SQL of one source's calls: (dataset, image_id, name, positive) for every
+/// finding it states and every grouping it states or labels all the members of.
+fn calls_sql(source: &str) -> String {
+    let groups: Vec<String> = GROUPINGS
+        .iter()
+        .flat_map(|(g, members)| {
+            members
+                .iter()
+                .map(move |m| format!("({}, {})", quote(g), quote(m)))
+        })
+        .collect();
+    format!(
+        "(WITH l AS (SELECT * FROM xr_labels WHERE source = {q}),
+    grouping(name, member) AS (VALUES {groups}),
+    whole_groups AS (
+        SELECT g.name FROM grouping g LEFT JOIN (SELECT DISTINCT finding FROM l WHERE finding IS NOT NULL) AS f ON f.finding = g.member
+        GROUP BY g.name HAVING COUNT(f.finding) = COUNT(*)
+    )
+    SELECT dataset, image_id, finding AS name, \"value\" = 1 AS positive FROM l WHERE finding IS NOT NULL
+    UNION ALL
+    SELECT dataset, image_id, raw_label, \"value\" = 1 FROM l WHERE raw_label IN (SELECT name FROM grouping)
+    UNION ALL
+    SELECT l.dataset, l.image_id, g.name, l.\"value\" = 1
+    FROM l JOIN grouping g ON g.member = l.finding JOIN whole_groups w ON w.name = g.name)",
+        q = quote(source),
+        groups = groups.join(", ")
+    )
+}
+
+/// The SQL of the 2 × 2 table per finding (or grouping, see [`GROUPINGS`]) for
+/// sources `a` and `b`: over the images both sources label (and, given `cohort`, a
+/// query of `dataset, image_id` rows, that are in it), for the names both sources
+/// label; a name a source does not state positive counts as negative for that image.
 pub fn pairwise_sql(a: &str, b: &str, cohort: Option<&str>) -> String {
-    let (qa, qb) = (quote(a), quote(b));
     let in_cohort = match cohort {
         None => String::new(),
         Some(c) => format!(
@@ -29,12 +69,17 @@ pub fn pairwise_sql(a: &str, b: &str, cohort: Option<&str>) -> String {
         ),
     };
     format!(
-        "WITH la AS (SELECT * FROM xr_labels WHERE source = {qa}),
-lb AS (SELECT * FROM xr_labels WHERE source = {qb}),
-both_images AS (SELECT DISTINCT la.dataset, la.image_id FROM la JOIN lb ON la.dataset = lb.dataset AND la.image_id = lb.image_id{in_cohort}),
-f AS (SELECT DISTINCT finding FROM la WHERE finding IS NOT NULL INTERSECT SELECT DISTINCT finding FROM lb WHERE finding IS NOT NULL),
-pa AS (SELECT DISTINCT dataset, image_id, finding FROM la WHERE \"value\" = 1 AND finding IS NOT NULL),
-pb AS (SELECT DISTINCT dataset, image_id, finding FROM lb WHERE \"value\" = 1 AND finding IS NOT NULL),
+        "WITH la AS {ca},
+lb AS {cb},
+both_images AS (
+    SELECT DISTINCT la.dataset, la.image_id
+    FROM (SELECT DISTINCT dataset, image_id FROM xr_labels WHERE source = {qa}) AS la
+    JOIN (SELECT DISTINCT dataset, image_id FROM xr_labels WHERE source = {qb}) AS lb
+      ON la.dataset = lb.dataset AND la.image_id = lb.image_id{in_cohort}
+),
+f AS (SELECT DISTINCT name AS finding FROM la INTERSECT SELECT DISTINCT name FROM lb),
+pa AS (SELECT DISTINCT dataset, image_id, name AS finding FROM la WHERE positive),
+pb AS (SELECT DISTINCT dataset, image_id, name AS finding FROM lb WHERE positive),
 grid AS (SELECT i.dataset, i.image_id, f.finding FROM both_images i CROSS JOIN f),
 calls AS (
     SELECT g.finding, pa.image_id IS NOT NULL AS ya, pb.image_id IS NOT NULL AS yb
@@ -47,7 +92,11 @@ SELECT finding,
        SUM(CASE WHEN ya AND NOT yb THEN 1 ELSE 0 END) AS yes_no,
        SUM(CASE WHEN yb AND NOT ya THEN 1 ELSE 0 END) AS no_yes,
        SUM(CASE WHEN NOT ya AND NOT yb THEN 1 ELSE 0 END) AS no_no
-FROM calls GROUP BY finding ORDER BY finding"
+FROM calls GROUP BY finding ORDER BY finding",
+        ca = calls_sql(a),
+        cb = calls_sql(b),
+        qa = quote(a),
+        qb = quote(b),
     )
 }
 

@@ -20,7 +20,7 @@ fn main() {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    let cli = match cxr::cli::Cli::try_parse() {
+    let cli = match cxr::cli::Cli::try_parse_from(cxr::cli::sql_comment_last(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout and succeed (unless stdout fails); a bad

@@ -571,3 +571,71 @@ fn followup_with_a_finding_says_whom_it_covers() {
     let effusion = rows.iter().find(|r| r[0] == "Effusion").unwrap();
     assert_eq!(effusion[at], followed.to_string());
 }
+
+/// `agree` between NIH's labels and Google's expert labels compares Google's
+/// groupings too (nodule or mass; airspace opacity = consolidation, infiltration or
+/// pneumonia), and writes CSV like every command: each count worked out here from the
+/// two raw files.
+#[test]
+fn agree_compares_the_expert_groupings() {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(data("google2019_nih-chest-xray-labels.csv.gz")).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    let rows = parse_csv(&text);
+    let at = |n: &str| rows[0].iter().position(|h| h == n).unwrap();
+    let nih: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
+        nih_csv().into_iter().map(|i| (i.index, i.labels)).collect();
+    let expected = |name: &str, members: &[&str]| -> Vec<String> {
+        let (mut n, mut pos_a, mut pos_b, mut both) = (0, 0, 0, 0);
+        for r in rows[1..].iter().filter(|r| r.len() > 1) {
+            let Some(labels) = nih.get(&r[at("Image Index")]) else {
+                continue;
+            };
+            let a = members.iter().any(|m| labels.contains(*m));
+            let b = r[at(name)] == "YES";
+            n += 1;
+            pos_a += a as i64;
+            pos_b += b as i64;
+            both += (a && b) as i64;
+        }
+        [
+            name.to_string(),
+            n.to_string(),
+            pos_a.to_string(),
+            pos_b.to_string(),
+            both.to_string(),
+        ]
+        .to_vec()
+    };
+    let out = run(&[
+        "agree",
+        "-w",
+        wh2020().to_str().unwrap(),
+        "-f",
+        "csv",
+        "--a",
+        "nih_2020",
+        "--b",
+        "google_2019",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let got: Vec<Vec<String>> = parse_csv(&stdout(&out))[1..]
+        .iter()
+        .map(|r| r[..5].to_vec())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            expected(
+                "Airspace opacity",
+                &["Consolidation", "Infiltration", "Pneumonia"]
+            ),
+            expected("Nodule or mass", &["Mass", "Nodule"]),
+            expected("Pneumothorax", &["Pneumothorax"]),
+        ]
+    );
+}

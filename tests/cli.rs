@@ -1085,13 +1085,14 @@ fn doubled_inputs_and_names_are_refused() {
 
 #[test]
 fn sql_may_start_with_a_comment() {
+    // Flags may follow the SQL.
     let out = run(&[
         "sql",
         "-w",
         &w(),
+        "-- images of the shipped metadata\nSELECT COUNT(*) AS n FROM images",
         "-f",
         "csv",
-        "-- images of the shipped metadata\nSELECT COUNT(*) AS n FROM images",
     ]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("n\n{}\n", nih_csv().len()));

@@ -3,7 +3,11 @@
 
 use clap::Args;
 
-use crate::cli::WarehouseArg;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+
+use crate::cli::{OutputArgs, WarehouseArg};
 use crate::error::{Error, Result};
 use crate::sql::{Register, Warehouse};
 
@@ -33,18 +37,29 @@ pub struct AgreeCmd {
     pub readers: Option<String>,
     #[command(flatten)]
     pub warehouse: WarehouseArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map(|x| format!("{x:.digits$}"))
-        .unwrap_or_else(|| "NULL".into())
+/// A result column of counts.
+fn counts(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(values.collect::<Int64Array>())
+}
+
+/// A result column of rounded measures, NULL where undefined.
+fn measures(values: impl Iterator<Item = Option<f64>>, digits: i32) -> ArrayRef {
+    let scale = 10f64.powi(digits);
+    Arc::new(
+        values
+            .map(|v| v.map(|x| (x * scale).round() / scale))
+            .collect::<Float64Array>(),
+    )
 }
 
 /// Runs `cxr agree`.
 pub async fn run(cmd: AgreeCmd) -> Result<()> {
     let wh = Warehouse::open(&cmd.warehouse.path(), Register::All).await?;
-    let mut t;
-    if let Some(d) = &cmd.readers {
+    let result = if let Some(d) = &cmd.readers {
         if cmd.cohort.is_xr() || cmd.cohort.narrows() {
             return Err(Error::Usage(
                 "--readers compares every image the readers read; cohort flags apply to --a/--b"
@@ -52,26 +67,23 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
             ));
         }
         let rows = crate::agree::readers(&wh, d).await?;
-        t = crate::output::text_table(
-            [
+        RecordBatch::try_from_iter(vec![
+            (
                 "finding",
-                "images",
-                "readers",
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r.finding.as_str()))
+                        .collect::<StringArray>(),
+                ) as ArrayRef,
+            ),
+            ("images", counts(rows.iter().map(|r| r.images as i64))),
+            ("readers", counts(rows.iter().map(|r| r.readers as i64))),
+            (
                 "positive_calls",
-                "fleiss_kappa",
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
-        for r in rows {
-            t.add_row(vec![
-                r.finding,
-                r.images.to_string(),
-                r.readers.to_string(),
-                r.positive_calls.to_string(),
-                opt(r.kappa, 4),
-            ]);
-        }
+                counts(rows.iter().map(|r| r.positive_calls as i64)),
+            ),
+            ("fleiss_kappa", measures(rows.iter().map(|r| r.kappa), 4)),
+        ])?
     } else {
         let (Some(a), Some(b)) = (&cmd.a, &cmd.b) else {
             return Err(Error::Usage(
@@ -111,31 +123,33 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 "`{a}` and `{b}` label no image and finding in common"
             )));
         }
-        t = crate::output::text_table(
-            [
+        RecordBatch::try_from_iter(vec![
+            (
                 "finding",
-                "n",
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r.finding.as_str()))
+                        .collect::<StringArray>(),
+                ) as ArrayRef,
+            ),
+            ("n", counts(rows.iter().map(|r| r.agreement.n as i64))),
+            (
                 "pos_a",
+                counts(rows.iter().map(|r| r.agreement.pos_a as i64)),
+            ),
+            (
                 "pos_b",
-                "both",
+                counts(rows.iter().map(|r| r.agreement.pos_b as i64)),
+            ),
+            ("both", counts(rows.iter().map(|r| r.agreement.both as i64))),
+            (
                 "percent_agreement",
-                "kappa",
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
-        for r in rows {
-            let g = r.agreement;
-            t.add_row(vec![
-                r.finding,
-                g.n.to_string(),
-                g.pos_a.to_string(),
-                g.pos_b.to_string(),
-                g.both.to_string(),
-                opt(g.percent, 2),
-                opt(g.kappa, 4),
-            ]);
-        }
-    }
-    crate::output::print_text(&t.to_string())
+                measures(rows.iter().map(|r| r.agreement.percent), 2),
+            ),
+            ("kappa", measures(rows.iter().map(|r| r.agreement.kappa), 4)),
+        ])?
+    };
+    let frame = wh.ctx.read_batch(result)?;
+    crate::cli::emit(&wh, vec![frame], &cmd.output).await?;
+    Ok(())
 }

@@ -175,6 +175,32 @@ pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()>
     runtime()?.block_on(f)
 }
 
+/// The command line with `cxr sql`'s SQL moved behind `--` when it starts with an SQL
+/// comment (`-- the darkest images ...`): clap would take it for an unknown flag. Any
+/// other argument that starts with `-` is still a flag, so a mistyped flag is named
+/// in the error.
+pub fn sql_comment_last(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let is_sql = args.get(1).is_some_and(|a| a == "sql");
+    let comment = |a: &std::ffi::OsString| {
+        a.to_str().is_some_and(|s| {
+            s.strip_prefix("--")
+                .is_some_and(|rest| rest.starts_with(char::is_whitespace))
+        })
+    };
+    if is_sql
+        && !args.iter().any(|a| a == "--")
+        && let Some(at) = args.iter().position(comment)
+    {
+        let sql = args.remove(at);
+        args.push("--".into());
+        args.push(sql);
+    }
+    args
+}
+
 /// Prints every result, or writes the one result to `--out`; returns the rows of
 /// the last.
 pub async fn emit(

@@ -16,7 +16,7 @@ use crate::sql::{Register, Warehouse};
 pub struct SqlArgs {
     /// One or more `;`-separated statements; `-` reads them from stdin. SQL may start
     /// with a `-- comment`.
-    #[arg(value_name = "SQL", allow_hyphen_values = true)]
+    #[arg(value_name = "SQL")]
     pub sql: String,
     /// Allow statements that write (CREATE, INSERT, COPY, ...).
     #[arg(long)]
