@@ -4,13 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, RecordBatch,
-};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::basic::Compression;
 use datafusion::scalar::ScalarValue;
@@ -57,6 +54,8 @@ pub struct Spec {
     pub sort_by: Option<String>,
     /// Replace an existing output.
     pub overwrite: bool,
+    /// Also one Float32 column per finding, named as the finding, beside `targets`.
+    pub wide_targets: bool,
 }
 
 /// A plain column name, or a usage error.
@@ -94,7 +93,7 @@ impl Spec {
         cols.extend(
             FINDINGS
                 .iter()
-                .map(|f| format!("c.{} AS \"target.{f}\"", column_name(f))),
+                .map(|f| format!("CAST(c.{} AS DOUBLE) AS \"target.{f}\"", column_name(f))),
         );
         if let Some(root) = &self.image_root {
             let root = format!("{}/", root.trim_end_matches('/'));
@@ -148,14 +147,11 @@ pub async fn run(
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
     let rows = wh.query(sql, params).await?;
-    let (batch, names, mut meta) = match xr {
-        None => (with_targets(rows.batch())?, FINDINGS.to_vec(), Vec::new()),
-        Some(x) => (
-            crate::export_xr::with_targets(rows.batch())?,
-            crate::datasets::XR_FINDINGS.to_vec(),
-            xr_provenance(wh, x),
-        ),
+    let (names, mut meta) = match xr {
+        None => (FINDINGS.to_vec(), Vec::new()),
+        Some(x) => (crate::datasets::XR_FINDINGS.to_vec(), xr_provenance(wh, x)),
     };
+    let batch = crate::export_xr::with_targets(rows.batch(), &names, spec.wide_targets)?;
     meta.extend(vec![
         (
             keys::TARGETS.to_string(),
@@ -399,60 +395,6 @@ fn swap_into_place(tmp: &Path, out: &Path, overwrite: bool) -> Result<()> {
     // `tmp` now holds the previous output.
     let _ = std::fs::remove_dir_all(tmp);
     Ok(())
-}
-
-/// Replaces the 14 `target.*` boolean columns by one `targets` FixedSizeList(14, Float32).
-fn with_targets(batch: &RecordBatch) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let first = schema
-        .index_of(&format!("target.{}", FINDINGS[0]))
-        .map_err(|_| Error::Query("export query lost its target columns".into()))?;
-    let n = batch.num_rows();
-    let bools: Vec<&BooleanArray> = (0..FINDINGS.len())
-        .map(|k| {
-            batch
-                .column(first + k)
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| Error::Query("finding columns must be Boolean".into()))
-        })
-        .collect::<Result<_>>()?;
-    let mut values = Vec::with_capacity(n * FINDINGS.len());
-    for r in 0..n {
-        for b in &bools {
-            values.push(if b.is_valid(r) && b.value(r) {
-                1.0f32
-            } else {
-                0.0
-            });
-        }
-    }
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let width = FINDINGS.len() as i32;
-    let targets = FixedSizeListArray::try_new(
-        item.clone(),
-        width,
-        Arc::new(Float32Array::from(values)),
-        None,
-    )?;
-    let mut fields: Vec<Field> = Vec::new();
-    let mut cols: Vec<ArrayRef> = Vec::new();
-    for (i, f) in schema.fields().iter().enumerate() {
-        if i == first {
-            fields.push(Field::new(
-                "targets",
-                DataType::FixedSizeList(item.clone(), width),
-                false,
-            ));
-            cols.push(Arc::new(targets.clone()));
-        }
-        if i >= first && i < first + FINDINGS.len() {
-            continue;
-        }
-        fields.push(f.as_ref().clone());
-        cols.push(batch.column(i).clone());
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
 
 /// Hive-style partitions: `<dir>/<col>=<value>/part-0.parquet`, the column itself

@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::cohort::xr::Scope;
+use crate::cohort::xr::{Scope, Uncertain};
 use crate::datasets::XR_FINDINGS;
 use crate::error::{Error, Result};
 use crate::sql::snippets::{column_name, quote};
@@ -37,7 +37,19 @@ impl XrSpec {
     pub fn sql(&self, cohort: &str) -> String {
         let targets: Vec<String> = XR_FINDINGS
             .iter()
-            .map(|f| format!("CAST(i.{} AS DOUBLE) AS \"target.{f}\"", column_name(f)))
+            .enumerate()
+            .map(|(k, f)| {
+                let c = column_name(f);
+                if self.scope.uncertain == Uncertain::Keep {
+                    // U-MultiClass: an uncertain finding (not stated positive) is -1.
+                    format!(
+                        "CASE WHEN i.{c} IS NULL AND (i.uncertain_findings & {}) <> 0 THEN -1.0 ELSE CAST(i.{c} AS DOUBLE) END AS \"target.{f}\"",
+                        1u32 << k
+                    )
+                } else {
+                    format!("CAST(i.{c} AS DOUBLE) AS \"target.{f}\"")
+                }
+            })
             .collect();
         let path = match &self.image_root {
             Some(root) => format!(
@@ -83,30 +95,32 @@ ORDER BY i.dataset, i.image_id",
     }
 }
 
-/// Replaces the 18 `target.*` columns by one `targets` FixedSizeList(18, Float32),
-/// NULL → NaN.
-pub fn with_targets(batch: &RecordBatch) -> Result<RecordBatch> {
+/// Replaces the `target.<finding>` columns (one per name, in order, numbers or NULL)
+/// by one `targets` FixedSizeList(Float32) with NULL as NaN, and with `wide` also
+/// keeps each as a Float32 column named by its finding.
+pub fn with_targets(batch: &RecordBatch, names: &[&str], wide: bool) -> Result<RecordBatch> {
     let schema = batch.schema();
     let first = schema
-        .index_of(&format!("target.{}", XR_FINDINGS[0]))
+        .index_of(&format!("target.{}", names[0]))
         .map_err(|_| Error::Query("the manifest query lost its target columns".into()))?;
-    let width = XR_FINDINGS.len();
+    let width = names.len();
     let cols: Vec<ArrayRef> = (0..width)
         .map(|k| cast(batch.column(first + k), &DataType::Float32))
         .collect::<std::result::Result<_, _>>()?;
-    let cols: Vec<&Float32Array> = cols
+    let cols: Vec<Float32Array> = cols
         .iter()
         .map(|c| {
             c.as_any()
                 .downcast_ref::<Float32Array>()
                 .expect("cast to Float32")
+                .iter()
+                .map(|v| Some(v.unwrap_or(f32::NAN)))
+                .collect()
         })
         .collect();
     let mut values = Vec::with_capacity(batch.num_rows() * width);
     for r in 0..batch.num_rows() {
-        for c in &cols {
-            values.push(if c.is_valid(r) { c.value(r) } else { f32::NAN });
-        }
+        values.extend(cols.iter().map(|c| c.value(r)));
     }
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     let targets = FixedSizeListArray::try_new(
@@ -125,6 +139,12 @@ pub fn with_targets(batch: &RecordBatch) -> Result<RecordBatch> {
                 false,
             ));
             out.push(Arc::new(targets.clone()));
+            if wide {
+                for (name, col) in names.iter().zip(&cols) {
+                    fields.push(Field::new(*name, DataType::Float32, false));
+                    out.push(Arc::new(col.clone()));
+                }
+            }
         }
         if (first..first + width).contains(&i) {
             continue;

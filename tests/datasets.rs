@@ -176,6 +176,32 @@ fn cross_dataset_manifest_targets() {
     assert_eq!(targets("nan"), ["1.0 NaN NaN 0.0"]);
     assert_eq!(targets("positive"), ["1.0 1.0 NaN 0.0"]);
     assert_eq!(targets("negative"), ["1.0 0.0 NaN 0.0"]);
+    // U-MultiClass: the uncertain Effusion stays -1.
+    assert_eq!(targets("keep"), ["1.0 -1.0 NaN 0.0"]);
+    // --targets wide: one named Float32 column per finding beside the list.
+    let out = dir.path().join("wide.parquet");
+    let r = run(&[
+        "export",
+        "-w",
+        wh.to_str().unwrap(),
+        "--dataset",
+        "chexpert",
+        "--targets",
+        "wide",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(
+        q(
+            &wh,
+            &format!(
+                "SELECT \"Cardiomegaly\", \"Effusion\", \"Hernia\", \"Pneumothorax\", arrow_typeof(\"Effusion\"), cardinality(targets) FROM '{}' WHERE image_id LIKE '%patient00001/study1/%'",
+                out.display()
+            )
+        ),
+        [["1.0", "NaN", "NaN", "0.0", "Float32", "18"]]
+    );
 }
 
 #[test]
@@ -234,16 +260,14 @@ fn agreement_between_the_two_nih_releases() {
         "nih_2020",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let line = stdout(&out)
-        .lines()
-        .find(|l| l.contains("Pneumonia"))
-        .unwrap()
-        .to_string();
-    let cells: Vec<&str> = line
-        .split(['│', '┆'])
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    // Piped: CSV, like every command.
+    let pneumonia = |out: &std::process::Output| -> Vec<String> {
+        parse_csv(&stdout(out))
+            .into_iter()
+            .find(|r| r[0] == "Pneumonia")
+            .unwrap()
+    };
+    let cells = pneumonia(&out);
     assert_eq!(cells[1], "112120");
     assert_eq!(cells[2].parse::<i64>().unwrap(), p17);
     assert_eq!(cells[3].parse::<i64>().unwrap(), p20);
@@ -282,17 +306,8 @@ fn agreement_between_the_two_nih_releases() {
         "F",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let line = stdout(&out)
-        .lines()
-        .find(|l| l.contains("Pneumonia"))
-        .unwrap()
-        .to_string();
-    let cells: Vec<i64> = line
-        .split(['│', '┆'])
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .skip(1)
-        .take(3)
+    let cells: Vec<i64> = pneumonia(&out)[1..4]
+        .iter()
         .map(|c| c.parse().unwrap())
         .collect();
     assert_eq!(cells, [n_f, p17_f, p20_f]);

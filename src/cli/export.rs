@@ -10,6 +10,15 @@ use crate::error::{Error, Result};
 use crate::export::Spec;
 use crate::sql::{Register, Warehouse};
 
+/// How an export gives its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetsForm {
+    /// One `targets` list column.
+    List,
+    /// The list and one named Float32 column per finding.
+    Wide,
+}
+
 /// Arguments of `cxr export`.
 #[derive(Debug, Args)]
 #[command(
@@ -45,8 +54,12 @@ pub struct ExportCmd {
     /// Also give boxes scaled to images of this side (datasets with 1024-px originals).
     #[arg(long, value_name = "PIXELS")]
     pub box_size: Option<u32>,
+    /// `list`: the `targets` list only; `wide`: also one Float32 column per finding,
+    /// named as the finding.
+    #[arg(long, value_enum, value_name = "FORM", default_value = "list")]
+    pub targets: TargetsForm,
     /// Export every warehouse table as plain Parquet into DIR instead.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["query", "partition_by", "image_root", "with_pixels", "sort_by"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["query", "partition_by", "image_root", "with_pixels", "sort_by", "targets"])]
     pub tables: Option<PathBuf>,
 }
 
@@ -61,6 +74,7 @@ impl ExportCmd {
             row_group_size: self.row_group_size as usize,
             sort_by: self.sort_by.clone(),
             overwrite: self.overwrite,
+            wide_targets: self.targets == TargetsForm::Wide,
         })
     }
 }

@@ -65,7 +65,8 @@ pub struct CohortArgs {
     #[arg(long = "source", value_name = "NAMES", value_delimiter = ',')]
     pub sources: Vec<String>,
     /// What an uncertain label counts as: nan (U-Ignore: unknown, in neither --with
-    /// nor --without), positive (U-Ones), negative (U-Zeros) [default: nan].
+    /// nor --without), positive (U-Ones), negative (U-Zeros), keep (U-MultiClass: as
+    /// nan in cohort flags, -1 in exported targets) [default: nan].
     #[arg(long, value_enum, value_name = "POLICY")]
     pub uncertain: Option<xr::Uncertain>,
 }

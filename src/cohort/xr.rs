@@ -27,12 +27,14 @@ pub enum Uncertain {
     Positive,
     /// U-Zeros: negative.
     Negative,
+    /// U-MultiClass: unknown in cohort flags (as U-Ignore), -1 in exported targets.
+    Keep,
 }
 
 impl Uncertain {
     fn sql(self) -> &'static str {
         match self {
-            Uncertain::Nan => "CAST(NULL AS BOOLEAN)",
+            Uncertain::Nan | Uncertain::Keep => "CAST(NULL AS BOOLEAN)",
             Uncertain::Positive => "TRUE",
             Uncertain::Negative => "FALSE",
         }
@@ -44,6 +46,7 @@ impl Uncertain {
             Uncertain::Nan => "nan (U-Ignore)",
             Uncertain::Positive => "positive (U-Ones)",
             Uncertain::Negative => "negative (U-Zeros)",
+            Uncertain::Keep => "keep (U-MultiClass: -1 in targets)",
         }
     }
 }
@@ -304,11 +307,13 @@ impl Scope {
          x.sex, x.age, {split} AS split, x.path,
          finding_labels({labels}) AS labels,
          {columns},
-         {no_finding} AS no_finding
+         {no_finding} AS no_finding,
+         {uncertain} AS uncertain_findings
   FROM {from}{splits_join}
   WHERE {datasets}",
             columns = columns.join(",\n         "),
             no_finding = states.no_finding,
+            uncertain = states.uncertain,
         )
     }
 }
