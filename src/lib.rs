@@ -4,21 +4,21 @@
 //! warehouse, [`sql`] opens it in DataFusion, [`output`] prints or writes results,
 //! and [`cli`] holds one module per subcommand.
 
-pub mod agree;
+pub(crate) mod agree;
 pub mod cli;
-pub mod cohort;
-pub mod datasets;
+pub(crate) mod cohort;
+pub(crate) mod datasets;
 pub mod error;
-pub mod export;
-pub mod export_xr;
-pub mod findings;
+pub(crate) mod export;
+pub(crate) mod export_xr;
+pub(crate) mod findings;
 pub mod ingest;
-pub mod input;
+pub(crate) mod input;
 pub mod output;
 pub mod pixels;
-pub mod split;
+pub(crate) mod split;
 pub mod sql;
-pub mod warehouse;
+pub(crate) mod warehouse;
 
 pub use error::{Error, Result};
 

@@ -13,7 +13,8 @@ pub struct Pairs {
 
 impl Pairs {
     /// Counts (a, b) calls.
-    pub fn from_calls(calls: impl IntoIterator<Item = (bool, bool)>) -> Self {
+    #[cfg(test)]
+    fn from_calls(calls: impl IntoIterator<Item = (bool, bool)>) -> Self {
         let mut p = Pairs::default();
         for (a, b) in calls {
             match (a, b) {

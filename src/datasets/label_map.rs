@@ -32,6 +32,7 @@ pub enum Lookup {
     Unknown,
 }
 
+#[cfg(test)]
 impl Lookup {
     /// The finding, if mapped.
     pub fn finding(self) -> Option<&'static str> {
@@ -189,7 +190,8 @@ impl LabelMap {
     }
 
     /// Number of rows (labels) for `dataset`.
-    pub fn len_of(&self, dataset: &str) -> usize {
+    #[cfg(test)]
+    fn len_of(&self, dataset: &str) -> usize {
         self.rows.get(dataset).map_or(0, PlHashMap::len)
     }
 }

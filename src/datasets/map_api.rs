@@ -1,6 +1,6 @@
 //! How the dataset readers ask for a raw label's finding, without depending on the
 //! label-map file format: readers take a `&dyn FindingMap`. The project's label map
-//! (`label_map.rs`) implements it; tests use [`StaticMap`].
+//! (`label_map.rs`) implements it.
 //!
 //! The rule of docs/DATASETS.md: a raw label in a map row with a finding gets that
 //! finding; one in a row with an empty finding is kept with a NULL finding; one in no
@@ -26,65 +26,6 @@ pub enum MapOutcome {
 pub trait FindingMap {
     /// The map's answer for `raw` (as the source spells it) in `dataset`.
     fn lookup(&self, dataset: &str, raw: &str) -> MapOutcome;
-}
-
-/// A map given as `(dataset, raw_label, finding)` rows; an empty finding keeps the
-/// label unmapped. Lookup is exact (case-sensitive), as the map file is.
-#[derive(Debug, Clone, Default)]
-pub struct StaticMap {
-    rows: HashMap<(String, String), String>,
-}
-
-impl StaticMap {
-    /// A map of `rows`; a later row for the same (dataset, raw label) wins.
-    pub fn new<'a>(rows: impl IntoIterator<Item = &'a (&'a str, &'a str, &'a str)>) -> Self {
-        StaticMap {
-            rows: rows
-                .into_iter()
-                .map(|(d, r, f)| ((d.to_string(), r.to_string()), f.to_string()))
-                .collect(),
-        }
-    }
-}
-
-impl FindingMap for StaticMap {
-    fn lookup(&self, dataset: &str, raw: &str) -> MapOutcome {
-        match self.rows.get(&(dataset.to_string(), raw.to_string())) {
-            Some(f) if f.is_empty() => MapOutcome::Unmapped,
-            Some(f) => MapOutcome::Mapped(f.clone()),
-            None => MapOutcome::Unknown,
-        }
-    }
-}
-
-/// The shipped map (`label_map.csv`; the VinDr, RSNA, SIIM and OpenI rows are these,
-/// `dataset,raw_label,finding`), following TorchXRayVision 1.5.7 `datasets.py`
-/// (VinDr_Dataset, RSNA_Pneumonia_Dataset, SIIM_Pneumothorax_Dataset, Openi_Dataset,
-/// then `relabel_dataset` onto the default pathologies: a label whose txrv pathology
-/// is not one of the 18 findings is kept unmapped). OpenI rows are every MeSH heading
-/// (the text before the first `/` of a `major` term, trimmed) of NLMCXR_reports.tgz,
-/// mapped as txrv matches MeSH terms: lower-cased substring of a pathology name or
-/// synonym (`atelectases`, `infiltrate`, `pleural thickening`; `opacity` →
-/// Lung_Opacity, `lesion` → Lung_Lesion).
-pub const DS2_MAP_CSV: &str = include_str!("label_map.csv");
-
-impl StaticMap {
-    /// [`DS2_MAP_CSV`] as a map (quoted fields allowed, no embedded quotes).
-    pub fn ds2() -> Self {
-        let rows: Vec<(String, String, String)> = DS2_MAP_CSV
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .filter(|l| !l.starts_with("dataset,raw_label"))
-            .map(|l| {
-                let f = crate::input::csv::split_record(l);
-                let g = |i: usize| f.get(i).cloned().unwrap_or_default();
-                (g(0), g(1), g(2))
-            })
-            .collect();
-        StaticMap {
-            rows: rows.into_iter().map(|(d, r, f)| ((d, r), f)).collect(),
-        }
-    }
 }
 
 impl FindingMap for crate::datasets::LabelMap {
@@ -160,13 +101,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn static_map_and_mapper_report_unknown_once() {
-        let map = StaticMap::new(&[
-            ("vindr", "Cardiomegaly", "Cardiomegaly"),
-            ("vindr", "ILD", ""),
-        ]);
-        assert_eq!(map.lookup("vindr", "ILD"), MapOutcome::Unmapped);
-        assert_eq!(map.lookup("rsna", "ILD"), MapOutcome::Unknown);
+    fn mapper_reports_unknown_once() {
+        let map = crate::datasets::LabelMap::parse(
+            "dataset,raw_label,finding\nvindr,Cardiomegaly,Cardiomegaly\nvindr,ILD,\n",
+            std::path::Path::new("map.csv"),
+        )
+        .unwrap();
+        assert_eq!(
+            FindingMap::lookup(&map, "vindr", "ILD"),
+            MapOutcome::Unmapped
+        );
+        assert_eq!(FindingMap::lookup(&map, "rsna", "ILD"), MapOutcome::Unknown);
         let mut issues = Issues::default();
         let mut m = Mapper::new(&map, "vindr", "f.csv");
         assert_eq!(
@@ -183,28 +128,19 @@ mod tests {
     }
 
     #[test]
-    fn ds2_rows_map_only_into_the_vocabulary() {
-        let map = StaticMap::ds2();
-        let data_lines = DS2_MAP_CSV
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .filter(|l| !l.starts_with("dataset,raw_label"))
-            .count();
-        assert_eq!(map.rows.len(), data_lines);
-        for ((d, r), f) in &map.rows {
-            assert!(
-                f.is_empty() || super::super::XR_FINDINGS.contains(&f.as_str()),
-                "{d},{r},{f}"
-            );
-        }
+    fn the_shipped_map_answers_through_the_trait() {
+        let map = crate::datasets::LabelMap::default();
         assert_eq!(
-            map.lookup("openi", "Fractures, Bone"),
+            FindingMap::lookup(&map, "openi", "Fractures, Bone"),
             MapOutcome::Mapped("Fracture".into())
         );
         assert_eq!(
-            map.lookup("vindr", "Pleural effusion"),
+            FindingMap::lookup(&map, "vindr", "Pleural effusion"),
             MapOutcome::Mapped("Effusion".into())
         );
-        assert_eq!(map.lookup("openi", "normal"), MapOutcome::Unmapped);
+        assert_eq!(
+            FindingMap::lookup(&map, "openi", "normal"),
+            MapOutcome::Unmapped
+        );
     }
 }

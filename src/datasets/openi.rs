@@ -664,7 +664,6 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::map_api::StaticMap;
     use crate::datasets::testutil::{gzip, real_dir, write_fixture};
 
     fn report_xml(
@@ -747,7 +746,12 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         ]);
         let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
         let mut issues = Issues::default();
-        let rows = read_openi(&[tgz_path, csv], &StaticMap::ds2(), &mut issues).unwrap();
+        let rows = read_openi(
+            &[tgz_path, csv],
+            &crate::datasets::LabelMap::default(),
+            &mut issues,
+        )
+        .unwrap();
 
         let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
         assert_eq!(
@@ -929,9 +933,13 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             "siim.csv",
             b"ImageId, EncodedPixels\n1.2.3,-1\n",
         );
-        let m = read_openi(&[p], &StaticMap::ds2(), &mut Issues::default())
-            .unwrap_err()
-            .to_string();
+        let m = read_openi(
+            &[p],
+            &crate::datasets::LabelMap::default(),
+            &mut Issues::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             m.contains("siim.csv") && m.contains("'View Position'"),
             "{m}"
@@ -941,7 +949,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             read(
                 None,
                 Some(bad.as_path()),
-                &StaticMap::ds2(),
+                &crate::datasets::LabelMap::default(),
                 &mut Issues::default()
             )
             .is_err()
@@ -965,7 +973,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
                 dir.join("nlmcxr_dicom_metadata.csv.gz"),
                 dir.join("NLMCXR_reports.tgz"),
             ],
-            &StaticMap::ds2(),
+            &crate::datasets::LabelMap::default(),
             &mut issues,
         )
         .unwrap();

@@ -89,18 +89,6 @@ pub fn read_rsna(
     read_tables(&labels, headers.as_ref(), map, issues)
 }
 
-/// Reads the labels file (`labels_path`) and, if given, the DICOM headers file.
-pub fn read(
-    labels_path: &Path,
-    headers_path: Option<&Path>,
-    map: &dyn FindingMap,
-    issues: &mut Issues,
-) -> Result<DatasetRows> {
-    let labels = read_table(labels_path, issues)?;
-    let headers = headers_path.map(|p| read_table(p, issues)).transpose()?;
-    read_tables(&labels, headers.as_ref(), map, issues)
-}
-
 const LABEL_COLUMNS: &[(&str, &[&str])] = &[
     ("patientId", &["patientid"]),
     ("x", &["x"]),
@@ -335,7 +323,6 @@ fn read_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::map_api::StaticMap;
     use crate::datasets::testutil::{gzip, real_dir, write_fixture};
     use crate::datasets::zip::tests::make_zip;
 
@@ -370,12 +357,12 @@ p6,-1,2,3,4,1
         );
         let plain = write_fixture(dir.path(), "labels.csv", LABELS.as_bytes());
         let h = write_fixture(dir.path(), "headers.csv.gz", &gzip(HEADERS.as_bytes()));
-        let map = StaticMap::ds2();
+        let map = crate::datasets::LabelMap::default();
         let mut issues = Issues::default();
         // Either order.
         let rows = read_rsna(&[h.clone(), z.clone()], &map, &mut issues).unwrap();
         let mut issues2 = Issues::default();
-        let rows2 = read(&plain, Some(h.as_path()), &map, &mut issues2).unwrap();
+        let rows2 = read_rsna(&[plain.clone(), h.clone()], &map, &mut issues2).unwrap();
         assert_eq!(rows.labels, rows2.labels);
         assert_eq!(rows.images, rows2.images);
         assert_eq!(issues.len(), issues2.len());
@@ -451,14 +438,26 @@ p6,-1,2,3,4,1
     fn wrong_files() {
         let dir = tempfile::tempdir().unwrap();
         let v = write_fixture(dir.path(), "vindr.csv", b"image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\n");
-        let e = read_rsna(&[v], &StaticMap::ds2(), &mut Issues::default()).unwrap_err();
+        let e = read_rsna(
+            &[v],
+            &crate::datasets::LabelMap::default(),
+            &mut Issues::default(),
+        )
+        .unwrap_err();
         let m = e.to_string();
         assert!(
             m.contains("vindr.csv") && m.contains("'patientId'") && m.contains("'Target'"),
             "{m}"
         );
         let junk = write_fixture(dir.path(), "junk.zip", b"PK\x03\x04garbage");
-        assert!(read_rsna(&[junk], &StaticMap::ds2(), &mut Issues::default()).is_err());
+        assert!(
+            read_rsna(
+                &[junk],
+                &crate::datasets::LabelMap::default(),
+                &mut Issues::default()
+            )
+            .is_err()
+        );
     }
 
     /// Real files: counts from SOURCES.md; Target-positive images (6,012) and ages
@@ -473,7 +472,7 @@ p6,-1,2,3,4,1
                 dir.join("kaggle_stage_2_train_labels.csv.zip"),
                 dir.join("kaggle_stage_2_train_images_dicom_headers.csv.gz"),
             ],
-            &StaticMap::ds2(),
+            &crate::datasets::LabelMap::default(),
             &mut issues,
         )
         .unwrap();

@@ -218,7 +218,6 @@ pub fn read_siim(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::map_api::StaticMap;
     use crate::datasets::testutil::{real_dir, write_fixture};
 
     #[test]
@@ -302,7 +301,7 @@ ImageId, EncodedPixels
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "siim.csv", FIXTURE.as_bytes());
         let mut issues = Issues::default();
-        let rows = read_siim(&[p], &StaticMap::ds2(), &mut issues).unwrap();
+        let rows = read_siim(&[p], &crate::datasets::LabelMap::default(), &mut issues).unwrap();
         assert_eq!(rows.images.len(), 5);
         let labels: Vec<(&str, i8)> = rows
             .labels
@@ -354,9 +353,13 @@ ImageId, EncodedPixels
     fn wrong_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "vindr.csv", b"image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\n");
-        let m = read_siim(&[p], &StaticMap::ds2(), &mut Issues::default())
-            .unwrap_err()
-            .to_string();
+        let m = read_siim(
+            &[p],
+            &crate::datasets::LabelMap::default(),
+            &mut Issues::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             m.contains("vindr.csv") && m.contains("'EncodedPixels'"),
             "{m}"
@@ -372,7 +375,7 @@ ImageId, EncodedPixels
         let mut issues = Issues::default();
         let rows = read_siim(
             &[dir.join("siim-pneumothorax-train-rle.csv.gz")],
-            &StaticMap::ds2(),
+            &crate::datasets::LabelMap::default(),
             &mut issues,
         )
         .unwrap();

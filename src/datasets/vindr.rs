@@ -179,7 +179,6 @@ pub fn read_vindr(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::map_api::StaticMap;
     use crate::datasets::testutil::{real_dir, write_fixture};
 
     const FIXTURE: &str = "\
@@ -197,8 +196,8 @@ img_c,No finding,14,R12,1,1,2,2
 img_c,Lung Opacity,7,,1,1,2,2
 ";
 
-    fn map() -> StaticMap {
-        StaticMap::ds2()
+    fn map() -> crate::datasets::LabelMap {
+        crate::datasets::LabelMap::default()
     }
 
     #[test]

@@ -45,11 +45,6 @@ impl WriteLock {
         refuse_foreign(&resolve(root).unwrap_or_else(|| root.to_path_buf()))
     }
 
-    /// The warehouse directory (absolute).
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The current manifest, if the warehouse has one.
     pub fn base(&self) -> Option<&Manifest> {
         self.base.as_ref()
