@@ -1,11 +1,12 @@
 //! The cross-dataset training manifest: one row per image of the chosen datasets,
 //! with `targets` over the 18 findings of docs/DATASETS.md and the image's boxes.
 //!
-//! A target is 1 when a chosen source states the finding positive, 0 when it states
-//! it negative or the image's dataset labels that finding but this image has no row
-//! for it (CheXpert's blank cells), NaN when the dataset never labels the finding,
-//! and for an uncertain (-1) label what `--uncertain` says (U-Ignore: NaN, U-Ones: 1,
-//! U-Zeros: 0).
+//! A target is 1 when a chosen source states the finding positive, 0 when one states
+//! it negative or a chosen source that labels the finding has labelled the image but
+//! says nothing of it (CheXpert's blank cells), NaN when no chosen source that labels
+//! the finding has labelled the image (an image without labels is NaN throughout), and
+//! for an uncertain (-1) label what `--uncertain` says (U-Ignore: NaN, U-Ones: 1,
+//! U-Zeros: 0, U-MultiClass `keep`: -1).
 
 use std::sync::Arc;
 
