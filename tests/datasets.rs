@@ -458,9 +458,7 @@ fn real_files_of_every_dataset() {
             "padchest",
         ];
         a.extend_from_slice(flags);
-        let out = run(&a);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        parse_csv(&stdout(&out)).len() - 1
+        run_csv(&a).len() - 1
     };
     let (with, without) = (
         count(&["--with", "Effusion"]),
@@ -549,7 +547,7 @@ fn real_files_of_every_dataset() {
         row[3..5],
         [effusion_known.to_string(), effusion_positive.to_string()]
     );
-    let out = run(&[
+    let summary = run_csv(&[
         "cohort",
         "-w",
         wh.to_str().unwrap(),
@@ -559,8 +557,6 @@ fn real_files_of_every_dataset() {
         "chexpert",
         "--summary",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let summary = parse_csv(&stdout(&out));
     let find = |item: &str| {
         summary
             .iter()
@@ -633,12 +629,7 @@ fn normal_and_unlabelled_images() {
     let patients = |flags: &[&str]| -> Vec<String> {
         let mut a = vec!["cohort", "-w", w, "-f", "csv", "--dataset", "chexpert"];
         a.extend_from_slice(flags);
-        let out = run(&a);
-        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", stderr(&out));
-        parse_csv(&stdout(&out))[1..]
-            .iter()
-            .map(|r| r[2].clone())
-            .collect()
+        run_csv(&a)[1..].iter().map(|r| r[2].clone()).collect()
     };
     assert_eq!(patients(&["--no-finding"]), ["patient00011"]);
     // Edema: positive on 14, blank (negative: CheXpert labels Edema) on 11-13,
@@ -649,7 +640,7 @@ fn normal_and_unlabelled_images() {
     );
     assert_eq!(patients(&["--with", "Edema"]), ["patient00014"]);
     // The summary's No Finding: 1 of the 4 images whose normality is known.
-    let out = run(&[
+    let summary = run_csv(&[
         "cohort",
         "-w",
         w,
@@ -659,8 +650,6 @@ fn normal_and_unlabelled_images() {
         "chexpert",
         "--summary",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let summary = parse_csv(&stdout(&out));
     let no_finding = summary
         .iter()
         .find(|r| r[1] == "finding" && r[2] == "No Finding")

@@ -3,12 +3,11 @@
 
 use clap::Args;
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 
 use crate::cli::{OutputArgs, WarehouseArg};
 use crate::error::{Error, Result};
+use crate::input::table::{f64s, i64s, text};
 use crate::sql::{Register, Warehouse};
 
 /// Arguments of `cxr agree`.
@@ -42,18 +41,14 @@ pub struct AgreeCmd {
 }
 
 /// A result column of counts.
-fn counts(values: impl Iterator<Item = i64>) -> ArrayRef {
-    Arc::new(values.collect::<Int64Array>())
+fn counts(values: impl Iterator<Item = u64>) -> ArrayRef {
+    i64s(values.map(|v| Some(v as i64)))
 }
 
-/// A result column of rounded measures, NULL where undefined.
+/// A result column of measures rounded to `digits`, NULL where undefined.
 fn measures(values: impl Iterator<Item = Option<f64>>, digits: i32) -> ArrayRef {
     let scale = 10f64.powi(digits);
-    Arc::new(
-        values
-            .map(|v| v.map(|x| (x * scale).round() / scale))
-            .collect::<Float64Array>(),
-    )
+    f64s(values.map(|v| v.map(|x| (x * scale).round() / scale)))
 }
 
 /// Runs `cxr agree`.
@@ -68,19 +63,12 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
         }
         let rows = crate::agree::readers(&wh, d).await?;
         RecordBatch::try_from_iter(vec![
-            (
-                "finding",
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.finding.as_str()))
-                        .collect::<StringArray>(),
-                ) as ArrayRef,
-            ),
-            ("images", counts(rows.iter().map(|r| r.images as i64))),
-            ("readers", counts(rows.iter().map(|r| r.readers as i64))),
+            ("finding", text(rows.iter().map(|r| r.finding.as_str()))),
+            ("images", counts(rows.iter().map(|r| r.images))),
+            ("readers", counts(rows.iter().map(|r| r.readers))),
             (
                 "positive_calls",
-                counts(rows.iter().map(|r| r.positive_calls as i64)),
+                counts(rows.iter().map(|r| r.positive_calls)),
             ),
             ("fleiss_kappa", measures(rows.iter().map(|r| r.kappa), 4)),
         ])?
@@ -124,24 +112,11 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
             )));
         }
         RecordBatch::try_from_iter(vec![
-            (
-                "finding",
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.finding.as_str()))
-                        .collect::<StringArray>(),
-                ) as ArrayRef,
-            ),
-            ("n", counts(rows.iter().map(|r| r.agreement.n as i64))),
-            (
-                "pos_a",
-                counts(rows.iter().map(|r| r.agreement.pos_a as i64)),
-            ),
-            (
-                "pos_b",
-                counts(rows.iter().map(|r| r.agreement.pos_b as i64)),
-            ),
-            ("both", counts(rows.iter().map(|r| r.agreement.both as i64))),
+            ("finding", text(rows.iter().map(|r| r.finding.as_str()))),
+            ("n", counts(rows.iter().map(|r| r.agreement.n))),
+            ("pos_a", counts(rows.iter().map(|r| r.agreement.pos_a))),
+            ("pos_b", counts(rows.iter().map(|r| r.agreement.pos_b))),
+            ("both", counts(rows.iter().map(|r| r.agreement.both))),
             (
                 "percent_agreement",
                 measures(rows.iter().map(|r| r.agreement.percent), 2),

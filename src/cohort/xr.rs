@@ -127,24 +127,20 @@ pub fn positive_mask(known: bool) -> String {
 /// (positive, known) pair of masks, and each finding's counts are sums over them.
 pub fn finding_counts_sql(relation: &str) -> String {
     format!(
-        "SELECT m.dataset, f.label, SUM(CASE WHEN (m.mask & f.bit) <> 0 THEN m.n ELSE 0 END) AS n,
+        "WITH {findings}
+SELECT m.dataset, f.label, SUM(CASE WHEN (m.mask & f.bit) <> 0 THEN m.n ELSE 0 END) AS n,
        SUM(CASE WHEN (m.known & f.bit) <> 0 THEN m.n ELSE 0 END) AS base, MAX(m.total) AS total
 FROM (
     SELECT dataset, mask, known, COUNT(*) AS n, SUM(COUNT(*)) OVER (PARTITION BY dataset) AS total
     FROM (SELECT dataset, {positive} AS mask, {known} AS known FROM {relation}) AS r
     GROUP BY dataset, mask, known
 ) AS m
-CROSS JOIN (VALUES {findings}) AS f(label, bit)
+CROSS JOIN finding f
 GROUP BY m.dataset, f.label
 HAVING SUM(CASE WHEN (m.known & f.bit) <> 0 THEN m.n ELSE 0 END) > 0",
+        findings = findings_bits_cte(),
         positive = positive_mask(false),
         known = positive_mask(true),
-        findings = XR_FINDINGS
-            .iter()
-            .enumerate()
-            .map(|(k, f)| format!("({}, {})", quote(f), 1u32 << k))
-            .collect::<Vec<_>>()
-            .join(", "),
     )
 }
 

@@ -343,6 +343,8 @@ fn write_metadata(
                 let cross = cross_dataset(opts, images, nih_source, boxes, experts, others);
                 crate::trace("  cross-dataset rows", t);
                 let parts = &cross.parts;
+                // Each part's finding states, resolved once for two tables.
+                let states: Vec<_> = parts.iter().map(|p| xr::source_states(&p.labels)).collect();
                 let each = |f: fn(&crate::datasets::DatasetRows) -> Result<RecordBatch>| {
                     parts.iter().map(f).collect::<Result<Vec<_>>>()
                 };
@@ -351,11 +353,15 @@ fn write_metadata(
                         "xr_images",
                         parts
                             .iter()
-                            .map(|p| xr::images_batch(&p.images, &p.labels, nih_source))
+                            .zip(&states)
+                            .map(|(p, s)| xr::images_batch(&p.images, s, nih_source))
                             .collect(),
                     )?,
                     write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
-                    write_parts("finding_states", each(|p| xr::states_batch(&p.labels)))?,
+                    write_parts(
+                        "finding_states",
+                        states.iter().map(xr::states_batch).collect(),
+                    )?,
                     write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,
                     write_parts("reports", each(|p| xr::reports_batch(&p.reports)))?,
                     write("datasets", xr::datasets_batch(&cross.datasets))?,

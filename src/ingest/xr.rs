@@ -12,13 +12,13 @@ use crate::input::table::{batch, bools, f64s, i8s, i32s, i64s, list_utf8, text, 
 
 /// `xr_images`, with each image's finding states over its dataset's default label
 /// sources (every source of the dataset; for NIH only `nih_source`, the warehouse's
-/// own release), from `labels` (the part's label rows).
-pub fn images_batch(rows: &[XrImage], labels: &[XrLabel], nih_source: &str) -> Result<RecordBatch> {
-    let defaults: Vec<&XrLabel> = labels
-        .iter()
-        .filter(|l| l.dataset != "nih" || l.source == nih_source)
-        .collect();
-    let states = image_states(&source_states(defaults.iter().copied()));
+/// own release), from the part's [`SourceStates`].
+pub fn images_batch(
+    rows: &[XrImage],
+    sources: &SourceStates,
+    nih_source: &str,
+) -> Result<RecordBatch> {
+    let states = image_states(sources, |l| l.dataset != "nih" || l.source == nih_source);
     let state = |r: &XrImage| states.get(r.image_id.as_str());
     let mask = |k: usize| {
         i32s(
@@ -79,8 +79,8 @@ pub fn labels_batch(rows: &[XrLabel]) -> Result<RecordBatch> {
 /// narrow row per image and source instead of resolving `xr_labels` every time. One
 /// row per (image, source) with any label, in the order the labels come (a reader's
 /// labels come image by image).
-pub fn states_batch(labels: &[XrLabel]) -> Result<RecordBatch> {
-    let rows = source_states(labels.iter());
+pub fn states_batch(sources: &SourceStates) -> Result<RecordBatch> {
+    let rows = &sources.0;
     let mask = |k: usize| i32s(rows.iter().map(|(_, s)| Some(s.masks[k])));
     batch(vec![
         ("dataset", text(rows.iter().map(|(l, _)| l.dataset))),
@@ -117,9 +117,13 @@ struct State {
     other: bool,
 }
 
-/// One [`State`] per (image, source) of the labels, in first-seen order, each with
-/// its first label (for the names).
-fn source_states<'a>(labels: impl Iterator<Item = &'a XrLabel>) -> Vec<(&'a XrLabel, State)> {
+/// One [`State`] per (image, source) of a part's labels, in first-seen order, each
+/// with its first label (for the names): resolved once, read by both `finding_states`
+/// and `xr_images`.
+pub struct SourceStates<'a>(Vec<(&'a XrLabel, State)>);
+
+/// The [`SourceStates`] of a part's labels.
+pub fn source_states(labels: &[XrLabel]) -> SourceStates<'_> {
     let bits: PlHashMap<&str, i32> = XR_FINDINGS
         .iter()
         .enumerate()
@@ -146,20 +150,24 @@ fn source_states<'a>(labels: impl Iterator<Item = &'a XrLabel>) -> Vec<(&'a XrLa
             None => {}
         }
     }
-    rows
+    SourceStates(rows)
 }
 
 /// Per image, the states of all its sources together: positive if any says so,
 /// uncertain if any says that, known what any source that labelled the image labels
 /// in any image (the `known_findings` of xr_images).
-fn image_states<'a>(rows: &[(&'a XrLabel, State)]) -> PlHashMap<&'a str, State> {
+fn image_states<'a>(
+    sources: &SourceStates<'a>,
+    chosen: impl Fn(&XrLabel) -> bool,
+) -> PlHashMap<&'a str, State> {
+    let rows: Vec<&(&XrLabel, State)> = sources.0.iter().filter(|(l, _)| chosen(l)).collect();
     let mut labelled: PlHashMap<&str, i32> = PlHashMap::new();
-    for (label, state) in rows {
+    for (label, state) in &rows {
         *labelled.entry(label.source.as_str()).or_default() |=
             state.masks[0] | state.masks[1] | state.masks[2];
     }
     let mut images: PlHashMap<&str, State> = PlHashMap::new();
-    for (label, state) in rows {
+    for (label, state) in &rows {
         let image = images.entry(label.image_id.as_str()).or_default();
         image.masks[0] |= state.masks[0];
         image.masks[1] |= state.masks[1];

@@ -113,6 +113,13 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
+/// Runs cxr, checks it exited 0, and parses its standard output as CSV.
+pub fn run_csv(args: &[&str]) -> Vec<Vec<String>> {
+    let out = run(args);
+    assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
+    parse_csv(&stdout(&out))
+}
+
 /// The `cxr` binary with CXR_* variables cleared.
 pub fn cxr() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cxr"));
