@@ -420,6 +420,65 @@ fn interrupted_run_resumes_to_identical_tables() {
     assert_eq!(leftovers, 0);
 }
 
+/// An archive edited in place with its size and modification time restored must not
+/// resume with the old bytes' statistics: the resume cache checks content.
+#[test]
+fn resume_after_an_edit_in_place_measures_the_new_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("edited.tar");
+    // 5,000 constant 8×8 images (more than one 4,096-member chunk); member 10 is
+    // grey 10 first and grey 250 after the edit (same PNG size: constant images).
+    let members = |tenth: u8| -> Vec<(String, Vec<u8>)> {
+        (0..5000u32)
+            .map(|i| {
+                let value = if i == 10 { tenth } else { (i % 200) as u8 };
+                (format!("img_{i:05}.png"), grey_png(&[value; 64], 8, 8))
+            })
+            .collect()
+    };
+    let write = |tenth: u8| {
+        let m = members(tenth);
+        let refs: Vec<(&str, Vec<u8>)> = m.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+        tar_of(&tar, &refs);
+    };
+    write(10);
+    let (wh, out) = ingest_images(
+        &dir.path().join("run"),
+        &[&tar],
+        &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")],
+    );
+    assert!(!out.status.success());
+    assert!(!wh.join("manifest.json").exists());
+
+    let before = std::fs::metadata(&tar).unwrap();
+    write(250);
+    let file = std::fs::File::options().write(true).open(&tar).unwrap();
+    file.set_modified(before.modified().unwrap()).unwrap();
+    drop(file);
+    let after = std::fs::metadata(&tar).unwrap();
+    assert_eq!(after.len(), before.len(), "the edit keeps the size");
+    assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+
+    let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("changed"), "{}", stderr(&out));
+    assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 5000);
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT CAST(mean AS BIGINT) FROM pixel_stats WHERE image_index = 'img_00010.png'"
+        ),
+        250
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT CAST(mean AS BIGINT) FROM pixel_stats WHERE image_index = 'img_04500.png'"
+        ),
+        100
+    );
+}
+
 #[test]
 fn shipped_sample_of_real_images() {
     let wh = wh_default_with_images();

@@ -3,6 +3,7 @@
 //! parallel, resumable measuring run ([`run`]) and synthetic test images ([`synth`]).
 
 pub mod decode;
+pub mod resume;
 pub mod run;
 pub mod source;
 pub mod stats;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::pixels::decode::decode;
+use crate::pixels::resume::{self, ChunkDigest};
 use crate::pixels::source::{self, Kind, Member};
 use crate::pixels::stats::{self, Stats};
 use crate::warehouse::InputFile;
@@ -69,6 +70,10 @@ struct ChunkInfo {
     errors: Vec<PixelError>,
     /// PNG names seen in the chunk (measured or failed), for duplicate detection.
     names: Vec<String>,
+    /// The digest of the chunk's members ([`resume::ChunkDigest`]); a chunk
+    /// without one (written by an older cxr) is measured again.
+    #[serde(default)]
+    digest: String,
 }
 
 /// The outcome of a measuring run.
@@ -293,45 +298,41 @@ pub fn measure_until(
     source::check(inputs).map_err(|u| Error::input(&u.path, u.reason))?;
     std::fs::create_dir_all(cache).ctx(|| format!("{}: cannot create", cache.display()))?;
 
-    // Resume: every complete chunk from 0 on is kept.
+    // Resume: the chunks committed from 0 on, kept as far as the inputs still
+    // hold the same members.
     let mut run = PixelRun::default();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut k = 0u64;
-    let mut finished = false;
-    loop {
-        let (pq, js) = chunk_paths(cache, k);
-        let Ok(text) = std::fs::read_to_string(&js) else {
-            break;
-        };
-        let Ok(info) = serde_json::from_str::<ChunkInfo>(&text) else {
-            break;
-        };
-        if !pq.exists() {
-            break;
+    let committed = committed_chunks(cache);
+    let finished = committed.last().is_some_and(|c| c.members < CHUNK);
+    let verified = if committed.is_empty() {
+        resume::Verified {
+            valid: 0,
+            inputs: None,
         }
-        absorb(
-            &mut run,
-            &mut seen,
-            &pq,
-            info.skipped,
-            info.errors,
-            info.names,
-        )?;
-        run.resumed += info.members;
-        k += 1;
-        if info.members < CHUNK {
-            finished = true;
-            break;
-        }
+    } else {
+        let digests: Vec<String> = committed.iter().map(|c| c.digest.clone()).collect();
+        resume::verify(inputs, CHUNK, &digests, finished)
+    };
+    if verified.valid < committed.len() {
+        eprintln!(
+            "cxr: the images changed since the interrupted run; measuring again from member {}",
+            verified.valid as u64 * CHUNK
+        );
+        discard_chunks(cache, verified.valid as u64);
     }
-    let resume_from = k * CHUNK;
-    if finished {
-        // Everything was measured before: read the inputs once more, only to hash them.
-        run.inputs = source::stream(inputs, u64::MAX, Arc::default(), &mut |_| true)
-            .map_err(|u| Error::input(&u.path, u.reason))?;
+    let k = verified.valid as u64;
+    for (i, info) in committed.into_iter().take(verified.valid).enumerate() {
+        let (pq, _) = chunk_paths(cache, i as u64);
+        absorb(&mut run, &mut seen, &pq, info)?;
+    }
+    if let Some(described) = verified.inputs {
+        // Everything was measured before, and read again to check it: done.
+        run.inputs = described;
         run.seconds = start.elapsed().as_secs_f64();
         return Ok(run);
     }
+    let resume_from = k * CHUNK;
+    let digests: Digests = Arc::default();
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (job_tx, job_rx) = sync_channel::<Vec<Member>>(workers * 2);
@@ -345,6 +346,7 @@ pub fn measure_until(
             let bytes_read = bytes_read.clone();
             let seen_before = seen.clone();
             let budget = budget.clone();
+            let digests = digests.clone();
             scope.spawn(move || {
                 read_members(
                     inputs,
@@ -353,6 +355,7 @@ pub fn measure_until(
                     seen_before,
                     job_tx,
                     &budget,
+                    &digests,
                 )
             })
         };
@@ -369,6 +372,7 @@ pub fn measure_until(
         let collected = collect(
             res_rx,
             cache,
+            &digests,
             k,
             &mut run,
             &mut seen,
@@ -380,6 +384,7 @@ pub fn measure_until(
         let (last, mut rows, mut info) = collected?;
         run.inputs = read.map_err(|u| Error::input(&u.path, u.reason))?;
         // Only a complete read may commit the last chunk, which marks the end.
+        info.digest = take_digest(&digests, last);
         commit_chunk(cache, last, &mut rows, &mut info, &mut run, &mut seen)
     })?;
     progress.finish();
@@ -387,14 +392,47 @@ pub fn measure_until(
     Ok(run)
 }
 
+/// The chunks an earlier run committed, from 0 on, up to the first missing one.
+fn committed_chunks(cache: &Path) -> Vec<ChunkInfo> {
+    let mut chunks = Vec::new();
+    loop {
+        let (pq, js) = chunk_paths(cache, chunks.len() as u64);
+        let Some(info) = std::fs::read_to_string(&js)
+            .ok()
+            .and_then(|text| serde_json::from_str::<ChunkInfo>(&text).ok())
+        else {
+            break;
+        };
+        if !pq.exists() {
+            break;
+        }
+        let last = info.members < CHUNK;
+        chunks.push(info);
+        if last {
+            break;
+        }
+    }
+    chunks
+}
+
+/// Removes the committed chunks from `first` on (their members changed).
+fn discard_chunks(cache: &Path, first: u64) {
+    for k in first.. {
+        let (pq, js) = chunk_paths(cache, k);
+        let gone = std::fs::remove_file(&js).is_err();
+        let _ = std::fs::remove_file(&pq);
+        if gone {
+            break;
+        }
+    }
+}
+
 /// Adds a chunk committed by an earlier run.
 fn absorb(
     run: &mut PixelRun,
     seen: &mut HashSet<String>,
     chunk: &Path,
-    skipped: u64,
-    errors: Vec<PixelError>,
-    names: Vec<String>,
+    info: ChunkInfo,
 ) -> Result<()> {
     for b in parquet::read(chunk)? {
         let idx = b
@@ -411,7 +449,8 @@ fn absorb(
             note_measured(run, src.value(i), idx.value(i));
         }
     }
-    note_chunk(run, seen, chunk, skipped, errors, names);
+    run.resumed += info.members;
+    note_chunk(run, seen, chunk, info.skipped, info.errors, info.names);
     Ok(())
 }
 
@@ -479,13 +518,25 @@ fn read_members(
     mut seen: HashSet<String>,
     jobs: SyncSender<Vec<Member>>,
     budget: &Budget,
+    digests: &Digests,
 ) -> std::result::Result<Vec<InputFile>, source::Unreadable> {
     let mut first_source: std::collections::HashMap<String, String> = Default::default();
     let mut batch = Batch::default();
+    let mut digest = ChunkDigest::default();
+    let mut next = resume_from;
     let read = source::stream(inputs, resume_from, bytes_read, &mut |mut m: Member| {
         // Members committed by an earlier run are accounted for already.
         if m.ordinal < resume_from {
             return true;
+        }
+        // Digested before any decision about the member, as `resume::verify` does.
+        digest.add(&m);
+        next = m.ordinal + 1;
+        if next % CHUNK == 0 {
+            digests
+                .lock()
+                .expect("digest lock")
+                .insert(m.ordinal / CHUNK, digest.take());
         }
         // Failed PNG members claim their name too, as they do in a resumed run.
         if matches!(m.kind, Kind::Failed(_)) && !m.path.is_empty() {
@@ -512,7 +563,27 @@ fn read_members(
         !batch.full() || batch.send(&jobs, budget)
     });
     batch.send(&jobs, budget);
+    if read.is_ok() {
+        // The final, partial chunk (possibly empty).
+        digests
+            .lock()
+            .expect("digest lock")
+            .insert(next / CHUNK, digest.take());
+    }
     read
+}
+
+/// Chunk digests, from the reader (which sees members in order, as the source gives
+/// them) to the collector (which commits the chunks).
+type Digests = Arc<Mutex<BTreeMap<u64, String>>>;
+
+/// The digest of chunk `k`, once the reader has passed its last member.
+fn take_digest(digests: &Digests, k: u64) -> String {
+    digests
+        .lock()
+        .expect("digest lock")
+        .remove(&k)
+        .unwrap_or_default()
 }
 
 /// The compressed bytes queued for the workers at most (a member larger than this
@@ -619,6 +690,7 @@ fn measure_one(m: &Member, bytes: &[u8]) -> Outcome {
 fn collect(
     results: Receiver<Vec<(u64, Outcome)>>,
     cache: &Path,
+    digests: &Digests,
     first_chunk: u64,
     run: &mut PixelRun,
     seen: &mut HashSet<String>,
@@ -658,6 +730,8 @@ fn collect(
             info.members += 1;
             next += 1;
             if info.members == CHUNK {
+                // The reader digested this chunk's last member before sending it.
+                info.digest = take_digest(digests, chunk);
                 commit_chunk(cache, chunk, &mut rows, &mut info, run, seen)?;
                 chunk += 1;
                 if fail_after.is_some_and(|n| chunk - first_chunk >= n) {

@@ -195,11 +195,27 @@ impl Warehouse {
 impl Warehouse {
     /// With `--allow-write`, statements may write files, but never inside the
     /// warehouse: not `COPY ... TO` there, not an external table located there, not
-    /// an `INSERT` into one of its tables.
+    /// an `INSERT` into one of its tables. Every node of the plan is checked, so a
+    /// write wrapped in `EXPLAIN ANALYZE` or a subquery is checked too.
     fn refuse_writes_inside(&self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut refused = Ok(());
+        plan.apply_with_subqueries(|node| {
+            refused = self.refuse_write_node(node);
+            Ok(if refused.is_ok() {
+                TreeNodeRecursion::Continue
+            } else {
+                TreeNodeRecursion::Stop
+            })
+        })?;
+        refused
+    }
+
+    /// [`Warehouse::refuse_writes_inside`] for one node of a plan.
+    fn refuse_write_node(&self, node: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
         use datafusion::logical_expr::{DdlStatement, LogicalPlan};
         let root = &self.snapshot.root;
-        match plan {
+        match node {
             LogicalPlan::Copy(copy) => {
                 crate::warehouse::refuse_inside(root, &local_path(&copy.output_url)?, "COPY TO")
             }
@@ -218,7 +234,9 @@ impl Warehouse {
             _ => Ok(()),
         }
     }
+}
 
+impl Warehouse {
     /// Runs one read-only statement and collects its result for computing on.
     pub async fn query(&self, sql: &str, params: &[(String, ScalarValue)]) -> Result<Rows> {
         let mut frames = self.plan(sql, false, params).await?;
