@@ -285,11 +285,19 @@ fn check_output(out: &Path, overwrite: bool) -> Result<()> {
             out.display()
         )));
     }
+    crate::warehouse::files::refuse_special(out)?;
+    if !overwrite {
+        return Err(Error::Usage(format!(
+            "{}: exists; pass --overwrite to replace it",
+            out.display()
+        )));
+    }
     Ok(())
 }
 
-/// Whether `dir` is a folder that an earlier export wrote: it has the marker, every
-/// file in it is one that cxr writes, and it is not where the user stands.
+/// Whether `dir` is a folder that an earlier export wrote: its marker lists every
+/// file in it (a file the user added, even a Parquet file, keeps it from being
+/// replaced), and it is not where the user stands.
 fn replaceable(dir: &Path) -> Result<()> {
     let refuse = |why: String| {
         Err(Error::Usage(format!(
@@ -297,36 +305,70 @@ fn replaceable(dir: &Path) -> Result<()> {
             dir.display()
         )))
     };
-    if !dir.join(MARKER).is_file() {
+    let Ok(marker) = std::fs::read_to_string(dir.join(MARKER)) else {
         return refuse(format!("it has no {MARKER} file"));
-    }
+    };
+    let Some(listed) = written_files(&marker) else {
+        return refuse(format!(
+            "its {MARKER} file (from an older cxr) does not list what it wrote"
+        ));
+    };
     if let (Some(d), Ok(cwd)) = (resolve(dir), std::env::current_dir())
         && cwd.starts_with(&d)
     {
         return refuse("it is (or holds) the current directory".into());
     }
+    for (path, is_file) in files_below(dir)? {
+        let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy();
+        if !is_file || (rel != MARKER && !listed.contains(rel.as_ref())) {
+            return refuse(format!(
+                "it holds {}, which cxr did not write",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first line of an export's marker; the lines after it name the files written.
+const MARKER_HEADER: &str = "written by cxr export; the files it wrote:";
+
+/// The files an export's marker lists, or None for a marker without a list.
+fn written_files(marker: &str) -> Option<std::collections::HashSet<&str>> {
+    let mut lines = marker.lines();
+    (lines.next() == Some(MARKER_HEADER)).then(|| lines.filter(|l| !l.is_empty()).collect())
+}
+
+/// Every entry below `dir` that is not a folder, with whether it is a regular file.
+fn files_below(dir: &Path) -> Result<Vec<(PathBuf, bool)>> {
+    let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).ctx(|| format!("{}: cannot list", d.display()))?;
         for e in entries.flatten() {
             let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
             let kind = e
                 .file_type()
                 .ctx(|| format!("{}: cannot look at it", p.display()))?;
-            let ours = if kind.is_dir() {
-                stack.push(p.clone());
-                true
+            if kind.is_dir() {
+                stack.push(p);
             } else {
-                kind.is_file()
-                    && (name.ends_with(".parquet") || name == "manifest.json" || name == MARKER)
-            };
-            if !ours {
-                return refuse(format!("it holds {}, which cxr did not write", p.display()));
+                found.push((p, kind.is_file()));
             }
         }
     }
-    Ok(())
+    found.sort();
+    Ok(found)
+}
+
+/// Writes the marker into a finished export folder, listing every file in it.
+fn write_marker(dir: &Path) -> Result<()> {
+    let mut text = format!("{MARKER_HEADER}\n");
+    for (path, _) in files_below(dir)? {
+        text.push_str(&path.strip_prefix(dir).unwrap_or(&path).to_string_lossy());
+        text.push('\n');
+    }
+    crate::warehouse::write_atomic(&dir.join(MARKER), text.as_bytes())
 }
 
 /// Builds a directory output in a hidden sibling and swaps it in whole: a failed or
@@ -346,7 +388,7 @@ fn in_new_dir(
     let tmp = crate::warehouse::files::temp_beside(&out);
     std::fs::create_dir(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
     let filled = fill(&tmp).and_then(|n| {
-        crate::warehouse::write_atomic(&tmp.join(MARKER), b"written by cxr export\n")?;
+        write_marker(&tmp)?;
         Ok(n)
     });
     let n = match filled {

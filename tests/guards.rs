@@ -78,20 +78,29 @@ fn overwrite_rule(root: &Path, export: &dyn Fn(&Path, bool) -> Output) {
     assert_refused(&out, "export again without --overwrite", "--overwrite");
     assert_eq!(snapshot(&ex), before);
 
-    // With --overwrite it is replaced whole: a stale file of an earlier export goes.
-    std::fs::write(ex.join("old.parquet"), b"stale").unwrap();
+    // With --overwrite it is replaced whole.
     let out = export(&ex, true);
     assert!(out.status.success(), "overwrite: {}", stderr(&out));
     assert!(ex.join(".cxr-export").is_file(), "{:?}", names(&ex));
-    assert!(!ex.join("old.parquet").exists(), "{:?}", names(&ex));
 
-    // A user's file put into the export makes it theirs: refused, the file kept.
-    std::fs::write(ex.join("notes.txt"), b"added later").unwrap();
-    let before = snapshot(&ex);
-    let out = export(&ex, true);
-    assert_refused(&out, "export holding a user's file", ONLY_EXPORTED);
-    assert_eq!(snapshot(&ex), before);
-    assert_eq!(std::fs::read(ex.join("notes.txt")).unwrap(), b"added later");
+    // A user's file put into the export makes it theirs: refused, the file kept;
+    // also a Parquet file or a folder of them, which cxr could have written.
+    for (added, bytes) in [
+        ("notes.txt", &b"added later"[..]),
+        ("mine.parquet", b"my own parquet"),
+        ("more/part-9.parquet", b"my own parquet"),
+    ] {
+        let path = ex.join(added);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let before = snapshot(&ex);
+        let out = export(&ex, true);
+        assert_refused(&out, added, ONLY_EXPORTED);
+        assert_eq!(snapshot(&ex), before, "{added}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        std::fs::remove_file(&path).unwrap();
+    }
+    let _ = std::fs::remove_dir(ex.join("more"));
 
     // A symbolic link to an export is refused; the folder it points to is untouched.
     let target = root.join("target");
@@ -397,9 +406,17 @@ fn copy_into_the_warehouse_by_other_spellings_is_refused() {
     let w = s(&wh);
     let cwd = empty_dir(dir.path(), "cwd");
     let before = snapshot(&wh);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wh.join("manifest.json")).unwrap()).unwrap();
+    let version = manifest["data"].as_str().unwrap();
     for sql in [
+        format!("EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{w}/{version}/images.parquet'"),
         format!("COPY (SELECT 1 AS a) TO 'file:{w}/x.parquet'"),
         format!("COPY (SELECT 1 AS a) TO '{w}/nosuch/../x.parquet'"),
+        // Wrapped: EXPLAIN ANALYZE runs the COPY, over a table file or the manifest.
+        format!("EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{w}/x.parquet'"),
+        format!("EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{w}/manifest.json' STORED AS CSV"),
+        format!("EXPLAIN COPY (SELECT 1 AS a) TO '{w}/x.parquet'"),
     ] {
         let out = cxr()
             .current_dir(&cwd)
@@ -419,4 +436,97 @@ fn copy_into_the_warehouse_by_other_spellings_is_refused() {
     assert_eq!(code(&out), Some(0), "{sql}: {}", stderr(&out));
     assert!(ok.is_file(), "{sql}");
     assert_eq!(snapshot(&wh), before);
+}
+
+/// A file output replaces only a regular file: a FIFO, a device node or a symbolic
+/// link at the path is refused (exit 2) and left as it was, for every command that
+/// writes a file; an export over an existing file needs --overwrite.
+#[test]
+fn outputs_replace_only_regular_files() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 20, "wh");
+    let w = s(&wh);
+    let fifo = dir.path().join("fifo.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = dir.path().join("link.svg");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let link_parquet = dir.path().join("link.parquet");
+    std::os::unix::fs::symlink(&target, &link_parquet).unwrap();
+    let link_csv = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link_csv).unwrap();
+    let fifo_s = s(&fifo);
+    let link_s = s(&link);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["sql", "-w", w, "--out", fifo_s, "SELECT 1 AS a"],
+        vec!["sql", "-w", w, "--out", s(&link_csv), "SELECT 1 AS a"],
+        vec!["plot", "age", "-w", w, "--out", link_s],
+        vec!["synth", "images", "--count", "2", "--out", fifo_s],
+        vec!["export", "-w", w, "--out", s(&link_parquet), "--overwrite"],
+        vec![
+            "sql",
+            "-w",
+            w,
+            "--allow-write",
+            "COPY (SELECT 1 AS a) TO '/dev/null' STORED AS CSV",
+        ],
+    ];
+    let copy_to_fifo = format!("COPY (SELECT 1 AS a) TO '{fifo_s}' STORED AS CSV");
+    let mut cases = cases;
+    cases.push(vec!["sql", "-w", w, "--allow-write", copy_to_fifo.as_str()]);
+    for args in &cases {
+        let out = run(args);
+        assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is a"), "{args:?}: {}", stderr(&out));
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::symlink_metadata(&link_parquet)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::symlink_metadata(&link_csv)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    // An existing export file is replaced only with --overwrite.
+    let pa = dir.path().join("pa.parquet");
+    let first = run(&["export", "-w", w, "--out", s(&pa), "--view", "PA"]);
+    assert_eq!(code(&first), Some(0), "{}", stderr(&first));
+    let before = std::fs::read(&pa).unwrap();
+    let again = run(&["export", "-w", w, "--out", s(&pa)]);
+    assert_eq!(code(&again), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("--overwrite"), "{}", stderr(&again));
+    assert_eq!(std::fs::read(&pa).unwrap(), before);
+    let replaced = run(&["export", "-w", w, "--out", s(&pa), "--overwrite"]);
+    assert_eq!(code(&replaced), Some(0), "{}", stderr(&replaced));
+    assert_ne!(std::fs::read(&pa).unwrap(), before);
 }

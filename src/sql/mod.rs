@@ -217,7 +217,9 @@ impl Warehouse {
         let root = &self.snapshot.root;
         match node {
             LogicalPlan::Copy(copy) => {
-                crate::warehouse::refuse_inside(root, &local_path(&copy.output_url)?, "COPY TO")
+                let target = local_path(&copy.output_url)?;
+                crate::warehouse::files::refuse_special(&target)?;
+                crate::warehouse::refuse_inside(root, &target, "COPY TO")
             }
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {
                 for location in &t.locations {

@@ -167,7 +167,29 @@ pub fn check_file_target(target: &Path) -> Result<()> {
             target.display()
         )));
     }
-    Ok(())
+    refuse_special(target)
+}
+
+/// Refuses an output path that exists and is neither a regular file nor a folder.
+/// cxr replaces a file by renaming a new one over it: over a symbolic link that
+/// replaces the link (not the file it points to), over a FIFO or a device node it
+/// replaces the node itself (`--out /dev/stdout` as root would remove the system's).
+pub fn refuse_special(target: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(target) else {
+        return Ok(());
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let what = if kind.is_symlink() {
+        "a symbolic link; name the file it points to"
+    } else if kind.is_fifo() || kind.is_socket() {
+        "a pipe or socket, not a regular file; write to a file (results go to stdout without --out)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device, not a regular file; write to a file (results go to stdout without --out)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Usage(format!("{}: is {what}", target.display())))
 }
 
 /// A file being written under a temporary name; [`AtomicFile::commit`] syncs it and
