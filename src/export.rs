@@ -518,7 +518,7 @@ pub fn tables(
     in_new_dir(dir, overwrite, |tmp| {
         for (name, path) in &tables {
             let files = if path.is_dir() {
-                parquet_files(path)
+                parquet::parquet_files(path)
             } else {
                 vec![path.clone()]
             };
@@ -538,25 +538,4 @@ pub fn tables(
         crate::warehouse::write_atomic(&tmp.join("manifest.json"), (manifest + "\n").as_bytes())?;
         Ok(tables.len())
     })
-}
-
-/// Every `.parquet` file below `path` (or `path` itself), sorted.
-pub fn parquet_files(path: &Path) -> Vec<PathBuf> {
-    if path.is_file() {
-        return vec![path.to_path_buf()];
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -216,7 +216,7 @@ pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<()>
         )));
     }
     let staging = lock.stage()?;
-    for (name, path) in crate::warehouse::stored_tables(&data)? {
+    for (name, path) in base.table_files(&data)? {
         if name != "splits" {
             staging.keep(&path)?;
         }

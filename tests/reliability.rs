@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 
 use common::*;
 
@@ -838,4 +838,211 @@ fn a_cohort_file_of_endless_zeros_is_refused() {
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+}
+
+/// A commit removes the versions it replaced, and nothing else: a copy of a version
+/// folder a user made inside the warehouse (any name, even one shaped like cxr's)
+/// stays, whole.
+#[test]
+fn a_users_copy_of_a_version_folder_survives_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 30, "wh");
+    let w = wh.to_str().unwrap();
+    let data = |wh: &Path| -> String {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(wh.join("manifest.json")).unwrap()).unwrap();
+        m["data"].as_str().unwrap().to_string()
+    };
+    let first = data(&wh);
+    let copies = ["v-backup", "v-20200101T000000.000000-1"];
+    for name in copies {
+        let cp = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(wh.join(&first))
+            .arg(wh.join(name))
+            .status()
+            .unwrap();
+        assert!(cp.success());
+    }
+    let before: Vec<_> = copies.iter().map(|c| snapshot(&wh.join(c))).collect();
+    for seed in ["1", "2"] {
+        let out = run(&["split", "-w", w, "--seed", seed, "--fractions", "0.8,0.2"]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    }
+    let now = data(&wh);
+    assert_ne!(now, first);
+    assert!(
+        !wh.join(&first).exists(),
+        "the replaced version is collected"
+    );
+    for (name, before) in copies.iter().zip(&before) {
+        assert_eq!(&snapshot(&wh.join(name)), before, "{name}");
+    }
+    let versions: Vec<String> = std::fs::read_dir(&wh)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("v-"))
+        .collect();
+    // The two copies, the current version and at most the one the last command
+    // read while it committed (its own reader held it).
+    assert!(versions.contains(&now), "{versions:?}");
+    assert!((3..=4).contains(&versions.len()), "{versions:?}");
+}
+
+/// Runs `cxr` with `args`, failing the test if it has not ended within 30 s (a
+/// read of a FIFO would block it forever).
+fn run_within(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = cxr();
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 30 {
+            child.kill().unwrap();
+            panic!("{args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn version_folder(wh: &Path) -> PathBuf {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wh.join("manifest.json")).unwrap()).unwrap();
+    wh.join(m["data"].as_str().unwrap())
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+/// A damaged warehouse is an error naming what is damaged (exit 2), never an empty
+/// table, a hang or a panic: a table file emptied, a footer whose embedded Arrow
+/// schema is damaged, a FIFO among the tables, a version folder removed.
+#[test]
+fn damaged_table_files_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // A 0-byte table file is not an empty table: the manifest's row count holds.
+    let wh = small_warehouse(dir.path(), 20, "emptied");
+    let images = version_folder(&wh).join("images.parquet");
+    std::fs::remove_file(&images).unwrap();
+    std::fs::write(&images, b"").unwrap();
+    let out = run_within(
+        &[
+            "sql",
+            "-w",
+            wh.to_str().unwrap(),
+            "SELECT COUNT(*) FROM images",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("images.parquet"), "{}", stderr(&out));
+
+    // A FIFO named like a table is not a table; listing tables does not block.
+    let wh = small_warehouse(dir.path(), 20, "fifo");
+    mkfifo(&version_folder(&wh).join("x.parquet"));
+    let out = run_within(&["sql", "-w", wh.to_str().unwrap(), "SHOW TABLES"], &[]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("| x "), "{}", stdout(&out));
+    let out = run_within(
+        &[
+            "sql",
+            "-w",
+            wh.to_str().unwrap(),
+            "SELECT COUNT(*) FROM images",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let fifo_table = version_folder(&wh).join("x.parquet");
+    let sql = format!("SELECT * FROM '{}'", fifo_table.display());
+    let out = run_within(&["sql", "-w", wh.to_str().unwrap(), &sql], &[]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+
+    // A removed version folder is named as such.
+    let wh = small_warehouse(dir.path(), 20, "removed");
+    std::fs::remove_dir_all(version_folder(&wh)).unwrap();
+    let out = run_within(&["sql", "-w", wh.to_str().unwrap(), "SELECT 1"], &[]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
+}
+
+/// Single-character changes to the embedded Arrow schema of a Parquet footer: some
+/// make the Arrow decoder panic. `inspect` and queries must answer each with exit 0
+/// or 2, naming the file, never "internal error" (exit 1).
+#[test]
+fn damaged_arrow_schemas_in_footers_are_input_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 20, "wh");
+    let table = version_folder(&wh).join("datasets.parquet");
+    let data = std::fs::read(&table).unwrap();
+    let key = b"ARROW:schema";
+    let at = data.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    let b64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+    let start = at + data[at..].iter().position(|&b| b64(b)).unwrap();
+    let end = start + data[start..].iter().position(|&b| !b64(b)).unwrap();
+    let mutated = dir.path().join("m.parquet");
+    let mut damaged = None;
+    for pos in (start..end - 2).step_by(2) {
+        let mut m = data.clone();
+        m[pos] = if m[pos] == b'A' { b'B' } else { b'A' };
+        std::fs::write(&mutated, &m).unwrap();
+        let out = run_within(&["inspect", mutated.to_str().unwrap()], &[]);
+        assert!(
+            matches!(code(&out), Some(0) | Some(2)),
+            "position {pos}: {}",
+            stderr(&out)
+        );
+        if stderr(&out).contains("damaged Parquet footer") {
+            assert!(stderr(&out).contains("m.parquet"), "{}", stderr(&out));
+            damaged.get_or_insert(m);
+        }
+    }
+    // At least one change reaches the decoder's panic; as a warehouse table it is
+    // an error naming the file too.
+    let m = damaged.expect("a change that breaks the Arrow schema");
+    std::fs::remove_file(&table).unwrap();
+    std::fs::write(&table, &m).unwrap();
+    let out = run_within(
+        &["sql", "-w", wh.to_str().unwrap(), "SELECT * FROM datasets"],
+        &[],
+    );
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("datasets.parquet"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `run --list` lists the saved queries beside a foreign `.sql` file (named on
+/// stderr) and a FIFO named `*.sql` (not opened: it would block).
+#[test]
+fn run_list_skips_foreign_files_and_fifos() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("q");
+    std::fs::create_dir(&queries).unwrap();
+    std::fs::write(
+        queries.join("mine.sql"),
+        "-- @description my query\nSELECT 1",
+    )
+    .unwrap();
+    std::fs::write(queries.join("foreign.sql"), [0xffu8, 0xfe, 0x00]).unwrap();
+    mkfifo(&queries.join("pipe.sql"));
+    let out = run_within(&["run", "--list"], &[("CXR_QUERIES", &queries)]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mine"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("my query"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("foreign.sql"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pipe.sql"), "{}", stderr(&out));
 }

@@ -25,7 +25,7 @@ pub fn run(cmd: InspectCmd) -> Result<()> {
             cmd.path.display()
         )));
     }
-    let files = crate::export::parquet_files(&cmd.path);
+    let files = crate::warehouse::parquet::parquet_files(&cmd.path);
     if files.is_empty() {
         return Err(Error::Usage(format!(
             "{}: a directory without Parquet files",

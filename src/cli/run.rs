@@ -73,7 +73,11 @@ fn list() -> Result<()> {
         "description".into(),
         "parameters".into(),
     ]);
-    for q in params::list()? {
+    let (queries, unreadable) = params::list()?;
+    for e in &unreadable {
+        eprintln!("cxr: skipped {e}");
+    }
+    for q in queries {
         let ps: Vec<String> = q.params.iter().map(ToString::to_string).collect();
         t.add_row(vec![q.name, q.description, ps.join("\n")]);
     }

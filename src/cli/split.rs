@@ -28,7 +28,8 @@ pub struct SplitCmd {
     /// Fractions of a random split [default: 0.7,0.1,0.2].
     #[arg(long, value_delimiter = ',')]
     pub fractions: Option<Vec<f64>>,
-    /// Names of the splits, in the order of the fractions [default: train,val,test].
+    /// Names of the splits, in the order of the fractions [default: train,test for
+    /// two fractions, train,val,test for three, split1,split2,... otherwise].
     #[arg(long, value_delimiter = ',')]
     pub names: Option<Vec<String>>,
     /// Keep every finding's prevalence per split close to the whole (iterative
@@ -78,14 +79,22 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
             Error::Usage("give --official, or --seed S for a random split".into())
         })?;
         let fractions = cmd.fractions.clone().unwrap_or_else(|| vec![0.7, 0.1, 0.2]);
+        if let Some(f) = fractions.iter().find(|f| !f.is_finite() || **f < 0.0) {
+            return Err(Error::Usage(format!(
+                "--fractions: {f} is not a fraction (each is a number from 0 to 1)"
+            )));
+        }
         let names = cmd
             .names
             .clone()
-            .unwrap_or_else(|| ["train", "val", "test"].map(String::from).to_vec());
-        if fractions.len() != names.len() || fractions.iter().any(|f| !f.is_finite() || *f < 0.0) {
-            return Err(Error::Usage(
-                "--fractions and --names must have the same length, fractions >= 0".into(),
-            ));
+            .unwrap_or_else(|| default_names(fractions.len()));
+        if fractions.len() != names.len() {
+            return Err(Error::Usage(format!(
+                "{} fractions but {} --names ({}); give one name per fraction",
+                fractions.len(),
+                names.len(),
+                names.join(",")
+            )));
         }
         for (i, name) in names.iter().enumerate() {
             if name.trim().is_empty() || names[..i].contains(name) {
@@ -184,4 +193,13 @@ async fn check(wh: &Warehouse) -> Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// The split names used when `--names` is not given, for `n` fractions.
+fn default_names(n: usize) -> Vec<String> {
+    match n {
+        2 => vec!["train".into(), "test".into()],
+        3 => vec!["train".into(), "val".into(), "test".into()],
+        _ => (1..=n).map(|i| format!("split{i}")).collect(),
+    }
 }

@@ -18,7 +18,18 @@ use crate::error::{Error, IoContext, Result};
 pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Result<()> {
     for name in named(statement) {
         let path = Path::new(&name);
-        if !path.is_file() || ctx.table_exist(TableReference::bare(name.as_str()))? {
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                // Reading a FIFO or a device would block or never end.
+                return Err(Error::input(
+                    path,
+                    "not a regular file (a pipe or a device); a table is read from a file",
+                ));
+            }
+            Ok(m) if m.is_file() => {}
+            _ => continue,
+        }
+        if ctx.table_exist(TableReference::bare(name.as_str()))? {
             continue;
         }
         let size = std::fs::metadata(path)

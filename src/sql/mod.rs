@@ -117,6 +117,14 @@ impl Warehouse {
         let wanted = Wanted::new(&register, &is_stored);
         for (name, path) in &stored {
             if wanted.table(name) && !self.ctx.table_exist(name.as_str())? {
+                let rows = self
+                    .snapshot
+                    .manifest
+                    .tables
+                    .get(name)
+                    .copied()
+                    .unwrap_or(0);
+                crate::warehouse::parquet::check_table(path, rows)?;
                 let mut url = path.display().to_string();
                 if path.is_dir() && !url.ends_with('/') {
                     url.push('/');

@@ -145,6 +145,10 @@ const MAX_QUERY_BYTES: u64 = 1 << 20;
 /// Reads a query file of at most [`MAX_QUERY_BYTES`] UTF-8 bytes.
 fn read_capped(path: &Path) -> Result<String> {
     use std::io::Read;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        // A FIFO would block the read; a device may never end.
+        return Err(Error::input(path, "not a regular file: not a query file"));
+    }
     let file = std::fs::File::open(path)
         .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
     let mut bytes = Vec::new();
@@ -418,9 +422,12 @@ pub fn resolve(name: &str) -> Result<PathBuf> {
     )))
 }
 
-/// Every saved query in the query directories (first directory wins on a name).
-pub fn list() -> Result<Vec<QueryFile>> {
+/// Every saved query in the query directories (first directory wins on a name),
+/// and the `.sql` files that are not readable queries (each an error naming the
+/// file: one foreign file does not hide the others).
+pub fn list() -> Result<(Vec<QueryFile>, Vec<Error>)> {
     let mut out: Vec<QueryFile> = Vec::new();
+    let mut unreadable = Vec::new();
     for d in query_dirs()? {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
@@ -432,13 +439,14 @@ pub fn list() -> Result<Vec<QueryFile>> {
             .collect();
         paths.sort();
         for p in paths {
-            let q = QueryFile::load(&p)?;
-            if !out.iter().any(|o| o.name == q.name) {
-                out.push(q);
+            match QueryFile::load(&p) {
+                Ok(q) if !out.iter().any(|o| o.name == q.name) => out.push(q),
+                Ok(_) => {}
+                Err(e) => unreadable.push(e),
             }
         }
     }
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 #[cfg(test)]

@@ -73,7 +73,10 @@ impl WriteLock {
         );
         let dir = self.root.join(format!(".staging-{id}"));
         std::fs::create_dir(&dir).ctx(|| format!("{}: cannot create", dir.display()))?;
-        File::create(dir.join(READERS)).ctx(|| format!("{}: cannot create", dir.display()))?;
+        // The readers' lock file names its version: a copy of the folder under
+        // another name (a user's backup) is then told apart from cxr's own.
+        std::fs::write(dir.join(READERS), format!("v-{id}\n"))
+            .ctx(|| format!("{}: cannot create", dir.display()))?;
         Ok(Staging {
             lock: self,
             dir,
@@ -263,14 +266,16 @@ fn remove_legacy_tables(root: &Path, base: Option<&Manifest>) {
     }
 }
 
-/// Removes old versions (`v-*` other than `keep`) that no reader holds.
+/// Removes old versions (`v-*` other than `keep`) that no reader holds. Only a
+/// folder cxr wrote under that name goes: a copy a user made (`cp -a v-<id>
+/// v-backup`) stays.
 fn collect_garbage(root: &Path, keep: &str) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("v-") || name == keep {
+        if !name.starts_with("v-") || name == keep || !written_as(&e.path(), &name) {
             continue;
         }
         let Ok(f) = File::open(e.path().join(READERS)) else {
@@ -281,6 +286,36 @@ fn collect_garbage(root: &Path, keep: &str) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// Whether the version folder `dir` is the one cxr wrote as `name`: its readers'
+/// file names it, or (a version from before that file held its name) `name` is
+/// exactly `v-<UTC time>-<process id>` as cxr makes it.
+fn written_as(dir: &Path, name: &str) -> bool {
+    match std::fs::read_to_string(dir.join(READERS)) {
+        Ok(text) if !text.trim().is_empty() => text.trim() == name,
+        Ok(_) => is_version_name(name),
+        Err(_) => false,
+    }
+}
+
+/// `v-YYYYMMDDTHHMMSS.ffffff-PID`, the name [`WriteLock::stage`] gives a version.
+fn is_version_name(name: &str) -> bool {
+    let Some((time, pid)) = name
+        .strip_prefix("v-")
+        .and_then(|rest| rest.rsplit_once('-'))
+    else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let b = time.as_bytes();
+    time.len() == 22
+        && digits(&time[..8])
+        && b[8] == b'T'
+        && digits(&time[9..15])
+        && b[15] == b'.'
+        && digits(&time[16..])
+        && digits(pid)
 }
 
 /// Staging directories of writers that died: we hold the lock, so none is live.

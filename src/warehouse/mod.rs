@@ -89,6 +89,29 @@ impl InputFile {
 }
 
 impl Manifest {
+    /// The tables this manifest names, with their files in the version folder
+    /// `data`: `<name>.parquet`, or a `<name>/` folder of Parquet files. A named
+    /// table whose file is missing, or is not a regular file or folder (a FIFO, a
+    /// device, a link), is a damaged warehouse: an error, never an empty table.
+    pub fn table_files(&self, data: &Path) -> Result<Vec<(String, PathBuf)>> {
+        let kind = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.file_type());
+        self.tables
+            .keys()
+            .map(|name| {
+                let file = data.join(format!("{name}.parquet"));
+                let dir = data.join(name);
+                match (kind(&file), kind(&dir)) {
+                    (Some(t), _) if t.is_file() => Ok((name.clone(), file)),
+                    (_, Some(t)) if t.is_dir() => Ok((name.clone(), dir)),
+                    _ => Err(Error::Warehouse(format!(
+                        "{}: the table file of `{name}` is missing or not a regular file; the warehouse is damaged (run `cxr ingest` again)",
+                        file.display()
+                    ))),
+                }
+            })
+            .collect()
+    }
+
     /// A manifest for a new version, without tables or inputs yet.
     pub fn new(metadata_revision: &str) -> Manifest {
         Manifest {
@@ -179,6 +202,15 @@ impl Snapshot {
                     _hold: hold,
                 });
             }
+            // Gone while the manifest still names it: a commit replaced both, or the
+            // folder was removed by hand (then reading again will not help).
+            if matches!(Manifest::read(root), Ok(Some((_, again))) if again == manifest_sha256) {
+                return Err(Error::Warehouse(format!(
+                    "{}: the version folder {} named by {MANIFEST} is missing or incomplete; the warehouse is damaged (run `cxr ingest` again)",
+                    root.display(),
+                    manifest.data
+                )));
+            }
         }
         Err(Error::Warehouse(format!(
             "{}: the warehouse keeps changing under this reader; try again",
@@ -186,9 +218,10 @@ impl Snapshot {
         )))
     }
 
-    /// The stored tables: `<name>.parquet` files and `<name>/` directories.
+    /// The stored tables, as the manifest names them: `<name>.parquet` files and
+    /// `<name>/` directories. Anything else in the version folder is not a table.
     pub fn tables(&self) -> Result<Vec<(String, PathBuf)>> {
-        stored_tables(&self.data)
+        self.manifest.table_files(&self.data)
     }
 
     /// The path of a stored table.
@@ -199,29 +232,6 @@ impl Snapshot {
             .find(|(n, _)| n == name)
             .map(|(_, p)| p)
     }
-}
-
-/// Lists the tables stored in a data directory: `<name>.parquet` files and `<name>/`
-/// directories, hidden names excluded.
-pub fn stored_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::Warehouse(format!("{}: cannot list the warehouse: {e}", dir.display()))
-    })?;
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        if let Some(stem) = name.strip_suffix(".parquet") {
-            out.push((stem.to_string(), path));
-        } else if path.is_dir() {
-            out.push((name, path));
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Refuses an output path inside the warehouse `root` (or equal to it): outputs are

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -241,6 +241,52 @@ pub fn read_with_schema(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     Ok((schema, batches))
 }
 
+/// Every `.parquet` regular file below `path` (or `path` itself), sorted. Links,
+/// FIFOs and devices are not followed or opened (a FIFO would block the reader).
+pub fn parquet_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            let p = e.path();
+            if kind.is_dir() {
+                stack.push(p);
+            } else if kind.is_file() && p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Checks a stored table before a query reads it: every file's footer decodes (a
+/// damaged one, even one that would make the Arrow schema decoder panic, is an
+/// error naming the file) and the rows add up to the manifest's count (a table
+/// file emptied or cut short is not read as fewer rows).
+pub fn check_table(path: &Path, rows: u64) -> Result<()> {
+    let mut found = 0u64;
+    for file in parquet_files(path) {
+        found += footer_rows(&file)?;
+    }
+    if found != rows {
+        return Err(Error::Warehouse(format!(
+            "{}: holds {found} rows where the manifest says {rows}; the warehouse is damaged (run `cxr ingest` again)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The row count of a Parquet file, from a footer checked to decode whole.
+fn footer_rows(path: &Path) -> Result<u64> {
+    Ok(describe(path)?.rows.max(0) as u64)
+}
+
 /// What a Parquet file says about itself.
 #[derive(Debug, Clone)]
 pub struct FileInfo {
@@ -257,8 +303,18 @@ pub struct FileInfo {
     pub metadata: Vec<(String, String)>,
 }
 
-/// Reads the footer of a Parquet file.
+/// Reads the footer of a Parquet file. A footer so damaged that a decoder panics
+/// (one flipped byte in the embedded Arrow schema does) is an input error.
 pub fn describe(path: &Path) -> Result<FileInfo> {
+    std::panic::catch_unwind(|| read_footer(path)).unwrap_or_else(|_| {
+        Err(Error::input(
+            path,
+            "a damaged Parquet footer (its schema cannot be decoded)",
+        ))
+    })
+}
+
+fn read_footer(path: &Path) -> Result<FileInfo> {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
     let reader = SerializedFileReader::new(file)
