@@ -99,7 +99,6 @@ impl Error {
                 D::IoError(_)
                 | D::ObjectStore(_)
                 | D::Internal(_)
-                | D::ResourcesExhausted(_)
                 | D::ExecutionJoin(_)
                 | D::Shared(_) => 1,
                 // Functions report a bad argument (a regex that does not parse) this
@@ -108,6 +107,19 @@ impl Error {
                 _ => 2,
             },
             _ => 1,
+        }
+    }
+
+    /// A line of advice to print after the message, for errors whose fix is not in
+    /// the message itself.
+    pub fn hint(&self) -> Option<String> {
+        use datafusion::error::DataFusionError as D;
+        match self {
+            Error::DataFusion(e) if matches!(e.find_root(), D::ResourcesExhausted(_)) => Some(
+                "the query needs more memory than its limit (512 MiB, or CXR_MEMORY_LIMIT, e.g. CXR_MEMORY_LIMIT=4GiB)"
+                    .into(),
+            ),
+            _ => None,
         }
     }
 

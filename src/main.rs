@@ -58,8 +58,25 @@ fn main() {
             // The reader of our output went away (`| head`): not a failure.
             std::process::exit(0);
         }
-        eprintln!("cxr: error: {e}");
+        eprintln!("cxr: error: {}", shortened(&e.to_string()));
+        if let Some(hint) = e.hint() {
+            eprintln!("cxr: {hint}");
+        }
         std::process::exit(e.exit_code());
+    }
+}
+
+/// An error message of at most a few lines' worth: some echo a whole statement
+/// (a 50 MB one would be printed whole).
+fn shortened(message: &str) -> String {
+    const MAX_CHARS: usize = 2000;
+    match message.char_indices().nth(MAX_CHARS) {
+        None => message.to_string(),
+        Some((cut, _)) => format!(
+            "{}… ({} more bytes of this message left out)",
+            &message[..cut],
+            message.len() - cut
+        ),
     }
 }
 

@@ -613,8 +613,23 @@ fn ingest_to_a_full_stdout_fails_but_commits() {
 /// (wait4 gives the child's own rusage).
 #[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
 fn run_measured(args: &[&str]) -> (Option<i32>, String, f64) {
-    let mut child = cxr()
+    run_measured_with(args, Stdio::null(), &[])
+}
+
+/// [`run_measured`] with stdin and environment variables.
+#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
+fn run_measured_with(
+    args: &[&str],
+    stdin: Stdio,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, f64) {
+    let mut cmd = cxr();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .args(args)
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1045,4 +1060,159 @@ fn run_list_skips_foreign_files_and_fifos() {
     assert!(stdout(&out).contains("my query"), "{}", stdout(&out));
     assert!(stderr(&out).contains("foreign.sql"), "{}", stderr(&out));
     assert!(stderr(&out).contains("pipe.sql"), "{}", stderr(&out));
+}
+
+fn dev_zero() -> Stdio {
+    Stdio::from(std::fs::File::open("/dev/zero").unwrap())
+}
+
+/// SQL from an endless stdin or `\i` of a device is refused in bounded memory.
+#[test]
+fn endless_sql_input_is_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 4, "wh");
+    let w = wh.to_str().unwrap();
+    let (code, err, rss) = run_measured_with(&["sql", "-w", w, "-"], dev_zero(), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("MiB"), "{err}");
+    assert!(
+        rss < RSS_LIMIT_MIB,
+        "sql - < /dev/zero: peak RSS {rss:.0} MiB"
+    );
+    let (code, err, rss) = run_measured_with(&["shell", "-w", w], dev_zero(), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        rss < RSS_LIMIT_MIB,
+        "shell < /dev/zero: peak RSS {rss:.0} MiB"
+    );
+    let script = dir.path().join("script.sql");
+    std::fs::write(&script, "\\i /dev/zero\nSELECT 41 + 1 AS answer;\n").unwrap();
+    let mut shell = cxr()
+        .args(["shell", "-w", w])
+        .stdin(Stdio::from(std::fs::File::open(&script).unwrap()))
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&shell).contains("not a regular file"),
+        "{}",
+        stderr(&shell)
+    );
+    shell.stdout.retain(|&b| b != b' ');
+    assert!(
+        String::from_utf8_lossy(&shell.stdout).contains("42"),
+        "{}",
+        stdout(&shell)
+    );
+}
+
+/// A query's operators share a memory limit: a string_agg over a cross join stops
+/// with exit 2 and advice, instead of growing to gigabytes; text-growing functions
+/// refuse results of gigabytes.
+#[test]
+fn queries_stop_at_their_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 3000, "wh");
+    let w = wh.to_str().unwrap();
+    let agg =
+        "SELECT length(string_agg(a.image_index || b.image_index, ',')) FROM images a, images b";
+    let (code, err, rss) = run_measured_with(
+        &["sql", "-w", w, agg],
+        Stdio::null(),
+        &[("CXR_MEMORY_LIMIT", "64MiB")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("CXR_MEMORY_LIMIT"), "{err}");
+    assert!(rss < RSS_LIMIT_MIB, "string_agg: peak RSS {rss:.0} MiB");
+    for sql in [
+        "SELECT length(repeat('x', 2000000000))",
+        "SELECT length(lpad('x', 2000000000, 'y'))",
+        "SELECT length(rpad(image_index, 100000)) FROM images",
+    ] {
+        let (code, err, rss) = run_measured_with(&["sql", "-w", w, sql], Stdio::null(), &[]);
+        assert_eq!(code, Some(2), "{sql}: {err}");
+        assert!(err.contains("MiB per call"), "{sql}: {err}");
+        assert!(rss < RSS_LIMIT_MIB, "{sql}: peak RSS {rss:.0} MiB");
+    }
+    // Within the limits the functions answer as DataFusion's do.
+    let out = run(&[
+        "sql",
+        "-w",
+        w,
+        "--format",
+        "csv",
+        "SELECT repeat('ab', 3) AS r, lpad('7', 3, '0') AS l",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "r,l\nababab,007\n");
+    let bad = run_measured_with(
+        &["sql", "-w", w, "SELECT 1"],
+        Stdio::null(),
+        &[("CXR_MEMORY_LIMIT", "lots")],
+    );
+    assert_eq!(bad.0, Some(2), "{}", bad.1);
+}
+
+/// An input given as a pipe or device is refused before anything is read (an
+/// ingest reads each input twice: a stream would be split between the readers).
+#[test]
+fn inputs_that_are_pipes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("input.csv");
+    mkfifo(&fifo);
+    let tar_fifo = dir.path().join("images.tar");
+    mkfifo(&tar_fifo);
+    let f = fifo.to_str().unwrap();
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let vindr = format!("vindr={f}");
+    let metadata = data("Data_Entry_2017_v2020.csv.gz");
+    let m = metadata.to_str().unwrap();
+    for args in [
+        vec!["ingest", "--metadata", f, "--no-images", "-w", w],
+        vec![
+            "ingest",
+            "--metadata",
+            m,
+            "--bbox",
+            f,
+            "--no-images",
+            "-w",
+            w,
+        ],
+        vec![
+            "ingest",
+            "--metadata",
+            m,
+            "--splits",
+            f,
+            f,
+            "--no-images",
+            "-w",
+            w,
+        ],
+        vec![
+            "ingest",
+            "--metadata",
+            m,
+            "--dataset",
+            &vindr,
+            "--no-images",
+            "-w",
+            w,
+        ],
+        vec![
+            "ingest",
+            "--metadata",
+            m,
+            "--images",
+            tar_fifo.to_str().unwrap(),
+            "-w",
+            w,
+        ],
+    ] {
+        let out = run_within(&args, &[]);
+        assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("pipe"), "{args:?}: {}", stderr(&out));
+        assert!(!wh.exists(), "{args:?}");
+    }
 }

@@ -246,11 +246,24 @@ fn interactive(s: &mut Session) -> Result<()> {
 }
 
 fn script(s: &mut Session) -> Result<()> {
-    use std::io::BufRead;
+    use crate::input::text::{MAX_SQL_BYTES, TextError, read_line};
     let mut buffer = String::new();
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let line = line.map_err(|e| Error::io("cannot read the shell's input", e))?;
+    let mut stdin = std::io::stdin().lock();
+    let mut number = 0;
+    loop {
+        number += 1;
+        let line = match read_line(&mut stdin, MAX_SQL_BYTES, number) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(TextError::Io(e)) => return Err(Error::io("cannot read the shell's input", e)),
+            Err(e) => return Err(Error::Usage(format!("the shell's input: {e}"))),
+        };
+        if buffer.len() as u64 > MAX_SQL_BYTES {
+            return Err(Error::Usage(format!(
+                "the shell's input, line {number}: a statement longer than {} MiB without ';'",
+                MAX_SQL_BYTES >> 20
+            )));
+        }
         if let Step::Quit = feed(s, &mut buffer, &line) {
             return Ok(());
         }
@@ -262,6 +275,19 @@ fn script(s: &mut Session) -> Result<()> {
         s.execute(&buffer);
     }
     Ok(())
+}
+
+/// A file run with `\\i`: a regular file (a FIFO would block the shell) of at most
+/// [`crate::input::text::MAX_SQL_BYTES`] of UTF-8.
+fn read_script(path: &str) -> std::result::Result<String, String> {
+    use crate::input::text::{MAX_SQL_BYTES, read_all};
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err("not a regular file".into()),
+        Err(e) => return Err(e.to_string()),
+        Ok(_) => {}
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    read_all(file, MAX_SQL_BYTES).map_err(|e| e.to_string())
 }
 
 /// `$XDG_DATA_HOME/cxr/history`, else `~/.local/share/cxr/history`.
@@ -314,7 +340,7 @@ impl Session {
             "\\i" if self.depth >= MAX_INCLUDE_DEPTH => self.fail(&format!(
                 "\\i {arg}: files included {MAX_INCLUDE_DEPTH} deep; does a file include itself?"
             )),
-            "\\i" => match std::fs::read_to_string(&arg) {
+            "\\i" => match read_script(&arg) {
                 Ok(text) => {
                     let outer = std::mem::replace(
                         &mut self.place,

@@ -1,7 +1,5 @@
 //! `cxr sql`: ad-hoc SQL over the warehouse.
 
-use std::io::Read;
-
 use clap::Args;
 
 use crate::cli::{OutputArgs, WarehouseArg};
@@ -30,15 +28,11 @@ pub struct SqlArgs {
 /// Runs `cxr sql`.
 pub async fn run(args: SqlArgs) -> Result<()> {
     let sql = if args.sql == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                Error::Usage("the SQL on stdin is not UTF-8 text".into())
-            } else {
-                Error::io("reading SQL from stdin", e)
-            }
-        })?;
-        s
+        use crate::input::text::{MAX_SQL_BYTES, TextError, read_all};
+        read_all(std::io::stdin().lock(), MAX_SQL_BYTES).map_err(|e| match e {
+            TextError::Io(e) => Error::io("reading SQL from stdin", e),
+            other => Error::Usage(format!("the SQL on stdin: {other}")),
+        })?
     } else {
         args.sql.clone()
     };

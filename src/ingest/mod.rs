@@ -340,7 +340,7 @@ fn write_metadata(
             parallel,
             move || -> Result<(Vec<(String, u64)>, Cross)> {
                 let t = Instant::now();
-                let cross = cross_dataset(opts, images, nih_source, boxes, experts, others);
+                let cross = cross_dataset(opts, images, nih_source, boxes, experts, others)?;
                 crate::trace("  cross-dataset rows", t);
                 let parts = &cross.parts;
                 // Each part's finding states, resolved once for two tables.
@@ -515,7 +515,7 @@ fn cross_dataset(
     boxes: &[boxes::BBox],
     experts: &[expert::ExpertRow],
     others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
-) -> Cross {
+) -> Result<Cross> {
     use crate::datasets::{DatasetInfo, XrBox};
     use nih_xr as nih;
     let mut rows = nih::to_rows(images, nih_source);
@@ -558,9 +558,7 @@ fn cross_dataset(
         } else {
             for spec in opts.datasets.iter().filter(|s| s.name == info.dataset) {
                 for p in &spec.paths {
-                    if let Ok(f) = InputFile::describe(info.dataset, p) {
-                        inputs.push(f);
-                    }
+                    inputs.push(InputFile::describe(info.dataset, p)?);
                 }
             }
             datasets.push((info, counts(&other.images)));
@@ -570,20 +568,18 @@ fn cross_dataset(
     nih_info.label_sources.sort();
     nih_info.label_sources.dedup();
     datasets.insert(0, (nih_info, nih_counts));
-    if let Some(p) = &opts.other_release
-        && let Ok(f) = InputFile::describe("metadata_other_release", p)
-    {
-        inputs.push(f);
+    if let Some(p) = &opts.other_release {
+        inputs.push(InputFile::describe("metadata_other_release", p)?);
     }
     inputs.push(match &opts.label_map {
-        Some(p) => InputFile::describe("label_map", p).unwrap_or_else(|_| shipped_map()),
+        Some(p) => InputFile::describe("label_map", p)?,
         None => shipped_map(),
     });
-    Cross {
+    Ok(Cross {
         parts,
         datasets,
         inputs,
-    }
+    })
 }
 
 /// The shipped label map as an input of the ingest (its content hashed).
@@ -741,6 +737,13 @@ fn write_pixel_tables(
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
     csv::check_exists(&opts.metadata)?;
     for (i, spec) in opts.datasets.iter().enumerate() {
+        if !crate::datasets::ALL.contains(&spec.name.as_str()) {
+            return Err(crate::error::Error::Usage(format!(
+                "unknown dataset '{}'; known datasets: {}",
+                spec.name,
+                crate::datasets::ALL.join(", ")
+            )));
+        }
         if opts.datasets[..i].iter().any(|s| s.name == spec.name) {
             return Err(crate::error::Error::Usage(format!(
                 "--dataset {} is given twice; give each dataset once (several files: {}=A,B)",
@@ -748,7 +751,14 @@ fn check_inputs(opts: &IngestOptions) -> Result<()> {
             )));
         }
     }
-    for p in opts.bbox.iter().chain(opts.expert.iter()) {
+    let files = opts
+        .bbox
+        .iter()
+        .chain(&opts.expert)
+        .chain(&opts.other_release)
+        .chain(&opts.label_map)
+        .chain(opts.datasets.iter().flat_map(|d| &d.paths));
+    for p in files {
         csv::check_exists(p)?;
     }
     for p in opts.splits.iter().flatten() {

@@ -529,10 +529,17 @@ pub fn read_list(path: &Path) -> Result<Vec<(u64, String)>> {
         .collect())
 }
 
-/// Checks that a path exists before anything is read, with a clear error.
+/// Checks, before anything is read, that an input is a regular file that can be
+/// opened. A pipe (`<(zcat f.gz)`) or a device is refused: an ingest reads each
+/// input twice (to parse it and to hash it into the manifest), and two readers of
+/// one stream split it between them.
 pub fn check_exists(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::input(path, "is a directory, not an input file")),
+        Ok(m) if !m.is_file() => Err(Error::input(
+            path,
+            "is a pipe or a device, not a regular file; give the file itself (gzip files are read as they are) or save the stream to a file first",
+        )),
         Ok(_) => std::fs::File::open(path)
             .map(|_| ())
             .map_err(|e| Error::input(path, format!("cannot open: {e}"))),

@@ -1,6 +1,8 @@
 //! Reading tabular inputs, shared by the NIH ingest and the other datasets' readers:
-//! CSV files (plain or gzip, bounded) and the `data_issues` rows they give rise to.
+//! CSV files (plain or gzip, bounded) and the `data_issues` rows they give rise to;
+//! SQL text from stdin and files, bounded too (`text.rs`).
 
 pub mod csv;
 pub mod issues;
 pub mod table;
+pub mod text;

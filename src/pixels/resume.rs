@@ -68,7 +68,7 @@ pub fn verify(
             }
         }
         digest.add(&m);
-        if k < full_chunks && (m.ordinal + 1) % chunk == 0 {
+        if k < full_chunks && (m.ordinal + 1).is_multiple_of(chunk) {
             holds = digest.take() == recorded[k];
             if holds {
                 valid = k + 1;
@@ -78,14 +78,15 @@ pub fn verify(
         true
     });
     let mut inputs = None;
-    if finished && holds && valid == full_chunks {
-        if let Ok(described) = read {
-            // Every member was read: the final chunk is compared whole.
-            if digest.take() == recorded[full_chunks] {
-                valid += 1;
-                inputs = Some(described);
-            }
-        }
+    if finished
+        && holds
+        && valid == full_chunks
+        && let Ok(described) = read
+        // Every member was read: the final chunk is compared whole.
+        && digest.take() == recorded[full_chunks]
+    {
+        valid += 1;
+        inputs = Some(described);
     }
     Verified { valid, inputs }
 }

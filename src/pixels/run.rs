@@ -532,7 +532,7 @@ fn read_members(
         // Digested before any decision about the member, as `resume::verify` does.
         digest.add(&m);
         next = m.ordinal + 1;
-        if next % CHUNK == 0 {
+        if next.is_multiple_of(CHUNK) {
             digests
                 .lock()
                 .expect("digest lock")

@@ -108,6 +108,13 @@ pub fn check(inputs: &[PathBuf]) -> Result<(), Unreadable> {
         if meta.is_dir() {
             continue;
         }
+        if !meta.is_file() {
+            // Checked here and read again later: a stream would be split.
+            return Err(Unreadable {
+                path: p.clone(),
+                reason: "is a pipe or a device, not a regular file; give the archive itself".into(),
+            });
+        }
         let Some(kind) = kind_of(p) else {
             return Err(Unreadable {
                 path: p.clone(),

@@ -92,8 +92,12 @@ impl Warehouse {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(memory_limit()?, 1.0)
+            .build_arc()?;
         let mut state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_default_features();
         if let Some(interrupt) = interrupt {
             state = state.with_physical_optimizer_rule(interrupt.rule());
@@ -284,6 +288,37 @@ impl Warehouse {
         self.ctx.register_table(name, std::sync::Arc::new(table))?;
         Ok(())
     }
+}
+
+/// The memory a query's operators (sorts, joins, aggregations) may hold at once,
+/// past which sorts spill to disk and the rest stop with an error: 512 MiB, or
+/// `CXR_MEMORY_LIMIT` (`512MiB`, `2GiB`, or bytes).
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+fn memory_limit() -> Result<usize> {
+    let Ok(text) = std::env::var("CXR_MEMORY_LIMIT") else {
+        return Ok(DEFAULT_MEMORY_LIMIT);
+    };
+    parse_size(&text).ok_or_else(|| {
+        Error::Usage(format!(
+            "CXR_MEMORY_LIMIT={text}: not a size (e.g. 512MiB, 2GiB or a number of bytes)"
+        ))
+    })
+}
+
+/// `123`, `512KiB`, `512MiB`, `2GiB` (also `MB`/`GB`, read as powers of 2).
+fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: usize = t[..digits].parse().ok()?;
+    let shift = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift).filter(|&n| n > 0)
 }
 
 /// Whether `sql` holds no statement (blank, or comments only); false if it does not

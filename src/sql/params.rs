@@ -144,26 +144,21 @@ const MAX_QUERY_BYTES: u64 = 1 << 20;
 
 /// Reads a query file of at most [`MAX_QUERY_BYTES`] UTF-8 bytes.
 fn read_capped(path: &Path) -> Result<String> {
-    use std::io::Read;
+    use crate::input::text::{TextError, read_all};
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         // A FIFO would block the read; a device may never end.
         return Err(Error::input(path, "not a regular file: not a query file"));
     }
     let file = std::fs::File::open(path)
         .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_QUERY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_QUERY_BYTES {
-        return Err(Error::input(path, "larger than 1 MiB: not a query file"));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        Error::input_at(path, line, None, "not UTF-8 text: not a query file")
+    read_all(file, MAX_QUERY_BYTES).map_err(|e| match e {
+        TextError::TooLarge(_) => Error::input(path, "larger than 1 MiB: not a query file"),
+        TextError::NotUtf8(line) => {
+            Error::input_at(path, line, None, "not UTF-8 text: not a query file")
+        }
+        TextError::Io(e) => {
+            Error::Usage(format!("{}: cannot read query file: {e}", path.display()))
+        }
     })
 }
 
