@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 
@@ -1215,4 +1215,271 @@ fn inputs_that_are_pipes_are_refused() {
         assert!(stderr(&out).contains("pipe"), "{args:?}: {}", stderr(&out));
         assert!(!wh.exists(), "{args:?}");
     }
+}
+
+/// A `.tgz` of OpenI report members (name, XML) written with the tar crate.
+fn openi_tgz(path: &Path, members: &[(&str, &[u8])]) {
+    let f = std::fs::File::create(path).unwrap();
+    let enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut b = tar::Builder::new(enc);
+    for (name, bytes) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *bytes).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn openi_reports_that_multiply_or_hide_gigabytes_are_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = small_metadata(dir.path(), 4);
+    let tgz = dir.path().join("reports.tgz");
+    let ingest = |tgz: &Path| {
+        let openi = format!("openi={}", tgz.display());
+        ingest_measured(dir.path(), &meta, &["--dataset", &openi])
+    };
+    // One report covering 2,000 images with 2,000 headings: 4 million label rows
+    // from a 60 KB archive.
+    let mut xml = String::from("<eCitation><uId id=\"CXR1\"/><MeSH>");
+    for k in 0..2000 {
+        xml.push_str(&format!("<major>Heading{k}/mild</major>"));
+    }
+    xml.push_str("</MeSH>");
+    for k in 0..2000 {
+        xml.push_str(&format!("<parentImage id=\"CXR1_IM-{k}\"/>"));
+    }
+    xml.push_str("</eCitation>");
+    openi_tgz(&tgz, &[("ecgen-radiology/1.xml", xml.as_bytes())]);
+    let (code, err, rss) = ingest(&tgz);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("reports.tgz") && err.contains("4000000"),
+        "{err}"
+    );
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+
+    // A GNU long name declaring 6 GB, gzipped into a few kilobytes.
+    let mut raw = gnu_header("././@LongLink", b'L', 6_000_000_000).to_vec();
+    raw.extend(std::iter::repeat_n(b'a', 8 << 20));
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&raw).unwrap();
+    std::fs::write(&tgz, enc.finish().unwrap()).unwrap();
+    let (code, err, rss) = ingest(&tgz);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("6000000000 bytes"), "{err}");
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert!(!dir.path().join("wh-measured").exists());
+}
+
+/// A one-member zip archive (deflated, streamed) of `header` then `row` repeated
+/// `times` times, built by hand: local header, data, central directory, end record.
+fn zip_of_rows(path: &Path, name: &str, header: &str, row: &str, times: usize) {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut crc = flate2::Crc::new();
+    let mut size = 0u64;
+    for chunk in std::iter::once(header.to_string())
+        .chain(std::iter::repeat_n(row.repeat(4096), times / 4096))
+    {
+        enc.write_all(chunk.as_bytes()).unwrap();
+        crc.update(chunk.as_bytes());
+        size += chunk.len() as u64;
+    }
+    let data = enc.finish().unwrap();
+    let (crc, size) = (crc.sum(), u32::try_from(size).unwrap());
+    let fixed = |z: &mut Vec<u8>| {
+        z.extend_from_slice(&20u16.to_le_bytes()); // version needed
+        z.extend_from_slice(&0u16.to_le_bytes()); // flags
+        z.extend_from_slice(&8u16.to_le_bytes()); // deflate
+        z.extend_from_slice(&[0; 4]); // time, date
+        z.extend_from_slice(&crc.to_le_bytes());
+        z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        z.extend_from_slice(&size.to_le_bytes());
+        z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        z.extend_from_slice(&0u16.to_le_bytes()); // extra
+    };
+    let mut z = b"PK\x03\x04".to_vec();
+    fixed(&mut z);
+    z.extend_from_slice(name.as_bytes());
+    z.extend_from_slice(&data);
+    let directory = z.len() as u32;
+    z.extend_from_slice(b"PK\x01\x02");
+    z.extend_from_slice(&20u16.to_le_bytes()); // version made by
+    fixed(&mut z);
+    z.extend_from_slice(&[0; 12]); // comment length, disk, attributes
+    z.extend_from_slice(&0u32.to_le_bytes()); // local header offset
+    z.extend_from_slice(name.as_bytes());
+    let directory_size = z.len() as u32 - directory;
+    z.extend_from_slice(b"PK\x05\x06");
+    z.extend_from_slice(&[0; 4]);
+    z.extend_from_slice(&1u16.to_le_bytes());
+    z.extend_from_slice(&1u16.to_le_bytes());
+    z.extend_from_slice(&directory_size.to_le_bytes());
+    z.extend_from_slice(&directory.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    std::fs::write(path, z).unwrap();
+}
+
+#[test]
+fn metadata_bombs_sparse_files_and_endless_rows_are_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = small_metadata(dir.path(), 4);
+    // RSNA labels: 200 MB of valid negative rows deflated into a zip of ~0.2 MB.
+    let zip = dir.path().join("labels.zip");
+    let rows = 200 << 20 >> 5;
+    zip_of_rows(
+        &zip,
+        "stage_2_train_labels.csv",
+        "patientId,x,y,width,height,Target\n",
+        "0004cfab-14fd-4e49-80ba-63a8,,,0\n",
+        rows,
+    );
+    assert!(std::fs::metadata(&zip).unwrap().len() < 2 << 20);
+    let rsna = format!("rsna={}", zip.display());
+    let (code, err, rss) = ingest_measured(dir.path(), &meta, &["--dataset", &rsna]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("labels.zip") && err.contains("40 times"),
+        "{err}"
+    );
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+
+    // A 10 GB sparse file: a header line, then holes (zeros), no newline.
+    let sparse = dir.path().join("sparse.csv");
+    std::fs::write(&sparse, format!("{HEADER}\n00000001_000.png,Mass")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .unwrap()
+        .set_len(10 << 30)
+        .unwrap();
+    let (code, err, rss) = ingest_measured(dir.path(), &sparse, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("sparse.csv") && err.contains("NUL byte"),
+        "{err}"
+    );
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+
+    // 1,000,001 records (2 MB): refused at the record past the cap, naming its line.
+    let endless = dir.path().join("endless.csv");
+    let mut text = format!("{HEADER}\n");
+    text.push_str(&"x\n".repeat(1_000_001));
+    std::fs::write(&endless, text).unwrap();
+    let (code, err, rss) = ingest_measured(dir.path(), &endless, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("endless.csv")
+            && err.contains("line 1000002")
+            && err.contains("1000000 records"),
+        "{err}"
+    );
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert!(!dir.path().join("wh-measured").exists());
+}
+
+/// `script` run by `sh` as root of a user and mount namespace of its own (where it
+/// may mount a small tmpfs), with `$0` the cxr binary.
+fn in_mount_namespace(script: &str) -> Output {
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, env!("CARGO_BIN_EXE_cxr")])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        !stderr(&out).contains("unshare:"),
+        "this test needs user namespaces: {}",
+        stderr(&out)
+    );
+    out
+}
+
+#[test]
+fn a_full_disk_names_the_file_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 4, "wh");
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    // 200,000 random doubles (1.6 MB) into a 256 KiB file system.
+    let script = format!(
+        "mount -t tmpfs -o size=256k tmpfs {full} || exit 99; \
+         \"$0\" sql -w {wh} --out {full}/random.parquet \
+           'SELECT random() AS r FROM generate_series(1, 200000)'; \
+         code=$?; ls -A {full}; exit $code",
+        full = full.display(),
+        wh = wh.display()
+    );
+    let out = in_mount_namespace(&script);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("random.parquet: cannot write") && err.contains("No space left"),
+        "{err}"
+    );
+    // Nothing left behind: no file, no temporary file.
+    assert_eq!(stdout(&out), "", "left in the full folder");
+}
+
+#[test]
+fn unwritable_folders_devices_and_long_names_get_plain_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 4, "wh");
+    let w = wh.to_str().unwrap();
+    // A COPY into a folder the user cannot write: refused before the query runs,
+    // naming the target (not "likely a bug in DataFusion"). Root may write anywhere,
+    // so the command runs as nobody there.
+    let closed = dir.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    mode(dir.path(), 0o755);
+    mode(&closed, 0o555);
+    let target = closed.join("x.parquet");
+    let copy = format!("COPY (SELECT 1 AS a) TO '{}'", target.display());
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_cxr"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_cxr"))
+    };
+    let out = cmd
+        .args(["sql", "-w", w, "--allow-write", &copy])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("x.parquet: cannot write into") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "");
+    assert!(!target.exists());
+
+    // inspect on a device names what it is.
+    let out = run(&["inspect", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a regular file or a directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A 249-character file name (the longest most file systems allow is 255) works.
+    let long = dir.path().join(format!("{}.csv", "n".repeat(245)));
+    let out = run(&[
+        "sql",
+        "-w",
+        w,
+        "--out",
+        long.to_str().unwrap(),
+        "SELECT 6 * 7 AS answer",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&long).unwrap(), "answer\n42\n");
 }

@@ -25,6 +25,12 @@ pub fn run(cmd: InspectCmd) -> Result<()> {
             cmd.path.display()
         )));
     }
+    if !cmd.path.is_dir() && !cmd.path.is_file() {
+        return Err(Error::Usage(format!(
+            "{}: not a regular file or a directory (a device or a pipe); name a Parquet file or a folder of them",
+            cmd.path.display()
+        )));
+    }
     let files = crate::warehouse::parquet::parquet_files(&cmd.path);
     if files.is_empty() {
         return Err(Error::Usage(format!(

@@ -265,6 +265,23 @@ pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<String>) -
     }
 }
 
+/// Side of the NIH and RSNA images their box coordinates refer to.
+pub const BOX_IMAGE_SIZE: f64 = 1024.0;
+
+/// What is wrong with a box's geometry in a 1024 × 1024 image (NIH's and RSNA's), if
+/// anything.
+pub fn box_geometry_problem([x, y, w, h]: [f64; 4]) -> Option<&'static str> {
+    if x < 0.0 || y < 0.0 {
+        Some("negative coordinate")
+    } else if w <= 0.0 || h <= 0.0 {
+        Some("zero or negative width or height")
+    } else if x + w > BOX_IMAGE_SIZE || y + h > BOX_IMAGE_SIZE {
+        Some("box extends outside the 1024 × 1024 image")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,9 @@
 //!   every image the report covers; `normal` maps to a NULL finding.
 //!
 //! The XML is read by a small scanner for these leaf elements, not a general parser.
-//! Each member is capped at [`MAX_XML`] bytes, the archive at [`MAX_MEMBERS`] files.
+//! Each member is capped at [`MAX_XML`] bytes, the archive at [`MAX_MEMBERS`] files,
+//! [`MAX_REPORT_BYTES`] of XML and [`MAX_LABELS`] label rows; extended tar headers are
+//! bounded (`input::archive`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -46,6 +48,12 @@ pub const SOURCE: &str = "openi_mesh";
 pub const MAX_XML: u64 = 4 << 20;
 /// Most archive members looked at.
 pub const MAX_MEMBERS: usize = 1_000_000;
+/// Most XML bytes read in all (the release's 3,955 reports are 21 MB): reports are
+/// held in memory until their table is written.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+/// Most label rows (image × heading; the release gives about 12,000): a report
+/// covering many images with many headings multiplies.
+pub const MAX_LABELS: usize = 1_000_000;
 
 /// Whether the file at `path` is a tar archive, plain or gzip.
 pub fn is_tar(path: &Path) -> Result<bool> {
@@ -142,6 +150,16 @@ pub fn read(
                 if !h.is_empty() && !headings.contains(&h) {
                     headings.push(h);
                 }
+            }
+            if rows.labels.len() + headings.len() * rep.image_ids.len() > MAX_LABELS {
+                return Err(Error::input(
+                    tgz,
+                    format!(
+                        "more than {MAX_LABELS} labels (images × MeSH headings of each report; \
+                         {member} alone gives {}): not a reports archive cxr reads",
+                        headings.len() * rep.image_ids.len()
+                    ),
+                ));
             }
             for h in &headings {
                 let finding = mapper.finding(h, None, &member, issues);
@@ -401,28 +419,21 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
         Box::new(chained)
     };
     let mut ar = tar::Archive::new(reader);
-    let corrupt =
-        |e: std::io::Error| Error::input(path, format!("not a readable tar archive: {e}"));
     let mut out = Vec::new();
-    for (k, entry) in ar.entries().map_err(corrupt)?.enumerate() {
-        if k >= MAX_MEMBERS {
-            return Err(Error::input(
-                path,
-                format!("more than {MAX_MEMBERS} archive members"),
-            ));
+    let mut members = 0usize;
+    let mut total = 0u64;
+    let mut failure = None;
+    let walked = crate::input::archive::walk(&mut ar, |member, entry| {
+        members += 1;
+        if members > MAX_MEMBERS {
+            failure = Some(format!("more than {MAX_MEMBERS} archive members"));
+            return false;
         }
-        let mut entry = entry.map_err(corrupt)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
+        if !entry.header().entry_type().is_file() || !member.to_ascii_lowercase().ends_with(".xml")
+        {
+            return true;
         }
-        let member = entry
-            .path()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !member.to_ascii_lowercase().ends_with(".xml") {
-            continue;
-        }
-        let size = entry.header().size().unwrap_or(u64::MAX);
+        let size = entry.size();
         if size > MAX_XML {
             issues.push(
                 &src,
@@ -431,25 +442,31 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
                 Some(size.to_string().as_str()),
                 format!("report larger than {MAX_XML} bytes: skipped"),
             );
-            continue;
+            return true;
+        }
+        total += size;
+        if total > MAX_REPORT_BYTES {
+            failure = Some(format!(
+                "reports of more than {} MiB in all (the OpenI release's are 21 MB): \
+                 not a reports archive cxr reads",
+                MAX_REPORT_BYTES >> 20
+            ));
+            return false;
         }
         let mut buf = Vec::with_capacity(size as usize);
-        (&mut entry)
-            .take(MAX_XML)
-            .read_to_end(&mut buf)
-            .map_err(corrupt)?;
-        let text = match String::from_utf8(buf) {
-            Ok(t) => t,
-            Err(_) => {
-                issues.push(
-                    &src,
-                    None,
-                    Some(member.as_str()),
-                    None,
-                    "report is not UTF-8 text: skipped",
-                );
-                continue;
-            }
+        if let Err(e) = entry.take(MAX_XML).read_to_end(&mut buf) {
+            failure = Some(format!("not a readable tar archive: {e}"));
+            return false;
+        }
+        let Ok(text) = String::from_utf8(buf) else {
+            issues.push(
+                &src,
+                None,
+                Some(member.as_str()),
+                None,
+                "report is not UTF-8 text: skipped",
+            );
+            return true;
         };
         let stem = member
             .rsplit('/')
@@ -460,7 +477,12 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             .to_string();
         let rep = parse_report(&text, &stem, &src, &member, issues);
         out.push((member, rep));
+        true
+    });
+    if let Some(why) = failure {
+        return Err(Error::input(path, why));
     }
+    walked.map_err(|d| Error::input(path, format!("not a readable tar archive: {}", d.0)))?;
     Ok(out)
 }
 

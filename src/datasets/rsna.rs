@@ -22,7 +22,8 @@ use crate::input::csv::{CsvTable, read_bytes, squash};
 use crate::input::issues::Issues;
 
 use super::fields::{
-    ImageList, age_or_issue, bare_image, frontal_of, parse_finite, require_all, sex_or_issue,
+    ImageList, age_or_issue, bare_image, box_geometry_problem, frontal_of, parse_finite,
+    require_all, sex_or_issue,
 };
 use super::map_api::{FindingMap, Mapper};
 use super::zip::{is_zip, read_member};
@@ -189,11 +190,7 @@ fn read_tables(
         let mut bad = None;
         for k in 0..4 {
             match raw[k].and_then(parse_finite) {
-                Some(x) if x >= 0.0 => v[k] = x,
-                Some(_) => {
-                    bad = Some((k, "negative box coordinate or size: box dropped"));
-                    break;
-                }
+                Some(x) => v[k] = x,
                 None if raw.iter().all(Option::is_none) => {
                     bad = Some((k, "Target 1 row without a box: label kept, no box"));
                     break;
@@ -209,6 +206,18 @@ fn read_tables(
         }
         if let Some((k, what)) = bad {
             issues.push(&src, Some(line), Some(names[1 + k]), raw[k], what);
+            continue;
+        }
+        if let Some(why) = box_geometry_problem(v) {
+            let shown = format!("{},{},{},{}", v[0], v[1], v[2], v[3]);
+            let what = format!("{why}; box refused");
+            issues.push(
+                &src,
+                Some(line),
+                Some("x,y,width,height"),
+                Some(&shown),
+                what,
+            );
             continue;
         }
         rows.boxes.push(XrBox {
@@ -335,6 +344,8 @@ p3,,,,,1
 p4,1,2,3,4,0
 p5,,,,,2
 p6,-1,2,3,4,1
+p6,10,20,0,40,1
+p6,900,20,200,40,1
 ";
 
     const HEADERS: &str = "\
@@ -422,7 +433,24 @@ p6,-1,2,3,4,1
                 ("labels.csv.zip", Some(5), Some("x"), None),
                 ("labels.csv.zip", Some(6), Some("x"), Some("1")),
                 ("labels.csv.zip", Some(7), Some("Target"), Some("2")),
-                ("labels.csv.zip", Some(8), Some("x"), Some("-1")),
+                (
+                    "labels.csv.zip",
+                    Some(8),
+                    Some("x,y,width,height"),
+                    Some("-1,2,3,4")
+                ),
+                (
+                    "labels.csv.zip",
+                    Some(9),
+                    Some("x,y,width,height"),
+                    Some("10,20,0,40")
+                ),
+                (
+                    "labels.csv.zip",
+                    Some(10),
+                    Some("x,y,width,height"),
+                    Some("900,20,200,40")
+                ),
                 ("headers.csv.gz", Some(3), Some("PatientAge"), Some("155")),
                 ("headers.csv.gz", Some(4), Some("PatientSex"), Some("O")),
                 ("headers.csv.gz", Some(4), Some("ViewPosition"), Some("LL")),

@@ -11,7 +11,7 @@
 //!   (its finding NULL by the map).
 //! - `xr_boxes`: every box, source `vindr_<rad_id>`, reader = `rad_id`, x = x_min,
 //!   y = y_min, w = x_max − x_min, h = y_max − y_min. A coordinate that is not a
-//!   finite number, negative, or an inverted box drops the box with a `data_issues`
+//!   finite number, negative, or an empty or inverted box drops the box with a `data_issues`
 //!   row (the reader's label stays); coordinates on a `No finding` row are ignored
 //!   with one.
 
@@ -147,10 +147,16 @@ pub fn read_vindr(
             }
         }
         if bad.is_none() {
-            if v[2] < v[0] {
-                bad = Some((2, "x_max below x_min (inverted box): box dropped"));
-            } else if v[3] < v[1] {
-                bad = Some((3, "y_max below y_min (inverted box): box dropped"));
+            if v[2] <= v[0] {
+                bad = Some((
+                    2,
+                    "x_max not above x_min (empty or inverted box): box dropped",
+                ));
+            } else if v[3] <= v[1] {
+                bad = Some((
+                    3,
+                    "y_max not above y_min (empty or inverted box): box dropped",
+                ));
             }
         }
         if let Some((k, what)) = bad {
@@ -194,6 +200,7 @@ img_b,Mystery,99,R9,1,2,3,4
 img_c,Aortic enlargement,0,R12,nan,1,2,3
 img_c,No finding,14,R12,1,1,2,2
 img_c,Lung Opacity,7,,1,1,2,2
+img_b,Nodule/Mass,8,R3,5,5,9,5
 ";
 
     fn map() -> crate::datasets::LabelMap {
@@ -246,7 +253,7 @@ img_c,Lung Opacity,7,,1,1,2,2
         assert_eq!(b.source, "vindr_R3");
         assert_eq!((rows.boxes[1].w, rows.boxes[1].h), (10.0, 15.0));
         // Issues: inverted (line 7), negative (8), Mystery unknown (9), nan (10),
-        // coordinates on No finding (11), no rad_id (12).
+        // coordinates on No finding (11), no rad_id (12), empty box (13).
         let got: Vec<(Option<i64>, Option<&str>, Option<&str>)> = issues
             .rows()
             .iter()
@@ -261,6 +268,7 @@ img_c,Lung Opacity,7,,1,1,2,2
                 (Some(10), Some("x_min"), Some("nan")),
                 (Some(11), Some("x_min"), Some("1")),
                 (Some(12), Some("rad_id"), None),
+                (Some(13), Some("y_max"), Some("5")),
             ]
         );
         assert!(issues.rows().iter().all(|i| i.source_file == "vindr.csv"));

@@ -9,8 +9,12 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Largest member we inflate (bytes).
-pub const MAX_MEMBER: u64 = 1 << 30;
+/// Largest member we inflate (bytes): the members are CSV files.
+pub const MAX_MEMBER: u64 = crate::input::csv::MAX_CSV_BYTES;
+
+/// Past 32 MiB, a member inflating more than this many times its compressed size is
+/// a bomb (real metadata compresses 3–10 times), refused before it is inflated.
+pub const MAX_INFLATION: u64 = 40;
 
 /// Whether `bytes` start like a zip archive.
 pub fn is_zip(bytes: &[u8]) -> bool {
@@ -151,6 +155,13 @@ pub fn read_member(
         return Err(bad(format!(
             "member '{}' is larger than {} bytes",
             e.name, MAX_MEMBER
+        )));
+    }
+    if e.usize > 32 << 20 && e.usize > MAX_INFLATION * e.csize.max(1) {
+        return Err(bad(format!(
+            "member '{}' inflates from {} to {} bytes, more than {MAX_INFLATION} times: \
+             not a metadata file cxr reads",
+            e.name, e.csize, e.usize
         )));
     }
     let lh = usize::try_from(e.offset).unwrap_or(usize::MAX);

@@ -3,6 +3,7 @@
 use datafusion::arrow::array::RecordBatch;
 use polars::prelude::PlHashMap;
 
+use crate::datasets::fields::box_geometry_problem as geometry_problem;
 use crate::error::Result;
 use crate::findings::{Label, classify};
 use crate::ingest::metadata::Image;
@@ -11,7 +12,7 @@ use crate::input::issues::Issues;
 use crate::input::table::{batch, f64s, i32s, text};
 
 /// Side of the source images the box coordinates refer to.
-pub const SOURCE_SIZE: f64 = 1024.0;
+pub const SOURCE_SIZE: f64 = crate::datasets::fields::BOX_IMAGE_SIZE;
 /// Side of the downscaled images.
 pub const SMALL_SIZE: f64 = 224.0;
 
@@ -166,19 +167,6 @@ pub fn clean(
         });
     }
     Ok(out)
-}
-
-/// What is wrong with a box's geometry in the 1024 × 1024 source image, if anything.
-fn geometry_problem([x, y, w, h]: [f64; 4]) -> Option<&'static str> {
-    if x < 0.0 || y < 0.0 {
-        Some("negative coordinate")
-    } else if w <= 0.0 || h <= 0.0 {
-        Some("zero or negative width or height")
-    } else if x + w > SOURCE_SIZE || y + h > SOURCE_SIZE {
-        Some("box extends outside the 1024 × 1024 image")
-    } else {
-        None
-    }
 }
 
 fn refuse(

@@ -26,7 +26,12 @@ pub struct CsvTable {
 
 /// The largest CSV cxr reads, after decompression (the largest real metadata file,
 /// PadChest's, is 99 MB): a bound on what a hostile input can make cxr allocate.
-pub const MAX_CSV_BYTES: u64 = 1 << 30;
+pub const MAX_CSV_BYTES: u64 = 256 << 20;
+
+/// The most records a CSV may have (the largest real release, MIMIC-CXR's metadata,
+/// has 377,110): ingest holds every row in memory until its tables are written, so
+/// this bounds its memory.
+pub const MAX_RECORDS: usize = 1_000_000;
 
 /// The most header fields a CSV may have (OpenI's DICOM dump, the widest real file,
 /// has 176).
@@ -60,7 +65,6 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     };
     // Read in steps, so that binary data and gzip bombs are refused after the first
     // step rather than after inflating them whole.
-    let mut checked_binary = false;
     loop {
         let before = out.len();
         (&mut source)
@@ -74,13 +78,18 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
                 }
             })?;
         let done = out.len() == before;
-        // A zip (RSNA's labels) is binary by design: its reader unpacks it.
-        if !checked_binary && (out.len() >= 4096 || done) && !out.starts_with(b"PK\x03\x04") {
-            checked_binary = true;
-            let body = out.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&out);
-            if body.iter().take(4096).any(|&b| b == 0) {
-                return Err(Error::input(path, "not a CSV file (binary data)"));
-            }
+        // A zip (RSNA's labels) is binary by design: its reader unpacks it. Text has
+        // no NUL byte anywhere (a sparse file is text, then zeros).
+        if !out.starts_with(b"PK\x03\x04")
+            && let Some(k) = memchr::memchr(0, &out[before..])
+        {
+            return Err(Error::input(
+                path,
+                format!(
+                    "not a CSV file (binary data: a NUL byte at byte {})",
+                    before + k
+                ),
+            ));
         }
         if done {
             break;
@@ -378,6 +387,9 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
                 if empty {
                     blank_lines = true;
                 } else {
+                    if records.len() == MAX_RECORDS {
+                        return Err(too_many_records(path, start_line));
+                    }
                     records.push(Record {
                         line: start_line,
                         fields,
@@ -403,6 +415,9 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         ));
     }
     if !empty {
+        if records.len() == MAX_RECORDS {
+            return Err(too_many_records(path, start_line));
+        }
         records.push(Record {
             line: start_line,
             fields,
@@ -412,6 +427,18 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         records,
         blank_lines,
     })
+}
+
+fn too_many_records(path: &Path, line: u64) -> Error {
+    Error::input_at(
+        path,
+        line,
+        None,
+        format!(
+            "more than {MAX_RECORDS} records: not a metadata file cxr reads \
+             (ingest holds every row in memory, about 2 KB a record)"
+        ),
+    )
 }
 
 /// The 1-based line (the header is line 1) and 0-based field of byte `at` of the

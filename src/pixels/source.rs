@@ -14,30 +14,6 @@ use crate::warehouse::files::HashingReader;
 /// PNG members larger than this are refused without being read.
 pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 
-/// GNU long-name and PAX extended headers larger than this are damage: the archive
-/// is not read past them (the tar crate would otherwise read them whole).
-pub const MAX_HEADER_BYTES: u64 = 1 << 20;
-
-/// The `path` record of a PAX extended header (`LEN path=VALUE\n` records).
-fn pax_path(bytes: &[u8]) -> Option<String> {
-    let mut rest = bytes;
-    let mut path = None;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ')?;
-        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
-        if len <= space || len > rest.len() {
-            return path;
-        }
-        let record = &rest[space + 1..len];
-        let record = record.strip_suffix(b"\n").unwrap_or(record);
-        if let Some(v) = record.strip_prefix(b"path=") {
-            path = Some(String::from_utf8_lossy(v).into_owned());
-        }
-        rest = &rest[len..];
-    }
-    path
-}
-
 /// One member of an input.
 #[derive(Debug)]
 pub struct Member {
@@ -300,105 +276,53 @@ impl Cursor<'_, '_> {
     }
 
     fn members<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> bool {
-        let entries = match archive.entries() {
-            // Raw: GNU long names and PAX headers come to us as entries, so that
-            // their declared sizes are checked before anything is read.
-            Ok(e) => e.raw(true),
-            Err(e) => return self.damage(&format!("unreadable archive: {e}")),
-        };
-        let mut last = String::from("(start of archive)");
-        let mut long_name: Option<String> = None;
-        for entry in entries {
-            let mut entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    return self.damage(&format!(
-                        "archive damaged or truncated after member {last}: {e}; members before it were kept"
-                    ));
-                }
-            };
-            let kind = entry.header().entry_type();
-            let size = entry.size();
-            if matches!(
-                kind,
-                tar::EntryType::GNULongName
-                    | tar::EntryType::GNULongLink
-                    | tar::EntryType::XHeader
-                    | tar::EntryType::XGlobalHeader
-            ) {
-                if size > MAX_HEADER_BYTES {
-                    return self.damage(&format!(
-                        "archive damaged after member {last}: an extended header declares {size} bytes \
-                         (at most {MAX_HEADER_BYTES} are read); members before it were kept"
-                    ));
-                }
-                let mut bytes = Vec::with_capacity(size as usize);
-                if let Err(e) = entry.read_to_end(&mut bytes) {
-                    return self.damage(&format!(
-                        "archive damaged or truncated after member {last}: {e}; members before it were kept"
-                    ));
-                }
-                match kind {
-                    tar::EntryType::GNULongName => {
-                        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                        long_name = Some(String::from_utf8_lossy(&bytes[..end]).into_owned());
-                    }
-                    tar::EntryType::XHeader => {
-                        if let Some(p) = pax_path(&bytes) {
-                            long_name = Some(p);
-                        }
-                    }
-                    _ => {}
-                }
-                continue;
+        let walked = crate::input::archive::walk(archive, |path, entry| {
+            let kind = self.kind_of(&path, entry);
+            self.emit(path, kind)
+        });
+        match walked {
+            Ok(go_on) => go_on,
+            Err(damage) => self.damage(&format!("{}; members before it were kept", damage.0)),
+        }
+    }
+
+    /// What one archive member is, its bytes read when it is a PNG to measure.
+    fn kind_of<R: Read>(&self, path: &str, entry: &mut tar::Entry<'_, R>) -> Kind {
+        let kind = entry.header().entry_type();
+        let is_link = kind.is_hard_link() || kind.is_symlink();
+        if is_link && is_png_name(path) {
+            if *self.ordinal < self.resume_from {
+                return Kind::Done;
             }
-            let path = match long_name.take() {
-                Some(p) => p,
-                None => entry
-                    .path()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            };
-            let is_file = kind.is_file();
-            let is_link = kind.is_hard_link() || kind.is_symlink();
-            let kind = if is_link && is_png_name(&path) {
-                if *self.ordinal < self.resume_from {
-                    Kind::Done
-                } else {
-                    let what = if kind.is_hard_link() {
-                        "hard"
-                    } else {
-                        "symbolic"
-                    };
-                    let target = entry
-                        .link_name()
-                        .ok()
-                        .flatten()
-                        .map(|t| t.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    Kind::Failed(format!(
-                        "{what} link to '{target}': links are not followed; not measured"
-                    ))
-                }
-            } else if !is_file || !is_png_name(&path) {
-                Kind::Skipped
-            } else if *self.ordinal < self.resume_from {
-                Kind::Done
-            } else if size > MAX_MEMBER_BYTES {
-                Kind::Failed(format!("member too large ({size} bytes)"))
+            let what = if kind.is_hard_link() {
+                "hard"
             } else {
-                let mut bytes = Vec::with_capacity(size as usize);
-                match entry.read_to_end(&mut bytes) {
-                    Ok(_) => Kind::Png(bytes),
-                    Err(e) => Kind::Failed(format!("truncated member: {e}")),
-                }
+                "symbolic"
             };
-            last = path.clone();
-            if !self.emit(path, kind) {
-                return false;
+            let target = entry
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Kind::Failed(format!(
+                "{what} link to '{target}': links are not followed; not measured"
+            ));
+        }
+        let size = entry.size();
+        if !kind.is_file() || !is_png_name(path) {
+            Kind::Skipped
+        } else if *self.ordinal < self.resume_from {
+            Kind::Done
+        } else if size > MAX_MEMBER_BYTES {
+            Kind::Failed(format!("member too large ({size} bytes)"))
+        } else {
+            let mut bytes = Vec::with_capacity(size as usize);
+            match entry.read_to_end(&mut bytes) {
+                Ok(_) => Kind::Png(bytes),
+                Err(e) => Kind::Failed(format!("truncated member: {e}")),
             }
         }
-        true
     }
 
     fn emit(&mut self, path: String, kind: Kind) -> bool {

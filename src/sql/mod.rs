@@ -231,7 +231,8 @@ impl Warehouse {
             LogicalPlan::Copy(copy) => {
                 let target = local_path(&copy.output_url)?;
                 crate::warehouse::files::refuse_special(&target)?;
-                crate::warehouse::refuse_inside(root, &target, "COPY TO")
+                crate::warehouse::refuse_inside(root, &target, "COPY TO")?;
+                crate::warehouse::files::check_writable(&target)
             }
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {
                 for location in &t.locations {

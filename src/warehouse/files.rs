@@ -28,10 +28,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// the same output never share one.
 pub fn temp_beside(path: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
+    let name = temp_stem(path);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     // The clock's nanoseconds tell apart processes with one pid (containers sharing
     // a folder); create_temp_beside also never reuses an existing name.
@@ -41,13 +38,32 @@ pub fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}-{n}-{nanos:x}.tmp", std::process::id()))
 }
 
+/// The start of a temporary name for `path`: its file name, cut to 200 bytes so that
+/// the temporary name (about 30 bytes longer) stays within the 255 a file system
+/// allows where the target's own name fits.
+fn temp_stem(path: &Path) -> String {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    if name.len() > 200 {
+        let mut cut = 200;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    name
+}
+
 /// Removes what an interrupted earlier write of `target` left beside it: temporary
 /// names of [`temp_beside`] whose process is gone (Ctrl-C ends cxr at once) and that
 /// have not changed for a minute. Names of live processes are never touched.
 pub fn sweep_stale(target: &Path) {
-    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+    if target.file_name().is_none() {
         return;
-    };
+    }
+    let name = temp_stem(target);
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -168,6 +184,38 @@ pub fn check_file_target(target: &Path) -> Result<()> {
         )));
     }
     refuse_special(target)
+}
+
+/// Refuses a target that cxr's process cannot create: the nearest folder that exists
+/// on its way must be writable (DataFusion's COPY reports a refused write as a bug of
+/// its own, after the query ran).
+pub fn check_writable(target: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut dir = if target.is_dir() {
+        target
+    } else {
+        target.parent().unwrap_or(Path::new("."))
+    };
+    while !dir.as_os_str().is_empty() && !dir.exists() {
+        dir = dir.parent().unwrap_or(Path::new(""));
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: a valid NUL-terminated path; access only reads.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::io(
+            format!("{}: cannot write into {}", target.display(), dir.display()),
+            e,
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an output path that exists and is neither a regular file nor a folder.

@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 
@@ -161,6 +162,20 @@ pub struct ParquetSink {
     writer: ArrowWriter<AtomicFile>,
     schema: SchemaRef,
     rows: u64,
+    path: PathBuf,
+}
+
+/// A failed write of `path`, named (a full disk otherwise says only "No space left
+/// on device"), keeping the I/O error's kind for the exit code.
+fn write_error(path: &Path, e: ParquetError) -> Error {
+    let source = match e {
+        ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+            Ok(io) => *io,
+            Err(other) => std::io::Error::other(other),
+        },
+        other => std::io::Error::other(other),
+    };
+    Error::io(format!("{}: cannot write", path.display()), source)
 }
 
 impl ParquetSink {
@@ -176,6 +191,7 @@ impl ParquetSink {
             writer,
             schema,
             rows: 0,
+            path: path.to_path_buf(),
         })
     }
 
@@ -183,13 +199,18 @@ impl ParquetSink {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         let batch = cast_batch(batch, &self.schema)?;
-        self.writer.write(&batch)?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| write_error(&self.path, e))?;
         Ok(())
     }
 
     /// Closes the file and moves it into place; returns the rows written.
     pub fn finish(self) -> Result<u64> {
-        let file = self.writer.into_inner()?;
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| write_error(&self.path, e))?;
         file.commit()?;
         Ok(self.rows)
     }
