@@ -38,7 +38,7 @@ pub enum Error {
     #[error("polars: {0}")]
     Polars(#[from] polars::prelude::PolarsError),
     /// An error inside DataFusion.
-    #[error("{0}")]
+    #[error("{}", plain(.0))]
     DataFusion(#[from] datafusion::error::DataFusionError),
     /// An error inside arrow.
     #[error("arrow: {0}")]
@@ -49,6 +49,30 @@ pub enum Error {
     /// A bug: a panic caught at the top, with its message.
     #[error("{0}")]
     Internal(String),
+}
+
+/// A DataFusion error in plain words: its message without DataFusion's category
+/// prefixes ("Error during planning: ") or a Rust debug print of the parser's error.
+fn plain(e: &datafusion::error::DataFusionError) -> String {
+    use datafusion::error::DataFusionError as D;
+    use datafusion::sql::sqlparser::parser::ParserError as P;
+    match e {
+        D::SQL(parsed, _) => match parsed.as_ref() {
+            P::ParserError(m) | P::TokenizerError(m) => format!("the SQL does not parse: {m}"),
+            P::RecursionLimitExceeded => "the SQL is nested too deeply to parse".into(),
+        },
+        D::Context(what, inner) => format!("{what}: {}", plain(inner)),
+        D::Diagnostic(_, inner) => plain(inner),
+        D::Shared(inner) => plain(inner),
+        D::Collection(all) => all.first().map(plain).unwrap_or_default(),
+        D::NotImplemented(m) => format!("not supported: {m}"),
+        D::Plan(m) | D::Execution(m) | D::Configuration(m) | D::ResourcesExhausted(m) => m.clone(),
+        D::Internal(m) => format!("{m} (an internal error of DataFusion)"),
+        D::SchemaError(m, _) => m.to_string(),
+        D::IoError(io) => io.to_string(),
+        D::External(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn location(line: Option<u64>, column: Option<&str>) -> String {

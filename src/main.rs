@@ -2,8 +2,6 @@
 //! message and one exit code (0 ok, 1 failure inside cxr or the system, 2 bad input
 //! or usage, 130 interrupted).
 
-use clap::Parser;
-
 // polars, DataFusion and the ingest allocate many small strings; mimalloc is much
 // faster at that than the system allocator on these machines.
 #[global_allocator]
@@ -20,7 +18,7 @@ fn main() {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    let cli = match cxr::cli::Cli::try_parse_from(cxr::cli::sql_comment_last(std::env::args_os())) {
+    let cli = match cxr::cli::parse(cxr::cli::sql_comment_last(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout and succeed (unless stdout fails); a bad

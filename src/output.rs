@@ -232,13 +232,14 @@ fn header(schema: &SchemaRef) -> Vec<String> {
     schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
-/// Cuts a cell to [`MAX_CELL`] characters.
-fn cut(cell: String) -> String {
-    if cell.chars().count() <= MAX_CELL {
-        cell
-    } else {
-        cell.chars().take(MAX_CELL - 1).collect::<String>() + "…"
+/// Cuts a cell to `limit` characters, the last one `…`; a line break ends it too
+/// (a table row is one line).
+fn cut_to(cell: String, limit: usize) -> String {
+    let line = cell.lines().next().unwrap_or("");
+    if line.len() == cell.len() && cell.chars().count() <= limit {
+        return cell;
     }
+    line.chars().take(limit - 1).collect::<String>() + "…"
 }
 
 fn write_table(
@@ -254,29 +255,121 @@ fn write_table(
     } else {
         max_rows.min(total)
     };
-    let mut table = text_table(header(schema));
-    let mut shown = 0;
+    let width = terminal_width();
+    let cell_limit = width.map_or(MAX_CELL, |w| MAX_CELL.min(w.saturating_sub(8)).max(8));
+    let cut = |cell: String| cut_to(cell, cell_limit);
+    let header = header(schema).into_iter().map(cut).collect::<Vec<_>>();
+    let mut rows = Vec::with_capacity(limit);
     'outer: for b in batches {
         for row in rows_as_text(b, "NULL")? {
-            if shown == limit {
+            if rows.len() == limit {
                 break 'outer;
             }
-            table.add_row(row.into_iter().map(cut).collect::<Vec<_>>());
-            shown += 1;
+            rows.push(row.into_iter().map(cut).collect::<Vec<_>>());
         }
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| display_width(&r[c]))
+                .chain([display_width(&header[c])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let (left, right) = width.map_or((widths.len(), 0), |w| fitting_columns(&widths, w));
+    let shown_columns = |row: &[String]| -> Vec<String> {
+        if left + right == row.len() {
+            return row.to_vec();
+        }
+        let mut kept = row[..left].to_vec();
+        kept.push("…".into());
+        kept.extend_from_slice(&row[row.len() - right..]);
+        kept
+    };
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(shown_columns(&header));
+    for row in &rows {
+        table.add_row(shown_columns(row));
     }
     writeln!(out, "{table}").map_err(io)?;
     let noun = if total == 1 { "row" } else { "rows" };
-    if !complete {
-        writeln!(
-            out,
-            "more than {} rows ({shown} shown; --max-rows 0 shows all)",
-            thousands(max_rows as u64)
-        )
-        .map_err(io)
+    let mut footer = if complete {
+        format!("{} {noun}", thousands(total as u64))
     } else {
-        writeln!(out, "{} {noun}", thousands(total as u64)).map_err(io)
+        format!(
+            "more than {} rows ({} shown; --max-rows 0 shows all)",
+            thousands(max_rows as u64),
+            rows.len()
+        )
+    };
+    if left + right < header.len() {
+        footer += &format!(
+            ", {} columns ({} shown; a wider terminal or --format csv shows all)",
+            header.len(),
+            left + right
+        );
     }
+    writeln!(out, "{footer}").map_err(io)
+}
+
+/// Columns of `widths` (their text widths) that fit a terminal `width` wide, taken
+/// from both ends as DuckDB does: how many from the left and from the right, the
+/// rest shown as one `…` column between them. At least the first is kept.
+fn fitting_columns(widths: &[usize], width: usize) -> (usize, usize) {
+    // Each column costs its text, a space either side and one separator; the table
+    // one more border.
+    let cost = |w: usize| w + 3;
+    if widths.iter().map(|&w| cost(w)).sum::<usize>() < width {
+        return (widths.len(), 0);
+    }
+    let mut budget = width.saturating_sub(1 + cost(1));
+    let (mut left, mut right) = (0, 0);
+    while left + right < widths.len() {
+        let from_left = left <= right;
+        let next = if from_left {
+            widths[left]
+        } else {
+            widths[widths.len() - 1 - right]
+        };
+        if cost(next) > budget {
+            break;
+        }
+        budget -= cost(next);
+        if from_left {
+            left += 1;
+        } else {
+            right += 1;
+        }
+    }
+    (left.max(1), right)
+}
+
+/// Columns a text takes on a terminal (wide characters count two).
+fn display_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// The width text is fitted to: `$COLUMNS` when set, else the width of the terminal
+/// stdout is (80 if it cannot be told), else None (not a terminal: nothing is cut).
+pub fn terminal_width() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(columns);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    Some(if ok && size.ws_col > 0 {
+        size.ws_col as usize
+    } else {
+        80
+    })
 }
 
 fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
@@ -300,16 +393,53 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A text table in cxr's style, sized to the terminal (or 200 columns off one).
-pub fn text_table(header: Vec<String>) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header);
-    if !std::io::stdout().is_terminal() {
-        t.set_width(200);
+/// A small table of cxr's own (a summary, a list of queries): drawn as a table on a
+/// terminal, CSV in a pipe or file, as query results are.
+pub struct Listing {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Listing {
+    /// An empty listing with these column names.
+    pub fn new(header: &[&str]) -> Listing {
+        Listing {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
-    t
+
+    /// Appends a row (a cell may hold line breaks: lines in a table, `; ` in CSV).
+    pub fn add_row(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    /// The listing as text for stdout.
+    pub fn render(&self) -> String {
+        if std::io::stdout().is_terminal() {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(self.header.clone());
+            for row in &self.rows {
+                t.add_row(row.clone());
+            }
+            return t.to_string();
+        }
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .map(|c| csv_field(&c.replace('\n', "; ")).into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut text = line(&self.header);
+        for row in &self.rows {
+            text.push('\n');
+            text += &line(row);
+        }
+        text
+    }
 }
 
 /// Draws an image file under a temporary name beside `out` (with its extension,

@@ -200,8 +200,9 @@ pub fn batch(rows: &[(i32, String)]) -> Result<RecordBatch> {
 }
 
 /// Commits a new version of the warehouse with these `splits`, every other table
-/// carried over unchanged. Refuses if the warehouse changed since `based_on` was read.
-pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<()> {
+/// carried over unchanged. Commits nothing and returns false if the warehouse changed
+/// since `based_on` was read (the split was computed on an old version).
+pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<bool> {
     let lock = WriteLock::acquire(root)?;
     let (Some(base), Some(data)) = (lock.base().cloned(), lock.base_data()) else {
         return Err(crate::Error::Warehouse(format!(
@@ -210,10 +211,7 @@ pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<()>
         )));
     };
     if base.data != based_on {
-        return Err(crate::Error::Warehouse(format!(
-            "{} changed while the split was computed (another ingest or split committed); run cxr split again",
-            root.display()
-        )));
+        return Ok(false);
     }
     let staging = lock.stage()?;
     for (name, path) in base.table_files(&data)? {
@@ -230,7 +228,8 @@ pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<()>
     let mut manifest = base;
     manifest.tables.insert("splits".into(), rows.len() as u64);
     manifest.created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    staging.commit(manifest)
+    staging.commit(manifest)?;
+    Ok(true)
 }
 
 /// Per split (and `(all)`): images, patients and the prevalence (%) of each finding.

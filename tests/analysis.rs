@@ -122,6 +122,20 @@ fn show_sql_runs_through_cxr_sql_with_the_same_rows() {
     }
 }
 
+/// The header line of `cxr cooccur --metric lift` as CSV.
+fn lift_header() -> String {
+    let out = run(&[
+        "cooccur",
+        "-w",
+        &wh(),
+        "--metric",
+        "lift",
+        "--format",
+        "csv",
+    ]);
+    stdout(&out).lines().next().unwrap_or("").to_string()
+}
+
 #[test]
 fn cooccur_matches_counts_from_the_csv() {
     // Expected pair counts straight from the CSV, without cxr.
@@ -152,8 +166,15 @@ fn cooccur_matches_counts_from_the_csv() {
         .iter()
         .find(|x| x[0] == "Effusion" && x[1] == "Infiltration")
         .unwrap();
+    // Printed rounded to 4 decimals, under the metric's name.
+    assert_eq!(lift_header(), "label_a,label_b,n_a,n_b,n_ab,lift");
     assert!(
-        (e[5].parse::<f64>().unwrap() - 4000.0 * 112_120.0 / (13_317.0 * 19_894.0)).abs() < 1e-9
+        (e[5].parse::<f64>().unwrap() - 4000.0 * 112_120.0 / (13_317.0 * 19_894.0)).abs() <= 5e-5
+    );
+    assert!(
+        e[5].split('.').nth(1).is_some_and(|d| d.len() <= 4),
+        "{}",
+        e[5]
     );
     // The matrix form on a table.
     let w = wh();

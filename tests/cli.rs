@@ -1097,3 +1097,222 @@ fn sql_may_start_with_a_comment() {
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("n\n{}\n", nih_csv().len()));
 }
+
+/// The words of a command line as a shell splits them (double and single quotes).
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut started) = (Vec::new(), String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => (quote, started) = (Some(c), true),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                }
+                started = false;
+            }
+            (_, c) => (word.push(c), started = true).0,
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// The example command lines of `cxr help COMMAND`.
+fn help_examples(command: &str) -> Vec<String> {
+    let out = run(&["help", command]);
+    assert_eq!(code(&out), Some(0), "cxr help {command}");
+    let help = stdout(&out);
+    let start = help
+        .find("Example:\n")
+        .or_else(|| help.find("Examples:\n"))
+        .unwrap_or_else(|| panic!("cxr help {command} has no examples"));
+    help[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .filter(|l| l.starts_with("cxr "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every example that `cxr help COMMAND` shows runs as a user would type it, in a
+/// folder of their own with the shipped data beside it, and exits 0 (examples
+/// writing to /tmp write to the test's folder instead).
+#[test]
+fn every_help_example_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for shared in ["data", "queries"] {
+        std::os::unix::fs::symlink(root.join(shared), dir.path().join(shared)).unwrap();
+    }
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let commands = [
+        "ingest", "synth", "sql", "run", "cohort", "cooccur", "followup", "plot", "export",
+        "inspect", "split", "agree", "shell",
+    ];
+    let mut ran = 0;
+    for command in commands {
+        for line in help_examples(command) {
+            let line = line.replace("/tmp/", &format!("{}/", tmp.display()));
+            let words = shell_words(&line);
+            let out = cxr()
+                .args(&words[1..])
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(
+                code(&out),
+                Some(0),
+                "`{line}` (from cxr help {command}) failed: {}",
+                stderr(&out)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 25, "only {ran} examples found");
+}
+
+/// Runs cxr with stdout and stderr on a pseudo-terminal `columns` wide; returns
+/// what the terminal showed and the exit code.
+fn run_on_terminal(args: &[&str], columns: u16) -> (String, Option<i32>) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let size = libc::winsize {
+        ws_row: 50,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let (mut master, mut slave) = (0, 0);
+    let ok = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(ok, 0, "openpty");
+    let mut master = unsafe { std::fs::File::from_raw_fd(master) };
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let child = cxr()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    // Reads until the child has closed the terminal (EIO).
+    let mut shown = Vec::new();
+    let _ = master.read_to_end(&mut shown);
+    let out = wait_with_timeout(child, Duration::from_secs(60));
+    let shown = String::from_utf8_lossy(&shown).replace('\r', "");
+    (shown, code(&out))
+}
+
+fn display_width(line: &str) -> usize {
+    line.chars().count()
+}
+
+/// A wide result fits the terminal as DuckDB's does: the middle columns give way
+/// to one `…` column, each row stays one line, the footer says what is hidden; a
+/// long result shows its first 40 rows.
+#[test]
+fn wide_results_fit_the_terminal() {
+    let wh = w();
+    for columns in [80u16, 120] {
+        let (shown, code) =
+            run_on_terminal(&["sql", "-w", &wh, "SELECT * FROM images LIMIT 3"], columns);
+        assert_eq!(code, Some(0), "{shown}");
+        let lines: Vec<&str> = shown.lines().collect();
+        for l in &lines {
+            assert!(
+                display_width(l) <= columns as usize,
+                "{columns}: {l:?} in\n{shown}"
+            );
+        }
+        // Header, its rule, 3 rows, 2 borders and the footer: one line per row.
+        assert_eq!(lines.len(), 8, "{shown}");
+        assert!(
+            lines[1].contains("image_index") && lines[1].contains("…"),
+            "{shown}"
+        );
+        for image in ["00000001_000.png", "00000001_001.png", "00000001_002.png"] {
+            assert!(shown.contains(image), "{image} not whole in\n{shown}");
+        }
+        // The header of the same result as CSV, which prints every column.
+        let total = run_csv(&["sql", "-w", &wh, "SELECT * FROM images LIMIT 3"])[0].len();
+        assert!(
+            lines[7].starts_with(&format!("3 rows, {total} columns (")),
+            "{shown}"
+        );
+    }
+    let (shown, code) = run_on_terminal(&["sql", "-w", &wh, "SELECT image_index FROM images"], 80);
+    assert_eq!(code, Some(0));
+    assert!(
+        shown.contains("more than 40 rows (40 shown; --max-rows 0 shows all)"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches(".png").count(), 40);
+}
+
+/// Tables are for terminals: into a pipe every command prints text a program
+/// reads (CSV), never box drawing.
+#[test]
+fn no_box_drawing_into_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let script = dir.path().join("script.sql");
+    std::fs::write(&script, "SELECT 1 AS one;\n\\d\n").unwrap();
+    let runs: Vec<(Vec<&str>, Option<&Path>)> = vec![
+        (vec!["ingest", "--no-images", "-w", w], None),
+        (vec!["run", "--list"], None),
+        (
+            vec![
+                "split",
+                "--seed",
+                "7",
+                "--fractions",
+                "0.8,0.2",
+                "--stratify",
+                "-w",
+                w,
+            ],
+            None,
+        ),
+        (
+            vec!["agree", "--a", "nih_2020", "--b", "google_2019", "-w", w],
+            None,
+        ),
+        (vec!["shell", "-w", w], Some(&script)),
+    ];
+    for (args, stdin) in runs {
+        let stdin = match stdin {
+            Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
+            None => Stdio::null(),
+        };
+        let out = cxr().args(&args).stdin(stdin).output().unwrap();
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.is_empty(), "{args:?} printed nothing");
+        assert!(
+            !text.contains(['│', '─', '┆', '╞', '┌']),
+            "{args:?} drew a table into a pipe:\n{text}"
+        );
+    }
+    // The CSV reads back: the ingest's table counts match the CSV it read.
+    let out = cxr()
+        .args(["ingest", "--no-images", "-w", w])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let images_line = text.lines().find(|l| l.starts_with("images,")).unwrap();
+    assert_eq!(images_line, "images,\"112,120\"", "{text}");
+}

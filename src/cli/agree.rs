@@ -13,7 +13,7 @@ use crate::sql::{Register, Warehouse};
 /// Arguments of `cxr agree`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  cxr agree --a nih_2020 --b google_2019\n  cxr agree --a nih_2017 --b nih_2020\n  cxr agree --a nih_2020 --b google_2019 --view PA --sex F\n  cxr agree --readers vindr"
+    after_help = "Examples:\n  cxr agree --a nih_2020 --b google_2019\n  cxr agree --a nih_2017 --b nih_2020\n  cxr agree --a nih_2020 --b google_2019 --view PA --sex F\n\nWith VinDr-CXR ingested (cxr ingest --dataset vindr=train.csv):\n  cxr agree --readers vindr"
 )]
 pub struct AgreeCmd {
     /// The first label source (e.g. nih_2020).

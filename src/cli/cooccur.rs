@@ -23,6 +23,16 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The column a printed result gives the metric (none for counts: `n_ab` is it).
+    fn column(self) -> Option<&'static str> {
+        match self {
+            Metric::Count => None,
+            Metric::Conditional => Some("p_b_given_a"),
+            Metric::Jaccard => Some("jaccard"),
+            Metric::Lift => Some("lift"),
+        }
+    }
+
     fn expr(self) -> &'static str {
         match self {
             Metric::Count => "CAST(n_ab AS DOUBLE)",
@@ -149,6 +159,19 @@ ORDER BY dataset, label_a, label_b",
     )
 }
 
+/// The long form as printed: the metric's own column name, rounded to 4 decimals
+/// (`value` is the name the matrix and the plot read).
+fn printed(sql: String, metric: Metric, dataset: bool) -> String {
+    let value = metric
+        .column()
+        .map(|c| format!(", round(value, 4) AS {c}"))
+        .unwrap_or_default();
+    let dataset = if dataset { "dataset, " } else { "" };
+    format!(
+        "SELECT {dataset}label_a, label_b, n_a, n_b, n_ab{value}\nFROM (\n{sql}\n) AS pairs\nORDER BY {dataset}label_a, label_b"
+    )
+}
+
 /// Runs `cxr cooccur`: a matrix on a terminal when it fits its width (abbreviated
 /// finding names and a key), the long form otherwise.
 pub async fn run(args: CooccurCmd) -> Result<()> {
@@ -167,7 +190,10 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     };
     if args.common.cohort.is_xr() {
         // Several datasets, 18 findings: the long form, with a dataset column.
-        return args.common.run(|c, _| Ok(xr_sql(c, metric, keep))).await;
+        return args
+            .common
+            .run(|c, _| Ok(printed(xr_sql(c, metric, keep), metric, true)))
+            .await;
     }
     // The compact matrix has no rows to cut: --max-rows asks for the long form.
     let matrix = args.common.output.out.is_none()
@@ -180,14 +206,17 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     if !matrix {
         return args
             .common
-            .run(|c, _| Ok(sql_with((!global).then_some(c), metric, keep)))
+            .run(|c, _| {
+                let sql = sql_with((!global).then_some(c), metric, keep);
+                Ok(printed(sql, metric, false))
+            })
             .await;
     }
     let rows = args
         .common
         .query(|c, _| Ok(sql_with((!global).then_some(c), metric, keep)))
         .await?;
-    let width = terminal_width();
+    let width = crate::output::terminal_width().unwrap_or(80);
     let compact = compact_matrix(&rows, metric)?;
     if compact.lines().all(|l| l.chars().count() <= width) {
         return crate::output::print_text(compact.trim_end());
@@ -200,16 +229,8 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         metric_name(metric)
     );
     out.run(|c, _| {
-        // Only the columns that fit 80 columns: the pair, n_ab and the rounded value.
-        let value = if metric == Metric::Count {
-            String::new()
-        } else {
-            ", round(value, 3) AS value".into()
-        };
-        Ok(format!(
-            "SELECT label_a, label_b, n_ab{value} FROM (\n{}\n) pairs ORDER BY label_a, label_b",
-            sql_with((!global).then_some(c), metric, keep)
-        ))
+        let sql = sql_with((!global).then_some(c), metric, keep);
+        Ok(printed(sql, metric, false))
     })
     .await
 }
@@ -223,24 +244,9 @@ fn metric_name(m: Metric) -> &'static str {
     }
 }
 
-/// The width of the terminal: `$COLUMNS`, else the terminal's own, else 80.
-fn terminal_width() -> usize {
-    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
-        return c;
-    }
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize struct.
-    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    if r == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        80
-    }
-}
-
 /// Two-letter codes of the findings, in [`FINDINGS`] order.
 pub const CODES: [&str; 14] = [
-    "At", "Ca", "Co", "Ed", "Ef", "Em", "Fi", "He", "In", "Ma", "No", "PT", "Pn", "Px",
+    "At", "Ca", "Co", "Ed", "Ef", "Em", "Fi", "He", "In", "Ma", "Nd", "PT", "Pn", "Px",
 ];
 
 /// The matrix as plain text: codes as headers, right-aligned cells, then the key.

@@ -22,7 +22,12 @@ pub enum TargetsForm {
 /// Arguments of `cxr export`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  cxr export --view PA --first-study --image-root /data/images-224 --out pa.parquet\n  cxr export --partition-by split --out dataset/\n  cxr export --tables /tmp/warehouse-parquet"
+    after_help = "Examples:\n  cxr export --view PA --first-study --image-root /data/images-224 --out pa.parquet\n  cxr export --partition-by split --out dataset/\n  cxr export --tables /tmp/warehouse-parquet",
+    // An export is Parquet, every row: the result-printing flags are refused, so
+    // help does not offer them.
+    mut_arg("format", |a| a.hide(true)),
+    mut_arg("max_rows", |a| a.hide(true)),
+    mut_arg("out", |a| a.help("The Parquet file (FILE.parquet) or, with --partition-by, the folder to write"))
 )]
 pub struct ExportCmd {
     #[command(flatten)]
@@ -48,7 +53,7 @@ pub struct ExportCmd {
     /// Sort the rows by this column (default: patient_id, follow_up).
     #[arg(long, value_name = "COL")]
     pub sort_by: Option<String>,
-    /// Replace an existing output directory.
+    /// Replace an existing output: a file, or a folder cxr exported.
     #[arg(long)]
     pub overwrite: bool,
     /// Also give boxes scaled to images of this side (datasets with 1024-px originals).

@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
-use comfy_table::Table;
 
 use crate::cli::WarehouseArg;
 use crate::error::Result;
@@ -13,7 +12,7 @@ use crate::ingest::{IngestOptions, IngestSummary};
 /// Arguments of `cxr ingest`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata Data_Entry_2017.csv --warehouse /tmp/wh"
+    after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata data/Data_Entry_2017.csv.gz --warehouse /tmp/wh-2017"
 )]
 pub struct IngestArgs {
     /// Metadata CSV (plain or gzip) [default: data/Data_Entry_2017_v2020.csv.gz]
@@ -165,9 +164,10 @@ pub fn run(args: IngestArgs) -> Result<()> {
     } else {
         crate::ingest::run(&opts)?
     };
-    let mut text = summary_table(&summary).to_string();
+    let mut text = summary_table(&summary).render();
     if let Some(p) = &summary.pixels {
-        let rate = p.measured as f64 / p.seconds.max(1e-9);
+        // The rate of this run: images an interrupted run measured are not counted.
+        let rate = (p.measured - p.resumed_images) as f64 / p.seconds.max(1e-9);
         text += &format!(
             "\npixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
             crate::output::thousands(p.measured),
@@ -186,16 +186,16 @@ pub fn run(args: IngestArgs) -> Result<()> {
         );
     }
     text += &format!(
-        "\nwarehouse {} written from the {} metadata in {:.2} s",
-        opts.warehouse.display(),
+        "\n{} written from the {} metadata in {:.2} s",
+        opts.warehouse.join("").display(),
         summary.revision,
         summary.seconds
     );
     crate::output::print_text(&text)
 }
 
-fn summary_table(s: &IngestSummary) -> Table {
-    let mut t = crate::output::text_table(vec!["table".into(), "rows".into()]);
+fn summary_table(s: &IngestSummary) -> crate::output::Listing {
+    let mut t = crate::output::Listing::new(&["table", "rows"]);
     for (name, rows) in &s.tables {
         t.add_row(vec![name.clone(), crate::output::thousands(*rows)]);
     }

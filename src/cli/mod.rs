@@ -22,6 +22,31 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Result};
 use crate::output::Format;
 
+/// Parses a command line. A negative number is taken as the value of the flag before
+/// it, so `--min-studies -1` is refused as a value ("invalid value '-1'") rather than
+/// as an unknown flag.
+pub fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    fn negatives(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|a| {
+                if a.get_action().takes_values() {
+                    a.allow_negative_numbers(true)
+                } else {
+                    a
+                }
+            })
+            .mut_subcommands(negatives)
+    }
+    let mut command = negatives(Cli::command());
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
 /// cxr: SQL analytics over the NIH ChestX-ray14 metadata and images.
 #[derive(Debug, Parser)]
 #[command(name = "cxr", version, about, propagate_version = true)]

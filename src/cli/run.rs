@@ -68,11 +68,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 }
 
 fn list() -> Result<()> {
-    let mut t = crate::output::text_table(vec![
-        "query".into(),
-        "description".into(),
-        "parameters".into(),
-    ]);
+    let mut t = crate::output::Listing::new(&["query", "description", "parameters"]);
     let (queries, unreadable) = params::list()?;
     for e in &unreadable {
         eprintln!("cxr: skipped {e}");
@@ -81,5 +77,5 @@ fn list() -> Result<()> {
         let ps: Vec<String> = q.params.iter().map(ToString::to_string).collect();
         t.add_row(vec![q.name, q.description, ps.join("\n")]);
     }
-    crate::output::print_text(&t.to_string())
+    crate::output::print_text(&t.render())
 }

@@ -1,7 +1,7 @@
 //! `cxr shell`: an interactive SQL prompt (rustyline) over the warehouse.
 //!
 //! Statements end with `;` and may span lines. Backslash commands: `\d`, `\d TABLE`,
-//! `\i FILE`, `\format FMT`, `\timing`, `\q`. Ctrl-C cancels the running query.
+//! `\i FILE`, `\format FMT`, `\maxrows N`, `\timing`, `\q`. Ctrl-C cancels the running query.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,6 +34,7 @@ statements end with ';' and may span lines
 \\d TABLE      columns of TABLE
 \\i FILE       run the statements in FILE
 \\format FMT   table, csv, json, ndjson or markdown
+\\maxrows N    rows a table shows (0: all; default 40)
 \\timing       toggle query timing
 \\q            quit (or Ctrl-D)";
 
@@ -41,6 +42,8 @@ struct Session {
     wh: Warehouse,
     rt: tokio::runtime::Runtime,
     format: Format,
+    /// Rows the table format shows (0: all).
+    max_rows: usize,
     timing: bool,
     allow_write: bool,
     /// SIGINT, for cancelling the running query.
@@ -118,7 +121,9 @@ pub fn run(args: ShellArgs) -> Result<()> {
     let mut s = Session {
         wh,
         rt,
-        format: Format::Table,
+        // Tables on a terminal, CSV into a pipe or file, as `cxr sql` prints.
+        format: Format::default_for_stdout(),
+        max_rows: 40,
         timing: false,
         allow_write: args.allow_write,
         interrupts,
@@ -213,9 +218,19 @@ fn interactive(s: &mut Session) -> Result<()> {
                 let mut quit = false;
                 for line in text.split('\n') {
                     let line = line.trim_end_matches('\r');
-                    if line.trim().starts_with('\\') || line.trim().ends_with(';') {
-                        let entry = format!("{buffer}{line}");
+                    // A backslash command is an entry of its own (inside an open
+                    // statement it is refused, and Up + Enter must not repeat that);
+                    // the history file is written at once, so a killed shell keeps it.
+                    let entry = if line.trim().starts_with('\\') {
+                        Some(line.to_string())
+                    } else {
+                        line.trim()
+                            .ends_with(';')
+                            .then(|| format!("{buffer}{line}"))
+                    };
+                    if let Some(entry) = entry {
                         let _ = editor.add_history_entry(entry.trim());
+                        save_history(&mut editor, history.as_deref());
                     }
                     if let Step::Quit = feed(s, &mut buffer, line) {
                         quit = true;
@@ -236,13 +251,17 @@ fn interactive(s: &mut Session) -> Result<()> {
             Err(e) => return Err(Error::io("line editor", std::io::Error::other(e))),
         }
     }
-    if let Some(h) = &history {
+    Ok(())
+}
+
+/// Writes the shell's history file (best effort: a shell without one still works).
+fn save_history(editor: &mut DefaultEditor, history: Option<&std::path::Path>) {
+    if let Some(h) = history {
         if let Some(dir) = h.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let _ = editor.save_history(h);
     }
-    Ok(())
 }
 
 fn script(s: &mut Session) -> Result<()> {
@@ -315,6 +334,12 @@ impl Session {
                 Ok(f) => self.format = f,
                 Err(_) => self.fail(&format!(
                     "unknown format `{arg}`: table, csv, json, ndjson or markdown"
+                )),
+            },
+            "\\maxrows" => match arg.parse::<usize>() {
+                Ok(n) => self.max_rows = n,
+                Err(_) => self.fail(&format!(
+                    "\\maxrows takes a number of rows (0 for all), not `{arg}`"
                 )),
             },
             "\\d" if arg.is_empty() => self.execute(
@@ -412,10 +437,11 @@ impl Session {
         INTERRUPTED.store(false, std::sync::atomic::Ordering::SeqCst);
         self.interrupt.renew();
         let (wh, format, allow_write) = (&self.wh, self.format, self.allow_write);
+        let max_rows = self.max_rows;
         let interrupts = self.interrupts.clone();
         let work = async {
             for df in wh.plan(sql, allow_write, &[]).await? {
-                crate::output::print_stream(df, format, 0).await?;
+                crate::output::print_stream(df, format, max_rows).await?;
             }
             Ok::<(), Error>(())
         };

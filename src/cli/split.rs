@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use comfy_table::Table;
 
 use crate::cli::WarehouseArg;
 use crate::error::{Error, Result};
 use crate::findings::FINDINGS;
+use crate::output::Listing;
 use crate::split;
 use crate::sql::{Register, Warehouse};
 
@@ -72,51 +72,30 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
             "--stratify shapes a random split (--seed); the official lists are fixed".into(),
         ));
     }
-    let rows: Vec<(i32, String)> = if cmd.official {
-        split::official(&wh).await?
+    let plan = if cmd.official {
+        Plan::Official
     } else {
-        let seed = cmd.seed.ok_or_else(|| {
-            Error::Usage("give --official, or --seed S for a random split".into())
-        })?;
-        let fractions = cmd.fractions.clone().unwrap_or_else(|| vec![0.7, 0.1, 0.2]);
-        if let Some(f) = fractions.iter().find(|f| !f.is_finite() || **f < 0.0) {
-            return Err(Error::Usage(format!(
-                "--fractions: {f} is not a fraction (each is a number from 0 to 1)"
-            )));
-        }
-        let names = cmd
-            .names
-            .clone()
-            .unwrap_or_else(|| default_names(fractions.len()));
-        if fractions.len() != names.len() {
-            return Err(Error::Usage(format!(
-                "{} fractions but {} --names ({}); give one name per fraction",
-                fractions.len(),
-                names.len(),
-                names.join(",")
-            )));
-        }
-        for (i, name) in names.iter().enumerate() {
-            if name.trim().is_empty() || names[..i].contains(name) {
-                return Err(Error::Usage(format!(
-                    "--names {}: each split needs a name of its own",
-                    names.join(",")
-                )));
-            }
-        }
-        let sum: f64 = fractions.iter().sum();
-        if (sum - 1.0).abs() > 1e-6 {
-            return Err(Error::Usage(format!("--fractions add up to {sum}, not 1")));
-        }
-        let patients = split::load_patients(&wh).await?;
-        let a = split::assign(&patients, &fractions, seed, cmd.stratify);
-        patients
-            .iter()
-            .zip(a)
-            .map(|(p, s)| (p.id, names[s].clone()))
-            .collect()
+        random_plan(&cmd)?
     };
-    split::commit(&dir, &wh.snapshot.manifest.data, &rows)?;
+    // Another ingest or split may commit while the assignment is computed (or while
+    // this one waits for the lock): then it is computed again on the new version.
+    let mut wh = wh;
+    let mut rows = plan.rows(&wh).await?;
+    let mut tries = 1;
+    while !split::commit(&dir, &wh.snapshot.manifest.data, &rows)? {
+        if tries == 5 {
+            return Err(Error::Warehouse(format!(
+                "{} changed five times while the split was computed; try again when the other writers are done",
+                dir.display()
+            )));
+        }
+        eprintln!(
+            "cxr: note: the warehouse changed while the split was computed; computing it again"
+        );
+        wh = Warehouse::open(&dir, Register::All).await?;
+        rows = plan.rows(&wh).await?;
+        tries += 1;
+    }
     if let Some(out) = &cmd.out {
         crate::warehouse::parquet::write(
             out,
@@ -130,8 +109,84 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
         crate::output::thousands(rows.len() as u64)
     );
     let wh = Warehouse::open(&dir, Register::All).await?;
-    crate::output::print_text(&prevalence_table(&wh).await?.to_string())?;
+    crate::output::print_text(&prevalence_table(&wh).await?.render())?;
     Ok(())
+}
+
+/// What `cxr split` assigns: the official lists, or a random split.
+enum Plan {
+    Official,
+    Random {
+        seed: u64,
+        fractions: Vec<f64>,
+        names: Vec<String>,
+        stratify: bool,
+    },
+}
+
+impl Plan {
+    /// Each patient's split on the warehouse `wh`.
+    async fn rows(&self, wh: &Warehouse) -> Result<Vec<(i32, String)>> {
+        let Plan::Random {
+            seed,
+            fractions,
+            names,
+            stratify,
+        } = self
+        else {
+            return split::official(wh).await;
+        };
+        let patients = split::load_patients(wh).await?;
+        let a = split::assign(&patients, fractions, *seed, *stratify);
+        Ok(patients
+            .iter()
+            .zip(a)
+            .map(|(p, s)| (p.id, names[s].clone()))
+            .collect())
+    }
+}
+
+/// The random split the flags ask for, checked.
+fn random_plan(cmd: &SplitCmd) -> Result<Plan> {
+    let seed = cmd
+        .seed
+        .ok_or_else(|| Error::Usage("give --official, or --seed S for a random split".into()))?;
+    let fractions = cmd.fractions.clone().unwrap_or_else(|| vec![0.7, 0.1, 0.2]);
+    if let Some(f) = fractions.iter().find(|f| !f.is_finite() || **f < 0.0) {
+        return Err(Error::Usage(format!(
+            "--fractions: {f} is not a fraction (each is a number from 0 to 1)"
+        )));
+    }
+    let names = cmd
+        .names
+        .clone()
+        .unwrap_or_else(|| default_names(fractions.len()));
+    if fractions.len() != names.len() {
+        return Err(Error::Usage(format!(
+            "{} fractions but {} --names ({}); give one name per fraction",
+            fractions.len(),
+            names.len(),
+            names.join(",")
+        )));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if name.trim().is_empty() || names[..i].contains(name) {
+            return Err(Error::Usage(format!(
+                "--names {}: each split needs a name of its own",
+                names.join(",")
+            )));
+        }
+    }
+    let sum: f64 = fractions.iter().sum();
+    if (sum - 1.0).abs() > 1e-6 {
+        return Err(Error::Usage(format!("--fractions add up to {sum}, not 1")));
+    }
+    Ok(Plan::Random {
+        seed,
+        fractions,
+        names,
+        stratify: cmd.stratify,
+    })
 }
 
 /// `--out` is checked before the split is committed: a bad path fails with nothing
@@ -150,12 +205,12 @@ fn check_out(wh: &Warehouse, out: &std::path::Path) -> Result<()> {
     crate::warehouse::files::check_file_target(out)
 }
 
-async fn prevalence_table(wh: &Warehouse) -> Result<Table> {
+async fn prevalence_table(wh: &Warehouse) -> Result<Listing> {
     let p = split::prevalence(wh).await?;
     let names: Vec<&String> = p.keys().collect();
-    let mut header = vec!["".to_string()];
-    header.extend(names.iter().map(|n| n.to_string()));
-    let mut t = crate::output::text_table(header);
+    let mut header = vec![""];
+    header.extend(names.iter().map(|n| n.as_str()));
+    let mut t = Listing::new(&header);
     for (i, label) in ["images", "patients"].iter().enumerate() {
         let mut row = vec![label.to_string()];
         row.extend(

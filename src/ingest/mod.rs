@@ -93,6 +93,8 @@ pub struct PixelSummary {
     pub skipped: u64,
     /// Members taken over from an interrupted earlier run.
     pub resumed: u64,
+    /// Images among `measured` that the interrupted earlier run measured.
+    pub resumed_images: u64,
     /// Seconds spent on pixels.
     pub seconds: f64,
 }
@@ -194,6 +196,7 @@ pub fn run_with_progress(
             errors: r.errors.len() as u64,
             skipped: r.skipped,
             resumed: r.resumed,
+            resumed_images: r.resumed_images,
             seconds: r.seconds,
         }),
         seconds: start.elapsed().as_secs_f64(),

@@ -89,6 +89,8 @@ pub struct PixelRun {
     pub skipped: u64,
     /// Members already committed by an earlier, interrupted run.
     pub resumed: u64,
+    /// Images among `measured` that an earlier, interrupted run measured.
+    pub resumed_images: u64,
     /// (source, member path, name) of measured images, for the metadata check.
     pub names: Vec<(String, String, String)>,
     /// The image inputs, each hashed while it streamed.
@@ -448,6 +450,7 @@ fn absorb(
         for i in 0..b.num_rows() {
             note_measured(run, src.value(i), idx.value(i));
         }
+        run.resumed_images += b.num_rows() as u64;
     }
     run.resumed += info.members;
     note_chunk(run, seen, chunk, info.skipped, info.errors, info.names);

@@ -170,7 +170,8 @@ impl Warehouse {
         allow_write: bool,
         params: &[(String, ScalarValue)],
     ) -> Result<Vec<DataFrame>> {
-        let statements = DFParser::parse_sql(sql).map_err(|e| Error::Query(e.to_string()))?;
+        let statements =
+            DFParser::parse_sql(sql).map_err(|e| Error::Query(Error::from(e).to_string()))?;
         if statements.is_empty() {
             return Err(Error::Usage("no SQL statement to run".into()));
         }

@@ -23,8 +23,8 @@ pub fn quote(s: &str) -> String {
 /// subquery: parsed and printed back, so comments and a final `;` cannot swallow or
 /// break the SQL around it. `what` names the source in errors.
 pub fn statement(sql: &str, what: &str) -> Result<String> {
-    let mut statements =
-        DFParser::parse_sql(sql).map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+    let mut statements = DFParser::parse_sql(sql)
+        .map_err(|e| Error::Usage(format!("{what}: {}", Error::from(e))))?;
     use datafusion::sql::parser::Statement;
     use datafusion::sql::sqlparser::ast::Statement as Sql;
     match (statements.pop_front(), statements.is_empty()) {
@@ -48,10 +48,11 @@ pub fn predicate(p: &str) -> Result<String> {
     use datafusion::sql::sqlparser::parser::Parser;
     use datafusion::sql::sqlparser::tokenizer::Token;
     let bad = |e: String| Error::Usage(format!("--where `{}`: {e}", p.trim()));
+    let parse_error = |e| bad(Error::from(datafusion::error::DataFusionError::from(e)).to_string());
     let mut parser = Parser::new(&GenericDialect {})
         .try_with_sql(p)
-        .map_err(|e| bad(e.to_string()))?;
-    let expr = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
+        .map_err(parse_error)?;
+    let expr = parser.parse_expr().map_err(parse_error)?;
     match parser.next_token().token {
         Token::EOF => Ok(format!("({expr})")),
         rest => Err(bad(format!("not one condition: `{rest}` follows `{expr}`"))),
