@@ -1316,3 +1316,31 @@ fn no_box_drawing_into_pipes() {
     let images_line = text.lines().find(|l| l.starts_with("images,")).unwrap();
     assert_eq!(images_line, "images,\"112,120\"", "{text}");
 }
+
+/// README's images are what `docs/images.sh` draws with this cxr: drawn again here
+/// and compared byte for byte (a plot changed without running the script fails).
+#[test]
+fn readme_images_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("sh")
+        .arg(root.join("docs/images.sh"))
+        .arg(dir.path())
+        .current_dir(root)
+        .env("CXR_BIN", env!("CARGO_BIN_EXE_cxr"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let mut compared = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let drawn = entry.unwrap().path();
+        let name = drawn.file_name().unwrap().to_str().unwrap().to_string();
+        let shipped = std::fs::read(root.join("docs").join(&name)).unwrap();
+        assert!(
+            std::fs::read(&drawn).unwrap() == shipped,
+            "docs/{name} is stale: run docs/images.sh"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 3, "docs/images.sh drew {compared} images");
+}

@@ -47,6 +47,10 @@ pub struct PlotCmd {
     /// `boxes`: only this finding (or raw label).
     #[arg(long, value_name = "FINDING")]
     pub finding: Option<String>,
+    /// Each dataset's panel on scales of its own (by default the panels share their
+    /// axes and colour scale, so they compare by eye).
+    #[arg(long)]
+    pub free_scales: bool,
 }
 
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -205,7 +209,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "no pixel statistics for this cohort; run `cxr ingest --images ...`".into(),
         ));
     }
-    let panels = Data::panels(kind, &rows, xr)?;
+    let panels = Data::panels(kind, &rows, xr, &cmd.common.cohort.datasets)?;
     if panels.iter().all(|(_, d)| d.is_empty()) {
         return Err(Error::Usage(
             "the cohort is empty: nothing to plot (check the cohort flags)".into(),
@@ -218,6 +222,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
                 metric,
                 &panels,
                 &cohort,
+                cmd.free_scales,
             )
         } else {
             draw(
@@ -225,6 +230,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
                 metric,
                 &panels,
                 &cohort,
+                cmd.free_scales,
             )
         }
     })?;
@@ -261,16 +267,23 @@ enum Data {
 }
 
 impl Data {
-    /// One plot per dataset (across datasets), or one for NIH under the name "".
-    fn panels(kind: PlotKind, rows: &crate::sql::Rows, xr: bool) -> Result<Vec<(String, Data)>> {
+    /// One plot per dataset (across datasets, in the order `asked` names them), or one
+    /// for NIH under the name "".
+    fn panels(
+        kind: PlotKind,
+        rows: &crate::sql::Rows,
+        xr: bool,
+        asked: &[String],
+    ) -> Result<Vec<(String, Data)>> {
         if !xr || rows.is_empty() {
             return Ok(vec![(String::new(), Data::from_rows(kind, rows)?)]);
         }
         let datasets = rows.required_strings("dataset")?;
         let mut names: Vec<String> = datasets.clone();
-        names.dedup();
         names.sort();
         names.dedup();
+        let position = |d: &String| asked.iter().position(|a| a == d).unwrap_or(asked.len());
+        names.sort_by_key(position);
         names
             .into_iter()
             .map(|d| {
@@ -322,6 +335,31 @@ impl Data {
         })
     }
 
+    /// The ranges this panel's axes (or colour scale) need: (x, y). Pairs: the
+    /// largest and the smallest positive value; labels: the largest percentage; age:
+    /// the oldest bin's end and the largest count; pixels: 256 and the largest count.
+    fn limits(&self) -> (f64, f64) {
+        let largest = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, f64::max);
+        match self {
+            Data::Pairs(p) => (
+                largest(&mut p.iter().map(|r| r.2)),
+                p.iter()
+                    .map(|r| r.2)
+                    .filter(|v| *v > 0.0)
+                    .fold(f64::INFINITY, f64::min),
+            ),
+            Data::Labels(rows, _) => (
+                largest(&mut rows.iter().map(|(_, n, base)| 100.0 * n / base.max(1.0))),
+                0.0,
+            ),
+            Data::Age(a) => (
+                largest(&mut a.iter().map(|r| r.1)) + 5.0,
+                largest(&mut a.iter().map(|r| r.2)),
+            ),
+            Data::Pixels(p) => (256.0, largest(&mut p.iter().map(|r| r.1))),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         match self {
             Data::Pairs(p) => p.iter().all(|r| r.2 == 0.0),
@@ -339,6 +377,7 @@ fn draw<DB: DrawingBackend>(
     metric: Metric,
     panels: &[(String, Data)],
     cohort: &str,
+    free_scales: bool,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
@@ -353,17 +392,33 @@ where
     let cols = (panels.len() as f64).sqrt().ceil().max(1.0) as usize;
     let rows = panels.len().div_ceil(cols);
     let areas = body.split_evenly((rows, cols));
+    // Shared scales: the widest ranges of all panels (the smallest positive value
+    // for the second limit of pairs).
+    let shared =
+        panels
+            .iter()
+            .map(|(_, d)| d.limits())
+            .fold((0.0f64, 0.0f64), |(x, y), (px, py)| {
+                match panels.first().map(|p| &p.1) {
+                    Some(Data::Pairs(_)) if x == 0.0 => (px, py),
+                    Some(Data::Pairs(_)) => (x.max(px), y.min(py)),
+                    _ => (x.max(px), y.max(py)),
+                }
+            });
+    // Labels are drawn in a size that fits every panel's smallest area.
+    let labels_in = label_size(&areas[0]);
     for ((dataset, data), area) in panels.iter().zip(&areas) {
         let title = if panel_titles {
             dataset.clone()
         } else {
             cohort.to_string()
         };
+        let limits = if free_scales { data.limits() } else { shared };
         match data {
-            Data::Pairs(rows) => heatmap(area, metric, rows, &title)?,
-            Data::Labels(rows, total) => labels(area, rows, *total, &title)?,
-            Data::Age(rows) => age(area, rows, &title)?,
-            Data::Pixels(rows) => pixels(area, rows, &title)?,
+            Data::Pairs(rows) => heatmap(area, metric, rows, &title, limits, labels_in)?,
+            Data::Labels(rows, total) => labels(area, rows, *total, &title, limits, labels_in)?,
+            Data::Age(rows) => age(area, rows, &title, limits)?,
+            Data::Pixels(rows) => pixels(area, rows, &title, limits)?,
         }
     }
     root.present()?;
@@ -375,6 +430,29 @@ fn caption_size<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> u32 {
     (area.dim_in_pixel().0 / 40).clamp(12, 24)
 }
 
+/// The font size of finding names in an area: 14 on a full-size plot, down to 9 in
+/// small panels, so that the longest name ("Enlarged Cardiomediastinum") takes at
+/// most a fifth of the area's width.
+fn label_size<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> u32 {
+    // A name of 26 characters is about 13 × the font size wide in DejaVu Sans.
+    (area.dim_in_pixel().0 / 5 / 13).clamp(9, 14)
+}
+
+/// The widest finding name of `names` in `font_size`, in pixels.
+fn widest<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    names: &[&str],
+    font_size: u32,
+) -> i32 {
+    let font = TextStyle::from(("sans-serif", font_size).into_font());
+    names
+        .iter()
+        .filter_map(|n| area.estimate_text_size(&n.replace('_', " "), &font).ok())
+        .map(|(w, _)| w as i32)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Light yellow to dark blue.
 fn shade(t: f64) -> RGBColor {
     let t = t.clamp(0.0, 1.0);
@@ -382,11 +460,100 @@ fn shade(t: f64) -> RGBColor {
     RGBColor(lerp(255.0, 8.0), lerp(247.0, 48.0), lerp(188.0, 107.0))
 }
 
+/// Blue below 0, near-white at 0, red above, for t in [-1, 1] (lift on a log scale,
+/// centred on independence).
+fn diverging(t: f64) -> RGBColor {
+    let t = t.clamp(-1.0, 1.0);
+    let (end, white) = if t < 0.0 {
+        ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0))
+    } else {
+        ((178.0, 24.0, 43.0), (247.0, 247.0, 247.0))
+    };
+    let a = t.abs();
+    let lerp = |w: f64, e: f64| (w + (e - w) * a).round() as u8;
+    RGBColor(
+        lerp(white.0, end.0),
+        lerp(white.1, end.1),
+        lerp(white.2, end.2),
+    )
+}
+
+/// How a heatmap maps values to colours: a linear scale from 0 to the largest value,
+/// or for lift a log scale symmetric around 1 (lift 2 and 1/2 equally strong).
+struct ColourScale {
+    metric: Metric,
+    /// Largest value (linear), or the largest ratio away from 1 (lift, at least 2).
+    top: f64,
+}
+
+impl ColourScale {
+    fn new(metric: Metric, (largest, smallest): (f64, f64)) -> ColourScale {
+        let top = if metric == Metric::Lift {
+            let below = if smallest.is_finite() && smallest > 0.0 {
+                1.0 / smallest
+            } else {
+                1.0
+            };
+            largest.max(below).max(2.0)
+        } else {
+            largest.max(1e-12)
+        };
+        ColourScale { metric, top }
+    }
+
+    /// Position on the scale: 0..1 (linear) or -1..1 (lift).
+    fn position(&self, v: f64) -> f64 {
+        if self.metric == Metric::Lift {
+            v.max(1e-12).ln() / self.top.ln()
+        } else {
+            v / self.top
+        }
+    }
+
+    fn colour(&self, v: f64) -> RGBColor {
+        if self.metric == Metric::Lift {
+            diverging(self.position(v))
+        } else {
+            shade(self.position(v))
+        }
+    }
+
+    /// White text on dark cells.
+    fn ink(&self, v: f64) -> RGBColor {
+        let dark = if self.metric == Metric::Lift {
+            self.position(v).abs() > 0.6
+        } else {
+            self.position(v) > 0.55
+        };
+        if dark { WHITE } else { BLACK }
+    }
+
+    /// The colour at a fraction f (0 bottom, 1 top) of the scale bar, and the value
+    /// the bar's bottom, middle and top stand for.
+    fn bar(&self, f: f64) -> RGBColor {
+        if self.metric == Metric::Lift {
+            diverging(2.0 * f - 1.0)
+        } else {
+            shade(f)
+        }
+    }
+
+    fn ticks(&self) -> [f64; 3] {
+        if self.metric == Metric::Lift {
+            [1.0 / self.top, 1.0, self.top]
+        } else {
+            [0.0, self.top / 2.0, self.top]
+        }
+    }
+}
+
 fn heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     metric: Metric,
     rows: &[(String, String, f64)],
     cohort: &str,
+    limits: (f64, f64),
+    label_font_size: u32,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
@@ -401,8 +568,6 @@ where
         (20, 12),
         ("sans-serif", caption_size(root)).into_font(),
     ))?;
-    let (left, top) = (170i32, 60i32);
-    let bottom_labels = 150i32;
     // The findings of the pairs (the 14, or those a dataset labels), sorted.
     let mut findings: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     findings.sort_unstable();
@@ -410,13 +575,17 @@ where
     if findings.is_empty() {
         findings = FINDINGS.to_vec();
     }
+    // Room for the names: left of the rows and below the columns (rotated).
+    let names = widest(root, &findings, label_font_size) + 12;
+    let (left, top) = (names + 8, caption_size(root) as i32 + 30);
+    let bottom_labels = names + 30;
     let k = findings.len() as i32;
-    // The colour scale takes 90 pixels on the right.
-    let cell = (((w as i32 - left - 110).min(h as i32 - top - bottom_labels)) / k).max(10);
+    // The colour scale takes about 80 pixels on the right.
+    let cell = (((w as i32 - left - 90).min(h as i32 - top - bottom_labels)) / k).max(10);
     let value = |a: &str, b: &str| rows.iter().find(|r| r.0 == a && r.1 == b).map(|r| r.2);
-    let max = rows.iter().map(|r| r.2).fold(0.0f64, f64::max).max(1e-12);
-    let small = ("sans-serif", (cell / 3).clamp(8, 14)).into_font();
-    let label_font = ("sans-serif", 14).into_font();
+    let scale = ColourScale::new(metric, limits);
+    let small = ("sans-serif", (cell / 3).clamp(7, 14)).into_font();
+    let label_font = ("sans-serif", label_font_size).into_font();
     for (i, a) in findings.iter().enumerate() {
         let y = top + i as i32 * cell;
         root.draw(&Text::new(
@@ -427,7 +596,7 @@ where
         for (j, b) in findings.iter().enumerate() {
             let x = left + j as i32 * cell;
             let v = if a == b { None } else { value(a, b) };
-            let colour = v.map_or(RGBColor(230, 230, 230), |v| shade(v / max));
+            let colour = v.map_or(RGBColor(230, 230, 230), |v| scale.colour(v));
             root.draw(&Rectangle::new(
                 [(x, y), (x + cell - 1, y + cell - 1)],
                 colour.filled(),
@@ -438,7 +607,7 @@ where
                     Metric::Lift => format!("{v:.1}"),
                     _ => format!("{v:.2}"),
                 };
-                let ink = if v / max > 0.55 { WHITE } else { BLACK };
+                let ink = scale.ink(v);
                 root.draw(&Text::new(
                     text,
                     (x + cell / 2, y + cell / 2),
@@ -460,7 +629,7 @@ where
                 .pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
     }
-    // The colour scale: the shade of 0 at the bottom, of the largest value at the top.
+    // The colour scale: its lowest value at the bottom, its highest at the top.
     let (bar_x, bar_h) = (left + k * cell + 20, k * cell);
     let steps = 50;
     for k in 0..steps {
@@ -468,7 +637,7 @@ where
         let y1 = top + bar_h - k * bar_h / steps;
         root.draw(&Rectangle::new(
             [(bar_x, y0), (bar_x + 16, y1)],
-            shade((k as f64 + 0.5) / steps as f64).filled(),
+            scale.bar((k as f64 + 0.5) / steps as f64).filled(),
         ))?;
     }
     root.draw(&Rectangle::new(
@@ -477,10 +646,11 @@ where
     ))?;
     let scale_label = |v: f64| match metric {
         Metric::Count => format!("{v:.0}"),
-        Metric::Lift => format!("{v:.1}"),
+        Metric::Lift => format!("{v:.2}"),
         _ => format!("{v:.2}"),
     };
-    for (v, y) in [(max, top), (max / 2.0, top + bar_h / 2), (0.0, top + bar_h)] {
+    let [low, middle, high] = scale.ticks();
+    for (v, y) in [(high, top), (middle, top + bar_h / 2), (low, top + bar_h)] {
         root.draw(&Text::new(
             scale_label(v),
             (bar_x + 20, y),
@@ -489,12 +659,14 @@ where
     }
     let note = match metric {
         Metric::Conditional => "rows: finding A, columns: finding B, cell: P(B | A)",
+        Metric::Lift => "rows: finding A, columns: finding B; lift on a log scale, 1 = independent",
         _ => "rows: finding A, columns: finding B",
     };
+    // Under the column names, in their size (a panel is narrower than the figure).
     root.draw(&Text::new(
         note,
-        (left, h as i32 - 24),
-        ("sans-serif", 14).into_font(),
+        (left.min(20), (base + names + 8).min(h as i32 - 20)),
+        ("sans-serif", label_font_size).into_font(),
     ))?;
     Ok(())
 }
@@ -504,6 +676,8 @@ fn labels<DB: DrawingBackend>(
     rows: &[(String, f64, f64)],
     total: f64,
     cohort: &str,
+    limits: (f64, f64),
+    label_font_size: u32,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
@@ -512,8 +686,10 @@ where
         .iter()
         .map(|(label, n, base)| (label.replace('_', " "), 100.0 * n / base.max(1.0)))
         .collect();
-    let max = pct.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
+    let max = limits.0.max(1.0) * 1.1;
     let n = pct.len() as i32;
+    let names: Vec<&str> = pct.iter().map(|p| p.0.as_str()).collect();
+    let name_width = widest(root, &names, label_font_size) + 16;
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Finding prevalence — {cohort} ({} images)", total as u64),
@@ -521,8 +697,8 @@ where
         )
         .margin(20)
         .x_label_area_size(50)
-        .y_label_area_size(170)
-        .build_cartesian_2d(0f64..max, (0..n).into_segmented())?;
+        .y_label_area_size(name_width.max(40) as u32)
+        .build_cartesian_2d(0f64..max, (0..n - 1).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -536,7 +712,7 @@ where
         })
         .x_desc("% of the images whose state is known")
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .label_style(("sans-serif", 15))
+        .label_style(("sans-serif", label_font_size + 1))
         .draw()?;
     chart.draw_series(pct.iter().enumerate().map(|(i, (_, v))| {
         let row = n - 1 - i as i32;
@@ -557,13 +733,13 @@ fn age<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(String, f64, f64)],
     cohort: &str,
+    (max_age, max_n): (f64, f64),
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
     // Headroom above the tallest bar keeps the legend (upper right) off the bars.
-    let max_n = rows.iter().map(|r| r.2).fold(1.0f64, f64::max) * 1.3;
-    let max_age = rows.iter().map(|r| r.1).fold(0.0f64, f64::max) + 5.0;
+    let max_n = max_n.max(1.0) * 1.3;
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Age by sex — {cohort}"),
@@ -614,11 +790,12 @@ fn pixels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(f64, f64)],
     cohort: &str,
+    (_, max_n): (f64, f64),
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let max_n = rows.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.1;
+    let max_n = max_n.max(1.0) * 1.1;
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Per-image mean intensity — {cohort}"),
