@@ -1344,3 +1344,30 @@ fn readme_images_are_current() {
     }
     assert!(compared >= 3, "docs/images.sh drew {compared} images");
 }
+
+/// CXR_TRACE=1 says where the time of every command goes, on stderr, and changes
+/// nothing on stdout.
+#[test]
+fn trace_covers_every_command() {
+    let w = w();
+    for args in [
+        vec!["cohort", "--with", "Effusion", "--summary"],
+        vec!["cooccur", "--sex", "F"],
+        vec!["followup", "--transitions"],
+        vec!["sql", "SELECT COUNT(*) AS n FROM images"],
+        vec!["run", "top_pairs"],
+    ] {
+        let mut full = args.clone();
+        full.extend_from_slice(&["-w", &w]);
+        let plain = run(&full);
+        let traced = cxr().args(&full).env("CXR_TRACE", "1").output().unwrap();
+        assert_eq!(code(&traced), Some(0), "{args:?}: {}", stderr(&traced));
+        assert_eq!(stdout(&traced), stdout(&plain), "{args:?}");
+        let err = stderr(&traced);
+        let phases = err.lines().filter(|l| l.starts_with("[trace] ")).count();
+        assert!(
+            err.contains("[trace] the whole command: ") && phases >= 3,
+            "{args:?}: {err}"
+        );
+    }
+}

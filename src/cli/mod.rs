@@ -150,7 +150,8 @@ pub fn run(cli: Cli) -> Result<()> {
     if !matches!(cli.command, Command::Shell(_)) {
         exit_on_interrupt();
     }
-    match cli.command {
+    let start = std::time::Instant::now();
+    let result = match cli.command {
         Command::Ingest(a) => ingest::run(a),
         Command::Sql(a) => block_on(sql::run(a)),
         Command::Run(a) => block_on(run::run(a)),
@@ -164,7 +165,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Split(a) => block_on(split::run(a)),
         Command::Agree(a) => block_on(agree::run(a)),
-    }
+    };
+    crate::trace("the whole command", start);
+    result
 }
 
 /// Ctrl-C ends the process at once with exit code 130. Nothing is lost: every
@@ -233,6 +236,17 @@ pub async fn emit(
     frames: Vec<datafusion::prelude::DataFrame>,
     out: &OutputArgs,
 ) -> Result<crate::output::Tally> {
+    let t = std::time::Instant::now();
+    let tally = emit_untimed(wh, frames, out).await;
+    crate::trace("run and print", t);
+    tally
+}
+
+async fn emit_untimed(
+    wh: &crate::sql::Warehouse,
+    frames: Vec<datafusion::prelude::DataFrame>,
+    out: &OutputArgs,
+) -> Result<crate::output::Tally> {
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
         if let Some(f) = out.format
@@ -294,6 +308,7 @@ impl AnalysisArgs {
         // the split names are read only when --split needs them.
         let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
             .await?;
+        let t = std::time::Instant::now();
         let mut avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
         if self.show_sql {
             avail = avail.inline();
@@ -303,6 +318,7 @@ impl AnalysisArgs {
         }
         let sql = build(&self.cohort.images_sql(&avail)?, &avail)?;
         wh.register(crate::sql::Register::For(&sql)).await?;
+        crate::trace("build the SQL, register its tables", t);
         Ok((wh, sql, avail))
     }
 
@@ -360,7 +376,9 @@ impl AnalysisArgs {
     ) -> Result<()> {
         let (wh, staged, avail) = self.prepare(stage).await?;
         let params = self.cohort.default_params()?;
+        let t = std::time::Instant::now();
         wh.remember(name, &staged, &params).await?;
+        crate::trace("compute the cohort once", t);
         let frames = wh.plan(&build()?, false, &[]).await?;
         let tally = emit(&wh, frames, &self.output).await?;
         self.note_if_empty(&wh, &avail, tally, &params).await
@@ -372,6 +390,9 @@ impl AnalysisArgs {
         build: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
     ) -> Result<crate::sql::Rows> {
         let (wh, sql, _) = self.prepare(build).await?;
-        wh.query(&sql, &self.cohort.default_params()?).await
+        let t = std::time::Instant::now();
+        let rows = wh.query(&sql, &self.cohort.default_params()?).await;
+        crate::trace("plan and run", t);
+        rows
     }
 }

@@ -36,14 +36,9 @@ pub async fn run(args: SqlArgs) -> Result<()> {
     } else {
         args.sql.clone()
     };
-    let t = std::time::Instant::now();
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&sql)).await?;
-    crate::trace("open the warehouse", t);
-    let t = std::time::Instant::now();
     let frames = wh.plan(&sql, args.allow_write, &[]).await?;
-    crate::trace("plan", t);
-    let t = std::time::Instant::now();
-    let done = crate::cli::emit(&wh, frames, &args.output).await;
-    crate::trace("run and print", t);
-    done.map(|_| ())
+    crate::cli::emit(&wh, frames, &args.output)
+        .await
+        .map(|_| ())
 }

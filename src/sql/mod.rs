@@ -170,6 +170,7 @@ impl Warehouse {
         allow_write: bool,
         params: &[(String, ScalarValue)],
     ) -> Result<Vec<DataFrame>> {
+        let t = std::time::Instant::now();
         let statements =
             DFParser::parse_sql(sql).map_err(|e| Error::Query(Error::from(e).to_string()))?;
         if statements.is_empty() {
@@ -201,6 +202,7 @@ impl Warehouse {
             }
             frames.push(df);
         }
+        crate::trace("plan", t);
         Ok(frames)
     }
 }
