@@ -65,13 +65,32 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
         D::Diagnostic(_, inner) => plain(inner),
         D::Shared(inner) => plain(inner),
         D::Collection(all) => all.first().map(plain).unwrap_or_default(),
-        D::NotImplemented(m) => format!("not supported: {m}"),
-        D::Plan(m) | D::Execution(m) | D::Configuration(m) | D::ResourcesExhausted(m) => m.clone(),
-        D::Internal(m) => format!("{m} (an internal error of DataFusion)"),
+        D::NotImplemented(m) => format!("not supported: {}", without_debug_print(m)),
+        D::Plan(m) | D::Execution(m) | D::Configuration(m) | D::ResourcesExhausted(m) => {
+            without_debug_print(m).to_string()
+        }
+        D::Internal(m) => format!(
+            "{} (an internal error of DataFusion)",
+            without_debug_print(m)
+        ),
         D::SchemaError(m, _) => m.to_string(),
         D::IoError(io) => io.to_string(),
         D::External(inner) => inner.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// A message cut before a Rust debug print of a plan node (`InSubquery(InSubquery {
+/// expr: ...`), which says nothing to a person and can be pages long.
+fn without_debug_print(m: &str) -> &str {
+    match m.find(" { ") {
+        Some(brace) => {
+            let head = &m[..brace];
+            head.rfind('(')
+                .map_or(head, |open| &head[..open])
+                .trim_end()
+        }
+        None => m,
     }
 }
 

@@ -391,6 +391,23 @@ fn real_files_of_every_dataset() {
         ),
         [["pleural effusion", "9853"], ["pneumothorax", "533"]]
     );
+    // PadChest Effusion: the images whose Labels hold pleural effusion or a loculated
+    // (fissural or pleural) effusion, 9,986 in the raw file; the 40 images with only a
+    // pericardial effusion (79 with one at all) are not among them.
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM xr_images WHERE dataset = 'padchest' AND (positive_findings & 16) <> 0"
+        ),
+        [["9986"]]
+    );
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(DISTINCT image_id), COUNT(finding) FROM xr_labels WHERE dataset = 'padchest' AND raw_label = 'pericardial effusion'"
+        ),
+        [["79", "0"]]
+    );
     // VinDr: 17 readers (some only ever voted No finding); RSNA: 9,555 boxes;
     // OpenI: 3,955 reports.
     assert_eq!(

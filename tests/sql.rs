@@ -459,3 +459,46 @@ fn gzip_csv_files_are_read_as_tables() {
     let rows = run_csv(&["sql", "-w", &wh_arg(), &sql]);
     assert_eq!(rows[1], ["1000".to_string(), expected.to_string()]);
 }
+
+/// Errors a person reads: no Rust debug prints, no DataFusion category prefixes, a
+/// negative number taken as a flag's (refused) value.
+#[test]
+fn errors_are_in_plain_words() {
+    let w = wh_arg();
+    for (args, says) in [
+        (
+            vec!["sql", "-w", &w, "SELEC 1"],
+            "the SQL does not parse: Expected: an SQL statement, found: SELEC",
+        ),
+        (
+            vec![
+                "sql",
+                "-w",
+                &w,
+                "SELECT COUNT(*) FILTER (WHERE image_index IN (SELECT image_index FROM findings)) FROM images",
+            ],
+            "not supported: Physical plan does not support logical expression InSubquery",
+        ),
+        (
+            vec!["cohort", "-w", &w, "--where", "age >"],
+            "--where `age >`: the SQL does not parse",
+        ),
+        (
+            vec!["followup", "-w", &w, "--min-studies", "-1"],
+            "invalid value '-1' for '--min-studies <N>'",
+        ),
+    ] {
+        let out = run(&args);
+        assert_eq!(code(&out), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{args:?}: {err}");
+        for internal in [
+            "ParserError(",
+            " { ",
+            "Error during planning",
+            "This feature",
+        ] {
+            assert!(!err.contains(internal), "{args:?}: {err}");
+        }
+    }
+}

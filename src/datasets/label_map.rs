@@ -290,6 +290,9 @@ mod tests {
                 "pleural thickening",
                 Lookup::Mapped("Pleural_Thickening"),
             ),
+            // Pericardial, not pleural, effusion: kept, not mapped (txrv maps it).
+            ("padchest", "pericardial effusion", Lookup::Unmapped),
+            ("openi", "Pericardial Effusion", Lookup::Unmapped),
             ("padchest", "normal", Lookup::Unmapped),
             ("padchest", "COPD signs", Lookup::Unmapped),
             ("padchest", "copd SIGNS", Lookup::Unmapped),
