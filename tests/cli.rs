@@ -325,21 +325,9 @@ fn read_terminal(master: &std::fs::File, done: impl Fn(&str) -> bool) -> String 
 // terminal; the line editor used to keep the first and drop the rest.
 #[test]
 fn lines_pasted_into_the_shell_on_a_terminal_each_run() {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let (mut master, mut slave) = (0, 0);
-    let ok = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(ok, 0, "openpty");
-    unsafe { libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK) };
-    let master = unsafe { std::fs::File::from_raw_fd(master) };
-    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    use std::os::fd::AsRawFd;
+    let (master, slave) = open_terminal(80);
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     let tty = || Stdio::from(slave.try_clone().unwrap());
     let child = cxr()
         .args(["shell", "-w", &w()])
@@ -1178,9 +1166,9 @@ fn every_help_example_runs() {
     assert!(ran >= 25, "only {ran} examples found");
 }
 
-/// Runs cxr with stdout and stderr on a pseudo-terminal `columns` wide; returns
-/// what the terminal showed and the exit code.
-fn run_on_terminal(args: &[&str], columns: u16) -> (String, Option<i32>) {
+/// A pseudo-terminal `columns` wide and 50 rows high: its master side and the
+/// terminal a child is given.
+fn open_terminal(columns: u16) -> (std::fs::File, std::os::fd::OwnedFd) {
     use std::os::fd::{FromRawFd, OwnedFd};
     let size = libc::winsize {
         ws_row: 50,
@@ -1199,8 +1187,18 @@ fn run_on_terminal(args: &[&str], columns: u16) -> (String, Option<i32>) {
         )
     };
     assert_eq!(ok, 0, "openpty");
-    let mut master = unsafe { std::fs::File::from_raw_fd(master) };
-    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// Runs cxr with stdout and stderr on a pseudo-terminal `columns` wide; returns
+/// what the terminal showed and the exit code.
+fn run_on_terminal(args: &[&str], columns: u16) -> (String, Option<i32>) {
+    let (mut master, slave) = open_terminal(columns);
     let child = cxr()
         .args(args)
         .stdin(Stdio::null())

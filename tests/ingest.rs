@@ -221,7 +221,20 @@ fn original_2017_release_ingests_with_its_own_counts() {
         ),
         30_805
     );
-    // 26 month ages and 1 day age converted, 16 implausible ages nulled: all recorded.
+    // 26 month ages and 1 day age converted, 16 implausible ages nulled: all recorded,
+    // each with its action.
+    for (action, n) in [("changed", 27), ("nulled", 16)] {
+        assert_eq!(
+            int(
+                &wh,
+                &format!(
+                    "SELECT COUNT(*) FROM data_issues WHERE field = 'Patient Age' AND action = '{action}'"
+                )
+            ),
+            n,
+            "{action}"
+        );
+    }
     assert_eq!(
         int(
             &wh,

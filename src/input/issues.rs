@@ -20,6 +20,39 @@ pub struct Issue {
     pub issue: String,
 }
 
+/// What ingest did about an issue, in one vocabulary for every reader (the issue
+/// texts differ by dataset; this groups them): `refused` (a row, label or box not
+/// taken in), `skipped` (ignored: nothing of it is used), `nulled` (a value set to
+/// NULL), `changed` (a value corrected, converted or matched) or `kept` (taken in as
+/// it is, noted). Read from the consequence each text ends with (after its last `;`
+/// or `:`), so every reader's wording maps here in one place.
+pub fn action_of(issue: &str) -> &'static str {
+    let consequence = issue
+        .rsplit([';', ':'])
+        .next()
+        .unwrap_or(issue)
+        .to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| consequence.contains(w));
+    if has(&["refused", "dropped"]) {
+        "refused"
+    } else if has(&["skipped", "ignored"]) {
+        "skipped"
+    } else if has(&[
+        "normalised",
+        "converted",
+        "matched to",
+        "set to other",
+        "set to 1",
+        "kept once",
+    ]) {
+        "changed"
+    } else if has(&["null", "are empty"]) {
+        "nulled"
+    } else {
+        "kept"
+    }
+}
+
 /// Collects issues while the inputs are read.
 #[derive(Debug, Default)]
 pub struct Issues {
@@ -77,6 +110,66 @@ impl Issues {
             ("field", utf8(r.iter().map(|i| i.field.as_deref()))),
             ("value", utf8(r.iter().map(|i| i.value.as_deref()))),
             ("issue", text(r.iter().map(|i| i.issue.as_str()))),
+            ("action", text(r.iter().map(|i| action_of(&i.issue)))),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action_of;
+
+    #[test]
+    fn every_readers_wording_has_one_action() {
+        for (issue, action) in [
+            ("Sex is not Male or Female; set to NULL", "nulled"),
+            ("sex is not M or F: set to NULL", "nulled"),
+            ("PatientSex_DICOM is not M or F; sex set to NULL", "nulled"),
+            ("age over 120: set to NULL", "nulled"),
+            (
+                "image not in the DICOM headers file: sex, age and view NULL",
+                "nulled",
+            ),
+            (
+                "record has 3 fields but the header has 5; the missing fields are empty",
+                "nulled",
+            ),
+            ("zero or negative width or height; box refused", "refused"),
+            ("negative coordinate: box dropped", "refused"),
+            ("empty item in Labels; dropped", "refused"),
+            (
+                "duplicate Image Index (first on line 7); row refused",
+                "refused",
+            ),
+            ("Target is not 0 or 1: row skipped", "skipped"),
+            ("fields past the header ignored", "skipped"),
+            (
+                "coordinates on a 'No finding' row: ignored, no box",
+                "skipped",
+            ),
+            ("age given in months; converted to 0 whole years", "changed"),
+            ("label 'Infiltrate' normalised to 'Infiltration'", "changed"),
+            (
+                "image id spelled differently in the DICOM header file: matched to 'CXR1_IM-0001-1001'",
+                "changed",
+            ),
+            (
+                "lateral AP/PA code on a row marked Frontal; view set to OTHER, frontal to NULL",
+                "changed",
+            ),
+            (
+                "rows of this image disagree on Target: label set to 1",
+                "changed",
+            ),
+            ("duplicate label; kept once", "changed"),
+            ("no Labels; image kept without labels", "kept"),
+            ("image covered by no report: no labels", "kept"),
+            (
+                "box label 'Mass' is not among the image's labels; box kept",
+                "kept",
+            ),
+        ] {
+            assert_eq!(action_of(issue), action, "{issue}");
+        }
     }
 }
