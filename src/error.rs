@@ -56,12 +56,20 @@ pub enum Error {
 fn plain(e: &datafusion::error::DataFusionError) -> String {
     use datafusion::error::DataFusionError as D;
     use datafusion::sql::sqlparser::parser::ParserError as P;
+    if matches!(e.find_root(), D::ResourcesExhausted(_)) {
+        // DataFusion's text lists its operators' reservations and its own settings.
+        return format!(
+            "the query needs more memory than its limit of {}",
+            memory_limit_text()
+        );
+    }
     match e {
         D::SQL(parsed, _) => match parsed.as_ref() {
             P::ParserError(m) | P::TokenizerError(m) => format!("the SQL does not parse: {m}"),
             P::RecursionLimitExceeded => "the SQL is nested too deeply to parse".into(),
         },
-        D::Context(what, inner) => format!("{what}: {}", plain(inner)),
+        D::Context(what, inner) => format!("{}: {}", absolute_paths(what), plain(inner)),
+        D::ArrowError(e, _) => e.to_string(),
         D::Diagnostic(_, inner) => plain(inner),
         D::Shared(inner) => plain(inner),
         D::Collection(all) => all.first().map(plain).unwrap_or_default(),
@@ -78,6 +86,26 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
         D::External(inner) => inner.to_string(),
         other => other.to_string(),
     }
+}
+
+/// DataFusion names a local file by its object-store path, without the leading `/`
+/// ("Error when processing CSV file tmp/x.csv"): the path as the user wrote it.
+fn absolute_paths(context: &str) -> String {
+    match context.split_once(" file ") {
+        Some((head, path)) if !path.starts_with('/') && Path::new(&format!("/{path}")).exists() => {
+            format!("{head} file /{path}")
+        }
+        _ => context.to_string(),
+    }
+}
+
+/// The memory limit of a query as the user set it (`CXR_MEMORY_LIMIT`) or the
+/// default.
+fn memory_limit_text() -> String {
+    std::env::var("CXR_MEMORY_LIMIT")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "512 MiB".into())
 }
 
 /// A message cut before a Rust debug print of a plan node (`InSubquery(InSubquery {
@@ -159,7 +187,7 @@ impl Error {
         use datafusion::error::DataFusionError as D;
         match self {
             Error::DataFusion(e) if matches!(e.find_root(), D::ResourcesExhausted(_)) => Some(
-                "the query needs more memory than its limit (512 MiB, or CXR_MEMORY_LIMIT, e.g. CXR_MEMORY_LIMIT=4GiB)"
+                "raise the limit with CXR_MEMORY_LIMIT (e.g. CXR_MEMORY_LIMIT=4GiB), or ask for fewer rows or columns"
                     .into(),
             ),
             _ => None,

@@ -256,27 +256,26 @@ fn write_table(
         max_rows.min(total)
     };
     let width = terminal_width();
-    let cell_limit = width.map_or(MAX_CELL, |w| MAX_CELL.min(w.saturating_sub(8)).max(8));
-    let cut = |cell: String| cut_to(cell, cell_limit);
-    let header = header(schema).into_iter().map(cut).collect::<Vec<_>>();
+    let mut header = header(schema);
     let mut rows = Vec::with_capacity(limit);
     'outer: for b in batches {
         for row in rows_as_text(b, "NULL")? {
             if rows.len() == limit {
                 break 'outer;
             }
-            rows.push(row.into_iter().map(cut).collect::<Vec<_>>());
+            rows.push(row);
         }
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| display_width(&r[c]))
-                .chain([display_width(&header[c])])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    // Cells are cut to 80 characters (less on a narrow terminal); when the columns
+    // still do not fit, wide ones are cut to 20 before any column is hidden, as
+    // DuckDB does.
+    let cell_limit = width.map_or(MAX_CELL, |w| MAX_CELL.min(w.saturating_sub(8)).max(8));
+    let mut widths = cut_cells(&mut header, &mut rows, cell_limit);
+    if let Some(w) = width
+        && fitting_columns(&widths, w) != (widths.len(), 0)
+    {
+        widths = cut_cells(&mut header, &mut rows, NARROW_CELL.min(cell_limit));
+    }
     let (left, right) = width.map_or((widths.len(), 0), |w| fitting_columns(&widths, w));
     let shown_columns = |row: &[String]| -> Vec<String> {
         if left + right == row.len() {
@@ -314,6 +313,26 @@ fn write_table(
         );
     }
     writeln!(out, "{footer}").map_err(io)
+}
+
+/// Cells of a table that does not fit the terminal are cut to this many characters
+/// before columns are hidden.
+const NARROW_CELL: usize = 20;
+
+/// Cuts the header and every cell to `limit` characters; returns each column's width.
+fn cut_cells(header: &mut [String], rows: &mut [Vec<String>], limit: usize) -> Vec<usize> {
+    for cell in header.iter_mut().chain(rows.iter_mut().flatten()) {
+        *cell = cut_to(std::mem::take(cell), limit);
+    }
+    (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| display_width(&r[c]))
+                .chain([display_width(&header[c])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 /// Columns of `widths` (their text widths) that fit a terminal `width` wide, taken
@@ -426,10 +445,23 @@ impl Listing {
             }
             return t.to_string();
         }
+        // Numbers as programs read them: `112,120` is written 112120.
+        let plain = |c: &String| -> String {
+            let digits = c.replace(',', "");
+            let grouped = c.contains(',')
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && thousands(digits.parse().unwrap_or(0)) == *c;
+            if grouped {
+                digits
+            } else {
+                c.replace('\n', "; ")
+            }
+        };
         let line = |cells: &[String]| {
             cells
                 .iter()
-                .map(|c| csv_field(&c.replace('\n', "; ")).into_owned())
+                .map(|c| csv_field(&plain(c)).into_owned())
                 .collect::<Vec<_>>()
                 .join(",")
         };

@@ -408,6 +408,23 @@ fn real_files_of_every_dataset() {
         ),
         [["79", "0"]]
     );
+    // Fleiss' kappa among VinDr's readers, in a warehouse of every dataset, within
+    // the default memory limit: every one of the 15,000 images read by three.
+    let out = run(&[
+        "agree",
+        "-w",
+        wh.to_str().unwrap(),
+        "--readers",
+        "vindr",
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let rows = parse_csv(&stdout(&out));
+    assert!(rows.len() > 5, "{rows:?}");
+    for r in &rows[1..] {
+        assert_eq!((r[1].as_str(), r[2].as_str()), ("15000", "3"), "{r:?}");
+    }
     // VinDr: 17 readers (some only ever voted No finding); RSNA: 9,555 boxes;
     // OpenI: 3,955 reports.
     assert_eq!(

@@ -251,6 +251,9 @@ fn flags_that_would_do_nothing_are_refused_and_nothing_is_written() {
         ("run --list --format csv", "--format"),
         ("run --list -o x.csv", "--out"),
         ("cohort --show-sql --out x.csv", "--show-sql"),
+        ("sql --format csv --max-rows 1 SELECT-1", "--max-rows"),
+        ("cohort --max-rows 3 --out x.csv", "--max-rows"),
+        ("plot labels --free-scales --out p.svg", "--free-scales"),
         (
             "agree --a nih_2020 --b nih_2017 --source nih_2020",
             "--source",

@@ -1123,7 +1123,14 @@ fn queries_stop_at_their_memory_limit() {
         &[("CXR_MEMORY_LIMIT", "64MiB")],
     );
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("CXR_MEMORY_LIMIT"), "{err}");
+    assert!(
+        err.contains("more memory than its limit of 64MiB") && err.contains("CXR_MEMORY_LIMIT"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("consumed"),
+        "DataFusion's reservations listed: {err}"
+    );
     assert!(rss < RSS_LIMIT_MIB, "string_agg: peak RSS {rss:.0} MiB");
     for sql in [
         "SELECT length(repeat('x', 2000000000))",
@@ -1467,6 +1474,33 @@ fn unwritable_folders_devices_and_long_names_get_plain_answers() {
     );
     assert_eq!(stdout(&out), "");
     assert!(!target.exists());
+
+    // Where no file can be made at all (DataFusion's COPY looped for ever in /proc):
+    // refused at once.
+    let mut child = cxr()
+        .args([
+            "sql",
+            "-w",
+            w,
+            "--allow-write",
+            "COPY (SELECT 1 AS a) TO '/proc/x.csv'",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("COPY into /proc still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
 
     // inspect on a device names what it is.
     let out = run(&["inspect", "/dev/zero"]);

@@ -484,6 +484,10 @@ fn errors_are_in_plain_words() {
             "--where `age >`: the SQL does not parse",
         ),
         (
+            vec!["sql", "-w", &w, "SELECT 1 FROM 'nosuch.csv'"],
+            "nosuch.csv: no such file",
+        ),
+        (
             vec!["followup", "-w", &w, "--min-studies", "-1"],
             "invalid value '-1' for '--min-studies <N>'",
         ),

@@ -247,6 +247,16 @@ async fn emit_untimed(
     frames: Vec<datafusion::prelude::DataFrame>,
     out: &OutputArgs,
 ) -> Result<crate::output::Tally> {
+    let format = out
+        .format
+        .unwrap_or_else(crate::output::Format::default_for_stdout);
+    if out.max_rows.is_some() && (out.out.is_some() || format != crate::output::Format::Table) {
+        return Err(Error::Usage(
+            "--max-rows limits the rows of a table on the terminal; --out and the other formats \
+             give every row (use LIMIT in the SQL)"
+                .into(),
+        ));
+    }
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
         if let Some(f) = out.format
@@ -274,9 +284,6 @@ async fn emit_untimed(
         );
         return Ok(tally);
     }
-    let format = out
-        .format
-        .unwrap_or_else(crate::output::Format::default_for_stdout);
     let mut tally = crate::output::Tally::default();
     for df in frames {
         tally = crate::output::print_stream(df, format, out.max_rows()).await?;

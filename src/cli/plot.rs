@@ -210,6 +210,12 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         ));
     }
     let panels = Data::panels(kind, &rows, xr, &cmd.common.cohort.datasets)?;
+    if cmd.free_scales && panels.len() < 2 {
+        return Err(Error::Usage(
+            "--free-scales applies to the panels of several datasets (--dataset a,b); this plot has one"
+                .into(),
+        ));
+    }
     if panels.iter().all(|(_, d)| d.is_empty()) {
         return Err(Error::Usage(
             "the cohort is empty: nothing to plot (check the cohort flags)".into(),

@@ -336,6 +336,12 @@ impl Session {
                     "unknown format `{arg}`: table, csv, json, ndjson or markdown"
                 )),
             },
+            "\\maxrows" if arg.is_empty() => {
+                eprintln!(
+                    "tables show {} rows (\\maxrows N to change, 0 for all)",
+                    self.max_rows
+                )
+            }
             "\\maxrows" => match arg.parse::<usize>() {
                 Ok(n) => self.max_rows = n,
                 Err(_) => self.fail(&format!(

@@ -208,7 +208,7 @@ fn check_out(wh: &Warehouse, out: &std::path::Path) -> Result<()> {
 async fn prevalence_table(wh: &Warehouse) -> Result<Listing> {
     let p = split::prevalence(wh).await?;
     let names: Vec<&String> = p.keys().collect();
-    let mut header = vec![""];
+    let mut header = vec!["measure"];
     header.extend(names.iter().map(|n| n.as_str()));
     let mut t = Listing::new(&header);
     for (i, label) in ["images", "patients"].iter().enumerate() {

@@ -13,6 +13,16 @@ use datafusion::sql::sqlparser::ast::{ObjectName, visit_relations};
 
 use crate::error::{Error, IoContext, Result};
 
+/// Whether a table name in a query is meant as a file: it has a folder or a data
+/// file's extension (`'pa.parquet'`, `'data/x.csv.gz'`).
+fn looks_like_a_file(name: &str) -> bool {
+    const EXTENSIONS: [&str; 9] = [
+        ".parquet", ".csv", ".json", ".ndjson", ".jsonl", ".gz", ".bz2", ".xz", ".zst",
+    ];
+    let lower = name.to_ascii_lowercase();
+    name.contains('/') || EXTENSIONS.iter().any(|e| lower.ends_with(e))
+}
+
 /// Checks every existing file a statement names as a table, and registers the JSON
 /// ones under the name the query uses.
 pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Result<()> {
@@ -27,7 +37,17 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
                 ));
             }
             Ok(m) if m.is_file() => {}
-            _ => continue,
+            Ok(_) => continue,
+            Err(_)
+                if looks_like_a_file(&name)
+                    && !ctx.table_exist(TableReference::bare(name.as_str()))? =>
+            {
+                return Err(Error::input(
+                    path,
+                    "no such file (a name with a folder or a file extension is read as a file)",
+                ));
+            }
+            Err(_) => continue,
         }
         if ctx.table_exist(TableReference::bare(name.as_str()))? {
             continue;

@@ -89,9 +89,18 @@ impl Warehouse {
     ) -> Result<Warehouse> {
         let t = std::time::Instant::now();
         let snapshot = Snapshot::open(dir)?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // Strings read from Parquet as Utf8 rather than Utf8View: a sort accounts each
+        // view batch with the whole buffers it points into, so a sort of a few
+        // hundred thousand short rows claimed gigabytes against the memory limit
+        // (`agree --readers` over a warehouse of several datasets).
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_memory_limit(memory_limit()?, 1.0)
             .build_arc()?;

@@ -186,11 +186,11 @@ pub fn check_file_target(target: &Path) -> Result<()> {
     refuse_special(target)
 }
 
-/// Refuses a target that cxr's process cannot create: the nearest folder that exists
-/// on its way must be writable (DataFusion's COPY reports a refused write as a bug of
-/// its own, after the query ran).
+/// Refuses a target that cxr's process cannot create: a file must be creatable in
+/// the nearest folder that exists on its way (DataFusion's COPY reports a refused
+/// write as a bug of its own after the query ran, and loops for ever where a file
+/// cannot be made at all, as in /proc). Checked by creating and removing a file there.
 pub fn check_writable(target: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     let mut dir = if target.is_dir() {
         target
     } else {
@@ -204,18 +204,21 @@ pub fn check_writable(target: &Path) -> Result<()> {
     } else {
         dir
     };
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return Ok(());
-    };
-    // SAFETY: a valid NUL-terminated path; access only reads.
-    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::io(
+    let probe = temp_beside(&dir.join("cxr-write-check"));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::io(
             format!("{}: cannot write into {}", target.display(), dir.display()),
             e,
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// Refuses an output path that exists and is neither a regular file nor a folder.
