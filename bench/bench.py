@@ -232,7 +232,7 @@ pl AS (SELECT fl.label, COUNT(cf.image_index) AS n FROM fl LEFT JOIN cf ON cf.la
 pr AS (SELECT a.label AS la, b.label AS lb, COUNT(*) AS n_ab
        FROM cf a JOIN cf b ON a.image_index = b.image_index AND a.label <> b.label GROUP BY ALL)
 SELECT a.label AS label_a, b.label AS label_b, a.n AS n_a, b.n AS n_b,
-       COALESCE(pr.n_ab, 0) AS n_ab, CAST(COALESCE(pr.n_ab, 0) AS DOUBLE) AS value
+       COALESCE(pr.n_ab, 0) AS n_ab
 FROM pl a CROSS JOIN pl b LEFT JOIN pr ON pr.la = a.label AND pr.lb = b.label
 WHERE a.label <> b.label ORDER BY label_a, label_b""" % FINDING_LIST
 
