@@ -68,6 +68,9 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
             P::ParserError(m) | P::TokenizerError(m) => format!("the SQL does not parse: {m}"),
             P::RecursionLimitExceeded => "the SQL is nested too deeply to parse".into(),
         },
+        // "Optimizer rule 'simplify_expressions' failed": where DataFusion found it,
+        // not what is wrong.
+        D::Context(what, inner) if what.starts_with("Optimizer rule") => plain(inner),
         D::Context(what, inner) => format!("{}: {}", absolute_paths(what), plain(inner)),
         D::ArrowError(e, _) => e.to_string(),
         D::Diagnostic(_, inner) => plain(inner),

@@ -399,6 +399,11 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `1 row`, `112,120 rows`.
+pub fn rows(n: u64) -> String {
+    format!("{} row{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
 /// `112120` → `112,120`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

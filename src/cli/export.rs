@@ -170,8 +170,8 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
 /// What was exported, and a note when a narrowing cohort matched nothing.
 fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path) {
     eprintln!(
-        "exported {} rows to {} ({} file{})",
-        crate::output::thousands(done.rows),
+        "exported {} to {} ({} file{})",
+        crate::output::rows(done.rows),
         out.display(),
         done.files,
         if done.files == 1 { "" } else { "s" }

@@ -278,8 +278,8 @@ async fn emit_untimed(
             })?;
         let tally = crate::output::write_file(df, path).await?;
         eprintln!(
-            "wrote {} rows to {}",
-            crate::output::thousands(tally.rows),
+            "wrote {} to {}",
+            crate::output::rows(tally.rows),
             path.display()
         );
         return Ok(tally);

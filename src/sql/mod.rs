@@ -196,7 +196,8 @@ impl Warehouse {
             let plan = self.ctx.state().statement_to_plan(statement).await?;
             if let Err(e) = options.verify_plan(&plan) {
                 return Err(Error::Query(format!(
-                    "refused: the warehouse is read-only ({e}); `cxr sql --allow-write` runs `{}`",
+                    "refused: the warehouse is read-only ({}); `cxr sql --allow-write` runs `{}`",
+                    Error::from(e),
                     truncate(&text, 60)
                 )));
             }
