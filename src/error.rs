@@ -86,6 +86,7 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
         ),
         D::SchemaError(m, _) => m.to_string(),
         D::IoError(io) => io.to_string(),
+        D::ObjectStore(store) => store.to_string(),
         D::External(inner) => inner.to_string(),
         other => other.to_string(),
     }
@@ -153,6 +154,37 @@ fn is_users_path(e: &std::io::Error) -> bool {
     )
 }
 
+/// The I/O error at the bottom of an error's chain of sources, if there is one.
+fn io_source<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e std::io::Error> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Whether an I/O error is the system's failure (a full disk, no memory), not a
+/// property of the file read.
+fn is_system_failure(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull | K::OutOfMemory | K::ResourceBusy | K::QuotaExceeded | K::BrokenPipe
+    )
+}
+
+/// Whether an I/O error says the bytes read are not what they claim to be.
+fn is_bad_data(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::InvalidData | K::UnexpectedEof | K::InvalidInput
+    )
+}
+
 /// cxr's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -169,15 +201,24 @@ impl Error {
             // DataFusion's own bugs are not.
             Error::Io { source, .. } if is_users_path(source) => 2,
             Error::DataFusion(e) => match e.find_root() {
-                D::IoError(io) if is_users_path(io) => 2,
-                D::IoError(_)
-                | D::ObjectStore(_)
-                | D::Internal(_)
-                | D::ExecutionJoin(_)
-                | D::Shared(_) => 1,
+                D::IoError(io) if is_users_path(io) || is_bad_data(io) => 2,
+                // Reading a file a query names (the object store is the local file
+                // system): a damaged or unreadable file is the user's, unless the
+                // system failed underneath.
+                D::ObjectStore(store) => match io_source(store.as_ref()) {
+                    Some(io) if is_system_failure(io) => 1,
+                    _ => 2,
+                },
+                D::IoError(_) | D::Internal(_) | D::ExecutionJoin(_) | D::Shared(_) => 1,
                 // Functions report a bad argument (a regex that does not parse) this
                 // way; the system's own failures come as I/O errors.
-                D::External(inner) if inner.downcast_ref::<std::io::Error>().is_some() => 1,
+                // An I/O error inside a function or a reader: the data's fault when
+                // it says the bytes are bad (a corrupt gzip stream), else the system's.
+                D::External(inner) => match inner.downcast_ref::<std::io::Error>() {
+                    Some(io) if is_bad_data(io) => 2,
+                    Some(_) => 1,
+                    None => 2,
+                },
                 _ => 2,
             },
             _ => 1,

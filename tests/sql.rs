@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 
 #[test]
@@ -465,7 +467,21 @@ fn gzip_csv_files_are_read_as_tables() {
 #[test]
 fn errors_are_in_plain_words() {
     let w = wh_arg();
+    let dir = tempfile::tempdir().unwrap();
+    let not_gzip = dir.path().join("not-gzip.csv.gz");
+    std::fs::write(&not_gzip, "a,b\n1,2\n").unwrap();
+    let not_gzip_sql = format!("SELECT * FROM '{}'", not_gzip.display());
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/top_pairs.sql");
+    let queries = queries.to_str().unwrap();
     for (args, says) in [
+        (
+            vec!["sql", "-w", &w, &not_gzip_sql],
+            "not-gzip.csv.gz: Generic read to delimited chunks failed",
+        ),
+        (
+            vec!["cohort", "-w", &w, "--cohort", queries],
+            "a cohort query returns image_index",
+        ),
         (
             vec!["sql", "-w", &w, "SELEC 1"],
             "the SQL does not parse: Expected: an SQL statement, found: SELEC",

@@ -196,13 +196,19 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
             .await;
     }
     // The compact matrix has no rows to cut: --max-rows asks for the long form.
+    let table = match args.common.output.format {
+        Some(f) => f == Format::Table,
+        None => std::io::stdout().is_terminal(),
+    };
     let matrix = args.common.output.out.is_none()
         && args.common.output.max_rows.is_none()
         && !args.common.show_sql
-        && match args.common.output.format {
-            Some(f) => f == Format::Table,
-            None => std::io::stdout().is_terminal(),
-        };
+        && table;
+    if !matrix && table && args.common.output.max_rows.is_some() && !args.common.show_sql {
+        eprintln!(
+            "cxr: note: --max-rows cuts rows, so the pairs are printed one per row, not as the matrix"
+        );
+    }
     if !matrix {
         return args
             .common

@@ -316,6 +316,7 @@ impl AnalysisArgs {
         let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
             .await?;
         let t = std::time::Instant::now();
+        self.cohort.check_cohort_file(&wh).await?;
         let mut avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
         if self.show_sql {
             avail = avail.inline();

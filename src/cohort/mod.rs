@@ -511,6 +511,45 @@ impl CohortArgs {
     }
 
     /// Saved queries whose parameters must be bound with their defaults.
+    /// Checks that the `--cohort` file returns the columns a cohort is read by:
+    /// `image_index`, or across datasets `dataset` and `image_id`.
+    pub async fn check_cohort_file(&self, wh: &crate::sql::Warehouse) -> Result<()> {
+        let Some(file) = &self.cohort else {
+            return Ok(());
+        };
+        let q = crate::sql::params::QueryFile::load(file)?;
+        let body =
+            crate::sql::snippets::statement(&q.sql, &format!("--cohort {}", file.display()))?;
+        wh.register(crate::sql::Register::For(&body)).await?;
+        let frames = wh
+            .plan(
+                &format!("SELECT * FROM ({body}) AS saved LIMIT 0"),
+                false,
+                &self.default_params()?,
+            )
+            .await?;
+        let needed: &[&str] = if self.is_xr() {
+            &["dataset", "image_id"]
+        } else {
+            &["image_index"]
+        };
+        let schema = frames.first().map(|f| f.schema().clone());
+        let has = |c: &str| {
+            schema
+                .as_ref()
+                .is_some_and(|s| s.field_with_unqualified_name(c).is_ok())
+        };
+        if needed.iter().all(|c| has(c)) {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "--cohort {}: a cohort query returns {} (one row per image of the cohort){}",
+            file.display(),
+            needed.join(" and "),
+            if self.is_xr() { " across datasets" } else { "" }
+        )))
+    }
+
     pub fn default_params(&self) -> Result<Vec<(String, datafusion::scalar::ScalarValue)>> {
         match &self.cohort {
             Some(file) => crate::sql::params::QueryFile::load(file)?.bind(&[]),
