@@ -77,9 +77,7 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
         D::Shared(inner) => plain(inner),
         D::Collection(all) => all.first().map(plain).unwrap_or_default(),
         D::NotImplemented(m) => format!("not supported: {}", without_debug_print(m)),
-        D::Plan(m) | D::Execution(m) | D::Configuration(m) | D::ResourcesExhausted(m) => {
-            without_debug_print(m).to_string()
-        }
+        D::Plan(m) | D::Execution(m) | D::Configuration(m) => without_debug_print(m).to_string(),
         D::Internal(m) => format!(
             "{} (an internal error of DataFusion)",
             without_debug_print(m)

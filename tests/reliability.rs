@@ -650,6 +650,16 @@ fn run_measured_with(
 
 const RSS_LIMIT_MIB: f64 = 300.0;
 
+/// Asserts that a run measured by [`run_measured_with`] was refused (exit 2) with a
+/// message holding each of `says`, within [`RSS_LIMIT_MIB`].
+fn assert_refused_in_bounded_memory((code, err, rss): (Option<i32>, String, f64), says: &[&str]) {
+    assert_eq!(code, Some(2), "{err}");
+    for needle in says {
+        assert!(err.contains(needle), "{needle:?} not in: {err}");
+    }
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+}
+
 fn ingest_measured(dir: &Path, metadata: &Path, extra: &[&str]) -> (Option<i32>, String, f64) {
     let wh = dir.join("wh-measured");
     let mut args = vec![
@@ -738,10 +748,7 @@ fn a_gzip_bomb_is_refused_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let bomb = dir.path().join("bomb.csv.gz");
     gzip_zeros(&bomb, 2 << 30);
-    let (code, err, rss) = ingest_measured(dir.path(), &bomb, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("bomb.csv.gz"), "{err}");
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert_refused_in_bounded_memory(ingest_measured(dir.path(), &bomb, &[]), &["bomb.csv.gz"]);
 
     // A bomb of text rather than zeros.
     let text_bomb = dir.path().join("text.csv.gz");
@@ -755,16 +762,16 @@ fn a_gzip_bomb_is_refused_in_bounded_memory() {
         }
         enc.finish().unwrap().flush().unwrap();
     }
-    let (code, err, rss) = ingest_measured(dir.path(), &text_bomb, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("text.csv.gz"), "{err}");
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert_refused_in_bounded_memory(
+        ingest_measured(dir.path(), &text_bomb, &[]),
+        &["text.csv.gz"],
+    );
 
     let meta = small_metadata(dir.path(), 4);
-    let (code, err, rss) = ingest_measured(dir.path(), &meta, &["--bbox", bomb.to_str().unwrap()]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("bomb.csv.gz"), "{err}");
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert_refused_in_bounded_memory(
+        ingest_measured(dir.path(), &meta, &["--bbox", bomb.to_str().unwrap()]),
+        &["bomb.csv.gz"],
+    );
 }
 
 /// A 512-byte GNU header of `kind` with a declared `size`, checksum filled in.
@@ -1262,13 +1269,7 @@ fn openi_reports_that_multiply_or_hide_gigabytes_are_refused_in_bounded_memory()
     }
     xml.push_str("</eCitation>");
     openi_tgz(&tgz, &[("ecgen-radiology/1.xml", xml.as_bytes())]);
-    let (code, err, rss) = ingest(&tgz);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("reports.tgz") && err.contains("4000000"),
-        "{err}"
-    );
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert_refused_in_bounded_memory(ingest(&tgz), &["reports.tgz", "4000000"]);
 
     // A GNU long name declaring 6 GB, gzipped into a few kilobytes.
     let mut raw = gnu_header("././@LongLink", b'L', 6_000_000_000).to_vec();
@@ -1276,10 +1277,7 @@ fn openi_reports_that_multiply_or_hide_gigabytes_are_refused_in_bounded_memory()
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(&raw).unwrap();
     std::fs::write(&tgz, enc.finish().unwrap()).unwrap();
-    let (code, err, rss) = ingest(&tgz);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("6000000000 bytes"), "{err}");
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    assert_refused_in_bounded_memory(ingest(&tgz), &["6000000000 bytes"]);
     assert!(!dir.path().join("wh-measured").exists());
 }
 
@@ -1347,13 +1345,10 @@ fn metadata_bombs_sparse_files_and_endless_rows_are_refused_in_bounded_memory() 
     );
     assert!(std::fs::metadata(&zip).unwrap().len() < 2 << 20);
     let rsna = format!("rsna={}", zip.display());
-    let (code, err, rss) = ingest_measured(dir.path(), &meta, &["--dataset", &rsna]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("labels.zip") && err.contains("40 times"),
-        "{err}"
+    assert_refused_in_bounded_memory(
+        ingest_measured(dir.path(), &meta, &["--dataset", &rsna]),
+        &["labels.zip", "40 times"],
     );
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
 
     // A 10 GB sparse file: a header line, then holes (zeros), no newline.
     let sparse = dir.path().join("sparse.csv");
@@ -1364,28 +1359,20 @@ fn metadata_bombs_sparse_files_and_endless_rows_are_refused_in_bounded_memory() 
         .unwrap()
         .set_len(10 << 30)
         .unwrap();
-    let (code, err, rss) = ingest_measured(dir.path(), &sparse, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("sparse.csv") && err.contains("NUL byte"),
-        "{err}"
+    assert_refused_in_bounded_memory(
+        ingest_measured(dir.path(), &sparse, &[]),
+        &["sparse.csv", "NUL byte"],
     );
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
 
     // 1,000,001 records (2 MB): refused at the record past the cap, naming its line.
     let endless = dir.path().join("endless.csv");
     let mut text = format!("{HEADER}\n");
     text.push_str(&"x\n".repeat(1_000_001));
     std::fs::write(&endless, text).unwrap();
-    let (code, err, rss) = ingest_measured(dir.path(), &endless, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("endless.csv")
-            && err.contains("line 1000002")
-            && err.contains("1000000 records"),
-        "{err}"
+    assert_refused_in_bounded_memory(
+        ingest_measured(dir.path(), &endless, &[]),
+        &["endless.csv", "line 1000002", "1000000 records"],
     );
-    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
     assert!(!dir.path().join("wh-measured").exists());
 }
 

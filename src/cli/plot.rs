@@ -398,19 +398,14 @@ where
     let cols = (panels.len() as f64).sqrt().ceil().max(1.0) as usize;
     let rows = panels.len().div_ceil(cols);
     let areas = body.split_evenly((rows, cols));
-    // Shared scales: the widest ranges of all panels (the smallest positive value
-    // for the second limit of pairs).
-    let shared =
-        panels
-            .iter()
-            .map(|(_, d)| d.limits())
-            .fold((0.0f64, 0.0f64), |(x, y), (px, py)| {
-                match panels.first().map(|p| &p.1) {
-                    Some(Data::Pairs(_)) if x == 0.0 => (px, py),
-                    Some(Data::Pairs(_)) => (x.max(px), y.min(py)),
-                    _ => (x.max(px), y.max(py)),
-                }
-            });
+    // Shared scales: the widest ranges of all panels (for pairs the second limit is
+    // the smallest positive value, so the smallest of the panels').
+    let pairs = matches!(panels.first(), Some((_, Data::Pairs(_))));
+    let shared = panels
+        .iter()
+        .map(|(_, d)| d.limits())
+        .reduce(|(x, y), (px, py)| (x.max(px), if pairs { y.min(py) } else { y.max(py) }))
+        .unwrap_or_default();
     // Labels are drawn in a size that fits every panel's smallest area.
     let labels_in = label_size(&areas[0]);
     for ((dataset, data), area) in panels.iter().zip(&areas) {
@@ -470,18 +465,13 @@ fn shade(t: f64) -> RGBColor {
 /// centred on independence).
 fn diverging(t: f64) -> RGBColor {
     let t = t.clamp(-1.0, 1.0);
-    let (end, white) = if t < 0.0 {
-        ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0))
+    let end = if t < 0.0 {
+        (33.0, 102.0, 172.0)
     } else {
-        ((178.0, 24.0, 43.0), (247.0, 247.0, 247.0))
+        (178.0, 24.0, 43.0)
     };
-    let a = t.abs();
-    let lerp = |w: f64, e: f64| (w + (e - w) * a).round() as u8;
-    RGBColor(
-        lerp(white.0, end.0),
-        lerp(white.1, end.1),
-        lerp(white.2, end.2),
-    )
+    let lerp = |e: f64| (247.0 + (e - 247.0) * t.abs()).round() as u8;
+    RGBColor(lerp(end.0), lerp(end.1), lerp(end.2))
 }
 
 /// How a heatmap maps values to colours: a linear scale from 0 to the largest value,
@@ -534,8 +524,7 @@ impl ColourScale {
         if dark { WHITE } else { BLACK }
     }
 
-    /// The colour at a fraction f (0 bottom, 1 top) of the scale bar, and the value
-    /// the bar's bottom, middle and top stand for.
+    /// The colour at a fraction f (0 bottom, 1 top) of the scale bar.
     fn bar(&self, f: f64) -> RGBColor {
         if self.metric == Metric::Lift {
             diverging(2.0 * f - 1.0)
@@ -544,6 +533,7 @@ impl ColourScale {
         }
     }
 
+    /// The values the bar's bottom, middle and top stand for.
     fn ticks(&self) -> [f64; 3] {
         if self.metric == Metric::Lift {
             [1.0 / self.top, 1.0, self.top]

@@ -510,7 +510,6 @@ impl CohortArgs {
         }
     }
 
-    /// Saved queries whose parameters must be bound with their defaults.
     /// Checks that the `--cohort` file returns the columns a cohort is read by:
     /// `image_index`, or across datasets `dataset` and `image_id`.
     pub async fn check_cohort_file(&self, wh: &crate::sql::Warehouse) -> Result<()> {
@@ -525,7 +524,7 @@ impl CohortArgs {
             .plan(
                 &format!("SELECT * FROM ({body}) AS saved LIMIT 0"),
                 false,
-                &self.default_params()?,
+                &q.bind(&[])?,
             )
             .await?;
         let needed: &[&str] = if self.is_xr() {
@@ -550,6 +549,7 @@ impl CohortArgs {
         )))
     }
 
+    /// Saved queries whose parameters must be bound with their defaults.
     pub fn default_params(&self) -> Result<Vec<(String, datafusion::scalar::ScalarValue)>> {
         match &self.cohort {
             Some(file) => crate::sql::params::QueryFile::load(file)?.bind(&[]),

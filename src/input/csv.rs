@@ -387,13 +387,7 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
                 if empty {
                     blank_lines = true;
                 } else {
-                    if records.len() == MAX_RECORDS {
-                        return Err(too_many_records(path, start_line));
-                    }
-                    records.push(Record {
-                        line: start_line,
-                        fields,
-                    });
+                    push_record(&mut records, path, start_line, fields)?;
                 }
                 line += 1;
                 start_line = line;
@@ -415,13 +409,7 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         ));
     }
     if !empty {
-        if records.len() == MAX_RECORDS {
-            return Err(too_many_records(path, start_line));
-        }
-        records.push(Record {
-            line: start_line,
-            fields,
-        });
+        push_record(&mut records, path, start_line, fields)?;
     }
     Ok(Scan {
         records,
@@ -429,16 +417,21 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
     })
 }
 
-fn too_many_records(path: &Path, line: u64) -> Error {
-    Error::input_at(
-        path,
-        line,
-        None,
-        format!(
-            "more than {MAX_RECORDS} records: not a metadata file cxr reads \
-             (ingest holds every row in memory, about 2 KB a record)"
-        ),
-    )
+/// Adds a record, refusing the one past [`MAX_RECORDS`].
+fn push_record(records: &mut Vec<Record>, path: &Path, line: u64, fields: usize) -> Result<()> {
+    if records.len() == MAX_RECORDS {
+        return Err(Error::input_at(
+            path,
+            line,
+            None,
+            format!(
+                "more than {MAX_RECORDS} records: not a metadata file cxr reads \
+                 (ingest holds every row in memory, about 2 KB a record)"
+            ),
+        ));
+    }
+    records.push(Record { line, fields });
+    Ok(())
 }
 
 /// The 1-based line (the header is line 1) and 0-based field of byte `at` of the
