@@ -16,6 +16,7 @@ pub mod ingest;
 pub(crate) mod input;
 pub mod output;
 pub mod pixels;
+pub(crate) mod serve;
 pub(crate) mod split;
 pub mod sql;
 pub(crate) mod warehouse;

@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod plot;
 pub mod plot_boxes;
 pub mod run;
+pub mod serve;
 pub mod shell;
 pub mod split;
 pub mod sql;
@@ -85,6 +86,8 @@ pub enum Command {
     Agree(agree::AgreeCmd),
     /// Interactive SQL shell over the warehouse.
     Shell(shell::ShellArgs),
+    /// Serve the warehouse over the PostgreSQL wire protocol (psql, JDBC, pandas).
+    Serve(serve::ServeArgs),
 }
 
 /// Where the warehouse is.
@@ -147,7 +150,8 @@ impl OutputArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    if !matches!(cli.command, Command::Shell(_)) {
+    // The shell cancels a running query on Ctrl-C; the server drains and stops.
+    if !matches!(cli.command, Command::Shell(_) | Command::Serve(_)) {
         exit_on_interrupt();
     }
     let start = std::time::Instant::now();
@@ -165,6 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Split(a) => block_on(split::run(a)),
         Command::Agree(a) => block_on(agree::run(a)),
+        Command::Serve(a) => block_on(serve::run(a)),
     };
     crate::trace("the whole command", start);
     result

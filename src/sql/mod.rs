@@ -89,35 +89,21 @@ impl Warehouse {
     ) -> Result<Warehouse> {
         let t = std::time::Instant::now();
         let snapshot = Snapshot::open(dir)?;
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        // Strings read from Parquet as Utf8 rather than Utf8View: a sort accounts each
-        // view batch with the whole buffers it points into, so a sort of a few
-        // hundred thousand short rows claimed gigabytes against the memory limit
-        // (`agree --readers` over a warehouse of several datasets).
-        config
-            .options_mut()
-            .execution
-            .parquet
-            .schema_force_view_types = false;
-        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_limit(memory_limit()?, 1.0)
-            .build_arc()?;
-        let mut state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features();
-        if let Some(interrupt) = interrupt {
-            state = state.with_physical_optimizer_rule(interrupt.rule());
-        }
-        let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
-        for function in functions::all() {
-            ctx.register_udf(function);
-        }
+        let ctx = context(interrupt)?.enable_url_table();
         let wh = Warehouse { ctx, snapshot };
         wh.register(register).await?;
         crate::trace("open warehouse", t);
+        Ok(wh)
+    }
+
+    /// The warehouse as `cxr serve` offers it to clients: every table and view, and
+    /// no file outside it (no `FROM 'path'`).
+    pub async fn open_for_clients(dir: &Path) -> Result<Warehouse> {
+        let wh = Warehouse {
+            ctx: context(None)?,
+            snapshot: Snapshot::open(dir)?,
+        };
+        wh.register(Register::All).await?;
         Ok(wh)
     }
 
@@ -304,12 +290,44 @@ impl Warehouse {
     }
 }
 
+/// A DataFusion context as every cxr query runs in: cxr's functions, the memory
+/// limit, strings read as Utf8, every core.
+fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Strings read from Parquet as Utf8 rather than Utf8View: a sort accounts each
+    // view batch with the whole buffers it points into, so a sort of a few
+    // hundred thousand short rows claimed gigabytes against the memory limit
+    // (`agree --readers` over a warehouse of several datasets).
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_limit()?, 1.0)
+        .build_arc()?;
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features();
+    if let Some(interrupt) = interrupt {
+        state = state.with_physical_optimizer_rule(interrupt.rule());
+    }
+    let ctx = SessionContext::new_with_state(state.build());
+    for function in functions::all() {
+        ctx.register_udf(function);
+    }
+    Ok(ctx)
+}
+
 /// The memory a query's operators (sorts, joins, aggregations) may hold at once,
 /// past which sorts spill to disk and the rest stop with an error: 512 MiB, or
 /// `CXR_MEMORY_LIMIT` (`512MiB`, `2GiB`, or bytes).
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 
-fn memory_limit() -> Result<usize> {
+pub fn memory_limit() -> Result<usize> {
     let Ok(text) = std::env::var("CXR_MEMORY_LIMIT") else {
         return Ok(DEFAULT_MEMORY_LIMIT);
     };
@@ -321,7 +339,7 @@ fn memory_limit() -> Result<usize> {
 }
 
 /// `123`, `512KiB`, `512MiB`, `2GiB` (also `MB`/`GB`, read as powers of 2).
-fn parse_size(text: &str) -> Option<usize> {
+pub fn parse_size(text: &str) -> Option<usize> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let n: usize = t[..digits].parse().ok()?;

@@ -127,7 +127,7 @@ impl Manifest {
     }
 
     /// Reads `<warehouse>/manifest.json`, or None when there is none.
-    fn read(warehouse: &Path) -> Result<Option<(Manifest, String)>> {
+    pub fn read(warehouse: &Path) -> Result<Option<(Manifest, String)>> {
         let path = warehouse.join(MANIFEST);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

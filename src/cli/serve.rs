@@ -1,0 +1,140 @@
+//! `cxr serve`: the warehouse over the PostgreSQL wire protocol.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::WarehouseArg;
+use crate::error::{Error, Result};
+use crate::serve::{Account, Limits, Options};
+
+/// Arguments of `cxr serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cxr serve -w warehouse
+  psql -h 127.0.0.1 -p 5433 -U cxr -c 'SELECT dataset, count(*) FROM xr_images GROUP BY dataset'
+  CXR_SERVE_PASSWORD=secret cxr serve --listen 0.0.0.0:5433 --tls-cert server.crt --tls-key server.key
+
+A password comes from CXR_SERVE_PASSWORD or --password-file, never from the command line.")]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArg,
+    /// Address and port to listen on; an address other than loopback needs a password.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5433")]
+    pub listen: SocketAddr,
+    /// The user name clients log in with, when a password is set.
+    #[arg(long, value_name = "NAME", default_value = "cxr")]
+    pub user: String,
+    /// A file whose first line is the password (else CXR_SERVE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections served at once; more are refused (SQLSTATE 53300).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections: usize,
+    /// Seconds a statement may run, rows sent included (SQLSTATE 57014 past it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub query_time: f64,
+    /// Memory one statement's sorts, joins and aggregations may hold [default:
+    /// $CXR_MEMORY_LIMIT or 512MiB].
+    #[arg(long, value_name = "SIZE")]
+    pub query_memory: Option<String>,
+    /// Memory all running statements together may hold.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub server_memory: String,
+}
+
+/// Runs `cxr serve`.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let options = Options {
+        warehouse: args.warehouse.path(),
+        listen: args.listen,
+        account: account(&args)?,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        max_connections: positive(args.max_connections, "--max-connections")?,
+        limits: Limits {
+            query_time: seconds(args.query_time)?,
+            query_memory: match &args.query_memory {
+                Some(text) => size(text, "--query-memory")?,
+                None => crate::sql::memory_limit()?,
+            },
+        },
+        server_memory: size(&args.server_memory, "--server-memory")?,
+    };
+    crate::serve::serve(options).await
+}
+
+/// The account from CXR_SERVE_PASSWORD or --password-file, if either is set.
+fn account(args: &ServeArgs) -> Result<Option<Account>> {
+    let password = match (&args.password_file, std::env::var("CXR_SERVE_PASSWORD")) {
+        (Some(_), Ok(_)) => {
+            return Err(Error::Usage(
+                "both CXR_SERVE_PASSWORD and --password-file are set; use one".into(),
+            ));
+        }
+        (Some(file), Err(_)) => Some(read_password(file)?),
+        (None, Ok(text)) if !text.is_empty() => Some(text),
+        (None, _) => None,
+    };
+    let Some(password) = password else {
+        if args.user != "cxr" {
+            return Err(Error::Usage(
+                "--user needs a password (CXR_SERVE_PASSWORD or --password-file)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    Account::new(args.user.clone(), &password)
+        .map(Some)
+        .map_err(|e| Error::io("cannot read /dev/urandom for the password's salt", e))
+}
+
+/// The first line of a password file.
+fn read_password(file: &std::path::Path) -> Result<String> {
+    use crate::input::text::{TextError, read_all};
+    let handle = std::fs::File::open(file)
+        .map_err(|e| Error::input(file, format!("cannot read the password file: {e}")))?;
+    let text = read_all(handle, 4096).map_err(|e| match e {
+        TextError::Io(e) => Error::input(file, format!("cannot read the password file: {e}")),
+        other => Error::input(file, format!("not a password file: {other}")),
+    })?;
+    let line = text.lines().next().unwrap_or_default().to_string();
+    if line.is_empty() {
+        return Err(Error::input(
+            file,
+            "the password file's first line is empty",
+        ));
+    }
+    Ok(line)
+}
+
+fn positive(n: usize, flag: &str) -> Result<usize> {
+    if n == 0 {
+        return Err(Error::Usage(format!("{flag} must be at least 1")));
+    }
+    Ok(n)
+}
+
+fn seconds(s: f64) -> Result<Duration> {
+    if !(s.is_finite() && s > 0.0 && s <= 86_400.0 * 7.0) {
+        return Err(Error::Usage(format!(
+            "--query-time {s}: expected seconds above 0 (at most a week)"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn size(text: &str, flag: &str) -> Result<usize> {
+    crate::sql::parse_size(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} {text}: not a size (e.g. 512MiB, 2GiB or a number of bytes)"
+        ))
+    })
+}

@@ -1,0 +1,322 @@
+//! `cxr serve`: the warehouse over the PostgreSQL wire protocol.
+//!
+//! pgwire speaks the protocol, datafusion-postgres adds the `pg_catalog` that psql,
+//! JDBC and SQLAlchemy ask for and answers session statements (`SET`, `BEGIN`);
+//! cxr decides who connects ([`auth`]), what a statement may do and which version
+//! of the warehouse it reads ([`queries`]), how much memory it takes ([`memory`]),
+//! and offers the saved queries as table functions ([`saved`]).
+
+mod auth;
+mod copy;
+mod memory;
+mod queries;
+mod saved;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::DfSessionService;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
+use datafusion_postgres::pgwire::error::PgWireError;
+use datafusion_postgres::pgwire::tokio::process_socket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::error::{Error, IoContext, Result};
+pub use auth::Account;
+pub use queries::Limits;
+use queries::{Answer, Handler, Served};
+
+/// What `cxr serve` was asked for.
+pub struct Options {
+    /// The warehouse directory.
+    pub warehouse: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The one account, when a password is set.
+    pub account: Option<Account>,
+    /// TLS certificate and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+    /// Per-statement limits.
+    pub limits: Limits,
+    /// Memory all statements together may hold.
+    pub server_memory: usize,
+}
+
+/// Serves until SIGINT or SIGTERM, then lets running statements finish (within the
+/// statement time limit) and returns.
+pub async fn serve(options: Options) -> Result<()> {
+    if !options.listen.ip().is_loopback() && options.account.is_none() {
+        return Err(Error::Usage(format!(
+            "--listen {}: not a loopback address, so a password is required: set CXR_SERVE_PASSWORD or --password-file",
+            options.listen
+        )));
+    }
+    let tls = options
+        .tls
+        .as_ref()
+        .map(|(cert, key)| tls_acceptor(cert, key))
+        .transpose()?;
+    let served = Arc::new(
+        Served::open(
+            options.warehouse.clone(),
+            options.limits.clone(),
+            options.server_memory,
+        )
+        .await?,
+    );
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .ctx(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener
+        .local_addr()
+        .ctx(|| "cannot read the listening address".to_string())?;
+    let server = Arc::new(Server::new(served.clone(), options.account.map(Arc::new)));
+    eprintln!(
+        "cxr serve: listening on {address}{} for the warehouse {}; connect with: psql -h {} -p {} -U cxr",
+        if tls.is_some() { " (TLS)" } else { "" },
+        options.warehouse.display(),
+        address.ip(),
+        address.port()
+    );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let mut stop = stop_signals()?;
+    loop {
+        tokio::select! {
+            _ = stop.recv() => break,
+            accepted = listener.accept() => {
+                let Ok((socket, peer)) = accepted else { continue };
+                let connection = Connection::open(&connections, options.max_connections);
+                let server = server.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match connection {
+                        Some(_connection) => {
+                            let _ = process_socket(socket, tls, server).await;
+                        }
+                        None => refuse(socket, peer, options.max_connections).await,
+                    }
+                });
+            }
+        }
+    }
+    drain(&served.running, options.limits.query_time).await;
+    Ok(())
+}
+
+/// Waits for running statements to end, at most `limit`.
+async fn drain(running: &AtomicUsize, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let n = running.load(Ordering::SeqCst);
+    eprintln!("cxr serve: stopping; {n} running statement(s) may finish");
+    while running.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGINT and SIGTERM, as one stream of stop requests.
+fn stop_signals() -> Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (send, receive) = tokio::sync::mpsc::channel(2);
+    for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+        let mut stream = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
+        let send = send.clone();
+        tokio::spawn(async move {
+            stream.recv().await;
+            let _ = send.send(()).await;
+        });
+    }
+    Ok(receive)
+}
+
+/// One of the connections served at once.
+struct Connection(Arc<AtomicUsize>);
+
+impl Connection {
+    /// A place among `max` connections, if one is free.
+    fn open(count: &Arc<AtomicUsize>, max: usize) -> Option<Connection> {
+        let taken = count.fetch_add(1, Ordering::SeqCst);
+        if taken >= max {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Connection(count.clone()))
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Tells a client over the connection limit why, as PostgreSQL does (`FATAL 53300
+/// too_many_connections` in answer to its startup packet), and closes. At most 5 s
+/// and 10 kB are spent on it.
+async fn refuse(mut socket: TcpStream, peer: SocketAddr, max: usize) {
+    eprintln!("cxr serve: {peer}: refused: too many connections (--max-connections {max})");
+    let message = format!("sorry, too many clients already ({max} connections)");
+    let answer = async {
+        skip_startup(&mut socket).await?;
+        socket.write_all(&error_packet("53300", &message)).await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
+}
+
+/// Reads a client's startup packet, answering "no" to a TLS or GSS request first.
+async fn skip_startup(socket: &mut TcpStream) -> std::io::Result<()> {
+    const SSL_REQUEST: u32 = 80877103;
+    const GSS_REQUEST: u32 = 80877104;
+    let mut head = [0u8; 8];
+    socket.read_exact(&mut head).await?;
+    let code = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if code == SSL_REQUEST || code == GSS_REQUEST {
+        socket.write_all(b"N").await?;
+        socket.read_exact(&mut head).await?;
+    }
+    let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let mut rest = vec![0u8; length.clamp(8, 10_000) - 8];
+    socket.read_exact(&mut rest).await.map(|_| ())
+}
+
+/// A FATAL `ErrorResponse` message.
+fn error_packet(code: &str, message: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (tag, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', code),
+        (b'M', message),
+    ] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut packet = vec![b'E'];
+    packet.extend_from_slice(&(fields.len() as i32 + 4).to_be_bytes());
+    packet.extend_from_slice(&fields);
+    packet
+}
+
+/// TLS from a PEM certificate chain and key.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<datafusion_postgres::pgwire::tokio::TlsAcceptor> {
+    use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::input(cert, format!("not a PEM certificate: {e}")))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::input(key, format!("not a PEM private key: {e}")))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| Error::input(cert, format!("cannot be used with the key: {e}")))?;
+    Ok(datafusion_postgres::pgwire::tokio::TlsAcceptor::from(
+        Arc::new(config),
+    ))
+}
+
+/// The protocol handlers of every connection.
+struct Server {
+    handler: Arc<Handler>,
+    account: Option<Arc<Account>>,
+    connections: Arc<ConnectionManager>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Server {
+    fn new(served: Arc<Served>, account: Option<Arc<Account>>) -> Server {
+        // datafusion-postgres's own hooks answer session statements; its context is
+        // unused by them for anything a client reads (cxr's hook answers the rest).
+        let protocol = Arc::new(DfSessionService::new_with_hooks(
+            Arc::new(SessionContext::new()),
+            vec![
+                Arc::new(SetShowHook),
+                Arc::new(TransactionStatementHook),
+                Arc::new(Answer(served.clone())),
+            ],
+        ));
+        let connections = Arc::new(ConnectionManager::new());
+        Server {
+            handler: Arc::new(Handler { protocol, served }),
+            account,
+            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            connections,
+        }
+    }
+}
+
+impl PgWireServerHandlers for Server {
+    fn simple_query_handler(
+        &self,
+    ) -> Arc<impl datafusion_postgres::pgwire::api::query::SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn extended_query_handler(
+        &self,
+    ) -> Arc<impl datafusion_postgres::pgwire::api::query::ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::auth::StartupHandler> {
+        Arc::new(auth::Startup::new(
+            self.account.as_ref(),
+            self.connections.clone(),
+        ))
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(Log {
+            account: self.account.clone(),
+        })
+    }
+
+    fn cancel_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Logs every error sent to a client, and counts failed logins.
+struct Log {
+    account: Option<Arc<Account>>,
+}
+
+impl ErrorHandler for Log {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        let peer = client.socket_addr();
+        if auth::is_failed_login(error)
+            && let Some(account) = &self.account
+        {
+            let n = account.failed(peer.ip());
+            eprintln!("cxr serve: {peer}: failed login ({n} from this address)");
+            return;
+        }
+        let text = match error {
+            PgWireError::UserError(info) => format!("{} {}", info.code, info.message),
+            other => other.to_string(),
+        };
+        let first_line = text.lines().next().unwrap_or_default();
+        eprintln!("cxr serve: {peer}: {first_line}");
+    }
+}

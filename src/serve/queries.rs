@@ -1,0 +1,622 @@
+//! How `cxr serve` answers a client's statement: on the warehouse's current version,
+//! read-only, within the server's time and memory limits.
+//!
+//! datafusion-postgres speaks the protocol and answers `SET`, `SHOW` and transaction
+//! statements; every other statement comes here (a `QueryHook` that always answers).
+//! A statement is planned on the version that is current when it arrives: a commit
+//! by `cxr ingest` or `cxr split` is seen by the next statement, and a running one
+//! keeps its version (and its files) until it ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters;
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::ClientPortalStore;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::copy::CopyData;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::{DfSessionService, Parser, QueryHook};
+use futures::StreamExt;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::sql::Warehouse;
+use crate::warehouse::Manifest;
+
+/// The limits every statement runs under.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest a statement may run, rows sent included.
+    pub query_time: Duration,
+    /// Memory one statement's operators may hold.
+    pub query_memory: usize,
+}
+
+/// The warehouse a server answers from, and what it is running.
+pub struct Served {
+    root: PathBuf,
+    current: Mutex<Option<Arc<Version>>>,
+    limits: Limits,
+    /// The memory all statements together may hold.
+    server_memory: Arc<dyn MemoryPool>,
+    /// Statements planned or sending rows, for draining at shutdown.
+    pub running: Arc<AtomicUsize>,
+}
+
+/// One version of the warehouse, open for clients.
+struct Version {
+    warehouse: Warehouse,
+}
+
+impl Served {
+    /// Opens the warehouse at `root` (its current version is checked now, so that a
+    /// missing or damaged warehouse stops the server before it listens).
+    pub async fn open(root: PathBuf, limits: Limits, server_memory: usize) -> Result<Served> {
+        let served = Served {
+            root,
+            current: Mutex::new(None),
+            limits,
+            server_memory: Arc::new(GreedyMemoryPool::new(server_memory)),
+            running: Arc::new(AtomicUsize::new(0)),
+        };
+        served.version().await?;
+        Ok(served)
+    }
+
+    /// The warehouse's current version: the one open already unless a commit
+    /// replaced the manifest since.
+    async fn version(&self) -> Result<Arc<Version>> {
+        let mut current = self.current.lock().await;
+        let digest = Manifest::read(&self.root)?.map(|(_, digest)| digest);
+        if let Some(version) = current.as_ref()
+            && Some(&version.warehouse.snapshot.manifest_sha256) == digest.as_ref()
+        {
+            return Ok(version.clone());
+        }
+        let warehouse = Warehouse::open_for_clients(&self.root).await?;
+        setup_pg_catalog(&warehouse.ctx, "datafusion", EmptyContextProvider)
+            .map_err(|e| Error::DataFusion(*e))?;
+        super::saved::register(&warehouse.ctx);
+        warehouse.ctx.register_udf(server_version());
+        warehouse.ctx.register_udf(no_such_type());
+        let version = Arc::new(Version { warehouse });
+        *current = Some(version.clone());
+        Ok(version)
+    }
+
+    /// Plans `statement` on `version`, refusing what a client may not do.
+    async fn plan(&self, version: &Version, statement: &Statement) -> Result<LogicalPlan> {
+        refuse_statement(statement)?;
+        let state = version.warehouse.ctx.state();
+        let plan = state
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                statement.clone(),
+            )))
+            .await?;
+        datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| {
+                Error::Query(format!(
+                    "refused: clients of cxr serve only read ({})",
+                    Error::from(e)
+                ))
+            })?;
+        Ok(plan)
+    }
+
+    /// Runs a planned statement and streams its rows within the limits.
+    async fn run(
+        &self,
+        version: Arc<Version>,
+        plan: LogicalPlan,
+        client_time: Option<Duration>,
+        format: &Format,
+        options: Arc<FormatOptions>,
+    ) -> PgWireResult<Response> {
+        let (schema, batches) = self.execute(version, plan, client_time).await?;
+        let fields = Arc::new(
+            arrow_schema_to_pg_fields(&schema, format, Some(options))
+                .map_err(|e| user_error("XX000", e.to_string()))?,
+        );
+        let encoded = fields.clone();
+        let rows = batches
+            .map(move |batch| -> Box<dyn Iterator<Item = _> + Send + Sync> {
+                match batch {
+                    Ok(batch) => encode_recordbatch(encoded.clone(), batch),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            })
+            .flat_map(futures::stream::iter);
+        Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+
+    /// Runs `COPY (query) TO STDOUT`: the rows as PostgreSQL's text or CSV format.
+    async fn copy_out(
+        &self,
+        version: Arc<Version>,
+        copy: super::copy::CopyOut,
+        client_time: Option<Duration>,
+    ) -> PgWireResult<Response> {
+        let plan = self
+            .plan(&version, &copy.query)
+            .await
+            .map_err(|e| self.error(e))?;
+        let (schema, batches) = self.execute(version, plan, client_time).await?;
+        let columns = schema.fields().len();
+        let header = copy.header(&schema);
+        let data = futures::stream::iter(header.map(Ok)).chain(batches.map(move |batch| {
+            batch.and_then(|batch| {
+                copy.encode(&batch)
+                    .map_err(|e| user_error("XX000", e.to_string()))
+            })
+        }));
+        let data = data.map(|bytes| bytes.map(|b| CopyData::new(b.into())));
+        Ok(Response::CopyOut(CopyResponse::new(0, columns, data)))
+    }
+
+    /// Starts a planned statement on its own memory pool, under the time limit: its
+    /// schema and its batches. The first batch is computed here, where a client's
+    /// cancel request reaches (pgwire stops the handler, not the rows it streams):
+    /// sorts, joins and aggregations do their work before it. The rest is bounded by
+    /// the deadline.
+    async fn execute(
+        &self,
+        version: Arc<Version>,
+        plan: LogicalPlan,
+        client_time: Option<Duration>,
+    ) -> PgWireResult<(
+        datafusion::arrow::datatypes::Schema,
+        impl futures::Stream<Item = PgWireResult<RecordBatch>> + Send + use<>,
+    )> {
+        let running = Running::start(&self.running);
+        let limit = client_time.map_or(self.limits.query_time, |t| t.min(self.limits.query_time));
+        let deadline = tokio::time::Instant::now() + limit;
+        let state = SessionStateBuilder::new_from_existing(version.warehouse.ctx.state())
+            .with_runtime_env(self.query_runtime(&version.warehouse.ctx))
+            .build();
+        let frame = DataFrame::new(state, plan);
+        let schema = frame.schema().as_arrow().clone();
+        let memory = self.limits.query_memory;
+        let mut batches = tokio::time::timeout_at(deadline, frame.execute_stream())
+            .await
+            .map_err(|_| timed_out(limit))?
+            .map_err(|e| query_error(Error::from(e), memory))?;
+        let first = next_batch(&mut batches, deadline, limit, memory).await;
+        // The version and the running count live as long as the rows are sent.
+        let held = (version, running);
+        let failed = matches!(first, Some(Err(_)));
+        let rest = futures::stream::unfold(
+            (batches, (!failed).then_some(held)),
+            move |(mut batches, held)| async move {
+                let held = held?;
+                match next_batch(&mut batches, deadline, limit, memory).await {
+                    None => None,
+                    Some(Err(e)) => Some((Err(e), (batches, None))),
+                    Some(Ok(batch)) => Some((Ok(batch), (batches, Some(held)))),
+                }
+            },
+        );
+        Ok((schema, futures::stream::iter(first).chain(rest)))
+    }
+
+    /// A cxr error as the client sees it.
+    fn error(&self, error: Error) -> PgWireError {
+        query_error(error, self.limits.query_memory)
+    }
+
+    /// A runtime whose memory pool is this statement's share of the server's.
+    fn query_runtime(&self, ctx: &SessionContext) -> Arc<RuntimeEnv> {
+        let base = ctx.runtime_env();
+        Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(super::memory::QueryPool::new(
+                self.server_memory.clone(),
+                self.limits.query_memory,
+            )),
+            disk_manager: base.disk_manager.clone(),
+            cache_manager: base.cache_manager.clone(),
+            object_store_registry: base.object_store_registry.clone(),
+        })
+    }
+}
+
+/// The next batch of a result, or the error that ends it.
+async fn next_batch(
+    batches: &mut datafusion::physical_plan::SendableRecordBatchStream,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    memory: usize,
+) -> Option<PgWireResult<RecordBatch>> {
+    match tokio::time::timeout_at(deadline, batches.next()).await {
+        Err(_) => Some(Err(timed_out(limit))),
+        Ok(None) => None,
+        Ok(Some(batch)) => Some(batch.map_err(|e| query_error(Error::from(e), memory))),
+    }
+}
+
+/// `version()` as PostgreSQL words it, which clients parse (SQLAlchemy refuses a
+/// server whose version does not start "PostgreSQL N.N").
+fn server_version() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    let text = format!(
+        "PostgreSQL 15.0 (cxr {}, Apache DataFusion {}, over the PostgreSQL wire protocol)",
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    )
+}
+
+/// `to_regtype(name)`: the OID of a type the server defines beyond PostgreSQL's
+/// built-in ones (drivers ask for extension types such as `hstore`): there are
+/// none, so NULL, which tells the client the type does not exist.
+fn no_such_type() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)))),
+    )
+}
+
+/// Counts a statement as running until dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(count: &Arc<AtomicUsize>) -> Running {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Statements refused before planning: nothing a client sends reads or writes a
+/// file, or changes what the server serves.
+fn refuse_statement(statement: &Statement) -> Result<()> {
+    let refused = match statement {
+        Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. } => None,
+        Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowFunctions { .. }
+        | Statement::ShowCreate { .. } => None,
+        Statement::Copy { .. } | Statement::CopyIntoSnowflake { .. } => Some("COPY"),
+        _ => Some("this statement"),
+    };
+    match refused {
+        None => Ok(()),
+        Some(what) => Err(Error::Query(format!(
+            "refused: clients of cxr serve only read; {what} is not allowed (`{}`)",
+            truncate(&statement.to_string(), 60)
+        ))),
+    }
+}
+
+fn truncate(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// The client's `SET statement_timeout` (datafusion-postgres keeps it in the
+/// connection's metadata, in milliseconds; 0 is no limit).
+fn client_time<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
+    client
+        .metadata()
+        .get("statement_timeout_ms")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+fn timed_out(limit: Duration) -> PgWireError {
+    user_error(
+        "57014",
+        format!(
+            "canceling statement: it ran past the time limit of {} s",
+            limit.as_secs_f64()
+        ),
+    )
+}
+
+/// A cxr error as the client sees it, with the SQLSTATE class that fits.
+/// `query_memory` is the limit a statement ran out of, if it did.
+fn query_error(error: Error, query_memory: usize) -> PgWireError {
+    use datafusion::error::DataFusionError;
+    if let Error::DataFusion(e) = &error
+        && matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
+    {
+        return user_error(
+            "53200", // out_of_memory
+            format!(
+                "the statement needs more memory than its limit of {} MiB (cxr serve --query-memory; sorts spill to disk, joins and aggregations cannot)",
+                query_memory >> 20
+            ),
+        );
+    }
+    let message = error.to_string();
+    let code = if message.starts_with("refused") {
+        "25006" // read_only_sql_transaction
+    } else if matches!(
+        error,
+        Error::DataFusion(_) | Error::Query(_) | Error::Usage(_)
+    ) {
+        "42000" // syntax_error_or_access_rule_violation
+    } else {
+        "XX000"
+    };
+    user_error(code, message)
+}
+
+/// Whether datafusion-postgres's own hooks answer this statement (session settings
+/// and transactions); everything else is cxr's.
+fn answered_by_protocol(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Set { .. }
+            | Statement::ShowVariable { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowCatalogs { .. }
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+    )
+}
+
+/// Statements that change nothing a client of a read-only server can see, answered
+/// as done: savepoints (psycopg and SQLAlchemy wrap work in them), `DISCARD` and
+/// `DEALLOCATE` (connection pools reset sessions with them).
+fn acknowledged(statement: &Statement) -> Option<Tag> {
+    let tag = match statement {
+        Statement::Savepoint { .. } => "SAVEPOINT",
+        Statement::ReleaseSavepoint { .. } => "RELEASE",
+        Statement::Discard { .. } => "DISCARD ALL",
+        Statement::Deallocate { .. } => "DEALLOCATE",
+        _ => return None,
+    };
+    Some(Tag::new(tag))
+}
+
+/// The plan of a statement that returns no rows.
+fn no_rows() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(datafusion::common::DFSchema::empty()),
+    })
+}
+
+/// The hook that answers (simple protocol) and plans (extended protocol, for
+/// `Describe`) every statement datafusion-postgres's own hooks did not.
+pub struct Answer(pub Arc<Served>);
+
+#[async_trait]
+impl QueryHook for Answer {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _unused: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if let Some(tag) = acknowledged(statement) {
+            return Some(Ok(Response::Execution(tag)));
+        }
+        let served = &self.0;
+        let answer = async {
+            let version = served.version().await.map_err(|e| served.error(e))?;
+            if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
+                let copy = copy.map_err(|e| served.error(e))?;
+                return served.copy_out(version, copy, client_time(client)).await;
+            }
+            let plan = served
+                .plan(&version, statement)
+                .await
+                .map_err(|e| served.error(e))?;
+            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            served
+                .run(
+                    version,
+                    plan,
+                    client_time(client),
+                    &Format::UnifiedText,
+                    options,
+                )
+                .await
+        };
+        Some(answer.await)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _unused: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        if acknowledged(statement).is_some() {
+            return Some(Ok(no_rows()));
+        }
+        let served = &self.0;
+        let plan = async {
+            let version = served.version().await?;
+            served.plan(&version, statement).await
+        };
+        Some(plan.await.map_err(|e| served.error(e)))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        _statement: &Statement,
+        _prepared: &LogicalPlan,
+        _params: &ParamValues,
+        _unused: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        // Executed by `Handler` below, which has the portal's result formats.
+        None
+    }
+}
+
+/// The statement type datafusion-postgres's parser produces: the text, and the
+/// statement with its plan.
+pub type Prepared = (String, Option<(Statement, LogicalPlan)>);
+
+/// The query handlers: the simple protocol through datafusion-postgres (its hooks,
+/// then [`Answer`]); the extended protocol's execution here.
+pub struct Handler {
+    pub protocol: Arc<DfSessionService>,
+    pub served: Arc<Served>,
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        if query.len() > crate::input::text::MAX_SQL_BYTES as usize {
+            return Err(too_long(query.len()));
+        }
+        SimpleQueryHandler::do_query(&*self.protocol, client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.protocol.query_parser()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (_, Some((statement, prepared))) = &portal.statement.statement else {
+            return Ok(Response::EmptyQuery);
+        };
+        if answered_by_protocol(statement) {
+            return ExtendedQueryHandler::do_query(&*self.protocol, client, portal, max_rows).await;
+        }
+        if let Some(tag) = acknowledged(statement) {
+            return Ok(Response::Execution(tag));
+        }
+        let params = bound_parameters(portal, prepared)?;
+        let served = &self.served;
+        // Planned again on the version current now: a prepared statement kept across
+        // a commit reads the new version, never the removed files of the old.
+        let version = served.version().await.map_err(|e| served.error(e))?;
+        let plan = served
+            .plan(&version, statement)
+            .await
+            .and_then(|plan| Ok(plan.replace_params_with_values(&params)?))
+            .map_err(|e| served.error(e))?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        served
+            .run(
+                version,
+                plan,
+                client_time(client),
+                &portal.result_column_format,
+                options,
+            )
+            .await
+    }
+}
+
+/// The values a client bound to `$1`, `$2`, ..., decoded as the types the client
+/// named, else as the types the plan infers.
+fn bound_parameters(portal: &Portal<Prepared>, plan: &LogicalPlan) -> PgWireResult<ParamValues> {
+    let inferred = plan
+        .get_parameter_types()
+        .map_err(|e| user_error("42000", Error::from(e).to_string()))?;
+    let mut ordered: Vec<(u32, Option<DataType>)> = inferred
+        .into_iter()
+        .map(|(name, ty)| {
+            let position = name.trim_start_matches('$').parse().unwrap_or(u32::MAX);
+            (position, ty)
+        })
+        .collect();
+    ordered.sort_by_key(|(position, _)| *position);
+    let types: Vec<Option<&DataType>> = ordered.iter().map(|(_, ty)| ty.as_ref()).collect();
+    deserialize_parameters(portal, &types)
+}
+
+fn too_long(bytes: usize) -> PgWireError {
+    user_error(
+        "54000", // program_limit_exceeded
+        format!(
+            "the statement is {} MiB; statements are limited to {} MiB",
+            bytes >> 20,
+            crate::input::text::MAX_SQL_BYTES >> 20
+        ),
+    )
+}

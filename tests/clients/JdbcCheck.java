@@ -1,0 +1,40 @@
+// JDBC against `cxr serve`: DatabaseMetaData lists tables and columns, a
+// PreparedStatement with parameters runs. Prints what it found; the Rust test checks.
+import java.sql.*;
+
+public class JdbcCheck {
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/cxr";
+        try (Connection c = DriverManager.getConnection(url, "cxr", "")) {
+            DatabaseMetaData meta = c.getMetaData();
+            try (ResultSet r = meta.getTables(null, null, "%", new String[] {"TABLE"})) {
+                while (r.next()) {
+                    System.out.println("table: " + r.getString("TABLE_NAME"));
+                }
+            }
+            try (ResultSet r = meta.getColumns(null, null, "images", "%")) {
+                while (r.next()) {
+                    System.out.println("column: images." + r.getString("COLUMN_NAME") + " " + r.getString("TYPE_NAME"));
+                }
+            }
+            String sql = "SELECT count(*) FROM images WHERE sex = ? AND view_position = ? AND age > ?";
+            try (PreparedStatement p = c.prepareStatement(sql)) {
+                // Run six times: pgjdbc switches to a named server-side statement and
+                // binary results after five.
+                long n = -1;
+                for (int i = 0; i < 6; i++) {
+                    p.setString(1, "F");
+                    p.setString(2, "PA");
+                    p.setInt(3, 60);
+                    try (ResultSet r = p.executeQuery()) {
+                        r.next();
+                        long now = r.getLong(1);
+                        if (n >= 0 && now != n) throw new AssertionError("changed: " + n + " " + now);
+                        n = now;
+                    }
+                }
+                System.out.println("prepared: " + n);
+            }
+        }
+    }
+}

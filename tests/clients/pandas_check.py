@@ -1,0 +1,108 @@
+"""Reads every table of a `cxr serve` warehouse with psycopg, SQLAlchemy and pandas,
+and checks row counts and types against the Parquet files read by pyarrow, and one
+answer against the metadata CSV read by pandas.
+
+usage: pandas_check.py PORT WAREHOUSE METADATA_CSV_GZ
+"""
+import json
+import pathlib
+import sys
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy
+
+port, warehouse, metadata = int(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+manifest = json.loads((warehouse / "manifest.json").read_text())
+data = warehouse / manifest["data"]
+
+
+def parquet_table(name):
+    path = data / f"{name}.parquet"
+    if path.exists():
+        return pq.read_table(path)
+    folder = data / name
+    return pq.read_table(folder) if folder.is_dir() else None
+
+
+def kind(arrow_type):
+    """What pandas should hold for an Arrow type read over PostgreSQL."""
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "str"
+    return None
+
+
+def kind_of_values(series):
+    values = series.dropna()
+    if values.empty:
+        return None
+    first = values.iloc[0]
+    if isinstance(first, bool):
+        return "bool"
+    if isinstance(first, (int,)) or pd.api.types.is_integer_dtype(series):
+        return "int"
+    if isinstance(first, float) or pd.api.types.is_float_dtype(series):
+        # an integer column with NULLs comes back as float in pandas
+        return "float"
+    if isinstance(first, str):
+        return "str"
+    return type(first).__name__
+
+
+engine = sqlalchemy.create_engine(f"postgresql+psycopg://cxr@127.0.0.1:{port}/cxr")
+checked = 0
+with engine.connect() as connection:
+    names = pd.read_sql(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = 'public' ORDER BY table_name",
+        connection,
+    )["table_name"].tolist()
+    tables = [n for n in manifest["tables"] if n in names]
+    missing = sorted(set(manifest["tables"]) - set(names))
+    assert not missing, f"tables the manifest lists but the server does not: {missing}"
+    for name in tables:
+        frame = pd.read_sql(sqlalchemy.text(f'SELECT * FROM "{name}"'), connection)
+        expected = parquet_table(name)
+        assert expected is not None, name
+        assert len(frame) == expected.num_rows, (name, len(frame), expected.num_rows)
+        assert list(frame.columns) == expected.column_names, (name, list(frame.columns))
+        for field in expected.schema:
+            want = kind(field.type)
+            got = kind_of_values(frame[field.name])
+            if want is None or got is None:
+                continue
+            if want == "int" and got == "float":
+                assert frame[field.name].isna().any(), (name, field.name)
+                continue
+            assert want == got, (name, field.name, str(field.type), got)
+        checked += 1
+
+# An answer computed by pandas from the CSV, asked through psycopg with a
+# parameter (server-side binding).
+csv = pd.read_csv(metadata)
+csv["Patient Age"] = pd.to_numeric(csv["Patient Age"], errors="coerce")
+expected = int(
+    ((csv["Patient Gender"] == "M") & (csv["Patient Age"].between(40, 60))).sum()
+)
+with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
+    row = conn.execute(
+        "SELECT count(*) FROM images WHERE sex = %s AND age BETWEEN %s AND %s",
+        ("M", 40, 60),
+    ).fetchone()
+    assert row[0] == expected, (row[0], expected)
+    # Binary results, as drivers ask for them.
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT patient_id, age, sex FROM images ORDER BY image_index LIMIT 1")
+        first = cur.fetchone()
+    top = csv.sort_values("Image Index").iloc[0]
+    assert first == (int(top["Patient ID"]), int(top["Patient Age"]), top["Patient Gender"]), first
+
+print(f"tables checked: {checked}")

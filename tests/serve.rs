@@ -1,0 +1,684 @@
+//! `cxr serve` with real clients: psql, psycopg + SQLAlchemy + pandas (Python), pgjdbc
+//! (Java), and hostile ones written here. Answers are checked against the shipped
+//! metadata CSV read without cxr, and Parquet read by pyarrow.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{code, cxr, nih_csv, stderr, stdout, wh2020};
+
+/// A running `cxr serve` and what it has logged.
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `cxr serve` on a free loopback port and waits for its readiness line.
+    fn start(wh: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = cxr();
+        command
+            .args([
+                "serve",
+                "-w",
+                wh.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env_remove("CXR_SERVE_PASSWORD")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready, port) = mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap());
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(|l| l.ok()) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let address = rest.split_whitespace().next().unwrap_or_default();
+                    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+                    let _ = ready.send(port);
+                }
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let port = port
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("cxr serve did not start: {}", log.lock().unwrap()));
+        Server { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    /// Peak resident memory so far, in MiB.
+    fn peak_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib / 1024
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client program this test needs: present, or (under CI, which installs it) a
+/// failure; elsewhere the test says it is skipped.
+fn client(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} not found on PATH (CI is set: .ci/run installs it)"
+        );
+        eprintln!("SKIPPED: {program} not found on PATH");
+    }
+    found
+}
+
+/// The Python with psycopg, SQLAlchemy, pandas and pyarrow: `CXR_TEST_PYTHON`
+/// (.ci/run makes that virtual environment).
+fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("CXR_TEST_PYTHON").map(PathBuf::from);
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CXR_TEST_PYTHON is not set (CI is set: .ci/run sets it)"
+        );
+        eprintln!("SKIPPED: CXR_TEST_PYTHON (a Python with psycopg, pandas) is not set");
+    }
+    python
+}
+
+/// psql's unaligned, comma-separated output of `sql`.
+fn psql(port: u16, sql: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new("psql");
+    command
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "cxr",
+        ])
+        .args([
+            "-d",
+            "cxr",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "20")
+        .env_remove("PGPASSWORD");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn psql_ok(port: u16, sql: &str) -> String {
+    let out = psql(port, sql, &[]);
+    assert_eq!(code(&out), Some(0), "{sql}: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn psql_reads_tables_views_and_the_catalog() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let csv = nih_csv();
+
+    let images = psql_ok(server.port, "SELECT count(*) FROM images");
+    assert_eq!(images.trim(), csv.len().to_string());
+
+    let patients = psql_ok(server.port, "SELECT count(DISTINCT patient_id) FROM images");
+    let expected: std::collections::BTreeSet<i64> = csv.iter().map(|i| i.patient).collect();
+    assert_eq!(patients.trim(), expected.len().to_string());
+
+    // Per-finding image counts through the findings table, against the CSV.
+    let counted = psql_ok(
+        server.port,
+        "SELECT label, count(*) FROM findings GROUP BY label ORDER BY label",
+    );
+    let mut expected = std::collections::BTreeMap::<String, usize>::new();
+    for image in &csv {
+        for label in &image.labels {
+            *expected.entry(label.clone()).or_default() += 1;
+        }
+    }
+    let expected: String = expected
+        .iter()
+        .map(|(label, n)| format!("{label},{n}\n"))
+        .collect();
+    assert_eq!(counted, expected);
+
+    // \dt lists the warehouse's tables; \d describes one.
+    let listed = psql_ok(server.port, "\\dt");
+    for table in ["images", "findings", "patients", "data_issues"] {
+        assert!(
+            listed.lines().any(|l| l.split(',').nth(1) == Some(table)),
+            "\\dt lacks {table}:\n{listed}"
+        );
+    }
+    let described = psql_ok(server.port, "\\d images");
+    for column in ["image_index", "patient_id", "age", "sex", "view_position"] {
+        assert!(
+            described
+                .lines()
+                .any(|l| l.starts_with(&format!("{column},"))),
+            "\\d images lacks {column}:\n{described}"
+        );
+    }
+
+    // \copy to stdout: the rows, as CSV.
+    let copied = psql_ok(
+        server.port,
+        "\\copy (SELECT image_index, follow_up FROM images ORDER BY image_index LIMIT 3) to stdout with csv",
+    );
+    let mut first: Vec<&common::CsvImage> = csv.iter().collect();
+    first.sort_by(|a, b| a.index.cmp(&b.index));
+    let expected: String = first[..3]
+        .iter()
+        .map(|i| format!("{},{}\n", i.index, i.follow_up))
+        .collect();
+    assert_eq!(copied, expected);
+
+    assert!(server.stop().success());
+}
+
+#[test]
+fn clients_read_and_never_write_or_name_files() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let before = common::snapshot(&wh);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.csv");
+    std::fs::write(&secret, "a\n1\n").unwrap();
+    let target = dir.path().join("out.csv");
+    let server = Server::start(&wh, &[], &[]);
+    let refused = [
+        format!("COPY images TO '{}'", target.display()),
+        format!("COPY (SELECT 1) TO '{}' STORED AS CSV", target.display()),
+        format!("SELECT * FROM '{}'", secret.display()),
+        format!(
+            "CREATE EXTERNAL TABLE s STORED AS CSV LOCATION '{}'",
+            secret.display()
+        ),
+        "INSERT INTO findings VALUES ('x', 1, 1, 'y')".to_string(),
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "DROP TABLE images".to_string(),
+        format!(
+            "EXPLAIN ANALYZE COPY images TO '{}'",
+            dir.path().join("x.parquet").display()
+        ),
+    ];
+    for sql in &refused {
+        let out = psql(server.port, sql, &[]);
+        assert_ne!(code(&out), Some(0), "{sql} was not refused");
+        assert!(
+            !stderr(&out).is_empty(),
+            "{sql}: no error message for the client"
+        );
+    }
+    assert!(!target.exists(), "a client wrote a file");
+    assert!(!dir.path().join("x.parquet").exists());
+    // Still answering, and nothing of the warehouse changed.
+    assert_eq!(psql_ok(server.port, "SELECT 1").trim(), "1");
+    assert_eq!(common::snapshot(&wh), before);
+    let log = server.log();
+    assert!(log.contains("refused"), "refusals are logged:\n{log}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_commit_is_seen_by_the_next_statement_without_a_restart() {
+    let Some(_) = client("psql") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::small_warehouse(dir.path(), 40, "wh");
+    let server = Server::start(&wh, &[], &[]);
+    assert_eq!(
+        psql_ok(server.port, "SELECT count(*) FROM images").trim(),
+        "40"
+    );
+    // A new version of 60 images, committed while the server runs.
+    let meta = common::small_metadata(dir.path(), 60);
+    let out = common::run(&common::ingest_args(
+        meta.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    ));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        psql_ok(server.port, "SELECT count(*) FROM images").trim(),
+        "60"
+    );
+    // Another commit (a split) and the old version's folder is collected: the
+    // server holds only the version it reads.
+    let out = common::run(&["split", "-w", wh.to_str().unwrap(), "--seed", "7"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let splits = psql_ok(server.port, "SELECT count(*) FROM splits");
+    assert_eq!(splits.trim(), "30", "one row per patient");
+    let versions = std::fs::read_dir(&wh)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
+        .count();
+    assert!(versions <= 2, "{versions} version folders kept");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_password_is_required_off_loopback_and_checked_by_scram() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    // Off loopback without a password: refused before listening.
+    let out = cxr()
+        .args(["serve", "-w", wh.to_str().unwrap(), "--listen", "0.0.0.0:0"])
+        .env_remove("CXR_SERVE_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+    // There is no --password flag: a password on the command line is visible to
+    // every user of the machine.
+    let out = cxr()
+        .args(["serve", "-w", wh.to_str().unwrap(), "--password", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, "correct horse\n").unwrap();
+    let server = Server::start(
+        &wh,
+        &[
+            "--password-file",
+            file.to_str().unwrap(),
+            "--user",
+            "reader",
+        ],
+        &[],
+    );
+    let login = |user: &str, password: &str| {
+        let mut command = Command::new("psql");
+        command
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args([
+                "-U",
+                user,
+                "-d",
+                "cxr",
+                "-At",
+                "-c",
+                "SELECT count(*) FROM images",
+            ])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "20");
+        command.output().unwrap()
+    };
+    let out = login("reader", "correct horse");
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "112120");
+    let out = login("reader", "wrong");
+    assert_ne!(code(&out), Some(0));
+    let out = login("someone", "correct horse");
+    assert_ne!(code(&out), Some(0));
+    // Each failure is logged, and the next attempt from the address waits.
+    let started = Instant::now();
+    let out = login("reader", "wrong again");
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "the third failure answered in {:?}",
+        started.elapsed()
+    );
+    let log = server.log();
+    assert!(
+        log.matches("failed login").count() >= 3,
+        "failed logins are logged:\n{log}"
+    );
+    assert!(!log.contains("correct horse"));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn limits_stop_a_long_or_large_statement_and_the_server_answers_others() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &["--query-time", "2", "--query-memory", "1MiB"], &[]);
+    // Hours of work: every pair of images.
+    let port = server.port;
+    let long = std::thread::spawn(move || {
+        let started = Instant::now();
+        let out = psql(
+            port,
+            "SELECT count(*) FROM images a, images b WHERE a.age + b.age = 200",
+            &[],
+        );
+        (out, started.elapsed())
+    });
+    // Meanwhile another client is answered.
+    assert_eq!(
+        psql_ok(server.port, "SELECT count(*) FROM images").trim(),
+        "112120"
+    );
+    let (out, took) = long.join().unwrap();
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("time limit"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(30), "stopped after {took:?}");
+
+    // A hash join over every image needs more than 1 MiB.
+    let out = psql(
+        server.port,
+        "SELECT count(*) FROM images a JOIN images b ON a.image_index = b.image_index",
+        &[],
+    );
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("limit of 1 MiB"), "{}", stderr(&out));
+    assert_eq!(psql_ok(server.port, "SELECT 2").trim(), "2");
+    assert!(server.stop().success());
+}
+
+/// Writes raw bytes to the server and returns whatever it answers before closing.
+fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(70)))
+        .unwrap();
+    let _ = socket.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    answer
+}
+
+#[test]
+fn a_hostile_client_is_refused_and_the_server_stays_up() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let mut server = Server::start(&wh, &["--max-connections", "20"], &[]);
+    let port = server.port;
+    // Garbage, and a startup packet declaring 1 GiB.
+    raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut huge = (1u32 << 30).to_be_bytes().to_vec();
+    huge.extend_from_slice(&196608u32.to_be_bytes());
+    huge.extend_from_slice(&[b'x'; 1000]);
+    raw(port, &huge);
+    assert!(server.alive());
+    // Idle connections past the limit: refused with PostgreSQL's own error.
+    let idle: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    let out = psql(port, "SELECT 1", &[]);
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("too many clients"),
+        "{}",
+        stderr(&out)
+    );
+    drop(idle);
+    // Once they are gone, clients are answered again; a 10 MB statement is
+    // answered too (an error, not a crash).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = psql(port, "SELECT 3", &[]);
+        if code(&out) == Some(0) {
+            assert_eq!(stdout(&out).trim(), "3");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let big = format!("SELECT 1 /* {} */", "x".repeat(10 << 20));
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "cxr",
+            "-d",
+            "cxr",
+            "-At",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(big.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1");
+    assert!(server.alive());
+    let log = server.log();
+    assert!(log.contains("too many"), "refusals are logged:\n{log}");
+    let peak = server.peak_mib();
+    assert!(peak < 1024, "peak RSS {peak} MiB");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn sigterm_lets_a_running_statement_finish() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let port = server.port;
+    let pid = server.child.id();
+    // Seconds of work: pairs of images whose ages add up to 100.
+    let running = std::thread::spawn(move || {
+        psql(
+            port,
+            "SELECT count(*) FROM images a JOIN images b ON a.age + b.age = 100 WHERE b.patient_id <= 20000",
+            &[],
+        )
+    });
+    // Readiness: the server is working on the statement.
+    common::wait_until_busy(pid, 1.0);
+    let status = server.stop();
+    let out = running.join().unwrap();
+    assert!(status.success());
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // Independently, from the CSV: ages over 120 are not ages (NULL in cxr).
+    let csv = nih_csv();
+    let mut all = [0i64; 121];
+    let mut chosen = [0i64; 121];
+    for image in csv.iter().filter(|i| (0..=120).contains(&i.age)) {
+        all[image.age as usize] += 1;
+        if image.patient <= 20000 {
+            chosen[image.age as usize] += 1;
+        }
+    }
+    let pairs: i64 = (0..=100).map(|a| all[a] * chosen[100 - a]).sum();
+    assert_eq!(stdout(&out).trim(), pairs.to_string());
+}
+
+#[test]
+fn psycopg_sqlalchemy_and_pandas_read_every_table() {
+    let Some(python) = python() else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pandas_check.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(server.port.to_string())
+        .arg(&wh)
+        .arg(common::data("Data_Entry_2017_v2020.csv.gz"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}\n{}\nserver log:\n{}",
+        stdout(&out),
+        stderr(&out),
+        server.log()
+    );
+    assert!(stdout(&out).contains("tables checked:"), "{}", stdout(&out));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn jdbc_lists_tables_and_runs_a_prepared_statement() {
+    let Some(_) = client("javac") else { return };
+    let jar = Path::new("/usr/share/java/postgresql.jar");
+    if !jar.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing (CI is set: .ci/run installs libpostgresql-jdbc-java)",
+            jar.display()
+        );
+        eprintln!("SKIPPED: {} missing", jar.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/JdbcCheck.java");
+    let out = Command::new("javac")
+        .args([
+            "-cp",
+            jar.to_str().unwrap(),
+            "-d",
+            dir.path().to_str().unwrap(),
+        ])
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let classpath = format!("{}:{}", jar.display(), dir.path().display());
+    let out = Command::new("java")
+        .args(["-cp", &classpath, "JdbcCheck", &server.port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}\n{}\nserver log:\n{}",
+        stdout(&out),
+        stderr(&out),
+        server.log()
+    );
+    // Women over 60 in PA view, counted from the CSV (sex and view are the 6th and
+    // 7th fields).
+    let expected = women_over_60_pa();
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("prepared: {expected}")),
+        "expected {expected}:\n{text}"
+    );
+    for table in ["images", "findings", "patients"] {
+        assert!(text.contains(&format!("table: {table}")), "{text}");
+    }
+    assert!(text.contains("column: images.patient_id int4"), "{text}");
+    assert!(server.stop().success());
+}
+
+/// Images of women over 60 in PA view, from the shipped CSV read without cxr.
+fn women_over_60_pa() -> usize {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(common::data("Data_Entry_2017_v2020.csv.gz")).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f.len() > 6
+                && f[5] == "F"
+                && f[6] == "PA"
+                && f[4].trim().parse::<i64>().is_ok_and(|a| a > 60 && a <= 120)
+        })
+        .count()
+}
+
+#[test]
+fn usage_errors_exit_2_before_listening() {
+    let wh = wh2020();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["--max-connections".into(), "0".into()],
+        vec!["--query-time".into(), "-1".into()],
+        vec!["--query-memory".into(), "lots".into()],
+        vec!["--tls-cert".into(), "x.pem".into()],
+        vec!["--user".into(), "someone".into()],
+        vec![
+            "--tls-cert".into(),
+            dir.path().join("none.pem").display().to_string(),
+            "--tls-key".into(),
+            dir.path().join("none.key").display().to_string(),
+        ],
+    ];
+    for case in cases {
+        let out = cxr()
+            .args([
+                "serve",
+                "-w",
+                wh.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(&case)
+            .env_remove("CXR_SERVE_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(2), "{case:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("listening"), "{case:?}");
+    }
+    // No warehouse: named, exit 2.
+    let out = cxr()
+        .args(["serve", "-w", dir.path().join("none").to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no warehouse"), "{}", stderr(&out));
+}
