@@ -682,3 +682,213 @@ fn usage_errors_exit_2_before_listening() {
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no warehouse"), "{}", stderr(&out));
 }
+
+#[test]
+fn saved_queries_are_table_functions() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    // The three most frequent pairs of findings, counted from the CSV.
+    let mut pairs = std::collections::BTreeMap::<(String, String), usize>::new();
+    for image in nih_csv() {
+        let labels: Vec<&String> = image.labels.iter().collect();
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                *pairs.entry(((*a).clone(), (*b).clone())).or_default() += 1;
+            }
+        }
+    }
+    let mut ranked: Vec<((String, String), usize)> = pairs.into_iter().collect();
+    ranked.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let expected: String = ranked[..3]
+        .iter()
+        .map(|((a, b), n)| format!("{a},{b},{n}\n"))
+        .collect();
+    let got = psql_ok(
+        server.port,
+        "SELECT label_a, label_b, n_ab FROM top_pairs(3)",
+    );
+    assert_eq!(got, expected);
+    // Defaults: 20 rows; a second argument binds the second parameter.
+    let n = psql_ok(server.port, "SELECT count(*) FROM top_pairs()");
+    assert_eq!(n.trim(), "20");
+    let rare = ranked.iter().filter(|(_, n)| *n >= 1000).count().min(50);
+    let n = psql_ok(server.port, "SELECT count(*) FROM top_pairs(50, 1000)");
+    assert_eq!(n.trim(), rare.to_string());
+    // Too many arguments, or one of the wrong type: the parameters are named.
+    let out = psql(server.port, "SELECT * FROM top_pairs(1, 2, 3)", &[]);
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("min_n"), "{}", stderr(&out));
+    let out = psql(server.port, "SELECT * FROM top_pairs('many')", &[]);
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("top"), "{}", stderr(&out));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_cancel_request_stops_the_statement() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let mut running = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "cxr", "-d", "cxr", "-At", "-c"])
+        .arg("SELECT count(*) FROM images a, images b WHERE a.age + b.age = 100")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness: the server is working on it; then psql's Ctrl-C sends a cancel.
+    common::wait_until_busy(server.child.id(), 1.0);
+    let started = Instant::now();
+    unsafe { libc::kill(running.id() as i32, libc::SIGINT) };
+    let out = running.wait_with_output().unwrap();
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("cancel"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The server's CPU goes quiet: the statement stopped, not only its client.
+    let before = common::cpu_seconds(server.child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = common::cpu_seconds(server.child.id()) - before;
+    assert!(
+        used < 0.5,
+        "the server used {used} s of CPU after the cancel"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_running_statement_keeps_its_version_through_commits() {
+    let Some(_) = client("psql") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::small_warehouse(dir.path(), 150_000, "wh");
+    let server = Server::start(&wh, &[], &[]);
+    let port = server.port;
+    let running = std::thread::spawn(move || {
+        psql(
+            port,
+            "SELECT count(*) FROM images a JOIN images b ON a.age + b.age = 100",
+            &[],
+        )
+    });
+    common::wait_until_busy(server.child.id(), 0.5);
+    // Two commits replace the version the statement reads; cxr collects old
+    // versions at each commit.
+    for n in [100, 200] {
+        let meta = common::small_metadata(dir.path(), n);
+        let out = common::run(&common::ingest_args(
+            meta.to_str().unwrap(),
+            wh.to_str().unwrap(),
+        ));
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    }
+    assert!(
+        !running.is_finished(),
+        "the statement ended before the commits: make it longer"
+    );
+    let out = running.join().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // small_metadata gives image i the age 30 + i % 40: count the pairs by hand.
+    let mut ages = [0i64; 101];
+    for i in 0..150_000 {
+        ages[30 + i % 40] += 1;
+    }
+    let pairs: i64 = (0..=100).map(|a| ages[a] * ages[100 - a]).sum();
+    assert_eq!(stdout(&out).trim(), pairs.to_string());
+    assert_eq!(psql_ok(port, "SELECT count(*) FROM images").trim(), "200");
+    assert!(server.stop().success());
+    // Once the server is gone, the next commit removes the old versions.
+    let meta = common::small_metadata(dir.path(), 10);
+    let out = common::run(&common::ingest_args(
+        meta.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    ));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let versions = std::fs::read_dir(&wh)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
+        .count();
+    assert_eq!(versions, 1);
+}
+
+#[test]
+fn tls_when_a_certificate_is_given() {
+    let Some(_) = client("psql") else { return };
+    let Some(openssl) = client("openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let out = Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let wh = wh2020();
+    let file = dir.path().join("password");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let server = Server::start(
+        &wh,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--password-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let sql = "SELECT count(*) FROM images";
+    let out = psql(
+        server.port,
+        sql,
+        &[("PGSSLMODE", "require"), ("PGPASSWORD", "s3cret")],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), nih_csv().len().to_string());
+    // psql reports the encryption of the connection.
+    let out = psql(
+        server.port,
+        "\\conninfo",
+        &[("PGSSLMODE", "require"), ("PGPASSWORD", "s3cret")],
+    );
+    assert!(stdout(&out).contains("SSL connection"), "{}", stdout(&out));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_help_and_readme_client_examples_work() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let help = stdout(&common::run(&["help", "serve"]));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let examples: Vec<String> = help
+        .lines()
+        .chain(readme.lines())
+        .map(str::trim)
+        .filter(|l| l.starts_with("psql -h 127.0.0.1 -p 5433"))
+        .map(|l| l.split("    #").next().unwrap().trim().to_string())
+        .collect();
+    assert!(examples.len() >= 3, "{examples:?}");
+    for example in examples {
+        let line = example.replace("-p 5433", &format!("-p {}", server.port));
+        let out = Command::new("sh")
+            .args(["-c", &format!("{line} -X -v ON_ERROR_STOP=1")])
+            .env("PGCONNECT_TIMEOUT", "20")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(0), "{example}: {}", stderr(&out));
+        assert!(stdout(&out).contains("row"), "{example}: {}", stdout(&out));
+    }
+    assert!(server.stop().success());
+}
