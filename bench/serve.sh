@@ -33,7 +33,7 @@ echo "== warehouse: cxr ingest --no-images of the shipped metadata" >&2
 echo "== PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'): the same tables, indexed" >&2
 mkdir "$work/pg" && chown postgres "$work/pg"
 su postgres -c "$pg_bin/initdb -D $work/pg --auth=trust -U postgres" >/dev/null
-su postgres -c "$pg_bin/pg_ctl -D $work/pg -l $work/pg.log -w -o '-p $pg_port -k $work -c work_mem=64MB -c shared_buffers=256MB' start" >/dev/null
+su postgres -c "$pg_bin/pg_ctl -D $work/pg -l $work/pg/server.log -w -o '-p $pg_port -k $work/pg -c work_mem=64MB -c shared_buffers=256MB' start" >/dev/null
 pg_dsn="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
 "$venv/bin/python" - "$work/wh" "$pg_dsn" <<'PY'
 import json, pathlib, sys

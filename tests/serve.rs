@@ -730,7 +730,7 @@ fn a_cancel_request_stops_the_statement() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
     let server = Server::start(&wh, &[], &[]);
-    let mut running = Command::new("psql")
+    let running = Command::new("psql")
         .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
         .args(["-U", "cxr", "-d", "cxr", "-At", "-c"])
         .arg("SELECT count(*) FROM images a, images b WHERE a.age + b.age = 100")

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Memory all running statements together may hold.
     #[arg(long, value_name = "SIZE", default_value = "1GiB")]
     pub server_memory: String,
+    /// Memory for the smallest tables, read once when a version is opened rather
+    /// than from their files by every statement (0: none).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    pub in_memory: String,
 }
 
 /// Runs `cxr serve`.
@@ -67,6 +71,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             },
         },
         server_memory: size(&args.server_memory, "--server-memory")?,
+        in_memory: match args.in_memory.trim() {
+            "0" => 0,
+            text => size(text, "--in-memory")?,
+        },
     };
     crate::serve::serve(options).await
 }

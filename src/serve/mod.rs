@@ -52,6 +52,8 @@ pub struct Options {
     pub limits: Limits,
     /// Memory all statements together may hold.
     pub server_memory: usize,
+    /// Memory for the smallest tables, read once per version.
+    pub in_memory: usize,
 }
 
 /// Serves until SIGINT or SIGTERM, then lets running statements finish (within the
@@ -73,6 +75,7 @@ pub async fn serve(options: Options) -> Result<()> {
             options.warehouse.clone(),
             options.limits.clone(),
             options.server_memory,
+            options.in_memory,
         )
         .await?,
     );

@@ -64,6 +64,8 @@ pub struct Served {
     server_memory: Arc<dyn MemoryPool>,
     /// Statements planned or sending rows, for draining at shutdown.
     pub running: Arc<AtomicUsize>,
+    /// Memory for the smallest tables, read once per version.
+    in_memory: usize,
 }
 
 /// One version of the warehouse, open for clients.
@@ -74,8 +76,14 @@ struct Version {
 impl Served {
     /// Opens the warehouse at `root` (its current version is checked now, so that a
     /// missing or damaged warehouse stops the server before it listens).
-    pub async fn open(root: PathBuf, limits: Limits, server_memory: usize) -> Result<Served> {
+    pub async fn open(
+        root: PathBuf,
+        limits: Limits,
+        server_memory: usize,
+        in_memory: usize,
+    ) -> Result<Served> {
         let served = Served {
+            in_memory,
             root,
             current: Mutex::new(None),
             limits,
@@ -96,7 +104,7 @@ impl Served {
         {
             return Ok(version.clone());
         }
-        let warehouse = Warehouse::open_for_clients(&self.root).await?;
+        let warehouse = Warehouse::open_for_clients(&self.root, self.in_memory).await?;
         setup_pg_catalog(&warehouse.ctx, "datafusion", EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
         super::saved::register(&warehouse.ctx);

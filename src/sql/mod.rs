@@ -98,13 +98,59 @@ impl Warehouse {
 
     /// The warehouse as `cxr serve` offers it to clients: every table and view, and
     /// no file outside it (no `FROM 'path'`).
-    pub async fn open_for_clients(dir: &Path) -> Result<Warehouse> {
+    /// The smallest tables are read once into memory, up to `in_memory` bytes of
+    /// Arrow arrays: a server answers many statements from them.
+    pub async fn open_for_clients(dir: &Path, in_memory: usize) -> Result<Warehouse> {
         let wh = Warehouse {
             ctx: context(None)?,
             snapshot: Snapshot::open(dir)?,
         };
         wh.register(Register::All).await?;
+        if in_memory > 0 {
+            wh.keep_in_memory(in_memory).await?;
+        }
         Ok(wh)
+    }
+
+    /// Replaces the smallest tables (by their files) by in-memory copies while they
+    /// fit in `budget` bytes, and registers the views again over them.
+    async fn keep_in_memory(&self, budget: usize) -> Result<()> {
+        let mut tables: Vec<(u64, String)> = self
+            .snapshot
+            .tables()?
+            .into_iter()
+            .map(|(name, path)| (crate::warehouse::files::size_on_disk(&path), name))
+            .collect();
+        tables.sort();
+        let mut used = 0;
+        for (file_bytes, name) in tables {
+            // Arrays never take less memory than their compressed files.
+            if used + file_bytes as usize > budget {
+                break;
+            }
+            let frame = self.ctx.table(name.as_str()).await?;
+            let schema = frame.schema().as_arrow().clone();
+            let partitions = frame.collect_partitioned().await?;
+            let bytes: usize = partitions
+                .iter()
+                .flatten()
+                .map(|b| b.get_array_memory_size())
+                .sum();
+            if used + bytes > budget {
+                break;
+            }
+            used += bytes;
+            let table = datafusion::datasource::MemTable::try_new(schema.into(), partitions)?;
+            self.ctx.deregister_table(name.as_str())?;
+            self.ctx
+                .register_table(name.as_str(), std::sync::Arc::new(table))?;
+        }
+        for (name, _, _) in VIEWS {
+            if self.snapshot.table(name).is_none() {
+                self.ctx.deregister_table(name)?;
+            }
+        }
+        self.register(Register::All).await
     }
 
     /// Registers the tables and views `register` asks for that are not registered

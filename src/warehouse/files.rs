@@ -368,6 +368,19 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     Ok(r.finish())
 }
 
+/// The bytes of a file, or of every file below a folder (0 where unreadable).
+pub fn size_on_disk(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| size_on_disk(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
