@@ -27,7 +27,7 @@ pub enum Error {
     #[error("{0}")]
     Query(String),
     /// A file system operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", io_text(source))]
     Io {
         /// What cxr was doing.
         context: String,
@@ -71,8 +71,15 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
         // "Optimizer rule 'simplify_expressions' failed": where DataFusion found it,
         // not what is wrong.
         D::Context(what, inner) if what.starts_with("Optimizer rule") => plain(inner),
-        D::Context(what, inner) => format!("{}: {}", absolute_paths(what), plain(inner)),
-        D::ArrowError(e, _) => e.to_string(),
+        D::Context(what, inner) => {
+            let file = absolute_paths(what);
+            // "Error when processing CSV file /x.csv": the file is what the user needs.
+            let file = file
+                .strip_prefix("Error when processing CSV file ")
+                .unwrap_or(&file);
+            format!("{file}: {}", plain(inner))
+        }
+        D::ArrowError(e, _) => ragged_csv(&e.to_string()).unwrap_or_else(|| e.to_string()),
         D::Diagnostic(_, inner) => plain(inner),
         D::Shared(inner) => plain(inner),
         D::Collection(all) => all.first().map(plain).unwrap_or_default(),
@@ -83,11 +90,52 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
             without_debug_print(m)
         ),
         D::SchemaError(m, _) => m.to_string(),
-        D::IoError(io) => io.to_string(),
+        D::IoError(io) => io_text(io),
         D::ObjectStore(store) => store.to_string(),
         D::External(inner) => inner.to_string(),
         other => other.to_string(),
     }
+}
+
+/// An I/O error without the "(os error N)" the standard library appends.
+fn io_text(e: &std::io::Error) -> String {
+    without_os_error_numbers(&e.to_string())
+}
+
+/// A message without the " (os error N)" the standard library appends to I/O errors:
+/// the words say it, the number is for programs.
+pub fn without_os_error_numbers(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" (os error ") {
+        let tail = &rest[at + " (os error ".len()..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && tail[digits..].starts_with(')') {
+            out.push_str(&rest[..at]);
+            rest = &tail[digits + 1..];
+        } else {
+            out.push_str(&rest[..at + 1]);
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Arrow's CSV error for a record with more or fewer fields than the first, in plain
+/// words: "line 2 has 3 fields, the first line 2".
+fn ragged_csv(message: &str) -> Option<String> {
+    let rest = message.split("Expected ").nth(1)?;
+    let numbers: Vec<&str> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let [expected, found, line] = numbers.as_slice() else {
+        return None;
+    };
+    Some(format!(
+        "line {line} has {found} fields, the first line {expected}; every line of a CSV file needs the same number of fields"
+    ))
 }
 
 /// DataFusion names a local file by its object-store path, without the leading `/`
@@ -284,5 +332,26 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::io(context(), e))
+    }
+}
+
+#[cfg(test)]
+mod os_error_tests {
+    use super::without_os_error_numbers;
+
+    #[test]
+    fn os_error_numbers_are_left_out() {
+        assert_eq!(
+            without_os_error_numbers("/x: cannot create: No such file or directory (os error 2)"),
+            "/x: cannot create: No such file or directory"
+        );
+        assert_eq!(
+            without_os_error_numbers("a (os error 13); b (os error 28)"),
+            "a; b"
+        );
+        assert_eq!(
+            without_os_error_numbers("kept (os error x) and (os error 5"),
+            "kept (os error x) and (os error 5"
+        );
     }
 }

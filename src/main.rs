@@ -24,7 +24,9 @@ fn main() {
             // Help and version go to stdout and succeed (unless stdout fails); a bad
             // command line is 2.
             if e.use_stderr() {
-                let _ = e.print();
+                // Every error cxr prints starts "cxr: error:", clap's own too.
+                let text = e.render().to_string();
+                eprint!("cxr: {text}");
                 std::process::exit(2);
             }
             use std::io::Write;
@@ -68,6 +70,7 @@ fn main() {
 /// (a 50 MB one would be printed whole).
 fn shortened(message: &str) -> String {
     const MAX_CHARS: usize = 2000;
+    let message = &cxr::error::without_os_error_numbers(message);
     match message.char_indices().nth(MAX_CHARS) {
         None => message.to_string(),
         Some((cut, _)) => format!(

@@ -1369,3 +1369,57 @@ fn trace_covers_every_command() {
         );
     }
 }
+
+/// Messages a person reads: every error starts "cxr: error:" (clap's too), a COPY is
+/// echoed as it can be run again, a ragged CSV names its line and counts, a file that
+/// is not Parquet says why without the parquet crate's words, and no "(os error N)".
+#[test]
+fn errors_in_plain_words() {
+    let wh = common::wh2020();
+    let w = wh.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["sql", "-w", w, "--bogus"]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).starts_with("cxr: error: unexpected argument '--bogus'"),
+        "{}",
+        stderr(&out)
+    );
+
+    let target = wh.join("x.parquet");
+    let sql = format!("COPY images TO '{}'", target.display());
+    let out = run(&["sql", "-w", w, &sql]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("`{sql}`")),
+        "{}",
+        stderr(&out)
+    );
+
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3,4,5\n").unwrap();
+    let sql = format!("SELECT * FROM '{}'", ragged.display());
+    let out = run(&["sql", "-w", w, &sql]);
+    assert_eq!(code(&out), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "cxr: error: {}: line 3 has 3 fields, the first line 2; every line of a CSV file needs the same number of fields",
+            ragged.display()
+        )
+    );
+
+    let text = dir.path().join("notes.parquet");
+    std::fs::write(&text, "these are notes, not a table\n").unwrap();
+    let out = run(&["inspect", text.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("not a Parquet file (it does not end with the PAR1 marker"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["sql", "-w", w, "-o", "/proc/no/such.csv", "SELECT 1"]);
+    assert_ne!(code(&out), Some(0));
+    assert!(!stderr(&out).contains("os error"), "{}", stderr(&out));
+}

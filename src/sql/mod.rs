@@ -223,7 +223,7 @@ impl Warehouse {
             .with_allow_statements(allow_write);
         let mut frames = Vec::with_capacity(statements.len());
         for statement in statements {
-            let text = statement.to_string();
+            let text = statement_text(&statement);
             files::prepare(&self.ctx, &statement).await?;
             let plan = self.ctx.state().statement_to_plan(statement).await?;
             if let Err(e) = options.verify_plan(&plan) {
@@ -397,6 +397,20 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     n.checked_mul(1 << shift).filter(|&n| n > 0)
+}
+
+/// A statement as the user would write it again. DataFusion prints `COPY ... TO` with
+/// its target unquoted, which does not parse: the target is quoted here.
+fn statement_text(statement: &datafusion::sql::parser::Statement) -> String {
+    use datafusion::sql::parser::Statement;
+    match statement {
+        Statement::CopyTo(copy) => {
+            let mut quoted = copy.clone();
+            quoted.target = format!("'{}'", copy.target.replace('\'', "''"));
+            quoted.to_string()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Whether `sql` holds no statement (blank, or comments only); false if it does not

@@ -335,11 +335,28 @@ pub fn describe(path: &Path) -> Result<FileInfo> {
     })
 }
 
+/// Why a file is not Parquet, in plain words: the parquet crate's own text names its
+/// internals ("Parquet error: Invalid Parquet file. Corrupt footer").
+fn not_parquet(e: &datafusion::parquet::errors::ParquetError) -> String {
+    let text = e.to_string();
+    if text.contains("Corrupt footer") || text.contains("Invalid Parquet file") {
+        return "not a Parquet file (it does not end with the PAR1 marker of a Parquet footer)"
+            .into();
+    }
+    if text.contains("EOF") || text.contains("smaller than") || text.contains("size is") {
+        return "not a Parquet file (too short to hold a Parquet footer)".into();
+    }
+    format!(
+        "not a Parquet file ({})",
+        text.trim_start_matches("Parquet error: ")
+    )
+}
+
 fn read_footer(path: &Path) -> Result<FileInfo> {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     let file = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| Error::input(path, format!("not a Parquet file: {e}")))?;
+    let reader =
+        SerializedFileReader::new(file).map_err(|e| Error::input(path, not_parquet(&e)))?;
     let meta = reader.metadata();
     let fm = meta.file_metadata();
     let schema = datafusion::parquet::arrow::parquet_to_arrow_schema(
