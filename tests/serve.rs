@@ -163,6 +163,25 @@ fn psql_ok(port: u16, sql: &str) -> String {
     stdout(&out)
 }
 
+/// Commits a new version of `n` small images into `wh` (metadata written in `dir`).
+fn commit_images(dir: &Path, wh: &Path, n: usize) {
+    let meta = common::small_metadata(dir, n);
+    let out = common::run(&common::ingest_args(
+        meta.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    ));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+}
+
+/// The version folders a warehouse holds.
+fn versions(wh: &Path) -> usize {
+    std::fs::read_dir(wh)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
+        .count()
+}
+
 #[test]
 fn psql_reads_tables_views_and_the_catalog() {
     let Some(_) = client("psql") else { return };
@@ -283,12 +302,7 @@ fn a_commit_is_seen_by_the_next_statement_without_a_restart() {
         "40"
     );
     // A new version of 60 images, committed while the server runs.
-    let meta = common::small_metadata(dir.path(), 60);
-    let out = common::run(&common::ingest_args(
-        meta.to_str().unwrap(),
-        wh.to_str().unwrap(),
-    ));
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    commit_images(dir.path(), &wh, 60);
     assert_eq!(
         psql_ok(server.port, "SELECT count(*) FROM images").trim(),
         "60"
@@ -299,12 +313,8 @@ fn a_commit_is_seen_by_the_next_statement_without_a_restart() {
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let splits = psql_ok(server.port, "SELECT count(*) FROM splits");
     assert_eq!(splits.trim(), "30", "one row per patient");
-    let versions = std::fs::read_dir(&wh)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
-        .count();
-    assert!(versions <= 2, "{versions} version folders kept");
+    let kept = versions(&wh);
+    assert!(kept <= 2, "{kept} version folders kept");
     assert!(server.stop().success());
 }
 
@@ -775,12 +785,7 @@ fn a_running_statement_keeps_its_version_through_commits() {
     // Two commits replace the version the statement reads; cxr collects old
     // versions at each commit.
     for n in [100, 200] {
-        let meta = common::small_metadata(dir.path(), n);
-        let out = common::run(&common::ingest_args(
-            meta.to_str().unwrap(),
-            wh.to_str().unwrap(),
-        ));
-        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        commit_images(dir.path(), &wh, n);
     }
     assert!(
         !running.is_finished(),
@@ -798,18 +803,8 @@ fn a_running_statement_keeps_its_version_through_commits() {
     assert_eq!(psql_ok(port, "SELECT count(*) FROM images").trim(), "200");
     assert!(server.stop().success());
     // Once the server is gone, the next commit removes the old versions.
-    let meta = common::small_metadata(dir.path(), 10);
-    let out = common::run(&common::ingest_args(
-        meta.to_str().unwrap(),
-        wh.to_str().unwrap(),
-    ));
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let versions = std::fs::read_dir(&wh)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
-        .count();
-    assert_eq!(versions, 1);
+    commit_images(dir.path(), &wh, 10);
+    assert_eq!(versions(&wh), 1);
 }
 
 #[test]

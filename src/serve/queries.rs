@@ -7,6 +7,7 @@
 //! by `cxr ingest` or `cxr split` is seen by the next statement, and a running one
 //! keeps its version (and its files) until it ends.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,6 +137,26 @@ impl Served {
                 ))
             })?;
         Ok(plan)
+    }
+
+    /// Plans `statement` on `version` with `params` bound and runs it, its rows in
+    /// `format`, under the connection's settings (`metadata`).
+    async fn answer(
+        &self,
+        version: Arc<Version>,
+        statement: &Statement,
+        params: &ParamValues,
+        format: &Format,
+        metadata: &HashMap<String, String>,
+    ) -> PgWireResult<Response> {
+        let plan = self
+            .plan(&version, statement)
+            .await
+            .and_then(|plan| Ok(plan.replace_params_with_values(params)?))
+            .map_err(|e| self.error(e))?;
+        let options = Arc::new(FormatOptions::from_client_metadata(metadata));
+        self.run(version, plan, client_time(metadata), format, options)
+            .await
     }
 
     /// Runs a planned statement and streams its rows within the limits.
@@ -347,9 +368,8 @@ fn truncate(text: &str, chars: usize) -> String {
 
 /// The client's `SET statement_timeout` (datafusion-postgres keeps it in the
 /// connection's metadata, in milliseconds; 0 is no limit).
-fn client_time<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
-    client
-        .metadata()
+fn client_time(metadata: &HashMap<String, String>) -> Option<Duration> {
+    metadata
         .get("statement_timeout_ms")
         .and_then(|ms| ms.parse::<u64>().ok())
         .filter(|&ms| ms > 0)
@@ -460,20 +480,18 @@ impl QueryHook for Answer {
             let version = served.version().await.map_err(|e| served.error(e))?;
             if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
                 let copy = copy.map_err(|e| served.error(e))?;
-                return served.copy_out(version, copy, client_time(client)).await;
+                return served
+                    .copy_out(version, copy, client_time(client.metadata()))
+                    .await;
             }
-            let plan = served
-                .plan(&version, statement)
-                .await
-                .map_err(|e| served.error(e))?;
-            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            let no_parameters = ParamValues::List(Vec::new());
             served
-                .run(
+                .answer(
                     version,
-                    plan,
-                    client_time(client),
+                    statement,
+                    &no_parameters,
                     &Format::UnifiedText,
-                    options,
+                    client.metadata(),
                 )
                 .await
         };
@@ -582,19 +600,13 @@ impl ExtendedQueryHandler for Handler {
         // Planned again on the version current now: a prepared statement kept across
         // a commit reads the new version, never the removed files of the old.
         let version = served.version().await.map_err(|e| served.error(e))?;
-        let plan = served
-            .plan(&version, statement)
-            .await
-            .and_then(|plan| Ok(plan.replace_params_with_values(&params)?))
-            .map_err(|e| served.error(e))?;
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         served
-            .run(
+            .answer(
                 version,
-                plan,
-                client_time(client),
+                statement,
+                &params,
                 &portal.result_column_format,
-                options,
+                client.metadata(),
             )
             .await
     }
