@@ -231,6 +231,21 @@ fn psql_reads_tables_views_and_the_catalog() {
         );
     }
 
+    // \copy to a file: the header and 3 rows, counted as 3 as PostgreSQL does.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("three.csv");
+    let said = psql_ok(
+        server.port,
+        &format!(
+            "\\copy (SELECT image_index, follow_up FROM images ORDER BY image_index LIMIT 3) to '{}' with csv header",
+            file.display()
+        ),
+    );
+    assert_eq!(said.trim(), "COPY 3");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written.lines().count(), 4, "{written}");
+    assert_eq!(written.lines().next(), Some("image_index,follow_up"));
+
     // \copy to stdout: the rows, as CSV.
     let copied = psql_ok(
         server.port,
@@ -417,7 +432,8 @@ fn limits_stop_a_long_or_large_statement_and_the_server_answers_others() {
     let (out, took) = long.join().unwrap();
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("time limit"), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(30), "stopped after {took:?}");
+    // Stopped at its limit, not when the join would have ended.
+    assert!(took < Duration::from_secs(6), "stopped after {took:?}");
 
     // A hash join over every image needs more than 1 MiB.
     let out = psql(
@@ -626,6 +642,14 @@ fn jdbc_lists_tables_and_runs_a_prepared_statement() {
         assert!(text.contains(&format!("table: {table}")), "{text}");
     }
     assert!(text.contains("column: images.patient_id int4"), "{text}");
+    // A 1-byte integer column read six times (binary results from the sixth).
+    let labels = nih_csv()
+        .into_iter()
+        .find(|i| i.index == "00000001_001.png")
+        .unwrap()
+        .labels
+        .len();
+    assert!(text.contains(&format!("n_labels: {labels}")), "{text}");
     assert!(server.stop().success());
 }
 
@@ -756,12 +780,14 @@ fn a_cancel_request_stops_the_statement() {
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("cancel"), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(10));
-    // The server's CPU goes quiet: the statement stopped, not only its client.
+    // The server's CPU goes quiet once the batches in hand are done (a quarter of a
+    // second each): the statement stopped, not only its client.
+    std::thread::sleep(Duration::from_millis(1000));
     let before = common::cpu_seconds(server.child.id());
     std::thread::sleep(Duration::from_millis(1500));
     let used = common::cpu_seconds(server.child.id()) - before;
     assert!(
-        used < 0.5,
+        used < 0.2,
         "the server used {used} s of CPU after the cancel"
     );
     assert!(server.stop().success());

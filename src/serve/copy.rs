@@ -111,36 +111,39 @@ impl CopyOut {
         Some(format!("{}\n", names.join(&self.delimiter.to_string())).into_bytes())
     }
 
-    /// The rows of a batch, one line each.
-    pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
+    /// The rows of a batch, one line each (one `CopyData` message per row, as
+    /// PostgreSQL sends them: clients count and parse rows by message).
+    pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
         let options = FormatOptions::default();
         let formatters = batch
             .columns()
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut out = Vec::new();
+        let mut rows = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
+            let mut line = Vec::new();
             for (i, (column, formatter)) in batch.columns().iter().zip(&formatters).enumerate() {
                 if i > 0 {
-                    out.extend(self.delimiter.to_string().as_bytes());
+                    line.extend(self.delimiter.to_string().as_bytes());
                 }
                 if column.is_null(row) {
-                    out.extend(self.null.as_bytes());
+                    line.extend(self.null.as_bytes());
                 } else if column.data_type() == &DataType::Boolean {
                     // PostgreSQL writes booleans as t and f.
                     let value = column
                         .as_any()
                         .downcast_ref::<BooleanArray>()
                         .is_some_and(|b| b.value(row));
-                    out.push(if value { b't' } else { b'f' });
+                    line.push(if value { b't' } else { b'f' });
                 } else {
-                    out.extend(self.field(&formatter.value(row).to_string()).as_bytes());
+                    line.extend(self.field(&formatter.value(row).to_string()).as_bytes());
                 }
             }
-            out.push(b'\n');
+            line.push(b'\n');
+            rows.push(line);
         }
-        Ok(out)
+        Ok(rows)
     }
 
     /// One value, escaped (text) or quoted where needed (CSV) as PostgreSQL does.

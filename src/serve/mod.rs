@@ -79,8 +79,8 @@ pub async fn serve(options: Options) -> Result<()> {
         )
         .await?,
     );
-    let listener = TcpListener::bind(options.listen)
-        .await
+    let listener = std::net::TcpListener::bind(options.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
         .ctx(|| format!("cannot listen on {}", options.listen))?;
     let address = listener
         .local_addr()
@@ -93,14 +93,45 @@ pub async fn serve(options: Options) -> Result<()> {
         address.ip(),
         address.port()
     );
+    // Connections, the protocol and timers run on a runtime of their own, so that a
+    // cancel request, a new client or a time limit is handled while statements keep
+    // every core of the query runtime busy.
+    let protocol = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("cxr-serve-protocol")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the server's runtime", e))?;
+    let max = options.max_connections;
+    let accepting = protocol.spawn(async move {
+        let listener =
+            TcpListener::from_std(listener).map_err(|e| Error::io("cannot listen", e))?;
+        accept(listener, server, tls, max, stop_signals()?).await;
+        Ok::<(), Error>(())
+    });
+    let accepted = accepting
+        .await
+        .map_err(|e| Error::Internal(format!("the server's accept loop failed: {e}")));
+    drain(&served.running, options.limits.query_time).await;
+    protocol.shutdown_background();
+    accepted?
+}
+
+/// Accepts connections until a stop signal, each served in a task of its own.
+async fn accept(
+    listener: TcpListener,
+    server: Arc<Server>,
+    tls: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
+    max: usize,
+    mut stop: tokio::sync::mpsc::Receiver<()>,
+) {
     let connections = Arc::new(AtomicUsize::new(0));
-    let mut stop = stop_signals()?;
     loop {
         tokio::select! {
             _ = stop.recv() => break,
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
-                let connection = Connection::open(&connections, options.max_connections);
+                let connection = Connection::open(&connections, max);
                 let server = server.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -108,14 +139,12 @@ pub async fn serve(options: Options) -> Result<()> {
                         Some(_connection) => {
                             let _ = process_socket(socket, tls, server).await;
                         }
-                        None => refuse(socket, peer, options.max_connections).await,
+                        None => refuse(socket, peer, max).await,
                     }
                 });
             }
         }
     }
-    drain(&served.running, options.limits.query_time).await;
-    Ok(())
 }
 
 /// Waits for running statements to end, at most `limit`.

@@ -44,7 +44,7 @@ use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::sql::Warehouse;
+use crate::sql::{Interrupt, Warehouse};
 use crate::warehouse::Manifest;
 
 /// The limits every statement runs under.
@@ -67,6 +67,8 @@ pub struct Served {
     pub running: Arc<AtomicUsize>,
     /// Memory for the smallest tables, read once per version.
     in_memory: usize,
+    /// Where statements are computed (the runtime the server was started on).
+    query_runtime_handle: tokio::runtime::Handle,
 }
 
 /// One version of the warehouse, open for clients.
@@ -85,6 +87,7 @@ impl Served {
     ) -> Result<Served> {
         let served = Served {
             in_memory,
+            query_runtime_handle: tokio::runtime::Handle::current(),
             root,
             current: Mutex::new(None),
             limits,
@@ -105,7 +108,13 @@ impl Served {
         {
             return Ok(version.clone());
         }
-        let warehouse = Warehouse::open_for_clients(&self.root, self.in_memory).await?;
+        // Reading tables into memory is work for the query runtime.
+        let (root, in_memory) = (self.root.clone(), self.in_memory);
+        let warehouse = self
+            .query_runtime_handle
+            .spawn(async move { Warehouse::open_for_clients(&root, in_memory).await })
+            .await
+            .map_err(|e| Error::Internal(format!("opening the warehouse failed: {e}")))??;
         setup_pg_catalog(&warehouse.ctx, "datafusion", EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
         super::saved::register(&warehouse.ctx);
@@ -199,13 +208,36 @@ impl Served {
         let (schema, batches) = self.execute(version, plan, client_time).await?;
         let columns = schema.fields().len();
         let header = copy.header(&schema);
-        let data = futures::stream::iter(header.map(Ok)).chain(batches.map(move |batch| {
-            batch.and_then(|batch| {
+        let rows = batches.flat_map(move |batch| {
+            let rows = batch.and_then(|batch| {
                 copy.encode(&batch)
                     .map_err(|e| user_error("XX000", e.to_string()))
+            });
+            let rows: Vec<PgWireResult<Vec<u8>>> = match rows {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(rows)
+        });
+        // The header goes out with the first row: clients count rows by message
+        // (psql's "COPY n"), and PostgreSQL does not count the header.
+        let pending = Arc::new(std::sync::Mutex::new(header));
+        let first = pending.clone();
+        let with_header = rows.map(move |line| {
+            line.map(|line| match first.lock().ok().and_then(|mut h| h.take()) {
+                Some(mut header) => {
+                    header.extend(line);
+                    header
+                }
+                None => line,
             })
-        }));
-        let data = data.map(|bytes| bytes.map(|b| CopyData::new(b.into())));
+        });
+        let header_alone =
+            futures::stream::once(async move { pending.lock().ok().and_then(|mut h| h.take()) })
+                .filter_map(|header| async move { header.map(Ok) });
+        let data = with_header
+            .chain(header_alone)
+            .map(|line| line.map(|l| CopyData::new(l.into())));
         Ok(Response::CopyOut(CopyResponse::new(0, columns, data)))
     }
 
@@ -226,17 +258,20 @@ impl Served {
         let running = Running::start(&self.running);
         let limit = client_time.map_or(self.limits.query_time, |t| t.min(self.limits.query_time));
         let deadline = tokio::time::Instant::now() + limit;
+        // The time limit is checked inside the plan too: an operator that loops in
+        // one poll (a nested-loop join) would not see a timer until it ends. The flag
+        // stops it when the client goes away or cancels.
+        let interrupt = Interrupt::at(deadline.into_std());
         let state = SessionStateBuilder::new_from_existing(version.warehouse.ctx.state())
             .with_runtime_env(self.query_runtime(&version.warehouse.ctx))
+            .with_physical_optimizer_rule(interrupt.rule())
             .build();
-        let frame = DataFrame::new(state, plan);
+        let frame = widen_small_integers(DataFrame::new(state, plan))
+            .map_err(|e| query_error(Error::from(e), self.limits.query_memory))?;
         let schema = frame.schema().as_arrow().clone();
         let memory = self.limits.query_memory;
-        let mut batches = tokio::time::timeout_at(deadline, frame.execute_stream())
-            .await
-            .map_err(|_| timed_out(limit))?
-            .map_err(|e| query_error(Error::from(e), memory))?;
-        let first = next_batch(&mut batches, deadline, limit, memory).await;
+        let mut batches = Batches::start(&self.query_runtime_handle, frame, interrupt);
+        let first = batches.next(deadline, limit, memory).await;
         // The version and the running count live as long as the rows are sent.
         let held = (version, running);
         let failed = matches!(first, Some(Err(_)));
@@ -244,7 +279,7 @@ impl Served {
             (batches, (!failed).then_some(held)),
             move |(mut batches, held)| async move {
                 let held = held?;
-                match next_batch(&mut batches, deadline, limit, memory).await {
+                match batches.next(deadline, limit, memory).await {
                     None => None,
                     Some(Err(e)) => Some((Err(e), (batches, None))),
                     Some(Ok(batch)) => Some((Ok(batch), (batches, Some(held)))),
@@ -274,17 +309,95 @@ impl Served {
     }
 }
 
-/// The next batch of a result, or the error that ends it.
-async fn next_batch(
-    batches: &mut datafusion::physical_plan::SendableRecordBatchStream,
-    deadline: tokio::time::Instant,
-    limit: Duration,
-    memory: usize,
-) -> Option<PgWireResult<RecordBatch>> {
-    match tokio::time::timeout_at(deadline, batches.next()).await {
-        Err(_) => Some(Err(timed_out(limit))),
-        Ok(None) => None,
-        Ok(Some(batch)) => Some(batch.map_err(|e| query_error(Error::from(e), memory))),
+/// Integer columns as the PostgreSQL types they are sent as: PostgreSQL has no 1-byte
+/// or unsigned integers, and arrow-pg sends an Int8 column as `int2` but writes one
+/// byte in binary results (psycopg read 2 as 512, pgjdbc failed).
+fn widen_small_integers(frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+    use datafusion::common::Column;
+    use datafusion::logical_expr::{Expr, cast};
+    let wider = |ty: &DataType| match ty {
+        DataType::Int8 | DataType::UInt8 => Some(DataType::Int16),
+        DataType::UInt16 => Some(DataType::Int32),
+        DataType::UInt32 => Some(DataType::Int64),
+        _ => None,
+    };
+    if !frame
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| wider(f.data_type()).is_some())
+    {
+        return Ok(frame);
+    }
+    let columns: Vec<Expr> = frame
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            match wider(field.data_type()) {
+                Some(ty) => cast(column, ty).alias(field.name()),
+                None => column,
+            }
+        })
+        .collect();
+    frame.select(columns)
+}
+
+/// A statement's batches, computed on the query runtime and received here: the
+/// protocol's runtime stays free for cancel requests, new clients and timers.
+/// Dropped (the rows sent, the client gone or cancelling), it stops the computing.
+struct Batches {
+    receiver: tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
+    interrupt: Interrupt,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Batches {
+    fn start(runtime: &tokio::runtime::Handle, frame: DataFrame, interrupt: Interrupt) -> Batches {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let task = runtime.spawn(async move {
+            let mut stream = match frame.execute_stream().await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                if sender.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Batches {
+            receiver,
+            interrupt,
+            task,
+        }
+    }
+
+    /// The next batch, or the error that ends the result.
+    async fn next(
+        &mut self,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+        memory: usize,
+    ) -> Option<PgWireResult<RecordBatch>> {
+        match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+            Err(_) => Some(Err(timed_out(limit))),
+            Ok(None) => None,
+            Ok(Some(Err(_))) if tokio::time::Instant::now() >= deadline => {
+                Some(Err(timed_out(limit)))
+            }
+            Ok(Some(batch)) => Some(batch.map_err(|e| query_error(Error::from(e), memory))),
+        }
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        self.interrupt.fire();
+        self.task.abort();
     }
 }
 

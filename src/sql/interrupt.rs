@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -31,14 +32,27 @@ use datafusion::physical_plan::{
 use futures::Stream;
 
 /// The flag of the running query, renewed for each query so that a late check of a
-/// cancelled one never sees the next one's flag.
+/// cancelled one never sees the next one's flag; and, for a query with a time limit,
+/// its deadline, checked at the same places (a timer could not fire while every
+/// worker thread is inside such a loop).
 #[derive(Clone, Default, Debug)]
-pub struct Interrupt(Arc<Mutex<Arc<AtomicBool>>>);
+pub struct Interrupt {
+    flag: Arc<Mutex<Arc<AtomicBool>>>,
+    deadline: Option<Instant>,
+}
 
 impl Interrupt {
+    /// Stops the query at its first check past `deadline`.
+    pub fn at(deadline: Instant) -> Interrupt {
+        Interrupt {
+            deadline: Some(deadline),
+            ..Interrupt::default()
+        }
+    }
+
     /// A new flag for the query about to be planned.
     pub fn renew(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::default();
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = Arc::default();
     }
 
     /// Stops the running query at its next check.
@@ -47,7 +61,7 @@ impl Interrupt {
     }
 
     fn current(&self) -> Arc<AtomicBool> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.flag.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The physical optimizer rule that places the checks (run last, on the final plan).
@@ -71,10 +85,12 @@ impl PhysicalOptimizerRule for PlaceChecks {
         _config: &ConfigOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let flag = self.0.current();
+        let deadline = self.0.deadline;
         let check = |input| -> Arc<dyn ExecutionPlan> {
             Arc::new(CheckExec {
                 input,
                 flag: flag.clone(),
+                deadline,
             })
         };
         plan.transform_up(|node| {
@@ -104,11 +120,13 @@ impl PhysicalOptimizerRule for PlaceChecks {
     }
 }
 
-/// Passes its input through, ending it with an error once the flag is set.
+/// Passes its input through, ending it with an error once the flag is set or the
+/// deadline has passed.
 #[derive(Debug)]
 struct CheckExec {
     input: Arc<dyn ExecutionPlan>,
     flag: Arc<AtomicBool>,
+    deadline: Option<Instant>,
 }
 
 impl DisplayAs for CheckExec {
@@ -151,6 +169,7 @@ impl ExecutionPlan for CheckExec {
         Ok(Arc::new(CheckExec {
             input,
             flag: self.flag.clone(),
+            deadline: self.deadline,
         }))
     }
 
@@ -162,6 +181,7 @@ impl ExecutionPlan for CheckExec {
         Ok(Box::pin(CheckStream {
             input: self.input.execute(partition, context)?,
             flag: self.flag.clone(),
+            deadline: self.deadline,
         }))
     }
 
@@ -184,6 +204,7 @@ impl ExecutionPlan for CheckExec {
 struct CheckStream {
     input: SendableRecordBatchStream,
     flag: Arc<AtomicBool>,
+    deadline: Option<Instant>,
 }
 
 impl Stream for CheckStream {
@@ -192,6 +213,11 @@ impl Stream for CheckStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.flag.load(Ordering::Relaxed) {
             return Poll::Ready(Some(Err(DataFusionError::Execution("cancelled".into()))));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Poll::Ready(Some(Err(DataFusionError::Execution(
+                "stopped at its time limit".into(),
+            ))));
         }
         self.input.as_mut().poll_next(cx)
     }

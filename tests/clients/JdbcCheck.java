@@ -35,6 +35,19 @@ public class JdbcCheck {
                 }
                 System.out.println("prepared: " + n);
             }
+            try (PreparedStatement p = c.prepareStatement("SELECT n_labels FROM images WHERE image_index = ?")) {
+                int labels = -1;
+                for (int i = 0; i < 6; i++) {
+                    p.setString(1, "00000001_001.png");
+                    try (ResultSet r = p.executeQuery()) {
+                        r.next();
+                        int now = r.getInt(1);
+                        if (labels >= 0 && now != labels) throw new AssertionError("changed: " + labels + " " + now);
+                        labels = now;
+                    }
+                }
+                System.out.println("n_labels: " + labels);
+            }
         }
     }
 }

@@ -104,5 +104,17 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         first = cur.fetchone()
     top = csv.sort_values("Image Index").iloc[0]
     assert first == (int(top["Patient ID"]), int(top["Patient Age"]), top["Patient Gender"]), first
+    # A 1-byte integer column (n_labels) in binary: the number of findings.
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT image_index, n_labels FROM images ORDER BY image_index LIMIT 50")
+        got = dict(cur.fetchall())
+    for _, row in csv.sort_values("Image Index").head(50).iterrows():
+        labels = [l for l in row["Finding Labels"].split("|") if l != "No Finding"]
+        assert got[row["Image Index"]] == len(labels), (row["Image Index"], got[row["Image Index"]])
+    # COPY TO STDOUT, one row per message: psycopg reads every row.
+    with conn.cursor() as cur:
+        with cur.copy("COPY (SELECT image_index FROM images) TO STDOUT") as copy:
+            copied = sum(1 for _ in copy.rows())
+    assert copied == len(csv), (copied, len(csv))
 
 print(f"tables checked: {checked}")
