@@ -674,6 +674,33 @@ fn women_over_60_pa() -> usize {
 }
 
 #[test]
+fn listens_on_a_host_name() {
+    let wh = wh2020();
+    let mut command = cxr();
+    let mut child = command
+        .args([
+            "serve",
+            "-w",
+            wh.to_str().unwrap(),
+            "--listen",
+            "localhost:0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("listening on 127.0.0.1:") || line.contains("listening on [::1]:"),
+        "{line}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2_before_listening() {
     let wh = wh2020();
     let dir = tempfile::tempdir().unwrap();
@@ -681,6 +708,7 @@ fn usage_errors_exit_2_before_listening() {
         vec!["--max-connections".into(), "0".into()],
         vec!["--query-time".into(), "-1".into()],
         vec!["--query-memory".into(), "lots".into()],
+        vec!["--listen".into(), "no-such-host.invalid:5433".into()],
         vec!["--tls-cert".into(), "x.pem".into()],
         vec!["--user".into(), "someone".into()],
         vec![
@@ -882,6 +910,14 @@ fn tls_when_a_certificate_is_given() {
         &[("PGSSLMODE", "require"), ("PGPASSWORD", "s3cret")],
     );
     assert!(stdout(&out).contains("SSL connection"), "{}", stdout(&out));
+    // Without TLS: refused, before any password is sent.
+    let out = psql(
+        server.port,
+        sql,
+        &[("PGSSLMODE", "disable"), ("PGPASSWORD", "s3cret")],
+    );
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("requires TLS"), "{}", stderr(&out));
     assert!(server.stop().success());
 }
 

@@ -21,9 +21,10 @@ A password comes from CXR_SERVE_PASSWORD or --password-file, never from the comm
 pub struct ServeArgs {
     #[command(flatten)]
     pub warehouse: WarehouseArg,
-    /// Address and port to listen on; an address other than loopback needs a password.
+    /// Address (or host name) and port to listen on; an address other than loopback
+    /// needs a password.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5433")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// The user name clients log in with, when a password is set.
     #[arg(long, value_name = "NAME", default_value = "cxr")]
     pub user: String,
@@ -59,7 +60,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let options = Options {
         warehouse: args.warehouse.path(),
-        listen: args.listen,
+        listen: address(&args.listen)?,
         account: account(&args)?,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_connections: positive(args.max_connections, "--max-connections")?,
@@ -121,6 +122,19 @@ fn read_password(file: &std::path::Path) -> Result<String> {
         ));
     }
     Ok(line)
+}
+
+/// `ADDR:PORT` or `HOST:PORT` (`localhost:5433`), resolved to its first address.
+fn address(text: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut all| all.next())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--listen {text}: not an address and port (e.g. 127.0.0.1:5433 or localhost:5433)"
+            ))
+        })
 }
 
 fn positive(n: usize, flag: &str) -> Result<usize> {

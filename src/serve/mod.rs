@@ -137,6 +137,10 @@ async fn accept(
                 tokio::spawn(async move {
                     match connection {
                         Some(_connection) => {
+                            if tls.is_some() && !asks_for_tls(&socket).await {
+                                refuse_plaintext(socket, peer).await;
+                                return;
+                            }
                             let _ = process_socket(socket, tls, server).await;
                         }
                         None => refuse(socket, peer, max).await,
@@ -202,6 +206,40 @@ async fn refuse(mut socket: TcpStream, peer: SocketAddr, max: usize) {
     let answer = async {
         skip_startup(&mut socket).await?;
         socket.write_all(&error_packet("53300", &message)).await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
+}
+
+/// Whether a new connection starts with PostgreSQL's SSLRequest (or a direct TLS
+/// handshake), looked at without reading it; at most 10 s are waited for it.
+async fn asks_for_tls(socket: &TcpStream) -> bool {
+    let mut head = [0u8; 8];
+    let peeked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.peek(&mut head).await {
+                Ok(n) if n >= 8 || (n >= 1 && head[0] == 0x16) => return true,
+                Ok(0) | Err(_) => return false,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await;
+    if !matches!(peeked, Ok(true)) {
+        return false;
+    }
+    const SSL_REQUEST: u32 = 80877103;
+    // 0x16: a TLS handshake record (direct TLS, PostgreSQL 17 clients).
+    head[0] == 0x16 || u32::from_be_bytes([head[4], head[5], head[6], head[7]]) == SSL_REQUEST
+}
+
+/// A server with TLS refuses clients that do not ask for it: a password or a query
+/// in plain text could be read on the way.
+async fn refuse_plaintext(mut socket: TcpStream, peer: SocketAddr) {
+    eprintln!("cxr serve: {peer}: refused: the client did not ask for TLS");
+    let answer = async {
+        skip_startup(&mut socket).await?;
+        let message = "this server requires TLS (sslmode=require)";
+        socket.write_all(&error_packet("28000", message)).await
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
 }
