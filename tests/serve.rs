@@ -412,7 +412,7 @@ fn a_password_is_required_off_loopback_and_checked_by_scram() {
 fn limits_stop_a_long_or_large_statement_and_the_server_answers_others() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
-    let server = Server::start(&wh, &["--query-time", "2", "--query-memory", "1MiB"], &[]);
+    let server = Server::start(&wh, &["--query-time", "4", "--query-memory", "1MiB"], &[]);
     // Hours of work: every pair of images.
     let port = server.port;
     let long = std::thread::spawn(move || {
@@ -432,8 +432,9 @@ fn limits_stop_a_long_or_large_statement_and_the_server_answers_others() {
     let (out, took) = long.join().unwrap();
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("time limit"), "{}", stderr(&out));
-    // Stopped at its limit, not when the join would have ended.
-    assert!(took < Duration::from_secs(6), "stopped after {took:?}");
+    // Stopped at its limit, not when the join would have ended (hours); the margin
+    // is for a loaded machine.
+    assert!(took < Duration::from_secs(12), "stopped after {took:?}");
 
     // A hash join over every image needs more than 1 MiB.
     let out = psql(
