@@ -154,9 +154,5 @@ fn seconds(s: f64) -> Result<Duration> {
 }
 
 fn size(text: &str, flag: &str) -> Result<usize> {
-    crate::sql::parse_size(text).ok_or_else(|| {
-        Error::Usage(format!(
-            "{flag} {text}: not a size (e.g. 512MiB, 2GiB or a number of bytes)"
-        ))
-    })
+    crate::sql::size_setting(&format!("{flag} {text}"), text)
 }

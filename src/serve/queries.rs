@@ -134,10 +134,7 @@ impl Served {
                 statement.clone(),
             )))
             .await?;
-        datafusion::execution::context::SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
+        crate::sql::statements_allowed(false)
             .verify_plan(&plan)
             .map_err(|e| {
                 Error::Query(format!(
@@ -467,15 +464,8 @@ fn refuse_statement(statement: &Statement) -> Result<()> {
         None => Ok(()),
         Some(what) => Err(Error::Query(format!(
             "refused: clients of cxr serve only read; {what} is not allowed (`{}`)",
-            truncate(&statement.to_string(), 60)
+            crate::sql::truncate(&statement.to_string(), 60)
         ))),
-    }
-}
-
-fn truncate(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
     }
 }
 

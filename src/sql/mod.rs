@@ -217,10 +217,7 @@ impl Warehouse {
         if statements.is_empty() {
             return Err(Error::Usage("no SQL statement to run".into()));
         }
-        let options = SQLOptions::new()
-            .with_allow_ddl(allow_write)
-            .with_allow_dml(allow_write)
-            .with_allow_statements(allow_write);
+        let options = statements_allowed(allow_write);
         let mut frames = Vec::with_capacity(statements.len());
         for statement in statements {
             let text = statement_text(&statement);
@@ -377,15 +374,28 @@ pub fn memory_limit() -> Result<usize> {
     let Ok(text) = std::env::var("CXR_MEMORY_LIMIT") else {
         return Ok(DEFAULT_MEMORY_LIMIT);
     };
-    parse_size(&text).ok_or_else(|| {
+    size_setting(&format!("CXR_MEMORY_LIMIT={text}"), &text)
+}
+
+/// A size given as `setting` (a flag or a variable with its value, for the message).
+pub fn size_setting(setting: &str, text: &str) -> Result<usize> {
+    parse_size(text).ok_or_else(|| {
         Error::Usage(format!(
-            "CXR_MEMORY_LIMIT={text}: not a size (e.g. 512MiB, 2GiB or a number of bytes)"
+            "{setting}: not a size (e.g. 512MiB, 2GiB or a number of bytes)"
         ))
     })
 }
 
+/// What statements may do: read only, or also write (`cxr sql --allow-write`).
+pub fn statements_allowed(allow_write: bool) -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(allow_write)
+        .with_allow_dml(allow_write)
+        .with_allow_statements(allow_write)
+}
+
 /// `123`, `512KiB`, `512MiB`, `2GiB` (also `MB`/`GB`, read as powers of 2).
-pub fn parse_size(text: &str) -> Option<usize> {
+fn parse_size(text: &str) -> Option<usize> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let n: usize = t[..digits].parse().ok()?;
@@ -427,7 +437,7 @@ pub async fn collect(df: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     Ok((schema, batches))
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub fn truncate(s: &str, n: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= n {
         one_line
