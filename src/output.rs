@@ -120,6 +120,20 @@ impl<'w> TextSink<'w> {
     }
 }
 
+/// Writes whole batches in a text format (`Table` is written as CSV).
+pub fn write_batches(
+    out: &mut dyn Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: Format,
+) -> Result<()> {
+    let mut sink = TextSink::begin(out, schema, format)?;
+    for batch in batches {
+        sink.write(batch)?;
+    }
+    sink.finish()
+}
+
 /// An arrow write error that wraps an I/O error (a closed pipe) stays an I/O error.
 fn arrow_io(e: datafusion::arrow::error::ArrowError) -> Error {
     match e {

@@ -69,7 +69,7 @@ pub struct ExportCmd {
 }
 
 impl ExportCmd {
-    fn spec(&self) -> Result<Spec> {
+    pub(crate) fn spec(&self) -> Result<Spec> {
         Ok(Spec {
             query: self.query.clone(),
             image_root: self.image_root.clone(),

@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// needs a password.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5433")]
     pub listen: String,
+    /// Also serve the cohort builder, a page for the browser, on this loopback
+    /// address and port (e.g. 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<String>,
+    /// Serve the page only, no PostgreSQL port (needs --http).
+    #[arg(long, requires = "http", conflicts_with_all = ["listen", "user", "password_file", "tls_cert", "tls_key"])]
+    pub http_only: bool,
     /// The user name clients log in with, when a password is set.
     #[arg(long, value_name = "NAME", default_value = "cxr")]
     pub user: String,
@@ -60,7 +67,16 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let options = Options {
         warehouse: args.warehouse.path(),
-        listen: address(&args.listen)?,
+        listen: if args.http_only {
+            None
+        } else {
+            Some(address(&args.listen, "--listen")?)
+        },
+        http: args
+            .http
+            .as_deref()
+            .map(|text| address(text, "--http"))
+            .transpose()?,
         account: account(&args)?,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_connections: positive(args.max_connections, "--max-connections")?,
@@ -125,14 +141,14 @@ fn read_password(file: &std::path::Path) -> Result<String> {
 }
 
 /// `ADDR:PORT` or `HOST:PORT` (`localhost:5433`), resolved to its first address.
-fn address(text: &str) -> Result<SocketAddr> {
+fn address(text: &str, flag: &str) -> Result<SocketAddr> {
     use std::net::ToSocketAddrs;
     text.to_socket_addrs()
         .ok()
         .and_then(|mut all| all.next())
         .ok_or_else(|| {
             Error::Usage(format!(
-                "--listen {text}: not an address and port (e.g. 127.0.0.1:5433 or localhost:5433)"
+                "{flag} {text}: not an address and port (e.g. 127.0.0.1:5433 or localhost:5433)"
             ))
         })
 }

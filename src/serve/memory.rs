@@ -11,6 +11,21 @@ use datafusion::execution::memory_pool::{
     MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 
+/// A runtime like `base` whose memory pool is one statement's share of `server`'s,
+/// at most `limit` bytes.
+pub fn statement_runtime(
+    base: &datafusion::execution::runtime_env::RuntimeEnv,
+    server: &Arc<dyn MemoryPool>,
+    limit: usize,
+) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    Arc::new(datafusion::execution::runtime_env::RuntimeEnv {
+        memory_pool: Arc::new(QueryPool::new(server.clone(), limit)),
+        disk_manager: base.disk_manager.clone(),
+        cache_manager: base.cache_manager.clone(),
+        object_store_registry: base.object_store_registry.clone(),
+    })
+}
+
 /// The memory pool of one query.
 #[derive(Debug)]
 pub struct QueryPool {

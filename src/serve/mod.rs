@@ -7,10 +7,13 @@
 //! and offers the saved queries as table functions ([`saved`]).
 
 mod auth;
+mod cohorts;
 mod copy;
+mod http;
 mod memory;
 mod queries;
 mod saved;
+mod threads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,8 +43,10 @@ use queries::{Answer, Handler, Served};
 pub struct Options {
     /// The warehouse directory.
     pub warehouse: PathBuf,
-    /// The address to listen on.
-    pub listen: SocketAddr,
+    /// The address to listen on for PostgreSQL clients (none: the page only).
+    pub listen: Option<SocketAddr>,
+    /// The address to serve the cohort builder's page on.
+    pub http: Option<SocketAddr>,
     /// The one account, when a password is set.
     pub account: Option<Account>,
     /// TLS certificate and key (PEM files).
@@ -59,10 +64,19 @@ pub struct Options {
 /// Serves until SIGINT or SIGTERM, then lets running statements finish (within the
 /// statement time limit) and returns.
 pub async fn serve(options: Options) -> Result<()> {
-    if !options.listen.ip().is_loopback() && options.account.is_none() {
+    if let Some(listen) = options.listen
+        && !listen.ip().is_loopback()
+        && options.account.is_none()
+    {
         return Err(Error::Usage(format!(
-            "--listen {}: not a loopback address, so a password is required: set CXR_SERVE_PASSWORD or --password-file",
-            options.listen
+            "--listen {listen}: not a loopback address, so a password is required: set CXR_SERVE_PASSWORD or --password-file"
+        )));
+    }
+    if let Some(http) = options.http
+        && !http.ip().is_loopback()
+    {
+        return Err(Error::Usage(format!(
+            "--http {http}: the page has no login, so it is served on loopback only (reach it from elsewhere through an SSH tunnel)"
         )));
     }
     let tls = options
@@ -79,23 +93,23 @@ pub async fn serve(options: Options) -> Result<()> {
         )
         .await?,
     );
-    let listener = std::net::TcpListener::bind(options.listen)
-        .and_then(|l| l.set_nonblocking(true).map(|_| l))
-        .ctx(|| format!("cannot listen on {}", options.listen))?;
-    let address = listener
-        .local_addr()
-        .ctx(|| "cannot read the listening address".to_string())?;
-    let server = Arc::new(Server::new(served.clone(), options.account.map(Arc::new)));
-    eprintln!(
-        "cxr serve: listening on {address}{} for the warehouse {}; connect with: psql -h {} -p {} -U cxr",
-        if tls.is_some() { " (TLS)" } else { "" },
-        options.warehouse.display(),
-        address.ip(),
-        address.port()
-    );
+    let postgres = options.listen.map(bind).transpose()?;
+    let page = options.http.map(bind).transpose()?;
+    if let Some((_, address)) = &postgres {
+        eprintln!(
+            "cxr serve: listening on {address}{} for the warehouse {}; connect with: psql -h {} -p {} -U cxr",
+            if tls.is_some() { " (TLS)" } else { "" },
+            options.warehouse.display(),
+            address.ip(),
+            address.port()
+        );
+    }
+    if let Some((_, address)) = &page {
+        eprintln!("cxr serve: the cohort builder is at http://{address}/");
+    }
     // Connections, the protocol and timers run on a runtime of their own, so that a
     // cancel request, a new client or a time limit is handled while statements keep
-    // every core of the query runtime busy.
+    // every core busy.
     let protocol = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("cxr-serve-protocol")
@@ -103,18 +117,47 @@ pub async fn serve(options: Options) -> Result<()> {
         .build()
         .map_err(|e| Error::io("cannot start the server's runtime", e))?;
     let max = options.max_connections;
-    let accepting = protocol.spawn(async move {
-        let listener =
-            TcpListener::from_std(listener).map_err(|e| Error::io("cannot listen", e))?;
-        accept(listener, server, tls, max, stop_signals()?).await;
+    let account = options.account.map(Arc::new);
+    let answering = served.clone();
+    let serving = protocol.spawn(async move {
+        let stop = stop_signals()?;
+        let page_served = page.map(|(listener, address)| {
+            let mut stop = stop.clone();
+            let page = Arc::new(answering.page(address));
+            tokio::spawn(http::serve_page(listener, page, max, async move {
+                let _ = stop.changed().await;
+            }))
+        });
+        if let Some((listener, _)) = postgres {
+            let listener =
+                TcpListener::from_std(listener).map_err(|e| Error::io("cannot listen", e))?;
+            let server = Arc::new(Server::new(answering, account));
+            accept(listener, server, tls, max, stop).await;
+        }
+        if let Some(page_served) = page_served {
+            page_served
+                .await
+                .map_err(|e| Error::Internal(format!("the page's server failed: {e}")))??;
+        }
         Ok::<(), Error>(())
     });
-    let accepted = accepting
+    let served_result = serving
         .await
         .map_err(|e| Error::Internal(format!("the server's accept loop failed: {e}")));
     drain(&served.running, options.limits.query_time).await;
     protocol.shutdown_background();
-    accepted?
+    served_result?
+}
+
+/// A listener on `address`, and the address it got (the port, when 0 was asked).
+fn bind(address: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr)> {
+    let listener = std::net::TcpListener::bind(address)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .ctx(|| format!("cannot listen on {address}"))?;
+    let bound = listener
+        .local_addr()
+        .ctx(|| "cannot read the listening address".to_string())?;
+    Ok((listener, bound))
 }
 
 /// Accepts connections until a stop signal, each served in a task of its own.
@@ -123,12 +166,12 @@ async fn accept(
     server: Arc<Server>,
     tls: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
     max: usize,
-    mut stop: tokio::sync::mpsc::Receiver<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let connections = Arc::new(AtomicUsize::new(0));
     loop {
         tokio::select! {
-            _ = stop.recv() => break,
+            _ = stop.changed() => break,
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
                 let connection = Connection::open(&connections, max);
@@ -161,16 +204,17 @@ async fn drain(running: &AtomicUsize, limit: Duration) {
     }
 }
 
-/// SIGINT and SIGTERM, as one stream of stop requests.
-fn stop_signals() -> Result<tokio::sync::mpsc::Receiver<()>> {
+/// SIGINT and SIGTERM, as one stop request every listener sees.
+fn stop_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (send, receive) = tokio::sync::mpsc::channel(2);
+    let (send, receive) = tokio::sync::watch::channel(false);
+    let send = Arc::new(send);
     for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
         let mut stream = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
         let send = send.clone();
         tokio::spawn(async move {
             stream.recv().await;
-            let _ = send.send(()).await;
+            let _ = send.send(true);
         });
     }
     Ok(receive)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::threads::{Lease, Runtimes};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
@@ -67,8 +68,10 @@ pub struct Served {
     pub running: Arc<AtomicUsize>,
     /// Memory for the smallest tables, read once per version.
     in_memory: usize,
-    /// Where statements are computed (the runtime the server was started on).
+    /// Where warehouse versions are opened (the runtime the server was started on).
     query_runtime_handle: tokio::runtime::Handle,
+    /// Where statements are computed, each on a runtime of its own.
+    runtimes: Arc<Runtimes>,
 }
 
 /// One version of the warehouse, open for clients.
@@ -77,6 +80,20 @@ struct Version {
 }
 
 impl Served {
+    /// The cohort builder's page over this warehouse, with the same limits.
+    pub fn page(&self, address: std::net::SocketAddr) -> super::http::Page {
+        super::http::Page {
+            answers: super::cohorts::Answers {
+                root: self.root.clone(),
+                server_memory: self.server_memory.clone(),
+                query_memory: self.limits.query_memory,
+            },
+            runtimes: self.runtimes.clone(),
+            query_time: self.limits.query_time,
+            address,
+        }
+    }
+
     /// Opens the warehouse at `root` (its current version is checked now, so that a
     /// missing or damaged warehouse stops the server before it listens).
     pub async fn open(
@@ -88,6 +105,10 @@ impl Served {
         let served = Served {
             in_memory,
             query_runtime_handle: tokio::runtime::Handle::current(),
+            runtimes: Runtimes::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             root,
             current: Mutex::new(None),
             limits,
@@ -267,7 +288,12 @@ impl Served {
             .map_err(|e| query_error(Error::from(e), self.limits.query_memory))?;
         let schema = frame.schema().as_arrow().clone();
         let memory = self.limits.query_memory;
-        let mut batches = Batches::start(&self.query_runtime_handle, frame, interrupt);
+        // Waiting for a turn counts toward the time limit.
+        let mut batches =
+            tokio::time::timeout_at(deadline, Batches::start(&self.runtimes, frame, interrupt))
+                .await
+                .map_err(|_| timed_out(limit))?
+                .map_err(|e| self.error(e))?;
         let first = batches.next(deadline, limit, memory).await;
         // The version and the running count live as long as the rows are sent.
         let held = (version, running);
@@ -293,16 +319,11 @@ impl Served {
 
     /// A runtime whose memory pool is this statement's share of the server's.
     fn query_runtime(&self, ctx: &SessionContext) -> Arc<RuntimeEnv> {
-        let base = ctx.runtime_env();
-        Arc::new(RuntimeEnv {
-            memory_pool: Arc::new(super::memory::QueryPool::new(
-                self.server_memory.clone(),
-                self.limits.query_memory,
-            )),
-            disk_manager: base.disk_manager.clone(),
-            cache_manager: base.cache_manager.clone(),
-            object_store_registry: base.object_store_registry.clone(),
-        })
+        super::memory::statement_runtime(
+            &ctx.runtime_env(),
+            &self.server_memory,
+            self.limits.query_memory,
+        )
     }
 }
 
@@ -340,37 +361,44 @@ fn widen_small_integers(frame: DataFrame) -> datafusion::error::Result<DataFrame
     frame.select(columns)
 }
 
-/// A statement's batches, computed on the query runtime and received here: the
-/// protocol's runtime stays free for cancel requests, new clients and timers.
-/// Dropped (the rows sent, the client gone or cancelling), it stops the computing.
+/// A statement's batches, computed on a runtime of the statement's own (see
+/// [`super::threads`]) and received here: the protocol's runtime stays free for
+/// cancel requests, new clients and timers. Dropped (the rows sent, the client gone
+/// or cancelling), it stops the computing.
 struct Batches {
     receiver: tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
     interrupt: Interrupt,
-    task: tokio::task::JoinHandle<()>,
+    _computing: Lease,
 }
 
 impl Batches {
-    fn start(runtime: &tokio::runtime::Handle, frame: DataFrame, interrupt: Interrupt) -> Batches {
+    async fn start(
+        runtimes: &Arc<Runtimes>,
+        frame: DataFrame,
+        interrupt: Interrupt,
+    ) -> Result<Batches> {
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        let task = runtime.spawn(async move {
-            let mut stream = match frame.execute_stream().await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    let _ = sender.send(Err(e)).await;
-                    return;
+        let computing = runtimes
+            .spawn(async move {
+                let mut stream = match frame.execute_stream().await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        let _ = sender.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(batch) = stream.next().await {
+                    if sender.send(batch).await.is_err() {
+                        return;
+                    }
                 }
-            };
-            while let Some(batch) = stream.next().await {
-                if sender.send(batch).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Batches {
+            })
+            .await?;
+        Ok(Batches {
             receiver,
             interrupt,
-            task,
-        }
+            _computing: computing,
+        })
     }
 
     /// The next batch, or the error that ends the result.
@@ -394,7 +422,6 @@ impl Batches {
 impl Drop for Batches {
     fn drop(&mut self) {
         self.interrupt.fire();
-        self.task.abort();
     }
 }
 

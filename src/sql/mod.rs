@@ -18,6 +18,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::DFParser;
@@ -110,6 +111,24 @@ impl Warehouse {
             wh.keep_in_memory(in_memory).await?;
         }
         Ok(wh)
+    }
+
+    /// The warehouse for one request of a server: no file a query names is read
+    /// (no `FROM 'path'`), its plans stop at `interrupt`, and its memory is that of
+    /// the runtime `runtime` makes from the default one.
+    pub fn open_for_request(
+        dir: &Path,
+        interrupt: &Interrupt,
+        runtime: impl FnOnce(&RuntimeEnv) -> std::sync::Arc<RuntimeEnv>,
+    ) -> Result<Warehouse> {
+        let base = context(Some(interrupt))?;
+        let state = SessionStateBuilder::new_from_existing(base.state())
+            .with_runtime_env(runtime(&base.runtime_env()))
+            .build();
+        Ok(Warehouse {
+            ctx: SessionContext::new_with_state(state),
+            snapshot: Snapshot::open(dir)?,
+        })
     }
 
     /// Replaces the smallest tables (by their files) by in-memory copies while they

@@ -151,6 +151,10 @@ pub struct CsvImage {
     pub patient: i64,
     pub follow_up: i64,
     pub age: i64,
+    /// `M` or `F`.
+    pub sex: String,
+    /// `PA` or `AP`.
+    pub view: String,
     pub labels: std::collections::BTreeSet<String>,
 }
 
@@ -179,6 +183,8 @@ pub fn nih_csv() -> Vec<CsvImage> {
                 follow_up: f[2].trim().parse().unwrap(),
                 patient: f[3].trim().parse().unwrap(),
                 age: f[4].trim().parse().unwrap(),
+                sex: f[5].trim().to_string(),
+                view: f[6].trim().to_string(),
             }
         })
         .collect()

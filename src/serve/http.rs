@@ -1,0 +1,396 @@
+//! `cxr serve --http`: the cohort builder — one page, its script and style, and the
+//! read-only JSON API the page uses (documented in README). The answers come from
+//! [`super::cohorts`]; this module is the HTTP around them: routes, limits, errors.
+//!
+//! Limits are the PostgreSQL side's: each request computes on a statement runtime
+//! of its own when its turn comes ([`super::threads`]), within the statement time
+//! limit and memory. The page has no login, so it is served on loopback only, and a
+//! request whose `Host` is not the server's own is refused: a web site visited in
+//! the same browser cannot read the warehouse by pointing a name at 127.0.0.1.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::cohorts::{Answers, PageCohort};
+use super::threads::Runtimes;
+use crate::error::{Error, Result};
+use crate::sql::Interrupt;
+
+const INDEX: &str = include_str!("page/index.html");
+const SCRIPT: &str = include_str!("page/app.js");
+const STYLE: &str = include_str!("page/app.css");
+
+/// The page's server: where answers come from and the limits they are computed in.
+pub struct Page {
+    pub answers: Answers,
+    pub runtimes: Arc<Runtimes>,
+    pub query_time: Duration,
+    /// The address the page is served on (for the `Host` check).
+    pub address: SocketAddr,
+}
+
+/// Serves the page on `listener` until `stop` completes, holding at most
+/// `max_connections` connections (more wait in the kernel's queue).
+pub async fn serve_page(
+    listener: std::net::TcpListener,
+    page: Arc<Page>,
+    max_connections: usize,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = Limited {
+        listener: tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::io("cannot listen for the page", e))?,
+        slots: Arc::new(Semaphore::new(max_connections)),
+    };
+    axum::serve(listener, router(page))
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(|e| Error::io("the page's server failed", e))
+}
+
+/// The routes: the page's three files and the API.
+fn router(page: Arc<Page>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { file(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { file(SCRIPT, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { file(STYLE, "text/css; charset=utf-8") }),
+        )
+        // Browsers ask for an icon; there is none.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/options", get(options))
+        .route("/api/cohort", get(cohort))
+        .route("/api/patient", get(patient))
+        .route("/api/manifest.parquet", get(manifest_parquet))
+        .route("/api/manifest.csv", get(manifest_csv))
+        .route("/api/cohort.sql", get(saved_query))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such page").into_response() })
+        .layer(axum::middleware::from_fn_with_state(page.clone(), checked))
+        .with_state(page)
+}
+
+/// One of the page's files, never framed by another site and never run as another type.
+fn file(text: &'static str, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// Refuses a request addressed to another host (DNS rebinding), and marks every
+/// answer as the page's own.
+async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !is_own_host(host, page.address) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this server answers requests to {} or localhost only",
+                page.address
+            ),
+        )
+        .into_response();
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// `Host` names this server: its address, or localhost, with its port.
+fn is_own_host(host: &str, address: SocketAddr) -> bool {
+    let port = address.port().to_string();
+    let Some((name, given_port)) = host.rsplit_once(':') else {
+        return false;
+    };
+    given_port == port
+        && (name == "localhost"
+            || name == address.ip().to_string()
+            || name == format!("[{}]", address.ip()))
+}
+
+impl Page {
+    /// Runs `work` on a statement runtime, within the time limit; its statements stop
+    /// when the limit passes or the client goes away (the future is dropped).
+    async fn compute<T, F, W>(&self, work: W) -> std::result::Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+        W: FnOnce(Interrupt) -> F,
+    {
+        let deadline = tokio::time::Instant::now() + self.query_time;
+        let interrupt = Interrupt::at(deadline.into_std());
+        let computing = work(interrupt.clone());
+        let (send, receive) = tokio::sync::oneshot::channel();
+        let waited = tokio::time::timeout_at(deadline, async {
+            let _lease = self
+                .runtimes
+                .spawn(async move {
+                    let _ = send.send(computing.await);
+                })
+                .await?;
+            receive
+                .await
+                .map_err(|_| Error::Internal("the request's work stopped".into()))?
+        })
+        .await;
+        interrupt.fire();
+        match waited {
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request ran past the time limit of {} s",
+                    self.query_time.as_secs_f64()
+                ),
+            )),
+            Ok(result) => result.map_err(ApiError::from),
+        }
+    }
+}
+
+/// The request's parameters as `name=value` pairs (repeatable names kept).
+type Pairs = Query<Vec<(String, String)>>;
+
+async fn options(State(page): State<Arc<Page>>) -> Response {
+    let p = page.clone();
+    json_answer(
+        page.compute(move |i| async move { p.answers.options(&i).await })
+            .await,
+    )
+}
+
+async fn cohort(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
+    let cohort = match PageCohort::parse(&pairs) {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let p = page.clone();
+    json_answer(
+        page.compute(move |i| async move { p.answers.cohort(cohort, &i).await })
+            .await,
+    )
+}
+
+async fn patient(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let (Some(dataset), Some(patient)) = (value("dataset"), value("patient")) else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a patient's timeline needs `dataset` and `patient`",
+        )
+        .into_response();
+    };
+    let p = page.clone();
+    json_answer(
+        page.compute(move |i| async move { p.answers.patient(&dataset, &patient, &i).await })
+            .await,
+    )
+}
+
+async fn manifest_parquet(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
+    manifest(page, pairs, false).await
+}
+
+async fn manifest_csv(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
+    manifest(page, pairs, true).await
+}
+
+async fn manifest(page: Arc<Page>, pairs: Vec<(String, String)>, csv: bool) -> Response {
+    let cohort = match PageCohort::parse(&pairs) {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let p = page.clone();
+    let bytes = page
+        .compute(move |i| async move { p.answers.manifest(cohort, csv, &i).await })
+        .await;
+    let (content_type, name) = if csv {
+        ("text/csv; charset=utf-8", "manifest.csv")
+    } else {
+        ("application/vnd.apache.parquet", "manifest.parquet")
+    };
+    download(bytes, content_type, name)
+}
+
+async fn saved_query(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
+    let cohort = match PageCohort::parse(&pairs) {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let p = page.clone();
+    let text = page
+        .compute(move |i| async move { p.answers.saved_query(cohort, &i).await })
+        .await
+        .map(String::into_bytes);
+    download(text, "text/plain; charset=utf-8", "cohort.sql")
+}
+
+fn json_answer(answer: std::result::Result<Value, ApiError>) -> Response {
+    match answer {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn download(
+    bytes: std::result::Result<Vec<u8>, ApiError>,
+    content_type: &'static str,
+    name: &str,
+) -> Response {
+    match bytes {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// An answer that is an error: its status and message, as `{"error": "..."}`.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    /// What the command line exits 2 for (a bad flag, a query the data refuses) is
+    /// the request's fault; the rest is the server's.
+    fn from(error: Error) -> ApiError {
+        let status = if error.exit_code() == 2 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        let message = crate::error::without_os_error_numbers(&error.to_string());
+        ApiError::new(status, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// A listener that holds a slot for each open connection: a client opening
+/// connections without end waits instead of taking the server's file descriptors.
+struct Limited {
+    listener: tokio::net::TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Held;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Held, SocketAddr) {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
+        (
+            Held {
+                stream,
+                _slot: slot,
+            },
+            address,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection and its slot, given back when it closes.
+struct Held {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Held {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for Held {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(context, bytes)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(context)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(context)
+    }
+}

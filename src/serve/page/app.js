@@ -1,0 +1,306 @@
+// The cohort builder: the form's state is the page's URL (the API's parameters, which
+// are `cxr cohort`'s flags), every change asks /api/cohort and draws the answer.
+"use strict";
+
+const form = document.getElementById("cohort");
+const $ = (id) => document.getElementById(id);
+let findings = [];
+let datasets = [];
+let answer = null;
+let asked = 0;
+
+// Elements built with text, never with HTML from data.
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+  for (const c of children) node.append(c instanceof Node ? c : String(c ?? ""));
+  return node;
+}
+
+function svg(tag, attributes = {}, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const number = (n) => (n === null || n === undefined ? "" : Number(n).toLocaleString("en-US"));
+
+async function getJson(url) {
+  const response = await fetch(url);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+// The form as the API's parameters.
+function parameters() {
+  const p = new URLSearchParams();
+  const chosen = [...form.querySelectorAll("input[name=dataset]:checked")].map((c) => c.value);
+  if (chosen.length && chosen.length < datasets.length) p.set("dataset", chosen.join(","));
+  for (const f of findings) {
+    const choice = form.querySelector(`select[data-finding="${f}"]`).value;
+    if (choice) p.append(choice, f);
+  }
+  if (form.elements["no-finding"].checked) p.set("no-finding", "true");
+  const min = $("age-min").value.trim();
+  const max = $("age-max").value.trim();
+  if (min || max) p.set("age", `${min}..${max}`);
+  for (const name of ["sex", "view", "split", "min-studies", "source", "uncertain"]) {
+    const v = form.elements[name].value.trim();
+    if (v) p.set(name, v);
+  }
+  if (form.elements["first-study"].checked) p.set("first-study", "true");
+  return p;
+}
+
+// The URL's parameters into the form (a permalink).
+function restore(p) {
+  const chosen = p.has("dataset") ? p.get("dataset").split(",") : datasets;
+  for (const c of form.querySelectorAll("input[name=dataset]")) c.checked = chosen.includes(c.value);
+  for (const f of findings) form.querySelector(`select[data-finding="${f}"]`).value = "";
+  for (const choice of ["with", "any", "without"]) {
+    for (const f of p.getAll(choice)) {
+      const select = form.querySelector(`select[data-finding="${f}"]`);
+      if (select) select.value = choice;
+    }
+  }
+  form.elements["no-finding"].checked = p.get("no-finding") === "true";
+  form.elements["first-study"].checked = p.get("first-study") === "true";
+  const [min, max] = (p.get("age") || "..").split("..");
+  $("age-min").value = min || "";
+  $("age-max").value = max || "";
+  for (const name of ["sex", "view", "split", "min-studies", "source", "uncertain"]) {
+    form.elements[name].value = p.get(name) || "";
+  }
+}
+
+let timer = null;
+function changed() {
+  clearTimeout(timer);
+  timer = setTimeout(update, 150);
+}
+
+async function update() {
+  const p = parameters();
+  const query = p.toString();
+  history.replaceState(null, "", query ? `/?${query}` : "/");
+  for (const [id, path] of [["manifest-parquet", "manifest.parquet"], ["manifest-csv", "manifest.csv"], ["saved-query", "cohort.sql"]]) {
+    $(id).href = `/api/${path}${query ? "?" + query : ""}`;
+  }
+  $("permalink").href = location.href;
+  const mine = ++asked;
+  document.body.dataset.state = "loading";
+  $("status").textContent = "Counting…";
+  const started = performance.now();
+  try {
+    const result = await getJson(`/api/cohort?${query}`);
+    if (mine !== asked) return;
+    answer = result;
+    draw();
+    $("error").hidden = true;
+    const images = result.counts.reduce((sum, row) => sum + row.images, 0);
+    $("status").textContent = `${number(images)} images · answered in ${Math.round(performance.now() - started)} ms`;
+    document.body.dataset.query = query;
+    document.body.dataset.state = "ready";
+  } catch (e) {
+    if (mine !== asked) return;
+    $("error").textContent = e.message;
+    $("error").hidden = false;
+    $("status").textContent = "The cohort could not be counted.";
+    document.body.dataset.query = query;
+    document.body.dataset.state = "error";
+  }
+}
+
+function draw() {
+  drawCounts();
+  drawPrevalence();
+  drawHeatmapChoices();
+  drawHeatmap();
+  drawAges();
+  drawPatients();
+  $("command").textContent = answer.command;
+  $("sql").textContent = answer.sql;
+}
+
+function drawCounts() {
+  const body = $("counts").tBodies[0];
+  body.replaceChildren();
+  let total = [0, 0, 0];
+  for (const row of answer.counts) {
+    body.append(el("tr", { "data-dataset": row.dataset },
+      el("th", { scope: "row" }, row.dataset),
+      el("td", { "data-measure": "images" }, number(row.images)),
+      el("td", { "data-measure": "studies" }, number(row.studies)),
+      el("td", { "data-measure": "patients" }, number(row.patients))));
+    total = [total[0] + row.images, total[1] + (row.studies || 0), total[2] + (row.patients || 0)];
+  }
+  if (!answer.counts.length) body.append(el("tr", {}, el("td", { colspan: 4 }, "No image matches the cohort.")));
+}
+
+function drawPrevalence() {
+  const rows = answer.summary.filter((r) => r.measure === "finding");
+  const names = [...new Set(answer.counts.map((r) => r.dataset))];
+  const head = $("prevalence").tHead;
+  head.replaceChildren(el("tr", {}, el("th", { scope: "col" }, "Finding"), ...names.map((d) => el("th", { scope: "col" }, d))));
+  const body = $("prevalence").tBodies[0];
+  body.replaceChildren();
+  for (const f of [...findings, "No Finding"]) {
+    const cells = names.map((d) => {
+      const r = rows.find((x) => x.dataset === d && x.item === f);
+      if (!r) return el("td", { class: "none", title: "not labelled in this dataset" }, "—");
+      return el("td", { "data-dataset": d, "data-finding": f, "data-n": r.n, "data-denominator": r.denominator ?? "" },
+        `${r.pct ?? ""}% `, el("small", {}, `${number(r.n)} / ${number(r.denominator)}`));
+    });
+    body.append(el("tr", {}, el("th", { scope: "row" }, f), ...cells));
+  }
+}
+
+function drawHeatmapChoices() {
+  const select = $("heatmap-dataset");
+  const names = [...new Set(answer.cooccurrence.map((r) => r.dataset))];
+  const keep = names.includes(select.value) ? select.value : names[0];
+  select.replaceChildren(...names.map((d) => el("option", { value: d }, d)));
+  if (keep) select.value = keep;
+}
+
+function drawHeatmap() {
+  const box = $("heatmap");
+  box.replaceChildren();
+  const dataset = $("heatmap-dataset").value;
+  const pairs = answer.cooccurrence.filter((r) => r.dataset === dataset);
+  const labels = findings.filter((f) => pairs.some((r) => r.label_a === f));
+  if (!labels.length) {
+    box.append(el("p", {}, "No pair of findings is labelled in this cohort."));
+    return;
+  }
+  const cell = 24, left = 150, top = 150;
+  const size = labels.length * cell;
+  const chart = svg("svg", { width: left + size + 10, height: top + size + 10, role: "img",
+    "aria-label": `Lift of each pair of findings in ${dataset}` });
+  labels.forEach((f, i) => {
+    chart.append(svg("text", { x: left - 6, y: top + i * cell + cell * 0.65, "text-anchor": "end", class: "axis" }, f));
+    chart.append(svg("text", { transform: `translate(${left + i * cell + cell * 0.65},${top - 6}) rotate(-60)`, class: "axis" }, f));
+  });
+  for (const r of pairs) {
+    const i = labels.indexOf(r.label_a), j = labels.indexOf(r.label_b);
+    if (i < 0 || j < 0) continue;
+    const rect = svg("rect", { x: left + j * cell, y: top + i * cell, width: cell - 1, height: cell - 1,
+      fill: liftColour(r.lift), "data-a": r.label_a, "data-b": r.label_b });
+    rect.append(svg("title", {}, `${r.label_a} & ${r.label_b}: lift ${r.lift ?? "—"} (${number(r.n_ab)} images with both)`));
+    chart.append(rect);
+  }
+  box.append(chart);
+}
+
+// Lift on a log scale centred on 1: white at 1, blue below, red above (4× saturates).
+function liftColour(lift) {
+  if (lift === null || lift === undefined || !(lift > 0)) return "#ddd";
+  const t = Math.max(-1, Math.min(1, Math.log2(lift) / 2));
+  const fade = (c) => Math.round(255 - (255 - c) * Math.abs(t));
+  return t >= 0 ? `rgb(${fade(178)},${fade(24)},${fade(43)})` : `rgb(${fade(33)},${fade(102)},${fade(172)})`;
+}
+
+function drawAges() {
+  const box = $("ages");
+  box.replaceChildren();
+  const sexes = [...new Set(answer.ages.map((r) => r.sex))];
+  const buckets = [...new Set(answer.ages.map((r) => r.age_from))].sort((a, b) => a - b);
+  if (!buckets.length) {
+    box.append(el("p", {}, "No image of the cohort has an age."));
+    return;
+  }
+  const colours = { F: "#c2185b", M: "#1565c0", unknown: "#9e9e9e" };
+  const most = Math.max(...answer.ages.map((r) => r.images));
+  const width = 28, height = 180, left = 60, bottom = 30;
+  const chart = svg("svg", { width: left + buckets.length * width + 20, height: height + bottom + 30, role: "img",
+    "aria-label": "Images per five years of age, by sex" });
+  const bar = (width - 4) / sexes.length;
+  buckets.forEach((b, i) => {
+    sexes.forEach((s, k) => {
+      const r = answer.ages.find((x) => x.age_from === b && x.sex === s);
+      if (!r) return;
+      const h = (r.images / most) * height;
+      const rect = svg("rect", { x: left + i * width + k * bar, y: 20 + height - h, width: bar, height: h, fill: colours[s] || "#555" });
+      rect.append(svg("title", {}, `${s}, ${b}–${b + 4}: ${number(r.images)} images`));
+      chart.append(rect);
+    });
+    if (i % 2 === 0) chart.append(svg("text", { x: left + i * width, y: 20 + height + 16, class: "axis" }, b));
+  });
+  chart.append(svg("text", { x: left - 6, y: 26, "text-anchor": "end", class: "axis" }, number(most)));
+  chart.append(svg("text", { x: left - 6, y: 20 + height, "text-anchor": "end", class: "axis" }, "0"));
+  sexes.forEach((s, k) => {
+    chart.append(svg("rect", { x: left + k * 90, y: 0, width: 12, height: 12, fill: colours[s] || "#555" }));
+    chart.append(svg("text", { x: left + k * 90 + 16, y: 11, class: "axis" }, s));
+  });
+  box.append(chart);
+}
+
+function drawPatients() {
+  const list = $("patients");
+  list.replaceChildren();
+  for (const p of answer.patients) {
+    const button = el("button", { type: "button", "data-dataset": p.dataset, "data-patient": p.patient_id },
+      `${p.dataset} ${p.patient_id} (${p.images})`);
+    button.addEventListener("click", () => timeline(p.dataset, p.patient_id));
+    list.append(el("li", {}, button));
+  }
+  if (!answer.patients.length) list.append(el("li", {}, "No patient ids in this cohort."));
+}
+
+async function timeline(dataset, patient) {
+  const box = $("timeline");
+  box.replaceChildren(el("p", {}, "Loading…"));
+  try {
+    const t = await getJson(`/api/patient?${new URLSearchParams({ dataset, patient })}`);
+    const table = el("table", { "aria-label": `Images of patient ${patient}` },
+      el("thead", {}, el("tr", {}, ...["Image", "Study", "Age", "Sex", "View", "Labels", "Split"].map((h) => el("th", { scope: "col" }, h)))));
+    const body = el("tbody");
+    for (const r of t.images) {
+      body.append(el("tr", {}, el("td", {}, r.image_id), el("td", {}, r.study_id), el("td", {}, r.age ?? ""),
+        el("td", {}, r.sex ?? ""), el("td", {}, r.view ?? ""), el("td", {}, (r.labels || []).join(", ")), el("td", {}, r.split ?? "")));
+    }
+    table.append(body);
+    box.replaceChildren(el("h3", {}, `${dataset} patient ${patient}: ${t.images.length} images`), table);
+  } catch (e) {
+    box.replaceChildren(el("p", { role: "alert" }, e.message));
+  }
+}
+
+function copy(id) {
+  navigator.clipboard?.writeText($(id).textContent);
+}
+
+async function start() {
+  try {
+    const options = await getJson("/api/options");
+    datasets = options.datasets.map((d) => d.dataset);
+    findings = options.findings;
+    $("datasets").append(...options.datasets.map((d) =>
+      el("label", {}, el("input", { type: "checkbox", name: "dataset", value: d.dataset, checked: "" }),
+        ` ${d.dataset} `, el("small", {}, `${number(d.images)} images`))));
+    $("findings").querySelector("tbody").append(...findings.map((f) => {
+      const id = `finding-${f.replace(/\W+/g, "-")}`;
+      const select = el("select", { id, "data-finding": f },
+        el("option", { value: "" }, "—"), el("option", { value: "with" }, "with"),
+        el("option", { value: "any" }, "any of"), el("option", { value: "without" }, "without"));
+      return el("tr", {}, el("th", { scope: "row" }, el("label", { for: id }, f)), el("td", {}, select));
+    }));
+    restore(new URLSearchParams(location.search));
+  } catch (e) {
+    $("error").textContent = e.message;
+    $("error").hidden = false;
+    document.body.dataset.state = "error";
+    return;
+  }
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
+  form.addEventListener("submit", (e) => e.preventDefault());
+  $("heatmap-dataset").addEventListener("change", drawHeatmap);
+  $("copy-command").addEventListener("click", () => copy("command"));
+  $("copy-sql").addEventListener("click", () => copy("sql"));
+  update();
+}
+
+start();

@@ -1,0 +1,108 @@
+//! Threads of their own for each running statement.
+//!
+//! One poll of an operator can run for seconds (a nested-loop join over every pair
+//! of rows). On one shared pool such a statement held every worker, and a
+//! `SELECT count(*)` beside it waited past its time limit. Each statement therefore
+//! runs on a runtime no other statement uses, and the operating system shares the
+//! cores between statements. Runtimes are kept for the next statement: starting
+//! threads for each one added half a millisecond to a point lookup. At most two per
+//! core compute at once, the others wait their turn (within their time limit): with
+//! one runtime for each of 16 clients, throughput fell by a fifth, the 99th
+//! percentile rose from 0.6 to 0.9 s and the server's memory more than doubled.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::Runtime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+
+/// Idle statement runtimes, each with one worker per partition of a plan.
+pub struct Runtimes {
+    idle: Mutex<Vec<Runtime>>,
+    workers: usize,
+    /// Statements computing at once.
+    turns: Arc<Semaphore>,
+}
+
+impl Runtimes {
+    /// Runtimes of `workers` threads, `at_once` of them computing at a time.
+    pub fn new(workers: usize, at_once: usize) -> Arc<Runtimes> {
+        Arc::new(Runtimes {
+            idle: Mutex::new(Vec::new()),
+            workers: workers.max(1),
+            turns: Arc::new(Semaphore::new(at_once.max(1))),
+        })
+    }
+
+    /// Runs `work` on a runtime no other statement is using, when its turn comes.
+    pub async fn spawn<F>(self: &Arc<Self>, work: F) -> Result<Lease>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("the server is stopping".into()))?;
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let runtime = match idle {
+            Some(runtime) => runtime,
+            None => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(self.workers)
+                .thread_name("cxr-statement")
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("cannot start a statement's threads", e))?,
+        };
+        let task = runtime.spawn(work);
+        Ok(Lease {
+            runtime: Some(runtime),
+            task,
+            pool: self.clone(),
+            _turn: turn,
+        })
+    }
+}
+
+impl Drop for Runtimes {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which async code may not do.
+        if let Ok(mut idle) = self.idle.lock() {
+            for runtime in idle.drain(..) {
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
+
+/// A runtime running one statement's work; dropped, the work is stopped.
+pub struct Lease {
+    runtime: Option<Runtime>,
+    task: JoinHandle<()>,
+    pool: Arc<Runtimes>,
+    _turn: OwnedSemaphorePermit,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        if !self.task.is_finished() {
+            // Still in a poll (the statement's interrupt ends it): its threads are
+            // left to finish it and stop, and the next statement gets new ones.
+            self.task.abort();
+            runtime.shutdown_background();
+            return;
+        }
+        // Kept for the next statement (at most one per turn are ever idle).
+        if let Ok(mut idle) = self.pool.idle.lock() {
+            idle.push(runtime);
+        } else {
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,155 @@
+"""The cohort builder in a real headless Chromium, driven by Selenium as a user would.
+
+usage: page_check.py BASE_URL OUT_DIR SCREENSHOT_DIR
+
+Loads the page, sets a cohort by clicking and typing (datasets nih, chexpert and
+padchest of the four; Effusion with, Pneumothorax without; F; age 40..60; PA), waits for the
+counts, reads every count and prevalence cell off the page, takes screenshots at
+1280x800, follows the permalink in a fresh page load and reads the form back,
+downloads the manifest (Parquet and CSV) and the saved query from the page's own
+links, and opens a patient's timeline. Prints one JSON object with what it read;
+the Rust test compares it with `cxr cohort --summary` and `cxr export`.
+"""
+
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+BASE, OUT, SHOTS = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+EXPECTED_QUERY = (
+    "dataset=chexpert%2Cnih%2Cpadchest&with=Effusion&without=Pneumothorax"
+    "&age=40..60&sex=F&view=PA"
+)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1280,800", "--disable-gpu"]:
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def wait_ready(driver, query=None, timeout=120):
+    def ready(d):
+        body = d.find_element(By.TAG_NAME, "body")
+        state = body.get_attribute("data-state")
+        if state == "error":
+            raise AssertionError("the page shows an error: " + d.find_element(By.ID, "error").text)
+        return state == "ready" and (query is None or body.get_attribute("data-query") == query)
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.1).until(ready)
+    except TimeoutException:
+        shown = driver.find_element(By.TAG_NAME, "body").get_attribute("data-query")
+        raise AssertionError(f"waited for the answer to {query!r}; the page shows {shown!r}")
+
+
+def read_counts(driver):
+    counts = {}
+    for row in driver.find_elements(By.CSS_SELECTOR, "#counts tbody tr[data-dataset]"):
+        cells = {td.get_attribute("data-measure"): td.text.replace(",", "")
+                 for td in row.find_elements(By.TAG_NAME, "td")}
+        counts[row.get_attribute("data-dataset")] = cells
+    return counts
+
+
+def read_prevalence(driver):
+    return [
+        {"dataset": td.get_attribute("data-dataset"), "finding": td.get_attribute("data-finding"),
+         "n": td.get_attribute("data-n"), "denominator": td.get_attribute("data-denominator")}
+        for td in driver.find_elements(By.CSS_SELECTOR, "#prevalence td[data-finding]")
+    ]
+
+
+def form_state(driver):
+    checked = [c.get_attribute("value") for c in
+               driver.find_elements(By.CSS_SELECTOR, "input[name=dataset]") if c.is_selected()]
+    value = lambda i: driver.find_element(By.ID, i).get_attribute("value")
+    return {
+        "datasets": checked,
+        "Effusion": value("finding-Effusion"),
+        "Pneumothorax": value("finding-Pneumothorax"),
+        "sex": value("sex"), "age_min": value("age-min"), "age_max": value("age-max"),
+        "view": value("view"),
+    }
+
+
+def download(href, name):
+    # The page's own link, fetched as the browser would (same host and port).
+    path = OUT / name
+    with urllib.request.urlopen(href, timeout=300) as response:
+        path.write_bytes(response.read())
+        return str(path), response.headers.get("Content-Disposition")
+
+
+def main():
+    driver = browser()
+    result = {}
+    try:
+        driver.get(BASE + "/")
+        wait_ready(driver)
+        result["all_counts"] = read_counts(driver)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        # Set the cohort by clicking: untick every dataset but three.
+        for box in driver.find_elements(By.CSS_SELECTOR, "input[name=dataset]"):
+            if box.is_selected() != (box.get_attribute("value") in ("nih", "chexpert", "padchest")):
+                box.click()
+        Select(driver.find_element(By.ID, "finding-Effusion")).select_by_value("with")
+        Select(driver.find_element(By.ID, "finding-Pneumothorax")).select_by_value("without")
+        Select(driver.find_element(By.ID, "sex")).select_by_value("F")
+        driver.find_element(By.ID, "age-min").send_keys("40")
+        driver.find_element(By.ID, "age-max").send_keys("60")
+        Select(driver.find_element(By.ID, "view")).select_by_value("PA")
+        wait_ready(driver, EXPECTED_QUERY)
+        result["counts"] = read_counts(driver)
+        result["prevalence"] = read_prevalence(driver)
+        result["command"] = driver.find_element(By.ID, "command").text
+        result["heatmap_cells"] = len(driver.find_elements(By.CSS_SELECTOR, "#heatmap rect"))
+        result["age_bars"] = len(driver.find_elements(By.CSS_SELECTOR, "#ages rect"))
+        driver.save_screenshot(str(SHOTS / "page-cohort.png"))
+        # Keyboard: Tab reaches the form's controls in order, each with a label.
+        unlabelled = driver.execute_script(
+            "return [...document.querySelectorAll('input, select')].filter(e => !e.labels || !e.labels.length).map(e => e.id || e.name)")
+        result["unlabelled_controls"] = unlabelled
+        # A patient's timeline on click.
+        patient = driver.find_element(By.CSS_SELECTOR, "#patients button")
+        result["patient"] = [patient.get_attribute("data-dataset"), patient.get_attribute("data-patient")]
+        patient.click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline tbody tr"))
+        result["timeline_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#timeline tbody tr"))
+        driver.execute_script("document.getElementById('timeline').scrollIntoView()")
+        driver.save_screenshot(str(SHOTS / "page-timeline.png"))
+        # The downloads, from the page's own links.
+        links = {i: driver.find_element(By.ID, i).get_attribute("href")
+                 for i in ["manifest-parquet", "manifest-csv", "saved-query", "permalink"]}
+        result["links"] = links
+        result["manifest_parquet"], result["parquet_disposition"] = download(links["manifest-parquet"], "page.parquet")
+        result["manifest_csv"], _ = download(links["manifest-csv"], "page.csv")
+        result["saved_query"], _ = download(links["saved-query"], "page.sql")
+        # The permalink restores the form and the counts in a fresh load.
+        driver.get("about:blank")
+        driver.get(links["permalink"])
+        wait_ready(driver, EXPECTED_QUERY)
+        result["restored_form"] = form_state(driver)
+        result["restored_counts"] = read_counts(driver)
+        # A bad cohort is said in the page, not a blank.
+        driver.get(BASE + "/?age=60..40")
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
+        result["error_text"] = driver.find_element(By.ID, "error").text
+    finally:
+        driver.quit()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

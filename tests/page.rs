@@ -1,0 +1,455 @@
+//! `cxr serve --http`: the cohort builder's API over raw HTTP, and the page in a real
+//! headless Chromium (Selenium), its counts checked against `cxr cohort --summary`
+//! and its downloads against `cxr export` with the same flags.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{code, run, run_csv, stderr, wh2020};
+
+/// `cxr serve --http-only` on a free loopback port, once it says where the page is.
+struct PageServer {
+    child: Child,
+    port: u16,
+}
+
+impl PageServer {
+    fn start(wh: &Path, args: &[&str]) -> PageServer {
+        let mut child = common::cxr()
+            .args([
+                "serve",
+                "-w",
+                wh.to_str().unwrap(),
+                "--http",
+                "127.0.0.1:0",
+                "--http-only",
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (ready, port) = mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(|l| l.ok()) {
+                eprintln!("server: {line}");
+                if let Some(rest) = line.split("is at http://").nth(1) {
+                    let port = rest.trim_end_matches('/').rsplit(':').next().unwrap();
+                    let _ = ready.send(port.parse::<u16>().unwrap());
+                }
+            }
+        });
+        let port = port
+            .recv_timeout(Duration::from_secs(120))
+            .expect("cxr serve --http did not start");
+        PageServer { child, port }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+/// A raw HTTP/1.1 request: the status and the body.
+fn http(port: u16, method: &str, target: &str, host: &str) -> (u16, String) {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        socket,
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, body.to_string())
+}
+
+fn get(port: u16, target: &str) -> (u16, String) {
+    http(port, "GET", target, &format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn the_api_answers_only_cohort_flags_on_its_own_host() {
+    let wh = wh2020();
+    let server = PageServer::start(&wh, &[]);
+    let port = server.port;
+    // The page and its files.
+    let (status, body) = get(port, "/");
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>cxr cohort builder</title>"), "{body}");
+    assert_eq!(get(port, "/app.js").0, 200);
+    assert_eq!(get(port, "/app.css").0, 200);
+    // A cohort: the NIH counts equal the shipped CSV's (PA women, 40-60, Effusion).
+    let (status, body) = get(port, "/api/cohort?with=Effusion&sex=F&age=40..60&view=PA");
+    assert_eq!(status, 200, "{body}");
+    let expected = common::nih_csv()
+        .iter()
+        .filter(|i| {
+            i.labels.contains("Effusion")
+                && i.sex == "F"
+                && (40..=60).contains(&i.age)
+                && i.view == "PA"
+        })
+        .count();
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["counts"][0]["dataset"], "nih");
+    assert_eq!(answer["counts"][0]["images"], expected as u64);
+    assert!(
+        answer["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("cxr cohort --dataset nih --with Effusion --sex F --age 40..60 --view PA"),
+        "{}",
+        answer["command"]
+    );
+    // What is not a cohort flag is refused, naming the parameter; nothing reads a
+    // file or takes SQL.
+    for (target, said) in [
+        (
+            "/api/cohort?cohort=/etc/passwd",
+            "unknown parameter `cohort`",
+        ),
+        ("/api/cohort?where=1%3D1", "unknown parameter `where`"),
+        ("/api/cohort?out=/tmp/x.parquet", "unknown parameter `out`"),
+        ("/api/cohort?w=/tmp", "unknown parameter `w`"),
+        ("/api/cohort?age=60..40", "the range is empty"),
+        ("/api/cohort?with=Nonsense", "Nonsense"),
+        ("/api/cohort?first-study=maybe", "not true or false"),
+        ("/api/patient?dataset=nih", "needs `dataset` and `patient`"),
+    ] {
+        let (status, body) = get(port, target);
+        assert_eq!(status, 400, "{target}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            error["error"].as_str().unwrap().contains(said),
+            "{target}: {body}"
+        );
+    }
+    // Another host name pointed at this address (DNS rebinding) is refused.
+    let (status, _) = http(port, "GET", "/api/options", "evil.example:80");
+    assert_eq!(status, 421);
+    let (status, _) = http(port, "GET", "/api/options", &format!("localhost:{port}"));
+    assert_eq!(status, 200);
+    // Read-only: no other method.
+    assert_eq!(
+        http(port, "POST", "/api/cohort", &format!("127.0.0.1:{port}")).0,
+        405
+    );
+    assert_eq!(get(port, "/../../etc/passwd").0, 404);
+    // A patient's timeline: the images of patient 11 in the shipped CSV.
+    let (status, body) = get(port, "/api/patient?dataset=nih&patient=11");
+    assert_eq!(status, 200, "{body}");
+    let timeline: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let expected = common::nih_csv().iter().filter(|i| i.patient == 11).count();
+    assert_eq!(timeline["images"].as_array().unwrap().len(), expected);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_page_is_served_on_loopback_only() {
+    let wh = wh2020();
+    let out = run(&["serve", "-w", wh.to_str().unwrap(), "--http", "0.0.0.0:0"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("loopback only"), "{}", stderr(&out));
+    let out = run(&["serve", "-w", wh.to_str().unwrap(), "--http-only"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_request_past_the_time_limit_is_stopped() {
+    let wh = wh2020();
+    let server = PageServer::start(&wh, &["--query-time", "0.001"]);
+    let (status, body) = get(server.port, "/api/cohort?with=Effusion");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("time limit"), "{body}");
+    assert!(server.stop().success());
+}
+
+/// The Python with Selenium (CXR_TEST_PYTHON, made by .ci/run), and Chromium.
+fn browser() -> Option<PathBuf> {
+    let python = std::env::var_os("CXR_TEST_PYTHON").map(PathBuf::from);
+    let chromium = Path::new("/usr/bin/chromedriver").exists();
+    if python.is_none() || !chromium {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CXR_TEST_PYTHON or /usr/bin/chromedriver missing (CI is set: .ci/run installs them)"
+        );
+        eprintln!("SKIPPED: no CXR_TEST_PYTHON with selenium, or no chromium-driver");
+        return None;
+    }
+    python
+}
+
+/// NIH from data/ and the real CheXpert, PadChest and VinDr files.
+fn four_datasets(dir: &Path, shared: &Path) -> PathBuf {
+    let wh = dir.join("wh");
+    let chexpert = format!(
+        "chexpert={}",
+        shared.join("chexpert_train.csv.gz").display()
+    );
+    let padchest = format!(
+        "padchest={}",
+        shared
+            .join("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz")
+            .display()
+    );
+    let vindr = format!("vindr={}", shared.join("vinbigdata-train.csv.gz").display());
+    let mut args = common::ingest_args("data/Data_Entry_2017.csv.gz", wh.to_str().unwrap());
+    args.extend([
+        "--dataset",
+        &chexpert,
+        "--dataset",
+        &padchest,
+        "--dataset",
+        &vindr,
+    ]);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wh
+}
+
+const FLAGS: &[&str] = &[
+    "--dataset",
+    "nih,chexpert,padchest",
+    "--with",
+    "Effusion",
+    "--without",
+    "Pneumothorax",
+    "--age",
+    "40..60",
+    "--sex",
+    "F",
+    "--view",
+    "PA",
+];
+
+#[test]
+fn the_page_in_chromium_matches_the_command_line() {
+    let Some(python) = browser() else { return };
+    let Some(shared) = common::shared_datasets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = four_datasets(dir.path(), &shared);
+    let w = wh.to_str().unwrap();
+    let server = PageServer::start(&wh, &[]);
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/page_check.py"))
+        .args([
+            &server.base(),
+            dir.path().to_str().unwrap(),
+            shots.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Every count on the page equals `cxr cohort --summary` for the same flags.
+    let mut args = vec!["cohort", "-w", w, "--summary", "--format", "csv"];
+    args.extend_from_slice(FLAGS);
+    let summary = run_csv(&args);
+    let header = &summary[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (dataset, measure, item, n, base) = (
+        col("dataset"),
+        col("measure"),
+        col("item"),
+        col("n"),
+        col("denominator"),
+    );
+    let mut checked = 0;
+    for row in &summary[1..] {
+        let shown = &page["counts"][&row[dataset]];
+        match row[measure].as_str() {
+            "images" | "patients" => {
+                assert_eq!(shown[&row[measure]], row[n], "{row:?}");
+                checked += 1;
+            }
+            "finding" => {
+                let cell = page["prevalence"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["dataset"] == row[dataset] && c["finding"] == row[item])
+                    .unwrap_or_else(|| panic!("no cell for {row:?}"));
+                assert_eq!(cell["n"], row[n], "{row:?}");
+                assert_eq!(cell["denominator"], row[base], "{row:?}");
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(checked > 30, "only {checked} figures compared");
+    // Studies: distinct study ids of the cohort's rows, per dataset.
+    let mut args = vec!["cohort", "-w", w, "--format", "csv"];
+    args.extend_from_slice(FLAGS);
+    let rows = run_csv(&args);
+    let (d, s) = (
+        rows[0].iter().position(|h| h == "dataset").unwrap(),
+        rows[0].iter().position(|h| h == "study_id").unwrap(),
+    );
+    let mut studies: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for r in &rows[1..] {
+        studies.entry(&r[d]).or_default().insert(&r[s]);
+    }
+    for (name, ids) in &studies {
+        assert_eq!(
+            page["counts"][name]["studies"],
+            ids.len().to_string(),
+            "{name}"
+        );
+    }
+    assert_eq!(studies.len(), 3, "{studies:?}");
+
+    // The permalink restores the form and the same counts.
+    assert_eq!(page["restored_counts"], page["counts"]);
+    let form = &page["restored_form"];
+    assert_eq!(
+        form["datasets"],
+        serde_json::json!(["chexpert", "nih", "padchest"])
+    );
+    assert_eq!(form["Effusion"], "with");
+    assert_eq!(form["Pneumothorax"], "without");
+    assert_eq!(
+        (form["sex"].as_str(), form["view"].as_str()),
+        (Some("F"), Some("PA"))
+    );
+    assert_eq!(
+        (form["age_min"].as_str(), form["age_max"].as_str()),
+        (Some("40"), Some("60"))
+    );
+
+    // The manifest downloaded from the page equals `cxr export` with the same flags
+    // (pyarrow reads both; the Parquet metadata's creation time differs).
+    let exported = dir.path().join("export.parquet");
+    let mut args = vec!["export", "-w", w, "--out", exported.to_str().unwrap()];
+    args.extend_from_slice(FLAGS);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let compare = format!(
+        "import pyarrow.parquet as pq, pyarrow.csv as pc, sys\n\
+         a = pq.read_table({:?}); b = pq.read_table({:?})\n\
+         same = lambda x, y: (x is None or x != x) and (y is None or y != y) or x == y\n\
+         assert a.schema.equals(b.schema), (a.schema, b.schema)\n\
+         for name in a.schema.names:\n\
+         \x20   x, y = a.column(name).to_pylist(), b.column(name).to_pylist()\n\
+         \x20   flat = lambda v: v if isinstance(v, list) and name == 'targets' else [v]\n\
+         \x20   assert len(x) == len(y) and all(all(same(p, q) for p, q in zip(flat(u), flat(w))) for u, w in zip(x, y)), name\n\
+         c = pc.read_csv({:?})\n\
+         assert c.num_rows == a.num_rows, (c.num_rows, a.num_rows)\n\
+         assert c.column('image_id').to_pylist() == a.column('image_id').to_pylist()\n\
+         names = [f.decode() if isinstance(f, bytes) else f for f in __import__('json').loads(a.schema.metadata[b'cxr.targets'])]\n\
+         targets = a.column('targets').to_pylist()\n\
+         for k, name in enumerate(names):\n\
+         \x20   column = c.column(name).to_pylist()\n\
+         \x20   bad = [i for i in range(a.num_rows) if not same(column[i], targets[i][k])]\n\
+         \x20   assert not bad, (name, bad[:3])\n\
+         print(a.num_rows)\n",
+        page["manifest_parquet"].as_str().unwrap(),
+        exported.to_str().unwrap(),
+        page["manifest_csv"].as_str().unwrap(),
+    );
+    let out = Command::new(&python)
+        .args(["-c", &compare])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest_rows: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let images: usize = ["nih", "chexpert", "padchest"]
+        .iter()
+        .map(|d| {
+            page["counts"][d]["images"]
+                .as_str()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(manifest_rows, images);
+    assert!(
+        page["parquet_disposition"]
+            .as_str()
+            .unwrap()
+            .contains("manifest.parquet")
+    );
+
+    // The saved query runs as `cxr sql` and gives the cohort's rows.
+    let saved = std::fs::read_to_string(page["saved_query"].as_str().unwrap()).unwrap();
+    assert!(saved.starts_with("-- @description"), "{saved}");
+    let out = common::cxr()
+        .args(["sql", "-w", w, "--format", "csv", "-"])
+        .stdin(std::fs::File::open(page["saved_query"].as_str().unwrap()).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        common::parse_csv(&String::from_utf8_lossy(&out.stdout)),
+        rows
+    );
+
+    // The rest of the page: drawn, labelled, and its timeline the patient's rows.
+    assert!(page["heatmap_cells"].as_u64().unwrap() > 50, "{page}");
+    assert!(page["age_bars"].as_u64().unwrap() > 3, "{page}");
+    assert_eq!(page["unlabelled_controls"], serde_json::json!([]));
+    let (patient_dataset, patient) = (
+        page["patient"][0].as_str().unwrap(),
+        page["patient"][1].as_str().unwrap(),
+    );
+    let all = run_csv(&[
+        "cohort",
+        "-w",
+        w,
+        "--dataset",
+        patient_dataset,
+        "--format",
+        "csv",
+    ]);
+    let p = all[0].iter().position(|h| h == "patient_id").unwrap();
+    let expected = all[1..].iter().filter(|r| r[p] == patient).count();
+    assert_eq!(page["timeline_rows"], expected as u64);
+    assert!(
+        page["error_text"]
+            .as_str()
+            .unwrap()
+            .contains("the range is empty"),
+        "{page}"
+    );
+    for shot in ["page-cohort.png", "page-timeline.png"] {
+        let bytes = std::fs::read(shots.join(shot)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{shot}");
+    }
+    assert!(server.stop().success());
+}
