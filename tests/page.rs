@@ -203,6 +203,17 @@ fn browser() -> Option<PathBuf> {
     python
 }
 
+/// Runs the Python with `args`, checks that it succeeded and returns its stdout.
+fn python_ok(python: &Path, args: &[&str]) -> String {
+    let out = Command::new(python).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// NIH from data/ and the real CheXpert, PadChest and VinDr files.
 fn four_datasets(dir: &Path, shared: &Path) -> PathBuf {
     let wh = dir.join("wh");
@@ -257,21 +268,17 @@ fn the_page_in_chromium_matches_the_command_line() {
     let w = wh.to_str().unwrap();
     let server = PageServer::start(&wh, &[]);
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    let out = Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/page_check.py"))
-        .args([
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/page_check.py");
+    let out = python_ok(
+        &python,
+        &[
+            script.to_str().unwrap(),
             &server.base(),
             dir.path().to_str().unwrap(),
             shots.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let page: serde_json::Value = serde_json::from_str(&out).unwrap();
 
     // Every count on the page equals `cxr cohort --summary` for the same flags.
     let mut args = vec!["cohort", "-w", w, "--summary", "--format", "csv"];
@@ -378,16 +385,10 @@ fn the_page_in_chromium_matches_the_command_line() {
         exported.to_str().unwrap(),
         page["manifest_csv"].as_str().unwrap(),
     );
-    let out = Command::new(&python)
-        .args(["-c", &compare])
-        .output()
+    let manifest_rows: usize = python_ok(&python, &["-c", &compare])
+        .trim()
+        .parse()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest_rows: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let images: usize = ["nih", "chexpert", "padchest"]
         .iter()
         .map(|d| {

@@ -102,6 +102,19 @@ ORDER BY r.dataset, part, n DESC, item",
     )
 }
 
+/// The columns of a cross-dataset cohort's rows that its summary, co-occurrence and
+/// counts read (no paths or lists): computed once, they are read a dozen times.
+pub fn summary_rows_sql(cohort: &str) -> String {
+    let findings: Vec<String> = crate::datasets::XR_FINDINGS
+        .iter()
+        .map(|f| crate::sql::snippets::column_name(f))
+        .collect();
+    format!(
+        "SELECT dataset, patient_id, study_id, sex, \"view\", age, no_finding, {} FROM (\n{cohort}\n) AS c",
+        findings.join(", ")
+    )
+}
+
 /// Runs `cxr cohort`.
 pub async fn run(args: CohortCmd) -> Result<()> {
     let summary = args.summary;
@@ -112,17 +125,7 @@ pub async fn run(args: CohortCmd) -> Result<()> {
             .common
             .run_staged(
                 "summary_rows",
-                |cohort, _| {
-                    // Only the columns the summary reads: no paths, ids or lists.
-                    let findings: Vec<String> = crate::datasets::XR_FINDINGS
-                        .iter()
-                        .map(|f| crate::sql::snippets::column_name(f))
-                        .collect();
-                    Ok(format!(
-                        "SELECT dataset, patient_id, sex, \"view\", age, no_finding, {} FROM (\n{cohort}\n) AS c",
-                        findings.join(", ")
-                    ))
-                },
+                |cohort, _| Ok(summary_rows_sql(cohort)),
                 || Ok(xr_sql("SELECT * FROM summary_rows", true)),
             )
             .await;

@@ -86,7 +86,8 @@ pub enum Command {
     Agree(agree::AgreeCmd),
     /// Interactive SQL shell over the warehouse.
     Shell(shell::ShellArgs),
-    /// Serve the warehouse over the PostgreSQL wire protocol (psql, JDBC, pandas).
+    /// Serve the warehouse over the PostgreSQL wire protocol (psql, JDBC, pandas), and
+    /// with --http the cohort builder page for the browser.
     Serve(serve::ServeArgs),
 }
 

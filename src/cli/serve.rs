@@ -1,4 +1,5 @@
-//! `cxr serve`: the warehouse over the PostgreSQL wire protocol.
+//! `cxr serve`: the warehouse over the PostgreSQL wire protocol, and the cohort
+//! builder's page over HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use crate::serve::{Account, Limits, Options};
   cxr serve -w warehouse
   psql -h 127.0.0.1 -p 5433 -U cxr -c 'SELECT dataset, count(*) FROM xr_images GROUP BY dataset'
   CXR_SERVE_PASSWORD=secret cxr serve --listen 0.0.0.0:5433 --tls-cert server.crt --tls-key server.key
+  cxr serve -w warehouse --http 127.0.0.1:8080     # and the cohort builder at http://127.0.0.1:8080/
 
 A password comes from CXR_SERVE_PASSWORD or --password-file, never from the command line.")]
 pub struct ServeArgs {

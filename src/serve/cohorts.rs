@@ -186,7 +186,7 @@ impl Answers {
         let avail = Available::for_cohort(&wh, Some(&page.cohort)).await?;
         let images = page.cohort.images_sql(&avail)?;
         // Computed once: the summary, the pairs and the histogram each read it.
-        wh.remember(ROWS, &format!("SELECT * FROM (\n{images}\n) AS c"), &[])
+        wh.remember(ROWS, &crate::cli::cohort::summary_rows_sql(&images), &[])
             .await?;
         let all = format!("SELECT * FROM {ROWS}");
         let summary = json_rows(&wh, &crate::cli::cohort::xr_sql(&all, true)).await?;
