@@ -169,14 +169,19 @@ impl Page {
         })
         .await;
         interrupt.fire();
-        match waited {
-            Err(_) => Err(ApiError::new(
+        let timed_out = || {
+            ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the request ran past the time limit of {} s",
                     self.query_time.as_secs_f64()
                 ),
-            )),
+            )
+        };
+        match waited {
+            Err(_) => Err(timed_out()),
+            // The plan's own check of the deadline stopped it (an error of the query).
+            Ok(Err(_)) if tokio::time::Instant::now() >= deadline => Err(timed_out()),
             Ok(result) => result.map_err(ApiError::from),
         }
     }
