@@ -950,3 +950,45 @@ fn the_help_and_readme_client_examples_work() {
     }
     assert!(server.stop().success());
 }
+
+#[test]
+fn errors_carry_the_sqlstate_postgresql_gives() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    // The codes of PostgreSQL's errcodes table for the same mistakes.
+    for (sql, sqlstate) in [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_column FROM images", "42703"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("SELECT 1 / 0", "22012"),
+        ("SELECT CAST('x' AS INT)", "22P02"),
+        ("SELECT image_index FROM images a, images b", "42702"),
+        ("DROP TABLE images", "25006"),
+    ] {
+        let out = psql(server.port, sql, &[("PGOPTIONS", "")]);
+        assert_ne!(code(&out), Some(0), "{sql}");
+        // VERBOSITY verbose prints the SQLSTATE after the severity.
+        let verbose = Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "cxr",
+            ])
+            .args(["-v", "VERBOSITY=verbose", "-c", sql])
+            .env("PGCONNECT_TIMEOUT", "20")
+            .output()
+            .unwrap();
+        assert!(
+            stderr(&verbose).contains(&format!("ERROR:  {sqlstate}:")),
+            "{sql}: {}",
+            stderr(&verbose)
+        );
+    }
+    assert!(server.stop().success());
+}

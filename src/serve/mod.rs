@@ -426,6 +426,19 @@ impl ErrorHandler for Log {
             eprintln!("cxr serve: {peer}: failed login ({n} from this address)");
             return;
         }
+        // datafusion-postgres parses a simple query itself and sends a parse error as
+        // an internal error (XX000); PostgreSQL's clients expect syntax_error.
+        if let PgWireError::ApiError(e) = error
+            && e.to_string().starts_with("sql parser error")
+        {
+            *error = PgWireError::UserError(Box::new(
+                datafusion_postgres::pgwire::error::ErrorInfo::new(
+                    "ERROR".into(),
+                    "42601".into(),
+                    e.to_string(),
+                ),
+            ));
+        }
         let text = match error {
             PgWireError::UserError(info) => format!("{} {}", info.code, info.message),
             other => other.to_string(),

@@ -542,15 +542,43 @@ fn query_error(error: Error, query_memory: usize) -> PgWireError {
     let message = error.to_string();
     let code = if message.starts_with("refused") {
         "25006" // read_only_sql_transaction
-    } else if matches!(
-        error,
-        Error::DataFusion(_) | Error::Query(_) | Error::Usage(_)
-    ) {
-        "42000" // syntax_error_or_access_rule_violation
     } else {
-        "XX000"
+        sqlstate(&error)
     };
     user_error(code, message)
+}
+
+/// The SQLSTATE PostgreSQL gives the same kind of error, so that a client can tell a
+/// typo (42601), a missing table or column (42P01, 42703) and bad data (22xxx) apart.
+fn sqlstate(error: &Error) -> &'static str {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError as D;
+    let root = match error {
+        Error::DataFusion(e) => e.find_root(),
+        Error::Query(_) | Error::Usage(_) => return "42000", // syntax_error_or_access_rule_violation
+        _ => return "XX000",
+    };
+    match root {
+        D::SQL(..) => "42601", // syntax_error
+        D::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { .. } => "42703", // undefined_column
+            SchemaError::AmbiguousReference { .. } => "42702", // ambiguous_column
+            _ => "42000",
+        },
+        D::Plan(text) if text.contains("not found") && text.starts_with("table") => "42P01", // undefined_table
+        D::Plan(text) if text.contains("function") => "42883", // undefined_function
+        D::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::DivideByZero => "22012", // division_by_zero
+            ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02", // invalid_text_representation
+            ArrowError::ArithmeticOverflow(_) => "22003", // numeric_value_out_of_range
+            _ => "22000",                                 // data_exception
+        },
+        D::Plan(_) | D::NotImplemented(_) => "42000",
+        D::Execution(text) if text.contains("by zero") => "22012",
+        D::Execution(_) => "22000",
+        _ => "XX000",
+    }
 }
 
 /// Whether datafusion-postgres's own hooks answer this statement (session settings
