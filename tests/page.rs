@@ -139,6 +139,15 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
         ("/api/cohort?with=Nonsense", "Nonsense"),
         ("/api/cohort?first-study=maybe", "not true or false"),
         ("/api/patient?dataset=nih", "needs `dataset` and `patient`"),
+        ("/api/patient?dataset=nih,nih&patient=1", "name one"),
+        (
+            "/api/patient?dataset=nih&patient=1&x=1",
+            "unknown parameter `x`",
+        ),
+        (
+            "/api/patient?dataset=nih&patient=1&patient=2",
+            "more than once",
+        ),
     ] {
         let (status, body) = get(port, target);
         assert_eq!(status, 400, "{target}: {body}");
@@ -151,13 +160,13 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
     // Another host name pointed at this address (DNS rebinding) is refused.
     let (status, _) = http(port, "GET", "/api/options", "evil.example:80");
     assert_eq!(status, 421);
-    let (status, _) = http(port, "GET", "/api/options", &format!("localhost:{port}"));
-    assert_eq!(status, 200);
-    // Read-only: no other method.
-    assert_eq!(
-        http(port, "POST", "/api/cohort", &format!("127.0.0.1:{port}")).0,
-        405
-    );
+    for host in [format!("localhost:{port}"), format!("LocalHost:{port}")] {
+        assert_eq!(http(port, "GET", "/api/options", &host).0, 200, "{host}");
+    }
+    // Read-only: no other method, said in JSON.
+    let (status, body) = http(port, "POST", "/api/cohort", &format!("127.0.0.1:{port}"));
+    assert_eq!(status, 405);
+    assert!(body.contains("read-only"), "{body}");
     assert_eq!(get(port, "/../../etc/passwd").0, 404);
     // A patient's timeline: the images of patient 11 in the shipped CSV.
     let (status, body) = get(port, "/api/patient?dataset=nih&patient=11");
@@ -448,6 +457,21 @@ fn the_page_in_chromium_matches_the_command_line() {
             .contains("the range is empty"),
         "{page}"
     );
+    let form = &page["hand_written_form"];
+    assert_eq!(form["datasets"], serde_json::json!(["chexpert", "nih"]));
+    assert_eq!(
+        (form["sex"].as_str(), form["view"].as_str()),
+        (Some("F"), Some("PA"))
+    );
+    assert_eq!(form["Effusion"], "with");
+    assert!(
+        page["unknown_text"]
+            .as_str()
+            .unwrap()
+            .contains("dataset nosuch"),
+        "{page}"
+    );
+    assert_eq!(page["downloads_off"], "true");
     for shot in ["page-cohort.png", "page-timeline.png"] {
         let bytes = std::fs::read(shots.join(shot)).unwrap();
         assert_eq!(&bytes[1..4], b"PNG", "{shot}");

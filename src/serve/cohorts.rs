@@ -201,7 +201,7 @@ impl Answers {
         let pairs = crate::cli::cooccur::xr_sql(&all, Metric::Lift, Thresholds::default());
         let cooccurrence = json_rows(
             &wh,
-            &format!("SELECT dataset, label_a, label_b, n_a, n_b, n_ab, round(value, 3) AS lift FROM (\n{pairs}\n) AS p"),
+            &format!("SELECT dataset, label_a, label_b, n_a, n_b, n_ab, round(value, 3) AS lift FROM (\n{pairs}\n) AS p ORDER BY dataset, label_a, label_b"),
         )
         .await?;
         let ages = json_rows(
@@ -222,6 +222,7 @@ impl Answers {
         .await?;
         let sql = crate::cli::cohort::xr_sql(&page.cohort.images_sql(&avail.inline())?, false);
         Ok(json!({
+            "datasets": page.cohort.datasets,
             "command": page.command("cohort"),
             "summary_command": format!("{} --summary", page.command("cohort")),
             "sql": sql,

@@ -88,6 +88,13 @@ fn router(page: Arc<Page>) -> Router {
         .route("/api/manifest.csv", get(manifest_csv))
         .route("/api/cohort.sql", get(saved_query))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such page").into_response() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the page's API is read-only: GET only",
+            )
+            .into_response()
+        })
         .layer(axum::middleware::from_fn_with_state(page.clone(), checked))
         .with_state(page)
 }
@@ -133,11 +140,11 @@ async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) ->
 
 /// `Host` names this server: its address, or localhost, with its port.
 fn is_own_host(host: &str, address: SocketAddr) -> bool {
-    let port = address.port().to_string();
+    let host = host.to_ascii_lowercase();
     let Some((name, given_port)) = host.rsplit_once(':') else {
         return false;
     };
-    given_port == port
+    given_port == address.port().to_string()
         && (name == "localhost"
             || name == address.ip().to_string()
             || name == format!("[{}]", address.ip()))
@@ -190,12 +197,19 @@ impl Page {
 /// The request's parameters as `name=value` pairs (repeatable names kept).
 type Pairs = Query<Vec<(String, String)>>;
 
+/// Answered without waiting for a turn: a few rows of the small `datasets` table,
+/// which the page needs before anything else (it waited 53 s behind 30 cohorts).
 async fn options(State(page): State<Arc<Page>>) -> Response {
-    let p = page.clone();
-    json_answer(
-        page.compute(move |i| async move { p.answers.options(&i).await })
-            .await,
-    )
+    let interrupt = Interrupt::at(std::time::Instant::now() + page.query_time);
+    let answer = tokio::time::timeout(page.query_time, page.answers.options(&interrupt)).await;
+    match answer {
+        Ok(answer) => json_answer(answer.map_err(ApiError::from)),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the request ran past the time limit",
+        )
+        .into_response(),
+    }
 }
 
 async fn cohort(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
@@ -211,25 +225,43 @@ async fn cohort(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response 
 }
 
 async fn patient(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
-    let value = |name: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let (Some(dataset), Some(patient)) = (value("dataset"), value("patient")) else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "a patient's timeline needs `dataset` and `patient`",
-        )
-        .into_response();
+    let (dataset, patient) = match one_patient(&pairs) {
+        Ok(found) => found,
+        Err(message) => return ApiError::new(StatusCode::BAD_REQUEST, message).into_response(),
     };
     let p = page.clone();
     json_answer(
         page.compute(move |i| async move { p.answers.patient(&dataset, &patient, &i).await })
             .await,
     )
+}
+
+/// The `dataset` and `patient` of a timeline request: each once, one dataset, nothing else.
+fn one_patient(pairs: &[(String, String)]) -> std::result::Result<(String, String), String> {
+    if let Some((name, _)) = pairs.iter().find(|(n, _)| n != "dataset" && n != "patient") {
+        return Err(format!(
+            "unknown parameter `{name}`; a timeline takes `dataset` and `patient`"
+        ));
+    }
+    let value = |name: &str| {
+        let given: Vec<&String> = pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect();
+        match given.as_slice() {
+            [one] if !one.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err("a patient's timeline needs `dataset` and `patient`".to_string()),
+            _ => Err(format!("`{name}` is given more than once")),
+        }
+    };
+    let (dataset, patient) = (value("dataset")?, value("patient")?);
+    if dataset.contains(',') {
+        return Err(format!(
+            "dataset `{dataset}`: a patient belongs to one dataset; name one"
+        ));
+    }
+    Ok((dataset, patient))
 }
 
 async fn manifest_parquet(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
@@ -317,12 +349,25 @@ impl From<Error> for ApiError {
     /// What the command line exits 2 for (a bad flag, a query the data refuses) is
     /// the request's fault; the rest is the server's.
     fn from(error: Error) -> ApiError {
-        let status = if error.exit_code() == 2 {
+        let busy = matches!(&error, Error::DataFusion(e)
+            if matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)));
+        let status = if busy {
+            // Memory taken by this request or by others at once: the server's
+            // limit, not a mistake in the request.
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if error.exit_code() == 2 {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::INTERNAL_SERVER_ERROR
         };
-        let message = crate::error::without_os_error_numbers(&error.to_string());
+        let message = if busy {
+            "not enough memory for this request now: it needs more than its share \
+             (cxr serve --query-memory), or the requests running meanwhile hold the \
+             server's (--server-memory); try again, or narrow the cohort"
+                .to_string()
+        } else {
+            crate::error::without_os_error_numbers(&error.to_string())
+        };
         ApiError::new(status, message)
     }
 }

@@ -141,6 +141,16 @@ def main():
         wait_ready(driver, EXPECTED_QUERY)
         result["restored_form"] = form_state(driver)
         result["restored_counts"] = read_counts(driver)
+        # A hand-written link is read as the API reads it (names without regard to
+        # case, a repeated dataset), and a name the page does not know is said.
+        driver.get(BASE + "/?dataset=NIH&dataset=chexpert&sex=f&with=effusion&view=pa")
+        wait_ready(driver, "dataset=chexpert%2Cnih&with=Effusion&sex=F&view=PA")
+        result["hand_written_form"] = form_state(driver)
+        driver.get(BASE + "/?dataset=nosuch")
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
+        result["unknown_text"] = driver.find_element(By.ID, "error").text
+        result["downloads_off"] = driver.find_element(By.ID, "manifest-parquet").get_attribute("aria-disabled")
         # A bad cohort is said in the page, not a blank.
         driver.get(BASE + "/?age=60..40")
         WebDriverWait(driver, 60).until(

@@ -55,14 +55,22 @@ function parameters() {
 }
 
 // The URL's parameters into the form (a permalink).
+// Names are matched as the API matches them (without regard to case); a name the page
+// does not know is kept in `unknown` and said, never dropped silently.
+let unknown = [];
 function restore(p) {
-  const chosen = p.has("dataset") ? p.get("dataset").split(",") : datasets;
+  unknown = [];
+  const lower = (v) => v.trim().toLowerCase();
+  const asked = p.getAll("dataset").flatMap((d) => d.split(",")).map(lower).filter(Boolean);
+  const chosen = asked.length ? asked : datasets;
   for (const c of form.querySelectorAll("input[name=dataset]")) c.checked = chosen.includes(c.value);
+  unknown.push(...asked.filter((d) => !datasets.includes(d)).map((d) => `dataset ${d}`));
   for (const f of findings) form.querySelector(`select[data-finding="${f}"]`).value = "";
   for (const choice of ["with", "any", "without"]) {
-    for (const f of p.getAll(choice)) {
-      const select = form.querySelector(`select[data-finding="${f}"]`);
-      if (select) select.value = choice;
+    for (const name of p.getAll(choice)) {
+      const f = findings.find((x) => lower(x) === lower(name).replace(/ /g, "_"));
+      if (f) form.querySelector(`select[data-finding="${f}"]`).value = choice;
+      else unknown.push(`finding ${name}`);
     }
   }
   form.elements["no-finding"].checked = p.get("no-finding") === "true";
@@ -70,9 +78,13 @@ function restore(p) {
   const [min, max] = (p.get("age") || "..").split("..");
   $("age-min").value = min || "";
   $("age-max").value = max || "";
-  for (const name of ["sex", "view", "split", "min-studies", "source", "uncertain"]) {
-    form.elements[name].value = p.get(name) || "";
+  for (const name of ["sex", "view", "uncertain"]) {
+    const v = p.get(name) || "";
+    const option = [...form.elements[name].options].find((o) => lower(o.value) === lower(v));
+    form.elements[name].value = option ? option.value : "";
+    if (v && !option) unknown.push(`${name} ${v}`);
   }
+  for (const name of ["split", "min-studies", "source"]) form.elements[name].value = p.get(name) || "";
 }
 
 let timer = null;
@@ -90,6 +102,14 @@ async function update() {
   }
   $("permalink").href = location.href;
   const mine = ++asked;
+  const chosen = form.querySelectorAll("input[name=dataset]:checked").length;
+  const problem = unknown.length ? `Not known here: ${unknown.join(", ")}.`
+    : chosen === 0 ? "Choose at least one dataset." : null;
+  unknown = [];
+  if (problem) {
+    failed(problem, query);
+    return;
+  }
   document.body.dataset.state = "loading";
   $("status").textContent = "Counting…";
   const started = performance.now();
@@ -98,6 +118,7 @@ async function update() {
     if (mine !== asked) return;
     answer = result;
     draw();
+    setDownloads(true);
     $("error").hidden = true;
     const images = result.counts.reduce((sum, row) => sum + row.images, 0);
     $("status").textContent = `${number(images)} images · answered in ${Math.round(performance.now() - started)} ms`;
@@ -105,11 +126,24 @@ async function update() {
     document.body.dataset.state = "ready";
   } catch (e) {
     if (mine !== asked) return;
-    $("error").textContent = e.message;
-    $("error").hidden = false;
-    $("status").textContent = "The cohort could not be counted.";
-    document.body.dataset.query = query;
-    document.body.dataset.state = "error";
+    failed(e.message, query);
+  }
+}
+
+// Says what is wrong; the downloads are off until the cohort is counted again.
+function failed(message, query) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("status").textContent = "The cohort could not be counted.";
+  setDownloads(false);
+  document.body.dataset.query = query;
+  document.body.dataset.state = "error";
+}
+
+function setDownloads(on) {
+  for (const id of ["manifest-parquet", "manifest-csv", "saved-query"]) {
+    if (on) $(id).removeAttribute("aria-disabled");
+    else $(id).setAttribute("aria-disabled", "true");
   }
 }
 
@@ -127,14 +161,13 @@ function draw() {
 function drawCounts() {
   const body = $("counts").tBodies[0];
   body.replaceChildren();
-  let total = [0, 0, 0];
-  for (const row of answer.counts) {
+  const rows = answer.datasets.map((d) => answer.counts.find((r) => r.dataset === d) || { dataset: d, images: 0 });
+  for (const row of rows) {
     body.append(el("tr", { "data-dataset": row.dataset },
       el("th", { scope: "row" }, row.dataset),
       el("td", { "data-measure": "images" }, number(row.images)),
       el("td", { "data-measure": "studies" }, number(row.studies)),
       el("td", { "data-measure": "patients" }, number(row.patients))));
-    total = [total[0] + row.images, total[1] + (row.studies || 0), total[2] + (row.patients || 0)];
   }
   if (!answer.counts.length) body.append(el("tr", {}, el("td", { colspan: 4 }, "No image matches the cohort.")));
 }
@@ -175,9 +208,12 @@ function drawHeatmap() {
     box.append(el("p", {}, "No pair of findings is labelled in this cohort."));
     return;
   }
-  const cell = 24, left = 150, top = 150;
+  // Margins from the longest name (11 px text is about 6.5 px a character); the
+  // column names are turned 60 degrees, so they reach up and to the right.
+  const longest = Math.max(...labels.map((f) => f.length)) * 6.5;
+  const cell = 24, left = longest + 12, top = longest * 0.87 + 12;
   const size = labels.length * cell;
-  const chart = svg("svg", { width: left + size + 10, height: top + size + 10, role: "img",
+  const chart = svg("svg", { width: left + size + longest * 0.5 + 10, height: top + size + 10, role: "img",
     "aria-label": `Lift of each pair of findings in ${dataset}` });
   labels.forEach((f, i) => {
     chart.append(svg("text", { x: left - 6, y: top + i * cell + cell * 0.65, "text-anchor": "end", class: "axis" }, f));
@@ -242,7 +278,7 @@ function drawPatients() {
   list.replaceChildren();
   for (const p of answer.patients) {
     const button = el("button", { type: "button", "data-dataset": p.dataset, "data-patient": p.patient_id },
-      `${p.dataset} ${p.patient_id} (${p.images})`);
+      `${p.dataset} ${p.patient_id} (${p.images} in the cohort)`);
     button.addEventListener("click", () => timeline(p.dataset, p.patient_id));
     list.append(el("li", {}, button));
   }
@@ -262,7 +298,8 @@ async function timeline(dataset, patient) {
         el("td", {}, r.sex ?? ""), el("td", {}, r.view ?? ""), el("td", {}, (r.labels || []).join(", ")), el("td", {}, r.split ?? "")));
     }
     table.append(body);
-    box.replaceChildren(el("h3", {}, `${dataset} patient ${patient}: ${t.images.length} images`), table);
+    box.replaceChildren(el("h3", { tabindex: "-1" }, `${dataset}, ${patient}: all ${t.images.length} images of the patient (not only the cohort's)`), table);
+    box.querySelector("h3").focus();
   } catch (e) {
     box.replaceChildren(el("p", { role: "alert" }, e.message));
   }
