@@ -155,7 +155,7 @@ fn memory_limit_text() -> String {
     std::env::var("CXR_MEMORY_LIMIT")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "512 MiB".into())
+        .unwrap_or_else(|| format!("{} MiB", crate::sql::DEFAULT_MEMORY_LIMIT >> 20))
 }
 
 /// A message cut before a Rust debug print of a plan node (`InSubquery(InSubquery {
