@@ -135,6 +135,23 @@ pub struct Summary {
     pub files: usize,
 }
 
+/// The manifest's rows: the export query's result with its targets (the findings
+/// of NIH, or across datasets the 18 of docs/DATASETS.md).
+pub async fn manifest_rows(
+    wh: &Warehouse,
+    spec: &Spec,
+    sql: &str,
+    params: &[(String, ScalarValue)],
+    xr: Option<&crate::export_xr::XrSpec>,
+) -> Result<RecordBatch> {
+    let rows = wh.query(sql, params).await?;
+    let names = match xr {
+        None => FINDINGS.to_vec(),
+        Some(_) => crate::datasets::XR_FINDINGS.to_vec(),
+    };
+    crate::export_xr::with_targets(rows.batch(), &names, spec.wide_targets)
+}
+
 /// Runs the export query and writes `out` (a file, or a directory of partitions).
 pub async fn run(
     wh: &Warehouse,
@@ -146,12 +163,11 @@ pub async fn run(
 ) -> Result<Summary> {
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
-    let rows = wh.query(sql, params).await?;
+    let batch = manifest_rows(wh, spec, sql, params, xr).await?;
     let (names, mut meta) = match xr {
         None => (FINDINGS.to_vec(), Vec::new()),
         Some(x) => (crate::datasets::XR_FINDINGS.to_vec(), xr_provenance(wh, x)),
     };
-    let batch = crate::export_xr::with_targets(rows.batch(), &names, spec.wide_targets)?;
     meta.extend(vec![
         (
             keys::TARGETS.to_string(),

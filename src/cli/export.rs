@@ -184,18 +184,13 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
     }
 }
 
-/// `cxr export --dataset a,b`: the cross-dataset manifest.
-async fn export_datasets(
+/// The SQL of the cross-dataset manifest of `cmd` (with `--show-sql`, the cohort's
+/// rows as their query), and what it adds to the cohort. The cohort builder's
+/// downloads use it too.
+pub(crate) async fn datasets_manifest(
     cmd: &ExportCmd,
-    spec: &Spec,
     wh: &Warehouse,
-    out: &std::path::Path,
-) -> Result<()> {
-    if cmd.query.is_some() || cmd.with_pixels || cmd.sort_by.is_some() {
-        return Err(Error::Usage(
-            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql, --with-pixels and --sort-by apply to NIH exports only".into(),
-        ));
-    }
+) -> Result<(String, crate::export_xr::XrSpec)> {
     let mut avail = crate::cohort::Available::for_cohort(wh, Some(&cmd.common.cohort)).await?;
     if cmd.common.show_sql {
         avail = avail.inline();
@@ -210,6 +205,22 @@ async fn export_datasets(
         box_size: cmd.box_size,
     };
     let sql = xr.sql(&cmd.common.cohort.images_sql(&avail)?);
+    Ok((sql, xr))
+}
+
+/// `cxr export --dataset a,b`: the cross-dataset manifest.
+async fn export_datasets(
+    cmd: &ExportCmd,
+    spec: &Spec,
+    wh: &Warehouse,
+    out: &std::path::Path,
+) -> Result<()> {
+    if cmd.query.is_some() || cmd.with_pixels || cmd.sort_by.is_some() {
+        return Err(Error::Usage(
+            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql, --with-pixels and --sort-by apply to NIH exports only".into(),
+        ));
+    }
+    let (sql, xr) = datasets_manifest(cmd, wh).await?;
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
     }

@@ -104,6 +104,13 @@ impl PageCohort {
         words.join(" ")
     }
 
+    /// The SQL of `cxr cohort`'s rows, whole (the cohort's rows as their query, no
+    /// view): what the page shows to copy and the saved query file holds.
+    fn listing_sql(&self, avail: Available) -> Result<String> {
+        let images = self.cohort.images_sql(&avail.inline())?;
+        Ok(crate::cli::cohort::xr_sql(&images, false))
+    }
+
     /// Every dataset of the warehouse when the request names none: the page is
     /// about all of them.
     async fn with_every_dataset(mut self, wh: &Warehouse) -> Result<PageCohort> {
@@ -220,7 +227,7 @@ impl Answers {
             ),
         )
         .await?;
-        let sql = crate::cli::cohort::xr_sql(&page.cohort.images_sql(&avail.inline())?, false);
+        let sql = page.listing_sql(avail)?;
         Ok(json!({
             "datasets": page.cohort.datasets,
             "command": page.command("cohort"),
@@ -275,25 +282,12 @@ impl Answers {
         }
         let export = parse_flags::<crate::cli::export::ExportCmd>(&arguments)?;
         let spec = export.spec()?;
-        let avail = Available::for_cohort(&wh, Some(&page.cohort)).await?;
-        let xr = crate::export_xr::XrSpec {
-            scope: avail
-                .xr
-                .clone()
-                .expect("a cross-dataset cohort has a scope"),
-            image_root: None,
-            box_size: None,
-        };
-        let sql = xr.sql(&page.cohort.images_sql(&avail)?);
+        let (sql, xr) = crate::cli::export::datasets_manifest(&export, &wh).await?;
         wh.register(Register::For(&sql)).await?;
         if csv {
-            let rows = wh.query(&sql, &[]).await?;
-            let batch = crate::export_xr::with_targets(
-                rows.batch(),
-                &crate::datasets::XR_FINDINGS,
-                spec.wide_targets,
-            )?;
-            return csv_bytes(&batch);
+            return csv_bytes(
+                &crate::export::manifest_rows(&wh, &spec, &sql, &[], Some(&xr)).await?,
+            );
         }
         crate::export::run(&wh, &spec, &sql, &[], &out.0, Some(&xr)).await?;
         std::fs::read(&out.0).map_err(|e| Error::io("reading the manifest written", e))
@@ -303,10 +297,8 @@ impl Answers {
     pub async fn saved_query(&self, page: PageCohort, interrupt: &Interrupt) -> Result<String> {
         let wh = self.open(interrupt).await?;
         let page = page.with_every_dataset(&wh).await?;
-        let avail = Available::for_cohort(&wh, Some(&page.cohort))
-            .await?
-            .inline();
-        let sql = crate::cli::cohort::xr_sql(&page.cohort.images_sql(&avail)?, false);
+        let avail = Available::for_cohort(&wh, Some(&page.cohort)).await?;
+        let sql = page.listing_sql(avail)?;
         Ok(format!(
             "-- @description The images of `{}` (from the cohort builder)\n{sql};\n",
             page.command("cohort")

@@ -176,21 +176,22 @@ impl Page {
         })
         .await;
         interrupt.fire();
-        let timed_out = || {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the request ran past the time limit of {} s",
-                    self.query_time.as_secs_f64()
-                ),
-            )
-        };
         match waited {
-            Err(_) => Err(timed_out()),
+            Err(_) => Err(self.timed_out()),
             // The plan's own check of the deadline stopped it (an error of the query).
-            Ok(Err(_)) if tokio::time::Instant::now() >= deadline => Err(timed_out()),
+            Ok(Err(_)) if tokio::time::Instant::now() >= deadline => Err(self.timed_out()),
             Ok(result) => result.map_err(ApiError::from),
         }
+    }
+
+    fn timed_out(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request ran past the time limit of {} s",
+                self.query_time.as_secs_f64()
+            ),
+        )
     }
 }
 
@@ -204,11 +205,7 @@ async fn options(State(page): State<Arc<Page>>) -> Response {
     let answer = tokio::time::timeout(page.query_time, page.answers.options(&interrupt)).await;
     match answer {
         Ok(answer) => json_answer(answer.map_err(ApiError::from)),
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the request ran past the time limit",
-        )
-        .into_response(),
+        Err(_) => page.timed_out().into_response(),
     }
 }
 
