@@ -288,6 +288,14 @@ fn the_page_in_chromium_matches_the_command_line() {
         ],
     );
     let page: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The downloads leave nothing behind in the temporary folder.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|name| name.starts_with(&format!("cxr-page-{}-", server.child.id())))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     // Every count on the page equals `cxr cohort --summary` for the same flags.
     let mut args = vec!["cohort", "-w", w, "--summary", "--format", "csv"];
