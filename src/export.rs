@@ -142,14 +142,14 @@ pub async fn manifest_rows(
     spec: &Spec,
     sql: &str,
     params: &[(String, ScalarValue)],
-    xr: Option<&crate::export_xr::XrSpec>,
+    across: Option<&crate::export_across::AcrossSpec>,
 ) -> Result<RecordBatch> {
     let rows = wh.query(sql, params).await?;
-    let names = match xr {
+    let names = match across {
         None => FINDINGS.to_vec(),
         Some(_) => crate::datasets::XR_FINDINGS.to_vec(),
     };
-    crate::export_xr::with_targets(rows.batch(), &names, spec.wide_targets)
+    crate::export_across::with_targets(rows.batch(), &names, spec.wide_targets)
 }
 
 /// Runs the export query and writes `out` (a file, or a directory of partitions).
@@ -159,14 +159,17 @@ pub async fn run(
     sql: &str,
     params: &[(String, ScalarValue)],
     out: &Path,
-    xr: Option<&crate::export_xr::XrSpec>,
+    across: Option<&crate::export_across::AcrossSpec>,
 ) -> Result<Summary> {
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
-    let batch = manifest_rows(wh, spec, sql, params, xr).await?;
-    let (names, mut meta) = match xr {
+    let batch = manifest_rows(wh, spec, sql, params, across).await?;
+    let (names, mut meta) = match across {
         None => (FINDINGS.to_vec(), Vec::new()),
-        Some(x) => (crate::datasets::XR_FINDINGS.to_vec(), xr_provenance(wh, x)),
+        Some(x) => (
+            crate::datasets::XR_FINDINGS.to_vec(),
+            across_provenance(wh, x),
+        ),
     };
     meta.extend(vec![
         (
@@ -226,7 +229,10 @@ fn is_parquet_name(p: &Path) -> bool {
 
 /// What a cross-dataset manifest records beside the common keys: the label map it
 /// was built with, the uncertain-label policy and the sources.
-fn xr_provenance(wh: &Warehouse, x: &crate::export_xr::XrSpec) -> Vec<(String, String)> {
+fn across_provenance(
+    wh: &Warehouse,
+    x: &crate::export_across::AcrossSpec,
+) -> Vec<(String, String)> {
     let map = wh
         .snapshot
         .manifest

@@ -499,6 +499,53 @@ fn real_files_of_every_dataset() {
         count(&["--without", "Effusion"]),
     );
     assert_eq!(with + without, total - unlabelled);
+    // VinDr's reader votes, counted from the raw file here: images whose readers mark
+    // Cardiomegaly — at least one, more than half, all of them — and images every
+    // reader calls normal (`No finding`), which each vote holds normal.
+    let vindr = parse_csv(&read_gz(&f("vinbigdata-train.csv.gz")));
+    let mut readers: std::collections::HashMap<&str, std::collections::HashMap<&str, Vec<&str>>> =
+        Default::default();
+    for r in &vindr[1..] {
+        let classes = readers.entry(r[0].as_str()).or_default();
+        classes
+            .entry(r[3].as_str())
+            .or_default()
+            .push(r[1].as_str());
+    }
+    let by_vote = |rule: &dyn Fn(usize, usize) -> bool| {
+        readers
+            .values()
+            .filter(|by| {
+                let c = by
+                    .values()
+                    .filter(|cs| cs.contains(&"Cardiomegaly"))
+                    .count();
+                rule(c, by.len())
+            })
+            .count()
+    };
+    let expected = [
+        ("vindr_any", by_vote(&|c, _| c >= 1)),
+        ("vindr_majority", by_vote(&|c, n| 2 * c > n)),
+        ("vindr_all", by_vote(&|c, n| c == n)),
+    ];
+    let all_normal = readers
+        .values()
+        .filter(|by| by.values().all(|cs| cs.iter().all(|c| *c == "No finding")))
+        .count();
+    for (vote, n) in expected {
+        let vindr_count = |flags: &[&str]| {
+            let mut a = vec!["cohort", "-w", wh.to_str().unwrap(), "-f", "csv"];
+            a.extend_from_slice(&["--dataset", "vindr", "--source", vote]);
+            a.extend_from_slice(flags);
+            run_csv(&a).len() - 1
+        };
+        assert_eq!(vindr_count(&["--with", "Cardiomegaly"]), n, "{vote}");
+        if vote == "vindr_any" {
+            assert_eq!(vindr_count(&["--no-finding"]), all_normal, "{vote}");
+        }
+    }
+    assert!(expected[0].1 > expected[1].1 && expected[1].1 > expected[2].1);
     // The states stored in xr_images for the default sources equal those resolved
     // from finding_states when the same sources are named: the summary of every
     // dataset (positives, denominators, No Finding) and its pairs.
@@ -1019,4 +1066,93 @@ fn plots_across_datasets_share_scales_in_the_order_asked() {
         "lift's scale is not centred on 1"
     );
     assert!(lift.contains("lift on a log scale"));
+}
+
+/// VinDr's reader votes, on rows written here with each expected state worked out by
+/// hand: three readers per image; a statement counts in `vindr_any` when one reader
+/// makes it, in `vindr_majority` when two or three do, in `vindr_all` when all three do.
+/// The stored `finding_states` equals its SQL definition, votes included.
+#[test]
+fn vindr_reader_votes() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("vinbigdata-train.csv");
+    std::fs::write(
+        &csv_path,
+        "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
+a,Cardiomegaly,3,R1,10,10,20,20
+a,Aortic enlargement,0,R1,10,10,20,20
+a,Cardiomegaly,3,R2,11,11,21,21
+a,No finding,14,R3,,,,
+b,No finding,14,R4,,,,
+b,No finding,14,R5,,,,
+b,No finding,14,R6,,,,
+c,Pleural effusion,10,R1,1,1,5,5
+c,Pleural effusion,10,R2,1,1,5,5
+c,Pleural effusion,10,R3,1,1,5,5
+c,Pneumothorax,12,R3,1,1,5,5
+",
+    )
+    .unwrap();
+    let arg = format!("vindr={}", csv_path.display());
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    // Cardiomegaly 2, Effusion 16, Pneumothorax 8192.
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT image_id, source, positive, states_normal, other_positive FROM finding_states \
+             WHERE dataset = 'vindr' AND source NOT LIKE 'vindr_R%' ORDER BY image_id, source"
+        ),
+        [
+            ["a", "vindr_all", "0", "false", "false"],
+            ["a", "vindr_any", "2", "true", "true"],
+            ["a", "vindr_majority", "2", "false", "false"],
+            ["b", "vindr_all", "0", "true", "false"],
+            ["b", "vindr_any", "0", "true", "false"],
+            ["b", "vindr_majority", "0", "true", "false"],
+            ["c", "vindr_all", "16", "false", "false"],
+            ["c", "vindr_any", "8208", "false", "false"],
+            ["c", "vindr_majority", "16", "false", "false"],
+        ]
+    );
+    // The votes are label sources of cohorts: images with Cardiomegaly, and normal ones.
+    let w = wh.to_str().unwrap();
+    let images = |source: &str, flags: &[&str]| -> Vec<String> {
+        let mut a = vec!["cohort", "-w", w, "-f", "csv", "--dataset", "vindr"];
+        a.extend_from_slice(&["--source", source]);
+        a.extend_from_slice(flags);
+        run_csv(&a)[1..].iter().map(|r| r[1].clone()).collect()
+    };
+    assert_eq!(images("vindr_any", &["--with", "Cardiomegaly"]), ["a"]);
+    assert_eq!(images("vindr_majority", &["--with", "Cardiomegaly"]), ["a"]);
+    assert!(images("vindr_all", &["--with", "Cardiomegaly"]).is_empty());
+    assert_eq!(images("vindr_any", &["--with", "Pneumothorax"]), ["c"]);
+    assert!(images("vindr_majority", &["--with", "Pneumothorax"]).is_empty());
+    for vote in ["vindr_any", "vindr_majority", "vindr_all"] {
+        assert_eq!(images(vote, &["--no-finding"]), ["b"], "{vote}");
+    }
+    // `datasets` lists the votes among VinDr's sources.
+    let sources = q(
+        &wh,
+        "SELECT s FROM (SELECT unnest(label_sources) AS s FROM datasets WHERE dataset = 'vindr') WHERE s NOT LIKE 'vindr_R%' ORDER BY s",
+    );
+    assert_eq!(sources, [["vindr_all"], ["vindr_any"], ["vindr_majority"]]);
+    // The stored table and its definition agree, row for row, both ways.
+    let view = cxr::sql::view_sql("finding_states", "", "");
+    for (a, b) in [
+        (
+            "SELECT * FROM finding_states".to_string(),
+            format!("SELECT * FROM ({view})"),
+        ),
+        (
+            format!("SELECT * FROM ({view})"),
+            "SELECT * FROM finding_states".to_string(),
+        ),
+    ] {
+        assert_eq!(
+            q(&wh, &format!("SELECT COUNT(*) FROM ({a} EXCEPT {b})")),
+            [["0"]]
+        );
+    }
 }

@@ -163,6 +163,15 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
     for host in [format!("localhost:{port}"), format!("LocalHost:{port}")] {
         assert_eq!(http(port, "GET", "/api/options", &host).0, 200, "{host}");
     }
+    // The label sources the page offers: the NIH release ingested (2020), the other
+    // release and Google's expert labels, both shipped in data/ and ingested with it.
+    let (status, body) = get(port, "/api/options");
+    assert_eq!(status, 200, "{body}");
+    let options: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        options["sources"],
+        serde_json::json!(["google_2019", "nih_2017", "nih_2020"])
+    );
     // Read-only: no other method, said in JSON.
     let (status, body) = http(port, "POST", "/api/cohort", &format!("127.0.0.1:{port}"));
     assert_eq!(status, 405);

@@ -55,7 +55,7 @@ fn measures(values: impl Iterator<Item = Option<f64>>, digits: i32) -> ArrayRef 
 pub async fn run(cmd: AgreeCmd) -> Result<()> {
     let wh = Warehouse::open(&cmd.warehouse.path(), Register::All).await?;
     let result = if let Some(d) = &cmd.readers {
-        if cmd.cohort.is_xr() || cmd.cohort.narrows() {
+        if cmd.cohort.across_datasets() || cmd.cohort.narrows() {
             return Err(Error::Usage(
                 "--readers compares every image the readers read; cohort flags apply to --a/--b"
                     .into(),
@@ -87,9 +87,9 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 "--source and --uncertain say how a finding flag (--with, --any, --without, --no-finding, --where) picks images; without one they change nothing (the sources compared are --a and --b)".into(),
             ));
         }
-        let cohort = if cmd.cohort.is_xr() || cmd.cohort.narrows() {
+        let cohort = if cmd.cohort.across_datasets() || cmd.cohort.narrows() {
             let mut c = cmd.cohort.clone();
-            if !c.is_xr() {
+            if !c.across_datasets() {
                 // Cohort flags alone: every dataset, its default sources.
                 c.uncertain = Some(Default::default());
             }

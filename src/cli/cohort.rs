@@ -61,7 +61,7 @@ ORDER BY part, n DESC, item",
 }
 
 /// The SQL of `cxr cohort --dataset ...`, from the cross-dataset cohort's query.
-pub fn xr_sql(cohort: &str, summary: bool) -> String {
+pub fn across_sql(cohort: &str, summary: bool) -> String {
     if !summary {
         return format!(
             "WITH cohort AS (\n{cohort}\n)\nSELECT dataset, image_id, patient_id, study_id, age, sex, \"view\", labels, split\nFROM cohort\nORDER BY dataset, patient_id, study_order, study_id, image_id"
@@ -98,7 +98,7 @@ SELECT r.dataset, measure, item, n,
        CASE WHEN part IN (3, 4) THEN total_n WHEN part IN (10, 11) THEN base END AS denominator
 FROM rows r JOIN total t ON t.dataset = r.dataset
 ORDER BY r.dataset, part, n DESC, item",
-        findings = crate::cohort::xr::finding_counts_sql("cohort")
+        findings = crate::cohort::across::finding_counts_sql("cohort")
     )
 }
 
@@ -118,22 +118,22 @@ pub fn summary_rows_sql(cohort: &str) -> String {
 /// Runs `cxr cohort`.
 pub async fn run(args: CohortCmd) -> Result<()> {
     let summary = args.summary;
-    let xr = args.common.cohort.is_xr();
-    if xr && summary && !args.common.show_sql {
+    let across = args.common.cohort.across_datasets();
+    if across && summary && !args.common.show_sql {
         // The summary reads the cohort's rows a dozen times: they are computed once.
         return args
             .common
             .run_staged(
                 "summary_rows",
                 |cohort, _| Ok(summary_rows_sql(cohort)),
-                || Ok(xr_sql("SELECT * FROM summary_rows", true)),
+                || Ok(across_sql("SELECT * FROM summary_rows", true)),
             )
             .await;
     }
     args.common
         .run(|cohort, _| {
-            Ok(if xr {
-                xr_sql(cohort, summary)
+            Ok(if across {
+                across_sql(cohort, summary)
             } else {
                 sql(cohort, summary)
             })

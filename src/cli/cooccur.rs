@@ -114,7 +114,7 @@ pub fn sql_with(cohort: Option<&str>, metric: Metric, keep: Thresholds) -> Strin
 /// findings the dataset labels. Each image's positive findings become an 18-bit
 /// mask, as in the `cooccurrence` view; a second mask marks the findings whose state
 /// is known, and their union over a dataset is what the dataset labels.
-pub fn xr_sql(cohort: &str, metric: Metric, keep: Thresholds) -> String {
+pub fn across_sql(cohort: &str, metric: Metric, keep: Thresholds) -> String {
     format!(
         "WITH cohort AS (\n{cohort}\n),
 {findings},
@@ -151,9 +151,9 @@ pairs AS (
 SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
 FROM pairs{keep}
 ORDER BY dataset, label_a, label_b",
-        findings = crate::cohort::xr::findings_bits_cte(),
-        positive = crate::cohort::xr::positive_mask(false),
-        known = crate::cohort::xr::positive_mask(true),
+        findings = crate::cohort::across::findings_bits_cte(),
+        positive = crate::cohort::across::positive_mask(false),
+        known = crate::cohort::across::positive_mask(true),
         value = metric.expr(),
         keep = keep.predicate()
     )
@@ -188,11 +188,11 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         min_lift: args.min_lift,
         min_count: args.min_count,
     };
-    if args.common.cohort.is_xr() {
+    if args.common.cohort.across_datasets() {
         // Several datasets, 18 findings: the long form, with a dataset column.
         return args
             .common
-            .run(|c, _| Ok(printed(xr_sql(c, metric, keep), metric, true)))
+            .run(|c, _| Ok(printed(across_sql(c, metric, keep), metric, true)))
             .await;
     }
     // The compact matrix has no rows to cut: --max-rows asks for the long form.

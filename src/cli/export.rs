@@ -138,7 +138,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             out.display()
         )));
     }
-    if cmd.common.cohort.is_xr() {
+    if cmd.common.cohort.across_datasets() {
         return export_datasets(&cmd, &spec, &wh, &out).await;
     }
     if cmd.box_size.is_some() {
@@ -190,22 +190,22 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
 pub(crate) async fn datasets_manifest(
     cmd: &ExportCmd,
     wh: &Warehouse,
-) -> Result<(String, crate::export_xr::XrSpec)> {
+) -> Result<(String, crate::export_across::AcrossSpec)> {
     let mut avail = crate::cohort::Available::for_cohort(wh, Some(&cmd.common.cohort)).await?;
     if cmd.common.show_sql {
         avail = avail.inline();
     }
     let scope = avail
-        .xr
+        .across
         .clone()
         .expect("a cross-dataset cohort has a scope");
-    let xr = crate::export_xr::XrSpec {
+    let across = crate::export_across::AcrossSpec {
         scope,
         image_root: cmd.image_root.clone(),
         box_size: cmd.box_size,
     };
-    let sql = xr.sql(&cmd.common.cohort.images_sql(&avail)?);
-    Ok((sql, xr))
+    let sql = across.sql(&cmd.common.cohort.images_sql(&avail)?);
+    Ok((sql, across))
 }
 
 /// `cxr export --dataset a,b`: the cross-dataset manifest.
@@ -220,12 +220,12 @@ async fn export_datasets(
             "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql, --with-pixels and --sort-by apply to NIH exports only".into(),
         ));
     }
-    let (sql, xr) = datasets_manifest(cmd, wh).await?;
+    let (sql, across) = datasets_manifest(cmd, wh).await?;
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
     }
     let params = cmd.common.cohort.default_params()?;
-    let done = crate::export::run(wh, spec, &sql, &params, out, Some(&xr)).await?;
+    let done = crate::export::run(wh, spec, &sql, &params, out, Some(&across)).await?;
     report(cmd, &done, out);
     Ok(())
 }

@@ -119,9 +119,9 @@ ORDER BY ever_positive DESC, f.label",
 /// Across datasets: every study of the cohort's patients (or of one patient), per
 /// dataset, in the order of `study_order` (datasets that give no order have no
 /// follow-up). A study's findings are the union of its images' positive findings, as
-/// a bit mask (bits of `cohort::xr::findings_bits_cte`): `new_mask` and
+/// a bit mask (bits of `cohort::across::findings_bits_cte`): `new_mask` and
 /// `resolved_mask` compare it with the previous study's.
-fn xr_with_followups(cohort: &str, rows: &str, whole: bool, patient: Option<&str>) -> String {
+fn across_with_followups(cohort: &str, rows: &str, whole: bool, patient: Option<&str>) -> String {
     let mut timeline = if whole {
         "SELECT * FROM cohort".to_string()
     } else {
@@ -158,13 +158,13 @@ fu AS (
            prev_mask - (mask & prev_mask) AS resolved_mask
     FROM ordered
 )",
-        findings = crate::cohort::xr::findings_bits_cte(),
-        mask = crate::cohort::xr::positive_mask(false),
+        findings = crate::cohort::across::findings_bits_cte(),
+        mask = crate::cohort::across::positive_mask(false),
     )
 }
 
 /// One patient's studies across datasets (a patient id may occur in several).
-pub fn xr_timeline_sql(with: &str) -> String {
+pub fn across_timeline_sql(with: &str) -> String {
     format!(
         "{with},
 listed AS (
@@ -186,7 +186,7 @@ ORDER BY dataset, study_rank"
 
 /// Appearances and resolutions per dataset and finding (findings that never appear
 /// or resolve in a dataset are left out).
-pub fn xr_transitions_sql(with: &str) -> String {
+pub fn across_transitions_sql(with: &str) -> String {
     format!(
         "{with},
 changes AS (
@@ -206,7 +206,7 @@ ORDER BY dataset, appeared DESC, label"
 }
 
 /// [`summary_sql`] per dataset, over the findings positive at least once there.
-pub fn xr_summary_sql(with: &str) -> String {
+pub fn across_summary_sql(with: &str) -> String {
     format!(
         "{with},
 multi AS (SELECT dataset, patient_id FROM fu WHERE study_rank = 2),
@@ -256,10 +256,10 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         ));
     }
     let transitions = args.transitions;
-    let xr = args.common.cohort.is_xr();
+    let across = args.common.cohort.across_datasets();
     let patient = match &args.patient {
         None => None,
-        Some(p) if xr => Some(crate::sql::snippets::quote(p.trim())),
+        Some(p) if across => Some(crate::sql::snippets::quote(p.trim())),
         Some(p) => Some(
             p.trim()
                 .parse::<i64>()
@@ -295,45 +295,53 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
             "cxr: note: the statistics cover the cohort's patients with two or more studies (the `patients` column); its single-study patients have no follow-up"
         );
     }
-    if xr && !args.common.show_sql {
+    if across && !args.common.show_sql {
         // The follow-up rows are computed once: the summary reads them three times.
         let whole = !args.common.cohort.narrows();
         let raw = args.patient.clone();
         let with = format!(
             "WITH {},\nfu AS (SELECT * FROM xr_followups)",
-            crate::cohort::xr::findings_bits_cte()
+            crate::cohort::across::findings_bits_cte()
         );
         return args
             .common
             .run_staged(
                 "xr_followups",
                 |c, avail| {
-                    let staged =
-                        xr_with_followups(c, &avail.xr_rows, whole, raw.as_deref().map(str::trim));
+                    let staged = across_with_followups(
+                        c,
+                        &avail.across_rows,
+                        whole,
+                        raw.as_deref().map(str::trim),
+                    );
                     Ok(format!("{staged}\nSELECT * FROM fu"))
                 },
                 || {
                     Ok(match (&args.patient, transitions) {
-                        (Some(_), _) => xr_timeline_sql(&with),
-                        (None, true) => xr_transitions_sql(&with),
-                        (None, false) => xr_summary_sql(&with),
+                        (Some(_), _) => across_timeline_sql(&with),
+                        (None, true) => across_transitions_sql(&with),
+                        (None, false) => across_summary_sql(&with),
                     })
                 },
             )
             .await;
     }
-    if xr {
+    if across {
         let whole = !args.common.cohort.narrows();
         let raw = args.patient.clone();
         return args
             .common
             .run(|c, avail| {
-                let with =
-                    xr_with_followups(c, &avail.xr_rows, whole, raw.as_deref().map(str::trim));
+                let with = across_with_followups(
+                    c,
+                    &avail.across_rows,
+                    whole,
+                    raw.as_deref().map(str::trim),
+                );
                 Ok(match (&raw, transitions) {
-                    (Some(_), _) => xr_timeline_sql(&with),
-                    (None, true) => xr_transitions_sql(&with),
-                    (None, false) => xr_summary_sql(&with),
+                    (Some(_), _) => across_timeline_sql(&with),
+                    (None, true) => across_transitions_sql(&with),
+                    (None, false) => across_summary_sql(&with),
                 })
             })
             .await;

@@ -173,8 +173,8 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     }
     let metric = cmd.metric.unwrap_or(Metric::Count);
     let kind = cmd.kind;
-    let xr = cmd.common.cohort.is_xr();
-    if xr && kind == PlotKind::Pixels {
+    let across = cmd.common.cohort.across_datasets();
+    if across && kind == PlotKind::Pixels {
         return Err(Error::Usage(
             "plot pixels reads NIH pixel statistics; the cross-dataset tables have none".into(),
         ));
@@ -183,17 +183,17 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         .common
         .query(|cohort, _| {
             Ok(match kind {
-                PlotKind::Cooccurrence if xr => crate::cli::cooccur::xr_sql(
+                PlotKind::Cooccurrence if across => crate::cli::cooccur::across_sql(
                     cohort,
                     metric,
                     crate::cli::cooccur::Thresholds::default(),
                 ),
                 PlotKind::Cooccurrence => crate::cli::cooccur::sql(Some(cohort), metric),
-                PlotKind::Labels if xr => xr_labels_sql(cohort),
+                PlotKind::Labels if across => across_labels_sql(cohort),
                 PlotKind::Labels => labels_sql(cohort),
                 PlotKind::Age => format!(
                     "WITH cohort AS (\n{cohort}\n)\nSELECT {dataset} AS dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-                    dataset = if xr { "dataset" } else { "''" }
+                    dataset = if across { "dataset" } else { "''" }
                 ),
                 PlotKind::Boxes => {
                     return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
@@ -209,7 +209,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "no pixel statistics for this cohort; run `cxr ingest --images ...`".into(),
         ));
     }
-    let panels = Data::panels(kind, &rows, xr, &cmd.common.cohort.datasets)?;
+    let panels = Data::panels(kind, &rows, across, &cmd.common.cohort.datasets)?;
     if cmd.free_scales && panels.len() < 2 {
         return Err(Error::Usage(
             "--free-scales applies to the panels of several datasets (--dataset a,b); this plot has one"
@@ -253,10 +253,10 @@ fn labels_sql(cohort: &str) -> String {
 
 /// Per dataset and finding it labels: positive images, images whose state is known
 /// (the share's base) and the dataset's images in the cohort.
-fn xr_labels_sql(cohort: &str) -> String {
+fn across_labels_sql(cohort: &str) -> String {
     format!(
         "WITH cohort AS (\n{cohort}\n)\nSELECT * FROM (\n{}\n) AS p ORDER BY dataset, CAST(n AS DOUBLE) / base DESC, label",
-        crate::cohort::xr::finding_counts_sql("cohort")
+        crate::cohort::across::finding_counts_sql("cohort")
     )
 }
 
@@ -278,10 +278,10 @@ impl Data {
     fn panels(
         kind: PlotKind,
         rows: &crate::sql::Rows,
-        xr: bool,
+        across: bool,
         asked: &[String],
     ) -> Result<Vec<(String, Data)>> {
-        if !xr || rows.is_empty() {
+        if !across || rows.is_empty() {
             return Ok(vec![(String::new(), Data::from_rows(kind, rows)?)]);
         }
         let datasets = rows.required_strings("dataset")?;

@@ -11,8 +11,14 @@ use crate::error::{Error, Result};
 use crate::sql::snippets::quote;
 use crate::sql::{Register, Warehouse};
 
-/// Datasets whose boxes are in pixels of 1024 × 1024 originals.
-const KNOWN_SIZE: [&str; 3] = ["nih", "rsna", "siim"];
+/// The datasets whose boxes can be placed on a normalised image (all their
+/// originals have one known size), with that size.
+fn sized() -> Vec<(&'static str, u32)> {
+    crate::datasets::DATASETS
+        .iter()
+        .filter_map(|d| Some((d.name, d.box_image_side?)))
+        .collect()
+}
 const GRID: usize = 48;
 const MAX_PANELS: usize = 9;
 
@@ -29,11 +35,13 @@ pub async fn run(
     out: &Path,
     size: (u32, u32),
 ) -> Result<()> {
+    let sized = sized();
     for d in datasets {
-        if !KNOWN_SIZE.contains(&d.as_str()) {
+        if !sized.iter().any(|(name, _)| name == d) {
+            let names: Vec<&str> = sized.iter().map(|(name, _)| *name).collect();
             return Err(Error::Usage(format!(
                 "--dataset {d}: its files do not give the images' sizes, so its boxes cannot be placed on a normalised image; boxes plot for {}",
-                KNOWN_SIZE.join(", ")
+                names.join(", ")
             )));
         }
     }
@@ -44,12 +52,21 @@ pub async fn run(
         ));
     }
     let chosen: Vec<&str> = if datasets.is_empty() {
-        KNOWN_SIZE.to_vec()
+        sized.iter().map(|(name, _)| *name).collect()
     } else {
         datasets.iter().map(String::as_str).collect()
     };
+    // Boxes as fractions of their image's side.
+    let side = format!(
+        "CASE dataset {} END",
+        sized
+            .iter()
+            .map(|(name, side)| format!("WHEN {} THEN {side}.0", quote(name)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let mut sql = format!(
-        "SELECT COALESCE(finding, raw_label) AS label, x, y, w, h FROM xr_boxes WHERE dataset IN ({})",
+        "SELECT COALESCE(finding, raw_label) AS label, x / {side} AS x, y / {side} AS y, w / {side} AS w, h / {side} AS h FROM xr_boxes WHERE dataset IN ({})",
         chosen
             .iter()
             .map(|d| quote(d))
@@ -124,11 +141,12 @@ pub async fn run(
     Ok(())
 }
 
-/// Coverage grids per label, the most boxed labels first.
+/// Coverage grids per label, the most boxed labels first, from boxes given as
+/// fractions of their image's side.
 fn density(labels: &[String], xywh: &[Vec<f64>; 4]) -> Panels {
     let mut by: BTreeMap<&str, (usize, Vec<f64>)> = BTreeMap::new();
     for (i, label) in labels.iter().enumerate() {
-        let cell = |v: f64| ((v / 1024.0) * GRID as f64).clamp(0.0, GRID as f64);
+        let cell = |v: f64| (v * GRID as f64).clamp(0.0, GRID as f64);
         let (x0, y0) = (cell(xywh[0][i]), cell(xywh[1][i]));
         let (x1, y1) = (cell(xywh[0][i] + xywh[2][i]), cell(xywh[1][i] + xywh[3][i]));
         let entry = by
@@ -214,9 +232,9 @@ mod tests {
 
     #[test]
     fn a_box_covers_the_cells_under_it() {
-        // One box over the left half of a 1024-px image: half the columns, every row.
+        // One box over the left half of the image: half the columns, every row.
         let labels = vec!["Mass".to_string()];
-        let xywh = [vec![0.0], vec![0.0], vec![512.0], vec![1024.0]];
+        let xywh = [vec![0.0], vec![0.0], vec![0.5], vec![1.0]];
         let p = density(&labels, &xywh);
         assert_eq!(p[0].1, 1);
         let covered = p[0].2.iter().filter(|&&c| c > 0.0).count();

@@ -1,8 +1,8 @@
 //! Cohort definitions shared by the analysis and export commands: flags in, one SQL
 //! relation of `images` rows out — or, with `--dataset`, `--source` or
-//! `--uncertain`, of cross-dataset rows (see [`xr`]).
+//! `--uncertain`, of cross-dataset rows (see [`across`]).
 
-pub mod xr;
+pub mod across;
 
 use std::path::PathBuf;
 
@@ -68,7 +68,7 @@ pub struct CohortArgs {
     /// nor --without), positive (U-Ones), negative (U-Zeros), keep (U-MultiClass: as
     /// nan in cohort flags, -1 in exported targets) [default: nan].
     #[arg(long, value_enum, value_name = "POLICY")]
-    pub uncertain: Option<xr::Uncertain>,
+    pub uncertain: Option<across::Uncertain>,
 }
 
 /// What the cohort SQL may join to.
@@ -82,14 +82,14 @@ pub struct Available {
     /// The split names a cohort may ask for.
     pub split_names: Vec<String>,
     /// For a cross-dataset cohort: which images and labels it reads.
-    pub xr: Option<xr::Scope>,
+    pub across: Option<across::Scope>,
     /// For a cross-dataset cohort: the relation of the scope's rows — the view
-    /// ([`XR_ROWS`]), or its query inline (`--show-sql`).
-    pub xr_rows: String,
+    /// ([`ACROSS_ROWS`]), or its query inline (`--show-sql`).
+    pub across_rows: String,
 }
 
 /// The view of a cross-dataset cohort's rows (all images of its scope).
-pub const XR_ROWS: &str = "xr_cohort_rows";
+pub const ACROSS_ROWS: &str = "xr_cohort_rows";
 
 impl Available {
     /// What the opened warehouse has.
@@ -110,16 +110,16 @@ impl Available {
             .tables
             .get("pixel_stats")
             .is_some_and(|n| *n > 0);
-        if let Some(c) = cohort.filter(|c| c.is_xr()) {
-            return Self::for_xr(wh, c, splits).await;
+        if let Some(c) = cohort.filter(|c| c.across_datasets()) {
+            return Self::for_across(wh, c, splits).await;
         }
         if cohort.is_some_and(|c| c.split.is_none()) {
             return Ok(Available {
                 pixel_stats,
                 splits,
                 split_names: Vec::new(),
-                xr: None,
-                xr_rows: String::new(),
+                across: None,
+                across_rows: String::new(),
             });
         }
         wh.register(crate::sql::Register::For("images splits"))
@@ -138,14 +138,14 @@ impl Available {
                 .is_some_and(|n| *n > 0),
             splits,
             split_names: wh.query(names_sql, &[]).await?.required_strings("split")?,
-            xr: None,
-            xr_rows: String::new(),
+            across: None,
+            across_rows: String::new(),
         })
     }
 
     /// What a cross-dataset cohort reads: the scope, checked against the datasets
     /// and sources the warehouse holds, and the split names when `--split` asks.
-    async fn for_xr(
+    async fn for_across(
         wh: &crate::sql::Warehouse,
         cohort: &CohortArgs,
         splits: bool,
@@ -180,10 +180,10 @@ impl Available {
         scope.check(&present, &sources)?;
         // A view, not rows computed ahead: each command's filters then reach the
         // tables, and nothing is held in memory.
-        wh.define_view(XR_ROWS, &scope.images_sql()).await?;
+        wh.define_view(ACROSS_ROWS, &scope.images_sql()).await?;
         let split_names = if cohort.split.is_some() {
             let sql = format!(
-                "SELECT DISTINCT split FROM {XR_ROWS} WHERE split IS NOT NULL ORDER BY split"
+                "SELECT DISTINCT split FROM {ACROSS_ROWS} WHERE split IS NOT NULL ORDER BY split"
             );
             wh.query(&sql, &[]).await?.required_strings("split")?
         } else {
@@ -193,16 +193,16 @@ impl Available {
             pixel_stats: false,
             splits,
             split_names,
-            xr: Some(scope),
-            xr_rows: XR_ROWS.to_string(),
+            across: Some(scope),
+            across_rows: ACROSS_ROWS.to_string(),
         })
     }
 
     /// The same, with a cross-dataset cohort's rows as their query rather than the
     /// in-memory table: SQL to print (`--show-sql`) and run elsewhere.
     pub fn inline(mut self) -> Available {
-        if let Some(scope) = &self.xr {
-            self.xr_rows = format!("(\n{}\n)", scope.images_sql());
+        if let Some(scope) = &self.across {
+            self.across_rows = format!("(\n{}\n)", scope.images_sql());
         }
         self
     }
@@ -313,7 +313,7 @@ impl CohortArgs {
 
     /// Whether no flag narrows the cohort and it reads the NIH tables.
     pub fn is_empty(&self) -> bool {
-        !self.narrows() && !self.is_xr()
+        !self.narrows() && !self.across_datasets()
     }
 
     /// Whether a flag reads the images' findings (so that --source and --uncertain,
@@ -344,13 +344,13 @@ impl CohortArgs {
     }
 
     /// Whether the cohort reads the cross-dataset tables.
-    pub fn is_xr(&self) -> bool {
+    pub fn across_datasets(&self) -> bool {
         !self.datasets.is_empty() || !self.sources.is_empty() || self.uncertain.is_some()
     }
 
     /// The cross-dataset scope these flags ask for.
-    pub fn scope(&self, wh: &crate::sql::Warehouse, splits: bool) -> xr::Scope {
-        xr::Scope {
+    pub fn scope(&self, wh: &crate::sql::Warehouse, splits: bool) -> across::Scope {
+        across::Scope {
             datasets: self
                 .datasets
                 .iter()
@@ -373,10 +373,14 @@ impl CohortArgs {
     /// The SQL predicates over `i` (images) and `p` (pixel_stats).
     fn predicates(&self, avail: &Available) -> Result<Vec<String>> {
         let mut w = Vec::new();
-        let xr = avail.xr.is_some();
+        let across = avail.across.is_some();
         // The Boolean finding columns: cheaper than searching `labels`.
         let col = |l: &str| -> Result<String> {
-            let f = if xr { xr::finding(l)? } else { finding(l)? };
+            let f = if across {
+                across::finding(l)?
+            } else {
+                finding(l)?
+            };
             Ok(format!("i.{}", column_name(f)))
         };
         for l in &self.with {
@@ -390,7 +394,7 @@ impl CohortArgs {
             w.push(format!("NOT {}", col(l)?));
         }
         if self.no_finding {
-            // Across datasets: stated normal by the dataset (see `xr::Scope::images_sql`).
+            // Across datasets: stated normal by the dataset (see `across::Scope::images_sql`).
             w.push("i.no_finding".into());
         }
         if let Some(a) = &self.age {
@@ -409,7 +413,7 @@ impl CohortArgs {
             w.push(format!("i.sex = {}", quote(&s)));
         }
         if let Some(v) = &self.view {
-            w.push(view_predicate(v, xr)?);
+            w.push(view_predicate(v, across)?);
         }
         if let Some(s) = &self.split {
             if !avail.split_names.iter().any(|n| n == s) {
@@ -430,7 +434,7 @@ impl CohortArgs {
             w.push(format!("i.split = {}", quote(s)));
         }
         if let Some(n) = self.min_studies {
-            w.push(if xr {
+            w.push(if across {
                 // A study is a study id (an image without one is its own study).
                 format!(
                     "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = i.patient_id)"
@@ -450,7 +454,7 @@ impl CohortArgs {
             }
             let body =
                 crate::sql::snippets::statement(&q.sql, &format!("--cohort {}", file.display()))?;
-            w.push(if xr {
+            w.push(if across {
                 format!(
                     "EXISTS (SELECT 1 FROM ({body}) AS saved WHERE saved.dataset = i.dataset AND saved.image_id = i.image_id)"
                 )
@@ -461,7 +465,7 @@ impl CohortArgs {
             });
         }
         if let Some(p) = &self.predicate {
-            if xr && mentions_pixel_column(p) {
+            if across && mentions_pixel_column(p) {
                 return Err(Error::Usage(format!(
                     "--where `{p}`: a cohort across datasets reads the columns of xr_images (dataset, image_id, patient_id, study_id, study_order, view, frontal, sex, age, split, path), labels and one column per finding; it has no pixel statistics"
                 )));
@@ -477,11 +481,15 @@ impl CohortArgs {
     }
 
     /// A query returning the cohort's `images` rows (all columns of images), or for
-    /// a cross-dataset cohort its rows of [`xr::Scope::images_sql`].
+    /// a cross-dataset cohort its rows of [`across::Scope::images_sql`].
     pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
-        if avail.xr.is_some() {
-            return Ok(xr_cohort_sql(&avail.xr_rows, &preds, self.first_study));
+        if avail.across.is_some() {
+            return Ok(across_cohort_sql(
+                &avail.across_rows,
+                &preds,
+                self.first_study,
+            ));
         }
         let images = avail.images();
         // pixel_stats is joined only when a --where predicate may read it.
@@ -527,7 +535,7 @@ impl CohortArgs {
                 &q.bind(&[])?,
             )
             .await?;
-        let needed: &[&str] = if self.is_xr() {
+        let needed: &[&str] = if self.across_datasets() {
             &["dataset", "image_id"]
         } else {
             &["image_index"]
@@ -545,7 +553,11 @@ impl CohortArgs {
             "--cohort {}: a cohort query returns {} (one row per image of the cohort){}",
             file.display(),
             needed.join(" and "),
-            if self.is_xr() { " across datasets" } else { "" }
+            if self.across_datasets() {
+                " across datasets"
+            } else {
+                ""
+            }
         )))
     }
 
@@ -560,7 +572,7 @@ impl CohortArgs {
 
 /// A cross-dataset cohort: the scope's rows filtered, and with `--first-study` each
 /// patient's earliest study (by `study_order`; an image without a patient is its own).
-fn xr_cohort_sql(rows: &str, preds: &[String], first_study: bool) -> String {
+fn across_cohort_sql(rows: &str, preds: &[String], first_study: bool) -> String {
     let filter = if preds.is_empty() {
         String::new()
     } else {
@@ -577,9 +589,9 @@ fn xr_cohort_sql(rows: &str, preds: &[String], first_study: bool) -> String {
 
 /// `--view`: PA or AP for NIH; across datasets also AP_SUPINE, LATERAL, OTHER and
 /// FRONTAL (any of PA, AP, AP_SUPINE).
-fn view_predicate(v: &str, xr: bool) -> Result<String> {
+fn view_predicate(v: &str, across: bool) -> Result<String> {
     let v = v.trim().to_ascii_uppercase();
-    if !xr {
+    if !across {
         if v != "PA" && v != "AP" {
             return Err(Error::Usage(format!(
                 "--view `{v}`: expected PA or AP (with --dataset also AP_SUPINE, LATERAL, OTHER, FRONTAL)"

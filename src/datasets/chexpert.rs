@@ -15,9 +15,9 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::fields::{Col, MAX_AGE, claim_id, frontal_of, label_value, require_all};
+use crate::datasets::common::{Col, MAX_AGE, claim_id, frontal_of, label_value, require_all};
 use crate::datasets::label_map::{LabelMap, Resolver};
-use crate::datasets::{DatasetRows, XrImage, XrLabel};
+use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
 use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, squash};
 use crate::input::issues::Issues;
@@ -144,13 +144,17 @@ fn read_table<'t>(
     let label_names: Vec<&str> = pos[5..].iter().map(|&p| t.name(p)).collect();
     let findings: Vec<Option<&'static str>> = label_names
         .iter()
-        .map(|n| resolver.resolve(n, issues, src, Some(1), n))
+        .map(|n| resolver.finding(n, (src, Some(1), n), issues))
         .collect();
+    let raw_labels: Vec<Shared> = label_names.iter().map(|n| Shared::from(*n)).collect();
+    let source = Shared::from(SOURCE);
     rows.images.reserve(t.len());
     rows.labels
         .reserve(labels.iter().map(|c| c.iter().flatten().count()).sum());
     for r in 0..t.len() {
         let line = t.lines[r];
+        // The image's id, shared by its labels.
+        let mut shared_id: Option<Shared> = None;
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
             issues.push(src, Some(line), Some(t.name(pos[col])), v, msg);
         };
@@ -171,7 +175,7 @@ fn read_table<'t>(
             Some("Male") => Some("M"),
             Some("Female") => Some("F"),
             v => {
-                push(issues, 1, v, "Sex is not Male or Female; set to NULL");
+                push(issues, 1, v, crate::input::issues::SEX_NOT_READ);
                 None
             }
         };
@@ -235,16 +239,16 @@ fn read_table<'t>(
                 );
                 continue;
             };
-            rows.labels.push(XrLabel {
+            rows.labels.push(LabelRow {
                 dataset: NAME,
-                image_id: p.to_string(),
-                source: SOURCE.to_string(),
-                raw_label: label_names[k].to_string(),
-                finding: findings[k].map(str::to_string),
+                image_id: shared_id.get_or_insert_with(|| p.into()).clone(),
+                source: source.clone(),
+                raw_label: raw_labels[k].clone(),
+                finding: findings[k],
                 value,
             });
         }
-        rows.images.push(XrImage {
+        rows.images.push(ImageRow {
             dataset: NAME,
             image_id: p.to_string(),
             patient_id,
@@ -319,8 +323,8 @@ mod tests {
         let l0: Vec<_> = rows
             .labels
             .iter()
-            .filter(|l| l.image_id == i0.image_id)
-            .map(|l| (l.raw_label.as_str(), l.finding.as_deref(), l.value))
+            .filter(|l| *l.image_id == i0.image_id)
+            .map(|l| (&*l.raw_label, l.finding, l.value))
             .collect();
         assert_eq!(
             l0,
@@ -332,7 +336,7 @@ mod tests {
                 ("Support Devices", None, 1),
             ]
         );
-        assert!(rows.labels.iter().all(|l| l.source == "chexpert"));
+        assert!(rows.labels.iter().all(|l| &*l.source == "chexpert"));
         assert_eq!(rows.labels.len(), 5 + 1 + 1);
 
         let got = issue_keys(&issues);
@@ -420,7 +424,7 @@ mod tests {
         );
         let counts = |label: &str| {
             let mut c = [0usize; 3];
-            for l in rows.labels.iter().filter(|l| l.raw_label == label) {
+            for l in rows.labels.iter().filter(|l| &*l.raw_label == label) {
                 c[(l.value + 1) as usize] += 1;
             }
             (c[2], c[1], c[0])
@@ -432,12 +436,12 @@ mod tests {
         let effusion_images = rows
             .labels
             .iter()
-            .filter(|l| l.raw_label == "Pleural Effusion")
-            .map(|l| l.image_id.as_str())
+            .filter(|l| &*l.raw_label == "Pleural Effusion")
+            .map(|l| &*l.image_id)
             .collect::<std::collections::HashSet<_>>()
             .len();
         assert_eq!(rows.images.len() - effusion_images, 90_203);
-        let by = |f: &dyn Fn(&XrImage) -> bool| rows.images.iter().filter(|i| f(i)).count();
+        let by = |f: &dyn Fn(&ImageRow) -> bool| rows.images.iter().filter(|i| f(i)).count();
         assert_eq!(by(&|i| i.sex == Some("M")), 132_636);
         assert_eq!(by(&|i| i.sex == Some("F")), 90_777);
         assert_eq!(by(&|i| i.sex.is_none()), 1);

@@ -5,8 +5,6 @@
 //! "kept, not mapped". Lines starting with `#` are comments. Raw labels match exactly
 //! after trimming; PadChest's match case-insensitively.
 
-use std::collections::HashSet;
-
 use polars::prelude::PlHashMap;
 use std::path::Path;
 
@@ -196,41 +194,47 @@ impl LabelMap {
     }
 }
 
-/// Resolves raw labels while a dataset is read: one `data_issues` row per distinct
-/// (dataset, label) that is in no row of the map.
+/// Resolves raw labels while a dataset is read, for every reader: the finding of
+/// each label, and one `data_issues` row per distinct label that is in no row of the
+/// map (at the place it was first seen). Answers are remembered: a reader asks about
+/// the same few labels a million times.
 pub struct Resolver<'a> {
     map: &'a LabelMap,
     dataset: &'static str,
-    reported: HashSet<String>,
+    known: PlHashMap<String, Option<&'static str>>,
+    /// Unknown labels already reported, as the map's keys spell them.
+    reported: std::collections::HashSet<String>,
 }
 
 impl<'a> Resolver<'a> {
-    /// A resolver for one dataset.
+    /// A resolver for `dataset`.
     pub fn new(map: &'a LabelMap, dataset: &'static str) -> Self {
         Resolver {
             map,
             dataset,
-            reported: HashSet::new(),
+            known: PlHashMap::default(),
+            reported: Default::default(),
         }
     }
 
-    /// The finding of `raw`; an unknown label is reported once (at its first place).
-    pub fn resolve(
+    /// The finding of `raw`; an unknown label is reported the first time it is seen,
+    /// at `(file, line, field)`.
+    pub fn finding(
         &mut self,
         raw: &str,
+        (file, line, field): (&str, Option<u64>, &str),
         issues: &mut Issues,
-        source_file: &str,
-        line: Option<u64>,
-        field: &str,
     ) -> Option<&'static str> {
-        match self.map.lookup(self.dataset, raw) {
+        if let Some(f) = self.known.get(raw) {
+            return *f;
+        }
+        let f = match self.map.lookup(self.dataset, raw) {
             Lookup::Mapped(f) => Some(f),
             Lookup::Unmapped => None,
             Lookup::Unknown => {
-                let k = key(self.dataset, raw);
-                if !self.reported.contains(&k) {
+                if self.reported.insert(key(self.dataset, raw)) {
                     issues.push(
-                        source_file,
+                        file,
                         line,
                         Some(field),
                         Some(raw.trim()),
@@ -239,11 +243,12 @@ impl<'a> Resolver<'a> {
                             self.dataset
                         ),
                     );
-                    self.reported.insert(k);
                 }
                 None
             }
-        }
+        };
+        self.known.insert(raw.to_string(), f);
+        f
     }
 }
 
@@ -271,6 +276,9 @@ mod tests {
                 Lookup::Mapped("Enlarged_Cardiomediastinum"),
             ),
             ("chexpert", "Support Devices", Lookup::Unmapped),
+            ("openi", "Fractures, Bone", Lookup::Mapped("Fracture")),
+            ("openi", "normal", Lookup::Unmapped),
+            ("vindr", "Pleural effusion", Lookup::Mapped("Effusion")),
             ("mimic", "Pleural Effusion", Lookup::Mapped("Effusion")),
             ("padchest", "pleural effusion", Lookup::Mapped("Effusion")),
             (
@@ -384,16 +392,16 @@ mod tests {
         let mut issues = Issues::default();
         for line in [2, 3, 4] {
             assert_eq!(
-                r.resolve("martian", &mut issues, "f.csv", Some(line), "Labels"),
+                r.finding("martian", ("f.csv", Some(line), "Labels"), &mut issues),
                 None
             );
             assert_eq!(
-                r.resolve("Martian ", &mut issues, "f.csv", Some(line), "Labels"),
+                r.finding("Martian ", ("f.csv", Some(line), "Labels"), &mut issues),
                 None
             );
         }
         assert_eq!(
-            r.resolve("cardiomegaly", &mut issues, "f.csv", Some(5), "Labels"),
+            r.finding("cardiomegaly", ("f.csv", Some(5), "Labels"), &mut issues),
             Some("Cardiomegaly")
         );
         assert_eq!(issues.len(), 1);

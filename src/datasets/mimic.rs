@@ -22,11 +22,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::datasets::chexpert::LABEL_COLUMNS;
-use crate::datasets::fields::{
+use crate::datasets::common::{
     Col, MAX_AGE, date_key, frontal_of, has_all, label_value, require_all, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
-use crate::datasets::{DatasetRows, XrImage, XrLabel};
+use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
 use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, source_name, squash};
 use crate::input::issues::Issues;
@@ -295,7 +295,7 @@ fn read_metadata(
             }
             _ => None,
         };
-        rows.images.push(XrImage {
+        rows.images.push(ImageRow {
             dataset: NAME,
             image_id: id.to_string(),
             patient_id: subject.map(str::to_string),
@@ -427,7 +427,7 @@ fn read_patients(
             Some("M") => Some("M"),
             Some("F") => Some("F"),
             v => {
-                push(issues, 1, v, "gender is not M or F; sex set to NULL");
+                push(issues, 1, v, crate::input::issues::SEX_NOT_READ);
                 None
             }
         };
@@ -534,8 +534,10 @@ fn study_labels(
     let names: Vec<&str> = pos[2..].iter().map(|&p| t.name(p)).collect();
     let findings: Vec<Option<&'static str>> = names
         .iter()
-        .map(|n| resolver.resolve(n, issues, &src, Some(1), n))
+        .map(|n| resolver.finding(n, (&src, Some(1), n), issues))
         .collect();
+    let raw_names: Vec<Shared> = names.iter().map(|n| Shared::from(*n)).collect();
+    let source = Shared::from(source);
     // study → (line, [(label column, value)])
     let mut by_study: HashMap<&str, StudyLabels> = HashMap::with_capacity(t.len());
     for r in 0..t.len() {
@@ -581,13 +583,14 @@ fn study_labels(
             continue;
         };
         used.insert(*k);
+        let image_id: Shared = img.image_id.as_str().into();
         for &(c, value) in vals {
-            out.push(XrLabel {
+            out.push(LabelRow {
                 dataset: NAME,
-                image_id: img.image_id.clone(),
-                source: source.to_string(),
-                raw_label: names[c as usize].to_string(),
-                finding: findings[c as usize].map(str::to_string),
+                image_id: image_id.clone(),
+                source: source.clone(),
+                raw_label: raw_names[c as usize].clone(),
+                finding: findings[c as usize],
                 value,
             });
         }
@@ -717,8 +720,14 @@ zzz-9,50000009,19000009,train
         let of = |id: &str, src: &str| -> Vec<(String, Option<String>, i8)> {
             rows.labels
                 .iter()
-                .filter(|l| l.image_id == id && l.source == src)
-                .map(|l| (l.raw_label.clone(), l.finding.clone(), l.value))
+                .filter(|l| &*l.image_id == id && &*l.source == src)
+                .map(|l| {
+                    (
+                        l.raw_label.to_string(),
+                        l.finding.map(str::to_string),
+                        l.value,
+                    )
+                })
                 .collect()
         };
         let want_a = vec![

@@ -4,7 +4,7 @@
 //! the warehouse module writes them.
 
 pub mod chexpert;
-pub mod fields;
+pub mod common;
 pub mod label_map;
 pub mod mimic;
 
@@ -14,15 +14,12 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::input::issues::Issues;
-pub use label_map::{LabelMap, Lookup};
+pub use label_map::LabelMap;
 
 pub mod agree;
-pub mod map_api;
 pub mod openi;
 pub mod rsna;
 pub mod siim;
-#[cfg(test)]
-mod testutil;
 pub mod vindr;
 pub mod zip;
 
@@ -51,7 +48,7 @@ pub const XR_FINDINGS: [&str; 18] = {
 
 /// One row of `xr_images`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct XrImage {
+pub struct ImageRow {
     pub dataset: &'static str,
     pub image_id: String,
     pub patient_id: Option<String>,
@@ -70,27 +67,48 @@ pub struct XrImage {
     pub path: Option<String>,
 }
 
+/// Text that many rows repeat (an image's id in each of its labels, a source, a raw
+/// label): one allocation shared by all of them. A dataset has millions of labels
+/// and a few hundred distinct sources and raw labels.
+pub type Shared = std::sync::Arc<str>;
+
+/// Hands out one [`Shared`] per distinct text.
+#[derive(Debug, Default)]
+pub struct Interner(std::collections::HashSet<Shared>);
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub fn get(&mut self, text: &str) -> Shared {
+        if let Some(s) = self.0.get(text) {
+            return s.clone();
+        }
+        let s: Shared = text.into();
+        self.0.insert(s.clone());
+        s
+    }
+}
+
 /// One row of `xr_labels`: a label a source states about an image.
 #[derive(Debug, Clone, PartialEq)]
-pub struct XrLabel {
+pub struct LabelRow {
     pub dataset: &'static str,
-    pub image_id: String,
-    pub source: String,
-    pub raw_label: String,
+    pub image_id: Shared,
+    pub source: Shared,
+    pub raw_label: Shared,
     /// The finding by the label map; None when the map keeps it unmapped.
-    pub finding: Option<String>,
+    pub finding: Option<&'static str>,
     /// 1 positive, 0 negative, -1 uncertain.
     pub value: i8,
 }
 
 /// One row of `xr_boxes`: a box or a mask region.
 #[derive(Debug, Clone, PartialEq)]
-pub struct XrBox {
+pub struct BoxRow {
     pub dataset: &'static str,
     pub image_id: String,
     pub source: String,
     pub raw_label: String,
-    pub finding: Option<String>,
+    pub finding: Option<&'static str>,
     pub reader: Option<String>,
     /// Pixels of the original image, top-left origin.
     pub x: f64,
@@ -129,9 +147,9 @@ pub struct DatasetInfo {
 /// Everything one dataset contributes to the cross-dataset tables.
 #[derive(Debug, Clone, Default)]
 pub struct DatasetRows {
-    pub images: Vec<XrImage>,
-    pub labels: Vec<XrLabel>,
-    pub boxes: Vec<XrBox>,
+    pub images: Vec<ImageRow>,
+    pub labels: Vec<LabelRow>,
+    pub boxes: Vec<BoxRow>,
     pub reports: Vec<Report>,
 }
 
@@ -142,38 +160,157 @@ pub struct DatasetSpec {
     pub paths: Vec<PathBuf>,
 }
 
-/// The dataset names `read` knows.
-pub const KNOWN: [&str; 7] = [
-    "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
+/// How a dataset's files (`--dataset NAME=PATH[,PATH...]`) become rows.
+pub type Reader = fn(&[PathBuf], &LabelMap, &mut Issues) -> Result<DatasetRows>;
+
+/// One dataset cxr reads: everything ingest, cohorts, exports, plots and messages
+/// need to know about it. Adding a dataset is a reader module and one entry of
+/// [`DATASETS`].
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset {
+    /// The name in `--dataset`, in the `dataset` column and in queries.
+    pub name: &'static str,
+    /// The release, as the `datasets` table titles it.
+    pub title: &'static str,
+    /// Its reader; None for NIH, which `ingest` reads from its own flags (metadata,
+    /// boxes, expert labels, official splits).
+    pub read: Option<Reader>,
+    /// The raw label by which the dataset states an image normal (no finding at all),
+    /// as its source spells it; None where it makes no such statement (RSNA and SIIM
+    /// label one finding each: whether their images are normal is unknown).
+    pub normal_label: Option<&'static str>,
+    /// Raw labels a normal statement allows beside it: CheXpert's and MIMIC's labeler
+    /// set `No Finding` whatever `Support Devices` says (a device is not a finding).
+    pub beside_normal: Option<&'static str>,
+    /// The side in pixels of the square originals its boxes are measured in, where
+    /// every image has the same (VinDr's sizes vary and are not in its CSV).
+    pub box_image_side: Option<u32>,
+    /// Where each reader (radiologist) of an image is a label source of its own.
+    pub readers: Option<Readers>,
+}
+
+/// A dataset's readers and the label sources of their votes.
+#[derive(Debug, Clone, Copy)]
+pub struct Readers {
+    /// The sources that are readers start with this (`vindr_R` of `vindr_R8`).
+    pub source_prefix: &'static str,
+    /// The sources of the votes, in the order of [`VOTE_RULES`]: a statement counts
+    /// when any reader of the image makes it, when more than half do, when all do.
+    pub votes: [&'static str; 3],
+}
+
+/// The rules of the reader votes: a statement (a finding positive, uncertain or
+/// negative; the image normal; another label) counts when at least one reader of the
+/// image makes it, when more than half of them do, when every one does.
+pub const VOTE_RULES: [&str; 3] = ["any", "majority", "all"];
+
+/// Every dataset cxr reads, NIH first.
+pub const DATASETS: [Dataset; 8] = [
+    Dataset {
+        name: "nih",
+        title: "NIH ChestX-ray14",
+        read: None,
+        normal_label: Some("No Finding"),
+        beside_normal: None,
+        box_image_side: Some(1024),
+        readers: None,
+    },
+    Dataset {
+        name: chexpert::NAME,
+        title: "CheXpert v1.0",
+        read: Some(chexpert::read),
+        normal_label: Some("No Finding"),
+        beside_normal: Some("Support Devices"),
+        box_image_side: None,
+        readers: None,
+    },
+    Dataset {
+        name: mimic::NAME,
+        title: "MIMIC-CXR-JPG 2.0.0",
+        read: Some(mimic::read),
+        normal_label: Some("No Finding"),
+        beside_normal: Some("Support Devices"),
+        box_image_side: None,
+        readers: None,
+    },
+    Dataset {
+        name: padchest::NAME,
+        title: "PadChest",
+        read: Some(padchest::read),
+        normal_label: Some("normal"),
+        beside_normal: None,
+        box_image_side: None,
+        readers: None,
+    },
+    Dataset {
+        name: vindr::NAME,
+        title: "VinDr-CXR",
+        read: Some(vindr::read),
+        normal_label: Some("No finding"),
+        beside_normal: None,
+        box_image_side: None,
+        readers: Some(Readers {
+            source_prefix: "vindr_R",
+            votes: ["vindr_any", "vindr_majority", "vindr_all"],
+        }),
+    },
+    Dataset {
+        name: rsna::NAME,
+        title: "RSNA Pneumonia Detection Challenge 2018",
+        read: Some(rsna::read),
+        normal_label: None,
+        beside_normal: None,
+        box_image_side: Some(1024),
+        readers: None,
+    },
+    Dataset {
+        name: siim::NAME,
+        title: "SIIM-ACR Pneumothorax Segmentation",
+        read: Some(siim::read),
+        normal_label: None,
+        beside_normal: None,
+        box_image_side: Some(1024),
+        readers: None,
+    },
+    Dataset {
+        name: openi::NAME,
+        title: "OpenI (Indiana University chest X-rays)",
+        read: Some(openi::read),
+        normal_label: Some("normal"),
+        beside_normal: None,
+        box_image_side: None,
+        readers: None,
+    },
 ];
 
-/// Every dataset name of the cross-dataset tables: NIH, always ingested, then [`KNOWN`].
-pub const ALL: [&str; 8] = [
-    "nih", "chexpert", "mimic", "padchest", "vindr", "rsna", "siim", "openi",
-];
+/// The names of [`DATASETS`], in order.
+pub const ALL: [&str; 8] = {
+    let mut out = [""; 8];
+    let mut i = 0;
+    while i < 8 {
+        out[i] = DATASETS[i].name;
+        i += 1;
+    }
+    out
+};
 
-/// The raw label by which each dataset states an image normal (no finding at all), as
-/// its source spells it. RSNA and SIIM label one finding each and make no such
-/// statement: whether their images are normal is unknown.
-pub const NORMAL_LABELS: [(&str, &str); 6] = [
-    ("nih", "No Finding"),
-    ("chexpert", "No Finding"),
-    ("mimic", "No Finding"),
-    ("padchest", "normal"),
-    ("vindr", "No finding"),
-    ("openi", "normal"),
-];
+/// The dataset called `name`.
+pub fn dataset(name: &str) -> Option<&'static Dataset> {
+    DATASETS.iter().find(|d| d.name == name)
+}
 
-/// Raw labels a normal statement allows beside it: CheXpert's and MIMIC's labeler
-/// set `No Finding` whatever `Support Devices` says (a device is not a finding).
-pub const BESIDE_NORMAL: [(&str, &str); 2] = [
-    ("chexpert", "Support Devices"),
-    ("mimic", "Support Devices"),
-];
+/// The names of the datasets `--dataset` reads (all but NIH).
+pub fn readable() -> Vec<&'static str> {
+    DATASETS
+        .iter()
+        .filter(|d| d.read.is_some())
+        .map(|d| d.name)
+        .collect()
+}
 
-/// Whether `dataset` states images normal (has a [`NORMAL_LABELS`] entry).
+/// Whether `dataset` states images normal (has a normal label).
 pub fn states_normal(dataset: &str) -> bool {
-    NORMAL_LABELS.iter().any(|(d, _)| *d == dataset)
+    self::dataset(dataset).is_some_and(|d| d.normal_label.is_some())
 }
 
 /// Reads one `--dataset NAME=PATH[,PATH...]` request into rows and its `datasets` row.
@@ -184,58 +321,23 @@ pub fn read(
     map: &LabelMap,
     issues: &mut Issues,
 ) -> Result<(DatasetRows, DatasetInfo)> {
-    let (dataset, title, rows): (&'static str, &str, DatasetRows) = match spec.name.as_str() {
-        "chexpert" => (
-            chexpert::NAME,
-            "CheXpert v1.0",
-            chexpert::read(&spec.paths, map, issues)?,
-        ),
-        "padchest" => (
-            padchest::NAME,
-            "PadChest",
-            padchest::read(&spec.paths, map, issues)?,
-        ),
-        "mimic" => (
-            mimic::NAME,
-            "MIMIC-CXR-JPG 2.0.0",
-            mimic::read(&spec.paths, map, issues)?,
-        ),
-        "vindr" => (
-            "vindr",
-            "VinDr-CXR",
-            vindr::read_vindr(&spec.paths, map, issues)?,
-        ),
-        "rsna" => (
-            "rsna",
-            "RSNA Pneumonia Detection Challenge 2018",
-            rsna::read_rsna(&spec.paths, map, issues)?,
-        ),
-        "siim" => (
-            "siim",
-            "SIIM-ACR Pneumothorax Segmentation",
-            siim::read_siim(&spec.paths, map, issues)?,
-        ),
-        "openi" => (
-            "openi",
-            "OpenI (Indiana University chest X-rays)",
-            openi::read_openi(&spec.paths, map, issues)?,
-        ),
-        other => {
-            return Err(Error::Usage(format!(
-                "unknown dataset '{other}'; known datasets: {}",
-                KNOWN.join(", ")
-            )));
-        }
+    let Some((entry, read)) = dataset(&spec.name).and_then(|d| Some((d, d.read?))) else {
+        return Err(Error::Usage(format!(
+            "unknown dataset '{}'; known datasets: {}",
+            spec.name,
+            readable().join(", ")
+        )));
     };
+    let rows = read(&spec.paths, map, issues)?;
     let info = DatasetInfo {
-        dataset,
-        title: title.to_string(),
+        dataset: entry.name,
+        title: entry.title.to_string(),
         source_files: spec
             .paths
             .iter()
             .map(|p| crate::input::csv::source_name(p))
             .collect(),
-        label_sources: fields::label_sources(&rows.labels),
+        label_sources: common::label_sources(&rows.labels),
     };
     Ok((rows, info))
 }
@@ -286,27 +388,39 @@ mod tests {
 }
 
 #[cfg(test)]
+#[path = "../../tests/common/shared.rs"]
+mod shared_files;
+
+#[cfg(test)]
 pub(crate) mod test_support {
     //! Fixture helpers for the reader tests.
     use std::path::{Path, PathBuf};
 
     use crate::input::issues::Issues;
 
+    /// Writes `bytes` as `dir/name` and returns its path.
+    pub fn write_fixture(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
     /// Writes `text` to `dir/name` and returns the path.
     pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
+        write_fixture(dir, name, text.as_bytes())
+    }
+
+    /// Gzips `bytes`.
+    pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
     }
 
     /// Writes `text` gzip-compressed to `dir/name`.
     pub fn write_gz(dir: &Path, name: &str, text: &str) -> PathBuf {
-        use std::io::Write;
-        let p = dir.join(name);
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(text.as_bytes()).unwrap();
-        std::fs::write(&p, e.finish().unwrap()).unwrap();
-        p
+        write_fixture(dir, name, &gzip(text.as_bytes()))
     }
 
     /// (line, field, value) of every issue; None becomes "".
@@ -330,10 +444,8 @@ pub(crate) mod test_support {
             .any(|(l, f, v)| *l == line && f == field && v == value)
     }
 
-    /// The shared real files (see [`super::testutil::real_dir`]).
-    pub fn shared_datasets() -> Option<PathBuf> {
-        super::testutil::real_dir()
-    }
+    /// The folder of real dataset files, when it exists (see `tests/common/shared.rs`).
+    pub use super::shared_files::shared_datasets;
 
     /// CPU seconds used by this process so far (user + system, all threads), from
     /// /proc/self/stat; 0 where unavailable. Timings of the real-file tests report it

@@ -36,12 +36,12 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, source_name};
 use crate::input::issues::Issues;
 
-use super::fields::{ImageList, bare_image, frontal_of, require_all, sex_or_issue};
-use super::map_api::{FindingMap, Mapper};
-use super::{DatasetRows, Report, XrLabel};
+use crate::datasets::common::{ImageList, bare_image, frontal_of, require_all, sex_or_issue};
+use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::{DatasetRows, Interner, LabelRow, Report};
 
 /// The dataset name.
-pub const DATASET: &str = "openi";
+pub const NAME: &str = "openi";
 /// The label source.
 pub const SOURCE: &str = "openi_mesh";
 /// Largest XML member read (bytes); larger ones are skipped with an issue.
@@ -76,11 +76,7 @@ pub fn is_tar(path: &Path) -> Result<bool> {
 
 /// Reads the DICOM header CSV and the report archive, in either order (told apart by
 /// content); either may be left out.
-pub fn read_openi(
-    paths: &[PathBuf],
-    map: &dyn FindingMap,
-    issues: &mut Issues,
-) -> Result<DatasetRows> {
+pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
     if paths.is_empty() || paths.len() > 2 {
         return Err(Error::Usage(format!(
             "dataset 'openi' takes the DICOM metadata CSV and the reports .tgz, got {} files",
@@ -97,7 +93,7 @@ pub fn read_openi(
             )));
         }
     }
-    read(csv, tgz, map, issues)
+    read_files(csv, tgz, map, issues)
 }
 
 struct Meta {
@@ -106,10 +102,10 @@ struct Meta {
 }
 
 /// Reads the DICOM metadata CSV and/or the reports archive.
-pub fn read(
+pub fn read_files(
     dicom_metadata_csv: Option<&Path>,
     reports_tgz: Option<&Path>,
-    map: &dyn FindingMap,
+    map: &LabelMap,
     issues: &mut Issues,
 ) -> Result<DatasetRows> {
     let mut images = ImageList::default();
@@ -124,8 +120,9 @@ pub fn read(
     let mut covered: HashSet<String> = HashSet::new();
     if let Some(tgz) = reports_tgz {
         let src = source_name(tgz);
-        let mut mapper = Mapper::new(map, DATASET, &src);
+        let mut resolver = Resolver::new(map, NAME);
         let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut shared = Interner::default();
         let reports = read_reports(tgz, issues)?;
         for (member, mut rep) in reports {
             let mut ids = Vec::with_capacity(rep.image_ids.len());
@@ -162,15 +159,15 @@ pub fn read(
                 ));
             }
             for h in &headings {
-                let finding = mapper.finding(h, None, &member, issues);
+                let finding = resolver.finding(h, (&src, None, &member), issues);
                 for id in &rep.image_ids {
                     if seen.insert((id.clone(), h.clone())) {
-                        rows.labels.push(XrLabel {
-                            dataset: DATASET,
-                            image_id: id.clone(),
-                            source: SOURCE.to_string(),
-                            raw_label: h.clone(),
-                            finding: finding.clone(),
+                        rows.labels.push(LabelRow {
+                            dataset: NAME,
+                            image_id: shared.get(id),
+                            source: shared.get(SOURCE),
+                            raw_label: shared.get(h),
+                            finding,
                             value: 1,
                         });
                     }
@@ -240,7 +237,7 @@ fn resolve(
                 "image in a report but not in the DICOM header file: kept with NULL metadata",
             );
         }
-        images.add(bare_image(DATASET, raw, png));
+        images.add(bare_image(NAME, raw, png));
         raw.to_string()
     };
     meta.alias.insert(raw.to_string(), id.clone());
@@ -300,7 +297,7 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
                 Some(line),
                 Some(t.name(c[0])),
                 None,
-                "no imageid: row skipped",
+                "no imageid; row skipped",
             );
             continue;
         };
@@ -314,7 +311,7 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
             );
             continue;
         }
-        let mut im = bare_image(DATASET, id, Some(format!("{id}.png")));
+        let mut im = bare_image(NAME, id, Some(format!("{id}.png")));
         im.patient_id = pid.as_ref().and_then(|(_, v)| v[r]).map(str::to_string);
         im.study_id = study.as_ref().and_then(|(_, v)| v[r]).map(str::to_string);
         if let Some((i, v)) = &view {
@@ -357,7 +354,7 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
                                 Some(line),
                                 Some(t.name(*bi)),
                                 Some(bv),
-                                format!("age {a} from birth and study dates is outside 0–120: set to NULL"),
+                                format!("age {a} from birth and study dates is outside 0–120; set to NULL"),
                             );
                             None
                         }
@@ -627,7 +624,7 @@ fn decode(s: &str) -> String {
 fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Issues) -> Report {
     let tags = scan(xml);
     let mut rep = Report {
-        dataset: DATASET,
+        dataset: NAME,
         report_id: String::new(),
         findings: None,
         impression: None,
@@ -664,7 +661,7 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
                     None,
                     Some(member),
                     None,
-                    "parentImage without an id: ignored",
+                    "parentImage without an id; ignored",
                 ),
             },
             _ => {}
@@ -686,7 +683,7 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::testutil::{gzip, real_dir, write_fixture};
+    use crate::datasets::test_support::{gzip, shared_datasets, write_fixture};
 
     fn report_xml(
         uid: &str,
@@ -768,7 +765,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         ]);
         let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
         let mut issues = Issues::default();
-        let rows = read_openi(
+        let rows = read(
             &[tgz_path, csv],
             &crate::datasets::LabelMap::default(),
             &mut issues,
@@ -820,13 +817,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         let labels: Vec<(&str, &str, Option<&str>)> = rows
             .labels
             .iter()
-            .map(|l| {
-                (
-                    l.image_id.as_str(),
-                    l.raw_label.as_str(),
-                    l.finding.as_deref(),
-                )
-            })
+            .map(|l| (&*l.image_id, &*l.raw_label, l.finding))
             .collect();
         assert_eq!(
             labels,
@@ -852,7 +843,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         assert!(
             rows.labels
                 .iter()
-                .all(|l| l.value == 1 && l.source == "openi_mesh")
+                .all(|l| l.value == 1 && &*l.source == "openi_mesh")
         );
 
         #[allow(clippy::type_complexity)]
@@ -955,7 +946,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             "siim.csv",
             b"ImageId, EncodedPixels\n1.2.3,-1\n",
         );
-        let m = read_openi(
+        let m = read(
             &[p],
             &crate::datasets::LabelMap::default(),
             &mut Issues::default(),
@@ -968,7 +959,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         );
         let bad = write_fixture(dir.path(), "bad.tgz", &gzip(&[b'x'; 1024]));
         assert!(
-            read(
+            read_files(
                 None,
                 Some(bad.as_path()),
                 &crate::datasets::LabelMap::default(),
@@ -988,9 +979,9 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
     /// 3,851 distinct `Patient ID`; completed-year ages: none outside 0–120, sum 370,458.
     #[test]
     fn real_files() {
-        let Some(dir) = real_dir() else { return };
+        let Some(dir) = shared_datasets() else { return };
         let mut issues = Issues::default();
-        let rows = read_openi(
+        let rows = read(
             &[
                 dir.join("nlmcxr_dicom_metadata.csv.gz"),
                 dir.join("NLMCXR_reports.tgz"),
@@ -1044,7 +1035,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         assert_eq!(
             rows.labels
                 .iter()
-                .filter(|l| l.raw_label == "normal")
+                .filter(|l| &*l.raw_label == "normal")
                 .count(),
             OPENI_NORMAL
         );

@@ -16,11 +16,11 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::fields::{
+use crate::datasets::common::{
     Col, MAX_AGE, claim_id, date_key, frontal_of, require_all, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
-use crate::datasets::{DatasetRows, XrImage, XrLabel};
+use crate::datasets::{DatasetRows, ImageRow, Interner, LabelRow, Shared};
 use crate::error::{Error, Result};
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
@@ -91,8 +91,11 @@ fn read_table<'t>(
         unreachable!("COLS has 10 columns")
     };
     rows.images.reserve(t.len());
+    let mut shared = Interner::default();
     for r in 0..t.len() {
         let line = t.lines[r];
+        // The image's id, shared by its labels.
+        let mut shared_id: Option<Shared> = None;
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
             issues.push(src, Some(line), Some(t.name(pos[col])), v, msg);
         };
@@ -127,12 +130,7 @@ fn read_table<'t>(
             Some("M") => Some("M"),
             Some("F") => Some("F"),
             v => {
-                push(
-                    issues,
-                    6,
-                    v,
-                    "PatientSex_DICOM is not M or F; sex set to NULL",
-                );
+                push(issues, 6, v, crate::input::issues::SEX_NOT_READ);
                 None
             }
         };
@@ -231,13 +229,13 @@ fn read_table<'t>(
                     if let Some(source) = source {
                         for s in distinct {
                             let finding =
-                                resolver.resolve(s, issues, src, Some(line), t.name(pos[9]));
-                            rows.labels.push(XrLabel {
+                                resolver.finding(s, (src, Some(line), t.name(pos[9])), issues);
+                            rows.labels.push(LabelRow {
                                 dataset: NAME,
-                                image_id: image_id.to_string(),
-                                source: source.to_string(),
-                                raw_label: s.to_string(),
-                                finding: finding.map(str::to_string),
+                                image_id: shared_id.get_or_insert_with(|| image_id.into()).clone(),
+                                source: shared.get(source),
+                                raw_label: shared.get(s),
+                                finding,
                                 value: 1,
                             });
                         }
@@ -245,7 +243,7 @@ fn read_table<'t>(
                 }
             },
         }
-        rows.images.push(XrImage {
+        rows.images.push(ImageRow {
             dataset: NAME,
             image_id: image_id.to_string(),
             patient_id: patient[r].map(str::to_string),
@@ -439,14 +437,7 @@ mod tests {
         let labels: Vec<_> = rows
             .labels
             .iter()
-            .map(|l| {
-                (
-                    l.image_id.as_str(),
-                    l.source.as_str(),
-                    l.raw_label.as_str(),
-                    l.finding.as_deref(),
-                )
-            })
+            .map(|l| (&*l.image_id, &*l.source, &*l.raw_label, l.finding))
             .collect();
         assert_eq!(
             labels,
@@ -534,7 +525,7 @@ mod tests {
             distinct(rows.images.iter().map(|i| i.study_id.clone())),
             109_931
         );
-        let n_label = |s: &str| rows.labels.iter().filter(|l| l.raw_label == s).count();
+        let n_label = |s: &str| rows.labels.iter().filter(|l| &*l.raw_label == s).count();
         assert_eq!(n_label("normal"), 50_616);
         assert_eq!(n_label("COPD signs"), 23_280);
         assert_eq!(n_label("cardiomegaly"), 15_022);
@@ -545,10 +536,7 @@ mod tests {
         // item): python3 -c "import csv,gzip,ast; r=csv.DictReader(gzip.open(F,'rt',newline=''));
         //   print(len({x.strip() for row in r if row['Labels'].startswith('[')
         //   for x in ast.literal_eval(row['Labels'])} - {''}))"
-        assert_eq!(
-            distinct(rows.labels.iter().map(|l| l.raw_label.as_str())),
-            193
-        );
+        assert_eq!(distinct(rows.labels.iter().map(|l| &*l.raw_label)), 193);
         // Every label is in the shipped map: no unknown-label issue.
         assert!(
             !issues
@@ -556,7 +544,7 @@ mod tests {
                 .iter()
                 .any(|i| i.issue.contains("not in the label map"))
         );
-        let by = |f: &dyn Fn(&XrImage) -> bool| rows.images.iter().filter(|i| f(i)).count();
+        let by = |f: &dyn Fn(&ImageRow) -> bool| rows.images.iter().filter(|i| f(i)).count();
         assert_eq!(by(&|i| i.view == Some("PA")), 91_728);
         assert_eq!(by(&|i| i.view == Some("LATERAL")), 49_579);
         assert_eq!(by(&|i| i.view == Some("AP_SUPINE")), 14_346);
@@ -588,7 +576,7 @@ mod tests {
             distinct(
                 rows.labels
                     .iter()
-                    .filter(|l| l.source == src)
+                    .filter(|l| &*l.source == src)
                     .map(|l| &l.image_id),
             )
         };

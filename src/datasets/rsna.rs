@@ -21,16 +21,16 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, read_bytes, squash};
 use crate::input::issues::Issues;
 
-use super::fields::{
+use super::zip::{is_zip, read_member};
+use crate::datasets::common::{
     ImageList, age_or_issue, bare_image, box_geometry_problem, frontal_of, parse_finite,
     require_all, sex_or_issue,
 };
-use super::map_api::{FindingMap, Mapper};
-use super::zip::{is_zip, read_member};
-use super::{DatasetRows, XrBox, XrLabel};
+use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::{BoxRow, DatasetRows, LabelRow, Shared};
 
 /// The dataset name.
-pub const DATASET: &str = "rsna";
+pub const NAME: &str = "rsna";
 /// The label source.
 pub const SOURCE: &str = "rsna_2018";
 /// The raw label of the Target column.
@@ -53,11 +53,7 @@ fn has(t: &CsvTable, name: &str) -> bool {
 
 /// Reads the labels file and the headers file, in either order (told apart by their
 /// columns: `Target` or `ViewPosition`); the headers file may be left out.
-pub fn read_rsna(
-    paths: &[PathBuf],
-    map: &dyn FindingMap,
-    issues: &mut Issues,
-) -> Result<DatasetRows> {
+pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
     if paths.is_empty() || paths.len() > 2 {
         return Err(Error::Usage(format!(
             "dataset 'rsna' takes the labels CSV (or .zip) and optionally the DICOM headers CSV, got {} files",
@@ -109,7 +105,7 @@ const HEADER_COLUMNS: &[(&str, &[&str])] = &[
 fn read_tables(
     t: &CsvTable,
     headers: Option<&CsvTable>,
-    map: &dyn FindingMap,
+    map: &LabelMap,
     issues: &mut Issues,
 ) -> Result<DatasetRows> {
     let c = require_all(t, "RSNA Pneumonia", LABEL_COLUMNS)?;
@@ -119,8 +115,9 @@ fn read_tables(
     let cols: Vec<Vec<Option<&str>>> = c.iter().map(|&i| t.values(i)).collect::<Result<_>>()?;
     let names: Vec<&str> = c.iter().map(|&i| t.name(i)).collect();
     let src = t.source.clone();
-    let mut mapper = Mapper::new(map, DATASET, &src);
-    let finding = mapper.finding(RAW_LABEL, None, names[5], issues);
+    let mut resolver = Resolver::new(map, NAME);
+    let (source, raw_label) = (Shared::from(SOURCE), Shared::from(RAW_LABEL));
+    let finding = resolver.finding(RAW_LABEL, (&src, None, names[5]), issues);
     let mut images = ImageList::default();
     let mut target: Vec<Option<i8>> = Vec::new();
     let mut first_line: Vec<u64> = Vec::new();
@@ -133,12 +130,12 @@ fn read_tables(
                 Some(line),
                 Some(names[0]),
                 None,
-                "no patientId: row skipped",
+                "no patientId; row skipped",
             );
             continue;
         };
         let (img, new) = images.add(bare_image(
-            DATASET,
+            NAME,
             id,
             Some(format!("stage_2_train_images/{id}.dcm")),
         ));
@@ -155,7 +152,7 @@ fn read_tables(
                     Some(line),
                     Some(names[5]),
                     cols[5][r],
-                    "Target is not 0 or 1: row skipped",
+                    "Target is not 0 or 1; row skipped",
                 );
                 continue;
             }
@@ -181,7 +178,7 @@ fn read_tables(
                     Some(line),
                     Some(names[1 + k]),
                     raw[k],
-                    "box on a Target 0 row: ignored",
+                    "box on a Target 0 row; ignored",
                 );
             }
             continue;
@@ -198,7 +195,7 @@ fn read_tables(
                 None => {
                     bad = Some((
                         k,
-                        "box coordinate missing or not a finite number: box dropped",
+                        "box coordinate missing or not a finite number; box dropped",
                     ));
                     break;
                 }
@@ -220,12 +217,12 @@ fn read_tables(
             );
             continue;
         }
-        rows.boxes.push(XrBox {
-            dataset: DATASET,
+        rows.boxes.push(BoxRow {
+            dataset: NAME,
             image_id: id.to_string(),
             source: SOURCE.to_string(),
             raw_label: RAW_LABEL.to_string(),
-            finding: finding.clone(),
+            finding,
             reader: None,
             x: v[0],
             y: v[1],
@@ -237,12 +234,12 @@ fn read_tables(
     }
     for (img, tv) in target.iter().enumerate() {
         if let Some(tv) = *tv {
-            rows.labels.push(XrLabel {
-                dataset: DATASET,
-                image_id: images.images[img].image_id.clone(),
-                source: SOURCE.to_string(),
-                raw_label: RAW_LABEL.to_string(),
-                finding: finding.clone(),
+            rows.labels.push(LabelRow {
+                dataset: NAME,
+                image_id: images.images[img].image_id.as_str().into(),
+                source: source.clone(),
+                raw_label: raw_label.clone(),
+                finding,
                 value: tv,
             });
         }
@@ -261,12 +258,12 @@ fn read_tables(
                     Some(line),
                     Some(hn[0]),
                     None,
-                    "no PatientID: row skipped",
+                    "no PatientID; row skipped",
                 );
                 continue;
             };
             let (img, new) = images.add(bare_image(
-                DATASET,
+                NAME,
                 id,
                 Some(format!("stage_2_train_images/{id}.dcm")),
             ));
@@ -332,7 +329,7 @@ fn read_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::testutil::{gzip, real_dir, write_fixture};
+    use crate::datasets::test_support::{gzip, shared_datasets, write_fixture};
     use crate::datasets::zip::tests::make_zip;
 
     const LABELS: &str = "\
@@ -371,9 +368,9 @@ p6,900,20,200,40,1
         let map = crate::datasets::LabelMap::default();
         let mut issues = Issues::default();
         // Either order.
-        let rows = read_rsna(&[h.clone(), z.clone()], &map, &mut issues).unwrap();
+        let rows = read(&[h.clone(), z.clone()], &map, &mut issues).unwrap();
         let mut issues2 = Issues::default();
-        let rows2 = read_rsna(&[plain.clone(), h.clone()], &map, &mut issues2).unwrap();
+        let rows2 = read(&[plain.clone(), h.clone()], &map, &mut issues2).unwrap();
         assert_eq!(rows.labels, rows2.labels);
         assert_eq!(rows.images, rows2.images);
         assert_eq!(issues.len(), issues2.len());
@@ -383,7 +380,7 @@ p6,900,20,200,40,1
         let labels: Vec<(&str, i8)> = rows
             .labels
             .iter()
-            .map(|l| (l.image_id.as_str(), l.value))
+            .map(|l| (&*l.image_id, l.value))
             .collect();
         assert_eq!(
             labels,
@@ -392,7 +389,7 @@ p6,900,20,200,40,1
         assert!(
             rows.labels
                 .iter()
-                .all(|l| l.source == "rsna_2018" && l.finding.as_deref() == Some("Pneumonia"))
+                .all(|l| &*l.source == "rsna_2018" && l.finding == Some("Pneumonia"))
         );
         assert_eq!(rows.boxes.len(), 2);
         assert_eq!(
@@ -466,7 +463,7 @@ p6,900,20,200,40,1
     fn wrong_files() {
         let dir = tempfile::tempdir().unwrap();
         let v = write_fixture(dir.path(), "vindr.csv", b"image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\n");
-        let e = read_rsna(
+        let e = read(
             &[v],
             &crate::datasets::LabelMap::default(),
             &mut Issues::default(),
@@ -479,7 +476,7 @@ p6,900,20,200,40,1
         );
         let junk = write_fixture(dir.path(), "junk.zip", b"PK\x03\x04garbage");
         assert!(
-            read_rsna(
+            read(
                 &[junk],
                 &crate::datasets::LabelMap::default(),
                 &mut Issues::default()
@@ -493,9 +490,9 @@ p6,900,20,200,40,1
     /// (`csv.DictReader` over the zip member and the headers file).
     #[test]
     fn real_files() {
-        let Some(dir) = real_dir() else { return };
+        let Some(dir) = shared_datasets() else { return };
         let mut issues = Issues::default();
-        let rows = read_rsna(
+        let rows = read(
             &[
                 dir.join("kaggle_stage_2_train_labels.csv.zip"),
                 dir.join("kaggle_stage_2_train_images_dicom_headers.csv.gz"),
@@ -508,7 +505,7 @@ p6,900,20,200,40,1
         assert_eq!(rows.labels.len(), 26_684);
         assert_eq!(rows.boxes.len(), 9_555);
         assert_eq!(rows.labels.iter().filter(|l| l.value == 1).count(), 6_012);
-        let n = |f: &dyn Fn(&super::super::XrImage) -> bool| {
+        let n = |f: &dyn Fn(&super::super::ImageRow) -> bool| {
             rows.images.iter().filter(|i| f(i)).count()
         };
         assert_eq!(n(&|i| i.sex == Some("M")), 15_166);

@@ -21,12 +21,12 @@ use crate::error::Result;
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 
-use super::fields::{ImageList, bare_image, one_path, require_all};
-use super::map_api::{FindingMap, Mapper};
-use super::{DatasetRows, XrBox, XrLabel};
+use crate::datasets::common::{ImageList, bare_image, one_path, require_all};
+use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::{BoxRow, DatasetRows, LabelRow, Shared};
 
 /// The dataset name.
-pub const DATASET: &str = "siim";
+pub const NAME: &str = "siim";
 /// The label source.
 pub const SOURCE: &str = "siim_2019";
 /// The raw label of every row.
@@ -103,12 +103,8 @@ pub fn decode_rle(rle: &str, width: u64, height: u64) -> Result<Region, String> 
 }
 
 /// Reads the SIIM-ACR training RLE CSV (`paths` holds exactly that file).
-pub fn read_siim(
-    paths: &[PathBuf],
-    map: &dyn FindingMap,
-    issues: &mut Issues,
-) -> Result<DatasetRows> {
-    let path = one_path(DATASET, paths)?;
+pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
+    let path = one_path(NAME, paths)?;
     let t = CsvTable::read(path, issues)?;
     let c = require_all(
         &t,
@@ -122,8 +118,9 @@ pub fn read_siim(
     let codes = t.values(c[1])?;
     let names = [t.name(c[0]), t.name(c[1])];
     let src = t.source.clone();
-    let mut mapper = Mapper::new(map, DATASET, &src);
-    let finding = mapper.finding(RAW_LABEL, None, names[1], issues);
+    let mut resolver = Resolver::new(map, NAME);
+    let (source, raw_label) = (Shared::from(SOURCE), Shared::from(RAW_LABEL));
+    let finding = resolver.finding(RAW_LABEL, (&src, None, names[1]), issues);
     let mut images = ImageList::default();
     // Per image: (has a -1 row, has a region row).
     let mut state: Vec<(bool, bool)> = Vec::new();
@@ -137,11 +134,11 @@ pub fn read_siim(
                 Some(line),
                 Some(names[0]),
                 None,
-                "no ImageId: row skipped",
+                "no ImageId; row skipped",
             );
             continue;
         };
-        let (img, new) = images.add(bare_image(DATASET, id, None));
+        let (img, new) = images.add(bare_image(NAME, id, None));
         if new {
             state.push((false, false));
             conflict_reported.push(false);
@@ -161,12 +158,12 @@ pub fn read_siim(
         } else {
             state[img].1 = true;
             match decode_rle(code, SIDE, SIDE) {
-                Ok(g) => rows.boxes.push(XrBox {
-                    dataset: DATASET,
+                Ok(g) => rows.boxes.push(BoxRow {
+                    dataset: NAME,
                     image_id: id.to_string(),
                     source: SOURCE.to_string(),
                     raw_label: RAW_LABEL.to_string(),
-                    finding: finding.clone(),
+                    finding,
                     reader: None,
                     x: g.x as f64,
                     y: g.y as f64,
@@ -182,7 +179,7 @@ pub fn read_siim(
                         Some(line),
                         Some(names[1]),
                         Some(shown.as_str()),
-                        format!("malformed run-length code ({why}): box dropped, image still labelled positive"),
+                        format!("malformed run-length code ({why}); box dropped, image still labelled positive"),
                     );
                 }
             }
@@ -202,12 +199,12 @@ pub fn read_siim(
         if !neg && !pos {
             continue;
         }
-        rows.labels.push(XrLabel {
-            dataset: DATASET,
-            image_id: images.images[img].image_id.clone(),
-            source: SOURCE.to_string(),
-            raw_label: RAW_LABEL.to_string(),
-            finding: finding.clone(),
+        rows.labels.push(LabelRow {
+            dataset: NAME,
+            image_id: images.images[img].image_id.as_str().into(),
+            source: source.clone(),
+            raw_label: raw_label.clone(),
+            finding,
             value: if pos { 1 } else { 0 },
         });
     }
@@ -218,7 +215,7 @@ pub fn read_siim(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::testutil::{real_dir, write_fixture};
+    use crate::datasets::test_support::{shared_datasets, write_fixture};
 
     #[test]
     fn rle_decoding() {
@@ -301,12 +298,12 @@ ImageId, EncodedPixels
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "siim.csv", FIXTURE.as_bytes());
         let mut issues = Issues::default();
-        let rows = read_siim(&[p], &crate::datasets::LabelMap::default(), &mut issues).unwrap();
+        let rows = read(&[p], &crate::datasets::LabelMap::default(), &mut issues).unwrap();
         assert_eq!(rows.images.len(), 5);
         let labels: Vec<(&str, i8)> = rows
             .labels
             .iter()
-            .map(|l| (l.image_id.as_str(), l.value))
+            .map(|l| (&*l.image_id, l.value))
             .collect();
         assert_eq!(
             labels,
@@ -315,7 +312,7 @@ ImageId, EncodedPixels
         assert!(
             rows.labels
                 .iter()
-                .all(|l| l.source == "siim_2019" && l.finding.as_deref() == Some("Pneumothorax"))
+                .all(|l| &*l.source == "siim_2019" && l.finding == Some("Pneumothorax"))
         );
         assert_eq!(rows.boxes.len(), 3);
         // 2049 = column 2, row 1: rows 1..3; then 2052 + 1021 = 3073 = column 3, row 1.
@@ -353,7 +350,7 @@ ImageId, EncodedPixels
     fn wrong_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "vindr.csv", b"image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\na,No finding,14,R1,,,,\n");
-        let m = read_siim(
+        let m = read(
             &[p],
             &crate::datasets::LabelMap::default(),
             &mut Issues::default(),
@@ -371,9 +368,9 @@ ImageId, EncodedPixels
     /// Kaggle's rle2mask to every row: 39,729,957 pixels, no malformed code.
     #[test]
     fn real_file() {
-        let Some(dir) = real_dir() else { return };
+        let Some(dir) = shared_datasets() else { return };
         let mut issues = Issues::default();
-        let rows = read_siim(
+        let rows = read(
             &[dir.join("siim-pneumothorax-train-rle.csv.gz")],
             &crate::datasets::LabelMap::default(),
             &mut issues,

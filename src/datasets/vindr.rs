@@ -22,22 +22,18 @@ use crate::error::Result;
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 
-use super::fields::{ImageList, bare_image, one_path, parse_finite, require_all};
-use super::map_api::{FindingMap, Mapper};
-use super::{DatasetRows, XrBox, XrLabel};
+use crate::datasets::common::{ImageList, bare_image, one_path, parse_finite, require_all};
+use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::{BoxRow, DatasetRows, Interner, LabelRow};
 
 /// The dataset name.
-pub const DATASET: &str = "vindr";
+pub const NAME: &str = "vindr";
 /// The class that is a vote for no finding (no box).
 pub const NO_FINDING: &str = "No finding";
 
 /// Reads the VinDr-CXR annotation CSV (`paths` holds exactly that file; plain or gzip).
-pub fn read_vindr(
-    paths: &[PathBuf],
-    map: &dyn FindingMap,
-    issues: &mut Issues,
-) -> Result<DatasetRows> {
-    let path = one_path(DATASET, paths)?;
+pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
+    let path = one_path(NAME, paths)?;
     let t = CsvTable::read(path, issues)?;
     let c = require_all(
         &t,
@@ -55,10 +51,11 @@ pub fn read_vindr(
     let cols: Vec<Vec<Option<&str>>> = c.iter().map(|&i| t.values(i)).collect::<Result<_>>()?;
     let names: Vec<&str> = c.iter().map(|&i| t.name(i)).collect();
     let src = t.source.clone();
-    let mut mapper = Mapper::new(map, DATASET, &src);
+    let mut resolver = Resolver::new(map, NAME);
     let mut images = ImageList::default();
     let mut rows = DatasetRows::default();
     let mut seen: HashSet<(usize, String, String)> = HashSet::new();
+    let mut shared = Interner::default();
 
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(image_id) = cols[0][r] else {
@@ -67,12 +64,12 @@ pub fn read_vindr(
                 Some(line),
                 Some(names[0]),
                 None,
-                "no image_id: row skipped",
+                "no image_id; row skipped",
             );
             continue;
         };
         let (img, _) = images.add(bare_image(
-            DATASET,
+            NAME,
             image_id,
             Some(format!("train/{image_id}.dicom")),
         ));
@@ -82,7 +79,7 @@ pub fn read_vindr(
                 Some(line),
                 Some(names[1]),
                 None,
-                "no class_name: row skipped",
+                "no class_name; row skipped",
             );
             continue;
         };
@@ -97,14 +94,14 @@ pub fn read_vindr(
             continue;
         };
         let source = format!("vindr_{rad}");
-        let finding = mapper.finding(class, Some(line), names[1], issues);
+        let finding = resolver.finding(class, (&src, Some(line), names[1]), issues);
         if seen.insert((img, rad.to_string(), class.to_string())) {
-            rows.labels.push(XrLabel {
-                dataset: DATASET,
-                image_id: image_id.to_string(),
-                source: source.clone(),
-                raw_label: class.to_string(),
-                finding: finding.clone(),
+            rows.labels.push(LabelRow {
+                dataset: NAME,
+                image_id: shared.get(image_id),
+                source: shared.get(&source),
+                raw_label: shared.get(class),
+                finding,
                 value: 1,
             });
         }
@@ -116,7 +113,7 @@ pub fn read_vindr(
                     Some(line),
                     Some(names[3 + k]),
                     raw[k],
-                    "coordinates on a 'No finding' row: ignored, no box",
+                    "coordinates on a 'No finding' row; ignored, no box",
                 );
             }
             continue;
@@ -137,11 +134,11 @@ pub fn read_vindr(
             match raw[k].and_then(parse_finite) {
                 Some(x) if x >= 0.0 => v[k] = x,
                 Some(_) => {
-                    bad = Some((k, "negative coordinate: box dropped"));
+                    bad = Some((k, "negative coordinate; box dropped"));
                     break;
                 }
                 None => {
-                    bad = Some((k, "coordinate missing or not a finite number: box dropped"));
+                    bad = Some((k, "coordinate missing or not a finite number; box dropped"));
                     break;
                 }
             }
@@ -150,12 +147,12 @@ pub fn read_vindr(
             if v[2] <= v[0] {
                 bad = Some((
                     2,
-                    "x_max not above x_min (empty or inverted box): box dropped",
+                    "x_max not above x_min (empty or inverted box); box dropped",
                 ));
             } else if v[3] <= v[1] {
                 bad = Some((
                     3,
-                    "y_max not above y_min (empty or inverted box): box dropped",
+                    "y_max not above y_min (empty or inverted box); box dropped",
                 ));
             }
         }
@@ -163,8 +160,8 @@ pub fn read_vindr(
             issues.push(&src, Some(line), Some(names[3 + k]), raw[k], what);
             continue;
         }
-        rows.boxes.push(XrBox {
-            dataset: DATASET,
+        rows.boxes.push(BoxRow {
+            dataset: NAME,
             image_id: image_id.to_string(),
             source,
             raw_label: class.to_string(),
@@ -185,7 +182,7 @@ pub fn read_vindr(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datasets::testutil::{real_dir, write_fixture};
+    use crate::datasets::test_support::{shared_datasets, write_fixture};
 
     const FIXTURE: &str = "\
 image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
@@ -212,7 +209,7 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
         let dir = tempfile::tempdir().unwrap();
         let p = write_fixture(dir.path(), "vindr.csv", FIXTURE.as_bytes());
         let mut issues = Issues::default();
-        let rows = read_vindr(&[p], &map(), &mut issues).unwrap();
+        let rows = read(&[p], &map(), &mut issues).unwrap();
         let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
         assert_eq!(ids, ["img_a", "img_b", "img_c"]);
         assert_eq!(rows.images[0].path.as_deref(), Some("train/img_a.dicom"));
@@ -222,14 +219,7 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
         let labels: Vec<(&str, &str, &str, Option<&str>)> = rows
             .labels
             .iter()
-            .map(|l| {
-                (
-                    l.image_id.as_str(),
-                    l.source.as_str(),
-                    l.raw_label.as_str(),
-                    l.finding.as_deref(),
-                )
-            })
+            .map(|l| (&*l.image_id, &*l.source, &*l.raw_label, l.finding))
             .collect();
         assert_eq!(
             labels,
@@ -282,7 +272,7 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
             "siim.csv",
             b"ImageId, EncodedPixels\n1.2.3,-1\n",
         );
-        let e = read_vindr(&[p], &map(), &mut Issues::default()).unwrap_err();
+        let e = read(&[p], &map(), &mut Issues::default()).unwrap_err();
         let m = e.to_string();
         assert_eq!(e.exit_code(), 2);
         assert!(
@@ -298,9 +288,9 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
     /// which 31,818 `No finding` (no inverted, negative or missing coordinates there).
     #[test]
     fn real_file() {
-        let Some(dir) = real_dir() else { return };
+        let Some(dir) = shared_datasets() else { return };
         let mut issues = Issues::default();
-        let rows = read_vindr(&[dir.join("vinbigdata-train.csv.gz")], &map(), &mut issues).unwrap();
+        let rows = read(&[dir.join("vinbigdata-train.csv.gz")], &map(), &mut issues).unwrap();
         assert_eq!(rows.images.len(), 15_000);
         // Every non-"No finding" row has a box: 67,914 − 31,818.
         assert_eq!(rows.boxes.len(), 67_914 - 31_818);
@@ -309,7 +299,7 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
             .iter()
             .filter_map(|b| b.reader.as_deref())
             .collect();
-        let sources: HashSet<&str> = rows.labels.iter().map(|l| l.source.as_str()).collect();
+        let sources: HashSet<&str> = rows.labels.iter().map(|l| &*l.source).collect();
         assert_eq!(sources.len(), 17);
         assert!(readers.len() <= 17);
         let count = |c: &str| rows.boxes.iter().filter(|b| b.raw_label == c).count();
@@ -335,15 +325,15 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
         let mut per_image: std::collections::HashMap<&str, HashSet<&str>> = Default::default();
         for l in &rows.labels {
             per_image
-                .entry(l.image_id.as_str())
+                .entry(&*l.image_id)
                 .or_default()
-                .insert(l.source.as_str());
+                .insert(&*l.source);
         }
         assert!(per_image.values().all(|s| s.len() == 3));
         assert_eq!(
             rows.labels
                 .iter()
-                .filter(|l| l.raw_label == NO_FINDING)
+                .filter(|l| &*l.raw_label == NO_FINDING)
                 .count(),
             VINDR_NO_FINDING_LABELS
         );

@@ -3,7 +3,7 @@
 use datafusion::arrow::array::RecordBatch;
 use polars::prelude::PlHashMap;
 
-use crate::datasets::fields::box_geometry_problem as geometry_problem;
+use crate::datasets::common::box_geometry_problem as geometry_problem;
 use crate::error::Result;
 use crate::findings::{Label, classify};
 use crate::ingest::metadata::Image;
@@ -12,7 +12,7 @@ use crate::input::issues::Issues;
 use crate::input::table::{batch, f64s, i32s, text};
 
 /// Side of the source images the box coordinates refer to.
-pub const SOURCE_SIZE: f64 = crate::datasets::fields::BOX_IMAGE_SIZE;
+pub const SOURCE_SIZE: f64 = crate::datasets::common::BOX_IMAGE_SIZE;
 /// Side of the downscaled images.
 pub const SMALL_SIZE: f64 = 224.0;
 

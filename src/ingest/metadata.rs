@@ -388,7 +388,7 @@ impl RowCleaner<'_> {
             "M" | "MALE" => "M",
             "F" | "FEMALE" => "F",
             _ => {
-                self.note(field, Some(s), "not M or F; set to NULL");
+                self.note(field, Some(s), crate::input::issues::SEX_NOT_READ);
                 return None;
             }
         };

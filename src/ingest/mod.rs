@@ -14,8 +14,8 @@ pub mod metadata;
 mod overlap;
 pub mod splits;
 
-pub mod nih_xr;
-pub mod xr;
+pub mod across;
+pub mod nih_rows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -291,24 +291,6 @@ fn write_metadata(
     let t = Instant::now();
     let source = csv::source_name(&opts.metadata);
     let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
-    // A table from batches of one schema (the cross-dataset tables, a batch a dataset).
-    let write_parts = |name: &str, batches: Result<Vec<RecordBatch>>| -> Result<(String, u64)> {
-        let w = Instant::now();
-        let batches = batches?;
-        let schema = batches[0].schema();
-        let opts = parquet::WriteOptions {
-            no_dictionary: vec!["image_id", "patient_id", "study_id", "path"],
-            ..Default::default()
-        };
-        let rows = parquet::write(
-            &staging.path(&format!("{name}.parquet")),
-            &schema,
-            &batches,
-            &opts,
-        )?;
-        crate::trace(&format!("  write {name}"), w);
-        Ok((name.to_string(), rows))
-    };
     let nih_source = match meta.revision {
         metadata::Revision::Original2017 => "nih_2017",
         metadata::Revision::Revised2020 => "nih_2020",
@@ -337,38 +319,17 @@ fn write_metadata(
         });
         let derived_t = Task::start(s, parallel, || derived::write(&images, staging));
         let (images, boxes, experts) = (&images, &boxes, &experts);
-        let (write, write_parts) = (&write, &write_parts);
+        let write = &write;
         let cross_t = Task::start(
             s,
             parallel,
             move || -> Result<(Vec<(String, u64)>, Cross)> {
                 let t = Instant::now();
-                let cross = cross_dataset(opts, images, nih_source, boxes, experts, others)?;
+                let mut cross = cross_dataset(opts, images, nih_source, boxes, experts, others)?;
                 crate::trace("  cross-dataset rows", t);
-                let parts = &cross.parts;
-                // Each part's finding states, resolved once for two tables.
-                let states: Vec<_> = parts.iter().map(|p| xr::source_states(&p.labels)).collect();
-                let each = |f: fn(&crate::datasets::DatasetRows) -> Result<RecordBatch>| {
-                    parts.iter().map(f).collect::<Result<Vec<_>>>()
-                };
-                let tables = vec![
-                    write_parts(
-                        "xr_images",
-                        parts
-                            .iter()
-                            .zip(&states)
-                            .map(|(p, s)| xr::images_batch(&p.images, s, nih_source))
-                            .collect(),
-                    )?,
-                    write_parts("xr_labels", each(|p| xr::labels_batch(&p.labels)))?,
-                    write_parts(
-                        "finding_states",
-                        states.iter().map(xr::states_batch).collect(),
-                    )?,
-                    write_parts("xr_boxes", each(|p| xr::boxes_batch(&p.boxes)))?,
-                    write_parts("reports", each(|p| xr::reports_batch(&p.reports)))?,
-                    write("datasets", xr::datasets_batch(&cross.datasets))?,
-                ];
+                let parts = std::mem::take(&mut cross.parts);
+                let mut tables = write_cross_dataset(staging, parts, nih_source)?;
+                tables.push(write("datasets", across::datasets_batch(&cross.datasets))?);
                 Ok((tables, cross))
             },
         );
@@ -393,8 +354,6 @@ fn write_metadata(
     let (cross_tables, cross) = cross?;
     tables.extend(cross_tables);
     inputs.extend(cross.inputs);
-    let parts = cross.parts;
-    std::thread::spawn(move || drop(parts));
     crate::trace("write tables", t);
     Ok(Written {
         tables,
@@ -402,6 +361,77 @@ fn write_metadata(
         images,
         revision: meta.revision,
     })
+}
+
+/// Rows per batch of the cross-dataset tables: a few megabytes of Arrow arrays.
+const SLICE: usize = 65_536;
+
+/// Writes `xr_images`, `xr_labels`, `finding_states`, `xr_boxes` and `reports`, one
+/// part (dataset) after another and in slices of [`SLICE`] rows, freeing each part's
+/// rows once written: the rows of the parts still to write and one slice's batch are
+/// all that is in memory.
+fn write_cross_dataset(
+    staging: &Staging,
+    parts: Vec<crate::datasets::DatasetRows>,
+    nih_source: &str,
+) -> Result<Vec<(String, u64)>> {
+    use crate::datasets::DatasetRows;
+    let opts = parquet::WriteOptions {
+        no_dictionary: vec!["image_id", "patient_id", "study_id", "path"],
+        ..Default::default()
+    };
+    let sink = |name: &str, empty: Result<RecordBatch>| -> Result<(String, parquet::ParquetSink)> {
+        let path = staging.path(&format!("{name}.parquet"));
+        Ok((
+            name.to_string(),
+            parquet::ParquetSink::create(&path, &empty?.schema(), &opts)?,
+        ))
+    };
+    let no_states = PlHashMap::default();
+    let mut sinks = [
+        sink("xr_images", across::images_batch(&[], &no_states))?,
+        sink("xr_labels", across::labels_batch(&[]))?,
+        sink("finding_states", across::states_batch(&[]))?,
+        sink("xr_boxes", across::boxes_batch(&[]))?,
+        sink("reports", across::reports_batch(&[]))?,
+    ];
+    let w = Instant::now();
+    for part in parts {
+        let DatasetRows {
+            images,
+            labels,
+            boxes,
+            reports,
+        } = part;
+        let sources = across::source_states(&labels);
+        let states = across::default_states(&sources, nih_source);
+        for rows in images.chunks(SLICE) {
+            sinks[0].1.write(&across::images_batch(rows, &states)?)?;
+        }
+        for rows in labels.chunks(SLICE) {
+            sinks[1].1.write(&across::labels_batch(rows)?)?;
+        }
+        for rows in sources.0.chunks(SLICE) {
+            sinks[2].1.write(&across::states_batch(rows)?)?;
+        }
+        for rows in across::reader_votes(&sources).chunks(SLICE) {
+            sinks[2].1.write(&across::states_batch(rows)?)?;
+        }
+        for rows in boxes.chunks(SLICE) {
+            sinks[3].1.write(&across::boxes_batch(rows)?)?;
+        }
+        for rows in reports.chunks(SLICE) {
+            sinks[4].1.write(&across::reports_batch(rows)?)?;
+        }
+    }
+    crate::trace(
+        "  write xr_images, xr_labels, finding_states, xr_boxes, reports",
+        w,
+    );
+    sinks
+        .into_iter()
+        .map(|(name, sink)| Ok((name, sink.finish()?)))
+        .collect()
 }
 
 /// Every dataset's rows in the cross-dataset tables, and the `datasets` rows.
@@ -456,47 +486,34 @@ fn read_datasets(
             paths: vec![other.clone()],
         });
     }
-    let results: Vec<
-        Result<(
-            crate::datasets::DatasetRows,
-            crate::datasets::DatasetInfo,
-            Issues,
-        )>,
-    > = std::thread::scope(|s| {
-        let handles: Vec<_> = specs
-            .iter()
-            .map(|spec| {
-                let map = &map;
-                s.spawn(move || {
-                    let mut own = Issues::default();
-                    if spec.name == OTHER_RELEASE {
-                        let m = metadata::read(&spec.paths[0], &mut own)?;
-                        let source = match m.revision {
-                            metadata::Revision::Original2017 => "nih_2017",
-                            metadata::Revision::Revised2020 => "nih_2020",
-                        };
-                        let rows = crate::datasets::DatasetRows {
-                            labels: crate::ingest::nih_xr::labels_only(&m.images, source),
-                            ..Default::default()
-                        };
-                        let info = crate::datasets::DatasetInfo {
-                            dataset: "nih",
-                            title: String::new(),
-                            source_files: vec![csv::source_name(&spec.paths[0])],
-                            label_sources: vec![source.to_string()],
-                        };
-                        return Ok((rows, info, own));
-                    }
-                    let (rows, info) = read(spec, map, &mut own)?;
-                    Ok((rows, info, own))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("dataset reader does not panic"))
-            .collect()
-    });
+    let read_one = |spec: &crate::datasets::DatasetSpec| -> Result<(
+        crate::datasets::DatasetRows,
+        crate::datasets::DatasetInfo,
+        Issues,
+    )> {
+        let mut own = Issues::default();
+        if spec.name == OTHER_RELEASE {
+            let m = metadata::read(&spec.paths[0], &mut own)?;
+            let source = match m.revision {
+                metadata::Revision::Original2017 => "nih_2017",
+                metadata::Revision::Revised2020 => "nih_2020",
+            };
+            let rows = crate::datasets::DatasetRows {
+                labels: crate::ingest::nih_rows::labels_only(&m.images, source),
+                ..Default::default()
+            };
+            let info = crate::datasets::DatasetInfo {
+                dataset: "nih",
+                title: String::new(),
+                source_files: vec![csv::source_name(&spec.paths[0])],
+                label_sources: vec![source.to_string()],
+            };
+            return Ok((rows, info, own));
+        }
+        let (rows, info) = read(spec, &map, &mut own)?;
+        Ok((rows, info, own))
+    };
+    let results = on_each_core(&specs, read_one);
     let mut out = Vec::new();
     for r in results {
         let (rows, info, own) = r?;
@@ -504,6 +521,30 @@ fn read_datasets(
         out.push((rows, info));
     }
     Ok(out)
+}
+
+/// `work` on each item, on as many threads as there are cores (a reader holds its
+/// whole file while it reads: eight at once on two cores were no faster and held
+/// eight files); the results in the items' order.
+fn on_each_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let done: std::sync::Mutex<Vec<(usize, R)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..cores.min(items.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = work(item);
+                    done.lock().expect("no reader panics").push((i, r));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("no reader panics");
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The pseudo-dataset name of the other NIH label release among the readers.
@@ -519,16 +560,16 @@ fn cross_dataset(
     experts: &[expert::ExpertRow],
     others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
 ) -> Result<Cross> {
-    use crate::datasets::{DatasetInfo, XrBox};
-    use nih_xr as nih;
+    use crate::datasets::{BoxRow, DatasetInfo};
+    use nih_rows as nih;
     let mut rows = nih::to_rows(images, nih_source);
     rows.labels.extend(nih::expert_labels(experts));
-    rows.boxes.extend(boxes.iter().map(|b| XrBox {
+    rows.boxes.extend(boxes.iter().map(|b| BoxRow {
         dataset: "nih",
         image_id: b.image_index.clone(),
         source: "nih_bbox_2017".into(),
         raw_label: b.label.to_string(),
-        finding: Some(b.label.to_string()),
+        finding: Some(b.label),
         reader: None,
         x: b.xywh[0],
         y: b.xywh[1],
@@ -599,8 +640,8 @@ fn shipped_map() -> InputFile {
 /// (images, distinct patients, distinct studies) of one dataset's images; a count of
 /// ids the release does not give (no image has one: VinDr, RSNA and SIIM patients) is
 /// unknown, not 0.
-fn counts(images: &[crate::datasets::XrImage]) -> [Option<i64>; 3] {
-    let distinct = |f: &dyn Fn(&crate::datasets::XrImage) -> Option<&str>| {
+fn counts(images: &[crate::datasets::ImageRow]) -> [Option<i64>; 3] {
+    let distinct = |f: &dyn Fn(&crate::datasets::ImageRow) -> Option<&str>| {
         let n = images
             .iter()
             .filter_map(f)
@@ -615,15 +656,20 @@ fn counts(images: &[crate::datasets::XrImage]) -> [Option<i64>; 3] {
     ]
 }
 
-/// The label sources of one dataset's labels, sorted. (A reader's labels come in
-/// runs of one source: comparing with the last one seen skips most of them.)
-fn sources_of(labels: &[crate::datasets::XrLabel]) -> Vec<String> {
+/// The label sources of one dataset's labels, with the votes of its readers (see
+/// [`across::reader_votes`]), sorted. (A reader's labels come in runs of one source:
+/// comparing with the last one seen skips most of them.)
+fn sources_of(labels: &[crate::datasets::LabelRow]) -> Vec<String> {
     let mut set: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut last = "";
     for l in labels {
-        if l.source != last {
+        if *l.source != *last {
             last = &l.source;
             set.insert(last);
+            let readers = crate::datasets::dataset(l.dataset).and_then(|d| d.readers);
+            if let Some(r) = readers.filter(|r| last.starts_with(r.source_prefix)) {
+                set.extend(r.votes);
+            }
         }
     }
     set.into_iter().map(str::to_string).collect()
@@ -740,11 +786,17 @@ fn write_pixel_tables(
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
     csv::check_exists(&opts.metadata)?;
     for (i, spec) in opts.datasets.iter().enumerate() {
-        if !crate::datasets::ALL.contains(&spec.name.as_str()) {
+        if spec.name == "nih" {
+            return Err(crate::error::Error::Usage(
+                "NIH is read from --metadata (with --bbox, --expert and --splits), not --dataset"
+                    .into(),
+            ));
+        }
+        if !crate::datasets::readable().contains(&spec.name.as_str()) {
             return Err(crate::error::Error::Usage(format!(
                 "unknown dataset '{}'; known datasets: {}",
                 spec.name,
-                crate::datasets::ALL.join(", ")
+                crate::datasets::readable().join(", ")
             )));
         }
         if opts.datasets[..i].iter().any(|s| s.name == spec.name) {

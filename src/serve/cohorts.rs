@@ -108,7 +108,7 @@ impl PageCohort {
     /// view): what the page shows to copy and the saved query file holds.
     fn listing_sql(&self, avail: Available) -> Result<String> {
         let images = self.cohort.images_sql(&avail.inline())?;
-        Ok(crate::cli::cohort::xr_sql(&images, false))
+        Ok(crate::cli::cohort::across_sql(&images, false))
     }
 
     /// Every dataset of the warehouse when the request names none: the page is
@@ -179,8 +179,16 @@ impl Answers {
             "SELECT dataset, n_images AS images, n_patients AS patients FROM datasets ORDER BY dataset",
         )
         .await?;
+        let sources = wh
+            .query(
+                "SELECT DISTINCT source FROM (SELECT unnest(label_sources) AS source FROM datasets) ORDER BY source",
+                &[],
+            )
+            .await?
+            .required_strings("source")?;
         Ok(json!({
             "datasets": datasets,
+            "sources": sources,
             "findings": crate::datasets::XR_FINDINGS,
             "warehouse_version": wh.snapshot.manifest_sha256,
         }))
@@ -196,7 +204,7 @@ impl Answers {
         wh.remember(ROWS, &crate::cli::cohort::summary_rows_sql(&images), &[])
             .await?;
         let all = format!("SELECT * FROM {ROWS}");
-        let summary = json_rows(&wh, &crate::cli::cohort::xr_sql(&all, true)).await?;
+        let summary = json_rows(&wh, &crate::cli::cohort::across_sql(&all, true)).await?;
         let studies = json_rows(
             &wh,
             &format!(
@@ -205,7 +213,7 @@ impl Answers {
             ),
         )
         .await?;
-        let pairs = crate::cli::cooccur::xr_sql(&all, Metric::Lift, Thresholds::default());
+        let pairs = crate::cli::cooccur::across_sql(&all, Metric::Lift, Thresholds::default());
         let cooccurrence = json_rows(
             &wh,
             &format!("SELECT dataset, label_a, label_b, n_a, n_b, n_ab, round(value, 3) AS lift FROM (\n{pairs}\n) AS p ORDER BY dataset, label_a, label_b"),
@@ -282,14 +290,14 @@ impl Answers {
         }
         let export = parse_flags::<crate::cli::export::ExportCmd>(&arguments)?;
         let spec = export.spec()?;
-        let (sql, xr) = crate::cli::export::datasets_manifest(&export, &wh).await?;
+        let (sql, across) = crate::cli::export::datasets_manifest(&export, &wh).await?;
         wh.register(Register::For(&sql)).await?;
         if csv {
             return csv_bytes(
-                &crate::export::manifest_rows(&wh, &spec, &sql, &[], Some(&xr)).await?,
+                &crate::export::manifest_rows(&wh, &spec, &sql, &[], Some(&across)).await?,
             );
         }
-        crate::export::run(&wh, &spec, &sql, &[], &out.0, Some(&xr)).await?;
+        crate::export::run(&wh, &spec, &sql, &[], &out.0, Some(&across)).await?;
         std::fs::read(&out.0).map_err(|e| Error::io("reading the manifest written", e))
     }
 

@@ -481,7 +481,7 @@ mod tests {
         );
         assert_eq!(ParamType::Dataset.value("chexpret"), None);
         // The one list of names: NIH, then the datasets `--dataset` reads.
-        assert_eq!(crate::datasets::ALL[1..], crate::datasets::KNOWN);
+        assert_eq!(crate::datasets::ALL[1..], crate::datasets::readable());
         assert_eq!(
             text(ParamType::Finding.value("pneumothorax")).as_deref(),
             Some("Pneumothorax")

@@ -314,6 +314,7 @@ async function start() {
     const options = await getJson("/api/options");
     datasets = options.datasets.map((d) => d.dataset);
     findings = options.findings;
+    $("sources").append(...options.sources.map((s) => el("option", { value: s })));
     $("datasets").append(...options.datasets.map((d) =>
       el("label", {}, el("input", { type: "checkbox", name: "dataset", value: d.dataset, checked: "" }),
         ` ${d.dataset} `, el("small", {}, `${number(d.images)} images`))));

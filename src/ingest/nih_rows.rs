@@ -12,7 +12,7 @@
 //!   label it has (1 or 0): `Fracture`, `Pneumothorax`, `Airspace opacity` →
 //!   Lung_Opacity, `Nodule or mass` → NULL (no single finding; as TorchXRayVision).
 
-use crate::datasets::{DatasetRows, XrImage, XrLabel};
+use crate::datasets::{DatasetRows, ImageRow, Interner, LabelRow, Shared};
 use crate::findings::NO_FINDING;
 use crate::ingest::expert::ExpertRow;
 use crate::ingest::metadata::Image;
@@ -24,7 +24,7 @@ pub const GOOGLE_SOURCE: &str = "google_2019";
 
 /// The four expert labels, as Google's file spells them, and their findings, in the
 /// order of [`ExpertRow::flags`].
-pub const GOOGLE_LABELS: [(&str, Option<&str>); 4] = [
+pub const GOOGLE_LABELS: [(&str, Option<&'static str>); 4] = [
     ("Fracture", Some("Fracture")),
     ("Pneumothorax", Some("Pneumothorax")),
     ("Airspace opacity", Some("Lung_Opacity")),
@@ -41,15 +41,18 @@ pub fn to_rows(images: &[Image], source: &str) -> DatasetRows {
 }
 
 /// The `xr_labels` rows of a second label release over the same images.
-pub fn labels_only(images: &[Image], source: &str) -> Vec<XrLabel> {
+pub fn labels_only(images: &[Image], source: &str) -> Vec<LabelRow> {
     let mut out = Vec::with_capacity(images.len() * 2);
+    let source = Shared::from(source);
+    let mut raw = Interner::default();
     for img in images {
-        let row = |raw: &str, finding: Option<&str>| XrLabel {
+        let image_id = Shared::from(img.image_index.as_str());
+        let mut row = |name: &str, finding: Option<&'static str>| LabelRow {
             dataset: NAME,
-            image_id: img.image_index.clone(),
-            source: source.to_string(),
-            raw_label: raw.to_string(),
-            finding: finding.map(str::to_string),
+            image_id: image_id.clone(),
+            source: source.clone(),
+            raw_label: raw.get(name),
+            finding,
             value: 1,
         };
         if img.labels.is_empty() {
@@ -63,17 +66,20 @@ pub fn labels_only(images: &[Image], source: &str) -> Vec<XrLabel> {
 }
 
 /// The `google_2019` rows of the expert labels.
-pub fn expert_labels(rows: &[ExpertRow]) -> Vec<XrLabel> {
+pub fn expert_labels(rows: &[ExpertRow]) -> Vec<LabelRow> {
     let mut out = Vec::with_capacity(rows.len() * 4);
+    let source = Shared::from(GOOGLE_SOURCE);
+    let raw_labels = GOOGLE_LABELS.map(|(raw, _)| Shared::from(raw));
     for r in rows {
-        for (flag, (raw, finding)) in r.flags.iter().zip(GOOGLE_LABELS) {
+        let image_id = Shared::from(r.image_index.as_str());
+        for ((flag, (_, finding)), raw) in r.flags.iter().zip(GOOGLE_LABELS).zip(&raw_labels) {
             let Some(flag) = flag else { continue };
-            out.push(XrLabel {
+            out.push(LabelRow {
                 dataset: NAME,
-                image_id: r.image_index.clone(),
-                source: GOOGLE_SOURCE.to_string(),
-                raw_label: raw.to_string(),
-                finding: finding.map(str::to_string),
+                image_id: image_id.clone(),
+                source: source.clone(),
+                raw_label: raw.clone(),
+                finding,
                 value: i8::from(*flag),
             });
         }
@@ -81,15 +87,15 @@ pub fn expert_labels(rows: &[ExpertRow]) -> Vec<XrLabel> {
     out
 }
 
-fn image_row(img: &Image) -> XrImage {
-    XrImage {
+fn image_row(img: &Image) -> ImageRow {
+    ImageRow {
         dataset: NAME,
         image_id: img.image_index.clone(),
         patient_id: Some(img.patient_id.to_string()),
         study_id: Some(format!("{}/{}", img.patient_id, img.follow_up)),
         study_order: Some(i64::from(img.follow_up)),
         view: img.view_position,
-        frontal: crate::datasets::fields::frontal_of(img.view_position),
+        frontal: crate::datasets::common::frontal_of(img.view_position),
         sex: img.sex,
         age: img.age.map(f32::from),
         split: img.split.map(str::to_string),
@@ -143,15 +149,7 @@ mod tests {
         let l: Vec<_> = rows
             .labels
             .iter()
-            .map(|l| {
-                (
-                    l.image_id.as_str(),
-                    l.source.as_str(),
-                    l.raw_label.as_str(),
-                    l.finding.as_deref(),
-                    l.value,
-                )
-            })
+            .map(|l| (&*l.image_id, &*l.source, &*l.raw_label, l.finding, l.value))
             .collect();
         assert_eq!(
             l,
@@ -177,7 +175,7 @@ mod tests {
         assert!(
             labels_only(&imgs, "nih_2017")
                 .iter()
-                .all(|l| l.source == "nih_2017")
+                .all(|l| &*l.source == "nih_2017")
         );
         // The NIH findings are in the vocabulary, and the shipped map agrees.
         let map = crate::datasets::LabelMap::default();
@@ -198,7 +196,14 @@ mod tests {
         }];
         let l: Vec<_> = expert_labels(&rows)
             .into_iter()
-            .map(|l| (l.source, l.raw_label, l.finding, l.value))
+            .map(|l| {
+                (
+                    l.source.to_string(),
+                    l.raw_label.to_string(),
+                    l.finding,
+                    l.value,
+                )
+            })
             .collect();
         assert_eq!(
             l,
@@ -206,13 +211,13 @@ mod tests {
                 (
                     "google_2019".to_string(),
                     "Fracture".to_string(),
-                    Some("Fracture".to_string()),
+                    Some("Fracture"),
                     1
                 ),
                 (
                     "google_2019".to_string(),
                     "Pneumothorax".to_string(),
-                    Some("Pneumothorax".to_string()),
+                    Some("Pneumothorax"),
                     0
                 ),
                 (

@@ -14,14 +14,14 @@ use datafusion::arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Recor
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::cohort::xr::{Scope, Uncertain};
+use crate::cohort::across::{Scope, Uncertain};
 use crate::datasets::XR_FINDINGS;
 use crate::error::{Error, Result};
 use crate::sql::snippets::{column_name, quote};
 
 /// What the manifest adds to a cross-dataset cohort.
 #[derive(Debug, Clone)]
-pub struct XrSpec {
+pub struct AcrossSpec {
     /// The datasets, sources and uncertainty policy (recorded as provenance).
     pub scope: Scope,
     /// Adds `path`: this folder joined with the image's relative path.
@@ -31,9 +31,9 @@ pub struct XrSpec {
     pub box_size: Option<u32>,
 }
 
-impl XrSpec {
+impl AcrossSpec {
     /// The SQL of the manifest over `cohort` (rows of a cross-dataset cohort, see
-    /// `cohort::xr`): one `target.<finding>` column per finding, the finding's
+    /// `cohort::across`): one `target.<finding>` column per finding, the finding's
     /// three-valued column as a number (NULL stays NULL, NaN in the file).
     pub fn sql(&self, cohort: &str) -> String {
         let targets: Vec<String> = XR_FINDINGS
@@ -61,7 +61,14 @@ impl XrSpec {
         };
         let scale = match self.box_size {
             Some(n) => {
-                format!("CASE WHEN b.dataset IN ('nih', 'rsna', 'siim') THEN {n}.0 / 1024.0 END")
+                let cases: Vec<String> = crate::datasets::DATASETS
+                    .iter()
+                    .filter_map(|d| {
+                        let side = d.box_image_side?;
+                        Some(format!("WHEN {} THEN {n}.0 / {side}.0", quote(d.name)))
+                    })
+                    .collect();
+                format!("CASE b.dataset {} END", cases.join(" "))
             }
             None => "CAST(NULL AS DOUBLE)".into(),
         };

@@ -221,9 +221,10 @@ impl Scope {
             };
             (states, "xr_images x".to_string())
         } else {
-            let normal: Vec<String> = crate::datasets::NORMAL_LABELS
+            let normal: Vec<String> = crate::datasets::DATASETS
                 .iter()
-                .map(|(d, _)| quote(d))
+                .filter(|d| d.normal_label.is_some())
+                .map(|d| quote(d.name))
                 .collect();
             let states = States {
                 positive: "COALESCE(x.positive, 0)",

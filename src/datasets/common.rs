@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, squash};
 use crate::input::issues::Issues;
 
-use super::XrImage;
+use super::ImageRow;
 
 /// Ages above this many years are implausible and become NULL (as for NIH).
 pub const MAX_AGE: f32 = 120.0;
@@ -106,11 +106,11 @@ pub fn frontal_of(view: Option<&str>) -> Option<bool> {
 }
 
 /// Distinct `label_sources` of some label rows, in first-seen order.
-pub fn label_sources(labels: &[crate::datasets::XrLabel]) -> Vec<String> {
+pub fn label_sources(labels: &[crate::datasets::LabelRow]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for l in labels {
-        if !out.contains(&l.source) {
-            out.push(l.source.clone());
+        if !out.iter().any(|s| *s == *l.source) {
+            out.push(l.source.to_string());
         }
     }
     out
@@ -180,8 +180,8 @@ pub fn sex_or_issue(
             Some(field),
             raw,
             match raw {
-                Some(_) => "sex is not M or F: set to NULL",
-                None => "sex missing: NULL",
+                Some(_) => crate::input::issues::SEX_NOT_READ,
+                None => "sex missing; set to NULL",
             },
         );
     }
@@ -200,9 +200,9 @@ pub fn age_or_issue(
     let raw = raw?;
     let what = match raw.trim().parse::<f64>() {
         Ok(a) if a.is_finite() && (0.0..=120.0).contains(&a) => return Some(a as f32),
-        Ok(a) if a > 120.0 => "age over 120: set to NULL",
-        Ok(_) => "age negative or not finite: set to NULL",
-        Err(_) => "age is not a number: set to NULL",
+        Ok(a) if a > 120.0 => "age over 120; set to NULL",
+        Ok(_) => "age negative or not finite; set to NULL",
+        Err(_) => "age is not a number; set to NULL",
     };
     issues.push(source, Some(line), Some(field), Some(raw), what);
     None
@@ -216,7 +216,7 @@ pub fn parse_finite(raw: &str) -> Option<f64> {
 /// Images in order of first appearance, unique by id.
 #[derive(Debug, Default)]
 pub struct ImageList {
-    pub images: Vec<XrImage>,
+    pub images: Vec<ImageRow>,
     index: HashMap<String, usize>,
 }
 
@@ -232,7 +232,7 @@ impl ImageList {
     }
 
     /// Adds `image` unless its id is listed; returns its position and whether it is new.
-    pub fn add(&mut self, image: XrImage) -> (usize, bool) {
+    pub fn add(&mut self, image: ImageRow) -> (usize, bool) {
         if let Some(&i) = self.index.get(&image.image_id) {
             return (i, false);
         }
@@ -243,14 +243,14 @@ impl ImageList {
     }
 
     /// A mutable image by position.
-    pub fn at(&mut self, i: usize) -> &mut XrImage {
+    pub fn at(&mut self, i: usize) -> &mut ImageRow {
         &mut self.images[i]
     }
 }
 
 /// An image row with only dataset and id (and path) set.
-pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<String>) -> XrImage {
-    XrImage {
+pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<String>) -> ImageRow {
+    ImageRow {
         dataset,
         image_id: image_id.to_string(),
         patient_id: None,

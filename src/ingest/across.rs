@@ -4,22 +4,23 @@ use datafusion::arrow::array::RecordBatch;
 
 use polars::prelude::{InitHashMaps, PlHashMap};
 
-use crate::datasets::{
-    BESIDE_NORMAL, DatasetInfo, NORMAL_LABELS, Report, XR_FINDINGS, XrBox, XrImage, XrLabel,
-};
+use crate::datasets::{BoxRow, DatasetInfo, ImageRow, LabelRow, Report, VOTE_RULES, XR_FINDINGS};
 use crate::error::Result;
 use crate::input::table::{batch, bools, f64s, i8s, i32s, i64s, list_utf8, text, utf8};
 
-/// `xr_images`, with each image's finding states over its dataset's default label
-/// sources (every source of the dataset; for NIH only `nih_source`, the warehouse's
-/// own release), from the part's [`SourceStates`].
-pub fn images_batch(
-    rows: &[XrImage],
-    sources: &SourceStates,
+/// Each image's finding states over its dataset's default label sources (every
+/// source of the dataset; for NIH only `nih_source`, the warehouse's own release),
+/// from the part's [`SourceStates`].
+pub fn default_states<'a>(
+    sources: &SourceStates<'a>,
     nih_source: &str,
-) -> Result<RecordBatch> {
-    let states = image_states(sources, |l| l.dataset != "nih" || l.source == nih_source);
-    let state = |r: &XrImage| states.get(r.image_id.as_str());
+) -> PlHashMap<&'a str, State> {
+    image_states(sources, |r| r.dataset != "nih" || r.source == nih_source)
+}
+
+/// `xr_images`, with each image's states from [`default_states`].
+pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Result<RecordBatch> {
+    let state = |r: &ImageRow| states.get(r.image_id.as_str());
     let mask = |k: usize| {
         i32s(
             rows.iter()
@@ -61,13 +62,13 @@ pub fn images_batch(
 }
 
 /// `xr_labels`.
-pub fn labels_batch(rows: &[XrLabel]) -> Result<RecordBatch> {
+pub fn labels_batch(rows: &[LabelRow]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
-        ("image_id", text(rows.iter().map(|r| r.image_id.as_str()))),
-        ("source", text(rows.iter().map(|r| r.source.as_str()))),
-        ("raw_label", text(rows.iter().map(|r| r.raw_label.as_str()))),
-        ("finding", utf8(rows.iter().map(|r| r.finding.as_deref()))),
+        ("image_id", text(rows.iter().map(|r| &*r.image_id))),
+        ("source", text(rows.iter().map(|r| &*r.source))),
+        ("raw_label", text(rows.iter().map(|r| &*r.raw_label))),
+        ("finding", utf8(rows.iter().map(|r| r.finding))),
         ("value", i8s(rows.iter().map(|r| Some(r.value)))),
     ])
 }
@@ -79,34 +80,38 @@ pub fn labels_batch(rows: &[XrLabel]) -> Result<RecordBatch> {
 /// narrow row per image and source instead of resolving `xr_labels` every time. One
 /// row per (image, source) with any label, in the order the labels come (a reader's
 /// labels come image by image).
-pub fn states_batch(sources: &SourceStates) -> Result<RecordBatch> {
-    let rows = &sources.0;
-    let mask = |k: usize| i32s(rows.iter().map(|(_, s)| Some(s.masks[k])));
+pub fn states_batch(rows: &[StateRow]) -> Result<RecordBatch> {
+    let mask = |k: usize| i32s(rows.iter().map(|r| Some(r.state.masks[k])));
     batch(vec![
-        ("dataset", text(rows.iter().map(|(l, _)| l.dataset))),
-        (
-            "image_id",
-            text(rows.iter().map(|(l, _)| l.image_id.as_str())),
-        ),
-        ("source", text(rows.iter().map(|(l, _)| l.source.as_str()))),
+        ("dataset", text(rows.iter().map(|r| r.dataset))),
+        ("image_id", text(rows.iter().map(|r| r.image_id))),
+        ("source", text(rows.iter().map(|r| r.source))),
         ("positive", mask(0)),
         ("uncertain", mask(1)),
         ("negative", mask(2)),
         (
             "states_normal",
-            bools(rows.iter().map(|(_, s)| Some(s.normal))),
+            bools(rows.iter().map(|r| Some(r.state.normal))),
         ),
         (
             "other_positive",
-            bools(rows.iter().map(|(_, s)| Some(s.other))),
+            bools(rows.iter().map(|r| Some(r.state.other))),
         ),
     ])
+}
+
+/// One row of `finding_states`.
+pub struct StateRow<'a> {
+    pub dataset: &'static str,
+    pub image_id: &'a str,
+    pub source: &'a str,
+    pub state: State,
 }
 
 /// What one source states of one image (or, from [`image_states`], all the default
 /// sources of an image together).
 #[derive(Default, Clone, Copy)]
-struct State {
+pub struct State {
     /// Positive, uncertain and negative findings; in [`image_states`], the third is
     /// the findings known: labelled by a source that labelled the image.
     masks: [i32; 3],
@@ -117,36 +122,47 @@ struct State {
     other: bool,
 }
 
-/// One [`State`] per (image, source) of a part's labels, in first-seen order, each
-/// with its first label (for the names): resolved once, read by both `finding_states`
-/// and `xr_images`.
-pub struct SourceStates<'a>(Vec<(&'a XrLabel, State)>);
+/// One [`State`] per (image, source) of a part's labels, in first-seen order:
+/// resolved once, read by both `finding_states` and `xr_images`.
+pub struct SourceStates<'a>(pub Vec<StateRow<'a>>);
 
 /// The [`SourceStates`] of a part's labels.
-pub fn source_states(labels: &[XrLabel]) -> SourceStates<'_> {
+pub fn source_states(labels: &[LabelRow]) -> SourceStates<'_> {
     let bits: PlHashMap<&str, i32> = XR_FINDINGS
         .iter()
         .enumerate()
         .map(|(k, f)| (*f, 1 << k))
         .collect();
     let mut index: PlHashMap<(&str, &str), usize> = PlHashMap::new();
-    let mut rows: Vec<(&XrLabel, State)> = Vec::new();
+    let mut rows: Vec<StateRow> = Vec::new();
     for label in labels {
-        let key = (label.image_id.as_str(), label.source.as_str());
+        let key = (&*label.image_id, &*label.source);
         let row = *index.entry(key).or_insert_with(|| {
-            rows.push((label, State::default()));
+            rows.push(StateRow {
+                dataset: label.dataset,
+                image_id: &label.image_id,
+                source: &label.source,
+                state: State::default(),
+            });
             rows.len() - 1
         });
-        let state = &mut rows[row].1;
+        let state = &mut rows[row].state;
         let stated = label.value != 0;
-        match label.finding.as_deref().and_then(|f| bits.get(f)) {
+        match label.finding.and_then(|f| bits.get(f)) {
             Some(bit) => match label.value {
                 1 => state.masks[0] |= bit,
                 -1 => state.masks[1] |= bit,
                 _ => state.masks[2] |= bit,
             },
-            None if stated && is_pair(&NORMAL_LABELS, label) => state.normal |= label.value == 1,
-            None if stated && !is_pair(&BESIDE_NORMAL, label) => state.other = true,
+            None if stated => {
+                let raw = Some(&*label.raw_label);
+                let entry = crate::datasets::dataset(label.dataset);
+                if entry.is_some_and(|d| d.normal_label == raw) {
+                    state.normal |= label.value == 1;
+                } else if entry.is_none_or(|d| d.beside_normal != raw) {
+                    state.other = true;
+                }
+            }
             None => {}
         }
     }
@@ -158,41 +174,96 @@ pub fn source_states(labels: &[XrLabel]) -> SourceStates<'_> {
 /// in any image (the `known_findings` of xr_images).
 fn image_states<'a>(
     sources: &SourceStates<'a>,
-    chosen: impl Fn(&XrLabel) -> bool,
+    chosen: impl Fn(&StateRow) -> bool,
 ) -> PlHashMap<&'a str, State> {
-    let rows: Vec<&(&XrLabel, State)> = sources.0.iter().filter(|(l, _)| chosen(l)).collect();
+    let rows: Vec<&StateRow<'a>> = sources.0.iter().filter(|r| chosen(r)).collect();
     let mut labelled: PlHashMap<&str, i32> = PlHashMap::new();
-    for (label, state) in &rows {
-        *labelled.entry(label.source.as_str()).or_default() |=
-            state.masks[0] | state.masks[1] | state.masks[2];
+    for r in &rows {
+        *labelled.entry(r.source).or_default() |=
+            r.state.masks[0] | r.state.masks[1] | r.state.masks[2];
     }
     let mut images: PlHashMap<&str, State> = PlHashMap::new();
-    for (label, state) in &rows {
-        let image = images.entry(label.image_id.as_str()).or_default();
-        image.masks[0] |= state.masks[0];
-        image.masks[1] |= state.masks[1];
-        image.masks[2] |= labelled[label.source.as_str()];
-        image.normal |= state.normal;
-        image.other |= state.other;
+    for r in &rows {
+        let image = images.entry(r.image_id).or_default();
+        image.masks[0] |= r.state.masks[0];
+        image.masks[1] |= r.state.masks[1];
+        image.masks[2] |= labelled[r.source];
+        image.normal |= r.state.normal;
+        image.other |= r.state.other;
     }
     images
 }
 
-/// Whether a label is one of the (dataset, raw label) pairs.
-fn is_pair(pairs: &[(&str, &str)], label: &XrLabel) -> bool {
-    pairs
-        .iter()
-        .any(|(d, r)| *d == label.dataset && *r == label.raw_label)
+/// The reader votes of a part whose dataset has readers (VinDr): per image, one row
+/// per rule of [`VOTE_RULES`] (source `vindr_any`, `vindr_majority`, `vindr_all`),
+/// from the states of the image's readers (the reader sources with a label for it).
+pub fn reader_votes<'a>(sources: &SourceStates<'a>) -> Vec<StateRow<'a>> {
+    let mut order: Vec<(&'static str, &'a str)> = Vec::new();
+    let mut by_image: PlHashMap<&'a str, Vec<State>> = PlHashMap::new();
+    for r in &sources.0 {
+        let readers = crate::datasets::dataset(r.dataset).and_then(|d| d.readers);
+        if !readers.is_some_and(|rd| r.source.starts_with(rd.source_prefix)) {
+            continue;
+        }
+        by_image
+            .entry(r.image_id)
+            .or_insert_with(|| {
+                order.push((r.dataset, r.image_id));
+                Vec::new()
+            })
+            .push(r.state);
+    }
+    let mut out = Vec::with_capacity(order.len() * VOTE_RULES.len());
+    for (dataset, image_id) in order {
+        let Some(readers) = crate::datasets::dataset(dataset).and_then(|d| d.readers) else {
+            continue;
+        };
+        let states = &by_image[image_id];
+        for (rule, source) in VOTE_RULES.iter().zip(readers.votes) {
+            out.push(StateRow {
+                dataset,
+                image_id,
+                source,
+                state: vote(states, rule),
+            });
+        }
+    }
+    out
+}
+
+/// The state the readers' `states` give under `rule` (see [`VOTE_RULES`]).
+fn vote(states: &[State], rule: &str) -> State {
+    let n = states.len();
+    let counts = |stated: &dyn Fn(&State) -> bool| {
+        let c = states.iter().filter(|s| stated(s)).count();
+        match rule {
+            "any" => c >= 1,
+            "majority" => 2 * c > n,
+            _ => c == n && n > 0,
+        }
+    };
+    let mut out = State::default();
+    for m in 0..3 {
+        for k in 0..XR_FINDINGS.len() {
+            let bit = 1 << k;
+            if counts(&|s| s.masks[m] & bit != 0) {
+                out.masks[m] |= bit;
+            }
+        }
+    }
+    out.normal = counts(&|s| s.normal);
+    out.other = counts(&|s| s.other);
+    out
 }
 
 /// `xr_boxes`.
-pub fn boxes_batch(rows: &[XrBox]) -> Result<RecordBatch> {
+pub fn boxes_batch(rows: &[BoxRow]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
         ("image_id", text(rows.iter().map(|r| r.image_id.as_str()))),
         ("source", text(rows.iter().map(|r| r.source.as_str()))),
         ("raw_label", text(rows.iter().map(|r| r.raw_label.as_str()))),
-        ("finding", utf8(rows.iter().map(|r| r.finding.as_deref()))),
+        ("finding", utf8(rows.iter().map(|r| r.finding))),
         ("reader", utf8(rows.iter().map(|r| r.reader.as_deref()))),
         ("x", f64s(rows.iter().map(|r| Some(r.x)))),
         ("y", f64s(rows.iter().map(|r| Some(r.y)))),
