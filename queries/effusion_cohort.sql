@@ -2,8 +2,8 @@
 -- @param finding FINDING = Effusion
 -- @param exclude FINDING = Pneumothorax
 -- @param sex SEX = any
--- @param min_age INT = 0
--- @param max_age INT = 120
+-- @param min_age INT 0.. = 0
+-- @param max_age INT 0.. = 120
 -- @param view VIEW = any
 SELECT image_index, patient_id, follow_up, age, sex, view_position, labels, split
 FROM images

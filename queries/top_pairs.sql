@@ -1,6 +1,6 @@
 -- @description The most frequent finding pairs (each unordered pair once) with conditional probabilities, Jaccard and lift.
--- @param top INT = 20
--- @param min_n INT = 1
+-- @param top INT 1.. = 20
+-- @param min_n INT 0.. = 1
 SELECT label_a, label_b, n_ab, n_a, n_b,
        round(p_b_given_a, 4) AS p_b_given_a, round(jaccard, 4) AS jaccard, round(lift, 3) AS lift
 FROM (

@@ -1060,6 +1060,13 @@ fn plots_across_datasets_share_scales_in_the_order_asked() {
     );
     assert_eq!(ticks(&free), 1, "--free-scales kept the shared axis");
 
+    // Heatmaps of datasets that label different findings share one axis: Fracture
+    // (labelled in the CheXpert fixture, not by NIH) and Hernia (NIH's, not in the
+    // fixture) head a row and a column in both panels (grey where not labelled).
+    let heat = plot(&["cooccurrence", "--dataset", "chexpert,nih"], "heat.svg");
+    let named = |name: &str| texts(&heat).iter().filter(|t| *t == name).count();
+    assert_eq!(named("Fracture"), 4, "the axes are not shared");
+    assert_eq!(named("Hernia"), 4, "the axes are not shared");
     let lift = plot(&["cooccurrence", "--metric", "lift"], "lift.svg");
     assert!(
         texts(&lift).iter().any(|t| t == "1.00"),

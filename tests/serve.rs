@@ -966,6 +966,9 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("SELECT CAST('x' AS INT)", "22P02"),
         ("SELECT image_index FROM images a, images b", "42702"),
         ("DROP TABLE images", "25006"),
+        ("SET statement_timeout = 'abc'", "22023"),
+        ("SET statement_timeout = '5 weeks'", "22023"),
+        ("RESET no_such_setting", "42704"),
     ] {
         let out = psql(server.port, sql, &[("PGOPTIONS", "")]);
         assert_ne!(code(&out), Some(0), "{sql}");
@@ -990,5 +993,58 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
             stderr(&verbose)
         );
     }
+    assert!(server.stop().success());
+}
+
+/// A session's settings as PostgreSQL keeps them: `statement_timeout` in any unit
+/// PostgreSQL reads, shown back in milliseconds; `RESET` one or all; a value
+/// PostgreSQL refuses is refused and the limit in force stays (psql reading a script,
+/// one session, as a user's `.psqlrc` would).
+#[test]
+fn session_settings_are_checked_and_reset() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = "SET statement_timeout = '1.5s';\nSHOW statement_timeout;\n\
+                  SET statement_timeout = 'abc';\nSHOW statement_timeout;\n\
+                  RESET statement_timeout;\nSHOW statement_timeout;\n\
+                  SET statement_timeout TO 250;\nSHOW statement_timeout;\n\
+                  SET statement_timeout = '2min';\nSHOW statement_timeout;\n\
+                  RESET ALL;\nSHOW statement_timeout;\n\
+                  SELECT current_database();\n";
+    let mut child = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
+        .env("PGCONNECT_TIMEOUT", "20")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| !l.is_empty() && *l != "SET" && *l != "RESET")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        ["1500ms", "1500ms", "0", "250ms", "120000ms", "0", "cxr"],
+        "{}",
+        stderr(&out)
+    );
+    // The refused value, said as PostgreSQL says it.
+    assert!(
+        stderr(&out).contains(r#"invalid value for parameter "statement_timeout": "abc""#),
+        "{}",
+        stderr(&out)
+    );
     assert!(server.stop().success());
 }

@@ -206,7 +206,7 @@ fn parameter_errors_list_the_parameters() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains("`forty` is not a valid INT") && err.contains("--param min_age INT = 0"),
+        err.contains("`forty` is not a valid INT") && err.contains("--param min_age INT 0.. = 0"),
         "{err}"
     );
 
@@ -390,6 +390,18 @@ fn shipped_queries_give_known_answers() {
             "4000".to_string()
         ]
     );
+    // A value outside a parameter's declared range is a usage error naming the range,
+    // not an empty answer.
+    for bad in ["top=-1", "top=0"] {
+        let out = run(&["run", "top_pairs", "-p", bad, "-w", &wh]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let said = stderr(&out);
+        assert!(
+            said.contains("outside the range 1.. of parameter `top`"),
+            "{said}"
+        );
+        assert!(stdout(&out).is_empty());
+    }
     let timeline = csv(&["patient_timeline", "-p", "patient=18404"]);
     assert_eq!(timeline.len() - 1, 19);
     let counts = csv(&["label_counts"]);

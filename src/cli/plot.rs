@@ -408,6 +408,17 @@ where
         .unwrap_or_default();
     // Labels are drawn in a size that fits every panel's smallest area.
     let labels_in = label_size(&areas[0]);
+    // Heatmaps share their axes: the findings of every panel, so that a cell is at
+    // the same place in each; a dataset's findings it does not label are grey.
+    let mut axis: Vec<&str> = panels
+        .iter()
+        .flat_map(|(_, d)| match d {
+            Data::Pairs(rows) => rows.iter().map(|r| r.0.as_str()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    axis.sort_unstable();
+    axis.dedup();
     for ((dataset, data), area) in panels.iter().zip(&areas) {
         let title = if panel_titles {
             dataset.clone()
@@ -416,7 +427,7 @@ where
         };
         let limits = if free_scales { data.limits() } else { shared };
         match data {
-            Data::Pairs(rows) => heatmap(area, metric, rows, &title, limits, labels_in)?,
+            Data::Pairs(rows) => heatmap(area, metric, rows, &axis, &title, limits, labels_in)?,
             Data::Labels(rows, total) => labels(area, rows, *total, &title, limits, labels_in)?,
             Data::Age(rows) => age(area, rows, &title, limits)?,
             Data::Pixels(rows) => pixels(area, rows, &title, limits)?,
@@ -543,10 +554,12 @@ impl ColourScale {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     metric: Metric,
     rows: &[(String, String, f64)],
+    axis: &[&str],
     cohort: &str,
     limits: (f64, f64),
     label_font_size: u32,
@@ -564,13 +577,12 @@ where
         (20, 12),
         ("sans-serif", caption_size(root)).into_font(),
     ))?;
-    // The findings of the pairs (the 14, or those a dataset labels), sorted.
-    let mut findings: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    findings.sort_unstable();
-    findings.dedup();
-    if findings.is_empty() {
-        findings = FINDINGS.to_vec();
-    }
+    // The findings of every panel's pairs (the 14, or those the datasets label).
+    let findings: Vec<&str> = if axis.is_empty() {
+        FINDINGS.to_vec()
+    } else {
+        axis.to_vec()
+    };
     // Room for the names: left of the rows and below the columns (rotated).
     let names = widest(root, &findings, label_font_size) + 12;
     let (left, top) = (names + 8, caption_size(root) as i32 + 30);

@@ -13,6 +13,7 @@ mod http;
 mod memory;
 mod queries;
 mod saved;
+mod settings;
 mod threads;
 
 use std::net::SocketAddr;
@@ -362,6 +363,7 @@ impl Server {
         let protocol = Arc::new(DfSessionService::new_with_hooks(
             Arc::new(SessionContext::new()),
             vec![
+                Arc::new(settings::Settings),
                 Arc::new(SetShowHook),
                 Arc::new(TransactionStatementHook),
                 Arc::new(Answer(served.clone())),

@@ -152,6 +152,9 @@ impl Served {
             .map_err(|e| Error::DataFusion(*e))?;
         super::saved::register(&warehouse.ctx);
         warehouse.ctx.register_udf(server_version());
+        warehouse
+            .ctx
+            .register_udf(constant_text("current_database", DATABASE.into()));
         warehouse.ctx.register_udf(no_such_type());
         let version = Arc::new(Version { warehouse });
         *current = Some(version.clone());
@@ -445,15 +448,26 @@ impl Drop for Batches {
 /// `version()` as PostgreSQL words it, which clients parse (SQLAlchemy refuses a
 /// server whose version does not start "PostgreSQL N.N").
 fn server_version() -> datafusion::logical_expr::ScalarUDF {
+    constant_text(
+        "version",
+        format!(
+            "PostgreSQL 15.0 (cxr {}, Apache DataFusion {}, over the PostgreSQL wire protocol)",
+            env!("CARGO_PKG_VERSION"),
+            datafusion::DATAFUSION_VERSION
+        ),
+    )
+}
+
+/// The database every client is in, whatever name it connected with: `cxr` (the
+/// name README's connection strings use), not DataFusion's catalog name.
+const DATABASE: &str = "cxr";
+
+/// A function of no arguments that returns `text`.
+fn constant_text(name: &str, text: String) -> datafusion::logical_expr::ScalarUDF {
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     use datafusion::scalar::ScalarValue;
-    let text = format!(
-        "PostgreSQL 15.0 (cxr {}, Apache DataFusion {}, over the PostgreSQL wire protocol)",
-        env!("CARGO_PKG_VERSION"),
-        datafusion::DATAFUSION_VERSION
-    );
     create_udf(
-        "version",
+        name,
         vec![],
         DataType::Utf8,
         Volatility::Immutable,
@@ -517,7 +531,7 @@ fn refuse_statement(statement: &Statement) -> Result<()> {
 /// connection's metadata, in milliseconds; 0 is no limit).
 fn client_time(metadata: &HashMap<String, String>) -> Option<Duration> {
     metadata
-        .get("statement_timeout_ms")
+        .get(super::settings::TIMEOUT_KEY)
         .and_then(|ms| ms.parse::<u64>().ok())
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis)
@@ -628,7 +642,7 @@ fn acknowledged(statement: &Statement) -> Option<Tag> {
 }
 
 /// The plan of a statement that returns no rows.
-fn no_rows() -> LogicalPlan {
+pub(super) fn no_rows() -> LogicalPlan {
     LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
         produce_one_row: false,
         schema: Arc::new(datafusion::common::DFSchema::empty()),
@@ -764,6 +778,9 @@ impl ExtendedQueryHandler for Handler {
         let (_, Some((statement, prepared))) = &portal.statement.statement else {
             return Ok(Response::EmptyQuery);
         };
+        if let Some(done) = super::settings::apply(statement, client.metadata_mut()) {
+            return done.map(Response::Execution);
+        }
         if answered_by_protocol(statement) {
             return ExtendedQueryHandler::do_query(&*self.protocol, client, portal, max_rows).await;
         }

@@ -127,11 +127,32 @@ pub struct Param {
     pub ty: ParamType,
     /// Default value as written, if any.
     pub default: Option<String>,
+    /// For INT and FLOAT: the least and greatest values allowed (`1..`, `0..120`), as
+    /// written and parsed.
+    pub range: Option<(String, Option<f64>, Option<f64>)>,
+}
+
+impl Param {
+    /// Why `value` is outside the declared range, if it is.
+    fn out_of_range(&self, value: &ScalarValue) -> Option<String> {
+        let (text, min, max) = self.range.as_ref()?;
+        let v = match value {
+            ScalarValue::Int64(Some(v)) => *v as f64,
+            ScalarValue::Float64(Some(v)) => *v,
+            _ => return None,
+        };
+        let below = min.is_some_and(|m| v < m);
+        let above = max.is_some_and(|m| v > m);
+        (below || above).then(|| format!("outside the range {text} of parameter `{}`", self.name))
+    }
 }
 
 impl std::fmt::Display for Param {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.name, self.ty.name())?;
+        if let Some((range, _, _)) = &self.range {
+            write!(f, " {range}")?;
+        }
         if let Some(d) = &self.default {
             write!(f, " = {d}")?;
         }
@@ -199,20 +220,27 @@ impl QueryFile {
                         path,
                         i as u64 + 1,
                         None,
-                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL|FINDING|SEX|VIEW|DATASET [= DEFAULT]`", line.trim()),
+                        format!("bad @param line `{}`: expected `-- @param NAME INT|FLOAT|TEXT|BOOL|FINDING|SEX|VIEW|DATASET [MIN..MAX] [= DEFAULT]` (a range only for INT and FLOAT)", line.trim()),
                     )
                 })?;
                 if let Some(d) = &param.default
-                    && param.ty.value(d).is_none()
+                    && param
+                        .ty
+                        .value(d)
+                        .is_none_or(|v| param.out_of_range(&v).is_some())
                 {
                     return Err(Error::input_at(
                         path,
                         i as u64 + 1,
                         None,
                         format!(
-                            "default `{d}` of ${} is not a {}",
+                            "default `{d}` of ${} is not a {}{}",
                             param.name,
-                            param.ty.name()
+                            param.ty.name(),
+                            param
+                                .range
+                                .as_ref()
+                                .map_or(String::new(), |(r, _, _)| format!(" in {r}"))
                         ),
                     ));
                 }
@@ -278,6 +306,9 @@ impl QueryFile {
                     p.ty.known()
                 ))
             })?;
+            if let Some(why) = p.out_of_range(&value) {
+                return Err(self.param_error(format!("`{raw}` is {why}")));
+            }
             out.push((p.name.clone(), value));
         }
         Ok(out)
@@ -301,7 +332,7 @@ impl QueryFile {
     }
 }
 
-/// Parses `NAME TYPE [= DEFAULT]`.
+/// Parses `NAME TYPE [MIN..MAX] [= DEFAULT]`.
 fn parse_param(s: &str) -> Option<Param> {
     let (decl, default) = match s.split_once('=') {
         Some((d, v)) => (d, Some(unquote(v.trim()).to_string())),
@@ -310,10 +341,37 @@ fn parse_param(s: &str) -> Option<Param> {
     let mut words = decl.split_whitespace();
     let name = words.next()?.trim_start_matches('$').to_string();
     let ty = ParamType::parse(words.next()?)?;
+    let range = match words.next() {
+        Some(r) if matches!(ty, ParamType::Int | ParamType::Float) => Some(parse_range(r)?),
+        Some(_) => return None,
+        None => None,
+    };
     if words.next().is_some() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return None;
     }
-    Some(Param { name, ty, default })
+    Some(Param {
+        name,
+        ty,
+        default,
+        range,
+    })
+}
+
+/// `MIN..MAX`, either end optional but not both.
+fn parse_range(r: &str) -> Option<(String, Option<f64>, Option<f64>)> {
+    let (lo, hi) = r.split_once("..")?;
+    let end = |v: &str| -> Option<Option<f64>> {
+        if v.is_empty() {
+            Some(None)
+        } else {
+            v.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some)
+        }
+    };
+    let (lo, hi) = (end(lo)?, end(hi)?);
+    if lo.is_none() && hi.is_none() || lo.zip(hi).is_some_and(|(l, h)| l > h) {
+        return None;
+    }
+    Some((r.to_string(), lo, hi))
 }
 
 fn unquote(s: &str) -> &str {
@@ -520,5 +578,37 @@ mod tests {
     fn finds_placeholders_outside_comments_and_strings() {
         let sql = "-- @param a INT\nSELECT $a, '$notme' FROM t WHERE x = $b_2 AND y = $a";
         assert_eq!(placeholders(&strip_comments(sql)), vec!["a", "b_2"]);
+    }
+
+    #[test]
+    fn ranges_bound_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |text: &str| {
+            let p = dir.path().join("q.sql");
+            std::fs::write(&p, text).unwrap();
+            QueryFile::load(&p)
+        };
+        let q =
+            file("-- @param n INT 1..10 = 5\n-- @param x FLOAT ..0.5 = 0\nSELECT $n, $x").unwrap();
+        let bind = |n: &str, x: &str| q.bind(&[("n".into(), n.into()), ("x".into(), x.into())]);
+        assert!(bind("1", "0.5").is_ok() && bind("10", "-3").is_ok());
+        for (n, x) in [("0", "0"), ("11", "0"), ("5", "0.6")] {
+            let e = bind(n, x).unwrap_err().to_string();
+            assert!(e.contains("outside the range"), "{e}");
+        }
+        assert!(
+            q.usage().contains("--param n INT 1..10 = 5"),
+            "{}",
+            q.usage()
+        );
+        // A default outside its range, a range on TEXT, an empty or inverted range.
+        for bad in [
+            "-- @param n INT 1.. = 0\nSELECT $n",
+            "-- @param s TEXT 1..2\nSELECT $s",
+            "-- @param n INT ..\nSELECT $n",
+            "-- @param n INT 5..1\nSELECT $n",
+        ] {
+            assert!(file(bad).is_err(), "{bad}");
+        }
     }
 }
