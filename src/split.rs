@@ -41,8 +41,8 @@ pub struct Patient {
     pub id: i32,
     /// Number of images.
     pub images: u64,
-    /// Images with each finding, in FINDINGS order.
-    pub label_images: [u64; 14],
+    /// Images with each finding (the 14 NIH findings, or across datasets the 18).
+    pub label_images: Vec<u64>,
 }
 
 /// Assigns patients to splits at random (seeded), in proportion to `fractions` of
@@ -74,14 +74,13 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
     // Iterative stratification (Sechidis et al. 2011), weighted by images.
     let total: u64 = patients.iter().map(|p| p.images).sum();
     let mut desired: Vec<f64> = fractions.iter().map(|f| f * total as f64).collect();
-    let mut desired_label: Vec<[f64; 14]> = fractions
+    let findings = patients.first().map_or(0, |p| p.label_images.len());
+    let mut desired_label: Vec<Vec<f64>> = fractions
         .iter()
         .map(|f| {
-            let mut d = [0.0; 14];
-            for (l, slot) in d.iter_mut().enumerate() {
-                *slot = f * patients.iter().map(|p| p.label_images[l]).sum::<u64>() as f64;
-            }
-            d
+            (0..findings)
+                .map(|l| f * patients.iter().map(|p| p.label_images[l]).sum::<u64>() as f64)
+                .collect::<Vec<f64>>()
         })
         .collect();
     let mut remaining: Vec<usize> = order;
@@ -91,7 +90,7 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
                 .filter(|&&p| patients[p].label_images[l] > 0)
                 .count()
         };
-        let label = (0..14)
+        let label = (0..findings)
             .map(|l| (count(l, &remaining), l))
             .filter(|(c, _)| *c > 0)
             .min()
@@ -117,8 +116,8 @@ pub fn assign(patients: &[Patient], fractions: &[f64], seed: u64, stratify: bool
                 .expect("at least one split");
             out[p] = s;
             desired[s] -= patients[p].images as f64;
-            for (slot, n) in desired_label[s].iter_mut().zip(patients[p].label_images) {
-                *slot -= n as f64;
+            for (slot, n) in desired_label[s].iter_mut().zip(&patients[p].label_images) {
+                *slot -= *n as f64;
             }
         }
         remaining = keep;
@@ -150,16 +149,10 @@ pub async fn load_patients(wh: &Warehouse) -> Result<Vec<Patient>> {
         .map(|f| rows.required_i64s(&column_name(f)))
         .collect::<Result<_>>()?;
     Ok((0..rows.len())
-        .map(|r| {
-            let mut label_images = [0u64; 14];
-            for (k, slot) in label_images.iter_mut().enumerate() {
-                *slot = per_finding[k][r] as u64;
-            }
-            Patient {
-                id: ids[r] as i32,
-                images: n[r] as u64,
-                label_images,
-            }
+        .map(|r| Patient {
+            id: ids[r] as i32,
+            images: n[r] as u64,
+            label_images: per_finding.iter().map(|f| f[r] as u64).collect(),
         })
         .collect())
 }
@@ -203,6 +196,13 @@ pub fn batch(rows: &[(i32, String)]) -> Result<RecordBatch> {
 /// carried over unchanged. Commits nothing and returns false if the warehouse changed
 /// since `based_on` was read (the split was computed on an old version).
 pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<bool> {
+    commit_table(root, based_on, "splits", batch(rows)?)
+}
+
+/// Commits a new version with the table `name` (replaced or added), every other
+/// table carried over unchanged; false, and nothing committed, if the warehouse
+/// changed since `based_on` was read.
+fn commit_table(root: &Path, based_on: &str, name: &str, table: RecordBatch) -> Result<bool> {
     let lock = WriteLock::acquire(root)?;
     let (Some(base), Some(data)) = (lock.base().cloned(), lock.base_data()) else {
         return Err(crate::Error::Warehouse(format!(
@@ -214,19 +214,19 @@ pub fn commit(root: &Path, based_on: &str, rows: &[(i32, String)]) -> Result<boo
         return Ok(false);
     }
     let staging = lock.stage()?;
-    for (name, path) in base.table_files(&data)? {
-        if name != "splits" {
+    for (kept, path) in base.table_files(&data)? {
+        if kept != name {
             staging.keep(&path)?;
         }
     }
-    parquet::write(
-        &staging.path("splits.parquet"),
-        &schema(),
-        &[batch(rows)?],
+    let rows = parquet::write(
+        &staging.path(&format!("{name}.parquet")),
+        &table.schema(),
+        std::slice::from_ref(&table),
         &WriteOptions::default(),
     )?;
     let mut manifest = base;
-    manifest.tables.insert("splits".into(), rows.len() as u64);
+    manifest.tables.insert(name.into(), rows);
     manifest.created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     staging.commit(manifest)?;
     Ok(true)
@@ -262,4 +262,80 @@ pub async fn prevalence(wh: &Warehouse) -> Result<BTreeMap<String, Vec<f64>>> {
         .enumerate()
         .map(|(r, name)| (name, columns.iter().map(|c| c[r]).collect()))
         .collect())
+}
+
+/// A patient of a split across datasets: the dataset and the patient id, or the image
+/// id where the release gives no patient (VinDr, RSNA, SIIM: each image its own).
+pub type DatasetPatient = (String, String);
+
+/// Every patient of `datasets` (all datasets when empty) with image and per-finding
+/// image counts (the 18 findings of the cross-dataset states), in (dataset, patient)
+/// order.
+pub async fn load_dataset_patients(
+    wh: &Warehouse,
+    datasets: &[String],
+) -> Result<(Vec<DatasetPatient>, Vec<Patient>)> {
+    let cols: Vec<String> = (0..crate::datasets::XR_FINDINGS.len())
+        .map(|k| format!("CAST(SUM((positive_findings >> {k}) & 1) AS BIGINT) AS f{k}"))
+        .collect();
+    let only = if datasets.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = datasets
+            .iter()
+            .map(|d| crate::sql::snippets::quote(d))
+            .collect();
+        format!(" WHERE dataset IN ({})", names.join(", "))
+    };
+    let sql = format!(
+        "SELECT dataset, COALESCE(patient_id, image_id) AS patient, COUNT(*) AS n, {} \
+         FROM xr_images{only} GROUP BY dataset, COALESCE(patient_id, image_id) ORDER BY dataset, patient",
+        cols.join(", ")
+    );
+    let rows = wh.query(&sql, &[]).await?;
+    let keys: Vec<DatasetPatient> = rows
+        .required_strings("dataset")?
+        .into_iter()
+        .zip(rows.required_strings("patient")?)
+        .collect();
+    let n = rows.required_i64s("n")?;
+    let per_finding: Vec<Vec<i64>> = (0..crate::datasets::XR_FINDINGS.len())
+        .map(|k| rows.required_i64s(&format!("f{k}")))
+        .collect::<Result<_>>()?;
+    let patients = (0..rows.len())
+        .map(|r| Patient {
+            id: 0,
+            images: n[r] as u64,
+            label_images: per_finding.iter().map(|f| f[r] as u64).collect(),
+        })
+        .collect();
+    Ok((keys, patients))
+}
+
+/// The `dataset_splits` rows (dataset, patient, split) as a batch.
+pub fn dataset_batch(rows: &[(DatasetPatient, String)]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("dataset", DataType::Utf8, false),
+        Field::new("patient", DataType::Utf8, false),
+        Field::new("split", DataType::Utf8, false),
+    ]));
+    let column = |f: &dyn Fn(&(DatasetPatient, String)) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let cols = vec![
+        column(&|r| r.0.0.as_str()),
+        column(&|r| r.0.1.as_str()),
+        column(&|r| r.1.as_str()),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+/// Commits a new version with `dataset_splits`; false if the warehouse changed since
+/// `based_on` (see [`commit`]).
+pub fn commit_datasets(
+    root: &Path,
+    based_on: &str,
+    rows: &[(DatasetPatient, String)],
+) -> Result<bool> {
+    commit_table(root, based_on, "dataset_splits", dataset_batch(rows)?)
 }

@@ -217,23 +217,13 @@ fn sigint_ends_a_query_with_130() {
 // ---------- the shell through stdin ----------
 
 fn shell(script: &str) -> std::process::Output {
-    let mut child = cxr()
-        .args(["shell", "-w", &w()])
-        .env(
+    let child = spawn_with_stdin(
+        cxr().args(["shell", "-w", &w()]).env(
             "XDG_DATA_HOME",
             std::env::temp_dir().join("cxr-test-history"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
+        ),
+        script,
+    );
     wait_with_timeout(child, Duration::from_secs(60))
 }
 

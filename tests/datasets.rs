@@ -37,6 +37,22 @@ fn ingest(dir: &Path, extra: &[&str]) -> std::process::Output {
     run(&a)
 }
 
+/// `finding_states` as ingest wrote it equals its SQL definition over `xr_labels`
+/// (`src/sql/views/finding_states.sql`), row for row, both ways.
+fn assert_states_equal_their_definition(wh: &Path) {
+    let view = cxr::sql::view_sql("finding_states", "", "");
+    let (table, defined) = (
+        "SELECT * FROM finding_states".to_string(),
+        format!("SELECT * FROM ({view})"),
+    );
+    for (a, b) in [(&table, &defined), (&defined, &table)] {
+        assert_eq!(
+            q(wh, &format!("SELECT COUNT(*) FROM ({a} EXCEPT {b})")),
+            [["0"]]
+        );
+    }
+}
+
 fn q(wh: &Path, sql: &str) -> Vec<Vec<String>> {
     let out = run(&["sql", "-w", wh.to_str().unwrap(), "--format", "csv", sql]);
     assert!(out.status.success(), "{sql}: {}", stderr(&out));
@@ -759,22 +775,7 @@ fn normal_and_unlabelled_images() {
         [["18"]]
     );
     // The stored table and its definition agree, row for row, both ways.
-    let view = cxr::sql::view_sql("finding_states", "", "");
-    for (a, b) in [
-        (
-            "SELECT * FROM finding_states".to_string(),
-            format!("SELECT * FROM ({view})"),
-        ),
-        (
-            format!("SELECT * FROM ({view})"),
-            "SELECT * FROM finding_states".to_string(),
-        ),
-    ] {
-        assert_eq!(
-            q(&wh, &format!("SELECT COUNT(*) FROM ({a} EXCEPT {b})")),
-            [["0"]]
-        );
-    }
+    assert_states_equal_their_definition(&wh);
     // NIH states an image normal by `No Finding`: as many as the raw CSV has.
     let nih_normal = nih_csv().iter().filter(|i| i.labels.is_empty()).count();
     assert_eq!(
@@ -1146,20 +1147,111 @@ c,Pneumothorax,12,R3,1,1,5,5
     );
     assert_eq!(sources, [["vindr_all"], ["vindr_any"], ["vindr_majority"]]);
     // The stored table and its definition agree, row for row, both ways.
-    let view = cxr::sql::view_sql("finding_states", "", "");
-    for (a, b) in [
-        (
-            "SELECT * FROM finding_states".to_string(),
-            format!("SELECT * FROM ({view})"),
+    assert_states_equal_their_definition(&wh);
+}
+
+/// `split --dataset`: one seeded split over the patients of NIH and CheXpert, checked
+/// against the raw rows here: every patient once, the fractions asked, the same split
+/// for the same seed, and cohorts and exports across datasets taking each image's
+/// split from its patient's.
+#[test]
+fn one_split_across_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = chexpert_fixture(dir.path());
+    let chexpert = format!("chexpert={}", fixture.display());
+    let out = ingest(dir.path(), &["--dataset", &chexpert]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let split = |seed: &str| {
+        let out = run(&[
+            "split",
+            "-w",
+            w,
+            "--dataset",
+            "nih,chexpert",
+            "--seed",
+            seed,
+            "--fractions",
+            "0.8,0.2",
+        ]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        q(
+            &wh,
+            "SELECT dataset, patient, split FROM dataset_splits ORDER BY dataset, patient",
+        )
+    };
+    let rows = split("7");
+    // NIH's patients in the shipped CSV, and CheXpert's three in the fixture.
+    let nih = common::nih_csv();
+    let nih_patients: std::collections::BTreeSet<i64> = nih.iter().map(|i| i.patient).collect();
+    assert_eq!(rows.len(), nih_patients.len() + 3);
+    let mut keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    keys.dedup();
+    assert_eq!(keys.len(), rows.len(), "a patient in two splits");
+    let test = rows.iter().filter(|r| r[2] == "test").count() as f64;
+    assert!((test / rows.len() as f64 - 0.2).abs() < 0.005, "{test}");
+    assert_eq!(split("7"), rows, "the same seed gave another split");
+    assert_ne!(split("8"), rows);
+    let rows = split("7");
+    let split_of: std::collections::HashMap<(String, String), String> = rows
+        .iter()
+        .map(|r| ((r[0].clone(), r[1].clone()), r[2].clone()))
+        .collect();
+    // The test images of a cohort across both: counted from the raw rows.
+    let expected = nih
+        .iter()
+        .filter(|i| split_of[&("nih".to_string(), i.patient.to_string())] == "test")
+        .count()
+        + [
+            ("patient00001", 2),
+            ("patient00002", 1),
+            ("patient00003", 1),
+        ]
+        .iter()
+        .filter(|(p, _)| split_of[&("chexpert".to_string(), p.to_string())] == "test")
+        .map(|(_, n)| n)
+        .sum::<usize>();
+    let cohort = run_csv(&[
+        "cohort",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--dataset",
+        "nih,chexpert",
+        "--split",
+        "test",
+    ]);
+    assert_eq!(cohort.len() - 1, expected);
+    // The manifest's split column is each image's patient's split.
+    let manifest = dir.path().join("m.parquet");
+    let out = run(&[
+        "export",
+        "-w",
+        w,
+        "--dataset",
+        "nih,chexpert",
+        "--out",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let exported = q(
+        &wh,
+        &format!(
+            "SELECT dataset, patient_id, split FROM '{}'",
+            manifest.display()
         ),
-        (
-            format!("SELECT * FROM ({view})"),
-            "SELECT * FROM finding_states".to_string(),
-        ),
-    ] {
-        assert_eq!(
-            q(&wh, &format!("SELECT COUNT(*) FROM ({a} EXCEPT {b})")),
-            [["0"]]
-        );
+    );
+    assert_eq!(exported.len(), nih.len() + 4);
+    for r in &exported {
+        assert_eq!(split_of[&(r[0].clone(), r[1].clone())], r[2], "{r:?}");
     }
+    // A dataset the warehouse does not hold is named.
+    let out = run(&["split", "-w", w, "--dataset", "vindr", "--seed", "1"]);
+    assert_eq!(code(&out), Some(2));
+    assert!(stderr(&out).contains("--dataset vindr: not in this warehouse"));
 }

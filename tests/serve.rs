@@ -1012,23 +1012,15 @@ fn session_settings_are_checked_and_reset() {
                   SET statement_timeout = '2min';\nSHOW statement_timeout;\n\
                   RESET ALL;\nSHOW statement_timeout;\n\
                   SELECT current_database();\n";
-    let mut child = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
-        .env("PGCONNECT_TIMEOUT", "20")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::spawn_with_stdin(
+        Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
+            .env("PGCONNECT_TIMEOUT", "20"),
+        script,
+    )
+    .wait_with_output()
+    .unwrap();
     let shown: Vec<String> = stdout(&out)
         .lines()
         .filter(|l| !l.is_empty() && *l != "SET" && *l != "RESET")

@@ -16,12 +16,23 @@ use crate::sql::{Register, Warehouse};
 /// Arguments of `cxr split`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cxr split --seed 7 --fractions 0.7,0.1,0.2 --stratify\n  cxr split --official\n  cxr split --check"
+    after_help = "Example:\n  cxr split --seed 7 --fractions 0.7,0.1,0.2 --stratify\n  cxr split --official\n  cxr split --check\n  cxr split --dataset nih --seed 7 --fractions 0.8,0.2"
 )]
 pub struct SplitCmd {
     /// Use the official NIH lists (images.split) per patient.
-    #[arg(long, conflicts_with_all = ["seed", "fractions", "names"])]
+    #[arg(long, conflicts_with_all = ["seed", "fractions", "names", "datasets"])]
     pub official: bool,
+    /// One random split over the patients of these datasets (comma-separated; an
+    /// image without a patient id is a patient of its own), written as the table
+    /// `dataset_splits`: cohorts and exports across datasets then take each image's
+    /// split from it, so one manifest has one split vocabulary and no patient in two.
+    #[arg(
+        long = "dataset",
+        value_name = "NAMES",
+        value_delimiter = ',',
+        conflicts_with = "check"
+    )]
+    pub datasets: Vec<String>,
     /// Seed of a random split by patient.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -67,6 +78,9 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     if let Some(out) = &cmd.out {
         check_out(&wh, out)?;
     }
+    if !cmd.datasets.is_empty() {
+        return run_across(&cmd, wh).await;
+    }
     if cmd.official && cmd.stratify {
         return Err(Error::Usage(
             "--stratify shapes a random split (--seed); the official lists are fixed".into(),
@@ -77,25 +91,17 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     } else {
         random_plan(&cmd)?
     };
-    // Another ingest or split may commit while the assignment is computed (or while
-    // this one waits for the lock): then it is computed again on the new version.
-    let mut wh = wh;
-    let mut rows = plan.rows(&wh).await?;
-    let mut tries = 1;
-    while !split::commit(&dir, &wh.snapshot.manifest.data, &rows)? {
-        if tries == 5 {
-            return Err(Error::Warehouse(format!(
-                "{} changed five times while the split was computed; try again when the other writers are done",
-                dir.display()
-            )));
-        }
-        eprintln!(
-            "cxr: note: the warehouse changed while the split was computed; computing it again"
-        );
-        wh = Warehouse::open(&dir, Register::All).await?;
-        rows = plan.rows(&wh).await?;
-        tries += 1;
-    }
+    let plan = &plan;
+    let rows = commit_on_current(
+        &dir,
+        wh,
+        |wh| async move {
+            let rows = plan.rows(&wh).await?;
+            Ok((wh, rows))
+        },
+        |dir, base, rows| split::commit(dir, base, rows),
+    )
+    .await?;
     if let Some(out) = &cmd.out {
         crate::warehouse::parquet::write(
             out,
@@ -143,6 +149,129 @@ impl Plan {
             .zip(a)
             .map(|(p, s)| (p.id, names[s].clone()))
             .collect())
+    }
+}
+
+/// `cxr split --dataset ...`: one random split over the datasets' patients.
+async fn run_across(cmd: &SplitCmd, wh: Warehouse) -> Result<()> {
+    let dir = cmd.warehouse.path();
+    let Plan::Random {
+        seed,
+        fractions,
+        names,
+        stratify,
+    } = random_plan(cmd)?
+    else {
+        unreachable!("random_plan gives a random plan");
+    };
+    let datasets: Vec<String> = cmd
+        .datasets
+        .iter()
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    check_datasets(&wh, &datasets).await?;
+    let assign = |wh: Warehouse| {
+        let (datasets, fractions, names) = (&datasets, &fractions, &names);
+        async move {
+            let (keys, patients) = split::load_dataset_patients(&wh, datasets).await?;
+            let chosen = split::assign(&patients, fractions, seed, stratify);
+            let rows: Vec<(split::DatasetPatient, String)> = keys
+                .into_iter()
+                .zip(chosen)
+                .map(|(k, s)| (k, names[s].clone()))
+                .collect();
+            Ok::<_, Error>((wh, rows))
+        }
+    };
+    let rows = commit_on_current(&dir, wh, assign, |dir, base, rows| {
+        split::commit_datasets(dir, base, rows)
+    })
+    .await?;
+    if let Some(out) = &cmd.out {
+        let batch = split::dataset_batch(&rows)?;
+        crate::warehouse::parquet::write(
+            out,
+            &batch.schema(),
+            std::slice::from_ref(&batch),
+            &crate::warehouse::parquet::WriteOptions::default(),
+        )?;
+    }
+    eprintln!(
+        "wrote dataset_splits for {} patients of {}",
+        crate::output::thousands(rows.len() as u64),
+        datasets.join(", ")
+    );
+    let wh = Warehouse::open(&dir, Register::All).await?;
+    let frames = wh
+        .plan(
+            "SELECT ds.split, ds.dataset, COUNT(DISTINCT ds.patient) AS patients, COUNT(*) AS images \
+             FROM dataset_splits ds JOIN xr_images x ON x.dataset = ds.dataset AND COALESCE(x.patient_id, x.image_id) = ds.patient \
+             GROUP BY ds.split, ds.dataset ORDER BY ds.split, ds.dataset",
+            false,
+            &[],
+        )
+        .await?;
+    crate::cli::emit(
+        &wh,
+        frames,
+        &crate::cli::OutputArgs {
+            format: None,
+            out: None,
+            max_rows: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Computes the rows of a split on `wh` and commits them. Another ingest or split may
+/// commit while they are computed (or while this one waits for the lock): then they
+/// are computed again on the new version, at most five times.
+async fn commit_on_current<R, Computed>(
+    dir: &std::path::Path,
+    wh: Warehouse,
+    compute: impl Fn(Warehouse) -> Computed,
+    commit: impl Fn(&std::path::Path, &str, &R) -> Result<bool>,
+) -> Result<R>
+where
+    Computed: std::future::Future<Output = Result<(Warehouse, R)>>,
+{
+    let (mut wh, mut rows) = compute(wh).await?;
+    let mut tries = 1;
+    while !commit(dir, &wh.snapshot.manifest.data, &rows)? {
+        if tries == 5 {
+            return Err(Error::Warehouse(format!(
+                "{} changed five times while the split was computed; try again when the other writers are done",
+                dir.display()
+            )));
+        }
+        eprintln!(
+            "cxr: note: the warehouse changed while the split was computed; computing it again"
+        );
+        (wh, rows) = compute(Warehouse::open(dir, Register::All).await?).await?;
+        tries += 1;
+    }
+    Ok(rows)
+}
+
+/// Every name of `datasets` is a dataset the warehouse holds.
+async fn check_datasets(wh: &Warehouse, datasets: &[String]) -> Result<()> {
+    if !wh.has_table("xr_images") {
+        return Err(Error::Usage(
+            "this warehouse has no cross-dataset tables; run `cxr ingest` again with this cxr"
+                .into(),
+        ));
+    }
+    let present = wh
+        .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
+        .await?
+        .required_strings("dataset")?;
+    match datasets.iter().find(|d| !present.contains(d)) {
+        Some(d) => Err(Error::Usage(format!(
+            "--dataset {d}: not in this warehouse; it holds {}",
+            present.join(", ")
+        ))),
+        None => Ok(()),
     }
 }
 

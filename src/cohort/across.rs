@@ -67,6 +67,9 @@ pub struct Scope {
     pub uncertain: Uncertain,
     /// Take NIH's `split` from the `splits` table (`cxr split`).
     pub nih_splits_table: bool,
+    /// Take each image's split from `dataset_splits` (`cxr split --dataset`), where
+    /// it has the image's dataset and patient.
+    pub dataset_splits: bool,
     /// `xr_images` holds each image's states over the default sources (its
     /// `positive_findings`, ... columns; a warehouse written before them has not).
     pub image_states: bool,
@@ -298,6 +301,16 @@ impl Scope {
             )
         } else {
             ("x.split", "")
+        };
+        let (split, splits_join) = if self.dataset_splits {
+            (
+                format!("COALESCE(ds.split, {split})"),
+                format!(
+                    "{splits_join}\n  LEFT JOIN dataset_splits ds ON ds.dataset = x.dataset AND ds.patient = COALESCE(x.patient_id, x.image_id)"
+                ),
+            )
+        } else {
+            (split.to_string(), splits_join.to_string())
         };
         format!(
             "SELECT x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,

@@ -158,7 +158,7 @@ impl Available {
         }
         let mut scope = cohort.scope(wh, splits);
         wh.register(crate::sql::Register::For(
-            "xr_images finding_states datasets splits",
+            "xr_images finding_states datasets splits dataset_splits",
         ))
         .await?;
         scope.image_states = wh.has_column("xr_images", "positive_findings").await?;
@@ -366,6 +366,7 @@ impl CohortArgs {
             nih_primary: format!("nih_{}", wh.snapshot.manifest.metadata_revision),
             uncertain: self.uncertain.unwrap_or_default(),
             nih_splits_table: splits,
+            dataset_splits: wh.has_table("dataset_splits"),
             image_states: false,
         }
     }

@@ -281,3 +281,22 @@ pub fn small_warehouse(dir: &Path, images: usize, name: &str) -> PathBuf {
     assert!(out.status.success(), "{}", stderr(&out));
     wh
 }
+
+/// Starts `command` with `input` on its stdin (then closed) and its output piped.
+pub fn spawn_with_stdin(command: &mut Command, input: &str) -> std::process::Child {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child
+}
