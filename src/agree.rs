@@ -28,6 +28,36 @@ pub const GROUPINGS: [(&str, &[&str]); 2] = [
     ),
 ];
 
+/// The label rows of every source: `xr_labels`, and for the reader votes (VinDr's
+/// `vindr_any`, `vindr_majority`, `vindr_all`, which are rows of `finding_states`
+/// only) one row per finding the vote states, as a reader's row would be, and one
+/// row without a finding that marks the image as labelled.
+fn labels_sql() -> String {
+    let votes: Vec<String> = crate::datasets::DATASETS
+        .iter()
+        .filter_map(|d| d.readers)
+        .flat_map(|r| r.votes)
+        .map(quote)
+        .collect();
+    let findings: Vec<String> = crate::datasets::XR_FINDINGS
+        .iter()
+        .enumerate()
+        .map(|(k, f)| format!("({}, {})", quote(f), 1 << k))
+        .collect();
+    format!(
+        "(SELECT dataset, image_id, source, raw_label, finding, \"value\" FROM xr_labels
+    UNION ALL
+    SELECT s.dataset, s.image_id, s.source, COALESCE(f.label, '') AS raw_label, f.label AS finding,
+           CAST(CASE WHEN f.label IS NULL THEN 0 WHEN (s.positive & f.bit) <> 0 THEN 1
+                     WHEN (s.uncertain & f.bit) <> 0 THEN -1 ELSE 0 END AS TINYINT) AS \"value\"
+    FROM finding_states s
+    LEFT JOIN (VALUES {findings}) AS f(label, bit) ON ((s.positive | s.uncertain | s.negative) & f.bit) <> 0
+    WHERE s.source IN ({votes}))",
+        findings = findings.join(", "),
+        votes = votes.join(", ")
+    )
+}
+
 /// The SQL of one source's calls: (dataset, image_id, name, positive) for every
 /// finding it states and every grouping it states or labels all the members of.
 fn calls_sql(source: &str) -> String {
@@ -40,7 +70,7 @@ fn calls_sql(source: &str) -> String {
         })
         .collect();
     format!(
-        "(WITH l AS (SELECT * FROM xr_labels WHERE source = {q}),
+        "(WITH l AS (SELECT * FROM {labels} AS all_labels WHERE source = {q}),
     grouping(name, member) AS (VALUES {groups}),
     whole_groups AS (
         SELECT g.name FROM grouping g LEFT JOIN (SELECT DISTINCT finding FROM l WHERE finding IS NOT NULL) AS f ON f.finding = g.member
@@ -53,7 +83,8 @@ fn calls_sql(source: &str) -> String {
     SELECT l.dataset, l.image_id, g.name, l.\"value\" = 1
     FROM l JOIN grouping g ON g.member = l.finding JOIN whole_groups w ON w.name = g.name)",
         q = quote(source),
-        groups = groups.join(", ")
+        groups = groups.join(", "),
+        labels = labels_sql()
     )
 }
 
@@ -73,8 +104,8 @@ pub fn pairwise_sql(a: &str, b: &str, cohort: Option<&str>) -> String {
 lb AS {cb},
 both_images AS (
     SELECT DISTINCT la.dataset, la.image_id
-    FROM (SELECT DISTINCT dataset, image_id FROM xr_labels WHERE source = {qa}) AS la
-    JOIN (SELECT DISTINCT dataset, image_id FROM xr_labels WHERE source = {qb}) AS lb
+    FROM (SELECT DISTINCT dataset, image_id FROM {labels} AS all_a WHERE source = {qa}) AS la
+    JOIN (SELECT DISTINCT dataset, image_id FROM {labels} AS all_b WHERE source = {qb}) AS lb
       ON la.dataset = lb.dataset AND la.image_id = lb.image_id{in_cohort}
 ),
 f AS (SELECT DISTINCT name AS finding FROM la INTERSECT SELECT DISTINCT name FROM lb),
@@ -97,6 +128,7 @@ FROM calls GROUP BY finding ORDER BY finding",
         cb = calls_sql(b),
         qa = quote(a),
         qb = quote(b),
+        labels = labels_sql(),
     )
 }
 
@@ -140,7 +172,8 @@ pub async fn pairwise(
         .collect())
 }
 
-/// Refuses a source no label row names, listing the known ones.
+/// Refuses a source the warehouse has no labels of, listing the known ones (the
+/// reader votes among them).
 async fn check_source(wh: &Warehouse, source: &str) -> Result<()> {
     if !wh.has_table("xr_labels") {
         return Err(Error::Usage(
@@ -148,7 +181,10 @@ async fn check_source(wh: &Warehouse, source: &str) -> Result<()> {
         ));
     }
     let known = wh
-        .query("SELECT DISTINCT source FROM xr_labels ORDER BY source", &[])
+        .query(
+            "SELECT DISTINCT source FROM finding_states ORDER BY source",
+            &[],
+        )
         .await?
         .required_strings("source")?;
     if known.iter().any(|k| k == source) {

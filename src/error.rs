@@ -52,8 +52,13 @@ pub enum Error {
 }
 
 /// A DataFusion error in plain words: its message without DataFusion's category
-/// prefixes ("Error during planning: ") or a Rust debug print of the parser's error.
+/// prefixes ("Error during planning: "), a Rust debug print of the parser's error, or
+/// the catalog and schema every table is in ("table 'datafusion.public.x'").
 fn plain(e: &datafusion::error::DataFusionError) -> String {
+    words(e).replace("'datafusion.public.", "'")
+}
+
+fn words(e: &datafusion::error::DataFusionError) -> String {
     use datafusion::error::DataFusionError as D;
     use datafusion::sql::sqlparser::parser::ParserError as P;
     if matches!(e.find_root(), D::ResourcesExhausted(_)) {
@@ -70,19 +75,19 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
         },
         // "Optimizer rule 'simplify_expressions' failed": where DataFusion found it,
         // not what is wrong.
-        D::Context(what, inner) if what.starts_with("Optimizer rule") => plain(inner),
+        D::Context(what, inner) if what.starts_with("Optimizer rule") => words(inner),
         D::Context(what, inner) => {
             let file = absolute_paths(what);
             // "Error when processing CSV file /x.csv": the file is what the user needs.
             let file = file
                 .strip_prefix("Error when processing CSV file ")
                 .unwrap_or(&file);
-            format!("{file}: {}", plain(inner))
+            format!("{file}: {}", words(inner))
         }
         D::ArrowError(e, _) => ragged_csv(&e.to_string()).unwrap_or_else(|| e.to_string()),
-        D::Diagnostic(_, inner) => plain(inner),
-        D::Shared(inner) => plain(inner),
-        D::Collection(all) => all.first().map(plain).unwrap_or_default(),
+        D::Diagnostic(_, inner) => words(inner),
+        D::Shared(inner) => words(inner),
+        D::Collection(all) => all.first().map(words).unwrap_or_default(),
         D::NotImplemented(m) => format!("not supported: {}", without_debug_print(m)),
         D::Plan(m) | D::Execution(m) | D::Configuration(m) => without_debug_print(m).to_string(),
         D::Internal(m) => format!(

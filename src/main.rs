@@ -25,7 +25,7 @@ fn main() {
             // command line is 2.
             if e.use_stderr() {
                 // Every error cxr prints starts "cxr: error:", clap's own too.
-                let text = e.render().to_string();
+                let text = cxr::cli::plain_clap_error(&e.render().to_string());
                 eprint!("cxr: {text}");
                 std::process::exit(2);
             }

@@ -179,7 +179,14 @@ pub async fn print_stream(
         out.flush().map_err(|e| Error::io("writing to stdout", e))?;
         return Ok(tally);
     }
+    // The first batch (or the error that stops the query, as most do) before the
+    // header: a query that fails writes nothing to stdout.
+    let first = stream.next().await.transpose()?;
     let mut sink = TextSink::begin(&mut out, &schema, format)?;
+    if let Some(b) = first {
+        tally.add(&b);
+        sink.write(&b)?;
+    }
     while let Some(b) = stream.next().await {
         let b = b?;
         tally.add(&b);

@@ -1386,6 +1386,77 @@ fn errors_in_plain_words() {
         stderr(&out)
     );
 
+    // Numbers on the command line that are not numbers, in words (not Rust's
+    // "invalid digit found in string").
+    for (args, said) in [
+        (
+            vec!["cohort", "-w", w, "--min-studies", "-1"],
+            "is not a whole number of 0 or more",
+        ),
+        (vec!["split", "-w", w, "--seed", "x"], "not a whole number"),
+        (
+            vec!["split", "-w", w, "--seed", "1", "--fractions", "a,b"],
+            "not a number",
+        ),
+    ] {
+        let out = run(&args);
+        assert_eq!(code(&out), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains(said)
+                && !stderr(&out).contains("invalid digit")
+                && !stderr(&out).contains("invalid float")
+                && !stderr(&out).contains("0..="),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // `plot` writes a picture: its help offers neither --format nor --max-rows.
+    let out = run(&["help", "plot"]);
+    assert_eq!(code(&out), Some(0));
+    let help = stdout(&out);
+    assert!(
+        !help.contains("--format") && !help.contains("--max-rows") && help.contains(".svg or .png"),
+        "{help}"
+    );
+
+    // A query that fails as it runs writes nothing to stdout (not a header alone).
+    for format in ["csv", "json", "markdown"] {
+        let out = run(&["sql", "-w", w, "-f", format, "SELECT 1 / 0 AS x"]);
+        assert_eq!(code(&out), Some(2), "{format}");
+        assert!(stdout(&out).is_empty(), "{format}: {}", stdout(&out));
+        assert!(stderr(&out).contains("by zero"), "{}", stderr(&out));
+    }
+
+    // A table that does not exist, without DataFusion's catalog and schema names.
+    let out = run(&["sql", "-w", w, "SELECT * FROM nosuch_table"]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("table 'nosuch_table' not found")
+            && !stderr(&out).contains("datafusion."),
+        "{}",
+        stderr(&out)
+    );
+
+    // A folder whose manifest.json is not cxr's: said in words, with the place.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    for (text, said) in [
+        ("not json", "not valid JSON at line 1 column 2"),
+        (
+            "{\"foo\": 1}",
+            "missing field `schema_version`, line 1 column 10",
+        ),
+    ] {
+        std::fs::write(foreign.join("manifest.json"), text).unwrap();
+        let out = run(&["sql", "-w", foreign.to_str().unwrap(), "SELECT 1"]);
+        assert_eq!(code(&out), Some(2));
+        assert!(
+            stderr(&out).contains(&format!("not a cxr manifest ({said})")),
+            "{}",
+            stderr(&out)
+        );
+    }
+
     let ragged = dir.path().join("ragged.csv");
     std::fs::write(&ragged, "a,b\n1,2\n3,4,5\n").unwrap();
     let sql = format!("SELECT * FROM '{}'", ragged.display());

@@ -1068,6 +1068,17 @@ fn plots_across_datasets_share_scales_in_the_order_asked() {
     let named = |name: &str| texts(&heat).iter().filter(|t| *t == name).count();
     assert_eq!(named("Fracture"), 4, "the axes are not shared");
     assert_eq!(named("Hernia"), 4, "the axes are not shared");
+    // One dataset: one title naming it, no caption repeating it above.
+    let one = plot(&["cooccurrence", "--dataset", "nih"], "one.svg");
+    assert!(
+        !texts(&one).iter().any(|t| t == "nih"),
+        "a caption repeats the title"
+    );
+    assert!(
+        texts(&one)
+            .iter()
+            .any(|t| t == "Finding co-occurrence (count) — nih")
+    );
     let lift = plot(&["cooccurrence", "--metric", "lift"], "lift.svg");
     assert!(
         texts(&lift).iter().any(|t| t == "1.00"),
@@ -1146,6 +1157,30 @@ c,Pneumothorax,12,R3,1,1,5,5
         "SELECT s FROM (SELECT unnest(label_sources) AS s FROM datasets WHERE dataset = 'vindr') WHERE s NOT LIKE 'vindr_R%' ORDER BY s",
     );
     assert_eq!(sources, [["vindr_all"], ["vindr_any"], ["vindr_majority"]]);
+    // The votes are sources `agree` compares: majority against any, over the three
+    // images both label and the findings both state (Cardiomegaly on a, Effusion on
+    // c; Pneumothorax only in any): n, positives of each, positive in both.
+    let out = run(&[
+        "agree",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--a",
+        "vindr_majority",
+        "--b",
+        "vindr_any",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let rows = parse_csv(&stdout(&out));
+    let counts: Vec<&[String]> = rows[1..].iter().map(|r| &r[..5]).collect();
+    assert_eq!(
+        counts,
+        [
+            ["Cardiomegaly", "3", "1", "1", "1"],
+            ["Effusion", "3", "1", "1", "1"]
+        ]
+    );
     // The stored table and its definition agree, row for row, both ways.
     assert_states_equal_their_definition(&wh);
 }

@@ -582,3 +582,27 @@ fn never_replaces_a_directory_that_is_not_a_warehouse() {
         "years of work"
     );
 }
+
+/// Into a pipe, `ingest` writes its table of rows per table as CSV on stdout and
+/// nothing else; what happened (the time, where) goes to stderr.
+#[test]
+fn ingest_into_a_pipe_prints_only_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let metadata = cxr::data_dir().join("Data_Entry_2017_v2020.csv.gz");
+    let out = run(&common::ingest_args(
+        metadata.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    ));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let rows = parse_csv(&stdout(&out));
+    assert_eq!(rows[0], ["table", "rows"]);
+    assert!(rows.iter().all(|r| r.len() == 2), "{rows:?}");
+    let images = rows.iter().find(|r| r[0] == "images").unwrap();
+    assert_eq!(images[1], common::nih_csv().len().to_string());
+    assert!(
+        stderr(&out).contains("written from the 2020 metadata"),
+        "{}",
+        stderr(&out)
+    );
+}

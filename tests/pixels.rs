@@ -303,7 +303,7 @@ fn edge_cases_land_where_they_should() {
         errors.iter().any(|e| e[1].contains("too large")),
         "{errors:?}"
     );
-    assert!(stdout(&out).contains("2 skipped"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
     // Every image is in the metadata (names are real image indices): no issues for them.
     assert_eq!(
         int(
@@ -366,7 +366,7 @@ fn unknown_names_truncated_archives_and_folders() {
     let (wh, out) = ingest_images(&dir.path().join("f"), &[&dir.path().join("folder")], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 2);
-    assert!(stdout(&out).contains("1 skipped"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("1 skipped"), "{}", stderr(&out));
 }
 
 fn pixel_rows(wh: &Path) -> Vec<Vec<String>> {
@@ -404,7 +404,7 @@ fn interrupted_run_resumes_to_identical_tables() {
     assert!(!wh.join("manifest.json").exists());
     let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("resumed"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
     assert_eq!(pixel_rows(&wh).len(), 9004);
     let same = |sql: &str| assert_eq!(rows(&wh, sql), rows(&reference, sql), "{sql}");
     same(

@@ -164,12 +164,14 @@ pub fn run(args: IngestArgs) -> Result<()> {
     } else {
         crate::ingest::run(&opts)?
     };
-    let mut text = summary_table(&summary).render();
+    // The table is the result (stdout); what happened is a diagnostic (stderr), so
+    // that `cxr ingest > counts.csv` holds only the table.
+    crate::output::print_text(&summary_table(&summary).render())?;
     if let Some(p) = &summary.pixels {
         // The rate of this run: images an interrupted run measured are not counted.
         let rate = (p.measured - p.resumed_images) as f64 / p.seconds.max(1e-9);
-        text += &format!(
-            "\npixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
+        eprintln!(
+            "pixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
             crate::output::thousands(p.measured),
             crate::output::thousands(p.errors),
             crate::output::thousands(p.skipped),
@@ -185,13 +187,13 @@ pub fn run(args: IngestArgs) -> Result<()> {
             rate
         );
     }
-    text += &format!(
-        "\n{} written from the {} metadata in {:.2} s",
+    eprintln!(
+        "{} written from the {} metadata in {:.2} s",
         opts.warehouse.join("").display(),
         summary.revision,
         summary.seconds
     );
-    crate::output::print_text(&text)
+    Ok(())
 }
 
 fn summary_table(s: &IngestSummary) -> crate::output::Listing {

@@ -43,9 +43,43 @@ where
             })
             .mut_subcommands(negatives)
     }
-    let mut command = negatives(Cli::command());
+    let mut command = plot_flags(negatives(Cli::command()));
     let matches = command.try_get_matches_from_mut(args)?;
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// `plot` takes the analysis flags but writes a picture: its help says what `--out`
+/// takes and leaves out the result flags it refuses (`--format`, `--max-rows`).
+fn plot_flags(command: clap::Command) -> clap::Command {
+    command.mut_subcommand("plot", |plot| {
+        plot.mut_arg("format", |a| a.hide(true))
+            .mut_arg("max_rows", |a| a.hide(true))
+            .mut_arg("out", |a| a.help("Write the plot to FILE (.svg or .png)"))
+    })
+}
+
+/// clap's error text with Rust's number-parsing messages in words.
+pub fn plain_clap_error(text: &str) -> String {
+    const WORDS: [(&str, &str); 6] = [
+        ("invalid digit found in string", "not a whole number"),
+        ("invalid float literal", "not a number"),
+        (
+            "cannot parse integer from empty string",
+            "empty; a whole number is needed",
+        ),
+        ("number too large to fit in target type", "too large"),
+        (
+            "is not in 0..=4294967295",
+            "is not a whole number of 0 or more",
+        ),
+        (
+            "is not in 0..=18446744073709551615",
+            "is not a whole number of 0 or more",
+        ),
+    ];
+    WORDS
+        .iter()
+        .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
 }
 
 /// cxr: SQL analytics over the NIH ChestX-ray14 metadata and images.

@@ -390,7 +390,8 @@ where
 {
     root.fill(&WHITE)?;
     // Several datasets: the cohort heads the figure, each panel names its dataset.
-    let (body, panel_titles) = if panels.len() > 1 || panels.iter().any(|p| !p.0.is_empty()) {
+    // One panel is titled with the cohort, which names its dataset.
+    let (body, panel_titles) = if panels.len() > 1 {
         (root.titled(cohort, ("sans-serif", 22))?, true)
     } else {
         (root.clone(), false)

@@ -242,10 +242,19 @@ impl Warehouse {
             let text = statement_text(&statement);
             files::prepare(&self.ctx, &statement).await?;
             let plan = self.ctx.state().statement_to_plan(statement).await?;
-            if let Err(e) = options.verify_plan(&plan) {
+            if options.verify_plan(&plan).is_err() {
+                // What the statement would do, in words (DataFusion names its plan
+                // node: "DDL not supported: CreateMemoryTable").
+                let what = match &plan {
+                    datafusion::logical_expr::LogicalPlan::Ddl(_) => {
+                        "it creates or drops tables, views or functions"
+                    }
+                    datafusion::logical_expr::LogicalPlan::Dml(_)
+                    | datafusion::logical_expr::LogicalPlan::Copy(_) => "it writes data",
+                    _ => "it changes the session",
+                };
                 return Err(Error::Query(format!(
-                    "refused: the warehouse is read-only ({}); `cxr sql --allow-write` runs `{}`",
-                    Error::from(e),
+                    "refused: the warehouse is read-only and {what}; `cxr sql --allow-write` runs `{}`",
                     truncate(&text, 60)
                 )));
             }

@@ -135,8 +135,17 @@ impl Manifest {
             Err(e) => return Err(Error::io(format!("{}: cannot read", path.display()), e)),
         };
         let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            // What is wrong in words, not the JSON parser's ("expected ident").
+            let why = match e.classify() {
+                serde_json::error::Category::Data => {
+                    let what = e.to_string();
+                    let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+                    format!("{what}, line {} column {}", e.line(), e.column())
+                }
+                _ => format!("not valid JSON at line {} column {}", e.line(), e.column()),
+            };
             Error::Warehouse(format!(
-                "{}: not a cxr manifest ({e}); is {} a cxr warehouse?",
+                "{}: not a cxr manifest ({why}); is {} a cxr warehouse?",
                 path.display(),
                 warehouse.display()
             ))
