@@ -39,21 +39,17 @@ fn labels_sql() -> String {
         .flat_map(|r| r.votes)
         .map(quote)
         .collect();
-    let findings: Vec<String> = crate::datasets::XR_FINDINGS
-        .iter()
-        .enumerate()
-        .map(|(k, f)| format!("({}, {})", quote(f), 1 << k))
-        .collect();
     format!(
-        "(SELECT dataset, image_id, source, raw_label, finding, \"value\" FROM xr_labels
+        "(WITH {findings}
+    SELECT dataset, image_id, source, raw_label, finding, \"value\" FROM xr_labels
     UNION ALL
     SELECT s.dataset, s.image_id, s.source, COALESCE(f.label, '') AS raw_label, f.label AS finding,
            CAST(CASE WHEN f.label IS NULL THEN 0 WHEN (s.positive & f.bit) <> 0 THEN 1
                      WHEN (s.uncertain & f.bit) <> 0 THEN -1 ELSE 0 END AS TINYINT) AS \"value\"
     FROM finding_states s
-    LEFT JOIN (VALUES {findings}) AS f(label, bit) ON ((s.positive | s.uncertain | s.negative) & f.bit) <> 0
+    LEFT JOIN finding f ON ((s.positive | s.uncertain | s.negative) & f.bit) <> 0
     WHERE s.source IN ({votes}))",
-        findings = findings.join(", "),
+        findings = crate::cohort::across::findings_bits_cte(),
         votes = votes.join(", ")
     )
 }

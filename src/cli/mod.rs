@@ -143,7 +143,7 @@ impl WarehouseArg {
 }
 
 /// How query results are printed or written.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct OutputArgs {
     /// Output format [default: table on a terminal, csv otherwise]
     #[arg(long, short = 'f', value_enum)]

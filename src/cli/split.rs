@@ -211,16 +211,7 @@ async fn run_across(cmd: &SplitCmd, wh: Warehouse) -> Result<()> {
             &[],
         )
         .await?;
-    crate::cli::emit(
-        &wh,
-        frames,
-        &crate::cli::OutputArgs {
-            format: None,
-            out: None,
-            max_rows: None,
-        },
-    )
-    .await?;
+    crate::cli::emit(&wh, frames, &crate::cli::OutputArgs::default()).await?;
     Ok(())
 }
 
@@ -366,16 +357,7 @@ async fn check(wh: &Warehouse) -> Result<()> {
         sql.push_str(" UNION ALL SELECT 'splits table', COUNT(*) FROM (SELECT patient_id FROM splits GROUP BY patient_id HAVING COUNT(DISTINCT split) > 1) AS u");
     }
     let frames = wh.plan(&sql, false, &[]).await?;
-    crate::cli::emit(
-        wh,
-        frames,
-        &crate::cli::OutputArgs {
-            format: None,
-            out: None,
-            max_rows: None,
-        },
-    )
-    .await?;
+    crate::cli::emit(wh, frames, &crate::cli::OutputArgs::default()).await?;
     Ok(())
 }
 

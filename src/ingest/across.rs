@@ -198,26 +198,24 @@ fn image_states<'a>(
 /// per rule of [`VOTE_RULES`] (source `vindr_any`, `vindr_majority`, `vindr_all`),
 /// from the states of the image's readers (the reader sources with a label for it).
 pub fn reader_votes<'a>(sources: &SourceStates<'a>) -> Vec<StateRow<'a>> {
-    let mut order: Vec<(&'static str, &'a str)> = Vec::new();
+    // Images in first-seen order, each with its dataset's readers.
+    let mut order: Vec<(&'static str, &'a str, crate::datasets::Readers)> = Vec::new();
     let mut by_image: PlHashMap<&'a str, Vec<State>> = PlHashMap::new();
     for r in &sources.0 {
         let readers = crate::datasets::dataset(r.dataset).and_then(|d| d.readers);
-        if !readers.is_some_and(|rd| r.source.starts_with(rd.source_prefix)) {
+        let Some(readers) = readers.filter(|rd| r.source.starts_with(rd.source_prefix)) else {
             continue;
-        }
+        };
         by_image
             .entry(r.image_id)
             .or_insert_with(|| {
-                order.push((r.dataset, r.image_id));
+                order.push((r.dataset, r.image_id, readers));
                 Vec::new()
             })
             .push(r.state);
     }
     let mut out = Vec::with_capacity(order.len() * VOTE_RULES.len());
-    for (dataset, image_id) in order {
-        let Some(readers) = crate::datasets::dataset(dataset).and_then(|d| d.readers) else {
-            continue;
-        };
+    for (dataset, image_id, readers) in order {
         let states = &by_image[image_id];
         for (rule, source) in VOTE_RULES.iter().zip(readers.votes) {
             out.push(StateRow {
