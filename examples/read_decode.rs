@@ -49,6 +49,7 @@ fn main() {
                             &g.pixels,
                             g.width as usize,
                             g.height as usize,
+                            g.bits_stored,
                         );
                         sum = sum.wrapping_add(st.mean.to_bits() ^ st.percentiles[2] as u64);
                         decoded.fetch_add(1, Ordering::Relaxed);

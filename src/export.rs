@@ -100,8 +100,8 @@ impl Spec {
             cols.push(format!("{} || c.image_index AS path", quote(&root)));
         }
         let join = if self.with_pixels {
-            cols.push("p.* EXCLUDE (image_index)".into());
-            "\nLEFT JOIN pixel_stats p ON p.image_index = c.image_index"
+            cols.push("p.* EXCLUDE (dataset, image_id, image_index)".into());
+            "\nLEFT JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = c.image_index"
         } else {
             ""
         };

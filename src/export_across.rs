@@ -26,9 +26,11 @@ pub struct AcrossSpec {
     pub scope: Scope,
     /// Adds `path`: this folder joined with the image's relative path.
     pub image_root: Option<String>,
-    /// Boxes are also given scaled to images of this side (where the original side
-    /// is known: 1024 for NIH, RSNA and SIIM).
+    /// Boxes are also given scaled to images of this side (from the dataset's one
+    /// original size, or the image's measured size; NULL where neither is known).
     pub box_size: Option<u32>,
+    /// The warehouse's `pixel_stats` gives images' sizes by dataset and image id.
+    pub measured_sizes: bool,
 }
 
 impl AcrossSpec {
@@ -59,38 +61,35 @@ impl AcrossSpec {
             ),
             None => "i.path".into(),
         };
-        let scale = match self.box_size {
-            Some(n) => {
-                let cases: Vec<String> = crate::datasets::DATASETS
-                    .iter()
-                    .filter_map(|d| {
-                        let side = d.box_image_side?;
-                        Some(format!("WHEN {} THEN {n}.0 / {side}.0", quote(d.name)))
-                    })
-                    .collect();
-                format!("CASE b.dataset {} END", cases.join(" "))
-            }
-            None => "CAST(NULL AS DOUBLE)".into(),
+        let (width, height) = crate::datasets::box_frame_sql("b", "p", self.measured_sizes);
+        let (x_scale, y_scale) = match self.box_size {
+            Some(n) => (format!("{n}.0 / {width}"), format!("{n}.0 / {height}")),
+            None => ("CAST(NULL AS DOUBLE)".into(), "CAST(NULL AS DOUBLE)".into()),
+        };
+        let sizes = if self.measured_sizes && self.box_size.is_some() {
+            " LEFT JOIN pixel_stats p ON p.dataset = b.dataset AND p.image_id = b.image_id"
+        } else {
+            ""
         };
         let in_datasets = if self.scope.datasets.is_empty() {
             String::new()
         } else {
             let names: Vec<String> = self.scope.datasets.iter().map(|d| quote(d)).collect();
-            format!(" WHERE dataset IN ({})", names.join(", "))
+            format!(" WHERE b.dataset IN ({})", names.join(", "))
         };
         format!(
             "WITH i AS (
 {cohort}
 ),
 b AS (
-    SELECT dataset, image_id,
-           array_agg(named_struct('label', raw_label, 'finding', finding, 'reader', reader,
-                                  'x', x, 'y', y, 'w', w, 'h', h,
-                                  'x_scaled', x * {scale}, 'y_scaled', y * {scale},
-                                  'w_scaled', w * {scale}, 'h_scaled', h * {scale},
-                                  'mask_rle', mask_rle)) AS boxes
-    FROM xr_boxes b{in_datasets}
-    GROUP BY dataset, image_id
+    SELECT b.dataset, b.image_id,
+           array_agg(named_struct('label', b.raw_label, 'finding', b.finding, 'reader', b.reader,
+                                  'x', b.x, 'y', b.y, 'w', b.w, 'h', b.h,
+                                  'x_scaled', b.x * {x_scale}, 'y_scaled', b.y * {y_scale},
+                                  'w_scaled', b.w * {x_scale}, 'h_scaled', b.h * {y_scale},
+                                  'mask_rle', b.mask_rle)) AS boxes
+    FROM xr_boxes b{sizes}{in_datasets}
+    GROUP BY b.dataset, b.image_id
 )
 SELECT i.dataset, i.image_id, i.patient_id, {path} AS path, i.split, i.sex, i.age, i.view,
        {targets},

@@ -241,9 +241,30 @@ fn every_colour_type_reduces_to_the_same_grey() {
             ("palette", "8")
         ]
     );
-    for row in &r[1..] {
+    for row in r[1..].iter().filter(|row| row[1] == "8") {
         assert_eq!(row[2..], r[0][2..], "{row:?}");
     }
+    // 16 bits keep their values: v · 256 + 77 for every 8-bit v, so the mean and the
+    // median move by that map, the std by 256, and the hash stays.
+    let (eight, wide) = (&r[0], &r[4]);
+    let f = |s: &str| s.parse::<f64>().unwrap();
+    assert!(
+        (f(&wide[2]) - (f(&eight[2]) * 256.0 + 77.0)).abs() < 1e-6,
+        "{wide:?}"
+    );
+    assert!(
+        (f(&wide[3]) - f(&eight[3]) * 256.0).abs() < 1e-6,
+        "{wide:?}"
+    );
+    assert_eq!(f(&wide[4]), f(&eight[4]) * 256.0 + 77.0);
+    assert_eq!(wide[5], eight[5]);
+    // On the 0–1 scale and over the top 8 bits they agree with the 8-bit image.
+    let shared = rows(
+        &wh,
+        "SELECT image_index, round(p50_norm, 2), entropy, histogram FROM pixel_stats \
+         WHERE image_index IN ('00000001_000.png', '00000003_000.png') ORDER BY image_index",
+    );
+    assert_eq!(shared[0][1..], shared[1][1..], "{shared:?}");
     // Luminance of a coloured pixel follows the integer formula.
     let red = encode_png(
         &[255, 0, 0].repeat(16),

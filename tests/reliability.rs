@@ -611,43 +611,6 @@ fn ingest_to_a_full_stdout_fails_but_commits() {
 
 // ---------- bounded memory ----------
 
-/// Runs cxr and returns (exit code, stderr, peak RSS in MiB) of that one process
-/// (wait4 gives the child's own rusage).
-#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
-fn run_measured(args: &[&str]) -> (Option<i32>, String, f64) {
-    run_measured_with(args, Stdio::null(), &[])
-}
-
-/// [`run_measured`] with stdin and environment variables.
-#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
-fn run_measured_with(
-    args: &[&str],
-    stdin: Stdio,
-    env: &[(&str, &str)],
-) -> (Option<i32>, String, f64) {
-    let mut cmd = cxr();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .args(args)
-        .stdin(stdin)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    // ru_maxrss is in KiB on Linux.
-    (code, err, usage.ru_maxrss as f64 / 1024.0)
-}
-
 const RSS_LIMIT_MIB: f64 = 300.0;
 
 /// Asserts that a run measured by [`run_measured_with`] was refused (exit 2) with a

@@ -110,20 +110,6 @@ fn client(program: &str) -> Option<PathBuf> {
     found
 }
 
-/// The Python with psycopg, SQLAlchemy, pandas and pyarrow: `CXR_TEST_PYTHON`
-/// (.ci/run makes that virtual environment).
-fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("CXR_TEST_PYTHON").map(PathBuf::from);
-    if python.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CXR_TEST_PYTHON is not set (CI is set: .ci/run sets it)"
-        );
-        eprintln!("SKIPPED: CXR_TEST_PYTHON (a Python with psycopg, pandas) is not set");
-    }
-    python
-}
-
 /// psql's unaligned, comma-separated output of `sql`.
 fn psql(port: u16, sql: &str, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new("psql");

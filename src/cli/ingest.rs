@@ -27,10 +27,12 @@ pub struct IngestArgs {
     /// Official split lists [default: data/train_val_list.txt data/test_list.txt]
     #[arg(long, num_args = 2, value_names = ["TRAIN_VAL_LIST", "TEST_LIST"])]
     pub splits: Option<Vec<PathBuf>>,
-    /// Image inputs for pixel_stats: .tar, .tar.gz/.tgz or folders of PNGs (repeatable)
+    /// Image inputs for pixel_stats: .tar, .tar.gz/.tgz, .zip or folders of PNG,
+    /// JPEG and DICOM files; NIH's as PATH, another dataset's as NAME=PATH, e.g.
+    /// chexpert=CheXpert-v1.0-small.zip (repeatable)
     /// [default: data/sample-images-224.tar]
-    #[arg(long, value_name = "PATH")]
-    pub images: Vec<PathBuf>,
+    #[arg(long, value_name = "[NAME=]PATH", value_parser = parse_images)]
+    pub images: Vec<crate::pixels::source::ImageInput>,
     /// Skip pixel statistics (pixel_stats and pixel_errors stay empty).
     #[arg(long, conflicts_with = "images")]
     pub no_images: bool,
@@ -95,7 +97,9 @@ impl IngestArgs {
             images: if self.no_images {
                 Vec::new()
             } else if self.images.is_empty() {
-                vec![data.join("sample-images-224.tar")]
+                vec![crate::pixels::source::ImageInput::nih(
+                    data.join("sample-images-224.tar"),
+                )]
             } else {
                 self.images.clone()
             },
@@ -129,6 +133,27 @@ impl IngestArgs {
         } else {
             None
         }
+    }
+}
+
+/// `PATH` (NIH's images) or `NAME=PATH` (a dataset's). A path that holds `=` before
+/// its first `/` and names no dataset is a path.
+fn parse_images(s: &str) -> std::result::Result<crate::pixels::source::ImageInput, String> {
+    use crate::pixels::source::ImageInput;
+    let Some((name, path)) = s.split_once('=').filter(|(n, _)| !n.contains('/')) else {
+        return Ok(ImageInput::nih(PathBuf::from(s)));
+    };
+    match crate::datasets::dataset(name) {
+        Some(d) if !path.is_empty() => Ok(ImageInput {
+            dataset: d.name,
+            path: PathBuf::from(path),
+        }),
+        Some(_) => Err(format!("`{s}`: no path after `{name}=`")),
+        None if std::path::Path::new(s).exists() => Ok(ImageInput::nih(PathBuf::from(s))),
+        None => Err(format!(
+            "`{s}`: unknown dataset '{name}'; known datasets: {}",
+            crate::datasets::ALL.join(", ")
+        )),
     }
 }
 
@@ -171,7 +196,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
         // The rate of this run: images an interrupted run measured are not counted.
         let rate = (p.measured - p.resumed_images) as f64 / p.seconds.max(1e-9);
         eprintln!(
-            "pixels: {} measured, {} errors, {} skipped (not PNG){} in {:.2} s ({:.0} images/s)",
+            "pixels: {} measured, {} errors, {} skipped (not an image){} in {:.2} s ({:.0} images/s)",
             crate::output::thousands(p.measured),
             crate::output::thousands(p.errors),
             crate::output::thousands(p.skipped),

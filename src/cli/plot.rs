@@ -199,7 +199,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
                     return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
                 }
                 PlotKind::Pixels => format!(
-                    "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
+                    "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
                 ),
             })
         })

@@ -11,14 +11,36 @@ use crate::error::{Error, Result};
 use crate::sql::snippets::quote;
 use crate::sql::{Register, Warehouse};
 
-/// The datasets whose boxes can be placed on a normalised image (all their
-/// originals have one known size), with that size.
-fn sized() -> Vec<(&'static str, u32)> {
-    crate::datasets::DATASETS
+/// The datasets whose boxes can be placed on a normalised image: those whose
+/// originals all have one known size, and those whose images were measured
+/// (`ingest --images`: each box is placed by its own image's size).
+async fn sized(wh: &Warehouse) -> Result<Vec<String>> {
+    let mut names: Vec<String> = crate::datasets::DATASETS
         .iter()
-        .filter_map(|d| Some((d.name, d.box_image_side?)))
-        .collect()
+        .filter(|d| d.box_image_side.is_some())
+        .map(|d| d.name.to_string())
+        .collect();
+    if measured(wh).await? {
+        let rows = wh
+            .query(
+                "SELECT DISTINCT dataset FROM pixel_stats ORDER BY dataset",
+                &[],
+            )
+            .await?;
+        for d in rows.required_strings("dataset")? {
+            if !names.contains(&d) {
+                names.push(d);
+            }
+        }
+    }
+    Ok(names)
 }
+
+/// Whether the warehouse's `pixel_stats` is keyed by dataset and image id.
+async fn measured(wh: &Warehouse) -> Result<bool> {
+    Ok(wh.has_table("pixel_stats") && wh.has_column("pixel_stats", "dataset").await?)
+}
+
 const GRID: usize = 48;
 const MAX_PANELS: usize = 9;
 
@@ -35,38 +57,38 @@ pub async fn run(
     out: &Path,
     size: (u32, u32),
 ) -> Result<()> {
-    let sized = sized();
-    for d in datasets {
-        if !sized.iter().any(|(name, _)| name == d) {
-            let names: Vec<&str> = sized.iter().map(|(name, _)| *name).collect();
-            return Err(Error::Usage(format!(
-                "--dataset {d}: its files do not give the images' sizes, so its boxes cannot be placed on a normalised image; boxes plot for {}",
-                names.join(", ")
-            )));
-        }
-    }
     let wh = Warehouse::open(warehouse, Register::All).await?;
     if !wh.has_table("xr_boxes") {
         return Err(Error::Usage(
             "this warehouse has no xr_boxes table; run `cxr ingest` again with this cxr".into(),
         ));
     }
+    let sized = sized(&wh).await?;
+    for d in datasets {
+        if !sized.contains(d) {
+            return Err(Error::Usage(format!(
+                "--dataset {d}: its files do not give the images' sizes, so its boxes cannot be placed on a normalised image (measure its images with `ingest --images {d}=PATH`); boxes plot for {}",
+                sized.join(", ")
+            )));
+        }
+    }
     let chosen: Vec<&str> = if datasets.is_empty() {
-        sized.iter().map(|(name, _)| *name).collect()
+        sized.iter().map(String::as_str).collect()
     } else {
         datasets.iter().map(String::as_str).collect()
     };
-    // Boxes as fractions of their image's side.
-    let side = format!(
-        "CASE dataset {} END",
-        sized
-            .iter()
-            .map(|(name, side)| format!("WHEN {} THEN {side}.0", quote(name)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    // Boxes as fractions of their image's width and height.
+    let pixels = measured(&wh).await?;
+    let (width, height) = crate::datasets::box_frame_sql("b", "p", pixels);
+    let join = if pixels {
+        " LEFT JOIN pixel_stats p ON p.dataset = b.dataset AND p.image_id = b.image_id"
+    } else {
+        ""
+    };
     let mut sql = format!(
-        "SELECT COALESCE(finding, raw_label) AS label, x / {side} AS x, y / {side} AS y, w / {side} AS w, h / {side} AS h FROM xr_boxes WHERE dataset IN ({})",
+        "SELECT COALESCE(b.finding, b.raw_label) AS label, b.x / {width} AS x, b.y / {height} AS y, \
+         b.w / {width} AS w, b.h / {height} AS h FROM xr_boxes b{join} \
+         WHERE b.dataset IN ({}) AND {width} IS NOT NULL AND {height} IS NOT NULL",
         chosen
             .iter()
             .map(|d| quote(d))
@@ -75,7 +97,7 @@ pub async fn run(
     );
     if let Some(f) = finding {
         sql.push_str(&format!(
-            " AND (lower(finding) = lower({q}) OR lower(raw_label) = lower({q}))",
+            " AND (lower(b.finding) = lower({q}) OR lower(b.raw_label) = lower({q}))",
             q = quote(f)
         ));
     }

@@ -495,7 +495,7 @@ impl CohortArgs {
         let images = avail.images();
         // pixel_stats is joined only when a --where predicate may read it.
         let join = if avail.pixel_stats && self.predicate.is_some() {
-            " LEFT JOIN pixel_stats p ON p.image_index = i.image_index"
+            " LEFT JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = i.image_index"
         } else {
             ""
         };
@@ -610,7 +610,19 @@ fn view_predicate(v: &str, across: bool) -> Result<String> {
 }
 
 fn mentions_pixel_column(p: &str) -> bool {
-    const PIXEL_ONLY: [&str; 14] = [
+    const PIXEL_ONLY: [&str; 26] = [
+        "format",
+        "bits_stored",
+        "photometric",
+        "mean_norm",
+        "std_norm",
+        "min_norm",
+        "max_norm",
+        "p01_norm",
+        "p05_norm",
+        "p50_norm",
+        "p95_norm",
+        "p99_norm",
         "mean",
         "std",
         "p01",

@@ -187,6 +187,47 @@ pub struct Dataset {
     pub box_image_side: Option<u32>,
     /// Where each reader (radiologist) of an image is a label source of its own.
     pub readers: Option<Readers>,
+    /// How an image file's path gives its `image_id` (`ingest --images`).
+    pub image_naming: ImageNaming,
+}
+
+/// How the path of an image file (a member of an archive, or a file in a folder,
+/// the folder's own name first) gives the image's id in its dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageNaming {
+    /// The file name (`00000001_000.png`; PadChest's `ImageID`).
+    FileName,
+    /// The file name without its extension (a DICOM's `<id>.dcm`, MIMIC's
+    /// `<dicom_id>.jpg`, OpenI's `<imageid>.png`).
+    Stem,
+    /// The path from its first folder whose name starts with this (CheXpert's
+    /// `Path`, `CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`);
+    /// the whole path when no folder does.
+    PathFrom(&'static str),
+}
+
+impl ImageNaming {
+    /// The image id of the file at `path` (`/`-separated).
+    pub fn image_id(self, path: &str) -> String {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        match self {
+            ImageNaming::FileName => name.to_string(),
+            ImageNaming::Stem => name
+                .rsplit_once('.')
+                .map_or(name, |(stem, _)| stem)
+                .to_string(),
+            ImageNaming::PathFrom(prefix) => {
+                let mut at = 0;
+                for part in path.split('/') {
+                    if part.starts_with(prefix) {
+                        return path[at..].to_string();
+                    }
+                    at += part.len() + 1;
+                }
+                path.to_string()
+            }
+        }
+    }
 }
 
 /// A dataset's readers and the label sources of their votes.
@@ -214,6 +255,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: None,
         box_image_side: Some(1024),
         readers: None,
+        image_naming: ImageNaming::FileName,
     },
     Dataset {
         name: chexpert::NAME,
@@ -223,6 +265,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: Some("Support Devices"),
         box_image_side: None,
         readers: None,
+        image_naming: ImageNaming::PathFrom("CheXpert"),
     },
     Dataset {
         name: mimic::NAME,
@@ -232,6 +275,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: Some("Support Devices"),
         box_image_side: None,
         readers: None,
+        image_naming: ImageNaming::Stem,
     },
     Dataset {
         name: padchest::NAME,
@@ -241,6 +285,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: None,
         box_image_side: None,
         readers: None,
+        image_naming: ImageNaming::FileName,
     },
     Dataset {
         name: vindr::NAME,
@@ -253,6 +298,7 @@ pub const DATASETS: [Dataset; 8] = [
             source_prefix: "vindr_R",
             votes: ["vindr_any", "vindr_majority", "vindr_all"],
         }),
+        image_naming: ImageNaming::Stem,
     },
     Dataset {
         name: rsna::NAME,
@@ -262,6 +308,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: None,
         box_image_side: Some(1024),
         readers: None,
+        image_naming: ImageNaming::Stem,
     },
     Dataset {
         name: siim::NAME,
@@ -271,6 +318,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: None,
         box_image_side: Some(1024),
         readers: None,
+        image_naming: ImageNaming::Stem,
     },
     Dataset {
         name: openi::NAME,
@@ -280,8 +328,33 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: None,
         box_image_side: None,
         readers: None,
+        image_naming: ImageNaming::Stem,
     },
 ];
+
+/// SQL for the width and the height, in pixels, of the original image of each row of
+/// `xr_boxes` aliased `boxes`: the dataset's one size where all its originals share
+/// it, else the image's measured size from `pixel_stats` aliased `pixels` (joined on
+/// dataset and image_id; NULL where the image was not measured, and always NULL
+/// when `measured` is false: the warehouse has no such `pixel_stats`).
+pub fn box_frame_sql(boxes: &str, pixels: &str, measured: bool) -> (String, String) {
+    let fixed: Vec<String> = DATASETS
+        .iter()
+        .filter_map(|d| {
+            let side = d.box_image_side?;
+            Some(format!("WHEN '{}' THEN {side}.0", d.name))
+        })
+        .collect();
+    let fixed = format!("CASE {boxes}.dataset {} END", fixed.join(" "));
+    let side = |column: &str| {
+        if measured {
+            format!("COALESCE({fixed}, CAST({pixels}.{column} AS DOUBLE))")
+        } else {
+            fixed.clone()
+        }
+    };
+    (side("width"), side("height"))
+}
 
 /// The names of [`DATASETS`], in order.
 pub const ALL: [&str; 8] = {

@@ -39,8 +39,9 @@ pub struct IngestOptions {
     pub expert: Option<PathBuf>,
     /// The official train_val and test lists, if any.
     pub splits: Option<[PathBuf; 2]>,
-    /// Image inputs (tar, tar.gz or folders of PNGs) for `pixel_stats`.
-    pub images: Vec<PathBuf>,
+    /// Image inputs (tar, tar.gz, zip or folders), each with its dataset, for
+    /// `pixel_stats`.
+    pub images: Vec<crate::pixels::source::ImageInput>,
     /// The other NIH label release (the 2017 file beside the 2020 one, or the
     /// reverse), a second label source in `xr_labels`.
     pub other_release: Option<PathBuf>,
@@ -171,9 +172,9 @@ pub fn run_with_progress(
     let t = Instant::now();
     if let Some(run) = &pixel_run {
         note_unknown_images(run, &images, &mut issues);
+        note_dicom_disagreements(run, &images, &mut issues)?;
     }
-    // A million small strings take a while to free; the caller need not wait for it.
-    std::thread::spawn(move || drop(images));
+    drop(images);
     tables.push(write_table(&staging, "data_issues", issues.to_batch())?);
     let empty = crate::pixels::run::PixelRun::default();
     tables.extend(write_pixel_tables(
@@ -238,8 +239,8 @@ struct Written {
     tables: Vec<(String, u64)>,
     /// Every input file read.
     inputs: Vec<InputFile>,
-    /// The NIH images, to match measured images against.
-    images: Vec<metadata::Image>,
+    /// The images of the datasets whose images are measured, to match them against.
+    images: KnownImages,
     revision: metadata::Revision,
 }
 
@@ -328,7 +329,9 @@ fn write_metadata(
                 let mut cross = cross_dataset(opts, images, nih_source, boxes, experts, others)?;
                 crate::trace("  cross-dataset rows", t);
                 let parts = std::mem::take(&mut cross.parts);
-                let mut tables = write_cross_dataset(staging, parts, nih_source)?;
+                let measured: Vec<&str> = opts.images.iter().map(|i| i.dataset).collect();
+                let mut tables =
+                    write_cross_dataset(staging, parts, nih_source, &measured, &mut cross.images)?;
                 tables.push(write("datasets", across::datasets_batch(&cross.datasets))?);
                 Ok((tables, cross))
             },
@@ -355,10 +358,12 @@ fn write_metadata(
     tables.extend(cross_tables);
     inputs.extend(cross.inputs);
     crate::trace("write tables", t);
+    // A million small strings take a while to free; the caller need not wait for it.
+    std::thread::spawn(move || drop(images));
     Ok(Written {
         tables,
         inputs,
-        images,
+        images: cross.images,
         revision: meta.revision,
     })
 }
@@ -374,6 +379,8 @@ fn write_cross_dataset(
     staging: &Staging,
     parts: Vec<crate::datasets::DatasetRows>,
     nih_source: &str,
+    measured: &[&str],
+    known: &mut KnownImages,
 ) -> Result<Vec<(String, u64)>> {
     use crate::datasets::DatasetRows;
     let opts = parquet::WriteOptions {
@@ -403,6 +410,12 @@ fn write_cross_dataset(
             boxes,
             reports,
         } = part;
+        if let Some(first) = images.first()
+            && measured.contains(&first.dataset)
+        {
+            let ids = known.entry(first.dataset).or_default();
+            ids.extend(images.iter().map(|i| (i.image_id.clone(), i.sex)));
+        }
         let sources = across::source_states(&labels);
         let states = across::default_states(&sources, nih_source);
         for rows in images.chunks(SLICE) {
@@ -440,7 +453,12 @@ struct Cross {
     parts: Vec<crate::datasets::DatasetRows>,
     datasets: Vec<(crate::datasets::DatasetInfo, [Option<i64>; 3])>,
     inputs: Vec<InputFile>,
+    /// Filled as the parts are written.
+    images: KnownImages,
 }
+
+/// Per dataset whose images are measured, its image ids and each image's sex.
+type KnownImages = std::collections::HashMap<&'static str, PlHashMap<String, Option<&'static str>>>;
 
 /// The other datasets and the NIH inputs, read on threads side by side; issues in
 /// the order of a sequential read (the other datasets' first), and a dataset's error
@@ -623,6 +641,7 @@ fn cross_dataset(
         parts,
         datasets,
         inputs,
+        images: KnownImages::default(),
     })
 }
 
@@ -733,53 +752,116 @@ fn read_side(opts: &IngestOptions) -> Result<Side> {
     Ok(side)
 }
 
-/// A measured image whose name has no `images` row is kept, with a `data_issues` row.
+/// A measured image that is not among its dataset's images is kept, with a
+/// `data_issues` row.
 fn note_unknown_images(
     run: &crate::pixels::run::PixelRun,
-    images: &[metadata::Image],
+    known: &KnownImages,
     issues: &mut Issues,
 ) {
-    let known: std::collections::HashSet<&str> =
-        images.iter().map(|i| i.image_index.as_str()).collect();
-    for (source, member, name) in &run.names {
-        if !known.contains(name.as_str()) {
+    for image in &run.names {
+        let listed = known
+            .get(image.dataset.as_str())
+            .is_some_and(|ids| ids.contains_key(&image.image_id));
+        if !listed {
+            let what = if image.dataset == "nih" {
+                "the metadata".to_string()
+            } else {
+                format!("{}'s images", image.dataset)
+            };
             issues.push(
-                &csv::source_name(std::path::Path::new(source)),
+                &csv::source_name(std::path::Path::new(&image.archive)),
                 None,
-                Some(member),
-                Some(name),
-                "image not in the metadata; measured anyway",
+                Some(&image.member),
+                Some(&image.image_id),
+                format!("image not in {what}; measured anyway"),
             );
         }
     }
 }
 
-/// Writes `pixel_stats` (the committed chunks, merged in member order) and
-/// `pixel_errors` into the new version.
+/// A DICOM's PatientSex that differs from the sex its dataset's tables give is a
+/// `data_issues` row (the tables keep the dataset's value).
+fn note_dicom_disagreements(
+    run: &crate::pixels::run::PixelRun,
+    known: &KnownImages,
+    issues: &mut Issues,
+) -> Result<()> {
+    use datafusion::arrow::array::{Array, StringArray};
+    for chunk in run.dicom_chunks() {
+        for batch in parquet::read(&chunk)? {
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .cloned()
+                    .expect("dicom_headers has its text columns")
+            };
+            let [dataset, id, source, sex] =
+                ["dataset", "image_id", "source", "patient_sex"].map(column);
+            for i in 0..batch.num_rows() {
+                let stated = known
+                    .get(dataset.value(i))
+                    .and_then(|ids| ids.get(id.value(i)).copied().flatten());
+                let dicom = (!sex.is_null(i)).then(|| sex.value(i).to_uppercase());
+                let (Some(stated), Some(dicom)) = (stated, dicom) else {
+                    continue;
+                };
+                if matches!(dicom.as_str(), "M" | "F") && dicom != stated {
+                    let (archive, member) = source.value(i).rsplit_once(':').unwrap_or_default();
+                    issues.push(
+                        &csv::source_name(std::path::Path::new(archive)),
+                        None,
+                        Some(member),
+                        Some(&dicom),
+                        format!(
+                            "DICOM PatientSex '{dicom}' differs from {}'s sex '{stated}' for image '{}'; the dataset's value kept",
+                            dataset.value(i),
+                            id.value(i)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `pixel_stats` (the committed chunks, merged in member order),
+/// `dicom_headers` and `pixel_errors` into the new version.
 fn write_pixel_tables(
     run: &crate::pixels::run::PixelRun,
     staging: &Staging,
 ) -> Result<Vec<(String, u64)>> {
     use crate::pixels::run::{errors_batch, errors_schema, stats_schema};
     let opts = parquet::WriteOptions::unique_ids();
-    let mut stats =
-        parquet::ParquetSink::create(&staging.path("pixel_stats.parquet"), &stats_schema(), &opts)?;
-    for chunk in &run.chunks {
-        for b in parquet::read(chunk)? {
-            stats.write(&b)?;
+    let mut tables = Vec::new();
+    let merged = [
+        ("pixel_stats", stats_schema(), run.chunks.clone()),
+        (
+            "dicom_headers",
+            crate::pixels::dicom::headers_schema(),
+            run.dicom_chunks(),
+        ),
+    ];
+    for (name, schema, chunks) in merged {
+        let path = staging.path(&format!("{name}.parquet"));
+        let mut sink = parquet::ParquetSink::create(&path, &schema, &opts)?;
+        for chunk in &chunks {
+            for b in parquet::read(chunk)? {
+                sink.write(&b)?;
+            }
         }
+        tables.push((name.to_string(), sink.finish()?));
     }
-    let stats_rows = stats.finish()?;
     let error_rows = parquet::write(
         &staging.path("pixel_errors.parquet"),
         &errors_schema(),
         &[errors_batch(&run.errors)?],
         &opts,
     )?;
-    Ok(vec![
-        ("pixel_stats".to_string(), stats_rows),
-        ("pixel_errors".to_string(), error_rows),
-    ])
+    tables.push(("pixel_errors".to_string(), error_rows));
+    Ok(tables)
 }
 
 /// Fails before anything is read if an input file does not exist.
@@ -818,6 +900,17 @@ fn check_inputs(opts: &IngestOptions) -> Result<()> {
     }
     for p in opts.splits.iter().flatten() {
         csv::check_exists(p)?;
+    }
+    for input in &opts.images {
+        let read = input.dataset == "nih" || opts.datasets.iter().any(|d| d.name == input.dataset);
+        if !read {
+            return Err(crate::error::Error::Usage(format!(
+                "--images {}={} needs --dataset {}=... (its images are matched to the dataset's rows)",
+                input.dataset,
+                input.path.display(),
+                input.dataset
+            )));
+        }
     }
     crate::pixels::source::check(&opts.images)
         .map_err(|u| crate::error::Error::input(&u.path, u.reason))

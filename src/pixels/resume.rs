@@ -20,7 +20,7 @@ impl ChunkDigest {
     /// run, such as duplicate names).
     pub fn add(&mut self, m: &Member) {
         let (tag, crc) = match &m.kind {
-            Kind::Png(bytes) => (1u8, crc32fast::hash(bytes)),
+            Kind::Image(bytes) => (1u8, crc32fast::hash(bytes)),
             Kind::Failed(why) => (2, crc32fast::hash(why.as_bytes())),
             Kind::Skipped => (3, 0),
             Kind::Done => (4, 0),
@@ -50,7 +50,7 @@ pub struct Verified {
 /// digests are `recorded`, comparing chunk by chunk. `finished`: the last recorded
 /// chunk is the final, partial one.
 pub fn verify(
-    inputs: &[std::path::PathBuf],
+    inputs: &[source::ImageInput],
     chunk: u64,
     recorded: &[String],
     finished: bool,

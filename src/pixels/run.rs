@@ -11,16 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int32Builder, Int64Array,
-    ListBuilder, RecordBatch, StringArray,
+    ArrayRef, Float64Array, Int8Array, Int32Array, Int32Builder, Int64Array, ListBuilder,
+    RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::pixels::decode::decode;
+use crate::pixels::dicom;
 use crate::pixels::resume::{self, ChunkDigest};
-use crate::pixels::source::{self, Kind, Member};
+use crate::pixels::source::{self, ImageInput, Kind, Member};
 use crate::pixels::stats::{self, Stats};
 use crate::warehouse::InputFile;
 use crate::warehouse::parquet::{self, WriteOptions};
@@ -31,11 +32,17 @@ pub const CHUNK: u64 = 4096;
 /// One measured image.
 #[derive(Debug, Clone)]
 pub struct Measured {
+    /// The dataset of its input.
+    pub dataset: &'static str,
+    /// Its id in the dataset, from the member path by the dataset's naming.
+    pub image_id: String,
     /// File name of the member.
     pub image_index: String,
     /// `<archive or folder>:<member path>`.
     pub source: String,
-    /// Size of the PNG.
+    /// `png`, `jpeg` or `dicom`.
+    pub format: &'static str,
+    /// Size of the file.
     pub file_bytes: i64,
     /// Decoded size.
     pub width: i32,
@@ -43,15 +50,27 @@ pub struct Measured {
     pub height: i32,
     /// As stored.
     pub bit_depth: i8,
+    /// Bits of the values measured.
+    pub bits_stored: i8,
     /// As stored.
     pub color_type: &'static str,
+    /// DICOM's PhotometricInterpretation.
+    pub photometric: Option<String>,
     /// The statistics.
     pub stats: Stats,
+    /// DICOM's header fields.
+    pub dicom: Option<Box<dicom::Header>>,
 }
 
 /// One row of `pixel_errors`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PixelError {
+    /// The dataset of the input.
+    #[serde(default)]
+    pub dataset: String,
+    /// The image's id, where there is a member.
+    #[serde(default)]
+    pub image_id: Option<String>,
     /// The archive or folder.
     pub source: String,
     /// The member path (empty for damage to the archive itself).
@@ -68,7 +87,8 @@ struct ChunkInfo {
     members: u64,
     skipped: u64,
     errors: Vec<PixelError>,
-    /// PNG names seen in the chunk (measured or failed), for duplicate detection.
+    /// Image keys (dataset and image id) seen in the chunk (measured or failed), for
+    /// duplicate detection.
     names: Vec<String>,
     /// The digest of the chunk's members ([`resume::ChunkDigest`]); a chunk
     /// without one (written by an older cxr) is measured again.
@@ -91,12 +111,30 @@ pub struct PixelRun {
     pub resumed: u64,
     /// Images among `measured` that an earlier, interrupted run measured.
     pub resumed_images: u64,
-    /// (source, member path, name) of measured images, for the metadata check.
-    pub names: Vec<(String, String, String)>,
+    /// The measured images, for the check against the datasets' images.
+    pub names: Vec<MeasuredImage>,
     /// The image inputs, each hashed while it streamed.
     pub inputs: Vec<InputFile>,
     /// Wall time.
     pub seconds: f64,
+}
+
+/// A measured image and where it came from.
+#[derive(Debug, Clone)]
+pub struct MeasuredImage {
+    pub dataset: String,
+    pub image_id: String,
+    /// The archive or folder.
+    pub archive: String,
+    /// The member path inside it.
+    pub member: String,
+}
+
+impl PixelRun {
+    /// The chunk files holding `dicom_headers` rows, in member order.
+    pub fn dicom_chunks(&self) -> Vec<PathBuf> {
+        self.chunks.iter().map(|c| dicom_chunk_path(c)).collect()
+    }
 }
 
 enum Outcome {
@@ -107,37 +145,84 @@ enum Outcome {
 
 /// The schema of `pixel_stats`.
 pub fn stats_schema() -> SchemaRef {
-    let i16f = |n: &str| Field::new(n, DataType::Int16, true);
-    Arc::new(Schema::new(vec![
-        Field::new("image_index", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
+    let utf8 = |n: &str| Field::new(n, DataType::Utf8, false);
+    let i32f = |n: &str| Field::new(n, DataType::Int32, true);
+    let f64f = |n: &str| Field::new(n, DataType::Float64, false);
+    let mut fields = vec![
+        utf8("dataset"),
+        utf8("image_id"),
+        utf8("image_index"),
+        utf8("source"),
+        utf8("format"),
         Field::new("file_bytes", DataType::Int64, false),
         Field::new("width", DataType::Int32, false),
         Field::new("height", DataType::Int32, false),
         Field::new("bit_depth", DataType::Int8, false),
-        Field::new("color_type", DataType::Utf8, false),
-        Field::new("mean", DataType::Float64, false),
-        Field::new("std", DataType::Float64, false),
-        i16f("min"),
-        i16f("max"),
-        i16f("p01"),
-        i16f("p05"),
-        i16f("p50"),
-        i16f("p95"),
-        i16f("p99"),
-        Field::new("entropy", DataType::Float64, false),
+        Field::new("bits_stored", DataType::Int8, false),
+        utf8("color_type"),
+        Field::new("photometric", DataType::Utf8, true),
+        f64f("mean"),
+        f64f("std"),
+    ];
+    fields.extend(VALUE_COLUMNS.iter().map(|c| i32f(c)));
+    fields.extend(NORMALISED_COLUMNS.iter().map(|c| f64f(c)));
+    fields.extend([
+        f64f("entropy"),
         Field::new(
             "histogram",
             DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
             false,
         ),
-        Field::new("dhash", DataType::Utf8, false),
-    ]))
+        utf8("dhash"),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// The statistics on stored values: min, max, then the percentiles.
+const VALUE_COLUMNS: [&str; 7] = ["min", "max", "p01", "p05", "p50", "p95", "p99"];
+
+/// The same and the mean and std, divided by the largest value of the depth.
+const NORMALISED_COLUMNS: [&str; 9] = [
+    "mean_norm",
+    "std_norm",
+    "min_norm",
+    "max_norm",
+    "p01_norm",
+    "p05_norm",
+    "p50_norm",
+    "p95_norm",
+    "p99_norm",
+];
+
+impl Stats {
+    /// min, max and the percentiles, in [`VALUE_COLUMNS`] order.
+    fn values(&self) -> [i32; 7] {
+        let p = self.percentiles;
+        [self.min, self.max, p[0], p[1], p[2], p[3], p[4]]
+    }
+
+    /// The [`NORMALISED_COLUMNS`], in order.
+    fn normalised(&self) -> [f64; 9] {
+        let v = self.values().map(|x| x as f64 / self.scale);
+        [
+            self.mean / self.scale,
+            self.std / self.scale,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4],
+            v[5],
+            v[6],
+        ]
+    }
 }
 
 /// The schema of `pixel_errors`.
 pub fn errors_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
+        Field::new("dataset", DataType::Utf8, false),
+        Field::new("image_id", DataType::Utf8, true),
         Field::new("source", DataType::Utf8, false),
         Field::new("member", DataType::Utf8, false),
         Field::new("image_index", DataType::Utf8, true),
@@ -147,22 +232,23 @@ pub fn errors_schema() -> SchemaRef {
 
 /// Builds a `pixel_stats` batch.
 pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
-    let col_i16 = |f: &dyn Fn(&Measured) -> i16| -> ArrayRef {
-        Arc::new(Int16Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+    let text = |f: &dyn Fn(&Measured) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let float = |f: &dyn Fn(&Measured) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
     };
     let mut hist = ListBuilder::new(Int32Builder::new());
     for r in rows {
         hist.values().append_slice(&r.stats.histogram);
         hist.append(true);
     }
-    let hist = hist.finish();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.image_index.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.source.as_str()),
-        )),
+    let mut columns: Vec<ArrayRef> = vec![
+        text(&|r| r.dataset),
+        text(&|r| &r.image_id),
+        text(&|r| &r.image_index),
+        text(&|r| &r.source),
+        text(&|r| r.format),
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| r.file_bytes),
         )),
@@ -171,61 +257,63 @@ pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
         Arc::new(Int8Array::from_iter_values(
             rows.iter().map(|r| r.bit_depth),
         )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.color_type),
+        Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|r| r.bits_stored),
         )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.stats.mean),
+        text(&|r| r.color_type),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| r.photometric.as_deref())
+                .collect::<Vec<_>>(),
         )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.stats.std),
-        )),
-        col_i16(&|r| r.stats.min),
-        col_i16(&|r| r.stats.max),
-        col_i16(&|r| r.stats.percentiles[0]),
-        col_i16(&|r| r.stats.percentiles[1]),
-        col_i16(&|r| r.stats.percentiles[2]),
-        col_i16(&|r| r.stats.percentiles[3]),
-        col_i16(&|r| r.stats.percentiles[4]),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.stats.entropy),
-        )),
-        Arc::new(hist),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.stats.dhash.as_str()),
-        )),
+        float(&|r| r.stats.mean),
+        float(&|r| r.stats.std),
     ];
+    for k in 0..VALUE_COLUMNS.len() {
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.stats.values()[k]),
+        )));
+    }
+    for k in 0..NORMALISED_COLUMNS.len() {
+        columns.push(float(&|r| r.stats.normalised()[k]));
+    }
+    columns.extend([
+        float(&|r| r.stats.entropy),
+        Arc::new(hist.finish()) as ArrayRef,
+        text(&|r| &r.stats.dhash),
+    ]);
     Ok(RecordBatch::try_new(stats_schema(), columns)?)
 }
 
 /// Builds the `pixel_errors` batch.
 pub fn errors_batch(rows: &[PixelError]) -> Result<RecordBatch> {
+    let text = |f: &dyn Fn(&PixelError) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let optional = |f: &dyn Fn(&PixelError) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.source.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.member.as_str()),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| r.image_index.as_deref())
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.error.as_str()),
-        )),
+        text(&|r| &r.dataset),
+        optional(&|r| r.image_id.as_deref()),
+        text(&|r| &r.source),
+        text(&|r| &r.member),
+        optional(&|r| r.image_index.as_deref()),
+        text(&|r| &r.error),
     ];
     Ok(RecordBatch::try_new(errors_schema(), columns)?)
 }
 
 /// A key for the resume cache: the inputs' paths, sizes and modification times.
-pub fn cache_key(inputs: &[PathBuf]) -> String {
+pub fn cache_key(inputs: &[ImageInput]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    // The chunks' tables: a cache of another layout is not read.
+    h.update(b"pixel_stats v2, dicom_headers v1");
     h.update(CHUNK.to_le_bytes());
-    for p in inputs {
+    for ImageInput { dataset, path: p } in inputs {
+        h.update(dataset.as_bytes());
         if p.is_dir() {
             for f in source::walk(p) {
                 h.update(f.to_string_lossy().as_bytes());
@@ -261,6 +349,11 @@ fn chunk_paths(cache: &Path, k: u64) -> (PathBuf, PathBuf) {
     )
 }
 
+/// The `dicom_headers` rows of a chunk, beside its `pixel_stats` rows.
+fn dicom_chunk_path(stats_chunk: &Path) -> PathBuf {
+    stats_chunk.with_extension("dicom.parquet")
+}
+
 /// Progress reporting: a bar on a terminal, nothing otherwise.
 pub trait Progress: Send {
     /// Called now and then with images done and bytes read.
@@ -279,7 +372,7 @@ impl Progress for Quiet {
 
 /// Measures every member of `inputs`, committing chunks under `cache` and resuming
 /// from the chunks an earlier run left there.
-pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Result<PixelRun> {
+pub fn measure(inputs: &[ImageInput], cache: &Path, progress: &dyn Progress) -> Result<PixelRun> {
     measure_until(
         inputs,
         cache,
@@ -291,7 +384,7 @@ pub fn measure(inputs: &[PathBuf], cache: &Path, progress: &dyn Progress) -> Res
 /// [`measure`], stopping with an error (the chunks committed so far kept) as soon as
 /// `cancel` is set: ingest measures while it reads the CSVs, and stops if they fail.
 pub fn measure_until(
-    inputs: &[PathBuf],
+    inputs: &[ImageInput],
     cache: &Path,
     progress: &dyn Progress,
     cancel: &std::sync::atomic::AtomicBool,
@@ -405,7 +498,7 @@ fn committed_chunks(cache: &Path) -> Vec<ChunkInfo> {
         else {
             break;
         };
-        if !pq.exists() {
+        if !pq.exists() || !dicom_chunk_path(&pq).exists() {
             break;
         }
         let last = info.members < CHUNK;
@@ -422,6 +515,7 @@ fn discard_chunks(cache: &Path, first: u64) {
     for k in first.. {
         let (pq, js) = chunk_paths(cache, k);
         let gone = std::fs::remove_file(&js).is_err();
+        let _ = std::fs::remove_file(dicom_chunk_path(&pq));
         let _ = std::fs::remove_file(&pq);
         if gone {
             break;
@@ -437,18 +531,15 @@ fn absorb(
     info: ChunkInfo,
 ) -> Result<()> {
     for b in parquet::read(chunk)? {
-        let idx = b
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("image_index is Utf8");
-        let src = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("source is Utf8");
+        let text = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .cloned()
+                .ok_or_else(|| Error::Query(format!("{}: no {name} column", chunk.display())))
+        };
+        let (dataset, id, src) = (text("dataset")?, text("image_id")?, text("source")?);
         for i in 0..b.num_rows() {
-            note_measured(run, src.value(i), idx.value(i));
+            note_measured(run, dataset.value(i), id.value(i), src.value(i));
         }
         run.resumed_images += b.num_rows() as u64;
     }
@@ -457,14 +548,15 @@ fn absorb(
     Ok(())
 }
 
-/// Counts one measured image and keeps its (archive, member, name).
-fn note_measured(run: &mut PixelRun, source: &str, image_index: &str) {
+/// Counts one measured image and keeps where it came from.
+fn note_measured(run: &mut PixelRun, dataset: &str, image_id: &str, source: &str) {
     let (archive, member) = source.rsplit_once(':').unwrap_or((source, ""));
-    run.names.push((
-        archive.to_string(),
-        member.to_string(),
-        image_index.to_string(),
-    ));
+    run.names.push(MeasuredImage {
+        dataset: dataset.to_string(),
+        image_id: image_id.to_string(),
+        archive: archive.to_string(),
+        member: member.to_string(),
+    });
     run.measured += 1;
 }
 
@@ -515,7 +607,7 @@ impl Batch {
 /// The reader: streams members into the job queue, turning repeated names into
 /// duplicate errors (a decision that must be made in member order).
 fn read_members(
-    inputs: &[PathBuf],
+    inputs: &[ImageInput],
     resume_from: u64,
     bytes_read: Arc<AtomicU64>,
     mut seen: HashSet<String>,
@@ -541,25 +633,27 @@ fn read_members(
                 .expect("digest lock")
                 .insert(m.ordinal / CHUNK, digest.take());
         }
-        // Failed PNG members claim their name too, as they do in a resumed run.
+        // Failed image members claim their id too, as they do in a resumed run.
         if matches!(m.kind, Kind::Failed(_)) && !m.path.is_empty() {
-            seen.insert(m.name().to_string());
+            seen.insert(image_key(m.dataset, &m.image_id()));
         }
-        if matches!(m.kind, Kind::Png(_)) {
-            let name = m.name().to_string();
-            if !seen.insert(name.clone()) {
+        if matches!(m.kind, Kind::Image(_)) {
+            let key = image_key(m.dataset, &m.image_id());
+            if !seen.insert(key.clone()) {
                 let first = first_source
-                    .get(&name)
+                    .get(&key)
                     .cloned()
                     .unwrap_or_else(|| "an earlier member".into());
                 m.kind = Kind::Failed(format!(
-                    "duplicate image name: already measured from {first}"
+                    "duplicate image: {} image '{}' already measured from {first}",
+                    m.dataset,
+                    m.image_id()
                 ));
             } else {
-                first_source.insert(name, format!("{}:{}", m.source, m.path));
+                first_source.insert(key, format!("{}:{}", m.source, m.path));
             }
         }
-        if let Kind::Png(bytes) = &m.kind {
+        if let Kind::Image(bytes) = &m.kind {
             batch.bytes += bytes.len() as u64;
         }
         batch.members.push(m);
@@ -574,6 +668,11 @@ fn read_members(
             .insert(next / CHUNK, digest.take());
     }
     read
+}
+
+/// What tells two images apart: the dataset and the image's id in it.
+fn image_key(dataset: &str, image_id: &str) -> String {
+    format!("{dataset}\u{0}{image_id}")
 }
 
 /// Chunk digests, from the reader (which sees members in order, as the source gives
@@ -639,15 +738,14 @@ fn work(
         let mut bytes = 0;
         for mut m in batch {
             let outcome = match std::mem::replace(&mut m.kind, Kind::Done) {
-                Kind::Png(png) => {
-                    bytes += png.len() as u64;
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| measure_one(&m, &png)))
-                        .unwrap_or_else(|_| {
-                            Outcome::Failed(error_row(
-                                &m,
-                                "the PNG decoder panicked on this file".into(),
-                            ))
-                        })
+                Kind::Image(image) => {
+                    bytes += image.len() as u64;
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        measure_one(&m, &image)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Outcome::Failed(error_row(&m, "the decoder panicked on this file".into()))
+                    })
                 }
                 Kind::Failed(e) => Outcome::Failed(error_row(&m, e)),
                 Kind::Skipped => Outcome::Skipped,
@@ -664,7 +762,10 @@ fn work(
 }
 
 fn error_row(m: &Member, error: String) -> PixelError {
+    let has_member = !m.path.is_empty();
     PixelError {
+        dataset: m.dataset.to_string(),
+        image_id: has_member.then(|| m.image_id()),
         source: m.source.clone(),
         member: m.path.clone(),
         image_index: (!m.path.is_empty()).then(|| m.name().to_string()),
@@ -675,14 +776,25 @@ fn error_row(m: &Member, error: String) -> PixelError {
 fn measure_one(m: &Member, bytes: &[u8]) -> Outcome {
     match decode(bytes) {
         Ok(g) => Outcome::Measured(Box::new(Measured {
+            dataset: m.dataset,
+            image_id: m.image_id(),
             image_index: m.name().to_string(),
             source: format!("{}:{}", m.source, m.path),
+            format: g.format.name(),
             file_bytes: bytes.len() as i64,
             width: g.width as i32,
             height: g.height as i32,
             bit_depth: g.bit_depth as i8,
+            bits_stored: g.bits_stored as i8,
             color_type: g.color_type,
-            stats: stats::compute(&g.pixels, g.width as usize, g.height as usize),
+            photometric: g.dicom.as_ref().map(|d| d.photometric.clone()),
+            stats: stats::compute(
+                &g.pixels,
+                g.width as usize,
+                g.height as usize,
+                g.bits_stored,
+            ),
+            dicom: g.dicom,
         })),
         Err(e) => Outcome::Failed(error_row(m, e)),
     }
@@ -719,12 +831,12 @@ fn collect(
         while let Some(outcome) = pending.remove(&next) {
             match outcome {
                 Outcome::Measured(row) => {
-                    info.names.push(row.image_index.clone());
+                    info.names.push(image_key(row.dataset, &row.image_id));
                     rows.push(*row);
                 }
                 Outcome::Failed(e) => {
-                    if let Some(n) = &e.image_index {
-                        info.names.push(n.clone());
+                    if let Some(id) = &e.image_id {
+                        info.names.push(image_key(&e.dataset, id));
                     }
                     info.errors.push(e);
                 }
@@ -778,13 +890,19 @@ fn commit_chunk(
         &[stats_batch(rows)?],
         &WriteOptions::unique_ids(),
     )?;
+    parquet::write(
+        &dicom_chunk_path(&pq),
+        &dicom::headers_schema(),
+        &[dicom::headers_batch(rows)?],
+        &WriteOptions::unique_ids(),
+    )?;
     let done = std::mem::take(info);
     crate::warehouse::write_atomic(
         &js,
         &serde_json::to_vec(&done).expect("chunk info serialises"),
     )?;
     for r in rows.drain(..) {
-        note_measured(run, &r.source, &r.image_index);
+        note_measured(run, r.dataset, &r.image_id, &r.source);
     }
     note_chunk(run, seen, &pq, done.skipped, done.errors, done.names);
     Ok(())

@@ -1,7 +1,8 @@
 //! Streaming the members of image inputs, in a fixed order: `.tar`, `.tar.gz`/`.tgz`
-//! (read once, sequentially, never extracted) and directories (walked recursively,
-//! sorted). Every member gets an ordinal, so an interrupted run can skip what a
-//! previous run already committed.
+//! (read once, sequentially, never extracted), `.zip` (ZIP64 too; members in the
+//! order of its central directory, each inflated on its own) and directories (walked
+//! recursively, sorted). Every member gets an ordinal, so an interrupted run can skip
+//! what a previous run already committed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,18 +12,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::warehouse::InputFile;
 use crate::warehouse::files::HashingReader;
 
-/// PNG members larger than this are refused without being read.
+/// Image members larger than this are refused without being read.
 pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
+
+/// An image input and the dataset its images belong to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInput {
+    /// The dataset of `xr_images` the images are matched to.
+    pub dataset: &'static str,
+    /// A tar, tar.gz, zip or folder.
+    pub path: PathBuf,
+}
+
+impl ImageInput {
+    /// An input of NIH images.
+    pub fn nih(path: PathBuf) -> ImageInput {
+        ImageInput {
+            dataset: "nih",
+            path,
+        }
+    }
+}
 
 /// One member of an input.
 #[derive(Debug)]
 pub struct Member {
     /// Position among all members of all inputs, from 0.
     pub ordinal: u64,
+    /// The dataset of its input.
+    pub dataset: &'static str,
     /// The archive or folder, as given.
     pub source: String,
     /// The member path inside it.
     pub path: String,
+    /// Whether `source` is a folder (its name then prefixes `path` in the image id).
+    pub from_folder: bool,
     /// What the member is.
     pub kind: Kind,
 }
@@ -30,13 +54,13 @@ pub struct Member {
 /// What a member turned out to be.
 #[derive(Debug)]
 pub enum Kind {
-    /// A `.png` file and its bytes.
-    Png(Vec<u8>),
-    /// A `.png` file that was already committed by an earlier run (not read).
+    /// An image file (by its name: [`is_image_name`]) and its bytes.
+    Image(Vec<u8>),
+    /// An image file that was already committed by an earlier run (not read).
     Done,
-    /// Not a PNG file (directory, text file, ...).
+    /// Not an image file (directory, text file, ...).
     Skipped,
-    /// A `.png` member that could not be read, or damage in the archive itself.
+    /// An image member that could not be read, or damage in the archive itself.
     Failed(String),
 }
 
@@ -44,6 +68,20 @@ impl Member {
     /// The file name of the member, without folders (the image index).
     pub fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    /// The image's id in its dataset, by the dataset's naming
+    /// ([`crate::datasets::ImageNaming`]); a folder's own name counts as the first
+    /// folder of its members' paths.
+    pub fn image_id(&self) -> String {
+        let naming = crate::datasets::dataset(self.dataset).map(|d| d.image_naming);
+        let within = match Path::new(&self.source).file_name() {
+            Some(folder) if self.from_folder => {
+                format!("{}/{}", folder.to_string_lossy(), self.path)
+            }
+            _ => self.path.clone(),
+        };
+        naming.map_or_else(|| self.name().to_string(), |n| n.image_id(&within))
     }
 }
 
@@ -56,8 +94,13 @@ pub struct Unreadable {
     pub reason: String,
 }
 
-fn is_png_name(path: &str) -> bool {
-    path.to_ascii_lowercase().ends_with(".png")
+/// The file names measured: PNG, JPEG and DICOM, by extension (the bytes then say
+/// which format a file really is).
+pub fn is_image_name(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    [".png", ".jpg", ".jpeg", ".dcm", ".dicom"]
+        .iter()
+        .any(|e| lower.ends_with(e))
 }
 
 /// Counts bytes read from the underlying file, for progress and ETA.
@@ -74,9 +117,10 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Checks that every input exists and is a tar, tar.gz or directory.
-pub fn check(inputs: &[PathBuf]) -> Result<(), Unreadable> {
-    for p in inputs {
+/// Checks that every input exists and is a tar, tar.gz, zip or directory.
+pub fn check(inputs: &[ImageInput]) -> Result<(), Unreadable> {
+    for input in inputs {
+        let p = &input.path;
         let meta = std::fs::metadata(p).map_err(|e| Unreadable {
             path: p.clone(),
             reason: format!("cannot open image input: {e}"),
@@ -94,9 +138,16 @@ pub fn check(inputs: &[PathBuf]) -> Result<(), Unreadable> {
         let Some(kind) = kind_of(p) else {
             return Err(Unreadable {
                 path: p.clone(),
-                reason: "not a directory, .tar, .tar.gz or .tgz".into(),
+                reason: "not a directory, .tar, .tar.gz, .tgz or .zip".into(),
             });
         };
+        if let ArchiveKind::Zip = kind {
+            open_zip(p).map_err(|reason| Unreadable {
+                path: p.clone(),
+                reason,
+            })?;
+            continue;
+        }
         first_header(p, kind).map_err(|reason| Unreadable {
             path: p.clone(),
             reason,
@@ -112,7 +163,7 @@ fn first_header(p: &Path, kind: ArchiveKind) -> Result<(), String> {
     let file = std::fs::File::open(p).map_err(|e| format!("cannot open image input: {e}"))?;
     let mut block = [0u8; 512];
     let read = match kind {
-        ArchiveKind::Tar => read_block(file, &mut block),
+        ArchiveKind::Tar | ArchiveKind::Zip => read_block(file, &mut block),
         ArchiveKind::TarGz => read_block(flate2::read::MultiGzDecoder::new(file), &mut block)
             .map_err(|e| std::io::Error::other(format!("not a gzip file or corrupt gzip ({e})"))),
     };
@@ -167,6 +218,14 @@ fn read_block(mut r: impl Read, block: &mut [u8; 512]) -> std::io::Result<usize>
 enum ArchiveKind {
     Tar,
     TarGz,
+    Zip,
+}
+
+/// Opens a zip archive and reads its central directory.
+fn open_zip(p: &Path) -> Result<zip::ZipArchive<std::io::BufReader<std::fs::File>>, String> {
+    let file = std::fs::File::open(p).map_err(|e| format!("cannot open image input: {e}"))?;
+    zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| format!("not a readable zip archive: {e}"))
 }
 
 fn kind_of(p: &Path) -> Option<ArchiveKind> {
@@ -175,15 +234,18 @@ fn kind_of(p: &Path) -> Option<ArchiveKind> {
         Some(ArchiveKind::Tar)
     } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         Some(ArchiveKind::TarGz)
+    } else if name.ends_with(".zip") {
+        Some(ArchiveKind::Zip)
     } else {
         None
     }
 }
 
-/// Total size in bytes of the inputs (archives' file sizes, folders' PNG sizes).
-pub fn total_bytes(inputs: &[PathBuf]) -> u64 {
+/// Total size in bytes of the inputs (archives' file sizes, folders' file sizes).
+pub fn total_bytes(inputs: &[ImageInput]) -> u64 {
     inputs
         .iter()
+        .map(|i| &i.path)
         .map(|p| {
             if p.is_dir() {
                 walk(p)
@@ -204,33 +266,37 @@ pub fn total_bytes(inputs: &[PathBuf]) -> u64 {
 /// hashed as it streams (see [`InputFile`]); the descriptions come back when every
 /// input was read to its end.
 pub fn stream(
-    inputs: &[PathBuf],
+    inputs: &[ImageInput],
     resume_from: u64,
     bytes_read: Arc<AtomicU64>,
     send: &mut dyn FnMut(Member) -> bool,
 ) -> Result<Vec<InputFile>, Unreadable> {
     let mut ordinal = 0u64;
     let mut described = Vec::new();
-    for input in inputs {
-        let source = input.display().to_string();
-        let step = if input.is_dir() {
-            stream_dir(input, &source, resume_from, &mut ordinal, &bytes_read, send)
+    for ImageInput { dataset, path } in inputs {
+        let source = path.display().to_string();
+        let mut at = Cursor {
+            source: &source,
+            dataset,
+            from_folder: path.is_dir(),
+            resume_from,
+            ordinal: &mut ordinal,
+            send,
+        };
+        let step = if path.is_dir() {
+            at.folder(path, &bytes_read)
+        } else if let Some(ArchiveKind::Zip) = kind_of(path) {
+            at.zip(path, &bytes_read)?
         } else {
-            let file = std::fs::File::open(input).map_err(|e| Unreadable {
-                path: input.clone(),
+            let file = std::fs::File::open(path).map_err(|e| Unreadable {
+                path: path.clone(),
                 reason: format!("cannot open: {e}"),
             })?;
             let hashed = HashingReader::new(Counting {
                 inner: std::io::BufReader::with_capacity(1 << 20, file),
                 count: bytes_read.clone(),
             });
-            let mut at = Cursor {
-                source: &source,
-                resume_from,
-                ordinal: &mut ordinal,
-                send,
-            };
-            match kind_of(input) {
+            match kind_of(path) {
                 Some(ArchiveKind::TarGz) => {
                     let gz = flate2::read::MultiGzDecoder::new(hashed);
                     at.tar(gz).map(|gz| drain(gz.into_inner()))
@@ -261,6 +327,8 @@ fn drain<R: Read>(mut r: HashingReader<R>) -> (u64, String) {
 /// Where the stream is: the input, the next ordinal and the consumer.
 struct Cursor<'a, 'b> {
     source: &'a str,
+    dataset: &'static str,
+    from_folder: bool,
     resume_from: u64,
     ordinal: &'a mut u64,
     send: &'a mut (dyn FnMut(Member) -> bool + 'b),
@@ -290,7 +358,7 @@ impl Cursor<'_, '_> {
     fn kind_of<R: Read>(&self, path: &str, entry: &mut tar::Entry<'_, R>) -> Kind {
         let kind = entry.header().entry_type();
         let is_link = kind.is_hard_link() || kind.is_symlink();
-        if is_link && is_png_name(path) {
+        if is_link && is_image_name(path) {
             if *self.ordinal < self.resume_from {
                 return Kind::Done;
             }
@@ -310,7 +378,7 @@ impl Cursor<'_, '_> {
             ));
         }
         let size = entry.size();
-        if !kind.is_file() || !is_png_name(path) {
+        if !kind.is_file() || !is_image_name(path) {
             Kind::Skipped
         } else if *self.ordinal < self.resume_from {
             Kind::Done
@@ -319,7 +387,7 @@ impl Cursor<'_, '_> {
         } else {
             let mut bytes = Vec::with_capacity(size as usize);
             match entry.read_to_end(&mut bytes) {
-                Ok(_) => Kind::Png(bytes),
+                Ok(_) => Kind::Image(bytes),
                 Err(e) => Kind::Failed(format!("truncated member: {e}")),
             }
         }
@@ -328,12 +396,75 @@ impl Cursor<'_, '_> {
     fn emit(&mut self, path: String, kind: Kind) -> bool {
         let member = Member {
             ordinal: *self.ordinal,
+            dataset: self.dataset,
             source: self.source.to_string(),
             path,
+            from_folder: self.from_folder,
             kind,
         };
         *self.ordinal += 1;
         (self.send)(member)
+    }
+
+    /// Streams the members of a zip in the order of its central directory, each
+    /// inflated on its own (at most [`MAX_MEMBER_BYTES`], whatever its header says);
+    /// returns the zip's size and SHA-256, read again whole once its members are
+    /// done, or None when the consumer stopped.
+    fn zip(
+        &mut self,
+        path: &Path,
+        bytes_read: &AtomicU64,
+    ) -> Result<Option<(u64, String)>, Unreadable> {
+        let unreadable = |reason: String| Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut archive = open_zip(path).map_err(unreadable)?;
+        for i in 0..archive.len() {
+            let name = archive
+                .name_for_index(i)
+                .and_then(|n| n.ok())
+                .map(|n| n.into_owned())
+                .unwrap_or_default();
+            let kind = match archive.by_index(i) {
+                Ok(mut entry) => {
+                    bytes_read.fetch_add(entry.compressed_size(), Ordering::Relaxed);
+                    self.zip_kind(&name, &mut entry)
+                }
+                Err(e) if is_image_name(&name) && *self.ordinal >= self.resume_from => {
+                    Kind::Failed(format!("cannot read this zip member: {e}"))
+                }
+                Err(_) if is_image_name(&name) => Kind::Done,
+                Err(_) => Kind::Skipped,
+            };
+            if !self.emit(name, kind) {
+                return Ok(None);
+            }
+        }
+        let described = crate::warehouse::hash_file(path)
+            .map_err(|e| unreadable(format!("cannot read it again to hash it: {e}")))?;
+        Ok(Some(described))
+    }
+
+    fn zip_kind<R: Read>(&self, name: &str, entry: &mut zip::read::ZipFile<'_, R>) -> Kind {
+        if entry.is_dir() || !is_image_name(name) {
+            return Kind::Skipped;
+        }
+        if *self.ordinal < self.resume_from {
+            return Kind::Done;
+        }
+        if entry.size() > MAX_MEMBER_BYTES {
+            return Kind::Failed(format!("member too large ({} bytes)", entry.size()));
+        }
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        match entry.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut bytes) {
+            Ok(n) if n as u64 > MAX_MEMBER_BYTES => Kind::Failed(format!(
+                "member inflates past {MAX_MEMBER_BYTES} bytes where its header says {}",
+                entry.size()
+            )),
+            Ok(_) => Kind::Image(bytes),
+            Err(e) => Kind::Failed(format!("corrupt or truncated zip member: {e}")),
+        }
     }
 
     /// A pixel error for damage in the archive itself (no member to blame).
@@ -392,94 +523,74 @@ fn walk_all(dir: &Path) -> Vec<(PathBuf, Option<String>)> {
     out
 }
 
-/// Streams a folder's files in sorted order; returns (total size, digest over each
-/// file's relative name, size and bytes), or None when the consumer stopped.
-fn stream_dir(
-    dir: &Path,
-    source: &str,
-    resume_from: u64,
-    ordinal: &mut u64,
-    bytes_read: &AtomicU64,
-    send: &mut dyn FnMut(Member) -> bool,
-) -> Option<(u64, String)> {
-    use sha2::{Digest, Sha256};
-    let mut digest = Sha256::new();
-    let mut total = 0u64;
-    for (file, odd) in walk_all(dir) {
-        let rel = file
-            .strip_prefix(dir)
-            .unwrap_or(&file)
-            .to_string_lossy()
-            .into_owned();
-        if let Some(why) = odd {
-            // A symbolic link to a PNG, or a folder that cannot be read, is a pixel
-            // error; any other link is skipped like other files that are not PNGs.
-            let folder = !file.is_symlink();
-            let kind = if *ordinal < resume_from && (folder || is_png_name(&rel)) {
-                Kind::Done
-            } else if folder || is_png_name(&rel) {
-                Kind::Failed(why)
+impl Cursor<'_, '_> {
+    /// Streams a folder's files in sorted order; returns (total size, digest over
+    /// each file's relative name, size and bytes), or None when the consumer stopped.
+    fn folder(&mut self, dir: &Path, bytes_read: &AtomicU64) -> Option<(u64, String)> {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        let mut total = 0u64;
+        for (file, odd) in walk_all(dir) {
+            let rel = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .into_owned();
+            let image = is_image_name(&rel);
+            let earlier = *self.ordinal < self.resume_from;
+            if let Some(why) = odd {
+                // A symbolic link to an image, or a folder that cannot be read, is a
+                // pixel error; any other link is skipped like other files.
+                let folder = !file.is_symlink();
+                let kind = match (folder || image, earlier) {
+                    (true, true) => Kind::Done,
+                    (true, false) => Kind::Failed(why),
+                    (false, _) => Kind::Skipped,
+                };
+                if !self.emit(rel, kind) {
+                    return None;
+                }
+                continue;
+            }
+            let measure = image && !earlier;
+            // A member to measure is read whole (it is capped by the tar rule's twin:
+            // MAX_MEMBER_BYTES); any other file is read only to hash it, in a stream.
+            let too_large =
+                measure && std::fs::metadata(&file).is_ok_and(|m| m.len() > MAX_MEMBER_BYTES);
+            let read = if measure && !too_large {
+                std::fs::read(&file).map(|b| {
+                    let sha = crate::warehouse::sha256_hex(&b);
+                    (b.len() as u64, sha, Some(b))
+                })
             } else {
-                Kind::Skipped
+                crate::warehouse::hash_file(&file)
+                    .map(|(n, sha)| (n, sha, None))
+                    .map_err(|e| std::io::Error::other(e.to_string()))
             };
-            let member = Member {
-                ordinal: *ordinal,
-                source: source.to_string(),
-                path: rel,
-                kind,
+            let kind = match read {
+                Ok((n, sha, bytes)) => {
+                    digest.update(rel.as_bytes());
+                    digest.update([0]);
+                    digest.update(n.to_le_bytes());
+                    digest.update(sha.as_bytes());
+                    total += n;
+                    match bytes {
+                        Some(b) => {
+                            bytes_read.fetch_add(n, Ordering::Relaxed);
+                            Kind::Image(b)
+                        }
+                        None if too_large => Kind::Failed(format!("member too large ({n} bytes)")),
+                        None if image => Kind::Done,
+                        None => Kind::Skipped,
+                    }
+                }
+                Err(e) if image => Kind::Failed(format!("cannot read: {e}")),
+                Err(_) => Kind::Skipped,
             };
-            *ordinal += 1;
-            if !send(member) {
+            if !self.emit(rel, kind) {
                 return None;
             }
-            continue;
         }
-        let png = is_png_name(&rel);
-        let measure = png && *ordinal >= resume_from;
-        // A member to measure is read whole (it is capped by the tar rule's twin:
-        // MAX_MEMBER_BYTES); any other file is read only to hash it, in a stream.
-        let too_large =
-            measure && std::fs::metadata(&file).is_ok_and(|m| m.len() > MAX_MEMBER_BYTES);
-        let read = if measure && !too_large {
-            std::fs::read(&file).map(|b| {
-                let sha = crate::warehouse::sha256_hex(&b);
-                (b.len() as u64, sha, Some(b))
-            })
-        } else {
-            crate::warehouse::hash_file(&file)
-                .map(|(n, sha)| (n, sha, None))
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        };
-        let kind = match read {
-            Ok((n, sha, bytes)) => {
-                digest.update(rel.as_bytes());
-                digest.update([0]);
-                digest.update(n.to_le_bytes());
-                digest.update(sha.as_bytes());
-                total += n;
-                match bytes {
-                    Some(b) => {
-                        bytes_read.fetch_add(n, Ordering::Relaxed);
-                        Kind::Png(b)
-                    }
-                    None if too_large => Kind::Failed(format!("member too large ({n} bytes)")),
-                    None if png => Kind::Done,
-                    None => Kind::Skipped,
-                }
-            }
-            Err(e) if png => Kind::Failed(format!("cannot read: {e}")),
-            Err(_) => Kind::Skipped,
-        };
-        let member = Member {
-            ordinal: *ordinal,
-            source: source.to_string(),
-            path: rel,
-            kind,
-        };
-        *ordinal += 1;
-        if !send(member) {
-            return None;
-        }
+        Some((total, crate::warehouse::hex(&digest.finalize())))
     }
-    Some((total, crate::warehouse::hex(&digest.finalize())))
 }

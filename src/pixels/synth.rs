@@ -346,7 +346,12 @@ pub fn sample_tar(dir: &Path, out: &Path, side: usize) -> Result<u64> {
     for f in &files {
         let bytes = std::fs::read(f).ctx(|| format!("{}: cannot read", f.display()))?;
         let g = decode(&bytes).map_err(|e| Error::input(f, e))?;
-        let small = resize_crop(&g.pixels, g.width as usize, g.height as usize, side);
+        let small = resize_crop(
+            &g.pixels.to_eight(g.bits_stored),
+            g.width as usize,
+            g.height as usize,
+            side,
+        );
         let name = f.file_name().expect("files have names").to_string_lossy();
         append(
             &mut b,

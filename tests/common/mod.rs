@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 mod shared;
@@ -27,7 +27,9 @@ pub fn options(metadata: &str, warehouse: &Path) -> IngestOptions {
         bbox: Some(data("BBox_List_2017.csv")),
         expert: Some(data("google2019_nih-chest-xray-labels.csv.gz")),
         splits: Some([data("train_val_list.txt"), data("test_list.txt")]),
-        images: vec![data("sample-images-224.tar")],
+        images: vec![cxr::pixels::source::ImageInput::nih(data(
+            "sample-images-224.tar",
+        ))],
         other_release: Some(data(if metadata.contains("v2020") {
             "Data_Entry_2017.csv.gz"
         } else {
@@ -285,7 +287,7 @@ pub fn small_warehouse(dir: &Path, images: usize, name: &str) -> PathBuf {
 /// Starts `command` with `input` on its stdin (then closed) and its output piped.
 pub fn spawn_with_stdin(command: &mut Command, input: &str) -> std::process::Child {
     use std::io::Write;
-    use std::process::Stdio;
+
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -299,4 +301,56 @@ pub fn spawn_with_stdin(command: &mut Command, input: &str) -> std::process::Chi
         .write_all(input.as_bytes())
         .unwrap();
     child
+}
+
+/// The Python of the tests (psycopg, SQLAlchemy, pandas, pyarrow, Pillow, pydicom,
+/// numpy): `CXR_TEST_PYTHON` (.ci/run makes that virtual environment). None, with a
+/// SKIPPED line, where it is not set; a failure under CI.
+pub fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("CXR_TEST_PYTHON").map(PathBuf::from);
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CXR_TEST_PYTHON is not set (CI is set: .ci/run sets it)"
+        );
+        eprintln!("SKIPPED: CXR_TEST_PYTHON (the tests' Python) is not set");
+    }
+    python
+}
+
+/// Runs cxr and returns (exit code, stderr, peak RSS in MiB) of that one process
+/// (wait4 gives the child's own rusage).
+#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
+pub fn run_measured(args: &[&str]) -> (Option<i32>, String, f64) {
+    run_measured_with(args, Stdio::null(), &[])
+}
+
+/// [`run_measured`] with stdin and environment variables.
+#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
+pub fn run_measured_with(
+    args: &[&str],
+    stdin: Stdio,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, f64) {
+    let mut cmd = cxr();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // ru_maxrss is in KiB on Linux.
+    (code, err, usage.ru_maxrss as f64 / 1024.0)
 }

@@ -1,0 +1,692 @@
+//! DICOM files → grey values and the header fields of `dicom_headers`, with
+//! dicom-rs (`dicom-object` parses, `dicom-pixeldata` decodes the native, RLE and
+//! JPEG transfer syntaxes).
+//!
+//! A hostile file is refused before dicom-rs sees it when a length it declares runs
+//! past the end of the file (dicom-rs would allocate what the length says, up to
+//! 4 GiB), when its image is larger than [`super::decode::MAX_SIDE`] on a side, or
+//! when the JPEG inside claims a larger size than that.
+
+use dicom_object::{OpenFileOptions, Tag, file::ReadPreamble};
+use dicom_pixeldata::{PixelDecoder, PlanarConfiguration};
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::decode::{Format, Grey, Layout, Pixels, check_decoded, check_size};
+use super::run::Measured;
+
+/// The header fields cxr keeps of a DICOM image (`dicom_headers`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Header {
+    pub sop_instance_uid: Option<String>,
+    pub modality: Option<String>,
+    pub manufacturer: Option<String>,
+    pub body_part: Option<String>,
+    pub view_position: Option<String>,
+    pub patient_sex: Option<String>,
+    pub patient_age: Option<String>,
+    pub pixel_spacing_row: Option<f64>,
+    pub pixel_spacing_column: Option<f64>,
+    pub rows: u32,
+    pub columns: u32,
+    pub frames: u32,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub photometric: String,
+    pub rescale_slope: Option<f64>,
+    pub rescale_intercept: Option<f64>,
+    pub window_center: Option<f64>,
+    pub window_width: Option<f64>,
+    pub transfer_syntax: String,
+}
+
+const ROWS: Tag = Tag(0x0028, 0x0010);
+const COLUMNS: Tag = Tag(0x0028, 0x0011);
+const SAMPLES_PER_PIXEL: Tag = Tag(0x0028, 0x0002);
+const PHOTOMETRIC: Tag = Tag(0x0028, 0x0004);
+const FRAMES: Tag = Tag(0x0028, 0x0008);
+const BITS_ALLOCATED: Tag = Tag(0x0028, 0x0100);
+const BITS_STORED: Tag = Tag(0x0028, 0x0101);
+const PIXEL_REPRESENTATION: Tag = Tag(0x0028, 0x0103);
+const PIXEL_SPACING: Tag = Tag(0x0028, 0x0030);
+const IMAGER_PIXEL_SPACING: Tag = Tag(0x0018, 0x1164);
+const WINDOW_CENTER: Tag = Tag(0x0028, 0x1050);
+const WINDOW_WIDTH: Tag = Tag(0x0028, 0x1051);
+const RESCALE_INTERCEPT: Tag = Tag(0x0028, 0x1052);
+const RESCALE_SLOPE: Tag = Tag(0x0028, 0x1053);
+const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
+const MODALITY: Tag = Tag(0x0008, 0x0060);
+const MANUFACTURER: Tag = Tag(0x0008, 0x0070);
+const BODY_PART: Tag = Tag(0x0018, 0x0015);
+const VIEW_POSITION: Tag = Tag(0x0018, 0x5101);
+const PATIENT_SEX: Tag = Tag(0x0010, 0x0040);
+const PATIENT_AGE: Tag = Tag(0x0010, 0x1010);
+const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
+
+/// The schema of `dicom_headers`.
+pub fn headers_schema() -> SchemaRef {
+    let text = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    let mut fields = vec![
+        text("dataset", false),
+        text("image_id", false),
+        text("source", false),
+    ];
+    fields.extend(TEXT_COLUMNS.iter().map(|c| text(c, true)));
+    fields.extend(
+        ["pixel_spacing_row", "pixel_spacing_column"]
+            .iter()
+            .map(|c| Field::new(*c, DataType::Float64, true)),
+    );
+    fields.extend(
+        INT_COLUMNS
+            .iter()
+            .map(|c| Field::new(*c, DataType::Int32, false)),
+    );
+    fields.push(text("photometric", false));
+    fields.extend(
+        FLOAT_COLUMNS
+            .iter()
+            .map(|c| Field::new(*c, DataType::Float64, true)),
+    );
+    fields.push(text("transfer_syntax", false));
+    Arc::new(Schema::new(fields))
+}
+
+const TEXT_COLUMNS: [&str; 7] = [
+    "sop_instance_uid",
+    "modality",
+    "manufacturer",
+    "body_part",
+    "view_position",
+    "patient_sex",
+    "patient_age",
+];
+const INT_COLUMNS: [&str; 5] = ["rows", "columns", "frames", "bits_allocated", "bits_stored"];
+const FLOAT_COLUMNS: [&str; 4] = [
+    "rescale_slope",
+    "rescale_intercept",
+    "window_center",
+    "window_width",
+];
+
+impl Header {
+    fn texts(&self) -> [Option<&str>; 7] {
+        [
+            &self.sop_instance_uid,
+            &self.modality,
+            &self.manufacturer,
+            &self.body_part,
+            &self.view_position,
+            &self.patient_sex,
+            &self.patient_age,
+        ]
+        .map(|t| t.as_deref())
+    }
+
+    fn ints(&self) -> [i32; 5] {
+        [
+            self.rows as i32,
+            self.columns as i32,
+            self.frames as i32,
+            self.bits_allocated as i32,
+            self.bits_stored as i32,
+        ]
+    }
+
+    fn floats(&self) -> [Option<f64>; 4] {
+        [
+            self.rescale_slope,
+            self.rescale_intercept,
+            self.window_center,
+            self.window_width,
+        ]
+    }
+}
+
+/// The `dicom_headers` rows of the DICOM images among `rows`.
+pub fn headers_batch(rows: &[Measured]) -> crate::error::Result<RecordBatch> {
+    let rows: Vec<(&Measured, &Header)> = rows
+        .iter()
+        .filter_map(|r| r.dicom.as_deref().map(|h| (r, h)))
+        .collect();
+    let text = |f: &dyn for<'a> Fn(&'a (&'a Measured, &'a Header)) -> Option<&'a str>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let float = |f: &dyn Fn(&Header) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            rows.iter().map(|(_, h)| f(h)).collect::<Vec<_>>(),
+        ))
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        text(&|(r, _)| Some(r.dataset)),
+        text(&|(r, _)| Some(&r.image_id)),
+        text(&|(r, _)| Some(&r.source)),
+    ];
+    for k in 0..TEXT_COLUMNS.len() {
+        columns.push(text(&|(_, h)| h.texts()[k]));
+    }
+    columns.push(float(&|h| h.pixel_spacing_row));
+    columns.push(float(&|h| h.pixel_spacing_column));
+    for k in 0..INT_COLUMNS.len() {
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|(_, h)| h.ints()[k]),
+        )));
+    }
+    columns.push(text(&|(_, h)| Some(&h.photometric)));
+    for k in 0..FLOAT_COLUMNS.len() {
+        columns.push(float(&|h| h.floats()[k]));
+    }
+    columns.push(text(&|(_, h)| Some(&h.transfer_syntax)));
+    Ok(RecordBatch::try_new(headers_schema(), columns)?)
+}
+
+type Object = dicom_object::FileDicomObject<dicom_object::InMemDicomObject>;
+
+/// Decodes the first frame of a DICOM file into grey values.
+pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
+    lengths_fit(bytes)?;
+    let object = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Auto)
+        .from_reader(bytes)
+        .map_err(|e| format!("not a readable DICOM file: {}", causes(&e)))?;
+    let header = header(&object)?;
+    check_size(header.columns, header.rows)?;
+    let samples = int(&object, SAMPLES_PER_PIXEL).unwrap_or(1);
+    check_decoded(
+        header.columns,
+        header.rows,
+        samples as usize,
+        header.bits_allocated.div_ceil(8) as usize,
+    )?;
+    if samples != 1 && samples != 3 {
+        return Err(format!("{samples} samples per pixel: not measured"));
+    }
+    if int(&object, PIXEL_REPRESENTATION).unwrap_or(0) != 0 {
+        return Err("signed pixel values (PixelRepresentation 1): not measured".into());
+    }
+    if !matches!(header.bits_allocated, 8 | 16) {
+        return Err(format!(
+            "BitsAllocated {}: only 8 and 16 are measured",
+            header.bits_allocated
+        ));
+    }
+    if header.bits_stored == 0 || header.bits_stored > header.bits_allocated {
+        return Err(format!(
+            "BitsStored {} does not fit BitsAllocated {}",
+            header.bits_stored, header.bits_allocated
+        ));
+    }
+    if header.photometric == "PALETTE COLOR" {
+        return Err("palette colour images are not measured".into());
+    }
+    let encapsulated = check_embedded_jpeg(&object)?;
+    let decoded = object
+        .decode_pixel_data_frame(0)
+        .map_err(|e| format!("cannot decode the pixel data: {}", causes(&e)))?;
+    let data = decoded
+        .frame_data(0)
+        .map_err(|e| format!("pixel data shorter than the image: {e}"))?;
+    let sample_bytes = header.bits_allocated as usize / 8;
+    let pixels = header.rows as usize * header.columns as usize;
+    let mut channels = samples as usize;
+    let mut data = std::borrow::Cow::Borrowed(data);
+    if channels == 3 && decoded.planar_configuration() == PlanarConfiguration::PixelFirst {
+        data = interleave(&data, pixels, sample_bytes).into();
+    }
+    // Decoders hand colour back as RGB; stored YCbCr keeps its luminance in Y.
+    if channels == 3 && !encapsulated && header.photometric.starts_with("YBR") {
+        if header.photometric != "YBR_FULL" {
+            return Err(format!(
+                "{} stored uncompressed: not measured",
+                header.photometric
+            ));
+        }
+        data = first_sample(&data, sample_bytes).into();
+        channels = 1;
+    }
+    let layout = Layout {
+        channels,
+        line_size: header.columns as usize * channels * sample_bytes,
+        width: header.columns as usize,
+        height: header.rows as usize,
+    };
+    let bits = header.bits_stored as u8;
+    let mut pixels = if header.bits_allocated == 8 {
+        Pixels::Eight(layout.grey8(data.into_owned())?)
+    } else {
+        Pixels::Sixteen(layout.grey16_le(&data)?)
+    };
+    if header.photometric == "MONOCHROME1" {
+        invert(&mut pixels, bits);
+    }
+    Ok(Grey {
+        width: header.columns,
+        height: header.rows,
+        bit_depth: header.bits_allocated as u8,
+        bits_stored: bits,
+        color_type: if samples == 1 { "grey" } else { "rgb" },
+        format: Format::Dicom,
+        pixels,
+        dicom: Some(Box::new(header)),
+    })
+}
+
+/// Colour planes (R…R G…G B…B) → interleaved samples (RGB RGB …).
+fn interleave(planes: &[u8], pixels: usize, sample_bytes: usize) -> Vec<u8> {
+    let plane = pixels * sample_bytes;
+    let mut out = Vec::with_capacity(plane * 3);
+    for p in 0..pixels {
+        for c in 0..3 {
+            let at = c * plane + p * sample_bytes;
+            out.extend_from_slice(&planes[at..at + sample_bytes]);
+        }
+    }
+    out
+}
+
+/// The first of every three samples (Y of YCbCr).
+fn first_sample(data: &[u8], sample_bytes: usize) -> Vec<u8> {
+    data.chunks_exact(3 * sample_bytes)
+        .flat_map(|p| &p[..sample_bytes])
+        .copied()
+        .collect()
+}
+
+/// MONOCHROME1 stores dense as dark: v → 2^bits − 1 − v (bits above `bits` dropped).
+fn invert(pixels: &mut Pixels, bits: u8) {
+    let top = ((1u32 << bits) - 1) as u16;
+    match pixels {
+        Pixels::Eight(v) => v
+            .iter_mut()
+            .for_each(|p| *p = (top as u8) - (*p & top as u8)),
+        Pixels::Sixteen(v) => v.iter_mut().for_each(|p| *p = top - (*p & top)),
+    }
+}
+
+/// An error and its causes, on one line (dicom-rs says what failed at each level).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+fn text(object: &Object, tag: Tag) -> Option<String> {
+    let e = object.element_opt(tag).ok().flatten()?;
+    let s = e.to_str().ok()?;
+    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn int(object: &Object, tag: Tag) -> Option<u32> {
+    object.element_opt(tag).ok().flatten()?.to_int::<u32>().ok()
+}
+
+fn float(object: &Object, tag: Tag) -> Option<f64> {
+    floats(object, tag)?.first().copied()
+}
+
+fn floats(object: &Object, tag: Tag) -> Option<Vec<f64>> {
+    let v = object
+        .element_opt(tag)
+        .ok()
+        .flatten()?
+        .to_multi_float64()
+        .ok()?;
+    (!v.is_empty() && v.iter().all(|x| x.is_finite())).then_some(v)
+}
+
+/// The fields of `dicom_headers`; Rows, Columns and BitsAllocated must be there.
+fn header(object: &Object) -> Result<Header, String> {
+    let need = |tag: Tag, name: &str| {
+        int(object, tag).ok_or_else(|| format!("no readable {name} in the header"))
+    };
+    let rows = need(ROWS, "Rows")?;
+    let columns = need(COLUMNS, "Columns")?;
+    let bits_allocated = need(BITS_ALLOCATED, "BitsAllocated")? as u16;
+    let spacing = floats(object, PIXEL_SPACING).or_else(|| floats(object, IMAGER_PIXEL_SPACING));
+    Ok(Header {
+        sop_instance_uid: text(object, SOP_INSTANCE_UID),
+        modality: text(object, MODALITY),
+        manufacturer: text(object, MANUFACTURER),
+        body_part: text(object, BODY_PART),
+        view_position: text(object, VIEW_POSITION),
+        patient_sex: text(object, PATIENT_SEX),
+        patient_age: text(object, PATIENT_AGE),
+        pixel_spacing_row: spacing.as_ref().and_then(|s| s.first().copied()),
+        pixel_spacing_column: spacing.as_ref().and_then(|s| s.get(1).copied()),
+        rows,
+        columns,
+        frames: int(object, FRAMES).unwrap_or(1).max(1),
+        bits_allocated,
+        bits_stored: int(object, BITS_STORED).unwrap_or(bits_allocated as u32) as u16,
+        photometric: text(object, PHOTOMETRIC).unwrap_or_else(|| "MONOCHROME2".into()),
+        rescale_slope: float(object, RESCALE_SLOPE),
+        rescale_intercept: float(object, RESCALE_INTERCEPT),
+        window_center: float(object, WINDOW_CENTER),
+        window_width: float(object, WINDOW_WIDTH),
+        transfer_syntax: object
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string(),
+    })
+}
+
+/// A JPEG inside the pixel data is decoded at the size its own header states:
+/// refuse one claiming more than [`super::decode::MAX_SIDE`], whatever Rows and
+/// Columns say. Whether the pixel data is encapsulated (compressed) at all.
+fn check_embedded_jpeg(object: &Object) -> Result<bool, String> {
+    let Some(element) = object.element_opt(PIXEL_DATA).ok().flatten() else {
+        return Err("no pixel data".into());
+    };
+    let Some(fragments) = element.value().fragments() else {
+        return Ok(false);
+    };
+    for fragment in fragments.iter().take(1) {
+        if let Some((w, h)) = jpeg_frame_size(fragment) {
+            check_size(w, h).map_err(|e| format!("the JPEG inside: {e}"))?;
+        }
+    }
+    Ok(true)
+}
+
+/// The width and height in a JPEG's start-of-frame segment, if it has one.
+pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        let len = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let s = bytes.get(at + 5..at + 9)?;
+            let h = u16::from_be_bytes([s[0], s[1]]) as u32;
+            let w = u16::from_be_bytes([s[2], s[3]]) as u32;
+            return Some((w, h));
+        }
+        if marker == 0xDA {
+            return None;
+        }
+        at += 2 + len;
+    }
+    None
+}
+
+/// The transfer syntaxes whose data set is not explicit VR little endian.
+const IMPLICIT_LITTLE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_BIG: &str = "1.2.840.10008.1.2.2";
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
+/// Walks every element header of the file (meta group, data set, sequence items,
+/// pixel data fragments) and checks that each defined length fits in what is left
+/// of the file. The walk reads no values: it costs microseconds.
+pub fn lengths_fit(bytes: &[u8]) -> Result<(), String> {
+    let start = if bytes.get(128..132) == Some(b"DICM") {
+        132
+    } else {
+        0
+    };
+    let mut walk = Walk {
+        bytes,
+        at: start,
+        explicit: true,
+        big_endian: false,
+    };
+    // The meta group: explicit VR little endian, whatever follows.
+    let mut syntax = String::new();
+    while walk.at + 4 <= bytes.len() && walk.u16_at(walk.at) == 0x0002 {
+        let element = walk.next_header()?;
+        if element.tag == (0x0002, 0x0010) && element.length != UNDEFINED {
+            let end = walk.at + element.length as usize;
+            syntax = String::from_utf8_lossy(&bytes[walk.at..end])
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        }
+        walk.skip(&element)?;
+    }
+    match syntax.as_str() {
+        DEFLATED => return Err("deflated DICOM data sets are not measured".into()),
+        IMPLICIT_LITTLE => walk.explicit = false,
+        EXPLICIT_BIG => walk.big_endian = true,
+        _ => {}
+    }
+    walk.elements(bytes.len(), 0)
+}
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+
+struct ElementHeader {
+    tag: (u16, u16),
+    vr: [u8; 2],
+    length: u32,
+}
+
+struct Walk<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    explicit: bool,
+    big_endian: bool,
+}
+
+impl Walk<'_> {
+    fn u16_at(&self, at: usize) -> u16 {
+        let b = [self.bytes[at], self.bytes[at + 1]];
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = [
+            self.bytes[at],
+            self.bytes[at + 1],
+            self.bytes[at + 2],
+            self.bytes[at + 3],
+        ];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn truncated(&self) -> String {
+        format!(
+            "truncated DICOM file: an element header at byte {} runs past its end",
+            self.at
+        )
+    }
+
+    /// Reads the element header at the cursor and moves past it.
+    fn next_header(&mut self) -> Result<ElementHeader, String> {
+        if self.at + 8 > self.bytes.len() {
+            return Err(self.truncated());
+        }
+        let tag = (self.u16_at(self.at), self.u16_at(self.at + 2));
+        // Items and delimiters have no VR, in every transfer syntax.
+        if tag.0 == 0xFFFE || !self.explicit {
+            let length = self.u32_at(self.at + 4);
+            self.at += 8;
+            return self.fits(tag, *b"  ", length);
+        }
+        let vr = [self.bytes[self.at + 4], self.bytes[self.at + 5]];
+        let long = matches!(
+            &vr,
+            b"OB"
+                | b"OW"
+                | b"OF"
+                | b"OD"
+                | b"OL"
+                | b"OV"
+                | b"SQ"
+                | b"UT"
+                | b"UN"
+                | b"UC"
+                | b"UR"
+                | b"SV"
+                | b"UV"
+        );
+        if long {
+            if self.at + 12 > self.bytes.len() {
+                return Err(self.truncated());
+            }
+            let length = self.u32_at(self.at + 8);
+            self.at += 12;
+            self.fits(tag, vr, length)
+        } else {
+            let length = self.u16_at(self.at + 6) as u32;
+            self.at += 8;
+            self.fits(tag, vr, length)
+        }
+    }
+
+    fn fits(&self, tag: (u16, u16), vr: [u8; 2], length: u32) -> Result<ElementHeader, String> {
+        if length != UNDEFINED && self.at + length as usize > self.bytes.len() {
+            return Err(format!(
+                "element ({:04X},{:04X}) declares {length} bytes where {} are left: a lying or truncated length",
+                tag.0,
+                tag.1,
+                self.bytes.len() - self.at
+            ));
+        }
+        Ok(ElementHeader { tag, vr, length })
+    }
+
+    fn skip(&mut self, element: &ElementHeader) -> Result<(), String> {
+        if element.length != UNDEFINED {
+            self.at += element.length as usize;
+        }
+        Ok(())
+    }
+
+    /// Whether the value at the cursor starts with an item (so holds elements).
+    fn starts_with_item(&self, end: usize) -> bool {
+        self.at + 4 <= end && self.u16_at(self.at) == 0xFFFE && self.u16_at(self.at + 2) == 0xE000
+    }
+
+    /// Walks the elements up to `end` (or, undefined, to their delimiter).
+    fn elements(&mut self, end: usize, depth: usize) -> Result<(), String> {
+        if depth > 64 {
+            return Err("sequences nested more than 64 deep".into());
+        }
+        while self.at < end {
+            if self.at + 8 > end {
+                // Trailing padding shorter than a header.
+                return Ok(());
+            }
+            let element = self.next_header()?;
+            match element.tag {
+                // An item or sequence delimiter ends an undefined-length container.
+                (0xFFFE, 0xE00D) | (0xFFFE, 0xE0DD) => return Ok(()),
+                (0xFFFE, 0xE000) => self.container(&element, depth)?,
+                _ if element.length == UNDEFINED => {
+                    if element.tag == (0x7FE0, 0x0010) {
+                        self.fragments()?;
+                    } else {
+                        self.elements(self.bytes.len(), depth + 1)?;
+                    }
+                }
+                _ if &element.vr == b"SQ"
+                    || self.starts_with_item(self.at + element.length as usize) =>
+                {
+                    self.container(&element, depth)?
+                }
+                _ => self.skip(&element)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A sequence or item: its elements are walked, within its length if it has one.
+    fn container(&mut self, element: &ElementHeader, depth: usize) -> Result<(), String> {
+        if element.length == UNDEFINED {
+            return self.elements(self.bytes.len(), depth + 1);
+        }
+        let end = self.at + element.length as usize;
+        self.elements(end, depth + 1)?;
+        self.at = end;
+        Ok(())
+    }
+
+    /// Encapsulated pixel data: items of raw bytes up to the sequence delimiter.
+    fn fragments(&mut self) -> Result<(), String> {
+        while self.at < self.bytes.len() {
+            let item = self.next_header()?;
+            if item.tag == (0xFFFE, 0xE0DD) {
+                return Ok(());
+            }
+            if item.length == UNDEFINED {
+                return Err("a pixel data fragment of undefined length".into());
+            }
+            self.skip(&item)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An explicit VR little endian file: preamble, meta group, one element.
+    fn file(elements: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 128];
+        b.extend_from_slice(b"DICM");
+        let ts = b"1.2.840.10008.1.2.1\0";
+        b.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I']);
+        b.extend_from_slice(&(ts.len() as u16).to_le_bytes());
+        b.extend_from_slice(ts);
+        b.extend_from_slice(elements);
+        b
+    }
+
+    #[test]
+    fn a_length_past_the_end_is_refused() {
+        // (0010,0010) PN, 4 bytes: fits.
+        let ok = file(&[
+            0x10, 0x00, 0x10, 0x00, b'P', b'N', 4, 0, b'D', b'o', b'e', b' ',
+        ]);
+        assert!(lengths_fit(&ok).is_ok());
+        // (0009,0010) OB claiming 4 GiB − 2.
+        let mut lie = vec![0x09, 0x00, 0x10, 0x00, b'O', b'B', 0, 0];
+        lie.extend_from_slice(&0xFFFF_FFFEu32.to_le_bytes());
+        lie.extend_from_slice(&[1, 2, 3, 4]);
+        let err = lengths_fit(&file(&lie)).unwrap_err();
+        assert!(
+            err.contains("(0009,0010) declares 4294967294 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jpeg_sizes_are_read_from_the_frame_header() {
+        // SOI, SOF0 with height 3, width 60000.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x03, 0xEA, 0x60, 0x01, 0x01, 0x11,
+            0x00,
+        ];
+        assert_eq!(jpeg_frame_size(&jpeg), Some((60000, 3)));
+    }
+}
