@@ -12,6 +12,8 @@ the rows cxr returns (sets of image_index for cohort rows).
 Sections (default: all but full and interop):
   sql     the global and cohort questions
   ingest  `cxr ingest --no-images` of the shipped metadata vs DuckDB CSV -> Parquet
+  formats `cxr ingest --images` on a tar of 2,000 JPEGs, 16-bit PNGs and DICOMs each
+          (bench/formats.py writes them with Pillow and pydicom) vs the same reference
   pixels  `cxr ingest --images` on a 20,000-image synthetic tar vs the reference
   full    `cxr ingest --images` on a 112,120-image synthetic tar: time, peak RSS
   datasets  ingest of NIH + CheXpert + PadChest vs DuckDB reading the three CSVs
@@ -456,7 +458,20 @@ def synth_tar(count):
 
 def bench_pixels(count=20000):
     print(f"pixels: synthetic tar of {count:,} 224x224 PNGs (whole process, median of {RUNS}, interleaved)", flush=True)
-    tar = synth_tar(count)
+    pixels_against_reference(f"{count:,} PNGs", synth_tar(count), count)
+
+
+def bench_formats(count=2000):
+    print(f"formats: tars of {count:,} 512x512 images per format (whole process, median of {RUNS}, interleaved)",
+          flush=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "formats.py"), OUT, str(count)], check=True)
+    for name, label in [("jpeg", "8-bit JPEGs"), ("png16", "16-bit PNGs"), ("dicom", "12-bit DICOMs")]:
+        print(f"  {label}")
+        pixels_against_reference(f"{count:,} {label}", os.path.join(OUT, f"{name}-{count}.tar"), count)
+
+
+def pixels_against_reference(what, tar, count):
+    """`cxr ingest --images TAR` against the read-whole-tar-then-decode loop."""
     size_mb = os.path.getsize(tar) / 1e6
     print(f"  tar: {size_mb:.0f} MB ({size_mb * 1e3 / count:.1f} KB per image)")
     wh = os.path.join(OUT, "wh-pixels")
@@ -472,7 +487,7 @@ def bench_pixels(count=20000):
     with open(os.path.join(wh, "manifest.json")) as f:
         measured = json.load(f)["tables"]["pixel_stats"]
     print(f"  reference phases: read {ref['read_s']:.3f} s, decode+stats {ref['decode_s']:.3f} s")
-    record(f"ingest --images, {count:,} PNGs (img/s)", count / cxr_s, count / ref_s, 1.0,
+    record(f"ingest --images, {what} (img/s)", count / cxr_s, count / ref_s, 1.0,
            "cxr ingest --images (CSVs too) vs read-whole-tar-then-decode+stats",
            measured == count == ref["images"], higher_is_better=True)
     shutil.rmtree(wh, ignore_errors=True)
@@ -525,7 +540,8 @@ def main():
     if DUCKDB:
         print(f"  duckdb: {DUCKDB} ({run([DUCKDB, '--version'])[1].strip()})")
     for s in sections:
-        {"ingest": bench_ingest, "sql": bench_sql, "pixels": bench_pixels, "full": bench_full,
+        {"ingest": bench_ingest, "sql": bench_sql, "pixels": bench_pixels, "formats": bench_formats,
+         "full": bench_full,
          "datasets": bench_datasets, "across": bench_across,
          "interop": bench_interop}[s]()
     if RESULTS:

@@ -1,6 +1,7 @@
 //! Benchmark reference for `cxr ingest --images`: the simplest fast way to do the same
-//! pixel work. Reads the whole tar into memory with one `read`, finds the PNG members
-//! in that buffer (no copies), then decodes every PNG with the png crate and computes
+//! pixel work. Reads the whole tar into memory with one `read`, finds the image members
+//! in that buffer (no copies), then decodes every image (PNG, JPEG or DICOM, with the
+//! same decoders) and computes
 //! the same statistics `cxr` stores (`cxr::pixels::decode` + `cxr::pixels::stats`,
 //! so the work per image is identical) on all cores, taking images from a shared
 //! counter. It keeps nothing but a checksum: no Parquet, no metadata, no resume.
@@ -23,7 +24,7 @@ fn main() {
         let e = entry.expect("a tar member");
         if e.header().entry_type().is_file()
             && e.path()
-                .is_ok_and(|p| p.to_string_lossy().ends_with(".png"))
+                .is_ok_and(|p| cxr::pixels::source::is_image_name(&p.to_string_lossy()))
         {
             let at = e.raw_file_position() as usize;
             members.push((at, e.size() as usize));

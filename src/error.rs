@@ -55,7 +55,53 @@ pub enum Error {
 /// prefixes ("Error during planning: "), a Rust debug print of the parser's error, or
 /// the catalog and schema every table is in ("table 'datafusion.public.x'").
 fn plain(e: &datafusion::error::DataFusionError) -> String {
-    words(e).replace("'datafusion.public.", "'")
+    unqualified_fields(&words(e).replace("'datafusion.public.", "'"))
+}
+
+/// "Did you mean 'i.nodule'? Valid fields are i.image_index, …, p.mean": the one-letter
+/// qualifiers are the aliases of the SQL cxr built around a `--where` (or the user's
+/// own, which the user knows); the names alone are what to type, each once.
+fn unqualified_fields(message: &str) -> String {
+    let strip = |name: &str| -> String {
+        let name = name.trim();
+        match name.split_once('.') {
+            Some((alias, field)) if alias.len() == 1 => field.to_string(),
+            _ => name.to_string(),
+        }
+    };
+    let mut out = message.to_string();
+    if let Some(at) = out.find("Did you mean '")
+        && let Some(end) = out[at + 14..].find('\'')
+    {
+        let suggested = strip(&out[at + 14..at + 14 + end]);
+        out.replace_range(at + 14..at + 14 + end, &suggested);
+    }
+    if let Some(at) = out.find("Valid fields are ") {
+        // DataFusion ends its message with the list and a full stop.
+        let body = out[at + 17..].trim_end().trim_end_matches('.');
+        let mut seen = std::collections::HashSet::new();
+        let names: Vec<String> = body
+            .split(", ")
+            .map(strip)
+            .filter(|n| seen.insert(n.clone()))
+            .collect();
+        out = format!("{}Valid fields are {}.", &out[..at], names.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod field_tests {
+    #[test]
+    fn the_fields_of_a_where_error_are_named_as_the_user_types_them() {
+        let said = super::unqualified_fields(
+            "No field named nodule_size. Did you mean 'i.nodule'?\nValid fields are i.image_index, i.nodule, p.image_index, p.mean.",
+        );
+        assert_eq!(
+            said,
+            "No field named nodule_size. Did you mean 'nodule'?\nValid fields are image_index, nodule, mean."
+        );
+    }
 }
 
 fn words(e: &datafusion::error::DataFusionError) -> String {

@@ -475,6 +475,27 @@ fn splits_official_random_and_stratified() {
         ),
         25_596
     );
+    // The note about where splits come from is said where a split is read, once.
+    let reads = run(&["cohort", "-w", ws, "--split", "test", "--summary"]);
+    assert_eq!(code(&reads), Some(0), "{}", stderr(&reads));
+    assert_eq!(
+        stderr(&reads).matches("`splits` table").count(),
+        1,
+        "{}",
+        stderr(&reads)
+    );
+    for args in [
+        &["cohort", "-w", ws, "--with", "Hernia", "--summary"][..],
+        &["followup", "-w", ws, "--patient", "1"][..],
+        &["cohort", "-w", ws, "--sex", "X"][..],
+    ] {
+        let out = run(args);
+        assert!(
+            !stderr(&out).contains("`splits` table"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
     let check = run(&["split", "-w", ws, "--check"]);
     assert!(check.status.success(), "{}", stderr(&check));
     let lines: Vec<String> = stdout(&check).lines().map(str::to_string).collect();

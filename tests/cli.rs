@@ -1484,3 +1484,21 @@ fn errors_in_plain_words() {
     assert_ne!(code(&out), Some(0));
     assert!(!stderr(&out).contains("os error"), "{}", stderr(&out));
 }
+
+#[test]
+fn unnamed_expressions_and_where_errors_are_named_as_sql_spells_them() {
+    let rows = run_csv(&["sql", "-w", &w(), "SELECT 1 + 1, 'a', upper('x'), 2 * 3.5"]);
+    assert_eq!(rows[0], ["1 + 1", "'a'", "upper('x')", "2 * 3.5"]);
+    assert_eq!(rows[1], ["2", "a", "X", "7.0"]);
+    // A mistyped --where column: the columns to type, not the cohort SQL's aliases.
+    let out = run(&["cohort", "-w", &w(), "--where", "nodule_size > 3"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("Did you mean 'nodule'?"), "{said}");
+    assert!(
+        said.contains("Valid fields are image_index, patient_id"),
+        "{said}"
+    );
+    assert!(!said.contains("i.") && !said.contains("p."), "{said}");
+    assert_eq!(said.matches("image_index").count(), 1, "{said}");
+}

@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{code, cxr, nih_csv, stderr, stdout, wh2020};
+use common::{code, cxr, nih_csv, python, stderr, stdout, wh2020};
 
 /// A running `cxr serve` and what it has logged.
 struct Server {

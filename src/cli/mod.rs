@@ -361,10 +361,11 @@ impl AnalysisArgs {
         if self.show_sql {
             avail = avail.inline();
         }
-        if avail.splits {
-            eprintln!("cxr: note: splits come from the `splits` table written by `cxr split`");
-        }
         let sql = build(&self.cohort.images_sql(&avail)?, &avail)?;
+        // Said once, after the arguments were checked, and only where a split is read.
+        if avail.splits && self.cohort.split.is_some() {
+            eprintln!("cxr: note: --split reads the `splits` table written by `cxr split`");
+        }
         wh.register(crate::sql::Register::For(&sql)).await?;
         crate::trace("build the SQL, register its tables", t);
         Ok((wh, sql, avail))

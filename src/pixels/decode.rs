@@ -204,9 +204,12 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
     use zune_jpeg::zune_core::colorspace::ColorSpace;
     use zune_jpeg::zune_core::options::DecoderOptions;
     // zune's own limits would refuse in its words; ours is checked from the header.
+    // Strict: a truncated or corrupt stream is an error, not an image completed with
+    // made-up pixels.
     let options = DecoderOptions::default()
         .set_max_width(u16::MAX as usize)
-        .set_max_height(u16::MAX as usize);
+        .set_max_height(u16::MAX as usize)
+        .set_strict_mode(true);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder
         .decode_headers()

@@ -216,8 +216,15 @@ impl Warehouse {
         self.snapshot.table(name).is_some()
     }
 
-    /// Whether a registered table or view has a column of this name.
+    /// Whether a table or view has a column of this name (the warehouse's table is
+    /// registered first if it is not yet).
     pub async fn has_column(&self, table: &str, column: &str) -> Result<bool> {
+        if !self.ctx.table_exist(table)? {
+            if !self.has_table(table) {
+                return Ok(false);
+            }
+            self.register(Register::For(table)).await?;
+        }
         let provider = self.ctx.table_provider(table).await?;
         Ok(provider.schema().field_with_name(column).is_ok())
     }
@@ -267,11 +274,50 @@ impl Warehouse {
                     .collect();
                 df = df.with_param_values(values)?;
             }
-            frames.push(df);
+            frames.push(readable_names(df)?);
         }
         crate::trace("plan", t);
         Ok(frames)
     }
+}
+
+/// Result columns named by DataFusion after an unnamed expression spell its literals
+/// as SQL does: `1 + 1`, `upper('x')` (DataFusion: `Int64(1) + Int64(1)`,
+/// `upper(Utf8("x"))`). A name that would then repeat another is left as it was.
+fn readable_names(df: DataFrame) -> Result<DataFrame> {
+    use std::sync::LazyLock;
+    static NUMBER: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"\b(?:U?Int(?:8|16|32|64)|Float(?:16|32|64)|Boolean)\(([^()]*)\)")
+            .expect("a valid pattern")
+    });
+    static TEXT: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r#"\b(?:Utf8|Utf8View|LargeUtf8)\("((?:[^"\\]|\\.)*)"\)"#)
+            .expect("a valid pattern")
+    });
+    if !matches!(
+        df.logical_plan(),
+        datafusion::logical_expr::LogicalPlan::Projection(_)
+            | datafusion::logical_expr::LogicalPlan::Sort(_)
+            | datafusion::logical_expr::LogicalPlan::Limit(_)
+    ) {
+        return Ok(df);
+    }
+    let names: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut taken: std::collections::HashSet<String> = names.iter().cloned().collect();
+    let mut df = df;
+    for old in &names {
+        let new = NUMBER.replace_all(old, "$1");
+        let new = TEXT.replace_all(&new, "'$1'").into_owned();
+        if new != *old && taken.insert(new.clone()) {
+            df = df.with_column_renamed(old, &new)?;
+        }
+    }
+    Ok(df)
 }
 
 impl Warehouse {
