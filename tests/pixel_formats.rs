@@ -214,7 +214,7 @@ fn images_that_cannot_be_measured_are_pixel_errors() {
         );
         failing += 1;
     }
-    assert_eq!(failing, 11);
+    assert_eq!(failing, 12);
     assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM pixel_errors"), failing);
     // The zip's README is the one member that is not an image.
     assert!(fx.stderr.contains("1 skipped"), "{}", fx.stderr);
@@ -365,4 +365,69 @@ fn vindr_boxes_are_scaled_and_plotted_by_their_images_measured_size() {
         text.contains("Cardiomegaly"),
         "the panel is named by its finding"
     );
+}
+
+#[test]
+fn cohorts_across_datasets_filter_on_pixel_statistics() {
+    let Some(fx) = fixtures() else { return };
+    let got: Vec<String> = run_csv(&[
+        "cohort",
+        "-w",
+        fx.wh.to_str().unwrap(),
+        "--dataset",
+        "vindr",
+        "--where",
+        "mean_norm > 0.5",
+    ])
+    .into_iter()
+    .skip(1)
+    .map(|r| r[1].clone())
+    .collect();
+    let mut want: Vec<String> = fx
+        .expected
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with("vindr/") && v.get("mean_norm").is_some_and(|m| num(m) > 0.5)
+        })
+        .map(|(k, _)| k["vindr/".len()..].to_string())
+        .collect();
+    want.sort();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn images_of_a_dataset_not_read_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let out = run(&[
+        "ingest",
+        "--no-bbox",
+        "--no-expert",
+        "--no-splits",
+        "--images",
+        "chexpert=/nonexistent.zip",
+        "-w",
+        wh.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs --dataset chexpert="),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "ingest",
+        "--images",
+        "nosuch=/x.zip",
+        "-w",
+        wh.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown dataset 'nosuch'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!wh.exists());
 }

@@ -203,8 +203,7 @@ pub(crate) async fn datasets_manifest(
         scope,
         image_root: cmd.image_root.clone(),
         box_size: cmd.box_size,
-        measured_sizes: wh.has_table("pixel_stats")
-            && wh.has_column("pixel_stats", "dataset").await?,
+        measured_sizes: wh.has_keyed_pixel_stats().await?,
     };
     let sql = across.sql(&cmd.common.cohort.images_sql(&avail)?);
     Ok((sql, across))

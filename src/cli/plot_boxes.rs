@@ -20,7 +20,7 @@ async fn sized(wh: &Warehouse) -> Result<Vec<String>> {
         .filter(|d| d.box_image_side.is_some())
         .map(|d| d.name.to_string())
         .collect();
-    if measured(wh).await? {
+    if wh.has_keyed_pixel_stats().await? {
         let rows = wh
             .query(
                 "SELECT DISTINCT dataset FROM pixel_stats ORDER BY dataset",
@@ -34,11 +34,6 @@ async fn sized(wh: &Warehouse) -> Result<Vec<String>> {
         }
     }
     Ok(names)
-}
-
-/// Whether the warehouse's `pixel_stats` is keyed by dataset and image id.
-async fn measured(wh: &Warehouse) -> Result<bool> {
-    Ok(wh.has_table("pixel_stats") && wh.has_column("pixel_stats", "dataset").await?)
 }
 
 const GRID: usize = 48;
@@ -78,7 +73,7 @@ pub async fn run(
         datasets.iter().map(String::as_str).collect()
     };
     // Boxes as fractions of their image's width and height.
-    let pixels = measured(&wh).await?;
+    let pixels = wh.has_keyed_pixel_stats().await?;
     let (width, height) = crate::datasets::box_frame_sql("b", "p", pixels);
     let join = if pixels {
         " LEFT JOIN pixel_stats p ON p.dataset = b.dataset AND p.image_id = b.image_id"

@@ -71,10 +71,27 @@ pub struct CohortArgs {
     pub uncertain: Option<across::Uncertain>,
 }
 
+/// Whether the warehouse has pixel statistics a cohort can join by dataset and image
+/// id: a non-empty `pixel_stats` (and, when the cohort's `--where` reads it, one
+/// written by a cxr that keys it so).
+async fn pixel_stats_keyed(
+    wh: &crate::sql::Warehouse,
+    cohort: Option<&CohortArgs>,
+) -> Result<bool> {
+    let rows = wh.snapshot.manifest.tables.get("pixel_stats");
+    if !rows.is_some_and(|n| *n > 0) {
+        return Ok(false);
+    }
+    let reads_pixels = cohort
+        .and_then(|c| c.predicate.as_deref())
+        .is_some_and(mentions_pixel_column);
+    Ok(!reads_pixels || wh.has_keyed_pixel_stats().await?)
+}
+
 /// What the cohort SQL may join to.
 #[derive(Debug, Clone, Default)]
 pub struct Available {
-    /// The warehouse has a non-empty pixel_stats table.
+    /// The warehouse has a non-empty pixel_stats table keyed by dataset and image.
     pub pixel_stats: bool,
     /// The warehouse has a `splits` table (from `cxr split`): it then is where
     /// every split name and every `split` value comes from.
@@ -104,14 +121,11 @@ impl Available {
         cohort: Option<&CohortArgs>,
     ) -> Result<Available> {
         let splits = wh.has_table("splits");
-        let pixel_stats = wh
-            .snapshot
-            .manifest
-            .tables
-            .get("pixel_stats")
-            .is_some_and(|n| *n > 0);
+        let pixel_stats = pixel_stats_keyed(wh, cohort).await?;
         if let Some(c) = cohort.filter(|c| c.across_datasets()) {
-            return Self::for_across(wh, c, splits).await;
+            let mut avail = Self::for_across(wh, c, splits).await?;
+            avail.pixel_stats = pixel_stats;
+            return Ok(avail);
         }
         if cohort.is_some_and(|c| c.split.is_none()) {
             return Ok(Available {
@@ -130,12 +144,7 @@ impl Available {
             "SELECT DISTINCT split FROM images WHERE split IS NOT NULL ORDER BY split"
         };
         Ok(Available {
-            pixel_stats: wh
-                .snapshot
-                .manifest
-                .tables
-                .get("pixel_stats")
-                .is_some_and(|n| *n > 0),
+            pixel_stats,
             splits,
             split_names: wh.query(names_sql, &[]).await?.required_strings("split")?,
             across: None,
@@ -466,14 +475,9 @@ impl CohortArgs {
             });
         }
         if let Some(p) = &self.predicate {
-            if across && mentions_pixel_column(p) {
-                return Err(Error::Usage(format!(
-                    "--where `{p}`: a cohort across datasets reads the columns of xr_images (dataset, image_id, patient_id, study_id, study_order, view, frontal, sex, age, split, path), labels and one column per finding; it has no pixel statistics"
-                )));
-            }
             if !avail.pixel_stats && mentions_pixel_column(p) {
                 return Err(Error::Usage(format!(
-                    "--where `{p}` uses pixel statistics, but this warehouse has none; run `cxr ingest --images ...`"
+                    "--where `{p}` uses pixel statistics, but this warehouse has none (or only ones an older cxr wrote); run `cxr ingest --images ...`"
                 )));
             }
             w.push(crate::sql::snippets::predicate(p)?);
@@ -481,20 +485,26 @@ impl CohortArgs {
         Ok(w)
     }
 
+    /// pixel_stats is joined only when a --where predicate may read it.
+    fn joins_pixel_stats(&self, avail: &Available) -> bool {
+        avail.pixel_stats && self.predicate.as_deref().is_some_and(mentions_pixel_column)
+    }
+
     /// A query returning the cohort's `images` rows (all columns of images), or for
     /// a cross-dataset cohort its rows of [`across::Scope::images_sql`].
     pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
         if avail.across.is_some() {
+            let pixels = self.joins_pixel_stats(avail);
             return Ok(across_cohort_sql(
                 &avail.across_rows,
                 &preds,
                 self.first_study,
+                pixels,
             ));
         }
         let images = avail.images();
-        // pixel_stats is joined only when a --where predicate may read it.
-        let join = if avail.pixel_stats && self.predicate.is_some() {
+        let join = if self.joins_pixel_stats(avail) {
             " LEFT JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = i.image_index"
         } else {
             ""
@@ -573,12 +583,18 @@ impl CohortArgs {
 
 /// A cross-dataset cohort: the scope's rows filtered, and with `--first-study` each
 /// patient's earliest study (by `study_order`; an image without a patient is its own).
-fn across_cohort_sql(rows: &str, preds: &[String], first_study: bool) -> String {
-    let filter = if preds.is_empty() {
+fn across_cohort_sql(rows: &str, preds: &[String], first_study: bool, pixels: bool) -> String {
+    let mut filter = if preds.is_empty() {
         String::new()
     } else {
         format!("\n  WHERE {}", preds.join("\n    AND "))
     };
+    if pixels {
+        filter.insert_str(
+            0,
+            "\n  LEFT JOIN pixel_stats p ON p.dataset = i.dataset AND p.image_id = i.image_id",
+        );
+    }
     if first_study {
         format!(
             "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, COALESCE(i.patient_id, i.image_id) ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"

@@ -200,9 +200,9 @@ pub enum ImageNaming {
     /// The file name without its extension (a DICOM's `<id>.dcm`, MIMIC's
     /// `<dicom_id>.jpg`, OpenI's `<imageid>.png`).
     Stem,
-    /// The path from its first folder whose name starts with this (CheXpert's
-    /// `Path`, `CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`);
-    /// the whole path when no folder does.
+    /// The path from its last folder whose name starts with this (CheXpert's
+    /// `Path`, `CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`,
+    /// inside a folder `/data/CheXpert` too); the whole path when no folder does.
     PathFrom(&'static str),
 }
 
@@ -217,14 +217,15 @@ impl ImageNaming {
                 .map_or(name, |(stem, _)| stem)
                 .to_string(),
             ImageNaming::PathFrom(prefix) => {
+                let mut start = None;
                 let mut at = 0;
                 for part in path.split('/') {
                     if part.starts_with(prefix) {
-                        return path[at..].to_string();
+                        start = Some(at);
                     }
                     at += part.len() + 1;
                 }
-                path.to_string()
+                path[start.unwrap_or(0)..].to_string()
             }
         }
     }
@@ -265,7 +266,7 @@ pub const DATASETS: [Dataset; 8] = [
         beside_normal: Some("Support Devices"),
         box_image_side: None,
         readers: None,
-        image_naming: ImageNaming::PathFrom("CheXpert"),
+        image_naming: ImageNaming::PathFrom("CheXpert-v1.0"),
     },
     Dataset {
         name: mimic::NAME,
@@ -334,9 +335,10 @@ pub const DATASETS: [Dataset; 8] = [
 
 /// SQL for the width and the height, in pixels, of the original image of each row of
 /// `xr_boxes` aliased `boxes`: the dataset's one size where all its originals share
-/// it, else the image's measured size from `pixel_stats` aliased `pixels` (joined on
-/// dataset and image_id; NULL where the image was not measured, and always NULL
-/// when `measured` is false: the warehouse has no such `pixel_stats`).
+/// it, else the size measured from the image's DICOM file in `pixel_stats` aliased
+/// `pixels` (joined on dataset and image_id; a resized PNG or JPEG copy is not the
+/// original the boxes are drawn on). NULL where neither is known, and always NULL
+/// when `measured` is false: the warehouse has no such `pixel_stats`.
 pub fn box_frame_sql(boxes: &str, pixels: &str, measured: bool) -> (String, String) {
     let fixed: Vec<String> = DATASETS
         .iter()
@@ -348,12 +350,39 @@ pub fn box_frame_sql(boxes: &str, pixels: &str, measured: bool) -> (String, Stri
     let fixed = format!("CASE {boxes}.dataset {} END", fixed.join(" "));
     let side = |column: &str| {
         if measured {
-            format!("COALESCE({fixed}, CAST({pixels}.{column} AS DOUBLE))")
+            format!(
+                "COALESCE({fixed}, CASE WHEN {pixels}.format = 'dicom' THEN CAST({pixels}.{column} AS DOUBLE) END)"
+            )
         } else {
             fixed.clone()
         }
     };
     (side("width"), side("height"))
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::ImageNaming::*;
+
+    #[test]
+    fn image_ids_from_paths() {
+        assert_eq!(
+            FileName.image_id("images/00000001_000.png"),
+            "00000001_000.png"
+        );
+        assert_eq!(
+            Stem.image_id("train/0005e8e3701dfb1dd93d53e2ff537b6e.dicom"),
+            "0005e8e3701dfb1dd93d53e2ff537b6e"
+        );
+        let chexpert = PathFrom("CheXpert-v1.0");
+        let id = "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg";
+        assert_eq!(chexpert.image_id(id), id);
+        assert_eq!(chexpert.image_id(&format!("CheXpert/{id}")), id);
+        assert_eq!(
+            chexpert.image_id("train/patient00001/study1/view1_frontal.jpg"),
+            "train/patient00001/study1/view1_frontal.jpg"
+        );
+    }
 }
 
 /// The names of [`DATASETS`], in order.

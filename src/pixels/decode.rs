@@ -183,7 +183,7 @@ pub fn decode_png(bytes: &[u8]) -> Result<Grey, String> {
     };
     let (pixels, bits_stored) = match frame.bit_depth {
         BitDepth::Eight => (Pixels::Eight(layout.grey8(buf)?), 8),
-        BitDepth::Sixteen => (Pixels::Sixteen(layout.grey16_be(&buf)?), 16),
+        BitDepth::Sixteen => (Pixels::Sixteen(layout.grey16_be(&buf, 16)?), 16),
         d => return Err(format!("unsupported decoded bit depth {d:?}")),
     };
     Ok(Grey {
@@ -226,8 +226,7 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
         _ => (ColorSpace::RGB, "ycbcr", 3),
     };
     check_decoded(width, height, channels, 1)?;
-    let options = options.jpeg_set_out_colorspace(out);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.set_options(options.jpeg_set_out_colorspace(out));
     let buf = decoder
         .decode()
         .map_err(|e| jpeg_error("corrupt or truncated JPEG", e))?;
@@ -314,22 +313,26 @@ impl Layout {
         Ok(out)
     }
 
-    /// One 16-bit grey channel from big-endian 16-bit samples (PNG's order).
-    pub fn grey16_be(&self, buf: &[u8]) -> Result<Vec<u16>, String> {
-        self.grey16(buf, u16::from_be_bytes)
+    /// One 16-bit grey channel from big-endian 16-bit samples (PNG's order), of
+    /// which the low `bits` count (the rest masked off before any luminance).
+    pub fn grey16_be(&self, buf: &[u8], bits: u8) -> Result<Vec<u16>, String> {
+        self.grey16(buf, bits, u16::from_be_bytes)
     }
 
-    /// One 16-bit grey channel from little-endian 16-bit samples (DICOM's, decoded).
-    pub fn grey16_le(&self, buf: &[u8]) -> Result<Vec<u16>, String> {
-        self.grey16(buf, u16::from_le_bytes)
+    /// The same from little-endian samples (DICOM's, decoded).
+    pub fn grey16_le(&self, buf: &[u8], bits: u8) -> Result<Vec<u16>, String> {
+        self.grey16(buf, bits, u16::from_le_bytes)
     }
 
-    fn grey16(&self, buf: &[u8], read: fn([u8; 2]) -> u16) -> Result<Vec<u16>, String> {
+    fn grey16(&self, buf: &[u8], bits: u8, read: fn([u8; 2]) -> u16) -> Result<Vec<u16>, String> {
         self.check(buf.len(), 2)?;
         let (w, h, c) = (self.width, self.height, self.channels);
+        let mask = ((1u32 << bits.clamp(1, 16)) - 1) as u16;
         let mut out = Vec::with_capacity(w * h);
         for row in buf.chunks(self.line_size).take(h) {
-            let samples = row[..w * c * 2].chunks_exact(2).map(|s| read([s[0], s[1]]));
+            let samples = row[..w * c * 2]
+                .chunks_exact(2)
+                .map(|s| read([s[0], s[1]]) & mask);
             match c {
                 1 => out.extend(samples),
                 2 => out.extend(samples.step_by(2)),

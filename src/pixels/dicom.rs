@@ -50,6 +50,7 @@ const PHOTOMETRIC: Tag = Tag(0x0028, 0x0004);
 const FRAMES: Tag = Tag(0x0028, 0x0008);
 const BITS_ALLOCATED: Tag = Tag(0x0028, 0x0100);
 const BITS_STORED: Tag = Tag(0x0028, 0x0101);
+const HIGH_BIT: Tag = Tag(0x0028, 0x0102);
 const PIXEL_REPRESENTATION: Tag = Tag(0x0028, 0x0103);
 const PIXEL_SPACING: Tag = Tag(0x0028, 0x0030);
 const IMAGER_PIXEL_SPACING: Tag = Tag(0x0018, 0x1164);
@@ -219,10 +220,18 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
             header.bits_stored, header.bits_allocated
         ));
     }
+    if let Some(high) = int(&object, HIGH_BIT)
+        && high + 1 != header.bits_stored as u32
+    {
+        return Err(format!(
+            "HighBit {high} with BitsStored {}: values not in the low bits are not measured",
+            header.bits_stored
+        ));
+    }
     if header.photometric == "PALETTE COLOR" {
         return Err("palette colour images are not measured".into());
     }
-    let encapsulated = check_embedded_jpeg(&object)?;
+    let encapsulated = check_embedded_jpeg(&object, &header)?;
     let decoded = object
         .decode_pixel_data_frame(0)
         .map_err(|e| format!("cannot decode the pixel data: {}", causes(&e)))?;
@@ -236,8 +245,10 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     if channels == 3 && decoded.planar_configuration() == PlanarConfiguration::PixelFirst {
         data = interleave(&data, pixels, sample_bytes).into();
     }
-    // Decoders hand colour back as RGB; stored YCbCr keeps its luminance in Y.
-    if channels == 3 && !encapsulated && header.photometric.starts_with("YBR") {
+    // The JPEG decoder hands colour back as RGB; stored (or RLE) YCbCr keeps its
+    // luminance in Y.
+    let rgb_from_decoder = encapsulated && is_jpeg(&header.transfer_syntax);
+    if channels == 3 && !rgb_from_decoder && header.photometric.starts_with("YBR") {
         if header.photometric != "YBR_FULL" {
             return Err(format!(
                 "{} stored uncompressed: not measured",
@@ -257,7 +268,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     let mut pixels = if header.bits_allocated == 8 {
         Pixels::Eight(layout.grey8(data.into_owned())?)
     } else {
-        Pixels::Sixteen(layout.grey16_le(&data)?)
+        Pixels::Sixteen(layout.grey16_le(&data, bits)?)
     };
     if header.photometric == "MONOCHROME1" {
         invert(&mut pixels, bits);
@@ -383,51 +394,85 @@ fn header(object: &Object) -> Result<Header, String> {
     })
 }
 
-/// A JPEG inside the pixel data is decoded at the size its own header states:
-/// refuse one claiming more than [`super::decode::MAX_SIDE`], whatever Rows and
-/// Columns say. Whether the pixel data is encapsulated (compressed) at all.
-fn check_embedded_jpeg(object: &Object) -> Result<bool, String> {
+/// Whether the pixel data is encapsulated (compressed). A JPEG inside is decoded at
+/// the size its own frame header states, into a buffer of Rows × Columns: refuse one
+/// whose header is missing or disagrees with Rows, Columns or BitsAllocated (a
+/// smaller JPEG would leave zeros measured as pixels; a larger one, gigabytes).
+fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String> {
     let Some(element) = object.element_opt(PIXEL_DATA).ok().flatten() else {
         return Err("no pixel data".into());
     };
     let Some(fragments) = element.value().fragments() else {
         return Ok(false);
     };
-    for fragment in fragments.iter().take(1) {
-        if let Some((w, h)) = jpeg_frame_size(fragment) {
-            check_size(w, h).map_err(|e| format!("the JPEG inside: {e}"))?;
-        }
+    if !is_jpeg(&header.transfer_syntax) {
+        return Ok(true);
+    }
+    // dicom-rs joins the fragments of a frame: read the header across them too.
+    let joined: Vec<u8> = fragments.iter().flatten().copied().collect();
+    let Some(frame) = jpeg_frame(&joined) else {
+        return Err("the JPEG inside has no frame header".into());
+    };
+    check_size(frame.width, frame.height).map_err(|e| format!("the JPEG inside: {e}"))?;
+    if (frame.width, frame.height) != (header.columns, header.rows) {
+        return Err(format!(
+            "the JPEG inside is {}×{} where Columns × Rows say {}×{}",
+            frame.width, frame.height, header.columns, header.rows
+        ));
+    }
+    if (frame.precision > 8) != (header.bits_allocated > 8) {
+        return Err(format!(
+            "the JPEG inside has {}-bit samples where BitsAllocated is {}",
+            frame.precision, header.bits_allocated
+        ));
     }
     Ok(true)
 }
 
-/// The width and height in a JPEG's start-of-frame segment, if it has one.
-pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut at = 2;
-    while at + 4 <= bytes.len() {
+/// Whether a transfer syntax is JPEG's (ITU T.81: baseline, extended, lossless); its
+/// decoder hands colour back as RGB. JPEG-LS and JPEG 2000 are other codecs.
+fn is_jpeg(transfer_syntax: &str) -> bool {
+    transfer_syntax
+        .strip_prefix("1.2.840.10008.1.2.4.")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (50..=70).contains(&n))
+}
+
+/// What a JPEG's start-of-frame segment says.
+#[derive(Debug, PartialEq)]
+pub struct JpegFrame {
+    pub width: u32,
+    pub height: u32,
+    pub precision: u8,
+}
+
+/// The first start-of-frame segment of a JPEG stream, skipping what a decoder skips
+/// (fill bytes, stray bytes between segments, markers without a length).
+pub fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
+    let mut at = 0;
+    while at + 1 < bytes.len() {
         if bytes[at] != 0xFF {
-            return None;
-        }
-        let marker = bytes[at + 1];
-        if marker == 0xFF {
             at += 1;
             continue;
         }
-        let len = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
-        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let s = bytes.get(at + 5..at + 9)?;
-            let h = u16::from_be_bytes([s[0], s[1]]) as u32;
-            let w = u16::from_be_bytes([s[2], s[3]]) as u32;
-            return Some((w, h));
+        let marker = bytes[at + 1];
+        match marker {
+            // Fill byte, stuffed zero, TEM, RSTn, SOI, EOI: no length follows.
+            0xFF => at += 1,
+            0x00 | 0x01 | 0xD0..=0xD9 => at += 2,
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                let s = bytes.get(at + 4..at + 9)?;
+                return Some(JpegFrame {
+                    precision: s[0],
+                    height: u16::from_be_bytes([s[1], s[2]]) as u32,
+                    width: u16::from_be_bytes([s[3], s[4]]) as u32,
+                });
+            }
+            _ => {
+                let len = bytes.get(at + 2..at + 4)?;
+                at += 2 + u16::from_be_bytes([len[0], len[1]]) as usize;
+            }
         }
-        if marker == 0xDA {
-            return None;
-        }
-        at += 2 + len;
     }
     None
 }
@@ -687,6 +732,15 @@ mod tests {
             0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x03, 0xEA, 0x60, 0x01, 0x01, 0x11,
             0x00,
         ];
-        assert_eq!(jpeg_frame_size(&jpeg), Some((60000, 3)));
+        let frame = JpegFrame {
+            width: 60000,
+            height: 3,
+            precision: 8,
+        };
+        assert_eq!(jpeg_frame(&jpeg), Some(frame));
+        // A stray byte and a restart marker before the frame header do not hide it.
+        let mut hidden = vec![0xFF, 0xD8, 0x00, 0xFF, 0xD0];
+        hidden.extend_from_slice(&jpeg[2..]);
+        assert_eq!(jpeg_frame(&hidden).map(|f| f.width), Some(60000));
     }
 }

@@ -768,7 +768,7 @@ fn error_row(m: &Member, error: String) -> PixelError {
         image_id: has_member.then(|| m.image_id()),
         source: m.source.clone(),
         member: m.path.clone(),
-        image_index: (!m.path.is_empty()).then(|| m.name().to_string()),
+        image_index: has_member.then(|| m.name().to_string()),
         error,
     }
 }

@@ -45,8 +45,9 @@ pub struct Member {
     pub source: String,
     /// The member path inside it.
     pub path: String,
-    /// Whether `source` is a folder (its name then prefixes `path` in the image id).
-    pub from_folder: bool,
+    /// The name of the folder `source` is (its real name, `.` resolved), which
+    /// prefixes `path` in the image id; None for an archive.
+    pub folder_name: Option<String>,
     /// What the member is.
     pub kind: Kind,
 }
@@ -75,11 +76,9 @@ impl Member {
     /// folder of its members' paths.
     pub fn image_id(&self) -> String {
         let naming = crate::datasets::dataset(self.dataset).map(|d| d.image_naming);
-        let within = match Path::new(&self.source).file_name() {
-            Some(folder) if self.from_folder => {
-                format!("{}/{}", folder.to_string_lossy(), self.path)
-            }
-            _ => self.path.clone(),
+        let within = match &self.folder_name {
+            Some(folder) => format!("{folder}/{}", self.path),
+            None => self.path.clone(),
         };
         naming.map_or_else(|| self.name().to_string(), |n| n.image_id(&within))
     }
@@ -278,7 +277,10 @@ pub fn stream(
         let mut at = Cursor {
             source: &source,
             dataset,
-            from_folder: path.is_dir(),
+            folder_name: path
+                .is_dir()
+                .then(|| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
             resume_from,
             ordinal: &mut ordinal,
             send,
@@ -328,7 +330,7 @@ fn drain<R: Read>(mut r: HashingReader<R>) -> (u64, String) {
 struct Cursor<'a, 'b> {
     source: &'a str,
     dataset: &'static str,
-    from_folder: bool,
+    folder_name: Option<String>,
     resume_from: u64,
     ordinal: &'a mut u64,
     send: &'a mut (dyn FnMut(Member) -> bool + 'b),
@@ -399,7 +401,7 @@ impl Cursor<'_, '_> {
             dataset: self.dataset,
             source: self.source.to_string(),
             path,
-            from_folder: self.from_folder,
+            folder_name: self.folder_name.clone(),
             kind,
         };
         *self.ordinal += 1;

@@ -37,7 +37,12 @@ pub const PERCENTILES: [u64; 5] = [1, 5, 50, 95, 99];
 /// image must not be empty.
 pub fn compute(pixels: &Pixels, width: usize, height: usize, bits: u8) -> Stats {
     match pixels {
-        Pixels::Eight(grey) => compute8(grey, width, height),
+        Pixels::Eight(grey) if bits >= 8 => compute8(grey, width, height),
+        // DICOM: fewer than 8 bits stored in 8 allocated.
+        Pixels::Eight(grey) => {
+            let wide: Vec<u16> = grey.iter().map(|&v| v as u16).collect();
+            compute16(&wide, width, height, bits)
+        }
         Pixels::Sixteen(values) => compute16(values, width, height, bits),
     }
 }

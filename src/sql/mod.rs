@@ -216,6 +216,12 @@ impl Warehouse {
         self.snapshot.table(name).is_some()
     }
 
+    /// Whether the warehouse's `pixel_stats` is keyed by dataset and image id (an older
+    /// cxr wrote NIH's only, by image_index).
+    pub async fn has_keyed_pixel_stats(&self) -> Result<bool> {
+        Ok(self.has_table("pixel_stats") && self.has_column("pixel_stats", "dataset").await?)
+    }
+
     /// Whether a table or view has a column of this name (the warehouse's table is
     /// registered first if it is not yet).
     pub async fn has_column(&self, table: &str, column: &str) -> Result<bool> {
