@@ -79,7 +79,7 @@ async fn pixel_stats_keyed(
     cohort: Option<&CohortArgs>,
 ) -> Result<bool> {
     let rows = wh.snapshot.manifest.tables.get("pixel_stats");
-    if !rows.is_some_and(|n| *n > 0) {
+    if rows.is_none_or(|n| *n == 0) {
         return Ok(false);
     }
     let reads_pixels = cohort
@@ -626,38 +626,14 @@ fn view_predicate(v: &str, across: bool) -> Result<String> {
 }
 
 fn mentions_pixel_column(p: &str) -> bool {
-    const PIXEL_ONLY: [&str; 26] = [
-        "format",
-        "bits_stored",
-        "photometric",
-        "mean_norm",
-        "std_norm",
-        "min_norm",
-        "max_norm",
-        "p01_norm",
-        "p05_norm",
-        "p50_norm",
-        "p95_norm",
-        "p99_norm",
-        "mean",
-        "std",
-        "p01",
-        "p05",
-        "p50",
-        "p95",
-        "p99",
-        "entropy",
-        "histogram",
-        "dhash",
-        "file_bytes",
-        "bit_depth",
-        "color_type",
-        "width",
-    ];
+    // The columns of pixel_stats that images and xr_images do not have; min and max
+    // are left out, as they read as SQL's functions.
+    const SHARED: [&str; 6] = ["dataset", "image_id", "image_index", "source", "min", "max"];
+    let schema = crate::pixels::run::stats_schema();
     let lower = p.to_ascii_lowercase();
     lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|w| PIXEL_ONLY.contains(&w))
+        .any(|w| !SHARED.contains(&w) && schema.field_with_name(w).is_ok())
 }
 
 #[cfg(test)]
