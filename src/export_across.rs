@@ -31,6 +31,8 @@ pub struct AcrossSpec {
     pub box_size: Option<u32>,
     /// The warehouse's `pixel_stats` gives images' sizes by dataset and image id.
     pub measured_sizes: bool,
+    /// Adds the pixel statistics columns (NULL for an image not measured).
+    pub with_pixels: bool,
 }
 
 impl AcrossSpec {
@@ -77,6 +79,14 @@ impl AcrossSpec {
             let names: Vec<String> = self.scope.datasets.iter().map(|d| quote(d)).collect();
             format!(" WHERE b.dataset IN ({})", names.join(", "))
         };
+        let (pixel_columns, pixel_join) = if self.with_pixels {
+            (
+                ",\n       p.* EXCLUDE (dataset, image_id, image_index)",
+                "\nLEFT JOIN pixel_stats p ON p.dataset = i.dataset AND p.image_id = i.image_id",
+            )
+        } else {
+            ("", "")
+        };
         format!(
             "WITH i AS (
 {cohort}
@@ -93,9 +103,9 @@ b AS (
 )
 SELECT i.dataset, i.image_id, i.patient_id, {path} AS path, i.split, i.sex, i.age, i.view,
        {targets},
-       bx.boxes
+       bx.boxes{pixel_columns}
 FROM i
-LEFT JOIN b AS bx ON bx.dataset = i.dataset AND bx.image_id = i.image_id
+LEFT JOIN b AS bx ON bx.dataset = i.dataset AND bx.image_id = i.image_id{pixel_join}
 ORDER BY i.dataset, i.image_id",
             targets = targets.join(",\n       "),
         )

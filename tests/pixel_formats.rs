@@ -431,3 +431,53 @@ fn images_of_a_dataset_not_read_are_refused_before_any_work() {
     );
     assert!(!wh.exists());
 }
+
+#[test]
+fn cross_dataset_manifests_carry_the_pixel_statistics() {
+    let Some(fx) = fixtures() else { return };
+    let manifest = fx.wh.parent().unwrap().join("with-pixels.parquet");
+    let out = run(&[
+        "export",
+        "-w",
+        fx.wh.to_str().unwrap(),
+        "--dataset",
+        "vindr,chexpert",
+        "--with-pixels",
+        "--out",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let got = rows(
+        &fx.wh,
+        &format!(
+            "SELECT dataset, image_id, coalesce(CAST(mean AS VARCHAR), 'NULL') FROM '{}'",
+            manifest.display()
+        ),
+    );
+    let mut checked = 0;
+    for (key, want) in &fx.expected {
+        let (dataset, image_id) = key.split_once('/').unwrap();
+        let Some(row) = got.iter().find(|r| r[0] == dataset && r[1] == image_id) else {
+            // Only images of the datasets' CSVs are in the manifest (the unlisted
+            // CheXpert image is not; NIH and RSNA were not asked for).
+            continue;
+        };
+        match want.get("mean") {
+            Some(mean) => {
+                let lossy = want["lossy"].as_bool().unwrap();
+                close(
+                    key,
+                    "mean",
+                    row[2].parse().unwrap(),
+                    num(mean),
+                    if lossy { 1.0 } else { 0.0 },
+                );
+            }
+            None => assert_eq!(row[2], "NULL", "{key}: not measured, no statistics"),
+        }
+        checked += 1;
+    }
+    // VinDr's 12 measured and 9 failing images, CheXpert's 3 listed ones.
+    assert_eq!(checked, 24, "{got:?}");
+    assert_eq!(got.len(), 24);
+}

@@ -152,11 +152,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             "cxr: note: the `split` column comes from the `splits` table written by `cxr split`"
         );
     }
-    if cmd.with_pixels && !avail.pixel_stats {
-        return Err(Error::Usage(
-            "--with-pixels: this warehouse has no pixel statistics".into(),
-        ));
-    }
+    refuse_pixels_without_stats(&cmd, &wh).await?;
     let sql = spec.sql(&cmd.common.cohort.images_sql(&avail)?)?;
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
@@ -204,9 +200,20 @@ pub(crate) async fn datasets_manifest(
         image_root: cmd.image_root.clone(),
         box_size: cmd.box_size,
         measured_sizes: wh.has_keyed_pixel_stats().await?,
+        with_pixels: cmd.with_pixels,
     };
     let sql = across.sql(&cmd.common.cohort.images_sql(&avail)?);
     Ok((sql, across))
+}
+
+/// `--with-pixels` needs `pixel_stats` keyed by dataset and image id.
+async fn refuse_pixels_without_stats(cmd: &ExportCmd, wh: &Warehouse) -> Result<()> {
+    if cmd.with_pixels && !wh.has_keyed_pixel_stats().await? {
+        return Err(Error::Usage(
+            "--with-pixels: this warehouse has no pixel statistics (or only ones an older cxr wrote); run `cxr ingest --images ...`".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `cxr export --dataset a,b`: the cross-dataset manifest.
@@ -216,11 +223,12 @@ async fn export_datasets(
     wh: &Warehouse,
     out: &std::path::Path,
 ) -> Result<()> {
-    if cmd.query.is_some() || cmd.with_pixels || cmd.sort_by.is_some() {
+    if cmd.query.is_some() || cmd.sort_by.is_some() {
         return Err(Error::Usage(
-            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql, --with-pixels and --sort-by apply to NIH exports only".into(),
+            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql and --sort-by apply to NIH exports only".into(),
         ));
     }
+    refuse_pixels_without_stats(cmd, wh).await?;
     let (sql, across) = datasets_manifest(cmd, wh).await?;
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
