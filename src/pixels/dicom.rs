@@ -12,7 +12,7 @@ use dicom_pixeldata::{PixelDecoder, PlanarConfiguration};
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::decode::{Format, Grey, Layout, Pixels, check_decoded, check_size};
@@ -149,38 +149,27 @@ impl Header {
 
 /// The `dicom_headers` rows of the DICOM images among `rows`.
 pub fn headers_batch(rows: &[Measured]) -> crate::error::Result<RecordBatch> {
+    use crate::input::table::{f64s, i32s, text, utf8};
     let rows: Vec<(&Measured, &Header)> = rows
         .iter()
         .filter_map(|r| r.dicom.as_deref().map(|h| (r, h)))
         .collect();
-    let text = |f: &dyn for<'a> Fn(&'a (&'a Measured, &'a Header)) -> Option<&'a str>| -> ArrayRef {
-        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-    };
-    let float = |f: &dyn Fn(&Header) -> Option<f64>| -> ArrayRef {
-        Arc::new(Float64Array::from(
-            rows.iter().map(|(_, h)| f(h)).collect::<Vec<_>>(),
-        ))
-    };
+    let headers = || rows.iter().map(|(_, h)| *h);
+    let (texts, ints, floats): (Vec<_>, Vec<_>, Vec<_>) = headers()
+        .map(|h| (h.texts(), h.ints(), h.floats()))
+        .collect();
     let mut columns: Vec<ArrayRef> = vec![
-        text(&|(r, _)| Some(r.dataset)),
-        text(&|(r, _)| Some(&r.image_id)),
-        text(&|(r, _)| Some(&r.source)),
+        text(rows.iter().map(|(r, _)| r.dataset)),
+        text(rows.iter().map(|(r, _)| r.image_id.as_str())),
+        text(rows.iter().map(|(r, _)| r.source.as_str())),
     ];
-    for k in 0..TEXT_COLUMNS.len() {
-        columns.push(text(&|(_, h)| h.texts()[k]));
-    }
-    columns.push(float(&|h| h.pixel_spacing_row));
-    columns.push(float(&|h| h.pixel_spacing_column));
-    for k in 0..INT_COLUMNS.len() {
-        columns.push(Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|(_, h)| h.ints()[k]),
-        )));
-    }
-    columns.push(text(&|(_, h)| Some(&h.photometric)));
-    for k in 0..FLOAT_COLUMNS.len() {
-        columns.push(float(&|h| h.floats()[k]));
-    }
-    columns.push(text(&|(_, h)| Some(&h.transfer_syntax)));
+    columns.extend((0..TEXT_COLUMNS.len()).map(|k| utf8(texts.iter().map(|t| t[k]))));
+    columns.push(f64s(headers().map(|h| h.pixel_spacing_row)));
+    columns.push(f64s(headers().map(|h| h.pixel_spacing_column)));
+    columns.extend((0..INT_COLUMNS.len()).map(|k| i32s(ints.iter().map(|v| Some(v[k])))));
+    columns.push(text(headers().map(|h| h.photometric.as_str())));
+    columns.extend((0..FLOAT_COLUMNS.len()).map(|k| f64s(floats.iter().map(|v| v[k]))));
+    columns.push(text(headers().map(|h| h.transfer_syntax.as_str())));
     Ok(RecordBatch::try_new(headers_schema(), columns)?)
 }
 

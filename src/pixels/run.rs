@@ -10,10 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int8Array, Int32Array, Int32Builder, Int64Array, ListBuilder,
-    RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{ArrayRef, Int32Builder, ListBuilder, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
@@ -232,74 +229,53 @@ pub fn errors_schema() -> SchemaRef {
 
 /// Builds a `pixel_stats` batch.
 pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
-    let text = |f: &dyn Fn(&Measured) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let float = |f: &dyn Fn(&Measured) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
-    };
+    use crate::input::table::{f64s, i8s, i32s, i64s, text, utf8};
     let mut hist = ListBuilder::new(Int32Builder::new());
     for r in rows {
         hist.values().append_slice(&r.stats.histogram);
         hist.append(true);
     }
+    let float = |f: &dyn Fn(&Measured) -> f64| f64s(rows.iter().map(|r| Some(f(r))));
+    // Each row's derived statistics once, then column by column.
+    let values: Vec<[i32; 7]> = rows.iter().map(|r| r.stats.values()).collect();
+    let normalised: Vec<[f64; 9]> = rows.iter().map(|r| r.stats.normalised()).collect();
     let mut columns: Vec<ArrayRef> = vec![
-        text(&|r| r.dataset),
-        text(&|r| &r.image_id),
-        text(&|r| &r.image_index),
-        text(&|r| &r.source),
-        text(&|r| r.format),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.file_bytes),
-        )),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.width))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.height))),
-        Arc::new(Int8Array::from_iter_values(
-            rows.iter().map(|r| r.bit_depth),
-        )),
-        Arc::new(Int8Array::from_iter_values(
-            rows.iter().map(|r| r.bits_stored),
-        )),
-        text(&|r| r.color_type),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| r.photometric.as_deref())
-                .collect::<Vec<_>>(),
-        )),
+        text(rows.iter().map(|r| r.dataset)),
+        text(rows.iter().map(|r| r.image_id.as_str())),
+        text(rows.iter().map(|r| r.image_index.as_str())),
+        text(rows.iter().map(|r| r.source.as_str())),
+        text(rows.iter().map(|r| r.format)),
+        i64s(rows.iter().map(|r| Some(r.file_bytes))),
+        i32s(rows.iter().map(|r| Some(r.width))),
+        i32s(rows.iter().map(|r| Some(r.height))),
+        i8s(rows.iter().map(|r| Some(r.bit_depth))),
+        i8s(rows.iter().map(|r| Some(r.bits_stored))),
+        text(rows.iter().map(|r| r.color_type)),
+        utf8(rows.iter().map(|r| r.photometric.as_deref())),
         float(&|r| r.stats.mean),
         float(&|r| r.stats.std),
     ];
-    for k in 0..VALUE_COLUMNS.len() {
-        columns.push(Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|r| r.stats.values()[k]),
-        )));
-    }
-    for k in 0..NORMALISED_COLUMNS.len() {
-        columns.push(float(&|r| r.stats.normalised()[k]));
-    }
+    columns.extend((0..VALUE_COLUMNS.len()).map(|k| i32s(values.iter().map(|v| Some(v[k])))));
+    columns
+        .extend((0..NORMALISED_COLUMNS.len()).map(|k| f64s(normalised.iter().map(|v| Some(v[k])))));
     columns.extend([
         float(&|r| r.stats.entropy),
         Arc::new(hist.finish()) as ArrayRef,
-        text(&|r| &r.stats.dhash),
+        text(rows.iter().map(|r| r.stats.dhash.as_str())),
     ]);
     Ok(RecordBatch::try_new(stats_schema(), columns)?)
 }
 
 /// Builds the `pixel_errors` batch.
 pub fn errors_batch(rows: &[PixelError]) -> Result<RecordBatch> {
-    let text = |f: &dyn Fn(&PixelError) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let optional = |f: &dyn Fn(&PixelError) -> Option<&str>| -> ArrayRef {
-        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-    };
+    use crate::input::table::{text, utf8};
     let columns: Vec<ArrayRef> = vec![
-        text(&|r| &r.dataset),
-        optional(&|r| r.image_id.as_deref()),
-        text(&|r| &r.source),
-        text(&|r| &r.member),
-        optional(&|r| r.image_index.as_deref()),
-        text(&|r| &r.error),
+        text(rows.iter().map(|r| r.dataset.as_str())),
+        utf8(rows.iter().map(|r| r.image_id.as_deref())),
+        text(rows.iter().map(|r| r.source.as_str())),
+        text(rows.iter().map(|r| r.member.as_str())),
+        utf8(rows.iter().map(|r| r.image_index.as_deref())),
+        text(rows.iter().map(|r| r.error.as_str())),
     ];
     Ok(RecordBatch::try_new(errors_schema(), columns)?)
 }
