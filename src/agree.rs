@@ -235,7 +235,8 @@ ORDER BY f.finding"
         return Err(Error::Usage(format!(
             "dataset `{dataset}` has no per-reader label sources ({dataset}_R1, ...) in this warehouse; {}",
             if with_readers.is_empty() {
-                "no dataset here has (VinDr-CXR has: ingest --dataset vindr=...)".to_string()
+                "none of its datasets has them (VinDr-CXR does: `cxr ingest --dataset vindr=...`)"
+                    .to_string()
             } else {
                 format!("datasets with readers: {}", with_readers.join(", "))
             }

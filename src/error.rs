@@ -174,7 +174,7 @@ pub fn without_os_error_numbers(message: &str) -> String {
 }
 
 /// Arrow's CSV error for a record with more or fewer fields than the first, in plain
-/// words: "line 2 has 3 fields, the first line 2".
+/// words: "line 2 has 3 fields, the header (line 1) 2 fields".
 fn ragged_csv(message: &str) -> Option<String> {
     let rest = message.split("Expected ").nth(1)?;
     let numbers: Vec<&str> = rest
@@ -184,8 +184,11 @@ fn ragged_csv(message: &str) -> Option<String> {
     let [expected, found, line] = numbers.as_slice() else {
         return None;
     };
+    let fields = |n: &str| format!("{n} field{}", if n == "1" { "" } else { "s" });
     Some(format!(
-        "line {line} has {found} fields, the first line {expected}; every line of a CSV file needs the same number of fields"
+        "line {line} has {}, the header (line 1) {}; every line of a CSV file needs the same number of fields",
+        fields(found),
+        fields(expected)
     ))
 }
 

@@ -115,6 +115,62 @@ impl Spec {
         ))
     }
 
+    /// Checks the columns the flags name, before the export runs: `--sql` returns
+    /// `image_index`, `--sort-by` names a column of the manifest. DataFusion's own
+    /// errors would list the query's internal names instead.
+    pub async fn check_columns(
+        &self,
+        wh: &Warehouse,
+        cohort: &str,
+        params: &[(String, ScalarValue)],
+    ) -> Result<()> {
+        let columns = |sql: String| async move {
+            let frames = wh
+                .plan(
+                    &format!("SELECT * FROM ({sql}) AS q LIMIT 0"),
+                    false,
+                    params,
+                )
+                .await?;
+            Ok::<_, Error>(frames.first().map_or_else(Vec::new, |f| {
+                f.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect::<Vec<_>>()
+            }))
+        };
+        if let Some(q) = &self.query {
+            let returned = columns(statement(q, "--sql")?).await?;
+            if !returned.iter().any(|c| c == "image_index") {
+                return Err(Error::Usage(format!(
+                    "--sql must return image_index (one row per image of the manifest); it returns {}",
+                    returned.join(", ")
+                )));
+            }
+        }
+        if let Some(col) = &self.sort_by {
+            let unsorted = Spec {
+                sort_by: None,
+                ..self.clone()
+            };
+            let manifest = columns(unsorted.sql(cohort)?).await?;
+            if !manifest.iter().any(|c| c == col) {
+                // The columns one can sort by (the targets are folded into a list).
+                let plain: Vec<&String> = manifest.iter().filter(|c| ident(c).is_ok()).collect();
+                return Err(Error::Usage(format!(
+                    "--sort-by `{col}`: no such column in the export; its columns are: {}",
+                    plain
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// How the export's files are written, with `meta` as key-value metadata.
     pub fn options(&self, meta: Vec<(String, String)>) -> WriteOptions {
         WriteOptions {
@@ -191,7 +247,7 @@ pub async fn run(
         ),
         (
             keys::COMPRESSION.to_string(),
-            format!("{:?}", spec.compression),
+            crate::warehouse::parquet::compression_name(spec.compression),
         ),
     ]);
     let opts = spec.options(meta);

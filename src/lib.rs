@@ -44,11 +44,13 @@ pub fn default_warehouse() -> PathBuf {
 
 /// Phase timings on stderr when `CXR_TRACE` is set: where the time of a run goes.
 pub fn trace(phase: &str, since: std::time::Instant) {
+    trace_spent(phase, since.elapsed());
+}
+
+/// [`trace`] for time spent in pieces (a result's batches computed, then printed).
+pub fn trace_spent(phase: &str, spent: std::time::Duration) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("CXR_TRACE").is_some()) {
-        eprintln!(
-            "[trace] {phase}: {:.1} ms",
-            since.elapsed().as_secs_f64() * 1e3
-        );
+        eprintln!("[trace] {phase}: {:.1} ms", spent.as_secs_f64() * 1e3);
     }
 }

@@ -151,8 +151,8 @@ pub async fn print_stream(
     df: datafusion::prelude::DataFrame,
     format: Format,
     max_rows: usize,
+    asked: Asked,
 ) -> Result<Tally> {
-    use futures::StreamExt;
     let schema: SchemaRef = df.schema().inner().clone();
     let mut tally = Tally::default();
     if schema.fields().is_empty() {
@@ -160,41 +160,106 @@ pub async fn print_stream(
         df.collect().await?;
         return Ok(tally);
     }
+    let mut spent = Spent::default();
+    let started = std::time::Instant::now();
     let mut stream = df.execute_stream().await?;
+    spent.run += started.elapsed();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if format == Format::Table {
+        // Rows past the limit are counted, not kept: the footer gives the total.
         let mut batches = Vec::new();
-        while let Some(b) = stream.next().await {
+        let mut kept = 0u64;
+        while let Some(b) = spent.next(&mut stream).await {
             let b = b?;
             tally.add(&b);
-            batches.push(b);
-            if max_rows > 0 && tally.rows > max_rows as u64 {
-                break;
+            if max_rows == 0 || kept <= max_rows as u64 {
+                kept += b.num_rows() as u64;
+                batches.push(b);
             }
         }
-        let complete = max_rows == 0 || tally.rows <= max_rows as u64;
         drop(stream);
-        write_table(&mut out, &schema, &batches, max_rows, complete)?;
+        let started = std::time::Instant::now();
+        write_table(&mut out, &schema, &batches, (max_rows, tally.rows), asked)?;
         out.flush().map_err(|e| Error::io("writing to stdout", e))?;
+        spent.print += started.elapsed();
+        spent.trace();
         return Ok(tally);
     }
     // The first batch (or the error that stops the query, as most do) before the
     // header: a query that fails writes nothing to stdout.
-    let first = stream.next().await.transpose()?;
+    let first = spent.next(&mut stream).await.transpose()?;
+    let started = std::time::Instant::now();
     let mut sink = TextSink::begin(&mut out, &schema, format)?;
     if let Some(b) = first {
         tally.add(&b);
         sink.write(&b)?;
     }
-    while let Some(b) = stream.next().await {
+    spent.print += started.elapsed();
+    while let Some(b) = spent.next(&mut stream).await {
         let b = b?;
+        let started = std::time::Instant::now();
         tally.add(&b);
         sink.write(&b)?;
+        spent.print += started.elapsed();
     }
+    let started = std::time::Instant::now();
     sink.finish()?;
     out.flush().map_err(|e| Error::io("writing to stdout", e))?;
+    spent.print += started.elapsed();
+    spent.trace();
     Ok(tally)
+}
+
+/// Where the time of a printed result goes: computing its batches (`run`) and
+/// formatting and writing them (`print`), which interleave as it streams.
+#[derive(Default)]
+struct Spent {
+    run: std::time::Duration,
+    print: std::time::Duration,
+}
+
+impl Spent {
+    async fn next(
+        &mut self,
+        stream: &mut datafusion::physical_plan::SendableRecordBatchStream,
+    ) -> Option<datafusion::error::Result<RecordBatch>> {
+        use futures::StreamExt;
+        let started = std::time::Instant::now();
+        let next = stream.next().await;
+        self.run += started.elapsed();
+        next
+    }
+
+    fn trace(&self) {
+        crate::trace_spent("run", self.run);
+        crate::trace_spent("print", self.print);
+    }
+}
+
+/// Where a result was asked for: the hints of a table's footer name what works there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// A command's flags.
+    CommandLine,
+    /// `cxr shell`'s backslash commands.
+    Shell,
+}
+
+impl Asked {
+    fn all_rows(self) -> &'static str {
+        match self {
+            Asked::CommandLine => "--max-rows 0",
+            Asked::Shell => "\\maxrows 0",
+        }
+    }
+
+    fn all_columns(self) -> &'static str {
+        match self {
+            Asked::CommandLine => "--format csv",
+            Asked::Shell => "\\format csv",
+        }
+    }
 }
 
 /// What a printed or written result held: its rows, and whether any number in it
@@ -267,14 +332,14 @@ fn write_table(
     out: &mut dyn Write,
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    max_rows: usize,
-    complete: bool,
+    (max_rows, total): (usize, u64),
+    asked: Asked,
 ) -> Result<()> {
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let kept: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let limit = if max_rows == 0 {
-        total
+        kept
     } else {
-        max_rows.min(total)
+        max_rows.min(kept)
     };
     let width = terminal_width();
     let mut header = header(schema);
@@ -288,14 +353,22 @@ fn write_table(
         }
     }
     // Cells are cut to 80 characters (less on a narrow terminal); when the columns
-    // still do not fit, wide ones are cut to 20 before any column is hidden, as
-    // DuckDB does.
+    // still do not fit, the widest are cut, no shorter than 20 and only as far as
+    // the terminal needs, before any column is hidden, as DuckDB does.
     let cell_limit = width.map_or(MAX_CELL, |w| MAX_CELL.min(w.saturating_sub(8)).max(8));
     let mut widths = cut_cells(&mut header, &mut rows, cell_limit);
     if let Some(w) = width
         && fitting_columns(&widths, w) != (widths.len(), 0)
     {
-        widths = cut_cells(&mut header, &mut rows, NARROW_CELL.min(cell_limit));
+        let floor = NARROW_CELL.min(cell_limit);
+        let limit = (floor..cell_limit)
+            .rev()
+            .find(|&l| {
+                let cut: Vec<usize> = widths.iter().map(|&c| c.min(l)).collect();
+                fitting_columns(&cut, w) == (cut.len(), 0)
+            })
+            .unwrap_or(floor);
+        widths = cut_cells(&mut header, &mut rows, limit);
     }
     let (left, right) = width.map_or((widths.len(), 0), |w| fitting_columns(&widths, w));
     let shown_columns = |row: &[String]| -> Vec<String> {
@@ -317,20 +390,16 @@ fn write_table(
     }
     writeln!(out, "{table}").map_err(io)?;
     let noun = if total == 1 { "row" } else { "rows" };
-    let mut footer = if complete {
-        format!("{} {noun}", thousands(total as u64))
-    } else {
-        format!(
-            "more than {} rows ({} shown; --max-rows 0 shows all)",
-            thousands(max_rows as u64),
-            rows.len()
-        )
-    };
+    let mut footer = format!("{} {noun}", thousands(total));
+    if (rows.len() as u64) < total {
+        footer += &format!(" ({} shown; {} shows all)", rows.len(), asked.all_rows());
+    }
     if left + right < header.len() {
         footer += &format!(
-            ", {} columns ({} shown; a wider terminal or --format csv shows all)",
+            ", {} columns ({} shown; a wider terminal or {} shows all)",
             header.len(),
-            left + right
+            left + right,
+            asked.all_columns()
         );
     }
     writeln!(out, "{footer}").map_err(io)
@@ -466,6 +535,11 @@ impl Listing {
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
                 .set_header(self.header.clone());
+            // The width every table uses ($COLUMNS, else the terminal's, else 80):
+            // comfy-table alone takes a terminal that reports no size as 0 wide.
+            if let Some(w) = terminal_width() {
+                t.set_width(u16::try_from(w).unwrap_or(u16::MAX));
+            }
             for row in &self.rows {
                 t.add_row(row.clone());
             }

@@ -93,6 +93,7 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 // Cohort flags alone: every dataset, its default sources.
                 c.uncertain = Some(Default::default());
             }
+            c.check_cohort_file(&wh).await?;
             let avail = crate::cohort::Available::for_cohort(&wh, Some(&c)).await?;
             Some((c.images_sql(&avail)?, c.default_params()?))
         } else {

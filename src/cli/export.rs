@@ -153,11 +153,13 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         );
     }
     refuse_pixels_without_stats(&cmd, &wh).await?;
-    let sql = spec.sql(&cmd.common.cohort.images_sql(&avail)?)?;
+    let cohort = cmd.common.cohort.images_sql(&avail)?;
+    let sql = spec.sql(&cohort)?;
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
     }
     let params = cmd.common.cohort.default_params()?;
+    spec.check_columns(&wh, &cohort, &params).await?;
     let done = crate::export::run(&wh, &spec, &sql, &params, &out, None).await?;
     report(&cmd, &done, &out);
     Ok(())

@@ -10,7 +10,9 @@ use crate::sql::snippets::quote;
 /// Arguments of `cxr followup`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Cohort flags pick patients, not images: every study of a patient with at least one image in the cohort is followed (`--with Effusion`: the whole timeline of each patient ever positive for Effusion). The per-finding statistics cover the patients with two or more studies (their number is the `patients` column); single-study patients have no follow-up.\n\nExample:\n  cxr followup --patient 18404\n  cxr followup --transitions\n  cxr followup --with Effusion"
+    after_help = "Cohort flags pick patients, not images: every study of a patient with at least one image in the cohort is followed (`--with Effusion`: the whole timeline of each patient ever positive for Effusion). The per-finding statistics cover the patients with two or more studies (their number is the `patients` column); single-study patients have no follow-up.\n\nExample:\n  cxr followup --patient 18404\n  cxr followup --transitions\n  cxr followup --with Effusion",
+    // Follow-up reads every study of a patient: one study per patient is refused.
+    mut_arg("first_study", |a| a.hide(true))
 )]
 pub struct FollowupCmd {
     #[command(flatten)]

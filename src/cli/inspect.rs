@@ -61,7 +61,11 @@ pub fn run(cmd: InspectCmd) -> Result<()> {
                 "    {i}: {rows} rows, {bytes} bytes compressed ({codec})"
             );
         }
-        let _ = writeln!(out, "  metadata:");
+        if info.metadata.is_empty() {
+            let _ = writeln!(out, "  metadata: none");
+        } else {
+            let _ = writeln!(out, "  metadata:");
+        }
         for (k, v) in &info.metadata {
             let _ = writeln!(out, "    {k}: {}", v.replace('\n', "\n      "));
         }

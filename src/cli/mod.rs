@@ -60,7 +60,7 @@ fn plot_flags(command: clap::Command) -> clap::Command {
 
 /// clap's error text with Rust's number-parsing messages in words.
 pub fn plain_clap_error(text: &str) -> String {
-    const WORDS: [(&str, &str); 6] = [
+    const WORDS: [(&str, &str); 7] = [
         ("invalid digit found in string", "not a whole number"),
         ("invalid float literal", "not a number"),
         (
@@ -75,6 +75,10 @@ pub fn plain_clap_error(text: &str) -> String {
         (
             "is not in 0..=18446744073709551615",
             "is not a whole number of 0 or more",
+        ),
+        (
+            "is not in 1..18446744073709551615",
+            "is not a whole number of 1 or more",
         ),
     ];
     WORDS
@@ -276,20 +280,20 @@ pub async fn emit(
     frames: Vec<datafusion::prelude::DataFrame>,
     out: &OutputArgs,
 ) -> Result<crate::output::Tally> {
-    let t = std::time::Instant::now();
-    let tally = emit_untimed(wh, frames, out).await;
-    crate::trace("run and print", t);
-    tally
-}
-
-async fn emit_untimed(
-    wh: &crate::sql::Warehouse,
-    frames: Vec<datafusion::prelude::DataFrame>,
-    out: &OutputArgs,
-) -> Result<crate::output::Tally> {
     let format = out
         .format
         .unwrap_or_else(crate::output::Format::default_for_stdout);
+    if out.max_rows.is_some()
+        && out.out.is_none()
+        && out.format.is_none()
+        && format != crate::output::Format::Table
+    {
+        return Err(Error::Usage(
+            "--max-rows limits a table; stdout is not a terminal, so the result prints as CSV \
+             with every row (add --format table for a table, or use LIMIT in the SQL)"
+                .into(),
+        ));
+    }
     if out.max_rows.is_some() && (out.out.is_some() || format != crate::output::Format::Table) {
         return Err(Error::Usage(
             "--max-rows limits the rows of a table on the terminal; --out and the other formats \
@@ -316,7 +320,9 @@ async fn emit_untimed(
                     f.len()
                 ))
             })?;
+        let t = std::time::Instant::now();
         let tally = crate::output::write_file(df, path).await?;
+        crate::trace("run and write", t);
         eprintln!(
             "wrote {} to {}",
             crate::output::rows(tally.rows),
@@ -326,7 +332,13 @@ async fn emit_untimed(
     }
     let mut tally = crate::output::Tally::default();
     for df in frames {
-        tally = crate::output::print_stream(df, format, out.max_rows()).await?;
+        tally = crate::output::print_stream(
+            df,
+            format,
+            out.max_rows(),
+            crate::output::Asked::CommandLine,
+        )
+        .await?;
     }
     Ok(tally)
 }

@@ -81,7 +81,7 @@ pub async fn run(
         ""
     };
     let mut sql = format!(
-        "SELECT COALESCE(b.finding, b.raw_label) AS label, b.x / {width} AS x, b.y / {height} AS y, \
+        "SELECT b.dataset, COALESCE(b.finding, b.raw_label) AS label, b.x / {width} AS x, b.y / {height} AS y, \
          b.w / {width} AS w, b.h / {height} AS h FROM xr_boxes b{join} \
          WHERE b.dataset IN ({}) AND {width} IS NOT NULL AND {height} IS NOT NULL",
         chosen
@@ -135,7 +135,14 @@ pub async fn run(
             rows.required_f64s("h")?,
         ],
     );
-    let title = format!("Where boxes lie ({})", chosen.join(", "));
+    // The datasets whose boxes are drawn, not every one that could have had some.
+    let drawn = rows.required_strings("dataset")?;
+    let shown: Vec<&str> = chosen
+        .iter()
+        .copied()
+        .filter(|d| drawn.iter().any(|x| x == d))
+        .collect();
+    let title = format!("Where boxes lie ({})", shown.join(", "));
     let svg = out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("svg"));

@@ -300,12 +300,14 @@ fn script(s: &mut Session) -> Result<()> {
 /// [`crate::input::text::MAX_SQL_BYTES`] of UTF-8.
 fn read_script(path: &str) -> std::result::Result<String, String> {
     use crate::input::text::{MAX_SQL_BYTES, read_all};
+    // In words, as every other error ("no such file", not "(os error 2)").
+    let plain = |e: std::io::Error| crate::error::without_os_error_numbers(&e.to_string());
     match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => return Err("not a regular file".into()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(plain(e)),
         Ok(_) => {}
     }
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(path).map_err(plain)?;
     read_all(file, MAX_SQL_BYTES).map_err(|e| e.to_string())
 }
 
@@ -447,7 +449,8 @@ impl Session {
         let interrupts = self.interrupts.clone();
         let work = async {
             for df in wh.plan(sql, allow_write, &[]).await? {
-                crate::output::print_stream(df, format, max_rows).await?;
+                crate::output::print_stream(df, format, max_rows, crate::output::Asked::Shell)
+                    .await?;
             }
             Ok::<(), Error>(())
         };

@@ -115,7 +115,11 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
         crate::output::thousands(rows.len() as u64)
     );
     let wh = Warehouse::open(&dir, Register::All).await?;
-    crate::output::print_text(&prevalence_table(&wh).await?.render())?;
+    let named = match plan {
+        Plan::Official => vec!["train_val".to_string(), "test".to_string()],
+        Plan::Random { names, .. } => names.clone(),
+    };
+    crate::output::print_text(&prevalence_table(&wh, &named).await?.render())?;
     Ok(())
 }
 
@@ -227,9 +231,13 @@ async fn commit_on_current<R, Computed>(
 where
     Computed: std::future::Future<Output = Result<(Warehouse, R)>>,
 {
-    let (mut wh, mut rows) = compute(wh).await?;
+    let (wh, mut rows) = compute(wh).await?;
+    // The read hold goes before the commit, so that the commit can remove the
+    // version it replaces (its check of `based_on` runs under the write lock).
+    let mut based_on = wh.snapshot.manifest.data.clone();
+    drop(wh);
     let mut tries = 1;
-    while !commit(dir, &wh.snapshot.manifest.data, &rows)? {
+    while !commit(dir, &based_on, &rows)? {
         if tries == 5 {
             return Err(Error::Warehouse(format!(
                 "{} changed five times while the split was computed; try again when the other writers are done",
@@ -239,7 +247,8 @@ where
         eprintln!(
             "cxr: note: the warehouse changed while the split was computed; computing it again"
         );
-        (wh, rows) = compute(Warehouse::open(dir, Register::All).await?).await?;
+        let (wh, again) = compute(Warehouse::open(dir, Register::All).await?).await?;
+        (based_on, rows) = (wh.snapshot.manifest.data.clone(), again);
         tries += 1;
     }
     Ok(rows)
@@ -325,9 +334,16 @@ fn check_out(wh: &Warehouse, out: &std::path::Path) -> Result<()> {
     crate::warehouse::files::check_file_target(out)
 }
 
-async fn prevalence_table(wh: &Warehouse) -> Result<Listing> {
+/// Per split, in the order they were named (then any other, then `(all)`): images,
+/// patients and each finding's prevalence.
+async fn prevalence_table(wh: &Warehouse, named: &[String]) -> Result<Listing> {
     let p = split::prevalence(wh).await?;
-    let names: Vec<&String> = p.keys().collect();
+    let rank = |n: &String| {
+        let at = named.iter().position(|x| x == n);
+        (n == "(all)", at.unwrap_or(named.len()), n.clone())
+    };
+    let mut names: Vec<&String> = p.keys().collect();
+    names.sort_by_key(|n| rank(n));
     let mut header = vec!["measure"];
     header.extend(names.iter().map(|n| n.as_str()));
     let mut t = Listing::new(&header);

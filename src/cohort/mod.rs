@@ -31,7 +31,8 @@ pub struct CohortArgs {
     #[arg(long)]
     pub no_finding: bool,
     /// Age range in years, inclusive: `40..60`, `40..`, `..60`.
-    #[arg(long, value_name = "MIN..MAX")]
+    // Hyphen values reach parse_age, which refuses a negative age in words.
+    #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
     pub age: Option<String>,
     /// M or F.
     #[arg(long, value_name = "M|F")]
@@ -254,6 +255,11 @@ pub fn parse_age(s: &str) -> Result<(Option<i64>, Option<i64>)> {
         }
     };
     let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo.into_iter().chain(hi).any(|a| a < 0) {
+        return Err(Error::Usage(format!(
+            "--age `{s}`: ages are whole years, 0 or more"
+        )));
+    }
     if let (Some(l), Some(h)) = (lo, hi)
         && l > h
     {
@@ -427,10 +433,13 @@ impl CohortArgs {
         }
         if let Some(s) = &self.split {
             if !avail.split_names.iter().any(|n| n == s) {
-                let from = if avail.splits {
-                    "the splits table (cxr split)"
-                } else {
-                    "the official lists"
+                let from = match &avail.across {
+                    Some(scope) if scope.dataset_splits => {
+                        "the dataset_splits table (cxr split --dataset), else the datasets' own"
+                    }
+                    Some(_) => "the datasets' own splits",
+                    None if avail.splits => "the splits table (cxr split)",
+                    None => "the official lists",
                 };
                 return Err(Error::Usage(format!(
                     "--split `{s}`: no such split in {from}; the splits are: {}",
@@ -646,6 +655,12 @@ mod tests {
         assert_eq!(parse_age("40..").unwrap(), (Some(40), None));
         assert_eq!(parse_age("..60").unwrap(), (None, Some(60)));
         assert!(parse_age("forty").is_err());
+        assert!(
+            parse_age("-5..10")
+                .unwrap_err()
+                .to_string()
+                .contains("0 or more")
+        );
     }
 
     #[test]

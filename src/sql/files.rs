@@ -28,6 +28,13 @@ fn looks_like_a_file(name: &str) -> bool {
 pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Result<()> {
     for name in named(statement) {
         let path = Path::new(&name);
+        if ctx.table_exist(TableReference::bare(name.as_str()))? {
+            continue;
+        }
+        if name.contains(['*', '?']) && extension(path) == "parquet" {
+            register_parquet(ctx, &name, path, Vec::new()).await?;
+            continue;
+        }
         match std::fs::metadata(path) {
             Ok(m) if !m.is_file() && !m.is_dir() => {
                 // Reading a FIFO or a device would block or never end.
@@ -37,7 +44,10 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
                 ));
             }
             Ok(m) if m.is_file() => {}
-            Ok(_) => continue,
+            Ok(_) => {
+                register_folder(ctx, &name, path).await?;
+                continue;
+            }
             Err(_)
                 if looks_like_a_file(&name)
                     && !ctx.table_exist(TableReference::bare(name.as_str()))? =>
@@ -48,9 +58,6 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
                 ));
             }
             Err(_) => continue,
-        }
-        if ctx.table_exist(TableReference::bare(name.as_str()))? {
-            continue;
         }
         let size = std::fs::metadata(path)
             .ctx(|| format!("{name}: cannot read"))?
@@ -105,6 +112,72 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// A folder of Parquet files (`cxr export --partition-by`): every `.parquet` file
+/// under it, with the `COL=value` folders of a hive layout as columns (text). A
+/// folder without Parquet files is left to DataFusion, which says it is not a table.
+async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    let mut partitions = Vec::new();
+    let mut level = path.to_path_buf();
+    loop {
+        let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(&level)
+            .ctx(|| format!("{name}: cannot list"))?
+            .flatten()
+            .collect();
+        if entries
+            .iter()
+            .any(|e| e.path().is_file() && extension(&e.path()) == "parquet")
+        {
+            break;
+        }
+        // The first `COL=value` folder names the next partition column.
+        let Some(next) = entries.iter().map(|e| e.path()).find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains('='))
+        }) else {
+            if partitions.is_empty() {
+                return Ok(());
+            }
+            break;
+        };
+        let folder = next
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let column = folder.split_once('=').map_or(folder, |(c, _)| c);
+        partitions.push((
+            column.to_string(),
+            datafusion::arrow::datatypes::DataType::Utf8,
+        ));
+        level = next;
+    }
+    register_parquet(ctx, name, path, partitions).await
+}
+
+/// Registers Parquet files (a folder or a glob) under the name the query uses.
+async fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    path: &Path,
+    partitions: Vec<(String, datafusion::arrow::datatypes::DataType)>,
+) -> Result<()> {
+    let mut location = std::path::absolute(path)
+        .ctx(|| format!("{name}: cannot resolve"))?
+        .to_string_lossy()
+        .into_owned();
+    if path.is_dir() && !location.ends_with('/') {
+        location.push('/');
+    }
+    let options = datafusion::prelude::ParquetReadOptions {
+        table_partition_cols: partitions,
+        ..Default::default()
+    };
+    ctx.register_parquet(TableReference::bare(name), location, options)
+        .await
+        .map_err(|e| Error::input(path, format!("not a readable Parquet table: {e}")))
+}
+
 /// A JSON file: one object per line, or one array of objects (cxr's `--format json`).
 async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
     use std::io::Read;
@@ -123,11 +196,89 @@ async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<
         ..Default::default()
     };
     let absolute = std::path::absolute(path).ctx(|| format!("{name}: cannot resolve"))?;
-    ctx.register_json(
-        TableReference::bare(name),
-        absolute.to_string_lossy(),
-        options,
-    )
-    .await
-    .map_err(|e| Error::input(path, format!("not a readable JSON table: {e}")))
+    let unreadable = |e| Error::input(path, format!("not a readable JSON table: {e}"));
+    let table = TableReference::bare(name);
+    ctx.register_json(table.clone(), absolute.to_string_lossy(), options.clone())
+        .await
+        .map_err(unreadable)?;
+    // DataFusion infers the columns in name order; a file cxr wrote keeps its own.
+    let inferred = ctx.table_provider(table.clone()).await?.schema();
+    let Some(order) = first_object_keys(path, array) else {
+        return Ok(());
+    };
+    let mut fields: Vec<_> = inferred.fields().iter().cloned().collect();
+    fields.sort_by_key(|f| {
+        order
+            .iter()
+            .position(|k| k == f.name())
+            .unwrap_or(usize::MAX)
+    });
+    let schema = datafusion::arrow::datatypes::Schema::new(fields);
+    ctx.deregister_table(table.clone())?;
+    let options = JsonReadOptions {
+        schema: Some(&schema),
+        ..options
+    };
+    ctx.register_json(table, absolute.to_string_lossy(), options)
+        .await
+        .map_err(unreadable)
+}
+
+/// The keys of a JSON file's first object, in the order written (None when it
+/// cannot be read: DataFusion's order then stands).
+fn first_object_keys(path: &Path, array: bool) -> Option<Vec<String>> {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Keys(Vec<String>);
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Keys, D::Error> {
+            struct KeysVisitor;
+            impl<'de> Visitor<'de> for KeysVisitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<M: MapAccess<'de>>(
+                    self,
+                    mut map: M,
+                ) -> std::result::Result<Keys, M::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(k) = map.next_key::<String>()? {
+                        map.next_value::<IgnoredAny>()?;
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(KeysVisitor)
+        }
+    }
+    struct First(Option<Keys>);
+    impl<'de> Deserialize<'de> for First {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<First, D::Error> {
+            struct FirstVisitor;
+            impl<'de> Visitor<'de> for FirstVisitor {
+                type Value = First;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an array of objects")
+                }
+                fn visit_seq<S: SeqAccess<'de>>(
+                    self,
+                    mut seq: S,
+                ) -> std::result::Result<First, S::Error> {
+                    let first = seq.next_element::<Keys>()?;
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(First(first))
+                }
+            }
+            d.deserialize_seq(FirstVisitor)
+        }
+    }
+    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    if array {
+        let first: First = serde_json::from_reader(file).ok()?;
+        return first.0.map(|k| k.0);
+    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut line).ok()?;
+    serde_json::from_str::<Keys>(&line).ok().map(|k| k.0)
 }

@@ -428,6 +428,12 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
         .execution
         .parquet
         .schema_force_view_types = false;
+    // A glob over a partitioned export (`'dataset/*/*.parquet'`) matches files in
+    // its folders; a warehouse table's folder has none below it.
+    config
+        .options_mut()
+        .execution
+        .listing_table_ignore_subdirectory = false;
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit()?, 1.0)
         .build_arc()?;

@@ -181,9 +181,15 @@ impl Snapshot {
         // that version: read again (a few times) until the hold is on a live one.
         for _ in 0..20 {
             let Some((manifest, manifest_sha256)) = Manifest::read(root)? else {
+                // `./warehouse`, not "no warehouse at warehouse".
+                let shown = if root.is_relative() && root.components().count() == 1 {
+                    Path::new(".").join(root)
+                } else {
+                    root.to_path_buf()
+                };
                 return Err(Error::Warehouse(format!(
                     "no warehouse at {} (missing {MANIFEST}); run `cxr ingest -w {}` first",
-                    root.display(),
+                    shown.display(),
                     root.display()
                 )));
             };

@@ -104,6 +104,16 @@ pub fn parse_compression(s: &str) -> Result<Compression> {
     })
 }
 
+/// A compression as `--compression` spells it (`zstd(3)`, `snappy`, `none`).
+pub fn compression_name(c: Compression) -> String {
+    match c {
+        Compression::UNCOMPRESSED => "none".into(),
+        Compression::SNAPPY => "snappy".into(),
+        Compression::ZSTD(level) => format!("zstd({})", level.compression_level()),
+        other => other.to_string().to_ascii_lowercase(),
+    }
+}
+
 /// The plain form of a type: what every Parquet reader, old pyarrow included, reads.
 pub fn plain_type(t: &DataType) -> DataType {
     let item = |f: &Arc<Field>| Arc::new(plain_field(f));
