@@ -7,6 +7,7 @@ pub mod chexpert;
 pub mod common;
 pub mod label_map;
 pub mod mimic;
+pub mod nih;
 
 pub mod padchest;
 
@@ -249,8 +250,10 @@ pub const VOTE_RULES: [&str; 3] = ["any", "majority", "all"];
 /// Every dataset cxr reads, NIH first.
 pub const DATASETS: [Dataset; 8] = [
     Dataset {
-        name: "nih",
+        name: nih::NAME,
         title: "NIH ChestX-ray14",
+        // Read from its own flags (`--metadata`, `--bbox`, `--expert`, `--splits`)
+        // by `nih::read`, into its own tables as well as the cross-dataset ones.
         read: None,
         normal_label: Some("No Finding"),
         beside_normal: None,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, ListArray, ListBuilder, StringBuilder};
 
-use super::metadata::Image;
 use super::table::{batch, f64s, i16s, i32s, i64s, text};
+use crate::datasets::nih::metadata::Image;
 use crate::error::Result;
 use crate::findings::FINDINGS;
 use crate::warehouse::{Staging, parquet};

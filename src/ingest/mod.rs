@@ -6,16 +6,10 @@
 
 pub use crate::input::{csv, issues, table};
 
-pub mod boxes;
 pub mod derived;
-pub mod expert;
-
-pub mod metadata;
 mod overlap;
-pub mod splits;
 
 pub mod across;
-pub mod nih_rows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +18,7 @@ use std::time::Instant;
 use datafusion::arrow::array::RecordBatch;
 use polars::prelude::PlHashMap;
 
+use crate::datasets::nih::{self, Release, metadata};
 use crate::error::Result;
 use crate::warehouse::{InputFile, Manifest, Staging, WriteLock, parquet};
 use issues::Issues;
@@ -54,6 +49,16 @@ pub struct IngestOptions {
 }
 
 impl IngestOptions {
+    /// The NIH files among the inputs.
+    fn nih_files(&self) -> nih::Files {
+        nih::Files {
+            metadata: self.metadata.clone(),
+            splits: self.splits.clone(),
+            bbox: self.bbox.clone(),
+            expert: self.expert.clone(),
+        }
+    }
+
     /// Only the NIH metadata at `metadata`, into `warehouse`: no side inputs.
     pub fn metadata_only(metadata: PathBuf, warehouse: PathBuf) -> IngestOptions {
         IngestOptions {
@@ -258,44 +263,13 @@ fn write_metadata(
     opts: &IngestOptions,
     staging: &Staging,
     others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
-    (meta, side): (metadata::Metadata, Side),
+    release: Release,
     issues: &mut Issues,
     parallel: bool,
 ) -> Result<Written> {
-    let Side {
-        lists,
-        list_sources,
-        bbox,
-        expert,
-        mut inputs,
-        issues: side_issues,
-    } = side;
-    issues.extend(side_issues);
     let t = Instant::now();
-    let mut images = meta.images;
-    if let Some(lists) = &lists {
-        splits::assign(lists, &list_sources, &mut images, issues);
-    }
-    let by_name: PlHashMap<&str, &metadata::Image> =
-        images.iter().map(|i| (i.image_index.as_str(), i)).collect();
-    let boxes = match &bbox {
-        Some(t) => boxes::clean(t, &by_name, issues)?,
-        None => Vec::new(),
-    };
-    let experts = match &expert {
-        Some(t) => expert::clean(t, &by_name, issues)?,
-        None => Vec::new(),
-    };
-    drop(by_name);
-    crate::trace("splits, boxes, expert", t);
-
-    let t = Instant::now();
-    let source = csv::source_name(&opts.metadata);
     let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
-    let nih_source = match meta.revision {
-        metadata::Revision::Original2017 => "nih_2017",
-        metadata::Revision::Revised2020 => "nih_2020",
-    };
+    let nih_source = release.revision.source();
     if let Some(other) = &opts.other_release
         && others
             .iter()
@@ -305,28 +279,29 @@ fn write_metadata(
             other,
             format!(
                 "the same NIH release ({}) as the metadata; --other-release takes the other one",
-                meta.revision.name()
+                release.revision.name()
             ),
         ));
     }
     // The big tables are built and written on threads of their own; the small ones
     // follow on this one.
     let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
+        let images = &release.images;
         let images_t = Task::start(s, parallel, || {
-            write("images", metadata::images_batch(&images))
+            write("images", metadata::images_batch(images))
         });
         let findings_t = Task::start(s, parallel, || {
-            write("findings", metadata::findings_batch(&images))
+            write("findings", metadata::findings_batch(images))
         });
-        let derived_t = Task::start(s, parallel, || derived::write(&images, staging));
-        let (images, boxes, experts) = (&images, &boxes, &experts);
+        let derived_t = Task::start(s, parallel, || derived::write(images, staging));
+        let release = &release;
         let write = &write;
         let cross_t = Task::start(
             s,
             parallel,
             move || -> Result<(Vec<(String, u64)>, Cross)> {
                 let t = Instant::now();
-                let mut cross = cross_dataset(opts, images, nih_source, boxes, experts, others)?;
+                let mut cross = cross_dataset(opts, release, others)?;
                 crate::trace("  cross-dataset rows", t);
                 let parts = std::mem::take(&mut cross.parts);
                 let measured: Vec<&str> = opts.images.iter().map(|i| i.dataset).collect();
@@ -339,11 +314,11 @@ fn write_metadata(
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
-            metadata::patients_batch(images, &source, &mut patient_issues),
+            metadata::patients_batch(images, &release.metadata_name, &mut patient_issues),
         );
         let small = [
-            write("bboxes", boxes::boxes_batch(boxes)),
-            write("expert_labels", expert::expert_batch(experts)),
+            write("bboxes", nih::boxes::boxes_batch(&release.boxes)),
+            write("expert_labels", nih::expert::expert_batch(&release.experts)),
         ];
         let derived = derived_t.join();
         let cross = cross_t.join();
@@ -356,6 +331,12 @@ fn write_metadata(
     tables.extend(derived?);
     let (cross_tables, cross) = cross?;
     tables.extend(cross_tables);
+    let Release {
+        images,
+        revision,
+        mut inputs,
+        ..
+    } = release;
     inputs.extend(cross.inputs);
     crate::trace("write tables", t);
     // A million small strings take a while to free; the caller need not wait for it.
@@ -364,7 +345,7 @@ fn write_metadata(
         tables,
         inputs,
         images: cross.images,
-        revision: meta.revision,
+        revision,
     })
 }
 
@@ -469,12 +450,12 @@ fn read_all_side_by_side(
     issues: &mut Issues,
 ) -> Result<(
     Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
-    (metadata::Metadata, Side),
+    Release,
 )> {
     let (others, nih) = std::thread::scope(|s| {
         let nih = s.spawn(|| {
             let mut own = Issues::default();
-            read_inputs(opts, &mut own).map(|r| (r, own))
+            nih::read(&opts.nih_files(), &mut own).map(|r| (r, own))
         });
         let mut own = Issues::default();
         let others = read_datasets(opts, &mut own).map(|o| (o, own));
@@ -497,41 +478,26 @@ fn read_datasets(
         Some(p) => LabelMap::from_file(p)?,
         None => LabelMap::default(),
     };
-    let mut specs = opts.datasets.clone();
-    if let Some(other) = &opts.other_release {
-        specs.push(crate::datasets::DatasetSpec {
-            name: OTHER_RELEASE.into(),
-            paths: vec![other.clone()],
-        });
+    // The other NIH release is read beside the datasets: its labels only.
+    let mut jobs: Vec<Option<&crate::datasets::DatasetSpec>> =
+        opts.datasets.iter().map(Some).collect();
+    if opts.other_release.is_some() {
+        jobs.push(None);
     }
-    let read_one = |spec: &crate::datasets::DatasetSpec| -> Result<(
+    let read_one = |job: &Option<&crate::datasets::DatasetSpec>| -> Result<(
         crate::datasets::DatasetRows,
         crate::datasets::DatasetInfo,
         Issues,
     )> {
         let mut own = Issues::default();
-        if spec.name == OTHER_RELEASE {
-            let m = metadata::read(&spec.paths[0], &mut own)?;
-            let source = match m.revision {
-                metadata::Revision::Original2017 => "nih_2017",
-                metadata::Revision::Revised2020 => "nih_2020",
-            };
-            let rows = crate::datasets::DatasetRows {
-                labels: crate::ingest::nih_rows::labels_only(&m.images, source),
-                ..Default::default()
-            };
-            let info = crate::datasets::DatasetInfo {
-                dataset: "nih",
-                title: String::new(),
-                source_files: vec![csv::source_name(&spec.paths[0])],
-                label_sources: vec![source.to_string()],
-            };
-            return Ok((rows, info, own));
-        }
-        let (rows, info) = read(spec, &map, &mut own)?;
+        let (rows, info) = match (job, &opts.other_release) {
+            (Some(spec), _) => read(spec, &map, &mut own)?,
+            (None, Some(path)) => nih::read_other_release(path, &mut own)?,
+            (None, None) => unreachable!("a job without a spec is the other release"),
+        };
         Ok((rows, info, own))
     };
-    let results = on_each_core(&specs, read_one);
+    let results = on_each_core(&jobs, read_one);
     let mut out = Vec::new();
     for r in results {
         let (rows, info, own) = r?;
@@ -565,46 +531,15 @@ fn on_each_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) ->
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-/// The pseudo-dataset name of the other NIH label release among the readers.
-const OTHER_RELEASE: &str = "nih (other release)";
-
 /// NIH (images, labels of both releases, Google's labels, boxes) and every other
 /// dataset, as rows of the cross-dataset tables.
 fn cross_dataset(
     opts: &IngestOptions,
-    images: &[metadata::Image],
-    nih_source: &str,
-    boxes: &[boxes::BBox],
-    experts: &[expert::ExpertRow],
+    release: &Release,
     others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
 ) -> Result<Cross> {
-    use crate::datasets::{BoxRow, DatasetInfo};
-    use nih_rows as nih;
-    let mut rows = nih::to_rows(images, nih_source);
-    rows.labels.extend(nih::expert_labels(experts));
-    rows.boxes.extend(boxes.iter().map(|b| BoxRow {
-        dataset: "nih",
-        image_id: b.image_index.clone(),
-        source: "nih_bbox_2017".into(),
-        raw_label: b.label.to_string(),
-        finding: Some(b.label),
-        reader: None,
-        x: b.xywh[0],
-        y: b.xywh[1],
-        w: b.xywh[2],
-        h: b.xywh[3],
-        area: None,
-        mask_rle: None,
-    }));
-    let mut nih_files = vec![csv::source_name(&opts.metadata)];
-    nih_files.extend(opts.expert.iter().map(|p| csv::source_name(p)));
-    nih_files.extend(opts.bbox.iter().map(|p| csv::source_name(p)));
-    let mut nih_info = DatasetInfo {
-        dataset: "nih",
-        title: "NIH ChestX-ray14".into(),
-        source_files: nih_files,
-        label_sources: sources_of(&rows.labels),
-    };
+    let (rows, mut nih_info) = release.rows();
+    nih_info.label_sources = sources_of(&rows.labels);
     let nih_counts = counts(&rows.images);
     let mut datasets = Vec::new();
     let mut inputs = Vec::new();
@@ -694,62 +629,12 @@ fn sources_of(labels: &[crate::datasets::LabelRow]) -> Vec<String> {
     set.into_iter().map(str::to_string).collect()
 }
 
-/// Reads the metadata and, on another thread meanwhile, the side inputs (which do
-/// not need the metadata until they are matched against it).
-fn read_inputs(opts: &IngestOptions, issues: &mut Issues) -> Result<(metadata::Metadata, Side)> {
-    let (meta, side) = std::thread::scope(|s| {
-        let side = s.spawn(|| read_side(opts));
-        let meta = metadata::read(&opts.metadata, issues);
-        (meta, side.join().expect("side input reader does not panic"))
-    });
-    Ok((meta?, side?))
-}
-
 /// The resume cache of a pixel run: inside the warehouse, keyed by the inputs.
 fn pixel_cache(opts: &IngestOptions, lock: &WriteLock) -> PathBuf {
     lock.scratch(&format!(
         "pixels-{}",
         crate::pixels::run::cache_key(&opts.images)
     ))
-}
-
-/// The inputs read beside the metadata: parsed, not yet matched against it.
-struct Side {
-    lists: Option<[Vec<(u64, String)>; 2]>,
-    list_sources: [String; 2],
-    bbox: Option<csv::CsvTable>,
-    expert: Option<csv::CsvTable>,
-    inputs: Vec<InputFile>,
-    issues: Issues,
-}
-
-/// Describes every input file (size, SHA-256) and parses the box list, the expert
-/// labels and the split lists.
-fn read_side(opts: &IngestOptions) -> Result<Side> {
-    let mut side = Side {
-        lists: None,
-        list_sources: Default::default(),
-        bbox: None,
-        expert: None,
-        inputs: vec![InputFile::describe("metadata", &opts.metadata)?],
-        issues: Issues::default(),
-    };
-    if let Some([train_val, test]) = &opts.splits {
-        side.inputs
-            .push(InputFile::describe("split_train_val", train_val)?);
-        side.inputs.push(InputFile::describe("split_test", test)?);
-        side.lists = Some([csv::read_list(train_val)?, csv::read_list(test)?]);
-        side.list_sources = [csv::source_name(train_val), csv::source_name(test)];
-    }
-    if let Some(p) = &opts.bbox {
-        side.inputs.push(InputFile::describe("bbox", p)?);
-        side.bbox = Some(csv::CsvTable::read(p, &mut side.issues)?);
-    }
-    if let Some(p) = &opts.expert {
-        side.inputs.push(InputFile::describe("expert", p)?);
-        side.expert = Some(csv::CsvTable::read(p, &mut side.issues)?);
-    }
-    Ok(side)
 }
 
 /// A measured image that is not among its dataset's images is kept, with a

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{IngestOptions, Written, pixel_cache, read_inputs, write_metadata};
+use super::{IngestOptions, Written, pixel_cache, write_metadata};
 use crate::error::Result;
 use crate::ingest::issues::Issues;
 use crate::pixels::run::{PixelRun, Progress};
@@ -43,7 +43,7 @@ pub(super) fn write_while_measuring(
     let ((written, own_issues), run) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut own = Issues::default();
-            let written = read_inputs(opts, &mut own)
+            let written = crate::datasets::nih::read(&opts.nih_files(), &mut own)
                 .and_then(|read| write_metadata(opts, staging, others, read, &mut own, false));
             if written.is_err() {
                 failed.store(true, Ordering::Relaxed);

@@ -3,10 +3,10 @@
 use datafusion::arrow::array::RecordBatch;
 use polars::prelude::PlHashMap;
 
+use super::metadata::Image;
 use crate::datasets::common::box_geometry_problem as geometry_problem;
 use crate::error::Result;
 use crate::findings::{Label, classify};
-use crate::ingest::metadata::Image;
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 use crate::input::table::{batch, f64s, i32s, text};

@@ -64,6 +64,14 @@ impl Revision {
             Revision::Revised2020 => "2020",
         }
     }
+
+    /// The label source of this release in `xr_labels` (`nih_2017`, `nih_2020`).
+    pub fn source(self) -> &'static str {
+        match self {
+            Revision::Original2017 => "nih_2017",
+            Revision::Revised2020 => "nih_2020",
+        }
+    }
 }
 
 /// The metadata file, cleaned.

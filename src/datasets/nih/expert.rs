@@ -3,8 +3,8 @@
 use datafusion::arrow::array::RecordBatch;
 use polars::prelude::PlHashMap;
 
+use super::metadata::Image;
 use crate::error::Result;
-use crate::ingest::metadata::Image;
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 use crate::input::table::{batch, bools, text, utf8};

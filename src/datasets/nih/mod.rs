@@ -1,5 +1,8 @@
-//! NIH ChestX-ray14 → the cross-dataset tables, from the already-cleaned metadata
-//! ([`Image`]) and Google's expert labels ([`ExpertRow`]).
+//! NIH ChestX-ray14, one dataset reader among the others: its files (the metadata
+//! CSV, the official split lists, the 2017 boxes, Google's expert labels) read and
+//! cleaned ([`read`]; each file's own module), then as rows of the cross-dataset
+//! tables ([`Release::rows`]). Ingest also writes NIH's own tables (`images`,
+//! `findings`, `patients`, `bboxes`, `expert_labels`, ...) from the same [`Release`].
 //!
 //! * `image_id` = `path` = `image_index`; `patient_id` = the patient number as text.
 //! * `study_id` = `{patient}/{follow_up}`: a follow-up is one visit of the patient,
@@ -11,14 +14,189 @@
 //! * Google 2019 (`google_2019`): each expert-labelled image gets a row per adjudicated
 //!   label it has (1 or 0): `Fracture`, `Pneumothorax`, `Airspace opacity` →
 //!   Lung_Opacity, `Nodule or mass` → NULL (no single finding; as TorchXRayVision).
+//! * boxes: the 2017 list (`nih_bbox_2017`), in pixels of the 1024-pixel originals.
 
+pub mod boxes;
+pub mod expert;
+pub mod metadata;
+pub mod splits;
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::PlHashMap;
+
+use self::expert::ExpertRow;
+use self::metadata::Image;
+use crate::datasets::{BoxRow, DatasetInfo};
 use crate::datasets::{DatasetRows, ImageRow, Interner, LabelRow, Shared};
+use crate::error::Result;
 use crate::findings::NO_FINDING;
-use crate::ingest::expert::ExpertRow;
-use crate::ingest::metadata::Image;
+use crate::input::csv::{self, CsvTable};
+use crate::input::issues::Issues;
+use crate::warehouse::InputFile;
 
 /// Dataset name.
 pub const NAME: &str = "nih";
+/// Source of the 2017 boxes.
+pub const BOX_SOURCE: &str = "nih_bbox_2017";
+
+/// The files of the release that an ingest reads.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// `Data_Entry_2017*.csv[.gz]`.
+    pub metadata: PathBuf,
+    /// The official train_val and test lists, if any.
+    pub splits: Option<[PathBuf; 2]>,
+    /// `BBox_List_2017.csv`, if any.
+    pub bbox: Option<PathBuf>,
+    /// Google's expert labels, if any.
+    pub expert: Option<PathBuf>,
+}
+
+/// The release read and cleaned: every image with its split, the boxes and the
+/// expert labels matched against the images, and each file described for the
+/// manifest.
+pub struct Release {
+    pub images: Vec<Image>,
+    pub revision: metadata::Revision,
+    pub boxes: Vec<boxes::BBox>,
+    pub experts: Vec<ExpertRow>,
+    /// Each file read (size, SHA-256), metadata first.
+    pub inputs: Vec<InputFile>,
+    /// The metadata file's name, as `data_issues` and `datasets` name it.
+    pub metadata_name: String,
+    /// The file names of the release as the `datasets` table lists them.
+    pub source_files: Vec<String>,
+}
+
+/// Reads the release: the metadata and, on another thread meanwhile, the other
+/// files (which do not need the metadata until they are matched against it).
+pub fn read(files: &Files, issues: &mut Issues) -> Result<Release> {
+    let (meta, side) = std::thread::scope(|s| {
+        let side = s.spawn(|| read_side(files));
+        let meta = metadata::read(&files.metadata, issues);
+        (meta, side.join().expect("side input reader does not panic"))
+    });
+    let (meta, side) = (meta?, side?);
+    issues.extend(side.issues);
+    let mut images = meta.images;
+    if let Some(lists) = &side.lists {
+        let sources = files
+            .splits
+            .as_ref()
+            .map(|[a, b]| [csv::source_name(a), csv::source_name(b)])
+            .unwrap_or_default();
+        splits::assign(lists, &sources, &mut images, issues);
+    }
+    let by_name: PlHashMap<&str, &Image> =
+        images.iter().map(|i| (i.image_index.as_str(), i)).collect();
+    let boxes = match &side.bbox {
+        Some(t) => boxes::clean(t, &by_name, issues)?,
+        None => Vec::new(),
+    };
+    let experts = match &side.expert {
+        Some(t) => expert::clean(t, &by_name, issues)?,
+        None => Vec::new(),
+    };
+    drop(by_name);
+    let mut source_files = vec![csv::source_name(&files.metadata)];
+    source_files.extend(files.expert.iter().map(|p| csv::source_name(p)));
+    source_files.extend(files.bbox.iter().map(|p| csv::source_name(p)));
+    Ok(Release {
+        images,
+        revision: meta.revision,
+        boxes,
+        experts,
+        inputs: side.inputs,
+        metadata_name: csv::source_name(&files.metadata),
+        source_files,
+    })
+}
+
+/// The other files of the release: parsed, not yet matched against the metadata.
+struct Side {
+    lists: Option<[Vec<(u64, String)>; 2]>,
+    bbox: Option<CsvTable>,
+    expert: Option<CsvTable>,
+    inputs: Vec<InputFile>,
+    issues: Issues,
+}
+
+/// Describes every file (size, SHA-256) and parses the box list, the expert labels
+/// and the split lists.
+fn read_side(files: &Files) -> Result<Side> {
+    let mut side = Side {
+        lists: None,
+        bbox: None,
+        expert: None,
+        inputs: vec![InputFile::describe("metadata", &files.metadata)?],
+        issues: Issues::default(),
+    };
+    if let Some([train_val, test]) = &files.splits {
+        side.inputs
+            .push(InputFile::describe("split_train_val", train_val)?);
+        side.inputs.push(InputFile::describe("split_test", test)?);
+        side.lists = Some([csv::read_list(train_val)?, csv::read_list(test)?]);
+    }
+    if let Some(p) = &files.bbox {
+        side.inputs.push(InputFile::describe("bbox", p)?);
+        side.bbox = Some(CsvTable::read(p, &mut side.issues)?);
+    }
+    if let Some(p) = &files.expert {
+        side.inputs.push(InputFile::describe("expert", p)?);
+        side.expert = Some(CsvTable::read(p, &mut side.issues)?);
+    }
+    Ok(side)
+}
+
+impl Release {
+    /// The release's rows of the cross-dataset tables: images, the labels of its own
+    /// release and of the expert, the boxes; and its `datasets` row.
+    pub fn rows(&self) -> (DatasetRows, DatasetInfo) {
+        let source = self.revision.source();
+        let mut rows = to_rows(&self.images, source);
+        rows.labels.extend(expert_labels(&self.experts));
+        rows.boxes.extend(self.boxes.iter().map(|b| BoxRow {
+            dataset: NAME,
+            image_id: b.image_index.clone(),
+            source: BOX_SOURCE.into(),
+            raw_label: b.label.to_string(),
+            finding: Some(b.label),
+            reader: None,
+            x: b.xywh[0],
+            y: b.xywh[1],
+            w: b.xywh[2],
+            h: b.xywh[3],
+            area: None,
+            mask_rle: None,
+        }));
+        let info = DatasetInfo {
+            dataset: NAME,
+            title: crate::datasets::dataset(NAME).map_or_else(String::new, |d| d.title.to_string()),
+            source_files: self.source_files.clone(),
+            label_sources: Vec::new(),
+        };
+        (rows, info)
+    }
+}
+
+/// The other NIH label release (`--other-release`): its labels over the same
+/// images, a second label source.
+pub fn read_other_release(path: &Path, issues: &mut Issues) -> Result<(DatasetRows, DatasetInfo)> {
+    let m = metadata::read(path, issues)?;
+    let source = m.revision.source();
+    let rows = DatasetRows {
+        labels: labels_only(&m.images, source),
+        ..Default::default()
+    };
+    let info = DatasetInfo {
+        dataset: NAME,
+        title: String::new(),
+        source_files: vec![csv::source_name(path)],
+        label_sources: vec![source.to_string()],
+    };
+    Ok((rows, info))
+}
 /// Source of the expert labels.
 pub const GOOGLE_SOURCE: &str = "google_2019";
 

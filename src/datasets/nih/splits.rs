@@ -2,7 +2,7 @@
 
 use polars::prelude::PlHashMap;
 
-use crate::ingest::metadata::Image;
+use super::metadata::Image;
 use crate::input::issues::Issues;
 
 /// Split names, in the order of the `--splits` arguments.
