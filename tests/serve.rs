@@ -997,7 +997,9 @@ fn session_settings_are_checked_and_reset() {
                   SET statement_timeout TO 250;\nSHOW statement_timeout;\n\
                   SET statement_timeout = '2min';\nSHOW statement_timeout;\n\
                   RESET ALL;\nSHOW statement_timeout;\n\
-                  SELECT current_database();\n";
+                  SELECT current_database();\n\
+                  SELECT current_user, session_user;\n\
+                  SELECT count(*) FROM datasets WHERE user = 'cxr';\n";
     let out = common::spawn_with_stdin(
         Command::new("psql")
             .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
@@ -1014,7 +1016,11 @@ fn session_settings_are_checked_and_reset() {
         .collect();
     assert_eq!(
         shown,
-        ["1500ms", "1500ms", "0", "250ms", "120000ms", "0", "cxr"],
+        // current_user and session_user: the login name, as PostgreSQL answers
+        // (the `datasets` table has one row: NIH).
+        [
+            "1500ms", "1500ms", "0", "250ms", "120000ms", "0", "cxr", "cxr|cxr", "1"
+        ],
         "{}",
         stderr(&out)
     );

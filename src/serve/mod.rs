@@ -12,6 +12,7 @@ mod copy;
 mod http;
 mod memory;
 mod queries;
+mod rewrite;
 mod saved;
 mod settings;
 mod threads;

@@ -191,6 +191,9 @@ impl Served {
         format: &Format,
         metadata: &HashMap<String, String>,
     ) -> PgWireResult<Response> {
+        let user = metadata.get("user").map_or("", String::as_str);
+        let named = super::rewrite::with_login_user(statement, user);
+        let statement = named.as_ref().unwrap_or(statement);
         let plan = self
             .plan(&version, statement)
             .await
@@ -787,15 +790,25 @@ impl ExtendedQueryHandler for Handler {
         if let Some(tag) = acknowledged(statement) {
             return Ok(Response::Execution(tag));
         }
-        let params = bound_parameters(portal, prepared)?;
         let served = &self.served;
         // Planned again on the version current now: a prepared statement kept across
         // a commit reads the new version, never the removed files of the old.
         let version = served.version().await.map_err(|e| served.error(e))?;
+        let mut inferred = inferred_types(prepared)?;
+        let client_types = &portal.statement.parameter_types;
+        let floats = super::rewrite::with_float_parameters(statement, &inferred, client_types);
+        if let Some(cast) = &floats {
+            let plan = served
+                .plan(&version, cast)
+                .await
+                .map_err(|e| served.error(e))?;
+            inferred = inferred_types(&plan)?;
+        }
+        let params = bound_parameters(portal, &inferred)?;
         served
             .answer(
                 version,
-                statement,
+                floats.as_ref().unwrap_or(statement),
                 &params,
                 &portal.result_column_format,
                 client.metadata(),
@@ -804,9 +817,8 @@ impl ExtendedQueryHandler for Handler {
     }
 }
 
-/// The values a client bound to `$1`, `$2`, ..., decoded as the types the client
-/// named, else as the types the plan infers.
-fn bound_parameters(portal: &Portal<Prepared>, plan: &LogicalPlan) -> PgWireResult<ParamValues> {
+/// The types the plan infers for `$1`, `$2`, ..., in order.
+fn inferred_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     let inferred = plan
         .get_parameter_types()
         .map_err(|e| user_error("42000", Error::from(e).to_string()))?;
@@ -818,8 +830,24 @@ fn bound_parameters(portal: &Portal<Prepared>, plan: &LogicalPlan) -> PgWireResu
         })
         .collect();
     ordered.sort_by_key(|(position, _)| *position);
-    let types: Vec<Option<&DataType>> = ordered.iter().map(|(_, ty)| ty.as_ref()).collect();
-    deserialize_parameters(portal, &types)
+    Ok(ordered.into_iter().map(|(_, ty)| ty).collect())
+}
+
+/// The values a client bound to `$1`, `$2`, ..., decoded as the types the client
+/// named, else as the types the plan infers (`inferred`); a NULL of no type as text.
+fn bound_parameters(
+    portal: &Portal<Prepared>,
+    inferred: &[Option<DataType>],
+) -> PgWireResult<ParamValues> {
+    let types: Vec<Option<&DataType>> = inferred.iter().map(Option::as_ref).collect();
+    let decoded = deserialize_parameters(portal, &types)?;
+    let sent: Vec<Option<&[u8]>> = portal.parameters.iter().map(|p| p.as_deref()).collect();
+    Ok(super::rewrite::with_untyped_nulls(
+        decoded,
+        &sent,
+        inferred,
+        &portal.statement.parameter_types,
+    ))
 }
 
 fn too_long(bytes: usize) -> PgWireError {

@@ -116,5 +116,17 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         with cur.copy("COPY (SELECT image_index FROM images) TO STDOUT") as copy:
             copied = sum(1 for _ in copy.rows())
     assert copied == len(csv), (copied, len(csv))
+    # A float parameter against an integer column compares as PostgreSQL does (ages
+    # above 50.5), and None binds as NULL, typed or not.
+    above = int((csv["Patient Age"] > 50.5).sum())
+    row = conn.execute("SELECT count(*) FROM images WHERE age > %s", (50.5,)).fetchone()
+    assert row[0] == above, (row[0], above)
+    row = conn.execute(
+        "SELECT count(*) FROM images WHERE sex = %s OR %s IS NULL", (None, None)
+    ).fetchone()
+    assert row[0] == len(csv), row
+    assert conn.execute("SELECT %s AS x", (None,)).fetchone() == (None,)
+    # current_user is the login name, as PostgreSQL gives it.
+    assert conn.execute("SELECT current_user").fetchone() == ("cxr",)
 
 print(f"tables checked: {checked}")
