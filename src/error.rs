@@ -55,39 +55,118 @@ pub enum Error {
 /// prefixes ("Error during planning: "), a Rust debug print of the parser's error, or
 /// the catalog and schema every table is in ("table 'datafusion.public.x'").
 fn plain(e: &datafusion::error::DataFusionError) -> String {
-    unqualified_fields(&words(e).replace("'datafusion.public.", "'"))
+    let text = words(e).replace("'datafusion.public.", "'");
+    planning_in_words(&text).unwrap_or_else(|| unqualified_fields(&text))
 }
 
-/// "Did you mean 'i.nodule'? Valid fields are i.image_index, …, p.mean": the one-letter
-/// qualifiers are the aliases of the SQL cxr built around a `--where` (or the user's
-/// own, which the user knows); the names alone are what to type, each once.
+/// A column name without its table or alias (`images.nodule`, `i.nodule`: `nodule`).
+fn unqualified(name: &str) -> String {
+    let name = name.trim().trim_matches('"');
+    name.rsplit_once('.')
+        .map_or(name, |(_, field)| field)
+        .to_string()
+}
+
+/// "No field named nope. Did you mean 'i.nodule'? Valid fields are i.image_index, …,
+/// p.mean": said as "no column `nope` (did you mean `nodule`?); the columns are:
+/// image_index, …, mean". The qualifiers are the tables or the aliases of the SQL cxr
+/// built around a `--where`; the names alone are what to type, each once.
 fn unqualified_fields(message: &str) -> String {
-    let strip = |name: &str| -> String {
-        let name = name.trim();
-        match name.split_once('.') {
-            Some((alias, field)) if alias.len() == 1 => field.to_string(),
-            _ => name.to_string(),
-        }
+    let Some(rest) = message
+        .find("No field named ")
+        .map(|at| &message[at + 15..])
+    else {
+        return message.to_string();
     };
-    let mut out = message.to_string();
-    if let Some(at) = out.find("Did you mean '")
-        && let Some(end) = out[at + 14..].find('\'')
+    let before = &message[..message.len() - rest.len() - 15];
+    let end = rest
+        .find(". ")
+        .or_else(|| rest.find('.'))
+        .unwrap_or(rest.len());
+    let missing = unqualified(&rest[..end]);
+    let mut out = format!("{before}no column `{missing}`");
+    if let Some(at) = rest.find("Did you mean '")
+        && let Some(end) = rest[at + 14..].find('\'')
     {
-        let suggested = strip(&out[at + 14..at + 14 + end]);
-        out.replace_range(at + 14..at + 14 + end, &suggested);
+        out += &format!(
+            " (did you mean `{}`?)",
+            unqualified(&rest[at + 14..at + 14 + end])
+        );
     }
-    if let Some(at) = out.find("Valid fields are ") {
+    if let Some(at) = rest.find("Valid fields are ") {
         // DataFusion ends its message with the list and a full stop.
-        let body = out[at + 17..].trim_end().trim_end_matches('.');
+        let body = rest[at + 17..].trim_end().trim_end_matches('.');
         let mut seen = std::collections::HashSet::new();
         let names: Vec<String> = body
             .split(", ")
-            .map(strip)
+            .map(unqualified)
             .filter(|n| seen.insert(n.clone()))
             .collect();
-        out = format!("{}Valid fields are {}.", &out[..at], names.join(", "));
+        out += &format!("; the columns are: {}", names.join(", "));
     }
     out
+}
+
+/// DataFusion's planning errors that name its internals (signatures, coercion,
+/// wildcard expansion), said as what is wrong in the SQL; None for the others.
+fn planning_in_words(message: &str) -> Option<String> {
+    let quoted_after = |marker: &str, quote: char| -> Option<String> {
+        let rest = &message[message.find(marker)? + marker.len()..];
+        Some(rest[..rest.find(quote)?].to_string())
+    };
+    if let Some(call) = quoted_after(
+        "No function matches the given name and argument types '",
+        '\'',
+    ) {
+        // "Candidate functions:" then one tab-indented signature per line.
+        let candidates: Vec<&str> = message
+            .split_once("Candidate functions:")
+            .map(|(_, list)| {
+                list.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = format!("no function {call}: the arguments have other types than it takes");
+        if !candidates.is_empty() {
+            out += &format!(
+                " ({}); cast them, e.g. CAST(x AS DOUBLE)",
+                candidates.join(", ")
+            );
+        }
+        return Some(out);
+    }
+    if message
+        .contains("must appear in the GROUP BY clause or must be part of an aggregate function")
+    {
+        let column = quoted_after("column \"", '"').map(|c| unqualified(&c))?;
+        return Some(format!(
+            "column `{column}` must be in GROUP BY or inside an aggregate function (count, sum, min, ...)"
+        ));
+    }
+    if message.contains("Projections require unique expression names") {
+        let name = quoted_after("the expression \"", '"').map(|c| unqualified(&c))?;
+        return Some(format!(
+            "two result columns are named `{name}`; rename one with AS"
+        ));
+    }
+    if let Some(at) = message.find("Cannot infer common argument type for comparison operation ") {
+        let operation = message[at + 59..].trim_end_matches('.');
+        let (left, right) = operation
+            .split_once(' ')
+            .map(|(l, r)| (l, r.split_once(' ').map_or(r, |(_, t)| t)))?;
+        return Some(format!(
+            "cannot compare {left} with {right}: compare values of one type (a list with array_has(list, 'x'), text with a quoted value)"
+        ));
+    }
+    if let Some(value) = quoted_after("Cannot cast string '", '\'') {
+        let target = quoted_after("' to value of ", ' ').unwrap_or_else(|| "that type".into());
+        return Some(format!(
+            "the text '{value}' is not a value of type {target}: compare a column with a value of its own type ('{value}' in quotes for text)"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -99,8 +178,42 @@ mod field_tests {
         );
         assert_eq!(
             said,
-            "No field named nodule_size. Did you mean 'nodule'?\nValid fields are image_index, nodule, mean."
+            "no column `nodule_size` (did you mean `nodule`?); the columns are: image_index, nodule, mean"
         );
+    }
+
+    #[test]
+    fn planning_errors_in_words() {
+        let said = |m: &str| super::planning_in_words(m).unwrap();
+        assert_eq!(
+            said(
+                "Internal error: Function 'sum' failed to match any signature, errors: Error during planning: x.\nThis issue was likely caused by a bug in DataFusion's code. No function matches the given name and argument types 'sum(Utf8)'. You might need to add explicit type casts.\n\tCandidate functions:\n\tsum(Decimal)\n\tsum(Int64)"
+            ),
+            "no function sum(Utf8): the arguments have other types than it takes (sum(Decimal), sum(Int64)); cast them, e.g. CAST(x AS DOUBLE)"
+        );
+        assert_eq!(
+            said(
+                "Column in SELECT must be in GROUP BY or an aggregate function: While expanding wildcard, column \"images.image_index\" must appear in the GROUP BY clause or must be part of an aggregate function, currently only \"images.sex\" appears in the SELECT clause satisfies this requirement"
+            ),
+            "column `image_index` must be in GROUP BY or inside an aggregate function (count, sum, min, ...)"
+        );
+        assert_eq!(
+            said(
+                "Projections require unique expression names but the expression \"images.image_index\" at position 0 and \"images.image_index\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
+            ),
+            "two result columns are named `image_index`; rename one with AS"
+        );
+        assert_eq!(
+            said(
+                "type_coercion: Cannot infer common argument type for comparison operation List(Utf8) = Int64"
+            ),
+            "cannot compare List(Utf8) with Int64: compare values of one type (a list with array_has(list, 'x'), text with a quoted value)"
+        );
+        assert_eq!(
+            said("Cast error: Cannot cast string 'F' to value of Int64 type"),
+            "the text 'F' is not a value of type Int64: compare a column with a value of its own type ('F' in quotes for text)"
+        );
+        assert!(super::planning_in_words("table 'x' not found").is_none());
     }
 }
 

@@ -219,7 +219,10 @@ pub async fn run(
 ) -> Result<Summary> {
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
+    let t = std::time::Instant::now();
     let batch = manifest_rows(wh, spec, sql, params, across).await?;
+    crate::trace("run", t);
+    let t = std::time::Instant::now();
     let (names, mut meta) = match across {
         None => (FINDINGS.to_vec(), Vec::new()),
         Some(x) => (
@@ -272,6 +275,7 @@ pub async fn run(
             })?
         }
     };
+    crate::trace("write", t);
     Ok(Summary {
         rows: batch.num_rows() as u64,
         files,

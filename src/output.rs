@@ -237,6 +237,15 @@ impl Spent {
     }
 }
 
+/// A word with its indefinite article: "an INT", "a FLOAT".
+pub fn with_article(word: &str) -> String {
+    let vowel = word
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiouAEIOU".contains(c));
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}
+
 /// Where a result was asked for: the hints of a table's footer name what works there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Asked {

@@ -1336,6 +1336,39 @@ fn readme_images_are_current() {
 #[test]
 fn trace_covers_every_command() {
     let w = w();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.parquet");
+    let manifest = manifest.to_str().unwrap();
+    // A command computing its answer itself (agree) or writing a file (export) has
+    // its run and write phases too.
+    for (args, phases) in [
+        (
+            vec!["agree", "--a", "nih_2020", "--b", "google_2019"],
+            &["open warehouse", "plan", "run", "the whole command"][..],
+        ),
+        (
+            vec!["export", "--view", "PA", "--out", manifest],
+            &[
+                "open warehouse",
+                "plan",
+                "run",
+                "write",
+                "the whole command",
+            ][..],
+        ),
+    ] {
+        let mut full = args.clone();
+        full.extend_from_slice(&["-w", &w]);
+        let traced = cxr().args(&full).env("CXR_TRACE", "1").output().unwrap();
+        assert_eq!(code(&traced), Some(0), "{args:?}: {}", stderr(&traced));
+        let err = stderr(&traced);
+        for phase in phases {
+            assert!(
+                err.contains(&format!("[trace] {phase}: ")),
+                "{args:?} has no {phase} line: {err}"
+            );
+        }
+    }
     for args in [
         vec!["cohort", "--with", "Effusion", "--summary"],
         vec!["cooccur", "--sex", "F"],
@@ -1396,7 +1429,11 @@ fn errors_in_plain_words() {
     for (args, said) in [
         (
             vec!["cohort", "-w", w, "--min-studies", "-1"],
-            "is not a whole number of 0 or more",
+            "is not a whole number from 0 to 4,294,967,295",
+        ),
+        (
+            vec!["cohort", "-w", w, "--min-studies", "99999999999"],
+            "is not a whole number from 0 to 4,294,967,295",
         ),
         (vec!["split", "-w", w, "--seed", "x"], "not a whole number"),
         (
@@ -1499,13 +1536,48 @@ fn unnamed_expressions_and_where_errors_are_named_as_sql_spells_them() {
     let out = run(&["cohort", "-w", &w(), "--where", "nodule_size > 3"]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     let said = stderr(&out);
-    assert!(said.contains("Did you mean 'nodule'?"), "{said}");
     assert!(
-        said.contains("Valid fields are image_index, patient_id"),
+        said.contains("no column `nodule_size` (did you mean `nodule`?)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("the columns are: image_index, patient_id"),
         "{said}"
     );
     assert!(!said.contains("i.") && !said.contains("p."), "{said}");
     assert_eq!(said.matches("image_index").count(), 1, "{said}");
+    // DataFusion's planning errors, in words: no signatures, coercion rules, wildcard
+    // expansion or "internal error".
+    for (sql, expected) in [
+        ("SELECT sum(label) FROM findings", "no function sum(Utf8)"),
+        (
+            "SELECT image_index FROM images GROUP BY sex",
+            "column `image_index` must be in GROUP BY",
+        ),
+        (
+            "SELECT image_index, image_index FROM images",
+            "two result columns are named `image_index`",
+        ),
+        (
+            "SELECT count(*) FROM images WHERE labels = 5",
+            "cannot compare List(Utf8) with Int64",
+        ),
+        ("SELECT nope FROM images", "no column `nope`"),
+    ] {
+        let out = run(&["sql", "-w", &w(), sql]);
+        assert_eq!(code(&out), Some(2), "{sql}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(said.contains(expected), "{sql}: {said}");
+        for internal in [
+            "Internal error",
+            "DataFusion",
+            "type_coercion",
+            "wildcard",
+            "Valid fields",
+        ] {
+            assert!(!said.contains(internal), "{sql}: {said}");
+        }
+    }
 }
 
 // ---------- what a new user's walk found ----------
@@ -1616,6 +1688,16 @@ fn wrong_values_are_named_in_words() {
     check(
         &["cohort", "-w", &wh, "--age", "-5..10"],
         "--age `-5..10`: ages are whole years, 0 or more",
+        &[],
+    );
+    check(
+        &["cohort", "-w", &wh, "--dataset", ""],
+        "--dataset needs dataset names",
+        &[],
+    );
+    check(
+        &["cohort", "-w", &wh, "--view", "lateral"],
+        "--view `lateral`: expected PA or AP",
         &[],
     );
     check(
@@ -1815,4 +1897,24 @@ fn json_reads_back_in_written_order() {
         );
         assert_eq!(back.len(), 4, "{ext}");
     }
+}
+
+/// `plot --show-sql` prints the SQL of the plot's data without needing `--out`; run
+/// with `cxr sql`, it counts each finding as the raw file does.
+#[test]
+fn plot_shows_the_sql_of_its_data() {
+    let out = run(&["plot", "labels", "-w", &w(), "--show-sql"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let sql = stdout(&out);
+    let rows = run_csv(&["sql", "-w", &w(), &sql]);
+    let label = rows[0].iter().position(|c| c == "label").unwrap();
+    let n = rows[0].iter().position(|c| c == "n").unwrap();
+    let effusion = rows.iter().find(|r| r[label] == "Effusion").unwrap();
+    let expected = nih_csv()
+        .iter()
+        .filter(|i| i.labels.contains("Effusion"))
+        .count();
+    assert_eq!(effusion[n], expected.to_string());
+    let out = run(&["plot", "boxes", "-w", &w(), "--show-sql"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 }

@@ -229,7 +229,6 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     }
     let mut out = args.common;
     out.output.format = Some(Format::Table);
-    out.output.max_rows = Some(0);
     eprintln!(
         "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
         metric_name(metric)

@@ -115,7 +115,9 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
     }
     let wh = Warehouse::open(&cmd.common.warehouse.path(), Register::All).await?;
     if let Some(dir) = &cmd.tables {
+        let t = std::time::Instant::now();
         let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite, &spec.options(Vec::new()))?;
+        crate::trace("copy the tables", t);
         eprintln!("exported {n} tables to {}", dir.display());
         return Ok(());
     }

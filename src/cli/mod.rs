@@ -70,11 +70,11 @@ pub fn plain_clap_error(text: &str) -> String {
         ("number too large to fit in target type", "too large"),
         (
             "is not in 0..=4294967295",
-            "is not a whole number of 0 or more",
+            "is not a whole number from 0 to 4,294,967,295",
         ),
         (
             "is not in 0..=18446744073709551615",
-            "is not a whole number of 0 or more",
+            "is not a whole number from 0 to 18,446,744,073,709,551,615",
         ),
         (
             "is not in 1..18446744073709551615",

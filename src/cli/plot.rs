@@ -103,9 +103,7 @@ fn register_font() -> Result<()> {
 
 /// Flags of the analysis commands that a plot has no use for.
 fn refuse_unused_flags(cmd: &PlotCmd) -> Result<()> {
-    let unused = if cmd.common.show_sql {
-        Some("--show-sql")
-    } else if cmd.common.output.format.is_some() {
+    let unused = if cmd.common.output.format.is_some() {
         Some("--format")
     } else if cmd.common.output.max_rows.is_some() {
         Some("--max-rows")
@@ -127,6 +125,23 @@ fn refuse_unused_flags(cmd: &PlotCmd) -> Result<()> {
 
 /// Runs `cxr plot`.
 pub async fn run(cmd: PlotCmd) -> Result<()> {
+    let metric = cmd.metric.unwrap_or(Metric::Count);
+    let kind = cmd.kind;
+    let across = cmd.common.cohort.across_datasets();
+    if cmd.common.show_sql {
+        // The SQL of the plot's data, to run with `cxr sql` or elsewhere.
+        refuse_unused_flags(&cmd)?;
+        if kind == PlotKind::Boxes {
+            return Err(Error::Usage(
+                "plot boxes reads xr_boxes directly; --show-sql prints the SQL of the cohort plots"
+                    .into(),
+            ));
+        }
+        return cmd
+            .common
+            .run(|cohort, _| data_sql(kind, metric, across, cohort))
+            .await;
+    }
     let out = cmd
         .common
         .output
@@ -171,9 +186,6 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "--finding applies to `cxr plot boxes` only (cohorts take --with)".into(),
         ));
     }
-    let metric = cmd.metric.unwrap_or(Metric::Count);
-    let kind = cmd.kind;
-    let across = cmd.common.cohort.across_datasets();
     if across && kind == PlotKind::Pixels {
         return Err(Error::Usage(
             "plot pixels reads NIH pixel statistics; the cross-dataset tables have none".into(),
@@ -181,28 +193,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     }
     let rows = cmd
         .common
-        .query(|cohort, _| {
-            Ok(match kind {
-                PlotKind::Cooccurrence if across => crate::cli::cooccur::across_sql(
-                    cohort,
-                    metric,
-                    crate::cli::cooccur::Thresholds::default(),
-                ),
-                PlotKind::Cooccurrence => crate::cli::cooccur::sql(Some(cohort), metric),
-                PlotKind::Labels if across => across_labels_sql(cohort),
-                PlotKind::Labels => labels_sql(cohort),
-                PlotKind::Age => format!(
-                    "WITH cohort AS (\n{cohort}\n)\nSELECT {dataset} AS dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-                    dataset = if across { "dataset" } else { "''" }
-                ),
-                PlotKind::Boxes => {
-                    return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
-                }
-                PlotKind::Pixels => format!(
-                    "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
-                ),
-            })
-        })
+        .query(|cohort, _| data_sql(kind, metric, across, cohort))
         .await?;
     if kind == PlotKind::Pixels && rows.is_empty() {
         return Err(Error::Usage(
@@ -242,6 +233,30 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     })?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// The SQL of a cohort plot's data over the cohort's query `cohort`.
+fn data_sql(kind: PlotKind, metric: Metric, across: bool, cohort: &str) -> Result<String> {
+    Ok(match kind {
+        PlotKind::Cooccurrence if across => crate::cli::cooccur::across_sql(
+            cohort,
+            metric,
+            crate::cli::cooccur::Thresholds::default(),
+        ),
+        PlotKind::Cooccurrence => crate::cli::cooccur::sql(Some(cohort), metric),
+        PlotKind::Labels if across => across_labels_sql(cohort),
+        PlotKind::Labels => labels_sql(cohort),
+        PlotKind::Age => format!(
+            "WITH cohort AS (\n{cohort}\n)\nSELECT {dataset} AS dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            dataset = if across { "dataset" } else { "''" }
+        ),
+        PlotKind::Boxes => {
+            return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
+        }
+        PlotKind::Pixels => format!(
+            "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
+        ),
+    })
 }
 
 fn labels_sql(cohort: &str) -> String {

@@ -85,7 +85,11 @@ pub fn run(args: SynthArgs) -> Result<()> {
                     seed,
                 },
             )?;
-            eprintln!("wrote {} ({members} members)", out.display());
+            eprintln!(
+                "wrote {} ({members} member{})",
+                out.display(),
+                if members == 1 { "" } else { "s" }
+            );
         }
         SynthWhat::Sample { from, size, out } => {
             crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;

@@ -166,6 +166,12 @@ impl Available {
                     .into(),
             ));
         }
+        if cohort.datasets.iter().all(|d| d.trim().is_empty()) && !cohort.datasets.is_empty() {
+            return Err(Error::Usage(format!(
+                "--dataset needs dataset names (comma-separated): {}",
+                across::DATASETS.join(", ")
+            )));
+        }
         let mut scope = cohort.scope(wh, splits);
         wh.register(crate::sql::Register::For(
             "xr_images finding_states datasets splits dataset_splits",
@@ -615,12 +621,12 @@ fn across_cohort_sql(rows: &str, preds: &[String], first_study: bool, pixels: bo
 
 /// `--view`: PA or AP for NIH; across datasets also AP_SUPINE, LATERAL, OTHER and
 /// FRONTAL (any of PA, AP, AP_SUPINE).
-fn view_predicate(v: &str, across: bool) -> Result<String> {
-    let v = v.trim().to_ascii_uppercase();
+fn view_predicate(given: &str, across: bool) -> Result<String> {
+    let v = given.trim().to_ascii_uppercase();
     if !across {
         if v != "PA" && v != "AP" {
             return Err(Error::Usage(format!(
-                "--view `{v}`: expected PA or AP (with --dataset also AP_SUPINE, LATERAL, OTHER, FRONTAL)"
+                "--view `{given}`: expected PA or AP (with --dataset also AP_SUPINE, LATERAL, OTHER, FRONTAL)"
             )));
         }
         return Ok(format!("i.view_position = {}", quote(&v)));
@@ -629,7 +635,7 @@ fn view_predicate(v: &str, across: bool) -> Result<String> {
         "FRONTAL" => Ok("i.frontal".into()),
         "PA" | "AP" | "AP_SUPINE" | "LATERAL" | "OTHER" => Ok(format!("i.view = {}", quote(&v))),
         _ => Err(Error::Usage(format!(
-            "--view `{v}`: expected PA, AP, AP_SUPINE, LATERAL, OTHER or FRONTAL"
+            "--view `{given}`: expected PA, AP, AP_SUPINE, LATERAL, OTHER or FRONTAL"
         ))),
     }
 }

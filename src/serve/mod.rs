@@ -335,6 +335,11 @@ fn tls_acceptor(
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let _ = rustls::crypto::ring::default_provider().install_default();
+    for (path, flag) in [(cert, "--tls-cert"), (key, "--tls-key")] {
+        if !path.is_file() {
+            return Err(Error::input(path, format!("{flag}: no such file")));
+        }
+    }
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| Error::input(cert, format!("not a PEM certificate: {e}")))?;

@@ -381,7 +381,9 @@ impl Warehouse {
             (Some(df), true) => df,
             _ => return Err(Error::Query("expected exactly one statement".into())),
         };
+        let t = std::time::Instant::now();
         let (schema, batches) = collect(df).await?;
+        crate::trace("run", t);
         Rows::new(&schema, &batches)
     }
 }

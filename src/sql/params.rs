@@ -234,9 +234,9 @@ impl QueryFile {
                         i as u64 + 1,
                         None,
                         format!(
-                            "default `{d}` of ${} is not a {}{}",
+                            "default `{d}` of ${} is not {}{}",
                             param.name,
-                            param.ty.name(),
+                            crate::output::with_article(param.ty.name()),
                             param
                                 .range
                                 .as_ref()
