@@ -176,13 +176,23 @@ fn cooccur_matches_counts_from_the_csv() {
         "{}",
         e[5]
     );
-    // The matrix form on a table.
+    // The matrix form on a table as wide as the matrix; on a narrow one, the pairs one
+    // per row, as many as a table shows (40 of the 182).
     let w = wh();
-    let t = stdout(&run(&["cooccur", "-w", &w, "--format", "table"]));
-    assert!(
-        t.contains("Pleural_Thickening") && t.contains("4000"),
-        "{t}"
-    );
+    let wide = cxr()
+        .args(["cooccur", "-w", &w, "--format", "table"])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let t = stdout(&wide);
+    assert!(t.contains("Pleural_Thickening") && t.contains("4000"), "{t}");
+    let narrow = cxr()
+        .args(["cooccur", "-w", &w, "--format", "table"])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    let t = stdout(&narrow);
+    assert!(t.contains("182 rows (40 shown"), "{t}");
 }
 
 #[test]
