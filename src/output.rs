@@ -369,14 +369,7 @@ fn write_table(
     if let Some(w) = width
         && fitting_columns(&widths, w) != (widths.len(), 0)
     {
-        let floor = NARROW_CELL.min(cell_limit);
-        let limit = (floor..cell_limit)
-            .rev()
-            .find(|&l| {
-                let cut: Vec<usize> = widths.iter().map(|&c| c.min(l)).collect();
-                fitting_columns(&cut, w) == (cut.len(), 0)
-            })
-            .unwrap_or(floor);
+        let limit = cell_limit_for(&widths, w, NARROW_CELL.min(cell_limit), cell_limit);
         widths = cut_cells(&mut header, &mut rows, limit);
     }
     let (left, right) = width.map_or((widths.len(), 0), |w| fitting_columns(&widths, w));
@@ -412,6 +405,28 @@ fn write_table(
         );
     }
     writeln!(out, "{footer}").map_err(io)
+}
+
+/// The longest a cell may be in a table `widths` wide (each column's widest cell)
+/// on a terminal `width` wide: the most that shows every column; else, with the
+/// columns that fit at `floor` shown, the most that they still fit in (the space of
+/// hidden columns goes to the shown ones).
+fn cell_limit_for(widths: &[usize], width: usize, floor: usize, most: usize) -> usize {
+    let cut = |limit: usize| -> Vec<usize> { widths.iter().map(|&c| c.min(limit)).collect() };
+    if let Some(limit) = (floor..most)
+        .rev()
+        .find(|&l| fitting_columns(&cut(l), width) == (widths.len(), 0))
+    {
+        return limit;
+    }
+    let shown = fitting_columns(&cut(floor), width);
+    (floor..most)
+        .rev()
+        .find(|&l| {
+            let (left, right) = fitting_columns(&cut(l), width);
+            left + right >= shown.0 + shown.1
+        })
+        .unwrap_or(floor)
 }
 
 /// Cells of a table that does not fit the terminal are cut to this many characters
@@ -668,6 +683,20 @@ pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_take_the_room_the_shown_columns_leave() {
+        // Every column fits once the two wide ones are cut to 30 (13 + 2 × 33 + 1 < 80).
+        assert_eq!(cell_limit_for(&[10, 60, 60], 80, 20, 80), 30);
+        // Five columns do not fit at 20: three are shown (13 + 23 + 23 and the `…`
+        // column), and the two wide ones among them take the room left: 28.
+        assert_eq!(cell_limit_for(&[10, 60, 60, 60, 60], 80, 20, 80), 28);
+        let cut: Vec<usize> = [10, 60, 60, 60, 60]
+            .iter()
+            .map(|&c: &usize| c.min(28))
+            .collect();
+        assert_eq!(fitting_columns(&cut, 80), (2, 1));
+    }
 
     #[test]
     fn thousands_separates() {

@@ -185,7 +185,10 @@ fn cooccur_matches_counts_from_the_csv() {
         .output()
         .unwrap();
     let t = stdout(&wide);
-    assert!(t.contains("Pleural_Thickening") && t.contains("4000"), "{t}");
+    assert!(
+        t.contains("Pleural_Thickening") && t.contains("4000"),
+        "{t}"
+    );
     let narrow = cxr()
         .args(["cooccur", "-w", &w, "--format", "table"])
         .env("COLUMNS", "80")

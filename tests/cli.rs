@@ -1858,6 +1858,18 @@ fn split_and_partitioned_export_read_back() {
         .map(|r| r[1].parse::<i64>().unwrap())
         .sum();
     assert_eq!(images, 200);
+    // A damaged file in a folder is named; a folder without Parquet files says so.
+    let damaged = dir.path().join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(damaged.join("a.parquet"), b"PAR1xyz").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (folder, said) in [(&damaged, "a.parquet"), (&empty, "has none")] {
+        let sql = format!("SELECT * FROM '{}/'", folder.display());
+        let out = run(&["sql", "-w", w, &sql]);
+        assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+    }
 }
 
 /// `inspect` says a file has no key-value metadata rather than print an empty heading.

@@ -114,8 +114,19 @@ fn extension(path: &Path) -> String {
 
 /// A folder of Parquet files (`cxr export --partition-by`): every `.parquet` file
 /// under it, with the `COL=value` folders of a hive layout as columns (text). A
-/// folder without Parquet files is left to DataFusion, which says it is not a table.
+/// folder without Parquet files, or with a damaged one, is an error naming it.
 async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    // Each file is checked first, as a named file is: a damaged one is named.
+    let files = parquet_files(path, 0)?;
+    if files.is_empty() {
+        return Err(Error::input(
+            path,
+            "a folder is read as a table of the Parquet files in it, and this one has none",
+        ));
+    }
+    for file in &files {
+        crate::warehouse::parquet::describe(file)?;
+    }
     let mut partitions = Vec::new();
     let mut level = path.to_path_buf();
     loop {
@@ -136,9 +147,6 @@ async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Resul
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.contains('='))
         }) else {
-            if partitions.is_empty() {
-                return Ok(());
-            }
             break;
         };
         let folder = next
@@ -153,6 +161,28 @@ async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Resul
         level = next;
     }
     register_parquet(ctx, name, path, partitions).await
+}
+
+/// The `.parquet` files under `dir` (folders at most 4 deep), in name order.
+fn parquet_files(dir: &Path, depth: usize) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    if depth > 4 {
+        return Ok(out);
+    }
+    let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .ctx(|| format!("{}: cannot list", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            out.extend(parquet_files(&p, depth + 1)?);
+        } else if extension(&p) == "parquet" {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// Registers Parquet files (a folder or a glob) under the name the query uses.
