@@ -1819,15 +1819,18 @@ fn split_and_partitioned_export_read_back() {
         parts.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let count = |table: &str| {
+        run_csv(&[
+            "sql",
+            "-w",
+            w,
+            &format!("SELECT COUNT(*) AS n FROM '{table}'"),
+        ])[1][0]
+            .clone()
+    };
     // 200 images, every one in one of the three splits (100 patients of 2 images).
     let folder = format!("{}/", parts.display());
-    let counted = run_csv(&[
-        "sql",
-        "-w",
-        w,
-        &format!("SELECT COUNT(*) AS n FROM '{folder}'"),
-    ]);
-    assert_eq!(counted[1][0], "200");
+    assert_eq!(count(&folder), "200");
     // A glob over files in folders: two results of 3 and 4 rows.
     let runs = dir.path().join("runs");
     for (name, n) in [("a", 3), ("b", 4)] {
@@ -1837,14 +1840,7 @@ fn split_and_partitioned_export_read_back() {
         let out = run(&["sql", "-w", w, &sql, "--out", file.to_str().unwrap()]);
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     }
-    let glob = format!("{}/*/out.parquet", runs.display());
-    let counted = run_csv(&[
-        "sql",
-        "-w",
-        w,
-        &format!("SELECT COUNT(*) AS n FROM '{glob}'"),
-    ]);
-    assert_eq!(counted[1][0], "7");
+    assert_eq!(count(&format!("{}/*/out.parquet", runs.display())), "7");
     let by_split = run_csv(&[
         "sql",
         "-w",

@@ -64,14 +64,7 @@ fn mask_lists(rows: impl IntoIterator<Item = Option<u16>>) -> ArrayRef {
 /// `followups`: each patient's images in study order (follow_up, then image_index),
 /// with the labels of the previous study and the labels new and resolved since.
 pub fn followups_batch(images: &[Image]) -> Result<datafusion::arrow::array::RecordBatch> {
-    let mut order: Vec<&Image> = images.iter().collect();
-    order.sort_unstable_by(|a, b| {
-        (a.patient_id, a.follow_up, &a.image_index).cmp(&(
-            b.patient_id,
-            b.follow_up,
-            &b.image_index,
-        ))
-    });
+    let order = crate::datasets::nih::metadata::in_study_order(images);
     let n = order.len();
     let mut rank = Vec::with_capacity(n);
     let mut prev: Vec<Option<u16>> = Vec::with_capacity(n);

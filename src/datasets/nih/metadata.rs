@@ -548,9 +548,9 @@ pub fn findings_batch(images: &[Image]) -> Result<RecordBatch> {
     ])
 }
 
-/// Builds the `patients` table, noting patients whose sex differs between studies.
-pub fn patients_batch(images: &[Image], source: &str, issues: &mut Issues) -> Result<RecordBatch> {
-    // One sort by (patient, follow-up) instead of a map of vectors.
+/// The images in study order: by patient, follow-up, then image name (one sort
+/// instead of a map of vectors).
+pub fn in_study_order(images: &[Image]) -> Vec<&Image> {
     let mut order: Vec<&Image> = images.iter().collect();
     order.sort_unstable_by(|a, b| {
         (a.patient_id, a.follow_up, &a.image_index).cmp(&(
@@ -559,6 +559,12 @@ pub fn patients_batch(images: &[Image], source: &str, issues: &mut Issues) -> Re
             &b.image_index,
         ))
     });
+    order
+}
+
+/// Builds the `patients` table, noting patients whose sex differs between studies.
+pub fn patients_batch(images: &[Image], source: &str, issues: &mut Issues) -> Result<RecordBatch> {
+    let order = in_study_order(images);
     let by_patient: Vec<(i32, &[&Image])> = order
         .chunk_by(|a, b| a.patient_id == b.patient_id)
         .map(|c| (c[0].patient_id, c))
