@@ -1926,3 +1926,39 @@ fn plot_shows_the_sql_of_its_data() {
     let out = run(&["plot", "boxes", "-w", &w(), "--show-sql"]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 }
+
+/// A plot with nothing to draw says what is missing; `agree --cohort` describes the
+/// file agree reads; an empty number is said in words.
+#[test]
+fn plots_and_flags_say_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("age.svg");
+    let out = run(&[
+        "plot",
+        "age",
+        "-w",
+        &w(),
+        "--with",
+        "Hernia",
+        "--without",
+        "Hernia",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing to plot: the cohort has no ages"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!svg.exists());
+    let help = stdout(&run(&["help", "agree"]));
+    assert!(help.contains("returning dataset and image_id"), "{help}");
+    let out = run(&["split", "-w", &w(), "--seed", "1", "--fractions", ""]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("empty; a number is needed"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -13,6 +13,7 @@ use crate::sql::{Register, Warehouse};
 /// Arguments of `cxr agree`.
 #[derive(Debug, Args)]
 #[command(
+    mut_arg("cohort", |a| a.help("A saved query returning dataset and image_id: the images compared are limited to its images")),
     after_help = "Examples:\n  cxr agree --a nih_2020 --b google_2019\n  cxr agree --a nih_2017 --b nih_2020\n  cxr agree --a nih_2020 --b google_2019 --view PA --sex F\n\nWith VinDr-CXR ingested (cxr ingest --dataset vindr=train.csv):\n  cxr agree --readers vindr"
 )]
 pub struct AgreeCmd {

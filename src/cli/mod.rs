@@ -60,9 +60,13 @@ fn plot_flags(command: clap::Command) -> clap::Command {
 
 /// clap's error text with Rust's number-parsing messages in words.
 pub fn plain_clap_error(text: &str) -> String {
-    const WORDS: [(&str, &str); 7] = [
+    const WORDS: [(&str, &str); 8] = [
         ("invalid digit found in string", "not a whole number"),
         ("invalid float literal", "not a number"),
+        (
+            "cannot parse float from empty string",
+            "empty; a number is needed",
+        ),
         (
             "cannot parse integer from empty string",
             "empty; a whole number is needed",

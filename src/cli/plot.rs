@@ -201,6 +201,24 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         ));
     }
     let panels = Data::panels(kind, &rows, across, &cmd.common.cohort.datasets)?;
+    // A dataset asked for with nothing to draw (no ages, fewer than two findings) is
+    // said, not dropped silently.
+    let drawn: Vec<&str> = panels.iter().map(|(d, _)| d.as_str()).collect();
+    let missing: Vec<&str> = cmd
+        .common
+        .cohort
+        .datasets
+        .iter()
+        .map(|d| d.trim())
+        .filter(|d| across && !d.is_empty() && !drawn.contains(d))
+        .collect();
+    if !missing.is_empty() && !drawn.is_empty() && !rows.is_empty() {
+        eprintln!(
+            "cxr: note: nothing to draw for {} in this plot (no {}); the other datasets are drawn",
+            missing.join(", "),
+            what_is_drawn(kind)
+        );
+    }
     if cmd.free_scales && panels.len() < 2 {
         return Err(Error::Usage(
             "--free-scales applies to the panels of several datasets (--dataset a,b); this plot has one"
@@ -208,9 +226,10 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         ));
     }
     if panels.iter().all(|(_, d)| d.is_empty()) {
-        return Err(Error::Usage(
-            "the cohort is empty: nothing to plot (check the cohort flags)".into(),
-        ));
+        return Err(Error::Usage(format!(
+            "nothing to plot: the cohort has no {} (check the cohort flags and datasets)",
+            what_is_drawn(kind)
+        )));
     }
     crate::output::write_image_atomic(&out, |tmp| {
         if ext == "svg" {
@@ -233,6 +252,17 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     })?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// What a plot draws, as a note or an error names it.
+fn what_is_drawn(kind: PlotKind) -> &'static str {
+    match kind {
+        PlotKind::Cooccurrence => "pair of findings that a dataset labels",
+        PlotKind::Labels => "labelled findings",
+        PlotKind::Age => "ages",
+        PlotKind::Pixels => "pixel statistics",
+        PlotKind::Boxes => "boxes",
+    }
 }
 
 /// The SQL of a cohort plot's data over the cohort's query `cohort`.
