@@ -116,7 +116,9 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
     );
     let wh = Warehouse::open(&dir, Register::All).await?;
     let named = match plan {
-        Plan::Official => vec!["train_val".to_string(), "test".to_string()],
+        Plan::Official => crate::datasets::nih::splits::SPLIT_NAMES
+            .map(String::from)
+            .to_vec(),
         Plan::Random { names, .. } => names.clone(),
     };
     crate::output::print_text(&prevalence_table(&wh, &named).await?.render())?;

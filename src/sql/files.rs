@@ -127,39 +127,22 @@ async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Resul
     for file in &files {
         crate::warehouse::parquet::describe(file)?;
     }
-    let mut partitions = Vec::new();
-    let mut level = path.to_path_buf();
-    loop {
-        let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(&level)
-            .ctx(|| format!("{name}: cannot list"))?
-            .flatten()
-            .collect();
-        if entries
-            .iter()
-            .any(|e| e.path().is_file() && extension(&e.path()) == "parquet")
-        {
-            break;
-        }
-        // The first `COL=value` folder names the next partition column.
-        let Some(next) = entries.iter().map(|e| e.path()).find(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains('='))
-        }) else {
-            break;
-        };
-        let folder = next
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let column = folder.split_once('=').map_or(folder, |(c, _)| c);
-        partitions.push((
-            column.to_string(),
-            datafusion::arrow::datatypes::DataType::Utf8,
-        ));
-        level = next;
-    }
+    // The `COL=value` folders between the folder and its first file name the
+    // partition columns, as the export writes them.
+    let partitions = files[0]
+        .strip_prefix(path)
+        .unwrap_or(&files[0])
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .filter_map(|c| c.as_os_str().to_str()?.split_once('=').map(|(col, _)| col))
+        .map(|col| {
+            (
+                col.to_string(),
+                datafusion::arrow::datatypes::DataType::Utf8,
+            )
+        })
+        .collect();
     register_parquet(ctx, name, path, partitions).await
 }
 
@@ -255,9 +238,10 @@ async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<
 }
 
 /// The keys of a JSON file's first object, in the order written (None when it
-/// cannot be read: DataFusion's order then stands).
+/// cannot be read: DataFusion's order then stands). Only that object is parsed.
 fn first_object_keys(path: &Path, array: bool) -> Option<Vec<String>> {
-    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use std::io::BufRead;
     struct Keys(Vec<String>);
     impl<'de> Deserialize<'de> for Keys {
         fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Keys, D::Error> {
@@ -282,33 +266,15 @@ fn first_object_keys(path: &Path, array: bool) -> Option<Vec<String>> {
             d.deserialize_map(KeysVisitor)
         }
     }
-    struct First(Option<Keys>);
-    impl<'de> Deserialize<'de> for First {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<First, D::Error> {
-            struct FirstVisitor;
-            impl<'de> Visitor<'de> for FirstVisitor {
-                type Value = First;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an array of objects")
-                }
-                fn visit_seq<S: SeqAccess<'de>>(
-                    self,
-                    mut seq: S,
-                ) -> std::result::Result<First, S::Error> {
-                    let first = seq.next_element::<Keys>()?;
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(First(first))
-                }
-            }
-            d.deserialize_seq(FirstVisitor)
-        }
-    }
-    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
     if array {
-        let first: First = serde_json::from_reader(file).ok()?;
-        return first.0.map(|k| k.0);
+        // Past the array's `[`: the first object is then the stream's first value.
+        let mut skipped = Vec::new();
+        file.read_until(b'[', &mut skipped).ok()?;
     }
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut line).ok()?;
-    serde_json::from_str::<Keys>(&line).ok().map(|k| k.0)
+    serde_json::Deserializer::from_reader(file)
+        .into_iter::<Keys>()
+        .next()?
+        .ok()
+        .map(|k| k.0)
 }
