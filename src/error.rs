@@ -163,7 +163,7 @@ fn planning_in_words(message: &str) -> Option<String> {
     if let Some(value) = quoted_after("Cannot cast string '", '\'') {
         let target = quoted_after("' to value of ", ' ').unwrap_or_else(|| "that type".into());
         return Some(format!(
-            "the text '{value}' is not a value of type {target}: compare a column with a value of its own type ('{value}' in quotes for text)"
+            "the text '{value}' is not a value of type {target}: compare a column with a value of its own type (numbers without quotes, text in quotes)"
         ));
     }
     None
@@ -211,7 +211,7 @@ mod field_tests {
         );
         assert_eq!(
             said("Cast error: Cannot cast string 'F' to value of Int64 type"),
-            "the text 'F' is not a value of type Int64: compare a column with a value of its own type ('F' in quotes for text)"
+            "the text 'F' is not a value of type Int64: compare a column with a value of its own type (numbers without quotes, text in quotes)"
         );
         assert!(super::planning_in_words("table 'x' not found").is_none());
     }

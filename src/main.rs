@@ -33,7 +33,10 @@ fn main() {
             let mut out = std::io::stdout().lock();
             match write!(out, "{}", e.render()).and_then(|_| out.flush()) {
                 Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("cxr: error: writing to stdout: {err}");
+                    eprintln!(
+                        "cxr: error: writing to stdout: {}",
+                        cxr::error::without_os_error_numbers(&err.to_string())
+                    );
                     std::process::exit(1);
                 }
                 _ => std::process::exit(0),

@@ -1124,6 +1124,12 @@ fn every_help_example_runs() {
     for shared in ["data", "queries"] {
         std::os::unix::fs::symlink(root.join(shared), dir.path().join(shared)).unwrap();
     }
+    // A file the user downloaded, in the folder they work in.
+    std::os::unix::fs::symlink(
+        root.join("data/Data_Entry_2017.csv.gz"),
+        dir.path().join("Data_Entry_2017.csv.gz"),
+    )
+    .unwrap();
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let commands = [
@@ -1546,6 +1552,36 @@ fn unnamed_expressions_and_where_errors_are_named_as_sql_spells_them() {
     );
     assert!(!said.contains("i.") && !said.contains("p."), "{said}");
     assert_eq!(said.matches("image_index").count(), 1, "{said}");
+    assert!(
+        said.starts_with("cxr: error: --where `nodule_size > 3`: no column"),
+        "{said}"
+    );
+    // A value of the wrong type is said as an error of --where, on every command.
+    let warehouse = w();
+    for command in [
+        vec!["cohort", "--where", "age = 'old'"],
+        vec!["cooccur", "--where", "age = 'old'"],
+        vec!["cohort", "--dataset", "nih", "--where", "age = 'old'"],
+        vec![
+            "export",
+            "--where",
+            "age = 'old'",
+            "--out",
+            "/tmp/none.parquet",
+        ],
+    ] {
+        let mut args = command.clone();
+        args.extend(["-w", warehouse.as_str()]);
+        let out = run(&args);
+        assert_eq!(code(&out), Some(2), "{command:?}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(
+            said.starts_with(
+                "cxr: error: --where `age = 'old'`: the text 'old' is not a value of type"
+            ),
+            "{command:?}: {said}"
+        );
+    }
     // DataFusion's planning errors, in words: no signatures, coercion rules, wildcard
     // expansion or "internal error".
     for (sql, expected) in [
@@ -1854,6 +1890,25 @@ fn split_and_partitioned_export_read_back() {
         .map(|r| r[1].parse::<i64>().unwrap())
         .sum();
     assert_eq!(images, 200);
+    // A glob through the `split=...` folders finds the same rows, the folders a column.
+    let globbed = run_csv(&[
+        "sql",
+        "-w",
+        w,
+        &format!(
+            "SELECT split, COUNT(*) AS n FROM '{}/*/*.parquet' GROUP BY split ORDER BY split",
+            parts.display()
+        ),
+    ]);
+    assert_eq!(globbed, by_split);
+    let sql = format!("SELECT * FROM '{}/*/none*.parquet'", parts.display());
+    let out = run(&["sql", "-w", w, &sql]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no Parquet file matches"),
+        "{}",
+        stderr(&out)
+    );
     // A damaged file in a folder is named; a folder without Parquet files says so.
     let damaged = dir.path().join("damaged");
     std::fs::create_dir_all(&damaged).unwrap();

@@ -856,6 +856,46 @@ fn siim_boxes_reach_the_export() {
     );
 }
 
+/// A dataset that labels one finding (SIIM: Pneumothorax) plots one bar, named:
+/// plotters drew a one-value axis without its label.
+#[test]
+fn a_dataset_of_one_finding_plots_a_named_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let masks = dir.path().join("train-rle.csv");
+    std::fs::write(
+        &masks,
+        "ImageId, EncodedPixels\n1.2.3.1, 2050 3 1021 3\n1.2.3.2, -1\n",
+    )
+    .unwrap();
+    let arg = format!("siim={}", masks.display());
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = dir.path().join("siim.svg");
+    let wh = dir.path().join("wh");
+    let out = run(&[
+        "plot",
+        "labels",
+        "-w",
+        wh.to_str().unwrap(),
+        "--dataset",
+        "siim",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(svg).unwrap();
+    let texts: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit_once('>').map(|(_, text)| text.trim()))
+        .collect();
+    assert!(texts.iter().any(|t| t.ends_with("(2 images)")), "{texts:?}");
+    assert_eq!(
+        texts.iter().filter(|t| **t == "Pneumothorax").count(),
+        1,
+        "the bar is not named once: {texts:?}"
+    );
+}
+
 /// A gzip file's text.
 fn read_gz(path: &str) -> String {
     use std::io::Read;

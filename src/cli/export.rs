@@ -155,6 +155,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         );
     }
     refuse_pixels_without_stats(&cmd, &wh).await?;
+    cmd.common.cohort.check_predicate(&wh, &avail).await?;
     let cohort = cmd.common.cohort.images_sql(&avail)?;
     let sql = spec.sql(&cohort)?;
     if cmd.common.show_sql {
@@ -192,6 +193,7 @@ pub(crate) async fn datasets_manifest(
     wh: &Warehouse,
 ) -> Result<(String, crate::export_across::AcrossSpec)> {
     let mut avail = crate::cohort::Available::for_cohort(wh, Some(&cmd.common.cohort)).await?;
+    cmd.common.cohort.check_predicate(wh, &avail).await?;
     if cmd.common.show_sql {
         avail = avail.inline();
     }

@@ -12,7 +12,7 @@ use crate::ingest::{IngestOptions, IngestSummary};
 /// Arguments of `cxr ingest`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cxr ingest\n  cxr ingest --metadata data/Data_Entry_2017.csv.gz --warehouse /tmp/wh-2017"
+    after_help = "The defaults are the NIH files shipped with cxr: the data/ folder of its checkout, or $CXR_DATA.\n\nExamples:\n  cxr ingest\n  cxr ingest --metadata Data_Entry_2017.csv.gz --warehouse /tmp/wh-2017"
 )]
 pub struct IngestArgs {
     /// Metadata CSV (plain or gzip) [default: data/Data_Entry_2017_v2020.csv.gz]

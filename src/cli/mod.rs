@@ -374,6 +374,7 @@ impl AnalysisArgs {
         let t = std::time::Instant::now();
         self.cohort.check_cohort_file(&wh).await?;
         let mut avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
+        self.cohort.check_predicate(&wh, &avail).await?;
         if self.show_sql {
             avail = avail.inline();
         }

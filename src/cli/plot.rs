@@ -752,11 +752,14 @@ where
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(name_width.max(40) as u32)
-        .build_cartesian_2d(0f64..max, (0..n - 1).into_segmented())?;
+        // A range of one value (0..0) has no height: plotters then draws the only
+        // bar without its name. One bar gets a second, empty row above it.
+        .build_cartesian_2d(0f64..max, (0..(n - 1).max(1)).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(pct.len())
+        .set_tick_mark_size(LabelAreaPosition::Left, 0)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => pct
                 .get((n - 1 - *i) as usize)

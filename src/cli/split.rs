@@ -233,12 +233,15 @@ async fn commit_on_current<R, Computed>(
 where
     Computed: std::future::Future<Output = Result<(Warehouse, R)>>,
 {
+    let t = std::time::Instant::now();
     let (wh, mut rows) = compute(wh).await?;
+    crate::trace("compute the split", t);
     // The read hold goes before the commit, so that the commit can remove the
     // version it replaces (its check of `based_on` runs under the write lock).
     let mut based_on = wh.snapshot.manifest.data.clone();
     drop(wh);
     let mut tries = 1;
+    let t = std::time::Instant::now();
     while !commit(dir, &based_on, &rows)? {
         if tries == 5 {
             return Err(Error::Warehouse(format!(
@@ -253,6 +256,7 @@ where
         (based_on, rows) = (wh.snapshot.manifest.data.clone(), again);
         tries += 1;
     }
+    crate::trace("write and commit", t);
     Ok(rows)
 }
 

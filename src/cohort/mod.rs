@@ -544,6 +544,42 @@ impl CohortArgs {
         }
     }
 
+    /// `--where` checked on its own before a command builds its query around it: an
+    /// error in it (no such column, a text that is not a number) is then said as one
+    /// of `--where`, not of SQL the user did not write. Planning and optimising find
+    /// both; nothing is read.
+    pub async fn check_predicate(
+        &self,
+        wh: &crate::sql::Warehouse,
+        avail: &Available,
+    ) -> Result<()> {
+        let Some(p) = &self.predicate else {
+            return Ok(());
+        };
+        let alone = CohortArgs {
+            predicate: Some(p.clone()),
+            datasets: self.datasets.clone(),
+            sources: self.sources.clone(),
+            uncertain: self.uncertain,
+            ..Default::default()
+        };
+        let sql = format!(
+            "SELECT * FROM ({}) AS cohort LIMIT 0",
+            alone.images_sql(avail)?
+        );
+        let checked = async {
+            wh.register(crate::sql::Register::For(&sql)).await?;
+            for frame in wh.plan(&sql, false, &[]).await? {
+                frame.create_physical_plan().await?;
+            }
+            Ok::<_, Error>(())
+        };
+        checked.await.map_err(|e| match e {
+            Error::Usage(_) => e,
+            other => Error::Usage(format!("--where `{p}`: {other}")),
+        })
+    }
+
     /// Checks that the `--cohort` file returns the columns a cohort is read by:
     /// `image_index`, or across datasets `dataset` and `image_id`.
     pub async fn check_cohort_file(&self, wh: &crate::sql::Warehouse) -> Result<()> {

@@ -32,7 +32,7 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
             continue;
         }
         if name.contains(['*', '?']) && extension(path) == "parquet" {
-            register_parquet(ctx, &name, path, Vec::new()).await?;
+            register_glob(ctx, &name).await?;
             continue;
         }
         match std::fs::metadata(path) {
@@ -129,14 +129,9 @@ async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Resul
     }
     // The `COL=value` folders between the folder and its first file name the
     // partition columns, as the export writes them.
-    let partitions = files[0]
-        .strip_prefix(path)
-        .unwrap_or(&files[0])
-        .parent()
+    let partitions = hive_columns(files[0].strip_prefix(path).unwrap_or(&files[0]))
         .into_iter()
-        .flat_map(Path::components)
-        .filter_map(|c| c.as_os_str().to_str()?.split_once('=').map(|(col, _)| col))
-        .map(|col| {
+        .map(|(col, _)| {
             (
                 col.to_string(),
                 datafusion::arrow::datatypes::DataType::Utf8,
@@ -144,6 +139,80 @@ async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Resul
         })
         .collect();
     register_parquet(ctx, name, path, partitions).await
+}
+
+/// A glob of Parquet files (`'runs/*/out.parquet'`), expanded here: DataFusion's own
+/// matching leaves a path's `COL=value` folders out before it compares, so a glob
+/// through hive folders (`'dataset/*/*.parquet'`) matched nothing. The `COL=value`
+/// folders a file's path passes through below the glob's fixed part are columns
+/// (text), as in a folder. A pattern that matches no file is an error.
+async fn register_glob(ctx: &SessionContext, pattern: &str) -> Result<()> {
+    const MAX_FILES: usize = 10_000;
+    let at = Path::new(pattern);
+    let matches = glob::glob(pattern)
+        .map_err(|e| Error::input(at, format!("not a file pattern: {}", e.msg)))?;
+    let mut files = Vec::new();
+    for found in matches {
+        let file = found.map_err(|e| Error::input(e.path(), "cannot read"))?;
+        if file.is_file() {
+            files.push(file);
+        }
+        if files.len() > MAX_FILES {
+            return Err(Error::input(
+                at,
+                format!("matches more than {MAX_FILES} files; name their folder instead"),
+            ));
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::input(at, "no Parquet file matches this pattern"));
+    }
+    // The folders before the first one with a wildcard are the pattern's fixed part.
+    let fixed: std::path::PathBuf = at
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let mut table: Option<datafusion::prelude::DataFrame> = None;
+    for file in &files {
+        crate::warehouse::parquet::describe(file)?;
+        let unreadable = |e| Error::input(file, format!("not a readable Parquet table: {e}"));
+        let mut frame = ctx
+            .read_parquet(
+                file.to_string_lossy().as_ref(),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(unreadable)?;
+        for (column, value) in hive_columns(file.strip_prefix(&fixed).unwrap_or(file)) {
+            frame = frame
+                .with_column(column, datafusion::prelude::lit(value))
+                .map_err(unreadable)?;
+        }
+        table = Some(match table {
+            None => frame,
+            Some(before) => before.union(frame).map_err(|e| {
+                Error::input(
+                    file,
+                    format!(
+                        "its columns differ from those of {}: {e}",
+                        files[0].display()
+                    ),
+                )
+            })?,
+        });
+    }
+    let table = table.expect("at least one file");
+    ctx.register_table(TableReference::bare(pattern), table.into_view())?;
+    Ok(())
+}
+
+/// The `COL=value` folders of a relative file path, in order.
+fn hive_columns(path: &Path) -> Vec<(&str, &str)> {
+    path.parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .filter_map(|c| c.as_os_str().to_str()?.split_once('='))
+        .collect()
 }
 
 /// The `.parquet` files under `dir` (folders at most 4 deep), in name order.
@@ -168,7 +237,7 @@ fn parquet_files(dir: &Path, depth: usize) -> Result<Vec<std::path::PathBuf>> {
     Ok(out)
 }
 
-/// Registers Parquet files (a folder or a glob) under the name the query uses.
+/// Registers a folder of Parquet files under the name the query uses.
 async fn register_parquet(
     ctx: &SessionContext,
     name: &str,

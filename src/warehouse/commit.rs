@@ -26,8 +26,9 @@ impl WriteLock {
     /// needed. Refuses a directory that holds files but no cxr manifest, or another
     /// program's `manifest.json`.
     pub fn acquire(root: &Path) -> Result<WriteLock> {
+        let given = root;
         let root = resolve(root).unwrap_or_else(|| root.to_path_buf());
-        refuse_foreign(&root)?;
+        refuse_foreign(&root, given)?;
         let created = !root.exists();
         let file = lock_file(&root)?;
         // Read the base only now: a writer that finished while we waited changed it.
@@ -42,7 +43,7 @@ impl WriteLock {
 
     /// Checks, without writing anything, that `root` may become or is a warehouse.
     pub fn check(root: &Path) -> Result<()> {
-        refuse_foreign(&resolve(root).unwrap_or_else(|| root.to_path_buf()))
+        refuse_foreign(&resolve(root).unwrap_or_else(|| root.to_path_buf()), root)
     }
 
     /// The current manifest, if the warehouse has one.
@@ -208,15 +209,16 @@ impl ReadHold {
     }
 }
 
-/// A directory is replaced or written into only if it is empty or cxr's.
-fn refuse_foreign(root: &Path) -> Result<()> {
+/// A directory is replaced or written into only if it is empty or cxr's. Messages
+/// name the path as the user gave it (`given`), not its resolved form.
+fn refuse_foreign(root: &Path, given: &Path) -> Result<()> {
     if !root.exists() {
         return Ok(());
     }
     if !root.is_dir() {
         return Err(Error::Usage(format!(
             "{}: not a directory; choose another --warehouse",
-            root.display()
+            given.display()
         )));
     }
     match Manifest::read(root) {
@@ -224,7 +226,7 @@ fn refuse_foreign(root: &Path) -> Result<()> {
         Ok(Some(_)) | Err(_) => {
             return Err(Error::Usage(format!(
                 "refusing to write into {}: its manifest.json was not written by cxr; choose another --warehouse",
-                root.display()
+                given.display()
             )));
         }
         Ok(None) => {}
@@ -232,7 +234,7 @@ fn refuse_foreign(root: &Path) -> Result<()> {
     // Only what cxr itself leaves in a warehouse folder before its first commit: a
     // user's folder of dotfiles (.git, .env) is not taken over.
     let only_ours = std::fs::read_dir(root)
-        .ctx(|| format!("{}: cannot list", root.display()))?
+        .ctx(|| format!("{}: cannot list", given.display()))?
         .flatten()
         .all(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -243,7 +245,7 @@ fn refuse_foreign(root: &Path) -> Result<()> {
     }
     Err(Error::Usage(format!(
         "refusing to write into {}: it is not a cxr warehouse (no {MANIFEST}) and not empty; choose another --warehouse",
-        root.display()
+        given.display()
     )))
 }
 
