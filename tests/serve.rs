@@ -217,6 +217,60 @@ fn psql_reads_tables_views_and_the_catalog() {
         );
     }
 
+    // \d+ describes the columns too; \du, \df, \dT and \dt+ run (cxr's catalog has
+    // no roles, functions or types of its own to list, and no sizes).
+    let described = psql_ok(server.port, "\\d+ images");
+    for column in ["image_index", "labels", "split"] {
+        assert!(
+            described
+                .lines()
+                .any(|l| l.starts_with(&format!("{column},"))),
+            "\\d+ images lacks {column}:\n{described}"
+        );
+    }
+    for command in ["\\du", "\\df", "\\dT", "\\dt+"] {
+        psql_ok(server.port, command);
+    }
+    // A subquery in a select list, correlated (each patient's images, against the
+    // CSV) and not; one of several rows is an error, as in PostgreSQL.
+    let per_patient = psql_ok(
+        server.port,
+        "SELECT p.patient_id, (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) AS n \
+         FROM patients p ORDER BY p.patient_id LIMIT 3",
+    );
+    let mut counts = std::collections::BTreeMap::<i64, usize>::new();
+    for image in &csv {
+        *counts.entry(image.patient).or_default() += 1;
+    }
+    let expected: String = counts
+        .iter()
+        .take(3)
+        .map(|(patient, n)| format!("{patient},{n}\n"))
+        .collect();
+    assert_eq!(per_patient, expected);
+    let oldest = psql_ok(
+        server.port,
+        "SELECT (SELECT max(age) FROM images) AS oldest",
+    );
+    let max_age = csv
+        .iter()
+        .map(|i| i.age)
+        .filter(|a| *a <= 120)
+        .max()
+        .unwrap();
+    assert_eq!(oldest.trim(), max_age.to_string());
+    let out = psql(
+        server.port,
+        "SELECT (SELECT image_index FROM images) AS x",
+        &[],
+    );
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("more than one row"),
+        "{}",
+        stderr(&out)
+    );
+
     // \copy to a file: the header and 3 rows, counted as 3 as PostgreSQL does.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("three.csv");

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::DfSessionService;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
@@ -366,18 +365,16 @@ impl Server {
     fn new(served: Arc<Served>, account: Option<Arc<Account>>) -> Server {
         // datafusion-postgres's own hooks answer session statements; its context is
         // unused by them for anything a client reads (cxr's hook answers the rest).
-        let protocol = Arc::new(DfSessionService::new_with_hooks(
-            Arc::new(SessionContext::new()),
-            vec![
-                Arc::new(settings::Settings),
-                Arc::new(SetShowHook),
-                Arc::new(TransactionStatementHook),
-                Arc::new(Answer(served.clone())),
-            ],
-        ));
+        let hooks: Vec<Arc<dyn datafusion_postgres::QueryHook>> = vec![
+            Arc::new(settings::Settings),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+            Arc::new(Answer(served.clone())),
+        ];
+        let handler = Handler::new(Arc::new(SessionContext::new()), hooks, served);
         let connections = Arc::new(ConnectionManager::new());
         Server {
-            handler: Arc::new(Handler { protocol, served }),
+            handler: Arc::new(handler),
             account,
             cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
             connections,

@@ -156,6 +156,9 @@ impl Served {
             .ctx
             .register_udf(constant_text("current_database", DATABASE.into()));
         warehouse.ctx.register_udf(no_such_type());
+        for udf in catalog_functions() {
+            warehouse.ctx.register_udf(udf);
+        }
         let version = Arc::new(Version { warehouse });
         *current = Some(version.clone());
         Ok(version)
@@ -164,6 +167,8 @@ impl Served {
     /// Plans `statement` on `version`, refusing what a client may not do.
     async fn plan(&self, version: &Version, statement: &Statement) -> Result<LogicalPlan> {
         refuse_statement(statement)?;
+        let planned = super::rewrite::for_catalog(statement);
+        let statement = planned.as_ref().unwrap_or(statement);
         let state = version.warehouse.ctx.state();
         let plan = state
             .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
@@ -178,7 +183,10 @@ impl Served {
                     Error::from(e)
                 ))
             })?;
-        Ok(plan)
+        // Unnamed expressions named as `cxr sql` names them (`1 + 1`, not
+        // `Int64(1) + Int64(1)`).
+        let named = crate::sql::readable_names(DataFrame::new(state, plan))?;
+        Ok(named.into_unoptimized_plan())
     }
 
     /// Plans `statement` on `version` with `params` bound and runs it, its rows in
@@ -493,6 +501,92 @@ fn no_such_type() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
+/// The catalog functions psql's `\df`, `\dT` and `\d+` call that datafusion-postgres lacks,
+/// with what they answer for every object of cxr's catalog: every function and type
+/// is visible (there is one schema), and a function's result and arguments, an
+/// object's comment and a table's size are not recorded in it.
+fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    let with_args = |name: &str, args: Vec<DataType>, value: ScalarValue| {
+        create_udf(
+            name,
+            args,
+            value.data_type(),
+            Volatility::Immutable,
+            Arc::new(move |_| Ok(ColumnarValue::Scalar(value.clone()))),
+        )
+    };
+    let same = |name: &str, value: ScalarValue| with_args(name, vec![DataType::Int32], value);
+    vec![
+        same("pg_function_is_visible", ScalarValue::Boolean(Some(true))),
+        same("pg_type_is_visible", ScalarValue::Boolean(Some(true))),
+        same("pg_get_function_result", ScalarValue::Utf8(None)),
+        same(
+            "pg_get_function_arguments",
+            ScalarValue::Utf8(Some(String::new())),
+        ),
+        with_args(
+            "pg_table_size",
+            vec![DataType::Int32],
+            ScalarValue::Int64(None),
+        ),
+        size_pretty(),
+        with_args(
+            "col_description",
+            vec![DataType::Int32, DataType::Int32],
+            ScalarValue::Utf8(None),
+        ),
+        with_args(
+            "obj_description",
+            vec![DataType::Int32, DataType::Utf8],
+            ScalarValue::Utf8(None),
+        ),
+    ]
+}
+
+/// `pg_size_pretty(bytes)` as PostgreSQL writes a size: bytes below 10 kB, then the
+/// largest unit that keeps the number below 10,240 (half-up rounding).
+fn size_pretty() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let bytes = arrays[0]
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("pg_size_pretty".into())
+                })?;
+            let text: StringArray = (0..bytes.len())
+                .map(|i| (!bytes.is_null(i)).then(|| pretty_size(bytes.value(i))))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(text)))
+        }),
+    )
+}
+
+fn pretty_size(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    let half_rounded = |x: i64| (x + x.signum()) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    let mut half_units = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if half_units.abs() < 2 * LIMIT {
+            return format!("{} {unit}", half_rounded(half_units));
+        }
+        half_units >>= 10;
+    }
+    format!("{} PB", half_rounded(half_units))
+}
+
 /// Counts a statement as running until dropped.
 struct Running(Arc<AtomicUsize>);
 
@@ -729,6 +823,98 @@ pub type Prepared = (String, Option<(Statement, LogicalPlan)>);
 pub struct Handler {
     pub protocol: Arc<DfSessionService>,
     pub served: Arc<Served>,
+    /// The statement hooks `protocol` was made with, in its order, and its context:
+    /// a statement parsed by [`StatementParser`] goes through them as well.
+    pub hooks: Vec<Arc<dyn QueryHook>>,
+    pub context: Arc<SessionContext>,
+    pub parser: Arc<StatementParser>,
+}
+
+impl Handler {
+    pub fn new(
+        context: Arc<SessionContext>,
+        hooks: Vec<Arc<dyn QueryHook>>,
+        served: Arc<Served>,
+    ) -> Handler {
+        let protocol = Arc::new(DfSessionService::new_with_hooks(
+            context.clone(),
+            hooks.clone(),
+        ));
+        let parser = Arc::new(StatementParser {
+            protocol: protocol.query_parser(),
+            hooks: hooks.clone(),
+            context: context.clone(),
+        });
+        Handler {
+            protocol,
+            served,
+            hooks,
+            context,
+            parser,
+        }
+    }
+}
+
+/// The extended protocol's parser: datafusion-postgres's, but for a statement with
+/// a subquery in a select list (see [`super::rewrite::with_select_list_subqueries`]).
+pub struct StatementParser {
+    protocol: Arc<Parser>,
+    hooks: Vec<Arc<dyn QueryHook>>,
+    context: Arc<SessionContext>,
+}
+
+#[async_trait]
+impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<datafusion_postgres::pgwire::api::Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let Some(statement) = super::rewrite::with_select_list_subqueries(sql)
+            .and_then(|statements| statements.into_iter().next())
+        else {
+            return self.protocol.parse_sql(client, sql, types).await;
+        };
+        let text = statement.to_string();
+        for hook in &self.hooks {
+            if let Some(plan) = hook
+                .handle_extended_parse_query(&statement, &self.context, client)
+                .await
+            {
+                return Ok(Some((text, Some((statement, plan?)))));
+            }
+        }
+        let plan = self
+            .context
+            .state()
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                statement.clone(),
+            )))
+            .await
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        Ok(Some((text, Some((statement, plan)))))
+    }
+
+    fn get_parameter_types(
+        &self,
+        statement: &Prepared,
+    ) -> PgWireResult<Vec<datafusion_postgres::pgwire::api::Type>> {
+        self.protocol.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<datafusion_postgres::pgwire::api::results::FieldInfo>> {
+        self.protocol.get_result_schema(statement, format)
+    }
 }
 
 #[async_trait]
@@ -748,17 +934,37 @@ impl SimpleQueryHandler for Handler {
         if query.len() > crate::input::text::MAX_SQL_BYTES as usize {
             return Err(too_long(query.len()));
         }
-        SimpleQueryHandler::do_query(&*self.protocol, client, query).await
+        let Some(statements) = super::rewrite::with_select_list_subqueries(query) else {
+            return SimpleQueryHandler::do_query(&*self.protocol, client, query).await;
+        };
+        // As datafusion-postgres answers a simple query: each statement by the first
+        // hook that takes it (cxr's own takes every one the others leave).
+        let mut responses = Vec::with_capacity(statements.len());
+        'statements: for statement in statements {
+            for hook in &self.hooks {
+                if let Some(response) = hook
+                    .handle_simple_query(&statement, &self.context, client)
+                    .await
+                {
+                    responses.push(response?);
+                    continue 'statements;
+                }
+            }
+            return Err(PgWireError::ApiError(Box::new(Error::Internal(format!(
+                "no answer for `{statement}`"
+            )))));
+        }
+        Ok(responses)
     }
 }
 
 #[async_trait]
 impl ExtendedQueryHandler for Handler {
     type Statement = Prepared;
-    type QueryParser = Parser;
+    type QueryParser = StatementParser;
 
-    fn query_parser(&self) -> Arc<Parser> {
-        self.protocol.query_parser()
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
     }
 
     async fn do_query<C>(

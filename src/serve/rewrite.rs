@@ -1,6 +1,7 @@
 //! A client's statement and parameters, given PostgreSQL's meaning where DataFusion's
-//! differs, before the statement is planned: the login user for `current_user`,
-//! float parameters compared with integer columns, and NULL parameters of no type.
+//! or datafusion-postgres's differs, before the statement is planned: subqueries in
+//! a select list kept as written, the login user for `current_user`, float
+//! parameters compared with integer columns, and NULL parameters of no type.
 
 use std::ops::ControlFlow;
 
@@ -12,6 +13,181 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut,
 };
 use datafusion_postgres::pgwire::api::Type;
+
+/// A client's SQL parsed without datafusion-postgres's rule that replaces a
+/// correlated subquery in a select list by NULL and cuts any other to one row:
+/// `SELECT (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) FROM
+/// patients p` answered NULL for every patient. Its other rules still apply. None
+/// when no select list has a subquery, or when the SQL reads the catalog
+/// (`pg_...`, `information_schema`): the catalog queries of psql and JDBC rely on
+/// the rule, and datafusion-postgres's parser takes them as it does.
+pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
+    use datafusion_postgres::datafusion_pg_catalog::sql::rules::*;
+    let lower = sql.to_ascii_lowercase();
+    if lower.contains("pg_") || lower.contains("information_schema") {
+        return None;
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).ok()?;
+    if !statements.iter().any(has_select_list_subquery) {
+        return None;
+    }
+    // datafusion-postgres's rules in its order, but for RemoveSubqueryFromProjection.
+    let rules: Vec<Box<dyn SqlStatementRewriteRule>> = vec![
+        Box::new(AliasDuplicatedProjectionRewrite),
+        Box::new(ResolveUnqualifiedIdentifier),
+        Box::new(RewriteArrayAnyAllOperation),
+        Box::new(PrependUnqualifiedPgTableName),
+        Box::new(StripCallableQualifier),
+        Box::new(FixArrayLiteral),
+        Box::new(CurrentUserVariableToSessionUserFunctionCall),
+        Box::new(StripCollate),
+        Box::new(RewritePgCatalogOperator),
+        Box::new(RewriteRegCastToSubquery::new()),
+        Box::new(FixVersionColumnName),
+    ];
+    Some(
+        statements
+            .into_iter()
+            .map(|s| rules.iter().fold(s, |s, rule| rule.rewrite(s)))
+            .collect(),
+    )
+}
+
+/// Whether a select list of `statement` (at any depth) holds a subquery.
+fn has_select_list_subquery(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{Query, Visit, Visitor};
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if let SetExpr::Select(select) = query.body.as_ref()
+                && select.projection.iter().any(|item| {
+                    matches!(
+                        item,
+                        SelectItem::UnnamedExpr(Expr::Subquery(_))
+                            | SelectItem::ExprWithAlias {
+                                expr: Expr::Subquery(_),
+                                ..
+                            }
+                    )
+                })
+            {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    statement.visit(&mut Finder).is_break()
+}
+
+/// A statement that reads the catalog alone (psql's `\du`, `\d+`, `\dT`), made one
+/// DataFusion plans, with what PostgreSQL would answer on cxr's catalog:
+/// - `ARRAY(subquery)` (a role's memberships, a table's storage options) and a
+///   table's `reloptions` are an empty text array: cxr's catalog has none, and
+///   DataFusion has no `ARRAY(subquery)`;
+/// - a scalar subquery of one column that is not aggregated (`(SELECT c.relkind =
+///   'c' FROM pg_class c WHERE c.oid = t.typrelid)`, a lookup by oid, so at most one
+///   row) is taken as its `max`: DataFusion runs a correlated scalar subquery only
+///   when it is aggregated.
+///
+/// None when the statement reads a warehouse table or has neither: those are left
+/// as written, to be answered or refused.
+pub fn for_catalog(statement: &Statement) -> Option<Statement> {
+    use datafusion::sql::sqlparser::ast::FunctionArguments;
+    if !reads_catalog_only(statement) {
+        return None;
+    }
+    let parse = |sql: &str| {
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_expr())
+            .ok()
+    };
+    let empty = parse("CAST(NULL AS TEXT[])")?;
+    let mut out = statement.clone();
+    let mut changed = false;
+    let _ = visit_expressions_mut(&mut out, |expr| {
+        match expr {
+            Expr::Function(f)
+                if f.name.to_string().eq_ignore_ascii_case("array")
+                    && matches!(f.args, FunctionArguments::Subquery(_)) =>
+            {
+                *expr = empty.clone();
+                changed = true;
+            }
+            // pg_class has no `reloptions` in datafusion-postgres's catalog.
+            Expr::CompoundIdentifier(parts)
+                if parts
+                    .last()
+                    .is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) =>
+            {
+                *expr = empty.clone();
+                changed = true;
+            }
+            Expr::Subquery(query) => {
+                if let SetExpr::Select(select) = query.body.as_mut()
+                    && let [
+                        SelectItem::UnnamedExpr(item)
+                        | SelectItem::ExprWithAlias { expr: item, .. },
+                    ] = select.projection.as_mut_slice()
+                    && select.group_by
+                        == datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(vec![], vec![])
+                    && query.limit_clause.is_none()
+                    && !aggregated(item)
+                    && let Some(max) = parse(&format!("max({item})"))
+                {
+                    *item = max;
+                    changed = true;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then_some(out)
+}
+
+/// Whether every relation `statement` reads is in the catalog (`pg_catalog.x`,
+/// `pg_x`, `information_schema.x`) or a table function over it (`unnest`).
+fn reads_catalog_only(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    let mut only = true;
+    let mut any = false;
+    let _ = visit_relations(statement, |name| {
+        any = true;
+        let first = name
+            .0
+            .first()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default();
+        only &= first == "pg_catalog"
+            || first == "information_schema"
+            || first == "unnest"
+            || first.starts_with("pg_");
+        ControlFlow::<()>::Continue(())
+    });
+    any && only
+}
+
+/// Whether `expr` calls an aggregate function PostgreSQL's catalog queries use.
+fn aggregated(expr: &Expr) -> bool {
+    let text = expr.to_string().to_ascii_lowercase();
+    [
+        "count(",
+        "max(",
+        "min(",
+        "sum(",
+        "bool_or(",
+        "bool_and(",
+        "array_agg(",
+        "string_agg(",
+    ]
+    .iter()
+    .any(|f| text.contains(f))
+}
 
 /// The functions PostgreSQL answers with the login user's name.
 const USER_FUNCTIONS: [&str; 4] = ["current_user", "session_user", "user", "current_role"];

@@ -290,7 +290,7 @@ impl Warehouse {
 /// Result columns named by DataFusion after an unnamed expression spell its literals
 /// as SQL does: `1 + 1`, `upper('x')` (DataFusion: `Int64(1) + Int64(1)`,
 /// `upper(Utf8("x"))`). A name that would then repeat another is left as it was.
-fn readable_names(df: DataFrame) -> Result<DataFrame> {
+pub(crate) fn readable_names(df: DataFrame) -> Result<DataFrame> {
     use std::sync::LazyLock;
     static NUMBER: LazyLock<regex::Regex> = LazyLock::new(|| {
         regex::Regex::new(r"\b(?:U?Int(?:8|16|32|64)|Float(?:16|32|64)|Boolean)\(([^()]*)\)")

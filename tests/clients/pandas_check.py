@@ -128,5 +128,18 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
     assert conn.execute("SELECT %s AS x", (None,)).fetchone() == (None,)
     # current_user is the login name, as PostgreSQL gives it.
     assert conn.execute("SELECT current_user").fetchone() == ("cxr",)
+    # A correlated subquery in the select list, with a parameter (the extended
+    # protocol): each patient's images, as pandas counts them.
+    rows = conn.execute(
+        "SELECT p.patient_id, (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) AS n "
+        "FROM patients p WHERE p.patient_id <= %s ORDER BY p.patient_id",
+        (5,),
+    ).fetchall()
+    counts = csv[csv["Patient ID"] <= 5].groupby("Patient ID").size()
+    assert rows == [(int(p), int(n)) for p, n in counts.items()], rows
+    # Unnamed expressions are named as cxr sql names them.
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 + 1, upper('x')")
+        assert [c.name for c in cur.description] == ["1 + 1", "upper('x')"], cur.description
 
 print(f"tables checked: {checked}")
