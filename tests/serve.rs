@@ -428,8 +428,19 @@ fn a_password_is_required_off_loopback_and_checked_by_scram() {
     assert_eq!(stdout(&out).trim(), "112120");
     let out = login("reader", "wrong");
     assert_ne!(code(&out), Some(0));
+    // The client is told which user failed, as PostgreSQL tells it.
+    assert!(
+        stderr(&out).contains("authentication failed for user \"reader\""),
+        "{}",
+        stderr(&out)
+    );
     let out = login("someone", "correct horse");
     assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("authentication failed for user \"someone\""),
+        "{}",
+        stderr(&out)
+    );
     // Each failure is logged, and the next attempt from the address waits.
     let started = Instant::now();
     let out = login("reader", "wrong again");
@@ -441,7 +452,7 @@ fn a_password_is_required_off_loopback_and_checked_by_scram() {
     );
     let log = server.log();
     assert!(
-        log.matches("failed login").count() >= 3,
+        log.matches("failed login for user").count() >= 3,
         "failed logins are logged:\n{log}"
     );
     assert!(!log.contains("correct horse"));

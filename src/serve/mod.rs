@@ -428,7 +428,13 @@ impl ErrorHandler for Log {
             && let Some(account) = &self.account
         {
             let n = account.failed(peer.ip());
-            eprintln!("cxr serve: {peer}: failed login ({n} from this address)");
+            // PostgreSQL names the user of the startup message: SCRAM's own user
+            // name is empty from libpq, and pgwire named that one.
+            let user = client.metadata().get("user").cloned().unwrap_or_default();
+            eprintln!(
+                "cxr serve: {peer}: failed login for user \"{user}\" ({n} from this address)"
+            );
+            *error = PgWireError::InvalidPassword(user);
             return;
         }
         // datafusion-postgres parses a simple query itself and sends a parse error as
