@@ -271,6 +271,27 @@ fn psql_reads_tables_views_and_the_catalog() {
         stderr(&out)
     );
 
+    // Cursors: psql's FETCH_COUNT reads a result through one (DECLARE, FETCH FORWARD
+    // 1000, ..., CLOSE), and one declared by hand is fetched in pieces, in order.
+    let fetched = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "cxr", "-d", "cxr", "-At", "-v", "ON_ERROR_STOP=1"])
+        .args(["-v", "FETCH_COUNT=1000"])
+        .args(["-c", "SELECT image_index FROM images ORDER BY image_index"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&fetched), Some(0), "{}", stderr(&fetched));
+    let mut indexes: Vec<&str> = csv.iter().map(|i| i.index.as_str()).collect();
+    indexes.sort();
+    assert_eq!(stdout(&fetched).lines().collect::<Vec<_>>(), indexes);
+    let pieces = psql_ok(
+        server.port,
+        "BEGIN; DECLARE c CURSOR FOR SELECT image_index FROM images ORDER BY image_index; \
+         FETCH 3 FROM c; FETCH 2 FROM c; CLOSE c; COMMIT",
+    );
+    let rows: Vec<&str> = pieces.lines().filter(|l| l.ends_with(".png")).collect();
+    assert_eq!(rows, indexes[..5]);
+
     // \copy to a file: the header and 3 rows, counted as 3 as PostgreSQL does.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("three.csv");

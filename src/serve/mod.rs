@@ -9,6 +9,7 @@
 mod auth;
 mod cohorts;
 mod copy;
+mod cursors;
 mod http;
 mod memory;
 mod queries;
@@ -369,6 +370,7 @@ impl Server {
             Arc::new(settings::Settings),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
+            Arc::new(cursors::Cursors(served.clone())),
             Arc::new(Answer(served.clone())),
         ];
         let handler = Handler::new(Arc::new(SessionContext::new()), hooks, served);

@@ -75,7 +75,7 @@ pub struct Served {
 }
 
 /// One version of the warehouse, open for clients.
-struct Version {
+pub(super) struct Version {
     warehouse: Warehouse,
 }
 
@@ -133,7 +133,7 @@ impl Served {
 
     /// The warehouse's current version: the one open already unless a commit
     /// replaced the manifest since.
-    async fn version(&self) -> Result<Arc<Version>> {
+    pub(super) async fn version(&self) -> Result<Arc<Version>> {
         let mut current = self.current.lock().await;
         let digest = Manifest::read(&self.root)?.map(|(_, digest)| digest);
         if let Some(version) = current.as_ref()
@@ -191,7 +191,7 @@ impl Served {
 
     /// Plans `statement` on `version` with `params` bound and runs it, its rows in
     /// `format`, under the connection's settings (`metadata`).
-    async fn answer(
+    pub(super) async fn answer(
         &self,
         version: Arc<Version>,
         statement: &Statement,
@@ -339,7 +339,7 @@ impl Served {
     }
 
     /// A cxr error as the client sees it.
-    fn error(&self, error: Error) -> PgWireError {
+    pub(super) fn error(&self, error: Error) -> PgWireError {
         query_error(error, self.limits.query_memory)
     }
 
@@ -501,10 +501,12 @@ fn no_such_type() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
-/// The catalog functions psql's `\df`, `\dT` and `\d+` call that datafusion-postgres lacks,
-/// with what they answer for every object of cxr's catalog: every function and type
-/// is visible (there is one schema), and a function's result and arguments, an
-/// object's comment and a table's size are not recorded in it.
+/// The catalog functions psql's `\df`, `\dT` and `\d+` and SQLAlchemy's reflection call
+/// that datafusion-postgres lacks, with what they answer for every object of cxr's
+/// catalog: every function, type and collation is visible (there is one schema), and
+/// a function's result and arguments, an object's comment, a table's size, an
+/// index's definition and a column's sequence are not recorded in it (cxr's tables
+/// have no indexes or sequences).
 fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     use datafusion::scalar::ScalarValue;
@@ -532,6 +534,18 @@ fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
             ScalarValue::Int64(None),
         ),
         size_pretty(),
+        current_setting(),
+        same("pg_collation_is_visible", ScalarValue::Boolean(Some(true))),
+        with_args(
+            "pg_get_indexdef",
+            vec![DataType::Int32, DataType::Int32, DataType::Boolean],
+            ScalarValue::Utf8(None),
+        ),
+        with_args(
+            "pg_get_serial_sequence",
+            vec![DataType::Utf8, DataType::Utf8],
+            ScalarValue::Utf8(None),
+        ),
         with_args(
             "col_description",
             vec![DataType::Int32, DataType::Int32],
@@ -567,6 +581,66 @@ fn size_pretty() -> datafusion::logical_expr::ScalarUDF {
                 .map(|i| (!bytes.is_null(i)).then(|| pretty_size(bytes.value(i))))
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(text)))
+        }),
+    )
+}
+
+/// `current_setting(name)`: the server settings clients read (SQLAlchemy reads the
+/// default table access method when it reflects a table), as PostgreSQL 15 answers
+/// them; another name is PostgreSQL's error.
+fn current_setting() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, StringArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    const SETTINGS: [(&str, &str); 14] = [
+        ("server_version", "15.0"),
+        ("server_version_num", "150000"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("standard_conforming_strings", "on"),
+        ("integer_datetimes", "on"),
+        ("datestyle", "ISO, MDY"),
+        ("timezone", "UTC"),
+        ("search_path", "\"$user\", public"),
+        ("default_table_access_method", "heap"),
+        ("default_transaction_read_only", "on"),
+        ("transaction_read_only", "on"),
+        ("max_identifier_length", "63"),
+        ("is_superuser", "off"),
+    ];
+    create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = cast(&arrays[0], &DataType::Utf8)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("current_setting".into())
+                })?;
+            let mut values = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) {
+                    values.push(None);
+                    continue;
+                }
+                let name = names.value(i);
+                let value = SETTINGS
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| {
+                        datafusion::error::DataFusionError::Plan(format!(
+                            "unrecognized configuration parameter \"{name}\""
+                        ))
+                    })?;
+                values.push(Some(value));
+            }
+            Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
         }),
     )
 }
@@ -712,16 +786,17 @@ fn sqlstate(error: &Error) -> &'static str {
 /// Whether datafusion-postgres's own hooks answer this statement (session settings
 /// and transactions); everything else is cxr's.
 fn answered_by_protocol(statement: &Statement) -> bool {
-    matches!(
-        statement,
-        Statement::Set { .. }
-            | Statement::ShowVariable { .. }
-            | Statement::ShowStatus { .. }
-            | Statement::ShowCatalogs { .. }
-            | Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. }
-    )
+    super::cursors::answers(statement)
+        || matches!(
+            statement,
+            Statement::Set { .. }
+                | Statement::ShowVariable { .. }
+                | Statement::ShowStatus { .. }
+                | Statement::ShowCatalogs { .. }
+                | Statement::StartTransaction { .. }
+                | Statement::Commit { .. }
+                | Statement::Rollback { .. }
+        )
 }
 
 /// Statements that change nothing a client of a read-only server can see, answered

@@ -83,9 +83,12 @@ fn has_select_list_subquery(statement: &Statement) -> bool {
 
 /// A statement that reads the catalog alone (psql's `\du`, `\d+`, `\dT`), made one
 /// DataFusion plans, with what PostgreSQL would answer on cxr's catalog:
-/// - `ARRAY(subquery)` (a role's memberships, a table's storage options) and a
-///   table's `reloptions` are an empty text array: cxr's catalog has none, and
-///   DataFusion has no `ARRAY(subquery)`;
+/// - `ARRAY(subquery)` (a role's memberships, a table's storage options), a table's
+///   `reloptions` and an index's or constraint's columns are empty arrays, and
+///   `generate_subscripts` gives no rows: cxr's tables have no options, indexes or
+///   constraints, and DataFusion has no `ARRAY(subquery)`;
+/// - a subquery over defaults, sequences or collations is NULL (see
+///   [`reads_empty_catalog_table`]), and so is a parameter cast to `regclass`;
 /// - a scalar subquery of one column that is not aggregated (`(SELECT c.relkind =
 ///   'c' FROM pg_class c WHERE c.oid = t.typrelid)`, a lookup by oid, so at most one
 ///   row) is taken as its `max`: DataFusion runs a correlated scalar subquery only
@@ -106,6 +109,8 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
             .ok()
     };
     let empty = parse("CAST(NULL AS TEXT[])")?;
+    let no_numbers = parse("CAST(NULL AS INT[])")?;
+    let no_subscripts = parse("unnest(CAST(NULL AS INT[]))")?;
     let mut out = statement.clone();
     let mut changed = false;
     let _ = visit_expressions_mut(&mut out, |expr| {
@@ -117,13 +122,83 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                 *expr = empty.clone();
                 changed = true;
             }
-            // pg_class has no `reloptions` in datafusion-postgres's catalog.
+            // Arrays datafusion-postgres's catalog lacks or types otherwise: a table's
+            // options, an index's or constraint's columns (none in cxr).
             Expr::CompoundIdentifier(parts)
-                if parts
-                    .last()
-                    .is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) =>
+                if parts.last().is_some_and(|p| {
+                    empty_array_column(&p.value, &empty, &no_numbers).is_some()
+                }) =>
             {
-                *expr = empty.clone();
+                let array = parts
+                    .last()
+                    .and_then(|p| empty_array_column(&p.value, &empty, &no_numbers));
+                if let Some(array) = array {
+                    *expr = array;
+                    changed = true;
+                }
+            }
+            Expr::Function(f)
+                if f.name
+                    .to_string()
+                    .eq_ignore_ascii_case("generate_subscripts") =>
+            {
+                // A parameter among its arguments stays in the statement, outside the
+                // unnest (its type is lost inside one): the client binds a value to
+                // every placeholder it sent, typed as the statement's plan says.
+                let dimension = match &f.args {
+                    FunctionArguments::List(list) => list.args.get(1).map(ToString::to_string),
+                    _ => None,
+                };
+                *expr = dimension
+                    .and_then(|d| {
+                        parse(&format!(
+                            "unnest(CAST(NULL AS INT[])) + CASE WHEN {d} IS NULL THEN 0 ELSE 0 END"
+                        ))
+                    })
+                    .unwrap_or_else(|| no_subscripts.clone());
+                changed = true;
+            }
+            // A parameter cast to regclass (SQLAlchemy's `CAST(%s AS REGCLASS)` of a
+            // catalog table's name, compared with pg_description's classoid): the
+            // parameter stays, as text, and the oid is NULL. cxr's catalog has no
+            // descriptions, so no oid would match.
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if data_type.to_string().eq_ignore_ascii_case("regclass")
+                && matches!(
+                    inner.as_ref(),
+                    Expr::Value(v) if matches!(v.value, Value::Placeholder(_))
+                ) =>
+            {
+                if let Some(oid) = parse(&format!(
+                    "CASE WHEN CAST({inner} AS TEXT) IS NULL THEN CAST(NULL AS INT) ELSE CAST(NULL AS INT) END"
+                )) {
+                    *expr = oid;
+                    changed = true;
+                }
+            }
+            // Its arguments cast to the types cxr's pg_get_indexdef takes: SQLAlchemy
+            // sends its third as a parameter of no type.
+            Expr::Function(f)
+                if f.name
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .ends_with("pg_get_indexdef") =>
+            {
+                if let FunctionArguments::List(list) = &f.args
+                    && let [index, column, pretty] = list.args.as_slice()
+                    && let Some(typed) = parse(&format!(
+                        "pg_get_indexdef(CAST({index} AS INT), CAST({column} AS INT), CAST({pretty} AS BOOLEAN))"
+                    ))
+                {
+                    *expr = typed;
+                    changed = true;
+                }
+            }
+            Expr::Subquery(query) if reads_empty_catalog_table(query) => {
+                *expr = Expr::value(Value::Null);
                 changed = true;
             }
             Expr::Subquery(query) => {
@@ -147,6 +222,34 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
         ControlFlow::<()>::Continue(())
     });
     changed.then_some(out)
+}
+
+/// The empty array that stands for a catalog column cxr has no values of.
+fn empty_array_column(name: &str, text: &Expr, numbers: &Expr) -> Option<Expr> {
+    match name.to_ascii_lowercase().as_str() {
+        "reloptions" => Some(text.clone()),
+        "indkey" | "indclass" | "conkey" | "confkey" => Some(numbers.clone()),
+        _ => None,
+    }
+}
+
+/// Whether a subquery reads a catalog table that has no row for any column of cxr's
+/// tables: no defaults (`pg_attrdef`), sequences (`pg_sequence`) or collations of
+/// their own (`pg_collation`). It is then NULL, as PostgreSQL answers there.
+fn reads_empty_catalog_table(query: &datafusion::sql::sqlparser::ast::Query) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    let mut empty = false;
+    let _ = visit_relations(query, |name| {
+        let last = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default();
+        empty |= ["pg_attrdef", "pg_sequence", "pg_collation"].contains(&last.as_str());
+        ControlFlow::<()>::Continue(())
+    });
+    empty
 }
 
 /// Whether every relation `statement` reads is in the catalog (`pg_catalog.x`,

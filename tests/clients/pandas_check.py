@@ -85,6 +85,21 @@ with engine.connect() as connection:
             assert want == got, (name, field.name, str(field.type), got)
         checked += 1
 
+# SQLAlchemy's reflection, as pandas' read_sql_table and an ORM use it: the columns
+# of each table in the Parquet file's order, no primary key or index (cxr's tables
+# have none), and read_sql_table reads every row.
+inspector = sqlalchemy.inspect(engine)
+assert sorted(inspector.get_table_names()) == sorted(tables), inspector.get_table_names()
+for name in ["images", "patients", "xr_images"]:
+    columns = [c["name"] for c in inspector.get_columns(name)]
+    assert columns == parquet_table(name).column_names, (name, columns)
+    assert inspector.get_pk_constraint(name)["constrained_columns"] == [], name
+    assert inspector.get_indexes(name) == [], name
+    assert inspector.get_foreign_keys(name) == [], name
+frame = pd.read_sql_table("patients", engine)
+assert len(frame) == parquet_table("patients").num_rows, len(frame)
+assert list(frame.columns) == parquet_table("patients").column_names, list(frame.columns)
+
 # An answer computed by pandas from the CSV, asked through psycopg with a
 # parameter (server-side binding).
 csv = pd.read_csv(metadata)

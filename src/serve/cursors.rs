@@ -1,0 +1,134 @@
+//! SQL cursors: `DECLARE name CURSOR FOR query`, `FETCH` and `CLOSE` (psql's
+//! `FETCH_COUNT`, and drivers that read a large result in pieces). The cursor's query
+//! is answered as every statement is: on the current version, read-only, within the
+//! server's limits. Fetching and closing are datafusion-postgres's, over the
+//! connection's portals.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Declare, DeclareType, Statement};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::StoredStatement;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+
+use super::queries::Served;
+
+/// The hook of cursor statements.
+pub struct Cursors(pub Arc<Served>);
+
+fn is_cursor_statement(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. }
+    )
+}
+
+impl Cursors {
+    /// Runs each cursor's query and keeps its rows as a portal of the connection.
+    async fn declare(
+        &self,
+        declares: &[Declare],
+        client: &mut dyn HookClient,
+    ) -> PgWireResult<Response> {
+        for declare in declares {
+            let refused = |message: &str| {
+                PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    "42601".into(),
+                    message.into(),
+                )))
+            };
+            if declare.declare_type != Some(DeclareType::Cursor) {
+                return Err(refused("only DECLARE name CURSOR FOR query is answered"));
+            }
+            let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
+                return Err(refused("DECLARE CURSOR needs a name and a FOR query"));
+            };
+            let statement = Statement::Query(query.clone());
+            let served = &self.0;
+            let version = served.version().await.map_err(|e| served.error(e))?;
+            let response = served
+                .answer(
+                    version,
+                    &statement,
+                    &ParamValues::List(Vec::new()),
+                    &Format::UnifiedText,
+                    client.metadata(),
+                )
+                .await?;
+            let Response::Query(rows) = response else {
+                return Err(refused("a cursor's query returns rows"));
+            };
+            let stored = Arc::new(StoredStatement::new(
+                name.value.clone(),
+                (query.to_string(), None),
+                vec![],
+            ));
+            let portal = Portal::new_cursor(name.value.clone(), stored);
+            portal.start(rows).await;
+            client.portal_store().put_portal(Arc::new(portal));
+        }
+        Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+    }
+}
+
+#[async_trait]
+impl QueryHook for Cursors {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match statement {
+            Statement::Declare { stmts } => Some(self.declare(stmts, client).await),
+            _ => {
+                CursorStatementHook
+                    .handle_simple_query(statement, context, client)
+                    .await
+            }
+        }
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        is_cursor_statement(statement).then(|| Ok(super::queries::no_rows()))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        plan: &LogicalPlan,
+        params: &ParamValues,
+        context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match statement {
+            Statement::Declare { stmts } => Some(self.declare(stmts, client).await),
+            _ => {
+                CursorStatementHook
+                    .handle_extended_query(statement, plan, params, context, client)
+                    .await
+            }
+        }
+    }
+}
+
+/// Whether the protocol's hooks answer `statement` in the extended protocol.
+pub fn answers(statement: &Statement) -> bool {
+    is_cursor_statement(statement)
+}
