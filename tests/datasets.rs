@@ -800,6 +800,20 @@ fn normal_and_unlabelled_images() {
     );
 }
 
+/// A warehouse in `dir` of two SIIM images: one with a mask region, one without.
+fn ingest_siim_fixture(dir: &Path) -> PathBuf {
+    let masks = dir.join("train-rle.csv");
+    std::fs::write(
+        &masks,
+        "ImageId, EncodedPixels\n1.2.3.1, 2050 3 1021 3\n1.2.3.2, -1\n",
+    )
+    .unwrap();
+    let arg = format!("siim={}", masks.display());
+    let out = ingest(dir, &["--dataset", &arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir.join("wh")
+}
+
 /// SIIM's mask regions reach the export as boxes: the bounding box of the decoded
 /// run-length code, worked out by hand (Kaggle's relative column-major code on a
 /// 1024 × 1024 mask: pixels 2050-2052 are column 2, rows 2-4; 1021 further on,
@@ -807,16 +821,7 @@ fn normal_and_unlabelled_images() {
 #[test]
 fn siim_boxes_reach_the_export() {
     let dir = tempfile::tempdir().unwrap();
-    let masks = dir.path().join("train-rle.csv");
-    std::fs::write(
-        &masks,
-        "ImageId, EncodedPixels\n1.2.3.1, 2050 3 1021 3\n1.2.3.2, -1\n",
-    )
-    .unwrap();
-    let arg = format!("siim={}", masks.display());
-    let out = ingest(dir.path(), &["--dataset", &arg]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let wh = dir.path().join("wh");
+    let wh = ingest_siim_fixture(dir.path());
     let manifest = dir.path().join("m.parquet");
     let out = run(&[
         "export",
@@ -861,17 +866,8 @@ fn siim_boxes_reach_the_export() {
 #[test]
 fn a_dataset_of_one_finding_plots_a_named_bar() {
     let dir = tempfile::tempdir().unwrap();
-    let masks = dir.path().join("train-rle.csv");
-    std::fs::write(
-        &masks,
-        "ImageId, EncodedPixels\n1.2.3.1, 2050 3 1021 3\n1.2.3.2, -1\n",
-    )
-    .unwrap();
-    let arg = format!("siim={}", masks.display());
-    let out = ingest(dir.path(), &["--dataset", &arg]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let wh = ingest_siim_fixture(dir.path());
     let svg = dir.path().join("siim.svg");
-    let wh = dir.path().join("wh");
     let out = run(&[
         "plot",
         "labels",
