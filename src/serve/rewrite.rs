@@ -81,8 +81,9 @@ fn has_select_list_subquery(statement: &Statement) -> bool {
     statement.visit(&mut Finder).is_break()
 }
 
-/// A statement that reads the catalog alone (psql's `\du`, `\d+`, `\dT`), made one
-/// DataFusion plans, with what PostgreSQL would answer on cxr's catalog:
+/// A statement that reads the catalog alone (psql's `\du`, `\d+`, `\dT`,
+/// SQLAlchemy's reflection), made one DataFusion plans, with what PostgreSQL would
+/// answer on cxr's catalog:
 /// - `ARRAY(subquery)` (a role's memberships, a table's storage options), a table's
 ///   `reloptions` and an index's or constraint's columns are empty arrays, and
 ///   `generate_subscripts` gives no rows: cxr's tables have no options, indexes or
@@ -94,8 +95,8 @@ fn has_select_list_subquery(statement: &Statement) -> bool {
 ///   row) is taken as its `max`: DataFusion runs a correlated scalar subquery only
 ///   when it is aggregated.
 ///
-/// None when the statement reads a warehouse table or has neither: those are left
-/// as written, to be answered or refused.
+/// None when the statement reads a warehouse table or needs none of these: it is
+/// left as written, to be answered or refused.
 pub fn for_catalog(statement: &Statement) -> Option<Statement> {
     use datafusion::sql::sqlparser::ast::FunctionArguments;
     if !reads_catalog_only(statement) {
