@@ -292,6 +292,28 @@ fn psql_reads_tables_views_and_the_catalog() {
     let rows: Vec<&str> = pieces.lines().filter(|l| l.ends_with(".png")).collect();
     assert_eq!(rows, indexes[..5]);
 
+    // SQL-level prepared statements, kept for the connection; the values cast to the
+    // declared type. Counted against the CSV.
+    let executed = psql_ok(
+        server.port,
+        "PREPARE older (int) AS SELECT count(*) FROM images WHERE age > $1; \
+         EXECUTE older(50); EXECUTE older('80'); DEALLOCATE older",
+    );
+    let above = |age: i64| csv.iter().filter(|i| i.age > age && i.age <= 120).count();
+    let counts: Vec<String> = executed
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        counts,
+        [above(50).to_string(), above(80).to_string()],
+        "{executed}"
+    );
+    let out = psql(server.port, "EXECUTE older(50)", &[]);
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
     // \copy to a file: the header and 3 rows, counted as 3 as PostgreSQL does.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("three.csv");

@@ -12,6 +12,7 @@ mod copy;
 mod cursors;
 mod http;
 mod memory;
+mod prepared;
 mod queries;
 mod rewrite;
 mod saved;
@@ -371,6 +372,7 @@ impl Server {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
             Arc::new(cursors::Cursors(served.clone())),
+            Arc::new(prepared::Prepared(served.clone())),
             Arc::new(Answer(served.clone())),
         ];
         let handler = Handler::new(Arc::new(SessionContext::new()), hooks, served);

@@ -1,0 +1,173 @@
+//! SQL-level prepared statements: `PREPARE name [(types)] AS statement`, `EXECUTE
+//! name(values)` and `DEALLOCATE name | ALL`, kept per connection, as PostgreSQL keeps
+//! them. `EXECUTE` answers the statement with its `$n` replaced by the values (cast
+//! to the declared types), as any other statement: read-only, within the limits.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{CastKind, Expr, Statement, Value, visit_expressions_mut};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+
+use super::queries::Served;
+
+/// Where a connection's prepared statements are kept: its metadata, by name.
+const KEY: &str = "cxr.prepared.";
+
+/// The hook of `PREPARE`, `EXECUTE` and `DEALLOCATE` (simple protocol).
+pub struct Prepared(pub Arc<Served>);
+
+fn error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+impl Prepared {
+    async fn execute(
+        &self,
+        name: &str,
+        values: &[Expr],
+        client: &mut dyn HookClient,
+    ) -> PgWireResult<Response> {
+        let stored = client
+            .metadata()
+            .get(&format!("{KEY}{name}"))
+            .cloned()
+            .ok_or_else(|| {
+                error(
+                    "26000",
+                    format!("prepared statement \"{name}\" does not exist"),
+                )
+            })?;
+        let (types, sql) = stored.split_once('\n').unwrap_or(("", &stored));
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+            .ok()
+            .and_then(|mut s| s.pop())
+            .ok_or_else(|| error("XX000", format!("prepared statement \"{name}\" is damaged")))?;
+        let types: Vec<&str> = types.split('\t').filter(|t| !t.is_empty()).collect();
+        let mut missing = None;
+        let _ = visit_expressions_mut(&mut statement, |expr| {
+            if let Expr::Value(v) = expr
+                && let Value::Placeholder(p) = &v.value
+                && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+            {
+                match values.get(n.wrapping_sub(1)) {
+                    Some(value) => *expr = typed(value, types.get(n - 1).copied()),
+                    None => missing = Some(n),
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if let Some(n) = missing {
+            return Err(error(
+                "08P01",
+                format!("EXECUTE {name}: ${n} has no value ({} given)", values.len()),
+            ));
+        }
+        let served = &self.0;
+        let version = served.version().await.map_err(|e| served.error(e))?;
+        served
+            .answer(
+                version,
+                &statement,
+                &ParamValues::List(Vec::new()),
+                &Format::UnifiedText,
+                client.metadata(),
+            )
+            .await
+    }
+}
+
+/// A value of `EXECUTE`, cast to the type `PREPARE` declared for it.
+fn typed(value: &Expr, declared: Option<&str>) -> Expr {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let data_type = declared.and_then(|t| {
+        datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(t)
+            .and_then(|mut p| p.parse_data_type())
+            .ok()
+    });
+    match data_type {
+        Some(data_type) => Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(value.clone()),
+            data_type,
+            array: false,
+            format: None,
+        },
+        None => Expr::Nested(Box::new(value.clone())),
+    }
+}
+
+#[async_trait]
+impl QueryHook for Prepared {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match statement {
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => {
+                let types: Vec<String> = data_types.iter().map(ToString::to_string).collect();
+                client.metadata_mut().insert(
+                    format!("{KEY}{}", name.value),
+                    format!("{}\n{statement}", types.join("\t")),
+                );
+                Some(Ok(Response::Execution(Tag::new("PREPARE"))))
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                ..
+            } => Some(self.execute(&name.to_string(), parameters, client).await),
+            Statement::Deallocate { name, .. } => {
+                let metadata = client.metadata_mut();
+                // A name not prepared here may be a driver's own statement, which
+                // the protocol keeps: acknowledged, as before.
+                if name.value.eq_ignore_ascii_case("all") {
+                    metadata.retain(|k, _| !k.starts_with(KEY));
+                } else {
+                    metadata.remove(&format!("{KEY}{}", name.value));
+                }
+                Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
+            }
+            _ => None,
+        }
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        _statement: &Statement,
+        _context: &SessionContext,
+        _client: &(dyn datafusion_postgres::pgwire::api::ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<datafusion::logical_expr::LogicalPlan>> {
+        None
+    }
+
+    async fn handle_extended_query(
+        &self,
+        _statement: &Statement,
+        _plan: &datafusion::logical_expr::LogicalPlan,
+        _params: &ParamValues,
+        _context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        None
+    }
+}
