@@ -15,7 +15,7 @@ use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::portal::Portal;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::PortalStore;
@@ -26,7 +26,9 @@ use super::queries::Served;
 /// The hook of cursor statements.
 pub struct Cursors(pub Arc<Served>);
 
-fn is_cursor_statement(statement: &Statement) -> bool {
+/// Whether `statement` declares, fetches from or closes a cursor (the protocol's
+/// hooks answer it in the extended protocol too).
+pub fn is_cursor_statement(statement: &Statement) -> bool {
     matches!(
         statement,
         Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. }
@@ -55,17 +57,7 @@ impl Cursors {
                 return Err(refused("DECLARE CURSOR needs a name and a FOR query"));
             };
             let statement = Statement::Query(query.clone());
-            let served = &self.0;
-            let version = served.version().await.map_err(|e| served.error(e))?;
-            let response = served
-                .answer(
-                    version,
-                    &statement,
-                    &ParamValues::List(Vec::new()),
-                    &Format::UnifiedText,
-                    client.metadata(),
-                )
-                .await?;
+            let response = self.0.answer_as_text(&statement, client.metadata()).await?;
             let Response::Query(rows) = response else {
                 return Err(refused("a cursor's query returns rows"));
             };
@@ -126,9 +118,4 @@ impl QueryHook for Cursors {
             }
         }
     }
-}
-
-/// Whether the protocol's hooks answer `statement` in the extended protocol.
-pub fn answers(statement: &Statement) -> bool {
-    is_cursor_statement(statement)
 }

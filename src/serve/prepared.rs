@@ -12,7 +12,6 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{CastKind, Expr, Statement, Value, visit_expressions_mut};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
@@ -75,17 +74,7 @@ impl Prepared {
                 format!("EXECUTE {name}: ${n} has no value ({} given)", values.len()),
             ));
         }
-        let served = &self.0;
-        let version = served.version().await.map_err(|e| served.error(e))?;
-        served
-            .answer(
-                version,
-                &statement,
-                &ParamValues::List(Vec::new()),
-                &Format::UnifiedText,
-                client.metadata(),
-            )
-            .await
+        self.0.answer_as_text(&statement, client.metadata()).await
     }
 }
 

@@ -75,7 +75,7 @@ pub struct Served {
 }
 
 /// One version of the warehouse, open for clients.
-pub(super) struct Version {
+struct Version {
     warehouse: Warehouse,
 }
 
@@ -133,7 +133,7 @@ impl Served {
 
     /// The warehouse's current version: the one open already unless a commit
     /// replaced the manifest since.
-    pub(super) async fn version(&self) -> Result<Arc<Version>> {
+    async fn version(&self) -> Result<Arc<Version>> {
         let mut current = self.current.lock().await;
         let digest = Manifest::read(&self.root)?.map(|(_, digest)| digest);
         if let Some(version) = current.as_ref()
@@ -191,7 +191,26 @@ impl Served {
 
     /// Plans `statement` on `version` with `params` bound and runs it, its rows in
     /// `format`, under the connection's settings (`metadata`).
-    pub(super) async fn answer(
+    /// Answers `statement` on the current version as a simple query is answered: no
+    /// parameters, rows as text. A cursor's query and `EXECUTE`'s statement too.
+    pub(super) async fn answer_as_text(
+        &self,
+        statement: &Statement,
+        metadata: &HashMap<String, String>,
+    ) -> PgWireResult<Response> {
+        let version = self.version().await.map_err(|e| self.error(e))?;
+        let no_parameters = ParamValues::List(Vec::new());
+        self.answer(
+            version,
+            statement,
+            &no_parameters,
+            &Format::UnifiedText,
+            metadata,
+        )
+        .await
+    }
+
+    async fn answer(
         &self,
         version: Arc<Version>,
         statement: &Statement,
@@ -339,7 +358,7 @@ impl Served {
     }
 
     /// A cxr error as the client sees it.
-    pub(super) fn error(&self, error: Error) -> PgWireError {
+    fn error(&self, error: Error) -> PgWireError {
         query_error(error, self.limits.query_memory)
     }
 
@@ -786,7 +805,7 @@ fn sqlstate(error: &Error) -> &'static str {
 /// Whether datafusion-postgres's own hooks answer this statement (session settings
 /// and transactions); everything else is cxr's.
 fn answered_by_protocol(statement: &Statement) -> bool {
-    super::cursors::answers(statement)
+    super::cursors::is_cursor_statement(statement)
         || matches!(
             statement,
             Statement::Set { .. }
@@ -838,23 +857,14 @@ impl QueryHook for Answer {
         }
         let served = &self.0;
         let answer = async {
-            let version = served.version().await.map_err(|e| served.error(e))?;
             if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
+                let version = served.version().await.map_err(|e| served.error(e))?;
                 let copy = copy.map_err(|e| served.error(e))?;
                 return served
                     .copy_out(version, copy, client_time(client.metadata()))
                     .await;
             }
-            let no_parameters = ParamValues::List(Vec::new());
-            served
-                .answer(
-                    version,
-                    statement,
-                    &no_parameters,
-                    &Format::UnifiedText,
-                    client.metadata(),
-                )
-                .await
+            served.answer_as_text(statement, client.metadata()).await
         };
         Some(answer.await)
     }
