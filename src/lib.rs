@@ -10,7 +10,6 @@ pub(crate) mod cohort;
 pub(crate) mod datasets;
 pub mod error;
 pub(crate) mod export;
-pub(crate) mod export_across;
 pub(crate) mod findings;
 pub mod ingest;
 pub(crate) mod input;

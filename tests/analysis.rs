@@ -694,3 +694,25 @@ fn agree_compares_the_expert_groupings() {
         ]
     );
 }
+
+/// The follow-up of a whole dataset is read from `studies` (written at ingest); of
+/// a cohort it is computed from the cohort's rows. A cohort of every image
+/// (`--where true`) must give the same rows.
+#[test]
+fn followup_of_the_whole_warehouse_equals_the_same_computed_for_a_cohort() {
+    for extra in [
+        &[][..],
+        &["--transitions"][..],
+        &["--patient", "18404"][..],
+        &["--dataset", "nih"][..],
+        &["--dataset", "nih", "--transitions"][..],
+    ] {
+        let mut whole = vec!["followup"];
+        whole.extend_from_slice(extra);
+        let read = csv_rows(&whole);
+        assert!(read.len() > 3, "{extra:?}: {read:?}");
+        let mut cohort = whole.clone();
+        cohort.extend_from_slice(&["--where", "true"]);
+        assert_eq!(read, csv_rows(&cohort), "{extra:?}");
+    }
+}

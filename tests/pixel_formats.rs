@@ -481,3 +481,53 @@ fn cross_dataset_manifests_carry_the_pixel_statistics() {
     assert_eq!(checked, 24, "{got:?}");
     assert_eq!(got.len(), 24);
 }
+
+/// `plot pixels` across datasets: per dataset, images per bin of 8 on the 0–255
+/// scale (8-bit means as stored, deeper ones as their 0–1 mean times 255), as
+/// Pillow's and pydicom's values give them.
+#[test]
+fn plot_pixels_bins_every_depth_on_one_scale() {
+    let Some(fx) = fixtures() else { return };
+    let w = fx.wh.to_str().unwrap();
+    let sql = stdout(&run(&[
+        "plot",
+        "pixels",
+        "-w",
+        w,
+        "--dataset",
+        "chexpert,vindr,rsna",
+        "--show-sql",
+    ]));
+    let plotted = run_csv(&["sql", "-w", w, &sql]);
+    let got: std::collections::BTreeMap<(String, i64), i64> = plotted[1..]
+        .iter()
+        .map(|r| ((r[0].clone(), r[1].parse().unwrap()), r[2].parse().unwrap()))
+        .collect();
+    // An image measured without a row of its dataset is in no cohort.
+    let listed: std::collections::HashSet<String> =
+        rows(&fx.wh, "SELECT dataset || '/' || image_id FROM xr_images")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+    let mut want: std::collections::BTreeMap<(String, i64), i64> = Default::default();
+    for (key, v) in &fx.expected {
+        let Some((dataset, _)) = key.split_once('/') else {
+            continue;
+        };
+        if !["chexpert", "vindr", "rsna"].contains(&dataset)
+            || v.get("mean").is_none()
+            || !listed.contains(key)
+        {
+            continue;
+        }
+        let grey = if num(&v["bits_stored"]) == 8.0 {
+            num(&v["mean"])
+        } else {
+            num(&v["mean_norm"]) * 255.0
+        };
+        let bin = ((grey / 8.0).floor() as i64).min(31) * 8;
+        *want.entry((dataset.to_string(), bin)).or_default() += 1;
+    }
+    assert!(want.len() > 3, "{want:?}");
+    assert_eq!(got, want);
+}

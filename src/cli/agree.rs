@@ -95,7 +95,7 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 c.uncertain = Some(Default::default());
             }
             c.check_cohort_file(&wh).await?;
-            let avail = crate::cohort::Available::for_cohort(&wh, Some(&c)).await?;
+            let avail = crate::cohort::Available::for_cohort(&wh, &c).await?;
             Some((c.images_sql(&avail)?, c.default_params()?))
         } else {
             None

@@ -22,53 +22,43 @@ pub struct CohortCmd {
     pub summary: bool,
 }
 
-/// The SQL of `cxr cohort`, from the cohort's `images` query.
-pub fn sql(cohort: &str, summary: bool) -> String {
+/// The SQL of `cxr cohort`, from the cohort's query and its scope: the rows, or
+/// the summary per dataset. Without `--dataset` (NIH's images with NIH's column
+/// names) the rows show NIH's columns and the summary no `dataset` column.
+pub fn sql(cohort: &str, summary: bool, scope: &crate::cohort::across::Scope) -> String {
     if !summary {
+        let (columns, order) = if scope.nih_columns {
+            (
+                "image_index, patient_id, follow_up, age, sex, view_position, labels, split",
+                "patient_id, follow_up, image_index",
+            )
+        } else {
+            (
+                "dataset, image_id, patient_id, study_id, age, sex, \"view\", labels, split",
+                "dataset, patient_id, study_order, study_id, image_id",
+            )
+        };
         return format!(
-            "WITH cohort AS (\n{cohort}\n)\nSELECT image_index, patient_id, follow_up, age, sex, view_position, labels, split\nFROM cohort\nORDER BY patient_id, follow_up, image_index"
+            "WITH cohort AS (\n{cohort}\n)\nSELECT {columns}\nFROM cohort\nORDER BY {order}"
         );
     }
-    format!(
-        "WITH cohort AS (\n{cohort}\n),
-total AS (SELECT COUNT(*) AS total_n FROM cohort),
-{findings},
-ages AS (
-    SELECT age, ROW_NUMBER() OVER (ORDER BY age) AS r, COUNT(*) OVER () AS n
-    FROM cohort WHERE age IS NOT NULL
-),
-rows AS (
-    SELECT 1 AS part, 'images' AS measure, '' AS item, COUNT(*) AS n FROM cohort
-    UNION ALL SELECT 2, 'patients', '', COUNT(DISTINCT patient_id) FROM cohort
-    UNION ALL SELECT 3, 'sex', COALESCE(sex, 'NULL'), COUNT(*) FROM cohort GROUP BY sex
-    UNION ALL SELECT 4, 'view', COALESCE(view_position, 'NULL'), COUNT(*) FROM cohort GROUP BY view_position
-    UNION ALL SELECT 5, 'age', 'min', MIN(age) FROM ages
-    UNION ALL SELECT 6, 'age', 'q1', MIN(CASE WHEN r * 4 >= n THEN age END) FROM ages
-    UNION ALL SELECT 7, 'age', 'median', MIN(CASE WHEN r * 2 >= n THEN age END) FROM ages
-    UNION ALL SELECT 8, 'age', 'q3', MIN(CASE WHEN r * 4 >= n * 3 THEN age END) FROM ages
-    UNION ALL SELECT 9, 'age', 'max', MAX(age) FROM ages
-    UNION ALL SELECT 10, 'finding', f.label, COUNT(c.image_index)
-        FROM finding f LEFT JOIN cohort c ON array_has(c.labels, f.label) GROUP BY f.label
-    UNION ALL SELECT 11, 'finding', 'No Finding', COUNT(*) FROM cohort WHERE no_finding
-)
-SELECT measure, item, n,
-       CASE WHEN part IN (3, 4, 10, 11) THEN round(100.0 * n / NULLIF(total_n, 0), 2) END AS pct,
-       CASE WHEN part IN (3, 4, 10, 11) THEN total_n END AS denominator
-FROM rows CROSS JOIN total
-ORDER BY part, n DESC, item",
-        findings = crate::sql::snippets::findings_cte()
-    )
+    let per_dataset = summary_sql(cohort);
+    if scope.nih_columns {
+        format!(
+            "SELECT measure, item, n, pct, denominator FROM (\n{per_dataset}\n) AS summary\nORDER BY part, n DESC, item"
+        )
+    } else {
+        format!(
+            "SELECT * EXCEPT (part) FROM (\n{per_dataset}\n) AS summary\nORDER BY dataset, part, n DESC, item"
+        )
+    }
 }
 
-/// The SQL of `cxr cohort --dataset ...`, from the cross-dataset cohort's query.
-pub fn across_sql(cohort: &str, summary: bool) -> String {
-    if !summary {
-        return format!(
-            "WITH cohort AS (\n{cohort}\n)\nSELECT dataset, image_id, patient_id, study_id, age, sex, \"view\", labels, split\nFROM cohort\nORDER BY dataset, patient_id, study_order, study_id, image_id"
-        );
-    }
-    // Per dataset; a finding's share is of the images whose state is known (the
-    // dataset labels it and, under U-Ignore, the label is not uncertain).
+/// Per dataset: images, patients, sex, view, age quartiles and each finding's
+/// share, with `part` (the order of the measures). A finding's share is of the
+/// images whose state is known (the dataset labels it and, under U-Ignore, the label
+/// is not uncertain).
+fn summary_sql(cohort: &str) -> String {
     format!(
         "WITH cohort AS (\n{cohort}\n),
 ages AS (
@@ -92,51 +82,38 @@ rows AS (
     UNION ALL SELECT dataset, 11, 'finding', 'No Finding', SUM(CASE WHEN no_finding THEN 1 ELSE 0 END), COUNT(no_finding) FROM cohort GROUP BY dataset HAVING COUNT(no_finding) > 0
 ),
 total AS (SELECT dataset, COUNT(*) AS total_n FROM cohort GROUP BY dataset)
-SELECT r.dataset, measure, item, n,
+SELECT r.dataset, part, measure, item, n,
        CASE WHEN part IN (3, 4) THEN round(100.0 * n / NULLIF(total_n, 0), 2)
             WHEN part IN (10, 11) THEN round(100.0 * n / NULLIF(base, 0), 2) END AS pct,
        CASE WHEN part IN (3, 4) THEN total_n WHEN part IN (10, 11) THEN base END AS denominator
-FROM rows r JOIN total t ON t.dataset = r.dataset
-ORDER BY r.dataset, part, n DESC, item",
+FROM rows r JOIN total t ON t.dataset = r.dataset",
         findings = crate::cohort::across::finding_counts_sql("cohort")
     )
 }
 
-/// The columns of a cross-dataset cohort's rows that its summary, co-occurrence and
-/// counts read (no paths or lists): computed once, they are read a dozen times.
+/// The columns of a cohort's rows that its summary, co-occurrence and counts read
+/// (no paths or lists): computed once, they are read a dozen times.
 pub fn summary_rows_sql(cohort: &str) -> String {
-    let findings: Vec<String> = crate::datasets::XR_FINDINGS
-        .iter()
-        .map(|f| crate::sql::snippets::column_name(f))
-        .collect();
     format!(
-        "SELECT dataset, patient_id, study_id, sex, \"view\", age, no_finding, {} FROM (\n{cohort}\n) AS c",
-        findings.join(", ")
+        "SELECT dataset, patient_id, study_id, sex, \"view\", age, no_finding, positive_mask, known_mask FROM (\n{cohort}\n) AS c"
     )
 }
 
 /// Runs `cxr cohort`.
 pub async fn run(args: CohortCmd) -> Result<()> {
     let summary = args.summary;
-    let across = args.common.cohort.across_datasets();
-    if across && summary && !args.common.show_sql {
+    if summary && !args.common.show_sql {
         // The summary reads the cohort's rows a dozen times: they are computed once.
         return args
             .common
             .run_staged(
                 "summary_rows",
                 |cohort, _| Ok(summary_rows_sql(cohort)),
-                || Ok(across_sql("SELECT * FROM summary_rows", true)),
+                |avail| Ok(sql("SELECT * FROM summary_rows", true, &avail.scope)),
             )
             .await;
     }
     args.common
-        .run(|cohort, _| {
-            Ok(if across {
-                across_sql(cohort, summary)
-            } else {
-                sql(cohort, summary)
-            })
-        })
+        .run(|cohort, avail| Ok(sql(cohort, summary, &avail.scope)))
         .await
 }

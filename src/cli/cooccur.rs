@@ -86,35 +86,11 @@ impl Thresholds {
     }
 }
 
-/// The long-form SQL: one row per ordered pair with the chosen metric as `value`.
-/// `cohort` is `None` for the whole warehouse: the pairs are then read from
-/// `cooccurrence` (materialised at ingest).
-pub fn sql(cohort: Option<&str>, metric: Metric) -> String {
-    sql_with(cohort, metric, Thresholds::default())
-}
-
-/// [`sql`] keeping only the pairs that pass the thresholds.
-pub fn sql_with(cohort: Option<&str>, metric: Metric, keep: Thresholds) -> String {
-    let Some(cohort) = cohort else {
-        return format!(
-            "SELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM cooccurrence{}\nORDER BY label_a, label_b",
-            metric.expr(),
-            keep.predicate()
-        );
-    };
-    let pairs = crate::sql::view_sql("cooccurrence", "cohort", "findings");
-    format!(
-        "WITH cohort AS (\n{cohort}\n),\npairs AS (\n{pairs}\n)\nSELECT label_a, label_b, n_a, n_b, n_ab, {} AS value\nFROM pairs{}\nORDER BY label_a, label_b",
-        metric.expr(),
-        keep.predicate()
-    )
-}
-
 /// The long-form SQL across datasets: per dataset, one row per ordered pair of two
 /// findings the dataset labels. Each image's positive findings become an 18-bit
 /// mask, as in the `cooccurrence` view; a second mask marks the findings whose state
 /// is known, and their union over a dataset is what the dataset labels.
-pub fn across_sql(cohort: &str, metric: Metric, keep: Thresholds) -> String {
+pub fn sql(cohort: &str, metric: Metric, keep: Thresholds) -> String {
     format!(
         "WITH cohort AS (\n{cohort}\n),
 {findings},
@@ -161,12 +137,12 @@ ORDER BY dataset, label_a, label_b",
 
 /// The long form as printed: the metric's own column name, rounded to 4 decimals
 /// (`value` is the name the matrix and the plot read).
-fn printed(sql: String, metric: Metric, dataset: bool) -> String {
+fn printed(sql: String, metric: Metric, scope: &crate::cohort::across::Scope) -> String {
     let value = metric
         .column()
         .map(|c| format!(", round(value, 4) AS {c}"))
         .unwrap_or_default();
-    let dataset = if dataset { "dataset, " } else { "" };
+    let dataset = if scope.nih_columns { "" } else { "dataset, " };
     format!(
         "SELECT {dataset}label_a, label_b, n_a, n_b, n_ab{value}\nFROM (\n{sql}\n) AS pairs\nORDER BY {dataset}label_a, label_b"
     )
@@ -176,7 +152,6 @@ fn printed(sql: String, metric: Metric, dataset: bool) -> String {
 /// finding names and a key), the long form otherwise.
 pub async fn run(args: CooccurCmd) -> Result<()> {
     let metric = args.metric;
-    let global = args.common.cohort.is_empty();
     if let Some(x) = args.min_lift
         && !x.is_finite()
     {
@@ -188,40 +163,30 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         min_lift: args.min_lift,
         min_count: args.min_count,
     };
-    if args.common.cohort.across_datasets() {
-        // Several datasets, 18 findings: the long form, with a dataset column.
-        return args
-            .common
-            .run(|c, _| Ok(printed(across_sql(c, metric, keep), metric, true)))
-            .await;
-    }
-    // The compact matrix has no rows to cut: --max-rows asks for the long form.
+    let long_form = |c: &str, avail: &crate::cohort::Available| {
+        Ok(printed(sql(c, metric, keep), metric, &avail.scope))
+    };
+    // NIH's 14 findings fit a compact matrix on a terminal; across datasets (18
+    // findings, several datasets) and everywhere else the long form is printed.
     let table = match args.common.output.format {
         Some(f) => f == Format::Table,
         None => std::io::stdout().is_terminal(),
     };
-    let matrix = args.common.output.out.is_none()
+    let nih = !args.common.cohort.across_datasets();
+    let matrix = nih
+        && args.common.output.out.is_none()
         && args.common.output.max_rows.is_none()
         && !args.common.show_sql
         && table;
-    if !matrix && table && args.common.output.max_rows.is_some() && !args.common.show_sql {
+    if nih && table && args.common.output.max_rows.is_some() && !args.common.show_sql {
         eprintln!(
             "cxr: note: --max-rows cuts rows, so the pairs are printed one per row, not as the matrix"
         );
     }
     if !matrix {
-        return args
-            .common
-            .run(|c, _| {
-                let sql = sql_with((!global).then_some(c), metric, keep);
-                Ok(printed(sql, metric, false))
-            })
-            .await;
+        return args.common.run(long_form).await;
     }
-    let rows = args
-        .common
-        .query(|c, _| Ok(sql_with((!global).then_some(c), metric, keep)))
-        .await?;
+    let rows = args.common.query(|c, _| Ok(sql(c, metric, keep))).await?;
     let width = crate::output::terminal_width().unwrap_or(80);
     let compact = compact_matrix(&rows, metric)?;
     if compact.lines().all(|l| l.chars().count() <= width) {
@@ -233,11 +198,7 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
         metric_name(metric)
     );
-    out.run(|c, _| {
-        let sql = sql_with((!global).then_some(c), metric, keep);
-        Ok(printed(sql, metric, false))
-    })
-    .await
+    out.run(long_form).await
 }
 
 fn metric_name(m: Metric) -> &'static str {

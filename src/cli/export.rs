@@ -71,13 +71,9 @@ pub struct ExportCmd {
 impl ExportCmd {
     pub(crate) fn spec(&self) -> Result<Spec> {
         Ok(Spec {
-            query: self.query.clone(),
-            image_root: self.image_root.clone(),
-            with_pixels: self.with_pixels,
             partition_by: self.partition_by.clone(),
             compression: crate::warehouse::parquet::parse_compression(&self.compression)?,
             row_group_size: self.row_group_size as usize,
-            sort_by: self.sort_by.clone(),
             overwrite: self.overwrite,
             wide_targets: self.targets == TargetsForm::Wide,
         })
@@ -140,30 +136,33 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
             out.display()
         )));
     }
-    if cmd.common.cohort.across_datasets() {
-        return export_datasets(&cmd, &spec, &wh, &out).await;
+    let nih = !cmd.common.cohort.across_datasets();
+    if !nih && (cmd.query.is_some() || cmd.sort_by.is_some()) {
+        return Err(Error::Usage(
+            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql and --sort-by apply to NIH exports only".into(),
+        ));
     }
-    if cmd.box_size.is_some() {
+    if nih && cmd.box_size.is_some() {
         return Err(Error::Usage(
             "--box-size scales the boxes of a cross-dataset manifest: add --dataset".into(),
         ));
     }
-    let avail = crate::cohort::Available::of(&wh).await?;
-    if avail.splits {
+    if nih && wh.has_table("splits") {
         eprintln!(
             "cxr: note: the `split` column comes from the `splits` table written by `cxr split`"
         );
     }
-    refuse_pixels_without_stats(&cmd, &wh).await?;
-    cmd.common.cohort.check_predicate(&wh, &avail).await?;
-    let cohort = cmd.common.cohort.images_sql(&avail)?;
-    let sql = spec.sql(&cohort)?;
+    if cmd.with_pixels && !wh.has_keyed_pixel_stats().await? {
+        return Err(Error::Usage(
+            "--with-pixels: this warehouse has no pixel statistics (or only ones an older cxr wrote); run `cxr ingest --images ...`".into(),
+        ));
+    }
+    let (sql, manifest) = manifest_sql(&cmd, &wh).await?;
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
     }
     let params = cmd.common.cohort.default_params()?;
-    spec.check_columns(&wh, &cohort, &params).await?;
-    let done = crate::export::run(&wh, &spec, &sql, &params, &out, None).await?;
+    let done = crate::export::run(&wh, &spec, &sql, &params, &out, &manifest).await?;
     report(&cmd, &done, &out);
     Ok(())
 }
@@ -185,62 +184,35 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
     }
 }
 
-/// The SQL of the cross-dataset manifest of `cmd` (with `--show-sql`, the cohort's
-/// rows as their query), and what it adds to the cohort. The cohort builder's
-/// downloads use it too.
-pub(crate) async fn datasets_manifest(
+/// The SQL of the manifest of `cmd` (with `--show-sql`, the cohort's rows as their
+/// query), and what it adds to the cohort, its columns checked. The cohort
+/// builder's downloads use it too.
+pub(crate) async fn manifest_sql(
     cmd: &ExportCmd,
     wh: &Warehouse,
-) -> Result<(String, crate::export_across::AcrossSpec)> {
-    let mut avail = crate::cohort::Available::for_cohort(wh, Some(&cmd.common.cohort)).await?;
+) -> Result<(String, crate::export::Manifest)> {
+    let mut avail = crate::cohort::Available::for_cohort(wh, &cmd.common.cohort).await?;
     cmd.common.cohort.check_predicate(wh, &avail).await?;
     if cmd.common.show_sql {
         avail = avail.inline();
     }
-    let scope = avail
-        .across
-        .clone()
-        .expect("a cross-dataset cohort has a scope");
-    let across = crate::export_across::AcrossSpec {
-        scope,
+    let manifest = crate::export::Manifest {
+        scope: avail.scope.clone(),
+        query: cmd.query.clone(),
         image_root: cmd.image_root.clone(),
         box_size: cmd.box_size,
         measured_sizes: wh.has_keyed_pixel_stats().await?,
         with_pixels: cmd.with_pixels,
+        sort_by: cmd.sort_by.clone(),
     };
-    let sql = across.sql(&cmd.common.cohort.images_sql(&avail)?);
-    Ok((sql, across))
-}
-
-/// `--with-pixels` needs `pixel_stats` keyed by dataset and image id.
-async fn refuse_pixels_without_stats(cmd: &ExportCmd, wh: &Warehouse) -> Result<()> {
-    if cmd.with_pixels && !wh.has_keyed_pixel_stats().await? {
-        return Err(Error::Usage(
-            "--with-pixels: this warehouse has no pixel statistics (or only ones an older cxr wrote); run `cxr ingest --images ...`".into(),
-        ));
+    let cohort = cmd.common.cohort.images_sql(&avail)?;
+    let sql = manifest.sql(&cohort, &avail.rows)?;
+    if !cmd.common.show_sql {
+        let params = cmd.common.cohort.default_params()?;
+        manifest
+            .check_columns(wh, &cohort, &avail.rows, &params)
+            .await?;
     }
-    Ok(())
-}
-
-/// `cxr export --dataset a,b`: the cross-dataset manifest.
-async fn export_datasets(
-    cmd: &ExportCmd,
-    spec: &Spec,
-    wh: &Warehouse,
-    out: &std::path::Path,
-) -> Result<()> {
-    if cmd.query.is_some() || cmd.sort_by.is_some() {
-        return Err(Error::Usage(
-            "--dataset exports a cohort across datasets, sorted by dataset and image_id: --sql and --sort-by apply to NIH exports only".into(),
-        ));
-    }
-    refuse_pixels_without_stats(cmd, wh).await?;
-    let (sql, across) = datasets_manifest(cmd, wh).await?;
-    if cmd.common.show_sql {
-        return crate::output::print_sql(&sql);
-    }
-    let params = cmd.common.cohort.default_params()?;
-    let done = crate::export::run(wh, spec, &sql, &params, out, Some(&across)).await?;
-    report(cmd, &done, out);
-    Ok(())
+    wh.register(Register::For(&sql)).await?;
+    Ok((sql, manifest))
 }

@@ -373,7 +373,7 @@ impl AnalysisArgs {
             .await?;
         let t = std::time::Instant::now();
         self.cohort.check_cohort_file(&wh).await?;
-        let mut avail = crate::cohort::Available::for_cohort(&wh, Some(&self.cohort)).await?;
+        let mut avail = crate::cohort::Available::for_cohort(&wh, &self.cohort).await?;
         self.cohort.check_predicate(&wh, &avail).await?;
         if self.show_sql {
             avail = avail.inline();
@@ -438,14 +438,14 @@ impl AnalysisArgs {
         self,
         name: &str,
         stage: impl FnOnce(&str, &crate::cohort::Available) -> Result<String>,
-        build: impl FnOnce() -> Result<String>,
+        build: impl FnOnce(&crate::cohort::Available) -> Result<String>,
     ) -> Result<()> {
         let (wh, staged, avail) = self.prepare(stage).await?;
         let params = self.cohort.default_params()?;
         let t = std::time::Instant::now();
         wh.remember(name, &staged, &params).await?;
         crate::trace("compute the cohort once", t);
-        let frames = wh.plan(&build()?, false, &[]).await?;
+        let frames = wh.plan(&build(&avail)?, false, &[]).await?;
         let tally = emit(&wh, frames, &self.output).await?;
         self.note_if_empty(&wh, &avail, tally, &params).await
     }

@@ -139,7 +139,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         }
         return cmd
             .common
-            .run(|cohort, _| data_sql(kind, metric, across, cohort))
+            .run(|cohort, _| data_sql(kind, metric, cohort))
             .await;
     }
     let out = cmd
@@ -186,14 +186,9 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             "--finding applies to `cxr plot boxes` only (cohorts take --with)".into(),
         ));
     }
-    if across && kind == PlotKind::Pixels {
-        return Err(Error::Usage(
-            "plot pixels reads NIH pixel statistics; the cross-dataset tables have none".into(),
-        ));
-    }
     let rows = cmd
         .common
-        .query(|cohort, _| data_sql(kind, metric, across, cohort))
+        .query(|cohort, _| data_sql(kind, metric, cohort))
         .await?;
     if kind == PlotKind::Pixels && rows.is_empty() {
         return Err(Error::Usage(
@@ -265,44 +260,29 @@ fn what_is_drawn(kind: PlotKind) -> &'static str {
     }
 }
 
-/// The SQL of a cohort plot's data over the cohort's query `cohort`.
-fn data_sql(kind: PlotKind, metric: Metric, across: bool, cohort: &str) -> Result<String> {
+/// The SQL of a cohort plot's data over the cohort's query `cohort`: rows per
+/// dataset (NIH's images alone without `--dataset`, drawn as one panel).
+fn data_sql(kind: PlotKind, metric: Metric, cohort: &str) -> Result<String> {
     Ok(match kind {
-        PlotKind::Cooccurrence if across => crate::cli::cooccur::across_sql(
-            cohort,
-            metric,
-            crate::cli::cooccur::Thresholds::default(),
+        PlotKind::Cooccurrence => {
+            crate::cli::cooccur::sql(cohort, metric, crate::cli::cooccur::Thresholds::default())
+        }
+        PlotKind::Labels => format!(
+            "WITH cohort AS (\n{cohort}\n)\nSELECT * FROM (\n{}\n) AS p ORDER BY dataset, CAST(n AS DOUBLE) / base DESC, label",
+            crate::cohort::across::finding_counts_sql("cohort")
         ),
-        PlotKind::Cooccurrence => crate::cli::cooccur::sql(Some(cohort), metric),
-        PlotKind::Labels if across => across_labels_sql(cohort),
-        PlotKind::Labels => labels_sql(cohort),
         PlotKind::Age => format!(
-            "WITH cohort AS (\n{cohort}\n)\nSELECT {dataset} AS dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            dataset = if across { "dataset" } else { "''" }
+            "WITH cohort AS (\n{cohort}\n)\nSELECT dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ),
         PlotKind::Boxes => {
             return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
         }
+        // On the 8-bit scale at every depth (the 0–1 mean times 255; 8-bit means as
+        // stored), so that datasets of 8-, 12- and 16-bit images share one axis.
         PlotKind::Pixels => format!(
-            "WITH cohort AS (\n{cohort}\n)\nSELECT CAST(floor(p.mean / 8) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = c.image_index GROUP BY 1 ORDER BY 1"
+            "WITH cohort AS (\n{cohort}\n)\nSELECT c.dataset, CAST(LEAST(floor(CASE WHEN p.bits_stored = 8 THEN p.mean ELSE p.mean_norm * 255 END / 8), 31) * 8 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort c JOIN pixel_stats p ON p.dataset = c.dataset AND p.image_id = c.image_id GROUP BY 1, 2 ORDER BY 1, 2"
         ),
     })
-}
-
-fn labels_sql(cohort: &str) -> String {
-    format!(
-        "WITH cohort AS (\n{cohort}\n),\n{},\ntotal AS (SELECT COUNT(*) AS n FROM cohort)\nSELECT '' AS dataset, f.label, COUNT(c.image_index) AS n, MAX(total.n) AS base, MAX(total.n) AS total\nFROM finding f CROSS JOIN total LEFT JOIN cohort c ON array_has(c.labels, f.label)\nGROUP BY f.label ORDER BY n DESC, f.label",
-        crate::sql::snippets::findings_cte()
-    )
-}
-
-/// Per dataset and finding it labels: positive images, images whose state is known
-/// (the share's base) and the dataset's images in the cohort.
-fn across_labels_sql(cohort: &str) -> String {
-    format!(
-        "WITH cohort AS (\n{cohort}\n)\nSELECT * FROM (\n{}\n) AS p ORDER BY dataset, CAST(n AS DOUBLE) / base DESC, label",
-        crate::cohort::across::finding_counts_sql("cohort")
-    )
 }
 
 /// What a plot draws, typed.
@@ -319,7 +299,7 @@ enum Data {
 
 impl Data {
     /// One plot per dataset (across datasets, in the order `asked` names them), or one
-    /// for NIH under the name "".
+    /// for NIH's images (no `--dataset`) under the name "".
     fn panels(
         kind: PlotKind,
         rows: &crate::sql::Rows,
@@ -864,7 +844,7 @@ where
         .build_cartesian_2d(0f64..256f64, 0f64..max_n)?;
     chart
         .configure_mesh()
-        .x_desc("mean grey value (bins of 8)")
+        .x_desc("mean grey value, 0–255 scale (bins of 8)")
         .y_desc("images")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v:.0}"))

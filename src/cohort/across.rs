@@ -73,7 +73,26 @@ pub struct Scope {
     /// `xr_images` holds each image's states over the default sources (its
     /// `positive_findings`, ... columns; a warehouse written before them has not).
     pub image_states: bool,
+    /// The cohort was given without `--dataset`, `--source` or `--uncertain`: NIH's
+    /// images, whose rows also carry the names and types of the NIH `images` table
+    /// (`image_index`, Int32 `patient_id`, `follow_up`, `view_position`, Int16
+    /// `age`) that `--where`, `--cohort` files and the commands' NIH output read.
+    pub nih_columns: bool,
+    /// With `nih_columns`: also the columns only NIH's `images` table has
+    /// (`orig_width`, `pixel_spacing_x`, `finding_labels`, `n_labels`, ...), joined
+    /// from it because a `--where` reads them.
+    pub images_columns: bool,
 }
+
+/// The columns of NIH's `images` that its `xr_images` rows do not carry.
+pub const IMAGES_ONLY_COLUMNS: [&str; 6] = [
+    "orig_width",
+    "orig_height",
+    "pixel_spacing_x",
+    "pixel_spacing_y",
+    "finding_labels",
+    "n_labels",
+];
 
 /// A finding of the 18 by name, case-insensitively and ignoring spaces and
 /// underscores (`lung opacity` → `Lung_Opacity`).
@@ -108,20 +127,12 @@ pub fn findings_bits_cte() -> String {
     format!("finding(label, bit) AS (VALUES {})", bits.join(", "))
 }
 
-/// An expression over a cohort row: the bits of its positive findings (or, with
-/// `known`, of the findings whose state is known). Masks replace lists where rows
-/// are compared or grouped: integers are cheap to group, window and test.
-pub fn positive_mask(known: bool) -> String {
-    XR_FINDINGS
-        .iter()
-        .enumerate()
-        .map(|(k, f)| {
-            let c = column_name(f);
-            let test = if known { format!("{c} IS NOT NULL") } else { c };
-            format!("CASE WHEN {test} THEN {} ELSE 0 END", 1u32 << k)
-        })
-        .collect::<Vec<_>>()
-        .join(" + ")
+/// The column of a cohort row holding the bits of its positive findings (or, with
+/// `known`, of the findings whose state is known): the finding columns as one
+/// integer. Masks replace lists where rows are compared or grouped: integers are
+/// cheap to group, window and test.
+pub fn positive_mask(known: bool) -> &'static str {
+    if known { "known_mask" } else { "positive_mask" }
 }
 
 /// Per dataset and finding it labels, over a relation of cohort rows: `n` images
@@ -156,6 +167,12 @@ fn list(items: &[String]) -> String {
 }
 
 impl Scope {
+    /// Whether the cohort reads each image's findings as ingest resolved them into
+    /// `xr_images` and `studies`: the default sources, uncertain labels unknown.
+    pub fn default_states(&self) -> bool {
+        self.sources.is_empty() && matches!(self.uncertain, Uncertain::Nan | Uncertain::Keep)
+    }
+
     /// Checks the dataset and source names against what the warehouse holds.
     pub fn check(&self, present: &[String], sources: &[String]) -> Result<()> {
         for d in &self.datasets {
@@ -280,9 +297,29 @@ impl Scope {
                 )
             })
             .collect();
-        let labels = match self.uncertain {
-            Uncertain::Positive => format!("{} | {}", states.positive, states.uncertain),
-            _ => states.positive.to_string(),
+        // The finding columns as masks: positive is TRUE, known is not NULL.
+        let (labels, known) = match self.uncertain {
+            Uncertain::Positive => (
+                format!(
+                    "{} & ({} | {})",
+                    states.known, states.positive, states.uncertain
+                ),
+                states.known.to_string(),
+            ),
+            Uncertain::Negative => (
+                format!("{} & {}", states.known, states.positive),
+                states.known.to_string(),
+            ),
+            // Uncertain and not positive: unknown.
+            Uncertain::Nan | Uncertain::Keep => (
+                format!("{} & {}", states.known, states.positive),
+                format!(
+                    "{k} - ({k} & ({u} - ({u} & {p})))",
+                    k = states.known,
+                    u = states.uncertain,
+                    p = states.positive
+                ),
+            ),
         };
         let datasets = if !self.datasets.is_empty() {
             format!("x.dataset IN ({})", list(&self.datasets))
@@ -294,37 +331,75 @@ impl Scope {
         } else {
             "true".to_string()
         };
-        let (split, splits_join) = if self.nih_splits_table {
-            (
-                "CASE WHEN x.dataset = 'nih' THEN sp.split ELSE x.split END",
-                "\n  LEFT JOIN splits sp ON x.dataset = 'nih' AND CAST(sp.patient_id AS VARCHAR) = x.patient_id",
-            )
-        } else {
-            ("x.split", "")
-        };
-        let (split, splits_join) = if self.dataset_splits {
-            (
-                format!("COALESCE(ds.split, {split})"),
-                format!(
-                    "{splits_join}\n  LEFT JOIN dataset_splits ds ON ds.dataset = x.dataset AND ds.patient = COALESCE(x.patient_id, x.image_id)"
-                ),
-            )
-        } else {
-            (split.to_string(), splits_join.to_string())
-        };
+        let (split, joins) = self.split_sql();
         format!(
-            "SELECT x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
-         x.sex, x.age, {split} AS split, x.path,
+            "SELECT {identity},
+         {split} AS split, x.path,
          finding_labels({labels}) AS labels,
          {columns},
+         {labels} AS positive_mask, {known} AS known_mask,
          {no_finding} AS no_finding,
-         {uncertain} AS uncertain_findings
-  FROM {from}{splits_join}
+         {uncertain} AS uncertain_findings{images_columns}
+  FROM {from}{joins}
   WHERE {datasets}",
+            identity = self.identity_columns(),
             columns = columns.join(",\n         "),
             no_finding = states.no_finding,
             uncertain = states.uncertain,
+            images_columns = self.images_columns_sql(),
         )
+    }
+
+    /// The columns that say which image a row is and who and how it shows.
+    fn identity_columns(&self) -> &'static str {
+        if self.nih_columns {
+            // First the names of NIH's `images` (an unknown `--where` column lists
+            // them first). TRY_CAST: the casts may run before the rows of other
+            // datasets are filtered out.
+            "x.image_id AS image_index, TRY_CAST(x.patient_id AS INT) AS patient_id,
+         TRY_CAST(x.study_order AS INT) AS follow_up, TRY_CAST(x.age AS SMALLINT) AS age, x.sex,
+         x.view AS view_position, x.dataset, x.image_id, x.study_id, x.study_order, x.view,
+         x.frontal"
+        } else {
+            "x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
+         x.sex, x.age"
+        }
+    }
+
+    /// The columns only NIH's `images` has, when a `--where` reads them.
+    fn images_columns_sql(&self) -> String {
+        if !(self.nih_columns && self.images_columns) {
+            return String::new();
+        }
+        let columns: Vec<String> = IMAGES_ONLY_COLUMNS
+            .iter()
+            .map(|c| format!("ni.{c}"))
+            .collect();
+        format!(",\n         {}", columns.join(", "))
+    }
+
+    /// Each image's split (from `splits` for NIH where `cxr split` wrote one, from
+    /// `dataset_splits` where `cxr split --dataset` did, else the release's own) and
+    /// the joins it needs.
+    fn split_sql(&self) -> (String, String) {
+        let mut split = "x.split".to_string();
+        let mut joins = String::new();
+        if self.nih_splits_table {
+            split = "CASE WHEN x.dataset = 'nih' THEN sp.split ELSE x.split END".into();
+            joins.push_str(
+                "\n  LEFT JOIN splits sp ON x.dataset = 'nih' AND CAST(sp.patient_id AS VARCHAR) = x.patient_id",
+            );
+        }
+        if self.dataset_splits {
+            split = format!("COALESCE(ds.split, {split})");
+            joins.push_str(
+                "\n  LEFT JOIN dataset_splits ds ON ds.dataset = x.dataset AND ds.patient = COALESCE(x.patient_id, x.image_id)",
+            );
+        }
+        if self.nih_columns && self.images_columns {
+            joins.push_str("\n  LEFT JOIN images ni ON ni.image_index = x.image_id");
+        }
+        (split, joins)
     }
 }
 

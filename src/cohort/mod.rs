@@ -1,6 +1,7 @@
 //! Cohort definitions shared by the analysis and export commands: flags in, one SQL
-//! relation of `images` rows out — or, with `--dataset`, `--source` or
-//! `--uncertain`, of cross-dataset rows (see [`across`]).
+//! relation of cohort rows out, read from the cross-dataset tables for every
+//! dataset (see [`across`]). Without `--dataset`, `--source` or `--uncertain` the
+//! cohort is NIH's images, its rows carrying the NIH `images` table's column names.
 
 pub mod across;
 
@@ -94,72 +95,28 @@ async fn pixel_stats_keyed(
 pub struct Available {
     /// The warehouse has a non-empty pixel_stats table keyed by dataset and image.
     pub pixel_stats: bool,
-    /// The warehouse has a `splits` table (from `cxr split`): it then is where
-    /// every split name and every `split` value comes from.
+    /// The warehouse has a `splits` table (from `cxr split`): NIH's splits then come
+    /// from it.
     pub splits: bool,
     /// The split names a cohort may ask for.
     pub split_names: Vec<String>,
-    /// For a cross-dataset cohort: which images and labels it reads.
-    pub across: Option<across::Scope>,
-    /// For a cross-dataset cohort: the relation of the scope's rows — the view
-    /// ([`ACROSS_ROWS`]), or its query inline (`--show-sql`).
-    pub across_rows: String,
+    /// Which images and labels the cohort reads.
+    pub scope: across::Scope,
+    /// The relation of the scope's rows: the view ([`COHORT_ROWS`]), or its query
+    /// inline (`--show-sql`).
+    pub rows: String,
+    /// The warehouse has `studies` (every study of every dataset, written at ingest).
+    pub studies: bool,
 }
 
-/// The view of a cross-dataset cohort's rows (all images of its scope).
-pub const ACROSS_ROWS: &str = "xr_cohort_rows";
+/// The view of a cohort's rows (all images of its scope).
+pub const COHORT_ROWS: &str = "cohort_rows";
 
 impl Available {
-    /// What the opened warehouse has.
-    pub async fn of(wh: &crate::sql::Warehouse) -> Result<Available> {
-        Self::for_cohort(wh, None).await
-    }
-
-    /// What the opened warehouse has, as far as `cohort` needs to know: the split
-    /// names (a query) only when it selects a split. Registers what it reads.
-    pub async fn for_cohort(
-        wh: &crate::sql::Warehouse,
-        cohort: Option<&CohortArgs>,
-    ) -> Result<Available> {
-        let splits = wh.has_table("splits");
-        let pixel_stats = pixel_stats_keyed(wh, cohort).await?;
-        if let Some(c) = cohort.filter(|c| c.across_datasets()) {
-            let mut avail = Self::for_across(wh, c, splits).await?;
-            avail.pixel_stats = pixel_stats;
-            return Ok(avail);
-        }
-        if cohort.is_some_and(|c| c.split.is_none()) {
-            return Ok(Available {
-                pixel_stats,
-                splits,
-                split_names: Vec::new(),
-                across: None,
-                across_rows: String::new(),
-            });
-        }
-        wh.register(crate::sql::Register::For("images splits"))
-            .await?;
-        let names_sql = if splits {
-            "SELECT DISTINCT split FROM splits WHERE split IS NOT NULL ORDER BY split"
-        } else {
-            "SELECT DISTINCT split FROM images WHERE split IS NOT NULL ORDER BY split"
-        };
-        Ok(Available {
-            pixel_stats,
-            splits,
-            split_names: wh.query(names_sql, &[]).await?.required_strings("split")?,
-            across: None,
-            across_rows: String::new(),
-        })
-    }
-
-    /// What a cross-dataset cohort reads: the scope, checked against the datasets
-    /// and sources the warehouse holds, and the split names when `--split` asks.
-    async fn for_across(
-        wh: &crate::sql::Warehouse,
-        cohort: &CohortArgs,
-        splits: bool,
-    ) -> Result<Available> {
+    /// What a cohort reads: the scope, checked against the datasets and sources the
+    /// warehouse holds, and the split names when `--split` asks. Registers what it
+    /// reads and defines the view of the scope's rows.
+    pub async fn for_cohort(wh: &crate::sql::Warehouse, cohort: &CohortArgs) -> Result<Available> {
         if !wh.has_table("xr_images") {
             return Err(Error::Usage(
                 "this warehouse has no cross-dataset tables; run `cxr ingest` again with this cxr"
@@ -172,9 +129,11 @@ impl Available {
                 across::DATASETS.join(", ")
             )));
         }
+        let splits = wh.has_table("splits");
+        let pixel_stats = pixel_stats_keyed(wh, Some(cohort)).await?;
         let mut scope = cohort.scope(wh, splits);
         wh.register(crate::sql::Register::For(
-            "xr_images finding_states datasets splits dataset_splits",
+            "xr_images finding_states datasets splits dataset_splits images",
         ))
         .await?;
         scope.image_states = wh.has_column("xr_images", "positive_findings").await?;
@@ -196,41 +155,30 @@ impl Available {
         scope.check(&present, &sources)?;
         // A view, not rows computed ahead: each command's filters then reach the
         // tables, and nothing is held in memory.
-        wh.define_view(ACROSS_ROWS, &scope.images_sql()).await?;
+        wh.define_view(COHORT_ROWS, &scope.images_sql()).await?;
         let split_names = if cohort.split.is_some() {
             let sql = format!(
-                "SELECT DISTINCT split FROM {ACROSS_ROWS} WHERE split IS NOT NULL ORDER BY split"
+                "SELECT DISTINCT split FROM {COHORT_ROWS} WHERE split IS NOT NULL ORDER BY split"
             );
             wh.query(&sql, &[]).await?.required_strings("split")?
         } else {
             Vec::new()
         };
         Ok(Available {
-            pixel_stats: false,
+            pixel_stats,
             splits,
             split_names,
-            across: Some(scope),
-            across_rows: ACROSS_ROWS.to_string(),
+            scope,
+            rows: COHORT_ROWS.to_string(),
+            studies: wh.has_table("studies"),
         })
     }
 
-    /// The same, with a cross-dataset cohort's rows as their query rather than the
-    /// in-memory table: SQL to print (`--show-sql`) and run elsewhere.
+    /// The same, with the cohort's rows as their query rather than the view: SQL to
+    /// print (`--show-sql`) and run elsewhere.
     pub fn inline(mut self) -> Available {
-        if let Some(scope) = &self.across {
-            self.across_rows = format!("(\n{}\n)", scope.images_sql());
-        }
+        self.rows = format!("(\n{}\n)", self.scope.images_sql());
         self
-    }
-
-    /// The relation of images the cohort reads: `images`, with `split` taken from
-    /// the `splits` table when there is one.
-    fn images(&self) -> &'static str {
-        if self.splits {
-            "(SELECT i0.* EXCEPT (split), sp.split AS split FROM images i0 LEFT JOIN splits sp ON sp.patient_id = i0.patient_id)"
-        } else {
-            "images"
-        }
     }
 }
 
@@ -369,15 +317,21 @@ impl CohortArgs {
         !self.datasets.is_empty() || !self.sources.is_empty() || self.uncertain.is_some()
     }
 
-    /// The cross-dataset scope these flags ask for.
+    /// The scope these flags ask for: without `--dataset`, `--source` or
+    /// `--uncertain`, NIH's images with NIH's column names.
     pub fn scope(&self, wh: &crate::sql::Warehouse, splits: bool) -> across::Scope {
-        across::Scope {
-            datasets: self
-                .datasets
+        let nih_columns = !self.across_datasets();
+        let datasets = if nih_columns {
+            vec!["nih".to_string()]
+        } else {
+            self.datasets
                 .iter()
                 .map(|d| d.trim().to_ascii_lowercase())
                 .filter(|d| !d.is_empty())
-                .collect(),
+                .collect()
+        };
+        across::Scope {
+            datasets,
             sources: self
                 .sources
                 .iter()
@@ -389,19 +343,25 @@ impl CohortArgs {
             nih_splits_table: splits,
             dataset_splits: wh.has_table("dataset_splits"),
             image_states: false,
+            nih_columns,
+            images_columns: nih_columns
+                && self
+                    .predicate
+                    .as_deref()
+                    .is_some_and(|p| mentions_any(p, &across::IMAGES_ONLY_COLUMNS)),
         }
     }
 
     /// The SQL predicates over `i` (images) and `p` (pixel_stats).
     fn predicates(&self, avail: &Available) -> Result<Vec<String>> {
         let mut w = Vec::new();
-        let across = avail.across.is_some();
+        let nih = avail.scope.nih_columns;
         // The Boolean finding columns: cheaper than searching `labels`.
         let col = |l: &str| -> Result<String> {
-            let f = if across {
-                across::finding(l)?
-            } else {
+            let f = if nih {
                 finding(l)?
+            } else {
+                across::finding(l)?
             };
             Ok(format!("i.{}", column_name(f)))
         };
@@ -435,17 +395,18 @@ impl CohortArgs {
             w.push(format!("i.sex = {}", quote(&s)));
         }
         if let Some(v) = &self.view {
-            w.push(view_predicate(v, across)?);
+            w.push(view_predicate(v, nih)?);
         }
         if let Some(s) = &self.split {
             if !avail.split_names.iter().any(|n| n == s) {
-                let from = match &avail.across {
-                    Some(scope) if scope.dataset_splits => {
-                        "the dataset_splits table (cxr split --dataset), else the datasets' own"
-                    }
-                    Some(_) => "the datasets' own splits",
-                    None if avail.splits => "the splits table (cxr split)",
-                    None => "the official lists",
+                let from = if avail.scope.dataset_splits {
+                    "the dataset_splits table (cxr split --dataset), else the datasets' own"
+                } else if nih && avail.splits {
+                    "the splits table (cxr split)"
+                } else if nih {
+                    "the official lists"
+                } else {
+                    "the datasets' own splits"
                 };
                 return Err(Error::Usage(format!(
                     "--split `{s}`: no such split in {from}; the splits are: {}",
@@ -459,14 +420,11 @@ impl CohortArgs {
             w.push(format!("i.split = {}", quote(s)));
         }
         if let Some(n) = self.min_studies {
-            w.push(if across {
-                // A study is a study id (an image without one is its own study).
-                format!(
-                    "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = i.patient_id)"
-                )
-            } else {
-                format!("i.patient_id IN (SELECT patient_id FROM patients WHERE n_images >= {n})")
-            });
+            // A study is a study id (an image without one is its own study); the
+            // patient is compared as text, as `xr_images` holds it.
+            w.push(format!(
+                "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = CAST(i.patient_id AS VARCHAR))"
+            ));
         }
         if let Some(file) = &self.cohort {
             let q = crate::sql::params::QueryFile::load(file)?;
@@ -479,14 +437,14 @@ impl CohortArgs {
             }
             let body =
                 crate::sql::snippets::statement(&q.sql, &format!("--cohort {}", file.display()))?;
-            w.push(if across {
-                format!(
-                    "EXISTS (SELECT 1 FROM ({body}) AS saved WHERE saved.dataset = i.dataset AND saved.image_id = i.image_id)"
-                )
-            } else {
+            w.push(if nih {
                 // Qualified: a file returning other columns must not see the outer
                 // `i.image_index` (a correlated subquery DataFusion cannot run).
                 format!("i.image_index IN (SELECT saved.image_index FROM ({body}) AS saved)")
+            } else {
+                format!(
+                    "EXISTS (SELECT 1 FROM ({body}) AS saved WHERE saved.dataset = i.dataset AND saved.image_id = i.image_id)"
+                )
             });
         }
         if let Some(p) = &self.predicate {
@@ -505,42 +463,30 @@ impl CohortArgs {
         avail.pixel_stats && self.predicate.as_deref().is_some_and(mentions_pixel_column)
     }
 
-    /// A query returning the cohort's `images` rows (all columns of images), or for
-    /// a cross-dataset cohort its rows of [`across::Scope::images_sql`].
+    /// A query returning the cohort's rows: the scope's rows
+    /// ([`across::Scope::images_sql`]) filtered, and with `--first-study` each
+    /// patient's earliest study (by `study_order`; an image without a patient is its
+    /// own).
     pub fn images_sql(&self, avail: &Available) -> Result<String> {
         let preds = self.predicates(avail)?;
-        if avail.across.is_some() {
-            let pixels = self.joins_pixel_stats(avail);
-            return Ok(across_cohort_sql(
-                &avail.across_rows,
-                &preds,
-                self.first_study,
-                pixels,
-            ));
-        }
-        let images = avail.images();
-        let join = if self.joins_pixel_stats(avail) {
-            " LEFT JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = i.image_index"
-        } else {
-            ""
-        };
-        let filter = if preds.is_empty() {
+        let mut filter = if preds.is_empty() {
             String::new()
         } else {
             format!("\n  WHERE {}", preds.join("\n    AND "))
         };
-        if self.first_study && preds.is_empty() {
-            // Every patient's first study: `followups` (materialised at ingest, or
-            // the view on an older warehouse) knows each image's rank.
+        if self.joins_pixel_stats(avail) {
+            filter.insert_str(
+                0,
+                "\n  LEFT JOIN pixel_stats p ON p.dataset = i.dataset AND p.image_id = i.image_id",
+            );
+        }
+        let rows = &avail.rows;
+        if self.first_study {
             Ok(format!(
-                "SELECT i.* FROM {images} i\n  WHERE i.image_index IN (SELECT image_index FROM followups WHERE study_rank = 1)"
-            ))
-        } else if self.first_study {
-            Ok(format!(
-                "SELECT * EXCEPT (study_order) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.patient_id ORDER BY i.follow_up, i.image_index) AS study_order\n  FROM {images} i{join}{filter}\n) AS firsts WHERE study_order = 1"
+                "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, COALESCE(CAST(i.patient_id AS VARCHAR), i.image_id) ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"
             ))
         } else {
-            Ok(format!("SELECT i.* FROM {images} i{join}{filter}"))
+            Ok(format!("SELECT i.* FROM {rows} AS i{filter}"))
         }
     }
 
@@ -632,34 +578,11 @@ impl CohortArgs {
     }
 }
 
-/// A cross-dataset cohort: the scope's rows filtered, and with `--first-study` each
-/// patient's earliest study (by `study_order`; an image without a patient is its own).
-fn across_cohort_sql(rows: &str, preds: &[String], first_study: bool, pixels: bool) -> String {
-    let mut filter = if preds.is_empty() {
-        String::new()
-    } else {
-        format!("\n  WHERE {}", preds.join("\n    AND "))
-    };
-    if pixels {
-        filter.insert_str(
-            0,
-            "\n  LEFT JOIN pixel_stats p ON p.dataset = i.dataset AND p.image_id = i.image_id",
-        );
-    }
-    if first_study {
-        format!(
-            "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, COALESCE(i.patient_id, i.image_id) ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"
-        )
-    } else {
-        format!("SELECT i.* FROM {rows} AS i{filter}")
-    }
-}
-
 /// `--view`: PA or AP for NIH; across datasets also AP_SUPINE, LATERAL, OTHER and
 /// FRONTAL (any of PA, AP, AP_SUPINE).
-fn view_predicate(given: &str, across: bool) -> Result<String> {
+fn view_predicate(given: &str, nih: bool) -> Result<String> {
     let v = given.trim().to_ascii_uppercase();
-    if !across {
+    if nih {
         if v != "PA" && v != "AP" {
             return Err(Error::Usage(format!(
                 "--view `{given}`: expected PA or AP (with --dataset also AP_SUPINE, LATERAL, OTHER, FRONTAL)"
@@ -681,10 +604,18 @@ fn mentions_pixel_column(p: &str) -> bool {
     // are left out, as they read as SQL's functions.
     const SHARED: [&str; 6] = ["dataset", "image_id", "image_index", "source", "min", "max"];
     let schema = crate::pixels::run::stats_schema();
-    let lower = p.to_ascii_lowercase();
-    lower
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|w| !SHARED.contains(&w) && schema.field_with_name(w).is_ok())
+    words(p).any(|w| !SHARED.contains(&w.as_str()) && schema.field_with_name(&w).is_ok())
+}
+
+/// Whether a predicate names one of `columns` (a word of it, in any case).
+fn mentions_any(p: &str, columns: &[&str]) -> bool {
+    words(p).any(|w| columns.contains(&w.as_str()))
+}
+
+/// The lower-case words of SQL text: what may name a column.
+fn words(p: &str) -> impl Iterator<Item = String> + '_ {
+    p.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(|w| w.to_ascii_lowercase())
 }
 
 #[cfg(test)]

@@ -100,6 +100,119 @@ pub fn states_batch(rows: &[StateRow]) -> Result<RecordBatch> {
     ])
 }
 
+/// One study of a patient, in `studies`.
+struct Study<'r> {
+    patient: &'r str,
+    study: &'r str,
+    order: i64,
+    age: Option<f32>,
+    images: i64,
+    first_image: &'r str,
+    first_view: Option<&'static str>,
+    positive: i32,
+    known: i32,
+}
+
+/// `studies`: every study of a part's patients whose release orders them (a study
+/// is a study id; an image without one is its own), in order per patient, with its
+/// positive and known findings over the default sources (U-Ignore: an uncertain
+/// finding is neither) as bit masks, and those compared with the previous study's.
+/// The follow-up of a whole dataset reads it; `cxr followup` computes the same rows
+/// for a cohort (`with_followups`).
+pub fn studies_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Result<RecordBatch> {
+    let mut index: PlHashMap<(&str, &str), usize> = PlHashMap::new();
+    let mut studies: Vec<Study> = Vec::new();
+    for r in rows {
+        let (Some(patient), Some(order)) = (r.patient_id.as_deref(), r.study_order) else {
+            continue;
+        };
+        let study = r.study_id.as_deref().unwrap_or(&r.image_id);
+        let (positive, known) = states
+            .get(r.image_id.as_str())
+            .map_or((0, 0), |s| s.default_masks());
+        let k = *index.entry((patient, study)).or_insert_with(|| {
+            studies.push(Study {
+                patient,
+                study,
+                order,
+                age: None,
+                images: 0,
+                first_image: &r.image_id,
+                first_view: None,
+                positive: 0,
+                known: 0,
+            });
+            studies.len() - 1
+        });
+        let s = &mut studies[k];
+        s.order = s.order.min(order);
+        s.age = smallest(s.age, r.age);
+        s.images += 1;
+        s.first_image = s.first_image.min(&r.image_id);
+        s.first_view = smallest(s.first_view, r.view);
+        s.positive |= positive;
+        s.known |= known;
+    }
+    studies.sort_by(|a, b| (a.patient, a.order, a.study).cmp(&(b.patient, b.order, b.study)));
+    let mut rank = Vec::with_capacity(studies.len());
+    let mut previous: Vec<Option<i32>> = Vec::with_capacity(studies.len());
+    for (k, s) in studies.iter().enumerate() {
+        let first = k == 0 || studies[k - 1].patient != s.patient;
+        rank.push(if first { 1 } else { rank[k - 1] + 1 });
+        previous.push((!first).then(|| studies[k - 1].positive));
+    }
+    let dataset = rows.first().map_or("", |r| r.dataset);
+    batch(vec![
+        ("dataset", text(studies.iter().map(|_| dataset))),
+        ("patient_id", text(studies.iter().map(|s| s.patient))),
+        ("study_id", text(studies.iter().map(|s| s.study))),
+        ("study_order", i64s(studies.iter().map(|s| Some(s.order)))),
+        (
+            "age",
+            std::sync::Arc::new(
+                studies
+                    .iter()
+                    .map(|s| s.age)
+                    .collect::<datafusion::arrow::array::Float32Array>(),
+            ),
+        ),
+        ("images", i64s(studies.iter().map(|s| Some(s.images)))),
+        ("first_image", text(studies.iter().map(|s| s.first_image))),
+        ("first_view", utf8(studies.iter().map(|s| s.first_view))),
+        ("mask", i32s(studies.iter().map(|s| Some(s.positive)))),
+        ("known", i32s(studies.iter().map(|s| Some(s.known)))),
+        ("study_rank", i32s(rank.iter().map(|r| Some(*r)))),
+        ("prev_mask", i32s(previous.iter().copied())),
+        (
+            "new_mask",
+            i32s(
+                studies
+                    .iter()
+                    .zip(&previous)
+                    .map(|(s, p)| p.map(|p| s.positive & !p)),
+            ),
+        ),
+        (
+            "resolved_mask",
+            i32s(
+                studies
+                    .iter()
+                    .zip(&previous)
+                    .map(|(s, p)| p.map(|p| p & !s.positive)),
+            ),
+        ),
+    ])
+}
+
+/// The smaller of two optional values, a missing one ignored (SQL's MIN).
+fn smallest<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
 /// One row of `finding_states`.
 pub struct StateRow<'a> {
     pub dataset: &'static str,
@@ -167,6 +280,16 @@ pub fn source_states(labels: &[LabelRow]) -> SourceStates<'_> {
         }
     }
     SourceStates(rows)
+}
+
+impl State {
+    /// The positive and known findings under U-Ignore, as a cohort's
+    /// `positive_mask` and `known_mask` (`cohort::across`): an uncertain finding not
+    /// also stated positive is unknown.
+    fn default_masks(&self) -> (i32, i32) {
+        let [positive, uncertain, known] = self.masks;
+        (known & positive, known & !(uncertain & !positive))
+    }
 }
 
 /// Per image, the states of all its sources together: positive if any says so,

@@ -352,7 +352,8 @@ fn write_metadata(
 /// Rows per batch of the cross-dataset tables: a few megabytes of Arrow arrays.
 const SLICE: usize = 65_536;
 
-/// Writes `xr_images`, `xr_labels`, `finding_states`, `xr_boxes` and `reports`, one
+/// Writes `xr_images`, `xr_labels`, `finding_states`, `xr_boxes`, `reports` and
+/// `studies`, one
 /// part (dataset) after another and in slices of [`SLICE`] rows, freeing each part's
 /// rows once written: the rows of the parts still to write and one slice's batch are
 /// all that is in memory.
@@ -382,6 +383,7 @@ fn write_cross_dataset(
         sink("finding_states", across::states_batch(&[]))?,
         sink("xr_boxes", across::boxes_batch(&[]))?,
         sink("reports", across::reports_batch(&[]))?,
+        sink("studies", across::studies_batch(&[], &no_states))?,
     ];
     let w = Instant::now();
     for part in parts {
@@ -417,9 +419,12 @@ fn write_cross_dataset(
         for rows in reports.chunks(SLICE) {
             sinks[4].1.write(&across::reports_batch(rows)?)?;
         }
+        sinks[5]
+            .1
+            .write(&across::studies_batch(&images, &states)?)?;
     }
     crate::trace(
-        "  write xr_images, xr_labels, finding_states, xr_boxes, reports",
+        "  write xr_images, xr_labels, finding_states, xr_boxes, reports, studies",
         w,
     );
     sinks

@@ -107,8 +107,9 @@ impl PageCohort {
     /// The SQL of `cxr cohort`'s rows, whole (the cohort's rows as their query, no
     /// view): what the page shows to copy and the saved query file holds.
     fn listing_sql(&self, avail: Available) -> Result<String> {
-        let images = self.cohort.images_sql(&avail.inline())?;
-        Ok(crate::cli::cohort::across_sql(&images, false))
+        let avail = avail.inline();
+        let images = self.cohort.images_sql(&avail)?;
+        Ok(crate::cli::cohort::sql(&images, false, &avail.scope))
     }
 
     /// Every dataset of the warehouse when the request names none: the page is
@@ -198,13 +199,13 @@ impl Answers {
     pub async fn cohort(&self, page: PageCohort, interrupt: &Interrupt) -> Result<Value> {
         let wh = self.open(interrupt).await?;
         let page = page.with_every_dataset(&wh).await?;
-        let avail = Available::for_cohort(&wh, Some(&page.cohort)).await?;
+        let avail = Available::for_cohort(&wh, &page.cohort).await?;
         let images = page.cohort.images_sql(&avail)?;
         // Computed once: the summary, the pairs and the histogram each read it.
         wh.remember(ROWS, &crate::cli::cohort::summary_rows_sql(&images), &[])
             .await?;
         let all = format!("SELECT * FROM {ROWS}");
-        let summary = json_rows(&wh, &crate::cli::cohort::across_sql(&all, true)).await?;
+        let summary = json_rows(&wh, &crate::cli::cohort::sql(&all, true, &avail.scope)).await?;
         let studies = json_rows(
             &wh,
             &format!(
@@ -213,7 +214,7 @@ impl Answers {
             ),
         )
         .await?;
-        let pairs = crate::cli::cooccur::across_sql(&all, Metric::Lift, Thresholds::default());
+        let pairs = crate::cli::cooccur::sql(&all, Metric::Lift, Thresholds::default());
         let cooccurrence = json_rows(
             &wh,
             &format!("SELECT dataset, label_a, label_b, n_a, n_b, n_ab, round(value, 3) AS lift FROM (\n{pairs}\n) AS p ORDER BY dataset, label_a, label_b"),
@@ -258,7 +259,7 @@ impl Answers {
     ) -> Result<Value> {
         let wh = self.open(interrupt).await?;
         let page = PageCohort::parse(&[("dataset".into(), dataset.into())])?;
-        let avail = Available::for_cohort(&wh, Some(&page.cohort)).await?;
+        let avail = Available::for_cohort(&wh, &page.cohort).await?;
         let images = page.cohort.images_sql(&avail)?;
         let rows = json_rows(
             &wh,
@@ -290,14 +291,13 @@ impl Answers {
         }
         let export = parse_flags::<crate::cli::export::ExportCmd>(&arguments)?;
         let spec = export.spec()?;
-        let (sql, across) = crate::cli::export::datasets_manifest(&export, &wh).await?;
-        wh.register(Register::For(&sql)).await?;
+        let (sql, manifest) = crate::cli::export::manifest_sql(&export, &wh).await?;
         if csv {
             return csv_bytes(
-                &crate::export::manifest_rows(&wh, &spec, &sql, &[], Some(&across)).await?,
+                &crate::export::manifest_rows(&wh, &spec, &manifest, &sql, &[]).await?,
             );
         }
-        crate::export::run(&wh, &spec, &sql, &[], &out.0, Some(&across)).await?;
+        crate::export::run(&wh, &spec, &sql, &[], &out.0, &manifest).await?;
         std::fs::read(&out.0).map_err(|e| Error::io("reading the manifest written", e))
     }
 
@@ -305,7 +305,7 @@ impl Answers {
     pub async fn saved_query(&self, page: PageCohort, interrupt: &Interrupt) -> Result<String> {
         let wh = self.open(interrupt).await?;
         let page = page.with_every_dataset(&wh).await?;
-        let avail = Available::for_cohort(&wh, Some(&page.cohort)).await?;
+        let avail = Available::for_cohort(&wh, &page.cohort).await?;
         let sql = page.listing_sql(avail)?;
         Ok(format!(
             "-- @description The images of `{}` (from the cohort builder)\n{sql};\n",

@@ -4,15 +4,7 @@
 use datafusion::sql::parser::DFParser;
 
 use crate::error::{Error, Result};
-use crate::findings::FINDINGS;
-
 pub use crate::findings::column_name;
-
-/// `finding(label) AS (VALUES ('Atelectasis'), ...)`: the 14 findings as a relation.
-pub fn findings_cte() -> String {
-    let v: Vec<String> = FINDINGS.iter().map(|f| format!("({})", quote(f))).collect();
-    format!("finding(label) AS (VALUES {})", v.join(", "))
-}
 
 /// A SQL string literal.
 pub fn quote(s: &str) -> String {
@@ -84,12 +76,5 @@ mod tests {
         assert!(statement("WITH a AS (SELECT 1 AS x) SELECT x FROM a", "--sql").is_ok());
         assert!(statement("SELECT 1; SELECT 2", "--sql").is_err());
         assert!(statement("-- nothing", "--sql").is_err());
-    }
-
-    #[test]
-    fn findings_relation_lists_all() {
-        let cte = findings_cte();
-        assert_eq!(cte.matches("('").count(), 14);
-        assert!(cte.contains("('Pleural_Thickening')"));
     }
 }

@@ -13,9 +13,7 @@ use datafusion::parquet::basic::Compression;
 use datafusion::scalar::ScalarValue;
 
 use crate::error::{Error, IoContext, Result};
-use crate::findings::FINDINGS;
 use crate::sql::Warehouse;
-use crate::sql::snippets::{column_name, quote, statement};
 use crate::warehouse::parquet::{self, WriteOptions};
 use crate::warehouse::{Snapshot, refuse_inside, resolve};
 
@@ -35,142 +33,26 @@ pub mod keys {
     pub const COMPRESSION: &str = "cxr.compression";
 }
 
-/// What to export, beside the cohort.
+pub mod manifest;
+
+pub use manifest::{Manifest, ident};
+
+/// How an export is written.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// A query returning `image_index` that selects the images instead of a cohort.
-    pub query: Option<String>,
-    /// Adds `path`: this folder joined with the image name.
-    pub image_root: Option<String>,
-    /// Adds the pixel statistics.
-    pub with_pixels: bool,
     /// Hive partitions by this column.
     pub partition_by: Option<String>,
     /// The codec.
     pub compression: Compression,
     /// Rows per row group.
     pub row_group_size: usize,
-    /// Sort column (default: patient_id, follow_up, image_index).
-    pub sort_by: Option<String>,
     /// Replace an existing output.
     pub overwrite: bool,
     /// Also one Float32 column per finding, named as the finding, beside `targets`.
     pub wide_targets: bool,
 }
 
-/// A plain column name, or a usage error.
-pub fn ident(col: &str) -> Result<String> {
-    if !col.is_empty() && col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        Ok(col.to_string())
-    } else {
-        Err(Error::Usage(format!("`{col}` is not a column name")))
-    }
-}
-
 impl Spec {
-    /// The SQL of the export: the manifest columns (plus options) for the cohort.
-    pub fn sql(&self, cohort: &str) -> Result<String> {
-        let selection = match &self.query {
-            Some(q) => format!(
-                "SELECT i.* FROM images i\nJOIN (SELECT DISTINCT image_index FROM (\n{}\n) AS q) AS s ON s.image_index = i.image_index",
-                statement(q, "--sql")?
-            ),
-            None => cohort.to_string(),
-        };
-        let mut cols: Vec<String> = [
-            "image_index",
-            "patient_id",
-            "follow_up",
-            "age",
-            "sex",
-            "view_position",
-            "split",
-            "labels",
-        ]
-        .iter()
-        .map(|c| format!("c.{c}"))
-        .collect();
-        cols.extend(
-            FINDINGS
-                .iter()
-                .map(|f| format!("CAST(c.{} AS DOUBLE) AS \"target.{f}\"", column_name(f))),
-        );
-        if let Some(root) = &self.image_root {
-            let root = format!("{}/", root.trim_end_matches('/'));
-            cols.push(format!("{} || c.image_index AS path", quote(&root)));
-        }
-        let join = if self.with_pixels {
-            cols.push("p.* EXCLUDE (dataset, image_id, image_index)".into());
-            "\nLEFT JOIN pixel_stats p ON p.dataset = 'nih' AND p.image_index = c.image_index"
-        } else {
-            ""
-        };
-        let order = match &self.sort_by {
-            Some(col) => ident(col)?,
-            None => "patient_id, follow_up, image_index".into(),
-        };
-        Ok(format!(
-            "WITH c AS (\n{selection}\n)\nSELECT {}\nFROM c{join}\nORDER BY {order}",
-            cols.join(", ")
-        ))
-    }
-
-    /// Checks the columns the flags name, before the export runs: `--sql` returns
-    /// `image_index`, `--sort-by` names a column of the manifest. DataFusion's own
-    /// errors would list the query's internal names instead.
-    pub async fn check_columns(
-        &self,
-        wh: &Warehouse,
-        cohort: &str,
-        params: &[(String, ScalarValue)],
-    ) -> Result<()> {
-        let columns = |sql: String| async move {
-            let frames = wh
-                .plan(
-                    &format!("SELECT * FROM ({sql}) AS q LIMIT 0"),
-                    false,
-                    params,
-                )
-                .await?;
-            Ok::<_, Error>(frames.first().map_or_else(Vec::new, |f| {
-                f.schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect::<Vec<_>>()
-            }))
-        };
-        if let Some(q) = &self.query {
-            let returned = columns(statement(q, "--sql")?).await?;
-            if !returned.iter().any(|c| c == "image_index") {
-                return Err(Error::Usage(format!(
-                    "--sql must return image_index (one row per image of the manifest); it returns {}",
-                    returned.join(", ")
-                )));
-            }
-        }
-        if let Some(col) = &self.sort_by {
-            let unsorted = Spec {
-                sort_by: None,
-                ..self.clone()
-            };
-            let manifest = columns(unsorted.sql(cohort)?).await?;
-            if !manifest.iter().any(|c| c == col) {
-                // The columns one can sort by (the targets are folded into a list).
-                let plain: Vec<&String> = manifest.iter().filter(|c| ident(c).is_ok()).collect();
-                return Err(Error::Usage(format!(
-                    "--sort-by `{col}`: no such column in the export; its columns are: {}",
-                    plain
-                        .iter()
-                        .map(|c| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// How the export's files are written, with `meta` as key-value metadata.
     pub fn options(&self, meta: Vec<(String, String)>) -> WriteOptions {
         WriteOptions {
@@ -196,16 +78,12 @@ pub struct Summary {
 pub async fn manifest_rows(
     wh: &Warehouse,
     spec: &Spec,
+    manifest: &Manifest,
     sql: &str,
     params: &[(String, ScalarValue)],
-    across: Option<&crate::export_across::AcrossSpec>,
 ) -> Result<RecordBatch> {
     let rows = wh.query(sql, params).await?;
-    let names = match across {
-        None => FINDINGS.to_vec(),
-        Some(_) => crate::datasets::XR_FINDINGS.to_vec(),
-    };
-    crate::export_across::with_targets(rows.batch(), &names, spec.wide_targets)
+    manifest::with_targets(rows.batch(), &manifest.targets(), spec.wide_targets)
 }
 
 /// Runs the export query and writes `out` (a file, or a directory of partitions).
@@ -215,25 +93,19 @@ pub async fn run(
     sql: &str,
     params: &[(String, ScalarValue)],
     out: &Path,
-    across: Option<&crate::export_across::AcrossSpec>,
+    manifest: &Manifest,
 ) -> Result<Summary> {
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
     let t = std::time::Instant::now();
-    let batch = manifest_rows(wh, spec, sql, params, across).await?;
+    let batch = manifest_rows(wh, spec, manifest, sql, params).await?;
     crate::trace("run", t);
     let t = std::time::Instant::now();
-    let (names, mut meta) = match across {
-        None => (FINDINGS.to_vec(), Vec::new()),
-        Some(x) => (
-            crate::datasets::XR_FINDINGS.to_vec(),
-            across_provenance(wh, x),
-        ),
-    };
+    let mut meta = provenance(wh, &manifest.scope);
     meta.extend(vec![
         (
             keys::TARGETS.to_string(),
-            serde_json::to_string(&names).expect("names serialise"),
+            serde_json::to_string(&manifest.targets()).expect("names serialise"),
         ),
         (keys::QUERY.to_string(), sql.to_string()),
         (
@@ -287,12 +159,9 @@ fn is_parquet_name(p: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
-/// What a cross-dataset manifest records beside the common keys: the label map it
-/// was built with, the uncertain-label policy and the sources.
-fn across_provenance(
-    wh: &Warehouse,
-    x: &crate::export_across::AcrossSpec,
-) -> Vec<(String, String)> {
+/// What a manifest records beside the common keys: the label map it was built
+/// with, the uncertain-label policy, the sources and the datasets.
+fn provenance(wh: &Warehouse, scope: &crate::cohort::across::Scope) -> Vec<(String, String)> {
     let map = wh
         .snapshot
         .manifest
@@ -301,21 +170,21 @@ fn across_provenance(
         .find(|i| i.role == "label_map")
         .map(|i| format!("{} (sha256 {})", i.path, i.sha256))
         .unwrap_or_else(|| "unknown".into());
-    let sources = if x.scope.sources.is_empty() {
-        format!("every source of each dataset; NIH: {}", x.scope.nih_primary)
+    let sources = if scope.sources.is_empty() {
+        format!("every source of each dataset; NIH: {}", scope.nih_primary)
     } else {
-        x.scope.sources.join(", ")
+        scope.sources.join(", ")
     };
-    let datasets = if x.scope.datasets.is_empty() {
+    let datasets = if scope.datasets.is_empty() {
         "every dataset of the warehouse".to_string()
     } else {
-        x.scope.datasets.join(", ")
+        scope.datasets.join(", ")
     };
     vec![
         ("cxr.label_map".to_string(), map),
         (
             "cxr.uncertain".to_string(),
-            x.scope.uncertain.name().to_string(),
+            scope.uncertain.name().to_string(),
         ),
         ("cxr.sources".to_string(), sources),
         ("cxr.datasets".to_string(), datasets),
