@@ -5,7 +5,7 @@ use clap::Args;
 
 use crate::cli::AnalysisArgs;
 use crate::cohort::Available;
-use crate::cohort::across::Scope;
+use crate::cohort::across::{Scope, Uncertain};
 use crate::error::Result;
 use crate::sql::snippets::quote;
 
@@ -283,7 +283,16 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         (None, false) => summary_sql(with, scope),
     };
     let one_patient = args.patient.as_deref().map(str::trim).map(String::from);
-    if args.common.show_sql {
+    // A whole dataset's follow-up is read from `studies` (see `with_followups`):
+    // nothing to compute once.
+    let cohort = &args.common.cohort;
+    let from_studies = whole
+        && cohort.sources.is_empty()
+        && matches!(
+            cohort.uncertain,
+            None | Some(Uncertain::Nan | Uncertain::Keep)
+        );
+    if args.common.show_sql || from_studies {
         return args
             .common
             .run(|c, avail| {

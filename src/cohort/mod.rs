@@ -483,7 +483,7 @@ impl CohortArgs {
         let rows = &avail.rows;
         if self.first_study {
             Ok(format!(
-                "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, COALESCE(CAST(i.patient_id AS VARCHAR), i.image_id) ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"
+                "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, i.patient_id, CASE WHEN i.patient_id IS NULL THEN i.image_id END ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"
             ))
         } else {
             Ok(format!("SELECT i.* FROM {rows} AS i{filter}"))
