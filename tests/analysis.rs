@@ -715,4 +715,9 @@ fn followup_of_the_whole_warehouse_equals_the_same_computed_for_a_cohort() {
         cohort.extend_from_slice(&["--where", "true"]);
         assert_eq!(read, csv_rows(&cohort), "{extra:?}");
     }
+    // An NIH id is a number: written with a leading zero it is the same patient.
+    assert_eq!(
+        csv_rows(&["followup", "--patient", "018404"]),
+        csv_rows(&["followup", "--patient", "18404"])
+    );
 }

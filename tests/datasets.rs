@@ -1030,6 +1030,14 @@ fn nih_across_datasets_matches_the_nih_tables() {
     assert_eq!(nih.len(), 183);
     assert_eq!(nih, xr);
     let mut nih = csv(&["followup", "--transitions", "--view", "PA"]);
+    // Sorted as said: appearances, most first, then the finding.
+    let sorted = |rows: &[Vec<String>], count: usize| {
+        let key = |r: &Vec<String>| (-r[count].parse::<i64>().unwrap(), r[count - 1].clone());
+        rows[1..].windows(2).all(|w| key(&w[0]) <= key(&w[1]))
+    };
+    let whole = csv(&["followup", "--transitions", "--dataset", "nih"]);
+    assert!(sorted(&whole, 2), "{whole:?}");
+    assert!(sorted(&nih, 1), "{nih:?}");
     let mut xr = drop_dataset(csv(&[
         "followup",
         "--transitions",
@@ -1321,6 +1329,15 @@ fn one_split_across_datasets() {
     for r in &exported {
         assert_eq!(split_of[&(r[0].clone(), r[1].clone())], r[2], "{r:?}");
     }
+    // NIH's own cohorts keep NIH's official splits, as `images` has them.
+    let own = run_csv(&["cohort", "-w", w, "-f", "csv", "--split", "test"]);
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/test_list.txt");
+    let official = std::fs::read_to_string(list)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert_eq!(own.len() - 1, official);
     // A dataset the warehouse does not hold is named.
     let out = run(&["split", "-w", w, "--dataset", "vindr", "--seed", "1"]);
     assert_eq!(code(&out), Some(2));

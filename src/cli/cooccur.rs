@@ -187,6 +187,10 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         return args.common.run(long_form).await;
     }
     let rows = args.common.query(|c, _| Ok(sql(c, metric, keep))).await?;
+    if rows.is_empty() {
+        // No pair to draw: the header and the note of an empty cohort.
+        return args.common.run(long_form).await;
+    }
     let width = crate::output::terminal_width().unwrap_or(80);
     let compact = compact_matrix(&rows, metric)?;
     if compact.lines().all(|l| l.chars().count() <= width) {

@@ -191,11 +191,11 @@ pub(crate) async fn manifest_sql(
     cmd: &ExportCmd,
     wh: &Warehouse,
 ) -> Result<(String, crate::export::Manifest)> {
-    let mut avail = crate::cohort::Available::for_cohort(wh, &cmd.common.cohort).await?;
+    let avail = crate::cohort::Available::for_cohort(wh, &cmd.common.cohort).await?;
     cmd.common.cohort.check_predicate(wh, &avail).await?;
-    if cmd.common.show_sql {
-        avail = avail.inline();
-    }
+    // The cohort's rows as their query, not the view: the SQL recorded in the file
+    // (`cxr.query`) and printed by `--show-sql` runs in `cxr sql`.
+    let avail = avail.inline();
     let manifest = crate::export::Manifest {
         scope: avail.scope.clone(),
         query: cmd.query.clone(),

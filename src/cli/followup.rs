@@ -5,7 +5,7 @@ use clap::Args;
 
 use crate::cli::AnalysisArgs;
 use crate::cohort::Available;
-use crate::cohort::across::{Scope, Uncertain};
+use crate::cohort::across::Scope;
 use crate::error::Result;
 use crate::sql::snippets::quote;
 
@@ -170,8 +170,9 @@ counted AS (
     GROUP BY l.dataset, f.label
 )
 SELECT {dataset}label, appeared, resolved FROM counted
-ORDER BY {dataset}appeared DESC, label",
-        dataset = dataset_column(scope)
+ORDER BY {sort}appeared DESC, label",
+        dataset = dataset_column(scope),
+        sort = dataset_sort(scope)
     )
 }
 
@@ -228,16 +229,27 @@ rows AS (
 )
 SELECT {dataset}label, patients, ever_positive, positive_at_first, incident, median_studies_before_first, persistence
 FROM rows
-ORDER BY {dataset}ever_positive DESC, label",
-        dataset = dataset_column(scope)
+ORDER BY {sort}ever_positive DESC, label",
+        dataset = dataset_column(scope),
+        sort = dataset_sort(scope)
     )
 }
 
 /// `dataset, ` where the rows are of several datasets; nothing for NIH's own
-/// follow-ups (the select list and the sort keys: DataFusion 55 can drop sort keys
-/// when one is not in the select list).
+/// follow-ups.
 fn dataset_column(scope: &Scope) -> &'static str {
     if scope.nih_columns { "" } else { "dataset, " }
+}
+
+/// The first sort key: the dataset, where there is one. As an expression: DataFusion
+/// 55 takes `dataset` for a key of these rows (it keys `labelled`, joined to every
+/// finding) and drops the sort keys after a plain `dataset`.
+fn dataset_sort(scope: &Scope) -> &'static str {
+    if scope.nih_columns {
+        ""
+    } else {
+        "lower(dataset), "
+    }
 }
 
 /// Runs `cxr followup`.
@@ -248,13 +260,17 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         ));
     }
     let transitions = args.transitions;
-    let patient = match &args.patient {
-        Some(p) if !args.common.cohort.across_datasets() && p.trim().parse::<i64>().is_err() => {
-            return Err(crate::Error::Usage(format!(
-                "--patient `{p}`: NIH patient ids are whole numbers (other datasets' ids need --dataset)"
-            )));
-        }
-        Some(p) => Some(p.trim().to_string()),
+    let patient = match args.patient.as_deref().map(str::trim) {
+        // NIH's ids are numbers: `018404` is patient 18404, as `images` holds it.
+        Some(p) if !args.common.cohort.across_datasets() => match p.parse::<i32>() {
+            Ok(n) if n >= 0 => Some(n.to_string()),
+            _ => {
+                return Err(crate::Error::Usage(format!(
+                    "--patient `{p}`: NIH patient ids are whole numbers (other datasets' ids need --dataset)"
+                )));
+            }
+        },
+        Some(p) => Some(p.to_string()),
         None => None,
     };
     if let Some(p) = &patient
@@ -277,21 +293,23 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         );
     }
     let whole = !args.common.cohort.narrows();
+    let one_patient = patient.clone();
     let answer = move |with: &str, scope: &Scope| match (&patient, transitions) {
         (Some(_), _) => timeline_sql(with, scope),
         (None, true) => transitions_sql(with, scope),
         (None, false) => summary_sql(with, scope),
     };
-    let one_patient = args.patient.as_deref().map(str::trim).map(String::from);
     // A whole dataset's follow-up is read from `studies` (see `with_followups`):
     // nothing to compute once.
-    let cohort = &args.common.cohort;
-    let from_studies = whole
-        && cohort.sources.is_empty()
-        && matches!(
-            cohort.uncertain,
-            None | Some(Uncertain::Nan | Uncertain::Keep)
-        );
+    let from_studies = whole && {
+        let c = &args.common.cohort;
+        let scope = Scope {
+            sources: c.sources.clone(),
+            uncertain: c.uncertain.unwrap_or_default(),
+            ..Default::default()
+        };
+        scope.default_states()
+    };
     if args.common.show_sql || from_studies {
         return args
             .common

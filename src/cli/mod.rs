@@ -404,9 +404,9 @@ impl AnalysisArgs {
         self.note_if_empty(&wh, &avail, tally, &params).await
     }
 
-    /// Says so on stderr when a narrowing cohort has no image: an aggregate over it
-    /// (co-occurrence, transitions, a summary) still prints rows, all zero, so the
-    /// cohort itself is looked at when every number printed was zero.
+    /// Says so on stderr when a narrowing cohort has no image: when nothing was
+    /// printed, or every number printed was zero (images without findings have no
+    /// co-occurrences), the cohort itself is looked at.
     async fn note_if_empty(
         &self,
         wh: &crate::sql::Warehouse,

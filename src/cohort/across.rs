@@ -1,7 +1,8 @@
-//! The cohort across datasets (`--dataset`, `--source`, `--uncertain`): the rows of
-//! `xr_images` with one three-valued column per finding of the 18 and `no_finding`,
-//! read from the per-image bit masks of `finding_states` for the chosen sources and
-//! uncertainty policy.
+//! A cohort's scope and rows: the rows of `xr_images` of the chosen datasets (NIH's
+//! alone without `--dataset`, `--source` or `--uncertain`) with one three-valued
+//! column per finding and `no_finding`, read from the per-image bit masks ingest
+//! stored in `xr_images` (default sources) or from `finding_states` for the chosen
+//! sources and uncertainty policy.
 //!
 //! A finding column is TRUE when a chosen source states it positive, FALSE when one
 //! states it negative or a chosen source that labels the finding has labelled the
@@ -167,6 +168,15 @@ fn list(items: &[String]) -> String {
 }
 
 impl Scope {
+    /// `PREFIX dataset IN (...)` for the scope's datasets; nothing when it has none.
+    pub fn datasets_filter(&self, prefix: &str) -> String {
+        if self.datasets.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}dataset IN ({})", list(&self.datasets))
+        }
+    }
+
     /// Whether the cohort reads each image's findings as ingest resolved them into
     /// `xr_images` and `studies`: the default sources, uncertain labels unknown.
     pub fn default_states(&self) -> bool {
@@ -281,7 +291,13 @@ impl Scope {
 
     /// The cohort rows over `from` (aliased `x`), whose states `states` names.
     fn rows_sql(&self, states: &States, from: &str) -> String {
-        let columns: Vec<String> = XR_FINDINGS
+        // NIH's rows have its 14 findings' columns, as `images` has.
+        let findings = if self.nih_columns {
+            &XR_FINDINGS[..crate::findings::FINDINGS.len()]
+        } else {
+            &XR_FINDINGS[..]
+        };
+        let columns: Vec<String> = findings
             .iter()
             .enumerate()
             .map(|(k, f)| {
@@ -390,7 +406,9 @@ impl Scope {
                 "\n  LEFT JOIN splits sp ON x.dataset = 'nih' AND CAST(sp.patient_id AS VARCHAR) = x.patient_id",
             );
         }
-        if self.dataset_splits {
+        // NIH's own cohorts keep NIH's splits (`splits`, else the official lists);
+        // `cxr split --dataset` is for cohorts across datasets.
+        if self.dataset_splits && !self.nih_columns {
             split = format!("COALESCE(ds.split, {split})");
             joins.push_str(
                 "\n  LEFT JOIN dataset_splits ds ON ds.dataset = x.dataset AND ds.patient = COALESCE(x.patient_id, x.image_id)",

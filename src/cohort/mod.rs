@@ -280,7 +280,8 @@ impl CohortArgs {
         }
     }
 
-    /// Whether no flag narrows the cohort and it reads the NIH tables.
+    /// Whether no flag narrows the cohort and it is NIH's images (no `--dataset`,
+    /// `--source` or `--uncertain`).
     pub fn is_empty(&self) -> bool {
         !self.narrows() && !self.across_datasets()
     }
@@ -352,7 +353,7 @@ impl CohortArgs {
         }
     }
 
-    /// The SQL predicates over `i` (images) and `p` (pixel_stats).
+    /// The SQL predicates over `i` (the scope's rows) and `p` (pixel_stats).
     fn predicates(&self, avail: &Available) -> Result<Vec<String>> {
         let mut w = Vec::new();
         let nih = avail.scope.nih_columns;
@@ -399,12 +400,12 @@ impl CohortArgs {
         }
         if let Some(s) = &self.split {
             if !avail.split_names.iter().any(|n| n == s) {
-                let from = if avail.scope.dataset_splits {
-                    "the dataset_splits table (cxr split --dataset), else the datasets' own"
-                } else if nih && avail.splits {
+                let from = if nih && avail.splits {
                     "the splits table (cxr split)"
                 } else if nih {
                     "the official lists"
+                } else if avail.scope.dataset_splits {
+                    "the dataset_splits table (cxr split --dataset), else the datasets' own"
                 } else {
                     "the datasets' own splits"
                 };
@@ -423,7 +424,8 @@ impl CohortArgs {
             // A study is a study id (an image without one is its own study); the
             // patient is compared as text, as `xr_images` holds it.
             w.push(format!(
-                "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = CAST(i.patient_id AS VARCHAR))"
+                "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL{datasets} GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = CAST(i.patient_id AS VARCHAR))",
+                datasets = avail.scope.datasets_filter(" AND ")
             ));
         }
         if let Some(file) = &self.cohort {
@@ -520,9 +522,13 @@ impl CohortArgs {
             }
             Ok::<_, Error>(())
         };
+        let nih = avail.scope.nih_columns;
         checked.await.map_err(|e| match e {
             Error::Usage(_) => e,
-            other => Error::Usage(format!("--where `{p}`: {other}")),
+            other => Error::Usage(format!(
+                "--where `{p}`: {}",
+                columns_to_type(&other.to_string(), nih)
+            )),
         })
     }
 
@@ -605,6 +611,26 @@ fn mentions_pixel_column(p: &str) -> bool {
     const SHARED: [&str; 6] = ["dataset", "image_id", "image_index", "source", "min", "max"];
     let schema = crate::pixels::run::stats_schema();
     words(p).any(|w| !SHARED.contains(&w.as_str()) && schema.field_with_name(&w).is_ok())
+}
+
+/// An error's list of columns ("...; the columns are: a, b") as a user types them
+/// in `--where`: without the ones the commands read from the rows (the finding
+/// masks), and for NIH with the columns of `images` joined when named.
+fn columns_to_type(message: &str, nih: bool) -> String {
+    const MARK: &str = "; the columns are: ";
+    let Some((before, list)) = message.split_once(MARK) else {
+        return message.to_string();
+    };
+    const INTERNAL: [&str; 3] = ["positive_mask", "known_mask", "uncertain_findings"];
+    let mut names: Vec<&str> = list.split(", ").filter(|n| !INTERNAL.contains(n)).collect();
+    if nih {
+        for c in across::IMAGES_ONLY_COLUMNS {
+            if !names.contains(&c) {
+                names.push(c);
+            }
+        }
+    }
+    format!("{before}{MARK}{}", names.join(", "))
 }
 
 /// Whether a predicate names one of `columns` (a word of it, in any case).

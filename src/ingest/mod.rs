@@ -367,6 +367,8 @@ fn write_cross_dataset(
     use crate::datasets::DatasetRows;
     let opts = parquet::WriteOptions {
         no_dictionary: vec!["image_id", "patient_id", "study_id", "path"],
+        // One patient's rows (a timeline) are a few pages, not a fifth of the file.
+        page_rows: Some(4096),
         ..Default::default()
     };
     let sink = |name: &str, empty: Result<RecordBatch>| -> Result<(String, parquet::ParquetSink)> {
