@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use clap::{Args, ValueEnum};
 
 use crate::cli::AnalysisArgs;
+use crate::cohort::across::Scope;
 use crate::error::Result;
 use crate::findings::FINDINGS;
 use crate::output::Format;
@@ -90,7 +91,7 @@ impl Thresholds {
 /// findings the dataset labels. Each image's positive findings become an 18-bit
 /// mask, as in the `cooccurrence` view; a second mask marks the findings whose state
 /// is known, and their union over a dataset is what the dataset labels.
-pub fn sql(cohort: &str, metric: Metric, keep: Thresholds) -> String {
+pub fn sql(cohort: &str, scope: &Scope, metric: Metric, keep: Thresholds) -> String {
     format!(
         "WITH cohort AS (\n{cohort}\n),
 {findings},
@@ -127,7 +128,8 @@ pairs AS (
 SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
 FROM pairs{keep}
 ORDER BY dataset, label_a, label_b",
-        findings = crate::cohort::across::findings_bits_cte(),
+        // Only the pairs the scope can have: every mask is counted against each.
+        findings = crate::cohort::across::findings_bits_cte_of(scope.findings()),
         positive = crate::cohort::across::positive_mask(false),
         known = crate::cohort::across::positive_mask(true),
         value = metric.expr(),
@@ -164,7 +166,11 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         min_count: args.min_count,
     };
     let long_form = |c: &str, avail: &crate::cohort::Available| {
-        Ok(printed(sql(c, metric, keep), metric, &avail.scope))
+        Ok(printed(
+            sql(c, &avail.scope, metric, keep),
+            metric,
+            &avail.scope,
+        ))
     };
     // NIH's 14 findings fit a compact matrix on a terminal; across datasets (18
     // findings, several datasets) and everywhere else the long form is printed.
@@ -186,7 +192,10 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     if !matrix {
         return args.common.run(long_form).await;
     }
-    let rows = args.common.query(|c, _| Ok(sql(c, metric, keep))).await?;
+    let rows = args
+        .common
+        .query(|c, avail| Ok(sql(c, &avail.scope, metric, keep)))
+        .await?;
     if rows.is_empty() {
         // No pair to draw: the header and the note of an empty cohort.
         return args.common.run(long_form).await;

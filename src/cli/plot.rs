@@ -139,7 +139,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         }
         return cmd
             .common
-            .run(|cohort, _| data_sql(kind, metric, cohort))
+            .run(|cohort, avail| data_sql(kind, metric, cohort, &avail.scope))
             .await;
     }
     let out = cmd
@@ -188,7 +188,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     }
     let rows = cmd
         .common
-        .query(|cohort, _| data_sql(kind, metric, cohort))
+        .query(|cohort, avail| data_sql(kind, metric, cohort, &avail.scope))
         .await?;
     if kind == PlotKind::Pixels && rows.is_empty() {
         return Err(Error::Usage(
@@ -262,11 +262,19 @@ fn what_is_drawn(kind: PlotKind) -> &'static str {
 
 /// The SQL of a cohort plot's data over the cohort's query `cohort`: rows per
 /// dataset (NIH's images alone without `--dataset`, drawn as one panel).
-fn data_sql(kind: PlotKind, metric: Metric, cohort: &str) -> Result<String> {
+fn data_sql(
+    kind: PlotKind,
+    metric: Metric,
+    cohort: &str,
+    scope: &crate::cohort::across::Scope,
+) -> Result<String> {
     Ok(match kind {
-        PlotKind::Cooccurrence => {
-            crate::cli::cooccur::sql(cohort, metric, crate::cli::cooccur::Thresholds::default())
-        }
+        PlotKind::Cooccurrence => crate::cli::cooccur::sql(
+            cohort,
+            scope,
+            metric,
+            crate::cli::cooccur::Thresholds::default(),
+        ),
         PlotKind::Labels => format!(
             "WITH cohort AS (\n{cohort}\n)\nSELECT * FROM (\n{}\n) AS p ORDER BY dataset, CAST(n AS DOUBLE) / base DESC, label",
             crate::cohort::across::finding_counts_sql("cohort")

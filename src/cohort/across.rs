@@ -120,9 +120,15 @@ pub fn finding(name: &str) -> Result<&'static str> {
 /// `finding(label, bit) AS (VALUES ('Atelectasis', 1), ...)`: the 18 findings and
 /// their bits in [`positive_mask`].
 pub fn findings_bits_cte() -> String {
+    findings_bits_cte_of(&XR_FINDINGS)
+}
+
+/// [`findings_bits_cte`] with only `findings` (each keeps its bit).
+pub fn findings_bits_cte_of(findings: &[&str]) -> String {
     let bits: Vec<String> = XR_FINDINGS
         .iter()
         .enumerate()
+        .filter(|(_, f)| findings.contains(f))
         .map(|(k, f)| format!("({}, {})", quote(f), 1u32 << k))
         .collect();
     format!("finding(label, bit) AS (VALUES {})", bits.join(", "))
@@ -168,6 +174,16 @@ fn list(items: &[String]) -> String {
 }
 
 impl Scope {
+    /// The findings the scope's rows have columns for: NIH's 14 (as `images` has)
+    /// for NIH's own cohorts, else the 18 of the vocabulary.
+    pub fn findings(&self) -> &'static [&'static str] {
+        if self.nih_columns {
+            &XR_FINDINGS[..crate::findings::FINDINGS.len()]
+        } else {
+            &XR_FINDINGS[..]
+        }
+    }
+
     /// `PREFIX dataset IN (...)` for the scope's datasets; nothing when it has none.
     pub fn datasets_filter(&self, prefix: &str) -> String {
         if self.datasets.is_empty() {
@@ -291,13 +307,8 @@ impl Scope {
 
     /// The cohort rows over `from` (aliased `x`), whose states `states` names.
     fn rows_sql(&self, states: &States, from: &str) -> String {
-        // NIH's rows have its 14 findings' columns, as `images` has.
-        let findings = if self.nih_columns {
-            &XR_FINDINGS[..crate::findings::FINDINGS.len()]
-        } else {
-            &XR_FINDINGS[..]
-        };
-        let columns: Vec<String> = findings
+        let columns: Vec<String> = self
+            .findings()
             .iter()
             .enumerate()
             .map(|(k, f)| {

@@ -214,7 +214,8 @@ impl Answers {
             ),
         )
         .await?;
-        let pairs = crate::cli::cooccur::sql(&all, Metric::Lift, Thresholds::default());
+        let pairs =
+            crate::cli::cooccur::sql(&all, &avail.scope, Metric::Lift, Thresholds::default());
         let cooccurrence = json_rows(
             &wh,
             &format!("SELECT dataset, label_a, label_b, n_a, n_b, n_ab, round(value, 3) AS lift FROM (\n{pairs}\n) AS p ORDER BY dataset, label_a, label_b"),
