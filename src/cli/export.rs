@@ -184,8 +184,8 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
     }
 }
 
-/// The SQL of the manifest of `cmd` (with `--show-sql`, the cohort's rows as their
-/// query), and what it adds to the cohort, its columns checked. The cohort
+/// The SQL of the manifest of `cmd` (the cohort's rows as their query), and what it
+/// adds to the cohort, its columns checked. The cohort
 /// builder's downloads use it too.
 pub(crate) async fn manifest_sql(
     cmd: &ExportCmd,

@@ -86,19 +86,15 @@ fu AS (
 /// The follow-up of whole datasets as ingest wrote it (`studies`): the rows
 /// [`with_followups`] computes.
 fn studies_sql(scope: &Scope, patient: Option<&str>) -> String {
-    let mut filter = Vec::new();
-    if !scope.datasets.is_empty() {
-        let names: Vec<String> = scope.datasets.iter().map(|d| quote(d)).collect();
-        filter.push(format!("dataset IN ({})", names.join(", ")));
-    }
+    let mut filter = scope.datasets_filter(" WHERE ");
     if let Some(p) = patient {
-        filter.push(format!("patient_id = {}", quote(p)));
+        let sep = if filter.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        };
+        filter.push_str(&format!("{sep}patient_id = {}", quote(p)));
     }
-    let filter = if filter.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", filter.join(" AND "))
-    };
     format!(
         "WITH {},\nfu AS (SELECT * FROM studies{filter})",
         crate::cohort::across::findings_bits_cte()
@@ -293,28 +289,25 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         );
     }
     let whole = !args.common.cohort.narrows();
-    let one_patient = patient.clone();
-    let answer = move |with: &str, scope: &Scope| match (&patient, transitions) {
-        (Some(_), _) => timeline_sql(with, scope),
-        (None, true) => transitions_sql(with, scope),
-        (None, false) => summary_sql(with, scope),
+    let timeline = patient.is_some();
+    let answer = move |with: &str, scope: &Scope| match (timeline, transitions) {
+        (true, _) => timeline_sql(with, scope),
+        (false, true) => transitions_sql(with, scope),
+        (false, false) => summary_sql(with, scope),
     };
     // A whole dataset's follow-up is read from `studies` (see `with_followups`):
     // nothing to compute once.
-    let from_studies = whole && {
-        let c = &args.common.cohort;
-        let scope = Scope {
-            sources: c.sources.clone(),
-            uncertain: c.uncertain.unwrap_or_default(),
-            ..Default::default()
-        };
-        scope.default_states()
-    };
+    let cohort = &args.common.cohort;
+    let from_studies = whole
+        && crate::cohort::across::reads_default_states(
+            &cohort.sources,
+            cohort.uncertain.unwrap_or_default(),
+        );
     if args.common.show_sql || from_studies {
         return args
             .common
             .run(|c, avail| {
-                let with = with_followups(c, avail, whole, one_patient.as_deref());
+                let with = with_followups(c, avail, whole, patient.as_deref());
                 Ok(answer(&with, &avail.scope))
             })
             .await;
@@ -328,7 +321,7 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         .run_staged(
             "cohort_followups",
             |c, avail| {
-                let staged = with_followups(c, avail, whole, one_patient.as_deref());
+                let staged = with_followups(c, avail, whole, patient.as_deref());
                 Ok(format!("{staged}\nSELECT * FROM fu"))
             },
             |avail| Ok(answer(&with, &avail.scope)),

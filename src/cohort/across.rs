@@ -52,6 +52,12 @@ impl Uncertain {
     }
 }
 
+/// Whether labels from `sources` under `uncertain` are the states ingest stored (the
+/// default sources, uncertain labels unknown): see [`Scope::default_states`].
+pub fn reads_default_states(sources: &[String], uncertain: Uncertain) -> bool {
+    sources.is_empty() && matches!(uncertain, Uncertain::Nan | Uncertain::Keep)
+}
+
 /// The dataset names cxr knows.
 pub const DATASETS: [&str; 8] = crate::datasets::ALL;
 
@@ -196,7 +202,7 @@ impl Scope {
     /// Whether the cohort reads each image's findings as ingest resolved them into
     /// `xr_images` and `studies`: the default sources, uncertain labels unknown.
     pub fn default_states(&self) -> bool {
-        self.sources.is_empty() && matches!(self.uncertain, Uncertain::Nan | Uncertain::Keep)
+        reads_default_states(&self.sources, self.uncertain)
     }
 
     /// Checks the dataset and source names against what the warehouse holds.
@@ -358,7 +364,8 @@ impl Scope {
         } else {
             "true".to_string()
         };
-        let (split, joins) = self.split_sql();
+        let (split, split_joins) = self.split_sql();
+        let (images_columns, images_join) = self.images_columns_sql();
         format!(
             "SELECT {identity},
          {split} AS split, x.path,
@@ -367,13 +374,12 @@ impl Scope {
          {labels} AS positive_mask, {known} AS known_mask,
          {no_finding} AS no_finding,
          {uncertain} AS uncertain_findings{images_columns}
-  FROM {from}{joins}
+  FROM {from}{split_joins}{images_join}
   WHERE {datasets}",
             identity = self.identity_columns(),
             columns = columns.join(",\n         "),
             no_finding = states.no_finding,
             uncertain = states.uncertain,
-            images_columns = self.images_columns_sql(),
         )
     }
 
@@ -393,16 +399,20 @@ impl Scope {
         }
     }
 
-    /// The columns only NIH's `images` has, when a `--where` reads them.
-    fn images_columns_sql(&self) -> String {
+    /// The columns only NIH's `images` has, when a `--where` reads them, and the
+    /// join that gives them.
+    fn images_columns_sql(&self) -> (String, &'static str) {
         if !(self.nih_columns && self.images_columns) {
-            return String::new();
+            return (String::new(), "");
         }
         let columns: Vec<String> = IMAGES_ONLY_COLUMNS
             .iter()
             .map(|c| format!("ni.{c}"))
             .collect();
-        format!(",\n         {}", columns.join(", "))
+        (
+            format!(",\n         {}", columns.join(", ")),
+            "\n  LEFT JOIN images ni ON ni.image_index = x.image_id",
+        )
     }
 
     /// Each image's split (from `splits` for NIH where `cxr split` wrote one, from
@@ -424,9 +434,6 @@ impl Scope {
             joins.push_str(
                 "\n  LEFT JOIN dataset_splits ds ON ds.dataset = x.dataset AND ds.patient = COALESCE(x.patient_id, x.image_id)",
             );
-        }
-        if self.nih_columns && self.images_columns {
-            joins.push_str("\n  LEFT JOIN images ni ON ni.image_index = x.image_id");
         }
         (split, joins)
     }

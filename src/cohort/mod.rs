@@ -76,16 +76,14 @@ pub struct CohortArgs {
 /// Whether the warehouse has pixel statistics a cohort can join by dataset and image
 /// id: a non-empty `pixel_stats` (and, when the cohort's `--where` reads it, one
 /// written by a cxr that keys it so).
-async fn pixel_stats_keyed(
-    wh: &crate::sql::Warehouse,
-    cohort: Option<&CohortArgs>,
-) -> Result<bool> {
+async fn pixel_stats_keyed(wh: &crate::sql::Warehouse, cohort: &CohortArgs) -> Result<bool> {
     let rows = wh.snapshot.manifest.tables.get("pixel_stats");
     if rows.is_none_or(|n| *n == 0) {
         return Ok(false);
     }
     let reads_pixels = cohort
-        .and_then(|c| c.predicate.as_deref())
+        .predicate
+        .as_deref()
         .is_some_and(mentions_pixel_column);
     Ok(!reads_pixels || wh.has_keyed_pixel_stats().await?)
 }
@@ -130,7 +128,7 @@ impl Available {
             )));
         }
         let splits = wh.has_table("splits");
-        let pixel_stats = pixel_stats_keyed(wh, Some(cohort)).await?;
+        let pixel_stats = pixel_stats_keyed(wh, cohort).await?;
         let mut scope = cohort.scope(wh, splits);
         wh.register(crate::sql::Register::For(
             "xr_images finding_states datasets splits dataset_splits images",

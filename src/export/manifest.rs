@@ -159,12 +159,7 @@ impl Manifest {
         } else {
             ""
         };
-        let in_datasets = if self.scope.datasets.is_empty() {
-            String::new()
-        } else {
-            let names: Vec<String> = self.scope.datasets.iter().map(|d| quote(d)).collect();
-            format!(" WHERE b.dataset IN ({})", names.join(", "))
-        };
+        let in_datasets = self.scope.datasets_filter(" WHERE b.");
         format!(
             "SELECT b.dataset, b.image_id,
            array_agg(named_struct('label', b.raw_label, 'finding', b.finding, 'reader', b.reader,

@@ -19,7 +19,8 @@ use crate::warehouse::{Snapshot, refuse_inside, resolve};
 
 /// Key-value metadata keys written into every exported file.
 pub mod keys {
-    /// JSON array of the 14 findings, in `targets` order.
+    /// JSON array of the findings, in `targets` order (NIH's 14, or the 18 across
+    /// datasets).
     pub const TARGETS: &str = "cxr.targets";
     /// The SQL that produced the rows.
     pub const QUERY: &str = "cxr.query";
