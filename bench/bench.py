@@ -329,24 +329,24 @@ def bench_datasets():
 
 # ------------------------------------------------- questions across datasets
 # cxr over its warehouse of NIH + every dataset whose real files are in SHARED; DuckDB
-# over the plain tables of the same warehouse (`cxr export --tables`), `xr_images` and
-# `xr_labels`, with the SQL a DuckDB user would write. Each: (question, cxr argv,
+# over the plain tables of the same warehouse (`cxr export --tables`), `dataset_images` and
+# `dataset_labels`, with the SQL a DuckDB user would write. Each: (question, cxr argv,
 # DuckDB SQL, cxr columns compared, DuckDB columns compared), rows compared as sorted sets.
 
 ACROSS_COHORT_DUCK = """
 WITH lab AS (
   SELECT image_id, finding, MAX(CASE "value" WHEN 1 THEN 2 WHEN -1 THEN 1 ELSE 0 END) AS state
-  FROM xr_labels WHERE dataset = 'chexpert' AND finding IN ('Effusion', 'Pneumothorax') GROUP BY ALL)
-SELECT x.image_id FROM xr_images x
+  FROM dataset_labels WHERE dataset = 'chexpert' AND finding IN ('Effusion', 'Pneumothorax') GROUP BY ALL)
+SELECT x.image_id FROM dataset_images x
 WHERE x.dataset = 'chexpert' AND x.sex = 'F' AND x.age BETWEEN 40 AND 60 AND x."view" = 'PA'
   AND x.image_id IN (SELECT image_id FROM lab WHERE finding = 'Effusion' AND state = 2)
   AND x.image_id NOT IN (SELECT image_id FROM lab WHERE finding = 'Pneumothorax' AND state >= 1)"""
 
 ACROSS_COOCCUR_DUCK = """
 WITH pos AS (
-  SELECT DISTINCT dataset, image_id, finding FROM xr_labels
+  SELECT DISTINCT dataset, image_id, finding FROM dataset_labels
   WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL AND "value" = 1),
-lab AS (SELECT DISTINCT dataset, finding FROM xr_labels WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL),
+lab AS (SELECT DISTINCT dataset, finding FROM dataset_labels WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL),
 n AS (SELECT dataset, finding, COUNT(*) AS n FROM pos GROUP BY ALL),
 ab AS (SELECT a.dataset, a.finding AS fa, b.finding AS fb, COUNT(*) AS n_ab
        FROM pos a JOIN pos b ON a.dataset = b.dataset AND a.image_id = b.image_id AND a.finding <> b.finding GROUP BY ALL)
@@ -358,7 +358,7 @@ LEFT JOIN ab ON ab.dataset = la.dataset AND ab.fa = la.finding AND ab.fb = lb.fi
 
 ACROSS_PREVALENCE_DUCK = """
 WITH l AS (
-  SELECT dataset, image_id, source, finding, "value" FROM xr_labels
+  SELECT dataset, image_id, source, finding, "value" FROM dataset_labels
   WHERE dataset IN ('nih', 'chexpert', 'padchest') AND (dataset <> 'nih' OR source = 'nih_2020')),
 source_findings AS (SELECT DISTINCT dataset, source, finding FROM l WHERE finding IS NOT NULL),
 image_sources AS (SELECT DISTINCT dataset, image_id, source FROM l),
@@ -373,11 +373,11 @@ GROUP BY ALL"""
 
 ACROSS_TIMELINE_DUCK = """
 WITH img AS (
-  SELECT dataset, image_id, study_id, study_order FROM xr_images
+  SELECT dataset, image_id, study_id, study_order FROM dataset_images
   WHERE dataset = 'chexpert' AND patient_id = 'patient00011' AND study_order IS NOT NULL),
 pos AS (
   SELECT i.study_id, l.finding FROM img i
-  JOIN xr_labels l ON l.dataset = i.dataset AND l.image_id = i.image_id
+  JOIN dataset_labels l ON l.dataset = i.dataset AND l.image_id = i.image_id
   WHERE l."value" = 1 AND l.finding IS NOT NULL),
 studies AS (SELECT study_id, MIN(study_order) AS o FROM img GROUP BY study_id),
 labelled AS (
@@ -434,9 +434,9 @@ def bench_across():
     tables = os.path.join(OUT, "wh-across-tables")
     run([CXR, "export", "--tables", tables, "-w", wh, "--overwrite"])
     views = "; ".join(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{os.path.join(tables, t + '.parquet')}')"
-                      for t in ("xr_images", "xr_labels"))
+                      for t in ("dataset_images", "dataset_labels"))
     print(f"across questions (whole process, median of {RUNS}, interleaved with the DuckDB CLI "
-          f"over the exported xr_images and xr_labels)", flush=True)
+          f"over the exported dataset_images and dataset_labels)", flush=True)
     for question, argv, duck_sql, cxr_cols, duck_cols in ACROSS:
         cxr_cmd = [CXR] + argv + ["-w", wh, "--format", "csv"]
         duck_cmd = [DUCKDB, "-csv", "-c", f"{views}; {duck_sql}"]

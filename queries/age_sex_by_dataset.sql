@@ -2,7 +2,7 @@
 WITH ages AS (
     SELECT dataset, age, ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY age) AS r,
            COUNT(*) OVER (PARTITION BY dataset) AS n
-    FROM xr_images WHERE age IS NOT NULL
+    FROM dataset_images WHERE age IS NOT NULL
 ),
 q AS (
     SELECT dataset,
@@ -19,6 +19,6 @@ SELECT i.dataset,
        MAX(q.age_q1) AS age_q1, MAX(q.age_median) AS age_median, MAX(q.age_q3) AS age_q3,
        SUM(CASE WHEN i.frontal THEN 1 ELSE 0 END) AS frontal,
        SUM(CASE WHEN i.view = 'LATERAL' THEN 1 ELSE 0 END) AS lateral
-FROM xr_images i LEFT JOIN q ON q.dataset = i.dataset
+FROM dataset_images i LEFT JOIN q ON q.dataset = i.dataset
 GROUP BY i.dataset
 ORDER BY images DESC;

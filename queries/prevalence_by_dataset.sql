@@ -1,4 +1,4 @@
--- @description Per dataset and finding it labels: images, images whose state is known (the denominator: labelled by one of the dataset's sources, not uncertain), positive images and prevalence (% of known), from the states ingest stores in xr_images (every source; NIH: the warehouse's own release).
+-- @description Per dataset and finding it labels: images, images whose state is known (the denominator: labelled by one of the dataset's sources, not uncertain), positive images and prevalence (% of known), from the states ingest stores in dataset_images (every source; NIH: the warehouse's own release).
 -- @param dataset DATASET = any
 WITH finding(label, bit) AS (
     VALUES ('Atelectasis', 1), ('Cardiomegaly', 2), ('Consolidation', 4), ('Edema', 8),
@@ -10,7 +10,7 @@ WITH finding(label, bit) AS (
 masks AS (
     SELECT dataset, positive_findings AS p, uncertain_findings AS u, known_findings AS k,
            COUNT(*) AS n, SUM(COUNT(*)) OVER (PARTITION BY dataset) AS images
-    FROM xr_images
+    FROM dataset_images
     WHERE $dataset = 'any' OR dataset = $dataset
     GROUP BY dataset, positive_findings, uncertain_findings, known_findings
 ),

@@ -2,7 +2,7 @@
 WITH b AS (
     SELECT image_id, raw_label, reader, x, y, w, h,
            ROW_NUMBER() OVER (ORDER BY image_id, raw_label, reader, x, y) AS id
-    FROM xr_boxes WHERE dataset = 'vindr'
+    FROM dataset_boxes WHERE dataset = 'vindr'
 ),
 pairs AS (
     SELECT p.raw_label,

@@ -28,7 +28,7 @@ pub const GROUPINGS: [(&str, &[&str]); 2] = [
     ),
 ];
 
-/// The label rows of every source: `xr_labels`, and for the reader votes (VinDr's
+/// The label rows of every source: `dataset_labels`, and for the reader votes (VinDr's
 /// `vindr_any`, `vindr_majority`, `vindr_all`, which are rows of `finding_states`
 /// only) one row per finding the vote states, as a reader's row would be, and one
 /// row without a finding that marks the image as labelled.
@@ -41,7 +41,7 @@ fn labels_sql() -> String {
         .collect();
     format!(
         "(WITH {findings}
-    SELECT dataset, image_id, source, raw_label, finding, \"value\" FROM xr_labels
+    SELECT dataset, image_id, source, raw_label, finding, \"value\" FROM dataset_labels
     UNION ALL
     SELECT s.dataset, s.image_id, s.source, COALESCE(f.label, '') AS raw_label, f.label AS finding,
            CAST(CASE WHEN f.label IS NULL THEN 0 WHEN (s.positive & f.bit) <> 0 THEN 1
@@ -171,9 +171,10 @@ pub async fn pairwise(
 /// Refuses a source the warehouse has no labels of, listing the known ones (the
 /// reader votes among them).
 async fn check_source(wh: &Warehouse, source: &str) -> Result<()> {
-    if !wh.has_table("xr_labels") {
+    if !wh.has_table("dataset_labels") {
         return Err(Error::Usage(
-            "this warehouse has no xr_labels table; run `cxr ingest` again with this cxr".into(),
+            "this warehouse has no dataset_labels table; run `cxr ingest` again with this cxr"
+                .into(),
         ));
     }
     let known = wh
@@ -215,7 +216,7 @@ pub async fn readers(wh: &Warehouse, dataset: &str) -> Result<Vec<ReadersRow>> {
     let q = quote(dataset);
     let prefix = quote(&format!("{dataset}_R%"));
     let sql = format!(
-        "WITH l AS (SELECT * FROM xr_labels WHERE dataset = {q} AND source LIKE {prefix}),
+        "WITH l AS (SELECT * FROM dataset_labels WHERE dataset = {q} AND source LIKE {prefix}),
 r AS (SELECT image_id, COUNT(DISTINCT source) AS raters FROM l GROUP BY image_id),
 f AS (SELECT DISTINCT finding FROM l WHERE finding IS NOT NULL),
 pos AS (SELECT image_id, finding, COUNT(DISTINCT source) AS n_pos FROM l WHERE \"value\" = 1 AND finding IS NOT NULL GROUP BY image_id, finding)
@@ -227,7 +228,7 @@ ORDER BY f.finding"
     if rows.is_empty() {
         let with_readers = wh
             .query(
-                "SELECT DISTINCT dataset FROM xr_labels WHERE source LIKE dataset || '_R%' ORDER BY dataset",
+                "SELECT DISTINCT dataset FROM dataset_labels WHERE source LIKE dataset || '_R%' ORDER BY dataset",
                 &[],
             )
             .await?

@@ -289,7 +289,7 @@ pub async fn load_dataset_patients(
     };
     let sql = format!(
         "SELECT dataset, COALESCE(patient_id, image_id) AS patient, COUNT(*) AS n, {} \
-         FROM xr_images{only} GROUP BY dataset, COALESCE(patient_id, image_id) ORDER BY dataset, patient",
+         FROM dataset_images{only} GROUP BY dataset, COALESCE(patient_id, image_id) ORDER BY dataset, patient",
         cols.join(", ")
     );
     let rows = wh.query(&sql, &[]).await?;

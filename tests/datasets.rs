@@ -37,7 +37,7 @@ fn ingest(dir: &Path, extra: &[&str]) -> std::process::Output {
     run(&a)
 }
 
-/// `finding_states` as ingest wrote it equals its SQL definition over `xr_labels`
+/// `finding_states` as ingest wrote it equals its SQL definition over `dataset_labels`
 /// (`src/sql/views/finding_states.sql`), row for row, both ways.
 fn assert_states_equal_their_definition(wh: &Path) {
     let view = cxr::sql::view_sql("finding_states", "", "");
@@ -70,7 +70,7 @@ fn chexpert_rows_labels_and_quirks() {
     assert_eq!(
         q(
             &wh,
-            "SELECT COUNT(*), COUNT(DISTINCT patient_id), COUNT(DISTINCT study_id) FROM xr_images WHERE dataset = 'chexpert'"
+            "SELECT COUNT(*), COUNT(DISTINCT patient_id), COUNT(DISTINCT study_id) FROM dataset_images WHERE dataset = 'chexpert'"
         ),
         [["4", "3", "4"]]
     );
@@ -78,7 +78,7 @@ fn chexpert_rows_labels_and_quirks() {
     assert_eq!(
         q(
             &wh,
-            "SELECT patient_id, study_id, \"view\", frontal, sex, age FROM xr_images WHERE dataset = 'chexpert' ORDER BY image_id"
+            "SELECT patient_id, study_id, \"view\", frontal, sex, age FROM dataset_images WHERE dataset = 'chexpert' ORDER BY image_id"
         ),
         [
             [
@@ -119,7 +119,7 @@ fn chexpert_rows_labels_and_quirks() {
     assert_eq!(
         q(
             &wh,
-            "SELECT raw_label, finding, \"value\" FROM xr_labels WHERE dataset = 'chexpert' AND image_id LIKE '%patient00001/study1/%' ORDER BY raw_label"
+            "SELECT raw_label, finding, \"value\" FROM dataset_labels WHERE dataset = 'chexpert' AND image_id LIKE '%patient00001/study1/%' ORDER BY raw_label"
         ),
         [
             ["Cardiomegaly", "Cardiomegaly", "1"],
@@ -130,7 +130,7 @@ fn chexpert_rows_labels_and_quirks() {
     assert_eq!(
         q(
             &wh,
-            "SELECT COUNT(*) FROM xr_labels WHERE dataset = 'chexpert'"
+            "SELECT COUNT(*) FROM dataset_labels WHERE dataset = 'chexpert'"
         ),
         [["6"]]
     );
@@ -151,8 +151,21 @@ fn chexpert_rows_labels_and_quirks() {
     );
     // NIH is always there too, with Google's labels as a second source.
     assert_eq!(
-        q(&wh, "SELECT COUNT(*) FROM xr_images WHERE dataset = 'nih'"),
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM dataset_images WHERE dataset = 'nih'"
+        ),
         [["112120"]]
+    );
+    // The names of schema version 3 still answer, as views, for saved queries.
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT (SELECT COUNT(*) FROM xr_images WHERE dataset = 'chexpert') AS images, \
+             (SELECT COUNT(DISTINCT image_id) FROM xr_labels WHERE dataset = 'chexpert') AS labelled, \
+             (SELECT COUNT(*) FROM xr_boxes WHERE dataset = 'chexpert') AS boxes"
+        ),
+        [["4", "4", "0"]]
     );
 }
 
@@ -387,7 +400,7 @@ fn real_files_of_every_dataset() {
     assert_eq!(
         q(
             &wh,
-            "SELECT dataset, COUNT(*) FROM xr_images WHERE dataset IN ('vindr', 'rsna', 'siim') GROUP BY dataset ORDER BY dataset"
+            "SELECT dataset, COUNT(*) FROM dataset_images WHERE dataset IN ('vindr', 'rsna', 'siim') GROUP BY dataset ORDER BY dataset"
         ),
         [["rsna", "26684"], ["siim", "12047"], ["vindr", "15000"]]
     );
@@ -395,7 +408,7 @@ fn real_files_of_every_dataset() {
     assert_eq!(
         q(
             &wh,
-            "SELECT \"value\", COUNT(*) FROM xr_labels WHERE source = 'chexpert' AND raw_label = 'Pleural Effusion' GROUP BY \"value\" ORDER BY \"value\""
+            "SELECT \"value\", COUNT(*) FROM dataset_labels WHERE source = 'chexpert' AND raw_label = 'Pleural Effusion' GROUP BY \"value\" ORDER BY \"value\""
         ),
         [["-1", "11628"], ["0", "35396"], ["1", "86187"]]
     );
@@ -403,7 +416,7 @@ fn real_files_of_every_dataset() {
     assert_eq!(
         q(
             &wh,
-            "SELECT raw_label, COUNT(DISTINCT image_id) FROM xr_labels WHERE dataset = 'padchest' AND raw_label IN ('pleural effusion', 'pneumothorax') GROUP BY raw_label ORDER BY raw_label"
+            "SELECT raw_label, COUNT(DISTINCT image_id) FROM dataset_labels WHERE dataset = 'padchest' AND raw_label IN ('pleural effusion', 'pneumothorax') GROUP BY raw_label ORDER BY raw_label"
         ),
         [["pleural effusion", "9853"], ["pneumothorax", "533"]]
     );
@@ -413,14 +426,14 @@ fn real_files_of_every_dataset() {
     assert_eq!(
         q(
             &wh,
-            "SELECT COUNT(*) FROM xr_images WHERE dataset = 'padchest' AND (positive_findings & 16) <> 0"
+            "SELECT COUNT(*) FROM dataset_images WHERE dataset = 'padchest' AND (positive_findings & 16) <> 0"
         ),
         [["9986"]]
     );
     assert_eq!(
         q(
             &wh,
-            "SELECT COUNT(DISTINCT image_id), COUNT(finding) FROM xr_labels WHERE dataset = 'padchest' AND raw_label = 'pericardial effusion'"
+            "SELECT COUNT(DISTINCT image_id), COUNT(finding) FROM dataset_labels WHERE dataset = 'padchest' AND raw_label = 'pericardial effusion'"
         ),
         [["79", "0"]]
     );
@@ -446,12 +459,15 @@ fn real_files_of_every_dataset() {
     assert_eq!(
         q(
             &wh,
-            "SELECT COUNT(DISTINCT source) FROM xr_labels WHERE dataset = 'vindr'"
+            "SELECT COUNT(DISTINCT source) FROM dataset_labels WHERE dataset = 'vindr'"
         ),
         [["17"]]
     );
     assert_eq!(
-        q(&wh, "SELECT COUNT(*) FROM xr_boxes WHERE dataset = 'rsna'"),
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM dataset_boxes WHERE dataset = 'rsna'"
+        ),
         [["9555"]]
     );
     assert_eq!(q(&wh, "SELECT COUNT(*) FROM reports"), [["3955"]]);
@@ -460,7 +476,7 @@ fn real_files_of_every_dataset() {
     assert_eq!(
         q(
             &wh,
-            "SELECT dataset, COUNT(*) FROM xr_images WHERE frontal = false AND dataset IN ('chexpert', 'padchest') GROUP BY dataset ORDER BY dataset"
+            "SELECT dataset, COUNT(*) FROM dataset_images WHERE frontal = false AND dataset IN ('chexpert', 'padchest') GROUP BY dataset ORDER BY dataset"
         ),
         [["chexpert", "32387"], ["padchest", "49579"]]
     );
@@ -562,7 +578,7 @@ fn real_files_of_every_dataset() {
         }
     }
     assert!(expected[0].1 > expected[1].1 && expected[1].1 > expected[2].1);
-    // The states stored in xr_images for the default sources equal those resolved
+    // The states stored in dataset_images for the default sources equal those resolved
     // from finding_states when the same sources are named: the summary of every
     // dataset (positives, denominators, No Finding) and its pairs.
     let csv = |args: &[&str]| -> String {
@@ -689,7 +705,7 @@ fn real_files_of_every_dataset() {
 
 /// Normal and unlabelled images across datasets, on CheXpert rows written here: each
 /// expected value worked out by hand from the rows. `finding_states` (written by the
-/// ingest) equals its SQL definition over `xr_labels`.
+/// ingest) equals its SQL definition over `dataset_labels`.
 #[test]
 fn normal_and_unlabelled_images() {
     let dir = tempfile::tempdir().unwrap();
@@ -999,7 +1015,7 @@ fn cohort_flags_across_datasets() {
     }
 }
 
-/// NIH read through the cross-dataset tables (labels from xr_labels, studies from
+/// NIH read through the cross-dataset tables (labels from dataset_labels, studies from
 /// study_order, findings as bit masks) gives the answers of the NIH tables.
 #[test]
 fn nih_across_datasets_matches_the_nih_tables() {

@@ -299,7 +299,7 @@ fn unknown_images_and_disagreeing_headers_are_data_issues() {
     assert_eq!(
         int(
             &fx.wh,
-            "SELECT COUNT(*) FROM xr_images WHERE dataset = 'rsna' AND sex = 'F'"
+            "SELECT COUNT(*) FROM dataset_images WHERE dataset = 'rsna' AND sex = 'F'"
         ),
         1
     );
@@ -504,11 +504,13 @@ fn plot_pixels_bins_every_depth_on_one_scale() {
         .map(|r| ((r[0].clone(), r[1].parse().unwrap()), r[2].parse().unwrap()))
         .collect();
     // An image measured without a row of its dataset is in no cohort.
-    let listed: std::collections::HashSet<String> =
-        rows(&fx.wh, "SELECT dataset || '/' || image_id FROM xr_images")
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
+    let listed: std::collections::HashSet<String> = rows(
+        &fx.wh,
+        "SELECT dataset || '/' || image_id FROM dataset_images",
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
     let mut want: std::collections::BTreeMap<(String, i64), i64> = Default::default();
     for (key, v) in &fx.expected {
         let Some((dataset, _)) = key.split_once('/') else {

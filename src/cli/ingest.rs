@@ -54,7 +54,7 @@ pub struct IngestArgs {
     /// the labels of the --dataset releases; NIH's are its own findings).
     #[arg(long, value_name = "FILE", requires = "datasets")]
     pub label_map: Option<PathBuf>,
-    /// The other NIH label release, a second label source in xr_labels
+    /// The other NIH label release, a second label source in dataset_labels
     /// [default: the shipped file of the release --metadata is not].
     #[arg(long, value_name = "FILE")]
     pub other_release: Option<PathBuf>,

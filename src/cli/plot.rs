@@ -133,7 +133,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         refuse_unused_flags(&cmd)?;
         if kind == PlotKind::Boxes {
             return Err(Error::Usage(
-                "plot boxes reads xr_boxes directly; --show-sql prints the SQL of the cohort plots"
+                "plot boxes reads dataset_boxes directly; --show-sql prints the SQL of the cohort plots"
                     .into(),
             ));
         }
@@ -283,7 +283,7 @@ fn data_sql(
             "WITH cohort AS (\n{cohort}\n)\nSELECT dataset, COALESCE(sex, '?') AS sex, CAST(floor(age / 5) * 5 AS BIGINT) AS bin, COUNT(*) AS n FROM cohort WHERE age IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ),
         PlotKind::Boxes => {
-            return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
+            return Err(Error::Usage("boxes are plotted from dataset_boxes".into()));
         }
         // On the 8-bit scale at every depth (the 0–1 mean times 255; 8-bit means as
         // stored), so that datasets of 8-, 12- and 16-bit images share one axis.
@@ -363,7 +363,7 @@ impl Data {
                     .collect(),
             ),
             PlotKind::Boxes => {
-                return Err(Error::Usage("boxes are plotted from xr_boxes".into()));
+                return Err(Error::Usage("boxes are plotted from dataset_boxes".into()));
             }
             PlotKind::Pixels => Data::Pixels(
                 rows.required_f64s("bin")?

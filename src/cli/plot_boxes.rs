@@ -53,9 +53,10 @@ pub async fn run(
     size: (u32, u32),
 ) -> Result<()> {
     let wh = Warehouse::open(warehouse, Register::All).await?;
-    if !wh.has_table("xr_boxes") {
+    if !wh.has_table("dataset_boxes") {
         return Err(Error::Usage(
-            "this warehouse has no xr_boxes table; run `cxr ingest` again with this cxr".into(),
+            "this warehouse has no dataset_boxes table; run `cxr ingest` again with this cxr"
+                .into(),
         ));
     }
     let sized = sized(&wh).await?;
@@ -82,7 +83,7 @@ pub async fn run(
     };
     let mut sql = format!(
         "SELECT b.dataset, COALESCE(b.finding, b.raw_label) AS label, b.x / {width} AS x, b.y / {height} AS y, \
-         b.w / {width} AS w, b.h / {height} AS h FROM xr_boxes b{join} \
+         b.w / {width} AS w, b.h / {height} AS h FROM dataset_boxes b{join} \
          WHERE b.dataset IN ({}) AND {width} IS NOT NULL AND {height} IS NOT NULL",
         chosen
             .iter()
@@ -101,7 +102,7 @@ pub async fn run(
         let labels = wh
             .query(
                 &format!(
-                    "SELECT DISTINCT COALESCE(finding, raw_label) AS label FROM xr_boxes \
+                    "SELECT DISTINCT COALESCE(finding, raw_label) AS label FROM dataset_boxes \
                      WHERE dataset IN ({}) ORDER BY label",
                     chosen
                         .iter()

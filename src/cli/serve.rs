@@ -15,7 +15,7 @@ use crate::serve::{Account, Limits, Options};
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cxr serve -w warehouse
-  psql -h 127.0.0.1 -p 5433 -U cxr -c 'SELECT dataset, count(*) FROM xr_images GROUP BY dataset'
+  psql -h 127.0.0.1 -p 5433 -U cxr -c 'SELECT dataset, count(*) FROM dataset_images GROUP BY dataset'
   CXR_SERVE_PASSWORD=secret cxr serve --listen 0.0.0.0:5433 --tls-cert server.crt --tls-key server.key
   cxr serve -w warehouse --http 127.0.0.1:8080     # and the cohort builder at http://127.0.0.1:8080/
 

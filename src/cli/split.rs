@@ -211,7 +211,7 @@ async fn run_across(cmd: &SplitCmd, wh: Warehouse) -> Result<()> {
     let frames = wh
         .plan(
             "SELECT ds.split, ds.dataset, COUNT(DISTINCT ds.patient) AS patients, COUNT(*) AS images \
-             FROM dataset_splits ds JOIN xr_images x ON x.dataset = ds.dataset AND COALESCE(x.patient_id, x.image_id) = ds.patient \
+             FROM dataset_splits ds JOIN dataset_images x ON x.dataset = ds.dataset AND COALESCE(x.patient_id, x.image_id) = ds.patient \
              GROUP BY ds.split, ds.dataset ORDER BY ds.split, ds.dataset",
             false,
             &[],
@@ -262,7 +262,7 @@ where
 
 /// Every name of `datasets` is a dataset the warehouse holds.
 async fn check_datasets(wh: &Warehouse, datasets: &[String]) -> Result<()> {
-    if !wh.has_table("xr_images") {
+    if !wh.has_table("dataset_images") {
         return Err(Error::Usage(
             "this warehouse has no cross-dataset tables; run `cxr ingest` again with this cxr"
                 .into(),

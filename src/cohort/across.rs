@@ -1,7 +1,7 @@
-//! A cohort's scope and rows: the rows of `xr_images` of the chosen datasets (NIH's
+//! A cohort's scope and rows: the rows of `dataset_images` of the chosen datasets (NIH's
 //! alone without `--dataset`, `--source` or `--uncertain`) with one three-valued
 //! column per finding and `no_finding`, read from the per-image bit masks ingest
-//! stored in `xr_images` (default sources) or from `finding_states` for the chosen
+//! stored in `dataset_images` (default sources) or from `finding_states` for the chosen
 //! sources and uncertainty policy.
 //!
 //! A finding column is TRUE when a chosen source states it positive, FALSE when one
@@ -77,7 +77,7 @@ pub struct Scope {
     /// Take each image's split from `dataset_splits` (`cxr split --dataset`), where
     /// it has the image's dataset and patient.
     pub dataset_splits: bool,
-    /// `xr_images` holds each image's states over the default sources (its
+    /// `dataset_images` holds each image's states over the default sources (its
     /// `positive_findings`, ... columns; a warehouse written before them has not).
     pub image_states: bool,
     /// The cohort was given without `--dataset`, `--source` or `--uncertain`: NIH's
@@ -91,7 +91,7 @@ pub struct Scope {
     pub images_columns: bool,
 }
 
-/// The columns of NIH's `images` that its `xr_images` rows do not carry.
+/// The columns of NIH's `images` that its `dataset_images` rows do not carry.
 pub const IMAGES_ONLY_COLUMNS: [&str; 6] = [
     "orig_width",
     "orig_height",
@@ -200,7 +200,7 @@ impl Scope {
     }
 
     /// Whether the cohort reads each image's findings as ingest resolved them into
-    /// `xr_images` and `studies`: the default sources, uncertain labels unknown.
+    /// `dataset_images` and `studies`: the default sources, uncertain labels unknown.
     pub fn default_states(&self) -> bool {
         reads_default_states(&self.sources, self.uncertain)
     }
@@ -251,11 +251,11 @@ impl Scope {
     }
 
     /// A query returning one row per image of the chosen datasets: the columns of
-    /// `xr_images`, `labels` (the positive findings, sorted), one Boolean column per
+    /// `dataset_images`, `labels` (the positive findings, sorted), one Boolean column per
     /// finding (`lung_opacity`), TRUE / FALSE / NULL as the module says, and
     /// `no_finding`.
     ///
-    /// With the default sources the states are columns of `xr_images` (written at
+    /// With the default sources the states are columns of `dataset_images` (written at
     /// ingest): one scan, no join. With `--source`, from `finding_states`: a finding
     /// is positive when a chosen source says so, else uncertain when one says that,
     /// else negative when a chosen source that labels this finding (in any image) has
@@ -271,7 +271,7 @@ impl Scope {
                 known: "x.known_findings",
                 no_finding: "x.no_finding".into(),
             };
-            (states, "xr_images x".to_string())
+            (states, "dataset_images x".to_string())
         } else {
             let normal: Vec<String> = crate::datasets::DATASETS
                 .iter()
@@ -302,7 +302,7 @@ impl Scope {
       GROUP BY s.dataset, s.image_id
     )
     SELECT x.*, m.image_id AS labelled_image, m.positive, m.uncertain, m.known, m.states_normal, m.other_positive
-    FROM xr_images x LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id
+    FROM dataset_images x LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id
   ) AS x",
                 self.states_sql()
             );

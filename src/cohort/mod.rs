@@ -115,7 +115,7 @@ impl Available {
     /// warehouse holds, and the split names when `--split` asks. Registers what it
     /// reads and defines the view of the scope's rows.
     pub async fn for_cohort(wh: &crate::sql::Warehouse, cohort: &CohortArgs) -> Result<Available> {
-        if !wh.has_table("xr_images") {
+        if !wh.has_table("dataset_images") {
             return Err(Error::Usage(
                 "this warehouse has no cross-dataset tables; run `cxr ingest` again with this cxr"
                     .into(),
@@ -131,10 +131,10 @@ impl Available {
         let pixel_stats = pixel_stats_keyed(wh, cohort).await?;
         let mut scope = cohort.scope(wh, splits);
         wh.register(crate::sql::Register::For(
-            "xr_images finding_states datasets splits dataset_splits images",
+            "dataset_images finding_states datasets splits dataset_splits images",
         ))
         .await?;
-        scope.image_states = wh.has_column("xr_images", "positive_findings").await?;
+        scope.image_states = wh.has_column("dataset_images", "positive_findings").await?;
         let present = wh
             .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
             .await?
@@ -420,9 +420,9 @@ impl CohortArgs {
         }
         if let Some(n) = self.min_studies {
             // A study is a study id (an image without one is its own study); the
-            // patient is compared as text, as `xr_images` holds it.
+            // patient is compared as text, as `dataset_images` holds it.
             w.push(format!(
-                "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM xr_images WHERE patient_id IS NOT NULL{datasets} GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = CAST(i.patient_id AS VARCHAR))",
+                "EXISTS (SELECT 1 FROM (SELECT dataset, patient_id FROM dataset_images WHERE patient_id IS NOT NULL{datasets} GROUP BY dataset, patient_id HAVING COUNT(DISTINCT COALESCE(study_id, image_id)) >= {n}) AS ms WHERE ms.dataset = i.dataset AND ms.patient_id = CAST(i.patient_id AS VARCHAR))",
                 datasets = avail.scope.datasets_filter(" AND ")
             ));
         }
@@ -604,7 +604,7 @@ fn view_predicate(given: &str, nih: bool) -> Result<String> {
 }
 
 fn mentions_pixel_column(p: &str) -> bool {
-    // The columns of pixel_stats that images and xr_images do not have; min and max
+    // The columns of pixel_stats that images and dataset_images do not have; min and max
     // are left out, as they read as SQL's functions.
     const SHARED: [&str; 6] = ["dataset", "image_id", "image_index", "source", "min", "max"];
     let schema = crate::pixels::run::stats_schema();

@@ -1,4 +1,4 @@
-//! CheXpert v1.0 (`train.csv`, optionally `valid.csv`) → `xr_images`, `xr_labels`.
+//! CheXpert v1.0 (`train.csv`, optionally `valid.csv`) → `dataset_images`, `dataset_labels`.
 //!
 //! * ids come from `Path` (`CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`):
 //!   patient `patient00001`, study `patient00001/study1`; `image_id` and `path` are

@@ -1,4 +1,4 @@
-//! MIMIC-CXR-JPG 2.0.0 → `xr_images`, `xr_labels`.
+//! MIMIC-CXR-JPG 2.0.0 → `dataset_images`, `dataset_labels`.
 //!
 //! The files are recognised by their header (plain or gzip, any order):
 //! * `mimic-cxr-2.0.0-metadata.csv` (`dicom_id`, `subject_id`, `study_id`, `ViewPosition`,

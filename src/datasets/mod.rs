@@ -1,5 +1,5 @@
 //! Other chest X-ray datasets beside NIH, and NIH itself, as rows of the cross-dataset
-//! tables `xr_images`, `xr_labels`, `xr_boxes`, `reports` and `datasets`
+//! tables `dataset_images`, `dataset_labels`, `dataset_boxes`, `reports` and `datasets`
 //! (docs/DATASETS.md). Each reader turns one release's files into [`DatasetRows`];
 //! the warehouse module writes them.
 
@@ -47,7 +47,7 @@ pub const XR_FINDINGS: [&str; 18] = {
     out
 };
 
-/// One row of `xr_images`.
+/// One row of `dataset_images`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRow {
     pub dataset: &'static str,
@@ -89,7 +89,7 @@ impl Interner {
     }
 }
 
-/// One row of `xr_labels`: a label a source states about an image.
+/// One row of `dataset_labels`: a label a source states about an image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelRow {
     pub dataset: &'static str,
@@ -102,7 +102,7 @@ pub struct LabelRow {
     pub value: i8,
 }
 
-/// One row of `xr_boxes`: a box or a mask region.
+/// One row of `dataset_boxes`: a box or a mask region.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxRow {
     pub dataset: &'static str,
@@ -337,7 +337,7 @@ pub const DATASETS: [Dataset; 8] = [
 ];
 
 /// SQL for the width and the height, in pixels, of the original image of each row of
-/// `xr_boxes` aliased `boxes`: the dataset's one size where all its originals share
+/// `dataset_boxes` aliased `boxes`: the dataset's one size where all its originals share
 /// it, else the size measured from the image's DICOM file in `pixel_stats` aliased
 /// `pixels` (joined on dataset and image_id; a resized PNG or JPEG copy is not the
 /// original the boxes are drawn on). NULL where neither is known, and always NULL

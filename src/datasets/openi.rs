@@ -3,7 +3,7 @@
 //! attributes by name) and the reports (`NLMCXR_reports.tgz`, one XML file per report
 //! under `ecgen-radiology/`).
 //!
-//! - `xr_images`: one row per `imageid`. `patient_id` = `Patient ID`, `study_id` =
+//! - `dataset_images`: one row per `imageid`. `patient_id` = `Patient ID`, `study_id` =
 //!   `Study Instance UID`, view from `View Position` (`PA`, `AP`; `LL`, `RL`,
 //!   `LATERAL`, `LARGE LATERAL` → `LATERAL`; other values `OTHER` with a
 //!   `data_issues` row; empty NULL), sex from `Patient's Sex` (empty in every row of
@@ -18,8 +18,8 @@
 //!   FINDINGS and IMPRESSION `AbstractText`, `mesh_major` the `<major>` terms as
 //!   written, `mesh_minor` the `<automatic>` terms (the files have no `<minor>`
 //!   element; any is added too), `image_ids` the covered images (`<parentImage id=…>`,
-//!   as image ids of `xr_images`).
-//! - `xr_labels`: source `openi_mesh`, value 1, raw label = the heading of a major term
+//!   as image ids of `dataset_images`).
+//! - `dataset_labels`: source `openi_mesh`, value 1, raw label = the heading of a major term
 //!   (text before the first `/`, trimmed), one row per distinct (image, heading), for
 //!   every image the report covers; `normal` maps to a NULL finding.
 //!
@@ -97,7 +97,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
 }
 
 struct Meta {
-    /// Report spelling of each image id → xr_images id.
+    /// Report spelling of each image id → dataset_images id.
     alias: HashMap<String, String>,
 }
 
@@ -194,7 +194,7 @@ pub fn read_files(
     Ok(rows)
 }
 
-/// The xr_images id of an image id as a report writes it, adding the image when the
+/// The dataset_images id of an image id as a report writes it, adding the image when the
 /// header file lacks it.
 #[allow(clippy::too_many_arguments)]
 fn resolve(

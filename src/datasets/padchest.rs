@@ -1,5 +1,5 @@
 //! PadChest (`PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv[.gz]`) →
-//! `xr_images`, `xr_labels`.
+//! `dataset_images`, `dataset_labels`.
 //!
 //! * ids: `image_id` = `ImageID`, `patient_id` = `PatientID`, `study_id` = `StudyID`;
 //!   `path` = `ImageDir/ImageID` (ImageDir is the folder number of the release).

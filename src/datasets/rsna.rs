@@ -4,14 +4,14 @@
 //! (a leading unnamed index column, then `PatientID`, `PatientSex`, `PatientAge`,
 //! `ViewPosition`, ...).
 //!
-//! - `xr_images`: one row per image (`patientId` is a per-image UID, so it is the
+//! - `dataset_images`: one row per image (`patientId` is a per-image UID, so it is the
 //!   image id and `patient_id` stays NULL: the release has no patient key). Sex `M`/`F`,
 //!   age (over 120 → NULL with a `data_issues` row), view `PA`/`AP` from the headers.
 //!   `path` is `stage_2_train_images/<patientId>.dcm`. An image in one file but not the
 //!   other is kept, with a `data_issues` row.
-//! - `xr_labels`: one row per image, source `rsna_2018`, raw label `Pneumonia`, value
+//! - `dataset_labels`: one row per image, source `rsna_2018`, raw label `Pneumonia`, value
 //!   = Target (0/1); rows of one image disagreeing on Target give 1 and an issue.
-//! - `xr_boxes`: one row per Target-1 box (x, y, width, height as given), raw label
+//! - `dataset_boxes`: one row per Target-1 box (x, y, width, height as given), raw label
 //!   `Pneumonia`.
 
 use std::collections::HashMap;

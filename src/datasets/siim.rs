@@ -2,12 +2,12 @@
 //! (a space before the second name; columns are matched after trimming), one row per
 //! mask region, `-1` for an image without pneumothorax.
 //!
-//! - `xr_images`: one row per image (no metadata in this file; `path` NULL, since the
+//! - `dataset_images`: one row per image (no metadata in this file; `path` NULL, since the
 //!   release nests its DICOM files by study and series UIDs the CSV does not carry).
-//! - `xr_labels`: one row per image, source `siim_2019`, raw label `Pneumothorax`:
+//! - `dataset_labels`: one row per image, source `siim_2019`, raw label `Pneumothorax`:
 //!   value 1 when the image has a region row (even one whose code is malformed),
 //!   0 when its only rows are `-1`. An image with both gets 1 and a `data_issues` row.
-//! - `xr_boxes`: one row per region, `mask_rle` the code unchanged, `x, y, w, h` the
+//! - `dataset_boxes`: one row per region, `mask_rle` the code unchanged, `x, y, w, h` the
 //!   bounding box of the decoded mask in pixels (inclusive extent: a one-pixel region
 //!   has w = h = 1) and `area` its pixel count. The code is Kaggle's `rle2mask`:
 //!   relative pairs (start offset from the end of the previous run, run length) over

@@ -2,14 +2,14 @@
 //! `image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max`, one row per box or
 //! per `No finding` vote, each image read by three of 17 radiologists.
 //!
-//! - `xr_images`: one row per image. The file has no sex, age or view: those are
+//! - `dataset_images`: one row per image. The file has no sex, age or view: those are
 //!   NULL (the images are frontal chest films, but the file does not say which view,
 //!   so `view` and `frontal` stay NULL rather than guessed). `path` is
 //!   `train/<image_id>.dicom`, as the release (and TorchXRayVision) lays it out.
-//! - `xr_labels`: per reader, source `vindr_<rad_id>` (`vindr_R1` … `vindr_R17`), one
+//! - `dataset_labels`: per reader, source `vindr_<rad_id>` (`vindr_R1` … `vindr_R17`), one
 //!   row per distinct (image, reader, class_name), value 1, `No finding` included
 //!   (its finding NULL by the map).
-//! - `xr_boxes`: every box, source `vindr_<rad_id>`, reader = `rad_id`, x = x_min,
+//! - `dataset_boxes`: every box, source `vindr_<rad_id>`, reader = `rad_id`, x = x_min,
 //!   y = y_min, w = x_max − x_min, h = y_max − y_min. A coordinate that is not a
 //!   finite number, negative, or an empty or inverted box drops the box with a `data_issues`
 //!   row (the reader's label stays); coordinates on a `No finding` row are ignored

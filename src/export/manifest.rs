@@ -147,7 +147,7 @@ impl Manifest {
             .collect()
     }
 
-    /// Each image's boxes of `xr_boxes` as one list, in the datasets of the scope.
+    /// Each image's boxes of `dataset_boxes` as one list, in the datasets of the scope.
     fn boxes_sql(&self) -> String {
         let (width, height) = crate::datasets::box_frame_sql("b", "p", self.measured_sizes);
         let (x_scale, y_scale) = match self.box_size {
@@ -167,7 +167,7 @@ impl Manifest {
                                   'x_scaled', b.x * {x_scale}, 'y_scaled', b.y * {y_scale},
                                   'w_scaled', b.w * {x_scale}, 'h_scaled', b.h * {y_scale},
                                   'mask_rle', b.mask_rle)) AS boxes
-    FROM xr_boxes b{sizes}{in_datasets}
+    FROM dataset_boxes b{sizes}{in_datasets}
     GROUP BY b.dataset, b.image_id"
         )
     }

@@ -18,7 +18,7 @@ pub fn default_states<'a>(
     image_states(sources, |r| r.dataset != "nih" || r.source == nih_source)
 }
 
-/// `xr_images`, with each image's states from [`default_states`].
+/// `dataset_images`, with each image's states from [`default_states`].
 pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Result<RecordBatch> {
     let state = |r: &ImageRow| states.get(r.image_id.as_str());
     let mask = |k: usize| {
@@ -61,7 +61,7 @@ pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Resul
     ])
 }
 
-/// `xr_labels`.
+/// `dataset_labels`.
 pub fn labels_batch(rows: &[LabelRow]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
@@ -77,7 +77,7 @@ pub fn labels_batch(rows: &[LabelRow]) -> Result<RecordBatch> {
 /// positive, uncertain and negative, as bit masks over the 18 findings (bit k is
 /// `XR_FINDINGS[k]`); whether it states the image normal; whether it states a label
 /// outside the 18 positive or uncertain. A cohort over any sources then reads one
-/// narrow row per image and source instead of resolving `xr_labels` every time. One
+/// narrow row per image and source instead of resolving `dataset_labels` every time. One
 /// row per (image, source) with any label, in the order the labels come (a reader's
 /// labels come image by image).
 pub fn states_batch(rows: &[StateRow]) -> Result<RecordBatch> {
@@ -236,7 +236,7 @@ pub struct State {
 }
 
 /// One [`State`] per (image, source) of a part's labels, in first-seen order:
-/// resolved once, read by both `finding_states` and `xr_images`.
+/// resolved once, read by both `finding_states` and `dataset_images`.
 pub struct SourceStates<'a>(pub Vec<StateRow<'a>>);
 
 /// The [`SourceStates`] of a part's labels.
@@ -294,7 +294,7 @@ impl State {
 
 /// Per image, the states of all its sources together: positive if any says so,
 /// uncertain if any says that, known what any source that labelled the image labels
-/// in any image (the `known_findings` of xr_images).
+/// in any image (the `known_findings` of dataset_images).
 fn image_states<'a>(
     sources: &SourceStates<'a>,
     chosen: impl Fn(&StateRow) -> bool,
@@ -377,7 +377,7 @@ fn vote(states: &[State], rule: &str) -> State {
     out
 }
 
-/// `xr_boxes`.
+/// `dataset_boxes`.
 pub fn boxes_batch(rows: &[BoxRow]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),

@@ -38,7 +38,7 @@ pub struct IngestOptions {
     /// `pixel_stats`.
     pub images: Vec<crate::pixels::source::ImageInput>,
     /// The other NIH label release (the 2017 file beside the 2020 one, or the
-    /// reverse), a second label source in `xr_labels`.
+    /// reverse), a second label source in `dataset_labels`.
     pub other_release: Option<PathBuf>,
     /// Other datasets for the cross-dataset tables.
     pub datasets: Vec<crate::datasets::DatasetSpec>,
@@ -352,7 +352,7 @@ fn write_metadata(
 /// Rows per batch of the cross-dataset tables: a few megabytes of Arrow arrays.
 const SLICE: usize = 65_536;
 
-/// Writes `xr_images`, `xr_labels`, `finding_states`, `xr_boxes`, `reports` and
+/// Writes `dataset_images`, `dataset_labels`, `finding_states`, `dataset_boxes`, `reports` and
 /// `studies`, one
 /// part (dataset) after another and in slices of [`SLICE`] rows, freeing each part's
 /// rows once written: the rows of the parts still to write and one slice's batch are
@@ -380,10 +380,10 @@ fn write_cross_dataset(
     };
     let no_states = PlHashMap::default();
     let mut sinks = [
-        sink("xr_images", across::images_batch(&[], &no_states))?,
-        sink("xr_labels", across::labels_batch(&[]))?,
+        sink("dataset_images", across::images_batch(&[], &no_states))?,
+        sink("dataset_labels", across::labels_batch(&[]))?,
         sink("finding_states", across::states_batch(&[]))?,
-        sink("xr_boxes", across::boxes_batch(&[]))?,
+        sink("dataset_boxes", across::boxes_batch(&[]))?,
         sink("reports", across::reports_batch(&[]))?,
         sink("studies", across::studies_batch(&[], &no_states))?,
     ];
@@ -426,7 +426,7 @@ fn write_cross_dataset(
             .write(&across::studies_batch(&images, &states)?)?;
     }
     crate::trace(
-        "  write xr_images, xr_labels, finding_states, xr_boxes, reports, studies",
+        "  write dataset_images, dataset_labels, finding_states, dataset_boxes, reports, studies",
         w,
     );
     sinks

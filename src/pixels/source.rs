@@ -18,7 +18,7 @@ pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 /// An image input and the dataset its images belong to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInput {
-    /// The dataset of `xr_images` the images are matched to.
+    /// The dataset of `dataset_images` the images are matched to.
     pub dataset: &'static str,
     /// A tar, tar.gz, zip or folder.
     pub path: PathBuf,

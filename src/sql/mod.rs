@@ -28,9 +28,9 @@ use crate::warehouse::Snapshot;
 
 /// The built-in views: (name, SQL template, tables it reads). Their SQL lives in
 /// `views/`, written over `{images}` (and `{findings}`) so that the analysis commands
-/// can run the same definitions over a cohort (`finding_states` reads `xr_labels`). Ingest stores both as tables too
+/// can run the same definitions over a cohort (`finding_states` reads `dataset_labels`). Ingest stores both as tables too
 /// (`ingest::derived`); a view is registered only where the warehouse has no table.
-pub const VIEWS: [(&str, &str, &[&str]); 3] = [
+pub const VIEWS: [(&str, &str, &[&str]); 6] = [
     (
         "cooccurrence",
         include_str!("views/cooccurrence.sql"),
@@ -44,7 +44,24 @@ pub const VIEWS: [(&str, &str, &[&str]); 3] = [
     (
         "finding_states",
         include_str!("views/finding_states.sql"),
-        &["xr_labels"],
+        &["dataset_labels"],
+    ),
+    // The names the cross-dataset tables had before schema version 4, kept for
+    // users' saved queries.
+    (
+        "xr_images",
+        "SELECT * FROM dataset_images",
+        &["dataset_images"],
+    ),
+    (
+        "xr_labels",
+        "SELECT * FROM dataset_labels",
+        &["dataset_labels"],
+    ),
+    (
+        "xr_boxes",
+        "SELECT * FROM dataset_boxes",
+        &["dataset_boxes"],
     ),
 ];
 
@@ -198,8 +215,12 @@ impl Warehouse {
                     .await?;
             }
         }
-        for (name, _, _) in VIEWS {
-            if wanted.view(name) && !is_stored(name) && !self.ctx.table_exist(name)? {
+        for (name, _, reads) in VIEWS {
+            if wanted.view(name)
+                && !is_stored(name)
+                && !self.ctx.table_exist(name)?
+                && reads.iter().all(|t| is_stored(t))
+            {
                 let view = self
                     .ctx
                     .sql(&view_sql(name, "images", "findings"))

@@ -90,7 +90,7 @@ with engine.connect() as connection:
 # have none), and read_sql_table reads every row.
 inspector = sqlalchemy.inspect(engine)
 assert sorted(inspector.get_table_names()) == sorted(tables), inspector.get_table_names()
-for name in ["images", "patients", "xr_images"]:
+for name in ["images", "patients", "dataset_images"]:
     columns = [c["name"] for c in inspector.get_columns(name)]
     assert columns == parquet_table(name).column_names, (name, columns)
     assert inspector.get_pk_constraint(name)["constrained_columns"] == [], name

@@ -65,7 +65,7 @@ impl Revision {
         }
     }
 
-    /// The label source of this release in `xr_labels` (`nih_2017`, `nih_2020`).
+    /// The label source of this release in `dataset_labels` (`nih_2017`, `nih_2020`).
     pub fn source(self) -> &'static str {
         match self {
             Revision::Original2017 => "nih_2017",

@@ -209,7 +209,7 @@ pub const GOOGLE_LABELS: [(&str, Option<&'static str>); 4] = [
     ("Nodule or mass", None),
 ];
 
-/// `xr_images` and `xr_labels` rows of one NIH label release (`nih_2020`/`nih_2017`).
+/// `dataset_images` and `dataset_labels` rows of one NIH label release (`nih_2020`/`nih_2017`).
 pub fn to_rows(images: &[Image], source: &str) -> DatasetRows {
     DatasetRows {
         images: images.iter().map(image_row).collect(),
@@ -218,7 +218,7 @@ pub fn to_rows(images: &[Image], source: &str) -> DatasetRows {
     }
 }
 
-/// The `xr_labels` rows of a second label release over the same images.
+/// The `dataset_labels` rows of a second label release over the same images.
 pub fn labels_only(images: &[Image], source: &str) -> Vec<LabelRow> {
     let mut out = Vec::with_capacity(images.len() * 2);
     let source = Shared::from(source);

@@ -39,7 +39,7 @@ stated AS (
            CAST(COALESCE(bit_or(CASE WHEN l."value" = 0 THEN f.bit END), 0) AS INT) AS negative,
            bool_or(f.bit IS NULL AND n.raw_label IS NOT NULL AND l."value" = 1) AS states_normal,
            bool_or(f.bit IS NULL AND n.raw_label IS NULL AND b.raw_label IS NULL AND l."value" <> 0) AS other_positive
-    FROM xr_labels l
+    FROM dataset_labels l
     LEFT JOIN finding f ON f.label = l.finding
     LEFT JOIN normal n ON n.dataset = l.dataset AND n.raw_label = l.raw_label
     LEFT JOIN beside b ON b.dataset = l.dataset AND b.raw_label = l.raw_label
