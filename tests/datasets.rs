@@ -256,6 +256,54 @@ fn a_wrong_file_for_a_dataset_is_refused_and_nothing_is_written() {
     assert!(stderr(&out).contains("chexpert"), "{}", stderr(&out));
 }
 
+/// Datasets are written as they are read: a wrong file after good ones still fails
+/// the whole ingest (exit 2, naming it) and leaves the warehouse as it was.
+#[test]
+fn a_wrong_file_after_written_datasets_leaves_the_warehouse_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = chexpert_fixture(dir.path());
+    let good = format!("chexpert={}", train.display());
+    assert!(ingest(dir.path(), &["--dataset", &good]).status.success());
+    let manifest = dir.path().join("wh/manifest.json");
+    let before = std::fs::read(&manifest).unwrap();
+    let masks = dir.path().join("train-rle.csv");
+    std::fs::write(&masks, "ImageId, EncodedPixels\n1.2.3.1, 2050 3 1021 3\n").unwrap();
+    let siim = format!("siim={}", masks.display());
+    let wrong = dir.path().join("vindr.csv");
+    std::fs::write(&wrong, "image_id,class_name\nabc,Aortic enlargement\n").unwrap();
+    let wrong_arg = format!("vindr={}", wrong.display());
+    let out = ingest(
+        dir.path(),
+        &[
+            "--dataset",
+            &good,
+            "--dataset",
+            &siim,
+            "--dataset",
+            &wrong_arg,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("vindr.csv") && stderr(&out).contains("rad_id"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&manifest).unwrap(), before);
+    let entries = std::fs::read_dir(dir.path().join("wh")).unwrap().count();
+    assert_eq!(
+        entries, 3,
+        "a failed ingest left something behind (manifest, lock, one version)"
+    );
+    assert_eq!(
+        q(
+            &dir.path().join("wh"),
+            "SELECT dataset FROM datasets ORDER BY dataset"
+        ),
+        [["chexpert"], ["nih"]]
+    );
+}
+
 #[test]
 fn agreement_between_the_two_nih_releases() {
     // Pneumonia positives in each release, counted from the shipped CSVs here.

@@ -15,7 +15,7 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::common::{Col, MAX_AGE, claim_id, frontal_of, label_value, require_all};
+use crate::datasets::common::{Col, MAX_AGE, claim_id, frontal_of, label_value, read_columns};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
 use crate::error::{Error, Result};
@@ -63,7 +63,6 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     }
     let mut tables = Vec::with_capacity(paths.len());
     for p in paths {
-        let t = CsvTable::read(p, issues)?;
         let squashed: Vec<String> = LABEL_COLUMNS.iter().map(|n| squash(n)).collect();
         let aliases: Vec<[&str; 1]> = squashed.iter().map(|s| [s.as_str()]).collect();
         let mut cols: Vec<Col> = BASE.to_vec();
@@ -73,8 +72,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
                 .zip(&aliases)
                 .map(|(n, a)| (*n, &a[..])),
         );
-        let pos = require_all(&t, "CheXpert", &cols)?;
-        tables.push((t, pos));
+        tables.push(read_columns(p, issues, "CheXpert", &cols)?);
     }
     let mut rows = DatasetRows::default();
     let mut resolver = Resolver::new(map, NAME);

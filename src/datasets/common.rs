@@ -16,6 +16,20 @@ pub const MAX_AGE: f32 = 120.0;
 /// A column a reader needs: (name as documented, squashed aliases).
 pub type Col<'a> = (&'a str, &'a [&'a str]);
 
+/// Reads `path` as CSV with only the fields of `cols` parsed (their positions
+/// returned); when any is missing, the error of [`require_all`].
+pub fn read_columns(
+    path: &Path,
+    issues: &mut Issues,
+    what: &str,
+    cols: &[Col],
+) -> Result<(CsvTable, Vec<usize>)> {
+    CsvTable::read_picking(path, issues, |t| {
+        let pos = require_all(t, what, cols)?;
+        Ok((pos.clone(), Some(pos)))
+    })
+}
+
 /// The positions of `cols` in `t`'s header; when any is missing, one input error
 /// naming the file, what it was read as, and every missing column.
 pub fn require_all(t: &CsvTable, what: &str, cols: &[Col]) -> Result<Vec<usize>> {

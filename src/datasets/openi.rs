@@ -259,24 +259,33 @@ fn optional<'t>(t: &'t CsvTable, names: &[&str]) -> Result<Option<(usize, Vec<Op
 }
 
 fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Result<()> {
-    let t = CsvTable::read(path, issues)?;
-    // `View Position` is required too: other datasets' ids (`ImageId`, `image_id`)
-    // squash to the same name as `imageid`.
-    let c = require_all(
-        &t,
-        "OpenI",
-        &[
-            ("imageid", &["imageid"]),
-            ("View Position", &["viewposition"]),
-        ],
-    )?;
+    // The DICOM dump has 176 columns; only these are parsed.
+    const OPTIONAL: [&[&str]; 6] = [
+        &["patientid"],
+        &["studyinstanceuid"],
+        &["viewposition"],
+        &["patientssex", "patientsex"],
+        &["patientsbirthdate"],
+        &["studydate"],
+    ];
+    let (t, c) = CsvTable::read_picking(path, issues, |t| {
+        // `View Position` is required too: other datasets' ids (`ImageId`, `image_id`)
+        // squash to the same name as `imageid`.
+        let c = require_all(
+            t,
+            "OpenI",
+            &[
+                ("imageid", &["imageid"]),
+                ("View Position", &["viewposition"]),
+            ],
+        )?;
+        let mut fields = c.clone();
+        fields.extend(OPTIONAL.iter().filter_map(|names| t.find(names)));
+        Ok((c, Some(fields)))
+    })?;
     let ids = t.values(c[0])?;
-    let pid = optional(&t, &["patientid"])?;
-    let study = optional(&t, &["studyinstanceuid"])?;
-    let view = optional(&t, &["viewposition"])?;
-    let sex = optional(&t, &["patientssex", "patientsex"])?;
-    let birth = optional(&t, &["patientsbirthdate"])?;
-    let date = optional(&t, &["studydate"])?;
+    let [pid, study, view, sex, birth, date] = OPTIONAL.map(|names| optional(&t, names));
+    let (pid, study, view, sex, birth, date) = (pid?, study?, view?, sex?, birth?, date?);
     let src = t.source.clone();
     let sex_all_empty = sex
         .as_ref()

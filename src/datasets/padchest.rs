@@ -17,7 +17,7 @@ use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
 use crate::datasets::common::{
-    Col, MAX_AGE, claim_id, date_key, frontal_of, require_all, year_of_date,
+    Col, MAX_AGE, claim_id, date_key, frontal_of, read_columns, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, Interner, LabelRow, Shared};
@@ -52,9 +52,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     }
     let mut tables = Vec::with_capacity(paths.len());
     for p in paths {
-        let t = CsvTable::read(p, issues)?;
-        let pos = require_all(&t, "PadChest", &COLS)?;
-        tables.push((t, pos));
+        tables.push(read_columns(p, issues, "PadChest", &COLS)?);
     }
     let mut rows = DatasetRows::default();
     let mut resolver = Resolver::new(map, NAME);

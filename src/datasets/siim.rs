@@ -18,10 +18,9 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 
-use crate::datasets::common::{ImageList, bare_image, one_path, require_all};
+use crate::datasets::common::{ImageList, bare_image, one_path, read_columns};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{BoxRow, DatasetRows, LabelRow, Shared};
 
@@ -105,9 +104,9 @@ pub fn decode_rle(rle: &str, width: u64, height: u64) -> Result<Region, String> 
 /// Reads the SIIM-ACR training RLE CSV (`paths` holds exactly that file).
 pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
     let path = one_path(NAME, paths)?;
-    let t = CsvTable::read(path, issues)?;
-    let c = require_all(
-        &t,
+    let (t, c) = read_columns(
+        path,
+        issues,
         "SIIM-ACR",
         &[
             ("ImageId", &["imageid"]),

@@ -19,10 +19,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
 
-use crate::datasets::common::{ImageList, bare_image, one_path, parse_finite, require_all};
+use crate::datasets::common::{ImageList, bare_image, one_path, parse_finite, read_columns};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{BoxRow, DatasetRows, Interner, LabelRow};
 
@@ -34,9 +33,9 @@ pub const NO_FINDING: &str = "No finding";
 /// Reads the VinDr-CXR annotation CSV (`paths` holds exactly that file; plain or gzip).
 pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
     let path = one_path(NAME, paths)?;
-    let t = CsvTable::read(path, issues)?;
-    let c = require_all(
-        &t,
+    let (t, c) = read_columns(
+        path,
+        issues,
         "VinDr-CXR",
         &[
             ("image_id", &["imageid"]),

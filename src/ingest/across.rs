@@ -118,8 +118,14 @@ struct Study<'r> {
 /// positive and known findings over the default sources (U-Ignore: an uncertain
 /// finding is neither) as bit masks, and those compared with the previous study's.
 /// The follow-up of a whole dataset reads it; `cxr followup` computes the same rows
-/// for a cohort (`with_followups`).
-pub fn studies_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Result<RecordBatch> {
+/// for a cohort (`with_followups`). `write` takes the rows in batches of at most
+/// `slice` studies (one batch, with no rows, when there are none).
+pub fn write_studies(
+    rows: &[ImageRow],
+    states: &PlHashMap<&str, State>,
+    slice: usize,
+    mut write: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
     let mut index: PlHashMap<(&str, &str), usize> = PlHashMap::new();
     let mut studies: Vec<Study> = Vec::new();
     for r in rows {
@@ -162,6 +168,35 @@ pub fn studies_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Resu
         previous.push((!first).then(|| studies[k - 1].positive));
     }
     let dataset = rows.first().map_or("", |r| r.dataset);
+    let mut start: usize = 0;
+    loop {
+        let end = start.saturating_add(slice).min(studies.len());
+        write(&study_columns(
+            dataset,
+            &studies[start..end],
+            &rank[start..end],
+            &previous[start..end],
+        )?)?;
+        if end == studies.len() {
+            return Ok(());
+        }
+        start = end;
+    }
+}
+
+/// `studies` with no rows: its columns.
+pub fn no_studies() -> Result<RecordBatch> {
+    study_columns("", &[], &[], &[])
+}
+
+/// The columns of `studies` for these studies, each with its rank and the previous
+/// study's positive findings.
+fn study_columns(
+    dataset: &str,
+    studies: &[Study],
+    rank: &[i32],
+    previous: &[Option<i32>],
+) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(studies.iter().map(|_| dataset))),
         ("patient_id", text(studies.iter().map(|s| s.patient))),
@@ -188,7 +223,7 @@ pub fn studies_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Resu
             i32s(
                 studies
                     .iter()
-                    .zip(&previous)
+                    .zip(previous)
                     .map(|(s, p)| p.map(|p| s.positive & !p)),
             ),
         ),
@@ -197,7 +232,7 @@ pub fn studies_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Resu
             i32s(
                 studies
                     .iter()
-                    .zip(&previous)
+                    .zip(previous)
                     .map(|(s, p)| p.map(|p| p & !s.positive)),
             ),
         ),

@@ -1,13 +1,15 @@
 //! `cxr ingest`: the CSVs (and image archives) in, a complete warehouse out.
 //!
-//! Everything is read and cleaned in memory first, then written into a staging
-//! directory beside the warehouse and swapped in whole, so a failed or interrupted
-//! ingest leaves the previous warehouse exactly as it was.
+//! Each input is read and cleaned in memory, then written into a staging directory
+//! beside the warehouse (the other datasets one by one as they are read), and the
+//! staging directory is swapped in whole, so a failed or interrupted ingest leaves the
+//! previous warehouse exactly as it was.
 
 pub use crate::input::{csv, issues, table};
 
 pub mod derived;
 mod overlap;
+mod read;
 
 pub mod across;
 
@@ -139,24 +141,19 @@ pub fn run_with_progress(
     let mut issues = Issues::default();
     // With images, the other datasets are read first (a wrong file is refused before
     // any pixel work), then the pixel pass runs while the CSVs are read and their
-    // tables written (overlap.rs). Without, the other datasets and NIH are read side
-    // by side.
-    let (lock, others, read) = if opts.images.is_empty() {
-        let (others, read) = read_all_side_by_side(opts, &mut issues)?;
-        // Other writers wait here; from now on the warehouse is ours to change.
-        (WriteLock::acquire(&opts.warehouse)?, others, Some(read))
+    // tables written (overlap.rs). Without, NIH is read beside the other datasets, and
+    // each dataset is written as soon as it is read and those before it are written.
+    let (lock, others) = if opts.images.is_empty() {
+        (WriteLock::acquire(&opts.warehouse)?, None)
     } else {
-        let others = read_datasets(opts, &mut issues)?;
-        (WriteLock::acquire(&opts.warehouse)?, others, None)
+        let others = read::all_datasets(opts)?;
+        (WriteLock::acquire(&opts.warehouse)?, Some(others))
     };
+    // Other writers wait above; from now on the warehouse is ours to change.
     let staging = lock.stage()?;
-    let (written, pixel_run, _cache_guard) = match read {
-        Some(read) => {
-            crate::trace("read inputs", start);
-            let written = write_metadata(opts, &staging, others, read, &mut issues, true)?;
-            (written, None, None)
-        }
-        None => {
+    let (written, pixel_run, _cache_guard) = match others {
+        None => (read_and_write(opts, &staging, &mut issues)?, None, None),
+        Some(others) => {
             let (written, run, guard) = overlap::write_while_measuring(
                 opts,
                 &lock,
@@ -257,32 +254,41 @@ fn write_table(staging: &Staging, name: &str, batch: Result<RecordBatch>) -> Res
     Ok((name.to_string(), rows))
 }
 
+/// Reads NIH on this thread while the other datasets are read beside it, and writes
+/// every table but `data_issues` and the pixel tables. A dataset's error is the one
+/// reported when NIH's inputs fail too.
+fn read_and_write(opts: &IngestOptions, staging: &Staging, issues: &mut Issues) -> Result<Written> {
+    let start = Instant::now();
+    let map = read::label_map(opts)?;
+    // NIH's reading and writing take a core; the other datasets one after another
+    // on the rest: two big ones read at once held both (+130 MB on the real files)
+    // and were no faster.
+    let readers = std::thread::available_parallelism().map_or(2, usize::from) - 1;
+    std::thread::scope(|s| {
+        let others = read::each_dataset(s, opts, &map, readers.max(1));
+        match nih::read(&opts.nih_files(), issues) {
+            Ok(release) => {
+                crate::trace("read NIH", start);
+                write_metadata(opts, staging, others.into_iter(), release, issues, true)
+            }
+            Err(e) => Err(others.into_iter().find_map(Result::err).unwrap_or(e)),
+        }
+    })
+}
+
 /// Matches the side inputs against the metadata and writes every table but
-/// `data_issues` and the pixel tables (which wait for the pixel pass).
+/// `data_issues` and the pixel tables (which wait for the pixel pass). The other
+/// datasets' `data_issues` come first, as they were given.
 fn write_metadata(
     opts: &IngestOptions,
     staging: &Staging,
-    others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
+    others: impl Iterator<Item = Result<read::Part>> + Send,
     release: Release,
     issues: &mut Issues,
     parallel: bool,
 ) -> Result<Written> {
     let t = Instant::now();
     let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
-    let nih_source = release.revision.source();
-    if let Some(other) = &opts.other_release
-        && others
-            .iter()
-            .any(|(_, info)| info.dataset == "nih" && info.label_sources == [nih_source])
-    {
-        return Err(crate::error::Error::input(
-            other,
-            format!(
-                "the same NIH release ({}) as the metadata; --other-release takes the other one",
-                release.revision.name()
-            ),
-        ));
-    }
     // The big tables are built and written on threads of their own; the small ones
     // follow on this one.
     let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
@@ -296,21 +302,13 @@ fn write_metadata(
         let derived_t = Task::start(s, parallel, || derived::write(images, staging));
         let release = &release;
         let write = &write;
-        let cross_t = Task::start(
-            s,
-            parallel,
-            move || -> Result<(Vec<(String, u64)>, Cross)> {
-                let t = Instant::now();
-                let mut cross = cross_dataset(opts, release, others)?;
-                crate::trace("  cross-dataset rows", t);
-                let parts = std::mem::take(&mut cross.parts);
-                let measured: Vec<&str> = opts.images.iter().map(|i| i.dataset).collect();
-                let mut tables =
-                    write_cross_dataset(staging, parts, nih_source, &measured, &mut cross.images)?;
-                tables.push(write("datasets", across::datasets_batch(&cross.datasets))?);
-                Ok((tables, cross))
-            },
-        );
+        let cross_t = Task::start(s, parallel, move || -> Result<Cross> {
+            let mut cross = write_cross_dataset(opts, staging, release, others)?;
+            cross
+                .tables
+                .push(write("datasets", across::datasets_batch(&cross.datasets))?);
+            Ok(cross)
+        });
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
@@ -326,11 +324,14 @@ fn write_metadata(
         big.extend(small);
         (big, patient_issues, derived, cross)
     });
+    let cross = cross?;
+    let mut read_first = cross.issues;
+    read_first.extend(std::mem::take(issues));
+    *issues = read_first;
     issues.extend(patient_issues);
     let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
     tables.extend(derived?);
-    let (cross_tables, cross) = cross?;
-    tables.extend(cross_tables);
+    tables.extend(cross.tables);
     let Release {
         images,
         revision,
@@ -352,57 +353,151 @@ fn write_metadata(
 /// Rows per batch of the cross-dataset tables: a few megabytes of Arrow arrays.
 const SLICE: usize = 65_536;
 
-/// Writes `dataset_images`, `dataset_labels`, `finding_states`, `dataset_boxes`, `reports` and
-/// `studies`, one
-/// part (dataset) after another and in slices of [`SLICE`] rows, freeing each part's
-/// rows once written: the rows of the parts still to write and one slice's batch are
-/// all that is in memory.
+/// What [`write_cross_dataset`] wrote, and what describes the datasets.
+struct Cross {
+    /// (table, rows) of each cross-dataset table.
+    tables: Vec<(String, u64)>,
+    /// The `datasets` rows: NIH's, then each other dataset's.
+    datasets: Vec<(crate::datasets::DatasetInfo, [Option<i64>; 3])>,
+    inputs: Vec<InputFile>,
+    /// The other datasets' `data_issues`, in the order they were given.
+    issues: Issues,
+    /// The images of the datasets whose images are measured.
+    images: KnownImages,
+}
+
+/// Per dataset whose images are measured, its image ids and each image's sex.
+type KnownImages = std::collections::HashMap<&'static str, PlHashMap<String, Option<&'static str>>>;
+
+/// Writes NIH's rows (its images, the labels of its release, Google's labels, its
+/// boxes) and then each other dataset's as `others` yields it into the cross-dataset
+/// tables: only the dataset being written and those already read wait in memory.
 fn write_cross_dataset(
+    opts: &IngestOptions,
     staging: &Staging,
-    parts: Vec<crate::datasets::DatasetRows>,
-    nih_source: &str,
-    measured: &[&str],
-    known: &mut KnownImages,
-) -> Result<Vec<(String, u64)>> {
-    use crate::datasets::DatasetRows;
-    let opts = parquet::WriteOptions {
-        no_dictionary: vec!["image_id", "patient_id", "study_id", "path"],
-        // One patient's rows (a timeline) are a few pages, not a fifth of the file.
-        page_rows: Some(4096),
-        ..Default::default()
+    release: &Release,
+    others: impl Iterator<Item = Result<read::Part>>,
+) -> Result<Cross> {
+    let nih_source = release.revision.source();
+    let measured: Vec<&str> = opts.images.iter().map(|i| i.dataset).collect();
+    let mut tables = CrossTables::create(staging, nih_source, &measured)?;
+    let (rows, mut nih_info) = release.rows();
+    nih_info.label_sources = sources_of(&rows.labels);
+    let nih_counts = counts(&rows.images);
+    tables.write(rows)?;
+    let mut cross = Cross {
+        tables: Vec::new(),
+        datasets: Vec::new(),
+        inputs: Vec::new(),
+        issues: Issues::default(),
+        images: KnownImages::default(),
     };
-    let sink = |name: &str, empty: Result<RecordBatch>| -> Result<(String, parquet::ParquetSink)> {
-        let path = staging.path(&format!("{name}.parquet"));
-        Ok((
-            name.to_string(),
-            parquet::ParquetSink::create(&path, &empty?.schema(), &opts)?,
-        ))
-    };
-    let no_states = PlHashMap::default();
-    let mut sinks = [
-        sink("dataset_images", across::images_batch(&[], &no_states))?,
-        sink("dataset_labels", across::labels_batch(&[]))?,
-        sink("finding_states", across::states_batch(&[]))?,
-        sink("dataset_boxes", across::boxes_batch(&[]))?,
-        sink("reports", across::reports_batch(&[]))?,
-        sink("studies", across::studies_batch(&[], &no_states))?,
-    ];
-    let w = Instant::now();
-    for part in parts {
-        let DatasetRows {
+    for part in others {
+        let (rows, mut info, issues) = part?;
+        cross.issues.extend(issues);
+        if info.dataset == "nih" {
+            // The other NIH release: labels only, over the same images.
+            if info.label_sources == [nih_source] {
+                return Err(crate::error::Error::input(
+                    opts.other_release.as_deref().unwrap_or(&opts.metadata),
+                    format!(
+                        "the same NIH release ({}) as the metadata; --other-release takes the other one",
+                        release.revision.name()
+                    ),
+                ));
+            }
+            nih_info.source_files.extend(info.source_files);
+            nih_info.label_sources.extend(sources_of(&rows.labels));
+        } else {
+            info.label_sources = sources_of(&rows.labels);
+            for spec in opts.datasets.iter().filter(|s| s.name == info.dataset) {
+                for p in &spec.paths {
+                    cross.inputs.push(InputFile::describe(info.dataset, p)?);
+                }
+            }
+            cross.datasets.push((info, counts(&rows.images)));
+        }
+        tables.write(rows)?;
+    }
+    nih_info.label_sources.sort();
+    nih_info.label_sources.dedup();
+    cross.datasets.insert(0, (nih_info, nih_counts));
+    if let Some(p) = &opts.other_release {
+        cross
+            .inputs
+            .push(InputFile::describe("metadata_other_release", p)?);
+    }
+    cross.inputs.push(match &opts.label_map {
+        Some(p) => InputFile::describe("label_map", p)?,
+        None => shipped_map(),
+    });
+    let (written, images) = tables.finish()?;
+    cross.tables = written;
+    cross.images = images;
+    Ok(cross)
+}
+
+/// The files of `dataset_images`, `dataset_labels`, `finding_states`,
+/// `dataset_boxes`, `reports` and `studies`, open while the datasets are written
+/// into them one after another, each in slices of [`SLICE`] rows.
+struct CrossTables<'a> {
+    sinks: [(String, parquet::ParquetSink); 6],
+    nih_source: &'a str,
+    measured: &'a [&'a str],
+    known: KnownImages,
+    started: Instant,
+}
+
+impl<'a> CrossTables<'a> {
+    fn create(staging: &Staging, nih_source: &'a str, measured: &'a [&'a str]) -> Result<Self> {
+        let opts = parquet::WriteOptions {
+            no_dictionary: vec!["image_id", "patient_id", "study_id", "path"],
+            // One patient's rows (a timeline) are a few pages, not a fifth of the file.
+            page_rows: Some(4096),
+            ..Default::default()
+        };
+        let sink =
+            |name: &str, empty: Result<RecordBatch>| -> Result<(String, parquet::ParquetSink)> {
+                let path = staging.path(&format!("{name}.parquet"));
+                Ok((
+                    name.to_string(),
+                    parquet::ParquetSink::create(&path, &empty?.schema(), &opts)?,
+                ))
+            };
+        let no_states = PlHashMap::default();
+        Ok(CrossTables {
+            sinks: [
+                sink("dataset_images", across::images_batch(&[], &no_states))?,
+                sink("dataset_labels", across::labels_batch(&[]))?,
+                sink("finding_states", across::states_batch(&[]))?,
+                sink("dataset_boxes", across::boxes_batch(&[]))?,
+                sink("reports", across::reports_batch(&[]))?,
+                sink("studies", across::no_studies())?,
+            ],
+            nih_source,
+            measured,
+            known: KnownImages::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Writes one dataset's rows (freed once written).
+    fn write(&mut self, rows: crate::datasets::DatasetRows) -> Result<()> {
+        let crate::datasets::DatasetRows {
             images,
             labels,
             boxes,
             reports,
-        } = part;
+        } = rows;
         if let Some(first) = images.first()
-            && measured.contains(&first.dataset)
+            && self.measured.contains(&first.dataset)
         {
-            let ids = known.entry(first.dataset).or_default();
+            let ids = self.known.entry(first.dataset).or_default();
             ids.extend(images.iter().map(|i| (i.image_id.clone(), i.sex)));
         }
         let sources = across::source_states(&labels);
-        let states = across::default_states(&sources, nih_source);
+        let states = across::default_states(&sources, self.nih_source);
+        let sinks = &mut self.sinks;
         for rows in images.chunks(SLICE) {
             sinks[0].1.write(&across::images_batch(rows, &states)?)?;
         }
@@ -421,170 +516,23 @@ fn write_cross_dataset(
         for rows in reports.chunks(SLICE) {
             sinks[4].1.write(&across::reports_batch(rows)?)?;
         }
-        sinks[5]
-            .1
-            .write(&across::studies_batch(&images, &states)?)?;
+        across::write_studies(&images, &states, SLICE, |b| sinks[5].1.write(b))?;
+        Ok(())
     }
-    crate::trace(
-        "  write dataset_images, dataset_labels, finding_states, dataset_boxes, reports, studies",
-        w,
-    );
-    sinks
-        .into_iter()
-        .map(|(name, sink)| Ok((name, sink.finish()?)))
-        .collect()
-}
 
-/// Every dataset's rows in the cross-dataset tables, and the `datasets` rows.
-struct Cross {
-    /// NIH's rows first, then each other dataset's (and the other NIH release's labels).
-    parts: Vec<crate::datasets::DatasetRows>,
-    datasets: Vec<(crate::datasets::DatasetInfo, [Option<i64>; 3])>,
-    inputs: Vec<InputFile>,
-    /// Filled as the parts are written.
-    images: KnownImages,
-}
-
-/// Per dataset whose images are measured, its image ids and each image's sex.
-type KnownImages = std::collections::HashMap<&'static str, PlHashMap<String, Option<&'static str>>>;
-
-/// The other datasets and the NIH inputs, read on threads side by side; issues in
-/// the order of a sequential read (the other datasets' first), and a dataset's error
-/// before NIH's.
-#[allow(clippy::type_complexity)]
-fn read_all_side_by_side(
-    opts: &IngestOptions,
-    issues: &mut Issues,
-) -> Result<(
-    Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
-    Release,
-)> {
-    let (others, nih) = std::thread::scope(|s| {
-        let nih = s.spawn(|| {
-            let mut own = Issues::default();
-            nih::read(&opts.nih_files(), &mut own).map(|r| (r, own))
-        });
-        let mut own = Issues::default();
-        let others = read_datasets(opts, &mut own).map(|o| (o, own));
-        (others, nih.join().expect("the NIH reader does not panic"))
-    });
-    let (others, other_issues) = others?;
-    let (read, nih_issues) = nih?;
-    issues.extend(other_issues);
-    issues.extend(nih_issues);
-    Ok((others, read))
-}
-
-/// The other datasets, each read on a thread of its own, with its `data_issues`.
-fn read_datasets(
-    opts: &IngestOptions,
-    issues: &mut Issues,
-) -> Result<Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>> {
-    use crate::datasets::{LabelMap, read};
-    let map = match &opts.label_map {
-        Some(p) => LabelMap::from_file(p)?,
-        None => LabelMap::default(),
-    };
-    // The other NIH release is read beside the datasets: its labels only.
-    let mut jobs: Vec<Option<&crate::datasets::DatasetSpec>> =
-        opts.datasets.iter().map(Some).collect();
-    if opts.other_release.is_some() {
-        jobs.push(None);
+    /// Closes the files: (table, rows) of each, and the measured datasets' images.
+    fn finish(self) -> Result<(Vec<(String, u64)>, KnownImages)> {
+        crate::trace(
+            "  write dataset_images, dataset_labels, finding_states, dataset_boxes, reports, studies",
+            self.started,
+        );
+        let tables = self
+            .sinks
+            .into_iter()
+            .map(|(name, sink)| Ok((name, sink.finish()?)))
+            .collect::<Result<_>>()?;
+        Ok((tables, self.known))
     }
-    let read_one = |job: &Option<&crate::datasets::DatasetSpec>| -> Result<(
-        crate::datasets::DatasetRows,
-        crate::datasets::DatasetInfo,
-        Issues,
-    )> {
-        let mut own = Issues::default();
-        let (rows, info) = match (job, &opts.other_release) {
-            (Some(spec), _) => read(spec, &map, &mut own)?,
-            (None, Some(path)) => nih::read_other_release(path, &mut own)?,
-            (None, None) => unreachable!("a job without a spec is the other release"),
-        };
-        Ok((rows, info, own))
-    };
-    let results = on_each_core(&jobs, read_one);
-    let mut out = Vec::new();
-    for r in results {
-        let (rows, info, own) = r?;
-        issues.extend(own);
-        out.push((rows, info));
-    }
-    Ok(out)
-}
-
-/// `work` on each item, on as many threads as there are cores (a reader holds its
-/// whole file while it reads: eight at once on two cores were no faster and held
-/// eight files); the results in the items' order.
-fn on_each_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    let done: std::sync::Mutex<Vec<(usize, R)>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..cores.min(items.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = work(item);
-                    done.lock().expect("no reader panics").push((i, r));
-                }
-            });
-        }
-    });
-    let mut done = done.into_inner().expect("no reader panics");
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
-
-/// NIH (images, labels of both releases, Google's labels, boxes) and every other
-/// dataset, as rows of the cross-dataset tables.
-fn cross_dataset(
-    opts: &IngestOptions,
-    release: &Release,
-    others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
-) -> Result<Cross> {
-    let (rows, mut nih_info) = release.rows();
-    nih_info.label_sources = sources_of(&rows.labels);
-    let nih_counts = counts(&rows.images);
-    let mut datasets = Vec::new();
-    let mut inputs = Vec::new();
-    // Each dataset's rows stay a part of their own, written as batches of one file:
-    // merging them would copy a million rows for nothing.
-    let mut parts = vec![rows];
-    for (other, mut info) in others {
-        info.label_sources = sources_of(&other.labels);
-        if info.dataset == "nih" {
-            // The other NIH release: labels only, over the same images.
-            nih_info.source_files.extend(info.source_files);
-            nih_info.label_sources.extend(info.label_sources);
-        } else {
-            for spec in opts.datasets.iter().filter(|s| s.name == info.dataset) {
-                for p in &spec.paths {
-                    inputs.push(InputFile::describe(info.dataset, p)?);
-                }
-            }
-            datasets.push((info, counts(&other.images)));
-        }
-        parts.push(other);
-    }
-    nih_info.label_sources.sort();
-    nih_info.label_sources.dedup();
-    datasets.insert(0, (nih_info, nih_counts));
-    if let Some(p) = &opts.other_release {
-        inputs.push(InputFile::describe("metadata_other_release", p)?);
-    }
-    inputs.push(match &opts.label_map {
-        Some(p) => InputFile::describe("label_map", p)?,
-        None => shipped_map(),
-    });
-    Ok(Cross {
-        parts,
-        datasets,
-        inputs,
-        images: KnownImages::default(),
-    })
 }
 
 /// The shipped label map as an input of the ingest (its content hashed).

@@ -33,7 +33,7 @@ pub(super) fn write_while_measuring(
     opts: &IngestOptions,
     lock: &WriteLock,
     staging: &Staging,
-    others: Vec<(crate::datasets::DatasetRows, crate::datasets::DatasetInfo)>,
+    others: Vec<super::read::Part>,
     progress: &dyn Progress,
     issues: &mut Issues,
 ) -> Result<(Written, PixelRun, CacheGuard)> {
@@ -43,8 +43,11 @@ pub(super) fn write_while_measuring(
     let ((written, own_issues), run) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut own = Issues::default();
-            let written = crate::datasets::nih::read(&opts.nih_files(), &mut own)
-                .and_then(|read| write_metadata(opts, staging, others, read, &mut own, false));
+            let written =
+                crate::datasets::nih::read(&opts.nih_files(), &mut own).and_then(|read| {
+                    let others = others.into_iter().map(Ok);
+                    write_metadata(opts, staging, others, read, &mut own, false)
+                });
             if written.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }

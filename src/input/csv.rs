@@ -18,7 +18,8 @@ pub struct CsvTable {
     pub source: String,
     /// Header fields as written (trimmed).
     pub header: Vec<String>,
-    /// One string column per field position, named `c0`, `c1`, ...
+    /// One string column per field position parsed, named `c0`, `c1`, ... (every
+    /// field, or those a reader picked: [`CsvTable::read_picking`]).
     pub frame: DataFrame,
     /// 1-based source line of each record (the header is line 1).
     pub lines: Vec<u64>,
@@ -46,7 +47,9 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let magic = std::io::BufRead::fill_buf(&mut reader)
         .map_err(|e| Error::input(path, format!("cannot read the file: {e}")))?
         .starts_with(&[0x1f, 0x8b]);
-    let mut out = Vec::new();
+    // The whole size up front where the file tells it (gzip's last four bytes hold the
+    // size modulo 4 GiB): a growing buffer would hold up to twice the text.
+    let mut out = Vec::with_capacity(size_hint(path, magic).min(MAX_CSV_BYTES as usize));
     let too_big = || {
         Error::input(
             path,
@@ -118,17 +121,62 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The size of the text of `path`: the file's, or for a gzip file the size its
+/// trailer records (0 when unknown).
+fn size_hint(path: &Path, gzip: bool) -> usize {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    if !gzip {
+        return file.metadata().map_or(0, |m| m.len() as usize);
+    }
+    let mut trailer = [0u8; 4];
+    match file
+        .seek(SeekFrom::End(-4))
+        .and_then(|_| file.read_exact(&mut trailer))
+    {
+        Ok(()) => u32::from_le_bytes(trailer) as usize,
+        Err(_) => 0,
+    }
+}
+
+/// Field positions a reader picks from a header: every field when `None`.
+type Picked = Option<Vec<usize>>;
+
 impl CsvTable {
     /// Reads `path` as CSV. Errors name the file; an empty file, a binary file or a
     /// header that is not text are refused here.
     pub fn read(path: &Path, issues: &mut Issues) -> Result<CsvTable> {
+        Self::read_picking(path, issues, |_| Ok(((), None))).map(|(t, ())| t)
+    }
+
+    /// Like [`CsvTable::read`], parsing only the fields `pick` chooses from the
+    /// table's header (the table it is given has no records yet): a wide file's long
+    /// text columns (PadChest's reports) are checked as CSV but never held as values.
+    /// `pick` also returns what the reader keeps of its choice (e.g. the positions).
+    pub fn read_picking<T>(
+        path: &Path,
+        issues: &mut Issues,
+        pick: impl FnOnce(&CsvTable) -> Result<(T, Picked)>,
+    ) -> Result<(CsvTable, T)> {
         let bytes = read_bytes(path)?;
-        Self::from_bytes(path, &bytes, issues)
+        Self::from_bytes_picking(path, &bytes, issues, pick)
     }
 
     /// Parses CSV text already read from `path` (e.g. a member of an archive); errors
     /// and `data_issues` rows name `path`.
     pub fn from_bytes(path: &Path, bytes: &[u8], issues: &mut Issues) -> Result<CsvTable> {
+        Self::from_bytes_picking(path, bytes, issues, |_| Ok(((), None))).map(|(t, ())| t)
+    }
+
+    /// [`CsvTable::from_bytes`] with the fields chosen as [`CsvTable::read_picking`] does.
+    pub fn from_bytes_picking<T>(
+        path: &Path,
+        bytes: &[u8],
+        issues: &mut Issues,
+        pick: impl FnOnce(&CsvTable) -> Result<(T, Picked)>,
+    ) -> Result<(CsvTable, T)> {
         let source = source_name(path);
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if body.iter().take(4096).any(|&b| b == 0) {
@@ -182,18 +230,21 @@ impl CsvTable {
                 ),
             );
         }
-        let frame = if blank_lines {
-            parse_frame(path, &strip_blank_lines(data), width, records.len())?
-        } else {
-            parse_frame(path, data, width, records.len())?
-        };
-        Ok(CsvTable {
+        let mut table = CsvTable {
             path: path.to_path_buf(),
             source,
             header,
-            frame,
-            lines: records.iter().map(|r| r.line).collect(),
-        })
+            frame: DataFrame::empty(),
+            lines: Vec::new(),
+        };
+        let (kept, fields) = pick(&table)?;
+        table.frame = if blank_lines {
+            parse_frame(path, &strip_blank_lines(data), width, fields, records.len())?
+        } else {
+            parse_frame(path, data, width, fields, records.len())?
+        };
+        table.lines = records.iter().map(|r| r.line).collect();
+        Ok((table, kept))
     }
 
     /// Position of the first header field whose squashed name is one of `names`.
@@ -485,7 +536,13 @@ fn strip_blank_lines(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-fn parse_frame(path: &Path, data: &[u8], width: usize, expected: usize) -> Result<DataFrame> {
+fn parse_frame(
+    path: &Path,
+    data: &[u8],
+    width: usize,
+    fields: Picked,
+    expected: usize,
+) -> Result<DataFrame> {
     let schema: Schema = (0..width)
         .map(|i| Field::new(format!("c{i}").into(), DataType::String))
         .collect();
@@ -493,11 +550,16 @@ fn parse_frame(path: &Path, data: &[u8], width: usize, expected: usize) -> Resul
         .with_has_header(false)
         .with_schema(Some(Arc::new(schema)))
         .with_raise_if_empty(false)
+        .with_projection(fields.map(|mut f| {
+            f.sort_unstable();
+            f.dedup();
+            Arc::new(f)
+        }))
         .map_parse_options(|o| {
             o.with_missing_is_null(true)
                 .with_truncate_ragged_lines(true)
         })
-        .into_reader_with_file_handle(std::io::Cursor::new(data.to_vec()))
+        .into_reader_with_file_handle(std::io::Cursor::new(data))
         .finish()
         .map_err(|e| Error::input(path, format!("not a readable CSV file: {e}")))?;
     if frame.height() != expected {
