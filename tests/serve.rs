@@ -554,6 +554,43 @@ fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
     answer
 }
 
+/// Starts a session as `cxr` by hand, then sends a simple query declaring 1 GiB and
+/// streams bytes of it (up to 256 MiB) until the server stops taking them: the bytes
+/// sent, and what the server answered after the startup.
+fn declare_a_huge_query(port: u16) -> (usize, Vec<u8>) {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let params = b"user\0cxr\0database\0cxr\0\0";
+    let mut startup = ((8 + params.len()) as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196608u32.to_be_bytes());
+    startup.extend_from_slice(params);
+    socket.write_all(&startup).unwrap();
+    // Up to ReadyForQuery: 'Z', length 5, idle.
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"Z\0\0\0\x05I") {
+        socket.read_exact(&mut byte).unwrap();
+        seen.push(byte[0]);
+    }
+    let mut reader = socket.try_clone().unwrap();
+    let answer = std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer);
+        answer
+    });
+    let mut header = vec![b'Q'];
+    header.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    socket.write_all(&header).unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    let mut sent = 0;
+    while sent < 256 << 20 && socket.write_all(&chunk).is_ok() {
+        sent += chunk.len();
+    }
+    (sent, answer.join().unwrap())
+}
+
 #[test]
 fn a_hostile_client_is_refused_and_the_server_stays_up() {
     let Some(_) = client("psql") else { return };
@@ -566,6 +603,19 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
     huge.extend_from_slice(&196608u32.to_be_bytes());
     huge.extend_from_slice(&[b'x'; 1000]);
     raw(port, &huge);
+    assert!(server.alive());
+    // After a proper startup, a statement declaring 1 GiB is refused from its header:
+    // the server closes the connection long before the bytes could arrive.
+    let (sent, answer) = declare_a_huge_query(port);
+    assert!(
+        sent < 64 << 20,
+        "the server read {sent} bytes of a refused message"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("54000") && answer.contains("a message of 1073741824 bytes refused"),
+        "{answer}"
+    );
     assert!(server.alive());
     // Idle connections past the limit: refused with PostgreSQL's own error.
     let idle: Vec<TcpStream> = (0..100)

@@ -8,6 +8,7 @@
 
 mod auth;
 mod cohorts;
+mod connection;
 mod copy;
 mod cursors;
 mod http;
@@ -33,7 +34,6 @@ use datafusion_postgres::pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
 use datafusion_postgres::pgwire::error::PgWireError;
-use datafusion_postgres::pgwire::tokio::process_socket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -187,7 +187,7 @@ async fn accept(
                                 refuse_plaintext(socket, peer).await;
                                 return;
                             }
-                            let _ = process_socket(socket, tls, server).await;
+                            let _ = connection::serve(socket, tls, server, peer).await;
                         }
                         None => refuse(socket, peer, max).await,
                     }

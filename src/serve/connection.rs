@@ -1,0 +1,148 @@
+//! One client's connection: pgwire's own message loop (`process_socket`), with the
+//! length each message declares checked as soon as its header arrives. pgwire reads
+//! a message of up to 1 GiB whole before any handler sees it, so without this a few
+//! clients could hold gigabytes of the server's memory with statements the 16 MiB
+//! limit then refuses.
+
+use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Duration;
+
+use datafusion_postgres::pgwire;
+use futures::StreamExt;
+use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::TlsAcceptor;
+use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+use tokio::net::TcpStream;
+
+/// The longest message a client may send: a statement of the 16 MiB limit
+/// (`input::text::MAX_SQL_BYTES`) with room for its parameters.
+pub const MAX_MESSAGE_BYTES: usize = crate::input::text::MAX_SQL_BYTES as usize + (1 << 20);
+
+/// How long a client has to finish its startup (TLS, startup packet, password), as
+/// in pgwire.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// Serves one client until it leaves, breaks the protocol or sends a message over
+/// [`MAX_MESSAGE_BYTES`] (answered with an error, logged, and the connection closed:
+/// the rest of that message cannot be told from the next one).
+pub async fn serve<H: PgWireServerHandlers>(
+    socket: TcpStream,
+    tls: Option<TlsAcceptor>,
+    handlers: H,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    let startup = tokio::time::sleep(STARTUP);
+    tokio::pin!(startup);
+    let negotiated = tokio::select! {
+        _ = &mut startup => return Ok(()),
+        socket = negotiate_tls(socket, tls) => socket?,
+    };
+    let Some(mut socket) = negotiated else {
+        return Ok(());
+    };
+    let startup_handler = handlers.startup_handler();
+    let simple_query_handler = handlers.simple_query_handler();
+    let extended_query_handler = handlers.extended_query_handler();
+    let copy_handler = handlers.copy_handler();
+    let cancel_handler = handlers.cancel_handler();
+    let error_handler = handlers.error_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let next = async {
+            std::future::poll_fn(|cx| {
+                let polled = socket.poll_next_unpin(cx);
+                if polled.is_pending() {
+                    // What has arrived of the next message: refuse it by its header.
+                    let typed = !matches!(socket.state(), PgWireConnectionState::AwaitingStartup);
+                    if let Some(length) = declared_length(socket.read_buffer(), typed)
+                        && length > MAX_MESSAGE_BYTES
+                    {
+                        return Poll::Ready(Some(Err(PgWireError::MessageTooLarge(
+                            MAX_MESSAGE_BYTES,
+                            length,
+                        ))));
+                    }
+                }
+                polled
+            })
+            .await
+        };
+        let message = if starting {
+            tokio::select! {
+                _ = &mut startup => None,
+                message = next => message,
+            }
+        } else {
+            next.await
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(PgWireError::MessageTooLarge(_, length))) => {
+                let text = format!(
+                    "a message of {length} bytes refused: the limit is {} MiB; connection closed",
+                    MAX_MESSAGE_BYTES >> 20
+                );
+                eprintln!("cxr serve: {peer}: {text}");
+                // 54000 program_limit_exceeded, as PostgreSQL says of a statement
+                // too long.
+                let info = ErrorInfo::new("FATAL".into(), "54000".into(), text);
+                let _ =
+                    process_error(&mut socket, PgWireError::UserError(info.into()), false).await;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        // A Terminate: the client leaves (some wait for the server to close first).
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            return Ok(());
+        }
+        let extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        if let Err(mut error) = process_message(
+            message,
+            &mut socket,
+            startup_handler.clone(),
+            simple_query_handler.clone(),
+            extended_query_handler.clone(),
+            copy_handler.clone(),
+            cancel_handler.clone(),
+        )
+        .await
+        {
+            error_handler.on_error(&socket, &mut error);
+            process_error(&mut socket, error, extended).await?;
+        }
+    }
+}
+
+/// The length the next message in `buffer` declares, once its header is in: a
+/// startup packet's four length bytes, or a `typed` message's type byte and four
+/// length bytes.
+fn declared_length(buffer: &[u8], typed: bool) -> Option<usize> {
+    let at = usize::from(typed);
+    let bytes: [u8; 4] = buffer.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_length;
+
+    #[test]
+    fn lengths_are_read_from_the_header_of_each_kind_of_message() {
+        let query = [b'Q', 0x40, 0, 0, 0, b'S'];
+        assert_eq!(declared_length(&query, true), Some(1 << 30));
+        assert_eq!(declared_length(&query[..4], true), None);
+        let startup = [0, 0, 0, 8, 0, 3, 0, 0];
+        assert_eq!(declared_length(&startup, false), Some(8));
+    }
+}
