@@ -249,7 +249,7 @@ fn dataset_sort(scope: &Scope) -> &'static str {
 }
 
 /// Runs `cxr followup`.
-pub async fn run(args: FollowupCmd) -> Result<()> {
+pub async fn run(mut args: FollowupCmd) -> Result<()> {
     if args.common.cohort.first_study {
         return Err(crate::Error::Usage(
             "--first-study keeps one study per patient, but follow-up reads every study of the patients a cohort picks; leave it out".into(),
@@ -269,20 +269,7 @@ pub async fn run(args: FollowupCmd) -> Result<()> {
         Some(p) => Some(p.to_string()),
         None => None,
     };
-    if let Some(p) = &patient
-        && !args.common.show_sql
-    {
-        let found = args
-            .common
-            .query(|c, _| Ok(format!("WITH cohort AS (\n{c}\n)\nSELECT COUNT(*) AS n FROM cohort WHERE patient_id = {}", quote(p))))
-            .await?
-            .required_i64s("n")?;
-        if found.first().copied().unwrap_or(0) == 0 {
-            return Err(crate::Error::Usage(format!(
-                "patient {p} has no images in this warehouse (or cohort)"
-            )));
-        }
-    }
+    args.common.patient_required = patient.clone();
     if patient.is_none() && !transitions && args.common.cohort.narrows() && !args.common.show_sql {
         eprintln!(
             "cxr: note: the statistics cover the cohort's patients with two or more studies (the `patients` column); its single-study patients have no follow-up"

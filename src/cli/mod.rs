@@ -360,6 +360,10 @@ pub struct AnalysisArgs {
     pub warehouse: WarehouseArg,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// A patient the cohort must have, or the command is refused before it prints
+    /// (`followup --patient`): checked on the warehouse the command opens anyway.
+    #[arg(skip)]
+    pub patient_required: Option<String>,
 }
 
 impl AnalysisArgs {
@@ -384,6 +388,23 @@ impl AnalysisArgs {
             eprintln!("cxr: note: --split reads the `splits` table written by `cxr split`");
         }
         wh.register(crate::sql::Register::For(&sql)).await?;
+        if let Some(p) = self.patient_required.as_ref().filter(|_| !self.show_sql) {
+            let probe = format!(
+                "WITH cohort AS (\n{}\n)\nSELECT 1 AS found FROM cohort WHERE patient_id = {} LIMIT 1",
+                self.cohort.images_sql(&avail)?,
+                crate::sql::snippets::quote(p)
+            );
+            wh.register(crate::sql::Register::For(&probe)).await?;
+            if wh
+                .query(&probe, &self.cohort.default_params()?)
+                .await?
+                .is_empty()
+            {
+                return Err(crate::Error::Usage(format!(
+                    "patient {p} has no images in this warehouse (or cohort)"
+                )));
+            }
+        }
         crate::trace("build the SQL, register its tables", t);
         Ok((wh, sql, avail))
     }

@@ -130,19 +130,21 @@ impl Available {
         let splits = wh.has_table("splits");
         let pixel_stats = pixel_stats_keyed(wh, cohort).await?;
         let mut scope = cohort.scope(wh, splits);
-        wh.register(crate::sql::Register::For(
-            "dataset_images finding_states datasets splits dataset_splits images",
-        ))
-        .await?;
         scope.image_states = wh.has_column("dataset_images", "positive_findings").await?;
-        let present = wh
-            .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
-            .await?
-            .required_strings("dataset")?;
+        // Without --dataset the scope is NIH, which every ingest writes: nothing to check.
+        let present = if cohort.datasets.is_empty() {
+            scope.datasets.clone()
+        } else {
+            wh.register(crate::sql::Register::For("datasets")).await?;
+            wh.query("SELECT dataset FROM datasets ORDER BY dataset", &[])
+                .await?
+                .required_strings("dataset")?
+        };
         let sources = if cohort.sources.is_empty() {
             Vec::new()
         } else {
             // The small `datasets` table lists every source of every dataset.
+            wh.register(crate::sql::Register::For("datasets")).await?;
             wh.query(
                 "SELECT DISTINCT source FROM (SELECT unnest(label_sources) AS source FROM datasets) ORDER BY source",
                 &[],
@@ -153,7 +155,9 @@ impl Available {
         scope.check(&present, &sources)?;
         // A view, not rows computed ahead: each command's filters then reach the
         // tables, and nothing is held in memory.
-        wh.define_view(COHORT_ROWS, &scope.images_sql()).await?;
+        let rows = scope.images_sql();
+        wh.register(crate::sql::Register::For(&rows)).await?;
+        wh.define_view(COHORT_ROWS, &rows).await?;
         let split_names = if cohort.split.is_some() {
             let sql = format!(
                 "SELECT DISTINCT split FROM {COHORT_ROWS} WHERE split IS NOT NULL ORDER BY split"
