@@ -62,20 +62,26 @@ fn summary_sql(cohort: &str) -> String {
     format!(
         "WITH cohort AS (\n{cohort}\n),
 ages AS (
-    SELECT dataset, age, ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY age) AS r,
-           COUNT(*) OVER (PARTITION BY dataset) AS n
-    FROM cohort WHERE age IS NOT NULL
+    -- Each age once, with the rank of its last image (r) and the dataset's count (n):
+    -- the quartiles below are the smallest ages whose rank reaches n/4, n/2, 3n/4, as
+    -- over every image, from a few hundred rows instead of a sort of them all.
+    SELECT dataset, age, SUM(k) OVER (PARTITION BY dataset ORDER BY age) AS r,
+           SUM(k) OVER (PARTITION BY dataset) AS n
+    FROM (SELECT dataset, age, COUNT(*) AS k FROM cohort WHERE age IS NOT NULL GROUP BY dataset, age) AS counted
 ),
 rows AS (
     SELECT dataset, 1 AS part, 'images' AS measure, '' AS item, COUNT(*) AS n, CAST(NULL AS BIGINT) AS base FROM cohort GROUP BY dataset
     UNION ALL SELECT dataset, 2, 'patients', '', NULLIF(COUNT(DISTINCT patient_id), 0), NULL FROM cohort GROUP BY dataset
     UNION ALL SELECT dataset, 3, 'sex', COALESCE(sex, 'NULL'), COUNT(*), NULL FROM cohort GROUP BY dataset, sex
     UNION ALL SELECT dataset, 4, 'view', COALESCE(\"view\", 'NULL'), COUNT(*), NULL FROM cohort GROUP BY dataset, \"view\"
-    UNION ALL SELECT dataset, 5, 'age', 'min', CAST(MIN(age) AS BIGINT), NULL FROM ages GROUP BY dataset
-    UNION ALL SELECT dataset, 6, 'age', 'q1', CAST(MIN(CASE WHEN r * 4 >= n THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
-    UNION ALL SELECT dataset, 7, 'age', 'median', CAST(MIN(CASE WHEN r * 2 >= n THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
-    UNION ALL SELECT dataset, 8, 'age', 'q3', CAST(MIN(CASE WHEN r * 4 >= n * 3 THEN age END) AS BIGINT), NULL FROM ages GROUP BY dataset
-    UNION ALL SELECT dataset, 9, 'age', 'max', CAST(MAX(age) AS BIGINT), NULL FROM ages GROUP BY dataset
+    UNION ALL SELECT a.dataset, q.part, 'age', q.item,
+           CAST(CASE q.part WHEN 5 THEN a.lo WHEN 6 THEN a.q1 WHEN 7 THEN a.median WHEN 8 THEN a.q3 ELSE a.hi END AS BIGINT), NULL
+    FROM (
+        SELECT dataset, MIN(age) AS lo, MIN(CASE WHEN r * 4 >= n THEN age END) AS q1,
+               MIN(CASE WHEN r * 2 >= n THEN age END) AS median,
+               MIN(CASE WHEN r * 4 >= n * 3 THEN age END) AS q3, MAX(age) AS hi
+        FROM ages GROUP BY dataset
+    ) AS a CROSS JOIN (VALUES (5, 'min'), (6, 'q1'), (7, 'median'), (8, 'q3'), (9, 'max')) AS q(part, item)
     UNION ALL SELECT dataset, 10, 'finding', label, n, base FROM (
 {findings}
     ) AS fc

@@ -96,14 +96,16 @@ pub fn sql(cohort: &str, scope: &Scope, metric: Metric, keep: Thresholds) -> Str
         "WITH cohort AS (\n{cohort}\n),
 {findings},
 masks AS (
-    SELECT dataset, mask, known, COUNT(*) AS n
+    -- One row per distinct finding mask; only the union of the known findings
+    -- matters (which pairs a dataset labels), not each image's.
+    SELECT dataset, mask, bit_or(known) AS known, COUNT(*) AS n
     FROM (
         SELECT dataset,
                {positive} AS mask,
                {known} AS known
         FROM cohort
     ) AS labelled
-    GROUP BY dataset, mask, known
+    GROUP BY dataset, mask
 ),
 counts AS (
     SELECT m.dataset, a.label AS label_a, b.label AS label_b,

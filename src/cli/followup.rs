@@ -148,22 +148,23 @@ ORDER BY {order}"
 }
 
 /// Appearances and resolutions per dataset and finding it labels, between
-/// consecutive studies.
+/// consecutive studies. One pass over the studies: DataFusion computes a CTE again at
+/// each reference, so the findings a dataset labels come from the same groups.
 pub fn transitions_sql(with: &str, scope: &Scope) -> String {
     format!(
         "{with},
-{LABELLED},
 changes AS (
-    SELECT dataset, new_mask, resolved_mask, COUNT(*) AS n
-    FROM fu WHERE study_rank > 1 GROUP BY dataset, new_mask, resolved_mask
+    SELECT dataset, study_rank > 1 AS later, new_mask, resolved_mask,
+           bit_or(known) AS known, COUNT(*) AS n
+    FROM fu GROUP BY dataset, study_rank > 1, new_mask, resolved_mask
 ),
 counted AS (
-    SELECT l.dataset, f.label,
-           COALESCE(SUM(CASE WHEN (c.new_mask & f.bit) <> 0 THEN c.n ELSE 0 END), 0) AS appeared,
-           COALESCE(SUM(CASE WHEN (c.resolved_mask & f.bit) <> 0 THEN c.n ELSE 0 END), 0) AS resolved
-    FROM labelled l CROSS JOIN finding f LEFT JOIN changes c ON c.dataset = l.dataset
-    WHERE (l.known & f.bit) <> 0
-    GROUP BY l.dataset, f.label
+    SELECT c.dataset, f.label,
+           SUM(CASE WHEN c.later AND (c.new_mask & f.bit) <> 0 THEN c.n ELSE 0 END) AS appeared,
+           SUM(CASE WHEN c.later AND (c.resolved_mask & f.bit) <> 0 THEN c.n ELSE 0 END) AS resolved
+    FROM changes c CROSS JOIN finding f
+    GROUP BY c.dataset, f.label, f.bit
+    HAVING (bit_or(c.known) & f.bit) <> 0
 )
 SELECT {dataset}label, appeared, resolved FROM counted
 ORDER BY {sort}appeared DESC, label",

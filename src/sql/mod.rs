@@ -429,7 +429,13 @@ impl Warehouse {
         params: &[(String, ScalarValue)],
     ) -> Result<()> {
         let (schema, batches) = collect(self.plan(sql, false, params).await?.remove(0)).await?;
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        // As many partitions as the context has: every query of it reads on every core.
+        let parts = self.ctx.state().config().target_partitions().max(1);
+        let mut partitions = vec![Vec::new(); parts];
+        for (k, batch) in batches.into_iter().enumerate() {
+            partitions[k % parts].push(batch);
+        }
+        let table = datafusion::datasource::MemTable::try_new(schema, partitions)?;
         self.ctx.deregister_table(name)?;
         self.ctx.register_table(name, std::sync::Arc::new(table))?;
         Ok(())
