@@ -206,6 +206,70 @@ fn a_request_past_the_time_limit_is_stopped() {
     assert!(server.stop().success());
 }
 
+#[test]
+fn idle_and_stalled_clients_do_not_hold_the_page() {
+    let wh = wh2020();
+    let server = PageServer::start(&wh, &["--max-connections", "3"]);
+    let port = server.port;
+    // Every slot taken: two clients that send nothing, one that stops mid-header.
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut partial = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    partial.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    idle.push(partial);
+    // A request behind them is answered once the server has closed them.
+    let (status, body) = get(port, "/api/options");
+    assert_eq!(status, 200, "{body}");
+    for mut socket in idle {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut rest = Vec::new();
+        // Closed by the server (end of stream or a reset), not left open.
+        let read = socket.read_to_end(&mut rest);
+        assert!(
+            read.is_ok()
+                || read.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+            "{read:?}"
+        );
+    }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_client_that_reads_no_answer_is_let_go() {
+    let wh = wh2020();
+    let server = PageServer::start(&wh, &["--max-connections", "1"]);
+    let port = server.port;
+    // A download of every NIH image (megabytes) asked for and never read, through a
+    // small receive buffer.
+    let stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let small: libc::c_int = 4096;
+    // SAFETY: a valid socket and an int option of the size given.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            stalled.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    write!(
+        &stalled,
+        "GET /api/manifest.csv?dataset=nih HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .unwrap();
+    // The one slot is the stalled client's until the server gives up on it; then
+    // another client is answered.
+    let (status, body) = get(port, "/api/options");
+    assert_eq!(status, 200, "{body}");
+    drop(stalled);
+    assert!(server.stop().success());
+}
+
 /// The Python with Selenium (CXR_TEST_PYTHON, made by .ci/run), and Chromium.
 fn browser() -> Option<PathBuf> {
     let python = std::env::var_os("CXR_TEST_PYTHON").map(PathBuf::from);
@@ -446,6 +510,64 @@ fn the_page_in_chromium_matches_the_command_line() {
         common::parse_csv(&String::from_utf8_lossy(&out.stdout)),
         rows
     );
+
+    // The heatmap's numbers (PadChest's, chosen on the page and kept by the
+    // permalink) are `cxr cooccur`'s pairs with the same flags: every pair with images
+    // of both findings, with its count.
+    assert_eq!(page["restored_heatmap"], "padchest");
+    let mut args = vec![
+        "cooccur",
+        "-w",
+        w,
+        "--format",
+        "csv",
+        "--dataset",
+        "padchest",
+    ];
+    args.extend_from_slice(&FLAGS[2..]);
+    let pairs = run_csv(&args);
+    let column = |name: &str| pairs[0].iter().position(|h| h == name).unwrap();
+    let (a, b, both) = (column("label_a"), column("label_b"), column("n_ab"));
+    let mut expected: Vec<[String; 3]> = pairs[1..]
+        .iter()
+        .filter(|r| r[a] < r[b] || !pairs[1..].iter().any(|s| s[a] == r[b] && s[b] == r[a]))
+        .map(|r| {
+            let (x, y) = if r[a] < r[b] {
+                (&r[a], &r[b])
+            } else {
+                (&r[b], &r[a])
+            };
+            [x.clone(), y.clone(), r[both].clone()]
+        })
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let mut shown: Vec<[String; 3]> = page["heatmap_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let cell = |k: usize| r[k].as_str().unwrap().to_string();
+            let (x, y) = if cell(0) < cell(1) {
+                (cell(0), cell(1))
+            } else {
+                (cell(1), cell(0))
+            };
+            [x, y, cell(2)]
+        })
+        .collect();
+    shown.sort();
+    assert!(!shown.is_empty(), "{page}");
+    assert_eq!(shown, expected);
+    // The age chart's numbers add up to the cohort's images.
+    let aged: u64 = page["age_numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap()[1..].iter())
+        .map(|c| c.as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(aged as usize, images);
 
     // The rest of the page: drawn, labelled, and its timeline the patient's rows.
     assert!(page["heatmap_cells"].as_u64().unwrap() > 50, "{page}");

@@ -612,9 +612,20 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         sent < 64 << 20,
         "the server read {sent} bytes of a refused message"
     );
+    // One ErrorResponse and nothing after it: a fatal error ends the conversation
+    // (no ReadyForQuery).
+    assert_eq!(answer.first(), Some(&b'E'), "{answer:?}");
+    let length = u32::from_be_bytes(answer[1..5].try_into().unwrap()) as usize;
+    assert_eq!(
+        answer.len(),
+        1 + length,
+        "bytes after the error: {answer:?}"
+    );
     let answer = String::from_utf8_lossy(&answer);
     assert!(
-        answer.contains("54000") && answer.contains("a message of 536870912 bytes refused"),
+        answer.contains("SFATAL")
+            && answer.contains("54000")
+            && answer.contains("a message of 536870912 bytes refused"),
         "{answer}"
     );
     assert!(server.alive());

@@ -151,14 +151,14 @@ fn read_table<'t>(
         .reserve(labels.iter().map(|c| c.iter().flatten().count()).sum());
     for r in 0..t.len() {
         let line = t.lines[r];
-        // The image's id, shared by its labels.
-        let mut shared_id: Option<Shared> = None;
         let push = |issues: &mut Issues, col: usize, v: Option<&str>, msg: &str| {
             issues.push(src, Some(line), Some(t.name(pos[col])), v, msg);
         };
         let Some(p) = claim_id(seen, path[r], (src, line, t.name(pos[0])), issues) else {
             continue;
         };
+        // The image's id, shared by its labels and its path.
+        let image_id: Shared = p.into();
         let ids = ids_of(p);
         if ids.is_none() {
             push(
@@ -239,7 +239,7 @@ fn read_table<'t>(
             };
             rows.labels.push(LabelRow {
                 dataset: NAME,
-                image_id: shared_id.get_or_insert_with(|| p.into()).clone(),
+                image_id: image_id.clone(),
                 source: source.clone(),
                 raw_label: raw_labels[k].clone(),
                 finding: findings[k],
@@ -248,7 +248,7 @@ fn read_table<'t>(
         }
         rows.images.push(ImageRow {
             dataset: NAME,
-            image_id: p.to_string(),
+            image_id: image_id.clone(),
             patient_id,
             study_order: study_id.as_deref().and_then(study_number),
             study_id,
@@ -257,7 +257,7 @@ fn read_table<'t>(
             sex,
             age,
             split: split_of(p, src),
-            path: Some(p.to_string()),
+            path: Some(image_id),
         });
     }
     Ok(())
@@ -305,7 +305,7 @@ mod tests {
         );
         assert_eq!(i0.age, Some(68.0));
         assert_eq!(i0.split.as_deref(), Some("train"));
-        assert_eq!(i0.path.as_deref(), Some(i0.image_id.as_str()));
+        assert_eq!(i0.path.as_deref(), Some(&*i0.image_id));
         let i1 = &rows.images[1];
         assert_eq!(
             (i1.view, i1.frontal, i1.sex),
@@ -321,7 +321,7 @@ mod tests {
         let l0: Vec<_> = rows
             .labels
             .iter()
-            .filter(|l| *l.image_id == i0.image_id)
+            .filter(|l| l.image_id == i0.image_id)
             .map(|l| (&*l.raw_label, l.finding, l.value))
             .collect();
         assert_eq!(

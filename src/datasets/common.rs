@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, squash};
 use crate::input::issues::Issues;
 
-use super::ImageRow;
+use super::{ImageRow, Shared};
 
 /// Ages above this many years are implausible and become NULL (as for NIH).
 pub const MAX_AGE: f32 = 120.0;
@@ -231,7 +231,7 @@ pub fn parse_finite(raw: &str) -> Option<f64> {
 #[derive(Debug, Default)]
 pub struct ImageList {
     pub images: Vec<ImageRow>,
-    index: HashMap<String, usize>,
+    index: HashMap<Shared, usize>,
 }
 
 impl ImageList {
@@ -247,7 +247,7 @@ impl ImageList {
 
     /// Adds `image` unless its id is listed; returns its position and whether it is new.
     pub fn add(&mut self, image: ImageRow) -> (usize, bool) {
-        if let Some(&i) = self.index.get(&image.image_id) {
+        if let Some(&i) = self.index.get(&*image.image_id) {
             return (i, false);
         }
         let i = self.images.len();
@@ -263,10 +263,10 @@ impl ImageList {
 }
 
 /// An image row with only dataset and id (and path) set.
-pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<String>) -> ImageRow {
+pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<Shared>) -> ImageRow {
     ImageRow {
         dataset,
-        image_id: image_id.to_string(),
+        image_id: image_id.into(),
         patient_id: None,
         study_id: None,
         study_order: None,

@@ -166,7 +166,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         .images
         .iter()
         .enumerate()
-        .map(|(i, img)| (img.image_id.as_str(), i))
+        .map(|(i, img)| (&*img.image_id, i))
         .collect();
     if let Some((t, pos)) = &split {
         let splits = read_split(t, pos, &index, issues)?;
@@ -291,13 +291,13 @@ fn read_metadata(
         };
         let path = match (subject, study) {
             (Some(p), Some(s)) if p.len() >= 2 => {
-                Some(format!("files/p{}/p{p}/s{s}/{id}.jpg", &p[..2]))
+                Some(format!("files/p{}/p{p}/s{s}/{id}.jpg", &p[..2]).into())
             }
             _ => None,
         };
         rows.images.push(ImageRow {
             dataset: NAME,
-            image_id: id.to_string(),
+            image_id: id.into(),
             patient_id: subject.map(str::to_string),
             study_id: study.map(str::to_string),
             study_order: date[r].and_then(date_key),
@@ -484,10 +484,7 @@ fn read_patients(
             continue;
         };
         img.sex = sex;
-        let (line, date) = meta_line
-            .get(img.image_id.as_str())
-            .copied()
-            .unwrap_or((0, None));
+        let (line, date) = meta_line.get(&*img.image_id).copied().unwrap_or((0, None));
         let Some(date) = date else { continue };
         let Some(year) = year_of_date(date.strip_suffix(".0").unwrap_or(date)) else {
             issues.push(
@@ -583,7 +580,7 @@ fn study_labels(
             continue;
         };
         used.insert(*k);
-        let image_id: Shared = img.image_id.as_str().into();
+        let image_id: Shared = img.image_id.clone();
         for &(c, value) in vals {
             out.push(LabelRow {
                 dataset: NAME,
@@ -676,7 +673,7 @@ zzz-9,50000009,19000009,train
         let mut issues = Issues::default();
         let rows = read(&files(dir.path()), &LabelMap::default(), &mut issues).unwrap();
         assert_eq!(rows.images.len(), 7);
-        let img = |id: &str| rows.images.iter().find(|i| i.image_id == id).unwrap();
+        let img = |id: &str| rows.images.iter().find(|i| &*i.image_id == id).unwrap();
         let a = img("aaa-1");
         assert_eq!(
             a.path.as_deref(),

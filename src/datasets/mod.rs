@@ -51,7 +51,8 @@ pub const XR_FINDINGS: [&str; 18] = {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRow {
     pub dataset: &'static str,
-    pub image_id: String,
+    /// Shared with the image's labels (and its path where the id is the path).
+    pub image_id: Shared,
     pub patient_id: Option<String>,
     pub study_id: Option<String>,
     /// Sorts a patient's studies in time (NIH follow-up number, CheXpert study
@@ -65,7 +66,7 @@ pub struct ImageRow {
     pub sex: Option<&'static str>,
     pub age: Option<f32>,
     pub split: Option<String>,
-    pub path: Option<String>,
+    pub path: Option<Shared>,
 }
 
 /// Text that many rows repeat (an image's id in each of its labels, a source, a raw
@@ -152,6 +153,16 @@ pub struct DatasetRows {
     pub labels: Vec<LabelRow>,
     pub boxes: Vec<BoxRow>,
     pub reports: Vec<Report>,
+}
+
+impl DatasetRows {
+    /// Gives back the vectors' unused capacity.
+    pub fn shrink_to_fit(&mut self) {
+        self.images.shrink_to_fit();
+        self.labels.shrink_to_fit();
+        self.boxes.shrink_to_fit();
+        self.reports.shrink_to_fit();
+    }
 }
 
 /// A `--dataset NAME=PATH[,PATH...]` request.
@@ -433,7 +444,10 @@ pub fn read(
             readable().join(", ")
         )));
     };
-    let rows = read(&spec.paths, map, issues)?;
+    let mut rows = read(&spec.paths, map, issues)?;
+    // The rows wait in memory while the dataset before them is written: without the
+    // slack of their vectors' doubling (up to half of CheXpert's 850,000 labels).
+    rows.shrink_to_fit();
     let info = DatasetInfo {
         dataset: entry.name,
         title: entry.title.to_string(),

@@ -178,12 +178,12 @@ pub fn read_files(
         if let Some(csv) = dicom_metadata_csv {
             let csrc = source_name(csv);
             for im in images.images.iter().take(n_meta) {
-                if !covered.contains(&im.image_id) {
+                if !covered.contains(&*im.image_id) {
                     issues.push(
                         &csrc,
                         None,
                         Some("imageid"),
-                        Some(im.image_id.as_str()),
+                        Some(&*im.image_id),
                         "image covered by no report: no labels",
                     );
                 }
@@ -210,7 +210,7 @@ fn resolve(
     if let Some(id) = meta.alias.get(raw) {
         return id.clone();
     }
-    let png = Some(format!("{raw}.png"));
+    let png: Option<crate::datasets::Shared> = Some(format!("{raw}.png").into());
     let id = if let Some(i) = images.get(raw) {
         if i < n_meta {
             images.at(i).path = png;
@@ -320,7 +320,7 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
             );
             continue;
         }
-        let mut im = bare_image(NAME, id, Some(format!("{id}.png")));
+        let mut im = bare_image(NAME, id, Some(format!("{id}.png").into()));
         im.patient_id = pid.as_ref().and_then(|(_, v)| v[r]).map(str::to_string);
         im.study_id = study.as_ref().and_then(|(_, v)| v[r]).map(str::to_string);
         if let Some((i, v)) = &view {
@@ -781,7 +781,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         )
         .unwrap();
 
-        let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
+        let ids: Vec<&str> = rows.images.iter().map(|i| &*i.image_id).collect();
         assert_eq!(
             ids,
             [

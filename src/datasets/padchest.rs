@@ -101,7 +101,7 @@ fn read_table<'t>(
             continue;
         };
         let path = match dir[r] {
-            Some(d) => Some(format!("{d}/{image_id}")),
+            Some(d) => Some(format!("{d}/{image_id}").into()),
             None => {
                 push(issues, 1, None, "ImageDir is empty; path set to NULL");
                 None
@@ -243,7 +243,7 @@ fn read_table<'t>(
         }
         rows.images.push(ImageRow {
             dataset: NAME,
-            image_id: image_id.to_string(),
+            image_id: image_id.into(),
             patient_id: patient[r].map(str::to_string),
             study_id: study[r].map(str::to_string),
             study_order: date[r].and_then(date_key),

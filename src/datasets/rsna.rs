@@ -137,7 +137,7 @@ fn read_tables(
         let (img, new) = images.add(bare_image(
             NAME,
             id,
-            Some(format!("stage_2_train_images/{id}.dcm")),
+            Some(format!("stage_2_train_images/{id}.dcm").into()),
         ));
         if new {
             target.push(None);
@@ -236,7 +236,7 @@ fn read_tables(
         if let Some(tv) = *tv {
             rows.labels.push(LabelRow {
                 dataset: NAME,
-                image_id: images.images[img].image_id.as_str().into(),
+                image_id: images.images[img].image_id.clone(),
                 source: source.clone(),
                 raw_label: raw_label.clone(),
                 finding,
@@ -265,7 +265,7 @@ fn read_tables(
             let (img, new) = images.add(bare_image(
                 NAME,
                 id,
-                Some(format!("stage_2_train_images/{id}.dcm")),
+                Some(format!("stage_2_train_images/{id}.dcm").into()),
             ));
             if new {
                 issues.push(
@@ -316,7 +316,7 @@ fn read_tables(
                     &src,
                     Some(line),
                     Some(names[0]),
-                    Some(images.images[img].image_id.as_str()),
+                    Some(&*images.images[img].image_id),
                     "image not in the DICOM headers file: sex, age and view NULL",
                 );
             }
@@ -375,7 +375,7 @@ p6,900,20,200,40,1
         assert_eq!(rows.images, rows2.images);
         assert_eq!(issues.len(), issues2.len());
 
-        let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
+        let ids: Vec<&str> = rows.images.iter().map(|i| &*i.image_id).collect();
         assert_eq!(ids, ["p1", "p2", "p3", "p4", "p5", "p6", "p9"]);
         let labels: Vec<(&str, i8)> = rows
             .labels

@@ -200,7 +200,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         }
         rows.labels.push(LabelRow {
             dataset: NAME,
-            image_id: images.images[img].image_id.as_str().into(),
+            image_id: images.images[img].image_id.clone(),
             source: source.clone(),
             raw_label: raw_label.clone(),
             finding,

@@ -70,7 +70,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         let (img, _) = images.add(bare_image(
             NAME,
             image_id,
-            Some(format!("train/{image_id}.dicom")),
+            Some(format!("train/{image_id}.dicom").into()),
         ));
         let Some(class) = cols[1][r] else {
             issues.push(
@@ -209,7 +209,7 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
         let p = write_fixture(dir.path(), "vindr.csv", FIXTURE.as_bytes());
         let mut issues = Issues::default();
         let rows = read(&[p], &map(), &mut issues).unwrap();
-        let ids: Vec<&str> = rows.images.iter().map(|i| i.image_id.as_str()).collect();
+        let ids: Vec<&str> = rows.images.iter().map(|i| &*i.image_id).collect();
         assert_eq!(ids, ["img_a", "img_b", "img_c"]);
         assert_eq!(rows.images[0].path.as_deref(), Some("train/img_a.dicom"));
         assert_eq!(rows.images[0].view, None);

@@ -20,7 +20,7 @@ pub fn default_states<'a>(
 
 /// `dataset_images`, with each image's states from [`default_states`].
 pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Result<RecordBatch> {
-    let state = |r: &ImageRow| states.get(r.image_id.as_str());
+    let state = |r: &ImageRow| states.get(&*r.image_id);
     let mask = |k: usize| {
         i32s(
             rows.iter()
@@ -34,7 +34,7 @@ pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Resul
     });
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
-        ("image_id", text(rows.iter().map(|r| r.image_id.as_str()))),
+        ("image_id", text(rows.iter().map(|r| &*r.image_id))),
         (
             "patient_id",
             utf8(rows.iter().map(|r| r.patient_id.as_deref())),
@@ -134,7 +134,7 @@ pub fn write_studies(
         };
         let study = r.study_id.as_deref().unwrap_or(&r.image_id);
         let (positive, known) = states
-            .get(r.image_id.as_str())
+            .get(&*r.image_id)
             .map_or((0, 0), |s| s.default_masks());
         let k = *index.entry((patient, study)).or_insert_with(|| {
             studies.push(Study {
@@ -416,7 +416,7 @@ fn vote(states: &[State], rule: &str) -> State {
 pub fn boxes_batch(rows: &[BoxRow]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(rows.iter().map(|r| r.dataset))),
-        ("image_id", text(rows.iter().map(|r| r.image_id.as_str()))),
+        ("image_id", text(rows.iter().map(|r| &*r.image_id))),
         ("source", text(rows.iter().map(|r| r.source.as_str()))),
         ("raw_label", text(rows.iter().map(|r| r.raw_label.as_str()))),
         ("finding", utf8(rows.iter().map(|r| r.finding))),

@@ -483,6 +483,7 @@ impl<'a> CrossTables<'a> {
 
     /// Writes one dataset's rows (freed once written).
     fn write(&mut self, rows: crate::datasets::DatasetRows) -> Result<()> {
+        let started = Instant::now();
         let crate::datasets::DatasetRows {
             images,
             labels,
@@ -493,7 +494,7 @@ impl<'a> CrossTables<'a> {
             && self.measured.contains(&first.dataset)
         {
             let ids = self.known.entry(first.dataset).or_default();
-            ids.extend(images.iter().map(|i| (i.image_id.clone(), i.sex)));
+            ids.extend(images.iter().map(|i| (i.image_id.to_string(), i.sex)));
         }
         let sources = across::source_states(&labels);
         let states = across::default_states(&sources, self.nih_source);
@@ -517,6 +518,9 @@ impl<'a> CrossTables<'a> {
             sinks[4].1.write(&across::reports_batch(rows)?)?;
         }
         across::write_studies(&images, &states, SLICE, |b| sinks[5].1.write(b))?;
+        if let Some(first) = images.first() {
+            crate::trace(&format!("  write {}", first.dataset), started);
+        }
         Ok(())
     }
 

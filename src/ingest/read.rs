@@ -95,6 +95,7 @@ impl Order {
 /// Job `job`: the dataset of that position, or past the datasets the other NIH release.
 fn read_job(opts: &IngestOptions, map: &LabelMap, job: usize) -> Result<Part> {
     let mut issues = Issues::default();
+    let started = std::time::Instant::now();
     let (rows, info) = match opts.datasets.get(job) {
         Some(spec) => crate::datasets::read(spec, map, &mut issues)?,
         None => {
@@ -105,5 +106,6 @@ fn read_job(opts: &IngestOptions, map: &LabelMap, job: usize) -> Result<Part> {
             nih::read_other_release(path, &mut issues)?
         }
     };
+    crate::trace(&format!("  read {}", info.dataset), started);
     Ok((rows, info, issues))
 }

@@ -160,7 +160,7 @@ pub fn headers_batch(rows: &[Measured]) -> crate::error::Result<RecordBatch> {
         .collect();
     let mut columns: Vec<ArrayRef> = vec![
         text(rows.iter().map(|(r, _)| r.dataset)),
-        text(rows.iter().map(|(r, _)| r.image_id.as_str())),
+        text(rows.iter().map(|(r, _)| &*r.image_id)),
         text(rows.iter().map(|(r, _)| r.source.as_str())),
     ];
     columns.extend((0..TEXT_COLUMNS.len()).map(|k| utf8(texts.iter().map(|t| t[k]))));

@@ -241,7 +241,7 @@ pub fn stats_batch(rows: &[Measured]) -> Result<RecordBatch> {
     let normalised: Vec<[f64; 9]> = rows.iter().map(|r| r.stats.normalised()).collect();
     let mut columns: Vec<ArrayRef> = vec![
         text(rows.iter().map(|r| r.dataset)),
-        text(rows.iter().map(|r| r.image_id.as_str())),
+        text(rows.iter().map(|r| &*r.image_id)),
         text(rows.iter().map(|r| r.image_index.as_str())),
         text(rows.iter().map(|r| r.source.as_str())),
         text(rows.iter().map(|r| r.format)),

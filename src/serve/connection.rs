@@ -9,10 +9,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use datafusion_postgres::pgwire;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::TlsAcceptor;
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::net::TcpStream;
@@ -92,9 +92,13 @@ pub async fn serve<H: PgWireServerHandlers>(
                 eprintln!("cxr serve: {peer}: {text}");
                 // 54000 program_limit_exceeded, as PostgreSQL says of a statement
                 // too long.
+                // A fatal error is the last message: no ReadyForQuery after it
+                // (pgwire's `process_error` sends one).
                 let info = ErrorInfo::new("FATAL".into(), "54000".into(), text);
-                let _ =
-                    process_error(&mut socket, PgWireError::UserError(info.into()), false).await;
+                let _ = socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await;
+                let _ = socket.close().await;
                 return Ok(());
             }
             _ => return Ok(()),

@@ -45,23 +45,66 @@ pub struct Page {
     pub address: SocketAddr,
 }
 
+/// How long a client has to send a request's headers, from the moment its
+/// connection opens or its previous answer is sent; a connection that sends nothing
+/// is closed then, so idle clients cannot hold the page's connection slots.
+const HEADER_TIME: Duration = Duration::from_secs(10);
+
+/// How long an answer may wait for a client that does not read it.
+const WRITE_STALL: Duration = Duration::from_secs(30);
+
 /// Serves the page on `listener` until `stop` completes, holding at most
-/// `max_connections` connections (more wait in the kernel's queue).
+/// `max_connections` connections (more wait in the kernel's queue), then lets the
+/// requests being answered finish.
 pub async fn serve_page(
     listener: std::net::TcpListener,
     page: Arc<Page>,
     max_connections: usize,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let listener = Limited {
-        listener: tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| Error::io("cannot listen for the page", e))?,
-        slots: Arc::new(Semaphore::new(max_connections)),
-    };
-    axum::serve(listener, router(page))
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(|e| Error::io("the page's server failed", e))
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| Error::io("cannot listen for the page", e))?;
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let app = router(page);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            accepted = accept(&listener, &slots) => accepted,
+        };
+        let Some((stream, slot)) = accepted else {
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIME)
+            .serve_connection(hyper_util::rt::TokioIo::new(Held::new(stream)), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// The next connection once a slot is free, or None when accepting failed (out of
+/// file descriptors, a connection reset before it was taken: tried again shortly).
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => Some((stream, slot)),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
 }
 
 /// The routes: the page's three files and the API.
@@ -375,43 +418,43 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A listener that holds a slot for each open connection: a client opening
-/// connections without end waits instead of taking the server's file descriptors.
-struct Limited {
-    listener: tokio::net::TcpListener,
-    slots: Arc<Semaphore>,
-}
-
-impl axum::serve::Listener for Limited {
-    type Io = Held;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Held, SocketAddr) {
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
-        (
-            Held {
-                stream,
-                _slot: slot,
-            },
-            address,
-        )
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-}
-
-/// A connection and its slot, given back when it closes.
+/// A connection whose writes fail once they have waited [`WRITE_STALL`] for a
+/// client that reads nothing (hyper has no such limit of its own).
 struct Held {
     stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Held {
+    fn new(stream: TcpStream) -> Held {
+        Held {
+            stream,
+            stalled: None,
+        }
+    }
+
+    /// `poll` of a write, failed with `TimedOut` once it has been pending too long.
+    fn limited<T>(
+        &mut self,
+        context: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let polled = poll(Pin::new(&mut self.stream), context);
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match stalled.as_mut().poll(context) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client reads nothing",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Held {
@@ -430,11 +473,13 @@ impl AsyncWrite for Held {
         context: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(context, bytes)
+        self.get_mut()
+            .limited(context, |stream, context| stream.poll_write(context, bytes))
     }
 
     fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(context)
+        self.get_mut()
+            .limited(context, |stream, context| stream.poll_flush(context))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {

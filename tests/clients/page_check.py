@@ -116,6 +116,17 @@ def main():
         result["heatmap_cells"] = len(driver.find_elements(By.CSS_SELECTOR, "#heatmap rect"))
         result["age_bars"] = len(driver.find_elements(By.CSS_SELECTOR, "#ages rect"))
         driver.save_screenshot(str(SHOTS / "page-cohort.png"))
+        # The heatmap of another dataset, its numbers read from the table under it
+        # (opened as a reader would), and kept in the permalink.
+        Select(driver.find_element(By.ID, "heatmap-dataset")).select_by_value("padchest")
+        driver.find_element(By.CSS_SELECTOR, "#heatmap-numbers summary").click()
+        result["heatmap_pairs"] = [
+            [c.text.replace(",", "") for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, "#heatmap-numbers tbody tr")]
+        driver.find_element(By.CSS_SELECTOR, "#ages-numbers summary").click()
+        result["age_numbers"] = [
+            [c.text.replace(",", "") for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, "#ages-numbers tbody tr")]
         # Keyboard: Tab reaches the form's controls in order, each with a label.
         unlabelled = driver.execute_script(
             "return [...document.querySelectorAll('input, select')].filter(e => !e.labels || !e.labels.length).map(e => e.id || e.name)")
@@ -140,6 +151,7 @@ def main():
         driver.get(links["permalink"])
         wait_ready(driver, EXPECTED_QUERY)
         result["restored_form"] = form_state(driver)
+        result["restored_heatmap"] = driver.find_element(By.ID, "heatmap-dataset").get_attribute("value")
         result["restored_counts"] = read_counts(driver)
         # A hand-written link is read as the API reads it (names without regard to
         # case, a repeated dataset), and a name the page does not know is said.

@@ -266,9 +266,10 @@ pub fn expert_labels(rows: &[ExpertRow]) -> Vec<LabelRow> {
 }
 
 fn image_row(img: &Image) -> ImageRow {
+    let image_id: Shared = img.image_index.as_str().into();
     ImageRow {
         dataset: NAME,
-        image_id: img.image_index.clone(),
+        image_id: image_id.clone(),
         patient_id: Some(img.patient_id.to_string()),
         study_id: Some(format!("{}/{}", img.patient_id, img.follow_up)),
         study_order: Some(i64::from(img.follow_up)),
@@ -277,7 +278,7 @@ fn image_row(img: &Image) -> ImageRow {
         sex: img.sex,
         age: img.age.map(f32::from),
         split: img.split.map(str::to_string),
-        path: Some(img.image_index.clone()),
+        path: Some(image_id),
     }
 }
 

@@ -96,7 +96,7 @@ function changed() {
 async function update() {
   const p = parameters();
   const query = p.toString();
-  history.replaceState(null, "", query ? `/?${query}` : "/");
+  history.replaceState(null, "", (query ? `/?${query}` : "/") + heatmapFragment());
   for (const [id, path] of [["manifest-parquet", "manifest.parquet"], ["manifest-csv", "manifest.csv"], ["saved-query", "cohort.sql"]]) {
     $(id).href = `/api/${path}${query ? "?" + query : ""}`;
   }
@@ -190,10 +190,24 @@ function drawPrevalence() {
   }
 }
 
+// The heatmap's dataset is the page's own state, kept in the URL's fragment
+// (`#heatmap=padchest`): the API's parameters are the cohort's only.
+function heatmapFragment() {
+  const d = $("heatmap-dataset").value || new URLSearchParams(location.hash.slice(1)).get("heatmap");
+  return d ? `#${new URLSearchParams({ heatmap: d })}` : "";
+}
+
+function heatmapChosen() {
+  drawHeatmap();
+  history.replaceState(null, "", location.pathname + location.search + heatmapFragment());
+  $("permalink").href = location.href;
+}
+
 function drawHeatmapChoices() {
   const select = $("heatmap-dataset");
   const names = [...new Set(answer.cooccurrence.map((r) => r.dataset))];
-  const keep = names.includes(select.value) ? select.value : names[0];
+  const wanted = select.value || new URLSearchParams(location.hash.slice(1)).get("heatmap");
+  const keep = names.includes(wanted) ? wanted : names[0];
   select.replaceChildren(...names.map((d) => el("option", { value: d }, d)));
   if (keep) select.value = keep;
 }
@@ -227,7 +241,20 @@ function drawHeatmap() {
     rect.append(svg("title", {}, `${r.label_a} & ${r.label_b}: lift ${r.lift ?? "—"} (${number(r.n_ab)} images with both)`));
     chart.append(rect);
   }
-  box.append(chart);
+  // The chart's numbers as a table: readable without a pointer and by a screen reader.
+  const rows = pairs.filter((r) => labels.indexOf(r.label_a) < labels.indexOf(r.label_b))
+    .sort((x, y) => (y.n_ab - x.n_ab) || (labels.indexOf(x.label_a) - labels.indexOf(y.label_a)));
+  box.append(chart, numbers(`Pairs of findings in ${dataset}`, ["Finding A", "Finding B", "Images with both", "Lift"],
+    rows.map((r) => [r.label_a, r.label_b, number(r.n_ab), r.lift ?? "—"]), { id: "heatmap-numbers" }));
+}
+
+// A chart's numbers in a table the reader can open under it.
+function numbers(caption, headers, rows, attributes = {}) {
+  const body = el("tbody", {}, ...rows.map(([first, ...rest]) =>
+    el("tr", {}, el("th", { scope: "row" }, first), ...rest.map((v) => el("td", {}, v)))));
+  return el("details", attributes, el("summary", {}, "The numbers"),
+    el("div", { class: "scroll" }, el("table", {}, el("caption", {}, caption),
+      el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))), body)));
 }
 
 // Lift on a log scale centred on 1: white at 1, blue below, red above (4× saturates).
@@ -270,7 +297,9 @@ function drawAges() {
     chart.append(svg("rect", { x: left + k * 90, y: 0, width: 12, height: 12, fill: colours[s] || "#555" }));
     chart.append(svg("text", { x: left + k * 90 + 16, y: 11, class: "axis" }, s));
   });
-  box.append(chart);
+  const count = (b, s) => answer.ages.find((x) => x.age_from === b && x.sex === s)?.images ?? 0;
+  box.append(chart, numbers("Images per five years of age, by sex", ["Age", ...sexes],
+    buckets.map((b) => [`${b}–${b + 4}`, ...sexes.map((s) => number(count(b, s)))]), { id: "ages-numbers" }));
 }
 
 function drawPatients() {
@@ -335,7 +364,7 @@ async function start() {
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
   form.addEventListener("submit", (e) => e.preventDefault());
-  $("heatmap-dataset").addEventListener("change", drawHeatmap);
+  $("heatmap-dataset").addEventListener("change", heatmapChosen);
   $("copy-command").addEventListener("click", () => copy("command"));
   $("copy-sql").addEventListener("click", () => copy("sql"));
   update();
