@@ -217,8 +217,9 @@ fn psql_reads_tables_views_and_the_catalog() {
         );
     }
 
-    // \d+ describes the columns too; \du, \df, \dT and \dt+ run (cxr's catalog has
-    // no roles, functions or types of its own to list, and no sizes).
+    // \d+ describes the columns too; \df, \dT and \dt+ run (cxr's catalog has no
+    // functions or types of its own to list, and no sizes); \du lists the role
+    // clients log in as.
     let described = psql_ok(server.port, "\\d+ images");
     for column in ["image_index", "labels", "split"] {
         assert!(
@@ -228,9 +229,14 @@ fn psql_reads_tables_views_and_the_catalog() {
             "\\d+ images lacks {column}:\n{described}"
         );
     }
-    for command in ["\\du", "\\df", "\\dT", "\\dt+"] {
+    for command in ["\\df", "\\dT", "\\dt+"] {
         psql_ok(server.port, command);
     }
+    let roles = psql_ok(server.port, "\\du");
+    assert!(
+        roles.lines().any(|l| l.split(',').next() == Some("cxr")),
+        "\\du lacks cxr:\n{roles}"
+    );
     // A subquery in a select list, correlated (each patient's images, against the
     // CSV) and not; one of several rows is an error, as in PostgreSQL.
     let per_patient = psql_ok(
@@ -799,6 +805,38 @@ fn jdbc_lists_tables_and_runs_a_prepared_statement() {
         assert!(text.contains(&format!("table: {table}")), "{text}");
     }
     assert!(text.contains("column: images.patient_id int4"), "{text}");
+    // The rest of DatabaseMetaData a tool reads of a table answers, and says what
+    // PostgreSQL says of a table without keys, indexes or privileges granted: no
+    // rows, and the views listed as views.
+    for empty in [
+        "primaryKeys",
+        "importedKeys",
+        "exportedKeys",
+        "indexInfo",
+        "bestRowIdentifier",
+        "procedures",
+    ] {
+        assert!(
+            text.contains(&format!("{empty}: 0 rows")),
+            "{empty}:\n{text}"
+        );
+    }
+    for view in ["xr_images", "xr_labels", "xr_boxes"] {
+        assert!(text.contains(&format!("view: {view}")), "{text}");
+    }
+    for answered in [
+        "typeInfo",
+        "functions",
+        "tablePrivileges",
+        "columnPrivileges",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{answered}: ")) && l.ends_with(" rows")),
+            "{answered}:\n{text}"
+        );
+    }
+    assert!(text.contains("user: cxr"), "{text}");
     // A 1-byte integer column read six times (binary results from the sixth).
     let labels = nih_csv()
         .into_iter()

@@ -80,6 +80,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .map(|text| address(text, "--http"))
             .transpose()?,
         account: account(&args)?,
+        user: args.user.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_connections: positive(args.max_connections, "--max-connections")?,
         limits: Limits {

@@ -7,6 +7,7 @@
 //! and offers the saved queries as table functions ([`saved`]).
 
 mod auth;
+mod catalog;
 mod cohorts;
 mod connection;
 mod copy;
@@ -62,6 +63,8 @@ pub struct Options {
     pub server_memory: usize,
     /// Memory for the smallest tables, read once per version.
     pub in_memory: usize,
+    /// The user name clients log in with.
+    pub user: String,
 }
 
 /// Serves until SIGINT or SIGTERM, then lets running statements finish (within the
@@ -93,6 +96,7 @@ pub async fn serve(options: Options) -> Result<()> {
             options.limits.clone(),
             options.server_memory,
             options.in_memory,
+            options.user.clone(),
         )
         .await?,
     );

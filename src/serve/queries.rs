@@ -26,7 +26,9 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
+    PgCatalogContextProvider, Role,
+};
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -72,6 +74,8 @@ pub struct Served {
     query_runtime_handle: tokio::runtime::Handle,
     /// Where statements are computed, each on a runtime of its own.
     runtimes: Arc<Runtimes>,
+    /// The role clients log in as (psql's `\du` lists it).
+    user: String,
 }
 
 /// One version of the warehouse, open for clients.
@@ -116,8 +120,10 @@ impl Served {
         limits: Limits,
         server_memory: usize,
         in_memory: usize,
+        user: String,
     ) -> Result<Served> {
         let served = Served {
+            user,
             in_memory,
             query_runtime_handle: tokio::runtime::Handle::current(),
             runtimes: Runtimes::new(cores(), 2 * cores()),
@@ -148,8 +154,9 @@ impl Served {
             .spawn(async move { Warehouse::open_for_clients(&root, in_memory).await })
             .await
             .map_err(|e| Error::Internal(format!("opening the warehouse failed: {e}")))??;
-        setup_pg_catalog(&warehouse.ctx, "datafusion", EmptyContextProvider)
-            .map_err(|e| Error::DataFusion(*e))?;
+        let role = LoginRole(self.user.clone());
+        setup_pg_catalog(&warehouse.ctx, "datafusion", role).map_err(|e| Error::DataFusion(*e))?;
+        super::catalog::with_settings(&warehouse.ctx, "datafusion").await?;
         super::saved::register(&warehouse.ctx);
         warehouse.ctx.register_udf(server_version());
         warehouse
@@ -488,6 +495,31 @@ fn server_version() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
+/// The catalog's one role: the user every client logs in as.
+#[derive(Debug, Clone)]
+struct LoginRole(String);
+
+#[async_trait::async_trait]
+impl PgCatalogContextProvider for LoginRole {
+    async fn roles(&self) -> Vec<String> {
+        vec![self.0.clone()]
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        (name == self.0).then(|| Role {
+            name: name.to_string(),
+            is_superuser: false,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: false,
+            can_create_user: false,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
+}
+
 /// The database every client is in, whatever name it connected with: `cxr` (the
 /// name README's connection strings use), not DataFusion's catalog name.
 const DATABASE: &str = "cxr";
@@ -608,25 +640,10 @@ fn size_pretty() -> datafusion::logical_expr::ScalarUDF {
 /// default table access method when it reflects a table), as PostgreSQL 15 answers
 /// them; another name is PostgreSQL's error.
 fn current_setting() -> datafusion::logical_expr::ScalarUDF {
+    use super::catalog::SETTINGS;
     use datafusion::arrow::array::{Array, StringArray};
     use datafusion::arrow::compute::cast;
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    const SETTINGS: [(&str, &str); 14] = [
-        ("server_version", "15.0"),
-        ("server_version_num", "150000"),
-        ("server_encoding", "UTF8"),
-        ("client_encoding", "UTF8"),
-        ("standard_conforming_strings", "on"),
-        ("integer_datetimes", "on"),
-        ("datestyle", "ISO, MDY"),
-        ("timezone", "UTC"),
-        ("search_path", "\"$user\", public"),
-        ("default_table_access_method", "heap"),
-        ("default_transaction_read_only", "on"),
-        ("transaction_read_only", "on"),
-        ("max_identifier_length", "63"),
-        ("is_superuser", "off"),
-    ];
     create_udf(
         "current_setting",
         vec![DataType::Utf8],

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    CastKind, ExactNumberInfo, Expr, Ident, SelectItem, SetExpr, Statement, Value,
+    AccessExpr, CastKind, ExactNumberInfo, Expr, Ident, SelectItem, SetExpr, Statement, Value,
     visit_expressions_mut,
 };
 use datafusion_postgres::pgwire::api::Type;
@@ -113,7 +113,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
     let no_numbers = parse("CAST(NULL AS INT[])")?;
     let no_subscripts = parse("unnest(CAST(NULL AS INT[]))")?;
     let mut out = statement.clone();
-    let mut changed = false;
+    let mut changed = name_select_items(&mut out);
     let _ = visit_expressions_mut(&mut out, |expr| {
         match expr {
             Expr::Function(f)
@@ -198,6 +198,66 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     changed = true;
                 }
             }
+            // `information_schema._pg_expandarray(i.indkey)`, which pgjdbc's primary
+            // keys, index information and best row identifier read as `(...).x` and
+            // `(...).n`: an index's key columns, as (value, position) rows. cxr's tables
+            // have no indexes, so one row of NULLs.
+            Expr::Function(f)
+                if f.name
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .ends_with("_pg_expandarray") =>
+            {
+                if let Some(keys) =
+                    parse("named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))")
+                {
+                    *expr = keys;
+                    changed = true;
+                }
+            }
+            // An element of an array column cxr has no values of
+            // (`con.conkey[pos.n]`, pgjdbc's foreign keys): NULL.
+            Expr::CompoundFieldAccess { access_chain, .. }
+                if access_chain.iter().any(|access| {
+                    matches!(access, AccessExpr::Dot(Expr::Identifier(column))
+                        if empty_array_column(&column.value, &empty, &no_numbers).is_some())
+                }) && matches!(access_chain.last(), Some(AccessExpr::Subscript(_))) =>
+            {
+                if let Some(null) = parse("CAST(NULL AS INT)") {
+                    *expr = null;
+                    changed = true;
+                }
+            }
+            // `(row).field`, which DataFusion reads as `get_field(row, 'field')`.
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                let fields: Option<Vec<String>> = access_chain
+                    .iter()
+                    .map(|access| match access {
+                        AccessExpr::Dot(Expr::Identifier(field)) => Some(field.value.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let field_access = fields.and_then(|fields| {
+                    let text = fields.iter().fold(root.to_string(), |row, field| {
+                        format!("get_field({row}, '{}')", field.replace('\'', "''"))
+                    });
+                    parse(&text)
+                });
+                if let Some(field_access) = field_access {
+                    *expr = field_access;
+                    changed = true;
+                }
+            }
+            // `typinput = 'array_in'::regproc` (pgjdbc's type information), made
+            // by datafusion-postgres into a comparison with pg_proc's oid of that
+            // name: its pg_type records the function by name, so compared by name.
+            Expr::BinaryOp { left, right, .. }
+                if function_name_column(left)
+                    && let Some(name) = function_by_name(right) =>
+            {
+                **right = text(&name);
+                changed = true;
+            }
             Expr::Subquery(query) if reads_empty_catalog_table(query) => {
                 *expr = Expr::value(Value::Null);
                 changed = true;
@@ -225,12 +285,119 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
     changed.then_some(out)
 }
 
+/// Names the select list items the rewrite would leave nameless or alike: each
+/// unnamed `NULL` gets a name of its own (`?column?`, `?column?2`, …; PostgreSQL lets
+/// result columns share the name `?column?`, DataFusion refuses two columns named
+/// `NULL`, and pgjdbc's procedures query has three), and a column the rewrite
+/// replaces keeps its own (`c.relacl`, read by name by pgjdbc).
+fn name_select_items(statement: &mut Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{Query, VisitMut, VisitorMut};
+    struct Namer(bool);
+    impl VisitorMut for Namer {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            if let SetExpr::Select(select) = query.body.as_mut() {
+                let mut k = 0;
+                for item in &mut select.projection {
+                    // A column cxr has no values of keeps its name once replaced.
+                    if let SelectItem::UnnamedExpr(expr) = item
+                        && let Some(column) = match &*expr {
+                            Expr::Identifier(ident) => Some(ident.value.clone()),
+                            Expr::CompoundIdentifier(parts) => {
+                                parts.last().map(|p| p.value.clone())
+                            }
+                            _ => None,
+                        }
+                        && ARRAY_COLUMNS.contains(&column.to_ascii_lowercase().as_str())
+                    {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::new(column),
+                        };
+                        self.0 = true;
+                    }
+                    if let SelectItem::UnnamedExpr(expr @ Expr::Value(_)) = item
+                        && matches!(expr, Expr::Value(v) if v.value == Value::Null)
+                    {
+                        k += 1;
+                        let name = if k == 1 {
+                            "?column?".to_string()
+                        } else {
+                            format!("?column?{k}")
+                        };
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::with_quote('"', name),
+                        };
+                        self.0 = true;
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut namer = Namer(false);
+    let _ = statement.visit(&mut namer);
+    namer.0
+}
+
+/// The function `expr` names as `'name'::regproc`, or as datafusion-postgres
+/// rewrites that: `(SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'name')`.
+fn function_by_name(expr: &Expr) -> Option<String> {
+    let text = match expr {
+        Expr::Cast {
+            expr, data_type, ..
+        } if data_type.to_string().eq_ignore_ascii_case("regproc") => expr.to_string(),
+        // (As its `max`, once the subquery rule below has been through it.)
+        Expr::Subquery(query) => {
+            let query = query.to_string();
+            ["SELECT oid ", "SELECT max(oid) "]
+                .iter()
+                .find_map(|select| query.strip_prefix(select))?
+                .strip_prefix("FROM pg_catalog.pg_proc WHERE proname = ")?
+                .to_string()
+        }
+        _ => return None,
+    };
+    let name = text.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(name.strip_prefix("pg_catalog.").unwrap_or(name).to_string())
+}
+
+/// Whether `expr` is a column of pg_type that names a function (`typinput`, …).
+fn function_name_column(expr: &Expr) -> bool {
+    let name = match expr {
+        Expr::Identifier(ident) => &ident.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(ident) => &ident.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    ["typinput", "typoutput", "typreceive", "typsend"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c))
+}
+
+/// The catalog's array columns cxr has no values of: a table's options and access
+/// privileges (none recorded: clients then take the owner's), an index's or a
+/// constraint's columns.
+const ARRAY_COLUMNS: [&str; 7] = [
+    "reloptions",
+    "relacl",
+    "indkey",
+    "indclass",
+    "indoption",
+    "conkey",
+    "confkey",
+];
+
 /// The empty array that stands for a catalog column cxr has no values of.
 fn empty_array_column(name: &str, text: &Expr, numbers: &Expr) -> Option<Expr> {
-    match name.to_ascii_lowercase().as_str() {
-        "reloptions" => Some(text.clone()),
-        "indkey" | "indclass" | "conkey" | "confkey" => Some(numbers.clone()),
-        _ => None,
+    let name = name.to_ascii_lowercase();
+    match ARRAY_COLUMNS.iter().position(|c| *c == name) {
+        Some(0 | 1) => Some(text.clone()),
+        Some(_) => Some(numbers.clone()),
+        None => None,
     }
 }
 
@@ -254,7 +421,8 @@ fn reads_empty_catalog_table(query: &datafusion::sql::sqlparser::ast::Query) -> 
 }
 
 /// Whether every relation `statement` reads is in the catalog (`pg_catalog.x`,
-/// `pg_x`, `information_schema.x`) or a table function over it (`unnest`).
+/// `pg_x`, `information_schema.x`) or a table function (`unnest`,
+/// `generate_series`).
 fn reads_catalog_only(statement: &Statement) -> bool {
     use datafusion::sql::sqlparser::ast::visit_relations;
     let mut only = true;
@@ -270,6 +438,7 @@ fn reads_catalog_only(statement: &Statement) -> bool {
         only &= first == "pg_catalog"
             || first == "information_schema"
             || first == "unnest"
+            || first == "generate_series"
             || first.starts_with("pg_");
         ControlFlow::<()>::Continue(())
     });

@@ -3,6 +3,10 @@
 import java.sql.*;
 
 public class JdbcCheck {
+    interface Call {
+        ResultSet run(DatabaseMetaData meta) throws SQLException;
+    }
+
     public static void main(String[] args) throws Exception {
         String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/cxr";
         try (Connection c = DriverManager.getConnection(url, "cxr", "")) {
@@ -17,6 +21,33 @@ public class JdbcCheck {
                     System.out.println("column: images." + r.getString("COLUMN_NAME") + " " + r.getString("TYPE_NAME"));
                 }
             }
+            try (ResultSet r = meta.getTables(null, null, "%", new String[] {"VIEW"})) {
+                while (r.next()) {
+                    System.out.println("view: " + r.getString("TABLE_NAME"));
+                }
+            }
+            // What a tool reads of a table beside its columns: each call answers, and
+            // the Rust test checks the number of rows.
+            Object[][] calls = {
+                {"primaryKeys", (Call) d -> d.getPrimaryKeys(null, null, "images")},
+                {"importedKeys", (Call) d -> d.getImportedKeys(null, null, "images")},
+                {"exportedKeys", (Call) d -> d.getExportedKeys(null, null, "images")},
+                {"indexInfo", (Call) d -> d.getIndexInfo(null, null, "images", false, true)},
+                {"bestRowIdentifier", (Call) d -> d.getBestRowIdentifier(null, null, "images", DatabaseMetaData.bestRowSession, true)},
+                {"procedures", (Call) d -> d.getProcedures(null, null, "%")},
+                {"functions", (Call) d -> d.getFunctions(null, null, "%")},
+                {"typeInfo", (Call) d -> d.getTypeInfo()},
+                {"tablePrivileges", (Call) d -> d.getTablePrivileges(null, null, "images")},
+                {"columnPrivileges", (Call) d -> d.getColumnPrivileges(null, null, "images", "%")},
+            };
+            for (Object[] call : calls) {
+                try (ResultSet r = ((Call) call[1]).run(meta)) {
+                    int n = 0;
+                    while (r.next()) n++;
+                    System.out.println(call[0] + ": " + n + " rows");
+                }
+            }
+            System.out.println("user: " + meta.getUserName());
             String sql = "SELECT count(*) FROM images WHERE sex = ? AND view_position = ? AND age > ?";
             try (PreparedStatement p = c.prepareStatement(sql)) {
                 // Run six times: pgjdbc switches to a named server-side statement and
