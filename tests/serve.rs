@@ -217,9 +217,8 @@ fn psql_reads_tables_views_and_the_catalog() {
         );
     }
 
-    // \d+ describes the columns too; \df, \dT and \dt+ run (cxr's catalog has no
-    // functions or types of its own to list, and no sizes); \du lists the role
-    // clients log in as.
+    // \d+ describes the columns too; \df and \dT run (cxr's catalog has no
+    // functions or types of its own to list); \du lists the role clients log in as.
     let described = psql_ok(server.port, "\\d+ images");
     for column in ["image_index", "labels", "split"] {
         assert!(
@@ -229,9 +228,38 @@ fn psql_reads_tables_views_and_the_catalog() {
             "\\d+ images lacks {column}:\n{described}"
         );
     }
-    for command in ["\\df", "\\dT", "\\dt+"] {
+    for command in ["\\df", "\\dT"] {
         psql_ok(server.port, command);
     }
+    // \dt+ gives each table's size: its Parquet file's, as PostgreSQL writes a size
+    // (kilobytes, rounded half up, from 10 kB to 10 MB); a view's is 0 bytes.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(wh.join("manifest.json")).unwrap()).unwrap();
+    let file = wh
+        .join(manifest["data"].as_str().unwrap())
+        .join("images.parquet");
+    let bytes = std::fs::metadata(file).unwrap().len();
+    assert!((10 << 10..10 << 20).contains(&bytes), "{bytes}");
+    let sizes = psql_ok(server.port, "\\dt+");
+    // (Size is the column before Description, the last.)
+    let size_of = |listing: &str, name: &str| {
+        listing
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[1] == name)
+            .map(|f| f[f.len() - 2].to_string())
+    };
+    assert_eq!(
+        size_of(&sizes, "images"),
+        Some(format!("{} kB", (bytes + 512) / 1024)),
+        "{sizes}"
+    );
+    let views = psql_ok(server.port, "\\dv+");
+    assert_eq!(
+        size_of(&views, "xr_images").as_deref(),
+        Some("0 bytes"),
+        "{views}"
+    );
     let roles = psql_ok(server.port, "\\du");
     assert!(
         roles.lines().any(|l| l.split(',').next() == Some("cxr")),

@@ -1,4 +1,4 @@
-//! `cxr cooccur`: the 14 × 14 co-occurrence matrix of a cohort.
+//! `cxr cooccur`: the finding co-occurrence matrix of a cohort (14 × 14 for NIH, 18 × 18 across datasets).
 
 use std::io::IsTerminal;
 

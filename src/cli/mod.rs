@@ -112,7 +112,7 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// The images of a cohort, or a summary of it.
     Cohort(cohort::CohortCmd),
-    /// The 14 × 14 finding co-occurrence matrix of a cohort.
+    /// The finding co-occurrence matrix of a cohort (NIH 14 × 14; across datasets, the 18 findings).
     Cooccur(cooccur::CooccurCmd),
     /// Patient timelines, per-finding longitudinal statistics, transitions.
     Followup(followup::FollowupCmd),

@@ -166,6 +166,9 @@ impl Served {
         for udf in catalog_functions() {
             warehouse.ctx.register_udf(udf);
         }
+        warehouse
+            .ctx
+            .register_udf(relation_sizes(&warehouse.snapshot));
         let version = Arc::new(Version { warehouse });
         *current = Some(version.clone());
         Ok(version)
@@ -608,6 +611,52 @@ fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
             ScalarValue::Utf8(None),
         ),
     ]
+}
+
+/// `cxr_relation_size(name)`: the bytes of a table's Parquet file in this version
+/// (what psql's `\dt+` shows as Size; [`super::rewrite::for_catalog`] asks it for
+/// `pg_table_size(c.oid)`), 0 for a view, NULL for a catalog table.
+fn relation_sizes(snapshot: &crate::warehouse::Snapshot) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let mut sizes: HashMap<String, i64> = snapshot
+        .manifest
+        .tables
+        .keys()
+        .filter_map(|table| {
+            let file = snapshot.data.join(format!("{table}.parquet"));
+            let bytes = std::fs::metadata(file).ok()?.len();
+            Some((table.clone(), i64::try_from(bytes).ok()?))
+        })
+        .collect();
+    for (view, ..) in crate::sql::VIEWS {
+        sizes.entry(view.to_string()).or_insert(0);
+    }
+    create_udf(
+        "cxr_relation_size",
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = cast(&arrays[0], &DataType::Utf8)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("cxr_relation_size".into())
+                })?;
+            let bytes: Int64Array = (0..names.len())
+                .map(|i| {
+                    (!names.is_null(i))
+                        .then(|| sizes.get(names.value(i)).copied())
+                        .flatten()
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(bytes)))
+        }),
+    )
 }
 
 /// `pg_size_pretty(bytes)` as PostgreSQL writes a size: bytes below 10 kB, then the

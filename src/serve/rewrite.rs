@@ -215,6 +215,30 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     changed = true;
                 }
             }
+            // A table's size by its pg_class oid (psql's `\dt+`): the size of its
+            // file, asked by the table's name (a function cannot look an oid up in
+            // the catalog).
+            Expr::Function(f)
+                if [
+                    "pg_table_size",
+                    "pg_relation_size",
+                    "pg_total_relation_size",
+                ]
+                .iter()
+                .any(|name| f.name.to_string().to_ascii_lowercase().ends_with(name)) =>
+            {
+                if let FunctionArguments::List(list) = &f.args
+                    && let [argument] = list.args.as_slice()
+                    && let Some(class) = argument
+                        .to_string()
+                        .strip_suffix(".oid")
+                        .filter(|alias| alias.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                    && let Some(size) = parse(&format!("cxr_relation_size({class}.relname)"))
+                {
+                    *expr = size;
+                    changed = true;
+                }
+            }
             // An element of an array column cxr has no values of
             // (`con.conkey[pos.n]`, pgjdbc's foreign keys): NULL.
             Expr::CompoundFieldAccess { access_chain, .. }
