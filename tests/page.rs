@@ -515,6 +515,7 @@ fn the_page_in_chromium_matches_the_command_line() {
     // permalink) are `cxr cooccur`'s pairs with the same flags: every pair with images
     // of both findings, with its count.
     assert_eq!(page["restored_heatmap"], "padchest");
+    assert_eq!(page["numbers_kept_open"], true);
     let mut args = vec![
         "cooccur",
         "-w",

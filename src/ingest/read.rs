@@ -47,6 +47,9 @@ pub(super) fn each_dataset<'s>(
         let (send, order) = (send.clone(), order.clone());
         scope.spawn(move || {
             while let Some(job) = order.take(jobs) {
+                // The dataset handed on before is freed by the writer's thread; the
+                // memory comes back to this thread's heap only when it collects.
+                super::give_back_freed_memory();
                 let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     read_job(opts, map, job)
                 }))

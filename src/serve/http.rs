@@ -65,6 +65,9 @@ pub async fn serve_page(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::io("cannot listen for the page", e))?;
     let slots = Arc::new(Semaphore::new(max_connections));
+    // At a stop, the requests being answered get their statement's time and a
+    // stalled client's grace; then the server stops without them.
+    let drain_limit = page.query_time + WRITE_STALL;
     let app = router(page);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);
@@ -87,12 +90,15 @@ pub async fn serve_page(
             drop(slot);
         });
     }
-    connections.shutdown().await;
+    // New connections are refused at once rather than left in the kernel's queue.
+    drop(listener);
+    let _ = tokio::time::timeout(drain_limit, connections.shutdown()).await;
     Ok(())
 }
 
-/// The next connection once a slot is free, or None when accepting failed (out of
-/// file descriptors, a connection reset before it was taken: tried again shortly).
+/// The next connection once a slot is free, or None when accepting failed: a
+/// connection reset before it was taken (tried again at once), or the process out
+/// of file descriptors (said, and tried again after a second).
 async fn accept(
     listener: &tokio::net::TcpListener,
     slots: &Arc<Semaphore>,
@@ -100,10 +106,12 @@ async fn accept(
     let slot = slots.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
         Ok((stream, _)) => Some((stream, slot)),
-        Err(_) => {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            eprintln!("cxr serve: the page cannot take a connection: {e}; trying again in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
             None
         }
+        Err(_) => None,
     }
 }
 

@@ -169,6 +169,7 @@ impl Served {
         warehouse
             .ctx
             .register_udf(relation_sizes(&warehouse.snapshot));
+        warehouse.ctx.register_udf(owner(self.user.clone()));
         let version = Arc::new(Version { warehouse });
         *current = Some(version.clone());
         Ok(version)
@@ -526,6 +527,20 @@ impl PgCatalogContextProvider for LoginRole {
 /// The database every client is in, whatever name it connected with: `cxr` (the
 /// name README's connection strings use), not DataFusion's catalog name.
 const DATABASE: &str = "cxr";
+
+/// `pg_get_userbyid(oid)`: the owner of every object is the role clients log in as
+/// (`\dt` shows it as Owner; `\du` lists it).
+fn owner(user: String) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        "pg_get_userbyid",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(user.clone()))))),
+    )
+}
 
 /// A function of no arguments that returns `text`.
 fn constant_text(name: &str, text: String) -> datafusion::logical_expr::ScalarUDF {

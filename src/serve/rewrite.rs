@@ -257,7 +257,11 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                 let fields: Option<Vec<String>> = access_chain
                     .iter()
                     .map(|access| match access {
-                        AccessExpr::Dot(Expr::Identifier(field)) => Some(field.value.clone()),
+                        // Unquoted, a name is folded to lower case, as PostgreSQL does.
+                        AccessExpr::Dot(Expr::Identifier(field)) => Some(match field.quote_style {
+                            None => field.value.to_ascii_lowercase(),
+                            Some(_) => field.value.clone(),
+                        }),
                         _ => None,
                     })
                     .collect();
@@ -444,29 +448,28 @@ fn reads_empty_catalog_table(query: &datafusion::sql::sqlparser::ast::Query) -> 
     empty
 }
 
-/// Whether every relation `statement` reads is in the catalog (`pg_catalog.x`,
-/// `pg_x`, `information_schema.x`) or a table function (`unnest`,
+/// Whether `statement` reads the catalog (`pg_catalog.x`, `pg_x`,
+/// `information_schema.x`) and nothing else but table functions (`unnest`,
 /// `generate_series`).
 fn reads_catalog_only(statement: &Statement) -> bool {
     use datafusion::sql::sqlparser::ast::visit_relations;
     let mut only = true;
-    let mut any = false;
+    let mut catalog = false;
     let _ = visit_relations(statement, |name| {
-        any = true;
         let first = name
             .0
             .first()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase())
             .unwrap_or_default();
-        only &= first == "pg_catalog"
-            || first == "information_schema"
-            || first == "unnest"
-            || first == "generate_series"
-            || first.starts_with("pg_");
+        let in_catalog =
+            first == "pg_catalog" || first == "information_schema" || first.starts_with("pg_");
+        catalog |= in_catalog;
+        only &= in_catalog || first == "unnest" || first == "generate_series";
         ControlFlow::<()>::Continue(())
     });
-    any && only
+    // A table function alone is a user's query, left as written.
+    catalog && only
 }
 
 /// Whether `expr` calls an aggregate function PostgreSQL's catalog queries use.
@@ -629,6 +632,44 @@ mod tests {
         )
         .unwrap()
         .remove(0)
+    }
+
+    #[test]
+    fn catalog_rewrites_leave_a_users_query_as_written() {
+        // A table function alone is not the catalog: a subquery of several rows
+        // stays an error, not its max.
+        let user = parse("SELECT (SELECT g FROM generate_series(1, 3) AS t(g))");
+        assert!(for_catalog(&user).is_none());
+        assert!(for_catalog(&parse("SELECT * FROM images WHERE age > 3")).is_none());
+        // pgjdbc's primary keys: the index keys of no index, read by field.
+        let keys = for_catalog(&parse(
+            "SELECT (information_schema._pg_expandarray(i.indkey)).N AS k, NULL, NULL \
+             FROM pg_catalog.pg_index i",
+        ))
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            keys,
+            "SELECT get_field((named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))), 'n') AS k, \
+             NULL AS \"?column?\", NULL AS \"?column?2\" FROM pg_catalog.pg_index i"
+        );
+        // A size by oid is asked by name; a function compared by regproc, by name.
+        let sizes = for_catalog(&parse(
+            "SELECT pg_catalog.pg_table_size(c.oid) FROM pg_catalog.pg_class c \
+             WHERE c.relacl IS NULL",
+        ))
+        .unwrap()
+        .to_string();
+        assert!(sizes.contains("cxr_relation_size(c.relname)"), "{sizes}");
+        let types = for_catalog(&parse(
+            "SELECT typinput = 'pg_catalog.array_in'::regproc AS is_array FROM pg_catalog.pg_type",
+        ))
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            types,
+            "SELECT typinput = 'array_in' AS is_array FROM pg_catalog.pg_type"
+        );
     }
 
     #[test]

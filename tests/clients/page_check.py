@@ -123,6 +123,10 @@ def main():
         result["heatmap_pairs"] = [
             [c.text.replace(",", "") for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
             for row in driver.find_elements(By.CSS_SELECTOR, "#heatmap-numbers tbody tr")]
+        # An opened table stays open when the chart is drawn again.
+        Select(driver.find_element(By.ID, "heatmap-dataset")).select_by_value("nih")
+        result["numbers_kept_open"] = driver.find_element(By.ID, "heatmap-numbers").get_attribute("open") is not None
+        Select(driver.find_element(By.ID, "heatmap-dataset")).select_by_value("padchest")
         driver.find_element(By.CSS_SELECTOR, "#ages-numbers summary").click()
         result["age_numbers"] = [
             [c.text.replace(",", "") for c in row.find_elements(By.CSS_SELECTOR, "th, td")]

@@ -210,6 +210,9 @@ function drawHeatmapChoices() {
   const keep = names.includes(wanted) ? wanted : names[0];
   select.replaceChildren(...names.map((d) => el("option", { value: d }, d)));
   if (keep) select.value = keep;
+  // The link names the dataset shown (another when the one asked has no pairs).
+  history.replaceState(null, "", location.pathname + location.search + heatmapFragment());
+  $("permalink").href = location.href;
 }
 
 function drawHeatmap() {
@@ -248,13 +251,21 @@ function drawHeatmap() {
     rows.map((r) => [r.label_a, r.label_b, number(r.n_ab), r.lift ?? "—"]), { id: "heatmap-numbers" }));
 }
 
-// A chart's numbers in a table the reader can open under it.
+// A chart's numbers in a table the reader can open under it; one the reader opened
+// stays open when the chart is drawn again.
+const openNumbers = new Set();
 function numbers(caption, headers, rows, attributes = {}) {
   const body = el("tbody", {}, ...rows.map(([first, ...rest]) =>
     el("tr", {}, el("th", { scope: "row" }, first), ...rest.map((v) => el("td", {}, v)))));
-  return el("details", attributes, el("summary", {}, "The numbers"),
+  const details = el("details", openNumbers.has(attributes.id) ? { ...attributes, open: "" } : attributes,
+    el("summary", {}, "The numbers"),
     el("div", { class: "scroll" }, el("table", {}, el("caption", {}, caption),
       el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))), body)));
+  details.addEventListener("toggle", () => {
+    if (details.open) openNumbers.add(attributes.id);
+    else openNumbers.delete(attributes.id);
+  });
+  return details;
 }
 
 // Lift on a log scale centred on 1: white at 1, blue below, red above (4× saturates).
