@@ -632,9 +632,7 @@ fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
 /// (what psql's `\dt+` shows as Size; [`super::rewrite::for_catalog`] asks it for
 /// `pg_table_size(c.oid)`), 0 for a view, NULL for a catalog table.
 fn relation_sizes(snapshot: &crate::warehouse::Snapshot) -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::array::{Array, Int64Array, StringArray};
-    use datafusion::arrow::compute::cast;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
     let mut sizes: HashMap<String, i64> = snapshot
         .manifest
         .tables
@@ -648,28 +646,50 @@ fn relation_sizes(snapshot: &crate::warehouse::Snapshot) -> datafusion::logical_
     for (view, ..) in crate::sql::VIEWS {
         sizes.entry(view.to_string()).or_insert(0);
     }
-    create_udf(
+    text_function(
         "cxr_relation_size",
-        vec![DataType::Utf8],
         DataType::Int64,
-        Volatility::Immutable,
+        datafusion::logical_expr::Volatility::Immutable,
+        move |name| Ok(ScalarValue::Int64(sizes.get(name).copied())),
+    )
+}
+
+/// A function of one text argument: `answer` of each value, NULL of NULL.
+fn text_function(
+    name: &'static str,
+    returns: DataType,
+    volatility: datafusion::logical_expr::Volatility,
+    answer: impl Fn(&str) -> datafusion::error::Result<datafusion::scalar::ScalarValue>
+    + Send
+    + Sync
+    + 'static,
+) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, StringArray, new_empty_array};
+    use datafusion::arrow::compute::cast;
+    use datafusion::logical_expr::{ColumnarValue, create_udf};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        name,
+        vec![DataType::Utf8],
+        returns.clone(),
+        volatility,
         Arc::new(move |args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
-            let names = cast(&arrays[0], &DataType::Utf8)?;
-            let names = names
+            let texts = cast(&arrays[0], &DataType::Utf8)?;
+            let texts = texts
                 .as_any()
                 .downcast_ref::<StringArray>()
-                .ok_or_else(|| {
-                    datafusion::error::DataFusionError::Internal("cxr_relation_size".into())
-                })?;
-            let bytes: Int64Array = (0..names.len())
-                .map(|i| {
-                    (!names.is_null(i))
-                        .then(|| sizes.get(names.value(i)).copied())
-                        .flatten()
+                .ok_or_else(|| datafusion::error::DataFusionError::Internal(name.into()))?;
+            if texts.is_empty() {
+                return Ok(ColumnarValue::Array(new_empty_array(&returns)));
+            }
+            let values = (0..texts.len())
+                .map(|i| match texts.is_null(i) {
+                    true => ScalarValue::try_from(&returns),
+                    false => answer(texts.value(i)),
                 })
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(bytes)))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
         }),
     )
 }
@@ -705,43 +725,23 @@ fn size_pretty() -> datafusion::logical_expr::ScalarUDF {
 /// them; another name is PostgreSQL's error.
 fn current_setting() -> datafusion::logical_expr::ScalarUDF {
     use super::catalog::SETTINGS;
-    use datafusion::arrow::array::{Array, StringArray};
-    use datafusion::arrow::compute::cast;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    create_udf(
+    use datafusion::scalar::ScalarValue;
+    text_function(
         "current_setting",
-        vec![DataType::Utf8],
         DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let names = cast(&arrays[0], &DataType::Utf8)?;
-            let names = names
-                .as_any()
-                .downcast_ref::<StringArray>()
+        datafusion::logical_expr::Volatility::Stable,
+        |name| {
+            let value = SETTINGS
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
                 .ok_or_else(|| {
-                    datafusion::error::DataFusionError::Internal("current_setting".into())
+                    datafusion::error::DataFusionError::Plan(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    ))
                 })?;
-            let mut values = Vec::with_capacity(names.len());
-            for i in 0..names.len() {
-                if names.is_null(i) {
-                    values.push(None);
-                    continue;
-                }
-                let name = names.value(i);
-                let value = SETTINGS
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| *v)
-                    .ok_or_else(|| {
-                        datafusion::error::DataFusionError::Plan(format!(
-                            "unrecognized configuration parameter \"{name}\""
-                        ))
-                    })?;
-                values.push(Some(value));
-            }
-            Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
-        }),
+            Ok(ScalarValue::Utf8(Some(value.to_string())))
+        },
     )
 }
 
