@@ -4,11 +4,11 @@
 //! warehouse, [`sql`] opens it in DataFusion, [`output`] prints or writes results,
 //! and [`cli`] holds one module per subcommand.
 
-pub(crate) mod agree;
 // Linked into every binary of the crate, tests too: the ingest returns freed memory
 // to mimalloc between datasets (`ingest::give_back_freed_memory`).
 extern crate mimalloc as _;
 
+pub(crate) mod agree;
 pub mod cli;
 pub(crate) mod cohort;
 pub(crate) mod datasets;

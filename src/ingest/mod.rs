@@ -380,7 +380,10 @@ struct Cross {
 }
 
 /// Per dataset whose images are measured, its image ids and each image's sex.
-type KnownImages = std::collections::HashMap<&'static str, PlHashMap<String, Option<&'static str>>>;
+type KnownImages = std::collections::HashMap<
+    &'static str,
+    PlHashMap<crate::datasets::Shared, Option<&'static str>>,
+>;
 
 /// Writes NIH's rows (its images, the labels of its release, Google's labels, its
 /// boxes) and then each other dataset's as `others` yields it into the cross-dataset
@@ -508,7 +511,7 @@ impl<'a> CrossTables<'a> {
             && self.measured.contains(&first.dataset)
         {
             let ids = self.known.entry(first.dataset).or_default();
-            ids.extend(images.iter().map(|i| (i.image_id.to_string(), i.sex)));
+            ids.extend(images.iter().map(|i| (i.image_id.clone(), i.sex)));
         }
         let sources = across::source_states(&labels);
         let states = across::default_states(&sources, self.nih_source);
@@ -620,7 +623,7 @@ fn note_unknown_images(
     for image in &run.names {
         let listed = known
             .get(image.dataset.as_str())
-            .is_some_and(|ids| ids.contains_key(&image.image_id));
+            .is_some_and(|ids| ids.contains_key(image.image_id.as_str()));
         if !listed {
             let what = if image.dataset == "nih" {
                 "the metadata".to_string()

@@ -163,13 +163,12 @@ impl Served {
             .ctx
             .register_udf(constant_text("current_database", DATABASE.into()));
         warehouse.ctx.register_udf(no_such_type());
-        for udf in catalog_functions() {
+        for udf in catalog_functions(&self.user) {
             warehouse.ctx.register_udf(udf);
         }
         warehouse
             .ctx
             .register_udf(relation_sizes(&warehouse.snapshot));
-        warehouse.ctx.register_udf(owner(self.user.clone()));
         let version = Arc::new(Version { warehouse });
         *current = Some(version.clone());
         Ok(version)
@@ -528,20 +527,6 @@ impl PgCatalogContextProvider for LoginRole {
 /// name README's connection strings use), not DataFusion's catalog name.
 const DATABASE: &str = "cxr";
 
-/// `pg_get_userbyid(oid)`: the owner of every object is the role clients log in as
-/// (`\dt` shows it as Owner; `\du` lists it).
-fn owner(user: String) -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    use datafusion::scalar::ScalarValue;
-    create_udf(
-        "pg_get_userbyid",
-        vec![DataType::Int32],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(user.clone()))))),
-    )
-}
-
 /// A function of no arguments that returns `text`.
 fn constant_text(name: &str, text: String) -> datafusion::logical_expr::ScalarUDF {
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
@@ -573,10 +558,12 @@ fn no_such_type() -> datafusion::logical_expr::ScalarUDF {
 /// The catalog functions psql's `\df`, `\dT` and `\d+` and SQLAlchemy's reflection call
 /// that datafusion-postgres lacks, with what they answer for every object of cxr's
 /// catalog: every function, type and collation is visible (there is one schema), and
-/// a function's result and arguments, an object's comment, a table's size, an
-/// index's definition and a column's sequence are not recorded in it (cxr's tables
-/// have no indexes or sequences).
-fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
+/// a function's result and arguments, an object's comment, a table's size by oid
+/// (psql's is asked by name, [`relation_sizes`]), an index's definition and a
+/// column's sequence are not recorded in it (cxr's tables have no indexes or
+/// sequences); every object's owner is `user`, the role clients log in as (`\dt`
+/// shows it, `\du` lists it).
+fn catalog_functions(user: &str) -> Vec<datafusion::logical_expr::ScalarUDF> {
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     use datafusion::scalar::ScalarValue;
     let with_args = |name: &str, args: Vec<DataType>, value: ScalarValue| {
@@ -590,6 +577,7 @@ fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
     };
     let same = |name: &str, value: ScalarValue| with_args(name, vec![DataType::Int32], value);
     vec![
+        same("pg_get_userbyid", ScalarValue::Utf8(Some(user.to_string()))),
         same("pg_function_is_visible", ScalarValue::Boolean(Some(true))),
         same("pg_type_is_visible", ScalarValue::Boolean(Some(true))),
         same("pg_get_function_result", ScalarValue::Utf8(None)),

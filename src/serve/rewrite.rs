@@ -126,9 +126,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
             // Arrays datafusion-postgres's catalog lacks or types otherwise: a table's
             // options, an index's or constraint's columns (none in cxr).
             Expr::CompoundIdentifier(parts)
-                if parts.last().is_some_and(|p| {
-                    empty_array_column(&p.value, &empty, &no_numbers).is_some()
-                }) =>
+                if parts.last().is_some_and(|p| is_array_column(&p.value)) =>
             {
                 let array = parts
                     .last()
@@ -244,7 +242,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
             Expr::CompoundFieldAccess { access_chain, .. }
                 if access_chain.iter().any(|access| {
                     matches!(access, AccessExpr::Dot(Expr::Identifier(column))
-                        if empty_array_column(&column.value, &empty, &no_numbers).is_some())
+                        if is_array_column(&column.value))
                 }) && matches!(access_chain.last(), Some(AccessExpr::Subscript(_))) =>
             {
                 if let Some(null) = parse("CAST(NULL AS INT)") {
@@ -329,18 +327,12 @@ fn name_select_items(statement: &mut Statement) -> bool {
                 for item in &mut select.projection {
                     // A column cxr has no values of keeps its name once replaced.
                     if let SelectItem::UnnamedExpr(expr) = item
-                        && let Some(column) = match &*expr {
-                            Expr::Identifier(ident) => Some(ident.value.clone()),
-                            Expr::CompoundIdentifier(parts) => {
-                                parts.last().map(|p| p.value.clone())
-                            }
-                            _ => None,
-                        }
-                        && ARRAY_COLUMNS.contains(&column.to_ascii_lowercase().as_str())
+                        && let Some(column) = column_name(expr).filter(|c| is_array_column(c))
                     {
+                        let alias = Ident::new(column);
                         *item = SelectItem::ExprWithAlias {
                             expr: expr.clone(),
-                            alias: Ident::new(column),
+                            alias,
                         };
                         self.0 = true;
                     }
@@ -393,39 +385,45 @@ fn function_by_name(expr: &Expr) -> Option<String> {
 
 /// Whether `expr` is a column of pg_type that names a function (`typinput`, …).
 fn function_name_column(expr: &Expr) -> bool {
-    let name = match expr {
-        Expr::Identifier(ident) => &ident.value,
-        Expr::CompoundIdentifier(parts) => match parts.last() {
-            Some(ident) => &ident.value,
-            None => return false,
-        },
-        _ => return false,
-    };
-    ["typinput", "typoutput", "typreceive", "typsend"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c))
+    column_name(expr).is_some_and(|name| {
+        ["typinput", "typoutput", "typreceive", "typsend"]
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+    })
 }
 
-/// The catalog's array columns cxr has no values of: a table's options and access
-/// privileges (none recorded: clients then take the owner's), an index's or a
+/// The name of the column `expr` is (`relacl`, `c.relacl`), if it is one.
+fn column_name(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Identifier(ident) => Some(&ident.value),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.as_str()),
+        _ => None,
+    }
+}
+
+/// The catalog's text array columns cxr has no values of: a table's options and
+/// access privileges (none recorded: clients then take the owner's).
+const TEXT_ARRAY_COLUMNS: [&str; 2] = ["reloptions", "relacl"];
+
+/// The catalog's number array columns cxr has no values of: an index's or a
 /// constraint's columns.
-const ARRAY_COLUMNS: [&str; 7] = [
-    "reloptions",
-    "relacl",
-    "indkey",
-    "indclass",
-    "indoption",
-    "conkey",
-    "confkey",
-];
+const NUMBER_ARRAY_COLUMNS: [&str; 5] = ["indkey", "indclass", "indoption", "conkey", "confkey"];
+
+/// Whether `name` is one of the catalog's array columns cxr has no values of.
+fn is_array_column(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    TEXT_ARRAY_COLUMNS.contains(&name.as_str()) || NUMBER_ARRAY_COLUMNS.contains(&name.as_str())
+}
 
 /// The empty array that stands for a catalog column cxr has no values of.
 fn empty_array_column(name: &str, text: &Expr, numbers: &Expr) -> Option<Expr> {
     let name = name.to_ascii_lowercase();
-    match ARRAY_COLUMNS.iter().position(|c| *c == name) {
-        Some(0 | 1) => Some(text.clone()),
-        Some(_) => Some(numbers.clone()),
-        None => None,
+    if TEXT_ARRAY_COLUMNS.contains(&name.as_str()) {
+        Some(text.clone())
+    } else if NUMBER_ARRAY_COLUMNS.contains(&name.as_str()) {
+        Some(numbers.clone())
+    } else {
+        None
     }
 }
 

@@ -192,27 +192,35 @@ function drawPrevalence() {
 
 // The heatmap's dataset is the page's own state, kept in the URL's fragment
 // (`#heatmap=padchest`): the API's parameters are the cohort's only.
+function heatmapInLink() {
+  return new URLSearchParams(location.hash.slice(1)).get("heatmap");
+}
+
 function heatmapFragment() {
-  const d = $("heatmap-dataset").value || new URLSearchParams(location.hash.slice(1)).get("heatmap");
+  const d = $("heatmap-dataset").value || heatmapInLink();
   return d ? `#${new URLSearchParams({ heatmap: d })}` : "";
+}
+
+// The page's address and its permalink name the heatmap's dataset shown.
+function keepHeatmapInLink() {
+  history.replaceState(null, "", location.pathname + location.search + heatmapFragment());
+  $("permalink").href = location.href;
 }
 
 function heatmapChosen() {
   drawHeatmap();
-  history.replaceState(null, "", location.pathname + location.search + heatmapFragment());
-  $("permalink").href = location.href;
+  keepHeatmapInLink();
 }
 
 function drawHeatmapChoices() {
   const select = $("heatmap-dataset");
   const names = [...new Set(answer.cooccurrence.map((r) => r.dataset))];
-  const wanted = select.value || new URLSearchParams(location.hash.slice(1)).get("heatmap");
+  const wanted = select.value || heatmapInLink();
   const keep = names.includes(wanted) ? wanted : names[0];
   select.replaceChildren(...names.map((d) => el("option", { value: d }, d)));
   if (keep) select.value = keep;
-  // The link names the dataset shown (another when the one asked has no pairs).
-  history.replaceState(null, "", location.pathname + location.search + heatmapFragment());
-  $("permalink").href = location.href;
+  // Another dataset than the link's when the one asked has no pairs.
+  keepHeatmapInLink();
 }
 
 function drawHeatmap() {
