@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -2017,4 +2018,158 @@ fn plots_and_flags_say_what_is_missing() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Each image's findings in a shipped NIH metadata CSV, read here without cxr.
+fn findings_by_image(name: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(data(name)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let labels = f[1]
+                .split('|')
+                .filter(|x| *x != "No Finding")
+                .map(str::to_string)
+                .collect();
+            (f[0].to_string(), labels)
+        })
+        .collect()
+}
+
+#[test]
+fn nih_label_revision_counts_what_the_two_csvs_differ_in() {
+    let (v2017, v2020) = (
+        findings_by_image("Data_Entry_2017.csv.gz"),
+        findings_by_image("Data_Entry_2017_v2020.csv.gz"),
+    );
+    let mut expected = BTreeSet::new();
+    let (mut gained, mut lost) = (
+        BTreeMap::<&str, usize>::new(),
+        BTreeMap::<&str, usize>::new(),
+    );
+    let mut gaining = 0;
+    for (image, now) in &v2020 {
+        let Some(before) = v2017.get(image) else {
+            continue;
+        };
+        for f in now.difference(before) {
+            *gained.entry(f).or_default() += 1;
+        }
+        for f in before.difference(now) {
+            *lost.entry(f).or_default() += 1;
+        }
+        gaining += usize::from(now.difference(before).next().is_some());
+    }
+    for (f, n) in gained {
+        expected.insert(("gained".to_string(), f.to_string(), n.to_string()));
+    }
+    for (f, n) in lost {
+        expected.insert(("lost".to_string(), f.to_string(), n.to_string()));
+    }
+    expected.insert((
+        "images gaining a label".to_string(),
+        "(any)".to_string(),
+        gaining.to_string(),
+    ));
+    let wh = wh2020();
+    let got: BTreeSet<(String, String, String)> = run_csv(&[
+        "run",
+        "nih_label_revision",
+        "-w",
+        wh.to_str().unwrap(),
+        "--format",
+        "csv",
+    ])
+    .into_iter()
+    .skip(1)
+    .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+    .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_other_nih_release_is_found_beside_the_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alone, beside, no_data) = (
+        dir.path().join("alone"),
+        dir.path().join("beside"),
+        dir.path().join("no-data"),
+    );
+    for d in [&alone, &beside, &no_data] {
+        std::fs::create_dir(d).unwrap();
+    }
+    for (d, name) in [
+        (&alone, "Data_Entry_2017.csv.gz"),
+        (&beside, "Data_Entry_2017.csv.gz"),
+        (&beside, "Data_Entry_2017_v2020.csv.gz"),
+    ] {
+        std::fs::copy(data(name), d.join(name)).unwrap();
+    }
+    let ingest = |metadata: &Path, wh: &Path| {
+        cxr()
+            .env("CXR_DATA", &no_data)
+            .args([
+                "ingest",
+                "--no-images",
+                "--no-bbox",
+                "--no-expert",
+                "--no-splits",
+            ])
+            .arg("--metadata")
+            .arg(metadata)
+            .arg("-w")
+            .arg(wh)
+            .output()
+            .unwrap()
+    };
+    let sources = |wh: &Path| {
+        run_csv(&[
+            "sql",
+            "-w",
+            wh.to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT DISTINCT source FROM dataset_labels ORDER BY source",
+        ])[1..]
+            .concat()
+    };
+    let revision_rows = |wh: &Path| {
+        // Rows but the header.
+        run_csv(&[
+            "run",
+            "nih_label_revision",
+            "-w",
+            wh.to_str().unwrap(),
+            "--format",
+            "csv",
+        ])
+        .len()
+            - 1
+    };
+
+    // No other release anywhere: one label source, said on stderr, and the
+    // revision query has nothing to compare (not every label "lost").
+    let wh_alone = dir.path().join("wh-alone");
+    let out = ingest(&alone.join("Data_Entry_2017.csv.gz"), &wh_alone);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--other-release"), "{}", stderr(&out));
+    assert_eq!(sources(&wh_alone), ["nih_2017"]);
+    assert_eq!(revision_rows(&wh_alone), 0);
+
+    // The 2020 file beside the 2017 one is the other release.
+    let wh_beside = dir.path().join("wh-beside");
+    let out = ingest(&beside.join("Data_Entry_2017.csv.gz"), &wh_beside);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("--other-release"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sources(&wh_beside), ["nih_2017", "nih_2020"]);
+    assert!(revision_rows(&wh_beside) > 1);
 }

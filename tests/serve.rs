@@ -269,6 +269,28 @@ fn psql_reads_tables_views_and_the_catalog() {
         roles.lines().any(|l| l.split(',').next() == Some("cxr")),
         "\\du lacks cxr:\n{roles}"
     );
+    // One database, the one psql is connected to.
+    let databases = psql_ok(server.port, "\\l");
+    let names: Vec<&str> = databases
+        .lines()
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(names, ["cxr"], "\\l:\n{databases}");
+    // Result columns named as PostgreSQL names them: after the function, after
+    // what a cast casts; two alike keep names of their own.
+    let header = psql_ok(
+        server.port,
+        "COPY (SELECT label, count(*), round(avg(length(image_index)), 1), max(image_index)::text \
+         FROM findings GROUP BY label LIMIT 1) TO STDOUT WITH (FORMAT csv, HEADER)",
+    );
+    assert_eq!(header.lines().next(), Some("label,count,round,max"));
+    let both = psql_ok(
+        server.port,
+        "COPY (SELECT count(*), count(label) FROM findings) TO STDOUT WITH (FORMAT csv, HEADER)",
+    );
+    let labelled: usize = csv.iter().map(|image| image.labels.len()).sum();
+    let expected = format!("{0},{0}", labelled);
+    assert_eq!(both.lines().nth(1), Some(expected.as_str()), "{both}");
     // A subquery in a select list, correlated (each patient's images, against the
     // CSV) and not; one of several rows is an error, as in PostgreSQL.
     let per_patient = psql_ok(

@@ -55,7 +55,8 @@ pub struct IngestArgs {
     #[arg(long, value_name = "FILE", requires = "datasets")]
     pub label_map: Option<PathBuf>,
     /// The other NIH label release, a second label source in dataset_labels
-    /// [default: the shipped file of the release --metadata is not].
+    /// [default: that release's published file (Data_Entry_2017.csv.gz,
+    /// Data_Entry_2017_v2020.csv.gz) beside --metadata, else in the shipped data].
     #[arg(long, value_name = "FILE")]
     pub other_release: Option<PathBuf>,
     /// Do not read the other NIH label release.
@@ -85,8 +86,7 @@ impl IngestArgs {
             })
         };
         IngestOptions {
-            metadata: pick(&self.metadata, false, "Data_Entry_2017_v2020.csv.gz")
-                .expect("always set"),
+            metadata: pick(&self.metadata, false, RELEASE_2020[0]).expect("always set"),
             bbox: pick(&self.bbox, self.no_bbox, "BBox_List_2017.csv"),
             expert: pick(
                 &self.expert,
@@ -110,7 +110,9 @@ impl IngestArgs {
         }
     }
 
-    /// The other shipped release: 2017 beside the 2020 default, and the reverse.
+    /// The other NIH release: the file `--other-release` names, else the other
+    /// release's published file beside `--metadata` (a `Data_Entry_2017.csv.gz`
+    /// beside a `Data_Entry_2017_v2020.csv.gz`, and the reverse), else the shipped one.
     fn other_release(&self, data: &std::path::Path) -> Option<PathBuf> {
         if self.no_other_release {
             return None;
@@ -118,23 +120,31 @@ impl IngestArgs {
         if let Some(p) = &self.other_release {
             return Some(p.clone());
         }
-        let (v2020, v2017) = (
-            data.join("Data_Entry_2017_v2020.csv.gz"),
-            data.join("Data_Entry_2017.csv.gz"),
-        );
-        let given = self.metadata.clone().unwrap_or_else(|| v2020.clone());
-        let same = |a: &std::path::Path, b: &std::path::Path| {
-            std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
-        };
-        if same(&given, &v2020) {
-            v2017.exists().then_some(v2017)
-        } else if same(&given, &v2017) {
-            v2020.exists().then_some(v2020)
+        let given = self
+            .metadata
+            .clone()
+            .unwrap_or_else(|| data.join(RELEASE_2020[0]));
+        let name = given.file_name()?.to_string_lossy().to_string();
+        let others = if RELEASE_2020.contains(&name.as_str()) {
+            RELEASE_2017
+        } else if RELEASE_2017.contains(&name.as_str()) {
+            RELEASE_2020
         } else {
-            None
-        }
+            return None;
+        };
+        let beside = given.parent().map(std::path::Path::to_path_buf);
+        beside
+            .into_iter()
+            .chain([data.to_path_buf()])
+            .flat_map(|dir| others.map(|other| dir.join(other)))
+            .find(|p| p.is_file())
     }
 }
+
+/// The published file names of NIH's 2020 label revision, gzipped and not.
+const RELEASE_2020: [&str; 2] = ["Data_Entry_2017_v2020.csv.gz", "Data_Entry_2017_v2020.csv"];
+/// The published file names of NIH's original 2017 release.
+const RELEASE_2017: [&str; 2] = ["Data_Entry_2017.csv.gz", "Data_Entry_2017.csv"];
 
 /// `PATH` (NIH's images) or `NAME=PATH` (a dataset's). A path that holds `=` before
 /// its first `/` and names no dataset is a path.
@@ -210,6 +220,14 @@ pub fn run(args: IngestArgs) -> Result<()> {
             },
             p.seconds,
             rate
+        );
+    }
+    if opts.other_release.is_none() && !args.no_other_release {
+        eprintln!(
+            "cxr ingest: note: NIH's labels of one release only ({}): the other release was not found beside {} or in {}; --other-release FILE adds it (`agree --a nih_2017 --b nih_2020` and queries/nih_label_revision.sql compare the two)",
+            summary.revision,
+            opts.metadata.display(),
+            crate::data_dir().display()
         );
     }
     eprintln!(

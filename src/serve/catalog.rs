@@ -1,13 +1,15 @@
-//! What cxr adds to datafusion-postgres's `pg_catalog`: the server's settings, as
+//! What cxr changes in datafusion-postgres's `pg_catalog`: the server's settings, as
 //! `current_setting(name)` answers them and as rows of `pg_settings` (pgjdbc reads
 //! `max_index_keys` there before it lists a table's foreign keys; the catalog has
-//! one row of its own).
+//! one row of its own), and one database, `cxr`, in `pg_database` (psql's `\l`; the
+//! catalog lists DataFusion's catalog `datafusion` and a `postgres` of its own).
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
@@ -31,20 +33,46 @@ pub const SETTINGS: [(&str, &str); 15] = [
     ("is_superuser", "off"),
 ];
 
-/// Replaces `pg_settings` in the `pg_catalog` schema of `catalog` with one row per
-/// [`SETTINGS`] (its columns as datafusion-postgres defines them; those cxr has no
-/// value for are NULL).
-pub async fn with_settings(ctx: &SessionContext, catalog: &str) -> Result<()> {
-    let Some(catalog) = ctx.catalog(catalog) else {
+/// Replaces `pg_settings` and `pg_database` in the `pg_catalog` schema of `catalog`:
+/// one row per [`SETTINGS`] (its columns as datafusion-postgres defines them; those
+/// cxr has no value for are NULL), and one database, `database`, for the catalog
+/// every table is in.
+pub async fn with_settings_and_database(
+    ctx: &SessionContext,
+    catalog: &str,
+    database: &str,
+) -> Result<()> {
+    let Some(catalog_provider) = ctx.catalog(catalog) else {
         return Ok(());
     };
-    let Some(pg_catalog) = catalog.schema("pg_catalog") else {
+    let Some(pg_catalog) = catalog_provider.schema("pg_catalog") else {
         return Ok(());
     };
-    let Some(original) = pg_catalog.table("pg_settings").await? else {
-        return Ok(());
-    };
-    let schema = original.schema();
+    let mut replaced: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
+    if let Some(original) = pg_catalog.table("pg_settings").await? {
+        replaced.push(("pg_settings", settings(original.schema())?));
+    }
+    if pg_catalog.table_exist("pg_database") {
+        // The catalog's own row, renamed: its oid stays the one the catalog gives it.
+        let rows = ctx
+            .sql(&format!(
+                "SELECT * REPLACE ('{database}' AS datname) FROM {catalog}.pg_catalog.pg_database WHERE datname = '{catalog}'"
+            ))
+            .await?;
+        replaced.push(("pg_database", rows.into_view()));
+    }
+    catalog_provider.register_schema(
+        "pg_catalog",
+        Arc::new(Replaced {
+            catalog: pg_catalog,
+            replaced,
+        }),
+    )?;
+    Ok(())
+}
+
+/// `pg_settings`'s rows: one per [`SETTINGS`].
+fn settings(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
@@ -57,33 +85,29 @@ pub async fn with_settings(ctx: &SessionContext, catalog: &str) -> Result<()> {
         })
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    let settings: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![vec![batch]])?);
-    catalog.register_schema(
-        "pg_catalog",
-        Arc::new(WithSettings {
-            catalog: pg_catalog,
-            settings,
-        }),
-    )?;
-    Ok(())
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
-/// datafusion-postgres's `pg_catalog`, but for its `pg_settings`.
+/// datafusion-postgres's `pg_catalog`, but for the tables cxr replaces.
 #[derive(Debug)]
-struct WithSettings {
+struct Replaced {
     catalog: Arc<dyn SchemaProvider>,
-    settings: Arc<dyn TableProvider>,
+    replaced: Vec<(&'static str, Arc<dyn TableProvider>)>,
 }
 
 #[async_trait]
-impl SchemaProvider for WithSettings {
+impl SchemaProvider for Replaced {
     fn table_names(&self) -> Vec<String> {
         self.catalog.table_names()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        if name.eq_ignore_ascii_case("pg_settings") {
-            return Ok(Some(self.settings.clone()));
+        if let Some((_, table)) = self
+            .replaced
+            .iter()
+            .find(|(replaced, _)| name.eq_ignore_ascii_case(replaced))
+        {
+            return Ok(Some(table.clone()));
         }
         self.catalog.table(name).await
     }

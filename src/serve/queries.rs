@@ -156,7 +156,7 @@ impl Served {
             .map_err(|e| Error::Internal(format!("opening the warehouse failed: {e}")))??;
         let role = LoginRole(self.user.clone());
         setup_pg_catalog(&warehouse.ctx, "datafusion", role).map_err(|e| Error::DataFusion(*e))?;
-        super::catalog::with_settings(&warehouse.ctx, "datafusion").await?;
+        super::catalog::with_settings_and_database(&warehouse.ctx, "datafusion", DATABASE).await?;
         super::saved::register(&warehouse.ctx);
         warehouse.ctx.register_udf(server_version());
         warehouse
@@ -179,6 +179,8 @@ impl Served {
         refuse_statement(statement)?;
         let planned = super::rewrite::for_catalog(statement);
         let statement = planned.as_ref().unwrap_or(statement);
+        let named = super::rewrite::with_postgres_names(statement);
+        let statement = named.as_ref().unwrap_or(statement);
         let state = version.warehouse.ctx.state();
         let plan = state
             .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(

@@ -526,6 +526,81 @@ pub fn with_login_user(statement: &Statement, user: &str) -> Option<Statement> {
     changed.then_some(out)
 }
 
+/// `statement` with its result columns named as PostgreSQL names them where
+/// DataFusion names them otherwise: a function call after the function
+/// (`count(*)` gives `count`, `round(avg(age), 1)` gives `round`), a cast after what
+/// it casts (`age::text` gives `age`). A name another column of the result would
+/// also have is left as DataFusion gives it (DataFusion refuses two columns of one
+/// name, PostgreSQL does not), and so is every column of a select list with `*`.
+/// None when nothing is renamed.
+pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
+    let mut out = statement.clone();
+    let Statement::Query(query) = &mut out else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    if wildcard {
+        return None;
+    }
+    let names: Vec<Option<String>> = select.projection.iter().map(result_name).collect();
+    let unique = |name: &str| {
+        names
+            .iter()
+            .flatten()
+            .filter(|n| n.eq_ignore_ascii_case(name))
+            .count()
+            == 1
+    };
+    let mut changed = false;
+    for (item, name) in select.projection.iter_mut().zip(&names) {
+        if let SelectItem::UnnamedExpr(expr) = item
+            && matches!(expr, Expr::Function(_) | Expr::Cast { .. })
+            && let Some(name) = name.as_deref().filter(|n| unique(n))
+        {
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+            changed = true;
+        }
+    }
+    changed.then_some(out)
+}
+
+/// The name PostgreSQL gives the result column of `item`, where it is a name:
+/// its alias, the column it is, the function it calls, or the name of what a cast
+/// casts.
+fn result_name(item: &SelectItem) -> Option<String> {
+    fn of(expr: &Expr) -> Option<String> {
+        match expr {
+            Expr::Identifier(ident) => Some(ident.value.clone()),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
+            Expr::Function(f) => f.name.0.last()?.as_ident().map(|i| {
+                if i.quote_style.is_some() {
+                    i.value.clone()
+                } else {
+                    i.value.to_ascii_lowercase()
+                }
+            }),
+            Expr::Cast { expr, .. } | Expr::Nested(expr) => of(expr),
+            _ => None,
+        }
+    }
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+        SelectItem::UnnamedExpr(expr) => of(expr),
+        _ => None,
+    }
+}
+
 /// The name of the user function `expr` calls, if it is one.
 fn user_function(expr: &Expr) -> Option<&'static str> {
     let name = match expr {
@@ -630,6 +705,31 @@ mod tests {
         )
         .unwrap()
         .remove(0)
+    }
+
+    #[test]
+    fn result_columns_are_named_as_postgresql_names_them() {
+        let named = |sql: &str| with_postgres_names(&parse(sql)).map(|s| s.to_string());
+        assert_eq!(
+            named("SELECT label, count(*) FROM findings GROUP BY label ORDER BY count(*) DESC")
+                .as_deref(),
+            Some(
+                "SELECT label, count(*) AS \"count\" FROM findings GROUP BY label ORDER BY count(*) DESC"
+            )
+        );
+        assert_eq!(
+            named("SELECT round(avg(age), 1), age::text, CAST(sex AS TEXT) AS s FROM images")
+                .as_deref(),
+            Some(
+                "SELECT round(avg(age), 1) AS \"round\", age::TEXT AS \"age\", CAST(sex AS TEXT) AS s FROM images"
+            )
+        );
+        // Two columns would share a name: both keep DataFusion's.
+        assert_eq!(named("SELECT count(*), count(age) FROM images"), None);
+        assert_eq!(named("SELECT max(age) AS max, max(age) FROM images"), None);
+        // A column of `*` could share it.
+        assert_eq!(named("SELECT *, count(*) OVER () FROM images"), None);
+        assert_eq!(named("SELECT 1 + 1, age FROM images"), None);
     }
 
     #[test]

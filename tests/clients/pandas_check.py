@@ -152,9 +152,12 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
     ).fetchall()
     counts = csv[csv["Patient ID"] <= 5].groupby("Patient ID").size()
     assert rows == [(int(p), int(n)) for p, n in counts.items()], rows
-    # Unnamed expressions are named as cxr sql names them.
+    # A function call is named after the function, as PostgreSQL names it; other
+    # unnamed expressions as cxr sql names them.
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 + 1, upper('x')")
-        assert [c.name for c in cur.description] == ["1 + 1", "upper('x')"], cur.description
+        cur.execute("SELECT 1 + 1, upper('x'), count(*) FROM images")
+        assert [c.name for c in cur.description] == ["1 + 1", "upper", "count"], cur.description
+    frame = pd.read_sql("SELECT sex, count(*), avg(age)::int FROM images GROUP BY sex", engine)
+    assert list(frame.columns) == ["sex", "count", "avg"], frame.columns
 
 print(f"tables checked: {checked}")
