@@ -1,4 +1,4 @@
--- @description Cohort: images with one finding and without another, by sex, age range and view ('any' matches all).
+-- @description Cohort: images with one finding and without another ('none' excludes nothing), by sex, age range and view ('any' matches every sex or view).
 -- @param finding FINDING = Effusion
 -- @param exclude FINDING = Pneumothorax
 -- @param sex SEX = any

@@ -2173,3 +2173,59 @@ fn the_other_nih_release_is_found_beside_the_metadata() {
     assert_eq!(sources(&wh_beside), ["nih_2017", "nih_2020"]);
     assert!(revision_rows(&wh_beside) > 1);
 }
+
+#[test]
+fn saved_queries_take_any_and_none_only_where_they_mean_something() {
+    let wh = w();
+    // `any` where the query tests for it: every box of the BBox CSV.
+    let boxes = std::fs::read_to_string(data("BBox_List_2017.csv")).unwrap();
+    let box_rows = boxes
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let got = run_csv(&[
+        "run",
+        "boxes_224",
+        "-w",
+        &wh,
+        "-p",
+        "finding=any",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(got.len() - 1, box_rows);
+    // `none` for the finding excluded: every Effusion image aged 0..120, from the CSV.
+    let expected = nih_csv()
+        .iter()
+        .filter(|i| i.labels.contains("Effusion") && i.age <= 120)
+        .count();
+    let got = run_csv(&[
+        "run",
+        "effusion_cohort",
+        "-w",
+        &wh,
+        "-p",
+        "exclude=none",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(got.len() - 1, expected);
+    // Where the query never tests for them they would match nothing: an error.
+    for (query, param) in [
+        ("effusion_cohort", "finding=any"),
+        ("effusion_cohort", "finding=none"),
+        ("conditional", "finding=any"),
+        ("incident_after_clean", "finding=none"),
+        ("boxes_224", "finding=none"),
+    ] {
+        let out = run(&["run", query, "-w", &wh, "-p", param]);
+        assert_eq!(code(&out), Some(2), "{query} {param}: {}", stdout(&out));
+        assert!(stdout(&out).is_empty(), "{query} {param}");
+        assert!(
+            stderr(&out).contains("never tests for"),
+            "{query} {param}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -309,9 +309,37 @@ impl QueryFile {
             if let Some(why) = p.out_of_range(&value) {
                 return Err(self.param_error(format!("`{raw}` is {why}")));
             }
+            if let Some(special) = self.untested_special(p, &value) {
+                return Err(self.param_error(format!(
+                    "`{raw}` is not a value parameter `{}` takes here: the query never tests for `{special}` (`${} = {}`), so it would match nothing",
+                    p.name,
+                    p.name,
+                    if special == "none" { "''" } else { "'any'" }
+                )));
+            }
             out.push((p.name.clone(), value));
         }
         Ok(out)
+    }
+
+    /// `any` (or `none`, FINDING's empty value) bound to `p` where the SQL never
+    /// compares `$p` with it: the query would treat it as a value and match nothing.
+    fn untested_special(&self, p: &Param, value: &ScalarValue) -> Option<&'static str> {
+        let ScalarValue::Utf8(Some(text)) = value else {
+            return None;
+        };
+        let (special, literal) = match (p.ty, text.as_str()) {
+            (ParamType::Finding | ParamType::Sex | ParamType::View | ParamType::Dataset, "any") => {
+                ("any", "'any'")
+            }
+            (ParamType::Finding, "") => ("none", "''"),
+            _ => return None,
+        };
+        let sql: String = self.sql.split_whitespace().collect();
+        let name = format!("${}", p.name);
+        let tested = sql.contains(&format!("{name}={literal}"))
+            || sql.contains(&format!("{literal}={name}"));
+        (!tested).then_some(special)
     }
 
     fn param_error(&self, msg: String) -> Error {
@@ -572,6 +600,27 @@ mod tests {
                 .to_string()
                 .contains("given twice")
         );
+    }
+
+    #[test]
+    fn any_and_none_only_where_the_query_tests_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.sql");
+        std::fs::write(
+            &p,
+            "-- @param f FINDING = Effusion\n-- @param g FINDING = none\n-- @param v VIEW = any\n\
+             SELECT 1 WHERE array_has(l, $f) AND ($g = '' OR NOT array_has(l, $g)) AND ('any' =  $v OR v = $v)",
+        )
+        .unwrap();
+        let q = QueryFile::load(&p).unwrap();
+        let bind = |name: &str, value: &str| q.bind(&[(name.into(), value.into())]);
+        assert!(
+            bind("g", "none").is_ok() && bind("v", "any").is_ok() && bind("f", "Edema").is_ok()
+        );
+        for (name, value) in [("f", "any"), ("f", "none"), ("g", "any")] {
+            let e = bind(name, value).unwrap_err().to_string();
+            assert!(e.contains("never tests for"), "{name}={value}: {e}");
+        }
     }
 
     #[test]
