@@ -651,6 +651,8 @@ fn a_row_of_a_million_commas_is_refused_in_bounded_memory() {
     s.push_str("00000002_000.png,Mass,0,2,58,M,PA,1,1,0.1,0.1");
     s.push_str(&",".repeat(1 << 20));
     s.push('\n');
+    // A record after it: the parser is handed the ragged record among others.
+    s.push_str("00000003_000.png,Mass,0,3,58,M,PA,1,1,0.1,0.1\n");
     let p = dir.path().join("commas.csv");
     std::fs::write(&p, s).unwrap();
     let (code, err, rss) = ingest_measured(dir.path(), &p, &[]);
@@ -671,7 +673,44 @@ fn a_row_of_a_million_commas_is_refused_in_bounded_memory() {
         wh.to_str().unwrap(),
         "SELECT COUNT(*) AS n FROM images",
     ]);
-    assert_eq!(stdout(&out), "n\n2\n");
+    assert_eq!(stdout(&out), "n\n3\n");
+}
+
+#[test]
+fn a_field_of_many_unknown_labels_is_a_few_issues_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Half a million unknown labels in one field (1 MiB), then a field over 1 MiB.
+    let labels = "A|".repeat(1 << 19);
+    let s = format!("{HEADER}\n00000001_000.png,{labels},0,1,58,M,PA,1,1,0.1,0.1\n");
+    let p = dir.path().join("labels.csv");
+    std::fs::write(&p, s).unwrap();
+    let (code, err, rss) = ingest_measured(dir.path(), &p, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(rss < RSS_LIMIT_MIB, "peak RSS {rss:.0} MiB");
+    let wh = dir.path().join("wh-measured");
+    let out = run(&[
+        "sql",
+        "-w",
+        wh.to_str().unwrap(),
+        "SELECT COUNT(*) AS n, MAX(length(value)) < 400 AS short FROM data_issues WHERE line = 2",
+    ]);
+    // 20 listed, one saying the rest are not.
+    assert_eq!(stdout(&out), "n,short\n21,true\n", "{}", stderr(&out));
+
+    let long = format!(
+        "{HEADER}\n00000001_000.png,{}A,0,1,58,M,PA,1,1,0.1,0.1\n",
+        "A".repeat(1 << 20)
+    );
+    std::fs::write(&p, long).unwrap();
+    assert_refused_in_bounded_memory(
+        ingest_measured(dir.path(), &p, &[]),
+        &[
+            "labels.csv",
+            "line 2",
+            "Finding Labels",
+            "longer than 1 MiB",
+        ],
+    );
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub const MAX_CSV_BYTES: u64 = 256 << 20;
 /// this bounds its memory.
 pub const MAX_RECORDS: usize = 1_000_000;
 
+/// The longest field cxr reads (1 MiB); a longer one is an error naming its line
+/// and column.
+pub const MAX_FIELD_BYTES: usize = 1 << 20;
+
 /// The most header fields a CSV may have (OpenI's DICOM dump, the widest real file,
 /// has 176).
 pub const MAX_FIELDS: usize = 4096;
@@ -238,11 +242,17 @@ impl CsvTable {
             lines: Vec::new(),
         };
         let (kept, fields) = pick(&table)?;
-        table.frame = if blank_lines {
-            parse_frame(path, &strip_blank_lines(data), width, fields, records.len())?
+        let data = if blank_lines {
+            strip_blank_lines(data)
         } else {
-            parse_frame(path, data, width, fields, records.len())?
+            std::borrow::Cow::Borrowed(data)
         };
+        let data = if records.iter().any(|r| r.fields > width) {
+            std::borrow::Cow::Owned(cut_extra_fields(&data, width))
+        } else {
+            data
+        };
+        table.frame = parse_frame(path, &data, width, fields, records.len())?;
         table.lines = records.iter().map(|r| r.line).collect();
         Ok((table, kept))
     }
@@ -386,7 +396,25 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
     // `empty`: nothing but blanks since the record began; `field_start`: nothing but
     // blanks since the field began; `after_close`: a quoted field just closed.
     let (mut in_quotes, mut empty, mut field_start, mut after_close) = (false, true, true, false);
-    let (mut at, mut opened_at) = (0, 0);
+    let (mut at, mut opened_at, mut field_begin) = (0, 0, 0);
+    // A field longer than MAX_FIELD_BYTES is refused where it ends: no metadata field
+    // is near it, and the parser and each issue about it would copy it again.
+    let check_field = |begin: usize, end: usize| -> Result<()> {
+        if end - begin <= MAX_FIELD_BYTES {
+            return Ok(());
+        }
+        let (line, field) = position(data, begin);
+        Err(Error::input_at(
+            path,
+            line,
+            Some(column(field)),
+            format!(
+                "a field of {} bytes: longer than {} MiB, not a metadata value",
+                end - begin,
+                MAX_FIELD_BYTES >> 20
+            ),
+        ))
+    };
     while at < data.len() {
         if in_quotes {
             let Some(k) = memchr::memchr2(b'"', b'\n', &data[at..]) else {
@@ -429,12 +457,16 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
                 ));
             }
             b',' => {
+                check_field(field_begin, next)?;
+                field_begin = next + 1;
                 fields += 1;
                 empty = false;
                 field_start = true;
                 after_close = false;
             }
             _ => {
+                check_field(field_begin, next)?;
+                field_begin = next + 1;
                 if empty {
                     blank_lines = true;
                 } else {
@@ -460,6 +492,7 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         ));
     }
     if !empty {
+        check_field(field_begin, data.len())?;
         push_record(&mut records, path, start_line, fields)?;
     }
     Ok(Scan {
@@ -534,6 +567,32 @@ fn strip_blank_lines(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             std::borrow::Cow::Owned(o)
         }
     }
+}
+
+/// `data` with each record's fields past the header's `width` cut off (outside
+/// quotes; the record's line break kept): the parser holds every field it is given,
+/// about 500 bytes each, so a record of a million commas took 500 MB.
+fn cut_extra_fields(data: &[u8], width: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let (mut in_quotes, mut commas, mut cutting) = (false, 0usize, false);
+    for &b in data {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                commas += 1;
+                cutting |= commas == width;
+            }
+            b'\n' if !in_quotes => {
+                commas = 0;
+                cutting = false;
+            }
+            _ => {}
+        }
+        if !cutting {
+            out.push(b);
+        }
+    }
+    out
 }
 
 fn parse_frame(
@@ -635,6 +694,15 @@ mod tests {
 
     fn header(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn fields_past_the_header_are_cut_outside_quotes() {
+        let data = b"a,b,c,d\n\"x,\ny\",2\ne,f\n\"g\",\"h,\",\"i\nj\"\n";
+        assert_eq!(
+            cut_extra_fields(data, 2),
+            b"a,b\n\"x,\ny\",2\ne,f\n\"g\",\"h,\"\n".to_vec()
+        );
     }
 
     #[test]

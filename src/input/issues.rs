@@ -57,6 +57,29 @@ pub fn action_of(issue: &str) -> &'static str {
 #[derive(Debug, Default)]
 pub struct Issues {
     rows: Vec<Issue>,
+    /// How many issues in a row were about the last row's line and field.
+    same_field: usize,
+}
+
+/// At most this many issues are listed for one field of one line; one more row
+/// says that the rest are not: a field of a million unknown labels is not a million
+/// rows.
+const ISSUES_PER_FIELD: usize = 20;
+
+/// A value or issue text longer than this is cut (at a character boundary), its
+/// length said: the whole of a 100 MB field is not kept for each issue about it.
+const MAX_TEXT_BYTES: usize = 256;
+
+/// `text`, cut to [`MAX_TEXT_BYTES`] with its length said when longer.
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 /// What every reader says when it sets a sex it cannot read to NULL: one text for
@@ -74,12 +97,30 @@ impl Issues {
         value: Option<&str>,
         issue: impl Into<String>,
     ) {
+        let line = line.map(|l| l as i64);
+        let same = self.rows.last().is_some_and(|last| {
+            last.line == line
+                && line.is_some()
+                && last.field.as_deref() == field
+                && last.source_file == source_file
+        });
+        self.same_field = if same { self.same_field + 1 } else { 1 };
+        if self.same_field > ISSUES_PER_FIELD + 1 {
+            return;
+        }
+        let issue = if self.same_field == ISSUES_PER_FIELD + 1 {
+            format!(
+                "more than {ISSUES_PER_FIELD} issues in this field of this line; the rest are not listed"
+            )
+        } else {
+            bounded(&issue.into())
+        };
         self.rows.push(Issue {
             source_file: source_file.to_string(),
-            line: line.map(|l| l as i64),
+            line,
             field: field.map(str::to_string),
-            value: value.map(str::to_string),
-            issue: issue.into(),
+            value: value.map(bounded),
+            issue,
         });
     }
 

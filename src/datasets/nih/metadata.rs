@@ -442,6 +442,10 @@ pub fn parse_labels(s: &str) -> (Vec<&'static str>, Vec<String>) {
     let mut notes = Vec::new();
     let mut no_finding = false;
     for part in s.split('|').map(str::trim) {
+        // data_issues lists a few notes per field (Issues::push); more are not kept.
+        if notes.len() > 32 {
+            notes.truncate(32);
+        }
         match classify(part) {
             Label::Exact(f) => labels.push(f),
             Label::Normalised(f) => {
