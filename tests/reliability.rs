@@ -1145,6 +1145,13 @@ fn queries_stop_at_their_memory_limit() {
         "SELECT length(repeat('x', 2000000000))",
         "SELECT length(lpad('x', 2000000000, 'y'))",
         "SELECT length(rpad(image_index, 100000)) FROM images",
+        "SELECT cardinality(array_repeat(1, 2000000000))",
+        "SELECT cardinality(range(1, 2000000000))",
+        "SELECT cardinality(generate_series(1, 2000000000, 1))",
+        // Each part within the limit, the whole past it.
+        "SELECT length(concat(repeat('x', 7000000), repeat('x', 7000000)))",
+        "SELECT length(replace(repeat('x', 4000000), 'x', 'yyyy'))",
+        "SELECT length(regexp_replace(repeat('x', 4000000), 'x', 'yyyy', 'g'))",
     ] {
         let (code, err, rss) = run_measured_with(&["sql", "-w", w, sql], Stdio::null(), &[]);
         assert_eq!(code, Some(2), "{sql}: {err}");
@@ -1158,10 +1165,15 @@ fn queries_stop_at_their_memory_limit() {
         w,
         "--format",
         "csv",
-        "SELECT repeat('ab', 3) AS r, lpad('7', 3, '0') AS l",
+        "SELECT repeat('ab', 3) AS r, lpad('7', 3, '0') AS l, concat('a', 1, 'b') AS c, \
+         replace('abca', 'a', 'xy') AS p, array_repeat(7, 3) AS a, range(1, 7, 2) AS g, \
+         generate_series(3, 1, -1) AS s",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "r,l\nababab,007\n");
+    assert_eq!(
+        stdout(&out),
+        "r,l,c,p,a,g,s\nababab,007,a1b,xybcxy,\"[7, 7, 7]\",\"[1, 3, 5]\",\"[3, 2, 1]\"\n"
+    );
     let bad = run_measured_with(
         &["sql", "-w", w, "SELECT 1"],
         Stdio::null(),

@@ -16,35 +16,90 @@ use crate::datasets::XR_FINDINGS;
 /// Every function of this module, to register (replacing DataFusion's functions
 /// of the same names).
 pub fn all() -> Vec<ScalarUDF> {
-    use datafusion::functions::{string, unicode};
+    use datafusion::functions::{regex, string, unicode};
+    use datafusion::functions_nested::{range, repeat};
+    let capped = |inner: Arc<ScalarUDF>, growth: Growth| {
+        ScalarUDF::new_from_impl(Capped::new(inner, growth))
+    };
     vec![
         ScalarUDF::from(FindingLabels::new()),
-        ScalarUDF::new_from_impl(Capped::new(string::repeat(), Growth::Times)),
-        ScalarUDF::new_from_impl(Capped::new(unicode::lpad(), Growth::Length)),
-        ScalarUDF::new_from_impl(Capped::new(unicode::rpad(), Growth::Length)),
+        capped(string::repeat(), Growth::Times),
+        capped(unicode::lpad(), Growth::Length),
+        capped(unicode::rpad(), Growth::Length),
+        capped(string::concat(), Growth::Sum),
+        capped(string::concat_ws(), Growth::Sum),
+        capped(string::replace(), Growth::Replace(2)),
+        capped(regex::regexp_replace(), Growth::Replace(2)),
+        capped(repeat::array_repeat_udf(), Growth::Copies),
+        capped(range::range_udf(), Growth::Range),
+        capped(range::gen_series_udf(), Growth::Range),
     ]
 }
 
-/// The most bytes one call of a string-growing function may produce for a batch
-/// of rows: `repeat('x', 2000000000)` would otherwise allocate gigabytes outside
-/// any memory limit.
-pub const MAX_GROWN_BYTES: u64 = 256 << 20;
+/// The most bytes one call of a function whose result grows with its arguments'
+/// values may produce for a batch of rows: `repeat('x', 2000000000)` or
+/// `array_repeat(1, 2000000000)` would otherwise allocate gigabytes outside any
+/// memory limit (constant folding runs them while planning, before a statement has a
+/// memory pool).
+pub const MAX_GROWN_BYTES: u64 = 8 << 20;
 
-/// How a string-growing function's second argument sizes its result.
+/// How a growing function's arguments size its result.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum Growth {
     /// `repeat(s, n)`: n copies of s.
     Times,
     /// `lpad(s, n, fill)`, `rpad`: n characters (up to 4 bytes each).
     Length,
+    /// `concat(a, b, ...)`, `concat_ws(sep, a, ...)`: the sum of its arguments (the
+    /// separator once per argument).
+    Sum,
+    /// `replace(s, from, to)`, `regexp_replace(s, pattern, to)`: each byte of s may
+    /// become the argument at this position.
+    Replace(usize),
+    /// `array_repeat(element, n)`: n copies of the element.
+    Copies,
+    /// `range(start, stop, step)`, `generate_series`: (stop − start) / step integers.
+    Range,
 }
 
-/// DataFusion's `repeat`, `lpad` or `rpad`, refusing a call whose result for the
-/// batch would pass [`MAX_GROWN_BYTES`].
+/// DataFusion's function `inner`, refusing a call whose result for the batch would
+/// pass [`MAX_GROWN_BYTES`].
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Capped {
     inner: Arc<ScalarUDF>,
     growth: Growth,
+}
+
+/// The integers of `arg` (NULLs and what is not a number left out).
+fn integers(arg: &ColumnarValue) -> Result<Vec<i64>> {
+    let Ok(values) = cast(&arg.to_array(1)?, &DataType::Int64) else {
+        return Ok(Vec::new());
+    };
+    let values = values
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("cast to Int64");
+    Ok(values.iter().flatten().collect())
+}
+
+/// The length in bytes of the longest text of `arg`.
+fn longest_text(arg: &ColumnarValue) -> Result<u64> {
+    let Ok(strings) = cast(&arg.to_array(1)?, &DataType::LargeUtf8) else {
+        return Ok(0);
+    };
+    let strings = strings
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::LargeStringArray>()
+        .expect("cast to LargeUtf8");
+    Ok(strings.iter().flatten().map(str::len).max().unwrap_or(0) as u64)
+}
+
+/// The bytes `arg` holds for `rows` rows (a constant counts once per row).
+fn bytes_for(arg: &ColumnarValue, rows: u64) -> u64 {
+    match arg {
+        ColumnarValue::Array(array) => array.get_array_memory_size() as u64,
+        ColumnarValue::Scalar(value) => (value.size() as u64).saturating_mul(rows),
+    }
 }
 
 impl Capped {
@@ -52,38 +107,70 @@ impl Capped {
         Capped { inner, growth }
     }
 
-    /// The most bytes the call can produce: rows × the largest count × (for
-    /// repeat) the longest string.
+    /// The most bytes the call can produce for its batch.
     fn bound(&self, args: &ScalarFunctionArgs) -> Result<u64> {
         let rows = args.number_rows.max(1) as u64;
-        let Some(count) = args.args.get(1) else {
-            return Ok(0);
+        let a = &args.args;
+        let largest = |k: usize| -> Result<u64> {
+            Ok(a.get(k)
+                .map(integers)
+                .transpose()?
+                .map_or(0, |v| v.into_iter().max().unwrap_or(0).max(0) as u64))
         };
-        let counts = cast(&count.to_array(1)?, &DataType::Int64)?;
-        let counts = counts
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("cast to Int64");
-        let largest = counts.iter().flatten().max().unwrap_or(0).max(0) as u64;
-        let each = match self.growth {
-            Growth::Length => largest.saturating_mul(4),
-            Growth::Times => {
-                let strings = cast(&args.args[0].to_array(1)?, &DataType::LargeUtf8)?;
-                let strings = strings
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::LargeStringArray>()
-                    .expect("cast to LargeUtf8");
-                let longest = strings.iter().flatten().map(str::len).max().unwrap_or(0);
-                largest.saturating_mul(longest as u64)
+        Ok(match self.growth {
+            Growth::Length => largest(1)?.saturating_mul(4).saturating_mul(rows),
+            Growth::Times => largest(1)?
+                .saturating_mul(a.first().map(longest_text).transpose()?.unwrap_or(0))
+                .saturating_mul(rows),
+            Growth::Sum => {
+                let all: u64 = a.iter().map(|arg| bytes_for(arg, rows)).sum();
+                let separator = a.first().map_or(0, |arg| bytes_for(arg, rows));
+                all.saturating_add(separator.saturating_mul(a.len() as u64))
             }
-        };
-        Ok(each.saturating_mul(rows))
+            Growth::Replace(by) => {
+                let replacement = a.get(by).map(longest_text).transpose()?.unwrap_or(0);
+                a.first()
+                    .map_or(0, |s| bytes_for(s, rows))
+                    .saturating_mul(1 + replacement)
+            }
+            Growth::Copies => {
+                let element = a.first().map_or(0, |e| bytes_for(e, rows) / rows).max(8);
+                largest(1)?.saturating_mul(element).saturating_mul(rows)
+            }
+            Growth::Range => {
+                let column = |k: usize| a.get(k).map(integers).transpose();
+                let (starts, stops, steps) = match a.len() {
+                    1 => (Some(vec![0]), column(0)?, None),
+                    _ => (column(0)?, column(1)?, column(2)?),
+                };
+                let span = |v: &Option<Vec<i64>>, pick: fn(&[i64]) -> i64| {
+                    v.as_deref().filter(|v| !v.is_empty()).map(pick)
+                };
+                let lowest = span(&starts, |v| *v.iter().min().unwrap());
+                let highest = span(&stops, |v| *v.iter().max().unwrap());
+                let (Some(lowest), Some(highest)) = (lowest, highest) else {
+                    return Ok(0);
+                };
+                let smallest_step = steps
+                    .as_deref()
+                    .and_then(|v| v.iter().map(|s| s.unsigned_abs()).filter(|&s| s > 0).min())
+                    .unwrap_or(1);
+                let widest = (highest as i128 - lowest as i128).unsigned_abs() as u64;
+                (widest / smallest_step)
+                    .saturating_mul(8)
+                    .saturating_mul(rows)
+            }
+        })
     }
 }
 
 impl ScalarUDFImpl for Capped {
     fn name(&self) -> &str {
         self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
     }
 
     fn signature(&self) -> &Signature {
@@ -94,15 +181,25 @@ impl ScalarUDFImpl for Capped {
         self.inner.return_type(args)
     }
 
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
         self.inner.coerce_types(args)
     }
+
+    // No `simplify`: DataFusion's (concat's) would build the joined text itself, or
+    // rewrite to the function without its cap.
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let bound = self.bound(&args)?;
         if bound > MAX_GROWN_BYTES {
             return datafusion::common::exec_err!(
-                "{}(...) would build {} MiB of text for {} rows; cxr allows {} MiB per call",
+                "{}(...) could build up to {} MiB for {} rows; cxr allows {} MiB per call",
                 self.name(),
                 bound >> 20,
                 args.number_rows,
