@@ -553,12 +553,105 @@ fn a_password_is_required_off_loopback_and_checked_by_scram() {
         "the third failure answered in {:?}",
         started.elapsed()
     );
+    // Guesses sent on several connections at once wait in turn: after three
+    // failures each waits 1 s more, so the last of four is answered after 4 s, not 1.
+    let started = Instant::now();
+    let guesses: Vec<_> = (0..4)
+        .map(|i| {
+            let port = server.port.to_string();
+            std::thread::spawn(move || {
+                Command::new("psql")
+                    .args([
+                        "-X",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port,
+                        "-U",
+                        "reader",
+                        "-d",
+                        "cxr",
+                    ])
+                    .args(["-At", "-c", "SELECT 1"])
+                    .env("PGPASSWORD", format!("guess {i}"))
+                    .env("PGCONNECT_TIMEOUT", "30")
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for guess in guesses {
+        assert_ne!(code(&guess.join().unwrap()), Some(0));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(3500),
+        "four parallel guesses answered in {:?}",
+        started.elapsed()
+    );
     let log = server.log();
     assert!(
-        log.matches("failed login for user").count() >= 3,
+        log.matches("failed login for user").count() >= 7,
         "failed logins are logged:\n{log}"
     );
     assert!(!log.contains("correct horse"));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn connections_that_never_log_in_hold_few_places() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, "correct horse\n").unwrap();
+    let server = Server::start(&wh, &["--password-file", file.to_str().unwrap()], &[]);
+    let login = || {
+        Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args([
+                "-U",
+                "cxr",
+                "-d",
+                "cxr",
+                "-At",
+                "-c",
+                "SELECT count(*) FROM images",
+            ])
+            .env("PGPASSWORD", "correct horse")
+            .env("PGCONNECT_TIMEOUT", "20")
+            .output()
+            .unwrap()
+    };
+    // Eight connections from one address that send nothing: a ninth from it is
+    // refused at once, saying why, while the server has places left.
+    let idle: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    // The server accepts connections in order: the eight before the ninth.
+    let out = login();
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("logging in at once"),
+        "{}",
+        stderr(&out)
+    );
+    drop(idle);
+    // Their places are free once they leave.
+    let started = Instant::now();
+    let out = loop {
+        let out = login();
+        if code(&out) == Some(0) || started.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "112120");
+    assert!(
+        server.log().contains("logging in already"),
+        "{}",
+        server.log()
+    );
     assert!(server.stop().success());
 }
 

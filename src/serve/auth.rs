@@ -32,7 +32,19 @@ pub struct Account {
     user: String,
     salt: Vec<u8>,
     salted_password: Vec<u8>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    logins: Mutex<HashMap<IpAddr, Logins>>,
+}
+
+/// The recent logins from one address.
+#[derive(Clone, Copy)]
+struct Logins {
+    /// Failures in a row, and when the last one was.
+    failures: u32,
+    last_failure: Instant,
+    /// When the next attempt from the address may be answered: attempts are
+    /// answered one after another, each after the wait its failures set, so that
+    /// guesses sent on many connections at once wait in turn.
+    next_answer: Instant,
 }
 
 impl Account {
@@ -46,36 +58,52 @@ impl Account {
             user,
             salt,
             salted_password,
-            failures: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The logins of `address`, the map kept bounded: a scan from many addresses
+    /// cannot grow it without end.
+    fn logins<R>(&self, address: IpAddr, f: impl FnOnce(&mut Logins) -> R) -> R {
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        if logins.len() > 10_000 {
+            logins.retain(|_, l| l.last_failure.elapsed() < FORGET_AFTER);
+        }
+        let now = Instant::now();
+        let entry = logins.entry(address).or_insert(Logins {
+            failures: 0,
+            last_failure: now,
+            next_answer: now,
+        });
+        if entry.failures > 0 && entry.last_failure.elapsed() >= FORGET_AFTER {
+            entry.failures = 0;
+        }
+        f(entry)
     }
 
     /// Records a failed login from `address`, returning how many there were.
     pub fn failed(&self, address: IpAddr) -> u32 {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: a scan from many addresses cannot grow the map without end.
-        if failures.len() > 10_000 {
-            failures.retain(|_, (_, last)| last.elapsed() < FORGET_AFTER);
-        }
-        let entry = failures.entry(address).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FORGET_AFTER {
-            entry.0 = 0;
-        }
-        *entry = (entry.0 + 1, Instant::now());
-        entry.0
+        self.logins(address, |l| {
+            l.failures += 1;
+            l.last_failure = Instant::now();
+            l.failures
+        })
     }
 
     /// The wait before answering a login from `address`: none at first, then
-    /// doubling from 0.25 s with each failure up to 8 s; failures older than a
-    /// minute are forgotten.
+    /// doubling from 0.25 s with each failure up to 8 s, after the attempts from the
+    /// address already waiting; failures older than a minute are forgotten.
     fn delay(&self, address: IpAddr) -> Duration {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match failures.get(&address) {
-            Some(&(n, last)) if n > 0 && last.elapsed() < FORGET_AFTER => {
-                Duration::from_millis(250u64 << (n - 1).min(5))
+        self.logins(address, |l| {
+            if l.failures == 0 {
+                return Duration::ZERO;
             }
-            _ => Duration::ZERO,
-        }
+            let each = Duration::from_millis(250u64 << (l.failures - 1).min(5));
+            let now = Instant::now();
+            let answer = l.next_answer.max(now) + each;
+            l.next_answer = answer;
+            answer - now
+        })
     }
 }
 

@@ -4,7 +4,9 @@
 //! clients could hold gigabytes of the server's memory with statements the 16 MiB
 //! limit then refuses.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -21,9 +23,52 @@ use tokio::net::TcpStream;
 /// (`input::text::MAX_SQL_BYTES`) with room for its parameters.
 pub const MAX_MESSAGE_BYTES: usize = crate::input::text::MAX_SQL_BYTES as usize + (1 << 20);
 
-/// How long a client has to finish its startup (TLS, startup packet, password), as
-/// in pgwire.
-const STARTUP: Duration = Duration::from_secs(60);
+/// How long a client has to finish its startup (TLS, startup packet, password):
+/// PostgreSQL gives 60 s, but a connection that has not logged in holds a place
+/// among `--max-connections`, so idle ones must leave soon. Long enough for the
+/// 8 s a login waits after failures.
+const STARTUP: Duration = Duration::from_secs(15);
+
+/// The most connections one address may have logging in at once behind a password:
+/// idle or guessing connections from one address cannot take every place.
+pub const LOGGING_IN_PER_ADDRESS: usize = 8;
+
+/// A connection that has not logged in yet, counted against its address until it
+/// has (or leaves).
+pub struct LoggingIn(Option<(Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr)>);
+
+impl LoggingIn {
+    /// A place among the logins of `address`, if it has fewer than
+    /// [`LOGGING_IN_PER_ADDRESS`].
+    pub fn open(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr) -> Option<LoggingIn> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(address).or_insert(0);
+        if *n >= LOGGING_IN_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(LoggingIn(Some((counts.clone(), address))))
+    }
+
+    /// A login not counted (no password: nothing to guess).
+    pub fn unlimited() -> LoggingIn {
+        LoggingIn(None)
+    }
+}
+
+impl Drop for LoggingIn {
+    fn drop(&mut self) {
+        if let Some((counts, address)) = self.0.take() {
+            let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = map.get_mut(&address) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&address);
+                }
+            }
+        }
+    }
+}
 
 /// Serves one client until it leaves, breaks the protocol or sends a message over
 /// [`MAX_MESSAGE_BYTES`] (answered with an error, logged, and the connection closed:
@@ -33,7 +78,9 @@ pub async fn serve<H: PgWireServerHandlers>(
     tls: Option<TlsAcceptor>,
     handlers: H,
     peer: SocketAddr,
+    login: LoggingIn,
 ) -> std::io::Result<()> {
+    let mut login = Some(login);
     let startup = tokio::time::sleep(STARTUP);
     tokio::pin!(startup);
     let negotiated = tokio::select! {
@@ -55,6 +102,10 @@ pub async fn serve<H: PgWireServerHandlers>(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        if !starting {
+            // Logged in: no longer counted against the address's logins.
+            login.take();
+        }
         let next = async {
             std::future::poll_fn(|cx| {
                 let polled = socket.poll_next_unpin(cx);

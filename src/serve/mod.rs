@@ -21,6 +21,7 @@ mod saved;
 mod settings;
 mod threads;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -176,24 +177,34 @@ async fn accept(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let connections = Arc::new(AtomicUsize::new(0));
+    let logging_in = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let with_password = server.account.is_some();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
                 let connection = Connection::open(&connections, max);
+                // Behind a password, one address holds only a few of the places
+                // with connections that have not logged in yet.
+                let login = if with_password {
+                    connection::LoggingIn::open(&logging_in, peer.ip())
+                } else {
+                    Some(connection::LoggingIn::unlimited())
+                };
                 let server = server.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    match connection {
-                        Some(_connection) => {
+                    match (connection, login) {
+                        (Some(_connection), Some(login)) => {
                             if tls.is_some() && !asks_for_tls(&socket).await {
                                 refuse_plaintext(socket, peer).await;
                                 return;
                             }
-                            let _ = connection::serve(socket, tls, server, peer).await;
+                            let _ = connection::serve(socket, tls, server, peer, login).await;
                         }
-                        None => refuse(socket, peer, max).await,
+                        (None, _) => refuse(socket, peer, max).await,
+                        (Some(_), None) => refuse_logins(socket, peer).await,
                     }
                 });
             }
@@ -291,6 +302,24 @@ async fn refuse_plaintext(mut socket: TcpStream, peer: SocketAddr) {
         skip_startup(&mut socket).await?;
         let message = "this server requires TLS (sslmode=require)";
         socket.write_all(&error_packet("28000", message)).await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
+}
+
+/// Tells a client that its address has too many connections logging in at once
+/// (`FATAL 53300`, as [`refuse`]), and closes.
+async fn refuse_logins(mut socket: TcpStream, peer: SocketAddr) {
+    eprintln!(
+        "cxr serve: {peer}: refused: {} connections from this address are logging in already",
+        connection::LOGGING_IN_PER_ADDRESS
+    );
+    let message = format!(
+        "too many connections from this address logging in at once ({})",
+        connection::LOGGING_IN_PER_ADDRESS
+    );
+    let answer = async {
+        skip_startup(&mut socket).await?;
+        socket.write_all(&error_packet("53300", &message)).await
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
 }
