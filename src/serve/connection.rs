@@ -35,12 +35,15 @@ pub const LOGGING_IN_PER_ADDRESS: usize = 8;
 
 /// A connection that has not logged in yet, counted against its address until it
 /// has (or leaves).
-pub struct LoggingIn(Option<(Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr)>);
+pub struct LoggingIn(Option<(Arc<LoginCounts>, IpAddr)>);
+
+/// The connections logging in, by address.
+pub type LoginCounts = Mutex<HashMap<IpAddr, usize>>;
 
 impl LoggingIn {
     /// A place among the logins of `address`, if it has fewer than
     /// [`LOGGING_IN_PER_ADDRESS`].
-    pub fn open(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr) -> Option<LoggingIn> {
+    pub fn open(counts: &Arc<LoginCounts>, address: IpAddr) -> Option<LoggingIn> {
         let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(address).or_insert(0);
         if *n >= LOGGING_IN_PER_ADDRESS {
