@@ -1407,3 +1407,86 @@ fn one_split_across_datasets() {
     assert_eq!(code(&out), Some(2));
     assert!(stderr(&out).contains("--dataset vindr: not in this warehouse"));
 }
+
+/// A finding is new where the previous study says it is negative, resolved where
+/// this one does: a change from or to unknown (uncertain under U-Ignore) is neither.
+/// One CheXpert patient, six studies of Pleural Effusion: uncertain, positive,
+/// negative, positive, uncertain, negative. Counted by hand: new at study 4 only,
+/// resolved at study 3 only; not incident (unknown at the first study); of the two
+/// positive studies, one is followed by a known state, negative: persistence 0.
+#[test]
+fn new_and_resolved_findings_are_changes_between_known_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let effusion = ["-1.0", "1.0", "0.0", "1.0", "-1.0", "0.0"];
+    let rows: Vec<String> = effusion
+        .iter()
+        .enumerate()
+        .map(|(k, value)| {
+            format!(
+                "CheXpert-v1.0-small/train/patient00009/study{}/view1_frontal.jpg,Female,{},Frontal,PA,,,,,,,,,,,{value},,,",
+                k + 1,
+                60 + k
+            )
+        })
+        .collect();
+    let p = dir.path().join("train.csv");
+    std::fs::write(&p, format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let out = ingest(
+        dir.path(),
+        &["--dataset", &format!("chexpert={}", p.display())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let followup = |extra: &[&str]| {
+        let mut a = vec!["followup", "-w", w, "-f", "csv", "--dataset", "chexpert"];
+        a.extend_from_slice(extra);
+        let out = run(&a);
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        parse_csv(&stdout(&out))
+    };
+    for cohort in [&[][..], &["--where", "true"][..]] {
+        // The whole dataset (read from `studies`) and a cohort (computed) agree.
+        let timeline = followup(&[cohort, &["--patient", "patient00009"][..]].concat());
+        let col = |name: &str| timeline[0].iter().position(|c| c == name).unwrap();
+        let column = |name: &str| -> Vec<&str> {
+            timeline[1..]
+                .iter()
+                .map(|r| r[col(name)].as_str())
+                .collect()
+        };
+        assert_eq!(
+            column("new_labels"),
+            ["", "[]", "[]", "[Effusion]", "[]", "[]"],
+            "{cohort:?}"
+        );
+        assert_eq!(
+            column("resolved_labels"),
+            ["", "[]", "[Effusion]", "[]", "[]", "[]"],
+            "{cohort:?}"
+        );
+        let transitions = followup(&[cohort, &["--transitions"][..]].concat());
+        let effusion_row = transitions
+            .iter()
+            .find(|r| r.contains(&"Effusion".to_string()))
+            .unwrap();
+        assert_eq!(effusion_row[2..], ["1", "1"], "{cohort:?}: {transitions:?}");
+        let summary = followup(cohort);
+        let head = &summary[0];
+        let row = summary
+            .iter()
+            .find(|r| r.contains(&"Effusion".to_string()))
+            .unwrap();
+        let value = |name: &str| row[head.iter().position(|c| c == name).unwrap()].as_str();
+        assert_eq!(
+            [
+                value("ever_positive"),
+                value("positive_at_first"),
+                value("incident"),
+                value("persistence")
+            ],
+            ["1", "0", "0", "0.0"],
+            "{cohort:?}: {summary:?}"
+        );
+    }
+}

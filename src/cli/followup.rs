@@ -12,7 +12,7 @@ use crate::sql::snippets::quote;
 /// Arguments of `cxr followup`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Cohort flags pick patients, not images: every study of a patient with at least one image in the cohort is followed (`--with Effusion`: the whole timeline of each patient ever positive for Effusion). The per-finding statistics cover the patients with two or more studies (their number is the `patients` column); single-study patients have no follow-up.\n\nExample:\n  cxr followup --patient 18404\n  cxr followup --transitions\n  cxr followup --with Effusion",
+    after_help = "Cohort flags pick patients, not images: every study of a patient with at least one image in the cohort is followed (`--with Effusion`: the whole timeline of each patient ever positive for Effusion). The per-finding statistics cover the patients with two or more studies (their number is the `patients` column); single-study patients have no follow-up.\n\nA finding is new in a study where it is positive and the previous study says it is negative, resolved the reverse; a change from or to unknown (uncertain, or not labelled) is neither. `incident`: negative at the first study, positive later. `persistence`: of the positive studies followed by one where the finding is known, the share where it is positive again.\n\nExample:\n  cxr followup --patient 18404\n  cxr followup --transitions\n  cxr followup --with Effusion",
     // Follow-up reads every study of a patient: one study per patient is refused.
     mut_arg("first_study", |a| a.hide(true))
 )]
@@ -30,9 +30,10 @@ pub struct FollowupCmd {
 /// Every study of the cohort's patients (or of one patient), per dataset, in the
 /// order of `study_order` (datasets that give no order have no follow-up). A
 /// study's findings are the union of its images' positive findings, as a bit mask
-/// (bits of `cohort::across::findings_bits_cte`): `new_mask` and `resolved_mask`
-/// compare it with the previous study's; `known` has the findings its dataset's
-/// sources label. `whole`: the cohort is every image of its datasets, so the
+/// (bits of `cohort::across::findings_bits_cte`), and `known` the findings whose
+/// state is known in one of its images: `new_mask` has the findings positive here and
+/// negative in the previous study, `resolved_mask` the reverse (from or to unknown is
+/// neither). `whole`: the cohort is every image of its datasets, so the
 /// cohort's rows are the timelines themselves — and with the default sources
 /// those of `studies`, written at ingest.
 fn with_followups(cohort: &str, avail: &Available, whole: bool, patient: Option<&str>) -> String {
@@ -67,14 +68,17 @@ studies AS (
     GROUP BY dataset, patient_id, COALESCE(study_id, image_id)
 ),
 ordered AS (
-    SELECT studies.*, CAST(ROW_NUMBER() OVER w AS INT) AS study_rank, LAG(mask) OVER w AS prev_mask
+    SELECT studies.*, CAST(ROW_NUMBER() OVER w AS INT) AS study_rank, LAG(mask) OVER w AS prev_mask,
+           LAG(known) OVER w AS prev_known
     FROM studies
     WINDOW w AS (PARTITION BY dataset, patient_id ORDER BY study_order, study_id)
 ),
 fu AS (
+    -- New: positive here, negative (known, not positive) in the previous study;
+    -- resolved: the reverse. A change from or to unknown is neither.
     SELECT ordered.*,
-           mask - (mask & prev_mask) AS new_mask,
-           prev_mask - (mask & prev_mask) AS resolved_mask
+           (mask & prev_known) - (mask & prev_known & prev_mask) AS new_mask,
+           (prev_mask & known) - (prev_mask & known & mask) AS resolved_mask
     FROM ordered
 )",
         findings = crate::cohort::across::findings_bits_cte(),
@@ -190,22 +194,32 @@ firsts AS (
     JOIN finding f ON (fu.mask & f.bit) <> 0
     GROUP BY fu.dataset, fu.patient_id, f.label
 ),
+starts AS (SELECT dataset, patient_id, known AS first_known FROM fu WHERE study_rank = 1),
 per_label AS (
-    SELECT dataset, label,
+    -- Incident: negative (known) at the first study, positive at a later one.
+    SELECT s.dataset, s.label,
            COUNT(*) AS ever_positive,
-           SUM(CASE WHEN first_rank = 1 THEN 1 ELSE 0 END) AS positive_at_first,
-           SUM(CASE WHEN first_rank > 1 THEN 1 ELSE 0 END) AS incident,
-           median(CASE WHEN first_rank > 1 THEN first_rank - 1 END) AS median_studies_before_first
-    FROM firsts GROUP BY dataset, label
+           SUM(CASE WHEN s.first_rank = 1 THEN 1 ELSE 0 END) AS positive_at_first,
+           SUM(CASE WHEN s.incident THEN 1 ELSE 0 END) AS incident,
+           median(CASE WHEN s.incident THEN s.first_rank - 1 END) AS median_studies_before_first
+    FROM (
+        SELECT fs.dataset, fs.label, fs.first_rank,
+               fs.first_rank > 1 AND (st.first_known & f.bit) <> 0 AS incident
+        FROM firsts fs
+        JOIN starts st ON st.dataset = fs.dataset AND st.patient_id = fs.patient_id
+        JOIN finding f ON f.label = fs.label
+    ) AS s
+    GROUP BY s.dataset, s.label
 ),
 pairs AS (
-    SELECT dataset, prev_mask, resolved_mask, COUNT(*) AS n
-    FROM fu WHERE study_rank > 1 GROUP BY dataset, prev_mask, resolved_mask
+    SELECT dataset, prev_mask, known, resolved_mask, COUNT(*) AS n
+    FROM fu WHERE study_rank > 1 GROUP BY dataset, prev_mask, known, resolved_mask
 ),
 kept AS (
-    -- Positive studies followed by another, and those whose finding then resolved.
+    -- Positive studies followed by one where the finding's state is known, and those
+    -- whose finding then resolved.
     SELECT p.dataset, f.label,
-           SUM(CASE WHEN (p.prev_mask & f.bit) <> 0 THEN p.n ELSE 0 END) AS followed,
+           SUM(CASE WHEN (p.prev_mask & p.known & f.bit) <> 0 THEN p.n ELSE 0 END) AS followed,
            SUM(CASE WHEN (p.resolved_mask & f.bit) <> 0 THEN p.n ELSE 0 END) AS dropped
     FROM pairs p CROSS JOIN finding f GROUP BY p.dataset, f.label
 ),

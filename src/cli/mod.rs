@@ -102,7 +102,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build the Parquet warehouse from the NIH CSVs (shipped in data/ by default).
+    /// Build the Parquet warehouse from NIH's CSVs (shipped in data/) and other datasets' files.
     Ingest(ingest::IngestArgs),
     /// Run SQL over the warehouse tables and views.
     Sql(sql::SqlArgs),

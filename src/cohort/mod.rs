@@ -38,16 +38,18 @@ pub struct CohortArgs {
     /// M or F.
     #[arg(long, value_name = "M|F")]
     pub sex: Option<String>,
-    /// PA or AP.
-    #[arg(long, value_name = "PA|AP")]
+    /// PA or AP; with --dataset also AP_SUPINE, LATERAL, OTHER, or FRONTAL (PA, AP
+    /// and AP_SUPINE).
+    #[arg(long, value_name = "VIEW")]
     pub view: Option<String>,
     /// A split name (train_val, test, or one made by `cxr split`).
     #[arg(long, value_name = "NAME")]
     pub split: Option<String>,
-    /// One image per patient: the lowest follow-up among the selected images.
+    /// One image per patient: the earliest (by study order) among the selected images.
     #[arg(long)]
     pub first_study: bool,
-    /// Only patients with at least N images.
+    /// Only patients with at least N studies in their dataset (all their studies,
+    /// whatever the other flags select).
     #[arg(long, value_name = "N")]
     pub min_studies: Option<u32>,
     /// An SQL predicate over the columns of images (and pixel_stats when present).

@@ -21,7 +21,9 @@
 //!   as image ids of `dataset_images`).
 //! - `dataset_labels`: source `openi_mesh`, value 1, raw label = the heading of a major term
 //!   (text before the first `/`, trimmed), one row per distinct (image, heading), for
-//!   every image the report covers; `normal` maps to a NULL finding.
+//!   every image the report covers; `normal` maps to a NULL finding. A report whose
+//!   only major term is `No Indexing` gives its images no row (not labelled, so every
+//!   finding unknown, not normal) and a `data_issues` row.
 //!
 //! The XML is read by a small scanner for these leaf elements, not a general parser.
 //! Each member is capped at [`MAX_XML`] bytes, the archive at [`MAX_MEMBERS`] files,
@@ -44,6 +46,8 @@ use crate::datasets::{DatasetRows, Interner, LabelRow, Report};
 pub const NAME: &str = "openi";
 /// The label source.
 pub const SOURCE: &str = "openi_mesh";
+/// The MeSH major term of a report nobody indexed.
+const NOT_INDEXED: &str = "No Indexing";
 /// Largest XML member read (bytes); larger ones are skipped with an issue.
 pub const MAX_XML: u64 = 4 << 20;
 /// Most archive members looked at.
@@ -142,11 +146,28 @@ pub fn read_files(
             }
             rep.image_ids = ids;
             let mut headings: Vec<String> = Vec::new();
+            let mut not_indexed = false;
             for term in &rep.mesh_major {
                 let h = term.split('/').next().unwrap_or("").trim().to_string();
-                if !h.is_empty() && !headings.contains(&h) {
+                // `No Indexing`: nobody indexed the report. Its images are not
+                // labelled, which is not normal: no label row.
+                if h.eq_ignore_ascii_case(NOT_INDEXED) {
+                    not_indexed = true;
+                } else if !h.is_empty() && !headings.contains(&h) {
                     headings.push(h);
                 }
+            }
+            if not_indexed && headings.is_empty() && !rep.image_ids.is_empty() {
+                issues.push(
+                    &src,
+                    None,
+                    Some(&member),
+                    Some(NOT_INDEXED),
+                    format!(
+                        "report not indexed (MeSH `{NOT_INDEXED}`): its {} image(s) have no label, unknown rather than normal; skipped",
+                        rep.image_ids.len()
+                    ),
+                );
             }
             if rows.labels.len() + headings.len() * rep.image_ids.len() > MAX_LABELS {
                 return Err(Error::input(
@@ -741,6 +762,46 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
 ";
 
     #[test]
+    fn a_report_nobody_indexed_labels_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write_fixture(dir.path(), "meta.csv.gz", &gzip(META.as_bytes()));
+        let reports = tgz(&[
+            (
+                "ecgen-radiology/1.xml",
+                report_xml("CXR7", "", &["No Indexing"], &[], &["CXR7_IM-0071-3001"]),
+            ),
+            (
+                "ecgen-radiology/2.xml",
+                report_xml("CXR8", "", &["normal"], &[], &["CXR8_IM-0082-1001"]),
+            ),
+        ]);
+        let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
+        let mut issues = Issues::default();
+        let rows = read(
+            &[tgz_path, csv],
+            &crate::datasets::LabelMap::default(),
+            &mut issues,
+        )
+        .unwrap();
+        // Only the normal report labels its image; the other's image has no label.
+        let labelled: Vec<(&str, &str)> = rows
+            .labels
+            .iter()
+            .map(|l| (&*l.image_id, &*l.raw_label))
+            .collect();
+        assert_eq!(labelled, [("CXR8_IM-0082-1001", "normal")]);
+        let said = issues.rows().iter().find(|i| {
+            i.field.as_deref() == Some("ecgen-radiology/1.xml")
+                && i.value.as_deref() == Some("No Indexing")
+        });
+        assert!(
+            said.is_some_and(|i| i.issue.contains("not indexed")),
+            "{:?}",
+            issues.rows()
+        );
+    }
+
+    #[test]
     fn fixture() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write_fixture(dir.path(), "meta.csv.gz", &gzip(META.as_bytes()));
@@ -984,7 +1045,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
     /// 2 are `CXR1_1_IM-…` spellings of header ids and 1 (`CXR1000_IM-0003-1001`) is
     /// missing from the header file; 104 reports cover no image; 8,298 `major` and
     /// 7,047 `automatic` elements; non-empty FINDINGS 3,425, IMPRESSION 3,921; distinct (image, heading) pairs 14,768 (of which
-    /// `normal` 2,696); view PA 3,593, AP 423, lateral 717+119+29+2 = 867, empty 2,586;
+    /// `normal` 2,696, and 172 `No Indexing`, which give no label row: 14,596 rows); view PA 3,593, AP 423, lateral 717+119+29+2 = 867, empty 2,586;
     /// 3,851 distinct `Patient ID`; completed-year ages: none outside 0–120, sum 370,458.
     #[test]
     fn real_files() {
@@ -1086,7 +1147,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         assert_eq!(missing, 1);
     }
 
-    const OPENI_LABELS: usize = 14_768;
+    const OPENI_LABELS: usize = 14_768 - 172;
     const OPENI_NORMAL: usize = 2_696;
     const OPENI_AGE_SUM: f64 = 370_458.0;
 }

@@ -161,11 +161,11 @@ pub fn write_studies(
     }
     studies.sort_by(|a, b| (a.patient, a.order, a.study).cmp(&(b.patient, b.order, b.study)));
     let mut rank = Vec::with_capacity(studies.len());
-    let mut previous: Vec<Option<i32>> = Vec::with_capacity(studies.len());
+    let mut previous: Vec<Option<(i32, i32)>> = Vec::with_capacity(studies.len());
     for (k, s) in studies.iter().enumerate() {
         let first = k == 0 || studies[k - 1].patient != s.patient;
         rank.push(if first { 1 } else { rank[k - 1] + 1 });
-        previous.push((!first).then(|| studies[k - 1].positive));
+        previous.push((!first).then(|| (studies[k - 1].positive, studies[k - 1].known)));
     }
     let dataset = rows.first().map_or("", |r| r.dataset);
     let mut start: usize = 0;
@@ -190,12 +190,14 @@ pub fn no_studies() -> Result<RecordBatch> {
 }
 
 /// The columns of `studies` for these studies, each with its rank and the previous
-/// study's positive findings.
+/// study's positive and known findings. New: positive here, negative (known, not
+/// positive) in the previous study; resolved: the reverse; from or to unknown is
+/// neither.
 fn study_columns(
     dataset: &str,
     studies: &[Study],
     rank: &[i32],
-    previous: &[Option<i32>],
+    previous: &[Option<(i32, i32)>],
 ) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(studies.iter().map(|_| dataset))),
@@ -217,14 +219,17 @@ fn study_columns(
         ("mask", i32s(studies.iter().map(|s| Some(s.positive)))),
         ("known", i32s(studies.iter().map(|s| Some(s.known)))),
         ("study_rank", i32s(rank.iter().map(|r| Some(*r)))),
-        ("prev_mask", i32s(previous.iter().copied())),
+        (
+            "prev_mask",
+            i32s(previous.iter().map(|p| p.map(|(mask, _)| mask))),
+        ),
         (
             "new_mask",
             i32s(
                 studies
                     .iter()
                     .zip(previous)
-                    .map(|(s, p)| p.map(|p| s.positive & !p)),
+                    .map(|(s, p)| p.map(|(mask, known)| s.positive & known & !mask)),
             ),
         ),
         (
@@ -233,7 +238,7 @@ fn study_columns(
                 studies
                     .iter()
                     .zip(previous)
-                    .map(|(s, p)| p.map(|p| p & !s.positive)),
+                    .map(|(s, p)| p.map(|(mask, _)| mask & s.known & !s.positive)),
             ),
         ),
     ])

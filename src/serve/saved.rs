@@ -93,7 +93,7 @@ fn text(value: &ScalarValue) -> String {
 
 fn not_literal(query: &str) -> DataFusionError {
     plan_error(format!(
-        "the arguments of {query}() are literal values ('Effusion', 40, true)"
+        "the arguments of {query}() must be literal values written in the statement ({query}('Effusion', 40, true)), not parameters or expressions: a driver that sends parameters separately (psycopg 3's default cursor, JDBC's PreparedStatement) can write them into the text instead (psycopg.ClientCursor)"
     ))
 }
 

@@ -29,8 +29,9 @@ pub use commit::{Staging, WriteLock};
 pub use files::{AtomicFile, hash_file, hex, sha256_hex, write_atomic};
 
 /// Version of the table layout in docs/SCHEMA.md; bumped on any breaking change.
-/// Version 2: tables live in `v-<id>/` directories named by the manifest.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 2: tables live in `v-<id>/` directories named by the manifest. Version 5:
+/// `studies` counts a finding new or resolved only between known states.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The manifest file name inside a warehouse.
 pub const MANIFEST: &str = "manifest.json";
