@@ -183,6 +183,11 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
     let timeline: serde_json::Value = serde_json::from_str(&body).unwrap();
     let expected = common::nih_csv().iter().filter(|i| i.patient == 11).count();
     assert_eq!(timeline["images"].as_array().unwrap().len(), expected);
+    // A patient the CSV does not have is not found, said in JSON.
+    let absent = common::nih_csv().iter().map(|i| i.patient).max().unwrap() + 1;
+    let (status, body) = get(port, &format!("/api/patient?dataset=nih&patient={absent}"));
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("has no images"), "{body}");
     assert!(server.stop().success());
 }
 

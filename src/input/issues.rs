@@ -39,6 +39,7 @@ pub fn action_of(issue: &str) -> &'static str {
         "skipped"
     } else if has(&[
         "normalised",
+        "truncated",
         "converted",
         "matched to",
         "set to other",
@@ -170,6 +171,7 @@ mod tests {
         for (issue, action) in [
             (super::SEX_NOT_READ, "nulled"),
             ("age over 120; set to NULL", "nulled"),
+            ("fractional age; truncated to 58", "changed"),
             (
                 "image not in the DICOM headers file: sex, age and view NULL",
                 "nulled",

@@ -278,10 +278,24 @@ async fn patient(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response
         Err(message) => return ApiError::new(StatusCode::BAD_REQUEST, message).into_response(),
     };
     let p = page.clone();
-    json_answer(
-        page.compute(move |i| async move { p.answers.patient(&dataset, &patient, &i).await })
-            .await,
-    )
+    let (asked_dataset, asked_patient) = (dataset.clone(), patient.clone());
+    let answer = page
+        .compute(move |i| async move { p.answers.patient(&dataset, &patient, &i).await })
+        .await;
+    // A patient with no image is not found, as `cxr followup --patient` says.
+    let none = answer.as_ref().is_ok_and(|v| {
+        v.get("images")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+    });
+    if none {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("patient {asked_patient} has no images in {asked_dataset}"),
+        )
+        .into_response();
+    }
+    json_answer(answer)
 }
 
 /// The `dataset` and `patient` of a timeline request: each once, one dataset, nothing else.
