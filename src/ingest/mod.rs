@@ -431,6 +431,7 @@ fn write_cross_dataset(
                     cross.inputs.push(InputFile::describe(info.dataset, p)?);
                 }
             }
+            shared_studies(&rows.images, &info, &mut cross.issues);
             cross.datasets.push((info, counts(&rows.images)));
         }
         tables.write(rows)?;
@@ -584,6 +585,44 @@ fn counts(images: &[crate::datasets::ImageRow]) -> [Option<i64>; 3] {
         distinct(&|i| i.patient_id.as_deref()),
         distinct(&|i| i.study_id.as_deref()),
     ]
+}
+
+/// A `data_issues` row for each study id of a dataset that more than one patient's
+/// images carry (one PadChest `StudyID` has two `PatientID`s): `studies` has a row
+/// for each patient's, so it holds more rows than `datasets.n_studies` counts ids.
+fn shared_studies(
+    images: &[crate::datasets::ImageRow],
+    info: &crate::datasets::DatasetInfo,
+    issues: &mut Issues,
+) {
+    let mut patients: polars::prelude::PlHashMap<&str, Vec<&str>> = Default::default();
+    for image in images {
+        if let (Some(study), Some(patient)) =
+            (image.study_id.as_deref(), image.patient_id.as_deref())
+        {
+            let of_study = patients.entry(study).or_default();
+            if !of_study.contains(&patient) {
+                of_study.push(patient);
+            }
+        }
+    }
+    let mut shared: Vec<(&str, Vec<&str>)> =
+        patients.into_iter().filter(|(_, p)| p.len() > 1).collect();
+    shared.sort_unstable();
+    let file = info.source_files.first().map_or("", String::as_str);
+    for (study, of_study) in shared {
+        issues.push(
+            file,
+            None,
+            Some("study_id"),
+            Some(study),
+            format!(
+                "one study id for {} patients ({}); a study of each in `studies`, kept",
+                of_study.len(),
+                of_study.join(", ")
+            ),
+        );
+    }
 }
 
 /// The label sources of one dataset's labels, with the votes of its readers (see
