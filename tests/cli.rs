@@ -2022,22 +2022,9 @@ fn plots_and_flags_say_what_is_missing() {
 
 /// Each image's findings in a shipped NIH metadata CSV, read here without cxr.
 fn findings_by_image(name: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(data(name)).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let labels = f[1]
-                .split('|')
-                .filter(|x| *x != "No Finding")
-                .map(str::to_string)
-                .collect();
-            (f[0].to_string(), labels)
-        })
+    nih_csv_records(name)
+        .into_iter()
+        .map(|f| (f[0].clone(), findings_of(&f[1])))
         .collect()
 }
 

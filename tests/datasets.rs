@@ -308,18 +308,9 @@ fn a_wrong_file_after_written_datasets_leaves_the_warehouse_whole() {
 fn agreement_between_the_two_nih_releases() {
     // Pneumonia positives in each release, counted from the shipped CSVs here.
     let count = |name: &str| -> i64 {
-        use std::io::Read;
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(data(name)).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
-        text.lines()
-            .skip(1)
-            .filter(|l| {
-                l.split(',')
-                    .nth(1)
-                    .is_some_and(|f| f.split('|').any(|x| x == "Pneumonia"))
-            })
+        nih_csv_records(name)
+            .iter()
+            .filter(|f| findings_of(&f[1]).contains("Pneumonia"))
             .count() as i64
     };
     let (p17, p20) = (

@@ -761,11 +761,24 @@ CXR9_IM-0093-1001,,,3,1970,,20120101,9.3,WEIRD
 CXR9_IM-0093-1001,,,3,,,,9.3,PA
 ";
 
-    #[test]
-    fn a_report_nobody_indexed_labels_nothing() {
+    /// The rows and issues of the header fixture [`META`] and these reports.
+    fn read_with_reports(members: &[(&str, String)]) -> (DatasetRows, Issues) {
         let dir = tempfile::tempdir().unwrap();
         let csv = write_fixture(dir.path(), "meta.csv.gz", &gzip(META.as_bytes()));
-        let reports = tgz(&[
+        let tgz_path = write_fixture(dir.path(), "reports.tgz", &tgz(members));
+        let mut issues = Issues::default();
+        let rows = read(
+            &[tgz_path, csv],
+            &crate::datasets::LabelMap::default(),
+            &mut issues,
+        )
+        .unwrap();
+        (rows, issues)
+    }
+
+    #[test]
+    fn a_report_nobody_indexed_labels_nothing() {
+        let (rows, issues) = read_with_reports(&[
             (
                 "ecgen-radiology/1.xml",
                 report_xml("CXR7", "", &["No Indexing"], &[], &["CXR7_IM-0071-3001"]),
@@ -775,14 +788,6 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
                 report_xml("CXR8", "", &["normal"], &[], &["CXR8_IM-0082-1001"]),
             ),
         ]);
-        let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
-        let mut issues = Issues::default();
-        let rows = read(
-            &[tgz_path, csv],
-            &crate::datasets::LabelMap::default(),
-            &mut issues,
-        )
-        .unwrap();
         // Only the normal report labels its image; the other's image has no label.
         let labelled: Vec<(&str, &str)> = rows
             .labels
@@ -803,9 +808,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
 
     #[test]
     fn fixture() {
-        let dir = tempfile::tempdir().unwrap();
-        let csv = write_fixture(dir.path(), "meta.csv.gz", &gzip(META.as_bytes()));
-        let reports = tgz(&[
+        let (rows, issues) = read_with_reports(&[
             (
                 "ecgen-radiology/1.xml",
                 report_xml(
@@ -833,14 +836,6 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             ),
             ("ecgen-radiology/readme.txt", "not xml".to_string()),
         ]);
-        let tgz_path = write_fixture(dir.path(), "reports.tgz", &reports);
-        let mut issues = Issues::default();
-        let rows = read(
-            &[tgz_path, csv],
-            &crate::datasets::LabelMap::default(),
-            &mut issues,
-        )
-        .unwrap();
 
         let ids: Vec<&str> = rows.images.iter().map(|i| &*i.image_id).collect();
         assert_eq!(

@@ -163,32 +163,41 @@ pub struct CsvImage {
 /// The shipped 2020 metadata, parsed independently of cxr (gzip + split on commas:
 /// its first four fields never hold a comma).
 pub fn nih_csv() -> Vec<CsvImage> {
+    nih_csv_records("Data_Entry_2017_v2020.csv.gz")
+        .into_iter()
+        .map(|f| CsvImage {
+            index: f[0].clone(),
+            labels: findings_of(&f[1]),
+            follow_up: f[2].trim().parse().unwrap(),
+            patient: f[3].trim().parse().unwrap(),
+            age: f[4].trim().parse().unwrap(),
+            sex: f[5].trim().to_string(),
+            view: f[6].trim().to_string(),
+        })
+        .collect()
+}
+
+/// The records of a shipped NIH metadata CSV (gzip), split at commas (its fields
+/// hold none), read here without cxr.
+pub fn nih_csv_records(name: &str) -> Vec<Vec<String>> {
     use std::io::Read;
     let mut text = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(data("Data_Entry_2017_v2020.csv.gz")).unwrap(),
-    )
-    .read_to_string(&mut text)
-    .unwrap();
+    flate2::read::GzDecoder::new(std::fs::File::open(data(name)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
     text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            CsvImage {
-                index: f[0].to_string(),
-                labels: f[1]
-                    .split('|')
-                    .filter(|x| *x != "No Finding")
-                    .map(str::to_string)
-                    .collect(),
-                follow_up: f[2].trim().parse().unwrap(),
-                patient: f[3].trim().parse().unwrap(),
-                age: f[4].trim().parse().unwrap(),
-                sex: f[5].trim().to_string(),
-                view: f[6].trim().to_string(),
-            }
-        })
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// The findings of a `Finding Labels` field: its labels but `No Finding`.
+pub fn findings_of(field: &str) -> std::collections::BTreeSet<String> {
+    field
+        .split('|')
+        .filter(|x| *x != "No Finding")
+        .map(str::to_string)
         .collect()
 }
 
