@@ -2028,6 +2028,19 @@ fn findings_by_image(name: &str) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
+/// The rows (no header) of `cxr run nih_label_revision` on `wh`.
+fn label_revision(wh: &Path) -> Vec<Vec<String>> {
+    let rows = run_csv(&[
+        "run",
+        "nih_label_revision",
+        "-w",
+        wh.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    rows[1..].to_vec()
+}
+
 #[test]
 fn nih_label_revision_counts_what_the_two_csvs_differ_in() {
     let (v2017, v2020) = (
@@ -2063,19 +2076,10 @@ fn nih_label_revision_counts_what_the_two_csvs_differ_in() {
         "(any)".to_string(),
         gaining.to_string(),
     ));
-    let wh = wh2020();
-    let got: BTreeSet<(String, String, String)> = run_csv(&[
-        "run",
-        "nih_label_revision",
-        "-w",
-        wh.to_str().unwrap(),
-        "--format",
-        "csv",
-    ])
-    .into_iter()
-    .skip(1)
-    .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
-    .collect();
+    let got: BTreeSet<(String, String, String)> = label_revision(&wh2020())
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
     assert_eq!(got, expected);
 }
 
@@ -2125,19 +2129,7 @@ fn the_other_nih_release_is_found_beside_the_metadata() {
         ])[1..]
             .concat()
     };
-    let revision_rows = |wh: &Path| {
-        // Rows but the header.
-        run_csv(&[
-            "run",
-            "nih_label_revision",
-            "-w",
-            wh.to_str().unwrap(),
-            "--format",
-            "csv",
-        ])
-        .len()
-            - 1
-    };
+    let revision_rows = |wh: &Path| label_revision(wh).len();
 
     // No other release anywhere: one label source, said on stderr, and the
     // revision query has nothing to compare (not every label "lost").
