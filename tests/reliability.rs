@@ -1148,6 +1148,8 @@ fn queries_stop_at_their_memory_limit() {
         "SELECT cardinality(array_repeat(1, 2000000000))",
         "SELECT cardinality(range(1, 2000000000))",
         "SELECT cardinality(generate_series(1, 2000000000, 1))",
+        "SELECT cardinality(range(s, e, -1)) FROM (VALUES (0, 10), (1000000000, -1000000000)) AS t(s, e)",
+        "SELECT cardinality(array_resize(make_array(1), 2000000000))",
         // Each part within the limit, the whole past it.
         "SELECT length(concat(repeat('x', 7000000), repeat('x', 7000000)))",
         "SELECT length(replace(repeat('x', 4000000), 'x', 'yyyy'))",
@@ -1167,12 +1169,13 @@ fn queries_stop_at_their_memory_limit() {
         "csv",
         "SELECT repeat('ab', 3) AS r, lpad('7', 3, '0') AS l, concat('a', 1, 'b') AS c, \
          replace('abca', 'a', 'xy') AS p, array_repeat(7, 3) AS a, range(1, 7, 2) AS g, \
-         generate_series(3, 1, -1) AS s",
+         generate_series(3, 1, -1) AS s, length(concat(repeat('x', 5000000), 'y')) AS n, \
+         cardinality(generate_series(TIMESTAMP '2020-01-01', TIMESTAMP '2020-01-02', INTERVAL '1 hour')) AS h",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "r,l,c,p,a,g,s\nababab,007,a1b,xybcxy,\"[7, 7, 7]\",\"[1, 3, 5]\",\"[3, 2, 1]\"\n"
+        "r,l,c,p,a,g,s,n,h\nababab,007,a1b,xybcxy,\"[7, 7, 7]\",\"[1, 3, 5]\",\"[3, 2, 1]\",5000001,25\n"
     );
     let bad = run_measured_with(
         &["sql", "-w", w, "SELECT 1"],

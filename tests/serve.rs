@@ -290,6 +290,7 @@ fn psql_reads_tables_views_and_the_catalog() {
     );
     let labelled: usize = csv.iter().map(|image| image.labels.len()).sum();
     let expected = format!("{0},{0}", labelled);
+    assert_eq!(both.lines().next(), Some("count(*),count(findings.label)"));
     assert_eq!(both.lines().nth(1), Some(expected.as_str()), "{both}");
     // A subquery in a select list, correlated (each patient's images, against the
     // CSV) and not; one of several rows is an error, as in PostgreSQL.

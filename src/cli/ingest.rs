@@ -56,7 +56,7 @@ pub struct IngestArgs {
     pub label_map: Option<PathBuf>,
     /// The other NIH label release, a second label source in dataset_labels
     /// [default: that release's published file (Data_Entry_2017.csv.gz,
-    /// Data_Entry_2017_v2020.csv.gz) beside --metadata, else in the shipped data].
+    /// Data_Entry_2017_v2020.csv.gz) beside --metadata].
     #[arg(long, value_name = "FILE")]
     pub other_release: Option<PathBuf>,
     /// Do not read the other NIH label release.
@@ -112,7 +112,8 @@ impl IngestArgs {
 
     /// The other NIH release: the file `--other-release` names, else the other
     /// release's published file beside `--metadata` (a `Data_Entry_2017.csv.gz`
-    /// beside a `Data_Entry_2017_v2020.csv.gz`, and the reverse), else the shipped one.
+    /// beside a `Data_Entry_2017_v2020.csv.gz`, and the reverse; the shipped pair
+    /// is such a pair).
     fn other_release(&self, data: &std::path::Path) -> Option<PathBuf> {
         if self.no_other_release {
             return None;
@@ -132,11 +133,12 @@ impl IngestArgs {
         } else {
             return None;
         };
-        let beside = given.parent().map(std::path::Path::to_path_buf);
-        beside
+        // The shipped other release only beside the shipped file itself: a file of
+        // the same name elsewhere may be a user's subset of the images.
+        let dir = given.parent()?;
+        others
+            .map(|other| dir.join(other))
             .into_iter()
-            .chain([data.to_path_buf()])
-            .flat_map(|dir| others.map(|other| dir.join(other)))
             .find(|p| p.is_file())
     }
 }
@@ -224,10 +226,9 @@ pub fn run(args: IngestArgs) -> Result<()> {
     }
     if opts.other_release.is_none() && !args.no_other_release {
         eprintln!(
-            "cxr ingest: note: NIH's labels of one release only ({}): the other release was not found beside {} or in {}; --other-release FILE adds it (`agree --a nih_2017 --b nih_2020` and queries/nih_label_revision.sql compare the two)",
+            "cxr ingest: note: NIH's labels of one release only ({}): the other release was not found beside {}; --other-release FILE adds it (`agree --a nih_2017 --b nih_2020` and queries/nih_label_revision.sql compare the two)",
             summary.revision,
-            opts.metadata.display(),
-            crate::data_dir().display()
+            opts.metadata.display()
         );
     }
     eprintln!(

@@ -588,8 +588,9 @@ fn counts(images: &[crate::datasets::ImageRow]) -> [Option<i64>; 3] {
 }
 
 /// A `data_issues` row for each study id of a dataset that more than one patient's
-/// images carry (one PadChest `StudyID` has two `PatientID`s): `studies` has a row
-/// for each patient's, so it holds more rows than `datasets.n_studies` counts ids.
+/// images carry (one PadChest `StudyID` has two `PatientID`s): a study is one
+/// patient's, so `studies` (for datasets that order studies) holds more rows than
+/// `datasets.n_studies` counts ids.
 fn shared_studies(
     images: &[crate::datasets::ImageRow],
     info: &crate::datasets::DatasetInfo,
@@ -617,7 +618,7 @@ fn shared_studies(
             Some("study_id"),
             Some(study),
             format!(
-                "one study id for {} patients ({}); a study of each in `studies`, kept",
+                "one study id for {} patients ({}); counted as a study of each patient, kept",
                 of_study.len(),
                 of_study.join(", ")
             ),

@@ -58,7 +58,8 @@ pub fn action_of(issue: &str) -> &'static str {
 #[derive(Debug, Default)]
 pub struct Issues {
     rows: Vec<Issue>,
-    /// How many issues in a row were about the last row's line and field.
+    /// How many issues pushed in a row were about the last row's line and field
+    /// (0 after a merge).
     same_field: usize,
 }
 
@@ -105,7 +106,12 @@ impl Issues {
                 && last.field.as_deref() == field
                 && last.source_file == source_file
         });
-        self.same_field = if same { self.same_field + 1 } else { 1 };
+        // 0: nothing pushed since a merge (a run starts here).
+        self.same_field = if same && self.same_field > 0 {
+            self.same_field + 1
+        } else {
+            1
+        };
         if self.same_field > ISSUES_PER_FIELD + 1 {
             return;
         }
@@ -143,6 +149,8 @@ impl Issues {
     /// Appends all issues of `other`.
     pub fn extend(&mut self, other: Issues) {
         self.rows.extend(other.rows);
+        // The next push starts a run of its own, whatever the last row merged is.
+        self.same_field = 0;
     }
 
     /// The `data_issues` table.

@@ -21,6 +21,10 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::Sink;
 
+/// The longest a login waits its turn after failed ones from its address: within
+/// the time a connection has to log in (15 s).
+const LONGEST_WAIT: Duration = Duration::from_secs(10);
+
 /// How long failed logins count against an address.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 
@@ -93,16 +97,21 @@ impl Account {
     /// The wait before answering a login from `address`: none at first, then
     /// doubling from 0.25 s with each failure up to 8 s, after the attempts from the
     /// address already waiting; failures older than a minute are forgotten.
-    fn delay(&self, address: IpAddr) -> Duration {
+    /// None when that wait would pass [`LONGEST_WAIT`]: the attempt is refused at
+    /// once (a queued login would outlast the connection's time to log in).
+    fn delay(&self, address: IpAddr) -> Option<Duration> {
         self.logins(address, |l| {
             if l.failures == 0 {
-                return Duration::ZERO;
+                return Some(Duration::ZERO);
             }
             let each = Duration::from_millis(250u64 << (l.failures - 1).min(5));
             let now = Instant::now();
             let answer = l.next_answer.max(now) + each;
+            if answer - now > LONGEST_WAIT {
+                return None;
+            }
             l.next_answer = answer;
-            answer - now
+            Some(answer - now)
         })
     }
 }
@@ -123,7 +132,16 @@ impl AuthSource for Passwords {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         let account = &self.0;
         if let Ok(address) = login.host().parse::<IpAddr>() {
-            tokio::time::sleep(account.delay(address)).await;
+            let Some(wait) = account.delay(address) else {
+                return Err(PgWireError::UserError(Box::new(
+                    datafusion_postgres::pgwire::error::ErrorInfo::new(
+                        "FATAL".into(),
+                        "28000".into(), // invalid_authorization_specification
+                        "too many failed logins from this address; try again later".into(),
+                    ),
+                )));
+            };
+            tokio::time::sleep(wait).await;
         }
         if login.user() != Some(account.user.as_str()) {
             // The same answer as a wrong password: SCRAM against a password nobody

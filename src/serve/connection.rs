@@ -25,8 +25,8 @@ pub const MAX_MESSAGE_BYTES: usize = crate::input::text::MAX_SQL_BYTES as usize 
 
 /// How long a client has to finish its startup (TLS, startup packet, password):
 /// PostgreSQL gives 60 s, but a connection that has not logged in holds a place
-/// among `--max-connections`, so idle ones must leave soon. Long enough for the
-/// 8 s a login waits after failures.
+/// among `--max-connections`, so idle ones must leave soon. Longer than the 10 s a
+/// login waits its turn at most after failures (`auth::LONGEST_WAIT`).
 const STARTUP: Duration = Duration::from_secs(15);
 
 /// The most connections one address may have logging in at once behind a password:

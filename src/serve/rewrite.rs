@@ -528,8 +528,8 @@ pub fn with_login_user(statement: &Statement, user: &str) -> Option<Statement> {
 
 /// `statement` with its result columns named as PostgreSQL names them where
 /// DataFusion names them otherwise: a function call after the function
-/// (`count(*)` gives `count`, `round(avg(age), 1)` gives `round`), a cast after what
-/// it casts (`age::text` gives `age`). A name another column of the result would
+/// (`count(*)` gives `count`, `round(avg(age), 1)` gives `round`), also when cast
+/// (`avg(age)::int` gives `avg`). A name another column of the result would
 /// also have is left as DataFusion gives it (DataFusion refuses two columns of one
 /// name, PostgreSQL does not), and so is every column of a select list with `*`.
 /// None when nothing is renamed.
@@ -562,7 +562,7 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
     let mut changed = false;
     for (item, name) in select.projection.iter_mut().zip(&names) {
         if let SelectItem::UnnamedExpr(expr) = item
-            && matches!(expr, Expr::Function(_) | Expr::Cast { .. })
+            && calls_a_function(expr)
             && let Some(name) = name.as_deref().filter(|n| unique(n))
         {
             *item = SelectItem::ExprWithAlias {
@@ -573,6 +573,17 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
         }
     }
     changed.then_some(out)
+}
+
+/// Whether `expr` is a function call, or a cast of one (`avg(age)::int`). A cast
+/// of a column keeps DataFusion's name: named as the column, it would stand for the
+/// column in `ORDER BY age + 1`, where PostgreSQL reads the table's.
+fn calls_a_function(expr: &Expr) -> bool {
+    match expr {
+        Expr::Function(_) => true,
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => calls_a_function(expr),
+        _ => false,
+    }
 }
 
 /// The name PostgreSQL gives the result column of `item`, where it is a name:
@@ -718,10 +729,10 @@ mod tests {
             )
         );
         assert_eq!(
-            named("SELECT round(avg(age), 1), age::text, CAST(sex AS TEXT) AS s FROM images")
+            named("SELECT round(avg(age), 1), avg(age)::int, age::text, CAST(sex AS TEXT) AS s FROM images")
                 .as_deref(),
             Some(
-                "SELECT round(avg(age), 1) AS \"round\", age::TEXT AS \"age\", CAST(sex AS TEXT) AS s FROM images"
+                "SELECT round(avg(age), 1) AS \"round\", avg(age)::INT AS \"avg\", age::TEXT, CAST(sex AS TEXT) AS s FROM images"
             )
         );
         // Two columns would share a name: both keep DataFusion's.

@@ -17,7 +17,7 @@ use crate::datasets::XR_FINDINGS;
 /// of the same names).
 pub fn all() -> Vec<ScalarUDF> {
     use datafusion::functions::{regex, string, unicode};
-    use datafusion::functions_nested::{range, repeat};
+    use datafusion::functions_nested::{range, repeat, resize};
     let capped = |inner: Arc<ScalarUDF>, growth: Growth| {
         ScalarUDF::new_from_impl(Capped::new(inner, growth))
     };
@@ -26,11 +26,12 @@ pub fn all() -> Vec<ScalarUDF> {
         capped(string::repeat(), Growth::Times),
         capped(unicode::lpad(), Growth::Length),
         capped(unicode::rpad(), Growth::Length),
-        capped(string::concat(), Growth::Sum),
-        capped(string::concat_ws(), Growth::Sum),
+        capped(string::concat(), Growth::Sum { separated: false }),
+        capped(string::concat_ws(), Growth::Sum { separated: true }),
         capped(string::replace(), Growth::Replace(2)),
         capped(regex::regexp_replace(), Growth::Replace(2)),
         capped(repeat::array_repeat_udf(), Growth::Copies),
+        capped(resize::array_resize_udf(), Growth::Elements),
         capped(range::range_udf(), Growth::Range),
         capped(range::gen_series_udf(), Growth::Range),
     ]
@@ -50,14 +51,16 @@ enum Growth {
     Times,
     /// `lpad(s, n, fill)`, `rpad`: n characters (up to 4 bytes each).
     Length,
-    /// `concat(a, b, ...)`, `concat_ws(sep, a, ...)`: the sum of its arguments (the
-    /// separator once per argument).
-    Sum,
+    /// `concat(a, b, ...)`, `concat_ws(sep, a, ...)`: the sum of its arguments (with
+    /// a separator, it once more per argument).
+    Sum { separated: bool },
     /// `replace(s, from, to)`, `regexp_replace(s, pattern, to)`: each byte of s may
     /// become the argument at this position.
     Replace(usize),
     /// `array_repeat(element, n)`: n copies of the element.
     Copies,
+    /// `array_resize(array, n, value)`: n elements (at least 8 bytes each).
+    Elements,
     /// `range(start, stop, step)`, `generate_series`: (stop − start) / step integers.
     Range,
 }
@@ -70,8 +73,12 @@ struct Capped {
     growth: Growth,
 }
 
-/// The integers of `arg` (NULLs and what is not a number left out).
+/// The integers of `arg` (NULLs left out); none when it is not of an integer type
+/// (a timestamp cast to Int64 would be nanoseconds, not a count).
 fn integers(arg: &ColumnarValue) -> Result<Vec<i64>> {
+    if !arg.data_type().is_integer() {
+        return Ok(Vec::new());
+    }
     let Ok(values) = cast(&arg.to_array(1)?, &DataType::Int64) else {
         return Ok(Vec::new());
     };
@@ -122,11 +129,15 @@ impl Capped {
             Growth::Times => largest(1)?
                 .saturating_mul(a.first().map(longest_text).transpose()?.unwrap_or(0))
                 .saturating_mul(rows),
-            Growth::Sum => {
+            Growth::Sum { separated } => {
                 let all: u64 = a.iter().map(|arg| bytes_for(arg, rows)).sum();
-                let separator = a.first().map_or(0, |arg| bytes_for(arg, rows));
+                let separator = match separated {
+                    true => a.first().map_or(0, |arg| bytes_for(arg, rows)),
+                    false => 0,
+                };
                 all.saturating_add(separator.saturating_mul(a.len() as u64))
             }
+            Growth::Elements => largest(1)?.saturating_mul(8).saturating_mul(rows),
             Growth::Replace(by) => {
                 let replacement = a.get(by).map(longest_text).transpose()?.unwrap_or(0);
                 a.first()
@@ -143,14 +154,17 @@ impl Capped {
                     1 => (Some(vec![0]), column(0)?, None),
                     _ => (column(0)?, column(1)?, column(2)?),
                 };
-                let span = |v: &Option<Vec<i64>>, pick: fn(&[i64]) -> i64| {
-                    v.as_deref().filter(|v| !v.is_empty()).map(pick)
-                };
-                let lowest = span(&starts, |v| *v.iter().min().unwrap());
-                let highest = span(&stops, |v| *v.iter().max().unwrap());
-                let (Some(lowest), Some(highest)) = (lowest, highest) else {
+                // Rising or falling: the widest span between any start and any stop.
+                let (Some(starts), Some(stops)) = (starts, stops) else {
                     return Ok(0);
                 };
+                let ends = starts.iter().chain(&stops);
+                let (Some(&lowest), Some(&highest)) = (ends.clone().min(), ends.max()) else {
+                    return Ok(0);
+                };
+                if starts.is_empty() || stops.is_empty() {
+                    return Ok(0);
+                }
                 let smallest_step = steps
                     .as_deref()
                     .and_then(|v| v.iter().map(|s| s.unsigned_abs()).filter(|&s| s > 0).min())

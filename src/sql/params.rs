@@ -335,10 +335,42 @@ impl QueryFile {
             (ParamType::Finding, "") => ("none", "''"),
             _ => return None,
         };
-        let sql: String = self.sql.split_whitespace().collect();
+        // Tested: `$p = 'any'`, `$p <> 'any'`, `'any' = $p`, `lower($p) = 'any'`,
+        // `$p IN ('any', ...)` (comments left out, blanks as one space).
+        let sql = without_comments(&self.sql)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let name = format!("${}", p.name);
-        let tested = sql.contains(&format!("{name}={literal}"))
-            || sql.contains(&format!("{literal}={name}"));
+        const OPERATORS: [&str; 3] = ["=", "<>", "!="];
+        let tested = sql.match_indices(&name).any(|(at, _)| {
+            let after = &sql[at + name.len()..];
+            if after.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                return false; // another parameter's name
+            }
+            let after = after.trim_start_matches([')', ' ']);
+            let compared = OPERATORS.iter().any(|op| {
+                after
+                    .strip_prefix(op)
+                    .is_some_and(|r| r.trim_start().starts_with(literal))
+            });
+            let listed = after.get(..2).is_some_and(|s| s.eq_ignore_ascii_case("IN"))
+                && after[2..]
+                    .trim_start()
+                    .strip_prefix('(')
+                    .and_then(|r| r.split(')').next())
+                    .is_some_and(|list| list.split(',').any(|v| v.trim() == literal));
+            let before = sql[..at]
+                .trim_end_matches(['(', ' '])
+                .trim_end_matches(|c: char| c.is_alphanumeric() || c == '_')
+                .trim_end_matches(['(', ' ']);
+            let compared_before = OPERATORS.iter().any(|op| {
+                before
+                    .strip_suffix(op)
+                    .is_some_and(|r| r.trim_end().ends_with(literal))
+            });
+            compared || listed || compared_before
+        });
         (!tested).then_some(special)
     }
 
@@ -433,6 +465,28 @@ fn strip_comments(sql: &str) -> String {
             }
             _ => out.push(c),
         }
+    }
+    out
+}
+
+/// SQL text without its `--` comments, strings kept as written.
+fn without_comments(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut in_string = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            in_string = !in_string;
+        } else if c == '-' && !in_string && chars.peek() == Some(&'-') {
+            for d in chars.by_ref() {
+                if d == '\n' {
+                    break;
+                }
+            }
+            out.push('\n');
+            continue;
+        }
+        out.push(c);
     }
     out
 }
@@ -609,14 +663,23 @@ mod tests {
         std::fs::write(
             &p,
             "-- @param f FINDING = Effusion\n-- @param g FINDING = none\n-- @param v VIEW = any\n\
-             SELECT 1 WHERE array_has(l, $f) AND ($g = '' OR NOT array_has(l, $g)) AND ('any' =  $v OR v = $v)",
+             -- @param s SEX = any\n-- @param d DATASET = any\n\
+             -- a comment: $f = 'any'\n\
+             SELECT 1 WHERE array_has(l, $f) AND ($g = '' OR NOT array_has(l, $g)) AND ('any' =  $v OR v = $v) \
+             AND (lower($s) <> 'any' OR $d IN ('x', 'any'))",
         )
         .unwrap();
         let q = QueryFile::load(&p).unwrap();
         let bind = |name: &str, value: &str| q.bind(&[(name.into(), value.into())]);
-        assert!(
-            bind("g", "none").is_ok() && bind("v", "any").is_ok() && bind("f", "Edema").is_ok()
-        );
+        for (name, value) in [
+            ("g", "none"),
+            ("v", "any"),
+            ("f", "Edema"),
+            ("s", "any"),
+            ("d", "any"),
+        ] {
+            assert!(bind(name, value).is_ok(), "{name}={value}");
+        }
         for (name, value) in [("f", "any"), ("f", "none"), ("g", "any")] {
             let e = bind(name, value).unwrap_err().to_string();
             assert!(e.contains("never tests for"), "{name}={value}: {e}");
