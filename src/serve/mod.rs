@@ -198,13 +198,26 @@ async fn accept(
                     match (connection, login) {
                         (Some(_connection), Some(login)) => {
                             if tls.is_some() && !asks_for_tls(&socket).await {
-                                refuse_plaintext(socket, peer).await;
+                                // A password or a query in plain text could be read
+                                // on the way.
+                                let why = "the client did not ask for TLS";
+                                let said = "this server requires TLS (sslmode=require)";
+                                refuse(socket, peer, why, "28000", said).await;
                                 return;
                             }
                             let _ = connection::serve(socket, tls, server, peer, login).await;
                         }
-                        (None, _) => refuse(socket, peer, max).await,
-                        (Some(_), None) => refuse_logins(socket, peer).await,
+                        (None, _) => {
+                            let why = format!("too many connections (--max-connections {max})");
+                            let said = format!("sorry, too many clients already ({max} connections)");
+                            refuse(socket, peer, &why, "53300", &said).await;
+                        }
+                        (Some(_), None) => {
+                            let n = connection::LOGGING_IN_PER_ADDRESS;
+                            let why = format!("{n} connections from this address are logging in already");
+                            let said = format!("too many connections from this address logging in at once ({n})");
+                            refuse(socket, peer, &why, "53300", &said).await;
+                        }
                     }
                 });
             }
@@ -259,15 +272,14 @@ impl Drop for Connection {
     }
 }
 
-/// Tells a client over the connection limit why, as PostgreSQL does (`FATAL 53300
-/// too_many_connections` in answer to its startup packet), and closes. At most 5 s
-/// and 10 kB are spent on it.
-async fn refuse(mut socket: TcpStream, peer: SocketAddr, max: usize) {
-    eprintln!("cxr serve: {peer}: refused: too many connections (--max-connections {max})");
-    let message = format!("sorry, too many clients already ({max} connections)");
+/// Tells a client why it is refused, as PostgreSQL does (`FATAL code` in answer to
+/// its startup packet: 53300 too_many_connections, 28000 for a client without TLS),
+/// logs `why`, and closes. At most 5 s and 10 kB are spent on it.
+async fn refuse(mut socket: TcpStream, peer: SocketAddr, why: &str, code: &str, said: &str) {
+    eprintln!("cxr serve: {peer}: refused: {why}");
     let answer = async {
         skip_startup(&mut socket).await?;
-        socket.write_all(&error_packet("53300", &message)).await
+        socket.write_all(&error_packet(code, said)).await
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
 }
@@ -292,36 +304,6 @@ async fn asks_for_tls(socket: &TcpStream) -> bool {
     const SSL_REQUEST: u32 = 80877103;
     // 0x16: a TLS handshake record (direct TLS, PostgreSQL 17 clients).
     head[0] == 0x16 || u32::from_be_bytes([head[4], head[5], head[6], head[7]]) == SSL_REQUEST
-}
-
-/// A server with TLS refuses clients that do not ask for it: a password or a query
-/// in plain text could be read on the way.
-async fn refuse_plaintext(mut socket: TcpStream, peer: SocketAddr) {
-    eprintln!("cxr serve: {peer}: refused: the client did not ask for TLS");
-    let answer = async {
-        skip_startup(&mut socket).await?;
-        let message = "this server requires TLS (sslmode=require)";
-        socket.write_all(&error_packet("28000", message)).await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
-}
-
-/// Tells a client that its address has too many connections logging in at once
-/// (`FATAL 53300`, as [`refuse`]), and closes.
-async fn refuse_logins(mut socket: TcpStream, peer: SocketAddr) {
-    eprintln!(
-        "cxr serve: {peer}: refused: {} connections from this address are logging in already",
-        connection::LOGGING_IN_PER_ADDRESS
-    );
-    let message = format!(
-        "too many connections from this address logging in at once ({})",
-        connection::LOGGING_IN_PER_ADDRESS
-    );
-    let answer = async {
-        skip_startup(&mut socket).await?;
-        socket.write_all(&error_packet("53300", &message)).await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
 }
 
 /// Reads a client's startup packet, answering "no" to a TLS or GSS request first.

@@ -131,9 +131,10 @@ impl Capped {
                 .saturating_mul(rows),
             Growth::Sum { separated } => {
                 let all: u64 = a.iter().map(|arg| bytes_for(arg, rows)).sum();
-                let separator = match separated {
-                    true => a.first().map_or(0, |arg| bytes_for(arg, rows)),
-                    false => 0,
+                let separator = if separated {
+                    a.first().map_or(0, |arg| bytes_for(arg, rows))
+                } else {
+                    0
                 };
                 all.saturating_add(separator.saturating_mul(a.len() as u64))
             }
@@ -158,13 +159,11 @@ impl Capped {
                 let (Some(starts), Some(stops)) = (starts, stops) else {
                     return Ok(0);
                 };
-                let ends = starts.iter().chain(&stops);
-                let (Some(&lowest), Some(&highest)) = (ends.clone().min(), ends.max()) else {
-                    return Ok(0);
-                };
                 if starts.is_empty() || stops.is_empty() {
                     return Ok(0);
                 }
+                let ends = starts.iter().chain(&stops);
+                let (lowest, highest) = (*ends.clone().min().unwrap(), *ends.max().unwrap());
                 let smallest_step = steps
                     .as_deref()
                     .and_then(|v| v.iter().map(|s| s.unsigned_abs()).filter(|&s| s > 0).min())

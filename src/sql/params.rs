@@ -266,7 +266,7 @@ impl QueryFile {
             params,
             sql,
         };
-        for used in placeholders(&strip_comments(&qf.sql)) {
+        for used in placeholders(&strip_comments(&qf.sql, true)) {
             if !qf.params.iter().any(|p| p.name == used) {
                 return Err(Error::input(
                     path,
@@ -337,7 +337,7 @@ impl QueryFile {
         };
         // Tested: `$p = 'any'`, `$p <> 'any'`, `'any' = $p`, `lower($p) = 'any'`,
         // `$p IN ('any', ...)` (comments left out, blanks as one space).
-        let sql = without_comments(&self.sql)
+        let sql = strip_comments(&self.sql, false)
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
@@ -441,19 +441,23 @@ fn unquote(s: &str) -> &str {
         .unwrap_or(s)
 }
 
-/// Removes `--` comments and string literals, so placeholders are found only in code.
-fn strip_comments(sql: &str) -> String {
+/// SQL text without its `--` comments. With `blank_strings`, each string literal
+/// becomes `''`, so that placeholders are found only in code; otherwise strings are
+/// kept as written (what a `$name` is compared with).
+fn strip_comments(sql: &str, blank_strings: bool) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\'' => {
+                let mut text = String::from('\'');
                 for d in chars.by_ref() {
+                    text.push(d);
                     if d == '\'' {
                         break;
                     }
                 }
-                out.push_str("''");
+                out.push_str(if blank_strings { "''" } else { &text });
             }
             '-' if chars.peek() == Some(&'-') => {
                 for d in chars.by_ref() {
@@ -465,28 +469,6 @@ fn strip_comments(sql: &str) -> String {
             }
             _ => out.push(c),
         }
-    }
-    out
-}
-
-/// SQL text without its `--` comments, strings kept as written.
-fn without_comments(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut in_string = false;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\'' {
-            in_string = !in_string;
-        } else if c == '-' && !in_string && chars.peek() == Some(&'-') {
-            for d in chars.by_ref() {
-                if d == '\n' {
-                    break;
-                }
-            }
-            out.push('\n');
-            continue;
-        }
-        out.push(c);
     }
     out
 }
@@ -689,7 +671,7 @@ mod tests {
     #[test]
     fn finds_placeholders_outside_comments_and_strings() {
         let sql = "-- @param a INT\nSELECT $a, '$notme' FROM t WHERE x = $b_2 AND y = $a";
-        assert_eq!(placeholders(&strip_comments(sql)), vec!["a", "b_2"]);
+        assert_eq!(placeholders(&strip_comments(sql, true)), vec!["a", "b_2"]);
     }
 
     #[test]
