@@ -72,11 +72,11 @@ fn calls_sql(source: &str) -> String {
         SELECT g.name FROM grouping g LEFT JOIN (SELECT DISTINCT finding FROM l WHERE finding IS NOT NULL) AS f ON f.finding = g.member
         GROUP BY g.name HAVING COUNT(f.finding) = COUNT(*)
     )
-    SELECT dataset, image_id, finding AS name, \"value\" = 1 AS positive FROM l WHERE finding IS NOT NULL
+    SELECT dataset, image_id, finding AS name, \"value\" = 1 AS positive, false AS derived FROM l WHERE finding IS NOT NULL
     UNION ALL
-    SELECT dataset, image_id, raw_label, \"value\" = 1 FROM l WHERE raw_label IN (SELECT name FROM grouping)
+    SELECT dataset, image_id, raw_label, \"value\" = 1, false FROM l WHERE raw_label IN (SELECT name FROM grouping)
     UNION ALL
-    SELECT l.dataset, l.image_id, g.name, l.\"value\" = 1
+    SELECT l.dataset, l.image_id, g.name, l.\"value\" = 1, true
     FROM l JOIN grouping g ON g.member = l.finding JOIN whole_groups w ON w.name = g.name)",
         q = quote(source),
         groups = groups.join(", "),
@@ -88,6 +88,8 @@ fn calls_sql(source: &str) -> String {
 /// sources `a` and `b`: over the images both sources label (and, given `cohort`, a
 /// query of `dataset, image_id` rows, that are in it), for the names both sources
 /// label; a name a source does not state positive counts as negative for that image.
+/// A grouping is compared only where a source labels it as one finding: two sources
+/// that both label every member are compared on the members alone.
 pub fn pairwise_sql(a: &str, b: &str, cohort: Option<&str>) -> String {
     let in_cohort = match cohort {
         None => String::new(),
@@ -104,7 +106,10 @@ both_images AS (
     JOIN (SELECT DISTINCT dataset, image_id FROM {labels} AS all_b WHERE source = {qb}) AS lb
       ON la.dataset = lb.dataset AND la.image_id = lb.image_id{in_cohort}
 ),
-f AS (SELECT DISTINCT name AS finding FROM la INTERSECT SELECT DISTINCT name FROM lb),
+f AS (
+    SELECT finding FROM (SELECT DISTINCT name AS finding FROM la INTERSECT SELECT DISTINCT name FROM lb) AS common
+    WHERE finding NOT IN (SELECT DISTINCT name FROM la WHERE derived INTERSECT SELECT DISTINCT name FROM lb WHERE derived)
+),
 pa AS (SELECT DISTINCT dataset, image_id, name AS finding FROM la WHERE positive),
 pb AS (SELECT DISTINCT dataset, image_id, name AS finding FROM lb WHERE positive),
 grid AS (SELECT i.dataset, i.image_id, f.finding FROM both_images i CROSS JOIN f),

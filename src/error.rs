@@ -61,7 +61,14 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
 
 /// A column name without its table or alias (`images.nodule`, `i.nodule`: `nodule`).
 fn unqualified(name: &str) -> String {
-    let name = name.trim().trim_matches('"');
+    let name = name.trim();
+    // A quoted field (`'f.csv'."Image Index"`, `"a.b"`) is the last quoted part, dots
+    // and all; an unquoted one what follows the last dot.
+    if let Some(quoted) = name.strip_suffix('"')
+        && let Some(open) = quoted.rfind('"')
+    {
+        return quoted[open + 1..].to_string();
+    }
     name.rsplit_once('.')
         .map_or(name, |(_, field)| field)
         .to_string()
@@ -146,7 +153,9 @@ fn planning_in_words(message: &str) -> Option<String> {
         ));
     }
     if message.contains("Projections require unique expression names") {
-        let name = quoted_after("the expression \"", '"').map(|c| unqualified(&c))?;
+        // "Int64(1) AS a": the name is the alias.
+        let name = quoted_after("the expression \"", '"')
+            .map(|c| unqualified(c.rsplit(" AS ").next().unwrap_or(&c)))?;
         return Some(format!(
             "two result columns are named `{name}`; rename one with AS"
         ));

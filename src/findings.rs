@@ -67,6 +67,25 @@ pub fn lookup(name: &str) -> Option<&'static str> {
     FINDINGS.iter().copied().find(|f| squash(f) == key)
 }
 
+/// The error for a finding flag's name that is none of `known` (described as
+/// `which`): a name meaning "normal" points to `--no-finding`, which is how a cohort
+/// asks for images without findings.
+pub fn unknown_finding(name: &str, which: &str, known: &[&str]) -> crate::Error {
+    let normal = matches!(
+        squash(name).as_str(),
+        "nofinding" | "nofindings" | "normal" | "none" | "healthy"
+    );
+    crate::Error::Usage(format!(
+        "unknown finding `{name}`; {}the {which} are: {}",
+        if normal {
+            "images without findings are asked for with --no-finding; "
+        } else {
+            ""
+        },
+        known.join(", ")
+    ))
+}
+
 /// The lower-case column name of a finding in `images` (`pleural_thickening`).
 pub fn column_name(finding: &str) -> String {
     finding.to_ascii_lowercase()

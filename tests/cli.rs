@@ -168,7 +168,7 @@ fn a_huge_result_into_an_early_closing_reader_ends_quickly() {
         &w(),
         "--format",
         "csv",
-        "SELECT a.image_index, b.image_index FROM images a CROSS JOIN images b LIMIT 100000000",
+        "SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b LIMIT 100000000",
     ]);
     let (code, err) = close_after(child, 1);
     assert_eq!(code, Some(0), "{err}");
@@ -2004,7 +2004,7 @@ fn plots_and_flags_say_what_is_missing() {
     ]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("nothing to plot: the cohort has no ages"),
+        stderr(&out).contains("nothing to plot: no image matches the cohort (Hernia, no Hernia)"),
         "{}",
         stderr(&out)
     );

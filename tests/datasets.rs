@@ -335,6 +335,31 @@ fn agreement_between_the_two_nih_releases() {
             .find(|r| r[0] == "Pneumonia")
             .unwrap()
     };
+    // Both releases label every member of Google's groupings: compared on the 14
+    // findings alone, no grouping rows.
+    let findings: Vec<String> = parse_csv(&stdout(&out))[1..]
+        .iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            "Atelectasis",
+            "Cardiomegaly",
+            "Consolidation",
+            "Edema",
+            "Effusion",
+            "Emphysema",
+            "Fibrosis",
+            "Hernia",
+            "Infiltration",
+            "Mass",
+            "Nodule",
+            "Pleural_Thickening",
+            "Pneumonia",
+            "Pneumothorax"
+        ]
+    );
     let cells = pneumonia(&out);
     assert_eq!(cells[1], "112120");
     assert_eq!(cells[2].parse::<i64>().unwrap(), p17);
@@ -1480,4 +1505,314 @@ fn new_and_resolved_findings_are_changes_between_known_states() {
             "{cohort:?}: {summary:?}"
         );
     }
+}
+
+/// What a cohort cannot answer is said, not answered with silence or an empty
+/// result that looks like one: an empty cohort in `agree` and `plot`, a `--source`
+/// that labels none of a `--dataset`'s images, a name for "normal" given as a
+/// finding, a table that does not exist, a dataset of whose labels nothing was read.
+#[test]
+fn what_a_cohort_cannot_answer_is_said() {
+    let w = wh2020();
+    let w = w.to_str().unwrap();
+    // No image is 200 years old: agree prints its header, says why, exit 0.
+    let out = run(&[
+        "agree", "-w", w, "--a", "nih_2017", "--b", "nih_2020", "--age", "200..300",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(parse_csv(&stdout(&out)).len(), 1, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no image matches the cohort"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("p.svg");
+    let out = run(&[
+        "plot",
+        "labels",
+        "-w",
+        w,
+        "--age",
+        "200..300",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("no image matches the cohort (age 200..300)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!svg.exists());
+    // Sources that label NIH's images: answered.
+    let out = run(&[
+        "cohort",
+        "-w",
+        w,
+        "--dataset",
+        "nih",
+        "--source",
+        "google_2019,nih_2017",
+        "--with",
+        "Effusion",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // Normal is asked for with --no-finding, in both scopes.
+    for extra in [&[][..], &["--dataset", "nih"][..]] {
+        let mut a = vec!["cohort", "-w", w, "--with", "No Finding"];
+        a.extend_from_slice(extra);
+        let out = run(&a);
+        assert_eq!(code(&out), Some(2));
+        assert!(stderr(&out).contains("--no-finding"), "{}", stderr(&out));
+    }
+    // --sex female is --sex F: the women of the shipped CSV.
+    let women = nih_csv().iter().filter(|i| i.sex == "F").count();
+    for sex in ["female", "F", "Female"] {
+        let rows = run_csv(&["cohort", "-w", w, "-f", "csv", "--sex", sex]);
+        assert_eq!(rows.len() - 1, women, "--sex {sex}");
+    }
+    // A table that does not exist: the ones that do are named.
+    let out = run(&["sql", "-w", w, "SELECT * FROM nosuch"]);
+    assert_eq!(code(&out), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("nosuch") && e.contains("dataset_images") && e.contains("findings"),
+        "{e}"
+    );
+    // Two result columns of one name are refused before any file is written.
+    let file = dir.path().join("two.parquet");
+    let out = run(&[
+        "sql",
+        "-w",
+        w,
+        "--out",
+        file.to_str().unwrap(),
+        "SELECT a.image_index, b.image_index FROM images a JOIN images b USING (image_index) LIMIT 2",
+    ]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("two result columns are named `image_index`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!file.exists());
+    let out = run(&["sql", "-w", w, "SELECT 1 AS a, 2 AS a"]);
+    assert_eq!(code(&out), Some(2));
+    assert!(stderr(&out).contains("named `a`;"), "{}", stderr(&out));
+}
+
+/// A `--source` none of whose labels cover a `--dataset` is refused, naming the
+/// dataset's sources; RSNA without its DICOM headers file and OpenI without its
+/// reports are said at the end of the ingest and in `data_issues`.
+#[test]
+fn sources_and_files_a_dataset_lacks_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = chexpert_fixture(dir.path());
+    let rsna = dir.path().join("stage_2_train_labels.csv");
+    std::fs::write(
+        &rsna,
+        "patientId,x,y,width,height,Target\nr1,,,,,0\nr2,10,20,30,40,1\n",
+    )
+    .unwrap();
+    let out = ingest(
+        dir.path(),
+        &[
+            "--dataset",
+            &format!("chexpert={}", fixture.display()),
+            "--dataset",
+            &format!("rsna={}", rsna.display()),
+        ],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("cxr ingest: note: stage_2_train_labels.csv: no DICOM headers file given"),
+        "{}",
+        stderr(&out)
+    );
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE issue LIKE 'no DICOM headers file given%'"
+        ),
+        [["1"]]
+    );
+    let out = run(&[
+        "cohort",
+        "-w",
+        w,
+        "--dataset",
+        "nih,chexpert",
+        "--source",
+        "chexpert",
+        "--with",
+        "Cardiomegaly",
+    ]);
+    assert_eq!(code(&out), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("--dataset `nih`") && e.contains("nih_2020"),
+        "{e}"
+    );
+    // Every dataset a chosen source labels: answered.
+    let rows = run_csv(&[
+        "cohort",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--dataset",
+        "chexpert",
+        "--source",
+        "chexpert",
+        "--with",
+        "Cardiomegaly",
+    ]);
+    assert_eq!(rows.len() - 1, 1);
+}
+
+/// An image the release labels with something outside the 14 findings is not
+/// normal: the label is kept as the release wrote it, and `data_issues` says so.
+#[test]
+fn an_unknown_nih_label_is_not_normal() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta.csv");
+    std::fs::write(
+        &meta,
+        format!(
+            "{HEADER}\n00000001_000.png,Foo,0,1,50,M,PA,2048,2048,0.14,0.14\n00000002_000.png,No Finding,0,2,50,F,PA,2048,2048,0.14,0.14\n00000003_000.png,Effusion|Bar,0,3,50,F,PA,2048,2048,0.14,0.14\n"
+        ),
+    )
+    .unwrap();
+    let wh = dir.path().join("wh");
+    let out = run(&ingest_args(meta.to_str().unwrap(), wh.to_str().unwrap()));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let w = wh.to_str().unwrap();
+    for extra in [&[][..], &["--dataset", "nih"][..]] {
+        let mut a = vec!["cohort", "-w", w, "-f", "csv", "--no-finding"];
+        a.extend_from_slice(extra);
+        let rows = run_csv(&a);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(
+            rows[1].contains(&"00000002_000.png".to_string()),
+            "{rows:?}"
+        );
+    }
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT image_index, no_finding FROM images ORDER BY image_index"
+        ),
+        [
+            ["00000001_000.png", "false"],
+            ["00000002_000.png", "true"],
+            ["00000003_000.png", "false"]
+        ]
+    );
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT image_id, raw_label FROM dataset_labels WHERE finding IS NULL ORDER BY image_id"
+        ),
+        [
+            ["00000001_000.png", "Foo"],
+            ["00000002_000.png", "No Finding"],
+            ["00000003_000.png", "Bar"]
+        ]
+    );
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE issue LIKE 'unknown label%not normal'"
+        ),
+        [["2"]]
+    );
+}
+
+/// A split and a partitioned export keep their values as given: a fraction of 0, a
+/// name a folder cannot carry and a NULL partition value are refused, and nothing
+/// is written.
+#[test]
+fn splits_and_partitions_keep_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 40, "wh");
+    let w = wh.to_str().unwrap();
+    let before = snapshot(&wh);
+    for (fractions, names, said) in [
+        ("0,1", "train,test", "split `train` has fraction 0"),
+        ("0.5,0.5,0", "train,val,test", "split `test` has fraction 0"),
+        ("0.5,0.5", "x y,z", "`x y` is not a split name"),
+        ("0.5,0.5", "../evil,z", "`../evil` is not a split name"),
+        ("-0.2,1.2", "a,b", "-0.2 is not a fraction"),
+    ] {
+        let out = run(&[
+            "split",
+            "-w",
+            w,
+            "--seed",
+            "1",
+            "--fractions",
+            fractions,
+            "--names",
+            names,
+        ]);
+        assert_eq!(code(&out), Some(2), "{fractions} {names}: {}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+    }
+    assert_eq!(
+        snapshot(&wh),
+        before,
+        "a refused split changed the warehouse"
+    );
+    // Ingested with --no-splits: no image has a split, so no folder can say it.
+    let out_dir = dir.path().join("parts");
+    let out = run(&[
+        "export",
+        "-w",
+        w,
+        "--partition-by",
+        "split",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("40 of the 40 rows have no split"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_dir.exists());
+    // With a split, each folder is a split name as it is.
+    let out = run(&[
+        "split",
+        "-w",
+        w,
+        "--seed",
+        "1",
+        "--fractions",
+        "0.5,0.5",
+        "--names",
+        "a.1,b-2",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = run(&[
+        "export",
+        "-w",
+        w,
+        "--partition-by",
+        "split",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let mut folders: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("split="))
+        .collect();
+    folders.sort();
+    assert_eq!(folders, ["split=a.1", "split=b-2"]);
 }

@@ -156,18 +156,18 @@ fn partitioned_export_overwrite_follows_the_same_rule() {
     let w = s(&wh);
     let root = empty_dir(dir.path(), "out");
     let export = |d: &Path, overwrite: bool| {
-        let mut args = vec!["export", "-w", w, "--partition-by", "split", "--out", s(d)];
+        let mut args = vec!["export", "-w", w, "--partition-by", "sex", "--out", s(d)];
         if overwrite {
             args.push("--overwrite");
         }
         run(&args)
     };
     overwrite_rule(&root, &export);
-    // What was exported is hive partitions by split.
+    // What was exported is hive partitions by sex.
     assert!(
         names(&root.join("target"))
             .iter()
-            .any(|n| n.starts_with("split=")),
+            .any(|n| n.starts_with("sex=")),
         "{:?}",
         names(&root.join("target"))
     );

@@ -273,7 +273,7 @@ fn manifest_records_inputs_and_revision() {
     let m = manifest(&wh);
     assert_eq!(m["format"], "cxr-warehouse");
     assert_eq!(m["metadata_revision"], "2020");
-    assert_eq!(m["schema_version"], 5);
+    assert_eq!(m["schema_version"], 6);
     assert_eq!(m["tables"]["findings"], 81_176);
     let inputs = m["inputs"].as_array().unwrap();
     let bbox = inputs.iter().find(|i| i["role"] == "bbox").unwrap();

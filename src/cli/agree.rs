@@ -96,7 +96,7 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
             }
             c.check_cohort_file(&wh).await?;
             let avail = crate::cohort::Available::for_cohort(&wh, &c).await?;
-            Some((c.images_sql(&avail)?, c.default_params()?))
+            Some((c.images_sql(&avail)?, c.default_params()?, c, avail))
         } else {
             None
         };
@@ -108,7 +108,13 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
             cohort.as_ref().map_or(&[][..], |c| &c.1),
         )
         .await?;
-        if rows.is_empty() {
+        let cohort_is_empty = match &cohort {
+            Some((_, _, c, avail)) if rows.is_empty() => c.matches_nothing(&wh, avail).await?,
+            _ => false,
+        };
+        if cohort_is_empty {
+            eprintln!("cxr: note: {}", cmd.cohort.nothing_matches());
+        } else if rows.is_empty() {
             return Err(Error::Usage(format!(
                 "`{a}` and `{b}` label no image and finding in common"
             )));

@@ -107,17 +107,33 @@ masks AS (
     ) AS labelled
     GROUP BY dataset, mask
 ),
-counts AS (
-    SELECT m.dataset, a.label AS label_a, b.label AS label_b,
-           SUM(CASE WHEN (m.mask & a.bit) <> 0 THEN m.n ELSE 0 END) AS n_a,
-           SUM(CASE WHEN (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END) AS n_b,
-           SUM(CASE WHEN (m.mask & a.bit) <> 0 AND (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END) AS n_ab,
-           CAST(SUM(m.n) AS DOUBLE) AS total,
-           bit_or(m.known) AS known, a.bit AS bit_a, b.bit AS bit_b
+labelled AS (
+    -- Per dataset: the findings it labels (which pairs it has) and its images.
+    SELECT dataset, bit_or(known) AS known, CAST(SUM(n) AS DOUBLE) AS total
+    FROM masks GROUP BY dataset
+),
+singles AS (
+    SELECT m.dataset, f.bit, SUM(m.n) AS n
+    FROM masks m JOIN finding f ON (m.mask & f.bit) <> 0
+    GROUP BY m.dataset, f.bit
+),
+both_findings AS (
+    -- Only the masks with two findings or more reach this: few rows to add up.
+    SELECT m.dataset, a.bit AS bit_a, b.bit AS bit_b, SUM(m.n) AS n
     FROM masks m
-    CROSS JOIN finding a
-    JOIN finding b ON a.label <> b.label
-    GROUP BY m.dataset, a.label, a.bit, b.label, b.bit
+    JOIN finding a ON (m.mask & a.bit) <> 0
+    JOIN finding b ON (m.mask & b.bit) <> 0 AND a.bit <> b.bit
+    GROUP BY m.dataset, a.bit, b.bit
+),
+counts AS (
+    SELECT d.dataset, a.label AS label_a, b.label AS label_b,
+           COALESCE(sa.n, 0) AS n_a, COALESCE(sb.n, 0) AS n_b, COALESCE(ab.n, 0) AS n_ab, d.total
+    FROM labelled d
+    JOIN finding a ON (d.known & a.bit) <> 0
+    JOIN finding b ON (d.known & b.bit) <> 0 AND a.bit <> b.bit
+    LEFT JOIN singles sa ON sa.dataset = d.dataset AND sa.bit = a.bit
+    LEFT JOIN singles sb ON sb.dataset = d.dataset AND sb.bit = b.bit
+    LEFT JOIN both_findings ab ON ab.dataset = d.dataset AND ab.bit_a = a.bit AND ab.bit_b = b.bit
 ),
 pairs AS (
     SELECT dataset, label_a, label_b, n_a, n_b, n_ab,
@@ -125,7 +141,6 @@ pairs AS (
            CAST(n_ab AS DOUBLE) / NULLIF(n_a + n_b - n_ab, 0) AS jaccard,
            CAST(n_ab AS DOUBLE) * total / NULLIF(CAST(n_a AS DOUBLE) * n_b, 0) AS lift
     FROM counts
-    WHERE (known & bit_a) <> 0 AND (known & bit_b) <> 0
 )
 SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
 FROM pairs{keep}

@@ -161,9 +161,53 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
     if cmd.common.show_sql {
         return crate::output::print_sql(&sql);
     }
+    if !nih {
+        note_split_origins(&wh, &manifest.scope.datasets).await?;
+    }
     let params = cmd.common.cohort.default_params()?;
     let done = crate::export::run(&wh, &spec, &sql, &params, &out, &manifest).await?;
     report(&cmd, &done, &out);
+    Ok(())
+}
+
+/// Says where the `split` column comes from when a manifest across datasets mixes a
+/// split made by `cxr split` with some datasets' own (the same name, `train`, may then
+/// mean two different things in one file).
+async fn note_split_origins(wh: &Warehouse, asked: &[String]) -> Result<()> {
+    let mut made: Vec<String> = Vec::new();
+    if wh.has_table("splits") {
+        made.push("nih".into());
+    }
+    if wh.has_table("dataset_splits") {
+        wh.register(Register::For("dataset_splits")).await?;
+        made.extend(
+            wh.query("SELECT DISTINCT dataset FROM dataset_splits", &[])
+                .await?
+                .required_strings("dataset")?,
+        );
+    }
+    if made.is_empty() {
+        return Ok(());
+    }
+    let datasets = if asked.is_empty() {
+        wh.register(Register::For("datasets")).await?;
+        wh.query("SELECT dataset FROM datasets ORDER BY dataset", &[])
+            .await?
+            .required_strings("dataset")?
+    } else {
+        asked.to_vec()
+    };
+    let (ours, theirs): (Vec<&String>, Vec<&String>) =
+        datasets.iter().partition(|d| made.contains(d));
+    if !ours.is_empty() && !theirs.is_empty() {
+        let names = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        eprintln!(
+            "cxr: note: the `split` column mixes a split made by `cxr split` ({}) with the datasets' own ({}); `cxr split --dataset {}` makes one split over all of them",
+            names(&ours),
+            names(&theirs),
+            datasets.join(",")
+        );
+    }
     Ok(())
 }
 

@@ -224,6 +224,9 @@ pub fn run(args: IngestArgs) -> Result<()> {
             rate
         );
     }
+    for note in &summary.notes {
+        eprintln!("cxr ingest: note: {note}");
+    }
     if opts.other_release.is_none() && !args.no_other_release {
         eprintln!(
             "cxr ingest: note: NIH's labels of one release only ({}): the other release was not found beside {}; --other-release FILE adds it (`agree --a nih_2017 --b nih_2020` and queries/nih_label_revision.sql compare the two)",

@@ -279,6 +279,21 @@ pub fn sql_comment_last(
 
 /// Prints every result, or writes the one result to `--out`; returns the rows of
 /// the last.
+/// Refuses a result with two columns of one name (`a.image_index, b.image_index` of
+/// a join): a Parquet file keeps one of them when read back, a JSON object one key.
+pub fn refuse_repeated_names(df: &datafusion::prelude::DataFrame) -> Result<()> {
+    let fields = df.schema().fields();
+    for (k, f) in fields.iter().enumerate() {
+        if fields[..k].iter().any(|g| g.name() == f.name()) {
+            return Err(Error::Query(format!(
+                "two result columns are named `{}`; rename one with AS",
+                f.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn emit(
     wh: &crate::sql::Warehouse,
     frames: Vec<datafusion::prelude::DataFrame>,
@@ -304,6 +319,9 @@ pub async fn emit(
              give every row (use LIMIT in the SQL)"
                 .into(),
         ));
+    }
+    for df in &frames {
+        refuse_repeated_names(df)?;
     }
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
@@ -422,7 +440,7 @@ impl AnalysisArgs {
         let params = self.cohort.default_params()?;
         let frames = wh.plan(&sql, false, &params).await?;
         let tally = emit(&wh, frames, &self.output).await?;
-        self.note_if_empty(&wh, &avail, tally, &params).await
+        self.note_if_empty(&wh, &avail, tally).await
     }
 
     /// Says so on stderr when a narrowing cohort has no image: when nothing was
@@ -433,22 +451,26 @@ impl AnalysisArgs {
         wh: &crate::sql::Warehouse,
         avail: &crate::cohort::Available,
         tally: crate::output::Tally,
-        params: &[(String, datafusion::scalar::ScalarValue)],
     ) -> Result<()> {
         if !self.cohort.narrows() || tally.nonzero {
             return Ok(());
         }
-        let probe = format!(
-            "SELECT 1 AS any FROM (\n{}\n) AS cohort LIMIT 1",
-            self.cohort.images_sql(avail)?
-        );
-        if tally.rows == 0 || wh.query(&probe, params).await?.is_empty() {
-            eprintln!(
-                "cxr: note: no image matches the cohort ({})",
-                self.cohort.describe()
-            );
+        if tally.rows == 0 || self.cohort.matches_nothing(wh, avail).await? {
+            eprintln!("cxr: note: {}", self.cohort.nothing_matches());
         }
         Ok(())
+    }
+
+    /// Whether the cohort has no image (for a command that found nothing to show and
+    /// says why): opens the warehouse again, which only the error path pays for.
+    pub async fn matches_nothing(&self) -> Result<bool> {
+        if !self.cohort.narrows() {
+            return Ok(false);
+        }
+        let wh = crate::sql::Warehouse::open(&self.warehouse.path(), crate::sql::Register::For(""))
+            .await?;
+        let avail = crate::cohort::Available::for_cohort(&wh, &self.cohort).await?;
+        self.cohort.matches_nothing(&wh, &avail).await
     }
 
     /// Like [`AnalysisArgs::run`] in two steps: `stage` (SQL around the cohort) is
@@ -468,7 +490,7 @@ impl AnalysisArgs {
         crate::trace("compute the cohort once", t);
         let frames = wh.plan(&build(&avail)?, false, &[]).await?;
         let tally = emit(&wh, frames, &self.output).await?;
-        self.note_if_empty(&wh, &avail, tally, &params).await
+        self.note_if_empty(&wh, &avail, tally).await
     }
 
     /// Builds and runs the command's SQL, returning the result for computing on.

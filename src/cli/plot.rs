@@ -221,6 +221,12 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         ));
     }
     if panels.iter().all(|(_, d)| d.is_empty()) {
+        if cmd.common.matches_nothing().await? {
+            return Err(Error::Usage(format!(
+                "nothing to plot: {}",
+                cmd.common.cohort.nothing_matches()
+            )));
+        }
         return Err(Error::Usage(format!(
             "nothing to plot: the cohort has no {} (check the cohort flags and datasets)",
             what_is_drawn(kind)

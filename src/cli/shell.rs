@@ -412,7 +412,7 @@ impl Session {
         match &self.place.name {
             // The statement's own "Line: L" counts from its first line.
             Some(name) => eprintln!(
-                "error: {name}, statement at line {}: {msg}",
+                "cxr: error: {name}, statement at line {}: {msg}",
                 self.place.statement
             ),
             None => eprintln!("error: {msg}"),

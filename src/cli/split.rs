@@ -37,7 +37,7 @@ pub struct SplitCmd {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Fractions of a random split [default: 0.7,0.1,0.2].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub fractions: Option<Vec<f64>>,
     /// Names of the splits, in the order of the fractions [default: train,test for
     /// two fractions, train,val,test for three, split1,split2,... otherwise].
@@ -296,6 +296,15 @@ fn random_plan(cmd: &SplitCmd) -> Result<Plan> {
         .names
         .clone()
         .unwrap_or_else(|| default_names(fractions.len()));
+    // A split of no patient is a name nothing carries: refused, not written.
+    if let Some(k) = fractions.iter().position(|f| *f == 0.0) {
+        return Err(Error::Usage(format!(
+            "--fractions: split {} has fraction 0 and would hold no patient; leave it out of --fractions and --names",
+            names
+                .get(k)
+                .map_or_else(|| format!("{}", k + 1), |n| format!("`{n}`"))
+        )));
+    }
     if fractions.len() != names.len() {
         return Err(Error::Usage(format!(
             "{} fractions but {} --names ({}); give one name per fraction",
@@ -309,6 +318,13 @@ fn random_plan(cmd: &SplitCmd) -> Result<Plan> {
             return Err(Error::Usage(format!(
                 "--names {}: each split needs a name of its own",
                 names.join(",")
+            )));
+        }
+        // A name is a folder of `export --partition-by split`: one that a folder
+        // could not give back unchanged is refused here, before anything is written.
+        if !crate::export::is_folder_value(name) {
+            return Err(Error::Usage(format!(
+                "--names: `{name}` is not a split name (letters, digits, `-`, `_` and `.` only, so that a partitioned export's folders give it back)"
             )));
         }
     }

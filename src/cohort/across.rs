@@ -116,10 +116,7 @@ pub fn finding(name: &str) -> Result<&'static str> {
         .copied()
         .find(|f| squash(f) == key)
         .ok_or_else(|| {
-            Error::Usage(format!(
-                "unknown finding `{name}`; the 18 findings across datasets are: {}",
-                XR_FINDINGS.join(", ")
-            ))
+            crate::findings::unknown_finding(name, "18 findings across datasets", &XR_FINDINGS)
         })
 }
 
@@ -206,7 +203,7 @@ impl Scope {
     }
 
     /// Checks the dataset and source names against what the warehouse holds.
-    pub fn check(&self, present: &[String], sources: &[String]) -> Result<()> {
+    pub fn check(&self, present: &[String], sources: &[(String, String)]) -> Result<()> {
         for d in &self.datasets {
             if !DATASETS.contains(&d.as_str()) {
                 return Err(Error::Usage(format!(
@@ -221,11 +218,32 @@ impl Scope {
                 )));
             }
         }
+        let mut known: Vec<&str> = sources.iter().map(|(_, s)| s.as_str()).collect();
+        known.dedup();
         for s in &self.sources {
-            if !sources.contains(s) {
+            if !known.contains(&s.as_str()) {
                 return Err(Error::Usage(format!(
                     "--source `{s}`: no label of this warehouse comes from it; the sources are: {}",
-                    sources.join(", ")
+                    known.join(", ")
+                )));
+            }
+        }
+        // A dataset none of the chosen sources labels would come with every finding
+        // unknown: said rather than answered.
+        if self.sources.is_empty() {
+            return Ok(());
+        }
+        for d in &self.datasets {
+            let its: Vec<&str> = sources
+                .iter()
+                .filter(|(dataset, _)| dataset == d)
+                .map(|(_, s)| s.as_str())
+                .collect();
+            if !self.sources.iter().any(|s| its.contains(&s.as_str())) {
+                return Err(Error::Usage(format!(
+                    "--dataset `{d}`: none of --source {} labels its images (its sources are {}); add one of them to --source or leave `{d}` out",
+                    self.sources.join(","),
+                    its.join(", ")
                 )));
             }
         }
@@ -283,7 +301,7 @@ impl Scope {
                 uncertain: "COALESCE(x.uncertain, 0)",
                 known: "COALESCE(x.known, 0)",
                 no_finding: format!(
-                    "CASE WHEN x.labelled_image IS NULL OR x.dataset NOT IN ({}) THEN CAST(NULL AS BOOLEAN) \
+                    "CASE WHEN x.labelled_image IS NULL OR x.dataset NOT IN ({}) OR NOT x.states_normals THEN CAST(NULL AS BOOLEAN) \
                      ELSE x.states_normal AND x.positive = 0 AND x.uncertain = 0 AND NOT x.other_positive END",
                     normal.join(", ")
                 ),
@@ -291,20 +309,22 @@ impl Scope {
             let from = format!(
                 "(\n    WITH s AS ({}),
     labelled AS (
-      SELECT dataset, source, bit_or(positive | uncertain | negative) AS findings
-      FROM s GROUP BY dataset, source
+      SELECT dataset, {vocabulary} AS vocabulary, bit_or(positive | uncertain | negative) AS findings,
+             bool_or(states_normal) AS states_normals
+      FROM s GROUP BY dataset, {vocabulary}
     ),
     m AS (
       SELECT s.dataset, s.image_id, bit_or(s.positive) AS positive, bit_or(s.uncertain) AS uncertain,
              bit_or(labelled.findings) AS known, bool_or(s.states_normal) AS states_normal,
-             bool_or(s.other_positive) AS other_positive
-      FROM s JOIN labelled ON labelled.dataset = s.dataset AND labelled.source = s.source
+             bool_or(s.other_positive) AS other_positive, bool_or(labelled.states_normals) AS states_normals
+      FROM s JOIN labelled ON labelled.dataset = s.dataset AND labelled.vocabulary = {vocabulary}
       GROUP BY s.dataset, s.image_id
     )
-    SELECT x.*, m.image_id AS labelled_image, m.positive, m.uncertain, m.known, m.states_normal, m.other_positive
+    SELECT x.*, m.image_id AS labelled_image, m.positive, m.uncertain, m.known, m.states_normal, m.other_positive, m.states_normals
     FROM dataset_images x LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id
   ) AS x",
-                self.states_sql()
+                self.states_sql(),
+                vocabulary = crate::datasets::vocabulary_sql("s")
             );
             (states, from)
         };
@@ -392,10 +412,10 @@ impl Scope {
             "x.image_id AS image_index, TRY_CAST(x.patient_id AS INT) AS patient_id,
          TRY_CAST(x.study_order AS INT) AS follow_up, TRY_CAST(x.age AS SMALLINT) AS age, x.sex,
          x.view AS view_position, x.dataset, x.image_id, x.study_id, x.study_order, x.view,
-         x.frontal"
+         x.frontal, x.patient_rank, x.image_rank"
         } else {
             "x.dataset, x.image_id, x.patient_id, x.study_id, x.study_order, x.view, x.frontal,
-         x.sex, x.age"
+         x.sex, x.age, x.patient_rank, x.image_rank"
         }
     }
 

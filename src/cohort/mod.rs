@@ -35,7 +35,7 @@ pub struct CohortArgs {
     // Hyphen values reach parse_age, which refuses a negative age in words.
     #[arg(long, value_name = "MIN..MAX", allow_hyphen_values = true)]
     pub age: Option<String>,
-    /// M or F.
+    /// M or F (also male or female).
     #[arg(long, value_name = "M|F")]
     pub sex: Option<String>,
     /// PA or AP; with --dataset also AP_SUPINE, LATERAL, OTHER, or FRONTAL (PA, AP
@@ -147,12 +147,16 @@ impl Available {
         } else {
             // The small `datasets` table lists every source of every dataset.
             wh.register(crate::sql::Register::For("datasets")).await?;
-            wh.query(
-                "SELECT DISTINCT source FROM (SELECT unnest(label_sources) AS source FROM datasets) ORDER BY source",
-                &[],
-            )
-                .await?
-                .required_strings("source")?
+            let rows = wh
+                .query(
+                    "SELECT dataset, unnest(label_sources) AS source FROM datasets ORDER BY source, dataset",
+                    &[],
+                )
+                .await?;
+            rows.required_strings("dataset")?
+                .into_iter()
+                .zip(rows.required_strings("source")?)
+                .collect()
         };
         scope.check(&present, &sources)?;
         // A view, not rows computed ahead: each command's filters then reach the
@@ -188,12 +192,18 @@ impl Available {
 
 /// A finding of the 14 NIH ones by name.
 fn finding(name: &str) -> Result<&'static str> {
-    lookup(name).ok_or_else(|| {
-        Error::Usage(format!(
-            "unknown finding `{name}`; the 14 findings are: {}",
-            FINDINGS.join(", ")
-        ))
-    })
+    lookup(name).ok_or_else(|| crate::findings::unknown_finding(name, "14 findings", &FINDINGS))
+}
+
+/// `--sex`: M or F, also written male or female (any case).
+pub fn parse_sex(s: &str) -> Result<&'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "m" | "male" => Ok("M"),
+        "f" | "female" => Ok("F"),
+        _ => Err(Error::Usage(format!(
+            "--sex `{s}`: expected M or F (male or female)"
+        ))),
+    }
 }
 
 /// Parses `MIN..MAX` with either end optional.
@@ -393,11 +403,7 @@ impl CohortArgs {
             }
         }
         if let Some(s) = &self.sex {
-            let s = s.to_ascii_uppercase();
-            if s != "M" && s != "F" {
-                return Err(Error::Usage(format!("--sex `{s}`: expected M or F")));
-            }
-            w.push(format!("i.sex = {}", quote(&s)));
+            w.push(format!("i.sex = {}", quote(parse_sex(s)?)));
         }
         if let Some(v) = &self.view {
             w.push(view_predicate(v, nih)?);
@@ -413,8 +419,14 @@ impl CohortArgs {
                 } else {
                     "the datasets' own splits"
                 };
+                // NIH's own cohorts do not read `cxr split --dataset`'s table.
+                let hint = if nih && avail.scope.dataset_splits {
+                    "; `cxr split --dataset` splits are read by cohorts across datasets: add --dataset"
+                } else {
+                    ""
+                };
                 return Err(Error::Usage(format!(
-                    "--split `{s}`: no such split in {from}; the splits are: {}",
+                    "--split `{s}`: no such split in {from}; the splits are: {}{hint}",
                     if avail.split_names.is_empty() {
                         "(none)".to_string()
                     } else {
@@ -488,12 +500,35 @@ impl CohortArgs {
         }
         let rows = &avail.rows;
         if self.first_study {
+            // The earliest image per patient: the smallest image_rank per patient_rank
+            // (ranks written at ingest in patient, study order, study id, image id order).
             Ok(format!(
-                "SELECT * EXCEPT (study_pick) FROM (\n  SELECT i.*, ROW_NUMBER() OVER (PARTITION BY i.dataset, i.patient_id, CASE WHEN i.patient_id IS NULL THEN i.image_id END ORDER BY i.study_order NULLS LAST, i.study_id, i.image_id) AS study_pick\n  FROM {rows} AS i{filter}\n) AS firsts WHERE study_pick = 1"
+                "SELECT i.* FROM {rows} AS i{filter}\n  {and} i.image_rank IN (\n    SELECT MIN(i.image_rank) FROM {rows} AS i{filter}\n    GROUP BY i.patient_rank\n  )",
+                and = if preds.is_empty() { "WHERE" } else { "AND" }
             ))
         } else {
             Ok(format!("SELECT i.* FROM {rows} AS i{filter}"))
         }
+    }
+
+    /// Whether the cohort has no image at all: one row of it is looked for (the
+    /// tables its SQL names are registered first).
+    pub async fn matches_nothing(
+        &self,
+        wh: &crate::sql::Warehouse,
+        avail: &Available,
+    ) -> Result<bool> {
+        let probe = format!(
+            "SELECT 1 AS any FROM (\n{}\n) AS cohort LIMIT 1",
+            self.images_sql(avail)?
+        );
+        wh.register(crate::sql::Register::For(&probe)).await?;
+        Ok(wh.query(&probe, &self.default_params()?).await?.is_empty())
+    }
+
+    /// The note said on stderr when a command's cohort has no image.
+    pub fn nothing_matches(&self) -> String {
+        format!("no image matches the cohort ({})", self.describe())
     }
 
     /// `--where` checked on its own before a command builds its query around it: an

@@ -262,6 +262,14 @@ impl ImageList {
     }
 }
 
+/// Whether an image path would lead out of the release's root folder when joined to
+/// it (`export --image-root`): absolute, or with a `..` part.
+pub fn leaves_root(path: &str) -> bool {
+    path.starts_with(['/', '\\'])
+        || path.split(['/', '\\']).any(|part| part == "..")
+        || path.as_bytes().get(1) == Some(&b':')
+}
+
 /// An image row with only dataset and id (and path) set.
 pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<Shared>) -> ImageRow {
     ImageRow {

@@ -253,6 +253,40 @@ pub struct Readers {
     pub votes: [&'static str; 3],
 }
 
+/// The label vocabulary a source belongs to: the source itself, except that the
+/// readers of a multi-reader dataset share one (each reader was asked about every
+/// finding the dataset labels, whether or not they ever marked it): a finding any
+/// reader labels is known, negative unless stated, in every image the readers read.
+pub fn vocabulary<'a>(dataset: &str, source: &'a str) -> &'a str {
+    match dataset_entry_readers(dataset) {
+        Some(r) if source.starts_with(r.source_prefix) => &source[..r.source_prefix.len()],
+        _ => source,
+    }
+}
+
+fn dataset_entry_readers(name: &str) -> Option<Readers> {
+    dataset(name).and_then(|d| d.readers)
+}
+
+/// [`vocabulary`] as SQL over a row's `dataset` and `source` columns (`s.`-qualified
+/// by `table`).
+pub fn vocabulary_sql(table: &str) -> String {
+    let cases: Vec<String> = DATASETS
+        .iter()
+        .filter_map(|d| d.readers.map(|r| (d.name, r.source_prefix)))
+        .map(|(name, prefix)| {
+            format!(
+                "WHEN {table}.dataset = '{name}' AND starts_with({table}.source, '{prefix}') THEN '{prefix}'"
+            )
+        })
+        .collect();
+    if cases.is_empty() {
+        format!("{table}.source")
+    } else {
+        format!("CASE {} ELSE {table}.source END", cases.join(" "))
+    }
+}
+
 /// The rules of the reader votes: a statement (a finding positive, uncertain or
 /// negative; the image normal; another label) counts when at least one reader of the
 /// image makes it, when more than half of them do, when every one does.

@@ -145,6 +145,7 @@ pub fn read_files(
                 ids.push(id);
             }
             rep.image_ids = ids;
+            from_report_images(&rep.image_ids, &mut images, n_meta);
             let mut headings: Vec<String> = Vec::new();
             let mut not_indexed = false;
             for term in &rep.mesh_major {
@@ -215,6 +216,29 @@ pub fn read_files(
     Ok(rows)
 }
 
+/// An image of a report that the header file lacks takes its patient, study, sex and
+/// age from the report's first image the file has: a report is one study of one
+/// patient (its view stays unknown).
+fn from_report_images(ids: &[String], images: &mut ImageList, n_meta: usize) {
+    let Some(known) = ids
+        .iter()
+        .filter_map(|id| images.get(id))
+        .find(|&i| i < n_meta)
+    else {
+        return;
+    };
+    let k = &images.images[known];
+    let (patient, study, sex, age) = (k.patient_id.clone(), k.study_id.clone(), k.sex, k.age);
+    for id in ids {
+        if let Some(i) = images.get(id).filter(|&i| i >= n_meta) {
+            let image = images.at(i);
+            image.patient_id.clone_from(&patient);
+            image.study_id.clone_from(&study);
+            (image.sex, image.age) = (sex, age);
+        }
+    }
+}
+
 /// The dataset_images id of an image id as a report writes it, adding the image when the
 /// header file lacks it.
 #[allow(clippy::too_many_arguments)]
@@ -255,7 +279,7 @@ fn resolve(
                 None,
                 Some(member),
                 Some(raw),
-                "image in a report but not in the DICOM header file: kept with NULL metadata",
+                "image in a report but not in the DICOM header file: kept, its patient, study, sex and age from the report's other images (NULL if none), view NULL",
             );
         }
         images.add(bare_image(NAME, raw, png));
@@ -1123,9 +1147,11 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             .filter_map(|i| i.age)
             .map(f64::from)
             .sum();
+        // Every image: the one the header file lacks takes the age of its report's
+        // other images (CXR1000, born 1955-08-20, studied 2011-03-28: 55).
         assert_eq!(
             rows.images.iter().filter(|i| i.age.is_some()).count(),
-            7_469
+            7_470
         );
         assert_eq!(ages, OPENI_AGE_SUM);
         let respelled = issues
@@ -1144,5 +1170,5 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
 
     const OPENI_LABELS: usize = 14_768 - 172;
     const OPENI_NORMAL: usize = 2_696;
-    const OPENI_AGE_SUM: f64 = 370_458.0;
+    const OPENI_AGE_SUM: f64 = 370_458.0 + 55.0;
 }

@@ -83,6 +83,15 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
             "dataset 'rsna': no labels file (patientId,x,y,width,height,Target) given".into(),
         ));
     };
+    if headers.is_none() {
+        issues.push(
+            &labels.source,
+            None,
+            None,
+            None,
+            "no DICOM headers file given (stage_2_train_images_dicom_headers.csv): sex, age and view are NULL for every image",
+        );
+    }
     read_tables(&labels, headers.as_ref(), map, issues)
 }
 

@@ -77,9 +77,10 @@ impl Manifest {
             ),
             None => cohort.to_string(),
         };
+        // A path that would leave the root (a warehouse an older cxr wrote) is NULL.
         let path = match &self.image_root {
             Some(root) => format!(
-                "{} || i.path",
+                "CASE WHEN i.path LIKE '/%' OR i.path = '..' OR i.path LIKE '../%' OR i.path LIKE '%/../%' OR i.path LIKE '%/..' THEN NULL ELSE {} || i.path END",
                 quote(&format!("{}/", root.trim_end_matches('/')))
             ),
             None => "i.path".into(),

@@ -391,6 +391,17 @@ fn swap_into_place(tmp: &Path, out: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
+/// Whether `value` can stand in a partition folder's name as it is: letters, digits,
+/// `-`, `_` and `.` (not `.` or `..` alone).
+pub fn is_folder_value(value: &str) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// Hive-style partitions: `<dir>/<col>=<value>/part-0.parquet`, the column itself
 /// left out of the files (readers take it from the path).
 fn write_partitioned(
@@ -413,10 +424,21 @@ fn write_partitioned(
             "--partition-by `{col}`: cannot partition by a list column"
         )));
     }
-    let fmt = ArrayFormatter::try_new(
-        values.as_ref(),
-        &FormatOptions::default().with_null("__HIVE_DEFAULT_PARTITION__"),
-    )?;
+    // A NULL has no folder name that every reader gives back as NULL (pyarrow cannot
+    // read Hive's `__HIVE_DEFAULT_PARTITION__` beside other values): refused.
+    if values.null_count() > 0 {
+        return Err(Error::Usage(format!(
+            "--partition-by {col}: {} of the {} rows have no {col} (NULL), which no folder name gives back; narrow the cohort first (e.g. --where \"{col} IS NOT NULL\"){}",
+            values.null_count(),
+            batch.num_rows(),
+            if col == "split" {
+                " or give every image a split (`cxr split ...`)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let fmt = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())?;
     let mut groups: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for r in 0..batch.num_rows() {
         groups
@@ -426,25 +448,16 @@ fn write_partitioned(
     let mut keep: Vec<usize> = (0..batch.num_columns()).collect();
     keep.remove(idx);
     let projected = batch.project(&keep)?;
-    let mut used = std::collections::BTreeSet::new();
+    // Each value is its folder's name as it is, so that readers give it back
+    // unchanged: one that would need escaping is refused, not rewritten.
+    if let Some(value) = groups.keys().find(|v| !is_folder_value(v)) {
+        return Err(Error::Usage(format!(
+            "--partition-by {col}: the value `{value}` cannot be a folder name that readers give back unchanged (letters, digits, `-`, `_` and `.` only, not `.` or `..`); partition by another column"
+        )));
+    }
     for (value, mask) in &groups {
         let part = filter_record_batch(&projected, &BooleanArray::from(mask.clone()))?;
-        let safe: String = value
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        if !used.insert(safe.clone()) {
-            return Err(Error::Usage(format!(
-                "--partition-by {col}: values such as `{value}` give the same directory name `{safe}`; partition by another column"
-            )));
-        }
-        let sub = dir.join(format!("{col}={safe}"));
+        let sub = dir.join(format!("{col}={value}"));
         std::fs::create_dir_all(&sub).ctx(|| format!("{}: cannot create", sub.display()))?;
         parquet::write(
             &sub.join("part-0.parquet"),

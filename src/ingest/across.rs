@@ -18,8 +18,66 @@ pub fn default_states<'a>(
     image_states(sources, |r| r.dataset != "nih" || r.source == nih_source)
 }
 
-/// `dataset_images`, with each image's states from [`default_states`].
-pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Result<RecordBatch> {
+/// Each image's place in its dataset's order of patients and studies, as
+/// `(patient_rank, image_rank)` beside `rows`: `patient_rank` numbers the patients (an
+/// image without a patient is one of its own), `image_rank` the images by patient,
+/// study order (unknown last), study id (none last) and image id. Both start at the
+/// dataset's base (its place in the registry times 2^40), so they are unique across
+/// datasets. A cohort's first study per patient is then the smallest `image_rank` per
+/// `patient_rank`: integers grouped, where a window would sort strings.
+pub fn ranks(rows: &[ImageRow]) -> Vec<(i64, i64)> {
+    let base = rows.first().map_or(0, |r| {
+        crate::datasets::DATASETS
+            .iter()
+            .position(|d| d.name == r.dataset)
+            .unwrap_or(crate::datasets::DATASETS.len()) as i64
+            * (1 << 40)
+    });
+    fn patient(r: &ImageRow) -> (bool, &str) {
+        match &r.patient_id {
+            Some(p) => (false, p.as_str()),
+            None => (true, &*r.image_id),
+        }
+    }
+    /// Patient, then study order and study id (each unknown last), then image id.
+    type Key<'r> = (
+        (bool, &'r str),
+        bool,
+        Option<i64>,
+        bool,
+        Option<&'r str>,
+        &'r str,
+    );
+    fn key(r: &ImageRow) -> Key<'_> {
+        (
+            patient(r),
+            r.study_order.is_none(),
+            r.study_order,
+            r.study_id.is_none(),
+            r.study_id.as_deref(),
+            &*r.image_id,
+        )
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(&rows[a]).cmp(&key(&rows[b])));
+    let mut ranks = vec![(0, 0); rows.len()];
+    let mut patients = 0i64;
+    for (place, &k) in order.iter().enumerate() {
+        if place > 0 && patient(&rows[order[place - 1]]) != patient(&rows[k]) {
+            patients += 1;
+        }
+        ranks[k] = (base + patients, base + place as i64);
+    }
+    ranks
+}
+
+/// `dataset_images`, with each image's states from [`default_states`] and its ranks
+/// from [`ranks`].
+pub fn images_batch(
+    rows: &[ImageRow],
+    states: &PlHashMap<&str, State>,
+    ranks: &[(i64, i64)],
+) -> Result<RecordBatch> {
     let state = |r: &ImageRow| states.get(&*r.image_id);
     let mask = |k: usize| {
         i32s(
@@ -58,6 +116,8 @@ pub fn images_batch(rows: &[ImageRow], states: &PlHashMap<&str, State>) -> Resul
         ("uncertain_findings", mask(1)),
         ("known_findings", mask(2)),
         ("no_finding", bools(no_finding)),
+        ("patient_rank", i64s(ranks.iter().map(|r| Some(r.0)))),
+        ("image_rank", i64s(ranks.iter().map(|r| Some(r.1)))),
     ])
 }
 
@@ -340,9 +400,11 @@ fn image_states<'a>(
     chosen: impl Fn(&StateRow) -> bool,
 ) -> PlHashMap<&'a str, State> {
     let rows: Vec<&StateRow<'a>> = sources.0.iter().filter(|r| chosen(r)).collect();
+    // What each vocabulary labels (a source's, or a dataset's readers' together).
+    let vocabulary = |r: &StateRow<'a>| crate::datasets::vocabulary(r.dataset, r.source);
     let mut labelled: PlHashMap<&str, i32> = PlHashMap::new();
     for r in &rows {
-        *labelled.entry(r.source).or_default() |=
+        *labelled.entry(vocabulary(r)).or_default() |=
             r.state.masks[0] | r.state.masks[1] | r.state.masks[2];
     }
     let mut images: PlHashMap<&str, State> = PlHashMap::new();
@@ -350,7 +412,7 @@ fn image_states<'a>(
         let image = images.entry(r.image_id).or_default();
         image.masks[0] |= r.state.masks[0];
         image.masks[1] |= r.state.masks[1];
-        image.masks[2] |= labelled[r.source];
+        image.masks[2] |= labelled[vocabulary(r)];
         image.normal |= r.state.normal;
         image.other |= r.state.other;
     }

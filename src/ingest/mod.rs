@@ -88,6 +88,8 @@ pub struct IngestSummary {
     pub pixels: Option<PixelSummary>,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// The `data_issues` about a whole file or dataset, said when the ingest ends.
+    pub notes: Vec<String>,
 }
 
 /// The closing summary of the pixel statistics.
@@ -177,6 +179,7 @@ pub fn run_with_progress(
         note_dicom_disagreements(run, &images, &mut issues)?;
     }
     drop(images);
+    let notes = issues.about_whole_files();
     tables.push(write_table(&staging, "data_issues", issues.to_batch())?);
     let empty = crate::pixels::run::PixelRun::default();
     tables.extend(write_pixel_tables(
@@ -203,6 +206,7 @@ pub fn run_with_progress(
             seconds: r.seconds,
         }),
         seconds: start.elapsed().as_secs_f64(),
+        notes,
     })
 }
 
@@ -409,7 +413,7 @@ fn write_cross_dataset(
         images: KnownImages::default(),
     };
     for part in others {
-        let (rows, mut info, issues) = part?;
+        let (mut rows, mut info, issues) = part?;
         cross.issues.extend(issues);
         if info.dataset == "nih" {
             // The other NIH release: labels only, over the same images.
@@ -432,6 +436,26 @@ fn write_cross_dataset(
                 }
             }
             shared_studies(&rows.images, &info, &mut cross.issues);
+            paths_inside_root(&mut rows.images, &info, &mut cross.issues);
+            if rows.labels.is_empty() && !rows.images.is_empty() {
+                let files: Vec<String> = opts
+                    .datasets
+                    .iter()
+                    .filter(|s| s.name == info.dataset)
+                    .flat_map(|s| s.paths.iter().map(|p| crate::input::csv::source_name(p)))
+                    .collect();
+                cross.issues.push(
+                    &files.join(","),
+                    None,
+                    None,
+                    None,
+                    format!(
+                        "no label read from {}'s files: every finding of its {} images is unknown (not normal); check that its label files were given",
+                        info.dataset,
+                        rows.images.len()
+                    ),
+                );
+            }
             cross.datasets.push((info, counts(&rows.images)));
         }
         tables.write(rows)?;
@@ -453,6 +477,30 @@ fn write_cross_dataset(
     cross.tables = written;
     cross.images = images;
     Ok(cross)
+}
+
+/// An image path that would lead out of the release's folder (`../x`, `/etc/x`) is
+/// set to NULL with a `data_issues` row: `export --image-root` joins paths to a root.
+fn paths_inside_root(
+    images: &mut [crate::datasets::ImageRow],
+    info: &crate::datasets::DatasetInfo,
+    issues: &mut Issues,
+) {
+    let file = info.source_files.first().map_or("", String::as_str);
+    for image in images {
+        if let Some(path) = image
+            .path
+            .take_if(|p| crate::datasets::common::leaves_root(p))
+        {
+            issues.push(
+                file,
+                None,
+                Some("path"),
+                Some(&*path),
+                "image path leads out of the release's folder (absolute or with ..); path set to NULL",
+            );
+        }
+    }
 }
 
 /// The files of `dataset_images`, `dataset_labels`, `finding_states`,
@@ -485,7 +533,7 @@ impl<'a> CrossTables<'a> {
         let no_states = PlHashMap::default();
         Ok(CrossTables {
             sinks: [
-                sink("dataset_images", across::images_batch(&[], &no_states))?,
+                sink("dataset_images", across::images_batch(&[], &no_states, &[]))?,
                 sink("dataset_labels", across::labels_batch(&[]))?,
                 sink("finding_states", across::states_batch(&[]))?,
                 sink("dataset_boxes", across::boxes_batch(&[]))?,
@@ -517,8 +565,11 @@ impl<'a> CrossTables<'a> {
         let sources = across::source_states(&labels);
         let states = across::default_states(&sources, self.nih_source);
         let sinks = &mut self.sinks;
-        for rows in images.chunks(SLICE) {
-            sinks[0].1.write(&across::images_batch(rows, &states)?)?;
+        let ranks = across::ranks(&images);
+        for (rows, ranks) in images.chunks(SLICE).zip(ranks.chunks(SLICE)) {
+            sinks[0]
+                .1
+                .write(&across::images_batch(rows, &states, ranks)?)?;
         }
         for rows in labels.chunks(SLICE) {
             sinks[1].1.write(&across::labels_batch(rows)?)?;

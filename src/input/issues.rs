@@ -90,6 +90,16 @@ fn bounded(text: &str) -> String {
 pub const SEX_NOT_READ: &str = "sex is not M or F (Male, Female); set to NULL";
 
 impl Issues {
+    /// The issues about a whole file or dataset (no line, no field): what a user
+    /// should hear when the ingest ends, not only find in `data_issues`.
+    pub fn about_whole_files(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.line.is_none() && r.field.is_none())
+            .map(|r| format!("{}: {}", r.source_file, r.issue))
+            .collect()
+    }
+
     /// Records one issue.
     pub fn push(
         &mut self,

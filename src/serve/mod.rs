@@ -159,8 +159,20 @@ pub async fn serve(options: Options) -> Result<()> {
 
 /// A listener on `address`, and the address it got (the port, when 0 was asked).
 fn bind(address: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr)> {
-    let listener = std::net::TcpListener::bind(address)
-        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+    // An address in use or not on this machine is the user's to change (exit 2).
+    let listener = std::net::TcpListener::bind(address).map_err(|e| {
+        crate::Error::Usage(format!(
+            "cannot listen on {address}: {}{}",
+            e,
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another program listens there: give another port)"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
         .ctx(|| format!("cannot listen on {address}"))?;
     let bound = listener
         .local_addr()

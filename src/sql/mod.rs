@@ -232,6 +232,33 @@ impl Warehouse {
         Ok(())
     }
 
+    /// A planning error about a table that does not exist, with the names that do.
+    fn name_the_tables(&self, e: datafusion::error::DataFusionError) -> Error {
+        let error = Error::from(e);
+        let text = error.to_string();
+        if !(text.contains("table '") && text.contains("not found")) {
+            return error;
+        }
+        let mut names: Vec<String> = self
+            .snapshot
+            .tables()
+            .map(|t| t.into_iter().map(|(n, _)| n).collect())
+            .unwrap_or_default();
+        let views: Vec<String> = VIEWS
+            .iter()
+            .filter(|(n, _, reads)| {
+                !names.iter().any(|s| s == n) && reads.iter().all(|t| self.has_table(t))
+            })
+            .map(|(n, _, _)| n.to_string())
+            .collect();
+        names.extend(views);
+        names.sort();
+        Error::Query(format!(
+            "{text}; the warehouse's tables and views are: {}",
+            names.join(", ")
+        ))
+    }
+
     /// Whether the warehouse stores a table of this name.
     pub fn has_table(&self, name: &str) -> bool {
         self.snapshot.table(name).is_some()
@@ -275,7 +302,12 @@ impl Warehouse {
         for statement in statements {
             let text = statement_text(&statement);
             files::prepare(&self.ctx, &statement).await?;
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
+            let plan = self
+                .ctx
+                .state()
+                .statement_to_plan(statement)
+                .await
+                .map_err(|e| self.name_the_tables(e))?;
             if options.verify_plan(&plan).is_err() {
                 // What the statement would do, in words (DataFusion names its plan
                 // node: "DDL not supported: CreateMemoryTable").

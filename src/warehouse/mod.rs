@@ -31,7 +31,7 @@ pub use files::{AtomicFile, hash_file, hex, sha256_hex, write_atomic};
 /// Version of the table layout in docs/SCHEMA.md; bumped on any breaking change.
 /// Version 2: tables live in `v-<id>/` directories named by the manifest. Version 5:
 /// `studies` counts a finding new or resolved only between known states.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The manifest file name inside a warehouse.
 pub const MANIFEST: &str = "manifest.json";

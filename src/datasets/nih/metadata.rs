@@ -187,6 +187,12 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
             let Some(image_index) = row.required(t.name(c.index), index[i]) else {
                 continue;
             };
+            if image_index.contains(['/', '\\']) || image_index == "." || image_index == ".." {
+                let msg =
+                    "Image Index is not a file name (it has a / or \\, or is . or ..); row refused";
+                row.refuse(t.name(c.index), Some(image_index), msg.to_string());
+                continue;
+            }
             if let Some(first) = seen.get(image_index) {
                 let msg = format!("duplicate Image Index (first on line {first}); row refused");
                 row.refuse(t.name(c.index), Some(image_index), msg);
@@ -457,7 +463,7 @@ pub fn parse_labels(s: &str) -> (Vec<&'static str>, Vec<String>) {
                 notes.push("empty label between '|' separators; ignored".to_string())
             }
             Label::Unknown => notes.push(format!(
-                "unknown label '{part}' (not one of the 14 findings); left out of labels"
+                "unknown label '{part}' (not one of the 14 findings); left out of labels, kept as a raw label: the image is not normal"
             )),
         }
     }
@@ -471,6 +477,21 @@ pub fn parse_labels(s: &str) -> (Vec<&'static str>, Vec<String>) {
         notes.push("'No Finding' together with findings; 'No Finding' ignored".to_string());
     }
     (labels, notes)
+}
+
+/// The labels of a `Finding Labels` field that are none of the 14 findings and not
+/// `No Finding` (empty parts left out): the release states something of the image
+/// that cxr cannot name, so it is not normal.
+pub fn unknown_labels(finding_labels: &str) -> impl Iterator<Item = &str> {
+    finding_labels
+        .split('|')
+        .map(str::trim)
+        .filter(|part| !part.is_empty() && matches!(classify(part), Label::Unknown))
+}
+
+/// Whether the release states the image normal: no finding and no unknown label.
+pub fn is_normal(image: &Image) -> bool {
+    image.labels.is_empty() && unknown_labels(&image.finding_labels).next().is_none()
 }
 
 /// Builds the `images` table.
@@ -515,7 +536,7 @@ pub fn images_batch(images: &[Image]) -> Result<RecordBatch> {
         ),
         (
             "no_finding",
-            bools(images.iter().map(|i| Some(i.labels.is_empty()))),
+            bools(images.iter().map(|i| Some(is_normal(i)))),
         ),
     ];
     let names: Vec<String> = FINDINGS.iter().map(|f| column_name(f)).collect();

@@ -10,7 +10,8 @@
 //! * view `PA`/`AP` (frontal), sex, age and split as cleaned by the NIH ingest.
 //! * labels: one row per finding with value 1, raw label = the finding's name (the NIH
 //!   findings are the vocabulary itself, so no map is consulted); an image without
-//!   findings gets one `No Finding` row with a NULL finding.
+//!   findings gets one `No Finding` row with a NULL finding; a label outside the 14 a
+//!   row of its own with a NULL finding (the image is then not normal).
 //! * Google 2019 (`google_2019`): each expert-labelled image gets a row per adjudicated
 //!   label it has (1 or 0): `Fracture`, `Pneumothorax`, `Airspace opacity` →
 //!   Lung_Opacity, `Nodule or mass` → NULL (no single finding; as TorchXRayVision).
@@ -218,6 +219,10 @@ pub fn to_rows(images: &[Image], source: &str) -> DatasetRows {
     }
 }
 
+/// The most unknown labels of one image kept as label rows (`data_issues` lists them
+/// too): a field of thousands of made-up labels is not thousands of rows.
+const MAX_UNKNOWN_LABELS: usize = 20;
+
 /// The `dataset_labels` rows of a second label release over the same images.
 pub fn labels_only(images: &[Image], source: &str) -> Vec<LabelRow> {
     let mut out = Vec::with_capacity(images.len() * 2);
@@ -233,11 +238,16 @@ pub fn labels_only(images: &[Image], source: &str) -> Vec<LabelRow> {
             finding,
             value: 1,
         };
-        if img.labels.is_empty() {
+        if metadata::is_normal(img) {
             out.push(row(NO_FINDING, None));
         }
         for &f in &img.labels {
             out.push(row(f, Some(f)));
+        }
+        // A label outside the 14 is kept as the release wrote it, as other datasets'
+        // unmapped labels are: positive, no finding, so the image is not normal.
+        for other in metadata::unknown_labels(&img.finding_labels).take(MAX_UNKNOWN_LABELS) {
+            out.push(row(other, None));
         }
     }
     out
