@@ -1275,6 +1275,29 @@ c,Pneumothorax,12,R3,1,1,5,5
     for vote in ["vindr_any", "vindr_majority", "vindr_all"] {
         assert_eq!(images(vote, &["--no-finding"]), ["b"], "{vote}");
     }
+    // Every reader was asked about every finding: R4-R6 wrote only `No finding`, so
+    // image b is negative for Cardiomegaly, not unknown, with the default sources
+    // (stored at ingest) and with the readers named (computed by the query); c too.
+    let default: Vec<String> = run_csv(&[
+        "cohort",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--dataset",
+        "vindr",
+        "--without",
+        "Cardiomegaly",
+    ])[1..]
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(default, ["b", "c"]);
+    let readers = (1..=6)
+        .map(|k| format!("vindr_R{k}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(images(&readers, &["--without", "Cardiomegaly"]), ["b", "c"]);
     // `datasets` lists the votes among VinDr's sources.
     let sources = q(
         &wh,
