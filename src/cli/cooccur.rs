@@ -107,40 +107,30 @@ masks AS (
     ) AS labelled
     GROUP BY dataset, mask
 ),
-labelled AS (
-    -- Per dataset: the findings it labels (which pairs it has) and its images.
-    SELECT dataset, bit_or(known) AS known, CAST(SUM(n) AS DOUBLE) AS total
-    FROM masks GROUP BY dataset
-),
-singles AS (
-    SELECT m.dataset, f.bit, SUM(m.n) AS n
-    FROM masks m JOIN finding f ON (m.mask & f.bit) <> 0
-    GROUP BY m.dataset, f.bit
-),
-both_findings AS (
-    -- Only the masks with two findings or more reach this: few rows to add up.
-    SELECT m.dataset, a.bit AS bit_a, b.bit AS bit_b, SUM(m.n) AS n
-    FROM masks m
-    JOIN finding a ON (m.mask & a.bit) <> 0
-    JOIN finding b ON (m.mask & b.bit) <> 0 AND a.bit <> b.bit
-    GROUP BY m.dataset, a.bit, b.bit
-),
 counts AS (
-    SELECT d.dataset, a.label AS label_a, b.label AS label_b,
-           COALESCE(sa.n, 0) AS n_a, COALESCE(sb.n, 0) AS n_b, COALESCE(ab.n, 0) AS n_ab, d.total
-    FROM labelled d
-    JOIN finding a ON (d.known & a.bit) <> 0
-    JOIN finding b ON (d.known & b.bit) <> 0 AND a.bit <> b.bit
-    LEFT JOIN singles sa ON sa.dataset = d.dataset AND sa.bit = a.bit
-    LEFT JOIN singles sb ON sb.dataset = d.dataset AND sb.bit = b.bit
-    LEFT JOIN both_findings ab ON ab.dataset = d.dataset AND ab.bit_a = a.bit AND ab.bit_b = b.bit
+    -- Every distinct mask against every ordered pair of findings, grouped by bits
+    -- (integers; the names are joined to the 182 or 306 rows that come out).
+    SELECT m.dataset, p.bit_a, p.bit_b,
+           SUM(CASE WHEN (m.mask & p.bit_a) <> 0 THEN m.n ELSE 0 END) AS n_a,
+           SUM(CASE WHEN (m.mask & p.bit_b) <> 0 THEN m.n ELSE 0 END) AS n_b,
+           SUM(CASE WHEN (m.mask & p.bit_a) <> 0 AND (m.mask & p.bit_b) <> 0 THEN m.n ELSE 0 END) AS n_ab,
+           CAST(SUM(m.n) AS DOUBLE) AS total, bit_or(m.known) AS known
+    FROM masks m
+    CROSS JOIN (SELECT a.bit AS bit_a, b.bit AS bit_b FROM finding a CROSS JOIN finding b WHERE a.bit <> b.bit) AS p
+    GROUP BY m.dataset, p.bit_a, p.bit_b
+),
+named AS (
+    -- Only the pairs of findings the dataset labels.
+    SELECT c.dataset, a.label AS label_a, b.label AS label_b, c.n_a, c.n_b, c.n_ab, c.total
+    FROM counts c JOIN finding a ON a.bit = c.bit_a JOIN finding b ON b.bit = c.bit_b
+    WHERE (c.known & c.bit_a) <> 0 AND (c.known & c.bit_b) <> 0
 ),
 pairs AS (
     SELECT dataset, label_a, label_b, n_a, n_b, n_ab,
            CAST(n_ab AS DOUBLE) / NULLIF(n_a, 0) AS p_b_given_a,
            CAST(n_ab AS DOUBLE) / NULLIF(n_a + n_b - n_ab, 0) AS jaccard,
            CAST(n_ab AS DOUBLE) * total / NULLIF(CAST(n_a AS DOUBLE) * n_b, 0) AS lift
-    FROM counts
+    FROM named
 )
 SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
 FROM pairs{keep}
