@@ -2208,3 +2208,61 @@ fn saved_queries_take_any_and_none_only_where_they_mean_something() {
         );
     }
 }
+
+/// Saved queries say what a bare empty answer would hide: an empty age range and a
+/// dataset the warehouse does not hold are refused (exit 2) as the cohort flags
+/// refuse them; a query that finds no rows for the values given says so on stderr.
+#[test]
+fn saved_queries_refuse_values_that_match_nothing() {
+    let wh = w();
+    let out = run(&[
+        "run",
+        "effusion_cohort",
+        "-w",
+        &wh,
+        "-p",
+        "min_age=60",
+        "-p",
+        "max_age=40",
+    ]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("`min_age` (60) is above `max_age` (40)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    let out = run(&[
+        "run",
+        "prevalence_by_dataset",
+        "-w",
+        &wh,
+        "-p",
+        "dataset=mimic",
+    ]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        stderr(&out).contains("holds no `mimic` (it holds nih)"),
+        "{}",
+        stderr(&out)
+    );
+    // Patient 99999999 is in no row of the shipped CSV.
+    assert!(!nih_csv().iter().any(|i| i.patient == 99_999_999));
+    let out = run(&[
+        "run",
+        "patient_timeline",
+        "-w",
+        &wh,
+        "-p",
+        "patient=99999999",
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(parse_csv(&stdout(&out)).len(), 1);
+    assert!(
+        stderr(&out).contains("no rows for patient=99999999"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1839,3 +1839,40 @@ fn splits_and_partitions_keep_their_values() {
     folders.sort();
     assert_eq!(folders, ["split=a.1", "split=b-2"]);
 }
+
+/// A patient whose images say both sexes is listed in `data_issues`, each image
+/// keeping its own sex (PadChest has 11 such patients).
+#[test]
+fn a_patient_of_two_sexes_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,1.0,,,,,,,,,,,,,",
+        "CheXpert-v1.0-small/train/patient00001/study2/view1_frontal.jpg,Male,69,Frontal,PA,1.0,,,,,,,,,,,,,",
+        "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,Male,50,Frontal,PA,1.0,,,,,,,,,,,,,",
+    ];
+    let train = dir.path().join("train.csv");
+    std::fs::write(&train, format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let out = ingest(
+        dir.path(),
+        &["--dataset", &format!("chexpert={}", train.display())],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT value, issue FROM data_issues WHERE field = 'patient_id'"
+        ),
+        [[
+            "patient00001",
+            "patient's images say both sexes (1 M, 1 F); each image keeps its own, kept"
+        ]]
+    );
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT sex FROM dataset_images WHERE patient_id = 'patient00001' ORDER BY study_id"
+        ),
+        [["F"], ["M"]]
+    );
+}

@@ -56,6 +56,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let qf = QueryFile::load(&path)?;
     let values = qf.bind(&args.params)?;
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&qf.sql)).await?;
+    check_datasets(&wh, &qf, &values).await?;
     let frames = wh
         .plan(&qf.sql, false, &values)
         .await
@@ -63,7 +64,54 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Error::Usage(_) | Error::Warehouse(_) => e,
             other => Error::Query(format!("{}: {other}", path.display())),
         })?;
-    crate::cli::emit(&wh, frames, &args.output).await?;
+    let tally = crate::cli::emit(&wh, frames, &args.output).await?;
+    if tally.rows == 0 && !args.params.is_empty() {
+        let given: Vec<String> = args
+            .params
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        eprintln!(
+            "cxr: note: no rows for {} (check the values against the warehouse)",
+            given.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// A DATASET parameter names a dataset the warehouse holds (or `any`): another one
+/// would match nothing.
+async fn check_datasets(
+    wh: &Warehouse,
+    qf: &QueryFile,
+    values: &[(String, datafusion::scalar::ScalarValue)],
+) -> Result<()> {
+    for p in qf
+        .params
+        .iter()
+        .filter(|p| p.ty == params::ParamType::Dataset)
+    {
+        let Some((_, datafusion::scalar::ScalarValue::Utf8(Some(v)))) =
+            values.iter().find(|(n, _)| n == &p.name)
+        else {
+            continue;
+        };
+        if v == "any" || !wh.has_table("datasets") {
+            continue;
+        }
+        wh.register(Register::For("datasets")).await?;
+        let held = wh
+            .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
+            .await?
+            .required_strings("dataset")?;
+        if !held.contains(v) {
+            return Err(Error::Usage(format!(
+                "--param {}={v}: this warehouse holds no `{v}` (it holds {}); add it with `cxr ingest --dataset {v}=...`",
+                p.name,
+                held.join(", ")
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -437,6 +437,7 @@ fn write_cross_dataset(
             }
             shared_studies(&rows.images, &info, &mut cross.issues);
             paths_inside_root(&mut rows.images, &info, &mut cross.issues);
+            patients_of_two_sexes(&rows.images, &info, &mut cross.issues);
             if rows.labels.is_empty() && !rows.images.is_empty() {
                 let files: Vec<String> = opts
                     .datasets
@@ -672,6 +673,38 @@ fn shared_studies(
                 "one study id for {} patients ({}); counted as a study of each patient, kept",
                 of_study.len(),
                 of_study.join(", ")
+            ),
+        );
+    }
+}
+
+/// A patient whose images say both sexes gets a `data_issues` row (each image keeps
+/// its own): a cohort by sex splits such a patient.
+fn patients_of_two_sexes(
+    images: &[crate::datasets::ImageRow],
+    info: &crate::datasets::DatasetInfo,
+    issues: &mut Issues,
+) {
+    let mut sexes: polars::prelude::PlHashMap<&str, [u32; 2]> = Default::default();
+    for image in images {
+        if let (Some(patient), Some(sex)) = (image.patient_id.as_deref(), image.sex) {
+            sexes.entry(patient).or_default()[usize::from(sex == "F")] += 1;
+        }
+    }
+    let mut both: Vec<(&str, [u32; 2])> = sexes
+        .into_iter()
+        .filter(|(_, [m, f])| *m > 0 && *f > 0)
+        .collect();
+    both.sort_unstable();
+    let file = info.source_files.first().map_or("", String::as_str);
+    for (patient, [m, f]) in both {
+        issues.push(
+            file,
+            None,
+            Some("patient_id"),
+            Some(patient),
+            format!(
+                "patient's images say both sexes ({m} M, {f} F); each image keeps its own, kept"
             ),
         );
     }

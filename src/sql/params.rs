@@ -278,6 +278,35 @@ impl QueryFile {
     }
 
     /// Binds command-line `NAME=VALUE` pairs and defaults to the declared parameters.
+    /// A `min_X` above its `max_X` (`min_age=60 max_age=40`) is an empty range, refused
+    /// as `--age 60..40` is, rather than answered with no rows.
+    fn check_ranges(&self, values: &[(String, ScalarValue)]) -> Result<()> {
+        let number = |name: &str| {
+            values
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| match v {
+                    ScalarValue::Int64(Some(i)) => Some(*i as f64),
+                    ScalarValue::Float64(Some(f)) => Some(*f),
+                    _ => None,
+                })
+        };
+        for (name, _) in values {
+            let Some(what) = name.strip_prefix("min_") else {
+                continue;
+            };
+            let max = format!("max_{what}");
+            if let (Some(lo), Some(hi)) = (number(name), number(&max))
+                && lo > hi
+            {
+                return Err(self.param_error(format!(
+                    "`{name}` ({lo}) is above `{max}` ({hi}): no value is in the range"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn bind(&self, given: &[(String, String)]) -> Result<Vec<(String, ScalarValue)>> {
         for (i, (name, _)) in given.iter().enumerate() {
             if !self.params.iter().any(|p| &p.name == name) {
@@ -319,6 +348,7 @@ impl QueryFile {
             }
             out.push((p.name.clone(), value));
         }
+        self.check_ranges(&out)?;
         Ok(out)
     }
 
