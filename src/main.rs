@@ -46,7 +46,24 @@ fn main() {
     quiet_panics();
     // A panic is a bug in cxr or a library, never an answer to bad input: it becomes
     // one message and exit code 1, not a backtrace and 101.
-    let result = std::panic::catch_unwind(|| cxr::cli::run(cli)).unwrap_or_else(|_| {
+    // The command runs on a thread with the stack every SQL-planning thread has
+    // (the main thread's is the system's, often 8 MiB): deep statements plan alike
+    // in `cxr sql` and in the server.
+    let command = std::thread::Builder::new()
+        .name("cxr".into())
+        .stack_size(cxr::cli::STACK_BYTES)
+        .spawn(move || std::panic::catch_unwind(|| cxr::cli::run(cli)));
+    let result: Result<cxr::Result<()>, ()> = match command {
+        Ok(thread) => match thread.join() {
+            Ok(Ok(finished)) => Ok(finished),
+            _ => Err(()),
+        },
+        Err(e) => Ok(Err(cxr::error::Error::io(
+            "cannot start the command's thread",
+            e,
+        ))),
+    };
+    let result = result.unwrap_or_else(|_| {
         let what = PANIC
             .lock()
             .ok()

@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{code, cxr, nih_csv, python, stderr, stdout, wh2020};
+use common::{code, cxr, nih_csv, parse_csv, python, run, stderr, stdout, wh2020};
 
 /// A running `cxr serve` and what it has logged.
 struct Server {
@@ -1391,5 +1391,43 @@ fn session_settings_are_checked_and_reset() {
         "{}",
         stderr(&out)
     );
+    assert!(server.stop().success());
+}
+
+/// A statement chaining thousands of operators (what a tool generates for a long
+/// list of values) is answered; one past cxr's limit is refused as a statement too
+/// complex, and the server keeps answering (2,000 `OR`s overflowed a statement
+/// thread's stack and ended the process with every client).
+#[test]
+fn deep_statements_are_answered_or_refused_and_the_server_stays_up() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let mut server = Server::start(&wh, &[], &[]);
+    let port = server.port;
+    let chain = |patients: i64| {
+        let terms: Vec<String> = (1..=patients)
+            .map(|p| format!("patient_id = {p}"))
+            .collect();
+        format!("SELECT COUNT(*) FROM images WHERE {}", terms.join(" OR "))
+    };
+    // 1,000 comparisons and 999 ORs: the images of patients 1 to 1,000 in the CSV.
+    let expected = nih_csv().iter().filter(|i| i.patient <= 1_000).count();
+    assert_eq!(psql_ok(port, &chain(1_000)).trim(), expected.to_string());
+    let out = psql(port, &chain(3_000), &[]);
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("more than 5000 operators"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.alive());
+    assert_eq!(psql_ok(port, "SELECT 3").trim(), "3");
+    // The command line plans the same statements alike.
+    let w = wh.to_str().unwrap();
+    let out = run(&["sql", "-w", w, "-f", "csv", &chain(1_000)]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(parse_csv(&stdout(&out))[1][0], expected.to_string());
+    let out = run(&["sql", "-w", w, &chain(3_000)]);
+    assert_eq!(code(&out), Some(2));
     assert!(server.stop().success());
 }

@@ -238,9 +238,12 @@ fn exit_on_interrupt() {
     }
 }
 
+pub use crate::input::text::STACK_BYTES;
+
 /// A multi-threaded tokio runtime for the query engine.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::input::text::STACK_BYTES)
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the async runtime", e))

@@ -9,6 +9,100 @@ use std::io::{BufRead, Read};
 /// generated query.
 pub const MAX_SQL_BYTES: u64 = 16 << 20;
 
+/// The most operators (`AND`, `OR`, `+`, `||`, `UNION`, ...) one statement may chain,
+/// and the deepest its parentheses may nest. Parsing, planning and dropping a
+/// statement recurse once per level: 2,000 `OR`s overflowed a 2 MiB thread's stack
+/// and took the whole process (a server with every client) down. Far beyond any
+/// hand-written or generated query (cxr's own are a few hundred); every thread that
+/// plans has [`STACK_BYTES`].
+pub const MAX_OPERATORS: usize = 5_000;
+/// See [`MAX_OPERATORS`].
+pub const MAX_PARENTHESES: usize = 500;
+
+/// The stack of every thread that parses or plans SQL (the command's, the server's):
+/// [`MAX_OPERATORS`] levels take about a tenth of it. Only the pages used are
+/// touched.
+pub const STACK_BYTES: usize = 64 << 20;
+
+/// Why a statement of `sql` nests too deeply to be planned safely, if one does.
+pub fn too_deep(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // Text that does not tokenize is left to the parser, which says where.
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let (mut operators, mut depth) = (0usize, 0usize);
+    for token in tokens {
+        match token {
+            Token::SemiColon => (operators, depth) = (0, 0),
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::Word(w) => {
+                if matches!(
+                    w.keyword,
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::NOT
+                        | Keyword::UNION
+                        | Keyword::INTERSECT
+                        | Keyword::EXCEPT
+                        | Keyword::IS
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::BETWEEN
+                ) {
+                    operators += 1;
+                }
+            }
+            Token::Whitespace(_)
+            | Token::Comma
+            | Token::Period
+            | Token::Number(..)
+            | Token::Placeholder(_)
+            | Token::EOF => {}
+            t if is_literal(&t) => {}
+            _ => operators += 1,
+        }
+        if operators > MAX_OPERATORS {
+            return Some(format!(
+                "a statement chains more than {MAX_OPERATORS} operators (AND, OR, +, ||, UNION, ...), more than cxr plans safely; use IN (...) for long lists of values, or split the statement"
+            ));
+        }
+        if depth > MAX_PARENTHESES {
+            return Some(format!(
+                "a statement nests parentheses more than {MAX_PARENTHESES} deep, more than cxr plans safely"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether a token is a quoted literal (a string of any kind).
+fn is_literal(token: &datafusion::sql::sqlparser::tokenizer::Token) -> bool {
+    use datafusion::sql::sqlparser::tokenizer::Token as T;
+    matches!(
+        token,
+        T::SingleQuotedString(_)
+            | T::DoubleQuotedString(_)
+            | T::TripleSingleQuotedString(_)
+            | T::TripleDoubleQuotedString(_)
+            | T::DollarQuotedString(_)
+            | T::SingleQuotedByteStringLiteral(_)
+            | T::DoubleQuotedByteStringLiteral(_)
+            | T::TripleSingleQuotedByteStringLiteral(_)
+            | T::TripleDoubleQuotedByteStringLiteral(_)
+            | T::SingleQuotedRawStringLiteral(_)
+            | T::DoubleQuotedRawStringLiteral(_)
+            | T::TripleSingleQuotedRawStringLiteral(_)
+            | T::TripleDoubleQuotedRawStringLiteral(_)
+            | T::NationalStringLiteral(_)
+            | T::EscapedStringLiteral(_)
+            | T::UnicodeStringLiteral(_)
+            | T::HexStringLiteral(_)
+            | T::Char(_)
+    )
+}
+
 /// Why text could not be read.
 #[derive(Debug)]
 pub enum TextError {

@@ -121,6 +121,7 @@ pub async fn serve(options: Options) -> Result<()> {
     let protocol = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("cxr-serve-protocol")
+        .thread_stack_size(crate::input::text::STACK_BYTES)
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the server's runtime", e))?;

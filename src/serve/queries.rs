@@ -1032,6 +1032,9 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        if let Some(why) = crate::input::text::too_deep(sql) {
+            return Err(user_error("54001", why)); // statement_too_complex
+        }
         let Some(statement) = super::rewrite::with_select_list_subqueries(sql)
             .and_then(|statements| statements.into_iter().next())
         else {
@@ -1089,6 +1092,9 @@ impl SimpleQueryHandler for Handler {
     {
         if query.len() > crate::input::text::MAX_SQL_BYTES as usize {
             return Err(too_long(query.len()));
+        }
+        if let Some(why) = crate::input::text::too_deep(query) {
+            return Err(user_error("54001", why)); // statement_too_complex
         }
         let Some(statements) = super::rewrite::with_select_list_subqueries(query) else {
             return SimpleQueryHandler::do_query(&*self.protocol, client, query).await;
@@ -1216,9 +1222,9 @@ fn too_long(bytes: usize) -> PgWireError {
     user_error(
         "54000", // program_limit_exceeded
         format!(
-            "the statement is {} MiB; statements are limited to {} MiB",
-            bytes >> 20,
-            crate::input::text::MAX_SQL_BYTES >> 20
+            "the statement is {bytes} bytes; statements are limited to {} MiB ({} bytes)",
+            crate::input::text::MAX_SQL_BYTES >> 20,
+            crate::input::text::MAX_SQL_BYTES
         ),
     )
 }

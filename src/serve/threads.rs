@@ -53,6 +53,7 @@ impl Runtimes {
             None => tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(self.workers)
                 .thread_name("cxr-statement")
+                .thread_stack_size(crate::input::text::STACK_BYTES)
                 .enable_all()
                 .build()
                 .map_err(|e| Error::io("cannot start a statement's threads", e))?,

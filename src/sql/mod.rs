@@ -292,6 +292,9 @@ impl Warehouse {
         params: &[(String, ScalarValue)],
     ) -> Result<Vec<DataFrame>> {
         let t = std::time::Instant::now();
+        if let Some(why) = crate::input::text::too_deep(sql) {
+            return Err(Error::Query(why));
+        }
         let statements =
             DFParser::parse_sql(sql).map_err(|e| Error::Query(Error::from(e).to_string()))?;
         if statements.is_empty() {
