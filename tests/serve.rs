@@ -708,10 +708,8 @@ fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
     answer
 }
 
-/// Starts a session as `cxr` by hand, then sends a simple query declaring 512 MiB and
-/// streams bytes of it (up to 256 MiB) until the server stops taking them: the bytes
-/// sent, and what the server answered after the startup.
-fn declare_a_huge_query(port: u16) -> (usize, Vec<u8>) {
+/// A session started as `cxr` by hand, read up to its first ReadyForQuery.
+fn logged_in(port: u16) -> TcpStream {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -728,6 +726,22 @@ fn declare_a_huge_query(port: u16) -> (usize, Vec<u8>) {
         socket.read_exact(&mut byte).unwrap();
         seen.push(byte[0]);
     }
+    socket
+}
+
+/// A protocol message: its type byte, its length, its body.
+fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Starts a session as `cxr` by hand, then sends a simple query declaring 512 MiB and
+/// streams bytes of it (up to 256 MiB) until the server stops taking them: the bytes
+/// sent, and what the server answered after the startup.
+fn declare_a_huge_query(port: u16) -> (usize, Vec<u8>) {
+    let mut socket = logged_in(port);
     let mut reader = socket.try_clone().unwrap();
     let answer = std::thread::spawn(move || {
         let mut answer = Vec::new();
@@ -1429,5 +1443,55 @@ fn deep_statements_are_answered_or_refused_and_the_server_stays_up() {
     assert_eq!(parse_csv(&stdout(&out))[1][0], expected.to_string());
     let out = run(&["sql", "-w", w, &chain(3_000)]);
     assert_eq!(code(&out), Some(2));
+    assert!(server.stop().success());
+}
+
+/// A client asking over the extended protocol for every row of a 12.6-billion-row
+/// cross join (Execute with no row limit, as psycopg and JDBC send it) and reading
+/// none holds the statement at its socket's buffer: the server's memory stays put,
+/// other clients are answered, and the work stops when the client leaves (pgwire
+/// alone gathered every row before sending one: 23 GB, then the kernel's OOM killer).
+#[test]
+fn an_extended_query_nobody_reads_holds_little_memory() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let mut server = Server::start(&wh, &[], &[]);
+    let port = server.port;
+    let mut socket = logged_in(port);
+    let sql = b"SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b\0";
+    let mut parse = vec![0u8];
+    parse.extend_from_slice(sql);
+    parse.extend_from_slice(&[0, 0]);
+    let mut exchange = message(b'P', &parse);
+    exchange.extend(message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+    exchange.extend(message(b'E', &[0, 0, 0, 0, 0]));
+    exchange.extend(message(b'S', &[]));
+    socket.write_all(&exchange).unwrap();
+    let images = nih_csv().len().to_string();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(psql_ok(port, "SELECT COUNT(*) FROM images").trim(), images);
+    }
+    let peak = server.peak_mib();
+    assert!(
+        peak < 1024,
+        "peak RSS {peak} MiB with a client that reads nothing"
+    );
+    drop(socket);
+    // The client is gone: within a few seconds the server stops computing.
+    let pid = server.child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = common::cpu_seconds(pid);
+        std::thread::sleep(Duration::from_secs(1));
+        if common::cpu_seconds(pid) - before < 0.2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still computing for a client that left"
+        );
+    }
+    assert!(server.alive());
     assert!(server.stop().success());
 }

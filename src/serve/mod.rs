@@ -12,6 +12,7 @@ mod cohorts;
 mod connection;
 mod copy;
 mod cursors;
+mod execute;
 mod http;
 mod memory;
 mod prepared;

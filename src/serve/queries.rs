@@ -1129,6 +1129,26 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
+    /// Rows stream to the client as they come (see `execute.rs`).
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: datafusion_postgres::pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        super::execute::execute(self, client, message).await
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
