@@ -617,6 +617,14 @@ fn the_page_in_chromium_matches_the_command_line() {
         "{page}"
     );
     assert_eq!(page["downloads_off"], "true");
+    assert_eq!(page["first_study_checked"], true, "{page}");
+    assert!(
+        page["misspelt_text"]
+            .as_str()
+            .unwrap()
+            .contains("parameter widthout"),
+        "{page}"
+    );
     for shot in ["page-cohort.png", "page-timeline.png"] {
         let bytes = std::fs::read(shots.join(shot)).unwrap();
         assert_eq!(&bytes[1..4], b"PNG", "{shot}");

@@ -162,6 +162,14 @@ def main():
         driver.get(BASE + "/?dataset=NIH&dataset=chexpert&sex=f&with=effusion&view=pa")
         wait_ready(driver, "dataset=chexpert%2Cnih&with=Effusion&sex=F&view=PA")
         result["hand_written_form"] = form_state(driver)
+        # A switch written as the API takes it (`=1`) is set, not dropped.
+        driver.get(BASE + "/?dataset=nih&first-study=1")
+        wait_ready(driver, "dataset=nih&first-study=true")
+        result["first_study_checked"] = driver.find_element(By.NAME, "first-study").is_selected()
+        driver.get(BASE + "/?dataset=nih&widthout=Effusion")
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
+        result["misspelt_text"] = driver.find_element(By.ID, "error").text
         driver.get(BASE + "/?dataset=nosuch")
         WebDriverWait(driver, 60).until(
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")

@@ -58,6 +58,9 @@ function parameters() {
 // Names are matched as the API matches them (without regard to case); a name the page
 // does not know is kept in `unknown` and said, never dropped silently.
 let unknown = [];
+// The parameters a cohort takes (src/serve/cohorts.rs).
+const PARAMETERS = ["dataset", "with", "any", "without", "no-finding", "age", "sex", "view",
+  "split", "first-study", "min-studies", "source", "uncertain"];
 function restore(p) {
   unknown = [];
   const lower = (v) => v.trim().toLowerCase();
@@ -73,8 +76,20 @@ function restore(p) {
       else unknown.push(`finding ${name}`);
     }
   }
-  form.elements["no-finding"].checked = p.get("no-finding") === "true";
-  form.elements["first-study"].checked = p.get("first-study") === "true";
+  // Switches and names read as the API reads them: `first-study`, `=1`, `=true`,
+  // `=on` set it; anything else the API would refuse is said.
+  for (const name of new Set(p.keys())) {
+    if (!PARAMETERS.includes(name)) unknown.push(`parameter ${name}`);
+  }
+  const on = (name) => {
+    if (!p.has(name)) return false;
+    const v = lower(p.get(name));
+    if (["", "true", "1", "on"].includes(v)) return true;
+    if (!["false", "0", "off"].includes(v)) unknown.push(`${name}=${p.get(name)}`);
+    return false;
+  };
+  form.elements["no-finding"].checked = on("no-finding");
+  form.elements["first-study"].checked = on("first-study");
   const [min, max] = (p.get("age") || "..").split("..");
   $("age-min").value = min || "";
   $("age-max").value = max || "";
