@@ -64,8 +64,7 @@ fn plot_size_out_of_range_says_so() {
         "--out",
         out_file.to_str().unwrap(),
     ]);
-    assert_eq!(code(&out), Some(2));
-    assert!(stderr(&out).contains("out of range"), "{}", stderr(&out));
+    assert_refused(&out, "out of range");
     assert!(!out_file.exists());
 }
 
@@ -453,8 +452,7 @@ fn synth_sample_walks_subfolders() {
         "--out",
         dir.path().join("e.tar").to_str().unwrap(),
     ]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no .png"), "{}", stderr(&out));
+    assert_refused(&out, "no .png");
 }
 
 #[test]
@@ -999,8 +997,7 @@ fn shell_scripts_end_with_comments_and_includes_stop() {
     let this = dir.path().join("self.sql");
     std::fs::write(&this, format!("\\i {}\n", this.display())).unwrap();
     let out = shell(&format!("\\i {}\n", this.display()));
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("deep"), "{}", stderr(&out));
+    assert_refused(&out, "deep");
 }
 
 /// Inputs that would double data are refused before any work: a dataset given
@@ -1024,8 +1021,7 @@ fn doubled_inputs_and_names_are_refused() {
         "--dataset",
         &twice,
     ]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("twice"), "{}", stderr(&out));
+    assert_refused(&out, "twice");
     let out = run(&[
         "ingest",
         "--no-images",
@@ -1036,12 +1032,7 @@ fn doubled_inputs_and_names_are_refused() {
         "--other-release",
         meta.to_str().unwrap(),
     ]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("same NIH release"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "same NIH release");
     assert!(!wh.join("manifest.json").exists(), "nothing is written");
 
     for names in ["a,a", "a,"] {
@@ -1523,11 +1514,9 @@ fn errors_in_plain_words() {
     let text = dir.path().join("notes.parquet");
     std::fs::write(&text, "these are notes, not a table\n").unwrap();
     let out = run(&["inspect", text.to_str().unwrap()]);
-    assert_eq!(code(&out), Some(2));
-    assert!(
-        stderr(&out).contains("not a Parquet file (it does not end with the PAR1 marker"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        "not a Parquet file (it does not end with the PAR1 marker",
     );
 
     let out = run(&["sql", "-w", w, "-o", "/proc/no/such.csv", "SELECT 1"]);
@@ -1793,12 +1782,7 @@ fn wrong_values_are_named_in_words() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no warehouse at ./warehouse"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "no warehouse at ./warehouse");
 }
 
 /// `plot boxes` titles the datasets whose boxes it draws: on an NIH-only warehouse,
@@ -1905,12 +1889,7 @@ fn split_and_partitioned_export_read_back() {
     assert_eq!(globbed, by_split);
     let sql = format!("SELECT * FROM '{}/*/none*.parquet'", parts.display());
     let out = run(&["sql", "-w", w, &sql]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no Parquet file matches"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "no Parquet file matches");
     // A damaged file in a folder is named; a folder without Parquet files says so.
     let damaged = dir.path().join("damaged");
     std::fs::create_dir_all(&damaged).unwrap();
@@ -1920,8 +1899,7 @@ fn split_and_partitioned_export_read_back() {
     for (folder, said) in [(&damaged, "a.parquet"), (&empty, "has none")] {
         let sql = format!("SELECT * FROM '{}/'", folder.display());
         let out = run(&["sql", "-w", w, &sql]);
-        assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+        assert_refused(&out, said);
     }
 }
 
@@ -2002,22 +1980,15 @@ fn plots_and_flags_say_what_is_missing() {
         "--out",
         svg.to_str().unwrap(),
     ]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("nothing to plot: no image matches the cohort (Hernia, no Hernia)"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        "nothing to plot: no image matches the cohort (Hernia, no Hernia)",
     );
     assert!(!svg.exists());
     let help = stdout(&run(&["help", "agree"]));
     assert!(help.contains("returning dataset and image_id"), "{help}");
     let out = run(&["split", "-w", &w(), "--seed", "1", "--fractions", ""]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("empty; a number is needed"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "empty; a number is needed");
 }
 
 /// Each image's findings in a shipped NIH metadata CSV, read here without cxr.
@@ -2225,12 +2196,7 @@ fn saved_queries_refuse_values_that_match_nothing() {
         "-p",
         "max_age=40",
     ]);
-    assert_eq!(code(&out), Some(2));
-    assert!(
-        stderr(&out).contains("`min_age` (60) is above `max_age` (40)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "`min_age` (60) is above `max_age` (40)");
     assert!(stdout(&out).is_empty());
     let out = run(&[
         "run",
@@ -2240,12 +2206,7 @@ fn saved_queries_refuse_values_that_match_nothing() {
         "-p",
         "dataset=mimic",
     ]);
-    assert_eq!(code(&out), Some(2));
-    assert!(
-        stderr(&out).contains("holds no `mimic` (it holds nih)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "holds no `mimic` (it holds nih)");
     // Patient 99999999 is in no row of the shipped CSV.
     assert!(!nih_csv().iter().any(|i| i.patient == 99_999_999));
     let out = run(&[

@@ -257,6 +257,13 @@ pub fn ingest_args<'a>(metadata: &'a str, wh: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Asserts that a command was refused as the user's to fix: exit 2, `needle` in its
+/// message.
+pub fn assert_refused(out: &Output, needle: &str) {
+    assert_eq!(code(out), Some(2), "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+}
+
 /// The exit code of a finished process (None if a signal ended it).
 pub fn code(o: &Output) -> Option<i32> {
     o.status.code()
