@@ -1495,3 +1495,66 @@ fn an_extended_query_nobody_reads_holds_little_memory() {
     assert!(server.alive());
     assert!(server.stop().success());
 }
+
+/// A cancel request stops a statement whose rows are already streaming (psql's
+/// Ctrl-C during a large `COPY ... TO STDOUT`), not only one still computing.
+#[test]
+fn a_cancel_request_stops_rows_being_sent() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let mut running = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "cxr", "-d", "cxr", "-At", "-c"])
+        .arg("COPY (SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b) TO STDOUT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness: rows are arriving. The reader keeps them flowing.
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = running.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut total, mut buffer, mut told) = (0usize, vec![0u8; 1 << 16], false);
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+            if total > 4 << 20 && !told {
+                told = tx.send(()).is_ok();
+            }
+        }
+        total
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("no rows arrived");
+    let started = Instant::now();
+    unsafe { libc::kill(running.id() as i32, libc::SIGINT) };
+    let status = running.wait().unwrap();
+    let mut err = String::new();
+    running
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let received = reader.join().unwrap();
+    // psql says it sent the cancel; the COPY ends in an error. (Its text is psql's
+    // "unexpected response": pgwire ends a failed COPY with CopyFail, the client's
+    // message, where PostgreSQL sends an ErrorResponse.)
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("Cancel request sent"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    // Far fewer than the 12.6 billion rows (about 33 bytes each) the query has.
+    assert!(received < 4 << 30, "{received} bytes");
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = common::cpu_seconds(server.child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = common::cpu_seconds(server.child.id()) - before;
+    assert!(
+        used < 0.2,
+        "the server used {used} s of CPU after the cancel"
+    );
+    assert!(server.stop().success());
+}

@@ -57,7 +57,7 @@ impl Cursors {
                 return Err(refused("DECLARE CURSOR needs a name and a FOR query"));
             };
             let statement = Statement::Query(query.clone());
-            let response = self.0.answer_as_text(&statement, client.metadata()).await?;
+            let response = self.0.answer_as_text(&statement, &*client).await?;
             let Response::Query(rows) = response else {
                 return Err(refused("a cursor's query returns rows"));
             };

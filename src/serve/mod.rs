@@ -7,6 +7,7 @@
 //! and offers the saved queries as table functions ([`saved`]).
 
 mod auth;
+mod cancel;
 mod catalog;
 mod cohorts;
 mod connection;
@@ -32,7 +33,6 @@ use std::time::Duration;
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
@@ -389,7 +389,7 @@ struct Server {
     handler: Arc<Handler>,
     account: Option<Arc<Account>>,
     connections: Arc<ConnectionManager>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<cancel::Cancels>,
 }
 
 impl Server {
@@ -404,13 +404,13 @@ impl Server {
             Arc::new(prepared::Prepared(served.clone())),
             Arc::new(Answer(served.clone())),
         ];
+        let cancels = served.cancels.clone();
         let handler = Handler::new(Arc::new(SessionContext::new()), hooks, served);
-        let connections = Arc::new(ConnectionManager::new());
         Server {
             handler: Arc::new(handler),
             account,
-            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
-            connections,
+            connections: cancels.manager(),
+            cancel: cancels,
         }
     }
 }

@@ -74,7 +74,7 @@ impl Prepared {
                 format!("EXECUTE {name}: ${n} has no value ({} given)", values.len()),
             ));
         }
-        self.0.answer_as_text(&statement, client.metadata()).await
+        self.0.answer_as_text(&statement, &*client).await
     }
 }
 

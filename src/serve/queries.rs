@@ -76,6 +76,25 @@ pub struct Served {
     runtimes: Arc<Runtimes>,
     /// The role clients log in as (psql's `\du` lists it).
     user: String,
+    /// The connections and their cancel requests, which reach the rows being sent.
+    pub cancels: Arc<super::cancel::Cancels>,
+}
+
+/// What running a statement needs of the client that asked: its own time limit
+/// (`SET statement_timeout`) and its connection, whose cancel requests stop it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asker {
+    time: Option<Duration>,
+    pid: i32,
+}
+
+impl Asker {
+    pub(super) fn of<C: ClientInfo + ?Sized>(client: &C) -> Asker {
+        Asker {
+            time: client_time(client.metadata()),
+            pid: client.pid_and_secret_key().0,
+        }
+    }
 }
 
 /// One version of the warehouse, open for clients.
@@ -132,6 +151,9 @@ impl Served {
             limits,
             server_memory: Arc::new(GreedyMemoryPool::new(server_memory)),
             running: Arc::new(AtomicUsize::new(0)),
+            cancels: Arc::new(super::cancel::Cancels::new(Arc::new(
+                datafusion_postgres::pgwire::api::ConnectionManager::new(),
+            ))),
         };
         served.version().await?;
         Ok(served)
@@ -205,10 +227,10 @@ impl Served {
     /// `format`, under the connection's settings (`metadata`).
     /// Answers `statement` on the current version as a simple query is answered: no
     /// parameters, rows as text. A cursor's query and `EXECUTE`'s statement too.
-    pub(super) async fn answer_as_text(
+    pub(super) async fn answer_as_text<C: ClientInfo + ?Sized>(
         &self,
         statement: &Statement,
-        metadata: &HashMap<String, String>,
+        client: &C,
     ) -> PgWireResult<Response> {
         let version = self.version().await.map_err(|e| self.error(e))?;
         let no_parameters = ParamValues::List(Vec::new());
@@ -217,19 +239,20 @@ impl Served {
             statement,
             &no_parameters,
             &Format::UnifiedText,
-            metadata,
+            client,
         )
         .await
     }
 
-    async fn answer(
+    async fn answer<C: ClientInfo + ?Sized>(
         &self,
         version: Arc<Version>,
         statement: &Statement,
         params: &ParamValues,
         format: &Format,
-        metadata: &HashMap<String, String>,
+        client: &C,
     ) -> PgWireResult<Response> {
+        let metadata = client.metadata();
         let user = metadata.get("user").map_or("", String::as_str);
         let named = super::rewrite::with_login_user(statement, user);
         let statement = named.as_ref().unwrap_or(statement);
@@ -239,7 +262,7 @@ impl Served {
             .and_then(|plan| Ok(plan.replace_params_with_values(params)?))
             .map_err(|e| self.error(e))?;
         let options = Arc::new(FormatOptions::from_client_metadata(metadata));
-        self.run(version, plan, client_time(metadata), format, options)
+        self.run(version, plan, Asker::of(client), format, options)
             .await
     }
 
@@ -248,11 +271,11 @@ impl Served {
         &self,
         version: Arc<Version>,
         plan: LogicalPlan,
-        client_time: Option<Duration>,
+        asker: Asker,
         format: &Format,
         options: Arc<FormatOptions>,
     ) -> PgWireResult<Response> {
-        let (schema, batches) = self.execute(version, plan, client_time).await?;
+        let (schema, batches) = self.execute(version, plan, asker).await?;
         let fields = Arc::new(
             arrow_schema_to_pg_fields(&schema, format, Some(options))
                 .map_err(|e| user_error("XX000", e.to_string()))?,
@@ -274,13 +297,13 @@ impl Served {
         &self,
         version: Arc<Version>,
         copy: super::copy::CopyOut,
-        client_time: Option<Duration>,
+        asker: Asker,
     ) -> PgWireResult<Response> {
         let plan = self
             .plan(&version, &copy.query)
             .await
             .map_err(|e| self.error(e))?;
-        let (schema, batches) = self.execute(version, plan, client_time).await?;
+        let (schema, batches) = self.execute(version, plan, asker).await?;
         let columns = schema.fields().len();
         let header = copy.header(&schema);
         let rows = batches.flat_map(move |batch| {
@@ -325,13 +348,15 @@ impl Served {
         &self,
         version: Arc<Version>,
         plan: LogicalPlan,
-        client_time: Option<Duration>,
+        asker: Asker,
     ) -> PgWireResult<(
         datafusion::arrow::datatypes::Schema,
         impl futures::Stream<Item = PgWireResult<RecordBatch>> + Send + use<>,
     )> {
         let running = Running::start(&self.running);
-        let limit = client_time.map_or(self.limits.query_time, |t| t.min(self.limits.query_time));
+        let limit = asker
+            .time
+            .map_or(self.limits.query_time, |t| t.min(self.limits.query_time));
         let deadline = tokio::time::Instant::now() + limit;
         // The time limit is checked inside the plan too: an operator that loops in
         // one poll (a nested-loop join) would not see a timer until it ends. The flag
@@ -366,7 +391,8 @@ impl Served {
                 }
             },
         );
-        Ok((schema, futures::stream::iter(first).chain(rest)))
+        let batches = futures::stream::iter(first).chain(rest);
+        Ok((schema, self.cancels.until_cancelled(asker.pid, batches)))
     }
 
     /// A cxr error as the client sees it.
@@ -931,11 +957,9 @@ impl QueryHook for Answer {
             if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
                 let version = served.version().await.map_err(|e| served.error(e))?;
                 let copy = copy.map_err(|e| served.error(e))?;
-                return served
-                    .copy_out(version, copy, client_time(client.metadata()))
-                    .await;
+                return served.copy_out(version, copy, Asker::of(&*client)).await;
             }
-            served.answer_as_text(statement, client.metadata()).await
+            served.answer_as_text(statement, &*client).await
         };
         Some(answer.await)
     }
@@ -1199,7 +1223,7 @@ impl ExtendedQueryHandler for Handler {
                 floats.as_ref().unwrap_or(statement),
                 &params,
                 &portal.result_column_format,
-                client.metadata(),
+                &*client,
             )
             .await
     }
