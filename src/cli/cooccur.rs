@@ -108,29 +108,24 @@ masks AS (
     GROUP BY dataset, mask
 ),
 counts AS (
-    -- Every distinct mask against every ordered pair of findings, grouped by bits
-    -- (integers; the names are joined to the 182 or 306 rows that come out).
-    SELECT m.dataset, p.bit_a, p.bit_b,
-           SUM(CASE WHEN (m.mask & p.bit_a) <> 0 THEN m.n ELSE 0 END) AS n_a,
-           SUM(CASE WHEN (m.mask & p.bit_b) <> 0 THEN m.n ELSE 0 END) AS n_b,
-           SUM(CASE WHEN (m.mask & p.bit_a) <> 0 AND (m.mask & p.bit_b) <> 0 THEN m.n ELSE 0 END) AS n_ab,
-           CAST(SUM(m.n) AS DOUBLE) AS total, bit_or(m.known) AS known
+    SELECT m.dataset, a.label AS label_a, b.label AS label_b,
+           SUM(CASE WHEN (m.mask & a.bit) <> 0 THEN m.n ELSE 0 END) AS n_a,
+           SUM(CASE WHEN (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END) AS n_b,
+           SUM(CASE WHEN (m.mask & a.bit) <> 0 AND (m.mask & b.bit) <> 0 THEN m.n ELSE 0 END) AS n_ab,
+           CAST(SUM(m.n) AS DOUBLE) AS total,
+           bit_or(m.known) AS known, a.bit AS bit_a, b.bit AS bit_b
     FROM masks m
-    CROSS JOIN (SELECT a.bit AS bit_a, b.bit AS bit_b FROM finding a CROSS JOIN finding b WHERE a.bit <> b.bit) AS p
-    GROUP BY m.dataset, p.bit_a, p.bit_b
-),
-named AS (
-    -- Only the pairs of findings the dataset labels.
-    SELECT c.dataset, a.label AS label_a, b.label AS label_b, c.n_a, c.n_b, c.n_ab, c.total
-    FROM counts c JOIN finding a ON a.bit = c.bit_a JOIN finding b ON b.bit = c.bit_b
-    WHERE (c.known & c.bit_a) <> 0 AND (c.known & c.bit_b) <> 0
+    CROSS JOIN finding a
+    JOIN finding b ON a.label <> b.label
+    GROUP BY m.dataset, a.label, a.bit, b.label, b.bit
 ),
 pairs AS (
     SELECT dataset, label_a, label_b, n_a, n_b, n_ab,
            CAST(n_ab AS DOUBLE) / NULLIF(n_a, 0) AS p_b_given_a,
            CAST(n_ab AS DOUBLE) / NULLIF(n_a + n_b - n_ab, 0) AS jaccard,
            CAST(n_ab AS DOUBLE) * total / NULLIF(CAST(n_a AS DOUBLE) * n_b, 0) AS lift
-    FROM named
+    FROM counts
+    WHERE (known & bit_a) <> 0 AND (known & bit_b) <> 0
 )
 SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
 FROM pairs{keep}
