@@ -92,6 +92,19 @@ impl Drop for Server {
     }
 }
 
+/// Asserts that the server's CPU goes quiet after a cancel, once the batches in hand
+/// are done (a quarter of a second each): the statement stopped, not only its client.
+fn assert_quiet_after_cancel(server: &Server) {
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = common::cpu_seconds(server.child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = common::cpu_seconds(server.child.id()) - before;
+    assert!(
+        used < 0.2,
+        "the server used {used} s of CPU after the cancel"
+    );
+}
+
 /// A client program this test needs: present, or (under CI, which installs it) a
 /// failure; elsewhere the test says it is skipped.
 fn client(program: &str) -> Option<PathBuf> {
@@ -1170,16 +1183,7 @@ fn a_cancel_request_stops_the_statement() {
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("cancel"), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(10));
-    // The server's CPU goes quiet once the batches in hand are done (a quarter of a
-    // second each): the statement stopped, not only its client.
-    std::thread::sleep(Duration::from_millis(1000));
-    let before = common::cpu_seconds(server.child.id());
-    std::thread::sleep(Duration::from_millis(1500));
-    let used = common::cpu_seconds(server.child.id()) - before;
-    assert!(
-        used < 0.2,
-        "the server used {used} s of CPU after the cancel"
-    );
+    assert_quiet_after_cancel(&server);
     assert!(server.stop().success());
 }
 
@@ -1548,13 +1552,6 @@ fn a_cancel_request_stops_rows_being_sent() {
     assert!(started.elapsed() < Duration::from_secs(10), "{err}");
     // Far fewer than the 12.6 billion rows (about 33 bytes each) the query has.
     assert!(received < 4 << 30, "{received} bytes");
-    std::thread::sleep(Duration::from_millis(1000));
-    let before = common::cpu_seconds(server.child.id());
-    std::thread::sleep(Duration::from_millis(1500));
-    let used = common::cpu_seconds(server.child.id()) - before;
-    assert!(
-        used < 0.2,
-        "the server used {used} s of CPU after the cancel"
-    );
+    assert_quiet_after_cancel(&server);
     assert!(server.stop().success());
 }

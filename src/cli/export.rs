@@ -221,10 +221,7 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
         if done.files == 1 { "" } else { "s" }
     );
     if done.rows == 0 && cmd.common.cohort.narrows() {
-        eprintln!(
-            "cxr: note: no image matches the cohort ({})",
-            cmd.common.cohort.describe()
-        );
+        eprintln!("cxr: note: {}", cmd.common.cohort.nothing_matches());
     }
 }
 

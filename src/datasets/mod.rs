@@ -258,14 +258,10 @@ pub struct Readers {
 /// finding the dataset labels, whether or not they ever marked it): a finding any
 /// reader labels is known, negative unless stated, in every image the readers read.
 pub fn vocabulary<'a>(dataset: &str, source: &'a str) -> &'a str {
-    match dataset_entry_readers(dataset) {
+    match self::dataset(dataset).and_then(|d| d.readers) {
         Some(r) if source.starts_with(r.source_prefix) => &source[..r.source_prefix.len()],
         _ => source,
     }
-}
-
-fn dataset_entry_readers(name: &str) -> Option<Readers> {
-    dataset(name).and_then(|d| d.readers)
 }
 
 /// [`vocabulary`] as SQL over a row's `dataset` and `source` columns (`s.`-qualified
