@@ -73,8 +73,7 @@ impl<'w> TextSink<'w> {
         let head = header(schema);
         Ok(match format {
             Format::Csv | Format::Table => {
-                let cells: Vec<_> = head.iter().map(|h| csv_field(h).into_owned()).collect();
-                writeln!(out, "{}", cells.join(",")).map_err(io)?;
+                write_csv_header(out, schema)?;
                 TextSink::Csv(out)
             }
             Format::Markdown => {
@@ -90,12 +89,7 @@ impl<'w> TextSink<'w> {
 
     fn write(&mut self, b: &RecordBatch) -> Result<()> {
         match self {
-            TextSink::Csv(out) => {
-                for row in rows_as_text(b, "")? {
-                    let cells: Vec<_> = row.iter().map(|c| csv_field(c)).collect();
-                    writeln!(out, "{}", cells.join(",")).map_err(io)?;
-                }
-            }
+            TextSink::Csv(out) => write_csv_rows(out, b)?,
             TextSink::Markdown(out) => {
                 for row in rows_as_text(b, "")? {
                     let cells: Vec<_> = row.iter().map(|c| markdown_cell(c)).collect();
@@ -118,6 +112,24 @@ impl<'w> TextSink<'w> {
             _ => Ok(()),
         }
     }
+}
+
+/// A CSV header line: the schema's column names.
+pub fn write_csv_header(out: &mut dyn Write, schema: &SchemaRef) -> Result<()> {
+    let cells: Vec<_> = header(schema)
+        .iter()
+        .map(|h| csv_field(h).into_owned())
+        .collect();
+    writeln!(out, "{}", cells.join(",")).map_err(io)
+}
+
+/// A batch's rows as CSV lines, as `--format csv` writes them.
+pub fn write_csv_rows(out: &mut dyn Write, batch: &RecordBatch) -> Result<()> {
+    for row in rows_as_text(batch, "")? {
+        let cells: Vec<_> = row.iter().map(|c| csv_field(c)).collect();
+        writeln!(out, "{}", cells.join(",")).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Writes whole batches in a text format (`Table` is written as CSV).

@@ -74,10 +74,7 @@ impl Server {
 
     /// Peak resident memory so far, in MiB.
     fn peak_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib / 1024
+        common::peak_mib(self.child.id())
     }
 
     fn alive(&mut self) -> bool {
@@ -810,10 +807,20 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         "{answer}"
     );
     assert!(server.alive());
-    // Idle connections past the limit: refused with PostgreSQL's own error.
+    // 100 connections that never start (more than the 20 places): once they have
+    // sat idle for longer than a client takes to send its startup packet (2 s),
+    // each new client takes the place of the oldest, again and again.
     let idle: Vec<TcpStream> = (0..100)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
         .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    for n in 0..3 {
+        assert_eq!(psql_ok(port, &format!("SELECT {n}")).trim(), n.to_string());
+    }
+    drop(idle);
+    // Clients that have logged in keep their places: past the limit, a new one is
+    // refused with PostgreSQL's own error.
+    let sessions: Vec<TcpStream> = (0..20).map(|_| logged_in(port)).collect();
     let out = psql(port, "SELECT 1", &[]);
     assert_ne!(code(&out), Some(0));
     assert!(
@@ -821,7 +828,7 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         "{}",
         stderr(&out)
     );
-    drop(idle);
+    drop(sessions);
     // Once they are gone, clients are answered again; a 10 MB statement is
     // answered too (an error, not a crash).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1412,6 +1419,91 @@ fn session_settings_are_checked_and_reset() {
     assert!(server.stop().success());
 }
 
+/// Every setting a client sends is honoured or refused, as PostgreSQL would, never
+/// taken and ignored: `SET LOCAL` lasts a transaction (outside one it does nothing,
+/// with PostgreSQL's warning), durations in microseconds and with exponents,
+/// PostgreSQL's settings that mean nothing to cxr taken with a notice and shown at
+/// their default, custom `prefix.name` settings kept, the engine's `datafusion.*`
+/// and unknown names refused, `SHOW ALL` listing them; `PGOPTIONS` likewise.
+#[test]
+fn session_settings_are_honoured_or_refused() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = "SET LOCAL statement_timeout = '5s';
+SHOW statement_timeout;
+                  BEGIN;
+SET LOCAL statement_timeout = '2000us';
+SHOW statement_timeout;
+COMMIT;
+                  SHOW statement_timeout;
+                  SET statement_timeout = 1e3;
+SHOW statement_timeout;
+                  SET work_mem = '1GB';
+SHOW work_mem;
+                  SET myapp.study = 'effusion';
+SHOW myapp.study;
+                  SET datafusion.execution.batch_size = 1;
+                  SET nosuch = 1;
+SHOW nosuch;
+                  SET client_encoding = 'LATIN1';
+                  SHOW ALL;
+";
+    let out = common::spawn_with_stdin(
+        Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
+            .env("PGCONNECT_TIMEOUT", "20"),
+        script,
+    )
+    .wait_with_output()
+    .unwrap();
+    let (said, err) = (stdout(&out), stderr(&out));
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| !["", "SET", "BEGIN", "COMMIT"].contains(l))
+        .collect();
+    assert_eq!(
+        lines[..6],
+        ["0", "2ms", "0", "1000ms", "4MB", "effusion"],
+        "{said}
+{err}"
+    );
+    // SHOW ALL: name|setting, the custom setting and the timeout among them.
+    for row in [
+        "myapp.study|effusion",
+        "statement_timeout|1000ms",
+        "work_mem|4MB",
+    ] {
+        assert!(lines[6..].contains(&row), "SHOW ALL lacks {row}: {said}");
+    }
+    for message in [
+        "WARNING:  SET LOCAL can only be used in transaction blocks",
+        "NOTICE:  work_mem has no effect in cxr serve",
+        r#"parameter "datafusion.execution.batch_size" cannot be changed by a client"#,
+        r#"unrecognized configuration parameter "nosuch""#,
+        "client_encoding = LATIN1: cxr serve has only client_encoding = UTF8",
+    ] {
+        assert!(err.contains(message), "no {message:?} in {err}");
+    }
+    // Two errors for nosuch (SET and SHOW).
+    assert_eq!(err.matches(r#"parameter "nosuch""#).count(), 2, "{err}");
+    // The startup packet's options, as libpq sends PGOPTIONS.
+    let out = psql(
+        server.port,
+        "SHOW statement_timeout",
+        &[("PGOPTIONS", "-c statement_timeout=1500")],
+    );
+    assert_eq!(stdout(&out).trim(), "1500ms", "{}", stderr(&out));
+    let out = psql(server.port, "SELECT 1", &[("PGOPTIONS", "-c nosuch=1")]);
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains(r#"FATAL:  unrecognized configuration parameter "nosuch""#),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A statement chaining thousands of operators (what a tool generates for a long
 /// list of values) is answered; one past cxr's limit is refused as a statement too
 /// complex, and the server keeps answering (2,000 `OR`s overflowed a statement
@@ -1498,6 +1590,36 @@ fn an_extended_query_nobody_reads_holds_little_memory() {
     }
     assert!(server.alive());
     assert!(server.stop().success());
+}
+
+/// A `COPY ... TO STDOUT` that fails once its rows flow (here at the time limit)
+/// ends with its error, as PostgreSQL's does: psql prints it and exits 1. (pgwire
+/// sent `CopyFail`, which psql answered with "unexpected response".)
+#[test]
+fn a_copy_failing_midway_ends_with_its_error() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &["--query-time", "1"], &[]);
+    let out = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "cxr", "-d", "cxr", "-c"])
+        .arg("COPY (SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b) TO STDOUT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(code(&out), Some(1), "{err}");
+    assert!(
+        err.contains("time limit") && !err.contains("unexpected"),
+        "{err}"
+    );
+    // The session and the server go on.
+    let images = nih_csv().len().to_string();
+    assert_eq!(
+        psql_ok(server.port, "SELECT COUNT(*) FROM images").trim(),
+        images
+    );
 }
 
 /// A cancel request stops a statement whose rows are already streaming (psql's

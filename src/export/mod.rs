@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::basic::Compression;
 use datafusion::scalar::ScalarValue;
@@ -74,17 +74,69 @@ pub struct Summary {
     pub files: usize,
 }
 
-/// The manifest's rows: the export query's result with its targets (the findings
-/// of NIH, or across datasets the 18 of docs/DATASETS.md).
-pub async fn manifest_rows(
-    wh: &Warehouse,
-    spec: &Spec,
-    manifest: &Manifest,
-    sql: &str,
-    params: &[(String, ScalarValue)],
-) -> Result<RecordBatch> {
-    let rows = wh.query(sql, params).await?;
-    manifest::with_targets(rows.batch(), &manifest.targets(), spec.wide_targets)
+/// The manifest's rows as the export query computes them, batch by batch, each
+/// with its targets (the findings of NIH, or across datasets the 18 of
+/// docs/DATASETS.md): memory holds a batch, not the manifest.
+pub struct ManifestRows {
+    stream: datafusion::execution::SendableRecordBatchStream,
+    targets: Vec<&'static str>,
+    wide: bool,
+    /// The schema of every batch [`ManifestRows::next`] gives.
+    pub schema: SchemaRef,
+}
+
+impl ManifestRows {
+    /// Starts the export query.
+    pub async fn start(
+        wh: &Warehouse,
+        spec: &Spec,
+        manifest: &Manifest,
+        sql: &str,
+        params: &[(String, ScalarValue)],
+    ) -> Result<ManifestRows> {
+        let stream = wh.stream(sql, params).await?;
+        let targets = manifest.targets();
+        let empty = RecordBatch::new_empty(stream.schema());
+        let schema = manifest::with_targets(&empty, &targets, spec.wide_targets)?.schema();
+        Ok(ManifestRows {
+            stream,
+            targets,
+            wide: spec.wide_targets,
+            schema,
+        })
+    }
+
+    /// The next batch of rows, or None after the last.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        use futures::StreamExt;
+        let batch = self.stream.next().await?;
+        Some(
+            batch
+                .map_err(Error::from)
+                .and_then(|b| manifest::with_targets(&b, &self.targets, self.wide)),
+        )
+    }
+
+    /// Every row in one batch (a partitioned export groups them by value).
+    async fn collect(mut self) -> Result<RecordBatch> {
+        let mut batches = Vec::new();
+        while let Some(b) = self.next().await {
+            batches.push(b?);
+        }
+        Ok(datafusion::arrow::compute::concat_batches(
+            &self.schema,
+            &batches,
+        )?)
+    }
+
+    /// Writes every row into one Parquet file, batch by batch; returns the rows.
+    async fn write_parquet(mut self, path: &Path, opts: &WriteOptions) -> Result<u64> {
+        let mut sink = parquet::ParquetSink::create(path, &self.schema, opts)?;
+        while let Some(b) = self.next().await {
+            sink.write(&b?)?;
+        }
+        sink.finish()
+    }
 }
 
 /// Runs the export query and writes `out` (a file, or a directory of partitions).
@@ -99,9 +151,7 @@ pub async fn run(
     refuse_inside(&wh.snapshot.root, out, "--out")?;
     check_output(out, spec.overwrite)?;
     let t = std::time::Instant::now();
-    let batch = manifest_rows(wh, spec, manifest, sql, params).await?;
-    crate::trace("run", t);
-    let t = std::time::Instant::now();
+    let rows = ManifestRows::start(wh, spec, manifest, sql, params).await?;
     let mut meta = provenance(wh, &manifest.scope);
     meta.extend(vec![
         (
@@ -127,32 +177,37 @@ pub async fn run(
         ),
     ]);
     let opts = spec.options(meta);
-    let files = match &spec.partition_by {
-        None if is_parquet_name(out) => {
-            parquet::write(out, &batch.schema(), std::slice::from_ref(&batch), &opts)?;
-            1
+    let summary = match &spec.partition_by {
+        None if is_parquet_name(out) => Summary {
+            rows: rows.write_parquet(out, &opts).await?,
+            files: 1,
+        },
+        None => {
+            let folder = NewFolder::create(out)?;
+            let written = rows
+                .write_parquet(&folder.path().join("part-0.parquet"), &opts)
+                .await?;
+            folder.commit(spec.overwrite)?;
+            Summary {
+                rows: written,
+                files: 1,
+            }
         }
-        None => in_new_dir(out, spec.overwrite, |dir| {
-            parquet::write(
-                &dir.join("part-0.parquet"),
-                &batch.schema(),
-                std::slice::from_ref(&batch),
-                &opts,
-            )?;
-            Ok(1)
-        })?,
         Some(col) => {
             let col = ident(col)?;
-            in_new_dir(out, spec.overwrite, |dir| {
+            let batch = rows.collect().await?;
+            let files = in_new_dir(out, spec.overwrite, |dir| {
                 write_partitioned(dir, &batch, &col, &opts)
-            })?
+            })?;
+            Summary {
+                rows: batch.num_rows() as u64,
+                files,
+            }
         }
     };
-    crate::trace("write", t);
-    Ok(Summary {
-        rows: batch.num_rows() as u64,
-        files,
-    })
+    // Rows are computed and written as they stream, so the two phases are one.
+    crate::trace("run and write", t);
+    Ok(summary)
 }
 
 fn is_parquet_name(p: &Path) -> bool {
@@ -330,33 +385,59 @@ fn in_new_dir(
     overwrite: bool,
     fill: impl FnOnce(&Path) -> Result<usize>,
 ) -> Result<usize> {
-    let out = resolve(out).unwrap_or_else(|| out.to_path_buf());
-    let parent = out
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&parent).ctx(|| format!("{}: cannot create", parent.display()))?;
-    crate::warehouse::files::sweep_stale(&out);
-    let tmp = crate::warehouse::files::temp_beside(&out);
-    std::fs::create_dir(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
-    let filled = fill(&tmp).and_then(|n| {
-        write_marker(&tmp)?;
-        Ok(n)
-    });
-    let n = match filled {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    let swapped = swap_into_place(&tmp, &out, overwrite);
-    if swapped.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    swapped?;
-    crate::warehouse::files::sync_parent(&out);
+    let folder = NewFolder::create(out)?;
+    let n = fill(folder.path())?;
+    folder.commit(overwrite)?;
     Ok(n)
+}
+
+/// A directory output being filled in a hidden sibling of its place; removed if
+/// dropped before [`NewFolder::commit`].
+struct NewFolder {
+    tmp: PathBuf,
+    out: PathBuf,
+    committed: bool,
+}
+
+impl NewFolder {
+    fn create(out: &Path) -> Result<NewFolder> {
+        let out = resolve(out).unwrap_or_else(|| out.to_path_buf());
+        let parent = out
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::create_dir_all(&parent).ctx(|| format!("{}: cannot create", parent.display()))?;
+        crate::warehouse::files::sweep_stale(&out);
+        let tmp = crate::warehouse::files::temp_beside(&out);
+        std::fs::create_dir(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;
+        Ok(NewFolder {
+            tmp,
+            out,
+            committed: false,
+        })
+    }
+
+    /// Where the files go until the folder is committed.
+    fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Marks the folder as cxr's and swaps it into place.
+    fn commit(mut self, overwrite: bool) -> Result<()> {
+        write_marker(&self.tmp)?;
+        swap_into_place(&self.tmp, &self.out, overwrite)?;
+        self.committed = true;
+        crate::warehouse::files::sync_parent(&self.out);
+        Ok(())
+    }
+}
+
+impl Drop for NewFolder {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 /// Moves the finished folder `tmp` to `out`. An existing `out` (checked replaceable

@@ -203,10 +203,38 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Open(open) => open.on_startup(client, message).await,
-            Startup::Password(sasl) => sasl.on_startup(client, message).await,
+        // `-c name=value` (libpq's PGOPTIONS), taken as `SET` takes them: checked
+        // before the login (a setting refused refuses the connection, as
+        // PostgreSQL's does), applied once the session exists.
+        let options = match &message {
+            PgWireFrontendMessage::Startup(startup) => startup.parameters.get("options").cloned(),
+            _ => None,
+        };
+        if let Some(options) = &options {
+            super::settings::from_startup_options(options, &mut HashMap::new()).map_err(fatal)?;
         }
+        match self {
+            Startup::Open(open) => open.on_startup(client, message).await?,
+            Startup::Password(sasl) => sasl.on_startup(client, message).await?,
+        }
+        if let Some(options) = &options {
+            super::settings::from_startup_options(options, client.metadata_mut())?;
+        }
+        Ok(())
+    }
+}
+
+/// An error that ends the connection.
+fn fatal(error: PgWireError) -> PgWireError {
+    match error {
+        PgWireError::UserError(info) => PgWireError::UserError(Box::new(
+            datafusion_postgres::pgwire::error::ErrorInfo::new(
+                "FATAL".into(),
+                info.code,
+                info.message,
+            ),
+        )),
+        other => other,
     }
 }
 

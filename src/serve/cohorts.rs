@@ -7,12 +7,12 @@
 //! and `cxr` cannot disagree. Only the cohort's own flags are taken: nothing names a
 //! file (`--cohort`, `--out`, `-w`) or carries SQL (`--where`).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Args, Parser};
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::memory_pool::MemoryPool;
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::cli::cooccur::{Metric, Thresholds};
 use crate::cohort::{Available, CohortArgs};
 use crate::error::{Error, Result};
+use crate::export::ManifestRows;
 use crate::output::Format;
 use crate::sql::snippets::quote;
 use crate::sql::{Interrupt, Register, Warehouse};
@@ -281,10 +282,10 @@ impl Answers {
         page: PageCohort,
         csv: bool,
         interrupt: &Interrupt,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<std::fs::File> {
         let wh = self.open(interrupt).await?;
         let page = page.with_every_dataset(&wh).await?;
-        let out = TempFile::new("parquet");
+        let out = TempFile::new(if csv { "csv" } else { "parquet" });
         let mut arguments = page.arguments.clone();
         arguments.push(format!("--out={}", out.0.display()));
         if csv {
@@ -294,12 +295,13 @@ impl Answers {
         let spec = export.spec()?;
         let (sql, manifest) = crate::cli::export::manifest_sql(&export, &wh).await?;
         if csv {
-            return csv_bytes(
-                &crate::export::manifest_rows(&wh, &spec, &manifest, &sql, &[]).await?,
-            );
+            let rows = ManifestRows::start(&wh, &spec, &manifest, &sql, &[]).await?;
+            write_csv(rows, &out.0).await?;
+        } else {
+            crate::export::run(&wh, &spec, &sql, &[], &out.0, &manifest).await?;
         }
-        crate::export::run(&wh, &spec, &sql, &[], &out.0, &manifest).await?;
-        std::fs::read(&out.0).map_err(|e| Error::io("reading the manifest written", e))
+        // The open file outlives its name, which TempFile removes.
+        std::fs::File::open(&out.0).map_err(|e| Error::io("reading the manifest written", e))
     }
 
     /// The cohort as a saved query file for `queries/` (`cxr run NAME`).
@@ -331,22 +333,22 @@ async fn json_rows(wh: &Warehouse, sql: &str) -> Result<Value> {
         .map_err(|e| Error::Internal(format!("a result did not read back as JSON: {e}")))
 }
 
-/// A manifest as CSV: list and struct columns (the `targets` list, `boxes`) are left
-/// out; the wide target columns carry the targets.
-fn csv_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let schema = batch.schema();
-    let keep: Vec<usize> = (0..schema.fields().len())
-        .filter(|&i| !is_nested(schema.field(i).data_type()))
+/// A manifest as CSV, written as its rows stream: list and struct columns (the
+/// `targets` list, `boxes`) are left out; the wide target columns carry the targets.
+async fn write_csv(mut rows: ManifestRows, path: &std::path::Path) -> Result<()> {
+    let keep: Vec<usize> = (0..rows.schema.fields().len())
+        .filter(|&i| !is_nested(rows.schema.field(i).data_type()))
         .collect();
-    let flat = batch.project(&keep)?;
-    let mut bytes = Vec::new();
-    crate::output::write_batches(
-        &mut bytes,
-        &flat.schema(),
-        std::slice::from_ref(&flat),
-        Format::Csv,
-    )?;
-    Ok(bytes)
+    let flat = Arc::new(rows.schema.project(&keep)?);
+    let file = std::fs::File::create(path)
+        .map_err(|e| Error::io(format!("{}: cannot create", path.display()), e))?;
+    let mut out = std::io::BufWriter::new(file);
+    crate::output::write_csv_header(&mut out, &flat)?;
+    while let Some(batch) = rows.next().await {
+        crate::output::write_csv_rows(&mut out, &batch?.project(&keep)?)?;
+    }
+    out.flush()
+        .map_err(|e| Error::io(format!("{}: cannot write", path.display()), e))
 }
 
 fn is_nested(ty: &DataType) -> bool {

@@ -4,11 +4,12 @@
 //! clients could hold gigabytes of the server's memory with statements the 16 MiB
 //! limit then refuses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion_postgres::pgwire;
 use futures::{SinkExt, StreamExt};
@@ -18,6 +19,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::TlsAcceptor;
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// The longest message a client may send: a statement of the 16 MiB limit
 /// (`input::text::MAX_SQL_BYTES`) with room for its parameters.
@@ -28,6 +30,71 @@ pub const MAX_MESSAGE_BYTES: usize = crate::input::text::MAX_SQL_BYTES as usize 
 /// among `--max-connections`, so idle ones must leave soon. Longer than the 10 s a
 /// login waits its turn at most after failures (`auth::LONGEST_WAIT`).
 const STARTUP: Duration = Duration::from_secs(15);
+
+/// How long a connection may take to start before it can be closed to make room:
+/// a client sends its startup packet as soon as it connects, so when every place
+/// is taken, the connection that has been starting longest, if for longer than
+/// this, is closed for the newcomer. Idle connections that never log in (500 of
+/// them, or one client reconnecting) then cannot keep others out.
+pub const STALE_STARTUP: Duration = Duration::from_secs(2);
+
+/// The connections that have not logged in yet, oldest first, each with the signal
+/// that closes it.
+#[derive(Default)]
+pub struct Starting {
+    waiting: Mutex<VecDeque<(u64, Instant, Arc<Notify>)>>,
+    next: AtomicU64,
+}
+
+/// A connection's entry among the [`Starting`] ones, left when dropped.
+pub struct StartingTicket {
+    starting: Arc<Starting>,
+    id: u64,
+    /// Notified when the connection is to be closed to make room.
+    pub closed: Arc<Notify>,
+}
+
+impl Starting {
+    /// Enters a new connection.
+    pub fn enter(self: &Arc<Self>) -> StartingTicket {
+        let id = self.next.fetch_add(1, AtomicOrdering::Relaxed);
+        let closed = Arc::new(Notify::new());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.push_back((id, Instant::now(), closed.clone()));
+        StartingTicket {
+            starting: self.clone(),
+            id,
+            closed,
+        }
+    }
+
+    /// Closes the connection that has been starting longest, if for longer than
+    /// [`STALE_STARTUP`]; true if there was one.
+    pub fn close_stalest(&self) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.front() {
+            Some((_, since, _)) if since.elapsed() >= STALE_STARTUP => {}
+            _ => return false,
+        }
+        let Some((_, _, closed)) = waiting.pop_front() else {
+            return false;
+        };
+        // A permit is kept if the connection is not waiting on it yet.
+        closed.notify_one();
+        true
+    }
+}
+
+impl Drop for StartingTicket {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .starting
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|(id, _, _)| *id != self.id);
+    }
+}
 
 /// The most connections one address may have logging in at once behind a password:
 /// idle or guessing connections from one address cannot take every place.
@@ -82,12 +149,15 @@ pub async fn serve<H: PgWireServerHandlers>(
     handlers: H,
     peer: SocketAddr,
     login: LoggingIn,
+    ticket: StartingTicket,
 ) -> std::io::Result<()> {
-    let mut login = Some(login);
+    let closed = ticket.closed.clone();
+    let mut starting_up = Some((login, ticket));
     let startup = tokio::time::sleep(STARTUP);
     tokio::pin!(startup);
     let negotiated = tokio::select! {
         _ = &mut startup => return Ok(()),
+        _ = closed.notified() => return Ok(()),
         socket = negotiate_tls(socket, tls) => socket?,
     };
     let Some(mut socket) = negotiated else {
@@ -106,8 +176,9 @@ pub async fn serve<H: PgWireServerHandlers>(
                 | PgWireConnectionState::AuthenticationInProgress
         );
         if !starting {
-            // Logged in: no longer counted against the address's logins.
-            login.take();
+            // Logged in: no longer counted against the address's logins, nor
+            // closed to make room.
+            starting_up.take();
         }
         let next = async {
             std::future::poll_fn(|cx| {
@@ -131,6 +202,7 @@ pub async fn serve<H: PgWireServerHandlers>(
         let message = if starting {
             tokio::select! {
                 _ = &mut startup => None,
+                _ = closed.notified() => None,
                 message = next => message,
             }
         } else {

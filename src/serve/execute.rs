@@ -1,10 +1,14 @@
-//! The extended protocol's Execute, answered as pgwire answers it except for one
-//! thing: the rows go to the client as the statement yields them. pgwire collects
+//! The simple protocol's Query and the extended protocol's Execute, answered as
+//! pgwire answers them except for two things. First, the rows of an Execute go to
+//! the client as the statement yields them. pgwire collects
 //! every row of an `Execute` with no row limit (what psycopg and JDBC send) into
 //! memory before sending the first, so one client asking for a cross join, or
 //! reading slowly, could grow the server to the size of the answer (23 GB before
 //! the kernel stopped it). Streamed, a client that does not read holds the
-//! statement at the socket's buffer, and one that leaves ends it.
+//! statement at the socket's buffer, and one that leaves ends it. Second, a
+//! `COPY ... TO STDOUT` that fails midway ends with the error alone, as
+//! PostgreSQL's does: pgwire sent `CopyFail`, a message only clients send, and psql
+//! answered "unexpected response" instead of the error.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -14,16 +18,21 @@ use futures::future::{Either, select};
 use futures::sink::{Sink, SinkExt};
 use futures::stream::StreamExt;
 use pgwire::api::portal::{Portal, PortalExecutionState};
-use pgwire::api::query::{ExtendedQueryHandler, send_execution_response};
-use pgwire::api::results::{Response, Tag};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, DEFAULT_NAME, PgWireConnectionState, copy,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyDone, CopyOutResponse};
 use pgwire::messages::extendedquery::{Execute, PortalSuspended};
 use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::simplequery::Query;
 
 /// Answers `message` for `handler` (its `on_execute`).
 pub async fn execute<H, C>(handler: &H, client: &mut C, message: Execute) -> PgWireResult<()>
@@ -57,19 +66,15 @@ where
     };
     let started = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
     let rows = if started {
-        let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
-            Some(handle) => Some(handle.start_query().await),
-            None => None,
-        };
-        let response = match cancel {
-            Some(cancel) => match select(handler.do_query(client, &portal, max_rows), cancel).await
-            {
-                Either::Left((result, _)) => result,
-                Either::Right(_) => Err(PgWireError::QueryCanceled),
-            },
-            None => handler.do_query(client, &portal, max_rows).await,
-        }?;
-        answer(client, &portal, response, &mut transaction).await?
+        let cancel = cancel_of(client).await;
+        let response = until_cancelled(handler.do_query(client, &portal, max_rows), cancel).await?;
+        match answer(client, response, &mut transaction).await? {
+            Some(results) => {
+                portal.start(results).await;
+                true
+            }
+            None => false,
+        }
     } else {
         // A portal suspended by an earlier Execute: its next rows.
         true
@@ -84,26 +89,80 @@ where
     Ok(())
 }
 
-/// Sends what a statement answered, as pgwire does; true when it has rows, which the
-/// portal then holds.
-async fn answer<S, C>(
+/// Answers `query` for `handler` (its `on_query`): each statement's answer in turn,
+/// then `ReadyForQuery`.
+pub async fn query<H, C>(handler: &H, client: &mut C, query: Query) -> PgWireResult<()>
+where
+    H: SimpleQueryHandler + ?Sized,
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+        return Err(PgWireError::NotReadyForQuery);
+    }
+    let mut transaction = client.transaction_status();
+    client.set_state(PgWireConnectionState::QueryInProgress);
+    // Only semicolons and blanks: no statement, as PostgreSQL answers it.
+    if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+        client
+            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                EmptyQueryResponse::new(),
+            ))
+            .await?;
+    } else {
+        let cancel = cancel_of(client).await;
+        let responses = until_cancelled(handler.do_query(client, &query.query), cancel).await?;
+        for response in responses {
+            if let Some(results) = answer(client, response, &mut transaction).await? {
+                send_query_response(client, results, true).await?;
+            }
+        }
+    }
+    if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(transaction);
+        send_ready_for_query(client, transaction).await?;
+    }
+    Ok(())
+}
+
+/// What stops the statement when the client's cancel request arrives.
+async fn cancel_of<C: ClientInfo>(client: &C) -> Option<futures::channel::oneshot::Receiver<()>> {
+    let handle = client.session_extensions().get::<Arc<ConnectionHandle>>()?;
+    Some(handle.start_query().await)
+}
+
+/// `work`, or `QueryCanceled` if the cancel request comes first.
+async fn until_cancelled<T>(
+    work: impl std::future::Future<Output = PgWireResult<T>>,
+    cancel: Option<futures::channel::oneshot::Receiver<()>>,
+) -> PgWireResult<T> {
+    let Some(cancel) = cancel else {
+        return work.await;
+    };
+    match select(std::pin::pin!(work), cancel).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(PgWireError::QueryCanceled),
+    }
+}
+
+/// Sends what a statement answered, as pgwire does, except rows, which it gives
+/// back for the caller to send.
+async fn answer<C>(
     client: &mut C,
-    portal: &Portal<S>,
     response: Response,
     transaction: &mut pgwire::messages::response::TransactionStatus,
-) -> PgWireResult<bool>
+) -> PgWireResult<Option<QueryResponse>>
 where
-    S: Clone,
     C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     C::PortalStore: PortalStore,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     match response {
-        Response::Query(results) => {
-            portal.start(results).await;
-            return Ok(true);
-        }
+        Response::Query(results) => return Ok(Some(results)),
         Response::EmptyQuery => {
             client
                 .feed(PgWireBackendMessage::EmptyQueryResponse(
@@ -120,6 +179,8 @@ where
             send_execution_response(client, tag).await?;
             *transaction = transaction.to_idle_state();
             client.portal_store().rm_portal(DEFAULT_NAME);
+            // A `SET LOCAL` ends with its transaction.
+            super::settings::end_transaction(client.metadata_mut());
         }
         Response::Error(error) => {
             client
@@ -131,13 +192,51 @@ where
             client.set_state(PgWireConnectionState::CopyInProgress(true));
             copy::send_copy_in_response(client, result).await?;
         }
-        Response::CopyOut(result) => copy::send_copy_out_response(client, result).await?,
+        Response::CopyOut(result) => send_copy_out(client, result).await?,
         Response::CopyBoth(result) => {
             client.set_state(PgWireConnectionState::CopyInProgress(true));
             copy::send_copy_both_response(client, result).await?;
         }
     }
-    Ok(false)
+    Ok(None)
+}
+
+/// Sends a `COPY ... TO STDOUT`'s rows as pgwire does, but an error midway is
+/// returned alone (the caller sends it as an `ErrorResponse`), without `CopyFail`.
+async fn send_copy_out<C>(client: &mut C, copy: CopyResponse) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let formats = copy.column_formats();
+    let CopyResponse {
+        format,
+        columns,
+        mut data_stream,
+        ..
+    } = copy;
+    let columns = i16::try_from(columns).unwrap_or(i16::MAX);
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format, columns, formats,
+        )))
+        .await?;
+    let mut rows = 0;
+    while let Some(data) = data_stream.next().await {
+        let data = data?;
+        if !data.data.is_empty() {
+            rows += 1;
+            client.feed(PgWireBackendMessage::CopyData(data)).await?;
+        }
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    let tag = Tag::new("COPY").with_rows(rows);
+    Ok(client
+        .send(PgWireBackendMessage::CommandComplete(tag.into()))
+        .await?)
 }
 
 /// Sends the portal's next rows, at most `max_rows` (0: all), each as it comes

@@ -12,11 +12,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -25,7 +27,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::cohorts::{Answers, PageCohort};
 use super::threads::Runtimes;
@@ -65,6 +67,7 @@ pub async fn serve_page(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::io("cannot listen for the page", e))?;
     let slots = Arc::new(Semaphore::new(max_connections));
+    let open = Arc::new(Open::default());
     // At a stop, the requests being answered get their statement's time and a
     // stalled client's grace; then the server stops without them.
     let drain_limit = page.query_time + WRITE_STALL;
@@ -74,19 +77,28 @@ pub async fn serve_page(
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => break,
-            accepted = accept(&listener, &slots) => accepted,
+            accepted = accept(&listener, &slots, &open) => accepted,
         };
         let Some((stream, slot)) = accepted else {
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let activity = open.add();
+        let service = Tracked {
+            inner: hyper_util::service::TowerToHyperService::new(app.clone()),
+            activity: activity.clone(),
+        };
+        let stream = Held::new(stream, activity.clone());
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(HEADER_TIME)
-            .serve_connection(hyper_util::rt::TokioIo::new(Held::new(stream)), service);
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                // Closed to make room for a new client (see `Open::close_idlest`).
+                _ = activity.closed.notified() => {}
+            }
             drop(slot);
         });
     }
@@ -98,12 +110,25 @@ pub async fn serve_page(
 
 /// The next connection once a slot is free, or None when accepting failed: a
 /// connection reset before it was taken (tried again at once), or the process out
-/// of file descriptors (said, and tried again after a second).
+/// of file descriptors (said, and tried again after a second). While every slot is
+/// taken, the connection idle longest is closed for the next client once it has
+/// been idle for [`IDLE_BEFORE_CLOSED`].
 async fn accept(
     listener: &tokio::net::TcpListener,
     slots: &Arc<Semaphore>,
+    open: &Open,
 ) -> Option<(TcpStream, OwnedSemaphorePermit)> {
-    let slot = slots.clone().acquire_owned().await.ok()?;
+    let slot = loop {
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            break slot;
+        }
+        open.close_idlest();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(250), slots.clone().acquire_owned()).await;
+        if let Ok(slot) = waited {
+            break slot.ok()?;
+        }
+    };
     match listener.accept().await {
         Ok((stream, _)) => Some((stream, slot)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
@@ -340,7 +365,7 @@ async fn manifest(page: Arc<Page>, pairs: Vec<(String, String)>, csv: bool) -> R
         Err(e) => return ApiError::from(e).into_response(),
     };
     let p = page.clone();
-    let bytes = page
+    let file = page
         .compute(move |i| async move { p.answers.manifest(cohort, csv, &i).await })
         .await;
     let (content_type, name) = if csv {
@@ -348,7 +373,42 @@ async fn manifest(page: Arc<Page>, pairs: Vec<(String, String)>, csv: bool) -> R
     } else {
         ("application/vnd.apache.parquet", "manifest.parquet")
     };
-    download(bytes, content_type, name)
+    match file {
+        Ok(file) => {
+            let length = file.metadata().ok().map(|m| m.len());
+            let mut answer = download(file_body(file), content_type, name);
+            if let Some(length) = length {
+                answer
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+            answer
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A file's bytes, read a piece at a time as the client takes them: a manifest of
+/// any size is sent from disk, never held in memory whole.
+fn file_body(file: std::fs::File) -> Body {
+    const PIECE: usize = 256 * 1024;
+    let pieces = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut piece = vec![0u8; PIECE];
+            let n = io::Read::read(&mut file, &mut piece)?;
+            piece.truncate(n);
+            Ok::<_, io::Error>((piece, file))
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        match read {
+            Ok((piece, _)) if piece.is_empty() => None,
+            Ok((piece, file)) => Some((Ok(Bytes::from(piece)), Some(file))),
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Body::from_stream(pieces)
 }
 
 async fn saved_query(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
@@ -359,9 +419,11 @@ async fn saved_query(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Resp
     let p = page.clone();
     let text = page
         .compute(move |i| async move { p.answers.saved_query(cohort, &i).await })
-        .await
-        .map(String::into_bytes);
-    download(text, "text/plain; charset=utf-8", "cohort.sql")
+        .await;
+    match text {
+        Ok(text) => download(Body::from(text), "text/plain; charset=utf-8", "cohort.sql"),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn json_answer(answer: std::result::Result<Value, ApiError>) -> Response {
@@ -371,25 +433,19 @@ fn json_answer(answer: std::result::Result<Value, ApiError>) -> Response {
     }
 }
 
-fn download(
-    bytes: std::result::Result<Vec<u8>, ApiError>,
-    content_type: &'static str,
-    name: &str,
-) -> Response {
-    match bytes {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, content_type.to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
+/// An attachment named `name`.
+fn download(body: Body, content_type: &'static str, name: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// An answer that is an error: its status and message, as `{"error": "..."}`.
@@ -440,18 +496,119 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How long a connection must have been idle (no request being answered, nothing
+/// sent or received) before it may be closed to make room for a new client.
+const IDLE_BEFORE_CLOSED: Duration = Duration::from_secs(2);
+
+/// What one connection is doing, for [`Open::close_idlest`].
+struct Activity {
+    /// Requests being answered (until the handler returns its response).
+    busy: AtomicUsize,
+    /// When bytes last moved either way, or a write last waited for the client.
+    last_moved: Mutex<Instant>,
+    /// Notified to close the connection.
+    closed: Notify,
+}
+
+impl Activity {
+    fn moved(&self) {
+        *self.last_moved.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(
+            self.last_moved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed(),
+        )
+    }
+}
+
+/// The page's open connections.
+#[derive(Default)]
+struct Open(Mutex<Vec<Weak<Activity>>>);
+
+impl Open {
+    fn add(&self) -> Arc<Activity> {
+        let activity = Arc::new(Activity {
+            busy: AtomicUsize::new(0),
+            last_moved: Mutex::new(Instant::now()),
+            closed: Notify::new(),
+        });
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|a| a.strong_count() > 0);
+        list.push(Arc::downgrade(&activity));
+        activity
+    }
+
+    /// Closes the connection idle longest, if for [`IDLE_BEFORE_CLOSED`] or more:
+    /// connections that open and send nothing, or sit between requests, cannot keep
+    /// a new client out (a browser opens another when it needs one).
+    fn close_idlest(&self) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|a| a.strong_count() > 0);
+        let idlest = list
+            .iter()
+            .filter_map(|a| a.upgrade())
+            .filter_map(|a| a.idle_for().map(|idle| (idle, a)))
+            .filter(|(idle, _)| *idle >= IDLE_BEFORE_CLOSED)
+            .max_by_key(|(idle, _)| *idle);
+        if let Some((_, activity)) = idlest {
+            // Once: the connection is gone from the list.
+            list.retain(|a| !std::ptr::eq(a.as_ptr(), Arc::as_ptr(&activity)));
+            activity.closed.notify_one();
+        }
+    }
+}
+
+/// The page's service, counting the requests a connection has in hand.
+#[derive(Clone)]
+struct Tracked {
+    inner: hyper_util::service::TowerToHyperService<Router>,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Tracked {
+    type Response = <hyper_util::service::TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Response;
+    type Error = <hyper_util::service::TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let activity = self.activity.clone();
+        activity.busy.fetch_add(1, Ordering::SeqCst);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answered = answer.await;
+            activity.moved();
+            activity.busy.fetch_sub(1, Ordering::SeqCst);
+            answered
+        })
+    }
+}
+
 /// A connection whose writes fail once they have waited [`WRITE_STALL`] for a
 /// client that reads nothing (hyper has no such limit of its own).
 struct Held {
     stream: TcpStream,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    activity: Arc<Activity>,
 }
 
 impl Held {
-    fn new(stream: TcpStream) -> Held {
+    fn new(stream: TcpStream, activity: Arc<Activity>) -> Held {
         Held {
             stream,
             stalled: None,
+            activity,
         }
     }
 
@@ -462,6 +619,8 @@ impl Held {
         poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         let polled = poll(Pin::new(&mut self.stream), context);
+        // A write that moves or waits for the client is not idleness.
+        self.activity.moved();
         if polled.is_ready() {
             self.stalled = None;
             return polled;
@@ -485,7 +644,13 @@ impl AsyncRead for Held {
         context: &mut Context<'_>,
         buffer: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(context, buffer)
+        let held = self.get_mut();
+        let before = buffer.filled().len();
+        let polled = Pin::new(&mut held.stream).poll_read(context, buffer);
+        if buffer.filled().len() > before {
+            held.activity.moved();
+        }
+        polled
     }
 }
 

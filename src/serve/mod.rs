@@ -190,7 +190,8 @@ async fn accept(
     max: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(AtomicUsize::new(0));
+    let places = Arc::new(Places::new(max));
+    let starting = Arc::new(connection::Starting::default());
     let logging_in = Arc::new(std::sync::Mutex::new(HashMap::new()));
     let with_password = server.account.is_some();
     loop {
@@ -198,7 +199,6 @@ async fn accept(
             _ = stop.changed() => break,
             accepted = listener.accept() => {
                 let Ok((socket, peer)) = accepted else { continue };
-                let connection = Connection::open(&connections, max);
                 // Behind a password, one address holds only a few of the places
                 // with connections that have not logged in yet.
                 let login = if with_password {
@@ -208,10 +208,23 @@ async fn accept(
                 };
                 let server = server.clone();
                 let tls = tls.clone();
+                let places = places.clone();
+                let starting = starting.clone();
                 tokio::spawn(async move {
+                    let connection = places.take_or_make_room(&starting).await;
                     match (connection, login) {
                         (Some(_connection), Some(login)) => {
-                            if tls.is_some() && !asks_for_tls(&socket).await {
+                            let ticket = starting.enter();
+                            let asked = if tls.is_some() {
+                                tokio::select! {
+                                    // Closed to make room: nothing to say.
+                                    _ = ticket.closed.notified() => return,
+                                    asked = asks_for_tls(&socket) => asked,
+                                }
+                            } else {
+                                true
+                            };
+                            if !asked {
                                 // A password or a query in plain text could be read
                                 // on the way.
                                 let why = "the client did not ask for TLS";
@@ -219,7 +232,7 @@ async fn accept(
                                 refuse(socket, peer, why, "28000", said).await;
                                 return;
                             }
-                            let _ = connection::serve(socket, tls, server, peer, login).await;
+                            let _ = connection::serve(socket, tls, server, peer, login, ticket).await;
                         }
                         (None, _) => {
                             let why = format!("too many connections (--max-connections {max})");
@@ -265,24 +278,65 @@ fn stop_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
     Ok(receive)
 }
 
-/// One of the connections served at once.
-struct Connection(Arc<AtomicUsize>);
+/// The places for connections served at once.
+struct Places {
+    taken: AtomicUsize,
+    max: usize,
+    freed: tokio::sync::Notify,
+}
 
-impl Connection {
-    /// A place among `max` connections, if one is free.
-    fn open(count: &Arc<AtomicUsize>, max: usize) -> Option<Connection> {
-        let taken = count.fetch_add(1, Ordering::SeqCst);
-        if taken >= max {
-            count.fetch_sub(1, Ordering::SeqCst);
+/// One of the connections served at once; its place is freed when dropped.
+struct Connection(Arc<Places>);
+
+impl Places {
+    fn new(max: usize) -> Places {
+        Places {
+            taken: AtomicUsize::new(0),
+            max,
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A place, if one is free.
+    fn take(self: &Arc<Self>) -> Option<Connection> {
+        let taken = self.taken.fetch_add(1, Ordering::SeqCst);
+        if taken >= self.max {
+            self.taken.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        Some(Connection(count.clone()))
+        Some(Connection(self.clone()))
+    }
+
+    /// A place, if one is free or a connection that has not logged in for
+    /// [`connection::STALE_STARTUP`] can be closed to free one.
+    async fn take_or_make_room(
+        self: &Arc<Self>,
+        starting: &connection::Starting,
+    ) -> Option<Connection> {
+        if let Some(place) = self.take() {
+            return Some(place);
+        }
+        if !starting.close_stalest() {
+            return None;
+        }
+        // The closed connection's task ends at once; its place is this one's.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let freed = self.freed.notified();
+            if let Some(place) = self.take() {
+                return Some(place);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return self.take();
+            }
+        }
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.taken.fetch_sub(1, Ordering::SeqCst);
+        self.0.freed.notify_waiters();
     }
 }
 

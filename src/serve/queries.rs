@@ -43,7 +43,7 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::copy::CopyData;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -1080,6 +1080,7 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
                 statement.clone(),
             )))
             .await
+            .and_then(|plan| typed_by_client(plan, types))
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         Ok(Some((text, Some((statement, plan)))))
     }
@@ -1100,8 +1101,92 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
     }
 }
 
+/// The statement's parameters that nothing in it types (`SELECT $1`) take the type
+/// the client gave them in Parse, as PostgreSQL's do: psycopg's `SELECT %s` with a
+/// float is then described and answered as float8, not as `unknown` text.
+fn typed_by_client(
+    plan: LogicalPlan,
+    types: &[Option<datafusion_postgres::pgwire::api::Type>],
+) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::Expr;
+    use datafusion::logical_expr::expr::Placeholder;
+    let given = |id: &str| {
+        let index = id
+            .strip_prefix('$')?
+            .parse::<usize>()
+            .ok()?
+            .checked_sub(1)?;
+        arrow_type_of(types.get(index)?.as_ref()?)
+    };
+    if !types.iter().flatten().any(|t| arrow_type_of(t).is_some()) {
+        return Ok(plan);
+    }
+    plan.transform_up_with_subqueries(|node| {
+        let node = node.map_expressions(|expr| {
+            expr.transform(|expr| match expr {
+                Expr::Placeholder(p) if p.field.is_none() => match given(&p.id) {
+                    Some(ty) => {
+                        let field =
+                            Arc::new(datafusion::arrow::datatypes::Field::new("", ty, true));
+                        Ok(Transformed::yes(Expr::Placeholder(
+                            Placeholder::new_with_field(p.id, Some(field)),
+                        )))
+                    }
+                    None => Ok(Transformed::no(Expr::Placeholder(p))),
+                },
+                other => Ok(Transformed::no(other)),
+            })
+        })?;
+        if node.transformed {
+            node.map_data(LogicalPlan::recompute_schema)
+        } else {
+            Ok(node)
+        }
+    })
+    .map(|t| t.data)
+}
+
+/// The Arrow type a parameter of PostgreSQL type `ty` is decoded to, for the types
+/// decoded the same whatever the statement infers.
+fn arrow_type_of(ty: &datafusion_postgres::pgwire::api::Type) -> Option<DataType> {
+    use datafusion_postgres::pgwire::api::Type;
+    Some(match *ty {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        _ => return None,
+    })
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Handler {
+    /// A COPY failing midway ends with its error alone (see `execute.rs`).
+    async fn on_query<C>(
+        &self,
+        client: &mut C,
+        query: datafusion_postgres::pgwire::messages::simplequery::Query,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        super::execute::query(self, client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo
@@ -1193,8 +1278,13 @@ impl ExtendedQueryHandler for Handler {
         let (_, Some((statement, prepared))) = &portal.statement.statement else {
             return Ok(Response::EmptyQuery);
         };
-        if let Some(done) = super::settings::apply(statement, client.metadata_mut()) {
-            return done.map(Response::Execution);
+        let transaction = client.transaction_status();
+        if let Some(done) = super::settings::apply(statement, client.metadata_mut(), transaction) {
+            let done = done?;
+            if let Some(notice) = done.notice {
+                client.send(notice).await?;
+            }
+            return Ok(Response::Execution(done.tag));
         }
         if answered_by_protocol(statement) {
             return ExtendedQueryHandler::do_query(&*self.protocol, client, portal, max_rows).await;

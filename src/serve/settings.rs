@@ -1,79 +1,528 @@
-//! The session settings a client changes: `statement_timeout` checked as PostgreSQL
-//! checks it (a value it would refuse is refused, not taken as "no limit"), and
-//! `RESET` of the settings datafusion-postgres keeps per connection.
+//! The session settings a client changes, each honoured or refused, never taken
+//! and ignored:
+//! - `statement_timeout` checked as PostgreSQL checks it (a value it would refuse is
+//!   refused, not taken as "no limit"), for the session or, with `SET LOCAL`, for
+//!   the transaction;
+//! - the formatting settings datafusion-postgres keeps per connection, which `RESET`
+//!   returns to their defaults;
+//! - custom `prefix.name` settings, kept for `SHOW` and `current_setting`;
+//! - PostgreSQL's own settings that mean nothing to cxr (`work_mem`,
+//!   `client_min_messages`, ...) taken with a notice that says so, or refused where
+//!   the value asks for what cxr cannot do (`client_encoding` other than UTF8,
+//!   `transaction_read_only = off`);
+//! - the query engine's `datafusion.*` settings refused: they are the server's;
+//! - any other name refused, as PostgreSQL refuses it (42704).
+//!
+//! `SHOW ALL` lists them; the same rules apply to `-c name=value` in the startup
+//! packet's `options` (libpq's `PGOPTIONS`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Reset, Set, Statement, Value};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::api::Type;
+use datafusion_postgres::pgwire::api::results::{
+    DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::response::{NoticeResponse, TransactionStatus};
 
 /// Where datafusion-postgres keeps a connection's `statement_timeout`, in
 /// milliseconds (absent: no limit).
 pub const TIMEOUT_KEY: &str = "statement_timeout_ms";
 
+/// The session's `statement_timeout` before a `SET LOCAL` in the open transaction
+/// (empty: none), restored when the transaction ends.
+const SAVED_TIMEOUT_KEY: &str = "cxr.saved.statement_timeout_ms";
+
+/// Where a custom setting (`prefix.name`) is kept, under its lowercase name.
+const CUSTOM_KEY: &str = "cxr.setting.";
+
 /// The settings datafusion-postgres keeps in a connection's metadata under their
 /// own names, which `RESET` returns to their defaults.
-const KEPT: [&str; 6] = [
+const KEPT: [&str; 7] = [
     "datestyle",
     "bytea_output",
     "intervalstyle",
     "application_name",
     "extra_float_digits",
     "search_path",
+    "timezone",
 ];
 
+/// PostgreSQL's settings that clients and tools set but that mean nothing to cxr
+/// (it has no planner costs, locks or work memory of PostgreSQL's): taken with a
+/// notice, and shown with PostgreSQL's default. `value_allowed`, when given, is the
+/// only value accepted (what cxr does anyway); another is refused.
+struct Inert {
+    name: &'static str,
+    shown: &'static str,
+    value_allowed: Option<&'static [&'static str]>,
+}
+
+const fn inert(name: &'static str, shown: &'static str) -> Inert {
+    Inert {
+        name,
+        shown,
+        value_allowed: None,
+    }
+}
+
+const fn only(name: &'static str, shown: &'static str, values: &'static [&'static str]) -> Inert {
+    Inert {
+        name,
+        shown,
+        value_allowed: Some(values),
+    }
+}
+
+const INERT: &[Inert] = &[
+    only("client_encoding", "UTF8", &["utf8", "utf-8", "unicode"]),
+    only("standard_conforming_strings", "on", &["on", "true", "1"]),
+    only("transaction_read_only", "on", &["on", "true", "1"]),
+    only("default_transaction_read_only", "on", &["on", "true", "1"]),
+    inert("client_min_messages", "notice"),
+    inert("lock_timeout", "0"),
+    inert("idle_in_transaction_session_timeout", "0"),
+    inert("idle_session_timeout", "0"),
+    inert("work_mem", "4MB"),
+    inert("maintenance_work_mem", "64MB"),
+    inert("temp_buffers", "8MB"),
+    inert("jit", "off"),
+    inert("enable_seqscan", "on"),
+    inert("enable_indexscan", "on"),
+    inert("enable_bitmapscan", "on"),
+    inert("enable_hashjoin", "on"),
+    inert("enable_mergejoin", "on"),
+    inert("enable_nestloop", "on"),
+    inert("max_parallel_workers_per_gather", "2"),
+    inert("random_page_cost", "4"),
+    inert("effective_cache_size", "4GB"),
+    inert("plan_cache_mode", "auto"),
+    inert("join_collapse_limit", "8"),
+    inert("from_collapse_limit", "8"),
+    inert("geqo", "on"),
+    inert("cursor_tuple_fraction", "0.1"),
+    inert("default_transaction_isolation", "read committed"),
+    inert("synchronous_commit", "on"),
+    inert("escape_string_warning", "on"),
+    inert("lc_messages", "C"),
+    inert("lc_monetary", "C"),
+    inert("lc_numeric", "C"),
+    inert("lc_time", "C"),
+    inert("row_security", "on"),
+    inert("check_function_bodies", "on"),
+    inert("array_nulls", "on"),
+    inert("backslash_quote", "safe_encoding"),
+    inert("xmloption", "content"),
+    inert("default_text_search_config", "pg_catalog.english"),
+];
+
+/// PostgreSQL's settings a client reads but cannot set.
+const READ_ONLY: &[(&str, &str)] = &[
+    ("server_encoding", "UTF8"),
+    ("integer_datetimes", "on"),
+    ("max_identifier_length", "63"),
+    ("is_superuser", "off"),
+    ("in_hot_standby", "off"),
+];
+
+/// The names datafusion-postgres's own `SHOW` answers (beside [`KEPT`]).
+const SHOWN_BY_PROTOCOL: &[&str] = &[
+    "time zone",
+    "server_version",
+    "transaction_isolation",
+    "catalogs",
+    "statement_timeout",
+    "transaction isolation level",
+];
+
+/// What a statement did to the session's settings: its tag, and a warning or notice
+/// for the client.
+pub struct Done {
+    pub tag: Tag,
+    pub notice: Option<PgWireBackendMessage>,
+}
+
+impl Done {
+    fn tag(tag: &str) -> Done {
+        Done {
+            tag: Tag::new(tag),
+            notice: None,
+        }
+    }
+
+    fn with_notice(severity: &str, message: String) -> Done {
+        Done {
+            tag: Tag::new("SET"),
+            notice: Some(notice(severity, message)),
+        }
+    }
+}
+
 /// What a statement does to the session's settings, when it is one this module
-/// answers: `SET statement_timeout`, `RESET name`, `RESET ALL`.
+/// answers (`SET`, `RESET`); None leaves it to datafusion-postgres's hook (`SET` of
+/// the formatting settings, with their `ParameterStatus`).
 pub fn apply(
     statement: &Statement,
     metadata: &mut HashMap<String, String>,
-) -> Option<PgWireResult<Tag>> {
+    transaction: TransactionStatus,
+) -> Option<PgWireResult<Done>> {
     match statement {
         Statement::Set(Set::SingleAssignment {
-            variable, values, ..
-        }) if variable
-            .to_string()
-            .eq_ignore_ascii_case("statement_timeout") =>
-        {
-            Some(set_timeout(values, metadata).map(|()| Tag::new("SET")))
-        }
+            scope,
+            variable,
+            values,
+            ..
+        }) => set(
+            &variable.to_string().to_ascii_lowercase(),
+            &value_text(values),
+            scope.as_ref(),
+            metadata,
+            transaction,
+        ),
         Statement::Reset(reset) => {
-            Some(self::reset(&reset.reset, metadata).map(|()| Tag::new("RESET")))
+            Some(self::reset(&reset.reset, metadata).map(|()| Done::tag("RESET")))
         }
         _ => None,
     }
 }
 
-/// `SET statement_timeout = V`: milliseconds, or a number with a unit (`ms`, `s`,
-/// `min`, `h`, `d`); `0` and `DEFAULT` mean no limit.
-fn set_timeout(values: &[Expr], metadata: &mut HashMap<String, String>) -> PgWireResult<()> {
-    let text = match values {
-        [Expr::Value(v)] => match &v.value {
-            Value::Number(n, _) => n.clone(),
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
-            other => other.to_string(),
-        },
-        [Expr::Identifier(i)] => i.value.clone(),
-        other => other
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" "),
+/// A `SET name = value` (scope `SESSION`, `LOCAL` or none).
+fn set(
+    name: &str,
+    value: &str,
+    scope: Option<&ContextModifier>,
+    metadata: &mut HashMap<String, String>,
+    transaction: TransactionStatus,
+) -> Option<PgWireResult<Done>> {
+    if matches!(scope, Some(ContextModifier::Local)) {
+        return Some(set_local(name, value, metadata, transaction));
+    }
+    if name == "statement_timeout" {
+        return Some(set_timeout(value, metadata).map(|()| Done::tag("SET")));
+    }
+    if KEPT.contains(&name) {
+        return match scope {
+            // datafusion-postgres's hook sets these (and tells the client).
+            None => None,
+            Some(_) => {
+                metadata.insert(name.to_string(), value.to_string());
+                Some(Ok(Done::tag("SET")))
+            }
+        };
+    }
+    Some(set_other(name, value, metadata))
+}
+
+/// `SET LOCAL`: outside a transaction it does nothing, with PostgreSQL's warning;
+/// inside one, `statement_timeout` lasts until the transaction ends.
+fn set_local(
+    name: &str,
+    value: &str,
+    metadata: &mut HashMap<String, String>,
+    transaction: TransactionStatus,
+) -> PgWireResult<Done> {
+    if !matches!(
+        transaction,
+        TransactionStatus::Transaction | TransactionStatus::Error
+    ) {
+        return Ok(Done::with_notice(
+            "WARNING",
+            "SET LOCAL can only be used in transaction blocks".into(),
+        ));
+    }
+    if name != "statement_timeout" {
+        return Err(error(
+            "0A000", // feature_not_supported
+            format!(
+                "SET LOCAL {name}: cxr serve sets only statement_timeout for a transaction; use SET"
+            ),
+        ));
+    }
+    if !metadata.contains_key(SAVED_TIMEOUT_KEY) {
+        let session = metadata.get(TIMEOUT_KEY).cloned().unwrap_or_default();
+        metadata.insert(SAVED_TIMEOUT_KEY.to_string(), session);
+    }
+    set_timeout(value, metadata).map(|()| Done::tag("SET"))
+}
+
+/// The end of a transaction (COMMIT or ROLLBACK): a `SET LOCAL` ends with it.
+pub fn end_transaction(metadata: &mut HashMap<String, String>) {
+    match metadata.remove(SAVED_TIMEOUT_KEY) {
+        Some(saved) if saved.is_empty() => {
+            metadata.remove(TIMEOUT_KEY);
+        }
+        Some(saved) => {
+            metadata.insert(TIMEOUT_KEY.to_string(), saved);
+        }
+        None => {}
+    }
+}
+
+/// A setting that is neither the timeout nor a formatting one.
+fn set_other(
+    name: &str,
+    value: &str,
+    metadata: &mut HashMap<String, String>,
+) -> PgWireResult<Done> {
+    if name.starts_with("datafusion.") {
+        return Err(error(
+            "55P02", // cant_change_runtime_param
+            format!(
+                "parameter \"{name}\" cannot be changed by a client: the query engine's settings are the server's"
+            ),
+        ));
+    }
+    if READ_ONLY.iter().any(|(n, _)| *n == name) {
+        return Err(error(
+            "55P02",
+            format!("parameter \"{name}\" cannot be changed"),
+        ));
+    }
+    if let Some(setting) = INERT.iter().find(|s| s.name == name) {
+        let lower = value.to_ascii_lowercase();
+        return match setting.value_allowed {
+            Some(allowed) if allowed.contains(&lower.as_str()) => Ok(Done::tag("SET")),
+            Some(_) => Err(error(
+                "0A000",
+                format!(
+                    "{name} = {value}: cxr serve has only {name} = {}",
+                    setting.shown
+                ),
+            )),
+            None => Ok(Done::with_notice(
+                "NOTICE",
+                format!(
+                    "{name} has no effect in cxr serve; it stays {}",
+                    setting.shown
+                ),
+            )),
+        };
+    }
+    if is_custom(name) {
+        metadata.insert(format!("{CUSTOM_KEY}{name}"), value.to_string());
+        return Ok(Done::tag("SET"));
+    }
+    Err(unrecognized(name))
+}
+
+/// A custom setting's name: `prefix.name`, as PostgreSQL takes for extensions and
+/// applications.
+fn is_custom(name: &str) -> bool {
+    let mut parts = name.split('.');
+    let valid = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
     };
+    matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if valid(a) && valid(b))
+}
+
+fn unrecognized(name: &str) -> PgWireError {
+    error(
+        "42704", // undefined_object
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+/// A `SET`'s value as text: a quoted string without its quotes, a number or word as
+/// written, a list joined by commas.
+fn value_text(values: &[Expr]) -> String {
+    values
+        .iter()
+        .map(|value| match value {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.clone(),
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            Expr::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `SHOW name` of a setting datafusion-postgres does not know, and `SHOW ALL`: the
+/// value, or PostgreSQL's error for a name it does not know. None leaves `SHOW` to
+/// datafusion-postgres.
+pub fn show(
+    statement: &Statement,
+    metadata: &HashMap<String, String>,
+) -> Option<PgWireResult<Vec<(String, String)>>> {
+    let Statement::ShowVariable { variable } = statement else {
+        return None;
+    };
+    let words: Vec<String> = variable
+        .iter()
+        .map(|v| v.value.to_ascii_lowercase())
+        .collect();
+    // `time zone` comes as two words, and so does `myapp.study`.
+    let name = words.join(" ");
+    if name == "all" {
+        return Some(Ok(every_setting(metadata)));
+    }
+    if KEPT.contains(&name.as_str()) || SHOWN_BY_PROTOCOL.contains(&name.as_str()) {
+        return None;
+    }
+    let fixed = INERT
+        .iter()
+        .map(|s| (s.name, s.shown))
+        .chain(READ_ONLY.iter().copied())
+        .find(|(n, _)| *n == name)
+        .map(|(_, shown)| shown.to_string());
+    if let Some(value) = fixed {
+        return Some(Ok(vec![(name, value)]));
+    }
+    let dotted = words.join(".");
+    Some(match metadata.get(&format!("{CUSTOM_KEY}{dotted}")) {
+        Some(value) => Ok(vec![(dotted, value.clone())]),
+        None => Err(unrecognized(&dotted)),
+    })
+}
+
+/// Every setting and its value, by name.
+fn every_setting(metadata: &HashMap<String, String>) -> Vec<(String, String)> {
+    let timeout = match metadata.get(TIMEOUT_KEY) {
+        Some(ms) => format!("{ms}ms"),
+        None => "0".into(),
+    };
+    let defaults = datafusion_postgres::pgwire::types::format::FormatOptions::default();
+    let kept_default = |name: &str| match name {
+        "datestyle" => defaults.date_style.clone(),
+        "bytea_output" => defaults.bytea_output.clone(),
+        "intervalstyle" => defaults.interval_style.clone(),
+        "extra_float_digits" => defaults.extra_float_digits.to_string(),
+        "search_path" => "public".into(),
+        "timezone" => "UTC".into(),
+        _ => String::new(),
+    };
+    let mut all: Vec<(String, String)> = KEPT
+        .iter()
+        .map(|name| {
+            let value = metadata
+                .get(*name)
+                .cloned()
+                .unwrap_or_else(|| kept_default(name));
+            (name.to_string(), value)
+        })
+        .chain([("statement_timeout".to_string(), timeout)])
+        .chain(
+            INERT
+                .iter()
+                .map(|s| (s.name.to_string(), s.shown.to_string())),
+        )
+        .chain(
+            READ_ONLY
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string())),
+        )
+        .chain(metadata.iter().filter_map(|(key, value)| {
+            key.strip_prefix(CUSTOM_KEY)
+                .map(|name| (name.to_string(), value.clone()))
+        }))
+        .collect();
+    all.sort();
+    all
+}
+
+/// The settings of a startup packet's `options` (`-c name=value` or
+/// `--name=value`, separated by blanks, a blank within a value escaped by a
+/// backslash), applied as `SET name = value` is.
+pub fn from_startup_options(
+    options: &str,
+    metadata: &mut HashMap<String, String>,
+) -> PgWireResult<()> {
+    let words = split_options(options);
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let pair = if word == "-c" {
+            words.next().map(String::as_str)
+        } else if let Some(rest) = word.strip_prefix("-c") {
+            Some(rest)
+        } else {
+            word.strip_prefix("--")
+        };
+        let Some((name, value)) = pair.and_then(|p| p.split_once('=')) else {
+            return Err(error(
+                "22023",
+                format!("invalid command-line argument in the startup options: {word}"),
+            ));
+        };
+        let name = name.replace('-', "_").to_ascii_lowercase();
+        match set(&name, value, None, metadata, TransactionStatus::Idle) {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(_)) => {}
+            None => {
+                metadata.insert(name, value.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The words of an `options` string: blanks separate them, `\\ ` is a blank within.
+fn split_options(options: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+fn error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+/// A notice for the client, at `severity` (WARNING or NOTICE).
+fn notice(severity: &str, message: String) -> PgWireBackendMessage {
+    let code = if severity == "WARNING" {
+        "25P01"
+    } else {
+        "00000"
+    };
+    PgWireBackendMessage::NoticeResponse(NoticeResponse::from(ErrorInfo::new(
+        severity.into(),
+        code.into(),
+        message,
+    )))
+}
+
+/// `SET statement_timeout = V`: milliseconds, or a number with a unit (`us`,
+/// `ms`, `s`, `min`, `h`, `d`); `0` and `DEFAULT` mean no limit.
+fn set_timeout(text: &str, metadata: &mut HashMap<String, String>) -> PgWireResult<()> {
     if text.eq_ignore_ascii_case("default") {
         metadata.remove(TIMEOUT_KEY);
         return Ok(());
     }
     let ms = milliseconds(&text).ok_or_else(|| {
         invalid(format!(
-            "invalid value for parameter \"statement_timeout\": \"{text}\"\nHINT:  Valid units for this parameter are \"ms\", \"s\", \"min\", \"h\", and \"d\"."
+            "invalid value for parameter \"statement_timeout\": \"{text}\"\nHINT:  Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\"."
         ))
     })?;
     if ms == 0 {
@@ -84,24 +533,34 @@ fn set_timeout(values: &[Expr], metadata: &mut HashMap<String, String>) -> PgWir
     Ok(())
 }
 
-/// A duration as PostgreSQL writes it for a setting in milliseconds: a whole or
-/// fractional number, optionally followed by a unit; rounded to whole milliseconds.
+/// A duration as PostgreSQL writes it for a setting in milliseconds: a number
+/// (whole, fractional or with an exponent), optionally followed by a unit; rounded
+/// to whole milliseconds.
 fn milliseconds(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let scale = match unit.trim() {
-        "" | "ms" => 1.0,
-        "s" => 1_000.0,
-        "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        _ => return None,
-    };
-    let ms = (number * scale).round();
+    // The longest start that is a number, then a unit (`1e3`, `1.5s`, `2000us`).
+    let (number, unit) = (1..=text.len())
+        .rev()
+        .filter(|&end| text.is_char_boundary(end))
+        .find_map(|end| {
+            let number: f64 = text[..end].parse().ok()?;
+            let unit = text[end..].trim();
+            let scale = match unit {
+                "" | "ms" => 1.0,
+                "us" => 0.001,
+                "s" => 1_000.0,
+                "min" => 60_000.0,
+                "h" => 3_600_000.0,
+                "d" => 86_400_000.0,
+                _ => return None,
+            };
+            Some((number, scale))
+        })?;
+    if !text.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        // A sign, `inf` or `NaN`: no duration PostgreSQL takes.
+        return None;
+    }
+    let ms = (number * unit).round();
     // PostgreSQL's limit for this setting: INT_MAX milliseconds.
     (ms.is_finite() && ms <= i32::MAX as f64).then_some(ms as u64)
 }
@@ -114,6 +573,7 @@ fn reset(reset: &Reset, metadata: &mut HashMap<String, String>) -> PgWireResult<
             for name in KEPT {
                 metadata.remove(name);
             }
+            metadata.retain(|key, _| !key.starts_with(CUSTOM_KEY));
             Ok(())
         }
         Reset::ConfigurationParameter(name) => {
@@ -123,6 +583,10 @@ fn reset(reset: &Reset, metadata: &mut HashMap<String, String>) -> PgWireResult<
                 Ok(())
             } else if KEPT.contains(&name.as_str()) {
                 metadata.remove(&name);
+                Ok(())
+            } else if metadata.remove(&format!("{CUSTOM_KEY}{name}")).is_some()
+                || INERT.iter().any(|s| s.name == name)
+            {
                 Ok(())
             } else {
                 Err(PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -143,8 +607,59 @@ fn invalid(message: String) -> PgWireError {
     )))
 }
 
+/// `SHOW`'s answer: one value, or for `SHOW ALL` every name and value.
+fn show_response(rows: Vec<(String, String)>, all: bool) -> PgWireResult<QueryResponse> {
+    let text = |name: &str| FieldInfo::new(name.into(), None, None, Type::TEXT, FieldFormat::Text);
+    let fields = Arc::new(if all {
+        vec![text("name"), text("setting")]
+    } else {
+        vec![text(
+            rows.first().map(|(n, _)| n.as_str()).unwrap_or("setting"),
+        )]
+    });
+    let mut encoded = Vec::with_capacity(rows.len());
+    for (name, value) in rows {
+        let mut encoder = DataRowEncoder::new(fields.clone());
+        if all {
+            encoder.encode_field(&Some(name))?;
+        }
+        encoder.encode_field(&Some(value))?;
+        encoded.push(Ok(encoder.take_row()));
+    }
+    Ok(QueryResponse::new(fields, futures::stream::iter(encoded)))
+}
+
+/// `SHOW ALL`'s two columns, for a client that describes it before running it.
+fn show_all_plan() -> LogicalPlan {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, false),
+    ]);
+    LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(
+            datafusion::common::DFSchema::try_from(schema).expect("a schema without duplicates"),
+        ),
+    })
+}
+
+fn is_show_all(statement: &Statement) -> bool {
+    matches!(statement, Statement::ShowVariable { variable }
+        if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("all"))
+}
+
+/// `SHOW` of what this module answers, as a response.
+fn answer_show(
+    statement: &Statement,
+    metadata: &HashMap<String, String>,
+) -> Option<PgWireResult<Response>> {
+    let rows = show(statement, metadata)?;
+    Some(rows.and_then(|rows| show_response(rows, is_show_all(statement)).map(Response::Query)))
+}
+
 /// The hook that answers these statements before datafusion-postgres's own (whose
-/// `SET statement_timeout` takes a value it cannot read as no limit).
+/// `SET` takes any name and any value and changes nothing for most).
 pub struct Settings;
 
 #[async_trait]
@@ -155,7 +670,20 @@ impl QueryHook for Settings {
         _unused: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        apply(statement, client.metadata_mut()).map(|r| r.map(Response::Execution))
+        if let Some(answer) = answer_show(statement, client.metadata()) {
+            return Some(answer);
+        }
+        let transaction = client.transaction_status();
+        let done = match apply(statement, client.metadata_mut(), transaction)? {
+            Ok(done) => done,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(notice) = done.notice
+            && let Err(e) = client.send_message(notice).await
+        {
+            return Some(Err(e));
+        }
+        Some(Ok(Response::Execution(done.tag)))
     }
 
     async fn handle_extended_parse_query(
@@ -165,25 +693,36 @@ impl QueryHook for Settings {
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         // Checked when executed (`apply`); nothing to plan.
+        if is_show_all(statement) {
+            return Some(Ok(show_all_plan()));
+        }
         matches!(statement, Statement::Reset(_)).then(|| Ok(super::queries::no_rows()))
     }
 
     async fn handle_extended_query(
         &self,
-        _statement: &Statement,
+        statement: &Statement,
         _prepared: &LogicalPlan,
         _params: &datafusion::common::ParamValues,
         _unused: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        // Executed by `queries::Handler`, which calls `apply` first.
-        None
+        // SET and RESET are executed by `queries::Handler`, which calls `apply`.
+        answer_show(statement, client.metadata())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::milliseconds;
+    use super::{milliseconds, split_options};
+
+    #[test]
+    fn startup_options_split_as_libpq_writes_them() {
+        assert_eq!(
+            split_options("-c statement_timeout=5s  --application-name=a\\ b"),
+            ["-c", "statement_timeout=5s", "--application-name=a b"]
+        );
+    }
 
     #[test]
     fn durations_as_postgresql_reads_them() {
@@ -200,6 +739,11 @@ mod tests {
             ("-5s", None),
             ("", None),
             ("30d", None),
+            ("2000us", Some(2)),
+            ("1e3", Some(1_000)),
+            ("1.5e1s", Some(15_000)),
+            ("inf", None),
+            ("+5", None),
         ] {
             assert_eq!(milliseconds(text), ms, "{text}");
         }

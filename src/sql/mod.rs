@@ -431,6 +431,19 @@ impl Warehouse {
 
 impl Warehouse {
     /// Runs one read-only statement and collects its result for computing on.
+    /// Runs one statement and gives its batches as they are computed.
+    pub async fn stream(
+        &self,
+        sql: &str,
+        params: &[(String, ScalarValue)],
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        let mut frames = self.plan(sql, false, params).await?;
+        match (frames.pop(), frames.is_empty()) {
+            (Some(df), true) => Ok(df.execute_stream().await?),
+            _ => Err(Error::Query("expected exactly one statement".into())),
+        }
+    }
+
     pub async fn query(&self, sql: &str, params: &[(String, ScalarValue)]) -> Result<Rows> {
         let mut frames = self.plan(sql, false, params).await?;
         let df = match (frames.pop(), frames.is_empty()) {

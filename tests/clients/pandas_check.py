@@ -141,6 +141,12 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
     ).fetchone()
     assert row[0] == len(csv), row
     assert conn.execute("SELECT %s AS x", (None,)).fetchone() == (None,)
+    # A bare parameter takes the type psycopg sends it with (float8, bool, int2),
+    # as PostgreSQL types it: the values come back as Python's own.
+    with conn.cursor() as cur:
+        cur.execute("SELECT %s AS x, %s AS y, %s AS z", (1.5, True, 7))
+        assert cur.fetchone() == (1.5, True, 7)
+        assert [c.type_code for c in cur.description] == [701, 16, 21], cur.description
     # current_user is the login name, as PostgreSQL gives it.
     assert conn.execute("SELECT current_user").fetchone() == ("cxr",)
     # A correlated subquery in the select list, with a parameter (the extended

@@ -370,3 +370,11 @@ pub fn run_measured_with(
     // ru_maxrss is in KiB on Linux.
     (code, err, usage.ru_maxrss as f64 / 1024.0)
 }
+
+/// The peak resident memory of process `pid` so far, in MiB (VmHWM).
+pub fn peak_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024
+}
