@@ -1,4 +1,4 @@
--- @description Age outliers: images aged min_age or more or with no age, and every age that ingest converted or nulled (from data_issues).
+-- @description NIH age outliers: images aged min_age or more or with no age, and every age ingest converted or nulled in the metadata file those images' ages come from (data_issues; not the other label release, whose ages no table holds).
 -- @param min_age INT 0.. = 90
 SELECT 'images' AS source, image_index AS item, CAST(age AS VARCHAR) AS age,
        CAST(NULL AS BIGINT) AS line,
@@ -9,4 +9,5 @@ UNION ALL
 SELECT source_file, value, NULL, line, issue
 FROM data_issues
 WHERE field = 'Patient Age'
+  AND source_file = (SELECT source_files[1] FROM datasets WHERE dataset = 'nih')
 ORDER BY source, line, item;

@@ -2053,6 +2053,39 @@ fn nih_label_revision_counts_what_the_two_csvs_differ_in() {
     assert_eq!(got, expected);
 }
 
+/// `age_outliers` lists the ages converted or nulled in the metadata file the
+/// images' ages come from, not the other release's: none for the 2020 file (every
+/// age a plain number), and for the 2017 file its ages in months or days and those
+/// over 120, counted here from the CSV.
+#[test]
+fn age_outliers_lists_the_issues_of_the_images_own_file() {
+    let issues = |wh: &Path| -> usize {
+        run_csv(&[
+            "run",
+            "age_outliers",
+            "-w",
+            wh.to_str().unwrap(),
+            "--format",
+            "csv",
+        ])[1..]
+            .iter()
+            .filter(|r| r[0] != "images")
+            .count()
+    };
+    assert_eq!(issues(&wh2020()), 0);
+    let odd = nih_csv_records("Data_Entry_2017.csv.gz")
+        .iter()
+        .filter(|f| {
+            let age = f[4].trim();
+            match age.strip_suffix('Y') {
+                Some(years) => years.parse::<u32>().map_or(true, |y| y > 120),
+                None => true,
+            }
+        })
+        .count();
+    assert_eq!(issues(&wh2017()), odd);
+}
+
 #[test]
 fn the_other_nih_release_is_found_beside_the_metadata() {
     let dir = tempfile::tempdir().unwrap();
@@ -2121,6 +2154,60 @@ fn the_other_nih_release_is_found_beside_the_metadata() {
     );
     assert_eq!(sources(&wh_beside), ["nih_2017", "nih_2020"]);
     assert!(revision_rows(&wh_beside) > 1);
+}
+
+/// A metadata file of a few images gets the other release's labels of those images
+/// only (the other release's other images are said in one `data_issues` row).
+#[test]
+fn the_other_release_labels_only_the_metadata_files_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = small_metadata(dir.path(), 10);
+    let wh = dir.path().join("wh");
+    let other = data("Data_Entry_2017.csv.gz");
+    let mut args = ingest_args(metadata.to_str().unwrap(), wh.to_str().unwrap());
+    args.extend(["--other-release", other.to_str().unwrap()]);
+    let out = run(&args);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let ours: BTreeSet<String> = std::fs::read_to_string(&metadata)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    let release = nih_csv_records("Data_Entry_2017.csv.gz");
+    let in_both: BTreeSet<String> = release
+        .iter()
+        .map(|f| f[0].clone())
+        .filter(|id| ours.contains(id))
+        .collect();
+    let w = wh.to_str().unwrap();
+    let labelled: BTreeSet<String> = run_csv(&[
+        "sql",
+        "-w",
+        w,
+        "--format",
+        "csv",
+        "SELECT DISTINCT image_id FROM dataset_labels WHERE source = 'nih_2017'",
+    ])[1..]
+        .iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(labelled, in_both);
+    let said = run_csv(&[
+        "sql",
+        "-w",
+        w,
+        "--format",
+        "csv",
+        "SELECT issue FROM data_issues WHERE issue LIKE '%not in the metadata file%'",
+    ]);
+    assert_eq!(
+        said[1..],
+        [[format!(
+            "{} images of this release are not in the metadata file; their labels are left out",
+            release.len() - in_both.len()
+        )]]
+    );
 }
 
 #[test]

@@ -476,6 +476,15 @@ fn real_files_of_every_dataset() {
         ),
         [["-1", "11628"], ["0", "35396"], ["1", "86187"]]
     );
+    // PadChest: 356 patients whose images give different PatientBirth values
+    // (pandas: the distinct non-empty values per PatientID).
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE field = 'PatientBirth' AND issue LIKE '%birth years%'"
+        ),
+        [["356"]]
+    );
     // PadChest: images per label, e.g. pleural effusion 9,853, pneumothorax 533.
     assert_eq!(
         q(
@@ -1821,6 +1830,49 @@ fn splits_and_partitions_keep_their_values() {
         .collect();
     folders.sort();
     assert_eq!(folders, ["split=a.1", "split=b-2"]);
+}
+
+/// A PadChest patient whose images give different birth years is listed in
+/// `data_issues`, each image's age computed from its own (the real file has 356 such
+/// patients, counted with pandas).
+#[test]
+fn a_patient_of_several_birth_years_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("padchest.csv");
+    std::fs::write(
+        &csv,
+        ",ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,Projection,MethodLabel,Labels\n\
+         0,a.png,1,20100101,s1,p1,1950.0,M,PA,Physician,['normal']\n\
+         1,b.png,1,20120101,s2,p1,1952.0,M,PA,Physician,['normal']\n\
+         2,c.png,1,20120101,s3,p2,1960.0,F,PA,Physician,['normal']\n\
+         3,d.png,1,20130101,s4,p2,1960.0,F,PA,Physician,['normal']\n",
+    )
+    .unwrap();
+    let out = ingest(
+        dir.path(),
+        &["--dataset", &format!("padchest={}", csv.display())],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT field, value, issue FROM data_issues WHERE issue LIKE '%birth years%'"
+        ),
+        [[
+            "PatientBirth",
+            "p1",
+            "patient's images give 2 birth years (1950.0, 1952.0); each image's age uses its own"
+        ]]
+    );
+    // Ages by hand: 2010 - 1950 and 2012 - 1952.
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT age FROM dataset_images WHERE patient_id = 'p1' ORDER BY image_id"
+        ),
+        [["60.0"], ["60.0"]]
+    );
 }
 
 /// A patient whose images say both sexes is listed in `data_issues`, each image

@@ -171,6 +171,41 @@ fn a_read_only_warehouse_is_not_replaced() {
 
 // ---------- refused inputs ----------
 
+/// A commit removes an old version's tables, not a file a user put in its folder.
+#[test]
+fn a_commit_keeps_the_files_a_user_put_in_a_version_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 10, "wh");
+    let version = std::fs::read_dir(&wh)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("v-"))
+        .unwrap()
+        .path();
+    std::fs::write(version.join("my-notes.txt"), "notes").unwrap();
+    std::fs::create_dir(version.join("mine")).unwrap();
+    std::fs::write(version.join("mine/r.csv"), "r").unwrap();
+    let out = run(&["split", "-w", wh.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(version.join("my-notes.txt")).unwrap(),
+        "notes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(version.join("mine/r.csv")).unwrap(),
+        "r"
+    );
+    // The old version's tables are gone; the new version reads.
+    assert!(!version.join("images.parquet").exists());
+    let out = run(&[
+        "sql",
+        "-w",
+        wh.to_str().unwrap(),
+        "SELECT COUNT(*) AS n FROM images",
+    ]);
+    assert_eq!(stdout(&out), "n\n10\n");
+}
+
 #[test]
 fn cr_only_and_duplicate_header_metadata() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,6 +228,35 @@ fn cr_only_and_duplicate_header_metadata() {
         "SELECT COUNT(*) AS n, COUNT(DISTINCT patient_id) AS p FROM images",
     ]);
     assert_eq!(stdout(&out), "n,p\n3,2\n");
+    // One CR-only line among LF (and CRLF) ones ends its record too: every image
+    // is read, as pandas reads the file.
+    for (name, text) in [
+        (
+            "mixed.csv",
+            format!("{HEADER}\n{}\n{}\r{}\n", rows[0], rows[1], rows[2]),
+        ),
+        (
+            "mixed-crlf.csv",
+            format!("{HEADER}\r\n{}\r\n{}\r{}\r\n", rows[0], rows[1], rows[2]),
+        ),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let mixed = dir.path().join(format!("wh-{name}"));
+        let out = run(&ingest_args(p.to_str().unwrap(), mixed.to_str().unwrap()));
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let out = run(&[
+            "sql",
+            "-w",
+            mixed.to_str().unwrap(),
+            "SELECT image_index FROM images ORDER BY image_index",
+        ]);
+        assert_eq!(
+            stdout(&out),
+            "image_index\n00000001_000.png\n00000001_001.png\n00000002_000.png\n",
+            "{name}"
+        );
+    }
     let before = snapshot(&wh);
 
     // `Image Index` twice: refused, naming the column; nothing written.
@@ -1154,6 +1218,10 @@ fn queries_stop_at_their_memory_limit() {
         "SELECT length(concat(repeat('x', 7000000), repeat('x', 7000000)))",
         "SELECT length(replace(repeat('x', 4000000), 'x', 'yyyy'))",
         "SELECT length(regexp_replace(repeat('x', 4000000), 'x', 'yyyy', 'g'))",
+        // `||` joins through the same cap at each step of a chain.
+        "SELECT length(repeat('x', 4000000) || repeat('x', 4000000) || repeat('x', 4000000))",
+        "SELECT max(length(repeat('x', 3000000) || image_index || repeat('x', 3000000))) FROM images",
+        "SELECT cardinality(array_repeat(1, 700000) || array_repeat(1, 700000))",
     ] {
         let (code, err, rss) = run_measured_with(&["sql", "-w", w, sql], Stdio::null(), &[]);
         assert_eq!(code, Some(2), "{sql}: {err}");
@@ -1170,13 +1238,17 @@ fn queries_stop_at_their_memory_limit() {
         "SELECT repeat('ab', 3) AS r, lpad('7', 3, '0') AS l, concat('a', 1, 'b') AS c, \
          replace('abca', 'a', 'xy') AS p, array_repeat(7, 3) AS a, range(1, 7, 2) AS g, \
          generate_series(3, 1, -1) AS s, length(concat(repeat('x', 5000000), 'y')) AS n, \
-         cardinality(generate_series(TIMESTAMP '2020-01-01', TIMESTAMP '2020-01-02', INTERVAL '1 hour')) AS h",
+         cardinality(generate_series(TIMESTAMP '2020-01-01', TIMESTAMP '2020-01-02', INTERVAL '1 hour')) AS h, \
+         'a' || 'b' || 1 AS o, 'a' || NULL AS z, make_array(1) || make_array(2) AS j",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "r,l,c,p,a,g,s,n,h\nababab,007,a1b,xybcxy,\"[7, 7, 7]\",\"[1, 3, 5]\",\"[3, 2, 1]\",5000001,25\n"
+        "r,l,c,p,a,g,s,n,h,o,z,j\nababab,007,a1b,xybcxy,\"[7, 7, 7]\",\"[1, 3, 5]\",\"[3, 2, 1]\",5000001,25,ab1,,\"[1, 2]\"\n"
     );
+    // A column joined with `||` keeps the name DataFusion gives the operator.
+    let out = run(&["sql", "-w", w, "--format", "csv", "SELECT 'a' || 'b'"]);
+    assert_eq!(stdout(&out), "'a' || 'b'\nab\n", "{}", stderr(&out));
     let bad = run_measured_with(
         &["sql", "-w", w, "SELECT 1"],
         Stdio::null(),

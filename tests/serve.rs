@@ -1405,7 +1405,7 @@ fn session_settings_are_checked_and_reset() {
         // current_user and session_user: the login name, as PostgreSQL answers
         // (the `datasets` table has one row: NIH).
         [
-            "1500ms", "1500ms", "0", "250ms", "120000ms", "0", "cxr", "cxr|cxr", "1"
+            "1500ms", "1500ms", "0", "250ms", "2min", "0", "cxr", "cxr|cxr", "1"
         ],
         "{}",
         stderr(&out)
@@ -1430,52 +1430,76 @@ fn session_settings_are_honoured_or_refused() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
     let server = Server::start(&wh, &[], &[]);
-    let script = "SET LOCAL statement_timeout = '5s';
-SHOW statement_timeout;
-                  BEGIN;
-SET LOCAL statement_timeout = '2000us';
-SHOW statement_timeout;
-COMMIT;
-                  SHOW statement_timeout;
-                  SET statement_timeout = 1e3;
-SHOW statement_timeout;
-                  SET work_mem = '1GB';
-SHOW work_mem;
-                  SET myapp.study = 'effusion';
-SHOW myapp.study;
-                  SET datafusion.execution.batch_size = 1;
-                  SET nosuch = 1;
-SHOW nosuch;
-                  SET client_encoding = 'LATIN1';
-                  SHOW ALL;
-";
+    let script = [
+        "SET LOCAL statement_timeout = '5s';",
+        "SHOW statement_timeout;",
+        "BEGIN;",
+        "SET LOCAL statement_timeout = '2000us';",
+        "SHOW statement_timeout;",
+        "COMMIT;",
+        "SHOW statement_timeout;",
+        "SET statement_timeout = 1e3;",
+        "SHOW statement_timeout;",
+        "SET work_mem = '1GB';",
+        "SHOW work_mem;",
+        "SET myapp.study = 'effusion';",
+        "SHOW myapp.study;",
+        "SET datafusion.execution.batch_size = 1;",
+        "SET nosuch = 1;",
+        "SHOW nosuch;",
+        "SET client_encoding = 'LATIN1';",
+        "BEGIN;",
+        "SET statement_timeout = '8s';",
+        "ROLLBACK;",
+        "SHOW statement_timeout;",
+        "SET TimeZone = 'Europe/Paris';",
+        "SHOW timezone;",
+        "SET extra_float_digits = 3;",
+        "SHOW extra_float_digits;",
+        "SET DateStyle = 'bogus';",
+        "SELECT current_setting('statement_timeout'), current_setting('myapp.study');",
+        "SHOW ALL;",
+    ]
+    .join("\n");
     let out = common::spawn_with_stdin(
         Command::new("psql")
             .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
             .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
             .env("PGCONNECT_TIMEOUT", "20"),
-        script,
+        &script,
     )
     .wait_with_output()
     .unwrap();
     let (said, err) = (stdout(&out), stderr(&out));
     let lines: Vec<&str> = said
         .lines()
-        .filter(|l| !["", "SET", "BEGIN", "COMMIT"].contains(l))
+        .filter(|l| !["", "SET", "BEGIN", "COMMIT", "ROLLBACK"].contains(l))
         .collect();
+    // As PostgreSQL 15 shows them: a timeout in its largest whole unit, a ROLLBACK
+    // undoing the transaction's SET.
     assert_eq!(
-        lines[..6],
-        ["0", "2ms", "0", "1000ms", "4MB", "effusion"],
-        "{said}
-{err}"
+        lines[..10],
+        [
+            "0",
+            "2ms",
+            "0",
+            "1s",
+            "4MB",
+            "effusion",
+            "1s",
+            "Europe/Paris",
+            "3",
+            "1s|effusion"
+        ],
+        "{said}\n{err}"
     );
     // SHOW ALL: name|setting, the custom setting and the timeout among them.
     for row in [
         "myapp.study|effusion",
-        "statement_timeout|1000ms",
+        "statement_timeout|1s",
         "work_mem|4MB",
     ] {
-        assert!(lines[6..].contains(&row), "SHOW ALL lacks {row}: {said}");
+        assert!(lines[10..].contains(&row), "SHOW ALL lacks {row}: {said}");
     }
     for message in [
         "WARNING:  SET LOCAL can only be used in transaction blocks",
@@ -1483,18 +1507,22 @@ SHOW nosuch;
         r#"parameter "datafusion.execution.batch_size" cannot be changed by a client"#,
         r#"unrecognized configuration parameter "nosuch""#,
         "client_encoding = LATIN1: cxr serve has only client_encoding = UTF8",
+        r#"invalid value for parameter "DateStyle": "bogus""#,
     ] {
         assert!(err.contains(message), "no {message:?} in {err}");
     }
     // Two errors for nosuch (SET and SHOW).
     assert_eq!(err.matches(r#"parameter "nosuch""#).count(), 2, "{err}");
     // The startup packet's options, as libpq sends PGOPTIONS.
-    let out = psql(
-        server.port,
-        "SHOW statement_timeout",
-        &[("PGOPTIONS", "-c statement_timeout=1500")],
-    );
-    assert_eq!(stdout(&out).trim(), "1500ms", "{}", stderr(&out));
+    for (option, shown) in [("1500", "1500ms"), ("3min", "3min")] {
+        let option = format!("-c statement_timeout={option}");
+        let out = psql(
+            server.port,
+            "SHOW statement_timeout",
+            &[("PGOPTIONS", option.as_str())],
+        );
+        assert_eq!(stdout(&out).trim(), shown, "{}", stderr(&out));
+    }
     let out = psql(server.port, "SELECT 1", &[("PGOPTIONS", "-c nosuch=1")]);
     assert_ne!(code(&out), Some(0));
     assert!(
@@ -1502,6 +1530,32 @@ SHOW nosuch;
         "{}",
         stderr(&out)
     );
+}
+
+/// A statement that takes seconds to plan (4,999 `||`) is planned on a statement
+/// thread: another client's statement is answered meanwhile (planning on the
+/// protocol's thread held every client's statements up for its whole planning).
+#[test]
+fn a_statement_slow_to_plan_holds_up_no_other_client() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let port = server.port;
+    let slow = format!("SELECT length({})", vec!["'a'"; 4_999].join(" || "));
+    let idle = common::cpu_seconds(server.child.id());
+    let planning = std::thread::spawn(move || psql(port, &slow, &[]));
+    // Readiness: the server is computing (planning the long statement).
+    common::wait_until_busy(server.child.id(), idle + 0.5);
+    let other = psql(port, "SELECT COUNT(*) FROM images", &[]);
+    assert_eq!(code(&other), Some(0), "{}", stderr(&other));
+    assert_eq!(stdout(&other).trim(), nih_csv().len().to_string());
+    assert!(
+        !planning.is_finished(),
+        "the long statement finished before the other was answered: nothing was shown"
+    );
+    let out = planning.join().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "4999");
 }
 
 /// A statement chaining thousands of operators (what a tool generates for a long

@@ -90,6 +90,8 @@ fn read_table<'t>(
     };
     rows.images.reserve(t.len());
     let mut shared = Interner::default();
+    // Each patient's birth years (distinct), for the patients whose images disagree.
+    let mut births: PlHashMap<&'t str, Vec<&'t str>> = PlHashMap::default();
     for r in 0..t.len() {
         let line = t.lines[r];
         // The image's id, shared by its labels.
@@ -147,6 +149,12 @@ fn read_table<'t>(
                 y
             }
         };
+        if let (Some(p), Some(b)) = (patient[r], birth[r]) {
+            let years = births.entry(p).or_default();
+            if !years.contains(&b) {
+                years.push(b);
+            }
+        }
         let born = match birth[r] {
             None => None,
             Some(b) => match b.parse::<f64>() {
@@ -255,7 +263,38 @@ fn read_table<'t>(
             path,
         });
     }
+    patients_of_several_births(t, pos[5], births, issues);
     Ok(())
+}
+
+/// A `data_issues` row for each patient whose images give different birth years:
+/// each image's age is computed from its own, so that patient's ages may not agree
+/// with the time between their studies.
+fn patients_of_several_births(
+    t: &CsvTable,
+    column: usize,
+    births: PlHashMap<&str, Vec<&str>>,
+    issues: &mut Issues,
+) {
+    let mut several: Vec<(&str, Vec<&str>)> = births
+        .into_iter()
+        .filter(|(_, years)| years.len() > 1)
+        .collect();
+    several.sort_unstable();
+    for (patient, mut years) in several {
+        years.sort_unstable();
+        issues.push(
+            &t.source,
+            None,
+            Some(t.name(column)),
+            Some(patient),
+            format!(
+                "patient's images give {} birth years ({}); each image's age uses its own",
+                years.len(),
+                years.join(", ")
+            ),
+        );
+    }
 }
 
 /// Parses a Python list literal of strings (`['a', " b", '']`): the items, unstripped;
@@ -467,7 +506,7 @@ mod tests {
         assert!(rows.labels.iter().all(|l| l.value == 1));
 
         let got = issue_keys(&issues);
-        let want: [(i64, &str, &str); 9] = [
+        let want: [(i64, &str, &str); 10] = [
             (
                 3,
                 "Labels",
@@ -481,6 +520,8 @@ mod tests {
             (6, "Projection", "EXCLUDE"),
             (6, "PatientBirth", "2016.0"),
             (7, "MethodLabel", "Robot"),
+            // Patient pt1's images give two birth years (no line: the patient's).
+            (0, "PatientBirth", "pt1"),
         ];
         for (l, f, v) in want {
             assert!(has(&got, l, f, v), "missing {l} {f} {v} in {got:?}");
@@ -581,6 +622,8 @@ mod tests {
         assert_eq!(images_of("padchest_physician"), 39_053);
         assert_eq!(images_of("padchest_rnn"), 120_928);
         assert_eq!(by(&|i| i.age.is_none()), 6);
-        assert_eq!(n_issue("PatientBirth", ""), 0);
+        // 356 patients whose images give different PatientBirth values (pandas:
+        // the distinct non-empty values per PatientID).
+        assert_eq!(n_issue("PatientBirth", ""), 356);
     }
 }

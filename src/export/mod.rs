@@ -250,7 +250,7 @@ fn provenance(wh: &Warehouse, scope: &crate::cohort::across::Scope) -> Vec<(Stri
 /// The file cxr writes into every folder it exports. `--overwrite` replaces only a
 /// folder that has it and holds nothing but what cxr writes there, so a user's
 /// folder (their notes, a warehouse, the current directory) is never deleted.
-const MARKER: &str = ".cxr-export";
+const MARKER: &str = crate::warehouse::EXPORT_MARKER;
 
 /// An output that exists is replaced only with `--overwrite`, and a folder only if
 /// cxr wrote it; an output file's folder must exist.

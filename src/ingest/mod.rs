@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use polars::prelude::PlHashMap;
+use polars::prelude::{PlHashMap, PlHashSet};
 
 use crate::datasets::nih::{self, Release, metadata};
 use crate::error::Result;
@@ -404,6 +404,10 @@ fn write_cross_dataset(
     let (rows, mut nih_info) = release.rows();
     nih_info.label_sources = sources_of(&rows.labels);
     let nih_counts = counts(&rows.images);
+    // The other release labels only the images of this one (a metadata file of a
+    // few images gets the other release's labels of those images, not of all).
+    let nih_images: PlHashSet<crate::datasets::Shared> =
+        rows.images.iter().map(|i| i.image_id.clone()).collect();
     tables.write(rows)?;
     let mut cross = Cross {
         tables: Vec::new(),
@@ -426,6 +430,7 @@ fn write_cross_dataset(
                     ),
                 ));
             }
+            left_out_of_other_release(&mut rows, &nih_images, &info, &mut cross.issues);
             nih_info.source_files.extend(info.source_files);
             nih_info.label_sources.extend(sources_of(&rows.labels));
         } else {
@@ -680,6 +685,38 @@ fn shared_studies(
 
 /// A patient whose images say both sexes gets a `data_issues` row (each image keeps
 /// its own): a cohort by sex splits such a patient.
+/// Keeps the other NIH release's labels of the images the metadata file lists; the
+/// rest are said in one `data_issues` row.
+fn left_out_of_other_release(
+    rows: &mut crate::datasets::DatasetRows,
+    images: &PlHashSet<crate::datasets::Shared>,
+    info: &crate::datasets::DatasetInfo,
+    issues: &mut Issues,
+) {
+    let mut outside: PlHashSet<crate::datasets::Shared> = PlHashSet::default();
+    rows.labels.retain(|l| {
+        let kept = images.contains(&l.image_id);
+        if !kept {
+            outside.insert(l.image_id.clone());
+        }
+        kept
+    });
+    if outside.is_empty() {
+        return;
+    }
+    let file = info.source_files.first().map_or("", String::as_str);
+    issues.push(
+        file,
+        None,
+        None,
+        None,
+        format!(
+            "{} images of this release are not in the metadata file; their labels are left out",
+            outside.len()
+        ),
+    );
+}
+
 fn patients_of_two_sexes(
     images: &[crate::datasets::ImageRow],
     info: &crate::datasets::DatasetInfo,

@@ -114,14 +114,6 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
             ));
         }
     }
-    // Classic Mac line ends (CR only): one line per record all the same.
-    if !out.contains(&b'\n') && out.contains(&b'\r') {
-        for b in out.iter_mut() {
-            if *b == b'\r' {
-                *b = b'\n';
-            }
-        }
-    }
     Ok(out)
 }
 
@@ -182,7 +174,8 @@ impl CsvTable {
         pick: impl FnOnce(&CsvTable) -> Result<(T, Picked)>,
     ) -> Result<(CsvTable, T)> {
         let source = source_name(path);
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = lines_ended(bytes);
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         if body.iter().take(4096).any(|&b| b == 0) {
             return Err(Error::input(path, "not a CSV file (binary data)"));
         }
@@ -655,10 +648,25 @@ pub fn split_record(line: &str) -> Vec<String> {
     fields
 }
 
+/// Text whose classic Mac line ends (CR only), in a whole file or in some of its
+/// lines among LF or CRLF ones, are LF: each ends a record, as pandas reads them (a
+/// CR read as part of a field joined two records, and an image was lost).
+fn lines_ended(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let lone_cr = |k: usize| bytes[k] == b'\r' && bytes.get(k + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone_cr) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let ended = (0..bytes.len())
+        .map(|k| if lone_cr(k) { b'\n' } else { bytes[k] })
+        .collect();
+    std::borrow::Cow::Owned(ended)
+}
+
 /// Reads a file of names, one per line (the official split lists), skipping blank
 /// lines. Returns (line, name) pairs.
 pub fn read_list(path: &Path) -> Result<Vec<(u64, String)>> {
     let bytes = read_bytes(path)?;
+    let bytes = lines_ended(&bytes);
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = std::str::from_utf8(body)
         .map_err(|_| Error::input(path, "not a text file (invalid UTF-8)"))?;

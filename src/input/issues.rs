@@ -92,11 +92,34 @@ pub const SEX_NOT_READ: &str = "sex is not M or F (Male, Female); set to NULL";
 impl Issues {
     /// The issues about a whole file or dataset (no line, no field): what a user
     /// should hear when the ingest ends, not only find in `data_issues`.
+    /// The same issue of many values (an image in neither split list) is one note
+    /// with its count.
     pub fn about_whole_files(&self) -> Vec<String> {
-        self.rows
+        let mut notes: Vec<(String, usize)> = Vec::new();
+        let mut at: std::collections::HashMap<String, usize> = Default::default();
+        for r in self
+            .rows
             .iter()
             .filter(|r| r.line.is_none() && r.field.is_none())
-            .map(|r| format!("{}: {}", r.source_file, r.issue))
+        {
+            let note = format!("{}: {}", r.source_file, r.issue);
+            match at.get(&note) {
+                Some(&k) => notes[k].1 += 1,
+                None => {
+                    at.insert(note.clone(), notes.len());
+                    notes.push((note, 1));
+                }
+            }
+        }
+        notes
+            .into_iter()
+            .map(|(note, count)| match count {
+                1 => note,
+                n => format!(
+                    "{note} ({} rows in data_issues)",
+                    crate::output::thousands(n as u64)
+                ),
+            })
             .collect()
     }
 

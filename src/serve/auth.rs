@@ -166,9 +166,33 @@ pub enum Startup {
 /// A connection without authentication (loopback, no password set).
 pub struct Open(Arc<ConnectionManager>);
 
+#[async_trait]
 impl NoopStartupHandler for Open {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
         Some(self.0.clone())
+    }
+
+    /// The version cxr answers as everywhere (pgwire's own startup says 16.6).
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(
+                datafusion_postgres::pgwire::messages::startup::ParameterStatus::new(
+                    "server_version".into(),
+                    super::settings::SERVER_VERSION.into(),
+                ),
+            ))
+            .await?;
+        Ok(())
     }
 }
 
@@ -180,7 +204,9 @@ impl Startup {
             Some(account) => {
                 let mut scram = ScramAuth::new(Arc::new(Passwords(account.clone())));
                 scram.set_iterations(ITERATIONS);
-                let parameters = Arc::new(DefaultServerParameterProvider::default());
+                let mut parameters = DefaultServerParameterProvider::default();
+                parameters.server_version = super::settings::SERVER_VERSION.into();
+                let parameters = Arc::new(parameters);
                 Startup::Password(Box::new(
                     SASLAuthStartupHandler::new(parameters)
                         .with_scram(scram)
@@ -220,6 +246,7 @@ impl StartupHandler for Startup {
         if let Some(options) = &options {
             super::settings::from_startup_options(options, client.metadata_mut())?;
         }
+        super::settings::remember_startup(client.metadata_mut());
         Ok(())
     }
 }

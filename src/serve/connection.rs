@@ -210,10 +210,10 @@ pub async fn serve<H: PgWireServerHandlers>(
         };
         let message = match message {
             Some(Ok(message)) => message,
-            Some(Err(PgWireError::MessageTooLarge(_, length))) => {
+            Some(Err(PgWireError::MessageTooLarge(limit, length))) => {
                 let text = format!(
-                    "a message of {length} bytes refused: the limit is {} MiB; connection closed",
-                    MAX_MESSAGE_BYTES >> 20
+                    "a message of {length} bytes refused: the limit is {}; connection closed",
+                    bytes(limit)
                 );
                 eprintln!("cxr serve: {peer}: {text}");
                 // 54000 program_limit_exceeded, as PostgreSQL says of a statement
@@ -227,7 +227,13 @@ pub async fn serve<H: PgWireServerHandlers>(
                 let _ = socket.close().await;
                 return Ok(());
             }
-            _ => return Ok(()),
+            Some(Err(error)) => {
+                // A message pgwire could not read: the connection ends (the rest
+                // of the stream cannot be told apart), said in the log.
+                eprintln!("cxr serve: {peer}: connection closed: {error}");
+                return Ok(());
+            }
+            None => return Ok(()),
         };
         // A Terminate: the client leaves (some wait for the server to close first).
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
@@ -261,6 +267,15 @@ fn declared_length(buffer: &[u8], typed: bool) -> Option<usize> {
     let at = usize::from(typed);
     let bytes: [u8; 4] = buffer.get(at..at + 4)?.try_into().ok()?;
     Some(u32::from_be_bytes(bytes) as usize)
+}
+
+/// A size in bytes as a person reads it (`17 MiB`, `10000 bytes`).
+fn bytes(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 #[cfg(test)]

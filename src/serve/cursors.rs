@@ -40,6 +40,7 @@ impl Cursors {
     async fn declare(
         &self,
         declares: &[Declare],
+        params: &ParamValues,
         client: &mut dyn HookClient,
     ) -> PgWireResult<Response> {
         for declare in declares {
@@ -57,13 +58,14 @@ impl Cursors {
                 return Err(refused("DECLARE CURSOR needs a name and a FOR query"));
             };
             let statement = Statement::Query(query.clone());
-            let response = self.0.answer_as_text(&statement, &*client).await?;
+            let (response, plan) = self.0.answer_cursor(&statement, params, &*client).await?;
             let Response::Query(rows) = response else {
                 return Err(refused("a cursor's query returns rows"));
             };
+            // With its plan, a Describe of the cursor's portal gives its columns.
             let stored = Arc::new(StoredStatement::new(
                 name.value.clone(),
-                (query.to_string(), None),
+                (query.to_string(), Some((statement, plan))),
                 vec![],
             ));
             let portal = Portal::new_cursor(name.value.clone(), stored);
@@ -83,7 +85,10 @@ impl QueryHook for Cursors {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         match statement {
-            Statement::Declare { stmts } => Some(self.declare(stmts, client).await),
+            Statement::Declare { stmts } => {
+                let no_parameters = ParamValues::List(Vec::new());
+                Some(self.declare(stmts, &no_parameters, client).await)
+            }
             _ => {
                 CursorStatementHook
                     .handle_simple_query(statement, context, client)
@@ -110,7 +115,7 @@ impl QueryHook for Cursors {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         match statement {
-            Statement::Declare { stmts } => Some(self.declare(stmts, client).await),
+            Statement::Declare { stmts } => Some(self.declare(stmts, params, client).await),
             _ => {
                 CursorStatementHook
                     .handle_extended_query(statement, plan, params, context, client)

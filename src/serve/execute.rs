@@ -176,11 +176,13 @@ where
             *transaction = transaction.to_in_transaction_state();
         }
         Response::TransactionEnd(tag) => {
+            // A ROLLBACK undoes the transaction's settings; a `SET LOCAL` ends
+            // with it either way.
+            let committed = tag == Tag::new("COMMIT");
             send_execution_response(client, tag).await?;
             *transaction = transaction.to_idle_state();
             client.portal_store().rm_portal(DEFAULT_NAME);
-            // A `SET LOCAL` ends with its transaction.
-            super::settings::end_transaction(client.metadata_mut());
+            super::settings::end_transaction(client.metadata_mut(), committed);
         }
         Response::Error(error) => {
             client

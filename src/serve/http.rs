@@ -189,6 +189,11 @@ async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) ->
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
     if !is_own_host(host, page.address) {
+        log_refusal(
+            request.method(),
+            request.uri().path(),
+            StatusCode::MISDIRECTED_REQUEST,
+        );
         return ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
@@ -198,7 +203,9 @@ async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) ->
         )
         .into_response();
     }
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let mut response = next.run(request).await;
+    log_refusal(&method, &path, response.status());
     let headers = response.headers_mut();
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -212,6 +219,15 @@ async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) ->
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// An answer that refuses or fails, logged on stderr as every refusal is (the path
+/// cut: a client chooses it).
+fn log_refusal(method: &axum::http::Method, path: &str, status: StatusCode) {
+    if status.is_client_error() || status.is_server_error() {
+        let path: String = path.chars().take(120).collect();
+        eprintln!("cxr serve: page: {method} {path}: {status}");
+    }
 }
 
 /// `Host` names this server: its address, or localhost, with its port.
@@ -506,6 +522,10 @@ struct Activity {
     busy: AtomicUsize,
     /// When bytes last moved either way, or a write last waited for the client.
     last_moved: Mutex<Instant>,
+    /// When the request being received began to arrive (None between requests and
+    /// while one is answered): a client sends a request's head at once, so one
+    /// that trickles it byte by byte is as good as idle.
+    receiving_since: Mutex<Option<Instant>>,
     /// Notified to close the connection.
     closed: Notify,
 }
@@ -515,16 +535,44 @@ impl Activity {
         *self.last_moved.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
+    /// Bytes of a request arrived.
+    fn received(&self) {
+        self.moved();
+        if self.busy.load(Ordering::SeqCst) == 0 {
+            let mut since = self
+                .receiving_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// A request's head is in: it is being answered.
+    fn answering(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        *self
+            .receiving_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How long the connection has done nothing useful: nothing moved, or a
+    /// request's head has been arriving; None while a request is answered.
     fn idle_for(&self) -> Option<Duration> {
         if self.busy.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        Some(
-            self.last_moved
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .elapsed(),
-        )
+        let quiet = self
+            .last_moved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        let receiving = self
+            .receiving_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        Some(quiet.max(receiving))
     }
 }
 
@@ -537,6 +585,7 @@ impl Open {
         let activity = Arc::new(Activity {
             busy: AtomicUsize::new(0),
             last_moved: Mutex::new(Instant::now()),
+            receiving_since: Mutex::new(None),
             closed: Notify::new(),
         });
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -584,7 +633,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Tracked 
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let activity = self.activity.clone();
-        activity.busy.fetch_add(1, Ordering::SeqCst);
+        activity.answering();
         let answer = self.inner.call(request);
         Box::pin(async move {
             let answered = answer.await;
@@ -648,7 +697,7 @@ impl AsyncRead for Held {
         let before = buffer.filled().len();
         let polled = Pin::new(&mut held.stream).poll_read(context, buffer);
         if buffer.filled().len() > before {
-            held.activity.moved();
+            held.activity.received();
         }
         polled
     }

@@ -196,31 +196,24 @@ impl Served {
         Ok(version)
     }
 
-    /// Plans `statement` on `version`, refusing what a client may not do.
+    /// Plans `statement` on `version`, refusing what a client may not do, on a
+    /// statement runtime, within the time limit: planning a statement of thousands of operators takes seconds of CPU that never yield,
+    /// which on the protocol's thread held up every client's statements.
     async fn plan(&self, version: &Version, statement: &Statement) -> Result<LogicalPlan> {
         refuse_statement(statement)?;
-        let planned = super::rewrite::for_catalog(statement);
-        let statement = planned.as_ref().unwrap_or(statement);
-        let named = super::rewrite::with_postgres_names(statement);
-        let statement = named.as_ref().unwrap_or(statement);
         let state = version.warehouse.ctx.state();
-        let plan = state
-            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                statement.clone(),
-            )))
-            .await?;
-        crate::sql::statements_allowed(false)
-            .verify_plan(&plan)
-            .map_err(|e| {
-                Error::Query(format!(
-                    "refused: clients of cxr serve only read ({})",
-                    Error::from(e)
-                ))
-            })?;
-        // Unnamed expressions named as `cxr sql` names them (`1 + 1`, not
-        // `Int64(1) + Int64(1)`).
-        let named = crate::sql::readable_names(DataFrame::new(state, plan))?;
-        Ok(named.into_unoptimized_plan())
+        let statement = statement.clone();
+        let planning = self
+            .runtimes
+            .compute(async move { plan_statement(state, &statement).await });
+        let limit = self.limits.query_time;
+        match tokio::time::timeout(limit, planning).await {
+            Ok(planned) => planned?,
+            Err(_) => Err(Error::Query(format!(
+                "canceling statement: its planning ran past the time limit of {} s",
+                limit.as_secs_f64()
+            ))),
+        }
     }
 
     /// Plans `statement` on `version` with `params` bound and runs it, its rows in
@@ -252,18 +245,58 @@ impl Served {
         format: &Format,
         client: &C,
     ) -> PgWireResult<Response> {
-        let metadata = client.metadata();
-        let user = metadata.get("user").map_or("", String::as_str);
+        let plan = self.plan_for(&version, statement, client).await?;
+        let bound = self.bind(plan, params)?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        self.run(version, bound, Asker::of(client), format, options)
+            .await
+    }
+
+    /// A cursor's query answered as text with `params` bound: its rows, and its plan
+    /// before binding, whose schema describes the cursor (psycopg's named cursors
+    /// ask for it, and crashed on a cursor of no columns).
+    pub(super) async fn answer_cursor<C: ClientInfo + ?Sized>(
+        &self,
+        statement: &Statement,
+        params: &ParamValues,
+        client: &C,
+    ) -> PgWireResult<(Response, LogicalPlan)> {
+        let version = self.version().await.map_err(|e| self.error(e))?;
+        let plan = self.plan_for(&version, statement, client).await?;
+        let bound = self.bind(plan.clone(), params)?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let response = self
+            .run(
+                version,
+                bound,
+                Asker::of(client),
+                &Format::UnifiedText,
+                options,
+            )
+            .await?;
+        Ok((response, plan))
+    }
+
+    /// `statement` planned for the client (its login name for `current_user`).
+    async fn plan_for<C: ClientInfo + ?Sized>(
+        &self,
+        version: &Version,
+        statement: &Statement,
+        client: &C,
+    ) -> PgWireResult<LogicalPlan> {
+        let user = client.metadata().get("user").map_or("", String::as_str);
         let named = super::rewrite::with_login_user(statement, user);
         let statement = named.as_ref().unwrap_or(statement);
-        let plan = self
-            .plan(&version, statement)
+        let set = super::rewrite::with_session_settings(statement, client.metadata());
+        let statement = set.as_ref().unwrap_or(statement);
+        self.plan(version, statement)
             .await
-            .and_then(|plan| Ok(plan.replace_params_with_values(params)?))
-            .map_err(|e| self.error(e))?;
-        let options = Arc::new(FormatOptions::from_client_metadata(metadata));
-        self.run(version, plan, Asker::of(client), format, options)
-            .await
+            .map_err(|e| self.error(e))
+    }
+
+    fn bind(&self, plan: LogicalPlan, params: &ParamValues) -> PgWireResult<LogicalPlan> {
+        plan.replace_params_with_values(params)
+            .map_err(|e| self.error(e.into()))
     }
 
     /// Runs a planned statement and streams its rows within the limits.
@@ -860,6 +893,8 @@ fn query_error(error: Error, query_memory: usize) -> PgWireError {
     let message = error.to_string();
     let code = if message.starts_with("refused") {
         "25006" // read_only_sql_transaction
+    } else if message.starts_with("canceling statement") {
+        "57014" // query_canceled
     } else {
         sqlstate(&error)
     };
@@ -994,6 +1029,34 @@ impl QueryHook for Answer {
     }
 }
 
+/// A client's statement as cxr plans it: catalog and naming rewrites, the plan
+/// checked to only read, unnamed expressions named as `cxr sql` names them (`1 + 1`,
+/// not `Int64(1) + Int64(1)`).
+async fn plan_statement(
+    state: datafusion::execution::SessionState,
+    statement: &Statement,
+) -> Result<LogicalPlan> {
+    let planned = super::rewrite::for_catalog(statement);
+    let statement = planned.as_ref().unwrap_or(statement);
+    let named = super::rewrite::with_postgres_names(statement);
+    let statement = named.as_ref().unwrap_or(statement);
+    let plan = state
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+            statement.clone(),
+        )))
+        .await?;
+    crate::sql::statements_allowed(false)
+        .verify_plan(&plan)
+        .map_err(|e| {
+            Error::Query(format!(
+                "refused: clients of cxr serve only read ({})",
+                Error::from(e)
+            ))
+        })?;
+    let named = crate::sql::readable_names(DataFrame::new(state, plan))?;
+    Ok(named.into_unoptimized_plan())
+}
+
 /// The statement type datafusion-postgres's parser produces: the text, and the
 /// statement with its plan.
 pub type Prepared = (String, Option<(Statement, LogicalPlan)>);
@@ -1043,6 +1106,34 @@ pub struct StatementParser {
     context: Arc<SessionContext>,
 }
 
+impl StatementParser {
+    /// Plans a statement `rewrite` has already parsed, as datafusion-postgres plans
+    /// one: by the first hook that takes it, else by DataFusion.
+    async fn parse_rewritten<C>(&self, client: &C, statement: Statement) -> PgWireResult<Prepared>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let text = statement.to_string();
+        for hook in &self.hooks {
+            if let Some(plan) = hook
+                .handle_extended_parse_query(&statement, &self.context, client)
+                .await
+            {
+                return Ok((text, Some((statement, plan?))));
+            }
+        }
+        let plan = self
+            .context
+            .state()
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                statement.clone(),
+            )))
+            .await
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        Ok((text, Some((statement, plan))))
+    }
+}
+
 #[async_trait]
 impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
     type Statement = Prepared;
@@ -1059,29 +1150,16 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
         if let Some(why) = crate::input::text::too_deep(sql) {
             return Err(user_error("54001", why)); // statement_too_complex
         }
-        let Some(statement) = super::rewrite::with_select_list_subqueries(sql)
+        let parsed = match super::rewrite::with_select_list_subqueries(sql)
             .and_then(|statements| statements.into_iter().next())
-        else {
-            return self.protocol.parse_sql(client, sql, types).await;
+        {
+            None => self.protocol.parse_sql(client, sql, types).await?,
+            Some(statement) => Some(self.parse_rewritten(client, statement).await?),
         };
-        let text = statement.to_string();
-        for hook in &self.hooks {
-            if let Some(plan) = hook
-                .handle_extended_parse_query(&statement, &self.context, client)
-                .await
-            {
-                return Ok(Some((text, Some((statement, plan?)))));
-            }
-        }
-        let plan = self
-            .context
-            .state()
-            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                statement.clone(),
-            )))
-            .await
-            .and_then(|plan| typed_by_client(plan, types))
-            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let Some((text, Some((statement, plan)))) = parsed else {
+            return Ok(parsed);
+        };
+        let plan = typed_by_client(plan, types).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         Ok(Some((text, Some((statement, plan)))))
     }
 
@@ -1281,8 +1359,8 @@ impl ExtendedQueryHandler for Handler {
         let transaction = client.transaction_status();
         if let Some(done) = super::settings::apply(statement, client.metadata_mut(), transaction) {
             let done = done?;
-            if let Some(notice) = done.notice {
-                client.send(notice).await?;
+            for message in done.messages {
+                client.send(message).await?;
             }
             return Ok(Response::Execution(done.tag));
         }
@@ -1324,16 +1402,29 @@ fn inferred_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     let inferred = plan
         .get_parameter_types()
         .map_err(|e| user_error("42000", Error::from(e).to_string()))?;
-    let mut ordered: Vec<(u32, Option<DataType>)> = inferred
-        .into_iter()
-        .map(|(name, ty)| {
-            let position = name.trim_start_matches('$').parse().unwrap_or(u32::MAX);
-            (position, ty)
-        })
-        .collect();
-    ordered.sort_by_key(|(position, _)| *position);
-    Ok(ordered.into_iter().map(|(_, ty)| ty).collect())
+    // By position, a gap where the plan has no `$n` (a rewrite for the catalog can
+    // drop some): the types stay with their parameters.
+    let mut types: Vec<Option<DataType>> = Vec::new();
+    for (name, ty) in inferred {
+        let Some(k) = name
+            .trim_start_matches('$')
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .filter(|&k| k < MAX_PARAMETERS)
+        else {
+            continue;
+        };
+        if types.len() <= k {
+            types.resize(k + 1, None);
+        }
+        types[k] = ty;
+    }
+    Ok(types)
 }
+
+/// The most parameters a statement has: the protocol counts them in 16 bits.
+const MAX_PARAMETERS: usize = 1 << 16;
 
 /// The values a client bound to `$1`, `$2`, ..., decoded as the types the client
 /// named, else as the types the plan infers (`inferred`); a NULL of no type as text.

@@ -623,6 +623,49 @@ fn user_function(expr: &Expr) -> Option<&'static str> {
     USER_FUNCTIONS.iter().copied().find(|f| *f == name)
 }
 
+/// `current_setting('name')` of a session setting (`statement_timeout`, the
+/// formatting settings, custom ones) as its value in this session: the function
+/// itself knows only the server's settings. None when there is none.
+pub fn with_session_settings(
+    statement: &Statement,
+    metadata: &std::collections::HashMap<String, String>,
+) -> Option<Statement> {
+    let mut out = statement.clone();
+    let mut changed = false;
+    let _ = visit_expressions_mut(&mut out, |expr| {
+        if let Some(value) =
+            setting_asked(expr).and_then(|n| super::settings::session_value(&n, metadata))
+        {
+            *expr = text(&value);
+            changed = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then_some(out)
+}
+
+/// The setting a `current_setting('name')` call asks for.
+fn setting_asked(expr: &Expr) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    let name = f.name.to_string().to_ascii_lowercase();
+    if name != "current_setting" && name != "pg_catalog.current_setting" {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn text(s: &str) -> Expr {
     Expr::value(Value::SingleQuotedString(s.to_string()))
 }

@@ -33,6 +33,7 @@ use datafusion_postgres::pgwire::api::results::{
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::response::{NoticeResponse, TransactionStatus};
+use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 
 /// Where datafusion-postgres keeps a connection's `statement_timeout`, in
 /// milliseconds (absent: no limit).
@@ -41,6 +42,13 @@ pub const TIMEOUT_KEY: &str = "statement_timeout_ms";
 /// The session's `statement_timeout` before a `SET LOCAL` in the open transaction
 /// (empty: none), restored when the transaction ends.
 const SAVED_TIMEOUT_KEY: &str = "cxr.saved.statement_timeout_ms";
+
+/// The session's settings before the open transaction changed them (JSON).
+const BEFORE_TRANSACTION_KEY: &str = "cxr.saved.before_transaction";
+
+/// Where a setting's value from the connection's startup is kept (`RESET` returns
+/// to it, as PostgreSQL's does: psql's `application_name`).
+const STARTUP_KEY: &str = "cxr.startup.";
 
 /// Where a custom setting (`prefix.name`) is kept, under its lowercase name.
 const CUSTOM_KEY: &str = "cxr.setting.";
@@ -144,25 +152,25 @@ const SHOWN_BY_PROTOCOL: &[&str] = &[
     "transaction isolation level",
 ];
 
-/// What a statement did to the session's settings: its tag, and a warning or notice
-/// for the client.
+/// What a statement did to the session's settings: its tag, and the messages for
+/// the client before it (a warning or notice, a changed `ParameterStatus`).
 pub struct Done {
     pub tag: Tag,
-    pub notice: Option<PgWireBackendMessage>,
+    pub messages: Vec<PgWireBackendMessage>,
 }
 
 impl Done {
     fn tag(tag: &str) -> Done {
         Done {
             tag: Tag::new(tag),
-            notice: None,
+            messages: Vec::new(),
         }
     }
 
     fn with_notice(severity: &str, message: String) -> Done {
         Done {
             tag: Tag::new("SET"),
-            notice: Some(notice(severity, message)),
+            messages: vec![notice(severity, message)],
         }
     }
 }
@@ -175,6 +183,13 @@ pub fn apply(
     metadata: &mut HashMap<String, String>,
     transaction: TransactionStatus,
 ) -> Option<PgWireResult<Done>> {
+    let in_transaction = matches!(
+        transaction,
+        TransactionStatus::Transaction | TransactionStatus::Error
+    );
+    if in_transaction && matches!(statement, Statement::Set(_) | Statement::Reset(_)) {
+        remember_for_rollback(metadata);
+    }
     match statement {
         Statement::Set(Set::SingleAssignment {
             scope,
@@ -195,6 +210,26 @@ pub fn apply(
     }
 }
 
+/// Whether a metadata key holds a session setting (what a transaction's end may
+/// restore).
+fn is_setting_key(key: &str) -> bool {
+    key == TIMEOUT_KEY || KEPT.contains(&key) || key.starts_with(CUSTOM_KEY)
+}
+
+/// The session's settings before the open transaction changed any, kept until the
+/// transaction ends: a ROLLBACK restores them, as PostgreSQL's does.
+fn remember_for_rollback(metadata: &mut HashMap<String, String>) {
+    if metadata.contains_key(BEFORE_TRANSACTION_KEY) {
+        return;
+    }
+    let settings: HashMap<&String, &String> = metadata
+        .iter()
+        .filter(|(key, _)| is_setting_key(key))
+        .collect();
+    let saved = serde_json::to_string(&settings).expect("strings serialise");
+    metadata.insert(BEFORE_TRANSACTION_KEY.to_string(), saved);
+}
+
 /// A `SET name = value` (scope `SESSION`, `LOCAL` or none).
 fn set(
     name: &str,
@@ -209,17 +244,108 @@ fn set(
     if name == "statement_timeout" {
         return Some(set_timeout(value, metadata).map(|()| Done::tag("SET")));
     }
+    let name = if name == "time zone" {
+        "timezone"
+    } else {
+        name
+    };
     if KEPT.contains(&name) {
-        return match scope {
-            // datafusion-postgres's hook sets these (and tells the client).
-            None => None,
-            Some(_) => {
-                metadata.insert(name.to_string(), value.to_string());
-                Some(Ok(Done::tag("SET")))
-            }
-        };
+        return Some(set_kept(name, value, metadata));
     }
     Some(set_other(name, value, metadata))
+}
+
+/// A formatting setting, checked as PostgreSQL checks it, kept, and told to the
+/// client where PostgreSQL tells it (`ParameterStatus`).
+fn set_kept(name: &str, value: &str, metadata: &mut HashMap<String, String>) -> PgWireResult<Done> {
+    let value = value.trim();
+    if !valid_value(name, value) {
+        let shown = reported_name(name).unwrap_or(name);
+        return Err(invalid(format!(
+            "invalid value for parameter \"{shown}\": \"{value}\""
+        )));
+    }
+    // PostgreSQL keeps at most 63 bytes of an application name.
+    let mut value = value.to_string();
+    if name == "application_name" {
+        while value.len() > 63 {
+            value.pop();
+        }
+    }
+    metadata.insert(name.to_string(), value.clone());
+    let mut done = Done::tag("SET");
+    if let Some(reported) = reported_name(name) {
+        done.messages
+            .push(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                reported.to_string(),
+                value,
+            )));
+    }
+    Ok(done)
+}
+
+/// Whether `value` is one PostgreSQL takes for the formatting setting `name`.
+fn valid_value(name: &str, value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    match name {
+        "datestyle" => lower.split(',').all(|part| {
+            [
+                "iso",
+                "sql",
+                "postgres",
+                "german",
+                "dmy",
+                "mdy",
+                "ymd",
+                "euro",
+                "european",
+                "us",
+                "noneuro",
+                "noneuropean",
+            ]
+            .contains(&part.trim())
+        }),
+        "intervalstyle" => {
+            ["postgres", "postgres_verbose", "sql_standard", "iso_8601"].contains(&lower.as_str())
+        }
+        "bytea_output" => ["hex", "escape"].contains(&lower.as_str()),
+        "extra_float_digits" => value.parse::<i32>().is_ok_and(|n| (-15..=3).contains(&n)),
+        "timezone" => {
+            !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_/+-:.".contains(c))
+        }
+        _ => true,
+    }
+}
+
+/// The name PostgreSQL reports a setting's changes under, if it does.
+fn reported_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "application_name" => "application_name",
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
+        "timezone" => "TimeZone",
+        _ => return None,
+    })
+}
+
+/// Remembers the settings the connection started with, which `RESET` returns to.
+pub fn remember_startup(metadata: &mut HashMap<String, String>) {
+    for name in KEPT {
+        if let Some(value) = metadata.get(name).cloned() {
+            metadata.insert(format!("{STARTUP_KEY}{name}"), value);
+        }
+    }
+}
+
+/// The setting `name` back to its value at the connection's startup, or its default.
+fn reset_one(name: &str, metadata: &mut HashMap<String, String>) {
+    match metadata.get(&format!("{STARTUP_KEY}{name}")).cloned() {
+        Some(value) => metadata.insert(name.to_string(), value),
+        None => metadata.remove(name),
+    };
 }
 
 /// `SET LOCAL`: outside a transaction it does nothing, with PostgreSQL's warning;
@@ -254,8 +380,17 @@ fn set_local(
     set_timeout(value, metadata).map(|()| Done::tag("SET"))
 }
 
-/// The end of a transaction (COMMIT or ROLLBACK): a `SET LOCAL` ends with it.
-pub fn end_transaction(metadata: &mut HashMap<String, String>) {
+/// The end of a transaction: a ROLLBACK undoes its settings, and a `SET LOCAL`
+/// ends with it either way.
+pub fn end_transaction(metadata: &mut HashMap<String, String>, committed: bool) {
+    let before = metadata.remove(BEFORE_TRANSACTION_KEY);
+    if !committed && let Some(before) = before {
+        metadata.remove(SAVED_TIMEOUT_KEY);
+        let before: HashMap<String, String> = serde_json::from_str(&before).unwrap_or_default();
+        metadata.retain(|key, _| !is_setting_key(key));
+        metadata.extend(before);
+        return;
+    }
     match metadata.remove(SAVED_TIMEOUT_KEY) {
         Some(saved) if saved.is_empty() => {
             metadata.remove(TIMEOUT_KEY);
@@ -370,6 +505,14 @@ pub fn show(
     if name == "all" {
         return Some(Ok(every_setting(metadata)));
     }
+    if let Some(value) = shown_here(&name, metadata) {
+        let name = if name == "transaction isolation level" {
+            "transaction_isolation".to_string()
+        } else {
+            name
+        };
+        return Some(Ok(vec![(name, value)]));
+    }
     if KEPT.contains(&name.as_str()) || SHOWN_BY_PROTOCOL.contains(&name.as_str()) {
         return None;
     }
@@ -389,12 +532,72 @@ pub fn show(
     })
 }
 
+/// The settings whose `SHOW` this module answers as PostgreSQL words them.
+fn shown_here(name: &str, metadata: &HashMap<String, String>) -> Option<String> {
+    Some(match name {
+        "statement_timeout" => timeout_shown(metadata),
+        "transaction_isolation" | "transaction isolation level" => "read committed".into(),
+        "server_version" => SERVER_VERSION.into(),
+        "server_version_num" => SERVER_VERSION_NUM.into(),
+        "timezone" | "time zone" => metadata
+            .get("timezone")
+            .cloned()
+            .unwrap_or_else(|| "UTC".into()),
+        _ => return None,
+    })
+}
+
+/// The PostgreSQL version cxr answers as, everywhere a client asks (`version()`,
+/// `SHOW server_version`, the login's `ParameterStatus`).
+pub const SERVER_VERSION: &str = "15.0";
+const SERVER_VERSION_NUM: &str = "150000";
+
+/// `statement_timeout` as PostgreSQL shows it: in the largest unit that divides it
+/// (`1500ms`, `2s`, `2min`), `0` for none.
+fn timeout_shown(metadata: &HashMap<String, String>) -> String {
+    let Some(ms) = metadata
+        .get(TIMEOUT_KEY)
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return "0".into();
+    };
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A session setting's value as `current_setting(name)` gives it in this session;
+/// None for a name that is not a session setting (the server's answer it).
+pub fn session_value(name: &str, metadata: &HashMap<String, String>) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    if let Some(value) = shown_here(&name, metadata) {
+        return Some(value);
+    }
+    if KEPT.contains(&name.as_str()) {
+        return Some(
+            every_setting(metadata)
+                .into_iter()
+                .find(|(n, _)| *n == name)?
+                .1,
+        );
+    }
+    if let Some(setting) = INERT.iter().find(|s| s.name == name) {
+        return Some(setting.shown.to_string());
+    }
+    metadata.get(&format!("{CUSTOM_KEY}{name}")).cloned()
+}
+
 /// Every setting and its value, by name.
 fn every_setting(metadata: &HashMap<String, String>) -> Vec<(String, String)> {
-    let timeout = match metadata.get(TIMEOUT_KEY) {
-        Some(ms) => format!("{ms}ms"),
-        None => "0".into(),
-    };
+    let timeout = timeout_shown(metadata);
     let defaults = datafusion_postgres::pgwire::types::format::FormatOptions::default();
     let kept_default = |name: &str| match name {
         "datestyle" => defaults.date_style.clone(),
@@ -414,7 +617,14 @@ fn every_setting(metadata: &HashMap<String, String>) -> Vec<(String, String)> {
                 .unwrap_or_else(|| kept_default(name));
             (name.to_string(), value)
         })
-        .chain([("statement_timeout".to_string(), timeout)])
+        .chain([
+            ("statement_timeout".to_string(), timeout),
+            ("server_version".to_string(), SERVER_VERSION.to_string()),
+            (
+                "transaction_isolation".to_string(),
+                "read committed".to_string(),
+            ),
+        ])
         .chain(
             INERT
                 .iter()
@@ -520,7 +730,15 @@ fn set_timeout(text: &str, metadata: &mut HashMap<String, String>) -> PgWireResu
         metadata.remove(TIMEOUT_KEY);
         return Ok(());
     }
-    let ms = milliseconds(&text).ok_or_else(|| {
+    if let Some(negative) = text.trim().strip_prefix('-')
+        && milliseconds(negative).is_some()
+    {
+        return Err(invalid(format!(
+            "-{} ms is outside the valid range for parameter \"statement_timeout\" (0 .. 2147483647)",
+            milliseconds(negative).unwrap_or(0)
+        )));
+    }
+    let ms = milliseconds(text).ok_or_else(|| {
         invalid(format!(
             "invalid value for parameter \"statement_timeout\": \"{text}\"\nHINT:  Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\"."
         ))
@@ -560,7 +778,8 @@ fn milliseconds(text: &str) -> Option<u64> {
         // A sign, `inf` or `NaN`: no duration PostgreSQL takes.
         return None;
     }
-    let ms = (number * unit).round();
+    // PostgreSQL rounds to the nearest, ties to even (`0.5` is 0).
+    let ms = (number * unit).round_ties_even();
     // PostgreSQL's limit for this setting: INT_MAX milliseconds.
     (ms.is_finite() && ms <= i32::MAX as f64).then_some(ms as u64)
 }
@@ -571,7 +790,7 @@ fn reset(reset: &Reset, metadata: &mut HashMap<String, String>) -> PgWireResult<
         Reset::ALL => {
             metadata.remove(TIMEOUT_KEY);
             for name in KEPT {
-                metadata.remove(name);
+                reset_one(name, metadata);
             }
             metadata.retain(|key, _| !key.starts_with(CUSTOM_KEY));
             Ok(())
@@ -582,7 +801,7 @@ fn reset(reset: &Reset, metadata: &mut HashMap<String, String>) -> PgWireResult<
                 metadata.remove(TIMEOUT_KEY);
                 Ok(())
             } else if KEPT.contains(&name.as_str()) {
-                metadata.remove(&name);
+                reset_one(&name, metadata);
                 Ok(())
             } else if metadata.remove(&format!("{CUSTOM_KEY}{name}")).is_some()
                 || INERT.iter().any(|s| s.name == name)
@@ -678,10 +897,10 @@ impl QueryHook for Settings {
             Ok(done) => done,
             Err(e) => return Some(Err(e)),
         };
-        if let Some(notice) = done.notice
-            && let Err(e) = client.send_message(notice).await
-        {
-            return Some(Err(e));
+        for message in done.messages {
+            if let Err(e) = client.send_message(message).await {
+                return Some(Err(e));
+            }
         }
         Some(Ok(Response::Execution(done.tag)))
     }

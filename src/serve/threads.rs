@@ -68,6 +68,26 @@ impl Runtimes {
     }
 }
 
+impl Runtimes {
+    /// Runs `work` on a runtime of its own when its turn comes and gives its result:
+    /// CPU work that never yields (planning a statement) off the caller's thread.
+    pub async fn compute<T, F>(self: &Arc<Self>, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (send, receive) = tokio::sync::oneshot::channel();
+        let _lease = self
+            .spawn(async move {
+                let _ = send.send(work.await);
+            })
+            .await?;
+        receive
+            .await
+            .map_err(|_| Error::Internal("a statement's work stopped".into()))
+    }
+}
+
 impl Drop for Runtimes {
     fn drop(&mut self) {
         // Dropping a runtime waits for its threads, which async code may not do.

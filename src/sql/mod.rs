@@ -517,7 +517,8 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features();
+        .with_default_features()
+        .with_analyzer_rule(std::sync::Arc::new(functions::CappedTextConcat::default()));
     if let Some(interrupt) = interrupt {
         state = state.with_physical_optimizer_rule(interrupt.rule());
     }

@@ -95,7 +95,13 @@ impl ParamType {
     pub fn value(self, s: &str) -> Option<ScalarValue> {
         match self {
             ParamType::Int => s.trim().parse::<i64>().ok().map(ScalarValue::from),
-            ParamType::Float => s.trim().parse::<f64>().ok().map(ScalarValue::from),
+            // NaN compares with nothing: no range can hold it, and no query means it.
+            ParamType::Float => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| !x.is_nan())
+                .map(ScalarValue::from),
             ParamType::Text => Some(ScalarValue::Utf8(Some(s.to_string()))),
             ParamType::Bool => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "t" | "yes" | "1" => Some(ScalarValue::Boolean(Some(true))),

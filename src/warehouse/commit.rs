@@ -221,6 +221,12 @@ fn refuse_foreign(root: &Path, given: &Path) -> Result<()> {
             given.display()
         )));
     }
+    if root.join(super::EXPORT_MARKER).exists() {
+        return Err(Error::Usage(format!(
+            "refusing to write into {}: it is an export (`cxr export`), not a warehouse; choose another --warehouse",
+            given.display()
+        )));
+    }
     match Manifest::read(root) {
         Ok(Some((m, _))) if m.is_cxr() => return Ok(()),
         Ok(Some(_)) | Err(_) => {
@@ -284,10 +290,31 @@ fn collect_garbage(root: &Path, keep: &str) {
             continue;
         };
         if f.try_lock().is_ok() {
-            let _ = std::fs::remove_file(e.path().join(READERS));
-            let _ = std::fs::remove_dir_all(e.path());
+            remove_what_cxr_wrote(&e.path());
         }
     }
+}
+
+/// Removes a version folder's tables (`.parquet` files, folders of them) and its
+/// readers' file, then the folder if nothing is left: a file a user put in it stays,
+/// in the folder.
+fn remove_what_cxr_wrote(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => remove_what_cxr_wrote(&path),
+            Ok(t) if t.is_file() && (name.ends_with(".parquet") || name == READERS) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
+    // Fails, and leaves the folder, when anything else is in it.
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Whether the version folder `dir` is the one cxr wrote as `name`: its readers'

@@ -39,6 +39,10 @@ pub const MANIFEST: &str = "manifest.json";
 /// The `format` value that marks a manifest as cxr's.
 pub const FORMAT: &str = "cxr-warehouse";
 
+/// The file cxr writes into every folder it exports (`export --tables` copies the
+/// warehouse's manifest there too): such a folder is not a warehouse.
+pub const EXPORT_MARKER: &str = ".cxr-export";
+
 /// `manifest.json`: what was ingested, from what, when, and where the tables are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -220,6 +224,13 @@ impl Snapshot {
             }
             // Gone while the manifest still names it: a commit replaced both, or the
             // folder was removed by hand (then reading again will not help).
+            if root.join(EXPORT_MARKER).exists() {
+                return Err(Error::Usage(format!(
+                    "{}: an export of a warehouse's tables (`cxr export --tables`), not a warehouse; read its Parquet files by name (`FROM '{}/images.parquet'`) or give the warehouse itself",
+                    root.display(),
+                    root.display()
+                )));
+            }
             if matches!(Manifest::read(root), Ok(Some((_, again))) if again == manifest_sha256) {
                 return Err(Error::Warehouse(format!(
                     "{}: the version folder {} named by {MANIFEST} is missing or incomplete; the warehouse is damaged (run `cxr ingest` again)",

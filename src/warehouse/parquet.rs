@@ -187,6 +187,16 @@ pub struct ParquetSink {
 /// A failed write of `path`, named (a full disk otherwise says only "No space left
 /// on device"), keeping the I/O error's kind for the exit code.
 fn write_error(path: &Path, e: ParquetError) -> Error {
+    // Parquet's limit of 32,767 row groups a file, reached with a small
+    // `--row-group-size`: the user's to change (exit 2).
+    if let ParquetError::General(message) = &e
+        && message.contains("row groups per file")
+    {
+        return Error::Usage(format!(
+            "{}: {message}; give a larger --row-group-size",
+            path.display()
+        ));
+    }
     let source = match e {
         ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
             Ok(io) => *io,

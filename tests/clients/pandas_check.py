@@ -141,6 +141,13 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
     ).fetchone()
     assert row[0] == len(csv), row
     assert conn.execute("SELECT %s AS x", (None,)).fetchone() == (None,)
+    # A named (server-side) cursor, with a parameter: described before it is read
+    # (psycopg crashed on a cursor described with no columns), every row read.
+    with conn.cursor(name="chunks") as cur:
+        cur.execute("SELECT image_index, age FROM images WHERE age > %s", (50,))
+        assert cur.description is not None and [d.name for d in cur.description] == ["image_index", "age"], cur.description
+        read = sum(1 for _ in cur)
+    assert read == int((csv["Patient Age"] > 50).sum()), read
     # A bare parameter takes the type psycopg sends it with (float8, bool, int2),
     # as PostgreSQL types it: the values come back as Python's own.
     with conn.cursor() as cur:
