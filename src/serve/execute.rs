@@ -44,11 +44,7 @@ where
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
-        return Err(PgWireError::NotReadyForQuery);
-    }
-    let mut transaction = client.transaction_status();
-    client.set_state(PgWireConnectionState::QueryInProgress);
+    let mut transaction = begin(client)?;
     let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
     let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
     let portal = match client.portal_store().get_portal(name) {
@@ -99,11 +95,7 @@ where
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
-        return Err(PgWireError::NotReadyForQuery);
-    }
-    let mut transaction = client.transaction_status();
-    client.set_state(PgWireConnectionState::QueryInProgress);
+    let mut transaction = begin(client)?;
     // Only semicolons and blanks: no statement, as PostgreSQL answers it.
     if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
         client
@@ -126,6 +118,19 @@ where
         send_ready_for_query(client, transaction).await?;
     }
     Ok(())
+}
+
+/// A query's start, as pgwire starts one: refused unless the client is ready for
+/// it; the transaction status it began in.
+fn begin<C: ClientInfo>(
+    client: &mut C,
+) -> PgWireResult<pgwire::messages::response::TransactionStatus> {
+    if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+        return Err(PgWireError::NotReadyForQuery);
+    }
+    let transaction = client.transaction_status();
+    client.set_state(PgWireConnectionState::QueryInProgress);
+    Ok(transaction)
 }
 
 /// What stops the statement when the client's cancel request arrives.

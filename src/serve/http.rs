@@ -254,19 +254,9 @@ impl Page {
         let deadline = tokio::time::Instant::now() + self.query_time;
         let interrupt = Interrupt::at(deadline.into_std());
         let computing = work(interrupt.clone());
-        let (send, receive) = tokio::sync::oneshot::channel();
-        let waited = tokio::time::timeout_at(deadline, async {
-            let _lease = self
-                .runtimes
-                .spawn(async move {
-                    let _ = send.send(computing.await);
-                })
-                .await?;
-            receive
-                .await
-                .map_err(|_| Error::Internal("the request's work stopped".into()))?
-        })
-        .await;
+        let waited =
+            tokio::time::timeout_at(deadline, async { self.runtimes.compute(computing).await? })
+                .await;
         interrupt.fire();
         match waited {
             Err(_) => Err(self.timed_out()),
