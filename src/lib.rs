@@ -8,6 +8,16 @@
 // to mimalloc between datasets (`ingest::give_back_freed_memory`).
 extern crate mimalloc as _;
 
+/// `eprintln!` for diagnostics, without its panic when stderr is closed or full
+/// (`2>/dev/full`): a note that cannot be written changes nothing a command does or
+/// the exit code it ends with. Every module below uses it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub(crate) mod agree;
 pub mod cli;
 pub(crate) mod cohort;
@@ -54,6 +64,6 @@ pub fn trace(phase: &str, since: std::time::Instant) {
 pub fn trace_spent(phase: &str, spent: std::time::Duration) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("CXR_TRACE").is_some()) {
-        eprintln!("[trace] {phase}: {:.1} ms", spent.as_secs_f64() * 1e3);
+        say!("[trace] {phase}: {:.1} ms", spent.as_secs_f64() * 1e3);
     }
 }

@@ -26,17 +26,17 @@ fn main() {
             if e.use_stderr() {
                 // Every error cxr prints starts "cxr: error:", clap's own too.
                 let text = cxr::cli::plain_clap_error(&e.render().to_string());
-                eprint!("cxr: {text}");
+                say(&format!("cxr: {text}"));
                 std::process::exit(2);
             }
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             match write!(out, "{}", e.render()).and_then(|_| out.flush()) {
                 Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!(
-                        "cxr: error: writing to stdout: {}",
+                    say(&format!(
+                        "cxr: error: writing to stdout: {}\n",
                         cxr::error::without_os_error_numbers(&err.to_string())
-                    );
+                    ));
                     std::process::exit(1);
                 }
                 _ => std::process::exit(0),
@@ -78,12 +78,19 @@ fn main() {
             // The reader of our output went away (`| head`): not a failure.
             std::process::exit(0);
         }
-        eprintln!("cxr: error: {}", shortened(&e.to_string()));
+        say(&format!("cxr: error: {}\n", shortened(&e.to_string())));
         if let Some(hint) = e.hint() {
-            eprintln!("cxr: {hint}");
+            say(&format!("cxr: {hint}\n"));
         }
         std::process::exit(e.exit_code());
     }
+}
+
+/// Writes to stderr, which may be closed or full (`2>/dev/full`): the exit code
+/// still says what happened, where `eprintln!` would panic (101).
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// An error message of at most a few lines' worth: some echo a whole statement

@@ -149,8 +149,9 @@ pub fn write_batches(
 /// An arrow write error that wraps an I/O error (a closed pipe) stays an I/O error.
 fn arrow_io(e: datafusion::arrow::error::ArrowError) -> Error {
     match e {
-        datafusion::arrow::error::ArrowError::IoError(msg, source) => {
-            Error::io(format!("writing results: {msg}"), source)
+        // The message is the source's own text: said once.
+        datafusion::arrow::error::ArrowError::IoError(_, source) => {
+            Error::io("writing results", source)
         }
         other => other.into(),
     }
@@ -678,14 +679,21 @@ pub async fn write_file(df: datafusion::prelude::DataFrame, path: &Path) -> Resu
             sink.finish()?;
         }
         Some(format) => {
+            // A failed write (a full disk) names the file, as the Parquet writer's do.
+            let named = |e: Error| match e {
+                Error::Io { source, .. } => {
+                    Error::io(format!("{}: cannot write", path.display()), source)
+                }
+                other => other,
+            };
             let mut file = crate::warehouse::AtomicFile::create(path)?;
-            let mut sink = TextSink::begin(file.writer(), &schema, format)?;
+            let mut sink = TextSink::begin(file.writer(), &schema, format).map_err(named)?;
             while let Some(b) = stream.next().await {
                 let b = b?;
                 tally.add(&b);
-                sink.write(&b)?;
+                sink.write(&b).map_err(named)?;
             }
-            sink.finish()?;
+            sink.finish().map_err(named)?;
             file.commit()?;
         }
     }

@@ -950,6 +950,25 @@ fn siim_boxes_reach_the_export() {
     );
 }
 
+/// An image without a patient id (SIIM gives none) is a patient of its own with one
+/// study, as README says: `--min-studies 1` keeps it, `--min-studies 2` does not.
+#[test]
+fn an_image_without_a_patient_is_one_patient_of_one_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = ingest_siim_fixture(dir.path());
+    let w = wh.to_str().unwrap();
+    let count = |n: &str| {
+        let out = run(&[
+            "cohort", "-w", w, "-f", "csv", "--dataset", "siim", "--min-studies", n,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        parse_csv(&stdout(&out)).len() - 1
+    };
+    assert_eq!(count("0"), 2);
+    assert_eq!(count("1"), 2);
+    assert_eq!(count("2"), 0);
+}
+
 /// A dataset that labels one finding (SIIM: Pneumothorax) plots one bar, named:
 /// plotters drew a one-value axis without its label.
 #[test]
@@ -1764,6 +1783,8 @@ fn splits_and_partitions_keep_their_values() {
     for (fractions, names, said) in [
         ("0,1", "train,test", "split `train` has fraction 0"),
         ("0.5,0.5,0", "train,val,test", "split `test` has fraction 0"),
+        // 20 patients: 0.001 of them is none.
+        ("0.001,0.999", "tiny,rest", "split `tiny` would hold no patient"),
         ("0.5,0.5", "x y,z", "`x y` is not a split name"),
         ("0.5,0.5", "../evil,z", "`../evil` is not a split name"),
         ("-0.2,1.2", "a,b", "-0.2 is not a fraction"),

@@ -441,6 +441,30 @@ fn copy_into_the_warehouse_by_other_spellings_is_refused() {
     assert_eq!(snapshot(&wh), before);
 }
 
+/// Another warehouse's own folder, named or through a symbolic link, is no place for
+/// `COPY ... TO` or an external table's `LOCATION`: both would write files into it.
+#[test]
+fn copy_into_another_warehouse_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 20, "wh");
+    let other = small_warehouse(dir.path(), 20, "other");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let before = snapshot(&other);
+    for target in [s(&other), s(&link)] {
+        for sql in [
+            format!("COPY (SELECT 1 AS a) TO '{target}' STORED AS PARQUET"),
+            format!(
+                "CREATE EXTERNAL TABLE t (a INT) STORED AS PARQUET LOCATION '{target}/'; INSERT INTO t VALUES (1)"
+            ),
+        ] {
+            let out = run(&["sql", "-w", s(&wh), "--allow-write", &sql]);
+            assert_refused(&out, &sql, "is the warehouse");
+            assert_eq!(snapshot(&other), before, "{sql}");
+        }
+    }
+}
+
 /// A file output replaces only a regular file: a FIFO, a device node or a symbolic
 /// link at the path is refused (exit 2) and left as it was, for every command that
 /// writes a file; an export over an existing file needs --overwrite.

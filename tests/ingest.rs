@@ -606,3 +606,37 @@ fn ingest_into_a_pipe_prints_only_its_table() {
         stderr(&out)
     );
 }
+
+/// The release is the one most values are written in: an odd age (`abc`, `NaN`,
+/// `057Y`) in a 2020 file is a `data_issues` row, not a sign of the 2017 release.
+#[test]
+fn a_few_odd_ages_do_not_change_the_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = common::small_metadata(dir.path(), 10);
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (line, age) in [(2, "abc"), (4, "NaN"), (6, "057Y")] {
+        let mut fields: Vec<&str> = lines[line].split(',').collect();
+        fields[4] = age;
+        lines[line] = fields.join(",");
+    }
+    std::fs::write(&metadata, lines.join("\n") + "\n").unwrap();
+    let wh = dir.path().join("wh");
+    let out = run(&common::ingest_args(
+        metadata.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    ));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("written from the 2020 metadata"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        common::int(
+            &wh,
+            "SELECT count(*) FROM data_issues WHERE field = 'Patient Age'"
+        ),
+        2
+    );
+}

@@ -673,6 +673,34 @@ fn ingest_to_a_full_stdout_fails_but_commits() {
     assert_eq!(stdout(&n), "n\n12\n");
 }
 
+/// A full stderr (`2>/dev/full`) changes no exit code: an error is still exit 2, an
+/// ingest still commits and ends with 0, never a panic's 101.
+#[test]
+fn a_full_stderr_keeps_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = small_metadata(dir.path(), 12);
+    let wh = dir.path().join("wh");
+    let to_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        cxr().args(args).stderr(full).output().unwrap()
+    };
+    let ingest = to_full(&ingest_args(meta.to_str().unwrap(), wh.to_str().unwrap()));
+    assert_eq!(code(&ingest), Some(0), "{ingest:?}");
+    assert_manifest_agrees_with_files(&wh);
+    let w = wh.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["sql", "-w", w, "SELEC 1"], 2),
+        (vec!["cohort", "-w", w, "--with", "Nope"], 2),
+        (vec!["--bogus"], 2),
+        (vec!["sql", "-w", w, "SELECT 1 AS a"], 0),
+    ] {
+        assert_eq!(code(&to_full(&args)), Some(expected), "{args:?}");
+    }
+}
+
 // ---------- bounded memory ----------
 
 const RSS_LIMIT_MIB: f64 = 300.0;

@@ -113,7 +113,7 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
             _ => false,
         };
         if cohort_is_empty {
-            eprintln!("cxr: note: {}", cmd.cohort.nothing_matches());
+            say!("cxr: note: {}", cmd.cohort.nothing_matches());
         } else if rows.is_empty() {
             return Err(Error::Usage(format!(
                 "`{a}` and `{b}` label no image and finding in common"

@@ -187,7 +187,7 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
         && !args.common.show_sql
         && table;
     if nih && table && args.common.output.max_rows.is_some() && !args.common.show_sql {
-        eprintln!(
+        say!(
             "cxr: note: --max-rows cuts rows, so the pairs are printed one per row, not as the matrix"
         );
     }
@@ -209,7 +209,7 @@ pub async fn run(args: CooccurCmd) -> Result<()> {
     }
     let mut out = args.common;
     out.output.format = Some(Format::Table);
-    eprintln!(
+    say!(
         "cxr: note: the 14 × 14 matrix of {} does not fit {width} columns; printing one row per pair",
         metric_name(metric)
     );

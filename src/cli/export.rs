@@ -114,7 +114,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         let t = std::time::Instant::now();
         let n = crate::export::tables(&wh.snapshot, dir, cmd.overwrite, &spec.options(Vec::new()))?;
         crate::trace("copy the tables", t);
-        eprintln!("exported {n} tables to {}", dir.display());
+        say!("exported {n} tables to {}", dir.display());
         return Ok(());
     }
     // --show-sql writes nothing, so it needs no --out.
@@ -148,7 +148,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         ));
     }
     if nih && wh.has_table("splits") {
-        eprintln!(
+        say!(
             "cxr: note: the `split` column comes from the `splits` table written by `cxr split`"
         );
     }
@@ -201,7 +201,7 @@ async fn note_split_origins(wh: &Warehouse, asked: &[String]) -> Result<()> {
         datasets.iter().partition(|d| made.contains(d));
     if !ours.is_empty() && !theirs.is_empty() {
         let names = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-        eprintln!(
+        say!(
             "cxr: note: the `split` column mixes a split made by `cxr split` ({}) with the datasets' own ({}); `cxr split --dataset {}` makes one split over all of them",
             names(&ours),
             names(&theirs),
@@ -213,7 +213,7 @@ async fn note_split_origins(wh: &Warehouse, asked: &[String]) -> Result<()> {
 
 /// What was exported, and a note when a narrowing cohort matched nothing.
 fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path) {
-    eprintln!(
+    say!(
         "exported {} to {} ({} file{})",
         crate::output::rows(done.rows),
         out.display(),
@@ -221,7 +221,7 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
         if done.files == 1 { "" } else { "s" }
     );
     if done.rows == 0 && cmd.common.cohort.narrows() {
-        eprintln!("cxr: note: {}", cmd.common.cohort.nothing_matches());
+        say!("cxr: note: {}", cmd.common.cohort.nothing_matches());
     }
 }
 

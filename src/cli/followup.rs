@@ -286,7 +286,7 @@ pub async fn run(mut args: FollowupCmd) -> Result<()> {
     };
     args.common.patient_required = patient.clone();
     if patient.is_none() && !transitions && args.common.cohort.narrows() && !args.common.show_sql {
-        eprintln!(
+        say!(
             "cxr: note: the statistics cover the cohort's patients with two or more studies (the `patients` column); its single-study patients have no follow-up"
         );
     }

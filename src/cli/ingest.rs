@@ -193,7 +193,7 @@ fn parse_dataset(s: &str) -> std::result::Result<crate::datasets::DatasetSpec, S
 pub fn run(args: IngestArgs) -> Result<()> {
     let opts = args.options();
     if std::io::stderr().is_terminal() {
-        eprintln!("ingesting {} ...", opts.metadata.display());
+        say!("ingesting {} ...", opts.metadata.display());
     }
     let summary = if std::io::stderr().is_terminal() && !opts.images.is_empty() {
         let bar = Bar::new(crate::pixels::source::total_bytes(&opts.images));
@@ -207,7 +207,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
     if let Some(p) = &summary.pixels {
         // The rate of this run: images an interrupted run measured are not counted.
         let rate = (p.measured - p.resumed_images) as f64 / p.seconds.max(1e-9);
-        eprintln!(
+        say!(
             "pixels: {} measured, {} errors, {} skipped (not an image){} in {:.2} s ({:.0} images/s)",
             crate::output::thousands(p.measured),
             crate::output::thousands(p.errors),
@@ -225,16 +225,16 @@ pub fn run(args: IngestArgs) -> Result<()> {
         );
     }
     for note in &summary.notes {
-        eprintln!("cxr ingest: note: {note}");
+        say!("cxr ingest: note: {note}");
     }
     if opts.other_release.is_none() && !args.no_other_release {
-        eprintln!(
+        say!(
             "cxr ingest: note: NIH's labels of one release only ({}): the other release was not found beside {}; --other-release FILE adds it (`agree --a nih_2017 --b nih_2020` and queries/nih_label_revision.sql compare the two)",
             summary.revision,
             opts.metadata.display()
         );
     }
-    eprintln!(
+    say!(
         "{} written from the {} metadata in {:.2} s",
         opts.warehouse.join("").display(),
         summary.revision,

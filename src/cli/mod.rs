@@ -348,7 +348,7 @@ pub async fn emit(
         let t = std::time::Instant::now();
         let tally = crate::output::write_file(df, path).await?;
         crate::trace("run and write", t);
-        eprintln!(
+        say!(
             "wrote {} to {}",
             crate::output::rows(tally.rows),
             path.display()
@@ -406,7 +406,7 @@ impl AnalysisArgs {
         let sql = build(&self.cohort.images_sql(&avail)?, &avail)?;
         // Said once, after the arguments were checked, and only where a split is read.
         if avail.splits && self.cohort.split.is_some() {
-            eprintln!("cxr: note: --split reads the `splits` table written by `cxr split`");
+            say!("cxr: note: --split reads the `splits` table written by `cxr split`");
         }
         wh.register(crate::sql::Register::For(&sql)).await?;
         if let Some(p) = self.patient_required.as_ref().filter(|_| !self.show_sql) {
@@ -459,7 +459,7 @@ impl AnalysisArgs {
             return Ok(());
         }
         if tally.rows == 0 || self.cohort.matches_nothing(wh, avail).await? {
-            eprintln!("cxr: note: {}", self.cohort.nothing_matches());
+            say!("cxr: note: {}", self.cohort.nothing_matches());
         }
         Ok(())
     }

@@ -208,7 +208,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         .filter(|d| across && !d.is_empty() && !drawn.contains(d))
         .collect();
     if !missing.is_empty() && !drawn.is_empty() && !rows.is_empty() {
-        eprintln!(
+        say!(
             "cxr: note: nothing to draw for {} in this plot (no {}); the other datasets are drawn",
             missing.join(", "),
             what_is_drawn(kind)
@@ -251,7 +251,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
             )
         }
     })?;
-    eprintln!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(())
 }
 

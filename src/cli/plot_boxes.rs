@@ -162,7 +162,7 @@ pub async fn run(
             )
         }
     })?;
-    eprintln!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(())
 }
 

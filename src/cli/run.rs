@@ -71,7 +71,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .iter()
             .map(|(n, v)| format!("{n}={v}"))
             .collect();
-        eprintln!(
+        say!(
             "cxr: note: no rows for {} (check the values against the warehouse)",
             given.join(" ")
         );
@@ -119,7 +119,7 @@ fn list() -> Result<()> {
     let mut t = crate::output::Listing::new(&["query", "description", "parameters"]);
     let (queries, unreadable) = params::list()?;
     for e in &unreadable {
-        eprintln!("cxr: skipped {e}");
+        say!("cxr: skipped {e}");
     }
     for q in queries {
         let ps: Vec<String> = q.params.iter().map(ToString::to_string).collect();

@@ -175,7 +175,7 @@ fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
     if trimmed.starts_with('\\') {
         if !buffer.trim().is_empty() {
             if matches!(trimmed, "\\q" | "\\quit") {
-                eprintln!("the open statement was not run");
+                say!("the open statement was not run");
                 return Step::Quit;
             }
             s.fail(&format!(
@@ -205,7 +205,7 @@ fn interactive(s: &mut Session) -> Result<()> {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    eprintln!(
+    say!(
         "cxr shell on {} (\\? for help, \\q to quit)",
         s.wh.snapshot.root.display()
     );
@@ -327,10 +327,10 @@ impl Session {
         let arg = words.collect::<Vec<_>>().join(" ");
         match cmd {
             "\\q" | "\\quit" => return false,
-            "\\?" | "\\h" | "\\help" => eprintln!("{HELP}"),
+            "\\?" | "\\h" | "\\help" => say!("{HELP}"),
             "\\timing" => {
                 self.timing = !self.timing;
-                eprintln!("timing {}", if self.timing { "on" } else { "off" });
+                say!("timing {}", if self.timing { "on" } else { "off" });
             }
             "\\format" => match Format::from_str(&arg, true) {
                 Ok(f) => self.format = f,
@@ -339,7 +339,7 @@ impl Session {
                 )),
             },
             "\\maxrows" if arg.is_empty() => {
-                eprintln!(
+                say!(
                     "tables show {} rows (\\maxrows N to change, 0 for all)",
                     self.max_rows
                 )
@@ -411,11 +411,11 @@ impl Session {
     fn fail(&mut self, msg: &str) {
         match &self.place.name {
             // The statement's own "Line: L" counts from its first line.
-            Some(name) => eprintln!(
+            Some(name) => say!(
                 "cxr: error: {name}, statement at line {}: {msg}",
                 self.place.statement
             ),
-            None => eprintln!("error: {msg}"),
+            None => say!("error: {msg}"),
         }
         self.failures += 1;
     }
@@ -434,8 +434,19 @@ impl Session {
         names
     }
 
-    /// Runs statements, printing results or the error; Ctrl-C cancels.
+    /// Runs statements one by one, as psql does: one that fails does not keep the
+    /// next from running.
     fn execute(&mut self, sql: &str) {
+        for statement in crate::input::text::split_statements(sql) {
+            if self.fatal.is_some() {
+                return;
+            }
+            self.execute_one(statement);
+        }
+    }
+
+    /// Runs a statement, printing its result or the error; Ctrl-C cancels.
+    fn execute_one(&mut self, sql: &str) {
         // A script may end with a comment: nothing to run, nothing failed.
         if crate::sql::no_statement(sql) {
             return;
@@ -463,7 +474,7 @@ impl Session {
         });
         match result {
             None => {
-                eprintln!("cancelled");
+                say!("cancelled");
                 self.failures += 1;
             }
             Some(Err(e)) if e.is_broken_pipe() => {}
@@ -476,7 +487,7 @@ impl Session {
             Some(Ok(())) => {}
         }
         if self.timing {
-            eprintln!("time: {:.3} s", start.elapsed().as_secs_f64());
+            say!("time: {:.3} s", start.elapsed().as_secs_f64());
         }
     }
 }

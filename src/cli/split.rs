@@ -110,7 +110,7 @@ pub async fn run(cmd: SplitCmd) -> Result<()> {
             &crate::warehouse::parquet::WriteOptions::default(),
         )?;
     }
-    eprintln!(
+    say!(
         "wrote splits for {} patients",
         crate::output::thousands(rows.len() as u64)
     );
@@ -150,6 +150,7 @@ impl Plan {
         };
         let patients = split::load_patients(wh).await?;
         let a = split::assign(&patients, fractions, *seed, *stratify);
+        every_split_holds_a_patient(&a, names)?;
         Ok(patients
             .iter()
             .zip(a)
@@ -181,6 +182,7 @@ async fn run_across(cmd: &SplitCmd, wh: Warehouse) -> Result<()> {
         async move {
             let (keys, patients) = split::load_dataset_patients(&wh, datasets).await?;
             let chosen = split::assign(&patients, fractions, seed, stratify);
+            every_split_holds_a_patient(&chosen, names)?;
             let rows: Vec<(split::DatasetPatient, String)> = keys
                 .into_iter()
                 .zip(chosen)
@@ -202,7 +204,7 @@ async fn run_across(cmd: &SplitCmd, wh: Warehouse) -> Result<()> {
             &crate::warehouse::parquet::WriteOptions::default(),
         )?;
     }
-    eprintln!(
+    say!(
         "wrote dataset_splits for {} patients of {}",
         crate::output::thousands(rows.len() as u64),
         datasets.join(", ")
@@ -249,7 +251,7 @@ where
                 dir.display()
             )));
         }
-        eprintln!(
+        say!(
             "cxr: note: the warehouse changed while the split was computed; computing it again"
         );
         let (wh, again) = compute(Warehouse::open(dir, Register::All).await?).await?;
@@ -276,6 +278,23 @@ async fn check_datasets(wh: &Warehouse, datasets: &[String]) -> Result<()> {
         Some(d) => Err(Error::Usage(format!(
             "--dataset {d}: not in this warehouse; it holds {}",
             present.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a split that its fraction leaves without a patient (`--fractions
+/// 0.00001,0.99999` of 30,805 patients): a name nothing would carry.
+fn every_split_holds_a_patient(chosen: &[usize], names: &[String]) -> Result<()> {
+    let mut held = vec![0usize; names.len()];
+    for &k in chosen {
+        held[k] += 1;
+    }
+    match held.iter().position(|&n| n == 0) {
+        Some(k) => Err(Error::Usage(format!(
+            "--fractions: split `{}` would hold no patient of the {} (its fraction is too small); nothing was written",
+            names[k],
+            chosen.len()
         ))),
         None => Ok(()),
     }

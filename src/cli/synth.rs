@@ -85,7 +85,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
                     seed,
                 },
             )?;
-            eprintln!(
+            say!(
                 "wrote {} ({members} member{})",
                 out.display(),
                 if members == 1 { "" } else { "s" }
@@ -94,7 +94,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         SynthWhat::Sample { from, size, out } => {
             crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
             let n = sample_tar(&from, &out, size as usize)?;
-            eprintln!("wrote {} ({n} images, {size}×{size})", out.display());
+            say!("wrote {} ({n} images, {size}×{size})", out.display());
         }
     }
     Ok(())

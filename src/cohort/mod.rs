@@ -436,7 +436,9 @@ impl CohortArgs {
             }
             w.push(format!("i.split = {}", quote(s)));
         }
-        if let Some(n) = self.min_studies {
+        // Every patient has a study, and an image without a patient id is a patient of
+        // its own with one study: below 2 nothing is left out.
+        if let Some(n) = self.min_studies.filter(|&n| n >= 2) {
             // A study is a study id (an image without one is its own study); the
             // patient is compared as text, as `dataset_images` holds it.
             w.push(format!(

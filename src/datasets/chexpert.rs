@@ -406,7 +406,7 @@ mod tests {
             &mut issues,
         )
         .unwrap();
-        eprintln!(
+        say!(
             "chexpert: {:.2} s wall, {:.2} s CPU",
             start.elapsed().as_secs_f64(),
             cpu_seconds() - cpu

@@ -158,16 +158,17 @@ pub fn read_files(
                     headings.push(h);
                 }
             }
-            if not_indexed && headings.is_empty() && !rep.image_ids.is_empty() {
+            if not_indexed && headings.is_empty() {
+                let what = match rep.image_ids.len() {
+                    0 => "it covers no image".to_string(),
+                    n => format!("its {n} image(s) have no label, unknown rather than normal"),
+                };
                 issues.push(
                     &src,
                     None,
                     Some(&member),
                     Some(NOT_INDEXED),
-                    format!(
-                        "report not indexed (MeSH `{NOT_INDEXED}`): its {} image(s) have no label, unknown rather than normal; skipped",
-                        rep.image_ids.len()
-                    ),
+                    format!("report not indexed (MeSH `{NOT_INDEXED}`): {what}; skipped"),
                 );
             }
             if rows.labels.len() + headings.len() * rep.image_ids.len() > MAX_LABELS {
@@ -1062,7 +1063,8 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
     /// one independent Python run (ElementTree over the extracted archive, csv over the
     /// header file): 7,470 distinct `parentImage` ids, of which 7,467 are header ids,
     /// 2 are `CXR1_1_IM-…` spellings of header ids and 1 (`CXR1000_IM-0003-1001`) is
-    /// missing from the header file; 104 reports cover no image; 8,298 `major` and
+    /// missing from the header file; 104 reports cover no image; 95 reports have only
+    /// `No Indexing` as major heading, 3 of them covering no image; 8,298 `major` and
     /// 7,047 `automatic` elements; non-empty FINDINGS 3,425, IMPRESSION 3,921; distinct (image, heading) pairs 14,768 (of which
     /// `normal` 2,696, and 172 `No Indexing`, which give no label row: 14,596 rows); view PA 3,593, AP 423, lateral 717+119+29+2 = 867, empty 2,586;
     /// 3,851 distinct `Patient ID`; completed-year ages: none outside 0–120, sum 370,458.
@@ -1166,6 +1168,22 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             .filter(|i| i.issue.contains("not in the DICOM header"))
             .count();
         assert_eq!(missing, 1);
+        // 95 reports whose only major heading is `No Indexing`, 3 of them covering no
+        // image (the same Python run).
+        let not_indexed: Vec<&str> = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.starts_with("report not indexed"))
+            .map(|i| i.issue.as_str())
+            .collect();
+        assert_eq!(not_indexed.len(), 95);
+        assert_eq!(
+            not_indexed
+                .iter()
+                .filter(|i| i.contains("covers no image"))
+                .count(),
+            3
+        );
     }
 
     const OPENI_LABELS: usize = 14_768 - 172;

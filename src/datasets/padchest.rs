@@ -550,7 +550,7 @@ mod tests {
         let mut issues = Issues::default();
         let file = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz";
         let rows = read(&[dir.join(file)], &LabelMap::default(), &mut issues).unwrap();
-        eprintln!(
+        say!(
             "padchest: {:.2} s wall, {:.2} s CPU",
             start.elapsed().as_secs_f64(),
             cpu_seconds() - cpu

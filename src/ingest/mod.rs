@@ -138,7 +138,7 @@ pub fn run_with_progress(
     check_inputs(opts)?;
     // Refuse a wrong --warehouse before any work; write nothing for bad inputs. One
     // inside another would be removed with the outer one's old version.
-    crate::warehouse::refuse_in_any_warehouse(&opts.warehouse, "--warehouse")?;
+    crate::warehouse::refuse_inside_another_warehouse(&opts.warehouse)?;
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
     // With images, the other datasets are read first (a wrong file is refused before

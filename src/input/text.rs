@@ -77,6 +77,45 @@ pub fn too_deep(sql: &str) -> Option<String> {
     None
 }
 
+/// The statements of `sql`, each with its own `;`, as the text gives them, so that a
+/// shell runs each on its own as psql does: one that fails does not keep the next
+/// one on its line from running. Text that does not tokenize is one piece, which the
+/// parser then reports.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return vec![sql];
+    };
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // The tokenizer counts lines and characters from 1.
+    let byte_after = |line: u64, column: u64| -> Option<usize> {
+        let start = *line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let (i, c) = sql[start..]
+            .char_indices()
+            .nth(usize::try_from(column).ok()?.checked_sub(1)?)?;
+        Some(start + i + c.len_utf8())
+    };
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for token in tokens {
+        if token.token != Token::SemiColon {
+            continue;
+        }
+        let Some(end) = byte_after(token.span.start.line, token.span.start.column) else {
+            return vec![sql];
+        };
+        pieces.push(&sql[from..end]);
+        from = end;
+    }
+    if !sql[from..].trim().is_empty() {
+        pieces.push(&sql[from..]);
+    }
+    pieces
+}
+
 /// Whether a token is a quoted literal (a string of any kind).
 fn is_literal(token: &datafusion::sql::sqlparser::tokenizer::Token) -> bool {
     use datafusion::sql::sqlparser::tokenizer::Token as T;
@@ -195,5 +234,14 @@ mod tests {
             read_line(&mut endless, 1000, 1),
             Err(TextError::TooLarge(1000))
         ));
+    }
+
+    #[test]
+    fn statements_split_where_the_sql_ends_them() {
+        assert_eq!(
+            split_statements("SELECT 1/0; SELECT 'a;b';\nSELECT 'é'; -- done"),
+            ["SELECT 1/0;", " SELECT 'a;b';", "\nSELECT 'é';", " -- done"]
+        );
+        assert_eq!(split_statements("SELECT 'open"), ["SELECT 'open"]);
     }
 }

@@ -385,7 +385,7 @@ pub fn measure_until(
         resume::verify(inputs, CHUNK, &digests, finished)
     };
     if verified.valid < committed.len() {
-        eprintln!(
+        say!(
             "cxr: the images changed since the interrupted run; measuring again from member {}",
             verified.valid as u64 * CHUNK
         );

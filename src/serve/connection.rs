@@ -215,7 +215,7 @@ pub async fn serve<H: PgWireServerHandlers>(
                     "a message of {length} bytes refused: the limit is {}; connection closed",
                     bytes(limit)
                 );
-                eprintln!("cxr serve: {peer}: {text}");
+                say!("cxr serve: {peer}: {text}");
                 // 54000 program_limit_exceeded, as PostgreSQL says of a statement
                 // too long.
                 // A fatal error is the last message: no ReadyForQuery after it
@@ -230,7 +230,7 @@ pub async fn serve<H: PgWireServerHandlers>(
             Some(Err(error)) => {
                 // A message pgwire could not read: the connection ends (the rest
                 // of the stream cannot be told apart), said in the log.
-                eprintln!("cxr serve: {peer}: connection closed: {error}");
+                say!("cxr serve: {peer}: connection closed: {error}");
                 return Ok(());
             }
             None => return Ok(()),

@@ -132,7 +132,7 @@ async fn accept(
     match listener.accept().await {
         Ok((stream, _)) => Some((stream, slot)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-            eprintln!("cxr serve: the page cannot take a connection: {e}; trying again in 1 s");
+            say!("cxr serve: the page cannot take a connection: {e}; trying again in 1 s");
             tokio::time::sleep(Duration::from_secs(1)).await;
             None
         }
@@ -226,7 +226,7 @@ async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) ->
 fn log_refusal(method: &axum::http::Method, path: &str, status: StatusCode) {
     if status.is_client_error() || status.is_server_error() {
         let path: String = path.chars().take(120).collect();
-        eprintln!("cxr serve: page: {method} {path}: {status}");
+        say!("cxr serve: page: {method} {path}: {status}");
     }
 }
 

@@ -105,7 +105,7 @@ pub async fn serve(options: Options) -> Result<()> {
     let postgres = options.listen.map(bind).transpose()?;
     let page = options.http.map(bind).transpose()?;
     if let Some((_, address)) = &postgres {
-        eprintln!(
+        say!(
             "cxr serve: listening on {address}{} for the warehouse {}; connect with: psql -h {} -p {} -U cxr",
             if tls.is_some() { " (TLS)" } else { "" },
             options.warehouse.display(),
@@ -114,7 +114,7 @@ pub async fn serve(options: Options) -> Result<()> {
         );
     }
     if let Some((_, address)) = &page {
-        eprintln!("cxr serve: the cohort builder is at http://{address}/");
+        say!("cxr serve: the cohort builder is at http://{address}/");
     }
     // Connections, the protocol and timers run on a runtime of their own, so that a
     // cancel request, a new client or a time limit is handled while statements keep
@@ -256,7 +256,7 @@ async fn accept(
 async fn drain(running: &AtomicUsize, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     let n = running.load(Ordering::SeqCst);
-    eprintln!("cxr serve: stopping; {n} running statement(s) may finish");
+    say!("cxr serve: stopping; {n} running statement(s) may finish");
     while running.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -344,7 +344,7 @@ impl Drop for Connection {
 /// its startup packet: 53300 too_many_connections, 28000 for a client without TLS),
 /// logs `why`, and closes. At most 5 s and 10 kB are spent on it.
 async fn refuse(mut socket: TcpStream, peer: SocketAddr, why: &str, code: &str, said: &str) {
-    eprintln!("cxr serve: {peer}: refused: {why}");
+    say!("cxr serve: {peer}: refused: {why}");
     let answer = async {
         skip_startup(&mut socket).await?;
         socket.write_all(&error_packet(code, said)).await
@@ -518,7 +518,7 @@ impl ErrorHandler for Log {
             // PostgreSQL names the user of the startup message: SCRAM's own user
             // name is empty from libpq, and pgwire named that one.
             let user = client.metadata().get("user").cloned().unwrap_or_default();
-            eprintln!(
+            say!(
                 "cxr serve: {peer}: failed login for user \"{user}\" ({n} from this address)"
             );
             *error = PgWireError::InvalidPassword(user);
@@ -542,6 +542,6 @@ impl ErrorHandler for Log {
             other => other.to_string(),
         };
         let first_line = text.lines().next().unwrap_or_default();
-        eprintln!("cxr serve: {peer}: {first_line}");
+        say!("cxr serve: {peer}: {first_line}");
     }
 }

@@ -22,7 +22,7 @@ pub fn register(ctx: &SessionContext) {
         return;
     };
     for error in errors {
-        eprintln!("cxr serve: a saved query is left out: {error}");
+        say!("cxr serve: a saved query is left out: {error}");
     }
     for file in files {
         let name = file.name.clone();

@@ -116,7 +116,7 @@ fn lock_file(root: &Path) -> Result<File> {
             .ctx(|| format!("{}: cannot write into the warehouse", root.display()))?;
         if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
             if !said {
-                eprintln!(
+                say!(
                     "cxr: waiting for another cxr process writing {}",
                     root.display()
                 );

@@ -278,15 +278,28 @@ pub fn refuse_inside(root: &Path, output: &Path, what: &str) -> Result<()> {
 }
 
 /// Refuses an output path inside any warehouse (a folder with a cxr manifest above
-/// it), for commands that open none (`synth`) or another one than the output's.
+/// it, or the warehouse folder itself: `COPY ... TO 'W'` and a `LOCATION` write files
+/// into a folder), for commands that open none (`synth`) or another one than the
+/// output's.
 pub fn refuse_in_any_warehouse(output: &Path, what: &str) -> Result<()> {
+    refuse_below_a_warehouse(output, what, 0)
+}
+
+/// Refuses a warehouse made inside another one.
+pub fn refuse_inside_another_warehouse(warehouse: &Path) -> Result<()> {
+    refuse_below_a_warehouse(warehouse, "--warehouse", 1)
+}
+
+/// Refuses `output` when a warehouse is one of its folders, after the `skip` nearest.
+fn refuse_below_a_warehouse(output: &Path, what: &str, skip: usize) -> Result<()> {
     let Some(out) = resolve(output) else {
         return Ok(());
     };
-    for dir in out.ancestors().skip(1) {
+    for dir in out.ancestors().skip(skip) {
         if dir.join(MANIFEST).is_file() && matches!(Manifest::read(dir), Ok(Some(_))) {
+            let place = if dir == out { "is" } else { "is inside" };
             return Err(Error::Usage(format!(
-                "{what} {}: inside the warehouse {}; choose a path outside it",
+                "{what} {}: {place} the warehouse {}; choose a path outside it",
                 output.display(),
                 dir.display()
             )));

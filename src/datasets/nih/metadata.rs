@@ -264,12 +264,24 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
         images.extend(part);
         issues.extend(part_issues);
     }
-    let units_seen = age
+    crate::trace("  clean rows", start);
+    // The release is the one most values are written in (2017: `058Y` and `00000001`;
+    // 2020: `57` and `1`), so that a few odd values (`abc`, `NaN`) do not change it.
+    let with_unit = |a: &&&str| {
+        a.len() > 1
+            && a[..a.len() - 1].bytes().all(|b| b.is_ascii_digit())
+            && a.ends_with(['Y', 'M', 'D'])
+    };
+    let digits = |a: &&&str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit());
+    let ages_2017 = age.iter().flatten().filter(with_unit).count();
+    let ages_2020 = age.iter().flatten().filter(digits).count();
+    let padded = patient
         .iter()
         .flatten()
-        .any(|a| a.ends_with(|ch: char| ch.is_ascii_alphabetic()));
-    crate::trace("  clean rows", start);
-    let revision = if units_seen || patient.iter().flatten().any(|p| p.starts_with('0')) {
+        .filter(|p| p.len() > 1 && p.starts_with('0'))
+        .count();
+    let unpadded = patient.iter().flatten().filter(|p| !p.starts_with('0')).count();
+    let revision = if ages_2017 > ages_2020 || (ages_2017 == ages_2020 && padded > unpadded) {
         Revision::Original2017
     } else {
         Revision::Revised2020
