@@ -314,9 +314,11 @@ impl Tally {
 /// A Markdown table cell: a `|` escaped, a line break as `<br>` (a raw one would end
 /// the row).
 fn markdown_cell(c: &str) -> String {
-    c.replace('|', "\\|")
-        .replace("\r\n", "<br>")
-        .replace(['\n', '\r'], "<br>")
+    visible(
+        &c.replace('|', "\\|")
+            .replace("\r\n", "<br>")
+            .replace(['\n', '\r'], "<br>"),
+    )
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -343,11 +345,28 @@ fn header(schema: &SchemaRef) -> Vec<String> {
 /// Cuts a cell to `limit` characters, the last one `…`; a line break ends it too
 /// (a table row is one line).
 fn cut_to(cell: String, limit: usize) -> String {
-    let line = cell.lines().next().unwrap_or("");
-    if line.len() == cell.len() && cell.chars().count() <= limit {
-        return cell;
+    let first = cell.lines().next().unwrap_or("");
+    let more_lines = first.len() != cell.len();
+    let line = visible(first);
+    if !more_lines && line.chars().count() <= limit {
+        return line;
     }
     line.chars().take(limit - 1).collect::<String>() + "…"
+}
+
+/// A cell's control characters written out (`\t`, `\u{1b}`): printed raw, a tab
+/// breaks the table's columns and an escape sequence from the data would drive the
+/// terminal.
+fn visible(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn write_table(
@@ -737,5 +756,7 @@ mod tests {
     fn markdown_cells_stay_on_their_row() {
         assert_eq!(markdown_cell("a|b"), "a\\|b");
         assert_eq!(markdown_cell("p\nq\r\nr"), "p<br>q<br>r");
+        assert_eq!(markdown_cell("\u{1b}[31mred\tx"), "\\u{1b}[31mred\\tx");
+        assert_eq!(cut_to("\u{1b}[31mred".into(), 80), "\\u{1b}[31mred");
     }
 }

@@ -442,6 +442,12 @@ fn synth_sample_walks_subfolders() {
         ["00000001_000.png", "00000002_000.png", "00000003_000.png"]
     );
 
+    // A name that says another archive (read back as one, it would fail) is refused.
+    let zip = dir.path().join("s.zip");
+    let out = run(&["synth", "images", "--count", "2", "--out", zip.to_str().unwrap()]);
+    assert_refused(&out, "ending in .tar");
+    assert!(!zip.exists());
+
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let out = run(&[

@@ -967,6 +967,12 @@ fn an_image_without_a_patient_is_one_patient_of_one_study() {
     assert_eq!(count("0"), 2);
     assert_eq!(count("1"), 2);
     assert_eq!(count("2"), 0);
+    // No patient has a second study, so no follow-up: not "no image matches".
+    let out = run(&[
+        "followup", "-w", w, "-f", "csv", "--dataset", "siim", "--with", "Pneumothorax",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("no image matches"), "{}", stderr(&out));
 }
 
 /// A dataset that labels one finding (SIIM: Pneumothorax) plots one bar, named:

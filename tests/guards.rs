@@ -480,6 +480,12 @@ fn outputs_replace_only_regular_files() {
         .status()
         .unwrap();
     assert!(made.success());
+    let fifo_tar = dir.path().join("fifo.tar");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo_tar)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let target = dir.path().join("target.txt");
     std::fs::write(&target, "keep me").unwrap();
     let link = dir.path().join("link.svg");
@@ -494,7 +500,7 @@ fn outputs_replace_only_regular_files() {
         vec!["sql", "-w", w, "--out", fifo_s, "SELECT 1 AS a"],
         vec!["sql", "-w", w, "--out", s(&link_csv), "SELECT 1 AS a"],
         vec!["plot", "age", "-w", w, "--out", link_s],
-        vec!["synth", "images", "--count", "2", "--out", fifo_s],
+        vec!["synth", "images", "--count", "2", "--out", s(&fifo_tar)],
         vec!["export", "-w", w, "--out", s(&link_parquet), "--overwrite"],
         vec![
             "sql",

@@ -278,6 +278,15 @@ fn writes_are_refused_unless_allowed() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "x\n42\n");
+    // --allow-write writes files; it does not lift the memory limit.
+    for sql in [
+        "SET datafusion.runtime.memory_limit = '8G'; SELECT 1",
+        "RESET datafusion.runtime.memory_limit; SELECT 1",
+    ] {
+        let out = run(&["sql", "-w", &wh, "--allow-write", sql]);
+        assert_eq!(out.status.code(), Some(2), "{sql}: {}", stderr(&out));
+        assert!(stderr(&out).contains("CXR_MEMORY_LIMIT"), "{}", stderr(&out));
+    }
 }
 
 const Q: &str = "SELECT label, COUNT(*) AS n, array_agg(DISTINCT patient_id % 2) AS parity FROM findings WHERE label IN ('Hernia', 'Edema') GROUP BY label ORDER BY label";

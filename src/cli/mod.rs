@@ -448,7 +448,8 @@ impl AnalysisArgs {
 
     /// Says so on stderr when a narrowing cohort has no image: when nothing was
     /// printed, or every number printed was zero (images without findings have no
-    /// co-occurrences), the cohort itself is looked at.
+    /// co-occurrences), the cohort itself is looked at (an empty answer alone does not
+    /// say it: a cohort whose patients have one study each has no follow-up).
     async fn note_if_empty(
         &self,
         wh: &crate::sql::Warehouse,
@@ -458,7 +459,7 @@ impl AnalysisArgs {
         if !self.cohort.narrows() || tally.nonzero {
             return Ok(());
         }
-        if tally.rows == 0 || self.cohort.matches_nothing(wh, avail).await? {
+        if self.cohort.matches_nothing(wh, avail).await? {
             say!("cxr: note: {}", self.cohort.nothing_matches());
         }
         Ok(())

@@ -56,6 +56,19 @@ pub enum SynthWhat {
     },
 }
 
+/// synth writes a plain tar: a name that says otherwise (`x.zip`, `x.tar.gz`) would
+/// be read back as what it says and fail.
+fn refuse_other_than_tar(out: &std::path::Path) -> Result<()> {
+    let name = out.file_name().map(|n| n.to_string_lossy().to_lowercase());
+    if name.as_deref().is_some_and(|n| n.ends_with(".tar")) {
+        return Ok(());
+    }
+    Err(crate::error::Error::Usage(format!(
+        "--out {}: synth writes a tar archive; give a name ending in .tar",
+        out.display()
+    )))
+}
+
 /// Runs `cxr synth`.
 pub fn run(args: SynthArgs) -> Result<()> {
     match args.what {
@@ -66,6 +79,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             seed,
             out,
         } => {
+            refuse_other_than_tar(&out)?;
             crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
             let count = count as usize;
             let names = crate::ingest::image_names(count + 8);
@@ -92,6 +106,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             );
         }
         SynthWhat::Sample { from, size, out } => {
+            refuse_other_than_tar(&out)?;
             crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
             let n = sample_tar(&from, &out, size as usize)?;
             say!("wrote {} ({n} images, {size}×{size})", out.display());

@@ -173,7 +173,16 @@ pub fn read_all(reader: impl Read, cap: u64) -> Result<String, TextError> {
     if bytes.len() as u64 > cap {
         return Err(TextError::TooLarge(cap));
     }
-    utf8(bytes, 1)
+    utf8(without_byte_order_mark(bytes), 1)
+}
+
+/// Text saved by some Windows editors starts with a UTF-8 byte-order mark, which is
+/// no part of the SQL (CSV inputs drop it too).
+fn without_byte_order_mark(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    bytes
 }
 
 /// Reads one line (its end of line left out) of at most `cap` bytes; None at the
@@ -200,6 +209,9 @@ pub fn read_line(
             bytes.pop();
         }
     }
+    if line == 1 {
+        bytes = without_byte_order_mark(bytes);
+    }
     utf8(bytes, line).map(Some)
 }
 
@@ -217,6 +229,9 @@ mod tests {
     #[test]
     fn caps_and_lines() {
         assert_eq!(read_all(&b"SELECT 1"[..], 8).unwrap(), "SELECT 1");
+        assert_eq!(read_all(&b"\xEF\xBB\xBFSELECT 1"[..], 16).unwrap(), "SELECT 1");
+        let mut bom = &b"\xEF\xBB\xBFSELECT 1;\n"[..];
+        assert_eq!(read_line(&mut bom, 100, 1).unwrap().unwrap(), "SELECT 1;");
         assert!(matches!(
             read_all(&b"SELECT 12"[..], 8),
             Err(TextError::TooLarge(8))

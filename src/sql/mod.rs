@@ -418,6 +418,25 @@ impl Warehouse {
                 }
                 Ok(())
             }
+            // `--allow-write` is for writing files, not for lifting the memory limit
+            // (or moving the spill folder).
+            LogicalPlan::Statement(statement) => {
+                use datafusion::logical_expr::Statement as S;
+                let variable = match statement {
+                    S::SetVariable(set) => &set.variable,
+                    S::ResetVariable(reset) => &reset.variable,
+                    _ => return Ok(()),
+                };
+                if variable
+                    .to_ascii_lowercase()
+                    .starts_with("datafusion.runtime.")
+                {
+                    return Err(Error::Query(format!(
+                        "refused: `{variable}` is not a session setting: the memory limit is CXR_MEMORY_LIMIT's"
+                    )));
+                }
+                Ok(())
+            }
             LogicalPlan::Dml(dml) if self.has_table(dml.table_name.table()) => {
                 Err(Error::Query(format!(
                     "refused: `{}` is a warehouse table, and the warehouse is written only by cxr ingest and cxr split",
