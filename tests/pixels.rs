@@ -535,3 +535,40 @@ fn wh_default_with_images() -> PathBuf {
     });
     dir.path().join("wh")
 }
+
+/// A zip that names a member twice (Python's zipfile writes such zips, with a
+/// warning): the zip reader keeps the last copy, and the copy it drops gets a
+/// `pixel_errors` row instead of vanishing.
+#[test]
+fn a_zip_naming_a_member_twice_says_so() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let png = |value: u8| grey_png(&[value; 100], 10, 10);
+    for (name, value) in [("a.png", 10), ("b.png", 200), ("c.png", 50)] {
+        std::fs::write(dir.path().join(name), png(value)).unwrap();
+    }
+    let zip = dir.path().join("dup.zip");
+    let script = "import sys, warnings, zipfile\n\
+        warnings.simplefilter('ignore')\n\
+        d, out = sys.argv[1], sys.argv[2]\n\
+        with zipfile.ZipFile(out, 'w') as z:\n\
+        \x20   z.write(d + '/a.png', 'images/00000001_000.png')\n\
+        \x20   z.write(d + '/b.png', 'images/00000001_000.png')\n\
+        \x20   z.write(d + '/c.png', 'images/00000002_000.png')\n\
+        print(len(zipfile.ZipFile(out).infolist()))\n";
+    let made = std::process::Command::new(python)
+        .args(["-c", script, dir.path().to_str().unwrap(), zip.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "3");
+    let (wh, out) = ingest_images(dir.path(), &[&zip], &[]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        rows(&wh, "SELECT image_index, mean FROM pixel_stats ORDER BY image_index"),
+        [["00000001_000.png", "200.0"], ["00000002_000.png", "50.0"]]
+    );
+    let errors = rows(&wh, "SELECT error FROM pixel_errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0][0].contains("more than once"), "{errors:?}");
+}

@@ -1368,6 +1368,47 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
     assert!(server.stop().success());
 }
 
+/// Transactions as PostgreSQL 15 answers them (checked against it): a statement in a
+/// failed transaction is 25P02 (psycopg's InFailedSqlTransaction), a COMMIT outside
+/// one a warning, and START TRANSACTION tagged as itself.
+#[test]
+fn transactions_answer_as_postgresql_does() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = "BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\nCOMMIT;\nSTART TRANSACTION;\nCOMMIT;\n";
+    let mut child = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "cxr", "-v", "VERBOSITY=verbose", "-f", "-"])
+        .env("PGCONNECT_TIMEOUT", "20")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (said, tags) = (stderr(&out), stdout(&out));
+    assert!(said.contains("ERROR:  22012:"), "{said}");
+    assert!(said.contains("ERROR:  25P02:"), "{said}");
+    assert!(
+        said.contains("WARNING:  25P01: there is no transaction in progress"),
+        "{said}"
+    );
+    let tags: Vec<&str> = tags.lines().collect();
+    assert_eq!(
+        tags,
+        ["BEGIN", "ROLLBACK", "COMMIT", "START TRANSACTION", "COMMIT"],
+        "{said}"
+    );
+    assert!(server.stop().success());
+}
+
 /// A session's settings as PostgreSQL keeps them: `statement_timeout` in any unit
 /// PostgreSQL reads, shown back in milliseconds; `RESET` one or all; a value
 /// PostgreSQL refuses is refused and the limit in force stays (psql reading a script,
@@ -1643,6 +1684,40 @@ fn an_extended_query_nobody_reads_holds_little_memory() {
         );
     }
     assert!(server.alive());
+    assert!(server.stop().success());
+}
+
+/// Clients that start a statement and never read its rows hold no turn to compute:
+/// with more of them than the server computes at once (two per core), another
+/// client's statements are still answered, well within the time limit (each stalled
+/// statement held its turn, and the others waited out `--query-time` and failed).
+#[test]
+fn clients_that_never_read_hold_up_no_other_client() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &["--query-time", "60"], &[]);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut stalled = Vec::new();
+    for _ in 0..2 * cores + 2 {
+        let mut socket = logged_in(server.port);
+        let sql = b"SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b\0";
+        socket.write_all(&message(b'Q', sql)).unwrap();
+        // Readiness: its rows have started to come; from here on it reads nothing.
+        let mut first = [0u8; 4096];
+        socket.read_exact(&mut first).unwrap();
+        stalled.push(socket);
+    }
+    let out = psql(server.port, "SELECT COUNT(*) FROM images", &[]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), nih_csv().len().to_string());
+    // A client's own statement_timeout applies while it waits, too.
+    let out = psql(
+        server.port,
+        "SET statement_timeout = '20s'; SELECT COUNT(*) FROM findings",
+        &[],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    drop(stalled);
     assert!(server.stop().success());
 }
 

@@ -443,6 +443,18 @@ impl Cursor<'_, '_> {
                 return Ok(None);
             }
         }
+        // The zip reader keeps one entry per name, the last: the copies before it are
+        // not read, which a row says (nothing leaves without one).
+        if archive.has_duplicate_names() {
+            let kind = if *self.ordinal < self.resume_from {
+                Kind::Done
+            } else {
+                Kind::Failed("the zip's central directory names a member more than once; only the last copy of each name was read, the earlier copies were not measured".into())
+            };
+            if !self.emit(String::new(), kind) {
+                return Ok(None);
+            }
+        }
         let described = crate::warehouse::hash_file(path)
             .map_err(|e| unreadable(format!("cannot read it again to hash it: {e}")))?;
         Ok(Some(described))

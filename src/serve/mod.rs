@@ -22,6 +22,7 @@ mod rewrite;
 mod saved;
 mod settings;
 mod threads;
+mod transactions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,7 +33,6 @@ use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::hooks::set_show::SetShowHook;
-use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
@@ -453,7 +453,7 @@ impl Server {
         let hooks: Vec<Arc<dyn datafusion_postgres::QueryHook>> = vec![
             Arc::new(settings::Settings),
             Arc::new(SetShowHook),
-            Arc::new(TransactionStatementHook),
+            Arc::new(transactions::Transactions),
             Arc::new(cursors::Cursors(served.clone())),
             Arc::new(prepared::Prepared(served.clone())),
             Arc::new(Answer(served.clone())),

@@ -199,14 +199,20 @@ impl Served {
     /// Plans `statement` on `version`, refusing what a client may not do, on a
     /// statement runtime, within the time limit: planning a statement of thousands of operators takes seconds of CPU that never yield,
     /// which on the protocol's thread held up every client's statements.
-    async fn plan(&self, version: &Version, statement: &Statement) -> Result<LogicalPlan> {
+    /// `client_time` is the client's own `statement_timeout`, which may only lower it.
+    async fn plan(
+        &self,
+        version: &Version,
+        statement: &Statement,
+        client_time: Option<Duration>,
+    ) -> Result<LogicalPlan> {
         refuse_statement(statement)?;
         let state = version.warehouse.ctx.state();
         let statement = statement.clone();
         let planning = self
             .runtimes
             .compute(async move { plan_statement(state, &statement).await });
-        let limit = self.limits.query_time;
+        let limit = client_time.map_or(self.limits.query_time, |t| t.min(self.limits.query_time));
         match tokio::time::timeout(limit, planning).await {
             Ok(planned) => planned?,
             Err(_) => Err(Error::Query(format!(
@@ -289,7 +295,7 @@ impl Served {
         let statement = named.as_ref().unwrap_or(statement);
         let set = super::rewrite::with_session_settings(statement, client.metadata());
         let statement = set.as_ref().unwrap_or(statement);
-        self.plan(version, statement)
+        self.plan(version, statement, client_time(client.metadata()))
             .await
             .map_err(|e| self.error(e))
     }
@@ -333,7 +339,7 @@ impl Served {
         asker: Asker,
     ) -> PgWireResult<Response> {
         let plan = self
-            .plan(&version, &copy.query)
+            .plan(&version, &copy.query, asker.time)
             .await
             .map_err(|e| self.error(e))?;
         let (schema, batches) = self.execute(version, plan, asker).await?;
@@ -499,22 +505,33 @@ impl Batches {
         interrupt: Interrupt,
     ) -> Result<Batches> {
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        let computing = runtimes
-            .spawn(async move {
-                let mut stream = match frame.execute_stream().await {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        let _ = sender.send(Err(e)).await;
-                        return;
-                    }
-                };
-                while let Some(batch) = stream.next().await {
-                    if sender.send(batch).await.is_err() {
-                        return;
-                    }
+        // A turn for each batch computed, none while the client reads (or does not).
+        let computing = runtimes.spawn_taking_turns(|turns| async move {
+            let Some(turn) = turns.take().await else {
+                return;
+            };
+            let mut stream = match frame.execute_stream().await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
                 }
-            })
-            .await?;
+            };
+            drop(turn);
+            loop {
+                let Some(turn) = turns.take().await else {
+                    return;
+                };
+                let batch = stream.next().await;
+                drop(turn);
+                let Some(batch) = batch else {
+                    return;
+                };
+                if sender.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        })?;
         Ok(Batches {
             receiver,
             interrupt,
@@ -1003,7 +1020,7 @@ impl QueryHook for Answer {
         &self,
         statement: &Statement,
         _unused: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
+        client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         if acknowledged(statement).is_some() {
             return Some(Ok(no_rows()));
@@ -1011,7 +1028,9 @@ impl QueryHook for Answer {
         let served = &self.0;
         let plan = async {
             let version = served.version().await?;
-            served.plan(&version, statement).await
+            served
+                .plan(&version, statement, client_time(client.metadata()))
+                .await
         };
         Some(plan.await.map_err(|e| served.error(e)))
     }
@@ -1379,7 +1398,7 @@ impl ExtendedQueryHandler for Handler {
         let floats = super::rewrite::with_float_parameters(statement, &inferred, client_types);
         if let Some(cast) = &floats {
             let plan = served
-                .plan(&version, cast)
+                .plan(&version, cast, client_time(client.metadata()))
                 .await
                 .map_err(|e| served.error(e))?;
             inferred = inferred_types(&plan)?;

@@ -710,7 +710,7 @@ fn error(code: &str, message: String) -> PgWireError {
 }
 
 /// A notice for the client, at `severity` (WARNING or NOTICE).
-fn notice(severity: &str, message: String) -> PgWireBackendMessage {
+pub(super) fn notice(severity: &str, message: String) -> PgWireBackendMessage {
     let code = if severity == "WARNING" {
         "25P01"
     } else {

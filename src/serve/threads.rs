@@ -24,6 +24,20 @@ pub struct Runtimes {
     workers: usize,
     /// Statements computing at once.
     turns: Arc<Semaphore>,
+    /// The most idle runtimes kept.
+    at_once: usize,
+}
+
+/// The turns to compute: a statement sending rows takes one for each batch it
+/// computes, not for the time its client takes to read them (four clients that
+/// never read would otherwise hold every turn).
+pub struct Turns(Arc<Semaphore>);
+
+impl Turns {
+    /// Waits for a turn; None once the server is stopping.
+    pub async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().acquire_owned().await.ok()
+    }
 }
 
 impl Runtimes {
@@ -33,20 +47,31 @@ impl Runtimes {
             idle: Mutex::new(Vec::new()),
             workers: workers.max(1),
             turns: Arc::new(Semaphore::new(at_once.max(1))),
+            at_once: at_once.max(1),
         })
     }
 
-    /// Runs `work` on a runtime no other statement is using, when its turn comes.
+    /// Runs `work` on a runtime no other statement is using, when its turn comes,
+    /// holding the turn until it ends.
     pub async fn spawn<F>(self: &Arc<Self>, work: F) -> Result<Lease>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let turn = self
-            .turns
-            .clone()
-            .acquire_owned()
+        let turn = Turns(self.turns.clone())
+            .take()
             .await
-            .map_err(|_| Error::Internal("the server is stopping".into()))?;
+            .ok_or_else(|| Error::Internal("the server is stopping".into()))?;
+        let mut lease = self.spawn_taking_turns(|_| work)?;
+        lease._turn = Some(turn);
+        Ok(lease)
+    }
+
+    /// Runs the work `make` gives on a runtime no other statement is using; the work
+    /// takes its turns itself ([`Turns`]).
+    pub fn spawn_taking_turns<F>(self: &Arc<Self>, make: impl FnOnce(Turns) -> F) -> Result<Lease>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let runtime = match idle {
             Some(runtime) => runtime,
@@ -58,12 +83,12 @@ impl Runtimes {
                 .build()
                 .map_err(|e| Error::io("cannot start a statement's threads", e))?,
         };
-        let task = runtime.spawn(work);
+        let task = runtime.spawn(make(Turns(self.turns.clone())));
         Ok(Lease {
             runtime: Some(runtime),
             task,
             pool: self.clone(),
-            _turn: turn,
+            _turn: None,
         })
     }
 }
@@ -104,7 +129,7 @@ pub struct Lease {
     runtime: Option<Runtime>,
     task: JoinHandle<()>,
     pool: Arc<Runtimes>,
-    _turn: OwnedSemaphorePermit,
+    _turn: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Lease {
@@ -119,11 +144,10 @@ impl Drop for Lease {
             runtime.shutdown_background();
             return;
         }
-        // Kept for the next statement (at most one per turn are ever idle).
-        if let Ok(mut idle) = self.pool.idle.lock() {
-            idle.push(runtime);
-        } else {
-            runtime.shutdown_background();
+        // Kept for the next statement, at most one per turn.
+        match self.pool.idle.lock() {
+            Ok(mut idle) if idle.len() < self.pool.at_once => idle.push(runtime),
+            _ => runtime.shutdown_background(),
         }
     }
 }
