@@ -782,6 +782,16 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
     huge.extend_from_slice(&[b'x'; 1000]);
     raw(port, &huge);
     assert!(server.alive());
+    // A startup naming no user is refused as PostgreSQL refuses it.
+    let params = b"database\0cxr\0\0";
+    let mut nobody = ((8 + params.len()) as u32).to_be_bytes().to_vec();
+    nobody.extend_from_slice(&196608u32.to_be_bytes());
+    nobody.extend_from_slice(params);
+    let answer = String::from_utf8_lossy(&raw(port, &nobody)).into_owned();
+    assert!(answer.starts_with('E'), "{answer:?}");
+    assert!(answer.contains("28000"), "{answer:?}");
+    // The error alone, as PostgreSQL ends a connection: no ReadyForQuery after it.
+    assert!(answer.ends_with("startup packet\0\0"), "{answer:?}");
     // After a proper startup, a statement declaring 512 MiB (under pgwire's own 1 GiB
     // limit) is refused from its header: the server closes the connection long before
     // the bytes could arrive.

@@ -223,7 +223,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     let encapsulated = check_embedded_jpeg(&object, &header)?;
     let decoded = object
         .decode_pixel_data_frame(0)
-        .map_err(|e| format!("cannot decode the pixel data: {}", causes(&e)))?;
+        .map_err(|e| decode_error(&causes(&e)))?;
     let data = decoded
         .frame_data(0)
         .map_err(|e| format!("pixel data shorter than the image: {e}"))?;
@@ -307,6 +307,16 @@ fn invert(pixels: &mut Pixels, bits: u8) {
 }
 
 /// An error and its causes, on one line (dicom-rs says what failed at each level).
+/// Why the pixel data did not decode, in words: dicom-rs refuses, as a possible
+/// decompression bomb, compressed data over 16 MiB decoded that would grow more than
+/// 32 (RLE) or 64 (JPEG) times, and says only that it "could not allocate".
+fn decode_error(cause: &str) -> String {
+    if cause.contains("Could not allocate") {
+        return "cannot decode the pixel data: it would grow more than 32 (RLE) or 64 (JPEG) times when decoded, which the DICOM decoder refuses as a possible decompression bomb".into();
+    }
+    format!("cannot decode the pixel data: {cause}")
+}
+
 fn causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -172,7 +172,8 @@ impl NoopStartupHandler for Open {
         Some(self.0.clone())
     }
 
-    /// The version cxr answers as everywhere (pgwire's own startup says 16.6).
+    /// The version cxr answers as everywhere (pgwire's own startup says 16.6), and
+    /// no superuser (pgwire's says on).
     async fn post_startup<C>(
         &self,
         client: &mut C,
@@ -184,14 +185,21 @@ impl NoopStartupHandler for Open {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         use futures::SinkExt;
-        client
-            .feed(PgWireBackendMessage::ParameterStatus(
-                datafusion_postgres::pgwire::messages::startup::ParameterStatus::new(
-                    "server_version".into(),
-                    super::settings::SERVER_VERSION.into(),
-                ),
-            ))
-            .await?;
+        // Sent again after pgwire's defaults, which clients replace with the last
+        // value given.
+        for (name, value) in [
+            ("server_version", super::settings::SERVER_VERSION),
+            ("is_superuser", "off"),
+        ] {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(
+                    datafusion_postgres::pgwire::messages::startup::ParameterStatus::new(
+                        name.into(),
+                        value.into(),
+                    ),
+                ))
+                .await?;
+        }
         Ok(())
     }
 }
@@ -206,6 +214,7 @@ impl Startup {
                 scram.set_iterations(ITERATIONS);
                 let mut parameters = DefaultServerParameterProvider::default();
                 parameters.server_version = super::settings::SERVER_VERSION.into();
+                parameters.is_superuser = false;
                 let parameters = Arc::new(parameters);
                 Startup::Password(Box::new(
                     SASLAuthStartupHandler::new(parameters)
@@ -233,7 +242,19 @@ impl StartupHandler for Startup {
         // before the login (a setting refused refuses the connection, as
         // PostgreSQL's does), applied once the session exists.
         let options = match &message {
-            PgWireFrontendMessage::Startup(startup) => startup.parameters.get("options").cloned(),
+            PgWireFrontendMessage::Startup(startup) => {
+                // As PostgreSQL: a login names its user.
+                if startup.parameters.get("user").is_none_or(String::is_empty) {
+                    return Err(fatal(PgWireError::UserError(Box::new(
+                        datafusion_postgres::pgwire::error::ErrorInfo::new(
+                            "FATAL".into(),
+                            "28000".into(),
+                            "no PostgreSQL user name specified in startup packet".into(),
+                        ),
+                    ))));
+                }
+                startup.parameters.get("options").cloned()
+            }
             _ => None,
         };
         if let Some(options) = &options {

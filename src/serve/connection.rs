@@ -218,13 +218,8 @@ pub async fn serve<H: PgWireServerHandlers>(
                 say!("cxr serve: {peer}: {text}");
                 // 54000 program_limit_exceeded, as PostgreSQL says of a statement
                 // too long.
-                // A fatal error is the last message: no ReadyForQuery after it
-                // (pgwire's `process_error` sends one).
                 let info = ErrorInfo::new("FATAL".into(), "54000".into(), text);
-                let _ = socket
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await;
-                let _ = socket.close().await;
+                end_with(&mut socket, info).await;
                 return Ok(());
             }
             Some(Err(error)) => {
@@ -255,9 +250,27 @@ pub async fn serve<H: PgWireServerHandlers>(
         .await
         {
             error_handler.on_error(&socket, &mut error);
-            process_error(&mut socket, error, extended).await?;
+            let info = ErrorInfo::from(error);
+            if info.is_fatal() {
+                end_with(&mut socket, info).await;
+                return Ok(());
+            }
+            process_error(&mut socket, PgWireError::UserError(Box::new(info)), extended).await?;
         }
     }
+}
+
+/// Sends a fatal error and closes the connection: the error is the last message, as
+/// PostgreSQL ends a connection (pgwire's `process_error` sends a ReadyForQuery
+/// after it).
+async fn end_with<S>(socket: &mut S, info: ErrorInfo)
+where
+    S: futures::Sink<PgWireBackendMessage> + Unpin,
+{
+    let _ = socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await;
+    let _ = socket.close().await;
 }
 
 /// The length the next message in `buffer` declares, once its header is in: a

@@ -208,7 +208,7 @@ impl Served {
     ) -> Result<LogicalPlan> {
         refuse_statement(statement)?;
         let state = version.warehouse.ctx.state();
-        let statement = statement.clone();
+        let statement = super::rewrite::user_functions_as_session_user(statement.clone());
         let planning = self
             .runtimes
             .compute(async move { plan_statement(state, &statement).await });
@@ -1008,7 +1008,11 @@ impl QueryHook for Answer {
         let answer = async {
             if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
                 let version = served.version().await.map_err(|e| served.error(e))?;
-                let copy = copy.map_err(|e| served.error(e))?;
+                let mut copy = copy.map_err(|e| served.error(e))?;
+                let user = client.metadata().get("user").map_or("", String::as_str);
+                if let Some(named) = super::rewrite::with_login_user(&copy.query, user) {
+                    copy.query = named;
+                }
                 return served.copy_out(version, copy, Asker::of(&*client)).await;
             }
             served.answer_as_text(statement, &*client).await
@@ -1027,12 +1031,10 @@ impl QueryHook for Answer {
         }
         let served = &self.0;
         let plan = async {
-            let version = served.version().await?;
-            served
-                .plan(&version, statement, client_time(client.metadata()))
-                .await
+            let version = served.version().await.map_err(|e| served.error(e))?;
+            served.plan_for(&version, statement, client).await
         };
-        Some(plan.await.map_err(|e| served.error(e)))
+        Some(plan.await)
     }
 
     async fn handle_extended_query(
@@ -1169,6 +1171,16 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
         if let Some(why) = crate::input::text::too_deep(sql) {
             return Err(user_error("54001", why)); // statement_too_complex
         }
+        // As PostgreSQL: one statement per Parse (the second was dropped unsaid).
+        let statements = crate::input::text::split_statements(sql);
+        if statements.iter().filter(|s| !crate::sql::no_statement(s)).count() > 1 {
+            return Err(user_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement".into(),
+            ));
+        }
+        let fetch = super::rewrite::fetch_with_direction(sql);
+        let sql = fetch.as_deref().unwrap_or(sql);
         let parsed = match super::rewrite::with_select_list_subqueries(sql)
             .and_then(|statements| statements.into_iter().next())
         {
@@ -1302,6 +1314,8 @@ impl SimpleQueryHandler for Handler {
         if let Some(why) = crate::input::text::too_deep(query) {
             return Err(user_error("54001", why)); // statement_too_complex
         }
+        let fetch = super::rewrite::fetch_with_direction(query);
+        let query = fetch.as_deref().unwrap_or(query);
         let Some(statements) = super::rewrite::with_select_list_subqueries(query) else {
             return SimpleQueryHandler::do_query(&*self.protocol, client, query).await;
         };
@@ -1403,6 +1417,7 @@ impl ExtendedQueryHandler for Handler {
                 .map_err(|e| served.error(e))?;
             inferred = inferred_types(&plan)?;
         }
+        supplied_as_required(portal.parameter_len(), &inferred, client_types)?;
         let params = bound_parameters(portal, &inferred)?;
         served
             .answer(
@@ -1414,6 +1429,28 @@ impl ExtendedQueryHandler for Handler {
             )
             .await
     }
+}
+
+/// Refuses a Bind that gives another number of values than the statement has
+/// parameters, as PostgreSQL does (08P01); a surplus was ignored, a shortfall
+/// reported as a missing placeholder. The statement's count is its highest `$n` or
+/// the types the client declared, whichever is more (a catalog rewrite may drop a
+/// `$n` the client still sends).
+fn supplied_as_required(
+    supplied: usize,
+    inferred: &[Option<DataType>],
+    declared: &[Option<datafusion_postgres::pgwire::api::Type>],
+) -> PgWireResult<()> {
+    let required = inferred.len().max(declared.len());
+    if supplied == required {
+        return Ok(());
+    }
+    Err(user_error(
+        "08P01",
+        format!(
+            "bind message supplies {supplied} parameters, but prepared statement requires {required}"
+        ),
+    ))
 }
 
 /// The types the plan infers for `$1`, `$2`, ..., in order.

@@ -17,8 +17,10 @@ use datafusion_postgres::pgwire::api::Type;
 /// A client's SQL parsed without datafusion-postgres's rule that replaces a
 /// correlated subquery in a select list by NULL and cuts any other to one row:
 /// `SELECT (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) FROM
-/// patients p` answered NULL for every patient. Its other rules still apply. None
-/// when no select list has a subquery, or when the SQL reads the catalog
+/// patients p` answered NULL for every patient; nor its rule that turns
+/// `current_user` into `session_user` (see [`with_login_user`]). Its other rules
+/// still apply. None when no select list has a subquery and no user function is
+/// named, or when the SQL reads the catalog
 /// (`pg_...`, `information_schema`): the catalog queries of psql and JDBC rely on
 /// the rule, and datafusion-postgres's parser takes them as it does.
 pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
@@ -29,10 +31,15 @@ pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
     }
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).ok()?;
-    if !statements.iter().any(has_select_list_subquery) {
+    // A user function is kept as written too: `with_login_user` gives it the login
+    // name and its column the function's name (the rule made `SELECT current_user,
+    // session_user` two `session_user` columns).
+    let names_a_user = USER_FUNCTIONS.iter().any(|f| lower.contains(f));
+    if !names_a_user && !statements.iter().any(has_select_list_subquery) {
         return None;
     }
-    // datafusion-postgres's rules in its order, but for RemoveSubqueryFromProjection.
+    // datafusion-postgres's rules in its order, but for RemoveSubqueryFromProjection
+    // and CurrentUserVariableToSessionUserFunctionCall.
     let rules: Vec<Box<dyn SqlStatementRewriteRule>> = vec![
         Box::new(AliasDuplicatedProjectionRewrite),
         Box::new(ResolveUnqualifiedIdentifier),
@@ -40,7 +47,6 @@ pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
         Box::new(PrependUnqualifiedPgTableName),
         Box::new(StripCallableQualifier),
         Box::new(FixArrayLiteral),
-        Box::new(CurrentUserVariableToSessionUserFunctionCall),
         Box::new(StripCollate),
         Box::new(RewritePgCatalogOperator),
         Box::new(RewriteRegCastToSubquery::new()),
@@ -487,6 +493,38 @@ fn aggregated(expr: &Expr) -> bool {
     .any(|f| text.contains(f))
 }
 
+/// `FETCH name`, `FETCH FROM name` and `FETCH IN name` as `FETCH NEXT FROM name`,
+/// which PostgreSQL takes them to mean and sqlparser parses (it wants a direction).
+/// None for any other text.
+pub fn fetch_with_direction(sql: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim_end();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let name = match words.as_slice() {
+        [fetch, name] if fetch.eq_ignore_ascii_case("fetch") => name,
+        [fetch, from, name]
+            if fetch.eq_ignore_ascii_case("fetch")
+                && (from.eq_ignore_ascii_case("from") || from.eq_ignore_ascii_case("in")) =>
+        {
+            name
+        }
+        _ => return None,
+    };
+    // A direction alone (`FETCH NEXT`, `FETCH ALL`) names no cursor: left to the parser.
+    let keyword = ["next", "prior", "first", "last", "all", "forward", "backward"]
+        .iter()
+        .any(|k| name.eq_ignore_ascii_case(k));
+    (!keyword).then(|| format!("FETCH NEXT FROM {name}"))
+}
+
+/// `statement` as datafusion-postgres's rules leave a user function, for the plans
+/// [`with_login_user`] did not see (`COPY (SELECT current_user) TO STDOUT`).
+pub fn user_functions_as_session_user(statement: Statement) -> Statement {
+    use datafusion_postgres::datafusion_pg_catalog::sql::rules::{
+        CurrentUserVariableToSessionUserFunctionCall, SqlStatementRewriteRule,
+    };
+    CurrentUserVariableToSessionUserFunctionCall.rewrite(statement)
+}
+
 /// The functions PostgreSQL answers with the login user's name.
 const USER_FUNCTIONS: [&str; 4] = ["current_user", "session_user", "user", "current_role"];
 
@@ -822,6 +860,16 @@ mod tests {
             types,
             "SELECT typinput = 'array_in' AS is_array FROM pg_catalog.pg_type"
         );
+    }
+
+    #[test]
+    fn a_fetch_without_direction_fetches_the_next_row() {
+        assert_eq!(fetch_with_direction("FETCH c3;").unwrap(), "FETCH NEXT FROM c3");
+        assert_eq!(fetch_with_direction(" fetch in \"C\" ").unwrap(), "FETCH NEXT FROM \"C\"");
+        assert_eq!(fetch_with_direction("FETCH FROM c").unwrap(), "FETCH NEXT FROM c");
+        assert!(fetch_with_direction("FETCH 5 FROM c").is_none());
+        assert!(fetch_with_direction("FETCH ALL").is_none());
+        assert!(fetch_with_direction("SELECT 1").is_none());
     }
 
     #[test]

@@ -154,8 +154,15 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         cur.execute("SELECT %s AS x, %s AS y, %s AS z", (1.5, True, 7))
         assert cur.fetchone() == (1.5, True, 7)
         assert [c.type_code for c in cur.description] == [701, 16, 21], cur.description
-    # current_user is the login name, as PostgreSQL gives it.
+    # current_user is the login name, as PostgreSQL gives it, and each column is
+    # named after its function (PostgreSQL's names), in a COPY too.
     assert conn.execute("SELECT current_user").fetchone() == ("cxr",)
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_user, session_user")
+        assert [c.name for c in cur.description] == ["current_user", "session_user"], cur.description
+        assert cur.fetchone() == ("cxr", "cxr")
+        with cur.copy("COPY (SELECT current_user) TO STDOUT") as copy:
+            assert b"".join(bytes(block) for block in copy) == b"cxr\n"
     # A correlated subquery in the select list, with a parameter (the extended
     # protocol): each patient's images, as pandas counts them.
     rows = conn.execute(
