@@ -444,7 +444,14 @@ fn synth_sample_walks_subfolders() {
 
     // A name that says another archive (read back as one, it would fail) is refused.
     let zip = dir.path().join("s.zip");
-    let out = run(&["synth", "images", "--count", "2", "--out", zip.to_str().unwrap()]);
+    let out = run(&[
+        "synth",
+        "images",
+        "--count",
+        "2",
+        "--out",
+        zip.to_str().unwrap(),
+    ]);
     assert_refused(&out, "ending in .tar");
     assert!(!zip.exists());
 

@@ -959,7 +959,15 @@ fn an_image_without_a_patient_is_one_patient_of_one_study() {
     let w = wh.to_str().unwrap();
     let count = |n: &str| {
         let out = run(&[
-            "cohort", "-w", w, "-f", "csv", "--dataset", "siim", "--min-studies", n,
+            "cohort",
+            "-w",
+            w,
+            "-f",
+            "csv",
+            "--dataset",
+            "siim",
+            "--min-studies",
+            n,
         ]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         parse_csv(&stdout(&out)).len() - 1
@@ -969,10 +977,22 @@ fn an_image_without_a_patient_is_one_patient_of_one_study() {
     assert_eq!(count("2"), 0);
     // No patient has a second study, so no follow-up: not "no image matches".
     let out = run(&[
-        "followup", "-w", w, "-f", "csv", "--dataset", "siim", "--with", "Pneumothorax",
+        "followup",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--dataset",
+        "siim",
+        "--with",
+        "Pneumothorax",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("no image matches"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("no image matches"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A dataset that labels one finding (SIIM: Pneumothorax) plots one bar, named:
@@ -1790,7 +1810,11 @@ fn splits_and_partitions_keep_their_values() {
         ("0,1", "train,test", "split `train` has fraction 0"),
         ("0.5,0.5,0", "train,val,test", "split `test` has fraction 0"),
         // 20 patients: 0.001 of them is none.
-        ("0.001,0.999", "tiny,rest", "split `tiny` would hold no patient"),
+        (
+            "0.001,0.999",
+            "tiny,rest",
+            "split `tiny` would hold no patient",
+        ),
         ("0.5,0.5", "x y,z", "`x y` is not a split name"),
         ("0.5,0.5", "../evil,z", "`../evil` is not a split name"),
         ("-0.2,1.2", "a,b", "-0.2 is not a fraction"),

@@ -138,6 +138,9 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
         ("/api/cohort?age=60..40", "the range is empty"),
         ("/api/cohort?with=Nonsense", "Nonsense"),
         ("/api/cohort?first-study=maybe", "not true or false"),
+        ("/api/cohort?age=40", "age"),
+        ("/api/cohort?age=abc", "age"),
+        ("/api/cohort?min-studies=abc", "min-studies"),
         ("/api/patient?dataset=nih", "needs `dataset` and `patient`"),
         ("/api/patient?dataset=nih,nih&patient=1", "name one"),
         (
@@ -693,6 +696,20 @@ fn the_page_in_chromium_matches_the_command_line() {
         "{page}"
     );
     assert_eq!(page["downloads_off"], "true");
+    // What the API refuses (400, above), the page says; and a link giving a finding
+    // both with and without, which its one choice per finding cannot show.
+    for (query, said) in [
+        ("age=40", "age 40"),
+        ("age=abc", "age abc"),
+        ("min-studies=abc", "min-studies abc"),
+        (
+            "with=Effusion&without=Effusion",
+            "Effusion both with and without",
+        ),
+    ] {
+        let text = page["refused_values"][query].as_str().unwrap_or_default();
+        assert!(text.contains(said), "{query}: {page}");
+    }
     assert_eq!(page["first_study_checked"], true, "{page}");
     assert!(
         page["misspelt_text"]

@@ -557,15 +557,27 @@ fn a_zip_naming_a_member_twice_says_so() {
         \x20   z.write(d + '/c.png', 'images/00000002_000.png')\n\
         print(len(zipfile.ZipFile(out).infolist()))\n";
     let made = std::process::Command::new(python)
-        .args(["-c", script, dir.path().to_str().unwrap(), zip.to_str().unwrap()])
+        .args([
+            "-c",
+            script,
+            dir.path().to_str().unwrap(),
+            zip.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "3");
     let (wh, out) = ingest_images(dir.path(), &[&zip], &[]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(
-        rows(&wh, "SELECT image_index, mean FROM pixel_stats ORDER BY image_index"),
+        rows(
+            &wh,
+            "SELECT image_index, mean FROM pixel_stats ORDER BY image_index"
+        ),
         [["00000001_000.png", "200.0"], ["00000002_000.png", "50.0"]]
     );
     let errors = rows(&wh, "SELECT error FROM pixel_errors");

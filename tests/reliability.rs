@@ -175,7 +175,9 @@ fn a_read_only_warehouse_is_not_replaced() {
 #[test]
 fn a_commit_keeps_the_files_a_user_put_in_a_version_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = small_warehouse(dir.path(), 10, "wh");
+    // 20 patients: the default split's 10 % is two of them (a split of none is
+    // refused).
+    let wh = small_warehouse(dir.path(), 40, "wh");
     let version = std::fs::read_dir(&wh)
         .unwrap()
         .flatten()
@@ -203,7 +205,7 @@ fn a_commit_keeps_the_files_a_user_put_in_a_version_folder() {
         wh.to_str().unwrap(),
         "SELECT COUNT(*) AS n FROM images",
     ]);
-    assert_eq!(stdout(&out), "n\n10\n");
+    assert_eq!(stdout(&out), "n\n40\n");
 }
 
 #[test]

@@ -1386,23 +1386,17 @@ fn transactions_answer_as_postgresql_does() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
     let server = Server::start(&wh, &[], &[]);
-    let script = "BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\nCOMMIT;\nSTART TRANSACTION;\nCOMMIT;\n";
-    let mut child = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "cxr", "-v", "VERBOSITY=verbose", "-f", "-"])
-        .env("PGCONNECT_TIMEOUT", "20")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let script =
+        "BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\nCOMMIT;\nSTART TRANSACTION;\nCOMMIT;\n";
+    let out = common::spawn_with_stdin(
+        Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "cxr", "-v", "VERBOSITY=verbose", "-f", "-"])
+            .env("PGCONNECT_TIMEOUT", "20"),
+        script,
+    )
+    .wait_with_output()
+    .unwrap();
     let (said, tags) = (stderr(&out), stdout(&out));
     assert!(said.contains("ERROR:  22012:"), "{said}");
     assert!(said.contains("ERROR:  25P02:"), "{said}");
@@ -1710,7 +1704,8 @@ fn clients_that_never_read_hold_up_no_other_client() {
     let mut stalled = Vec::new();
     for _ in 0..2 * cores + 2 {
         let mut socket = logged_in(server.port);
-        let sql = b"SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b\0";
+        let sql =
+            b"SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b\0";
         socket.write_all(&message(b'Q', sql)).unwrap();
         // Readiness: its rows have started to come; from here on it reads nothing.
         let mut first = [0u8; 4096];

@@ -285,7 +285,11 @@ fn writes_are_refused_unless_allowed() {
     ] {
         let out = run(&["sql", "-w", &wh, "--allow-write", sql]);
         assert_eq!(out.status.code(), Some(2), "{sql}: {}", stderr(&out));
-        assert!(stderr(&out).contains("CXR_MEMORY_LIMIT"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("CXR_MEMORY_LIMIT"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 

@@ -148,9 +148,7 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         ));
     }
     if nih && wh.has_table("splits") {
-        say!(
-            "cxr: note: the `split` column comes from the `splits` table written by `cxr split`"
-        );
+        say!("cxr: note: the `split` column comes from the `splits` table written by `cxr split`");
     }
     if cmd.with_pixels && !wh.has_keyed_pixel_stats().await? {
         return Err(Error::Usage(

@@ -251,9 +251,7 @@ where
                 dir.display()
             )));
         }
-        say!(
-            "cxr: note: the warehouse changed while the split was computed; computing it again"
-        );
+        say!("cxr: note: the warehouse changed while the split was computed; computing it again");
         let (wh, again) = compute(Warehouse::open(dir, Register::All).await?).await?;
         (based_on, rows) = (wh.snapshot.manifest.data.clone(), again);
         tries += 1;

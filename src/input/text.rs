@@ -229,7 +229,10 @@ mod tests {
     #[test]
     fn caps_and_lines() {
         assert_eq!(read_all(&b"SELECT 1"[..], 8).unwrap(), "SELECT 1");
-        assert_eq!(read_all(&b"\xEF\xBB\xBFSELECT 1"[..], 16).unwrap(), "SELECT 1");
+        assert_eq!(
+            read_all(&b"\xEF\xBB\xBFSELECT 1"[..], 16).unwrap(),
+            "SELECT 1"
+        );
         let mut bom = &b"\xEF\xBB\xBFSELECT 1;\n"[..];
         assert_eq!(read_line(&mut bom, 100, 1).unwrap().unwrap(), "SELECT 1;");
         assert!(matches!(

@@ -255,7 +255,12 @@ pub async fn serve<H: PgWireServerHandlers>(
                 end_with(&mut socket, info).await;
                 return Ok(());
             }
-            process_error(&mut socket, PgWireError::UserError(Box::new(info)), extended).await?;
+            process_error(
+                &mut socket,
+                PgWireError::UserError(Box::new(info)),
+                extended,
+            )
+            .await?;
         }
     }
 }

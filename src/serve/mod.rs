@@ -518,9 +518,7 @@ impl ErrorHandler for Log {
             // PostgreSQL names the user of the startup message: SCRAM's own user
             // name is empty from libpq, and pgwire named that one.
             let user = client.metadata().get("user").cloned().unwrap_or_default();
-            say!(
-                "cxr serve: {peer}: failed login for user \"{user}\" ({n} from this address)"
-            );
+            say!("cxr serve: {peer}: failed login for user \"{user}\" ({n} from this address)");
             *error = PgWireError::InvalidPassword(user);
             return;
         }

@@ -1173,7 +1173,12 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
         }
         // As PostgreSQL: one statement per Parse (the second was dropped unsaid).
         let statements = crate::input::text::split_statements(sql);
-        if statements.iter().filter(|s| !crate::sql::no_statement(s)).count() > 1 {
+        if statements
+            .iter()
+            .filter(|s| !crate::sql::no_statement(s))
+            .count()
+            > 1
+        {
             return Err(user_error(
                 "42601",
                 "cannot insert multiple commands into a prepared statement".into(),

@@ -163,6 +163,31 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     .unwrap_or_else(|| no_subscripts.clone());
                 changed = true;
             }
+            // `LIKE $1 || '%' ESCAPE '/'` (SQLAlchemy's schema names): DataFusion takes
+            // only a backslash as the escape, so the pattern's escape character becomes
+            // one, and its own backslashes literal (`//`, an escaped escape, is then
+            // read as a backslash: no catalog name holds one).
+            Expr::Like {
+                pattern,
+                escape_char: escape @ Some(_),
+                ..
+            } => {
+                let other = escape.as_ref().and_then(|e| match &e.value {
+                    Value::SingleQuotedString(c) if c.chars().count() == 1 && c != "\\" => {
+                        Some(c.replace('\'', "''"))
+                    }
+                    _ => None,
+                });
+                if let Some(c) = other
+                    && let Some(escaped) = parse(&format!(
+                        "replace(replace({pattern}, '\\', '\\\\'), '{c}', '\\')"
+                    ))
+                {
+                    **pattern = escaped;
+                    *escape = None;
+                    changed = true;
+                }
+            }
             // A parameter cast to regclass (SQLAlchemy's `CAST(%s AS REGCLASS)` of a
             // catalog table's name, compared with pg_description's classoid): the
             // parameter stays, as text, and the oid is NULL. cxr's catalog has no
@@ -510,9 +535,11 @@ pub fn fetch_with_direction(sql: &str) -> Option<String> {
         _ => return None,
     };
     // A direction alone (`FETCH NEXT`, `FETCH ALL`) names no cursor: left to the parser.
-    let keyword = ["next", "prior", "first", "last", "all", "forward", "backward"]
-        .iter()
-        .any(|k| name.eq_ignore_ascii_case(k));
+    let keyword = [
+        "next", "prior", "first", "last", "all", "forward", "backward",
+    ]
+    .iter()
+    .any(|k| name.eq_ignore_ascii_case(k));
     (!keyword).then(|| format!("FETCH NEXT FROM {name}"))
 }
 
@@ -863,10 +890,31 @@ mod tests {
     }
 
     #[test]
+    fn a_like_escape_other_than_backslash_is_rewritten() {
+        let s = for_catalog(&parse(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname NOT LIKE $1 || '%' ESCAPE '/'",
+        ))
+        .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname NOT LIKE replace(replace($1 || '%', '\\', '\\\\'), '/', '\\')"
+        );
+    }
+
+    #[test]
     fn a_fetch_without_direction_fetches_the_next_row() {
-        assert_eq!(fetch_with_direction("FETCH c3;").unwrap(), "FETCH NEXT FROM c3");
-        assert_eq!(fetch_with_direction(" fetch in \"C\" ").unwrap(), "FETCH NEXT FROM \"C\"");
-        assert_eq!(fetch_with_direction("FETCH FROM c").unwrap(), "FETCH NEXT FROM c");
+        assert_eq!(
+            fetch_with_direction("FETCH c3;").unwrap(),
+            "FETCH NEXT FROM c3"
+        );
+        assert_eq!(
+            fetch_with_direction(" fetch in \"C\" ").unwrap(),
+            "FETCH NEXT FROM \"C\""
+        );
+        assert_eq!(
+            fetch_with_direction("FETCH FROM c").unwrap(),
+            "FETCH NEXT FROM c"
+        );
         assert!(fetch_with_direction("FETCH 5 FROM c").is_none());
         assert!(fetch_with_direction("FETCH ALL").is_none());
         assert!(fetch_with_direction("SELECT 1").is_none());

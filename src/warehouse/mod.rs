@@ -296,7 +296,10 @@ fn refuse_below_a_warehouse(output: &Path, what: &str, skip: usize) -> Result<()
         return Ok(());
     };
     for dir in out.ancestors().skip(skip) {
-        if dir.join(MANIFEST).is_file() && matches!(Manifest::read(dir), Ok(Some(_))) {
+        // An export's folder (`export --tables`) has a manifest too, and is no
+        // warehouse: writing it again is export's own `--overwrite` rule.
+        let export = dir.join(EXPORT_MARKER).exists();
+        if !export && dir.join(MANIFEST).is_file() && matches!(Manifest::read(dir), Ok(Some(_))) {
             let place = if dir == out { "is" } else { "is inside" };
             return Err(Error::Usage(format!(
                 "{what} {}: {place} the warehouse {}; choose a path outside it",

@@ -175,6 +175,13 @@ def main():
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
         result["unknown_text"] = driver.find_element(By.ID, "error").text
         result["downloads_off"] = driver.find_element(By.ID, "manifest-parquet").get_attribute("aria-disabled")
+        # Values the API refuses are said too, not read as another cohort.
+        result["refused_values"] = {}
+        for query in ["age=40", "age=abc", "min-studies=abc", "with=Effusion&without=Effusion"]:
+            driver.get(BASE + "/?dataset=nih&" + query)
+            WebDriverWait(driver, 60).until(
+                lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
+            result["refused_values"][query] = driver.find_element(By.ID, "error").text
         # A bad cohort is said in the page, not a blank.
         driver.get(BASE + "/?age=60..40")
         WebDriverWait(driver, 60).until(

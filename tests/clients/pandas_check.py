@@ -90,6 +90,9 @@ with engine.connect() as connection:
 # have none), and read_sql_table reads every row.
 inspector = sqlalchemy.inspect(engine)
 assert sorted(inspector.get_table_names()) == sorted(tables), inspector.get_table_names()
+# Its schema names leave out pg_* (a LIKE with ESCAPE '/', which cxr rewrites).
+schemas = inspector.get_schema_names()
+assert "public" in schemas and not any(n.startswith("pg_") for n in schemas), schemas
 for name in ["images", "patients", "dataset_images"]:
     columns = [c["name"] for c in inspector.get_columns(name)]
     assert columns == parquet_table(name).column_names, (name, columns)

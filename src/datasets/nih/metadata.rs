@@ -280,7 +280,11 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
         .flatten()
         .filter(|p| p.len() > 1 && p.starts_with('0'))
         .count();
-    let unpadded = patient.iter().flatten().filter(|p| !p.starts_with('0')).count();
+    let unpadded = patient
+        .iter()
+        .flatten()
+        .filter(|p| !p.starts_with('0'))
+        .count();
     let revision = if ages_2017 > ages_2020 || (ages_2017 == ages_2020 && padded > unpadded) {
         Revision::Original2017
     } else {

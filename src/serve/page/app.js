@@ -69,11 +69,17 @@ function restore(p) {
   for (const c of form.querySelectorAll("input[name=dataset]")) c.checked = chosen.includes(c.value);
   unknown.push(...asked.filter((d) => !datasets.includes(d)).map((d) => `dataset ${d}`));
   for (const f of findings) form.querySelector(`select[data-finding="${f}"]`).value = "";
+  const picked = {};
   for (const choice of ["with", "any", "without"]) {
     for (const name of p.getAll(choice)) {
       const f = findings.find((x) => lower(x) === lower(name).replace(/ /g, "_"));
-      if (f) form.querySelector(`select[data-finding="${f}"]`).value = choice;
-      else unknown.push(`finding ${name}`);
+      if (!f) unknown.push(`finding ${name}`);
+      // One choice per finding on the page: a link giving two is said, not narrowed.
+      else if (picked[f] && picked[f] !== choice) unknown.push(`${f} both ${picked[f]} and ${choice}`);
+      else {
+        picked[f] = choice;
+        form.querySelector(`select[data-finding="${f}"]`).value = choice;
+      }
     }
   }
   // Switches and names read as the API reads them: `first-study`, `=1`, `=true`,
@@ -90,16 +96,21 @@ function restore(p) {
   };
   form.elements["no-finding"].checked = on("no-finding");
   form.elements["first-study"].checked = on("first-study");
-  const [min, max] = (p.get("age") || "..").split("..");
-  $("age-min").value = min || "";
-  $("age-max").value = max || "";
+  // An age the API would refuse (`40`, `abc`) is said, not read as another range.
+  const age = (p.get("age") || "..").trim();
+  const range = age.match(/^(\d*)\s*\.\.\s*(\d*)$/);
+  if (!range) unknown.push(`age ${age}`);
+  $("age-min").value = range ? range[1] : "";
+  $("age-max").value = range ? range[2] : "";
   for (const name of ["sex", "view", "uncertain"]) {
     const v = p.get(name) || "";
     const option = [...form.elements[name].options].find((o) => lower(o.value) === lower(v));
     form.elements[name].value = option ? option.value : "";
     if (v && !option) unknown.push(`${name} ${v}`);
   }
-  for (const name of ["split", "min-studies", "source"]) form.elements[name].value = p.get(name) || "";
+  for (const name of ["split", "min-studies", "source"]) form.elements[name].value = (p.get(name) || "").trim();
+  const studies = (p.get("min-studies") || "").trim();
+  if (studies && !/^\d+$/.test(studies)) unknown.push(`min-studies ${studies}`);
 }
 
 let timer = null;
