@@ -245,13 +245,13 @@ impl StartupHandler for Startup {
             PgWireFrontendMessage::Startup(startup) => {
                 // As PostgreSQL: a login names its user.
                 if startup.parameters.get("user").is_none_or(String::is_empty) {
-                    return Err(fatal(PgWireError::UserError(Box::new(
+                    return Err(PgWireError::UserError(Box::new(
                         datafusion_postgres::pgwire::error::ErrorInfo::new(
                             "FATAL".into(),
                             "28000".into(),
                             "no PostgreSQL user name specified in startup packet".into(),
                         ),
-                    ))));
+                    )));
                 }
                 startup.parameters.get("options").cloned()
             }

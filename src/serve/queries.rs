@@ -1172,12 +1172,15 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
             return Err(user_error("54001", why)); // statement_too_complex
         }
         // As PostgreSQL: one statement per Parse (the second was dropped unsaid).
+        // Parsed again only when the text has more than one piece (two statements,
+        // or one and a trailing comment).
         let statements = crate::input::text::split_statements(sql);
-        if statements
-            .iter()
-            .filter(|s| !crate::sql::no_statement(s))
-            .count()
-            > 1
+        if statements.len() > 1
+            && statements
+                .iter()
+                .filter(|s| !crate::sql::no_statement(s))
+                .count()
+                > 1
         {
             return Err(user_error(
                 "42601",
