@@ -69,7 +69,8 @@ enum TextSink<'w> {
 impl<'w> TextSink<'w> {
     /// Starts writing; the header (if the format has one) goes out at once.
     fn begin(out: &'w mut dyn Write, schema: &SchemaRef, format: Format) -> Result<TextSink<'w>> {
-        use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
+        use datafusion::arrow::json::WriterBuilder;
+        use datafusion::arrow::json::writer::{JsonArray, LineDelimited};
         let head = header(schema);
         Ok(match format {
             Format::Csv | Format::Table => {
@@ -82,8 +83,18 @@ impl<'w> TextSink<'w> {
                 writeln!(out, "|{}", " --- |".repeat(head.len())).map_err(io)?;
                 TextSink::Markdown(out)
             }
-            Format::Json => TextSink::Json(ArrayWriter::new(out)),
-            Format::Ndjson => TextSink::Ndjson(LineDelimitedWriter::new(out)),
+            // NULLs written as `null`: a key left out changes the columns (and their
+            // order) that a reader of the file finds.
+            Format::Json => TextSink::Json(
+                WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, JsonArray>(out),
+            ),
+            Format::Ndjson => TextSink::Ndjson(
+                WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, LineDelimited>(out),
+            ),
         })
     }
 

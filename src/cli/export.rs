@@ -36,7 +36,7 @@ pub struct ExportCmd {
     #[arg(long = "sql", value_name = "QUERY")]
     pub query: Option<String>,
     /// Adds a `path` column: DIR joined with the image file name.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = not_empty)]
     pub image_root: Option<String>,
     /// Adds the pixel statistics columns.
     #[arg(long)]
@@ -57,7 +57,7 @@ pub struct ExportCmd {
     #[arg(long)]
     pub overwrite: bool,
     /// Also give boxes scaled to images of this side (datasets with 1024-px originals).
-    #[arg(long, value_name = "PIXELS")]
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub box_size: Option<u32>,
     /// `list`: the `targets` list only; `wide`: also one Float32 column per finding,
     /// named as the finding.
@@ -66,6 +66,15 @@ pub struct ExportCmd {
     /// Export every warehouse table as plain Parquet into DIR instead.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["query", "partition_by", "image_root", "with_pixels", "sort_by", "targets"])]
     pub tables: Option<PathBuf>,
+}
+
+/// `--image-root ''` joined `/` to every file name: paths at the filesystem's root.
+fn not_empty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("an empty folder name would make every path start at the filesystem's root; give a folder (`.` for the current one)".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 impl ExportCmd {

@@ -263,6 +263,31 @@ fn dataset_sort(scope: &Scope) -> &'static str {
     }
 }
 
+/// Says which of the datasets asked for give no order of their studies: their rows
+/// are left out, and an empty answer would otherwise look like "no change".
+fn note_unordered_datasets(asked: &[String], show_sql: bool) {
+    let unordered: Vec<&str> = crate::datasets::DATASETS
+        .iter()
+        .filter(|d| {
+            !d.orders_studies && asked.iter().any(|a| a.trim().eq_ignore_ascii_case(d.name))
+        })
+        .map(|d| d.name)
+        .collect();
+    if unordered.is_empty() || show_sql {
+        return;
+    }
+    say!(
+        "cxr: note: {} {} no order of studies, so no follow-up: {} images are left out",
+        unordered.join(", "),
+        if unordered.len() == 1 {
+            "gives"
+        } else {
+            "give"
+        },
+        if unordered.len() == 1 { "its" } else { "their" }
+    );
+}
+
 /// Runs `cxr followup`.
 pub async fn run(mut args: FollowupCmd) -> Result<()> {
     if args.common.cohort.first_study {
@@ -271,6 +296,7 @@ pub async fn run(mut args: FollowupCmd) -> Result<()> {
         ));
     }
     let transitions = args.transitions;
+    note_unordered_datasets(&args.common.cohort.datasets, args.common.show_sql);
     let patient = match args.patient.as_deref().map(str::trim) {
         // NIH's ids are numbers: `018404` is patient 18404, as `images` holds it.
         Some(p) if !args.common.cohort.across_datasets() => match p.parse::<i32>() {

@@ -206,9 +206,14 @@ pub fn run(args: IngestArgs) -> Result<()> {
     crate::output::print_text(&summary_table(&summary).render())?;
     if let Some(p) = &summary.pixels {
         // The rate of this run: images an interrupted run measured are not counted.
-        let rate = (p.measured - p.resumed_images) as f64 / p.seconds.max(1e-9);
+        let new = p.measured.saturating_sub(p.resumed_images);
+        let rate = if new > 0 {
+            format!(" ({:.0} images/s)", new as f64 / p.seconds.max(1e-9))
+        } else {
+            String::new()
+        };
         say!(
-            "pixels: {} measured, {} errors, {} skipped (not an image){} in {:.2} s ({:.0} images/s)",
+            "pixels: {} measured, {} errors, {} skipped (not an image){} in {:.2} s{}",
             crate::output::thousands(p.measured),
             crate::output::thousands(p.errors),
             crate::output::thousands(p.skipped),

@@ -101,6 +101,24 @@ fn register_font() -> Result<()> {
     .map_err(Error::Usage)
 }
 
+/// `cxr plot boxes`: drawn into `out`, or its SQL printed.
+async fn plot_boxes(cmd: &PlotCmd, out: Option<&std::path::Path>, size: (u32, u32)) -> Result<()> {
+    let cohort = &cmd.common.cohort;
+    if cohort.narrows() || !cohort.sources.is_empty() || cohort.uncertain.is_some() {
+        return Err(Error::Usage(
+            "plot boxes takes --dataset and --finding; the cohort flags do not apply".into(),
+        ));
+    }
+    crate::cli::plot_boxes::run(
+        &cmd.common.warehouse.path(),
+        &cohort.datasets,
+        cmd.finding.as_deref(),
+        out,
+        size,
+    )
+    .await
+}
+
 /// Flags of the analysis commands that a plot has no use for.
 fn refuse_unused_flags(cmd: &PlotCmd) -> Result<()> {
     let unused = if cmd.common.output.format.is_some() {
@@ -132,10 +150,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         // The SQL of the plot's data, to run with `cxr sql` or elsewhere.
         refuse_unused_flags(&cmd)?;
         if kind == PlotKind::Boxes {
-            return Err(Error::Usage(
-                "plot boxes reads dataset_boxes directly; --show-sql prints the SQL of the cohort plots"
-                    .into(),
-            ));
+            return plot_boxes(&cmd, None, (0, 0)).await;
         }
         return cmd
             .common
@@ -164,22 +179,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
     let cohort = cmd.common.cohort.describe();
     register_font()?;
     if cmd.kind == PlotKind::Boxes {
-        if cmd.common.cohort.narrows()
-            || !cmd.common.cohort.sources.is_empty()
-            || cmd.common.cohort.uncertain.is_some()
-        {
-            return Err(Error::Usage(
-                "plot boxes takes --dataset and --finding; the cohort flags do not apply".into(),
-            ));
-        }
-        return crate::cli::plot_boxes::run(
-            &cmd.common.warehouse.path(),
-            &cmd.common.cohort.datasets,
-            cmd.finding.as_deref(),
-            &out,
-            size,
-        )
-        .await;
+        return plot_boxes(&cmd, Some(&out), size).await;
     }
     if cmd.finding.is_some() {
         return Err(Error::Usage(

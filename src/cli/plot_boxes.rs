@@ -44,12 +44,13 @@ type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// Per finding: (boxes, coverage grid).
 type Panels = Vec<(String, usize, Vec<f64>)>;
 
-/// Loads the boxes and draws the panels into `out`.
+/// Loads the boxes and draws the panels into `out`; without `out` (`--show-sql`),
+/// prints the SQL of the boxes drawn.
 pub async fn run(
     warehouse: &Path,
     datasets: &[String],
     finding: Option<&str>,
-    out: &Path,
+    out: Option<&Path>,
     size: (u32, u32),
 ) -> Result<()> {
     let wh = Warehouse::open(warehouse, Register::All).await?;
@@ -97,6 +98,9 @@ pub async fn run(
             q = quote(f)
         ));
     }
+    let Some(out) = out else {
+        return crate::output::print_sql(&sql);
+    };
     let rows = wh.query(&sql, &[]).await?;
     if rows.is_empty() {
         let labels = wh

@@ -96,6 +96,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             text => size(text, "--in-memory")?,
         },
     };
+    if let (Some(listen), Some(http)) = (options.listen, options.http)
+        && listen.port() != 0
+        && listen.port() == http.port()
+        && (listen.ip() == http.ip() || listen.ip().is_unspecified() || http.ip().is_unspecified())
+    {
+        return Err(crate::Error::Usage(format!(
+            "--listen {listen} and --http {http} name the same port: the PostgreSQL protocol and the page each need their own"
+        )));
+    }
     crate::serve::serve(options).await
 }
 

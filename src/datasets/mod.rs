@@ -201,6 +201,9 @@ pub struct Dataset {
     pub readers: Option<Readers>,
     /// How an image file's path gives its `image_id` (`ingest --images`).
     pub image_naming: ImageNaming,
+    /// Whether its files order a patient's studies (NIH's follow-up number,
+    /// CheXpert's study number, a study date): where not, it has no follow-up.
+    pub orders_studies: bool,
 }
 
 /// How the path of an image file (a member of an archive, or a file in a folder,
@@ -223,7 +226,7 @@ impl ImageNaming {
     pub fn image_id(self, path: &str) -> String {
         let name = path.rsplit('/').next().unwrap_or(path);
         match self {
-            ImageNaming::FileName => name.to_string(),
+            ImageNaming::FileName => lower_extension(name),
             ImageNaming::Stem => name
                 .rsplit_once('.')
                 .map_or(name, |(stem, _)| stem)
@@ -237,9 +240,21 @@ impl ImageNaming {
                     }
                     at += part.len() + 1;
                 }
-                path[start.unwrap_or(0)..].to_string()
+                lower_extension(&path[start.unwrap_or(0)..])
             }
         }
+    }
+}
+
+/// The name with its extension in lower case, as every dataset's files write it:
+/// `00000001_000.PNG` copied by a tool that upper-cases names is still NIH's
+/// `00000001_000.png`.
+fn lower_extension(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() && !extension.contains('/') => {
+            format!("{stem}.{}", extension.to_ascii_lowercase())
+        }
+        _ => name.to_string(),
     }
 }
 
@@ -301,6 +316,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: Some(1024),
         readers: None,
         image_naming: ImageNaming::FileName,
+        orders_studies: true,
     },
     Dataset {
         name: chexpert::NAME,
@@ -311,6 +327,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: None,
         readers: None,
         image_naming: ImageNaming::PathFrom("CheXpert-v1.0"),
+        orders_studies: true,
     },
     Dataset {
         name: mimic::NAME,
@@ -321,6 +338,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: None,
         readers: None,
         image_naming: ImageNaming::Stem,
+        orders_studies: true,
     },
     Dataset {
         name: padchest::NAME,
@@ -331,6 +349,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: None,
         readers: None,
         image_naming: ImageNaming::FileName,
+        orders_studies: true,
     },
     Dataset {
         name: vindr::NAME,
@@ -344,6 +363,7 @@ pub const DATASETS: [Dataset; 8] = [
             votes: ["vindr_any", "vindr_majority", "vindr_all"],
         }),
         image_naming: ImageNaming::Stem,
+        orders_studies: false,
     },
     Dataset {
         name: rsna::NAME,
@@ -354,6 +374,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: Some(1024),
         readers: None,
         image_naming: ImageNaming::Stem,
+        orders_studies: false,
     },
     Dataset {
         name: siim::NAME,
@@ -364,6 +385,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: Some(1024),
         readers: None,
         image_naming: ImageNaming::Stem,
+        orders_studies: false,
     },
     Dataset {
         name: openi::NAME,
@@ -374,6 +396,7 @@ pub const DATASETS: [Dataset; 8] = [
         box_image_side: None,
         readers: None,
         image_naming: ImageNaming::Stem,
+        orders_studies: false,
     },
 ];
 
@@ -407,6 +430,16 @@ pub fn box_frame_sql(boxes: &str, pixels: &str, measured: bool) -> (String, Stri
 #[cfg(test)]
 mod naming_tests {
     use super::ImageNaming::*;
+
+    #[test]
+    fn extensions_are_read_in_lower_case() {
+        assert_eq!(FileName.image_id("x/00000003_004.PNG"), "00000003_004.png");
+        assert_eq!(
+            PathFrom("CheXpert-v1.0").image_id("d/CheXpert-v1.0/train/p1/s1/view1_frontal.JPG"),
+            "CheXpert-v1.0/train/p1/s1/view1_frontal.jpg"
+        );
+        assert_eq!(FileName.image_id("README"), "README");
+    }
 
     #[test]
     fn image_ids_from_paths() {

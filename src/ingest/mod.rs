@@ -192,7 +192,7 @@ pub fn run_with_progress(
     crate::trace("write issues and pixel tables", t);
     staging.commit(manifest)?;
     if pixel_run.is_some() {
-        let _ = std::fs::remove_dir_all(pixel_cache(opts, &lock));
+        remove_pixel_caches(&opts.warehouse);
     }
     Ok(IngestSummary {
         tables,
@@ -772,6 +772,20 @@ fn pixel_cache(opts: &IngestOptions, lock: &WriteLock) -> PathBuf {
         "pixels-{}",
         crate::pixels::run::cache_key(&opts.images)
     ))
+}
+
+/// Removes the resume caches of every interrupted pixel pass, not only this one's:
+/// one of other inputs (an archive replaced, a dataset added) would never be
+/// resumed by the commands that follow, and stayed in the warehouse.
+fn remove_pixel_caches(warehouse: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(warehouse) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".pixels-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A measured image that is not among its dataset's images is kept, with a

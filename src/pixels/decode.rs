@@ -74,6 +74,8 @@ pub struct Grey {
     pub pixels: Pixels,
     /// DICOM's header fields; None for PNG and JPEG.
     pub dicom: Option<Box<super::dicom::Header>>,
+    /// The decoding memory the image holds, given back when it is dropped.
+    pub memory: Reservation,
 }
 
 /// Decodes an image of any supported format. Errors are one-line descriptions.
@@ -82,6 +84,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         Some(Format::Png) => decode_png(bytes),
         Some(Format::Jpeg) => decode_jpeg(bytes),
         Some(Format::Dicom) => super::dicom::decode(bytes),
+        None if bytes.is_empty() => Err("empty file (0 bytes)".into()),
         None => Err("not a PNG, JPEG or DICOM file (its first bytes say none of them)".into()),
     }
 }
@@ -108,23 +111,57 @@ fn starts_with_meta_group(bytes: &[u8]) -> bool {
 /// with a worker per core, what decoding holds stays bounded whatever the headers say.
 pub const MAX_DECODED_BYTES: u64 = 64 << 20;
 
-/// Refuses an image whose decoded samples would take more than [`MAX_DECODED_BYTES`].
+/// Refuses an image whose decoded samples would take more than [`MAX_DECODED_BYTES`],
+/// and waits for the memory to decode it in (see [`DECODING_BYTES`]).
 pub fn check_decoded(
     width: u32,
     height: u32,
     channels: usize,
     bytes_per_sample: usize,
-) -> Result<(), String> {
+) -> Result<Reservation, String> {
     let bytes = width as u64 * height as u64 * channels as u64 * bytes_per_sample as u64;
     if bytes > MAX_DECODED_BYTES {
         return Err(format!(
-            "image too large to decode ({width}×{height}, {channels} channel(s) of {} bits: {} MiB; the limit is {} MiB)",
+            "image too large to decode ({width}×{height}, {channels} channel(s) of {} bits: {:.1} MiB; the limit is {} MiB)",
             bytes_per_sample * 8,
-            bytes >> 20,
+            bytes as f64 / (1 << 20) as f64,
             MAX_DECODED_BYTES >> 20
         ));
     }
-    Ok(())
+    Ok(Reservation::take(bytes * 2))
+}
+
+/// What the images being decoded at once may hold, counted as twice their decoded
+/// bytes (the decoder's buffer and the grey values made from it): however many
+/// workers there are, a stream of images at the size limit is decoded one at a
+/// time, not one per core (20 such PNGs in a 6 KB tar.gz took 450 MB on two cores).
+pub const DECODING_BYTES: u64 = 2 * MAX_DECODED_BYTES;
+
+/// Decoding memory taken from [`DECODING_BYTES`], given back when dropped.
+#[derive(Debug)]
+pub struct Reservation(u64);
+
+static DECODING: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+static DECODED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl Reservation {
+    /// Waits until `bytes` fit beside what is reserved (or nothing is), then takes them.
+    fn take(bytes: u64) -> Reservation {
+        let mut used = DECODING.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + bytes > DECODING_BYTES {
+            used = DECODED.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += bytes;
+        Reservation(bytes)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut used = DECODING.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(self.0);
+        DECODED.notify_all();
+    }
 }
 
 /// Refuses sizes past [`MAX_SIDE`] or empty, before anything is allocated for them.
@@ -158,11 +195,9 @@ pub fn decode_png(bytes: &[u8]) -> Result<Grey, String> {
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| "image too large for memory".to_string())?;
-    if size as u64 > MAX_DECODED_BYTES {
-        let (channels, depth) = reader.output_color_type();
-        let bytes = if depth == BitDepth::Sixteen { 2 } else { 1 };
-        check_decoded(width, height, channels.samples(), bytes)?;
-    }
+    let (channels, depth) = reader.output_color_type();
+    let sample_bytes = if depth == BitDepth::Sixteen { 2 } else { 1 };
+    let memory = check_decoded(width, height, channels.samples(), sample_bytes)?;
     let mut buf = vec![0u8; size];
     let frame = reader
         .next_frame(&mut buf)
@@ -195,6 +230,7 @@ pub fn decode_png(bytes: &[u8]) -> Result<Grey, String> {
         format: Format::Png,
         pixels,
         dicom: None,
+        memory,
     })
 }
 
@@ -210,6 +246,11 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
         .set_max_width(u16::MAX as usize)
         .set_max_height(u16::MAX as usize)
         .set_strict_mode(true);
+    if let Some(kind) = unsupported_frame(bytes) {
+        return Err(format!(
+            "{kind} JPEG is not decoded (baseline, extended and progressive are)"
+        ));
+    }
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder
         .decode_headers()
@@ -225,7 +266,7 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
         Some(ColorSpace::RGB) => (ColorSpace::RGB, "rgb", 3),
         _ => (ColorSpace::RGB, "ycbcr", 3),
     };
-    check_decoded(width, height, channels, 1)?;
+    let memory = check_decoded(width, height, channels, 1)?;
     decoder.set_options(options.jpeg_set_out_colorspace(out));
     let buf = decoder
         .decode()
@@ -245,11 +286,37 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
         format: Format::Jpeg,
         pixels: Pixels::Eight(layout.grey8(buf)?),
         dicom: None,
+        memory,
     })
 }
 
 fn jpeg_error(what: &str, e: zune_jpeg::errors::DecodeErrors) -> String {
-    format!("{what}: {e:?}")
+    // One line: zune's texts may end in a line break.
+    format!("{what}: {e:?}").trim_end().replace('\n', " ")
+}
+
+/// The first frame header's marker that zune-jpeg does not decode: lossless (SOF3),
+/// hierarchical (SOF5–7) and arithmetic-coded (SOF9–15) JPEG, whose decoding failed
+/// with messages about something else ("Number of components cannot be zero").
+fn unsupported_frame(bytes: &[u8]) -> Option<&'static str> {
+    let mut at = 2;
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        match marker {
+            0xC0..=0xC2 | 0xDA => return None,
+            0xC3 => return Some("lossless (SOF3)"),
+            0xC5..=0xC7 => return Some("hierarchical (SOF5-7)"),
+            0xC9..=0xCB | 0xCD..=0xCF => return Some("arithmetic-coded (SOF9-15)"),
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let length = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
+        at += 2 + length;
+    }
+    None
 }
 
 /// The SCHEMA.md name of a PNG colour type.

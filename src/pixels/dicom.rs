@@ -185,7 +185,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     let header = header(&object)?;
     check_size(header.columns, header.rows)?;
     let samples = int(&object, SAMPLES_PER_PIXEL).unwrap_or(1);
-    check_decoded(
+    let memory = check_decoded(
         header.columns,
         header.rows,
         samples as usize,
@@ -271,6 +271,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         format: Format::Dicom,
         pixels,
         dicom: Some(Box::new(header)),
+        memory,
     })
 }
 

@@ -3,7 +3,7 @@
 //! member order and commits them in chunks, so an interrupted run resumes where the
 //! last committed chunk ended.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -85,7 +85,8 @@ struct ChunkInfo {
     skipped: u64,
     errors: Vec<PixelError>,
     /// Image keys (dataset and image id) seen in the chunk (measured or failed), for
-    /// duplicate detection.
+    /// duplicate detection, each followed by `\u{1}` and the member it was read from
+    /// (`archive:path`; absent in chunks of an older cxr).
     names: Vec<String>,
     /// The digest of the chunk's members ([`resume::ChunkDigest`]); a chunk
     /// without one (written by an older cxr) is measured again.
@@ -372,7 +373,7 @@ pub fn measure_until(
     // Resume: the chunks committed from 0 on, kept as far as the inputs still
     // hold the same members.
     let mut run = PixelRun::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = Seen::new();
     let committed = committed_chunks(cache);
     let finished = committed.last().is_some_and(|c| c.members < CHUNK);
     let verified = if committed.is_empty() {
@@ -500,12 +501,7 @@ fn discard_chunks(cache: &Path, first: u64) {
 }
 
 /// Adds a chunk committed by an earlier run.
-fn absorb(
-    run: &mut PixelRun,
-    seen: &mut HashSet<String>,
-    chunk: &Path,
-    info: ChunkInfo,
-) -> Result<()> {
+fn absorb(run: &mut PixelRun, seen: &mut Seen, chunk: &Path, info: ChunkInfo) -> Result<()> {
     for b in parquet::read(chunk)? {
         let text = |name: &str| {
             b.column_by_name(name)
@@ -539,7 +535,7 @@ fn note_measured(run: &mut PixelRun, dataset: &str, image_id: &str, source: &str
 /// Adds a committed chunk's file, skips, errors and names to the run.
 fn note_chunk(
     run: &mut PixelRun,
-    seen: &mut HashSet<String>,
+    seen: &mut Seen,
     parquet: &Path,
     skipped: u64,
     errors: Vec<PixelError>,
@@ -548,7 +544,23 @@ fn note_chunk(
     run.chunks.push(parquet.to_path_buf());
     run.skipped += skipped;
     run.errors.extend(errors);
-    seen.extend(names);
+    for entry in names {
+        let (key, from) = match entry.split_once('\u{1}') {
+            Some((key, from)) => (key.to_string(), from.to_string()),
+            None => (entry, String::new()),
+        };
+        // A later copy (a duplicate's error row) keeps the first one named.
+        seen.entry(key).or_insert(from);
+    }
+}
+
+/// Every image key read so far (dataset and image id), with the member it was read
+/// from first.
+type Seen = HashMap<String, String>;
+
+/// A [`ChunkInfo::names`] entry: the key and the member it was read from.
+fn seen_entry(key: String, from: &str) -> String {
+    format!("{key}\u{1}{from}")
 }
 
 /// Members go to the workers in batches of up to this many members or bytes: one
@@ -586,12 +598,11 @@ fn read_members(
     inputs: &[ImageInput],
     resume_from: u64,
     bytes_read: Arc<AtomicU64>,
-    mut seen: HashSet<String>,
+    mut seen: Seen,
     jobs: SyncSender<Vec<Member>>,
     budget: &Budget,
     digests: &Digests,
 ) -> std::result::Result<Vec<InputFile>, source::Unreadable> {
-    let mut first_source: std::collections::HashMap<String, String> = Default::default();
     let mut batch = Batch::default();
     let mut digest = ChunkDigest::default();
     let mut next = resume_from;
@@ -611,22 +622,30 @@ fn read_members(
         }
         // Failed image members claim their id too, as they do in a resumed run.
         if matches!(m.kind, Kind::Failed(_)) && !m.path.is_empty() {
-            seen.insert(image_key(m.dataset, &m.image_id()));
+            let key = image_key(m.dataset, &m.image_id());
+            seen.entry(key)
+                .or_insert_with(|| format!("{}:{}", m.source, m.path));
         }
         if matches!(m.kind, Kind::Image(_)) {
             let key = image_key(m.dataset, &m.image_id());
-            if !seen.insert(key.clone()) {
-                let first = first_source
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| "an earlier member".into());
-                m.kind = Kind::Failed(format!(
-                    "duplicate image: {} image '{}' already measured from {first}",
-                    m.dataset,
-                    m.image_id()
-                ));
-            } else {
-                first_source.insert(key, format!("{}:{}", m.source, m.path));
+            match seen.get(&key) {
+                // The first copy decides, measured or not: which copy counts must not
+                // depend on how each decodes.
+                Some(first) => {
+                    let first = if first.is_empty() {
+                        "an earlier member"
+                    } else {
+                        first
+                    };
+                    m.kind = Kind::Failed(format!(
+                        "duplicate image: {} image '{}' was read first from {first}, whose row stands for it",
+                        m.dataset,
+                        m.image_id()
+                    ));
+                }
+                None => {
+                    seen.insert(key, format!("{}:{}", m.source, m.path));
+                }
             }
         }
         if let Kind::Image(bytes) = &m.kind {
@@ -784,7 +803,7 @@ fn collect(
     digests: &Digests,
     first_chunk: u64,
     run: &mut PixelRun,
-    seen: &mut HashSet<String>,
+    seen: &mut Seen,
     bytes_read: &AtomicU64,
     progress: &dyn Progress,
     cancel: &std::sync::atomic::AtomicBool,
@@ -807,12 +826,15 @@ fn collect(
         while let Some(outcome) = pending.remove(&next) {
             match outcome {
                 Outcome::Measured(row) => {
-                    info.names.push(image_key(row.dataset, &row.image_id));
+                    let key = image_key(row.dataset, &row.image_id);
+                    info.names.push(seen_entry(key, &row.source));
                     rows.push(*row);
                 }
                 Outcome::Failed(e) => {
                     if let Some(id) = &e.image_id {
-                        info.names.push(image_key(&e.dataset, id));
+                        let key = image_key(&e.dataset, id);
+                        info.names
+                            .push(seen_entry(key, &format!("{}:{}", e.source, e.member)));
                     }
                     info.errors.push(e);
                 }
@@ -857,7 +879,7 @@ fn commit_chunk(
     rows: &mut Vec<Measured>,
     info: &mut ChunkInfo,
     run: &mut PixelRun,
-    seen: &mut HashSet<String>,
+    seen: &mut Seen,
 ) -> Result<()> {
     let (pq, js) = chunk_paths(cache, k);
     parquet::write(

@@ -380,7 +380,8 @@ impl Cursor<'_, '_> {
             ));
         }
         let size = entry.size();
-        if !kind.is_file() || !is_image_name(path) {
+        // GNU tar reads a contiguous file (type '7') as a regular one.
+        if !(kind.is_file() || kind.is_contiguous()) || !is_image_name(path) {
             Kind::Skipped
         } else if *self.ordinal < self.resume_from {
             Kind::Done
@@ -529,12 +530,31 @@ fn walk_all(dir: &Path) -> Vec<(PathBuf, Option<String>)> {
                         )),
                     ));
                 }
-                _ => {}
+                // A named pipe would block the read; a socket or device is no image.
+                Ok(t) => out.push((
+                    p,
+                    Some(format!("{}: not a regular file; not read", special_kind(t))),
+                )),
+                Err(e) => out.push((p, Some(format!("cannot tell what it is: {e}")))),
             }
         }
     }
     out.sort();
     out
+}
+
+/// What a file that is neither a plain file, a folder nor a link is.
+fn special_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "an unknown kind of file"
+    }
 }
 
 impl Cursor<'_, '_> {
@@ -553,9 +573,10 @@ impl Cursor<'_, '_> {
             let image = is_image_name(&rel);
             let earlier = *self.ordinal < self.resume_from;
             if let Some(why) = odd {
-                // A symbolic link to an image, or a folder that cannot be read, is a
-                // pixel error; any other link is skipped like other files.
-                let folder = !file.is_symlink();
+                // An image name that is not a plain file (a link, a pipe), a link to
+                // a folder or a folder that cannot be read is a pixel error: files
+                // are left unread. Any other odd entry is skipped like other files.
+                let folder = std::fs::metadata(&file).is_ok_and(|m| m.is_dir());
                 let kind = match (folder || image, earlier) {
                     (true, true) => Kind::Done,
                     (true, false) => Kind::Failed(why),

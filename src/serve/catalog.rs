@@ -1,8 +1,9 @@
 //! What cxr changes in datafusion-postgres's `pg_catalog`: the server's settings, as
 //! `current_setting(name)` answers them and as rows of `pg_settings` (pgjdbc reads
 //! `max_index_keys` there before it lists a table's foreign keys; the catalog has
-//! one row of its own), and one database, `cxr`, in `pg_database` (psql's `\l`; the
-//! catalog lists DataFusion's catalog `datafusion` and a `postgres` of its own).
+//! one row of its own), one database, `cxr`, in `pg_database` (psql's `\l`; the
+//! catalog lists DataFusion's catalog `datafusion` and a `postgres` of its own), and
+//! the built-in views in `pg_views`.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub async fn with_settings_and_database(
     ctx: &SessionContext,
     catalog: &str,
     database: &str,
+    owner: &str,
 ) -> Result<()> {
     let Some(catalog_provider) = ctx.catalog(catalog) else {
         return Ok(());
@@ -51,6 +53,13 @@ pub async fn with_settings_and_database(
     let mut replaced: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
     if let Some(original) = pg_catalog.table("pg_settings").await? {
         replaced.push(("pg_settings", settings(original.schema())?));
+    }
+    if let Some(original) = pg_catalog.table("pg_views").await? {
+        let public = catalog_provider.schema("public");
+        replaced.push(("pg_views", views(original.schema(), public, owner).await?));
+    }
+    if !pg_catalog.table_exist("pg_cursors") {
+        replaced.push(("pg_cursors", no_cursors()?));
     }
     if pg_catalog.table_exist("pg_database") {
         // The catalog's own row, renamed: its oid stays the one the catalog gives it.
@@ -88,6 +97,65 @@ fn settings(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
+/// `pg_cursors`, which the catalog lacks, with no rows: psycopg asks it whether a
+/// named cursor whose query failed exists before closing it, and the missing
+/// table's error aborted the client's transaction. A cursor lives in its
+/// connection's portals, which a catalog table shared by every client does not see.
+fn no_cursors() -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("statement", DataType::Utf8, true),
+        Field::new("is_holdable", DataType::Boolean, true),
+        Field::new("is_binary", DataType::Boolean, true),
+        Field::new("is_scrollable", DataType::Boolean, true),
+        Field::new(
+            "creation_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]));
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
+}
+
+/// `pg_views`'s rows: the built-in views registered in `public`, with their SQL
+/// (the catalog's own table is empty, so SQLAlchemy's `get_view_names` found none).
+async fn views(
+    schema: SchemaRef,
+    public: Option<Arc<dyn SchemaProvider>>,
+    owner: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    if let Some(public) = public {
+        for name in public.table_names() {
+            let Some(table) = public.table(&name).await? else {
+                continue;
+            };
+            if table.table_type() == datafusion::logical_expr::TableType::View
+                && let Some(definition) = crate::sql::view_definition(&name)
+            {
+                rows.push((name, definition));
+            }
+        }
+    }
+    rows.sort();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            "schemaname" => {
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "public"))) as _
+            }
+            "viewname" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))) as _,
+            "viewowner" => Arc::new(StringArray::from_iter_values(rows.iter().map(|_| owner))) as _,
+            "definition" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))) as _,
+            _ => new_null_array(field.data_type(), rows.len()),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
 /// datafusion-postgres's `pg_catalog`, but for the tables cxr replaces.
 #[derive(Debug)]
 struct Replaced {
@@ -98,7 +166,13 @@ struct Replaced {
 #[async_trait]
 impl SchemaProvider for Replaced {
     fn table_names(&self) -> Vec<String> {
-        self.catalog.table_names()
+        let mut names = self.catalog.table_names();
+        for (name, _) in &self.replaced {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -113,6 +187,9 @@ impl SchemaProvider for Replaced {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.catalog.table_exist(name)
+        self.replaced
+            .iter()
+            .any(|(replaced, _)| name.eq_ignore_ascii_case(replaced))
+            || self.catalog.table_exist(name)
     }
 }

@@ -202,7 +202,9 @@ impl Answers {
         let page = page.with_every_dataset(&wh).await?;
         let avail = Available::for_cohort(&wh, &page.cohort).await?;
         let images = page.cohort.images_sql(&avail)?;
-        // Computed once: the summary, the pairs and the histogram each read it.
+        // Computed once: the summary, the pairs and the histogram each read it. A
+        // study is a study id of a patient, as in `studies` (PadChest gives one id
+        // to two patients: a study of each).
         wh.remember(ROWS, &crate::cli::cohort::summary_rows_sql(&images), &[])
             .await?;
         let all = format!("SELECT * FROM {ROWS}");
@@ -210,7 +212,8 @@ impl Answers {
         let studies = json_rows(
             &wh,
             &format!(
-                "SELECT dataset, COUNT(*) AS images, NULLIF(COUNT(DISTINCT study_id), 0) AS studies, \
+                "SELECT dataset, COUNT(*) AS images, \
+                 NULLIF(COUNT(DISTINCT CASE WHEN study_id IS NOT NULL THEN concat(CAST(patient_id AS VARCHAR), chr(31), study_id) END), 0) AS studies, \
                  NULLIF(COUNT(DISTINCT patient_id), 0) AS patients FROM {ROWS} GROUP BY dataset ORDER BY dataset"
             ),
         )

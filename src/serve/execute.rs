@@ -177,8 +177,15 @@ where
         }
         Response::Execution(tag) => send_execution_response(client, tag).await?,
         Response::TransactionStart(tag) => {
+            // `ROLLBACK TO SAVEPOINT` (tagged ROLLBACK) makes a failed transaction
+            // usable again; pgwire's transition keeps it failed.
+            let back_to_savepoint = tag == Tag::new("ROLLBACK");
             send_execution_response(client, tag).await?;
-            *transaction = transaction.to_in_transaction_state();
+            *transaction = if back_to_savepoint {
+                pgwire::messages::response::TransactionStatus::Transaction
+            } else {
+                transaction.to_in_transaction_state()
+            };
         }
         Response::TransactionEnd(tag) => {
             // A ROLLBACK undoes the transaction's settings; a `SET LOCAL` ends

@@ -183,12 +183,19 @@ fn file(text: &'static str, content_type: &'static str) -> Response {
 /// Refuses a request addressed to another host (DNS rebinding), and marks every
 /// answer as the page's own.
 async fn checked(State(page): State<Arc<Page>>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
+    // One Host, naming this server, and no other authority in an absolute target
+    // (`GET http://evil.com/api/options`): as RFC 9112 asks, two Host headers are
+    // refused, whatever the first says.
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host = hosts
+        .next()
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if !is_own_host(host, page.address) {
+    let target_elsewhere = request
+        .uri()
+        .authority()
+        .is_some_and(|a| !is_own_host(a.as_str(), page.address));
+    if hosts.next().is_some() || target_elsewhere || !is_own_host(host, page.address) {
         log_refusal(
             request.method(),
             request.uri().path(),

@@ -9,11 +9,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{CastKind, Expr, Statement, Value, visit_expressions_mut};
+use datafusion::sql::sqlparser::ast::{
+    CastKind, DiscardObject, Expr, Statement, Value, visit_expressions_mut,
+};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 
 use super::queries::Served;
 
@@ -78,6 +82,49 @@ impl Prepared {
     }
 }
 
+/// `DEALLOCATE name | ALL`: a statement prepared with `PREPARE`, or one a driver
+/// prepared through the protocol (psycopg deallocates its own by name).
+fn deallocate(name: &str, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    if name.eq_ignore_ascii_case("all") {
+        client.metadata_mut().retain(|k, _| !k.starts_with(KEY));
+    } else if client
+        .metadata_mut()
+        .remove(&format!("{KEY}{name}"))
+        .is_none()
+    {
+        let store = client.portal_store();
+        if store.get_statement(name).is_none() {
+            return Err(error(
+                "26000",
+                format!("prepared statement \"{name}\" does not exist"),
+            ));
+        }
+        store.rm_statement(name);
+    }
+    Ok(Response::Execution(Tag::new("DEALLOCATE")))
+}
+
+/// `DISCARD`: `ALL` resets the session as a connection pool hands it on (the
+/// settings as the client logged in with, no prepared statement, no cursor), outside
+/// a transaction only, as PostgreSQL's. cxr keeps no plans, sequences or temporary
+/// tables: the others have nothing to discard.
+fn discard(object: DiscardObject, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    if object != DiscardObject::ALL {
+        return Ok(Response::Execution(Tag::new(&format!("DISCARD {object}"))));
+    }
+    if client.transaction_status() != TransactionStatus::Idle {
+        return Err(error(
+            "25001",
+            "DISCARD ALL cannot run inside a transaction block".into(),
+        ));
+    }
+    let metadata = client.metadata_mut();
+    metadata.retain(|k, _| !k.starts_with(KEY));
+    super::settings::reset_all(metadata);
+    client.portal_store().clear_portals();
+    Ok(Response::Execution(Tag::new("DISCARD ALL")))
+}
+
 /// A value of `EXECUTE`, cast to the type `PREPARE` declared for it.
 fn typed(value: &Expr, declared: Option<&str>) -> Expr {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
@@ -113,11 +160,17 @@ impl QueryHook for Prepared {
                 data_types,
                 statement,
             } => {
+                let key = format!("{KEY}{}", name.value);
+                if client.metadata().contains_key(&key) {
+                    return Some(Err(error(
+                        "42P05",
+                        format!("prepared statement \"{}\" already exists", name.value),
+                    )));
+                }
                 let types: Vec<String> = data_types.iter().map(ToString::to_string).collect();
-                client.metadata_mut().insert(
-                    format!("{KEY}{}", name.value),
-                    format!("{}\n{statement}", types.join("\t")),
-                );
+                client
+                    .metadata_mut()
+                    .insert(key, format!("{}\n{statement}", types.join("\t")));
                 Some(Ok(Response::Execution(Tag::new("PREPARE"))))
             }
             Statement::Execute {
@@ -125,17 +178,8 @@ impl QueryHook for Prepared {
                 parameters,
                 ..
             } => Some(self.execute(&name.to_string(), parameters, client).await),
-            Statement::Deallocate { name, .. } => {
-                let metadata = client.metadata_mut();
-                // A name not prepared here may be a driver's own statement, which
-                // the protocol keeps: acknowledged, as before.
-                if name.value.eq_ignore_ascii_case("all") {
-                    metadata.retain(|k, _| !k.starts_with(KEY));
-                } else {
-                    metadata.remove(&format!("{KEY}{}", name.value));
-                }
-                Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
-            }
+            Statement::Deallocate { name, .. } => Some(deallocate(&name.value, client)),
+            Statement::Discard { object_type } => Some(discard(*object_type, client)),
             _ => None,
         }
     }
@@ -151,12 +195,17 @@ impl QueryHook for Prepared {
 
     async fn handle_extended_query(
         &self,
-        _statement: &Statement,
+        statement: &Statement,
         _plan: &datafusion::logical_expr::LogicalPlan,
         _params: &ParamValues,
-        _context: &SessionContext,
-        _client: &mut dyn HookClient,
+        context: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        None
+        match statement {
+            Statement::Deallocate { .. } | Statement::Discard { .. } => {
+                self.handle_simple_query(statement, context, client).await
+            }
+            _ => None,
+        }
     }
 }

@@ -36,7 +36,7 @@ use datafusion_postgres::pgwire::api::ClientPortalStore;
 use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::portal::Portal;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::results::{CopyResponse, QueryResponse, Response};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
@@ -178,8 +178,21 @@ impl Served {
             .map_err(|e| Error::Internal(format!("opening the warehouse failed: {e}")))??;
         let role = LoginRole(self.user.clone());
         setup_pg_catalog(&warehouse.ctx, "datafusion", role).map_err(|e| Error::DataFusion(*e))?;
-        super::catalog::with_settings_and_database(&warehouse.ctx, "datafusion", DATABASE).await?;
-        super::saved::register(&warehouse.ctx);
+        super::catalog::with_settings_and_database(
+            &warehouse.ctx,
+            "datafusion",
+            DATABASE,
+            &self.user,
+        )
+        .await?;
+        let held = match warehouse.has_table("datasets") {
+            true => warehouse
+                .query("SELECT dataset FROM datasets ORDER BY dataset", &[])
+                .await?
+                .required_strings("dataset")?,
+            false => Vec::new(),
+        };
+        super::saved::register(&warehouse.ctx, &held);
         warehouse.ctx.register_udf(server_version());
         warehouse
             .ctx
@@ -191,6 +204,7 @@ impl Served {
         warehouse
             .ctx
             .register_udf(relation_sizes(&warehouse.snapshot));
+        warehouse.ctx.register_udf(view_definitions());
         let version = Arc::new(Version { warehouse });
         *current = Some(version.clone());
         Ok(version)
@@ -405,6 +419,7 @@ impl Served {
             .with_runtime_env(self.query_runtime(&version.warehouse.ctx))
             .with_physical_optimizer_rule(interrupt.rule())
             .build();
+        let plan = analyzed(&state, plan);
         let frame = widen_small_integers(DataFrame::new(state, plan))
             .map_err(|e| query_error(Error::from(e), self.limits.query_memory))?;
         let schema = frame.schema().as_arrow().clone();
@@ -694,6 +709,22 @@ fn catalog_functions(user: &str) -> Vec<datafusion::logical_expr::ScalarUDF> {
     ]
 }
 
+/// `cxr_view_definition(name)`: a view's SQL (what psql's `\d+ view` and
+/// SQLAlchemy's `get_view_definition` show; [`super::rewrite::for_catalog`] asks it
+/// for `pg_get_viewdef`), NULL for a table.
+fn view_definitions() -> datafusion::logical_expr::ScalarUDF {
+    text_function(
+        "cxr_view_definition",
+        DataType::Utf8,
+        datafusion::logical_expr::Volatility::Immutable,
+        |name| {
+            Ok(datafusion::scalar::ScalarValue::Utf8(
+                crate::sql::view_definition(name),
+            ))
+        },
+    )
+}
+
 /// `cxr_relation_size(name)`: the bytes of a table's Parquet file in this version
 /// (what psql's `\dt+` shows as Size; [`super::rewrite::for_catalog`] asks it for
 /// `pg_table_size(c.oid)`), 0 for a view, NULL for a catalog table.
@@ -937,6 +968,14 @@ fn sqlstate(error: &Error) -> &'static str {
             _ => "42000",
         },
         D::Plan(text) if text.contains("not found") && text.starts_with("table") => "42P01", // undefined_table
+        D::Plan(text) if grouping_error(text) => "42803", // grouping_error
+        D::Plan(text) if text.contains("non-boolean predicate") => "42804", // datatype_mismatch
+        D::Plan(text) if text.contains("out of bounds") && text.contains("rder by") => "42P10", // invalid_column_reference
+        D::Plan(text)
+            if text.starts_with("LIMIT must be") || text.starts_with("OFFSET must be") =>
+        {
+            "2201W" // invalid_row_count_in_limit_clause
+        }
         D::Plan(text) if text.contains("function") => "42883", // undefined_function
         D::ArrowError(e, _) => match e.as_ref() {
             ArrowError::DivideByZero => "22012", // division_by_zero
@@ -946,13 +985,24 @@ fn sqlstate(error: &Error) -> &'static str {
         },
         D::Plan(_) | D::NotImplemented(_) => "42000",
         D::Execution(text) if text.contains("by zero") => "22012",
+        D::Execution(text) if text.contains("more than one row") => "21000", // cardinality_violation
         D::Execution(_) => "22000",
         _ => "XX000",
     }
 }
 
-/// Whether datafusion-postgres's own hooks answer this statement (session settings
-/// and transactions); everything else is cxr's.
+/// Whether a planning error is PostgreSQL's grouping error: a column neither grouped
+/// nor aggregated, or an aggregate where none may be (`WHERE count(*) > 1`), which
+/// mention "aggregate function" and were taken for an unknown function.
+fn grouping_error(text: &str) -> bool {
+    text.contains("GROUP BY")
+        || text.contains("non-aggregate")
+        || (text.contains("ggregate") && text.contains("not allowed"))
+}
+
+/// Whether the hooks before [`Answer`] answer this statement (session settings,
+/// transactions and savepoints, cursors, `DISCARD` and `DEALLOCATE`); everything
+/// else is cxr's.
 fn answered_by_protocol(statement: &Statement) -> bool {
     super::cursors::is_cursor_statement(statement)
         || matches!(
@@ -964,21 +1014,11 @@ fn answered_by_protocol(statement: &Statement) -> bool {
                 | Statement::StartTransaction { .. }
                 | Statement::Commit { .. }
                 | Statement::Rollback { .. }
+                | Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. }
+                | Statement::Discard { .. }
+                | Statement::Deallocate { .. }
         )
-}
-
-/// Statements that change nothing a client of a read-only server can see, answered
-/// as done: savepoints (psycopg and SQLAlchemy wrap work in them), `DISCARD` and
-/// `DEALLOCATE` (connection pools reset sessions with them).
-fn acknowledged(statement: &Statement) -> Option<Tag> {
-    let tag = match statement {
-        Statement::Savepoint { .. } => "SAVEPOINT",
-        Statement::ReleaseSavepoint { .. } => "RELEASE",
-        Statement::Discard { .. } => "DISCARD ALL",
-        Statement::Deallocate { .. } => "DEALLOCATE",
-        _ => return None,
-    };
-    Some(Tag::new(tag))
 }
 
 /// The plan of a statement that returns no rows.
@@ -1001,9 +1041,6 @@ impl QueryHook for Answer {
         _unused: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if let Some(tag) = acknowledged(statement) {
-            return Some(Ok(Response::Execution(tag)));
-        }
         let served = &self.0;
         let answer = async {
             if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
@@ -1026,7 +1063,14 @@ impl QueryHook for Answer {
         _unused: &SessionContext,
         client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        if acknowledged(statement).is_some() {
+        if matches!(
+            statement,
+            Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. }
+                | Statement::Discard { .. }
+                | Statement::Deallocate { .. }
+        ) {
+            // Answered by the hooks before this one when executed: nothing to plan.
             return Some(Ok(no_rows()));
         }
         let served = &self.0;
@@ -1074,8 +1118,35 @@ async fn plan_statement(
                 Error::from(e)
             ))
         })?;
-    let named = crate::sql::readable_names(DataFrame::new(state, plan))?;
-    Ok(named.into_unoptimized_plan())
+    let named = crate::sql::readable_names(DataFrame::new(state.clone(), plan))?;
+    Ok(analyzed(&state, named.into_unoptimized_plan()))
+}
+
+/// `plan` with its types resolved as execution resolves them: a `UNION` of an
+/// integer and a float is planned with the first branch's type and computed as the
+/// common one, so describing the unresolved plan announced `int8` and sent `float8`
+/// (binary clients read garbage). A plan whose parameters are not yet typed may not
+/// resolve; it is kept as planned, and resolved again once they are bound.
+fn analyzed(state: &datafusion::execution::SessionState, plan: LogicalPlan) -> LogicalPlan {
+    state
+        .analyzer()
+        .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+        .unwrap_or(plan)
+}
+
+/// Statement texts from this long on are parsed off the protocol's thread.
+const LONG_TEXT: usize = 64 << 10;
+
+/// Runs `work` (which parses a statement's text) where a long text does not hold up
+/// every other client: parsing megabytes of SQL takes seconds of CPU that never
+/// yield, and the protocol's runtime has one thread (an 8 MB `IN` list held up
+/// others' `SELECT 1` for 13 s). `block_in_place` hands that thread's other tasks to
+/// a new one while this one parses.
+async fn off_protocol_thread<F: std::future::Future>(text_bytes: usize, work: F) -> F::Output {
+    if text_bytes < LONG_TEXT {
+        return work.await;
+    }
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(work))
 }
 
 /// The statement type datafusion-postgres's parser produces: the text, and the
@@ -1189,12 +1260,15 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
         }
         let fetch = super::rewrite::fetch_with_direction(sql);
         let sql = fetch.as_deref().unwrap_or(sql);
-        let parsed = match super::rewrite::with_select_list_subqueries(sql)
-            .and_then(|statements| statements.into_iter().next())
-        {
-            None => self.protocol.parse_sql(client, sql, types).await?,
-            Some(statement) => Some(self.parse_rewritten(client, statement).await?),
+        let parsing = async {
+            match super::rewrite::with_select_list_subqueries(sql)
+                .and_then(|statements| statements.into_iter().next())
+            {
+                None => self.protocol.parse_sql(client, sql, types).await,
+                Some(statement) => Ok(Some(self.parse_rewritten(client, statement).await?)),
+            }
         };
+        let parsed = off_protocol_thread(sql.len(), parsing).await?;
         let Some((text, Some((statement, plan)))) = parsed else {
             return Ok(parsed);
         };
@@ -1322,6 +1396,24 @@ impl SimpleQueryHandler for Handler {
         if let Some(why) = crate::input::text::too_deep(query) {
             return Err(user_error("54001", why)); // statement_too_complex
         }
+        off_protocol_thread(query.len(), self.answer_simple(client, query)).await
+    }
+}
+
+impl Handler {
+    /// A simple query's statements, each answered by the first hook that takes it.
+    async fn answer_simple<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
         let fetch = super::rewrite::fetch_with_direction(query);
         let query = fetch.as_deref().unwrap_or(query);
         let Some(statements) = super::rewrite::with_select_list_subqueries(query) else {
@@ -1407,9 +1499,6 @@ impl ExtendedQueryHandler for Handler {
         }
         if answered_by_protocol(statement) {
             return ExtendedQueryHandler::do_query(&*self.protocol, client, portal, max_rows).await;
-        }
-        if let Some(tag) = acknowledged(statement) {
-            return Ok(Response::Execution(tag));
         }
         let served = &self.served;
         // Planned again on the version current now: a prepared statement kept across
@@ -1499,12 +1588,9 @@ fn bound_parameters(
     let types: Vec<Option<&DataType>> = inferred.iter().map(Option::as_ref).collect();
     let decoded = deserialize_parameters(portal, &types)?;
     let sent: Vec<Option<&[u8]>> = portal.parameters.iter().map(|p| p.as_deref()).collect();
-    Ok(super::rewrite::with_untyped_nulls(
-        decoded,
-        &sent,
-        inferred,
-        &portal.statement.parameter_types,
-    ))
+    let client = &portal.statement.parameter_types;
+    let decoded = super::rewrite::with_untyped_nulls(decoded, &sent, inferred, client);
+    Ok(super::rewrite::without_date_zones(decoded, client))
 }
 
 fn too_long(bytes: usize) -> PgWireError {

@@ -105,7 +105,14 @@ fn has_select_list_subquery(statement: &Statement) -> bool {
 /// left as written, to be answered or refused.
 pub fn for_catalog(statement: &Statement) -> Option<Statement> {
     use datafusion::sql::sqlparser::ast::FunctionArguments;
-    if !reads_catalog_only(statement) {
+    // psql's `\d+ view` asks `pg_get_viewdef('16384'::oid, true)` of no relation.
+    let asks_view_definition = || {
+        statement
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("pg_get_viewdef(")
+    };
+    if !reads_catalog_only(statement) && !asks_view_definition() {
         return None;
     }
     let parse = |sql: &str| {
@@ -266,6 +273,34 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                 {
                     *expr = size;
                     changed = true;
+                }
+            }
+            // A view's definition by its pg_class oid (psql's `\d+ view` gives the oid
+            // as a literal, SQLAlchemy as `c.oid`): asked by the view's name. The
+            // second argument (pretty-printing) changes nothing here.
+            Expr::Function(f)
+                if f.name
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .ends_with("pg_get_viewdef") =>
+            {
+                if let FunctionArguments::List(list) = &f.args
+                    && let Some(argument) = list.args.first()
+                {
+                    let oid = argument.to_string();
+                    let name = match oid
+                        .strip_suffix(".oid")
+                        .filter(|alias| alias.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                    {
+                        Some(class) => format!("{class}.relname"),
+                        None => format!(
+                            "(SELECT viewed.relname FROM pg_catalog.pg_class viewed WHERE viewed.oid = {oid})"
+                        ),
+                    };
+                    if let Some(definition) = parse(&format!("cxr_view_definition({name})")) {
+                        *expr = definition;
+                        changed = true;
+                    }
                 }
             }
             // An element of an array column cxr has no values of
@@ -813,9 +848,65 @@ pub fn with_untyped_nulls(
     ParamValues::List(values)
 }
 
+/// pgjdbc sends `setDate` and `setTime` values untyped, with a zone: `2021-03-04 +00`,
+/// `05:06:07+00`. PostgreSQL's casts to date and time drop the zone; DataFusion's
+/// refuse the text, so `SELECT ?::date` failed. An untyped text value of exactly
+/// that shape loses its zone (a timestamp's, `2021-03-04 05:06:07+00`, keeps it).
+pub fn without_date_zones(decoded: ParamValues, client: &[Option<Type>]) -> ParamValues {
+    let ParamValues::List(mut values) = decoded else {
+        return decoded;
+    };
+    for (i, value) in values.iter_mut().enumerate() {
+        let untyped = client
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_none_or(|t| *t == Type::UNKNOWN);
+        if let (true, ScalarValue::Utf8(Some(text))) = (untyped, &mut value.value)
+            && let Some(bare) = date_or_time_without_zone(text)
+        {
+            *text = bare;
+        }
+    }
+    ParamValues::List(values)
+}
+
+/// `YYYY-MM-DD ±HH[:MM]` → `YYYY-MM-DD`, `HH:MM:SS[.f]±HH[:MM]` → `HH:MM:SS[.f]`.
+fn date_or_time_without_zone(text: &str) -> Option<String> {
+    static SHAPE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let shape = SHAPE.get_or_init(|| {
+        regex::Regex::new(
+            r"^(\d{4}-\d{2}-\d{2}) ?[+-]\d{2}(:?\d{2})?$|^(\d{2}:\d{2}:\d{2}(\.\d+)?)[+-]\d{2}(:?\d{2})?$",
+        )
+        .expect("a valid pattern")
+    });
+    let found = shape.captures(text)?;
+    found
+        .get(1)
+        .or_else(|| found.get(3))
+        .map(|m| m.as_str().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jdbc_dates_and_times_lose_their_zone() {
+        assert_eq!(
+            date_or_time_without_zone("2021-03-04 +00").as_deref(),
+            Some("2021-03-04")
+        );
+        assert_eq!(
+            date_or_time_without_zone("05:06:07+00").as_deref(),
+            Some("05:06:07")
+        );
+        assert_eq!(
+            date_or_time_without_zone("05:06:07.5-05:30").as_deref(),
+            Some("05:06:07.5")
+        );
+        assert_eq!(date_or_time_without_zone("2021-03-04 05:06:07+00"), None);
+        assert_eq!(date_or_time_without_zone("Effusion"), None);
+    }
 
     fn parse(sql: &str) -> Statement {
         datafusion::sql::sqlparser::parser::Parser::parse_sql(

@@ -17,7 +17,9 @@ use crate::sql::params::QueryFile;
 
 /// Registers every saved query that loads as a table function of its name. A
 /// query file that does not load is left out, and said on stderr once.
-pub fn register(ctx: &SessionContext) {
+/// `held`: the datasets the warehouse holds, which a DATASET parameter must name
+/// (as `cxr run` checks).
+pub fn register(ctx: &SessionContext, held: &[String]) {
     let Ok((files, errors)) = crate::sql::params::list() else {
         return;
     };
@@ -26,17 +28,26 @@ pub fn register(ctx: &SessionContext) {
     }
     for file in files {
         let name = file.name.clone();
-        ctx.register_udtf(&name, Arc::new(SavedQuery(file)));
+        ctx.register_udtf(
+            &name,
+            Arc::new(SavedQuery {
+                file,
+                held: held.to_vec(),
+            }),
+        );
     }
 }
 
-/// One saved query.
+/// One saved query, and the datasets of the warehouse.
 #[derive(Debug)]
-struct SavedQuery(QueryFile);
+struct SavedQuery {
+    file: QueryFile,
+    held: Vec<String>,
+}
 
 impl TableFunctionImpl for SavedQuery {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let file = &self.0;
+        let file = &self.file;
         if args.exprs().len() > file.params.len() {
             return Err(plan_error(format!(
                 "{}() takes at most {} argument(s), in this order: {}",
@@ -51,7 +62,8 @@ impl TableFunctionImpl for SavedQuery {
             .zip(&file.params)
             .map(|(expr, param)| Ok((param.name.clone(), literal(expr, &file.name)?)))
             .collect::<Result<Vec<_>>>()?;
-        let values = file.bind(&given).map_err(|e| plan_error(e.to_string()))?;
+        let values = file.bind(&given).map_err(|e| self.error(e))?;
+        self.check_datasets(&values)?;
         let state = args
             .session()
             .as_any()
@@ -61,14 +73,79 @@ impl TableFunctionImpl for SavedQuery {
         // without waiting on anything, so it can run here, inside a synchronous call.
         let plan = futures::executor::block_on(state.create_logical_plan(&file.sql))?
             .with_param_values(values)?;
-        Ok(Arc::new(ViewTable::new(plan, None)))
+        Ok(Arc::new(InOrder(ViewTable::new(plan, None))))
+    }
+}
+
+/// A saved query's rows in the order its `ORDER BY` gives, as `cxr run` prints
+/// them. A view's plan is inlined into the statement that reads it, where the
+/// optimiser may split its rows over partitions and lose the order (`SELECT * FROM
+/// conditional('Hernia')` came back by name, not by probability); planned here as a
+/// scan of its own, the query is sorted where its rows are made.
+#[derive(Debug)]
+struct InOrder(ViewTable);
+
+#[async_trait::async_trait]
+impl TableProvider for InOrder {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        datafusion::logical_expr::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
     }
 }
 
 impl SavedQuery {
     fn parameters(&self) -> String {
-        let names: Vec<String> = self.0.params.iter().map(|p| p.to_string()).collect();
+        let names: Vec<String> = self.file.params.iter().map(|p| p.to_string()).collect();
         names.join(", ")
+    }
+
+    /// A binding error as a SQL client reads it: the function, not the server's
+    /// path to its file, and parameters, not command-line flags.
+    fn error(&self, error: crate::Error) -> DataFusionError {
+        let text = error
+            .to_string()
+            .replace(
+                &self.file.path.display().to_string(),
+                &format!("{}()", self.file.name),
+            )
+            .replace("--param ", "");
+        plan_error(text)
+    }
+
+    /// A DATASET argument names a dataset the warehouse holds (or `any`): another
+    /// would match nothing, and `cxr run` refuses it.
+    fn check_datasets(&self, values: &[(String, ScalarValue)]) -> Result<()> {
+        for param in &self.file.params {
+            if param.ty != crate::sql::params::ParamType::Dataset || self.held.is_empty() {
+                continue;
+            }
+            if let Some((_, ScalarValue::Utf8(Some(v)))) =
+                values.iter().find(|(n, _)| n == &param.name)
+                && v != "any"
+                && !self.held.contains(v)
+            {
+                return Err(plan_error(format!(
+                    "{}(): {} `{v}`: this warehouse holds no `{v}` (it holds {})",
+                    self.file.name,
+                    param.name,
+                    self.held.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -222,12 +222,33 @@ fn remember_for_rollback(metadata: &mut HashMap<String, String>) {
     if metadata.contains_key(BEFORE_TRANSACTION_KEY) {
         return;
     }
+    let saved = snapshot(metadata);
+    metadata.insert(BEFORE_TRANSACTION_KEY.to_string(), saved);
+}
+
+/// `RESET ALL`: every setting as the client logged in with.
+pub fn reset_all(metadata: &mut HashMap<String, String>) {
+    metadata.remove(TIMEOUT_KEY);
+    for name in KEPT {
+        reset_one(name, metadata);
+    }
+    metadata.retain(|key, _| !key.starts_with(CUSTOM_KEY));
+}
+
+/// The session's settings now, as text: what a `ROLLBACK TO SAVEPOINT` restores.
+pub fn snapshot(metadata: &HashMap<String, String>) -> String {
     let settings: HashMap<&String, &String> = metadata
         .iter()
         .filter(|(key, _)| is_setting_key(key))
         .collect();
-    let saved = serde_json::to_string(&settings).expect("strings serialise");
-    metadata.insert(BEFORE_TRANSACTION_KEY.to_string(), saved);
+    serde_json::to_string(&settings).expect("strings serialise")
+}
+
+/// The settings of a [`snapshot`] back in place of the session's.
+pub fn restore(metadata: &mut HashMap<String, String>, snapshot: &str) {
+    let saved: HashMap<String, String> = serde_json::from_str(snapshot).unwrap_or_default();
+    metadata.retain(|key, _| !is_setting_key(key));
+    metadata.extend(saved);
 }
 
 /// A `SET name = value` (scope `SESSION`, `LOCAL` or none).
@@ -383,12 +404,11 @@ fn set_local(
 /// The end of a transaction: a ROLLBACK undoes its settings, and a `SET LOCAL`
 /// ends with it either way.
 pub fn end_transaction(metadata: &mut HashMap<String, String>, committed: bool) {
+    metadata.remove(super::transactions::SAVEPOINTS_KEY);
     let before = metadata.remove(BEFORE_TRANSACTION_KEY);
     if !committed && let Some(before) = before {
         metadata.remove(SAVED_TIMEOUT_KEY);
-        let before: HashMap<String, String> = serde_json::from_str(&before).unwrap_or_default();
-        metadata.retain(|key, _| !is_setting_key(key));
-        metadata.extend(before);
+        restore(metadata, &before);
         return;
     }
     match metadata.remove(SAVED_TIMEOUT_KEY) {
@@ -788,11 +808,7 @@ fn milliseconds(text: &str) -> Option<u64> {
 fn reset(reset: &Reset, metadata: &mut HashMap<String, String>) -> PgWireResult<()> {
     match reset {
         Reset::ALL => {
-            metadata.remove(TIMEOUT_KEY);
-            for name in KEPT {
-                reset_one(name, metadata);
-            }
-            metadata.retain(|key, _| !key.starts_with(CUSTOM_KEY));
+            reset_all(metadata);
             Ok(())
         }
         Reset::ConfigurationParameter(name) => {

@@ -4,7 +4,11 @@
 //!   clients map to their "in failed transaction" error (the hook sent 25P01, "no
 //!   active transaction");
 //! - the warning of a COMMIT or ROLLBACK outside a transaction;
-//! - `START TRANSACTION` tagged as itself, not `BEGIN`.
+//! - `START TRANSACTION` tagged as itself, not `BEGIN`, and the warning of a `BEGIN`
+//!   inside a transaction;
+//! - savepoints: `SAVEPOINT`, `RELEASE` and `ROLLBACK TO SAVEPOINT` (which the hook
+//!   took for a whole `ROLLBACK`), each undoing the session's settings as
+//!   PostgreSQL's do, with its errors for a name not set and outside a transaction.
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -29,8 +33,24 @@ impl QueryHook for Transactions {
         context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let idle = client.transaction_status() == TransactionStatus::Idle;
+        let status = client.transaction_status();
+        let idle = status == TransactionStatus::Idle;
         match statement {
+            Statement::Savepoint { name } => return Some(savepoint(&name.value, client)),
+            Statement::ReleaseSavepoint { name } => return Some(release(&name.value, client)),
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => return Some(rollback_to(&name.value, client)),
+            Statement::StartTransaction { .. } if status == TransactionStatus::Transaction => {
+                let warning = super::settings::notice(
+                    "WARNING",
+                    "there is already a transaction in progress".into(),
+                );
+                if let Err(e) = client.send_message(warning).await {
+                    return Some(Err(e));
+                }
+            }
             Statement::Commit { .. } | Statement::Rollback { .. } if idle => {
                 let warning = super::settings::notice(
                     "WARNING",
@@ -85,4 +105,90 @@ fn in_failed_transaction(error: PgWireError) -> PgWireError {
         }
         other => other,
     }
+}
+
+/// Where a connection's savepoints are kept, in its metadata: a JSON list of (name,
+/// the settings when it was set), oldest first. The end of the transaction drops it.
+pub const SAVEPOINTS_KEY: &str = "cxr.savepoints";
+
+type Savepoints = Vec<(String, String)>;
+
+fn savepoints(client: &dyn HookClient) -> Savepoints {
+    client
+        .metadata()
+        .get(SAVEPOINTS_KEY)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+fn keep_savepoints(client: &mut dyn HookClient, list: &Savepoints) {
+    let text = serde_json::to_string(list).expect("strings serialise");
+    client
+        .metadata_mut()
+        .insert(SAVEPOINTS_KEY.to_string(), text);
+}
+
+fn error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(
+        datafusion_postgres::pgwire::error::ErrorInfo::new("ERROR".into(), code.into(), message),
+    ))
+}
+
+/// PostgreSQL's errors for a savepoint statement outside a transaction, or in a
+/// failed one (where only `ROLLBACK TO` is taken).
+fn in_transaction(client: &dyn HookClient, statement: &str, failed_ok: bool) -> PgWireResult<()> {
+    match client.transaction_status() {
+        TransactionStatus::Idle => Err(error(
+            "25P01",
+            format!("{statement} can only be used in transaction blocks"),
+        )),
+        TransactionStatus::Error if !failed_ok => Err(error(
+            "25P02",
+            "current transaction is aborted, commands ignored until end of transaction block"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The position of the newest savepoint of this name (PostgreSQL's names are
+/// case-folded by the parser; a name may be set again, and the newest counts).
+fn find(list: &Savepoints, name: &str) -> PgWireResult<usize> {
+    list.iter()
+        .rposition(|(n, _)| n == name)
+        .ok_or_else(|| error("3B001", format!("savepoint \"{name}\" does not exist")))
+}
+
+fn savepoint(name: &str, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    in_transaction(client, "SAVEPOINT", false)?;
+    let mut list = savepoints(client);
+    list.push((
+        name.to_string(),
+        super::settings::snapshot(client.metadata()),
+    ));
+    keep_savepoints(client, &list);
+    Ok(Response::Execution(Tag::new("SAVEPOINT")))
+}
+
+/// `RELEASE`: forgets the savepoint and those set after it; the settings stay.
+fn release(name: &str, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    in_transaction(client, "RELEASE SAVEPOINT", false)?;
+    let mut list = savepoints(client);
+    let at = find(&list, name)?;
+    list.truncate(at);
+    keep_savepoints(client, &list);
+    Ok(Response::Execution(Tag::new("RELEASE")))
+}
+
+/// `ROLLBACK TO`: the settings as they were at the savepoint, which stays set, and
+/// a failed transaction usable again.
+fn rollback_to(name: &str, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    in_transaction(client, "ROLLBACK TO SAVEPOINT", true)?;
+    let mut list = savepoints(client);
+    let at = find(&list, name)?;
+    list.truncate(at + 1);
+    super::settings::restore(client.metadata_mut(), &list[at].1);
+    keep_savepoints(client, &list);
+    // Tagged ROLLBACK, and the transaction (failed or not) is open again.
+    Ok(Response::TransactionStart(Tag::new("ROLLBACK")))
 }

@@ -76,6 +76,15 @@ pub fn view_sql(name: &str, images: &str, findings: &str) -> String {
         .replace("{findings}", findings)
 }
 
+/// The SQL of a built-in view as registered (over `images` and `findings`), for
+/// clients that ask for a view's definition; None for any other name.
+pub fn view_definition(name: &str) -> Option<String> {
+    VIEWS
+        .iter()
+        .any(|(n, _, _)| *n == name)
+        .then(|| view_sql(name, "images", "findings").trim().to_string())
+}
+
 /// A warehouse opened for querying: one snapshot, its tables and the views.
 pub struct Warehouse {
     /// The DataFusion context with tables and views registered.
@@ -410,6 +419,17 @@ impl Warehouse {
                 let target = local_path(&copy.output_url)?;
                 crate::warehouse::files::refuse_special(&target)?;
                 crate::warehouse::refuse_inside(root, &target, "COPY TO")?;
+                // As `--out`: into a folder that exists (DataFusion would create every
+                // missing folder on the way, `/nonexistent/` at the root included).
+                if let Some(parent) = target.parent().filter(|d| !d.as_os_str().is_empty())
+                    && !parent.is_dir()
+                {
+                    return Err(Error::Usage(format!(
+                        "COPY TO {}: the directory {} does not exist",
+                        target.display(),
+                        parent.display()
+                    )));
+                }
                 crate::warehouse::files::check_writable(&target)
             }
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {

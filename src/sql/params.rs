@@ -95,12 +95,13 @@ impl ParamType {
     pub fn value(self, s: &str) -> Option<ScalarValue> {
         match self {
             ParamType::Int => s.trim().parse::<i64>().ok().map(ScalarValue::from),
-            // NaN compares with nothing: no range can hold it, and no query means it.
+            // Finite only: NaN compares with nothing, and `1e400` or `inf` is no
+            // value a query means (PostgreSQL refuses 1e400 as out of range).
             ParamType::Float => s
                 .trim()
                 .parse::<f64>()
                 .ok()
-                .filter(|x| !x.is_nan())
+                .filter(|x| x.is_finite())
                 .map(ScalarValue::from),
             ParamType::Text => Some(ScalarValue::Utf8(Some(s.to_string()))),
             ParamType::Bool => match s.trim().to_ascii_lowercase().as_str() {
@@ -272,13 +273,35 @@ impl QueryFile {
             params,
             sql,
         };
-        for used in placeholders(&strip_comments(&qf.sql, true)) {
-            if !qf.params.iter().any(|p| p.name == used) {
+        let used = placeholders(&strip_comments(&qf.sql, true));
+        for name in &used {
+            if name.chars().all(|c| c.is_ascii_digit()) {
                 return Err(Error::input(
                     path,
-                    format!("uses ${used} but declares no `-- @param {used} TYPE`"),
+                    format!(
+                        "uses ${name}: a saved query names its parameters (`-- @param NAME TYPE`, then `$NAME`)"
+                    ),
                 ));
             }
+            if !qf.params.iter().any(|p| &p.name == name) {
+                return Err(Error::input(
+                    path,
+                    format!("uses ${name} but declares no `-- @param {name} TYPE`"),
+                ));
+            }
+        }
+        // A parameter the query never reads would be a flag that changes nothing.
+        if let Some(unused) = qf.params.iter().find(|p| !used.contains(&p.name)) {
+            return Err(Error::input(
+                path,
+                format!(
+                    "declares ${} but the query never uses it; use it as `${}` or remove its `@param` line",
+                    unused.name, unused.name
+                ),
+            ));
+        }
+        if crate::sql::no_statement(&qf.sql) {
+            return Err(Error::input(path, "holds no SQL statement to run"));
         }
         Ok(qf)
     }
@@ -442,7 +465,10 @@ fn parse_param(s: &str) -> Option<Param> {
         Some(_) => return None,
         None => None,
     };
-    if words.next().is_some() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    // A name as `$name` reads it: a letter or `_` first.
+    let named = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if words.next().is_some() || !named {
         return None;
     }
     Some(Param {
@@ -519,10 +545,7 @@ fn placeholders(sql: &str) -> Vec<String> {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
         let name = &tail[..end];
-        if !name.is_empty()
-            && !name.chars().all(|c| c.is_ascii_digit())
-            && !out.iter().any(|n| n == name)
-        {
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
             out.push(name.to_string());
         }
         rest = &tail[end..];

@@ -382,15 +382,17 @@ impl RowCleaner<'_> {
             self.note(field, Some(s), "not an age; set to NULL");
             return None;
         };
-        let years = (value / per_year).floor() as i64;
-        if years > MAX_AGE {
+        let exact_years = (value / per_year).floor();
+        if exact_years > MAX_AGE as f64 {
+            // Said as written: a huge value (`1e30`) would saturate as an integer.
             self.note(
                 field,
                 Some(s),
-                format!("implausible age ({years} years, over {MAX_AGE}); set to NULL"),
+                format!("implausible age ({s}: over {MAX_AGE} years); set to NULL"),
             );
             return None;
         }
+        let years = exact_years as i64;
         if unit != 'Y' {
             let unit_name = match unit {
                 'M' => "months",
