@@ -1970,8 +1970,15 @@ fn plot_shows_the_sql_of_its_data() {
         .filter(|i| i.labels.contains("Effusion"))
         .count();
     assert_eq!(effusion[n], expected.to_string());
+    // plot boxes prints the SQL of its boxes too (its rows are counted in
+    // `meaningless_values_are_refused_and_outputs_read_back`).
     let out = run(&["plot", "boxes", "-w", &w(), "--show-sql"]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("FROM dataset_boxes"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A plot with nothing to draw says what is missing; `agree --cohort` describes the
@@ -2325,4 +2332,106 @@ fn saved_queries_refuse_values_that_match_nothing() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Values that would make an answer meaningless are refused, and what is written
+/// reads back whole: JSON keeps a NULL as `null` (a key left out changed the columns
+/// pandas read back), `--box-size 0`, `--image-root ''` (paths at the filesystem's
+/// root), an infinite FLOAT and a COPY into a folder that does not exist are
+/// refused; saved query files that declare a parameter they never use, or use `$1`,
+/// are named; `plot boxes --show-sql` prints SQL that `cxr sql` runs.
+#[test]
+fn meaningless_values_are_refused_and_outputs_read_back() {
+    let wh = wh2020();
+    let w = wh.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["json", "ndjson"] {
+        let out = run(&[
+            "sql",
+            "-w",
+            w,
+            "--format",
+            format,
+            "SELECT 1 AS a, CAST(NULL AS INT) AS b, 'x' AS c",
+        ]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(r#"{"a":1,"b":null,"c":"x"}"#),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let parquet = dir.path().join("b.parquet");
+    let p = parquet.to_str().unwrap();
+    assert_refused(
+        &run(&["export", "-w", w, "--box-size", "0", "--out", p]),
+        "--box-size",
+    );
+    assert_refused(
+        &run(&["export", "-w", w, "--image-root", "", "--out", p]),
+        "root",
+    );
+    assert!(!parquet.exists());
+    let missing = dir.path().join("no/such/folder/x.csv");
+    let copy = format!("COPY (SELECT 1 AS a) TO '{}'", missing.display());
+    assert_refused(
+        &run(&["sql", "-w", w, "--allow-write", &copy]),
+        "does not exist",
+    );
+    assert!(!dir.path().join("no").exists());
+    // Saved queries.
+    let queries = dir.path().join("queries");
+    std::fs::create_dir(&queries).unwrap();
+    std::fs::write(
+        queries.join("float.sql"),
+        "-- @param f FLOAT = 1.5\nSELECT $f AS f\n",
+    )
+    .unwrap();
+    std::fs::write(
+        queries.join("unused.sql"),
+        "-- @param x INT = 3\nSELECT 1 AS one\n",
+    )
+    .unwrap();
+    std::fs::write(queries.join("numbered.sql"), "SELECT $1 AS one\n").unwrap();
+    let saved = |args: &[&str]| {
+        cxr()
+            .args(["run", "-w", w])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for value in ["1e400", "inf", "nan"] {
+        assert_refused(&saved(&["float", "-p", &format!("f={value}")]), "FLOAT");
+    }
+    let out = saved(&["float", "-p", "f=2.5", "--format", "csv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "f\n2.5\n");
+    assert_refused(
+        &saved(&["unused"]),
+        "unused.sql: declares $x but the query never uses it",
+    );
+    assert_refused(&saved(&["numbered"]), "numbered.sql: uses $1");
+    // plot boxes --show-sql: the boxes of the shipped file, counted from it.
+    let out = run(&["plot", "boxes", "-w", w, "--show-sql"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let sql = stdout(&out);
+    let boxes = std::fs::read_to_string(data("BBox_List_2017.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    let counted = run(&[
+        "sql",
+        "-w",
+        w,
+        "--format",
+        "csv",
+        &format!(
+            "SELECT COUNT(*) AS n FROM ({})",
+            sql.trim().trim_end_matches(';')
+        ),
+    ]);
+    assert_eq!(code(&counted), Some(0), "{}", stderr(&counted));
+    assert_eq!(stdout(&counted), format!("n\n{boxes}\n"));
 }

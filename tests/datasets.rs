@@ -993,6 +993,12 @@ fn an_image_without_a_patient_is_one_patient_of_one_study() {
         "{}",
         stderr(&out)
     );
+    // SIIM gives no order of studies: its empty follow-up says so.
+    assert!(
+        stderr(&out).contains("siim gives no order of studies, so no follow-up"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A dataset that labels one finding (SIIM: Pneumothorax) plots one bar, named:

@@ -584,3 +584,93 @@ fn a_zip_naming_a_member_twice_says_so() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0][0].contains("more than once"), "{errors:?}");
 }
+
+/// Odd copies and entries each land in one place: the first copy of an image
+/// decides (a damaged first copy is not replaced by a later one), a contiguous-file
+/// member is a file, an upper-case extension names the same image, a named pipe in a
+/// folder is an error row (never read: it would block), and a successful run removes
+/// every interrupted run's cache, not only its own.
+#[test]
+fn odd_copies_entries_and_caches_land_where_they_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = grey_png(&chest_image(32, 7), 32, 32);
+    let tar = dir.path().join("odd.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    for (name, data, kind) in [
+        (
+            "a/00000001_000.png",
+            good[..100].to_vec(),
+            tar::EntryType::Regular,
+        ),
+        ("b/00000001_000.png", good.clone(), tar::EntryType::Regular),
+        (
+            "c/00000002_000.png",
+            good.clone(),
+            tar::EntryType::Continuous,
+        ),
+        ("d/00000003_000.PNG", good.clone(), tar::EntryType::Regular),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(kind);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap();
+    let folder = dir.path().join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("00000004_000.png"), &good).unwrap();
+    for pipe in ["00000005_000.png", "notes.txt"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(folder.join(pipe))
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let (wh, out) = ingest_images(dir.path(), &[&tar, &folder], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let measured = rows(&wh, "SELECT image_id FROM pixel_stats ORDER BY image_id");
+    assert_eq!(
+        measured,
+        [
+            ["00000002_000.png"],
+            ["00000003_000.png"],
+            ["00000004_000.png"]
+        ],
+        "{measured:?}"
+    );
+    let errors = rows(
+        &wh,
+        "SELECT member, error FROM pixel_errors ORDER BY member",
+    );
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(errors[0][0], "00000005_000.png");
+    assert!(errors[0][1].contains("named pipe"), "{errors:?}");
+    assert_eq!(errors[1][0], "a/00000001_000.png");
+    assert!(
+        errors[1][1].contains("truncated") || errors[1][1].contains("corrupt"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[2][0], "b/00000001_000.png");
+    assert!(
+        errors[2][1].contains("read first from") && errors[2][1].contains("a/00000001_000.png"),
+        "{errors:?}"
+    );
+    assert!(stderr(&out).contains("1 skipped"), "{}", stderr(&out));
+    // The upper-case copy matched NIH's row: no "not in the metadata" issue.
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT COUNT(*) FROM data_issues WHERE value LIKE '00000003_000%'"
+        ),
+        0
+    );
+    // An interrupted run's cache of other inputs, left in the warehouse, is removed
+    // by the next successful run.
+    let stale = wh.join(".pixels-0123456789abcdef");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("chunk-0.json"), "{}").unwrap();
+    let (_, out) = ingest_images(dir.path(), &[&folder], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stale.exists());
+}

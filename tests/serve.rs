@@ -1042,6 +1042,7 @@ fn jdbc_lists_tables_and_runs_a_prepared_statement() {
         .labels
         .len();
     assert!(text.contains(&format!("n_labels: {labels}")), "{text}");
+    assert!(text.contains("date: 2021-03-04 time: 05:06:07"), "{text}");
     assert!(server.stop().success());
 }
 
@@ -1176,6 +1177,36 @@ fn saved_queries_are_table_functions() {
     let out = psql(server.port, "SELECT * FROM top_pairs('many')", &[]);
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("top"), "{}", stderr(&out));
+    // ... without the server's path to the file.
+    assert!(!stderr(&out).contains("queries/"), "{}", stderr(&out));
+    // A dataset the warehouse does not hold is refused, as `cxr run` refuses it.
+    let out = psql(
+        server.port,
+        "SELECT * FROM prevalence_by_dataset('mimic')",
+        &[],
+    );
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("holds no `mimic`"),
+        "{}",
+        stderr(&out)
+    );
+    // Rows in the query's own order (most likely first), not as the plan split them:
+    // the findings beside Hernia by count, then name, from the CSV.
+    let mut beside = std::collections::BTreeMap::<String, usize>::new();
+    for image in nih_csv().iter().filter(|i| i.labels.contains("Hernia")) {
+        for label in image.labels.iter().filter(|l| l.as_str() != "Hernia") {
+            *beside.entry(label.clone()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<(String, usize)> = beside.into_iter().collect();
+    ranked.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let expected: Vec<String> = ranked.iter().map(|(label, _)| label.clone()).collect();
+    for _ in 0..3 {
+        let got = psql_ok(server.port, "SELECT label_b FROM conditional('Hernia')");
+        let got: Vec<String> = got.lines().map(str::to_string).collect();
+        assert_eq!(got[..expected.len()], expected[..], "{got:?}");
+    }
     assert!(server.stop().success());
 }
 
@@ -1351,6 +1382,16 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("SET statement_timeout = 'abc'", "22023"),
         ("SET statement_timeout = '5 weeks'", "22023"),
         ("RESET no_such_setting", "42704"),
+        ("SELECT sex, count(*) FROM images", "42803"),
+        ("SELECT count(*) FROM images WHERE count(*) > 1", "42803"),
+        ("SELECT (SELECT age FROM images LIMIT 2)", "21000"),
+        ("SELECT 1 FROM images WHERE age", "42804"),
+        ("SELECT age FROM images ORDER BY 9", "42P10"),
+        ("SELECT 1 LIMIT -1", "2201W"),
+        ("SAVEPOINT s", "25P01"),
+        ("RELEASE SAVEPOINT s", "25P01"),
+        ("DEALLOCATE never_prepared", "26000"),
+        ("PREPARE p AS SELECT 1; PREPARE p AS SELECT 2", "42P05"),
     ] {
         let out = psql(server.port, sql, &[("PGOPTIONS", "")]);
         assert_ne!(code(&out), Some(0), "{sql}");
@@ -1408,6 +1449,69 @@ fn transactions_answer_as_postgresql_does() {
     assert_eq!(
         tags,
         ["BEGIN", "ROLLBACK", "COMMIT", "START TRANSACTION", "COMMIT"],
+        "{said}"
+    );
+    assert!(server.stop().success());
+}
+
+/// Savepoints as PostgreSQL 15 answers them (checked against it): `ROLLBACK TO` a
+/// savepoint makes a failed transaction usable again and restores the settings of
+/// the savepoint; a name never set is 3B001; `DISCARD ALL` resets the session.
+#[test]
+fn savepoints_and_discard_answer_as_postgresql_does() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = "BEGIN;\nSET LOCAL statement_timeout = '7s';\nSAVEPOINT a;\n\
+        SET LOCAL statement_timeout = '3s';\nSELECT 1/0;\nROLLBACK TO SAVEPOINT a;\n\
+        SHOW statement_timeout;\nSELECT count(*) FROM images;\nRELEASE a;\nRELEASE a;\n\
+        ROLLBACK;\nBEGIN;\nBEGIN;\nCOMMIT;\nSET statement_timeout = '5s';\nDISCARD ALL;\n\
+        SHOW statement_timeout;\n";
+    let out = common::spawn_with_stdin(
+        Command::new("psql")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+            ])
+            .args(["-U", "cxr", "-v", "VERBOSITY=verbose", "-f", "-"])
+            .env("PGCONNECT_TIMEOUT", "20"),
+        script,
+    )
+    .wait_with_output()
+    .unwrap();
+    let (said, answers) = (stderr(&out), stdout(&out));
+    assert!(said.contains("ERROR:  22012:"), "{said}");
+    assert!(said.contains("ERROR:  3B001:"), "{said}");
+    assert!(
+        said.contains("WARNING:  25001: there is already a transaction in progress"),
+        "{said}"
+    );
+    let images = nih_csv().len().to_string();
+    let answers: Vec<&str> = answers.lines().collect();
+    assert_eq!(
+        answers,
+        [
+            "BEGIN",
+            "SET",
+            "SAVEPOINT",
+            "SET",
+            "ROLLBACK",
+            "7s",
+            &images,
+            "RELEASE",
+            "ROLLBACK",
+            "BEGIN",
+            "BEGIN",
+            "COMMIT",
+            "SET",
+            "DISCARD ALL",
+            "0"
+        ],
         "{said}"
     );
     assert!(server.stop().success());

@@ -110,6 +110,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// The account from CXR_SERVE_PASSWORD or --password-file, if either is set.
 fn account(args: &ServeArgs) -> Result<Option<Account>> {
+    if args.user.trim().is_empty() || args.user.chars().any(char::is_control) {
+        return Err(Error::Usage(format!(
+            "--user {:?}: a user name clients can type (not empty, no control characters)",
+            args.user
+        )));
+    }
     let password = match (&args.password_file, std::env::var("CXR_SERVE_PASSWORD")) {
         (Some(_), Ok(_)) => {
             return Err(Error::Usage(

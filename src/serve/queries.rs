@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::threads::{Lease, Runtimes};
+use super::threads::{Lease, Runtimes, within_turn};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
@@ -520,25 +520,24 @@ impl Batches {
         interrupt: Interrupt,
     ) -> Result<Batches> {
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        // A turn for each batch computed, none while the client reads (or does not).
+        // A turn for each batch computed (given up when it computes long), none while
+        // the client reads (or does not).
         let computing = runtimes.spawn_taking_turns(|turns| async move {
             let Some(turn) = turns.take().await else {
                 return;
             };
-            let mut stream = match frame.execute_stream().await {
+            let mut stream = match within_turn(turn, frame.execute_stream()).await {
                 Ok(stream) => stream,
                 Err(e) => {
                     let _ = sender.send(Err(e)).await;
                     return;
                 }
             };
-            drop(turn);
             loop {
                 let Some(turn) = turns.take().await else {
                     return;
                 };
-                let batch = stream.next().await;
-                drop(turn);
+                let batch = within_turn(turn, stream.next()).await;
                 let Some(batch) = batch else {
                     return;
                 };

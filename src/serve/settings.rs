@@ -736,6 +736,11 @@ pub(super) fn notice(severity: &str, message: String) -> PgWireBackendMessage {
     } else {
         "00000"
     };
+    notice_coded(severity, code, message)
+}
+
+/// A notice with its own SQLSTATE (`BEGIN` in a transaction warns with 25001).
+pub(super) fn notice_coded(severity: &str, code: &str, message: String) -> PgWireBackendMessage {
     PgWireBackendMessage::NoticeResponse(NoticeResponse::from(ErrorInfo::new(
         severity.into(),
         code.into(),

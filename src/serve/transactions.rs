@@ -43,8 +43,9 @@ impl QueryHook for Transactions {
                 ..
             } => return Some(rollback_to(&name.value, client)),
             Statement::StartTransaction { .. } if status == TransactionStatus::Transaction => {
-                let warning = super::settings::notice(
+                let warning = super::settings::notice_coded(
                     "WARNING",
+                    "25001", // active_sql_transaction
                     "there is already a transaction in progress".into(),
                 );
                 if let Err(e) = client.send_message(warning).await {

@@ -192,11 +192,7 @@ impl Snapshot {
                 } else {
                     root.to_path_buf()
                 };
-                return Err(Error::Warehouse(format!(
-                    "no warehouse at {} (missing {MANIFEST}); run `cxr ingest -w {}` first",
-                    shown.display(),
-                    root.display()
-                )));
+                return Err(Error::Warehouse(no_warehouse_at(root, &shown)));
             };
             if !manifest.is_cxr() {
                 return Err(Error::Warehouse(format!(
@@ -259,6 +255,38 @@ impl Snapshot {
             .find(|(n, _)| n == name)
             .map(|(_, p)| p)
     }
+}
+
+/// Why there is no warehouse at `root` (shown as `shown`), and what would make one:
+/// advice that `cxr ingest` would then refuse (a folder of other files, a version
+/// folder inside a warehouse) is not given.
+fn no_warehouse_at(root: &Path, shown: &Path) -> String {
+    let missing = format!("no warehouse at {} (missing {MANIFEST})", shown.display());
+    if let Some(outer) = root.canonicalize().ok().and_then(|r| {
+        r.ancestors()
+            .skip(1)
+            .find(|a| a.join(MANIFEST).is_file())
+            .map(Path::to_path_buf)
+    }) {
+        return format!(
+            "{missing}: it is inside the warehouse {}; give that one",
+            outer.display()
+        );
+    }
+    let others = std::fs::read_dir(root).map_or(false, |entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            !(name.starts_with(".cxr")
+                || name.starts_with(".staging-")
+                || name.starts_with(".pixels-"))
+        })
+    });
+    if others {
+        return format!(
+            "{missing}: the folder holds other files; `cxr ingest -w` makes a warehouse in a new or empty folder"
+        );
+    }
+    format!("{missing}; run `cxr ingest -w {}` first", root.display())
 }
 
 /// Refuses an output path inside the warehouse `root` (or equal to it): outputs are

@@ -79,6 +79,16 @@ public class JdbcCheck {
                 }
                 System.out.println("n_labels: " + labels);
             }
+            // setDate and setTime send the value untyped with a zone ("2021-03-04 +00"),
+            // which a cast to date or time reads as PostgreSQL does.
+            try (PreparedStatement p = c.prepareStatement("SELECT ?::date, ?::time")) {
+                p.setDate(1, java.sql.Date.valueOf("2021-03-04"));
+                p.setTime(2, java.sql.Time.valueOf("05:06:07"));
+                try (ResultSet r = p.executeQuery()) {
+                    r.next();
+                    System.out.println("date: " + r.getDate(1) + " time: " + r.getTime(2));
+                }
+            }
         }
     }
 }

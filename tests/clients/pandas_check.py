@@ -182,5 +182,55 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         assert [c.name for c in cur.description] == ["1 + 1", "upper", "count"], cur.description
     frame = pd.read_sql("SELECT sex, count(*), avg(age)::int FROM images GROUP BY sex", engine)
     assert list(frame.columns) == ["sex", "count", "avg"], frame.columns
+    # A UNION is described with the type its rows are sent in (the first branch's
+    # type was announced, and binary clients read garbage): values as pandas has them.
+    first, last = csv.sort_values("Image Index").iloc[0], csv.sort_values("Image Index").iloc[-1]
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT 1 AS v UNION ALL SELECT 2.5 ORDER BY v")
+        assert cur.fetchall() == [(1.0,), (2.5,)]
+        cur.execute(
+            "SELECT age AS v FROM images WHERE image_index = %s "
+            "UNION ALL SELECT patient_id FROM images WHERE image_index = %s",
+            (first["Image Index"], last["Image Index"]),
+        )
+        assert sorted(v for (v,) in cur.fetchall()) == sorted(
+            [int(first["Patient Age"]), int(last["Patient ID"])]
+        )
+
+# Savepoints as psycopg uses them (a nested transaction block): a failure inside
+# rolls back to the savepoint, the outer transaction and its SET LOCAL stay.
+with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
+    with conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = '7s'")
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL statement_timeout = '3s'")
+                conn.execute("SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            pass
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("7s",)
+        assert conn.execute("SELECT count(*) FROM images").fetchone() == (len(csv),)
+    # A named cursor whose query fails is closed without a second error.
+    try:
+        with conn.transaction():
+            with conn.cursor(name="broken") as cur:
+                cur.execute("SELECT no_such_column FROM images")
+    except psycopg.errors.UndefinedColumn:
+        pass
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    conn.commit()
+    # DISCARD ALL, as a connection pool resets a session: settings and prepared
+    # statements of the last user are gone.
+    conn.autocommit = True
+    conn.execute("SET statement_timeout = '5s'")
+    conn.execute("PREPARE mine AS SELECT 1")
+    conn.execute("DISCARD ALL")
+    assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+    try:
+        conn.execute("EXECUTE mine")
+        raise AssertionError("EXECUTE after DISCARD ALL answered")
+    except psycopg.errors.InvalidSqlStatementName:
+        pass
 
 print(f"tables checked: {checked}")
