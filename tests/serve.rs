@@ -706,6 +706,57 @@ fn limits_stop_a_long_or_large_statement_and_the_server_answers_others() {
     assert!(server.stop().success());
 }
 
+/// Statements that compute for minutes, as many as may start computing at once (two
+/// per core), take their turns but give them up after a second: another client's
+/// statement is answered while they still run (it waited until they ended).
+#[test]
+fn statements_computing_for_minutes_hold_up_no_other_client() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &["--query-time", "120"], &[]);
+    let at_once = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut long: Vec<Child> = (0..at_once)
+        .map(|_| {
+            Command::new("psql")
+                .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "cxr"])
+                // A hundred times every pair of images: many minutes of work.
+                .args([
+                    "-c",
+                    "SELECT count(*) FROM images a, images b, (SELECT age AS k FROM images LIMIT 100) c \
+                     WHERE a.age + b.age + c.k = 300",
+                ])
+                .env("PGCONNECT_TIMEOUT", "20")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Ready when the server has computed for a while (every long statement started).
+    common::wait_until_busy(server.child.id(), 3.0 * at_once as f64);
+    let started = Instant::now();
+    let out = psql(
+        server.port,
+        "SET statement_timeout = '30s'; SELECT count(*) FROM images",
+        &[],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("112120"), "{}", stdout(&out));
+    // Answered while every long statement still computes.
+    for child in &mut long {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "a long statement ended first"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    for mut child in long {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(server.stop().success());
+}
+
 /// Writes raw bytes to the server and returns whatever it answers before closing.
 fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::threads::{Lease, Runtimes, within_turn};
+use super::threads::{LONG_TURN, Lease, Runtimes};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
@@ -115,7 +115,7 @@ impl Served {
             // PostgreSQL clients' statements (a `SELECT 1` waited 37 s behind 30 of
             // them). As many at once as the server's memory holds at each one's
             // limit: 30 requests at once over every dataset otherwise ran out of it.
-            runtimes: Runtimes::new(cores(), self.page_turns()),
+            runtimes: Runtimes::new(cores(), self.page_turns(), None),
             query_time: self.limits.query_time,
             address,
         }
@@ -145,7 +145,7 @@ impl Served {
             user,
             in_memory,
             query_runtime_handle: tokio::runtime::Handle::current(),
-            runtimes: Runtimes::new(cores(), 2 * cores()),
+            runtimes: Runtimes::new(cores(), 2 * cores(), Some(LONG_TURN)),
             root,
             current: Mutex::new(None),
             limits,
@@ -523,21 +523,18 @@ impl Batches {
         // A turn for each batch computed (given up when it computes long), none while
         // the client reads (or does not).
         let computing = runtimes.spawn_taking_turns(|turns| async move {
-            let Some(turn) = turns.take().await else {
-                return;
-            };
-            let mut stream = match within_turn(turn, frame.execute_stream()).await {
-                Ok(stream) => stream,
-                Err(e) => {
+            let mut stream = match turns.within(frame.execute_stream()).await {
+                None => return,
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
                     let _ = sender.send(Err(e)).await;
                     return;
                 }
             };
             loop {
-                let Some(turn) = turns.take().await else {
+                let Some(batch) = turns.within(stream.next()).await else {
                     return;
                 };
-                let batch = within_turn(turn, stream.next()).await;
                 let Some(batch) = batch else {
                     return;
                 };

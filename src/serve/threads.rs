@@ -10,9 +10,10 @@
 //! limit): with one runtime for each of 16 clients, throughput fell by a fifth, the
 //! 99th percentile rose from 0.6 to 0.9 s and the server's memory more than doubled.
 //! A statement that computes for more than a second gives its turn up
-//! ([`within_turn`]), so that long statements slow the next ones rather than stop them.
+//! ([`Turns::hold`]), so that long statements slow the next ones rather than stop them.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,63 +29,104 @@ pub struct Runtimes {
     turns: Arc<Semaphore>,
     /// The most idle runtimes kept.
     at_once: usize,
+    /// How long work computes on one turn before it gives it up ([`Turns::hold`]);
+    /// None: until it ends.
+    long_turn: Option<Duration>,
+    /// Where the turns given up are timed: the runtime that made these, not the
+    /// statement's own, whose threads its plan may hold in polls for minutes.
+    timers: tokio::runtime::Handle,
 }
 
 /// The turns to compute: a statement sending rows takes one for each batch it
 /// computes, not for the time its client takes to read them (four clients that
 /// never read would otherwise hold every turn).
-pub struct Turns(Arc<Semaphore>);
+#[derive(Clone)]
+pub struct Turns {
+    semaphore: Arc<Semaphore>,
+    long_turn: Option<Duration>,
+    timers: tokio::runtime::Handle,
+}
 
 impl Turns {
     /// Waits for a turn; None once the server is stopping.
     pub async fn take(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().acquire_owned().await.ok()
+        self.semaphore.clone().acquire_owned().await.ok()
     }
-}
 
-/// How long work computes on one turn before it gives the turn to the next
-/// statement and computes on beside it: four statements joining every row with every
-/// row held every turn for minutes, and a `SELECT 1` waited until they ended. Memory
-/// stays bounded by each statement's pool inside the server's.
-const LONG_TURN: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Runs `work` on a turn (waited for); None once the server is stopping.
+    pub async fn within<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let turn = self.take().await?;
+        Some(self.hold(turn, work).await)
+    }
 
-/// Runs `work` holding `turn`, given back when the work ends or after [`LONG_TURN`]
-/// of it (checked where the work waits: a plan's partitions compute in tasks of
-/// their own, so its stream waits often).
-pub async fn within_turn<T>(turn: OwnedSemaphorePermit, work: impl Future<Output = T>) -> T {
-    let work = std::pin::pin!(work);
-    let mut work = work;
-    tokio::select! {
-        done = &mut work => done,
-        _ = tokio::time::sleep(LONG_TURN) => {
+    /// Runs `work` holding `turn`, given back when the work ends or, for statements,
+    /// after [`LONG_TURN`] of it: four statements joining every row with every row
+    /// held every turn for minutes, and a `SELECT 1` waited until they ended. The
+    /// work then computes on beside the next statements (each within its memory pool,
+    /// inside the server's).
+    pub async fn hold<T>(&self, turn: OwnedSemaphorePermit, work: impl Future<Output = T>) -> T {
+        let Some(long) = self.long_turn else {
+            let done = work.await;
             drop(turn);
-            work.await
+            return done;
+        };
+        let held = Arc::new(Mutex::new(Some(turn)));
+        let giving_up = {
+            let held = held.clone();
+            self.timers.spawn(async move {
+                tokio::time::sleep(long).await;
+                if let Ok(mut held) = held.lock() {
+                    held.take();
+                }
+            })
+        };
+        let done = work.await;
+        giving_up.abort();
+        if let Ok(mut held) = held.lock() {
+            held.take();
         }
+        done
     }
 }
+
+/// How long a statement computes on one turn before giving it up.
+pub const LONG_TURN: Duration = Duration::from_secs(1);
 
 impl Runtimes {
-    /// Runtimes of `workers` threads, `at_once` of them computing at a time.
-    pub fn new(workers: usize, at_once: usize) -> Arc<Runtimes> {
+    /// Runtimes of `workers` threads, `at_once` of them starting to compute at a
+    /// time, each giving its turn up after `long_turn` (None: holding it to the end).
+    /// Called on the runtime that times the turns.
+    pub fn new(workers: usize, at_once: usize, long_turn: Option<Duration>) -> Arc<Runtimes> {
         Arc::new(Runtimes {
             idle: Mutex::new(Vec::new()),
             workers: workers.max(1),
             turns: Arc::new(Semaphore::new(at_once.max(1))),
             at_once: at_once.max(1),
+            long_turn,
+            timers: tokio::runtime::Handle::current(),
         })
     }
 
+    fn turns(&self) -> Turns {
+        Turns {
+            semaphore: self.turns.clone(),
+            long_turn: self.long_turn,
+            timers: self.timers.clone(),
+        }
+    }
+
     /// Runs `work` on a runtime no other statement is using, when its turn comes,
-    /// holding the turn until it ends or computes long ([`within_turn`]).
+    /// holding the turn until it ends or computes long ([`Turns::hold`]).
     pub async fn spawn<F>(self: &Arc<Self>, work: F) -> Result<Lease>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let turn = Turns(self.turns.clone())
+        let turns = self.turns();
+        let turn = turns
             .take()
             .await
             .ok_or_else(|| Error::Internal("the server is stopping".into()))?;
-        self.spawn_taking_turns(|_| within_turn(turn, work))
+        self.spawn_taking_turns(|turns| async move { turns.hold(turn, work).await })
     }
 
     /// Runs the work `make` gives on a runtime no other statement is using; the work
@@ -104,7 +146,7 @@ impl Runtimes {
                 .build()
                 .map_err(|e| Error::io("cannot start a statement's threads", e))?,
         };
-        let task = runtime.spawn(make(Turns(self.turns.clone())));
+        let task = runtime.spawn(make(self.turns()));
         Ok(Lease {
             runtime: Some(runtime),
             task,
