@@ -273,7 +273,7 @@ fn no_warehouse_at(root: &Path, shown: &Path) -> String {
             outer.display()
         );
     }
-    let others = std::fs::read_dir(root).map_or(false, |entries| {
+    let others = std::fs::read_dir(root).is_ok_and(|entries| {
         entries.flatten().any(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             !(name.starts_with(".cxr")
