@@ -379,6 +379,20 @@ impl Cursor<'_, '_> {
                 "{what} link to '{target}': links are not followed; not measured"
             ));
         }
+        // A pipe or device with an image's name holds no image: said, as in a folder.
+        if (kind.is_fifo() || kind.is_character_special() || kind.is_block_special())
+            && is_image_name(path)
+        {
+            if *self.ordinal < self.resume_from {
+                return Kind::Done;
+            }
+            let what = if kind.is_fifo() {
+                "a named pipe"
+            } else {
+                "a device"
+            };
+            return Kind::Failed(format!("{what}: not a regular file; not read"));
+        }
         let size = entry.size();
         // GNU tar reads a contiguous file (type '7') as a regular one.
         if !(kind.is_file() || kind.is_contiguous()) || !is_image_name(path) {
