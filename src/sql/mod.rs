@@ -419,17 +419,8 @@ impl Warehouse {
                 let target = local_path(&copy.output_url)?;
                 crate::warehouse::files::refuse_special(&target)?;
                 crate::warehouse::refuse_inside(root, &target, "COPY TO")?;
-                // As `--out`: into a folder that exists (DataFusion would create every
-                // missing folder on the way, `/nonexistent/` at the root included).
-                if let Some(parent) = target.parent().filter(|d| !d.as_os_str().is_empty())
-                    && !parent.is_dir()
-                {
-                    return Err(Error::Usage(format!(
-                        "COPY TO {}: the directory {} does not exist",
-                        target.display(),
-                        parent.display()
-                    )));
-                }
+                // As `--out`: into a folder that exists (a file or a folder of files).
+                crate::warehouse::files::check_folder_exists(&target)?;
                 crate::warehouse::files::check_writable(&target)
             }
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {

@@ -165,18 +165,23 @@ pub fn sync_parent(path: &Path) {
     }
 }
 
-/// Checks, before any work, that `target` can become a file: its folder exists and
-/// it is not itself a folder.
-pub fn check_file_target(target: &Path) -> Result<()> {
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(Error::Usage(format!(
+/// Checks that the folder `target` would be written into exists: cxr creates no
+/// folder on the way (DataFusion's `COPY` would create `/nonexistent/` at the root).
+pub fn check_folder_exists(target: &Path) -> Result<()> {
+    match target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(Error::Usage(format!(
             "{}: the directory {} does not exist",
             target.display(),
             dir.display()
-        )));
+        ))),
+        _ => Ok(()),
     }
+}
+
+/// Checks, before any work, that `target` can become a file: its folder exists and
+/// it is not itself a folder.
+pub fn check_file_target(target: &Path) -> Result<()> {
+    check_folder_exists(target)?;
     if target.is_dir() {
         return Err(Error::Usage(format!(
             "{}: is a directory; name a file to write",
