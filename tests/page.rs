@@ -166,6 +166,15 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
     for host in [format!("localhost:{port}"), format!("LocalHost:{port}")] {
         assert_eq!(http(port, "GET", "/api/options", &host).0, 200, "{host}");
     }
+    // Two Host headers, the first this server's, and an absolute target naming
+    // another host are refused too.
+    let own = format!("127.0.0.1:{port}");
+    let twice = format!("{own}\r\nHost: evil.example");
+    assert_eq!(http(port, "GET", "/api/options", &twice).0, 421);
+    assert_eq!(
+        http(port, "GET", "http://evil.example/api/options", &own).0,
+        421
+    );
     // The label sources the page offers: the NIH release ingested (2020), the other
     // release and Google's expert labels, both shipped in data/ and ingested with it.
     let (status, body) = get(port, "/api/options");

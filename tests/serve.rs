@@ -209,6 +209,25 @@ fn psql_reads_tables_views_and_the_catalog() {
         .collect();
     assert_eq!(counted, expected);
 
+    // A view's definition, asked as psql's \d+ asks it (by oid) and from pg_views.
+    let oid = psql_ok(
+        server.port,
+        "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname = 'xr_images'",
+    );
+    let defined = psql_ok(
+        server.port,
+        &format!(
+            "SELECT pg_catalog.pg_get_viewdef('{}'::pg_catalog.oid, true)",
+            oid.trim()
+        ),
+    );
+    assert_eq!(defined.trim(), "SELECT * FROM dataset_images");
+    let views = psql_ok(
+        server.port,
+        "SELECT viewname, definition FROM pg_views WHERE viewname = 'xr_images'",
+    );
+    assert_eq!(views.trim(), "xr_images,SELECT * FROM dataset_images");
+
     // \dt lists the warehouse's tables; \d describes one.
     let listed = psql_ok(server.port, "\\dt");
     for table in ["images", "findings", "patients", "data_issues"] {
