@@ -30,6 +30,7 @@ import io
 import json
 import os
 import statistics
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +48,11 @@ FINDINGS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion",
             "Pneumonia", "Pneumothorax"]
 FINDING_LIST = "[" + ", ".join(f"'{f}'" for f in FINDINGS) + "]"
 RESULTS = []  # (question, cxr s, peer s, ratio, target, ok, what)
+
+
+# The NIH files the warehouses are ingested from: this checkout's, whichever checkout
+# built the binary.
+os.environ.setdefault("CXR_DATA", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data"))
 
 
 def duckdb_binary():
@@ -149,6 +155,9 @@ def fmt(x, rate=False):
 def warehouse(name, *extra):
     """Ingests the shipped metadata into OUT/name; returns (dir, data dir)."""
     wh = os.path.join(OUT, name)
+    # Fresh each run: an existing warehouse would be re-ingested from the inputs it
+    # recorded, which may be another checkout's.
+    shutil.rmtree(wh, ignore_errors=True)
     run([CXR, "ingest", "--no-images", "--warehouse", wh, *extra])
     with open(os.path.join(wh, "manifest.json")) as f:
         data = json.load(f)["data"]
@@ -475,7 +484,6 @@ def pixels_against_reference(what, tar, count):
     size_mb = os.path.getsize(tar) / 1e6
     print(f"  tar: {size_mb:.0f} MB ({size_mb * 1e3 / count:.1f} KB per image)")
     wh = os.path.join(OUT, "wh-pixels")
-    import shutil
     cxr_cmd = [CXR, "ingest", "--no-bbox", "--no-expert", "--images", tar, "--warehouse", wh]
     ref_cmd = [REF, tar]
 
@@ -500,7 +508,6 @@ def bench_full(count=112120):
     tar = synth_tar(count)
     print(f"  tar: {os.path.getsize(tar) / 1e9:.2f} GB")
     wh = os.path.join(OUT, "wh-full")
-    import shutil
     shutil.rmtree(wh, ignore_errors=True)
     run([REF, tar]) if os.path.getsize(tar) < 2e9 else None  # warms the page cache
     dt, rss, _ = peak_rss([CXR, "ingest", "--images", tar, "--warehouse", wh])

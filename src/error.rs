@@ -56,6 +56,9 @@ pub enum Error {
 /// the catalog and schema every table is in ("table 'datafusion.public.x'").
 fn plain(e: &datafusion::error::DataFusionError) -> String {
     let text = words(e).replace("'datafusion.public.", "'");
+    if let Some(located) = csv_value_located(&text) {
+        return located;
+    }
     planning_in_words(&text).unwrap_or_else(|| unqualified_fields(&text))
 }
 
@@ -530,4 +533,44 @@ mod os_error_tests {
             "kept (os error x) and (os error 5"
         );
     }
+}
+
+/// The CSV files this process's queries read (`FROM 'x.csv'`), so that a value the
+/// CSV reader refuses is named with its file and line: DataFusion's reader counts
+/// lines from the start of the piece of the file one thread reads, and names no file.
+static CSV_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes that a query reads the CSV file `path`.
+pub fn reading_csv(path: &Path) {
+    if let Ok(mut files) = CSV_FILES.lock()
+        && !files.iter().any(|f| f == path)
+    {
+        files.push(path.to_path_buf());
+    }
+}
+
+/// "Error while parsing value 'x' as type 'Int64' for column 1 at line 49073", said
+/// as "FILE, line L, column C (`name`): 'x' is not a value of type Int64", the line
+/// found by reading the files the query reads for the first record holding the value
+/// in that column. None when no such record is found.
+fn csv_value_located(text: &str) -> Option<String> {
+    use std::sync::LazyLock;
+    static REFUSED: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"Error while parsing value '(.*)' as type '([^']+)' for column (\d+) at line \d+",
+        )
+        .expect("a valid pattern")
+    });
+    let found = REFUSED.captures(text)?;
+    let (value, kind) = (&found[1], &found[2]);
+    let column: usize = found[3].parse().ok()?;
+    let files = CSV_FILES.lock().ok()?.clone();
+    files.iter().find_map(|file| {
+        let (line, name) = crate::input::csv::line_of_value(file, column, value)?;
+        Some(format!(
+            "{}, line {line}, column {} (`{name}`): '{value}' is not a value of type {kind}",
+            file.display(),
+            column + 1
+        ))
+    })
 }

@@ -774,6 +774,23 @@ fn real_files_of_every_dataset() {
         .find(|r| r[1] == "Atelectasis" && r[2] == "Cardiomegaly")
         .unwrap();
     assert_eq!(pair[3..6], [a.to_string(), c.to_string(), ac.to_string()]);
+    // The follow-up of whole datasets, which ingest writes (`followup_summary`,
+    // `followup_transitions`), equals the follow-up `cxr followup` computes for a
+    // cohort of every image (`--where true`), on every dataset.
+    for kind in [&[][..], &["--transitions"][..]] {
+        let followup = |cohort: &[&str]| {
+            let mut a = vec!["followup", "-w", wh.to_str().unwrap(), "-f", "csv"];
+            a.extend_from_slice(kind);
+            a.extend_from_slice(cohort);
+            a.extend(["--dataset", "nih,chexpert,padchest,vindr,rsna,siim,openi"]);
+            let out = run(&a);
+            assert!(out.status.success(), "{a:?}: {}", stderr(&out));
+            parse_csv(&stdout(&out))
+        };
+        let stored = followup(&[]);
+        assert!(stored.len() > 28, "{kind:?}: {stored:?}");
+        assert_eq!(stored, followup(&["--where", "true"]), "{kind:?}");
+    }
 }
 
 /// Normal and unlabelled images across datasets, on CheXpert rows written here: each
@@ -1743,6 +1760,23 @@ fn sources_and_files_a_dataset_lacks_are_named() {
         "Cardiomegaly",
     ]);
     assert_eq!(rows.len() - 1, 1);
+    // An ingest writes the whole warehouse from its inputs: given CheXpert alone,
+    // it says that the version it replaced held RSNA too.
+    let out = ingest(
+        dir.path(),
+        &["--dataset", &format!("chexpert={}", fixture.display())],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("the version this replaced also held rsna, which this ingest was not given"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        q(&wh, "SELECT dataset FROM datasets ORDER BY dataset"),
+        [["chexpert"], ["nih"]]
+    );
 }
 
 /// An image the release labels with something outside the 14 findings is not

@@ -310,6 +310,48 @@ fn export_show_sql_needs_no_out() {
     assert!(names(&cwd).is_empty(), "{:?}", names(&cwd));
 }
 
+/// An output no file can be made at (a name longer than the file system takes, a
+/// folder of /proc) is refused before the work: `split` commits nothing, and every
+/// command says so with exit 2, naming the path given.
+#[test]
+fn an_output_that_cannot_be_made_is_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 20, "wh");
+    let w = s(&wh);
+    let long = dir.path().join(format!("{}.parquet", "y".repeat(260)));
+    for out in [s(&long), "/proc/self/x.parquet"] {
+        let done = run(&[
+            "split",
+            "-w",
+            w,
+            "--seed",
+            "1",
+            "--fractions",
+            "0.5,0.5",
+            "--out",
+            out,
+        ]);
+        assert_eq!(code(&done), Some(2), "{out}: {}", stderr(&done));
+        assert!(stderr(&done).contains(out), "{}", stderr(&done));
+        assert!(!manifest_tables(&wh).contains_key("splits"), "{out}");
+    }
+    for args in [
+        &["plot", "labels", "--out", "/proc/self/x.png"][..],
+        &["export", "--out", "/proc/self/xdir"][..],
+        &["cohort", "--out", "/proc/self/x.csv"][..],
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["-w", w]);
+        let done = run(&a);
+        assert_eq!(code(&done), Some(2), "{args:?}: {}", stderr(&done));
+        assert!(
+            stderr(&done).contains(args[args.len() - 1]),
+            "{args:?}: {}",
+            stderr(&done)
+        );
+    }
+}
+
 #[test]
 fn split_out_that_is_not_parquet_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -183,8 +183,8 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
         );
         compared += 1;
     }
-    // 3 PNGs, 4 JPEGs, 12 VinDr DICOMs and the RSNA one.
-    assert_eq!(compared, 20);
+    // 3 PNGs, 4 JPEGs, 14 VinDr DICOMs and the RSNA one.
+    assert_eq!(compared, 22);
     assert_eq!(
         int(&fx.wh, "SELECT COUNT(*) FROM pixel_stats"),
         compared as i64
@@ -258,8 +258,8 @@ fn dicom_headers_match_pydicom() {
         assert_eq!(got[0], expected, "{key}");
         compared += 1;
     }
-    assert_eq!(compared, 13);
-    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 13);
+    assert_eq!(compared, 15);
+    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 15);
     // Every measured DICOM is in pixel_stats with its photometric interpretation.
     assert_eq!(
         int(
@@ -267,7 +267,7 @@ fn dicom_headers_match_pydicom() {
             "SELECT COUNT(*) FROM pixel_stats p JOIN dicom_headers d USING (dataset, image_id) \
              WHERE p.photometric = d.photometric AND p.format = 'dicom'"
         ),
-        13
+        15
     );
 }
 
@@ -477,9 +477,9 @@ fn cross_dataset_manifests_carry_the_pixel_statistics() {
         }
         checked += 1;
     }
-    // VinDr's 12 measured and 9 failing images, CheXpert's 3 listed ones.
-    assert_eq!(checked, 24, "{got:?}");
-    assert_eq!(got.len(), 24);
+    // VinDr's 14 measured and 9 failing images, CheXpert's 3 listed ones.
+    assert_eq!(checked, 26, "{got:?}");
+    assert_eq!(got.len(), 26);
 }
 
 /// `plot pixels` across datasets: per dataset, images per bin of 8 on the 0–255

@@ -378,6 +378,33 @@ fn unknown_names_truncated_archives_and_folders() {
             "SELECT COUNT(*) FROM pixel_errors WHERE error LIKE '%truncated%'"
         ) >= 1
     );
+    // The same archive gzipped, its gzip checksum (or its end) damaged: the members
+    // read are measured, and a row says that the stream is damaged (gzip -t's
+    // "crc error"; the tar crate stops at the tar's end, before the checksum).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &bytes).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut bad_crc = gz.clone();
+    let at = bad_crc.len() - 8;
+    bad_crc[at] ^= 0xFF;
+    for (name, damaged) in [
+        ("crc.tar.gz", bad_crc),
+        ("end.tar.gz", gz[..gz.len() - 6].to_vec()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, damaged).unwrap();
+        let (wh, out) = ingest_images(&dir.path().join(name).with_extension("wh"), &[&path], &[]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(int(&wh, "SELECT COUNT(*) FROM pixel_stats"), 6, "{name}");
+        assert_eq!(
+            int(
+                &wh,
+                "SELECT COUNT(*) FROM pixel_errors WHERE error LIKE 'the gzip stream is damaged or truncated%'"
+            ),
+            1,
+            "{name}"
+        );
+    }
     // A folder, walked recursively, with a text file skipped.
     let folder = dir.path().join("folder/sub");
     std::fs::create_dir_all(&folder).unwrap();

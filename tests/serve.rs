@@ -227,6 +227,39 @@ fn psql_reads_tables_views_and_the_catalog() {
         "SELECT viewname, definition FROM pg_views WHERE viewname = 'xr_images'",
     );
     assert_eq!(views.trim(), "xr_images,SELECT * FROM dataset_images");
+    // By the oid column however it is named (SQLAlchemy's full name, a bare `oid`),
+    // in a column named after the function, as PostgreSQL names it.
+    for asked in [
+        "SELECT pg_catalog.pg_get_viewdef(pg_catalog.pg_class.oid) FROM pg_catalog.pg_class WHERE relname = 'xr_images'",
+        "SELECT pg_get_viewdef(oid) FROM pg_class WHERE relname = 'xr_images'",
+    ] {
+        let out = Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "cxr", "-d", "cxr", "-A", "-F", ",", "-c", asked])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(0), "{asked}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out).lines().take(2).collect::<Vec<_>>(),
+            ["pg_get_viewdef", "SELECT * FROM dataset_images"],
+            "{asked}"
+        );
+    }
+    // psql's \dconfig reads pg_settings.boot_val.
+    let boot = psql_ok(
+        server.port,
+        "SELECT boot_val FROM pg_settings WHERE name = 'server_version'",
+    );
+    assert_eq!(boot.trim(), "15.0");
+    // to_char with PostgreSQL's template (DataFusion's own reads chrono's).
+    let formatted = psql_ok(
+        server.port,
+        "SELECT to_char(DATE '2020-01-02', 'YYYY-MM-DD'), to_char(TIMESTAMP '2020-01-02 13:04:05', 'HH24:MI:SS')",
+    );
+    assert_eq!(formatted.trim(), "2020-01-02,13:04:05");
+    // generate_series in a select list gives a row per value, as in PostgreSQL.
+    let series = psql_ok(server.port, "SELECT generate_series(1, 3)");
+    assert_eq!(series, "1\n2\n3\n");
 
     // \dt lists the warehouse's tables; \d describes one.
     let listed = psql_ok(server.port, "\\dt");
@@ -1458,6 +1491,18 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("SELECT 1 FROM images WHERE age", "42804"),
         ("SELECT age FROM images ORDER BY 9", "42P10"),
         ("SELECT 1 LIMIT -1", "2201W"),
+        ("SELECT 1 OFFSET -1", "2201X"),
+        ("SELECT * FROM no_such_function(5)", "42883"),
+        ("DECLARE c CURSOR FOR SELECT 1", "25P01"),
+        ("CLOSE no_such_cursor", "34000"),
+        (
+            "BEGIN; DECLARE d CURSOR FOR SELECT 1; DECLARE d CURSOR FOR SELECT 2",
+            "42P03",
+        ),
+        (
+            "BEGIN; DECLARE e CURSOR FOR SELECT 1; COMMIT; FETCH NEXT FROM e",
+            "34000",
+        ),
         ("SAVEPOINT s", "25P01"),
         ("RELEASE SAVEPOINT s", "25P01"),
         ("DEALLOCATE never_prepared", "26000"),

@@ -551,3 +551,34 @@ fn errors_are_in_plain_words() {
         }
     }
 }
+
+/// A value a CSV read in SQL cannot take is named by its file, line and column
+/// (DataFusion's reader named no file, and counted lines from the start of the part
+/// of the file one thread read: line 49073 for a value on line 100002).
+#[test]
+fn a_csv_value_of_the_wrong_type_is_named_by_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let late = dir.path().join("late.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("{i},{i}\n"));
+    }
+    text.push_str("5,notanumber\n");
+    std::fs::write(&late, text).unwrap();
+    let out = run(&[
+        "sql",
+        "-w",
+        &wh_arg(),
+        &format!("SELECT sum(b) FROM '{}'", late.display()),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    // The header is line 1: the 100,001st record is on line 100,002.
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}, line 100002, column 2 (`b`): 'notanumber' is not a value of type Int64",
+            late.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -105,6 +105,31 @@ fn studies_sql(scope: &Scope, patient: Option<&str>) -> String {
     )
 }
 
+/// The summary (or, `transitions`, the transitions) of whole datasets as ingest
+/// wrote them: the rows [`summary_sql`] and [`transitions_sql`] compute over
+/// `studies`, read from `followup_summary` and `followup_transitions`.
+fn statistics_sql(scope: &Scope, transitions: bool) -> String {
+    let (columns, table, order) = if transitions {
+        (
+            "label, appeared, resolved",
+            "followup_transitions",
+            "appeared",
+        )
+    } else {
+        (
+            "label, patients, ever_positive, positive_at_first, incident, median_studies_before_first, persistence",
+            "followup_summary",
+            "ever_positive",
+        )
+    };
+    format!(
+        "SELECT {dataset}{columns}\nFROM {table}{filter}\nORDER BY {sort}{order} DESC, label",
+        dataset = dataset_column(scope),
+        filter = scope.datasets_filter(" WHERE "),
+        sort = dataset_sort(scope),
+    )
+}
+
 /// The findings each dataset's sources label (over `fu`), as a relation
 /// `labelled(dataset, known)`: every such finding has a row in the statistics, zero
 /// or not.
@@ -335,6 +360,9 @@ pub async fn run(mut args: FollowupCmd) -> Result<()> {
         return args
             .common
             .run(|c, avail| {
+                if whole && !timeline && avail.scope.default_states() && avail.followup_statistics {
+                    return Ok(statistics_sql(&avail.scope, transitions));
+                }
                 let with = with_followups(c, avail, whole, patient.as_deref());
                 Ok(answer(&with, &avail.scope))
             })

@@ -192,6 +192,10 @@ fn parse_dataset(s: &str) -> std::result::Result<crate::datasets::DatasetSpec, S
 /// Runs `cxr ingest` and prints its summary table.
 pub fn run(args: IngestArgs) -> Result<()> {
     let opts = args.options();
+    let before = crate::warehouse::Manifest::read(&opts.warehouse)
+        .ok()
+        .flatten()
+        .map(|(m, _)| m);
     if std::io::stderr().is_terminal() {
         say!("ingesting {} ...", opts.metadata.display());
     }
@@ -239,6 +243,9 @@ pub fn run(args: IngestArgs) -> Result<()> {
             opts.metadata.display()
         );
     }
+    if let Some(before) = &before {
+        note_what_was_replaced(before, &opts, &summary.revision);
+    }
     say!(
         "{} written from the {} metadata in {:.2} s",
         opts.warehouse.join("").display(),
@@ -246,6 +253,36 @@ pub fn run(args: IngestArgs) -> Result<()> {
         summary.seconds
     );
     Ok(())
+}
+
+/// An ingest writes the whole warehouse from the inputs it is given: says which
+/// datasets the version it replaced held that this one does not, and a change of
+/// NIH's metadata release, so that `--dataset x=...` into a full warehouse is not
+/// taken for an addition.
+fn note_what_was_replaced(
+    before: &crate::warehouse::Manifest,
+    opts: &crate::ingest::IngestOptions,
+    revision: &str,
+) {
+    let given: Vec<&str> = opts.datasets.iter().map(|d| d.name.as_str()).collect();
+    let dropped: Vec<&str> = crate::datasets::ALL
+        .iter()
+        .copied()
+        .filter(|name| *name != "nih" && !given.contains(name))
+        .filter(|name| before.inputs.iter().any(|i| i.role == *name))
+        .collect();
+    if !dropped.is_empty() {
+        say!(
+            "cxr ingest: note: the version this replaced also held {}, which this ingest was not given: an ingest writes the whole warehouse from its inputs; give their --dataset again to keep them",
+            dropped.join(", ")
+        );
+    }
+    if !before.metadata_revision.is_empty() && before.metadata_revision != revision {
+        say!(
+            "cxr ingest: note: NIH's metadata is now the {revision} release (the version this replaced read the {} release)",
+            before.metadata_revision
+        );
+    }
 }
 
 fn summary_table(s: &IngestSummary) -> crate::output::Listing {

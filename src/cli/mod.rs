@@ -328,6 +328,7 @@ pub async fn emit(
     }
     if let Some(path) = &out.out {
         crate::warehouse::refuse_inside(&wh.snapshot.root, path, "--out")?;
+        crate::warehouse::files::check_file_target(path)?;
         if let Some(f) = out.format
             && crate::output::Format::from_extension(path)? != Some(f)
         {

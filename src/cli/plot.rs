@@ -174,6 +174,7 @@ pub async fn run(cmd: PlotCmd) -> Result<()> {
         )));
     }
     crate::warehouse::refuse_in_any_warehouse(&out, "--out")?;
+    crate::warehouse::files::check_file_target(&out)?;
     refuse_unused_flags(&cmd)?;
     let size = parse_size(&cmd.size)?;
     let cohort = cmd.common.cohort.describe();

@@ -107,6 +107,9 @@ pub struct Available {
     pub rows: String,
     /// The warehouse has `studies` (every study of every dataset, written at ingest).
     pub studies: bool,
+    /// The warehouse has the follow-up statistics of whole datasets
+    /// (`followup_summary`, `followup_transitions`, written at ingest).
+    pub followup_statistics: bool,
 }
 
 /// The view of a cohort's rows (all images of its scope).
@@ -179,6 +182,8 @@ impl Available {
             scope,
             rows: COHORT_ROWS.to_string(),
             studies: wh.has_table("studies"),
+            followup_statistics: wh.has_table("followup_summary")
+                && wh.has_table("followup_transitions"),
         })
     }
 

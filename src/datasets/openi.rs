@@ -117,6 +117,24 @@ pub fn read_files(
     if let Some(p) = dicom_metadata_csv {
         read_metadata(p, &mut images, issues)?;
     }
+    // One file of the two: what the other would give is unknown for every image.
+    match (dicom_metadata_csv, reports_tgz) {
+        (None, Some(tgz)) => issues.push(
+            &source_name(tgz),
+            None,
+            None,
+            None,
+            "no DICOM metadata file given (nlmcxr_dicom_metadata.csv): patient, sex, age and view are NULL for every image",
+        ),
+        (Some(csv), None) => issues.push(
+            &source_name(csv),
+            None,
+            None,
+            None,
+            "no reports archive given (NLMCXR_reports.tgz): no image has labels or a report",
+        ),
+        _ => {}
+    }
     let n_meta = images.images.len();
     let mut meta = Meta {
         alias: HashMap::new(),

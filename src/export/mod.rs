@@ -255,6 +255,7 @@ const MARKER: &str = crate::warehouse::EXPORT_MARKER;
 /// An output that exists is replaced only with `--overwrite`, and a folder only if
 /// cxr wrote it; an output file's folder must exist.
 fn check_output(out: &Path, overwrite: bool) -> Result<()> {
+    crate::warehouse::files::check_writable(out)?;
     let meta = match std::fs::symlink_metadata(out) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -4,6 +4,7 @@ use datafusion::arrow::array::RecordBatch;
 
 use polars::prelude::{InitHashMaps, PlHashMap};
 
+use super::followup::StudyMasks;
 use crate::datasets::{BoxRow, DatasetInfo, ImageRow, LabelRow, Report, VOTE_RULES, XR_FINDINGS};
 use crate::error::Result;
 use crate::input::table::{batch, bools, f64s, i8s, i32s, i64s, list_utf8, text, utf8};
@@ -179,13 +180,15 @@ struct Study<'r> {
 /// finding is neither) as bit masks, and those compared with the previous study's.
 /// The follow-up of a whole dataset reads it; `cxr followup` computes the same rows
 /// for a cohort (`with_followups`). `write` takes the rows in batches of at most
-/// `slice` studies (one batch, with no rows, when there are none).
+/// `slice` studies (one batch, with no rows, when there are none). Returns the
+/// dataset's rows of `followup_summary` and `followup_transitions`, computed from
+/// these studies.
 pub fn write_studies(
     rows: &[ImageRow],
     states: &PlHashMap<&str, State>,
     slice: usize,
     mut write: impl FnMut(&RecordBatch) -> Result<()>,
-) -> Result<()> {
+) -> Result<(RecordBatch, RecordBatch)> {
     let mut index: PlHashMap<(&str, &str), usize> = PlHashMap::new();
     let mut studies: Vec<Study> = Vec::new();
     for r in rows {
@@ -228,6 +231,20 @@ pub fn write_studies(
         previous.push((!first).then(|| (studies[k - 1].positive, studies[k - 1].known)));
     }
     let dataset = rows.first().map_or("", |r| r.dataset);
+    let masks: Vec<StudyMasks> = studies
+        .iter()
+        .zip(&rank)
+        .zip(&previous)
+        .map(|((s, &rank), &previous)| StudyMasks {
+            patient: s.patient,
+            rank,
+            positive: s.positive,
+            known: s.known,
+            previous,
+        })
+        .collect();
+    let statistics = super::followup::batches(dataset, &masks)?;
+    drop(masks);
     let mut start: usize = 0;
     loop {
         let end = start.saturating_add(slice).min(studies.len());
@@ -238,7 +255,7 @@ pub fn write_studies(
             &previous[start..end],
         )?)?;
         if end == studies.len() {
-            return Ok(());
+            return Ok(statistics);
         }
         start = end;
     }

@@ -12,6 +12,7 @@ mod overlap;
 mod read;
 
 pub mod across;
+mod followup;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -510,10 +511,11 @@ fn paths_inside_root(
 }
 
 /// The files of `dataset_images`, `dataset_labels`, `finding_states`,
-/// `dataset_boxes`, `reports` and `studies`, open while the datasets are written
+/// `dataset_boxes`, `reports`, `studies` and the follow-up statistics of whole
+/// datasets (`followup_summary`, `followup_transitions`), open while the datasets are written
 /// into them one after another, each in slices of [`SLICE`] rows.
 struct CrossTables<'a> {
-    sinks: [(String, parquet::ParquetSink); 6],
+    sinks: [(String, parquet::ParquetSink); 8],
     nih_source: &'a str,
     measured: &'a [&'a str],
     known: KnownImages,
@@ -545,6 +547,8 @@ impl<'a> CrossTables<'a> {
                 sink("dataset_boxes", across::boxes_batch(&[]))?,
                 sink("reports", across::reports_batch(&[]))?,
                 sink("studies", across::no_studies())?,
+                sink("followup_summary", followup::no_rows().map(|(s, _)| s))?,
+                sink("followup_transitions", followup::no_rows().map(|(_, t)| t))?,
             ],
             nih_source,
             measured,
@@ -592,7 +596,10 @@ impl<'a> CrossTables<'a> {
         for rows in reports.chunks(SLICE) {
             sinks[4].1.write(&across::reports_batch(rows)?)?;
         }
-        across::write_studies(&images, &states, SLICE, |b| sinks[5].1.write(b))?;
+        let (summary, transitions) =
+            across::write_studies(&images, &states, SLICE, |b| sinks[5].1.write(b))?;
+        sinks[6].1.write(&summary)?;
+        sinks[7].1.write(&transitions)?;
         if let Some(first) = images.first() {
             crate::trace(&format!("  write {}", first.dataset), started);
         }
@@ -602,7 +609,7 @@ impl<'a> CrossTables<'a> {
     /// Closes the files: (table, rows) of each, and the measured datasets' images.
     fn finish(self) -> Result<(Vec<(String, u64)>, KnownImages)> {
         crate::trace(
-            "  write dataset_images, dataset_labels, finding_states, dataset_boxes, reports, studies",
+            "  write dataset_images, dataset_labels, finding_states, dataset_boxes, reports, studies, follow-up statistics",
             self.started,
         );
         let tables = self
@@ -901,8 +908,21 @@ fn write_pixel_tables(
 }
 
 /// Fails before anything is read if an input file does not exist.
+/// An input file exists and is a regular file; a missing default (the shipped NIH
+/// files) says where defaults come from.
+fn check_input(path: &std::path::Path) -> Result<()> {
+    let checked = csv::check_exists(path);
+    if checked.is_err() && !path.exists() && path.starts_with(crate::data_dir()) {
+        return Err(crate::error::Error::input(
+            path,
+            "input file not found: the default NIH files are read from data/ of the checkout cxr was built from; set $CXR_DATA to a folder that holds them, or name the files (--metadata, --bbox, --expert, --splits, --images)",
+        ));
+    }
+    checked
+}
+
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
-    csv::check_exists(&opts.metadata)?;
+    check_input(&opts.metadata)?;
     for (i, spec) in opts.datasets.iter().enumerate() {
         if spec.name == "nih" {
             return Err(crate::error::Error::Usage(
@@ -931,11 +951,8 @@ fn check_inputs(opts: &IngestOptions) -> Result<()> {
         .chain(&opts.other_release)
         .chain(&opts.label_map)
         .chain(opts.datasets.iter().flat_map(|d| &d.paths));
-    for p in files {
-        csv::check_exists(p)?;
-    }
-    for p in opts.splits.iter().flatten() {
-        csv::check_exists(p)?;
+    for p in files.chain(opts.splits.iter().flatten()) {
+        check_input(p)?;
     }
     for input in &opts.images {
         let read = input.dataset == "nih" || opts.datasets.iter().any(|d| d.name == input.dataset);

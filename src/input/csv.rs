@@ -627,6 +627,45 @@ fn parse_frame(
     Ok(frame)
 }
 
+/// The 1-based line on which the first record whose field `column` (0-based) is
+/// `value` starts, and the header's name of that column. Reads at most 256 MiB.
+pub fn line_of_value(path: &Path, column: usize, value: &str) -> Option<(u64, String)> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut lines = std::io::BufReader::new(reader.take(256 << 20)).split(b'\n');
+    let (mut line, mut header) = (0u64, None::<String>);
+    loop {
+        // A record may span lines inside quotes.
+        let start = line + 1;
+        let mut record = Vec::new();
+        loop {
+            let mut piece = lines.next()?.ok()?;
+            line += 1;
+            if piece.last() == Some(&b'\r') {
+                piece.pop();
+            }
+            record.extend_from_slice(&piece);
+            if record.iter().filter(|b| **b == b'"').count() % 2 == 0 {
+                break;
+            }
+            record.push(b'\n');
+        }
+        let fields = split_record(&String::from_utf8_lossy(&record));
+        let field = fields.get(column).cloned().unwrap_or_default();
+        match &header {
+            None => header = Some(field),
+            Some(name) if field == value => return Some((start, name.clone())),
+            Some(_) => {}
+        }
+    }
+}
+
 /// Splits one CSV line into fields, honouring double quotes.
 pub fn split_record(line: &str) -> Vec<String> {
     let mut fields = Vec::new();

@@ -177,7 +177,17 @@ type Object = dicom_object::FileDicomObject<dicom_object::InMemDicomObject>;
 
 /// Decodes the first frame of a DICOM file into grey values.
 pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
-    lengths_fit(bytes)?;
+    let unreadable = lengths_fit(bytes)?;
+    // dicom-rs reads the items of an undefined-length UN element in the file's own
+    // syntax, not as the implicit VR they are: such elements (private sequences an
+    // anonymiser left) are left out of what it reads; nothing measured is in them.
+    let kept: Vec<u8>;
+    let bytes = if unreadable.is_empty() {
+        bytes
+    } else {
+        kept = without(bytes, &unreadable);
+        &kept
+    };
     let object = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Auto)
         .from_reader(bytes)
@@ -482,10 +492,23 @@ const IMPLICIT_LITTLE: &str = "1.2.840.10008.1.2";
 const EXPLICIT_BIG: &str = "1.2.840.10008.1.2.2";
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 
+/// `bytes` without the byte ranges `cut` (in order, not overlapping).
+fn without(bytes: &[u8], cut: &[std::ops::Range<usize>]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut from = 0;
+    for range in cut {
+        kept.extend_from_slice(&bytes[from..range.start]);
+        from = range.end;
+    }
+    kept.extend_from_slice(&bytes[from..]);
+    kept
+}
+
 /// Walks every element header of the file (meta group, data set, sequence items,
 /// pixel data fragments) and checks that each defined length fits in what is left
-/// of the file. The walk reads no values: it costs microseconds.
-pub fn lengths_fit(bytes: &[u8]) -> Result<(), String> {
+/// of the file. The walk reads no values: it costs microseconds. Returns the byte
+/// ranges of the data set's undefined-length UN elements (see [`decode`]).
+pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> {
     let start = if bytes.get(128..132) == Some(b"DICM") {
         132
     } else {
@@ -496,6 +519,7 @@ pub fn lengths_fit(bytes: &[u8]) -> Result<(), String> {
         at: start,
         explicit: true,
         big_endian: false,
+        unknown_sequences: Vec::new(),
     };
     // The meta group: explicit VR little endian, whatever follows.
     let mut syntax = String::new();
@@ -515,7 +539,8 @@ pub fn lengths_fit(bytes: &[u8]) -> Result<(), String> {
         EXPLICIT_BIG => walk.big_endian = true,
         _ => {}
     }
-    walk.elements(bytes.len(), 0)
+    walk.elements(bytes.len(), 0)?;
+    Ok(walk.unknown_sequences)
 }
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
@@ -531,6 +556,8 @@ struct Walk<'a> {
     at: usize,
     explicit: bool,
     big_endian: bool,
+    /// The byte ranges of the data set's own undefined-length UN elements.
+    unknown_sequences: Vec<std::ops::Range<usize>>,
 }
 
 impl Walk<'_> {
@@ -641,6 +668,7 @@ impl Walk<'_> {
                 // Trailing padding shorter than a header.
                 return Ok(());
             }
+            let header_at = self.at;
             let element = self.next_header()?;
             match element.tag {
                 // An item or sequence delimiter ends an undefined-length container.
@@ -649,10 +677,20 @@ impl Walk<'_> {
                 _ if element.length == UNDEFINED => {
                     if element.tag == (0x7FE0, 0x0010) {
                         self.fragments()?;
+                    } else if &element.vr == b"UN" {
+                        // A sequence of unknown VR: its items are implicit VR little
+                        // endian, whatever the file's syntax (PS3.5 6.2.2).
+                        self.implicit_little(|walk| walk.elements(walk.bytes.len(), depth + 1))?;
+                        if depth == 0 {
+                            self.unknown_sequences.push(header_at..self.at);
+                        }
                     } else {
                         self.elements(self.bytes.len(), depth + 1)?;
                     }
                 }
+                // A value of unknown VR whose length fits is skipped whole: what it
+                // holds (a private sequence, implicit VR) is not read.
+                _ if &element.vr == b"UN" => self.skip(&element)?,
                 _ if &element.vr == b"SQ"
                     || self.starts_with_item(self.at + element.length as usize) =>
                 {
@@ -662,6 +700,18 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Runs `walk` reading implicit VR little endian, then restores the syntax.
+    fn implicit_little(
+        &mut self,
+        walk: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let syntax = (self.explicit, self.big_endian);
+        (self.explicit, self.big_endian) = (false, false);
+        let walked = walk(self);
+        (self.explicit, self.big_endian) = syntax;
+        walked
     }
 
     /// A sequence or item: its elements are walked, within its length if it has one.

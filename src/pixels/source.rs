@@ -301,7 +301,18 @@ pub fn stream(
             match kind_of(path) {
                 Some(ArchiveKind::TarGz) => {
                     let gz = flate2::read::MultiGzDecoder::new(hashed);
-                    at.tar(gz).map(|gz| drain(gz.into_inner()))
+                    at.tar(gz).and_then(|mut gz| {
+                        // The tar ends before its gzip stream does: read that to its
+                        // end, where its checksum and length are checked.
+                        let checked = std::io::copy(&mut gz, &mut std::io::sink());
+                        let go_on = match checked {
+                            Ok(_) => true,
+                            Err(e) => at.damage(&format!(
+                                "the gzip stream is damaged or truncated ({e}): the statistics of its members may be wrong"
+                            )),
+                        };
+                        go_on.then(|| drain(gz.into_inner()))
+                    })
                 }
                 _ => at.tar(hashed).map(drain),
             }

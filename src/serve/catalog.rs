@@ -82,6 +82,17 @@ pub async fn with_settings_and_database(
 
 /// `pg_settings`'s rows: one per [`SETTINGS`].
 fn settings(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    // datafusion-postgres spells PostgreSQL's `boot_val` `bool_val` (psql's
+    // `\dconfig` reads `boot_val`).
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "bool_val" => Arc::new(f.as_ref().clone().with_name("boot_val")),
+            _ => f.clone(),
+        })
+        .collect();
+    let schema: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()

@@ -73,7 +73,7 @@ impl PageCohort {
                 )));
             }
             if SWITCHES.contains(&name.as_str()) {
-                match value.as_str() {
+                match value.trim().to_ascii_lowercase().as_str() {
                     "" | "true" | "1" | "on" => arguments.push(format!("--{name}")),
                     "false" | "0" | "off" => {}
                     _ => {

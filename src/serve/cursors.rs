@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Declare, DeclareType, Statement};
+use datafusion::sql::sqlparser::ast::{CloseCursor, Declare, DeclareType, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -57,6 +57,19 @@ impl Cursors {
             let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
                 return Err(refused("DECLARE CURSOR needs a name and a FOR query"));
             };
+            let hold = declare.hold == Some(true);
+            if !hold && !super::transactions::in_transaction_block(&*client) {
+                return Err(error(
+                    "25P01", // no_active_sql_transaction
+                    "DECLARE CURSOR can only be used in transaction blocks".into(),
+                ));
+            }
+            if client.portal_store().get_portal(&name.value).is_some() {
+                return Err(error(
+                    "42P03", // duplicate_cursor
+                    format!("cursor \"{}\" already exists", name.value),
+                ));
+            }
             let statement = Statement::Query(query.clone());
             let (response, plan) = self.0.answer_cursor(&statement, params, &*client).await?;
             let Response::Query(rows) = response else {
@@ -71,9 +84,74 @@ impl Cursors {
             let portal = Portal::new_cursor(name.value.clone(), stored);
             portal.start(rows).await;
             client.portal_store().put_portal(Arc::new(portal));
+            if !hold {
+                let mut open = transaction_cursors(&*client);
+                open.push(name.value.clone());
+                keep_transaction_cursors(client, &open);
+            }
         }
         Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
     }
+}
+
+/// `CLOSE name` of no cursor is PostgreSQL's 34000, not a silent success.
+fn check_close(statement: &Statement, client: &mut dyn HookClient) -> PgWireResult<()> {
+    if let Statement::Close {
+        cursor: CloseCursor::Specific { name },
+    } = statement
+        && client.portal_store().get_portal(&name.value).is_none()
+    {
+        return Err(error(
+            "34000", // invalid_cursor_name
+            format!("cursor \"{}\" does not exist", name.value),
+        ));
+    }
+    let open = transaction_cursors(&*client);
+    let still: Vec<String> = match statement {
+        Statement::Close {
+            cursor: CloseCursor::Specific { name },
+        } => open.into_iter().filter(|n| *n != name.value).collect(),
+        Statement::Close { .. } => Vec::new(),
+        _ => open,
+    };
+    keep_transaction_cursors(client, &still);
+    Ok(())
+}
+
+/// Where a connection's cursors declared without `WITH HOLD` are listed, in its
+/// metadata (a JSON list of names): they end with their transaction.
+const TRANSACTION_CURSORS_KEY: &str = "cxr.transaction_cursors";
+
+fn transaction_cursors(client: &dyn HookClient) -> Vec<String> {
+    client
+        .metadata()
+        .get(TRANSACTION_CURSORS_KEY)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
+fn keep_transaction_cursors(client: &mut dyn HookClient, names: &[String]) {
+    let text = serde_json::to_string(names).unwrap_or_default();
+    client
+        .metadata_mut()
+        .insert(TRANSACTION_CURSORS_KEY.to_string(), text);
+}
+
+/// Closes the cursors declared in the transaction that ends (`COMMIT`, `ROLLBACK`)
+/// without `WITH HOLD`, as PostgreSQL does.
+pub fn close_transaction_cursors(client: &mut dyn HookClient) {
+    for name in transaction_cursors(&*client) {
+        client.portal_store().rm_portal(&name);
+    }
+    keep_transaction_cursors(client, &[]);
+}
+
+fn error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
 }
 
 #[async_trait]
@@ -90,6 +168,9 @@ impl QueryHook for Cursors {
                 Some(self.declare(stmts, &no_parameters, client).await)
             }
             _ => {
+                if let Err(e) = check_close(statement, client) {
+                    return Some(Err(e));
+                }
                 CursorStatementHook
                     .handle_simple_query(statement, context, client)
                     .await
@@ -117,6 +198,9 @@ impl QueryHook for Cursors {
         match statement {
             Statement::Declare { stmts } => Some(self.declare(stmts, params, client).await),
             _ => {
+                if let Err(e) = check_close(statement, client) {
+                    return Some(Err(e));
+                }
                 CursorStatementHook
                     .handle_extended_query(statement, plan, params, context, client)
                     .await

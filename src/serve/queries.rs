@@ -963,16 +963,14 @@ fn sqlstate(error: &Error) -> &'static str {
             SchemaError::AmbiguousReference { .. } => "42702", // ambiguous_column
             _ => "42000",
         },
+        D::Plan(text) if text.starts_with("table function") => "42883", // undefined_function
         D::Plan(text) if text.contains("not found") && text.starts_with("table") => "42P01", // undefined_table
         D::Plan(text) if grouping_error(text) => "42803", // grouping_error
         D::Plan(text) if text.contains("non-boolean predicate") => "42804", // datatype_mismatch
         D::Plan(text) if text.contains("out of bounds") && text.contains("rder by") => "42P10", // invalid_column_reference
-        D::Plan(text)
-            if text.starts_with("LIMIT must be") || text.starts_with("OFFSET must be") =>
-        {
-            "2201W" // invalid_row_count_in_limit_clause
-        }
-        D::Plan(text) if text.contains("function") => "42883", // undefined_function
+        D::Plan(text) if text.starts_with("OFFSET must be") => "2201X", // invalid_row_count_in_result_offset_clause
+        D::Plan(text) if text.starts_with("LIMIT must be") => "2201W", // invalid_row_count_in_limit_clause
+        D::Plan(text) if text.contains("function") => "42883",         // undefined_function
         D::ArrowError(e, _) => match e.as_ref() {
             ArrowError::DivideByZero => "22012", // division_by_zero
             ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02", // invalid_text_representation
@@ -1101,6 +1099,10 @@ async fn plan_statement(
     let statement = planned.as_ref().unwrap_or(statement);
     let named = super::rewrite::with_postgres_names(statement);
     let statement = named.as_ref().unwrap_or(statement);
+    let templated = super::rewrite::with_postgres_templates(statement);
+    let statement = templated.as_ref().unwrap_or(statement);
+    let series = super::rewrite::with_series_as_rows(statement);
+    let statement = series.as_ref().unwrap_or(statement);
     let plan = state
         .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
             statement.clone(),
@@ -1115,7 +1117,34 @@ async fn plan_statement(
             ))
         })?;
     let named = crate::sql::readable_names(DataFrame::new(state.clone(), plan))?;
+    let named = signed_integers(named);
     Ok(analyzed(&state, named.into_unoptimized_plan()))
+}
+
+/// Result columns of DataFusion's unsigned 64-bit integers (`row_number()`,
+/// `rank()`, `cardinality`, `array_length`) as `bigint`: PostgreSQL has no unsigned
+/// type, and pgwire would send them as `numeric` (Python's `Decimal`, pandas'
+/// float64). A plan that cannot be so wrapped is kept as it is.
+fn signed_integers(df: DataFrame) -> DataFrame {
+    use datafusion::common::Column;
+    use datafusion::logical_expr::{Expr, cast};
+    let unsigned = |t: &DataType| matches!(t, DataType::UInt64);
+    if !df.schema().fields().iter().any(|f| unsigned(f.data_type())) {
+        return df;
+    }
+    let columns: Vec<Expr> = df
+        .schema()
+        .iter()
+        .map(|(table, field)| {
+            let column = Expr::Column(Column::new(table.cloned(), field.name()));
+            if unsigned(field.data_type()) {
+                cast(column, DataType::Int64).alias(field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    df.clone().select(columns).unwrap_or(df)
 }
 
 /// `plan` with its types resolved as execution resolves them: a `UNION` of an

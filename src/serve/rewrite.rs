@@ -265,11 +265,8 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
             {
                 if let FunctionArguments::List(list) = &f.args
                     && let [argument] = list.args.as_slice()
-                    && let Some(class) = argument
-                        .to_string()
-                        .strip_suffix(".oid")
-                        .filter(|alias| alias.chars().all(|c| c.is_alphanumeric() || c == '_'))
-                    && let Some(size) = parse(&format!("cxr_relation_size({class}.relname)"))
+                    && let Some(relname) = relname_of(&argument.to_string())
+                    && let Some(size) = parse(&format!("cxr_relation_size({relname})"))
                 {
                     *expr = size;
                     changed = true;
@@ -288,11 +285,8 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     && let Some(argument) = list.args.first()
                 {
                     let oid = argument.to_string();
-                    let name = match oid
-                        .strip_suffix(".oid")
-                        .filter(|alias| alias.chars().all(|c| c.is_alphanumeric() || c == '_'))
-                    {
-                        Some(class) => format!("{class}.relname"),
+                    let name = match relname_of(&oid) {
+                        Some(relname) => relname,
                         None => format!(
                             "(SELECT viewed.relname FROM pg_catalog.pg_class viewed WHERE viewed.oid = {oid})"
                         ),
@@ -382,6 +376,28 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
 /// result columns share the name `?column?`, DataFusion refuses two columns named
 /// `NULL`, and pgjdbc's procedures query has three), and a column the rewrite
 /// replaces keeps its own (`c.relacl`, read by name by pgjdbc).
+/// The catalog functions [`for_catalog`] answers with cxr's own.
+const REPLACED_FUNCTIONS: [&str; 3] = [
+    "pg_get_viewdef",
+    "pg_relation_size",
+    "pg_total_relation_size",
+];
+
+/// `relname` of the pg_class row whose `oid` an argument names (`oid`, `c.oid`,
+/// `pg_catalog.pg_class.oid`): the same column path ending in `relname`.
+fn relname_of(oid: &str) -> Option<String> {
+    let parts: Vec<&str> = oid.split('.').collect();
+    let (last, path) = parts.split_last()?;
+    let plain = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_');
+    (last.eq_ignore_ascii_case("oid") && path.iter().all(|p| plain(p))).then(|| {
+        path.iter()
+            .chain(std::iter::once(&"relname"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(".")
+    })
+}
+
 fn name_select_items(statement: &mut Statement) -> bool {
     use datafusion::sql::sqlparser::ast::{Query, VisitMut, VisitorMut};
     struct Namer(bool);
@@ -399,6 +415,23 @@ fn name_select_items(statement: &mut Statement) -> bool {
                         *item = SelectItem::ExprWithAlias {
                             expr: expr.clone(),
                             alias,
+                        };
+                        self.0 = true;
+                    }
+                    // A catalog function cxr answers with one of its own keeps
+                    // PostgreSQL's column name (the function's).
+                    if let SelectItem::UnnamedExpr(Expr::Function(f)) = item
+                        && let Some(name) = f
+                            .name
+                            .0
+                            .last()
+                            .map(|part| part.to_string().to_ascii_lowercase())
+                        && REPLACED_FUNCTIONS.contains(&name.as_str())
+                    {
+                        let expr = Expr::Function(f.clone());
+                        *item = SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::new(name),
                         };
                         self.0 = true;
                     }
@@ -886,6 +919,125 @@ fn date_or_time_without_zone(text: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
+/// `to_char(value, 'YYYY-MM-DD')` with PostgreSQL's template translated to the
+/// chrono format DataFusion's `to_char` reads (`%Y-%m-%d`): DataFusion passed the
+/// template through, so `to_char(DATE '2020-01-02', 'YYYY')` answered `YYYY`. A
+/// template already in chrono's form (with `%`) is left as written.
+pub fn with_postgres_templates(statement: &Statement) -> Option<Statement> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let mut out = statement.clone();
+    let mut changed = false;
+    let _ = visit_expressions_mut(&mut out, |expr| {
+        if let Expr::Function(f) = expr
+            && f.name.to_string().eq_ignore_ascii_case("to_char")
+            && let FunctionArguments::List(list) = &mut f.args
+            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(template)))) =
+                list.args.get_mut(1)
+            && let Value::SingleQuotedString(text) = &mut template.value
+            && !text.contains('%')
+        {
+            *text = chrono_format(text);
+            changed = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then_some(out)
+}
+
+/// `SELECT generate_series(1, 3)`: PostgreSQL's set-returning function gives a row
+/// per value, where DataFusion's gives one row holding a list; in a select list it is
+/// read as `unnest(generate_series(...))`, and named `generate_series`.
+pub fn with_series_as_rows(statement: &Statement) -> Option<Statement> {
+    let mut out = statement.clone();
+    let Statement::Query(query) = &mut out else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let mut changed = false;
+    for item in &mut select.projection {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(expr) => (expr, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+            _ => continue,
+        };
+        let Expr::Function(f) = expr else { continue };
+        if !f.name.to_string().eq_ignore_ascii_case("generate_series") {
+            continue;
+        }
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let Ok(unnested) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(&format!("unnest({f})"))
+            .and_then(|mut p| p.parse_expr())
+        else {
+            continue;
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr: unnested,
+            alias: alias.unwrap_or_else(|| Ident::new("generate_series")),
+        };
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+/// PostgreSQL's date and time template patterns (the common ones) as chrono's; text
+/// in double quotes is copied, anything else kept as it is.
+fn chrono_format(template: &str) -> String {
+    // Longest first: `HH24` before `HH`, `Month` before `Mon`, `YYYY` before `YY`.
+    const PATTERNS: [(&str, &str); 21] = [
+        ("YYYY", "%Y"),
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("Month", "%B"),
+        ("MONTH", "%B"),
+        ("Day", "%A"),
+        ("DAY", "%A"),
+        ("DDD", "%j"),
+        ("Mon", "%b"),
+        ("MON", "%b"),
+        ("Dy", "%a"),
+        ("DY", "%a"),
+        ("YY", "%y"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("HH", "%I"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("MS", "%3f"),
+        ("US", "%6f"),
+        ("AM", "%p"),
+    ];
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(c) = rest.chars().next() {
+        if c == '"' {
+            let quoted = &rest[1..];
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            out.push_str(&quoted[..end].replace('%', "%%"));
+            rest = quoted.get(end + 1..).unwrap_or("");
+            continue;
+        }
+        if let Some((pattern, format)) = PATTERNS.iter().find(|(p, _)| rest.starts_with(p)) {
+            out.push_str(format);
+            rest = &rest[pattern.len()..];
+            continue;
+        }
+        if rest.starts_with("PM") {
+            out.push_str("%p");
+            rest = &rest[2..];
+            continue;
+        }
+        if c == '%' {
+            out.push('%');
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1043,5 +1195,13 @@ mod tests {
             &[Some(Type::INT8)],
         );
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn postgresql_templates_become_chrono_formats() {
+        assert_eq!(chrono_format("YYYY-MM-DD"), "%Y-%m-%d");
+        assert_eq!(chrono_format("HH24:MI:SS.MS"), "%H:%M:%S.%3f");
+        assert_eq!(chrono_format("Dy DD Mon YYYY HH12 AM"), "%a %d %b %Y %I %p");
+        assert_eq!(chrono_format("\"day\" DDD, 100%"), "day %j, 100%%");
     }
 }

@@ -33,8 +33,20 @@ impl QueryHook for Transactions {
         context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let status = client.transaction_status();
-        let idle = status == TransactionStatus::Idle;
+        let idle = !in_transaction_block(&*client);
+        match statement {
+            Statement::Commit { .. }
+            | Statement::Rollback {
+                savepoint: None, ..
+            } => {
+                super::cursors::close_transaction_cursors(client);
+                client.metadata_mut().remove(BLOCK_KEY);
+            }
+            Statement::StartTransaction { .. } => {
+                client.metadata_mut().insert(BLOCK_KEY.into(), "1".into());
+            }
+            _ => {}
+        }
         match statement {
             Statement::Savepoint { name } => return Some(savepoint(&name.value, client)),
             Statement::ReleaseSavepoint { name } => return Some(release(&name.value, client)),
@@ -42,7 +54,7 @@ impl QueryHook for Transactions {
                 savepoint: Some(name),
                 ..
             } => return Some(rollback_to(&name.value, client)),
-            Statement::StartTransaction { .. } if status == TransactionStatus::Transaction => {
+            Statement::StartTransaction { .. } if !idle => {
                 let warning = super::settings::notice_coded(
                     "WARNING",
                     "25001", // active_sql_transaction
@@ -97,6 +109,18 @@ impl QueryHook for Transactions {
     }
 }
 
+/// Marks, in a connection's metadata, a transaction block begun and not yet ended:
+/// the transaction status pgwire keeps changes only after every statement of a
+/// query text has been answered, so `BEGIN; DECLARE ...` in one text would find it
+/// idle.
+const BLOCK_KEY: &str = "cxr.in_transaction_block";
+
+/// Whether the client is inside a transaction block (see [`BLOCK_KEY`]).
+pub fn in_transaction_block(client: &dyn HookClient) -> bool {
+    client.transaction_status() != TransactionStatus::Idle
+        || client.metadata().contains_key(BLOCK_KEY)
+}
+
 /// The hook's 25P01 for a statement in a failed transaction is PostgreSQL's 25P02.
 fn in_failed_transaction(error: PgWireError) -> PgWireError {
     match error {
@@ -139,7 +163,7 @@ fn error(code: &str, message: String) -> PgWireError {
 /// failed one (where only `ROLLBACK TO` is taken).
 fn in_transaction(client: &dyn HookClient, statement: &str, failed_ok: bool) -> PgWireResult<()> {
     match client.transaction_status() {
-        TransactionStatus::Idle => Err(error(
+        _ if !in_transaction_block(client) => Err(error(
             "25P01",
             format!("{statement} can only be used in transaction blocks"),
         )),

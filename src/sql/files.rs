@@ -65,6 +65,10 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
         if size == 0 {
             return Err(Error::input(path, "an empty file is not a table"));
         }
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".csv") || lower.ends_with(".csv.gz") {
+            crate::error::reading_csv(path);
+        }
         match extension(path).as_str() {
             "parquet" => {
                 crate::warehouse::parquet::describe(path)?;

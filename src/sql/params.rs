@@ -105,8 +105,9 @@ impl ParamType {
                 .map(ScalarValue::from),
             ParamType::Text => Some(ScalarValue::Utf8(Some(s.to_string()))),
             ParamType::Bool => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "t" | "yes" | "1" => Some(ScalarValue::Boolean(Some(true))),
-                "false" | "f" | "no" | "0" => Some(ScalarValue::Boolean(Some(false))),
+                // PostgreSQL's spellings of a boolean.
+                "true" | "t" | "yes" | "y" | "on" | "1" => Some(ScalarValue::Boolean(Some(true))),
+                "false" | "f" | "no" | "n" | "off" | "0" => Some(ScalarValue::Boolean(Some(false))),
                 _ => None,
             },
             ParamType::Finding if s.trim().eq_ignore_ascii_case("any") => {

@@ -178,8 +178,10 @@ pub fn check_folder_exists(target: &Path) -> Result<()> {
     }
 }
 
-/// Checks, before any work, that `target` can become a file: its folder exists and
-/// it is not itself a folder.
+/// Checks, before any work, that `target` can become a file: its folder exists, it
+/// is not itself a folder, and a file of that name can be created there (a folder
+/// cxr may not write, or a name too long, is refused now, not after the work, or a
+/// commit, is done).
 pub fn check_file_target(target: &Path) -> Result<()> {
     check_folder_exists(target)?;
     if target.is_dir() {
@@ -188,7 +190,19 @@ pub fn check_file_target(target: &Path) -> Result<()> {
             target.display()
         )));
     }
-    refuse_special(target)
+    refuse_special(target)?;
+    check_writable(target)?;
+    // The file itself, where it does not exist yet: a name longer than the file
+    // system takes is refused now too.
+    if !target.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(target)
+            .map_err(|e| Error::io(format!("{}: cannot create", target.display()), e))?;
+        let _ = std::fs::remove_file(target);
+    }
+    Ok(())
 }
 
 /// Refuses a target that cxr's process cannot create: a file must be creatable in

@@ -99,6 +99,8 @@ for name in ["images", "patients", "dataset_images"]:
     assert inspector.get_pk_constraint(name)["constrained_columns"] == [], name
     assert inspector.get_indexes(name) == [], name
     assert inspector.get_foreign_keys(name) == [], name
+# A view's definition, as SQLAlchemy asks it (pg_get_viewdef of the full column name).
+assert inspector.get_view_definition("xr_images").strip() == "SELECT * FROM dataset_images"
 frame = pd.read_sql_table("patients", engine)
 assert len(frame) == parquet_table("patients").num_rows, len(frame)
 assert list(frame.columns) == parquet_table("patients").column_names, list(frame.columns)
@@ -157,6 +159,11 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         cur.execute("SELECT %s AS x, %s AS y, %s AS z", (1.5, True, 7))
         assert cur.fetchone() == (1.5, True, 7)
         assert [c.type_code for c in cur.description] == [701, 16, 21], cur.description
+    # Ranks are bigint, as PostgreSQL types them (oid 20): Python ints, not Decimal.
+    with conn.cursor() as cur:
+        cur.execute("SELECT row_number() OVER () AS n, rank() OVER () AS r FROM images LIMIT 1")
+        assert [c.type_code for c in cur.description] == [20, 20], cur.description
+        assert cur.fetchone() == (1, 1)
     # current_user is the login name, as PostgreSQL gives it, and each column is
     # named after its function (PostgreSQL's names), in a COPY too.
     assert conn.execute("SELECT current_user").fetchone() == ("cxr",)
