@@ -269,6 +269,14 @@ fn a_shell_script_runs_every_statement_and_fails_when_one_fails() {
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
 
+    // A failed statement is named by its first line of SQL, not the comments above.
+    let commented = shell("\\format csv\n-- a comment\n\n-- another\nSELECT nosuch FROM images;\n");
+    assert!(
+        stderr(&commented).contains("statement at line 5"),
+        "{}",
+        stderr(&commented)
+    );
+
     let ok = shell("\\format csv\nSELECT 1 AS one;\n\\q\nSELECT 2 AS never;\n");
     assert_eq!(code(&ok), Some(0), "{}", stderr(&ok));
     assert_eq!(stdout(&ok), "one\n1\n");
@@ -2393,6 +2401,16 @@ fn meaningless_values_are_refused_and_outputs_read_back() {
     )
     .unwrap();
     std::fs::write(queries.join("numbered.sql"), "SELECT $1 AS one\n").unwrap();
+    std::fs::write(
+        queries.join("empty_range.sql"),
+        "-- @param x INT 10..1 = 5\nSELECT $x AS x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        queries.join("switch.sql"),
+        "-- @param b BOOL = off\nSELECT $b AS b\n",
+    )
+    .unwrap();
     let saved = |args: &[&str]| {
         cxr()
             .args(["run", "-w", w])
@@ -2412,6 +2430,16 @@ fn meaningless_values_are_refused_and_outputs_read_back() {
         "unused.sql: declares $x but the query never uses it",
     );
     assert_refused(&saved(&["numbered"]), "numbered.sql: uses $1");
+    assert_refused(
+        &saved(&["empty_range"]),
+        "@param range `10..1` holds no value",
+    );
+    // BOOL takes PostgreSQL's spellings.
+    for (value, shown) in [("on", "true"), ("OFF", "false"), ("y", "true")] {
+        let out = saved(&["switch", "-p", &format!("b={value}"), "--format", "csv"]);
+        assert_eq!(code(&out), Some(0), "{value}: {}", stderr(&out));
+        assert_eq!(stdout(&out), format!("b\n{shown}\n"), "{value}");
+    }
     // plot boxes --show-sql: the boxes of the shipped file, counted from it.
     let out = run(&["plot", "boxes", "-w", w, "--show-sql"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));

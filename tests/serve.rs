@@ -1492,6 +1492,8 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("SELECT age FROM images ORDER BY 9", "42P10"),
         ("SELECT 1 LIMIT -1", "2201W"),
         ("SELECT 1 OFFSET -1", "2201X"),
+        ("SELECT CAST(70000 AS SMALLINT)", "22003"),
+        ("SELECT 1 UNION SELECT 'a', 2", "42601"),
         ("SELECT * FROM no_such_function(5)", "42883"),
         ("DECLARE c CURSOR FOR SELECT 1", "25P01"),
         ("CLOSE no_such_cursor", "34000"),

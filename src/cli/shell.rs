@@ -169,6 +169,11 @@ enum Step {
 fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
     let trimmed = line.trim();
     s.place.line += 1;
+    // Comment lines before a statement are not part of it: its line is its first
+    // line of SQL, from which the parser's own "Line: L" counts too.
+    if only_comments(buffer) && !trimmed.is_empty() && !trimmed.starts_with("--") {
+        buffer.clear();
+    }
     if buffer.trim().is_empty() {
         s.place.statement = s.place.line;
     }
@@ -196,6 +201,14 @@ fn feed(s: &mut Session, buffer: &mut String, line: &str) -> Step {
         s.execute(&sql);
     }
     Step::Continue
+}
+
+/// Whether `buffer` holds nothing but blank lines and `--` comments.
+fn only_comments(buffer: &str) -> bool {
+    buffer.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with("--")
+    })
 }
 
 fn interactive(s: &mut Session) -> Result<()> {

@@ -85,6 +85,9 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         Some(Format::Jpeg) => decode_jpeg(bytes),
         Some(Format::Dicom) => super::dicom::decode(bytes),
         None if bytes.is_empty() => Err("empty file (0 bytes)".into()),
+        None if bare_data_set(bytes) => Err(
+            "a DICOM data set without its file meta information (no 'DICM' prefix, no group 0002 elements): not read".into(),
+        ),
         None => Err("not a PNG, JPEG or DICOM file (its first bytes say none of them)".into()),
     }
 }
@@ -100,6 +103,12 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     } else {
         None
     }
+}
+
+/// A DICOM data set written without the file's meta information starts with an
+/// element of group 0008 (little endian), where a part-10 file has its preamble.
+fn bare_data_set(bytes: &[u8]) -> bool {
+    bytes.len() > 8 && bytes[0] == 0x08 && bytes[1] == 0x00
 }
 
 /// A DICOM stream without its 128-byte preamble starts with a (0002,xxxx) element.

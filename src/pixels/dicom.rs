@@ -231,6 +231,9 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         return Err("palette colour images are not measured".into());
     }
     let encapsulated = check_embedded_jpeg(&object, &header)?;
+    if !encapsulated {
+        check_native_frames(&object, &header, samples as usize)?;
+    }
     let decoded = object
         .decode_pixel_data_frame(0)
         .map_err(|e| decode_error(&causes(&e)))?;
@@ -283,6 +286,34 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         dicom: Some(Box::new(header)),
         memory,
     })
+}
+
+/// Native pixel data holds every frame NumberOfFrames declares (only the first is
+/// measured, but a file that says a million frames where it holds one lies).
+fn check_native_frames(object: &Object, header: &Header, samples: usize) -> Result<(), String> {
+    if header.frames <= 1 {
+        return Ok(());
+    }
+    let Ok(bytes) = object
+        .element(PIXEL_DATA)
+        .map_err(|_| ())
+        .and_then(|e| e.to_bytes().map_err(|_| ()))
+    else {
+        return Ok(());
+    };
+    let frame = header.rows as usize
+        * header.columns as usize
+        * samples
+        * (header.bits_allocated as usize).div_ceil(8);
+    let declared = frame.saturating_mul(header.frames as usize);
+    if bytes.len() < declared {
+        return Err(format!(
+            "NumberOfFrames {} needs {declared} bytes of pixel data where {} are stored: a lying or truncated length",
+            header.frames,
+            bytes.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Colour planes (R…R G…G B…B) → interleaved samples (RGB RGB …).

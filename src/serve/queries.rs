@@ -964,6 +964,13 @@ fn sqlstate(error: &Error) -> &'static str {
             _ => "42000",
         },
         D::Plan(text) if text.starts_with("table function") => "42883", // undefined_function
+        D::Plan(text)
+            if text.contains("queries have different number of columns")
+                || text.contains("must have the same number of columns") =>
+        {
+            "42601" // syntax_error, as PostgreSQL's "each UNION query must have the same number of columns"
+        }
+        D::Plan(text) if text.starts_with("No value found for placeholder") => "42P02", // undefined_parameter
         D::Plan(text) if text.contains("not found") && text.starts_with("table") => "42P01", // undefined_table
         D::Plan(text) if grouping_error(text) => "42803", // grouping_error
         D::Plan(text) if text.contains("non-boolean predicate") => "42804", // datatype_mismatch
@@ -973,6 +980,8 @@ fn sqlstate(error: &Error) -> &'static str {
         D::Plan(text) if text.contains("function") => "42883",         // undefined_function
         D::ArrowError(e, _) => match e.as_ref() {
             ArrowError::DivideByZero => "22012", // division_by_zero
+            // A number that does not fit the type cast to (`CAST(70000 AS smallint)`).
+            ArrowError::CastError(text) if text.starts_with("Can't cast value") => "22003", // numeric_value_out_of_range
             ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02", // invalid_text_representation
             ArrowError::ArithmeticOverflow(_) => "22003", // numeric_value_out_of_range
             _ => "22000",                                 // data_exception
@@ -1283,7 +1292,8 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
                 "cannot insert multiple commands into a prepared statement".into(),
             ));
         }
-        let fetch = super::rewrite::fetch_with_direction(sql);
+        let fetch = super::rewrite::fetch_with_direction(sql)
+            .or_else(|| super::rewrite::without_deferrable(sql));
         let sql = fetch.as_deref().unwrap_or(sql);
         let parsing = async {
             match super::rewrite::with_select_list_subqueries(sql)
@@ -1439,7 +1449,8 @@ impl Handler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
-        let fetch = super::rewrite::fetch_with_direction(query);
+        let fetch = super::rewrite::fetch_with_direction(query)
+            .or_else(|| super::rewrite::without_deferrable(query));
         let query = fetch.as_deref().unwrap_or(query);
         let Some(statements) = super::rewrite::with_select_list_subqueries(query) else {
             return SimpleQueryHandler::do_query(&*self.protocol, client, query).await;

@@ -611,6 +611,43 @@ pub fn fetch_with_direction(sql: &str) -> Option<String> {
     (!keyword).then(|| format!("FETCH NEXT FROM {name}"))
 }
 
+/// A transaction statement without its `[NOT] DEFERRABLE` mode, which the SQL parser
+/// does not know (psycopg's `conn.deferrable = True` sends `BEGIN ... DEFERRABLE`).
+/// Every statement of a server that only reads one committed version is already what
+/// a deferrable transaction waits for: a snapshot no writer can disturb.
+pub fn without_deferrable(sql: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim_end();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let lower = |k: usize| words.get(k).map(|w| w.to_ascii_lowercase());
+    let transaction = match lower(0).as_deref() {
+        Some("begin") => true,
+        Some("start") | Some("set") => words.iter().any(|w| {
+            w.eq_ignore_ascii_case("transaction") || w.eq_ignore_ascii_case("characteristics")
+        }),
+        _ => false,
+    };
+    if !transaction
+        || !words
+            .iter()
+            .any(|w| w.trim_matches(',').eq_ignore_ascii_case("deferrable"))
+    {
+        return None;
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    for word in &words {
+        if word.trim_matches(',').eq_ignore_ascii_case("deferrable") {
+            if kept.last().is_some_and(|w| w.eq_ignore_ascii_case("not")) {
+                kept.pop();
+            }
+            continue;
+        }
+        kept.push(word);
+    }
+    // A mode list may now end in a comma (`READ ONLY, DEFERRABLE`).
+    let joined = kept.join(" ");
+    Some(joined.trim_end_matches(',').to_string())
+}
+
 /// `statement` as datafusion-postgres's rules leave a user function, for the plans
 /// [`with_login_user`] did not see (`COPY (SELECT current_user) TO STDOUT`).
 pub fn user_functions_as_session_user(statement: Statement) -> Statement {
@@ -1203,5 +1240,20 @@ mod tests {
         assert_eq!(chrono_format("HH24:MI:SS.MS"), "%H:%M:%S.%3f");
         assert_eq!(chrono_format("Dy DD Mon YYYY HH12 AM"), "%a %d %b %Y %I %p");
         assert_eq!(chrono_format("\"day\" DDD, 100%"), "day %j, 100%%");
+    }
+
+    #[test]
+    fn deferrable_modes_are_left_out_of_transaction_statements() {
+        assert_eq!(
+            without_deferrable("BEGIN READ ONLY DEFERRABLE").as_deref(),
+            Some("BEGIN READ ONLY")
+        );
+        assert_eq!(
+            without_deferrable("begin isolation level serializable, read only, not deferrable;")
+                .as_deref(),
+            Some("begin isolation level serializable, read only")
+        );
+        assert!(without_deferrable("SELECT 'DEFERRABLE'").is_none());
+        assert!(without_deferrable("BEGIN").is_none());
     }
 }

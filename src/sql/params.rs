@@ -223,6 +223,14 @@ impl QueryFile {
                 }
                 description.push_str(d.trim());
             } else if let Some(p) = rest.strip_prefix("@param") {
+                if let Some(range) = empty_range(p) {
+                    return Err(Error::input_at(
+                        path,
+                        i as u64 + 1,
+                        None,
+                        format!("@param range `{range}` holds no value: its MIN is above its MAX"),
+                    ));
+                }
                 let param = parse_param(p).ok_or_else(|| {
                     Error::input_at(
                         path,
@@ -478,6 +486,15 @@ fn parse_param(s: &str) -> Option<Param> {
         default,
         range,
     })
+}
+
+/// The range of a `@param` declaration whose MIN is above its MAX (`10..1`).
+fn empty_range(declaration: &str) -> Option<&str> {
+    let declaration = declaration.split('=').next()?;
+    let range = declaration.split_whitespace().nth(2)?;
+    let (lo, hi) = range.split_once("..")?;
+    let (lo, hi) = (lo.parse::<f64>().ok()?, hi.parse::<f64>().ok()?);
+    (lo > hi).then_some(range)
 }
 
 /// `MIN..MAX`, either end optional but not both.

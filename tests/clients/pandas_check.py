@@ -240,4 +240,16 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
     except psycopg.errors.InvalidSqlStatementName:
         pass
 
+# A read-only, deferrable transaction as psycopg begins one (BEGIN READ ONLY
+# DEFERRABLE), and a WITH HOLD cursor read after its transaction ended.
+with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
+    conn.read_only = True
+    conn.deferrable = True
+    assert conn.execute("SELECT count(*) FROM images").fetchone() == (len(csv),)
+    conn.commit()
+    with conn.cursor(name="kept", withhold=True) as cur:
+        cur.execute("SELECT image_index FROM images ORDER BY image_index")
+        conn.commit()
+        assert cur.fetchone() == (sorted(csv["Image Index"])[0],)
+
 print(f"tables checked: {checked}")
