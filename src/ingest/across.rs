@@ -223,36 +223,28 @@ pub fn write_studies(
         s.known |= known;
     }
     studies.sort_by(|a, b| (a.patient, a.order, a.study).cmp(&(b.patient, b.order, b.study)));
-    let mut rank = Vec::with_capacity(studies.len());
-    let mut previous: Vec<Option<(i32, i32)>> = Vec::with_capacity(studies.len());
+    // Each study's rank and the previous study's masks, which `studies` and the
+    // follow-up statistics both read.
+    let mut masks: Vec<StudyMasks> = Vec::with_capacity(studies.len());
     for (k, s) in studies.iter().enumerate() {
         let first = k == 0 || studies[k - 1].patient != s.patient;
-        rank.push(if first { 1 } else { rank[k - 1] + 1 });
-        previous.push((!first).then(|| (studies[k - 1].positive, studies[k - 1].known)));
-    }
-    let dataset = rows.first().map_or("", |r| r.dataset);
-    let masks: Vec<StudyMasks> = studies
-        .iter()
-        .zip(&rank)
-        .zip(&previous)
-        .map(|((s, &rank), &previous)| StudyMasks {
+        masks.push(StudyMasks {
             patient: s.patient,
-            rank,
+            rank: if first { 1 } else { masks[k - 1].rank + 1 },
             positive: s.positive,
             known: s.known,
-            previous,
-        })
-        .collect();
+            previous: (!first).then(|| (studies[k - 1].positive, studies[k - 1].known)),
+        });
+    }
+    let dataset = rows.first().map_or("", |r| r.dataset);
     let statistics = super::followup::batches(dataset, &masks)?;
-    drop(masks);
     let mut start: usize = 0;
     loop {
         let end = start.saturating_add(slice).min(studies.len());
         write(&study_columns(
             dataset,
             &studies[start..end],
-            &rank[start..end],
-            &previous[start..end],
+            &masks[start..end],
         )?)?;
         if end == studies.len() {
             return Ok(statistics);
@@ -263,19 +255,13 @@ pub fn write_studies(
 
 /// `studies` with no rows: its columns.
 pub fn no_studies() -> Result<RecordBatch> {
-    study_columns("", &[], &[], &[])
+    study_columns("", &[], &[])
 }
 
 /// The columns of `studies` for these studies, each with its rank and the previous
-/// study's positive and known findings. New: positive here, negative (known, not
-/// positive) in the previous study; resolved: the reverse; from or to unknown is
-/// neither.
-fn study_columns(
-    dataset: &str,
-    studies: &[Study],
-    rank: &[i32],
-    previous: &[Option<(i32, i32)>],
-) -> Result<RecordBatch> {
+/// study's positive and known findings (`masks`, one per study), and the findings new
+/// and resolved since (see [`StudyMasks`]).
+fn study_columns(dataset: &str, studies: &[Study], masks: &[StudyMasks]) -> Result<RecordBatch> {
     batch(vec![
         ("dataset", text(studies.iter().map(|_| dataset))),
         ("patient_id", text(studies.iter().map(|s| s.patient))),
@@ -295,28 +281,15 @@ fn study_columns(
         ("first_view", utf8(studies.iter().map(|s| s.first_view))),
         ("mask", i32s(studies.iter().map(|s| Some(s.positive)))),
         ("known", i32s(studies.iter().map(|s| Some(s.known)))),
-        ("study_rank", i32s(rank.iter().map(|r| Some(*r)))),
+        ("study_rank", i32s(masks.iter().map(|m| Some(m.rank)))),
         (
             "prev_mask",
-            i32s(previous.iter().map(|p| p.map(|(mask, _)| mask))),
+            i32s(masks.iter().map(|m| m.previous.map(|(mask, _)| mask))),
         ),
-        (
-            "new_mask",
-            i32s(
-                studies
-                    .iter()
-                    .zip(previous)
-                    .map(|(s, p)| p.map(|(mask, known)| s.positive & known & !mask)),
-            ),
-        ),
+        ("new_mask", i32s(masks.iter().map(StudyMasks::new_mask))),
         (
             "resolved_mask",
-            i32s(
-                studies
-                    .iter()
-                    .zip(previous)
-                    .map(|(s, p)| p.map(|(mask, _)| mask & s.known & !s.positive)),
-            ),
+            i32s(masks.iter().map(StudyMasks::resolved_mask)),
         ),
     ])
 }

@@ -24,16 +24,17 @@ pub struct StudyMasks<'a> {
 
 impl StudyMasks<'_> {
     /// Findings positive here and negative (known, not positive) in the previous
-    /// study; from or to unknown is neither.
-    fn new_mask(&self) -> i32 {
+    /// study; from or to unknown is neither. None on a patient's first study.
+    pub fn new_mask(&self) -> Option<i32> {
         self.previous
-            .map_or(0, |(mask, known)| self.positive & known & !mask)
+            .map(|(mask, known)| self.positive & known & !mask)
     }
 
-    /// Findings positive in the previous study and negative here.
-    fn resolved_mask(&self) -> i32 {
+    /// Findings positive in the previous study and negative (known) here. None on a
+    /// patient's first study.
+    pub fn resolved_mask(&self) -> Option<i32> {
         self.previous
-            .map_or(0, |(mask, _)| mask & self.known & !self.positive)
+            .map(|(mask, _)| mask & self.known & !self.positive)
     }
 }
 
@@ -82,7 +83,10 @@ pub fn batches(dataset: &str, studies: &[StudyMasks]) -> Result<(RecordBatch, Re
 /// positive studies followed by a known state (persistence).
 fn count_transitions(timeline: &[StudyMasks], counts: &mut [Counts]) {
     for study in timeline.iter().filter(|s| s.rank > 1) {
-        let (new, resolved) = (study.new_mask(), study.resolved_mask());
+        let (new, resolved) = (
+            study.new_mask().unwrap_or(0),
+            study.resolved_mask().unwrap_or(0),
+        );
         let previous_positive = study.previous.map_or(0, |(mask, _)| mask);
         for (k, c) in counts.iter_mut().enumerate() {
             let bit = 1 << k;

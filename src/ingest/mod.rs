@@ -907,7 +907,6 @@ fn write_pixel_tables(
     Ok(tables)
 }
 
-/// Fails before anything is read if an input file does not exist.
 /// An input file exists and is a regular file; a missing default (the shipped NIH
 /// files) says where defaults come from.
 fn check_input(path: &std::path::Path) -> Result<()> {
@@ -921,6 +920,7 @@ fn check_input(path: &std::path::Path) -> Result<()> {
     checked
 }
 
+/// Fails before anything is read if an input file does not exist.
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
     check_input(&opts.metadata)?;
     for (i, spec) in opts.datasets.iter().enumerate() {

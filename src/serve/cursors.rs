@@ -19,9 +19,10 @@ use datafusion_postgres::pgwire::api::portal::Portal;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::PgWireResult;
 
 use super::queries::Served;
+use super::transactions::error;
 
 /// The hook of cursor statements.
 pub struct Cursors(pub Arc<Served>);
@@ -44,13 +45,7 @@ impl Cursors {
         client: &mut dyn HookClient,
     ) -> PgWireResult<Response> {
         for declare in declares {
-            let refused = |message: &str| {
-                PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".into(),
-                    "42601".into(),
-                    message.into(),
-                )))
-            };
+            let refused = |message: &str| error("42601", message.into());
             if declare.declare_type != Some(DeclareType::Cursor) {
                 return Err(refused("only DECLARE name CURSOR FOR query is answered"));
             }
@@ -144,14 +139,6 @@ pub fn close_transaction_cursors(client: &mut dyn HookClient) {
         client.portal_store().rm_portal(&name);
     }
     keep_transaction_cursors(client, &[]);
-}
-
-fn error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".into(),
-        code.into(),
-        message,
-    )))
 }
 
 #[async_trait]

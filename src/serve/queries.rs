@@ -420,7 +420,7 @@ impl Served {
             .with_physical_optimizer_rule(interrupt.rule())
             .build();
         let plan = analyzed(&state, plan);
-        let frame = widen_small_integers(DataFrame::new(state, plan))
+        let frame = postgres_integers(DataFrame::new(state, plan))
             .map_err(|e| query_error(Error::from(e), self.limits.query_memory))?;
         let schema = frame.schema().as_arrow().clone();
         let memory = self.limits.query_memory;
@@ -471,14 +471,16 @@ fn cores() -> usize {
 
 /// Integer columns as the PostgreSQL types they are sent as: PostgreSQL has no 1-byte
 /// or unsigned integers, and arrow-pg sends an Int8 column as `int2` but writes one
-/// byte in binary results (psycopg read 2 as 512, pgjdbc failed).
-fn widen_small_integers(frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+/// byte in binary results (psycopg read 2 as 512, pgjdbc failed), and an unsigned
+/// 64-bit one (`row_number()`, `rank()`, `cardinality`) as `numeric` (Python's
+/// `Decimal`, pandas' float64), where PostgreSQL says `bigint`.
+fn postgres_integers(frame: DataFrame) -> datafusion::error::Result<DataFrame> {
     use datafusion::common::Column;
     use datafusion::logical_expr::{Expr, cast};
     let wider = |ty: &DataType| match ty {
         DataType::Int8 | DataType::UInt8 => Some(DataType::Int16),
         DataType::UInt16 => Some(DataType::Int32),
-        DataType::UInt32 => Some(DataType::Int64),
+        DataType::UInt32 | DataType::UInt64 => Some(DataType::Int64),
         _ => None,
     };
     if !frame
@@ -1126,34 +1128,11 @@ async fn plan_statement(
             ))
         })?;
     let named = crate::sql::readable_names(DataFrame::new(state.clone(), plan))?;
-    let named = signed_integers(named);
+    // Integer columns typed as they are sent (see `postgres_integers`), so that a
+    // statement is described as its rows come; a plan that cannot be so wrapped is
+    // kept as it is (its rows are widened when it runs).
+    let named = postgres_integers(named.clone()).unwrap_or(named);
     Ok(analyzed(&state, named.into_unoptimized_plan()))
-}
-
-/// Result columns of DataFusion's unsigned 64-bit integers (`row_number()`,
-/// `rank()`, `cardinality`, `array_length`) as `bigint`: PostgreSQL has no unsigned
-/// type, and pgwire would send them as `numeric` (Python's `Decimal`, pandas'
-/// float64). A plan that cannot be so wrapped is kept as it is.
-fn signed_integers(df: DataFrame) -> DataFrame {
-    use datafusion::common::Column;
-    use datafusion::logical_expr::{Expr, cast};
-    let unsigned = |t: &DataType| matches!(t, DataType::UInt64);
-    if !df.schema().fields().iter().any(|f| unsigned(f.data_type())) {
-        return df;
-    }
-    let columns: Vec<Expr> = df
-        .schema()
-        .iter()
-        .map(|(table, field)| {
-            let column = Expr::Column(Column::new(table.cloned(), field.name()));
-            if unsigned(field.data_type()) {
-                cast(column, DataType::Int64).alias(field.name())
-            } else {
-                column
-            }
-        })
-        .collect();
-    df.clone().select(columns).unwrap_or(df)
 }
 
 /// `plan` with its types resolved as execution resolves them: a `UNION` of an

@@ -115,16 +115,9 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
     if !reads_catalog_only(statement) && !asks_view_definition() {
         return None;
     }
-    let parse = |sql: &str| {
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-            .try_with_sql(sql)
-            .and_then(|mut p| p.parse_expr())
-            .ok()
-    };
-    let empty = parse("CAST(NULL AS TEXT[])")?;
-    let no_numbers = parse("CAST(NULL AS INT[])")?;
-    let no_subscripts = parse("unnest(CAST(NULL AS INT[]))")?;
+    let empty = parse_expression("CAST(NULL AS TEXT[])")?;
+    let no_numbers = parse_expression("CAST(NULL AS INT[])")?;
+    let no_subscripts = parse_expression("unnest(CAST(NULL AS INT[]))")?;
     let mut out = statement.clone();
     let mut changed = name_select_items(&mut out);
     let _ = visit_expressions_mut(&mut out, |expr| {
@@ -163,7 +156,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                 };
                 *expr = dimension
                     .and_then(|d| {
-                        parse(&format!(
+                        parse_expression(&format!(
                             "unnest(CAST(NULL AS INT[])) + CASE WHEN {d} IS NULL THEN 0 ELSE 0 END"
                         ))
                     })
@@ -186,7 +179,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     _ => None,
                 });
                 if let Some(c) = other
-                    && let Some(escaped) = parse(&format!(
+                    && let Some(escaped) = parse_expression(&format!(
                         "replace(replace({pattern}, '\\', '\\\\'), '{c}', '\\')"
                     ))
                 {
@@ -209,7 +202,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     Expr::Value(v) if matches!(v.value, Value::Placeholder(_))
                 ) =>
             {
-                if let Some(oid) = parse(&format!(
+                if let Some(oid) = parse_expression(&format!(
                     "CASE WHEN CAST({inner} AS TEXT) IS NULL THEN CAST(NULL AS INT) ELSE CAST(NULL AS INT) END"
                 )) {
                     *expr = oid;
@@ -226,7 +219,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
             {
                 if let FunctionArguments::List(list) = &f.args
                     && let [index, column, pretty] = list.args.as_slice()
-                    && let Some(typed) = parse(&format!(
+                    && let Some(typed) = parse_expression(&format!(
                         "pg_get_indexdef(CAST({index} AS INT), CAST({column} AS INT), CAST({pretty} AS BOOLEAN))"
                     ))
                 {
@@ -245,7 +238,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     .ends_with("_pg_expandarray") =>
             {
                 if let Some(keys) =
-                    parse("named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))")
+                    parse_expression("named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))")
                 {
                     *expr = keys;
                     changed = true;
@@ -266,7 +259,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                 if let FunctionArguments::List(list) = &f.args
                     && let [argument] = list.args.as_slice()
                     && let Some(relname) = relname_of(&argument.to_string())
-                    && let Some(size) = parse(&format!("cxr_relation_size({relname})"))
+                    && let Some(size) = parse_expression(&format!("cxr_relation_size({relname})"))
                 {
                     *expr = size;
                     changed = true;
@@ -291,7 +284,9 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                             "(SELECT viewed.relname FROM pg_catalog.pg_class viewed WHERE viewed.oid = {oid})"
                         ),
                     };
-                    if let Some(definition) = parse(&format!("cxr_view_definition({name})")) {
+                    if let Some(definition) =
+                        parse_expression(&format!("cxr_view_definition({name})"))
+                    {
                         *expr = definition;
                         changed = true;
                     }
@@ -305,7 +300,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                         if is_array_column(&column.value))
                 }) && matches!(access_chain.last(), Some(AccessExpr::Subscript(_))) =>
             {
-                if let Some(null) = parse("CAST(NULL AS INT)") {
+                if let Some(null) = parse_expression("CAST(NULL AS INT)") {
                     *expr = null;
                     changed = true;
                 }
@@ -327,7 +322,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                     let text = fields.iter().fold(root.to_string(), |row, field| {
                         format!("get_field({row}, '{}')", field.replace('\'', "''"))
                     });
-                    parse(&text)
+                    parse_expression(&text)
                 });
                 if let Some(field_access) = field_access {
                     *expr = field_access;
@@ -358,7 +353,7 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
                         == datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(vec![], vec![])
                     && query.limit_clause.is_none()
                     && !aggregated(item)
-                    && let Some(max) = parse(&format!("max({item})"))
+                    && let Some(max) = parse_expression(&format!("max({item})"))
                 {
                     *item = max;
                     changed = true;
@@ -371,11 +366,15 @@ pub fn for_catalog(statement: &Statement) -> Option<Statement> {
     changed.then_some(out)
 }
 
-/// Names the select list items the rewrite would leave nameless or alike: each
-/// unnamed `NULL` gets a name of its own (`?column?`, `?column?2`, …; PostgreSQL lets
-/// result columns share the name `?column?`, DataFusion refuses two columns named
-/// `NULL`, and pgjdbc's procedures query has three), and a column the rewrite
-/// replaces keeps its own (`c.relacl`, read by name by pgjdbc).
+/// An SQL expression as PostgreSQL's dialect parses it.
+fn parse_expression(sql: &str) -> Option<Expr> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
 /// The catalog functions [`for_catalog`] answers with cxr's own.
 const REPLACED_FUNCTIONS: [&str; 3] = [
     "pg_get_viewdef",
@@ -398,6 +397,11 @@ fn relname_of(oid: &str) -> Option<String> {
     })
 }
 
+/// Names the select list items the rewrite would leave nameless or alike: each
+/// unnamed `NULL` gets a name of its own (`?column?`, `?column?2`, …; PostgreSQL lets
+/// result columns share the name `?column?`, DataFusion refuses two columns named
+/// `NULL`, and pgjdbc's procedures query has three), and a column the rewrite
+/// replaces keeps its own (`c.relacl`, read by name by pgjdbc).
 fn name_select_items(statement: &mut Statement) -> bool {
     use datafusion::sql::sqlparser::ast::{Query, VisitMut, VisitorMut};
     struct Namer(bool);
@@ -1003,11 +1007,7 @@ pub fn with_series_as_rows(statement: &Statement) -> Option<Statement> {
         if !f.name.to_string().eq_ignore_ascii_case("generate_series") {
             continue;
         }
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        let Ok(unnested) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-            .try_with_sql(&format!("unnest({f})"))
-            .and_then(|mut p| p.parse_expr())
-        else {
+        let Some(unnested) = parse_expression(&format!("unnest({f})")) else {
             continue;
         };
         *item = SelectItem::ExprWithAlias {

@@ -153,7 +153,8 @@ fn keep_savepoints(client: &mut dyn HookClient, list: &Savepoints) {
         .insert(SAVEPOINTS_KEY.to_string(), text);
 }
 
-fn error(code: &str, message: String) -> PgWireError {
+/// An error with PostgreSQL's SQLSTATE `code`.
+pub(super) fn error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(
         datafusion_postgres::pgwire::error::ErrorInfo::new("ERROR".into(), code.into(), message),
     ))

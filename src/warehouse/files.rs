@@ -191,17 +191,27 @@ pub fn check_file_target(target: &Path) -> Result<()> {
         )));
     }
     refuse_special(target)?;
-    check_writable(target)?;
-    // The file itself, where it does not exist yet: a name longer than the file
-    // system takes is refused now too.
-    if !target.exists() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(target)
-            .map_err(|e| Error::io(format!("{}: cannot create", target.display()), e))?;
-        let _ = std::fs::remove_file(target);
+    if target.exists() {
+        // Replaced by renaming a new file over it: its folder must take one.
+        return check_writable(target);
     }
+    // The file itself, created and removed: a folder cxr may not write and a name
+    // longer than the file system takes are both refused here.
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|e| {
+            Error::io(
+                format!("{}: cannot write into {}", target.display(), dir.display()),
+                e,
+            )
+        })?;
+    let _ = std::fs::remove_file(target);
     Ok(())
 }
 
