@@ -332,7 +332,7 @@ def bench_datasets():
                  "ORDER BY CASE dataset WHEN 'nih' THEN 0 WHEN 'chexpert' THEN 1 ELSE 2 END"])[1].split()[1:]
     print(f"  rows: cxr {n_cxr}, DuckDB {n_duck}")
     record("ingest NIH + CheXpert + PadChest (cxr: all tables; DuckDB: 3 CSVs -> Parquet)",
-           cxr_s, duck_s, 1.5, "cxr ingest --dataset chexpert= --dataset padchest= vs duckdb COPY x3",
+           cxr_s, duck_s, 1.0, "cxr ingest --dataset chexpert= --dataset padchest= vs duckdb COPY x3",
            [int(x) for x in n_cxr] == n_duck)
 
 
@@ -356,6 +356,24 @@ WITH pos AS (
   SELECT DISTINCT dataset, image_id, finding FROM dataset_labels
   WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL AND "value" = 1),
 lab AS (SELECT DISTINCT dataset, finding FROM dataset_labels WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL),
+n AS (SELECT dataset, finding, COUNT(*) AS n FROM pos GROUP BY ALL),
+ab AS (SELECT a.dataset, a.finding AS fa, b.finding AS fb, COUNT(*) AS n_ab
+       FROM pos a JOIN pos b ON a.dataset = b.dataset AND a.image_id = b.image_id AND a.finding <> b.finding GROUP BY ALL)
+SELECT la.dataset, la.finding, lb.finding, COALESCE(na.n, 0), COALESCE(nb.n, 0), COALESCE(ab.n_ab, 0)
+FROM lab la JOIN lab lb ON la.dataset = lb.dataset AND la.finding <> lb.finding
+LEFT JOIN n na ON na.dataset = la.dataset AND na.finding = la.finding
+LEFT JOIN n nb ON nb.dataset = lb.dataset AND nb.finding = lb.finding
+LEFT JOIN ab ON ab.dataset = la.dataset AND ab.fa = la.finding AND ab.fb = lb.finding"""
+
+ACROSS_COHORT_COOCCUR_DUCK = """
+WITH c AS (SELECT dataset, image_id FROM dataset_images
+           WHERE dataset IN ('chexpert', 'padchest') AND sex = 'F' AND "view" = 'PA'),
+pos AS (
+  SELECT DISTINCT l.dataset, l.image_id, l.finding FROM dataset_labels l
+  JOIN c ON c.dataset = l.dataset AND c.image_id = l.image_id
+  WHERE l.finding IS NOT NULL AND l."value" = 1),
+lab AS (SELECT DISTINCT l.dataset, l.finding FROM dataset_labels l
+        JOIN c ON c.dataset = l.dataset AND c.image_id = l.image_id WHERE l.finding IS NOT NULL),
 n AS (SELECT dataset, finding, COUNT(*) AS n FROM pos GROUP BY ALL),
 ab AS (SELECT a.dataset, a.finding AS fa, b.finding AS fb, COUNT(*) AS n_ab
        FROM pos a JOIN pos b ON a.dataset = b.dataset AND a.image_id = b.image_id AND a.finding <> b.finding GROUP BY ALL)
@@ -401,6 +419,9 @@ ACROSS = [
     ("across: co-occurrence counts (CheXpert + PadChest)",
      ["cooccur", "--dataset", "chexpert,padchest"], ACROSS_COOCCUR_DUCK, [0, 1, 2, 3, 4, 5],
      [0, 1, 2, 3, 4, 5]),
+    ("across: co-occurrence within a cohort (CheXpert + PadChest, PA women)",
+     ["cooccur", "--dataset", "chexpert,padchest", "--sex", "F", "--view", "PA"],
+     ACROSS_COHORT_COOCCUR_DUCK, [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]),
     ("across: prevalence per finding with its denominator (NIH + CheXpert + PadChest)",
      ["run", "prevalence_by_dataset"], ACROSS_PREVALENCE_DUCK, "prevalence", [0, 1, 2, 3]),
     ("across: one patient's timeline (CheXpert patient00011)",

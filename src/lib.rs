@@ -64,6 +64,30 @@ pub fn trace(phase: &str, since: std::time::Instant) {
 pub fn trace_spent(phase: &str, spent: std::time::Duration) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("CXR_TRACE").is_some()) {
-        say!("[trace] {phase}: {:.1} ms", spent.as_secs_f64() * 1e3);
+        say!(
+            "[trace] {phase}: {:.1} ms{}",
+            spent.as_secs_f64() * 1e3,
+            memory_now()
+        );
     }
+}
+
+/// The process's resident memory now and at its peak, for [`trace`] (Linux only:
+/// empty elsewhere).
+fn memory_now() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return String::new();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb >> 10)
+    };
+    format!(
+        " (resident {} MiB, peak {} MiB)",
+        field("VmRSS:"),
+        field("VmHWM:")
+    )
 }

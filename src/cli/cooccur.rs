@@ -88,43 +88,29 @@ impl Thresholds {
 }
 
 /// The long-form SQL across datasets: per dataset, one row per ordered pair of two
-/// findings the dataset labels. Each image's positive findings become an 18-bit
-/// mask, as in the `cooccurrence` view; a second mask marks the findings whose state
-/// is known, and their union over a dataset is what the dataset labels.
+/// findings the dataset labels. Each image's positive findings are an 18-bit mask,
+/// as in the `cooccurrence` view, counted in one pass per dataset by
+/// `finding_pair_counts` (an 18 × 18 table, each finding alone on the diagonal); a
+/// second mask marks the findings whose state is known, and their union over a
+/// dataset is what the dataset labels.
 pub fn sql(cohort: &str, scope: &Scope, metric: Metric, keep: Thresholds) -> String {
+    let width = crate::datasets::XR_FINDINGS.len();
     format!(
         "WITH cohort AS (\n{cohort}\n),
 {findings},
-masks AS (
-    -- One row per distinct finding mask; only the union of the known findings
-    -- matters (which pairs a dataset labels), not each image's.
-    SELECT dataset, mask, bit_or(known) AS known, COUNT(*) AS n
-    FROM (
-        SELECT dataset,
-               {positive} AS mask,
-               {known} AS known
-        FROM cohort
-    ) AS labelled
-    GROUP BY dataset, mask
-),
-finding_pair AS (
-    SELECT a.label AS label_a, a.bit AS bit_a, b.label AS label_b, b.bit AS bit_b
-    FROM finding a JOIN finding b ON a.bit <> b.bit
-),
 counted AS (
-    -- Grouped by the pairs' bits, named after: string keys cost three times more.
-    SELECT m.dataset, p.bit_a, p.bit_b,
-           SUM(CASE WHEN (m.mask & p.bit_a) <> 0 THEN m.n ELSE 0 END) AS n_a,
-           SUM(CASE WHEN (m.mask & p.bit_b) <> 0 THEN m.n ELSE 0 END) AS n_b,
-           SUM(CASE WHEN (m.mask & p.bit_a) <> 0 AND (m.mask & p.bit_b) <> 0 THEN m.n ELSE 0 END) AS n_ab,
-           CAST(SUM(m.n) AS DOUBLE) AS total,
-           bit_or(m.known) AS known
-    FROM masks m CROSS JOIN finding_pair p
-    GROUP BY m.dataset, p.bit_a, p.bit_b
+    SELECT dataset, finding_pair_counts({positive}) AS counts,
+           CAST(COUNT(*) AS DOUBLE) AS total, bit_or({known}) AS known
+    FROM cohort
+    GROUP BY dataset
 ),
 counts AS (
-    SELECT c.dataset, a.label AS label_a, b.label AS label_b, c.n_a, c.n_b, c.n_ab, c.total, c.known, c.bit_a, c.bit_b
-    FROM counted c JOIN finding a ON a.bit = c.bit_a JOIN finding b ON b.bit = c.bit_b
+    SELECT c.dataset, a.label AS label_a, b.label AS label_b,
+           c.counts[a.k * {width} + a.k + 1] AS n_a,
+           c.counts[b.k * {width} + b.k + 1] AS n_b,
+           c.counts[a.k * {width} + b.k + 1] AS n_ab,
+           c.total, c.known, a.bit AS bit_a, b.bit AS bit_b
+    FROM counted c CROSS JOIN finding a JOIN finding b ON a.bit <> b.bit
 ),
 pairs AS (
     SELECT dataset, label_a, label_b, n_a, n_b, n_ab,
@@ -137,13 +123,25 @@ pairs AS (
 SELECT dataset, label_a, label_b, n_a, n_b, n_ab, {value} AS value
 FROM pairs{keep}
 ORDER BY dataset, label_a, label_b",
-        // Only the pairs the scope can have: every mask is counted against each.
-        findings = crate::cohort::across::findings_bits_cte_of(scope.findings()),
+        // Only the pairs the scope can have.
+        findings = findings_cte(scope.findings()),
         positive = crate::cohort::across::positive_mask(false),
         known = crate::cohort::across::positive_mask(true),
         value = metric.expr(),
         keep = keep.predicate()
     )
+}
+
+/// `finding(label, bit, k) AS (VALUES ('Atelectasis', 1, 0), ...)`: the findings
+/// with their bit in a mask and their place k in `XR_FINDINGS` (bit = 2^k).
+fn findings_cte(findings: &[&str]) -> String {
+    let rows: Vec<String> = crate::datasets::XR_FINDINGS
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| findings.contains(f))
+        .map(|(k, f)| format!("({}, {}, {k})", crate::sql::snippets::quote(f), 1u32 << k))
+        .collect();
+    format!("finding(label, bit, k) AS (VALUES {})", rows.join(", "))
 }
 
 /// The long form as printed: the metric's own column name, rounded to 4 decimals

@@ -137,6 +137,7 @@ pub fn run_with_progress(
 ) -> Result<IngestSummary> {
     let start = Instant::now();
     check_inputs(opts)?;
+    crate::trace("check the inputs", start);
     // Refuse a wrong --warehouse before any work; write nothing for bad inputs. One
     // inside another would be removed with the outer one's old version.
     crate::warehouse::refuse_inside_another_warehouse(&opts.warehouse)?;
@@ -191,7 +192,9 @@ pub fn run_with_progress(
     manifest.inputs = inputs;
     manifest.tables = tables.iter().cloned().collect::<BTreeMap<_, _>>();
     crate::trace("write issues and pixel tables", t);
+    let t = Instant::now();
     staging.commit(manifest)?;
+    crate::trace("commit", t);
     if pixel_run.is_some() {
         remove_pixel_caches(&opts.warehouse);
     }
@@ -572,34 +575,64 @@ impl<'a> CrossTables<'a> {
             let ids = self.known.entry(first.dataset).or_default();
             ids.extend(images.iter().map(|i| (i.image_id.clone(), i.sex)));
         }
-        let sources = across::source_states(&labels);
-        let states = across::default_states(&sources, self.nih_source);
-        let sinks = &mut self.sinks;
-        let ranks = across::ranks(&images);
-        for (rows, ranks) in images.chunks(SLICE).zip(ranks.chunks(SLICE)) {
-            sinks[0]
-                .1
-                .write(&across::images_batch(rows, &states, ranks)?)?;
-        }
-        for rows in labels.chunks(SLICE) {
-            sinks[1].1.write(&across::labels_batch(rows)?)?;
-        }
-        for rows in sources.0.chunks(SLICE) {
-            sinks[2].1.write(&across::states_batch(rows)?)?;
-        }
-        for rows in across::reader_votes(&sources).chunks(SLICE) {
-            sinks[2].1.write(&across::states_batch(rows)?)?;
-        }
-        for rows in boxes.chunks(SLICE) {
-            sinks[3].1.write(&across::boxes_batch(rows)?)?;
-        }
-        for rows in reports.chunks(SLICE) {
-            sinks[4].1.write(&across::reports_batch(rows)?)?;
-        }
-        let (summary, transitions) =
-            across::write_studies(&images, &states, SLICE, |b| sinks[5].1.write(b))?;
-        sinks[6].1.write(&summary)?;
-        sinks[7].1.write(&transitions)?;
+        let nih_source = self.nih_source;
+        let [
+            images_sink,
+            labels_sink,
+            states_sink,
+            boxes_sink,
+            reports_sink,
+            studies_sink,
+            summary_sink,
+            transitions_sink,
+        ] = &mut self.sinks;
+        // Three writers at once: the labels (which need no finding states, so they
+        // start while those are resolved), the images, and the states and studies.
+        // One dataset written on one thread left a core idle once the readers were
+        // done.
+        std::thread::scope(|outer| -> Result<()> {
+            let labels_written = outer.spawn(|| -> Result<()> {
+                for rows in labels.chunks(SLICE) {
+                    labels_sink.1.write(&across::labels_batch(rows)?)?;
+                }
+                for rows in boxes.chunks(SLICE) {
+                    boxes_sink.1.write(&across::boxes_batch(rows)?)?;
+                }
+                for rows in reports.chunks(SLICE) {
+                    reports_sink.1.write(&across::reports_batch(rows)?)?;
+                }
+                Ok(())
+            });
+            let sources = across::source_states(&labels);
+            let states = across::default_states(&sources, nih_source);
+            std::thread::scope(|inner| -> Result<()> {
+                let images_written = inner.spawn(|| -> Result<()> {
+                    let ranks = across::ranks(&images);
+                    for (rows, ranks) in images.chunks(SLICE).zip(ranks.chunks(SLICE)) {
+                        images_sink
+                            .1
+                            .write(&across::images_batch(rows, &states, ranks)?)?;
+                    }
+                    Ok(())
+                });
+                for rows in sources.0.chunks(SLICE) {
+                    states_sink.1.write(&across::states_batch(rows)?)?;
+                }
+                for rows in across::reader_votes(&sources).chunks(SLICE) {
+                    states_sink.1.write(&across::states_batch(rows)?)?;
+                }
+                let (summary, transitions) =
+                    across::write_studies(&images, &states, SLICE, |b| studies_sink.1.write(b))?;
+                summary_sink.1.write(&summary)?;
+                transitions_sink.1.write(&transitions)?;
+                images_written
+                    .join()
+                    .expect("a table writer does not panic")
+            })?;
+            labels_written
+                .join()
+                .expect("a table writer does not panic")
+        })?;
         if let Some(first) = images.first() {
             crate::trace(&format!("  write {}", first.dataset), started);
         }

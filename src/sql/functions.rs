@@ -453,3 +453,116 @@ impl datafusion::optimizer::AnalyzerRule for CappedTextConcat {
         "capped_text_concat"
     }
 }
+
+/// Every aggregate function of this module, to register.
+pub fn aggregates() -> Vec<datafusion::logical_expr::AggregateUDF> {
+    vec![datafusion::logical_expr::AggregateUDF::from(
+        FindingPairCounts::new(),
+    )]
+}
+
+/// `finding_pair_counts(mask)`: over a group's masks of the 18 findings (bit k is
+/// `XR_FINDINGS[k]`), how many have both findings of each pair, as a list of 18 × 18
+/// counts: element `a * 18 + b + 1` counts the masks with bits a and b, the diagonal
+/// (`a * 19 + 1`) those with bit a. NULL masks are not counted. One pass over the
+/// rows: co-occurrence within a cohort then needs no join of masks with pairs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FindingPairCounts {
+    signature: Signature,
+}
+
+/// The cells of [`FindingPairCounts`]' list.
+const PAIR_CELLS: usize = XR_FINDINGS.len() * XR_FINDINGS.len();
+
+impl FindingPairCounts {
+    fn new() -> FindingPairCounts {
+        FindingPairCounts {
+            signature: Signature::uniform(
+                1,
+                vec![DataType::Int32, DataType::Int64],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl datafusion::logical_expr::AggregateUDFImpl for FindingPairCounts {
+    fn name(&self) -> &str {
+        "finding_pair_counts"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            DataType::Int64,
+            true,
+        ))))
+    }
+
+    fn accumulator(
+        &self,
+        _args: datafusion::logical_expr::function::AccumulatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+        Ok(Box::new(PairCounts(vec![0; PAIR_CELLS])))
+    }
+}
+
+/// The counts of one group of [`FindingPairCounts`].
+#[derive(Debug)]
+struct PairCounts(Vec<i64>);
+
+impl datafusion::logical_expr::Accumulator for PairCounts {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let masks = cast(&values[0], &DataType::Int64)?;
+        let masks = masks
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("cast to Int64");
+        let width = XR_FINDINGS.len();
+        let mut bits = Vec::with_capacity(width);
+        for mask in masks.iter().flatten() {
+            bits.clear();
+            bits.extend((0..width).filter(|k| mask & (1 << k) != 0));
+            for &a in &bits {
+                for &b in &bits {
+                    self.0[a * width + b] += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<datafusion::common::ScalarValue> {
+        let list = datafusion::arrow::array::ListArray::from_iter_primitive::<
+            datafusion::arrow::datatypes::Int64Type,
+            _,
+            _,
+        >([Some(self.0.iter().map(|&n| Some(n)))]);
+        Ok(datafusion::common::ScalarValue::List(Arc::new(list)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.0.capacity() * std::mem::size_of::<i64>()
+    }
+
+    fn state(&mut self) -> Result<Vec<datafusion::common::ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = datafusion::common::cast::as_list_array(&states[0])?;
+        for counts in lists.iter().flatten() {
+            let counts = counts
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("a list of Int64");
+            for (cell, n) in self.0.iter_mut().zip(counts.iter()) {
+                *cell += n.unwrap_or(0);
+            }
+        }
+        Ok(())
+    }
+}

@@ -556,6 +556,9 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
     for function in functions::all() {
         ctx.register_udf(function);
     }
+    for function in functions::aggregates() {
+        ctx.register_udaf(function);
+    }
     Ok(ctx)
 }
 
