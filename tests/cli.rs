@@ -626,6 +626,24 @@ fn latin1_and_stray_quotes_name_line_and_column() {
     );
     assert!(!wh.exists(), "nothing may be written");
 
+    // Text or a blank after a field's closing quote (the CSV parser refuses both).
+    for (name, field) in [("after.csv", "\"Mass\"x"), ("blank.csv", "\"Mass\" ")] {
+        let text = format!(
+            "{HEADER}\n00000001_000.png,Mass,0,1,58,M,PA,1,1,0.1,0.1\n00000002_000.png,{field},0,2,40,F,PA,1,1,0.1,0.1\n"
+        );
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let out = ingest(&p);
+        assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{name}, line 3, column 'Finding Labels'"))
+                && err.contains("closing double quote"),
+            "{err}"
+        );
+        assert!(!wh.exists(), "nothing may be written");
+    }
+
     // Properly quoted fields, doubled quotes included, still read.
     let ok = format!(
         "{HEADER}\n\"00000001_000.png\",\"Mass\",0,1,58,M,PA,1,1,0.1,0.1\n00000002_000.png,Effusion,0,2,40,F,\"P\"\"A\",1,1,0.1,0.1\n"

@@ -424,6 +424,21 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
             continue;
         }
         let next = memchr::memchr3(b'"', b',', b'\n', &data[at..]).map_or(data.len(), |k| at + k);
+        // After a closing quote comes the next field or the line's end (a CR before
+        // it): the parser refuses anything else, blanks too, without saying where.
+        let line_end = data.get(next).is_none_or(|&b| b == b'\n') && &data[at..next] == b"\r";
+        if after_close && at < next && !line_end {
+            let (line, field) = position(data, at);
+            return Err(Error::input_at(
+                path,
+                line,
+                Some(column(field)),
+                format!(
+                    "text after a quoted field's closing double quote ({:?}); put it inside the quotes or remove it",
+                    String::from_utf8_lossy(&data[at..next.min(at + 20)])
+                ),
+            ));
+        }
         if !is_blank(&data[at..next]) {
             empty = false;
             field_start = false;
@@ -786,6 +801,26 @@ mod tests {
         // A quote after blanks at a field's start opens it; after a closed quote and
         // blanks, another one is a doubled quote.
         assert!(scan(Path::new("t.csv"), &header(2), b"a, \"b\"\n").is_ok());
+        // Text or blanks after a closing quote (the parser refuses both), but a CR
+        // before the line's end is the line's end.
+        for data in [&b"a,b,c\nd,\"e\"x,f\n"[..], b"a,b,c\nd,\"e\" ,f\n"] {
+            let e = scan(Path::new("t.csv"), &header(3), data)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("line 3") && e.contains("h1") && e.contains("after a quoted field"),
+                "{e}"
+            );
+        }
+        assert!(scan(Path::new("t.csv"), &header(2), b"a,b\r\n\"c\",\"d\"\r\n").is_ok());
+        assert!(
+            scan(
+                Path::new("t.csv"),
+                &header(2),
+                b"a,b\n\"c\",\"d \"\"e\"\"\""
+            )
+            .is_ok()
+        );
         // A quote that opens a field and never closes names where it opened.
         let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,\"e,f\ng,h,i\n")
             .unwrap_err()
