@@ -4,7 +4,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use datafusion::arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -595,22 +597,54 @@ impl Listing {
         self.rows.push(row);
     }
 
+    /// Prints the listing: as [`Listing::render`] makes it, or in `format` (every
+    /// column text; a cell's line breaks kept).
+    pub fn print(&self, format: Option<Format>) -> Result<()> {
+        let format = match format {
+            None => return print_text(&self.render()),
+            Some(Format::Table) => return print_text(&self.table()),
+            Some(f) => f,
+        };
+        let columns: Vec<(&str, ArrayRef)> = self
+            .header
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let cells: datafusion::arrow::array::StringArray = self
+                    .rows
+                    .iter()
+                    .map(|r| r.get(k).map(String::as_str))
+                    .collect();
+                (name.as_str(), Arc::new(cells) as ArrayRef)
+            })
+            .collect();
+        let batch = RecordBatch::try_from_iter(columns)?;
+        let mut text = Vec::new();
+        write_batches(&mut text, &batch.schema(), &[batch], format)?;
+        print_text(String::from_utf8_lossy(&text).trim_end_matches('\n'))
+    }
+
+    /// The listing as a table drawn to the terminal's width.
+    fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(self.header.clone());
+        // The width every table uses ($COLUMNS, else the terminal's, else 80):
+        // comfy-table alone takes a terminal that reports no size as 0 wide.
+        if let Some(w) = terminal_width() {
+            t.set_width(u16::try_from(w).unwrap_or(u16::MAX));
+        }
+        for row in &self.rows {
+            t.add_row(row.clone());
+        }
+        t.to_string()
+    }
+
     /// The listing as text for stdout.
     pub fn render(&self) -> String {
         if std::io::stdout().is_terminal() {
-            let mut t = Table::new();
-            t.load_preset(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(self.header.clone());
-            // The width every table uses ($COLUMNS, else the terminal's, else 80):
-            // comfy-table alone takes a terminal that reports no size as 0 wide.
-            if let Some(w) = terminal_width() {
-                t.set_width(u16::try_from(w).unwrap_or(u16::MAX));
-            }
-            for row in &self.rows {
-                t.add_row(row.clone());
-            }
-            return t.to_string();
+            return self.table();
         }
         // Numbers as programs read them: `112,120` is written 112120.
         let plain = |c: &String| -> String {

@@ -2481,3 +2481,54 @@ fn meaningless_values_are_refused_and_outputs_read_back() {
     assert_eq!(code(&counted), Some(0), "{}", stderr(&counted));
     assert_eq!(stdout(&counted), format!("n\n{boxes}\n"));
 }
+
+/// `run --list --format json` lists every saved query of the folder, each with the
+/// description and parameters its file declares (read here from the files' own
+/// `-- @description` and `-- @param` lines).
+#[test]
+fn run_list_takes_a_format() {
+    let out = cxr()
+        .args(["run", "--list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut files: Vec<(String, String, usize)> = std::fs::read_dir(&queries)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let description = text
+                .lines()
+                .find_map(|l| l.strip_prefix("-- @description "))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let params = text.lines().filter(|l| l.starts_with("-- @param ")).count();
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, description, params)
+        })
+        .collect();
+    files.sort();
+    let got: Vec<(String, String, usize)> = listed
+        .iter()
+        .map(|q| {
+            let params = q["parameters"].as_str().unwrap();
+            (
+                q["query"].as_str().unwrap().to_string(),
+                q["description"].as_str().unwrap().to_string(),
+                params.lines().filter(|l| !l.is_empty()).count(),
+            )
+        })
+        .collect();
+    assert_eq!(got, files);
+    // Only --format applies to the list.
+    let out = cxr()
+        .args(["run", "--list", "--max-rows", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--max-rows"), "{}", stderr(&out));
+}

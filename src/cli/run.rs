@@ -44,9 +44,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     .into(),
             ));
         }
-        args.output
-            .refuse("--list (it prints a table of the saved queries)")?;
-        return list();
+        // --format picks how the list is printed; nothing else of the output applies.
+        crate::cli::OutputArgs {
+            format: None,
+            ..args.output.clone()
+        }
+        .refuse("--list (it prints the saved queries to stdout)")?;
+        return list(args.output.format);
     }
     let name = args
         .query
@@ -115,7 +119,7 @@ async fn check_datasets(
     Ok(())
 }
 
-fn list() -> Result<()> {
+fn list(format: Option<crate::output::Format>) -> Result<()> {
     let mut t = crate::output::Listing::new(&["query", "description", "parameters"]);
     let (queries, unreadable) = params::list()?;
     for e in &unreadable {
@@ -125,5 +129,5 @@ fn list() -> Result<()> {
         let ps: Vec<String> = q.params.iter().map(ToString::to_string).collect();
         t.add_row(vec![q.name, q.description, ps.join("\n")]);
     }
-    crate::output::print_text(&t.render())
+    t.print(format)
 }
