@@ -878,6 +878,16 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
     let wh = wh2020();
     let mut server = Server::start(&wh, &["--max-connections", "20"], &[]);
     let port = server.port;
+    // The limit as PostgreSQL shows its own.
+    assert_eq!(
+        psql_ok(
+            port,
+            "SHOW max_connections; SELECT current_setting('max_connections');"
+        )
+        .split_whitespace()
+        .collect::<Vec<_>>(),
+        ["20", "20"]
+    );
     // Garbage, and a startup packet declaring 1 GiB.
     raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let mut huge = (1u32 << 30).to_be_bytes().to_vec();

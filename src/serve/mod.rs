@@ -127,6 +127,7 @@ pub async fn serve(options: Options) -> Result<()> {
         .build()
         .map_err(|e| Error::io("cannot start the server's runtime", e))?;
     let max = options.max_connections;
+    settings::set_max_connections(max);
     let account = options.account.map(Arc::new);
     let answering = served.clone();
     let serving = protocol.spawn(async move {

@@ -559,12 +559,27 @@ fn shown_here(name: &str, metadata: &HashMap<String, String>) -> Option<String> 
         "transaction_isolation" | "transaction isolation level" => "read committed".into(),
         "server_version" => SERVER_VERSION.into(),
         "server_version_num" => SERVER_VERSION_NUM.into(),
+        "max_connections" => max_connections(),
         "timezone" | "time zone" => metadata
             .get("timezone")
             .cloned()
             .unwrap_or_else(|| "UTC".into()),
         _ => return None,
     })
+}
+
+/// `--max-connections` of this process's server, which `SHOW max_connections` and
+/// `current_setting('max_connections')` give (PostgreSQL's default, 100, before a
+/// server starts).
+static MAX_CONNECTIONS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Records the server's `--max-connections` (once: one server per process).
+pub fn set_max_connections(connections: usize) {
+    let _ = MAX_CONNECTIONS.set(connections);
+}
+
+fn max_connections() -> String {
+    MAX_CONNECTIONS.get().copied().unwrap_or(100).to_string()
 }
 
 /// The PostgreSQL version cxr answers as, everywhere a client asks (`version()`,
@@ -640,6 +655,7 @@ fn every_setting(metadata: &HashMap<String, String>) -> Vec<(String, String)> {
         .chain([
             ("statement_timeout".to_string(), timeout),
             ("server_version".to_string(), SERVER_VERSION.to_string()),
+            ("max_connections".to_string(), max_connections()),
             (
                 "transaction_isolation".to_string(),
                 "read committed".to_string(),
