@@ -351,23 +351,13 @@ WHERE x.dataset = 'chexpert' AND x.sex = 'F' AND x.age BETWEEN 40 AND 60 AND x."
   AND x.image_id IN (SELECT image_id FROM lab WHERE finding = 'Effusion' AND state = 2)
   AND x.image_id NOT IN (SELECT image_id FROM lab WHERE finding = 'Pneumothorax' AND state >= 1)"""
 
-ACROSS_COOCCUR_DUCK = """
-WITH pos AS (
-  SELECT DISTINCT dataset, image_id, finding FROM dataset_labels
-  WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL AND "value" = 1),
-lab AS (SELECT DISTINCT dataset, finding FROM dataset_labels WHERE dataset IN ('chexpert', 'padchest') AND finding IS NOT NULL),
-n AS (SELECT dataset, finding, COUNT(*) AS n FROM pos GROUP BY ALL),
-ab AS (SELECT a.dataset, a.finding AS fa, b.finding AS fb, COUNT(*) AS n_ab
-       FROM pos a JOIN pos b ON a.dataset = b.dataset AND a.image_id = b.image_id AND a.finding <> b.finding GROUP BY ALL)
-SELECT la.dataset, la.finding, lb.finding, COALESCE(na.n, 0), COALESCE(nb.n, 0), COALESCE(ab.n_ab, 0)
-FROM lab la JOIN lab lb ON la.dataset = lb.dataset AND la.finding <> lb.finding
-LEFT JOIN n na ON na.dataset = la.dataset AND na.finding = la.finding
-LEFT JOIN n nb ON nb.dataset = lb.dataset AND nb.finding = lb.finding
-LEFT JOIN ab ON ab.dataset = la.dataset AND ab.fa = la.finding AND ab.fb = lb.finding"""
-
-ACROSS_COHORT_COOCCUR_DUCK = """
-WITH c AS (SELECT dataset, image_id FROM dataset_images
-           WHERE dataset IN ('chexpert', 'padchest') AND sex = 'F' AND "view" = 'PA'),
+def across_cooccur_duck(cohort=""):
+    """Co-occurrence counts per dataset of CheXpert and PadChest from the plain tables:
+    of the images `cohort` (a condition on dataset_images) keeps, or of all."""
+    images = f"""SELECT dataset, image_id FROM dataset_images
+           WHERE dataset IN ('chexpert', 'padchest'){cohort}"""
+    return f"""
+WITH c AS ({images}),
 pos AS (
   SELECT DISTINCT l.dataset, l.image_id, l.finding FROM dataset_labels l
   JOIN c ON c.dataset = l.dataset AND c.image_id = l.image_id
@@ -417,11 +407,12 @@ ACROSS = [
      ["cohort", "--dataset", "chexpert", "--with", "Effusion", "--without", "Pneumothorax",
       "--sex", "F", "--age", "40..60", "--view", "PA"], ACROSS_COHORT_DUCK, [1], [0]),
     ("across: co-occurrence counts (CheXpert + PadChest)",
-     ["cooccur", "--dataset", "chexpert,padchest"], ACROSS_COOCCUR_DUCK, [0, 1, 2, 3, 4, 5],
+     ["cooccur", "--dataset", "chexpert,padchest"], across_cooccur_duck(), [0, 1, 2, 3, 4, 5],
      [0, 1, 2, 3, 4, 5]),
     ("across: co-occurrence within a cohort (CheXpert + PadChest, PA women)",
      ["cooccur", "--dataset", "chexpert,padchest", "--sex", "F", "--view", "PA"],
-     ACROSS_COHORT_COOCCUR_DUCK, [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]),
+     across_cooccur_duck(" AND sex = 'F' AND \"view\" = 'PA'"), [0, 1, 2, 3, 4, 5],
+     [0, 1, 2, 3, 4, 5]),
     ("across: prevalence per finding with its denominator (NIH + CheXpert + PadChest)",
      ["run", "prevalence_by_dataset"], ACROSS_PREVALENCE_DUCK, "prevalence", [0, 1, 2, 3]),
     ("across: one patient's timeline (CheXpert patient00011)",

@@ -370,13 +370,15 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
             .map(String::as_str)
             .unwrap_or("(past the header)")
     };
+    // An error at byte `at`, naming its line and column.
+    let refuse_at = |at: usize, message: String| {
+        let (line, field) = position(data, at);
+        Error::input_at(path, line, Some(column(field)), message)
+    };
     if let Err(e) = std::str::from_utf8(data) {
         let at = e.valid_up_to();
-        let (line, field) = position(data, at);
-        return Err(Error::input_at(
-            path,
-            line,
-            Some(column(field)),
+        return Err(refuse_at(
+            at,
             format!(
                 "not UTF-8 text (byte 0x{:02X}); the file may be Latin-1 or another encoding: save it as UTF-8",
                 data[at]
@@ -396,11 +398,8 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         if end - begin <= MAX_FIELD_BYTES {
             return Ok(());
         }
-        let (line, field) = position(data, begin);
-        Err(Error::input_at(
-            path,
-            line,
-            Some(column(field)),
+        Err(refuse_at(
+            begin,
             format!(
                 "a field of {} bytes: longer than {} MiB, not a metadata value",
                 end - begin,
@@ -428,11 +427,8 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         // it): the parser refuses anything else, blanks too, without saying where.
         let line_end = data.get(next).is_none_or(|&b| b == b'\n') && &data[at..next] == b"\r";
         if after_close && at < next && !line_end {
-            let (line, field) = position(data, at);
-            return Err(Error::input_at(
-                path,
-                line,
-                Some(column(field)),
+            return Err(refuse_at(
+                at,
                 format!(
                     "text after a quoted field's closing double quote ({:?}); put it inside the quotes or remove it",
                     String::from_utf8_lossy(&data[at..next.min(at + 20)])
@@ -455,13 +451,11 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
                 empty = false;
             }
             b'"' => {
-                let (line, field) = position(data, next);
-                return Err(Error::input_at(
-                    path,
-                    line,
-                    Some(column(field)),
+                return Err(refuse_at(
+                    next,
                     "a double quote inside a field that does not start with one; \
-                     quote the whole field and double the quotes inside (\"a \"\"b\"\" c\")",
+                     quote the whole field and double the quotes inside (\"a \"\"b\"\" c\")"
+                        .to_string(),
                 ));
             }
             b',' => {
@@ -491,12 +485,9 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
         at = next + 1;
     }
     if in_quotes {
-        let (line, field) = position(data, opened_at);
-        return Err(Error::input_at(
-            path,
-            line,
-            Some(column(field)),
-            "a quoted field that never ends: its closing double quote is missing",
+        return Err(refuse_at(
+            opened_at,
+            "a quoted field that never ends: its closing double quote is missing".to_string(),
         ));
     }
     if !empty {
@@ -782,31 +773,31 @@ mod tests {
         assert!(!s.blank_lines);
     }
 
+    /// The message of `scan`'s error on `data` under a header of `fields` fields.
+    fn scan_error(fields: usize, data: &[u8]) -> String {
+        scan(Path::new("t.csv"), &header(fields), data)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn scan_names_the_line_and_column_of_a_stray_quote_or_bad_byte() {
-        let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,e\"f,g\n")
-            .unwrap_err()
-            .to_string();
+        let e = scan_error(3, b"a,b,c\nd,e\"f,g\n");
         assert!(
             e.contains("t.csv") && e.contains("line 3") && e.contains("h1"),
             "{e}"
         );
-        let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,e,caf\xE9\n")
-            .unwrap_err()
-            .to_string();
+        let e = scan_error(3, b"a,b,c\nd,e,caf\xE9\n");
         assert!(
             e.contains("line 3") && e.contains("h2") && e.contains("0xE9"),
             "{e}"
         );
-        // A quote after blanks at a field's start opens it; after a closed quote and
-        // blanks, another one is a doubled quote.
+        // A quote after blanks at a field's start opens it.
         assert!(scan(Path::new("t.csv"), &header(2), b"a, \"b\"\n").is_ok());
         // Text or blanks after a closing quote (the parser refuses both), but a CR
         // before the line's end is the line's end.
         for data in [&b"a,b,c\nd,\"e\"x,f\n"[..], b"a,b,c\nd,\"e\" ,f\n"] {
-            let e = scan(Path::new("t.csv"), &header(3), data)
-                .unwrap_err()
-                .to_string();
+            let e = scan_error(3, data);
             assert!(
                 e.contains("line 3") && e.contains("h1") && e.contains("after a quoted field"),
                 "{e}"
@@ -822,9 +813,7 @@ mod tests {
             .is_ok()
         );
         // A quote that opens a field and never closes names where it opened.
-        let e = scan(Path::new("t.csv"), &header(3), b"a,b,c\nd,\"e,f\ng,h,i\n")
-            .unwrap_err()
-            .to_string();
+        let e = scan_error(3, b"a,b,c\nd,\"e,f\ng,h,i\n");
         assert!(
             e.contains("line 3") && e.contains("h1") && e.contains("never ends"),
             "{e}"

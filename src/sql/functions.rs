@@ -240,13 +240,18 @@ struct FindingLabels {
 impl FindingLabels {
     fn new() -> FindingLabels {
         FindingLabels {
-            signature: Signature::uniform(
-                1,
-                vec![DataType::Int32, DataType::Int64],
-                Volatility::Immutable,
-            ),
+            signature: one_mask(),
         }
     }
+}
+
+/// The signature of a function of one finding mask (a 32- or 64-bit integer).
+fn one_mask() -> Signature {
+    Signature::uniform(
+        1,
+        vec![DataType::Int32, DataType::Int64],
+        Volatility::Immutable,
+    )
 }
 
 /// The findings by name, each with its bit.
@@ -477,11 +482,7 @@ const PAIR_CELLS: usize = XR_FINDINGS.len() * XR_FINDINGS.len();
 impl FindingPairCounts {
     fn new() -> FindingPairCounts {
         FindingPairCounts {
-            signature: Signature::uniform(
-                1,
-                vec![DataType::Int32, DataType::Int64],
-                Volatility::Immutable,
-            ),
+            signature: one_mask(),
         }
     }
 }
