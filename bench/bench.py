@@ -353,17 +353,18 @@ WHERE x.dataset = 'chexpert' AND x.sex = 'F' AND x.age BETWEEN 40 AND 60 AND x."
 
 def across_cooccur_duck(cohort=""):
     """Co-occurrence counts per dataset of CheXpert and PadChest from the plain tables:
-    of the images `cohort` (a condition on dataset_images) keeps, or of all."""
-    images = f"""SELECT dataset, image_id FROM dataset_images
-           WHERE dataset IN ('chexpert', 'padchest'){cohort}"""
+    of the images `cohort` (a condition on dataset_images) keeps, or of all (then the
+    labels alone are read, as a DuckDB user would write it)."""
+    labels = "dataset_labels l WHERE l.dataset IN ('chexpert', 'padchest')"
+    if cohort:
+        labels = f"""dataset_labels l JOIN (SELECT dataset, image_id FROM dataset_images
+           WHERE dataset IN ('chexpert', 'padchest'){cohort}) c
+        ON c.dataset = l.dataset AND c.image_id = l.image_id WHERE true"""
     return f"""
-WITH c AS ({images}),
-pos AS (
-  SELECT DISTINCT l.dataset, l.image_id, l.finding FROM dataset_labels l
-  JOIN c ON c.dataset = l.dataset AND c.image_id = l.image_id
-  WHERE l.finding IS NOT NULL AND l."value" = 1),
-lab AS (SELECT DISTINCT l.dataset, l.finding FROM dataset_labels l
-        JOIN c ON c.dataset = l.dataset AND c.image_id = l.image_id WHERE l.finding IS NOT NULL),
+WITH pos AS (
+  SELECT DISTINCT l.dataset, l.image_id, l.finding FROM {labels}
+  AND l.finding IS NOT NULL AND l."value" = 1),
+lab AS (SELECT DISTINCT l.dataset, l.finding FROM {labels} AND l.finding IS NOT NULL),
 n AS (SELECT dataset, finding, COUNT(*) AS n FROM pos GROUP BY ALL),
 ab AS (SELECT a.dataset, a.finding AS fa, b.finding AS fb, COUNT(*) AS n_ab
        FROM pos a JOIN pos b ON a.dataset = b.dataset AND a.image_id = b.image_id AND a.finding <> b.finding GROUP BY ALL)
