@@ -2042,3 +2042,60 @@ fn a_cancel_request_stops_rows_being_sent() {
     assert_quiet_after_cancel(&server);
     assert!(server.stop().success());
 }
+
+/// A transaction's isolation level, as PostgreSQL 15 shows it: the level `BEGIN` or
+/// `SET TRANSACTION` asked for until the transaction ends, `read committed` outside.
+#[test]
+fn show_transaction_isolation_gives_the_level_asked_for() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\nSHOW transaction_isolation;\n\
+                  BEGIN ISOLATION LEVEL SERIALIZABLE;\nSHOW transaction_isolation;\nCOMMIT;\n\
+                  SHOW transaction_isolation;\n\
+                  BEGIN;\nSET TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
+                  SHOW transaction_isolation;\nSELECT current_setting('transaction_isolation');\n\
+                  ROLLBACK;\nSHOW transaction_isolation;\n";
+    let out = common::spawn_with_stdin(
+        Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args([
+                "-U",
+                "cxr",
+                "-d",
+                "cxr",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(["-f", "-"])
+            .env("PGCONNECT_TIMEOUT", "20"),
+        script,
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let shown: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| !["", "BEGIN", "COMMIT", "ROLLBACK", "SET"].contains(l))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "read committed",
+            "serializable",
+            "read committed",
+            "repeatable read",
+            "repeatable read",
+            "read committed"
+        ]
+    );
+    // Outside a transaction block, PostgreSQL's warning (and no change, above).
+    assert!(
+        stderr(&out).contains("SET TRANSACTION can only be used in transaction blocks"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -206,6 +206,24 @@ pub fn apply(
         Statement::Reset(reset) => {
             Some(self::reset(&reset.reset, metadata).map(|()| Done::tag("RESET")))
         }
+        Statement::Set(Set::SetTransaction {
+            modes,
+            session: false,
+            ..
+        }) => Some(Ok(if in_transaction {
+            super::transactions::keep_isolation(metadata, modes);
+            Done::tag("SET")
+        } else {
+            // PostgreSQL's answer: a warning, and nothing changes.
+            Done {
+                tag: Tag::new("SET"),
+                messages: vec![notice_coded(
+                    "WARNING",
+                    "25P01", // no_active_sql_transaction
+                    "SET TRANSACTION can only be used in transaction blocks".into(),
+                )],
+            }
+        })),
         _ => None,
     }
 }
@@ -556,7 +574,7 @@ pub fn show(
 fn shown_here(name: &str, metadata: &HashMap<String, String>) -> Option<String> {
     Some(match name {
         "statement_timeout" => timeout_shown(metadata),
-        "transaction_isolation" | "transaction isolation level" => "read committed".into(),
+        "transaction_isolation" | "transaction isolation level" => isolation(metadata),
         "server_version" => SERVER_VERSION.into(),
         "server_version_num" => SERVER_VERSION_NUM.into(),
         "max_connections" => max_connections(),
@@ -566,6 +584,14 @@ fn shown_here(name: &str, metadata: &HashMap<String, String>) -> Option<String> 
             .unwrap_or_else(|| "UTC".into()),
         _ => return None,
     })
+}
+
+/// The open transaction's isolation level as asked for, else PostgreSQL's default.
+fn isolation(metadata: &HashMap<String, String>) -> String {
+    metadata
+        .get(super::transactions::ISOLATION_KEY)
+        .cloned()
+        .unwrap_or_else(|| "read committed".into())
 }
 
 /// `--max-connections` of this process's server, which `SHOW max_connections` and
@@ -656,10 +682,7 @@ fn every_setting(metadata: &HashMap<String, String>) -> Vec<(String, String)> {
             ("statement_timeout".to_string(), timeout),
             ("server_version".to_string(), SERVER_VERSION.to_string()),
             ("max_connections".to_string(), max_connections()),
-            (
-                "transaction_isolation".to_string(),
-                "read committed".to_string(),
-            ),
+            ("transaction_isolation".to_string(), isolation(metadata)),
         ])
         .chain(
             INERT

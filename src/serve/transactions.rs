@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Statement, TransactionMode};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -41,9 +41,14 @@ impl QueryHook for Transactions {
             } => {
                 super::cursors::close_transaction_cursors(client);
                 client.metadata_mut().remove(BLOCK_KEY);
+                client.metadata_mut().remove(ISOLATION_KEY);
             }
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { modes, .. } => {
                 client.metadata_mut().insert(BLOCK_KEY.into(), "1".into());
+                // A BEGIN inside a transaction changes nothing (a warning below).
+                if idle {
+                    keep_isolation(client.metadata_mut(), modes);
+                }
             }
             _ => {}
         }
@@ -114,6 +119,27 @@ impl QueryHook for Transactions {
 /// query text has been answered, so `BEGIN; DECLARE ...` in one text would find it
 /// idle.
 const BLOCK_KEY: &str = "cxr.in_transaction_block";
+
+/// The isolation level the open transaction asked for (`BEGIN ISOLATION LEVEL ...`,
+/// `SET TRANSACTION ISOLATION LEVEL ...`), as `SHOW transaction_isolation` gives it
+/// until the transaction ends. Every level reads as cxr's transactions read: each
+/// statement one committed version of the warehouse, which only ingest changes.
+pub const ISOLATION_KEY: &str = "cxr.transaction_isolation";
+
+/// Keeps the isolation level among `modes`, if one is given, for [`ISOLATION_KEY`]
+/// (`BEGIN` here, `SET TRANSACTION` in the settings' hook, which sees it first).
+pub fn keep_isolation(
+    metadata: &mut std::collections::HashMap<String, String>,
+    modes: &[TransactionMode],
+) {
+    let level = modes.iter().rev().find_map(|m| match m {
+        TransactionMode::IsolationLevel(level) => Some(level.to_string().to_ascii_lowercase()),
+        _ => None,
+    });
+    if let Some(level) = level {
+        metadata.insert(ISOLATION_KEY.into(), level);
+    }
+}
 
 /// Whether the client is inside a transaction block (see [`BLOCK_KEY`]).
 pub fn in_transaction_block(client: &dyn HookClient) -> bool {
