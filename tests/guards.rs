@@ -249,7 +249,7 @@ fn flags_that_would_do_nothing_are_refused_and_nothing_is_written() {
         ("split --check --fractions 0.5,0.5", "--check"),
         ("split --official --names a,b,c", "--names"),
         ("followup --first-study", "--first-study"),
-        ("run --list --format csv", "--format"),
+        ("run --list --max-rows 3", "--max-rows"),
         ("run --list -o x.csv", "--out"),
         ("cohort --show-sql --out x.csv", "--show-sql"),
         ("sql --format csv --max-rows 1 SELECT-1", "--max-rows"),
