@@ -2,10 +2,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use std::sync::Arc;
 
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};

@@ -2092,6 +2092,16 @@ fn show_transaction_isolation_gives_the_level_asked_for() {
             "read committed"
         ]
     );
+    // In one query text, as PostgreSQL 15 answers it too.
+    assert_eq!(
+        psql_ok(
+            server.port,
+            "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SHOW transaction_isolation;"
+        )
+        .lines()
+        .last(),
+        Some("serializable")
+    );
     // Outside a transaction block, PostgreSQL's warning (and no change, above).
     assert!(
         stderr(&out).contains("SET TRANSACTION can only be used in transaction blocks"),

@@ -210,20 +210,22 @@ pub fn apply(
             modes,
             session: false,
             ..
-        }) => Some(Ok(if in_transaction {
-            super::transactions::keep_isolation(metadata, modes);
-            Done::tag("SET")
-        } else {
-            // PostgreSQL's answer: a warning, and nothing changes.
-            Done {
-                tag: Tag::new("SET"),
-                messages: vec![notice_coded(
-                    "WARNING",
-                    "25P01", // no_active_sql_transaction
-                    "SET TRANSACTION can only be used in transaction blocks".into(),
-                )],
-            }
-        })),
+        }) => Some(Ok(
+            if in_transaction || super::transactions::block_begun(metadata) {
+                super::transactions::keep_isolation(metadata, modes);
+                Done::tag("SET")
+            } else {
+                // PostgreSQL's answer: a warning, and nothing changes.
+                Done {
+                    tag: Tag::new("SET"),
+                    messages: vec![notice_coded(
+                        "WARNING",
+                        "25P01", // no_active_sql_transaction
+                        "SET TRANSACTION can only be used in transaction blocks".into(),
+                    )],
+                }
+            },
+        )),
         _ => None,
     }
 }

@@ -143,8 +143,13 @@ pub fn keep_isolation(
 
 /// Whether the client is inside a transaction block (see [`BLOCK_KEY`]).
 pub fn in_transaction_block(client: &dyn HookClient) -> bool {
-    client.transaction_status() != TransactionStatus::Idle
-        || client.metadata().contains_key(BLOCK_KEY)
+    client.transaction_status() != TransactionStatus::Idle || block_begun(client.metadata())
+}
+
+/// Whether a `BEGIN` earlier in this connection (in the same query text too) opened
+/// a block not yet ended.
+pub fn block_begun(metadata: &std::collections::HashMap<String, String>) -> bool {
+    metadata.contains_key(BLOCK_KEY)
 }
 
 /// The hook's 25P01 for a statement in a failed transaction is PostgreSQL's 25P02.
