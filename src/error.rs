@@ -156,9 +156,21 @@ fn planning_in_words(message: &str) -> Option<String> {
         ));
     }
     if message.contains("Projections require unique expression names") {
-        // "Int64(1) AS a": the name is the alias.
-        let name = quoted_after("the expression \"", '"')
-            .map(|c| unqualified(c.rsplit(" AS ").next().unwrap_or(&c)))?;
+        // "Int64(1) AS a": the name is the alias; "CAST(Int64(1) AS Int16)" is named
+        // as what it casts, `1`.
+        let name = quoted_after("the expression \"", '"').map(|c| {
+            let named = match c.strip_prefix("CAST(") {
+                Some(cast) => cast.rsplit_once(" AS ").map_or(cast, |(inner, _)| inner),
+                None => c.rsplit(" AS ").next().unwrap_or(&c),
+            };
+            let literal = named
+                .split_once('(')
+                .filter(|(kind, _)| {
+                    kind.starts_with(['I', 'U', 'F']) && kind.ends_with(char::is_numeric)
+                })
+                .and_then(|(_, rest)| rest.strip_suffix(')'));
+            unqualified(literal.unwrap_or(named))
+        })?;
         return Some(format!(
             "two result columns are named `{name}`; rename one with AS"
         ));
@@ -178,7 +190,27 @@ fn planning_in_words(message: &str) -> Option<String> {
             "the text '{value}' is not a value of type {target}: compare a column with a value of its own type (numbers without quotes, text in quotes)"
         ));
     }
+    // A cast, or integer arithmetic (done wider and cast back), out of its type's range.
+    if let Some(rest) = message.split("Can't cast value ").nth(1)
+        && let Some((value, target)) = rest.split_once(" to type ")
+    {
+        let target = target.split_whitespace().next().unwrap_or(target);
+        return Some(format!(
+            "{value} is out of range for {}; cast to a wider type first (CAST(x AS BIGINT))",
+            integer_type_name(target)
+        ));
+    }
     None
+}
+
+/// PostgreSQL's name of an Arrow integer type, as its "out of range" errors say it.
+fn integer_type_name(arrow_name: &str) -> &str {
+    match arrow_name {
+        "Int8" | "Int16" | "UInt8" => "smallint",
+        "Int32" | "UInt16" => "integer",
+        "Int64" | "UInt32" | "UInt64" => "bigint",
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +246,16 @@ mod field_tests {
                 "Projections require unique expression names but the expression \"images.image_index\" at position 0 and \"images.image_index\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
             ),
             "two result columns are named `image_index`; rename one with AS"
+        );
+        assert_eq!(
+            said(
+                "Projections require unique expression names but the expression \"CAST(Int64(1) AS Int16)\" at position 0 and \"CAST(Int64(1) AS Float32)\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
+            ),
+            "two result columns are named `1`; rename one with AS"
+        );
+        assert_eq!(
+            said("Arrow error: Cast error: Can't cast value 857375 to type Int16"),
+            "857375 is out of range for smallint; cast to a wider type first (CAST(x AS BIGINT))"
         );
         assert_eq!(
             said(

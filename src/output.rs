@@ -192,20 +192,40 @@ pub async fn print_stream(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if format == Format::Table {
-        // Rows past the limit are counted, not kept: the footer gives the total.
+        // The table is printed once it has more rows than it shows; the rest are
+        // counted, not kept, for the footer's total.
         let mut batches = Vec::new();
         let mut kept = 0u64;
+        let mut shown = None;
         while let Some(b) = spent.next(&mut stream).await {
             let b = b?;
             tally.add(&b);
-            if max_rows == 0 || kept <= max_rows as u64 {
-                kept += b.num_rows() as u64;
-                batches.push(b);
+            if shown.is_some() {
+                if stdout_closed() {
+                    // Nothing is written while rows are counted, so no write
+                    // fails: `| head` would otherwise wait for the whole query.
+                    return Err(Error::io(
+                        "writing to stdout",
+                        std::io::ErrorKind::BrokenPipe.into(),
+                    ));
+                }
+                continue;
+            }
+            kept += b.num_rows() as u64;
+            batches.push(b);
+            if max_rows != 0 && kept > max_rows as u64 {
+                shown = Some(write_table(&mut out, &schema, &batches, max_rows)?);
+                out.flush().map_err(|e| Error::io("writing to stdout", e))?;
+                batches.clear();
             }
         }
         drop(stream);
         let started = std::time::Instant::now();
-        write_table(&mut out, &schema, &batches, (max_rows, tally.rows), asked)?;
+        let shown = match shown {
+            Some(shown) => shown,
+            None => write_table(&mut out, &schema, &batches, max_rows)?,
+        };
+        shown.write_footer(&mut out, tally.rows, asked)?;
         out.flush().map_err(|e| Error::io("writing to stdout", e))?;
         spent.print += started.elapsed();
         spent.trace();
@@ -260,6 +280,19 @@ impl Spent {
         crate::trace_spent("run", self.run);
         crate::trace_spent("print", self.print);
     }
+}
+
+/// Whether standard output is a pipe whose reader has gone (`| head` that has its
+/// line): the write end of such a pipe polls as an error.
+fn stdout_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; poll only writes its revents.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// A word with its indefinite article: "an INT", "a FLOAT".
@@ -381,13 +414,41 @@ fn visible(text: &str) -> String {
         .collect()
 }
 
+/// What a printed table shows of its result, for the footer that follows it.
+struct Shown {
+    rows: usize,
+    columns: usize,
+    of_columns: usize,
+}
+
+impl Shown {
+    /// The result's total rows, and what the table left out and how to see it.
+    fn write_footer(&self, out: &mut dyn Write, total: u64, asked: Asked) -> Result<()> {
+        let noun = if total == 1 { "row" } else { "rows" };
+        let mut footer = format!("{} {noun}", thousands(total));
+        if (self.rows as u64) < total {
+            footer += &format!(" ({} shown; {} shows all)", self.rows, asked.all_rows());
+        }
+        if self.columns < self.of_columns {
+            footer += &format!(
+                ", {} columns ({} shown; a wider terminal or {} shows all)",
+                self.of_columns,
+                self.columns,
+                asked.all_columns()
+            );
+        }
+        writeln!(out, "{footer}").map_err(io)
+    }
+}
+
+/// Prints the first `max_rows` rows of `batches` (all when 0) as a table fitted to
+/// the terminal; the footer is the caller's, once every row is counted.
 fn write_table(
     out: &mut dyn Write,
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    (max_rows, total): (usize, u64),
-    asked: Asked,
-) -> Result<()> {
+    max_rows: usize,
+) -> Result<Shown> {
     let kept: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let limit = if max_rows == 0 {
         kept
@@ -435,20 +496,11 @@ fn write_table(
         table.add_row(shown_columns(row));
     }
     writeln!(out, "{table}").map_err(io)?;
-    let noun = if total == 1 { "row" } else { "rows" };
-    let mut footer = format!("{} {noun}", thousands(total));
-    if (rows.len() as u64) < total {
-        footer += &format!(" ({} shown; {} shows all)", rows.len(), asked.all_rows());
-    }
-    if left + right < header.len() {
-        footer += &format!(
-            ", {} columns ({} shown; a wider terminal or {} shows all)",
-            header.len(),
-            left + right,
-            asked.all_columns()
-        );
-    }
-    writeln!(out, "{footer}").map_err(io)
+    Ok(Shown {
+        rows: rows.len(),
+        columns: left + right,
+        of_columns: header.len(),
+    })
 }
 
 /// The longest a cell may be in a table `widths` wide (each column's widest cell)

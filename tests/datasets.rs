@@ -256,6 +256,54 @@ fn a_wrong_file_for_a_dataset_is_refused_and_nothing_is_written() {
     assert!(stderr(&out).contains("chexpert"), "{}", stderr(&out));
 }
 
+/// A dataset file of a header and no rows is refused, as NIH's metadata is (exit 2,
+/// naming it, nothing written); a path leading out of the release's folder is set to
+/// NULL with a `data_issues` row naming its line and column.
+#[test]
+fn an_empty_dataset_is_refused_and_a_path_out_of_its_folder_is_noted_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, format!("{CHEXPERT_HEADER}\n")).unwrap();
+    let arg = format!("chexpert={}", empty.display());
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("empty.csv") && stderr(&out).contains("no image rows"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("wh").exists());
+
+    let out_of_root = dir.path().join("train.csv");
+    let rows = [
+        "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,,,1.0,,,,,,,,,,,",
+        "CheXpert-v1.0-small/train/patient00006/study1/../../view1_frontal.jpg,Female,40,Frontal,AP,,,,,,,,,,,,,,",
+    ];
+    std::fs::write(
+        &out_of_root,
+        format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+    let arg = format!("chexpert={}", out_of_root.display());
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT line, field, value FROM data_issues WHERE issue LIKE '%leads out%'"
+        ),
+        [["3", "Path", rows[1].split(',').next().unwrap()]]
+    );
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT count(*) FROM dataset_images WHERE dataset = 'chexpert' AND path IS NULL"
+        ),
+        [["1"]]
+    );
+}
+
 /// Datasets are written as they are read: a wrong file after good ones still fails
 /// the whole ingest (exit 2, naming it) and leaves the warehouse as it was.
 #[test]

@@ -490,6 +490,33 @@ fn unusable_inputs_are_clear_errors_with_exit_code_2() {
     let p = write(dir.path(), "empty.csv", b"");
     assert_input_error(&ingest_metadata(dir.path(), &p), &["empty.csv", "empty"]);
     assert!(!dir.path().join("wh").exists(), "nothing may be written");
+
+    // Split lists that cannot be the official ones: one file given twice, an empty
+    // list (each image would be in neither list, or in both).
+    let metadata = common::small_metadata(dir.path(), 4);
+    let listed = write(dir.path(), "listed.txt", b"00000001_000.png\n");
+    let no_names = write(dir.path(), "no_names.txt", b"");
+    let wh = dir.path().join("wh");
+    for (lists, says) in [
+        ([&listed, &listed], "the same file as the train_val list"),
+        ([&listed, &no_names], "the split list is empty"),
+    ] {
+        let out = run(&[
+            "ingest",
+            "--metadata",
+            metadata.to_str().unwrap(),
+            "--no-other-release",
+            "--no-bbox",
+            "--no-expert",
+            "--splits",
+            lists[0].to_str().unwrap(),
+            lists[1].to_str().unwrap(),
+            "--warehouse",
+            wh.to_str().unwrap(),
+        ]);
+        assert_input_error(&out, &[says]);
+        assert!(!wh.exists(), "nothing may be written");
+    }
 }
 
 #[test]
@@ -615,6 +642,7 @@ fn a_few_odd_ages_do_not_change_the_release() {
     let metadata = common::small_metadata(dir.path(), 10);
     let text = std::fs::read_to_string(&metadata).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let odd_image = lines[6].split(',').next().unwrap().to_string();
     for (line, age) in [(2, "abc"), (4, "NaN"), (6, "057Y")] {
         let mut fields: Vec<&str> = lines[line].split(',').collect();
         fields[4] = age;
@@ -632,11 +660,55 @@ fn a_few_odd_ages_do_not_change_the_release() {
         "{}",
         stderr(&out)
     );
+    // `abc` and `NaN` set to NULL; `057Y`, the 2017 release's form, read and said.
     assert_eq!(
         common::int(
             &wh,
             "SELECT count(*) FROM data_issues WHERE field = 'Patient Age'"
         ),
-        2
+        3
+    );
+    assert_eq!(
+        common::rows(
+            &wh,
+            "SELECT line, action FROM data_issues WHERE value = '057Y' AND issue LIKE '%2017 release%'"
+        ),
+        [["7", "changed"]]
+    );
+    assert_eq!(
+        common::int(
+            &wh,
+            &format!("SELECT age FROM images WHERE image_index = '{odd_image}'")
+        ),
+        57
+    );
+
+    // The other way: a 2017 file (ages `058Y`) with one age without its unit.
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (i, line) in lines.iter_mut().enumerate().skip(1) {
+        let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+        if i != 3 {
+            fields[4] = format!("{:03}Y", fields[4].parse::<u32>().unwrap());
+        }
+        *line = fields.join(",");
+    }
+    std::fs::write(&metadata, lines.join("\n") + "\n").unwrap();
+    let wh = dir.path().join("wh2017");
+    let out = run(&common::ingest_args(
+        metadata.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    ));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("written from the 2017 metadata"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        common::rows(
+            &wh,
+            "SELECT line, action FROM data_issues WHERE field = 'Patient Age'"
+        ),
+        [["4", "kept"]]
     );
 }

@@ -183,8 +183,8 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
         );
         compared += 1;
     }
-    // 3 PNGs, 4 JPEGs, 14 VinDr DICOMs and the RSNA one.
-    assert_eq!(compared, 22);
+    // 3 PNGs, 4 JPEGs, 16 VinDr DICOMs and the RSNA one.
+    assert_eq!(compared, 24);
     assert_eq!(
         int(&fx.wh, "SELECT COUNT(*) FROM pixel_stats"),
         compared as i64
@@ -214,7 +214,7 @@ fn images_that_cannot_be_measured_are_pixel_errors() {
         );
         failing += 1;
     }
-    assert_eq!(failing, 14);
+    assert_eq!(failing, 15);
     assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM pixel_errors"), failing);
     // The zip's README is the one member that is not an image.
     assert!(fx.stderr.contains("1 skipped"), "{}", fx.stderr);
@@ -258,8 +258,8 @@ fn dicom_headers_match_pydicom() {
         assert_eq!(got[0], expected, "{key}");
         compared += 1;
     }
-    assert_eq!(compared, 15);
-    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 15);
+    assert_eq!(compared, 17);
+    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 17);
     // Every measured DICOM is in pixel_stats with its photometric interpretation.
     assert_eq!(
         int(
@@ -267,7 +267,7 @@ fn dicom_headers_match_pydicom() {
             "SELECT COUNT(*) FROM pixel_stats p JOIN dicom_headers d USING (dataset, image_id) \
              WHERE p.photometric = d.photometric AND p.format = 'dicom'"
         ),
-        15
+        17
     );
 }
 
@@ -477,9 +477,9 @@ fn cross_dataset_manifests_carry_the_pixel_statistics() {
         }
         checked += 1;
     }
-    // VinDr's 14 measured and 11 failing images, CheXpert's 3 listed ones.
-    assert_eq!(checked, 28, "{got:?}");
-    assert_eq!(got.len(), 28);
+    // VinDr's 16 measured and 12 failing images, CheXpert's 3 listed ones.
+    assert_eq!(checked, 31, "{got:?}");
+    assert_eq!(got.len(), 31);
 }
 
 /// `plot pixels` across datasets: per dataset, images per bin of 8 on the 0–255

@@ -91,14 +91,24 @@ impl Drop for Server {
 
 /// Asserts that the server's CPU goes quiet after a cancel, once the batches in hand
 /// are done (a quarter of a second each): the statement stopped, not only its client.
+/// A statement that computes for minutes: a hundred times every pair of images.
+const MINUTES_OF_WORK: &str = "SELECT count(*) FROM images a, images b, \
+     (SELECT age AS k FROM images LIMIT 100) c WHERE a.age + b.age + c.k = 300";
+
 fn assert_quiet_after_cancel(server: &Server) {
-    std::thread::sleep(Duration::from_millis(1000));
-    let before = common::cpu_seconds(server.child.id());
-    std::thread::sleep(Duration::from_millis(1500));
-    let used = common::cpu_seconds(server.child.id()) - before;
+    // The statement stops at its next check, after the batch it is joining (a second
+    // or so, longer on a loaded machine): quiet within 10 s, where it would compute
+    // for minutes.
+    let start = Instant::now();
+    let mut used = f64::MAX;
+    while start.elapsed() < Duration::from_secs(10) && used >= 0.2 {
+        let before = common::cpu_seconds(server.child.id());
+        std::thread::sleep(Duration::from_millis(1500));
+        used = common::cpu_seconds(server.child.id()) - before;
+    }
     assert!(
         used < 0.2,
-        "the server used {used} s of CPU after the cancel"
+        "the server used {used} s of CPU in 1.5 s, 10 s after the cancel"
     );
 }
 
@@ -120,33 +130,34 @@ fn client(program: &str) -> Option<PathBuf> {
     found
 }
 
-/// psql's unaligned, comma-separated output of `sql`.
-fn psql(port: u16, sql: &str, env: &[(&str, &str)]) -> Output {
+/// psql connecting to the test server as `user` to the `cxr` database, reading no
+/// ~/.psqlrc and no password from the environment (a test sets one where it needs it).
+fn psql_as(port: u16, user: &str) -> Command {
     let mut command = Command::new("psql");
     command
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "cxr",
-        ])
-        .args([
-            "-d",
-            "cxr",
-            "-A",
-            "-t",
-            "-F",
-            ",",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
+        .args(["-X", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", user, "-d", "cxr"])
         .env("PGCONNECT_TIMEOUT", "20")
         .env_remove("PGPASSWORD");
+    command
+}
+
+/// psql connecting as `cxr`.
+fn psql_command(port: u16) -> Command {
+    psql_as(port, "cxr")
+}
+
+/// psql running `script` from its standard input, with `args` before it.
+fn psql_script(port: u16, args: &[&str], script: &str) -> Output {
+    common::spawn_with_stdin(psql_command(port).args(args).args(["-f", "-"]), script)
+        .wait_with_output()
+        .unwrap()
+}
+
+/// psql's unaligned, comma-separated output of `sql`.
+fn psql(port: u16, sql: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = psql_command(port);
+    command.args(["-A", "-t", "-F", ",", "-v", "ON_ERROR_STOP=1", "-c", sql]);
     for (k, v) in env {
         command.env(k, v);
     }
@@ -233,9 +244,8 @@ fn psql_reads_tables_views_and_the_catalog() {
         "SELECT pg_catalog.pg_get_viewdef(pg_catalog.pg_class.oid) FROM pg_catalog.pg_class WHERE relname = 'xr_images'",
         "SELECT pg_get_viewdef(oid) FROM pg_class WHERE relname = 'xr_images'",
     ] {
-        let out = Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args(["-U", "cxr", "-d", "cxr", "-A", "-F", ",", "-c", asked])
+        let out = psql_command(server.port)
+            .args(["-A", "-F", ",", "-c", asked])
             .output()
             .unwrap();
         assert_eq!(code(&out), Some(0), "{asked}: {}", stderr(&out));
@@ -396,10 +406,8 @@ fn psql_reads_tables_views_and_the_catalog() {
 
     // Cursors: psql's FETCH_COUNT reads a result through one (DECLARE, FETCH FORWARD
     // 1000, ..., CLOSE), and one declared by hand is fetched in pieces, in order.
-    let fetched = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "cxr", "-d", "cxr", "-At", "-v", "ON_ERROR_STOP=1"])
-        .args(["-v", "FETCH_COUNT=1000"])
+    let fetched = psql_command(server.port)
+        .args(["-At", "-v", "ON_ERROR_STOP=1", "-v", "FETCH_COUNT=1000"])
         .args(["-c", "SELECT image_index FROM images ORDER BY image_index"])
         .output()
         .unwrap();
@@ -573,21 +581,11 @@ fn a_password_is_required_off_loopback_and_checked_by_scram() {
         &[],
     );
     let login = |user: &str, password: &str| {
-        let mut command = Command::new("psql");
-        command
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args([
-                "-U",
-                user,
-                "-d",
-                "cxr",
-                "-At",
-                "-c",
-                "SELECT count(*) FROM images",
-            ])
+        psql_as(server.port, user)
+            .args(["-At", "-c", "SELECT count(*) FROM images"])
             .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "20");
-        command.output().unwrap()
+            .output()
+            .unwrap()
     };
     let out = login("reader", "correct horse");
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -621,20 +619,9 @@ fn a_password_is_required_off_loopback_and_checked_by_scram() {
     let started = Instant::now();
     let guesses: Vec<_> = (0..4)
         .map(|i| {
-            let port = server.port.to_string();
+            let port = server.port;
             std::thread::spawn(move || {
-                Command::new("psql")
-                    .args([
-                        "-X",
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &port,
-                        "-U",
-                        "reader",
-                        "-d",
-                        "cxr",
-                    ])
+                psql_as(port, "reader")
                     .args(["-At", "-c", "SELECT 1"])
                     .env("PGPASSWORD", format!("guess {i}"))
                     .env("PGCONNECT_TIMEOUT", "30")
@@ -669,19 +656,9 @@ fn connections_that_never_log_in_hold_few_places() {
     std::fs::write(&file, "correct horse\n").unwrap();
     let server = Server::start(&wh, &["--password-file", file.to_str().unwrap()], &[]);
     let login = || {
-        Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args([
-                "-U",
-                "cxr",
-                "-d",
-                "cxr",
-                "-At",
-                "-c",
-                "SELECT count(*) FROM images",
-            ])
+        psql_command(server.port)
+            .args(["-At", "-c", "SELECT count(*) FROM images"])
             .env("PGPASSWORD", "correct horse")
-            .env("PGCONNECT_TIMEOUT", "20")
             .output()
             .unwrap()
     };
@@ -769,8 +746,7 @@ fn statements_computing_for_minutes_hold_up_no_other_client() {
     let at_once = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut long: Vec<Child> = (0..at_once)
         .map(|_| {
-            Command::new("psql")
-                .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "cxr"])
+            psql_command(server.port)
                 // A hundred times every pair of images: many minutes of work.
                 .args([
                     "-c",
@@ -965,19 +941,8 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let big = format!("SELECT 1 /* {} */", "x".repeat(10 << 20));
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "cxr",
-            "-d",
-            "cxr",
-            "-At",
-        ])
+    let out = psql_command(port)
+        .arg("-At")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1328,10 +1293,26 @@ fn a_cancel_request_stops_the_statement() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
     let server = Server::start(&wh, &[], &[]);
-    let running = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "cxr", "-d", "cxr", "-At", "-c"])
-        .arg("SELECT count(*) FROM images a, images b WHERE a.age + b.age = 100")
+    cancel_stops(&server);
+    assert!(server.stop().success());
+    // With every place taken (the statement's connection and an idle one), the
+    // cancel request, which comes on a connection of its own, is still taken.
+    let server = Server::start(&wh, &["--max-connections", "2"], &[]);
+    let _idle = logged_in(server.port);
+    cancel_stops(&server);
+    assert!(
+        !server.log().contains("too many connections"),
+        "{}",
+        server.log()
+    );
+    assert!(server.stop().success());
+}
+
+/// psql's Ctrl-C stops its long statement on `server` within seconds.
+fn cancel_stops(server: &Server) {
+    let running = psql_command(server.port)
+        .args(["-At", "-c"])
+        .arg(MINUTES_OF_WORK)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1344,7 +1325,55 @@ fn a_cancel_request_stops_the_statement() {
     assert_ne!(code(&out), Some(0));
     assert!(stderr(&out).contains("cancel"), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_quiet_after_cancel(&server);
+    assert_quiet_after_cancel(server);
+}
+
+/// A client killed while its statement computes sends no cancel request; the server
+/// sees the connection close and stops the statement, rather than computing to the
+/// time limit for nobody, and serves the next client. psql sends it as a simple
+/// query, psycopg with a parameter over the extended protocol.
+#[test]
+fn a_client_that_leaves_stops_its_statement() {
+    let Some(_) = client("psql") else { return };
+    let Some(python) = python() else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let extended = format!(
+        "import psycopg\n\
+         with psycopg.connect('host=127.0.0.1 port={} user=cxr dbname=cxr') as c:\n\
+         \x20   c.execute(\"{}\", (300,), prepare=True)\n",
+        server.port,
+        MINUTES_OF_WORK.replace("= 300", "= %s")
+    );
+    let simple = format!("{MINUTES_OF_WORK};\n");
+    for left in 0..2 {
+        // One client at a time: quiet means this one's statement stopped.
+        let mut running = match left {
+            0 => common::spawn_with_stdin(
+                psql_command(server.port).args(["-At", "-f", "-"]),
+                &simple,
+            ),
+            _ => common::spawn_with_stdin(Command::new(&python).arg("-"), &extended),
+        };
+        let busy_from = common::cpu_seconds(server.child.id());
+        common::wait_until_busy(server.child.id(), busy_from + 1.0);
+        running.kill().unwrap();
+        let out = running.wait_with_output().unwrap();
+        assert_quiet_after_cancel(&server);
+        let log = server.log();
+        assert_eq!(
+            log.matches("the client left while its statement ran")
+                .count(),
+            left + 1,
+            "{}: {log}",
+            stderr(&out)
+        );
+    }
+    let images = nih_csv().len().to_string();
+    assert_eq!(
+        psql_ok(server.port, "SELECT count(*) FROM images").trim(),
+        images
+    );
     assert!(server.stop().success());
 }
 
@@ -1503,6 +1532,7 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("SELECT 1 LIMIT -1", "2201W"),
         ("SELECT 1 OFFSET -1", "2201X"),
         ("SELECT CAST(70000 AS SMALLINT)", "22003"),
+        ("SELECT max(age * age * age) FROM images", "22003"),
         ("SELECT 1 UNION SELECT 'a', 2", "42601"),
         ("SELECT * FROM no_such_function(5)", "42883"),
         ("DECLARE c CURSOR FOR SELECT 1", "25P01"),
@@ -1523,18 +1553,8 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         let out = psql(server.port, sql, &[("PGOPTIONS", "")]);
         assert_ne!(code(&out), Some(0), "{sql}");
         // VERBOSITY verbose prints the SQLSTATE after the severity.
-        let verbose = Command::new("psql")
-            .args([
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.port.to_string(),
-                "-U",
-                "cxr",
-            ])
+        let verbose = psql_command(server.port)
             .args(["-v", "VERBOSITY=verbose", "-c", sql])
-            .env("PGCONNECT_TIMEOUT", "20")
             .output()
             .unwrap();
         assert!(
@@ -1556,15 +1576,7 @@ fn transactions_answer_as_postgresql_does() {
     let server = Server::start(&wh, &[], &[]);
     let script =
         "BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\nCOMMIT;\nSTART TRANSACTION;\nCOMMIT;\n";
-    let out = common::spawn_with_stdin(
-        Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args(["-U", "cxr", "-v", "VERBOSITY=verbose", "-f", "-"])
-            .env("PGCONNECT_TIMEOUT", "20"),
-        script,
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = psql_script(server.port, &["-v", "VERBOSITY=verbose"], script);
     let (said, tags) = (stderr(&out), stdout(&out));
     assert!(said.contains("ERROR:  22012:"), "{said}");
     assert!(said.contains("ERROR:  25P02:"), "{said}");
@@ -1594,23 +1606,11 @@ fn savepoints_and_discard_answer_as_postgresql_does() {
         SHOW statement_timeout;\nSELECT count(*) FROM images;\nRELEASE a;\nRELEASE a;\n\
         ROLLBACK;\nBEGIN;\nBEGIN;\nCOMMIT;\nSET statement_timeout = '5s';\nDISCARD ALL;\n\
         SHOW statement_timeout;\n";
-    let out = common::spawn_with_stdin(
-        Command::new("psql")
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.port.to_string(),
-            ])
-            .args(["-U", "cxr", "-v", "VERBOSITY=verbose", "-f", "-"])
-            .env("PGCONNECT_TIMEOUT", "20"),
+    let out = psql_script(
+        server.port,
+        &["-A", "-t", "-v", "VERBOSITY=verbose"],
         script,
-    )
-    .wait_with_output()
-    .unwrap();
+    );
     let (said, answers) = (stderr(&out), stdout(&out));
     assert!(said.contains("ERROR:  22012:"), "{said}");
     assert!(said.contains("ERROR:  3B001:"), "{said}");
@@ -1662,15 +1662,7 @@ fn session_settings_are_checked_and_reset() {
                   SELECT current_database();\n\
                   SELECT current_user, session_user;\n\
                   SELECT count(*) FROM datasets WHERE user = 'cxr';\n";
-    let out = common::spawn_with_stdin(
-        Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
-            .env("PGCONNECT_TIMEOUT", "20"),
-        script,
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = psql_script(server.port, &["-A", "-t"], script);
     let shown: Vec<String> = stdout(&out)
         .lines()
         .filter(|l| !l.is_empty() && *l != "SET" && *l != "RESET")
@@ -1737,15 +1729,7 @@ fn session_settings_are_honoured_or_refused() {
         "SHOW ALL;",
     ]
     .join("\n");
-    let out = common::spawn_with_stdin(
-        Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args(["-U", "cxr", "-d", "cxr", "-A", "-t", "-f", "-"])
-            .env("PGCONNECT_TIMEOUT", "20"),
-        &script,
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = psql_script(server.port, &["-A", "-t"], &script);
     let (said, err) = (stdout(&out), stderr(&out));
     let lines: Vec<&str> = said
         .lines()
@@ -1965,9 +1949,8 @@ fn a_copy_failing_midway_ends_with_its_error() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
     let server = Server::start(&wh, &["--query-time", "1"], &[]);
-    let out = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "cxr", "-d", "cxr", "-c"])
+    let out = psql_command(server.port)
+        .arg("-c")
         .arg("COPY (SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b) TO STDOUT")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1994,9 +1977,8 @@ fn a_cancel_request_stops_rows_being_sent() {
     let Some(_) = client("psql") else { return };
     let wh = wh2020();
     let server = Server::start(&wh, &[], &[]);
-    let mut running = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "cxr", "-d", "cxr", "-At", "-c"])
+    let mut running = psql_command(server.port)
+        .args(["-At", "-c"])
         .arg("COPY (SELECT a.image_index, b.image_index AS other FROM images a CROSS JOIN images b) TO STDOUT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -2056,25 +2038,7 @@ fn show_transaction_isolation_gives_the_level_asked_for() {
                   BEGIN;\nSET TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
                   SHOW transaction_isolation;\nSELECT current_setting('transaction_isolation');\n\
                   ROLLBACK;\nSHOW transaction_isolation;\n";
-    let out = common::spawn_with_stdin(
-        Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args([
-                "-U",
-                "cxr",
-                "-d",
-                "cxr",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-            ])
-            .args(["-f", "-"])
-            .env("PGCONNECT_TIMEOUT", "20"),
-        script,
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = psql_script(server.port, &["-A", "-t", "-v", "ON_ERROR_STOP=1"], script);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let shown: Vec<String> = stdout(&out)
         .lines()
@@ -2108,4 +2072,56 @@ fn show_transaction_isolation_gives_the_level_asked_for() {
         "{}",
         stderr(&out)
     );
+}
+
+/// What PostgreSQL refuses is refused, not taken and ignored: another role than the
+/// login's (22023, as PostgreSQL 15 says of a role that does not exist), a sample of
+/// a table (the whole table was counted), row locks. The server says it is read-only
+/// as libpq's `target_session_attrs=read-only` asks.
+#[test]
+fn roles_samples_and_locks_are_refused_not_ignored() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    for (sql, sqlstate) in [
+        ("SET ROLE nosuchrole", "22023"),
+        ("SET SESSION AUTHORIZATION nosuchrole", "22023"),
+        (
+            "SELECT count(*) FROM images TABLESAMPLE SYSTEM (1)",
+            "42000",
+        ),
+        ("SELECT count(*) FROM images FOR UPDATE", "42000"),
+    ] {
+        let out = psql_command(server.port)
+            .args(["-v", "VERBOSITY=verbose", "-c", sql])
+            .output()
+            .unwrap();
+        assert_ne!(code(&out), Some(0), "{sql}");
+        assert!(
+            stderr(&out).contains(&format!("ERROR:  {sqlstate}:")),
+            "{sql}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        psql_ok(
+            server.port,
+            "SET ROLE cxr; SET SESSION AUTHORIZATION DEFAULT; SHOW default_transaction_read_only"
+        )
+        .lines()
+        .collect::<Vec<_>>(),
+        ["SET", "SET", "on"]
+    );
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=cxr dbname=cxr target_session_attrs=read-only",
+            server.port
+        ))
+        .args(["-X", "-At", "-c", "SELECT count(*) FROM images"])
+        .env("PGCONNECT_TIMEOUT", "20")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), nih_csv().len().to_string());
+    assert!(server.stop().success());
 }

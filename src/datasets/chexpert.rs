@@ -15,7 +15,9 @@
 use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
-use crate::datasets::common::{Col, MAX_AGE, claim_id, frontal_of, label_value, read_columns};
+use crate::datasets::common::{
+    Col, MAX_AGE, claim_id, frontal_of, label_value, path_inside_root, read_columns,
+};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
 use crate::error::{Error, Result};
@@ -257,7 +259,7 @@ fn read_table<'t>(
             sex,
             age,
             split: split_of(p, src),
-            path: Some(image_id),
+            path: path_inside_root(image_id, issues, (src, line, t.name(pos[0]))),
         });
     }
     Ok(())

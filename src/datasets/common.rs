@@ -270,6 +270,31 @@ pub fn leaves_root(path: &str) -> bool {
         || path.as_bytes().get(1) == Some(&b':')
 }
 
+/// What a `data_issues` row says of an image path that leads out of the release's
+/// folder.
+pub const PATH_LEAVES_ROOT: &str =
+    "image path leads out of the release's folder (absolute or with ..); path set to NULL";
+
+/// `path`, or None with a `data_issues` row at `at` (file, line, column) when it
+/// would lead out of the release's folder (see [`leaves_root`]).
+pub fn path_inside_root(
+    path: Shared,
+    issues: &mut Issues,
+    (source, line, column): (&str, u64, &str),
+) -> Option<Shared> {
+    if !leaves_root(&path) {
+        return Some(path);
+    }
+    issues.push(
+        source,
+        Some(line),
+        Some(column),
+        Some(&path),
+        PATH_LEAVES_ROOT,
+    );
+    None
+}
+
 /// An image row with only dataset and id (and path) set.
 pub fn bare_image(dataset: &'static str, image_id: &str, path: Option<Shared>) -> ImageRow {
     ImageRow {

@@ -17,7 +17,7 @@ use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
 use crate::datasets::common::{
-    Col, MAX_AGE, claim_id, date_key, frontal_of, read_columns, year_of_date,
+    Col, MAX_AGE, claim_id, date_key, frontal_of, path_inside_root, read_columns, year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, Interner, LabelRow, Shared};
@@ -103,7 +103,11 @@ fn read_table<'t>(
             continue;
         };
         let path = match dir[r] {
-            Some(d) => Some(format!("{d}/{image_id}").into()),
+            Some(d) => path_inside_root(
+                format!("{d}/{image_id}").into(),
+                issues,
+                (src, line, t.name(pos[1])),
+            ),
             None => {
                 push(issues, 1, None, "ImageDir is empty; path set to NULL");
                 None

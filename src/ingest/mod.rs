@@ -444,6 +444,21 @@ fn write_cross_dataset(
                     cross.inputs.push(InputFile::describe(info.dataset, p)?);
                 }
             }
+            if rows.images.is_empty() {
+                let path = opts
+                    .datasets
+                    .iter()
+                    .find(|s| s.name == info.dataset)
+                    .and_then(|s| s.paths.first())
+                    .map_or_else(|| opts.metadata.clone(), |p| p.clone());
+                return Err(crate::error::Error::input(
+                    &path,
+                    format!(
+                        "no image rows: {}'s files have a header but no usable records (nothing was written)",
+                        info.dataset
+                    ),
+                ));
+            }
             shared_studies(&rows.images, &info, &mut cross.issues);
             paths_inside_root(&mut rows.images, &info, &mut cross.issues);
             patients_of_two_sexes(&rows.images, &info, &mut cross.issues);
@@ -491,6 +506,8 @@ fn write_cross_dataset(
 
 /// An image path that would lead out of the release's folder (`../x`, `/etc/x`) is
 /// set to NULL with a `data_issues` row: `export --image-root` joins paths to a root.
+/// The readers that take paths from a file's column check them there, naming the
+/// line; this catches what the others build.
 fn paths_inside_root(
     images: &mut [crate::datasets::ImageRow],
     info: &crate::datasets::DatasetInfo,
@@ -507,7 +524,7 @@ fn paths_inside_root(
                 None,
                 Some("path"),
                 Some(&*path),
-                "image path leads out of the release's folder (absolute or with ..); path set to NULL",
+                crate::datasets::common::PATH_LEAVES_ROOT,
             );
         }
     }

@@ -245,6 +245,17 @@ pub fn decode_png(bytes: &[u8]) -> Result<Grey, String> {
 
 /// Decodes a baseline or progressive JPEG (8-bit samples).
 pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
+    decode_jpeg_as(bytes, false)
+}
+
+/// A JPEG whose three components are R, G and B whatever its markers say: DICOM's
+/// PhotometricInterpretation RGB means the encoder applied no colour transform,
+/// while a decoder reads three components without an Adobe marker as YCbCr.
+pub fn decode_jpeg_stored_rgb(bytes: &[u8]) -> Result<Grey, String> {
+    decode_jpeg_as(bytes, true)
+}
+
+fn decode_jpeg_as(bytes: &[u8], stored_rgb: bool) -> Result<Grey, String> {
     use zune_jpeg::zune_core::bytestream::ZCursor;
     use zune_jpeg::zune_core::colorspace::ColorSpace;
     use zune_jpeg::zune_core::options::DecoderOptions;
@@ -271,6 +282,9 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Grey, String> {
     check_size(width, height)?;
     let (out, color_type, channels) = match decoder.input_colorspace() {
         Some(ColorSpace::Luma) => (ColorSpace::Luma, "grey", 1),
+        // Asked for in the colour space it reads, the decoder hands the samples back
+        // as they are stored.
+        Some(ColorSpace::YCbCr) if stored_rgb => (ColorSpace::YCbCr, "rgb", 3),
         Some(ColorSpace::YCCK) | Some(ColorSpace::CMYK) => (ColorSpace::RGB, "cmyk", 3),
         Some(ColorSpace::RGB) => (ColorSpace::RGB, "rgb", 3),
         _ => (ColorSpace::RGB, "ycbcr", 3),

@@ -231,8 +231,25 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         return Err("palette colour images are not measured".into());
     }
     let encapsulated = check_embedded_jpeg(&object, &header)?;
+    // Lossless JPEG (dicom-rs's own decoder) has no colour transform to undo.
+    let lossy_jpeg = matches!(
+        header.transfer_syntax.as_str(),
+        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51"
+    );
+    if encapsulated
+        && header.photometric == "RGB"
+        && samples == 3
+        && header.frames == 1
+        && lossy_jpeg
+    {
+        return stored_rgb_jpeg(&object, header);
+    }
+    let ybr_422 = !encapsulated && header.photometric == "YBR_FULL_422";
     if !encapsulated {
         check_native_frames(&object, &header, samples as usize)?;
+    }
+    if ybr_422 {
+        return luminance_of_ybr_full_422(&object, header, memory);
     }
     let decoded = object
         .decode_pixel_data_frame(0)
@@ -288,12 +305,68 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     })
 }
 
-/// Native pixel data holds every frame NumberOfFrames declares (only the first is
-/// measured, but a file that says a million frames where it holds one lies).
-fn check_native_frames(object: &Object, header: &Header, samples: usize) -> Result<(), String> {
-    if header.frames <= 1 {
-        return Ok(());
+/// An encapsulated JPEG of PhotometricInterpretation RGB, decoded without the
+/// colour transform a JPEG decoder assumes for three components.
+fn stored_rgb_jpeg(object: &Object, header: Header) -> Result<Grey, String> {
+    let jpeg = joined_fragments(object).ok_or("no pixel data")?;
+    let mut grey = super::decode::decode_jpeg_stored_rgb(&jpeg)
+        .map_err(|e| format!("the JPEG inside: {e}"))?;
+    grey.format = Format::Dicom;
+    grey.bits_stored = header.bits_stored as u8;
+    grey.dicom = Some(Box::new(header));
+    Ok(grey)
+}
+
+/// Native YBR_FULL_422 (8 bits: Y1 Y2 Cb Cr for each two pixels of a row): its
+/// luminance is Y, as for stored YBR_FULL. dicom-rs reads the frame as three samples
+/// a pixel, a third longer than it is.
+fn luminance_of_ybr_full_422(
+    object: &Object,
+    header: Header,
+    memory: super::decode::Reservation,
+) -> Result<Grey, String> {
+    if header.bits_allocated != 8 || !header.columns.is_multiple_of(2) {
+        return Err(format!(
+            "YBR_FULL_422 of {} bits and {} columns: only 8 bits and an even number of columns are measured",
+            header.bits_allocated, header.columns
+        ));
     }
+    let bytes = object
+        .element(PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.to_bytes().ok())
+        .ok_or("cannot read the pixel data")?;
+    let frame = header.rows as usize * header.columns as usize * 2;
+    let Some(frame) = bytes.get(..frame) else {
+        return Err("pixel data shorter than the image".into());
+    };
+    let luminance: Vec<u8> = frame
+        .chunks_exact(4)
+        .flat_map(|pair| [pair[0], pair[1]])
+        .collect();
+    let layout = Layout {
+        channels: 1,
+        line_size: header.columns as usize,
+        width: header.columns as usize,
+        height: header.rows as usize,
+    };
+    Ok(Grey {
+        width: header.columns,
+        height: header.rows,
+        bit_depth: 8,
+        bits_stored: header.bits_stored as u8,
+        color_type: "rgb",
+        format: Format::Dicom,
+        pixels: Pixels::Eight(layout.grey8(luminance)?),
+        dicom: Some(Box::new(header)),
+        memory,
+    })
+}
+
+/// Native pixel data holds every frame NumberOfFrames declares (only the first is
+/// measured, but a file that says a million frames where it holds one lies), and
+/// one frame at least: a file shorter than its Rows × Columns is not measured.
+fn check_native_frames(object: &Object, header: &Header, samples: usize) -> Result<(), String> {
     let Ok(bytes) = object
         .element(PIXEL_DATA)
         .map_err(|_| ())
@@ -301,11 +374,25 @@ fn check_native_frames(object: &Object, header: &Header, samples: usize) -> Resu
     else {
         return Ok(());
     };
+    // YBR_FULL_422 stores two samples a pixel (Y for each, Cb and Cr for each pair).
+    let samples = if header.photometric == "YBR_FULL_422" {
+        2
+    } else {
+        samples
+    };
     let frame = header.rows as usize
         * header.columns as usize
         * samples
         * (header.bits_allocated as usize).div_ceil(8);
     let declared = frame.saturating_mul(header.frames as usize);
+    if header.frames <= 1 && bytes.len() < frame {
+        return Err(format!(
+            "the pixel data holds {} bytes where Rows × Columns ({} × {}) need {frame}: a lying or truncated length",
+            bytes.len(),
+            header.rows,
+            header.columns
+        ));
+    }
     if bytes.len() < declared {
         return Err(format!(
             "NumberOfFrames {} needs {declared} bytes of pixel data where {} are stored: a lying or truncated length",
@@ -443,14 +530,14 @@ fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String>
     let Some(element) = object.element_opt(PIXEL_DATA).ok().flatten() else {
         return Err("no pixel data".into());
     };
-    let Some(fragments) = element.value().fragments() else {
+    if element.value().fragments().is_none() {
         return Ok(false);
-    };
+    }
     if !is_jpeg(&header.transfer_syntax) {
         return Ok(true);
     }
     // dicom-rs joins the fragments of a frame: read the header across them too.
-    let joined: Vec<u8> = fragments.iter().flatten().copied().collect();
+    let joined: Vec<u8> = joined_fragments(object).unwrap_or_default();
     let Some(frame) = jpeg_frame(&joined) else {
         return Err("the JPEG inside has no frame header".into());
     };
@@ -468,6 +555,13 @@ fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String>
         ));
     }
     Ok(true)
+}
+
+/// The fragments of encapsulated pixel data, joined (the offset table left out).
+fn joined_fragments(object: &Object) -> Option<Vec<u8>> {
+    let element = object.element_opt(PIXEL_DATA).ok().flatten()?;
+    let fragments = element.value().fragments()?;
+    Some(fragments.iter().flatten().copied().collect())
 }
 
 /// Whether a transfer syntax is JPEG's (ITU T.81: baseline, extended, lossless); its

@@ -190,6 +190,9 @@ impl NoopStartupHandler for Open {
         for (name, value) in [
             ("server_version", super::settings::SERVER_VERSION),
             ("is_superuser", "off"),
+            // Read-only, as `SHOW` says: libpq's target_session_attrs=read-only
+            // reads it.
+            ("default_transaction_read_only", "on"),
         ] {
             client
                 .feed(PgWireBackendMessage::ParameterStatus(
@@ -215,6 +218,7 @@ impl Startup {
                 let mut parameters = DefaultServerParameterProvider::default();
                 parameters.server_version = super::settings::SERVER_VERSION.into();
                 parameters.is_superuser = false;
+                parameters.default_transaction_read_only = true;
                 let parameters = Arc::new(parameters);
                 Startup::Password(Box::new(
                     SASLAuthStartupHandler::new(parameters)

@@ -152,6 +152,7 @@ pub async fn serve<H: PgWireServerHandlers>(
     ticket: StartingTicket,
 ) -> std::io::Result<()> {
     let closed = ticket.closed.clone();
+    let hang_up = HangUp::watch(&socket);
     let mut starting_up = Some((login, ticket));
     let startup = tokio::time::sleep(STARTUP);
     tokio::pin!(startup);
@@ -238,7 +239,7 @@ pub async fn serve<H: PgWireServerHandlers>(
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
-        if let Err(mut error) = process_message(
+        let processed = process_message(
             message,
             &mut socket,
             startup_handler.clone(),
@@ -246,9 +247,21 @@ pub async fn serve<H: PgWireServerHandlers>(
             extended_query_handler.clone(),
             copy_handler.clone(),
             cancel_handler.clone(),
-        )
-        .await
-        {
+        );
+        // Watched once logged in: a cancel request's connection closes as soon as
+        // it has sent it, and must still be heard.
+        let processed = match hang_up.as_ref().filter(|_| !starting) {
+            Some(hang_up) => tokio::select! {
+                biased;
+                processed = processed => processed,
+                () = hang_up.heard() => {
+                    say!("cxr serve: {peer}: the client left while its statement ran: stopped");
+                    return Ok(());
+                }
+            },
+            None => processed.await,
+        };
+        if let Err(mut error) = processed {
             error_handler.on_error(&socket, &mut error);
             let info = ErrorInfo::from(error);
             if info.is_fatal() {
@@ -261,6 +274,39 @@ pub async fn serve<H: PgWireServerHandlers>(
                 extended,
             )
             .await?;
+        }
+    }
+}
+
+/// A second handle on a client's socket that tells when the client has closed its
+/// end while the server works on a message: the message's statement is then dropped
+/// (as a cancel request drops it) instead of computing to its time limit for nobody.
+/// A client killed mid-statement, or one that sends a statement and leaves, would
+/// otherwise keep a core busy after its place among `--max-connections` is free.
+struct HangUp(TcpStream);
+
+impl HangUp {
+    /// A duplicate of `socket`'s descriptor, registered with the runtime on its own;
+    /// None if the system refuses one (the connection is then served unwatched).
+    fn watch(socket: &TcpStream) -> Option<HangUp> {
+        use std::os::fd::AsFd;
+        let duplicate = socket.as_fd().try_clone_to_owned().ok()?;
+        let stream = std::net::TcpStream::from(duplicate);
+        TcpStream::from_std(stream).ok().map(HangUp)
+    }
+
+    /// Resolves when the client has closed the connection (end of stream or reset).
+    /// Bytes waiting to be read say nothing of that (a pipelined message): the
+    /// watch then waits no longer for this message, and the statement runs on.
+    async fn heard(&self) {
+        let mut byte = [0u8; 1];
+        loop {
+            match self.0.peek(&mut byte).await {
+                Ok(0) => return,
+                Ok(_) => return std::future::pending().await,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
         }
     }
 }

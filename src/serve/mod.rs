@@ -236,6 +236,15 @@ async fn accept(
                             let _ = connection::serve(socket, tls, server, peer, login, ticket).await;
                         }
                         (None, _) => {
+                            // A cancel request comes on a connection of its own and
+                            // leaves at once: taken when every place is, as
+                            // PostgreSQL takes it, or a full server could not stop
+                            // the statements that fill it.
+                            if let Some(request) = cancel_request(&socket).await {
+                                use datafusion_postgres::pgwire::api::cancel::CancelHandler;
+                                server.cancel_handler().on_cancel_request(request).await;
+                                return;
+                            }
                             let why = format!("too many connections (--max-connections {max})");
                             let said = format!("sorry, too many clients already ({max} connections)");
                             refuse(socket, peer, &why, "53300", &said).await;
@@ -373,6 +382,47 @@ async fn asks_for_tls(socket: &TcpStream) -> bool {
     const SSL_REQUEST: u32 = 80877103;
     // 0x16: a TLS handshake record (direct TLS, PostgreSQL 17 clients).
     head[0] == 0x16 || u32::from_be_bytes([head[4], head[5], head[6], head[7]]) == SSL_REQUEST
+}
+
+/// The cancel request a new connection opens with, if it does (read within 5 s);
+/// anything else is left unread.
+async fn cancel_request(
+    socket: &TcpStream,
+) -> Option<datafusion_postgres::pgwire::messages::cancel::CancelRequest> {
+    use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
+    use datafusion_postgres::pgwire::messages::startup::SecretKey;
+    const CANCEL_REQUEST: u32 = 80877102;
+    // Length, code, process id and a key of 4 bytes (protocol 3.0; 3.2's longer
+    // keys up to 256 bytes).
+    let mut head = [0u8; 16 + 252];
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.peek(&mut head).await {
+                Ok(n) if n >= 8 => {
+                    let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                    let code = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+                    if code != CANCEL_REQUEST || !(16..=head.len()).contains(&length) {
+                        return None;
+                    }
+                    if n >= length {
+                        return Some(length);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(0) | Err(_) => return None,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await;
+    let length = read.ok().flatten()?;
+    let pid = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    let key = &head[12..length];
+    let secret_key = match <[u8; 4]>::try_from(key) {
+        Ok(four) => SecretKey::I32(i32::from_be_bytes(four)),
+        Err(_) => SecretKey::Bytes(key.to_vec().into()),
+    };
+    Some(CancelRequest::new(pid, secret_key))
 }
 
 /// Reads a client's startup packet, answering "no" to a TLS or GSS request first.

@@ -875,6 +875,8 @@ impl Drop for Running {
 /// Statements refused before planning: nothing a client sends reads or writes a
 /// file, or changes what the server serves.
 fn refuse_statement(statement: &Statement) -> Result<()> {
+    crate::sql::refuse_ignored_clauses(statement)?;
+
     let refused = match statement {
         Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. } => None,
         Statement::ShowTables { .. }

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Reset, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{
+    ContextModifier, Expr, Reset, Set, SetSessionAuthorizationParamKind, Statement, Value,
+};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -226,8 +228,33 @@ pub fn apply(
                 }
             },
         )),
+        // The login's own role is the one role a session has: another is refused,
+        // as PostgreSQL refuses a role that does not exist.
+        Statement::Set(Set::SetRole {
+            role_name: Some(role),
+            ..
+        }) => Some(own_role(&role.value, metadata)),
+        Statement::Set(Set::SetSessionAuthorization(param)) => match &param.kind {
+            SetSessionAuthorizationParamKind::User(role) => Some(own_role(&role.value, metadata)),
+            SetSessionAuthorizationParamKind::Default => Some(Ok(Done::tag("SET"))),
+        },
+        Statement::Set(Set::SetRole {
+            role_name: None, ..
+        }) => Some(Ok(Done::tag("SET"))),
         _ => None,
     }
+}
+
+/// `SET ROLE name`: the login's own name is taken (nothing changes), any other is
+/// 22023 as PostgreSQL says of a role it does not have.
+fn own_role(role: &str, metadata: &HashMap<String, String>) -> PgWireResult<Done> {
+    if metadata.get("user").is_some_and(|user| user == role) {
+        return Ok(Done::tag("SET"));
+    }
+    Err(error(
+        "22023", // invalid_parameter_value
+        format!("role \"{role}\" does not exist"),
+    ))
 }
 
 /// Whether a metadata key holds a session setting (what a transaction's end may

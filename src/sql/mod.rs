@@ -313,6 +313,9 @@ impl Warehouse {
         let mut frames = Vec::with_capacity(statements.len());
         for statement in statements {
             let text = statement_text(&statement);
+            if let datafusion::sql::parser::Statement::Statement(s) = &statement {
+                refuse_ignored_clauses(s)?;
+            }
             files::prepare(&self.ctx, &statement).await?;
             let plan = self
                 .ctx
@@ -548,7 +551,10 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_analyzer_rule(std::sync::Arc::new(functions::CappedTextConcat::default()));
+        .with_analyzer_rule(std::sync::Arc::new(functions::CappedTextConcat::default()))
+        .with_analyzer_rule(std::sync::Arc::new(
+            functions::CheckedIntegerArithmetic::default(),
+        ));
     if let Some(interrupt) = interrupt {
         state = state.with_physical_optimizer_rule(interrupt.rule());
     }
@@ -699,4 +705,41 @@ fn local_path(url: &str) -> Result<std::path::PathBuf> {
         .get_url()
         .to_file_path()
         .map_err(|_| Error::Query(format!("`{url}`: not a local file path")))
+}
+
+/// Clauses DataFusion parses and then ignores, refused rather than answered as if
+/// they were not there: `TABLESAMPLE` (the whole table was counted) and `FOR
+/// UPDATE`/`FOR SHARE` (the warehouse has no locks to take).
+pub fn refuse_ignored_clauses(
+    statement: &datafusion::sql::sqlparser::ast::Statement,
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, TableFactor, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = &'static str;
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<&'static str> {
+            if !query.locks.is_empty() {
+                return ControlFlow::Break(
+                    "FOR UPDATE and FOR SHARE are not supported: the warehouse is read-only and has no row locks",
+                );
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, table: &TableFactor) -> ControlFlow<&'static str> {
+            if let TableFactor::Table {
+                sample: Some(_), ..
+            } = table
+            {
+                return ControlFlow::Break(
+                    "TABLESAMPLE is not supported (it would read the whole table); sample with ORDER BY random() LIMIT n",
+                );
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match statement.visit(&mut Finder) {
+        ControlFlow::Break(why) => Err(Error::Query(why.into())),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }

@@ -296,6 +296,28 @@ pub fn read(path: &Path, issues: &mut Issues) -> Result<Metadata> {
             "no image rows: the file has a header but no usable records (nothing was written)",
         ));
     }
+    // An age in the other release's form is read all the same, and said.
+    for (i, value) in age.iter().enumerate() {
+        let (Some(value), Some(_)) = (value, keys[i]) else {
+            continue;
+        };
+        let said = match revision {
+            Revision::Revised2020 if with_unit(&value) && value.ends_with('Y') => {
+                "age written as the 2017 release writes it, in a 2020 file; converted to years"
+            }
+            Revision::Original2017 if digits(&value) => {
+                "age without the 2017 release's unit (Y, M or D), in a 2017 file; read as years"
+            }
+            _ => continue,
+        };
+        issues.push(
+            &t.source,
+            Some(t.lines[i]),
+            Some(t.name(c.age)),
+            Some(value),
+            said,
+        );
+    }
     Ok(Metadata { images, revision })
 }
 
@@ -327,6 +349,11 @@ impl RowCleaner<'_> {
         let s = self.required(field, v)?;
         match s.parse::<i32>() {
             Ok(n) if n >= 0 => Some(n),
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+                let why = format!("over {}, the largest number read; row refused", i32::MAX);
+                self.refuse(field, Some(s), why);
+                None
+            }
             _ => {
                 self.refuse(field, Some(s), "not a non-negative integer; row refused");
                 None

@@ -137,7 +137,26 @@ fn read_side(files: &Files) -> Result<Side> {
         side.inputs
             .push(InputFile::describe("split_train_val", train_val)?);
         side.inputs.push(InputFile::describe("split_test", test)?);
-        side.lists = Some([csv::read_list(train_val)?, csv::read_list(test)?]);
+        let same = (
+            std::fs::canonicalize(train_val),
+            std::fs::canonicalize(test),
+        );
+        if matches!(same, (Ok(a), Ok(b)) if a == b) {
+            return Err(crate::error::Error::input(
+                test,
+                "the same file as the train_val list: --splits takes the two lists, train_val then test (nothing was written)",
+            ));
+        }
+        let lists = [csv::read_list(train_val)?, csv::read_list(test)?];
+        for (list, path) in lists.iter().zip([train_val, test]) {
+            if list.is_empty() {
+                return Err(crate::error::Error::input(
+                    path,
+                    "no image names: the split list is empty (nothing was written)",
+                ));
+            }
+        }
+        side.lists = Some(lists);
     }
     if let Some(p) = &files.bbox {
         side.inputs.push(InputFile::describe("bbox", p)?);
