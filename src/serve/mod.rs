@@ -366,17 +366,11 @@ async fn refuse(mut socket: TcpStream, peer: SocketAddr, why: &str, code: &str, 
 /// handshake), looked at without reading it; at most 10 s are waited for it.
 async fn asks_for_tls(socket: &TcpStream) -> bool {
     let mut head = [0u8; 8];
-    let peeked = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match socket.peek(&mut head).await {
-                Ok(n) if n >= 8 || (n >= 1 && head[0] == 0x16) => return true,
-                Ok(0) | Err(_) => return false,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await;
-    if !matches!(peeked, Ok(true)) {
+    let enough = |seen: &[u8]| seen.len() >= 8 || seen.first() == Some(&0x16);
+    if peek_until(socket, &mut head, Duration::from_secs(10), enough)
+        .await
+        .is_none()
+    {
         return false;
     }
     const SSL_REQUEST: u32 = 80877103;
@@ -395,27 +389,18 @@ async fn cancel_request(
     // Length, code, process id and a key of 4 bytes (protocol 3.0; 3.2's longer
     // keys up to 256 bytes).
     let mut head = [0u8; 16 + 252];
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.peek(&mut head).await {
-                Ok(n) if n >= 8 => {
-                    let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                    let code = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-                    if code != CANCEL_REQUEST || !(16..=head.len()).contains(&length) {
-                        return None;
-                    }
-                    if n >= length {
-                        return Some(length);
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Ok(0) | Err(_) => return None,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await;
-    let length = read.ok().flatten()?;
+    let most = head.len();
+    // The declared length of a cancel request; None for any other packet.
+    let length = |seen: &[u8]| -> Option<usize> {
+        let length = u32::from_be_bytes(seen.get(..4)?.try_into().ok()?) as usize;
+        let code = u32::from_be_bytes(seen.get(4..8)?.try_into().ok()?);
+        (code == CANCEL_REQUEST && (16..=most).contains(&length)).then_some(length)
+    };
+    // Enough seen: the whole request, or a header that is not one.
+    let enough =
+        |seen: &[u8]| seen.len() >= 8 && length(seen).is_none_or(|length| seen.len() >= length);
+    let seen = peek_until(socket, &mut head, Duration::from_secs(5), enough).await?;
+    let length = length(&head[..seen])?;
     let pid = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
     let key = &head[12..length];
     let secret_key = match <[u8; 4]>::try_from(key) {
@@ -423,6 +408,28 @@ async fn cancel_request(
         Err(_) => SecretKey::Bytes(key.to_vec().into()),
     };
     Some(CancelRequest::new(pid, secret_key))
+}
+
+/// Peeks at what a new connection has sent, without reading it, until `enough` of it
+/// is in `buffer` (at most `wait`): how much, or None when the client closed first
+/// or the time ran out.
+async fn peek_until(
+    socket: &TcpStream,
+    buffer: &mut [u8],
+    wait: Duration,
+    enough: impl Fn(&[u8]) -> bool,
+) -> Option<usize> {
+    let peeked = tokio::time::timeout(wait, async {
+        loop {
+            match socket.peek(buffer).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) if enough(&buffer[..n]) => return Some(n),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await;
+    peeked.ok().flatten()
 }
 
 /// Reads a client's startup packet, answering "no" to a TLS or GSS request first.

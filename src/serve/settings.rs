@@ -230,17 +230,14 @@ pub fn apply(
         )),
         // The login's own role is the one role a session has: another is refused,
         // as PostgreSQL refuses a role that does not exist.
-        Statement::Set(Set::SetRole {
-            role_name: Some(role),
-            ..
-        }) => Some(own_role(&role.value, metadata)),
-        Statement::Set(Set::SetSessionAuthorization(param)) => match &param.kind {
-            SetSessionAuthorizationParamKind::User(role) => Some(own_role(&role.value, metadata)),
-            SetSessionAuthorizationParamKind::Default => Some(Ok(Done::tag("SET"))),
-        },
-        Statement::Set(Set::SetRole {
-            role_name: None, ..
-        }) => Some(Ok(Done::tag("SET"))),
+        Statement::Set(Set::SetRole { role_name, .. }) => Some(match role_name {
+            Some(role) => own_role(&role.value, metadata),
+            None => Ok(Done::tag("SET")),
+        }),
+        Statement::Set(Set::SetSessionAuthorization(param)) => Some(match &param.kind {
+            SetSessionAuthorizationParamKind::User(role) => own_role(&role.value, metadata),
+            SetSessionAuthorizationParamKind::Default => Ok(Done::tag("SET")),
+        }),
         _ => None,
     }
 }

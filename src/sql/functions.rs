@@ -604,8 +604,8 @@ impl datafusion::optimizer::AnalyzerRule for CheckedIntegerArithmetic {
     }
 }
 
-/// `+`, `-` or `*` of two integers of one type, an error on overflow ("integer out
-/// of range", as PostgreSQL says).
+/// `+`, `-` or `*` of two 64-bit integers, an error on overflow ("out of range for
+/// bigint", as PostgreSQL says "bigint out of range").
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct CheckedOperator {
     operator: datafusion::logical_expr::Operator,
