@@ -62,6 +62,25 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
     planning_in_words(&text).unwrap_or_else(|| unqualified_fields(&text))
 }
 
+/// An expression's name without the tables that qualify its columns:
+/// `sum(images.age)` is `sum(age)`.
+fn without_qualifiers(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut word_start = 0;
+    for c in name.chars() {
+        let word = &out[word_start..];
+        if c == '.' && word.starts_with(|w: char| w.is_alphabetic() || w == '_') {
+            out.truncate(word_start);
+            continue;
+        }
+        out.push(c);
+        if !(c.is_alphanumeric() || c == '_') {
+            word_start = out.len();
+        }
+    }
+    out
+}
+
 /// A column name without its table or alias (`images.nodule`, `i.nodule`: `nodule`).
 fn unqualified(name: &str) -> String {
     let name = name.trim();
@@ -153,6 +172,14 @@ fn planning_in_words(message: &str) -> Option<String> {
         let column = quoted_after("column \"", '"').map(|c| unqualified(&c))?;
         return Some(format!(
             "column `{column}` must be in GROUP BY or inside an aggregate function (count, sum, min, ...)"
+        ));
+    }
+    // Two aggregates named alike (`sum(age)` and `sum(CAST(age AS BIGINT))`: a cast
+    // does not change a name).
+    if let Some(name) = quoted_after("Schema contains duplicate unqualified field name \"", '"') {
+        return Some(format!(
+            "two result columns are named `{}`; rename one with AS",
+            without_qualifiers(&name)
         ));
     }
     if message.contains("Projections require unique expression names") {
@@ -252,6 +279,12 @@ mod field_tests {
                 "Projections require unique expression names but the expression \"CAST(Int64(1) AS Int16)\" at position 0 and \"CAST(Int64(1) AS Float32)\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
             ),
             "two result columns are named `1`; rename one with AS"
+        );
+        assert_eq!(
+            said(
+                "Schema error: Schema contains duplicate unqualified field name \"sum(images.age)\""
+            ),
+            "two result columns are named `sum(age)`; rename one with AS"
         );
         assert_eq!(
             said("Arrow error: Cast error: Can't cast value 857375 to type Int16"),

@@ -161,7 +161,10 @@ pub async fn load_patients(wh: &Warehouse) -> Result<Vec<Patient>> {
 pub async fn official(wh: &Warehouse) -> Result<Vec<(i32, String)>> {
     let rows = wh
         .query(
-            "SELECT patient_id, MIN(split) AS split FROM images WHERE split IS NOT NULL GROUP BY patient_id HAVING COUNT(DISTINCT split) = 1 ORDER BY patient_id",
+            // Every image of the patient in one list: an image in neither (NULL)
+            // leaves the patient out, as one in each does.
+            "SELECT patient_id, MIN(split) AS split FROM images GROUP BY patient_id \
+             HAVING COUNT(DISTINCT split) = 1 AND COUNT(split) = COUNT(*) ORDER BY patient_id",
             &[],
         )
         .await?;

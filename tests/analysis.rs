@@ -721,3 +721,52 @@ fn followup_of_the_whole_warehouse_equals_the_same_computed_for_a_cohort() {
         csv_rows(&["followup", "--patient", "18404"])
     );
 }
+
+/// `split --official` gives a patient a split only when every image of theirs is in
+/// that one list: an image in neither list leaves the patient out (as SCHEMA.md says),
+/// as an image in each does.
+#[test]
+fn official_split_leaves_out_a_patient_with_an_image_in_no_list() {
+    let dir = tempfile::tempdir().unwrap();
+    // Patients 1, 2 and 3, two images each.
+    let metadata = common::small_metadata(dir.path(), 6);
+    let lists = [
+        (
+            "tv.txt",
+            "00000001_000.png\n00000001_001.png\n00000002_000.png\n",
+        ),
+        ("te.txt", "00000003_000.png\n00000003_001.png\n"),
+    ];
+    for (name, text) in lists {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let w = dir.path().join("wh");
+    let (m, ws) = (metadata.to_str().unwrap(), w.to_str().unwrap());
+    let tv = dir.path().join("tv.txt");
+    let te = dir.path().join("te.txt");
+    let out = run(&[
+        "ingest",
+        "--metadata",
+        m,
+        "--splits",
+        tv.to_str().unwrap(),
+        te.to_str().unwrap(),
+        "--no-bbox",
+        "--no-expert",
+        "--no-images",
+        "--no-other-release",
+        "-w",
+        ws,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = run(&["split", "-w", ws, "--official"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let rows = csv_rows_in(
+        ws,
+        &[
+            "sql",
+            "SELECT patient_id, split FROM splits ORDER BY patient_id",
+        ],
+    );
+    assert_eq!(rows, [["1", "train_val"], ["3", "test"]]);
+}

@@ -389,25 +389,7 @@ fn agreement_between_the_two_nih_releases() {
         .iter()
         .map(|r| r[0].clone())
         .collect();
-    assert_eq!(
-        findings,
-        [
-            "Atelectasis",
-            "Cardiomegaly",
-            "Consolidation",
-            "Edema",
-            "Effusion",
-            "Emphysema",
-            "Fibrosis",
-            "Hernia",
-            "Infiltration",
-            "Mass",
-            "Nodule",
-            "Pleural_Thickening",
-            "Pneumonia",
-            "Pneumothorax"
-        ]
-    );
+    assert_eq!(findings, NIH_FINDINGS);
     let cells = pneumonia(&out);
     assert_eq!(cells[1], "112120");
     assert_eq!(cells[2].parse::<i64>().unwrap(), p17);

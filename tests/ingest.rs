@@ -712,3 +712,48 @@ fn a_few_odd_ages_do_not_change_the_release() {
         [["4", "kept"]]
     );
 }
+
+/// An NIH release states each of its 14 findings for every image, present or absent:
+/// on a metadata file of a few images, a finding none of them has is absent in each
+/// (a cohort without it is every image), not unknown (a cohort of none). Counted
+/// here from the CSV's Finding Labels.
+#[test]
+fn a_few_nih_images_know_every_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = nih_csv_records("Data_Entry_2017_v2020.csv.gz");
+    let first: Vec<&Vec<String>> = records.iter().take(30).collect();
+    let mut text = format!("{HEADER}\n");
+    for r in &first {
+        text += &(r.join(",") + "\n");
+    }
+    let metadata = write(dir.path(), "first30.csv", text.as_bytes());
+    let out = ingest_metadata(dir.path(), &metadata);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wh = dir.path().join("wh");
+    let findings = NIH_FINDINGS;
+    let absent_from_all = findings
+        .iter()
+        .filter(|f| first.iter().all(|r| !r[1].split('|').any(|l| l == **f)))
+        .count();
+    assert!(absent_from_all > 0, "the first 30 rows have every finding");
+    for finding in findings {
+        let with = first
+            .iter()
+            .filter(|r| r[1].split('|').any(|l| l == finding))
+            .count();
+        for (flag, expected) in [("--with", with), ("--without", first.len() - with)] {
+            let out = run(&[
+                "cohort",
+                "-w",
+                wh.to_str().unwrap(),
+                flag,
+                finding,
+                "--format",
+                "csv",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let rows = stdout(&out).lines().count().saturating_sub(1);
+            assert_eq!(rows, expected, "{flag} {finding}");
+        }
+    }
+}

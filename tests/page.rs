@@ -705,6 +705,14 @@ fn the_page_in_chromium_matches_the_command_line() {
         "{page}"
     );
     assert_eq!(page["downloads_off"], "true");
+    // The last refused link, as given: the page did not narrow its address.
+    assert!(
+        page["refused_address"]
+            .as_str()
+            .unwrap()
+            .ends_with("/?dataset=nih&with=Effusion&without=Effusion"),
+        "{page}"
+    );
     // What the API refuses (400, above), the page says; and a link giving a finding
     // both with and without, which its one choice per finding cannot show.
     for (query, said) in [

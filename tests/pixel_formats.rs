@@ -121,7 +121,7 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
             &fx.wh,
             &format!(
                 "SELECT width, height, bits_stored, format, mean, std, min, max, p01, p05, p50, p95, p99, \
-                 entropy, histogram, mean_norm, p50_norm FROM pixel_stats \
+                 entropy, histogram, mean_norm, p50_norm, color_type FROM pixel_stats \
                  WHERE dataset = '{dataset}' AND image_id = '{image_id}'"
             ),
         );
@@ -132,6 +132,9 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
         assert_eq!(int(1), num(&want["height"]), "{key} height");
         assert_eq!(int(2), num(&want["bits_stored"]), "{key} bits_stored");
         assert_eq!(g[3], want["format"].as_str().unwrap(), "{key} format");
+        if let Some(colour) = want.get("color_type") {
+            assert_eq!(g[17], colour.as_str().unwrap(), "{key} color_type");
+        }
         // Lossy JPEGs: another decoder's inverse DCT may round a pixel one grey level
         // the other way; lossless data must agree exactly.
         let lossy = want["lossy"].as_bool().unwrap();
@@ -183,8 +186,8 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
         );
         compared += 1;
     }
-    // 3 PNGs, 4 JPEGs, 16 VinDr DICOMs and the RSNA one.
-    assert_eq!(compared, 24);
+    // 3 PNGs, 5 JPEGs, 18 VinDr DICOMs and the RSNA one.
+    assert_eq!(compared, 27);
     assert_eq!(
         int(&fx.wh, "SELECT COUNT(*) FROM pixel_stats"),
         compared as i64
@@ -258,8 +261,8 @@ fn dicom_headers_match_pydicom() {
         assert_eq!(got[0], expected, "{key}");
         compared += 1;
     }
-    assert_eq!(compared, 17);
-    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 17);
+    assert_eq!(compared, 19);
+    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 19);
     // Every measured DICOM is in pixel_stats with its photometric interpretation.
     assert_eq!(
         int(
@@ -267,7 +270,7 @@ fn dicom_headers_match_pydicom() {
             "SELECT COUNT(*) FROM pixel_stats p JOIN dicom_headers d USING (dataset, image_id) \
              WHERE p.photometric = d.photometric AND p.format = 'dicom'"
         ),
-        17
+        19
     );
 }
 
@@ -477,9 +480,9 @@ fn cross_dataset_manifests_carry_the_pixel_statistics() {
         }
         checked += 1;
     }
-    // VinDr's 16 measured and 12 failing images, CheXpert's 3 listed ones.
-    assert_eq!(checked, 31, "{got:?}");
-    assert_eq!(got.len(), 31);
+    // VinDr's 18 measured and 12 failing images, CheXpert's 4 listed ones.
+    assert_eq!(checked, 34, "{got:?}");
+    assert_eq!(got.len(), 34);
 }
 
 /// `plot pixels` across datasets: per dataset, images per bin of 8 on the 0–255

@@ -26,6 +26,8 @@ fn ingest_images(
     images: &[&Path],
     extra: &[(&str, &str)],
 ) -> (PathBuf, std::process::Output) {
+    // cxr makes the warehouse's folder, not the folders on the way to it.
+    std::fs::create_dir_all(dir).unwrap();
     let wh = dir.join("wh");
     let mut args = vec![
         "ingest".to_string(),

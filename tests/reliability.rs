@@ -187,6 +187,17 @@ fn a_commit_keeps_the_files_a_user_put_in_a_version_folder() {
     std::fs::write(version.join("my-notes.txt"), "notes").unwrap();
     std::fs::create_dir(version.join("mine")).unwrap();
     std::fs::write(version.join("mine/r.csv"), "r").unwrap();
+    // Parquet files of the user's, beside the tables and in a folder of theirs.
+    std::fs::copy(
+        version.join("images.parquet"),
+        version.join("my_export.parquet"),
+    )
+    .unwrap();
+    std::fs::copy(
+        version.join("images.parquet"),
+        version.join("mine/p.parquet"),
+    )
+    .unwrap();
     let out = run(&["split", "-w", wh.to_str().unwrap(), "--seed", "1"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -197,6 +208,9 @@ fn a_commit_keeps_the_files_a_user_put_in_a_version_folder() {
         std::fs::read_to_string(version.join("mine/r.csv")).unwrap(),
         "r"
     );
+    for kept in ["my_export.parquet", "mine/p.parquet"] {
+        assert!(version.join(kept).is_file(), "{kept} removed");
+    }
     // The old version's tables are gone; the new version reads.
     assert!(!version.join("images.parquet").exists());
     let out = run(&[
@@ -1629,4 +1643,110 @@ fn unwritable_folders_devices_and_long_names_get_plain_answers() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&long).unwrap(), "answer\n42\n");
+}
+
+// ---------- found by an outside sweep ----------
+
+/// A header naming one column twice is refused where it is read: in `cxr sql` (the
+/// file and the column named; DataFusion said "incorrect number of fields"), and
+/// in ingest also when the two names differ only in case or spaces, as columns are
+/// found without them.
+#[test]
+fn a_column_named_twice_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("dup2.csv");
+    std::fs::write(&csv, "a,a\n1,2\n").unwrap();
+    let any = small_warehouse(dir.path(), 4, "any");
+    let out = run(&[
+        "sql",
+        "-w",
+        any.to_str().unwrap(),
+        &format!("SELECT * FROM '{}'", csv.display()),
+    ]);
+    assert_refused(&out, "dup2.csv");
+    assert!(stderr(&out).contains("appears twice"), "{}", stderr(&out));
+
+    let metadata = small_metadata(dir.path(), 6);
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let twice = header.replace("View Position", "patient age");
+    std::fs::write(&metadata, format!("{twice}\n{rows}")).unwrap();
+    let wh = dir.path().join("wh");
+    let (m, w) = (metadata.to_str().unwrap(), wh.to_str().unwrap());
+    let out = run(&ingest_args(m, w));
+    assert_refused(&out, "patient age");
+    assert!(stderr(&out).contains("Patient Age"), "{}", stderr(&out));
+    assert!(!wh.exists());
+}
+
+/// Outputs make their own folder and no folder on the way to it (README): an export
+/// of the tables, a partitioned export and a new warehouse under folders that do
+/// not exist are refused, and nothing is made.
+#[test]
+fn no_output_makes_the_folders_on_its_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 8, "wh");
+    let w = wh.to_str().unwrap();
+    let missing = dir.path().join("x");
+    let tables = missing.join("y/z");
+    let out = run(&["export", "-w", w, "--tables", tables.to_str().unwrap()]);
+    assert_refused(&out, "does not exist");
+    let parts = missing.join("a/b/");
+    let out = run(&[
+        "export",
+        "-w",
+        w,
+        "--partition-by",
+        "sex",
+        "--out",
+        parts.to_str().unwrap(),
+    ]);
+    assert_refused(&out, "does not exist");
+    let metadata = small_metadata(dir.path(), 4);
+    let nested = missing.join("c/wh");
+    let out = run(&ingest_args(
+        metadata.to_str().unwrap(),
+        nested.to_str().unwrap(),
+    ));
+    assert_refused(&out, "does not exist");
+    assert!(!missing.exists());
+}
+
+/// A server whose memory for all statements is less than one statement's limit
+/// could run no statement that needs memory: refused at start (exit 2).
+#[test]
+fn a_server_smaller_than_a_statement_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = small_warehouse(dir.path(), 8, "wh");
+    let out = run(&[
+        "serve",
+        "-w",
+        wh.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--server-memory",
+        "1KiB",
+    ]);
+    assert_refused(&out, "--server-memory 1KiB is less than");
+}
+
+/// An empty zip given as RSNA's labels is said to hold no file (it was "not a CSV
+/// file (binary data)").
+#[test]
+fn an_empty_zip_is_said_to_hold_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("e.zip");
+    // A zip's end record alone: what `zipfile.ZipFile('e.zip', 'w').close()` writes.
+    let mut end = b"PK\x05\x06".to_vec();
+    end.extend_from_slice(&[0; 18]);
+    std::fs::write(&empty, end).unwrap();
+    let headers = dir.path().join("hdr.csv");
+    std::fs::write(&headers, "patientId,PatientSex\nabc,M\n").unwrap();
+    let metadata = small_metadata(dir.path(), 4);
+    let wh = dir.path().join("wh");
+    let spec = format!("rsna={},{}", empty.display(), headers.display());
+    let mut args = ingest_args(metadata.to_str().unwrap(), wh.to_str().unwrap());
+    args.extend(["--dataset", &spec]);
+    let out = run(&args);
+    assert_refused(&out, "holds no file");
 }

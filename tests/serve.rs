@@ -364,6 +364,11 @@ fn psql_reads_tables_views_and_the_catalog() {
     let expected = format!("{0},{0}", labelled);
     assert_eq!(both.lines().next(), Some("count(*),count(findings.label)"));
     assert_eq!(both.lines().nth(1), Some(expected.as_str()), "{both}");
+    // A NULL of no type is NULL in both forms (PostgreSQL: `,1` and `\N<tab>1`).
+    let untyped = psql_ok(server.port, "COPY (SELECT NULL AS n, 1 AS c) TO STDOUT CSV");
+    assert_eq!(untyped.trim_end(), ",1");
+    let untyped = psql_ok(server.port, "COPY (SELECT NULL AS n, 1 AS c) TO STDOUT");
+    assert_eq!(untyped.trim_end(), "\\N\t1");
     // A subquery in a select list, correlated (each patient's images, against the
     // CSV) and not; one of several rows is an error, as in PostgreSQL.
     let per_patient = psql_ok(
@@ -1533,9 +1538,22 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("SELECT 1 OFFSET -1", "2201X"),
         ("SELECT CAST(70000 AS SMALLINT)", "22003"),
         ("SELECT max(age * age * age) FROM images", "22003"),
+        (
+            "SELECT sum(CAST(age AS BIGINT) * 1000000000000000) FROM images",
+            "22003",
+        ),
+        (
+            "SELECT -x FROM (VALUES (CAST(-32768 AS SMALLINT))) t(x)",
+            "22003",
+        ),
         ("SELECT 1 UNION SELECT 'a', 2", "42601"),
         ("SELECT * FROM no_such_function(5)", "42883"),
         ("DECLARE c CURSOR FOR SELECT 1", "25P01"),
+        // PostgreSQL's current row again; cxr's cursors would send every row left.
+        (
+            "BEGIN; DECLARE z CURSOR FOR SELECT 1; FETCH 0 FROM z",
+            "0A000",
+        ),
         ("CLOSE no_such_cursor", "34000"),
         (
             "BEGIN; DECLARE d CURSOR FOR SELECT 1; DECLARE d CURSOR FOR SELECT 2",

@@ -604,6 +604,34 @@ fn integer_overflow_is_an_error_not_a_wrapped_number() {
         ),
         ("SELECT 9223372036854775807 + 1", "out of range for bigint"),
         ("SELECT -9223372036854775807 - 2", "out of range for bigint"),
+        // Unary minus of the smallest value of a type.
+        (
+            "SELECT -x FROM (VALUES (CAST(-32768 AS SMALLINT))) t(x)",
+            "32768 is out of range for smallint",
+        ),
+        (
+            "SELECT -x FROM (VALUES (CAST(-9223372036854775807 AS BIGINT) - 1)) t(x)",
+            "out of range for bigint",
+        ),
+        // Sums of bigints leaving bigint's range: over all rows, per group, distinct,
+        // and in a sliding window frame (rows 1 and 2).
+        (
+            "SELECT sum(CAST(age AS BIGINT) * 1000000000000000) FROM images",
+            "sum is out of range for bigint",
+        ),
+        (
+            "SELECT sex, sum(CAST(age AS BIGINT) * 1000000000000000) FROM images GROUP BY sex",
+            "sum is out of range for bigint",
+        ),
+        (
+            "SELECT sum(DISTINCT x) FROM (VALUES (9223372036854775807), (1), (1)) t(x)",
+            "sum is out of range for bigint",
+        ),
+        (
+            "SELECT o, sum(x) OVER (ORDER BY o ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+             FROM (VALUES (1, 9223372036854775807), (2, 1), (3, -5)) t(o, x)",
+            "sum is out of range for bigint",
+        ),
     ] {
         let out = run(&["sql", "-w", &w, sql]);
         assert_eq!(code(&out), Some(2), "{sql}: {}", stdout(&out));
@@ -625,5 +653,32 @@ fn integer_overflow_is_an_error_not_a_wrapped_number() {
             oldest * 100_000_000_000_000,
             oldest - 1
         )
+    ); // A sum whose rows' values fit and whose total fits is the total; a window
+    // frame's sum is its rows' even where an earlier frame's was out of range.
+    let ages: i64 = nih_csv().iter().map(|i| i.age).filter(|&a| a <= 120).sum();
+    let out = run(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT sum(CAST(age AS BIGINT) * 1000000000000) AS total, -min(age) AS negated FROM images",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let youngest = nih_csv().iter().map(|i| i.age).min().unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "total,negated\n{},{}\n",
+            ages * 1_000_000_000_000,
+            -youngest
+        )
     );
+    let out = run(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT o, sum(x) OVER (ORDER BY o ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS s \
+         FROM (VALUES (1, 9223372036854775807), (2, -9), (3, 5)) t(o, x) ORDER BY o",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "o,s\n1,9223372036854775798\n2,-4\n3,5\n");
 }

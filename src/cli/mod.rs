@@ -159,7 +159,7 @@ pub struct OutputArgs {
     /// Write the full result to FILE (.parquet, .csv, .json, .ndjson) instead of printing it.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Rows shown by the table format (0 for all) [default: 40]; other formats print every row.
+    /// Rows shown by the table format (0 for all) [default: 40]; the other formats print every row and refuse it, as `--out` does.
     #[arg(long, value_name = "N")]
     pub max_rows: Option<usize>,
 }

@@ -96,6 +96,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             text => size(text, "--in-memory")?,
         },
     };
+    if options.server_memory < options.limits.query_memory {
+        return Err(crate::Error::Usage(format!(
+            "--server-memory {} is less than a statement's limit, {} (--query-memory or $CXR_MEMORY_LIMIT): every statement would be refused for memory the server does not have; give the server at least as much",
+            args.server_memory,
+            args.query_memory
+                .clone()
+                .unwrap_or_else(|| format!("{} MiB", options.limits.query_memory >> 20))
+        )));
+    }
     if let (Some(listen), Some(http)) = (options.listen, options.http)
         && listen.port() != 0
         && listen.port() == http.port()
@@ -142,8 +151,19 @@ fn account(args: &ServeArgs) -> Result<Option<Account>> {
 /// The first line of a password file.
 fn read_password(file: &std::path::Path) -> Result<String> {
     use crate::input::text::{TextError, read_all};
+    use std::os::unix::fs::PermissionsExt;
     let handle = std::fs::File::open(file)
         .map_err(|e| Error::input(file, format!("cannot read the password file: {e}")))?;
+    // As libpq says of a .pgpass others can read.
+    if let Ok(meta) = handle.metadata()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        say!(
+            "cxr serve: warning: the password file {} can be read by other users (mode {:o}); chmod 600 it",
+            file.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
     let text = read_all(handle, 4096).map_err(|e| match e {
         TextError::Io(e) => Error::input(file, format!("cannot read the password file: {e}")),
         other => Error::input(file, format!("not a password file: {other}")),

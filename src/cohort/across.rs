@@ -309,7 +309,7 @@ impl Scope {
             let from = format!(
                 "(\n    WITH s AS ({}),
     labelled AS (
-      SELECT dataset, {vocabulary} AS vocabulary, bit_or(positive | uncertain | negative) AS findings,
+      SELECT dataset, {vocabulary} AS vocabulary, bit_or(positive | uncertain | negative | {every_image}) AS findings,
              bool_or(states_normal) AS states_normals
       FROM s GROUP BY dataset, {vocabulary}
     ),
@@ -324,7 +324,8 @@ impl Scope {
     FROM dataset_images x LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id
   ) AS x",
                 self.states_sql(),
-                vocabulary = crate::datasets::vocabulary_sql("s")
+                vocabulary = crate::datasets::vocabulary_sql("s"),
+                every_image = crate::datasets::labels_every_image_sql("s")
             );
             (states, from)
         };

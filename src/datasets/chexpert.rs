@@ -202,7 +202,15 @@ fn read_table<'t>(
             (Some("Lateral"), _) => (Some("LATERAL"), Some(false)),
             (Some("Frontal"), Some("AP")) => (Some("AP"), Some(true)),
             (Some("Frontal"), Some("PA")) => (Some("PA"), Some(true)),
-            (Some("Frontal"), None) => (None, Some(true)),
+            (Some("Frontal"), None) => {
+                push(
+                    issues,
+                    4,
+                    None,
+                    "AP/PA is empty on a row marked Frontal; view set to NULL, frontal kept TRUE",
+                );
+                (None, Some(true))
+            }
             (Some("Frontal"), Some(v @ ("LL" | "RL"))) => {
                 push(
                     issues,
@@ -213,10 +221,23 @@ fn read_table<'t>(
                 (Some("OTHER"), None)
             }
             (Some("Frontal"), Some(v)) => {
-                push(issues, 4, Some(v), "unknown AP/PA value; view set to NULL");
+                push(
+                    issues,
+                    4,
+                    Some(v),
+                    "unknown AP/PA value; view set to NULL, frontal kept TRUE",
+                );
                 (None, Some(true))
             }
-            (None, _) => (None, None),
+            (None, _) => {
+                push(
+                    issues,
+                    3,
+                    None,
+                    "Frontal/Lateral is empty; view and frontal set to NULL",
+                );
+                (None, None)
+            }
             (Some(v), _) => {
                 push(
                     issues,

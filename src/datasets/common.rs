@@ -43,7 +43,11 @@ pub fn require_all(t: &CsvTable, what: &str, cols: &[Col]) -> Result<Vec<usize>>
     if !missing.is_empty() {
         return Err(missing_columns(&t.path, what, &missing, &t.header));
     }
-    Ok(found.into_iter().map(|f| f.unwrap_or(0)).collect())
+    let found: Vec<usize> = found.into_iter().map(|f| f.unwrap_or(0)).collect();
+    for (&pos, (_, names)) in found.iter().zip(cols) {
+        t.check_named_once(pos, names)?;
+    }
+    Ok(found)
 }
 
 /// The error for a file that lacks columns a dataset needs.
@@ -87,25 +91,38 @@ pub fn label_value(s: &str) -> Option<i8> {
     }
 }
 
-/// The year of a `YYYYMMDD` date (month and day checked for range).
+/// The year of a `YYYYMMDD` date of the calendar.
 pub fn year_of_date(s: &str) -> Option<i32> {
+    date_parts(s).map(|(year, _, _)| year)
+}
+
+/// A `YYYYMMDD` date's year, month and day (a `.0` suffix tolerated); None unless it
+/// is a day of the calendar (`20140230` is not).
+pub fn date_parts(s: &str) -> Option<(i32, u32, u32)> {
     let s = s.trim();
+    let s = s.strip_suffix(".0").unwrap_or(s);
     if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let year: i32 = s[..4].parse().ok()?;
     let month: u32 = s[4..6].parse().ok()?;
     let day: u32 = s[6..8].parse().ok()?;
-    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some(year)
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    (1..=days).contains(&day).then_some((year, month, day))
 }
 
 /// A `YYYYMMDD` date (a `.0` suffix tolerated) as the number YYYYMMDD, which sorts
 /// like the date; None when it is not a valid date.
 pub fn date_key(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let s = s.strip_suffix(".0").unwrap_or(s);
-    year_of_date(s)?;
-    s.parse().ok()
+    let (year, month, day) = date_parts(s)?;
+    Some(i64::from(year) * 10_000 + i64::from(month) * 100 + i64::from(day))
 }
 
 /// Whether `view` is frontal: PA, AP and AP_SUPINE are, LATERAL is not; OTHER (a
@@ -349,6 +366,14 @@ mod tests {
         assert_eq!(year_of_date("2014023"), None);
         assert_eq!(year_of_date("20141303"), None);
         assert_eq!(year_of_date("2014-02-03"), None);
+        // Days of the calendar only: February 30th, April 31st and a February 29th
+        // outside a leap year are not dates (2000 was a leap year, 1900 was not).
+        for not_a_day in ["20140230", "20140431", "19000229", "20140001", "20140100"] {
+            assert_eq!(date_key(not_a_day), None, "{not_a_day}");
+        }
+        assert_eq!(date_key("20000229"), Some(20000229));
+        assert_eq!(date_key("20121231.0"), Some(20121231));
+        assert_eq!(date_parts("20160229"), Some((2016, 2, 29)));
     }
 
     #[test]

@@ -23,7 +23,8 @@ use std::path::PathBuf;
 
 use crate::datasets::chexpert::LABEL_COLUMNS;
 use crate::datasets::common::{
-    Col, MAX_AGE, date_key, frontal_of, has_all, label_value, require_all, year_of_date,
+    Col, MAX_AGE, date_key, frontal_of, has_all, label_value, path_inside_root, require_all,
+    year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
@@ -289,10 +290,13 @@ fn read_metadata(
                 m
             }
         };
+        // The subject and study are numbers; a dicom_id may hold `..` or `/`.
         let path = match (subject, study) {
-            (Some(p), Some(s)) if p.len() >= 2 => {
-                Some(format!("files/p{}/p{p}/s{s}/{id}.jpg", &p[..2]).into())
-            }
+            (Some(p), Some(s)) if p.len() >= 2 => path_inside_root(
+                format!("files/p{}/p{p}/s{s}/{id}.jpg", &p[..2]).into(),
+                issues,
+                (&src, line, t.name(pos[0])),
+            ),
             _ => None,
         };
         rows.images.push(ImageRow {
@@ -665,6 +669,42 @@ zzz-9,50000009,19000009,train
             write_gz(dir, "mimic-cxr-2.0.0-chexpert.csv.gz", &labels_csv()),
             write(dir, "mimic-cxr-2.0.0-split.csv", SPLIT_CSV),
         ]
+    }
+
+    /// A dicom_id with `..` would make a path out of the release's folder: the path
+    /// is NULL, with a `data_issues` row at the id's line and column.
+    #[test]
+    fn a_path_out_of_the_release_is_noted_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = "dicom_id,subject_id,study_id,ViewPosition,StudyDate\n\
+                    aaa-1,10000001,50000001,PA,21800506\n\
+                    ../../../etc/x,10000001,50000001,PA,21800506\n";
+        let files = [write_gz(
+            dir.path(),
+            "mimic-cxr-2.0.0-metadata.csv.gz",
+            meta,
+        )];
+        let mut issues = Issues::default();
+        let rows = read(&files, &LabelMap::default(), &mut issues).unwrap();
+        let paths: Vec<_> = rows.images.iter().map(|i| i.path.as_deref()).collect();
+        assert_eq!(
+            paths,
+            [Some("files/p10/p10000001/s50000001/aaa-1.jpg"), None]
+        );
+        let noted: Vec<_> = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue == crate::datasets::common::PATH_LEAVES_ROOT)
+            .map(|i| (i.line, i.field.as_deref(), i.value.as_deref()))
+            .collect();
+        assert_eq!(
+            noted,
+            [(
+                Some(3),
+                Some("dicom_id"),
+                Some("files/p10/p10000001/s50000001/../../../etc/x.jpg")
+            )]
+        );
     }
 
     #[test]

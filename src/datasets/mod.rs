@@ -279,6 +279,43 @@ pub fn vocabulary<'a>(dataset: &str, source: &'a str) -> &'a str {
     }
 }
 
+/// The findings a source states, present or absent, for every image it labels,
+/// as a mask of [`XR_FINDINGS`]: an NIH release's 14 (a metadata file of a few
+/// images may show no Pneumonia, which is still absent in each, not unknown). Every
+/// other source knows what it labels in some image of its dataset, read from its
+/// labels: 0 here.
+pub fn labels_every_image(dataset: &str, source: &str) -> i32 {
+    if dataset == nih::NAME && nih::RELEASE_SOURCES.contains(&source) {
+        nih_release_mask()
+    } else {
+        0
+    }
+}
+
+/// [`labels_every_image`] as SQL over a row's `dataset` and `source` columns
+/// (qualified by `table`).
+pub fn labels_every_image_sql(table: &str) -> String {
+    let sources: Vec<String> = nih::RELEASE_SOURCES
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect();
+    format!(
+        "CAST(CASE WHEN {table}.dataset = '{}' AND {table}.source IN ({}) THEN {} ELSE 0 END AS INT)",
+        nih::NAME,
+        sources.join(", "),
+        nih_release_mask()
+    )
+}
+
+/// The bits of NIH's 14 findings among [`XR_FINDINGS`].
+fn nih_release_mask() -> i32 {
+    XR_FINDINGS
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| crate::findings::FINDINGS.contains(f))
+        .fold(0, |mask, (k, _)| mask | 1 << k)
+}
+
 /// [`vocabulary`] as SQL over a row's `dataset` and `source` columns (`s.`-qualified
 /// by `table`).
 pub fn vocabulary_sql(table: &str) -> String {

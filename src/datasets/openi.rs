@@ -38,7 +38,10 @@ use crate::error::{Error, Result};
 use crate::input::csv::{CsvTable, source_name};
 use crate::input::issues::Issues;
 
-use crate::datasets::common::{ImageList, bare_image, frontal_of, require_all, sex_or_issue};
+use crate::datasets::common::{
+    ImageList, PATH_LEAVES_ROOT, bare_image, date_parts, frontal_of, leaves_root, require_all,
+    sex_or_issue,
+};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, Interner, LabelRow, Report};
 
@@ -274,7 +277,12 @@ fn resolve(
     if let Some(id) = meta.alias.get(raw) {
         return id.clone();
     }
-    let png: Option<crate::datasets::Shared> = Some(format!("{raw}.png").into());
+    let png: Option<crate::datasets::Shared> = if leaves_root(raw) {
+        issues.push(src, None, Some(member), Some(raw), PATH_LEAVES_ROOT);
+        None
+    } else {
+        Some(format!("{raw}.png").into())
+    };
     let id = if let Some(i) = images.get(raw) {
         if i < n_meta {
             images.at(i).path = png;
@@ -413,7 +421,7 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
         }
         if let (Some((bi, b)), Some((di, d))) = (&birth, &date) {
             im.age = match (b[r], d[r]) {
-                (Some(bv), Some(dv)) => match (ymd(bv), ymd(dv)) {
+                (Some(bv), Some(dv)) => match (date_parts(bv), date_parts(dv)) {
                     (Some(bd), Some(sd)) => {
                         let mut a = sd.0 - bd.0;
                         if (sd.1, sd.2) < (bd.1, bd.2) {
@@ -459,19 +467,6 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
         images.add(im);
     }
     Ok(())
-}
-
-/// `YYYYMMDD` → (year, month, day), checked loosely (month 1–12, day 1–31).
-fn ymd(s: &str) -> Option<(i32, u32, u32)> {
-    let s = s.trim();
-    let s = s.strip_suffix(".0").unwrap_or(s);
-    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let y: i32 = s[..4].parse().ok()?;
-    let m: u32 = s[4..6].parse().ok()?;
-    let d: u32 = s[6..].parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
 }
 
 /// Reads every `.xml` member of the archive: (member path, report).
@@ -817,6 +812,42 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         )
         .unwrap();
         (rows, issues)
+    }
+
+    /// An image id of a report with `..` would make a path out of the release's
+    /// folder: the image is kept with a NULL path and a `data_issues` row naming the
+    /// report.
+    #[test]
+    fn a_path_out_of_the_release_is_noted_at_its_report() {
+        let (rows, issues) = read_with_reports(&[(
+            "ecgen-radiology/1.xml",
+            report_xml(
+                "CXR7",
+                "",
+                &["normal"],
+                &[],
+                &["CXR7_IM-0071-3001", "../../etc/passwd"],
+            ),
+        )]);
+        let path = |id: &str| {
+            let image = rows.images.iter().find(|i| &*i.image_id == id).unwrap();
+            image.path.as_deref().map(str::to_string)
+        };
+        assert_eq!(
+            path("CXR7_IM-0071-3001").as_deref(),
+            Some("CXR7_IM-0071-3001.png")
+        );
+        assert_eq!(path("../../etc/passwd"), None);
+        let noted: Vec<_> = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue == crate::datasets::common::PATH_LEAVES_ROOT)
+            .map(|i| (i.field.as_deref(), i.value.as_deref()))
+            .collect();
+        assert_eq!(
+            noted,
+            [(Some("ecgen-radiology/1.xml"), Some("../../etc/passwd"))]
+        );
     }
 
     #[test]

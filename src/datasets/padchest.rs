@@ -221,7 +221,8 @@ fn read_table<'t>(
                         let s = item.trim();
                         if s.is_empty() {
                             had_empty = true;
-                        } else if !distinct.contains(&s) {
+                        } else if !distinct.iter().any(|d| d.eq_ignore_ascii_case(s)) {
+                            // The label map reads labels in any case: one label.
                             distinct.push(s);
                         }
                     }

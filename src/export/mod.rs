@@ -403,11 +403,8 @@ struct NewFolder {
 impl NewFolder {
     fn create(out: &Path) -> Result<NewFolder> {
         let out = resolve(out).unwrap_or_else(|| out.to_path_buf());
-        let parent = out
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&parent).ctx(|| format!("{}: cannot create", parent.display()))?;
+        // The folder is made, not the folders on the way to it.
+        crate::warehouse::files::check_folder_exists(&out)?;
         crate::warehouse::files::sweep_stale(&out);
         let tmp = crate::warehouse::files::temp_beside(&out);
         std::fs::create_dir(&tmp).ctx(|| format!("{}: cannot create", tmp.display()))?;

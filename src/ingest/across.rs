@@ -394,8 +394,10 @@ fn image_states<'a>(
     let vocabulary = |r: &StateRow<'a>| crate::datasets::vocabulary(r.dataset, r.source);
     let mut labelled: PlHashMap<&str, i32> = PlHashMap::new();
     for r in &rows {
-        *labelled.entry(vocabulary(r)).or_default() |=
-            r.state.masks[0] | r.state.masks[1] | r.state.masks[2];
+        *labelled.entry(vocabulary(r)).or_default() |= r.state.masks[0]
+            | r.state.masks[1]
+            | r.state.masks[2]
+            | crate::datasets::labels_every_image(r.dataset, r.source);
     }
     let mut images: PlHashMap<&str, State> = PlHashMap::new();
     for r in &rows {

@@ -143,31 +143,22 @@ pub fn run_with_progress(
     crate::warehouse::refuse_inside_another_warehouse(&opts.warehouse)?;
     WriteLock::check(&opts.warehouse)?;
     let mut issues = Issues::default();
-    // With images, the other datasets are read first (a wrong file is refused before
-    // any pixel work), then the pixel pass runs while the CSVs are read and their
-    // tables written (overlap.rs). Without, NIH is read beside the other datasets, and
-    // each dataset is written as soon as it is read and those before it are written.
-    let (lock, others) = if opts.images.is_empty() {
-        (WriteLock::acquire(&opts.warehouse)?, None)
-    } else {
-        let others = read::all_datasets(opts)?;
-        (WriteLock::acquire(&opts.warehouse)?, Some(others))
-    };
+    let lock = WriteLock::acquire(&opts.warehouse)?;
     // Other writers wait above; from now on the warehouse is ours to change.
     let staging = lock.stage()?;
-    let (written, pixel_run, _cache_guard) = match others {
-        None => (read_and_write(opts, &staging, &mut issues)?, None, None),
-        Some(others) => {
-            let (written, run, guard) = overlap::write_while_measuring(
-                opts,
-                &lock,
-                &staging,
-                others,
-                progress,
-                &mut issues,
-            )?;
-            (written, Some(run), Some(guard))
-        }
+    // NIH is read beside the other datasets, and each dataset is written as soon as
+    // it is read and those before it are written; with images, while the pixel pass
+    // runs (overlap.rs), which a wrong input stops.
+    let (written, pixel_run, _cache_guard) = if opts.images.is_empty() {
+        (
+            read_and_write(opts, &staging, &mut issues, true)?,
+            None,
+            None,
+        )
+    } else {
+        let (written, run, guard) =
+            overlap::write_while_measuring(opts, &lock, &staging, progress, &mut issues)?;
+        (written, Some(run), Some(guard))
     };
     let Written {
         mut tables,
@@ -263,9 +254,15 @@ fn write_table(staging: &Staging, name: &str, batch: Result<RecordBatch>) -> Res
 }
 
 /// Reads NIH on this thread while the other datasets are read beside it, and writes
-/// every table but `data_issues` and the pixel tables. A dataset's error is the one
-/// reported when NIH's inputs fail too.
-fn read_and_write(opts: &IngestOptions, staging: &Staging, issues: &mut Issues) -> Result<Written> {
+/// every table but `data_issues` and the pixel tables, their big tables on threads of
+/// their own when `parallel`. A dataset's error is the one reported when NIH's inputs
+/// fail too.
+fn read_and_write(
+    opts: &IngestOptions,
+    staging: &Staging,
+    issues: &mut Issues,
+    parallel: bool,
+) -> Result<Written> {
     let start = Instant::now();
     let map = read::label_map(opts)?;
     // NIH's reading and writing take a core; the other datasets one after another
@@ -277,7 +274,7 @@ fn read_and_write(opts: &IngestOptions, staging: &Staging, issues: &mut Issues) 
         match nih::read(&opts.nih_files(), issues) {
             Ok(release) => {
                 crate::trace("read NIH", start);
-                write_metadata(opts, staging, others.into_iter(), release, issues, true)
+                write_metadata(opts, staging, others.into_iter(), release, issues, parallel)
             }
             Err(e) => Err(others.into_iter().find_map(Result::err).unwrap_or(e)),
         }
@@ -297,10 +294,62 @@ fn write_metadata(
 ) -> Result<Written> {
     let t = Instant::now();
     let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
-    // The big tables are built and written on threads of their own; the small ones
-    // follow on this one.
-    let (big, patient_issues, derived, cross) = std::thread::scope(|s| {
-        let images = &release.images;
+    let revision = release.revision;
+    let nih_rows = release.rows();
+    // The cross-dataset tables are written from NIH's rows and then each other
+    // dataset's as it is read: on a thread of their own while NIH's own tables are
+    // written, or after them. The release is freed once its own tables are written:
+    // held until the last dataset was written, it was 180-230 MiB of the ingest's peak.
+    let (nih_tables, patient_issues, cross, inputs) = std::thread::scope(|outer| {
+        let write = &write;
+        let mut cross_work = Some(move || -> Result<Cross> {
+            let mut cross = write_cross_dataset(opts, staging, revision, nih_rows, others)?;
+            cross
+                .tables
+                .push(write("datasets", across::datasets_batch(&cross.datasets))?);
+            Ok(cross)
+        });
+        let cross_t = parallel.then(|| outer.spawn(cross_work.take().expect("not started")));
+        let (nih_tables, patient_issues) = write_nih_tables(staging, &release, parallel);
+        let Release { images, inputs, .. } = release;
+        drop(images);
+        give_back_freed_memory();
+        let cross = match (cross_t, cross_work) {
+            (Some(running), _) => running.join().expect("a table writer does not panic"),
+            (None, Some(work)) => work(),
+            (None, None) => unreachable!("the cross-dataset tables are written once"),
+        };
+        (nih_tables, patient_issues, cross, inputs)
+    });
+    let cross = cross?;
+    let mut read_first = cross.issues;
+    read_first.extend(std::mem::take(issues));
+    *issues = read_first;
+    issues.extend(patient_issues);
+    let mut tables = nih_tables?;
+    tables.extend(cross.tables);
+    let mut inputs = inputs;
+    inputs.extend(cross.inputs);
+    crate::trace("write tables", t);
+    Ok(Written {
+        tables,
+        inputs,
+        images: cross.images,
+        revision,
+    })
+}
+
+/// NIH's own tables, the big ones each on a thread of its own (when `parallel`) and
+/// the small ones on this one: (table, rows) of each, and the `data_issues` of
+/// `patients`.
+fn write_nih_tables(
+    staging: &Staging,
+    release: &Release,
+    parallel: bool,
+) -> (Result<Vec<(String, u64)>>, Issues) {
+    let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
+    let images = &release.images;
+    std::thread::scope(|s| {
         let images_t = Task::start(s, parallel, || {
             write("images", metadata::images_batch(images))
         });
@@ -308,15 +357,6 @@ fn write_metadata(
             write("findings", metadata::findings_batch(images))
         });
         let derived_t = Task::start(s, parallel, || derived::write(images, staging));
-        let release = &release;
-        let write = &write;
-        let cross_t = Task::start(s, parallel, move || -> Result<Cross> {
-            let mut cross = write_cross_dataset(opts, staging, release, others)?;
-            cross
-                .tables
-                .push(write("datasets", across::datasets_batch(&cross.datasets))?);
-            Ok(cross)
-        });
         let mut patient_issues = Issues::default();
         let patients = write(
             "patients",
@@ -326,35 +366,16 @@ fn write_metadata(
             write("bboxes", nih::boxes::boxes_batch(&release.boxes)),
             write("expert_labels", nih::expert::expert_batch(&release.experts)),
         ];
-        let derived = derived_t.join();
-        let cross = cross_t.join();
-        let mut big = vec![images_t.join(), findings_t.join(), patients];
-        big.extend(small);
-        (big, patient_issues, derived, cross)
-    });
-    let cross = cross?;
-    let mut read_first = cross.issues;
-    read_first.extend(std::mem::take(issues));
-    *issues = read_first;
-    issues.extend(patient_issues);
-    let mut tables = big.into_iter().collect::<Result<Vec<_>>>()?;
-    tables.extend(derived?);
-    tables.extend(cross.tables);
-    let Release {
-        images,
-        revision,
-        mut inputs,
-        ..
-    } = release;
-    inputs.extend(cross.inputs);
-    crate::trace("write tables", t);
-    // A million small strings take a while to free; the caller need not wait for it.
-    std::thread::spawn(move || drop(images));
-    Ok(Written {
-        tables,
-        inputs,
-        images: cross.images,
-        revision,
+        let mut tables = vec![images_t.join(), findings_t.join(), patients];
+        tables.extend(small);
+        let tables = tables
+            .into_iter()
+            .collect::<Result<Vec<_>>>()
+            .and_then(|mut tables| {
+                tables.extend(derived_t.join()?);
+                Ok(tables)
+            });
+        (tables, patient_issues)
     })
 }
 
@@ -399,13 +420,13 @@ type KnownImages = std::collections::HashMap<
 fn write_cross_dataset(
     opts: &IngestOptions,
     staging: &Staging,
-    release: &Release,
+    revision: metadata::Revision,
+    (rows, mut nih_info): (crate::datasets::DatasetRows, crate::datasets::DatasetInfo),
     others: impl Iterator<Item = Result<read::Part>>,
 ) -> Result<Cross> {
-    let nih_source = release.revision.source();
+    let nih_source = revision.source();
     let measured: Vec<&str> = opts.images.iter().map(|i| i.dataset).collect();
     let mut tables = CrossTables::create(staging, nih_source, &measured)?;
-    let (rows, mut nih_info) = release.rows();
     nih_info.label_sources = sources_of(&rows.labels);
     let nih_counts = counts(&rows.images);
     // The other release labels only the images of this one (a metadata file of a
@@ -430,7 +451,7 @@ fn write_cross_dataset(
                     opts.other_release.as_deref().unwrap_or(&opts.metadata),
                     format!(
                         "the same NIH release ({}) as the metadata; --other-release takes the other one",
-                        release.revision.name()
+                        revision.name()
                     ),
                 ));
             }
@@ -896,19 +917,20 @@ fn note_dicom_disagreements(
                 let stated = known
                     .get(dataset.value(i))
                     .and_then(|ids| ids.get(id.value(i)).copied().flatten());
-                let dicom = (!sex.is_null(i)).then(|| sex.value(i).to_uppercase());
-                let (Some(stated), Some(dicom)) = (stated, dicom) else {
+                let as_read = (!sex.is_null(i)).then(|| sex.value(i));
+                let (Some(stated), Some(as_read)) = (stated, as_read) else {
                     continue;
                 };
+                let dicom = as_read.trim().to_uppercase();
                 if matches!(dicom.as_str(), "M" | "F") && dicom != stated {
                     let (archive, member) = source.value(i).rsplit_once(':').unwrap_or_default();
                     issues.push(
                         &csv::source_name(std::path::Path::new(archive)),
                         None,
                         Some(member),
-                        Some(&dicom),
+                        Some(as_read),
                         format!(
-                            "DICOM PatientSex '{dicom}' differs from {}'s sex '{stated}' for image '{}'; the dataset's value kept",
+                            "DICOM PatientSex '{as_read}' differs from {}'s sex '{stated}' for image '{}'; the dataset's value kept",
                             dataset.value(i),
                             id.value(i)
                         ),

@@ -1,12 +1,12 @@
 //! An ingest with images reads the CSVs and writes their tables while the pixel pass
-//! runs: the pass starts at once (the write lock taken first), the metadata and side
-//! inputs are read and written on another thread meanwhile, and if they fail the pass
-//! is stopped and its resume cache removed (when this run created it), so a bad input
-//! still writes nothing.
+//! runs: the pass starts at once (the write lock taken first), NIH's files and the
+//! other datasets are read and written on other threads meanwhile, and if one fails
+//! the pass is stopped and its resume cache removed (when this run created it), so a
+//! bad input still writes nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{IngestOptions, Written, pixel_cache, write_metadata};
+use super::{IngestOptions, Written, pixel_cache, read_and_write};
 use crate::error::Result;
 use crate::ingest::issues::Issues;
 use crate::pixels::run::{PixelRun, Progress};
@@ -33,7 +33,6 @@ pub(super) fn write_while_measuring(
     opts: &IngestOptions,
     lock: &WriteLock,
     staging: &Staging,
-    others: Vec<super::read::Part>,
     progress: &dyn Progress,
     issues: &mut Issues,
 ) -> Result<(Written, PixelRun, CacheGuard)> {
@@ -43,11 +42,8 @@ pub(super) fn write_while_measuring(
     let ((written, own_issues), run) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut own = Issues::default();
-            let written =
-                crate::datasets::nih::read(&opts.nih_files(), &mut own).and_then(|read| {
-                    let others = others.into_iter().map(Ok);
-                    write_metadata(opts, staging, others, read, &mut own, false)
-                });
+            // The tables one after another: the pixel pass keeps every core busy.
+            let written = read_and_write(opts, staging, &mut own, false);
             if written.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }

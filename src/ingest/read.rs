@@ -21,14 +21,6 @@ pub(super) fn label_map(opts: &IngestOptions) -> Result<LabelMap> {
     }
 }
 
-/// Every dataset read before anything is written (an ingest with images refuses a
-/// wrong file before its pixel pass starts); the first error stops it.
-pub(super) fn all_datasets(opts: &IngestOptions) -> Result<Vec<Part>> {
-    let map = label_map(opts)?;
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    std::thread::scope(|s| each_dataset(s, opts, &map, cores).into_iter().collect())
-}
-
 /// Reads the datasets (then the other NIH release, its labels only) on `readers`
 /// threads of `scope` and yields each in the order given as soon as
 /// those before it are taken. A reader that finishes early waits for its turn, so at

@@ -87,7 +87,10 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
         let done = out.len() == before;
         // A zip (RSNA's labels) is binary by design: its reader unpacks it. Text has
         // no NUL byte anywhere (a sparse file is text, then zeros).
-        if !out.starts_with(b"PK\x03\x04")
+        // (An empty zip is its end record alone.)
+        if ![&b"PK\x03\x04"[..], b"PK\x05\x06"]
+            .iter()
+            .any(|m| out.starts_with(m))
             && let Some(k) = memchr::memchr(0, &out[before..])
         {
             return Err(Error::input(
@@ -257,9 +260,10 @@ impl CsvTable {
             .position(|h| names.contains(&squash(h).as_str()))
     }
 
-    /// Like [`CsvTable::find`], but a missing column is an input error.
+    /// Like [`CsvTable::find`], but a missing column, or one named twice, is an input
+    /// error.
     pub fn require(&self, label: &str, names: &[&str]) -> Result<usize> {
-        self.find(names).ok_or_else(|| {
+        let pos = self.find(names).ok_or_else(|| {
             Error::input(
                 &self.path,
                 format!(
@@ -267,7 +271,30 @@ impl CsvTable {
                     self.header.join(", ")
                 ),
             )
-        })
+        })?;
+        self.check_named_once(pos, names)?;
+        Ok(pos)
+    }
+
+    /// An error when a field after `pos` also matches `names`: columns are found by
+    /// their names without case, spaces and punctuation, so `Patient Age` and
+    /// `patient age` are one column named twice, and which to read is not known.
+    pub fn check_named_once(&self, pos: usize, names: &[&str]) -> Result<()> {
+        let again = self.header[pos + 1..]
+            .iter()
+            .find(|h| names.contains(&squash(h).as_str()));
+        match again {
+            Some(second) => Err(Error::input_at(
+                &self.path,
+                1,
+                Some(second),
+                format!(
+                    "this column and '{}' name one column (names are compared without case, spaces and punctuation); keep one",
+                    self.header[pos]
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The values of the field at `pos`, one per record (None for empty or absent).

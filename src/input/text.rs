@@ -19,6 +19,13 @@ pub const MAX_OPERATORS: usize = 5_000;
 /// See [`MAX_OPERATORS`].
 pub const MAX_PARENTHESES: usize = 500;
 
+/// The deepest one statement may nest function calls (`abs(abs(...))`): the
+/// PostgreSQL dialect's parser, which `cxr serve` and its libraries parse with, reads
+/// each argument twice (as the name of a named argument, then as a value), so the
+/// time doubles with each level: 22 levels took 8 s, 30 minutes, on a thread no
+/// time limit can stop. 16 take a tenth of a second.
+pub const MAX_NESTED_CALLS: usize = 16;
+
 /// The stack of every thread that parses or plans SQL (the command's, the server's):
 /// [`MAX_OPERATORS`] levels take about a tenth of it. Only the pages used are
 /// touched.
@@ -32,11 +39,26 @@ pub fn too_deep(sql: &str) -> Option<String> {
     // Text that does not tokenize is left to the parser, which says where.
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
     let (mut operators, mut depth) = (0usize, 0usize);
+    // Per open parenthesis, whether it opens a call (follows a name).
+    let mut opened: Vec<bool> = Vec::new();
+    let mut after_word = false;
     for token in tokens {
+        let word = matches!(token, Token::Word(_));
+        let blank = matches!(token, Token::Whitespace(_));
+        let call = after_word && token == Token::LParen;
         match token {
-            Token::SemiColon => (operators, depth) = (0, 0),
-            Token::LParen | Token::LBracket => depth += 1,
-            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::SemiColon => {
+                (operators, depth) = (0, 0);
+                opened.clear();
+            }
+            Token::LParen | Token::LBracket => {
+                depth += 1;
+                opened.push(call);
+            }
+            Token::RParen | Token::RBracket => {
+                depth = depth.saturating_sub(1);
+                opened.pop();
+            }
             Token::Word(w) => {
                 if matches!(
                     w.keyword,
@@ -73,6 +95,13 @@ pub fn too_deep(sql: &str) -> Option<String> {
                 "a statement nests parentheses more than {MAX_PARENTHESES} deep, more than cxr plans safely"
             ));
         }
+        if opened.iter().filter(|&&call| call).count() > MAX_NESTED_CALLS {
+            return Some(format!(
+                "a statement nests function calls more than {MAX_NESTED_CALLS} deep, more than cxr parses safely; compute in steps (a subquery or a CTE per few levels)"
+            ));
+        }
+        // Blanks between a name and its parenthesis keep it a call.
+        after_word = word || (after_word && blank);
     }
     None
 }
@@ -252,6 +281,21 @@ mod tests {
             read_line(&mut endless, 1000, 1),
             Err(TextError::TooLarge(1000))
         ));
+    }
+
+    #[test]
+    fn function_calls_nest_at_most_sixteen_deep() {
+        let nested =
+            |depth: usize| format!("SELECT {}1{}", "abs (".repeat(depth), ")".repeat(depth));
+        assert_eq!(too_deep(&nested(MAX_NESTED_CALLS)), None);
+        assert!(
+            too_deep(&nested(MAX_NESTED_CALLS + 1)).is_some_and(|w| w.contains("function calls"))
+        );
+        // Parentheses that open no call are not counted as calls.
+        let grouped = format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40));
+        assert_eq!(too_deep(&grouped), None);
+        // Each statement is counted on its own.
+        assert_eq!(too_deep(&format!("{};{}", nested(10), nested(10))), None);
     }
 
     #[test]

@@ -285,11 +285,21 @@ fn decode_jpeg_as(bytes: &[u8], stored_rgb: bool) -> Result<Grey, String> {
         // Asked for in the colour space it reads, the decoder hands the samples back
         // as they are stored.
         Some(ColorSpace::YCbCr) if stored_rgb => (ColorSpace::YCbCr, "rgb", 3),
+        // Adobe's transform 0 means CMYK of four components and RGB of three; the
+        // decoder settles which only as it decodes.
+        Some(ColorSpace::CMYK) if info.components == 3 => (ColorSpace::RGB, "rgb", 3),
         Some(ColorSpace::YCCK) | Some(ColorSpace::CMYK) => (ColorSpace::RGB, "cmyk", 3),
         Some(ColorSpace::RGB) => (ColorSpace::RGB, "rgb", 3),
         _ => (ColorSpace::RGB, "ycbcr", 3),
     };
-    let memory = check_decoded(width, height, channels, 1)?;
+    // A progressive JPEG is decoded from coefficients the decoder holds for the whole
+    // image (two bytes a sample of each component) beside the samples it hands back.
+    let memory = if info.sof.is_sequential_dct() {
+        check_decoded(width, height, channels, 1)?
+    } else {
+        check_decoded(width, height, channels + 2 * info.components as usize, 1)
+            .map_err(|e| format!("progressive JPEG, its coefficients counted: {e}"))?
+    };
     decoder.set_options(options.jpeg_set_out_colorspace(out));
     let buf = decoder
         .decode()

@@ -236,12 +236,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
         header.transfer_syntax.as_str(),
         "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51"
     );
-    if encapsulated
-        && header.photometric == "RGB"
-        && samples == 3
-        && header.frames == 1
-        && lossy_jpeg
-    {
+    if encapsulated && header.photometric == "RGB" && samples == 3 && lossy_jpeg {
         return stored_rgb_jpeg(&object, header);
     }
     let ybr_422 = !encapsulated && header.photometric == "YBR_FULL_422";
@@ -285,7 +280,14 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     };
     let bits = header.bits_stored as u8;
     let mut pixels = if header.bits_allocated == 8 {
-        Pixels::Eight(layout.grey8(data.into_owned())?)
+        let mut data = data.into_owned();
+        // Bits above BitsStored are not the value: masked before any luminance (as
+        // grey16 does for 16 bits).
+        if bits < 8 {
+            let mask = (1u8 << bits) - 1;
+            data.iter_mut().for_each(|b| *b &= mask);
+        }
+        Pixels::Eight(layout.grey8(data)?)
     } else {
         Pixels::Sixteen(layout.grey16_le(&data, bits)?)
     };
@@ -308,7 +310,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
 /// An encapsulated JPEG of PhotometricInterpretation RGB, decoded without the
 /// colour transform a JPEG decoder assumes for three components.
 fn stored_rgb_jpeg(object: &Object, header: Header) -> Result<Grey, String> {
-    let jpeg = joined_fragments(object).ok_or("no pixel data")?;
+    let jpeg = first_frame_fragments(object, header.frames).ok_or("no pixel data")?;
     let mut grey = super::decode::decode_jpeg_stored_rgb(&jpeg)
         .map_err(|e| format!("the JPEG inside: {e}"))?;
     grey.format = Format::Dicom;
@@ -562,6 +564,43 @@ fn joined_fragments(object: &Object) -> Option<Vec<u8>> {
     let element = object.element_opt(PIXEL_DATA).ok().flatten()?;
     let fragments = element.value().fragments()?;
     Some(fragments.iter().flatten().copied().collect())
+}
+
+/// The fragments of the first frame of encapsulated pixel data, joined: every one
+/// for a single frame; else those before the second frame's offset in the Basic
+/// Offset Table; without one, the first fragment where there is one a frame, or the
+/// fragments up to the first that ends a JPEG stream.
+fn first_frame_fragments(object: &Object, frames: u32) -> Option<Vec<u8>> {
+    let element = object.element_opt(PIXEL_DATA).ok().flatten()?;
+    let fragments = element.value().fragments()?;
+    if frames <= 1 {
+        return Some(fragments.concat());
+    }
+    let offsets = element.value().offset_table().unwrap_or_default();
+    let mut first = Vec::new();
+    if let Some(&second) = offsets.get(1) {
+        // An offset counts from the first fragment's item: 8 bytes of item header each.
+        let mut at = 0u64;
+        for fragment in fragments.iter().take_while(|f| {
+            let starts = at;
+            at += 8 + f.len() as u64;
+            starts < u64::from(second)
+        }) {
+            first.extend_from_slice(fragment);
+        }
+        return Some(first);
+    }
+    if fragments.len() == frames as usize {
+        return fragments.first().cloned();
+    }
+    for fragment in fragments {
+        first.extend_from_slice(fragment);
+        let unpadded = fragment.strip_suffix(&[0]).unwrap_or(fragment);
+        if unpadded.ends_with(&[0xFF, 0xD9]) {
+            break;
+        }
+    }
+    Some(first)
 }
 
 /// Whether a transfer syntax is JPEG's (ITU T.81: baseline, extended, lossless); its

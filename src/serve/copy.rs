@@ -127,7 +127,8 @@ impl CopyOut {
                 if i > 0 {
                     line.extend(self.delimiter.to_string().as_bytes());
                 }
-                if column.is_null(row) {
+                // A column of no type (`SELECT NULL`) is all NULL without a null mask.
+                if column.is_null(row) || column.data_type() == &DataType::Null {
                     line.extend(self.null.as_bytes());
                 } else if column.data_type() == &DataType::Boolean {
                     // PostgreSQL writes booleans as t and f.

@@ -905,6 +905,15 @@ fn client_time(metadata: &HashMap<String, String>) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// `FETCH 0` refused: PostgreSQL fetches the current row again, which the cursors
+/// cxr serves through cannot (they fetched every remaining row).
+fn fetch_zero() -> PgWireError {
+    user_error(
+        "0A000", // feature_not_supported
+        "FETCH 0 (the cursor's current row again) is not supported by cxr serve; fetch a positive count".into(),
+    )
+}
+
 fn user_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
@@ -1273,6 +1282,9 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
                 "cannot insert multiple commands into a prepared statement".into(),
             ));
         }
+        if super::rewrite::fetches_the_current_row(sql) {
+            return Err(fetch_zero());
+        }
         let fetch = super::rewrite::fetch_with_direction(sql)
             .or_else(|| super::rewrite::without_deferrable(sql));
         let sql = fetch.as_deref().unwrap_or(sql);
@@ -1430,6 +1442,9 @@ impl Handler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
+        if super::rewrite::fetches_the_current_row(query) {
+            return Err(fetch_zero());
+        }
         let fetch = super::rewrite::fetch_with_direction(query)
             .or_else(|| super::rewrite::without_deferrable(query));
         let query = fetch.as_deref().unwrap_or(query);

@@ -615,6 +615,31 @@ pub fn fetch_with_direction(sql: &str) -> Option<String> {
     (!keyword).then(|| format!("FETCH NEXT FROM {name}"))
 }
 
+/// Whether a statement of `sql` is `FETCH 0` (or `FORWARD 0`, `RELATIVE 0`,
+/// `BACKWARD 0`), which in PostgreSQL fetches the cursor's current row again; the
+/// cursors cxr serves through fetched every remaining row for it.
+pub fn fetches_the_current_row(sql: &str) -> bool {
+    crate::input::text::split_statements(sql)
+        .iter()
+        .any(|piece| {
+            let words: Vec<String> = piece
+                .trim()
+                .trim_end_matches(';')
+                .split_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect();
+            if words.first().is_none_or(|w| w != "fetch") {
+                return false;
+            }
+            let directed = words
+                .get(1)
+                .is_some_and(|d| ["forward", "relative", "backward"].contains(&d.as_str()));
+            words
+                .get(if directed { 2 } else { 1 })
+                .is_some_and(|count| count == "0")
+        })
+}
+
 /// A transaction statement without its `[NOT] DEFERRABLE` mode, which the SQL parser
 /// does not know (psycopg's `conn.deferrable = True` sends `BEGIN ... DEFERRABLE`).
 /// Every statement of a server that only reads one committed version is already what
@@ -1198,6 +1223,16 @@ mod tests {
         assert!(fetch_with_direction("FETCH 5 FROM c").is_none());
         assert!(fetch_with_direction("FETCH ALL").is_none());
         assert!(fetch_with_direction("SELECT 1").is_none());
+        for zero in [
+            "FETCH 0 FROM c",
+            "fetch forward 0 in c;",
+            "BEGIN; FETCH RELATIVE 0 c",
+        ] {
+            assert!(fetches_the_current_row(zero), "{zero}");
+        }
+        for other in ["FETCH 10 FROM c", "FETCH NEXT FROM c", "SELECT 0"] {
+            assert!(!fetches_the_current_row(other), "{other}");
+        }
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
         }
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".csv") || lower.ends_with(".csv.gz") {
+            check_csv_header(path)?;
             crate::error::reading_csv(path);
         }
         match extension(path).as_str() {
@@ -265,6 +266,44 @@ async fn register_parquet(
 }
 
 /// A JSON file: one object per line, or one array of objects (cxr's `--format json`).
+/// Refuses a CSV file whose header names a column twice: DataFusion reads a CSV by
+/// its column names, and failed with "incorrect number of fields for line 1" or
+/// "Fail to merge schema field", naming neither the file nor the column.
+fn check_csv_header(path: &Path) -> Result<()> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ctx(|| format!("{}: cannot read", path.display()))?;
+    let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    // The first line, at most 1 MiB of it; an unreadable one is DataFusion's to report.
+    let mut line = Vec::new();
+    if std::io::BufReader::new(reader.take(1 << 20))
+        .read_until(b'\n', &mut line)
+        .is_err()
+    {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&line);
+    let text = text
+        .trim_start_matches('\u{feff}')
+        .trim_end_matches(['\r', '\n']);
+    let mut seen = std::collections::HashSet::new();
+    for name in crate::input::csv::split_record(text) {
+        if !name.is_empty() && !seen.insert(name.clone()) {
+            return Err(Error::input_at(
+                path,
+                1,
+                Some(&name),
+                "this column appears twice in the header; a CSV file is read as a table by its column names",
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
     use std::io::Read;
     let mut head = [0u8; 256];

@@ -4,6 +4,7 @@
 mod files;
 mod functions;
 mod interrupt;
+mod overflow;
 pub mod params;
 mod rows;
 pub mod snippets;
@@ -553,7 +554,7 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
         .with_default_features()
         .with_analyzer_rule(std::sync::Arc::new(functions::CappedTextConcat::default()))
         .with_analyzer_rule(std::sync::Arc::new(
-            functions::CheckedIntegerArithmetic::default(),
+            overflow::CheckedIntegerArithmetic::default(),
         ));
     if let Some(interrupt) = interrupt {
         state = state.with_physical_optimizer_rule(interrupt.rule());
@@ -565,6 +566,10 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
     for function in functions::aggregates() {
         ctx.register_udaf(function);
     }
+    // Replaces DataFusion's `sum`, by name.
+    ctx.register_udaf(datafusion::logical_expr::AggregateUDF::from(
+        overflow::CheckedSum::default(),
+    ));
     Ok(ctx)
 }
 

@@ -463,7 +463,7 @@ impl QueryFile {
 /// Parses `NAME TYPE [MIN..MAX] [= DEFAULT]`.
 fn parse_param(s: &str) -> Option<Param> {
     let (decl, default) = match s.split_once('=') {
-        Some((d, v)) => (d, Some(unquote(v.trim()).to_string())),
+        Some((d, v)) => (d, Some(unquote(v.trim()))),
         None => (s, None),
     };
     let mut words = decl.split_whitespace();
@@ -514,30 +514,46 @@ fn parse_range(r: &str) -> Option<(String, Option<f64>, Option<f64>)> {
     Some((r.to_string(), lo, hi))
 }
 
-fn unquote(s: &str) -> &str {
-    s.strip_prefix('\'')
-        .and_then(|s| s.strip_suffix('\''))
-        .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
-        .unwrap_or(s)
+/// A default value without its quotes, a doubled quote inside it read as one
+/// (`'it''s'` is `it's`).
+fn unquote(s: &str) -> String {
+    for quote in ['\'', '"'] {
+        if let Some(inner) = s.strip_prefix(quote).and_then(|s| s.strip_suffix(quote)) {
+            return inner.replace(&format!("{quote}{quote}"), &quote.to_string());
+        }
+    }
+    s.to_string()
 }
 
-/// SQL text without its `--` comments. With `blank_strings`, each string literal
-/// becomes `''`, so that placeholders are found only in code; otherwise strings are
-/// kept as written (what a `$name` is compared with).
+/// SQL text without its comments (`--` to the line's end, `/* */`, nested as
+/// PostgreSQL nests them). With `blank_strings`, each string literal becomes `''` and
+/// each quoted name `""`, so that placeholders are found only in code; otherwise they
+/// are kept as written (what a `$name` is compared with). A quote doubled inside a
+/// string or name is part of it.
 fn strip_comments(sql: &str, blank_strings: bool) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\'' => {
-                let mut text = String::from('\'');
-                for d in chars.by_ref() {
+            '\'' | '"' => {
+                let mut text = String::from(c);
+                while let Some(d) = chars.next() {
                     text.push(d);
-                    if d == '\'' {
-                        break;
+                    if d == c {
+                        if chars.peek() == Some(&c) {
+                            text.push(c);
+                            chars.next();
+                        } else {
+                            break;
+                        }
                     }
                 }
-                out.push_str(if blank_strings { "''" } else { &text });
+                if blank_strings {
+                    out.push(c);
+                    out.push(c);
+                } else {
+                    out.push_str(&text);
+                }
             }
             '-' if chars.peek() == Some(&'-') => {
                 for d in chars.by_ref() {
@@ -546,6 +562,23 @@ fn strip_comments(sql: &str, blank_strings: bool) -> String {
                         break;
                     }
                 }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut depth = 1;
+                let mut previous = ' ';
+                while depth > 0 {
+                    let Some(d) = chars.next() else { break };
+                    match (previous, d) {
+                        ('/', '*') => (depth, previous) = (depth + 1, ' '),
+                        ('*', '/') => (depth, previous) = (depth - 1, ' '),
+                        _ => previous = d,
+                    }
+                    if d == '\n' {
+                        out.push('\n');
+                    }
+                }
+                out.push(' ');
             }
             _ => out.push(c),
         }
@@ -749,6 +782,13 @@ mod tests {
     fn finds_placeholders_outside_comments_and_strings() {
         let sql = "-- @param a INT\nSELECT $a, '$notme' FROM t WHERE x = $b_2 AND y = $a";
         assert_eq!(placeholders(&strip_comments(sql, true)), vec!["a", "b_2"]);
+        // Block comments (a quote in one opens nothing, nested ones close in turn),
+        // quoted names and doubled quotes.
+        let sql = "/* don't /* $c */ $d */ SELECT $a AS \"a$y\", 'it''s $e' || $b";
+        assert_eq!(placeholders(&strip_comments(sql, true)), vec!["a", "b"]);
+        assert_eq!(unquote("'it''s'"), "it's");
+        assert_eq!(unquote("\"a\"\"b\""), "a\"b");
+        assert_eq!(unquote("plain"), "plain");
     }
 
     #[test]

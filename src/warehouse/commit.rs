@@ -105,6 +105,8 @@ fn lock_file(root: &Path) -> Result<File> {
     use std::os::unix::fs::MetadataExt;
     let path = root.join(LOCK);
     let mut said = false;
+    // A new warehouse's folder is made, not the folders on the way to it.
+    crate::warehouse::files::check_folder_exists(root)?;
     loop {
         std::fs::create_dir_all(root)
             .ctx(|| format!("{}: cannot create the warehouse directory", root.display()))?;
@@ -164,6 +166,14 @@ impl Staging<'_> {
         let root = self.lock.root.clone();
         let name = format!("v-{}", self.id);
         let data = root.join(&name);
+        // The readers' file names the version, then its tables: collecting the version
+        // later removes those and nothing a user put beside them.
+        let listing: Vec<&str> = std::iter::once(name.as_str())
+            .chain(manifest.tables.keys().map(String::as_str))
+            .collect();
+        let readers = self.dir.join(READERS);
+        std::fs::write(&readers, listing.join("\n") + "\n")
+            .ctx(|| format!("{}: cannot write", readers.display()))?;
         std::fs::rename(&self.dir, &data)
             .ctx(|| format!("{}: cannot move the new version into place", data.display()))?;
         self.committed = true;
@@ -295,25 +305,46 @@ fn collect_garbage(root: &Path, keep: &str) {
     }
 }
 
-/// Removes a version folder's tables (`.parquet` files, folders of them) and its
-/// readers' file, then the folder if nothing is left: a file a user put in it stays,
-/// in the folder.
+/// Removes a version folder's tables and its readers' file, then the folder if
+/// nothing is left: a file a user put in it stays, in the folder. The tables are
+/// those its readers' file lists (every `.parquet` file, in folders too, of a version
+/// written before it listed them).
 fn remove_what_cxr_wrote(dir: &Path) {
+    let listing = std::fs::read_to_string(dir.join(READERS)).unwrap_or_default();
+    let tables: Vec<&str> = listing.lines().skip(1).map(str::trim).collect();
+    if tables.is_empty() {
+        remove_parquet_files(dir);
+    }
+    for table in tables {
+        if table.is_empty() || table.contains(['/', '\\']) || table.starts_with('.') {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join(format!("{table}.parquet")));
+        if dir.join(table).is_dir() {
+            remove_parquet_files(&dir.join(table));
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(READERS));
+    // Fails, and leaves the folder, when anything else is in it.
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Removes the `.parquet` files of `dir` and of its folders, then each folder left
+/// empty.
+fn remove_parquet_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
         match e.file_type() {
-            Ok(t) if t.is_dir() => remove_what_cxr_wrote(&path),
-            Ok(t) if t.is_file() && (name.ends_with(".parquet") || name == READERS) => {
+            Ok(t) if t.is_dir() => remove_parquet_files(&path),
+            Ok(t) if t.is_file() && e.file_name().to_string_lossy().ends_with(".parquet") => {
                 let _ = std::fs::remove_file(&path);
             }
             _ => {}
         }
     }
-    // Fails, and leaves the folder, when anything else is in it.
     let _ = std::fs::remove_dir(dir);
 }
 
@@ -322,7 +353,7 @@ fn remove_what_cxr_wrote(dir: &Path) {
 /// exactly `v-<UTC time>-<process id>` as cxr makes it.
 fn written_as(dir: &Path, name: &str) -> bool {
     match std::fs::read_to_string(dir.join(READERS)) {
-        Ok(text) if !text.trim().is_empty() => text.trim() == name,
+        Ok(text) if !text.trim().is_empty() => text.lines().next().map(str::trim) == Some(name),
         Ok(_) => is_version_name(name),
         Err(_) => false,
     }

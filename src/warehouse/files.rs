@@ -390,8 +390,15 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// (size, SHA-256 hex) of a file's bytes.
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    use std::io::Read;
     let f = File::open(path).ctx(|| format!("{}: cannot open", path.display()))?;
-    let mut r = HashingReader::new(f);
+    // As many bytes as the file says it has: a file of the kernel's (`/proc/self/
+    // pagemap`, size 0) would otherwise be read for ever.
+    let size = f
+        .metadata()
+        .ctx(|| format!("{}: cannot read", path.display()))?
+        .len();
+    let mut r = HashingReader::new(f.take(size));
     std::io::copy(&mut r, &mut std::io::sink())
         .ctx(|| format!("{}: cannot read", path.display()))?;
     Ok(r.finish())

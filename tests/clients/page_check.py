@@ -182,6 +182,8 @@ def main():
             WebDriverWait(driver, 60).until(
                 lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
             result["refused_values"][query] = driver.find_element(By.ID, "error").text
+        # The address keeps what was refused, so a reload says it again.
+        result["refused_address"] = driver.current_url
         # A bad cohort is said in the page, not a blank.
         driver.get(BASE + "/?age=60..40")
         WebDriverWait(driver, 60).until(

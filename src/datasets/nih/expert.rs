@@ -82,8 +82,18 @@ pub fn clean(
                 );
             }
         }
-        let set_id = sets[r].map(|s| {
+        let set_id = sets[r].and_then(|s| {
             let lower = s.to_ascii_lowercase();
+            if !matches!(lower.as_str(), "test" | "val") {
+                issues.push(
+                    &t.source,
+                    line,
+                    Some(t.name(set)),
+                    Some(s),
+                    "Set Id is not test or val; set to NULL",
+                );
+                return None;
+            }
             if lower != s {
                 issues.push(
                     &t.source,
@@ -93,7 +103,7 @@ pub fn clean(
                     format!("normalised to '{lower}'"),
                 );
             }
-            lower
+            Some(lower)
         });
         out.push(ExpertRow {
             image_index: image_index.to_string(),

@@ -68,8 +68,8 @@ impl Revision {
     /// The label source of this release in `dataset_labels` (`nih_2017`, `nih_2020`).
     pub fn source(self) -> &'static str {
         match self {
-            Revision::Original2017 => "nih_2017",
-            Revision::Revised2020 => "nih_2020",
+            Revision::Original2017 => super::RELEASE_SOURCES[0],
+            Revision::Revised2020 => super::RELEASE_SOURCES[1],
         }
     }
 }

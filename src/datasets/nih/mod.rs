@@ -40,6 +40,9 @@ use crate::warehouse::InputFile;
 pub const NAME: &str = "nih";
 /// Source of the 2017 boxes.
 pub const BOX_SOURCE: &str = "nih_bbox_2017";
+/// The label sources of the two metadata releases (2017, 2020). Each lists an
+/// image's findings among the 14, so each of the 14 it does not list is absent.
+pub const RELEASE_SOURCES: [&str; 2] = ["nih_2017", "nih_2020"];
 
 /// The files of the release that an ingest reads.
 #[derive(Debug, Clone)]

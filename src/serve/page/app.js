@@ -122,7 +122,9 @@ function changed() {
 async function update() {
   const p = parameters();
   const query = p.toString();
-  history.replaceState(null, "", (query ? `/?${query}` : "/") + heatmapFragment());
+  // A link with what the page cannot hold keeps its address (a reload says it again)
+  // until the picks change.
+  if (!unknown.length) history.replaceState(null, "", (query ? `/?${query}` : "/") + heatmapFragment());
   for (const [id, path] of [["manifest-parquet", "manifest.parquet"], ["manifest-csv", "manifest.csv"], ["saved-query", "cohort.sql"]]) {
     $(id).href = `/api/${path}${query ? "?" + query : ""}`;
   }
