@@ -62,6 +62,17 @@ fn plain(e: &datafusion::error::DataFusionError) -> String {
     planning_in_words(&text).unwrap_or_else(|| unqualified_fields(&text))
 }
 
+/// A result column's name as the user types it: a column without its table
+/// (`images.nodule`: `nodule`), an expression without the tables that qualify its
+/// columns (`sum(images.age)`: `sum(age)`).
+fn result_name(name: &str) -> String {
+    if name.contains('(') {
+        without_qualifiers(name)
+    } else {
+        unqualified(name)
+    }
+}
+
 /// An expression's name without the tables that qualify its columns:
 /// `sum(images.age)` is `sum(age)`.
 fn without_qualifiers(name: &str) -> String {
@@ -179,7 +190,7 @@ fn planning_in_words(message: &str) -> Option<String> {
     if let Some(name) = quoted_after("Schema contains duplicate unqualified field name \"", '"') {
         return Some(format!(
             "two result columns are named `{}`; rename one with AS",
-            without_qualifiers(&name)
+            result_name(&name)
         ));
     }
     if message.contains("Projections require unique expression names") {
@@ -196,7 +207,7 @@ fn planning_in_words(message: &str) -> Option<String> {
                     kind.starts_with(['I', 'U', 'F']) && kind.ends_with(char::is_numeric)
                 })
                 .and_then(|(_, rest)| rest.strip_suffix(')'));
-            unqualified(literal.unwrap_or(named))
+            result_name(literal.unwrap_or(named))
         })?;
         return Some(format!(
             "two result columns are named `{name}`; rename one with AS"
@@ -279,6 +290,13 @@ mod field_tests {
                 "Projections require unique expression names but the expression \"CAST(Int64(1) AS Int16)\" at position 0 and \"CAST(Int64(1) AS Float32)\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
             ),
             "two result columns are named `1`; rename one with AS"
+        );
+        // A function of a column and of its cast (a cast does not change a name).
+        assert_eq!(
+            said(
+                "Projections require unique expression names but the expression \"max(images.age)\" at position 0 and \"max(CAST(images.age AS Int32))\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
+            ),
+            "two result columns are named `max(age)`; rename one with AS"
         );
         assert_eq!(
             said(

@@ -300,27 +300,23 @@ fn write_metadata(
     // dataset's as it is read: on a thread of their own while NIH's own tables are
     // written, or after them. The release is freed once its own tables are written:
     // held until the last dataset was written, it was 180-230 MiB of the ingest's peak.
-    let (nih_tables, patient_issues, cross, inputs) = std::thread::scope(|outer| {
-        let write = &write;
-        let mut cross_work = Some(move || -> Result<Cross> {
-            let mut cross = write_cross_dataset(opts, staging, revision, nih_rows, others)?;
-            cross
-                .tables
-                .push(write("datasets", across::datasets_batch(&cross.datasets))?);
-            Ok(cross)
-        });
-        let cross_t = parallel.then(|| outer.spawn(cross_work.take().expect("not started")));
-        let (nih_tables, patient_issues) = write_nih_tables(staging, &release, parallel);
-        let Release { images, inputs, .. } = release;
-        drop(images);
-        give_back_freed_memory();
-        let cross = match (cross_t, cross_work) {
-            (Some(running), _) => running.join().expect("a table writer does not panic"),
-            (None, Some(work)) => work(),
-            (None, None) => unreachable!("the cross-dataset tables are written once"),
-        };
-        (nih_tables, patient_issues, cross, inputs)
-    });
+    let cross_work = move || -> Result<Cross> {
+        let mut cross = write_cross_dataset(opts, staging, revision, nih_rows, others)?;
+        cross
+            .tables
+            .push(write("datasets", across::datasets_batch(&cross.datasets))?);
+        Ok(cross)
+    };
+    let ((nih_tables, patient_issues, mut inputs), cross) = if parallel {
+        std::thread::scope(|s| {
+            let running = s.spawn(cross_work);
+            let nih = write_nih_tables(staging, release, parallel);
+            (nih, running.join().expect("a table writer does not panic"))
+        })
+    } else {
+        let nih = write_nih_tables(staging, release, parallel);
+        (nih, cross_work())
+    };
     let cross = cross?;
     let mut read_first = cross.issues;
     read_first.extend(std::mem::take(issues));
@@ -328,7 +324,6 @@ fn write_metadata(
     issues.extend(patient_issues);
     let mut tables = nih_tables?;
     tables.extend(cross.tables);
-    let mut inputs = inputs;
     inputs.extend(cross.inputs);
     crate::trace("write tables", t);
     Ok(Written {
@@ -339,17 +334,21 @@ fn write_metadata(
     })
 }
 
+/// (table, rows) of each table written, or the first error.
+type TablesWritten = Result<Vec<(String, u64)>>;
+
 /// NIH's own tables, the big ones each on a thread of its own (when `parallel`) and
-/// the small ones on this one: (table, rows) of each, and the `data_issues` of
-/// `patients`.
+/// the small ones on this one: (table, rows) of each, the `data_issues` of
+/// `patients`, and the files read. The release is freed then, not held while the
+/// other datasets are written.
 fn write_nih_tables(
     staging: &Staging,
-    release: &Release,
+    release: Release,
     parallel: bool,
-) -> (Result<Vec<(String, u64)>>, Issues) {
+) -> (TablesWritten, Issues, Vec<InputFile>) {
     let write = |name: &str, batch: Result<RecordBatch>| write_table(staging, name, batch);
     let images = &release.images;
-    std::thread::scope(|s| {
+    let (tables, patient_issues) = std::thread::scope(|s| {
         let images_t = Task::start(s, parallel, || {
             write("images", metadata::images_batch(images))
         });
@@ -376,7 +375,11 @@ fn write_nih_tables(
                 Ok(tables)
             });
         (tables, patient_issues)
-    })
+    });
+    let Release { images, inputs, .. } = release;
+    drop(images);
+    give_back_freed_memory();
+    (tables, patient_issues, inputs)
 }
 
 /// Returns the memory this thread has freed (and that other threads freed of its

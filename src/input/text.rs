@@ -39,8 +39,10 @@ pub fn too_deep(sql: &str) -> Option<String> {
     // Text that does not tokenize is left to the parser, which says where.
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
     let (mut operators, mut depth) = (0usize, 0usize);
-    // Per open parenthesis, whether it opens a call (follows a name).
+    // Per open parenthesis, whether it opens a call (follows a name); and how many
+    // of those are open.
     let mut opened: Vec<bool> = Vec::new();
+    let mut calls = 0usize;
     let mut after_word = false;
     for token in tokens {
         let word = matches!(token, Token::Word(_));
@@ -48,16 +50,17 @@ pub fn too_deep(sql: &str) -> Option<String> {
         let call = after_word && token == Token::LParen;
         match token {
             Token::SemiColon => {
-                (operators, depth) = (0, 0);
+                (operators, depth, calls) = (0, 0, 0);
                 opened.clear();
             }
             Token::LParen | Token::LBracket => {
                 depth += 1;
+                calls += usize::from(call);
                 opened.push(call);
             }
             Token::RParen | Token::RBracket => {
                 depth = depth.saturating_sub(1);
-                opened.pop();
+                calls -= usize::from(opened.pop() == Some(true));
             }
             Token::Word(w) => {
                 if matches!(
@@ -95,7 +98,7 @@ pub fn too_deep(sql: &str) -> Option<String> {
                 "a statement nests parentheses more than {MAX_PARENTHESES} deep, more than cxr plans safely"
             ));
         }
-        if opened.iter().filter(|&&call| call).count() > MAX_NESTED_CALLS {
+        if calls > MAX_NESTED_CALLS {
             return Some(format!(
                 "a statement nests function calls more than {MAX_NESTED_CALLS} deep, more than cxr parses safely; compute in steps (a subquery or a CTE per few levels)"
             ));

@@ -539,7 +539,7 @@ fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String>
         return Ok(true);
     }
     // dicom-rs joins the fragments of a frame: read the header across them too.
-    let joined: Vec<u8> = joined_fragments(object).unwrap_or_default();
+    let joined: Vec<u8> = first_frame_fragments(object, header.frames).unwrap_or_default();
     let Some(frame) = jpeg_frame(&joined) else {
         return Err("the JPEG inside has no frame header".into());
     };
@@ -557,13 +557,6 @@ fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String>
         ));
     }
     Ok(true)
-}
-
-/// The fragments of encapsulated pixel data, joined (the offset table left out).
-fn joined_fragments(object: &Object) -> Option<Vec<u8>> {
-    let element = object.element_opt(PIXEL_DATA).ok().flatten()?;
-    let fragments = element.value().fragments()?;
-    Some(fragments.iter().flatten().copied().collect())
 }
 
 /// The fragments of the first frame of encapsulated pixel data, joined: every one

@@ -265,7 +265,6 @@ async fn register_parquet(
         .map_err(|e| Error::input(path, format!("not a readable Parquet table: {e}")))
 }
 
-/// A JSON file: one object per line, or one array of objects (cxr's `--format json`).
 /// Refuses a CSV file whose header names a column twice: DataFusion reads a CSV by
 /// its column names, and failed with "incorrect number of fields for line 1" or
 /// "Fail to merge schema field", naming neither the file nor the column.
@@ -304,6 +303,7 @@ fn check_csv_header(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A JSON file: one object per line, or one array of objects (cxr's `--format json`).
 async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
     use std::io::Read;
     let mut head = [0u8; 256];

@@ -272,7 +272,7 @@ fn remove_legacy_tables(root: &Path, base: Option<&Manifest>) {
         return;
     };
     for name in base.tables.keys() {
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        if !is_plain_table_name(name) {
             continue;
         }
         let file = root.join(format!("{name}.parquet"));
@@ -315,10 +315,7 @@ fn remove_what_cxr_wrote(dir: &Path) {
     if tables.is_empty() {
         remove_parquet_files(dir);
     }
-    for table in tables {
-        if table.is_empty() || table.contains(['/', '\\']) || table.starts_with('.') {
-            continue;
-        }
+    for table in tables.into_iter().filter(|t| is_plain_table_name(t)) {
         let _ = std::fs::remove_file(dir.join(format!("{table}.parquet")));
         if dir.join(table).is_dir() {
             remove_parquet_files(&dir.join(table));
@@ -327,6 +324,12 @@ fn remove_what_cxr_wrote(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(READERS));
     // Fails, and leaves the folder, when anything else is in it.
     let _ = std::fs::remove_dir(dir);
+}
+
+/// Whether a table name from a manifest or a version's listing names a file or folder
+/// of the version itself: not empty, hidden, or a path leading elsewhere.
+fn is_plain_table_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
 }
 
 /// Removes the `.parquet` files of `dir` and of its folders, then each folder left
