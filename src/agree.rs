@@ -54,9 +54,10 @@ fn labels_sql() -> String {
     )
 }
 
-/// The SQL of one source's calls: (dataset, image_id, name, positive) for every
-/// finding it states and every grouping it states or labels all the members of.
-fn calls_sql(source: &str) -> String {
+/// The SQL of the calls of the label rows `chosen` keeps (a condition on
+/// `all_labels`): (dataset, image_id, name, positive) for every finding they state
+/// and every grouping they state or label all the members of.
+fn calls_sql(chosen: &str) -> String {
     let groups: Vec<String> = GROUPINGS
         .iter()
         .flat_map(|(g, members)| {
@@ -66,7 +67,7 @@ fn calls_sql(source: &str) -> String {
         })
         .collect();
     format!(
-        "(WITH l AS (SELECT * FROM {labels} AS all_labels WHERE source = {q}),
+        "(WITH l AS (SELECT * FROM {labels} AS all_labels WHERE {chosen}),
     grouping(name, member) AS (VALUES {groups}),
     whole_groups AS (
         SELECT g.name FROM grouping g LEFT JOIN (SELECT DISTINCT finding FROM l WHERE finding IS NOT NULL) AS f ON f.finding = g.member
@@ -78,7 +79,6 @@ fn calls_sql(source: &str) -> String {
     UNION ALL
     SELECT l.dataset, l.image_id, g.name, l.\"value\" = 1, true
     FROM l JOIN grouping g ON g.member = l.finding JOIN whole_groups w ON w.name = g.name)",
-        q = quote(source),
         groups = groups.join(", "),
         labels = labels_sql()
     )
@@ -106,9 +106,11 @@ both_images AS (
     JOIN (SELECT DISTINCT dataset, image_id FROM {labels} AS all_b WHERE source = {qb}) AS lb
       ON la.dataset = lb.dataset AND la.image_id = lb.image_id{in_cohort}
 ),
+va AS {va},
+vb AS {vb},
 f AS (
-    SELECT finding FROM (SELECT DISTINCT name AS finding FROM la INTERSECT SELECT DISTINCT name FROM lb) AS common
-    WHERE finding NOT IN (SELECT DISTINCT name FROM la WHERE derived INTERSECT SELECT DISTINCT name FROM lb WHERE derived)
+    SELECT finding FROM (SELECT DISTINCT name AS finding FROM va INTERSECT SELECT DISTINCT name FROM vb) AS common
+    WHERE finding NOT IN (SELECT DISTINCT name FROM va WHERE derived INTERSECT SELECT DISTINCT name FROM vb WHERE derived)
 ),
 pa AS (SELECT DISTINCT dataset, image_id, name AS finding FROM la WHERE positive),
 pb AS (SELECT DISTINCT dataset, image_id, name AS finding FROM lb WHERE positive),
@@ -125,12 +127,35 @@ SELECT finding,
        SUM(CASE WHEN yb AND NOT ya THEN 1 ELSE 0 END) AS no_yes,
        SUM(CASE WHEN NOT ya AND NOT yb THEN 1 ELSE 0 END) AS no_no
 FROM calls GROUP BY finding ORDER BY finding",
-        ca = calls_sql(a),
-        cb = calls_sql(b),
+        ca = calls_sql(&format!("source = {}", quote(a))),
+        cb = calls_sql(&format!("source = {}", quote(b))),
+        va = vocabulary_calls(a, "la"),
+        vb = vocabulary_calls(b, "lb"),
         qa = quote(a),
         qb = quote(b),
         labels = labels_sql(),
     )
+}
+
+/// The calls whose names a source labels: its vocabulary's (a VinDr reader who never
+/// marked a finding any reader labels still said it was absent); for a source that
+/// is its own vocabulary, its calls `own`.
+fn vocabulary_calls(source: &str, own: &str) -> String {
+    let readers = crate::datasets::DATASETS
+        .iter()
+        .filter_map(|d| d.readers)
+        .find(|r| source.starts_with(r.source_prefix) || r.votes.contains(&source));
+    match readers {
+        Some(r) => {
+            let votes: Vec<String> = r.votes.iter().map(|v| quote(v)).collect();
+            calls_sql(&format!(
+                "(starts_with(source, {}) OR source IN ({}))",
+                quote(r.source_prefix),
+                votes.join(", ")
+            ))
+        }
+        None => format!("(SELECT * FROM {own})"),
+    }
 }
 
 /// Cohen's kappa per finding between sources `a` and `b`.

@@ -92,6 +92,45 @@ fn without_qualifiers(name: &str) -> String {
     out
 }
 
+/// An expression's text without its casts, which do not change a result's name:
+/// `sum(CAST(age AS Int64))` is `sum(age)`.
+fn without_casts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("CAST(") {
+        out.push_str(&rest[..at]);
+        let inside = &rest[at + "CAST(".len()..];
+        let Some(end) = closing_parenthesis(inside) else {
+            out.push_str(&rest[at..]);
+            return out;
+        };
+        let cast = &inside[..end];
+        let value = cast.rsplit_once(" AS ").map_or(cast, |(value, _)| value);
+        out.push_str(&without_casts(value));
+        rest = &inside[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the parenthesis open before `text` closes.
+fn closing_parenthesis(text: &str) -> Option<usize> {
+    let mut depth = 1;
+    for (at, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A column name without its table or alias (`images.nodule`, `i.nodule`: `nodule`).
 fn unqualified(name: &str) -> String {
     let name = name.trim();
@@ -197,10 +236,8 @@ fn planning_in_words(message: &str) -> Option<String> {
         // "Int64(1) AS a": the name is the alias; "CAST(Int64(1) AS Int16)" is named
         // as what it casts, `1`.
         let name = quoted_after("the expression \"", '"').map(|c| {
-            let named = match c.strip_prefix("CAST(") {
-                Some(cast) => cast.rsplit_once(" AS ").map_or(cast, |(inner, _)| inner),
-                None => c.rsplit(" AS ").next().unwrap_or(&c),
-            };
+            let c = without_casts(&c);
+            let named = c.rsplit_once(" AS ").map_or(c.as_str(), |(_, alias)| alias);
             let literal = named
                 .split_once('(')
                 .filter(|(kind, _)| {
@@ -244,7 +281,8 @@ fn planning_in_words(message: &str) -> Option<String> {
 /// PostgreSQL's name of an Arrow integer type, as its "out of range" errors say it.
 fn integer_type_name(arrow_name: &str) -> &str {
     match arrow_name {
-        "Int8" | "Int16" | "UInt8" => "smallint",
+        "Int8" => "tinyint",
+        "Int16" | "UInt8" => "smallint",
         "Int32" | "UInt16" => "integer",
         "Int64" | "UInt32" | "UInt64" => "bigint",
         other => other,
@@ -298,11 +336,28 @@ mod field_tests {
             ),
             "two result columns are named `max(age)`; rename one with AS"
         );
+        // The cast first, inside the function: its type is no alias.
+        assert_eq!(
+            said(
+                "Projections require unique expression names but the expression \"sum(CAST(images.age AS Int64))\" at position 0 and \"sum(images.age)\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
+            ),
+            "two result columns are named `sum(age)`; rename one with AS"
+        );
+        assert_eq!(
+            said(
+                "Projections require unique expression names but the expression \"round(CAST(CAST(images.age AS Int32) AS Float64)) AS a\" at position 0 and \"a\" at position 1 have the same name. Consider aliasing (\"AS\") one of them."
+            ),
+            "two result columns are named `a`; rename one with AS"
+        );
         assert_eq!(
             said(
                 "Schema error: Schema contains duplicate unqualified field name \"sum(images.age)\""
             ),
             "two result columns are named `sum(age)`; rename one with AS"
+        );
+        assert_eq!(
+            said("Arrow error: Cast error: Can't cast value 300 to type Int8"),
+            "300 is out of range for tinyint; cast to a wider type first (CAST(x AS BIGINT))"
         );
         assert_eq!(
             said("Arrow error: Cast error: Can't cast value 857375 to type Int16"),

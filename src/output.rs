@@ -108,8 +108,14 @@ impl<'w> TextSink<'w> {
                     writeln!(out, "| {} |", cells.join(" | ")).map_err(io)?;
                 }
             }
-            TextSink::Json(w) => w.write(b).map_err(arrow_io)?,
-            TextSink::Ndjson(w) => w.write(b).map_err(arrow_io)?,
+            TextSink::Json(w) => {
+                check_temporal(b)?;
+                w.write(b).map_err(arrow_io)?
+            }
+            TextSink::Ndjson(w) => {
+                check_temporal(b)?;
+                w.write(b).map_err(arrow_io)?
+            }
         }
         Ok(())
     }
@@ -370,17 +376,51 @@ fn io(e: std::io::Error) -> Error {
     Error::io("writing results", e)
 }
 
-/// Formats every cell of a batch as text, row by row.
+/// Formats every cell of a batch as text, row by row. A value that cannot be shown
+/// (a date out of range) is an error, not the text of one in the cell (arrow's
+/// default).
 pub fn rows_as_text(batch: &RecordBatch, null: &str) -> Result<Vec<Vec<String>>> {
-    let opts = FormatOptions::default().with_null(null);
+    let opts = FormatOptions::default()
+        .with_null(null)
+        .with_display_error(false);
     let formatters: Vec<ArrayFormatter> = batch
         .columns()
         .iter()
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
         .collect::<std::result::Result<_, _>>()?;
-    Ok((0..batch.num_rows())
-        .map(|r| formatters.iter().map(|f| f.value(r).to_string()).collect())
-        .collect())
+    (0..batch.num_rows())
+        .map(|r| {
+            formatters
+                .iter()
+                .map(|f| f.value(r).try_to_string().map_err(unshowable))
+                .collect()
+        })
+        .collect()
+}
+
+/// Fails on a date, time or duration of the batch that cannot be shown: the JSON
+/// writers, like arrow's other formatters, would write the error's text as its
+/// value.
+fn check_temporal(batch: &RecordBatch) -> Result<()> {
+    use datafusion::arrow::array::Array;
+    let opts = FormatOptions::default().with_display_error(false);
+    for column in batch
+        .columns()
+        .iter()
+        .filter(|c| c.data_type().is_temporal())
+    {
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &opts)?;
+        for r in (0..column.len()).filter(|&r| column.is_valid(r)) {
+            formatter.value(r).try_to_string().map_err(unshowable)?;
+        }
+    }
+    Ok(())
+}
+
+/// A value the query computed that has no text (a date past year 262143): the
+/// query's to fix, as a cast out of range is.
+fn unshowable(e: datafusion::arrow::error::ArrowError) -> Error {
+    Error::Query(format!("a result value cannot be shown: {e}"))
 }
 
 fn header(schema: &SchemaRef) -> Vec<String> {

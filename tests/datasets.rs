@@ -1405,34 +1405,46 @@ c,Pneumothorax,12,R3,1,1,5,5
         .collect::<Vec<_>>()
         .join(",");
     assert_eq!(images(&readers, &["--without", "Cardiomegaly"]), ["b", "c"]);
+    // So too for one reader, or one vote, alone: R4 wrote only `No finding` (on b),
+    // and Pneumothorax, marked by R3 alone (1 of 3 on c), is absent in the majority
+    // vote of every image.
+    assert_eq!(images("vindr_R4", &["--without", "Cardiomegaly"]), ["b"]);
+    assert_eq!(
+        images("vindr_majority", &["--without", "Pneumothorax"]),
+        ["a", "b", "c"]
+    );
     // `datasets` lists the votes among VinDr's sources.
     let sources = q(
         &wh,
         "SELECT s FROM (SELECT unnest(label_sources) AS s FROM datasets WHERE dataset = 'vindr') WHERE s NOT LIKE 'vindr_R%' ORDER BY s",
     );
     assert_eq!(sources, [["vindr_all"], ["vindr_any"], ["vindr_majority"]]);
+    // n, positives of each source and positives of both, per finding.
+    let agreement = |a: &str, b: &str| -> Vec<Vec<String>> {
+        let out = run(&["agree", "-w", w, "-f", "csv", "--a", a, "--b", b]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        let rows = parse_csv(&stdout(&out));
+        rows[1..].iter().map(|r| r[..5].to_vec()).collect()
+    };
     // The votes are sources `agree` compares: majority against any, over the three
-    // images both label and the findings both state (Cardiomegaly on a, Effusion on
-    // c; Pneumothorax only in any): n, positives of each, positive in both.
-    let out = run(&[
-        "agree",
-        "-w",
-        w,
-        "-f",
-        "csv",
-        "--a",
-        "vindr_majority",
-        "--b",
-        "vindr_any",
-    ]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let rows = parse_csv(&stdout(&out));
-    let counts: Vec<&[String]> = rows[1..].iter().map(|r| &r[..5]).collect();
+    // images both label and the findings VinDr's readers label (Cardiomegaly on a,
+    // Effusion on c, Pneumothorax on c in any alone).
     assert_eq!(
-        counts,
+        agreement("vindr_majority", "vindr_any"),
         [
             ["Cardiomegaly", "3", "1", "1", "1"],
-            ["Effusion", "3", "1", "1", "1"]
+            ["Effusion", "3", "1", "1", "1"],
+            ["Pneumothorax", "3", "0", "1", "0"]
+        ]
+    );
+    // A reader who only ever wrote `No finding` still labels what the readers label:
+    // R4 against the majority, on the one image R4 read (b), every finding absent.
+    assert_eq!(
+        agreement("vindr_R4", "vindr_majority"),
+        [
+            ["Cardiomegaly", "1", "0", "0", "0"],
+            ["Effusion", "1", "0", "0", "0"],
+            ["Pneumothorax", "1", "0", "0", "0"]
         ]
     );
     // The stored table and its definition agree, row for row, both ways.
@@ -2030,5 +2042,106 @@ fn a_patient_of_two_sexes_is_noted() {
             "SELECT sex FROM dataset_images WHERE patient_id = 'patient00001' ORDER BY study_id"
         ),
         [["F"], ["M"]]
+    );
+}
+
+/// What a row does not say stays unknown, and what it says in another case or twice
+/// counts once: PadChest's `Normal` is its `normal` (the map matches PadChest's labels
+/// case-insensitively); a study without a date is named in `data_issues` (it has no
+/// place in its patient's follow-up); an NIH image with an empty `Finding Labels` is
+/// not normal and unknown for every finding; a box given twice is one box.
+#[test]
+fn unsaid_stays_unknown_and_said_twice_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let padchest = dir.path().join("padchest.csv");
+    std::fs::write(
+        &padchest,
+        ",ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,Projection,MethodLabel,Labels\n\
+         0,a.png,1,20140915,s1,p1,1950.0,M,PA,Physician,['normal']\n\
+         1,b.png,1,,s2,p1,1950.0,M,PA,Physician,['Normal']\n\
+         2,c.png,1,2013,s3,p1,1950.0,M,PA,Physician,['cardiomegaly']\n\
+         3,d.png,1,20150101,s4,p1,1950.0,M,PA,Physician,['NORMAL']\n",
+    )
+    .unwrap();
+    let nih = dir.path().join("nih.csv");
+    std::fs::write(
+        &nih,
+        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n\
+         a.png,No Finding,0,1,40,M,PA,2500,2048,0.168,0.168\n\
+         b.png,,0,2,50,F,AP,2500,2048,0.168,0.168\n",
+    )
+    .unwrap();
+    let rsna = dir.path().join("rsna.csv");
+    std::fs::write(
+        &rsna,
+        "patientId,x,y,width,height,Target\nr1,10,10,100,100,1\nr1,10,10,100,100,1\nr1,20,20,50,50,1\n",
+    )
+    .unwrap();
+    let siim = dir.path().join("siim.csv");
+    std::fs::write(&siim, "ImageId,EncodedPixels\ns1,100 5\ns1,100 5\ns2,-1\n").unwrap();
+    let wh = dir.path().join("wh");
+    let out = run(&[
+        "ingest",
+        "--no-images",
+        "--no-other-release",
+        "--no-bbox",
+        "--no-expert",
+        "--no-splits",
+        "-w",
+        wh.to_str().unwrap(),
+        "--metadata",
+        nih.to_str().unwrap(),
+        "--dataset",
+        &format!("padchest={}", padchest.display()),
+        "--dataset",
+        &format!("rsna={}", rsna.display()),
+        "--dataset",
+        &format!("siim={}", siim.display()),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let w = wh.to_str().unwrap();
+    // The images of a cohort, sorted (a study without a date comes last).
+    let images = |dataset: &str, flags: &[&str]| -> Vec<String> {
+        let mut a = vec!["cohort", "-w", w, "-f", "csv", "--dataset", dataset];
+        a.extend_from_slice(flags);
+        let mut ids: Vec<String> = run_csv(&a)[1..].iter().map(|r| r[1].clone()).collect();
+        ids.sort();
+        ids
+    };
+    // PadChest: a, b and d say normal, in three cases.
+    assert_eq!(
+        images("padchest", &["--no-finding"]),
+        ["a.png", "b.png", "d.png"]
+    );
+    // The two studies without a valid date, each at its line (lines 3 and 4).
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT line, field, action FROM data_issues WHERE source_file = 'padchest.csv' \
+             AND issue LIKE '%follow-up%' ORDER BY line"
+        ),
+        [
+            ["3", "StudyDate_DICOM", "nulled"],
+            ["4", "StudyDate_DICOM", "nulled"]
+        ]
+    );
+    // NIH: b.png is not normal, and neither with nor without Effusion.
+    assert_eq!(images("nih", &["--no-finding"]), ["a.png"]);
+    assert_eq!(images("nih", &["--without", "Effusion"]), ["a.png"]);
+    assert!(images("nih", &["--with", "Effusion"]).is_empty());
+    // A box given twice is one box, the second line named.
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT dataset, image_id, COUNT(*) FROM dataset_boxes GROUP BY dataset, image_id ORDER BY dataset, image_id"
+        ),
+        [["rsna", "r1", "2"], ["siim", "s1", "1"]]
+    );
+    assert_eq!(
+        q(
+            &wh,
+            "SELECT source_file, line, action FROM data_issues WHERE issue LIKE 'the same box as line 2%' ORDER BY source_file"
+        ),
+        [["rsna.csv", "3", "skipped"], ["siim.csv", "3", "skipped"]]
     );
 }

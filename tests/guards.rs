@@ -606,3 +606,69 @@ fn outputs_replace_only_regular_files() {
     assert_eq!(code(&replaced), Some(0), "{}", stderr(&replaced));
     assert_ne!(std::fs::read(&pa).unwrap(), before);
 }
+
+/// A `COPY ... TO` that fails midway leaves the file that was there (it wrote part of
+/// its rows over it), and writer options the Parquet writer would panic or loop on
+/// are refused before anything is written. The division fails at the first image of
+/// follow-up 150 (the CSV has some), after thousands of rows.
+#[test]
+fn a_failed_copy_leaves_the_file_there_and_bad_writer_options_are_refused() {
+    assert!(nih_csv().iter().any(|i| i.follow_up == 150));
+    let dir = tempfile::tempdir().unwrap();
+    let wh = wh2020();
+    let w = s(&wh);
+    let out_dir = empty_dir(dir.path(), "out");
+    let previous = out_dir.join("prev.csv");
+    std::fs::write(&previous, "good\n1\n").unwrap();
+    let sql = format!(
+        "COPY (SELECT image_index, 100 / (CAST(follow_up AS INT) - 150) AS x FROM images) TO '{}'",
+        previous.display()
+    );
+    let out = run(&["sql", "-w", w, "--allow-write", &sql]);
+    assert_refused(&out, &sql, "ivide by zero");
+    assert_eq!(std::fs::read_to_string(&previous).unwrap(), "good\n1\n");
+    assert_eq!(names(&out_dir), ["prev.csv"]);
+    // A COPY that succeeds replaces it whole.
+    let sql = format!(
+        "COPY (SELECT image_index FROM images WHERE follow_up = 150) TO '{}'",
+        previous.display()
+    );
+    let out = run(&["sql", "-w", w, "--allow-write", &sql]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let rows = std::fs::read_to_string(&previous).unwrap().lines().count();
+    let at_150 = nih_csv().iter().filter(|i| i.follow_up == 150).count();
+    assert_eq!(rows, at_150 + 1, "a header and a row per image");
+    assert_eq!(names(&out_dir), ["prev.csv"]);
+    let target = out_dir.join("x.parquet");
+    for (sql, says) in [
+        (
+            format!(
+                "COPY (SELECT image_index FROM images) TO '{}' OPTIONS ('format.max_row_group_size' '0')",
+                target.display()
+            ),
+            "at least 1",
+        ),
+        (
+            format!(
+                "COPY (SELECT image_index FROM images LIMIT 10) TO '{}' OPTIONS ('format.data_page_row_count_limit' '0')",
+                target.display()
+            ),
+            "at least 1",
+        ),
+        (
+            format!(
+                "COPY (SELECT image_index, age FROM images) TO '{}' OPTIONS ('format.encoding' 'delta_binary_packed')",
+                target.display()
+            ),
+            "not an encoding of column `image_index`",
+        ),
+        (
+            "SET datafusion.execution.parquet.max_row_group_size = 0".to_string(),
+            "at least 1",
+        ),
+    ] {
+        let out = run(&["sql", "-w", w, "--allow-write", &sql]);
+        assert_refused(&out, &sql, says);
+        assert_eq!(names(&out_dir), ["prev.csv"], "{sql}");
+    }
+}

@@ -632,6 +632,11 @@ fn integer_overflow_is_an_error_not_a_wrapped_number() {
              FROM (VALUES (1, 9223372036854775807), (2, 1), (3, -5)) t(o, x)",
             "sum is out of range for bigint",
         ),
+        (
+            "SELECT o, sum(DISTINCT x) OVER (ORDER BY o ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+             FROM (VALUES (1, 9223372036854775807), (2, 1), (3, -5)) t(o, x)",
+            "sum is out of range for bigint",
+        ),
     ] {
         let out = run(&["sql", "-w", &w, sql]);
         assert_eq!(code(&out), Some(2), "{sql}: {}", stdout(&out));
@@ -681,4 +686,32 @@ fn integer_overflow_is_an_error_not_a_wrapped_number() {
     ]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "o,s\n1,9223372036854775798\n2,-4\n3,5\n");
+    // A distinct sum in a sliding frame counts a value once while any copy is in it.
+    let out = run(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT o, sum(DISTINCT x) OVER (ORDER BY o ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS s \
+         FROM (VALUES (1, 5), (2, 5), (3, 7), (4, -2), (5, NULL), (6, NULL)) t(o, x) ORDER BY o",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "o,s\n1,5\n2,5\n3,12\n4,5\n5,-2\n6,\n");
+}
+
+/// `^` is a power, as in PostgreSQL (and through `cxr serve`), not a bitwise XOR:
+/// the ages whose square passes 3000 are those from 55 on (54² = 2916, 55² = 3025),
+/// counted from the CSV.
+#[test]
+fn a_caret_is_a_power_as_in_postgresql() {
+    let wh = wh2020();
+    assert_eq!(rows(&wh, "SELECT 2 ^ 10 AS p"), [["1024.0"]]);
+    // Ages over 120 are NULL in `images`.
+    let from_55 = nih_csv()
+        .iter()
+        .filter(|i| (55..=120).contains(&i.age))
+        .count() as i64;
+    assert_eq!(
+        int(&wh, "SELECT COUNT(*) FROM images WHERE age ^ 2 > 3000"),
+        from_55
+    );
 }

@@ -174,12 +174,17 @@ fn parse_dataset(s: &str) -> std::result::Result<crate::datasets::DatasetSpec, S
     let (name, paths) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}`: expected NAME=PATH[,PATH...]"))?;
-    let paths: Vec<PathBuf> = paths
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
+    // A file whose own name holds a comma is one path, not two.
+    let paths: Vec<PathBuf> = if paths.contains(',') && std::path::Path::new(paths).is_file() {
+        vec![PathBuf::from(paths)]
+    } else {
+        paths
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    };
     if paths.is_empty() {
         return Err(format!("`{s}`: no file given for {name}"));
     }

@@ -297,6 +297,36 @@ pub fn refuse_repeated_names(df: &datafusion::prelude::DataFrame) -> Result<()> 
     Ok(())
 }
 
+/// Plans and prints the statements of `sql` one at a time, as psql runs a script:
+/// the plans of a whole script held at once took about 40 KB each (half a million
+/// `SELECT 1;` took 17 GB). One statement is [`emit`]ted as it is, to `--out` too.
+pub async fn emit_script(
+    wh: &crate::sql::Warehouse,
+    sql: &str,
+    allow_write: bool,
+    params: &[(String, datafusion::scalar::ScalarValue)],
+    out: &OutputArgs,
+) -> Result<crate::output::Tally> {
+    let statements: Vec<&str> = crate::input::text::split_statements(sql)
+        .into_iter()
+        .filter(|s| !crate::sql::no_statement(s))
+        .collect();
+    if statements.len() < 2 {
+        return emit(wh, wh.plan(sql, allow_write, params).await?, out).await;
+    }
+    if out.out.is_some() {
+        return Err(Error::Usage(format!(
+            "--out writes one result, but the SQL has {} statements",
+            statements.len()
+        )));
+    }
+    let mut tally = crate::output::Tally::default();
+    for statement in statements {
+        tally = emit(wh, wh.plan(statement, allow_write, params).await?, out).await?;
+    }
+    Ok(tally)
+}
+
 pub async fn emit(
     wh: &crate::sql::Warehouse,
     frames: Vec<datafusion::prelude::DataFrame>,

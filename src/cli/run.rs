@@ -61,14 +61,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let values = qf.bind(&args.params)?;
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&qf.sql)).await?;
     check_datasets(&wh, &qf, &values).await?;
-    let frames = wh
-        .plan(&qf.sql, false, &values)
+    let tally = crate::cli::emit_script(&wh, &qf.sql, false, &values, &args.output)
         .await
         .map_err(|e| match e {
-            Error::Usage(_) | Error::Warehouse(_) => e,
+            Error::Usage(_) | Error::Warehouse(_) | Error::Io { .. } | Error::Internal(_) => e,
             other => Error::Query(format!("{}: {other}", path.display())),
         })?;
-    let tally = crate::cli::emit(&wh, frames, &args.output).await?;
     if tally.rows == 0 && !args.params.is_empty() {
         let given: Vec<String> = args
             .params

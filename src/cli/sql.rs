@@ -37,8 +37,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         args.sql.clone()
     };
     let wh = Warehouse::open(&args.warehouse.path(), Register::For(&sql)).await?;
-    let frames = wh.plan(&sql, args.allow_write, &[]).await?;
-    crate::cli::emit(&wh, frames, &args.output)
+    crate::cli::emit_script(&wh, &sql, args.allow_write, &[], &args.output)
         .await
         .map(|_| ())
 }

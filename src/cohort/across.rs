@@ -268,6 +268,20 @@ impl Scope {
         format!("SELECT * FROM finding_states WHERE {}", w.join(" AND "))
     }
 
+    /// The states of every source of the chosen datasets: what a vocabulary labels is
+    /// read from all its sources, chosen or not (a VinDr reader who only ever wrote
+    /// `No finding` still said every finding the readers label is absent).
+    fn vocabulary_states_sql(&self) -> String {
+        if self.datasets.is_empty() {
+            "SELECT * FROM finding_states".to_string()
+        } else {
+            format!(
+                "SELECT * FROM finding_states WHERE dataset IN ({})",
+                list(&self.datasets)
+            )
+        }
+    }
+
     /// A query returning one row per image of the chosen datasets: the columns of
     /// `dataset_images`, `labels` (the positive findings, sorted), one Boolean column per
     /// finding (`lung_opacity`), TRUE / FALSE / NULL as the module says, and
@@ -311,7 +325,7 @@ impl Scope {
     labelled AS (
       SELECT dataset, {vocabulary} AS vocabulary, bit_or(positive | uncertain | negative | {every_image}) AS findings,
              bool_or(states_normal) AS states_normals
-      FROM s GROUP BY dataset, {vocabulary}
+      FROM ({}) s GROUP BY dataset, {vocabulary}
     ),
     m AS (
       SELECT s.dataset, s.image_id, bit_or(s.positive) AS positive, bit_or(s.uncertain) AS uncertain,
@@ -324,6 +338,7 @@ impl Scope {
     FROM dataset_images x LEFT JOIN m ON m.dataset = x.dataset AND m.image_id = x.image_id
   ) AS x",
                 self.states_sql(),
+                self.vocabulary_states_sql(),
                 vocabulary = crate::datasets::vocabulary_sql("s"),
                 every_image = crate::datasets::labels_every_image_sql("s")
             );

@@ -175,6 +175,32 @@ pub fn claim_id<'t>(
     Some(id)
 }
 
+/// The box rows read so far, by their fields: a row repeating an earlier one exactly
+/// (the same box of the same image, label and reader twice) would count the box
+/// twice; it is skipped with a `data_issues` row naming the first.
+#[derive(Default)]
+pub struct RepeatedRows(HashMap<String, u64>);
+
+impl RepeatedRows {
+    /// Whether the row of `fields` at `line` is the first with them.
+    pub fn first(
+        &mut self,
+        fields: &[Option<&str>],
+        (src, line, field): (&str, u64, &str),
+        issues: &mut Issues,
+    ) -> bool {
+        let key: Vec<&str> = fields.iter().map(|f| f.unwrap_or("")).collect();
+        let key = key.join("\u{1f}");
+        if let Some(first) = self.0.get(&key) {
+            let msg = format!("the same box as line {first}; skipped");
+            issues.push(src, Some(line), Some(field), None, msg);
+            return false;
+        }
+        self.0.insert(key, line);
+        true
+    }
+}
+
 /// The one path of a single-file dataset.
 pub fn one_path<'a>(dataset: &str, paths: &'a [PathBuf]) -> Result<&'a Path> {
     match paths {

@@ -60,6 +60,12 @@ fn key(dataset: &str, raw: &str) -> String {
     normalised(dataset, raw).into_owned()
 }
 
+/// Whether `raw` is the label `label` of `dataset` as the map matches labels
+/// (PadChest's `Normal` is its `normal`).
+pub fn same_label(dataset: &str, raw: &str, label: &str) -> bool {
+    normalised(dataset, raw) == normalised(dataset, label)
+}
+
 /// The raw label as the map's keys spell it: trimmed, and lower-cased for the
 /// case-insensitive datasets (without allocating when it already is).
 fn normalised<'r>(dataset: &str, raw: &'r str) -> std::borrow::Cow<'r, str> {

@@ -496,7 +496,7 @@ fn read_patients(
                 Some(line),
                 Some(meta.name(mpos[4])),
                 Some(date),
-                "StudyDate is not a YYYYMMDD date; age set to NULL",
+                "StudyDate is not a YYYYMMDD date; age set to NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
             );
             continue;
         };

@@ -269,12 +269,15 @@ pub struct Readers {
 }
 
 /// The label vocabulary a source belongs to: the source itself, except that the
-/// readers of a multi-reader dataset share one (each reader was asked about every
-/// finding the dataset labels, whether or not they ever marked it): a finding any
-/// reader labels is known, negative unless stated, in every image the readers read.
+/// readers of a multi-reader dataset and their votes share one (each reader was
+/// asked about every finding the dataset labels, whether or not they ever marked
+/// it): a finding any reader labels is known, negative unless stated, in every image
+/// the readers read, for each reader and each vote.
 pub fn vocabulary<'a>(dataset: &str, source: &'a str) -> &'a str {
     match self::dataset(dataset).and_then(|d| d.readers) {
-        Some(r) if source.starts_with(r.source_prefix) => &source[..r.source_prefix.len()],
+        Some(r) if source.starts_with(r.source_prefix) || r.votes.contains(&source) => {
+            r.source_prefix
+        }
         _ => source,
     }
 }
@@ -321,10 +324,13 @@ fn nih_release_mask() -> i32 {
 pub fn vocabulary_sql(table: &str) -> String {
     let cases: Vec<String> = DATASETS
         .iter()
-        .filter_map(|d| d.readers.map(|r| (d.name, r.source_prefix)))
-        .map(|(name, prefix)| {
+        .filter_map(|d| d.readers.map(|r| (d.name, r)))
+        .map(|(name, readers)| {
+            let prefix = readers.source_prefix;
+            let votes: Vec<String> = readers.votes.iter().map(|v| format!("'{v}'")).collect();
+            let votes = votes.join(", ");
             format!(
-                "WHEN {table}.dataset = '{name}' AND starts_with({table}.source, '{prefix}') THEN '{prefix}'"
+                "WHEN {table}.dataset = '{name}' AND (starts_with({table}.source, '{prefix}') OR {table}.source IN ({votes})) THEN '{prefix}'"
             )
         })
         .collect();

@@ -72,7 +72,7 @@ pub fn is_tar(path: &Path) -> Result<bool> {
     let n = r.read(&mut magic).unwrap_or(0);
     let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(r);
     if n == 2 && magic == [0x1f, 0x8b] {
-        let _ = flate2::read::MultiGzDecoder::new(chained)
+        let _ = crate::input::gzip::decoder(chained)
             .take(512)
             .read_to_end(&mut head);
     } else {
@@ -479,7 +479,7 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
     let n = raw.read(&mut magic).unwrap_or(0);
     let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(raw);
     let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(chained))
+        Box::new(crate::input::gzip::decoder(chained))
     } else {
         Box::new(chained)
     };
@@ -488,11 +488,23 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
     let mut members = 0usize;
     let mut total = 0u64;
     let mut failure = None;
-    let walked = crate::input::archive::walk(&mut ar, |member, entry| {
+    // The member each report id was read from: a report given twice is read once.
+    let mut report_members: std::collections::HashMap<String, String> = Default::default();
+    let walked = crate::input::archive::walk(&mut ar, |member, sparse, entry| {
         members += 1;
         if members > MAX_MEMBERS {
             failure = Some(format!("more than {MAX_MEMBERS} archive members"));
             return false;
+        }
+        if sparse && member.to_ascii_lowercase().ends_with(".xml") {
+            issues.push(
+                &src,
+                None,
+                Some(member.as_str()),
+                None,
+                "a sparse file (archived with tar -S), which cxr does not expand: skipped",
+            );
+            return true;
         }
         if !entry.header().entry_type().is_file() || !member.to_ascii_lowercase().ends_with(".xml")
         {
@@ -540,7 +552,28 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             .trim_end_matches(".xml")
             .trim_end_matches(".XML")
             .to_string();
+        if let Some(root) = unclosed_root(&text) {
+            issues.push(
+                &src,
+                None,
+                Some(member.as_str()),
+                None,
+                format!("report cut short (no closing </{root}>): skipped"),
+            );
+            return true;
+        }
         let rep = parse_report(&text, &stem, &src, &member, issues);
+        if let Some(first) = report_members.get(&rep.report_id) {
+            issues.push(
+                &src,
+                None,
+                Some(member.as_str()),
+                Some(rep.report_id.as_str()),
+                format!("report id again (first in {first}): skipped"),
+            );
+            return true;
+        }
+        report_members.insert(rep.report_id.clone(), member.clone());
         out.push((member, rep));
         true
     });
@@ -549,6 +582,15 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
     }
     walked.map_err(|d| Error::input(path, format!("not a readable tar archive: {}", d.0)))?;
     Ok(out)
+}
+
+/// The name of the document's root element where the text does not end by closing
+/// it (a report cut short: its MeSH terms, the labels, may be lost); None for a
+/// whole one.
+fn unclosed_root(xml: &str) -> Option<String> {
+    let root = scan(xml).into_iter().next()?.name.to_string();
+    let closed = xml.trim_end().ends_with(&format!("</{root}>"));
+    (!closed).then_some(root)
 }
 
 /// One XML tag as the scanner sees it.

@@ -28,6 +28,9 @@ use crate::input::issues::Issues;
 /// Dataset name.
 pub const NAME: &str = "padchest";
 
+/// A study without a date has no age and no order among its patient's studies.
+const STUDY_WITHOUT_DATE: &str = "no StudyDate_DICOM: age NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)";
+
 const COLS: [Col<'static>; 10] = [
     ("ImageID", &["imageid"]),
     ("ImageDir", &["imagedir"]),
@@ -139,7 +142,10 @@ fn read_table<'t>(
             }
         };
         let year = match date[r] {
-            None => None,
+            None => {
+                push(issues, 2, None, STUDY_WITHOUT_DATE);
+                None
+            }
             Some(d) => {
                 let y = year_of_date(d);
                 if y.is_none() {
@@ -147,7 +153,7 @@ fn read_table<'t>(
                         issues,
                         2,
                         Some(d),
-                        "StudyDate_DICOM is not a YYYYMMDD date; age set to NULL",
+                        "StudyDate_DICOM is not a YYYYMMDD date; age set to NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
                     );
                 }
                 y

@@ -23,8 +23,8 @@ use crate::input::issues::Issues;
 
 use super::zip::{is_zip, read_member};
 use crate::datasets::common::{
-    ImageList, age_or_issue, bare_image, box_geometry_problem, frontal_of, parse_finite,
-    require_all, sex_or_issue,
+    ImageList, RepeatedRows, age_or_issue, bare_image, box_geometry_problem, frontal_of,
+    parse_finite, require_all, sex_or_issue,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{BoxRow, DatasetRows, LabelRow, Shared};
@@ -131,6 +131,7 @@ fn read_tables(
     let mut target: Vec<Option<i8>> = Vec::new();
     let mut first_line: Vec<u64> = Vec::new();
     let mut rows = DatasetRows::default();
+    let mut repeated = RepeatedRows::default();
 
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(id) = cols[0][r] else {
@@ -226,6 +227,11 @@ fn read_tables(
             );
             continue;
         }
+        let mut fields = vec![Some(id)];
+        fields.extend(&raw);
+        if !repeated.first(&fields, (&src, line, names[0]), issues) {
+            continue;
+        }
         rows.boxes.push(BoxRow {
             dataset: NAME,
             image_id: id.to_string(),
@@ -311,7 +317,16 @@ fn read_tables(
                     );
                     Some("OTHER")
                 }
-                None => None,
+                None => {
+                    issues.push(
+                        &hsrc,
+                        Some(line),
+                        Some(hn[3]),
+                        None,
+                        "view missing; set to NULL",
+                    );
+                    None
+                }
             };
             let im = images.at(img);
             im.sex = sex;

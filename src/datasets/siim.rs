@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::input::issues::Issues;
 
-use crate::datasets::common::{ImageList, bare_image, one_path, read_columns};
+use crate::datasets::common::{ImageList, RepeatedRows, bare_image, one_path, read_columns};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{BoxRow, DatasetRows, LabelRow, Shared};
 
@@ -125,6 +125,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     let mut state: Vec<(bool, bool)> = Vec::new();
     let mut rows = DatasetRows::default();
     let mut conflict_reported = vec![];
+    let mut repeated = RepeatedRows::default();
 
     for (r, &line) in t.lines.iter().enumerate() {
         let Some(id) = ids[r] else {
@@ -154,7 +155,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         };
         if code == "-1" {
             state[img].0 = true;
-        } else {
+        } else if repeated.first(&[Some(id), Some(code)], (&src, line, names[1]), issues) {
             state[img].1 = true;
             match decode_rle(code, SIDE, SIDE) {
                 Ok(g) => rows.boxes.push(BoxRow {

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::input::issues::Issues;
 
-use crate::datasets::common::{ImageList, bare_image, one_path, parse_finite, read_columns};
+use crate::datasets::common::{
+    ImageList, RepeatedRows, bare_image, one_path, parse_finite, read_columns,
+};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{BoxRow, DatasetRows, Interner, LabelRow};
 
@@ -54,6 +56,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     let mut images = ImageList::default();
     let mut rows = DatasetRows::default();
     let mut seen: HashSet<(usize, String, String)> = HashSet::new();
+    let mut repeated = RepeatedRows::default();
     let mut shared = Interner::default();
 
     for (r, &line) in t.lines.iter().enumerate() {
@@ -157,6 +160,11 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         }
         if let Some((k, what)) = bad {
             issues.push(&src, Some(line), Some(names[3 + k]), raw[k], what);
+            continue;
+        }
+        let mut fields = vec![Some(image_id), Some(rad), Some(class)];
+        fields.extend(&raw);
+        if !repeated.first(&fields, (&src, line, names[0]), issues) {
             continue;
         }
         rows.boxes.push(BoxRow {

@@ -5,6 +5,7 @@ use datafusion::arrow::array::RecordBatch;
 use polars::prelude::{InitHashMaps, PlHashMap};
 
 use super::followup::StudyMasks;
+use crate::datasets::label_map::same_label;
 use crate::datasets::{BoxRow, DatasetInfo, ImageRow, LabelRow, Report, VOTE_RULES, XR_FINDINGS};
 use crate::error::Result;
 use crate::input::table::{batch, bools, f64s, i8s, i32s, i64s, list_utf8, text, utf8};
@@ -358,11 +359,13 @@ pub fn source_states(labels: &[LabelRow]) -> SourceStates<'_> {
                 _ => state.masks[2] |= bit,
             },
             None if stated => {
-                let raw = Some(&*label.raw_label);
+                let is = |name: Option<&str>| {
+                    name.is_some_and(|name| same_label(label.dataset, &label.raw_label, name))
+                };
                 let entry = crate::datasets::dataset(label.dataset);
-                if entry.is_some_and(|d| d.normal_label == raw) {
+                if entry.is_some_and(|d| is(d.normal_label)) {
                     state.normal |= label.value == 1;
-                } else if entry.is_none_or(|d| d.beside_normal != raw) {
+                } else if entry.is_none_or(|d| !is(d.beside_normal)) {
                     state.other = true;
                 }
             }
@@ -390,10 +393,11 @@ fn image_states<'a>(
     chosen: impl Fn(&StateRow) -> bool,
 ) -> PlHashMap<&'a str, State> {
     let rows: Vec<&StateRow<'a>> = sources.0.iter().filter(|r| chosen(r)).collect();
-    // What each vocabulary labels (a source's, or a dataset's readers' together).
+    // What each vocabulary labels (a source's, or a dataset's readers' and votes'
+    // together), from all its sources, chosen or not.
     let vocabulary = |r: &StateRow<'a>| crate::datasets::vocabulary(r.dataset, r.source);
     let mut labelled: PlHashMap<&str, i32> = PlHashMap::new();
-    for r in &rows {
+    for r in &sources.0 {
         *labelled.entry(vocabulary(r)).or_default() |= r.state.masks[0]
             | r.state.masks[1]
             | r.state.masks[2]

@@ -14,12 +14,15 @@ pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 #[derive(Debug)]
 pub struct Damage(pub String);
 
-/// Calls `visit(path, entry)` for every member other than extended headers, with
-/// the member's full path (from a long-name or PAX header when there is one), until
-/// the archive ends (Ok(true)) or `visit` returns false (Ok(false)).
+/// Calls `visit(path, sparse, entry)` for every member other than extended headers,
+/// with the member's full path (from a long-name or PAX header when there is one),
+/// until the archive ends (Ok(true)) or `visit` returns false (Ok(false)). `sparse`
+/// says the member is a sparse file (`tar -S`, GNU or PAX form), whose bytes are a
+/// map of its holes and its data, not the file: the caller says so rather than read
+/// it as the file.
 pub fn walk<R: Read>(
     archive: &mut tar::Archive<R>,
-    mut visit: impl FnMut(String, &mut tar::Entry<'_, R>) -> bool,
+    mut visit: impl FnMut(String, bool, &mut tar::Entry<'_, R>) -> bool,
 ) -> Result<bool, Damage> {
     let entries = archive
         .entries()
@@ -32,6 +35,7 @@ pub fn walk<R: Read>(
         ))
     };
     let mut long_name: Option<String> = None;
+    let mut pax_sparse = false;
     for entry in entries {
         let mut entry = entry.map_err(|e| truncated(&last, e))?;
         let kind = entry.header().entry_type();
@@ -53,7 +57,9 @@ pub fn walk<R: Read>(
                     long_name = Some(String::from_utf8_lossy(&bytes[..end]).into_owned());
                 }
                 tar::EntryType::XHeader => {
-                    if let Some(p) = pax_path(&bytes) {
+                    let pax = pax_records(&bytes);
+                    pax_sparse = pax.sparse;
+                    if let Some(p) = pax.path {
                         long_name = Some(p);
                     }
                 }
@@ -69,7 +75,8 @@ pub fn walk<R: Read>(
                 .unwrap_or_default(),
         };
         last.clone_from(&path);
-        if !visit(path, &mut entry) {
+        let sparse = std::mem::take(&mut pax_sparse) || kind.is_gnu_sparse();
+        if !visit(path, sparse, &mut entry) {
             return Ok(false);
         }
     }
@@ -86,22 +93,46 @@ fn is_extended_header(kind: tar::EntryType) -> bool {
     )
 }
 
-/// The `path` record of a PAX extended header (`LEN path=VALUE\n` records).
-fn pax_path(bytes: &[u8]) -> Option<String> {
+/// What a PAX extended header says of its member.
+#[derive(Default)]
+struct Pax {
+    /// The member's path: GNU tar's name of a sparse file (`GNU.sparse.name`; its
+    /// `path` is a made-up `GNUSparseFile.N/...`), else the `path` record.
+    path: Option<String>,
+    /// Any `GNU.sparse.*` record: the member is a sparse file.
+    sparse: bool,
+}
+
+/// The records of a PAX extended header (`LEN key=VALUE\n` records) cxr reads.
+fn pax_records(bytes: &[u8]) -> Pax {
     let mut rest = bytes;
-    let mut path = None;
+    let mut pax = Pax::default();
+    let mut sparse_name = None;
     while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ')?;
-        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        let Some(space) = rest.iter().position(|&b| b == b' ') else {
+            break;
+        };
+        let Some(len) = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            break;
+        };
         if len <= space || len > rest.len() {
-            return path;
+            break;
         }
         let record = &rest[space + 1..len];
         let record = record.strip_suffix(b"\n").unwrap_or(record);
         if let Some(v) = record.strip_prefix(b"path=") {
-            path = Some(String::from_utf8_lossy(v).into_owned());
+            pax.path = Some(String::from_utf8_lossy(v).into_owned());
+        } else if let Some(v) = record.strip_prefix(b"GNU.sparse.name=") {
+            sparse_name = Some(String::from_utf8_lossy(v).into_owned());
         }
+        pax.sparse |= record.starts_with(b"GNU.sparse.");
         rest = &rest[len..];
     }
-    path
+    if sparse_name.is_some() {
+        pax.path = sparse_name;
+    }
+    pax
 }

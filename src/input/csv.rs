@@ -66,7 +66,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     };
     let compressed = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut source: Box<dyn Read> = if magic {
-        Box::new(flate2::read::MultiGzDecoder::new(reader))
+        Box::new(crate::input::gzip::decoder(reader))
     } else {
         Box::new(reader)
     };
@@ -667,7 +667,7 @@ pub fn line_of_value(path: &Path, column: usize, value: &str) -> Option<(u64, St
     let file = std::fs::File::open(path).ok()?;
     let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
     let reader: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
+        Box::new(crate::input::gzip::decoder(file))
     } else {
         Box::new(file)
     };

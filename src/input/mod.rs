@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod csv;
+pub mod gzip;
 pub mod issues;
 pub mod table;
 pub mod text;

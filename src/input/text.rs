@@ -47,7 +47,8 @@ pub fn too_deep(sql: &str) -> Option<String> {
     for token in tokens {
         let word = matches!(token, Token::Word(_));
         let blank = matches!(token, Token::Whitespace(_));
-        let call = after_word && token == Token::LParen;
+        // `ARRAY[` constructs as a call does: 48 of them nested froze the planner.
+        let call = after_word && matches!(token, Token::LParen | Token::LBracket);
         match token {
             Token::SemiColon => {
                 (operators, depth, calls) = (0, 0, 0);
@@ -100,7 +101,7 @@ pub fn too_deep(sql: &str) -> Option<String> {
         }
         if calls > MAX_NESTED_CALLS {
             return Some(format!(
-                "a statement nests function calls more than {MAX_NESTED_CALLS} deep, more than cxr parses safely; compute in steps (a subquery or a CTE per few levels)"
+                "a statement nests function calls (or ARRAY[...]) more than {MAX_NESTED_CALLS} deep, more than cxr parses safely; compute in steps (a subquery or a CTE per few levels)"
             ));
         }
         // Blanks between a name and its parenthesis keep it a call.
@@ -188,7 +189,10 @@ pub enum TextError {
 impl std::fmt::Display for TextError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TextError::TooLarge(cap) => write!(f, "longer than {} MiB", cap >> 20),
+            TextError::TooLarge(cap) if *cap >= 1 << 20 => {
+                write!(f, "longer than {} MiB", cap >> 20)
+            }
+            TextError::TooLarge(cap) => write!(f, "longer than {cap} bytes"),
             TextError::NotUtf8(line) => write!(f, "not UTF-8 text (line {line})"),
             TextError::Io(e) => write!(f, "cannot read: {e}"),
         }
@@ -293,6 +297,12 @@ mod tests {
         assert_eq!(too_deep(&nested(MAX_NESTED_CALLS)), None);
         assert!(
             too_deep(&nested(MAX_NESTED_CALLS + 1)).is_some_and(|w| w.contains("function calls"))
+        );
+        let arrays =
+            |depth: usize| format!("SELECT {}1{}", "ARRAY[".repeat(depth), "]".repeat(depth));
+        assert_eq!(too_deep(&arrays(MAX_NESTED_CALLS)), None);
+        assert!(
+            too_deep(&arrays(MAX_NESTED_CALLS + 1)).is_some_and(|w| w.contains("function calls"))
         );
         // Parentheses that open no call are not counted as calls.
         let grouped = format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40));

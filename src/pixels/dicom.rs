@@ -243,6 +243,9 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     if !encapsulated {
         check_native_frames(&object, &header, samples as usize)?;
     }
+    if header.transfer_syntax == RLE_LOSSLESS {
+        check_rle_frame(&object, &header, samples as usize)?;
+    }
     if ybr_422 {
         return luminance_of_ybr_full_422(&object, header, memory);
     }
@@ -363,6 +366,92 @@ fn luminance_of_ybr_full_422(
         dicom: Some(Box::new(header)),
         memory,
     })
+}
+
+/// The transfer syntax of RLE Lossless.
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// The first frame of RLE pixel data is whole: a 64-byte header of one segment per
+/// byte of each sample, offsets inside the fragment, each segment decoding to a
+/// byte of every pixel. dicom-rs trusts all of it: a damaged frame made it panic
+/// (a short segment indexed past its end) or allocate what the header's segment
+/// count says.
+fn check_rle_frame(object: &Object, header: &Header, samples: usize) -> Result<(), String> {
+    let fragment = object
+        .element_opt(PIXEL_DATA)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().fragments().and_then(|f| f.first().cloned()))
+        .ok_or("RLE pixel data without a fragment: not measured")?;
+    let damaged = |what: String| format!("damaged RLE pixel data: {what}; not measured");
+    if fragment.len() < 64 {
+        return Err(damaged(format!(
+            "a frame of {} bytes, shorter than its 64-byte header",
+            fragment.len()
+        )));
+    }
+    let word =
+        |k: usize| u32::from_le_bytes(fragment[4 * k..4 * k + 4].try_into().expect("4 bytes"));
+    let segments = word(0) as usize;
+    let needed = samples * usize::from(header.bits_allocated / 8);
+    if segments != needed {
+        return Err(damaged(format!(
+            "{segments} segments where {samples} samples of {} bits take {needed}",
+            header.bits_allocated
+        )));
+    }
+    let plane = header.rows as usize * header.columns as usize;
+    for k in 0..segments {
+        let start = word(k + 1) as usize;
+        let end = if k + 1 < segments {
+            word(k + 2) as usize
+        } else {
+            fragment.len()
+        };
+        if start < 64 || start > end || end > fragment.len() {
+            return Err(damaged(format!(
+                "segment {} at bytes {start}..{end} of a {}-byte frame",
+                k + 1,
+                fragment.len()
+            )));
+        }
+        let decoded = packbits_length(&fragment[start..end], plane);
+        if decoded < plane {
+            return Err(damaged(format!(
+                "segment {} decodes to {decoded} of the {plane} bytes of its plane",
+                k + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How many bytes PackBits `code` decodes to, counted up to `enough`.
+fn packbits_length(code: &[u8], enough: usize) -> usize {
+    let (mut at, mut decoded) = (0, 0);
+    while at < code.len() && decoded < enough {
+        let n = code[at] as i8;
+        at += 1;
+        match n {
+            0..=127 => {
+                let literal = n as usize + 1;
+                if at + literal > code.len() {
+                    break;
+                }
+                decoded += literal;
+                at += literal;
+            }
+            -127..=-1 => {
+                if at >= code.len() {
+                    break;
+                }
+                decoded += 1 + n.unsigned_abs() as usize;
+                at += 1;
+            }
+            -128 => {}
+        }
+    }
+    decoded
 }
 
 /// Native pixel data holds every frame NumberOfFrames declares (only the first is
@@ -761,21 +850,32 @@ impl Walk<'_> {
             return self.fits(tag, *b"  ", length);
         }
         let vr = [self.bytes[self.at + 4], self.bytes[self.at + 5]];
-        let long = matches!(
+        // The VRs of a 2-byte length; any other, an unknown one too, has 2 reserved
+        // bytes and a 4-byte length, as dicom-rs reads it (as UN, as the standard
+        // says): read short here, a 4 GiB length passed unseen to an allocation there.
+        let long = !matches!(
             &vr,
-            b"OB"
-                | b"OW"
-                | b"OF"
-                | b"OD"
-                | b"OL"
-                | b"OV"
-                | b"SQ"
-                | b"UT"
-                | b"UN"
-                | b"UC"
-                | b"UR"
-                | b"SV"
-                | b"UV"
+            b"AE"
+                | b"AS"
+                | b"AT"
+                | b"CS"
+                | b"DA"
+                | b"DS"
+                | b"DT"
+                | b"FL"
+                | b"FD"
+                | b"IS"
+                | b"LO"
+                | b"LT"
+                | b"PN"
+                | b"SH"
+                | b"SL"
+                | b"SS"
+                | b"ST"
+                | b"TM"
+                | b"UI"
+                | b"UL"
+                | b"US"
         );
         if long {
             if self.at + 12 > self.bytes.len() {
@@ -928,6 +1028,16 @@ mod tests {
         let err = lengths_fit(&file(&lie)).unwrap_err();
         assert!(
             err.contains("(0009,0010) declares 4294967294 bytes"),
+            "{err}"
+        );
+        // (0018,0015) of an unknown VR `ZZ`: as dicom-rs reads it, 2 reserved bytes
+        // and a 4-byte length (4 GiB − 16), not the 2-byte length 6 it would be as CS.
+        let mut unknown = vec![0x18, 0x00, 0x15, 0x00, b'Z', b'Z', 6, 0];
+        unknown.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        unknown.extend_from_slice(b"CHEST ");
+        let err = lengths_fit(&file(&unknown)).unwrap_err();
+        assert!(
+            err.contains("(0018,0015) declares 4294967280 bytes"),
             "{err}"
         );
     }

@@ -15,6 +15,10 @@ use crate::warehouse::files::HashingReader;
 /// Image members larger than this are refused without being read.
 pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 
+/// A sparse member (`tar -S`) holds a map of its holes and its data, which cxr does
+/// not expand: said, not read as the image.
+const SPARSE: &str = "a sparse file (archived with tar -S), which cxr does not expand; not measured (archive it without -S)";
+
 /// An image input and the dataset its images belong to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInput {
@@ -163,7 +167,7 @@ fn first_header(p: &Path, kind: ArchiveKind) -> Result<(), String> {
     let mut block = [0u8; 512];
     let read = match kind {
         ArchiveKind::Tar | ArchiveKind::Zip => read_block(file, &mut block),
-        ArchiveKind::TarGz => read_block(flate2::read::MultiGzDecoder::new(file), &mut block)
+        ArchiveKind::TarGz => read_block(crate::input::gzip::decoder(file), &mut block)
             .map_err(|e| std::io::Error::other(format!("not a gzip file or corrupt gzip ({e})"))),
     };
     let n = read.map_err(|e| e.to_string())?;
@@ -300,7 +304,7 @@ pub fn stream(
             });
             match kind_of(path) {
                 Some(ArchiveKind::TarGz) => {
-                    let gz = flate2::read::MultiGzDecoder::new(hashed);
+                    let gz = crate::input::gzip::decoder(hashed);
                     at.tar(gz).and_then(|mut gz| {
                         // The tar ends before its gzip stream does: read that to its
                         // end, where its checksum and length are checked.
@@ -357,8 +361,12 @@ impl Cursor<'_, '_> {
     }
 
     fn members<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> bool {
-        let walked = crate::input::archive::walk(archive, |path, entry| {
-            let kind = self.kind_of(&path, entry);
+        let walked = crate::input::archive::walk(archive, |path, sparse, entry| {
+            let kind = if sparse && is_image_name(&path) {
+                self.unread(SPARSE)
+            } else {
+                self.kind_of(&path, entry)
+            };
             self.emit(path, kind)
         });
         match walked {
@@ -367,14 +375,20 @@ impl Cursor<'_, '_> {
         }
     }
 
+    /// An image member not read, for `why`: done already when resuming past it.
+    fn unread(&self, why: &str) -> Kind {
+        if *self.ordinal < self.resume_from {
+            Kind::Done
+        } else {
+            Kind::Failed(why.to_string())
+        }
+    }
+
     /// What one archive member is, its bytes read when it is a PNG to measure.
     fn kind_of<R: Read>(&self, path: &str, entry: &mut tar::Entry<'_, R>) -> Kind {
         let kind = entry.header().entry_type();
         let is_link = kind.is_hard_link() || kind.is_symlink();
         if is_link && is_image_name(path) {
-            if *self.ordinal < self.resume_from {
-                return Kind::Done;
-            }
             let what = if kind.is_hard_link() {
                 "hard"
             } else {
@@ -386,7 +400,7 @@ impl Cursor<'_, '_> {
                 .flatten()
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            return Kind::Failed(format!(
+            return self.unread(&format!(
                 "{what} link to '{target}': links are not followed; not measured"
             ));
         }
@@ -394,15 +408,12 @@ impl Cursor<'_, '_> {
         if (kind.is_fifo() || kind.is_character_special() || kind.is_block_special())
             && is_image_name(path)
         {
-            if *self.ordinal < self.resume_from {
-                return Kind::Done;
-            }
             let what = if kind.is_fifo() {
                 "a named pipe"
             } else {
                 "a device"
             };
-            return Kind::Failed(format!("{what}: not a regular file; not read"));
+            return self.unread(&format!("{what}: not a regular file; not read"));
         }
         let size = entry.size();
         // GNU tar reads a contiguous file (type '7') as a regular one.

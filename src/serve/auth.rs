@@ -145,9 +145,14 @@ impl AuthSource for Passwords {
         }
         if login.user() != Some(account.user.as_str()) {
             // The same answer as a wrong password: SCRAM against a password nobody
-            // knows, so a client cannot tell which user names exist.
-            let mut salt = account.salt.clone();
-            salt.reverse();
+            // knows, with a salt of its own for each name (one salt for every
+            // unknown name told the known one apart), so a client cannot tell which
+            // user names exist.
+            use sha2::Digest;
+            let mut hash = sha2::Sha256::new();
+            hash.update(&account.salt);
+            hash.update(login.user().unwrap_or_default().as_bytes());
+            let salt = hash.finalize()[..16].to_vec();
             return Ok(Password::new(Some(salt), vec![0; 32]));
         }
         Ok(Password::new(

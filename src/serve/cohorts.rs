@@ -288,9 +288,9 @@ impl Answers {
     ) -> Result<std::fs::File> {
         let wh = self.open(interrupt).await?;
         let page = page.with_every_dataset(&wh).await?;
-        let out = TempFile::new(if csv { "csv" } else { "parquet" });
+        let out = TempFile::new(if csv { "csv" } else { "parquet" })?;
         let mut arguments = page.arguments.clone();
-        arguments.push(format!("--out={}", out.0.display()));
+        arguments.push(format!("--out={}", out.path.display()));
         if csv {
             arguments.push("--targets=wide".into());
         }
@@ -299,12 +299,12 @@ impl Answers {
         let (sql, manifest) = crate::cli::export::manifest_sql(&export, &wh).await?;
         if csv {
             let rows = ManifestRows::start(&wh, &spec, &manifest, &sql, &[]).await?;
-            write_csv(rows, &out.0).await?;
+            write_csv(rows, &out.path).await?;
         } else {
-            crate::export::run(&wh, &spec, &sql, &[], &out.0, &manifest).await?;
+            crate::export::run(&wh, &spec, &sql, &[], &out.path, &manifest).await?;
         }
         // The open file outlives its name, which TempFile removes.
-        std::fs::File::open(&out.0).map_err(|e| Error::io("reading the manifest written", e))
+        std::fs::File::open(&out.path).map_err(|e| Error::io("reading the manifest written", e))
     }
 
     /// The cohort as a saved query file for `queries/` (`cxr run NAME`).
@@ -365,21 +365,41 @@ fn is_nested(ty: &DataType) -> bool {
     )
 }
 
-/// A file in the system's temporary folder, named by cxr (never by a client) and
-/// removed when dropped.
-struct TempFile(PathBuf);
+/// A file in a folder of its own in the system's temporary folder, named by cxr
+/// (never by a client), both removed when dropped. The folder is made new, private
+/// to this user, under a name no one can foresee: a file made straight in the shared
+/// temporary folder under a foreseeable name was written through a link another
+/// user had put there.
+struct TempFile {
+    folder: PathBuf,
+    path: PathBuf,
+}
 
 impl TempFile {
-    fn new(extension: &str) -> TempFile {
+    fn new(extension: &str) -> Result<TempFile> {
+        use std::hash::{BuildHasher, Hasher};
+        use std::os::unix::fs::DirBuilderExt;
         static COUNT: AtomicU64 = AtomicU64::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("cxr-page-{}-{n}.{extension}", std::process::id());
-        TempFile(std::env::temp_dir().join(name))
+        let unforeseeable = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let folder = std::env::temp_dir().join(format!(
+            "cxr-page-{}-{n}-{unforeseeable:016x}",
+            std::process::id()
+        ));
+        // Fails where anything, a link too, has the name already.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&folder)
+            .map_err(|e| Error::io(format!("{}: cannot create", folder.display()), e))?;
+        let path = folder.join(format!("manifest.{extension}"));
+        Ok(TempFile { folder, path })
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }

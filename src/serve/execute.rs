@@ -104,11 +104,19 @@ where
             ))
             .await?;
     } else {
-        let cancel = cancel_of(client).await;
-        let responses = until_cancelled(handler.do_query(client, &query.query), cancel).await?;
-        for response in responses {
-            if let Some(results) = answer(client, response, &mut transaction).await? {
-                send_query_response(client, results, true).await?;
+        // One statement at a time, each answered before the next is planned: the
+        // answers of a whole message held at once (each with its statement's threads)
+        // grew with its statement count until the server ran out of files.
+        for statement in crate::input::text::split_statements(&query.query) {
+            if statement.chars().all(|c| c == ';' || c.is_whitespace()) {
+                continue;
+            }
+            let cancel = cancel_of(client).await;
+            let responses = until_cancelled(handler.do_query(client, statement), cancel).await?;
+            for response in responses {
+                if let Some(results) = answer(client, response, &mut transaction).await? {
+                    send_query_response(client, results, true).await?;
+                }
             }
         }
     }

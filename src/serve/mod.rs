@@ -558,6 +558,15 @@ impl PgWireServerHandlers for Server {
     }
 }
 
+/// A client's text as one line of the log: quoted, control characters escaped
+/// (a user name holding a line break forged a second log line), at most 64
+/// characters.
+fn loggable(text: &str) -> String {
+    let shown: String = text.chars().take(64).collect();
+    let more = if shown.len() < text.len() { "…" } else { "" };
+    format!("{:?}{more}", shown)
+}
+
 /// Logs every error sent to a client, and counts failed logins.
 struct Log {
     account: Option<Arc<Account>>,
@@ -576,7 +585,10 @@ impl ErrorHandler for Log {
             // PostgreSQL names the user of the startup message: SCRAM's own user
             // name is empty from libpq, and pgwire named that one.
             let user = client.metadata().get("user").cloned().unwrap_or_default();
-            say!("cxr serve: {peer}: failed login for user \"{user}\" ({n} from this address)");
+            say!(
+                "cxr serve: {peer}: failed login for user {} ({n} from this address)",
+                loggable(&user)
+            );
             *error = PgWireError::InvalidPassword(user);
             return;
         }

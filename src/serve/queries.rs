@@ -102,6 +102,38 @@ struct Version {
     warehouse: Warehouse,
 }
 
+/// The version a snapshot transaction reads, kept from its first statement to its
+/// end (see [`Served::version_for`]).
+#[derive(Default)]
+pub(super) struct TransactionVersion(std::sync::Mutex<Option<Arc<Version>>>);
+
+impl TransactionVersion {
+    fn get(&self) -> Option<Arc<Version>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn keep(&self, version: Arc<Version>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+    }
+
+    /// At the transaction's end: the version may go.
+    pub(super) fn end(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl Drop for Version {
+    /// datafusion-postgres's `pg_catalog` holds the session's catalogs (it lists
+    /// their tables), which hold `pg_catalog`: a cycle that kept every version,
+    /// in-memory tables and all, after its last statement (96 MB a commit). Taken
+    /// out of its catalog once no statement reads the version, it frees the rest.
+    fn drop(&mut self) {
+        if let Some(catalog) = self.warehouse.ctx.catalog("datafusion") {
+            let _ = catalog.deregister_schema("pg_catalog", true);
+        }
+    }
+}
+
 impl Served {
     /// The cohort builder's page over this warehouse, with the same limits.
     pub fn page(&self, address: std::net::SocketAddr) -> super::http::Page {
@@ -157,6 +189,25 @@ impl Served {
         };
         served.version().await?;
         Ok(served)
+    }
+
+    /// The version `client`'s statement reads: the current one, but in a REPEATABLE
+    /// READ or SERIALIZABLE transaction the one its first statement read, as
+    /// PostgreSQL's snapshot (a commit meanwhile is seen after the transaction).
+    async fn version_for<C: ClientInfo + ?Sized>(&self, client: &C) -> Result<Arc<Version>> {
+        let level = client.metadata().get(super::transactions::ISOLATION_KEY);
+        if !level.is_some_and(|l| l == "repeatable read" || l == "serializable") {
+            return self.version().await;
+        }
+        let kept = client
+            .session_extensions()
+            .get_or_insert_with(TransactionVersion::default);
+        if let Some(version) = kept.get() {
+            return Ok(version);
+        }
+        let version = self.version().await?;
+        kept.keep(version.clone());
+        Ok(version)
     }
 
     /// The warehouse's current version: the one open already unless a commit
@@ -245,7 +296,7 @@ impl Served {
         statement: &Statement,
         client: &C,
     ) -> PgWireResult<Response> {
-        let version = self.version().await.map_err(|e| self.error(e))?;
+        let version = self.version_for(client).await.map_err(|e| self.error(e))?;
         let no_parameters = ParamValues::List(Vec::new());
         self.answer(
             version,
@@ -281,7 +332,7 @@ impl Served {
         params: &ParamValues,
         client: &C,
     ) -> PgWireResult<(Response, LogicalPlan)> {
-        let version = self.version().await.map_err(|e| self.error(e))?;
+        let version = self.version_for(client).await.map_err(|e| self.error(e))?;
         let plan = self.plan_for(&version, statement, client).await?;
         let bound = self.bind(plan.clone(), params)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -1060,7 +1111,10 @@ impl QueryHook for Answer {
         let served = &self.0;
         let answer = async {
             if let Some(copy) = super::copy::CopyOut::from_statement(statement) {
-                let version = served.version().await.map_err(|e| served.error(e))?;
+                let version = served
+                    .version_for(&*client)
+                    .await
+                    .map_err(|e| served.error(e))?;
                 let mut copy = copy.map_err(|e| served.error(e))?;
                 let user = client.metadata().get("user").map_or("", String::as_str);
                 if let Some(named) = super::rewrite::with_login_user(&copy.query, user) {
@@ -1091,7 +1145,10 @@ impl QueryHook for Answer {
         }
         let served = &self.0;
         let plan = async {
-            let version = served.version().await.map_err(|e| served.error(e))?;
+            let version = served
+                .version_for(client)
+                .await
+                .map_err(|e| served.error(e))?;
             served.plan_for(&version, statement, client).await
         };
         Some(plan.await)
@@ -1320,9 +1377,11 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
     }
 }
 
-/// The statement's parameters that nothing in it types (`SELECT $1`) take the type
-/// the client gave them in Parse, as PostgreSQL's do: psycopg's `SELECT %s` with a
-/// float is then described and answered as float8, not as `unknown` text.
+/// The statement's parameters that nothing in it types (`SELECT $1`, `$1 + $2`) take
+/// the type the client gave them in Parse, as PostgreSQL's do: psycopg's `SELECT %s`
+/// with a float is then described and answered as float8, not as `unknown`. One the
+/// client leaves untyped too is text, as PostgreSQL resolves an `unknown` (psycopg
+/// sends every `str` so).
 fn typed_by_client(
     plan: LogicalPlan,
     types: &[Option<datafusion_postgres::pgwire::api::Type>],
@@ -1330,21 +1389,23 @@ fn typed_by_client(
     use datafusion::common::tree_node::{Transformed, TreeNode};
     use datafusion::logical_expr::Expr;
     use datafusion::logical_expr::expr::Placeholder;
+    use datafusion_postgres::pgwire::api::Type;
     let given = |id: &str| {
         let index = id
             .strip_prefix('$')?
             .parse::<usize>()
             .ok()?
             .checked_sub(1)?;
-        arrow_type_of(types.get(index)?.as_ref()?)
+        match types.get(index).cloned().flatten() {
+            None | Some(Type::UNKNOWN) => Some(DataType::Utf8),
+            Some(ty) => arrow_type_of(&ty),
+        }
     };
-    if !types.iter().flatten().any(|t| arrow_type_of(t).is_some()) {
-        return Ok(plan);
-    }
+    let untyped = |p: &Placeholder| p.field.as_ref().is_none_or(|f| f.data_type().is_null());
     plan.transform_up_with_subqueries(|node| {
         let node = node.map_expressions(|expr| {
             expr.transform(|expr| match expr {
-                Expr::Placeholder(p) if p.field.is_none() => match given(&p.id) {
+                Expr::Placeholder(p) if untyped(&p) => match given(&p.id) {
                     Some(ty) => {
                         let field =
                             Arc::new(datafusion::arrow::datatypes::Field::new("", ty, true));
@@ -1380,6 +1441,9 @@ fn arrow_type_of(ty: &datafusion_postgres::pgwire::api::Type) -> Option<DataType
         Type::TEXT | Type::VARCHAR => DataType::Utf8,
         Type::BYTEA => DataType::Binary,
         Type::DATE => DataType::Date32,
+        // As `PREPARE q(numeric)` types it: the decoder gave a value of its own
+        // digits a precision below its scale (0.05: 1 digit, 2 decimals) and failed.
+        Type::NUMERIC => DataType::Decimal128(38, 10),
         _ => return None,
     })
 }
@@ -1535,11 +1599,14 @@ impl ExtendedQueryHandler for Handler {
         let served = &self.served;
         // Planned again on the version current now: a prepared statement kept across
         // a commit reads the new version, never the removed files of the old.
-        let version = served.version().await.map_err(|e| served.error(e))?;
+        let version = served
+            .version_for(&*client)
+            .await
+            .map_err(|e| served.error(e))?;
         let mut inferred = inferred_types(prepared)?;
         let client_types = &portal.statement.parameter_types;
-        let floats = super::rewrite::with_float_parameters(statement, &inferred, client_types);
-        if let Some(cast) = &floats {
+        let wider = super::rewrite::with_wider_parameters(statement, &inferred, client_types);
+        if let Some(cast) = &wider {
             let plan = served
                 .plan(&version, cast, client_time(client.metadata()))
                 .await
@@ -1551,7 +1618,7 @@ impl ExtendedQueryHandler for Handler {
         served
             .answer(
                 version,
-                floats.as_ref().unwrap_or(statement),
+                wider.as_ref().unwrap_or(statement),
                 &params,
                 &portal.result_column_format,
                 &*client,

@@ -26,11 +26,11 @@ use datafusion_postgres::pgwire::api::Type;
 pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
     use datafusion_postgres::datafusion_pg_catalog::sql::rules::*;
     let lower = sql.to_ascii_lowercase();
-    if lower.contains("pg_") || lower.contains("information_schema") {
-        return None;
-    }
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).ok()?;
+    if reads_the_catalog(&statements) {
+        return None;
+    }
     // A user function is kept as written too: `with_login_user` gives it the login
     // name and its column the function's name (the rule made `SELECT current_user,
     // session_user` two `session_user` columns).
@@ -58,6 +58,33 @@ pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
             .map(|s| rules.iter().fold(s, |s, rule| rule.rewrite(s)))
             .collect(),
     )
+}
+
+/// Whether the statements name a table or function of the catalog (`pg_...`,
+/// `information_schema`): a name, not any text (`'see pg_docs'`, an alias
+/// `n_pg_images`, had given a correlated subquery the catalog's rule and NULLs).
+fn reads_the_catalog(statements: &[Statement]) -> bool {
+    use datafusion::sql::sqlparser::ast::{ObjectName, visit_expressions, visit_relations};
+    let catalog = |name: &ObjectName| {
+        name.0.iter().any(|part| {
+            let part = part.to_string().trim_matches('"').to_ascii_lowercase();
+            part.starts_with("pg_") || part == "information_schema"
+        })
+    };
+    let found = |hit: bool| {
+        if hit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    statements.iter().any(|statement| {
+        visit_relations(statement, |name| found(catalog(name))).is_break()
+            || visit_expressions(statement, |expr| {
+                found(matches!(expr, Expr::Function(f) if catalog(&f.name)))
+            })
+            .is_break()
+    })
 }
 
 /// Whether a select list of `statement` (at any depth) holds a subquery.
@@ -869,43 +896,50 @@ fn text(s: &str) -> Expr {
     Expr::value(Value::SingleQuotedString(s.to_string()))
 }
 
-/// PostgreSQL compares an integer column with a float parameter as floats
-/// (`age > $1` with 50.5 keeps ages above 50.5); DataFusion types the parameter as the
-/// column and would cut 50.5 to 50 or refuse it. Each parameter the client sends as
-/// a float (`client`) where the plan infers an integer (`inferred`) is cast to DOUBLE
-/// in the statement, to be planned again. None when there is none.
-pub fn with_float_parameters(
+/// PostgreSQL compares an integer column with a parameter in the client's type
+/// (`age > $1` with 50.5 keeps ages above 50.5, with an int4 100000 keeps none);
+/// DataFusion types the parameter as the column and would cut 50.5 to 50 or refuse
+/// 100000 for a SMALLINT. Each parameter the client sends in a type wider than the
+/// integer the plan infers (`inferred`) — a float, a numeric, an integer of more bits —
+/// is cast to the client's type in the statement, to be planned again. None when
+/// there is none.
+pub fn with_wider_parameters(
     statement: &Statement,
     inferred: &[Option<DataType>],
     client: &[Option<Type>],
 ) -> Option<Statement> {
-    let floats: Vec<String> = (0..inferred.len().max(client.len()))
-        .filter(|&i| {
-            let sent_float = client
-                .get(i)
-                .and_then(Option::as_ref)
-                .is_some_and(|t| [Type::FLOAT4, Type::FLOAT8, Type::NUMERIC].contains(t));
-            let typed_integer = inferred
-                .get(i)
-                .and_then(Option::as_ref)
-                .is_some_and(DataType::is_integer);
-            sent_float && typed_integer
-        })
-        .map(|i| format!("${}", i + 1))
+    use datafusion::sql::sqlparser::ast::DataType as SqlType;
+    let wider = |i: usize| -> Option<SqlType> {
+        let inferred = inferred.get(i)?.as_ref()?;
+        let bits = |t: &DataType| t.primitive_width().map(|bytes| bytes * 8);
+        if !inferred.is_integer() {
+            return None;
+        }
+        match *client.get(i)?.as_ref()? {
+            Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => {
+                Some(SqlType::Double(ExactNumberInfo::None))
+            }
+            Type::INT4 if bits(inferred) < Some(32) => Some(SqlType::Integer(None)),
+            Type::INT8 if bits(inferred) < Some(64) => Some(SqlType::BigInt(None)),
+            _ => None,
+        }
+    };
+    let casts: Vec<(String, SqlType)> = (0..inferred.len().max(client.len()))
+        .filter_map(|i| Some((format!("${}", i + 1), wider(i)?)))
         .collect();
-    if floats.is_empty() {
+    if casts.is_empty() {
         return None;
     }
     let mut out = statement.clone();
     let _ = visit_expressions_mut(&mut out, |expr| {
         if let Expr::Value(v) = expr
             && let Value::Placeholder(p) = &v.value
-            && floats.contains(p)
+            && let Some((_, data_type)) = casts.iter().find(|(name, _)| name == p)
         {
             *expr = Expr::Cast {
                 kind: CastKind::Cast,
                 expr: Box::new(expr.clone()),
-                data_type: datafusion::sql::sqlparser::ast::DataType::Double(ExactNumberInfo::None),
+                data_type: data_type.clone(),
                 array: false,
                 format: None,
             };
@@ -1250,23 +1284,58 @@ mod tests {
     }
 
     #[test]
-    fn float_parameters_against_integers_are_cast() {
-        let s = with_float_parameters(
-            &parse("SELECT * FROM images WHERE age > $1 AND sex = $2"),
-            &[Some(DataType::Int16), Some(DataType::Utf8)],
-            &[Some(Type::FLOAT8), Some(Type::TEXT)],
+    fn only_names_of_the_catalog_leave_select_list_subqueries_to_its_rule() {
+        let mine = "SELECT p.patient_id, (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) AS n_pg_images, 'see pg_docs' FROM patients p";
+        assert!(with_select_list_subqueries(mine).is_some());
+        for catalog in [
+            "SELECT (SELECT relname FROM pg_catalog.pg_class c WHERE c.oid = a.attrelid) FROM pg_attribute a",
+            "SELECT (SELECT 1), pg_get_userbyid(1)",
+            "SELECT (SELECT 1) FROM information_schema.tables",
+        ] {
+            assert!(with_select_list_subqueries(catalog).is_none(), "{catalog}");
+        }
+    }
+
+    #[test]
+    fn parameters_wider_than_their_integers_are_cast() {
+        let s = with_wider_parameters(
+            &parse("SELECT * FROM images WHERE age > $1 AND sex = $2 AND patient_id < $3"),
+            &[
+                Some(DataType::Int16),
+                Some(DataType::Utf8),
+                Some(DataType::Int32),
+            ],
+            &[Some(Type::FLOAT8), Some(Type::TEXT), Some(Type::INT8)],
         )
         .unwrap();
         assert_eq!(
             s.to_string(),
-            "SELECT * FROM images WHERE age > CAST($1 AS DOUBLE) AND sex = $2"
+            "SELECT * FROM images WHERE age > CAST($1 AS DOUBLE) AND sex = $2 AND patient_id < CAST($3 AS BIGINT)"
         );
-        let none = with_float_parameters(
+        let s = with_wider_parameters(
             &parse("SELECT * FROM images WHERE age > $1"),
             &[Some(DataType::Int16)],
-            &[Some(Type::INT8)],
+            &[Some(Type::INT4)],
+        )
+        .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "SELECT * FROM images WHERE age > CAST($1 AS INTEGER)"
         );
-        assert!(none.is_none());
+        // A type as wide as the column's, or narrower, or untyped, stays as it is.
+        for (inferred, client) in [
+            (DataType::Int64, Type::INT8),
+            (DataType::Int32, Type::INT2),
+            (DataType::Int16, Type::UNKNOWN),
+            (DataType::Utf8, Type::FLOAT8),
+        ] {
+            let none = with_wider_parameters(
+                &parse("SELECT * FROM images WHERE age > $1"),
+                &[Some(inferred)],
+                &[Some(client)],
+            );
+            assert!(none.is_none());
+        }
     }
 
     #[test]

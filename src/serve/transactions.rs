@@ -42,6 +42,12 @@ impl QueryHook for Transactions {
                 super::cursors::close_transaction_cursors(client);
                 client.metadata_mut().remove(BLOCK_KEY);
                 client.metadata_mut().remove(ISOLATION_KEY);
+                if let Some(kept) = client
+                    .session_extensions()
+                    .get::<super::queries::TransactionVersion>()
+                {
+                    kept.end();
+                }
             }
             Statement::StartTransaction { modes, .. } => {
                 client.metadata_mut().insert(BLOCK_KEY.into(), "1".into());

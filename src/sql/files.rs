@@ -273,7 +273,7 @@ fn check_csv_header(path: &Path) -> Result<()> {
     let file = std::fs::File::open(path).ctx(|| format!("{}: cannot read", path.display()))?;
     let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
     let reader: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::GzDecoder::new(file))
+        Box::new(crate::input::gzip::decoder(file))
     } else {
         Box::new(file)
     };

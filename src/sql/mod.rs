@@ -8,6 +8,7 @@ mod overflow;
 pub mod params;
 mod rows;
 pub mod snippets;
+mod write_options;
 
 pub use interrupt::Interrupt;
 pub use rows::Rows;
@@ -312,10 +313,11 @@ impl Warehouse {
         }
         let options = statements_allowed(allow_write);
         let mut frames = Vec::with_capacity(statements.len());
-        for statement in statements {
+        for mut statement in statements {
             let text = statement_text(&statement);
-            if let datafusion::sql::parser::Statement::Statement(s) = &statement {
+            if let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
                 refuse_ignored_clauses(s)?;
+                caret_as_power(s);
             }
             files::prepare(&self.ctx, &statement).await?;
             let plan = self
@@ -341,6 +343,17 @@ impl Warehouse {
                 )));
             }
             self.refuse_writes_inside(&plan)?;
+            let (plan, copied) = match plan {
+                datafusion::logical_expr::LogicalPlan::Copy(copy) => {
+                    let file = CopiedFile::of(copy.clone())?;
+                    let plan = match &file {
+                        Some(f) => f.plan.clone(),
+                        None => datafusion::logical_expr::LogicalPlan::Copy(copy),
+                    };
+                    (plan, file)
+                }
+                plan => (plan, None),
+            };
             let mut df = self.ctx.execute_logical_plan(plan).await?;
             if !params.is_empty() {
                 let values: Vec<(&str, ScalarValue)> = params
@@ -349,10 +362,84 @@ impl Warehouse {
                     .collect();
                 df = df.with_param_values(values)?;
             }
+            if let Some(file) = copied {
+                df = file.write(&self.ctx, df).await?;
+            }
             frames.push(readable_names(df)?);
         }
         crate::trace("plan", t);
         Ok(frames)
+    }
+}
+
+/// `a ^ b` is `a` to the power `b`, as in PostgreSQL and through `cxr serve`: the
+/// generic SQL dialect reads `^` as a bitwise XOR (`2 ^ 10` was 8 here and 1024
+/// there).
+fn caret_as_power(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, visit_expressions_mut};
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::BinaryOp { op, .. } = expr
+            && *op == BinaryOperator::BitwiseXor
+        {
+            *op = BinaryOperator::PGExp;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A `COPY ... TO` one file, written as `--out` writes: into a hidden file beside
+/// the target, renamed over it once whole. A COPY failing midway had left a part of
+/// its rows at the target, in place of the file that was there.
+struct CopiedFile {
+    /// The COPY into the hidden file.
+    plan: datafusion::logical_expr::LogicalPlan,
+    hidden: std::path::PathBuf,
+    target: std::path::PathBuf,
+}
+
+impl CopiedFile {
+    /// The COPY `copy` into a hidden file, or None where it writes a folder (a
+    /// partitioned COPY, a target ending in `/`, naming a folder or without an
+    /// extension, which DataFusion takes for a folder).
+    fn of(copy: datafusion::logical_expr::dml::CopyTo) -> Result<Option<CopiedFile>> {
+        let target = local_path(&copy.output_url)?;
+        let (Some(name), Some(extension)) = (target.file_name(), target.extension()) else {
+            return Ok(None);
+        };
+        if copy.output_url.ends_with('/') || !copy.partition_by.is_empty() || target.is_dir() {
+            return Ok(None);
+        }
+        // The extension stays last: DataFusion writes one file to a path that has one.
+        let (name, extension) = (name.to_string_lossy(), extension.to_string_lossy());
+        let hidden = target.with_file_name(format!(
+            ".{name}.cxr-{}.part.{extension}",
+            std::process::id()
+        ));
+        let plan =
+            datafusion::logical_expr::LogicalPlan::Copy(datafusion::logical_expr::dml::CopyTo {
+                output_url: hidden.to_string_lossy().into_owned(),
+                ..copy
+            });
+        Ok(Some(CopiedFile {
+            plan,
+            hidden,
+            target,
+        }))
+    }
+
+    /// Runs the COPY `df` into the hidden file and renames it over the target; the
+    /// hidden file is removed if it fails. Its answer (the row count) as a frame.
+    async fn write(self, ctx: &SessionContext, df: DataFrame) -> Result<DataFrame> {
+        let written = match df.collect().await {
+            Ok(batches) => std::fs::rename(&self.hidden, &self.target)
+                .map(|()| batches)
+                .map_err(|e| Error::io(format!("COPY TO {}", self.target.display()), e)),
+            Err(e) => Err(e.into()),
+        };
+        if written.is_err() {
+            let _ = std::fs::remove_file(&self.hidden);
+        }
+        Ok(ctx.read_batches(written?)?)
     }
 }
 
@@ -420,6 +507,10 @@ impl Warehouse {
         let root = &self.snapshot.root;
         match node {
             LogicalPlan::Copy(copy) => {
+                let schema = copy.input.schema().inner().clone();
+                for (key, value) in &copy.options {
+                    write_options::check(key, value, Some(&schema))?;
+                }
                 let target = local_path(&copy.output_url)?;
                 crate::warehouse::files::refuse_special(&target)?;
                 crate::warehouse::refuse_inside(root, &target, "COPY TO")?;
@@ -442,6 +533,9 @@ impl Warehouse {
                     S::ResetVariable(reset) => &reset.variable,
                     _ => return Ok(()),
                 };
+                if let S::SetVariable(set) = statement {
+                    write_options::check(&set.variable, &set.value, None)?;
+                }
                 if variable
                     .to_ascii_lowercase()
                     .starts_with("datafusion.runtime.")
@@ -634,7 +728,18 @@ fn statement_text(statement: &datafusion::sql::parser::Statement) -> String {
 /// Whether `sql` holds no statement (blank, or comments only); false if it does not
 /// parse, so that the error is reported where it is planned.
 pub fn no_statement(sql: &str) -> bool {
-    DFParser::parse_sql(sql).is_ok_and(|s| s.is_empty())
+    // Tokens, not a parse: parsing a deep statement is the cost `too_deep` guards
+    // (48 nested `ARRAY[` parsed for minutes), and blanks, comments and semicolons are
+    // tokens of their own.
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .is_ok_and(|tokens| {
+            tokens
+                .iter()
+                .all(|t| matches!(t, Token::Whitespace(_) | Token::SemiColon | Token::EOF))
+        })
 }
 
 /// Runs a planned query to completion.

@@ -3,11 +3,12 @@
 //! was 5407, `-x` of the smallest SMALLINT itself, and `sum()` of large bigints a
 //! negative number.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -322,6 +323,9 @@ impl AggregateUDFImpl for CheckedSum {
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if args.is_distinct && *args.return_type() == DataType::Int64 {
+            return Ok(Box::new(DistinctWindowSum::default()));
+        }
         // DataFusion's distinct sliding sum takes 64-bit integers only.
         if !kept_wide(args.return_type()) || args.is_distinct {
             return self.sum.create_sliding_accumulator(args);
@@ -409,6 +413,75 @@ impl Accumulator for WideSum {
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + self.inner.size()
+    }
+}
+
+/// `sum(DISTINCT x)` of bigints over a sliding window frame: the distinct values in
+/// the frame, counted, and their sum kept in 128 bits (DataFusion's own wraps).
+#[derive(Debug, Default)]
+struct DistinctWindowSum {
+    counts: HashMap<i64, usize>,
+    sum: i128,
+}
+
+impl DistinctWindowSum {
+    fn each_value(values: &[ArrayRef], mut apply: impl FnMut(i64)) {
+        values[0]
+            .as_primitive::<Int64Type>()
+            .iter()
+            .flatten()
+            .for_each(&mut apply);
+    }
+}
+
+impl Accumulator for DistinctWindowSum {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        Self::each_value(values, |value| {
+            let count = self.counts.entry(value).or_insert(0);
+            if *count == 0 {
+                self.sum += i128::from(value);
+            }
+            *count += 1;
+        });
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        Self::each_value(values, |value| {
+            if let Some(count) = self.counts.get_mut(&value) {
+                *count -= 1;
+                if *count == 0 {
+                    self.counts.remove(&value);
+                    self.sum -= i128::from(value);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.counts.is_empty() {
+            return Ok(ScalarValue::Int64(None));
+        }
+        let sum = i64::try_from(self.sum).map_err(|_| out_of_range("a sum"))?;
+        Ok(ScalarValue::Int64(Some(sum)))
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        // A window frame's accumulator is never merged with another.
+        datafusion::common::not_impl_err!("the state of a distinct window sum")
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
+        datafusion::common::not_impl_err!("merging distinct window sums")
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.counts.capacity() * std::mem::size_of::<(i64, usize)>()
     }
 }
 

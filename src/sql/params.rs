@@ -208,6 +208,22 @@ pub struct QueryFile {
 
 impl QueryFile {
     /// Reads and checks a query file: every `$name` used must be declared.
+    /// The query file, if its SQL parses as one or more statements: a `.sql` file
+    /// of something else is not a saved query to list.
+    fn parses(self, path: &Path) -> Result<QueryFile> {
+        match datafusion::sql::parser::DFParser::parse_sql(&self.sql) {
+            Ok(statements) if !statements.is_empty() => Ok(self),
+            Ok(_) => Err(Error::input(
+                path,
+                "not a saved query: it holds no SQL statement",
+            )),
+            Err(e) => Err(Error::input(
+                path,
+                format!("not a saved query: {}", Error::from(e)),
+            )),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<QueryFile> {
         let sql = read_capped(path)?;
         let mut description = String::new();
@@ -666,7 +682,7 @@ pub fn list() -> Result<(Vec<QueryFile>, Vec<Error>)> {
             .collect();
         paths.sort();
         for p in paths {
-            match QueryFile::load(&p) {
+            match QueryFile::load(&p).and_then(|q| q.parses(&p)) {
                 Ok(q) if !out.iter().any(|o| o.name == q.name) => out.push(q),
                 Ok(_) => {}
                 Err(e) => unreadable.push(e),

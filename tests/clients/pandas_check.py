@@ -159,6 +159,28 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         cur.execute("SELECT %s AS x, %s AS y, %s AS z", (1.5, True, 7))
         assert cur.fetchone() == (1.5, True, 7)
         assert [c.type_code for c in cur.description] == [701, 16, 21], cur.description
+    # Parameters nothing in the statement types take psycopg's types and add as
+    # integers (PostgreSQL's sum of int2 and int4 is int4; cxr's is int8); one psycopg
+    # leaves untyped (every str) is text (oid 25), as PostgreSQL resolves an unknown;
+    # an int4 or int8 against a SMALLINT column compares in its own type (no row, not
+    # an out-of-range error).
+    with conn.cursor() as cur:
+        cur.execute("SELECT %s + %s AS s, %s AS t", (1, 100000, "text"))
+        assert cur.fetchone() == (100001, "text")
+        assert [c.type_code for c in cur.description][1:] == [25], cur.description
+        assert cur.description[0].type_code in (20, 23), cur.description
+    # A numeric whose digits start after the point (0.05: one digit, scale 2) binds
+    # as PostgreSQL's numeric does, compared with a float column as a number.
+    import decimal
+    row = conn.execute("SELECT %s::numeric * 2 AS n", (decimal.Decimal("0.05"),)).fetchone()
+    assert decimal.Decimal(row[0]) == decimal.Decimal("0.1"), row
+    for big in (100000, 2**40):
+        above = int((csv["Patient Age"] > big).sum())
+        row = conn.execute("SELECT count(*) FROM images WHERE age > %s", (big,)).fetchone()
+        assert row[0] == above, (big, row[0], above)
+        below = int((csv["Patient Age"] < big).sum())
+        row = conn.execute("SELECT count(*) FROM images WHERE age < %s", (big,)).fetchone()
+        assert row[0] == below, (big, row[0], below)
     # Ranks are bigint, as PostgreSQL types them (oid 20): Python ints, not Decimal.
     with conn.cursor() as cur:
         cur.execute("SELECT row_number() OVER () AS n, rank() OVER () AS r FROM images LIMIT 1")

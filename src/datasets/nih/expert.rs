@@ -47,16 +47,14 @@ pub fn clean(
         .map(|&p| t.values(p))
         .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(t.len());
+    // An image labelled twice (a row repeated, or in two sets) would count twice in
+    // every agreement: the first row is kept.
+    let mut seen = polars::prelude::PlHashMap::default();
     for r in 0..t.len() {
         let line = Some(t.lines[r]);
-        let Some(image_index) = idx[r] else {
-            issues.push(
-                &t.source,
-                line,
-                Some(t.name(index)),
-                None,
-                "Image Index is empty; row refused",
-            );
+        let at = (t.source.as_str(), t.lines[r], t.name(index));
+        let Some(image_index) = crate::datasets::common::claim_id(&mut seen, idx[r], at, issues)
+        else {
             continue;
         };
         if !images.contains_key(image_index) {

@@ -361,8 +361,18 @@ impl RowCleaner<'_> {
         }
     }
 
+    /// The value of an optional column: NULL where the file has no such column;
+    /// where it has one but the value is empty, NULL with a row, as age's.
+    fn present<'v>(&mut self, field: &str, v: Option<&'v str>, what: &str) -> Option<&'v str> {
+        if v.is_none() {
+            self.note(field, None, format!("{what} missing; set to NULL"));
+        }
+        v
+    }
+
     fn opt_int(&mut self, field: Option<&str>, v: Option<&str>) -> Option<i32> {
-        let (field, s) = (field?, v?);
+        let field = field?;
+        let s = self.present(field, v, "size")?;
         match s.parse::<i32>() {
             Ok(n) if n > 0 => Some(n),
             _ => {
@@ -373,7 +383,8 @@ impl RowCleaner<'_> {
     }
 
     fn opt_float(&mut self, field: Option<&str>, v: Option<&str>) -> Option<f64> {
-        let (field, s) = (field?, v?);
+        let field = field?;
+        let s = self.present(field, v, "pixel spacing")?;
         match s.parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 => Some(x),
             _ => {
@@ -442,7 +453,7 @@ impl RowCleaner<'_> {
     }
 
     fn sex(&mut self, field: &str, v: Option<&str>) -> Option<&'static str> {
-        let s = v?;
+        let s = self.present(field, v, "sex")?;
         let norm = match s.to_ascii_uppercase().as_str() {
             "M" | "MALE" => "M",
             "F" | "FEMALE" => "F",
@@ -458,7 +469,7 @@ impl RowCleaner<'_> {
     }
 
     fn view(&mut self, field: &str, v: Option<&str>) -> Option<&'static str> {
-        let s = v?;
+        let s = self.present(field, v, "view")?;
         let norm = if s.eq_ignore_ascii_case("PA") {
             "PA"
         } else if s.eq_ignore_ascii_case("AP") {
@@ -475,7 +486,11 @@ impl RowCleaner<'_> {
 
     fn labels(&mut self, field: &str, v: Option<&str>) -> Vec<&'static str> {
         let Some(s) = v else {
-            self.note(field, None, "empty Finding Labels; treated as No Finding");
+            self.note(
+                field,
+                None,
+                "empty Finding Labels; image kept without labels (every finding unknown, not normal)",
+            );
             return Vec::new();
         };
         let (labels, notes) = parse_labels(s);
@@ -521,8 +536,23 @@ pub fn parse_labels(s: &str) -> (Vec<&'static str>, Vec<String>) {
     if no_finding && !labels.is_empty() {
         notes.push("'No Finding' together with findings; 'No Finding' ignored".to_string());
     }
+    // First, so that the cap on a field's data_issues rows never hides it.
+    let unknown = unknown_labels(s).count();
+    if unknown > MAX_UNKNOWN_LABELS {
+        notes.insert(
+            0,
+            format!(
+                "{unknown} labels outside the 14; the first {MAX_UNKNOWN_LABELS} are kept as raw labels, the other {} dropped",
+                unknown - MAX_UNKNOWN_LABELS
+            ),
+        );
+    }
     (labels, notes)
 }
+
+/// The most labels outside the 14 one image keeps as raw label rows: a field of a
+/// million `|`-separated words is not a million label rows.
+pub const MAX_UNKNOWN_LABELS: usize = 20;
 
 /// The labels of a `Finding Labels` field that are none of the 14 findings and not
 /// `No Finding` (empty parts left out): the release states something of the image
@@ -536,7 +566,10 @@ pub fn unknown_labels(finding_labels: &str) -> impl Iterator<Item = &str> {
 
 /// Whether the release states the image normal: no finding and no unknown label.
 pub fn is_normal(image: &Image) -> bool {
-    image.labels.is_empty() && unknown_labels(&image.finding_labels).next().is_none()
+    // An empty `Finding Labels` says nothing: not normal, every finding unknown.
+    image.labels.is_empty()
+        && !image.finding_labels.trim().is_empty()
+        && unknown_labels(&image.finding_labels).next().is_none()
 }
 
 /// Builds the `images` table.

@@ -241,10 +241,6 @@ pub fn to_rows(images: &[Image], source: &str) -> DatasetRows {
     }
 }
 
-/// The most unknown labels of one image kept as label rows (`data_issues` lists them
-/// too): a field of thousands of made-up labels is not thousands of rows.
-const MAX_UNKNOWN_LABELS: usize = 20;
-
 /// The `dataset_labels` rows of a second label release over the same images.
 pub fn labels_only(images: &[Image], source: &str) -> Vec<LabelRow> {
     let mut out = Vec::with_capacity(images.len() * 2);
@@ -268,7 +264,9 @@ pub fn labels_only(images: &[Image], source: &str) -> Vec<LabelRow> {
         }
         // A label outside the 14 is kept as the release wrote it, as other datasets'
         // unmapped labels are: positive, no finding, so the image is not normal.
-        for other in metadata::unknown_labels(&img.finding_labels).take(MAX_UNKNOWN_LABELS) {
+        for other in
+            metadata::unknown_labels(&img.finding_labels).take(metadata::MAX_UNKNOWN_LABELS)
+        {
             out.push(row(other, None));
         }
     }
@@ -330,7 +328,11 @@ mod tests {
             orig_height: None,
             pixel_spacing_x: None,
             pixel_spacing_y: None,
-            finding_labels: labels.join("|"),
+            finding_labels: if labels.is_empty() {
+                "No Finding".into()
+            } else {
+                labels.join("|")
+            },
             labels,
             split: Some("test"),
             line: 2,
