@@ -144,7 +144,7 @@ fn vocabulary_calls(source: &str, own: &str) -> String {
     let readers = crate::datasets::DATASETS
         .iter()
         .filter_map(|d| d.readers)
-        .find(|r| source.starts_with(r.source_prefix) || r.votes.contains(&source));
+        .find(|r| r.share(source));
     match readers {
         Some(r) => {
             let votes: Vec<String> = r.votes.iter().map(|v| quote(v)).collect();

@@ -268,6 +268,14 @@ pub struct Readers {
     pub votes: [&'static str; 3],
 }
 
+impl Readers {
+    /// Whether `source` is one of these readers or one of their votes: sources that
+    /// share one vocabulary.
+    pub fn share(&self, source: &str) -> bool {
+        source.starts_with(self.source_prefix) || self.votes.contains(&source)
+    }
+}
+
 /// The label vocabulary a source belongs to: the source itself, except that the
 /// readers of a multi-reader dataset and their votes share one (each reader was
 /// asked about every finding the dataset labels, whether or not they ever marked
@@ -275,9 +283,7 @@ pub struct Readers {
 /// the readers read, for each reader and each vote.
 pub fn vocabulary<'a>(dataset: &str, source: &'a str) -> &'a str {
     match self::dataset(dataset).and_then(|d| d.readers) {
-        Some(r) if source.starts_with(r.source_prefix) || r.votes.contains(&source) => {
-            r.source_prefix
-        }
+        Some(r) if r.share(source) => r.source_prefix,
         _ => source,
     }
 }

@@ -97,7 +97,7 @@ where
 {
     let mut transaction = begin(client)?;
     // Only semicolons and blanks: no statement, as PostgreSQL answers it.
-    if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+    if blank(&query.query) {
         client
             .feed(PgWireBackendMessage::EmptyQueryResponse(
                 EmptyQueryResponse::new(),
@@ -108,7 +108,7 @@ where
         // answers of a whole message held at once (each with its statement's threads)
         // grew with its statement count until the server ran out of files.
         for statement in crate::input::text::split_statements(&query.query) {
-            if statement.chars().all(|c| c == ';' || c.is_whitespace()) {
+            if blank(statement) {
                 continue;
             }
             let cancel = cancel_of(client).await;
@@ -126,6 +126,11 @@ where
         send_ready_for_query(client, transaction).await?;
     }
     Ok(())
+}
+
+/// Text of semicolons and blanks only.
+fn blank(text: &str) -> bool {
+    text.chars().all(|c| c == ';' || c.is_whitespace())
 }
 
 /// A query's start, as pgwire starts one: refused unless the client is ready for
