@@ -377,10 +377,22 @@ mod field_tests {
     }
 }
 
+/// Whether DataFusion failed for want of memory: its ResourcesExhausted, or the
+/// internal error its nested-loop join gives when the memory limit leaves its build
+/// side nothing to spill.
+pub fn out_of_memory(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as D;
+    match e.find_root() {
+        D::ResourcesExhausted(_) => true,
+        D::Internal(message) => message.contains("no data to spill"),
+        _ => false,
+    }
+}
+
 fn words(e: &datafusion::error::DataFusionError) -> String {
     use datafusion::error::DataFusionError as D;
     use datafusion::sql::sqlparser::parser::ParserError as P;
-    if matches!(e.find_root(), D::ResourcesExhausted(_)) {
+    if out_of_memory(e) {
         // DataFusion's text lists its operators' reservations and its own settings.
         return format!(
             "the query needs more memory than its limit of {}",
@@ -573,6 +585,7 @@ impl Error {
             // damaged file it names): the user's to fix. The system's failures and
             // DataFusion's own bugs are not.
             Error::Io { source, .. } if is_users_path(source) => 2,
+            Error::DataFusion(e) if out_of_memory(e) => 2,
             Error::DataFusion(e) => match e.find_root() {
                 D::IoError(io) if is_users_path(io) || is_bad_data(io) => 2,
                 // Reading a file a query names (the object store is the local file
@@ -601,9 +614,8 @@ impl Error {
     /// A line of advice to print after the message, for errors whose fix is not in
     /// the message itself.
     pub fn hint(&self) -> Option<String> {
-        use datafusion::error::DataFusionError as D;
         match self {
-            Error::DataFusion(e) if matches!(e.find_root(), D::ResourcesExhausted(_)) => Some(
+            Error::DataFusion(e) if out_of_memory(e) => Some(
                 "raise the limit with CXR_MEMORY_LIMIT (e.g. CXR_MEMORY_LIMIT=4GiB), or ask for fewer rows or columns"
                     .into(),
             ),
@@ -721,4 +733,27 @@ fn csv_value_located(text: &str) -> Option<String> {
             column + 1
         ))
     })
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::Error;
+    use datafusion::error::DataFusionError;
+
+    /// The nested-loop join's error when the memory limit leaves it nothing to spill
+    /// is the memory limit's, as ResourcesExhausted is: exit 2 and the limit named.
+    #[test]
+    fn a_join_with_nothing_to_spill_ran_out_of_memory() {
+        for e in [
+            DataFusionError::Internal("Left side produced no data to spill".into()),
+            DataFusionError::ResourcesExhausted("Failed to allocate".into()),
+        ] {
+            let error = Error::DataFusion(e);
+            assert_eq!(error.exit_code(), 2);
+            assert!(error.to_string().contains("needs more memory"), "{error}");
+            assert!(error.hint().is_some());
+        }
+        let other = Error::DataFusion(DataFusionError::Internal("a bug".into()));
+        assert_eq!(other.exit_code(), 1);
+    }
 }

@@ -37,10 +37,15 @@ fn what_the_user_can_fix_exits_2() {
             "nowhere",
         ),
         (vec!["cohort", "-w", &w, "--age", "60..40"], "60..40"),
+        (vec!["cohort", "-w", &w, "--age", ".."], "bounds nothing"),
         (vec!["cohort", "-w", &w, "--split", "tset"], "tset"),
         (vec!["cohort", "-w", &w, "--with", "Efusion"], "Effusion"),
         (vec!["sql", "-w", &w, "--bogus-flag", "SELECT 1"], "bogus"),
         (vec!["run", "-w", &w, "no_such_query"], "no_such_query"),
+        (
+            vec!["agree", "-w", &w, "--a", "nih_2020", "--b", "nih_2020"],
+            "agrees with itself",
+        ),
     ];
     for (args, needle) in cases {
         let out = run(&args);
@@ -226,6 +231,38 @@ fn sigint_ends_a_query_with_130() {
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+}
+
+/// A parse error in a script names the line of the script (`sql -`) or of the
+/// query file (`run`), not the line within its statement: `FROMM` is on line 7 of
+/// the one and line 5 of the other, counted here by hand.
+#[test]
+fn a_script_error_names_the_line_of_the_script() {
+    let script = "SELECT 1 AS a;\nSELECT 2 AS b;\nSELECT 3 AS c;\n\nSELECT 4 AS d,\n  5 AS e,\n  6 AS f FROMM images;\n";
+    let out = spawn_with_stdin(cxr().args(["sql", "-w", &w(), "-"]), script)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Line: 7, Column: 10"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.sql");
+    std::fs::write(
+        &file,
+        "-- @description x\nSELECT 1 AS a;\nSELECT 2 AS b;\nSELECT 3 AS c,\n  4 AS d FROMM images;\n",
+    )
+    .unwrap();
+    let out = run(&["run", "-w", &w(), file.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Line: 5, Column: 10"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---------- the shell through stdin ----------
@@ -1616,32 +1653,41 @@ fn unnamed_expressions_and_where_errors_are_named_as_sql_spells_them() {
         said.starts_with("cxr: error: --where `nodule_size > 3`: no column"),
         "{said}"
     );
-    // A value of the wrong type is said as an error of --where, on every command.
+    // A value of the wrong type is said as an error of --where, on every command;
+    // so is an error that only reading the rows meets (planning leaves `age / 0`
+    // alone; NIH's age is an integer), on a command that prints, one that computes
+    // its rows once, and export.
     let warehouse = w();
-    for command in [
-        vec!["cohort", "--where", "age = 'old'"],
-        vec!["cooccur", "--where", "age = 'old'"],
-        vec!["cohort", "--dataset", "nih", "--where", "age = 'old'"],
-        vec![
-            "export",
-            "--where",
-            "age = 'old'",
-            "--out",
-            "/tmp/none.parquet",
+    let said_of_where = |predicate: &str, commands: &[&[&str]], says: &str| {
+        for command in commands {
+            let mut args = command.to_vec();
+            args.extend(["--where", predicate, "-w", warehouse.as_str()]);
+            let out = run(&args);
+            assert_eq!(code(&out), Some(2), "{command:?}: {}", stderr(&out));
+            let said = stderr(&out);
+            let start = format!("cxr: error: --where `{predicate}`: ");
+            assert!(
+                said.starts_with(&start) && said.contains(says),
+                "{command:?}: {said}"
+            );
+        }
+    };
+    let export: &[&str] = &["export", "--out", "/tmp/none.parquet"];
+    said_of_where(
+        "age = 'old'",
+        &[
+            &["cohort"],
+            &["cooccur"],
+            &["cohort", "--dataset", "nih"],
+            export,
         ],
-    ] {
-        let mut args = command.clone();
-        args.extend(["-w", warehouse.as_str()]);
-        let out = run(&args);
-        assert_eq!(code(&out), Some(2), "{command:?}: {}", stderr(&out));
-        let said = stderr(&out);
-        assert!(
-            said.starts_with(
-                "cxr: error: --where `age = 'old'`: the text 'old' is not a value of type"
-            ),
-            "{command:?}: {said}"
-        );
-    }
+        "the text 'old' is not a value of type",
+    );
+    said_of_where(
+        "age / 0 = 1",
+        &[&["cohort"], &["cohort", "--summary"], &["cooccur"], export],
+        "zero",
+    );
     // DataFusion's planning errors, in words: no signatures, coercion rules, wildcard
     // expansion or "internal error".
     for (sql, expected) in [

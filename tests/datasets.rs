@@ -254,6 +254,15 @@ fn a_wrong_file_for_a_dataset_is_refused_and_nothing_is_written() {
     let out = ingest(dir.path(), &["--dataset", "nosuch=x.csv"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("chexpert"), "{}", stderr(&out));
+
+    // One file given twice would be read twice: refused, by any spelling of its path.
+    let train = chexpert_fixture(dir.path());
+    let again = dir.path().join(".").join("train.csv");
+    let arg = format!("chexpert={},{}", train.display(), again.display());
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("given twice"), "{}", stderr(&out));
+    assert!(!dir.path().join("wh").exists());
 }
 
 /// A dataset file of a header and no rows is refused, as NIH's metadata is (exit 2,
@@ -268,7 +277,7 @@ fn an_empty_dataset_is_refused_and_a_path_out_of_its_folder_is_noted_at_its_line
     let out = ingest(dir.path(), &["--dataset", &arg]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("empty.csv") && stderr(&out).contains("no image rows"),
+        stderr(&out).contains("empty.csv") && stderr(&out).contains("a header and no records"),
         "{}",
         stderr(&out)
     );
@@ -1449,6 +1458,24 @@ c,Pneumothorax,12,R3,1,1,5,5
     );
     // The stored table and its definition agree, row for row, both ways.
     assert_states_equal_their_definition(&wh);
+
+    // Readers who marked no finding at all: said so, not "no readers".
+    let none = dir.path().join("none.csv");
+    std::fs::write(
+        &none,
+        "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\nb,No finding,14,R4,,,,\nb,No finding,14,R5,,,,\n",
+    )
+    .unwrap();
+    let arg = format!("vindr={}", none.display());
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["agree", "-w", wh.to_str().unwrap(), "--readers", "vindr"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("marked no finding"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `split --dataset`: one seeded split over the patients of NIH and CheXpert, checked
@@ -1730,6 +1757,133 @@ fn what_a_cohort_cannot_answer_is_said() {
     assert!(!file.exists());
     let out = run(&["sql", "-w", w, "SELECT 1 AS a, 2 AS a"]);
     assert_refused(&out, "named `a`;");
+}
+
+/// An ingest that waited for another writer says what the version it replaced held:
+/// the one the other writer committed while it waited, not the one it saw at start.
+/// The test holds the write lock, lets the ingest wait on it, commits a version
+/// holding CheXpert meanwhile (another warehouse's files moved in), and lets go.
+#[test]
+fn an_ingest_that_waited_names_what_the_version_it_replaced_held() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = chexpert_fixture(dir.path());
+    let wh = dir.path().join("wh");
+    let other = dir.path().join("other");
+    let nih_only = ["ingest", "--no-images", "--no-other-release", "-w"];
+    for (warehouse, extra) in [
+        (&wh, None),
+        (&other, Some(format!("chexpert={}", fixture.display()))),
+    ] {
+        let mut args = nih_only.to_vec();
+        args.push(warehouse.to_str().unwrap());
+        if let Some(spec) = &extra {
+            args.extend(["--dataset", spec.as_str()]);
+        }
+        let out = run(&args);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    }
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(wh.join(".cxr.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut waiting = cxr()
+        .args(nih_only)
+        .arg(&wh)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(waiting.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for another cxr process") {
+        line.clear();
+        assert!(
+            said.read_line(&mut line).unwrap() > 0,
+            "the ingest ended unlocked"
+        );
+    }
+    for entry in std::fs::read_dir(&other).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("v-") {
+            std::fs::rename(entry.path(), wh.join(&name)).unwrap();
+        }
+    }
+    std::fs::rename(other.join("manifest.json"), wh.join("manifest.json")).unwrap();
+    drop(lock);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut said, &mut rest).unwrap();
+    assert_eq!(waiting.wait().unwrap().code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("the version this replaced also held chexpert"),
+        "{rest}"
+    );
+    assert_eq!(q(&wh, "SELECT dataset FROM datasets"), [["nih"]]);
+}
+
+/// `agree` takes an uncertain label as `--uncertain` says: by default (U-Ignore) the
+/// image leaves that finding's table; U-Zeros counts it absent, U-Ones present. MIMIC's
+/// two labelers on four studies, Cardiomegaly by hand: CheXpert says 1, -1, 0, 1 and
+/// NegBio 1, 1, 1, 0.
+#[test]
+fn agreement_takes_uncertain_labels_as_the_policy_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "subject_id,study_id,Atelectasis,Cardiomegaly,Consolidation,Edema,Enlarged Cardiomediastinum,Fracture,Lung Lesion,Lung Opacity,No Finding,Pleural Effusion,Pleural Other,Pneumonia,Pneumothorax,Support Devices";
+    let labels = |cardiomegaly: [&str; 4]| {
+        let mut text = format!("{header}\n");
+        for (k, value) in cardiomegaly.iter().enumerate() {
+            text.push_str(&format!("{},{},,{value},,,,,,,,,,,,\n", k + 1, 50 + k));
+        }
+        text
+    };
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let files = [
+        write(
+            "metadata.csv",
+            "dicom_id,subject_id,study_id,ViewPosition,StudyDate\na,1,50,PA,21800101\nb,2,51,PA,21800101\nc,3,52,PA,21800101\nd,4,53,PA,21800101\n",
+        ),
+        write(
+            "mimic-cxr-2.0.0-chexpert.csv",
+            &labels(["1.0", "-1.0", "0.0", "1.0"]),
+        ),
+        write(
+            "mimic-cxr-2.0.0-negbio.csv",
+            &labels(["1.0", "1.0", "1.0", "0.0"]),
+        ),
+    ];
+    let arg = format!("mimic={}", files.join(","));
+    let out = ingest(dir.path(), &["--dataset", &arg]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let w = dir.path().join("wh");
+    // finding, n, positive by --a, positive by --b, positive by both.
+    let cardiomegaly = |policy: Option<&str>| -> Vec<String> {
+        let mut args = vec!["agree", "-w", w.to_str().unwrap(), "-f", "csv"];
+        args.extend(["--a", "mimic_chexpert", "--b", "mimic_negbio"]);
+        if let Some(p) = policy {
+            args.extend(["--uncertain", p]);
+        }
+        let rows = run_csv(&args);
+        let row = rows.iter().find(|r| r[0] == "Cardiomegaly").unwrap();
+        row[..5].to_vec()
+    };
+    assert_eq!(cardiomegaly(None), ["Cardiomegaly", "3", "2", "2", "1"]);
+    assert_eq!(
+        cardiomegaly(Some("nan")),
+        ["Cardiomegaly", "3", "2", "2", "1"]
+    );
+    assert_eq!(
+        cardiomegaly(Some("negative")),
+        ["Cardiomegaly", "4", "2", "3", "1"]
+    );
+    assert_eq!(
+        cardiomegaly(Some("positive")),
+        ["Cardiomegaly", "4", "3", "3", "2"]
+    );
 }
 
 /// A `--source` none of whose labels cover a `--dataset` is refused, naming the

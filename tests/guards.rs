@@ -639,6 +639,21 @@ fn a_failed_copy_leaves_the_file_there_and_bad_writer_options_are_refused() {
     let at_150 = nih_csv().iter().filter(|i| i.follow_up == 150).count();
     assert_eq!(rows, at_150 + 1, "a header and a row per image");
     assert_eq!(names(&out_dir), ["prev.csv"]);
+    // What an interrupted COPY left (its process gone, unchanged for a minute) is
+    // removed by the next write of the same file; a live process's is kept.
+    let dead_pid = 4_194_304 + 1; // above Linux's largest pid
+    let left = out_dir.join(format!(".prev.csv.{dead_pid}-0-1f.tmp.csv"));
+    let live = out_dir.join(format!(".prev.csv.{}-0-1f.tmp.csv", std::process::id()));
+    for file in [&left, &live] {
+        let f = std::fs::File::create(file).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120))
+            .unwrap();
+    }
+    let out = run(&["sql", "-w", w, "--allow-write", &sql]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(!left.exists() && live.exists());
+    std::fs::remove_file(&live).unwrap();
+    assert_eq!(names(&out_dir), ["prev.csv"]);
     let target = out_dir.join("x.parquet");
     for (sql, says) in [
         (
@@ -671,4 +686,46 @@ fn a_failed_copy_leaves_the_file_there_and_bad_writer_options_are_refused() {
         assert_refused(&out, &sql, says);
         assert_eq!(names(&out_dir), ["prev.csv"], "{sql}");
     }
+}
+
+/// Paths holding a character DataFusion reads as a wildcard (`[`, `?`, `*`) are
+/// names: a warehouse in such a folder reads back, a file of such a name is the
+/// table a query names, and a COPY writes the file it names (DataFusion took
+/// `[1]` for a pattern: the warehouse read nothing, the COPY wrote a file of a
+/// random name into a folder it made).
+#[test]
+fn paths_with_wildcard_characters_are_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("a[1]?*");
+    std::fs::create_dir(&folder).unwrap();
+    let wh = small_warehouse(&folder, 4, "wh[2]");
+    let w = s(&wh);
+    let count = |table: &str| {
+        run_csv(&[
+            "sql",
+            "-w",
+            w,
+            &format!("SELECT COUNT(*) AS n FROM {table}"),
+        ])
+    };
+    assert_eq!(count("images"), [["n"], ["4"]]);
+    let exported = folder.join("e[1].parquet");
+    let out = run(&["export", "-w", w, "--out", s(&exported)]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&format!("'{}'", exported.display())), [["n"], ["4"]]);
+    let copied = folder.join("res[1].csv");
+    let out = run(&[
+        "sql",
+        "-w",
+        w,
+        "--allow-write",
+        &format!("COPY (SELECT 1 AS a) TO '{}'", copied.display()),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&copied).unwrap(), "a\n1\n");
+    assert_eq!(
+        names(&folder),
+        ["e[1].parquet", "meta.csv", "res[1].csv", "wh[2]"]
+    );
+    assert_eq!(count(&format!("'{}'", copied.display())), [["n"], ["1"]]);
 }

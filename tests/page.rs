@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{code, run, run_csv, stderr, wh2020};
+use common::{code, python_ok, run, run_csv, stderr, wh2020};
 
 /// `cxr serve --http-only` on a free loopback port, once it says where the page is.
 struct PageServer {
@@ -141,6 +141,7 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
         ("/api/cohort?age=40", "age"),
         ("/api/cohort?age=abc", "age"),
         ("/api/cohort?min-studies=abc", "min-studies"),
+        ("/api/options?x=1", "unknown parameter `x`"),
         ("/api/patient?dataset=nih", "needs `dataset` and `patient`"),
         ("/api/patient?dataset=nih,nih&patient=1", "name one"),
         (
@@ -376,17 +377,6 @@ fn browser() -> Option<PathBuf> {
         return None;
     }
     python
-}
-
-/// Runs the Python with `args`, checks that it succeeded and returns its stdout.
-fn python_ok(python: &Path, args: &[&str]) -> String {
-    let out = Command::new(python).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// NIH from data/ and the real CheXpert, PadChest and VinDr files.
@@ -705,6 +695,16 @@ fn the_page_in_chromium_matches_the_command_line() {
         "{page}"
     );
     assert_eq!(page["downloads_off"], "true");
+    assert_eq!(
+        page["downloads_off_href"],
+        serde_json::Value::Null,
+        "{page}"
+    );
+    assert_eq!(
+        page["aliases"],
+        serde_json::json!(["F", "", "FRONTAL"]),
+        "{page}"
+    );
     // The last refused link, as given: the page did not narrow its address.
     assert!(
         page["refused_address"]

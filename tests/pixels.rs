@@ -380,18 +380,21 @@ fn unknown_names_truncated_archives_and_folders() {
             "SELECT COUNT(*) FROM pixel_errors WHERE error LIKE '%truncated%'"
         ) >= 1
     );
-    // The same archive gzipped, its gzip checksum (or its end) damaged: the members
-    // read are measured, and a row says that the stream is damaged (gzip -t's
-    // "crc error"; the tar crate stops at the tar's end, before the checksum).
+    // The same archive gzipped, its gzip checksum (or its end) damaged, or a byte
+    // after its stream: the members read are measured, and a row says that the stream
+    // is damaged (gzip -t's "crc error", "trailing garbage"; the tar crate stops at
+    // the tar's end, before the checksum).
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &bytes).unwrap();
     let gz = gz.finish().unwrap();
     let mut bad_crc = gz.clone();
     let at = bad_crc.len() - 8;
     bad_crc[at] ^= 0xFF;
+    let garbage = [gz.as_slice(), b"x"].concat();
     for (name, damaged) in [
         ("crc.tar.gz", bad_crc),
         ("end.tar.gz", gz[..gz.len() - 6].to_vec()),
+        ("garbage.tar.gz", garbage),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, damaged).unwrap();
@@ -565,6 +568,13 @@ fn wh_default_with_images() -> PathBuf {
     dir.path().join("wh")
 }
 
+/// Runs a Python `script` that writes the zip `zip` from the files of `dir` (its
+/// arguments), and returns what it printed.
+fn python_zip(python: &Path, script: &str, dir: &Path, zip: &Path) -> String {
+    let args = ["-c", script, dir.to_str().unwrap(), zip.to_str().unwrap()];
+    python_ok(python, &args).trim().to_string()
+}
+
 /// A zip that names a member twice (Python's zipfile writes such zips, with a
 /// warning): the zip reader keeps the last copy, and the copy it drops gets a
 /// `pixel_errors` row instead of vanishing.
@@ -585,21 +595,7 @@ fn a_zip_naming_a_member_twice_says_so() {
         \x20   z.write(d + '/b.png', 'images/00000001_000.png')\n\
         \x20   z.write(d + '/c.png', 'images/00000002_000.png')\n\
         print(len(zipfile.ZipFile(out).infolist()))\n";
-    let made = std::process::Command::new(python)
-        .args([
-            "-c",
-            script,
-            dir.path().to_str().unwrap(),
-            zip.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "3");
+    assert_eq!(python_zip(&python, script, dir.path(), &zip), "3");
     let (wh, out) = ingest_images(dir.path(), &[&zip], &[]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -612,6 +608,96 @@ fn a_zip_naming_a_member_twice_says_so() {
     let errors = rows(&wh, "SELECT error FROM pixel_errors");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0][0].contains("more than once"), "{errors:?}");
+}
+
+/// A zip whose central directory points a second entry at the first one's bytes
+/// (an overlapping zip, whose one deflated stream would be inflated once per entry)
+/// gets a row for that entry, and so does a symbolic link; the first is measured.
+/// Python's zipfile writes the zip, and the second entry's local header offset is
+/// set to the first's.
+#[test]
+fn a_zip_whose_members_share_bytes_says_so() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), grey_png(&[10; 100], 10, 10)).unwrap();
+    let zip = dir.path().join("overlap.zip");
+    let script = "import sys, zipfile\n\
+        d, out = sys.argv[1], sys.argv[2]\n\
+        with zipfile.ZipFile(out, 'w') as z:\n\
+        \x20   z.write(d + '/a.png', 'images/00000001_000.png')\n\
+        \x20   z.write(d + '/a.png', 'images/00000002_000.png')\n\
+        \x20   link = zipfile.ZipInfo('images/00000003_000.png')\n\
+        \x20   link.external_attr = 0o120777 << 16\n\
+        \x20   z.writestr(link, '00000001_000.png')\n\
+        b = bytearray(open(out, 'rb').read())\n\
+        second = b.index(b'PK\\x01\\x02', b.index(b'PK\\x01\\x02') + 4)\n\
+        b[second + 42:second + 46] = (0).to_bytes(4, 'little')\n\
+        open(out, 'wb').write(bytes(b))\n\
+        print([i.header_offset for i in zipfile.ZipFile(out).infolist()][:2])\n";
+    assert_eq!(python_zip(&python, script, dir.path(), &zip), "[0, 0]");
+    let (wh, out) = ingest_images(dir.path(), &[&zip], &[]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        rows(&wh, "SELECT image_index, mean FROM pixel_stats"),
+        [["00000001_000.png", "10.0"]]
+    );
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT image_id, error FROM pixel_errors ORDER BY image_id"
+        ),
+        [
+            [
+                "00000002_000.png",
+                "this zip member's bytes overlap another member's (an overlapping zip): not read"
+            ],
+            [
+                "00000003_000.png",
+                "a symbolic link in the zip: links are not followed; not measured"
+            ]
+        ]
+    );
+}
+
+/// A folder nested past PATH_MAX cannot be read: a row says so, rather than its
+/// image being counted as a file that is no image. The folders are made one inside
+/// the other through descriptors (no path that long can be named).
+#[test]
+fn a_folder_too_deep_to_read_is_a_pixel_error() {
+    use std::ffi::CString;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("deep");
+    std::fs::create_dir(&root).unwrap();
+    let name = CString::new("folder").unwrap();
+    let root_c = CString::new(root.to_str().unwrap()).unwrap();
+    // SAFETY: plain POSIX calls on descriptors this test opens and closes.
+    unsafe {
+        let mut fd = libc::open(root_c.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+        assert!(fd >= 0);
+        for _ in 0..600 {
+            assert_eq!(libc::mkdirat(fd, name.as_ptr(), 0o755), 0);
+            let next = libc::openat(fd, name.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+            assert!(next >= 0);
+            libc::close(fd);
+            fd = next;
+        }
+        let png = grey_png(&[10; 100], 10, 10);
+        let file = CString::new("00000001_000.png").unwrap();
+        let out = libc::openat(fd, file.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+        assert!(out >= 0);
+        assert_eq!(
+            libc::write(out, png.as_ptr().cast(), png.len()),
+            png.len() as isize
+        );
+        libc::close(out);
+        libc::close(fd);
+    }
+    let (wh, out) = ingest_images(&dir.path().join("w"), &[&root], &[]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let errors = rows(&wh, "SELECT error FROM pixel_errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0][0].starts_with("cannot read folder"), "{errors:?}");
+    assert!(!stderr(&out).contains("1 skipped"), "{}", stderr(&out));
 }
 
 /// Odd copies and entries each land in one place: the first copy of an image

@@ -884,6 +884,57 @@ fn a_gzip_bomb_is_refused_in_bounded_memory() {
     );
 }
 
+/// A CSV named in a query is refused at its first record over 16 MiB, before
+/// DataFusion's reader (which holds a record whole) reads it: a gzip of one endless
+/// line of zeros (2 GiB), and a quoted field of short lines (the line breaks inside
+/// quotes belong to one record). Records of a normal file, quoted line breaks and
+/// all, are read.
+#[test]
+fn a_query_over_a_csv_bomb_is_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = small_warehouse(dir.path(), 4, "any");
+    let query = |file: &Path| {
+        run_measured(&[
+            "sql",
+            "-w",
+            any.to_str().unwrap(),
+            &format!("SELECT COUNT(*) FROM '{}'", file.display()),
+        ])
+    };
+    let bomb = dir.path().join("endless.csv.gz");
+    {
+        let mut header = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        header.write_all(b"a,b\n1,").unwrap();
+        std::fs::write(&bomb, header.finish().unwrap()).unwrap();
+        let zeros = dir.path().join("zeros.gz");
+        gzip_zeros(&zeros, 2 << 30);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&bomb)
+            .unwrap();
+        f.write_all(&std::fs::read(&zeros).unwrap()).unwrap();
+    }
+    assert_refused_in_bounded_memory(query(&bomb), &["endless.csv.gz", "line 2", "16 MiB"]);
+
+    let quoted = dir.path().join("quoted.csv");
+    let mut text = String::from("a,b\n1,2\n3,\"");
+    text.push_str(&"x\n".repeat(9 << 20));
+    text.push_str("\"\n");
+    std::fs::write(&quoted, text).unwrap();
+    assert_refused_in_bounded_memory(query(&quoted), &["quoted.csv", "line 3"]);
+
+    let fine = dir.path().join("fine.csv");
+    std::fs::write(&fine, "a,b\n1,\"two\nlines\"\n3,4\n").unwrap();
+    let out = run(&[
+        "sql",
+        "-w",
+        any.to_str().unwrap(),
+        &format!("SELECT COUNT(*) AS n FROM '{}'", fine.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n2\n");
+}
+
 /// A 512-byte GNU header of `kind` with a declared `size`, checksum filled in.
 fn gnu_header(name: &str, kind: u8, size: u64) -> [u8; 512] {
     let mut h = [0u8; 512];
@@ -1411,6 +1462,14 @@ fn openi_reports_that_multiply_or_hide_gigabytes_are_refused_in_bounded_memory()
     enc.write_all(&raw).unwrap();
     std::fs::write(&tgz, enc.finish().unwrap()).unwrap();
     assert_refused_in_bounded_memory(ingest(&tgz), &["6000000000 bytes"]);
+    assert!(!dir.path().join("wh-measured").exists());
+
+    // An archive of no member, and a zip, said as what they are.
+    openi_tgz(&tgz, &[]);
+    assert_refused_in_bounded_memory(ingest(&tgz), &["reports.tgz", "holds no member"]);
+    let zip = dir.path().join("reports.zip");
+    zip_of_rows(&zip, "1.xml", "<eCitation/>", "", 1);
+    assert_refused_in_bounded_memory(ingest(&zip), &["reports.zip", "a zip archive"]);
     assert!(!dir.path().join("wh-measured").exists());
 }
 

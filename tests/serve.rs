@@ -1417,6 +1417,50 @@ fn cancel_stops(server: &Server) {
     assert_quiet_after_cancel(server);
 }
 
+/// A FETCH prepared over the extended protocol (psycopg prepares a statement it runs
+/// often, and with `prepare=True` at once) is described with the cursor's columns:
+/// the rows come after their description, in order, as the NIH CSV sorts them.
+#[test]
+fn a_prepared_fetch_is_described_with_its_cursor_columns() {
+    let Some(python) = python() else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = format!(
+        "import psycopg\n\
+         with psycopg.connect('host=127.0.0.1 port={} user=cxr dbname=cxr') as c:\n\
+         \x20   c.execute('DECLARE cc CURSOR FOR SELECT image_index, follow_up FROM images ORDER BY image_index')\n\
+         \x20   for _ in range(4):\n\
+         \x20       cur = c.execute('FETCH 2 FROM cc', prepare=True)\n\
+         \x20       print([d.name for d in cur.description], cur.fetchall())\n",
+        server.port
+    );
+    let out = common::spawn_with_stdin(Command::new(&python).arg("-"), &script)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut indexes: Vec<(String, i64)> = nih_csv()
+        .iter()
+        .map(|i| (i.index.clone(), i.follow_up))
+        .collect();
+    indexes.sort();
+    let expected: Vec<String> = indexes[..8]
+        .chunks(2)
+        .map(|pair| {
+            format!(
+                "['image_index', 'follow_up'] [('{}', {}), ('{}', {})]",
+                pair[0].0, pair[0].1, pair[1].0, pair[1].1
+            )
+        })
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(server.stop().success());
+}
+
 /// A client killed while its statement computes sends no cancel request; the server
 /// sees the connection close and stops the statement, rather than computing to the
 /// time limit for nobody, and serves the next client. psql sends it as a simple
@@ -1500,8 +1544,9 @@ fn a_running_statement_keeps_its_version_through_commits() {
     let pairs: i64 = (0..=100).map(|a| ages[a] * ages[100 - a]).sum();
     assert_eq!(stdout(&out).trim(), pairs.to_string());
     assert_eq!(psql_ok(port, "SELECT count(*) FROM images").trim(), "200");
+    // Once no statement reads the old versions, the server removes them.
+    assert_eq!(versions(&wh), 1);
     assert!(server.stop().success());
-    // Once the server is gone, the next commit removes the old versions.
     commit_images(dir.path(), &wh, 10);
     assert_eq!(versions(&wh), 1);
 }
@@ -2124,6 +2169,43 @@ fn a_cancel_request_stops_rows_being_sent() {
     // Far fewer than the 12.6 billion rows (about 33 bytes each) the query has.
     assert!(received < 4 << 30, "{received} bytes");
     assert_quiet_after_cancel(&server);
+    assert!(server.stop().success());
+}
+
+/// A client that keeps reading, slowly, does not keep its statement past
+/// `--query-time`: the rows stop with 57014 (they had kept coming for 40 s with a
+/// limit of 5 s, each batch waiting already sent as it was asked for).
+#[test]
+fn a_slow_reader_is_stopped_at_the_time_limit() {
+    let wh = wh2020();
+    let server = Server::start(&wh, &["--query-time", "3"], &[]);
+    let mut socket = logged_in(server.port);
+    socket
+        .write_all(&message(
+            b'Q',
+            b"SELECT a.image_index, b.image_index FROM images a CROSS JOIN images b\0",
+        ))
+        .unwrap();
+    let started = Instant::now();
+    let (mut seen, mut buffer) = (Vec::<u8>::new(), vec![0u8; 16 << 10]);
+    while started.elapsed() < Duration::from_secs(60) {
+        let n = socket.read(&mut buffer).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        // Only the last bytes are kept: enough to find the error's SQLSTATE.
+        seen.extend_from_slice(&buffer[..n]);
+        let keep = seen.len().saturating_sub(1 << 10);
+        seen.drain(..keep);
+        if seen.windows(6).any(|w| w == b"C57014") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    assert!(
+        seen.windows(6).any(|w| w == b"C57014"),
+        "no 57014 after {took:?}"
+    );
+    assert!(took < Duration::from_secs(20), "57014 after {took:?}");
     assert!(server.stop().success());
 }
 

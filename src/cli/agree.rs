@@ -79,13 +79,17 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
                 "give --a SOURCE --b SOURCE, or --readers DATASET".into(),
             ));
         };
-        // The sources compared are --a and --b; --source and --uncertain only say how
-        // a finding flag picks the images.
-        if (!cmd.cohort.sources.is_empty() || cmd.cohort.uncertain.is_some())
-            && !cmd.cohort.reads_findings()
-        {
+        if a.eq_ignore_ascii_case(b) {
+            return Err(Error::Usage(format!(
+                "--a and --b are both {a}: a source agrees with itself; compare two sources (e.g. --a nih_2020 --b google_2019)"
+            )));
+        }
+        // The sources compared are --a and --b; --source only says how a finding flag
+        // picks the images (--uncertain also says what an uncertain label of --a or
+        // --b counts as).
+        if !cmd.cohort.sources.is_empty() && !cmd.cohort.reads_findings() {
             return Err(Error::Usage(
-                "--source and --uncertain say how a finding flag (--with, --any, --without, --no-finding, --where) picks images; without one they change nothing (the sources compared are --a and --b)".into(),
+                "--source says how a finding flag (--with, --any, --without, --no-finding, --where) picks images; without one it changes nothing (the sources compared are --a and --b)".into(),
             ));
         }
         let cohort = if cmd.cohort.across_datasets() || cmd.cohort.narrows() {
@@ -102,8 +106,8 @@ pub async fn run(cmd: AgreeCmd) -> Result<()> {
         };
         let rows = crate::agree::pairwise(
             &wh,
-            a,
-            b,
+            (a, b),
+            cmd.cohort.uncertain.unwrap_or_default(),
             cohort.as_ref().map(|c| c.0.as_str()),
             cohort.as_ref().map_or(&[][..], |c| &c.1),
         )

@@ -172,7 +172,9 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
         note_split_origins(&wh, &manifest.scope.datasets).await?;
     }
     let params = cmd.common.cohort.default_params()?;
-    let done = crate::export::run(&wh, &spec, &sql, &params, &out, &manifest).await?;
+    let done = crate::export::run(&wh, &spec, &sql, &params, &out, &manifest)
+        .await
+        .map_err(|e| cmd.common.cohort.blame_predicate(e))?;
     report(&cmd, &done, &out);
     Ok(())
 }

@@ -197,10 +197,6 @@ fn parse_dataset(s: &str) -> std::result::Result<crate::datasets::DatasetSpec, S
 /// Runs `cxr ingest` and prints its summary table.
 pub fn run(args: IngestArgs) -> Result<()> {
     let opts = args.options();
-    let before = crate::warehouse::Manifest::read(&opts.warehouse)
-        .ok()
-        .flatten()
-        .map(|(m, _)| m);
     if std::io::stderr().is_terminal() {
         say!("ingesting {} ...", opts.metadata.display());
     }
@@ -248,8 +244,8 @@ pub fn run(args: IngestArgs) -> Result<()> {
             opts.metadata.display()
         );
     }
-    if let Some(before) = &before {
-        note_what_was_replaced(before, &opts, &summary.revision);
+    if let Some(replaced) = &summary.replaced {
+        note_what_was_replaced(replaced, &opts, &summary.revision);
     }
     say!(
         "{} written from the {} metadata in {:.2} s",

@@ -322,9 +322,43 @@ pub async fn emit_script(
     }
     let mut tally = crate::output::Tally::default();
     for statement in statements {
-        tally = emit(wh, wh.plan(statement, allow_write, params).await?, out).await?;
+        // The parser counts lines from the statement's start; the user counts them
+        // from the script's.
+        let start = statement.as_ptr() as usize - sql.as_ptr() as usize;
+        let lines_before = sql[..start].matches('\n').count();
+        let frames = wh
+            .plan(statement, allow_write, params)
+            .await
+            .map_err(|e| in_script_lines(e, lines_before))?;
+        tally = emit(wh, frames, out).await?;
     }
     Ok(tally)
+}
+
+/// A parse error of one statement of a script, its `Line: N` counted from the
+/// script's first line.
+fn in_script_lines(error: Error, lines_before: usize) -> Error {
+    let Error::Query(text) = error else {
+        return error;
+    };
+    const MARK: &str = "Line: ";
+    let mut shifted = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(MARK) {
+        let digits = rest[at + MARK.len()..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let number = &rest[at + MARK.len()..at + MARK.len() + digits];
+        shifted.push_str(&rest[..at + MARK.len()]);
+        match number.parse::<usize>() {
+            Ok(n) => shifted.push_str(&(n + lines_before).to_string()),
+            Err(_) => shifted.push_str(number),
+        }
+        rest = &rest[at + MARK.len() + digits..];
+    }
+    shifted.push_str(rest);
+    Error::Query(shifted)
 }
 
 pub async fn emit(
@@ -472,8 +506,8 @@ impl AnalysisArgs {
             return crate::output::print_sql(&sql);
         }
         let params = self.cohort.default_params()?;
-        let frames = wh.plan(&sql, false, &params).await?;
-        let tally = emit(&wh, frames, &self.output).await?;
+        let ran = async { emit(&wh, wh.plan(&sql, false, &params).await?, &self.output).await };
+        let tally = ran.await.map_err(|e| self.cohort.blame_predicate(e))?;
         self.note_if_empty(&wh, &avail, tally).await
     }
 
@@ -521,7 +555,9 @@ impl AnalysisArgs {
         let (wh, staged, avail) = self.prepare(stage).await?;
         let params = self.cohort.default_params()?;
         let t = std::time::Instant::now();
-        wh.remember(name, &staged, &params).await?;
+        wh.remember(name, &staged, &params)
+            .await
+            .map_err(|e| self.cohort.blame_predicate(e))?;
         crate::trace("compute the cohort once", t);
         let frames = wh.plan(&build(&avail)?, false, &[]).await?;
         let tally = emit(&wh, frames, &self.output).await?;
@@ -537,6 +573,6 @@ impl AnalysisArgs {
         let t = std::time::Instant::now();
         let rows = wh.query(&sql, &self.cohort.default_params()?).await;
         crate::trace("plan and run", t);
-        rows
+        rows.map_err(|e| self.cohort.blame_predicate(e))
     }
 }

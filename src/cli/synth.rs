@@ -89,7 +89,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
                     crate::data_dir().display()
                 )));
             }
-            let members = write_tar(
+            let edge_members = write_tar(
                 &out,
                 &SynthOptions {
                     names,
@@ -99,11 +99,14 @@ pub fn run(args: SynthArgs) -> Result<()> {
                     seed,
                 },
             )?;
-            say!(
-                "wrote {} ({members} member{})",
-                out.display(),
-                if members == 1 { "" } else { "s" }
-            );
+            let plural =
+                |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+            let edge = if edge_cases {
+                format!(" and {}", plural(edge_members, "edge case"))
+            } else {
+                String::new()
+            };
+            say!("wrote {} ({}{edge})", out.display(), plural(count, "image"));
         }
         SynthWhat::Sample { from, size, out } => {
             refuse_other_than_tar(&out)?;

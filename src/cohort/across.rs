@@ -33,7 +33,7 @@ pub enum Uncertain {
 }
 
 impl Uncertain {
-    fn sql(self) -> &'static str {
+    pub(crate) fn sql(self) -> &'static str {
         match self {
             Uncertain::Nan | Uncertain::Keep => "CAST(NULL AS BOOLEAN)",
             Uncertain::Positive => "TRUE",

@@ -228,6 +228,13 @@ pub fn parse_age(s: &str) -> Result<(Option<i64>, Option<i64>)> {
         }
     };
     let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo.is_none() && hi.is_none() {
+        // Bounds nothing: it would let through the images of unknown age too, where
+        // `0..` keeps only those whose age is known.
+        return Err(Error::Usage(format!(
+            "--age `{s}` bounds nothing; leave it out for every image, or give `0..` for the images whose age is known"
+        )));
+    }
     if lo.into_iter().chain(hi).any(|a| a < 0) {
         return Err(Error::Usage(format!(
             "--age `{s}`: ages are whole years, 0 or more"
@@ -576,6 +583,24 @@ impl CohortArgs {
                 columns_to_type(&other.to_string(), nih)
             )),
         })
+    }
+
+    /// An error met while the command ran, said as one of `--where` when it can only
+    /// have come from there: a value the predicate computes (a division by zero, a
+    /// cast of a text that is no number) fails only when rows are read, after
+    /// [`CohortArgs::check_predicate`] passed. The commands' own SQL computes no such
+    /// value, but a `--cohort` file may, so with one the error is left as it is.
+    pub fn blame_predicate(&self, error: Error) -> Error {
+        let Some(p) = self.predicate.as_ref().filter(|_| self.cohort.is_none()) else {
+            return error;
+        };
+        // Only what the user's query is at fault for (exit 2), not the system's failures.
+        match error {
+            Error::DataFusion(_) | Error::Arrow(_) | Error::Query(_) if error.exit_code() == 2 => {
+                Error::Usage(format!("--where `{p}`: {error}"))
+            }
+            other => other,
+        }
     }
 
     /// Checks that the `--cohort` file returns the columns a cohort is read by:

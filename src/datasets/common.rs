@@ -24,10 +24,12 @@ pub fn read_columns(
     what: &str,
     cols: &[Col],
 ) -> Result<(CsvTable, Vec<usize>)> {
-    CsvTable::read_picking(path, issues, |t| {
+    let (table, positions) = CsvTable::read_picking(path, issues, |t| {
         let pos = require_all(t, what, cols)?;
         Ok((pos.clone(), Some(pos)))
-    })
+    })?;
+    table.refuse_if_empty()?;
+    Ok((table, positions))
 }
 
 /// The positions of `cols` in `t`'s header; when any is missing, one input error

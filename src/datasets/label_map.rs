@@ -158,6 +158,18 @@ impl LabelMap {
                 }
             };
             let dataset = dataset.to_ascii_lowercase();
+            // A misspelt dataset would map nothing, and say nothing.
+            if crate::datasets::dataset(&dataset).is_none() {
+                return Err(Error::input_at(
+                    path,
+                    line,
+                    Some("dataset"),
+                    format!(
+                        "unknown dataset '{dataset}'; the datasets are: {}",
+                        crate::datasets::ALL.join(", ")
+                    ),
+                ));
+            }
             let k = key(&dataset, raw);
             let per = rows.entry(dataset.clone()).or_default();
             if let Some(prev) = per.insert(k, finding)
@@ -378,6 +390,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("line 3"), "{e}");
+        // A misspelt dataset maps nothing: refused, not ignored.
+        let e = LabelMap::parse("dataset,raw_label,finding\nchexpret,Edema,Edema\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2, column 'dataset'") && e.contains("'chexpret'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     let mut labels: Vec<(&'static str, CsvTable, Vec<usize>)> = Vec::new();
     for p in paths {
         let t = CsvTable::read(p, issues)?;
+        t.refuse_if_empty()?;
         let twice = |what: &str| {
             Error::input(
                 p,

@@ -78,7 +78,16 @@ pub fn is_tar(path: &Path) -> Result<bool> {
     } else {
         let _ = chained.take(512).read_to_end(&mut head);
     }
-    Ok(head.len() >= 262 && &head[257..262] == b"ustar")
+    let ustar = head.len() >= 262 && &head[257..262] == b"ustar";
+    // An empty tar is its end: blocks of zeros, which no CSV starts with.
+    let empty_tar = head.len() == 512 && head.iter().all(|&b| b == 0);
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Err(Error::input(
+            path,
+            "a zip archive: OpenI's reports are read from the .tgz of the release (NLMCXR_reports.tgz), its metadata from a CSV",
+        ));
+    }
+    Ok(ustar || empty_tar)
 }
 
 /// Reads the DICOM header CSV and the report archive, in either order (told apart by
@@ -355,6 +364,7 @@ fn read_metadata(path: &Path, images: &mut ImageList, issues: &mut Issues) -> Re
         fields.extend(OPTIONAL.iter().filter_map(|names| t.find(names)));
         Ok((c, Some(fields)))
     })?;
+    t.refuse_if_empty()?;
     let ids = t.values(c[0])?;
     let [pid, study, view, sex, birth, date] = OPTIONAL.map(|names| optional(&t, names));
     let (pid, study, view, sex, birth, date) = (pid?, study?, view?, sex?, birth?, date?);
@@ -581,6 +591,12 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
         return Err(Error::input(path, why));
     }
     walked.map_err(|d| Error::input(path, format!("not a readable tar archive: {}", d.0)))?;
+    if members == 0 {
+        return Err(Error::input(
+            path,
+            "the reports archive holds no member: no report to read (nothing was written)",
+        ));
+    }
     Ok(out)
 }
 

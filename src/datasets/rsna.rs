@@ -39,12 +39,14 @@ pub const RAW_LABEL: &str = "Pneumonia";
 /// Reads a CSV that may be plain, gzip, or the one CSV of a zip archive.
 pub fn read_table(path: &Path, issues: &mut Issues) -> Result<CsvTable> {
     let bytes = read_bytes(path)?;
-    if is_zip(&bytes) {
+    let table = if is_zip(&bytes) {
         let (_, member) = read_member(path, &bytes, |n| n.to_ascii_lowercase().ends_with(".csv"))?;
-        CsvTable::from_bytes(path, &member, issues)
+        CsvTable::from_bytes(path, &member, issues)?
     } else {
-        CsvTable::from_bytes(path, &bytes, issues)
-    }
+        CsvTable::from_bytes(path, &bytes, issues)?
+    };
+    table.refuse_if_empty()?;
+    Ok(table)
 }
 
 fn has(t: &CsvTable, name: &str) -> bool {

@@ -95,6 +95,21 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
             );
             continue;
         };
+        // Readers are `R1` … `R17`: another id would be a source of its own that the
+        // readers' statistics (`agree --readers`, the votes) never count.
+        let is_reader = rad
+            .strip_prefix('R')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_reader {
+            issues.push(
+                &src,
+                Some(line),
+                Some(names[2]),
+                Some(rad),
+                "rad_id is not a reader id (R1, R2, ...): the reader is unknown, row skipped",
+            );
+            continue;
+        }
         let source = format!("vindr_{rad}");
         let finding = resolver.finding(class, (&src, Some(line), names[1]), issues);
         if seen.insert((img, rad.to_string(), class.to_string())) {
@@ -205,6 +220,7 @@ img_c,Aortic enlargement,0,R12,nan,1,2,3
 img_c,No finding,14,R12,1,1,2,2
 img_c,Lung Opacity,7,,1,1,2,2
 img_b,Nodule/Mass,8,R3,5,5,9,5
+img_c,Cardiomegaly,3,bob,1,1,2,2
 ";
 
     fn map() -> crate::datasets::LabelMap {
@@ -250,7 +266,8 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
         assert_eq!(b.source, "vindr_R3");
         assert_eq!((rows.boxes[1].w, rows.boxes[1].h), (10.0, 15.0));
         // Issues: inverted (line 7), negative (8), Mystery unknown (9), nan (10),
-        // coordinates on No finding (11), no rad_id (12), empty box (13).
+        // coordinates on No finding (11), no rad_id (12), empty box (13), a rad_id
+        // that is no reader's (14).
         let got: Vec<(Option<i64>, Option<&str>, Option<&str>)> = issues
             .rows()
             .iter()
@@ -266,6 +283,7 @@ img_b,Nodule/Mass,8,R3,5,5,9,5
                 (Some(11), Some("x_min"), Some("1")),
                 (Some(12), Some("rad_id"), None),
                 (Some(13), Some("y_max"), Some("5")),
+                (Some(14), Some("rad_id"), Some("bob")),
             ]
         );
         assert!(issues.rows().iter().all(|i| i.source_file == "vindr.csv"));

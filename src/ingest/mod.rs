@@ -91,6 +91,9 @@ pub struct IngestSummary {
     pub seconds: f64,
     /// The `data_issues` about a whole file or dataset, said when the ingest ends.
     pub notes: Vec<String>,
+    /// The manifest of the version this ingest replaced, read once the write lock
+    /// was held (a writer that waited replaces what the other one committed).
+    pub replaced: Option<crate::warehouse::Manifest>,
 }
 
 /// The closing summary of the pixel statistics.
@@ -145,6 +148,7 @@ pub fn run_with_progress(
     let mut issues = Issues::default();
     let lock = WriteLock::acquire(&opts.warehouse)?;
     // Other writers wait above; from now on the warehouse is ours to change.
+    let replaced = lock.base().cloned();
     let staging = lock.stage()?;
     // NIH is read beside the other datasets, and each dataset is written as soon as
     // it is read and those before it are written; with images, while the pixel pass
@@ -202,6 +206,7 @@ pub fn run_with_progress(
         }),
         seconds: start.elapsed().as_secs_f64(),
         notes,
+        replaced,
     })
 }
 
@@ -995,6 +1000,20 @@ fn check_input(path: &std::path::Path) -> Result<()> {
     checked
 }
 
+/// One file given for two inputs (`chexpert=A,A`, `--bbox A --expert A`) would be
+/// read twice, its rows counted twice or refused as repeats: refused before any read.
+fn refuse_read_twice(path: &std::path::Path, seen: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if seen.contains(&real) {
+        return Err(crate::error::Error::Usage(format!(
+            "{} is given twice; give each input file once",
+            path.display()
+        )));
+    }
+    seen.push(real);
+    Ok(())
+}
+
 /// Fails before anything is read if an input file does not exist.
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
     check_input(&opts.metadata)?;
@@ -1026,7 +1045,13 @@ fn check_inputs(opts: &IngestOptions) -> Result<()> {
         .chain(&opts.other_release)
         .chain(&opts.label_map)
         .chain(opts.datasets.iter().flat_map(|d| &d.paths));
-    for p in files.chain(opts.splits.iter().flatten()) {
+    let mut seen: Vec<std::path::PathBuf> = Vec::new();
+    for p in files {
+        check_input(p)?;
+        refuse_read_twice(p, &mut seen)?;
+    }
+    // The split lists say it themselves (the same file as the train_val list).
+    for p in opts.splits.iter().flatten() {
         check_input(p)?;
     }
     for input in &opts.images {

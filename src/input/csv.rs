@@ -253,6 +253,19 @@ impl CsvTable {
         Ok((table, kept))
     }
 
+    /// A dataset's file of a header and no records is refused: a file given by
+    /// mistake (or cut short) would otherwise leave its part of the dataset empty,
+    /// said only in a note.
+    pub fn refuse_if_empty(&self) -> Result<()> {
+        if !self.lines.is_empty() {
+            return Ok(());
+        }
+        Err(Error::input(
+            &self.path,
+            "the file has a header and no records: nothing to read (nothing was written)",
+        ))
+    }
+
     /// Position of the first header field whose squashed name is one of `names`.
     pub fn find(&self, names: &[&str]) -> Option<usize> {
         self.header

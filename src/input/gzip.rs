@@ -46,10 +46,14 @@ impl<R: Read> Read for Gzip<R> {
                 .take()
                 .map(GzDecoder::into_inner)
                 .expect("a member");
-            if another_member(&mut reader)? {
-                self.member = Some(GzDecoder::new(reader));
-            } else {
-                self.ended = Some(reader);
+            match another_member(&mut reader) {
+                Ok(true) => self.member = Some(GzDecoder::new(reader)),
+                Ok(false) => self.ended = Some(reader),
+                Err(e) => {
+                    // Kept for `into_inner` (the archive walk asks for it after damage).
+                    self.ended = Some(reader);
+                    return Err(e);
+                }
             }
         }
         Ok(0)
@@ -109,6 +113,10 @@ mod tests {
         let mut garbage = two.clone();
         garbage.extend(b"garbage");
         assert!(read(&garbage).is_err());
+        // The reader underneath is still there after the damage.
+        let mut damaged = decoder(&garbage[..]);
+        assert!(damaged.read_to_end(&mut Vec::new()).is_err());
+        let _ = damaged.into_inner();
         assert!(read(&two[..two.len() - 3]).is_err());
         assert!(read(&gzipped(b"")).unwrap().is_empty());
     }

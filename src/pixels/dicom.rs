@@ -230,7 +230,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     if header.photometric == "PALETTE COLOR" {
         return Err("palette colour images are not measured".into());
     }
-    let encapsulated = check_embedded_jpeg(&object, &header)?;
+    let encapsulated = check_embedded_jpeg(&object, &header, samples)?;
     // Lossless JPEG (dicom-rs's own decoder) has no colour transform to undo.
     let lossy_jpeg = matches!(
         header.transfer_syntax.as_str(),
@@ -415,10 +415,19 @@ fn check_rle_frame(object: &Object, header: &Header, samples: usize) -> Result<(
                 fragment.len()
             )));
         }
-        let decoded = packbits_length(&fragment[start..end], plane);
+        // A segment that decodes past its plane is damage too (dicom-rs would decode
+        // it whole: 25 MB of runs make 1.5 GB); a row's worth of slack is allowed.
+        let slack = header.columns as usize;
+        let decoded = packbits_length(&fragment[start..end], plane + slack + 1);
         if decoded < plane {
             return Err(damaged(format!(
                 "segment {} decodes to {decoded} of the {plane} bytes of its plane",
+                k + 1
+            )));
+        }
+        if decoded > plane + slack {
+            return Err(damaged(format!(
+                "segment {} decodes to more than the {plane} bytes of its plane",
                 k + 1
             )));
         }
@@ -617,7 +626,7 @@ fn header(object: &Object) -> Result<Header, String> {
 /// the size its own frame header states, into a buffer of Rows × Columns: refuse one
 /// whose header is missing or disagrees with Rows, Columns or BitsAllocated (a
 /// smaller JPEG would leave zeros measured as pixels; a larger one, gigabytes).
-fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String> {
+fn check_embedded_jpeg(object: &Object, header: &Header, samples: u32) -> Result<bool, String> {
     let Some(element) = object.element_opt(PIXEL_DATA).ok().flatten() else {
         return Err("no pixel data".into());
     };
@@ -637,6 +646,14 @@ fn check_embedded_jpeg(object: &Object, header: &Header) -> Result<bool, String>
         return Err(format!(
             "the JPEG inside is {}×{} where Columns × Rows say {}×{}",
             frame.width, frame.height, header.columns, header.rows
+        ));
+    }
+    // Three samples decoded from one component leave two thirds of the image zero.
+    if u32::from(frame.components) != samples {
+        return Err(format!(
+            "the JPEG inside has {} component{} where SamplesPerPixel is {samples}",
+            frame.components,
+            if frame.components == 1 { "" } else { "s" }
         ));
     }
     if (frame.precision > 8) != (header.bits_allocated > 8) {
@@ -700,6 +717,8 @@ pub struct JpegFrame {
     pub width: u32,
     pub height: u32,
     pub precision: u8,
+    /// Components per pixel (1 grey, 3 colour).
+    pub components: u8,
 }
 
 /// The first start-of-frame segment of a JPEG stream, skipping what a decoder skips
@@ -717,11 +736,12 @@ pub fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
             0xFF => at += 1,
             0x00 | 0x01 | 0xD0..=0xD9 => at += 2,
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                let s = bytes.get(at + 4..at + 9)?;
+                let s = bytes.get(at + 4..at + 10)?;
                 return Some(JpegFrame {
                     precision: s[0],
                     height: u16::from_be_bytes([s[1], s[2]]) as u32,
                     width: u16::from_be_bytes([s[3], s[4]]) as u32,
+                    components: s[5],
                 });
             }
             _ => {
@@ -763,9 +783,11 @@ pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> 
     let mut walk = Walk {
         bytes,
         at: start,
+        headers: 0,
         explicit: true,
         big_endian: false,
         unknown_sequences: Vec::new(),
+        image: ImageElements::default(),
     };
     // The meta group: explicit VR little endian, whatever follows.
     let mut syntax = String::new();
@@ -786,7 +808,57 @@ pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> 
         _ => {}
     }
     walk.elements(bytes.len(), 0)?;
+    walk.image.check_padding()?;
     Ok(walk.unknown_sequences)
+}
+
+/// What the data set's own elements say of the image, read as the walk passes them:
+/// enough to refuse, before dicom-rs copies it, native pixel data far longer than
+/// the image (a 16 × 12 image padded with 90 MB of zeros).
+#[derive(Default)]
+struct ImageElements {
+    rows: Option<u64>,
+    columns: Option<u64>,
+    samples: Option<u64>,
+    bits_allocated: Option<u64>,
+    frames: Option<u64>,
+    ybr_422: bool,
+    /// The defined length of native pixel data.
+    pixel_bytes: Option<u64>,
+}
+
+impl ImageElements {
+    /// Refuses native pixel data holding more than twice what Rows × Columns ×
+    /// frames take and over 1 MiB more (pydicom drops such "excess padding").
+    fn check_padding(&self) -> Result<(), String> {
+        let (Some(rows), Some(columns), Some(bits), Some(stored)) = (
+            self.rows,
+            self.columns,
+            self.bits_allocated,
+            self.pixel_bytes,
+        ) else {
+            return Ok(());
+        };
+        let samples = if self.ybr_422 {
+            2
+        } else {
+            self.samples.unwrap_or(1)
+        };
+        let needed = [
+            columns,
+            samples,
+            bits.div_ceil(8),
+            self.frames.unwrap_or(1).max(1),
+        ]
+        .into_iter()
+        .fold(rows, u64::saturating_mul);
+        if stored > needed.saturating_mul(2).max(needed + (1 << 20)) {
+            return Err(format!(
+                "the pixel data holds {stored} bytes where Rows × Columns ({rows} × {columns}) and its frames take {needed}: not measured (padding past the image)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
@@ -797,13 +869,19 @@ struct ElementHeader {
     length: u32,
 }
 
+/// The most element and item headers a file measured may have.
+const MAX_ELEMENTS: usize = 100_000;
+
 struct Walk<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Element and item headers read so far.
+    headers: usize,
     explicit: bool,
     big_endian: bool,
     /// The byte ranges of the data set's own undefined-length UN elements.
     unknown_sequences: Vec<std::ops::Range<usize>>,
+    image: ImageElements,
 }
 
 impl Walk<'_> {
@@ -841,6 +919,14 @@ impl Walk<'_> {
     fn next_header(&mut self) -> Result<ElementHeader, String> {
         if self.at + 8 > self.bytes.len() {
             return Err(self.truncated());
+        }
+        // dicom-rs holds each element it reads (a few hundred bytes apiece): millions
+        // of empty ones in a 60 MB file took 2 GB.
+        self.headers += 1;
+        if self.headers > MAX_ELEMENTS {
+            return Err(format!(
+                "more than {MAX_ELEMENTS} elements and items: not measured (a radiograph's header has a few hundred)"
+            ));
         }
         let tag = (self.u16_at(self.at), self.u16_at(self.at + 2));
         // Items and delimiters have no VR, in every transfer syntax.
@@ -903,6 +989,28 @@ impl Walk<'_> {
         Ok(ElementHeader { tag, vr, length })
     }
 
+    /// Keeps what an element of the data set says of the image (its value is at the
+    /// cursor and fits in the file: `next_header` checked its length).
+    fn note(&mut self, element: &ElementHeader) {
+        let length = element.length as usize;
+        let number = || (length >= 2).then(|| u64::from(self.u16_at(self.at)));
+        let text = || {
+            String::from_utf8_lossy(&self.bytes[self.at..self.at + length])
+                .trim_matches(['\0', ' '])
+                .to_string()
+        };
+        match element.tag {
+            (0x0028, 0x0010) => self.image.rows = number(),
+            (0x0028, 0x0011) => self.image.columns = number(),
+            (0x0028, 0x0002) => self.image.samples = number(),
+            (0x0028, 0x0100) => self.image.bits_allocated = number(),
+            (0x0028, 0x0008) => self.image.frames = text().parse().ok(),
+            (0x0028, 0x0004) => self.image.ybr_422 = text() == "YBR_FULL_422",
+            (0x7FE0, 0x0010) => self.image.pixel_bytes = Some(length as u64),
+            _ => {}
+        }
+    }
+
     fn skip(&mut self, element: &ElementHeader) -> Result<(), String> {
         if element.length != UNDEFINED {
             self.at += element.length as usize;
@@ -953,7 +1061,12 @@ impl Walk<'_> {
                 {
                     self.container(&element, depth)?
                 }
-                _ => self.skip(&element)?,
+                _ => {
+                    if depth == 0 {
+                        self.note(&element);
+                    }
+                    self.skip(&element)?
+                }
             }
         }
         Ok(())
@@ -1053,6 +1166,7 @@ mod tests {
             width: 60000,
             height: 3,
             precision: 8,
+            components: 1,
         };
         assert_eq!(jpeg_frame(&jpeg), Some(frame));
         // A stray byte and a restart marker before the frame header do not hide it.

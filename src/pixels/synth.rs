@@ -150,8 +150,8 @@ fn append_dir(builder: &mut tar::Builder<impl Write>, path: &str) -> std::io::Re
     builder.append_data(&mut h, path, std::io::empty())
 }
 
-/// Writes a tar of synthetic images; returns the number of members.
-pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<u64> {
+/// Writes a tar of synthetic images; returns the number of edge-case members.
+pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<usize> {
     let extra = if opts.edge_cases { 8 } else { 0 };
     let all = pad_names(opts.names.clone(), opts.count + extra);
     // Written aside and renamed into place: an interrupted run leaves no half archive.
@@ -169,19 +169,19 @@ pub fn write_tar(out: &Path, opts: &SynthOptions) -> Result<u64> {
         )
         .map_err(io)?;
     }
-    let mut members = opts.count as u64 + 1;
+    let mut edge_members = 0;
     if opts.edge_cases {
         for (path, data) in edge_cases(&all[opts.count..], opts.size, opts.seed) {
             match data {
                 Some(d) => append(&mut b, &path, &d).map_err(io)?,
                 None => append_dir(&mut b, &path).map_err(io)?,
             }
-            members += 1;
+            edge_members += 1;
         }
     }
     b.into_inner().map_err(io)?;
     file.commit()?;
-    Ok(members)
+    Ok(edge_members)
 }
 
 /// The edge-case members: (path, bytes or None for a directory).

@@ -70,6 +70,7 @@ impl Cursors {
             let Response::Query(rows) = response else {
                 return Err(refused("a cursor's query returns rows"));
             };
+            keep_columns(client, &name.value, &plan);
             // With its plan, a Describe of the cursor's portal gives its columns.
             let stored = Arc::new(StoredStatement::new(
                 name.value.clone(),
@@ -111,6 +112,44 @@ fn check_close(statement: &Statement, client: &mut dyn HookClient) -> PgWireResu
     };
     keep_transaction_cursors(client, &still);
     Ok(())
+}
+
+/// Where a connection keeps a cursor's columns (JSON of name, type, nullable), under
+/// this prefix and the cursor's name: a `FETCH` parsed in the extended protocol is
+/// described with them, where its parse sees only the connection's metadata.
+const CURSOR_COLUMNS_KEY: &str = "cxr.cursor_columns.";
+
+fn keep_columns(client: &mut dyn HookClient, cursor: &str, plan: &LogicalPlan) {
+    let columns: Vec<(String, String, bool)> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().to_string(), f.is_nullable()))
+        .collect();
+    let text = serde_json::to_string(&columns).unwrap_or_default();
+    client
+        .metadata_mut()
+        .insert(format!("{CURSOR_COLUMNS_KEY}{cursor}"), text);
+}
+
+/// A plan of no rows with the columns of cursor `cursor`, if the connection declared it.
+fn fetched_columns(client: &(dyn ClientInfo + Send + Sync), cursor: &str) -> Option<LogicalPlan> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let text = client
+        .metadata()
+        .get(&format!("{CURSOR_COLUMNS_KEY}{cursor}"))?;
+    let columns: Vec<(String, String, bool)> = serde_json::from_str(text).ok()?;
+    let fields = columns
+        .into_iter()
+        .map(|(name, ty, nullable)| Some(Field::new(name, ty.parse::<DataType>().ok()?, nullable)))
+        .collect::<Option<Vec<_>>>()?;
+    let schema = datafusion::common::DFSchema::try_from(Schema::new(fields)).ok()?;
+    Some(LogicalPlan::EmptyRelation(
+        datafusion::logical_expr::EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::new(schema),
+        },
+    ))
 }
 
 /// Where a connection's cursors declared without `WITH HOLD` are listed, in its
@@ -169,8 +208,15 @@ impl QueryHook for Cursors {
         &self,
         statement: &Statement,
         _context: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
+        client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
+        if let Statement::Fetch { name, .. } = statement
+            && let Some(plan) = fetched_columns(client, &name.value)
+        {
+            // A Describe of the FETCH's portal then gives the cursor's columns (psycopg
+            // and pgjdbc read rows by them).
+            return Some(Ok(plan));
+        }
         is_cursor_statement(statement).then(|| Ok(super::queries::no_rows()))
     }
 

@@ -289,7 +289,15 @@ type Pairs = Query<Vec<(String, String)>>;
 
 /// Answered without waiting for a turn: a few rows of the small `datasets` table,
 /// which the page needs before anything else (it waited 53 s behind 30 cohorts).
-async fn options(State(page): State<Arc<Page>>) -> Response {
+async fn options(State(page): State<Arc<Page>>, Query(pairs): Pairs) -> Response {
+    // As every endpoint: a parameter it does not take is said, not ignored.
+    if let Some((name, _)) = pairs.first() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameter `{name}`; the options take no parameter"),
+        )
+        .into_response();
+    }
     let interrupt = Interrupt::at(std::time::Instant::now() + page.query_time);
     let answer = tokio::time::timeout(page.query_time, page.answers.options(&interrupt)).await;
     match answer {
@@ -480,8 +488,7 @@ impl From<Error> for ApiError {
     /// What the command line exits 2 for (a bad flag, a query the data refuses) is
     /// the request's fault; the rest is the server's.
     fn from(error: Error) -> ApiError {
-        let busy = matches!(&error, Error::DataFusion(e)
-            if matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)));
+        let busy = matches!(&error, Error::DataFusion(e) if crate::error::out_of_memory(e));
         let status = if busy {
             // Memory taken by this request or by others at once: the server's
             // limit, not a mistake in the request.

@@ -210,9 +210,18 @@ impl Served {
         Ok(version)
     }
 
+    /// The warehouse's current version, and the old versions no statement reads
+    /// any more removed: a commit removes only those unread when it commits, and a
+    /// server's statements let go of theirs later.
+    async fn version(&self) -> Result<Arc<Version>> {
+        let version = self.current_version().await?;
+        crate::warehouse::collect_unread_versions(&self.root);
+        Ok(version)
+    }
+
     /// The warehouse's current version: the one open already unless a commit
     /// replaced the manifest since.
-    async fn version(&self) -> Result<Arc<Version>> {
+    async fn current_version(&self) -> Result<Arc<Version>> {
         let mut current = self.current.lock().await;
         let digest = Manifest::read(&self.root)?.map(|(_, digest)| digest);
         if let Some(version) = current.as_ref()
@@ -610,6 +619,12 @@ impl Batches {
         limit: Duration,
         memory: usize,
     ) -> Option<PgWireResult<RecordBatch>> {
+        // A batch waiting already is not a reason to go on past the limit: a client
+        // reading slowly would otherwise hold the statement (and its version) for as
+        // long as it reads.
+        if tokio::time::Instant::now() >= deadline {
+            return Some(Err(timed_out(limit)));
+        }
         match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
             Err(_) => Some(Err(timed_out(limit))),
             Ok(None) => None,
@@ -986,9 +1001,8 @@ fn timed_out(limit: Duration) -> PgWireError {
 /// A cxr error as the client sees it, with the SQLSTATE class that fits.
 /// `query_memory` is the limit a statement ran out of, if it did.
 fn query_error(error: Error, query_memory: usize) -> PgWireError {
-    use datafusion::error::DataFusionError;
     if let Error::DataFusion(e) = &error
-        && matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
+        && crate::error::out_of_memory(e)
     {
         return user_error(
             "53200", // out_of_memory

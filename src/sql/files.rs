@@ -13,6 +13,56 @@ use datafusion::sql::sqlparser::ast::{ObjectName, visit_relations};
 
 use crate::error::{Error, IoContext, Result};
 
+/// Whether a name holds a character DataFusion reads as a wildcard (`*`, `?`, `[`):
+/// an existing file of such a name is registered here, by its literal URL, or
+/// DataFusion would look for the files its pattern matches.
+fn has_wildcards(name: &str) -> bool {
+    name.contains(['*', '?', '['])
+}
+
+/// The `file://` URL of `path` (made absolute), every byte but letters, digits and
+/// `/-._~` %-escaped: DataFusion reads a plain path's `[1]`, `*` or `?` as a
+/// pattern, and a URL's path literally. A folder's URL ends in `/`.
+pub fn literal_url(path: &Path) -> Result<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute =
+        std::path::absolute(path).ctx(|| format!("{}: cannot resolve", path.display()))?;
+    let mut url = String::from("file://");
+    for &byte in absolute.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            url.push(byte as char);
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if path.is_dir() && !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
+}
+
+/// A CSV file (`.csv`, or gzipped `.csv.gz`) whose name holds a wildcard, under
+/// that name, read as DataFusion reads any other CSV file a query names.
+async fn register_csv(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+    let gzip = name.to_ascii_lowercase().ends_with(".gz");
+    // The extension as the name spells it (DataFusion compares it with the file's).
+    let (length, compression) = if gzip {
+        (".csv.gz".len(), FileCompressionType::GZIP)
+    } else {
+        (".csv".len(), FileCompressionType::UNCOMPRESSED)
+    };
+    let extension = name
+        .get(name.len().saturating_sub(length)..)
+        .unwrap_or(name);
+    let options = datafusion::prelude::CsvReadOptions::new()
+        .file_extension(extension)
+        .file_compression_type(compression);
+    ctx.register_csv(TableReference::bare(name), literal_url(path)?, options)
+        .await
+        .map_err(|e| Error::input(path, format!("not a readable CSV table: {e}")))
+}
+
 /// Whether a table name in a query is meant as a file: it has a folder or a data
 /// file's extension (`'pa.parquet'`, `'data/x.csv.gz'`).
 fn looks_like_a_file(name: &str) -> bool {
@@ -31,7 +81,8 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
         if ctx.table_exist(TableReference::bare(name.as_str()))? {
             continue;
         }
-        if name.contains(['*', '?']) && extension(path) == "parquet" {
+        let a_file = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        if !a_file && has_wildcards(&name) && extension(path) == "parquet" {
             register_glob(ctx, &name).await?;
             continue;
         }
@@ -68,13 +119,18 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".csv") || lower.ends_with(".csv.gz") {
             check_csv_header(path)?;
+            check_record_sizes(path)?;
             crate::error::reading_csv(path);
         }
         match extension(path).as_str() {
             "parquet" => {
                 crate::warehouse::parquet::describe(path)?;
+                if has_wildcards(&name) {
+                    register_parquet(ctx, &name, path, Vec::new()).await?;
+                }
             }
             "json" | "ndjson" | "jsonl" => register_json(ctx, &name, path).await?,
+            _ if has_wildcards(&name) => register_csv(ctx, &name, path).await?,
             _ => {}
         }
     }
@@ -183,7 +239,7 @@ async fn register_glob(ctx: &SessionContext, pattern: &str) -> Result<()> {
         let unreadable = |e| Error::input(file, format!("not a readable Parquet table: {e}"));
         let mut frame = ctx
             .read_parquet(
-                file.to_string_lossy().as_ref(),
+                literal_url(file)?,
                 datafusion::prelude::ParquetReadOptions::default(),
             )
             .await
@@ -249,13 +305,7 @@ async fn register_parquet(
     path: &Path,
     partitions: Vec<(String, datafusion::arrow::datatypes::DataType)>,
 ) -> Result<()> {
-    let mut location = std::path::absolute(path)
-        .ctx(|| format!("{name}: cannot resolve"))?
-        .to_string_lossy()
-        .into_owned();
-    if path.is_dir() && !location.ends_with('/') {
-        location.push('/');
-    }
+    let location = literal_url(path)?;
     let options = datafusion::prelude::ParquetReadOptions {
         table_partition_cols: partitions,
         ..Default::default()
@@ -270,13 +320,7 @@ async fn register_parquet(
 /// "Fail to merge schema field", naming neither the file nor the column.
 fn check_csv_header(path: &Path) -> Result<()> {
     use std::io::{BufRead, Read};
-    let file = std::fs::File::open(path).ctx(|| format!("{}: cannot read", path.display()))?;
-    let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
-    let reader: Box<dyn Read> = if gzip {
-        Box::new(crate::input::gzip::decoder(file))
-    } else {
-        Box::new(file)
-    };
+    let reader = open_text(path)?;
     // The first line, at most 1 MiB of it; an unreadable one is DataFusion's to report.
     let mut line = Vec::new();
     if std::io::BufReader::new(reader.take(1 << 20))
@@ -303,6 +347,68 @@ fn check_csv_header(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A CSV file's text: decompressed when its name ends in `.gz`.
+fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>> {
+    let file = std::fs::File::open(path).ctx(|| format!("{}: cannot read", path.display()))?;
+    let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
+    Ok(if gzip {
+        Box::new(crate::input::gzip::decoder(file))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// The longest record a CSV file named in a query may hold. DataFusion's CSV reader
+/// holds a record whole, so a file that is one endless line (10 MB of gzip make 10 GB
+/// of zeros) would take its size in memory; no table's record comes near this.
+const MAX_QUERY_RECORD_BYTES: u64 = 16 << 20;
+
+/// Reads a CSV file once, before DataFusion does, and refuses it at the first record
+/// longer than [`MAX_QUERY_RECORD_BYTES`] (line breaks inside quotes are part of a
+/// record). Memory stays one buffer; damage that stops the reading is left for
+/// DataFusion to report as it reads.
+fn check_record_sizes(path: &Path) -> Result<()> {
+    let mut reader = open_text(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut read, mut record_start) = (0u64, 0u64);
+    let (mut line, mut record_line, mut in_quotes) = (1u64, 1u64, false);
+    let too_long = |record_line: u64| {
+        Err(Error::input_at(
+            path,
+            record_line,
+            None,
+            format!(
+                "a record longer than {} MiB: cxr reads CSV records of at most that (a field this long is not table data)",
+                MAX_QUERY_RECORD_BYTES >> 20
+            ),
+        ))
+    };
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(n) => n,
+        };
+        for at in memchr::memchr2_iter(b'"', b'\n', &buffer[..n]) {
+            if buffer[at] == b'"' {
+                in_quotes = !in_quotes;
+                continue;
+            }
+            line += 1;
+            if !in_quotes {
+                let end = read + at as u64;
+                if end - record_start > MAX_QUERY_RECORD_BYTES {
+                    return too_long(record_line);
+                }
+                (record_start, record_line) = (end + 1, line);
+            }
+        }
+        read += n as u64;
+        if read - record_start > MAX_QUERY_RECORD_BYTES {
+            return too_long(record_line);
+        }
+    }
+}
+
 /// A JSON file: one object per line, or one array of objects (cxr's `--format json`).
 async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
     use std::io::Read;
@@ -320,10 +426,10 @@ async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<
         newline_delimited: !array,
         ..Default::default()
     };
-    let absolute = std::path::absolute(path).ctx(|| format!("{name}: cannot resolve"))?;
+    let location = literal_url(path)?;
     let unreadable = |e| Error::input(path, format!("not a readable JSON table: {e}"));
     let table = TableReference::bare(name);
-    ctx.register_json(table.clone(), absolute.to_string_lossy(), options.clone())
+    ctx.register_json(table.clone(), &location, options.clone())
         .await
         .map_err(unreadable)?;
     // DataFusion infers the columns in name order; a file cxr wrote keeps its own.
@@ -344,7 +450,7 @@ async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<
         schema: Some(&schema),
         ..options
     };
-    ctx.register_json(table, absolute.to_string_lossy(), options)
+    ctx.register_json(table, &location, options)
         .await
         .map_err(unreadable)
 }

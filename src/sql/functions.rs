@@ -110,8 +110,25 @@ fn longest_text(arg: &ColumnarValue) -> Result<u64> {
 /// The bytes `arg` holds for `rows` rows (a constant counts once per row).
 fn bytes_for(arg: &ColumnarValue, rows: u64) -> u64 {
     match arg {
-        ColumnarValue::Array(array) => array.get_array_memory_size() as u64,
+        ColumnarValue::Array(array) => value_bytes(array.as_ref()),
         ColumnarValue::Scalar(value) => (value.size() as u64).saturating_mul(rows),
+    }
+}
+
+/// The bytes of an array's own values: not the buffers it holds, which may be a
+/// bigger batch's or a builder's spare capacity (a join's 64,540 paths of 4 MB
+/// held 8 MiB of buffers, and a concatenation of them was refused).
+fn value_bytes(array: &dyn Array) -> u64 {
+    use datafusion::arrow::array::AsArray;
+    // A view's low 32 bits are its value's length.
+    let view_lengths = |views: &[u128]| views.iter().map(|&v| u64::from(v as u32)).sum();
+    match array.data_type() {
+        DataType::Utf8View => view_lengths(array.as_string_view().views()),
+        DataType::BinaryView => view_lengths(array.as_binary_view().views()),
+        _ => array
+            .to_data()
+            .get_slice_memory_size()
+            .map_or(array.get_array_memory_size(), |n| n) as u64,
     }
 }
 
@@ -581,5 +598,20 @@ impl datafusion::logical_expr::Accumulator for PairCounts {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{StringArray, StringViewArray};
+
+    #[test]
+    fn a_slice_counts_its_own_values_not_its_buffers() {
+        let strings: StringArray = (0..100_000).map(|i| Some(format!("{i:010}"))).collect();
+        // 10 values of 10 bytes and their 11 offsets of 4 bytes.
+        assert_eq!(value_bytes(&strings.slice(0, 10)), 10 * 10 + 11 * 4);
+        let views = StringViewArray::from_iter_values((0..100_000).map(|i| format!("{i:020}")));
+        assert_eq!(value_bytes(&views.slice(5, 10)), 10 * 20);
     }
 }

@@ -217,10 +217,7 @@ impl Warehouse {
                     .copied()
                     .unwrap_or(0);
                 crate::warehouse::parquet::check_table(path, rows)?;
-                let mut url = path.display().to_string();
-                if path.is_dir() && !url.ends_with('/') {
-                    url.push('/');
-                }
+                let url = files::literal_url(path)?;
                 self.ctx
                     .register_parquet(name.as_str(), &url, ParquetReadOptions::default())
                     .await?;
@@ -348,7 +345,7 @@ impl Warehouse {
                     let file = CopiedFile::of(copy.clone())?;
                     let plan = match &file {
                         Some(f) => f.plan.clone(),
-                        None => datafusion::logical_expr::LogicalPlan::Copy(copy),
+                        None => datafusion::logical_expr::LogicalPlan::Copy(literal_folder(copy)?),
                     };
                     (plan, file)
                 }
@@ -387,6 +384,21 @@ fn caret_as_power(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
     });
 }
 
+/// A COPY into a folder, its target given to DataFusion as a literal URL: a `[1]`
+/// in the path is part of its name, not a pattern.
+fn literal_folder(
+    copy: datafusion::logical_expr::dml::CopyTo,
+) -> Result<datafusion::logical_expr::dml::CopyTo> {
+    let mut url = files::literal_url(&local_path(&copy.output_url)?)?;
+    if copy.output_url.ends_with('/') && !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(datafusion::logical_expr::dml::CopyTo {
+        output_url: url,
+        ..copy
+    })
+}
+
 /// A `COPY ... TO` one file, written as `--out` writes: into a hidden file beside
 /// the target, renamed over it once whole. A COPY failing midway had left a part of
 /// its rows at the target, in place of the file that was there.
@@ -403,21 +415,21 @@ impl CopiedFile {
     /// extension, which DataFusion takes for a folder).
     fn of(copy: datafusion::logical_expr::dml::CopyTo) -> Result<Option<CopiedFile>> {
         let target = local_path(&copy.output_url)?;
-        let (Some(name), Some(extension)) = (target.file_name(), target.extension()) else {
+        let (Some(_), Some(extension)) = (target.file_name(), target.extension()) else {
             return Ok(None);
         };
         if copy.output_url.ends_with('/') || !copy.partition_by.is_empty() || target.is_dir() {
             return Ok(None);
         }
-        // The extension stays last: DataFusion writes one file to a path that has one.
-        let (name, extension) = (name.to_string_lossy(), extension.to_string_lossy());
-        let hidden = target.with_file_name(format!(
-            ".{name}.cxr-{}.part.{extension}",
-            std::process::id()
-        ));
+        // A temporary name as `--out` makes one (so that the next write of the target
+        // removes what an interrupted COPY left), with the extension last: DataFusion
+        // writes one file to a path that has one.
+        crate::warehouse::files::sweep_stale(&target);
+        let temporary = crate::warehouse::files::temp_beside(&target);
+        let hidden = temporary.with_extension(format!("tmp.{}", extension.to_string_lossy()));
         let plan =
             datafusion::logical_expr::LogicalPlan::Copy(datafusion::logical_expr::dml::CopyTo {
-                output_url: hidden.to_string_lossy().into_owned(),
+                output_url: files::literal_url(&hidden)?,
                 ..copy
             });
         Ok(Some(CopiedFile {
@@ -805,6 +817,23 @@ impl Wanted {
 /// (`file:/a`, `file://localhost/a`, %-escapes, a plain path), so that no spelling
 /// of a path inside the warehouse slips past the check.
 fn local_path(url: &str) -> Result<std::path::PathBuf> {
+    // A plain path is the file it names (DataFusion would read `[1]` as a pattern).
+    let scheme = url.split_once(':').map(|(s, _)| s);
+    let is_url = scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if !is_url || std::path::Path::new(url).is_absolute() {
+        let mut path = std::path::absolute(url)
+            .map_err(|e| Error::io(format!("`{url}`: cannot resolve"), e))?;
+        // A folder is named with its separator, as DataFusion's URL of it ends in `/`
+        // (through a link, the folder it points to).
+        if path.is_dir() {
+            path.push("");
+        }
+        return Ok(path);
+    }
     let parsed = datafusion::datasource::listing::ListingTableUrl::parse(url)?;
     if parsed.scheme() != "file" {
         return Err(Error::Query(format!(

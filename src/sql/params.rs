@@ -169,7 +169,8 @@ impl std::fmt::Display for Param {
 }
 
 /// Query files larger than this are refused (a saved query is a page of SQL).
-const MAX_QUERY_BYTES: u64 = 1 << 20;
+/// The most SQL a query file may hold: as much as any SQL text cxr reads.
+const MAX_QUERY_BYTES: u64 = crate::input::text::MAX_SQL_BYTES;
 
 /// Reads a query file of at most [`MAX_QUERY_BYTES`] UTF-8 bytes.
 fn read_capped(path: &Path) -> Result<String> {
@@ -181,7 +182,13 @@ fn read_capped(path: &Path) -> Result<String> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::Usage(format!("{}: cannot read query file: {e}", path.display())))?;
     read_all(file, MAX_QUERY_BYTES).map_err(|e| match e {
-        TextError::TooLarge(_) => Error::input(path, "larger than 1 MiB: not a query file"),
+        TextError::TooLarge(_) => Error::input(
+            path,
+            format!(
+                "larger than {} MiB: not a query file",
+                MAX_QUERY_BYTES >> 20
+            ),
+        ),
         TextError::NotUtf8(line) => {
             Error::input_at(path, line, None, "not UTF-8 text: not a query file")
         }
@@ -571,6 +578,23 @@ fn strip_comments(sql: &str, blank_strings: bool) -> String {
                     out.push_str(&text);
                 }
             }
+            '$' if dollar_tag(chars.clone()).is_some() => {
+                // A dollar-quoted string (`$$text$$`, `$tag$text$tag$`): no comment
+                // and no placeholder inside it.
+                let tag = dollar_tag(chars.clone()).unwrap_or_default();
+                let delimiter = format!("${tag}$");
+                let mut text = delimiter.clone();
+                chars.nth(tag.chars().count());
+                while !text[delimiter.len()..].ends_with(&delimiter) {
+                    let Some(d) = chars.next() else { break };
+                    text.push(d);
+                }
+                if blank_strings {
+                    out.push_str("''");
+                } else {
+                    out.push_str(&text);
+                }
+            }
             '-' if chars.peek() == Some(&'-') => {
                 for d in chars.by_ref() {
                     if d == '\n' {
@@ -600,6 +624,22 @@ fn strip_comments(sql: &str, blank_strings: bool) -> String {
         }
     }
     out
+}
+
+/// The tag of a dollar quote opening after a `$` (`$$` → "", `$body$` → "body"), or
+/// None when the `$` starts a placeholder (`$age`) or is alone.
+fn dollar_tag(mut after: impl Iterator<Item = char>) -> Option<String> {
+    let mut tag = String::new();
+    for c in after.by_ref() {
+        match c {
+            '$' => return Some(tag),
+            c if c.is_alphabetic() || c == '_' || (c.is_ascii_digit() && !tag.is_empty()) => {
+                tag.push(c)
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The distinct `$name` placeholders in SQL text.
@@ -802,6 +842,11 @@ mod tests {
         // quoted names and doubled quotes.
         let sql = "/* don't /* $c */ $d */ SELECT $a AS \"a$y\", 'it''s $e' || $b";
         assert_eq!(placeholders(&strip_comments(sql, true)), vec!["a", "b"]);
+        // Dollar quotes hold neither placeholders nor comments; a `$` that opens
+        // none is a placeholder's.
+        let sql = "SELECT $$ $c -- $$, $tag$ it's $$ $d $tag$ || $a, $e";
+        assert_eq!(placeholders(&strip_comments(sql, true)), vec!["a", "e"]);
+        assert_eq!(strip_comments("SELECT $$--x$$", false), "SELECT $$--x$$");
         assert_eq!(unquote("'it''s'"), "it's");
         assert_eq!(unquote("\"a\"\"b\""), "a\"b");
         assert_eq!(unquote("plain"), "plain");

@@ -284,6 +284,30 @@ fn remove_legacy_tables(root: &Path, base: Option<&Manifest>) {
     }
 }
 
+/// Removes the old versions no reader holds, unless a writer is at work (it collects
+/// them itself as it commits; between moving its new version into place and writing
+/// the manifest, that version is no reader's and not yet the current one).
+pub fn collect_unread_versions(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(LOCK);
+    let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+        return;
+    };
+    if file.try_lock().is_err() {
+        return;
+    }
+    // The lock file a failed first ingest removed is no writer's lock any more.
+    let same = match (file.metadata(), std::fs::metadata(&path)) {
+        (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+        _ => false,
+    };
+    if let (true, Ok(Some((manifest, _)))) = (same, Manifest::read(root))
+        && !manifest.data.is_empty()
+    {
+        collect_garbage(root, &manifest.data);
+    }
+}
+
 /// Removes old versions (`v-*` other than `keep`) that no reader holds. Only a
 /// folder cxr wrote under that name goes: a copy a user made (`cp -a v-<id>
 /// v-backup`) stays.

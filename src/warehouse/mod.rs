@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use commit::{Staging, WriteLock};
+pub use commit::{Staging, WriteLock, collect_unread_versions};
 pub use files::{AtomicFile, hash_file, hex, sha256_hex, write_atomic};
 
 /// Version of the table layout in docs/SCHEMA.md; bumped on any breaking change.

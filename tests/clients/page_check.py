@@ -175,6 +175,12 @@ def main():
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
         result["unknown_text"] = driver.find_element(By.ID, "error").text
         result["downloads_off"] = driver.find_element(By.ID, "manifest-parquet").get_attribute("aria-disabled")
+        # Off means no address: Enter on the link downloads nothing.
+        result["downloads_off_href"] = driver.find_element(By.ID, "manifest-csv").get_attribute("href")
+        # The words the API takes are taken by the page too.
+        driver.get(BASE + "/?dataset=nih&sex=female&uncertain=nan&view=frontal")
+        wait_ready(driver)
+        result["aliases"] = [driver.find_element(By.ID, name).get_attribute("value") for name in ["sex", "uncertain", "view"]]
         # Values the API refuses are said too, not read as another cohort.
         result["refused_values"] = {}
         for query in ["age=40", "age=abc", "min-studies=abc", "with=Effusion&without=Effusion"]:

@@ -352,6 +352,18 @@ pub fn python() -> Option<PathBuf> {
     python
 }
 
+/// Runs `python` with `args`, checks that it succeeded, and returns what it printed.
+#[allow(dead_code)] // not every test binary runs Python
+pub fn python_ok(python: &Path, args: &[&str]) -> String {
+    let out = Command::new(python).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// Runs cxr and returns (exit code, stderr, peak RSS in MiB) of that one process
 /// (wait4 gives the child's own rusage).
 #[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait

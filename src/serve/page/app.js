@@ -102,11 +102,14 @@ function restore(p) {
   if (!range) unknown.push(`age ${age}`);
   $("age-min").value = range ? range[1] : "";
   $("age-max").value = range ? range[2] : "";
+  // The words the API takes for a choice besides the options' own values.
+  const aliases = { sex: { male: "M", female: "F" }, uncertain: { nan: "" } };
   for (const name of ["sex", "view", "uncertain"]) {
-    const v = p.get(name) || "";
+    const given = (p.get(name) || "").trim();
+    const v = aliases[name]?.[lower(given)] ?? given;
     const option = [...form.elements[name].options].find((o) => lower(o.value) === lower(v));
     form.elements[name].value = option ? option.value : "";
-    if (v && !option) unknown.push(`${name} ${v}`);
+    if (given && !option) unknown.push(`${name} ${given}`);
   }
   for (const name of ["split", "min-studies", "source"]) form.elements[name].value = (p.get(name) || "").trim();
   const studies = (p.get("min-studies") || "").trim();
@@ -168,10 +171,15 @@ function failed(message, query) {
   document.body.dataset.state = "error";
 }
 
+// A download that is off has no address: the keyboard cannot follow it either (it
+// would have downloaded the last cohort that was counted, not the one asked for).
 function setDownloads(on) {
   for (const id of ["manifest-parquet", "manifest-csv", "saved-query"]) {
     if (on) $(id).removeAttribute("aria-disabled");
-    else $(id).setAttribute("aria-disabled", "true");
+    else {
+      $(id).setAttribute("aria-disabled", "true");
+      $(id).removeAttribute("href");
+    }
   }
 }
 
