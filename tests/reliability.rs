@@ -923,6 +923,24 @@ fn a_query_over_a_csv_bomb_is_refused_in_bounded_memory() {
     std::fs::write(&quoted, text).unwrap();
     assert_refused_in_bounded_memory(query(&quoted), &["quoted.csv", "line 3"]);
 
+    // A quote inside a field opens nothing (`14"` is text) and `""` inside quotes is
+    // a quote: 20 MiB of short rows after them are read, every one.
+    let inches = dir.path().join("inches.csv");
+    let mut text = String::from("a,b\n1,14\" monitor\n2,\"say \"\"hi\"\"\nthere\"\n");
+    text.push_str(&"3,x\n".repeat(5 << 20));
+    std::fs::write(&inches, text).unwrap();
+    let out = run(&[
+        "sql",
+        "-w",
+        any.to_str().unwrap(),
+        &format!("SELECT COUNT(*) AS n FROM '{}'", inches.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("n\n{}\n", 2 + (5 << 20))
+    );
+
     let fine = dir.path().join("fine.csv");
     std::fs::write(&fine, "a,b\n1,\"two\nlines\"\n3,4\n").unwrap();
     let out = run(&[

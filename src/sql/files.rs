@@ -365,13 +365,17 @@ const MAX_QUERY_RECORD_BYTES: u64 = 16 << 20;
 
 /// Reads a CSV file once, before DataFusion does, and refuses it at the first record
 /// longer than [`MAX_QUERY_RECORD_BYTES`] (line breaks inside quotes are part of a
-/// record). Memory stays one buffer; damage that stops the reading is left for
-/// DataFusion to report as it reads.
+/// record). A quote opens a quoted field only at a field's start, as the CSV reader
+/// takes it (`14" monitor` is text), and `""` inside quotes is a quote. Memory stays
+/// one buffer; damage that stops the reading is left for DataFusion to report.
 fn check_record_sizes(path: &Path) -> Result<()> {
     let mut reader = open_text(path)?;
     let mut buffer = vec![0u8; 1 << 20];
     let (mut read, mut record_start) = (0u64, 0u64);
     let (mut line, mut record_line, mut in_quotes) = (1u64, 1u64, false);
+    // The byte before the buffer, and where the last quoted field closed (a quote
+    // right after it is an escaped quote: the field goes on).
+    let (mut before, mut closed_at) = (b'\n', None::<u64>);
     let too_long = |record_line: u64| {
         Err(Error::input_at(
             path,
@@ -390,7 +394,16 @@ fn check_record_sizes(path: &Path) -> Result<()> {
         };
         for at in memchr::memchr2_iter(b'"', b'\n', &buffer[..n]) {
             if buffer[at] == b'"' {
-                in_quotes = !in_quotes;
+                let here = read + at as u64;
+                let previous = if at > 0 { buffer[at - 1] } else { before };
+                if in_quotes {
+                    in_quotes = false;
+                    closed_at = Some(here);
+                } else if closed_at.is_some_and(|c| c + 1 == here)
+                    || matches!(previous, b',' | b'\n' | b'\r')
+                {
+                    in_quotes = true;
+                }
                 continue;
             }
             line += 1;
@@ -403,6 +416,7 @@ fn check_record_sizes(path: &Path) -> Result<()> {
             }
         }
         read += n as u64;
+        before = buffer[n - 1];
         if read - record_start > MAX_QUERY_RECORD_BYTES {
             return too_long(record_line);
         }
