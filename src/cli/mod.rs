@@ -323,13 +323,13 @@ pub async fn emit_script(
     let mut tally = crate::output::Tally::default();
     for statement in statements {
         // The parser counts lines from the statement's start; the user counts them
-        // from the script's.
+        // from the script's (counted on an error only: per statement, the counting
+        // of every line before it grew with the square of a long script).
         let start = statement.as_ptr() as usize - sql.as_ptr() as usize;
-        let lines_before = sql[..start].matches('\n').count();
         let frames = wh
             .plan(statement, allow_write, params)
             .await
-            .map_err(|e| in_script_lines(e, lines_before))?;
+            .map_err(|e| in_script_lines(e, sql[..start].matches('\n').count()))?;
         tally = emit(wh, frames, out).await?;
     }
     Ok(tally)

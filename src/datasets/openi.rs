@@ -81,7 +81,7 @@ pub fn is_tar(path: &Path) -> Result<bool> {
     let ustar = head.len() >= 262 && &head[257..262] == b"ustar";
     // An empty tar is its end: blocks of zeros, which no CSV starts with.
     let empty_tar = head.len() == 512 && head.iter().all(|&b| b == 0);
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+    if crate::datasets::zip::is_zip(&head) {
         return Err(Error::input(
             path,
             "a zip archive: OpenI's reports are read from the .tgz of the release (NLMCXR_reports.tgz), its metadata from a CSV",

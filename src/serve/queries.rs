@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::threads::{LONG_TURN, Lease, Runtimes};
@@ -63,6 +63,8 @@ pub struct Limits {
 pub struct Served {
     root: PathBuf,
     current: Mutex<Option<Arc<Version>>>,
+    /// Whether versions replaced since the server started may still be on disk.
+    old_versions: AtomicBool,
     limits: Limits,
     /// The memory all statements together may hold.
     server_memory: Arc<dyn MemoryPool>,
@@ -180,6 +182,7 @@ impl Served {
             runtimes: Runtimes::new(cores(), 2 * cores(), Some(LONG_TURN)),
             root,
             current: Mutex::new(None),
+            old_versions: AtomicBool::new(false),
             limits,
             server_memory: Arc::new(GreedyMemoryPool::new(server_memory)),
             running: Arc::new(AtomicUsize::new(0)),
@@ -215,7 +218,12 @@ impl Served {
     /// server's statements let go of theirs later.
     async fn version(&self) -> Result<Arc<Version>> {
         let version = self.current_version().await?;
-        crate::warehouse::collect_unread_versions(&self.root);
+        // Only while a version this server let go of may be left: not a look at the
+        // warehouse's folders for every statement.
+        if self.old_versions.load(Ordering::Relaxed) {
+            let left = crate::warehouse::collect_unread_versions(&self.root);
+            self.old_versions.store(left, Ordering::Relaxed);
+        }
         Ok(version)
     }
 
@@ -266,7 +274,8 @@ impl Served {
             .register_udf(relation_sizes(&warehouse.snapshot));
         warehouse.ctx.register_udf(view_definitions());
         let version = Arc::new(Version { warehouse });
-        *current = Some(version.clone());
+        let replaced = current.replace(version.clone()).is_some();
+        self.old_versions.fetch_or(replaced, Ordering::Relaxed);
         Ok(version)
     }
 

@@ -102,7 +102,6 @@ impl Drop for WriteLock {
 /// waiting on that file checks, once it holds it, that it is still the one at the
 /// path, and starts over if not: two writers never hold different lock files.
 fn lock_file(root: &Path) -> Result<File> {
-    use std::os::unix::fs::MetadataExt;
     let path = root.join(LOCK);
     let mut said = false;
     // A new warehouse's folder is made, not the folders on the way to it.
@@ -127,13 +126,19 @@ fn lock_file(root: &Path) -> Result<File> {
             file.lock()
                 .ctx(|| format!("{}: cannot lock", path.display()))?;
         }
-        let held = file
-            .metadata()
-            .ctx(|| format!("{}: cannot stat", path.display()))?;
-        match std::fs::metadata(&path) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(file),
-            _ => continue,
+        if still_the_lock_file(&file, &path) {
+            return Ok(file);
         }
+    }
+}
+
+/// Whether the open lock file is the one at `path`: a failed first ingest removes the
+/// file it held, and a lock on a removed file is no writer's lock.
+fn still_the_lock_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+        _ => false,
     }
 }
 
@@ -286,35 +291,33 @@ fn remove_legacy_tables(root: &Path, base: Option<&Manifest>) {
 
 /// Removes the old versions no reader holds, unless a writer is at work (it collects
 /// them itself as it commits; between moving its new version into place and writing
-/// the manifest, that version is no reader's and not yet the current one).
-pub fn collect_unread_versions(root: &Path) {
-    use std::os::unix::fs::MetadataExt;
+/// the manifest, that version is no reader's and not yet the current one). True
+/// while old versions remain (a reader holds them, or a writer was at work).
+pub fn collect_unread_versions(root: &Path) -> bool {
     let path = root.join(LOCK);
     let Ok(file) = OpenOptions::new().write(true).open(&path) else {
-        return;
+        return false;
     };
-    if file.try_lock().is_err() {
-        return;
+    if file.try_lock().is_err() || !still_the_lock_file(&file, &path) {
+        return true;
     }
-    // The lock file a failed first ingest removed is no writer's lock any more.
-    let same = match (file.metadata(), std::fs::metadata(&path)) {
-        (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+    match Manifest::read(root) {
+        Ok(Some((manifest, _))) if !manifest.data.is_empty() => {
+            collect_garbage(root, &manifest.data)
+        }
         _ => false,
-    };
-    if let (true, Ok(Some((manifest, _)))) = (same, Manifest::read(root))
-        && !manifest.data.is_empty()
-    {
-        collect_garbage(root, &manifest.data);
     }
 }
 
 /// Removes old versions (`v-*` other than `keep`) that no reader holds. Only a
 /// folder cxr wrote under that name goes: a copy a user made (`cp -a v-<id>
 /// v-backup`) stays.
-fn collect_garbage(root: &Path, keep: &str) {
+/// True when an old version is left because a reader holds it.
+fn collect_garbage(root: &Path, keep: &str) -> bool {
     let Ok(entries) = std::fs::read_dir(root) else {
-        return;
+        return false;
     };
+    let mut held = false;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.starts_with("v-") || name == keep || !written_as(&e.path(), &name) {
@@ -325,8 +328,11 @@ fn collect_garbage(root: &Path, keep: &str) {
         };
         if f.try_lock().is_ok() {
             remove_what_cxr_wrote(&e.path());
+        } else {
+            held = true;
         }
     }
+    held
 }
 
 /// Removes a version folder's tables and its readers' file, then the folder if
