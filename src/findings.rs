@@ -63,8 +63,20 @@ pub fn classify(raw: &str) -> Label {
 
 /// Finds a finding by name, case-insensitively and ignoring spaces/underscores.
 pub fn lookup(name: &str) -> Option<&'static str> {
+    lookup_in(name, &FINDINGS)
+}
+
+/// Finds a finding of `known` by a name a user wrote: in any case, words joined by
+/// spaces, underscores or hyphens (`pleural thickening`, `Pleural-Thickening`).
+/// Other characters name nothing: a line break or `;` in a link's finding would
+/// otherwise reach the cohort's saved query and command line.
+pub fn lookup_in(name: &str, known: &[&'static str]) -> Option<&'static str> {
+    let words = |c: char| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-');
+    if !name.trim().chars().all(words) {
+        return None;
+    }
     let key = squash(name);
-    FINDINGS.iter().copied().find(|f| squash(f) == key)
+    known.iter().copied().find(|f| squash(f) == key)
 }
 
 /// The error for a finding flag's name that is none of `known` (described as

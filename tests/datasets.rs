@@ -2299,3 +2299,57 @@ fn unsaid_stays_unknown_and_said_twice_counts_once() {
         [["rsna.csv", "3", "skipped"], ["siim.csv", "3", "skipped"]]
     );
 }
+
+/// A study that cannot be placed in its patient's timeline is left out of
+/// `studies` with a `data_issues` row, as `followup --help` says: MIMIC's empty
+/// `StudyDate` and a CheXpert study number too large to order were left out unsaid.
+#[test]
+fn studies_without_an_order_are_named_in_data_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "subject_id,study_id,Atelectasis,Cardiomegaly,Consolidation,Edema,Enlarged Cardiomediastinum,Fracture,Lung Lesion,Lung Opacity,No Finding,Pleural Effusion,Pleural Other,Pneumonia,Pneumothorax,Support Devices";
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let labels = format!("{header}\n1,50,,1.0,,,,,,,,,,,,\n1,51,,1.0,,,,,,,,,,,,\n");
+    let files = [
+        write(
+            "metadata.csv",
+            "dicom_id,subject_id,study_id,ViewPosition,StudyDate\na,1,50,PA,21800101\nb,1,51,PA,\n",
+        ),
+        write("mimic-cxr-2.0.0-chexpert.csv", &labels),
+        write("mimic-cxr-2.0.0-negbio.csv", &labels),
+    ];
+    let chexpert = dir.path().join("train.csv");
+    std::fs::write(
+        &chexpert,
+        format!(
+            "{CHEXPERT_HEADER}\nCheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,,,1.0,,,,,,,,,,,\nCheXpert-v1.0-small/train/patient00001/study99999999999999999999/view1_frontal.jpg,Female,69,Frontal,AP,,,1.0,,,,,,,,,,,\n"
+        ),
+    )
+    .unwrap();
+    let mimic = format!("mimic={}", files.join(","));
+    let chexpert = format!("chexpert={}", chexpert.display());
+    let out = ingest(dir.path(), &["--dataset", &mimic, "--dataset", &chexpert]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let w = dir.path().join("wh");
+    assert_eq!(
+        q(
+            &w,
+            "SELECT source_file, line, field FROM data_issues WHERE issue LIKE '%no place in its patient''s follow-up%' ORDER BY source_file"
+        ),
+        [
+            ["metadata.csv", "3", "StudyDate"],
+            ["train.csv", "3", "Path"]
+        ]
+    );
+    // One study of each patient is left in `studies`.
+    assert_eq!(
+        q(
+            &w,
+            "SELECT dataset, count(*) FROM studies WHERE dataset <> 'nih' GROUP BY dataset ORDER BY dataset"
+        ),
+        [["chexpert", "1"], ["mimic", "1"]]
+    );
+}

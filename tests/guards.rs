@@ -283,6 +283,24 @@ fn flags_that_would_do_nothing_are_refused_and_nothing_is_written() {
     assert_refused(&out, "CXR_FONT", "CXR_FONT");
     assert!(!cwd.join("p.svg").exists());
     assert!(names(&cwd).is_empty(), "{:?}", names(&cwd));
+    // A device named as the font is refused, not read until memory runs out; a file
+    // that is no font is named.
+    let not_a_font = dir.path().join("notes.txt");
+    std::fs::write(&not_a_font, "plain text").unwrap();
+    for (font, needle) in [
+        ("/dev/zero", "CXR_FONT=/dev/zero: not a regular file"),
+        (s(&not_a_font), "not a valid TrueType font"),
+    ] {
+        let out = cxr()
+            .current_dir(&cwd)
+            .env("CXR_FONT", font)
+            .args(["plot", "labels", "-w", w, "--out", "p.png"])
+            .output()
+            .unwrap();
+        assert_refused(&out, font, needle);
+        assert!(stderr(&out).contains(font), "{}", stderr(&out));
+        assert!(names(&cwd).is_empty(), "{:?}", names(&cwd));
+    }
 }
 
 #[test]

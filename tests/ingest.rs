@@ -757,3 +757,89 @@ fn a_few_nih_images_know_every_finding() {
         }
     }
 }
+
+/// An NIH `Finding Labels` that says nothing (empty, or separators only: `|`) is an
+/// image of unknown findings everywhere: NULL in `images`' label columns, no label
+/// rows, neither normal nor negative in cohorts, and unknown in `followups` (it was
+/// FALSE in `images`, all-negative for `|`, and resolved then appeared Effusion in
+/// `followups`). A box given twice counts once, with a row naming the first line.
+#[test]
+fn nih_images_without_labels_are_unknown_and_repeated_boxes_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{}\n", common::HEADER);
+    for (k, labels) in ["Effusion", "", "|", "Effusion"].iter().enumerate() {
+        text.push_str(&format!(
+            "00000001_{k:03}.png,{labels},{k},1,50,F,PA,2048,2048,0.14,0.14\n"
+        ));
+    }
+    let metadata = write(dir.path(), "meta.csv", text.as_bytes());
+    let boxes = write(
+        dir.path(),
+        "boxes.csv",
+        b"Image Index,Finding Label,Bbox [x,y,w,h]\n00000001_000.png,Effusion,1,2,3,4\n00000001_000.png,Effusion,1.0,2,3,4\n",
+    );
+    let wh = dir.path().join("wh");
+    let (m, b, w) = (
+        metadata.to_str().unwrap(),
+        boxes.to_str().unwrap(),
+        wh.to_str().unwrap(),
+    );
+    let out = run(&[
+        "ingest",
+        "--metadata",
+        m,
+        "--bbox",
+        b,
+        "--no-expert",
+        "--no-splits",
+        "--no-images",
+        "--warehouse",
+        w,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // Images 1 and 2 say nothing: NULL labels and findings, not normal.
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT image_index, labels IS NULL, n_labels IS NULL, effusion IS NULL, no_finding FROM images ORDER BY image_index"
+        ),
+        [
+            ["00000001_000.png", "false", "false", "false", "false"],
+            ["00000001_001.png", "true", "true", "true", "false"],
+            ["00000001_002.png", "true", "true", "true", "false"],
+            ["00000001_003.png", "false", "false", "false", "false"],
+        ]
+        .map(|r| r.map(String::from).to_vec())
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT count(*) FROM data_issues WHERE issue LIKE 'empty Finding Labels%'"
+        ),
+        2
+    );
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT count(*) FROM dataset_labels WHERE image_id IN ('00000001_001.png', '00000001_002.png')"
+        ),
+        0
+    );
+    // Nothing new or resolved is known next to an image of unknown findings.
+    assert_eq!(
+        int(
+            &wh,
+            "SELECT count(*) FROM followups WHERE cardinality(new_labels) > 0 OR cardinality(resolved_labels) > 0"
+        ),
+        0
+    );
+    // The repeated box is skipped, its row naming line 2.
+    assert_eq!(int(&wh, "SELECT count(*) FROM bboxes"), 1);
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT line FROM data_issues WHERE issue = 'the same box as line 2; skipped'"
+        ),
+        [vec!["3".to_string()]]
+    );
+}

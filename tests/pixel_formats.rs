@@ -181,8 +181,8 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
         );
         compared += 1;
     }
-    // 3 PNGs, 5 JPEGs, 18 VinDr DICOMs and the RSNA one.
-    assert_eq!(compared, 27);
+    // 3 PNGs, 5 JPEGs, 21 VinDr DICOMs and the RSNA one.
+    assert_eq!(compared, 30);
     assert_eq!(
         int(&fx.wh, "SELECT COUNT(*) FROM pixel_stats"),
         compared as i64
@@ -256,8 +256,8 @@ fn dicom_headers_match_pydicom() {
         assert_eq!(got[0], expected, "{key}");
         compared += 1;
     }
-    assert_eq!(compared, 19);
-    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 19);
+    assert_eq!(compared, 22);
+    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 22);
     // Every measured DICOM is in pixel_stats with its photometric interpretation.
     assert_eq!(
         int(
@@ -475,9 +475,9 @@ fn cross_dataset_manifests_carry_the_pixel_statistics() {
         }
         checked += 1;
     }
-    // VinDr's 18 measured and 19 failing images, CheXpert's 4 listed ones.
-    assert_eq!(checked, 41, "{got:?}");
-    assert_eq!(got.len(), 41);
+    // VinDr's 21 measured and 19 failing images, CheXpert's 4 listed ones.
+    assert_eq!(checked, 44, "{got:?}");
+    assert_eq!(got.len(), 44);
 }
 
 /// `plot pixels` across datasets: per dataset, images per bin of 8 on the 0–255

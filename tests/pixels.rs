@@ -789,3 +789,75 @@ fn odd_copies_entries_and_caches_land_where_they_should() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stale.exists());
 }
+
+/// A resume chunk cut short (a disk that filled, a copy that failed) is measured
+/// again: every later run failed on it with "not a readable Parquet file".
+#[test]
+fn a_damaged_resume_chunk_is_measured_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("many.tar");
+    let out = run(&[
+        "synth",
+        "images",
+        "--count",
+        "5000",
+        "--size",
+        "16",
+        "--out",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (reference, out) = ingest_images(&dir.path().join("ref"), &[&tar], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (wh, out) = ingest_images(
+        &dir.path().join("run"),
+        &[&tar],
+        &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")],
+    );
+    assert!(!out.status.success());
+    let chunk = std::fs::read_dir(&wh)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains("pixels-"))
+        .map(|e| e.path().join("chunk-000000.parquet"))
+        .expect("the resume cache");
+    let bytes = std::fs::read(&chunk).unwrap();
+    std::fs::write(&chunk, &bytes[..bytes.len() / 2]).unwrap();
+    for _ in 0..2 {
+        let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let sql = "SELECT image_index, mean, histogram FROM pixel_stats ORDER BY image_index";
+        assert_eq!(rows(&wh, sql), rows(&reference, sql));
+    }
+}
+
+/// Zip members as Windows tools write them: `\` between folders (the file name is
+/// the last part, matched to the metadata), and compressed by a method cxr does not
+/// read (bzip2), said as that, not as damage. Python's zipfile writes the zip.
+#[test]
+fn zip_members_with_backslashes_or_other_methods() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), grey_png(&[10; 100], 10, 10)).unwrap();
+    let zip = dir.path().join("windows.zip");
+    let script = "import sys, zipfile\n\
+        d, out = sys.argv[1], sys.argv[2]\n\
+        with zipfile.ZipFile(out, 'w') as z:\n\
+        \x20   z.write(d + '/a.png', 'images\\\\00000001_000.png')\n\
+        \x20   z.write(d + '/a.png', 'images/00000002_000.png', compress_type=zipfile.ZIP_BZIP2)\n\
+        print(len(zipfile.ZipFile(out).infolist()))\n";
+    assert_eq!(python_zip(&python, script, dir.path(), &zip), "2");
+    let (wh, out) = ingest_images(dir.path(), &[&zip], &[]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        rows(&wh, "SELECT image_index, mean FROM pixel_stats"),
+        [["00000001_000.png", "10.0"]]
+    );
+    let errors = rows(&wh, "SELECT member, error FROM pixel_errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0][0], "images/00000002_000.png");
+    assert!(
+        errors[0][1].contains("Bzip2") && errors[0][1].contains("does not read"),
+        "{errors:?}"
+    );
+}

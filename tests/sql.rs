@@ -505,7 +505,7 @@ fn errors_are_in_plain_words() {
     for (args, says) in [
         (
             vec!["sql", "-w", &w, &not_gzip_sql],
-            "not-gzip.csv.gz: Generic read to delimited chunks failed",
+            "not-gzip.csv.gz: cannot be decompressed as its name says",
         ),
         (
             vec!["cohort", "-w", &w, "--cohort", queries],
@@ -713,5 +713,143 @@ fn a_caret_is_a_power_as_in_postgresql() {
     assert_eq!(
         int(&wh, "SELECT COUNT(*) FROM images WHERE age ^ 2 > 3000"),
         from_55
+    );
+}
+
+/// A CSV file named in a query is read whole, as pandas reads it: a column empty in
+/// its first records (DataFusion typed it Null from the first 1,000 and read every
+/// later value as NULL), quoted fields holding line breaks (read in byte ranges that
+/// began inside a record), and a JSON array cxr wrote (refused past a few MB).
+#[test]
+fn files_named_in_a_query_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = wh_arg();
+    let query = |sql: String| run_csv(&["sql", "-w", &w, &sql]);
+    // b is empty on lines 2..=1501 and i on the 3,500 lines after; c always empty.
+    let late = dir.path().join("late.csv");
+    let mut text = String::from("a,b,c\n");
+    let (mut count, mut sum) = (0, 0i64);
+    for i in 1..=5000i64 {
+        if i > 1500 {
+            text.push_str(&format!("{i},{i},\n"));
+            count += 1;
+            sum += i;
+        } else {
+            text.push_str(&format!("{i},,\n"));
+        }
+    }
+    std::fs::write(&late, text).unwrap();
+    let rows = query(format!(
+        "SELECT count(b), sum(b), count(c) FROM '{}'",
+        late.display()
+    ));
+    assert_eq!(rows[1], [count.to_string(), sum.to_string(), "0".into()]);
+    // 600 records whose second field holds a line break, as `--out x.csv` writes them.
+    let broken = dir.path().join("lines.csv");
+    let out = run(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT value AS id, concat('line one', chr(10), 'line two') AS txt FROM generate_series(1, 600)",
+        "--out",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let rows = query(format!(
+        "SELECT count(*), sum(id), max(length(txt)) FROM '{}'",
+        broken.display()
+    ));
+    assert_eq!(rows[1], ["600", &(600 * 601 / 2).to_string(), "17"]);
+    // 50,000 rows of a JSON array.
+    let json = dir.path().join("rows.json");
+    let out = run(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT image_index, patient_id FROM images ORDER BY image_index LIMIT 50000",
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let mut first: Vec<_> = nih_csv()
+        .into_iter()
+        .map(|i| (i.index, i.patient))
+        .collect();
+    first.sort();
+    let patients: i64 = first[..50000].iter().map(|(_, p)| p).sum();
+    let rows = query(format!(
+        "SELECT count(*), sum(patient_id) FROM '{}'",
+        json.display()
+    ));
+    assert_eq!(rows[1], ["50000".to_string(), patients.to_string()]);
+}
+
+/// A CSV file named in a query whose records do not line up is refused at the line
+/// where the damage starts, naming the file (DataFusion counted lines within byte
+/// ranges, and an unclosed quote made the rest of the file one field).
+#[test]
+fn damaged_csv_files_in_a_query_are_refused_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = wh_arg();
+    let mut ragged = String::from("a,b,c\n");
+    for i in 2..=200_000 {
+        ragged.push_str(if i == 150_000 { "1,x\n" } else { "1,x,y\n" });
+    }
+    let cases = [
+        ("ragged.csv", ragged, 150_000),
+        // The header has a trailing comma: four fields, CRLF line ends.
+        ("crlf.csv", "a,b,c,\r\n1,2,3\r\n".to_string(), 2),
+        ("open.csv", "a,b\n1,\"14 inch\n2,y\n3,z\n".to_string(), 2),
+        (
+            "closed-late.csv",
+            "a,b\n1,\"xy\n2,y\n3,\"z\"\n4,w\n".to_string(),
+            4,
+        ),
+    ];
+    for (name, text, line) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = run(&[
+            "sql",
+            "-w",
+            &w,
+            &format!("SELECT count(*) FROM '{}'", path.display()),
+        ]);
+        assert_eq!(code(&out), Some(2), "{name}: {}", stderr(&out));
+        let expected = format!("{}, line {line}", path.display());
+        assert!(stderr(&out).contains(&expected), "{name}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{name}");
+    }
+}
+
+/// Text cast to an array, or beside `@>`, is read as PostgreSQL reads an array
+/// literal (DataFusion made the whole text one element, or refused the operator).
+#[test]
+fn array_literals_read_as_in_postgresql() {
+    let w = wh_arg();
+    let rows = run_csv(&[
+        "sql",
+        "-w",
+        &w,
+        r#"SELECT cardinality(CAST('{a,"b,c",NULL}' AS TEXT[])) AS n, 'b,c' = ANY('{a,"b,c"}'::text[]) AS found, CAST(' { 1 , 2 } ' AS BIGINT[]) AS ints"#,
+    ]);
+    assert_eq!(rows[1], ["3", "true", "[1, 2]"]);
+    let expected = nih_csv()
+        .iter()
+        .filter(|i| i.labels.contains("Effusion") && i.labels.contains("Mass"))
+        .count();
+    let rows = run_csv(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT count(*) FROM images WHERE labels @> '{Effusion,Mass}'",
+    ]);
+    assert_eq!(rows[1], [expected.to_string()]);
+    let out = run(&["sql", "-w", &w, "SELECT CAST('a,b' AS TEXT[])"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("malformed array literal"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -51,7 +51,7 @@ pub struct CooccurCmd {
     #[command(flatten)]
     pub common: AnalysisArgs,
     /// The value in each cell.
-    #[arg(long, value_enum, default_value_t = Metric::Count)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Metric::Count)]
     pub metric: Metric,
     /// Keep only pairs with a lift of at least X.
     #[arg(long, value_name = "X")]

@@ -61,7 +61,13 @@ pub struct ExportCmd {
     pub box_size: Option<u32>,
     /// `list`: the `targets` list only; `wide`: also one Float32 column per finding,
     /// named as the finding.
-    #[arg(long, value_enum, value_name = "FORM", default_value = "list")]
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "FORM",
+        default_value = "list"
+    )]
     pub targets: TargetsForm,
     /// Export every warehouse table as plain Parquet into DIR instead.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["query", "partition_by", "image_root", "with_pixels", "sort_by", "targets"])]

@@ -154,7 +154,7 @@ impl WarehouseArg {
 #[derive(Debug, Clone, Default, Args)]
 pub struct OutputArgs {
     /// Output format [default: table on a terminal, csv otherwise]
-    #[arg(long, short = 'f', value_enum)]
+    #[arg(long, short = 'f', value_enum, ignore_case = true)]
     pub format: Option<Format>,
     /// Write the full result to FILE (.parquet, .csv, .json, .ndjson) instead of printing it.
     #[arg(long, short = 'o', value_name = "FILE")]

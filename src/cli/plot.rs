@@ -34,12 +34,12 @@ pub enum PlotKind {
 )]
 pub struct PlotCmd {
     /// The plot.
-    #[arg(value_enum)]
+    #[arg(value_enum, ignore_case = true)]
     pub kind: PlotKind,
     #[command(flatten)]
     pub common: AnalysisArgs,
     /// The heatmap's value.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub metric: Option<Metric>,
     /// Image size in pixels, WIDTHxHEIGHT.
     #[arg(long, default_value = "1000x800", value_name = "WxH")]
@@ -79,10 +79,10 @@ fn register_font() -> Result<()> {
     static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
         // A font the user names must be there: falling back would hide the typo.
-        let bytes = match std::env::var_os("CXR_FONT").filter(|v| !v.is_empty()) {
-            Some(p) => std::fs::read(&p).map_err(|e| {
-                format!("CXR_FONT={}: cannot read the font: {e}", p.to_string_lossy())
-            })?,
+        let named = std::env::var_os("CXR_FONT").filter(|v| !v.is_empty());
+        let bytes = match &named {
+            Some(p) => read_font(std::path::Path::new(p))
+                .map_err(|e| format!("CXR_FONT={}: {e}", p.to_string_lossy()))?,
             None => [
                 "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
                 "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -94,11 +94,45 @@ fn register_font() -> Result<()> {
             .ok_or("no TrueType font found for plot text; set CXR_FONT to a .ttf file (e.g. DejaVuSans.ttf)")?,
         };
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| "the plot font is not a valid TrueType font".to_string())
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| {
+            let which = named.map_or(String::new(), |p| format!("CXR_FONT={}: ", p.to_string_lossy()));
+            format!("{which}the plot font is not a valid TrueType font")
+        })
     })
     .clone()
     .map_err(Error::Usage)
+}
+
+/// The largest font file read: TrueType fonts of whole scripts stay under this.
+const MAX_FONT_BYTES: u64 = 64 << 20;
+
+/// A font file's bytes: a regular file of at most [`MAX_FONT_BYTES`] (`/dev/zero`
+/// was read until memory ran out).
+fn read_font(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot read the font: {}",
+            crate::error::without_os_error_numbers(&e.to_string())
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err("not a regular file; a font is a .ttf file".into());
+    }
+    if meta.len() > MAX_FONT_BYTES {
+        return Err(format!(
+            "{} bytes: larger than any font cxr reads ({} MiB)",
+            meta.len(),
+            MAX_FONT_BYTES >> 20
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FONT_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    Ok(bytes)
 }
 
 /// `cxr plot boxes`: drawn into `out`, or its SQL printed.

@@ -104,20 +104,9 @@ pub const IMAGES_ONLY_COLUMNS: [&str; 6] = [
 /// A finding of the 18 by name, case-insensitively and ignoring spaces and
 /// underscores (`lung opacity` → `Lung_Opacity`).
 pub fn finding(name: &str) -> Result<&'static str> {
-    let squash = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    let key = squash(name);
-    XR_FINDINGS
-        .iter()
-        .copied()
-        .find(|f| squash(f) == key)
-        .ok_or_else(|| {
-            crate::findings::unknown_finding(name, "18 findings across datasets", &XR_FINDINGS)
-        })
+    crate::findings::lookup_in(name, &XR_FINDINGS).ok_or_else(|| {
+        crate::findings::unknown_finding(name, "18 findings across datasets", &XR_FINDINGS)
+    })
 }
 
 /// `finding(label, bit) AS (VALUES ('Atelectasis', 1), ...)`: the 18 findings and
@@ -202,8 +191,10 @@ impl Scope {
         reads_default_states(&self.sources, self.uncertain)
     }
 
-    /// Checks the dataset and source names against what the warehouse holds.
-    pub fn check(&self, present: &[String], sources: &[(String, String)]) -> Result<()> {
+    /// Checks the dataset and source names against what the warehouse holds, and
+    /// takes each source in the warehouse's spelling (`--source VINDR_r8` is
+    /// `vindr_R8`, as `--dataset NIH` is `nih`).
+    pub fn check(&mut self, present: &[String], sources: &[(String, String)]) -> Result<()> {
         for d in &self.datasets {
             if !DATASETS.contains(&d.as_str()) {
                 return Err(Error::Usage(format!(
@@ -220,8 +211,10 @@ impl Scope {
         }
         let mut known: Vec<&str> = sources.iter().map(|(_, s)| s.as_str()).collect();
         known.dedup();
-        for s in &self.sources {
-            if !known.contains(&s.as_str()) {
+        for s in &mut self.sources {
+            if let Some(spelled) = known.iter().find(|k| k.eq_ignore_ascii_case(s.trim())) {
+                *s = spelled.to_string();
+            } else {
                 return Err(Error::Usage(format!(
                     "--source `{s}`: no label of this warehouse comes from it; the sources are: {}",
                     known.join(", ")

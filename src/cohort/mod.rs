@@ -71,7 +71,7 @@ pub struct CohortArgs {
     /// What an uncertain label counts as: nan (U-Ignore: unknown, in neither --with
     /// nor --without), positive (U-Ones), negative (U-Zeros), keep (U-MultiClass: as
     /// nan in cohort flags, -1 in exported targets) [default: nan].
-    #[arg(long, value_enum, value_name = "POLICY")]
+    #[arg(long, value_enum, ignore_case = true, value_name = "POLICY")]
     pub uncertain: Option<across::Uncertain>,
 }
 

@@ -171,6 +171,15 @@ fn read_table<'t>(
             );
         }
         let (patient_id, study_id) = ids.unzip();
+        let study_order = study_id.as_deref().and_then(study_number);
+        if study_id.is_some() && study_order.is_none() {
+            push(
+                issues,
+                0,
+                Some(p),
+                "the study number in Path is too large to order; the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
+            );
+        }
         let sex = match sex[r] {
             Some("Male") => Some("M"),
             Some("Female") => Some("F"),
@@ -273,7 +282,7 @@ fn read_table<'t>(
             dataset: NAME,
             image_id: image_id.clone(),
             patient_id,
-            study_order: study_id.as_deref().and_then(study_number),
+            study_order,
             study_id,
             view,
             frontal,

@@ -256,7 +256,27 @@ pub fn age_or_issue(
     field: &str,
     issues: &mut Issues,
 ) -> Option<f32> {
-    let raw = raw?;
+    let Some(raw) = raw else {
+        issues.push(
+            source,
+            Some(line),
+            Some(field),
+            None,
+            "age is empty; set to NULL",
+        );
+        return None;
+    };
+    // DICOM's own age form, `043Y` (or months, weeks, days), read in years with a row.
+    if let Some(years) = dicom_age_years(raw) {
+        issues.push(
+            source,
+            Some(line),
+            Some(field),
+            Some(raw),
+            format!("age in DICOM's form read as {years} years"),
+        );
+        return Some(years);
+    }
     let what = match raw.trim().parse::<f64>() {
         Ok(a) if a.is_finite() && (0.0..=120.0).contains(&a) => return Some(a as f32),
         Ok(a) if a > 120.0 => "age over 120; set to NULL",
@@ -265,6 +285,25 @@ pub fn age_or_issue(
     };
     issues.push(source, Some(line), Some(field), Some(raw), what);
     None
+}
+
+/// Years of a DICOM age string (`043Y`, `006M`, `012W`, `030D`: three digits and a
+/// unit), None for anything else or over 120.
+fn dicom_age_years(raw: &str) -> Option<f32> {
+    let raw = raw.trim();
+    let (digits, unit) = raw.split_at_checked(raw.len().checked_sub(1)?)?;
+    if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: f32 = digits.parse().ok()?;
+    let years = match unit {
+        "Y" | "y" => n,
+        "M" | "m" => n / 12.0,
+        "W" | "w" => n * 7.0 / 365.25,
+        "D" | "d" => n / 365.25,
+        _ => return None,
+    };
+    (years <= 120.0).then_some(years)
 }
 
 /// A finite number, or None.
@@ -419,13 +458,24 @@ mod tests {
             age_or_issue(Some("120"), "f", 2, "a", &mut issues),
             Some(120.0)
         );
+        // An empty age is said, as an empty sex is.
         assert_eq!(age_or_issue(None, "f", 2, "a", &mut issues), None);
-        assert_eq!(issues.len(), 2);
-        for bad in ["155", "-1", "x", "NaN", "inf"] {
+        assert_eq!(issues.len(), 3);
+        for bad in ["155", "-1", "x", "NaN", "inf", "43YY"] {
             assert_eq!(age_or_issue(Some(bad), "f", 5, "a", &mut issues), None);
         }
-        assert_eq!(issues.len(), 7);
-        assert_eq!(issues.rows()[2].value.as_deref(), Some("155"));
-        assert_eq!(issues.rows()[2].line, Some(5));
+        assert_eq!(issues.len(), 9);
+        assert_eq!(issues.rows()[3].value.as_deref(), Some("155"));
+        assert_eq!(issues.rows()[3].line, Some(5));
+        // DICOM's form, read with a row.
+        assert_eq!(
+            age_or_issue(Some("043Y"), "f", 6, "a", &mut issues),
+            Some(43.0)
+        );
+        assert_eq!(
+            age_or_issue(Some("018M"), "f", 7, "a", &mut issues),
+            Some(1.5)
+        );
+        assert_eq!(issues.len(), 11);
     }
 }

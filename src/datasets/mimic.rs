@@ -300,6 +300,14 @@ fn read_metadata(
             ),
             _ => None,
         };
+        if date[r].is_none() {
+            push(
+                issues,
+                4,
+                None,
+                "no StudyDate: age NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
+            );
+        }
         rows.images.push(ImageRow {
             dataset: NAME,
             image_id: id.into(),
@@ -490,6 +498,7 @@ fn read_patients(
         };
         img.sex = sex;
         let (line, date) = meta_line.get(&*img.image_id).copied().unwrap_or((0, None));
+        // An empty date is said where the metadata is read.
         let Some(date) = date else { continue };
         let Some(year) = year_of_date(date.strip_suffix(".0").unwrap_or(date)) else {
             issues.push(

@@ -222,39 +222,35 @@ pub enum ImageNaming {
 }
 
 impl ImageNaming {
-    /// The image id of the file at `path` (`/`-separated).
+    /// The image id of the file at `path` (`/`-separated; empty and `.` folders,
+    /// as in `a//b` or `./a`, are no folders).
     pub fn image_id(self, path: &str) -> String {
-        let name = path.rsplit('/').next().unwrap_or(path);
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|part| !part.is_empty() && *part != ".")
+            .collect();
+        let name = parts.last().copied().unwrap_or_default();
         match self {
-            ImageNaming::FileName => lower_extension(name),
+            ImageNaming::FileName => name.to_ascii_lowercase(),
             ImageNaming::Stem => name
                 .rsplit_once('.')
                 .map_or(name, |(stem, _)| stem)
                 .to_string(),
             ImageNaming::PathFrom(prefix) => {
-                let mut start = None;
-                let mut at = 0;
-                for part in path.split('/') {
-                    if part.starts_with(prefix) {
-                        start = Some(at);
-                    }
-                    at += part.len() + 1;
-                }
-                lower_extension(&path[start.unwrap_or(0)..])
+                // The dataset's own folder as it spells it, the path below it in
+                // lower case as its CSV writes it.
+                let start = parts.iter().rposition(|part| part.starts_with(prefix));
+                let (top, below) = match start {
+                    Some(at) => (Some(parts[at]), &parts[at + 1..]),
+                    None => (None, &parts[..]),
+                };
+                top.into_iter()
+                    .map(str::to_string)
+                    .chain(below.iter().map(|part| part.to_ascii_lowercase()))
+                    .collect::<Vec<_>>()
+                    .join("/")
             }
         }
-    }
-}
-
-/// The name with its extension in lower case, as every dataset's files write it:
-/// `00000001_000.PNG` copied by a tool that upper-cases names is still NIH's
-/// `00000001_000.png`.
-fn lower_extension(name: &str) -> String {
-    match name.rsplit_once('.') {
-        Some((stem, extension)) if !stem.is_empty() && !extension.contains('/') => {
-            format!("{stem}.{}", extension.to_ascii_lowercase())
-        }
-        _ => name.to_string(),
     }
 }
 
@@ -481,13 +477,13 @@ mod naming_tests {
     use super::ImageNaming::*;
 
     #[test]
-    fn extensions_are_read_in_lower_case() {
+    fn names_are_read_in_lower_case() {
         assert_eq!(FileName.image_id("x/00000003_004.PNG"), "00000003_004.png");
         assert_eq!(
             PathFrom("CheXpert-v1.0").image_id("d/CheXpert-v1.0/train/p1/s1/view1_frontal.JPG"),
             "CheXpert-v1.0/train/p1/s1/view1_frontal.jpg"
         );
-        assert_eq!(FileName.image_id("README"), "README");
+        assert_eq!(FileName.image_id("README"), "readme");
     }
 
     #[test]
@@ -507,6 +503,16 @@ mod naming_tests {
         assert_eq!(
             chexpert.image_id("train/patient00001/study1/view1_frontal.jpg"),
             "train/patient00001/study1/view1_frontal.jpg"
+        );
+        // Names copied by tools that upper-case them, doubled and `.` folders.
+        assert_eq!(
+            chexpert
+                .image_id("./x//CheXpert-v1.0-small/TRAIN/patient00001//study1/VIEW1_FRONTAL.JPG"),
+            id
+        );
+        assert_eq!(
+            FileName.image_id("1/135803415504923515076821959678074435083_FZIS7D.PNG"),
+            "135803415504923515076821959678074435083_fzis7d.png"
         );
     }
 }

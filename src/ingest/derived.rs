@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, ListArray, ListBuilder, StringBuilder};
 
-use super::table::{batch, f64s, i16s, i32s, i64s, text};
-use crate::datasets::nih::metadata::Image;
+use super::table::{batch, f64s, i16s, i32s, i64s, optional_list_utf8, text};
+use crate::datasets::nih::metadata::{Image, known_labels};
 use crate::error::Result;
 use crate::findings::FINDINGS;
 use crate::warehouse::{Staging, parquet};
@@ -67,28 +67,25 @@ pub fn followups_batch(images: &[Image]) -> Result<datafusion::arrow::array::Rec
     let order = crate::datasets::nih::metadata::in_study_order(images);
     let n = order.len();
     let mut rank = Vec::with_capacity(n);
+    // None where an image has no labels (an empty `Finding Labels`): what is new or
+    // resolved next to it is unknown, as the SQL's array_except over a NULL says.
     let mut prev: Vec<Option<u16>> = Vec::with_capacity(n);
-    let mut labels = Vec::with_capacity(n);
+    let mut labels: Vec<Option<u16>> = Vec::with_capacity(n);
     for (k, img) in order.iter().enumerate() {
-        let m = mask(&img.labels);
+        let m = known_labels(img).map(mask);
         let first = k == 0 || order[k - 1].patient_id != img.patient_id;
         let r = if first { 1 } else { rank[k - 1] + 1 };
         rank.push(r);
-        prev.push(if first { None } else { Some(labels[k - 1]) });
+        prev.push(if first { None } else { labels[k - 1] });
         labels.push(m);
     }
-    // Labels outside the 14 cannot occur (ingest refuses them), so the bitmask holds
-    // every label; `labels` itself is copied as stored.
-    let labels_col = {
-        let mut b = ListBuilder::new(StringBuilder::new());
-        for img in &order {
-            for l in &img.labels {
-                b.values().append_value(l);
-            }
-            b.append(true);
-        }
-        Arc::new(b.finish()) as ArrayRef
+    let since = |change: fn(u16, u16) -> u16| {
+        mask_lists(prev.iter().zip(&labels).map(|(p, m)| match (p, m) {
+            (Some(p), Some(m)) => Some(change(*p, *m)),
+            _ => None,
+        }))
     };
+    let labels_col = optional_list_utf8(order.iter().map(|i| known_labels(i)));
     batch(vec![
         ("patient_id", i32s(order.iter().map(|i| Some(i.patient_id)))),
         (
@@ -100,14 +97,8 @@ pub fn followups_batch(images: &[Image]) -> Result<datafusion::arrow::array::Rec
         ("age", i16s(order.iter().map(|i| i.age))),
         ("labels", labels_col),
         ("prev_labels", mask_lists(prev.iter().copied())),
-        (
-            "new_labels",
-            mask_lists(prev.iter().zip(&labels).map(|(p, m)| p.map(|p| m & !p))),
-        ),
-        (
-            "resolved_labels",
-            mask_lists(prev.iter().zip(&labels).map(|(p, m)| p.map(|p| p & !m))),
-        ),
+        ("new_labels", since(|p, m| m & !p)),
+        ("resolved_labels", since(|p, m| p & !m)),
     ])
 }
 

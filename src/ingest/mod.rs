@@ -140,6 +140,7 @@ pub fn run_with_progress(
 ) -> Result<IngestSummary> {
     let start = Instant::now();
     check_inputs(opts)?;
+    let as_found = InputStates::take(opts);
     crate::trace("check the inputs", start);
     // Refuse a wrong --warehouse before any work; write nothing for bad inputs. One
     // inside another would be removed with the outer one's old version.
@@ -187,6 +188,7 @@ pub fn run_with_progress(
     manifest.inputs = inputs;
     manifest.tables = tables.iter().cloned().collect::<BTreeMap<_, _>>();
     crate::trace("write issues and pixel tables", t);
+    as_found.check_unchanged(&manifest.inputs)?;
     let t = Instant::now();
     staging.commit(manifest)?;
     crate::trace("commit", t);
@@ -910,6 +912,9 @@ fn note_dicom_disagreements(
     issues: &mut Issues,
 ) -> Result<()> {
     use datafusion::arrow::array::{Array, StringArray};
+    let mut archives: Vec<&str> = run.names.iter().map(|i| i.archive.as_str()).collect();
+    archives.sort_unstable();
+    archives.dedup();
     for chunk in run.dicom_chunks() {
         for batch in parquet::read(&chunk)? {
             let column = |name: &str| {
@@ -931,7 +936,7 @@ fn note_dicom_disagreements(
                 };
                 let dicom = as_read.trim().to_uppercase();
                 if matches!(dicom.as_str(), "M" | "F") && dicom != stated {
-                    let (archive, member) = source.value(i).rsplit_once(':').unwrap_or_default();
+                    let (archive, member) = archive_and_member(&archives, source.value(i));
                     issues.push(
                         &csv::source_name(std::path::Path::new(archive)),
                         None,
@@ -948,6 +953,22 @@ fn note_dicom_disagreements(
         }
     }
     Ok(())
+}
+
+/// A pixel row's `source` (`archive:member`) split at the archive's name, which
+/// may itself hold a `:` as the member's path may.
+fn archive_and_member<'a>(archives: &[&str], source: &'a str) -> (&'a str, &'a str) {
+    archives
+        .iter()
+        .filter(|archive| {
+            source.len() > archive.len()
+                && source.starts_with(**archive)
+                && source.as_bytes()[archive.len()] == b':'
+        })
+        .max_by_key(|archive| archive.len())
+        .map_or((source, ""), |archive| {
+            (&source[..archive.len()], &source[archive.len() + 1..])
+        })
 }
 
 /// Writes `pixel_stats` (the committed chunks, merged in member order),
@@ -1014,6 +1035,61 @@ fn refuse_read_twice(path: &std::path::Path, seen: &mut Vec<std::path::PathBuf>)
     Ok(())
 }
 
+/// The table inputs of an ingest (NIH's files, the datasets', the label map).
+fn table_inputs(opts: &IngestOptions) -> Vec<&std::path::Path> {
+    std::iter::once(&opts.metadata)
+        .chain(opts.splits.iter().flatten())
+        .chain(&opts.bbox)
+        .chain(&opts.expert)
+        .chain(&opts.other_release)
+        .chain(&opts.label_map)
+        .chain(opts.datasets.iter().flat_map(|d| &d.paths))
+        .map(PathBuf::as_path)
+        .collect()
+}
+
+/// The size and time of change of every table input before any is read. A file
+/// that grows or shrinks while cxr reads it (a download still being written) gave
+/// tables of one part of it and a manifest describing another; such an ingest now
+/// fails, nothing written. (Image inputs are hashed as they are read.)
+struct InputStates(Vec<(PathBuf, Option<(u64, std::time::SystemTime)>)>);
+
+impl InputStates {
+    fn take(opts: &IngestOptions) -> InputStates {
+        InputStates(
+            table_inputs(opts)
+                .into_iter()
+                .map(|p| (p.to_path_buf(), Self::state(p)))
+                .collect(),
+        )
+    }
+
+    fn state(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
+
+    /// Refuses the ingest when an input changed since it began, or its bytes as
+    /// hashed for the manifest are not the size it had then.
+    fn check_unchanged(&self, described: &[InputFile]) -> Result<()> {
+        for (path, before) in &self.0 {
+            let hashed = described
+                .iter()
+                .find(|i| std::path::Path::new(&i.path) == path.as_path())
+                .map(|i| i.size);
+            let changed = Self::state(path) != *before
+                || hashed.is_some_and(|size| Some(size) != before.map(|(len, _)| len));
+            if changed {
+                return Err(crate::error::Error::input(
+                    path,
+                    "changed while cxr read it (its size or time of change is not what it was when the ingest began); nothing was written: run the ingest again once the file is complete",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Fails before anything is read if an input file does not exist.
 fn check_inputs(opts: &IngestOptions) -> Result<()> {
     check_input(&opts.metadata)?;
@@ -1067,4 +1143,38 @@ fn check_inputs(opts: &IngestOptions) -> Result<()> {
     }
     crate::pixels::source::check(&opts.images)
         .map_err(|u| crate::error::Error::input(&u.path, u.reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An input that grows between the start of an ingest and its commit, or whose
+    /// bytes as hashed are not the size it had at the start, refuses the commit.
+    #[test]
+    fn an_input_changed_while_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meta.csv");
+        std::fs::write(&file, "a,b\n1,2\n").unwrap();
+        let opts = IngestOptions::metadata_only(file.clone(), dir.path().join("wh"));
+        let described = |size| {
+            vec![InputFile {
+                role: "metadata".into(),
+                path: file.display().to_string(),
+                size,
+                sha256: String::new(),
+            }]
+        };
+        let states = InputStates::take(&opts);
+        assert!(states.check_unchanged(&described(8)).is_ok());
+        // Hashed at another size than it had when the ingest began.
+        let error = states.check_unchanged(&described(20)).unwrap_err();
+        assert!(
+            error.to_string().contains("changed while cxr read it"),
+            "{error}"
+        );
+        // Grown since.
+        std::fs::write(&file, "a,b\n1,2\n3,4\n").unwrap();
+        assert!(states.check_unchanged(&described(8)).is_err());
+    }
 }

@@ -93,11 +93,16 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
             .any(|m| out.starts_with(m))
             && let Some(k) = memchr::memchr(0, &out[before..])
         {
-            return Err(Error::input(
+            // Where it is, as a text editor counts: line and column (bytes, from 1).
+            let at = before + k;
+            let line = memchr::memchr_iter(b'\n', &out[..at]).count() as u64 + 1;
+            let column = at - memchr::memrchr(b'\n', &out[..at]).map_or(0, |n| n + 1) + 1;
+            return Err(Error::input_at(
                 path,
+                line,
+                None,
                 format!(
-                    "not a CSV file (binary data: a NUL byte at byte {})",
-                    before + k
+                    "not a CSV file (binary data: a NUL byte at byte {at}, column {column} of the line)"
                 ),
             ));
         }

@@ -42,6 +42,20 @@ pub fn list_utf8<'a, S: AsRef<str> + 'a>(rows: impl IntoIterator<Item = &'a [S]>
     Arc::new(b.finish())
 }
 
+/// A `List(Utf8)` column, NULL where a row has no list.
+pub fn optional_list_utf8<'a, S: AsRef<str> + 'a>(
+    rows: impl IntoIterator<Item = Option<&'a [S]>>,
+) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for row in rows {
+        for v in row.unwrap_or_default() {
+            b.values().append_value(v.as_ref());
+        }
+        b.append(row.is_some());
+    }
+    Arc::new(b.finish())
+}
+
 /// An Int8 column.
 pub fn i8s(values: impl IntoIterator<Item = Option<i8>>) -> ArrayRef {
     Arc::new(values.into_iter().collect::<Int8Array>())

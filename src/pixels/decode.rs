@@ -98,7 +98,10 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
         Some(Format::Png)
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Some(Format::Jpeg)
-    } else if bytes.get(128..132) == Some(b"DICM") || starts_with_meta_group(bytes) {
+    } else if bytes.get(128..132) == Some(b"DICM")
+        || bytes.starts_with(b"DICM")
+        || starts_with_meta_group(bytes)
+    {
         Some(Format::Dicom)
     } else {
         None
@@ -111,9 +114,14 @@ fn bare_data_set(bytes: &[u8]) -> bool {
     bytes.len() > 8 && bytes[0] == 0x08 && bytes[1] == 0x00
 }
 
-/// A DICOM stream without its 128-byte preamble starts with a (0002,xxxx) element.
+/// A DICOM stream without its 128-byte preamble starts with a (0002,xxxx) element
+/// in explicit VR (its group length `UL`, or the SOP class `UI` when a writer left
+/// the length out).
 fn starts_with_meta_group(bytes: &[u8]) -> bool {
-    bytes.len() > 8 && bytes[0] == 0x02 && bytes[1] == 0x00 && bytes[4..6] == *b"UL"
+    bytes.len() > 8
+        && bytes[0] == 0x02
+        && bytes[1] == 0x00
+        && bytes[4..6].iter().all(u8::is_ascii_uppercase)
 }
 
 /// The most bytes one decoded image may take (an 8192 × 4096 16-bit grey image):

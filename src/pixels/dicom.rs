@@ -175,8 +175,60 @@ pub fn headers_batch(rows: &[Measured]) -> crate::error::Result<RecordBatch> {
 
 type Object = dicom_object::FileDicomObject<dicom_object::InMemDicomObject>;
 
+/// A stream that starts with its meta group, without preamble and `DICM`, as the
+/// file it would be: `DICM` before it, and the group's length element when the
+/// writer left it out (pydicom's `dcmwrite` writes both so by default; dicom-rs
+/// reads neither).
+fn as_part10(bytes: &[u8]) -> Vec<u8> {
+    let group_length = u16::from_le_bytes([bytes[2], bytes[3]]) == 0x0000;
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    out.extend_from_slice(b"DICM");
+    if !group_length {
+        let length = meta_group_length(bytes);
+        out.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00]);
+        out.extend_from_slice(&length.to_le_bytes());
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The bytes of the (0002,xxxx) elements at the start of `bytes` (explicit VR
+/// little endian, as the meta group always is).
+fn meta_group_length(bytes: &[u8]) -> u32 {
+    let mut at = 0usize;
+    while bytes.get(at..at + 2) == Some(&[0x02, 0x00]) {
+        let Some(vr) = bytes.get(at + 4..at + 6) else {
+            break;
+        };
+        let long = matches!(
+            vr,
+            b"OB" | b"OW" | b"OF" | b"OD" | b"OL" | b"OV" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR"
+        );
+        let (header, length) = if long {
+            let Some(l) = bytes.get(at + 8..at + 12) else {
+                break;
+            };
+            (12, u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+        } else {
+            let Some(l) = bytes.get(at + 6..at + 8) else {
+                break;
+            };
+            (8, u16::from_le_bytes([l[0], l[1]]) as usize)
+        };
+        at = at.saturating_add(header).saturating_add(length);
+    }
+    at.min(bytes.len()) as u32
+}
+
 /// Decodes the first frame of a DICOM file into grey values.
 pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
+    let with_magic: Vec<u8>;
+    let bytes = if bytes.get(128..132) == Some(b"DICM") || bytes.starts_with(b"DICM") {
+        bytes
+    } else {
+        with_magic = as_part10(bytes);
+        &with_magic
+    };
     let unreadable = lengths_fit(bytes)?;
     // dicom-rs reads the items of an undefined-length UN element in the file's own
     // syntax, not as the implicit VR they are: such elements (private sequences an
@@ -777,6 +829,8 @@ fn without(bytes: &[u8], cut: &[std::ops::Range<usize>]) -> Vec<u8> {
 pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> {
     let start = if bytes.get(128..132) == Some(b"DICM") {
         132
+    } else if bytes.starts_with(b"DICM") {
+        4
     } else {
         0
     };

@@ -464,7 +464,9 @@ pub fn measure_until(
     Ok(run)
 }
 
-/// The chunks an earlier run committed, from 0 on, up to the first missing one.
+/// The chunks an earlier run committed, from 0 on, up to the first missing or
+/// unreadable one (a file cut short or damaged is measured again, not an error of
+/// every later run).
 fn committed_chunks(cache: &Path) -> Vec<ChunkInfo> {
     let mut chunks = Vec::new();
     loop {
@@ -475,7 +477,8 @@ fn committed_chunks(cache: &Path) -> Vec<ChunkInfo> {
         else {
             break;
         };
-        if !pq.exists() || !dicom_chunk_path(&pq).exists() {
+        let readable = |p: &Path| parquet::read(p).is_ok();
+        if !readable(&pq) || !readable(&dicom_chunk_path(&pq)) {
             break;
         }
         let last = info.members < CHUNK;

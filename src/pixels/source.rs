@@ -466,6 +466,9 @@ impl Cursor<'_, '_> {
                 .and_then(|n| n.ok())
                 .map(|n| n.into_owned())
                 .unwrap_or_default();
+            // Some Windows tools write `\` between folders, which zip's format
+            // does not allow: a folder all the same.
+            let name = name.replace('\\', "/");
             let kind = match archive.by_index(i) {
                 Ok(entry) if !spans.take(&entry) && is_image_name(&name) => Kind::Failed(
                     "this zip member's bytes overlap another member's (an overlapping zip): not read"
@@ -517,6 +520,15 @@ impl Cursor<'_, '_> {
         }
         if entry.size() > MAX_MEMBER_BYTES {
             return Kind::Failed(format!("member too large ({} bytes)", entry.size()));
+        }
+        let method = entry.compression();
+        if !matches!(
+            method,
+            zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
+        ) {
+            return Kind::Failed(format!(
+                "compressed by a method cxr does not read ({method}; it reads stored and deflated zip members); not measured"
+            ));
         }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         match entry.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut bytes) {

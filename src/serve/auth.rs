@@ -262,10 +262,18 @@ impl StartupHandler for Startup {
                         ),
                     )));
                 }
-                startup.parameters.get("options").cloned()
+                Some((
+                    startup.parameters.clone(),
+                    startup.parameters.get("options").cloned(),
+                ))
             }
             _ => None,
         };
+        // The packet's own settings (`DateStyle=ISO`, `statement_timeout=1500`, as
+        // pgjdbc and asyncpg send them) are taken as `SET` takes them too.
+        let (parameters, options) = options.unwrap_or_default();
+        super::settings::from_startup_parameters(&parameters, &mut HashMap::new())
+            .map_err(fatal)?;
         if let Some(options) = &options {
             super::settings::from_startup_options(options, &mut HashMap::new()).map_err(fatal)?;
         }
@@ -273,6 +281,7 @@ impl StartupHandler for Startup {
             Startup::Open(open) => open.on_startup(client, message).await?,
             Startup::Password(sasl) => sasl.on_startup(client, message).await?,
         }
+        super::settings::from_startup_parameters(&parameters, client.metadata_mut())?;
         if let Some(options) = &options {
             super::settings::from_startup_options(options, client.metadata_mut())?;
         }

@@ -142,11 +142,23 @@ fn parse_flags<T: Args>(arguments: &[String]) -> Result<T> {
         })
 }
 
-/// A value as one shell word.
+/// A value as one shell word, on one line: control characters (a line break in a
+/// link's value) are written as bash's `$'\n'` escapes, so the command stays one
+/// line of the saved query's description.
 fn shell_word(value: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || ",._-/:".contains(c);
     if !value.is_empty() && value.chars().all(plain) {
         value.to_string()
+    } else if value.chars().any(char::is_control) {
+        let escaped: String = value
+            .chars()
+            .map(|c| match c {
+                '\\' | '\'' => format!("\\{c}"),
+                c if c.is_control() => format!("\\x{:02x}", c as u32 & 0xff),
+                c => c.to_string(),
+            })
+            .collect();
+        format!("$'{escaped}'")
     } else {
         format!("'{}'", value.replace('\'', r"'\''"))
     }

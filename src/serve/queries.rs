@@ -385,7 +385,9 @@ impl Served {
 
     fn bind(&self, plan: LogicalPlan, params: &ParamValues) -> PgWireResult<LogicalPlan> {
         plan.replace_params_with_values(params)
-            .map_err(|e| self.error(e.into()))
+            .map_err(Error::from)
+            .and_then(crate::sql::text_as_lists)
+            .map_err(|e| self.error(e))
     }
 
     /// Runs a planned statement and streams its rows within the limits.
@@ -494,11 +496,13 @@ impl Served {
         let schema = frame.schema().as_arrow().clone();
         let memory = self.limits.query_memory;
         // Waiting for a turn counts toward the time limit.
-        let mut batches =
-            tokio::time::timeout_at(deadline, Batches::start(&self.runtimes, frame, interrupt))
-                .await
-                .map_err(|_| timed_out(limit))?
-                .map_err(|e| self.error(e))?;
+        let mut batches = tokio::time::timeout_at(
+            deadline,
+            Batches::start(&self.runtimes, frame, interrupt, deadline),
+        )
+        .await
+        .map_err(|_| timed_out(limit))?
+        .map_err(|e| self.error(e))?;
         let first = batches.next(deadline, limit, memory).await;
         // The version and the running count live as long as the rows are sent.
         let held = (version, running);
@@ -544,34 +548,81 @@ fn cores() -> usize {
 /// 64-bit one (`row_number()`, `rank()`, `cardinality`) as `numeric` (Python's
 /// `Decimal`, pandas' float64), where PostgreSQL says `bigint`.
 fn postgres_integers(frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let (state, plan) = frame.into_parts();
+    Ok(DataFrame::new(state, widened_below_order(plan)?))
+}
+
+/// `plan` with its integer columns widened (see [`postgres_integers`]) below the
+/// sorts, limits and column-picking projections at its top: a casting projection
+/// above a sort let DataFusion compute the casts in parallel and lose the order
+/// (`ORDER BY` answered in shuffled blocks of 8,192 rows).
+fn widened_below_order(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::logical_expr::{Limit, Projection, Sort};
+    let below = |input: Arc<LogicalPlan>| -> datafusion::error::Result<Arc<LogicalPlan>> {
+        Ok(Arc::new(widened_below_order(Arc::unwrap_or_clone(input))?))
+    };
+    Ok(match plan {
+        LogicalPlan::Sort(Sort { expr, input, fetch }) => LogicalPlan::Sort(Sort {
+            expr,
+            input: below(input)?,
+            fetch,
+        }),
+        LogicalPlan::Limit(Limit { skip, fetch, input }) => LogicalPlan::Limit(Limit {
+            skip,
+            fetch,
+            input: below(input)?,
+        }),
+        LogicalPlan::Projection(projection) if picks_columns(&projection.expr) => {
+            LogicalPlan::Projection(Projection::try_new(
+                projection.expr,
+                below(projection.input)?,
+            )?)
+        }
+        other => widened(other)?,
+    })
+}
+
+/// Whether a projection only picks and names columns.
+fn picks_columns(exprs: &[datafusion::logical_expr::Expr]) -> bool {
+    use datafusion::logical_expr::Expr;
+    exprs.iter().all(|e| match e {
+        Expr::Column(_) => true,
+        Expr::Alias(alias) => matches!(alias.expr.as_ref(), Expr::Column(_)),
+        _ => false,
+    })
+}
+
+/// `plan` under a projection that casts its integer columns to the types sent.
+fn widened(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
     use datafusion::common::Column;
-    use datafusion::logical_expr::{Expr, cast};
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast};
     let wider = |ty: &DataType| match ty {
         DataType::Int8 | DataType::UInt8 => Some(DataType::Int16),
         DataType::UInt16 => Some(DataType::Int32),
         DataType::UInt32 | DataType::UInt64 => Some(DataType::Int64),
         _ => None,
     };
-    if !frame
+    if !plan
         .schema()
         .fields()
         .iter()
         .any(|f| wider(f.data_type()).is_some())
     {
-        return Ok(frame);
+        return Ok(plan);
     }
-    let columns: Vec<Expr> = frame
+    // Each column keeps its qualified name: the nodes above still find it.
+    let columns: Vec<Expr> = plan
         .schema()
         .iter()
         .map(|(qualifier, field)| {
             let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
             match wider(field.data_type()) {
-                Some(ty) => cast(column, ty).alias(field.name()),
+                Some(ty) => cast(column, ty).alias_qualified(qualifier.cloned(), field.name()),
                 None => column,
             }
         })
         .collect();
-    frame.select(columns)
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
 }
 
 /// A statement's batches, computed on a runtime of the statement's own (see
@@ -585,10 +636,15 @@ struct Batches {
 }
 
 impl Batches {
+    /// Starts computing `frame`'s batches; the computing stops at `deadline` even
+    /// while no one reads them, giving back the memory its operators hold (a client
+    /// that never reads, or an open cursor, held a join's tables for as long as it
+    /// liked, and the next statements of others ran out of memory).
     async fn start(
         runtimes: &Arc<Runtimes>,
         frame: DataFrame,
         interrupt: Interrupt,
+        deadline: tokio::time::Instant,
     ) -> Result<Batches> {
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
         // A turn for each batch computed (given up when it computes long), none while
@@ -609,8 +665,10 @@ impl Batches {
                 let Some(batch) = batch else {
                     return;
                 };
-                if sender.send(batch).await.is_err() {
-                    return;
+                // Past the deadline the reader is told so by `next`.
+                match tokio::time::timeout_at(deadline, sender.send(batch)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return,
                 }
             }
         })?;
@@ -636,6 +694,8 @@ impl Batches {
         }
         match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
             Err(_) => Some(Err(timed_out(limit))),
+            // The computing stopped at the deadline: not the end of the rows.
+            Ok(None) if tokio::time::Instant::now() >= deadline => Some(Err(timed_out(limit))),
             Ok(None) => None,
             Ok(Some(Err(_))) if tokio::time::Instant::now() >= deadline => {
                 Some(Err(timed_out(limit)))
@@ -1204,7 +1264,9 @@ async fn plan_statement(
     let templated = super::rewrite::with_postgres_templates(statement);
     let statement = templated.as_ref().unwrap_or(statement);
     let series = super::rewrite::with_series_as_rows(statement);
-    let statement = series.as_ref().unwrap_or(statement);
+    let mut statement = series.as_ref().unwrap_or(statement).clone();
+    crate::sql::text_beside_containment(&mut statement);
+    let statement = &statement;
     let plan = state
         .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
             statement.clone(),
@@ -1223,7 +1285,8 @@ async fn plan_statement(
     // statement is described as its rows come; a plan that cannot be so wrapped is
     // kept as it is (its rows are widened when it runs).
     let named = postgres_integers(named.clone()).unwrap_or(named);
-    Ok(analyzed(&state, named.into_unoptimized_plan()))
+    let plan = crate::sql::text_as_lists(named.into_unoptimized_plan())?;
+    Ok(analyzed(&state, plan))
 }
 
 /// `plan` with its types resolved as execution resolves them: a `UNION` of an

@@ -94,7 +94,12 @@ const fn only(name: &'static str, shown: &'static str, values: &'static [&'stati
 }
 
 const INERT: &[Inert] = &[
-    only("client_encoding", "UTF8", &["utf8", "utf-8", "unicode"]),
+    // SQL_ASCII asks for the bytes as stored (psql in the C locale sends it).
+    only(
+        "client_encoding",
+        "UTF8",
+        &["utf8", "utf-8", "unicode", "sql_ascii"],
+    ),
     only("standard_conforming_strings", "on", &["on", "true", "1"]),
     only("transaction_read_only", "on", &["on", "true", "1"]),
     only("default_transaction_read_only", "on", &["on", "true", "1"]),
@@ -758,6 +763,42 @@ pub fn from_startup_options(
             Some(Ok(_)) => {}
             None => {
                 metadata.insert(name, value.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The startup packet's parameters that are the protocol's, not settings.
+const PROTOCOL_PARAMETERS: [&str; 4] = ["user", "database", "options", "replication"];
+
+/// The settings a startup packet gives as its own parameters (`DateStyle=ISO`,
+/// `statement_timeout=1500`), applied as `SET name = value` is: pgwire kept them
+/// as given, shown but not honoured nor checked.
+pub fn from_startup_parameters(
+    parameters: &std::collections::BTreeMap<String, String>,
+    metadata: &mut HashMap<String, String>,
+) -> PgWireResult<()> {
+    for given in parameters.keys() {
+        // `_pq_.` names ask for protocol extensions, which pgwire answers.
+        if PROTOCOL_PARAMETERS.contains(&given.as_str()) || given.starts_with("_pq_.") {
+            continue;
+        }
+        let name = given.to_ascii_lowercase();
+        if name != *given {
+            metadata.remove(given);
+        }
+        match set(
+            &name,
+            &parameters[given],
+            None,
+            metadata,
+            TransactionStatus::Idle,
+        ) {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(_)) => {}
+            None => {
+                metadata.insert(name, parameters[given].clone());
             }
         }
     }

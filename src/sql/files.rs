@@ -7,6 +7,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use datafusion::common::TableReference;
+use datafusion::common::parsers::CompressionTypeVariant;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::prelude::{JsonReadOptions, SessionContext};
 use datafusion::sql::parser::{CopyToSource, Statement};
 use datafusion::sql::sqlparser::ast::{ObjectName, visit_relations};
@@ -41,26 +43,85 @@ pub fn literal_url(path: &Path) -> Result<String> {
     Ok(url)
 }
 
-/// A CSV file (`.csv`, or gzipped `.csv.gz`) whose name holds a wildcard, under
-/// that name, read as DataFusion reads any other CSV file a query names.
+/// The endings of a CSV file's name cxr reads in a query, with the compression each
+/// says (DataFusion reads the same ones).
+const CSV_ENDINGS: [(&str, CompressionTypeVariant); 5] = [
+    (".csv", CompressionTypeVariant::UNCOMPRESSED),
+    (".csv.gz", CompressionTypeVariant::GZIP),
+    (".csv.bz2", CompressionTypeVariant::BZIP2),
+    (".csv.xz", CompressionTypeVariant::XZ),
+    (".csv.zst", CompressionTypeVariant::ZSTD),
+];
+
+/// The ending and compression of a CSV file's name, if it is one.
+fn csv_ending(name: &str) -> Option<(&'static str, FileCompressionType)> {
+    let lower = name.to_ascii_lowercase();
+    CSV_ENDINGS
+        .iter()
+        .find(|(ending, _)| lower.ends_with(ending))
+        .map(|&(ending, variant)| (ending, FileCompressionType::from(variant)))
+}
+
+/// A CSV file (`.csv`, or compressed `.csv.gz`, ...) a query names, registered
+/// under that name (a wildcard in it is a character), its quoted fields free to hold
+/// line breaks. Column types are inferred here, by arrow's rules (DataFusion's own),
+/// from the first 1,000 records read as one stream: DataFusion infers them chunk by
+/// chunk, and a chunk that began inside a quoted line break failed the file. A
+/// column empty in all of those (typed Null: every later value would be read as
+/// NULL) sends the inference through the whole file; a column empty throughout is
+/// text.
 async fn register_csv(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
-    use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
-    let gzip = name.to_ascii_lowercase().ends_with(".gz");
+    let (ending, compression) =
+        csv_ending(name).unwrap_or((".csv", FileCompressionType::UNCOMPRESSED));
+    let length = ending.len();
     // The extension as the name spells it (DataFusion compares it with the file's).
-    let (length, compression) = if gzip {
-        (".csv.gz".len(), FileCompressionType::GZIP)
-    } else {
-        (".csv".len(), FileCompressionType::UNCOMPRESSED)
-    };
     let extension = name
         .get(name.len().saturating_sub(length)..)
         .unwrap_or(name);
+    let schema = csv_schema(path, compression)?;
     let options = datafusion::prelude::CsvReadOptions::new()
         .file_extension(extension)
-        .file_compression_type(compression);
+        .file_compression_type(compression)
+        .newlines_in_values(true)
+        .schema(&schema);
     ctx.register_csv(TableReference::bare(name), literal_url(path)?, options)
         .await
         .map_err(|e| Error::input(path, format!("not a readable CSV table: {e}")))
+}
+
+/// The column types of a CSV file (see [`register_csv`]).
+fn csv_schema(
+    path: &Path,
+    compression: FileCompressionType,
+) -> Result<datafusion::arrow::datatypes::Schema> {
+    use datafusion::arrow::csv::reader::Format;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let infer = |records: Option<usize>| {
+        Format::default()
+            .with_header(true)
+            .infer_schema(open_text(path, compression)?, records)
+            .map(|(schema, _)| schema)
+            .map_err(|e| Error::input(path, format!("not a readable CSV table: {e}")))
+    };
+    let has_null_type = |schema: &Schema| {
+        schema
+            .fields()
+            .iter()
+            .any(|f| f.data_type() == &DataType::Null)
+    };
+    let mut schema = infer(Some(1000))?;
+    if has_null_type(&schema) {
+        schema = infer(None)?;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Null => Field::new(f.name(), DataType::Utf8, true),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Ok(Schema::new(fields))
 }
 
 /// Whether a table name in a query is meant as a file: it has a folder or a data
@@ -116,10 +177,9 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
         if size == 0 {
             return Err(Error::input(path, "an empty file is not a table"));
         }
-        let lower = name.to_ascii_lowercase();
-        if lower.ends_with(".csv") || lower.ends_with(".csv.gz") {
-            check_csv_header(path)?;
-            check_record_sizes(path)?;
+        if let Some((_, compression)) = csv_ending(&name) {
+            check_csv_header(path, compression)?;
+            check_records(path, compression)?;
             crate::error::reading_csv(path);
         }
         match extension(path).as_str() {
@@ -130,7 +190,7 @@ pub(super) async fn prepare(ctx: &SessionContext, statement: &Statement) -> Resu
                 }
             }
             "json" | "ndjson" | "jsonl" => register_json(ctx, &name, path).await?,
-            _ if has_wildcards(&name) => register_csv(ctx, &name, path).await?,
+            _ if csv_ending(&name).is_some() => register_csv(ctx, &name, path).await?,
             _ => {}
         }
     }
@@ -189,14 +249,27 @@ async fn register_folder(ctx: &SessionContext, name: &str, path: &Path) -> Resul
         crate::warehouse::parquet::describe(file)?;
     }
     // The `COL=value` folders between the folder and its first file name the
-    // partition columns, as the export writes them.
+    // partition columns, as the export writes them: integers where every file's
+    // value is one (`follow_up=9` read as text sorted before `18`), text otherwise.
+    use datafusion::arrow::datatypes::DataType;
+    let values = |k: usize| {
+        files.iter().map(move |f| {
+            hive_columns(f.strip_prefix(path).unwrap_or(f))
+                .get(k)
+                .map(|(_, value)| value.to_string())
+        })
+    };
     let partitions = hive_columns(files[0].strip_prefix(path).unwrap_or(&files[0]))
         .into_iter()
-        .map(|(col, _)| {
-            (
-                col.to_string(),
-                datafusion::arrow::datatypes::DataType::Utf8,
-            )
+        .enumerate()
+        .map(|(k, (col, _))| {
+            let integers = values(k).all(|v| v.is_some_and(|v| v.parse::<i64>().is_ok()));
+            let data_type = if integers {
+                DataType::Int64
+            } else {
+                DataType::Utf8
+            };
+            (col.to_string(), data_type)
         })
         .collect();
     register_parquet(ctx, name, path, partitions).await
@@ -318,9 +391,9 @@ async fn register_parquet(
 /// Refuses a CSV file whose header names a column twice: DataFusion reads a CSV by
 /// its column names, and failed with "incorrect number of fields for line 1" or
 /// "Fail to merge schema field", naming neither the file nor the column.
-fn check_csv_header(path: &Path) -> Result<()> {
+fn check_csv_header(path: &Path, compression: FileCompressionType) -> Result<()> {
     use std::io::{BufRead, Read};
-    let reader = open_text(path)?;
+    let reader = open_text(path, compression)?;
     // The first line, at most 1 MiB of it; an unreadable one is DataFusion's to report.
     let mut line = Vec::new();
     if std::io::BufReader::new(reader.take(1 << 20))
@@ -347,14 +420,14 @@ fn check_csv_header(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A CSV file's text: decompressed when its name ends in `.gz`.
-fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>> {
+/// A CSV file's text, decompressed as its name says.
+fn open_text(path: &Path, compression: FileCompressionType) -> Result<Box<dyn std::io::Read>> {
     let file = std::fs::File::open(path).ctx(|| format!("{}: cannot read", path.display()))?;
-    let gzip = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
-    Ok(if gzip {
+    Ok(if compression == FileCompressionType::GZIP {
+        // cxr's gzip reader, as for every gzip file it reads.
         Box::new(crate::input::gzip::decoder(file))
     } else {
-        Box::new(file)
+        compression.convert_read(file)?
     })
 }
 
@@ -365,61 +438,189 @@ const MAX_QUERY_RECORD_BYTES: u64 = 16 << 20;
 
 /// Reads a CSV file once, before DataFusion does, and refuses it at the first record
 /// longer than [`MAX_QUERY_RECORD_BYTES`] (line breaks inside quotes are part of a
-/// record). A quote opens a quoted field only at a field's start, as the CSV reader
-/// takes it (`14" monitor` is text), and `""` inside quotes is a quote. Memory stays
-/// one buffer; damage that stops the reading is left for DataFusion to report.
-fn check_record_sizes(path: &Path) -> Result<()> {
-    let mut reader = open_text(path)?;
+/// record), at the first record whose number of fields is not the header's, and at a
+/// quote left open at its end, each with the line it starts on: DataFusion's reader
+/// holds a record whole, and names neither the file nor its line. A quote opens a
+/// quoted field only at a field's start, as the CSV reader takes it (`14" monitor`
+/// is text), and `""` inside quotes is a quote; blank lines are no records, as for
+/// the reader. Memory stays one buffer; damage that stops the reading (a broken
+/// gzip stream) is an error naming the file.
+fn check_records(path: &Path, compression: FileCompressionType) -> Result<()> {
+    let mut reader = open_text(path, compression)?;
     let mut buffer = vec![0u8; 1 << 20];
-    let (mut read, mut record_start) = (0u64, 0u64);
-    let (mut line, mut record_line, mut in_quotes) = (1u64, 1u64, false);
-    // The byte before the buffer, and where the last quoted field closed (a quote
-    // right after it is an escaped quote: the field goes on).
-    let (mut before, mut closed_at) = (b'\n', None::<u64>);
-    let too_long = |record_line: u64| {
-        Err(Error::input_at(
+    let mut records = CsvRecords::new(path);
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => return records.end(),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let what = if compression.is_compressed() {
+                    "cannot be decompressed as its name says"
+                } else {
+                    "cannot be read"
+                };
+                return Err(Error::input(path, format!("{what}: {e}")));
+            }
+        };
+        records.scan(&buffer[..n])?;
+    }
+}
+
+/// Where [`check_records`] is in a CSV file.
+struct CsvRecords<'a> {
+    path: &'a Path,
+    /// Bytes read so far, and where the current record starts.
+    read: u64,
+    record_start: u64,
+    /// The line read and the line the current record starts on.
+    line: u64,
+    record_line: u64,
+    in_quotes: bool,
+    /// The last byte read, and where the last quoted field closed (a quote right
+    /// after it is an escaped quote: the field goes on).
+    last: u8,
+    closed_at: Option<u64>,
+    /// Fields of the current record so far, and of the header once read.
+    fields: u64,
+    header_fields: Option<u64>,
+    /// A quoted field closed at the end of the last buffer: the next byte must end
+    /// the field.
+    closed_at_end: bool,
+}
+
+impl<'a> CsvRecords<'a> {
+    fn new(path: &'a Path) -> Self {
+        CsvRecords {
             path,
-            record_line,
+            read: 0,
+            record_start: 0,
+            line: 1,
+            record_line: 1,
+            in_quotes: false,
+            last: b'\n',
+            closed_at: None,
+            fields: 1,
+            header_fields: None,
+            closed_at_end: false,
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> Result<()> {
+        if std::mem::take(&mut self.closed_at_end) {
+            self.after_close(bytes.first().copied())?;
+        }
+        for at in memchr::memchr3_iter(b'"', b'\n', b',', bytes) {
+            let here = self.read + at as u64;
+            let previous = if at > 0 { bytes[at - 1] } else { self.last };
+            match bytes[at] {
+                b'"' if self.in_quotes => {
+                    self.in_quotes = false;
+                    self.closed_at = Some(here);
+                    match bytes.get(at + 1) {
+                        Some(&next) => self.after_close(Some(next))?,
+                        None => self.closed_at_end = true,
+                    }
+                }
+                b'"' => {
+                    self.in_quotes = self.closed_at.is_some_and(|c| c + 1 == here)
+                        || matches!(previous, b',' | b'\n' | b'\r');
+                }
+                _ if self.in_quotes => {
+                    if bytes[at] == b'\n' {
+                        self.line += 1;
+                    }
+                }
+                b',' => self.fields += 1,
+                _ => {
+                    self.line += 1;
+                    let blank = here == self.record_start
+                        || (here == self.record_start + 1 && previous == b'\r');
+                    self.end_record(here, blank)?;
+                    (self.record_start, self.record_line) = (here + 1, self.line);
+                }
+            }
+        }
+        self.read += bytes.len() as u64;
+        self.last = bytes.last().copied().unwrap_or(self.last);
+        if self.read - self.record_start > MAX_QUERY_RECORD_BYTES {
+            return self.too_long();
+        }
+        Ok(())
+    }
+
+    /// The byte after a quoted field's closing quote: a comma, a line break, a quote
+    /// (`""`, a quote inside the field) or the end. Anything else is a quote that
+    /// never closed, which made the lines after it part of its field (DataFusion's
+    /// reader takes it, and a file read one record short).
+    fn after_close(&self, next: Option<u8>) -> Result<()> {
+        match next {
+            None | Some(b',' | b'\n' | b'\r' | b'"') => Ok(()),
+            Some(_) => Err(Error::input_at(
+                self.path,
+                self.line,
+                None,
+                "a quoted field ends here and text follows its closing quote: a quote opened before it is not closed where its field ends",
+            )),
+        }
+    }
+
+    /// The record ending at byte `end` read: its length and number of fields.
+    fn end_record(&mut self, end: u64, blank: bool) -> Result<()> {
+        if end - self.record_start > MAX_QUERY_RECORD_BYTES {
+            return self.too_long();
+        }
+        let fields = std::mem::replace(&mut self.fields, 1);
+        if blank {
+            return Ok(());
+        }
+        match self.header_fields {
+            None => self.header_fields = Some(fields),
+            Some(header) if header != fields => {
+                let count = |n: u64| format!("{n} field{}", if n == 1 { "" } else { "s" });
+                return Err(Error::input_at(
+                    self.path,
+                    self.record_line,
+                    None,
+                    format!(
+                        "this record has {}, the header (line 1) {}; every record of a CSV file needs the same number of fields",
+                        count(fields),
+                        count(header)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The file's end: a quote left open, or a last record without a line break.
+    fn end(mut self) -> Result<()> {
+        if self.in_quotes {
+            return Err(Error::input_at(
+                self.path,
+                self.record_line,
+                None,
+                "a quoted field of the record starting here is not closed by the end of the file",
+            ));
+        }
+        if self.read > self.record_start {
+            let blank = self.read == self.record_start + 1 && self.last == b'\r';
+            self.end_record(self.read, blank)?;
+        }
+        Ok(())
+    }
+
+    fn too_long(&self) -> Result<()> {
+        Err(Error::input_at(
+            self.path,
+            self.record_line,
             None,
             format!(
                 "a record longer than {} MiB: cxr reads CSV records of at most that (a field this long is not table data)",
                 MAX_QUERY_RECORD_BYTES >> 20
             ),
         ))
-    };
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => n,
-        };
-        for at in memchr::memchr2_iter(b'"', b'\n', &buffer[..n]) {
-            if buffer[at] == b'"' {
-                let here = read + at as u64;
-                let previous = if at > 0 { buffer[at - 1] } else { before };
-                if in_quotes {
-                    in_quotes = false;
-                    closed_at = Some(here);
-                } else if closed_at.is_some_and(|c| c + 1 == here)
-                    || matches!(previous, b',' | b'\n' | b'\r')
-                {
-                    in_quotes = true;
-                }
-                continue;
-            }
-            line += 1;
-            if !in_quotes {
-                let end = read + at as u64;
-                if end - record_start > MAX_QUERY_RECORD_BYTES {
-                    return too_long(record_line);
-                }
-                (record_start, record_line) = (end + 1, line);
-            }
-        }
-        read += n as u64;
-        before = buffer[n - 1];
-        if read - record_start > MAX_QUERY_RECORD_BYTES {
-            return too_long(record_line);
-        }
     }
 }
 
@@ -438,8 +639,21 @@ async fn register_json(ctx: &SessionContext, name: &str, path: &Path) -> Result<
     let options = JsonReadOptions {
         file_extension: &ext,
         newline_delimited: !array,
+        // Types from every object: a key null in the first thousand was typed
+        // Null, and the file failed at its first value.
+        schema_infer_max_records: usize::MAX,
         ..Default::default()
     };
+    if array {
+        // A JSON array is read whole: DataFusion would split the file into byte
+        // ranges, which its array reader refuses.
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .optimizer
+            .repartition_file_scans = false;
+    }
     let location = literal_url(path)?;
     let unreadable = |e| Error::input(path, format!("not a readable JSON table: {e}"));
     let table = TableReference::bare(name);

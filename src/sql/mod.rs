@@ -1,6 +1,8 @@
 //! The SQL layer: a DataFusion `SessionContext` over a warehouse, with the built-in
 //! views, read-only statement checks and saved parameterised queries.
 
+mod array_literals;
+pub(crate) use array_literals::{as_lists as text_as_lists, text_beside_containment};
 mod files;
 mod functions;
 mod interrupt;
@@ -315,6 +317,7 @@ impl Warehouse {
             if let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
                 refuse_ignored_clauses(s)?;
                 caret_as_power(s);
+                text_beside_containment(s);
             }
             files::prepare(&self.ctx, &statement).await?;
             let plan = self
@@ -351,13 +354,18 @@ impl Warehouse {
                 }
                 plan => (plan, None),
             };
-            let mut df = self.ctx.execute_logical_plan(plan).await?;
+            let mut df = self
+                .ctx
+                .execute_logical_plan(array_literals::as_lists(plan)?)
+                .await?;
             if !params.is_empty() {
                 let values: Vec<(&str, ScalarValue)> = params
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.clone()))
                     .collect();
                 df = df.with_param_values(values)?;
+                let (state, plan) = df.into_parts();
+                df = DataFrame::new(state, array_literals::as_lists(plan)?);
             }
             if let Some(file) = copied {
                 df = file.write(&self.ctx, df).await?;
@@ -651,6 +659,10 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
         .options_mut()
         .execution
         .listing_table_ignore_subdirectory = false;
+    // A CSV file named in a query may hold line breaks inside quoted fields (cxr's
+    // own `--out` writes them): read each file from its start, not in byte ranges
+    // that begin inside a record.
+    config.options_mut().catalog.newlines_in_values = true;
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit()?, 1.0)
         .build_arc()?;

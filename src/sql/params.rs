@@ -119,7 +119,11 @@ impl ParamType {
             ParamType::Finding => {
                 crate::findings::lookup(s).map(|f| ScalarValue::Utf8(Some(f.to_string())))
             }
-            ParamType::Sex => one_of(s, &SEXES),
+            ParamType::Sex => one_of(s, &SEXES).or_else(|| {
+                // male and female too, as `--sex` takes them.
+                let sex = crate::cohort::parse_sex(s).ok()?;
+                Some(ScalarValue::Utf8(Some(sex.to_string())))
+            }),
             ParamType::View => one_of(s, &VIEWS),
             ParamType::Dataset => one_of(s, &crate::datasets::ALL),
         }
@@ -756,7 +760,8 @@ mod tests {
         };
         assert_eq!(text(ParamType::Sex.value("f")).as_deref(), Some("F"));
         assert_eq!(text(ParamType::Sex.value("Any")).as_deref(), Some("any"));
-        assert_eq!(ParamType::Sex.value("female"), None);
+        assert_eq!(text(ParamType::Sex.value("Female")).as_deref(), Some("F"));
+        assert_eq!(ParamType::Sex.value("fem"), None);
         assert_eq!(text(ParamType::View.value("pa")).as_deref(), Some("PA"));
         assert_eq!(
             text(ParamType::View.value("ap_supine")).as_deref(),

@@ -183,7 +183,7 @@ def main():
         result["aliases"] = [driver.find_element(By.ID, name).get_attribute("value") for name in ["sex", "uncertain", "view"]]
         # Values the API refuses are said too, not read as another cohort.
         result["refused_values"] = {}
-        for query in ["age=40", "age=abc", "min-studies=abc", "with=Effusion&without=Effusion"]:
+        for query in ["age=40", "age=abc", "min-studies=abc", "sex=F&sex=M", "with=Effusion&without=Effusion"]:
             driver.get(BASE + "/?dataset=nih&" + query)
             WebDriverWait(driver, 60).until(
                 lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")

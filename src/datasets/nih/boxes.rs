@@ -52,6 +52,7 @@ pub fn clean(
     let lab = t.values(label_col)?;
     let xs: Vec<Vec<Option<&str>>> = coords.iter().map(|&c| t.values(c)).collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(t.len());
+    let mut repeated = crate::datasets::common::RepeatedRows::default();
     'rows: for r in 0..t.len() {
         let line = Some(t.lines[r]);
         let Some(image_index) = idx[r] else {
@@ -120,6 +121,15 @@ pub fn clean(
                 Some(format!("{x},{y},{w},{h}").as_str()),
                 why,
             );
+            continue;
+        }
+        // The same box given twice would count twice (as in VinDr, RSNA, SIIM).
+        let coordinates = xywh.map(|v| v.to_string());
+        let key = [Some(image_index), Some(label)]
+            .into_iter()
+            .chain(coordinates.iter().map(|c| Some(c.as_str())))
+            .collect::<Vec<_>>();
+        if !repeated.first(&key, (&t.source, t.lines[r], t.name(index)), issues) {
             continue;
         }
         let patient_id = match images.get(image_index) {

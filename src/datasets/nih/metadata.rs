@@ -9,7 +9,9 @@ use crate::error::Result;
 use crate::findings::{FINDINGS, Label, classify, column_name};
 use crate::input::csv::CsvTable;
 use crate::input::issues::Issues;
-use crate::input::table::{batch, bools, f64s, i8s, i16s, i32s, list_utf8, text, utf8};
+use crate::input::table::{
+    batch, bools, f64s, i8s, i16s, i32s, list_utf8, optional_list_utf8, text, utf8,
+};
 
 /// Ages above this many years are implausible and become NULL.
 pub const MAX_AGE: i64 = 120;
@@ -485,10 +487,10 @@ impl RowCleaner<'_> {
     }
 
     fn labels(&mut self, field: &str, v: Option<&str>) -> Vec<&'static str> {
-        let Some(s) = v else {
+        let Some(s) = v.filter(|s| !says_nothing(s)) else {
             self.note(
                 field,
-                None,
+                v,
                 "empty Finding Labels; image kept without labels (every finding unknown, not normal)",
             );
             return Vec::new();
@@ -564,12 +566,27 @@ pub fn unknown_labels(finding_labels: &str) -> impl Iterator<Item = &str> {
         .filter(|part| !part.is_empty() && matches!(classify(part), Label::Unknown))
 }
 
+/// Whether the release says nothing of the image's findings: an empty `Finding
+/// Labels` (every finding unknown, not normal; its label columns are NULL).
+pub fn is_unlabelled(image: &Image) -> bool {
+    says_nothing(&image.finding_labels)
+}
+
+/// An empty `Finding Labels`, or one of separators only (`|`).
+fn says_nothing(finding_labels: &str) -> bool {
+    finding_labels.split('|').all(|part| part.trim().is_empty())
+}
+
 /// Whether the release states the image normal: no finding and no unknown label.
 pub fn is_normal(image: &Image) -> bool {
-    // An empty `Finding Labels` says nothing: not normal, every finding unknown.
     image.labels.is_empty()
-        && !image.finding_labels.trim().is_empty()
+        && !is_unlabelled(image)
         && unknown_labels(&image.finding_labels).next().is_none()
+}
+
+/// The image's findings, None when the release gives none (see [`is_unlabelled`]).
+pub fn known_labels(image: &Image) -> Option<&[&'static str]> {
+    (!is_unlabelled(image)).then_some(image.labels.as_slice())
 }
 
 /// Builds the `images` table.
@@ -606,11 +623,13 @@ pub fn images_batch(images: &[Image]) -> Result<RecordBatch> {
         ),
         (
             "labels",
-            list_utf8(images.iter().map(|i| i.labels.as_slice())),
+            optional_list_utf8(images.iter().map(known_labels)),
         ),
         (
             "n_labels",
-            i8s(images.iter().map(|i| Some(i.labels.len() as i8))),
+            i8s(images
+                .iter()
+                .map(|i| known_labels(i).map(|l| l.len() as i8))),
         ),
         (
             "no_finding",
@@ -621,7 +640,11 @@ pub fn images_batch(images: &[Image]) -> Result<RecordBatch> {
     for (f, name) in FINDINGS.iter().zip(&names) {
         cols.push((
             name,
-            bools(images.iter().map(|i| Some(i.labels.contains(f)))),
+            bools(
+                images
+                    .iter()
+                    .map(|i| known_labels(i).map(|l| l.contains(f))),
+            ),
         ));
     }
     cols.push(("split", utf8(images.iter().map(|i| i.split))));

@@ -61,6 +61,8 @@ let unknown = [];
 // The parameters a cohort takes (src/serve/cohorts.rs).
 const PARAMETERS = ["dataset", "with", "any", "without", "no-finding", "age", "sex", "view",
   "split", "first-study", "min-studies", "source", "uncertain"];
+// The ones that take several values, each given once or repeated.
+const LISTS = ["dataset", "with", "any", "without", "source"];
 function restore(p) {
   unknown = [];
   const lower = (v) => v.trim().toLowerCase();
@@ -86,6 +88,8 @@ function restore(p) {
   // `=on` set it; anything else the API would refuse is said.
   for (const name of new Set(p.keys())) {
     if (!PARAMETERS.includes(name)) unknown.push(`parameter ${name}`);
+    // The API refuses a choice given twice (it has one value); lists add up.
+    else if (!LISTS.includes(name) && p.getAll(name).length > 1) unknown.push(`${name} given ${p.getAll(name).length} times`);
   }
   const on = (name) => {
     if (!p.has(name)) return false;
@@ -111,9 +115,10 @@ function restore(p) {
     form.elements[name].value = option ? option.value : "";
     if (given && !option) unknown.push(`${name} ${given}`);
   }
-  for (const name of ["split", "min-studies", "source"]) form.elements[name].value = (p.get(name) || "").trim();
+  for (const name of ["split", "min-studies"]) form.elements[name].value = (p.get(name) || "").trim();
+  form.elements.source.value = p.getAll("source").map((v) => v.trim()).filter(Boolean).join(",");
   const studies = (p.get("min-studies") || "").trim();
-  if (studies && !/^\d+$/.test(studies)) unknown.push(`min-studies ${studies}`);
+  if (studies && !/^\+?\d+$/.test(studies)) unknown.push(`min-studies ${studies}`);
 }
 
 let timer = null;
