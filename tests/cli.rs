@@ -1612,7 +1612,7 @@ fn errors_in_plain_words() {
     assert_eq!(
         stderr(&out).trim(),
         format!(
-            "cxr: error: {}: line 3 has 3 fields, the header (line 1) 2 fields; every line of a CSV file needs the same number of fields",
+            "cxr: error: {}, line 3: this record has 3 fields, the header (line 1) 2 fields; every record of a CSV file needs the same number of fields",
             ragged.display()
         )
     );

@@ -265,7 +265,7 @@ fn dicom_headers_match_pydicom() {
             "SELECT COUNT(*) FROM pixel_stats p JOIN dicom_headers d USING (dataset, image_id) \
              WHERE p.photometric = d.photometric AND p.format = 'dicom'"
         ),
-        19
+        22
     );
 }
 

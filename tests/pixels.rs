@@ -426,35 +426,36 @@ fn pixel_rows(wh: &Path) -> Vec<Vec<String>> {
     rows(wh, "SELECT * FROM pixel_stats ORDER BY image_index")
 }
 
-#[test]
-fn interrupted_run_resumes_to_identical_tables() {
-    let dir = tempfile::tempdir().unwrap();
-    let tar = dir.path().join("many.tar");
-    let out = run(&[
-        "synth",
-        "images",
-        "--count",
-        "9000",
-        "--size",
-        "32",
-        "--edge-cases",
-        "--out",
-        tar.to_str().unwrap(),
-    ]);
+/// A synthetic tar of images (`synth_args` after `synth images`), the warehouse of
+/// an uninterrupted ingest of it, and the warehouse folder of a run that died after
+/// committing one chunk: no warehouse there (no manifest: nothing a reader would
+/// open), but the chunk, in the warehouse's resume cache.
+fn stopped_after_one_chunk(dir: &Path, synth_args: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    let tar = dir.join("many.tar");
+    let mut args = vec!["synth", "images"];
+    args.extend_from_slice(synth_args);
+    args.extend(["--out", tar.to_str().unwrap()]);
+    let out = run(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-
-    let (reference, out) = ingest_images(&dir.path().join("ref"), &[&tar], &[]);
+    let (reference, out) = ingest_images(&dir.join("ref"), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-
-    // A run that dies after committing one chunk leaves no warehouse (no manifest:
-    // nothing a reader would open), but the chunk, in the warehouse's resume cache.
     let (wh, out) = ingest_images(
-        &dir.path().join("run"),
+        &dir.join("run"),
         &[&tar],
         &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")],
     );
     assert!(!out.status.success());
     assert!(!wh.join("manifest.json").exists());
+    (tar, reference, wh)
+}
+
+#[test]
+fn interrupted_run_resumes_to_identical_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tar, reference, _) = stopped_after_one_chunk(
+        dir.path(),
+        &["--count", "9000", "--size", "32", "--edge-cases"],
+    );
     let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
@@ -795,26 +796,8 @@ fn odd_copies_entries_and_caches_land_where_they_should() {
 #[test]
 fn a_damaged_resume_chunk_is_measured_again() {
     let dir = tempfile::tempdir().unwrap();
-    let tar = dir.path().join("many.tar");
-    let out = run(&[
-        "synth",
-        "images",
-        "--count",
-        "5000",
-        "--size",
-        "16",
-        "--out",
-        tar.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let (reference, out) = ingest_images(&dir.path().join("ref"), &[&tar], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let (wh, out) = ingest_images(
-        &dir.path().join("run"),
-        &[&tar],
-        &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")],
-    );
-    assert!(!out.status.success());
+    let (tar, reference, wh) =
+        stopped_after_one_chunk(dir.path(), &["--count", "5000", "--size", "16"]);
     let chunk = std::fs::read_dir(&wh)
         .unwrap()
         .flatten()

@@ -895,22 +895,13 @@ fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
 
 /// A session started as `cxr` by hand, read up to its first ReadyForQuery.
 fn logged_in(port: u16) -> TcpStream {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let params = b"user\0cxr\0database\0cxr\0\0";
-    let mut startup = ((8 + params.len()) as u32).to_be_bytes().to_vec();
-    startup.extend_from_slice(&196608u32.to_be_bytes());
-    startup.extend_from_slice(params);
-    socket.write_all(&startup).unwrap();
+    let (answer, socket) = started_with(port, &[]);
     // Up to ReadyForQuery: 'Z', length 5, idle.
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b"Z\0\0\0\x05I") {
-        socket.read_exact(&mut byte).unwrap();
-        seen.push(byte[0]);
-    }
+    assert!(
+        answer.ends_with(b"Z\0\0\0\x05I"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     socket
 }
 
