@@ -179,45 +179,25 @@ type Object = dicom_object::FileDicomObject<dicom_object::InMemDicomObject>;
 /// file it would be: `DICM` before it, and the group's length element when the
 /// writer left it out (pydicom's `dcmwrite` writes both so by default; dicom-rs
 /// reads neither).
-fn as_part10(bytes: &[u8]) -> Vec<u8> {
+fn as_part10(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let group_length = u16::from_le_bytes([bytes[2], bytes[3]]) == 0x0000;
     let mut out = Vec::with_capacity(bytes.len() + 16);
     out.extend_from_slice(b"DICM");
     if !group_length {
-        let length = meta_group_length(bytes);
+        let length = meta_group_length(bytes)?;
         out.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00]);
         out.extend_from_slice(&length.to_le_bytes());
     }
     out.extend_from_slice(bytes);
-    out
+    Ok(out)
 }
 
-/// The bytes of the (0002,xxxx) elements at the start of `bytes` (explicit VR
-/// little endian, as the meta group always is).
-fn meta_group_length(bytes: &[u8]) -> u32 {
-    let mut at = 0usize;
-    while bytes.get(at..at + 2) == Some(&[0x02, 0x00]) {
-        let Some(vr) = bytes.get(at + 4..at + 6) else {
-            break;
-        };
-        let long = matches!(
-            vr,
-            b"OB" | b"OW" | b"OF" | b"OD" | b"OL" | b"OV" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR"
-        );
-        let (header, length) = if long {
-            let Some(l) = bytes.get(at + 8..at + 12) else {
-                break;
-            };
-            (12, u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
-        } else {
-            let Some(l) = bytes.get(at + 6..at + 8) else {
-                break;
-            };
-            (8, u16::from_le_bytes([l[0], l[1]]) as usize)
-        };
-        at = at.saturating_add(header).saturating_add(length);
-    }
-    at.min(bytes.len()) as u32
+/// The bytes of the (0002,xxxx) elements at the start of `bytes`, walked as
+/// [`lengths_fit`] walks them.
+fn meta_group_length(bytes: &[u8]) -> Result<u32, String> {
+    let mut walk = Walk::starting(bytes, 0);
+    walk.meta_group()?;
+    Ok(walk.at as u32)
 }
 
 /// Decodes the first frame of a DICOM file into grey values.
@@ -226,7 +206,7 @@ pub fn decode(bytes: &[u8]) -> Result<Grey, String> {
     let bytes = if bytes.get(128..132) == Some(b"DICM") || bytes.starts_with(b"DICM") {
         bytes
     } else {
-        with_magic = as_part10(bytes);
+        with_magic = as_part10(bytes)?;
         &with_magic
     };
     let unreadable = lengths_fit(bytes)?;
@@ -834,27 +814,8 @@ pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> 
     } else {
         0
     };
-    let mut walk = Walk {
-        bytes,
-        at: start,
-        headers: 0,
-        explicit: true,
-        big_endian: false,
-        unknown_sequences: Vec::new(),
-        image: ImageElements::default(),
-    };
-    // The meta group: explicit VR little endian, whatever follows.
-    let mut syntax = String::new();
-    while walk.at + 4 <= bytes.len() && walk.u16_at(walk.at) == 0x0002 {
-        let element = walk.next_header()?;
-        if element.tag == (0x0002, 0x0010) && element.length != UNDEFINED {
-            let end = walk.at + element.length as usize;
-            syntax = String::from_utf8_lossy(&bytes[walk.at..end])
-                .trim_end_matches(['\0', ' '])
-                .to_string();
-        }
-        walk.skip(&element)?;
-    }
+    let mut walk = Walk::starting(bytes, start);
+    let syntax = walk.meta_group()?;
     match syntax.as_str() {
         DEFLATED => return Err("deflated DICOM data sets are not measured".into()),
         IMPLICIT_LITTLE => walk.explicit = false,
@@ -938,7 +899,37 @@ struct Walk<'a> {
     image: ImageElements,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    /// A walk of `bytes` from `at`, in explicit VR little endian (the meta group's).
+    fn starting(bytes: &'a [u8], at: usize) -> Walk<'a> {
+        Walk {
+            bytes,
+            at,
+            headers: 0,
+            explicit: true,
+            big_endian: false,
+            unknown_sequences: Vec::new(),
+            image: ImageElements::default(),
+        }
+    }
+
+    /// Walks the meta group's (0002,xxxx) elements from here (explicit VR little
+    /// endian, whatever follows) and returns the transfer syntax it names.
+    fn meta_group(&mut self) -> Result<String, String> {
+        let mut syntax = String::new();
+        while self.at + 4 <= self.bytes.len() && self.u16_at(self.at) == 0x0002 {
+            let element = self.next_header()?;
+            if element.tag == (0x0002, 0x0010) && element.length != UNDEFINED {
+                let end = self.at + element.length as usize;
+                syntax = String::from_utf8_lossy(&self.bytes[self.at..end])
+                    .trim_end_matches(['\0', ' '])
+                    .to_string();
+            }
+            self.skip(&element)?;
+        }
+        Ok(syntax)
+    }
+
     fn u16_at(&self, at: usize) -> u16 {
         let b = [self.bytes[at], self.bytes[at + 1]];
         if self.big_endian {

@@ -758,15 +758,25 @@ pub fn from_startup_options(
             ));
         };
         let name = name.replace('-', "_").to_ascii_lowercase();
-        match set(&name, value, None, metadata, TransactionStatus::Idle) {
-            Some(Err(e)) => return Err(e),
-            Some(Ok(_)) => {}
-            None => {
-                metadata.insert(name, value.to_string());
-            }
-        }
+        set_at_startup(&name, value, metadata)?;
     }
     Ok(())
+}
+
+/// A setting given at login, applied as `SET name = value` is.
+fn set_at_startup(
+    name: &str,
+    value: &str,
+    metadata: &mut HashMap<String, String>,
+) -> PgWireResult<()> {
+    match set(name, value, None, metadata, TransactionStatus::Idle) {
+        Some(Err(e)) => Err(e),
+        Some(Ok(_)) => Ok(()),
+        None => {
+            metadata.insert(name.to_string(), value.to_string());
+            Ok(())
+        }
+    }
 }
 
 /// The startup packet's parameters that are the protocol's, not settings.
@@ -788,19 +798,7 @@ pub fn from_startup_parameters(
         if name != *given {
             metadata.remove(given);
         }
-        match set(
-            &name,
-            &parameters[given],
-            None,
-            metadata,
-            TransactionStatus::Idle,
-        ) {
-            Some(Err(e)) => return Err(e),
-            Some(Ok(_)) => {}
-            None => {
-                metadata.insert(name, parameters[given].clone());
-            }
-        }
+        set_at_startup(&name, &parameters[given], metadata)?;
     }
     Ok(())
 }
