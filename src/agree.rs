@@ -198,10 +198,9 @@ pub async fn pairwise(
     cohort: Option<&str>,
     params: &[(String, datafusion::scalar::ScalarValue)],
 ) -> Result<Vec<Row>> {
-    check_source(wh, a).await?;
-    check_source(wh, b).await?;
+    let (a, b) = (known_source(wh, a).await?, known_source(wh, b).await?);
     let rows = wh
-        .query(&pairwise_sql(a, b, cohort, uncertain), params)
+        .query(&pairwise_sql(&a, &b, cohort, uncertain), params)
         .await?;
     let count = |c: &str| -> Result<Vec<u64>> {
         Ok(rows
@@ -232,9 +231,9 @@ pub async fn pairwise(
         .collect())
 }
 
-/// Refuses a source the warehouse has no labels of, listing the known ones (the
-/// reader votes among them).
-async fn check_source(wh: &Warehouse, source: &str) -> Result<()> {
+/// The warehouse's name of a source (given in any case); refuses one it has no
+/// labels of, listing the known ones (the reader votes among them).
+async fn known_source(wh: &Warehouse, source: &str) -> Result<String> {
     if !wh.has_table("dataset_labels") {
         return Err(Error::Usage(
             "this warehouse has no dataset_labels table; run `cxr ingest` again with this cxr"
@@ -248,8 +247,9 @@ async fn check_source(wh: &Warehouse, source: &str) -> Result<()> {
         )
         .await?
         .required_strings("source")?;
-    if known.iter().any(|k| k == source) {
-        Ok(())
+    // Named without regard to case, as `--source` names them.
+    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(source.trim())) {
+        Ok(k.clone())
     } else {
         Err(Error::Usage(format!(
             "unknown label source `{source}`; the sources are: {}",

@@ -210,7 +210,7 @@ fn planning_in_words(message: &str) -> Option<String> {
         let mut out = format!("no function {call}: the arguments have other types than it takes");
         if !candidates.is_empty() {
             out += &format!(
-                " ({}); cast them, e.g. CAST(x AS DOUBLE)",
+                " ({}); cast them to one of those types",
                 candidates.join(", ")
             );
         }
@@ -262,7 +262,7 @@ fn planning_in_words(message: &str) -> Option<String> {
     if let Some(value) = quoted_after("Cannot cast string '", '\'') {
         let target = quoted_after("' to value of ", ' ').unwrap_or_else(|| "that type".into());
         return Some(format!(
-            "the text '{value}' is not a value of type {target}: compare a column with a value of its own type (numbers without quotes, text in quotes)"
+            "the text '{value}' is not a value of type {target} (as a CAST, or a comparison of a column with a value of another type: numbers go without quotes, text in quotes)"
         ));
     }
     // A cast, or integer arithmetic (done wider and cast back), out of its type's range.
@@ -309,7 +309,7 @@ mod field_tests {
             said(
                 "Internal error: Function 'sum' failed to match any signature, errors: Error during planning: x.\nThis issue was likely caused by a bug in DataFusion's code. No function matches the given name and argument types 'sum(Utf8)'. You might need to add explicit type casts.\n\tCandidate functions:\n\tsum(Decimal)\n\tsum(Int64)"
             ),
-            "no function sum(Utf8): the arguments have other types than it takes (sum(Decimal), sum(Int64)); cast them, e.g. CAST(x AS DOUBLE)"
+            "no function sum(Utf8): the arguments have other types than it takes (sum(Decimal), sum(Int64)); cast them to one of those types"
         );
         assert_eq!(
             said(
@@ -371,7 +371,7 @@ mod field_tests {
         );
         assert_eq!(
             said("Cast error: Cannot cast string 'F' to value of Int64 type"),
-            "the text 'F' is not a value of type Int64: compare a column with a value of its own type (numbers without quotes, text in quotes)"
+            "the text 'F' is not a value of type Int64 (as a CAST, or a comparison of a column with a value of another type: numbers go without quotes, text in quotes)"
         );
         assert!(super::planning_in_words("table 'x' not found").is_none());
     }
@@ -428,6 +428,9 @@ fn words(e: &datafusion::error::DataFusionError) -> String {
         D::SchemaError(m, _) => m.to_string(),
         D::IoError(io) => io_text(io),
         D::ObjectStore(store) => store.to_string(),
+        D::External(inner) if is_panic(inner.as_ref()) => {
+            format!("internal error: {inner} (a bug of DataFusion's; run the query again)")
+        }
         D::External(inner) => inner.to_string(),
         other => other.to_string(),
     }
@@ -561,6 +564,14 @@ fn is_system_failure(e: &std::io::Error) -> bool {
     )
 }
 
+/// Whether an error is a task of the query that panicked: DataFusion passes it on
+/// as a join error wrapped in its own ("Join Error: task 94 panicked with message
+/// ..."), not as the panic cxr's own handler reports.
+fn is_panic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<tokio::task::JoinError>()
+        .is_some_and(tokio::task::JoinError::is_panic)
+}
+
 /// Whether an I/O error says the bytes read are not what they claim to be.
 fn is_bad_data(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
@@ -603,6 +614,8 @@ impl Error {
                 D::External(inner) => match inner.downcast_ref::<std::io::Error>() {
                     Some(io) if is_bad_data(io) => 2,
                     Some(_) => 1,
+                    // A task of the query that panicked (DataFusion's own bug).
+                    None if is_panic(inner.as_ref()) => 1,
                     None => 2,
                 },
                 _ => 2,
@@ -755,5 +768,31 @@ mod memory_tests {
         }
         let other = Error::DataFusion(DataFusionError::Internal("a bug".into()));
         assert_eq!(other.exit_code(), 1);
+    }
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::Error;
+    use datafusion::error::DataFusionError;
+
+    /// A task of a query that panicked comes back as DataFusion's repartition gives
+    /// it (a join error inside "Join Error"): a bug, exit 1, said as internal.
+    #[test]
+    fn a_query_task_that_panicked_is_an_internal_error() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let joined = runtime
+            .block_on(async { tokio::spawn(async { panic!("partition not used yet") }).await });
+        let panicked = joined.unwrap_err();
+        let error = Error::DataFusion(DataFusionError::Context(
+            "Join Error".into(),
+            Box::new(DataFusionError::External(Box::new(panicked))),
+        ));
+        assert_eq!(error.exit_code(), 1);
+        let text = error.to_string();
+        assert!(
+            text.contains("internal error") && text.contains("panicked"),
+            "{text}"
+        );
     }
 }

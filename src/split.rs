@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::findings::FINDINGS;
 use crate::sql::Warehouse;
 use crate::sql::snippets::column_name;
@@ -168,12 +168,22 @@ pub async fn official(wh: &Warehouse) -> Result<Vec<(i32, String)>> {
             &[],
         )
         .await?;
-    Ok(rows
+    let assigned: Vec<(i32, String)> = rows
         .required_i64s("patient_id")?
         .into_iter()
         .map(|p| p as i32)
         .zip(rows.required_strings("split")?)
-        .collect())
+        .collect();
+    if assigned.is_empty() {
+        // An empty `splits` would be committed as if it were the lists.
+        return Err(Error::Usage(
+            "--official: no image of this warehouse is in an official list \
+             (ingested with --no-splits, or without train_val_list.txt and test_list.txt); \
+             nothing was written"
+                .into(),
+        ));
+    }
+    Ok(assigned)
 }
 
 /// The schema of the `splits` table.

@@ -204,6 +204,30 @@ fn followup_timeline_and_transitions() {
     assert_eq!(t.len(), 19);
     assert_eq!(t[0][0], "1");
     assert_eq!(t[0][6], "", "no new_labels on the first study");
+    // A cohort that leaves out every image of a patient who is there matches
+    // nothing: a note and exit 0, as any such cohort (the CSV: no Hernia on 18404).
+    assert!(
+        nih_csv()
+            .iter()
+            .filter(|i| i.patient == 18404)
+            .all(|i| !i.labels.contains("Hernia"))
+    );
+    let w = wh();
+    let out = run(&[
+        "followup",
+        "-w",
+        &w,
+        "--patient",
+        "18404",
+        "--with",
+        "Hernia",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: no image of patient 18404 matches the cohort"),
+        "{}",
+        stderr(&out)
+    );
     // Appearances per finding between consecutive studies, from the CSV.
     let mut images = nih_csv();
     images.sort_by(|a, b| {
@@ -466,6 +490,22 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// `split --official` of a warehouse ingested without the lists has no assignment
+/// to write: refused, nothing committed (it wrote an empty `splits`, exit 0).
+#[test]
+fn official_split_without_the_lists_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = common::small_metadata(dir.path(), 20);
+    let w = dir.path().join("wh");
+    let ws = w.to_str().unwrap();
+    let out = run(&common::ingest_args(meta.to_str().unwrap(), ws));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = common::snapshot(&w);
+    let out = run(&["split", "-w", ws, "--official"]);
+    common::assert_refused(&out, "no image of this warehouse is in an official list");
+    assert!(common::snapshot(&w) == before, "the warehouse changed");
+}
+
 #[test]
 fn splits_official_random_and_stratified() {
     let dir = tempfile::tempdir().unwrap();
@@ -666,33 +706,36 @@ fn agree_compares_the_expert_groupings() {
         ]
         .to_vec()
     };
-    let out = run(&[
-        "agree",
-        "-w",
-        wh2020().to_str().unwrap(),
-        "-f",
-        "csv",
-        "--a",
-        "nih_2020",
-        "--b",
-        "google_2019",
-    ]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let got: Vec<Vec<String>> = parse_csv(&stdout(&out))[1..]
-        .iter()
-        .map(|r| r[..5].to_vec())
-        .collect();
-    assert_eq!(
-        got,
-        [
-            expected(
-                "Airspace opacity",
-                &["Consolidation", "Infiltration", "Pneumonia"]
-            ),
-            expected("Nodule or mass", &["Mass", "Nodule"]),
-            expected("Pneumothorax", &["Pneumothorax"]),
-        ]
-    );
+    // The sources named in any case, as --source names them.
+    for (a, b) in [("nih_2020", "google_2019"), ("NIH_2020", "Google_2019")] {
+        let out = run(&[
+            "agree",
+            "-w",
+            wh2020().to_str().unwrap(),
+            "-f",
+            "csv",
+            "--a",
+            a,
+            "--b",
+            b,
+        ]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        let got: Vec<Vec<String>> = parse_csv(&stdout(&out))[1..]
+            .iter()
+            .map(|r| r[..5].to_vec())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                expected(
+                    "Airspace opacity",
+                    &["Consolidation", "Infiltration", "Pneumonia"]
+                ),
+                expected("Nodule or mass", &["Mass", "Nodule"]),
+                expected("Pneumothorax", &["Pneumothorax"]),
+            ]
+        );
+    }
 }
 
 /// The follow-up of a whole dataset is read from `studies` (written at ingest); of

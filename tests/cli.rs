@@ -345,9 +345,18 @@ fn shell_commands_are_checked() {
     );
     assert_eq!(stdout(&out), "");
 
-    let out = shell("\\format csv\n\\d patients\n");
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("patient_id"), "{}", stdout(&out));
+    // Named as SQL names a table: `PATIENTS` folded, `"patients"` quoted.
+    for name in ["patients", "PATIENTS", "\"patients\""] {
+        let out = shell(&format!("\\format csv\n\\d {name}\n"));
+        assert_eq!(code(&out), Some(0), "{name}: {}", stderr(&out));
+        assert!(stdout(&out).contains("patient_id"), "{}", stdout(&out));
+    }
+    let out = shell("\\d \"PATIENTS\"\n");
+    assert!(
+        stderr(&out).contains("no table or view named `PATIENTS`"),
+        "{}",
+        stderr(&out)
+    );
 
     // A backslash command inside an open statement is not SQL.
     let out = shell("\\format csv\nSELECT 1 AS a\n\\d\n;\n");
@@ -1873,6 +1882,26 @@ fn wrong_values_are_named_in_words() {
         &["Valid fields", "target."],
     );
     assert!(!Path::new(out).exists(), "a refused export wrote {out}");
+    // An --sql that selects none of the warehouse's images is said, as an empty cohort.
+    let empty = dir.path().join("empty.parquet");
+    let said = cxr()
+        .args([
+            "export",
+            "-w",
+            &wh,
+            "--sql",
+            "SELECT 'nope.png' AS image_index",
+            "--out",
+        ])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(code(&said), Some(0), "{}", stderr(&said));
+    assert!(
+        stderr(&said).contains("note: --sql selects no image"),
+        "{}",
+        stderr(&said)
+    );
     let file = dir.path().join("old.sql");
     std::fs::write(&file, "SELECT image_index FROM images WHERE age > 80").unwrap();
     check(
@@ -2514,12 +2543,15 @@ fn meaningless_values_are_refused_and_outputs_read_back() {
             .output()
             .unwrap()
     };
-    for value in ["1e400", "inf", "nan"] {
+    // As PostgreSQL's float8in: out of range either way (1e400, 1e-400), inf, nan.
+    for value in ["1e400", "1e-400", "inf", "nan"] {
         assert_refused(&saved(&["float", "-p", &format!("f={value}")]), "FLOAT");
     }
-    let out = saved(&["float", "-p", "f=2.5", "--format", "csv"]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "f\n2.5\n");
+    for (value, shown) in [("2.5", "2.5"), ("0e-400", "0.0"), ("-0.0", "-0.0")] {
+        let out = saved(&["float", "-p", &format!("f={value}"), "--format", "csv"]);
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("f\n{shown}\n"));
+    }
     assert_refused(
         &saved(&["unused"]),
         "unused.sql: declares $x but the query never uses it",

@@ -37,6 +37,19 @@ fn ingest(dir: &Path, extra: &[&str]) -> std::process::Output {
     run(&a)
 }
 
+/// A warehouse (`dir/wh`) of CheXpert `rows` (under the labeler's header) alone.
+fn ingest_chexpert_rows<S: AsRef<str>>(dir: &Path, rows: &[S]) -> PathBuf {
+    let rows: Vec<&str> = rows.iter().map(AsRef::as_ref).collect();
+    let train = dir.join("train.csv");
+    std::fs::write(&train, format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let out = ingest(
+        dir,
+        &["--dataset", &format!("chexpert={}", train.display())],
+    );
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    dir.join("wh")
+}
+
 /// `finding_states` as ingest wrote it equals its SQL definition over `dataset_labels`
 /// (`src/sql/views/finding_states.sql`), row for row, both ways.
 fn assert_states_equal_their_definition(wh: &Path) {
@@ -231,6 +244,45 @@ fn cross_dataset_manifest_targets() {
         ),
         [["1.0", "NaN", "NaN", "0.0", "Float32", "18"]]
     );
+}
+
+/// A cohort's first studies with `--image-root`: 70,000 patients, each path
+/// joined to the folder, as a batch of tens of thousands of rows reaches `concat`
+/// (it was refused as a function result of over 8 MiB). Each path is the folder
+/// and the CSV's `Path`, computed here.
+#[test]
+fn image_root_on_a_large_cohort_of_first_studies() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = (1..=70_000)
+        .map(|p| format!("CheXpert-v1.0-small/train/patient{p:05}/study1/view1_frontal.jpg"))
+        .collect();
+    let rows: Vec<String> = paths
+        .iter()
+        .map(|p| format!("{p},Female,60,Frontal,PA,,,1.0,,,,,,,,,,,"))
+        .collect();
+    let wh = ingest_chexpert_rows(dir.path(), &rows);
+    let manifest = dir.path().join("first.parquet");
+    let out = run(&[
+        "export",
+        "-w",
+        wh.to_str().unwrap(),
+        "--dataset",
+        "chexpert",
+        "--first-study",
+        "--image-root",
+        "/data",
+        "--out",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = q(
+        &wh,
+        &format!("SELECT path FROM '{}' ORDER BY path", manifest.display()),
+    );
+    let mut want: Vec<String> = paths.iter().map(|p| format!("/data/{p}")).collect();
+    want.sort();
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().zip(&want).all(|(row, path)| &row[0] == path));
 }
 
 #[test]
@@ -861,12 +913,7 @@ fn normal_and_unlabelled_images() {
         // No label at all: unknown for everything.
         row(15, &[]),
     ];
-    let train = dir.path().join("train.csv");
-    std::fs::write(&train, format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n"))).unwrap();
-    let arg = format!("chexpert={}", train.display());
-    let out = ingest(dir.path(), &["--dataset", &arg]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let wh = dir.path().join("wh");
+    let wh = ingest_chexpert_rows(dir.path(), &rows);
     let w = wh.to_str().unwrap();
     let patients = |flags: &[&str]| -> Vec<String> {
         let mut a = vec!["cohort", "-w", w, "-f", "csv", "--dataset", "chexpert"];
@@ -2172,14 +2219,7 @@ fn a_patient_of_two_sexes_is_noted() {
         "CheXpert-v1.0-small/train/patient00001/study2/view1_frontal.jpg,Male,69,Frontal,PA,1.0,,,,,,,,,,,,,",
         "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,Male,50,Frontal,PA,1.0,,,,,,,,,,,,,",
     ];
-    let train = dir.path().join("train.csv");
-    std::fs::write(&train, format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n"))).unwrap();
-    let out = ingest(
-        dir.path(),
-        &["--dataset", &format!("chexpert={}", train.display())],
-    );
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let wh = dir.path().join("wh");
+    let wh = ingest_chexpert_rows(dir.path(), &rows);
     assert_eq!(
         q(
             &wh,

@@ -344,13 +344,15 @@ fn bad_values_become_data_issues_with_line_and_column() {
          \n\
          00000002_000.png,infiltrate|No Finding,0,abc,58,M,PA,2682,2749,0.143,0.143\n\
          00000003_000.png,No Finding,0,3,011M,X,LL,wide,2749,0.143\n\
-         00000004_000.png,Mass|Mass,0,4,40,f,pa,2682,2749,0.143,0.143"
+         00000004_000.png,Mass|Mass,0,4,40,f,pa,2682,2749,0.143,0.143\n\
+         00000005_000.png,Mass,0,5,45.0,F,PA,2682,2749,0.143,0.143\n\
+         00000006_000.png,Mass,0,6,45y,F,PA,2682,2749,0.143,0.143"
     );
     let p = write(dir.path(), "meta.csv", csv.as_bytes());
     let out = ingest_metadata(dir.path(), &p);
     assert!(out.status.success(), "{}", stderr(&out));
     let wh = dir.path().join("wh");
-    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images"), 4);
+    assert_eq!(int(&wh, "SELECT COUNT(*) FROM images"), 6);
     let issues = rows(
         &wh,
         "SELECT line, field, value, issue FROM data_issues ORDER BY line, field, issue",
@@ -373,6 +375,8 @@ fn bad_values_become_data_issues_with_line_and_column() {
     assert!(has("7", "OriginalImage[Width", "set to NULL"), "{issues:?}");
     assert!(has("8", "Finding Labels", "duplicate label"), "{issues:?}");
     assert!(has("8", "Patient Gender", "normalised"), "{issues:?}");
+    assert!(has("9", "Patient Age", "read as 45"), "{issues:?}");
+    assert!(has("10", "Patient Age", "read as 45"), "{issues:?}");
     let r = rows(
         &wh,
         "SELECT image_index, age, sex, view_position, labels, orig_width FROM images ORDER BY image_index",
@@ -386,6 +390,7 @@ fn bad_values_become_data_issues_with_line_and_column() {
         r[3],
         vec!["00000004_000.png", "40", "F", "PA", "[Mass]", "2682"]
     );
+    assert_eq!((r[4][1].as_str(), r[5][1].as_str()), ("45", "45"));
 }
 
 #[test]

@@ -141,6 +141,12 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
         ("/api/cohort?age=40", "age"),
         ("/api/cohort?age=abc", "age"),
         ("/api/cohort?min-studies=abc", "min-studies"),
+        // A one-value parameter given twice, even as a contradiction or empty.
+        (
+            "/api/cohort?first-study=true&first-study=false",
+            "`first-study` given 2 times",
+        ),
+        ("/api/cohort?sex=F&sex=", "`sex` given 2 times"),
         ("/api/options?x=1", "unknown parameter `x`"),
         ("/api/patient?dataset=nih", "needs `dataset` and `patient`"),
         ("/api/patient?dataset=nih,nih&patient=1", "name one"),
@@ -730,6 +736,28 @@ fn the_page_in_chromium_matches_the_command_line() {
         assert!(text.contains(said), "{query}: {page}");
     }
     assert_eq!(page["first_study_checked"], true, "{page}");
+    assert_eq!(page["numbers_beside_error"], 0, "{page}");
+    let summary = run_csv(&[
+        "cohort",
+        "-w",
+        w,
+        "--dataset",
+        "nih",
+        "--min-studies",
+        "5",
+        "--summary",
+        "--format",
+        "csv",
+    ]);
+    let images = summary
+        .iter()
+        .find(|row| row[..2] == ["nih", "images"])
+        .unwrap_or_else(|| panic!("{summary:?}"));
+    let n = summary[0].iter().position(|h| h == "n").unwrap();
+    assert_eq!(
+        page["plus_min_studies"]["nih"]["images"], images[n],
+        "{page}"
+    );
     assert!(
         page["misspelt_text"]
             .as_str()

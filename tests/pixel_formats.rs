@@ -49,8 +49,9 @@ fn fixtures() -> Option<&'static Fixtures> {
             f("sparse_gnu.tar"),
             "--images".into(),
             f("sparse_pax.tar"),
+            // A dataset named in any case, as --dataset names it.
             "--images".into(),
-            format!("chexpert={}", f("chexpert.zip")),
+            format!("CheXpert={}", f("chexpert.zip")),
             "--images".into(),
             format!("vindr={}", f("vindr")),
             "--images".into(),

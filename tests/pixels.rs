@@ -533,6 +533,87 @@ fn resume_after_an_edit_in_place_measures_the_new_bytes() {
     );
 }
 
+/// Member names as a tar holds them: two names that differ only in bytes that are
+/// not UTF-8 (Latin-1 `é` and `è`) are two images, each measured; a name longer than
+/// any path (5,000 bytes, in a GNU long-name header) is a pixel error with its first
+/// 256 bytes, not held whole.
+#[test]
+fn member_names_not_utf8_or_too_long() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("names.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    let long = format!("{}/x.png", "d".repeat(4994));
+    let names: [&[u8]; 3] = [b"img\xe9.png", b"img\xe8.png", long.as_bytes()];
+    for (value, name) in [10u8, 20, 30].into_iter().zip(names) {
+        let png = grey_png(&[value; 4], 2, 2);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(png.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, std::ffi::OsStr::from_bytes(name), &png[..])
+            .unwrap();
+    }
+    b.into_inner().unwrap();
+    let (wh, out) = ingest_images(dir.path(), &[&tar], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT image_index, mean FROM pixel_stats ORDER BY mean"
+        ),
+        [["img\\xe9.png", "10.0"], ["img\\xe8.png", "20.0"]]
+    );
+    let errors = rows(&wh, "SELECT member, error FROM pixel_errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0][0], format!("{}…", &long[..256]));
+    assert!(
+        errors[0][1].contains("a member name of 5000 bytes"),
+        "{errors:?}"
+    );
+}
+
+/// A run resumed from chunks keeps each image's archive and member apart when both
+/// hold a `:`: the rows naming images the metadata lacks say the member as read.
+#[test]
+fn resumed_run_keeps_archive_and_member_with_colons() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("scan:2024");
+    std::fs::create_dir_all(&folder).unwrap();
+    let tar = folder.join("x.tar");
+    // 4,100 constant images: more than one 4,096-member chunk.
+    let members: Vec<(String, Vec<u8>)> = (0..4100u32)
+        .map(|i| {
+            (
+                format!("a:b/img_{i:05}.png"),
+                grey_png(&[(i % 200) as u8; 4], 2, 2),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = members
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.clone()))
+        .collect();
+    tar_of(&tar, &refs);
+    let (_, out) = ingest_images(
+        &dir.path().join("run"),
+        &[&tar],
+        &[("CXR_TEST_FAIL_AFTER_CHUNKS", "1")],
+    );
+    assert!(!out.status.success());
+    let (wh, out) = ingest_images(&dir.path().join("run"), &[&tar], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
+    let noted = rows(
+        &wh,
+        "SELECT source_file, field FROM data_issues WHERE issue LIKE 'image not in the metadata%' ORDER BY field",
+    );
+    assert_eq!(noted.len(), 4100);
+    for (row, (name, _)) in noted.iter().zip(&members) {
+        assert_eq!(row, &vec!["x.tar".to_string(), name.clone()]);
+    }
+}
+
 #[test]
 fn shipped_sample_of_real_images() {
     let wh = wh_default_with_images();

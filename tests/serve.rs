@@ -427,6 +427,20 @@ fn psql_reads_tables_views_and_the_catalog() {
     );
     let rows: Vec<&str> = pieces.lines().filter(|l| l.ends_with(".png")).collect();
     assert_eq!(rows, indexes[..5]);
+    // A cursor used up still has its columns, as PostgreSQL's does: psql prints its
+    // header and "(0 rows)" where it printed nothing.
+    let used_up = psql_command(server.port)
+        .args(["-A", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(
+            "BEGIN; DECLARE u CURSOR FOR SELECT image_index, age FROM images LIMIT 1; \
+             FETCH 5 FROM u; FETCH 5 FROM u",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(code(&used_up), Some(0), "{}", stderr(&used_up));
+    let printed = stdout(&used_up);
+    let tail: Vec<&str> = printed.lines().rev().take(2).collect();
+    assert_eq!(tail, ["(0 rows)", "image_index|age"], "{printed}");
 
     // SQL-level prepared statements, kept for the connection; the values cast to the
     // declared type. Counted against the CSV.
@@ -478,6 +492,55 @@ fn psql_reads_tables_views_and_the_catalog() {
         .collect();
     assert_eq!(copied, expected);
 
+    assert!(server.stop().success());
+}
+
+/// Floats, timestamps, times and arrays in the text PostgreSQL 15 writes (its
+/// documented output, by hand), in query results and in `COPY ... TO STDOUT`:
+/// `Infinity`, not Rust's `inf`; no trailing zeros in a fraction of a second;
+/// `{a,b}`, not arrow's `[a, b]`.
+#[test]
+fn values_in_postgresql_text_forms() {
+    let Some(_) = client("psql") else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let values = "CAST('inf' AS double precision), CAST('-inf' AS double precision), \
+                  CAST(-0.0 AS double precision), CAST(1e300 AS double precision), \
+                  CAST(0.00001 AS double precision), CAST(0.1 AS real), \
+                  TIMESTAMP '2020-01-01 10:00:00', TIMESTAMP '2020-01-01 10:00:00.5', \
+                  TIME '10:00:00.25'";
+    let written = "Infinity,-Infinity,-0,1e+300,1e-05,0.1,2020-01-01 10:00:00,2020-01-01 10:00:00.5,10:00:00.25";
+    assert_eq!(
+        psql_ok(server.port, &format!("SELECT {values}")).trim(),
+        written
+    );
+    // A list of lists, which the protocol's encoder cannot send, as PostgreSQL's
+    // two-dimensional array (`ARRAY[ARRAY[1,2],ARRAY[3,4]]`); a half float as real.
+    assert_eq!(
+        psql_ok(
+            server.port,
+            "SELECT make_array(make_array(1, 2), make_array(3, 4)), arrow_cast(1.5, 'Float16')"
+        )
+        .trim(),
+        "{{1,2},{3,4}},1.5"
+    );
+
+    let csv = nih_csv();
+    let image = csv.iter().find(|i| i.labels.len() > 1).unwrap();
+    let labels: Vec<&str> = image.labels.iter().map(String::as_str).collect();
+    let copied = psql_ok(
+        server.port,
+        &format!(
+            "\\copy (SELECT array_sort(labels), make_array('a b', NULL, 'x'), {values} FROM images WHERE image_index = '{}') to stdout with csv",
+            image.index
+        ),
+    );
+    let array = format!("{{{}}}", labels.join(","));
+    // Quoted as CSV where they hold a comma, as PostgreSQL quotes them.
+    assert_eq!(
+        copied,
+        format!("\"{array}\",\"{{\"\"a b\"\",NULL,x}}\",{written}\n")
+    );
     assert!(server.stop().success());
 }
 
@@ -1004,6 +1067,35 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         assert_eq!(psql_ok(port, &format!("SELECT {n}")).trim(), n.to_string());
     }
     drop(idle);
+    // Each connection closed to make room is logged, one line each.
+    assert!(
+        server
+            .log()
+            .contains("closed to make room for a new client"),
+        "{}",
+        server.log()
+    );
+    // A cancel request with a guessed key is ignored, and logged as PostgreSQL logs it.
+    let mut cancel = 16u32.to_be_bytes().to_vec();
+    cancel.extend_from_slice(&80877102u32.to_be_bytes());
+    cancel.extend_from_slice(&424242i32.to_be_bytes());
+    cancel.extend_from_slice(&7u32.to_be_bytes());
+    raw(port, &cancel);
+    let started = Instant::now();
+    while !server
+        .log()
+        .contains("cancel request for process 424242 with a wrong key")
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server
+            .log()
+            .contains("cancel request for process 424242 with a wrong key"),
+        "{}",
+        server.log()
+    );
     // Clients that have logged in keep their places: past the limit, a new one is
     // refused with PostgreSQL's own error.
     let sessions: Vec<TcpStream> = (0..20).map(|_| logged_in(port)).collect();
@@ -1453,6 +1545,40 @@ fn a_prepared_fetch_is_described_with_its_cursor_columns() {
     let printed = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<String> = printed.lines().map(String::from).collect();
     assert_eq!(lines, expected);
+    assert!(server.stop().success());
+}
+
+/// A statement over 16 MiB is refused over the extended protocol (Parse) as over
+/// the simple one, with PostgreSQL's 54000: a length psycopg reports.
+#[test]
+fn the_statement_limit_holds_over_both_protocols() {
+    let Some(python) = python() else { return };
+    let wh = wh2020();
+    let mut server = Server::start(&wh, &[], &[]);
+    let script = format!(
+        "import psycopg\n\
+         q = \"SELECT length('\" + 'x' * (16 * 1024 * 1024 + 1000) + \"') AS n\"\n\
+         for how in ['simple', 'prepared', 'parameter']:\n\
+         \x20   with psycopg.connect('host=127.0.0.1 port={} user=cxr dbname=cxr') as c:\n\
+         \x20       try:\n\
+         \x20           if how == 'simple': c.execute(q)\n\
+         \x20           elif how == 'prepared': c.execute(q, prepare=True)\n\
+         \x20           else: c.execute(q + ' WHERE %s', (True,))\n\
+         \x20           print(how, 'answered')\n\
+         \x20       except psycopg.Error as e:\n\
+         \x20           print(how, e.sqlstate)\n",
+        server.port
+    );
+    let out = common::spawn_with_stdin(Command::new(&python).arg("-"), &script)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        ["simple 54000", "prepared 54000", "parameter 54000"]
+    );
+    assert!(server.alive());
     assert!(server.stop().success());
 }
 

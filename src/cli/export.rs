@@ -235,7 +235,11 @@ fn report(cmd: &ExportCmd, done: &crate::export::Summary, out: &std::path::Path)
         done.files,
         if done.files == 1 { "" } else { "s" }
     );
-    if done.rows == 0 && cmd.common.cohort.narrows() {
+    if done.rows == 0 && cmd.query.is_some() {
+        say!(
+            "cxr: note: --sql selects no image of the warehouse (its image_index values match none)"
+        );
+    } else if done.rows == 0 && cmd.common.cohort.narrows() {
         say!("cxr: note: {}", cmd.common.cohort.nothing_matches());
     }
 }

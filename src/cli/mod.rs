@@ -475,20 +475,29 @@ impl AnalysisArgs {
         }
         wh.register(crate::sql::Register::For(&sql)).await?;
         if let Some(p) = self.patient_required.as_ref().filter(|_| !self.show_sql) {
-            let probe = format!(
-                "WITH cohort AS (\n{}\n)\nSELECT 1 AS found FROM cohort WHERE patient_id = {} LIMIT 1",
-                self.cohort.images_sql(&avail)?,
-                crate::sql::snippets::quote(p)
-            );
-            wh.register(crate::sql::Register::For(&probe)).await?;
-            if wh
-                .query(&probe, &self.cohort.default_params()?)
-                .await?
-                .is_empty()
-            {
-                return Err(crate::Error::Usage(format!(
-                    "patient {p} has no images in this warehouse (or cohort)"
-                )));
+            // The patient's images in the cohort; when none, in the datasets chosen:
+            // a patient not there is an error, one the cohort leaves out a note (as
+            // any cohort that matches nothing).
+            let scope = crate::cohort::CohortArgs {
+                datasets: self.cohort.datasets.clone(),
+                sources: self.cohort.sources.clone(),
+                uncertain: self.cohort.uncertain,
+                ..Default::default()
+            };
+            if !has_patient(&wh, &self.cohort, &avail, p).await? {
+                if !self.cohort.narrows() || !has_patient(&wh, &scope, &avail, p).await? {
+                    let datasets = match scope.datasets.as_slice() {
+                        [] => String::new(),
+                        names => format!(" (--dataset {})", names.join(",")),
+                    };
+                    return Err(crate::Error::Usage(format!(
+                        "patient {p} has no images in this warehouse{datasets}"
+                    )));
+                }
+                say!(
+                    "cxr: note: no image of patient {p} matches the cohort ({})",
+                    self.cohort.describe()
+                );
             }
         }
         crate::trace("build the SQL, register its tables", t);
@@ -575,4 +584,23 @@ impl AnalysisArgs {
         crate::trace("plan and run", t);
         rows.map_err(|e| self.cohort.blame_predicate(e))
     }
+}
+
+/// Whether the images of `cohort` hold any of patient `patient`'s.
+async fn has_patient(
+    wh: &crate::sql::Warehouse,
+    cohort: &crate::cohort::CohortArgs,
+    avail: &crate::cohort::Available,
+    patient: &str,
+) -> Result<bool> {
+    let probe = format!(
+        "WITH cohort AS (\n{}\n)\nSELECT 1 AS found FROM cohort WHERE patient_id = {} LIMIT 1",
+        cohort.images_sql(avail)?,
+        crate::sql::snippets::quote(patient)
+    );
+    wh.register(crate::sql::Register::For(&probe)).await?;
+    Ok(!wh
+        .query(&probe, &cohort.default_params()?)
+        .await?
+        .is_empty())
 }

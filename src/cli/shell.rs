@@ -369,6 +369,12 @@ impl Session {
             ),
             "\\d" => {
                 let names = self.table_names();
+                // As SQL (and psql) names a table: folded to lower case unless
+                // quoted (`\d IMAGES` and `\d "images"` are `images`).
+                let arg = match arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')) {
+                    Some(quoted) => quoted.replace("\"\"", "\""),
+                    None => arg.to_lowercase(),
+                };
                 if !names.iter().any(|n| n == &arg) {
                     self.fail(&format!(
                         "no table or view named `{arg}`; there are: {}",

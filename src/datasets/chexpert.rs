@@ -140,11 +140,13 @@ fn read_table<'t>(
         .iter()
         .map(|&p| t.values(p))
         .collect::<Result<_>>()?;
-    // Map each label column once (an unknown name is reported at the header).
-    let label_names: Vec<&str> = pos[5..].iter().map(|&p| t.name(p)).collect();
+    // Map each label column once, by the labeler's name of the column its header
+    // matched (`PLEURAL EFFUSION` and `pleural_effusion` are `Pleural Effusion`).
+    let label_names: Vec<&str> = LABEL_COLUMNS.to_vec();
     let findings: Vec<Option<&'static str>> = label_names
         .iter()
-        .map(|n| resolver.finding(n, (src, Some(1), n), issues))
+        .zip(&pos[5..])
+        .map(|(n, &p)| resolver.finding(n, (src, Some(1), t.name(p)), issues))
         .collect();
     let raw_labels: Vec<Shared> = label_names.iter().map(|n| Shared::from(*n)).collect();
     let source = Shared::from(SOURCE);
@@ -390,6 +392,37 @@ mod tests {
         }
         assert_eq!(got.len(), 7, "{got:?}");
         assert!(issues.rows().iter().all(|i| i.source_file == "train.csv"));
+    }
+
+    #[test]
+    fn a_header_in_other_case_keeps_its_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = HEADER
+            .to_uppercase()
+            .replace("PLEURAL EFFUSION", "pleural_effusion");
+        let text = format!(
+            "{header}\nCheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,,,,1.0,,,,,-1.0,0.0,1.0,,,1.0\n"
+        );
+        let p = write(dir.path(), "train.csv", &text);
+        let mut issues = Issues::default();
+        let rows = read(&[p], &LabelMap::default(), &mut issues).unwrap();
+        let labels: Vec<_> = rows
+            .labels
+            .iter()
+            .map(|l| (&*l.raw_label, l.finding, l.value))
+            .collect();
+        // As the fixture's first image reads with the labeler's own header.
+        assert_eq!(
+            labels,
+            [
+                ("Lung Opacity", Some("Lung_Opacity"), 1),
+                ("Atelectasis", Some("Atelectasis"), -1),
+                ("Pneumothorax", Some("Pneumothorax"), 0),
+                ("Pleural Effusion", Some("Effusion"), 1),
+                ("Support Devices", None, 1),
+            ]
+        );
+        assert!(issues.rows().is_empty(), "{:?}", issue_keys(&issues));
     }
 
     #[test]

@@ -542,10 +542,12 @@ fn study_labels(
         .iter()
         .map(|&p| t.values(p))
         .collect::<Result<_>>()?;
-    let names: Vec<&str> = pos[2..].iter().map(|&p| t.name(p)).collect();
+    // By the labeler's name of the column each header matched, whatever its case.
+    let names: Vec<&str> = LABEL_COLUMNS.to_vec();
     let findings: Vec<Option<&'static str>> = names
         .iter()
-        .map(|n| resolver.finding(n, (&src, Some(1), n), issues))
+        .zip(&pos[2..])
+        .map(|(n, &p)| resolver.finding(n, (&src, Some(1), t.name(p)), issues))
         .collect();
     let raw_names: Vec<Shared> = names.iter().map(|n| Shared::from(*n)).collect();
     let source = Shared::from(source);

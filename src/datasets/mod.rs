@@ -530,7 +530,10 @@ pub const ALL: [&str; 8] = {
 
 /// The dataset called `name`.
 pub fn dataset(name: &str) -> Option<&'static Dataset> {
-    DATASETS.iter().find(|d| d.name == name)
+    // Named without regard to case, as every flag that names a dataset reads it.
+    DATASETS
+        .iter()
+        .find(|d| d.name.eq_ignore_ascii_case(name.trim()))
 }
 
 /// The names of the datasets `--dataset` reads (all but NIH).

@@ -545,13 +545,13 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             failure = Some(format!("not a readable tar archive: {e}"));
             return false;
         }
-        let Ok(text) = String::from_utf8(buf) else {
+        let Some(text) = report_text(buf) else {
             issues.push(
                 &src,
                 None,
                 Some(member.as_str()),
                 None,
-                "report is not UTF-8 text: skipped",
+                "report is not text in its declared encoding (UTF-8, UTF-16, ISO-8859-1 or windows-1252): skipped",
             );
             return true;
         };
@@ -598,6 +598,62 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
         ));
     }
     Ok(out)
+}
+
+/// A report's text in the encoding it declares: UTF-8 (with or without a byte-order
+/// mark), UTF-16 (by its mark), or ISO-8859-1 / windows-1252 as its XML declaration
+/// says; None when the bytes are not text in that encoding.
+fn report_text(bytes: Vec<u8>) -> Option<String> {
+    match bytes.as_slice() {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => return String::from_utf8(rest.to_vec()).ok(),
+        [0xFF, 0xFE, rest @ ..] => return utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => return utf16(rest, u16::from_be_bytes),
+        _ => {}
+    }
+    let declaration = bytes.split(|&b| b == b'>').next().unwrap_or(&[]);
+    let declaration = String::from_utf8_lossy(declaration).to_ascii_lowercase();
+    let single_byte = declaration.starts_with("<?xml")
+        && [
+            "iso-8859-1",
+            "iso8859-1",
+            "latin1",
+            "latin-1",
+            "windows-1252",
+            "cp1252",
+        ]
+        .iter()
+        .any(|name| {
+            declaration.contains(&format!("encoding=\"{name}\""))
+                || declaration.contains(&format!("encoding='{name}'"))
+        });
+    if !single_byte {
+        return String::from_utf8(bytes).ok();
+    }
+    // windows-1252 is ISO-8859-1 with printable characters in 0x80-0x9F, which
+    // ISO-8859-1 leaves to control codes no report holds: read both as 1252.
+    Some(bytes.iter().map(|&b| windows_1252(b)).collect())
+}
+
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    let units = bytes.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .ok()
+}
+
+fn windows_1252(byte: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    match byte {
+        0x80..=0x9F => HIGH[usize::from(byte - 0x80)],
+        _ => char::from(byte),
+    }
 }
 
 /// The name of the document's root element where the text does not end by closing
@@ -836,14 +892,15 @@ mod tests {
         s + "</eCitation>\n"
     }
 
-    fn tgz(members: &[(&str, String)]) -> Vec<u8> {
+    fn tgz<B: AsRef<[u8]>>(members: &[(&str, B)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, body) in members {
+            let body = body.as_ref();
             let mut h = tar::Header::new_gnu();
             h.set_size(body.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            b.append_data(&mut h, name, body.as_bytes()).unwrap();
+            b.append_data(&mut h, name, body).unwrap();
         }
         gzip(&b.into_inner().unwrap())
     }
@@ -858,7 +915,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
 ";
 
     /// The rows and issues of the header fixture [`META`] and these reports.
-    fn read_with_reports(members: &[(&str, String)]) -> (DatasetRows, Issues) {
+    fn read_with_reports<B: AsRef<[u8]>>(members: &[(&str, B)]) -> (DatasetRows, Issues) {
         let dir = tempfile::tempdir().unwrap();
         let csv = write_fixture(dir.path(), "meta.csv.gz", &gzip(META.as_bytes()));
         let tgz_path = write_fixture(dir.path(), "reports.tgz", &tgz(members));
@@ -870,6 +927,58 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         )
         .unwrap();
         (rows, issues)
+    }
+
+    /// Reports in the encodings XML allows, and with a document type declaration,
+    /// read as a UTF-8 one is: the same MeSH terms and text.
+    #[test]
+    fn reports_in_other_encodings_and_with_a_doctype_are_read() {
+        let utf8 = report_xml(
+            "CXR7",
+            "Pleural effusión.",
+            &["Effusion"],
+            &[],
+            &["CXR7_IM-0071-3001"],
+        );
+        let latin1: Vec<u8> = utf8
+            .replace("encoding=\"utf-8\"", "encoding=\"ISO-8859-1\"")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap())
+            .collect();
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(
+            utf8.replace("CXR7", "CXR8")
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
+        let doctype = utf8.replace("CXR7", "CXR9").replace(
+            "<eCitation>",
+            "<!DOCTYPE eCitation [\n  <!ELEMENT eCitation ANY>\n  <!ENTITY x \"y\">\n]>\n<eCitation>",
+        );
+        let (rows, issues) = read_with_reports(&[
+            ("ecgen-radiology/1.xml", latin1),
+            ("ecgen-radiology/2.xml", utf16),
+            ("ecgen-radiology/3.xml", doctype.into_bytes()),
+        ]);
+        // Rows about the fixture's images, none about a report skipped.
+        assert!(
+            issues.rows().iter().all(|i| !i.issue.contains("skipped")),
+            "{:?}",
+            issues.rows()
+        );
+        let reports: Vec<_> = rows
+            .reports
+            .iter()
+            .map(|r| {
+                (
+                    r.report_id.as_str(),
+                    r.findings.as_deref(),
+                    r.mesh_major.clone(),
+                )
+            })
+            .collect();
+        let want = |id| (id, Some("Pleural effusión."), vec!["Effusion".to_string()]);
+        assert_eq!(reports, [want("CXR7"), want("CXR8"), want("CXR9")]);
     }
 
     /// An image id of a report with `..` would make a path out of the release's

@@ -45,7 +45,6 @@ pub fn read_table(path: &Path, issues: &mut Issues) -> Result<CsvTable> {
     } else {
         CsvTable::from_bytes(path, &bytes, issues)?
     };
-    table.refuse_if_empty()?;
     Ok(table)
 }
 
@@ -123,6 +122,11 @@ fn read_tables(
     let h_cols = headers
         .map(|h| require_all(h, "RSNA Pneumonia DICOM headers", HEADER_COLUMNS))
         .transpose()?;
+    // After the columns, as every reader: a one-line file that is no RSNA file at
+    // all is said as one (its header named), not as an empty one.
+    for table in std::iter::once(t).chain(headers) {
+        table.refuse_if_empty()?;
+    }
     let cols: Vec<Vec<Option<&str>>> = c.iter().map(|&i| t.values(i)).collect::<Result<_>>()?;
     let names: Vec<&str> = c.iter().map(|&i| t.name(i)).collect();
     let src = t.source.clone();
@@ -498,6 +502,20 @@ p6,900,20,200,40,1
         let m = e.to_string();
         assert!(
             m.contains("vindr.csv") && m.contains("'patientId'") && m.contains("'Target'"),
+            "{m}"
+        );
+        // A one-line file that is no RSNA file: its missing columns, as the other
+        // readers say it, not "a header and no records".
+        let notes = write_fixture(dir.path(), "notes.txt", b"hello world\n");
+        let m = read(
+            &[notes],
+            &crate::datasets::LabelMap::default(),
+            &mut Issues::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            m.contains("notes.txt") && m.contains("missing column(s) 'patientId'"),
             "{m}"
         );
         let junk = write_fixture(dir.path(), "junk.zip", b"PK\x03\x04garbage");

@@ -936,7 +936,8 @@ fn note_dicom_disagreements(
                 };
                 let dicom = as_read.trim().to_uppercase();
                 if matches!(dicom.as_str(), "M" | "F") && dicom != stated {
-                    let (archive, member) = archive_and_member(&archives, source.value(i));
+                    let (archive, member) =
+                        crate::pixels::run::archive_and_member(source.value(i), &archives);
                     issues.push(
                         &csv::source_name(std::path::Path::new(archive)),
                         None,
@@ -953,22 +954,6 @@ fn note_dicom_disagreements(
         }
     }
     Ok(())
-}
-
-/// A pixel row's `source` (`archive:member`) split at the archive's name, which
-/// may itself hold a `:` as the member's path may.
-fn archive_and_member<'a>(archives: &[&str], source: &'a str) -> (&'a str, &'a str) {
-    archives
-        .iter()
-        .filter(|archive| {
-            source.len() > archive.len()
-                && source.starts_with(**archive)
-                && source.as_bytes()[archive.len()] == b':'
-        })
-        .max_by_key(|archive| archive.len())
-        .map_or((source, ""), |archive| {
-            (&source[..archive.len()], &source[archive.len() + 1..])
-        })
 }
 
 /// Writes `pixel_stats` (the committed chunks, merged in member order),
@@ -1027,7 +1012,9 @@ fn refuse_read_twice(path: &std::path::Path, seen: &mut Vec<std::path::PathBuf>)
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if seen.contains(&real) {
         return Err(crate::error::Error::Usage(format!(
-            "{} is given twice; give each input file once",
+            "{} is given twice (by flags, or by one flag and another input's default from data/: \
+             --bbox, --expert, --splits and --other-release are read unless --no-bbox, ...); \
+             give each input file once",
             path.display()
         )));
     }

@@ -54,7 +54,7 @@ pub fn walk<R: Read>(
             match kind {
                 tar::EntryType::GNULongName => {
                     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                    long_name = Some(String::from_utf8_lossy(&bytes[..end]).into_owned());
+                    long_name = Some(member_name(&bytes[..end]));
                 }
                 tar::EntryType::XHeader => {
                     let pax = pax_records(&bytes);
@@ -69,10 +69,7 @@ pub fn walk<R: Read>(
         }
         let path = match long_name.take() {
             Some(p) => p,
-            None => entry
-                .path()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            None => member_name(&entry.path_bytes()),
         };
         last.clone_from(&path);
         let sparse = std::mem::take(&mut pax_sparse) || kind.is_gnu_sparse();
@@ -81,6 +78,20 @@ pub fn walk<R: Read>(
         }
     }
     Ok(true)
+}
+
+/// A member's name as text: UTF-8 as it is, any other byte as `\xNN`. Two names
+/// that differ in bytes that are not UTF-8 (`img\xe9`, `img\xe8` in Latin-1) stay
+/// two names; read as U+FFFD they were one image and a duplicate.
+pub fn member_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
 }
 
 fn is_extended_header(kind: tar::EntryType) -> bool {
@@ -124,9 +135,9 @@ fn pax_records(bytes: &[u8]) -> Pax {
         let record = &rest[space + 1..len];
         let record = record.strip_suffix(b"\n").unwrap_or(record);
         if let Some(v) = record.strip_prefix(b"path=") {
-            pax.path = Some(String::from_utf8_lossy(v).into_owned());
+            pax.path = Some(member_name(v));
         } else if let Some(v) = record.strip_prefix(b"GNU.sparse.name=") {
-            sparse_name = Some(String::from_utf8_lossy(v).into_owned());
+            sparse_name = Some(member_name(v));
         }
         pax.sparse |= record.starts_with(b"GNU.sparse.");
         rest = &rest[len..];

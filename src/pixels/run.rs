@@ -37,6 +37,8 @@ pub struct Measured {
     pub image_index: String,
     /// `<archive or folder>:<member path>`.
     pub source: String,
+    /// Where the archive or folder ends in `source` (either part may hold a `:`).
+    pub archive_end: usize,
     /// `png`, `jpeg` or `dicom`.
     pub format: &'static str,
     /// Size of the file.
@@ -395,7 +397,7 @@ pub fn measure_until(
     let k = verified.valid as u64;
     for (i, info) in committed.into_iter().take(verified.valid).enumerate() {
         let (pq, _) = chunk_paths(cache, i as u64);
-        absorb(&mut run, &mut seen, &pq, info)?;
+        absorb(&mut run, &mut seen, &pq, info, inputs)?;
     }
     if let Some(described) = verified.inputs {
         // Everything was measured before, and read again to check it: done.
@@ -504,7 +506,17 @@ fn discard_chunks(cache: &Path, first: u64) {
 }
 
 /// Adds a chunk committed by an earlier run.
-fn absorb(run: &mut PixelRun, seen: &mut Seen, chunk: &Path, info: ChunkInfo) -> Result<()> {
+fn absorb(
+    run: &mut PixelRun,
+    seen: &mut Seen,
+    chunk: &Path,
+    info: ChunkInfo,
+    inputs: &[ImageInput],
+) -> Result<()> {
+    let archives: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path.display().to_string())
+        .collect();
     for b in parquet::read(chunk)? {
         let text = |name: &str| {
             b.column_by_name(name)
@@ -514,7 +526,8 @@ fn absorb(run: &mut PixelRun, seen: &mut Seen, chunk: &Path, info: ChunkInfo) ->
         };
         let (dataset, id, src) = (text("dataset")?, text("image_id")?, text("source")?);
         for i in 0..b.num_rows() {
-            note_measured(run, dataset.value(i), id.value(i), src.value(i));
+            let (archive, member) = archive_and_member(src.value(i), &archives);
+            note_measured(run, dataset.value(i), id.value(i), archive, member);
         }
         run.resumed_images += b.num_rows() as u64;
     }
@@ -523,9 +536,22 @@ fn absorb(run: &mut PixelRun, seen: &mut Seen, chunk: &Path, info: ChunkInfo) ->
     Ok(())
 }
 
+/// A pixel row's `source` (`<archive>:<member>`) split at the end of the archive or
+/// folder among `archives` it names: either side may hold a `:` of its own.
+pub fn archive_and_member<'s>(source: &'s str, archives: &[impl AsRef<str>]) -> (&'s str, &'s str) {
+    archives
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|a| source.len() > a.len() && source.starts_with(a))
+        .filter(|a| source.as_bytes()[a.len()] == b':')
+        .max_by_key(|a| a.len())
+        .map_or((source, ""), |a| {
+            (&source[..a.len()], &source[a.len() + 1..])
+        })
+}
+
 /// Counts one measured image and keeps where it came from.
-fn note_measured(run: &mut PixelRun, dataset: &str, image_id: &str, source: &str) {
-    let (archive, member) = source.rsplit_once(':').unwrap_or((source, ""));
+fn note_measured(run: &mut PixelRun, dataset: &str, image_id: &str, archive: &str, member: &str) {
     run.names.push(MeasuredImage {
         dataset: dataset.to_string(),
         image_id: image_id.to_string(),
@@ -778,6 +804,7 @@ fn measure_one(m: &Member, bytes: &[u8]) -> Outcome {
             image_id: m.image_id(),
             image_index: m.name().to_string(),
             source: format!("{}:{}", m.source, m.path),
+            archive_end: m.source.len(),
             format: g.format.name(),
             file_bytes: bytes.len() as i64,
             width: g.width as i32,
@@ -903,7 +930,8 @@ fn commit_chunk(
         &serde_json::to_vec(&done).expect("chunk info serialises"),
     )?;
     for r in rows.drain(..) {
-        note_measured(run, r.dataset, &r.image_id, &r.source);
+        let (archive, member) = (&r.source[..r.archive_end], &r.source[r.archive_end + 1..]);
+        note_measured(run, r.dataset, &r.image_id, archive, member);
     }
     note_chunk(run, seen, &pq, done.skipped, done.errors, done.names);
     Ok(())

@@ -70,9 +70,15 @@ impl Cancels {
 #[async_trait]
 impl CancelHandler for Cancels {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        if self.manager.cancel(request.pid, &request.secret_key).await
-            && let Ok(mut asked) = self.asked.lock()
-        {
+        if !self.manager.cancel(request.pid, &request.secret_key).await {
+            // As PostgreSQL logs it: a guessed key, or a connection that has left.
+            say!(
+                "cxr serve: a cancel request for process {} with a wrong key (or no such connection): ignored",
+                request.pid
+            );
+            return;
+        }
+        if let Ok(mut asked) = self.asked.lock() {
             *asked.entry(request.pid).or_default() += 1;
         }
     }

@@ -45,6 +45,10 @@ const PARAMETERS: &[&str] = &[
 /// Parameters that are switches (`no-finding=true`).
 const SWITCHES: &[&str] = &["no-finding", "first-study"];
 
+/// Parameters that take several values, each given once or repeated; the others
+/// take one value and are refused given twice (`first-study=true&first-study=false`).
+const LISTS: &[&str] = &["dataset", "with", "any", "without", "source"];
+
 /// One clap command around a set of flags, parsed from a request.
 #[derive(Debug, Parser)]
 #[command(name = "cxr", no_binary_name = true, disable_help_flag = true)]
@@ -70,6 +74,12 @@ impl PageCohort {
                 return Err(Error::Usage(format!(
                     "unknown parameter `{name}`; a cohort takes: {}",
                     PARAMETERS.join(", ")
+                )));
+            }
+            let given = pairs.iter().filter(|(other, _)| other == name).count();
+            if given > 1 && !LISTS.contains(&name.as_str()) {
+                return Err(Error::Usage(format!(
+                    "parameter `{name}` given {given} times; it takes one value"
                 )));
             }
             if SWITCHES.contains(&name.as_str()) {

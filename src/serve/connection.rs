@@ -31,6 +31,18 @@ pub const MAX_MESSAGE_BYTES: usize = crate::input::text::MAX_SQL_BYTES as usize 
 /// login waits its turn at most after failures (`auth::LONGEST_WAIT`).
 const STARTUP: Duration = Duration::from_secs(15);
 
+/// Said of a connection that has not logged in within [`STARTUP`].
+fn not_started() -> String {
+    format!(
+        "did not log in within {} s: connection closed",
+        STARTUP.as_secs()
+    )
+}
+
+/// Said of a connection closed for a newcomer while every place was taken.
+pub const MADE_ROOM: &str =
+    "closed to make room for a new client (it had not logged in after 2 s, with every place taken)";
+
 /// How long a connection may take to start before it can be closed to make room:
 /// a client sends its startup packet as soon as it connects, so when every place
 /// is taken, the connection that has been starting longest, if for longer than
@@ -157,9 +169,21 @@ pub async fn serve<H: PgWireServerHandlers>(
     let startup = tokio::time::sleep(STARTUP);
     tokio::pin!(startup);
     let negotiated = tokio::select! {
-        _ = &mut startup => return Ok(()),
-        _ = closed.notified() => return Ok(()),
-        socket = negotiate_tls(socket, tls) => socket?,
+        _ = &mut startup => {
+            say!("cxr serve: {peer}: {}", not_started());
+            return Ok(());
+        }
+        _ = closed.notified() => {
+            say!("cxr serve: {peer}: {MADE_ROOM}");
+            return Ok(());
+        }
+        socket = negotiate_tls(socket, tls) => match socket {
+            Ok(socket) => socket,
+            Err(e) => {
+                say!("cxr serve: {peer}: TLS handshake failed ({e}): connection closed");
+                return Err(e);
+            }
+        },
     };
     let Some(mut socket) = negotiated else {
         return Ok(());
@@ -202,8 +226,14 @@ pub async fn serve<H: PgWireServerHandlers>(
         };
         let message = if starting {
             tokio::select! {
-                _ = &mut startup => None,
-                _ = closed.notified() => None,
+                _ = &mut startup => {
+                    say!("cxr serve: {peer}: {}", not_started());
+                    None
+                }
+                _ = closed.notified() => {
+                    say!("cxr serve: {peer}: {MADE_ROOM}");
+                    None
+                }
                 message = next => message,
             }
         } else {

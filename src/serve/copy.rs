@@ -114,6 +114,7 @@ impl CopyOut {
     /// The rows of a batch, one line each (one `CopyData` message per row, as
     /// PostgreSQL sends them: clients count and parse rows by message).
     pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        let batch = &super::text::for_copy(batch.clone())?;
         let options = FormatOptions::default();
         let formatters = batch
             .columns()

@@ -12,11 +12,13 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{CloseCursor, Declare, DeclareType, Statement};
 use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::portal::Portal;
-use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::error::PgWireResult;
@@ -152,6 +154,31 @@ fn fetched_columns(client: &(dyn ClientInfo + Send + Sync), cursor: &str) -> Opt
     ))
 }
 
+/// A `FETCH`'s rows as PostgreSQL answers them: tagged `FETCH n`, and with the
+/// cursor's columns once it is used up (the protocol's portal then has none, and
+/// psql printed nothing where PostgreSQL prints the header and `(0 rows)`).
+fn as_fetched(
+    statement: &Statement,
+    response: Response,
+    client: &(dyn ClientInfo + Send + Sync),
+) -> Response {
+    let Statement::Fetch { name, .. } = statement else {
+        return response;
+    };
+    let Response::Query(mut rows) = response else {
+        return response;
+    };
+    if rows.row_schema().is_empty()
+        && let Some(plan) = fetched_columns(client, &name.value)
+        && let Ok(fields) =
+            arrow_schema_to_pg_fields(plan.schema().as_arrow(), &Format::UnifiedText, None)
+    {
+        rows = QueryResponse::new(Arc::new(fields), futures::stream::empty());
+    }
+    rows.set_command_tag("FETCH");
+    Response::Query(rows)
+}
+
 /// Where a connection's cursors declared without `WITH HOLD` are listed, in its
 /// metadata (a JSON list of names): they end with their transaction.
 const TRANSACTION_CURSORS_KEY: &str = "cxr.transaction_cursors";
@@ -197,9 +224,10 @@ impl QueryHook for Cursors {
                 if let Err(e) = check_close(statement, client) {
                     return Some(Err(e));
                 }
-                CursorStatementHook
+                let response = CursorStatementHook
                     .handle_simple_query(statement, context, client)
-                    .await
+                    .await;
+                Some(response?.map(|r| as_fetched(statement, r, &*client)))
             }
         }
     }
@@ -234,9 +262,10 @@ impl QueryHook for Cursors {
                 if let Err(e) = check_close(statement, client) {
                     return Some(Err(e));
                 }
-                CursorStatementHook
+                let response = CursorStatementHook
                     .handle_extended_query(statement, plan, params, context, client)
-                    .await
+                    .await;
+                Some(response?.map(|r| as_fetched(statement, r, &*client)))
             }
         }
     }

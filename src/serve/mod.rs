@@ -21,6 +21,7 @@ mod queries;
 mod rewrite;
 mod saved;
 mod settings;
+mod text;
 mod threads;
 mod transactions;
 
@@ -218,8 +219,10 @@ async fn accept(
                             let ticket = starting.enter();
                             let asked = if tls.is_some() {
                                 tokio::select! {
-                                    // Closed to make room: nothing to say.
-                                    _ = ticket.closed.notified() => return,
+                                    _ = ticket.closed.notified() => {
+                                        say!("cxr serve: {peer}: {}", connection::MADE_ROOM);
+                                        return;
+                                    }
                                     asked = asks_for_tls(&socket) => asked,
                                 }
                             } else {

@@ -400,6 +400,7 @@ impl Served {
         options: Arc<FormatOptions>,
     ) -> PgWireResult<Response> {
         let (schema, batches) = self.execute(version, plan, asker).await?;
+        let schema = super::text::sent_schema(&schema);
         let fields = Arc::new(
             arrow_schema_to_pg_fields(&schema, format, Some(options))
                 .map_err(|e| user_error("XX000", e.to_string()))?,
@@ -407,6 +408,10 @@ impl Served {
         let encoded = fields.clone();
         let rows = batches
             .map(move |batch| -> Box<dyn Iterator<Item = _> + Send + Sync> {
+                let batch = batch.and_then(|batch| {
+                    super::text::for_client(&encoded, batch)
+                        .map_err(|e| user_error("XX000", e.to_string()))
+                });
                 match batch {
                     Ok(batch) => encode_recordbatch(encoded.clone(), batch),
                     Err(e) => Box::new(std::iter::once(Err(e))),
@@ -1406,6 +1411,10 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        // The same limits as a simple query's.
+        if sql.len() > crate::input::text::MAX_SQL_BYTES as usize {
+            return Err(too_long(sql.len()));
+        }
         if let Some(why) = crate::input::text::too_deep(sql) {
             return Err(user_error("54001", why)); // statement_too_complex
         }

@@ -50,6 +50,11 @@ pub fn all() -> Vec<ScalarUDF> {
 /// memory pool).
 pub const MAX_GROWN_BYTES: u64 = 8 << 20;
 
+/// What a call may produce per row of its batch beyond [`MAX_GROWN_BYTES`]: a batch
+/// of 65,000 paths joined to a folder (`export --image-root` of a cohort's first
+/// studies) is not a bomb, one value of megabytes is.
+pub const MAX_GROWN_BYTES_PER_ROW: u64 = 4 << 10;
+
 /// How a growing function's arguments size its result.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum Growth {
@@ -233,13 +238,16 @@ impl ScalarUDFImpl for Capped {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let bound = self.bound(&args)?;
-        if bound > MAX_GROWN_BYTES {
+        let allowed =
+            MAX_GROWN_BYTES.max(MAX_GROWN_BYTES_PER_ROW.saturating_mul(args.number_rows as u64));
+        if bound > allowed {
             return datafusion::common::exec_err!(
-                "{}(...) could build up to {} MiB for {} rows; cxr allows {} MiB per call",
+                "{}(...) could build up to {} MiB for {} rows; cxr allows {} MiB per call (or {} KiB per row)",
                 self.name(),
                 bound >> 20,
                 args.number_rows,
-                MAX_GROWN_BYTES >> 20
+                MAX_GROWN_BYTES >> 20,
+                MAX_GROWN_BYTES_PER_ROW >> 10
             );
         }
         self.inner.invoke_with_args(args)

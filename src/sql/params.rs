@@ -91,17 +91,18 @@ impl ParamType {
         }
     }
 
-    /// Parses a value given on the command line.
+    /// Parses a value given on the command line (see [`underflows`]).
     pub fn value(self, s: &str) -> Option<ScalarValue> {
         match self {
             ParamType::Int => s.trim().parse::<i64>().ok().map(ScalarValue::from),
             // Finite only: NaN compares with nothing, and `1e400` or `inf` is no
             // value a query means (PostgreSQL refuses 1e400 as out of range).
+            // Nor one that underflows to 0 (`1e-400`): PostgreSQL refuses it too.
             ParamType::Float => s
                 .trim()
                 .parse::<f64>()
                 .ok()
-                .filter(|x| x.is_finite())
+                .filter(|x| x.is_finite() && !underflows(s.trim(), *x))
                 .map(ScalarValue::from),
             ParamType::Text => Some(ScalarValue::Utf8(Some(s.to_string()))),
             ParamType::Bool => match s.trim().to_ascii_lowercase().as_str() {
@@ -734,6 +735,13 @@ pub fn list() -> Result<(Vec<QueryFile>, Vec<Error>)> {
         }
     }
     Ok((out, unreadable))
+}
+
+/// Whether `text`, read as `value`, lost all its digits: a zero from nonzero digits
+/// (`1e-400`), as PostgreSQL's `float8in` refuses it ("out of range").
+fn underflows(text: &str, value: f64) -> bool {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    value == 0.0 && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
 }
 
 #[cfg(test)]

@@ -181,6 +181,18 @@ def main():
         driver.get(BASE + "/?dataset=nih&sex=female&uncertain=nan&view=frontal")
         wait_ready(driver)
         result["aliases"] = [driver.find_element(By.ID, name).get_attribute("value") for name in ["sex", "uncertain", "view"]]
+        # An error after a counted cohort leaves none of that cohort's numbers beside it.
+        for field, value in [("age-min", "60"), ("age-max", "40")]:
+            driver.find_element(By.ID, field).clear()
+            driver.find_element(By.ID, field).send_keys(value)
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "error")
+        result["numbers_beside_error"] = len(driver.find_elements(
+            By.CSS_SELECTOR, "#counts tbody tr, #prevalence tbody tr, #heatmap rect, #patients li"))
+        # `+5` and an empty finding are read as the API reads them: 5, and not given.
+        driver.get(BASE + "/?dataset=nih&min-studies=%2B5&with=")
+        wait_ready(driver, "dataset=nih&min-studies=5")
+        result["plus_min_studies"] = read_counts(driver)
         # Values the API refuses are said too, not read as another cohort.
         result["refused_values"] = {}
         for query in ["age=40", "age=abc", "min-studies=abc", "sex=F&sex=M", "with=Effusion&without=Effusion"]:

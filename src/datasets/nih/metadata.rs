@@ -450,6 +450,12 @@ impl RowCleaner<'_> {
                 Some(s),
                 format!("fractional age; truncated to {years}"),
             );
+        } else if !is_plain_age(s) {
+            self.note(
+                field,
+                Some(s),
+                format!("age not written as `58` or `058Y`; read as {years}"),
+            );
         }
         Some(years as i16)
     }
@@ -568,6 +574,15 @@ pub fn unknown_labels(finding_labels: &str) -> impl Iterator<Item = &str> {
 
 /// Whether the release says nothing of the image's findings: an empty `Finding
 /// Labels` (every finding unknown, not normal; its label columns are NULL).
+/// An age in one of the release's own forms: whole years (`58`, 2020) or DICOM's
+/// `058Y` (2017); `45.0`, `45y` or ` 45` are read with a row.
+fn is_plain_age(s: &str) -> bool {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(s)
+        || s.strip_suffix('Y')
+            .is_some_and(|n| n.len() == 3 && digits(n))
+}
+
 pub fn is_unlabelled(image: &Image) -> bool {
     says_nothing(&image.finding_labels)
 }

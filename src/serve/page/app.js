@@ -73,7 +73,8 @@ function restore(p) {
   for (const f of findings) form.querySelector(`select[data-finding="${f}"]`).value = "";
   const picked = {};
   for (const choice of ["with", "any", "without"]) {
-    for (const name of p.getAll(choice)) {
+    // An empty value is not given, as the API reads it (`with=` from a form).
+    for (const name of p.getAll(choice).filter((n) => n.trim())) {
       const f = findings.find((x) => lower(x) === lower(name).replace(/ /g, "_"));
       if (!f) unknown.push(`finding ${name}`);
       // One choice per finding on the page: a link giving two is said, not narrowed.
@@ -115,10 +116,17 @@ function restore(p) {
     form.elements[name].value = option ? option.value : "";
     if (given && !option) unknown.push(`${name} ${given}`);
   }
-  for (const name of ["split", "min-studies"]) form.elements[name].value = (p.get(name) || "").trim();
-  form.elements.source.value = p.getAll("source").map((v) => v.trim()).filter(Boolean).join(",");
+  // `+5` is the API's 5; a number field would take it as empty.
   const studies = (p.get("min-studies") || "").trim();
+  const given = { split: (p.get("split") || "").trim(), "min-studies": studies.replace(/^\+(?=\d)/, "") };
+  for (const [name, value] of Object.entries(given)) {
+    form.elements[name].value = value;
+    // A value the field cannot hold is said, not dropped.
+    if (value && form.elements[name].value !== value) unknown.push(`${name} ${value}`);
+  }
+  form.elements.source.value = p.getAll("source").map((v) => v.trim()).filter(Boolean).join(",");
   if (studies && !/^\+?\d+$/.test(studies)) unknown.push(`min-studies ${studies}`);
+  unknown = [...new Set(unknown)];
 }
 
 let timer = null;
@@ -166,8 +174,12 @@ async function update() {
   }
 }
 
-// Says what is wrong; the downloads are off until the cohort is counted again.
+// Says what is wrong; the downloads are off and the last cohort's numbers gone until
+// the cohort is counted again (beside the error they read as this cohort's).
 function failed(message, query) {
+  for (const id of ["prevalence"]) $(id).tHead.replaceChildren();
+  for (const id of ["counts", "prevalence"]) $(id).tBodies[0].replaceChildren();
+  for (const id of ["heatmap", "ages", "patients", "command", "sql"]) $(id).replaceChildren();
   $("error").textContent = message;
   $("error").hidden = false;
   $("status").textContent = "The cohort could not be counted.";
