@@ -568,8 +568,12 @@ fn is_system_failure(e: &std::io::Error) -> bool {
 /// as a join error wrapped in its own ("Join Error: task 94 panicked with message
 /// ..."), not as the panic cxr's own handler reports.
 fn is_panic(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    e.downcast_ref::<tokio::task::JoinError>()
-        .is_some_and(tokio::task::JoinError::is_panic)
+    use tokio::task::JoinError;
+    // DataFusion's repartition shares the join error among its outputs (an Arc).
+    e.downcast_ref::<std::sync::Arc<JoinError>>()
+        .map(|shared| shared.as_ref())
+        .or_else(|| e.downcast_ref::<JoinError>())
+        .is_some_and(JoinError::is_panic)
 }
 
 /// Whether an I/O error says the bytes read are not what they claim to be.
@@ -783,10 +787,13 @@ mod panic_tests {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let joined = runtime
             .block_on(async { tokio::spawn(async { panic!("partition not used yet") }).await });
-        let panicked = joined.unwrap_err();
+        // As DataFusion 55's RepartitionExec (`wait_for_task`) wraps it.
+        let panicked = std::sync::Arc::new(joined.unwrap_err());
         let error = Error::DataFusion(DataFusionError::Context(
             "Join Error".into(),
-            Box::new(DataFusionError::External(Box::new(panicked))),
+            Box::new(DataFusionError::External(Box::new(std::sync::Arc::clone(
+                &panicked,
+            )))),
         ));
         assert_eq!(error.exit_code(), 1);
         let text = error.to_string();

@@ -117,6 +117,26 @@ fn the_api_answers_only_cohort_flags_on_its_own_host() {
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["counts"][0]["dataset"], "nih");
     assert_eq!(answer["counts"][0]["images"], expected as u64);
+    // A dataset named in another case is answered under the warehouse's name, so
+    // that `datasets` and `counts` join.
+    let (status, body) = get(
+        port,
+        "/api/cohort?dataset=NIH&with=Effusion&sex=F&age=40..60&view=PA",
+    );
+    assert_eq!(status, 200, "{body}");
+    let named: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(named["datasets"], serde_json::json!(["nih"]));
+    assert_eq!(named["counts"][0]["images"], expected as u64);
+    // Spaces around any value are not part of it (` 5` is 5, as the page reads it).
+    let count = |target: &str| -> serde_json::Value {
+        let (status, body) = get(port, target);
+        assert_eq!(status, 200, "{target}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["counts"][0]["images"].clone()
+    };
+    assert_eq!(
+        count("/api/cohort?min-studies=%205%20"),
+        count("/api/cohort?min-studies=5")
+    );
     assert!(
         answer["command"]
             .as_str()

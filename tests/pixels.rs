@@ -544,8 +544,14 @@ fn member_names_not_utf8_or_too_long() {
     let tar = dir.path().join("names.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
     let long = format!("{}/x.png", "d".repeat(4994));
-    let names: [&[u8]; 3] = [b"img\xe9.png", b"img\xe8.png", long.as_bytes()];
-    for (value, name) in [10u8, 20, 30].into_iter().zip(names) {
+    // The fourth name is the ASCII text `img\xe9.png`, backslash and all.
+    let names: [&[u8]; 4] = [
+        b"img\xe9.png",
+        b"img\xe8.png",
+        long.as_bytes(),
+        b"img\\xe9.png",
+    ];
+    for (value, name) in [10u8, 20, 30, 40].into_iter().zip(names) {
         let png = grey_png(&[value; 4], 2, 2);
         let mut h = tar::Header::new_gnu();
         h.set_size(png.len() as u64);
@@ -562,7 +568,11 @@ fn member_names_not_utf8_or_too_long() {
             &wh,
             "SELECT image_index, mean FROM pixel_stats ORDER BY mean"
         ),
-        [["img\\xe9.png", "10.0"], ["img\\xe8.png", "20.0"]]
+        [
+            ["img\\xe9.png", "10.0"],
+            ["img\\xe8.png", "20.0"],
+            ["img\\\\xe9.png", "40.0"]
+        ]
     );
     let errors = rows(&wh, "SELECT member, error FROM pixel_errors");
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -1326,6 +1326,9 @@ fn queries_stop_at_their_memory_limit() {
         "SELECT cardinality(range(1, 2000000000))",
         "SELECT cardinality(generate_series(1, 2000000000, 1))",
         "SELECT cardinality(range(s, e, -1)) FROM (VALUES (0, 10), (1000000000, -1000000000)) AS t(s, e)",
+        // Dates and timestamps over an interval: 315 million seconds, 2.5 million days.
+        "SELECT cardinality(generate_series(TIMESTAMP '2000-01-01', TIMESTAMP '2010-01-01', INTERVAL '1 second'))",
+        "SELECT cardinality(range(DATE '2000-01-01', DATE '9000-01-01', INTERVAL '1 day'))",
         "SELECT cardinality(array_resize(make_array(1), 2000000000))",
         // Each part within the limit, the whole past it.
         "SELECT length(concat(repeat('x', 7000000), repeat('x', 7000000)))",
@@ -1359,6 +1362,18 @@ fn queries_stop_at_their_memory_limit() {
         stdout(&out),
         "r,l,c,p,a,g,s,n,h,o,z,j\nababab,007,a1b,xybcxy,\"[7, 7, 7]\",\"[1, 3, 5]\",\"[3, 2, 1]\",5000001,25,ab1,,\"[1, 2]\"\n"
     );
+    // One element per row over a batch of rows far apart: each row's own span is
+    // counted, not the widest between any two rows (it was refused).
+    let out = run(&[
+        "sql",
+        "-w",
+        w,
+        "--format",
+        "csv",
+        "SELECT sum(cardinality(range(patient_id * 1000, patient_id * 1000 + 1))) AS n FROM images",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "n\n3000\n");
     // A column joined with `||` keeps the name DataFusion gives the operator.
     let out = run(&["sql", "-w", w, "--format", "csv", "SELECT 'a' || 'b'"]);
     assert_eq!(stdout(&out), "'a' || 'b'\nab\n", "{}", stderr(&out));

@@ -514,16 +514,35 @@ fn values_in_postgresql_text_forms() {
         psql_ok(server.port, &format!("SELECT {values}")).trim(),
         written
     );
+    // Lists of them too, quoted where an element holds a space (PostgreSQL 15:
+    // `SELECT ARRAY[1e300::float8, 'inf', 0.1], ARRAY['2020-01-01 10:00:00.5'::timestamp]`).
+    assert_eq!(
+        psql_ok(
+            server.port,
+            "SELECT make_array(CAST(1e300 AS double precision), CAST('inf' AS double precision), 0.1), \
+             make_array(TIMESTAMP '2020-01-01 10:00:00.5')"
+        )
+        .trim(),
+        "{1e+300,Infinity,0.1},{\"2020-01-01 10:00:00.5\"}"
+    );
     // A list of lists, which the protocol's encoder cannot send, as PostgreSQL's
     // two-dimensional array (`ARRAY[ARRAY[1,2],ARRAY[3,4]]`); a half float as real.
     assert_eq!(
         psql_ok(
             server.port,
-            "SELECT make_array(make_array(1, 2), make_array(3, 4)), arrow_cast(1.5, 'Float16')"
+            "SELECT make_array(make_array(1, 2), make_array(3, 4)), arrow_cast(1.5, 'Float16'), \
+             make_array(arrow_cast(1.5, 'Float16')), DATE '0001-01-01' - INTERVAL '1 day'"
         )
         .trim(),
-        "{{1,2},{3,4}},1.5"
+        "{{1,2},{3,4}},1.5,{1.5},0001-12-31 BC"
     );
+    // A record holding a half float is answered (its connection had ended unsaid).
+    let record = psql(
+        server.port,
+        "SELECT named_struct('a', arrow_cast(1.5, 'Float16')) AS r",
+        &[],
+    );
+    assert_eq!(code(&record), Some(0), "{}", stderr(&record));
 
     let csv = nih_csv();
     let image = csv.iter().find(|i| i.labels.len() > 1).unwrap();
@@ -531,7 +550,7 @@ fn values_in_postgresql_text_forms() {
     let copied = psql_ok(
         server.port,
         &format!(
-            "\\copy (SELECT array_sort(labels), make_array('a b', NULL, 'x'), {values} FROM images WHERE image_index = '{}') to stdout with csv",
+            "\\copy (SELECT array_sort(labels), make_array('a b', NULL, 'x'), arrow_cast('abc', 'Binary'), {values} FROM images WHERE image_index = '{}') to stdout with csv",
             image.index
         ),
     );
@@ -539,7 +558,7 @@ fn values_in_postgresql_text_forms() {
     // Quoted as CSV where they hold a comma, as PostgreSQL quotes them.
     assert_eq!(
         copied,
-        format!("\"{array}\",\"{{\"\"a b\"\",NULL,x}}\",{written}\n")
+        format!("\"{array}\",\"{{\"\"a b\"\",NULL,x}}\",\\x616263,{written}\n")
     );
     assert!(server.stop().success());
 }
@@ -1545,6 +1564,31 @@ fn a_prepared_fetch_is_described_with_its_cursor_columns() {
     let printed = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<String> = printed.lines().map(String::from).collect();
     assert_eq!(lines, expected);
+    assert!(server.stop().success());
+}
+
+/// A list of lists is described as it is sent: prepared (psycopg prepares a
+/// statement run five times, or at once with `prepare=True`) and in binary, as
+/// text; PostgreSQL's text of `ARRAY[ARRAY[1,2],ARRAY[3,4]]`.
+#[test]
+fn a_list_of_lists_prepared_and_in_binary() {
+    let Some(python) = python() else { return };
+    let wh = wh2020();
+    let server = Server::start(&wh, &[], &[]);
+    let script = format!(
+        "import psycopg\n\
+         q = 'SELECT make_array(make_array(1, 2), make_array(3, 4)) AS c'\n\
+         with psycopg.connect('host=127.0.0.1 port={} user=cxr dbname=cxr') as c:\n\
+         \x20   print(c.execute(q, prepare=True).fetchone()[0])\n\
+         \x20   print(c.cursor(binary=True).execute(q).fetchone()[0])\n",
+        server.port
+    );
+    let out = common::spawn_with_stdin(Command::new(&python).arg("-"), &script)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(printed.lines().collect::<Vec<_>>(), ["{{1,2},{3,4}}"; 2]);
     assert!(server.stop().success());
 }
 

@@ -613,18 +613,16 @@ fn report_text(bytes: Vec<u8>) -> Option<String> {
     let declaration = bytes.split(|&b| b == b'>').next().unwrap_or(&[]);
     let declaration = String::from_utf8_lossy(declaration).to_ascii_lowercase();
     let single_byte = declaration.starts_with("<?xml")
-        && [
-            "iso-8859-1",
-            "iso8859-1",
-            "latin1",
-            "latin-1",
-            "windows-1252",
-            "cp1252",
-        ]
-        .iter()
-        .any(|name| {
-            declaration.contains(&format!("encoding=\"{name}\""))
-                || declaration.contains(&format!("encoding='{name}'"))
+        && declared_encoding(&declaration).is_some_and(|name| {
+            [
+                "iso-8859-1",
+                "iso8859-1",
+                "latin1",
+                "latin-1",
+                "windows-1252",
+                "cp1252",
+            ]
+            .contains(&name)
         });
     if !single_byte {
         return String::from_utf8(bytes).ok();
@@ -632,6 +630,15 @@ fn report_text(bytes: Vec<u8>) -> Option<String> {
     // windows-1252 is ISO-8859-1 with printable characters in 0x80-0x9F, which
     // ISO-8859-1 leaves to control codes no report holds: read both as 1252.
     Some(bytes.iter().map(|&b| windows_1252(b)).collect())
+}
+
+/// The `encoding` of an XML declaration (`encoding = 'latin1'`: XML allows spaces
+/// around the `=` and either quote).
+fn declared_encoding(declaration: &str) -> Option<&str> {
+    let after = declaration.split_once("encoding")?.1.trim_start();
+    let value = after.strip_prefix('=')?.trim_start();
+    let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+    value[1..].split(quote).next()
 }
 
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
@@ -941,7 +948,7 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
             &["CXR7_IM-0071-3001"],
         );
         let latin1: Vec<u8> = utf8
-            .replace("encoding=\"utf-8\"", "encoding=\"ISO-8859-1\"")
+            .replace("encoding=\"utf-8\"", "encoding = 'ISO-8859-1'")
             .chars()
             .map(|c| u8::try_from(u32::from(c)).unwrap())
             .collect();

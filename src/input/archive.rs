@@ -80,13 +80,14 @@ pub fn walk<R: Read>(
     Ok(true)
 }
 
-/// A member's name as text: UTF-8 as it is, any other byte as `\xNN`. Two names
-/// that differ in bytes that are not UTF-8 (`img\xe9`, `img\xe8` in Latin-1) stay
-/// two names; read as U+FFFD they were one image and a duplicate.
+/// A member's name as text: UTF-8 as it is, any other byte as `\xNN`, and a
+/// backslash of the name's own doubled (`\\`) so that no name reads as another.
+/// Two names that differ in bytes that are not UTF-8 (`img\xe9`, `img\xe8` in
+/// Latin-1) stay two names; read as U+FFFD they were one image and a duplicate.
 pub fn member_name(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
         for byte in chunk.invalid() {
             out.push_str(&format!("\\x{byte:02x}"));
         }

@@ -537,7 +537,9 @@ fn absorb(
 }
 
 /// A pixel row's `source` (`<archive>:<member>`) split at the end of the archive or
-/// folder among `archives` it names: either side may hold a `:` of its own.
+/// folder among `archives` it names: either side may hold a `:` of its own. A source
+/// of none of them (a run resumed with its input spelled otherwise, `./x.tar`) is
+/// split at its last `:`.
 pub fn archive_and_member<'s>(source: &'s str, archives: &[impl AsRef<str>]) -> (&'s str, &'s str) {
     archives
         .iter()
@@ -545,9 +547,9 @@ pub fn archive_and_member<'s>(source: &'s str, archives: &[impl AsRef<str>]) -> 
         .filter(|a| source.len() > a.len() && source.starts_with(a))
         .filter(|a| source.as_bytes()[a.len()] == b':')
         .max_by_key(|a| a.len())
-        .map_or((source, ""), |a| {
-            (&source[..a.len()], &source[a.len() + 1..])
-        })
+        .map(|a| (&source[..a.len()], &source[a.len() + 1..]))
+        .or_else(|| source.rsplit_once(':'))
+        .unwrap_or((source, ""))
 }
 
 /// Counts one measured image and keeps where it came from.

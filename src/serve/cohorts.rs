@@ -93,10 +93,17 @@ impl PageCohort {
                     }
                 }
             } else if !value.trim().is_empty() {
-                arguments.push(format!("--{name}={value}"));
+                // Spaces around a value are not part of it, for every parameter
+                // (the page trims them too).
+                arguments.push(format!("--{name}={}", value.trim()));
             }
         }
-        let cohort = parse_flags::<CohortArgs>(&arguments)?;
+        let mut cohort = parse_flags::<CohortArgs>(&arguments)?;
+        // Answered under the names the warehouse gives (`SIIM` is `siim`), so that
+        // `datasets` and the rows of each answer join.
+        for name in &mut cohort.datasets {
+            *name = name.trim().to_ascii_lowercase();
+        }
         Ok(PageCohort { arguments, cohort })
     }
 

@@ -363,7 +363,10 @@ fn one_patient(pairs: &[(String, String)]) -> std::result::Result<(String, Strin
             _ => Err(format!("`{name}` is given more than once")),
         }
     };
-    let (dataset, patient) = (value("dataset")?, value("patient")?);
+    let (dataset, patient) = (
+        value("dataset")?.trim().to_ascii_lowercase(),
+        value("patient")?,
+    );
     if dataset.contains(',') {
         return Err(format!(
             "dataset `{dataset}`: a patient belongs to one dataset; name one"

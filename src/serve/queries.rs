@@ -1463,12 +1463,20 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
         self.protocol.get_parameter_types(statement)
     }
 
+    /// The columns as they are sent (`text::sent_schema`): a Describe gives the
+    /// types the rows come in, also for a list of lists.
     fn get_result_schema(
         &self,
         statement: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<datafusion_postgres::pgwire::api::results::FieldInfo>> {
-        self.protocol.get_result_schema(statement, format)
+        match statement {
+            (_, Some((_, plan))) if !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) => {
+                let schema = super::text::sent_schema(plan.schema().as_arrow());
+                arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedText), None)
+            }
+            _ => self.protocol.get_result_schema(statement, format),
+        }
     }
 }
 

@@ -33,33 +33,58 @@ pub fn sent_schema(schema: &Schema) -> Schema {
 }
 
 /// The type a column of `data_type` is sent as, where the protocol's encoder
-/// cannot send it as it is: lists of lists and maps as PostgreSQL's text of them
-/// (`{{1,2},{3,4}}`), half floats as `real`.
+/// cannot send it as it is: lists of lists, maps and lists of half floats as
+/// PostgreSQL's text of them (`{{1,2},{3,4}}`), half floats as `real`.
 fn sent_as(data_type: &DataType) -> Option<DataType> {
     match data_type {
         DataType::Float16 => Some(DataType::Float32),
+        // The encoder has no half float inside a list or a record: its connection
+        // ended without a word.
+        other if holds_half_floats(other) => Some(DataType::Utf8),
         other if into_pg_type(other).is_err() => Some(DataType::Utf8),
         _ => None,
+    }
+}
+
+fn holds_half_floats(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Float16 => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::Map(f, _) => holds_half_floats(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| holds_half_floats(f.data_type())),
+        DataType::Dictionary(_, values) => holds_half_floats(values),
+        _ => false,
     }
 }
 
 /// `batch` as it is sent under `fields` (of [`sent_schema`]): the columns the
 /// encoder cannot send made sendable, and each column that goes out as text and
 /// whose text PostgreSQL writes otherwise (floats, timestamps without a time zone,
-/// times) made text already; the encoder writes other lists as PostgreSQL does.
+/// times, and lists of them) made text already.
 pub fn for_client(fields: &[FieldInfo], batch: RecordBatch) -> Result<RecordBatch> {
     let as_text = |i: usize| {
         fields
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)
     };
-    converted(batch, &|i, column| match sent_as(column.data_type()) {
-        Some(DataType::Float32) => Some(cast(column, &DataType::Float32).map_err(Into::into)),
-        Some(_) => Some(any_text(column).map(|text| Arc::new(text) as ArrayRef)),
-        None if as_text(i) => {
-            column_text(column, false).map(|text| text.map(|t| Arc::new(t) as ArrayRef))
+    converted(batch, &|i, column| {
+        let sendable = match sent_as(column.data_type()) {
+            Some(DataType::Float32) => match cast(column, &DataType::Float32) {
+                Ok(cast) => Some(cast),
+                Err(e) => return Some(Err(e.into())),
+            },
+            Some(_) => return Some(any_text(column).map(|text| Arc::new(text) as ArrayRef)),
+            None => None,
+        };
+        let sent = sendable.as_ref().unwrap_or(column);
+        match column_text(sent, true).filter(|_| as_text(i)) {
+            Some(text) => Some(text.map(|t| Arc::new(t) as ArrayRef)),
+            None => sendable.map(Ok),
         }
-        None => None,
     })
 }
 
@@ -148,6 +173,22 @@ fn column_text(column: &ArrayRef, lists: bool) -> Option<Result<StringArray>> {
                     each(column, &|row| timestamp(values.value(row)))
                 }),
         ),
+        DataType::Date32 | DataType::Date64 => Some(
+            cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))
+                .map_err(Into::into)
+                .map(|micros| {
+                    let values = micros.as_primitive::<TimestampMicrosecondType>();
+                    each(column, &|row| date(values.value(row)))
+                }),
+        ),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView if lists => Some(
+            cast(column, &DataType::LargeBinary)
+                .map_err(Into::into)
+                .map(|bytes| {
+                    let values = bytes.as_binary::<i64>();
+                    each(column, &|row| bytea(values.value(row)))
+                }),
+        ),
         DataType::Time64(_) | DataType::Time32(_) => Some(
             cast(column, &DataType::Time64(TimeUnit::Microsecond))
                 .map_err(Into::into)
@@ -184,6 +225,16 @@ fn list_text(column: &ArrayRef) -> Result<StringArray> {
         );
         let texts: Vec<Option<String>> = match column_text(&elements, true).transpose()? {
             Some(made) => made.iter().map(|t| t.map(str::to_string)).collect(),
+            None if elements.data_type() == &DataType::Utf8 => elements
+                .as_string::<i32>()
+                .iter()
+                .map(|text| text.map(str::to_string))
+                .collect(),
+            None if elements.data_type() == &DataType::Utf8View => elements
+                .as_string_view()
+                .iter()
+                .map(|text| text.map(str::to_string))
+                .collect(),
             None if elements.data_type() == &DataType::Boolean => elements
                 .as_boolean()
                 .iter()
@@ -243,14 +294,47 @@ fn shortest(exponent_form: &str, fixed: &str, fixed_below: i32) -> String {
 /// Microseconds since 1970 as PostgreSQL writes a `timestamp`:
 /// `2020-01-01 10:00:00`, `2020-01-01 10:00:00.5`.
 pub fn timestamp(micros: i64) -> String {
-    match chrono::DateTime::from_timestamp_micros(micros) {
-        Some(t) => {
-            let t = t.naive_utc();
-            let fraction = fraction(micros.rem_euclid(1_000_000));
-            format!("{}{fraction}", t.format("%Y-%m-%d %H:%M:%S"))
-        }
-        None => micros.to_string(),
+    use chrono::{Datelike, Timelike};
+    let Some(t) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return micros.to_string();
+    };
+    // Years as PostgreSQL writes them: four digits or more, no sign; year 0 and
+    // before are 1 BC and before.
+    let (year, era) = match t.year() {
+        year if year <= 0 => (1 - year, " BC"),
+        year => (year, ""),
+    };
+    format!(
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}{}{era}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        fraction(micros.rem_euclid(1_000_000))
+    )
+}
+
+/// A date (microseconds since 1970 at its midnight) as PostgreSQL writes it:
+/// `2020-01-02`, `10000-01-01`, `0045-03-15 BC`.
+pub fn date(micros: i64) -> String {
+    let text = timestamp(micros.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY);
+    match text.split_once(' ') {
+        Some((day, rest)) => format!("{day}{}", rest.strip_prefix("00:00:00").unwrap_or(rest)),
+        None => text,
     }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Bytes as PostgreSQL writes a `bytea` (`bytea_output = hex`): `\x616263`.
+pub fn bytea(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 + 2 * bytes.len());
+    out.push_str("\\x");
+    for byte in bytes {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
 }
 
 /// Microseconds since midnight as PostgreSQL writes a `time`: `10:00:00.25`.
@@ -289,9 +373,9 @@ pub fn array(elements: &[Option<String>], nested: bool) -> String {
         let quoted = !nested
             && (text.is_empty()
                 || text.eq_ignore_ascii_case("NULL")
-                || text
-                    .chars()
-                    .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace()));
+                || text.chars().any(|c| {
+                    matches!(c, '{' | '}' | ',' | '"' | '\\' | '\x0B') || c.is_ascii_whitespace()
+                }));
         if quoted {
             out.push('"');
             for c in text.chars() {
@@ -349,6 +433,14 @@ mod tests {
         assert_eq!(timestamp(1_577_872_800_000_000), "2020-01-01 10:00:00");
         assert_eq!(timestamp(1_577_872_800_500_000), "2020-01-01 10:00:00.5");
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
+        // PostgreSQL: `SELECT '10000-01-01'::timestamp`, `'0001-01-01 BC'::timestamp`.
+        assert_eq!(timestamp(253_402_300_800_000_000), "10000-01-01 00:00:00");
+        assert_eq!(timestamp(-62_167_219_200_000_000), "0001-01-01 00:00:00 BC");
+        // `SELECT '0045-03-15 BC'::date, '10000-01-01'::date, '\\x616263'::bytea`.
+        assert_eq!(date(-63_549_446_400_000_000), "0045-03-15 BC");
+        assert_eq!(date(253_402_300_800_000_000), "10000-01-01");
+        assert_eq!(date(1_577_923_200_000_000), "2020-01-02");
+        assert_eq!(bytea(b"abc"), "\\x616263");
         assert_eq!(time(36_000_250_000), "10:00:00.25");
         assert_eq!(time(0), "00:00:00");
     }

@@ -100,6 +100,55 @@ fn integers(arg: &ColumnarValue) -> Result<Vec<i64>> {
     Ok(values.iter().flatten().collect())
 }
 
+const MICROS_PER_DAY: u64 = 86_400_000_000;
+
+/// A `range`/`generate_series` argument per row of the batch, as a point on one
+/// line: an integer, a date or timestamp in microseconds, an interval in
+/// microseconds (a month as 28 days); empty for any other type.
+fn points(arg: &ColumnarValue, rows: usize) -> Result<Vec<Option<i64>>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{IntervalMonthDayNanoType, IntervalUnit, TimeUnit};
+    let values = arg.to_array(rows)?;
+    let data_type = values.data_type().clone();
+    let as_int64 = |values: &ArrayRef| -> Vec<Option<i64>> {
+        cast(values, &DataType::Int64)
+            .map(|v| {
+                v.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .iter()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(match data_type {
+        t if t.is_integer() => as_int64(&values),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => {
+            match cast(&values, &DataType::Timestamp(TimeUnit::Microsecond, None)) {
+                Ok(micros) => as_int64(&micros),
+                Err(_) => Vec::new(),
+            }
+        }
+        DataType::Interval(_) => {
+            let Ok(intervals) = cast(&values, &DataType::Interval(IntervalUnit::MonthDayNano))
+            else {
+                return Ok(Vec::new());
+            };
+            intervals
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|i| {
+                    i.map(|i| {
+                        let days = i128::from(i.months) * 28 + i128::from(i.days);
+                        let micros =
+                            days * MICROS_PER_DAY as i128 + i128::from(i.nanoseconds) / 1000;
+                        micros.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                    })
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    })
+}
+
 /// The length in bytes of the longest text of `arg`.
 fn longest_text(arg: &ColumnarValue) -> Result<u64> {
     let Ok(strings) = cast(&arg.to_array(1)?, &DataType::LargeUtf8) else {
@@ -178,28 +227,36 @@ impl Capped {
                 largest(1)?.saturating_mul(element).saturating_mul(rows)
             }
             Growth::Range => {
-                let column = |k: usize| a.get(k).map(integers).transpose();
+                // Each row's own span (rising or falling) over its own step, summed:
+                // integers, or dates and timestamps in microseconds over an
+                // interval's (a month taken as 28 days, the most steps it can be).
+                let batch = args.number_rows.max(1);
+                let column = |k: usize| a.get(k).map(|arg| points(arg, batch)).transpose();
                 let (starts, stops, steps) = match a.len() {
-                    1 => (Some(vec![0]), column(0)?, None),
-                    _ => (column(0)?, column(1)?, column(2)?),
+                    1 => (vec![Some(0); batch], column(0)?.unwrap_or_default(), None),
+                    _ => (
+                        column(0)?.unwrap_or_default(),
+                        column(1)?.unwrap_or_default(),
+                        column(2)?,
+                    ),
                 };
-                // Rising or falling: the widest span between any start and any stop.
-                let (Some(starts), Some(stops)) = (starts, stops) else {
-                    return Ok(0);
-                };
-                if starts.is_empty() || stops.is_empty() {
-                    return Ok(0);
+                let temporal = a.first().is_some_and(|arg| arg.data_type().is_temporal());
+                let default_step = if temporal { MICROS_PER_DAY } else { 1 };
+                let mut elements = 0u64;
+                for (row, (start, stop)) in starts.iter().zip(&stops).enumerate() {
+                    let (Some(start), Some(stop)) = (start, stop) else {
+                        continue;
+                    };
+                    let step = steps
+                        .as_ref()
+                        .and_then(|s| s.get(row).copied().flatten())
+                        .map(i64::unsigned_abs)
+                        .filter(|&s| s > 0)
+                        .unwrap_or(default_step);
+                    let span = (*stop as i128 - *start as i128).unsigned_abs() as u64;
+                    elements = elements.saturating_add(span / step + 1);
                 }
-                let ends = starts.iter().chain(&stops);
-                let (lowest, highest) = (*ends.clone().min().unwrap(), *ends.max().unwrap());
-                let smallest_step = steps
-                    .as_deref()
-                    .and_then(|v| v.iter().map(|s| s.unsigned_abs()).filter(|&s| s > 0).min())
-                    .unwrap_or(1);
-                let widest = (highest as i128 - lowest as i128).unsigned_abs() as u64;
-                (widest / smallest_step)
-                    .saturating_mul(8)
-                    .saturating_mul(rows)
+                elements.saturating_mul(8)
             }
         })
     }

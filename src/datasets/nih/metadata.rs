@@ -572,8 +572,6 @@ pub fn unknown_labels(finding_labels: &str) -> impl Iterator<Item = &str> {
         .filter(|part| !part.is_empty() && matches!(classify(part), Label::Unknown))
 }
 
-/// Whether the release says nothing of the image's findings: an empty `Finding
-/// Labels` (every finding unknown, not normal; its label columns are NULL).
 /// An age in one of the release's own forms: whole years (`58`, 2020) or DICOM's
 /// `058Y` (2017); `45.0`, `45y` or ` 45` are read with a row.
 fn is_plain_age(s: &str) -> bool {
@@ -583,6 +581,8 @@ fn is_plain_age(s: &str) -> bool {
             .is_some_and(|n| n.len() == 3 && digits(n))
 }
 
+/// Whether the release says nothing of the image's findings: an empty `Finding
+/// Labels` (every finding unknown, not normal; its label columns are NULL).
 pub fn is_unlabelled(image: &Image) -> bool {
     says_nothing(&image.finding_labels)
 }

@@ -104,7 +104,8 @@ function restore(p) {
   // An age the API would refuse (`40`, `abc`) is said, not read as another range.
   const age = (p.get("age") || "..").trim();
   const range = age.match(/^(\d*)\s*\.\.\s*(\d*)$/);
-  if (!range) unknown.push(`age ${age}`);
+  // `age=..` given bounds nothing: the API refuses it.
+  if (!range || (p.has("age") && p.get("age").trim() && !range[1] && !range[2])) unknown.push(`age ${age}`);
   $("age-min").value = range ? range[1] : "";
   $("age-max").value = range ? range[2] : "";
   // The words the API takes for a choice besides the options' own values.
