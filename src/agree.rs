@@ -277,8 +277,7 @@ pub struct ReadersRow {
 /// sources `<dataset>_R*`; images read by another number of readers than the most
 /// common one are left out (Fleiss' kappa needs a fixed number of raters).
 pub async fn readers(wh: &Warehouse, dataset: &str) -> Result<Vec<ReadersRow>> {
-    // Named in any case, as every flag names a dataset.
-    let dataset = &dataset.trim().to_ascii_lowercase();
+    let dataset = &crate::datasets::dataset_name(dataset);
     let q = quote(dataset);
     let prefix = quote(&format!("{dataset}_R%"));
     let sql = format!(

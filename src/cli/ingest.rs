@@ -189,7 +189,7 @@ fn parse_dataset(s: &str) -> std::result::Result<crate::datasets::DatasetSpec, S
         return Err(format!("`{s}`: no file given for {name}"));
     }
     Ok(crate::datasets::DatasetSpec {
-        name: name.trim().to_ascii_lowercase(),
+        name: crate::datasets::dataset_name(name),
         paths,
     })
 }

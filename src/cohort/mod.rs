@@ -353,7 +353,7 @@ impl CohortArgs {
         } else {
             self.datasets
                 .iter()
-                .map(|d| d.trim().to_ascii_lowercase())
+                .map(|d| crate::datasets::dataset_name(d))
                 .filter(|d| !d.is_empty())
                 .collect()
         };

@@ -528,12 +528,17 @@ pub const ALL: [&str; 8] = {
     out
 };
 
-/// The dataset called `name`.
+/// A dataset's name as the registry and the warehouse write it, from a name given
+/// in any case (`NIH`, ` siim`): every flag and parameter that names a dataset
+/// reads it through this.
+pub fn dataset_name(given: &str) -> String {
+    given.trim().to_ascii_lowercase()
+}
+
+/// The dataset called `name` (in any case).
 pub fn dataset(name: &str) -> Option<&'static Dataset> {
-    // Named without regard to case, as every flag that names a dataset reads it.
-    DATASETS
-        .iter()
-        .find(|d| d.name.eq_ignore_ascii_case(name.trim()))
+    let name = dataset_name(name);
+    DATASETS.iter().find(|d| d.name == name)
 }
 
 /// The names of the datasets `--dataset` reads (all but NIH).

@@ -76,11 +76,15 @@ impl PageCohort {
                     PARAMETERS.join(", ")
                 )));
             }
-            let given = pairs.iter().filter(|(other, _)| other == name).count();
-            if given > 1 && !LISTS.contains(&name.as_str()) {
-                return Err(Error::Usage(format!(
-                    "parameter `{name}` given {given} times; it takes one value"
-                )));
+            // Counted for one-value parameters only: the first repeat refuses the
+            // request, so a long query string is read once, not once per pair.
+            if !LISTS.contains(&name.as_str()) {
+                let given = pairs.iter().filter(|(other, _)| other == name).count();
+                if given > 1 {
+                    return Err(Error::Usage(format!(
+                        "parameter `{name}` given {given} times; it takes one value"
+                    )));
+                }
             }
             if SWITCHES.contains(&name.as_str()) {
                 match value.trim().to_ascii_lowercase().as_str() {
@@ -102,7 +106,7 @@ impl PageCohort {
         // Answered under the names the warehouse gives (`SIIM` is `siim`), so that
         // `datasets` and the rows of each answer join.
         for name in &mut cohort.datasets {
-            *name = name.trim().to_ascii_lowercase();
+            *name = crate::datasets::dataset_name(name);
         }
         Ok(PageCohort { arguments, cohort })
     }

@@ -364,7 +364,7 @@ fn one_patient(pairs: &[(String, String)]) -> std::result::Result<(String, Strin
         }
     };
     let (dataset, patient) = (
-        value("dataset")?.trim().to_ascii_lowercase(),
+        crate::datasets::dataset_name(&value("dataset")?),
         value("patient")?,
     );
     if dataset.contains(',') {
