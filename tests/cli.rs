@@ -2641,3 +2641,58 @@ fn run_list_takes_a_format() {
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--max-rows"), "{}", stderr(&out));
 }
+
+/// An image whose `Finding Labels` says nothing has every finding unknown: its
+/// `labels` is NULL in a cohort as in `images` (it was `[]`, as for No Finding, so
+/// `cardinality(labels) = 0` took it for normal); `--where` reads `dataset_images`'
+/// state columns. The expected rows are read off the fixture by hand.
+#[test]
+fn an_unlabelled_image_has_no_labels_in_a_cohort() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta.csv");
+    let rows = [
+        "00000001_000.png,No Finding,0,1,40,M,PA,2048,2048,0.14,0.14",
+        "00000002_000.png,Effusion,0,2,41,F,PA,2048,2048,0.14,0.14",
+        "00000003_000.png,,0,3,42,M,PA,2048,2048,0.14,0.14",
+        "00000004_000.png,|,0,4,43,F,PA,2048,2048,0.14,0.14",
+    ];
+    std::fs::write(&meta, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let out = run(&ingest_args(meta.to_str().unwrap(), w));
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let labels = |args: &[&str]| -> Vec<(String, String)> {
+        let mut all = vec!["cohort", "-w", w, "--format", "csv"];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
+        let rows = parse_csv(&stdout(&out));
+        let id = rows[0]
+            .iter()
+            .position(|c| c == "image_index" || c == "image_id");
+        let at = rows[0].iter().position(|c| c == "labels").unwrap();
+        rows[1..]
+            .iter()
+            .map(|r| (r[id.unwrap()].clone(), r[at].clone()))
+            .collect()
+    };
+    let every = [
+        ("00000001_000.png", "[]"),
+        ("00000002_000.png", "[Effusion]"),
+        ("00000003_000.png", ""),
+        ("00000004_000.png", ""),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(labels(&[]), every);
+    assert_eq!(labels(&["--dataset", "nih"]), every);
+    assert_eq!(labels(&["--where", "cardinality(labels) = 0"]), every[..1]);
+    assert_eq!(labels(&["--where", "known_findings = 0"]), every[2..]);
+    assert_eq!(
+        labels(&["--dataset", "nih", "--where", "positive_findings <> 0"]),
+        every[1..2]
+    );
+    assert_eq!(
+        labels(&["--where", "known_mask <> 0 AND positive_mask = 0"]),
+        every[..1]
+    );
+}

@@ -905,6 +905,41 @@ fn a_damaged_resume_chunk_is_measured_again() {
     }
 }
 
+/// A zip whose central directory lists more members than cxr reads from one zip (the
+/// zip reader holds each listed member while it reads): refused before the
+/// directory is read, naming the file and the count, nothing written. The test
+/// writes 500,001 directory records (all at one image; ZIP64 end records), and
+/// Python's zipfile counts them.
+#[test]
+fn a_zip_listing_too_many_members_is_refused() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), grey_png(&[10; 100], 10, 10)).unwrap();
+    let zip = dir.path().join("many.zip");
+    let script = "import struct, sys, zipfile, zlib\n\
+        d, out = sys.argv[1], sys.argv[2]\n\
+        png = open(d + '/a.png', 'rb').read()\n\
+        crc, first = zlib.crc32(png), b'images/00000001_000.png'\n\
+        local = struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 0, 0, 0, crc, len(png), len(png), len(first), 0) + first + png\n\
+        n = 500001\n\
+        names = [b'images/%08d_000.png' % (i + 1) for i in range(n)]\n\
+        cd = b''.join(struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 0, 0, 0, crc, len(png), len(png), len(m), 0, 0, 0, 0, 0, 0) + m for m in names)\n\
+        record = struct.pack('<IQHHIIQQQQ', 0x06064b50, 44, 45, 45, 0, 0, n, n, len(cd), len(local))\n\
+        locator = struct.pack('<IIQI', 0x07064b50, 0, len(local) + len(cd), 1)\n\
+        end = struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)\n\
+        open(out, 'wb').write(local + cd + record + locator + end)\n\
+        print(len(zipfile.ZipFile(out).infolist()))\n";
+    assert_eq!(python_zip(&python, script, dir.path(), &zip), "500001");
+    let (wh, out) = ingest_images(dir.path(), &[&zip], &[]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("many.zip") && err.contains("lists 500001 members"),
+        "{err}"
+    );
+    assert!(!wh.exists(), "a warehouse was written");
+}
+
 /// Zip members as Windows tools write them: `\` between folders (the file name is
 /// the last part, matched to the metadata), and compressed by a method cxr does not
 /// read (bzip2), said as that, not as damage. Python's zipfile writes the zip.

@@ -1429,6 +1429,15 @@ fn saved_queries_are_table_functions() {
         "SELECT label_a, label_b, n_ab FROM top_pairs(3)",
     );
     assert_eq!(got, expected);
+    // Named as PostgreSQL reads names: in any case unquoted, quoted in lower case;
+    // a quoted name in another case is another name.
+    for name in ["Top_Pairs", "TOP_PAIRS", "\"top_pairs\""] {
+        let sql = format!("SELECT label_a, label_b, n_ab FROM {name}(3)");
+        assert_eq!(psql_ok(server.port, &sql), expected, "{sql}");
+    }
+    let out = psql(server.port, "SELECT * FROM \"Top_Pairs\"(3)", &[]);
+    assert_ne!(code(&out), Some(0));
+    assert!(stderr(&out).contains("Top_Pairs"), "{}", stderr(&out));
     // Defaults: 20 rows; a second argument binds the second parameter.
     let n = psql_ok(server.port, "SELECT count(*) FROM top_pairs()");
     assert_eq!(n.trim(), "20");

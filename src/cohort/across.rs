@@ -398,17 +398,20 @@ impl Scope {
         format!(
             "SELECT {identity},
          {split} AS split, x.path,
-         finding_labels({labels}) AS labels,
+         CASE WHEN {stated} = 0 AND {no_finding} IS NOT TRUE THEN NULL ELSE finding_labels({labels}) END AS labels,
          {columns},
          {labels} AS positive_mask, {known} AS known_mask,
          {no_finding} AS no_finding,
-         {uncertain} AS uncertain_findings{images_columns}
+         {positive} AS positive_findings, {uncertain} AS uncertain_findings,
+         {stated} AS known_findings{images_columns}
   FROM {from}{split_joins}{images_join}
   WHERE {datasets}",
             identity = self.identity_columns(),
             columns = columns.join(",\n         "),
             no_finding = states.no_finding,
+            positive = states.positive,
             uncertain = states.uncertain,
+            stated = states.known,
         )
     }
 

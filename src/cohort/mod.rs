@@ -685,15 +685,13 @@ fn mentions_pixel_column(p: &str) -> bool {
 }
 
 /// An error's list of columns ("...; the columns are: a, b") as a user types them
-/// in `--where`: without the ones the commands read from the rows (the finding
-/// masks), and for NIH with the columns of `images` joined when named.
+/// in `--where`: for NIH with the columns of `images` joined when named.
 fn columns_to_type(message: &str, nih: bool) -> String {
     const MARK: &str = "; the columns are: ";
     let Some((before, list)) = message.split_once(MARK) else {
         return message.to_string();
     };
-    const INTERNAL: [&str; 3] = ["positive_mask", "known_mask", "uncertain_findings"];
-    let mut names: Vec<&str> = list.split(", ").filter(|n| !INTERNAL.contains(n)).collect();
+    let mut names: Vec<&str> = list.split(", ").collect();
     if nih {
         for c in across::IMAGES_ONLY_COLUMNS {
             if !names.contains(&c) {

@@ -233,7 +233,7 @@ fn read_table<'t>(
                         }
                     }
                     if had_empty {
-                        push(issues, 9, Some(text), "empty item in Labels; dropped");
+                        push(issues, 9, Some(text), "empty item in Labels; ignored");
                     }
                     if items.is_empty() {
                         push(

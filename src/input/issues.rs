@@ -223,7 +223,8 @@ mod tests {
             ),
             ("zero or negative width or height; box refused", "refused"),
             ("negative coordinate; box dropped", "refused"),
-            ("empty item in Labels; dropped", "refused"),
+            ("empty item in Labels; ignored", "skipped"),
+            ("empty label between '|' separators; ignored", "skipped"),
             (
                 "duplicate Image Index (first on line 7); row refused",
                 "refused",

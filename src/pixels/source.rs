@@ -224,11 +224,65 @@ enum ArchiveKind {
     Zip,
 }
 
-/// Opens a zip archive and reads its central directory.
+/// Opens a zip archive and reads its central directory, unless it lists more than
+/// [`MAX_ZIP_MEMBERS`] members.
 fn open_zip(p: &Path) -> Result<zip::ZipArchive<std::io::BufReader<std::fs::File>>, String> {
-    let file = std::fs::File::open(p).map_err(|e| format!("cannot open image input: {e}"))?;
+    let mut file = std::fs::File::open(p).map_err(|e| format!("cannot open image input: {e}"))?;
+    let members =
+        declared_zip_members(&mut file).map_err(|e| format!("cannot read image input: {e}"))?;
+    if let Some(members) = members.filter(|&n| n > MAX_ZIP_MEMBERS) {
+        return Err(format!(
+            "this zip's central directory lists {members} members; cxr reads zips of up to {MAX_ZIP_MEMBERS} (their directory is held while the zip is read): extract it to a folder, or split it"
+        ));
+    }
     zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| format!("not a readable zip archive: {e}"))
+}
+
+/// The most members a zip's central directory may list: the zip reader holds an
+/// entry of about 250 bytes per member while the zip is read (3 million took 766
+/// MB). MIMIC-CXR-JPG's 377,110 images fit.
+pub const MAX_ZIP_MEMBERS: u64 = 500_000;
+
+/// The number of members a zip's end of central directory declares (its ZIP64
+/// record's where the classic one says 0xFFFF): read from the file's last 64 KiB
+/// before the zip reader reads the directory itself. None when there is no end
+/// record (the zip reader says what is wrong).
+fn declared_zip_members(file: &mut std::fs::File) -> std::io::Result<Option<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let length = file.seek(SeekFrom::End(0))?;
+    let tail_length = length.min(65_557 + 20);
+    let start = length - tail_length;
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = vec![0u8; tail_length as usize];
+    file.read_exact(&mut tail)?;
+    file.seek(SeekFrom::Start(0))?;
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let Some(end) = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&k| tail[k..k + 4] == [0x50, 0x4b, 0x05, 0x06])
+    else {
+        return Ok(None);
+    };
+    let classic = u64::from(u16_at(&tail, end + 10));
+    if classic != 0xFFFF || end < 20 || tail[end - 20..end - 16] != [0x50, 0x4b, 0x06, 0x07] {
+        return Ok(Some(classic));
+    }
+    // The ZIP64 locator before the end record gives where the ZIP64 end record is.
+    let at = u64::from_le_bytes(tail[end - 12..end - 4].try_into().expect("8 bytes"));
+    let mut record = [0u8; 40];
+    if at.checked_add(40).is_none_or(|e| e > length) {
+        return Ok(Some(classic));
+    }
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(&mut record)?;
+    file.seek(SeekFrom::Start(0))?;
+    if record[..4] != [0x50, 0x4b, 0x06, 0x06] {
+        return Ok(Some(classic));
+    }
+    Ok(Some(u64::from_le_bytes(
+        record[32..40].try_into().expect("8 bytes"),
+    )))
 }
 
 fn kind_of(p: &Path) -> Option<ArchiveKind> {

@@ -654,26 +654,25 @@ impl Batches {
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
         // A turn for each batch computed (given up when it computes long), none while
         // the client reads (or does not).
-        let computing = runtimes.spawn_taking_turns(|turns| async move {
-            let mut stream = match turns.within(frame.execute_stream()).await {
-                None => return,
-                Some(Ok(stream)) => stream,
-                Some(Err(e)) => {
-                    let _ = sender.send(Err(e)).await;
-                    return;
-                }
-            };
-            loop {
-                let Some(batch) = turns.within(stream.next()).await else {
-                    return;
-                };
-                let Some(batch) = batch else {
-                    return;
-                };
-                // Past the deadline the reader is told so by `next`.
-                match tokio::time::timeout_at(deadline, sender.send(batch)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => return,
+        let computing = runtimes.spawn_taking_turns(|turns| {
+            let failed = sender.clone();
+            // A panic in the query's tasks comes out of the stream's `next`; unless it
+            // is caught here the channel just closes, and the client got the rows so
+            // far as the whole result (`SELECT 0` for a count).
+            let work = Self::compute(turns, frame, sender, deadline);
+            async move {
+                if let Err(panic) =
+                    futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await
+                {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    let error = datafusion::error::DataFusionError::External(Box::new(
+                        Error::Internal(format!("a task of the statement stopped: {message}")),
+                    ));
+                    let _ = failed.send(Err(error)).await;
                 }
             }
         })?;
@@ -682,6 +681,36 @@ impl Batches {
             interrupt,
             _computing: computing,
         })
+    }
+
+    /// Computes `frame`'s batches into `sender`, until the deadline.
+    async fn compute(
+        turns: super::threads::Turns,
+        frame: DataFrame,
+        sender: tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+        deadline: tokio::time::Instant,
+    ) {
+        let mut stream = match turns.within(frame.execute_stream()).await {
+            None => return,
+            Some(Ok(stream)) => stream,
+            Some(Err(e)) => {
+                let _ = sender.send(Err(e)).await;
+                return;
+            }
+        };
+        loop {
+            let Some(batch) = turns.within(stream.next()).await else {
+                return;
+            };
+            let Some(batch) = batch else {
+                return;
+            };
+            // Past the deadline the reader is told so by `next`.
+            match tokio::time::timeout_at(deadline, sender.send(batch)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
     }
 
     /// The next batch, or the error that ends the result.
@@ -1271,6 +1300,7 @@ async fn plan_statement(
     let series = super::rewrite::with_series_as_rows(statement);
     let mut statement = series.as_ref().unwrap_or(statement).clone();
     crate::sql::text_beside_containment(&mut statement);
+    crate::sql::table_function_names(&mut statement);
     let statement = &statement;
     let plan = state
         .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
@@ -1804,4 +1834,51 @@ fn too_long(bytes: usize) -> PgWireError {
             crate::input::text::MAX_SQL_BYTES
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility};
+
+    /// A statement whose computing panics (as DataFusion's kernels do on an offset
+    /// overflow) ends with an error, not as the end of its rows: the channel from the
+    /// computing closed and the client was told `SELECT 0`.
+    #[test]
+    fn a_panic_while_computing_is_an_error_not_the_end_of_the_rows() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let ctx = datafusion::prelude::SessionContext::new();
+            let panics = datafusion::logical_expr::create_udf(
+                "panics",
+                vec![DataType::Int64],
+                DataType::Int64,
+                Volatility::Volatile,
+                Arc::new(
+                    |_: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+                        panic!("offset overflow")
+                    },
+                ),
+            );
+            ctx.register_udf(panics);
+            let frame = ctx
+                .sql("SELECT panics(x) FROM (VALUES (1), (2)) AS t(x)")
+                .await
+                .unwrap();
+            let runtimes = Runtimes::new(1, 1, None);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let mut batches = Batches::start(&runtimes, frame, Interrupt::default(), deadline)
+                .await
+                .unwrap();
+            let first = batches
+                .next(deadline, Duration::from_secs(30), 1 << 20)
+                .await;
+            let error = match first {
+                Some(Err(e)) => e.to_string(),
+                other => panic!("not an error: {:?}", other.map(|b| b.map(|b| b.num_rows()))),
+            };
+            assert!(error.contains("offset overflow"), "{error}");
+        });
+    }
 }

@@ -5,6 +5,7 @@ mod array_literals;
 pub(crate) use array_literals::{as_lists as text_as_lists, text_beside_containment};
 mod files;
 mod functions;
+mod growth;
 mod interrupt;
 mod overflow;
 pub mod params;
@@ -318,6 +319,7 @@ impl Warehouse {
                 refuse_ignored_clauses(s)?;
                 caret_as_power(s);
                 text_beside_containment(s);
+                table_function_names(s);
             }
             files::prepare(&self.ctx, &statement).await?;
             let plan = self
@@ -390,6 +392,32 @@ fn caret_as_power(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// A table function's name as PostgreSQL reads it: lower case unless quoted, and
+/// without its quotes. DataFusion looks the function up by the name as written
+/// (`Top_Pairs(5)` and `"top_pairs"(5)` were not found; tables were).
+pub(crate) fn table_function_names(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
+    use datafusion::sql::sqlparser::ast::{ObjectNamePart, TableFactor, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct Names;
+    impl VisitorMut for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, table: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } = table
+                && let [ObjectNamePart::Identifier(ident)] = name.0.as_mut_slice()
+                && ident.quote_style.take().is_none()
+            {
+                ident.value = ident.value.to_lowercase();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Names);
 }
 
 /// A COPY into a folder, its target given to DataFusion as a literal URL: a `[1]`
@@ -670,10 +698,11 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_analyzer_rule(std::sync::Arc::new(functions::CappedTextConcat::default()))
+        .with_analyzer_rule(std::sync::Arc::new(growth::CappedCalls::default()))
         .with_analyzer_rule(std::sync::Arc::new(
             overflow::CheckedIntegerArithmetic::default(),
-        ));
+        ))
+        .with_optimizer_rule(std::sync::Arc::new(growth::BoundedPlans));
     if let Some(interrupt) = interrupt {
         state = state.with_physical_optimizer_rule(interrupt.rule());
     }
@@ -681,6 +710,7 @@ fn context(interrupt: Option<&Interrupt>) -> Result<SessionContext> {
     for function in functions::all() {
         ctx.register_udf(function);
     }
+    growth::check_every_function(&ctx);
     for function in functions::aggregates() {
         ctx.register_udaf(function);
     }
