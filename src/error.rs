@@ -441,6 +441,15 @@ fn io_text(e: &std::io::Error) -> String {
     without_os_error_numbers(&e.to_string())
 }
 
+/// The message a panic carries (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 /// A message without the " (os error N)" the standard library appends to I/O errors:
 /// the words say it, the number is for programs.
 pub fn without_os_error_numbers(message: &str) -> String {

@@ -1377,7 +1377,8 @@ fn plots_across_datasets_share_scales_in_the_order_asked() {
 /// VinDr's reader votes, on rows written here with each expected state worked out by
 /// hand: three readers per image; a statement counts in `vindr_any` when one reader
 /// makes it, in `vindr_majority` when two or three do, in `vindr_all` when all three do.
-/// The stored `finding_states` equals its SQL definition, votes included.
+/// The stored `finding_states` equals its SQL definition, votes included. Image b's
+/// `No finding` and readers are spelt as a file might (`no finding`, `r4`, `R05`).
 #[test]
 fn vindr_reader_votes() {
     let dir = tempfile::tempdir().unwrap();
@@ -1389,8 +1390,8 @@ a,Cardiomegaly,3,R1,10,10,20,20
 a,Aortic enlargement,0,R1,10,10,20,20
 a,Cardiomegaly,3,R2,11,11,21,21
 a,No finding,14,R3,,,,
-b,No finding,14,R4,,,,
-b,No finding,14,R5,,,,
+b,no finding,14,r4,,,,
+b,No  Finding ,14,R05,,,,
 b,No finding,14,R6,,,,
 c,Pleural effusion,10,R1,1,1,5,5
 c,Pleural effusion,10,R2,1,1,5,5

@@ -147,7 +147,7 @@ fn read_table<'t>(
         .iter()
         .zip(&pos[5..])
         .map(|(n, &p)| resolver.finding(n, (src, Some(1), t.name(p)), issues))
-        .collect();
+        .collect::<Result<_>>()?;
     let raw_labels: Vec<Shared> = label_names.iter().map(|n| Shared::from(*n)).collect();
     let source = Shared::from(SOURCE);
     rows.images.reserve(t.len());
@@ -182,14 +182,11 @@ fn read_table<'t>(
                 "the study number in Path is too large to order; the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
             );
         }
-        let sex = match sex[r] {
-            Some("Male") => Some("M"),
-            Some("Female") => Some("F"),
-            v => {
-                push(issues, 1, v, crate::input::issues::SEX_NOT_READ);
-                None
-            }
-        };
+        let given = sex[r];
+        let sex = given.and_then(crate::datasets::common::parse_sex);
+        if sex.is_none() {
+            push(issues, 1, given, crate::input::issues::SEX_NOT_READ);
+        }
         let age = match age[r] {
             None => None,
             Some(v) => match v.parse::<f32>() {
@@ -209,11 +206,14 @@ fn read_table<'t>(
                 }
             },
         };
-        let (view, frontal) = match (fl[r], appa[r]) {
-            (Some("Lateral"), _) => (Some("LATERAL"), Some(false)),
-            (Some("Frontal"), Some("AP")) => (Some("AP"), Some(true)),
-            (Some("Frontal"), Some("PA")) => (Some("PA"), Some(true)),
-            (Some("Frontal"), None) => {
+        // Read in any case: the release writes `Frontal` and `AP`.
+        let upper = |v: Option<&str>| v.map(|v| v.trim().to_ascii_uppercase());
+        let (side, code) = (upper(fl[r]), upper(appa[r]));
+        let (view, frontal) = match (side.as_deref(), code.as_deref()) {
+            (Some("LATERAL"), _) => (Some("LATERAL"), Some(false)),
+            (Some("FRONTAL"), Some("AP")) => (Some("AP"), Some(true)),
+            (Some("FRONTAL"), Some("PA")) => (Some("PA"), Some(true)),
+            (Some("FRONTAL"), None) => {
                 push(
                     issues,
                     4,
@@ -222,20 +222,20 @@ fn read_table<'t>(
                 );
                 (None, Some(true))
             }
-            (Some("Frontal"), Some(v @ ("LL" | "RL"))) => {
+            (Some("FRONTAL"), Some("LL" | "RL")) => {
                 push(
                     issues,
                     4,
-                    Some(v),
+                    appa[r],
                     "lateral AP/PA code on a row marked Frontal; view set to OTHER, frontal to NULL",
                 );
                 (Some("OTHER"), None)
             }
-            (Some("Frontal"), Some(v)) => {
+            (Some("FRONTAL"), Some(_)) => {
                 push(
                     issues,
                     4,
-                    Some(v),
+                    appa[r],
                     "unknown AP/PA value; view set to NULL, frontal kept TRUE",
                 );
                 (None, Some(true))
@@ -249,11 +249,11 @@ fn read_table<'t>(
                 );
                 (None, None)
             }
-            (Some(v), _) => {
+            (Some(_), _) => {
                 push(
                     issues,
                     3,
-                    Some(v),
+                    fl[r],
                     "Frontal/Lateral is neither Frontal nor Lateral; view set to NULL",
                 );
                 (None, None)
@@ -320,6 +320,37 @@ mod tests {
             "somewhere/else.jpg,,40,Frontal,AP,,,,,,,,,,,,,,",
         ];
         format!("{HEADER}\n{}\n", rows.join("\n"))
+    }
+
+    /// Sex and view read in any case and with spaces around, as the other readers
+    /// read them: a lower-case `female` is not an unknown sex.
+    #[test]
+    fn values_in_another_case_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,female,68,frontal,pa,,,,,,,,,,,,,,",
+            "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg, MALE ,68,LATERAL,,,,,,,,,,,,,,,",
+        ];
+        let p = write(
+            dir.path(),
+            "train.csv",
+            &format!("{HEADER}\n{}\n", rows.join("\n")),
+        );
+        let mut issues = Issues::default();
+        let rows = read(&[p], &LabelMap::default(), &mut issues).unwrap();
+        let got: Vec<_> = rows
+            .images
+            .iter()
+            .map(|i| (i.sex, i.view, i.frontal))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("F"), Some("PA"), Some(true)),
+                (Some("M"), Some("LATERAL"), Some(false))
+            ]
+        );
+        assert!(issues.rows().is_empty(), "{:?}", issues.rows());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! One CSV file, `dataset,raw_label,finding` (`label_map.csv` beside this module,
 //! embedded as the default; a user's file replaces it whole). An empty finding means
-//! "kept, not mapped". Lines starting with `#` are comments. Raw labels match exactly
-//! after trimming; PadChest's match case-insensitively.
+//! "kept, not mapped". Lines starting with `#` are comments. Raw labels match in any
+//! case, their spaces trimmed and runs of spaces read as one (`no  finding` is VinDr's
+//! `No finding`): a release's spelling of a label varies between its versions and
+//! files, and two labels that differ only so are one label.
 
 use polars::prelude::PlHashMap;
 use std::path::Path;
@@ -15,9 +17,6 @@ use crate::input::issues::Issues;
 
 /// The shipped map.
 pub const DEFAULT_MAP: &str = include_str!("label_map.csv");
-
-/// Datasets whose raw labels are matched case-insensitively.
-const CASE_INSENSITIVE: [&str; 1] = ["padchest"];
 
 /// What the map says about one raw label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,25 +55,25 @@ impl Default for LabelMap {
     }
 }
 
-fn key(dataset: &str, raw: &str) -> String {
-    normalised(dataset, raw).into_owned()
+/// Whether `raw` is the label `label` as the map matches labels (PadChest's `Normal`
+/// is its `normal`, VinDr's `no finding` its `No finding`), without allocating: it
+/// is asked once per label row.
+pub fn same_label(raw: &str, label: &str) -> bool {
+    normal_chars(raw).eq(normal_chars(label))
 }
 
-/// Whether `raw` is the label `label` of `dataset` as the map matches labels
-/// (PadChest's `Normal` is its `normal`).
-pub fn same_label(dataset: &str, raw: &str, label: &str) -> bool {
-    normalised(dataset, raw) == normalised(dataset, label)
+/// The raw label as the map's keys spell it.
+pub fn normalised(raw: &str) -> String {
+    normal_chars(raw).collect()
 }
 
-/// The raw label as the map's keys spell it: trimmed, and lower-cased for the
-/// case-insensitive datasets (without allocating when it already is).
-fn normalised<'r>(dataset: &str, raw: &'r str) -> std::borrow::Cow<'r, str> {
-    let raw = raw.trim();
-    if CASE_INSENSITIVE.contains(&dataset) && raw.chars().any(char::is_uppercase) {
-        std::borrow::Cow::Owned(raw.to_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(raw)
-    }
+/// The characters of a label as the map compares them: lower-cased, words joined by
+/// one space.
+fn normal_chars(raw: &str) -> impl Iterator<Item = char> + '_ {
+    raw.split_whitespace()
+        .enumerate()
+        .flat_map(|(i, word)| (i > 0).then_some(' ').into_iter().chain(word.chars()))
+        .flat_map(char::to_lowercase)
 }
 
 impl LabelMap {
@@ -94,9 +93,10 @@ impl LabelMap {
         let mut rows: PlHashMap<String, PlHashMap<String, Option<&'static str>>> =
             PlHashMap::default();
         let mut header_seen = false;
-        for (i, raw_line) in text.lines().enumerate() {
+        // Lines end in LF, CRLF or a lone CR (as the CSV readers read them).
+        let text = text.replace("\r\n", "\n");
+        for (i, l) in text.split(['\n', '\r']).enumerate() {
             let line = i as u64 + 1;
-            let l = raw_line.trim_end_matches('\r');
             if l.trim().is_empty() || l.trim_start().starts_with('#') {
                 continue;
             }
@@ -170,7 +170,7 @@ impl LabelMap {
                     ),
                 ));
             }
-            let k = key(&dataset, raw);
+            let k = normalised(raw);
             let per = rows.entry(dataset.clone()).or_default();
             if let Some(prev) = per.insert(k, finding)
                 && prev != finding
@@ -197,7 +197,7 @@ impl LabelMap {
         let Some(per) = self.rows.get(dataset) else {
             return Lookup::Unknown;
         };
-        let hit = per.get(normalised(dataset, raw).as_ref());
+        let hit = per.get(normalised(raw).as_str());
         match hit {
             Some(Some(f)) => Lookup::Mapped(f),
             Some(None) => Lookup::Unmapped,
@@ -211,6 +211,11 @@ impl LabelMap {
         self.rows.get(dataset).map_or(0, PlHashMap::len)
     }
 }
+
+/// The most distinct label spellings one dataset's files may give (a resolver
+/// remembers each, and reports each unknown one): PadChest has 193, OpenI's MeSH
+/// headings a few hundred.
+pub const MAX_DISTINCT_LABELS: usize = 10_000;
 
 /// Resolves raw labels while a dataset is read, for every reader: the finding of
 /// each label, and one `data_issues` row per distinct label that is in no row of the
@@ -236,21 +241,33 @@ impl<'a> Resolver<'a> {
     }
 
     /// The finding of `raw`; an unknown label is reported the first time it is seen,
-    /// at `(file, line, field)`.
+    /// at `(file, line, field)`. More than [`MAX_DISTINCT_LABELS`] spellings is an
+    /// error at the one past it (`file` is the input's name as `data_issues` gives
+    /// it).
     pub fn finding(
         &mut self,
         raw: &str,
         (file, line, field): (&str, Option<u64>, &str),
         issues: &mut Issues,
-    ) -> Option<&'static str> {
+    ) -> Result<Option<&'static str>> {
         if let Some(f) = self.known.get(raw) {
-            return *f;
+            return Ok(*f);
+        }
+        if self.known.len() >= MAX_DISTINCT_LABELS {
+            let message = format!(
+                "more than {MAX_DISTINCT_LABELS} distinct labels of {}: not a label column cxr reads (the releases have a few hundred)",
+                self.dataset
+            );
+            return Err(match line {
+                Some(line) => Error::input_at(Path::new(file), line, Some(field), message),
+                None => Error::input(Path::new(file), format!("{field}: {message}")),
+            });
         }
         let f = match self.map.lookup(self.dataset, raw) {
             Lookup::Mapped(f) => Some(f),
             Lookup::Unmapped => None,
             Lookup::Unknown => {
-                if self.reported.insert(key(self.dataset, raw)) {
+                if self.reported.insert(normalised(raw)) {
                     issues.push(
                         file,
                         line,
@@ -266,7 +283,7 @@ impl<'a> Resolver<'a> {
             }
         };
         self.known.insert(raw.to_string(), f);
-        f
+        Ok(f)
     }
 }
 
@@ -333,8 +350,12 @@ mod tests {
             ("openi", "Opacity", Lookup::Mapped("Lung_Opacity")),
             ("openi", "Lung", Lookup::Unmapped),
             ("openi", "Hernia, Hiatal", Lookup::Mapped("Hernia")),
-            // Exact (case-sensitive) outside PadChest.
-            ("chexpert", "pleural effusion", Lookup::Unknown),
+            // Any case, spaces trimmed and runs of them one, in every dataset.
+            ("chexpert", "pleural effusion", Lookup::Mapped("Effusion")),
+            ("vindr", "no  finding", Lookup::Unmapped),
+            ("vindr", "PLEURAL\tEFFUSION ", Lookup::Mapped("Effusion")),
+            ("nih", "no finding", Lookup::Unmapped),
+            ("chexpert", "pleuraleffusion", Lookup::Unknown),
             ("nosuch", "Cardiomegaly", Lookup::Unknown),
         ];
         for (ds, raw, want) in cases {
@@ -346,6 +367,15 @@ mod tests {
         assert_eq!(m.len_of("vindr"), 15);
         assert_eq!(m.len_of("chexpert"), 14);
         assert_eq!(m.len_of("mimic"), 14);
+    }
+
+    #[test]
+    fn same_label_reads_case_and_spaces_as_the_map_does() {
+        assert!(same_label(" no   Finding", "No finding"));
+        assert!(same_label("NORMAL", "normal"));
+        assert!(!same_label("No findings", "No finding"));
+        assert!(!same_label("Nofinding", "No finding"));
+        assert_eq!(normalised("  Pleural \t Effusion "), "pleural effusion");
     }
 
     #[test]
@@ -365,6 +395,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.lookup("chexpert", "Foo"), Lookup::Mapped("Edema"));
+        // Lines ended by a lone CR, as an old Mac export writes them.
+        let cr = LabelMap::parse("dataset,raw_label,finding\rsiim,PTX,Pneumothorax\r", p).unwrap();
+        assert_eq!(cr.lookup("siim", "ptx"), Lookup::Mapped("Pneumothorax"));
         assert_eq!(ok.lookup("chexpert", " Bar, baz "), Lookup::Unmapped);
         assert_eq!(ok.lookup("chexpert", "Pleural Effusion"), Lookup::Unknown);
 
@@ -418,20 +451,52 @@ mod tests {
         let mut issues = Issues::default();
         for line in [2, 3, 4] {
             assert_eq!(
-                r.finding("martian", ("f.csv", Some(line), "Labels"), &mut issues),
+                r.finding("martian", ("f.csv", Some(line), "Labels"), &mut issues)
+                    .unwrap(),
                 None
             );
             assert_eq!(
-                r.finding("Martian ", ("f.csv", Some(line), "Labels"), &mut issues),
+                r.finding("Martian ", ("f.csv", Some(line), "Labels"), &mut issues)
+                    .unwrap(),
                 None
             );
         }
         assert_eq!(
-            r.finding("cardiomegaly", ("f.csv", Some(5), "Labels"), &mut issues),
+            r.finding("cardiomegaly", ("f.csv", Some(5), "Labels"), &mut issues)
+                .unwrap(),
             Some("Cardiomegaly")
         );
         assert_eq!(issues.len(), 1);
         assert_eq!(issues.rows()[0].line, Some(2));
         assert_eq!(issues.rows()[0].value.as_deref(), Some("martian"));
+    }
+
+    /// A column of a million different words is not a label column: refused at the
+    /// one past the cap, with its line and column.
+    #[test]
+    fn too_many_distinct_labels_is_an_error() {
+        let m = LabelMap::default();
+        let mut r = Resolver::new(&m, "padchest");
+        let mut issues = Issues::default();
+        for k in 0..MAX_DISTINCT_LABELS {
+            let label = format!("label {k}");
+            r.finding(&label, ("f.csv", Some(2), "Labels"), &mut issues)
+                .unwrap();
+        }
+        // One already seen is still answered.
+        assert_eq!(
+            r.finding("label 7", ("f.csv", Some(9), "Labels"), &mut issues)
+                .unwrap(),
+            None
+        );
+        let e = r
+            .finding("one more", ("f.csv", Some(9), "Labels"), &mut issues)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.contains("f.csv") && text.contains("line 9") && text.contains("Labels"),
+            "{text}"
+        );
     }
 }

@@ -284,7 +284,7 @@ fn read_metadata(
         let view = match view[r] {
             None => None,
             Some(v) => {
-                let m = view_of(v);
+                let m = view_of(&v.trim().to_ascii_uppercase());
                 if m.is_none() {
                     push(issues, 3, Some(v), "unknown ViewPosition; view set to NULL");
                 }
@@ -436,14 +436,10 @@ fn read_patients(
             );
             continue;
         }
-        let sex = match gender[r] {
-            Some("M") => Some("M"),
-            Some("F") => Some("F"),
-            v => {
-                push(issues, 1, v, crate::input::issues::SEX_NOT_READ);
-                None
-            }
-        };
+        let sex = gender[r].and_then(crate::datasets::common::parse_sex);
+        if sex.is_none() {
+            push(issues, 1, gender[r], crate::input::issues::SEX_NOT_READ);
+        }
         let age = anchor_age[r].and_then(|a| {
             let x = a.parse::<f32>().ok().filter(|x| x.is_finite() && *x >= 0.0);
             if x.is_none() {
@@ -548,7 +544,7 @@ fn study_labels(
         .iter()
         .zip(&pos[2..])
         .map(|(n, &p)| resolver.finding(n, (&src, Some(1), t.name(p)), issues))
-        .collect();
+        .collect::<Result<_>>()?;
     let raw_names: Vec<Shared> = names.iter().map(|n| Shared::from(*n)).collect();
     let source = Shared::from(source);
     // study → (line, [(label column, value)])

@@ -212,7 +212,7 @@ pub fn read_files(
                 ));
             }
             for h in &headings {
-                let finding = resolver.finding(h, (&src, None, &member), issues);
+                let finding = resolver.finding(h, (&src, None, &member), issues)?;
                 for id in &rep.image_ids {
                     if seen.insert((id.clone(), h.clone())) {
                         rows.labels.push(LabelRow {

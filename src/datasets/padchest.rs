@@ -116,31 +116,28 @@ fn read_table<'t>(
                 None
             }
         };
-        let view = match proj[r] {
+        let view = match proj[r].map(|v| v.trim().to_ascii_uppercase()).as_deref() {
             Some("PA") => Some("PA"),
             Some("AP") => Some("AP"),
-            Some("AP_horizontal") => Some("AP_SUPINE"),
+            Some("AP_HORIZONTAL") => Some("AP_SUPINE"),
             Some("L") => Some("LATERAL"),
             Some("COSTAL") => Some("OTHER"),
             None => None,
-            Some(v) => {
+            Some(_) => {
                 push(
                     issues,
                     7,
-                    Some(v),
+                    proj[r],
                     "Projection is not a view; view set to NULL",
                 );
                 None
             }
         };
-        let sex = match sex[r] {
-            Some("M") => Some("M"),
-            Some("F") => Some("F"),
-            v => {
-                push(issues, 6, v, crate::input::issues::SEX_NOT_READ);
-                None
-            }
-        };
+        let given = sex[r];
+        let sex = given.and_then(crate::datasets::common::parse_sex);
+        if sex.is_none() {
+            push(issues, 6, given, crate::input::issues::SEX_NOT_READ);
+        }
         let year = match date[r] {
             None => {
                 push(issues, 2, None, STUDY_WITHOUT_DATE);
@@ -246,7 +243,7 @@ fn read_table<'t>(
                     if let Some(source) = source {
                         for s in distinct {
                             let finding =
-                                resolver.finding(s, (src, Some(line), t.name(pos[9])), issues);
+                                resolver.finding(s, (src, Some(line), t.name(pos[9])), issues)?;
                             rows.labels.push(LabelRow {
                                 dataset: NAME,
                                 image_id: shared_id.get_or_insert_with(|| image_id.into()).clone(),

@@ -132,7 +132,7 @@ fn read_tables(
     let src = t.source.clone();
     let mut resolver = Resolver::new(map, NAME);
     let (source, raw_label) = (Shared::from(SOURCE), Shared::from(RAW_LABEL));
-    let finding = resolver.finding(RAW_LABEL, (&src, None, names[5]), issues);
+    let finding = resolver.finding(RAW_LABEL, (&src, None, names[5]), issues)?;
     let mut images = ImageList::default();
     let mut target: Vec<Option<i8>> = Vec::new();
     let mut first_line: Vec<u64> = Vec::new();

@@ -119,7 +119,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     let src = t.source.clone();
     let mut resolver = Resolver::new(map, NAME);
     let (source, raw_label) = (Shared::from(SOURCE), Shared::from(RAW_LABEL));
-    let finding = resolver.finding(RAW_LABEL, (&src, None, names[1]), issues);
+    let finding = resolver.finding(RAW_LABEL, (&src, None, names[1]), issues)?;
     let mut images = ImageList::default();
     // Per image: (has a -1 row, has a region row).
     let mut state: Vec<(bool, bool)> = Vec::new();

@@ -24,7 +24,7 @@ use crate::input::issues::Issues;
 use crate::datasets::common::{
     ImageList, RepeatedRows, bare_image, one_path, parse_finite, read_columns,
 };
-use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::label_map::{LabelMap, Resolver, normalised, same_label};
 use crate::datasets::{BoxRow, DatasetRows, Interner, LabelRow};
 
 /// The dataset name.
@@ -97,10 +97,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         };
         // Readers are `R1` … `R17`: another id would be a source of its own that the
         // readers' statistics (`agree --readers`, the votes) never count.
-        let is_reader = rad
-            .strip_prefix('R')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !is_reader {
+        let Some(rad) = reader_id(rad) else {
             issues.push(
                 &src,
                 Some(line),
@@ -109,10 +106,10 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
                 "rad_id is not a reader id (R1, R2, ...): the reader is unknown, row skipped",
             );
             continue;
-        }
+        };
         let source = format!("vindr_{rad}");
-        let finding = resolver.finding(class, (&src, Some(line), names[1]), issues);
-        if seen.insert((img, rad.to_string(), class.to_string())) {
+        let finding = resolver.finding(class, (&src, Some(line), names[1]), issues)?;
+        if seen.insert((img, rad.clone(), normalised(class))) {
             rows.labels.push(LabelRow {
                 dataset: NAME,
                 image_id: shared.get(image_id),
@@ -123,7 +120,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
             });
         }
         let raw: Vec<Option<&str>> = (3..7).map(|k| cols[k][r]).collect();
-        if class == NO_FINDING {
+        if same_label(class, NO_FINDING) {
             if let Some(k) = raw.iter().position(Option::is_some) {
                 issues.push(
                     &src,
@@ -177,7 +174,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
             issues.push(&src, Some(line), Some(names[3 + k]), raw[k], what);
             continue;
         }
-        let mut fields = vec![Some(image_id), Some(rad), Some(class)];
+        let mut fields = vec![Some(image_id), Some(rad.as_str()), Some(class)];
         fields.extend(&raw);
         if !repeated.first(&fields, (&src, line, names[0]), issues) {
             continue;
@@ -188,7 +185,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
             source,
             raw_label: class.to_string(),
             finding,
-            reader: Some(rad.to_string()),
+            reader: Some(rad.clone()),
             x: v[0],
             y: v[1],
             w: v[2] - v[0],
@@ -199,6 +196,16 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     }
     rows.images = images.images;
     Ok(rows)
+}
+
+/// A reader's id as `R` and its number (`r03` is `R3`), or None for another id.
+fn reader_id(rad: &str) -> Option<String> {
+    let digits = rad.trim().strip_prefix(['R', 'r'])?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number = digits.trim_start_matches('0');
+    Some(format!("R{}", if number.is_empty() { "0" } else { number }))
 }
 
 #[cfg(test)]
@@ -287,6 +294,49 @@ img_c,Cardiomegaly,3,bob,1,1,2,2
             ]
         );
         assert!(issues.rows().iter().all(|i| i.source_file == "vindr.csv"));
+    }
+
+    /// A label's spelling in another case or spacing is the label (a `no finding`
+    /// row is a vote for no finding, its coordinates ignored), and a reader's id with
+    /// a lower-case `r` or leading zeros is the reader.
+    #[test]
+    fn spellings_of_one_label_or_reader_are_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "\
+image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
+img_a,no  finding,14,r03,1,1,2,2
+img_a,No finding,14,R3,,,,
+img_a,pleural EFFUSION,10,R010,5,5,9,9
+";
+        let p = write_fixture(dir.path(), "vindr.csv", csv.as_bytes());
+        let mut issues = Issues::default();
+        let rows = read(&[p], &map(), &mut issues).unwrap();
+        let labels: Vec<(&str, &str, Option<&str>)> = rows
+            .labels
+            .iter()
+            .map(|l| (&*l.source, &*l.raw_label, l.finding))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("vindr_R3", "no  finding", None),
+                ("vindr_R10", "pleural EFFUSION", Some("Effusion")),
+            ]
+        );
+        assert_eq!(rows.boxes.len(), 1);
+        assert_eq!(rows.boxes[0].reader.as_deref(), Some("R10"));
+        let got: Vec<(Option<i64>, &str)> = issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.issue.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                Some(2),
+                "coordinates on a 'No finding' row; ignored, no box"
+            )]
+        );
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub fn ranks(rows: &[ImageRow]) -> Vec<(i64, i64)> {
         )
     }
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by(|&a, &b| key(&rows[a]).cmp(&key(&rows[b])));
+    // Stable sort: it merges the runs a release is already ordered in (CheXpert's rows
+    // come by patient and study), where an unstable one compares them all again.
+    order.sort_by(|&a, &b| key(&rows[a]).cmp(&key(&rows[b])));
     let mut ranks = vec![(0, 0); rows.len()];
     let mut patients = 0i64;
     for (place, &k) in order.iter().enumerate() {
@@ -360,7 +362,7 @@ pub fn source_states(labels: &[LabelRow]) -> SourceStates<'_> {
             },
             None if stated => {
                 let is = |name: Option<&str>| {
-                    name.is_some_and(|name| same_label(label.dataset, &label.raw_label, name))
+                    name.is_some_and(|name| same_label(&label.raw_label, name))
                 };
                 let entry = crate::datasets::dataset(label.dataset);
                 if entry.is_some_and(|d| is(d.normal_label)) {

@@ -480,9 +480,13 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
                 ),
             ));
         }
+        // A quote opens a quoted field only as the field's first byte: after blanks
+        // the parser reads it as text (and a comma inside as the field's end).
+        if at < next {
+            field_start = false;
+        }
         if !is_blank(&data[at..next]) {
             empty = false;
-            field_start = false;
             after_close = false;
         }
         let Some(&b) = data.get(next) else { break };
@@ -494,6 +498,14 @@ fn scan(path: &Path, header: &[String], data: &[u8]) -> Result<Scan> {
                 after_close = false;
                 field_start = false;
                 empty = false;
+            }
+            b'"' if is_blank(&data[field_begin..next]) => {
+                return Err(refuse_at(
+                    next,
+                    "a blank before a quoted field's opening double quote; remove it \
+                     (the quote must be the field's first character)"
+                        .to_string(),
+                ));
             }
             b'"' => {
                 return Err(refuse_at(
@@ -563,15 +575,24 @@ fn push_record(records: &mut Vec<Record>, path: &Path, line: u64, fields: usize)
 }
 
 /// The 1-based line (the header is line 1) and 0-based field of byte `at` of the
-/// data after the header.
+/// data after the header: commas and line breaks inside quoted fields are the field's
+/// text, not ends of fields or records (the line is the physical line, as the scan
+/// counts it).
 fn position(data: &[u8], at: usize) -> (u64, usize) {
-    let before = &data[..at];
-    let line = 2 + before.iter().filter(|&&b| b == b'\n').count() as u64;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let field = before[line_start..].iter().filter(|&&b| b == b',').count();
+    let (mut line, mut field, mut in_quotes) = (2u64, 0usize, false);
+    for &b in &data[..at] {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' => {
+                line += 1;
+                if !in_quotes {
+                    field = 0;
+                }
+            }
+            b',' if !in_quotes => field += 1,
+            _ => {}
+        }
+    }
     (line, field)
 }
 
@@ -837,8 +858,17 @@ mod tests {
             e.contains("line 3") && e.contains("h2") && e.contains("0xE9"),
             "{e}"
         );
-        // A quote after blanks at a field's start opens it.
-        assert!(scan(Path::new("t.csv"), &header(2), b"a, \"b\"\n").is_ok());
+        // A quote after blanks at a field's start: the parser would read it as text
+        // and a comma inside it as the field's end, so it is refused where it is.
+        let e = scan_error(3, b"a,b,c\nd, \"e, f\",g\n");
+        assert!(
+            e.contains("line 3") && e.contains("h1") && e.contains("blank before"),
+            "{e}"
+        );
+        // The column after a quoted field holding commas (and a line break) is
+        // counted by fields, not by commas.
+        let e = scan_error(3, b"a,b,c\n\"d,\nd\",e\"f,g\n");
+        assert!(e.contains("line 3") && e.contains("h1"), "{e}");
         // Text or blanks after a closing quote (the parser refuses both), but a CR
         // before the line's end is the line's end.
         for data in [&b"a,b,c\nd,\"e\"x,f\n"[..], b"a,b,c\nd,\"e\" ,f\n"] {

@@ -61,7 +61,14 @@ pub struct Issues {
     /// How many issues pushed in a row were about the last row's line and field
     /// (0 after a merge).
     same_field: usize,
+    /// How many rows this collection listed itself (not merged from another).
+    listed: usize,
 }
+
+/// At most this many issues are listed for one reader (one dataset's files); one
+/// more row says that the rest are not. The real releases give at most a few
+/// thousand: a file with a million bad fields is not a million rows in memory.
+pub const MAX_LISTED_ISSUES: usize = 100_000;
 
 /// At most this many issues are listed for one field of one line; one more row
 /// says that the rest are not: a field of a million unknown labels is not a million
@@ -145,10 +152,15 @@ impl Issues {
         } else {
             1
         };
-        if self.same_field > ISSUES_PER_FIELD + 1 {
+        if self.same_field > ISSUES_PER_FIELD + 1 || self.listed > MAX_LISTED_ISSUES {
             return;
         }
-        let issue = if self.same_field == ISSUES_PER_FIELD + 1 {
+        self.listed += 1;
+        let issue = if self.listed > MAX_LISTED_ISSUES {
+            format!(
+                "more than {MAX_LISTED_ISSUES} issues in this dataset's files; this one and those after it are not listed"
+            )
+        } else if self.same_field == ISSUES_PER_FIELD + 1 {
             format!(
                 "more than {ISSUES_PER_FIELD} issues in this field of this line; the rest are not listed"
             )
@@ -206,6 +218,32 @@ impl Issues {
 #[cfg(test)]
 mod tests {
     use super::action_of;
+
+    /// A file of a million bad fields lists the first issues and one row saying the
+    /// rest are not listed; memory stays bounded.
+    #[test]
+    fn issues_past_the_cap_are_one_row() {
+        let mut issues = super::Issues::default();
+        for line in 2..(super::MAX_LISTED_ISSUES as u64 + 500) {
+            issues.push(
+                "f.csv",
+                Some(line),
+                Some("Age"),
+                Some("x"),
+                "bad age; set to NULL",
+            );
+        }
+        let rows = issues.rows();
+        assert_eq!(rows.len(), super::MAX_LISTED_ISSUES + 1);
+        let last = rows.last().unwrap();
+        assert_eq!(last.line, Some(super::MAX_LISTED_ISSUES as i64 + 2));
+        assert!(last.issue.contains("not listed"), "{}", last.issue);
+        // The collection a reader's issues are merged into still lists its own.
+        let mut all = super::Issues::default();
+        all.extend(issues);
+        all.push("g.csv", None, None, None, "a note");
+        assert_eq!(all.rows().last().unwrap().issue, "a note");
+    }
 
     #[test]
     fn every_readers_wording_has_one_action() {

@@ -664,11 +664,7 @@ impl Batches {
                 if let Err(panic) =
                     futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await
                 {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
+                    let message = crate::error::panic_text(panic.as_ref());
                     let error = datafusion::error::DataFusionError::External(Box::new(
                         Error::Internal(format!("a task of the statement stopped: {message}")),
                     ));

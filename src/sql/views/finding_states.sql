@@ -1,7 +1,7 @@
 -- finding_states: per image and label source, the findings the source states positive,
 -- uncertain and negative, as bit masks over the 18 findings (bit k is the k-th finding of
 -- docs/DATASETS.md's vocabulary, in the order below); whether the source states the image
--- normal (the dataset's own normal label, `normal` below, with value 1); whether it states
+-- normal (the dataset's own normal label, `normal` below, in any case, with value 1); whether it states
 -- a label outside the 18 positive or uncertain (other than a normal label or one allowed
 -- beside it, `beside` below). One row per (image, source) with any label; and where each
 -- reader of an image is a source (VinDr, `readers` below), one row per image for each
@@ -39,10 +39,13 @@ stated AS (
            CAST(COALESCE(bit_or(CASE WHEN l."value" = 0 THEN f.bit END), 0) AS INT) AS negative,
            bool_or(f.bit IS NULL AND n.raw_label IS NOT NULL AND l."value" = 1) AS states_normal,
            bool_or(f.bit IS NULL AND n.raw_label IS NULL AND b.raw_label IS NULL AND l."value" <> 0) AS other_positive
-    FROM dataset_labels l
+    -- A raw label matches in any case, spaces around it trimmed and runs of them one
+    -- (as the label map matches).
+    FROM (SELECT *, lower(btrim(regexp_replace(raw_label, '\s+', ' ', 'g'))) AS label_key
+          FROM dataset_labels) l
     LEFT JOIN finding f ON f.label = l.finding
-    LEFT JOIN normal n ON n.dataset = l.dataset AND n.raw_label = l.raw_label
-    LEFT JOIN beside b ON b.dataset = l.dataset AND b.raw_label = l.raw_label
+    LEFT JOIN normal n ON n.dataset = l.dataset AND lower(n.raw_label) = l.label_key
+    LEFT JOIN beside b ON b.dataset = l.dataset AND lower(b.raw_label) = l.label_key
     GROUP BY l.dataset, l.image_id, l.source
 ),
 read_by AS (
