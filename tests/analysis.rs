@@ -555,6 +555,11 @@ fn splits_official_random_and_stratified() {
     // The header, the official lists and the splits table: no patient in two splits.
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[1..].iter().all(|l| l.ends_with(",0")), "{lines:?}");
+    // In one order, run after run.
+    assert!(
+        lines[1].starts_with("official") && lines[2].starts_with("splits table"),
+        "{lines:?}"
+    );
 
     let assignment = |seed: &str, stratify: bool| {
         let out_file = dir.path().join(format!("a{seed}{stratify}.parquet"));

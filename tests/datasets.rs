@@ -72,6 +72,38 @@ fn q(wh: &Path, sql: &str) -> Vec<Vec<String>> {
     parse_csv(&stdout(&out)).into_iter().skip(1).collect()
 }
 
+/// An image of unknown sex is drawn in the age plot, as bars of its own: the
+/// fixture's one `Unknown` sex (age 50) is one grey bar in the 50-54 bin.
+#[test]
+fn the_age_plot_draws_images_of_unknown_sex() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = chexpert_fixture(dir.path());
+    let out = ingest(
+        dir.path(),
+        &["--dataset", &format!("chexpert={}", train.display())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = dir.path().join("age.svg");
+    let w = dir.path().join("wh");
+    let out = run(&[
+        "plot",
+        "age",
+        "-w",
+        w.to_str().unwrap(),
+        "--dataset",
+        "chexpert",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("sex unknown"), "no legend for unknown sex");
+    assert!(
+        text.matches("fill=\"#969696\"").count() >= 2,
+        "no bar and legend key in grey"
+    );
+}
+
 #[test]
 fn chexpert_rows_labels_and_quirks() {
     let dir = tempfile::tempdir().unwrap();
@@ -1603,6 +1635,22 @@ fn one_split_across_datasets() {
         "test",
     ]);
     assert_eq!(cohort.len() - 1, expected);
+    // Said where the splits come from: `dataset_splits`, not NIH's `splits`.
+    let said = run(&[
+        "cohort",
+        "-w",
+        w,
+        "--dataset",
+        "nih,chexpert",
+        "--split",
+        "test",
+    ]);
+    assert_eq!(code(&said), Some(0), "{}", stderr(&said));
+    assert!(
+        stderr(&said).contains("the `dataset_splits` table written by `cxr split --dataset`"),
+        "{}",
+        stderr(&said)
+    );
     // The manifest's split column is each image's patient's split.
     let manifest = dir.path().join("m.parquet");
     let out = run(&[
@@ -1615,6 +1663,11 @@ fn one_split_across_datasets() {
         manifest.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("comes from the split made by `cxr split` (nih, chexpert)"),
+        "{}",
+        stderr(&out)
+    );
     let exported = q(
         &wh,
         &format!(

@@ -834,6 +834,15 @@ fn array_literals_read_as_in_postgresql() {
         r#"SELECT cardinality(CAST('{a,"b,c",NULL}' AS TEXT[])) AS n, 'b,c' = ANY('{a,"b,c"}'::text[]) AS found, CAST(' { 1 , 2 } ' AS BIGINT[]) AS ints"#,
     ]);
     assert_eq!(rows[1], ["3", "true", "[1, 2]"]);
+    // Unnamed, each keeps a column of its own (the list in place of the cast had
+    // lost the column's name: "no column `)`").
+    let rows = run_csv(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT '{true,f}'::bool[], '{{1,2},{3,4}}'::int[][]",
+    ]);
+    assert_eq!(rows[1], ["[true, false]", "[[1, 2], [3, 4]]"]);
     let expected = nih_csv()
         .iter()
         .filter(|i| i.labels.contains("Effusion") && i.labels.contains("Mass"))

@@ -17,7 +17,11 @@ pub struct CohortCmd {
     /// prevalence of each finding instead of the images. Every share (`pct`) has its
     /// `denominator` beside it: all images of the cohort for sex and view; for a
     /// finding, the images whose state is known (across datasets: labelled by a
-    /// source that labels it, and not uncertain under U-Ignore).
+    /// source that labels it, and not uncertain under U-Ignore). The age quartiles
+    /// and median are nearest-rank values, each an age some image has: for an even
+    /// count, the median is the lower of the two middle ages (57 of 57 and 58), not
+    /// their mean. `patients` is empty for a dataset without patient ids (VinDr,
+    /// RSNA, SIIM).
     #[arg(long)]
     pub summary: bool,
 }

@@ -56,7 +56,8 @@ pub struct ExportCmd {
     /// Replace an existing output: a file, or a folder cxr exported.
     #[arg(long)]
     pub overwrite: bool,
-    /// Also give boxes scaled to images of this side (datasets with 1024-px originals).
+    /// Also give boxes scaled to images of this side (by the 1024-px originals of NIH,
+    /// RSNA and SIIM, by each image's measured size where `ingest --images` measured it).
     #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub box_size: Option<u32>,
     /// `list`: the `targets` list only; `wide`: also one Float32 column per finding,
@@ -185,9 +186,9 @@ pub async fn run(cmd: ExportCmd) -> Result<()> {
     Ok(())
 }
 
-/// Says where the `split` column comes from when a manifest across datasets mixes a
-/// split made by `cxr split` with some datasets' own (the same name, `train`, may then
-/// mean two different things in one file).
+/// Says where the `split` column of a manifest across datasets comes from when `cxr
+/// split` made some of it, and when it mixes such a split with some datasets' own (the
+/// same name, `train`, may then mean two different things in one file).
 async fn note_split_origins(wh: &Warehouse, asked: &[String]) -> Result<()> {
     let mut made: Vec<String> = Vec::new();
     if wh.has_table("splits") {
@@ -214,8 +215,13 @@ async fn note_split_origins(wh: &Warehouse, asked: &[String]) -> Result<()> {
     };
     let (ours, theirs): (Vec<&String>, Vec<&String>) =
         datasets.iter().partition(|d| made.contains(d));
-    if !ours.is_empty() && !theirs.is_empty() {
-        let names = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    let names = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    if !ours.is_empty() && theirs.is_empty() {
+        say!(
+            "cxr: note: the `split` column comes from the split made by `cxr split` ({})",
+            names(&ours)
+        );
+    } else if !ours.is_empty() {
         say!(
             "cxr: note: the `split` column mixes a split made by `cxr split` ({}) with the datasets' own ({}); `cxr split --dataset {}` makes one split over all of them",
             names(&ours),

@@ -470,8 +470,8 @@ impl AnalysisArgs {
         }
         let sql = build(&self.cohort.images_sql(&avail)?, &avail)?;
         // Said once, after the arguments were checked, and only where a split is read.
-        if avail.splits && self.cohort.split.is_some() {
-            say!("cxr: note: --split reads the `splits` table written by `cxr split`");
+        if let Some(note) = avail.split_note().filter(|_| self.cohort.split.is_some()) {
+            say!("cxr: note: {note}");
         }
         wh.register(crate::sql::Register::For(&sql)).await?;
         if let Some(p) = self.patient_required.as_ref().filter(|_| !self.show_sql) {

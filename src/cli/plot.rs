@@ -18,7 +18,7 @@ pub enum PlotKind {
     Cooccurrence,
     /// Prevalence of each finding (bars).
     Labels,
-    /// Age histogram by sex.
+    /// Age histogram by sex (images of unknown sex as bars of their own).
     Age,
     /// Distribution of per-image mean intensity (needs pixel statistics).
     Pixels,
@@ -843,10 +843,18 @@ where
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
-    for (sex, colour, offset) in [
-        ("M", RGBColor(49, 130, 189), 0.0),
-        ("F", RGBColor(222, 45, 38), 2.5),
-    ] {
+    // Images of unknown sex (OpenI's, say) are bars of their own, not left out.
+    let mut series = vec![
+        ("M", "male", RGBColor(49, 130, 189)),
+        ("F", "female", RGBColor(222, 45, 38)),
+    ];
+    if rows.iter().any(|r| r.0 == "?") {
+        series.push(("?", "sex unknown", RGBColor(150, 150, 150)));
+    }
+    // Each 5-year bin is shared by the series' bars side by side.
+    let width = 5.0 / series.len() as f64;
+    for (k, (sex, label, colour)) in series.into_iter().enumerate() {
+        let offset = k as f64 * width;
         let bars: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r.0 == sex)
@@ -855,11 +863,11 @@ where
         chart
             .draw_series(bars.iter().map(move |(bin, n)| {
                 Rectangle::new(
-                    [(bin + offset, 0.0), (bin + offset + 2.4, *n)],
+                    [(bin + offset, 0.0), (bin + offset + width - 0.1, *n)],
                     colour.filled(),
                 )
             }))?
-            .label(if sex == "M" { "male" } else { "female" })
+            .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
     }
     chart

@@ -50,7 +50,8 @@ pub struct SplitCmd {
     /// Report patients in more than one split and exit.
     #[arg(long)]
     pub check: bool,
-    /// Also write the assignment as (patient_id, split) rows to FILE.parquet.
+    /// Also write the assignment as (patient_id, split) rows to FILE.parquet
+    /// ((dataset, patient, split) with --dataset).
     #[arg(long, value_name = "FILE.parquet")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -411,6 +412,11 @@ async fn check(wh: &Warehouse) -> Result<()> {
     if has_splits {
         sql.push_str(" UNION ALL SELECT 'splits table', COUNT(*) FROM (SELECT patient_id FROM splits GROUP BY patient_id HAVING COUNT(DISTINCT split) > 1) AS u");
     }
+    if wh.has_table("dataset_splits") {
+        sql.push_str(" UNION ALL SELECT 'dataset_splits table', COUNT(*) FROM (SELECT dataset, patient FROM dataset_splits GROUP BY dataset, patient HAVING COUNT(DISTINCT split) > 1) AS d");
+    }
+    // The parts of a UNION ALL come in whichever order they finish.
+    let sql = format!("SELECT * FROM ({sql}) AS checks ORDER BY assignment");
     let frames = wh.plan(&sql, false, &[]).await?;
     crate::cli::emit(wh, frames, &crate::cli::OutputArgs::default()).await?;
     Ok(())

@@ -116,6 +116,29 @@ pub struct Available {
 pub const COHORT_ROWS: &str = "cohort_rows";
 
 impl Available {
+    /// Where the splits of the cohort's images come from, when `cxr split` made
+    /// them: the note a command reading them prints, or None for the releases' own.
+    pub fn split_note(&self) -> Option<&'static str> {
+        let scope = &self.scope;
+        let has_nih = scope.datasets.is_empty() || scope.datasets.iter().any(|d| d == "nih");
+        let nih = if scope.nih_columns {
+            self.splits
+        } else {
+            scope.nih_splits_table && has_nih
+        };
+        let others = !scope.nih_columns && scope.dataset_splits;
+        match (nih, others) {
+            (true, false) => Some("splits come from the `splits` table written by `cxr split`"),
+            (false, true) => Some(
+                "splits come from the `dataset_splits` table written by `cxr split --dataset` (a dataset it did not split keeps its release's own)",
+            ),
+            (true, true) => Some(
+                "NIH's splits come from the `splits` table written by `cxr split`, the other datasets' from the `dataset_splits` table written by `cxr split --dataset` (a dataset it did not split keeps its release's own)",
+            ),
+            (false, false) => None,
+        }
+    }
+
     /// What a cohort reads: the scope, checked against the datasets and sources the
     /// warehouse holds, and the split names when `--split` asks. Registers what it
     /// reads and defines the view of the scope's rows.

@@ -16,7 +16,7 @@ use polars::prelude::PlHashMap;
 use std::path::PathBuf;
 
 use crate::datasets::common::{
-    Col, MAX_AGE, claim_id, frontal_of, label_value, path_inside_root, read_columns,
+    Col, age_or_issue, claim_id, frontal_of, label_value, path_inside_root, read_columns,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
@@ -187,25 +187,8 @@ fn read_table<'t>(
         if sex.is_none() {
             push(issues, 1, given, crate::input::issues::SEX_NOT_READ);
         }
-        let age = match age[r] {
-            None => None,
-            Some(v) => match v.parse::<f32>() {
-                Ok(a) if a.is_finite() && (0.0..=MAX_AGE).contains(&a) => Some(a),
-                Ok(_) => {
-                    push(
-                        issues,
-                        2,
-                        Some(v),
-                        "Age is negative or over 120; set to NULL",
-                    );
-                    None
-                }
-                Err(_) => {
-                    push(issues, 2, Some(v), "Age is not a number; set to NULL");
-                    None
-                }
-            },
-        };
+        // As every reader reads ages (DICOM's `045Y` too); an empty one is no issue.
+        let age = age[r].and_then(|v| age_or_issue(Some(v), src, line, t.name(pos[2]), issues));
         // Read in any case: the release writes `Frontal` and `AP`.
         let upper = |v: Option<&str>| v.map(|v| v.trim().to_ascii_uppercase());
         let (side, code) = (upper(fl[r]), upper(appa[r]));

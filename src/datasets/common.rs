@@ -177,22 +177,62 @@ pub fn claim_id<'t>(
     Some(id)
 }
 
-/// The box rows read so far, by their fields: a row repeating an earlier one exactly
-/// (the same box of the same image, label and reader twice) would count the box
+/// What a box row means, by which [`RepeatedRows`] tells the same box given twice:
+/// its image, its label as the label map reads it (any case and spacing), its reader
+/// and its geometry as numbers, so that `1,2,30,40` and `1.0,2.0,30.0,40.0`, or
+/// `Cardiomegaly` and `cardiomegaly`, are one box. The image id is compared as written,
+/// as every reader keys its images.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BoxKey {
+    image: String,
+    label: String,
+    reader: String,
+    /// The coordinates' bits, or a run-length code's integers.
+    numbers: Vec<u64>,
+}
+
+impl BoxKey {
+    /// A rectangle of `image`: its `label` as written, its `reader` (normalised by the
+    /// caller; "" where none) and its parsed `coordinates`.
+    pub fn rectangle(image: &str, label: &str, reader: &str, coordinates: &[f64]) -> Self {
+        // -0 and 0 are one coordinate (their bits differ).
+        let bits = coordinates
+            .iter()
+            .map(|&v| if v == 0.0 { 0 } else { v.to_bits() })
+            .collect();
+        Self::of_numbers(image, label, reader, bits)
+    }
+
+    /// A mask region of `image` by its run-length code's integers (so `5 10` and
+    /// `5  10` are one region).
+    pub fn region(image: &str, label: &str, code: &[u64]) -> Self {
+        Self::of_numbers(image, label, "", code.to_vec())
+    }
+
+    fn of_numbers(image: &str, label: &str, reader: &str, numbers: Vec<u64>) -> Self {
+        BoxKey {
+            image: image.to_string(),
+            label: super::label_map::normalised(label),
+            reader: reader.to_string(),
+            numbers,
+        }
+    }
+}
+
+/// The boxes read so far, by what they mean ([`BoxKey`]): a row repeating an earlier
+/// box (the same box of the same image, label and reader twice) would count the box
 /// twice; it is skipped with a `data_issues` row naming the first.
 #[derive(Default)]
-pub struct RepeatedRows(HashMap<String, u64>);
+pub struct RepeatedRows(HashMap<BoxKey, u64>);
 
 impl RepeatedRows {
-    /// Whether the row of `fields` at `line` is the first with them.
+    /// Whether the box `key` of the row at `line` is the first of its kind.
     pub fn first(
         &mut self,
-        fields: &[Option<&str>],
+        key: BoxKey,
         (src, line, field): (&str, u64, &str),
         issues: &mut Issues,
     ) -> bool {
-        let key: Vec<&str> = fields.iter().map(|f| f.unwrap_or("")).collect();
-        let key = key.join("\u{1f}");
         if let Some(first) = self.0.get(&key) {
             let msg = format!("the same box as line {first}; skipped");
             issues.push(src, Some(line), Some(field), None, msg);
@@ -247,8 +287,9 @@ pub fn sex_or_issue(
     sex
 }
 
-/// Age in years: a number in 0..=120 (fractions allowed). Non-numbers, negative,
-/// non-finite and over-120 values are NULL with an issue; absent is NULL silently.
+/// Age in years: a number in 0..=120 (fractions allowed; `-0` is 0), or DICOM's
+/// `043Y` form read with a row. Non-numbers, negative, non-finite and over-120 values
+/// are NULL with an issue; absent is NULL with one too.
 pub fn age_or_issue(
     raw: Option<&str>,
     source: &str,
@@ -278,6 +319,8 @@ pub fn age_or_issue(
         return Some(years);
     }
     let what = match raw.trim().parse::<f64>() {
+        // `-0` is 0: a sign on nothing is no age of its own.
+        Ok(0.0) => return Some(0.0),
         Ok(a) if a.is_finite() && (0.0..=120.0).contains(&a) => return Some(a as f32),
         Ok(a) if a > 120.0 => "age over 120; set to NULL",
         Ok(_) => "age negative or not finite; set to NULL",
@@ -443,6 +486,27 @@ mod tests {
         assert_eq!(date_parts("20160229"), Some((2016, 2, 29)));
     }
 
+    /// A box is what its row means: the label in any case and spacing, -0 as 0; the
+    /// image, the reader and each number tell boxes apart.
+    #[test]
+    fn box_keys() {
+        let key = |label: &str, reader: &str, v: &[f64]| BoxKey::rectangle("a", label, reader, v);
+        let one = key("Pleural effusion", "R1", &[0.0, 2.0]);
+        assert_eq!(one, key(" pleural  EFFUSION", "R1", &[-0.0, 2.0]));
+        assert_ne!(one, key("Pleural effusion", "R2", &[0.0, 2.0]));
+        assert_ne!(one, key("Pleural effusion", "R1", &[0.0, 2.5]));
+        assert_ne!(
+            one,
+            BoxKey::rectangle("b", "Pleural effusion", "R1", &[0.0, 2.0])
+        );
+        let mut issues = Issues::default();
+        let mut seen = RepeatedRows::default();
+        assert!(seen.first(one.clone(), ("f", 2, "id"), &mut issues));
+        assert!(!seen.first(one, ("f", 3, "id"), &mut issues));
+        assert_eq!(issues.rows()[0].issue, "the same box as line 2; skipped");
+        assert_eq!(issues.rows()[0].line, Some(3));
+    }
+
     #[test]
     fn sex_and_age() {
         let mut issues = Issues::default();
@@ -458,6 +522,9 @@ mod tests {
             age_or_issue(Some("120"), "f", 2, "a", &mut issues),
             Some(120.0)
         );
+        // `-0` is 0, not a negative zero that prints as `-0.0`.
+        let zero = age_or_issue(Some("-0"), "f", 2, "a", &mut issues).unwrap();
+        assert!(zero == 0.0 && zero.is_sign_positive());
         // An empty age is said, as an empty sex is.
         assert_eq!(age_or_issue(None, "f", 2, "a", &mut issues), None);
         assert_eq!(issues.len(), 3);

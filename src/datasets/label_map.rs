@@ -84,11 +84,18 @@ impl LabelMap {
         let bytes = crate::input::csv::read_bytes(path)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::input(path, "the label map is not UTF-8 text"))?;
-        Self::parse(text, path)
+        Self::parse_checked(text, path, Some(&LabelMap::default()))
     }
 
     /// Parses map text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<LabelMap> {
+        Self::parse_checked(text, path, None)
+    }
+
+    /// Parses map text; a user's map (`shipped` given) may not change an `nih` row:
+    /// NIH's labels are read by name, not through the map, so the change would do
+    /// nothing.
+    fn parse_checked(text: &str, path: &Path, shipped: Option<&LabelMap>) -> Result<LabelMap> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut rows: PlHashMap<String, PlHashMap<String, Option<&'static str>>> =
             PlHashMap::default();
@@ -169,6 +176,21 @@ impl LabelMap {
                         crate::datasets::ALL.join(", ")
                     ),
                 ));
+            }
+            if let Some(shipped) = shipped.filter(|_| dataset == "nih") {
+                let same = match shipped.lookup("nih", raw) {
+                    Lookup::Mapped(f) => finding == Some(f),
+                    Lookup::Unmapped => finding.is_none(),
+                    Lookup::Unknown => false,
+                };
+                if !same {
+                    return Err(Error::input_at(
+                        path,
+                        line,
+                        Some("dataset"),
+                        "NIH's labels are its own 14 findings, read by name, not through the label map: an nih row other than the shipped map's would change nothing; remove it",
+                    ));
+                }
             }
             let k = normalised(raw);
             let per = rows.entry(dataset.clone()).or_default();
@@ -431,6 +453,20 @@ mod tests {
             e.contains("line 2, column 'dataset'") && e.contains("'chexpret'"),
             "{e}"
         );
+    }
+
+    /// A user's map that changes an `nih` row is refused (the change would do
+    /// nothing); the shipped rows copied unchanged are read.
+    #[test]
+    fn a_users_map_may_not_change_nih_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "dataset,raw_label,finding\nnih,Cardiomegaly,Edema\n").unwrap();
+        let e = LabelMap::from_file(&p).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("line 2"), "{e}");
+        std::fs::write(&p, DEFAULT_MAP).unwrap();
+        assert!(LabelMap::from_file(&p).is_ok());
     }
 
     #[test]

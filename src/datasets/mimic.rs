@@ -11,6 +11,8 @@
 //! * MIMIC-IV `patients.csv` (`subject_id`, `gender`, `anchor_age`, `anchor_year`):
 //!   sex, and age = `anchor_age` + (year of `StudyDate` − `anchor_year`). The years of
 //!   MIMIC-CXR dates are shifted like `anchor_year`, so the difference is real time.
+//!   A missing or invalid `StudyDate` leaves the image without an order or an age,
+//!   with a `data_issues` row at its line whatever other files are given.
 //!
 //! `patient_id` = `subject_id`, `study_id` = `study_id`, `image_id` = `dicom_id`, path
 //! `files/p{first 2 digits of subject}/p{subject}/s{study}/{dicom_id}.jpg`.
@@ -24,7 +26,6 @@ use std::path::PathBuf;
 use crate::datasets::chexpert::LABEL_COLUMNS;
 use crate::datasets::common::{
     Col, MAX_AGE, date_key, frontal_of, has_all, label_value, path_inside_root, require_all,
-    year_of_date,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{DatasetRows, ImageRow, LabelRow, Shared};
@@ -163,7 +164,7 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         ));
     };
     let mut rows = DatasetRows::default();
-    read_metadata(&meta, &mpos, &mut rows, issues)?;
+    let meta_rows = read_metadata(&meta, &mpos, &mut rows, issues)?;
     let index: HashMap<&str, usize> = rows
         .images
         .iter()
@@ -177,7 +178,12 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         }
     }
     if let Some((t, pos)) = &patients {
-        read_patients(t, pos, &meta, &mpos, &mut rows, issues)?;
+        let at = Metadata {
+            table: &meta,
+            date: mpos[4],
+            rows: &meta_rows,
+        };
+        read_patients(t, pos, at, &mut rows, issues)?;
     }
     let mut resolver = Resolver::new(map, NAME);
     for (source, t, pos) in &labels {
@@ -203,18 +209,21 @@ fn id_text(s: &str) -> Option<&str> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
 }
 
+/// Reads the metadata file into `rows.images`; returns each image's row of the file
+/// (a refused row has no image, so it takes no part in what follows).
 fn read_metadata(
     t: &CsvTable,
     pos: &[usize],
     rows: &mut DatasetRows,
     issues: &mut Issues,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let src = source_name(&t.path);
     let v: Vec<Vec<Option<&str>>> = pos.iter().map(|&p| t.values(p)).collect::<Result<_>>()?;
     let [dicom, subject, study, view, date] = &v[..] else {
         unreachable!("METADATA has 5 columns")
     };
     let mut seen: HashMap<&str, u64> = HashMap::with_capacity(t.len());
+    let mut kept = Vec::with_capacity(t.len());
     rows.images.reserve(t.len());
     for r in 0..t.len() {
         let line = t.lines[r];
@@ -300,20 +309,26 @@ fn read_metadata(
             ),
             _ => None,
         };
-        if date[r].is_none() {
-            push(
-                issues,
-                4,
-                None,
-                "no StudyDate: age NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
-            );
+        let study_order = date[r].and_then(date_key);
+        if study_order.is_none() {
+            // Said whatever other files are given: without a date, no order and no age.
+            let msg = match date[r] {
+                None => {
+                    "no StudyDate: age NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)"
+                }
+                Some(_) => {
+                    "StudyDate is not a YYYYMMDD date; age NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)"
+                }
+            };
+            push(issues, 4, date[r], msg);
         }
+        kept.push(r);
         rows.images.push(ImageRow {
             dataset: NAME,
             image_id: id.into(),
             patient_id: subject.map(str::to_string),
             study_id: study.map(str::to_string),
-            study_order: date[r].and_then(date_key),
+            study_order,
             view,
             frontal: frontal_of(view),
             sex: None,
@@ -322,7 +337,7 @@ fn read_metadata(
             path,
         });
     }
-    Ok(())
+    Ok(kept)
 }
 
 fn read_split(
@@ -369,7 +384,8 @@ fn read_split(
         }
         given[i] = true;
         match split[r] {
-            Some(s) => out[i] = Some(s.to_string()),
+            // `train`, `validate`, `test` in any case: one split each.
+            Some(s) => out[i] = Some(s.trim().to_ascii_lowercase()),
             None => issues.push(
                 &src,
                 line,
@@ -398,11 +414,19 @@ type Patient = (Option<&'static str>, Option<f32>, Option<i32>);
 /// A study's label-file line and its (label column, value) pairs.
 type StudyLabels = (u64, Vec<(u8, i8)>);
 
+/// Where the images of `rows` were read: the metadata file, its `StudyDate` column
+/// and each image's row of it.
+#[derive(Clone, Copy)]
+struct Metadata<'a> {
+    table: &'a CsvTable,
+    date: usize,
+    rows: &'a [usize],
+}
+
 fn read_patients(
     t: &CsvTable,
     pos: &[usize],
-    meta: &CsvTable,
-    mpos: &[usize],
+    meta: Metadata,
     rows: &mut DatasetRows,
     issues: &mut Issues,
 ) -> Result<()> {
@@ -466,17 +490,10 @@ fn read_patients(
         });
         by_subject.insert(s, (sex, age, year));
     }
-    let msrc = source_name(&meta.path);
-    let dates = meta.values(mpos[4])?;
-    let meta_ids = meta.values(mpos[0])?;
-    let meta_line: HashMap<&str, (u64, Option<&str>)> = meta_ids
-        .iter()
-        .zip(&dates)
-        .zip(&meta.lines)
-        .filter_map(|((id, d), l)| id.map(|id| (id, (*l, *d))))
-        .collect();
+    let msrc = source_name(&meta.table.path);
+    let dates = meta.table.values(meta.date)?;
     let mut unknown: HashSet<String> = HashSet::new();
-    for img in rows.images.iter_mut() {
+    for (img, &r) in rows.images.iter_mut().zip(meta.rows) {
         let Some(subj) = img.patient_id.as_deref() else {
             continue;
         };
@@ -493,29 +510,23 @@ fn read_patients(
             continue;
         };
         img.sex = sex;
-        let (line, date) = meta_line.get(&*img.image_id).copied().unwrap_or((0, None));
-        // An empty date is said where the metadata is read.
-        let Some(date) = date else { continue };
-        let Some(year) = year_of_date(date.strip_suffix(".0").unwrap_or(date)) else {
-            issues.push(
-                &msrc,
-                Some(line),
-                Some(meta.name(mpos[4])),
-                Some(date),
-                "StudyDate is not a YYYYMMDD date; age set to NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)",
-            );
+        // The image's own date, as read with its row (a missing or invalid one is
+        // said there).
+        let Some(order) = img.study_order else {
             continue;
         };
+        let (year, line, date) = ((order / 10_000) as i32, meta.table.lines[r], dates[r]);
         if let (Some(a), Some(y)) = (anchor_age, anchor_year) {
-            let age = a + (year - y) as f32;
+            // In i64: an anchor_year near i32's bounds must not overflow.
+            let age = a + (i64::from(year) - i64::from(y)) as f32;
             if (0.0..=MAX_AGE).contains(&age) {
                 img.age = Some(age);
             } else {
                 issues.push(
                     &msrc,
                     Some(line),
-                    Some(meta.name(mpos[4])),
-                    Some(date),
+                    Some(meta.table.name(meta.date)),
+                    date,
                     format!("age {age} from anchor_age {a} and anchor_year {y} is negative or over 120; set to NULL"),
                 );
             }
@@ -713,6 +724,110 @@ zzz-9,50000009,19000009,train
                 Some("files/p10/p10000001/s50000001/../../../etc/x.jpg")
             )]
         );
+    }
+
+    /// (line, field, value) of every issue.
+    fn issue_rows(issues: &Issues) -> Vec<(Option<i64>, Option<&str>, Option<&str>)> {
+        issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.field.as_deref(), i.value.as_deref()))
+            .collect()
+    }
+
+    /// A date that is no day of the calendar, or no date at all, leaves the study
+    /// without an order with a `data_issues` row at its line, whether or not a
+    /// patients file is given (it was said only for a subject the patients file
+    /// listed), and only once when one is.
+    #[test]
+    fn an_invalid_date_is_said_at_its_line_whatever_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write(
+            dir.path(),
+            "mimic-cxr-2.0.0-metadata.csv",
+            "dicom_id,subject_id,study_id,ViewPosition,StudyDate\n\
+             d1,10000001,50000001,PA,21800506\n\
+             d2,10000001,50000002,PA,21800230\n\
+             d3,10000002,50000003,PA,garbage\n\
+             d4,10000002,50000004,PA,\n",
+        );
+        let patients = write(
+            dir.path(),
+            "patients.csv",
+            "subject_id,gender,anchor_age,anchor_year\n\
+             10000001,F,50,2180\n\
+             10000002,M,60,2170\n",
+        );
+        let want = [
+            (Some(3), Some("StudyDate"), Some("21800230")),
+            (Some(4), Some("StudyDate"), Some("garbage")),
+            (Some(5), Some("StudyDate"), None),
+        ];
+        for files in [vec![meta.clone()], vec![meta.clone(), patients]] {
+            let mut issues = Issues::default();
+            let rows = read(&files, &LabelMap::default(), &mut issues).unwrap();
+            let orders: Vec<_> = rows.images.iter().map(|i| i.study_order).collect();
+            assert_eq!(orders, [Some(21800506), None, None, None]);
+            assert_eq!(issue_rows(&issues), want, "{files:?}");
+            assert!(
+                issues.rows()[..2]
+                    .iter()
+                    .all(|i| i.issue.contains("not a YYYYMMDD"))
+            );
+            // With the patients file, d1 is 50 in 2180; the others have no year.
+            let ages: Vec<_> = rows.images.iter().map(|i| i.age).collect();
+            let d1 = if files.len() == 2 { Some(50.0) } else { None };
+            assert_eq!(ages, [d1, None, None, None]);
+        }
+    }
+
+    /// A refused duplicate row of the metadata takes no part in the kept row's age:
+    /// d1 is 50 at its own date (the duplicate's, ten years later, gave 60), and d2's
+    /// own date gives 170, refused at d2's first line (the duplicate's gave 50).
+    #[test]
+    fn a_refused_duplicate_row_gives_no_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            write(
+                dir.path(),
+                "mimic-cxr-2.0.0-metadata.csv",
+                "dicom_id,subject_id,study_id,ViewPosition,StudyDate\n\
+                 d1,10000001,50000001,PA,21800506\n\
+                 d1,10000001,50000001,PA,21900506\n\
+                 d2,10000002,50000002,PA,23000101\n\
+                 d2,10000002,50000002,PA,21800101\n",
+            ),
+            write(
+                dir.path(),
+                "patients.csv",
+                "subject_id,gender,anchor_age,anchor_year\n\
+                 10000001,F,50,2180\n\
+                 10000002,M,50,2180\n",
+            ),
+        ];
+        let mut issues = Issues::default();
+        let rows = read(&files, &LabelMap::default(), &mut issues).unwrap();
+        let got: Vec<_> = rows
+            .images
+            .iter()
+            .map(|i| (&*i.image_id, i.study_order, i.age))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("d1", Some(21800506), Some(50.0)),
+                ("d2", Some(23000101), None)
+            ]
+        );
+        assert_eq!(
+            issue_rows(&issues),
+            [
+                (Some(3), Some("dicom_id"), Some("d1")),
+                (Some(5), Some("dicom_id"), Some("d2")),
+                (Some(4), Some("StudyDate"), Some("23000101")),
+            ]
+        );
+        assert!(issues.rows()[2].issue.starts_with("age 170 "));
     }
 
     #[test]

@@ -25,7 +25,11 @@
 //!   only major term is `No Indexing` gives its images no row (not labelled, so every
 //!   finding unknown, not normal) and a `data_issues` row.
 //!
-//! The XML is read by a small scanner for these leaf elements, not a general parser.
+//! The XML is read by a small scanner for these leaf elements, not a general parser
+//! (no entity of a document type declaration is expanded), but reading what XML allows
+//! in them as XML readers do: CDATA sections, comments and processing instructions in
+//! the text, character and the five named entity references, white space and
+//! attributes in tags. It holds one element's text at a time.
 //! Each member is capped at [`MAX_XML`] bytes, the archive at [`MAX_MEMBERS`] files,
 //! [`MAX_REPORT_BYTES`] of XML and [`MAX_LABELS`] label rows; extended tar headers are
 //! bounded (`input::archive`).
@@ -42,7 +46,7 @@ use crate::datasets::common::{
     ImageList, PATH_LEAVES_ROOT, bare_image, date_parts, frontal_of, leaves_root, require_all,
     sex_or_issue,
 };
-use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::label_map::{LabelMap, Resolver, normalised, same_label};
 use crate::datasets::{DatasetRows, Interner, LabelRow, Report};
 
 /// The dataset name.
@@ -184,7 +188,8 @@ pub fn read_files(
                 // labelled, which is not normal: no label row.
                 if h.eq_ignore_ascii_case(NOT_INDEXED) {
                     not_indexed = true;
-                } else if !h.is_empty() && !headings.contains(&h) {
+                } else if !h.is_empty() && !headings.iter().any(|k| same_label(k, &h)) {
+                    // One heading in other spellings (`Lymph Nodes`, `Lymph nodes`) is one.
                     headings.push(h);
                 }
             }
@@ -214,7 +219,7 @@ pub fn read_files(
             for h in &headings {
                 let finding = resolver.finding(h, (&src, None, &member), issues)?;
                 for id in &rep.image_ids {
-                    if seen.insert((id.clone(), h.clone())) {
+                    if seen.insert((id.clone(), normalised(h))) {
                         rows.labels.push(LabelRow {
                             dataset: NAME,
                             image_id: shared.get(id),
@@ -496,6 +501,8 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
     let mut ar = tar::Archive::new(reader);
     let mut out = Vec::new();
     let mut members = 0usize;
+    // Regular files named `.xml`, read or skipped with an issue.
+    let mut xml_files = 0usize;
     let mut total = 0u64;
     let mut failure = None;
     // The member each report id was read from: a report given twice is read once.
@@ -506,7 +513,8 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             failure = Some(format!("more than {MAX_MEMBERS} archive members"));
             return false;
         }
-        if sparse && member.to_ascii_lowercase().ends_with(".xml") {
+        if sparse && is_xml_name(&member) {
+            xml_files += 1;
             issues.push(
                 &src,
                 None,
@@ -516,10 +524,17 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             );
             return true;
         }
-        if !entry.header().entry_type().is_file() || !member.to_ascii_lowercase().ends_with(".xml")
-        {
+        if !is_xml_name(&member) {
             return true;
         }
+        let kind = entry.header().entry_type();
+        // GNU tar reads a contiguous file (type '7') as a regular one.
+        if !(kind.is_file() || kind.is_contiguous()) {
+            let why = not_a_file(kind, entry);
+            issues.push(&src, None, Some(member.as_str()), None, why);
+            return true;
+        }
+        xml_files += 1;
         let size = entry.size();
         if size > MAX_XML {
             issues.push(
@@ -597,7 +612,41 @@ fn read_reports(path: &Path, issues: &mut Issues) -> Result<Vec<(String, Report)
             "the reports archive holds no member: no report to read (nothing was written)",
         ));
     }
+    if xml_files == 0 {
+        return Err(Error::input(
+            path,
+            format!(
+                "the reports archive holds no .xml file ({members} member(s), none a regular \
+                 file named *.xml): no report to read (nothing was written)"
+            ),
+        ));
+    }
     Ok(out)
+}
+
+/// Whether an archive member is named as a report (a directory's name ends in `/`).
+fn is_xml_name(member: &str) -> bool {
+    member
+        .trim_end_matches('/')
+        .to_ascii_lowercase()
+        .ends_with(".xml")
+}
+
+/// Why a member named as a report but not a regular file is skipped.
+fn not_a_file<R: Read>(kind: tar::EntryType, entry: &tar::Entry<'_, R>) -> String {
+    if let Some(link) = crate::input::archive::link_text(entry) {
+        return format!("a {link}: links are not followed; skipped");
+    }
+    let what = if kind.is_dir() {
+        "a directory".to_string()
+    } else if kind.is_fifo() {
+        "a named pipe".to_string()
+    } else if kind.is_character_special() || kind.is_block_special() {
+        "a device".to_string()
+    } else {
+        format!("tar member type '{}'", char::from(kind.as_byte()))
+    };
+    format!("{what}, not a regular file: skipped")
 }
 
 /// A report's text in the encoding it declares: UTF-8 (with or without a byte-order
@@ -665,19 +714,195 @@ fn windows_1252(byte: u8) -> char {
 
 /// The name of the document's root element where the text does not end by closing
 /// it (a report cut short: its MeSH terms, the labels, may be lost); None for a
-/// whole one.
+/// whole one. After the root's end tag XML allows only white space, comments and
+/// processing instructions; an end tag may hold white space before its `>`.
 fn unclosed_root(xml: &str) -> Option<String> {
-    let root = scan(xml).into_iter().next()?.name.to_string();
-    let closed = xml.trim_end().ends_with(&format!("</{root}>"));
-    (!closed).then_some(root)
+    let mut root = None;
+    // Open elements: a count, not a stack, so that nesting costs no memory.
+    let mut depth = 0usize;
+    let mut closed = false;
+    for token in Tokens::new(xml) {
+        match token {
+            Token::Start(name, _, empty) => {
+                let first = root.is_none();
+                root.get_or_insert(name);
+                closed = first && empty;
+                if !empty {
+                    depth += 1;
+                }
+            }
+            Token::End(name) => {
+                depth = depth.saturating_sub(1);
+                closed = depth == 0 && root == Some(name);
+            }
+            Token::Text(t) if t.trim_matches(XML_SPACE).is_empty() => {}
+            Token::Markup => {}
+            Token::Text(_) | Token::CData(_) | Token::Cut => closed = false,
+        }
+    }
+    let root = root?;
+    (!closed).then(|| root.to_string())
 }
 
-/// One XML tag as the scanner sees it.
+/// The white space characters of XML.
+const XML_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// One piece of an XML document as the scanner reads it.
+#[derive(Debug, PartialEq)]
+enum Token<'a> {
+    /// A start tag: its name, the text after the name (its attributes), and whether
+    /// it is an empty-element tag (`<a/>`).
+    Start(&'a str, &'a str, bool),
+    /// An end tag's name.
+    End(&'a str),
+    /// Character data as written (references not yet decoded).
+    Text(&'a str),
+    /// A CDATA section's content, which is text as it is.
+    CData(&'a str),
+    /// A comment, processing instruction or declaration: no content.
+    Markup,
+    /// A construct the document ends inside (a file cut short); nothing follows.
+    Cut,
+}
+
+/// The tokens of a document, each found by one forward search: linear time, and no
+/// memory beyond the token.
+struct Tokens<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(xml: &'a str) -> Self {
+        Tokens { rest: xml }
+    }
+
+    /// Consumes `len` bytes and gives `token`; the rest of the document when the
+    /// construct has no end.
+    fn take(&mut self, len: Option<usize>, token: impl FnOnce(&'a str) -> Token<'a>) -> Token<'a> {
+        match len {
+            Some(n) => {
+                let (piece, rest) = self.rest.split_at(n);
+                self.rest = rest;
+                token(piece)
+            }
+            None => {
+                self.rest = "";
+                Token::Cut
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let s = self.rest;
+        if s.is_empty() {
+            return None;
+        }
+        let after = |open: &str, close: &str| {
+            s[open.len()..]
+                .find(close)
+                .map(|i| open.len() + i + close.len())
+        };
+        let token = if !starts_markup(s) {
+            let end = text_end(s);
+            self.take(Some(end), Token::Text)
+        } else if s.starts_with("<!--") {
+            self.take(after("<!--", "-->"), |_| Token::Markup)
+        } else if s.starts_with("<![CDATA[") {
+            self.take(after("<![CDATA[", "]]>"), |p| {
+                Token::CData(&p["<![CDATA[".len()..p.len() - "]]>".len()])
+            })
+        } else if s.starts_with("<?") {
+            self.take(after("<?", "?>"), |_| Token::Markup)
+        } else if s.starts_with("<!") {
+            self.take(declaration_end(s), |_| Token::Markup)
+        } else if s.starts_with("</") {
+            self.take(s.find('>').map(|i| i + 1), |p| {
+                let name = p[2..p.len() - 1].trim_matches(XML_SPACE);
+                Token::End(name.split(XML_SPACE).next().unwrap_or(""))
+            })
+        } else {
+            self.take(tag_end(s), |p| {
+                let inner = &p[1..p.len() - 1];
+                let empty = inner.ends_with('/');
+                let inner = inner.strip_suffix('/').unwrap_or(inner);
+                let name_end = inner.find(XML_SPACE).unwrap_or(inner.len());
+                Token::Start(&inner[..name_end], &inner[name_end..], empty)
+            })
+        };
+        Some(token)
+    }
+}
+
+/// Whether `s` starts with markup: `<` then a name, `/`, `!` or `?`. Any other `<`
+/// (not well-formed XML) is read as text rather than lose what follows.
+fn starts_markup(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next() == Some('<')
+        && chars
+            .next()
+            .is_some_and(|c| matches!(c, '/' | '!' | '?' | '_' | ':') || c.is_alphabetic())
+}
+
+/// Where the text at the start of `s` ends: the next markup, else the end.
+fn text_end(s: &str) -> usize {
+    let mut from = 0;
+    while let Some(i) = s[from..].find('<') {
+        let at = from + i;
+        if starts_markup(&s[at..]) {
+            return at;
+        }
+        from = at + 1;
+    }
+    s.len()
+}
+
+/// The length of a start tag: up to the first `>` outside a quoted attribute value
+/// (XML allows `>` in one).
+fn tag_end(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '>') => return Some(i + 1),
+            (None, _) => {}
+        }
+    }
+    None
+}
+
+/// The length of a declaration (`<!DOCTYPE …>`), whose internal subset in `[…]` holds
+/// declarations with `>` of their own.
+fn declaration_end(s: &str) -> Option<usize> {
+    let gt = s.find('>')?;
+    match s[..gt].find('[') {
+        None => Some(gt + 1),
+        Some(open) => {
+            let mut from = open;
+            loop {
+                let close = from + s[from..].find(']')? + 1;
+                let tail = s[close..].trim_start_matches(XML_SPACE);
+                if tail.starts_with('>') {
+                    return Some(s.len() - tail.len() + 1);
+                }
+                from = close;
+            }
+        }
+    }
+}
+
+/// One XML start tag as the scanner sees it.
 #[derive(Debug)]
 struct Tag<'a> {
     name: &'a str,
     attrs: Vec<(&'a str, String)>,
-    /// Text up to the matching end tag, when the element holds only text.
+    /// Its text, when the element holds only text (with any CDATA sections, comments
+    /// and processing instructions among it, as an XML reader gives it).
     text: Option<String>,
 }
 
@@ -690,78 +915,89 @@ impl Tag<'_> {
     }
 }
 
-/// The start (and empty-element) tags of `xml`, with the text of leaf elements.
-fn scan(xml: &str) -> Vec<Tag<'_>> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(lt) = rest.find('<') {
-        rest = &rest[lt..];
-        for (open, close) in [
-            ("<!--", "-->"),
-            ("<?", "?>"),
-            ("<![CDATA[", "]]>"),
-            ("<!", ">"),
-        ] {
-            if rest.starts_with(open) {
-                rest = match rest.find(close) {
-                    Some(e) => &rest[e + close.len()..],
-                    None => "",
+/// Gives `visit` the start (and empty-element) tags of `xml` in order, each with its
+/// text when the element holds only text. Only the element last opened gathers text,
+/// so memory is one tag and its text, at most the document.
+fn scan<'a>(xml: &'a str, mut visit: impl FnMut(Tag<'a>)) {
+    let mut open: Option<(Tag<'a>, String)> = None;
+    for token in Tokens::new(xml) {
+        match token {
+            Token::Start(name, attrs, empty) => {
+                // The element open before holds this one: not a leaf, no text.
+                if let Some((tag, _)) = open.take() {
+                    visit(tag);
+                }
+                let tag = Tag {
+                    name,
+                    attrs: parse_attrs(attrs),
+                    text: None,
                 };
-                break;
+                if empty {
+                    visit(tag);
+                } else {
+                    open = Some((tag, String::new()));
+                }
             }
-        }
-        if !rest.starts_with('<') {
-            continue;
-        }
-        if rest.starts_with("</") {
-            rest = rest.find('>').map_or("", |e| &rest[e + 1..]);
-            continue;
-        }
-        let Some(gt) = rest.find('>') else { break };
-        let inner = &rest[1..gt];
-        let self_closing = inner.ends_with('/');
-        let inner = inner.trim_end_matches('/');
-        let name_end = inner
-            .find(|c: char| c.is_ascii_whitespace())
-            .unwrap_or(inner.len());
-        let name = &inner[..name_end];
-        let attrs = parse_attrs(&inner[name_end..]);
-        rest = &rest[gt + 1..];
-        let mut text = None;
-        if !self_closing {
-            let end = rest.find('<').unwrap_or(rest.len());
-            let after = &rest[end..];
-            if after.starts_with("</")
-                && after[2..].starts_with(name)
-                && after[2 + name.len()..].trim_start().starts_with('>')
-            {
-                text = Some(decode(&rest[..end]));
+            Token::End(name) => {
+                if let Some((mut tag, text)) = open.take() {
+                    if tag.name == name {
+                        tag.text = Some(text);
+                    }
+                    visit(tag);
+                }
             }
+            Token::Text(raw) => {
+                if let Some((_, text)) = open.as_mut() {
+                    text.push_str(&decode(&line_ends(raw)));
+                }
+            }
+            Token::CData(raw) => {
+                if let Some((_, text)) = open.as_mut() {
+                    text.push_str(&line_ends(raw));
+                }
+            }
+            Token::Markup | Token::Cut => {}
         }
-        out.push(Tag { name, attrs, text });
     }
-    out
+    if let Some((tag, _)) = open {
+        visit(tag);
+    }
 }
 
+/// The attributes of a start tag (the text after its name): `name = "value"` with
+/// either quote and white space around `=`, the value with its line ends and tabs
+/// as spaces and its references decoded, as XML readers give it.
 fn parse_attrs(s: &str) -> Vec<(&str, String)> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(eq) = rest.find('=') {
-        let name = rest[..eq].trim();
-        let after = rest[eq + 1..].trim_start();
+        let name = rest[..eq].trim_matches(XML_SPACE);
+        let after = rest[eq + 1..].trim_start_matches(XML_SPACE);
         let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
             break;
         };
         let Some(close) = after[1..].find(q) else {
             break;
         };
-        out.push((name, decode(&after[1..1 + close])));
+        let value = line_ends(&after[1..1 + close]).replace(['\n', '\t'], " ");
+        out.push((name, decode(&value)));
         rest = &after[close + 2..];
     }
     out
 }
 
-/// Decodes the five named XML entities and numeric character references.
+/// Line ends as XML readers give them: `\r\n` and a lone `\r` are `\n`.
+fn line_ends(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\r') {
+        s.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        s.into()
+    }
+}
+
+/// Decodes the five named XML entities and character references (`&#NN;`,
+/// `&#xNN;`) to characters XML allows; any other `&` is kept as written (an entity
+/// of a document type declaration is not expanded).
 fn decode(s: &str) -> String {
     if !s.contains('&') {
         return s.to_string();
@@ -771,9 +1007,10 @@ fn decode(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
+        // A reference is short: `;` looked for within a few characters only.
         let Some(semi) = rest
             .char_indices()
-            .take(12)
+            .take(40)
             .find(|(_, c)| *c == ';')
             .map(|(i, _)| i)
         else {
@@ -781,21 +1018,7 @@ fn decode(s: &str) -> String {
             rest = &rest[1..];
             continue;
         };
-        let ent = &rest[1..semi];
-        let ch = match ent {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => ent
-                .strip_prefix("#x")
-                .or_else(|| ent.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match ch {
+        match reference(&rest[1..semi]) {
             Some(c) => {
                 out.push(c);
                 rest = &rest[semi + 1..];
@@ -810,8 +1033,36 @@ fn decode(s: &str) -> String {
     out
 }
 
+/// The character a reference (between `&` and `;`) stands for.
+fn reference(name: &str) -> Option<char> {
+    let code = match name {
+        "amp" => return Some('&'),
+        "lt" => return Some('<'),
+        "gt" => return Some('>'),
+        "quot" => return Some('"'),
+        "apos" => return Some('\''),
+        _ => {
+            let number = name.strip_prefix('#')?;
+            let (digits, radix) = match number.strip_prefix(['x', 'X']) {
+                Some(hex) => (hex, 16),
+                None => (number, 10),
+            };
+            // Digits only: `u32` parsing would take a sign too.
+            if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+                return None;
+            }
+            u32::from_str_radix(digits, radix).ok()?
+        }
+    };
+    char::from_u32(code).filter(|&c| is_xml_char(c))
+}
+
+/// Whether XML allows the character in a document (`Char` of the XML 1.0 grammar).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
 fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Issues) -> Report {
-    let tags = scan(xml);
     let mut rep = Report {
         dataset: NAME,
         report_id: String::new(),
@@ -828,34 +1079,32 @@ fn parse_report(xml: &str, stem: &str, src: &str, member: &str, issues: &mut Iss
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    for t in &tags {
-        match t.name {
-            "uId" if rep.report_id.is_empty() => {
-                rep.report_id = t.attr("id").unwrap_or("").trim().to_string();
-            }
-            "AbstractText" => match t.attr("Label").map(str::to_ascii_uppercase).as_deref() {
-                Some("FINDINGS") => rep.findings = nonempty(t),
-                Some("IMPRESSION") => rep.impression = nonempty(t),
-                _ => {}
-            },
-            "major" => rep.mesh_major.extend(nonempty(t)),
-            "automatic" | "minor" => rep.mesh_minor.extend(nonempty(t)),
-            "parentImage" => match t.attr("id").map(str::trim).filter(|s| !s.is_empty()) {
-                Some(id) if !rep.image_ids.iter().any(|x| x.as_str() == id) => {
-                    rep.image_ids.push(id.to_string())
-                }
-                Some(_) => {}
-                None => issues.push(
-                    src,
-                    None,
-                    Some(member),
-                    None,
-                    "parentImage without an id; ignored",
-                ),
-            },
-            _ => {}
+    scan(xml, |t| match t.name {
+        "uId" if rep.report_id.is_empty() => {
+            rep.report_id = t.attr("id").unwrap_or("").trim().to_string();
         }
-    }
+        "AbstractText" => match t.attr("Label").map(str::to_ascii_uppercase).as_deref() {
+            Some("FINDINGS") => rep.findings = nonempty(&t),
+            Some("IMPRESSION") => rep.impression = nonempty(&t),
+            _ => {}
+        },
+        "major" => rep.mesh_major.extend(nonempty(&t)),
+        "automatic" | "minor" => rep.mesh_minor.extend(nonempty(&t)),
+        "parentImage" => match t.attr("id").map(str::trim).filter(|s| !s.is_empty()) {
+            Some(id) if !rep.image_ids.iter().any(|x| x.as_str() == id) => {
+                rep.image_ids.push(id.to_string())
+            }
+            Some(_) => {}
+            None => issues.push(
+                src,
+                None,
+                Some(member),
+                None,
+                "parentImage without an id; ignored",
+            ),
+        },
+        _ => {}
+    });
     if rep.report_id.is_empty() {
         issues.push(
             src,
@@ -1249,6 +1498,234 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
         assert_eq!(r.mesh_major, ["a AB&bogus; &"]);
         assert_eq!(issues.len(), 1);
         assert_eq!(decode("&#1114112;&#xZZ;"), "&#1114112;&#xZZ;");
+    }
+
+    /// Every element the reader takes, written in the forms XML allows: CDATA
+    /// sections, comments and processing instructions inside the text, references,
+    /// white space and attributes in start and end tags. Expected values by hand.
+    #[test]
+    fn leaf_elements_are_read_as_xml_readers_read_them() {
+        let xml = "<?xml version=\"1.0\"?>\n<!DOCTYPE eCitation>\n<eCitation >\n\
+            <uId  id = 'CXR3' />\n\
+            <MedlineCitation><Abstract>\
+            <AbstractText Label=\"FINDINGS\" >Heart &lt;3 cm&gt; &amp; lungs \
+            <![CDATA[a<b & c]]>&#x41;&#66;<!-- said -->.</AbstractText >\
+            <AbstractText\nLabel='IMPRESSION'><?pi x?>Normal &quot;heart&quot; &apos;ok&apos;</AbstractText>\
+            </Abstract></MedlineCitation>\n\
+            <MeSH><major><![CDATA[Cardiomegaly]]></major><major>Effusion<!-- c --></major>\
+            <major lang=\"en\" >Mass</major ><automatic><?x y?>Nodule</automatic>\
+            <minor>Den<![CDATA[sity]]></minor></MeSH>\n\
+            <parentImage id=\"CXR3_IM-1\" note=\"a>b\"><figureId>F1</figureId></parentImage>\n\
+            <parentImage\tid=\"CXR3_IM-2\"/>\n</eCitation >\n";
+        let mut issues = Issues::default();
+        let r = parse_report(xml, "3", "s", "m", &mut issues);
+        assert_eq!(r.report_id, "CXR3");
+        assert_eq!(
+            r.findings.as_deref(),
+            Some("Heart <3 cm> & lungs a<b & cAB.")
+        );
+        assert_eq!(r.impression.as_deref(), Some("Normal \"heart\" 'ok'"));
+        assert_eq!(r.mesh_major, ["Cardiomegaly", "Effusion", "Mass"]);
+        assert_eq!(r.mesh_minor, ["Nodule", "Density"]);
+        assert_eq!(r.image_ids, ["CXR3_IM-1", "CXR3_IM-2"]);
+        assert_eq!(issues.len(), 0, "{:?}", issues.rows());
+        assert_eq!(unclosed_root(xml), None);
+    }
+
+    /// Line ends in text are `\n` (a `&#13;` stays), attribute values have white space
+    /// as spaces; a reference to a character XML forbids, a signed number or an
+    /// unknown entity is kept as written.
+    #[test]
+    fn text_and_attributes_are_normalised_as_xml_says() {
+        let mut issues = Issues::default();
+        let r = parse_report(
+            "<eCitation><AbstractText Label=\"FINDINGS\">a\r\nb&#13;c\rd</AbstractText></eCitation>",
+            "1",
+            "s",
+            "m",
+            &mut issues,
+        );
+        assert_eq!(r.findings.as_deref(), Some("a\nb\rc\nd"));
+        assert_eq!(
+            parse_attrs(" a = 'x\ty\r\nz&#10;' b=\"p>q\""),
+            [("a", "x y z\n".to_string()), ("b", "p>q".to_string())]
+        );
+        assert_eq!(
+            decode("&#0;&#+65;&#x;&#xD800;&#xFFFE;&nbsp;&#65;&#x1F600;&#X42;"),
+            "&#0;&#+65;&#x;&#xD800;&#xFFFE;&nbsp;A\u{1F600}B"
+        );
+    }
+
+    /// A report is whole when it ends by closing its root element, with white space
+    /// before the end tag's `>` and comments or processing instructions after it.
+    #[test]
+    fn a_report_is_cut_short_only_when_its_root_is_left_open() {
+        for whole in [
+            "<eCitation><uId id=\"1\"/></eCitation >",
+            "<eCitation>x</eCitation\n>\n<!-- end -->\n<?pi x?>\n",
+            "<?xml version=\"1.0\"?><eCitation/>\n",
+        ] {
+            assert_eq!(unclosed_root(whole), None, "{whole}");
+        }
+        for cut in [
+            "<eCitation><major>a</major>",
+            "<eCitation><eCitation></eCitation>",
+            "<eCitation></eCitation><x",
+            "<eCitation><!-- </eCitation> -->",
+            "<eCitation></eCitation>junk",
+            "<eCitation><a b=\"</eCitation>",
+        ] {
+            assert_eq!(unclosed_root(cut).as_deref(), Some("eCitation"), "{cut}");
+        }
+    }
+
+    /// The sweep's reports: a MeSH term in a CDATA section or before a comment, and an
+    /// end tag `</eCitation >`, each labels its image; none is skipped.
+    #[test]
+    fn reports_in_valid_xml_forms_label_their_images() {
+        let report = |uid: &str, major: &str, image: &str, end: &str| {
+            format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<eCitation>\n<uId id=\"{uid}\"/>\n\
+                 <MeSH>\n<major>{major}</major>\n</MeSH>\n<parentImage id=\"{image}\"/>\n{end}\n"
+            )
+        };
+        let (rows, issues) = read_with_reports(&[
+            (
+                "ecgen-radiology/1.xml",
+                report(
+                    "CXR7",
+                    "<![CDATA[Cardiomegaly]]>",
+                    "CXR7_IM-0071-3001",
+                    "</eCitation>",
+                ),
+            ),
+            (
+                "ecgen-radiology/2.xml",
+                report(
+                    "CXR8",
+                    "Cardiomegaly<!-- checked -->",
+                    "CXR8_IM-0082-1001",
+                    "</eCitation>",
+                ),
+            ),
+            (
+                "ecgen-radiology/3.xml",
+                report("CXR9", "Cardiomegaly", "CXR9_IM-0093-1001", "</eCitation >"),
+            ),
+            (
+                // One heading in two spellings: one label, the first spelling's.
+                "ecgen-radiology/4.xml",
+                report(
+                    "CXR10",
+                    "Lymph Nodes</major><major>lymph  nodes/enlarged",
+                    "CXR10_IM-0100-1001",
+                    "</eCitation>",
+                ),
+            ),
+        ]);
+        assert!(
+            issues.rows().iter().all(|i| !i.issue.contains("skipped")),
+            "{:?}",
+            issues.rows()
+        );
+        let labels: Vec<(&str, &str)> = rows
+            .labels
+            .iter()
+            .map(|l| (&*l.image_id, &*l.raw_label))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("CXR7_IM-0071-3001", "Cardiomegaly"),
+                ("CXR8_IM-0082-1001", "Cardiomegaly"),
+                ("CXR9_IM-0093-1001", "Cardiomegaly"),
+                ("CXR10_IM-0100-1001", "Lymph Nodes"),
+            ]
+        );
+    }
+
+    /// A tgz of members of any tar type: (name, type, link target, body).
+    fn tgz_typed(members: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link, body) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            if !link.is_empty() {
+                h.set_link_name(link).unwrap();
+            }
+            b.append_data(&mut h, name, *body).unwrap();
+        }
+        gzip(&b.into_inner().unwrap())
+    }
+
+    /// Links and directories named `.xml` are said to be skipped; an archive with no
+    /// regular `.xml` file is refused as an empty one is.
+    #[test]
+    fn members_not_read_are_said_and_an_archive_without_reports_refused() {
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
+        let xml = report_xml("CXR7", "", &["normal"], &[], &["CXR7_IM-0071-3001"]);
+        let dir = tempfile::tempdir().unwrap();
+        let map = crate::datasets::LabelMap::default();
+        let p = write_fixture(
+            dir.path(),
+            "reports.tgz",
+            &tgz_typed(&[
+                ("ecgen-radiology/1.xml", Regular, "", xml.as_bytes()),
+                ("ecgen-radiology/3.xml", Symlink, "1.xml", b""),
+                ("ecgen-radiology/4.xml", Link, "ecgen-radiology/1.xml", b""),
+                ("ecgen-radiology/5.xml", Directory, "", b""),
+                ("ecgen-radiology/readme.txt", Regular, "", b"hi"),
+            ]),
+        );
+        let mut issues = Issues::default();
+        let rows = read_files(None, Some(&p), &map, &mut issues).unwrap();
+        assert_eq!(rows.reports.len(), 1);
+        let skipped: Vec<(&str, &str)> = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.contains("skipped"))
+            .map(|i| {
+                let field = i.field.as_deref().unwrap_or("");
+                (field.trim_end_matches('/'), i.issue.as_str())
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (
+                    "ecgen-radiology/3.xml",
+                    "a symbolic link to '1.xml': links are not followed; skipped"
+                ),
+                (
+                    "ecgen-radiology/4.xml",
+                    "a hard link to 'ecgen-radiology/1.xml': links are not followed; skipped"
+                ),
+                (
+                    "ecgen-radiology/5.xml",
+                    "a directory, not a regular file: skipped"
+                ),
+            ]
+        );
+
+        let none = write_fixture(
+            dir.path(),
+            "none.tgz",
+            &tgz_typed(&[
+                ("ecgen-radiology/readme.txt", Regular, "", b"hi"),
+                ("ecgen-radiology/3.xml", Symlink, "1.xml", b""),
+            ]),
+        );
+        let m = read_files(None, Some(&none), &map, &mut Issues::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("none.tgz")
+                && m.contains("no .xml file (2 member(s)")
+                && m.contains("nothing was written"),
+            "{m}"
+        );
     }
 
     #[test]

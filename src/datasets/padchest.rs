@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use crate::datasets::common::{
     Col, MAX_AGE, claim_id, date_key, frontal_of, path_inside_root, read_columns, year_of_date,
 };
-use crate::datasets::label_map::{LabelMap, Resolver};
+use crate::datasets::label_map::{LabelMap, Resolver, same_label};
 use crate::datasets::{DatasetRows, ImageRow, Interner, LabelRow, Shared};
 use crate::error::{Error, Result};
 use crate::input::csv::CsvTable;
@@ -29,6 +29,10 @@ use crate::input::issues::Issues;
 pub const NAME: &str = "padchest";
 
 /// A study without a date has no age and no order among its patient's studies.
+/// The most distinct labels one image's `Labels` may list (the release lists at
+/// most 20): each is a label row held until the dataset is written.
+const MAX_LABELS_PER_IMAGE: usize = 100;
+
 const STUDY_WITHOUT_DATE: &str = "no StudyDate_DICOM: age NULL, and the study has no place in its patient's follow-up (left out of `followup` and `studies`)";
 
 const COLS: [Col<'static>; 10] = [
@@ -193,23 +197,22 @@ fn read_table<'t>(
             }
             _ => None,
         };
-        let source = match method[r] {
-            Some("Physician") => Some("padchest_physician"),
-            Some("RNN_model") => Some("padchest_rnn"),
-            v => {
+        let source = match method[r].map(|m| m.trim().to_ascii_lowercase()).as_deref() {
+            Some("physician") => Some("padchest_physician"),
+            Some("rnn_model") => Some("padchest_rnn"),
+            _ => {
                 push(
                     issues,
                     8,
-                    v,
+                    method[r],
                     "MethodLabel is not Physician or RNN_model; the image's labels are refused",
                 );
                 None
             }
         };
-        match labels[r] {
-            None | Some("nan") => {
-                push(issues, 9, labels[r], "no Labels; image kept without labels")
-            }
+        // pandas writes a missing list as `nan`.
+        match labels[r].filter(|t| !t.trim().eq_ignore_ascii_case("nan")) {
+            None => push(issues, 9, labels[r], "no Labels; image kept without labels"),
             Some(text) => match parse_py_list(text) {
                 None => push(
                     issues,
@@ -218,16 +221,28 @@ fn read_table<'t>(
                     "Labels is not a list literal; image kept without labels",
                 ),
                 Some(items) => {
-                    let mut distinct: Vec<&str> = Vec::with_capacity(items.len());
+                    let mut distinct: Vec<&str> = Vec::new();
                     let mut had_empty = false;
                     for item in &items {
                         let s = item.trim();
                         if s.is_empty() {
                             had_empty = true;
-                        } else if !distinct.iter().any(|d| d.eq_ignore_ascii_case(s)) {
+                        } else if !distinct.iter().any(|d| same_label(d, s)) {
                             // The label map reads labels in any case: one label.
                             distinct.push(s);
                         }
+                        if distinct.len() > MAX_LABELS_PER_IMAGE {
+                            break;
+                        }
+                    }
+                    if distinct.len() > MAX_LABELS_PER_IMAGE {
+                        push(
+                            issues,
+                            9,
+                            Some(text),
+                            "more than 100 distinct labels in one image's Labels (the release has at most 20); the image's labels are refused",
+                        );
+                        distinct.clear();
                     }
                     if had_empty {
                         push(issues, 9, Some(text), "empty item in Labels; ignored");
@@ -442,6 +457,67 @@ mod tests {
             ),
         ];
         format!("{HEADER}\n{}\n", rows.join("\n"))
+    }
+
+    /// One label in other spellings is one label row (`MethodLabel` read in any case
+    /// too); an image listing more than
+    /// 100 distinct labels has its labels refused with a row (the real file lists at
+    /// most 20 per image).
+    #[test]
+    fn labels_are_one_per_spelling_and_bounded_per_image() {
+        let many: Vec<String> = (0..101).map(|k| format!("'label {k}'")).collect();
+        let rows = [
+            row(
+                0,
+                "0",
+                "20140203",
+                "1930.0",
+                "m",
+                "pa",
+                "physician",
+                "['Normal', 'normal ', ' NORMAL']",
+            ),
+            row(
+                1,
+                "0",
+                "20140203",
+                "1930.0",
+                "F",
+                "PA",
+                "Physician",
+                &format!("[{}]", many.join(", ")),
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_gz(
+            dir.path(),
+            "padchest.csv.gz",
+            &format!("{HEADER}\n{}\n", rows.join("\n")),
+        );
+        let mut issues = Issues::default();
+        let rows = read(&[p], &LabelMap::default(), &mut issues).unwrap();
+        let labels: Vec<(&str, &str)> = rows
+            .labels
+            .iter()
+            .map(|l| (&*l.image_id, &*l.raw_label))
+            .collect();
+        assert_eq!(labels, [("img0.png", "Normal")]);
+        assert_eq!(
+            (rows.images[0].sex, rows.images[0].view),
+            (Some("M"), Some("PA"))
+        );
+        let said: Vec<(Option<i64>, &str)> = issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.issue.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [(
+                Some(3),
+                "more than 100 distinct labels in one image's Labels (the release has at most 20); the image's labels are refused"
+            )]
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - `dataset_labels`: one row per image, source `rsna_2018`, raw label `Pneumonia`, value
 //!   = Target (0/1); rows of one image disagreeing on Target give 1 and an issue.
 //! - `dataset_boxes`: one row per Target-1 box (x, y, width, height as given), raw label
-//!   `Pneumonia`.
+//!   `Pneumonia`; a box repeated (its numbers equal, `10` and `10.0` alike) is skipped
+//!   with a `data_issues` row.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use crate::input::issues::Issues;
 
 use super::zip::{is_zip, read_member};
 use crate::datasets::common::{
-    ImageList, RepeatedRows, age_or_issue, bare_image, box_geometry_problem, frontal_of,
+    BoxKey, ImageList, RepeatedRows, age_or_issue, bare_image, box_geometry_problem, frontal_of,
     parse_finite, require_all, sex_or_issue,
 };
 use crate::datasets::label_map::{LabelMap, Resolver};
@@ -233,9 +234,8 @@ fn read_tables(
             );
             continue;
         }
-        let mut fields = vec![Some(id)];
-        fields.extend(&raw);
-        if !repeated.first(&fields, (&src, line, names[0]), issues) {
+        let key = BoxKey::rectangle(id, RAW_LABEL, "", &v);
+        if !repeated.first(key, (&src, line, names[0]), issues) {
             continue;
         }
         rows.boxes.push(BoxRow {
@@ -487,6 +487,41 @@ p6,900,20,200,40,1
                 ("labels.csv.zip", Some(8), Some("patientId"), Some("p6")),
             ]
         );
+    }
+
+    /// A box is the same box whatever the spelling of its numbers: line 3 repeats
+    /// line 2 (`10.0` is `10`) and is skipped with a row; line 4's other height is
+    /// a box of its own.
+    #[test]
+    fn the_same_box_in_other_spellings_is_one_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "\
+patientId,x,y,width,height,Target
+p12,10,20,30,40,1
+p12,10.0,20.00,3e1,40,1
+p12,10,20,30,41,1
+";
+        let p = write_fixture(dir.path(), "labels.csv", csv.as_bytes());
+        let mut issues = Issues::default();
+        let rows = read(&[p], &crate::datasets::LabelMap::default(), &mut issues).unwrap();
+        let boxes: Vec<[f64; 4]> = rows.boxes.iter().map(|b| [b.x, b.y, b.w, b.h]).collect();
+        assert_eq!(boxes, [[10.0, 20.0, 30.0, 40.0], [10.0, 20.0, 30.0, 41.0]]);
+        // Besides the row for the missing headers file (no line).
+        let got: Vec<(Option<i64>, Option<&str>, &str)> = issues
+            .rows()
+            .iter()
+            .filter(|i| i.line.is_some())
+            .map(|i| (i.line, i.field.as_deref(), i.issue.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                Some(3),
+                Some("patientId"),
+                "the same box as line 2; skipped"
+            )]
+        );
+        assert_eq!(issues.len(), 2);
     }
 
     #[test]

@@ -13,14 +13,17 @@
 //!   relative pairs (start offset from the end of the previous run, run length) over
 //!   the 1024×1024 mask in column-major order (pixel index p → x = p / 1024,
 //!   y = p % 1024). A malformed code (odd count, non-integer, zero-length run, past
-//!   the end of the mask) drops the box with a `data_issues` row.
+//!   the end of the mask) drops the box with a `data_issues` row; a region repeated
+//!   (its code's numbers equal, however spaced) is skipped with one.
 
 use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::input::issues::Issues;
 
-use crate::datasets::common::{ImageList, RepeatedRows, bare_image, one_path, read_columns};
+use crate::datasets::common::{
+    BoxKey, ImageList, RepeatedRows, bare_image, one_path, read_columns,
+};
 use crate::datasets::label_map::{LabelMap, Resolver};
 use crate::datasets::{BoxRow, DatasetRows, LabelRow, Shared};
 
@@ -101,6 +104,14 @@ pub fn decode_rle(rle: &str, width: u64, height: u64) -> Result<Region, String> 
     })
 }
 
+/// A run-length code's numbers, however they are spaced: what tells one region
+/// from another (every token of a code that decodes is a number).
+fn code_numbers(code: &str) -> Vec<u64> {
+    code.split_ascii_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
 /// Reads the SIIM-ACR training RLE CSV (`paths` holds exactly that file).
 pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<DatasetRows> {
     let path = one_path(NAME, paths)?;
@@ -155,23 +166,28 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
         };
         if code == "-1" {
             state[img].0 = true;
-        } else if repeated.first(&[Some(id), Some(code)], (&src, line, names[1]), issues) {
+        } else {
             state[img].1 = true;
             match decode_rle(code, SIDE, SIDE) {
-                Ok(g) => rows.boxes.push(BoxRow {
-                    dataset: NAME,
-                    image_id: id.to_string(),
-                    source: SOURCE.to_string(),
-                    raw_label: RAW_LABEL.to_string(),
-                    finding,
-                    reader: None,
-                    x: g.x as f64,
-                    y: g.y as f64,
-                    w: g.w as f64,
-                    h: g.h as f64,
-                    mask_rle: Some(code.to_string()),
-                    area: Some(g.area as f64),
-                }),
+                Ok(g) => {
+                    let key = BoxKey::region(id, RAW_LABEL, &code_numbers(code));
+                    if repeated.first(key, (&src, line, names[1]), issues) {
+                        rows.boxes.push(BoxRow {
+                            dataset: NAME,
+                            image_id: id.to_string(),
+                            source: SOURCE.to_string(),
+                            raw_label: RAW_LABEL.to_string(),
+                            finding,
+                            reader: None,
+                            x: g.x as f64,
+                            y: g.y as f64,
+                            w: g.w as f64,
+                            h: g.h as f64,
+                            mask_rle: Some(code.to_string()),
+                            area: Some(g.area as f64),
+                        });
+                    }
+                }
                 Err(why) => {
                     let shown: String = code.chars().take(200).collect();
                     issues.push(
@@ -344,6 +360,41 @@ ImageId, EncodedPixels
             ]
         );
         assert!(issues.rows()[0].issue.contains("odd number"));
+    }
+
+    /// A region is the same region whatever the spacing of its code: line 3 repeats
+    /// line 2 and is skipped with a row; line 4's other start is a region of its own.
+    #[test]
+    fn the_same_region_spaced_otherwise_is_one_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_fixture(
+            dir.path(),
+            "siim.csv",
+            b"ImageId,EncodedPixels\nj,5 10\nj,5  10\nj,6 10\n",
+        );
+        let mut issues = Issues::default();
+        let rows = read(&[p], &crate::datasets::LabelMap::default(), &mut issues).unwrap();
+        let codes: Vec<Option<&str>> = rows.boxes.iter().map(|b| b.mask_rle.as_deref()).collect();
+        assert_eq!(codes, [Some("5 10"), Some("6 10")]);
+        let got: Vec<(Option<i64>, Option<&str>, &str)> = issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.field.as_deref(), i.issue.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                Some(3),
+                Some("EncodedPixels"),
+                "the same box as line 2; skipped"
+            )]
+        );
+        let labels: Vec<(&str, i8)> = rows
+            .labels
+            .iter()
+            .map(|l| (&*l.image_id, l.value))
+            .collect();
+        assert_eq!(labels, [("j", 1)]);
     }
 
     #[test]

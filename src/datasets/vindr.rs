@@ -13,7 +13,8 @@
 //!   y = y_min, w = x_max − x_min, h = y_max − y_min. A coordinate that is not a
 //!   finite number, negative, or an empty or inverted box drops the box with a `data_issues`
 //!   row (the reader's label stays); coordinates on a `No finding` row are ignored
-//!   with one.
+//!   with one. A box repeated (same image, reader, label in any case and coordinates as
+//!   numbers) is skipped with one.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use crate::error::Result;
 use crate::input::issues::Issues;
 
 use crate::datasets::common::{
-    ImageList, RepeatedRows, bare_image, one_path, parse_finite, read_columns,
+    BoxKey, ImageList, RepeatedRows, bare_image, one_path, parse_finite, read_columns,
 };
 use crate::datasets::label_map::{LabelMap, Resolver, normalised, same_label};
 use crate::datasets::{BoxRow, DatasetRows, Interner, LabelRow};
@@ -174,9 +175,8 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
             issues.push(&src, Some(line), Some(names[3 + k]), raw[k], what);
             continue;
         }
-        let mut fields = vec![Some(image_id), Some(rad.as_str()), Some(class)];
-        fields.extend(&raw);
-        if !repeated.first(&fields, (&src, line, names[0]), issues) {
+        let key = BoxKey::rectangle(image_id, class, &rad, &v);
+        if !repeated.first(key, (&src, line, names[0]), issues) {
             continue;
         }
         rows.boxes.push(BoxRow {
@@ -337,6 +337,52 @@ img_a,pleural EFFUSION,10,R010,5,5,9,9
                 "coordinates on a 'No finding' row; ignored, no box"
             )]
         );
+    }
+
+    /// A box is the same box whatever the spelling of its numbers, label or reader:
+    /// lines 3 and 4 repeat line 2 and are skipped with a row each; another reader's
+    /// box (line 5) and another y_max (line 6) are boxes of their own.
+    #[test]
+    fn the_same_box_in_other_spellings_is_one_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "\
+image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
+d,Cardiomegaly,3,R2,1,2,30,40
+d,Cardiomegaly,3,R2,1.0,2.0,30.0,40.0
+d,cardiomegaly,3,r02,1,2,30,40
+d,Cardiomegaly,3,R3,1,2,30,40
+d,Cardiomegaly,3,R2,1,2,30,41
+";
+        let p = write_fixture(dir.path(), "vindr.csv", csv.as_bytes());
+        let mut issues = Issues::default();
+        let rows = read(&[p], &map(), &mut issues).unwrap();
+        let boxes: Vec<(Option<&str>, f64, f64, f64, f64)> = rows
+            .boxes
+            .iter()
+            .map(|b| (b.reader.as_deref(), b.x, b.y, b.w, b.h))
+            .collect();
+        assert_eq!(
+            boxes,
+            [
+                (Some("R2"), 1.0, 2.0, 29.0, 38.0),
+                (Some("R3"), 1.0, 2.0, 29.0, 38.0),
+                (Some("R2"), 1.0, 2.0, 29.0, 39.0),
+            ]
+        );
+        let got: Vec<(Option<i64>, Option<&str>, &str)> = issues
+            .rows()
+            .iter()
+            .map(|i| (i.line, i.field.as_deref(), i.issue.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(3), Some("image_id"), "the same box as line 2; skipped"),
+                (Some(4), Some("image_id"), "the same box as line 2; skipped"),
+            ]
+        );
+        // One label per reader.
+        assert_eq!(rows.labels.len(), 2);
     }
 
     #[test]

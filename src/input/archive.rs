@@ -80,6 +80,26 @@ pub fn walk<R: Read>(
     Ok(true)
 }
 
+/// What a link member is (`symbolic link to 'a.png'`), or None for another member:
+/// the pixel pass and OpenI's reports both follow no link and say so.
+pub fn link_text<R: Read>(entry: &tar::Entry<'_, R>) -> Option<String> {
+    let kind = entry.header().entry_type();
+    let what = if kind.is_hard_link() {
+        "hard"
+    } else if kind.is_symlink() {
+        "symbolic"
+    } else {
+        return None;
+    };
+    let target = entry
+        .link_name()
+        .ok()
+        .flatten()
+        .map(|t| t.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(format!("{what} link to '{target}'"))
+}
+
 /// A member's name as text: UTF-8 as it is, any other byte as `\xNN`, and a
 /// backslash of the name's own doubled (`\\`) so that no name reads as another.
 /// Two names that differ in bytes that are not UTF-8 (`img\xe9`, `img\xe8` in

@@ -91,20 +91,8 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
         if ![&b"PK\x03\x04"[..], b"PK\x05\x06"]
             .iter()
             .any(|m| out.starts_with(m))
-            && let Some(k) = memchr::memchr(0, &out[before..])
         {
-            // Where it is, as a text editor counts: line and column (bytes, from 1).
-            let at = before + k;
-            let line = memchr::memchr_iter(b'\n', &out[..at]).count() as u64 + 1;
-            let column = at - memchr::memrchr(b'\n', &out[..at]).map_or(0, |n| n + 1) + 1;
-            return Err(Error::input_at(
-                path,
-                line,
-                None,
-                format!(
-                    "not a CSV file (binary data: a NUL byte at byte {at}, column {column} of the line)"
-                ),
-            ));
+            refuse_nul(path, &out, before)?;
         }
         if done {
             break;
@@ -183,10 +171,10 @@ impl CsvTable {
     ) -> Result<(CsvTable, T)> {
         let source = source_name(path);
         let bytes = lines_ended(bytes);
+        // Before anything else: a zip member's bytes were not looked at as a file's are
+        // (lines counted as everywhere, CR-only ends read as line ends).
+        refuse_nul(path, &bytes, 0)?;
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        if body.iter().take(4096).any(|&b| b == 0) {
-            return Err(Error::input(path, "not a CSV file (binary data)"));
-        }
         let header_end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
         let header_line = std::str::from_utf8(&body[..header_end])
             .map_err(|_| Error::input_at(path, 1, None, "the header is not UTF-8 text"))?
@@ -194,11 +182,12 @@ impl CsvTable {
         if header_line.trim().is_empty() {
             return Err(Error::input(path, "empty file: no header line"));
         }
-        let header: Vec<String> = split_record(header_line)
+        let plain: Vec<String> = split_record(header_line)
             .into_iter()
             .map(|h| h.trim().to_string())
             .collect();
-        check_header(path, &header)?;
+        check_header(path, &plain)?;
+        let expanded: Vec<String> = plain.iter().flat_map(|h| bracketed_parts(h)).collect();
         let data = if header_end < body.len() {
             &body[header_end + 1..]
         } else {
@@ -207,7 +196,15 @@ impl CsvTable {
         let Scan {
             records,
             blank_lines,
-        } = scan(path, &header, data)?;
+        } = scan(path, &expanded, data)?;
+        // A quoted bracketed name is its items only where the records give a value per
+        // item (NIH's `"Bbox [x,y,w,h]"`); else it is one column's name.
+        let header = if records.first().is_some_and(|r| r.fields >= expanded.len()) {
+            check_header(path, &expanded)?;
+            expanded
+        } else {
+            plain
+        };
         // Fields past the header are reported below and never parsed: a record with
         // a million commas costs a count, not a million columns.
         let width = header.len();
@@ -574,6 +571,41 @@ fn push_record(records: &mut Vec<Record>, path: &Path, line: u64, fields: usize)
     Ok(())
 }
 
+/// An error naming the first NUL byte of `data` at or after `from`, if any: text has
+/// none, wherever it came from (a file, a zip member).
+fn refuse_nul(path: &Path, data: &[u8], from: usize) -> Result<()> {
+    let Some(k) = memchr::memchr(0, &data[from..]) else {
+        return Ok(());
+    };
+    // Where it is, as a text editor counts: line and column (bytes, from 1).
+    let at = from + k;
+    let line = memchr::memchr_iter(b'\n', &data[..at]).count() as u64 + 1;
+    let column = at - memchr::memrchr(b'\n', &data[..at]).map_or(0, |n| n + 1) + 1;
+    Err(Error::input_at(
+        path,
+        line,
+        None,
+        format!(
+            "not a CSV file (binary data: a NUL byte at byte {at}, column {column} of the line)"
+        ),
+    ))
+}
+
+/// A header name, trimmed; a quoted one holding a bracketed list (`"Bbox
+/// [x,y,w,h]"`) as the names of as many columns as the list has items (`Bbox [x`,
+/// `y`, `w`, `h]`), as NIH's unquoted header splits it, for a file whose records give
+/// a value per item.
+fn bracketed_parts(name: &str) -> Vec<String> {
+    let bracketed = name
+        .find('[')
+        .is_some_and(|open| name[open..].contains(',') && name.trim_end().ends_with(']'));
+    if bracketed {
+        name.split(',').map(|p| p.trim().to_string()).collect()
+    } else {
+        vec![name.trim().to_string()]
+    }
+}
+
 /// The 1-based line (the header is line 1) and 0-based field of byte `at` of the
 /// data after the header: commas and line breaks inside quoted fields are the field's
 /// text, not ends of fields or records (the line is the physical line, as the scan
@@ -815,6 +847,53 @@ mod tests {
         (0..n).map(|i| format!("h{i}")).collect()
     }
 
+    /// A NUL byte far into bytes that came from an archive's member (not a file the
+    /// reader read itself) is binary data, named by its line.
+    #[test]
+    fn a_nul_byte_anywhere_in_a_members_text_is_refused() {
+        let mut text = b"a,b\n".to_vec();
+        for _ in 0..1000 {
+            text.extend_from_slice(b"xx,yy\n");
+        }
+        text.extend_from_slice(b"q\0z,1\n");
+        let e = CsvTable::from_bytes(Path::new("m.zip"), &text, &mut Issues::default())
+            .err()
+            .expect("refused");
+        let m = e.to_string();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            m.contains("m.zip") && m.contains("line 1002") && m.contains("binary"),
+            "{m}"
+        );
+    }
+
+    /// A quoted `"Bbox [x,y,w,h]"` names four columns, as the release's unquoted
+    /// header does; other quoted names with commas stay one column.
+    #[test]
+    fn a_quoted_bracketed_header_name_is_its_items() {
+        assert_eq!(
+            bracketed_parts("Bbox [x,y,w,h]"),
+            ["Bbox [x", "y", "w", "h]"]
+        );
+        assert_eq!(
+            bracketed_parts(" OriginalImage[Width,Height] "),
+            ["OriginalImage[Width", "Height]"]
+        );
+        assert_eq!(bracketed_parts("Sex, as given"), ["Sex, as given"]);
+        assert_eq!(bracketed_parts("Width [px]"), ["Width [px]"]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.csv");
+        std::fs::write(&p, "Image Index,\"Bbox [x,y,w,h]\"\na.png,1,2,3,4\n").unwrap();
+        let t = CsvTable::read(&p, &mut Issues::default()).unwrap();
+        let h = t.find(&["h"]).unwrap();
+        assert_eq!(t.values(h).unwrap(), [Some("4")]);
+        // Records of one value under it: the name is one column's.
+        std::fs::write(&p, "Image Index,\"Size [w,h]\"\na.png,7\n").unwrap();
+        let t = CsvTable::read(&p, &mut Issues::default()).unwrap();
+        assert_eq!(t.header, ["Image Index", "Size [w,h]"]);
+        assert_eq!(t.values(1).unwrap(), [Some("7")]);
+    }
+
     #[test]
     fn fields_past_the_header_are_cut_outside_quotes() {
         let data = b"a,b,c,d\n\"x,\ny\",2\ne,f\n\"g\",\"h,\",\"i\nj\"\n";
@@ -868,7 +947,7 @@ mod tests {
         // The column after a quoted field holding commas (and a line break) is
         // counted by fields, not by commas.
         let e = scan_error(3, b"a,b,c\n\"d,\nd\",e\"f,g\n");
-        assert!(e.contains("line 3") && e.contains("h1"), "{e}");
+        assert!(e.contains("line 4") && e.contains("h1"), "{e}");
         // Text or blanks after a closing quote (the parser refuses both), but a CR
         // before the line's end is the line's end.
         for data in [&b"a,b,c\nd,\"e\"x,f\n"[..], b"a,b,c\nd,\"e\" ,f\n"] {

@@ -167,6 +167,9 @@ impl Issues {
         } else {
             bounded(&issue.into())
         };
+        // The row saying the rest are not listed is about no one field: a filter of
+        // the rows by field (the other NIH release's) keeps it.
+        let field = field.filter(|_| self.listed <= MAX_LISTED_ISSUES);
         self.rows.push(Issue {
             source_file: source_file.to_string(),
             line,
@@ -189,6 +192,13 @@ impl Issues {
     /// The recorded issues.
     pub fn rows(&self) -> &[Issue] {
         &self.rows
+    }
+
+    /// These issues but those `keep` refuses.
+    pub fn retained(mut self, keep: impl FnMut(&Issue) -> bool) -> Issues {
+        self.rows.retain(keep);
+        self.same_field = 0;
+        self
     }
 
     /// Appends all issues of `other`.

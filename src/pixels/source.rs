@@ -445,22 +445,9 @@ impl Cursor<'_, '_> {
     /// What one archive member is, its bytes read when it is a PNG to measure.
     fn kind_of<R: Read>(&self, path: &str, entry: &mut tar::Entry<'_, R>) -> Kind {
         let kind = entry.header().entry_type();
-        let is_link = kind.is_hard_link() || kind.is_symlink();
-        if is_link && is_image_name(path) {
-            let what = if kind.is_hard_link() {
-                "hard"
-            } else {
-                "symbolic"
-            };
-            let target = entry
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|t| t.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return self.unread(&format!(
-                "{what} link to '{target}': links are not followed; not measured"
-            ));
+        if let Some(link) = crate::input::archive::link_text(entry).filter(|_| is_image_name(path))
+        {
+            return self.unread(&format!("{link}: links are not followed; not measured"));
         }
         // A pipe or device with an image's name holds no image: said, as in a folder.
         if (kind.is_fifo() || kind.is_character_special() || kind.is_block_special())

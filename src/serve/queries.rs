@@ -1389,7 +1389,8 @@ impl Handler {
 }
 
 /// The extended protocol's parser: datafusion-postgres's, but for a statement with
-/// a subquery in a select list (see [`super::rewrite::with_select_list_subqueries`]).
+/// a subquery in a select list or an array literal (see
+/// [`super::rewrite::parsed_as_written`]).
 pub struct StatementParser {
     protocol: Arc<Parser>,
     hooks: Vec<Arc<dyn QueryHook>>,
@@ -1467,7 +1468,7 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
             .or_else(|| super::rewrite::without_deferrable(sql));
         let sql = fetch.as_deref().unwrap_or(sql);
         let parsing = async {
-            match super::rewrite::with_select_list_subqueries(sql)
+            match super::rewrite::parsed_as_written(sql)
                 .and_then(|statements| statements.into_iter().next())
             {
                 None => self.protocol.parse_sql(client, sql, types).await,
@@ -1641,7 +1642,7 @@ impl Handler {
         let fetch = super::rewrite::fetch_with_direction(query)
             .or_else(|| super::rewrite::without_deferrable(query));
         let query = fetch.as_deref().unwrap_or(query);
-        let Some(statements) = super::rewrite::with_select_list_subqueries(query) else {
+        let Some(statements) = super::rewrite::parsed_as_written(query) else {
             return SimpleQueryHandler::do_query(&*self.protocol, client, query).await;
         };
         // As datafusion-postgres answers a simple query: each statement by the first

@@ -1,6 +1,7 @@
 //! A client's statement and parameters, given PostgreSQL's meaning where DataFusion's
 //! or datafusion-postgres's differs, before the statement is planned: subqueries in
-//! a select list kept as written, the login user for `current_user`, float
+//! a select list and array literals kept as written, the login user for
+//! `current_user`, result columns named as PostgreSQL names them, float
 //! parameters compared with integer columns, and NULL parameters of no type.
 
 use std::ops::ControlFlow;
@@ -14,50 +15,115 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion_postgres::pgwire::api::Type;
 
-/// A client's SQL parsed without datafusion-postgres's rule that replaces a
-/// correlated subquery in a select list by NULL and cuts any other to one row:
-/// `SELECT (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) FROM
-/// patients p` answered NULL for every patient; nor its rule that turns
-/// `current_user` into `session_user` (see [`with_login_user`]). Its other rules
-/// still apply. None when no select list has a subquery and no user function is
-/// named, or when the SQL reads the catalog
-/// (`pg_...`, `information_schema`): the catalog queries of psql and JDBC rely on
-/// the rule, and datafusion-postgres's parser takes them as it does.
-pub fn with_select_list_subqueries(sql: &str) -> Option<Vec<Statement>> {
+/// A client's SQL parsed without those of datafusion-postgres's rules that lose
+/// what it says, when it says it:
+/// - the rule that splits an array literal cast with `::` on every comma, keeping
+///   its quotes and reading `NULL` as text (`'{"a,b",NULL}'::text[]` was three
+///   elements), and `= ANY('{...}')`'s alike (see [`array_literals_typed`]): the
+///   text is left to the planner, and read as PostgreSQL reads it once planned
+///   (`crate::sql::text_as_lists`), as `cxr sql` reads it;
+/// - the rule that replaces a correlated subquery in a select list by NULL and cuts
+///   any other to one row: `SELECT (SELECT count(*) FROM images i WHERE i.patient_id
+///   = p.patient_id) FROM patients p` answered NULL for every patient; and its rule
+///   that turns `current_user` into `session_user` (see [`with_login_user`]). Not
+///   when the SQL reads the catalog (`pg_...`, `information_schema`): the catalog
+///   queries of psql and JDBC rely on them.
+///
+/// Its other rules still apply, in its order; the SQL it rewrites as text before
+/// parsing (psql's and pgcli's queries it cannot plan) holds no array literal.
+/// None when there is nothing to keep, or the SQL does not parse: datafusion-postgres's
+/// parser takes it as it does.
+pub fn parsed_as_written(sql: &str) -> Option<Vec<Statement>> {
     use datafusion_postgres::datafusion_pg_catalog::sql::rules::*;
     let lower = sql.to_ascii_lowercase();
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).ok()?;
-    if reads_the_catalog(&statements) {
-        return None;
-    }
+    let mut statements =
+        datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).ok()?;
     // A user function is kept as written too: `with_login_user` gives it the login
     // name and its column the function's name (the rule made `SELECT current_user,
     // session_user` two `session_user` columns).
     let names_a_user = USER_FUNCTIONS.iter().any(|f| lower.contains(f));
-    if !names_a_user && !statements.iter().any(has_select_list_subquery) {
+    let as_written = !reads_the_catalog(&statements)
+        && (names_a_user || statements.iter().any(has_select_list_subquery));
+    let mut literals = false;
+    for statement in &mut statements {
+        literals |= array_literals_typed(statement);
+    }
+    if !as_written && !literals {
         return None;
     }
-    // datafusion-postgres's rules in its order, but for RemoveSubqueryFromProjection
-    // and CurrentUserVariableToSessionUserFunctionCall.
-    let rules: Vec<Box<dyn SqlStatementRewriteRule>> = vec![
+    // datafusion-postgres's rules in its order, but for FixArrayLiteral, and for
+    // RemoveSubqueryFromProjection and CurrentUserVariableToSessionUserFunctionCall
+    // where the SQL is kept as written.
+    let mut rules: Vec<Box<dyn SqlStatementRewriteRule>> = vec![
         Box::new(AliasDuplicatedProjectionRewrite),
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(PrependUnqualifiedPgTableName),
         Box::new(StripCallableQualifier),
-        Box::new(FixArrayLiteral),
-        Box::new(StripCollate),
-        Box::new(RewritePgCatalogOperator),
-        Box::new(RewriteRegCastToSubquery::new()),
-        Box::new(FixVersionColumnName),
     ];
+    if !as_written {
+        rules.push(Box::new(CurrentUserVariableToSessionUserFunctionCall));
+    }
+    rules.push(Box::new(StripCollate));
+    rules.push(Box::new(RewritePgCatalogOperator));
+    rules.push(Box::new(RewriteRegCastToSubquery::new()));
+    if !as_written {
+        rules.push(Box::new(RemoveSubqueryFromProjection));
+    }
+    rules.push(Box::new(FixVersionColumnName));
     Some(
         statements
             .into_iter()
             .map(|s| rules.iter().fold(s, |s, rule| rule.rewrite(s)))
             .collect(),
     )
+}
+
+/// Whether `statement` holds an array literal that datafusion-postgres's rules split
+/// on every comma: a quoted text cast to an array with `::` (its FixArrayLiteral),
+/// or beside `= ANY` or `<> ALL` (its RewriteArrayAnyAllOperation), the latter now
+/// cast to `text[]` (which that rule leaves to the planner, and which is the type of
+/// the elements it made). Only the rules' own forms: `CAST('{a}' AS text[])` and
+/// `E'{a}'::text[]` they already leave alone.
+fn array_literals_typed(statement: &mut Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, DataType as SqlType};
+    let quoted = |e: &Expr| -> Option<String> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(text) => Some(text.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut found = false;
+    let _ = visit_expressions_mut(statement, |expr| {
+        match expr {
+            Expr::Cast {
+                kind: CastKind::DoubleColon,
+                expr,
+                data_type: SqlType::Array(_),
+                ..
+            } if quoted(expr).is_some() => found = true,
+            Expr::AnyOp {
+                compare_op: BinaryOperator::Eq,
+                right,
+                ..
+            }
+            | Expr::AllOp {
+                compare_op: BinaryOperator::NotEq,
+                right,
+                ..
+            } if quoted(right).is_some_and(|text| text.trim_start().starts_with('{')) => {
+                crate::sql::cast_to_text_array(right);
+                found = true;
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// Whether the statements name a table or function of the catalog (`pg_...`,
@@ -403,8 +469,10 @@ fn parse_expression(sql: &str) -> Option<Expr> {
 }
 
 /// The catalog functions [`for_catalog`] answers with cxr's own.
-const REPLACED_FUNCTIONS: [&str; 3] = [
+const REPLACED_FUNCTIONS: [&str; 5] = [
+    "generate_subscripts",
     "pg_get_viewdef",
+    "pg_table_size",
     "pg_relation_size",
     "pg_total_relation_size",
 ];
@@ -788,7 +856,7 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
     let mut changed = false;
     for (item, name) in select.projection.iter_mut().zip(&names) {
         if let SelectItem::UnnamedExpr(expr) = item
-            && calls_a_function(expr)
+            && called(expr).is_some()
             && let Some(name) = name.as_deref().filter(|n| unique(n))
         {
             *item = SelectItem::ExprWithAlias {
@@ -801,15 +869,65 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
     changed.then_some(out)
 }
 
-/// Whether `expr` is a function call, or a cast of one (`avg(age)::int`). A cast
-/// of a column keeps DataFusion's name: named as the column, it would stand for the
-/// column in `ORDER BY age + 1`, where PostgreSQL reads the table's.
-fn calls_a_function(expr: &Expr) -> bool {
+/// The function call `expr` is, or casts (`avg(age)::int`). A cast of a column
+/// keeps DataFusion's name: named as the column, it would stand for the column in
+/// `ORDER BY age + 1`, where PostgreSQL reads the table's.
+fn called(expr: &Expr) -> Option<&Expr> {
     match expr {
-        Expr::Function(_) => true,
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => calls_a_function(expr),
-        _ => false,
+        Expr::Function(_) => Some(expr),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => called(expr),
+        _ => None,
     }
+}
+
+/// Names each item of the select list that is a call `folded` will replace by its
+/// value (or a cast of one) after the function, as PostgreSQL names it and as
+/// [`with_postgres_names`] names the calls it leaves: DataFusion names a constant
+/// by its text (`current_setting('statement_timeout')` was a column `'0'`). Where
+/// another column of the result has that name, or a `*` may, the call's own text
+/// names it, as DataFusion names a call it computes. Whether any was named.
+fn name_folded_calls(statement: &mut Statement, folded: &dyn Fn(&Expr) -> bool) -> bool {
+    let Statement::Query(query) = statement else {
+        return false;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return false;
+    };
+    let wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    let names: Vec<Option<String>> = select.projection.iter().map(result_name).collect();
+    let unique = |name: &str| {
+        !wildcard
+            && names
+                .iter()
+                .flatten()
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .count()
+                == 1
+    };
+    let mut changed = false;
+    for (item, name) in select.projection.iter_mut().zip(&names) {
+        let SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        let Some(call) = called(expr).filter(|call| folded(call)) else {
+            continue;
+        };
+        let alias = match name.as_deref().filter(|n| unique(n)) {
+            Some(name) => name.to_string(),
+            None => call.to_string(),
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: Ident::with_quote('"', alias),
+        };
+        changed = true;
+    }
+    changed
 }
 
 /// The name PostgreSQL gives the result column of `item`, where it is a name:
@@ -851,17 +969,19 @@ fn user_function(expr: &Expr) -> Option<&'static str> {
 
 /// `current_setting('name')` of a session setting (`statement_timeout`, the
 /// formatting settings, custom ones) as its value in this session: the function
-/// itself knows only the server's settings. None when there is none.
+/// itself knows only the server's settings. Its column keeps the function's name
+/// (see [`name_folded_calls`]). None when there is none.
 pub fn with_session_settings(
     statement: &Statement,
     metadata: &std::collections::HashMap<String, String>,
 ) -> Option<Statement> {
+    let value = |expr: &Expr| {
+        setting_asked(expr).and_then(|n| super::settings::session_value(&n, metadata))
+    };
     let mut out = statement.clone();
-    let mut changed = false;
+    let mut changed = name_folded_calls(&mut out, &|call| value(call).is_some());
     let _ = visit_expressions_mut(&mut out, |expr| {
-        if let Some(value) =
-            setting_asked(expr).and_then(|n| super::settings::session_value(&n, metadata))
-        {
+        if let Some(value) = value(expr) {
             *expr = text(&value);
             changed = true;
         }
@@ -1191,6 +1311,42 @@ mod tests {
     }
 
     #[test]
+    fn a_setting_given_as_its_value_keeps_the_functions_name() {
+        let metadata =
+            std::collections::HashMap::from([("application_name".to_string(), "psql".to_string())]);
+        let set = |sql: &str| {
+            with_session_settings(&parse(sql), &metadata)
+                .unwrap()
+                .to_string()
+        };
+        // No statement_timeout set: PostgreSQL shows 0.
+        assert_eq!(
+            set("SELECT current_setting('statement_timeout')"),
+            "SELECT '0' AS \"current_setting\""
+        );
+        assert_eq!(
+            set(
+                "SELECT pg_catalog.current_setting('application_name')::text, upper(current_setting('application_name')) AS u"
+            ),
+            "SELECT 'psql'::TEXT AS \"current_setting\", upper('psql') AS u"
+        );
+        // Two columns would share the name: each is named by its call.
+        assert_eq!(
+            set("SELECT current_setting('statement_timeout'), current_setting('application_name')"),
+            "SELECT '0' AS \"current_setting('statement_timeout')\", \
+             'psql' AS \"current_setting('application_name')\""
+        );
+        // A setting the server answers is left to the function, named later.
+        assert!(
+            with_session_settings(
+                &parse("SELECT current_setting('server_encoding')"),
+                &metadata
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
     fn catalog_rewrites_leave_a_users_query_as_written() {
         // A table function alone is not the catalog: a subquery of several rows
         // stays an error, not its max.
@@ -1217,6 +1373,26 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(sizes.contains("cxr_relation_size(c.relname)"), "{sizes}");
+        // Its column keeps the function's name, as PostgreSQL's.
+        let sizes = for_catalog(&parse(
+            "SELECT pg_table_size(c.oid) FROM pg_catalog.pg_class c",
+        ))
+        .unwrap()
+        .to_string();
+        assert!(
+            sizes.starts_with("SELECT cxr_relation_size(c.relname) AS pg_table_size FROM"),
+            "{sizes}"
+        );
+        let subscripts = for_catalog(&parse(
+            "SELECT generate_subscripts(i.indkey, 1) FROM pg_catalog.pg_index i",
+        ))
+        .unwrap()
+        .to_string();
+        assert!(
+            subscripts.starts_with("SELECT unnest(")
+                && subscripts.ends_with(" AS generate_subscripts FROM pg_catalog.pg_index i"),
+            "{subscripts}"
+        );
         let types = for_catalog(&parse(
             "SELECT typinput = 'pg_catalog.array_in'::regproc AS is_array FROM pg_catalog.pg_type",
         ))
@@ -1286,14 +1462,40 @@ mod tests {
     #[test]
     fn only_names_of_the_catalog_leave_select_list_subqueries_to_its_rule() {
         let mine = "SELECT p.patient_id, (SELECT count(*) FROM images i WHERE i.patient_id = p.patient_id) AS n_pg_images, 'see pg_docs' FROM patients p";
-        assert!(with_select_list_subqueries(mine).is_some());
+        assert!(parsed_as_written(mine).is_some());
         for catalog in [
             "SELECT (SELECT relname FROM pg_catalog.pg_class c WHERE c.oid = a.attrelid) FROM pg_attribute a",
             "SELECT (SELECT 1), pg_get_userbyid(1)",
             "SELECT (SELECT 1) FROM information_schema.tables",
         ] {
-            assert!(with_select_list_subqueries(catalog).is_none(), "{catalog}");
+            assert!(parsed_as_written(catalog).is_none(), "{catalog}");
         }
+    }
+
+    #[test]
+    fn array_literals_are_left_whole_to_the_planner() {
+        let parsed = |sql: &str| parsed_as_written(sql).map(|s| s[0].to_string());
+        // Not split on its comma into ARRAY['"a', 'b"', 'NULL'].
+        let cast = parsed(r#"SELECT cardinality('{"a,b",NULL}'::text[])"#).unwrap();
+        assert!(cast.contains(r#"'{"a,b",NULL}'::TEXT[]"#), "{cast}");
+        let numbers = parsed("SELECT '{{1,2},{3,4}}'::int[][], '{true,f}'::bool[]").unwrap();
+        assert!(!numbers.contains("ARRAY"), "{numbers}");
+        // Beside = ANY, typed as the rule types its elements.
+        let any = parsed(r#"SELECT 'a,b' = ANY('{"a,b",c}')"#).unwrap();
+        assert!(
+            any.contains(r#"array_contains('{"a,b",c}'::TEXT[], 'a,b')"#),
+            "{any}"
+        );
+        // Also in a query of the catalog, whose other rules still apply.
+        let catalog = parsed(
+            "SELECT (SELECT 1), '{a}'::varchar[] FROM pg_catalog.pg_class WHERE relname = ANY('{images}')",
+        )
+        .unwrap();
+        assert!(catalog.contains("'{a}'::VARCHAR[]"), "{catalog}");
+        assert!(!catalog.contains("(SELECT 1)"), "{catalog}");
+        // Forms the rules leave alone are left to datafusion-postgres's parser.
+        assert!(parsed("SELECT CAST('{a,b}' AS text[]), x = ANY($1) FROM t").is_none());
+        assert!(parsed("SELECT ARRAY['a', 'b'], 'x' = ANY(ARRAY['a'])").is_none());
     }
 
     #[test]

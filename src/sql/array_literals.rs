@@ -10,7 +10,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DataFusionError;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::functions_nested::expr_fn::array_has_all;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, LogicalPlan, Operator, TryCast};
@@ -23,13 +23,13 @@ use crate::error::{Error, Result};
 /// `array_has` and its kin (`x = ANY(%s)` with psycopg's list, sent as text) and
 /// in `@>` and `<@`, which also become `array_has_all` once a side is a list value
 /// (a parameter bound after planning, which DataFusion plans only for list types).
+/// Each expression keeps its name: a list in place of an unnamed cast had renamed
+/// its column under the nodes above that read it by name, and `SELECT
+/// '{a}'::text[]` was refused ("no column").
 pub(crate) fn as_lists(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let rewritten = plan.transform_up_with_subqueries(|node| {
-        node.map_expressions(|expr| {
-            expr.transform_up(|e| rewrite(e).map_err(|e| DataFusionError::External(Box::new(e))))
-        })
-    })?;
-    Ok(rewritten.data)
+    Ok(super::functions::rewrite_expressions(plan, |e, _| {
+        rewrite(e).map_err(|e| DataFusionError::External(Box::new(e)))
+    })?)
 }
 
 fn rewrite(expr: Expr) -> Result<Transformed<Expr>> {
@@ -143,8 +143,7 @@ fn cast_to_list(expr: Expr, field: FieldRef, try_cast: bool) -> Result<Transform
 /// DataFusion's planner refused a text and a list side by side.
 pub(crate) fn text_beside_containment(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
     use datafusion::sql::sqlparser::ast::{
-        ArrayElemTypeDef, BinaryOperator, CastKind, DataType as SqlType, Expr as SqlExpr, Value,
-        visit_expressions_mut,
+        BinaryOperator, Expr as SqlExpr, Value, visit_expressions_mut,
     };
     let is_array_text = |e: &SqlExpr| {
         matches!(e, SqlExpr::Value(v) if matches!(&v.value,
@@ -156,22 +155,31 @@ pub(crate) fn text_beside_containment(statement: &mut datafusion::sql::sqlparser
         {
             for side in [left, right] {
                 if is_array_text(side) {
-                    let text = std::mem::replace(side.as_mut(), SqlExpr::value(Value::Null));
-                    **side = SqlExpr::Cast {
-                        kind: CastKind::DoubleColon,
-                        expr: Box::new(text),
-                        data_type: SqlType::Array(ArrayElemTypeDef::SquareBracket(
-                            Box::new(SqlType::Text),
-                            None,
-                        )),
-                        array: false,
-                        format: None,
-                    };
+                    cast_to_text_array(side);
                 }
             }
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// `expr` (a text literal) made `expr::text[]`, which the planner reads as
+/// PostgreSQL reads an array literal ([`text_as_lists`]).
+pub(crate) fn cast_to_text_array(expr: &mut datafusion::sql::sqlparser::ast::Expr) {
+    use datafusion::sql::sqlparser::ast::{
+        ArrayElemTypeDef, CastKind, DataType as SqlType, Expr as SqlExpr, Value,
+    };
+    let text = std::mem::replace(expr, SqlExpr::value(Value::Null));
+    *expr = SqlExpr::Cast {
+        kind: CastKind::DoubleColon,
+        expr: Box::new(text),
+        data_type: SqlType::Array(ArrayElemTypeDef::SquareBracket(
+            Box::new(SqlType::Text),
+            None,
+        )),
+        array: false,
+        format: None,
+    };
 }
 
 /// One element of an array literal.
@@ -398,6 +406,30 @@ mod tests {
             ]
         );
         assert_eq!(parse(r"{a\ ,\,}").unwrap(), texts(&["a ", ","]));
+    }
+
+    #[test]
+    fn a_cast_read_as_a_list_keeps_its_name() {
+        use datafusion::logical_expr::{LogicalPlanBuilder, cast, lit};
+        let booleans = DataType::List(Arc::new(Field::new_list_field(DataType::Boolean, true)));
+        let plan = LogicalPlanBuilder::empty(true)
+            .project(vec![cast(lit("{true,f}"), booleans.clone())])
+            .unwrap()
+            .build()
+            .unwrap();
+        let name = plan.schema().field(0).name().clone();
+        let LogicalPlan::Projection(read) = as_lists(plan).unwrap() else {
+            panic!("not a projection");
+        };
+        // The nodes above read the column by this name.
+        assert_eq!(read.expr[0].schema_name().to_string(), name);
+        assert_eq!(read.schema.field(0).name(), &name);
+        let expected = list_value(&texts(&["true", "f"]), &booleans).unwrap();
+        assert!(
+            matches!(read.expr[0].clone().unalias(), Expr::Literal(v, _) if v == expected),
+            "{}",
+            read.expr[0]
+        );
     }
 
     #[test]

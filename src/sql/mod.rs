@@ -2,7 +2,9 @@
 //! views, read-only statement checks and saved parameterised queries.
 
 mod array_literals;
-pub(crate) use array_literals::{as_lists as text_as_lists, text_beside_containment};
+pub(crate) use array_literals::{
+    as_lists as text_as_lists, cast_to_text_array, text_beside_containment,
+};
 mod files;
 mod functions;
 mod growth;
@@ -340,7 +342,7 @@ impl Warehouse {
                     _ => "it changes the session",
                 };
                 return Err(Error::Query(format!(
-                    "refused: the warehouse is read-only and {what}; `cxr sql --allow-write` runs `{}`",
+                    "refused: the warehouse is read-only and {what}; `cxr sql --allow-write` (or `cxr shell --allow-write`) runs `{}`",
                     truncate(&text, 60)
                 )));
             }

@@ -5,6 +5,7 @@ use polars::prelude::PlHashMap;
 
 use super::metadata::Image;
 use crate::datasets::common::box_geometry_problem as geometry_problem;
+use crate::datasets::common::{BoxKey, RepeatedRows};
 use crate::error::Result;
 use crate::findings::{Label, classify};
 use crate::input::csv::CsvTable;
@@ -37,22 +38,20 @@ pub fn clean(
 ) -> Result<Vec<BBox>> {
     let index = t.require("Image Index", &["imageindex", "image"])?;
     let label_col = t.require("Finding Label", &["findinglabel", "findinglabels", "label"])?;
-    // `Bbox [x,y,w,h]` is split over four header fields, or is one quoted field.
-    let coords = match t.find(&["bboxxywh"]) {
-        Some(x) => [x, x + 1, x + 2, x + 3],
-        None => [
-            t.require("Bbox [x", &["bboxx", "x"])?,
-            t.require("y", &["y", "bboxy"])?,
-            t.require("w", &["w", "bboxw"])?,
-            t.require("h]", &["h", "bboxh"])?,
-        ],
-    };
+    // `Bbox [x,y,w,h]` is split over four header fields (quoted as one, the CSV
+    // reader splits it too).
+    let coords = [
+        t.require("Bbox [x", &["bboxx", "x"])?,
+        t.require("y", &["y", "bboxy"])?,
+        t.require("w", &["w", "bboxw"])?,
+        t.require("h]", &["h", "bboxh"])?,
+    ];
     let names = coords.map(|c| t.name(c).to_string());
     let idx = t.values(index)?;
     let lab = t.values(label_col)?;
     let xs: Vec<Vec<Option<&str>>> = coords.iter().map(|&c| t.values(c)).collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(t.len());
-    let mut repeated = crate::datasets::common::RepeatedRows::default();
+    let mut repeated = RepeatedRows::default();
     'rows: for r in 0..t.len() {
         let line = Some(t.lines[r]);
         let Some(image_index) = idx[r] else {
@@ -124,12 +123,8 @@ pub fn clean(
             continue;
         }
         // The same box given twice would count twice (as in VinDr, RSNA, SIIM).
-        let coordinates = xywh.map(|v| v.to_string());
-        let key = [Some(image_index), Some(label)]
-            .into_iter()
-            .chain(coordinates.iter().map(|c| Some(c.as_str())))
-            .collect::<Vec<_>>();
-        if !repeated.first(&key, (&t.source, t.lines[r], t.name(index)), issues) {
+        let key = BoxKey::rectangle(image_index, label, "", &xywh);
+        if !repeated.first(key, (&t.source, t.lines[r], t.name(index)), issues) {
             continue;
         }
         let patient_id = match images.get(image_index) {

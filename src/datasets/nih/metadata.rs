@@ -100,20 +100,12 @@ struct Columns {
 
 fn find_columns(t: &CsvTable, issues: &mut Issues) -> Result<Columns> {
     // The NIH header splits `OriginalImage[Width,Height]` into two fields
-    // (`OriginalImage[Width`, `Height]`); a quoted header keeps it as one.
-    let pair = |single: &[&str], joined: &str| -> (Option<usize>, Option<usize>) {
-        match t.find(&[joined]) {
-            Some(i) => (Some(i), Some(i + 1)),
-            None => (t.find(&single[..1]).or(t.find(&single[1..2])), None),
-        }
-    };
-    let (width, h2) = pair(&["originalimagewidth", "width"], "originalimagewidthheight");
-    let height = h2.or(t.find(&["height", "originalimageheight"]));
-    let (spacing_x, y2) = pair(
-        &["originalimagepixelspacingx", "pixelspacingx"],
-        "originalimagepixelspacingxy",
-    );
-    let spacing_y = y2.or(t.find(&["y", "pixelspacingy", "originalimagepixelspacingy"]));
+    // (`OriginalImage[Width`, `Height]`; quoted as one, the CSV reader splits it too).
+    let first = |names: [&str; 2]| t.find(&names[..1]).or(t.find(&names[1..]));
+    let width = first(["originalimagewidth", "width"]);
+    let height = t.find(&["height", "originalimageheight"]);
+    let spacing_x = first(["originalimagepixelspacingx", "pixelspacingx"]);
+    let spacing_y = t.find(&["y", "pixelspacingy", "originalimagepixelspacingy"]);
     for (name, pos) in [
         ("OriginalImage[Width", width),
         ("Height]", height),

@@ -206,7 +206,18 @@ impl Release {
 /// The other NIH label release (`--other-release`): its labels over the same
 /// images, a second label source.
 pub fn read_other_release(path: &Path, issues: &mut Issues) -> Result<(DatasetRows, DatasetInfo)> {
-    let m = metadata::read(path, issues)?;
+    // Only its labels are taken: what it says of ages, sexes or views (which no
+    // table holds) is no issue of the warehouse's.
+    let mut read_issues = Issues::default();
+    let m = metadata::read(path, &mut read_issues)?;
+    issues.extend(read_issues.retained(|issue| {
+        issue.field.as_deref().is_none_or(|field| {
+            matches!(
+                crate::input::csv::squash(field).as_str(),
+                "imageindex" | "findinglabels"
+            )
+        })
+    }));
     let source = m.revision.source();
     let rows = DatasetRows {
         labels: labels_only(&m.images, source),
