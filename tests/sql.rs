@@ -854,6 +854,19 @@ fn array_literals_read_as_in_postgresql() {
         "SELECT count(*) FROM images WHERE labels @> '{Effusion,Mass}'",
     ]);
     assert_eq!(rows[1], [expected.to_string()]);
+    // An untyped text as the array of ANY or ALL, as PostgreSQL reads it.
+    let pa = nih_csv().iter().filter(|i| i.view == "PA").count();
+    let rows = run_csv(&[
+        "sql",
+        "-w",
+        &w,
+        "SELECT count(*) FILTER (WHERE view_position = ANY('{PA,\"X, Y\"}')), \
+         count(*) FILTER (WHERE view_position <> ALL('{PA}')) FROM images",
+    ]);
+    assert_eq!(
+        rows[1],
+        [pa.to_string(), (nih_csv().len() - pa).to_string()]
+    );
     let out = run(&["sql", "-w", &w, "SELECT CAST('a,b' AS TEXT[])"]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     assert!(

@@ -10,8 +10,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, CastKind, ExactNumberInfo, Expr, Ident, SelectItem, SetExpr, Statement, Value,
-    visit_expressions_mut,
+    AccessExpr, CastKind, ExactNumberInfo, Expr, Ident, Select, SelectItem, SetExpr, Statement,
+    Value, visit_expressions_mut,
 };
 use datafusion_postgres::pgwire::api::Type;
 
@@ -829,19 +829,8 @@ pub fn with_login_user(statement: &Statement, user: &str) -> Option<Statement> {
 /// None when nothing is renamed.
 pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
     let mut out = statement.clone();
-    let Statement::Query(query) = &mut out else {
-        return None;
-    };
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return None;
-    };
-    let wildcard = select.projection.iter().any(|item| {
-        matches!(
-            item,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    });
-    if wildcard {
+    let select = plain_select(&mut out)?;
+    if has_wildcard(select) {
         return None;
     }
     let names: Vec<Option<String>> = select.projection.iter().map(result_name).collect();
@@ -869,6 +858,27 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
     changed.then_some(out)
 }
 
+/// The SELECT of a statement that is one plain query (no UNION, no VALUES).
+fn plain_select(statement: &mut Statement) -> Option<&mut Select> {
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Some(select.as_mut()),
+        _ => None,
+    }
+}
+
+/// Whether a select list has `*` or `t.*`, whose columns' names are not known here.
+fn has_wildcard(select: &Select) -> bool {
+    select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    })
+}
+
 /// The function call `expr` is, or casts (`avg(age)::int`). A cast of a column
 /// keeps DataFusion's name: named as the column, it would stand for the column in
 /// `ORDER BY age + 1`, where PostgreSQL reads the table's.
@@ -887,18 +897,10 @@ fn called(expr: &Expr) -> Option<&Expr> {
 /// another column of the result has that name, or a `*` may, the call's own text
 /// names it, as DataFusion names a call it computes. Whether any was named.
 fn name_folded_calls(statement: &mut Statement, folded: &dyn Fn(&Expr) -> bool) -> bool {
-    let Statement::Query(query) = statement else {
+    let Some(select) = plain_select(statement) else {
         return false;
     };
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return false;
-    };
-    let wildcard = select.projection.iter().any(|item| {
-        matches!(
-            item,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    });
+    let wildcard = has_wildcard(select);
     let names: Vec<Option<String>> = select.projection.iter().map(result_name).collect();
     let unique = |name: &str| {
         !wildcard

@@ -138,9 +138,10 @@ fn cast_to_list(expr: Expr, field: FieldRef, try_cast: bool) -> Result<Transform
     Ok(Transformed::yes(Expr::Literal(list, None)))
 }
 
-/// A text literal beside `@>` or `<@` (`labels @> '{Effusion,Mass}'`) cast to a
-/// text array in the statement, as PostgreSQL reads an untyped literal there:
-/// DataFusion's planner refused a text and a list side by side.
+/// A text literal beside `@>` or `<@` (`labels @> '{Effusion,Mass}'`), or as the
+/// array of `ANY` or `ALL` (`view_position = ANY('{PA,AP}')`), cast to a text array
+/// in the statement, as PostgreSQL reads an untyped literal there: DataFusion's
+/// planner refused a text and a list side by side.
 pub(crate) fn text_beside_containment(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
     use datafusion::sql::sqlparser::ast::{
         BinaryOperator, Expr as SqlExpr, Value, visit_expressions_mut,
@@ -150,14 +151,23 @@ pub(crate) fn text_beside_containment(statement: &mut datafusion::sql::sqlparser
             Value::SingleQuotedString(s) if s.trim_start().starts_with('{')))
     };
     let _ = visit_expressions_mut(statement, |expr| {
-        if let SqlExpr::BinaryOp { left, op, right } = expr
-            && matches!(op, BinaryOperator::AtArrow | BinaryOperator::ArrowAt)
-        {
-            for side in [left, right] {
-                if is_array_text(side) {
-                    cast_to_text_array(side);
+        match expr {
+            SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::AtArrow | BinaryOperator::ArrowAt,
+                right,
+            } => {
+                for side in [left, right] {
+                    if is_array_text(side) {
+                        cast_to_text_array(side);
+                    }
                 }
             }
+            // `view_position = ANY('{PA,AP}')`: the array of ANY and ALL.
+            SqlExpr::AnyOp { right, .. } | SqlExpr::AllOp { right, .. } if is_array_text(right) => {
+                cast_to_text_array(right);
+            }
+            _ => {}
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
