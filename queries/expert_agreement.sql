@@ -18,7 +18,7 @@ counts AS (
            SUM(CASE WHEN nlp AND NOT expert THEN 1 ELSE 0 END) AS nlp_only,
            SUM(CASE WHEN expert AND NOT nlp THEN 1 ELSE 0 END) AS expert_only,
            SUM(CASE WHEN NOT nlp AND NOT expert THEN 1 ELSE 0 END) AS both_neg
-    FROM pairs WHERE expert IS NOT NULL
+    FROM pairs WHERE expert IS NOT NULL AND nlp IS NOT NULL
     GROUP BY finding
 )
 SELECT finding, n, both_pos, nlp_only, expert_only, both_neg,

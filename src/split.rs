@@ -245,13 +245,17 @@ fn commit_table(root: &Path, based_on: &str, name: &str, table: RecordBatch) -> 
     Ok(true)
 }
 
-/// Per split (and `(all)`): images, patients and the prevalence (%) of each finding.
+/// Per split (and `(all)`): images, patients and the prevalence (%) of each finding,
+/// over the images whose labels are known (as `cohort --summary` gives it; NaN when
+/// none is).
 pub async fn prevalence(wh: &Warehouse) -> Result<BTreeMap<String, Vec<f64>>> {
     let cols: Vec<String> = FINDINGS
         .iter()
         .map(|f| {
             let c = column_name(f);
-            format!("100.0 * AVG(CASE WHEN i.{c} THEN 1.0 ELSE 0.0 END) AS {c}")
+            format!(
+                "COALESCE(100.0 * AVG(CASE WHEN i.{c} THEN 1.0 WHEN NOT i.{c} THEN 0.0 END), CAST('NaN' AS DOUBLE)) AS {c}"
+            )
         })
         .collect();
     let sql = format!(

@@ -818,3 +818,114 @@ fn official_split_leaves_out_a_patient_with_an_image_in_no_list() {
     );
     assert_eq!(rows, [["1", "train_val"], ["3", "test"]]);
 }
+
+/// An image NIH leaves unlabelled (empty `Finding Labels`) is in no agreement table
+/// and in no prevalence's denominator: every count here worked out by hand from the
+/// rows below.
+#[test]
+fn unlabelled_images_stay_out_of_agreement_and_prevalence() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four patients, one image each: a Effusion, b unlabelled, c normal, d Mass and
+    // Pneumothorax.
+    let images = [
+        ("00000001_000.png", "Effusion", 1),
+        ("00000002_000.png", "", 2),
+        ("00000003_000.png", "No Finding", 3),
+        ("00000004_000.png", "Mass|Pneumothorax", 4),
+    ];
+    let mut metadata = format!("{HEADER}\n");
+    let mut expert =
+        format!("{HEADER},Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id\n");
+    for (image, labels, patient) in images {
+        let fields = format!("{image},{labels},0,{patient},50,F,PA,2048,2048,0.14,0.14");
+        metadata.push_str(&format!("{fields}\n"));
+        // Google read a, b and c: Pneumothorax on a.
+        if patient < 4 {
+            let pneumothorax = if patient == 1 { "YES" } else { "NO" };
+            expert.push_str(&format!("{fields},NO,{pneumothorax},NO,NO,test\n"));
+        }
+    }
+    let (meta, google) = (dir.path().join("meta.csv"), dir.path().join("google.csv"));
+    std::fs::write(&meta, metadata).unwrap();
+    std::fs::write(&google, expert).unwrap();
+    let wh = dir.path().join("wh");
+    let w = wh.to_str().unwrap();
+    let out = run(&[
+        "ingest",
+        "--no-images",
+        "--no-bbox",
+        "--no-splits",
+        "--no-other-release",
+        "--metadata",
+        meta.to_str().unwrap(),
+        "--expert",
+        google.to_str().unwrap(),
+        "-w",
+        w,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let nih = rows(
+        &wh,
+        "SELECT DISTINCT source FROM dataset_labels WHERE source LIKE 'nih_%'",
+    );
+    assert_eq!(nih.len(), 1, "{nih:?}");
+    // Pneumothorax over a and c (b has no NIH label): NIH no on both, Google yes on a.
+    let out = run(&[
+        "agree",
+        "-w",
+        w,
+        "-f",
+        "csv",
+        "--a",
+        &nih[0][0],
+        "--b",
+        "google_2019",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let agree = parse_csv(&stdout(&out));
+    let pneumothorax = agree.iter().find(|r| r[0] == "Pneumothorax");
+    assert_eq!(
+        pneumothorax.map(|r| r[..5].to_vec()),
+        Some(
+            ["Pneumothorax", "2", "0", "1", "0"]
+                .map(String::from)
+                .to_vec()
+        ),
+        "{agree:?}"
+    );
+    // The saved query counts the same two images: n, both, NIH only, Google only, neither.
+    let out = run(&["run", "expert_agreement", "-w", w, "-f", "csv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let saved = parse_csv(&stdout(&out));
+    let row = saved.iter().find(|r| r[0] == "pneumothorax").unwrap();
+    assert_eq!(row[1..6], ["2", "0", "0", "1", "1"], "{saved:?}");
+    // The split's prevalence table: Effusion is 1 of the 3 labelled images (b is
+    // not a 0), and per split 1 of that split's labelled images.
+    let out = run(&[
+        "split",
+        "-w",
+        w,
+        "--seed",
+        "7",
+        "--fractions",
+        "0.5,0.5",
+        "--stratify",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let table = parse_csv(&stdout(&out));
+    let effusion = table.iter().find(|r| r[0] == "Effusion %");
+    let effusion = effusion.unwrap_or_else(|| panic!("{table:?}"));
+    let column = |name: &str| table[0].iter().position(|h| h == name).unwrap();
+    assert_eq!(effusion[column("(all)")], "33.33", "{table:?}");
+    let split_of = |patient: i64| {
+        rows(
+            &wh,
+            &format!("SELECT split FROM splits WHERE patient_id = {patient}"),
+        )[0][0]
+            .clone()
+    };
+    let split = split_of(1);
+    let labelled_beside_a = [3, 4].iter().filter(|&&p| split_of(p) == split).count();
+    let expected = format!("{:.2}", 100.0 / (1 + labelled_beside_a) as f64);
+    assert_eq!(effusion[column(&split)], expected, "{table:?}");
+}

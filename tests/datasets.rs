@@ -2447,3 +2447,71 @@ fn studies_without_an_order_are_named_in_data_issues() {
         [["chexpert", "1"], ["mimic", "1"]]
     );
 }
+
+/// A source that states an image normal beside a finding (or another label) leaves
+/// it not normal and says so in `data_issues`, for every dataset as NIH's reader
+/// does; a label the dataset lets stand beside normal (CheXpert's Support Devices)
+/// is no such statement.
+#[test]
+fn normal_beside_a_finding_is_a_data_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    // Header order: No Finding is column 6, Edema 11, Support Devices 19.
+    let wh = {
+        let rows = [
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,PA,1.0,,,,,,,,,,,,,1.0",
+            "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,Female,60,Frontal,PA,1.0,,,,,1.0,,,,,,,,",
+        ];
+        let train = dir.path().join("train.csv");
+        std::fs::write(&train, format!("{CHEXPERT_HEADER}\n{}\n", rows.join("\n"))).unwrap();
+        let padchest = dir.path().join("padchest.csv");
+        std::fs::write(
+            &padchest,
+            ",ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,Projection,MethodLabel,Labels\n\
+             0,a.png,1,20140915,s1,p1,1950.0,M,PA,Physician,\"['normal', 'scoliosis']\"\n\
+             1,b.png,1,20140915,s2,p2,1950.0,M,PA,Physician,['normal']\n",
+        )
+        .unwrap();
+        let out = ingest(
+            dir.path(),
+            &[
+                "--dataset",
+                &format!("chexpert={}", train.display()),
+                "--dataset",
+                &format!("padchest={}", padchest.display()),
+            ],
+        );
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        dir.path().join("wh")
+    };
+    let said = rows(
+        &wh,
+        "SELECT value, issue, action FROM data_issues WHERE field = 'labels' ORDER BY value",
+    );
+    assert_eq!(
+        said,
+        [
+            [
+                "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg",
+                "chexpert states the image normal (No Finding) and also Edema; the image is not normal, every label kept",
+                "kept"
+            ],
+            [
+                "a.png",
+                "padchest_physician states the image normal (normal) and also scoliosis; the image is not normal, every label kept",
+                "kept"
+            ]
+        ]
+    );
+    // Neither is normal; the device beside No Finding and the plain normal are.
+    let normal = rows(
+        &wh,
+        "SELECT image_id FROM dataset_images WHERE no_finding AND dataset <> 'nih' ORDER BY image_id",
+    );
+    assert_eq!(
+        normal,
+        [
+            ["CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"],
+            ["b.png"]
+        ]
+    );
+}

@@ -182,8 +182,8 @@ fn every_format_measures_as_pillow_and_pydicom_do() {
         );
         compared += 1;
     }
-    // 3 PNGs, 5 JPEGs, 21 VinDr DICOMs and the RSNA one.
-    assert_eq!(compared, 30);
+    // 3 PNGs, 5 JPEGs, 24 VinDr DICOMs and the RSNA one.
+    assert_eq!(compared, 33);
     assert_eq!(
         int(&fx.wh, "SELECT COUNT(*) FROM pixel_stats"),
         compared as i64
@@ -257,8 +257,8 @@ fn dicom_headers_match_pydicom() {
         assert_eq!(got[0], expected, "{key}");
         compared += 1;
     }
-    assert_eq!(compared, 22);
-    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 22);
+    assert_eq!(compared, 25);
+    assert_eq!(int(&fx.wh, "SELECT COUNT(*) FROM dicom_headers"), 25);
     // Every measured DICOM is in pixel_stats with its photometric interpretation.
     assert_eq!(
         int(
@@ -266,7 +266,7 @@ fn dicom_headers_match_pydicom() {
             "SELECT COUNT(*) FROM pixel_stats p JOIN dicom_headers d USING (dataset, image_id) \
              WHERE p.photometric = d.photometric AND p.format = 'dicom'"
         ),
-        22
+        25
     );
 }
 
@@ -476,9 +476,9 @@ fn cross_dataset_manifests_carry_the_pixel_statistics() {
         }
         checked += 1;
     }
-    // VinDr's 21 measured and 19 failing images, CheXpert's 4 listed ones.
-    assert_eq!(checked, 44, "{got:?}");
-    assert_eq!(got.len(), 44);
+    // VinDr's 24 measured and 19 failing images, CheXpert's 4 listed ones.
+    assert_eq!(checked, 47, "{got:?}");
+    assert_eq!(got.len(), 47);
 }
 
 /// `plot pixels` across datasets: per dataset, images per bin of 8 on the 0–255

@@ -864,13 +864,21 @@ fn odd_copies_entries_and_caches_land_where_they_should() {
         "{errors:?}"
     );
     assert!(stderr(&out).contains("1 skipped"), "{}", stderr(&out));
-    // The upper-case copy matched NIH's row: no "not in the metadata" issue.
+    // The upper-case copy matched NIH's row: no "not in the metadata" issue, and
+    // its image_index is NIH's, which README's join of `images` reads.
     assert_eq!(
         int(
             &wh,
             "SELECT COUNT(*) FROM data_issues WHERE value LIKE '00000003_000%'"
         ),
         0
+    );
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT p.image_index FROM images i JOIN pixel_stats p USING (image_index) WHERE i.image_index = '00000003_000.png'"
+        ),
+        [["00000003_000.png"]]
     );
     // An interrupted run's cache of other inputs, left in the warehouse, is removed
     // by the next successful run.

@@ -1157,6 +1157,31 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "1");
+    // Statements of more tokens than cxr plans within bounded memory are refused
+    // before any parsing, in one message or several: a select list of 60,000 items
+    // (2 GiB in the server before), 2,000,000 operators (tokenized whole, 1.4 GiB).
+    for big in [
+        format!("SELECT {}1", "1,".repeat(60_000)),
+        format!("SELECT 1; SELECT {}1", "1+".repeat(2_000_000)),
+    ] {
+        let out = psql_command(port)
+            .args(["-At", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(big.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert_ne!(code(&out), Some(0));
+        assert!(
+            stderr(&out).contains("more than 50000 tokens"),
+            "{}",
+            stderr(&out)
+        );
+    }
     assert!(server.alive());
     let log = server.log_when(|log| log.contains("too many"));
     assert!(log.contains("too many"), "refusals are logged:\n{log}");

@@ -493,6 +493,7 @@ fn write_cross_dataset(
             shared_studies(&rows.images, &info, &mut cross.issues);
             paths_inside_root(&mut rows.images, &info, &mut cross.issues);
             patients_of_two_sexes(&rows.images, &info, &mut cross.issues);
+            normal_beside_findings(&rows.labels, &info, &mut cross.issues);
             if rows.labels.is_empty() && !rows.images.is_empty() {
                 let files: Vec<String> = opts
                     .datasets
@@ -681,6 +682,11 @@ impl<'a> CrossTables<'a> {
                 .join()
                 .expect("a table writer does not panic")
         })?;
+        // A row group per dataset: its encoded pages are not held while the next
+        // dataset is read and written, and a query of one dataset skips the others'.
+        for (_, sink) in &mut self.sinks {
+            sink.end_row_group()?;
+        }
         if let Some(first) = images.first() {
             crate::trace(&format!("  write {}", first.dataset), started);
         }
@@ -830,6 +836,58 @@ fn patients_of_two_sexes(
             Some(patient),
             format!(
                 "patient's images say both sexes ({m} M, {f} F); each image keeps its own, kept"
+            ),
+        );
+    }
+}
+
+/// An image a source states normal (its dataset's normal label positive) beside
+/// findings or other labels stated positive or uncertain: the image is not normal,
+/// every label kept, and a `data_issues` row per image and source says so (NIH's
+/// reader says it of its `No Finding|Effusion` as it reads the line).
+fn normal_beside_findings(
+    labels: &[crate::datasets::LabelRow],
+    info: &crate::datasets::DatasetInfo,
+    issues: &mut Issues,
+) {
+    use crate::datasets::label_map::same_label;
+    let Some(dataset) = crate::datasets::dataset(info.dataset) else {
+        return;
+    };
+    let Some(normal) = dataset.normal_label else {
+        return;
+    };
+    let allowed = |raw: &str| dataset.beside_normal.is_some_and(|b| same_label(raw, b));
+    // The images and sources stating normal, then their other labels stated.
+    let mut stated: PlHashMap<(&str, &str), Vec<&str>> = labels
+        .iter()
+        .filter(|l| l.value == 1 && same_label(&l.raw_label, normal))
+        .map(|l| ((&*l.image_id, &*l.source), Vec::new()))
+        .collect();
+    for l in labels.iter().filter(|l| l.value != 0) {
+        if let Some(others) = stated.get_mut(&(&*l.image_id, &*l.source))
+            && !same_label(&l.raw_label, normal)
+            && !allowed(&l.raw_label)
+            && !others.contains(&&*l.raw_label)
+        {
+            others.push(&l.raw_label);
+        }
+    }
+    let mut both: Vec<((&str, &str), Vec<&str>)> = stated
+        .into_iter()
+        .filter(|(_, others)| !others.is_empty())
+        .collect();
+    both.sort_unstable();
+    let file = info.source_files.first().map_or("", String::as_str);
+    for ((image, source), others) in both {
+        issues.push(
+            file,
+            None,
+            Some("labels"),
+            Some(image),
+            format!(
+                "{source} states the image normal ({normal}) and also {}; the image is not normal, every label kept",
+                others.join(", ")
             ),
         );
     }

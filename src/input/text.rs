@@ -26,6 +26,81 @@ pub const MAX_PARENTHESES: usize = 500;
 /// time limit can stop. 16 take a tenth of a second.
 pub const MAX_NESTED_CALLS: usize = 16;
 
+/// The most tokens (names, values, operators, commas) one statement may have.
+/// Parsing and planning take 1-2 KiB per token whatever the limits on a query's
+/// memory (`SELECT 1,1,...` of 500,000 items took 2 GiB in `cxr serve`); this keeps
+/// one statement under about 100 MiB. A list of values longer than that belongs in a
+/// file or a table.
+pub const MAX_TOKENS: usize = 50_000;
+
+/// Whether a statement of `sql` has more than [`MAX_TOKENS`] tokens, counted without
+/// the SQL tokenizer, whose own tokens of a 16 MiB text took 1.4 GiB: a run of
+/// letters, digits, `_`, `.` or `$` is one token, a quoted text or name one, every
+/// other character but blanks one; comments are skipped; `;` starts the next
+/// statement's count.
+pub fn too_many_tokens(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$') || b >= 0x80;
+    let (mut tokens, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        match b {
+            b';' => {
+                tokens = 0;
+                continue;
+            }
+            b'\'' | b'"' => i = closing(bytes, i, b),
+            b'-' if bytes.get(i) == Some(&b'-') => {
+                i = memchr_from(bytes, i, b'\n');
+                continue;
+            }
+            b'/' if bytes.get(i) == Some(&b'*') => {
+                i = sql[i + 1..]
+                    .find("*/")
+                    .map_or(bytes.len(), |at| i + 1 + at + 2);
+                continue;
+            }
+            _ if b.is_ascii_whitespace() => continue,
+            _ if word(b) => {
+                while i < bytes.len() && word(bytes[i]) {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        tokens += 1;
+        if tokens > MAX_TOKENS {
+            return true;
+        }
+    }
+    false
+}
+
+/// The index after the quote `quote` that closes a quoted text or name opened before
+/// `from` (a doubled quote is one inside it), or the end of `bytes`.
+fn closing(bytes: &[u8], mut from: usize, quote: u8) -> usize {
+    while from < bytes.len() {
+        if bytes[from] == quote {
+            if bytes.get(from + 1) == Some(&quote) {
+                from += 2;
+                continue;
+            }
+            return from + 1;
+        }
+        from += 1;
+    }
+    bytes.len()
+}
+
+/// The index of the first `byte` at or after `from`, or the end of `bytes`.
+fn memchr_from(bytes: &[u8], from: usize, byte: u8) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == byte)
+        .map_or(bytes.len(), |at| from + at)
+}
+
 /// The stack of every thread that parses or plans SQL (the command's, the server's):
 /// [`MAX_OPERATORS`] levels take about a tenth of it. Only the pages used are
 /// touched.
@@ -36,6 +111,11 @@ pub fn too_deep(sql: &str) -> Option<String> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if too_many_tokens(sql) {
+        return Some(format!(
+            "a statement has more than {MAX_TOKENS} tokens (names, values, operators, commas), more than cxr parses and plans within bounded memory; put a long list of values in a table or a file, or split the statement"
+        ));
+    }
     // Text that does not tokenize is left to the parser, which says where.
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
     let (mut operators, mut depth) = (0usize, 0usize);
@@ -117,6 +197,10 @@ pub fn too_deep(sql: &str) -> Option<String> {
 pub fn split_statements(sql: &str) -> Vec<&str> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // Not tokenized whole: its planning refuses it (`too_deep`).
+    if too_many_tokens(sql) {
+        return vec![sql];
+    }
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
         return vec![sql];
     };
@@ -261,6 +345,30 @@ fn utf8(bytes: Vec<u8>, first_line: u64) -> Result<String, TextError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_counted_per_statement_outside_quotes_and_comments() {
+        let items = |n: usize| format!("SELECT {}1", "1,".repeat(n));
+        // `SELECT`, then n `1` and n commas, then the last `1`.
+        let at_limit = (MAX_TOKENS - 2) / 2;
+        assert!(!too_many_tokens(&items(at_limit)));
+        assert!(too_many_tokens(&items(at_limit + 1)));
+        // Commas inside a quoted text or name, or a comment, are none.
+        let hidden = ",".repeat(MAX_TOKENS * 2);
+        for text in [
+            format!("SELECT '{hidden}'"),
+            format!("SELECT 1 AS \"{hidden}\""),
+            format!("SELECT 1 -- {hidden}\n"),
+            format!("SELECT /* {hidden} */ 1"),
+            format!("SELECT 'it''s {hidden}'"),
+        ] {
+            assert!(!too_many_tokens(&text), "{}", &text[..20]);
+        }
+        // Each statement of a text has the limit to itself.
+        let two = format!("{}; {}", items(at_limit), items(at_limit));
+        assert!(!too_many_tokens(&two));
+        assert!(too_deep(&items(at_limit + 1)).is_some_and(|why| why.contains("tokens")));
+    }
 
     #[test]
     fn caps_and_lines() {

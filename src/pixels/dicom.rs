@@ -805,7 +805,8 @@ fn without(bytes: &[u8], cut: &[std::ops::Range<usize>]) -> Vec<u8> {
 /// Walks every element header of the file (meta group, data set, sequence items,
 /// pixel data fragments) and checks that each defined length fits in what is left
 /// of the file. The walk reads no values: it costs microseconds. Returns the byte
-/// ranges of the data set's undefined-length UN elements (see [`decode`]).
+/// ranges of the data set's undefined-length UN elements and of zeros padding the
+/// file after its data set, which dicom-rs is not given (see [`decode`]).
 pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> {
     let start = if bytes.get(128..132) == Some(b"DICM") {
         132
@@ -824,7 +825,7 @@ pub fn lengths_fit(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> 
     }
     walk.elements(bytes.len(), 0)?;
     walk.image.check_padding()?;
-    Ok(walk.unknown_sequences)
+    Ok(walk.left_out)
 }
 
 /// What the data set's own elements say of the image, read as the walk passes them:
@@ -894,8 +895,9 @@ struct Walk<'a> {
     headers: usize,
     explicit: bool,
     big_endian: bool,
-    /// The byte ranges of the data set's own undefined-length UN elements.
-    unknown_sequences: Vec<std::ops::Range<usize>>,
+    /// The byte ranges dicom-rs is not given: the data set's own undefined-length
+    /// UN elements, and zeros padding the file after the data set.
+    left_out: Vec<std::ops::Range<usize>>,
     image: ImageElements,
 }
 
@@ -908,7 +910,7 @@ impl<'a> Walk<'a> {
             headers: 0,
             explicit: true,
             big_endian: false,
-            unknown_sequences: Vec::new(),
+            left_out: Vec::new(),
             image: ImageElements::default(),
         }
     }
@@ -1078,6 +1080,14 @@ impl<'a> Walk<'a> {
                 // Trailing padding shorter than a header.
                 return Ok(());
             }
+            // Zeros to the end of the file after the data set: padding some media
+            // and archives add (block-sized files), not an element; left out of
+            // what dicom-rs parses, which would read it as one.
+            if depth == 0 && self.bytes[self.at..].iter().all(|&b| b == 0) {
+                self.left_out.push(self.at..self.bytes.len());
+                self.at = self.bytes.len();
+                return Ok(());
+            }
             let header_at = self.at;
             let element = self.next_header()?;
             match element.tag {
@@ -1092,7 +1102,7 @@ impl<'a> Walk<'a> {
                         // endian, whatever the file's syntax (PS3.5 6.2.2).
                         self.implicit_little(|walk| walk.elements(walk.bytes.len(), depth + 1))?;
                         if depth == 0 {
-                            self.unknown_sequences.push(header_at..self.at);
+                            self.left_out.push(header_at..self.at);
                         }
                     } else {
                         self.elements(self.bytes.len(), depth + 1)?;
@@ -1101,11 +1111,14 @@ impl<'a> Walk<'a> {
                 // A value of unknown VR whose length fits is skipped whole: what it
                 // holds (a private sequence, implicit VR) is not read.
                 _ if &element.vr == b"UN" => self.skip(&element)?,
-                _ if &element.vr == b"SQ"
-                    || self.starts_with_item(self.at + element.length as usize) =>
-                {
-                    self.container(&element, depth)?
-                }
+                _ if &element.vr == b"SQ" => self.container(&element, depth)?,
+                // Implicit VR names no sequence: a value that starts as an item is
+                // walked as one, and if it does not hold items after all (pixels
+                // that happen to start with the bytes FE FF 00 E0), read as a value.
+                _ if &element.vr == b"  "
+                    && element.tag != (0x7FE0, 0x0010)
+                    && self.starts_with_item(self.at + element.length as usize)
+                    && self.walked_as_items(&element, depth) => {}
                 _ => {
                     if depth == 0 {
                         self.note(&element);
@@ -1130,6 +1143,17 @@ impl<'a> Walk<'a> {
     }
 
     /// A sequence or item: its elements are walked, within its length if it has one.
+    /// Walks a defined-length value of implicit VR as items; if they do not read as
+    /// items, goes back to the value's start and gives false.
+    fn walked_as_items(&mut self, element: &ElementHeader, depth: usize) -> bool {
+        let (at, headers) = (self.at, self.headers);
+        if self.container(element, depth).is_ok() {
+            return true;
+        }
+        (self.at, self.headers) = (at, headers);
+        false
+    }
+
     fn container(&mut self, element: &ElementHeader, depth: usize) -> Result<(), String> {
         if element.length == UNDEFINED {
             return self.elements(self.bytes.len(), depth + 1);

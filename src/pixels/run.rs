@@ -794,7 +794,7 @@ fn error_row(m: &Member, error: String) -> PixelError {
         image_id: has_member.then(|| m.image_id()),
         source: m.source.clone(),
         member: m.path.clone(),
-        image_index: has_member.then(|| m.name().to_string()),
+        image_index: has_member.then(|| m.image_index()),
         error,
     }
 }
@@ -804,7 +804,7 @@ fn measure_one(m: &Member, bytes: &[u8]) -> Outcome {
         Ok(g) => Outcome::Measured(Box::new(Measured {
             dataset: m.dataset,
             image_id: m.image_id(),
-            image_index: m.name().to_string(),
+            image_index: m.image_index(),
             source: format!("{}:{}", m.source, m.path),
             archive_end: m.source.len(),
             format: g.format.name(),

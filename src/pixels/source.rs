@@ -75,6 +75,17 @@ impl Member {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
 
+    /// The member's file name as its dataset spells it: where a dataset names images
+    /// by file name (NIH's `image_index`, PadChest's `ImageID`), its image id
+    /// (`00000001_000.PNG` is NIH's `00000001_000.png`, which `images` joins on);
+    /// else the name as the member has it.
+    pub fn image_index(&self) -> String {
+        match crate::datasets::dataset(self.dataset).map(|d| d.image_naming) {
+            Some(crate::datasets::ImageNaming::FileName) => self.image_id(),
+            _ => self.name().to_string(),
+        }
+    }
+
     /// The image's id in its dataset, by the dataset's naming
     /// ([`crate::datasets::ImageNaming`]); a folder's own name counts as the first
     /// folder of its members' paths.

@@ -1439,12 +1439,7 @@ impl datafusion_postgres::pgwire::api::stmt::QueryParser for StatementParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         // The same limits as a simple query's.
-        if sql.len() > crate::input::text::MAX_SQL_BYTES as usize {
-            return Err(too_long(sql.len()));
-        }
-        if let Some(why) = crate::input::text::too_deep(sql) {
-            return Err(user_error("54001", why)); // statement_too_complex
-        }
+        check_text(sql)?;
         // As PostgreSQL: one statement per Parse (the second was dropped unsaid).
         // Parsed again only when the text has more than one piece (two statements,
         // or one and a trailing comment).
@@ -1571,11 +1566,30 @@ fn arrow_type_of(ty: &datafusion_postgres::pgwire::api::Type) -> Option<DataType
         Type::TEXT | Type::VARCHAR => DataType::Utf8,
         Type::BYTEA => DataType::Binary,
         Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => {
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
+        }
+        Type::TIME => DataType::Time64(datafusion::arrow::datatypes::TimeUnit::Microsecond),
+        // Arrays are decoded as lists of their element whatever the statement infers.
+        Type::BOOL_ARRAY => list_of(DataType::Boolean),
+        Type::INT2_ARRAY => list_of(DataType::Int16),
+        Type::INT4_ARRAY => list_of(DataType::Int32),
+        Type::INT8_ARRAY => list_of(DataType::Int64),
+        Type::FLOAT4_ARRAY => list_of(DataType::Float32),
+        Type::FLOAT8_ARRAY => list_of(DataType::Float64),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => list_of(DataType::Utf8),
         // As `PREPARE q(numeric)` types it: the decoder gave a value of its own
         // digits a precision below its scale (0.05: 1 digit, 2 decimals) and failed.
         Type::NUMERIC => DataType::Decimal128(38, 10),
         _ => return None,
     })
+}
+
+/// A list of `item`, as the parameter decoder makes one.
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+        "item", item, true,
+    )))
 }
 
 #[async_trait]
@@ -1612,12 +1626,7 @@ impl SimpleQueryHandler for Handler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
-        if query.len() > crate::input::text::MAX_SQL_BYTES as usize {
-            return Err(too_long(query.len()));
-        }
-        if let Some(why) = crate::input::text::too_deep(query) {
-            return Err(user_error("54001", why)); // statement_too_complex
-        }
+        check_text(query)?;
         off_protocol_thread(query.len(), self.answer_simple(client, query)).await
     }
 }
@@ -1820,6 +1829,18 @@ fn bound_parameters(
     let client = &portal.statement.parameter_types;
     let decoded = super::rewrite::with_untyped_nulls(decoded, &sent, inferred, client);
     Ok(super::rewrite::without_date_zones(decoded, client))
+}
+
+/// A statement's text within the limits of every statement: its size, its tokens
+/// and its depth (54000, 54001).
+pub fn check_text(sql: &str) -> PgWireResult<()> {
+    if sql.len() > crate::input::text::MAX_SQL_BYTES as usize {
+        return Err(too_long(sql.len()));
+    }
+    match crate::input::text::too_deep(sql) {
+        Some(why) => Err(user_error("54001", why)), // statement_too_complex
+        None => Ok(()),
+    }
 }
 
 fn too_long(bytes: usize) -> PgWireError {

@@ -834,14 +834,7 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
         return None;
     }
     let names: Vec<Option<String>> = select.projection.iter().map(result_name).collect();
-    let unique = |name: &str| {
-        names
-            .iter()
-            .flatten()
-            .filter(|n| n.eq_ignore_ascii_case(name))
-            .count()
-            == 1
-    };
+    let unique = |name: &str| named_once(&names, name);
     let mut changed = false;
     for (item, name) in select.projection.iter_mut().zip(&names) {
         if let SelectItem::UnnamedExpr(expr) = item
@@ -856,6 +849,17 @@ pub fn with_postgres_names(statement: &Statement) -> Option<Statement> {
         }
     }
     changed.then_some(out)
+}
+
+/// Whether exactly one of a select list's result `names` is `name` (as PostgreSQL
+/// compares unquoted names: in any case).
+fn named_once(names: &[Option<String>], name: &str) -> bool {
+    names
+        .iter()
+        .flatten()
+        .filter(|n| n.eq_ignore_ascii_case(name))
+        .count()
+        == 1
 }
 
 /// The SELECT of a statement that is one plain query (no UNION, no VALUES).
@@ -902,15 +906,7 @@ fn name_folded_calls(statement: &mut Statement, folded: &dyn Fn(&Expr) -> bool) 
     };
     let wildcard = has_wildcard(select);
     let names: Vec<Option<String>> = select.projection.iter().map(result_name).collect();
-    let unique = |name: &str| {
-        !wildcard
-            && names
-                .iter()
-                .flatten()
-                .filter(|n| n.eq_ignore_ascii_case(name))
-                .count()
-                == 1
-    };
+    let unique = |name: &str| !wildcard && named_once(&names, name);
     let mut changed = false;
     for (item, name) in select.projection.iter_mut().zip(&names) {
         let SelectItem::UnnamedExpr(expr) = item else {

@@ -138,13 +138,7 @@ impl Runtimes {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let runtime = match idle {
             Some(runtime) => runtime,
-            None => tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(self.workers)
-                .thread_name("cxr-statement")
-                .thread_stack_size(crate::input::text::STACK_BYTES)
-                .enable_all()
-                .build()
-                .map_err(|e| Error::io("cannot start a statement's threads", e))?,
+            None => statement_runtime(self.workers)?,
         };
         let task = runtime.spawn(make(self.turns()));
         Ok(Lease {
@@ -153,6 +147,28 @@ impl Runtimes {
             pool: self.clone(),
         })
     }
+}
+
+/// A runtime of `workers` threads for one statement. Tokio panics when the system
+/// will not start a thread (no memory for its stack): that is this statement's
+/// error, sent to its client, not the end of the client's connection.
+fn statement_runtime(workers: usize) -> Result<Runtime> {
+    const WHAT: &str = "cannot start a statement's threads (the server is short of memory or threads; try again when other statements have ended)";
+    std::panic::catch_unwind(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("cxr-statement")
+            .thread_stack_size(crate::input::text::STACK_BYTES)
+            .enable_all()
+            .build()
+    })
+    .map_err(|panic| {
+        Error::io(
+            WHAT,
+            std::io::Error::other(crate::error::panic_text(&*panic)),
+        )
+    })?
+    .map_err(|e| Error::io(WHAT, e))
 }
 
 impl Runtimes {

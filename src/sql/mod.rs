@@ -789,6 +789,10 @@ pub fn no_statement(sql: &str) -> bool {
     // tokens of their own.
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // A text of too many tokens to tokenize whole is a statement its planning refuses.
+    if crate::input::text::too_many_tokens(sql) {
+        return false;
+    }
     Tokenizer::new(&GenericDialect {}, sql)
         .tokenize()
         .is_ok_and(|tokens| {

@@ -234,6 +234,12 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Ends the row group being written (if it has rows): its pages leave memory
+    /// for the file, and the rows after it start a row group of their own.
+    pub fn end_row_group(&mut self) -> Result<()> {
+        self.writer.flush().map_err(|e| write_error(&self.path, e))
+    }
+
     /// Closes the file and moves it into place; returns the rows written.
     pub fn finish(self) -> Result<u64> {
         let file = self

@@ -169,6 +169,14 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=cxr dbname=cxr") as conn:
         assert cur.fetchone() == (100001, "text")
         assert [c.type_code for c in cur.description][1:] == [25], cur.description
         assert cur.description[0].type_code in (20, 23), cur.description
+    # So too a timestamp, a time and a list (psycopg sends them as timestamp, time
+    # and int2[]; they were `unknown` and came back as text).
+    import datetime
+    with conn.cursor() as cur:
+        when, at = datetime.datetime(2020, 1, 2, 3, 4, 5), datetime.time(3, 4, 5)
+        cur.execute("SELECT %s AS t, %s AS h, %s AS a", (when, at, [1, 2]))
+        assert cur.fetchone() == (when, at, [1, 2])
+        assert [c.type_code for c in cur.description] == [1114, 1083, 1005], cur.description
     # A numeric whose digits start after the point (0.05: one digit, scale 2) binds
     # as PostgreSQL's numeric does, compared with a float column as a number.
     import decimal
