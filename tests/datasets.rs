@@ -2515,3 +2515,32 @@ fn normal_beside_a_finding_is_a_data_issue() {
         ]
     );
 }
+
+/// A CheXpert row whose every label column is empty is an image without labels, said
+/// in `data_issues` as NIH's empty `Finding Labels` is (not normal, every finding
+/// unknown).
+#[test]
+fn a_chexpert_row_without_labels_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = ingest_chexpert_rows(
+        dir.path(),
+        &[
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,PA,,,,,,,,,,,,,,",
+            "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,Female,60,Frontal,PA,1.0,,,,,,,,,,,,,",
+        ],
+    );
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT line, action FROM data_issues WHERE issue LIKE 'every label column is empty%'"
+        ),
+        [["2", "kept"]]
+    );
+    assert_eq!(
+        rows(
+            &wh,
+            "SELECT known_findings, no_finding IS NULL FROM dataset_images WHERE image_id LIKE '%patient00001/%'"
+        ),
+        [["0", "true"]]
+    );
+}

@@ -1144,17 +1144,7 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let big = format!("SELECT 1 /* {} */", "x".repeat(10 << 20));
-    let out = psql_command(port)
-        .arg("-At")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(big.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let out = psql_script(port, &["-At"], &big);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "1");
     // Statements of more tokens than cxr plans within bounded memory are refused
@@ -1164,17 +1154,7 @@ fn a_hostile_client_is_refused_and_the_server_stays_up() {
         format!("SELECT {}1", "1,".repeat(60_000)),
         format!("SELECT 1; SELECT {}1", "1+".repeat(2_000_000)),
     ] {
-        let out = psql_command(port)
-            .args(["-At", "-v", "ON_ERROR_STOP=1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                child.stdin.take().unwrap().write_all(big.as_bytes())?;
-                child.wait_with_output()
-            })
-            .unwrap();
+        let out = psql_script(port, &["-At", "-v", "ON_ERROR_STOP=1"], &big);
         assert_ne!(code(&out), Some(0));
         assert!(
             stderr(&out).contains("more than 50000 tokens"),
@@ -1756,6 +1736,35 @@ fn a_running_statement_keeps_its_version_through_commits() {
     assert_eq!(versions(&wh), 1);
 }
 
+/// A server no statement comes to lets go of a version a commit replaced: its
+/// folder is removed without a statement to notice the commit (it stayed until the
+/// server's next statement).
+#[test]
+fn an_idle_server_lets_a_replaced_version_go() {
+    let Some(_) = client("psql") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = common::small_warehouse(dir.path(), 100, "wh");
+    let server = Server::start(&wh, &[], &[]);
+    assert_eq!(
+        psql_ok(server.port, "SELECT count(*) FROM images").trim(),
+        "100"
+    );
+    commit_images(dir.path(), &wh, 50);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while versions(&wh) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the old version is still on disk"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        psql_ok(server.port, "SELECT count(*) FROM images").trim(),
+        "50"
+    );
+    assert!(server.stop().success());
+}
+
 #[test]
 fn tls_when_a_certificate_is_given() {
     let Some(_) = client("psql") else { return };
@@ -1901,6 +1910,12 @@ fn errors_carry_the_sqlstate_postgresql_gives() {
         ("RELEASE SAVEPOINT s", "25P01"),
         ("DEALLOCATE never_prepared", "26000"),
         ("PREPARE p AS SELECT 1; PREPARE p AS SELECT 2", "42P05"),
+        // Not preparable in PostgreSQL's grammar: refused at PREPARE.
+        ("PREPARE c AS COPY images TO STDOUT", "42601"),
+        (
+            "PREPARE s AS SET datafusion.execution.batch_size = 1",
+            "42601",
+        ),
     ] {
         let out = psql(server.port, sql, &[("PGOPTIONS", "")]);
         assert_ne!(code(&out), Some(0), "{sql}");

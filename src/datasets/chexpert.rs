@@ -243,6 +243,7 @@ fn read_table<'t>(
             }
         };
         debug_assert!(view.is_none() || frontal.is_none() || frontal_of(view) == frontal);
+        let labelled = rows.labels.len();
         for (k, col) in labels.iter().enumerate() {
             let Some(v) = col[r] else { continue };
             let Some(value) = label_value(v) else {
@@ -262,6 +263,16 @@ fn read_table<'t>(
                 finding: findings[k],
                 value,
             });
+        }
+        if rows.labels.len() == labelled {
+            // As NIH's empty `Finding Labels`: said, not read as normal.
+            issues.push(
+                src,
+                Some(line),
+                None,
+                None,
+                "every label column is empty; image kept without labels (every finding unknown, not normal)",
+            );
         }
         rows.images.push(ImageRow {
             dataset: NAME,

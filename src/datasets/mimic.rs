@@ -189,7 +189,35 @@ pub fn read(paths: &[PathBuf], map: &LabelMap, issues: &mut Issues) -> Result<Da
     for (source, t, pos) in &labels {
         study_labels(t, pos, source, &mut resolver, &mut rows, issues)?;
     }
+    if !labels.is_empty() {
+        studies_without_labels(&rows, &meta.source, issues);
+    }
     Ok(rows)
+}
+
+/// A study of the metadata that no label file labels (no row, or a row of empty
+/// cells): its images are kept without labels, one `data_issues` row per study, as
+/// NIH's empty `Finding Labels` is said.
+fn studies_without_labels(rows: &DatasetRows, metadata: &str, issues: &mut Issues) {
+    let labelled: std::collections::HashSet<&str> =
+        rows.labels.iter().map(|l| &*l.image_id).collect();
+    let mut studies: Vec<&str> = rows
+        .images
+        .iter()
+        .filter(|i| !labelled.contains(&*i.image_id))
+        .filter_map(|i| i.study_id.as_deref())
+        .collect();
+    studies.sort_unstable();
+    studies.dedup();
+    for study in studies {
+        issues.push(
+            metadata,
+            None,
+            Some("study_id"),
+            Some(study),
+            "no label file labels this study; its images kept without labels (every finding unknown, not normal)",
+        );
+    }
 }
 
 fn view_of(v: &str) -> Option<&'static str> {
@@ -948,9 +976,19 @@ zzz-9,50000009,19000009,train
                 .iter()
                 .any(|i| i.issue.starts_with("3 image(s)"))
         );
+        // Study 50000004 (ddd-1, ddd-2) is in neither label file: its images have no
+        // label, said once.
+        assert!(
+            issues
+                .rows()
+                .iter()
+                .any(|i| i.field.as_deref() == Some("study_id")
+                    && i.value.as_deref() == Some("50000004")
+                    && i.issue.starts_with("no label file labels this study"))
+        );
         // chexpert and negbio each: bad cell + orphan study = 2; metadata: 2; split: 2;
-        // patients: 1.
-        assert_eq!(issues.len(), 2 + 2 + 2 + 2 + 1, "{got:?}");
+        // patients: 1; the unlabelled study: 1.
+        assert_eq!(issues.len(), 2 + 2 + 2 + 2 + 1 + 1, "{got:?}");
     }
 
     #[test]

@@ -103,6 +103,15 @@ pub async fn serve(options: Options) -> Result<()> {
         )
         .await?,
     );
+    // An idle server lets go of a version a commit replaced: without a statement to
+    // notice the commit, it held the old version's files on disk until its next one.
+    let watching = served.clone();
+    let watcher = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(VERSION_CHECK).await;
+            watching.follow_commits().await;
+        }
+    });
     let postgres = options.listen.map(bind).transpose()?;
     let page = options.http.map(bind).transpose()?;
     if let Some((_, address)) = &postgres {
@@ -157,9 +166,13 @@ pub async fn serve(options: Options) -> Result<()> {
         .await
         .map_err(|e| Error::Internal(format!("the server's accept loop failed: {e}")));
     drain(&served.running, options.limits.query_time).await;
+    watcher.abort();
     protocol.shutdown_background();
     served_result?
 }
+
+/// How often an idle server looks for a commit (a read of `manifest.json`).
+const VERSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A listener on `address`, and the address it got (the port, when 0 was asked).
 fn bind(address: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr)> {

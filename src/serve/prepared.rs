@@ -160,6 +160,21 @@ impl QueryHook for Prepared {
                 data_types,
                 statement,
             } => {
+                // As PostgreSQL's grammar: only these are preparable (a COPY or a
+                // SET is a syntax error at PREPARE, not at its EXECUTE).
+                if !matches!(
+                    **statement,
+                    Statement::Query(_)
+                        | Statement::Insert(_)
+                        | Statement::Update { .. }
+                        | Statement::Delete(_)
+                        | Statement::Merge { .. }
+                ) {
+                    return Some(Err(error(
+                        "42601",
+                        "syntax error: PREPARE takes a SELECT, VALUES, INSERT, UPDATE, DELETE or MERGE statement".into(),
+                    )));
+                }
                 let key = format!("{KEY}{}", name.value);
                 if client.metadata().contains_key(&key) {
                     return Some(Err(error(

@@ -213,6 +213,14 @@ impl Served {
         Ok(version)
     }
 
+    /// Takes up the version a commit made, if one did, letting go of the one it
+    /// replaced, and removes the old versions no statement reads: what a statement
+    /// does first, for a server no statement comes to. A warehouse that cannot be
+    /// opened now is left to the next statement to report.
+    pub async fn follow_commits(&self) {
+        let _ = self.version().await;
+    }
+
     /// The warehouse's current version, and the old versions no statement reads
     /// any more removed: a commit removes only those unread when it commits, and a
     /// server's statements let go of theirs later.
