@@ -193,17 +193,23 @@ pub fn read_files(
                     headings.push(h);
                 }
             }
-            if not_indexed && headings.is_empty() {
+            if headings.is_empty() {
                 let what = match rep.image_ids.len() {
                     0 => "it covers no image".to_string(),
                     n => format!("its {n} image(s) have no label, unknown rather than normal"),
+                };
+                // A report with no major heading at all is as unlabelled as one
+                // nobody indexed.
+                let (value, why) = match not_indexed {
+                    true => (Some(NOT_INDEXED), format!("MeSH `{NOT_INDEXED}`")),
+                    false => (None, "no MeSH major heading".to_string()),
                 };
                 issues.push(
                     &src,
                     None,
                     Some(&member),
-                    Some(NOT_INDEXED),
-                    format!("report not indexed (MeSH `{NOT_INDEXED}`): {what}; skipped"),
+                    value,
+                    format!("report not indexed ({why}): {what}; skipped"),
                 );
             }
             if rows.labels.len() + headings.len() * rep.image_ids.len() > MAX_LABELS {
@@ -1284,8 +1290,22 @@ CXR9_IM-0093-1001,,,3,,,,9.3,PA
                 "ecgen-radiology/2.xml",
                 report_xml("CXR8", "", &["normal"], &[], &["CXR8_IM-0082-1001"]),
             ),
+            (
+                "ecgen-radiology/3.xml",
+                report_xml("CXR9", "", &[], &[], &["CXR9_IM-0090-1001"]),
+            ),
         ]);
-        // Only the normal report labels its image; the other's image has no label.
+        // A report without any major heading is said as one nobody indexed.
+        assert!(
+            issues
+                .rows()
+                .iter()
+                .any(|i| i.field.as_deref() == Some("ecgen-radiology/3.xml")
+                    && i.issue.contains("no MeSH major heading")),
+            "{:?}",
+            issues.rows()
+        );
+        // Only the normal report labels its image; the others' images have no label.
         let labelled: Vec<(&str, &str)> = rows
             .labels
             .iter()
