@@ -266,12 +266,16 @@ fn read_table<'t>(
         }
         if rows.labels.len() == labelled {
             // As NIH's empty `Finding Labels`: said, not read as normal.
+            let cells = match labels.iter().any(|col| col[r].is_some()) {
+                true => "no label cell holds 1.0, 0.0 or -1.0",
+                false => "every label column is empty",
+            };
             issues.push(
                 src,
                 Some(line),
                 None,
                 None,
-                "every label column is empty; image kept without labels (every finding unknown, not normal)",
+                format!("{cells}; image kept without labels (every finding unknown, not normal)"),
             );
         }
         rows.images.push(ImageRow {
@@ -344,7 +348,16 @@ mod tests {
                 (Some("M"), Some("LATERAL"), Some(false))
             ]
         );
-        assert!(issues.rows().is_empty(), "{:?}", issues.rows());
+        // Both rows have no label cell: said, and nothing else.
+        assert!(
+            issues
+                .rows()
+                .iter()
+                .all(|i| i.issue.starts_with("every label column is empty")),
+            "{:?}",
+            issues.rows()
+        );
+        assert_eq!(issues.len(), 2);
     }
 
     #[test]
@@ -415,7 +428,21 @@ mod tests {
                 "missing {want:?} in {got:?}"
             );
         }
-        assert_eq!(got.len(), 7, "{got:?}");
+        // Lines 5 (its one label cell refused) and 7 (none) are images without labels.
+        let unlabelled: Vec<(Option<i64>, &str)> = issues
+            .rows()
+            .iter()
+            .filter(|i| i.issue.ends_with("(every finding unknown, not normal)"))
+            .map(|i| (i.line, &i.issue[..20]))
+            .collect();
+        assert_eq!(
+            unlabelled,
+            [
+                (Some(5), "no label cell holds "),
+                (Some(7), "every label column i")
+            ]
+        );
+        assert_eq!(got.len(), 9, "{got:?}");
         assert!(issues.rows().iter().all(|i| i.source_file == "train.csv"));
     }
 
@@ -539,10 +566,11 @@ mod tests {
         assert_eq!(by(&|i| i.view == Some("OTHER")), 16 + 1);
         assert_eq!(by(&|i| i.age == Some(0.0)), 3);
         assert_eq!(by(&|i| i.split.as_deref() == Some("train")), 223_414);
-        // Issues: the Unknown sex and the 17 LL/RL rows, nothing else.
+        // Issues: the Unknown sex, the 17 LL/RL rows and the 12 rows of empty label
+        // cells (counted from the file with pandas), nothing else.
         assert_eq!(
             issues.len(),
-            1 + 17,
+            1 + 17 + 12,
             "{:?}",
             &issues.rows()[..issues.len().min(5)]
         );

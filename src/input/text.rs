@@ -33,72 +33,60 @@ pub const MAX_NESTED_CALLS: usize = 16;
 /// file or a table.
 pub const MAX_TOKENS: usize = 50_000;
 
-/// Whether a statement of `sql` has more than [`MAX_TOKENS`] tokens, counted without
-/// the SQL tokenizer, whose own tokens of a 16 MiB text took 1.4 GiB: a run of
-/// letters, digits, `_`, `.` or `$` is one token, a quoted text or name one, every
-/// other character but blanks one; comments are skipped; `;` starts the next
-/// statement's count.
+/// The most tokens a whole text (a script, a server's message) may have, its
+/// statements together: [`MAX_TOKENS`] for each of a few statements.
+pub const MAX_TEXT_TOKENS: usize = 4 * MAX_TOKENS;
+
+/// The most tokens the SQL tokenizer may make of a whole text, blanks counted (it
+/// makes one of each blank): about 100 MiB of them. 16 MiB of spaces or of `1+1+...`
+/// took 1.4 GiB.
+pub const MAX_TOKENIZED: usize = 1_000_000;
+
+/// Whether `sql` has more tokens than a statement ([`MAX_TOKENS`]), the whole text
+/// ([`MAX_TEXT_TOKENS`]) or the tokenizer ([`MAX_TOKENIZED`]) may have, counted
+/// without the tokenizer and never fewer than it makes: a run of ASCII letters,
+/// digits and `_` is one token, every other byte one (inside quotes and comments too,
+/// as a scan can misread where they end: `E'\''`, `$$it's$$`). Only where one
+/// statement ends is read with quotes and comments: at a `;` outside them.
 pub fn too_many_tokens(sql: &str) -> bool {
     let bytes = sql.as_bytes();
-    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$') || b >= 0x80;
-    let (mut tokens, mut i) = (0usize, 0usize);
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let (mut statement, mut text, mut tokenized) = (0usize, 0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         i += 1;
-        match b {
-            b';' => {
-                tokens = 0;
-                continue;
+        tokenized += 1;
+        if b.is_ascii_whitespace() {
+            if b == b'\n' && quote == Some(b'\n') {
+                quote = None; // the end of a `--` comment
             }
-            b'\'' | b'"' => i = closing(bytes, i, b),
-            b'-' if bytes.get(i) == Some(&b'-') => {
-                i = memchr_from(bytes, i, b'\n');
-                continue;
+            if tokenized > MAX_TOKENIZED {
+                return true;
             }
-            b'/' if bytes.get(i) == Some(&b'*') => {
-                i = sql[i + 1..]
-                    .find("*/")
-                    .map_or(bytes.len(), |at| i + 1 + at + 2);
-                continue;
+            continue;
+        }
+        if word(b) {
+            while i < bytes.len() && word(bytes[i]) {
+                i += 1;
             }
-            _ if b.is_ascii_whitespace() => continue,
-            _ if word(b) => {
-                while i < bytes.len() && word(bytes[i]) {
-                    i += 1;
-                }
-            }
+        }
+        statement += 1;
+        text += 1;
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b';') => statement = 0,
+            (None, b'-') if bytes.get(i) == Some(&b'-') => quote = Some(b'\n'),
             _ => {}
         }
-        tokens += 1;
-        if tokens > MAX_TOKENS {
+        if statement > MAX_TOKENS || text > MAX_TEXT_TOKENS || tokenized > MAX_TOKENIZED {
             return true;
         }
     }
     false
-}
-
-/// The index after the quote `quote` that closes a quoted text or name opened before
-/// `from` (a doubled quote is one inside it), or the end of `bytes`.
-fn closing(bytes: &[u8], mut from: usize, quote: u8) -> usize {
-    while from < bytes.len() {
-        if bytes[from] == quote {
-            if bytes.get(from + 1) == Some(&quote) {
-                from += 2;
-                continue;
-            }
-            return from + 1;
-        }
-        from += 1;
-    }
-    bytes.len()
-}
-
-/// The index of the first `byte` at or after `from`, or the end of `bytes`.
-fn memchr_from(bytes: &[u8], from: usize, byte: u8) -> usize {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == byte)
-        .map_or(bytes.len(), |at| from + at)
 }
 
 /// The stack of every thread that parses or plans SQL (the command's, the server's):
@@ -347,27 +335,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_counted_per_statement_outside_quotes_and_comments() {
+    fn tokens_are_counted_never_fewer_than_the_tokenizer_makes() {
         let items = |n: usize| format!("SELECT {}1", "1,".repeat(n));
         // `SELECT`, then n `1` and n commas, then the last `1`.
         let at_limit = (MAX_TOKENS - 2) / 2;
         assert!(!too_many_tokens(&items(at_limit)));
         assert!(too_many_tokens(&items(at_limit + 1)));
-        // Commas inside a quoted text or name, or a comment, are none.
-        let hidden = ",".repeat(MAX_TOKENS * 2);
-        for text in [
-            format!("SELECT '{hidden}'"),
-            format!("SELECT 1 AS \"{hidden}\""),
-            format!("SELECT 1 -- {hidden}\n"),
-            format!("SELECT /* {hidden} */ 1"),
-            format!("SELECT 'it''s {hidden}'"),
-        ] {
-            assert!(!too_many_tokens(&text), "{}", &text[..20]);
-        }
-        // Each statement of a text has the limit to itself.
-        let two = format!("{}; {}", items(at_limit), items(at_limit));
-        assert!(!too_many_tokens(&two));
         assert!(too_deep(&items(at_limit + 1)).is_some_and(|why| why.contains("tokens")));
+        // Each statement of a text has the limit to itself, a few statements at most.
+        let statements = |n: usize| vec![items(at_limit); n].join(";\n");
+        assert!(!too_many_tokens(&statements(2)));
+        assert!(too_many_tokens(&statements(5)));
+        // A `;` inside quotes or a comment ends no statement; what is inside them is
+        // counted, so that quoting the scan misreads (an escape, a dollar quote) can
+        // hide nothing from it.
+        // (Past the limit only when the `;` is not read as a statement's end.)
+        let rest = format!("{}1", "1,".repeat(at_limit - 1));
+        for text in [
+            format!("SELECT ';', {rest}"),
+            format!("SELECT 1 AS \";\", {rest}"),
+            format!("SELECT 1 -- ;\n, {rest}"),
+            format!("SELECT E'\\'' AS a; SELECT {rest}, {rest}"),
+            format!("SELECT $$it's$$ AS a; SELECT {rest}, {rest}"),
+            format!("SELECT '{}'", ",".repeat(MAX_TOKENS)),
+        ] {
+            assert!(too_many_tokens(&text), "{}", &text[..30]);
+        }
+        // Blanks count against the tokenizer's budget; a long word is one token.
+        assert!(too_many_tokens(&format!(
+            "SELECT 1{}",
+            " ".repeat(MAX_TOKENIZED)
+        )));
+        assert!(!too_many_tokens(&format!(
+            "SELECT 1 /* {} */",
+            "x".repeat(10 << 20)
+        )));
     }
 
     #[test]

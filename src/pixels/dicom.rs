@@ -898,6 +898,8 @@ struct Walk<'a> {
     /// The byte ranges dicom-rs is not given: the data set's own undefined-length
     /// UN elements, and zeros padding the file after the data set.
     left_out: Vec<std::ops::Range<usize>>,
+    /// Where the zeros that end the file start (its length when it ends otherwise).
+    zeros_from: usize,
     image: ImageElements,
 }
 
@@ -911,6 +913,10 @@ impl<'a> Walk<'a> {
             explicit: true,
             big_endian: false,
             left_out: Vec::new(),
+            zeros_from: bytes
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |last| last + 1),
             image: ImageElements::default(),
         }
     }
@@ -1083,7 +1089,7 @@ impl<'a> Walk<'a> {
             // Zeros to the end of the file after the data set: padding some media
             // and archives add (block-sized files), not an element; left out of
             // what dicom-rs parses, which would read it as one.
-            if depth == 0 && self.bytes[self.at..].iter().all(|&b| b == 0) {
+            if depth == 0 && self.at >= self.zeros_from {
                 self.left_out.push(self.at..self.bytes.len());
                 self.at = self.bytes.len();
                 return Ok(());
@@ -1112,13 +1118,15 @@ impl<'a> Walk<'a> {
                 // holds (a private sequence, implicit VR) is not read.
                 _ if &element.vr == b"UN" => self.skip(&element)?,
                 _ if &element.vr == b"SQ" => self.container(&element, depth)?,
-                // Implicit VR names no sequence: a value that starts as an item is
-                // walked as one, and if it does not hold items after all (pixels
-                // that happen to start with the bytes FE FF 00 E0), read as a value.
+                // Implicit VR names no sequence: a value that starts with an item
+                // that fits in it is walked as one (and its errors are the file's);
+                // pixels that happen to start with the bytes FE FF 00 E0 do not.
                 _ if &element.vr == b"  "
                     && element.tag != (0x7FE0, 0x0010)
-                    && self.starts_with_item(self.at + element.length as usize)
-                    && self.walked_as_items(&element, depth) => {}
+                    && self.first_item_fits(element.length as usize) =>
+                {
+                    self.container(&element, depth)?
+                }
                 _ => {
                     if depth == 0 {
                         self.note(&element);
@@ -1142,18 +1150,19 @@ impl<'a> Walk<'a> {
         walked
     }
 
-    /// A sequence or item: its elements are walked, within its length if it has one.
-    /// Walks a defined-length value of implicit VR as items; if they do not read as
-    /// items, goes back to the value's start and gives false.
-    fn walked_as_items(&mut self, element: &ElementHeader, depth: usize) -> bool {
-        let (at, headers) = (self.at, self.headers);
-        if self.container(element, depth).is_ok() {
-            return true;
+    /// Whether the value at the cursor, of `length` bytes, starts with an item that
+    /// fits in it (its length undefined or within the value): pixels that happen to
+    /// start with an item's tag (FE FF 00 E0) are followed by a length that does not.
+    fn first_item_fits(&self, length: usize) -> bool {
+        let end = self.at + length;
+        if !self.starts_with_item(end) || self.at + 8 > end {
+            return false;
         }
-        (self.at, self.headers) = (at, headers);
-        false
+        let item = self.u32_at(self.at + 4);
+        item == UNDEFINED || (item as usize) <= end - (self.at + 8)
     }
 
+    /// A sequence or item: its elements are walked, within its length if it has one.
     fn container(&mut self, element: &ElementHeader, depth: usize) -> Result<(), String> {
         if element.length == UNDEFINED {
             return self.elements(self.bytes.len(), depth + 1);

@@ -103,15 +103,6 @@ pub async fn serve(options: Options) -> Result<()> {
         )
         .await?,
     );
-    // An idle server lets go of a version a commit replaced: without a statement to
-    // notice the commit, it held the old version's files on disk until its next one.
-    let watching = served.clone();
-    let watcher = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(VERSION_CHECK).await;
-            watching.follow_commits().await;
-        }
-    });
     let postgres = options.listen.map(bind).transpose()?;
     let page = options.http.map(bind).transpose()?;
     if let Some((_, address)) = &postgres {
@@ -136,6 +127,15 @@ pub async fn serve(options: Options) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the server's runtime", e))?;
+    // An idle server lets go of a version a commit replaced: without a statement to
+    // notice the commit, it held the old version's files on disk until its next one.
+    let watching = served.clone();
+    let watcher = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(VERSION_CHECK).await;
+            watching.follow_commits().await;
+        }
+    });
     let max = options.max_connections;
     settings::set_max_connections(max);
     let account = options.account.map(Arc::new);

@@ -1579,25 +1579,18 @@ fn arrow_type_of(ty: &datafusion_postgres::pgwire::api::Type) -> Option<DataType
         }
         Type::TIME => DataType::Time64(datafusion::arrow::datatypes::TimeUnit::Microsecond),
         // Arrays are decoded as lists of their element whatever the statement infers.
-        Type::BOOL_ARRAY => list_of(DataType::Boolean),
-        Type::INT2_ARRAY => list_of(DataType::Int16),
-        Type::INT4_ARRAY => list_of(DataType::Int32),
-        Type::INT8_ARRAY => list_of(DataType::Int64),
-        Type::FLOAT4_ARRAY => list_of(DataType::Float32),
-        Type::FLOAT8_ARRAY => list_of(DataType::Float64),
-        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => list_of(DataType::Utf8),
+        Type::BOOL_ARRAY => DataType::new_list(DataType::Boolean, true),
+        Type::INT2_ARRAY => DataType::new_list(DataType::Int16, true),
+        Type::INT4_ARRAY => DataType::new_list(DataType::Int32, true),
+        Type::INT8_ARRAY => DataType::new_list(DataType::Int64, true),
+        Type::FLOAT4_ARRAY => DataType::new_list(DataType::Float32, true),
+        Type::FLOAT8_ARRAY => DataType::new_list(DataType::Float64, true),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => DataType::new_list(DataType::Utf8, true),
         // As `PREPARE q(numeric)` types it: the decoder gave a value of its own
         // digits a precision below its scale (0.05: 1 digit, 2 decimals) and failed.
         Type::NUMERIC => DataType::Decimal128(38, 10),
         _ => return None,
     })
-}
-
-/// A list of `item`, as the parameter decoder makes one.
-fn list_of(item: DataType) -> DataType {
-    DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
-        "item", item, true,
-    )))
 }
 
 #[async_trait]
